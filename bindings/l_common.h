@@ -1,0 +1,52 @@
+/* Shared helpers of the Lua bindings. Bindings hold no maths: they check
+ * arguments, translate Lua conventions (1-based dims and indices) and turn
+ * core failures into Lua errors.
+ *
+ * Ownership rule at the boundary: a tensor userdata holds exactly one counted
+ * reference to an lm_tensor (or NULL once freed); __gc, __close and :free()
+ * share one idempotent release. */
+#ifndef L_COMMON_H
+#define L_COMMON_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "lm_tensor.h"
+
+#define L_TENSOR_MT "lumen.Tensor"
+
+typedef struct l_tensor_ud {
+    lm_tensor *t;
+} l_tensor_ud;
+
+/* The tensor at stack index `arg`, raising a Lua error if it is not a live
+ * tensor. */
+lm_tensor *l_check_tensor(lua_State *L, int arg);
+lm_tensor *l_test_tensor(lua_State *L, int arg); /* NULL if not a tensor */
+/* Pushes a new, empty tensor userdata and returns its slot: allocate the
+ * userdata first, then let the core fill the slot, so nothing can leak if
+ * pushing fails. */
+lm_tensor **l_push_slot(lua_State *L);
+/* Pushes a tensor userdata that takes over one reference of t. */
+void l_push_tensor(lua_State *L, lm_tensor *t);
+/* Raises lm_last_error() as a Lua error unless s is LM_OK; on success lets
+ * the collector know about tensor memory. */
+void l_check(lua_State *L, lm_status s);
+/* Lua's collector only sees userdata headers; this runs a full collection
+ * when tensor bytes have grown enough since the last one. */
+void l_gc_account(lua_State *L);
+
+/* A 1-based dimension (negative counts from the end) as 0-based. */
+int l_check_dim(lua_State *L, int arg, int ndim, const char *fn);
+/* A shape given as varargs of integers from `first`, or as one table. */
+int l_check_shape(lua_State *L, int first, int64_t *shape, const char *fn);
+/* "float32"/"float" or "int32"/"int"; `def` when absent. */
+lm_dtype l_check_dtype(lua_State *L, int arg, lm_dtype def);
+
+void l_open_tensor(lua_State *L);   /* creates the metatable, leaves nothing */
+void l_register_module_functions(lua_State *L); /* adds to the table on top */
+void l_register_io_functions(lua_State *L);
+
+int lm_lua_open(lua_State *L); /* the body of luaopen_lumen */
+
+#endif

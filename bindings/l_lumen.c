@@ -1,0 +1,333 @@
+/* luaopen_lumen: the module table, its functions and the embedded Lua library. */
+#include <string.h>
+
+#include "l_common.h"
+#include "l_embedded.h"
+#include "lm_alloc.h"
+#include "lm_cuda.h"
+#include "lm_ops.h"
+#include "lm_rng.h"
+#include "lm_threads.h"
+
+/* ---- lm.tensor{...} ------------------------------------------------------------------- */
+
+/* Walks the first element at each depth to find the shape of a nested table. */
+static int table_shape(lua_State *L, int idx, int64_t *shape) {
+    int ndim = 0;
+    lua_pushvalue(L, idx);
+    while (lua_istable(L, -1)) {
+        if (ndim == LM_MAX_DIMS) luaL_error(L, "tensor: nested deeper than %d levels", LM_MAX_DIMS);
+        shape[ndim++] = (int64_t)luaL_len(L, -1);
+        if (shape[ndim - 1] == 0) break;
+        lua_geti(L, -1, 1);
+        lua_remove(L, -2);
+    }
+    lua_pop(L, 1);
+    return ndim;
+}
+
+/* Fills data from the nested table at `idx` (depth d), checking it is rectangular. */
+static void fill_from_table(lua_State *L, int idx, const int64_t *shape, int ndim, int d,
+                            lm_dtype dtype, void *data, int64_t *pos, int *path) {
+    int64_t n = (int64_t)luaL_len(L, idx);
+    if (n != shape[d]) {
+        luaL_Buffer b;
+        luaL_buffinit(L, &b);
+        for (int k = 0; k < d; k++) lua_pushfstring(L, "[%d]", path[k]), luaL_addvalue(&b);
+        luaL_pushresult(&b);
+        luaL_error(L, "tensor: ragged nested table: row %s has %d elements, expected %d",
+                   d ? lua_tostring(L, -1) : "(top)", (int)n, (int)shape[d]);
+    }
+    luaL_checkstack(L, 4, "tensor: table too deep");
+    for (int64_t i = 1; i <= n; i++) {
+        path[d] = (int)i;
+        lua_geti(L, idx, i);
+        if (d + 1 < ndim) {
+            if (!lua_istable(L, -1))
+                luaL_error(L, "tensor: element %d at depth %d is a %s, expected a table", (int)i,
+                           d + 1, luaL_typename(L, -1));
+            fill_from_table(L, lua_gettop(L), shape, ndim, d + 1, dtype, data, pos, path);
+        } else {
+            int isnum;
+            lua_Number v = lua_tonumberx(L, -1, &isnum);
+            if (!isnum || lua_type(L, -1) != LUA_TNUMBER)
+                luaL_error(L, "tensor: element %d at depth %d is a %s, expected a number",
+                           (int)i, d + 1, luaL_typename(L, -1));
+            if (dtype == LM_INT32) {
+                if (v != (lua_Number)(int32_t)v)
+                    luaL_error(L, "tensor: element %d at depth %d (%f) is not an int32", (int)i,
+                               d + 1, v);
+                ((int32_t *)data)[(*pos)++] = (int32_t)v;
+            } else {
+                ((float *)data)[(*pos)++] = (float)v;
+            }
+        }
+        lua_pop(L, 1);
+    }
+}
+
+static int l_tensor(lua_State *L) {
+    lm_dtype dtype = l_check_dtype(L, 2, LM_FLOAT32);
+    if (lua_type(L, 1) == LUA_TNUMBER) { /* a 0-D scalar */
+        lm_tensor **slot = l_push_slot(L);
+        l_check(L, lm_full(slot, dtype, LM_CPU, 0, NULL, lua_tonumber(L, 1)));
+        return 1;
+    }
+    if (l_test_tensor(L, 1)) { /* a copy */
+        lm_tensor **slot = l_push_slot(L);
+        lm_tensor *src = l_check_tensor(L, 1);
+        bool same = lua_isnoneornil(L, 2) || src->dtype == dtype;
+        l_check(L, same ? lm_clone(slot, src) : lm_to_dtype(slot, src, dtype));
+        return 1;
+    }
+    luaL_checktype(L, 1, LUA_TTABLE);
+    int64_t shape[LM_MAX_DIMS];
+    int ndim = table_shape(L, 1, shape);
+    lm_tensor **slot = l_push_slot(L);
+    l_check(L, lm_tensor_new(slot, dtype, LM_CPU, ndim, shape));
+    int64_t pos = 0;
+    int path[LM_MAX_DIMS];
+    fill_from_table(L, 1, shape, ndim, 0, dtype, lm_tensor_f32(*slot), &pos, path);
+    return 1;
+}
+
+/* ---- creation ------------------------------------------------------------------------------ */
+
+/* Shape from args 1..k, then an optional dtype string. */
+static int create_full(lua_State *L, double value, const char *fn) {
+    int64_t shape[LM_MAX_DIMS];
+    int n = l_check_shape(L, 1, shape, fn);
+    for (int i = 0; i < n; i++)
+        if (shape[i] < 0) return luaL_error(L, "%s: sizes must be >= 0", fn);
+    int dtype_arg = lua_istable(L, 1) ? 2 : n + 1;
+    lm_dtype dtype = l_check_dtype(L, dtype_arg, LM_FLOAT32);
+    l_check(L, lm_full(l_push_slot(L), dtype, LM_CPU, n, shape, value));
+    return 1;
+}
+
+static int l_zeros(lua_State *L) { return create_full(L, 0, "zeros"); }
+static int l_ones(lua_State *L) { return create_full(L, 1, "ones"); }
+
+/* Pushes an uninitialised float tensor of the shape in args 1.. */
+static lm_tensor **new_from_shape_args(lua_State *L, const char *fn) {
+    int64_t shape[LM_MAX_DIMS];
+    int n = l_check_shape(L, 1, shape, fn);
+    for (int i = 0; i < n; i++)
+        if (shape[i] < 0) luaL_error(L, "%s: sizes must be >= 0", fn);
+    lm_tensor **slot = l_push_slot(L);
+    l_check(L, lm_tensor_new(slot, LM_FLOAT32, LM_CPU, n, shape));
+    return slot;
+}
+
+static int l_rand(lua_State *L) {
+    lm_tensor **slot = new_from_shape_args(L, "rand");
+    l_check(L, lm_rand_uniform_(*slot, 0, 1));
+    return 1;
+}
+
+static int l_randn(lua_State *L) {
+    lm_tensor **slot = new_from_shape_args(L, "randn");
+    l_check(L, lm_rand_normal_(*slot, 0, 1));
+    return 1;
+}
+
+static int l_full(lua_State *L) {
+    /* lm.full(shape_table, value [, dtype]) */
+    luaL_checktype(L, 1, LUA_TTABLE);
+    double v = luaL_checknumber(L, 2);
+    int64_t shape[LM_MAX_DIMS];
+    int n = l_check_shape(L, 1, shape, "full");
+    lm_dtype dtype = l_check_dtype(L, 3, LM_FLOAT32);
+    l_check(L, lm_full(l_push_slot(L), dtype, LM_CPU, n, shape, v));
+    return 1;
+}
+
+/* Inclusive, like Lua's numeric for: arange(1, 5) is 1 2 3 4 5; arange(n) is 1..n. */
+static int l_arange(lua_State *L) {
+    double start, stop, step = 1;
+    int dtype_arg;
+    if (lua_type(L, 2) != LUA_TNUMBER) {
+        start = 1, stop = luaL_checknumber(L, 1), dtype_arg = 2;
+    } else {
+        start = luaL_checknumber(L, 1), stop = luaL_checknumber(L, 2);
+        dtype_arg = 3;
+        if (lua_type(L, 3) == LUA_TNUMBER) step = lua_tonumber(L, 3), dtype_arg = 4;
+    }
+    if (step == 0) return luaL_error(L, "arange: step must not be 0");
+    double count = (stop - start) / step;
+    if (count < 0) count = -1;
+    if (count > 1e10) return luaL_error(L, "arange: too many elements");
+    lm_dtype dtype = l_check_dtype(L, dtype_arg, LM_FLOAT32);
+    l_check(L, lm_arange(l_push_slot(L), dtype, start, step, (int64_t)(count + 1e-9) + 1));
+    return 1;
+}
+
+static int l_randperm(lua_State *L) {
+    lua_Integer n = luaL_checkinteger(L, 1);
+    lm_tensor **raw = l_push_slot(L);
+    l_check(L, lm_randperm(raw, n));
+    l_check(L, lm_binary_scalar(l_push_slot(L), LM_ADD, *raw, 1, false)); /* 1-based */
+    return 1;
+}
+
+static int l_bernoulli(lua_State *L) {
+    /* lm.bernoulli(p, shape...) */
+    double p = luaL_checknumber(L, 1);
+    int64_t shape[LM_MAX_DIMS];
+    int n = l_check_shape(L, 2, shape, "bernoulli");
+    lm_tensor **slot = l_push_slot(L);
+    l_check(L, lm_tensor_new(slot, LM_FLOAT32, LM_CPU, n, shape));
+    l_check(L, lm_rand_bernoulli_(*slot, p));
+    return 1;
+}
+
+static int l_manual_seed(lua_State *L) {
+    lua_Integer seed = luaL_checkinteger(L, 1);
+    lm_manual_seed((uint64_t)seed);
+    return 0;
+}
+
+static int l_rng_state(lua_State *L) {
+    lua_pushinteger(L, (lua_Integer)lm_rng_seed());
+    lua_pushinteger(L, (lua_Integer)lm_rng_offset());
+    return 2;
+}
+
+static int l_set_rng_state(lua_State *L) {
+    lm_rng_set_state((uint64_t)luaL_checkinteger(L, 1), (uint64_t)luaL_checkinteger(L, 2));
+    return 0;
+}
+
+/* ---- functions over tensors ------------------------------------------------------------------ */
+
+static int l_matmul(lua_State *L) {
+    lm_tensor *a = l_check_tensor(L, 1), *b = l_check_tensor(L, 2);
+    l_check(L, lm_matmul(l_push_slot(L), a, b));
+    return 1;
+}
+
+static int l_where(lua_State *L) {
+    lm_tensor *c = l_check_tensor(L, 1), *a = l_check_tensor(L, 2), *b = l_check_tensor(L, 3);
+    l_check(L, lm_where(l_push_slot(L), c, a, b));
+    return 1;
+}
+
+static int l_is_tensor(lua_State *L) {
+    lua_pushboolean(L, luaL_testudata(L, 1, L_TENSOR_MT) != NULL);
+    return 1;
+}
+
+/* ---- runtime --------------------------------------------------------------------------------- */
+
+static int l_set_num_threads(lua_State *L) {
+    lua_Integer n = luaL_checkinteger(L, 1);
+    if (n < 1 || n > 64) return luaL_error(L, "set_num_threads: n must be in 1..64, got %d", (int)n);
+    lm_set_num_threads((int)n);
+    return 0;
+}
+
+static int l_get_num_threads(lua_State *L) {
+    lua_pushinteger(L, lm_get_num_threads());
+    return 1;
+}
+
+static int l_memory_stats(lua_State *L) {
+    lm_memory_stats s = lm_cpu_memory_stats();
+    lua_createtable(L, 0, 5);
+    lua_pushinteger(L, (lua_Integer)s.live_bytes);
+    lua_setfield(L, -2, "live_bytes");
+    lua_pushinteger(L, (lua_Integer)s.cached_bytes);
+    lua_setfield(L, -2, "cached_bytes");
+    lua_pushinteger(L, (lua_Integer)s.peak_bytes);
+    lua_setfield(L, -2, "peak_bytes");
+    lua_pushinteger(L, (lua_Integer)s.allocations);
+    lua_setfield(L, -2, "allocations");
+    lua_pushinteger(L, (lua_Integer)s.cache_hits);
+    lua_setfield(L, -2, "cache_hits");
+    return 1;
+}
+
+static int l_empty_cache(lua_State *L) {
+    lm_cpu_empty_cache();
+    return 0;
+}
+
+static int l_cuda_available(lua_State *L) {
+    lua_pushboolean(L, lm_cuda_available());
+    return 1;
+}
+
+static int l_cuda_status(lua_State *L) {
+    lua_pushstring(L, lm_cuda_status());
+    return 1;
+}
+
+static const luaL_Reg module_functions[] = {
+    {"tensor", l_tensor}, {"zeros", l_zeros}, {"ones", l_ones}, {"full", l_full},
+    {"rand", l_rand}, {"randn", l_randn}, {"arange", l_arange}, {"randperm", l_randperm},
+    {"bernoulli", l_bernoulli}, {"manual_seed", l_manual_seed}, {"rng_state", l_rng_state},
+    {"set_rng_state", l_set_rng_state}, {"matmul", l_matmul}, {"where", l_where},
+    {"is_tensor", l_is_tensor}, {"set_num_threads", l_set_num_threads},
+    {"get_num_threads", l_get_num_threads}, {"memory_stats", l_memory_stats},
+    {"empty_cache", l_empty_cache}, {NULL, NULL}};
+
+static const luaL_Reg cuda_functions[] = {
+    {"available", l_cuda_available}, {"status", l_cuda_status}, {NULL, NULL}};
+
+void l_register_module_functions(lua_State *L) {
+    luaL_setfuncs(L, module_functions, 0);
+    luaL_newlib(L, cuda_functions);
+    lua_setfield(L, -2, "cuda");
+}
+
+/* ---- opening ------------------------------------------------------------------------------------ */
+
+static lua_State *gc_state; /* the state whose collector may free tensors on OOM */
+
+static void collect_on_oom(void *ud) {
+    (void)ud;
+    if (gc_state) lua_gc(gc_state, LUA_GCCOLLECT);
+}
+
+/* package.preload["lumen.x"] for each embedded module except "lumen" itself. */
+static int load_embedded(lua_State *L) {
+    const lm_embedded_module *m = lua_touserdata(L, lua_upvalueindex(1));
+    if (luaL_loadbuffer(L, m->source, m->size, m->chunkname) != LUA_OK) return lua_error(L);
+    lua_pushvalue(L, 1);
+    lua_call(L, 1, 1);
+    return 1;
+}
+
+int lm_lua_open(lua_State *L) {
+    l_open_tensor(L);
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+    const lm_embedded_module *init = NULL;
+    for (const lm_embedded_module *m = lm_embedded_modules; m->name; m++) {
+        if (!strcmp(m->name, "lumen")) {
+            init = m;
+            continue;
+        }
+        lua_pushlightuserdata(L, (void *)m);
+        lua_pushcclosure(L, load_embedded, 1);
+        lua_setfield(L, -2, m->name);
+    }
+    lua_pop(L, 1);
+
+    lua_newtable(L); /* the module table, handed to lua/lumen/init.lua */
+    l_register_module_functions(L);
+    l_register_io_functions(L);
+    lua_pushliteral(L, LUMEN_VERSION);
+    lua_setfield(L, -2, "version");
+    luaL_getmetatable(L, L_TENSOR_MT);
+    lua_setfield(L, -2, "_tensor_metatable");
+
+    gc_state = L;
+    lm_set_oom_handler(collect_on_oom, NULL);
+
+    if (!init) return luaL_error(L, "lumen: the embedded Lua library is missing");
+    if (luaL_loadbuffer(L, init->source, init->size, init->chunkname) != LUA_OK)
+        return lua_error(L);
+    lua_pushvalue(L, -2);
+    lua_call(L, 1, 1); /* init.lua returns the finished module */
+    return 1;
+}

@@ -1,0 +1,577 @@
+/* The lumen.Tensor userdata: metatable, methods and metamethods. */
+#include <math.h>
+#include <string.h>
+
+#include "l_common.h"
+#include "lm_alloc.h"
+#include "lm_ops.h"
+
+/* ---- userdata lifecycle --------------------------------------------------------------- */
+
+lm_tensor *l_test_tensor(lua_State *L, int arg) {
+    l_tensor_ud *ud = luaL_testudata(L, arg, L_TENSOR_MT);
+    return ud ? ud->t : NULL;
+}
+
+lm_tensor *l_check_tensor(lua_State *L, int arg) {
+    l_tensor_ud *ud = luaL_testudata(L, arg, L_TENSOR_MT);
+    if (!ud) {
+        const char *got = luaL_typename(L, arg);
+        if (luaL_getmetafield(L, arg, "__name") == LUA_TSTRING) got = lua_tostring(L, -1);
+        luaL_error(L, "bad argument #%d: expected a tensor, got %s", arg, got);
+    }
+    if (!ud->t) luaL_error(L, "bad argument #%d: this tensor has been freed", arg);
+    return ud->t;
+}
+
+lm_tensor **l_push_slot(lua_State *L) {
+    l_tensor_ud *ud = lua_newuserdatauv(L, sizeof *ud, 1);
+    ud->t = NULL; /* "closed" until the core fills it */
+    luaL_setmetatable(L, L_TENSOR_MT);
+    return &ud->t;
+}
+
+void l_push_tensor(lua_State *L, lm_tensor *t) {
+    l_tensor_ud *ud = lua_newuserdatauv(L, sizeof *ud, 1);
+    ud->t = t;
+    luaL_setmetatable(L, L_TENSOR_MT);
+}
+
+static size_t gc_threshold = (size_t)64 << 20;
+
+void l_gc_account(lua_State *L) {
+    size_t live = lm_cpu_memory_stats().live_bytes;
+    if (live <= gc_threshold) return;
+    lua_gc(L, LUA_GCCOLLECT);
+    live = lm_cpu_memory_stats().live_bytes;
+    size_t slack = live / 2 > ((size_t)64 << 20) ? live / 2 : ((size_t)64 << 20);
+    gc_threshold = live + slack;
+}
+
+void l_check(lua_State *L, lm_status s) {
+    if (s != LM_OK) luaL_error(L, "%s", lm_last_error());
+    l_gc_account(L);
+}
+
+static int t_free(lua_State *L) {
+    l_tensor_ud *ud = luaL_checkudata(L, 1, L_TENSOR_MT);
+    lm_tensor_release(ud->t);
+    ud->t = NULL;
+    return 0;
+}
+
+/* ---- argument helpers -------------------------------------------------------------------- */
+
+int l_check_dim(lua_State *L, int arg, int ndim, const char *fn) {
+    lua_Integer d = luaL_checkinteger(L, arg);
+    lua_Integer d0 = d < 0 ? ndim + d : d - 1;
+    if (d == 0 || d0 < 0 || d0 >= (ndim ? ndim : 1))
+        luaL_error(L, "%s: dimension %d out of range for a %d-D tensor", fn, (int)d, ndim);
+    return (int)d0;
+}
+
+int l_check_shape(lua_State *L, int first, int64_t *shape, const char *fn) {
+    int n = 0;
+    if (lua_istable(L, first)) {
+        n = (int)luaL_len(L, first);
+        if (n > LM_MAX_DIMS) luaL_error(L, "%s: %d dimensions, at most %d", fn, n, LM_MAX_DIMS);
+        for (int i = 1; i <= n; i++) {
+            lua_geti(L, first, i);
+            int ok;
+            lua_Integer v = lua_tointegerx(L, -1, &ok);
+            if (!ok || v < -1)
+                luaL_error(L, "%s: size %d of the shape must be a non-negative integer", fn, i);
+            shape[i - 1] = v;
+            lua_pop(L, 1);
+        }
+        return n;
+    }
+    int top = lua_gettop(L);
+    for (int i = first; i <= top && lua_type(L, i) == LUA_TNUMBER; i++) {
+        if (n == LM_MAX_DIMS) luaL_error(L, "%s: at most %d dimensions", fn, LM_MAX_DIMS);
+        int ok;
+        lua_Integer v = lua_tointegerx(L, i, &ok);
+        if (!ok || v < -1)
+            luaL_error(L, "%s: size %d of the shape must be a non-negative integer", fn, n + 1);
+        shape[n++] = v;
+    }
+    return n;
+}
+
+lm_dtype l_check_dtype(lua_State *L, int arg, lm_dtype def) {
+    if (lua_isnoneornil(L, arg)) return def;
+    const char *s = luaL_checkstring(L, arg);
+    if (!strcmp(s, "float32") || !strcmp(s, "float")) return LM_FLOAT32;
+    if (!strcmp(s, "int32") || !strcmp(s, "int")) return LM_INT32;
+    return (lm_dtype)luaL_error(L, "unknown dtype '%s' (expected 'float32' or 'int32')", s);
+}
+
+/* ---- metadata ------------------------------------------------------------------------------ */
+
+static void push_shape(lua_State *L, const lm_tensor *t) {
+    lua_createtable(L, t->ndim, 0);
+    for (int d = 0; d < t->ndim; d++) {
+        lua_pushinteger(L, t->shape[d]);
+        lua_rawseti(L, -2, d + 1);
+    }
+}
+
+static int t_shape(lua_State *L) {
+    push_shape(L, l_check_tensor(L, 1));
+    return 1;
+}
+
+static int t_size(lua_State *L) {
+    lm_tensor *t = l_check_tensor(L, 1);
+    if (lua_isnoneornil(L, 2)) {
+        push_shape(L, t);
+        return 1;
+    }
+    lua_pushinteger(L, t->shape[l_check_dim(L, 2, t->ndim, "size")]);
+    return 1;
+}
+
+static int t_stride(lua_State *L) {
+    lm_tensor *t = l_check_tensor(L, 1);
+    if (!lua_isnoneornil(L, 2)) {
+        lua_pushinteger(L, t->strides[l_check_dim(L, 2, t->ndim, "stride")]);
+        return 1;
+    }
+    lua_createtable(L, t->ndim, 0);
+    for (int d = 0; d < t->ndim; d++) {
+        lua_pushinteger(L, t->strides[d]);
+        lua_rawseti(L, -2, d + 1);
+    }
+    return 1;
+}
+
+static int t_dim(lua_State *L) {
+    lua_pushinteger(L, l_check_tensor(L, 1)->ndim);
+    return 1;
+}
+
+static int t_numel(lua_State *L) {
+    lua_pushinteger(L, lm_tensor_numel(l_check_tensor(L, 1)));
+    return 1;
+}
+
+static int t_dtype(lua_State *L) {
+    lua_pushstring(L, lm_dtype_name(l_check_tensor(L, 1)->dtype));
+    return 1;
+}
+
+static int t_device(lua_State *L) {
+    lua_pushstring(L, lm_device_name(l_check_tensor(L, 1)->storage->device));
+    return 1;
+}
+
+static int t_is_contiguous(lua_State *L) {
+    lua_pushboolean(L, lm_tensor_is_contiguous(l_check_tensor(L, 1)));
+    return 1;
+}
+
+static int t_len(lua_State *L) {
+    lm_tensor *t = l_check_tensor(L, 1);
+    lua_pushinteger(L, t->ndim ? t->shape[0] : 1);
+    return 1;
+}
+
+/* ---- element access ---------------------------------------------------------------------------- */
+
+static void push_element(lua_State *L, lm_tensor *t, double v) {
+    if (t->dtype == LM_INT32)
+        lua_pushinteger(L, (lua_Integer)v);
+    else
+        lua_pushnumber(L, v);
+}
+
+static int t_item(lua_State *L) {
+    lm_tensor *t = l_check_tensor(L, 1);
+    if (lm_tensor_numel(t) != 1)
+        return luaL_error(L, "item: the tensor has %d elements, item needs exactly 1",
+                          (int)lm_tensor_numel(t));
+    double v;
+    l_check(L, lm_get_element(t, 0, &v));
+    push_element(L, t, v);
+    return 1;
+}
+
+/* Nested tables of the values, read through one host copy. */
+static void push_nested(lua_State *L, const lm_tensor *t, const void *data, int d, int64_t *pos) {
+    if (d == t->ndim) {
+        double v = t->dtype == LM_INT32 ? ((const int32_t *)data)[*pos]
+                                        : ((const float *)data)[*pos];
+        (*pos)++;
+        if (t->dtype == LM_INT32)
+            lua_pushinteger(L, (lua_Integer)v);
+        else
+            lua_pushnumber(L, v);
+        return;
+    }
+    luaL_checkstack(L, 4, "tensor too deep");
+    lua_createtable(L, (int)t->shape[d], 0);
+    for (int64_t i = 0; i < t->shape[d]; i++) {
+        push_nested(L, t, data, d + 1, pos);
+        lua_rawseti(L, -2, i + 1);
+    }
+}
+
+static int t_totable(lua_State *L) {
+    lm_tensor *t = l_check_tensor(L, 1);
+    size_t bytes = (size_t)lm_tensor_numel(t) * 4;
+    void *buf = lua_newuserdatauv(L, bytes ? bytes : 1, 0); /* freed by the collector */
+    l_check(L, lm_to_host(t, buf));
+    int64_t pos = 0;
+    push_nested(L, t, buf, 0, &pos);
+    return 1;
+}
+
+/* x[i]: a number for 1-D tensors, a view of slice i along dimension 1 otherwise. */
+static int t_index(lua_State *L) {
+    if (lua_type(L, 2) == LUA_TNUMBER) {
+        lm_tensor *t = l_check_tensor(L, 1);
+        if (t->ndim == 0) return luaL_error(L, "cannot index a 0-D tensor (use :item())");
+        lua_Integer i = luaL_checkinteger(L, 2);
+        lua_Integer i0 = i < 0 ? t->shape[0] + i : i - 1;
+        if (i == 0 || i0 < 0 || i0 >= t->shape[0])
+            return luaL_error(L, "index %d out of range for dimension 1 of size %d", (int)i,
+                              (int)t->shape[0]);
+        if (t->ndim == 1) {
+            double v;
+            l_check(L, lm_get_element(t, i0, &v));
+            push_element(L, t, v);
+            return 1;
+        }
+        l_check(L, lm_tensor_select(l_push_slot(L), t, 0, i0));
+        return 1;
+    }
+    lua_pushvalue(L, 2);
+    lua_gettable(L, lua_upvalueindex(1)); /* methods */
+    return 1;
+}
+
+/* x[i] = v: fills slice i with a number or copies a tensor into it. */
+static int t_newindex(lua_State *L) {
+    lm_tensor *t = l_check_tensor(L, 1);
+    if (lua_type(L, 2) != LUA_TNUMBER)
+        return luaL_error(L, "tensors have no assignable fields ('%s')", luaL_tolstring(L, 2, NULL));
+    if (t->ndim == 0) return luaL_error(L, "cannot index a 0-D tensor");
+    lua_Integer i = luaL_checkinteger(L, 2);
+    lua_Integer i0 = i < 0 ? t->shape[0] + i : i - 1;
+    if (i == 0 || i0 < 0 || i0 >= t->shape[0])
+        return luaL_error(L, "index %d out of range for dimension 1 of size %d", (int)i,
+                          (int)t->shape[0]);
+    lm_tensor *src = l_test_tensor(L, 3);
+    if (!src && lua_type(L, 3) != LUA_TNUMBER)
+        return luaL_error(L, "can only assign a number or a tensor, got %s", luaL_typename(L, 3));
+    lm_tensor **slot = l_push_slot(L);
+    l_check(L, lm_tensor_select(slot, t, 0, i0));
+    l_check(L, src ? lm_copy_(*slot, src) : lm_fill_(*slot, lua_tonumber(L, 3)));
+    return 0;
+}
+
+/* ---- views ------------------------------------------------------------------------------------ */
+
+static int t_view(lua_State *L) {
+    lm_tensor *t = l_check_tensor(L, 1);
+    int64_t shape[LM_MAX_DIMS];
+    int n = l_check_shape(L, 2, shape, "view");
+    l_check(L, lm_tensor_view(l_push_slot(L), t, n, shape));
+    return 1;
+}
+
+static int t_reshape(lua_State *L) {
+    lm_tensor *t = l_check_tensor(L, 1);
+    int64_t shape[LM_MAX_DIMS];
+    int n = l_check_shape(L, 2, shape, "reshape");
+    l_check(L, lm_tensor_reshape(l_push_slot(L), t, n, shape));
+    return 1;
+}
+
+static int t_transpose(lua_State *L) {
+    lm_tensor *t = l_check_tensor(L, 1);
+    int d0, d1;
+    if (lua_isnoneornil(L, 2)) { /* x:transpose() / x:t() of a matrix */
+        if (t->ndim != 2)
+            return luaL_error(L, "transpose: without dimensions needs a 2-D tensor, got %d-D",
+                              t->ndim);
+        d0 = 0, d1 = 1;
+    } else {
+        d0 = l_check_dim(L, 2, t->ndim, "transpose");
+        d1 = l_check_dim(L, 3, t->ndim, "transpose");
+    }
+    l_check(L, lm_tensor_transpose(l_push_slot(L), t, d0, d1));
+    return 1;
+}
+
+static int t_permute(lua_State *L) {
+    lm_tensor *t = l_check_tensor(L, 1);
+    int64_t dims[LM_MAX_DIMS];
+    int n = l_check_shape(L, 2, dims, "permute");
+    int perm[LM_MAX_DIMS];
+    for (int i = 0; i < n; i++) perm[i] = (int)dims[i] - 1;
+    l_check(L, lm_tensor_permute(l_push_slot(L), t, n, perm));
+    return 1;
+}
+
+static int t_narrow(lua_State *L) {
+    lm_tensor *t = l_check_tensor(L, 1);
+    int d = l_check_dim(L, 2, t->ndim, "narrow");
+    lua_Integer start = luaL_checkinteger(L, 3), len = luaL_checkinteger(L, 4);
+    if (start < 1) return luaL_error(L, "narrow: start must be >= 1, got %d", (int)start);
+    l_check(L, lm_tensor_narrow(l_push_slot(L), t, d, start - 1, len));
+    return 1;
+}
+
+static int t_select(lua_State *L) {
+    lm_tensor *t = l_check_tensor(L, 1);
+    int d = l_check_dim(L, 2, t->ndim, "select");
+    lua_Integer i = luaL_checkinteger(L, 3);
+    lua_Integer i0 = i < 0 ? t->shape[d] + i : i - 1;
+    if (i == 0) return luaL_error(L, "select: index 0 (indices start at 1)");
+    l_check(L, lm_tensor_select(l_push_slot(L), t, d, i0));
+    return 1;
+}
+
+static int t_expand(lua_State *L) {
+    lm_tensor *t = l_check_tensor(L, 1);
+    int64_t shape[LM_MAX_DIMS];
+    int n = l_check_shape(L, 2, shape, "expand");
+    for (int i = 0; i < n; i++) /* -1 keeps the size */
+        if (shape[i] == -1 && i - (n - t->ndim) >= 0) shape[i] = t->shape[i - (n - t->ndim)];
+    l_check(L, lm_tensor_expand(l_push_slot(L), t, n, shape));
+    return 1;
+}
+
+static int t_unsqueeze(lua_State *L) {
+    lm_tensor *t = l_check_tensor(L, 1);
+    int d = l_check_dim(L, 2, t->ndim + 1, "unsqueeze");
+    l_check(L, lm_tensor_unsqueeze(l_push_slot(L), t, d));
+    return 1;
+}
+
+static int t_squeeze(lua_State *L) {
+    lm_tensor *t = l_check_tensor(L, 1);
+    int d = lua_isnoneornil(L, 2) ? -1 : l_check_dim(L, 2, t->ndim, "squeeze");
+    l_check(L, lm_tensor_squeeze(l_push_slot(L), t, d));
+    return 1;
+}
+
+/* ---- copies and conversions --------------------------------------------------------------------- */
+
+static int t_contiguous(lua_State *L) {
+    lm_tensor *t = l_check_tensor(L, 1);
+    if (lm_tensor_is_contiguous(t)) {
+        lua_settop(L, 1);
+        return 1;
+    }
+    l_check(L, lm_contiguous(l_push_slot(L), t));
+    return 1;
+}
+
+static int t_clone(lua_State *L) {
+    lm_tensor *t = l_check_tensor(L, 1);
+    l_check(L, lm_clone(l_push_slot(L), t));
+    return 1;
+}
+
+static int t_copy_(lua_State *L) {
+    lm_tensor *dst = l_check_tensor(L, 1), *src = l_check_tensor(L, 2);
+    l_check(L, lm_copy_(dst, src));
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int t_fill_(lua_State *L) {
+    lm_tensor *t = l_check_tensor(L, 1);
+    l_check(L, lm_fill_(t, luaL_checknumber(L, 2)));
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int convert(lua_State *L, lm_dtype dtype) {
+    lm_tensor *t = l_check_tensor(L, 1);
+    if (t->dtype == dtype) {
+        lua_settop(L, 1);
+        return 1;
+    }
+    l_check(L, lm_to_dtype(l_push_slot(L), t, dtype));
+    return 1;
+}
+static int t_float(lua_State *L) { return convert(L, LM_FLOAT32); }
+static int t_int(lua_State *L) { return convert(L, LM_INT32); }
+
+static int t_to(lua_State *L) {
+    lm_tensor *t = l_check_tensor(L, 1);
+    const char *what = luaL_checkstring(L, 2);
+    lm_device device;
+    if (!strcmp(what, "cpu"))
+        device = LM_CPU;
+    else if (!strcmp(what, "cuda"))
+        device = LM_CUDA;
+    else if (!strcmp(what, "float32") || !strcmp(what, "float") || !strcmp(what, "int32") ||
+             !strcmp(what, "int"))
+        return convert(L, l_check_dtype(L, 2, LM_FLOAT32));
+    else
+        return luaL_error(L, "to: unknown device or dtype '%s' (expected 'cpu', 'cuda', "
+                             "'float32' or 'int32')", what);
+    if (t->storage->device == device) {
+        lua_settop(L, 1);
+        return 1;
+    }
+    l_check(L, lm_to_device(l_push_slot(L), t, device));
+    return 1;
+}
+
+/* ---- elementwise ---------------------------------------------------------------------------------- */
+
+/* a op b where either side may be a number. */
+static int binary(lua_State *L, lm_binary_op op) {
+    lm_tensor *a = l_test_tensor(L, 1), *b = l_test_tensor(L, 2);
+    const char *name = lm_binary_name(op);
+    if (a && b) {
+        l_check(L, lm_binary(l_push_slot(L), op, a, b));
+    } else if (a && lua_type(L, 2) == LUA_TNUMBER) {
+        l_check(L, lm_binary_scalar(l_push_slot(L), op, a, lua_tonumber(L, 2), false));
+    } else if (b && lua_type(L, 1) == LUA_TNUMBER) {
+        l_check(L, lm_binary_scalar(l_push_slot(L), op, b, lua_tonumber(L, 1), true));
+    } else {
+        if (a || b) l_check_tensor(L, a ? 1 : 2); /* freed tensor: say so */
+        return luaL_error(L, "%s: expected tensors or numbers, got %s and %s", name,
+                          luaL_typename(L, 1), luaL_typename(L, 2));
+    }
+    return 1;
+}
+
+#define BINARY_METHOD(fn, op)                                                                      \
+    static int fn(lua_State *L) { return binary(L, op); }
+BINARY_METHOD(t_add, LM_ADD)
+BINARY_METHOD(t_sub, LM_SUB)
+BINARY_METHOD(t_mul, LM_MUL)
+BINARY_METHOD(t_div, LM_DIV)
+BINARY_METHOD(t_pow, LM_POW)
+BINARY_METHOD(t_maximum, LM_MAXIMUM)
+BINARY_METHOD(t_minimum, LM_MINIMUM)
+BINARY_METHOD(t_eq, LM_EQ)
+BINARY_METHOD(t_ne, LM_NE)
+BINARY_METHOD(t_lt, LM_LT)
+BINARY_METHOD(t_le, LM_LE)
+BINARY_METHOD(t_gt, LM_GT)
+BINARY_METHOD(t_ge, LM_GE)
+
+static int unary(lua_State *L, lm_unary_op op, double p0, double p1) {
+    lm_tensor *t = l_check_tensor(L, 1);
+    l_check(L, lm_unary(l_push_slot(L), op, t, p0, p1));
+    return 1;
+}
+
+#define UNARY_METHOD(fn, op)                                                                       \
+    static int fn(lua_State *L) { return unary(L, op, 0, 0); }
+UNARY_METHOD(t_neg, LM_NEG)
+UNARY_METHOD(t_exp, LM_EXP)
+UNARY_METHOD(t_log, LM_LOG)
+UNARY_METHOD(t_sqrt, LM_SQRT)
+UNARY_METHOD(t_abs, LM_ABS)
+UNARY_METHOD(t_sign, LM_SIGN)
+UNARY_METHOD(t_tanh, LM_TANH)
+UNARY_METHOD(t_sigmoid, LM_SIGMOID)
+UNARY_METHOD(t_relu, LM_RELU)
+
+static int t_elu(lua_State *L) { return unary(L, LM_ELU, luaL_optnumber(L, 2, 1.0), 0); }
+
+static int t_clamp(lua_State *L) {
+    double lo = luaL_optnumber(L, 2, -HUGE_VAL), hi = luaL_optnumber(L, 3, HUGE_VAL);
+    if (lo > hi) return luaL_error(L, "clamp: min (%g) is greater than max (%g)", lo, hi);
+    return unary(L, LM_CLAMP, lo, hi);
+}
+
+static int t_unm(lua_State *L) { return unary(L, LM_NEG, 0, 0); }
+
+/* ---- reductions ----------------------------------------------------------------------------------- */
+
+/* x:op() over everything, x:op(dim [, keepdim]) over one dimension. */
+static int reduce(lua_State *L, lm_reduce_op op) {
+    lm_tensor *t = l_check_tensor(L, 1);
+    const char *name = lm_reduce_name(op);
+    int dim = lua_isnoneornil(L, 2) ? -1 : l_check_dim(L, 2, t->ndim, name);
+    bool keepdim = lua_toboolean(L, 3);
+    bool with_indices = (op == LM_MAX || op == LM_MIN) && dim >= 0;
+    lm_tensor **values = l_push_slot(L);
+    lm_tensor **indices = with_indices ? l_push_slot(L) : NULL;
+    lm_tensor *idx = NULL;
+    l_check(L, lm_reduce(values, with_indices ? &idx : NULL, op, t, dim, keepdim));
+    if (!with_indices) return 1;
+    *indices = idx;
+    /* indices come back 0-based from the core: make them Lua's 1-based */
+    lm_tensor **one_based = l_push_slot(L);
+    l_check(L, lm_binary_scalar(one_based, LM_ADD, idx, 1, false));
+    lua_remove(L, -2);
+    return 2;
+}
+
+static int t_argreduce(lua_State *L, lm_reduce_op op) {
+    lm_tensor *t = l_check_tensor(L, 1);
+    int dim = lua_isnoneornil(L, 2) ? -1 : l_check_dim(L, 2, t->ndim, lm_reduce_name(op));
+    lm_tensor **raw = l_push_slot(L);
+    l_check(L, lm_reduce(raw, NULL, op, t, dim, lua_toboolean(L, 3)));
+    l_check(L, lm_binary_scalar(l_push_slot(L), LM_ADD, *raw, 1, false));
+    return 1;
+}
+
+static int t_sum(lua_State *L) { return reduce(L, LM_SUM); }
+static int t_mean(lua_State *L) { return reduce(L, LM_MEAN); }
+static int t_max(lua_State *L) { return reduce(L, LM_MAX); }
+static int t_min(lua_State *L) { return reduce(L, LM_MIN); }
+static int t_var(lua_State *L) { return reduce(L, LM_VAR); }
+static int t_argmax(lua_State *L) { return t_argreduce(L, LM_ARGMAX); }
+static int t_argmin(lua_State *L) { return t_argreduce(L, LM_ARGMIN); }
+
+static int t_std(lua_State *L) {
+    reduce(L, LM_VAR);
+    lm_tensor *var = l_check_tensor(L, -1);
+    l_check(L, lm_unary(l_push_slot(L), LM_SQRT, var, 0, 0));
+    return 1;
+}
+
+static int t_matmul(lua_State *L) {
+    lm_tensor *a = l_check_tensor(L, 1), *b = l_check_tensor(L, 2);
+    l_check(L, lm_matmul(l_push_slot(L), a, b));
+    return 1;
+}
+
+/* ---- registration ------------------------------------------------------------------------------- */
+
+static const luaL_Reg methods[] = {
+    {"shape", t_shape}, {"size", t_size}, {"stride", t_stride}, {"dim", t_dim},
+    {"numel", t_numel}, {"dtype", t_dtype}, {"device", t_device},
+    {"is_contiguous", t_is_contiguous}, {"item", t_item}, {"totable", t_totable},
+    {"view", t_view}, {"reshape", t_reshape}, {"transpose", t_transpose}, {"t", t_transpose},
+    {"permute", t_permute}, {"narrow", t_narrow}, {"select", t_select}, {"expand", t_expand},
+    {"unsqueeze", t_unsqueeze}, {"squeeze", t_squeeze}, {"contiguous", t_contiguous},
+    {"clone", t_clone}, {"copy_", t_copy_}, {"fill_", t_fill_}, {"float", t_float},
+    {"int", t_int}, {"to", t_to}, {"free", t_free},
+    {"add", t_add}, {"sub", t_sub}, {"mul", t_mul}, {"div", t_div}, {"pow", t_pow},
+    {"maximum", t_maximum}, {"minimum", t_minimum}, {"eq", t_eq}, {"ne", t_ne}, {"lt", t_lt},
+    {"le", t_le}, {"gt", t_gt}, {"ge", t_ge},
+    {"neg", t_neg}, {"exp", t_exp}, {"log", t_log}, {"sqrt", t_sqrt}, {"abs", t_abs},
+    {"sign", t_sign}, {"tanh", t_tanh}, {"sigmoid", t_sigmoid}, {"relu", t_relu},
+    {"elu", t_elu}, {"clamp", t_clamp},
+    {"sum", t_sum}, {"mean", t_mean}, {"max", t_max}, {"min", t_min}, {"argmax", t_argmax},
+    {"argmin", t_argmin}, {"var", t_var}, {"std", t_std}, {"matmul", t_matmul},
+    {NULL, NULL}};
+
+static const luaL_Reg metamethods[] = {
+    {"__add", t_add}, {"__sub", t_sub}, {"__mul", t_mul}, {"__div", t_div}, {"__pow", t_pow},
+    {"__unm", t_unm}, {"__len", t_len}, {"__newindex", t_newindex}, {"__gc", t_free},
+    {"__close", t_free}, {NULL, NULL}};
+
+void l_open_tensor(lua_State *L) {
+    luaL_newmetatable(L, L_TENSOR_MT); /* sets __name */
+    luaL_setfuncs(L, metamethods, 0);
+    luaL_newlib(L, methods);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "methods"); /* the Lua library adds methods here */
+    lua_pushcclosure(L, t_index, 1);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+}

@@ -1,0 +1,361 @@
+/* The `lumen` host: the standalone `lua` interpreter with the lumen module
+ * preloaded (and bound to the global `lm`). Same options: a script with its
+ * arguments in `arg`, -e, -l, -i, -v, - for stdin; a bare `lumen` opens the
+ * REPL. Ctrl-C stops a running chunk through a debug hook, so a long training
+ * loop stops cleanly back at the prompt. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <stdbool.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#ifdef LUMEN_USE_READLINE
+#include <readline/history.h>
+#include <readline/readline.h>
+#endif
+
+#include "l_common.h"
+
+#define PROMPT "lumen> "
+#define PROMPT_MORE "   >> "
+#define EOF_MARK "<eof>"
+
+static const char *progname = "lumen";
+static lua_State *global_L;
+
+/* ---- interruption (as in lua.c: a hook set from the signal handler) ----------------------- */
+
+static void stop_hook(lua_State *L, lua_Debug *ar) {
+    (void)ar;
+    lua_sethook(L, NULL, 0, 0);
+    luaL_error(L, "interrupted!");
+}
+
+static void on_sigint(int sig) {
+    signal(sig, SIG_DFL); /* a second Ctrl-C kills the process */
+    lua_sethook(global_L, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+static void print_error(const char *msg) {
+    fprintf(stderr, "%s: %s\n", progname, msg);
+    fflush(stderr);
+}
+
+static int report(lua_State *L, int status) {
+    if (status != LUA_OK) {
+        const char *msg = lua_tostring(L, -1);
+        if (!msg) msg = "(error object is not a string)";
+        print_error(msg);
+        lua_pop(L, 1);
+    }
+    return status;
+}
+
+static int traceback(lua_State *L) {
+    const char *msg = lua_tostring(L, 1);
+    if (msg == NULL) {
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
+        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+static int docall(lua_State *L, int narg, int nres) {
+    int base = lua_gettop(L) - narg;
+    lua_pushcfunction(L, traceback);
+    lua_insert(L, base);
+    global_L = L;
+    signal(SIGINT, on_sigint);
+    int status = lua_pcall(L, narg, nres, base);
+    signal(SIGINT, SIG_DFL);
+    lua_remove(L, base);
+    return status;
+}
+
+static int dochunk(lua_State *L, int status) {
+    if (status == LUA_OK) status = docall(L, 0, 0);
+    return report(L, status);
+}
+
+static int dostring(lua_State *L, const char *s, const char *name) {
+    return dochunk(L, luaL_loadbuffer(L, s, strlen(s), name));
+}
+
+static int dolibrary(lua_State *L, const char *name) {
+    lua_getglobal(L, "require");
+    lua_pushstring(L, name);
+    int status = docall(L, 1, 1);
+    if (status == LUA_OK) lua_setglobal(L, name);
+    return report(L, status);
+}
+
+/* arg table: script name at 0, its arguments at 1.., options before at negatives */
+static void create_arg_table(lua_State *L, char **argv, int argc, int script) {
+    lua_createtable(L, argc - script - 1, script + 1);
+    for (int i = 0; i < argc; i++) {
+        lua_pushstring(L, argv[i]);
+        lua_rawseti(L, -2, i - script);
+    }
+    lua_setglobal(L, "arg");
+}
+
+static int handle_script(lua_State *L, char **argv, int script, int argc) {
+    const char *fname = argv[script];
+    if (strcmp(fname, "-") == 0 && strcmp(argv[script - 1], "--") != 0) fname = NULL; /* stdin */
+    int status = luaL_loadfile(L, fname);
+    if (status == LUA_OK) {
+        int n = argc - script - 1;
+        luaL_checkstack(L, n + 3, "too many arguments to script");
+        for (int i = script + 1; i < argc; i++) lua_pushstring(L, argv[i]);
+        status = docall(L, n, LUA_MULTRET);
+    }
+    return report(L, status);
+}
+
+/* ---- REPL ----------------------------------------------------------------------------------------- */
+
+static char *read_line(const char *prompt) {
+#ifdef LUMEN_USE_READLINE
+    return readline(prompt);
+#else
+    static char buf[4096];
+    fputs(prompt, stdout);
+    fflush(stdout);
+    if (!fgets(buf, sizeof buf, stdin)) return NULL;
+    size_t n = strlen(buf);
+    if (n && buf[n - 1] == '\n') buf[n - 1] = 0;
+    char *copy = malloc(strlen(buf) + 1);
+    if (copy) strcpy(copy, buf);
+    return copy;
+#endif
+}
+
+static char history_path[1024];
+
+static void add_history_line(const char *line) {
+#ifdef LUMEN_USE_READLINE
+    if (line[0]) {
+        add_history(line);
+        if (history_path[0]) append_history(1, history_path);
+    }
+#else
+    (void)line;
+#endif
+}
+
+static int incomplete(lua_State *L, int status) {
+    if (status == LUA_ERRSYNTAX) {
+        size_t lmsg;
+        const char *msg = lua_tolstring(L, -1, &lmsg);
+        size_t lmark = sizeof(EOF_MARK) - 1;
+        if (lmsg >= lmark && strcmp(msg + lmsg - lmark, EOF_MARK) == 0) {
+            lua_pop(L, 1);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Reads one statement (several lines when incomplete); leaves a compiled chunk. */
+static int load_statement(lua_State *L) {
+    lua_settop(L, 0);
+    char *line = read_line(PROMPT);
+    if (!line) return -1;
+    lua_pushstring(L, line);
+    free(line);
+    const char *text = lua_tostring(L, 1);
+    /* first try as an expression whose value gets printed */
+    const char *retline = lua_pushfstring(L, "return %s;", text);
+    int status = luaL_loadbuffer(L, retline, strlen(retline), "=stdin");
+    if (status == LUA_OK) {
+        lua_remove(L, -2);
+        add_history_line(text);
+        lua_remove(L, 1);
+        return status;
+    }
+    lua_pop(L, 2);
+    for (;;) {
+        size_t len;
+        const char *code = lua_tolstring(L, 1, &len);
+        status = luaL_loadbuffer(L, code, len, "=stdin");
+        if (!incomplete(L, status)) break;
+        char *more = read_line(PROMPT_MORE);
+        if (!more) break;
+        lua_pushliteral(L, "\n");
+        lua_pushstring(L, more);
+        free(more);
+        lua_concat(L, 3);
+        lua_insert(L, 1);
+        lua_settop(L, 1);
+    }
+    add_history_line(lua_tostring(L, 1));
+    lua_remove(L, 1);
+    return status;
+}
+
+static void print_results(lua_State *L) {
+    int n = lua_gettop(L);
+    if (n == 0) return;
+    luaL_checkstack(L, LUA_MINSTACK, "too many results to print");
+    lua_getglobal(L, "print");
+    lua_insert(L, 1);
+    if (lua_pcall(L, n, 0, 0) != LUA_OK)
+        print_error(lua_pushfstring(L, "error calling 'print' (%s)", lua_tostring(L, -1)));
+}
+
+static void repl(lua_State *L) {
+#ifdef LUMEN_USE_READLINE
+    const char *home = getenv("HOME");
+    if (home && !getenv("LUMEN_NO_HISTORY")) {
+        snprintf(history_path, sizeof history_path, "%s/.lumen_history", home);
+        FILE *f = fopen(history_path, "a"); /* make sure it exists */
+        if (f) fclose(f);
+        read_history(history_path);
+    }
+#endif
+    const char *old = progname;
+    progname = NULL;
+    int status;
+    while ((status = load_statement(L)) != -1) {
+        if (status == LUA_OK) status = docall(L, 0, LUA_MULTRET);
+        if (status == LUA_OK)
+            print_results(L);
+        else {
+            const char *msg = lua_tostring(L, -1);
+            fprintf(stderr, "%s\n", msg ? msg : "(error object is not a string)");
+        }
+        lua_settop(L, 0);
+    }
+    lua_settop(L, 0);
+    fputs("\n", stdout);
+    progname = old;
+}
+
+/* ---- main ------------------------------------------------------------------------------------------ */
+
+static void print_usage(const char *bad) {
+    fprintf(stderr, "%s: unrecognized option '%s'\n", progname, bad);
+    fprintf(stderr,
+            "usage: %s [options] [script [args]]\n"
+            "Available options are:\n"
+            "  -e stat   execute string 'stat'\n"
+            "  -i        enter interactive mode after executing 'script'\n"
+            "  -l name   require library 'name' into global 'name'\n"
+            "  -v        show version information\n"
+            "  --        stop handling options\n"
+            "  -         stop handling options and execute stdin\n",
+            progname);
+}
+
+static void print_version(void) {
+    printf("Lumen %s (%s)\n", LUMEN_VERSION, LUA_RELEASE);
+    fflush(stdout);
+}
+
+static int open_lumen(lua_State *L) {
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+    lua_pushcfunction(L, lm_lua_open);
+    lua_setfield(L, -2, "lumen");
+    lua_pop(L, 1);
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "lumen");
+    int status = docall(L, 1, 1);
+    if (status == LUA_OK) lua_setglobal(L, "lm");
+    return report(L, status);
+}
+
+typedef struct {
+    int argc;
+    char **argv;
+    int status;
+} main_args;
+
+static int pmain(lua_State *L) {
+    main_args *a = lua_touserdata(L, 1);
+    int argc = a->argc;
+    char **argv = a->argv;
+    bool interactive = false, version = false, ran_e = false;
+    int script = 0;
+    luaL_checkversion(L);
+    luaL_openlibs(L);
+    lua_gc(L, LUA_GCRESTART);
+    lua_gc(L, LUA_GCGEN, 0, 0);
+    /* first pass: validate options, find the script */
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i];
+        if (o[0] != '-') {
+            script = i;
+            break;
+        }
+        if (!strcmp(o, "--")) {
+            if (i + 1 < argc) script = i + 1;
+            break;
+        }
+        if (!strcmp(o, "-")) {
+            script = i;
+            break;
+        }
+        if (!strcmp(o, "-i")) interactive = version = true;
+        else if (!strcmp(o, "-v")) version = true;
+        else if (!strcmp(o, "-e") || !strcmp(o, "-l")) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "%s: '%s' needs argument\n", progname, o);
+                return 0;
+            }
+            i++;
+            if (o[1] == 'e') ran_e = true;
+        } else {
+            print_usage(o);
+            return 0;
+        }
+    }
+    if (version) print_version();
+    create_arg_table(L, argv, argc, script);
+    if (open_lumen(L) != LUA_OK) return 0;
+    /* second pass: run -e and -l in order */
+    int last = script ? script : argc;
+    for (int i = 1; i < last; i++) {
+        const char *o = argv[i];
+        if (!strcmp(o, "-e")) {
+            if (dostring(L, argv[++i], "=(command line)") != LUA_OK) return 0;
+        } else if (!strcmp(o, "-l")) {
+            if (dolibrary(L, argv[++i]) != LUA_OK) return 0;
+        }
+    }
+    if (script && handle_script(L, argv, script, argc) != LUA_OK) return 0;
+    if (interactive) {
+        repl(L);
+    } else if (!script && !ran_e && !version) {
+        if (isatty(0)) {
+            print_version();
+            repl(L);
+        } else {
+            if (dochunk(L, luaL_loadfile(L, NULL)) != LUA_OK) return 0;
+        }
+    }
+    a->status = 1;
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argv[0] && argv[0][0]) progname = argv[0];
+    lua_State *L = luaL_newstate();
+    if (!L) {
+        print_error("cannot create state: not enough memory");
+        return EXIT_FAILURE;
+    }
+    main_args a = {argc, argv, 0};
+    lua_gc(L, LUA_GCSTOP);
+    lua_pushcfunction(L, pmain);
+    lua_pushlightuserdata(L, &a);
+    int status = lua_pcall(L, 1, 1, 0);
+    report(L, status);
+    lua_close(L);
+    return (status == LUA_OK && a.status) ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,22 @@
+/* The CPU backend's entries (the reference implementation of every op). */
+#ifndef LM_CPU_BACKEND_H
+#define LM_CPU_BACKEND_H
+
+#include "lm_backend.h"
+
+lm_status cpu_copy(lm_tensor *dst, const lm_tensor *src);
+lm_status cpu_fill(lm_tensor *dst, double value);
+lm_status cpu_unary(lm_unary_op op, lm_tensor *out, const lm_tensor *x, double p0, double p1);
+lm_status cpu_binary(lm_binary_op op, lm_tensor *out, const lm_tensor *a, const lm_tensor *b);
+lm_status cpu_binary_scalar(lm_binary_op op, lm_tensor *out, const lm_tensor *a, double s,
+                            bool scalar_first);
+lm_status cpu_where(lm_tensor *out, const lm_tensor *cond, const lm_tensor *a,
+                    const lm_tensor *b);
+lm_status cpu_reduce(lm_reduce_op op, lm_tensor *out, lm_tensor *indices, const lm_tensor *x,
+                     int dim);
+lm_status cpu_matmul(lm_tensor *out, const lm_tensor *a, const lm_tensor *b, float alpha,
+                     float beta);
+lm_status cpu_random(lm_random_kind kind, lm_tensor *out, uint64_t seed, uint64_t offset,
+                     double p0, double p1);
+
+#endif

@@ -1,0 +1,335 @@
+/* CPU elementwise kernels: copy, fill, unary, binary, where.
+ * float32 gets vectorisable inner loops; int32 (labels, indices) goes through
+ * a generic path in double precision, which is exact for int32. */
+#include <math.h>
+
+#include "cpu_backend.h"
+#include "cpu_iter.h"
+#include "lm_threads.h"
+
+/* ---- scalar definitions, shared by both dtypes -------------------------------- */
+
+static inline double unary_d(lm_unary_op op, double x, double p0, double p1) {
+    switch (op) {
+    case LM_NEG: return -x;
+    case LM_EXP: return exp(x);
+    case LM_LOG: return log(x);
+    case LM_SQRT: return sqrt(x);
+    case LM_ABS: return fabs(x);
+    case LM_SIGN: return (x > 0) - (x < 0);
+    case LM_TANH: return tanh(x);
+    case LM_SIGMOID: return 1.0 / (1.0 + exp(-x));
+    case LM_RELU: return x > 0 ? x : 0;
+    case LM_ELU: return x > 0 ? x : p0 * expm1(x);
+    case LM_CLAMP: return x < p0 ? p0 : x > p1 ? p1 : x;
+    case LM_POW_SCALAR: return pow(x, p0);
+    case LM_RPOW_SCALAR: return pow(p0, x);
+    case LM_SQUARE: return x * x;
+    case LM_RECIPROCAL: return 1.0 / x;
+    default: return 0;
+    }
+}
+
+static inline double binary_d(lm_binary_op op, double a, double b) {
+    switch (op) {
+    case LM_ADD: return a + b;
+    case LM_SUB: return a - b;
+    case LM_MUL: return a * b;
+    case LM_DIV: return a / b;
+    case LM_POW: return pow(a, b);
+    case LM_MAXIMUM: return a > b || isnan(a) ? a : b;
+    case LM_MINIMUM: return a < b || isnan(a) ? a : b;
+    case LM_EQ: return a == b;
+    case LM_NE: return a != b;
+    case LM_LT: return a < b;
+    case LM_LE: return a <= b;
+    case LM_GT: return a > b;
+    case LM_GE: return a >= b;
+    default: return 0;
+    }
+}
+
+static inline double load_d(const lm_tensor *t, int64_t off) {
+    return t->dtype == LM_INT32 ? (double)((const int32_t *)t->storage->data)[t->offset + off]
+                                : (double)((const float *)t->storage->data)[t->offset + off];
+}
+
+static inline void store_d(lm_tensor *t, int64_t off, double v) {
+    if (t->dtype == LM_INT32) {
+        /* saturate rather than invoke undefined behaviour on overflow */
+        v = v != v ? 0 : v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : v;
+        ((int32_t *)t->storage->data)[t->offset + off] = (int32_t)v;
+    } else {
+        ((float *)t->storage->data)[t->offset + off] = (float)v;
+    }
+}
+
+/* ---- copy and fill ------------------------------------------------------------------ */
+
+typedef struct {
+    cpu_iter it;
+    lm_tensor *dst;
+    const lm_tensor *src;
+    double value;
+} copy_job;
+
+static void copy_range(void *ctx, int64_t begin, int64_t end) {
+    copy_job *j = ctx;
+    const cpu_iter *it = &j->it;
+    int64_t sd = it->strides[0][it->ndim - 1], ss = it->strides[1][it->ndim - 1];
+    CPU_ITER_FOR(it, begin, end, off, n) {
+        if (j->dst->dtype == LM_FLOAT32 && j->src->dtype == LM_FLOAT32) {
+            float *d = lm_tensor_f32(j->dst) + off[0];
+            const float *s = lm_tensor_f32(j->src) + off[1];
+            if (sd == 1 && ss == 1)
+                for (int64_t i = 0; i < n; i++) d[i] = s[i];
+            else
+                for (int64_t i = 0; i < n; i++) d[i * sd] = s[i * ss];
+        } else {
+            for (int64_t i = 0; i < n; i++)
+                store_d(j->dst, off[0] + i * sd, load_d(j->src, off[1] + i * ss));
+        }
+    }
+}
+
+lm_status cpu_copy(lm_tensor *dst, const lm_tensor *src) {
+    copy_job j = {.dst = dst, .src = src};
+    const lm_tensor *ops[2] = {dst, src};
+    cpu_iter_init(&j.it, 2, ops);
+    lm_parallel_for(j.it.numel, LM_GRAIN_ELEMENTWISE, copy_range, &j);
+    return LM_OK;
+}
+
+static void fill_range(void *ctx, int64_t begin, int64_t end) {
+    copy_job *j = ctx;
+    const cpu_iter *it = &j->it;
+    int64_t sd = it->strides[0][it->ndim - 1];
+    CPU_ITER_FOR(it, begin, end, off, n) {
+        if (j->dst->dtype == LM_FLOAT32) {
+            float *d = lm_tensor_f32(j->dst) + off[0], v = (float)j->value;
+            for (int64_t i = 0; i < n; i++) d[i * sd] = v;
+        } else {
+            for (int64_t i = 0; i < n; i++) store_d(j->dst, off[0] + i * sd, j->value);
+        }
+    }
+}
+
+lm_status cpu_fill(lm_tensor *dst, double value) {
+    copy_job j = {.dst = dst, .value = value};
+    const lm_tensor *ops[1] = {dst};
+    cpu_iter_init(&j.it, 1, ops);
+    lm_parallel_for(j.it.numel, LM_GRAIN_ELEMENTWISE, fill_range, &j);
+    return LM_OK;
+}
+
+/* ---- unary -------------------------------------------------------------------------- */
+
+typedef struct {
+    cpu_iter it;
+    lm_tensor *out;
+    const lm_tensor *a, *b, *c;
+    int op;
+    double p0, p1;
+    bool scalar_first;
+} ew_job;
+
+/* Runs EXPR (of float x) over a row, with a unit-stride fast path. */
+#define UNARY_LOOP(EXPR)                                                                           \
+    if (so == 1 && sx == 1) {                                                                      \
+        for (int64_t i = 0; i < n; i++) {                                                          \
+            float x = xp[i];                                                                       \
+            o[i] = (EXPR);                                                                         \
+        }                                                                                          \
+    } else {                                                                                       \
+        for (int64_t i = 0; i < n; i++) {                                                          \
+            float x = xp[i * sx];                                                                  \
+            o[i * so] = (EXPR);                                                                    \
+        }                                                                                          \
+    }                                                                                              \
+    break
+
+static void unary_row_f32(lm_unary_op op, int64_t n, float *o, int64_t so, const float *xp,
+                          int64_t sx, float p0, float p1) {
+    switch (op) {
+    case LM_NEG: UNARY_LOOP(-x);
+    case LM_EXP: UNARY_LOOP(expf(x));
+    case LM_LOG: UNARY_LOOP(logf(x));
+    case LM_SQRT: UNARY_LOOP(sqrtf(x));
+    case LM_ABS: UNARY_LOOP(fabsf(x));
+    case LM_SIGN: UNARY_LOOP((float)((x > 0) - (x < 0)));
+    case LM_TANH: UNARY_LOOP(tanhf(x));
+    case LM_SIGMOID: UNARY_LOOP(1.0f / (1.0f + expf(-x)));
+    case LM_RELU: UNARY_LOOP(x > 0 ? x : 0.0f);
+    case LM_ELU: UNARY_LOOP(x > 0 ? x : p0 * expm1f(x));
+    case LM_CLAMP: UNARY_LOOP(x < p0 ? p0 : x > p1 ? p1 : x);
+    case LM_POW_SCALAR:
+        if (p0 == 2.0f) { UNARY_LOOP(x * x); }
+        UNARY_LOOP(powf(x, p0));
+    case LM_RPOW_SCALAR: UNARY_LOOP(powf(p0, x));
+    case LM_SQUARE: UNARY_LOOP(x * x);
+    case LM_RECIPROCAL: UNARY_LOOP(1.0f / x);
+    default: break;
+    }
+}
+
+static void unary_range(void *ctx, int64_t begin, int64_t end) {
+    ew_job *j = ctx;
+    const cpu_iter *it = &j->it;
+    int64_t so = it->strides[0][it->ndim - 1], sx = it->strides[1][it->ndim - 1];
+    CPU_ITER_FOR(it, begin, end, off, n) {
+        if (j->out->dtype == LM_FLOAT32 && j->a->dtype == LM_FLOAT32) {
+            unary_row_f32(j->op, n, lm_tensor_f32(j->out) + off[0], so,
+                          lm_tensor_f32(j->a) + off[1], sx, (float)j->p0, (float)j->p1);
+        } else {
+            for (int64_t i = 0; i < n; i++)
+                store_d(j->out, off[0] + i * so,
+                        unary_d(j->op, load_d(j->a, off[1] + i * sx), j->p0, j->p1));
+        }
+    }
+}
+
+lm_status cpu_unary(lm_unary_op op, lm_tensor *out, const lm_tensor *x, double p0, double p1) {
+    ew_job j = {.out = out, .a = x, .op = op, .p0 = p0, .p1 = p1};
+    const lm_tensor *ops[2] = {out, x};
+    cpu_iter_init(&j.it, 2, ops);
+    lm_parallel_for(j.it.numel, LM_GRAIN_ELEMENTWISE, unary_range, &j);
+    return LM_OK;
+}
+
+/* ---- binary ------------------------------------------------------------------------- */
+
+/* Runs EXPR (of floats x and y) over a row with fast paths for unit strides
+ * and for a broadcast (stride 0) right or left operand. */
+#define BINARY_LOOP(EXPR)                                                                          \
+    if (so == 1 && sa == 1 && sb == 1) {                                                           \
+        for (int64_t i = 0; i < n; i++) {                                                          \
+            float x = ap[i], y = bp[i];                                                            \
+            o[i] = (EXPR);                                                                         \
+        }                                                                                          \
+    } else if (so == 1 && sa == 1 && sb == 0) {                                                    \
+        float y = bp[0];                                                                           \
+        for (int64_t i = 0; i < n; i++) {                                                          \
+            float x = ap[i];                                                                       \
+            o[i] = (EXPR);                                                                         \
+        }                                                                                          \
+    } else if (so == 1 && sa == 0 && sb == 1) {                                                    \
+        float x = ap[0];                                                                           \
+        for (int64_t i = 0; i < n; i++) {                                                          \
+            float y = bp[i];                                                                       \
+            o[i] = (EXPR);                                                                         \
+        }                                                                                          \
+    } else {                                                                                       \
+        for (int64_t i = 0; i < n; i++) {                                                          \
+            float x = ap[i * sa], y = bp[i * sb];                                                  \
+            o[i * so] = (EXPR);                                                                    \
+        }                                                                                          \
+    }                                                                                              \
+    break
+
+static void binary_row_f32(lm_binary_op op, int64_t n, float *o, int64_t so, const float *ap,
+                           int64_t sa, const float *bp, int64_t sb) {
+    switch (op) {
+    case LM_ADD: BINARY_LOOP(x + y);
+    case LM_SUB: BINARY_LOOP(x - y);
+    case LM_MUL: BINARY_LOOP(x * y);
+    case LM_DIV: BINARY_LOOP(x / y);
+    case LM_POW: BINARY_LOOP(powf(x, y));
+    case LM_MAXIMUM: BINARY_LOOP(x > y || x != x ? x : y);
+    case LM_MINIMUM: BINARY_LOOP(x < y || x != x ? x : y);
+    case LM_EQ: BINARY_LOOP((float)(x == y));
+    case LM_NE: BINARY_LOOP((float)(x != y));
+    case LM_LT: BINARY_LOOP((float)(x < y));
+    case LM_LE: BINARY_LOOP((float)(x <= y));
+    case LM_GT: BINARY_LOOP((float)(x > y));
+    case LM_GE: BINARY_LOOP((float)(x >= y));
+    default: break;
+    }
+}
+
+static void binary_range(void *ctx, int64_t begin, int64_t end) {
+    ew_job *j = ctx;
+    const cpu_iter *it = &j->it;
+    int last = it->ndim - 1;
+    int64_t so = it->strides[0][last], sa = it->strides[1][last], sb = it->strides[2][last];
+    bool f32 = j->out->dtype == LM_FLOAT32 && j->a->dtype == LM_FLOAT32 &&
+               j->b->dtype == LM_FLOAT32;
+    CPU_ITER_FOR(it, begin, end, off, n) {
+        if (f32) {
+            binary_row_f32(j->op, n, lm_tensor_f32(j->out) + off[0], so,
+                           lm_tensor_f32(j->a) + off[1], sa, lm_tensor_f32(j->b) + off[2], sb);
+        } else {
+            for (int64_t i = 0; i < n; i++)
+                store_d(j->out, off[0] + i * so,
+                        binary_d(j->op, load_d(j->a, off[1] + i * sa),
+                                 load_d(j->b, off[2] + i * sb)));
+        }
+    }
+}
+
+lm_status cpu_binary(lm_binary_op op, lm_tensor *out, const lm_tensor *a, const lm_tensor *b) {
+    ew_job j = {.out = out, .a = a, .b = b, .op = op};
+    const lm_tensor *ops[3] = {out, a, b};
+    cpu_iter_init(&j.it, 3, ops);
+    lm_parallel_for(j.it.numel, LM_GRAIN_ELEMENTWISE, binary_range, &j);
+    return LM_OK;
+}
+
+static void binary_scalar_range(void *ctx, int64_t begin, int64_t end) {
+    ew_job *j = ctx;
+    const cpu_iter *it = &j->it;
+    int last = it->ndim - 1;
+    int64_t so = it->strides[0][last], st = it->strides[1][last];
+    float s = (float)j->p0;
+    bool f32 = j->out->dtype == LM_FLOAT32 && j->a->dtype == LM_FLOAT32;
+    CPU_ITER_FOR(it, begin, end, off, n) {
+        if (f32) {
+            const float *tp = lm_tensor_f32(j->a) + off[1];
+            float *o = lm_tensor_f32(j->out) + off[0];
+            if (j->scalar_first)
+                binary_row_f32(j->op, n, o, so, &s, 0, tp, st);
+            else
+                binary_row_f32(j->op, n, o, so, tp, st, &s, 0);
+        } else {
+            for (int64_t i = 0; i < n; i++) {
+                double t = load_d(j->a, off[1] + i * st);
+                double v = j->scalar_first ? binary_d(j->op, j->p0, t) : binary_d(j->op, t, j->p0);
+                store_d(j->out, off[0] + i * so, v);
+            }
+        }
+    }
+}
+
+lm_status cpu_binary_scalar(lm_binary_op op, lm_tensor *out, const lm_tensor *a, double s,
+                            bool scalar_first) {
+    ew_job j = {.out = out, .a = a, .op = op, .p0 = s, .scalar_first = scalar_first};
+    const lm_tensor *ops[2] = {out, a};
+    cpu_iter_init(&j.it, 2, ops);
+    lm_parallel_for(j.it.numel, LM_GRAIN_ELEMENTWISE, binary_scalar_range, &j);
+    return LM_OK;
+}
+
+/* ---- where -------------------------------------------------------------------------- */
+
+static void where_range(void *ctx, int64_t begin, int64_t end) {
+    ew_job *j = ctx;
+    const cpu_iter *it = &j->it;
+    int last = it->ndim - 1;
+    int64_t so = it->strides[0][last], sc = it->strides[1][last], sa = it->strides[2][last],
+            sb = it->strides[3][last];
+    CPU_ITER_FOR(it, begin, end, off, n) {
+        for (int64_t i = 0; i < n; i++) {
+            bool take_a = load_d(j->c, off[1] + i * sc) != 0;
+            double v = take_a ? load_d(j->a, off[2] + i * sa) : load_d(j->b, off[3] + i * sb);
+            store_d(j->out, off[0] + i * so, v);
+        }
+    }
+}
+
+lm_status cpu_where(lm_tensor *out, const lm_tensor *cond, const lm_tensor *a,
+                    const lm_tensor *b) {
+    ew_job j = {.out = out, .c = cond, .a = a, .b = b};
+    const lm_tensor *ops[4] = {out, cond, a, b};
+    cpu_iter_init(&j.it, 4, ops);
+    lm_parallel_for(j.it.numel, LM_GRAIN_ELEMENTWISE, where_range, &j);
+    return LM_OK;
+}

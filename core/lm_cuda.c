@@ -1,0 +1,39 @@
+#include "lm_cuda.h"
+
+#include <stdio.h>
+
+static int probed = 0, device_count = 0;
+static char status_line[256];
+
+static void probe(void) {
+    if (probed) return;
+    probed = 1;
+#ifdef LUMEN_HAVE_CUDA
+    device_count = lm_cuda_probe(status_line, sizeof status_line);
+#else
+    snprintf(status_line, sizeof status_line,
+             "this Lumen was built without CUDA (no nvcc found, or -DLUMEN_CUDA=OFF)");
+#endif
+}
+
+bool lm_cuda_available(void) {
+    probe();
+    return device_count > 0;
+}
+
+const char *lm_cuda_status(void) {
+    probe();
+    return status_line;
+}
+
+const lm_backend *lm_cuda_backend(void) {
+    probe();
+    if (device_count <= 0) {
+        lm_fail(LM_ERR_DEVICE, "CUDA is not available: %s", status_line);
+        return NULL;
+    }
+    lm_fail(LM_ERR_DEVICE,
+            "CUDA device %s found, but this build's CUDA backend has no tensor kernels yet",
+            status_line);
+    return NULL;
+}

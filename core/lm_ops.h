@@ -1,0 +1,64 @@
+/* Tensor operations: the device-independent front.
+ *
+ * Each op checks its arguments (dtype, device, shapes) here, so every
+ * backend reports the same clear message, allocates its result and calls the
+ * backend table. Functions named `_into` write into an existing tensor
+ * (allocation-free in hot loops); the others return a new tensor in *out
+ * (one counted reference for the caller). Mixed float32/int32 operands are
+ * promoted to float32. */
+#ifndef LM_OPS_H
+#define LM_OPS_H
+
+#include "lm_backend.h"
+#include "lm_tensor.h"
+
+/* ---- creation and copies ------------------------------------------------------- */
+lm_status lm_full(lm_tensor **out, lm_dtype dtype, lm_device device, int ndim,
+                  const int64_t *shape, double value);
+/* `count` values start, start + step, ... as a 1-D tensor. */
+lm_status lm_arange(lm_tensor **out, lm_dtype dtype, double start, double step, int64_t count);
+/* A CPU tensor holding a copy of `data` (numel elements of dtype). */
+lm_status lm_from_host(lm_tensor **out, lm_dtype dtype, int ndim, const int64_t *shape,
+                       const void *data);
+/* Copies src into dst (same device); src is broadcast to dst's shape. */
+lm_status lm_copy_(lm_tensor *dst, const lm_tensor *src);
+lm_status lm_fill_(lm_tensor *dst, double value);
+/* t itself (retained) when contiguous, otherwise a contiguous copy. */
+lm_status lm_contiguous(lm_tensor **out, lm_tensor *t);
+lm_status lm_clone(lm_tensor **out, const lm_tensor *t);
+/* t itself (retained) when already of that dtype / on that device. */
+lm_status lm_to_dtype(lm_tensor **out, lm_tensor *t, lm_dtype dtype);
+lm_status lm_to_device(lm_tensor **out, lm_tensor *t, lm_device device);
+/* Copies a tensor's elements in row-major order to host memory. */
+lm_status lm_to_host(const lm_tensor *t, void *host);
+/* Element `index` (row-major, 0-based) of t as a double. */
+lm_status lm_get_element(const lm_tensor *t, int64_t index, double *value);
+
+/* ---- elementwise ----------------------------------------------------------------- */
+lm_status lm_unary(lm_tensor **out, lm_unary_op op, lm_tensor *x, double p0, double p1);
+lm_status lm_unary_into(lm_tensor *out, lm_unary_op op, lm_tensor *x, double p0, double p1);
+lm_status lm_binary(lm_tensor **out, lm_binary_op op, lm_tensor *a, lm_tensor *b);
+lm_status lm_binary_into(lm_tensor *out, lm_binary_op op, lm_tensor *a, lm_tensor *b);
+lm_status lm_binary_scalar(lm_tensor **out, lm_binary_op op, lm_tensor *a, double s,
+                           bool scalar_first);
+lm_status lm_binary_scalar_into(lm_tensor *out, lm_binary_op op, lm_tensor *a, double s,
+                                bool scalar_first);
+/* cond != 0 ? a : b, all three broadcast together. */
+lm_status lm_where(lm_tensor **out, lm_tensor *cond, lm_tensor *a, lm_tensor *b);
+const char *lm_unary_name(lm_unary_op op);
+const char *lm_binary_name(lm_binary_op op);
+
+/* ---- reductions -------------------------------------------------------------------- */
+/* Over dimension `dim` (0-based), or over everything when dim < 0 (result is
+ * 0-D, or all-ones-shaped with keepdim). For LM_MAX/LM_MIN `indices`, when not
+ * NULL, receives the int32 0-based positions. */
+lm_status lm_reduce(lm_tensor **out, lm_tensor **indices, lm_reduce_op op, lm_tensor *x, int dim,
+                    bool keepdim);
+const char *lm_reduce_name(lm_reduce_op op);
+
+/* ---- linear algebra ------------------------------------------------------------------ */
+/* 1-D/2-D/batched matrix product with NumPy semantics for the leading
+ * dimensions (batch dims broadcast). Transposed views go to BLAS as they are. */
+lm_status lm_matmul(lm_tensor **out, lm_tensor *a, lm_tensor *b);
+
+#endif

@@ -1,0 +1,43 @@
+/* Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2,
+ * 3", SC'11): a counter-based generator, so the n-th number of a stream is a
+ * pure function of (key, n). Header-only and free of library calls so the
+ * CUDA backend compiles the very same code (LM_HOST_DEVICE). */
+#ifndef LM_PHILOX_H
+#define LM_PHILOX_H
+
+#include <stdint.h>
+
+#ifdef __CUDACC__
+#define LM_HOST_DEVICE __host__ __device__
+#else
+#define LM_HOST_DEVICE
+#endif
+
+typedef struct lm_philox_block {
+    uint32_t v[4];
+} lm_philox_block;
+
+LM_HOST_DEVICE static inline lm_philox_block lm_philox4x32(uint64_t counter, uint64_t key64) {
+    uint32_t c0 = (uint32_t)counter, c1 = (uint32_t)(counter >> 32), c2 = 0, c3 = 0;
+    uint32_t k0 = (uint32_t)key64, k1 = (uint32_t)(key64 >> 32);
+    for (int round = 0; round < 10; round++) {
+        uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
+        uint32_t hi0 = (uint32_t)(p0 >> 32), lo0 = (uint32_t)p0;
+        uint32_t hi1 = (uint32_t)(p1 >> 32), lo1 = (uint32_t)p1;
+        c0 = hi1 ^ c1 ^ k0;
+        c1 = lo1;
+        c2 = hi0 ^ c3 ^ k1;
+        c3 = lo0;
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    lm_philox_block b = {{c0, c1, c2, c3}};
+    return b;
+}
+
+/* Uniform in [0, 1) with 24 random bits: exactly representable in float32. */
+LM_HOST_DEVICE static inline float lm_philox_uniform(uint32_t bits) {
+    return (float)(bits >> 8) * (1.0f / 16777216.0f);
+}
+
+#endif

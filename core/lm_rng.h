@@ -1,0 +1,29 @@
+/* The global random stream behind lm.manual_seed.
+ *
+ * State is (seed, offset): a draw of n numbers uses Philox counters
+ * offset .. offset+n-1 and advances the offset by n. The same seed therefore
+ * gives the same numbers on every machine, thread count and device. */
+#ifndef LM_RNG_H
+#define LM_RNG_H
+
+#include <stdint.h>
+
+#include "lm_tensor.h"
+
+#define LM_DEFAULT_SEED 0x4C756D656EULL /* "Lumen": runs are reproducible by default */
+
+void lm_manual_seed(uint64_t seed);
+uint64_t lm_rng_seed(void);
+uint64_t lm_rng_offset(void);
+void lm_rng_set_state(uint64_t seed, uint64_t offset);
+/* Reserves n counters and returns the first. */
+uint64_t lm_rng_reserve(uint64_t n);
+
+/* Uniform in [low, high), normal(mean, std), bernoulli(p): in place. */
+lm_status lm_rand_uniform_(lm_tensor *t, double low, double high);
+lm_status lm_rand_normal_(lm_tensor *t, double mean, double std);
+lm_status lm_rand_bernoulli_(lm_tensor *t, double p);
+/* A random permutation of 0..n-1 as a CPU int32 tensor. */
+lm_status lm_randperm(lm_tensor **out, int64_t n);
+
+#endif

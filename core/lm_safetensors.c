@@ -1,0 +1,401 @@
+#include "lm_safetensors.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "lm_json.h"
+#include "lm_ops.h"
+
+/* ---- writing ------------------------------------------------------------------------- */
+
+typedef struct {
+    char *s;
+    size_t len, cap;
+    bool failed;
+} strbuf;
+
+static void sb_put(strbuf *b, const char *s, size_t n) {
+    if (b->failed) return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = (b->cap + n + 1) * 2;
+        char *p = realloc(b->s, cap);
+        if (!p) {
+            b->failed = true;
+            return;
+        }
+        b->s = p;
+        b->cap = cap;
+    }
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = 0;
+}
+
+static void sb_str(strbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
+
+static void sb_json_string(strbuf *b, const char *s) {
+    sb_str(b, "\"");
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        char esc[8];
+        if (c == '"' || c == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)c;
+            sb_put(b, esc, 2);
+        } else if (c < 0x20) {
+            snprintf(esc, sizeof esc, "\\u%04x", c);
+            sb_str(b, esc);
+        } else {
+            sb_put(b, (const char *)&c, 1);
+        }
+    }
+    sb_str(b, "\"");
+}
+
+lm_status lm_safetensors_save(const char *path, const lm_named_tensor *tensors, int count,
+                              const lm_string_pair *metadata, int metadata_count) {
+    for (int i = 0; i < count; i++) {
+        if (!tensors[i].name || !tensors[i].name[0] || strcmp(tensors[i].name, "__metadata__") == 0)
+            return lm_fail(LM_ERR_ARG, "save: tensor %d has an invalid name", i + 1);
+        for (int j = 0; j < i; j++)
+            if (strcmp(tensors[i].name, tensors[j].name) == 0)
+                return lm_fail(LM_ERR_ARG, "save: the name '%s' is used twice", tensors[i].name);
+    }
+    strbuf h = {0};
+    char num[64];
+    sb_str(&h, "{");
+    if (metadata_count > 0) {
+        sb_str(&h, "\"__metadata__\":{");
+        for (int i = 0; i < metadata_count; i++) {
+            if (i) sb_str(&h, ",");
+            sb_json_string(&h, metadata[i].key);
+            sb_str(&h, ":");
+            sb_json_string(&h, metadata[i].value);
+        }
+        sb_str(&h, "}");
+    }
+    uint64_t offset = 0;
+    for (int i = 0; i < count; i++) {
+        const lm_tensor *t = tensors[i].tensor;
+        if (i || metadata_count > 0) sb_str(&h, ",");
+        sb_json_string(&h, tensors[i].name);
+        sb_str(&h, t->dtype == LM_INT32 ? ":{\"dtype\":\"I32\",\"shape\":["
+                                        : ":{\"dtype\":\"F32\",\"shape\":[");
+        for (int d = 0; d < t->ndim; d++) {
+            snprintf(num, sizeof num, d ? ",%lld" : "%lld", (long long)t->shape[d]);
+            sb_str(&h, num);
+        }
+        uint64_t bytes = (uint64_t)lm_tensor_numel(t) * lm_dtype_size(t->dtype);
+        snprintf(num, sizeof num, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)offset,
+                 (unsigned long long)(offset + bytes));
+        sb_str(&h, num);
+        offset += bytes;
+    }
+    sb_str(&h, "}");
+    while (!h.failed && h.len % 8) sb_str(&h, " "); /* data starts 8-byte aligned */
+    if (h.failed) {
+        free(h.s);
+        return lm_fail(LM_ERR_MEMORY, "save: out of memory building the header");
+    }
+
+    lm_atomic_file f;
+    lm_status s = lm_atomic_open(&f, path);
+    if (s != LM_OK) {
+        free(h.s);
+        return s;
+    }
+    FILE *fp = f.fp;
+    unsigned char len8[8];
+    for (int k = 0; k < 8; k++) len8[k] = (unsigned char)((uint64_t)h.len >> (8 * k));
+    bool ok = fwrite(len8, 1, 8, fp) == 8 && fwrite(h.s, 1, h.len, fp) == h.len;
+    free(h.s);
+    for (int i = 0; ok && i < count; i++) {
+        lm_tensor *t = tensors[i].tensor, *c = NULL;
+        size_t bytes = (size_t)lm_tensor_numel(t) * lm_dtype_size(t->dtype);
+        if (!bytes) continue;
+        if (t->storage->device == LM_CPU) {
+            s = lm_contiguous(&c, t);
+            if (s != LM_OK) break;
+            ok = fwrite(lm_tensor_f32(c), 1, bytes, fp) == bytes;
+            lm_tensor_release(c);
+        } else {
+            void *host = malloc(bytes);
+            if (!host) {
+                s = lm_fail(LM_ERR_MEMORY, "save: out of memory copying '%s' to the host",
+                            tensors[i].name);
+                break;
+            }
+            s = lm_to_host(t, host);
+            ok = s == LM_OK && fwrite(host, 1, bytes, fp) == bytes;
+            free(host);
+            if (s != LM_OK) break;
+        }
+    }
+    if (s == LM_OK && !ok) s = lm_fail(LM_ERR_IO, "save: writing '%s' failed: %s", path, strerror(errno));
+    if (s != LM_OK) {
+        lm_atomic_abort(&f);
+        return s;
+    }
+    return lm_atomic_commit(&f);
+}
+
+/* ---- reading ---------------------------------------------------------------------------- */
+
+typedef struct {
+    const char *name;
+    lm_dtype dtype;
+    int file_dtype_size;
+    bool file_is_float;
+    int ndim;
+    int64_t shape[LM_MAX_DIMS];
+    uint64_t begin, end;
+} entry;
+
+static int compare_begin(const void *a, const void *b) {
+    const entry *x = *(const entry *const *)a, *y = *(const entry *const *)b;
+    return x->begin < y->begin ? -1 : x->begin > y->begin;
+}
+
+static lm_status parse_entry(const char *path, const char *name, const lm_json *v,
+                             uint64_t data_len, entry *e) {
+    e->name = name;
+    if (v->type != LM_JSON_OBJECT)
+        return lm_fail(LM_ERR_FORMAT, "'%s': entry '%s' is not an object", path, name);
+    const lm_json *dt = lm_json_get(v, "dtype"), *sh = lm_json_get(v, "shape"),
+                  *off = lm_json_get(v, "data_offsets");
+    if (!dt || dt->type != LM_JSON_STRING || !sh || sh->type != LM_JSON_ARRAY || !off ||
+        off->type != LM_JSON_ARRAY)
+        return lm_fail(LM_ERR_FORMAT,
+                       "'%s': tensor '%s' needs \"dtype\", \"shape\" and \"data_offsets\"", path,
+                       name);
+    const char *d = dt->string;
+    if (!strcmp(d, "F32")) {
+        e->dtype = LM_FLOAT32, e->file_dtype_size = 4, e->file_is_float = true;
+    } else if (!strcmp(d, "I32")) {
+        e->dtype = LM_INT32, e->file_dtype_size = 4, e->file_is_float = false;
+    } else if (!strcmp(d, "F64")) {
+        e->dtype = LM_FLOAT32, e->file_dtype_size = 8, e->file_is_float = true;
+    } else if (!strcmp(d, "I64")) {
+        e->dtype = LM_INT32, e->file_dtype_size = 8, e->file_is_float = false;
+    } else {
+        return lm_fail(LM_ERR_FORMAT,
+                       "'%s': tensor '%s' has dtype '%.16s', which Lumen cannot read "
+                       "(F32, I32, F64, I64)",
+                       path, name, d);
+    }
+    if (sh->count > LM_MAX_DIMS)
+        return lm_fail(LM_ERR_FORMAT, "'%s': tensor '%s' has %d dimensions, at most %d", path,
+                       name, sh->count, LM_MAX_DIMS);
+    e->ndim = sh->count;
+    uint64_t numel = 1;
+    for (int k = 0; k < sh->count; k++) {
+        const lm_json *x = &sh->items[k];
+        if (x->type != LM_JSON_NUMBER || !x->is_integer || x->integer < 0 ||
+            x->integer > (int64_t)data_len)
+            return lm_fail(LM_ERR_FORMAT, "'%s': tensor '%s' has an invalid size in its shape",
+                           path, name);
+        e->shape[k] = x->integer;
+        numel *= (uint64_t)x->integer;
+        if (numel > data_len) numel = data_len + 1; /* saturate: caught below */
+    }
+    if (off->count != 2 || off->items[0].type != LM_JSON_NUMBER || !off->items[0].is_integer ||
+        off->items[1].type != LM_JSON_NUMBER || !off->items[1].is_integer ||
+        off->items[0].integer < 0 || off->items[1].integer < off->items[0].integer)
+        return lm_fail(LM_ERR_FORMAT, "'%s': tensor '%s' has invalid data_offsets", path, name);
+    e->begin = (uint64_t)off->items[0].integer;
+    e->end = (uint64_t)off->items[1].integer;
+    if (e->end > data_len)
+        return lm_fail(LM_ERR_FORMAT,
+                       "'%s': tensor '%s' ends at byte %llu of the data, past its end (%llu bytes;"
+                       " the file may be truncated)",
+                       path, name, (unsigned long long)e->end, (unsigned long long)data_len);
+    if (numel * (uint64_t)e->file_dtype_size != e->end - e->begin)
+        return lm_fail(LM_ERR_FORMAT,
+                       "'%s': tensor '%s' has %llu bytes of data but its shape needs %llu", path,
+                       name, (unsigned long long)(e->end - e->begin),
+                       (unsigned long long)(numel * (uint64_t)e->file_dtype_size));
+    return LM_OK;
+}
+
+static lm_status read_entry(const char *path, FILE *fp, uint64_t data_start, const entry *e,
+                            lm_tensor **out) {
+    LM_TRY(lm_tensor_new(out, e->dtype, LM_CPU, e->ndim, e->shape));
+    size_t bytes = (size_t)(e->end - e->begin), n = (size_t)lm_tensor_numel(*out);
+    void *dst = lm_tensor_f32(*out);
+    void *buf = e->file_dtype_size == 4 ? dst : malloc(bytes ? bytes : 1);
+    lm_status s = LM_OK;
+    if (!buf) s = lm_fail(LM_ERR_MEMORY, "load: out of memory reading '%s'", e->name);
+    if (s == LM_OK && bytes &&
+        (fseeko(fp, (off_t)(data_start + e->begin), SEEK_SET) != 0 || fread(buf, 1, bytes, fp) != bytes))
+        s = lm_fail(LM_ERR_IO, "'%s': could not read the data of tensor '%s'", path, e->name);
+    if (s == LM_OK && e->file_dtype_size == 8) {
+        for (size_t i = 0; i < n && s == LM_OK; i++) {
+            if (e->file_is_float) {
+                ((float *)dst)[i] = (float)((double *)buf)[i];
+            } else {
+                int64_t v = ((int64_t *)buf)[i];
+                if (v < INT32_MIN || v > INT32_MAX)
+                    s = lm_fail(LM_ERR_FORMAT,
+                                "'%s': tensor '%s' holds %lld, which does not fit in int32", path,
+                                e->name, (long long)v);
+                ((int32_t *)dst)[i] = (int32_t)v;
+            }
+        }
+    }
+    if (buf != dst) free(buf);
+    if (s != LM_OK) {
+        lm_tensor_release(*out);
+        *out = NULL;
+    }
+    return s;
+}
+
+static char *dup_string(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *p = malloc(n);
+    if (p) memcpy(p, s, n);
+    return p;
+}
+
+lm_status lm_safetensors_load(const char *path, lm_safetensors *out) {
+    memset(out, 0, sizeof *out);
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return lm_fail(LM_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    struct stat st;
+    lm_status s = LM_OK;
+    unsigned char len8[8];
+    char *header = NULL;
+    lm_json *json = NULL;
+    entry *entries = NULL;
+    entry **order = NULL;
+    uint64_t hlen = 0, file_size = 0;
+    if (fstat(fileno(fp), &st) != 0) {
+        s = lm_fail(LM_ERR_IO, "cannot stat '%s'", path);
+        goto done;
+    }
+    file_size = (uint64_t)st.st_size;
+    if (file_size < 8 || fread(len8, 1, 8, fp) != 8) {
+        s = lm_fail(LM_ERR_FORMAT, "'%s' is too short to be a safetensors file (%llu bytes)",
+                    path, (unsigned long long)file_size);
+        goto done;
+    }
+    for (int k = 7; k >= 0; k--) hlen = (hlen << 8) | len8[k];
+    if (hlen < 2 || hlen > file_size - 8 || hlen > LM_SAFETENSORS_MAX_HEADER) {
+        s = lm_fail(LM_ERR_FORMAT,
+                    "'%s': header length %llu is impossible for a file of %llu bytes (limit %u);"
+                    " not a safetensors file, or truncated",
+                    path, (unsigned long long)hlen, (unsigned long long)file_size,
+                    LM_SAFETENSORS_MAX_HEADER);
+        goto done;
+    }
+    header = malloc((size_t)hlen);
+    if (!header) {
+        s = lm_fail(LM_ERR_MEMORY, "out of memory reading the header of '%s'", path);
+        goto done;
+    }
+    if (fread(header, 1, (size_t)hlen, fp) != hlen) {
+        s = lm_fail(LM_ERR_IO, "'%s': could not read the header", path);
+        goto done;
+    }
+    char what[512];
+    snprintf(what, sizeof what, "header of '%s'", path);
+    s = lm_json_parse(header, (size_t)hlen, what, &json);
+    if (s != LM_OK) goto done;
+    if (json->type != LM_JSON_OBJECT) {
+        s = lm_fail(LM_ERR_FORMAT, "'%s': the header is not a JSON object", path);
+        goto done;
+    }
+    uint64_t data_start = 8 + hlen, data_len = file_size - data_start;
+    entries = calloc(json->count ? json->count : 1, sizeof *entries);
+    order = calloc(json->count ? json->count : 1, sizeof *order);
+    if (!entries || !order) {
+        s = lm_fail(LM_ERR_MEMORY, "out of memory");
+        goto done;
+    }
+    int n = 0;
+    const lm_json *meta = NULL;
+    for (int i = 0; i < json->count; i++) {
+        if (strcmp(json->keys[i], "__metadata__") == 0) {
+            meta = &json->items[i];
+            continue;
+        }
+        for (int j = 0; j < i; j++)
+            if (strcmp(json->keys[i], json->keys[j]) == 0) {
+                s = lm_fail(LM_ERR_FORMAT, "'%s': tensor '%s' appears twice", path,
+                            json->keys[i]);
+                goto done;
+            }
+        s = parse_entry(path, json->keys[i], &json->items[i], data_len, &entries[n]);
+        if (s != LM_OK) goto done;
+        order[n] = &entries[n];
+        n++;
+    }
+    qsort(order, n, sizeof *order, compare_begin);
+    for (int i = 1; i < n; i++)
+        if (order[i]->begin < order[i - 1]->end) {
+            s = lm_fail(LM_ERR_FORMAT, "'%s': the data of tensors '%s' and '%s' overlap", path,
+                        order[i - 1]->name, order[i]->name);
+            goto done;
+        }
+    if (meta && meta->type != LM_JSON_OBJECT) {
+        s = lm_fail(LM_ERR_FORMAT, "'%s': __metadata__ is not an object", path);
+        goto done;
+    }
+    int nmeta = meta ? meta->count : 0;
+    out->tensors = calloc(n ? n : 1, sizeof *out->tensors);
+    out->metadata = calloc(nmeta ? nmeta : 1, sizeof *out->metadata);
+    if (!out->tensors || !out->metadata) {
+        s = lm_fail(LM_ERR_MEMORY, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < nmeta; i++) {
+        if (meta->items[i].type != LM_JSON_STRING) {
+            s = lm_fail(LM_ERR_FORMAT, "'%s': metadata '%s' is not a string", path,
+                        meta->keys[i]);
+            goto done;
+        }
+        out->metadata[i].key = dup_string(meta->keys[i]);
+        out->metadata[i].value = dup_string(meta->items[i].string);
+        out->metadata_count++;
+        if (!out->metadata[i].key || !out->metadata[i].value) {
+            s = lm_fail(LM_ERR_MEMORY, "out of memory");
+            goto done;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        lm_named_tensor *nt = &out->tensors[i];
+        nt->name = dup_string(entries[i].name);
+        if (!nt->name) {
+            s = lm_fail(LM_ERR_MEMORY, "out of memory");
+            goto done;
+        }
+        out->count++;
+        s = read_entry(path, fp, data_start, &entries[i], &nt->tensor);
+        if (s != LM_OK) goto done;
+    }
+done:
+    fclose(fp);
+    free(header);
+    lm_json_free(json);
+    free(entries);
+    free(order);
+    if (s != LM_OK) lm_safetensors_free(out);
+    return s;
+}
+
+void lm_safetensors_free(lm_safetensors *st) {
+    for (int i = 0; i < st->count; i++) {
+        free(st->tensors[i].name);
+        lm_tensor_release(st->tensors[i].tensor);
+    }
+    for (int i = 0; i < st->metadata_count; i++) {
+        free(st->metadata[i].key);
+        free(st->metadata[i].value);
+    }
+    free(st->tensors);
+    free(st->metadata);
+    memset(st, 0, sizeof *st);
+}

@@ -1,0 +1,53 @@
+/* safetensors files: named tensors behind a JSON header.
+ *
+ * Layout: 8-byte little-endian header length N, N bytes of JSON
+ * ({"name": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 24]}, ...,
+ * "__metadata__": {"key": "value"}}), then the raw little-endian data.
+ * Reading validates everything before allocating anything of a size the file
+ * claims: the header length is bounded by the file size and by
+ * LM_SAFETENSORS_MAX_HEADER, every shape must match its byte range, ranges
+ * must lie inside the file and must not overlap. F32 and I32 load as they
+ * are; F64 and I64 are converted (to float32 / int32, I64 range-checked).
+ * Writing is atomic: a temporary file in the same folder, fsync, rename. */
+#ifndef LM_SAFETENSORS_H
+#define LM_SAFETENSORS_H
+
+#include "lm_tensor.h"
+
+#define LM_SAFETENSORS_MAX_HEADER (100u << 20)
+
+typedef struct lm_named_tensor {
+    char *name;
+    lm_tensor *tensor; /* one counted reference */
+} lm_named_tensor;
+
+typedef struct lm_string_pair {
+    char *key, *value;
+} lm_string_pair;
+
+typedef struct lm_safetensors {
+    lm_named_tensor *tensors;
+    int count;
+    lm_string_pair *metadata;
+    int metadata_count;
+} lm_safetensors;
+
+/* Writes `count` tensors (any device, any strides) and optional metadata. */
+lm_status lm_safetensors_save(const char *path, const lm_named_tensor *tensors, int count,
+                              const lm_string_pair *metadata, int metadata_count);
+/* Reads a whole file into CPU tensors; free with lm_safetensors_free. */
+lm_status lm_safetensors_load(const char *path, lm_safetensors *out);
+void lm_safetensors_free(lm_safetensors *st);
+
+/* Atomic file writing, shared by every writer of the core: opens a temporary
+ * file beside `path`; commit fsyncs and renames it over `path`, abort removes
+ * it. */
+typedef struct lm_atomic_file {
+    void *fp; /* FILE * */
+    char *final_path, *temp_path;
+} lm_atomic_file;
+lm_status lm_atomic_open(lm_atomic_file *f, const char *path);
+lm_status lm_atomic_commit(lm_atomic_file *f);
+void lm_atomic_abort(lm_atomic_file *f);
+
+#endif

@@ -1,0 +1,143 @@
+#include "lm_threads.h"
+
+#include <cblas.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <unistd.h>
+
+#define MAX_THREADS 64
+#define SPIN_ITERATIONS 20000
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv, done_cv;
+    pthread_t workers[MAX_THREADS];
+    int nworkers;  /* started worker threads (threads - 1) */
+    int nthreads;  /* wanted threads, 0 = not decided yet */
+    atomic_uint_fast64_t generation;
+    atomic_int pending;
+    bool shutdown;
+    lm_range_fn fn;
+    void *ctx;
+    int64_t n;
+    int chunks;
+} pool = {.mu = PTHREAD_MUTEX_INITIALIZER,
+          .work_cv = PTHREAD_COND_INITIALIZER,
+          .done_cv = PTHREAD_COND_INITIALIZER};
+
+static _Thread_local bool in_parallel;
+
+static int default_threads(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int)n;
+}
+
+void lm_parallel_chunk_bounds(int64_t n, int chunks, int k, int64_t *begin, int64_t *end) {
+    *begin = n * k / chunks;
+    *end = n * (k + 1) / chunks;
+}
+
+int lm_parallel_chunks(int64_t n, int64_t grain) {
+    int threads = lm_get_num_threads();
+    if (grain < 1) grain = 1;
+    int64_t by_grain = n / grain;
+    if (by_grain < 1) by_grain = 1;
+    return by_grain < threads ? (int)by_grain : threads;
+}
+
+static void run_chunk(int k) {
+    int64_t begin, end;
+    lm_parallel_chunk_bounds(pool.n, pool.chunks, k, &begin, &end);
+    if (begin < end) pool.fn(pool.ctx, begin, end);
+}
+
+static void *worker_main(void *arg) {
+    int index = (int)(intptr_t)arg; /* chunk index, 1.. (the caller runs chunk 0) */
+    uint_fast64_t seen = atomic_load(&pool.generation);
+    in_parallel = true;
+    for (;;) {
+        /* spin briefly: consecutive parallel ops arrive microseconds apart */
+        int spins = 0;
+        while (atomic_load_explicit(&pool.generation, memory_order_acquire) == seen &&
+               spins < SPIN_ITERATIONS)
+            spins++;
+        pthread_mutex_lock(&pool.mu);
+        while (atomic_load(&pool.generation) == seen && !pool.shutdown)
+            pthread_cond_wait(&pool.work_cv, &pool.mu);
+        if (pool.shutdown) {
+            pthread_mutex_unlock(&pool.mu);
+            return NULL;
+        }
+        seen = atomic_load(&pool.generation);
+        pthread_mutex_unlock(&pool.mu);
+        if (index < pool.chunks) run_chunk(index);
+        if (atomic_fetch_sub(&pool.pending, 1) == 1) {
+            pthread_mutex_lock(&pool.mu);
+            pthread_cond_signal(&pool.done_cv);
+            pthread_mutex_unlock(&pool.mu);
+        }
+    }
+}
+
+static void stop_workers(void) {
+    pthread_mutex_lock(&pool.mu);
+    pool.shutdown = true;
+    pthread_cond_broadcast(&pool.work_cv);
+    pthread_mutex_unlock(&pool.mu);
+    for (int i = 0; i < pool.nworkers; i++) pthread_join(pool.workers[i], NULL);
+    pool.nworkers = 0;
+    pool.shutdown = false;
+}
+
+static void start_workers(void) {
+    int want = pool.nthreads - 1;
+    for (int i = 0; i < want; i++) {
+        if (pthread_create(&pool.workers[i], NULL, worker_main, (void *)(intptr_t)(i + 1)) != 0)
+            break; /* fewer workers: chunks beyond them run on the caller */
+        pool.nworkers++;
+    }
+}
+
+void lm_set_num_threads(int n) {
+    if (n < 1) n = default_threads();
+    if (n > MAX_THREADS) n = MAX_THREADS;
+    if (pool.nworkers) stop_workers();
+    pool.nthreads = n;
+    openblas_set_num_threads(n);
+}
+
+int lm_get_num_threads(void) {
+    if (!pool.nthreads) lm_set_num_threads(0);
+    return pool.nthreads;
+}
+
+void lm_parallel_for(int64_t n, int64_t grain, lm_range_fn fn, void *ctx) {
+    if (n <= 0) return;
+    int chunks = lm_parallel_chunks(n, grain);
+    if (chunks <= 1 || in_parallel) {
+        fn(ctx, 0, n);
+        return;
+    }
+    if (pool.nworkers == 0) start_workers();
+    pool.fn = fn;
+    pool.ctx = ctx;
+    pool.n = n;
+    pool.chunks = chunks;
+    atomic_store(&pool.pending, pool.nworkers);
+    pthread_mutex_lock(&pool.mu);
+    atomic_fetch_add_explicit(&pool.generation, 1, memory_order_release);
+    pthread_cond_broadcast(&pool.work_cv);
+    pthread_mutex_unlock(&pool.mu);
+
+    in_parallel = true;
+    run_chunk(0);
+    for (int k = pool.nworkers + 1; k < chunks; k++) run_chunk(k); /* workers that failed to start */
+    in_parallel = false;
+
+    int spins = 0;
+    while (atomic_load(&pool.pending) > 0 && spins < SPIN_ITERATIONS) spins++;
+    pthread_mutex_lock(&pool.mu);
+    while (atomic_load(&pool.pending) > 0) pthread_cond_wait(&pool.done_cv, &pool.mu);
+    pthread_mutex_unlock(&pool.mu);
+}

@@ -1,0 +1,30 @@
+/* A small persistent thread pool for elementwise work and reductions.
+ *
+ * Why not OpenMP: libgomp's idle threads spin after each parallel region and
+ * steal the cores OpenBLAS's own threads need for the GEMM that follows.
+ * These workers spin only briefly and then sleep. Work is split into at most
+ * one contiguous chunk per thread, decided only by n, grain and the thread
+ * count, so results (including reductions) are reproducible for a given
+ * thread count. Calls from inside a running chunk run inline. */
+#ifndef LM_THREADS_H
+#define LM_THREADS_H
+
+#include <stdint.h>
+
+/* Sets the threads of both this pool and OpenBLAS. n < 1 means "all cores". */
+void lm_set_num_threads(int n);
+int lm_get_num_threads(void);
+
+typedef void (*lm_range_fn)(void *ctx, int64_t begin, int64_t end);
+
+/* Runs fn over [0, n) in chunks of at least `grain` items. */
+void lm_parallel_for(int64_t n, int64_t grain, lm_range_fn fn, void *ctx);
+
+/* How many chunks lm_parallel_for(n, grain, ...) would use, and the bounds of
+ * chunk k of them: for reductions that keep one partial result per chunk. */
+int lm_parallel_chunks(int64_t n, int64_t grain);
+void lm_parallel_chunk_bounds(int64_t n, int chunks, int k, int64_t *begin, int64_t *end);
+
+#define LM_GRAIN_ELEMENTWISE 32768
+
+#endif

@@ -1,0 +1,144 @@
+/* Creation, copies and conversions between dtypes and devices. */
+#include <string.h>
+
+#include "lm_ops.h"
+
+static const lm_backend *backend_of(const lm_tensor *t) {
+    return lm_backend_get(t->storage->device);
+}
+
+lm_status lm_full(lm_tensor **out, lm_dtype dtype, lm_device device, int ndim,
+                  const int64_t *shape, double value) {
+    LM_TRY(lm_tensor_new(out, dtype, device, ndim, shape));
+    lm_status s = backend_of(*out)->fill(*out, value);
+    if (s != LM_OK) {
+        lm_tensor_release(*out);
+        *out = NULL;
+    }
+    return s;
+}
+
+lm_status lm_arange(lm_tensor **out, lm_dtype dtype, double start, double step, int64_t count) {
+    *out = NULL;
+    if (count < 0) return lm_fail(LM_ERR_ARG, "arange: negative number of elements");
+    LM_TRY(lm_tensor_new(out, dtype, LM_CPU, 1, &count));
+    for (int64_t i = 0; i < count; i++) {
+        double v = start + step * (double)i;
+        if (dtype == LM_INT32)
+            lm_tensor_i32(*out)[i] = (int32_t)v;
+        else
+            lm_tensor_f32(*out)[i] = (float)v;
+    }
+    return LM_OK;
+}
+
+lm_status lm_from_host(lm_tensor **out, lm_dtype dtype, int ndim, const int64_t *shape,
+                       const void *data) {
+    LM_TRY(lm_tensor_new(out, dtype, LM_CPU, ndim, shape));
+    memcpy(lm_tensor_f32(*out), data, (size_t)lm_tensor_numel(*out) * lm_dtype_size(dtype));
+    return LM_OK;
+}
+
+lm_status lm_copy_(lm_tensor *dst, const lm_tensor *src) {
+    if (dst->storage->device != src->storage->device)
+        return lm_fail(LM_ERR_DEVICE, "copy: destination is on %s, source on %s",
+                       lm_device_name(dst->storage->device), lm_device_name(src->storage->device));
+    lm_tensor *expanded;
+    LM_TRY(lm_tensor_expand(&expanded, (lm_tensor *)src, dst->ndim, dst->shape));
+    lm_status s = backend_of(dst)->copy(dst, expanded);
+    lm_tensor_release(expanded);
+    return s;
+}
+
+lm_status lm_fill_(lm_tensor *dst, double value) { return backend_of(dst)->fill(dst, value); }
+
+lm_status lm_clone(lm_tensor **out, const lm_tensor *t) {
+    LM_TRY(lm_tensor_new_like(out, t));
+    lm_status s = backend_of(t)->copy(*out, t);
+    if (s != LM_OK) {
+        lm_tensor_release(*out);
+        *out = NULL;
+    }
+    return s;
+}
+
+lm_status lm_contiguous(lm_tensor **out, lm_tensor *t) {
+    if (lm_tensor_is_contiguous(t)) {
+        *out = lm_tensor_retain(t);
+        return LM_OK;
+    }
+    return lm_clone(out, t);
+}
+
+lm_status lm_to_dtype(lm_tensor **out, lm_tensor *t, lm_dtype dtype) {
+    if (t->dtype == dtype) {
+        *out = lm_tensor_retain(t);
+        return LM_OK;
+    }
+    LM_TRY(lm_tensor_new(out, dtype, t->storage->device, t->ndim, t->shape));
+    lm_status s = backend_of(t)->copy(*out, t);
+    if (s != LM_OK) {
+        lm_tensor_release(*out);
+        *out = NULL;
+    }
+    return s;
+}
+
+lm_status lm_to_device(lm_tensor **out, lm_tensor *t, lm_device device) {
+    *out = NULL;
+    if (t->storage->device == device) {
+        *out = lm_tensor_retain(t);
+        return LM_OK;
+    }
+    const lm_backend *target = lm_backend_get(device);
+    if (!target) return LM_ERR_DEVICE;
+    lm_tensor *src;
+    LM_TRY(lm_contiguous(&src, t));
+    lm_status s = lm_tensor_new(out, t->dtype, device, t->ndim, t->shape);
+    if (s == LM_OK) {
+        /* exactly one side is the CPU, whose memory is the host's */
+        if (device == LM_CPU)
+            s = backend_of(src)->download(lm_tensor_f32(*out), src);
+        else
+            s = target->upload(*out, lm_tensor_f32(src));
+    }
+    lm_tensor_release(src);
+    if (s != LM_OK && *out) {
+        lm_tensor_release(*out);
+        *out = NULL;
+    }
+    return s;
+}
+
+lm_status lm_to_host(const lm_tensor *t, void *host) {
+    lm_tensor *c;
+    LM_TRY(lm_contiguous(&c, (lm_tensor *)t));
+    lm_status s = backend_of(c)->download(host, c);
+    lm_tensor_release(c);
+    return s;
+}
+
+lm_status lm_get_element(const lm_tensor *t, int64_t index, double *value) {
+    int64_t numel = lm_tensor_numel(t);
+    if (index < 0 || index >= numel)
+        return lm_fail(LM_ERR_ARG, "element %lld out of range for %lld elements",
+                       (long long)index + 1, (long long)numel);
+    int64_t off = 0;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        off += (index % t->shape[d]) * t->strides[d];
+        index /= t->shape[d];
+    }
+    if (t->storage->device == LM_CPU) {
+        *value = t->dtype == LM_INT32 ? lm_tensor_i32(t)[off] : lm_tensor_f32(t)[off];
+        return LM_OK;
+    }
+    lm_tensor one = *t; /* a 0-D view of that element */
+    one.ndim = 0;
+    one.offset += off;
+    int32_t bits;
+    LM_TRY(backend_of(t)->download(&bits, &one));
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    *value = t->dtype == LM_INT32 ? bits : f;
+    return LM_OK;
+}

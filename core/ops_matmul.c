@@ -1,0 +1,145 @@
+/* matmul front: NumPy semantics reduced to the backend's 3-D product. */
+#include <string.h>
+
+#include "lm_ops.h"
+
+/* True when the last two dims of t (rows x cols) map onto BLAS directly. */
+static bool blas_compatible(lm_tensor *t) {
+    int r = t->ndim - 2, c = t->ndim - 1;
+    int64_t rows = t->shape[r], cols = t->shape[c];
+    /* a size-1 dimension's stride is arbitrary: give it a canonical value */
+    if (cols == 1) t->strides[c] = 1;
+    if (rows == 1) t->strides[r] = cols > 1 ? cols : 1;
+    if (t->strides[c] == 1 && t->strides[r] >= (cols > 1 ? cols : 1)) return true;
+    return t->strides[r] == 1 && t->strides[c] >= (rows > 1 ? rows : 1);
+}
+
+/* A (B|1, rows, cols) view of t, whose leading dims are broadcast to `batch`. */
+static lm_status as_3d(lm_tensor **out, lm_tensor *t, int nbatch, const int64_t *batch,
+                       int64_t numbatch) {
+    int64_t rows = t->shape[t->ndim - 2], cols = t->shape[t->ndim - 1];
+    bool has_batch = false;
+    for (int d = 0; d < t->ndim - 2; d++) has_batch |= t->shape[d] != 1;
+    lm_tensor *v = NULL;
+    if (!has_batch) {
+        lm_tensor *tmp;
+        int64_t shape3[3] = {1, rows, cols};
+        lm_status s = lm_tensor_squeeze(&tmp, t, -1); /* drop leading 1s, keeps strides */
+        if (s != LM_OK) return s;
+        /* rebuild a 3-D view keeping the matrix strides */
+        v = tmp;
+        v->ndim = 3;
+        v->shape[0] = shape3[0];
+        v->shape[1] = rows;
+        v->shape[2] = cols;
+        v->strides[1] = t->strides[t->ndim - 2];
+        v->strides[2] = t->strides[t->ndim - 1];
+        v->strides[0] = 0;
+    } else {
+        int64_t full[LM_MAX_DIMS];
+        memcpy(full, batch, sizeof(int64_t) * nbatch);
+        full[nbatch] = rows;
+        full[nbatch + 1] = cols;
+        lm_tensor *e;
+        LM_TRY(lm_tensor_expand(&e, t, nbatch + 2, full));
+        int64_t shape3[3] = {numbatch, rows, cols};
+        lm_status s = lm_tensor_reshape(&v, e, 3, shape3);
+        lm_tensor_release(e);
+        LM_TRY(s);
+    }
+    if (!blas_compatible(v)) {
+        lm_tensor *c;
+        lm_status s = lm_clone(&c, v);
+        lm_tensor_release(v);
+        LM_TRY(s);
+        v = c;
+    }
+    *out = v;
+    return LM_OK;
+}
+
+lm_status lm_matmul(lm_tensor **out, lm_tensor *a_in, lm_tensor *b_in) {
+    *out = NULL;
+    char sa[LM_SHAPE_STR_MAX], sb[LM_SHAPE_STR_MAX];
+    if (a_in->storage->device != b_in->storage->device)
+        return lm_fail(LM_ERR_DEVICE, "matmul: operands are on different devices (%s and %s)",
+                       lm_device_name(a_in->storage->device),
+                       lm_device_name(b_in->storage->device));
+    if (a_in->dtype != LM_FLOAT32 || b_in->dtype != LM_FLOAT32)
+        return lm_fail(LM_ERR_ARG, "matmul: needs float32 tensors, got %s and %s (use :float())",
+                       lm_dtype_name(a_in->dtype), lm_dtype_name(b_in->dtype));
+    if (a_in->ndim == 0 || b_in->ndim == 0)
+        return lm_fail(LM_ERR_ARG, "matmul: operands must have at least 1 dimension");
+
+    /* 1-D operands become a row (left) or a column (right), removed at the end */
+    lm_tensor *a = NULL, *b = NULL, *a3 = NULL, *b3 = NULL, *o3 = NULL;
+    bool squeeze_row = a_in->ndim == 1, squeeze_col = b_in->ndim == 1;
+    lm_status s = squeeze_row ? lm_tensor_unsqueeze(&a, a_in, 0) : LM_OK;
+    if (!squeeze_row) a = lm_tensor_retain(a_in);
+    if (s == LM_OK) s = squeeze_col ? lm_tensor_unsqueeze(&b, b_in, 1) : LM_OK;
+    if (s == LM_OK && !squeeze_col) b = lm_tensor_retain(b_in);
+    if (s != LM_OK) goto done;
+
+    int64_t M = a->shape[a->ndim - 2], K = a->shape[a->ndim - 1];
+    int64_t K2 = b->shape[b->ndim - 2], N = b->shape[b->ndim - 1];
+    if (K != K2) {
+        s = lm_fail(LM_ERR_SHAPE,
+                    "matmul: inner dimensions differ: %s @ %s (%lld columns vs %lld rows)",
+                    lm_shape_str(a_in, sa, sizeof sa), lm_shape_str(b_in, sb, sizeof sb),
+                    (long long)K, (long long)K2);
+        goto done;
+    }
+    /* broadcast the batch dimensions */
+    lm_tensor ab = *a, bb = *b;
+    ab.ndim = a->ndim - 2;
+    bb.ndim = b->ndim - 2;
+    int nbatch;
+    int64_t batch[LM_MAX_DIMS], numbatch = 1;
+    s = lm_broadcast_shape("matmul (batch dimensions)", &ab, &bb, &nbatch, batch);
+    if (s != LM_OK) goto done;
+    if (nbatch + 2 > LM_MAX_DIMS) {
+        s = lm_fail(LM_ERR_ARG, "matmul: too many dimensions");
+        goto done;
+    }
+    for (int d = 0; d < nbatch; d++) numbatch *= batch[d];
+
+    s = as_3d(&a3, a, nbatch, batch, numbatch);
+    if (s == LM_OK) s = as_3d(&b3, b, nbatch, batch, numbatch);
+    if (s != LM_OK) goto done;
+
+    /* result shape: batch + [M, N] without the squeezed 1-D dimensions */
+    int64_t oshape[LM_MAX_DIMS];
+    int ond = 0;
+    for (int d = 0; d < nbatch; d++) oshape[ond++] = batch[d];
+    if (!squeeze_row) oshape[ond++] = M;
+    if (!squeeze_col) oshape[ond++] = N;
+    s = lm_tensor_new(out, LM_FLOAT32, a->storage->device, ond, oshape);
+    if (s != LM_OK) goto done;
+    int64_t shape3[3] = {a3->shape[0] > b3->shape[0] ? a3->shape[0] : b3->shape[0], M, N};
+    /* one GEMM for a batch against a shared right matrix: fold batch into rows */
+    if (shape3[0] > 1 && b3->shape[0] == 1 && a3->strides[2] == 1 &&
+        a3->strides[0] == M * a3->strides[1]) {
+        a3->shape[1] = shape3[0] * M;
+        a3->shape[0] = 1;
+        shape3[1] = shape3[0] * M;
+        shape3[0] = 1;
+    }
+    s = lm_tensor_view(&o3, *out, 3, shape3);
+    if (s == LM_OK) {
+        if (K == 0)
+            s = lm_fill_(*out, 0);
+        else
+            s = lm_backend_get(a->storage->device)->matmul(o3, a3, b3, 1.0f, 0.0f);
+    }
+    if (s != LM_OK) {
+        lm_tensor_release(*out);
+        *out = NULL;
+    }
+done:
+    lm_tensor_release(a);
+    lm_tensor_release(b);
+    lm_tensor_release(a3);
+    lm_tensor_release(b3);
+    lm_tensor_release(o3);
+    return s;
+}
