@@ -22,7 +22,7 @@ typedef struct l_tensor_ud {
 /* The tensor at stack index `arg`, raising a Lua error if it is not a live
  * tensor. */
 lm_tensor *l_check_tensor(lua_State *L, int arg);
-lm_tensor *l_test_tensor(lua_State *L, int arg); /* NULL if not a tensor */
+lm_tensor *l_test_tensor(lua_State *L, int arg); /* NULL if not a tensor; errors if freed */
 /* Pushes a new, empty tensor userdata and returns its slot: allocate the
  * userdata first, then let the core fill the slot, so nothing can leak if
  * pushing fails. */

@@ -10,6 +10,7 @@
 
 lm_tensor *l_test_tensor(lua_State *L, int arg) {
     l_tensor_ud *ud = luaL_testudata(L, arg, L_TENSOR_MT);
+    if (ud && !ud->t) luaL_error(L, "bad argument #%d: this tensor has been freed", arg);
     return ud ? ud->t : NULL;
 }
 
@@ -436,7 +437,6 @@ static int binary(lua_State *L, lm_binary_op op) {
     } else if (b && lua_type(L, 1) == LUA_TNUMBER) {
         l_check(L, lm_binary_scalar(l_push_slot(L), op, b, lua_tonumber(L, 1), true));
     } else {
-        if (a || b) l_check_tensor(L, a ? 1 : 2); /* freed tensor: say so */
         return luaL_error(L, "%s: expected tensors or numbers, got %s and %s", name,
                           luaL_typename(L, 1), luaL_typename(L, 2));
     }
@@ -512,8 +512,9 @@ static int reduce(lua_State *L, lm_reduce_op op) {
 static int t_argreduce(lua_State *L, lm_reduce_op op) {
     lm_tensor *t = l_check_tensor(L, 1);
     int dim = lua_isnoneornil(L, 2) ? -1 : l_check_dim(L, 2, t->ndim, lm_reduce_name(op));
+    bool keepdim = lua_toboolean(L, 3);
     lm_tensor **raw = l_push_slot(L);
-    l_check(L, lm_reduce(raw, NULL, op, t, dim, lua_toboolean(L, 3)));
+    l_check(L, lm_reduce(raw, NULL, op, t, dim, keepdim));
     l_check(L, lm_binary_scalar(l_push_slot(L), LM_ADD, *raw, 1, false));
     return 1;
 }

@@ -22,6 +22,7 @@ static struct {
     void *ctx;
     int64_t n;
     int chunks;
+    uint_fast64_t start_generation;
 } pool = {.mu = PTHREAD_MUTEX_INITIALIZER,
           .work_cv = PTHREAD_COND_INITIALIZER,
           .done_cv = PTHREAD_COND_INITIALIZER};
@@ -54,7 +55,8 @@ static void run_chunk(int k) {
 
 static void *worker_main(void *arg) {
     int index = (int)(intptr_t)arg; /* chunk index, 1.. (the caller runs chunk 0) */
-    uint_fast64_t seen = atomic_load(&pool.generation);
+    /* the generation when the pool started, not now: a job may already be posted */
+    uint_fast64_t seen = pool.start_generation;
     in_parallel = true;
     for (;;) {
         /* spin briefly: consecutive parallel ops arrive microseconds apart */
@@ -92,6 +94,7 @@ static void stop_workers(void) {
 
 static void start_workers(void) {
     int want = pool.nthreads - 1;
+    pool.start_generation = atomic_load(&pool.generation);
     for (int i = 0; i < want; i++) {
         if (pthread_create(&pool.workers[i], NULL, worker_main, (void *)(intptr_t)(i + 1)) != 0)
             break; /* fewer workers: chunks beyond them run on the caller */

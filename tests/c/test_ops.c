@@ -1,0 +1,268 @@
+/* Elementwise ops, broadcasting, reductions and matmul against hand-computed
+ * values and naive loops, on contiguous and non-contiguous inputs. */
+#include <stdlib.h>
+
+#include "lm_ops.h"
+#include "lm_rng.h"
+#include "lm_threads.h"
+#include "test.h"
+
+static lm_tensor *from(int ndim, const int64_t *shape, const float *v) {
+    lm_tensor *t;
+    lm_from_host(&t, LM_FLOAT32, ndim, shape, v);
+    return t;
+}
+
+static double at(const lm_tensor *t, int64_t i) {
+    double v = NAN;
+    lm_get_element(t, i, &v);
+    return v;
+}
+
+static void test_binary_broadcast(void) {
+    int64_t s23[2] = {2, 3}, s3[1] = {3}, s21[2] = {2, 1};
+    float a_v[6] = {1, 2, 3, 4, 5, 6}, b_v[3] = {10, 20, 30}, c_v[2] = {100, 200};
+    lm_tensor *a = from(2, s23, a_v), *b = from(1, s3, b_v), *c = from(2, s21, c_v), *r;
+    CHECK_OK(lm_binary(&r, LM_ADD, a, b)); /* row broadcast */
+    CHECK(at(r, 0) == 11 && at(r, 5) == 36);
+    lm_tensor_release(r);
+    CHECK_OK(lm_binary(&r, LM_SUB, a, c)); /* column broadcast */
+    CHECK(at(r, 0) == -99 && at(r, 3) == -196);
+    lm_tensor_release(r);
+    CHECK_OK(lm_binary(&r, LM_MUL, c, b)); /* [2,1] x [3] -> [2,3] outer */
+    CHECK(r->ndim == 2 && r->shape[0] == 2 && r->shape[1] == 3);
+    CHECK(at(r, 2) == 3000 && at(r, 3) == 2000);
+    lm_tensor_release(r);
+    int64_t s2[1] = {2};
+    lm_tensor *bad = from(1, s2, c_v);
+    CHECK_FAILS(lm_binary(&r, LM_ADD, a, bad), LM_ERR_SHAPE, "[2, 3] and [2]");
+    lm_tensor_release(bad);
+    /* transposed (non-contiguous) operand */
+    lm_tensor *at_, *sq;
+    lm_tensor_transpose(&at_, a, 0, 1); /* [[1,4],[2,5],[3,6]] */
+    CHECK_OK(lm_binary(&sq, LM_MUL, at_, at_));
+    CHECK(at(sq, 1) == 16 && at(sq, 4) == 9);
+    lm_tensor_release(sq);
+    CHECK_OK(lm_binary_scalar(&r, LM_DIV, a, 2, true)); /* 2 / a */
+    CHECK_NEAR(at(r, 3), 0.5, 1e-7);
+    lm_tensor_release(r);
+    CHECK_OK(lm_binary_scalar(&r, LM_GT, a, 3, false));
+    CHECK(at(r, 2) == 0 && at(r, 3) == 1 && r->dtype == LM_FLOAT32);
+    lm_tensor_release(r);
+    lm_tensor_release(at_);
+    lm_tensor_release(a);
+    lm_tensor_release(b);
+    lm_tensor_release(c);
+}
+
+static void test_unary(void) {
+    int64_t s4[1] = {4};
+    float v[4] = {-2, -0.5f, 0, 1.5f};
+    lm_tensor *x = from(1, s4, v), *r;
+    CHECK_OK(lm_unary(&r, LM_ELU, x, 1.0, 0));
+    CHECK_NEAR(at(r, 0), expm1(-2.0), 1e-6);
+    CHECK_NEAR(at(r, 3), 1.5, 0);
+    lm_tensor_release(r);
+    CHECK_OK(lm_unary(&r, LM_SIGMOID, x, 0, 0));
+    CHECK_NEAR(at(r, 1), 1 / (1 + exp(0.5)), 1e-6);
+    lm_tensor_release(r);
+    CHECK_OK(lm_unary(&r, LM_CLAMP, x, -1, 1));
+    CHECK(at(r, 0) == -1 && at(r, 3) == 1 && at(r, 1) == -0.5);
+    lm_tensor_release(r);
+    CHECK_OK(lm_unary(&r, LM_SIGN, x, 0, 0));
+    CHECK(at(r, 0) == -1 && at(r, 2) == 0 && at(r, 3) == 1);
+    lm_tensor_release(r);
+    CHECK_OK(lm_unary(&r, LM_POW_SCALAR, x, 2, 0));
+    CHECK(at(r, 0) == 4);
+    lm_tensor_release(r);
+    CHECK_OK(lm_unary_into(x, LM_ABS, x, 0, 0)); /* in place */
+    CHECK(at(x, 0) == 2 && at(x, 1) == 0.5);
+    lm_tensor_release(x);
+}
+
+static void test_int32(void) {
+    int64_t s3[1] = {3};
+    int32_t v[3] = {7, -3, 2};
+    lm_tensor *a, *r;
+    lm_from_host(&a, LM_INT32, 1, s3, v);
+    CHECK_OK(lm_binary(&r, LM_ADD, a, a));
+    CHECK(r->dtype == LM_INT32 && at(r, 1) == -6);
+    lm_tensor_release(r);
+    CHECK_OK(lm_binary(&r, LM_DIV, a, a)); /* true division gives float */
+    CHECK(r->dtype == LM_FLOAT32 && at(r, 0) == 1);
+    lm_tensor_release(r);
+    CHECK_OK(lm_binary_scalar(&r, LM_MUL, a, 0.5, false));
+    CHECK(r->dtype == LM_FLOAT32 && at(r, 0) == 3.5);
+    lm_tensor_release(r);
+    CHECK_OK(lm_reduce(&r, NULL, LM_SUM, a, -1, false));
+    CHECK(r->dtype == LM_INT32 && at(r, 0) == 6);
+    lm_tensor_release(r);
+    CHECK_OK(lm_reduce(&r, NULL, LM_ARGMIN, a, -1, false));
+    CHECK(at(r, 0) == 1);
+    lm_tensor_release(r);
+    lm_tensor_release(a);
+}
+
+static void test_where(void) {
+    int64_t s3[1] = {3}, s1[1] = {1};
+    float c[3] = {1, 0, 1}, a[3] = {1, 2, 3}, b[1] = {-1};
+    lm_tensor *tc = from(1, s3, c), *ta = from(1, s3, a), *tb = from(1, s1, b), *r;
+    CHECK_OK(lm_where(&r, tc, ta, tb));
+    CHECK(at(r, 0) == 1 && at(r, 1) == -1 && at(r, 2) == 3);
+    lm_tensor_release(r);
+    lm_tensor_release(tc);
+    lm_tensor_release(ta);
+    lm_tensor_release(tb);
+}
+
+static void test_reductions(void) {
+    int64_t s23[2] = {2, 3};
+    float v[6] = {1, 5, 3, 4, 2, 6};
+    lm_tensor *a = from(2, s23, v), *r, *idx;
+    CHECK_OK(lm_reduce(&r, NULL, LM_SUM, a, -1, false));
+    CHECK(r->ndim == 0 && at(r, 0) == 21);
+    lm_tensor_release(r);
+    CHECK_OK(lm_reduce(&r, NULL, LM_SUM, a, 0, false)); /* column sums */
+    CHECK(r->ndim == 1 && r->shape[0] == 3 && at(r, 0) == 5 && at(r, 2) == 9);
+    lm_tensor_release(r);
+    CHECK_OK(lm_reduce(&r, NULL, LM_MEAN, a, 1, true));
+    CHECK(r->ndim == 2 && r->shape[1] == 1 && at(r, 0) == 3 && at(r, 1) == 4);
+    lm_tensor_release(r);
+    CHECK_OK(lm_reduce(&r, &idx, LM_MAX, a, 1, false));
+    CHECK(at(r, 0) == 5 && at(r, 1) == 6 && at(idx, 0) == 1 && at(idx, 1) == 2);
+    lm_tensor_release(r);
+    lm_tensor_release(idx);
+    CHECK_OK(lm_reduce(&r, NULL, LM_ARGMIN, a, 0, false));
+    CHECK(at(r, 0) == 0 && at(r, 1) == 1 && at(r, 2) == 0);
+    lm_tensor_release(r);
+    CHECK_OK(lm_reduce(&r, NULL, LM_VAR, a, -1, false));
+    CHECK_NEAR(at(r, 0), 3.5, 1e-6); /* unbiased variance of 1..6 */
+    lm_tensor_release(r);
+    /* over a transposed view: sums of the rows of a^T are a's column sums */
+    lm_tensor *t;
+    lm_tensor_transpose(&t, a, 0, 1);
+    CHECK_OK(lm_reduce(&r, NULL, LM_SUM, t, 1, false));
+    CHECK(at(r, 0) == 5 && at(r, 1) == 7 && at(r, 2) == 9);
+    lm_tensor_release(r);
+    lm_tensor_release(t);
+    CHECK_FAILS(lm_reduce(&r, NULL, LM_SUM, a, 2, false), LM_ERR_ARG, "dimension 3");
+    /* NaN propagates through max */
+    v[4] = NAN;
+    lm_tensor *n = from(2, s23, v);
+    CHECK_OK(lm_reduce(&r, NULL, LM_MAX, n, -1, false));
+    CHECK(isnan(at(r, 0)));
+    lm_tensor_release(r);
+    lm_tensor_release(n);
+    lm_tensor_release(a);
+}
+
+/* Large tensors cross the threading threshold: results must not depend on
+ * the thread count, and must match a double-precision loop. */
+static void test_threads_large(void) {
+    int64_t shape[2] = {300, 1000};
+    lm_tensor *x, *col1, *col2, *all1, *all2, *sq;
+    lm_tensor_new(&x, LM_FLOAT32, LM_CPU, 2, shape);
+    lm_manual_seed(7);
+    lm_rand_normal_(x, 0, 1);
+    lm_set_num_threads(1);
+    CHECK_OK(lm_reduce(&col1, NULL, LM_SUM, x, 0, false));
+    CHECK_OK(lm_reduce(&all1, NULL, LM_SUM, x, -1, false));
+    lm_set_num_threads(2);
+    CHECK_OK(lm_reduce(&col2, NULL, LM_SUM, x, 0, false));
+    CHECK_OK(lm_reduce(&all2, NULL, LM_SUM, x, -1, false));
+    CHECK_OK(lm_binary(&sq, LM_MUL, x, x));
+    const float *p = lm_tensor_f32(x);
+    double total = 0, c7 = 0;
+    int bad = 0;
+    for (int64_t i = 0; i < 300 * 1000; i++) {
+        total += p[i];
+        if (i % 1000 == 7) c7 += p[i];
+        if (lm_tensor_f32(sq)[i] != p[i] * p[i]) bad++;
+    }
+    CHECK(bad == 0);
+    CHECK_NEAR(at(all1, 0), total, 1e-3);
+    CHECK(at(all1, 0) == at(all2, 0));
+    CHECK_NEAR(at(col1, 7), c7, 1e-3);
+    CHECK(memcmp(lm_tensor_f32(col1), lm_tensor_f32(col2), 1000 * sizeof(float)) == 0);
+    lm_tensor_release(x);
+    lm_tensor_release(col1);
+    lm_tensor_release(col2);
+    lm_tensor_release(all1);
+    lm_tensor_release(all2);
+    lm_tensor_release(sq);
+}
+
+static void naive_matmul(const lm_tensor *a, const lm_tensor *b, double *out) {
+    int64_t M = a->shape[0], K = a->shape[1], N = b->shape[1];
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            double s = 0;
+            for (int64_t k = 0; k < K; k++) s += at(a, i * K + k) * at(b, k * N + j);
+            out[i * N + j] = s;
+        }
+}
+
+static void test_matmul(void) {
+    int64_t sa[2] = {5, 7}, sb[2] = {7, 3}, sbt[2] = {3, 7};
+    lm_tensor *a, *b, *bt_base, *bt, *r;
+    lm_tensor_new(&a, LM_FLOAT32, LM_CPU, 2, sa);
+    lm_tensor_new(&b, LM_FLOAT32, LM_CPU, 2, sb);
+    lm_tensor_new(&bt_base, LM_FLOAT32, LM_CPU, 2, sbt);
+    lm_rand_normal_(a, 0, 1);
+    lm_rand_normal_(b, 0, 1);
+    double want[15];
+    naive_matmul(a, b, want);
+    CHECK_OK(lm_matmul(&r, a, b));
+    CHECK(r->shape[0] == 5 && r->shape[1] == 3);
+    double err = 0;
+    for (int i = 0; i < 15; i++) err = fmax(err, fabs(at(r, i) - want[i]));
+    CHECK(err < 1e-5);
+    lm_tensor_release(r);
+    /* b given as the transpose of a [3, 7] tensor: goes to BLAS as Trans */
+    CHECK_FAILS(lm_copy_(bt_base, b), LM_ERR_SHAPE, "cannot become"); /* [7,3] into [3,7] */
+    lm_tensor *b_t;
+    lm_tensor_transpose(&b_t, b, 0, 1);
+    lm_copy_(bt_base, b_t);
+    lm_tensor_transpose(&bt, bt_base, 0, 1); /* [7, 3] view with strides (1, 7) */
+    CHECK(!lm_tensor_is_contiguous(bt));
+    CHECK_OK(lm_matmul(&r, a, bt));
+    err = 0;
+    for (int i = 0; i < 15; i++) err = fmax(err, fabs(at(r, i) - want[i]));
+    CHECK(err < 1e-5);
+    lm_tensor_release(r);
+    /* batched: [2, 5, 7] @ [7, 3] folds into one GEMM; each batch must match */
+    int64_t s3[3] = {2, 5, 7};
+    lm_tensor *a3;
+    lm_tensor_expand(&a3, a, 3, s3);
+    lm_tensor *a3c;
+    lm_clone(&a3c, a3);
+    CHECK_OK(lm_matmul(&r, a3c, b));
+    CHECK(r->ndim == 3 && r->shape[0] == 2 && r->shape[1] == 5 && r->shape[2] == 3);
+    CHECK_NEAR(at(r, 15 + 4), want[4], 1e-5);
+    lm_tensor_release(r);
+    /* vector @ matrix and matrix @ vector */
+    lm_tensor *row, *col;
+    lm_tensor_select(&row, a, 0, 0);  /* [7] */
+    lm_tensor_select(&col, bt, 1, 0); /* [7], strided */
+    CHECK_OK(lm_matmul(&r, row, b));
+    CHECK(r->ndim == 1 && r->shape[0] == 3);
+    CHECK_NEAR(at(r, 1), want[1], 1e-5);
+    lm_tensor_release(r);
+    CHECK_OK(lm_matmul(&r, a, col));
+    CHECK(r->ndim == 1 && r->shape[0] == 5);
+    CHECK_NEAR(at(r, 2), want[2 * 3], 1e-5);
+    lm_tensor_release(r);
+    CHECK_FAILS(lm_matmul(&r, a, a), LM_ERR_SHAPE, "inner dimensions differ");
+    lm_tensor_release(row);
+    lm_tensor_release(col);
+    lm_tensor_release(a3);
+    lm_tensor_release(a3c);
+    lm_tensor_release(b_t);
+    lm_tensor_release(bt);
+    lm_tensor_release(bt_base);
+    lm_tensor_release(a);
+    lm_tensor_release(b);
+}
+
+TEST_MAIN(test_binary_broadcast, test_unary, test_int32, test_where, test_reductions,
+          test_threads_large, test_matmul)

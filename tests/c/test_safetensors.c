@@ -1,0 +1,163 @@
+/* safetensors round trips and rejection of malformed files. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "lm_alloc.h"
+#include "lm_ops.h"
+#include "lm_safetensors.h"
+#include "test.h"
+
+static char dir[256];
+
+static const char *path_of(const char *name) {
+    static char buf[512];
+    snprintf(buf, sizeof buf, "%s/%s", dir, name);
+    return buf;
+}
+
+/* Writes a file of an 8-byte length, the header and `data_len` zero bytes. */
+static void write_raw(const char *name, const char *header, uint64_t claimed_len,
+                      size_t data_len) {
+    FILE *f = fopen(path_of(name), "wb");
+    unsigned char len8[8];
+    for (int k = 0; k < 8; k++) len8[k] = (unsigned char)(claimed_len >> (8 * k));
+    fwrite(len8, 1, 8, f);
+    fwrite(header, 1, strlen(header), f);
+    for (size_t i = 0; i < data_len; i++) fputc(0, f);
+    fclose(f);
+}
+
+static void expect_format_error(const char *name, const char *header, size_t data_len,
+                                const char *needle) {
+    write_raw(name, header, strlen(header), data_len);
+    lm_safetensors st;
+    CHECK_FAILS(lm_safetensors_load(path_of(name), &st), LM_ERR_FORMAT, needle);
+}
+
+static void test_round_trip(void) {
+    int64_t s23[2] = {2, 3}, s4[1] = {4};
+    float fv[6] = {1, -2, 3.5f, 4, 5, 6e-8f};
+    int32_t iv[4] = {1, 2, -3, 2147483647};
+    lm_tensor *f, *i, *ft;
+    lm_from_host(&f, LM_FLOAT32, 2, s23, fv);
+    lm_from_host(&i, LM_INT32, 1, s4, iv);
+    lm_tensor_transpose(&ft, f, 0, 1); /* written in row-major order of the view */
+    lm_named_tensor items[3] = {{"weight", f}, {"labels", i}, {"weight_t", ft}};
+    lm_string_pair meta[1] = {{"format", "lumen \"test\"\n"}};
+    CHECK_OK(lm_safetensors_save(path_of("a.safetensors"), items, 3, meta, 1));
+    lm_safetensors st;
+    CHECK_OK(lm_safetensors_load(path_of("a.safetensors"), &st));
+    CHECK(st.count == 3 && st.metadata_count == 1);
+    CHECK(!strcmp(st.metadata[0].value, "lumen \"test\"\n"));
+    for (int k = 0; k < st.count; k++) {
+        lm_tensor *t = st.tensors[k].tensor;
+        if (!strcmp(st.tensors[k].name, "weight")) {
+            CHECK(t->ndim == 2 && t->shape[1] == 3 && !memcmp(lm_tensor_f32(t), fv, 24));
+        } else if (!strcmp(st.tensors[k].name, "labels")) {
+            CHECK(t->dtype == LM_INT32 && !memcmp(lm_tensor_i32(t), iv, 16));
+        } else {
+            CHECK(t->shape[0] == 3 && lm_tensor_f32(t)[1] == 4); /* [[1,4],[-2,5],...] */
+        }
+    }
+    lm_safetensors_free(&st);
+    /* no temporary file is left beside it */
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "ls %s | grep -q tmp", dir);
+    CHECK(system(cmd) != 0);
+    lm_named_tensor dup[2] = {{"w", f}, {"w", i}};
+    CHECK_FAILS(lm_safetensors_save(path_of("b.safetensors"), dup, 2, NULL, 0), LM_ERR_ARG,
+                "used twice");
+    CHECK_FAILS(lm_safetensors_save("/nonexistent-dir/x.safetensors", items, 1, NULL, 0),
+                LM_ERR_IO, "cannot create");
+    lm_tensor_release(ft);
+    lm_tensor_release(f);
+    lm_tensor_release(i);
+}
+
+static void test_conversions(void) {
+    /* F64 and I64 written by other tools load as float32 / int32 */
+    FILE *fp = fopen(path_of("c.safetensors"), "wb");
+    const char *h = "{\"d\":{\"dtype\":\"F64\",\"shape\":[2],\"data_offsets\":[0,16]},"
+                    "\"l\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[16,24]}}";
+    uint64_t n = strlen(h);
+    fwrite(&n, 8, 1, fp);
+    fwrite(h, 1, n, fp);
+    double d[2] = {0.25, -3};
+    int64_t l = 7;
+    fwrite(d, 8, 2, fp);
+    fwrite(&l, 8, 1, fp);
+    fclose(fp);
+    lm_safetensors st;
+    CHECK_OK(lm_safetensors_load(path_of("c.safetensors"), &st));
+    CHECK(st.count == 2);
+    for (int k = 0; k < st.count; k++) {
+        lm_tensor *t = st.tensors[k].tensor;
+        if (t->dtype == LM_FLOAT32)
+            CHECK(lm_tensor_f32(t)[0] == 0.25f && lm_tensor_f32(t)[1] == -3);
+        else
+            CHECK(lm_tensor_i32(t)[0] == 7);
+    }
+    lm_safetensors_free(&st);
+}
+
+static void test_malformed(void) {
+    lm_safetensors st;
+    FILE *f = fopen(path_of("short"), "wb");
+    fputs("abc", f);
+    fclose(f);
+    CHECK_FAILS(lm_safetensors_load(path_of("short"), &st), LM_ERR_FORMAT, "too short");
+    write_raw("huge", "{}", (uint64_t)1 << 60, 0);
+    CHECK_FAILS(lm_safetensors_load(path_of("huge"), &st), LM_ERR_FORMAT, "header length");
+    expect_format_error("notjson", "{\"a\": [1, 2}", 0, "invalid JSON");
+    expect_format_error("array", "[1, 2]", 0, "not a JSON object");
+    expect_format_error("dtype", "{\"a\":{\"dtype\":\"F16\",\"shape\":[1],\"data_offsets\":[0,2]}}",
+                        2, "'F16'");
+    expect_format_error("past", "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}",
+                        8, "past its end");
+    expect_format_error("mismatch",
+                        "{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,16]}}", 16,
+                        "shape needs 12");
+    expect_format_error("overlap",
+                        "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                        "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
+                        12, "overlap");
+    expect_format_error("negative",
+                        "{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4,
+                        "invalid size");
+    expect_format_error("keys", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1]}}", 4, "data_offsets");
+    expect_format_error("bigshape",
+                        "{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],"
+                        "\"data_offsets\":[0,4]}}",
+                        4, "invalid size");
+    CHECK_FAILS(lm_safetensors_load(path_of("missing"), &st), LM_ERR_IO, "cannot open");
+}
+
+static void test_allocator_reuses_blocks(void) {
+    lm_memory_stats before = lm_cpu_memory_stats();
+    for (int k = 0; k < 100; k++) {
+        int64_t n = 250000; /* 1 MB */
+        lm_tensor *t;
+        lm_tensor_new(&t, LM_FLOAT32, LM_CPU, 1, &n);
+        lm_tensor_release(t);
+    }
+    lm_memory_stats after = lm_cpu_memory_stats();
+    CHECK(after.live_bytes == before.live_bytes);
+#ifndef LUMEN_NO_ALLOC_CACHE
+    CHECK(after.cache_hits - before.cache_hits >= 99);
+#endif
+}
+
+int main(void) {
+    snprintf(dir, sizeof dir, "/tmp/lumen-test-st-XXXXXX");
+    if (!mkdtemp(dir)) return 1;
+    test_round_trip();
+    test_conversions();
+    test_malformed();
+    test_allocator_reuses_blocks();
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    printf("%d checks, %d failed\n", test_checks, test_failures);
+    return test_failures ? 1 : 0;
+}

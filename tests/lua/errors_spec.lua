@@ -1,0 +1,52 @@
+-- Wrong calls give Lua errors that say what was wrong, never a crash.
+local lm = require 'lumen'
+
+describe("argument errors", function()
+  local x = lm.ones(2, 3)
+  it("names the expected type", function()
+    raises(function() x:add("a") end, "expected tensors or numbers")
+    raises(function() lm.matmul(x, 3) end, "expected a tensor, got number")
+    raises(function() x:view("a") end, nil)
+    raises(function() lm.tensor(nil) end, "table expected")
+    raises(function() lm.zeros(2, 'float64') end, "unknown dtype 'float64'")
+  end)
+
+  it("reports shapes", function()
+    raises(function() return x + lm.ones(4) end, "shapes [2, 3] and [4] cannot be broadcast")
+    raises(function() x:view(4) end, "shape of 4 elements asked for a tensor of 6")
+    raises(function() x:transpose(1, 3) end, "dimension 3 out of range")
+    raises(function() x:narrow(2, 3, 2) end, "out of range")
+    raises(function() x:item() end, "has 6 elements")
+  end)
+
+  it("refuses freed tensors", function()
+    local y = lm.ones(2)
+    y:free()
+    y:free() -- idempotent
+    raises(function() return y + 1 end, "freed")
+    raises(function() y:sum() end, "freed")
+  end)
+
+  it("closes tensors with <close>", function()
+    local before = lm.memory_stats().live_bytes
+    do
+      local big <close> = lm.zeros(1000, 1000)
+      truthy(lm.memory_stats().live_bytes >= before + 4e6, "allocated")
+    end
+    truthy(lm.memory_stats().live_bytes < before + 4e6, "released at scope exit")
+  end)
+end)
+
+describe("threads", function()
+  it("sets and reads the thread count", function()
+    local n = lm.get_num_threads()
+    lm.set_num_threads(1)
+    eq(lm.get_num_threads(), 1)
+    local a = lm.randn(500, 500)
+    local s1 = a:sum(1):totable()
+    lm.set_num_threads(2)
+    same(a:sum(1):totable(), s1) -- the same bits with another thread count
+    lm.set_num_threads(n)
+    raises(function() lm.set_num_threads(0) end, "1..64")
+  end)
+end)

@@ -1,0 +1,45 @@
+-- lm.save / lm.load: safetensors round trips and errors.
+local lm = require 'lumen'
+
+local dir = os.tmpname()
+os.remove(dir)
+os.execute("mkdir -p " .. dir)
+
+describe("safetensors", function()
+  it("round-trips named tensors and metadata", function()
+    local w = lm.randn(3, 4)
+    local path = dir .. "/m.safetensors"
+    lm.save(path, {w = w, labels = lm.tensor({1, 2, 3}, 'int32'), wt = w:t()}, {note = "hi"})
+    local t, meta = lm.load(path)
+    same(t.w:totable(), w:totable())
+    same(t.wt:totable(), w:t():totable())
+    eq(t.labels:dtype(), "int32")
+    same(t.labels:totable(), {1, 2, 3})
+    eq(meta.note, "hi")
+  end)
+
+  it("is readable by Python's safetensors layout (8-byte header length, JSON)", function()
+    local path = dir .. "/h.safetensors"
+    lm.save(path, {a = lm.ones(2)})
+    local f = assert(io.open(path, "rb"))
+    local bytes = f:read("a")
+    f:close()
+    local n = string.unpack("<I8", bytes)
+    local header = bytes:sub(9, 8 + n)
+    truthy(header:find('"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}', 1, true), header)
+    eq(#bytes, 8 + n + 8)
+    eq(n % 8, 0)
+  end)
+
+  it("refuses bad input with clear errors", function()
+    raises(function() lm.load(dir .. "/nope.safetensors") end, "cannot open")
+    raises(function() lm.save(dir .. "/x.safetensors", {w = 3}) end, "expected a tensor")
+    raises(function() lm.save(dir .. "/x.safetensors", {lm.ones(1)}) end, "names must be strings")
+    local f = assert(io.open(dir .. "/bad.safetensors", "wb"))
+    f:write(string.pack("<I8", 1 << 40), "{}")
+    f:close()
+    raises(function() lm.load(dir .. "/bad.safetensors") end, "header length")
+  end)
+end)
+
+os.execute("rm -rf " .. dir)

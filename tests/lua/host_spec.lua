@@ -1,0 +1,65 @@
+-- The `lumen` host behaves like the standalone `lua`.
+local build = os.getenv("LUMEN_BUILD_DIR") or "build"
+local lumen = build .. "/lumen"
+
+local function run(cmd)
+  local p = io.popen(cmd .. " 2>&1")
+  local out = p:read("a")
+  local ok, _, code = p:close()
+  return out, ok and 0 or code
+end
+
+describe("lumen host", function()
+  it("runs -e with lumen preloaded", function()
+    local out, code = run(lumen .. [[ -e "local lm = require 'lumen'; print(lm.matmul(lm.ones(2,3), lm.ones(3,4)):sum())"]])
+    eq(code, 0)
+    eq(out, "24\n")
+  end)
+
+  it("binds the global lm and prints the version", function()
+    local out = run(lumen .. [[ -v -e "print(lm.tensor{1}:numel())"]])
+    truthy(out:match("^Lumen %d+%.%d+%.%d+ %(Lua 5%.4"), out)
+    truthy(out:find("\n1\n", 1, true), out)
+  end)
+
+  it("passes script arguments in arg", function()
+    local path = os.tmpname()
+    local f = io.open(path, "w")
+    f:write("print(#arg, arg[1], arg[2], select('#', ...))")
+    f:close()
+    local out, code = run(lumen .. " " .. path .. " a b")
+    os.remove(path)
+    eq(code, 0)
+    eq(out, "2\ta\tb\t2\n")
+  end)
+
+  it("reads a chunk from stdin with -", function()
+    local out = run("echo 'print(1 + 1)' | " .. lumen .. " -")
+    eq(out, "2\n")
+  end)
+
+  it("reports errors with a traceback and a failing status", function()
+    local out, code = run(lumen .. [[ -e "local y = lm.ones(2) + lm.ones(3)"]])
+    truthy(code ~= 0, "non-zero exit")
+    truthy(out:find("cannot be broadcast", 1, true), out)
+    truthy(out:find("stack traceback", 1, true), out)
+    local _, bad = run(lumen .. " -x")
+    truthy(bad ~= 0)
+  end)
+
+  it("auto-prints expressions in the REPL and keeps going after errors", function()
+    local out = run("printf 'x = lm.ones(2)\\nx:sum()\\nerror(\"boom\")\\nfor i = 1, 2 do\\nprint(i)\\nend\\n' | " ..
+      lumen .. " -i")
+    truthy(out:find("\n2\n", 1, true) or out:find("> 2\n", 1, true), out)
+    truthy(out:find("boom", 1, true), out)
+    truthy(out:find("1\n", 1, true) and out:find("2\n", 1, true), out)
+  end)
+
+  it("loads from a stock lua5.4 as lumen.so", function()
+    local have = run("command -v lua5.4")
+    if have == "" then return end
+    local out, code = run("LUA_CPATH='" .. build .. "/?.so' lua5.4 -e \"local lm = require 'lumen'; print(lm.ones(3):sum())\"")
+    eq(code, 0)
+    eq(out, "3\n")
+  end)
+end)

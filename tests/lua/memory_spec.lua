@@ -1,0 +1,23 @@
+-- Tensor memory is visible to Lua's collector: a loop that creates and drops
+-- 1 MB tensors runs in flat memory without manual collectgarbage().
+local lm = require 'lumen'
+
+local function rss_mb()
+  local f = io.open("/proc/self/status")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return tonumber(s:match("VmRSS:%s*(%d+)")) / 1024
+end
+
+describe("memory", function()
+  it("stays under 200 MB over 100,000 1 MB tensors", function()
+    if not rss_mb() then return end
+    local peak = 0
+    for i = 1, 100000 do
+      local t = lm.zeros(262144) -- 1 MiB
+      if i % 5000 == 0 then peak = math.max(peak, rss_mb()) end
+    end
+    truthy(peak < 200, string.format("peak resident memory %.0f MB", peak))
+  end)
+end)

@@ -1,0 +1,213 @@
+-- Every tensor call of DESIGN.md's Lua API, against hand-computed values.
+local lm = require 'lumen'
+
+describe("creation", function()
+  it("builds float32 tensors from nested tables", function()
+    local x = lm.tensor{{1, 2}, {3, 4}}
+    same(x:shape(), {2, 2})
+    eq(x:dtype(), "float32")
+    same(x:totable(), {{1, 2}, {3, 4}})
+    eq(x:dim(), 2)
+    eq(x:numel(), 4)
+    eq(x:size(1), 2)
+    eq(x:size(-1), 2)
+  end)
+
+  it("builds int32 tensors and converts between dtypes", function()
+    local l = lm.tensor({3, 1, 2}, 'int32')
+    eq(l:dtype(), "int32")
+    eq(l[1], 3)
+    eq(math.type(l[1]), "integer")
+    local f = l:float()
+    eq(f:dtype(), "float32")
+    same(f:totable(), {3, 1, 2})
+    local back = lm.tensor{1.7, -2.2}:int()
+    same(back:totable(), {1, -2}) -- truncation toward zero
+    raises(function() lm.tensor({1.5}, 'int32') end, "not an int32")
+  end)
+
+  it("makes zeros, ones, full and arange", function()
+    same(lm.zeros(2, 3):totable(), {{0, 0, 0}, {0, 0, 0}})
+    same(lm.ones(2):totable(), {1, 1})
+    same(lm.ones{1, 2}:totable(), {{1, 1}})
+    eq(lm.zeros(2, 'int32'):dtype(), "int32")
+    same(lm.full({2}, 7):totable(), {7, 7})
+    same(lm.arange(1, 5):totable(), {1, 2, 3, 4, 5})   -- inclusive, like Lua's for
+    same(lm.arange(4):totable(), {1, 2, 3, 4})
+    same(lm.arange(0, 1, 0.25):totable(), {0, 0.25, 0.5, 0.75, 1})
+    same(lm.arange(5, 1, -2):totable(), {5, 3, 1})
+    eq(lm.arange(1, 3, 'int32'):dtype(), "int32")
+  end)
+
+  it("makes a 0-D tensor from a number and prints it as a number", function()
+    local s = lm.tensor(2.5)
+    eq(s:dim(), 0)
+    eq(s:item(), 2.5)
+    eq(tostring(s), "2.5")
+  end)
+
+  it("rejects ragged and non-numeric tables", function()
+    raises(function() lm.tensor{{1, 2}, {3}} end, "ragged")
+    raises(function() lm.tensor{1, "a"} end, "expected a number")
+    raises(function() lm.zeros(-1) end, "sizes must be >= 0")
+  end)
+end)
+
+describe("random numbers", function()
+  it("repeats under manual_seed", function()
+    lm.manual_seed(42)
+    local a = lm.randn(3, 4):totable()
+    local u = lm.rand(5):totable()
+    lm.manual_seed(42)
+    same(lm.randn(3, 4):totable(), a)
+    same(lm.rand(5):totable(), u)
+  end)
+
+  it("has the right moments", function()
+    lm.manual_seed(1)
+    local x = lm.randn(100000)
+    near(x:mean():item(), 0, 0.02)
+    near(x:std():item(), 1, 0.02)
+    local u = lm.rand(100000)
+    truthy(u:min():item() >= 0 and u:max():item() < 1, "rand in [0, 1)")
+    near(u:mean():item(), 0.5, 0.01)
+  end)
+
+  it("gives 1-based permutations", function()
+    lm.manual_seed(3)
+    local p = lm.randperm(10)
+    eq(p:dtype(), "int32")
+    local seen = {}
+    for i = 1, 10 do seen[p[i]] = true end
+    for i = 1, 10 do truthy(seen[i], "value " .. i .. " present") end
+  end)
+end)
+
+describe("views", function()
+  it("view, transpose, contiguous and narrow share or copy as documented", function()
+    local x = lm.tensor{{1, 2, 3}, {4, 5, 6}}
+    same(x:view(6):totable(), {1, 2, 3, 4, 5, 6})
+    same(x:view(3, -1):shape(), {3, 2})
+    local t = x:transpose(1, 2)
+    same(t:totable(), {{1, 4}, {2, 5}, {3, 6}})
+    eq(t:is_contiguous(), false)
+    eq(t:contiguous():is_contiguous(), true)
+    same(x:narrow(2, 2, 2):totable(), {{2, 3}, {5, 6}})
+    raises(function() t:view(6) end, "reshape")
+    same(t:reshape(6):totable(), {1, 4, 2, 5, 3, 6})
+    -- writes through a view reach the base
+    local row = x[2]
+    row[1] = 40
+    eq(x[2][1], 40)
+    x:narrow(2, 3, 1):fill_(0)
+    same(x:totable(), {{1, 2, 0}, {40, 5, 0}})
+  end)
+
+  it("indexes with x[i] and negative indices", function()
+    local x = lm.tensor{{1, 2}, {3, 4}, {5, 6}}
+    same(x[1]:totable(), {1, 2})
+    eq(x[-1][2], 6)
+    eq(#x, 3)
+    raises(function() return x[4] end, "out of range")
+    raises(function() return x[0] end, "out of range")
+  end)
+
+  it("permutes, squeezes, unsqueezes and expands", function()
+    local x = lm.zeros(2, 3, 4)
+    same(x:permute(3, 1, 2):shape(), {4, 2, 3})
+    same(x:unsqueeze(1):shape(), {1, 2, 3, 4})
+    same(lm.zeros(1, 3, 1):squeeze():shape(), {3})
+    same(lm.tensor{{1}, {2}}:expand(2, 3):totable(), {{1, 1, 1}, {2, 2, 2}})
+  end)
+end)
+
+describe("arithmetic", function()
+  local a = lm.tensor{{1, 2}, {3, 4}}
+  local b = lm.tensor{10, 20}
+
+  it("broadcasts tensors and numbers", function()
+    same((a + b):totable(), {{11, 22}, {13, 24}})
+    same((a - 1):totable(), {{0, 1}, {2, 3}})
+    same((2 * a):totable(), {{2, 4}, {6, 8}})
+    same((a / b):totable(), {{0.1, 0.1}, {0.3, 0.2}}, 1e-7)
+    same((1 / a):totable(), {{1, 0.5}, {1 / 3, 0.25}}, 1e-7)
+    same((-a):totable(), {{-1, -2}, {-3, -4}})
+    same((a ^ 2):totable(), {{1, 4}, {9, 16}})
+    same((a * lm.tensor{{1}, {-1}}):totable(), {{1, 2}, {-3, -4}})
+  end)
+
+  it("computes elementwise functions", function()
+    local x = lm.tensor{-1, 0, 2}
+    same(x:abs():totable(), {1, 0, 2})
+    same(x:exp():totable(), {math.exp(-1), 1, math.exp(2)}, 1e-5)
+    same(lm.tensor{1, math.exp(1)}:log():totable(), {0, 1}, 1e-6)
+    same(x:relu():totable(), {0, 0, 2})
+    same(x:elu():totable(), {math.exp(-1) - 1, 0, 2}, 1e-6)
+    same(x:sigmoid():totable(), {1 / (1 + math.exp(1)), 0.5, 1 / (1 + math.exp(-2))}, 1e-6)
+    same(x:clamp(-0.5, 1):totable(), {-0.5, 0, 1})
+    same(x:gt(0):totable(), {0, 0, 1})
+    same(lm.where(x:gt(0), x, lm.tensor{-9}):totable(), {-9, -9, 2})
+  end)
+
+  it("multiplies matrices", function()
+    eq(lm.matmul(lm.ones(2, 3), lm.ones(3, 4)):sum():item(), 24)
+    same(lm.matmul(a, a):totable(), {{7, 10}, {15, 22}})
+    same(a:matmul(lm.tensor{1, 1}):totable(), {3, 7})
+    same(lm.matmul(a:t(), a):totable(), {{10, 14}, {14, 20}})
+    raises(function() lm.matmul(a, lm.ones(3, 2)) end, "inner dimensions differ")
+  end)
+end)
+
+describe("reductions", function()
+  local x = lm.tensor{{1, 5, 3}, {4, 2, 6}}
+
+  it("reduces everything to a 0-D tensor", function()
+    eq(x:sum():item(), 21)
+    eq(x:mean():item(), 3.5)
+    eq(x:max():item(), 6)
+    eq(x:argmax():item(), 6) -- 1-based position in the flattened tensor
+    near(x:std():item(), math.sqrt(3.5), 1e-6)
+  end)
+
+  it("reduces over one dimension with 1-based indices", function()
+    same(x:sum(1):totable(), {5, 7, 9})
+    same(x:mean(2):totable(), {3, 4})
+    same(x:sum(2, true):shape(), {2, 1})
+    local values, indices = x:max(2)
+    same(values:totable(), {5, 6})
+    same(indices:totable(), {2, 3})
+    same(x:argmax(1):totable(), {2, 1, 2})
+    same(x:min(1):totable(), {1, 2, 3})
+    raises(function() x:sum(3) end, "out of range")
+  end)
+end)
+
+describe("devices", function()
+  it("reports CUDA honestly", function()
+    eq(type(lm.cuda.available()), "boolean")
+    eq(type(lm.cuda.status()), "string")
+    local x = lm.ones(2)
+    eq(x:to('cpu'), x)
+    if not lm.cuda.available() then
+      raises(function() x:to('cuda') end, "CUDA is not available")
+    end
+    raises(function() x:to('tpu') end, "unknown device")
+  end)
+end)
+
+describe("printing", function()
+  it("prints values with a footer", function()
+    local s = tostring(lm.tensor{{1, 2}, {3, 40}})
+    eq(s, " 1  2\n 3 40\n[float32 tensor of shape 2x2 on cpu]")
+    local f = tostring(lm.tensor{0.5, -1.25})
+    eq(f, " 0.5000 -1.2500\n[float32 tensor of shape 2 on cpu]")
+    truthy(tostring(lm.zeros(2, 2, 2)):find("(2,.,.) =", 1, true), "slices are labelled")
+  end)
+
+  it("summarises big tensors", function()
+    local s = tostring(lm.arange(1, 5000):view(50, 100))
+    truthy(s:find("...", 1, true), "has an ellipsis")
+    truthy(#s < 600, "stays short (" .. #s .. " chars)")
+    truthy(s:find("5000", 1, true), "shows the last element")
+  end)
+end)

@@ -1,0 +1,112 @@
+-- A small spec runner for Lumen's Lua tests (busted-like, no dependencies).
+-- Usage: lumen tests/run_specs.lua [dir-or-file ...] ; last line of output is
+-- "N passed, N failed", and the exit status is non-zero on any failure.
+local passed, failed, failures = 0, 0, {}
+local current = {}
+
+local function fmt(v)
+  if type(v) == "string" then return string.format("%q", v) end
+  return tostring(v)
+end
+
+local spec = {}
+
+function spec.describe(name, fn)
+  current[#current + 1] = name
+  fn()
+  current[#current] = nil
+end
+
+function spec.it(name, fn)
+  local full = table.concat(current, " ") .. " " .. name
+  local ok, err = xpcall(fn, debug.traceback)
+  if ok then
+    passed = passed + 1
+  else
+    failed = failed + 1
+    failures[#failures + 1] = full .. "\n    " .. tostring(err):gsub("\n", "\n    ")
+  end
+end
+
+function spec.eq(got, want, what)
+  if got ~= want then
+    error(string.format("%sexpected %s, got %s", what and (what .. ": ") or "", fmt(want), fmt(got)), 2)
+  end
+end
+
+function spec.near(got, want, tol, what)
+  tol = tol or 1e-6
+  if type(got) ~= "number" or math.abs(got - want) > tol then
+    error(string.format("%sexpected %s (tol %g), got %s", what and (what .. ": ") or "",
+      fmt(want), tol, fmt(got)), 2)
+  end
+end
+
+function spec.truthy(v, what)
+  if not v then error((what or "expected a true value") .. ", got " .. fmt(v), 2) end
+end
+
+-- Deep comparison of nested tables of numbers, with a tolerance.
+function spec.same(got, want, tol, path)
+  path = path or "value"
+  tol = tol or 0
+  if type(want) == "table" then
+    if type(got) ~= "table" then error(path .. ": expected a table, got " .. fmt(got), 2) end
+    if #got ~= #want then
+      error(string.format("%s: expected %d elements, got %d", path, #want, #got), 2)
+    end
+    for i = 1, #want do spec.same(got[i], want[i], tol, path .. "[" .. i .. "]") end
+  elseif type(want) == "number" then
+    if type(got) ~= "number" or math.abs(got - want) > tol then
+      error(string.format("%s: expected %s, got %s", path, fmt(want), fmt(got)), 2)
+    end
+  elseif got ~= want then
+    error(string.format("%s: expected %s, got %s", path, fmt(want), fmt(got)), 2)
+  end
+end
+
+-- fn must raise an error whose message contains `needle` (plain text).
+function spec.raises(fn, needle)
+  local ok, err = pcall(fn)
+  if ok then error("expected an error containing " .. fmt(needle) .. ", but none was raised", 2) end
+  err = tostring(err)
+  if needle and not err:find(needle, 1, true) then
+    error("expected an error containing " .. fmt(needle) .. ", got " .. fmt(err), 2)
+  end
+  return err
+end
+
+local function run_file(path)
+  local env = setmetatable({}, {__index = function(_, k)
+    if spec[k] ~= nil then return spec[k] end
+    return _G[k]
+  end})
+  local chunk, err = loadfile(path, "t", env)
+  if not chunk then
+    failed = failed + 1
+    failures[#failures + 1] = path .. ": " .. err
+    return
+  end
+  current = {path:match("([^/]+)%.lua$")}
+  local ok, rerr = xpcall(chunk, debug.traceback)
+  if not ok then
+    failed = failed + 1
+    failures[#failures + 1] = path .. ": " .. tostring(rerr)
+  end
+end
+
+local targets = {...}
+if #targets == 0 then targets = {"tests/lua"} end
+for _, target in ipairs(targets) do
+  if target:match("%.lua$") then
+    run_file(target)
+  else
+    local p = io.popen('ls "' .. target .. '"/*_spec.lua 2>/dev/null')
+    for file in p:lines() do run_file(file) end
+    p:close()
+  end
+end
+
+for _, f in ipairs(failures) do io.stderr:write("FAILED: ", f, "\n") end
+print(string.format("%d passed, %d failed", passed, failed))
+os.exit(failed == 0 and 0 or 1)
