@@ -46,10 +46,10 @@ static lm_status parse_string(reader *r, char **out) {
     *out = NULL;
     if (!peek(r, '"')) return fail_at(r, "a string");
     r->pos++;
-    /* the decoded string is never longer than its escaped form */
-    size_t start = r->pos, cap = 1;
-    while (start + cap - 1 < r->len && r->s[start + cap - 1] != '"') cap++;
-    char *buf = malloc(cap + 4);
+    /* the decoded string is never longer than its escaped form: measure that */
+    size_t end = r->pos;
+    while (end < r->len && r->s[end] != '"') end += r->s[end] == '\\' ? 2 : 1;
+    char *buf = malloc(end - r->pos + 4);
     if (!buf) return lm_fail(LM_ERR_MEMORY, "out of memory reading JSON");
     size_t n = 0;
     while (r->pos < r->len && r->s[r->pos] != '"') {

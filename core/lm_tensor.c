@@ -73,7 +73,7 @@ lm_status lm_tensor_new(lm_tensor **out, lm_dtype dtype, lm_device device, int n
         return LM_ERR_MEMORY;
     }
     t->ndim = ndim;
-    memcpy(t->shape, shape, sizeof(int64_t) * ndim);
+    if (ndim) memcpy(t->shape, shape, sizeof(int64_t) * ndim);
     set_contiguous_strides(t);
     *out = t;
     return LM_OK;

@@ -57,7 +57,7 @@ describe("lumen host", function()
 
   it("loads from a stock lua5.4 as lumen.so", function()
     local have = run("command -v lua5.4")
-    if have == "" then return end
+    if have == "" or os.getenv("LUMEN_SANITIZED") then return end
     local out, code = run("LUA_CPATH='" .. build .. "/?.so' lua5.4 -e \"local lm = require 'lumen'; print(lm.ones(3):sum())\"")
     eq(code, 0)
     eq(out, "3\n")
