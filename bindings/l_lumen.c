@@ -1,5 +1,6 @@
 /* luaopen_lumen: the module table, its functions and the embedded Lua library. */
 #include <string.h>
+#include <time.h>
 
 #include "l_common.h"
 #include "l_embedded.h"
@@ -252,6 +253,14 @@ static int l_empty_cache(lua_State *L) {
     return 0;
 }
 
+/* Monotonic wall-clock seconds, for timing (os.clock counts CPU time of all threads). */
+static int l_clock(lua_State *L) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + ts.tv_nsec * 1e-9);
+    return 1;
+}
+
 static int l_cuda_available(lua_State *L) {
     lua_pushboolean(L, lm_cuda_available());
     return 1;
@@ -269,7 +278,7 @@ static const luaL_Reg module_functions[] = {
     {"set_rng_state", l_set_rng_state}, {"matmul", l_matmul}, {"where", l_where},
     {"is_tensor", l_is_tensor}, {"set_num_threads", l_set_num_threads},
     {"get_num_threads", l_get_num_threads}, {"memory_stats", l_memory_stats},
-    {"empty_cache", l_empty_cache}, {NULL, NULL}};
+    {"empty_cache", l_empty_cache}, {"clock", l_clock}, {NULL, NULL}};
 
 static const luaL_Reg cuda_functions[] = {
     {"available", l_cuda_available}, {"status", l_cuda_status}, {NULL, NULL}};

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs Lumen's build and run dependencies from Debian 12's archive.
+set -euo pipefail
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends \
+    build-essential cmake pkg-config git ca-certificates \
+    liblua5.4-dev lua5.4 libopenblas-dev libstb-dev zlib1g-dev libreadline-dev \
+    fonts-dejavu-core "$@" >/dev/null
+echo "dependencies installed"
