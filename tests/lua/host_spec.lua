@@ -47,6 +47,12 @@ describe("lumen host", function()
     truthy(bad ~= 0)
   end)
 
+  it("stops a running loop on Ctrl-C (SIGINT) with an error, not a crash", function()
+    local out, code = run("timeout -s INT 1 " .. lumen .. [[ -e "while true do end"]])
+    truthy(out:find("interrupted!", 1, true), out)
+    truthy(code ~= 0)
+  end)
+
   it("auto-prints expressions in the REPL and keeps going after errors", function()
     local out = run("printf 'x = lm.ones(2)\\nx:sum()\\nerror(\"boom\")\\nfor i = 1, 2 do\\nprint(i)\\nend\\n' | " ..
       lumen .. " -i")
