@@ -46,6 +46,8 @@ lm_dtype l_check_dtype(lua_State *L, int arg, lm_dtype def);
 void l_open_tensor(lua_State *L);   /* creates the metatable, leaves nothing */
 void l_register_module_functions(lua_State *L); /* adds to the table on top */
 void l_register_io_functions(lua_State *L);
+void l_register_autograd(lua_State *L);
+void l_register_nn(lua_State *L);
 
 int lm_lua_open(lua_State *L); /* the body of luaopen_lumen */
 

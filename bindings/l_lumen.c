@@ -325,6 +325,8 @@ int lm_lua_open(lua_State *L) {
     lua_newtable(L); /* the module table, handed to lua/lumen/init.lua */
     l_register_module_functions(L);
     l_register_io_functions(L);
+    l_register_autograd(L);
+    l_register_nn(L);
     lua_pushliteral(L, LUMEN_VERSION);
     lua_setfield(L, -2, "version");
     luaL_getmetatable(L, L_TENSOR_MT);

@@ -4,6 +4,7 @@
 
 #include "l_common.h"
 #include "lm_alloc.h"
+#include "lm_autograd.h"
 #include "lm_ops.h"
 
 /* ---- userdata lifecycle --------------------------------------------------------------- */
@@ -227,6 +228,26 @@ static int t_totable(lua_State *L) {
     return 1;
 }
 
+/* x.grad: the same userdata on every access while the gradient tensor is the
+ * same (kept in the tensor's user value), so `x.grad == x.grad` holds. */
+static int l_push_grad(lua_State *L, int idx) {
+    lm_tensor *t = l_check_tensor(L, idx);
+    lm_tensor *g = lm_grad(t);
+    if (!g) {
+        lua_pushnil(L);
+        return 1;
+    }
+    if (lua_getiuservalue(L, idx, 1) == LUA_TUSERDATA) {
+        l_tensor_ud *cached = luaL_testudata(L, -1, L_TENSOR_MT);
+        if (cached && cached->t == g) return 1;
+    }
+    lua_pop(L, 1);
+    l_push_tensor(L, lm_tensor_retain(g));
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, idx, 1);
+    return 1;
+}
+
 /* x[i]: a number for 1-D tensors, a view of slice i along dimension 1 otherwise. */
 static int t_index(lua_State *L) {
     if (lua_type(L, 2) == LUA_TNUMBER) {
@@ -243,9 +264,11 @@ static int t_index(lua_State *L) {
             push_element(L, t, v);
             return 1;
         }
-        l_check(L, lm_tensor_select(l_push_slot(L), t, 0, i0));
+        l_check(L, lm_ag_select(l_push_slot(L), t, 0, i0));
         return 1;
     }
+    if (lua_type(L, 2) == LUA_TSTRING && strcmp(lua_tostring(L, 2), "grad") == 0)
+        return l_push_grad(L, 1);
     lua_pushvalue(L, 2);
     lua_gettable(L, lua_upvalueindex(1)); /* methods */
     return 1;
@@ -254,6 +277,11 @@ static int t_index(lua_State *L) {
 /* x[i] = v: fills slice i with a number or copies a tensor into it. */
 static int t_newindex(lua_State *L) {
     lm_tensor *t = l_check_tensor(L, 1);
+    if (lua_type(L, 2) == LUA_TSTRING && strcmp(lua_tostring(L, 2), "grad") == 0) {
+        lm_tensor *g = lua_isnil(L, 3) ? NULL : l_check_tensor(L, 3);
+        l_check(L, lm_set_grad(t, g));
+        return 0;
+    }
     if (lua_type(L, 2) != LUA_TNUMBER)
         return luaL_error(L, "tensors have no assignable fields ('%s')", luaL_tolstring(L, 2, NULL));
     if (t->ndim == 0) return luaL_error(L, "cannot index a 0-D tensor");
@@ -265,6 +293,7 @@ static int t_newindex(lua_State *L) {
     lm_tensor *src = l_test_tensor(L, 3);
     if (!src && lua_type(L, 3) != LUA_TNUMBER)
         return luaL_error(L, "can only assign a number or a tensor, got %s", luaL_typename(L, 3));
+    l_check(L, lm_check_inplace("index assignment", t));
     lm_tensor **slot = l_push_slot(L);
     l_check(L, lm_tensor_select(slot, t, 0, i0));
     l_check(L, src ? lm_copy_(*slot, src) : lm_fill_(*slot, lua_tonumber(L, 3)));
@@ -277,7 +306,7 @@ static int t_view(lua_State *L) {
     lm_tensor *t = l_check_tensor(L, 1);
     int64_t shape[LM_MAX_DIMS];
     int n = l_check_shape(L, 2, shape, "view");
-    l_check(L, lm_tensor_view(l_push_slot(L), t, n, shape));
+    l_check(L, lm_ag_view(l_push_slot(L), t, n, shape));
     return 1;
 }
 
@@ -285,7 +314,7 @@ static int t_reshape(lua_State *L) {
     lm_tensor *t = l_check_tensor(L, 1);
     int64_t shape[LM_MAX_DIMS];
     int n = l_check_shape(L, 2, shape, "reshape");
-    l_check(L, lm_tensor_reshape(l_push_slot(L), t, n, shape));
+    l_check(L, lm_ag_reshape(l_push_slot(L), t, n, shape));
     return 1;
 }
 
@@ -301,7 +330,7 @@ static int t_transpose(lua_State *L) {
         d0 = l_check_dim(L, 2, t->ndim, "transpose");
         d1 = l_check_dim(L, 3, t->ndim, "transpose");
     }
-    l_check(L, lm_tensor_transpose(l_push_slot(L), t, d0, d1));
+    l_check(L, lm_ag_transpose(l_push_slot(L), t, d0, d1));
     return 1;
 }
 
@@ -311,7 +340,7 @@ static int t_permute(lua_State *L) {
     int n = l_check_shape(L, 2, dims, "permute");
     int perm[LM_MAX_DIMS];
     for (int i = 0; i < n; i++) perm[i] = (int)dims[i] - 1;
-    l_check(L, lm_tensor_permute(l_push_slot(L), t, n, perm));
+    l_check(L, lm_ag_permute(l_push_slot(L), t, n, perm));
     return 1;
 }
 
@@ -320,7 +349,7 @@ static int t_narrow(lua_State *L) {
     int d = l_check_dim(L, 2, t->ndim, "narrow");
     lua_Integer start = luaL_checkinteger(L, 3), len = luaL_checkinteger(L, 4);
     if (start < 1) return luaL_error(L, "narrow: start must be >= 1, got %d", (int)start);
-    l_check(L, lm_tensor_narrow(l_push_slot(L), t, d, start - 1, len));
+    l_check(L, lm_ag_narrow(l_push_slot(L), t, d, start - 1, len));
     return 1;
 }
 
@@ -330,7 +359,7 @@ static int t_select(lua_State *L) {
     lua_Integer i = luaL_checkinteger(L, 3);
     lua_Integer i0 = i < 0 ? t->shape[d] + i : i - 1;
     if (i == 0) return luaL_error(L, "select: index 0 (indices start at 1)");
-    l_check(L, lm_tensor_select(l_push_slot(L), t, d, i0));
+    l_check(L, lm_ag_select(l_push_slot(L), t, d, i0));
     return 1;
 }
 
@@ -340,21 +369,21 @@ static int t_expand(lua_State *L) {
     int n = l_check_shape(L, 2, shape, "expand");
     for (int i = 0; i < n; i++) /* -1 keeps the size */
         if (shape[i] == -1 && i - (n - t->ndim) >= 0) shape[i] = t->shape[i - (n - t->ndim)];
-    l_check(L, lm_tensor_expand(l_push_slot(L), t, n, shape));
+    l_check(L, lm_ag_expand(l_push_slot(L), t, n, shape));
     return 1;
 }
 
 static int t_unsqueeze(lua_State *L) {
     lm_tensor *t = l_check_tensor(L, 1);
     int d = l_check_dim(L, 2, t->ndim + 1, "unsqueeze");
-    l_check(L, lm_tensor_unsqueeze(l_push_slot(L), t, d));
+    l_check(L, lm_ag_unsqueeze(l_push_slot(L), t, d));
     return 1;
 }
 
 static int t_squeeze(lua_State *L) {
     lm_tensor *t = l_check_tensor(L, 1);
     int d = lua_isnoneornil(L, 2) ? -1 : l_check_dim(L, 2, t->ndim, "squeeze");
-    l_check(L, lm_tensor_squeeze(l_push_slot(L), t, d));
+    l_check(L, lm_ag_squeeze(l_push_slot(L), t, d));
     return 1;
 }
 
@@ -366,18 +395,19 @@ static int t_contiguous(lua_State *L) {
         lua_settop(L, 1);
         return 1;
     }
-    l_check(L, lm_contiguous(l_push_slot(L), t));
+    l_check(L, lm_ag_contiguous(l_push_slot(L), t));
     return 1;
 }
 
 static int t_clone(lua_State *L) {
     lm_tensor *t = l_check_tensor(L, 1);
-    l_check(L, lm_clone(l_push_slot(L), t));
+    l_check(L, lm_ag_clone(l_push_slot(L), t));
     return 1;
 }
 
 static int t_copy_(lua_State *L) {
     lm_tensor *dst = l_check_tensor(L, 1), *src = l_check_tensor(L, 2);
+    l_check(L, lm_check_inplace("copy_", dst));
     l_check(L, lm_copy_(dst, src));
     lua_settop(L, 1);
     return 1;
@@ -385,6 +415,7 @@ static int t_copy_(lua_State *L) {
 
 static int t_fill_(lua_State *L) {
     lm_tensor *t = l_check_tensor(L, 1);
+    l_check(L, lm_check_inplace("fill_", t));
     l_check(L, lm_fill_(t, luaL_checknumber(L, 2)));
     lua_settop(L, 1);
     return 1;
@@ -431,11 +462,11 @@ static int binary(lua_State *L, lm_binary_op op) {
     lm_tensor *a = l_test_tensor(L, 1), *b = l_test_tensor(L, 2);
     const char *name = lm_binary_name(op);
     if (a && b) {
-        l_check(L, lm_binary(l_push_slot(L), op, a, b));
+        l_check(L, lm_ag_binary(l_push_slot(L), op, a, b));
     } else if (a && lua_type(L, 2) == LUA_TNUMBER) {
-        l_check(L, lm_binary_scalar(l_push_slot(L), op, a, lua_tonumber(L, 2), false));
+        l_check(L, lm_ag_binary_scalar(l_push_slot(L), op, a, lua_tonumber(L, 2), false));
     } else if (b && lua_type(L, 1) == LUA_TNUMBER) {
-        l_check(L, lm_binary_scalar(l_push_slot(L), op, b, lua_tonumber(L, 1), true));
+        l_check(L, lm_ag_binary_scalar(l_push_slot(L), op, b, lua_tonumber(L, 1), true));
     } else {
         return luaL_error(L, "%s: expected tensors or numbers, got %s and %s", name,
                           luaL_typename(L, 1), luaL_typename(L, 2));
@@ -461,7 +492,7 @@ BINARY_METHOD(t_ge, LM_GE)
 
 static int unary(lua_State *L, lm_unary_op op, double p0, double p1) {
     lm_tensor *t = l_check_tensor(L, 1);
-    l_check(L, lm_unary(l_push_slot(L), op, t, p0, p1));
+    l_check(L, lm_ag_unary(l_push_slot(L), op, t, p0, p1));
     return 1;
 }
 
@@ -499,7 +530,7 @@ static int reduce(lua_State *L, lm_reduce_op op) {
     lm_tensor **values = l_push_slot(L);
     lm_tensor **indices = with_indices ? l_push_slot(L) : NULL;
     lm_tensor *idx = NULL;
-    l_check(L, lm_reduce(values, with_indices ? &idx : NULL, op, t, dim, keepdim));
+    l_check(L, lm_ag_reduce(values, with_indices ? &idx : NULL, op, t, dim, keepdim));
     if (!with_indices) return 1;
     *indices = idx;
     /* indices come back 0-based from the core: make them Lua's 1-based */
@@ -530,13 +561,13 @@ static int t_argmin(lua_State *L) { return t_argreduce(L, LM_ARGMIN); }
 static int t_std(lua_State *L) {
     reduce(L, LM_VAR);
     lm_tensor *var = l_check_tensor(L, -1);
-    l_check(L, lm_unary(l_push_slot(L), LM_SQRT, var, 0, 0));
+    l_check(L, lm_ag_unary(l_push_slot(L), LM_SQRT, var, 0, 0));
     return 1;
 }
 
 static int t_matmul(lua_State *L) {
     lm_tensor *a = l_check_tensor(L, 1), *b = l_check_tensor(L, 2);
-    l_check(L, lm_matmul(l_push_slot(L), a, b));
+    l_check(L, lm_ag_matmul(l_push_slot(L), a, b));
     return 1;
 }
 

@@ -31,6 +31,14 @@ static const lm_backend cpu = {
     .reduce = cpu_reduce,
     .matmul = cpu_matmul,
     .random = cpu_random,
+    .softmax = cpu_softmax,
+    .softmax_backward = cpu_softmax_backward,
+    .im2col = cpu_im2col,
+    .col2im = cpu_col2im,
+    .pool2d = cpu_pool2d,
+    .pool2d_backward = cpu_pool2d_backward,
+    .one_hot = cpu_one_hot,
+    .optim_step = cpu_optim_step,
 };
 
 const lm_backend *lm_cpu_backend(void) { return &cpu; }

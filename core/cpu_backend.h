@@ -19,4 +19,16 @@ lm_status cpu_matmul(lm_tensor *out, const lm_tensor *a, const lm_tensor *b, flo
 lm_status cpu_random(lm_random_kind kind, lm_tensor *out, uint64_t seed, uint64_t offset,
                      double p0, double p1);
 
+lm_status cpu_softmax(lm_tensor *out, const lm_tensor *x, bool log);
+lm_status cpu_softmax_backward(lm_tensor *gx, const lm_tensor *g, const lm_tensor *y, bool log);
+lm_status cpu_im2col(lm_tensor *cols, const lm_tensor *x, const lm_conv_geometry *geo);
+lm_status cpu_col2im(lm_tensor *gx, const lm_tensor *cols, const lm_conv_geometry *geo);
+lm_status cpu_pool2d(lm_tensor *out, lm_tensor *argmax, const lm_tensor *x,
+                     const lm_conv_geometry *geo);
+lm_status cpu_pool2d_backward(lm_tensor *gx, const lm_tensor *g, const lm_tensor *argmax,
+                              const lm_conv_geometry *geo);
+lm_status cpu_one_hot(lm_tensor *out, const lm_tensor *labels);
+lm_status cpu_optim_step(const lm_optim_params *p, lm_tensor *param, const lm_tensor *grad,
+                         lm_tensor *s1, lm_tensor *s2);
+
 #endif

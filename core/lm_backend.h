@@ -40,6 +40,26 @@ typedef enum lm_random_kind {
     LM_RANDOM_BERNOULLI  /* 1 with probability p0 */
 } lm_random_kind;
 
+/* 2-D convolution / pooling geometry (one image: C x H x W). */
+typedef struct lm_conv_geometry {
+    int64_t channels, height, width;   /* input */
+    int64_t kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w;
+    int64_t out_h, out_w;
+} lm_conv_geometry;
+
+typedef enum lm_optimizer_kind { LM_OPT_SGD, LM_OPT_ADAM, LM_OPT_ADAMW, LM_OPT_RMSPROP } lm_optimizer_kind;
+
+typedef struct lm_optim_params {
+    lm_optimizer_kind kind;
+    double lr, weight_decay;
+    double momentum;      /* SGD */
+    bool nesterov;        /* SGD */
+    double beta1, beta2;  /* Adam(W) */
+    double alpha;         /* RMSprop smoothing */
+    double eps;
+    int64_t step;         /* 1-based step count, for Adam's bias correction */
+} lm_optim_params;
+
 typedef struct lm_backend {
     const char *name;
     lm_device device;
@@ -79,6 +99,28 @@ typedef struct lm_backend {
      * numbers depend neither on threads nor on device. */
     lm_status (*random)(lm_random_kind kind, lm_tensor *out, uint64_t seed, uint64_t offset,
                         double p0, double p1);
+
+    /* ---- layer kernels (contiguous operands) ---- */
+    /* (log-)softmax over the last dimension of x viewed as [rows, cols]. */
+    lm_status (*softmax)(lm_tensor *out, const lm_tensor *x, bool log);
+    /* gx = dL/dx from g = dL/dy and y = (log-)softmax(x). */
+    lm_status (*softmax_backward)(lm_tensor *gx, const lm_tensor *g, const lm_tensor *y, bool log);
+    /* cols [C*kh*kw, oh*ow] from one image x [C, H, W]. */
+    lm_status (*im2col)(lm_tensor *cols, const lm_tensor *x, const lm_conv_geometry *geo);
+    /* gx [C, H, W] += the image that cols scatter back to. */
+    lm_status (*col2im)(lm_tensor *gx, const lm_tensor *cols, const lm_conv_geometry *geo);
+    /* Max (argmax != NULL, int32 index within each H*W plane) or average
+     * pooling (padding counted) of x [N*C, H, W] into out [N*C, oh, ow]. */
+    lm_status (*pool2d)(lm_tensor *out, lm_tensor *argmax, const lm_tensor *x,
+                        const lm_conv_geometry *geo);
+    lm_status (*pool2d_backward)(lm_tensor *gx, const lm_tensor *g, const lm_tensor *argmax,
+                                 const lm_conv_geometry *geo);
+    /* out [N, C] float: 1 at (i, labels[i]); labels int32 in [0, C), checked by the caller. */
+    lm_status (*one_hot)(lm_tensor *out, const lm_tensor *labels);
+    /* One fused optimiser update of a parameter from its gradient and state
+     * tensors (SGD: s1 = momentum buffer; Adam: s1 = m, s2 = v; RMSprop: s1 = v). */
+    lm_status (*optim_step)(const lm_optim_params *p, lm_tensor *param, const lm_tensor *grad,
+                            lm_tensor *s1, lm_tensor *s2);
 } lm_backend;
 
 /* The backend of a device, or NULL with lm_last_error saying why. */

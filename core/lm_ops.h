@@ -34,6 +34,9 @@ lm_status lm_to_host(const lm_tensor *t, void *host);
 /* Element `index` (row-major, 0-based) of t as a double. */
 lm_status lm_get_element(const lm_tensor *t, int64_t index, double *value);
 
+/* Concatenation of n tensors along dim (same shape elsewhere, same dtype and device). */
+lm_status lm_cat(lm_tensor **out, int n, lm_tensor *const *ts, int dim);
+
 /* ---- elementwise ----------------------------------------------------------------- */
 lm_status lm_unary(lm_tensor **out, lm_unary_op op, lm_tensor *x, double p0, double p1);
 lm_status lm_unary_into(lm_tensor *out, lm_unary_op op, lm_tensor *x, double p0, double p1);

@@ -24,6 +24,7 @@ typedef struct lm_storage {
     size_t bytes;
     int refcount;
     lm_device device;
+    uint32_t version; /* bumped by every in-place write (autograd checks it) */
 } lm_storage;
 
 struct lm_autograd_meta; /* autograd state, owned by the tensor (lm_autograd.h) */

@@ -142,3 +142,43 @@ lm_status lm_get_element(const lm_tensor *t, int64_t index, double *value) {
     *value = t->dtype == LM_INT32 ? bits : f;
     return LM_OK;
 }
+
+lm_status lm_cat(lm_tensor **out, int n, lm_tensor *const *ts, int dim) {
+    *out = NULL;
+    if (n < 1) return lm_fail(LM_ERR_ARG, "cat: needs at least one tensor");
+    const lm_tensor *first = ts[0];
+    if (dim < 0 || dim >= first->ndim)
+        return lm_fail(LM_ERR_ARG, "cat: dimension %d out of range for %d-D tensors", dim + 1,
+                       first->ndim);
+    int64_t shape[LM_MAX_DIMS];
+    for (int d = 0; d < first->ndim; d++) shape[d] = first->shape[d];
+    shape[dim] = 0;
+    for (int k = 0; k < n; k++) {
+        const lm_tensor *t = ts[k];
+        char a[LM_SHAPE_STR_MAX], b[LM_SHAPE_STR_MAX];
+        bool ok = t->ndim == first->ndim;
+        for (int d = 0; ok && d < t->ndim; d++) ok = d == dim || t->shape[d] == first->shape[d];
+        if (!ok)
+            return lm_fail(LM_ERR_SHAPE, "cat: tensor %d has shape %s, tensor 1 has %s", k + 1,
+                           lm_shape_str(t, a, sizeof a), lm_shape_str(first, b, sizeof b));
+        if (t->dtype != first->dtype || t->storage->device != first->storage->device)
+            return lm_fail(LM_ERR_ARG, "cat: tensor %d differs in dtype or device from tensor 1",
+                           k + 1);
+        shape[dim] += t->shape[dim];
+    }
+    LM_TRY(lm_tensor_new(out, first->dtype, first->storage->device, first->ndim, shape));
+    int64_t start = 0;
+    lm_status s = LM_OK;
+    for (int k = 0; k < n && s == LM_OK; k++) {
+        lm_tensor *part;
+        s = lm_tensor_narrow(&part, *out, dim, start, ts[k]->shape[dim]);
+        if (s == LM_OK) s = backend_of(part)->copy(part, ts[k]);
+        lm_tensor_release(part);
+        start += ts[k]->shape[dim];
+    }
+    if (s != LM_OK) {
+        lm_tensor_release(*out);
+        *out = NULL;
+    }
+    return s;
+}

@@ -1,8 +1,10 @@
 -- The Lua half of the lumen module. The C bindings build the module table
--- (tensor functions, I/O, runtime) and hand it to this chunk, which adds what
--- is better written in Lua and returns it. `require 'lumen'` gives the result
--- both in the `lumen` host and from a stock lua5.4 through lumen.so.
+-- (tensor functions, autograd, layer kernels, I/O, runtime) and hand it to
+-- this chunk, which adds what is better written in Lua and returns it.
+-- `require 'lumen'` gives the result in the `lumen` host and from a stock
+-- lua5.4 through lumen.so.
 local lm = ...
+package.loaded['lumen'] = lm -- submodules below require 'lumen' themselves
 
 local Tensor = lm._tensor_metatable
 local methods = Tensor.methods
@@ -10,7 +12,7 @@ local methods = Tensor.methods
 local print_tensor = require 'lumen.print'
 Tensor.__tostring = print_tensor.format
 
---- Number of elements along dimension 1 (also `#x`).
+--- Number of elements (alias of numel, as in Torch).
 function methods:nelement() return self:numel() end
 
 --- Shape as a string such as "2x3" (handy in messages).
@@ -21,4 +23,17 @@ function methods:shape_string()
 end
 
 lm.Tensor = methods
+
+--- Runs fn(...) with gradient recording off; returns fn's results.
+function lm.no_grad(fn, ...)
+  local previous = lm.set_grad_enabled(false)
+  local results = table.pack(pcall(fn, ...))
+  lm.set_grad_enabled(previous)
+  if not results[1] then error(results[2], 0) end
+  return table.unpack(results, 2, results.n)
+end
+
+lm.autograd = require 'lumen.autograd'
+lm.nn = require 'lumen.nn'
+lm.optim = require 'lumen.optim'
 return lm

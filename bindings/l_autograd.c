@@ -1,0 +1,243 @@
+/* Autograd from Lua: tensor methods (requires_grad, backward, detach, ...),
+ * grad mode, cat/stack, and custom functions whose backward is a Lua function. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "l_common.h"
+#include "lm_autograd.h"
+#include "lm_ops.h"
+
+/* ---- tensor methods ------------------------------------------------------------------------------ */
+
+/* x:requires_grad() -> boolean; x:requires_grad(flag) -> x */
+static int t_requires_grad(lua_State *L) {
+    lm_tensor *t = l_check_tensor(L, 1);
+    if (lua_isnone(L, 2)) {
+        lua_pushboolean(L, lm_requires_grad(t));
+        return 1;
+    }
+    l_check(L, lm_set_requires_grad(t, lua_toboolean(L, 2)));
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* The Lua state running a backward pass: custom functions call back into it. */
+static lua_State *backward_state;
+
+/* x:backward([grad] [, retain_graph]) */
+static int t_backward(lua_State *L) {
+    lm_tensor *t = l_check_tensor(L, 1);
+    lm_tensor *grad = lua_isnoneornil(L, 2) ? NULL : l_check_tensor(L, 2);
+    bool retain = lua_toboolean(L, 3);
+    lua_State *outer = backward_state;
+    backward_state = L;
+    lm_status s = lm_backward(t, grad, retain);
+    backward_state = outer;
+    l_check(L, s);
+    return 0;
+}
+
+static int t_detach(lua_State *L) {
+    lm_tensor *t = l_check_tensor(L, 1);
+    l_check(L, lm_detach(l_push_slot(L), t));
+    return 1;
+}
+
+static int t_is_leaf(lua_State *L) {
+    lua_pushboolean(L, lm_grad_fn(l_check_tensor(L, 1)) == NULL);
+    return 1;
+}
+
+/* The name of the op that computed x, or nil for a leaf. */
+static int t_grad_fn(lua_State *L) {
+    lm_node *n = lm_grad_fn(l_check_tensor(L, 1));
+    if (n)
+        lua_pushstring(L, n->name);
+    else
+        lua_pushnil(L);
+    return 1;
+}
+
+static int t_retain_grad(lua_State *L) {
+    l_check(L, lm_set_retain_grad(l_check_tensor(L, 1)));
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* ---- module functions -------------------------------------------------------------------------- */
+
+static int l_set_grad_enabled(lua_State *L) {
+    lua_pushboolean(L, lm_set_grad_enabled(lua_toboolean(L, 1)));
+    return 1;
+}
+
+static int l_is_grad_enabled(lua_State *L) {
+    lua_pushboolean(L, lm_grad_enabled());
+    return 1;
+}
+
+/* Tensors of the list at `arg` into `ts` (at most max). */
+static int check_tensor_list(lua_State *L, int arg, lm_tensor **ts, int max, const char *fn) {
+    luaL_checktype(L, arg, LUA_TTABLE);
+    int n = (int)luaL_len(L, arg);
+    if (n < 1) return luaL_error(L, "%s: needs a non-empty list of tensors", fn);
+    if (n > max) return luaL_error(L, "%s: at most %d tensors, got %d", fn, max, n);
+    for (int i = 1; i <= n; i++) {
+        lua_geti(L, arg, i);
+        ts[i - 1] = l_test_tensor(L, -1);
+        if (!ts[i - 1])
+            return luaL_error(L, "%s: element %d of the list is a %s, expected a tensor", fn, i,
+                              luaL_typename(L, -1));
+        lua_pop(L, 1); /* the list keeps it alive */
+    }
+    return n;
+}
+
+#define MAX_CAT 256
+
+/* lm.cat({tensors}, dim) */
+static int l_cat(lua_State *L) {
+    lm_tensor *ts[MAX_CAT];
+    int n = check_tensor_list(L, 1, ts, MAX_CAT, "cat");
+    int dim = l_check_dim(L, 2, ts[0]->ndim, "cat");
+    if (!lm_any_requires_grad(n, ts) || n <= LM_NODE_MAX_INPUTS) {
+        l_check(L, lm_ag_cat(l_push_slot(L), n, ts, dim));
+        return 1;
+    }
+    /* more inputs than a node holds: concatenate in groups, then the groups */
+    lm_tensor *groups[MAX_CAT / LM_NODE_MAX_INPUTS + 1];
+    int ng = 0;
+    for (int i = 0; i < n; i += LM_NODE_MAX_INPUTS) {
+        int len = n - i < LM_NODE_MAX_INPUTS ? n - i : LM_NODE_MAX_INPUTS;
+        lm_tensor **slot = l_push_slot(L); /* kept on the stack until the end */
+        l_check(L, lm_ag_cat(slot, len, ts + i, dim));
+        groups[ng++] = *slot;
+    }
+    l_check(L, lm_ag_cat(l_push_slot(L), ng, groups, dim));
+    return 1;
+}
+
+/* lm.stack({tensors}, dim): a new dimension */
+static int l_stack(lua_State *L) {
+    lm_tensor *ts[MAX_CAT];
+    int n = check_tensor_list(L, 1, ts, MAX_CAT, "stack");
+    int dim = lua_isnoneornil(L, 2) ? 0 : l_check_dim(L, 2, ts[0]->ndim + 1, "stack");
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        l_check(L, lm_ag_unsqueeze(l_push_slot(L), ts[i], dim));
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_replace(L, 1);
+    lua_settop(L, 1);
+    lua_pushinteger(L, dim + 1);
+    return l_cat(L);
+}
+
+/* ---- custom functions: lm._attach_function(output, {inputs}, backward) ------------------------------ */
+
+/* Registry references whose node died: released at the next call from Lua,
+ * because a node may die inside a finalizer where the registry must not be
+ * touched from C. */
+static int *dead_refs;
+static int ndead, cap_dead;
+
+typedef struct {
+    int ref; /* registry: the backward function */
+} lua_rule;
+
+static void free_lua_rule(void *ctx) {
+    lua_rule *r = ctx;
+    if (ndead == cap_dead) {
+        int cap = cap_dead ? cap_dead * 2 : 16;
+        int *p = realloc(dead_refs, sizeof *p * cap);
+        if (!p) {
+            free(r);
+            return; /* the reference leaks; nothing else is lost */
+        }
+        dead_refs = p;
+        cap_dead = cap;
+    }
+    dead_refs[ndead++] = r->ref;
+    free(r);
+}
+
+static void release_dead_refs(lua_State *L) {
+    while (ndead) luaL_unref(L, LUA_REGISTRYINDEX, dead_refs[--ndead]);
+}
+
+static lm_status lua_rule_backward(lm_node *n, lm_tensor *g, lm_tensor **gi) {
+    lua_State *L = backward_state;
+    lua_rule *r = n->ctx;
+    if (!L) return lm_fail(LM_ERR_STATE, "backward of %s: no Lua state", n->name);
+    int top = lua_gettop(L);
+    if (!lua_checkstack(L, n->ninputs + 4)) return lm_fail(LM_ERR_MEMORY, "Lua stack overflow");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->ref);
+    l_push_tensor(L, lm_tensor_retain(g));
+    if (lua_pcall(L, 1, n->ninputs, 0) != LUA_OK) {
+        lm_status s = lm_fail(LM_ERR_STATE, "backward of %s: %s", n->name,
+                              lua_tostring(L, -1) ? lua_tostring(L, -1) : "(error object)");
+        lua_settop(L, top);
+        return s;
+    }
+    lm_status s = LM_OK;
+    for (int k = 0; k < n->ninputs && s == LM_OK; k++) {
+        int idx = top + 1 + k;
+        if (lua_isnil(L, idx) || !n->inputs[k]) continue;
+        l_tensor_ud *ud = luaL_testudata(L, idx, L_TENSOR_MT);
+        if (!ud || !ud->t) {
+            s = lm_fail(LM_ERR_ARG, "backward of %s: result %d is a %s, expected a tensor or nil",
+                        n->name, k + 1, luaL_typename(L, idx));
+        } else if (!lm_tensor_same_shape(ud->t, n->inputs[k])) {
+            char a[LM_SHAPE_STR_MAX], b[LM_SHAPE_STR_MAX];
+            s = lm_fail(LM_ERR_SHAPE, "backward of %s: gradient %d has shape %s, its input %s",
+                        n->name, k + 1, lm_shape_str(ud->t, a, sizeof a),
+                        lm_shape_str(n->inputs[k], b, sizeof b));
+        } else {
+            gi[k] = lm_tensor_retain(ud->t);
+        }
+    }
+    lua_settop(L, top);
+    return s;
+}
+
+static int l_attach_function(lua_State *L) {
+    release_dead_refs(L);
+    lm_tensor *out = l_check_tensor(L, 1);
+    lm_tensor *ins[LM_NODE_MAX_INPUTS];
+    int n = check_tensor_list(L, 2, ins, LM_NODE_MAX_INPUTS, "autograd.Function");
+    luaL_checktype(L, 3, LUA_TFUNCTION);
+    const char *name = luaL_optstring(L, 4, "custom function");
+    if (!lm_any_requires_grad(n, ins)) return 0;
+    if (lm_grad_fn(out))
+        return luaL_error(L, "autograd.Function: forward must not record a graph");
+    lua_rule *r = malloc(sizeof *r);
+    if (!r) return luaL_error(L, "out of memory");
+    lm_node *node = lm_node_attach(out, "custom function", lua_rule_backward, n, ins);
+    if (!node) {
+        free(r);
+        return luaL_error(L, "out of memory recording the graph");
+    }
+    (void)name;
+    lua_pushvalue(L, 3);
+    r->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    node->ctx = r;
+    node->free_ctx = free_lua_rule;
+    return 0;
+}
+
+static const luaL_Reg tensor_methods[] = {
+    {"requires_grad", t_requires_grad}, {"backward", t_backward}, {"detach", t_detach},
+    {"is_leaf", t_is_leaf}, {"grad_fn", t_grad_fn}, {"retain_grad", t_retain_grad},
+    {NULL, NULL}};
+
+static const luaL_Reg module_functions[] = {
+    {"set_grad_enabled", l_set_grad_enabled}, {"is_grad_enabled", l_is_grad_enabled},
+    {"cat", l_cat}, {"stack", l_stack}, {"_attach_function", l_attach_function}, {NULL, NULL}};
+
+void l_register_autograd(lua_State *L) {
+    luaL_setfuncs(L, module_functions, 0);
+    luaL_getmetatable(L, L_TENSOR_MT);
+    lua_getfield(L, -1, "methods");
+    luaL_setfuncs(L, tensor_methods, 0);
+    lua_pop(L, 2);
+}

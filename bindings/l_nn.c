@@ -1,0 +1,152 @@
+/* The C side of lm.nn.functional and lm.optim: argument checking and
+ * translation (1-based labels and dims) only. */
+#include <string.h>
+
+#include "l_common.h"
+#include "lm_nn.h"
+#include "lm_ops.h"
+
+/* F.linear(x, w [, b]) */
+static int f_linear(lua_State *L) {
+    lm_tensor *x = l_check_tensor(L, 1), *w = l_check_tensor(L, 2);
+    lm_tensor *b = lua_isnoneornil(L, 3) ? NULL : l_check_tensor(L, 3);
+    l_check(L, lm_linear(l_push_slot(L), x, w, b));
+    return 1;
+}
+
+static int softmax(lua_State *L, bool log) {
+    lm_tensor *x = l_check_tensor(L, 1);
+    int dim = lua_isnoneornil(L, 2) ? (x->ndim ? x->ndim - 1 : 0)
+                                    : l_check_dim(L, 2, x->ndim, log ? "log_softmax" : "softmax");
+    l_check(L, lm_softmax(l_push_slot(L), x, dim, log));
+    return 1;
+}
+static int f_softmax(lua_State *L) { return softmax(L, false); }
+static int f_log_softmax(lua_State *L) { return softmax(L, true); }
+
+/* F.cross_entropy(logits, labels): labels are 1-based class indices */
+static int f_cross_entropy(lua_State *L) {
+    lm_tensor *logits = l_check_tensor(L, 1), *labels = l_check_tensor(L, 2);
+    if (labels->dtype != LM_INT32)
+        return luaL_error(L, "cross_entropy: labels must be an int32 tensor of 1-based classes, "
+                             "got %s (use lm.tensor(t, 'int32') or :int())",
+                          lm_dtype_name(labels->dtype));
+    lm_tensor **zero_based = l_push_slot(L);
+    l_check(L, lm_binary_scalar(zero_based, LM_SUB, labels, 1, false));
+    l_check(L, lm_cross_entropy(l_push_slot(L), logits, *zero_based));
+    return 1;
+}
+
+/* F.mse(y_hat, y [, {reduction = 'mean' | 'none'}]) */
+static int f_mse(lua_State *L) {
+    lm_tensor *yh = l_check_tensor(L, 1), *y = l_check_tensor(L, 2);
+    bool per_sample = false;
+    if (lua_istable(L, 3)) {
+        lua_getfield(L, 3, "reduction");
+        const char *r = luaL_optstring(L, -1, "mean");
+        if (!strcmp(r, "none"))
+            per_sample = true;
+        else if (strcmp(r, "mean") != 0)
+            return luaL_error(L, "mse: reduction must be 'mean' or 'none', got '%s'", r);
+        lua_pop(L, 1);
+    }
+    l_check(L, lm_mse(l_push_slot(L), yh, y, per_sample));
+    return 1;
+}
+
+static int opt_int(lua_State *L, int t, const char *key, int def) {
+    if (!lua_istable(L, t)) return def;
+    lua_getfield(L, t, key);
+    int isnum;
+    lua_Integer v = lua_tointegerx(L, -1, &isnum);
+    bool absent = lua_isnil(L, -1);
+    lua_pop(L, 1);
+    if (absent) return def;
+    if (!isnum || v < 0) luaL_error(L, "option '%s' must be a non-negative integer", key);
+    return (int)v;
+}
+
+static lm_conv_options conv_options(lua_State *L, int t) {
+    int stride = opt_int(L, t, "stride", 1), pad = opt_int(L, t, "padding", 0);
+    return (lm_conv_options){stride, stride, pad, pad};
+}
+
+/* F.conv2d(x, w [, b] [, {stride = 1, padding = 0}]) */
+static int f_conv2d(lua_State *L) {
+    lm_tensor *x = l_check_tensor(L, 1), *w = l_check_tensor(L, 2);
+    lm_tensor *b = l_test_tensor(L, 3);
+    int opt = b ? 4 : 3;
+    lm_conv_options o = conv_options(L, opt);
+    l_check(L, lm_conv2d(l_push_slot(L), x, w, b, &o));
+    return 1;
+}
+
+/* F.max_pool2d(x, kernel [, {stride = kernel, padding = 0}]) */
+static int pool(lua_State *L, bool max) {
+    lm_tensor *x = l_check_tensor(L, 1);
+    lua_Integer k = luaL_checkinteger(L, 2);
+    if (k < 1) return luaL_error(L, "pool: kernel size must be >= 1");
+    int stride = opt_int(L, 3, "stride", (int)k), pad = opt_int(L, 3, "padding", 0);
+    lm_conv_options o = {stride, stride, pad, pad};
+    l_check(L, lm_pool2d(l_push_slot(L), x, k, k, &o, max));
+    return 1;
+}
+static int f_max_pool2d(lua_State *L) { return pool(L, true); }
+static int f_avg_pool2d(lua_State *L) { return pool(L, false); }
+
+/* ---- optimisers: lm._optim_step(settings, param, grad, state1, state2) ----------------------------- */
+
+static double opt_number(lua_State *L, int t, const char *key, double def) {
+    lua_getfield(L, t, key);
+    double v = luaL_optnumber(L, -1, def);
+    lua_pop(L, 1);
+    return v;
+}
+
+static int l_optim_step(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lm_tensor *param = l_check_tensor(L, 2), *grad = l_check_tensor(L, 3);
+    lm_tensor *s1 = lua_isnoneornil(L, 4) ? NULL : l_check_tensor(L, 4);
+    lm_tensor *s2 = lua_isnoneornil(L, 5) ? NULL : l_check_tensor(L, 5);
+    lua_getfield(L, 1, "kind");
+    const char *kind = luaL_checkstring(L, -1);
+    lm_optim_params p = {0};
+    if (!strcmp(kind, "sgd"))
+        p.kind = LM_OPT_SGD;
+    else if (!strcmp(kind, "adam"))
+        p.kind = LM_OPT_ADAM;
+    else if (!strcmp(kind, "adamw"))
+        p.kind = LM_OPT_ADAMW;
+    else if (!strcmp(kind, "rmsprop"))
+        p.kind = LM_OPT_RMSPROP;
+    else
+        return luaL_error(L, "optimizer: unknown kind '%s'", kind);
+    p.lr = opt_number(L, 1, "lr", 1e-3);
+    p.weight_decay = opt_number(L, 1, "weight_decay", 0);
+    p.momentum = opt_number(L, 1, "momentum", 0);
+    lua_getfield(L, 1, "nesterov");
+    p.nesterov = lua_toboolean(L, -1);
+    p.beta1 = opt_number(L, 1, "beta1", 0.9);
+    p.beta2 = opt_number(L, 1, "beta2", 0.999);
+    p.alpha = opt_number(L, 1, "alpha", 0.99);
+    p.eps = opt_number(L, 1, "eps", 1e-8);
+    p.step = (int64_t)opt_number(L, 1, "step", 1);
+    if ((p.kind == LM_OPT_ADAM || p.kind == LM_OPT_ADAMW) && (!s1 || !s2))
+        return luaL_error(L, "optimizer: Adam needs two state tensors");
+    if (p.kind == LM_OPT_RMSPROP && !s1) return luaL_error(L, "optimizer: RMSprop needs a state");
+    l_check(L, lm_optim_step(&p, param, grad, s1, s2));
+    return 0;
+}
+
+static const luaL_Reg functional[] = {
+    {"linear", f_linear}, {"softmax", f_softmax}, {"log_softmax", f_log_softmax},
+    {"cross_entropy", f_cross_entropy}, {"mse", f_mse}, {"conv2d", f_conv2d},
+    {"max_pool2d", f_max_pool2d}, {"avg_pool2d", f_avg_pool2d}, {NULL, NULL}};
+
+/* Adds lm._functional (completed by lua/lumen/nn/functional.lua) and lm._optim_step. */
+void l_register_nn(lua_State *L) {
+    luaL_newlib(L, functional);
+    lua_setfield(L, -2, "_functional");
+    lua_pushcfunction(L, l_optim_step);
+    lua_setfield(L, -2, "_optim_step");
+}

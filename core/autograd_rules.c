@@ -1,0 +1,443 @@
+/* Every derivative rule of Lumen, written with ordinary ops so it runs on
+ * any backend. g is the gradient of the node's output; gi[k] receives the
+ * gradient of input k (left NULL when input k needs none). */
+#include <math.h>
+
+#include "autograd_rules.h"
+#include "autograd_scope.h"
+
+#define WANT(k) (n->inputs[k] != NULL)
+
+/* ---- elementwise ------------------------------------------------------------------------------ */
+
+/* iparams[0] = op, p[0..1] = op parameters, saved[0] = x, saved[1] = y */
+lm_status lm_rule_unary(lm_node *n, lm_tensor *g, lm_tensor **gi) {
+    scope sc = {0};
+    lm_tensor *x = sc_saved(&sc, n, 0), *y = sc_saved(&sc, n, 1), *d = NULL;
+    double p0 = n->p[0], p1 = n->p[1];
+    switch ((lm_unary_op)n->iparams[0]) {
+    case LM_NEG: d = U(&sc, LM_NEG, g, 0, 0); break;
+    case LM_EXP: d = B(&sc, LM_MUL, g, y); break;
+    case LM_LOG: d = B(&sc, LM_DIV, g, x); break;
+    case LM_SQRT: d = B(&sc, LM_DIV, BS(&sc, LM_MUL, g, 0.5), y); break;
+    case LM_ABS: d = B(&sc, LM_MUL, g, U(&sc, LM_SIGN, x, 0, 0)); break;
+    case LM_SIGN: d = ZEROS_LIKE(&sc, x); break;
+    case LM_TANH: /* 1 - y^2 */
+        d = B(&sc, LM_MUL, g, SB(&sc, LM_SUB, 1, U(&sc, LM_SQUARE, y, 0, 0)));
+        break;
+    case LM_SIGMOID: /* y (1 - y) */
+        d = B(&sc, LM_MUL, g, B(&sc, LM_MUL, y, SB(&sc, LM_SUB, 1, y)));
+        break;
+    case LM_RELU: d = B(&sc, LM_MUL, g, BS(&sc, LM_GT, x, 0)); break;
+    case LM_ELU: { /* 1 where x > 0, else y + alpha */
+        lm_tensor *pos = BS(&sc, LM_GT, x, 0);
+        lm_tensor *slope = B(&sc, LM_ADD, pos, B(&sc, LM_MUL, SB(&sc, LM_SUB, 1, pos),
+                                                 BS(&sc, LM_ADD, y, p0)));
+        d = B(&sc, LM_MUL, g, slope);
+        break;
+    }
+    case LM_CLAMP: /* 1 inside [min, max] */
+        d = B(&sc, LM_MUL, g, B(&sc, LM_MUL, BS(&sc, LM_GE, x, p0), BS(&sc, LM_LE, x, p1)));
+        break;
+    case LM_POW_SCALAR: /* p x^(p-1) */
+        d = B(&sc, LM_MUL, g, BS(&sc, LM_MUL, U(&sc, LM_POW_SCALAR, x, p0 - 1, 0), p0));
+        break;
+    case LM_RPOW_SCALAR: /* p^x ln p */
+        d = B(&sc, LM_MUL, g, BS(&sc, LM_MUL, y, log(p0)));
+        break;
+    case LM_SQUARE: d = B(&sc, LM_MUL, g, BS(&sc, LM_MUL, x, 2)); break;
+    case LM_RECIPROCAL: d = U(&sc, LM_NEG, B(&sc, LM_MUL, g, U(&sc, LM_SQUARE, y, 0, 0)), 0, 0); break;
+    default: sc.status = lm_fail(LM_ERR_STATE, "autograd: no rule for this unary op");
+    }
+    gi[0] = sc_give(&sc, d);
+    return sc_end(&sc);
+}
+
+/* iparams[0] = op; saved[0] = a, saved[1] = b, saved[2] = y */
+lm_status lm_rule_binary(lm_node *n, lm_tensor *g, lm_tensor **gi) {
+    scope sc = {0};
+    lm_tensor *a = sc_saved(&sc, n, 0), *b = sc_saved(&sc, n, 1), *y = sc_saved(&sc, n, 2);
+    lm_tensor *da = NULL, *db = NULL;
+    switch ((lm_binary_op)n->iparams[0]) {
+    case LM_ADD: da = g, db = g; break;
+    case LM_SUB: da = g, db = WANT(1) ? U(&sc, LM_NEG, g, 0, 0) : NULL; break;
+    case LM_MUL:
+        if (WANT(0)) da = B(&sc, LM_MUL, g, b);
+        if (WANT(1)) db = B(&sc, LM_MUL, g, a);
+        break;
+    case LM_DIV: /* d/da = 1/b, d/db = -a/b^2 = -y/b */
+        if (WANT(0)) da = B(&sc, LM_DIV, g, b);
+        if (WANT(1)) db = U(&sc, LM_NEG, B(&sc, LM_DIV, B(&sc, LM_MUL, g, y), b), 0, 0);
+        break;
+    case LM_POW: /* d/da = b a^(b-1), d/db = y ln a */
+        if (WANT(0))
+            da = B(&sc, LM_MUL, g, B(&sc, LM_MUL, b, B(&sc, LM_POW, a, BS(&sc, LM_SUB, b, 1))));
+        if (WANT(1)) db = B(&sc, LM_MUL, g, B(&sc, LM_MUL, y, U(&sc, LM_LOG, a, 0, 0)));
+        break;
+    case LM_MAXIMUM:
+    case LM_MINIMUM: { /* the chosen side gets the gradient; ties go to a */
+        lm_tensor *pick_a = B(&sc, n->iparams[0] == LM_MAXIMUM ? LM_GE : LM_LE, a, b);
+        if (WANT(0)) da = B(&sc, LM_MUL, g, pick_a);
+        if (WANT(1)) db = B(&sc, LM_MUL, g, SB(&sc, LM_SUB, 1, pick_a));
+        break;
+    }
+    default: sc.status = lm_fail(LM_ERR_STATE, "autograd: no rule for this binary op");
+    }
+    if (WANT(0)) gi[0] = sc_give(&sc, SUM_TO(&sc, da, n->inputs[0]));
+    if (WANT(1)) gi[1] = sc_give(&sc, SUM_TO(&sc, db, n->inputs[1]));
+    return sc_end(&sc);
+}
+
+/* iparams[0] = op, iparams[1] = scalar_first, p[0] = scalar; saved[0] = a, saved[1] = y */
+lm_status lm_rule_binary_scalar(lm_node *n, lm_tensor *g, lm_tensor **gi) {
+    scope sc = {0};
+    lm_tensor *a = sc_saved(&sc, n, 0), *y = sc_saved(&sc, n, 1), *d = NULL;
+    double s = n->p[0];
+    bool first = n->iparams[1];
+    switch ((lm_binary_op)n->iparams[0]) {
+    case LM_ADD: d = g; break;
+    case LM_SUB: d = first ? U(&sc, LM_NEG, g, 0, 0) : g; break;
+    case LM_MUL: d = BS(&sc, LM_MUL, g, s); break;
+    case LM_DIV: /* a / s, or s / a whose derivative is -y / a */
+        d = first ? U(&sc, LM_NEG, B(&sc, LM_DIV, B(&sc, LM_MUL, g, y), a), 0, 0)
+                  : BS(&sc, LM_DIV, g, s);
+        break;
+    case LM_POW:
+        d = first ? B(&sc, LM_MUL, g, BS(&sc, LM_MUL, y, log(s)))
+                  : B(&sc, LM_MUL, g, BS(&sc, LM_MUL, U(&sc, LM_POW_SCALAR, a, s - 1, 0), s));
+        break;
+    case LM_MAXIMUM: d = B(&sc, LM_MUL, g, BS(&sc, LM_GE, a, s)); break;
+    case LM_MINIMUM: d = B(&sc, LM_MUL, g, BS(&sc, LM_LE, a, s)); break;
+    default: sc.status = lm_fail(LM_ERR_STATE, "autograd: no rule for this scalar op");
+    }
+    gi[0] = sc_give(&sc, d);
+    return sc_end(&sc);
+}
+
+/* saved[0] = cond; inputs a, b */
+lm_status lm_rule_where(lm_node *n, lm_tensor *g, lm_tensor **gi) {
+    scope sc = {0};
+    lm_tensor *cond = sc_saved(&sc, n, 0), *zero = ZEROS_LIKE(&sc, g);
+    for (int k = 0; k < 2; k++) {
+        if (!WANT(k)) continue;
+        lm_tensor *r = NULL;
+        lm_tensor *d = sc_keep(&sc, sc.status ? sc.status
+                                              : lm_where(&r, cond, k == 0 ? g : zero,
+                                                         k == 0 ? zero : g),
+                               &r);
+        gi[k] = sc_give(&sc, SUM_TO(&sc, d, n->inputs[k]));
+    }
+    return sc_end(&sc);
+}
+
+/* ---- reductions -------------------------------------------------------------------------------- */
+
+/* g reshaped so it broadcasts against x: the reduced dimension(s) as size 1. */
+static lm_tensor *unreduce(scope *sc, lm_node *n, lm_tensor *g) {
+    int dim = (int)n->iparams[1];
+    int64_t shape[LM_MAX_DIMS];
+    for (int d = 0; d < n->ndim; d++) shape[d] = dim < 0 || d == dim ? 1 : n->shape[d];
+    return RESHAPE(sc, g, n->ndim, shape);
+}
+
+/* 1 at the positions `indices` chose along the reduced dimension (or, for a
+ * reduction over everything, at the flat position), 0 elsewhere. */
+static lm_tensor *index_mask(scope *sc, lm_node *n, lm_tensor *x, lm_tensor *indices) {
+    int dim = (int)n->iparams[1];
+    int64_t len = dim < 0 ? lm_tensor_numel(x) : x->shape[dim];
+    lm_tensor *r = NULL;
+    lm_tensor *pos = sc_keep(sc, sc->status ? sc->status : lm_arange(&r, LM_INT32, 0, 1, len), &r);
+    if (sc->status) return NULL;
+    int64_t shape[LM_MAX_DIMS];
+    for (int d = 0; d < x->ndim; d++) shape[d] = dim < 0 ? x->shape[d] : d == dim ? len : 1;
+    lm_tensor *pos_shaped = RESHAPE(sc, pos, dim < 0 ? x->ndim : x->ndim, shape);
+    lm_tensor *idx = unreduce(sc, n, indices);
+    return B(sc, LM_EQ, pos_shaped, idx);
+}
+
+/* iparams[0] = op, [1] = dim (-1: all), [2] = keepdim; shape = x's shape;
+ * saved[0] = x (VAR, MAX, MIN), saved[1] = indices (MAX, MIN) */
+lm_status lm_rule_reduce(lm_node *n, lm_tensor *g, lm_tensor **gi) {
+    scope sc = {0};
+    int dim = (int)n->iparams[1];
+    int64_t count = 1;
+    for (int d = 0; d < n->ndim; d++)
+        if (dim < 0 || d == dim) count *= n->shape[d];
+    lm_tensor *gu = unreduce(&sc, n, g), *d = NULL;
+    lm_tensor *x = sc_saved(&sc, n, 0);
+    switch ((lm_reduce_op)n->iparams[0]) {
+    case LM_SUM: d = gu; break;
+    case LM_MEAN: d = BS(&sc, LM_DIV, gu, (double)count); break;
+    case LM_VAR: { /* 2 (x - mean) / (n - 1) */
+        lm_tensor *r = NULL;
+        lm_tensor *mean = sc_keep(&sc, sc.status ? sc.status
+                                                 : lm_reduce(&r, NULL, LM_MEAN, x, dim, true),
+                                  &r);
+        d = B(&sc, LM_MUL, gu, BS(&sc, LM_MUL, B(&sc, LM_SUB, x, mean), 2.0 / (double)(count - 1)));
+        break;
+    }
+    case LM_MAX:
+    case LM_MIN: d = B(&sc, LM_MUL, gu, index_mask(&sc, n, x, sc_saved(&sc, n, 1))); break;
+    default: sc.status = lm_fail(LM_ERR_STATE, "autograd: %s has no gradient", "argmax/argmin");
+    }
+    /* broadcast back to the input's shape */
+    lm_tensor *r = NULL;
+    lm_tensor *full = sc_keep(&sc, sc.status ? sc.status : lm_tensor_expand(&r, d, n->ndim, n->shape), &r);
+    gi[0] = sc_give(&sc, full);
+    return sc_end(&sc);
+}
+
+/* ---- linear algebra ------------------------------------------------------------------------------ */
+
+/* saved[0] = a, saved[1] = b (as given: 1-D operands allowed) */
+lm_status lm_rule_matmul(lm_node *n, lm_tensor *g, lm_tensor **gi) {
+    scope sc = {0};
+    lm_tensor *a = sc_saved(&sc, n, 0), *b = sc_saved(&sc, n, 1);
+    if (sc.status) return sc_end(&sc);
+    /* lift 1-D operands to matrices and g to match, as matmul did */
+    int64_t shape[LM_MAX_DIMS];
+    lm_tensor *a2 = a, *b2 = b, *g2 = g;
+    if (a->ndim == 1) {
+        shape[0] = 1, shape[1] = a->shape[0];
+        a2 = RESHAPE(&sc, a, 2, shape);
+    }
+    if (b->ndim == 1) {
+        shape[0] = b->shape[0], shape[1] = 1;
+        b2 = RESHAPE(&sc, b, 2, shape);
+    }
+    if (a->ndim == 1 || b->ndim == 1) {
+        /* batch dims of g, then rows (1 if a was 1-D), then cols (1 if b was 1-D) */
+        int gnd = 0, gd = 0;
+        int batch = g->ndim - (a->ndim == 1 ? 0 : 1) - (b->ndim == 1 ? 0 : 1);
+        for (; gd < batch; gd++) shape[gnd++] = g->shape[gd];
+        shape[gnd++] = a->ndim == 1 ? 1 : g->shape[gd++];
+        shape[gnd++] = b->ndim == 1 ? 1 : g->shape[gd++];
+        g2 = RESHAPE(&sc, g, gnd, shape);
+    }
+    if (sc.status) return sc_end(&sc);
+    if (WANT(0)) { /* ga = g @ b^T */
+        lm_tensor *ga = MM(&sc, g2, T(&sc, b2, b2->ndim - 2, b2->ndim - 1));
+        gi[0] = sc_give(&sc, RESHAPE(&sc, SUM_TO(&sc, ga, a2), a->ndim, a->shape));
+    }
+    if (WANT(1)) { /* gb = a^T @ g */
+        lm_tensor *gb = MM(&sc, T(&sc, a2, a2->ndim - 2, a2->ndim - 1), g2);
+        gi[1] = sc_give(&sc, RESHAPE(&sc, SUM_TO(&sc, gb, b2), b->ndim, b->shape));
+    }
+    return sc_end(&sc);
+}
+
+/* ---- views ------------------------------------------------------------------------------------- */
+
+/* shape = the input's shape (view, reshape, squeeze, unsqueeze) */
+lm_status lm_rule_reshape(lm_node *n, lm_tensor *g, lm_tensor **gi) {
+    scope sc = {0};
+    gi[0] = sc_give(&sc, RESHAPE(&sc, g, n->ndim, n->shape));
+    return sc_end(&sc);
+}
+
+/* iparams = the permutation that made the output */
+lm_status lm_rule_permute(lm_node *n, lm_tensor *g, lm_tensor **gi) {
+    int inverse[LM_MAX_DIMS];
+    for (int d = 0; d < g->ndim; d++) inverse[n->iparams[d]] = d;
+    return lm_tensor_permute(&gi[0], g, g->ndim, inverse);
+}
+
+/* Zeros of the input's shape with g written into the part the view took. */
+static lm_status scatter_into_zeros(lm_node *n, lm_tensor *g, lm_tensor **out, bool select) {
+    lm_tensor *z, *part;
+    LM_TRY(lm_full(&z, LM_FLOAT32, g->storage->device, n->ndim, n->shape, 0));
+    lm_status s = select ? lm_tensor_select(&part, z, (int)n->iparams[0], n->iparams[1])
+                         : lm_tensor_narrow(&part, z, (int)n->iparams[0], n->iparams[1],
+                                            n->iparams[2]);
+    if (s == LM_OK) s = lm_copy_(part, g);
+    if (s == LM_OK) lm_tensor_release(part);
+    if (s != LM_OK) {
+        lm_tensor_release(z);
+        return s;
+    }
+    *out = z;
+    return LM_OK;
+}
+
+/* iparams[0] = dim, [1] = start, [2] = length; shape = input's */
+lm_status lm_rule_narrow(lm_node *n, lm_tensor *g, lm_tensor **gi) {
+    return scatter_into_zeros(n, g, &gi[0], false);
+}
+
+/* iparams[0] = dim, [1] = index; shape = input's */
+lm_status lm_rule_select(lm_node *n, lm_tensor *g, lm_tensor **gi) {
+    return scatter_into_zeros(n, g, &gi[0], true);
+}
+
+/* shape = input's */
+lm_status lm_rule_expand(lm_node *n, lm_tensor *g, lm_tensor **gi) {
+    return lm_sum_to_shape(&gi[0], g, n->ndim, n->shape);
+}
+
+lm_status lm_rule_identity(lm_node *n, lm_tensor *g, lm_tensor **gi) {
+    gi[0] = lm_tensor_retain(g);
+    return LM_OK;
+}
+
+/* iparams[0] = dim; iparams[1 + k] = size of input k along dim */
+lm_status lm_rule_cat(lm_node *n, lm_tensor *g, lm_tensor **gi) {
+    int dim = (int)n->iparams[0];
+    int64_t start = 0;
+    for (int k = 0; k < n->ninputs; k++) {
+        int64_t len = n->iparams[1 + k];
+        if (WANT(k)) LM_TRY(lm_tensor_narrow(&gi[k], g, dim, start, len));
+        start += len;
+    }
+    return LM_OK;
+}
+
+/* ---- layers and losses ------------------------------------------------------------------------------ */
+
+/* inputs x, w, b; saved[0] = x, saved[1] = w */
+lm_status lm_rule_linear(lm_node *n, lm_tensor *g, lm_tensor **gi) {
+    scope sc = {0};
+    lm_tensor *x = sc_saved(&sc, n, 0), *w = sc_saved(&sc, n, 1);
+    if (sc.status) return sc_end(&sc);
+    int64_t out_f = w->shape[0], in_f = w->shape[1];
+    int64_t g2s[2] = {-1, out_f}, x2s[2] = {-1, in_f};
+    lm_tensor *g2 = RESHAPE(&sc, g, 2, g2s); /* [rows, out] */
+    if (WANT(0)) gi[0] = sc_give(&sc, MM(&sc, g, w)); /* [..., in] */
+    if (WANT(1)) gi[1] = sc_give(&sc, MM(&sc, T(&sc, g2, 0, 1), RESHAPE(&sc, x, 2, x2s)));
+    if (WANT(2)) {
+        lm_tensor *r = NULL;
+        gi[2] = sc_give(&sc, sc_keep(&sc, sc.status ? sc.status
+                                                    : lm_reduce(&r, NULL, LM_SUM, g2, 0, false),
+                                     &r));
+    }
+    return sc_end(&sc);
+}
+
+/* saved[0] = y with the softmax dimension moved last (contiguous); iparams[0] = dim */
+static lm_status softmax_rule(lm_node *n, lm_tensor *g, lm_tensor **gi, bool log) {
+    scope sc = {0};
+    lm_tensor *y = sc_saved(&sc, n, 0);
+    int dim = (int)n->iparams[0], last = g->ndim - 1;
+    lm_tensor *gm = g->ndim ? T(&sc, g, dim, last) : g, *gc = NULL, *gx = NULL;
+    gc = sc_keep(&sc, sc.status ? sc.status : lm_contiguous(&gc, gm), &gc);
+    gx = sc_keep(&sc, sc.status ? sc.status : lm_tensor_new_like(&gx, y), &gx);
+    if (sc.status == LM_OK)
+        sc.status = lm_backend_get(y->storage->device)->softmax_backward(gx, gc, y, log);
+    gi[0] = sc_give(&sc, g->ndim ? T(&sc, gx, dim, last) : gx);
+    return sc_end(&sc);
+}
+
+lm_status lm_rule_softmax(lm_node *n, lm_tensor *g, lm_tensor **gi) {
+    return softmax_rule(n, g, gi, false);
+}
+
+lm_status lm_rule_log_softmax(lm_node *n, lm_tensor *g, lm_tensor **gi) {
+    return softmax_rule(n, g, gi, true);
+}
+
+/* saved[0] = log_softmax(logits), saved[1] = one-hot labels:
+ * d/dlogits = (softmax - onehot) / N */
+lm_status lm_rule_cross_entropy(lm_node *n, lm_tensor *g, lm_tensor **gi) {
+    scope sc = {0};
+    lm_tensor *lsm = sc_saved(&sc, n, 0), *onehot = sc_saved(&sc, n, 1);
+    if (sc.status) return sc_end(&sc);
+    double batch = (double)lsm->shape[0];
+    lm_tensor *d = B(&sc, LM_SUB, U(&sc, LM_EXP, lsm, 0, 0), onehot);
+    gi[0] = sc_give(&sc, B(&sc, LM_MUL, d, BS(&sc, LM_DIV, g, batch)));
+    return sc_end(&sc);
+}
+
+/* saved[0] = y_hat - y; iparams[0] = per_sample. d/dy_hat = diff * g / N
+ * (or diff * g_i per sample), d/dy its negative. */
+lm_status lm_rule_mse(lm_node *n, lm_tensor *g, lm_tensor **gi) {
+    scope sc = {0};
+    lm_tensor *diff = sc_saved(&sc, n, 0);
+    if (sc.status) return sc_end(&sc);
+    lm_tensor *scale;
+    if (n->iparams[0]) { /* g is [N]: broadcast over the features */
+        int64_t shape[LM_MAX_DIMS];
+        shape[0] = diff->shape[0];
+        for (int d = 1; d < diff->ndim; d++) shape[d] = 1;
+        scale = RESHAPE(&sc, g, diff->ndim, shape);
+    } else {
+        scale = BS(&sc, LM_DIV, g, (double)diff->shape[0]);
+    }
+    lm_tensor *d = B(&sc, LM_MUL, diff, scale);
+    if (WANT(0)) gi[0] = sc_give(&sc, d);
+    if (WANT(1)) gi[1] = sc_give(&sc, U(&sc, LM_NEG, d, 0, 0));
+    return sc_end(&sc);
+}
+
+lm_conv_geometry lm_node_geometry(const lm_node *n); /* nn_ops.c */
+
+/* inputs x, w, b; saved[0] = x, saved[1] = w; geometry in iparams/shape */
+lm_status lm_rule_conv2d(lm_node *n, lm_tensor *g, lm_tensor **gi) {
+    scope sc = {0};
+    lm_tensor *x = sc_saved(&sc, n, 0), *w = sc_saved(&sc, n, 1);
+    if (sc.status) return sc_end(&sc);
+    const lm_backend *be = lm_backend_get(x->storage->device);
+    lm_conv_geometry geo = lm_node_geometry(n);
+    int64_t N = x->shape[0], O = w->shape[0], K = geo.channels * geo.kernel_h * geo.kernel_w,
+            P = geo.out_h * geo.out_w;
+    int64_t w2s[2] = {O, K}, cs[2] = {K, P}, g3s[3] = {N, O, P};
+    lm_tensor *xc = NULL, *wc = NULL, *gc = NULL, *cols = NULL, *gx = NULL, *gw = NULL;
+    xc = sc_keep(&sc, sc.status ? sc.status : lm_contiguous(&xc, x), &xc);
+    wc = sc_keep(&sc, sc.status ? sc.status : lm_contiguous(&wc, w), &wc);
+    gc = sc_keep(&sc, sc.status ? sc.status : lm_contiguous(&gc, g), &gc);
+    lm_tensor *w2 = RESHAPE(&sc, wc, 2, w2s), *g3 = RESHAPE(&sc, gc, 3, g3s);
+    lm_tensor *w2t = T(&sc, w2, 0, 1);
+    cols = sc_keep(&sc, sc.status ? sc.status : lm_tensor_new(&cols, LM_FLOAT32, x->storage->device, 2, cs), &cols);
+    if (WANT(0)) gx = ZEROS_LIKE(&sc, x);
+    if (WANT(1)) {
+        lm_tensor *r = NULL;
+        gw = sc_keep(&sc, sc.status ? sc.status : lm_full(&r, LM_FLOAT32, x->storage->device, 2, w2s, 0), &r);
+    }
+    for (int64_t i = 0; i < N && sc.status == LM_OK && (gx || gw); i++) {
+        lm_tensor *xi = NULL, *gi_ = NULL, *prod = NULL, *gxi = NULL, *gcols = NULL;
+        lm_status s = lm_tensor_select(&gi_, g3, 0, i); /* [O, P] */
+        if (s == LM_OK && gw) {
+            s = lm_tensor_select(&xi, xc, 0, i);
+            if (s == LM_OK) s = be->im2col(cols, xi, &geo);
+            lm_tensor *colst = NULL;
+            if (s == LM_OK) s = lm_tensor_transpose(&colst, cols, 0, 1);
+            if (s == LM_OK) s = lm_matmul(&prod, gi_, colst); /* [O, K] */
+            if (s == LM_OK) s = lm_binary_into(gw, LM_ADD, gw, prod);
+            lm_tensor_release(colst);
+        }
+        if (s == LM_OK && gx) {
+            s = lm_matmul(&gcols, w2t, gi_); /* [K, P] */
+            if (s == LM_OK) s = lm_tensor_select(&gxi, gx, 0, i);
+            if (s == LM_OK) s = be->col2im(gxi, gcols, &geo);
+        }
+        lm_tensor_release(xi), lm_tensor_release(gi_), lm_tensor_release(prod);
+        lm_tensor_release(gxi), lm_tensor_release(gcols);
+        if (s != LM_OK) sc.status = s;
+    }
+    if (WANT(0)) gi[0] = sc_give(&sc, gx);
+    if (WANT(1)) gi[1] = sc_give(&sc, RESHAPE(&sc, gw, w->ndim, w->shape));
+    if (WANT(2)) { /* sum over N and the pixels */
+        lm_tensor *r1 = NULL, *r2 = NULL;
+        lm_tensor *s1 = sc_keep(&sc, sc.status ? sc.status : lm_reduce(&r1, NULL, LM_SUM, g3, 2, false), &r1);
+        gi[2] = sc_give(&sc, sc_keep(&sc, sc.status ? sc.status : lm_reduce(&r2, NULL, LM_SUM, s1, 0, false), &r2));
+    }
+    return sc_end(&sc);
+}
+
+/* saved[0] = argmax (max pooling) or NULL; shape = x's; geometry in iparams */
+static lm_status pool_rule(lm_node *n, lm_tensor *g, lm_tensor **gi) {
+    scope sc = {0};
+    lm_tensor *argmax = sc_saved(&sc, n, 0);
+    lm_conv_geometry geo = lm_node_geometry(n);
+    int64_t planes = n->shape[0] * n->shape[1];
+    int64_t g3s[3] = {planes, geo.out_h, geo.out_w}, x3s[3] = {planes, geo.height, geo.width};
+    lm_tensor *gc = NULL, *gx = NULL;
+    gc = sc_keep(&sc, sc.status ? sc.status : lm_contiguous(&gc, g), &gc);
+    lm_tensor *g3 = RESHAPE(&sc, gc, 3, g3s);
+    gx = sc_keep(&sc, sc.status ? sc.status : lm_tensor_new(&gx, LM_FLOAT32, g->storage->device, 3, x3s), &gx);
+    if (sc.status == LM_OK)
+        sc.status = lm_backend_get(g->storage->device)->pool2d_backward(gx, g3, argmax, &geo);
+    gi[0] = sc_give(&sc, RESHAPE(&sc, gx, 4, n->shape));
+    return sc_end(&sc);
+}
+
+lm_status lm_rule_max_pool2d(lm_node *n, lm_tensor *g, lm_tensor **gi) { return pool_rule(n, g, gi); }
+lm_status lm_rule_avg_pool2d(lm_node *n, lm_tensor *g, lm_tensor **gi) { return pool_rule(n, g, gi); }

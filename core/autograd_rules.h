@@ -1,0 +1,31 @@
+/* Derivative rules (autograd_rules.c), referenced by the recording entry
+ * points (autograd_ops.c, nn_*.c). Parameters a rule reads from its node are
+ * documented next to each rule. */
+#ifndef LM_AUTOGRAD_RULES_H
+#define LM_AUTOGRAD_RULES_H
+
+#include "lm_autograd.h"
+
+lm_status lm_rule_unary(lm_node *n, lm_tensor *g, lm_tensor **gi);
+lm_status lm_rule_binary(lm_node *n, lm_tensor *g, lm_tensor **gi);
+lm_status lm_rule_binary_scalar(lm_node *n, lm_tensor *g, lm_tensor **gi);
+lm_status lm_rule_where(lm_node *n, lm_tensor *g, lm_tensor **gi);
+lm_status lm_rule_reduce(lm_node *n, lm_tensor *g, lm_tensor **gi);
+lm_status lm_rule_matmul(lm_node *n, lm_tensor *g, lm_tensor **gi);
+lm_status lm_rule_reshape(lm_node *n, lm_tensor *g, lm_tensor **gi);
+lm_status lm_rule_permute(lm_node *n, lm_tensor *g, lm_tensor **gi);
+lm_status lm_rule_narrow(lm_node *n, lm_tensor *g, lm_tensor **gi);
+lm_status lm_rule_select(lm_node *n, lm_tensor *g, lm_tensor **gi);
+lm_status lm_rule_expand(lm_node *n, lm_tensor *g, lm_tensor **gi);
+lm_status lm_rule_identity(lm_node *n, lm_tensor *g, lm_tensor **gi);
+lm_status lm_rule_cat(lm_node *n, lm_tensor *g, lm_tensor **gi);
+lm_status lm_rule_linear(lm_node *n, lm_tensor *g, lm_tensor **gi);
+lm_status lm_rule_softmax(lm_node *n, lm_tensor *g, lm_tensor **gi);
+lm_status lm_rule_log_softmax(lm_node *n, lm_tensor *g, lm_tensor **gi);
+lm_status lm_rule_cross_entropy(lm_node *n, lm_tensor *g, lm_tensor **gi);
+lm_status lm_rule_mse(lm_node *n, lm_tensor *g, lm_tensor **gi);
+lm_status lm_rule_conv2d(lm_node *n, lm_tensor *g, lm_tensor **gi);
+lm_status lm_rule_max_pool2d(lm_node *n, lm_tensor *g, lm_tensor **gi);
+lm_status lm_rule_avg_pool2d(lm_node *n, lm_tensor *g, lm_tensor **gi);
+
+#endif

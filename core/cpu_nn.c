@@ -1,0 +1,293 @@
+/* CPU kernels of the layers: softmax, im2col/col2im, pooling, one-hot, and
+ * the fused optimiser updates. Readable loops with shape comments; the
+ * heavy part of convolution is the GEMM that follows im2col. */
+#include <math.h>
+#include <string.h>
+
+#include "cpu_backend.h"
+#include "lm_threads.h"
+
+/* ---- softmax ---------------------------------------------------------------------------------- */
+
+typedef struct {
+    float *out;
+    const float *x, *g, *y;
+    int64_t cols;
+    bool log;
+} softmax_job;
+
+static void softmax_rows(void *ctx, int64_t r0, int64_t r1) {
+    softmax_job *j = ctx;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *x = j->x + r * j->cols; /* x, out: [rows, cols] */
+        float *o = j->out + r * j->cols;
+        float m = -INFINITY;
+        for (int64_t c = 0; c < j->cols; c++) m = x[c] > m ? x[c] : m;
+        double sum = 0;
+        for (int64_t c = 0; c < j->cols; c++) {
+            float e = expf(x[c] - m);
+            sum += e;
+            if (!j->log) o[c] = e;
+        }
+        if (j->log) {
+            float lse = m + (float)log(sum);
+            for (int64_t c = 0; c < j->cols; c++) o[c] = x[c] - lse;
+        } else {
+            float inv = (float)(1.0 / sum);
+            for (int64_t c = 0; c < j->cols; c++) o[c] *= inv;
+        }
+    }
+}
+
+lm_status cpu_softmax(lm_tensor *out, const lm_tensor *x, bool log) {
+    int64_t cols = x->ndim ? x->shape[x->ndim - 1] : 1;
+    int64_t rows = cols ? lm_tensor_numel(x) / cols : 0;
+    softmax_job j = {lm_tensor_f32(out), lm_tensor_f32(x), NULL, NULL, cols, log};
+    lm_parallel_for(rows, LM_GRAIN_ELEMENTWISE / (cols + 1) + 1, softmax_rows, &j);
+    return LM_OK;
+}
+
+static void softmax_backward_rows(void *ctx, int64_t r0, int64_t r1) {
+    softmax_job *j = ctx;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *g = j->g + r * j->cols, *y = j->y + r * j->cols;
+        float *gx = j->out + r * j->cols;
+        double dot = 0;
+        if (j->log) { /* gx = g - softmax * sum(g) */
+            for (int64_t c = 0; c < j->cols; c++) dot += g[c];
+            for (int64_t c = 0; c < j->cols; c++) gx[c] = g[c] - expf(y[c]) * (float)dot;
+        } else { /* gx = y * (g - sum(g * y)) */
+            for (int64_t c = 0; c < j->cols; c++) dot += (double)g[c] * y[c];
+            for (int64_t c = 0; c < j->cols; c++) gx[c] = y[c] * (g[c] - (float)dot);
+        }
+    }
+}
+
+lm_status cpu_softmax_backward(lm_tensor *gx, const lm_tensor *g, const lm_tensor *y, bool log) {
+    int64_t cols = y->ndim ? y->shape[y->ndim - 1] : 1;
+    int64_t rows = cols ? lm_tensor_numel(y) / cols : 0;
+    softmax_job j = {lm_tensor_f32(gx), NULL, lm_tensor_f32(g), lm_tensor_f32(y), cols, log};
+    lm_parallel_for(rows, LM_GRAIN_ELEMENTWISE / (cols + 1) + 1, softmax_backward_rows, &j);
+    return LM_OK;
+}
+
+/* ---- im2col / col2im ------------------------------------------------------------------------------ */
+
+/* cols row (c, ki, kj) holds, for every output pixel, the input pixel the
+ * kernel tap (ki, kj) of channel c sees there (0 in the padding). */
+lm_status cpu_im2col(lm_tensor *cols_t, const lm_tensor *x_t, const lm_conv_geometry *g) {
+    const float *x = lm_tensor_f32(x_t); /* [C, H, W] */
+    float *cols = lm_tensor_f32(cols_t); /* [C*kh*kw, oh*ow] */
+    int64_t plane = g->out_h * g->out_w;
+    for (int64_t c = 0; c < g->channels; c++)
+        for (int64_t ki = 0; ki < g->kernel_h; ki++)
+            for (int64_t kj = 0; kj < g->kernel_w; kj++) {
+                float *row = cols + ((c * g->kernel_h + ki) * g->kernel_w + kj) * plane;
+                for (int64_t oi = 0; oi < g->out_h; oi++) {
+                    int64_t i = oi * g->stride_h - g->pad_h + ki;
+                    float *dst = row + oi * g->out_w;
+                    if (i < 0 || i >= g->height) {
+                        memset(dst, 0, sizeof(float) * g->out_w);
+                        continue;
+                    }
+                    const float *src = x + (c * g->height + i) * g->width;
+                    for (int64_t oj = 0; oj < g->out_w; oj++) {
+                        int64_t jj = oj * g->stride_w - g->pad_w + kj;
+                        dst[oj] = jj >= 0 && jj < g->width ? src[jj] : 0.0f;
+                    }
+                }
+            }
+    return LM_OK;
+}
+
+lm_status cpu_col2im(lm_tensor *gx_t, const lm_tensor *cols_t, const lm_conv_geometry *g) {
+    float *gx = lm_tensor_f32(gx_t); /* [C, H, W], accumulated into */
+    const float *cols = lm_tensor_f32(cols_t);
+    int64_t plane = g->out_h * g->out_w;
+    for (int64_t c = 0; c < g->channels; c++)
+        for (int64_t ki = 0; ki < g->kernel_h; ki++)
+            for (int64_t kj = 0; kj < g->kernel_w; kj++) {
+                const float *row = cols + ((c * g->kernel_h + ki) * g->kernel_w + kj) * plane;
+                for (int64_t oi = 0; oi < g->out_h; oi++) {
+                    int64_t i = oi * g->stride_h - g->pad_h + ki;
+                    if (i < 0 || i >= g->height) continue;
+                    float *dst = gx + (c * g->height + i) * g->width;
+                    const float *src = row + oi * g->out_w;
+                    for (int64_t oj = 0; oj < g->out_w; oj++) {
+                        int64_t jj = oj * g->stride_w - g->pad_w + kj;
+                        if (jj >= 0 && jj < g->width) dst[jj] += src[oj];
+                    }
+                }
+            }
+    return LM_OK;
+}
+
+/* ---- pooling --------------------------------------------------------------------------------------- */
+
+typedef struct {
+    float *out;
+    int32_t *argmax;
+    const float *x, *g;
+    const lm_conv_geometry *geo;
+} pool_job;
+
+static void pool_planes(void *ctx, int64_t p0, int64_t p1) {
+    pool_job *j = ctx;
+    const lm_conv_geometry *g = j->geo;
+    int64_t in_plane = g->height * g->width, out_plane = g->out_h * g->out_w;
+    for (int64_t p = p0; p < p1; p++) {
+        const float *x = j->x + p * in_plane;
+        for (int64_t oi = 0; oi < g->out_h; oi++)
+            for (int64_t oj = 0; oj < g->out_w; oj++) {
+                float best = -INFINITY, sum = 0;
+                int32_t best_at = -1;
+                for (int64_t ki = 0; ki < g->kernel_h; ki++) {
+                    int64_t i = oi * g->stride_h - g->pad_h + ki;
+                    if (i < 0 || i >= g->height) continue;
+                    for (int64_t kj = 0; kj < g->kernel_w; kj++) {
+                        int64_t jj = oj * g->stride_w - g->pad_w + kj;
+                        if (jj < 0 || jj >= g->width) continue;
+                        float v = x[i * g->width + jj];
+                        sum += v;
+                        if (v > best || best_at < 0 || v != v) {
+                            best = v;
+                            best_at = (int32_t)(i * g->width + jj);
+                        }
+                    }
+                }
+                int64_t o = p * out_plane + oi * g->out_w + oj;
+                if (j->argmax) {
+                    j->out[o] = best;
+                    j->argmax[o] = best_at;
+                } else {
+                    j->out[o] = sum / (float)(g->kernel_h * g->kernel_w);
+                }
+            }
+    }
+}
+
+lm_status cpu_pool2d(lm_tensor *out, lm_tensor *argmax, const lm_tensor *x,
+                     const lm_conv_geometry *geo) {
+    pool_job j = {lm_tensor_f32(out), argmax ? lm_tensor_i32(argmax) : NULL, lm_tensor_f32(x), NULL,
+                  geo};
+    lm_parallel_for(x->shape[0], 1, pool_planes, &j);
+    return LM_OK;
+}
+
+static void pool_backward_planes(void *ctx, int64_t p0, int64_t p1) {
+    pool_job *j = ctx;
+    const lm_conv_geometry *g = j->geo;
+    int64_t in_plane = g->height * g->width, out_plane = g->out_h * g->out_w;
+    float scale = 1.0f / (float)(g->kernel_h * g->kernel_w);
+    for (int64_t p = p0; p < p1; p++) {
+        float *gx = j->out + p * in_plane;
+        memset(gx, 0, sizeof(float) * in_plane);
+        const float *gp = j->g + p * out_plane;
+        if (j->argmax) {
+            const int32_t *am = j->argmax + p * out_plane;
+            for (int64_t o = 0; o < out_plane; o++)
+                if (am[o] >= 0) gx[am[o]] += gp[o];
+            continue;
+        }
+        for (int64_t oi = 0; oi < g->out_h; oi++)
+            for (int64_t oj = 0; oj < g->out_w; oj++) {
+                float v = gp[oi * g->out_w + oj] * scale;
+                for (int64_t ki = 0; ki < g->kernel_h; ki++) {
+                    int64_t i = oi * g->stride_h - g->pad_h + ki;
+                    if (i < 0 || i >= g->height) continue;
+                    for (int64_t kj = 0; kj < g->kernel_w; kj++) {
+                        int64_t jj = oj * g->stride_w - g->pad_w + kj;
+                        if (jj >= 0 && jj < g->width) gx[i * g->width + jj] += v;
+                    }
+                }
+            }
+    }
+}
+
+lm_status cpu_pool2d_backward(lm_tensor *gx, const lm_tensor *g, const lm_tensor *argmax,
+                              const lm_conv_geometry *geo) {
+    pool_job j = {lm_tensor_f32(gx), argmax ? (int32_t *)lm_tensor_i32(argmax) : NULL, NULL,
+                  lm_tensor_f32(g), geo};
+    lm_parallel_for(gx->shape[0], 1, pool_backward_planes, &j);
+    return LM_OK;
+}
+
+/* ---- one-hot ---------------------------------------------------------------------------------------- */
+
+lm_status cpu_one_hot(lm_tensor *out, const lm_tensor *labels) {
+    int64_t n = out->shape[0], classes = out->shape[1];
+    float *o = lm_tensor_f32(out);
+    memset(o, 0, sizeof(float) * n * classes);
+    for (int64_t i = 0; i < n; i++) {
+        int32_t c = lm_tensor_i32(labels)[i * labels->strides[0]];
+        if (c >= 0 && c < classes) o[i * classes + c] = 1.0f;
+    }
+    return LM_OK;
+}
+
+/* ---- optimisers: one fused loop per parameter, no temporaries -------------------------------------- */
+
+typedef struct {
+    const lm_optim_params *p;
+    float *w, *s1, *s2;
+    const float *g;
+} optim_job;
+
+static void optim_range(void *ctx, int64_t i0, int64_t i1) {
+    optim_job *j = ctx;
+    const lm_optim_params *p = j->p;
+    float *w = j->w, *s1 = j->s1, *s2 = j->s2;
+    const float *g = j->g;
+    float lr = (float)p->lr, wd = (float)p->weight_decay, eps = (float)p->eps;
+    switch (p->kind) {
+    case LM_OPT_SGD: {
+        float mu = (float)p->momentum;
+        for (int64_t i = i0; i < i1; i++) {
+            float d = g[i] + wd * w[i];
+            if (s1) {
+                float v = mu * s1[i] + d;
+                s1[i] = v;
+                d = p->nesterov ? d + mu * v : v;
+            }
+            w[i] -= lr * d;
+        }
+        break;
+    }
+    case LM_OPT_ADAM:
+    case LM_OPT_ADAMW: {
+        float b1 = (float)p->beta1, b2 = (float)p->beta2;
+        /* bias corrections folded into the step size and epsilon */
+        double c1 = 1 - pow(p->beta1, (double)p->step), c2 = 1 - pow(p->beta2, (double)p->step);
+        float step = (float)(p->lr / c1), root_c2 = (float)sqrt(c2);
+        bool decoupled = p->kind == LM_OPT_ADAMW;
+        for (int64_t i = i0; i < i1; i++) {
+            float gi = decoupled ? g[i] : g[i] + wd * w[i];
+            if (decoupled) w[i] -= lr * wd * w[i];
+            float m = b1 * s1[i] + (1 - b1) * gi;
+            float v = b2 * s2[i] + (1 - b2) * gi * gi;
+            s1[i] = m;
+            s2[i] = v;
+            w[i] -= step * m / (sqrtf(v) / root_c2 + eps);
+        }
+        break;
+    }
+    case LM_OPT_RMSPROP: {
+        float a = (float)p->alpha;
+        for (int64_t i = i0; i < i1; i++) {
+            float gi = g[i] + wd * w[i];
+            float v = a * s1[i] + (1 - a) * gi * gi;
+            s1[i] = v;
+            w[i] -= lr * gi / (sqrtf(v) + eps);
+        }
+        break;
+    }
+    }
+}
+
+lm_status cpu_optim_step(const lm_optim_params *p, lm_tensor *param, const lm_tensor *grad,
+                         lm_tensor *s1, lm_tensor *s2) {
+    optim_job j = {p, lm_tensor_f32(param), s1 ? lm_tensor_f32(s1) : NULL,
+                   s2 ? lm_tensor_f32(s2) : NULL, lm_tensor_f32(grad)};
+    lm_parallel_for(lm_tensor_numel(param), LM_GRAIN_ELEMENTWISE, optim_range, &j);
+    return LM_OK;
+}

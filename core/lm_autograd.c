@@ -1,0 +1,326 @@
+/* The autograd engine: grad mode, per-tensor state, nodes and backward. */
+#include "lm_autograd.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "lm_ops.h"
+
+static bool grad_mode = true;
+static uint64_t visit_counter;
+
+bool lm_grad_enabled(void) { return grad_mode; }
+
+bool lm_set_grad_enabled(bool enabled) {
+    bool old = grad_mode;
+    grad_mode = enabled;
+    return old;
+}
+
+static lm_autograd_meta *meta_of(lm_tensor *t) {
+    if (!t->autograd) t->autograd = calloc(1, sizeof *t->autograd);
+    return t->autograd;
+}
+
+bool lm_requires_grad(const lm_tensor *t) { return t->autograd && t->autograd->requires_grad; }
+
+lm_status lm_set_requires_grad(lm_tensor *t, bool requires_grad) {
+    if (t->autograd && t->autograd->grad_fn)
+        return lm_fail(LM_ERR_STATE,
+                       "requires_grad: can only be set on leaf tensors (this one was computed "
+                       "by %s; use detach() for a new leaf)",
+                       t->autograd->grad_fn->name);
+    if (requires_grad && t->dtype != LM_FLOAT32)
+        return lm_fail(LM_ERR_ARG, "requires_grad: only float32 tensors can require gradients, "
+                                   "this one is %s", lm_dtype_name(t->dtype));
+    if (!requires_grad && !t->autograd) return LM_OK;
+    lm_autograd_meta *m = meta_of(t);
+    if (!m) return lm_fail(LM_ERR_MEMORY, "out of memory");
+    m->requires_grad = requires_grad;
+    return LM_OK;
+}
+
+lm_status lm_set_retain_grad(lm_tensor *t) {
+    if (!lm_requires_grad(t))
+        return lm_fail(LM_ERR_STATE, "retain_grad: the tensor does not require gradients");
+    t->autograd->retain_grad = true;
+    return LM_OK;
+}
+
+lm_tensor *lm_grad(const lm_tensor *t) { return t->autograd ? t->autograd->grad : NULL; }
+
+lm_status lm_set_grad(lm_tensor *t, lm_tensor *grad) {
+    if (grad && !lm_tensor_same_shape(t, grad)) {
+        char a[LM_SHAPE_STR_MAX], b[LM_SHAPE_STR_MAX];
+        return lm_fail(LM_ERR_SHAPE, "grad: a gradient of shape %s for a tensor of shape %s",
+                       lm_shape_str(grad, b, sizeof b), lm_shape_str(t, a, sizeof a));
+    }
+    if (!grad && !t->autograd) return LM_OK;
+    lm_autograd_meta *m = meta_of(t);
+    if (!m) return lm_fail(LM_ERR_MEMORY, "out of memory");
+    lm_tensor_retain(grad);
+    lm_tensor_release(m->grad);
+    m->grad = grad;
+    return LM_OK;
+}
+
+lm_node *lm_grad_fn(const lm_tensor *t) { return t->autograd ? t->autograd->grad_fn : NULL; }
+
+lm_status lm_detach(lm_tensor **out, lm_tensor *t) {
+    int64_t shape[LM_MAX_DIMS];
+    memcpy(shape, t->shape, sizeof shape);
+    /* a plain view: it carries no autograd state */
+    return lm_tensor_view(out, t, t->ndim, shape) == LM_OK ? LM_OK
+                                                            : lm_tensor_expand(out, t, t->ndim, shape);
+}
+
+bool lm_any_requires_grad(int n, lm_tensor *const *inputs) {
+    if (!grad_mode) return false;
+    for (int i = 0; i < n; i++)
+        if (inputs[i] && lm_requires_grad(inputs[i])) return true;
+    return false;
+}
+
+/* ---- nodes -------------------------------------------------------------------------------------- */
+
+static void node_clear(lm_node *n) {
+    for (int i = 0; i < LM_NODE_MAX_INPUTS; i++) {
+        lm_tensor_release(n->inputs[i]);
+        n->inputs[i] = NULL;
+    }
+    for (int i = 0; i < LM_NODE_MAX_SAVED; i++) {
+        lm_tensor_release(n->saved[i]);
+        n->saved[i] = NULL;
+    }
+    if (n->free_ctx) n->free_ctx(n->ctx);
+    n->free_ctx = NULL;
+    n->ctx = NULL;
+}
+
+void lm_node_release(lm_node *n) {
+    if (!n || --n->refcount > 0) return;
+    node_clear(n);
+    free(n);
+}
+
+lm_node *lm_node_attach(lm_tensor *out, const char *name, lm_backward_fn backward, int ninputs,
+                        lm_tensor *const *inputs) {
+    lm_node *n = calloc(1, sizeof *n);
+    lm_autograd_meta *m = meta_of(out);
+    if (!n || !m) {
+        free(n);
+        return NULL;
+    }
+    n->refcount = 1;
+    n->name = name;
+    n->backward = backward;
+    n->ninputs = ninputs;
+    for (int i = 0; i < ninputs; i++)
+        n->inputs[i] = inputs[i] && lm_requires_grad(inputs[i]) ? lm_tensor_retain(inputs[i]) : NULL;
+    lm_node_release(m->grad_fn);
+    m->grad_fn = n;
+    m->requires_grad = true;
+    return n;
+}
+
+void lm_node_save(lm_node *node, int slot, lm_tensor *t) {
+    lm_tensor_release(node->saved[slot]);
+    node->saved[slot] = lm_tensor_retain(t);
+    node->saved_version[slot] = t ? t->storage->version : 0;
+}
+
+lm_status lm_node_saved(lm_node *node, int slot, lm_tensor **t) {
+    *t = node->saved[slot];
+    if (*t && (*t)->storage->version != node->saved_version[slot])
+        return lm_fail(LM_ERR_STATE,
+                       "backward: a tensor saved by %s for the gradient was modified in place "
+                       "afterwards; compute it out of place (or clone it) instead",
+                       node->name);
+    return LM_OK;
+}
+
+lm_status lm_check_inplace(const char *op, lm_tensor *t) {
+    if (grad_mode && lm_requires_grad(t) && !lm_grad_fn(t))
+        return lm_fail(LM_ERR_STATE,
+                       "%s: in-place change of a leaf tensor that requires gradients; do it "
+                       "inside lm.no_grad or on a detached tensor",
+                       op);
+    t->storage->version++;
+    return LM_OK;
+}
+
+/* ---- backward -------------------------------------------------------------------------------------- */
+
+typedef struct {
+    lm_tensor **items;
+    int count, cap;
+} tensor_list;
+
+static bool list_push(tensor_list *l, lm_tensor *t) {
+    if (l->count == l->cap) {
+        int cap = l->cap ? l->cap * 2 : 64;
+        lm_tensor **p = realloc(l->items, sizeof *p * cap);
+        if (!p) return false;
+        l->items = p;
+        l->cap = cap;
+    }
+    l->items[l->count++] = t;
+    return true;
+}
+
+/* Post-order of the graph under root: every tensor after all the tensors
+ * computed from it, so the reverse visits consumers before producers.
+ * Iterative (an explicit stack of frames), so deep graphs cannot overflow
+ * the C stack. */
+typedef struct {
+    lm_tensor *t;
+    int next_input;
+} frame;
+
+static lm_status topological_order(lm_tensor *root, tensor_list *order) {
+    uint64_t mark = ++visit_counter;
+    frame *stack = NULL;
+    int depth = 0, cap = 0;
+    lm_status s = LM_OK;
+    root->autograd->visit_mark = mark;
+    lm_tensor *push = root;
+    for (;;) {
+        if (push) {
+            if (depth == cap) {
+                cap = cap ? cap * 2 : 64;
+                frame *p = realloc(stack, sizeof *p * cap);
+                if (!p) {
+                    s = lm_fail(LM_ERR_MEMORY, "backward: out of memory sorting the graph");
+                    break;
+                }
+                stack = p;
+            }
+            stack[depth++] = (frame){push, 0};
+            push = NULL;
+        }
+        if (!depth) break;
+        frame *f = &stack[depth - 1];
+        lm_node *n = f->t->autograd->grad_fn;
+        if (n && f->next_input < n->ninputs) {
+            lm_tensor *in = n->inputs[f->next_input++];
+            if (in && in->autograd && in->autograd->visit_mark != mark) {
+                in->autograd->visit_mark = mark;
+                push = in;
+            }
+            continue;
+        }
+        if (!list_push(order, f->t)) {
+            s = lm_fail(LM_ERR_MEMORY, "backward: out of memory sorting the graph");
+            break;
+        }
+        depth--;
+    }
+    free(stack);
+    return s;
+}
+
+/* pending += g (g is borrowed) */
+static lm_status accumulate_pending(lm_tensor *t, lm_tensor *g) {
+    lm_autograd_meta *m = t->autograd;
+    if (!lm_tensor_same_shape(t, g)) {
+        char a[LM_SHAPE_STR_MAX], b[LM_SHAPE_STR_MAX];
+        return lm_fail(LM_ERR_SHAPE, "backward: internal error, gradient %s for a tensor %s",
+                       lm_shape_str(g, a, sizeof a), lm_shape_str(t, b, sizeof b));
+    }
+    if (!m->pending) {
+        m->pending = lm_tensor_retain(g);
+        return LM_OK;
+    }
+    lm_tensor *sum;
+    LM_TRY(lm_binary(&sum, LM_ADD, m->pending, g));
+    lm_tensor_release(m->pending);
+    m->pending = sum;
+    return LM_OK;
+}
+
+/* .grad += g; .grad is always a contiguous tensor of its own */
+static lm_status accumulate_grad(lm_tensor *t, lm_tensor *g) {
+    lm_autograd_meta *m = t->autograd;
+    if (!m->grad) return lm_clone(&m->grad, g);
+    if (m->grad->storage->device != g->storage->device || !lm_tensor_same_shape(m->grad, g)) {
+        lm_tensor_release(m->grad);
+        m->grad = NULL;
+        return lm_clone(&m->grad, g);
+    }
+    m->grad->storage->version++;
+    return lm_binary_into(m->grad, LM_ADD, m->grad, g);
+}
+
+lm_status lm_backward(lm_tensor *root, lm_tensor *grad, bool retain_graph) {
+    if (!lm_requires_grad(root))
+        return lm_fail(LM_ERR_STATE, "backward: this tensor does not require gradients (no input "
+                                     "of the computation had requires_grad set, or it ran under "
+                                     "no_grad)");
+    char buf[LM_SHAPE_STR_MAX];
+    lm_tensor *seed = NULL;
+    if (!grad) {
+        if (lm_tensor_numel(root) != 1)
+            return lm_fail(LM_ERR_ARG,
+                           "backward: a gradient can be created implicitly only for a "
+                           "one-element output, this one has shape %s; pass backward(grad)",
+                           lm_shape_str(root, buf, sizeof buf));
+        LM_TRY(lm_full(&seed, LM_FLOAT32, root->storage->device, root->ndim, root->shape, 1.0));
+    } else {
+        if (!lm_tensor_same_shape(root, grad)) {
+            char b2[LM_SHAPE_STR_MAX];
+            return lm_fail(LM_ERR_SHAPE, "backward: gradient of shape %s for an output of shape %s",
+                           lm_shape_str(grad, b2, sizeof b2), lm_shape_str(root, buf, sizeof buf));
+        }
+        seed = lm_tensor_retain(grad);
+    }
+    tensor_list order = {0};
+    lm_status s = topological_order(root, &order);
+    if (s == LM_OK) {
+        for (int i = 0; i < order.count; i++) {
+            lm_node *n = order.items[i]->autograd->grad_fn;
+            if (n && n->released) {
+                s = lm_fail(LM_ERR_STATE,
+                            "backward: the graph through %s was already freed by an earlier "
+                            "backward; call backward(nil, true) (retain_graph) the first time to "
+                            "run it twice",
+                            n->name);
+                break;
+            }
+        }
+    }
+    if (s == LM_OK) s = accumulate_pending(root, seed);
+    lm_tensor_release(seed);
+    bool old_mode = lm_set_grad_enabled(false); /* rules build no graph */
+    for (int i = order.count - 1; i >= 0 && s == LM_OK; i--) {
+        lm_tensor *t = order.items[i];
+        lm_autograd_meta *m = t->autograd;
+        lm_tensor *g = m->pending;
+        m->pending = NULL;
+        if (!g) continue; /* nothing flowed here */
+        lm_node *n = m->grad_fn;
+        if (!n || m->retain_grad) s = accumulate_grad(t, g);
+        if (s == LM_OK && n) {
+            lm_tensor *grads[LM_NODE_MAX_INPUTS] = {NULL};
+            s = n->backward(n, g, grads);
+            for (int k = 0; k < n->ninputs; k++) {
+                if (s == LM_OK && grads[k] && n->inputs[k])
+                    s = accumulate_pending(n->inputs[k], grads[k]);
+                lm_tensor_release(grads[k]);
+            }
+        }
+        lm_tensor_release(g);
+    }
+    lm_set_grad_enabled(old_mode);
+    /* clean up: drop scratch gradients, free the graph unless asked to keep it */
+    for (int i = 0; i < order.count; i++) {
+        lm_autograd_meta *m = order.items[i]->autograd;
+        lm_tensor_release(m->pending);
+        m->pending = NULL;
+        if (!retain_graph && s == LM_OK && m->grad_fn) {
+            node_clear(m->grad_fn);
+            m->grad_fn->released = true;
+        }
+    }
+    free(order.items);
+    return s;
+}

@@ -1,0 +1,35 @@
+/* Layer operations and losses, differentiable (they record on the tape like
+ * the lm_ag_* ops). Shapes follow PyTorch: Linear weights are [out, in],
+ * images are [N, C, H, W], convolution weights [out, in, kh, kw]. */
+#ifndef LM_NN_H
+#define LM_NN_H
+
+#include "lm_autograd.h"
+
+/* y = x W^T + b over the last dimension of x; bias may be NULL. */
+lm_status lm_linear(lm_tensor **out, lm_tensor *x, lm_tensor *weight, lm_tensor *bias);
+/* (log-)softmax along `dim` (0-based), numerically stable. */
+lm_status lm_softmax(lm_tensor **out, lm_tensor *x, int dim, bool log);
+/* Mean over the batch of -log softmax(logits)[label]; logits [N, C], labels
+ * int32 [N] with 0-based classes (checked: out of range is an error). */
+lm_status lm_cross_entropy(lm_tensor **out, lm_tensor *logits, lm_tensor *labels);
+/* The paper's error: 1/2 sum over features of (y_hat - y)^2, then the mean
+ * over the batch (dimension 1); per_sample gives the [N] errors instead. */
+lm_status lm_mse(lm_tensor **out, lm_tensor *y_hat, lm_tensor *y, bool per_sample);
+
+typedef struct lm_conv_options {
+    int64_t stride_h, stride_w, pad_h, pad_w;
+} lm_conv_options;
+
+/* x [N, C, H, W], weight [O, C, kh, kw], bias [O] or NULL -> [N, O, oh, ow]. */
+lm_status lm_conv2d(lm_tensor **out, lm_tensor *x, lm_tensor *weight, lm_tensor *bias,
+                    const lm_conv_options *opt);
+/* x [N, C, H, W]; max pooling or average pooling (padding counted). */
+lm_status lm_pool2d(lm_tensor **out, lm_tensor *x, int64_t kh, int64_t kw,
+                    const lm_conv_options *opt, bool max);
+
+/* One fused optimiser update (no gradient recorded). */
+lm_status lm_optim_step(const lm_optim_params *p, lm_tensor *param, lm_tensor *grad,
+                        lm_tensor *s1, lm_tensor *s2);
+
+#endif

@@ -1,0 +1,380 @@
+/* Layer ops and losses: argument checks, the forward pass through the
+ * backend, and the recorded node. Their rules are in autograd_rules.c. */
+#include <string.h>
+
+#include "autograd_rules.h"
+#include "lm_nn.h"
+#include "lm_ops.h"
+
+static const lm_backend *be_of(const lm_tensor *t) { return lm_backend_get(t->storage->device); }
+
+static lm_status check_float(const char *op, const char *what, const lm_tensor *t) {
+    if (t->dtype != LM_FLOAT32)
+        return lm_fail(LM_ERR_ARG, "%s: %s must be float32, got %s", op, what,
+                       lm_dtype_name(t->dtype));
+    return LM_OK;
+}
+
+static lm_status same_device(const char *op, const lm_tensor *a, const lm_tensor *b) {
+    if (b && a->storage->device != b->storage->device)
+        return lm_fail(LM_ERR_DEVICE, "%s: tensors on different devices (%s and %s)", op,
+                       lm_device_name(a->storage->device), lm_device_name(b->storage->device));
+    return LM_OK;
+}
+
+#define ATTACH(out, name, rule, n, inputs)                                                         \
+    lm_node *node = lm_node_attach(*(out), name, rule, n, inputs);                                 \
+    if (!node) {                                                                                   \
+        lm_tensor_release(*(out));                                                                 \
+        *(out) = NULL;                                                                             \
+        return lm_fail(LM_ERR_MEMORY, "%s: out of memory recording the graph", name);             \
+    }
+
+/* ---- linear ------------------------------------------------------------------------------------- */
+
+lm_status lm_linear(lm_tensor **out, lm_tensor *x, lm_tensor *w, lm_tensor *b) {
+    *out = NULL;
+    char sx[LM_SHAPE_STR_MAX], sw[LM_SHAPE_STR_MAX];
+    LM_TRY(check_float("linear", "input", x));
+    LM_TRY(check_float("linear", "weight", w));
+    LM_TRY(same_device("linear", x, w));
+    LM_TRY(same_device("linear", x, b));
+    if (w->ndim != 2)
+        return lm_fail(LM_ERR_SHAPE, "linear: weight must be [out, in], got %s",
+                       lm_shape_str(w, sw, sizeof sw));
+    if (x->ndim < 1 || x->shape[x->ndim - 1] != w->shape[1])
+        return lm_fail(LM_ERR_SHAPE,
+                       "linear: input has %lld features, weight expects %lld (input shape %s, "
+                       "weight shape %s)",
+                       (long long)(x->ndim ? x->shape[x->ndim - 1] : 0), (long long)w->shape[1],
+                       lm_shape_str(x, sx, sizeof sx), lm_shape_str(w, sw, sizeof sw));
+    if (b && (b->ndim != 1 || b->shape[0] != w->shape[0]))
+        return lm_fail(LM_ERR_SHAPE, "linear: bias must be [%lld], got %s", (long long)w->shape[0],
+                       lm_shape_str(b, sx, sizeof sx));
+    lm_tensor *wt;
+    LM_TRY(lm_tensor_transpose(&wt, w, 0, 1));
+    lm_status s = lm_matmul(out, x, wt);
+    lm_tensor_release(wt);
+    if (s == LM_OK && b) s = lm_binary_into(*out, LM_ADD, *out, b);
+    if (s != LM_OK) {
+        lm_tensor_release(*out);
+        *out = NULL;
+        return s;
+    }
+    lm_tensor *in[3] = {x, w, b};
+    if (!lm_any_requires_grad(3, in)) return LM_OK;
+    ATTACH(out, "linear", lm_rule_linear, 3, in);
+    lm_node_save(node, 0, x);
+    lm_node_save(node, 1, w);
+    return LM_OK;
+}
+
+/* ---- softmax -------------------------------------------------------------------------------------- */
+
+lm_status lm_softmax(lm_tensor **out, lm_tensor *x, int dim, bool log) {
+    *out = NULL;
+    const char *name = log ? "log_softmax" : "softmax";
+    LM_TRY(check_float(name, "input", x));
+    if (dim < 0 || dim >= (x->ndim ? x->ndim : 1))
+        return lm_fail(LM_ERR_ARG, "%s: dimension %d out of range for a %d-D tensor", name,
+                       dim + 1, x->ndim);
+    /* move dim last and make it contiguous: rows of the softmax are then lines */
+    lm_tensor *moved = NULL, *xc = NULL, *y = NULL;
+    lm_status s = x->ndim ? lm_tensor_transpose(&moved, x, dim, x->ndim - 1)
+                          : lm_tensor_view(&moved, x, 0, NULL);
+    if (s == LM_OK) s = lm_contiguous(&xc, moved);
+    if (s == LM_OK) s = lm_tensor_new_like(&y, xc);
+    if (s == LM_OK) s = be_of(x)->softmax(y, xc, log);
+    if (s == LM_OK) s = x->ndim ? lm_tensor_transpose(out, y, dim, x->ndim - 1)
+                                : lm_tensor_view(out, y, 0, NULL);
+    lm_tensor_release(moved);
+    lm_tensor_release(xc);
+    if (s == LM_OK && lm_any_requires_grad(1, &x)) {
+        lm_node *node = lm_node_attach(*out, name, log ? lm_rule_log_softmax : lm_rule_softmax, 1,
+                                       &x);
+        if (!node) s = lm_fail(LM_ERR_MEMORY, "out of memory recording the graph");
+        else {
+            lm_node_save(node, 0, y); /* contiguous, dim last */
+            node->iparams[0] = dim;
+        }
+    }
+    lm_tensor_release(y);
+    if (s != LM_OK) {
+        lm_tensor_release(*out);
+        *out = NULL;
+    }
+    return s;
+}
+
+/* ---- losses ------------------------------------------------------------------------------------------ */
+
+lm_status lm_cross_entropy(lm_tensor **out, lm_tensor *logits, lm_tensor *labels) {
+    *out = NULL;
+    char s1[LM_SHAPE_STR_MAX], s2[LM_SHAPE_STR_MAX];
+    LM_TRY(check_float("cross_entropy", "logits", logits));
+    LM_TRY(same_device("cross_entropy", logits, labels));
+    if (labels->dtype != LM_INT32)
+        return lm_fail(LM_ERR_ARG, "cross_entropy: labels must be int32 class indices, got %s",
+                       lm_dtype_name(labels->dtype));
+    if (logits->ndim != 2 || labels->ndim != 1 || labels->shape[0] != logits->shape[0])
+        return lm_fail(LM_ERR_SHAPE,
+                       "cross_entropy: needs logits [N, C] and labels [N], got %s and %s",
+                       lm_shape_str(logits, s1, sizeof s1), lm_shape_str(labels, s2, sizeof s2));
+    int64_t n = logits->shape[0], classes = logits->shape[1];
+    if (n == 0) return lm_fail(LM_ERR_ARG, "cross_entropy: empty batch");
+    /* validate the labels before using them as indices */
+    lm_tensor *lo, *hi;
+    LM_TRY(lm_reduce(&lo, NULL, LM_MIN, labels, -1, false));
+    lm_status s = lm_reduce(&hi, NULL, LM_MAX, labels, -1, false);
+    double vlo = 0, vhi = 0;
+    if (s == LM_OK) {
+        lm_get_element(lo, 0, &vlo);
+        lm_get_element(hi, 0, &vhi);
+        lm_tensor_release(hi);
+    }
+    lm_tensor_release(lo);
+    LM_TRY(s);
+    if (vlo < 0 || vhi >= classes)
+        return lm_fail(LM_ERR_ARG, "cross_entropy: label %d out of range for %lld classes",
+                       (int)(vlo < 0 ? vlo : vhi) + 1, (long long)classes);
+    lm_tensor *lsm = NULL, *onehot = NULL, *picked = NULL, *total = NULL;
+    bool old = lm_set_grad_enabled(false); /* this node records itself */
+    s = lm_softmax(&lsm, logits, 1, true);
+    int64_t shape[2] = {n, classes};
+    if (s == LM_OK) s = lm_tensor_new(&onehot, LM_FLOAT32, logits->storage->device, 2, shape);
+    if (s == LM_OK) s = be_of(logits)->one_hot(onehot, labels);
+    if (s == LM_OK) s = lm_binary(&picked, LM_MUL, lsm, onehot);
+    if (s == LM_OK) s = lm_reduce(&total, NULL, LM_SUM, picked, -1, false);
+    if (s == LM_OK) s = lm_binary_scalar(out, LM_MUL, total, -1.0 / (double)n, false);
+    lm_set_grad_enabled(old);
+    lm_tensor_release(picked);
+    lm_tensor_release(total);
+    if (s == LM_OK && lm_any_requires_grad(1, &logits)) {
+        lm_node *node = lm_node_attach(*out, "cross_entropy", lm_rule_cross_entropy, 1, &logits);
+        if (!node) s = lm_fail(LM_ERR_MEMORY, "out of memory recording the graph");
+        else {
+            lm_node_save(node, 0, lsm);
+            lm_node_save(node, 1, onehot);
+        }
+    }
+    lm_tensor_release(lsm);
+    lm_tensor_release(onehot);
+    if (s != LM_OK) {
+        lm_tensor_release(*out);
+        *out = NULL;
+    }
+    return s;
+}
+
+lm_status lm_mse(lm_tensor **out, lm_tensor *y_hat, lm_tensor *y, bool per_sample) {
+    *out = NULL;
+    char s1[LM_SHAPE_STR_MAX], s2[LM_SHAPE_STR_MAX];
+    LM_TRY(check_float("mse", "prediction", y_hat));
+    LM_TRY(check_float("mse", "target", y));
+    LM_TRY(same_device("mse", y_hat, y));
+    if (!lm_tensor_same_shape(y_hat, y) || y_hat->ndim < 1)
+        return lm_fail(LM_ERR_SHAPE, "mse: prediction %s and target %s must have the same shape",
+                       lm_shape_str(y_hat, s1, sizeof s1), lm_shape_str(y, s2, sizeof s2));
+    int64_t n = y_hat->shape[0];
+    lm_tensor *diff = NULL, *sq = NULL, *flat = NULL, *rows = NULL;
+    bool old = lm_set_grad_enabled(false);
+    lm_status s = lm_binary(&diff, LM_SUB, y_hat, y);
+    if (s == LM_OK) s = lm_unary(&sq, LM_SQUARE, diff, 0, 0);
+    int64_t shape2[2] = {n, n ? lm_tensor_numel(y_hat) / n : 0};
+    if (s == LM_OK) s = lm_tensor_reshape(&flat, sq, 2, shape2);
+    if (s == LM_OK) s = lm_reduce(&rows, NULL, LM_SUM, flat, 1, false); /* [N] */
+    if (s == LM_OK) {
+        if (per_sample) {
+            s = lm_binary_scalar(out, LM_MUL, rows, 0.5, false);
+        } else {
+            lm_tensor *total = NULL;
+            s = lm_reduce(&total, NULL, LM_SUM, rows, -1, false);
+            if (s == LM_OK) s = lm_binary_scalar(out, LM_MUL, total, 0.5 / (double)(n ? n : 1), false);
+            lm_tensor_release(total);
+        }
+    }
+    lm_set_grad_enabled(old);
+    lm_tensor_release(sq);
+    lm_tensor_release(flat);
+    lm_tensor_release(rows);
+    lm_tensor *in[2] = {y_hat, y};
+    if (s == LM_OK && lm_any_requires_grad(2, in)) {
+        lm_node *node = lm_node_attach(*out, "mse", lm_rule_mse, 2, in);
+        if (!node) s = lm_fail(LM_ERR_MEMORY, "out of memory recording the graph");
+        else {
+            lm_node_save(node, 0, diff);
+            node->iparams[0] = per_sample;
+        }
+    }
+    lm_tensor_release(diff);
+    if (s != LM_OK) {
+        lm_tensor_release(*out);
+        *out = NULL;
+    }
+    return s;
+}
+
+/* ---- convolution and pooling ------------------------------------------------------------------------ */
+
+static lm_status geometry(const char *op, const lm_tensor *x, int64_t kh, int64_t kw,
+                          const lm_conv_options *o, lm_conv_geometry *g) {
+    char sx[LM_SHAPE_STR_MAX];
+    if (x->ndim != 4)
+        return lm_fail(LM_ERR_SHAPE, "%s: input must be [N, C, H, W], got %s", op,
+                       lm_shape_str(x, sx, sizeof sx));
+    if (o->stride_h < 1 || o->stride_w < 1 || o->pad_h < 0 || o->pad_w < 0 || kh < 1 || kw < 1)
+        return lm_fail(LM_ERR_ARG, "%s: kernel and stride must be >= 1 and padding >= 0", op);
+    *g = (lm_conv_geometry){x->shape[1], x->shape[2], x->shape[3], kh, kw, o->stride_h,
+                            o->stride_w, o->pad_h, o->pad_w, 0, 0};
+    g->out_h = (g->height + 2 * g->pad_h - kh) / g->stride_h + 1;
+    g->out_w = (g->width + 2 * g->pad_w - kw) / g->stride_w + 1;
+    if (g->height + 2 * g->pad_h < kh || g->width + 2 * g->pad_w < kw)
+        return lm_fail(LM_ERR_SHAPE, "%s: kernel %lldx%lld is larger than the padded input %s", op,
+                       (long long)kh, (long long)kw, lm_shape_str(x, sx, sizeof sx));
+    return LM_OK;
+}
+
+/* The forward and both backward passes share this loop over images:
+ * out[n] = W [O, C*kh*kw] @ im2col(x[n]) [C*kh*kw, oh*ow]. */
+lm_status lm_conv2d(lm_tensor **out, lm_tensor *x, lm_tensor *w, lm_tensor *b,
+                    const lm_conv_options *opt) {
+    *out = NULL;
+    char sx[LM_SHAPE_STR_MAX], sw[LM_SHAPE_STR_MAX];
+    LM_TRY(check_float("conv2d", "input", x));
+    LM_TRY(check_float("conv2d", "weight", w));
+    LM_TRY(same_device("conv2d", x, w));
+    LM_TRY(same_device("conv2d", x, b));
+    if (w->ndim != 4)
+        return lm_fail(LM_ERR_SHAPE, "conv2d: weight must be [out, in, kh, kw], got %s",
+                       lm_shape_str(w, sw, sizeof sw));
+    lm_conv_geometry g;
+    LM_TRY(geometry("conv2d", x, w->shape[2], w->shape[3], opt, &g));
+    if (w->shape[1] != g.channels)
+        return lm_fail(LM_ERR_SHAPE, "conv2d: input has %lld channels, weight expects %lld "
+                                     "(input %s, weight %s)",
+                       (long long)g.channels, (long long)w->shape[1],
+                       lm_shape_str(x, sx, sizeof sx), lm_shape_str(w, sw, sizeof sw));
+    if (b && (b->ndim != 1 || b->shape[0] != w->shape[0]))
+        return lm_fail(LM_ERR_SHAPE, "conv2d: bias must be [%lld]", (long long)w->shape[0]);
+    int64_t N = x->shape[0], O = w->shape[0], K = g.channels * g.kernel_h * g.kernel_w;
+    int64_t P = g.out_h * g.out_w;
+    lm_tensor *xc = NULL, *wc = NULL, *w2 = NULL, *cols = NULL, *xi = NULL, *oi = NULL, *oi2 = NULL,
+              *prod = NULL;
+    int64_t oshape[4] = {N, O, g.out_h, g.out_w}, cshape[2] = {K, P}, wshape[2] = {O, K},
+            o2[2] = {O, P};
+    lm_status s = lm_contiguous(&xc, x);
+    if (s == LM_OK) s = lm_contiguous(&wc, w);
+    if (s == LM_OK) s = lm_tensor_view(&w2, wc, 2, wshape);
+    if (s == LM_OK) s = lm_tensor_new(&cols, LM_FLOAT32, x->storage->device, 2, cshape);
+    if (s == LM_OK) s = lm_tensor_new(out, LM_FLOAT32, x->storage->device, 4, oshape);
+    for (int64_t n = 0; n < N && s == LM_OK; n++) {
+        s = lm_tensor_select(&xi, xc, 0, n);
+        if (s == LM_OK) s = be_of(x)->im2col(cols, xi, &g);
+        if (s == LM_OK) s = lm_matmul(&prod, w2, cols);
+        if (s == LM_OK) s = lm_tensor_select(&oi, *out, 0, n);
+        if (s == LM_OK) s = lm_tensor_view(&oi2, oi, 2, o2);
+        if (s == LM_OK) s = lm_copy_(oi2, prod);
+        lm_tensor_release(xi), lm_tensor_release(oi), lm_tensor_release(oi2);
+        lm_tensor_release(prod);
+        xi = oi = oi2 = prod = NULL;
+    }
+    if (s == LM_OK && b) {
+        int64_t bshape[3] = {O, 1, 1};
+        lm_tensor *bv;
+        s = lm_tensor_view(&bv, b, 3, bshape);
+        if (s == LM_OK) s = lm_binary_into(*out, LM_ADD, *out, bv), lm_tensor_release(bv);
+    }
+    lm_tensor_release(xc), lm_tensor_release(wc), lm_tensor_release(w2), lm_tensor_release(cols);
+    lm_tensor *in[3] = {x, w, b};
+    if (s == LM_OK && lm_any_requires_grad(3, in)) {
+        lm_node *node = lm_node_attach(*out, "conv2d", lm_rule_conv2d, 3, in);
+        if (!node) s = lm_fail(LM_ERR_MEMORY, "out of memory recording the graph");
+        else {
+            lm_node_save(node, 0, x);
+            lm_node_save(node, 1, w);
+            node->ndim = 4;
+            memcpy(node->shape, x->shape, sizeof(int64_t) * 4);
+            node->iparams[0] = g.kernel_h, node->iparams[1] = g.kernel_w;
+            node->iparams[2] = g.stride_h, node->iparams[3] = g.stride_w;
+            node->iparams[4] = g.pad_h, node->iparams[5] = g.pad_w;
+        }
+    }
+    if (s != LM_OK) {
+        lm_tensor_release(*out);
+        *out = NULL;
+    }
+    return s;
+}
+
+lm_status lm_pool2d(lm_tensor **out, lm_tensor *x, int64_t kh, int64_t kw,
+                    const lm_conv_options *opt, bool max) {
+    *out = NULL;
+    const char *name = max ? "max_pool2d" : "avg_pool2d";
+    LM_TRY(check_float(name, "input", x));
+    lm_conv_geometry g;
+    LM_TRY(geometry(name, x, kh, kw, opt, &g));
+    int64_t N = x->shape[0], C = x->shape[1];
+    int64_t planes3[3] = {N * C, g.height, g.width}, oshape[4] = {N, C, g.out_h, g.out_w},
+            o3[3] = {N * C, g.out_h, g.out_w};
+    lm_tensor *xc = NULL, *x3 = NULL, *o3v = NULL, *argmax = NULL;
+    lm_status s = lm_contiguous(&xc, x);
+    if (s == LM_OK) s = lm_tensor_view(&x3, xc, 3, planes3);
+    if (s == LM_OK) s = lm_tensor_new(out, LM_FLOAT32, x->storage->device, 4, oshape);
+    if (s == LM_OK) s = lm_tensor_view(&o3v, *out, 3, o3);
+    if (s == LM_OK && max) s = lm_tensor_new(&argmax, LM_INT32, x->storage->device, 3, o3);
+    if (s == LM_OK) s = be_of(x)->pool2d(o3v, argmax, x3, &g);
+    lm_tensor_release(xc), lm_tensor_release(x3), lm_tensor_release(o3v);
+    if (s == LM_OK && lm_any_requires_grad(1, &x)) {
+        lm_node *node = lm_node_attach(*out, name, max ? lm_rule_max_pool2d : lm_rule_avg_pool2d,
+                                       1, &x);
+        if (!node) s = lm_fail(LM_ERR_MEMORY, "out of memory recording the graph");
+        else {
+            lm_node_save(node, 0, argmax);
+            node->ndim = 4;
+            memcpy(node->shape, x->shape, sizeof(int64_t) * 4);
+            node->iparams[0] = kh, node->iparams[1] = kw;
+            node->iparams[2] = g.stride_h, node->iparams[3] = g.stride_w;
+            node->iparams[4] = g.pad_h, node->iparams[5] = g.pad_w;
+        }
+    }
+    lm_tensor_release(argmax);
+    if (s != LM_OK) {
+        lm_tensor_release(*out);
+        *out = NULL;
+    }
+    return s;
+}
+
+/* Rebuilds the geometry a conv/pool node stored (x's shape in node->shape). */
+lm_conv_geometry lm_node_geometry(const lm_node *n) {
+    lm_conv_geometry g = {n->shape[1], n->shape[2], n->shape[3], n->iparams[0], n->iparams[1],
+                          n->iparams[2], n->iparams[3], n->iparams[4], n->iparams[5], 0, 0};
+    g.out_h = (g.height + 2 * g.pad_h - g.kernel_h) / g.stride_h + 1;
+    g.out_w = (g.width + 2 * g.pad_w - g.kernel_w) / g.stride_w + 1;
+    return g;
+}
+
+/* ---- optimisers ------------------------------------------------------------------------------------- */
+
+lm_status lm_optim_step(const lm_optim_params *p, lm_tensor *param, lm_tensor *grad,
+                        lm_tensor *s1, lm_tensor *s2) {
+    char a[LM_SHAPE_STR_MAX], b[LM_SHAPE_STR_MAX];
+    if (!lm_tensor_same_shape(param, grad))
+        return lm_fail(LM_ERR_SHAPE, "optimizer: gradient %s for a parameter %s",
+                       lm_shape_str(grad, b, sizeof b), lm_shape_str(param, a, sizeof a));
+    lm_tensor *states[2] = {s1, s2};
+    for (int k = 0; k < 2; k++)
+        if (states[k] && (!lm_tensor_same_shape(param, states[k]) ||
+                          !lm_tensor_is_contiguous(states[k])))
+            return lm_fail(LM_ERR_SHAPE, "optimizer: state tensor %d does not match the parameter",
+                           k + 1);
+    if (!lm_tensor_is_contiguous(param) || param->dtype != LM_FLOAT32)
+        return lm_fail(LM_ERR_ARG, "optimizer: parameters must be contiguous float32 tensors");
+    LM_TRY(same_device("optimizer", param, grad));
+    lm_tensor *gc;
+    LM_TRY(lm_contiguous(&gc, grad));
+    param->storage->version++;
+    lm_status s = be_of(param)->optim_step(p, param, gc, s1, s2);
+    lm_tensor_release(gc);
+    return s;
+}

@@ -1,0 +1,55 @@
+-- lm.nn.functional: stateless, differentiable layer functions.
+local lm = require 'lumen'
+local C = lm._functional
+
+local F = {}
+for name, fn in pairs(C) do F[name] = fn end
+
+function F.elu(x, alpha) return x:elu(alpha) end
+function F.relu(x) return x:relu() end
+function F.sigmoid(x) return x:sigmoid() end
+function F.tanh(x) return x:tanh() end
+
+--- Inverted dropout: zeroes each element with probability p (the *drop*
+--- probability, as in Torch and PyTorch) and scales the rest by 1/(1-p), so
+--- evaluation needs no rescaling. The mask comes from the seeded RNG.
+function F.dropout(x, p, training)
+  if not training or p == 0 then return x end
+  if p < 0 or p >= 1 then error(string.format("dropout: p must be in [0, 1), got %g", p), 2) end
+  local mask = lm.bernoulli(1 - p, x:shape()) / (1 - p)
+  return x * mask
+end
+
+--- Mean over the spatial dimensions of [N, C, H, W]: [N, C].
+function F.global_avg_pool2d(x)
+  if x:dim() ~= 4 then error("global_avg_pool2d: input must be [N, C, H, W], got " .. x:shape_string(), 2) end
+  return x:mean(4):mean(3)
+end
+
+-- Gaussian kernel matrix k(a_i, b_j) = exp(-||a_i - b_j||^2 / (bw * D)).
+local function gaussian_kernel(a, b, denom)
+  local aa = (a * a):sum(2, true)           -- [N, 1]
+  local bb = (b * b):sum(2, true):t()       -- [1, M]
+  local d2 = aa + bb - lm.matmul(a, b:t()) * 2
+  return (d2 / -denom):exp()
+end
+
+--- Maximum Mean Discrepancy between samples z [N, D] and prior samples p
+--- [M, D], the biased estimate over all pairs (DESIGN.md): mean k(z, z') +
+--- mean k(p, p') - 2 mean k(z, p), with k(a, b) = exp(-||a - b||^2 / (bw D)).
+--- opts.bw defaults to D; opts.weight (default 1) scales the result.
+function F.mmd(z, p, opts)
+  opts = opts or {}
+  if z:dim() ~= 2 or p:dim() ~= 2 or z:size(2) ~= p:size(2) then
+    error(string.format("mmd: needs z [N, D] and prior samples [M, D], got %s and %s",
+      z:shape_string(), p:shape_string()), 2)
+  end
+  local D = z:size(2)
+  local denom = (opts.bw or D) * D
+  local value = gaussian_kernel(z, z, denom):mean() + gaussian_kernel(p, p, denom):mean()
+    - gaussian_kernel(z, p, denom):mean() * 2
+  if opts.weight then value = value * opts.weight end
+  return value
+end
+
+return F

@@ -1,0 +1,171 @@
+-- lm.nn: modules (layers and containers) over lm.nn.functional.
+--
+-- Initialisation, per layer type (from the seeded RNG):
+--   Linear: Glorot (Xavier) uniform weights, U(-a, a) with
+--     a = sqrt(6 / (in + out)), zero biases. DESIGN.md: the paper's 12-layer
+--     ELU/sigmoid/MSE Net1 does not train with He or PyTorch's default.
+--   Conv2d: He (Kaiming) uniform for ELU/ReLU stacks, a = sqrt(6 / fan_in)
+--     with fan_in = in * kh * kw, zero biases.
+--   Both accept {init = 'glorot' | 'he' | 'pytorch'} ('pytorch':
+--   U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases).
+local lm = require 'lumen'
+local F = require 'lumen.nn.functional'
+local Module = require 'lumen.nn.module'
+
+local nn = {Module = Module, functional = F}
+
+local function uniform(shape, bound)
+  return lm.rand(shape) * (2 * bound) - bound
+end
+
+local function init_weight(shape, fan_in, fan_out, scheme)
+  if scheme == "glorot" then return uniform(shape, math.sqrt(6 / (fan_in + fan_out))) end
+  if scheme == "he" then return uniform(shape, math.sqrt(6 / fan_in)) end
+  if scheme == "pytorch" then return uniform(shape, 1 / math.sqrt(fan_in)) end
+  error("unknown init '" .. tostring(scheme) .. "' (glorot, he or pytorch)", 3)
+end
+
+local function check_size(v, what, layer)
+  if math.type(v) ~= "integer" or v < 1 then
+    error(string.format("%s: %s must be a positive integer, got %s", layer, what, tostring(v)), 3)
+  end
+end
+
+-- ---- containers -------------------------------------------------------------------------------
+
+nn.Sequential = Module:extend("nn.Sequential")
+
+function nn.Sequential:init(...)
+  for i, m in ipairs({...}) do self:child(i, m) end
+end
+
+--- Appends a module; returns the container.
+function nn.Sequential:add(m)
+  self:child(#self._child_names + 1, m)
+  return self
+end
+
+function nn.Sequential:forward(x)
+  for i, name in ipairs(self._child_names) do
+    local ok, out = pcall(self[name].call, self[name], x)
+    if not ok then
+      if type(out) == "string" and not out:find("in module %d+ %(") then
+        out = string.format("%s (in module %d (%s) of nn.Sequential)", out, i, self[name].__name)
+      end
+      error(out, 0)
+    end
+    x = out
+  end
+  return x
+end
+
+function nn.Sequential:size() return #self._child_names end
+function nn.Sequential:get(i) return self[i] end
+
+-- ---- layers with parameters --------------------------------------------------------------------
+
+nn.Linear = Module:extend("nn.Linear")
+
+function nn.Linear:init(inputs, outputs, opts)
+  check_size(inputs, "inputs", "nn.Linear")
+  check_size(outputs, "outputs", "nn.Linear")
+  opts = opts or {}
+  self.inputs, self.outputs = inputs, outputs
+  local scheme = opts.init or "glorot"
+  self:param("weight", init_weight({outputs, inputs}, inputs, outputs, scheme))
+  if opts.bias ~= false then
+    self:param("bias", scheme == "pytorch" and uniform({outputs}, 1 / math.sqrt(inputs))
+      or lm.zeros(outputs))
+  end
+end
+
+function nn.Linear:forward(x) return F.linear(x, self.weight, self.bias) end
+function nn.Linear:extra_repr() return self.inputs .. " -> " .. self.outputs end
+
+nn.Conv2d = Module:extend("nn.Conv2d")
+
+function nn.Conv2d:init(inputs, outputs, kernel, opts)
+  check_size(inputs, "input channels", "nn.Conv2d")
+  check_size(outputs, "output channels", "nn.Conv2d")
+  check_size(kernel, "kernel size", "nn.Conv2d")
+  opts = opts or {}
+  self.inputs, self.outputs, self.kernel = inputs, outputs, kernel
+  self.stride, self.padding = opts.stride or 1, opts.padding or 0
+  local fan_in = inputs * kernel * kernel
+  local scheme = opts.init or "he"
+  self:param("weight", init_weight({outputs, inputs, kernel, kernel}, fan_in,
+    outputs * kernel * kernel, scheme))
+  if opts.bias ~= false then
+    self:param("bias", scheme == "pytorch" and uniform({outputs}, 1 / math.sqrt(fan_in))
+      or lm.zeros(outputs))
+  end
+end
+
+function nn.Conv2d:forward(x)
+  return F.conv2d(x, self.weight, self.bias, {stride = self.stride, padding = self.padding})
+end
+
+function nn.Conv2d:extra_repr()
+  return string.format("%d -> %d, %dx%d, stride %d, padding %d", self.inputs, self.outputs,
+    self.kernel, self.kernel, self.stride, self.padding)
+end
+
+-- ---- parameter-free layers ------------------------------------------------------------------------
+
+local function simple(name, forward, repr)
+  local class = Module:extend(name)
+  class.forward = forward
+  if repr then class.extra_repr = repr end
+  return class
+end
+
+nn.ELU = simple("nn.ELU", function(self, x) return x:elu(self.alpha) end,
+  function(self) return self.alpha ~= 1 and tostring(self.alpha) or "" end)
+function nn.ELU:init(alpha) self.alpha = alpha or 1 end
+nn.ReLU = simple("nn.ReLU", function(_, x) return x:relu() end)
+nn.Sigmoid = simple("nn.Sigmoid", function(_, x) return x:sigmoid() end)
+nn.Tanh = simple("nn.Tanh", function(_, x) return x:tanh() end)
+nn.Identity = simple("nn.Identity", function(_, x) return x end)
+
+nn.Softmax = simple("nn.Softmax", function(self, x) return F.softmax(x, self.dim) end)
+function nn.Softmax:init(dim) self.dim = dim end
+nn.LogSoftmax = simple("nn.LogSoftmax", function(self, x) return F.log_softmax(x, self.dim) end)
+function nn.LogSoftmax:init(dim) self.dim = dim end
+
+nn.Dropout = simple("nn.Dropout", function(self, x) return F.dropout(x, self.p, self.training) end,
+  function(self) return "p = " .. self.p end)
+function nn.Dropout:init(p)
+  p = p or 0.5
+  if type(p) ~= "number" or p < 0 or p >= 1 then
+    error("nn.Dropout: p (the drop probability) must be in [0, 1), got " .. tostring(p), 2)
+  end
+  self.p = p
+end
+
+--- Flattens every dimension after the first (the batch).
+nn.Flatten = simple("nn.Flatten", function(_, x) return x:reshape(x:size(1), -1) end)
+
+--- Reshapes every sample: nn.Reshape(1, 28, 28) turns [N, 784] into [N, 1, 28, 28].
+nn.Reshape = simple("nn.Reshape", function(self, x)
+  local shape = {x:size(1)}
+  for _, s in ipairs(self.shape) do shape[#shape + 1] = s end
+  return x:reshape(shape)
+end, function(self) return table.concat(self.shape, "x") end)
+function nn.Reshape:init(...) self.shape = {...} end
+
+local function pool(name, max)
+  local class = simple(name, function(self, x)
+    local f = max and F.max_pool2d or F.avg_pool2d
+    return f(x, self.kernel, {stride = self.stride, padding = self.padding})
+  end, function(self) return string.format("%dx%d, stride %d", self.kernel, self.kernel, self.stride) end)
+  function class:init(kernel, stride, padding)
+    check_size(kernel, "kernel size", name)
+    self.kernel, self.stride, self.padding = kernel, stride or kernel, padding or 0
+  end
+  return class
+end
+nn.MaxPool2d = pool("nn.MaxPool2d", true)
+nn.AvgPool2d = pool("nn.AvgPool2d", false)
+nn.GlobalAvgPool2d = simple("nn.GlobalAvgPool2d", function(_, x) return F.global_avg_pool2d(x) end)
+
+return nn

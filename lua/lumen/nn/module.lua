@@ -1,0 +1,221 @@
+-- nn.Module: the base of every layer and network.
+--
+-- A module keeps its parameters, buffers and child modules in ordered lists,
+-- so parameters() and checkpoint names are stable: a child's parameter is
+-- named "<child>.<name>" ("1.weight" in a Sequential, "encoder.2.bias").
+-- Subclasses write init(...) and forward(input); backward comes from the tape.
+--
+--   local Scale = nn.Module:extend('Scale')
+--   function Scale:init(n) self:param('gain', lm.ones(n)) end
+--   function Scale:forward(x) return x * self.gain end
+local lm = require 'lumen'
+
+local Module = {__name = "nn.Module", version = 1}
+Module.__index = Module
+
+local function construct(class, ...)
+  local self = setmetatable({
+    _param_names = {}, _buffer_names = {}, _child_names = {},
+    _hooks = {}, training = true,
+  }, class)
+  if self.init then self:init(...) end
+  return self
+end
+
+--- A subclass named `name`; call it to make instances: Class(args...).
+function Module:extend(name)
+  local class = setmetatable({}, {__index = self, __call = construct})
+  class.__index = class
+  class.__name = name
+  class.__call = function(m, ...) return m:call(...) end
+  class.__tostring = function(m) return m:describe("") end
+  return class
+end
+
+--- Registers a parameter (a float tensor that will require gradients).
+function Module:param(name, tensor)
+  if not lm.is_tensor(tensor) then error("param: '" .. name .. "' must be a tensor", 2) end
+  if rawget(self, name) == nil then self._param_names[#self._param_names + 1] = name end
+  tensor:requires_grad(true)
+  rawset(self, name, tensor)
+  return tensor
+end
+
+--- Registers a buffer: state saved with the module but never trained.
+function Module:buffer(name, tensor)
+  if rawget(self, name) == nil then self._buffer_names[#self._buffer_names + 1] = name end
+  rawset(self, name, tensor)
+  return tensor
+end
+
+--- Registers a child module.
+function Module:child(name, module)
+  if type(module) ~= "table" or not module.forward then
+    error("child: '" .. tostring(name) .. "' must be a module", 2)
+  end
+  if rawget(self, name) == nil then self._child_names[#self._child_names + 1] = name end
+  rawset(self, name, module)
+  return module
+end
+
+function Module:forward()
+  error(self.__name .. ": forward is not implemented", 2)
+end
+
+--- Calls forward, then the forward hooks fn(module, input, output).
+function Module:call(input, ...)
+  local output = self:forward(input, ...)
+  for _, hook in ipairs(self._hooks) do
+    local replaced = hook(self, input, output)
+    if replaced ~= nil then output = replaced end
+  end
+  return output
+end
+
+--- Adds fn(module, input, output) to run after every forward; returns a
+--- handle with :remove().
+function Module:register_forward_hook(fn)
+  local hooks = self._hooks
+  hooks[#hooks + 1] = fn
+  return {remove = function()
+    for i, h in ipairs(hooks) do if h == fn then table.remove(hooks, i) return end end
+  end}
+end
+
+--- The child modules in order, as a list.
+function Module:children()
+  local out = {}
+  for _, name in ipairs(self._child_names) do out[#out + 1] = self[name] end
+  return out
+end
+
+--- {name, tensor} pairs of every parameter, depth first, in order.
+function Module:named_parameters(prefix, out)
+  out = out or {}
+  prefix = prefix or ""
+  for _, name in ipairs(self._param_names) do
+    out[#out + 1] = {prefix .. name, self[name]}
+  end
+  for _, name in ipairs(self._child_names) do
+    self[name]:named_parameters(prefix .. name .. ".", out)
+  end
+  return out
+end
+
+function Module:named_buffers(prefix, out)
+  out = out or {}
+  prefix = prefix or ""
+  for _, name in ipairs(self._buffer_names) do out[#out + 1] = {prefix .. name, self[name]} end
+  for _, name in ipairs(self._child_names) do self[name]:named_buffers(prefix .. name .. ".", out) end
+  return out
+end
+
+--- The parameters as a list (the optimisers' input).
+function Module:parameters()
+  local out = {}
+  for _, pair in ipairs(self:named_parameters()) do out[#out + 1] = pair[2] end
+  return out
+end
+
+--- Every module below (and including) this one, depth first.
+function Module:modules(out)
+  out = out or {}
+  out[#out + 1] = self
+  for _, name in ipairs(self._child_names) do self[name]:modules(out) end
+  return out
+end
+
+function Module:train(mode)
+  if mode == nil then mode = true end
+  for _, m in ipairs(self:modules()) do m.training = mode end
+  return self
+end
+
+function Module:evaluate() return self:train(false) end
+
+function Module:zero_grad()
+  for _, p in ipairs(self:parameters()) do p.grad = nil end
+end
+
+--- Moves parameters and buffers to a device ('cpu' or 'cuda'), in place.
+function Module:to(device)
+  for _, m in ipairs(self:modules()) do
+    for _, name in ipairs(m._param_names) do
+      local t = m[name]
+      if t:device() ~= device then
+        local moved = t:detach():to(device)
+        moved:requires_grad(true)
+        rawset(m, name, moved)
+      end
+    end
+    for _, name in ipairs(m._buffer_names) do rawset(m, name, m[name]:to(device)) end
+  end
+  return self
+end
+
+--- name -> tensor of parameters and buffers (buffers under "buffers.").
+function Module:state_dict()
+  local state = {}
+  for _, pair in ipairs(self:named_parameters()) do state[pair[1]] = pair[2]:detach() end
+  for _, pair in ipairs(self:named_buffers()) do state["buffers." .. pair[1]] = pair[2] end
+  return state
+end
+
+--- Copies a state into the module's tensors; names and shapes must match.
+function Module:load_state_dict(state, source)
+  source = source or "state"
+  local expected = {}
+  for _, pair in ipairs(self:named_parameters()) do expected[#expected + 1] = pair end
+  for _, pair in ipairs(self:named_buffers()) do expected[#expected + 1] = {"buffers." .. pair[1], pair[2]} end
+  for _, pair in ipairs(expected) do
+    local name, dst = pair[1], pair[2]
+    local src = state[name]
+    if src == nil then
+      error(string.format("load: %s has no tensor '%s' (shape %s) that this %s needs",
+        source, name, dst:shape_string(), self.__name), 2)
+    end
+    if src:shape_string() ~= dst:shape_string() then
+      error(string.format("load: parameter '%s' has shape %s in %s but %s in this %s",
+        name, src:shape_string(), source, dst:shape_string(), self.__name), 2)
+    end
+  end
+  local known = {}
+  for _, pair in ipairs(expected) do known[pair[1]] = true end
+  for name in pairs(state) do
+    if not known[name] then
+      error(string.format("load: %s has a tensor '%s' that this %s does not have", source, name, self.__name), 2)
+    end
+  end
+  lm.no_grad(function()
+    for _, pair in ipairs(expected) do pair[2]:copy_(state[pair[1]]) end
+  end)
+  return self
+end
+
+--- Saves parameters and buffers as safetensors (atomic write).
+function Module:save(path)
+  lm.save(path, self:state_dict(), {format = "lumen.nn", module = self.__name,
+    version = tostring(self.version)})
+end
+
+--- Loads parameters saved by :save (or any safetensors with the same names).
+function Module:load(path)
+  local state = lm.load(path)
+  return self:load_state_dict(state, "'" .. path .. "'")
+end
+
+--- Architecture as text; layers override extra_repr() for their settings.
+function Module:extra_repr() return "" end
+
+function Module:describe(indent)
+  local line = self.__name .. (self:extra_repr() ~= "" and "(" .. self:extra_repr() .. ")" or "")
+  if #self._child_names == 0 then return line end
+  local parts = {line .. " {"}
+  for _, name in ipairs(self._child_names) do
+    parts[#parts + 1] = indent .. "  (" .. name .. "): " .. self[name]:describe(indent .. "  ")
+  end
+  parts[#parts + 1] = indent .. "}"
+  return table.concat(parts, "\n")
+end
+
+return Module

@@ -1,0 +1,201 @@
+-- lm.optim: optimisers (each update one fused C loop per parameter), cyclic
+-- learning rates and early stopping. An optimiser's state is plain tensors
+-- and numbers: state_dict() / load_state_dict() checkpoint it.
+local lm = require 'lumen'
+
+local optim = {}
+
+local Optimizer = {}
+Optimizer.__index = Optimizer
+
+local function new_optimizer(kind, params, settings, defaults, nstates)
+  if type(params) ~= "table" or #params == 0 then
+    error(kind .. ": needs a non-empty list of parameters (net:parameters())", 3)
+  end
+  for i, p in ipairs(params) do
+    if not lm.is_tensor(p) then error(string.format("%s: parameter %d is not a tensor", kind, i), 3) end
+    if not p:requires_grad() then
+      error(string.format("%s: parameter %d does not require gradients", kind, i), 3)
+    end
+  end
+  local s = {kind = kind:lower(), step = 0}
+  for k, v in pairs(defaults) do s[k] = v end
+  for k, v in pairs(settings or {}) do
+    if defaults[k] == nil then error(string.format("%s: unknown option '%s'", kind, k), 3) end
+    s[k] = v
+  end
+  if type(s.lr) ~= "number" or s.lr < 0 then error(kind .. ": lr must be a number >= 0", 3) end
+  return setmetatable({params = params, settings = s, state = {}, nstates = nstates}, Optimizer)
+end
+
+--- The learning rate in use (CyclicLR sets it).
+function Optimizer:lr() return self.settings.lr end
+function Optimizer:set_lr(lr) self.settings.lr = lr end
+
+--- Clears every parameter's gradient.
+function Optimizer:zero_grad()
+  for _, p in ipairs(self.params) do p.grad = nil end
+end
+
+--- One update of every parameter that has a gradient.
+function Optimizer:step()
+  local s = self.settings
+  s.step = s.step + 1
+  for i, p in ipairs(self.params) do
+    local g = p.grad
+    if g then
+      local st = self.state[i]
+      if not st then
+        st = {}
+        for k = 1, self.nstates do st[k] = lm.zeros(p:shape()) end
+        self.state[i] = st
+      end
+      lm._optim_step(s, p, g, st[1], st[2])
+    end
+  end
+end
+
+--- Settings and state tensors, for checkpoints (names "state.<param>.<k>").
+function Optimizer:state_dict()
+  local tensors, settings = {}, {}
+  for k, v in pairs(self.settings) do settings[k] = v end
+  for i, st in pairs(self.state) do
+    for k, t in ipairs(st) do tensors[string.format("state.%d.%d", i, k)] = t end
+  end
+  return {settings = settings, tensors = tensors}
+end
+
+function Optimizer:load_state_dict(sd)
+  for k, v in pairs(sd.settings) do self.settings[k] = v end
+  self.state = {}
+  for name, t in pairs(sd.tensors) do
+    local i, k = name:match("^state%.(%d+)%.(%d+)$")
+    i, k = tonumber(i), tonumber(k)
+    if not i or not self.params[i] then error("load_state_dict: unexpected state '" .. name .. "'", 2) end
+    if t:shape_string() ~= self.params[i]:shape_string() then
+      error(string.format("load_state_dict: state '%s' has shape %s, parameter %d has %s", name,
+        t:shape_string(), i, self.params[i]:shape_string()), 2)
+    end
+    self.state[i] = self.state[i] or {}
+    self.state[i][k] = t:clone()
+  end
+end
+
+--- SGD with momentum, Nesterov momentum and (L2) weight decay, as in PyTorch.
+function optim.SGD(params, settings)
+  local o = new_optimizer("SGD", params, settings,
+    {lr = 1e-2, momentum = 0, nesterov = false, weight_decay = 0}, 0)
+  if o.settings.momentum > 0 then o.nstates = 1 end
+  if o.settings.nesterov and o.settings.momentum <= 0 then
+    error("SGD: nesterov needs momentum > 0", 2)
+  end
+  return o
+end
+
+--- Adam (Kingma & Ba) with bias correction; weight_decay is an L2 term.
+function optim.Adam(params, settings)
+  return new_optimizer("Adam", params, settings,
+    {lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0}, 2)
+end
+
+--- AdamW: Adam with decoupled weight decay (Loshchilov & Hutter).
+function optim.AdamW(params, settings)
+  return new_optimizer("AdamW", params, settings,
+    {lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 1e-2}, 2)
+end
+
+--- RMSprop (Hinton): v = alpha v + (1 - alpha) g^2, w -= lr g / (sqrt(v) + eps).
+function optim.RMSprop(params, settings)
+  return new_optimizer("RMSprop", params, settings,
+    {lr = 1e-2, alpha = 0.99, eps = 1e-8, weight_decay = 0}, 1)
+end
+
+-- ---- cyclic learning rate --------------------------------------------------------------------------
+
+local CyclicLR = {}
+CyclicLR.__index = CyclicLR
+
+--- The paper's cyclic learning rate (Smith, "Cyclical learning rates"):
+--- cycles of `period` iterations between min and max. mode 'triangular':
+--- up from min to max over the first half, back down over the second;
+--- 'sawtooth': from max down to min over the whole cycle. The peak shrinks by
+--- `decay` each cycle (max * decay^cycle). The optimiser's lr is set at
+--- construction and by every step().
+function optim.CyclicLR(opt, s)
+  s = s or {}
+  local self = setmetatable({
+    opt = opt, min = s.min or 0, max = s.max, period = s.period,
+    decay = s.decay or 1, mode = s.mode or "triangular", iteration = 0,
+  }, CyclicLR)
+  if type(self.max) ~= "number" or self.max < self.min then
+    error("CyclicLR: needs max >= min", 2)
+  end
+  if math.type(self.period) ~= "integer" or self.period < 2 then
+    error("CyclicLR: period must be an integer >= 2 (iterations per cycle)", 2)
+  end
+  if self.mode ~= "triangular" and self.mode ~= "sawtooth" then
+    error("CyclicLR: mode must be 'triangular' or 'sawtooth', got '" .. tostring(self.mode) .. "'", 2)
+  end
+  opt:set_lr(self:lr_at(0))
+  return self
+end
+
+--- The learning rate at a 0-based iteration (a pure function of it).
+function CyclicLR:lr_at(iteration)
+  local cycle = iteration // self.period
+  local x = (iteration % self.period) / self.period -- position in the cycle, [0, 1)
+  local peak = self.min + (self.max - self.min) * self.decay ^ cycle
+  local f
+  if self.mode == "triangular" then f = 1 - math.abs(2 * x - 1) else f = 1 - x end
+  return self.min + (peak - self.min) * f
+end
+
+--- Advances one iteration and sets the optimiser's lr; returns true at the
+--- end of a cycle (when validation should run).
+function CyclicLR:step()
+  self.iteration = self.iteration + 1
+  self.opt:set_lr(self:lr_at(self.iteration))
+  return self.iteration % self.period == 0
+end
+
+function CyclicLR:cycle() return self.iteration // self.period end
+
+-- ---- early stopping -----------------------------------------------------------------------------------
+
+local EarlyStopping = {}
+EarlyStopping.__index = EarlyStopping
+
+--- Stops after `patience` checks without improvement of the monitored value
+--- (mode 'min' or 'max'), keeping a copy of the best weights.
+function optim.EarlyStopping(s)
+  s = s or {}
+  local self = setmetatable({patience = s.patience or 5, mode = s.mode or "min",
+    min_delta = s.min_delta or 0, bad = 0, best = nil, best_state = nil}, EarlyStopping)
+  if self.mode ~= "min" and self.mode ~= "max" then error("EarlyStopping: mode must be 'min' or 'max'", 2) end
+  return self
+end
+
+--- Records a new value; returns true when training should stop.
+function EarlyStopping:step(value, model)
+  local better = self.best == nil or
+    (self.mode == "min" and value < self.best - self.min_delta) or
+    (self.mode == "max" and value > self.best + self.min_delta)
+  if better then
+    self.best, self.bad = value, 0
+    if model then
+      self.best_state = {}
+      for name, t in pairs(model:state_dict()) do self.best_state[name] = t:clone() end
+    end
+  else
+    self.bad = self.bad + 1
+  end
+  return self.bad >= self.patience
+end
+
+--- Puts the best weights back into the model.
+function EarlyStopping:restore(model)
+  if not self.best_state then error("EarlyStopping: no best weights recorded", 2) end
+  model:load_state_dict(self.best_state, "the best checkpoint")
+end
+
+return optim
