@@ -5,6 +5,7 @@
 #include "l_common.h"
 #include "l_embedded.h"
 #include "lm_alloc.h"
+#include "lm_autograd.h"
 #include "lm_cuda.h"
 #include "lm_ops.h"
 #include "lm_rng.h"
@@ -203,13 +204,13 @@ static int l_set_rng_state(lua_State *L) {
 
 static int l_matmul(lua_State *L) {
     lm_tensor *a = l_check_tensor(L, 1), *b = l_check_tensor(L, 2);
-    l_check(L, lm_matmul(l_push_slot(L), a, b));
+    l_check(L, lm_ag_matmul(l_push_slot(L), a, b));
     return 1;
 }
 
 static int l_where(lua_State *L) {
     lm_tensor *c = l_check_tensor(L, 1), *a = l_check_tensor(L, 2), *b = l_check_tensor(L, 3);
-    l_check(L, lm_where(l_push_slot(L), c, a, b));
+    l_check(L, lm_ag_where(l_push_slot(L), c, a, b));
     return 1;
 }
 

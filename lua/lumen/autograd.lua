@@ -53,4 +53,71 @@ function autograd.Function(def)
   return setmetatable(fn, {__call = function(_, ...) return fn.apply(...) end})
 end
 
+--- Compares the gradients the tape computes for fn(inputs...) with central
+--- finite differences, element by element. fn's output is reduced to a scalar
+--- with fixed random weights, so non-scalar outputs are checked in every
+--- component. Returns true, or false and a message naming the input, the
+--- element and both values.
+---
+--- Tolerances (float32): a difference quotient with step eps carries rounding
+--- noise of about 1e-7 * |f| / eps and truncation error of order eps^2; with
+--- eps = 1e-2 and |f| of order 1-10 both stay below 1e-3, so the defaults are
+--- atol = 5e-3 and rtol = 2e-2 (opts.eps, opts.atol, opts.rtol override).
+function autograd.gradcheck(fn, inputs, opts)
+  opts = opts or {}
+  local eps, atol, rtol = opts.eps or 1e-2, opts.atol or 5e-3, opts.rtol or 2e-2
+  local out = fn(table.unpack(inputs))
+  local weights = lm.no_grad(function() return lm.randn(out:shape()) end)
+  local function objective()
+    return lm.no_grad(function() return (fn(table.unpack(inputs)) * weights):sum():item() end)
+  end
+  for _, x in ipairs(inputs) do
+    if lm.is_tensor(x) and x:requires_grad() then
+      if not x:is_leaf() then x:retain_grad() end -- a view made from a leaf
+      x.grad = nil
+    end
+  end
+  local loss = (fn(table.unpack(inputs)) * weights):sum()
+  loss:backward()
+  for k, x in ipairs(inputs) do
+    if lm.is_tensor(x) and x:requires_grad() then
+      local analytic = x.grad and x.grad:contiguous():view(-1):totable() or {}
+      -- perturb through a flat view of the same storage when x is contiguous,
+      -- else through a contiguous base the caller made x a view of
+      local n = x:numel()
+      for i = 1, n do
+        local idx, rest = {}, i - 1
+        local shape = x:shape()
+        for d = #shape, 1, -1 do idx[d] = rest % shape[d] + 1; rest = rest // shape[d] end
+        local function element()
+          local v = x
+          for d = 1, #idx - 1 do v = v:select(1, idx[d]) end
+          return v, idx[#idx]
+        end
+        local v, last = element()
+        local old
+        lm.no_grad(function()
+          if #idx == 0 then old = x:item() else old = v[last] end
+        end)
+        local function set(val)
+          lm.no_grad(function()
+            if #idx == 0 then x:fill_(val) else v[last] = val end
+          end)
+        end
+        set(old + eps)
+        local fp = objective()
+        set(old - eps)
+        local fm = objective()
+        set(old)
+        local numeric = (fp - fm) / (2 * eps)
+        local a = analytic[i] or 0
+        if math.abs(numeric - a) > atol + rtol * math.abs(numeric) then
+          return false, string.format("input %d, element %d: analytic %.6g, numeric %.6g", k, i, a, numeric)
+        end
+      end
+    end
+  end
+  return true
+end
+
 return autograd

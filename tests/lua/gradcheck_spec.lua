@@ -1,0 +1,147 @@
+-- Finite-difference gradient checks for every differentiable op, loss and
+-- layer, on contiguous, non-contiguous (transposed, narrowed) and broadcast
+-- inputs. Tolerances are explained in lm.autograd.gradcheck.
+local lm = require 'lumen'
+local F = lm.nn.functional
+local nn = lm.nn
+local gradcheck = lm.autograd.gradcheck
+
+lm.manual_seed(11)
+
+local function leaf(t) return t:requires_grad(true) end
+local function randn(...) return leaf(lm.randn(...)) end
+-- a non-contiguous leaf: the transpose of a fresh tensor
+local function randn_t(r, c) return leaf(lm.randn(c, r)):t() end
+local function positive(...) return leaf(lm.rand(...) + 0.5) end
+
+local function check(name, fn, inputs, opts)
+  it(name, function()
+    local ok, msg = gradcheck(fn, inputs, opts)
+    truthy(ok, msg)
+  end)
+end
+
+describe("elementwise", function()
+  check("add with broadcasting", function(a, b) return a + b end, {randn(3, 4), randn(4)})
+  check("sub with a column", function(a, b) return a - b end, {randn(3, 4), randn(3, 1)})
+  check("mul, non-contiguous", function(a, b) return a * b end, {randn_t(3, 4), randn(3, 4)})
+  check("div", function(a, b) return a / b end, {randn(3, 4), positive(3, 4)})
+  check("pow", function(a, b) return a ^ b end, {positive(2, 3), randn(2, 3)})
+  check("scalar ops", function(a) return (2 - a) * 3 / 4 + 1 end, {randn(5)})
+  check("scalar divided by tensor", function(a) return 2 / a end, {positive(5)})
+  check("pow scalar", function(a) return a ^ 3 end, {randn(5)})
+  check("neg", function(a) return -a end, {randn(4)})
+  check("exp", function(a) return a:exp() end, {randn(2, 3)})
+  check("log", function(a) return a:log() end, {positive(2, 3)})
+  check("sqrt", function(a) return a:sqrt() end, {positive(2, 3)})
+  check("abs", function(a) return a:abs() end, {randn(6)})
+  check("tanh", function(a) return a:tanh() end, {randn_t(2, 3)})
+  check("sigmoid", function(a) return a:sigmoid() end, {randn(2, 3)})
+  check("relu", function(a) return a:relu() end, {randn(6)})
+  check("elu", function(a) return a:elu() end, {randn(2, 5)})
+  check("elu alpha 0.5", function(a) return a:elu(0.5) end, {randn(5)})
+  check("clamp", function(a) return a:clamp(-0.5, 0.5) end, {randn(8)})
+  check("maximum and minimum", function(a, b) return a:maximum(b) + a:minimum(b) * 2 end,
+    {randn(6), randn(6)})
+  check("where", function(a, b) return lm.where(a:gt(0), a, b) end, {randn(6), randn(1)})
+end)
+
+describe("reductions", function()
+  check("sum all", function(a) return a:sum() end, {randn_t(3, 4)})
+  check("sum over a dimension", function(a) return a:sum(1) end, {randn(3, 4)})
+  check("sum keepdim", function(a) return a:sum(2, true) * a end, {randn(3, 4)})
+  check("mean", function(a) return a:mean(2) end, {randn(3, 4)})
+  check("mean all", function(a) return a:mean() end, {randn(3, 4)})
+  check("max over a dimension", function(a) return (a:max(2)) end, {randn(3, 4)})
+  check("max all", function(a) return a:max() end, {randn(3, 4)})
+  check("min over a dimension", function(a) return (a:min(1)) end, {randn(3, 4)})
+  check("var and std", function(a) return a:var(2) + a:std() end, {randn(3, 4)})
+end)
+
+describe("views and products", function()
+  check("view and transpose", function(a) return a:view(2, 6):t() * 1 end, {randn(3, 4)})
+  check("reshape of a transposed tensor", function(a) return a:reshape(12) * 1 end, {randn_t(3, 4)})
+  check("permute", function(a) return a:permute(3, 1, 2) * 1 end, {randn(2, 3, 4)})
+  check("narrow and select", function(a) return a:narrow(2, 2, 2) * a:select(2, 1):unsqueeze(2) end,
+    {randn(3, 4)})
+  check("expand", function(a) return a:expand(3, 4) * 1 end, {randn(3, 1)})
+  check("squeeze and unsqueeze", function(a) return a:squeeze():unsqueeze(1) * 1 end, {randn(3, 1)})
+  check("indexing x[i]", function(a) return a[2] * 2 end, {randn(3, 4)})
+  check("contiguous and clone", function(a) return a:contiguous():clone() * 1 end, {randn_t(3, 4)})
+  check("matmul", function(a, b) return lm.matmul(a, b) end, {randn(3, 4), randn_t(4, 2)})
+  check("matmul vector", function(a, b) return lm.matmul(a, b) end, {randn(4), randn(4, 3)})
+  check("matmul batched with broadcast", function(a, b) return lm.matmul(a, b) end,
+    {randn(2, 3, 4), randn(4, 2)})
+  check("cat", function(a, b) return lm.cat({a, b}, 2) * 1 end, {randn(2, 3), randn(2, 1)})
+  check("stack", function(a, b) return lm.stack({a, b}) * 1 end, {randn(3), randn(3)})
+end)
+
+describe("layers and losses", function()
+  check("linear", F.linear, {randn(5, 4), randn(3, 4), randn(3)})
+  check("linear on a non-contiguous input", F.linear, {randn_t(5, 4), randn(3, 4)})
+  check("softmax", function(a) return F.softmax(a, 2) end, {randn(3, 5)})
+  check("softmax over dimension 1", function(a) return F.softmax(a, 1) end, {randn(3, 5)})
+  check("log_softmax", function(a) return F.log_softmax(a, 2) end, {randn(3, 5)})
+  check("cross_entropy", function(a) return F.cross_entropy(a, lm.tensor({1, 3, 2, 3}, 'int32')) end,
+    {randn(4, 3)})
+  check("mse", function(a, b) return F.mse(a, b) end, {randn(4, 3), randn(4, 3)})
+  check("mse per sample", function(a, b) return F.mse(a, b, {reduction = 'none'}) end,
+    {randn(4, 3), randn(4, 3)})
+  local prior = lm.randn(6, 2) -- fixed: fn must be deterministic
+  check("mmd", function(z) return F.mmd(z, prior) end, {randn(5, 2)})
+  check("mmd with bandwidth and weight", function(z, p) return F.mmd(z, p, {bw = 0.5, weight = 3}) end,
+    {randn(5, 2), randn(4, 2)})
+  check("conv2d stride 2 padding 1", function(x, w, b) return F.conv2d(x, w, b, {stride = 2, padding = 1}) end,
+    {randn(2, 2, 5, 5), randn(3, 2, 3, 3), randn(3)})
+  check("max_pool2d", function(x) return F.max_pool2d(x, 2) end, {randn(1, 2, 4, 4)})
+  check("avg_pool2d with padding", function(x) return F.avg_pool2d(x, 3, {stride = 2, padding = 1}) end,
+    {randn(1, 2, 5, 5)})
+  check("global_avg_pool2d", F.global_avg_pool2d, {randn(2, 3, 3, 3)})
+  check("dropout in evaluation is the identity", function(x) return F.dropout(x, 0.3, false) end, {randn(6)})
+  it("dropout in training scales the kept elements", function()
+    lm.manual_seed(5)
+    local x = leaf(lm.ones(1000))
+    local y = F.dropout(x, 0.25, true)
+    y:sum():backward()
+    local kept = y:gt(0):sum():item()
+    near(kept / 1000, 0.75, 0.05)
+    near(y:max():item(), 1 / 0.75, 1e-6)
+    same(x.grad:totable(), y:detach():totable(), 1e-6) -- d(sum)/dx = mask / (1 - p)
+  end)
+end)
+
+describe("modules", function()
+  local function module_check(name, make, input)
+    it(name, function()
+      lm.manual_seed(3)
+      local m = make()
+      local params = m:parameters()
+      local inputs = {input}
+      for _, p in ipairs(params) do inputs[#inputs + 1] = p end
+      local ok, msg = gradcheck(function(x) return m(x) end, inputs)
+      truthy(ok, msg)
+    end)
+  end
+  module_check("Linear + ELU + Sigmoid", function()
+    return nn.Sequential(nn.Linear(4, 3), nn.ELU(), nn.Linear(3, 2), nn.Sigmoid())
+  end, randn(5, 4))
+  module_check("Conv2d + Tanh + GlobalAvgPool2d", function()
+    return nn.Sequential(nn.Conv2d(2, 3, 3, {stride = 2, padding = 1}), nn.Tanh(), nn.GlobalAvgPool2d())
+  end, randn(2, 2, 5, 5))
+  module_check("MaxPool2d, AvgPool2d, Flatten, Softmax", function()
+    return nn.Sequential(nn.MaxPool2d(2), nn.AvgPool2d(1), nn.Flatten(), nn.Linear(8, 3), nn.Softmax(2))
+  end, randn(2, 2, 4, 4))
+  module_check("Reshape, ReLU, LogSoftmax, Identity, Dropout (evaluation)", function()
+    local m = nn.Sequential(nn.Reshape(2, 3), nn.ReLU(), nn.Flatten(), nn.LogSoftmax(2), nn.Identity(),
+      nn.Dropout(0.5))
+    return m:evaluate()
+  end, randn(2, 6))
+end)
+
+describe("custom functions", function()
+  local Cube = lm.autograd.Function{
+    forward = function(ctx, x) ctx:save_for_backward(x); return x * x * x end,
+    backward = function(ctx, g) local x = ctx.saved[1]; return g * x * x * 3 end,
+  }
+  check("a Lua backward", function(x) return Cube(x) end, {randn(5)})
+end)
