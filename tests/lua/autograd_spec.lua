@@ -1,0 +1,98 @@
+-- The tape's behaviour: leaves, graphs, modes and errors.
+local lm = require 'lumen'
+
+describe("autograd", function()
+  it("accumulates gradients over uses and backward calls", function()
+    local x = lm.tensor{1, 2, 3}:requires_grad(true)
+    local y = (x * x):sum() + x:sum()   -- d/dx = 2x + 1
+    y:backward()
+    same(x.grad:totable(), {3, 5, 7})
+    ;(x * 2):sum():backward()           -- accumulates: + 2
+    same(x.grad:totable(), {5, 7, 9})
+    x.grad = nil
+    eq(x.grad, nil)
+  end)
+
+  it("returns the same grad object on every access", function()
+    local x = lm.ones(2):requires_grad(true)
+    x:sum():backward()
+    eq(x.grad, x.grad)
+  end)
+
+  it("differentiates with respect to inputs (as FGSM needs)", function()
+    local w = lm.tensor{{1, -2}, {3, 4}}
+    local x = lm.tensor{{0.5, 0.25}}:requires_grad(true)
+    local loss = lm.matmul(x, w):sum()
+    loss:backward()
+    same(x.grad:totable(), {{-1, 7}})
+  end)
+
+  it("takes an explicit gradient for non-scalar roots", function()
+    local x = lm.tensor{1, 2}:requires_grad(true)
+    local y = x * 3
+    raises(function() y:backward() end, "one-element output")
+    y:backward(lm.tensor{1, 10})
+    same(x.grad:totable(), {3, 30})
+  end)
+
+  it("frees the graph unless asked to retain it", function()
+    local x = lm.tensor{1, 2}:requires_grad(true)
+    local y = (x * x):sum()
+    y:backward(nil, true)
+    y:backward()
+    same(x.grad:totable(), {4, 8})
+    raises(function() y:backward() end, "already freed")
+  end)
+
+  it("stops gradients at detach and under no_grad", function()
+    local x = lm.tensor{1, 2}:requires_grad(true)
+    local d = x:detach()
+    eq(d:requires_grad(), false)
+    local y = lm.no_grad(function() return x * 2 end)
+    eq(y:requires_grad(), false)
+    eq(lm.is_grad_enabled(), true)
+    local z = (x * d):sum() -- only the x side carries gradient
+    z:backward()
+    same(x.grad:totable(), {1, 2})
+    raises(function() y:sum():backward() end, "does not require gradients")
+    -- no_grad restores the mode after an error
+    pcall(lm.no_grad, function() error("boom") end)
+    eq(lm.is_grad_enabled(), true)
+  end)
+
+  it("names the op that computed a tensor", function()
+    local x = lm.ones(2):requires_grad(true)
+    eq(x:is_leaf(), true)
+    eq(x:grad_fn(), nil)
+    local y = x:exp()
+    eq(y:is_leaf(), false)
+    eq(y:grad_fn(), "exp")
+  end)
+
+  it("refuses in-place changes that would corrupt gradients", function()
+    local x = lm.ones(3):requires_grad(true)
+    raises(function() x:fill_(2) end, "in-place change of a leaf")
+    lm.no_grad(function() x:fill_(2) end) -- fine without recording
+    local a = lm.ones(3):requires_grad(true)
+    local b = lm.ones(3)
+    local y = (a * b):sum() -- saves b
+    b:fill_(5)
+    raises(function() y:backward() end, "modified in place")
+    raises(function() lm.tensor({1}, 'int32'):requires_grad(true) end, "only float32")
+    raises(function() (x * 2):requires_grad(false) end, "leaf tensors")
+  end)
+
+  it("runs a custom function's Lua backward and checks its results", function()
+    local Bad = lm.autograd.Function{
+      forward = function(ctx, x) return x * 1 end,
+      backward = function(ctx, g) return lm.ones(7) end,
+    }
+    local x = lm.ones(3):requires_grad(true)
+    raises(function() Bad(x):sum():backward() end, "gradient 1 has shape [7]")
+    local Failing = lm.autograd.Function{
+      forward = function(ctx, x) return x * 1 end,
+      backward = function(ctx, g) error("custom failure") end,
+    }
+    raises(function() Failing(x):sum():backward() end, "custom failure")
+  end)
+end)

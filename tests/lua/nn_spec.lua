@@ -1,0 +1,231 @@
+-- Modules, optimisers, schedules and small training runs.
+local lm = require 'lumen'
+local nn, F, optim = lm.nn, lm.nn.functional, lm.optim
+
+describe("modules", function()
+  it("lists parameters with stable names", function()
+    local net = nn.Sequential(nn.Linear(4, 3), nn.ELU(), nn.Linear(3, 2, {bias = false}))
+    local names = {}
+    for _, p in ipairs(net:named_parameters()) do names[#names + 1] = p[1] end
+    same(names, {"1.weight", "1.bias", "3.weight"})
+    eq(#net:parameters(), 3)
+    same(net[1].weight:shape(), {3, 4})
+    eq(net[1].bias:sum():item(), 0) -- zero biases
+  end)
+
+  it("initialises Linear with Glorot-uniform bounds", function()
+    lm.manual_seed(1)
+    local l = nn.Linear(300, 200)
+    local bound = math.sqrt(6 / 500)
+    truthy(l.weight:abs():max():item() <= bound, "within the bound")
+    near(l.weight:std():item(), bound / math.sqrt(3), 0.003) -- uniform: std = bound / sqrt(3)
+  end)
+
+  it("switches training and evaluation recursively", function()
+    local net = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5))
+    net:evaluate()
+    eq(net[2].training, false)
+    local x = lm.ones(4, 2)
+    same(net(x):totable(), net(x):totable()) -- no dropout in evaluation
+    net:train()
+    eq(net[2].training, true)
+  end)
+
+  it("runs forward hooks (how a recorder reads hidden layers)", function()
+    local net = nn.Sequential(nn.Linear(2, 3), nn.ELU(), nn.Linear(3, 1))
+    local seen = {}
+    local handle = net[2]:register_forward_hook(function(m, input, output) seen[#seen + 1] = output:shape() end)
+    net(lm.ones(5, 2))
+    same(seen, {{5, 3}})
+    handle.remove()
+    net(lm.ones(5, 2))
+    eq(#seen, 1)
+  end)
+
+  it("prints its architecture", function()
+    local s = tostring(nn.Sequential(nn.Linear(784, 200), nn.ELU(), nn.Dropout(0.1)))
+    truthy(s:find("(1): nn.Linear(784 -> 200)", 1, true), s)
+    truthy(s:find("(3): nn.Dropout(p = 0.1)", 1, true), s)
+  end)
+
+  it("says where a shape error happened", function()
+    local net = nn.Sequential(nn.Linear(784, 200), nn.ELU())
+    raises(function() net(lm.ones(2, 783)) end,
+      "linear: input has 783 features, weight expects 784 (input shape [2, 783], weight shape [200, 784]) (in module 1 (nn.Linear) of nn.Sequential)")
+  end)
+
+  it("saves and loads, and refuses a mismatched architecture", function()
+    local path = os.tmpname()
+    local a = nn.Sequential(nn.Linear(3, 4), nn.ELU(), nn.Linear(4, 2))
+    a:save(path)
+    local b = nn.Sequential(nn.Linear(3, 4), nn.ELU(), nn.Linear(4, 2))
+    b:load(path)
+    same(b[3].weight:totable(), a[3].weight:totable())
+    local c = nn.Sequential(nn.Linear(3, 5), nn.ELU(), nn.Linear(5, 2))
+    raises(function() c:load(path) end, "parameter '1.weight' has shape 4x3 in")
+    local d = nn.Sequential(nn.Linear(3, 4))
+    raises(function() d:load(path) end, "does not have")
+    os.remove(path)
+  end)
+
+  it("lets a custom layer written in Lua train without backward code", function()
+    local Scale = nn.Module:extend("Scale")
+    function Scale:init(n) self:param("gain", lm.ones(n)) end
+    function Scale:forward(x) return x * self.gain end
+    local m = Scale(3)
+    local opt = optim.SGD(m:parameters(), {lr = 0.1})
+    local target = lm.tensor{{2, -1, 0.5}}
+    for _ = 1, 200 do
+      opt:zero_grad()
+      F.mse(m(lm.ones(1, 3)), target):backward()
+      opt:step()
+    end
+    same(m.gain:totable(), {2, -1, 0.5}, 1e-3)
+  end)
+end)
+
+describe("optimisers", function()
+  local function one_step(make, settings, grads)
+    local p = lm.tensor{1, -2}:requires_grad(true)
+    local opt = make({p}, settings)
+    for _, g in ipairs(grads) do
+      p.grad = lm.tensor(g)
+      opt:step()
+    end
+    return p:totable()
+  end
+
+  it("SGD with momentum and Nesterov matches hand-computed updates", function()
+    same(one_step(optim.SGD, {lr = 0.1}, {{1, 1}}), {0.9, -2.1}, 1e-6)
+    -- momentum 0.5: v1 = g1, v2 = 0.5 v1 + g2
+    same(one_step(optim.SGD, {lr = 0.1, momentum = 0.5}, {{1, 0}, {1, 0}}), {1 - 0.1 - 0.15, -2}, 1e-6)
+    -- nesterov: w -= lr (g + mu v)
+    same(one_step(optim.SGD, {lr = 0.1, momentum = 0.5, nesterov = true}, {{1, 0}}), {1 - 0.15, -2}, 1e-6)
+    same(one_step(optim.SGD, {lr = 0.1, weight_decay = 0.5}, {{0, 0}}), {0.95, -1.9}, 1e-6)
+  end)
+
+  it("Adam's first step is lr * sign(g)", function()
+    same(one_step(optim.Adam, {lr = 0.01}, {{0.3, -5}}), {0.99, -1.99}, 1e-5)
+    -- AdamW decays the weight directly: w (1 - lr wd) then the Adam step
+    same(one_step(optim.AdamW, {lr = 0.01, weight_decay = 0.1}, {{0.3, -5}}),
+      {1 * (1 - 0.001) - 0.01, -2 * (1 - 0.001) + 0.01}, 1e-5)
+  end)
+
+  it("RMSprop follows its formula", function()
+    -- v = (1 - 0.9) g^2; w -= lr g / (sqrt(v) + eps)
+    local g = 2
+    local expected = 1 - 0.01 * g / (math.sqrt(0.1 * g * g) + 1e-8)
+    same(one_step(optim.RMSprop, {lr = 0.01, alpha = 0.9}, {{2, 0}}), {expected, -2}, 1e-5)
+  end)
+
+  it("refuses bad settings", function()
+    local p = lm.ones(2):requires_grad(true)
+    raises(function() optim.Adam({p}, {learning_rate = 1}) end, "unknown option 'learning_rate'")
+    raises(function() optim.SGD({lm.ones(2)}) end, "does not require gradients")
+    raises(function() optim.SGD({}) end, "non-empty list")
+  end)
+
+  it("checkpoints its state", function()
+    local p = lm.tensor{1, 2}:requires_grad(true)
+    local opt = optim.Adam({p}, {lr = 0.1})
+    p.grad = lm.tensor{1, 1}
+    opt:step()
+    local sd = opt:state_dict()
+    local q = lm.tensor{1, 2}:requires_grad(true)
+    local opt2 = optim.Adam({q}, {lr = 0.1})
+    opt2:load_state_dict(sd)
+    eq(opt2.settings.step, 1)
+    same(opt2.state[1][1]:totable(), opt.state[1][1]:totable())
+  end)
+end)
+
+describe("schedules", function()
+  it("CyclicLR rises and falls with a decaying peak", function()
+    local p = lm.ones(1):requires_grad(true)
+    local opt = optim.SGD({p}, {lr = 1})
+    local clr = optim.CyclicLR(opt, {min = 0, max = 1, period = 4, decay = 0.5})
+    eq(opt:lr(), 0)
+    local lrs = {}
+    for i = 1, 8 do clr:step(); lrs[i] = opt:lr() end
+    same(lrs, {0.5, 1, 0.5, 0, 0.25, 0.5, 0.25, 0})
+    eq(clr:cycle(), 2)
+    local saw = optim.CyclicLR(opt, {max = 1, period = 4, mode = 'sawtooth'})
+    same({saw:lr_at(0), saw:lr_at(1), saw:lr_at(3), saw:lr_at(4)}, {1, 0.75, 0.25, 1})
+    raises(function() optim.CyclicLR(opt, {max = 1, period = 1}) end, "period")
+  end)
+
+  it("EarlyStopping waits `patience` checks and restores the best weights", function()
+    local net = nn.Sequential(nn.Linear(1, 1))
+    local es = optim.EarlyStopping{patience = 2}
+    lm.no_grad(function() net[1].weight:fill_(1) end)
+    eq(es:step(1.0, net), false)
+    lm.no_grad(function() net[1].weight:fill_(2) end)
+    eq(es:step(1.5, net), false)
+    eq(es:step(1.2, net), true)
+    es:restore(net)
+    eq(net[1].weight:item(), 1)
+  end)
+end)
+
+describe("training", function()
+  local function train_xor(make_opt, steps)
+    lm.manual_seed(7)
+    local x = lm.tensor{{0, 0}, {0, 1}, {1, 0}, {1, 1}}
+    local y = lm.tensor{{0}, {1}, {1}, {0}}
+    local net = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1), nn.Sigmoid())
+    local opt = make_opt(net:parameters())
+    for _ = 1, steps do
+      opt:zero_grad()
+      F.mse(net(x), y):backward()
+      opt:step()
+    end
+    return net(x):view(-1):totable()
+  end
+
+  it("a 2-layer MLP learns XOR with Adam", function()
+    local out = train_xor(function(p) return optim.Adam(p, {lr = 0.05}) end, 500)
+    truthy(out[1] < 0.2 and out[2] > 0.8 and out[3] > 0.8 and out[4] < 0.2, table.concat(out, " "))
+  end)
+
+  it("a 2-layer MLP learns XOR with SGD", function()
+    local out = train_xor(function(p) return optim.SGD(p, {lr = 2, momentum = 0.9}) end, 1000)
+    truthy(out[1] < 0.2 and out[2] > 0.8 and out[3] > 0.8 and out[4] < 0.2, table.concat(out, " "))
+  end)
+
+  -- two interleaved spirals, 200 points each
+  local function spiral()
+    lm.manual_seed(2)
+    local pts, labels = {}, {}
+    for class = 0, 1 do
+      for i = 1, 200 do
+        local r = i / 200 * 5
+        local t = 1.75 * i / 200 * 2 * math.pi + class * math.pi
+        pts[#pts + 1] = {r * math.sin(t) / 5, r * math.cos(t) / 5}
+        labels[#labels + 1] = class + 1
+      end
+    end
+    return lm.tensor(pts) + lm.randn(400, 2) * 0.02, lm.tensor(labels, 'int32')
+  end
+
+  local function train_spiral(make_opt, steps)
+    local x, y = spiral()
+    local net = nn.Sequential(nn.Linear(2, 64), nn.ReLU(), nn.Linear(64, 2))
+    local opt = make_opt(net:parameters())
+    for _ = 1, steps do
+      opt:zero_grad()
+      F.cross_entropy(net(x), y):backward()
+      opt:step()
+    end
+    return net(x):argmax(2):int():eq(y):mean():item()
+  end
+
+  it("learns a two-class spiral with Adam", function()
+    local acc = train_spiral(function(p) return optim.Adam(p, {lr = 0.01}) end, 1500)
+    truthy(acc > 0.95, "accuracy " .. acc)
+  end)
+
+  it("learns a two-class spiral with SGD", function()
+    local acc = train_spiral(function(p) return optim.SGD(p, {lr = 0.5, momentum = 0.9}) end, 2000)
+    truthy(acc > 0.95, "accuracy " .. acc)
+  end)
+end)
