@@ -183,6 +183,18 @@ static int l_bernoulli(lua_State *L) {
     return 1;
 }
 
+/* lm._dropout_mask(keep, shape_table): 1/keep with probability keep, else 0 */
+static int l_dropout_mask(lua_State *L) {
+    double keep = luaL_checknumber(L, 1);
+    int64_t shape[LM_MAX_DIMS];
+    luaL_checktype(L, 2, LUA_TTABLE);
+    int n = l_check_shape(L, 2, shape, "dropout");
+    lm_tensor **slot = l_push_slot(L);
+    l_check(L, lm_tensor_new(slot, LM_FLOAT32, LM_CPU, n, shape));
+    l_check(L, lm_rand_dropout_mask_(*slot, keep));
+    return 1;
+}
+
 static int l_manual_seed(lua_State *L) {
     lua_Integer seed = luaL_checkinteger(L, 1);
     lm_manual_seed((uint64_t)seed);
@@ -275,7 +287,7 @@ static int l_cuda_status(lua_State *L) {
 static const luaL_Reg module_functions[] = {
     {"tensor", l_tensor}, {"zeros", l_zeros}, {"ones", l_ones}, {"full", l_full},
     {"rand", l_rand}, {"randn", l_randn}, {"arange", l_arange}, {"randperm", l_randperm},
-    {"bernoulli", l_bernoulli}, {"manual_seed", l_manual_seed}, {"rng_state", l_rng_state},
+    {"bernoulli", l_bernoulli}, {"_dropout_mask", l_dropout_mask}, {"manual_seed", l_manual_seed}, {"rng_state", l_rng_state},
     {"set_rng_state", l_set_rng_state}, {"matmul", l_matmul}, {"where", l_where},
     {"is_tensor", l_is_tensor}, {"set_num_threads", l_set_num_threads},
     {"get_num_threads", l_get_num_threads}, {"memory_stats", l_memory_stats},

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "l_common.h"
+#include "lm_autograd.h"
 #include "lm_nn.h"
 #include "lm_ops.h"
 
@@ -103,9 +104,17 @@ static double opt_number(lua_State *L, int t, const char *key, double def) {
     return v;
 }
 
+/* Returns false (and does nothing) when the parameter has no gradient. The
+ * gradient is read here rather than through x.grad so that no Lua userdata
+ * keeps it alive after zero_grad: its memory is reused at once. */
 static int l_optim_step(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
-    lm_tensor *param = l_check_tensor(L, 2), *grad = l_check_tensor(L, 3);
+    lm_tensor *param = l_check_tensor(L, 2);
+    lm_tensor *grad = lua_isnoneornil(L, 3) ? lm_grad(param) : l_check_tensor(L, 3);
+    if (!grad) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
     lm_tensor *s1 = lua_isnoneornil(L, 4) ? NULL : l_check_tensor(L, 4);
     lm_tensor *s2 = lua_isnoneornil(L, 5) ? NULL : l_check_tensor(L, 5);
     lua_getfield(L, 1, "kind");
@@ -135,7 +144,8 @@ static int l_optim_step(lua_State *L) {
         return luaL_error(L, "optimizer: Adam needs two state tensors");
     if (p.kind == LM_OPT_RMSPROP && !s1) return luaL_error(L, "optimizer: RMSprop needs a state");
     l_check(L, lm_optim_step(&p, param, grad, s1, s2));
-    return 0;
+    lua_pushboolean(L, 1);
+    return 1;
 }
 
 static const luaL_Reg functional[] = {

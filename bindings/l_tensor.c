@@ -280,6 +280,8 @@ static int t_newindex(lua_State *L) {
     if (lua_type(L, 2) == LUA_TSTRING && strcmp(lua_tostring(L, 2), "grad") == 0) {
         lm_tensor *g = lua_isnil(L, 3) ? NULL : l_check_tensor(L, 3);
         l_check(L, lm_set_grad(t, g));
+        lua_pushnil(L); /* drop the cached x.grad userdata with its reference */
+        lua_setiuservalue(L, 1, 1);
         return 0;
     }
     if (lua_type(L, 2) != LUA_TNUMBER)

@@ -5,6 +5,7 @@
 
 #include "cpu_backend.h"
 #include "cpu_iter.h"
+#include "lm_fastmath.h"
 #include "lm_threads.h"
 
 /* ---- scalar definitions, shared by both dtypes -------------------------------- */
@@ -152,15 +153,15 @@ static void unary_row_f32(lm_unary_op op, int64_t n, float *o, int64_t so, const
                           int64_t sx, float p0, float p1) {
     switch (op) {
     case LM_NEG: UNARY_LOOP(-x);
-    case LM_EXP: UNARY_LOOP(expf(x));
+    case LM_EXP: UNARY_LOOP(lm_fast_expf(x));
     case LM_LOG: UNARY_LOOP(logf(x));
     case LM_SQRT: UNARY_LOOP(sqrtf(x));
     case LM_ABS: UNARY_LOOP(fabsf(x));
     case LM_SIGN: UNARY_LOOP((float)((x > 0) - (x < 0)));
     case LM_TANH: UNARY_LOOP(tanhf(x));
-    case LM_SIGMOID: UNARY_LOOP(1.0f / (1.0f + expf(-x)));
+    case LM_SIGMOID: UNARY_LOOP(1.0f / (1.0f + lm_fast_expf(-x)));
     case LM_RELU: UNARY_LOOP(x > 0 ? x : 0.0f);
-    case LM_ELU: UNARY_LOOP(x > 0 ? x : p0 * expm1f(x));
+    case LM_ELU: UNARY_LOOP(x > 0 ? x : p0 * lm_fast_expm1f(x));
     case LM_CLAMP: UNARY_LOOP(x < p0 ? p0 : x > p1 ? p1 : x);
     case LM_POW_SCALAR:
         if (p0 == 2.0f) { UNARY_LOOP(x * x); }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cpu_backend.h"
+#include "lm_fastmath.h"
 #include "lm_threads.h"
 
 /* ---- softmax ---------------------------------------------------------------------------------- */
@@ -25,7 +26,7 @@ static void softmax_rows(void *ctx, int64_t r0, int64_t r1) {
         for (int64_t c = 0; c < j->cols; c++) m = x[c] > m ? x[c] : m;
         double sum = 0;
         for (int64_t c = 0; c < j->cols; c++) {
-            float e = expf(x[c] - m);
+            float e = lm_fast_expf(x[c] - m);
             sum += e;
             if (!j->log) o[c] = e;
         }
@@ -55,7 +56,7 @@ static void softmax_backward_rows(void *ctx, int64_t r0, int64_t r1) {
         double dot = 0;
         if (j->log) { /* gx = g - softmax * sum(g) */
             for (int64_t c = 0; c < j->cols; c++) dot += g[c];
-            for (int64_t c = 0; c < j->cols; c++) gx[c] = g[c] - expf(y[c]) * (float)dot;
+            for (int64_t c = 0; c < j->cols; c++) gx[c] = g[c] - lm_fast_expf(y[c]) * (float)dot;
         } else { /* gx = y * (g - sum(g * y)) */
             for (int64_t c = 0; c < j->cols; c++) dot += (double)g[c] * y[c];
             for (int64_t c = 0; c < j->cols; c++) gx[c] = y[c] * (g[c] - (float)dot);
@@ -236,8 +237,8 @@ typedef struct {
 static void optim_range(void *ctx, int64_t i0, int64_t i1) {
     optim_job *j = ctx;
     const lm_optim_params *p = j->p;
-    float *w = j->w, *s1 = j->s1, *s2 = j->s2;
-    const float *g = j->g;
+    float *restrict w = j->w, *restrict s1 = j->s1, *restrict s2 = j->s2;
+    const float *restrict g = j->g;
     float lr = (float)p->lr, wd = (float)p->weight_decay, eps = (float)p->eps;
     switch (p->kind) {
     case LM_OPT_SGD: {

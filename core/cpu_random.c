@@ -1,4 +1,7 @@
-/* Counter-based random fills: element i uses Philox counter offset + i. */
+/* Counter-based random fills. One Philox block gives four 32-bit words:
+ * uniform and Bernoulli element i uses word i % 4 of block offset + i / 4;
+ * normal element i uses words (2 (i % 2), 2 (i % 2) + 1) of block
+ * offset + i / 2 (Box-Muller, cosine branch). */
 #include <math.h>
 
 #include "cpu_backend.h"
@@ -16,9 +19,9 @@ typedef struct {
 
 /* Box-Muller in double from two 24-bit uniforms, so that every machine (and
  * the CUDA backend) rounds to the same float. */
-static inline float normal_from(lm_philox_block b, double mean, double std) {
-    double u1 = ((b.v[0] >> 8) + 1.0) * (1.0 / 16777216.0); /* (0, 1] */
-    double u2 = (b.v[1] >> 8) * (1.0 / 16777216.0);
+static inline float normal_from(uint32_t w1, uint32_t w2, double mean, double std) {
+    double u1 = ((w1 >> 8) + 1.0) * (1.0 / 16777216.0); /* (0, 1] */
+    double u2 = (w2 >> 8) * (1.0 / 16777216.0);
     return (float)(mean + std * sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
 }
 
@@ -28,15 +31,24 @@ static void random_range(void *ctx, int64_t begin, int64_t end) {
     int64_t so = it->strides[0][it->ndim - 1], pos = begin;
     CPU_ITER_FOR(it, begin, end, off, n) {
         float *o = lm_tensor_f32(j->out) + off[0];
+        int per_block = j->kind == LM_RANDOM_NORMAL ? 2 : 4;
+        lm_philox_block b = {{0, 0, 0, 0}};
+        uint64_t have = UINT64_MAX; /* the block now in b */
+        float threshold = (float)j->p0, value = (float)j->p1;
         for (int64_t i = 0; i < n; i++) {
-            lm_philox_block b = lm_philox4x32(j->offset + (uint64_t)(pos + i), j->seed);
+            uint64_t e = (uint64_t)(pos + i), block = e / per_block;
+            int lane = (int)(e % per_block);
+            if (block != have) {
+                b = lm_philox4x32(j->offset + block, j->seed);
+                have = block;
+            }
             float v;
             switch (j->kind) {
             case LM_RANDOM_UNIFORM:
-                v = (float)(j->p0 + (j->p1 - j->p0) * lm_philox_uniform(b.v[0]));
+                v = (float)(j->p0 + (j->p1 - j->p0) * lm_philox_uniform(b.v[lane]));
                 break;
-            case LM_RANDOM_NORMAL: v = normal_from(b, j->p0, j->p1); break;
-            default: v = lm_philox_uniform(b.v[0]) < j->p0 ? 1.0f : 0.0f; break;
+            case LM_RANDOM_NORMAL: v = normal_from(b.v[2 * lane], b.v[2 * lane + 1], j->p0, j->p1); break;
+            default: v = lm_philox_uniform(b.v[lane]) < threshold ? value : 0.0f; break;
             }
             o[i * so] = v;
         }

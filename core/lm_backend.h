@@ -37,7 +37,7 @@ typedef enum lm_reduce_op {
 typedef enum lm_random_kind {
     LM_RANDOM_UNIFORM,   /* in [p0, p1) */
     LM_RANDOM_NORMAL,    /* mean p0, std p1 */
-    LM_RANDOM_BERNOULLI  /* 1 with probability p0 */
+    LM_RANDOM_BERNOULLI  /* p1 with probability p0, else 0 */
 } lm_random_kind;
 
 /* 2-D convolution / pooling geometry (one image: C x H x W). */
@@ -94,9 +94,10 @@ typedef struct lm_backend {
     lm_status (*matmul)(lm_tensor *out, const lm_tensor *a, const lm_tensor *b, float alpha,
                         float beta);
 
-    /* Fills `out` with counter-based random numbers: element i (in row-major
-     * order of out) uses Philox counter `offset + i` under key `seed`, so the
-     * numbers depend neither on threads nor on device. */
+    /* Fills `out` with counter-based random numbers under key `seed`:
+     * element i (row-major order of out) uses word i % 4 of Philox block
+     * offset + i / 4 (normals: the pair i % 2 of block offset + i / 2), so
+     * the numbers depend neither on threads nor on device. */
     lm_status (*random)(lm_random_kind kind, lm_tensor *out, uint64_t seed, uint64_t offset,
                         double p0, double p1);
 

@@ -28,7 +28,8 @@ static lm_status fill_random(const char *op, lm_tensor *t, lm_random_kind kind, 
                        lm_dtype_name(t->dtype));
     const lm_backend *be = lm_backend_get(t->storage->device);
     if (!be) return LM_ERR_DEVICE;
-    uint64_t offset = lm_rng_reserve((uint64_t)lm_tensor_numel(t));
+    uint64_t n = (uint64_t)lm_tensor_numel(t), per_block = kind == LM_RANDOM_NORMAL ? 2 : 4;
+    uint64_t offset = lm_rng_reserve((n + per_block - 1) / per_block);
     return be->random(kind, t, rng_seed, offset, p0, p1);
 }
 
@@ -46,7 +47,13 @@ lm_status lm_rand_normal_(lm_tensor *t, double mean, double std) {
 lm_status lm_rand_bernoulli_(lm_tensor *t, double p) {
     if (!(p >= 0 && p <= 1))
         return lm_fail(LM_ERR_ARG, "bernoulli: p must be in [0, 1], got %g", p);
-    return fill_random("bernoulli", t, LM_RANDOM_BERNOULLI, p, 0);
+    return fill_random("bernoulli", t, LM_RANDOM_BERNOULLI, p, 1);
+}
+
+lm_status lm_rand_dropout_mask_(lm_tensor *t, double keep) {
+    if (!(keep > 0 && keep <= 1))
+        return lm_fail(LM_ERR_ARG, "dropout: the keep probability must be in (0, 1], got %g", keep);
+    return fill_random("dropout", t, LM_RANDOM_BERNOULLI, keep, 1.0 / keep);
 }
 
 lm_status lm_randperm(lm_tensor **out, int64_t n) {

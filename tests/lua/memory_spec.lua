@@ -24,3 +24,37 @@ describe("memory", function()
     truthy(peak < 200, string.format("peak resident memory %.0f MB", peak))
   end)
 end)
+
+describe("training-step memory", function()
+  it("takes no new memory from the system after Net1's first training step", function()
+    if os.getenv("LUMEN_SANITIZED") then return end -- no cache under ASan: every block is new
+    local nn, F = lm.nn, lm.nn.functional
+    lm.manual_seed(1)
+    local layers, width = {}, 784
+    for _ = 1, 12 do
+      layers[#layers + 1] = nn.Linear(width, 200)
+      layers[#layers + 1] = nn.ELU()
+      layers[#layers + 1] = nn.Dropout(0.1)
+      width = 200
+    end
+    layers[#layers + 1] = nn.Linear(200, 10)
+    layers[#layers + 1] = nn.Sigmoid()
+    local net = nn.Sequential(table.unpack(layers))
+    local opt = lm.optim.Adam(net:parameters(), {lr = 1e-4})
+    local x, y = lm.rand(128, 784), lm.zeros(128, 10)
+    local function step()
+      opt:zero_grad()
+      F.mse(net(x), y):backward()
+      opt:step()
+      collectgarbage() -- Lua frees a step's temporaries when it collects
+    end
+    step()
+    local before = lm.memory_stats()
+    for _ = 1, 3 do step() end
+    local after = lm.memory_stats()
+    local calls = after.allocations - before.allocations
+    local misses = calls - (after.cache_hits - before.cache_hits)
+    truthy(calls > 500, "the steps allocate tensors (" .. calls .. ")")
+    eq(misses, 0, "blocks taken from the system in steps 2-4")
+  end)
+end)

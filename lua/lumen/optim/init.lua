@@ -28,6 +28,17 @@ local function new_optimizer(kind, params, settings, defaults, nstates)
   return setmetatable({params = params, settings = s, state = {}, nstates = nstates}, Optimizer)
 end
 
+-- State tensors are made up front (not at the first step) so a training
+-- loop's memory is laid out once and later steps only reuse cached blocks.
+local function init_state(o)
+  for i, p in ipairs(o.params) do
+    local st = {}
+    for k = 1, o.nstates do st[k] = lm.zeros(p:shape()) end
+    o.state[i] = st
+  end
+  return o
+end
+
 --- The learning rate in use (CyclicLR sets it).
 function Optimizer:lr() return self.settings.lr end
 function Optimizer:set_lr(lr) self.settings.lr = lr end
@@ -42,16 +53,8 @@ function Optimizer:step()
   local s = self.settings
   s.step = s.step + 1
   for i, p in ipairs(self.params) do
-    local g = p.grad
-    if g then
-      local st = self.state[i]
-      if not st then
-        st = {}
-        for k = 1, self.nstates do st[k] = lm.zeros(p:shape()) end
-        self.state[i] = st
-      end
-      lm._optim_step(s, p, g, st[1], st[2])
-    end
+    local st = self.state[i]
+    lm._optim_step(s, p, nil, st[1], st[2]) -- reads p's gradient; skips p without one
   end
 end
 
@@ -67,7 +70,6 @@ end
 
 function Optimizer:load_state_dict(sd)
   for k, v in pairs(sd.settings) do self.settings[k] = v end
-  self.state = {}
   for name, t in pairs(sd.tensors) do
     local i, k = name:match("^state%.(%d+)%.(%d+)$")
     i, k = tonumber(i), tonumber(k)
@@ -76,7 +78,6 @@ function Optimizer:load_state_dict(sd)
       error(string.format("load_state_dict: state '%s' has shape %s, parameter %d has %s", name,
         t:shape_string(), i, self.params[i]:shape_string()), 2)
     end
-    self.state[i] = self.state[i] or {}
     self.state[i][k] = t:clone()
   end
 end
@@ -89,25 +90,25 @@ function optim.SGD(params, settings)
   if o.settings.nesterov and o.settings.momentum <= 0 then
     error("SGD: nesterov needs momentum > 0", 2)
   end
-  return o
+  return init_state(o)
 end
 
 --- Adam (Kingma & Ba) with bias correction; weight_decay is an L2 term.
 function optim.Adam(params, settings)
-  return new_optimizer("Adam", params, settings,
-    {lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0}, 2)
+  return init_state(new_optimizer("Adam", params, settings,
+    {lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0}, 2))
 end
 
 --- AdamW: Adam with decoupled weight decay (Loshchilov & Hutter).
 function optim.AdamW(params, settings)
-  return new_optimizer("AdamW", params, settings,
-    {lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 1e-2}, 2)
+  return init_state(new_optimizer("AdamW", params, settings,
+    {lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 1e-2}, 2))
 end
 
 --- RMSprop (Hinton): v = alpha v + (1 - alpha) g^2, w -= lr g / (sqrt(v) + eps).
 function optim.RMSprop(params, settings)
-  return new_optimizer("RMSprop", params, settings,
-    {lr = 1e-2, alpha = 0.99, eps = 1e-8, weight_decay = 0}, 1)
+  return init_state(new_optimizer("RMSprop", params, settings,
+    {lr = 1e-2, alpha = 0.99, eps = 1e-8, weight_decay = 0}, 1))
 end
 
 -- ---- cyclic learning rate --------------------------------------------------------------------------

@@ -1,0 +1,31 @@
+/* The vectorisable exp/expm1 against double precision. */
+#include "lm_fastmath.h"
+#include "test.h"
+
+static void test_exp_accuracy(void) {
+    double worst = 0;
+    for (float x = -80.0f; x <= 80.0f; x += 0.0137f) {
+        double want = exp((double)x), got = lm_fast_expf(x);
+        double rel = fabs(got - want) / want;
+        if (rel > worst) worst = rel;
+    }
+    CHECK(worst < 5e-7); /* a few float ulp */
+    CHECK(lm_fast_expf(0) == 1.0f);
+    CHECK(lm_fast_expf(-200) > 0 && lm_fast_expf(-200) < 1e-37);
+    CHECK(isfinite(lm_fast_expf(200)));
+}
+
+static void test_expm1_accuracy(void) {
+    double worst = 0;
+    for (float x = -20.0f; x <= 10.0f; x += 0.00371f) {
+        double want = expm1((double)x), got = lm_fast_expm1f(x);
+        double err = fabs(got - want) / fmax(fabs(want), 1e-30);
+        if (err > worst) worst = err;
+    }
+    CHECK(worst < 5e-7);
+    /* tiny arguments keep their relative precision (no cancellation) */
+    CHECK_NEAR(lm_fast_expm1f(1e-6f) / 1e-6, 1.0000005, 1e-6);
+    CHECK(lm_fast_expm1f(0) == 0);
+}
+
+TEST_MAIN(test_exp_accuracy, test_expm1_accuracy)
