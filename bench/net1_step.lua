@@ -35,7 +35,7 @@ local function step()
   opt:zero_grad()
   F.mse(net(x), y):backward()
   opt:step()
-  if collect then collectgarbage() end
+  if collect then collectgarbage('step') end
 end
 
 step() -- first step: the allocator fills its cache

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Net1 training step (batch 128) in Lumen and PyTorch, 1 and 2 threads,
+# first with OPENBLAS_CORETYPE as the environment has it, then unset.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cmake --build build --target lumen >/dev/null
+echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; date: $(date -u +%F)"
+for mode in env unset; do
+    run=()
+    if [ "$mode" = unset ]; then run=(env -u OPENBLAS_CORETYPE); fi
+    echo
+    echo "## OPENBLAS_CORETYPE: $([ "$mode" = env ] && echo "${OPENBLAS_CORETYPE:-(not set)}" || echo "unset (OpenBLAS picks the kernel)")"
+    for t in 1 2; do
+        "${run[@]}" ./build/lumen bench/net1_step.lua "$t" 300
+        if /usr/bin/python3 -c "import torch" 2>/dev/null; then
+            OPENBLAS_NUM_THREADS="$t" OMP_NUM_THREADS="$t" "${run[@]}" /usr/bin/python3 bench/net1_torch.py "$t" 300
+        fi
+    done
+done
