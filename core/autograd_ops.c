@@ -51,8 +51,7 @@ lm_status lm_ag_unary(lm_tensor **out, lm_unary_op op, lm_tensor *x, double p0, 
     node->iparams[0] = op;
     node->p[0] = p0, node->p[1] = p1;
     lm_node_save(node, 0, x);
-    lm_node_save(node, 1, *out);
-    return LM_OK;
+    return lm_node_save_output(node, 1, *out);
 }
 
 static bool is_comparison(lm_binary_op op) { return op >= LM_EQ; }
@@ -67,7 +66,7 @@ lm_status lm_ag_binary(lm_tensor **out, lm_binary_op op, lm_tensor *a, lm_tensor
         lm_node_save(node, 0, a);
         lm_node_save(node, 1, b);
     }
-    if (op == LM_DIV || op == LM_POW) lm_node_save(node, 2, *out);
+    if (op == LM_DIV || op == LM_POW) return lm_node_save_output(node, 2, *out);
     return LM_OK;
 }
 
@@ -80,8 +79,7 @@ lm_status lm_ag_binary_scalar(lm_tensor **out, lm_binary_op op, lm_tensor *a, do
     node->iparams[1] = scalar_first;
     node->p[0] = s;
     lm_node_save(node, 0, a);
-    lm_node_save(node, 1, *out);
-    return LM_OK;
+    return lm_node_save_output(node, 1, *out);
 }
 
 lm_status lm_ag_where(lm_tensor **out, lm_tensor *cond, lm_tensor *a, lm_tensor *b) {

@@ -129,6 +129,14 @@ void lm_node_save(lm_node *node, int slot, lm_tensor *t) {
     node->saved_version[slot] = t ? t->storage->version : 0;
 }
 
+lm_status lm_node_save_output(lm_node *node, int slot, lm_tensor *out) {
+    lm_tensor *view;
+    LM_TRY(lm_detach(&view, out));
+    lm_node_save(node, slot, view);
+    lm_tensor_release(view);
+    return LM_OK;
+}
+
 lm_status lm_node_saved(lm_node *node, int slot, lm_tensor **t) {
     *t = node->saved[slot];
     if (*t && (*t)->storage->version != node->saved_version[slot])

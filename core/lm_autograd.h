@@ -71,6 +71,10 @@ lm_node *lm_node_attach(lm_tensor *out, const char *name, lm_backward_fn backwar
                         lm_tensor *const *inputs);
 /* Keeps a reference to t (and its storage version) for the rule. */
 void lm_node_save(lm_node *node, int slot, lm_tensor *t);
+/* Saves a node's own output: through a plain view of its storage, because
+ * a reference to the output tensor itself would be a cycle (output -> node
+ * -> output) that refcounting never frees. */
+lm_status lm_node_save_output(lm_node *node, int slot, lm_tensor *out);
 /* Borrowed saved tensor; fails if it was modified in place since. */
 lm_status lm_node_saved(lm_node *node, int slot, lm_tensor **t);
 

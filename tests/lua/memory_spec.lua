@@ -58,3 +58,18 @@ describe("training-step memory", function()
     eq(misses, 0, "blocks taken from the system in steps 2-4")
   end)
 end)
+
+describe("graph memory", function()
+  it("frees a recorded graph that never runs backward", function()
+    collectgarbage()
+    local before = lm.memory_stats().live_bytes
+    do
+      local x = lm.randn(500, 500):requires_grad(true)
+      local y = ((x:exp() * 2):sigmoid() / (x + 3)) ^ 2 -- ops that save their output
+      local z = y:sum()
+    end
+    collectgarbage()
+    collectgarbage()
+    eq(lm.memory_stats().live_bytes, before, "live bytes after dropping the graph")
+  end)
+end)
