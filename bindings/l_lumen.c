@@ -1,6 +1,8 @@
 /* luaopen_lumen: the module table, its functions and the embedded Lua library. */
 #include <string.h>
 #include <time.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include "l_common.h"
 #include "l_embedded.h"
@@ -274,6 +276,41 @@ static int l_clock(lua_State *L) {
     return 1;
 }
 
+static int l_isatty(lua_State *L) {
+    lua_pushboolean(L, isatty((int)luaL_optinteger(L, 1, 1)));
+    return 1;
+}
+
+/* Deferred Ctrl-C for training loops: while caught, SIGINT only sets a flag
+ * that the loop polls between steps, so it stops after a whole step. */
+static volatile sig_atomic_t interrupt_flag;
+static void (*previous_handler)(int) = SIG_DFL;
+static bool catching;
+
+static void on_interrupt(int sig) {
+    (void)sig;
+    interrupt_flag = 1;
+}
+
+static int l_catch_interrupt(lua_State *L) {
+    bool on = lua_toboolean(L, 1);
+    if (on && !catching) {
+        interrupt_flag = 0;
+        previous_handler = signal(SIGINT, on_interrupt);
+        catching = true;
+    } else if (!on && catching) {
+        signal(SIGINT, previous_handler);
+        catching = false;
+    }
+    return 0;
+}
+
+static int l_interrupted(lua_State *L) {
+    lua_pushboolean(L, interrupt_flag != 0);
+    interrupt_flag = 0;
+    return 1;
+}
+
 static int l_cuda_available(lua_State *L) {
     lua_pushboolean(L, lm_cuda_available());
     return 1;
@@ -291,7 +328,8 @@ static const luaL_Reg module_functions[] = {
     {"set_rng_state", l_set_rng_state}, {"matmul", l_matmul}, {"where", l_where},
     {"is_tensor", l_is_tensor}, {"set_num_threads", l_set_num_threads},
     {"get_num_threads", l_get_num_threads}, {"memory_stats", l_memory_stats},
-    {"empty_cache", l_empty_cache}, {"clock", l_clock}, {NULL, NULL}};
+    {"empty_cache", l_empty_cache}, {"clock", l_clock}, {"_isatty", l_isatty},
+    {"_catch_interrupt", l_catch_interrupt}, {"_interrupted", l_interrupted}, {NULL, NULL}};
 
 static const luaL_Reg cuda_functions[] = {
     {"available", l_cuda_available}, {"status", l_cuda_status}, {NULL, NULL}};
@@ -340,6 +378,7 @@ int lm_lua_open(lua_State *L) {
     l_register_io_functions(L);
     l_register_autograd(L);
     l_register_nn(L);
+    l_register_data(L);
     lua_pushliteral(L, LUMEN_VERSION);
     lua_setfield(L, -2, "version");
     luaL_getmetatable(L, L_TENSOR_MT);

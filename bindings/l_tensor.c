@@ -6,6 +6,7 @@
 #include "lm_alloc.h"
 #include "lm_autograd.h"
 #include "lm_ops.h"
+#include "lm_rng.h"
 
 /* ---- userdata lifecycle --------------------------------------------------------------- */
 
@@ -520,6 +521,57 @@ static int t_clamp(lua_State *L) {
 
 static int t_unm(lua_State *L) { return unary(L, LM_NEG, 0, 0); }
 
+/* ---- in place (x:op_(...) returns x) -------------------------------------------------------- */
+
+static int inplace_binary(lua_State *L, lm_binary_op op, const char *name) {
+    lm_tensor *t = l_check_tensor(L, 1);
+    lm_tensor *other = l_test_tensor(L, 2);
+    if (!other && lua_type(L, 2) != LUA_TNUMBER)
+        return luaL_error(L, "%s: expected a tensor or a number, got %s", name, luaL_typename(L, 2));
+    l_check(L, lm_check_inplace(name, t));
+    l_check(L, other ? lm_binary_into(t, op, t, other)
+                     : lm_binary_scalar_into(t, op, t, lua_tonumber(L, 2), false));
+    lua_settop(L, 1);
+    return 1;
+}
+static int t_add_(lua_State *L) { return inplace_binary(L, LM_ADD, "add_"); }
+static int t_sub_(lua_State *L) { return inplace_binary(L, LM_SUB, "sub_"); }
+static int t_mul_(lua_State *L) { return inplace_binary(L, LM_MUL, "mul_"); }
+static int t_div_(lua_State *L) { return inplace_binary(L, LM_DIV, "div_"); }
+
+static int t_clamp_(lua_State *L) {
+    lm_tensor *t = l_check_tensor(L, 1);
+    double lo = luaL_optnumber(L, 2, -HUGE_VAL), hi = luaL_optnumber(L, 3, HUGE_VAL);
+    l_check(L, lm_check_inplace("clamp_", t));
+    l_check(L, lm_unary_into(t, LM_CLAMP, t, lo, hi));
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int t_zero_(lua_State *L) {
+    lm_tensor *t = l_check_tensor(L, 1);
+    l_check(L, lm_check_inplace("zero_", t));
+    l_check(L, lm_fill_(t, 0));
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int t_normal_(lua_State *L) {
+    lm_tensor *t = l_check_tensor(L, 1);
+    l_check(L, lm_check_inplace("normal_", t));
+    l_check(L, lm_rand_normal_(t, luaL_optnumber(L, 2, 0), luaL_optnumber(L, 3, 1)));
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int t_uniform_(lua_State *L) {
+    lm_tensor *t = l_check_tensor(L, 1);
+    l_check(L, lm_check_inplace("uniform_", t));
+    l_check(L, lm_rand_uniform_(t, luaL_optnumber(L, 2, 0), luaL_optnumber(L, 3, 1)));
+    lua_settop(L, 1);
+    return 1;
+}
+
 /* ---- reductions ----------------------------------------------------------------------------------- */
 
 /* x:op() over everything, x:op(dim [, keepdim]) over one dimension. */
@@ -592,6 +644,8 @@ static const luaL_Reg methods[] = {
     {"elu", t_elu}, {"clamp", t_clamp},
     {"sum", t_sum}, {"mean", t_mean}, {"max", t_max}, {"min", t_min}, {"argmax", t_argmax},
     {"argmin", t_argmin}, {"var", t_var}, {"std", t_std}, {"matmul", t_matmul},
+    {"add_", t_add_}, {"sub_", t_sub_}, {"mul_", t_mul_}, {"div_", t_div_}, {"clamp_", t_clamp_},
+    {"zero_", t_zero_}, {"normal_", t_normal_}, {"uniform_", t_uniform_},
     {NULL, NULL}};
 
 static const luaL_Reg metamethods[] = {

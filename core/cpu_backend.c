@@ -37,6 +37,7 @@ static const lm_backend cpu = {
     .col2im = cpu_col2im,
     .pool2d = cpu_pool2d,
     .pool2d_backward = cpu_pool2d_backward,
+    .index_select = cpu_index_select,
     .one_hot = cpu_one_hot,
     .optim_step = cpu_optim_step,
 };

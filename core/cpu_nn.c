@@ -292,3 +292,28 @@ lm_status cpu_optim_step(const lm_optim_params *p, lm_tensor *param, const lm_te
     lm_parallel_for(lm_tensor_numel(param), LM_GRAIN_ELEMENTWISE, optim_range, &j);
     return LM_OK;
 }
+
+/* ---- row gathering ------------------------------------------------------------------------------------ */
+
+typedef struct {
+    char *out;
+    const char *x;
+    const lm_tensor *idx;
+    size_t row_bytes;
+} gather_job;
+
+static void gather_rows(void *ctx, int64_t i0, int64_t i1) {
+    gather_job *j = ctx;
+    const int32_t *idx = lm_tensor_i32(j->idx);
+    int64_t stride = j->idx->strides[0];
+    for (int64_t i = i0; i < i1; i++)
+        memcpy(j->out + i * j->row_bytes, j->x + (size_t)idx[i * stride] * j->row_bytes, j->row_bytes);
+}
+
+lm_status cpu_index_select(lm_tensor *out, const lm_tensor *x, const lm_tensor *idx) {
+    int64_t n = idx->shape[0];
+    size_t row = x->shape[0] ? (size_t)(lm_tensor_numel(x) / x->shape[0]) * 4 : 0;
+    gather_job j = {(char *)lm_tensor_f32(out), (const char *)lm_tensor_f32(x), idx, row};
+    lm_parallel_for(n, row ? (int64_t)(LM_GRAIN_ELEMENTWISE * 4 / row) + 1 : n, gather_rows, &j);
+    return LM_OK;
+}

@@ -116,6 +116,9 @@ typedef struct lm_backend {
                         const lm_conv_geometry *geo);
     lm_status (*pool2d_backward)(lm_tensor *gx, const lm_tensor *g, const lm_tensor *argmax,
                                  const lm_conv_geometry *geo);
+    /* out[i] = x[idx[i]] along dimension 0; x and out contiguous, idx int32
+     * 0-based and checked by the caller. */
+    lm_status (*index_select)(lm_tensor *out, const lm_tensor *x, const lm_tensor *idx);
     /* out [N, C] float: 1 at (i, labels[i]); labels int32 in [0, C), checked by the caller. */
     lm_status (*one_hot)(lm_tensor *out, const lm_tensor *labels);
     /* One fused optimiser update of a parameter from its gradient and state

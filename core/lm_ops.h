@@ -37,6 +37,12 @@ lm_status lm_get_element(const lm_tensor *t, int64_t index, double *value);
 /* Concatenation of n tensors along dim (same shape elsewhere, same dtype and device). */
 lm_status lm_cat(lm_tensor **out, int n, lm_tensor *const *ts, int dim);
 
+/* Rows idx[0], idx[1], ... of x (dimension 0), idx int32 0-based (checked).
+ * The _into form writes into out ([len(idx), rest of x's shape], contiguous):
+ * how data loaders fill reused batch buffers. Not differentiable. */
+lm_status lm_index_select(lm_tensor **out, lm_tensor *x, lm_tensor *idx);
+lm_status lm_index_select_into(lm_tensor *out, lm_tensor *x, lm_tensor *idx);
+
 /* ---- elementwise ----------------------------------------------------------------- */
 lm_status lm_unary(lm_tensor **out, lm_unary_op op, lm_tensor *x, double p0, double p1);
 lm_status lm_unary_into(lm_tensor *out, lm_unary_op op, lm_tensor *x, double p0, double p1);

@@ -182,3 +182,50 @@ lm_status lm_cat(lm_tensor **out, int n, lm_tensor *const *ts, int dim) {
     }
     return s;
 }
+
+lm_status lm_index_select_into(lm_tensor *out, lm_tensor *x, lm_tensor *idx) {
+    char a[LM_SHAPE_STR_MAX], b[LM_SHAPE_STR_MAX];
+    if (idx->dtype != LM_INT32 || idx->ndim != 1)
+        return lm_fail(LM_ERR_ARG, "index_select: indices must be a 1-D int32 tensor");
+    if (x->ndim < 1) return lm_fail(LM_ERR_ARG, "index_select: cannot index a 0-D tensor");
+    bool ok = out->ndim == x->ndim && out->shape[0] == idx->shape[0] && out->dtype == x->dtype &&
+              lm_tensor_is_contiguous(out);
+    for (int d = 1; ok && d < x->ndim; d++) ok = out->shape[d] == x->shape[d];
+    if (!ok)
+        return lm_fail(LM_ERR_SHAPE, "index_select: output %s does not fit %lld rows of %s",
+                       lm_shape_str(out, a, sizeof a), (long long)idx->shape[0],
+                       lm_shape_str(x, b, sizeof b));
+    if (idx->shape[0] > 0) {
+        lm_tensor *lo, *hi;
+        LM_TRY(lm_reduce(&lo, NULL, LM_MIN, idx, -1, false));
+        lm_status s = lm_reduce(&hi, NULL, LM_MAX, idx, -1, false);
+        double vlo = 0, vhi = 0;
+        if (s == LM_OK) lm_get_element(lo, 0, &vlo), lm_get_element(hi, 0, &vhi), lm_tensor_release(hi);
+        lm_tensor_release(lo);
+        LM_TRY(s);
+        if (vlo < 0 || vhi >= x->shape[0])
+            return lm_fail(LM_ERR_ARG, "index_select: index %d out of range for %lld rows",
+                           (int)(vlo < 0 ? vlo : vhi) + 1, (long long)x->shape[0]);
+    }
+    lm_tensor *xc;
+    LM_TRY(lm_contiguous(&xc, x));
+    out->storage->version++;
+    lm_status s = backend_of(x)->index_select(out, xc, idx);
+    lm_tensor_release(xc);
+    return s;
+}
+
+lm_status lm_index_select(lm_tensor **out, lm_tensor *x, lm_tensor *idx) {
+    *out = NULL;
+    if (x->ndim < 1) return lm_fail(LM_ERR_ARG, "index_select: cannot index a 0-D tensor");
+    int64_t shape[LM_MAX_DIMS];
+    for (int d = 0; d < x->ndim; d++) shape[d] = x->shape[d];
+    shape[0] = idx->ndim == 1 ? idx->shape[0] : 0;
+    LM_TRY(lm_tensor_new(out, x->dtype, x->storage->device, x->ndim, shape));
+    lm_status s = lm_index_select_into(*out, x, idx);
+    if (s != LM_OK) {
+        lm_tensor_release(*out);
+        *out = NULL;
+    }
+    return s;
+}

@@ -36,4 +36,8 @@ end
 lm.autograd = require 'lumen.autograd'
 lm.nn = require 'lumen.nn'
 lm.optim = require 'lumen.optim'
+lm.data = require 'lumen.data'
+lm.json = require 'lumen.json'
+lm.train = require 'lumen.train'
+lm.evaluate = lm.train.evaluate
 return lm

@@ -1,0 +1,59 @@
+/* Data set readers and row gathering from Lua. */
+#include "l_common.h"
+#include "lm_datasets.h"
+#include "lm_ops.h"
+
+/* lm._idx_load(path, dtype, scale, max_value) */
+static int l_idx_load(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    lm_dtype dtype = l_check_dtype(L, 2, LM_FLOAT32);
+    double scale = luaL_optnumber(L, 3, 1.0);
+    int max_value = (int)luaL_optinteger(L, 4, -1);
+    lm_tensor **slot = l_push_slot(L);
+    l_check(L, lm_idx_load(path, dtype, scale, max_value, slot));
+    return 1;
+}
+
+/* lm._cifar_load(path) -> images [N, 3, 32, 32], labels [N] (1-based) */
+static int l_cifar_load(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    lm_tensor **x = l_push_slot(L), **y0 = l_push_slot(L);
+    lm_tensor *raw_y = NULL;
+    l_check(L, lm_cifar_load(path, x, &raw_y));
+    *y0 = raw_y;
+    l_check(L, lm_binary_scalar(l_push_slot(L), LM_ADD, raw_y, 1, false));
+    lua_remove(L, -2);
+    return 2;
+}
+
+/* x:index_select(idx): rows idx (1-based int32) of x */
+static int t_index_select(lua_State *L) {
+    lm_tensor *x = l_check_tensor(L, 1), *idx = l_check_tensor(L, 2);
+    if (idx->dtype != LM_INT32) return luaL_error(L, "index_select: indices must be int32");
+    lm_tensor **zero_based = l_push_slot(L);
+    l_check(L, lm_binary_scalar(zero_based, LM_SUB, idx, 1, false));
+    l_check(L, lm_index_select(l_push_slot(L), x, *zero_based));
+    return 1;
+}
+
+/* lm._index_select_into(out, x, idx0): 0-based indices, for loaders' reused buffers */
+static int l_index_select_into(lua_State *L) {
+    lm_tensor *out = l_check_tensor(L, 1), *x = l_check_tensor(L, 2), *idx = l_check_tensor(L, 3);
+    l_check(L, lm_index_select_into(out, x, idx));
+    lua_settop(L, 1);
+    return 1;
+}
+
+static const luaL_Reg functions[] = {{"_idx_load", l_idx_load},
+                                     {"_cifar_load", l_cifar_load},
+                                     {"_index_select_into", l_index_select_into},
+                                     {NULL, NULL}};
+
+void l_register_data(lua_State *L) {
+    luaL_setfuncs(L, functions, 0);
+    luaL_getmetatable(L, L_TENSOR_MT);
+    lua_getfield(L, -1, "methods");
+    lua_pushcfunction(L, t_index_select);
+    lua_setfield(L, -2, "index_select");
+    lua_pop(L, 2);
+}

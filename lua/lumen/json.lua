@@ -1,0 +1,154 @@
+-- Minimal JSON for metrics files and checkpoint metadata: encode Lua tables
+-- (arrays when keys are 1..n, objects otherwise, keys sorted for stable
+-- output) and decode what encode writes (and ordinary JSON).
+local json = {}
+
+local escapes = {['"'] = '\\"', ['\\'] = '\\\\', ['\b'] = '\\b', ['\f'] = '\\f',
+  ['\n'] = '\\n', ['\r'] = '\\r', ['\t'] = '\\t'}
+
+local function encode_string(s)
+  return '"' .. s:gsub('[%c"\\]', function(c)
+    return escapes[c] or string.format("\\u%04x", c:byte())
+  end) .. '"'
+end
+
+local function is_array(t)
+  local n = #t
+  for k in pairs(t) do
+    if math.type(k) ~= "integer" or k < 1 or k > n then return false end
+  end
+  return true
+end
+
+local function encode(v, indent, depth)
+  local t = type(v)
+  if t == "nil" then return "null" end
+  if t == "boolean" then return tostring(v) end
+  if t == "number" then
+    if v ~= v or v == math.huge or v == -math.huge then return "null" end
+    if math.type(v) == "integer" then return tostring(v) end
+    return string.format("%.10g", v)
+  end
+  if t == "string" then return encode_string(v) end
+  if t ~= "table" then error("json: cannot encode a " .. t) end
+  local pad = indent and ("\n" .. string.rep(indent, depth + 1)) or ""
+  local close = indent and ("\n" .. string.rep(indent, depth)) or ""
+  local sep = indent and ": " or ":"
+  local parts = {}
+  if next(v) == nil then return is_array(v) and "[]" or "{}" end
+  if is_array(v) then
+    for i = 1, #v do parts[i] = pad .. encode(v[i], indent, depth + 1) end
+    return "[" .. table.concat(parts, ",") .. close .. "]"
+  end
+  local keys = {}
+  for k in pairs(v) do keys[#keys + 1] = tostring(k) end
+  table.sort(keys)
+  for i, k in ipairs(keys) do
+    local val = v[k]
+    if val == nil then val = v[tonumber(k)] end
+    parts[i] = pad .. encode_string(k) .. sep .. encode(val, indent, depth + 1)
+  end
+  return "{" .. table.concat(parts, ",") .. close .. "}"
+end
+
+--- JSON text of v; opts.indent (e.g. "  ") pretty-prints.
+function json.encode(v, opts)
+  return encode(v, opts and opts.indent, 0)
+end
+
+local function decode_error(s, pos, what)
+  error(string.format("json: %s at byte %d", what, pos), 0)
+end
+
+local decode_value
+
+local function skip(s, pos) return s:find("[^ \t\r\n]", pos) or #s + 1 end
+
+local function decode_string(s, pos)
+  local out, i = {}, pos + 1
+  while true do
+    local c = s:sub(i, i)
+    if c == "" then decode_error(s, i, "unterminated string") end
+    if c == '"' then return table.concat(out), i + 1 end
+    if c == "\\" then
+      local e = s:sub(i + 1, i + 1)
+      local map = {b = "\b", f = "\f", n = "\n", r = "\r", t = "\t", ['"'] = '"', ["\\"] = "\\", ["/"] = "/"}
+      if map[e] then
+        out[#out + 1] = map[e]
+        i = i + 2
+      elseif e == "u" then
+        local code = tonumber(s:sub(i + 2, i + 5), 16)
+        if not code then decode_error(s, i, "bad \\u escape") end
+        out[#out + 1] = utf8.char(code)
+        i = i + 6
+      else
+        decode_error(s, i, "bad escape")
+      end
+    else
+      out[#out + 1] = c
+      i = i + 1
+    end
+  end
+end
+
+function decode_value(s, pos)
+  pos = skip(s, pos)
+  local c = s:sub(pos, pos)
+  if c == "{" then
+    local obj = {}
+    pos = skip(s, pos + 1)
+    if s:sub(pos, pos) == "}" then return obj, pos + 1 end
+    while true do
+      if s:sub(pos, pos) ~= '"' then decode_error(s, pos, "expected a key") end
+      local key
+      key, pos = decode_string(s, pos)
+      pos = skip(s, pos)
+      if s:sub(pos, pos) ~= ":" then decode_error(s, pos, "expected ':'") end
+      obj[key], pos = decode_value(s, pos + 1)
+      pos = skip(s, pos)
+      local d = s:sub(pos, pos)
+      if d == "}" then return obj, pos + 1 end
+      if d ~= "," then decode_error(s, pos, "expected ',' or '}'") end
+      pos = skip(s, pos + 1)
+    end
+  elseif c == "[" then
+    local arr = {}
+    pos = skip(s, pos + 1)
+    if s:sub(pos, pos) == "]" then return arr, pos + 1 end
+    while true do
+      arr[#arr + 1], pos = decode_value(s, pos)
+      pos = skip(s, pos)
+      local d = s:sub(pos, pos)
+      if d == "]" then return arr, pos + 1 end
+      if d ~= "," then decode_error(s, pos, "expected ',' or ']'") end
+      pos = pos + 1
+    end
+  elseif c == '"' then
+    return decode_string(s, pos)
+  elseif s:sub(pos, pos + 3) == "true" then return true, pos + 4
+  elseif s:sub(pos, pos + 4) == "false" then return false, pos + 5
+  elseif s:sub(pos, pos + 3) == "null" then return nil, pos + 4
+  else
+    local num = s:match("^-?%d+%.?%d*[eE]?[-+]?%d*", pos)
+    if not num or num == "" then decode_error(s, pos, "unexpected character") end
+    return math.tointeger(tonumber(num)) or tonumber(num), pos + #num
+  end
+end
+
+function json.decode(s)
+  local v, pos = decode_value(s, 1)
+  pos = skip(s, pos)
+  if pos <= #s then decode_error(s, pos, "trailing text") end
+  return v
+end
+
+--- Writes v as JSON to path atomically (temporary file + rename).
+function json.write(path, v)
+  local tmp = path .. ".tmp"
+  local f = assert(io.open(tmp, "w"))
+  f:write(json.encode(v, {indent = "  "}), "\n")
+  f:close()
+  assert(os.rename(tmp, path))
+end
+
+return json

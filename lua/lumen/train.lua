@@ -1,0 +1,267 @@
+-- lm.train: a training loop that scripts can use as it is or copy and change.
+--
+--   local history = lm.train{
+--     model = net, optimizer = opt, train = train_set, val = val_set,
+--     epochs = 20,                  -- or cycles = 30 with a CyclicLR schedule
+--     schedule = clr,               -- stepped every iteration
+--     loss = 'mse' | 'cross_entropy' | function(output, y) ... end,
+--     batch_size = 128, seed = 1, noise = {sigma_max = 1}, clip = {0, 1},
+--     early_stopping = {patience = 5},   -- on the validation loss
+--     out = 'results/net1',         -- checkpoint.safetensors, best.safetensors, metrics.json, learning_curve.png
+--     resume = true,                -- continue from out/checkpoint.safetensors when present
+--     classes = {...}, quiet = false,
+--   }
+--
+-- Validation runs at the end of every epoch, or of every schedule cycle when
+-- `cycles` is given. Each validation appends a record to history (loss and
+-- accuracy on both sets, per-class accuracy, confusion matrix, learning
+-- rate, seconds) and writes a checkpoint holding model, optimiser, random
+-- stream, loader and schedule positions, so a run can resume bit for bit.
+-- Ctrl-C stops after the current step and writes the checkpoint first.
+local lm = require 'lumen'
+local json = require 'lumen.json'
+local Progress = require 'lumen.progress'
+local F = require 'lumen.nn.functional'
+
+local train = {}
+
+-- ---- evaluation ------------------------------------------------------------------------------------
+
+local function loss_fn(spec, classes)
+  if type(spec) == "function" then return spec end
+  if spec == nil or spec == "mse" then
+    -- the paper's error against one-hot targets
+    return function(out, y) return F.mse(out, lm.data.one_hot(y, out:size(2)):float()) end
+  end
+  if spec == "cross_entropy" then return F.cross_entropy end
+  error("train: unknown loss '" .. tostring(spec) .. "'", 3)
+end
+
+--- Loss, accuracy, per-class accuracy and confusion matrix of a classifier
+--- on {x, y}; runs in evaluation mode without recording. opts.loss,
+--- opts.batch_size (1000).
+function train.evaluate(model, set, opts)
+  opts = opts or {}
+  local loss = loss_fn(opts.loss)
+  local was_training = model.training
+  model:evaluate()
+  local n, bs = set.x:size(1), opts.batch_size or 1000
+  local total_loss, correct = 0, 0
+  local classes
+  local confusion
+  lm.no_grad(function()
+    for start = 1, n, bs do
+      local len = math.min(bs, n - start + 1)
+      local x, y = set.x:narrow(1, start, len), set.y:narrow(1, start, len)
+      local out = model(x)
+      total_loss = total_loss + loss(out, y):item() * len
+      local pred = out:argmax(2)
+      classes = classes or out:size(2)
+      if not confusion then
+        confusion = {}
+        for i = 1, classes do confusion[i] = {} for j = 1, classes do confusion[i][j] = 0 end end
+      end
+      local p, t = pred:totable(), y:totable()
+      for i = 1, len do
+        confusion[t[i]][p[i]] = confusion[t[i]][p[i]] + 1
+        if p[i] == t[i] then correct = correct + 1 end
+      end
+    end
+  end)
+  model:train(was_training)
+  local per_class = {}
+  for i = 1, classes do
+    local row = 0
+    for j = 1, classes do row = row + confusion[i][j] end
+    per_class[i] = row > 0 and confusion[i][i] / row or 0
+  end
+  return {loss = total_loss / n, accuracy = correct / n, per_class = per_class, confusion = confusion, n = n}
+end
+
+-- ---- checkpoints ---------------------------------------------------------------------------------------
+
+local function save_checkpoint(path, run)
+  local tensors = {}
+  for name, t in pairs(run.model:state_dict()) do tensors["model." .. name] = t end
+  local osd = run.optimizer:state_dict()
+  for name, t in pairs(osd.tensors) do tensors["optim." .. name] = t end
+  local seed, offset = lm.rng_state()
+  local meta = {
+    iteration = run.iteration, epoch = run.epoch, batch = run.batch,
+    rng_seed = seed, rng_offset = offset,
+    schedule_iteration = run.schedule and run.schedule.iteration or 0,
+    optimizer = osd.settings, history = run.history,
+    early_stopping = run.stopper and {best = run.stopper.best, bad = run.stopper.bad} or nil,
+  }
+  lm.save(path, tensors, {format = "lumen.train", version = "1", state = json.encode(meta)})
+end
+
+local function load_checkpoint(path, run)
+  local tensors, meta = lm.load(path)
+  if meta.format ~= "lumen.train" then error("resume: '" .. path .. "' is not a lumen.train checkpoint", 3) end
+  local state = json.decode(meta.state)
+  local model_state, optim_tensors = {}, {}
+  for name, t in pairs(tensors) do
+    local m = name:match("^model%.(.+)$")
+    if m then model_state[m] = t end
+    local o = name:match("^optim%.(.+)$")
+    if o then optim_tensors[o] = t end
+  end
+  run.model:load_state_dict(model_state, "'" .. path .. "'")
+  run.optimizer:load_state_dict({settings = state.optimizer, tensors = optim_tensors})
+  lm.set_rng_state(state.rng_seed, state.rng_offset)
+  run.iteration, run.epoch, run.batch = state.iteration, state.epoch, state.batch
+  if run.schedule then
+    run.schedule.iteration = state.schedule_iteration
+    run.optimizer:set_lr(run.schedule:lr_at(run.schedule.iteration))
+  end
+  run.history = state.history or {}
+  if run.stopper and state.early_stopping then
+    run.stopper.best, run.stopper.bad = state.early_stopping.best, state.early_stopping.bad
+  end
+end
+
+-- ---- the loop ---------------------------------------------------------------------------------------------
+
+local function fmt_pct(v) return string.format("%.2f%%", 100 * v) end
+
+function train.run(opts)
+  local model, optimizer = opts.model, opts.optimizer
+  assert(model and optimizer and opts.train, "train: needs model, optimizer and train")
+  local loss = loss_fn(opts.loss)
+  local schedule = opts.schedule
+  local log = opts.quiet and function() end or opts.log or print
+  local loader = lm.data.loader(opts.train, {batch_size = opts.batch_size or 128, seed = opts.seed or 0,
+    noise = opts.noise, clip = opts.clip})
+  local per_epoch = #loader
+  -- how many iterations between validations, and how many in total
+  local period, total
+  if opts.cycles then
+    if not schedule then error("train: cycles needs a schedule (lm.optim.CyclicLR)", 2) end
+    period, total = schedule.period, schedule.period * opts.cycles
+  else
+    period, total = per_epoch, per_epoch * (opts.epochs or 10)
+  end
+  local run = {model = model, optimizer = optimizer, schedule = schedule, iteration = 0, epoch = 0,
+    batch = 0, history = {}}
+  if opts.early_stopping then
+    run.stopper = lm.optim.EarlyStopping(opts.early_stopping == true and {} or opts.early_stopping)
+  end
+  local out = opts.out
+  if out then os.execute("mkdir -p '" .. out .. "'") end
+  local ckpt = out and (out .. "/checkpoint.safetensors")
+  if ckpt and opts.resume then
+    local f = io.open(ckpt, "rb")
+    if f then
+      f:close()
+      load_checkpoint(ckpt, run)
+      log(string.format("resumed from %s at iteration %d (epoch %d)", ckpt, run.iteration, run.epoch))
+      if run.stopper and run.stopper.best and out then
+        -- the best weights so far are in best.safetensors
+        local bf = io.open(out .. "/best.safetensors", "rb")
+        if bf then
+          bf:close()
+          local saved = model:state_dict()
+          model:load(out .. "/best.safetensors")
+          run.stopper.best_state = {}
+          for name, t in pairs(model:state_dict()) do run.stopper.best_state[name] = t:clone() end
+          model:load_state_dict(saved)
+        end
+      end
+    end
+  end
+
+  model:train()
+  lm._catch_interrupt(true)
+  local ok, err = pcall(function()
+    local running_loss, running_correct, running_n = 0, 0, 0
+    local progress = Progress.new(string.format("validation %d", #run.history + 1), period, {tty = opts.tty})
+    local t_phase = lm.clock()
+    local epoch_iter = nil
+    while run.iteration < total do
+      if not epoch_iter or run.batch >= per_epoch then
+        if run.epoch == 0 or run.batch >= per_epoch then
+          run.epoch, run.batch = run.epoch + 1, 0
+        end
+        loader.epoch = run.epoch - 1 -- epoch_iter counts it up: the shuffle seed of epoch run.epoch
+        epoch_iter = loader:epoch_iter(run.batch + 1) -- resumes mid-epoch without redrawing
+      end
+      local x, y = epoch_iter()
+      run.batch = run.batch + 1
+      optimizer:zero_grad()
+      local output = model(x)
+      local l = loss(output, y)
+      local lv = l:item()
+      if lv ~= lv or lv == math.huge then
+        error(string.format("train: the loss became %s at iteration %d; stopping (the last checkpoint is kept)",
+          tostring(lv), run.iteration + 1), 0)
+      end
+      l:backward()
+      optimizer:step()
+      run.iteration = run.iteration + 1
+      if schedule then schedule:step() end
+      running_loss = running_loss + lv * x:size(1)
+      running_n = running_n + x:size(1)
+      running_correct = running_correct + lm.no_grad(function()
+        return output:argmax(2):eq(y):sum():item()
+      end)
+      collectgarbage("step") -- hand this step's temporaries back to the allocator
+      progress:update(1, string.format("loss %.4g acc %s lr %.2e", running_loss / running_n,
+        fmt_pct(running_correct / running_n), optimizer:lr()))
+      local interrupted = lm._interrupted()
+      if run.iteration % period == 0 or run.iteration == total or interrupted then
+        local seconds = progress:finish()
+        local record = {iteration = run.iteration, epoch = run.epoch, lr = optimizer:lr(),
+          train_loss = running_loss / running_n, train_accuracy = running_correct / running_n,
+          seconds = lm.clock() - t_phase, steps = progress.done}
+        if opts.val then
+          local v = train.evaluate(model, opts.val, {loss = opts.loss})
+          record.val_loss, record.val_accuracy, record.val_per_class, record.val_confusion =
+            v.loss, v.accuracy, v.per_class, v.confusion
+        end
+        run.history[#run.history + 1] = record
+        log(string.format("[%d] epoch %d iter %d: train loss %.5f acc %s%s  (%.1f s, %.1f ms/step)",
+          #run.history, run.epoch, run.iteration, record.train_loss, fmt_pct(record.train_accuracy),
+          opts.val and string.format(" | val loss %.5f acc %s", record.val_loss, fmt_pct(record.val_accuracy)) or "",
+          seconds, 1000 * seconds / math.max(progress.done, 1)))
+        local stop = false
+        if run.stopper and opts.val then
+          local before = run.stopper.best
+          stop = run.stopper:step(record.val_loss, model)
+          if out and run.stopper.best ~= before then model:save(out .. "/best.safetensors") end
+        end
+        if ckpt then save_checkpoint(ckpt, run) end
+        if out then train.write_metrics(out, run.history, opts) end
+        if interrupted then
+          log("interrupted: checkpoint written to " .. tostring(ckpt))
+          run.interrupted = true
+          return
+        end
+        if stop then
+          log(string.format("early stopping: no better validation loss in %d checks", run.stopper.patience))
+          break
+        end
+        running_loss, running_correct, running_n = 0, 0, 0
+        progress = Progress.new(string.format("validation %d", #run.history + 1), math.min(period, total - run.iteration), {tty = opts.tty})
+        t_phase = lm.clock()
+      end
+    end
+  end)
+  lm._catch_interrupt(false)
+  if not ok then error(err, 0) end
+  if run.stopper and run.stopper.best_state then
+    run.stopper:restore(model)
+    log(string.format("restored the best weights (validation loss %.5f)", run.stopper.best))
+  end
+  model:evaluate()
+  return run.history, run
+end
+
+--- metrics.json (and learning_curve.png when plotting is available).
+function train.write_metrics(out, history, opts)
+  json.write(out .. "/metrics.json", {history = history, classes = opts.classes})
+  local ok, plot = pcall(require, 'lumen.plot')
+  if ok and plot.learning_curve then plot.learning_curve(history, out .. "/learning_curve.png") end
+end
+
+return setmetatable(train, {__call = function(_, opts) return train.run(opts) end})
