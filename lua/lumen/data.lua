@@ -20,12 +20,15 @@ local function exists(path)
   return false
 end
 
+--- The fixed folders searched after `dir` and $LUMEN_DATA.
+data.default_roots = {"./data", "../shared/data", "/usr/share/datasets"}
+
 --- The folders searched for data, in order.
 function data.search_path(dir)
   local roots = {}
   if dir then roots[#roots + 1] = dir end
   if os.getenv("LUMEN_DATA") then roots[#roots + 1] = os.getenv("LUMEN_DATA") end
-  for _, r in ipairs{"./data", "../shared/data", "/usr/share/datasets"} do roots[#roots + 1] = r end
+  for _, r in ipairs(data.default_roots) do roots[#roots + 1] = r end
   return roots
 end
 

@@ -27,7 +27,7 @@ local function encode(v, indent, depth)
   if t == "number" then
     if v ~= v or v == math.huge or v == -math.huge then return "null" end
     if math.type(v) == "integer" then return tostring(v) end
-    return string.format("%.10g", v)
+    return string.format("%.17g", v) -- round-trips exactly
   end
   if t == "string" then return encode_string(v) end
   if t ~= "table" then error("json: cannot encode a " .. t) end

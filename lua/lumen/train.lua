@@ -194,7 +194,7 @@ function train.run(opts)
       local lv = l:item()
       if lv ~= lv or lv == math.huge then
         error(string.format("train: the loss became %s at iteration %d; stopping (the last checkpoint is kept)",
-          tostring(lv), run.iteration + 1), 0)
+          lv ~= lv and "nan" or tostring(lv), run.iteration + 1), 0)
       end
       l:backward()
       optimizer:step()

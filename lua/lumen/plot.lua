@@ -1,0 +1,425 @@
+-- Figures as PNG: axes with ticks and labels, lines, scatter plots, heat
+-- maps with colour bars, arrows, images, legends; several axes per figure.
+-- Drawing commands are recorded and rendered when the figure is saved, so
+-- axis limits can follow the data.
+--
+--   local plot = require 'lumen.plot'
+--   local fig = plot.figure{width = 800, height = 500, title = "Loss"}
+--   local ax = fig:axes{xlabel = "epoch", ylabel = "loss"}
+--   ax:line({1, 2, 3}, {0.5, 0.3, 0.2}, {label = "train"})
+--   ax:legend()
+--   fig:save("loss.png")
+local lm = require 'lumen'
+
+local plot = {}
+
+-- ---- colours ------------------------------------------------------------------------------------------
+
+--- 0xRRGGBBAA from r, g, b in [0, 1] and alpha (default 1).
+function plot.rgba(r, g, b, a)
+  local function c(v) return math.max(0, math.min(255, math.floor(v * 255 + 0.5))) end
+  return (c(r) << 24) | (c(g) << 16) | (c(b) << 8) | c(a or 1)
+end
+
+local function hex(s, a) -- "#1f77b4"
+  local r, g, b = tonumber(s:sub(2, 3), 16), tonumber(s:sub(4, 5), 16), tonumber(s:sub(6, 7), 16)
+  return (r << 24) | (g << 16) | (b << 8) | math.floor((a or 1) * 255 + 0.5)
+end
+
+--- Ten distinguishable class colours (the Tableau 10 palette).
+plot.CLASS_COLORS = {hex "#1f77b4", hex "#ff7f0e", hex "#2ca02c", hex "#d62728", hex "#9467bd",
+  hex "#8c564b", hex "#e377c2", hex "#7f7f7f", hex "#bcbd22", hex "#17becf"}
+
+--- The colour of a color with another alpha in [0, 1].
+function plot.with_alpha(color, a)
+  return (color & 0xFFFFFF00) | math.floor(a * 255 + 0.5)
+end
+
+-- viridis, sampled at 9 points (perceptually uniform, readable in grey)
+local VIRIDIS = {{0.267, 0.005, 0.329}, {0.283, 0.141, 0.458}, {0.254, 0.265, 0.530},
+  {0.207, 0.372, 0.553}, {0.164, 0.471, 0.558}, {0.128, 0.567, 0.551}, {0.135, 0.659, 0.518},
+  {0.267, 0.749, 0.441}, {0.478, 0.821, 0.318}, {0.741, 0.873, 0.150}, {0.993, 0.906, 0.144}}
+
+--- Viridis colour of t in [0, 1].
+function plot.viridis(t, alpha)
+  if t ~= t then t = 0 end
+  t = math.max(0, math.min(1, t)) * (#VIRIDIS - 1)
+  local i = math.min(math.floor(t), #VIRIDIS - 2)
+  local f, a, b = t - i, VIRIDIS[i + 1], VIRIDIS[i + 2]
+  return plot.rgba(a[1] + (b[1] - a[1]) * f, a[2] + (b[2] - a[2]) * f, a[3] + (b[3] - a[3]) * f, alpha)
+end
+
+local BLACK, GREY, LIGHT = 0x222222FF, 0x888888FF, 0xE8E8E8FF
+
+-- ---- fonts -------------------------------------------------------------------------------------------------
+
+local FONT_PATHS = {"/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+  "/usr/share/fonts/dejavu/DejaVuSans.ttf", "/usr/share/fonts/TTF/DejaVuSans.ttf"}
+local font_cache
+
+--- The figure font (DejaVu Sans from Debian's fonts-dejavu-core, or $LUMEN_FONT).
+function plot.font()
+  if font_cache then return font_cache end
+  local paths = {}
+  if os.getenv("LUMEN_FONT") then paths[1] = os.getenv("LUMEN_FONT") end
+  for _, p in ipairs(FONT_PATHS) do paths[#paths + 1] = p end
+  for _, p in ipairs(paths) do
+    local f = io.open(p, "rb")
+    if f then
+      f:close()
+      font_cache = lm._font(p)
+      return font_cache
+    end
+  end
+  error("plot: no font found (install Debian's fonts-dejavu-core or set LUMEN_FONT to a .ttf); looked in "
+    .. table.concat(paths, ", "), 2)
+end
+
+-- ---- ticks ---------------------------------------------------------------------------------------------------
+
+--- About n "nice" tick values covering [lo, hi].
+function plot.ticks(lo, hi, n)
+  n = n or 5
+  if hi <= lo then return {lo} end
+  local raw = (hi - lo) / n
+  local mag = 10 ^ math.floor(math.log(raw, 10))
+  local step = mag
+  for _, m in ipairs{1, 2, 2.5, 5, 10} do
+    if raw <= m * mag * 1.0001 then step = m * mag break end
+  end
+  local ticks = {}
+  local t = math.ceil(lo / step - 1e-9) * step
+  while t <= hi + step * 1e-9 do
+    ticks[#ticks + 1] = math.abs(t) < step * 1e-9 and 0 or t
+    t = t + step
+  end
+  return ticks, step
+end
+
+local function tick_label(v, step)
+  if math.abs(v) >= 1e5 or (math.abs(v) < 1e-3 and v ~= 0) then return string.format("%.0e", v) end
+  local decimals = math.max(0, -math.floor(math.log(step, 10) + 1e-9))
+  return string.format("%." .. decimals .. "f", v)
+end
+
+-- ---- axes -------------------------------------------------------------------------------------------------------
+
+local Axes = {}
+Axes.__index = Axes
+
+local function extend(lim, v)
+  if v == v and v ~= math.huge and v ~= -math.huge then
+    lim[1] = lim[1] and math.min(lim[1], v) or v
+    lim[2] = lim[2] and math.max(lim[2], v) or v
+  end
+end
+
+local function as_list(v)
+  if lm.is_tensor(v) then return v:contiguous():view(-1):totable() end
+  return v
+end
+
+function Axes:line(xs, ys, o)
+  o = o or {}
+  xs, ys = as_list(xs), as_list(ys)
+  for i = 1, #xs do extend(self.data_x, xs[i]); extend(self.data_y, ys[i]) end
+  self.items[#self.items + 1] = {kind = "line", xs = xs, ys = ys, color = o.color or plot.CLASS_COLORS[(#self.items % 10) + 1],
+    width = o.width or 2, label = o.label, dashed = o.dashed, marker = o.marker}
+  return self
+end
+
+--- Points with one colour (o.color) or one per point (o.colors); o.radius, o.label.
+function Axes:scatter(xs, ys, o)
+  o = o or {}
+  xs, ys = as_list(xs), as_list(ys)
+  for i = 1, #xs do extend(self.data_x, xs[i]); extend(self.data_y, ys[i]) end
+  self.items[#self.items + 1] = {kind = "scatter", xs = xs, ys = ys, color = o.color or plot.CLASS_COLORS[1],
+    colors = o.colors, radius = o.radius or 2, label = o.label, outline = o.outline}
+  return self
+end
+
+function Axes:arrow(x0, y0, x1, y1, o)
+  o = o or {}
+  extend(self.data_x, x0); extend(self.data_x, x1); extend(self.data_y, y0); extend(self.data_y, y1)
+  self.items[#self.items + 1] = {kind = "arrow", x0 = x0, y0 = y0, x1 = x1, y1 = y1,
+    color = o.color or BLACK, width = o.width or 1.5, head = o.head or 7}
+  return self
+end
+
+--- A heat map of values[row][col] over the rectangle xlim x ylim (row 1 at
+--- the bottom); o.vmin, o.vmax, o.colorbar (a label), o.cmap (function t -> colour).
+function Axes:heatmap(values, o)
+  o = o or {}
+  if lm.is_tensor(values) then values = values:totable() end
+  local vmin, vmax = o.vmin, o.vmax
+  for _, row in ipairs(values) do
+    for _, v in ipairs(row) do
+      if v == v then
+        if not o.vmin then vmin = vmin and math.min(vmin, v) or v end
+        if not o.vmax then vmax = vmax and math.max(vmax, v) or v end
+      end
+    end
+  end
+  local xl, yl = o.xlim or {0, #values[1]}, o.ylim or {0, #values}
+  extend(self.data_x, xl[1]); extend(self.data_x, xl[2]); extend(self.data_y, yl[1]); extend(self.data_y, yl[2])
+  self.items[#self.items + 1] = {kind = "heatmap", values = values, xlim = xl, ylim = yl, vmin = vmin,
+    vmax = vmax, cmap = o.cmap or plot.viridis}
+  if o.colorbar then self.colorbar = {label = o.colorbar, vmin = vmin, vmax = vmax, cmap = o.cmap or plot.viridis} end
+  return self
+end
+
+function Axes:text(x, y, s, o)
+  o = o or {}
+  self.items[#self.items + 1] = {kind = "text", x = x, y = y, s = s, color = o.color or BLACK, size = o.size or 12}
+  return self
+end
+
+--- Shows a legend of the labelled items; extra entries {label, color} may be given.
+function Axes:legend(entries, where)
+  self.show_legend = {entries = entries, where = where or "upper right"}
+  return self
+end
+
+function Axes:limits()
+  local xl = self.xlim or {self.data_x[1] or 0, self.data_x[2] or 1}
+  local yl = self.ylim or {self.data_y[1] or 0, self.data_y[2] or 1}
+  if xl[1] == xl[2] then xl = {xl[1] - 0.5, xl[2] + 0.5} end
+  if yl[1] == yl[2] then yl = {yl[1] - 0.5, yl[2] + 0.5} end
+  if not self.xlim then local pad = (xl[2] - xl[1]) * 0.03; xl = {xl[1] - pad, xl[2] + pad} end
+  if not self.ylim then local pad = (yl[2] - yl[1]) * 0.05; yl = {yl[1] - pad, yl[2] + pad} end
+  return xl, yl
+end
+
+--- Pixel position of data (x, y).
+function Axes:to_pixel(x, y)
+  local xl, yl = self:limits()
+  local r = self.rect
+  return r.x + (x - xl[1]) / (xl[2] - xl[1]) * r.w, r.y + r.h - (y - yl[1]) / (yl[2] - yl[1]) * r.h
+end
+
+function Axes:render(canvas, font)
+  local r = self.rect
+  local xl, yl = self:limits()
+  -- frame, grid and ticks
+  local xt, xstep = plot.ticks(xl[1], xl[2], self.xticks or 6)
+  local yt, ystep = plot.ticks(yl[1], yl[2], self.yticks or 5)
+  canvas:fill_rect(r.x, r.y, r.x + r.w, r.y + r.h, 0xFFFFFFFF)
+  for _, t in ipairs(xt) do
+    local px = self:to_pixel(t, yl[1])
+    if self.grid ~= false then canvas:line(px, r.y, px, r.y + r.h, 1, LIGHT) end
+    canvas:line(px, r.y + r.h, px, r.y + r.h + 4, 1, BLACK)
+    local s = tick_label(t, xstep)
+    canvas:text(font, px - font:width(11, s) / 2, r.y + r.h + 17, 11, BLACK, s)
+  end
+  for _, t in ipairs(yt) do
+    local _, py = self:to_pixel(xl[1], t)
+    if self.grid ~= false then canvas:line(r.x, py, r.x + r.w, py, 1, LIGHT) end
+    canvas:line(r.x - 4, py, r.x, py, 1, BLACK)
+    local s = tick_label(t, ystep)
+    canvas:text(font, r.x - 7 - font:width(11, s), py + 4, 11, BLACK, s)
+  end
+  -- items, clipped by drawing order (everything lies inside the limits by construction)
+  for _, it in ipairs(self.items) do
+    if it.kind == "heatmap" then
+      local rows, cols = #it.values, #it.values[1]
+      local span = (it.vmax - it.vmin) ~= 0 and (it.vmax - it.vmin) or 1
+      for i = 1, rows do
+        for j = 1, cols do
+          local x0, y0 = self:to_pixel(it.xlim[1] + (j - 1) / cols * (it.xlim[2] - it.xlim[1]),
+            it.ylim[1] + (i - 1) / rows * (it.ylim[2] - it.ylim[1]))
+          local x1, y1 = self:to_pixel(it.xlim[1] + j / cols * (it.xlim[2] - it.xlim[1]),
+            it.ylim[1] + i / rows * (it.ylim[2] - it.ylim[1]))
+          -- whole pixels: partly covered edges would leave light seams between cells
+          canvas:fill_rect(math.floor(x0 + 0.5), math.floor(y1 + 0.5), math.floor(x1 + 0.5),
+            math.floor(y0 + 0.5), it.cmap((it.values[i][j] - it.vmin) / span))
+        end
+      end
+    elseif it.kind == "line" then
+      for i = 2, #it.xs do
+        local x0, y0 = self:to_pixel(it.xs[i - 1], it.ys[i - 1])
+        local x1, y1 = self:to_pixel(it.xs[i], it.ys[i])
+        if not it.dashed or i % 2 == 0 then canvas:line(x0, y0, x1, y1, it.width, it.color) end
+      end
+      if it.marker then
+        for i = 1, #it.xs do
+          local px, py = self:to_pixel(it.xs[i], it.ys[i])
+          canvas:disc(px, py, it.width + 1.5, it.color)
+        end
+      end
+    elseif it.kind == "scatter" then
+      for i = 1, #it.xs do
+        local px, py = self:to_pixel(it.xs[i], it.ys[i])
+        if it.outline then canvas:disc(px, py, it.radius + 1.2, it.outline) end
+        canvas:disc(px, py, it.radius, it.colors and it.colors[i] or it.color)
+      end
+    elseif it.kind == "arrow" then
+      local x0, y0 = self:to_pixel(it.x0, it.y0)
+      local x1, y1 = self:to_pixel(it.x1, it.y1)
+      canvas:line(x0, y0, x1, y1, it.width, it.color)
+      local ang, h = math.atan(y1 - y0, x1 - x0), it.head
+      if (x1 - x0) ^ 2 + (y1 - y0) ^ 2 > 1 then
+        canvas:polygon({x1, y1, x1 - h * math.cos(ang - 0.4), y1 - h * math.sin(ang - 0.4),
+          x1 - h * math.cos(ang + 0.4), y1 - h * math.sin(ang + 0.4)}, it.color)
+      end
+    elseif it.kind == "text" then
+      local px, py = self:to_pixel(it.x, it.y)
+      canvas:text(font, px, py, it.size, it.color, it.s)
+    end
+  end
+  -- frame on top
+  canvas:line(r.x, r.y + r.h, r.x + r.w, r.y + r.h, 1, BLACK)
+  canvas:line(r.x, r.y, r.x, r.y + r.h, 1, BLACK)
+  canvas:line(r.x + r.w, r.y, r.x + r.w, r.y + r.h, 1, GREY)
+  canvas:line(r.x, r.y, r.x + r.w, r.y, 1, GREY)
+  -- labels
+  if self.title then
+    canvas:text(font, r.x + r.w / 2 - font:width(14, self.title) / 2, r.y - 9, 14, BLACK, self.title)
+  end
+  if self.xlabel then
+    canvas:text(font, r.x + r.w / 2 - font:width(12, self.xlabel) / 2, r.y + r.h + 36, 12, BLACK, self.xlabel)
+  end
+  if self.ylabel then
+    canvas:text(font, r.x - 48, r.y + r.h / 2 + font:width(12, self.ylabel) / 2, 12, BLACK, self.ylabel, 90)
+  end
+  if self.colorbar then
+    local cb = self.colorbar
+    local x0, w = r.x + r.w + 14, 14
+    for k = 0, r.h - 1 do
+      canvas:fill_rect(x0, r.y + r.h - k - 1, x0 + w, r.y + r.h - k, cb.cmap(k / (r.h - 1)))
+    end
+    canvas:line(x0, r.y, x0, r.y + r.h, 1, BLACK)
+    local ticks, step = plot.ticks(cb.vmin, cb.vmax, 5)
+    for _, t in ipairs(ticks) do
+      local py = r.y + r.h - (t - cb.vmin) / ((cb.vmax - cb.vmin) ~= 0 and (cb.vmax - cb.vmin) or 1) * r.h
+      canvas:line(x0 + w, py, x0 + w + 4, py, 1, BLACK)
+      canvas:text(font, x0 + w + 7, py + 4, 11, BLACK, tick_label(t, step))
+    end
+    canvas:text(font, x0 + w + 52, r.y + r.h / 2 + font:width(12, cb.label) / 2, 12, BLACK, cb.label, 90)
+  end
+  if self.show_legend then
+    local entries = {}
+    for _, it in ipairs(self.items) do
+      if it.label then entries[#entries + 1] = {it.label, it.color} end
+    end
+    for _, e in ipairs(self.show_legend.entries or {}) do entries[#entries + 1] = e end
+    if #entries > 0 then
+      local wmax = 0
+      for _, e in ipairs(entries) do wmax = math.max(wmax, font:width(11, e[1])) end
+      local bw, bh = wmax + 34, #entries * 17 + 8
+      local where = self.show_legend.where
+      local bx = where:find("left") and r.x + 8 or r.x + r.w - bw - 8
+      local by = where:find("lower") and r.y + r.h - bh - 8 or r.y + 8
+      if where == "outside" then bx, by = r.x + r.w + 10, r.y end
+      canvas:fill_rect(bx, by, bx + bw, by + bh, 0xFFFFFFE6)
+      for k, e in ipairs(entries) do
+        local y = by + 4 + (k - 1) * 17 + 8
+        canvas:disc(bx + 12, y, 5, e[2])
+        canvas:text(font, bx + 24, y + 4, 11, BLACK, e[1])
+      end
+    end
+  end
+end
+
+-- ---- figures -----------------------------------------------------------------------------------------------
+
+local Figure = {}
+Figure.__index = Figure
+
+--- A figure of width x height pixels with an optional title.
+function plot.figure(o)
+  o = o or {}
+  return setmetatable({width = o.width or 800, height = o.height or 560, title = o.title, axes_list = {},
+    images = {}, texts = {}}, Figure)
+end
+
+--- New axes. Placement o.rect = {x, y, w, h} in pixels, or the default
+--- margins; options xlabel, ylabel, title, xlim, ylim, grid.
+function Figure:axes(o)
+  o = o or {}
+  local top = self.title and 50 or 30
+  local rect = o.rect or {x = 75, y = top, w = self.width - 75 - (o.right_margin or 30), h = self.height - top - 60}
+  if rect[1] then rect = {x = rect[1], y = rect[2], w = rect[3], h = rect[4]} end
+  local ax = setmetatable({rect = rect, items = {}, data_x = {}, data_y = {}, xlabel = o.xlabel,
+    ylabel = o.ylabel, title = o.title, xlim = o.xlim, ylim = o.ylim, grid = o.grid,
+    xticks = o.xticks, yticks = o.yticks}, Axes)
+  self.axes_list[#self.axes_list + 1] = ax
+  return ax
+end
+
+--- rows x cols axes filling the figure (returned in reading order).
+function Figure:grid(rows, cols, o)
+  o = o or {}
+  local top = self.title and 50 or 20
+  local left, right, bottom = o.left or 70, o.right or 20, o.bottom or 10
+  local cw = (self.width - left - right) / cols
+  local ch = (self.height - top - bottom) / rows
+  local list = {}
+  for i = 1, rows do
+    for j = 1, cols do
+      local opts = {}
+      for k, v in pairs(o) do opts[k] = v end
+      opts.rect = {left + (j - 1) * cw + 10, top + (i - 1) * ch + 25, cw - (o.hgap or 70), ch - (o.vgap or 70)}
+      list[#list + 1] = self:axes(opts)
+    end
+  end
+  return list
+end
+
+--- An image tensor ([H, W] or [3, H, W] in [0, 1]) at pixel (x, y), scaled.
+function Figure:image(x, y, t, scale)
+  self.images[#self.images + 1] = {x = x, y = y, t = t, scale = scale or 1}
+end
+
+--- Text at pixel (x, y) (baseline), o.size, o.color, o.angle.
+function Figure:text(x, y, s, o)
+  o = o or {}
+  self.texts[#self.texts + 1] = {x = x, y = y, s = s, size = o.size or 12, color = o.color or BLACK, angle = o.angle or 0}
+end
+
+--- Renders to a canvas (for pixel tests) without writing a file.
+function Figure:render()
+  local canvas = lm._canvas(self.width, self.height, 0xFFFFFFFF)
+  local font = plot.font()
+  if self.title then
+    canvas:text(font, self.width / 2 - font:width(17, self.title) / 2, 28, 17, BLACK, self.title)
+  end
+  for _, ax in ipairs(self.axes_list) do ax:render(canvas, font) end
+  for _, im in ipairs(self.images) do canvas:image(im.x, im.y, im.t, im.scale) end
+  for _, t in ipairs(self.texts) do canvas:text(font, t.x, t.y, t.size, t.color, t.s, t.angle) end
+  return canvas
+end
+
+--- Writes the figure as PNG (atomically).
+function Figure:save(path)
+  local canvas = self:render()
+  canvas:write_png(path)
+  canvas:free()
+  return path
+end
+
+-- ---- ready-made figures ------------------------------------------------------------------------------------
+
+--- Train and validation loss and accuracy over the validation points of an
+--- lm.train history.
+function plot.learning_curve(history, path)
+  if #history == 0 then return end
+  local fig = plot.figure{width = 1000, height = 420, title = "Learning curve"}
+  local left = fig:axes{rect = {75, 60, 370, 290}, xlabel = "iteration", ylabel = "loss", title = "loss"}
+  local right = fig:axes{rect = {575, 60, 370, 290}, xlabel = "iteration", ylabel = "accuracy (%)", title = "accuracy"}
+  local it, tl, vl, ta, va = {}, {}, {}, {}, {}
+  for i, h in ipairs(history) do
+    it[i], tl[i], ta[i] = h.iteration, h.train_loss, 100 * h.train_accuracy
+    if h.val_loss then vl[#vl + 1], va[#va + 1] = h.val_loss, 100 * h.val_accuracy end
+  end
+  left:line(it, tl, {label = "train", color = plot.CLASS_COLORS[1], marker = #it < 40})
+  right:line(it, ta, {label = "train", color = plot.CLASS_COLORS[1], marker = #it < 40})
+  if #vl == #it then
+    left:line(it, vl, {label = "validation", color = plot.CLASS_COLORS[2], marker = #it < 40})
+    right:line(it, va, {label = "validation", color = plot.CLASS_COLORS[2], marker = #it < 40})
+  end
+  left:legend(nil, "upper right")
+  right:legend(nil, "lower right")
+  return fig:save(path)
+end
+
+return plot

@@ -1,0 +1,183 @@
+-- Data readers on small generated files (the real data sets are optional),
+-- malformed files, splits and loaders.
+local lm = require 'lumen'
+
+local dir = os.tmpname()
+os.remove(dir)
+os.execute("mkdir -p " .. dir)
+
+local function write(name, bytes)
+  local f = assert(io.open(dir .. "/" .. name, "wb"))
+  f:write(bytes)
+  f:close()
+  return dir .. "/" .. name
+end
+
+local function be32(n) return string.pack(">I4", n) end
+
+-- an IDX image file of n images of r x c bytes, pixel value (i + k) % 256
+local function idx_images(n, r, c)
+  local px = {}
+  for i = 0, n * r * c - 1 do px[#px + 1] = string.char(i % 256) end
+  return "\0\0\8\3" .. be32(n) .. be32(r) .. be32(c) .. table.concat(px)
+end
+
+local function idx_labels(labels)
+  local b = {}
+  for i, v in ipairs(labels) do b[i] = string.char(v) end
+  return "\0\0\8\1" .. be32(#labels) .. table.concat(b)
+end
+
+local function cifar_records(labels)
+  local out = {}
+  for _, l in ipairs(labels) do out[#out + 1] = string.char(l) .. string.rep(string.char(l * 20), 3072) end
+  return table.concat(out)
+end
+
+describe("IDX reader", function()
+  it("reads images scaled to [0, 1] and labels as 1-based classes, gzipped or raw", function()
+    os.execute("mkdir -p " .. dir .. "/mnist")
+    write("mnist/train-images-idx3-ubyte", idx_images(3, 28, 28))
+    write("mnist/train-labels-idx1-ubyte", idx_labels{0, 9, 4})
+    write("mnist/t10k-images-idx3-ubyte", idx_images(2, 28, 28))
+    write("mnist/t10k-labels-idx1-ubyte", idx_labels{1, 2})
+    os.execute("gzip " .. dir .. "/mnist/train-images-idx3-ubyte")
+    local d = lm.data.mnist{dir = dir}
+    same(d.train.x:shape(), {3, 784})
+    same(d.train.y:totable(), {1, 10, 5})
+    near(d.train.x[1][2], 1 / 255, 1e-7)
+    near(d.train.x[1][256], 255 / 255, 1e-7)
+    same(d.test.y:totable(), {2, 3})
+    eq(d.classes[1], "0")
+  end)
+
+  it("names the file and the problem for malformed files", function()
+    raises(function() lm._idx_load(write("bad_magic", "\1\2\8\1" .. be32(1) .. "\0"), "int32") end, "not an IDX file")
+    raises(function() lm._idx_load(write("bad_type", "\0\0\13\1" .. be32(1) .. "\0\0\0\0"), "int32") end,
+      "type 0x0d is not supported")
+    raises(function() lm._idx_load(write("truncated", "\0\0\8\1" .. be32(10) .. "abc"), "int32") end,
+      "is truncated: the data needs 10 bytes")
+    raises(function() lm._idx_load(write("short_header", "\0\0\8"), "int32") end, "truncated")
+    raises(function() lm._idx_load(write("long", "\0\0\8\1" .. be32(2) .. "\1\2\3"), "int32") end,
+      "more data than its header")
+    raises(function() lm._idx_load(write("label_range", idx_labels{1, 12}), "int32", 1, 9) end,
+      "value 12 at position 2 is out of range")
+    raises(function() lm._idx_load(dir .. "/missing", "int32") end, "cannot open")
+  end)
+
+  it("refuses an image and label count mismatch", function()
+    os.execute("mkdir -p " .. dir .. "/mismatch/mnist")
+    write("mismatch/mnist/train-images-idx3-ubyte", idx_images(3, 28, 28))
+    write("mismatch/mnist/train-labels-idx1-ubyte", idx_labels{0, 1})
+    write("mismatch/mnist/t10k-images-idx3-ubyte", idx_images(2, 28, 28))
+    write("mismatch/mnist/t10k-labels-idx1-ubyte", idx_labels{1, 2})
+    raises(function() lm.data.mnist{dir = dir .. "/mismatch"} end, "has 3 images but")
+  end)
+
+  it("lists where it looked when the data is missing", function()
+    local roots = lm.data.default_roots
+    lm.data.default_roots = {dir .. "/also-nowhere"} -- the machine's own data folders are not part of the test
+    local err = raises(function() lm.data.mnist{dir = dir .. "/nowhere", kind = "fashion"} end, "Fashion-MNIST not found")
+    lm.data.default_roots = roots
+    truthy(err:find("also-nowhere", 1, true), err)
+    truthy(err:find(dir .. "/nowhere", 1, true), err)
+    truthy(err:find("dataset-fashion-mnist", 1, true), err)
+  end)
+end)
+
+describe("CIFAR-10 reader", function()
+  it("reads records as [N, 3, 32, 32] images and 1-based labels", function()
+    local x, y = lm._cifar_load(write("batch.bin", cifar_records{3, 0, 9}))
+    same(x:shape(), {3, 3, 32, 32})
+    same(y:totable(), {4, 1, 10})
+    near(x[1][2][5][7], 60 / 255, 1e-7)
+    os.execute("gzip -k " .. dir .. "/batch.bin")
+    local xz = lm._cifar_load(dir .. "/batch.bin.gz")
+    same(xz:shape(), {3, 3, 32, 32})
+  end)
+
+  it("names the file and the problem for malformed batches", function()
+    raises(function() lm._cifar_load(write("partial.bin", cifar_records{1}:sub(1, 3000))) end,
+      "not a whole number of CIFAR-10 records")
+    raises(function() lm._cifar_load(write("badlabel.bin", cifar_records{1, 2} .. "\12" .. string.rep("\0", 3072))) end,
+      "record 3 has label 12")
+    raises(function() lm._cifar_load(write("empty.bin", "")) end, "0 bytes")
+  end)
+
+  it("loads a folder with the first-1000 test batch and says so", function()
+    os.execute("mkdir -p " .. dir .. "/cifar10")
+    for i = 1, 5 do write("cifar10/data_batch_" .. i .. ".bin", cifar_records{i, i + 1}) end
+    write("cifar10/test_batch_first1000.bin", cifar_records{0})
+    write("cifar10/batches.meta.txt", "a\nb\nc\nd\ne\nf\ng\nh\ni\nj\n")
+    local d = lm.data.cifar10{dir = dir}
+    same(d.train.x:shape(), {10, 3, 32, 32})
+    same(d.train.y:narrow(1, 1, 4):totable(), {2, 3, 3, 4})
+    truthy(d.test_note:find("first 1,000", 1, true), d.test_note)
+    eq(d.classes[3], "c")
+  end)
+end)
+
+describe("splits and loaders", function()
+  local x = lm.arange(1, 100):view(100, 1)
+  local y = lm.arange(1, 100, 'int32')
+  local set = {x = x, y = y}
+
+  it("splits reproducibly without touching the global stream", function()
+    lm.manual_seed(5)
+    local before = {lm.rng_state()}
+    local tr, va = lm.data.split(set, {fraction = 0.2, seed = 3})
+    same({lm.rng_state()}, before)
+    eq(tr.x:size(1), 80)
+    eq(va.x:size(1), 20)
+    local tr2 = lm.data.split(set, {fraction = 0.2, seed = 3})
+    same(tr2.y:totable(), tr.y:totable())
+    -- x and y stay paired, and every sample lands in exactly one part
+    same(tr.x:view(-1):totable(), tr.y:float():totable())
+    eq(tr.y:sum():item() + va.y:sum():item(), 5050)
+  end)
+
+  it("shuffles every epoch with drop_last and reused buffers", function()
+    local loader = lm.data.loader(set, {batch_size = 32, seed = 1})
+    eq(#loader, 3)
+    local seen, first_epoch, buffers = {}, nil, {}
+    for xb, yb in loader:epoch_iter() do
+      buffers[xb] = true
+      for _, v in ipairs(yb:totable()) do seen[#seen + 1] = v end
+    end
+    eq(#seen, 96)
+    first_epoch = table.concat(seen, ",")
+    local count = 0
+    for _ in pairs(buffers) do count = count + 1 end
+    eq(count, 1, "one batch buffer for the whole epoch")
+    seen = {}
+    for _, yb in loader:epoch_iter() do for _, v in ipairs(yb:totable()) do seen[#seen + 1] = v end end
+    truthy(table.concat(seen, ",") ~= first_epoch, "a new order each epoch")
+    local ordered = lm.data.loader(set, {batch_size = 32, shuffle = false})
+    eq(#ordered, 4)
+    local last
+    for _, yb in ordered:epoch_iter() do last = yb end
+    same(last:totable(), {97, 98, 99, 100})
+  end)
+
+  it("adds noise with a fixed or a per-batch random sigma", function()
+    local zeros = {x = lm.zeros(2000, 10), y = lm.ones(2000, 'int32')}
+    lm.manual_seed(1)
+    local fixed = lm.data.loader(zeros, {batch_size = 1000, noise = {sigma = 0.3}})
+    local it = fixed:epoch_iter()
+    local xb = it()
+    near(xb:std():item(), 0.3, 0.01)
+    local random = lm.data.loader(zeros, {batch_size = 1000, noise = {sigma_max = 1}, clip = {0, 1}})
+    local stds = {}
+    for b in random:epoch_iter() do
+      stds[#stds + 1] = b:std():item()
+      truthy(b:min():item() >= 0 and b:max():item() <= 1, "clipped")
+    end
+    truthy(stds[1] ~= stds[2], "sigma differs between batches")
+  end)
+
+  it("one-hot encodes 1-based labels", function()
+    same(lm.data.one_hot(lm.tensor({2, 1}, 'int32'), 3):totable(), {{0, 1, 0}, {1, 0, 0}})
+  end)
+end)
+
+os.execute("rm -rf " .. dir)

@@ -1,0 +1,61 @@
+-- Figures checked by pixels, not only by eye.
+local lm = require 'lumen'
+local plot = lm.plot
+
+local function rgb(canvas, x, y)
+  local r, g, b = canvas:pixel(math.floor(x), math.floor(y))
+  return {r, g, b}
+end
+
+local function unpack_color(c) return {c >> 24, (c >> 16) & 255, (c >> 8) & 255} end
+
+describe("plot", function()
+  it("puts a scatter point at the right pixel", function()
+    local fig = plot.figure{width = 300, height = 300}
+    local ax = fig:axes{rect = {50, 50, 200, 200}, xlim = {0, 10}, ylim = {0, 10}, grid = false}
+    ax:scatter({2.5}, {7.5}, {color = 0xFF0000FF, radius = 4})
+    local canvas = fig:render()
+    local px, py = ax:to_pixel(2.5, 7.5)
+    eq(px, 100)
+    eq(py, 100)
+    same(rgb(canvas, px, py), {255, 0, 0})
+    same(rgb(canvas, px + 8, py), {255, 255, 255}) -- outside the disc
+  end)
+
+  it("draws a colour bar with viridis' end colours", function()
+    local fig = plot.figure{width = 400, height = 300}
+    local ax = fig:axes{rect = {50, 40, 220, 200}}
+    ax:heatmap({{0, 1}, {2, 3}}, {xlim = {0, 1}, ylim = {0, 1}, colorbar = "value"})
+    local canvas = fig:render()
+    local x = 50 + 220 + 14 + 7 -- the middle of the bar
+    same(rgb(canvas, x, 40 + 199), unpack_color(plot.viridis(0)))
+    same(rgb(canvas, x, 40 + 1), unpack_color(plot.viridis(1)), 4) -- one pixel below the top end
+    -- heat map cells: value 0 at the bottom left, 3 at the top right
+    same(rgb(canvas, 60, 230), unpack_color(plot.viridis(0)))
+    same(rgb(canvas, 260, 50), unpack_color(plot.viridis(1)))
+  end)
+
+  it("renders text and writes a PNG", function()
+    local fig = plot.figure{width = 200, height = 80}
+    fig:text(10, 50, "Lumen", {size = 30})
+    local canvas = fig:render()
+    local dark = 0
+    for y = 20, 60 do
+      for x = 10, 120 do
+        local r = canvas:pixel(x, y)
+        if r < 100 then dark = dark + 1 end
+      end
+    end
+    truthy(dark > 100, "text pixels drawn: " .. dark)
+    local path = os.tmpname() .. ".png"
+    fig:save(path)
+    local bytes = io.open(path, "rb"):read("a")
+    os.remove(path)
+    eq(bytes:sub(1, 8), "\137PNG\r\n\26\n")
+  end)
+
+  it("chooses nice ticks", function()
+    same((plot.ticks(0, 1, 5)), {0, 0.2, 0.4, 0.6, 0.8, 1}, 1e-12)
+    same((plot.ticks(-3.7, 4.2, 4)), {-2, 0, 2, 4}, 1e-12)
+  end)
+end)
