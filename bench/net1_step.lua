@@ -7,7 +7,7 @@
 -- collects once per step (as lm.train does); pass 'nocollect' as the third
 -- argument to leave it to the collector's own pace.
 local lm = require 'lumen'
-local nn, F = lm.nn, lm.nn.functional
+local F = lm.nn.functional
 
 local threads = tonumber(arg[1]) or lm.get_num_threads()
 local steps = tonumber(arg[2]) or 200
@@ -15,17 +15,7 @@ local collect = arg[3] ~= 'nocollect'
 lm.set_num_threads(threads)
 lm.manual_seed(1)
 
-local layers = {}
-local width = 784
-for _ = 1, 12 do
-  layers[#layers + 1] = nn.Linear(width, 200)
-  layers[#layers + 1] = nn.ELU()
-  layers[#layers + 1] = nn.Dropout(0.1)
-  width = 200
-end
-layers[#layers + 1] = nn.Linear(200, 10)
-layers[#layers + 1] = nn.Sigmoid()
-local net = nn.Sequential(table.unpack(layers))
+local net = lm.models.net1()
 local opt = lm.optim.Adam(net:parameters(), {lr = 1e-4})
 local x = lm.rand(128, 784)
 local y = lm.zeros(128, 10)

@@ -15,7 +15,6 @@
 -- Writes DIR/model.safetensors, metrics.json, learning_curve.png; reruns
 -- resume from DIR/checkpoint.safetensors unless --fresh.
 local lm = require 'lumen'
-local nn = lm.nn
 local cli = require 'lumen.cli'
 
 local opts = cli.parse(arg, {data = "mnist", cycles = 25, period_epochs = 2, lr_min = 1e-5,
@@ -27,19 +26,6 @@ if opts.out == "" then opts.out = "results/net1_" .. opts.data .. (opts.paper an
 if opts.fresh then os.execute("rm -f '" .. opts.out .. "/checkpoint.safetensors' '" .. opts.out .. "/best.safetensors'") end
 lm.manual_seed(opts.seed)
 
---- Net1 (also used by the introspection experiments).
-local function net1()
-  local layers, width = {}, 784
-  for _ = 1, 12 do
-    layers[#layers + 1] = nn.Linear(width, 200)
-    layers[#layers + 1] = nn.ELU()
-    layers[#layers + 1] = nn.Dropout(0.1) -- the paper's keep probability 0.9
-    width = 200
-  end
-  layers[#layers + 1] = nn.Linear(200, 10)
-  layers[#layers + 1] = nn.Sigmoid()
-  return nn.Sequential(table.unpack(layers))
-end
 
 local t0 = lm.clock()
 local ok, d = pcall(lm.data.mnist, {kind = opts.data})
@@ -53,7 +39,7 @@ local train_set, val_set = lm.data.split(d.train, {fraction = 0.1, seed = opts.s
 print(string.format("%s from %s: %d training, %d validation, %d test images (%.1f s to load)",
   d.name, d.folder, train_set.x:size(1), val_set.x:size(1), d.test.x:size(1), lm.clock() - t0))
 
-local net = net1()
+local net = lm.models.net1() -- Dropout(0.1): the paper's keep probability 0.9
 local opt = lm.optim.Adam(net:parameters())
 local steps_per_epoch = train_set.x:size(1) // opts.batch
 local schedule
@@ -68,7 +54,7 @@ local noise
 if opts.noise > 0 then noise = {sigma = opts.noise} end
 if opts.noise_max > 0 then noise = {sigma_max = opts.noise_max} end
 print(string.format("Net1: %d parameters, %d threads, seed %d, %d cycles of %d iterations, output %s",
-  (function() local n = 0 for _, p in ipairs(net:parameters()) do n = n + p:numel() end return n end)(),
+  lm.models.count_parameters(net),
   lm.get_num_threads(), opts.seed, opts.cycles, schedule.period, opts.out))
 
 local history = lm.train{

@@ -18,7 +18,6 @@
 -- and the test images that are available (the shared copy has only the
 -- first 1,000 of the 10,000: reported as such).
 local lm = require 'lumen'
-local nn = lm.nn
 local cli = require 'lumen.cli'
 
 local opts = cli.parse(arg, {cycles = 30, period_epochs = 2, lr_min = 1e-5, lr_max = 5e-4, decay = 0.95,
@@ -28,38 +27,6 @@ local opts = cli.parse(arg, {cycles = 30, period_epochs = 2, lr_min = 1e-5, lr_m
 if opts.threads > 0 then lm.set_num_threads(opts.threads) end
 if opts.fresh then os.execute("rm -f '" .. opts.out .. "/checkpoint.safetensors'") end
 lm.manual_seed(opts.seed)
-
-local function channels(c) return math.max(1, math.floor(c * opts.width + 0.5)) end
-
---- Net2 (width scales every channel count; 1 is the paper's network).
-local function net2()
-  local c1, c2 = channels(96), channels(192)
-  local function conv(cin, cout, k, stride)
-    return nn.Conv2d(cin, cout, k, {stride = stride or 1, padding = k == 3 and 1 or 0})
-  end
-  local layers = {}
-  local function add(m, act)
-    layers[#layers + 1] = m
-    if act then
-      layers[#layers + 1] = nn.ELU()
-      layers[#layers + 1] = nn.Dropout(0.2)
-    end
-  end
-  add(conv(3, c1, 3), true)
-  add(conv(c1, c1, 3), true)
-  add(conv(c1, c1, 3, 2), true)
-  add(conv(c1, c2, 3), true)
-  add(conv(c2, c2, 3), true)
-  add(conv(c2, c2, 3, 2), true)
-  add(conv(c2, c2, 1), true)
-  add(nn.GlobalAvgPool2d())
-  add(nn.Linear(c2, 512), true)
-  add(nn.Linear(512, 512), true)
-  add(nn.Linear(512, 512), true)
-  add(nn.Linear(512, 10))
-  add(nn.Sigmoid())
-  return nn.Sequential(table.unpack(layers))
-end
 
 local t0 = lm.clock()
 local d = lm.data.cifar10{dir = opts.data_dir ~= "" and opts.data_dir or nil}
@@ -71,15 +38,14 @@ end
 print(string.format("CIFAR-10 from %s: %d training, %d validation images; test: %s (%.1f s to load)",
   d.folder, train_set.x:size(1), val_set.x:size(1), d.test_note or "none", lm.clock() - t0))
 
-local net = net2()
+local net = lm.models.net2{width = opts.width}
 if opts.device ~= "cpu" then
   if not lm.cuda.available() then
     error("--device " .. opts.device .. ": " .. lm.cuda.status(), 0)
   end
   net:to(opts.device)
 end
-local nparams = 0
-for _, p in ipairs(net:parameters()) do nparams = nparams + p:numel() end
+local nparams = lm.models.count_parameters(net)
 local opt = lm.optim.Adam(net:parameters())
 local steps_per_epoch = math.max(1, train_set.x:size(1) // opts.batch)
 local schedule = lm.optim.CyclicLR(opt, {min = opts.lr_min, max = opts.lr_max, decay = opts.decay,

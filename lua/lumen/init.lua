@@ -38,6 +38,7 @@ lm.nn = require 'lumen.nn'
 lm.optim = require 'lumen.optim'
 lm.data = require 'lumen.data'
 lm.json = require 'lumen.json'
+lm.models = require 'lumen.models'
 lm.plot = require 'lumen.plot'
 lm.train = require 'lumen.train'
 lm.evaluate = lm.train.evaluate

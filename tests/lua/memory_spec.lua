@@ -28,18 +28,9 @@ end)
 describe("training-step memory", function()
   it("takes no new memory from the system after Net1's first training step", function()
     if os.getenv("LUMEN_SANITIZED") then return end -- no cache under ASan: every block is new
-    local nn, F = lm.nn, lm.nn.functional
+    local F = lm.nn.functional
     lm.manual_seed(1)
-    local layers, width = {}, 784
-    for _ = 1, 12 do
-      layers[#layers + 1] = nn.Linear(width, 200)
-      layers[#layers + 1] = nn.ELU()
-      layers[#layers + 1] = nn.Dropout(0.1)
-      width = 200
-    end
-    layers[#layers + 1] = nn.Linear(200, 10)
-    layers[#layers + 1] = nn.Sigmoid()
-    local net = nn.Sequential(table.unpack(layers))
+    local net = lm.models.net1()
     local opt = lm.optim.Adam(net:parameters(), {lr = 1e-4})
     local x, y = lm.rand(128, 784), lm.zeros(128, 10)
     local function step()

@@ -1,0 +1,71 @@
+-- The reference networks of the method (DESIGN.md), shared by experiments,
+-- benchmarks and tests.
+local lm = require 'lumen'
+local nn = lm.nn
+
+local models = {}
+
+--- The paper's Net1: inputs -> 12 x [Linear(200), ELU, Dropout(dropout)] ->
+--- Linear(10), Sigmoid. opts.inputs (784), opts.hidden (200), opts.layers
+--- (12), opts.dropout (0.1: the paper's keep probability 0.9), opts.classes (10).
+function models.net1(opts)
+  opts = opts or {}
+  local layers, width = {}, opts.inputs or 784
+  local hidden, dropout = opts.hidden or 200, opts.dropout or 0.1
+  for _ = 1, opts.layers or 12 do
+    layers[#layers + 1] = nn.Linear(width, hidden)
+    layers[#layers + 1] = nn.ELU()
+    layers[#layers + 1] = nn.Dropout(dropout)
+    width = hidden
+  end
+  layers[#layers + 1] = nn.Linear(width, opts.classes or 10)
+  layers[#layers + 1] = nn.Sigmoid()
+  return nn.Sequential(table.unpack(layers))
+end
+
+--- The paper's all-convolutional Net2 for 3 x 32 x 32 images:
+--- 2 x conv3x3(96), conv3x3(96, stride 2), 2 x conv3x3(192),
+--- conv3x3(192, stride 2), conv1x1(192), global average pooling,
+--- 3 x Linear(512), Linear(10), Sigmoid; ELU and Dropout(dropout) after every
+--- hidden layer. opts.width scales the channel counts (1 is the paper's),
+--- opts.dropout (0.2: keep probability 0.8).
+function models.net2(opts)
+  opts = opts or {}
+  local scale, dropout = opts.width or 1, opts.dropout or 0.2
+  local function channels(c) return math.max(1, math.floor(c * scale + 0.5)) end
+  local c1, c2 = channels(96), channels(192)
+  local layers = {}
+  local function add(m, activate)
+    layers[#layers + 1] = m
+    if activate then
+      layers[#layers + 1] = nn.ELU()
+      layers[#layers + 1] = nn.Dropout(dropout)
+    end
+  end
+  local function conv(cin, cout, k, stride)
+    return nn.Conv2d(cin, cout, k, {stride = stride or 1, padding = k == 3 and 1 or 0})
+  end
+  add(conv(3, c1, 3), true)
+  add(conv(c1, c1, 3), true)
+  add(conv(c1, c1, 3, 2), true)
+  add(conv(c1, c2, 3), true)
+  add(conv(c2, c2, 3), true)
+  add(conv(c2, c2, 3, 2), true)
+  add(conv(c2, c2, 1), true)
+  add(nn.GlobalAvgPool2d())
+  add(nn.Linear(c2, 512), true)
+  add(nn.Linear(512, 512), true)
+  add(nn.Linear(512, 512), true)
+  add(nn.Linear(512, opts.classes or 10))
+  add(nn.Sigmoid())
+  return nn.Sequential(table.unpack(layers))
+end
+
+--- Number of parameters of a module.
+function models.count_parameters(model)
+  local n = 0
+  for _, p in ipairs(model:parameters()) do n = n + p:numel() end
+  return n
+end
+
+return models
