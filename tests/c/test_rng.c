@@ -12,6 +12,42 @@ static void test_philox_known_answer(void) {
     CHECK(b.v[2] == 0xbc57ac4cu && b.v[3] == 0x9b00dbd8u);
 }
 
+static void test_lanes_match_single_blocks(void) {
+    uint32_t words[4][LM_PHILOX_LANES];
+    lm_philox4x32_lanes(123456789012ULL, 0xDEADBEEFCAFEULL, words);
+    int bad = 0;
+    for (int l = 0; l < LM_PHILOX_LANES; l++) {
+        lm_philox_block b = lm_philox4x32(123456789012ULL + l, 0xDEADBEEFCAFEULL);
+        for (int k = 0; k < 4; k++) bad += words[k][l] != b.v[k];
+    }
+    CHECK(bad == 0);
+}
+
+/* A contiguous fill (vectorised blocks) and a strided one (block by block)
+ * must draw the same numbers for the same elements. */
+static void test_contiguous_and_strided_agree(void) {
+    int64_t n = 1001, shape_t[2] = {n, 2}, shape[2] = {2, n};
+    lm_tensor *a, *base, *bt;
+    lm_tensor_new(&a, LM_FLOAT32, LM_CPU, 2, shape);
+    lm_tensor_new(&base, LM_FLOAT32, LM_CPU, 2, shape_t);
+    lm_tensor_transpose(&bt, base, 0, 1); /* [2, n], not contiguous */
+    lm_manual_seed(9);
+    lm_rand_bernoulli_(a, 0.9);
+    lm_manual_seed(9);
+    lm_rand_bernoulli_(bt, 0.9);
+    int bad = 0;
+    for (int64_t i = 0; i < 2 * n; i++) {
+        double x, y;
+        lm_get_element(a, i, &x);
+        lm_get_element(bt, i, &y);
+        bad += x != y;
+    }
+    CHECK(bad == 0);
+    lm_tensor_release(a);
+    lm_tensor_release(bt);
+    lm_tensor_release(base);
+}
+
 static void test_reproducible(void) {
     int64_t n = 100000;
     lm_tensor *a, *b;
@@ -78,4 +114,5 @@ static void test_randperm(void) {
     lm_tensor_release(p);
 }
 
-TEST_MAIN(test_philox_known_answer, test_reproducible, test_distributions, test_randperm)
+TEST_MAIN(test_philox_known_answer, test_lanes_match_single_blocks, test_contiguous_and_strided_agree,
+          test_reproducible, test_distributions, test_randperm)
