@@ -68,4 +68,33 @@ describe("lumen host", function()
     eq(code, 0)
     eq(out, "3\n")
   end)
+
+  it("stops lm.train after the current step on Ctrl-C and leaves a loadable checkpoint", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    local script = dir .. ".lua"
+    local f = io.open(script, "w")
+    f:write(string.format([[
+      lm.manual_seed(1)
+      local x = lm.randn(4096, 8)
+      local y = (x:sum(2):gt(0)):int() + 1
+      local net = lm.nn.Sequential(lm.nn.Linear(8, 64), lm.nn.ELU(), lm.nn.Linear(64, 2), lm.nn.Sigmoid())
+      local opt = lm.optim.Adam(net:parameters())
+      print("training")
+      io.stdout:flush()
+      lm.train{model = net, optimizer = opt, train = {x = x, y = y}, epochs = 100000, batch_size = 8,
+        out = %q, tty = false}
+      print("returned normally")
+    ]], dir))
+    f:close()
+    local out = run("timeout -s INT 3 " .. lumen .. " " .. script)
+    os.remove(script)
+    truthy(out:find("interrupted: checkpoint written", 1, true), out)
+    truthy(out:find("returned normally", 1, true), out)
+    local tensors, meta = require('lumen').load(dir .. "/checkpoint.safetensors")
+    eq(meta.format, "lumen.train")
+    truthy(tensors["model.1.weight"], "model weights in the checkpoint")
+    os.execute("rm -rf " .. dir)
+  end)
 end)
+
