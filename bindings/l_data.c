@@ -44,6 +44,20 @@ static int l_index_select_into(lua_State *L) {
     return 1;
 }
 
+/* x:topk(k [, largest]) -> values, 1-based indices, per row of a 2-D tensor */
+static int t_topk(lua_State *L) {
+    lm_tensor *x = l_check_tensor(L, 1);
+    lua_Integer k = luaL_checkinteger(L, 2);
+    bool largest = lua_toboolean(L, 3);
+    lm_tensor **values = l_push_slot(L), **raw = l_push_slot(L);
+    lm_tensor *v = NULL, *i = NULL;
+    l_check(L, lm_topk(&v, &i, x, k, largest));
+    *values = v, *raw = i;
+    l_check(L, lm_binary_scalar(l_push_slot(L), LM_ADD, i, 1, false));
+    lua_remove(L, -2);
+    return 2;
+}
+
 static const luaL_Reg functions[] = {{"_idx_load", l_idx_load},
                                      {"_cifar_load", l_cifar_load},
                                      {"_index_select_into", l_index_select_into},
@@ -55,5 +69,7 @@ void l_register_data(lua_State *L) {
     lua_getfield(L, -1, "methods");
     lua_pushcfunction(L, t_index_select);
     lua_setfield(L, -2, "index_select");
+    lua_pushcfunction(L, t_topk);
+    lua_setfield(L, -2, "topk");
     lua_pop(L, 2);
 }

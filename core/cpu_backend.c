@@ -38,6 +38,7 @@ static const lm_backend cpu = {
     .pool2d = cpu_pool2d,
     .pool2d_backward = cpu_pool2d_backward,
     .index_select = cpu_index_select,
+    .topk = cpu_topk,
     .one_hot = cpu_one_hot,
     .optim_step = cpu_optim_step,
 };

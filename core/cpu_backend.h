@@ -28,6 +28,8 @@ lm_status cpu_pool2d(lm_tensor *out, lm_tensor *argmax, const lm_tensor *x,
 lm_status cpu_pool2d_backward(lm_tensor *gx, const lm_tensor *g, const lm_tensor *argmax,
                               const lm_conv_geometry *geo);
 lm_status cpu_index_select(lm_tensor *out, const lm_tensor *x, const lm_tensor *idx);
+lm_status cpu_topk(lm_tensor *values, lm_tensor *indices, const lm_tensor *x, int64_t k,
+                   bool largest);
 lm_status cpu_one_hot(lm_tensor *out, const lm_tensor *labels);
 lm_status cpu_optim_step(const lm_optim_params *p, lm_tensor *param, const lm_tensor *grad,
                          lm_tensor *s1, lm_tensor *s2);

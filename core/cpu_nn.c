@@ -317,3 +317,49 @@ lm_status cpu_index_select(lm_tensor *out, const lm_tensor *x, const lm_tensor *
     lm_parallel_for(n, row ? (int64_t)(LM_GRAIN_ELEMENTWISE * 4 / row) + 1 : n, gather_rows, &j);
     return LM_OK;
 }
+
+/* ---- top-k per row ------------------------------------------------------------------------------------- */
+
+typedef struct {
+    float *values;
+    int32_t *indices;
+    const float *x;
+    int64_t cols, k;
+    bool largest;
+} topk_job;
+
+/* insertion into a sorted list of the k best: O(cols * k) worst case, fast
+ * for the small k of nearest-neighbour queries */
+static void topk_rows(void *ctx, int64_t r0, int64_t r1) {
+    topk_job *j = ctx;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *row = j->x + r * j->cols;
+        float *bv = j->values + r * j->k;
+        int32_t *bi = j->indices + r * j->k;
+        int64_t have = 0;
+        for (int64_t c = 0; c < j->cols; c++) {
+            float v = j->largest ? -row[c] : row[c];
+            if (v != v) continue; /* NaN never ranks */
+            if (have == j->k && v >= bv[have - 1]) continue;
+            int64_t pos = have < j->k ? have++ : j->k - 1;
+            while (pos > 0 && bv[pos - 1] > v) {
+                bv[pos] = bv[pos - 1];
+                bi[pos] = bi[pos - 1];
+                pos--;
+            }
+            bv[pos] = v;
+            bi[pos] = (int32_t)c;
+        }
+        for (int64_t t = have; t < j->k; t++) bv[t] = INFINITY, bi[t] = -1;
+        if (j->largest)
+            for (int64_t t = 0; t < j->k; t++) bv[t] = -bv[t];
+    }
+}
+
+lm_status cpu_topk(lm_tensor *values, lm_tensor *indices, const lm_tensor *x, int64_t k,
+                   bool largest) {
+    topk_job j = {lm_tensor_f32(values), lm_tensor_i32(indices), lm_tensor_f32(x), x->shape[1], k,
+                  largest};
+    lm_parallel_for(x->shape[0], 1 + LM_GRAIN_ELEMENTWISE / (x->shape[1] + 1), topk_rows, &j);
+    return LM_OK;
+}

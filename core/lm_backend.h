@@ -119,6 +119,10 @@ typedef struct lm_backend {
     /* out[i] = x[idx[i]] along dimension 0; x and out contiguous, idx int32
      * 0-based and checked by the caller. */
     lm_status (*index_select)(lm_tensor *out, const lm_tensor *x, const lm_tensor *idx);
+    /* The k smallest (or largest) of each row of x [rows, cols] (contiguous),
+     * sorted: values [rows, k] and 0-based int32 indices [rows, k]. */
+    lm_status (*topk)(lm_tensor *values, lm_tensor *indices, const lm_tensor *x, int64_t k,
+                      bool largest);
     /* out [N, C] float: 1 at (i, labels[i]); labels int32 in [0, C), checked by the caller. */
     lm_status (*one_hot)(lm_tensor *out, const lm_tensor *labels);
     /* One fused optimiser update of a parameter from its gradient and state

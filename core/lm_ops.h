@@ -43,6 +43,10 @@ lm_status lm_cat(lm_tensor **out, int n, lm_tensor *const *ts, int dim);
 lm_status lm_index_select(lm_tensor **out, lm_tensor *x, lm_tensor *idx);
 lm_status lm_index_select_into(lm_tensor *out, lm_tensor *x, lm_tensor *idx);
 
+/* The k smallest (largest) values of each row of a 2-D float tensor,
+ * sorted, with their 0-based int32 column indices. Not differentiable. */
+lm_status lm_topk(lm_tensor **values, lm_tensor **indices, lm_tensor *x, int64_t k, bool largest);
+
 /* ---- elementwise ----------------------------------------------------------------- */
 lm_status lm_unary(lm_tensor **out, lm_unary_op op, lm_tensor *x, double p0, double p1);
 lm_status lm_unary_into(lm_tensor *out, lm_unary_op op, lm_tensor *x, double p0, double p1);

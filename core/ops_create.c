@@ -229,3 +229,27 @@ lm_status lm_index_select(lm_tensor **out, lm_tensor *x, lm_tensor *idx) {
     }
     return s;
 }
+
+lm_status lm_topk(lm_tensor **values, lm_tensor **indices, lm_tensor *x, int64_t k, bool largest) {
+    *values = *indices = NULL;
+    char b[LM_SHAPE_STR_MAX];
+    if (x->dtype != LM_FLOAT32 || x->ndim != 2)
+        return lm_fail(LM_ERR_ARG, "topk: needs a 2-D float32 tensor, got %s %s",
+                       lm_dtype_name(x->dtype), lm_shape_str(x, b, sizeof b));
+    if (k < 1 || k > x->shape[1])
+        return lm_fail(LM_ERR_ARG, "topk: k = %lld out of range for rows of %lld", (long long)k,
+                       (long long)x->shape[1]);
+    int64_t shape[2] = {x->shape[0], k};
+    lm_tensor *xc;
+    LM_TRY(lm_contiguous(&xc, x));
+    lm_status s = lm_tensor_new(values, LM_FLOAT32, x->storage->device, 2, shape);
+    if (s == LM_OK) s = lm_tensor_new(indices, LM_INT32, x->storage->device, 2, shape);
+    if (s == LM_OK) s = backend_of(x)->topk(*values, *indices, xc, k, largest);
+    lm_tensor_release(xc);
+    if (s != LM_OK) {
+        lm_tensor_release(*values);
+        lm_tensor_release(*indices);
+        *values = *indices = NULL;
+    }
+    return s;
+}

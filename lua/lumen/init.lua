@@ -41,5 +41,6 @@ lm.json = require 'lumen.json'
 lm.models = require 'lumen.models'
 lm.plot = require 'lumen.plot'
 lm.train = require 'lumen.train'
+lm.introspect = require 'lumen.introspect'
 lm.evaluate = lm.train.evaluate
 return lm

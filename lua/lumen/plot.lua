@@ -197,6 +197,32 @@ function Axes:to_pixel(x, y)
   return r.x + (x - xl[1]) / (xl[2] - xl[1]) * r.w, r.y + r.h - (y - yl[1]) / (yl[2] - yl[1]) * r.h
 end
 
+-- Liang-Barsky: the part of segment (x0, y0)-(x1, y1) inside rect r, or nil.
+local function clip_segment(r, x0, y0, x1, y1)
+  local t0, t1 = 0, 1
+  local dx, dy = x1 - x0, y1 - y0
+  for _, pq in ipairs{{-dx, x0 - r.x}, {dx, r.x + r.w - x0}, {-dy, y0 - r.y}, {dy, r.y + r.h - y0}} do
+    local p, q = pq[1], pq[2]
+    if p == 0 then
+      if q < 0 then return nil end
+    else
+      local t = q / p
+      if p < 0 then
+        if t > t1 then return nil end
+        if t > t0 then t0 = t end
+      else
+        if t < t0 then return nil end
+        if t < t1 then t1 = t end
+      end
+    end
+  end
+  return x0 + t0 * dx, y0 + t0 * dy, x0 + t1 * dx, y0 + t1 * dy
+end
+
+local function inside(r, px, py)
+  return px >= r.x and px <= r.x + r.w and py >= r.y and py <= r.y + r.h
+end
+
 function Axes:render(canvas, font)
   local r = self.rect
   local xl, yl = self:limits()
@@ -236,28 +262,32 @@ function Axes:render(canvas, font)
       end
     elseif it.kind == "line" then
       for i = 2, #it.xs do
-        local x0, y0 = self:to_pixel(it.xs[i - 1], it.ys[i - 1])
-        local x1, y1 = self:to_pixel(it.xs[i], it.ys[i])
-        if not it.dashed or i % 2 == 0 then canvas:line(x0, y0, x1, y1, it.width, it.color) end
+        local ax, ay = self:to_pixel(it.xs[i - 1], it.ys[i - 1])
+        local bx, by = self:to_pixel(it.xs[i], it.ys[i])
+        local x0, y0, x1, y1 = clip_segment(r, ax, ay, bx, by)
+        if x0 and (not it.dashed or i % 2 == 0) then canvas:line(x0, y0, x1, y1, it.width, it.color) end
       end
       if it.marker then
         for i = 1, #it.xs do
           local px, py = self:to_pixel(it.xs[i], it.ys[i])
-          canvas:disc(px, py, it.width + 1.5, it.color)
+          if inside(r, px, py) then canvas:disc(px, py, it.width + 1.5, it.color) end
         end
       end
     elseif it.kind == "scatter" then
       for i = 1, #it.xs do
         local px, py = self:to_pixel(it.xs[i], it.ys[i])
-        if it.outline then canvas:disc(px, py, it.radius + 1.2, it.outline) end
-        canvas:disc(px, py, it.radius, it.colors and it.colors[i] or it.color)
+        if inside(r, px, py) then -- points outside the limits are not drawn
+          if it.outline then canvas:disc(px, py, it.radius + 1.2, it.outline) end
+          canvas:disc(px, py, it.radius, it.colors and it.colors[i] or it.color)
+        end
       end
     elseif it.kind == "arrow" then
       local x0, y0 = self:to_pixel(it.x0, it.y0)
       local x1, y1 = self:to_pixel(it.x1, it.y1)
-      canvas:line(x0, y0, x1, y1, it.width, it.color)
       local ang, h = math.atan(y1 - y0, x1 - x0), it.head
-      if (x1 - x0) ^ 2 + (y1 - y0) ^ 2 > 1 then
+      local visible = inside(r, x0, y0) and inside(r, x1, y1)
+      if visible then canvas:line(x0, y0, x1, y1, it.width, it.color) end
+      if visible and (x1 - x0) ^ 2 + (y1 - y0) ^ 2 > 1 then
         canvas:polygon({x1, y1, x1 - h * math.cos(ang - 0.4), y1 - h * math.sin(ang - 0.4),
           x1 - h * math.cos(ang + 0.4), y1 - h * math.sin(ang + 0.4)}, it.color)
       end

@@ -10,6 +10,7 @@
 --     out = 'results/net1',         -- checkpoint.safetensors, best.safetensors, metrics.json, learning_curve.png
 --     resume = true,                -- continue from out/checkpoint.safetensors when present
 --     classes = {...}, quiet = false,
+--     on_validate = function(record, run) end,   -- after each validation (recorders hook in here)
 --   }
 --
 -- Validation runs at the end of every epoch, or of every schedule cycle when
@@ -220,6 +221,7 @@ function train.run(opts)
             v.loss, v.accuracy, v.per_class, v.confusion
         end
         run.history[#run.history + 1] = record
+        if opts.on_validate then opts.on_validate(record, run) end
         log(string.format("[%d] epoch %d iter %d: train loss %.5f acc %s%s  (%.1f s, %.1f ms/step)",
           #run.history, run.epoch, run.iteration, record.train_loss, fmt_pct(record.train_accuracy),
           opts.val and string.format(" | val loss %.5f acc %s", record.val_loss, fmt_pct(record.val_accuracy)) or "",

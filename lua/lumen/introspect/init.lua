@@ -1,0 +1,360 @@
+-- Self-introspection (Pardo et al., arXiv:1910.04903; DESIGN.md): record a
+-- classifier's hidden activations, encode them into a 2-D map with an
+-- InfoVAE, and learn the classifier's expected error on that map.
+--
+--   local I = lm.introspect
+--   local rec = I.Recorder(net)                  -- every hidden ELU output
+--   local H = rec:record_set(train.x)            -- [N, 2400] for Net1
+--   local vae = I.InfoVAE{inputs = H:size(2)}
+--   I.fit_autoencoder(vae, H, {epochs = 20})
+--   local Z = vae:encode_all(H)                  -- [N, 2]
+--   local est = I.Estimator()
+--   I.fit_estimator(est, Z, I.log_error(net, train), {epochs = 20})
+local lm = require 'lumen'
+local nn, F = lm.nn, lm.nn.functional
+
+local I = {}
+
+--- The floor of the per-sample error before log10 (DESIGN.md).
+I.ERROR_FLOOR = 1e-8
+
+-- ---- recording --------------------------------------------------------------------------------
+
+local Recorder = {}
+Recorder.__index = Recorder
+
+--- Records the outputs of a model's hidden non-linearities (by default every
+--- nn.ELU, nn.ReLU, nn.Tanh except the last module), in module order,
+--- concatenated per sample. opts.select(module, index) picks other layers.
+function I.Recorder(model, opts)
+  opts = opts or {}
+  local select = opts.select or function(m)
+    return m.__name == "nn.ELU" or m.__name == "nn.ReLU" or m.__name == "nn.Tanh"
+  end
+  local self = setmetatable({model = model, layers = {}, outputs = {}}, Recorder)
+  for i, m in ipairs(model:modules()) do
+    if m ~= model and select(m, i) then
+      local k = #self.layers + 1
+      self.layers[k] = m
+      m:register_forward_hook(function(_, _, output)
+        if self.active then self.outputs[k] = output end
+      end)
+    end
+  end
+  if #self.layers == 0 then error("Recorder: the model has no layer to record", 2) end
+  return self
+end
+
+--- Runs the model in evaluation mode without recording gradients and returns
+--- (activations [N, Nh], model output).
+function Recorder:record(x)
+  local was = self.model.training
+  self.model:evaluate()
+  self.active, self.outputs = true, {}
+  local out = lm.no_grad(function() return self.model(x) end)
+  self.active = false
+  self.model:train(was)
+  local parts = {}
+  for k = 1, #self.layers do parts[k] = self.outputs[k]:reshape(x:size(1), -1) end
+  self.outputs = {}
+  return lm.cat(parts, 2), out
+end
+
+--- The size of one recorded vector (runs one sample).
+function Recorder:width(sample)
+  local h = self:record(sample)
+  return h:size(2)
+end
+
+--- Activations of a whole data set [N, Nh] in one preallocated tensor, in
+--- batches (opts.batch_size, 1000). Also returns the model outputs [N, C].
+function Recorder:record_set(x, opts)
+  opts = opts or {}
+  local n, bs = x:size(1), opts.batch_size or 1000
+  local H, Y
+  for start = 1, n, bs do
+    local len = math.min(bs, n - start + 1)
+    local h, out = self:record(x:narrow(1, start, len))
+    if not H then
+      H = lm.zeros(n, h:size(2))
+      Y = lm.zeros(n, out:size(2))
+    end
+    H:narrow(1, start, len):copy_(h)
+    Y:narrow(1, start, len):copy_(out)
+    collectgarbage("step")
+  end
+  return H, Y
+end
+
+I.Recorder_class = Recorder
+
+-- ---- errors ---------------------------------------------------------------------------------------
+
+--- Per-sample error e = 1/2 sum_k (y_k - y_hat_k)^2 for outputs [N, C] and
+--- 1-based labels.
+function I.sample_errors(outputs, labels)
+  return lm.no_grad(function()
+    return F.mse(outputs, lm.data.one_hot(labels, outputs:size(2)):float(), {reduction = "none"})
+  end)
+end
+
+--- log10(max(e, 1e-8)) of the per-sample errors, the estimator's target.
+function I.log_errors(outputs, labels)
+  local e = I.sample_errors(outputs, labels)
+  return lm.no_grad(function() return e:clamp(I.ERROR_FLOOR):log() / math.log(10) end)
+end
+
+-- ---- the autoencoder -------------------------------------------------------------------------------
+
+local function mlp(sizes, final_activation)
+  local layers = {}
+  for i = 1, #sizes - 1 do
+    layers[#layers + 1] = nn.Linear(sizes[i], sizes[i + 1])
+    if i < #sizes - 1 or final_activation then layers[#layers + 1] = nn.ELU() end
+  end
+  return nn.Sequential(table.unpack(layers))
+end
+
+local InfoVAE = nn.Module:extend("InfoVAE")
+
+--- The paper's InfoVAE: encoder inputs -> hidden x depth -> latent (ELU,
+--- linear bottleneck), decoder mirrored with a linear output. opts.inputs,
+--- opts.hidden (200), opts.depth (3), opts.latent (2), opts.mmd_weight,
+--- opts.bw (kernel bandwidth, default the latent size), opts.standardize
+--- (true: inputs are standardised per unit with the training recording's
+--- mean and standard deviation, kept as buffers).
+function InfoVAE:init(opts)
+  opts = opts or {}
+  assert(opts.inputs, "InfoVAE: needs inputs (the recorded vector size)")
+  local hidden, depth, latent = opts.hidden or 200, opts.depth or 3, opts.latent or 2
+  self.latent, self.mmd_weight, self.bw = latent, opts.mmd_weight or 1, opts.bw
+  self.standardize = opts.standardize ~= false
+  local enc, dec = {opts.inputs}, {latent}
+  for _ = 1, depth do enc[#enc + 1] = hidden; dec[#dec + 1] = hidden end
+  enc[#enc + 1] = latent
+  dec[#dec + 1] = opts.inputs
+  self:child("encoder", mlp(enc, false))
+  self:child("decoder", mlp(dec, false))
+  self:buffer("mean", lm.zeros(opts.inputs))
+  self:buffer("std", lm.ones(opts.inputs))
+end
+
+--- Sets the standardisation from a recording H [N, Nh].
+function InfoVAE:fit_standardization(H)
+  lm.no_grad(function()
+    self.mean:copy_(H:mean(1))
+    self.std:copy_(H:std(1):clamp(1e-3))
+  end)
+end
+
+function InfoVAE:prepare(h)
+  if not self.standardize then return h end
+  return (h - self.mean) / self.std
+end
+
+function InfoVAE:encode(h) return self.encoder(self:prepare(h)) end
+
+--- Decoded activations in the original (unstandardised) units.
+function InfoVAE:decode(z)
+  local out = self.decoder(z)
+  if not self.standardize then return out end
+  return out * self.std + self.mean
+end
+
+function InfoVAE:forward(h) return self:encode(h) end
+
+--- Loss of a batch: reconstruction 1/2 ||h_hat - h||^2 (mean over the batch,
+--- in standardised units) + mmd_weight * MMD(z, fresh N(0, I) samples).
+function InfoVAE:loss(h)
+  local x = self:prepare(h)
+  local z = self.encoder(x)
+  local recon = F.mse(self.decoder(z), x)
+  local prior = lm.randn(z:size(1), self.latent)
+  local mmd = F.mmd(z, prior, {bw = self.bw})
+  return recon + mmd * self.mmd_weight, recon, mmd
+end
+
+--- Latents of a whole recording, in batches, without gradients.
+function InfoVAE:encode_all(H, batch_size)
+  batch_size = batch_size or 2000
+  local n = H:size(1)
+  local Z = lm.zeros(n, self.latent)
+  lm.no_grad(function()
+    for s = 1, n, batch_size do
+      local len = math.min(batch_size, n - s + 1)
+      Z:narrow(1, s, len):copy_(self:encode(H:narrow(1, s, len)))
+    end
+  end)
+  return Z
+end
+
+I.InfoVAE = InfoVAE
+
+--- The estimator of log10(e): latent -> hidden x depth -> 1 (ELU, linear out).
+function I.Estimator(opts)
+  opts = opts or {}
+  local sizes = {opts.latent or 2}
+  for _ = 1, opts.depth or 3 do sizes[#sizes + 1] = opts.hidden or 200 end
+  sizes[#sizes + 1] = 1
+  return mlp(sizes, false)
+end
+
+-- ---- training -------------------------------------------------------------------------------------
+
+local Progress = require 'lumen.progress'
+
+-- Minibatch epochs over rows of the given tensors with a step function.
+local function epochs_over(tensors, opts, step)
+  local n = tensors[1]:size(1)
+  local bs = opts.batch_size or 128
+  local history = {}
+  local loader_seed = opts.seed or 0
+  for epoch = 1, opts.epochs or 10 do
+    local seed, offset = lm.rng_state()
+    lm.manual_seed(loader_seed * 7919 + epoch)
+    local perm = lm.randperm(n) - 1
+    lm.set_rng_state(seed, offset)
+    local progress = Progress.new(string.format("%s epoch %d", opts.title or "training", epoch), n // bs,
+      {tty = opts.tty})
+    local total, count = 0, 0
+    for b = 0, n // bs - 1 do
+      local idx = perm:narrow(1, b * bs + 1, bs)
+      local batch = {}
+      for k, t in ipairs(tensors) do
+        opts._buffers = opts._buffers or {}
+        local shape = t:shape()
+        shape[1] = bs
+        opts._buffers[k] = opts._buffers[k] or lm.zeros(shape)
+        batch[k] = lm._index_select_into(opts._buffers[k], t, idx)
+      end
+      local l = step(table.unpack(batch))
+      total, count = total + l, count + 1
+      collectgarbage("step")
+      progress:update(1, string.format("loss %.4f", total / count))
+    end
+    local seconds = progress:finish()
+    history[epoch] = {loss = total / count, seconds = seconds}
+    if opts.log then opts.log(epoch, history[epoch]) end
+  end
+  return history
+end
+
+--- Trains an InfoVAE on a recording H [N, Nh] with Adam. opts.epochs (20),
+--- opts.batch_size (128), opts.lr (1e-3), opts.seed, opts.log(epoch, record).
+function I.fit_autoencoder(vae, H, opts)
+  opts = opts or {}
+  if vae.standardize then vae:fit_standardization(H) end
+  local opt = lm.optim.Adam(vae:parameters(), {lr = opts.lr or 1e-3})
+  vae:train()
+  opts.title = opts.title or "autoencoder"
+  local history = epochs_over({H}, opts, function(h)
+    opt:zero_grad()
+    local loss = vae:loss(h)
+    loss:backward()
+    opt:step()
+    return loss:item()
+  end)
+  vae:evaluate()
+  return history
+end
+
+--- Trains the estimator on latents Z [N, 2] and targets T [N] (log10 e)
+--- with the mean squared error.
+function I.fit_estimator(est, Z, T, opts)
+  opts = opts or {}
+  local opt = lm.optim.Adam(est:parameters(), {lr = opts.lr or 1e-3})
+  est:train()
+  opts.title = opts.title or "estimator"
+  local history = epochs_over({Z, T:view(-1, 1)}, opts, function(z, t)
+    opt:zero_grad()
+    local loss = F.mse(est(z), t)
+    loss:backward()
+    opt:step()
+    return loss:item()
+  end)
+  est:evaluate()
+  return history
+end
+
+--- Estimated log10 error for latents Z [N, 2] (no gradients): [N].
+function I.estimate(est, Z)
+  return lm.no_grad(function() return est(Z):view(-1) end)
+end
+
+-- ---- measures ------------------------------------------------------------------------------------------
+
+--- Fraction of points whose k nearest other points (Euclidean, in Z) mostly
+--- share their label (majority vote; on a tie, the class whose count got
+--- there first, that is with the nearer neighbours, wins).
+function I.knn_accuracy(Z, labels, k)
+  k = k or 10
+  local n = Z:size(1)
+  local zz = (Z * Z):sum(2):view(1, n)
+  local lab = labels:totable()
+  local correct, chunk = 0, 1000
+  lm.no_grad(function()
+    for s = 1, n, chunk do
+      local len = math.min(chunk, n - s + 1)
+      local q = Z:narrow(1, s, len)
+      local d = (q * q):sum(2, true) + zz - lm.matmul(q, Z:t()) * 2 -- squared distances [len, N]
+      local _, idx = d:topk(k + 1)                                    -- itself first
+      local rows = idx:totable()
+      for i = 1, len do
+        local votes, best, most, taken = {}, nil, -1, 0
+        for t = 1, k + 1 do
+          local j = rows[i][t]
+          if j ~= s + i - 1 and taken < k then -- skip the point itself
+            taken = taken + 1
+            local c = lab[j]
+            votes[c] = (votes[c] or 0) + 1
+            if votes[c] > most then best, most = c, votes[c] end
+          end
+        end
+        if best == lab[s + i - 1] then correct = correct + 1 end
+      end
+    end
+  end)
+  return correct / n
+end
+
+--- Area under the ROC curve for scores where higher means "positive";
+--- positives is a list of booleans. Ties count one half.
+function I.auroc(scores, positives)
+  local n = #scores
+  local order = {}
+  for i = 1, n do order[i] = i end
+  table.sort(order, function(a, b) return scores[a] < scores[b] end)
+  local rank_sum, npos, i = 0, 0, 1
+  while i <= n do
+    local j = i
+    while j < n and scores[order[j + 1]] == scores[order[i]] do j = j + 1 end
+    local avg = (i + j) / 2
+    for t = i, j do if positives[order[t]] then rank_sum, npos = rank_sum + avg, npos + 1 end end
+    i = j + 1
+  end
+  local nneg = n - npos
+  if npos == 0 or nneg == 0 then return 0 / 0 end
+  return (rank_sum - npos * (npos + 1) / 2) / (npos * nneg)
+end
+
+--- Area under the precision-recall curve (average precision) of finding the
+--- positives by descending score.
+function I.aupr(scores, positives)
+  local n = #scores
+  local order = {}
+  for i = 1, n do order[i] = i end
+  table.sort(order, function(a, b) return scores[a] > scores[b] end)
+  local total = 0
+  for i = 1, n do if positives[i] then total = total + 1 end end
+  if total == 0 then return 0 / 0 end
+  local hits, ap = 0, 0
+  for r = 1, n do
+    if positives[order[r]] then
+      hits = hits + 1
+      ap = ap + hits / r
+    end
+  end
+  return ap / total
+end
+
+return I

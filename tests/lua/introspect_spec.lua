@@ -1,0 +1,61 @@
+-- The introspection library on small problems.
+local lm = require 'lumen'
+local I = lm.introspect
+local nn = lm.nn
+
+describe("introspection", function()
+  it("records every hidden non-linearity in order, in evaluation mode", function()
+    lm.manual_seed(1)
+    local net = lm.models.net1{inputs = 6, hidden = 5, layers = 3, classes = 4}
+    local rec = I.Recorder(net)
+    eq(#rec.layers, 3)
+    local x = lm.randn(7, 6)
+    local H, out = rec:record(x)
+    same(H:shape(), {7, 15})
+    same(out:shape(), {7, 4})
+    -- the first 5 values are the first ELU's output, computed by hand
+    local first = lm.no_grad(function() return net[1](x):elu() end)
+    same(H:narrow(2, 1, 5):totable(), first:totable(), 1e-6)
+    eq(net.training, true, "the model's mode is restored")
+    local Hs = rec:record_set(x, {batch_size = 3})
+    same(Hs:totable(), H:totable(), 1e-6)
+  end)
+
+  it("computes the paper's per-sample error and its log", function()
+    local out = lm.tensor{{0.9, 0.1}, {0.5, 0.5}}
+    local y = lm.tensor({1, 2}, 'int32')
+    same(I.sample_errors(out, y):totable(), {0.01, 0.25}, 1e-7)
+    same(I.log_errors(lm.tensor{{1, 0}}, lm.tensor({1}, 'int32')):totable(), {-8}, 1e-6) -- floored at 1e-8
+  end)
+
+  it("trains an InfoVAE whose loss falls and whose latent is 2-D", function()
+    lm.manual_seed(2)
+    local H = lm.randn(512, 20) + lm.randn(512, 1) * 3 -- one strong common direction
+    local vae = I.InfoVAE{inputs = 20, hidden = 32, depth = 2, mmd_weight = 10}
+    local history = I.fit_autoencoder(vae, H, {epochs = 6, batch_size = 64, tty = false})
+    truthy(history[6].loss < history[1].loss, history[1].loss .. " -> " .. history[6].loss)
+    local Z = vae:encode_all(H)
+    same(Z:shape(), {512, 2})
+    local back = lm.no_grad(function() return vae:decode(Z) end)
+    same(back:shape(), {512, 20})
+  end)
+
+  it("fits an estimator to a target on the map", function()
+    lm.manual_seed(3)
+    local Z = lm.randn(1024, 2)
+    local T = Z:select(2, 1) * 2 - 1
+    local est = I.Estimator{hidden = 32, depth = 2}
+    local h = I.fit_estimator(est, Z, T, {epochs = 30, batch_size = 64, lr = 3e-3, tty = false})
+    truthy(h[30].loss < 0.05, "final loss " .. h[30].loss)
+  end)
+
+  it("measures kNN accuracy, AUROC and AUPR", function()
+    local Z = lm.tensor{{0, 0}, {0, 0.1}, {0.1, 0}, {5, 5}, {5, 5.1}, {5.1, 5}}
+    local y = lm.tensor({1, 1, 1, 2, 2, 2}, 'int32')
+    eq(I.knn_accuracy(Z, y, 2), 1)
+    eq(I.knn_accuracy(Z, lm.tensor({1, 2, 1, 2, 1, 2}, 'int32'), 2) < 1, true)
+    near(I.auroc({0.1, 0.4, 0.35, 0.8}, {false, true, false, true}), 1, 1e-12)
+    near(I.auroc({0.1, 0.4, 0.35, 0.8}, {true, false, false, true}), 0.5, 1e-12)
+    near(I.aupr({0.9, 0.8, 0.1}, {true, false, true}), (1 + 2 / 3) / 2, 1e-12)
+  end)
+end)
