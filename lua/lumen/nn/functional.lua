@@ -36,7 +36,9 @@ end
 --- Maximum Mean Discrepancy between samples z [N, D] and prior samples p
 --- [M, D], the biased estimate over all pairs (DESIGN.md): mean k(z, z') +
 --- mean k(p, p') - 2 mean k(z, p), with k(a, b) = exp(-||a - b||^2 / (bw D)).
---- opts.bw defaults to D; opts.weight (default 1) scales the result.
+--- opts.bw defaults to D; a list of bandwidths sums one kernel per scale (a
+--- multi-scale kernel keeps a gradient for points far from the prior, where
+--- a single narrow kernel vanishes); opts.weight (default 1) scales the result.
 function F.mmd(z, p, opts)
   opts = opts or {}
   if z:dim() ~= 2 or p:dim() ~= 2 or z:size(2) ~= p:size(2) then
@@ -44,9 +46,14 @@ function F.mmd(z, p, opts)
       z:shape_string(), p:shape_string()), 2)
   end
   local D = z:size(2)
-  local denom = (opts.bw or D) * D
-  local value = gaussian_kernel(z, z, denom):mean() + gaussian_kernel(p, p, denom):mean()
-    - gaussian_kernel(z, p, denom):mean() * 2
+  local bws = type(opts.bw) == "table" and opts.bw or {opts.bw or D}
+  local value
+  for _, bw in ipairs(bws) do
+    local denom = bw * D
+    local term = gaussian_kernel(z, z, denom):mean() + gaussian_kernel(p, p, denom):mean()
+      - gaussian_kernel(z, p, denom):mean() * 2
+    value = value and value + term or term
+  end
   if opts.weight then value = value * opts.weight end
   return value
 end
