@@ -1,7 +1,8 @@
 -- The main experiment: self-introspection of the paper's Net1 on MNIST.
 --   lumen experiments/introspect_mnist.lua [--data mnist|fashion] [--seed S]
 --        [--threads T] [--out DIR] [--fresh] [--cycles N] [--ae-epochs N]
---        [--est-epochs N] [--mmd-weight W] [--subset N]
+--        [--est-epochs N] [--mmd-weight W] [--bandwidths B1,B2,..] [--subset N]
+--        [--data-dir DIR]
 --
 -- Stages (each cached in DIR and reused on a rerun unless --fresh):
 --   1. classifier: Net1 trained as in experiments/net1_mnist.lua, recording a
@@ -20,7 +21,7 @@ local plot = lm.plot
 
 local opts = cli.parse(arg, {data = "mnist", seed = 1, threads = 0, out = "", fresh = false, cycles = 25,
   ae_epochs = 20, est_epochs = 20, mmd_weight = 500, subset = 0, trajectory_samples = 500,
-  bandwidths = "0.1,1,10,100,1000"},
+  bandwidths = "0.1,1,10,100,1000", data_dir = ""},
   "Self-introspection of Net1: lumen experiments/introspect_mnist.lua [options]")
 if opts.threads > 0 then lm.set_num_threads(opts.threads) end
 if opts.out == "" then opts.out = "results/introspect_" .. opts.data end
@@ -46,10 +47,11 @@ end
 
 -- ---- data ------------------------------------------------------------------------------------------
 local d = stage("data", function()
-  local ok, data = pcall(lm.data.mnist, {kind = opts.data})
+  local dir = opts.data_dir ~= "" and opts.data_dir or nil
+  local ok, data = pcall(lm.data.mnist, {kind = opts.data, dir = dir})
   if not ok and opts.data == "mnist" then
     print("notice: MNIST not found, using Fashion-MNIST instead")
-    data = lm.data.mnist{kind = "fashion"}
+    data = lm.data.mnist{kind = "fashion", dir = dir}
   elseif not ok then
     error(data, 0)
   end

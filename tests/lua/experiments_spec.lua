@@ -39,5 +39,55 @@ describe("experiments", function()
     truthy(ok, err)
     truthy(RESULT and RESULT.last_loss == RESULT.last_loss and RESULT.last_loss < 5, "a finite loss")
   end)
+
+  it("introspect_mnist.lua runs every stage on a small generated data set", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    os.execute("mkdir -p " .. dir .. "/mnist")
+    -- images whose brightness pattern depends on the class, so Net1 can learn something
+    local function idx_files(prefix, n, seed)
+      local imgs, labs = {}, {}
+      for i = 1, n do
+        local c = (i * 7 + seed) % 10
+        labs[i] = string.char(c)
+        local px = {}
+        for k = 1, 784 do px[k] = string.char(((k % 10 == c) and 200 or 10) + (i + k) % 30) end
+        imgs[i] = table.concat(px)
+      end
+      local f = assert(io.open(dir .. "/mnist/" .. prefix .. "-images-idx3-ubyte", "wb"))
+      f:write("\0\0\8\3" .. string.pack(">I4>I4>I4", n, 28, 28) .. table.concat(imgs))
+      f:close()
+      f = assert(io.open(dir .. "/mnist/" .. prefix .. "-labels-idx1-ubyte", "wb"))
+      f:write("\0\0\8\1" .. string.pack(">I4", n) .. table.concat(labs))
+      f:close()
+    end
+    idx_files("train", 600, 1)
+    idx_files("t10k", 200, 2)
+    local saved_arg = _G.arg
+    _G.arg = {"--data-dir", dir, "--cycles", "2", "--ae-epochs", "2", "--est-epochs", "2",
+      "--trajectory-samples", "50", "--out", dir .. "/out"}
+    RESULT = nil
+    local print_ = print
+    print = function() end
+    local ok, err = pcall(dofile, "experiments/introspect_mnist.lua")
+    print = print_
+    _G.arg = saved_arg
+    local files = {}
+    for _, f in ipairs{"index.html", "metrics.json", "map_train.png", "map_test.png", "map_error.png",
+      "trajectories.png", "classifier.safetensors", "autoencoder.safetensors", "estimator.safetensors"} do
+      local fh = io.open(dir .. "/out/" .. f, "rb")
+      files[f] = fh ~= nil
+      if fh then fh:close() end
+    end
+    os.execute("rm -rf " .. dir)
+    truthy(ok, err)
+    for f, present in pairs(files) do truthy(present, f .. " written") end
+    for _, k in ipairs{"classifier_test_accuracy", "latent_knn10_accuracy", "auroc_correct",
+      "auroc_correct_baseline", "estimator_mse_log10"} do
+      truthy(type(RESULT[k]) == "number" and RESULT[k] == RESULT[k], k .. " is a number: " .. tostring(RESULT[k]))
+    end
+    truthy(RESULT.classifier_test_accuracy > 0.2, "the classifier learned the generated classes: "
+      .. RESULT.classifier_test_accuracy)
+  end)
 end)
 
