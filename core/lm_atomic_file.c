@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lm_safetensors.h"
@@ -27,6 +28,11 @@ lm_status lm_atomic_open(lm_atomic_file *f, const char *path) {
         f->temp_path = NULL;
         lm_atomic_abort(f);
         return s;
+    }
+    /* mkstemp makes the file private (0600): give it the usual permissions */
+    mode_t mask = umask(0);
+    umask(mask);
+    if (fchmod(fd, 0666 & ~mask) != 0) { /* not fatal: the file is still ours */
     }
     f->fp = fdopen(fd, "wb");
     if (!f->fp) {
