@@ -58,4 +58,28 @@ describe("introspection", function()
     near(I.auroc({0.1, 0.4, 0.35, 0.8}, {true, false, false, true}), 0.5, 1e-12)
     near(I.aupr({0.9, 0.8, 0.1}, {true, false, true}), (1 + 2 / 3) / 2, 1e-12)
   end)
+
+  it("trains classifier, autoencoder and estimator jointly with the three stop-gradients", function()
+    lm.manual_seed(4)
+    local n = 512
+    local y = (lm.rand(n) * 3):int() + 1
+    local x = lm.randn(n, 10) * 0.3 + lm.data.one_hot(y, 3):float():matmul(lm.randn(3, 10))
+    local net = lm.models.net1{inputs = 10, hidden = 16, layers = 3, classes = 3, dropout = 0}
+    local rec = I.Recorder(net)
+    local vae = I.InfoVAE{inputs = 48, hidden = 32, depth = 2, mmd_weight = 10, bw = {0.1, 1, 10}}
+    local est = I.Estimator{hidden = 16, depth = 2}
+    local h = I.fit_jointly(net, rec, vae, est, {x = x, y = y}, {epochs = 8, batch_size = 32, lr = 3e-3})
+    truthy(h[8].classifier < h[1].classifier, "classifier loss falls")
+    truthy(h[8].autoencoder < h[1].autoencoder, "autoencoder loss falls")
+    truthy(h[8].estimator < h[1].estimator, "estimator loss falls")
+    -- the stop-gradients: the autoencoder's loss sends nothing into the classifier
+    local out, hh = rec:capture(function() return net(x:narrow(1, 1, 8)) end)
+    net:zero_grad()
+    vae:loss(hh:detach()):backward()
+    for _, p in ipairs(net:parameters()) do eq(p.grad, nil) end
+    -- one call maps new inputs
+    local z, e_hat, o = I.interrogate(rec, vae, est, x:narrow(1, 1, 5))
+    same(z:shape(), {5, 2}); same(e_hat:shape(), {5}); same(o:shape(), {5, 3})
+  end)
 end)
+

@@ -60,6 +60,22 @@ function Recorder:record(x)
   return lm.cat(parts, 2), out
 end
 
+--- Runs fn() with the hooks capturing (in whatever mode the model is, with
+--- gradients as they are) and returns fn's result and the concatenated
+--- activations [N, Nh] of that call.
+function Recorder:capture(fn)
+  self.active, self.outputs = true, {}
+  local result = fn()
+  self.active = false
+  local parts = {}
+  for k = 1, #self.layers do
+    local o = self.outputs[k]
+    parts[k] = o:reshape(o:size(1), -1)
+  end
+  self.outputs = {}
+  return result, lm.cat(parts, 2)
+end
+
 --- The size of one recorded vector (runs one sample).
 function Recorder:width(sample)
   local h = self:record(sample)
@@ -274,6 +290,61 @@ function I.fit_estimator(est, Z, T, opts)
   end)
   est:evaluate()
   return history
+end
+
+--- Trains classifier, autoencoder and estimator at the same time, with the
+--- method's three stop-gradients: the autoencoder sees the recorded
+--- activations detached from the classifier, the estimator sees the latents
+--- detached from the encoder, and its target log10(e) is computed from the
+--- classifier's outputs detached. One backward pass over the summed losses
+--- updates all three (each with its own Adam). opts.epochs, opts.batch_size,
+--- opts.lr (1e-3 for all three), opts.seed, opts.log(epoch, record) with the
+--- three mean losses. The autoencoder's standardisation is fixed from the
+--- first batch.
+function I.fit_jointly(model, recorder, vae, est, set, opts)
+  opts = opts or {}
+  local lr = opts.lr or 1e-3
+  local opt_c = lm.optim.Adam(model:parameters(), {lr = lr})
+  local opt_a = lm.optim.Adam(vae:parameters(), {lr = lr})
+  local opt_e = lm.optim.Adam(est:parameters(), {lr = lr})
+  local loader = lm.data.loader(set, {batch_size = opts.batch_size or 128, seed = opts.seed or 0})
+  local classes
+  local history = {}
+  model:train(); vae:train(); est:train()
+  for epoch = 1, opts.epochs or 5 do
+    local sums, batches = {0, 0, 0}, 0
+    for x, y in loader:epoch_iter() do
+      local out, h = recorder:capture(function() return model(x) end)
+      classes = classes or out:size(2)
+      h = h:detach()                                        -- stop-gradient 1
+      if epoch == 1 and batches == 0 and vae.standardize then vae:fit_standardization(h) end
+      local loss_c = F.mse(out, lm.data.one_hot(y, classes):float())
+      local loss_a = vae:loss(h)
+      local z = vae:encode(h):detach()                      -- stop-gradient 2
+      local target = I.log_errors(out:detach(), y)          -- stop-gradient 3
+      local loss_e = F.mse(est(z), target:view(-1, 1))
+      opt_c:zero_grad(); opt_a:zero_grad(); opt_e:zero_grad()
+      ;(loss_c + loss_a + loss_e):backward()
+      opt_c:step(); opt_a:step(); opt_e:step()
+      sums[1], sums[2], sums[3] = sums[1] + loss_c:item(), sums[2] + loss_a:item(), sums[3] + loss_e:item()
+      batches = batches + 1
+      collectgarbage("step")
+    end
+    history[epoch] = {classifier = sums[1] / batches, autoencoder = sums[2] / batches,
+      estimator = sums[3] / batches}
+    if opts.log then opts.log(epoch, history[epoch]) end
+  end
+  model:evaluate(); vae:evaluate(); est:evaluate()
+  return history
+end
+
+--- The whole map for new inputs in one call: classifier -> recorder ->
+--- encoder -> estimator. Returns z [N, 2], log10 e_hat [N] and the
+--- classifier's outputs [N, C], without gradients.
+function I.interrogate(recorder, vae, est, x)
+  local h, out = recorder:record(x)
+  local z = lm.no_grad(function() return vae:encode(h) end)
+  return z, I.estimate(est, z), out
 end
 
 --- Estimated log10 error for latents Z [N, 2] (no gradients): [N].

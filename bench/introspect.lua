@@ -1,0 +1,32 @@
+-- InfoVAE training epoch (Net1-sized recordings: 54,000 x 2400, batch 128,
+-- multi-scale MMD) and real-time interrogation (classify + record + encode +
+-- estimate) in samples per second.
+--   lumen bench/introspect.lua [threads]
+local lm = require 'lumen'
+local I = lm.introspect
+local threads = tonumber(arg[1]) or lm.get_num_threads()
+lm.set_num_threads(threads)
+lm.manual_seed(1)
+
+local H = lm.randn(54000, 2400)
+local vae = I.InfoVAE{inputs = 2400, mmd_weight = 500, bw = {0.1, 1, 10, 100, 1000}}
+-- warm-up on a slice, then one timed epoch
+I.fit_autoencoder(vae, H:narrow(1, 1, 2560), {epochs = 1, tty = false})
+collectgarbage()
+local t0 = lm.clock()
+I.fit_autoencoder(vae, H, {epochs = 1, tty = false})
+local t_epoch = lm.clock() - t0
+
+local net = lm.models.net1()
+local rec = I.Recorder(net)
+local est = I.Estimator()
+local function rate(batch, reps)
+  local x = lm.rand(batch, 784)
+  I.interrogate(rec, vae, est, x)
+  local t = lm.clock()
+  for _ = 1, reps do I.interrogate(rec, vae, est, x) end
+  return batch * reps / (lm.clock() - t)
+end
+print(string.format("lumen, %d thread(s): InfoVAE epoch (54000 x 2400, batch 128): %.2f s; "
+  .. "interrogation: %.0f samples/s one at a time, %.0f samples/s in batches of 1000",
+  threads, t_epoch, rate(1, 300), rate(1000, 5)))
