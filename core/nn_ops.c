@@ -22,6 +22,21 @@ static lm_status same_device(const char *op, const lm_tensor *a, const lm_tensor
     return LM_OK;
 }
 
+/* Checks shared by the layers with weights: float32 input and weight on one
+ * device (bias too), and a weight of `wdim` dimensions laid out as `layout`. */
+static lm_status check_layer(const char *op, const lm_tensor *x, const lm_tensor *w,
+                             const lm_tensor *b, int wdim, const char *layout) {
+    char sw[LM_SHAPE_STR_MAX];
+    LM_TRY(check_float(op, "input", x));
+    LM_TRY(check_float(op, "weight", w));
+    LM_TRY(same_device(op, x, w));
+    LM_TRY(same_device(op, x, b));
+    if (w->ndim != wdim)
+        return lm_fail(LM_ERR_SHAPE, "%s: weight must be %s, got %s", op, layout,
+                       lm_shape_str(w, sw, sizeof sw));
+    return LM_OK;
+}
+
 #define ATTACH(out, name, rule, n, inputs)                                                         \
     lm_node *node = lm_node_attach(*(out), name, rule, n, inputs);                                 \
     if (!node) {                                                                                   \
@@ -35,13 +50,7 @@ static lm_status same_device(const char *op, const lm_tensor *a, const lm_tensor
 lm_status lm_linear(lm_tensor **out, lm_tensor *x, lm_tensor *w, lm_tensor *b) {
     *out = NULL;
     char sx[LM_SHAPE_STR_MAX], sw[LM_SHAPE_STR_MAX];
-    LM_TRY(check_float("linear", "input", x));
-    LM_TRY(check_float("linear", "weight", w));
-    LM_TRY(same_device("linear", x, w));
-    LM_TRY(same_device("linear", x, b));
-    if (w->ndim != 2)
-        return lm_fail(LM_ERR_SHAPE, "linear: weight must be [out, in], got %s",
-                       lm_shape_str(w, sw, sizeof sw));
+    LM_TRY(check_layer("linear", x, w, b, 2, "[out, in]"));
     if (x->ndim < 1 || x->shape[x->ndim - 1] != w->shape[1])
         return lm_fail(LM_ERR_SHAPE,
                        "linear: input has %lld features, weight expects %lld (input shape %s, "
@@ -240,13 +249,7 @@ lm_status lm_conv2d(lm_tensor **out, lm_tensor *x, lm_tensor *w, lm_tensor *b,
                     const lm_conv_options *opt) {
     *out = NULL;
     char sx[LM_SHAPE_STR_MAX], sw[LM_SHAPE_STR_MAX];
-    LM_TRY(check_float("conv2d", "input", x));
-    LM_TRY(check_float("conv2d", "weight", w));
-    LM_TRY(same_device("conv2d", x, w));
-    LM_TRY(same_device("conv2d", x, b));
-    if (w->ndim != 4)
-        return lm_fail(LM_ERR_SHAPE, "conv2d: weight must be [out, in, kh, kw], got %s",
-                       lm_shape_str(w, sw, sizeof sw));
+    LM_TRY(check_layer("conv2d", x, w, b, 4, "[out, in, kh, kw]"));
     lm_conv_geometry g;
     LM_TRY(geometry("conv2d", x, w->shape[2], w->shape[3], opt, &g));
     if (w->shape[1] != g.channels)

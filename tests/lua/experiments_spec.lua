@@ -1,11 +1,21 @@
 -- The small bundled experiments run and reach their goal.
+
+-- Runs an experiment file with the given command-line arguments, its
+-- printing silenced; returns pcall's status and error.
+local function run_experiment(path, args)
+  local saved_arg, print_ = _G.arg, print
+  _G.arg = args or {}
+  print = function() end
+  local ok, err = pcall(dofile, path)
+  print = print_
+  _G.arg = saved_arg
+  return ok, err
+end
+
 describe("experiments", function()
   it("custom_layer.lua trains a Lua-defined layer and a custom backward", function()
     RESULT = nil
-    local print_ = print
-    print = function() end -- keep the spec output short
-    local ok, err = pcall(dofile, "experiments/custom_layer.lua")
-    print = print_
+    local ok, err = run_experiment("experiments/custom_layer.lua")
     truthy(ok, err)
     truthy(RESULT and RESULT < 1e-3, "final loss " .. tostring(RESULT))
   end)
@@ -28,13 +38,8 @@ describe("experiments", function()
     for b = 1, 5 do batch("data_batch_" .. b .. ".bin", 16, b) end
     batch("test_batch.bin", 8, 0)
     RESULT = nil
-    local saved_arg = _G.arg
-    _G.arg = {"--data-dir", dir, "--steps", "2", "--batch", "8", "--width", "0.1", "--out", dir .. "/out"}
-    local print_ = print
-    print = function() end
-    local ok, err = pcall(dofile, "experiments/net2_cifar10.lua")
-    print = print_
-    _G.arg = saved_arg
+    local ok, err = run_experiment("experiments/net2_cifar10.lua",
+      {"--data-dir", dir, "--steps", "2", "--batch", "8", "--width", "0.1", "--out", dir .. "/out"})
     os.execute("rm -rf " .. dir)
     truthy(ok, err)
     truthy(RESULT and RESULT.last_loss == RESULT.last_loss and RESULT.last_loss < 5, "a finite loss")
@@ -63,15 +68,10 @@ describe("experiments", function()
     end
     idx_files("train", 600, 1)
     idx_files("t10k", 200, 2)
-    local saved_arg = _G.arg
-    _G.arg = {"--data-dir", dir, "--cycles", "2", "--ae-epochs", "2", "--est-epochs", "2",
-      "--trajectory-samples", "50", "--out", dir .. "/out"}
     RESULT = nil
-    local print_ = print
-    print = function() end
-    local ok, err = pcall(dofile, "experiments/introspect_mnist.lua")
-    print = print_
-    _G.arg = saved_arg
+    local ok, err = run_experiment("experiments/introspect_mnist.lua",
+      {"--data-dir", dir, "--cycles", "2", "--ae-epochs", "2", "--est-epochs", "2",
+       "--trajectory-samples", "50", "--out", dir .. "/out"})
     local files = {}
     for _, f in ipairs{"index.html", "metrics.json", "map_train.png", "map_test.png", "map_error.png",
       "trajectories.png", "classifier.safetensors", "autoencoder.safetensors", "estimator.safetensors"} do
