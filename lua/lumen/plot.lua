@@ -168,6 +168,47 @@ function Axes:heatmap(values, o)
   return self
 end
 
+--- A violin at x = position: the Gaussian kernel density of `values`
+--- (Scott's bandwidth), mirrored, with a line at the median. o.width (in x
+--- units, 0.8), o.color, o.label.
+function Axes:violin(position, values, o)
+  o = o or {}
+  values = as_list(values)
+  local n = #values
+  if n == 0 then return self end
+  local sorted = {}
+  for i, v in ipairs(values) do sorted[i] = v end
+  table.sort(sorted)
+  local mean, var = 0, 0
+  for _, v in ipairs(sorted) do mean = mean + v end
+  mean = mean / n
+  for _, v in ipairs(sorted) do var = var + (v - mean) ^ 2 end
+  local sd = math.sqrt(var / math.max(n - 1, 1))
+  local bw = math.max(1.06 * sd * n ^ (-1 / 5), (sorted[n] - sorted[1]) * 1e-3, 1e-6)
+  local lo, hi = sorted[1] - 2 * bw, sorted[n] + 2 * bw
+  local ys, dens, peak = {}, {}, 0
+  local steps = 60
+  for k = 0, steps do
+    local y = lo + (hi - lo) * k / steps
+    local sum = 0
+    for _, v in ipairs(sorted) do sum = sum + math.exp(-0.5 * ((y - v) / bw) ^ 2) end
+    ys[#ys + 1], dens[#dens + 1] = y, sum
+    if sum > peak then peak = sum end
+  end
+  local half = (o.width or 0.8) / 2
+  extend(self.data_x, position - half); extend(self.data_x, position + half)
+  extend(self.data_y, lo); extend(self.data_y, hi)
+  self.items[#self.items + 1] = {kind = "violin", x = position, ys = ys, dens = dens, peak = peak,
+    half = half, median = sorted[(n + 1) // 2], color = o.color or plot.CLASS_COLORS[1], label = o.label}
+  return self
+end
+
+--- Category labels under integer x positions (1, 2, ...), instead of numbers.
+function Axes:categories(names)
+  self.category_names = names
+  return self
+end
+
 function Axes:text(x, y, s, o)
   o = o or {}
   self.items[#self.items + 1] = {kind = "text", x = x, y = y, s = s, color = o.color or BLACK, size = o.size or 12}
@@ -230,11 +271,15 @@ function Axes:render(canvas, font)
   local xt, xstep = plot.ticks(xl[1], xl[2], self.xticks or 6)
   local yt, ystep = plot.ticks(yl[1], yl[2], self.yticks or 5)
   canvas:fill_rect(r.x, r.y, r.x + r.w, r.y + r.h, 0xFFFFFFFF)
+  if self.category_names then -- named positions 1..n instead of numeric ticks
+    xt = {}
+    for i in ipairs(self.category_names) do xt[i] = i end
+  end
   for _, t in ipairs(xt) do
     local px = self:to_pixel(t, yl[1])
     if self.grid ~= false then canvas:line(px, r.y, px, r.y + r.h, 1, LIGHT) end
     canvas:line(px, r.y + r.h, px, r.y + r.h + 4, 1, BLACK)
-    local s = tick_label(t, xstep)
+    local s = self.category_names and tostring(self.category_names[t]) or tick_label(t, xstep)
     canvas:text(font, px - font:width(11, s) / 2, r.y + r.h + 17, 11, BLACK, s)
   end
   for _, t in ipairs(yt) do
@@ -291,6 +336,20 @@ function Axes:render(canvas, font)
         canvas:polygon({x1, y1, x1 - h * math.cos(ang - 0.4), y1 - h * math.sin(ang - 0.4),
           x1 - h * math.cos(ang + 0.4), y1 - h * math.sin(ang + 0.4)}, it.color)
       end
+    elseif it.kind == "violin" then
+      local pts = {}
+      for k = 1, #it.ys do
+        local px, py = self:to_pixel(it.x + it.half * it.dens[k] / it.peak, it.ys[k])
+        pts[#pts + 1] = px; pts[#pts + 1] = py
+      end
+      for k = #it.ys, 1, -1 do
+        local px, py = self:to_pixel(it.x - it.half * it.dens[k] / it.peak, it.ys[k])
+        pts[#pts + 1] = px; pts[#pts + 1] = py
+      end
+      canvas:polygon(pts, plot.with_alpha(it.color, 0.6))
+      local mx0, my = self:to_pixel(it.x - it.half * 0.5, it.median)
+      local mx1 = self:to_pixel(it.x + it.half * 0.5, it.median)
+      canvas:line(mx0, my, mx1, my, 2, BLACK)
     elseif it.kind == "text" then
       local px, py = self:to_pixel(it.x, it.y)
       canvas:text(font, px, py, it.size, it.color, it.s)
@@ -398,6 +457,29 @@ end
 --- An image tensor ([H, W] or [3, H, W] in [0, 1]) at pixel (x, y), scaled.
 function Figure:image(x, y, t, scale)
   self.images[#self.images + 1] = {x = x, y = y, t = t, scale = scale or 1}
+end
+
+--- A grid of images (tensor [N, H, W] or [N, 3, H, W] in [0, 1]) with its
+--- top left at pixel (x, y): o.cols (10), o.scale (2), o.gap (4 px),
+--- o.labels (one caption per image, drawn under it), o.label_colors.
+--- Returns the pixel width and height it takes.
+function Figure:image_grid(x, y, images, o)
+  o = o or {}
+  local n = images:size(1)
+  local cols, scale, gap = o.cols or 10, o.scale or 2, o.gap or 4
+  local h, w = images:size(images:dim() - 1), images:size(images:dim())
+  local caption = o.labels and 14 or 0
+  for i = 1, n do
+    local c, r = (i - 1) % cols, (i - 1) // cols
+    local px, py = x + c * (w * scale + gap), y + r * (h * scale + gap + caption)
+    self:image(px, py, images[i], scale)
+    if o.labels then
+      local color = o.label_colors and o.label_colors[i] or BLACK
+      self:text(px, py + h * scale + 11, tostring(o.labels[i]), {size = 10, color = color})
+    end
+  end
+  local rows = (n + cols - 1) // cols
+  return cols * (w * scale + gap), rows * (h * scale + gap + caption)
 end
 
 --- Text at pixel (x, y) (baseline), o.size, o.color, o.angle.

@@ -58,4 +58,31 @@ describe("plot", function()
     same((plot.ticks(0, 1, 5)), {0, 0.2, 0.4, 0.6, 0.8, 1}, 1e-12)
     same((plot.ticks(-3.7, 4.2, 4)), {-2, 0, 2, 4}, 1e-12)
   end)
+
+  it("draws violins with their median and names category positions", function()
+    local fig = plot.figure{width = 300, height = 300}
+    local ax = fig:axes{rect = {50, 50, 200, 200}, xlim = {0.5, 2.5}, ylim = {-3, 3}, grid = false}
+    local values = {}
+    for i = 1, 201 do values[i] = (i - 101) / 100 end -- median 0, range [-1, 1]
+    ax:violin(1, values, {color = 0x0000FFFF})
+    ax:categories{"first", "second"}
+    local canvas = fig:render()
+    local mx, my = ax:to_pixel(1, 0)
+    same(rgb(canvas, mx, my), {34, 34, 34}) -- the median line
+    local r, g, b = canvas:pixel(math.floor(mx), math.floor(select(2, ax:to_pixel(1, 0.5))))
+    truthy(b > 150 and r < 150, "inside the violin: blue")
+    same(rgb(canvas, select(1, ax:to_pixel(2, 0)), my), {255, 255, 255}) -- nothing at x = 2
+  end)
+
+  it("places an image grid pixel for pixel", function()
+    local fig = plot.figure{width = 100, height = 60}
+    local imgs = lm.zeros(3, 4, 4)
+    imgs[2]:fill_(1)
+    fig:image_grid(10, 10, imgs, {cols = 3, scale = 2, gap = 2})
+    local canvas = fig:render()
+    same(rgb(canvas, 10, 10), {0, 0, 0})            -- image 1, black
+    same(rgb(canvas, 10 + 8 + 2, 10), {255, 255, 255}) -- image 2 starts after 8 px and a 2 px gap
+    same(rgb(canvas, 10 + 2 * 10, 17), {0, 0, 0})   -- image 3
+  end)
 end)
+
