@@ -11,7 +11,31 @@
 /* ---- elementwise ------------------------------------------------------------------------------ */
 
 /* iparams[0] = op, p[0..1] = op parameters, saved[0] = x, saved[1] = y */
+/* Ops whose gradient has a fused backend kernel (one pass instead of a
+ * chain of elementwise ops); the composite formulas below are their
+ * reference and are checked against them in tests/c/test_ops.c. */
+static bool fused_unary_gradient(lm_unary_op op) {
+    return op == LM_ELU || op == LM_SIGMOID || op == LM_TANH || op == LM_RELU || op == LM_EXP;
+}
+
+lm_status lm_rule_unary_composite(lm_node *n, lm_tensor *g, lm_tensor **gi);
+
 lm_status lm_rule_unary(lm_node *n, lm_tensor *g, lm_tensor **gi) {
+    lm_unary_op op = (lm_unary_op)n->iparams[0];
+    if (!fused_unary_gradient(op)) return lm_rule_unary_composite(n, g, gi);
+    lm_tensor *x, *y;
+    LM_TRY(lm_node_saved(n, 0, &x));
+    LM_TRY(lm_node_saved(n, 1, &y));
+    LM_TRY(lm_tensor_new_like(&gi[0], x));
+    lm_status s = lm_backend_get(x->storage->device)->unary_backward(op, gi[0], g, x, y, n->p[0]);
+    if (s != LM_OK) {
+        lm_tensor_release(gi[0]);
+        gi[0] = NULL;
+    }
+    return s;
+}
+
+lm_status lm_rule_unary_composite(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     scope sc = {0};
     lm_tensor *x = sc_saved(&sc, n, 0), *y = sc_saved(&sc, n, 1), *d = NULL;
     double p0 = n->p[0], p1 = n->p[1];

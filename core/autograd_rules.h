@@ -7,6 +7,8 @@
 #include "lm_autograd.h"
 
 lm_status lm_rule_unary(lm_node *n, lm_tensor *g, lm_tensor **gi);
+/* the same gradient through a chain of ordinary ops: the fused kernels' reference */
+lm_status lm_rule_unary_composite(lm_node *n, lm_tensor *g, lm_tensor **gi);
 lm_status lm_rule_binary(lm_node *n, lm_tensor *g, lm_tensor **gi);
 lm_status lm_rule_binary_scalar(lm_node *n, lm_tensor *g, lm_tensor **gi);
 lm_status lm_rule_where(lm_node *n, lm_tensor *g, lm_tensor **gi);

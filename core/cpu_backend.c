@@ -27,6 +27,7 @@ static const lm_backend cpu = {
     .unary = cpu_unary,
     .binary = cpu_binary,
     .binary_scalar = cpu_binary_scalar,
+    .unary_backward = cpu_unary_backward,
     .where = cpu_where,
     .reduce = cpu_reduce,
     .matmul = cpu_matmul,

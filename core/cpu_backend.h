@@ -10,6 +10,8 @@ lm_status cpu_unary(lm_unary_op op, lm_tensor *out, const lm_tensor *x, double p
 lm_status cpu_binary(lm_binary_op op, lm_tensor *out, const lm_tensor *a, const lm_tensor *b);
 lm_status cpu_binary_scalar(lm_binary_op op, lm_tensor *out, const lm_tensor *a, double s,
                             bool scalar_first);
+lm_status cpu_unary_backward(lm_unary_op op, lm_tensor *gx, const lm_tensor *g, const lm_tensor *x,
+                             const lm_tensor *y, double p0);
 lm_status cpu_where(lm_tensor *out, const lm_tensor *cond, const lm_tensor *a,
                     const lm_tensor *b);
 lm_status cpu_reduce(lm_reduce_op op, lm_tensor *out, lm_tensor *indices, const lm_tensor *x,

@@ -309,6 +309,47 @@ lm_status cpu_binary_scalar(lm_binary_op op, lm_tensor *out, const lm_tensor *a,
     return LM_OK;
 }
 
+/* ---- fused unary gradients ---------------------------------------------------------------- */
+
+#define GRAD_LOOP(EXPR)                                                                            \
+    for (int64_t i = 0; i < n; i++) {                                                              \
+        float gv = gp[i * sg], x = xp[i * sx], y = yp[i * sy];                                     \
+        (void)x, (void)y;                                                                          \
+        o[i * so] = (EXPR);                                                                        \
+    }                                                                                              \
+    break
+
+static void unary_backward_range(void *ctx, int64_t begin, int64_t end) {
+    ew_job *j = ctx;
+    const cpu_iter *it = &j->it;
+    int last = it->ndim - 1;
+    int64_t so = it->strides[0][last], sg = it->strides[1][last], sx = it->strides[2][last],
+            sy = it->strides[3][last];
+    float alpha = (float)j->p0;
+    CPU_ITER_FOR(it, begin, end, off, n) {
+        float *o = lm_tensor_f32(j->out) + off[0];
+        const float *gp = lm_tensor_f32(j->a) + off[1], *xp = lm_tensor_f32(j->b) + off[2],
+                    *yp = lm_tensor_f32(j->c) + off[3];
+        switch ((lm_unary_op)j->op) {
+        case LM_ELU: GRAD_LOOP(x > 0 ? gv : gv * (y + alpha));
+        case LM_SIGMOID: GRAD_LOOP(gv * y * (1.0f - y));
+        case LM_TANH: GRAD_LOOP(gv * (1.0f - y * y));
+        case LM_RELU: GRAD_LOOP(x > 0 ? gv : 0.0f);
+        case LM_EXP: GRAD_LOOP(gv * y);
+        default: break;
+        }
+    }
+}
+
+lm_status cpu_unary_backward(lm_unary_op op, lm_tensor *gx, const lm_tensor *g, const lm_tensor *x,
+                             const lm_tensor *y, double p0) {
+    ew_job j = {.out = gx, .a = g, .b = x, .c = y, .op = op, .p0 = p0};
+    const lm_tensor *ops[4] = {gx, g, x, y};
+    cpu_iter_init(&j.it, 4, ops);
+    lm_parallel_for(j.it.numel, LM_GRAIN_ELEMENTWISE, unary_backward_range, &j);
+    return LM_OK;
+}
+
 /* ---- where -------------------------------------------------------------------------- */
 
 static void where_range(void *ctx, int64_t begin, int64_t end) {

@@ -78,6 +78,11 @@ typedef struct lm_backend {
     /* out = a op s, or s op a when `scalar_first`. */
     lm_status (*binary_scalar)(lm_binary_op op, lm_tensor *out, const lm_tensor *a, double s,
                                bool scalar_first);
+    /* The gradient of a unary op in one pass: gx = g * f'(x), with the
+     * derivative written from x and y = f(x) (ELU, SIGMOID, TANH, RELU, EXP);
+     * all four tensors have the same shape. */
+    lm_status (*unary_backward)(lm_unary_op op, lm_tensor *gx, const lm_tensor *g,
+                                const lm_tensor *x, const lm_tensor *y, double p0);
     /* out = cond != 0 ? a : b */
     lm_status (*where)(lm_tensor *out, const lm_tensor *cond, const lm_tensor *a,
                        const lm_tensor *b);

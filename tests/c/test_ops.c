@@ -2,6 +2,7 @@
  * values and naive loops, on contiguous and non-contiguous inputs. */
 #include <stdlib.h>
 
+#include "autograd_rules.h"
 #include "lm_ops.h"
 #include "lm_rng.h"
 #include "lm_threads.h"
@@ -264,5 +265,41 @@ static void test_matmul(void) {
     lm_tensor_release(b);
 }
 
-TEST_MAIN(test_binary_broadcast, test_unary, test_int32, test_where, test_reductions,
+/* The fused unary gradients agree with their composite reference formulas. */
+static void test_fused_unary_gradients(void) {
+    lm_unary_op ops[5] = {LM_ELU, LM_SIGMOID, LM_TANH, LM_RELU, LM_EXP};
+    int64_t shape[2] = {37, 41};
+    lm_tensor *x, *g;
+    lm_tensor_new(&x, LM_FLOAT32, LM_CPU, 2, shape);
+    lm_tensor_new(&g, LM_FLOAT32, LM_CPU, 2, shape);
+    lm_manual_seed(5);
+    lm_rand_normal_(x, 0, 2);
+    lm_rand_normal_(g, 0, 1);
+    for (int k = 0; k < 5; k++) {
+        double alpha = ops[k] == LM_ELU ? 0.7 : 0;
+        lm_tensor *y;
+        lm_unary(&y, ops[k], x, alpha, 0);
+        lm_node node = {0};
+        node.refcount = 1;
+        node.iparams[0] = ops[k];
+        node.p[0] = alpha;
+        lm_node_save(&node, 0, x);
+        lm_node_save(&node, 1, y);
+        lm_tensor *fused[LM_NODE_MAX_INPUTS] = {0}, *ref[LM_NODE_MAX_INPUTS] = {0};
+        CHECK_OK(lm_rule_unary(&node, g, fused));
+        CHECK_OK(lm_rule_unary_composite(&node, g, ref));
+        double worst = 0;
+        for (int64_t i = 0; i < 37 * 41; i++) worst = fmax(worst, fabs(at(fused[0], i) - at(ref[0], i)));
+        CHECK(worst < 1e-5);
+        lm_tensor_release(fused[0]);
+        lm_tensor_release(ref[0]);
+        lm_node_save(&node, 0, NULL);
+        lm_node_save(&node, 1, NULL);
+        lm_tensor_release(y);
+    }
+    lm_tensor_release(x);
+    lm_tensor_release(g);
+}
+
+TEST_MAIN(test_fused_unary_gradients, test_binary_broadcast, test_unary, test_int32, test_where, test_reductions,
           test_threads_large, test_matmul)
