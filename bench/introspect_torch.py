@@ -7,18 +7,11 @@ import time
 import torch
 import torch.nn as nn
 
+from torch_models import mlp, net1
+
 threads = int(sys.argv[1]) if len(sys.argv) > 1 else torch.get_num_threads()
 torch.set_num_threads(threads)
 torch.manual_seed(1)
-
-
-def mlp(sizes):
-    layers = []
-    for i in range(len(sizes) - 1):
-        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
-        if i < len(sizes) - 2:
-            layers.append(nn.ELU())
-    return nn.Sequential(*layers)
 
 
 enc, dec = mlp([2400, 200, 200, 200, 2]), mlp([2, 200, 200, 200, 2400])
@@ -58,12 +51,7 @@ t0 = time.perf_counter()
 epoch(H)
 t_epoch = time.perf_counter() - t0
 
-layers, width = [], 784
-for _ in range(12):
-    layers += [nn.Linear(width, 200), nn.ELU(), nn.Dropout(0.1)]
-    width = 200
-layers += [nn.Linear(200, 10), nn.Sigmoid()]
-net = nn.Sequential(*layers).eval()
+net = net1().eval()
 est = mlp([2, 200, 200, 200, 1])
 acts = []
 for m in net:

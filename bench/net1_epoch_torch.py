@@ -7,7 +7,8 @@ import sys
 import time
 
 import torch
-import torch.nn as nn
+
+from torch_models import net1
 
 threads = int(sys.argv[1]) if len(sys.argv) > 1 else torch.get_num_threads()
 torch.set_num_threads(threads)
@@ -28,12 +29,7 @@ y_train = idx(root + "train-labels-idx1-ubyte.gz").long()
 x_test = idx(root + "t10k-images-idx3-ubyte.gz").reshape(-1, 784).float() / 255
 y_test = idx(root + "t10k-labels-idx1-ubyte.gz").long()
 
-layers, width = [], 784
-for _ in range(12):
-    layers += [nn.Linear(width, 200), nn.ELU(), nn.Dropout(0.1)]
-    width = 200
-layers += [nn.Linear(200, 10), nn.Sigmoid()]
-net = nn.Sequential(*layers)
+net = net1()
 opt = torch.optim.Adam(net.parameters(), lr=1e-4)
 eye = torch.eye(10)
 

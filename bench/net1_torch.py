@@ -5,18 +5,14 @@ import sys
 import time
 
 import torch
-import torch.nn as nn
+
+from torch_models import net1
 
 threads = int(sys.argv[1]) if len(sys.argv) > 1 else torch.get_num_threads()
 steps = int(sys.argv[2]) if len(sys.argv) > 2 else 200
 torch.set_num_threads(threads)
 torch.manual_seed(1)
-layers, width = [], 784
-for _ in range(12):
-    layers += [nn.Linear(width, 200), nn.ELU(), nn.Dropout(0.1)]
-    width = 200
-layers += [nn.Linear(200, 10), nn.Sigmoid()]
-net = nn.Sequential(*layers)
+net = net1()
 opt = torch.optim.Adam(net.parameters(), lr=1e-4)
 x = torch.rand(128, 784)
 y = torch.zeros(128, 10)
