@@ -37,6 +37,12 @@ lm_status lm_get_element(const lm_tensor *t, int64_t index, double *value);
 /* Concatenation of n tensors along dim (same shape elsewhere, same dtype and device). */
 lm_status lm_cat(lm_tensor **out, int n, lm_tensor *const *ts, int dim);
 
+/* Checks that every value of a non-empty int32 tensor of 0-based indices
+ * lies in [0, limit); otherwise fails with "<op>: <what> <i> out of range for
+ * <limit> <unit>", naming the offending value 1-based as Lua sees it. */
+lm_status lm_check_index_range(const char *op, const char *what, const char *unit,
+                               const lm_tensor *idx, int64_t limit);
+
 /* Rows idx[0], idx[1], ... of x (dimension 0), idx int32 0-based (checked).
  * The _into form writes into out ([len(idx), rest of x's shape], contiguous):
  * how data loaders fill reused batch buffers. Not differentiable. */

@@ -132,20 +132,8 @@ lm_status lm_cross_entropy(lm_tensor **out, lm_tensor *logits, lm_tensor *labels
     int64_t n = logits->shape[0], classes = logits->shape[1];
     if (n == 0) return lm_fail(LM_ERR_ARG, "cross_entropy: empty batch");
     /* validate the labels before using them as indices */
-    lm_tensor *lo, *hi;
-    LM_TRY(lm_reduce(&lo, NULL, LM_MIN, labels, -1, false));
-    lm_status s = lm_reduce(&hi, NULL, LM_MAX, labels, -1, false);
-    double vlo = 0, vhi = 0;
-    if (s == LM_OK) {
-        lm_get_element(lo, 0, &vlo);
-        lm_get_element(hi, 0, &vhi);
-        lm_tensor_release(hi);
-    }
-    lm_tensor_release(lo);
-    LM_TRY(s);
-    if (vlo < 0 || vhi >= classes)
-        return lm_fail(LM_ERR_ARG, "cross_entropy: label %d out of range for %lld classes",
-                       (int)(vlo < 0 ? vlo : vhi) + 1, (long long)classes);
+    LM_TRY(lm_check_index_range("cross_entropy", "label", "classes", labels, classes));
+    lm_status s;
     lm_tensor *lsm = NULL, *onehot = NULL, *picked = NULL, *total = NULL;
     bool old = lm_set_grad_enabled(false); /* this node records itself */
     s = lm_softmax(&lsm, logits, 1, true);

@@ -183,6 +183,25 @@ lm_status lm_cat(lm_tensor **out, int n, lm_tensor *const *ts, int dim) {
     return s;
 }
 
+lm_status lm_check_index_range(const char *op, const char *what, const char *unit,
+                               const lm_tensor *idx, int64_t limit) {
+    lm_tensor *lo, *hi;
+    LM_TRY(lm_reduce(&lo, NULL, LM_MIN, (lm_tensor *)idx, -1, false));
+    lm_status s = lm_reduce(&hi, NULL, LM_MAX, (lm_tensor *)idx, -1, false);
+    double vlo = 0, vhi = 0;
+    if (s == LM_OK) {
+        lm_get_element(lo, 0, &vlo);
+        lm_get_element(hi, 0, &vhi);
+        lm_tensor_release(hi);
+    }
+    lm_tensor_release(lo);
+    LM_TRY(s);
+    if (vlo < 0 || vhi >= limit)
+        return lm_fail(LM_ERR_ARG, "%s: %s %d out of range for %lld %s", op, what,
+                       (int)(vlo < 0 ? vlo : vhi) + 1, (long long)limit, unit);
+    return LM_OK;
+}
+
 lm_status lm_index_select_into(lm_tensor *out, lm_tensor *x, lm_tensor *idx) {
     char a[LM_SHAPE_STR_MAX], b[LM_SHAPE_STR_MAX];
     if (idx->dtype != LM_INT32 || idx->ndim != 1)
@@ -195,18 +214,8 @@ lm_status lm_index_select_into(lm_tensor *out, lm_tensor *x, lm_tensor *idx) {
         return lm_fail(LM_ERR_SHAPE, "index_select: output %s does not fit %lld rows of %s",
                        lm_shape_str(out, a, sizeof a), (long long)idx->shape[0],
                        lm_shape_str(x, b, sizeof b));
-    if (idx->shape[0] > 0) {
-        lm_tensor *lo, *hi;
-        LM_TRY(lm_reduce(&lo, NULL, LM_MIN, idx, -1, false));
-        lm_status s = lm_reduce(&hi, NULL, LM_MAX, idx, -1, false);
-        double vlo = 0, vhi = 0;
-        if (s == LM_OK) lm_get_element(lo, 0, &vlo), lm_get_element(hi, 0, &vhi), lm_tensor_release(hi);
-        lm_tensor_release(lo);
-        LM_TRY(s);
-        if (vlo < 0 || vhi >= x->shape[0])
-            return lm_fail(LM_ERR_ARG, "index_select: index %d out of range for %lld rows",
-                           (int)(vlo < 0 ? vlo : vhi) + 1, (long long)x->shape[0]);
-    }
+    if (idx->shape[0] > 0)
+        LM_TRY(lm_check_index_range("index_select", "index", "rows", idx, x->shape[0]));
     lm_tensor *xc;
     LM_TRY(lm_contiguous(&xc, x));
     out->storage->version++;

@@ -19,6 +19,16 @@ describe("argument errors", function()
     raises(function() x:item() end, "has 6 elements")
   end)
 
+  it("checks class labels and row indices before using them", function()
+    raises(function() lm.nn.functional.cross_entropy(lm.zeros(2, 3), lm.tensor({1, 4}, 'int32')) end,
+      "cross_entropy: label 4 out of range for 3 classes")
+    raises(function() lm.nn.functional.cross_entropy(lm.zeros(2, 3), lm.tensor({0, 1}, 'int32')) end,
+      "cross_entropy: label 0 out of range for 3 classes")
+    raises(function() lm.ones(3, 2):index_select(lm.tensor({2, 4}, 'int32')) end,
+      "index_select: index 4 out of range for 3 rows")
+    same(lm.tensor{{1}, {2}, {3}}:index_select(lm.tensor({3, 1}, 'int32')):totable(), {{3}, {1}})
+  end)
+
   it("refuses freed tensors", function()
     local y = lm.ones(2)
     y:free()
