@@ -97,29 +97,46 @@ static int l_tensor(lua_State *L) {
 
 /* ---- creation ------------------------------------------------------------------------------ */
 
-/* Shape from args 1..k, then an optional dtype string. */
+/* Trailing creation options from arg on: a dtype ('float32', 'int32') and/or
+ * a device ('cpu', 'cuda') string, in either order. */
+static void creation_options(lua_State *L, int arg, lm_dtype *dtype, lm_device *device) {
+    for (int i = arg; i <= lua_gettop(L) && !lua_isnil(L, i); i++) {
+        const char *s = luaL_checkstring(L, i);
+        if (!strcmp(s, "cpu")) *device = LM_CPU;
+        else if (!strcmp(s, "cuda")) *device = LM_CUDA;
+        else *dtype = l_check_dtype(L, i, *dtype);
+    }
+}
+
+/* Shape from args 1..k, then optional dtype and device strings. */
 static int create_full(lua_State *L, double value, const char *fn) {
     int64_t shape[LM_MAX_DIMS];
     int n = l_check_shape(L, 1, shape, fn);
     for (int i = 0; i < n; i++)
         if (shape[i] < 0) return luaL_error(L, "%s: sizes must be >= 0", fn);
-    int dtype_arg = lua_istable(L, 1) ? 2 : n + 1;
-    lm_dtype dtype = l_check_dtype(L, dtype_arg, LM_FLOAT32);
-    l_check(L, lm_full(l_push_slot(L), dtype, LM_CPU, n, shape, value));
+    lm_dtype dtype = LM_FLOAT32;
+    lm_device device = LM_CPU;
+    creation_options(L, lua_istable(L, 1) ? 2 : n + 1, &dtype, &device);
+    l_check(L, lm_full(l_push_slot(L), dtype, device, n, shape, value));
     return 1;
 }
 
 static int l_zeros(lua_State *L) { return create_full(L, 0, "zeros"); }
 static int l_ones(lua_State *L) { return create_full(L, 1, "ones"); }
 
-/* Pushes an uninitialised float tensor of the shape in args 1.. */
+/* Pushes an uninitialised float tensor of the shape in args 1.., on the
+ * device a trailing 'cpu' / 'cuda' names. */
 static lm_tensor **new_from_shape_args(lua_State *L, const char *fn) {
     int64_t shape[LM_MAX_DIMS];
     int n = l_check_shape(L, 1, shape, fn);
     for (int i = 0; i < n; i++)
         if (shape[i] < 0) luaL_error(L, "%s: sizes must be >= 0", fn);
+    lm_dtype dtype = LM_FLOAT32;
+    lm_device device = LM_CPU;
+    creation_options(L, lua_istable(L, 1) ? 2 : n + 1, &dtype, &device);
+    if (dtype != LM_FLOAT32) luaL_error(L, "%s: makes float32 tensors only", fn);
     lm_tensor **slot = l_push_slot(L);
-    l_check(L, lm_tensor_new(slot, LM_FLOAT32, LM_CPU, n, shape));
+    l_check(L, lm_tensor_new(slot, LM_FLOAT32, device, n, shape));
     return slot;
 }
 
@@ -141,8 +158,10 @@ static int l_full(lua_State *L) {
     double v = luaL_checknumber(L, 2);
     int64_t shape[LM_MAX_DIMS];
     int n = l_check_shape(L, 1, shape, "full");
-    lm_dtype dtype = l_check_dtype(L, 3, LM_FLOAT32);
-    l_check(L, lm_full(l_push_slot(L), dtype, LM_CPU, n, shape, v));
+    lm_dtype dtype = LM_FLOAT32;
+    lm_device device = LM_CPU;
+    creation_options(L, 3, &dtype, &device);
+    l_check(L, lm_full(l_push_slot(L), dtype, device, n, shape, v));
     return 1;
 }
 
@@ -191,8 +210,11 @@ static int l_dropout_mask(lua_State *L) {
     int64_t shape[LM_MAX_DIMS];
     luaL_checktype(L, 2, LUA_TTABLE);
     int n = l_check_shape(L, 2, shape, "dropout");
+    lm_dtype dtype = LM_FLOAT32;
+    lm_device device = LM_CPU;
+    creation_options(L, 3, &dtype, &device);
     lm_tensor **slot = l_push_slot(L);
-    l_check(L, lm_tensor_new(slot, LM_FLOAT32, LM_CPU, n, shape));
+    l_check(L, lm_tensor_new(slot, LM_FLOAT32, device, n, shape));
     l_check(L, lm_rand_dropout_mask_(*slot, keep));
     return 1;
 }
@@ -247,8 +269,7 @@ static int l_get_num_threads(lua_State *L) {
     return 1;
 }
 
-static int l_memory_stats(lua_State *L) {
-    lm_memory_stats s = lm_cpu_memory_stats();
+static int push_memory_stats(lua_State *L, lm_memory_stats s) {
     lua_createtable(L, 0, 5);
     lua_pushinteger(L, (lua_Integer)s.live_bytes);
     lua_setfield(L, -2, "live_bytes");
@@ -262,6 +283,8 @@ static int l_memory_stats(lua_State *L) {
     lua_setfield(L, -2, "cache_hits");
     return 1;
 }
+
+static int l_memory_stats(lua_State *L) { return push_memory_stats(L, lm_cpu_memory_stats()); }
 
 static int l_empty_cache(lua_State *L) {
     lm_cpu_empty_cache();
@@ -331,8 +354,40 @@ static const luaL_Reg module_functions[] = {
     {"empty_cache", l_empty_cache}, {"clock", l_clock}, {"_isatty", l_isatty},
     {"_catch_interrupt", l_catch_interrupt}, {"_interrupted", l_interrupted}, {NULL, NULL}};
 
+static int l_cuda_device_name(lua_State *L) {
+    if (!lm_cuda_available()) return luaL_error(L, "CUDA is not available: %s", lm_cuda_status());
+    lua_pushstring(L, lm_cuda_status());
+    return 1;
+}
+
+static int l_cuda_synchronize(lua_State *L) {
+    l_check(L, lm_cuda_synchronize());
+    return 0;
+}
+
+static int l_cuda_empty_cache(lua_State *L) {
+    (void)L;
+    lm_cuda_empty_cache();
+    return 0;
+}
+
+static int l_cuda_memory_stats(lua_State *L) { return push_memory_stats(L, lm_cuda_memory_stats()); }
+
+/* allow_tf32(flag) sets, allow_tf32() reads: TF32 tensor cores for float32 GEMM/conv */
+static int l_cuda_allow_tf32(lua_State *L) {
+    if (!lua_isnoneornil(L, 1)) {
+        luaL_checktype(L, 1, LUA_TBOOLEAN);
+        l_check(L, lm_cuda_set_tf32(lua_toboolean(L, 1)));
+    }
+    lua_pushboolean(L, lm_cuda_tf32());
+    return 1;
+}
+
 static const luaL_Reg cuda_functions[] = {
-    {"available", l_cuda_available}, {"status", l_cuda_status}, {NULL, NULL}};
+    {"available", l_cuda_available}, {"status", l_cuda_status},
+    {"device_name", l_cuda_device_name}, {"synchronize", l_cuda_synchronize},
+    {"empty_cache", l_cuda_empty_cache}, {"memory_stats", l_cuda_memory_stats},
+    {"allow_tf32", l_cuda_allow_tf32}, {NULL, NULL}};
 
 void l_register_module_functions(lua_State *L) {
     luaL_setfuncs(L, module_functions, 0);

@@ -4,6 +4,7 @@
 
 #include "l_common.h"
 #include "lm_alloc.h"
+#include "lm_cuda.h"
 #include "lm_autograd.h"
 #include "lm_ops.h"
 #include "lm_rng.h"
@@ -42,11 +43,17 @@ void l_push_tensor(lua_State *L, lm_tensor *t) {
 
 static size_t gc_threshold = (size_t)64 << 20;
 
+/* Bytes held by tensors on every device: Lua's collector sees only the small
+ * userdata, so a full collection runs whenever they grow past a threshold. */
+static size_t live_tensor_bytes(void) {
+    return lm_cpu_memory_stats().live_bytes + lm_cuda_memory_stats().live_bytes;
+}
+
 void l_gc_account(lua_State *L) {
-    size_t live = lm_cpu_memory_stats().live_bytes;
+    size_t live = live_tensor_bytes();
     if (live <= gc_threshold) return;
     lua_gc(L, LUA_GCCOLLECT);
-    live = lm_cpu_memory_stats().live_bytes;
+    live = live_tensor_bytes();
     size_t slack = live / 2 > ((size_t)64 << 20) ? live / 2 : ((size_t)64 << 20);
     gc_threshold = live + slack;
 }

@@ -409,11 +409,18 @@ lm_status lm_rule_conv2d(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     gc = sc_keep(&sc, sc.status ? sc.status : lm_contiguous(&gc, g), &gc);
     lm_tensor *w2 = RESHAPE(&sc, wc, 2, w2s), *g3 = RESHAPE(&sc, gc, 3, g3s);
     lm_tensor *w2t = T(&sc, w2, 0, 1);
+    if (be->conv2d_backward && sc.status == LM_OK) { /* whole batch in the backend */
+        if (WANT(0)) gx = sc_keep(&sc, lm_tensor_new(&gx, LM_FLOAT32, x->storage->device, 4, x->shape), &gx);
+        if (WANT(1)) gw = sc_keep(&sc, sc.status ? sc.status : lm_tensor_new(&gw, LM_FLOAT32, x->storage->device, 2, w2s), &gw);
+        if (sc.status == LM_OK) sc.status = be->conv2d_backward(gx, gw, gc, xc, wc, &geo);
+        N = 0; /* skips the per-image loop below */
+    } else {
     cols = sc_keep(&sc, sc.status ? sc.status : lm_tensor_new(&cols, LM_FLOAT32, x->storage->device, 2, cs), &cols);
     if (WANT(0)) gx = ZEROS_LIKE(&sc, x);
     if (WANT(1)) {
         lm_tensor *r = NULL;
         gw = sc_keep(&sc, sc.status ? sc.status : lm_full(&r, LM_FLOAT32, x->storage->device, 2, w2s, 0), &r);
+    }
     }
     for (int64_t i = 0; i < N && sc.status == LM_OK && (gx || gw); i++) {
         lm_tensor *xi = NULL, *gi_ = NULL, *prod = NULL, *gxi = NULL, *gcols = NULL;

@@ -43,6 +43,10 @@ void lm_set_oom_handler(lm_oom_handler fn, void *ud) {
     oom_ud = ud;
 }
 
+void lm_run_oom_handler(void) {
+    if (oom_handler) oom_handler(oom_ud);
+}
+
 void lm_cpu_set_cache_limit(size_t bytes) { cache_limit = bytes; }
 
 void lm_cpu_empty_cache(void) {

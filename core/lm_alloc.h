@@ -35,5 +35,7 @@ void lm_cpu_set_cache_limit(size_t bytes);
  * to run Lua's collector, which may release tensors. */
 typedef void (*lm_oom_handler)(void *ud);
 void lm_set_oom_handler(lm_oom_handler fn, void *ud);
+/* Runs the handler (the CUDA allocator calls it before its own retry). */
+void lm_run_oom_handler(void);
 
 #endif

@@ -134,6 +134,15 @@ typedef struct lm_backend {
      * tensors (SGD: s1 = momentum buffer; Adam: s1 = m, s2 = v; RMSprop: s1 = v). */
     lm_status (*optim_step)(const lm_optim_params *p, lm_tensor *param, const lm_tensor *grad,
                             lm_tensor *s1, lm_tensor *s2);
+
+    /* ---- optional: whole-batch convolution (NULL: im2col + matmul per image) ---- */
+    /* out [N, O, oh, ow] = x [N, C, H, W] convolved with w [O, C, kh, kw], no bias. */
+    lm_status (*conv2d)(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
+                        const lm_conv_geometry *geo);
+    /* gx = dL/dx and gw = dL/dw from g = dL/dout (either output may be NULL). */
+    lm_status (*conv2d_backward)(lm_tensor *gx, lm_tensor *gw, const lm_tensor *g,
+                                 const lm_tensor *x, const lm_tensor *w,
+                                 const lm_conv_geometry *geo);
 } lm_backend;
 
 /* The backend of a device, or NULL with lm_last_error saying why. */

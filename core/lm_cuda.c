@@ -32,8 +32,22 @@ const lm_backend *lm_cuda_backend(void) {
         lm_fail(LM_ERR_DEVICE, "CUDA is not available: %s", status_line);
         return NULL;
     }
-    lm_fail(LM_ERR_DEVICE,
-            "CUDA device %s found, but this build's CUDA backend has no tensor kernels yet",
-            status_line);
+#ifdef LUMEN_HAVE_CUDA
+    return lm_cuda_make_backend();
+#else
     return NULL;
+#endif
 }
+
+#ifndef LUMEN_HAVE_CUDA
+lm_status lm_cuda_synchronize(void) {
+    return lm_fail(LM_ERR_DEVICE, "CUDA is not available: %s", lm_cuda_status());
+}
+void lm_cuda_empty_cache(void) {}
+lm_memory_stats lm_cuda_memory_stats(void) { return (lm_memory_stats){0}; }
+lm_status lm_cuda_set_tf32(bool allowed) {
+    (void)allowed;
+    return LM_OK;
+}
+bool lm_cuda_tf32(void) { return false; }
+#endif

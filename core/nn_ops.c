@@ -256,11 +256,13 @@ lm_status lm_conv2d(lm_tensor **out, lm_tensor *x, lm_tensor *w, lm_tensor *b,
     lm_status s = lm_contiguous(&xc, x);
     if (s == LM_OK) s = lm_contiguous(&wc, w);
     if (s == LM_OK) s = lm_tensor_view(&w2, wc, 2, wshape);
-    if (s == LM_OK) s = lm_tensor_new(&cols, LM_FLOAT32, x->storage->device, 2, cshape);
     if (s == LM_OK) s = lm_tensor_new(out, LM_FLOAT32, x->storage->device, 4, oshape);
-    for (int64_t n = 0; n < N && s == LM_OK; n++) {
+    const lm_backend *be = be_of(x);
+    if (s == LM_OK && be->conv2d) s = be->conv2d(*out, xc, wc, &g); /* whole batch at once */
+    else if (s == LM_OK) s = lm_tensor_new(&cols, LM_FLOAT32, x->storage->device, 2, cshape);
+    for (int64_t n = 0; n < N && s == LM_OK && !be->conv2d; n++) {
         s = lm_tensor_select(&xi, xc, 0, n);
-        if (s == LM_OK) s = be_of(x)->im2col(cols, xi, &g);
+        if (s == LM_OK) s = be->im2col(cols, xi, &g);
         if (s == LM_OK) s = lm_matmul(&prod, w2, cols);
         if (s == LM_OK) s = lm_tensor_select(&oi, *out, 0, n);
         if (s == LM_OK) s = lm_tensor_view(&oi2, oi, 2, o2);

@@ -67,7 +67,7 @@ function autograd.gradcheck(fn, inputs, opts)
   opts = opts or {}
   local eps, atol, rtol = opts.eps or 1e-2, opts.atol or 5e-3, opts.rtol or 2e-2
   local out = fn(table.unpack(inputs))
-  local weights = lm.no_grad(function() return lm.randn(out:shape()) end)
+  local weights = lm.no_grad(function() return lm.randn(out:shape(), out:device()) end)
   local function objective()
     return lm.no_grad(function() return (fn(table.unpack(inputs)) * weights):sum():item() end)
   end

@@ -129,10 +129,17 @@ function data.cifar10(opts)
 end
 
 --- One-hot rows [N, classes] for 1-based int32 labels.
+local class_rows = {} -- "device:classes" -> the row 1..classes, made once per device
+
 function data.one_hot(labels, classes)
   local n = labels:size(1)
   classes = classes or labels:max():item()
-  local pos = lm.arange(1, classes, 'int32'):view(1, classes)
+  local key = labels:device() .. ":" .. classes
+  local pos = class_rows[key]
+  if not pos then
+    pos = lm.arange(1, classes, 'int32'):view(1, classes):to(labels:device())
+    class_rows[key] = pos
+  end
   return labels:view(n, 1):eq(pos)
 end
 

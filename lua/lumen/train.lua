@@ -38,6 +38,13 @@ local function loss_fn(spec, classes)
   error("train: unknown loss '" .. tostring(spec) .. "'", 3)
 end
 
+--- The device of a model's parameters ('cpu' for a model without any):
+--- batches go there before the forward pass.
+function train.device_of(model)
+  local p = model:parameters()[1]
+  return p and p:device() or "cpu"
+end
+
 --- Loss, accuracy, per-class accuracy and confusion matrix of a classifier
 --- on {x, y}; runs in evaluation mode without recording. opts.loss,
 --- opts.batch_size (1000).
@@ -50,10 +57,12 @@ function train.evaluate(model, set, opts)
   local total_loss, correct = 0, 0
   local classes
   local confusion
+  local device = train.device_of(model)
   lm.no_grad(function()
     for start = 1, n, bs do
       local len = math.min(bs, n - start + 1)
       local x, y = set.x:narrow(1, start, len), set.y:narrow(1, start, len)
+      if device ~= "cpu" then x, y = x:to(device), y:to(device) end
       local out = model(x)
       total_loss = total_loss + loss(out, y):item() * len
       local pred = out:argmax(2)
@@ -173,6 +182,7 @@ function train.run(opts)
   end
 
   model:train()
+  local device = train.device_of(model)
   lm._catch_interrupt(true)
   local ok, err = pcall(function()
     local running_loss, running_correct, running_n = 0, 0, 0
@@ -188,6 +198,7 @@ function train.run(opts)
         epoch_iter = loader:epoch_iter(run.batch + 1) -- resumes mid-epoch without redrawing
       end
       local x, y = epoch_iter()
+      if device ~= "cpu" then x, y = x:to(device), y:to(device) end
       run.batch = run.batch + 1
       optimizer:zero_grad()
       local output = model(x)

@@ -33,7 +33,7 @@ end
 local function init_state(o)
   for i, p in ipairs(o.params) do
     local st = {}
-    for k = 1, o.nstates do st[k] = lm.zeros(p:shape()) end
+    for k = 1, o.nstates do st[k] = lm.zeros(p:shape(), p:device()) end
     o.state[i] = st
   end
   return o

@@ -1,0 +1,59 @@
+-- One training epoch of Net1 (MNIST-shaped) or Net2 (CIFAR-10-shaped) on a
+-- device, timed the way bench/gpu_epoch_torch.py times PyTorch: data on the
+-- host, a shuffled batch of 128 uploaded each step, MSE against one-hot
+-- targets, Adam, no host synchronisation inside the epoch. The images are
+-- uniform noise of the real sets' shapes (the time does not depend on the
+-- pixels; the device machine has no data sets). Prints one line:
+--   lumen <model> <device> epoch_s <seconds> steps <n> loss <last loss>
+-- Usage: lumen bench/gpu_epoch.lua net1|net2 [device] [epochs]
+local lm = require 'lumen'
+local F = lm.nn.functional
+
+local model_name, device, epochs = arg[1] or "net1", arg[2] or "cuda", tonumber(arg[3] or 2)
+lm.manual_seed(1)
+local n, net, xshape
+if model_name == "net1" then
+  n, net, xshape = 60000, lm.models.net1(), {60000, 784}
+elseif model_name == "net2" then
+  n, net, xshape = 50000, lm.models.net2(), {50000, 3, 32, 32}
+else
+  error("usage: lumen bench/gpu_epoch.lua net1|net2 [device] [epochs]")
+end
+local set = {x = lm.rand(xshape), y = lm.tensor((function()
+  local t = {} for i = 1, n do t[i] = (i * 7919) % 10 + 1 end return t end)(), 'int32')}
+net:to(device)
+net:train()
+local opt = lm.optim.Adam(net:parameters(), {lr = 1e-4})
+local loader = lm.data.loader(set, {batch_size = 128, seed = 1})
+
+local function sync() if device == "cuda" then lm.cuda.synchronize() end end
+
+local last
+local function run_epoch(max_steps)
+  local steps = 0
+  for x, y in loader:epoch_iter() do
+    x, y = x:to(device), y:to(device)
+    opt:zero_grad()
+    local loss = F.mse(net(x), lm.data.one_hot(y, 10):float())
+    loss:backward()
+    opt:step()
+    last = loss
+    steps = steps + 1
+    if max_steps and steps >= max_steps then break end
+  end
+  return steps
+end
+
+run_epoch(20) -- warm-up: cuDNN algorithm search, allocator, first launches
+sync()
+local best = math.huge
+local steps
+for _ = 1, epochs do
+  collectgarbage()
+  local t0 = lm.clock()
+  steps = run_epoch()
+  sync()
+  best = math.min(best, lm.clock() - t0)
+end
+print(string.format("lumen %s %s epoch_s %.3f steps %d loss %.5f", model_name, device, best, steps,
+  last:item()))

@@ -1,0 +1,119 @@
+// The CUDA backend table, the cuBLAS handle and the device-wide switches.
+#include <cublas_v2.h>
+
+#include "cuda_backend.h"
+
+extern "C" {
+#include "lm_cuda.h"
+}
+
+#include <dlfcn.h>
+
+namespace {
+
+cublasHandle_t blas;
+cu_blas_api api;
+bool tf32;
+
+lm_backend table;
+
+} // namespace
+
+cublasContext *cu_blas(void) { return blas; }
+const cu_blas_api *cu_blas_fns(void) { return &api; }
+
+// cuBLAS is opened at the first CUDA use, not linked: loading it maps and
+// relocates ~200 MB, which every CPU-only run would otherwise pay.
+static lm_status load_cublas(void) {
+    const char *names[] = {"libcublas.so.13", "libcublas.so"};
+    void *lib = NULL;
+    for (int i = 0; i < 2 && !lib; i++) lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+    if (!lib)
+        return lm_fail(LM_ERR_DEVICE, "the CUDA backend needs cuBLAS, which did not load: %s",
+                       dlerror());
+    struct { void **slot; const char *name; } fns[] = {
+        {(void **)&api.create, "cublasCreate_v2"},
+        {(void **)&api.set_math_mode, "cublasSetMathMode"},
+        {(void **)&api.sgemm, "cublasSgemm_v2"},
+        {(void **)&api.sgemm_strided_batched, "cublasSgemmStridedBatched"},
+        {(void **)&api.status_string, "cublasGetStatusString"},
+    };
+    for (auto &f : fns)
+        if (!(*f.slot = dlsym(lib, f.name)))
+            return lm_fail(LM_ERR_DEVICE, "cuBLAS lacks %s", f.name);
+    return LM_OK;
+}
+bool cu_tf32_allowed(void) { return tf32; }
+
+lm_status cu_blas_fail(int status, const char *what) {
+    return lm_fail(LM_ERR_DEVICE, "cuBLAS error in %s: %s", what,
+                   api.status_string ? api.status_string((cublasStatus_t)status) : "?");
+}
+
+extern "C" lm_status lm_cuda_set_tf32(bool allowed) {
+    tf32 = allowed;
+    if (!blas) return LM_OK;
+    cublasStatus_t st = api.set_math_mode(blas, allowed ? CUBLAS_TF32_TENSOR_OP_MATH
+                                                        : CUBLAS_DEFAULT_MATH);
+    return st == CUBLAS_STATUS_SUCCESS ? LM_OK : cu_blas_fail(st, "cublasSetMathMode");
+}
+
+extern "C" bool lm_cuda_tf32(void) { return tf32; }
+
+extern "C" lm_status lm_cuda_synchronize(void) {
+    if (!lm_cuda_available())
+        return lm_fail(LM_ERR_DEVICE, "CUDA is not available: %s", lm_cuda_status());
+    CU_TRY(cudaDeviceSynchronize(), "synchronize");
+    return LM_OK;
+}
+
+// Creates the context, the cuBLAS handle and the table once, after the
+// probe found a device; NULL with lm_last_error saying what failed.
+extern "C" const lm_backend *lm_cuda_make_backend(void) {
+    if (blas) return &table;
+    cudaError_t err = cudaSetDevice(0);
+    if (err == cudaSuccess) err = cudaFree(0); /* creates the context now, not mid-op */
+    if (err != cudaSuccess) {
+        cu_fail(err, "creating the CUDA context");
+        return NULL;
+    }
+    if (load_cublas() != LM_OK) return NULL;
+    cublasStatus_t st = api.create(&blas);
+    if (st != CUBLAS_STATUS_SUCCESS) {
+        blas = NULL;
+        cu_blas_fail(st, "cublasCreate");
+        return NULL;
+    }
+    lm_cuda_set_tf32(tf32);
+    table.name = "cuda";
+    table.device = LM_CUDA;
+    table.alloc = lm_cuda_alloc;
+    table.free = lm_cuda_free;
+    table.copy = cu_copy;
+    table.fill = cu_fill;
+    table.upload = cu_upload;
+    table.download = cu_download;
+    table.unary = cu_unary;
+    table.binary = cu_binary;
+    table.binary_scalar = cu_binary_scalar;
+    table.unary_backward = cu_unary_backward;
+    table.where = cu_where;
+    table.reduce = cu_reduce;
+    table.matmul = cu_matmul;
+    table.random = cu_random;
+    table.softmax = cu_softmax;
+    table.softmax_backward = cu_softmax_backward;
+    table.im2col = cu_im2col;
+    table.col2im = cu_col2im;
+    table.pool2d = cu_pool2d;
+    table.pool2d_backward = cu_pool2d_backward;
+    table.index_select = cu_index_select;
+    table.topk = cu_topk;
+    table.one_hot = cu_one_hot;
+    table.optim_step = cu_optim_step;
+#ifdef LUMEN_HAVE_CUDNN
+    table.conv2d = cu_conv2d;
+    table.conv2d_backward = cu_conv2d_backward;
+#endif
+    return &table;
+}

@@ -1,0 +1,102 @@
+// Shared by the CUDA backend's translation units: status checks, launch
+// geometry and strided offsets. Every CUDA status becomes an lm_status with a
+// message naming the call; nothing here exits or prints.
+#pragma once
+
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+extern "C" {
+#include "cpu_iter.h" /* the host-side dimension merging is device independent */
+#include "lm_backend.h"
+#include "lm_error.h"
+}
+
+lm_status cu_fail(cudaError_t err, const char *what);
+
+#define CU_TRY(call, what)                                                                         \
+    do {                                                                                           \
+        cudaError_t cu_err_ = (call);                                                              \
+        if (cu_err_ != cudaSuccess) return cu_fail(cu_err_, what);                                 \
+    } while (0)
+
+// After every launch: a bad configuration shows here, a fault at the next sync.
+#define CU_LAUNCHED(what) CU_TRY(cudaGetLastError(), what)
+
+static const int CU_THREADS = 256;
+
+// Blocks for a grid-stride loop over n items (capped: the loop does the rest).
+static inline unsigned cu_blocks(int64_t n, int threads = CU_THREADS) {
+    int64_t b = (n + threads - 1) / threads;
+    if (b < 1) b = 1;
+    if (b > 65535LL * 8) b = 65535LL * 8;
+    return (unsigned)b;
+}
+
+#define CU_GRID_LOOP(i, n)                                                                         \
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);                      \
+         i += (int64_t)gridDim.x * blockDim.x)
+
+// Element offsets of flat index i for every operand of a merged iterator.
+template <int NOPS>
+__device__ __forceinline__ void cu_offsets(const cpu_iter &it, int64_t i, int64_t *off) {
+#pragma unroll
+    for (int k = 0; k < NOPS; k++) off[k] = 0;
+    for (int d = it.ndim - 1; d >= 0 && i; d--) {
+        int64_t idx = i % it.shape[d];
+        i /= it.shape[d];
+#pragma unroll
+        for (int k = 0; k < NOPS; k++) off[k] += idx * it.strides[k][d];
+    }
+}
+
+// True when every operand walks memory in the same order as the flat index.
+static inline bool cu_iter_flat(const cpu_iter &it) {
+    if (it.ndim != 1) return false;
+    for (int k = 0; k < it.nops; k++)
+        if (it.strides[k][0] != 1) return false;
+    return true;
+}
+
+static inline float *cu_f32(const lm_tensor *t) { return (float *)t->storage->data + t->offset; }
+static inline int32_t *cu_i32(const lm_tensor *t) {
+    return (int32_t *)t->storage->data + t->offset;
+}
+
+// Typed element access for the mixed-dtype (slow, exact) paths.
+struct cu_ref {
+    void *base;
+    int is_int;
+};
+static inline cu_ref cu_ref_of(const lm_tensor *t) {
+    return cu_ref{(void *)((char *)t->storage->data + t->offset * 4), t->dtype == LM_INT32};
+}
+__device__ __forceinline__ double cu_load(cu_ref r, int64_t off) {
+    return r.is_int ? (double)((const int32_t *)r.base)[off] : (double)((const float *)r.base)[off];
+}
+__device__ __forceinline__ void cu_store(cu_ref r, int64_t off, double v) {
+    if (r.is_int) {
+        v = v != v ? 0 : v > 2147483647.0 ? 2147483647.0 : v < -2147483648.0 ? -2147483648.0 : v;
+        ((int32_t *)r.base)[off] = (int32_t)v;
+    } else {
+        ((float *)r.base)[off] = (float)v;
+    }
+}
+
+// The cuBLAS handle and the functions loaded from it live in cuda_backend.cu.
+#include <cublas_v2.h>
+struct cu_blas_api {
+    cublasStatus_t (*create)(cublasHandle_t *);
+    cublasStatus_t (*set_math_mode)(cublasHandle_t, cublasMath_t);
+    cublasStatus_t (*sgemm)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int,
+                            const float *, const float *, int, const float *, int, const float *,
+                            float *, int);
+    cublasStatus_t (*sgemm_strided_batched)(cublasHandle_t, cublasOperation_t, cublasOperation_t,
+                                            int, int, int, const float *, const float *, int,
+                                            long long, const float *, int, long long,
+                                            const float *, float *, int, long long, int);
+    const char *(*status_string)(cublasStatus_t);
+};
+cublasContext *cu_blas(void);
+const cu_blas_api *cu_blas_fns(void);
+bool cu_tf32_allowed(void);

@@ -1,0 +1,188 @@
+// Whole-batch 2-D convolution through cuDNN: forward and both backward
+// passes, with the algorithms found once per shape (cudnnFind*, which times
+// them) and cached. TF32 tensor cores only when lm.cuda.allow_tf32(true).
+#include <cudnn.h>
+
+#include <map>
+#include <tuple>
+
+#include "cuda_backend.h"
+
+namespace {
+
+cudnnHandle_t handle;
+bool handle_ready;
+
+lm_status dnn_fail(cudnnStatus_t st, const char *what) {
+    return lm_fail(LM_ERR_DEVICE, "cuDNN error in %s: %s", what, cudnnGetErrorString(st));
+}
+
+#define DNN_TRY(call, what)                                                                        \
+    do {                                                                                           \
+        cudnnStatus_t dnn_st_ = (call);                                                            \
+        if (dnn_st_ != CUDNN_STATUS_SUCCESS) return dnn_fail(dnn_st_, what);                       \
+    } while (0)
+
+typedef std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                   int64_t, int64_t, int64_t, bool>
+    ShapeKey;
+
+// Descriptors and chosen algorithms of one convolution shape.
+struct Plan {
+    cudnnTensorDescriptor_t x, y;
+    cudnnFilterDescriptor_t w;
+    cudnnConvolutionDescriptor_t conv;
+    cudnnConvolutionFwdAlgo_t fwd;
+    cudnnConvolutionBwdDataAlgo_t bwd_data;
+    cudnnConvolutionBwdFilterAlgo_t bwd_filter;
+    size_t fwd_ws, bwd_data_ws, bwd_filter_ws;
+    bool found_fwd, found_data, found_filter;
+};
+
+std::map<ShapeKey, Plan> plans;
+
+bool math_ok(cudnnMathType_t m) {
+    return cu_tf32_allowed() || (m != CUDNN_TENSOR_OP_MATH &&
+                                 m != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION);
+}
+
+const size_t WORKSPACE_LIMIT = (size_t)1 << 30;
+
+lm_status plan_for(const lm_tensor *x, const lm_tensor *w, const lm_conv_geometry *g, Plan **out) {
+    if (!handle_ready) {
+        DNN_TRY(cudnnCreate(&handle), "cudnnCreate");
+        handle_ready = true;
+    }
+    int64_t N = x->shape[0], O = w->shape[0];
+    ShapeKey key(N, g->channels, g->height, g->width, O, g->kernel_h, g->kernel_w, g->stride_h,
+                 g->stride_w, g->pad_h, g->pad_w, 0, cu_tf32_allowed());
+    auto found = plans.find(key);
+    if (found != plans.end()) {
+        *out = &found->second;
+        return LM_OK;
+    }
+    Plan p = {};
+    DNN_TRY(cudnnCreateTensorDescriptor(&p.x), "descriptor");
+    DNN_TRY(cudnnCreateTensorDescriptor(&p.y), "descriptor");
+    DNN_TRY(cudnnCreateFilterDescriptor(&p.w), "descriptor");
+    DNN_TRY(cudnnCreateConvolutionDescriptor(&p.conv), "descriptor");
+    DNN_TRY(cudnnSetTensor4dDescriptor(p.x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, (int)N,
+                                       (int)g->channels, (int)g->height, (int)g->width),
+            "input descriptor");
+    DNN_TRY(cudnnSetTensor4dDescriptor(p.y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, (int)N, (int)O,
+                                       (int)g->out_h, (int)g->out_w),
+            "output descriptor");
+    DNN_TRY(cudnnSetFilter4dDescriptor(p.w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, (int)O,
+                                       (int)g->channels, (int)g->kernel_h, (int)g->kernel_w),
+            "filter descriptor");
+    DNN_TRY(cudnnSetConvolution2dDescriptor(p.conv, (int)g->pad_h, (int)g->pad_w, (int)g->stride_h,
+                                            (int)g->stride_w, 1, 1, CUDNN_CROSS_CORRELATION,
+                                            CUDNN_DATA_FLOAT),
+            "convolution descriptor");
+    DNN_TRY(cudnnSetConvolutionMathType(p.conv, cu_tf32_allowed() ? CUDNN_DEFAULT_MATH
+                                                                  : CUDNN_FMA_MATH),
+            "convolution math type");
+    auto inserted = plans.emplace(key, p);
+    *out = &inserted.first->second;
+    return LM_OK;
+}
+
+lm_status workspace(size_t bytes, void **ws) {
+    *ws = NULL;
+    if (!bytes) return LM_OK;
+    *ws = lm_cuda_alloc(bytes);
+    return *ws ? LM_OK : LM_ERR_MEMORY;
+}
+
+} // namespace
+
+lm_status cu_conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
+                    const lm_conv_geometry *geo) {
+    Plan *p;
+    LM_TRY(plan_for(x, w, geo, &p));
+    if (!p->found_fwd) {
+        cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+        int count = 0;
+        DNN_TRY(cudnnFindConvolutionForwardAlgorithm(handle, p->x, p->w, p->conv, p->y,
+                                                     CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf),
+                "choosing the forward algorithm");
+        int k = 0;
+        while (k < count && (perf[k].status != CUDNN_STATUS_SUCCESS || !math_ok(perf[k].mathType) ||
+                             perf[k].memory > WORKSPACE_LIMIT))
+            k++;
+        if (k == count) return lm_fail(LM_ERR_DEVICE, "cuDNN offers no forward convolution algorithm");
+        p->fwd = perf[k].algo;
+        p->fwd_ws = perf[k].memory;
+        p->found_fwd = true;
+    }
+    void *ws;
+    LM_TRY(workspace(p->fwd_ws, &ws));
+    float one = 1, zero = 0;
+    cudnnStatus_t st = cudnnConvolutionForward(handle, &one, p->x, cu_f32(x), p->w, cu_f32(w),
+                                               p->conv, p->fwd, ws, p->fwd_ws, &zero, p->y,
+                                               cu_f32(out));
+    lm_cuda_free(ws, p->fwd_ws);
+    if (st != CUDNN_STATUS_SUCCESS) return dnn_fail(st, "convolution forward");
+    return LM_OK;
+}
+
+lm_status cu_conv2d_backward(lm_tensor *gx, lm_tensor *gw, const lm_tensor *g, const lm_tensor *x,
+                             const lm_tensor *w, const lm_conv_geometry *geo) {
+    Plan *p;
+    LM_TRY(plan_for(x, w, geo, &p));
+    float one = 1, zero = 0;
+    if (gx) {
+        if (!p->found_data) {
+            cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+            int count = 0;
+            DNN_TRY(cudnnFindConvolutionBackwardDataAlgorithm(
+                        handle, p->w, p->y, p->conv, p->x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
+                        &count, perf),
+                    "choosing the backward-data algorithm");
+            int k = 0;
+            while (k < count && (perf[k].status != CUDNN_STATUS_SUCCESS ||
+                                 !math_ok(perf[k].mathType) || perf[k].memory > WORKSPACE_LIMIT))
+                k++;
+            if (k == count)
+                return lm_fail(LM_ERR_DEVICE, "cuDNN offers no backward-data algorithm");
+            p->bwd_data = perf[k].algo;
+            p->bwd_data_ws = perf[k].memory;
+            p->found_data = true;
+        }
+        void *ws;
+        LM_TRY(workspace(p->bwd_data_ws, &ws));
+        cudnnStatus_t st = cudnnConvolutionBackwardData(handle, &one, p->w, cu_f32(w), p->y,
+                                                        cu_f32(g), p->conv, p->bwd_data, ws,
+                                                        p->bwd_data_ws, &zero, p->x, cu_f32(gx));
+        lm_cuda_free(ws, p->bwd_data_ws);
+        if (st != CUDNN_STATUS_SUCCESS) return dnn_fail(st, "convolution backward (data)");
+    }
+    if (gw) {
+        if (!p->found_filter) {
+            cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+            int count = 0;
+            DNN_TRY(cudnnFindConvolutionBackwardFilterAlgorithm(
+                        handle, p->x, p->y, p->conv, p->w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
+                        &count, perf),
+                    "choosing the backward-filter algorithm");
+            int k = 0;
+            while (k < count && (perf[k].status != CUDNN_STATUS_SUCCESS ||
+                                 !math_ok(perf[k].mathType) || perf[k].memory > WORKSPACE_LIMIT))
+                k++;
+            if (k == count)
+                return lm_fail(LM_ERR_DEVICE, "cuDNN offers no backward-filter algorithm");
+            p->bwd_filter = perf[k].algo;
+            p->bwd_filter_ws = perf[k].memory;
+            p->found_filter = true;
+        }
+        void *ws;
+        LM_TRY(workspace(p->bwd_filter_ws, &ws));
+        cudnnStatus_t st = cudnnConvolutionBackwardFilter(handle, &one, p->x, cu_f32(x), p->y,
+                                                          cu_f32(g), p->conv, p->bwd_filter, ws,
+                                                          p->bwd_filter_ws, &zero, p->w,
+                                                          cu_f32(gw));
+        lm_cuda_free(ws, p->bwd_filter_ws);
+        if (st != CUDNN_STATUS_SUCCESS) return dnn_fail(st, "convolution backward (filter)");
+    }
+    return LM_OK;
+}

@@ -1,0 +1,142 @@
+// Device memory through a caching allocator, and host/device copies.
+//
+// Why: cudaMalloc and cudaFree synchronise the device and cost tens of
+// microseconds; a training step allocates the same temporaries every time.
+// Freed blocks are kept per rounded size and handed out again. All work runs
+// on the legacy default stream, so a block freed by the host can be reused by
+// the next launch without an event: the stream orders them.
+#include <stdio.h>
+#include <string.h>
+
+#include <unordered_map>
+#include <vector>
+
+#include "cuda_common.cuh"
+
+extern "C" {
+#include "lm_alloc.h"
+#include "lm_cuda.h"
+}
+
+namespace {
+
+std::unordered_map<size_t, std::vector<void *>> cached_blocks;
+lm_memory_stats stats;
+
+// 512-byte granules below 1 MiB, whole MiB above: small waste, many hits.
+size_t round_size(size_t bytes) {
+    const size_t small = 512, large = 1 << 20;
+    if (bytes < large) return (bytes + small - 1) / small * small;
+    return (bytes + large - 1) / large * large;
+}
+
+void release_cache(void) {
+    for (auto &entry : cached_blocks)
+        for (void *p : entry.second) cudaFree(p);
+    cached_blocks.clear();
+    stats.cached_bytes = 0;
+}
+
+} // namespace
+
+lm_status cu_fail(cudaError_t err, const char *what) {
+    return lm_fail(LM_ERR_DEVICE, "CUDA error in %s: %s (%s)", what, cudaGetErrorString(err),
+                   cudaGetErrorName(err));
+}
+
+extern "C" void *lm_cuda_alloc(size_t bytes) {
+    size_t size = round_size(bytes);
+    stats.allocations++;
+    auto found = cached_blocks.find(size);
+    void *p = NULL;
+    if (found != cached_blocks.end() && !found->second.empty()) {
+        p = found->second.back();
+        found->second.pop_back();
+        stats.cached_bytes -= size;
+        stats.cache_hits++;
+    } else {
+        cudaError_t err = cudaMalloc(&p, size);
+        if (err != cudaSuccess) {
+            cudaGetLastError(); /* clear it: out of memory is not sticky */
+            lm_run_oom_handler(); /* Lua's collector may free tensors into the cache */
+            cudaDeviceSynchronize();
+            release_cache();
+            err = cudaMalloc(&p, size);
+        }
+        if (err != cudaSuccess) {
+            cudaGetLastError();
+            size_t free_bytes = 0, total = 0;
+            cudaMemGetInfo(&free_bytes, &total);
+            lm_fail(LM_ERR_MEMORY,
+                    "CUDA out of memory allocating %.1f MiB (Lumen holds %.1f MiB; the device has "
+                    "%.1f of %.1f MiB free)",
+                    size / 1048576.0, stats.live_bytes / 1048576.0, free_bytes / 1048576.0,
+                    total / 1048576.0);
+            return NULL;
+        }
+    }
+    stats.live_bytes += size;
+    if (stats.live_bytes > stats.peak_bytes) stats.peak_bytes = stats.live_bytes;
+    return p;
+}
+
+extern "C" void lm_cuda_free(void *ptr, size_t bytes) {
+    if (!ptr) return;
+    size_t size = round_size(bytes);
+    cached_blocks[size].push_back(ptr);
+    stats.live_bytes -= size;
+    stats.cached_bytes += size;
+}
+
+extern "C" void lm_cuda_empty_cache(void) {
+    cudaDeviceSynchronize();
+    release_cache();
+}
+
+extern "C" lm_memory_stats lm_cuda_memory_stats(void) { return stats; }
+
+// ---- host <-> device copies (contiguous tensors) ---------------------------------------------
+
+// Uploads go through two pinned staging buffers: the host copies into one
+// and queues an asynchronous transfer, so it can go on queueing kernels
+// instead of waiting for the device to drain (what a pageable cudaMemcpy
+// does). A buffer is reused only after its last transfer's event.
+namespace {
+struct Staging {
+    void *host;
+    size_t bytes;
+    cudaEvent_t done;
+    bool pending;
+};
+Staging staging[2];
+int next_staging;
+} // namespace
+
+lm_status cu_upload(lm_tensor *dst, const void *host) {
+    size_t bytes = (size_t)lm_tensor_numel(dst) * 4;
+    if (!bytes) return LM_OK;
+    Staging &st = staging[next_staging];
+    next_staging ^= 1;
+    if (!st.done) CU_TRY(cudaEventCreateWithFlags(&st.done, cudaEventDisableTiming), "upload event");
+    if (st.pending) CU_TRY(cudaEventSynchronize(st.done), "upload (waiting for staging)");
+    st.pending = false;
+    if (st.bytes < bytes) {
+        if (st.host) cudaFreeHost(st.host);
+        st.host = NULL;
+        st.bytes = 0;
+        CU_TRY(cudaHostAlloc(&st.host, bytes, cudaHostAllocDefault), "pinned staging buffer");
+        st.bytes = bytes;
+    }
+    memcpy(st.host, host, bytes);
+    CU_TRY(cudaMemcpyAsync(cu_f32(dst), st.host, bytes, cudaMemcpyHostToDevice, 0),
+           "upload to the GPU");
+    CU_TRY(cudaEventRecord(st.done, 0), "upload event");
+    st.pending = true;
+    return LM_OK;
+}
+
+lm_status cu_download(void *host, const lm_tensor *src) {
+    size_t bytes = (size_t)lm_tensor_numel(src) * 4;
+    CU_TRY(cudaMemcpy(host, cu_f32(src), bytes, cudaMemcpyDeviceToHost), "download from the GPU");
+    return LM_OK;
+}

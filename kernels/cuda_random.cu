@@ -1,0 +1,83 @@
+// Counter-based random fills with the CPU's numbering (core/cpu_random.c):
+// uniform and Bernoulli element i uses word i % 4 of Philox block
+// offset + i / 4, normal element i the pair i % 2 of block offset + i / 2,
+// so a seed gives the same numbers (dropout masks included) on both devices.
+#include <math.h>
+
+#include "cuda_backend.h"
+
+extern "C" {
+#include "lm_philox.h"
+}
+
+namespace {
+
+struct RandomJob {
+    cpu_iter it; /* over out, in its own row-major order */
+    float *out;
+    int kind;
+    uint64_t seed, offset;
+    double p0, p1;
+    uint32_t threshold;
+    bool flat;
+};
+
+__device__ __forceinline__ float normal_from(uint32_t w1, uint32_t w2, double mean, double std) {
+    double u1 = ((w1 >> 8) + 1.0) * (1.0 / 16777216.0); /* (0, 1] */
+    double u2 = (w2 >> 8) * (1.0 / 16777216.0);
+    return (float)(mean + std * sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+// One thread per Philox block: 4 uniform/Bernoulli or 2 normal elements.
+__global__ void random_kernel(RandomJob j, int64_t n) {
+    int per_block = j.kind == LM_RANDOM_NORMAL ? 2 : 4;
+    int64_t blocks = (n + per_block - 1) / per_block;
+    float value = (float)j.p1, lo = (float)j.p0, span = (float)(j.p1 - j.p0);
+    CU_GRID_LOOP(b, blocks) {
+        lm_philox_block w = lm_philox4x32(j.offset + (uint64_t)b, j.seed);
+        for (int k = 0; k < per_block; k++) {
+            int64_t e = b * per_block + k;
+            if (e >= n) break;
+            float v;
+            if (j.kind == LM_RANDOM_UNIFORM)
+                v = lo + span * ((float)(w.v[k] >> 8) * (1.0f / 16777216.0f));
+            else if (j.kind == LM_RANDOM_NORMAL)
+                v = normal_from(w.v[2 * k], w.v[2 * k + 1], j.p0, j.p1);
+            else
+                v = (w.v[k] >> 8) < j.threshold ? value : 0.0f;
+            int64_t off[1];
+            if (j.flat) off[0] = e;
+            else cu_offsets<1>(j.it, e, off);
+            j.out[off[0]] = v;
+        }
+    }
+}
+
+} // namespace
+
+lm_status cu_random(lm_random_kind kind, lm_tensor *out, uint64_t seed, uint64_t offset, double p0,
+                    double p1) {
+    RandomJob j;
+    /* out's own order, size-1 dims and all: element i is always counter i */
+    j.it.nops = 1;
+    j.it.numel = lm_tensor_numel(out);
+    j.it.ndim = out->ndim ? out->ndim : 1;
+    for (int d = 0; d < out->ndim; d++) {
+        j.it.shape[d] = out->shape[d];
+        j.it.strides[0][d] = out->strides[d];
+    }
+    if (!out->ndim) j.it.shape[0] = 1, j.it.strides[0][0] = 1;
+    j.out = cu_f32(out);
+    j.kind = kind;
+    j.seed = seed;
+    j.offset = offset;
+    j.p0 = p0;
+    j.p1 = p1;
+    j.threshold = (uint32_t)ceil(p0 * 16777216.0);
+    j.flat = lm_tensor_is_contiguous(out);
+    int64_t n = j.it.numel;
+    if (n == 0) return LM_OK;
+    random_kernel<<<cu_blocks((n + 1) / 2), CU_THREADS>>>(j, n);
+    CU_LAUNCHED("random fill");
+    return LM_OK;
+}

@@ -1,0 +1,283 @@
+-- Every op and its backward on the GPU against the CPU reference, on random
+-- inputs that include non-contiguous views and broadcast operands.
+-- Tolerances (max |gpu - cpu| / max(|cpu|, 1e-3)), stated per family:
+--   exact (0):  copies, comparisons, argmax/argmin, indices, uniform and
+--               Bernoulli numbers (same Philox counters on both devices);
+--   1e-6:       elementwise arithmetic, normal numbers (double Box-Muller);
+--   1e-5:       transcendental functions and reductions (different exp/log
+--               implementations; different summation order);
+--   1e-4:       matrix products, convolutions and everything after them
+--               (cuBLAS/cuDNN block orders), whole training steps.
+-- Skips, saying why, when no GPU answers.
+local lm = require 'lumen'
+local F = lm.nn.functional
+
+-- LUMEN_GPU_DRY_RUN=1 runs the whole file with 'cpu' standing in for the GPU
+-- (every comparison then is CPU against CPU): it checks the spec itself
+-- before device time is spent on it.
+local DRY = os.getenv("LUMEN_GPU_DRY_RUN") == "1"
+local DEV = DRY and 'cpu' or 'cuda'
+if not DRY and not lm.cuda.available() then
+  print("gpu ops_spec: SKIPPED: " .. lm.cuda.status())
+  return
+end
+
+local EXACT, ARITH, TRANS, GEMM = 0, 1e-6, 1e-5, 1e-4
+
+local function rel_err(gpu, cpu)
+  local g = gpu:to('cpu')
+  eq(table.concat(g:shape(), "x"), table.concat(cpu:shape(), "x"), "shape")
+  if cpu:numel() == 0 then return 0 end
+  local ref = cpu:float()
+  local scale = math.max(ref:abs():max():item(), 1e-3)
+  return (g:float() - ref):abs():max():item() / scale
+end
+
+local function close(gpu, cpu, tol, what)
+  eq(gpu:device(), DEV, what .. " lives on the GPU")
+  local e = rel_err(gpu, cpu)
+  truthy(e <= tol, string.format("%s: relative error %.3g over %.0g", what, e, tol))
+end
+
+-- Runs f on CPU copies and GPU copies of `inputs` (name -> tensor); compares
+-- the outputs and, for the names in `grads`, the gradients of sum(out * r)
+-- for a fixed random r.
+local function check(what, inputs, grads, f, tol, grad_tol)
+  local cpu, gpu = {}, {}
+  for name, t in pairs(inputs) do cpu[name], gpu[name] = t, t:to(DEV) end
+  for _, name in ipairs(grads or {}) do
+    cpu[name] = inputs[name]:clone():requires_grad(true)
+    gpu[name] = inputs[name]:clone():to(DEV):requires_grad(true)
+  end
+  local out_c, out_g = f(cpu), f(gpu)
+  close(out_g, out_c, tol, what)
+  if grads and #grads > 0 then
+    local r = lm.randn(out_c:shape())
+    local loss_c, loss_g = (out_c * r):sum(), (out_g * r:to(DEV)):sum()
+    loss_c:backward()
+    loss_g:backward()
+    for _, name in ipairs(grads) do
+      close(gpu[name].grad, cpu[name].grad, grad_tol or tol, what .. " d/d" .. name)
+    end
+  end
+end
+
+lm.manual_seed(7)
+
+describe("gpu elementwise", function()
+  local x = lm.randn(6, 9)
+  local xt = lm.randn(9, 6):t()          -- non-contiguous
+  local pos = lm.rand(6, 9) + 0.1
+  local unary = {
+    neg = {function(t) return -t.x end, ARITH}, abs = {function(t) return t.x:abs() end, ARITH},
+    exp = {function(t) return t.x:exp() end, TRANS}, tanh = {function(t) return t.x:tanh() end, TRANS},
+    sigmoid = {function(t) return t.x:sigmoid() end, TRANS}, relu = {function(t) return t.x:relu() end, ARITH},
+    elu = {function(t) return t.x:elu(0.7) end, TRANS}, clamp = {function(t) return t.x:clamp(-0.5, 0.5) end, ARITH},
+    square = {function(t) return t.x ^ 2 end, ARITH}, scalar = {function(t) return 2 - t.x * 3 + 1 end, ARITH},
+    rdiv = {function(t) return 1 / (t.x:abs() + 1) end, ARITH},
+  }
+  for name, case in pairs(unary) do
+    it(name .. " and its gradient, contiguous and transposed", function()
+      check(name, {x = x}, {"x"}, case[1], case[2])
+      check(name .. " (transposed)", {x = xt}, {"x"}, case[1], case[2])
+    end)
+  end
+  it("log, sqrt and pow on positive inputs", function()
+    check("log", {x = pos}, {"x"}, function(t) return t.x:log() end, TRANS)
+    check("sqrt", {x = pos}, {"x"}, function(t) return t.x:sqrt() end, TRANS)
+    check("pow", {x = pos}, {"x"}, function(t) return t.x ^ 2.5 end, TRANS)
+    check("sign", {x = x}, nil, function(t) return t.x:sign() end, EXACT)
+  end)
+  it("binary ops broadcast like the CPU, with gradients reduced back", function()
+    local row, col = lm.randn(9), lm.randn(6, 1)
+    check("add row", {a = x, b = row}, {"a", "b"}, function(t) return t.a + t.b end, ARITH)
+    check("sub col", {a = col, b = xt}, {"a", "b"}, function(t) return t.a - t.b end, ARITH)
+    check("mul", {a = x, b = xt}, {"a", "b"}, function(t) return t.a * t.b end, ARITH)
+    check("div", {a = x, b = pos}, {"a", "b"}, function(t) return t.a / t.b end, ARITH)
+    check("pow", {a = pos, b = x}, {"a", "b"}, function(t) return t.a:pow(t.b) end, TRANS)
+    check("maximum", {a = x, b = xt}, {"a", "b"}, function(t) return t.a:maximum(t.b) end, ARITH)
+    check("minimum", {a = x, b = row}, nil, function(t) return t.a:minimum(t.b) end, ARITH)
+    for _, op in ipairs{"eq", "ne", "lt", "le", "gt", "ge"} do
+      check(op, {a = x, b = xt:clone():fill_(0)}, nil, function(t) return t.a[op](t.a, t.b) end, EXACT)
+    end
+    check("where", {c = x:gt(0), a = x, b = xt}, nil, function(t) return lm.where(t.c, t.a, t.b) end, EXACT)
+  end)
+  it("copies, dtype conversions and views", function()
+    local p = lm.randn(2, 3, 4, 5):permute(4, 2, 1, 3)
+    check("permuted contiguous()", {x = p}, nil, function(t) return t.x:contiguous() end, EXACT)
+    check("narrow/select", {x = x}, {"x"}, function(t) return t.x:narrow(2, 3, 4):select(1, 2) * 2 end, ARITH)
+    check("to int32", {x = x * 10}, nil, function(t) return t.x:int() end, EXACT)
+    check("int32 arithmetic", {x = lm.tensor({1, -7, 12}, 'int32')}, nil, function(t) return t.x * 3 - 1 end, EXACT)
+    check("cat", {a = x, b = xt}, {"a", "b"}, function(t) return lm.cat({t.a, t.b}, 2) end, EXACT)
+    check("stack", {a = x, b = xt}, {"a", "b"}, function(t) return lm.stack({t.a, t.b}) end, EXACT)
+    local g = lm.zeros(3, 4, DEV)
+    eq(g:device(), DEV)
+    eq(g:sum():item(), 0)
+    eq(lm.full({2, 2}, 3, DEV):sum():item(), 12)
+    g:fill_(2)
+    eq(g:to('cpu'):totable()[3][4], 2)
+  end)
+end)
+
+describe("gpu reductions", function()
+  local x, xt = lm.randn(33, 70), lm.randn(70, 33):t()
+  for _, src in ipairs{{"contiguous", x}, {"transposed", xt}} do
+    it("sum/mean/var/std/max/min on " .. src[1] .. " input", function()
+      local v = src[2]
+      check("sum all", {x = v}, {"x"}, function(t) return t.x:sum() end, TRANS)
+      check("sum dim 1", {x = v}, {"x"}, function(t) return t.x:sum(1) end, TRANS)
+      check("mean dim 2 keepdim", {x = v}, {"x"}, function(t) return t.x:mean(2, true) end, TRANS)
+      check("var dim 2", {x = v}, {"x"}, function(t) return t.x:var(2) end, TRANS)
+      check("std all", {x = v}, {"x"}, function(t) return t.x:std() end, TRANS)
+      check("var all", {x = v}, nil, function(t) return t.x:var() end, TRANS)
+      check("max dim 1", {x = v}, {"x"}, function(t) return t.x:max(1) end, EXACT, TRANS)
+      check("min dim 2", {x = v}, {"x"}, function(t) return t.x:min(2) end, EXACT, TRANS)
+      check("max all", {x = v}, nil, function(t) return t.x:max() end, EXACT)
+      check("argmax dim 2", {x = v}, nil, function(t) return t.x:argmax(2) end, EXACT)
+      check("argmin dim 1", {x = v}, nil, function(t) return t.x:argmin(1) end, EXACT)
+    end)
+  end
+  it("a long reduction over many blocks, ties and NaN like the CPU", function()
+    local big = lm.randn(1000, 1003)
+    check("sum of 1e6", {x = big}, nil, function(t) return t.x:sum() end, TRANS)
+    check("argmax of 1e6", {x = big}, nil, function(t) return t.x:argmax() end, EXACT)
+    local ties = lm.tensor({{1, 5, 5, 2}, {3, 3, 1, 0}})
+    check("first index on ties", {x = ties}, nil, function(t) return t.x:argmax(2) end, EXACT)
+    local nan = lm.tensor({1, 0 / 0, 4, 0 / 0})
+    eq(nan:to(DEV):argmax():item(), nan:argmax():item(), "NaN wins at the same index")
+  end)
+end)
+
+describe("gpu matrix products", function()
+  it("plain, transposed, batched and broadcast batches", function()
+    local a, b = lm.randn(37, 50), lm.randn(50, 29)
+    check("matmul", {a = a, b = b}, {"a", "b"}, function(t) return lm.matmul(t.a, t.b) end, GEMM)
+    check("matmul a^T", {a = lm.randn(50, 37), b = b}, {"a", "b"},
+      function(t) return lm.matmul(t.a:t(), t.b) end, GEMM)
+    check("matmul b^T", {a = a, b = lm.randn(29, 50)}, {"a", "b"},
+      function(t) return lm.matmul(t.a, t.b:t()) end, GEMM)
+    check("batched", {a = lm.randn(4, 7, 5), b = lm.randn(4, 5, 6)}, {"a", "b"},
+      function(t) return lm.matmul(t.a, t.b) end, GEMM)
+    check("broadcast batch", {a = lm.randn(4, 7, 5), b = lm.randn(5, 6)}, {"a", "b"},
+      function(t) return lm.matmul(t.a, t.b) end, GEMM)
+    check("vector", {a = a, b = lm.randn(50)}, {"a", "b"}, function(t) return lm.matmul(t.a, t.b) end, GEMM)
+  end)
+  it("TF32 is off unless asked for", function()
+    eq(lm.cuda.allow_tf32(), false)
+    eq(lm.cuda.allow_tf32(true), true)
+    eq(lm.cuda.allow_tf32(false), false)
+  end)
+end)
+
+describe("gpu layers and losses", function()
+  it("linear, softmax, log_softmax, cross_entropy, mse, mmd", function()
+    check("linear", {x = lm.randn(16, 30), w = lm.randn(20, 30), b = lm.randn(20)}, {"x", "w", "b"},
+      function(t) return F.linear(t.x, t.w, t.b) end, GEMM)
+    check("softmax", {x = lm.randn(12, 10) * 3}, {"x"}, function(t) return F.softmax(t.x, 2) end, TRANS)
+    check("softmax wide rows", {x = lm.randn(3, 1000)}, {"x"}, function(t) return F.softmax(t.x, 2) end, TRANS)
+    check("log_softmax", {x = lm.randn(12, 10) * 3}, {"x"}, function(t) return F.log_softmax(t.x, 2) end, TRANS)
+    check("cross_entropy", {l = lm.randn(12, 10) * 2, y = lm.tensor({1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 1, 2}, 'int32')},
+      {"l"}, function(t) return F.cross_entropy(t.l, t.y) end, TRANS)
+    check("mse", {a = lm.randn(12, 10), b = lm.randn(12, 10)}, {"a", "b"}, function(t) return F.mse(t.a, t.b) end, TRANS)
+    check("one_hot", {y = lm.tensor({3, 1, 2}, 'int32')}, nil, function(t) return lm.data.one_hot(t.y, 4) end, EXACT)
+    check("mmd", {z = lm.randn(40, 2), p = lm.randn(50, 2)}, {"z", "p"}, function(t) return F.mmd(t.z, t.p) end, GEMM)
+  end)
+  it("conv2d (cuDNN when built with it), pooling", function()
+    check("conv2d 3x3 s2 p1", {x = lm.randn(4, 3, 11, 11), w = lm.randn(8, 3, 3, 3), b = lm.randn(8)},
+      {"x", "w", "b"}, function(t) return F.conv2d(t.x, t.w, t.b, {stride = 2, padding = 1}) end, GEMM)
+    check("conv2d 1x1", {x = lm.randn(3, 5, 6, 6), w = lm.randn(4, 5, 1, 1)}, {"x", "w"},
+      function(t) return F.conv2d(t.x, t.w) end, GEMM)
+    check("conv2d non-contiguous input", {x = lm.randn(3, 4, 9, 9):transpose(3, 4), w = lm.randn(2, 4, 3, 3)},
+      {"x", "w"}, function(t) return F.conv2d(t.x, t.w, {padding = 1}) end, GEMM)
+    check("max_pool2d", {x = lm.randn(2, 3, 8, 8)}, {"x"}, function(t) return F.max_pool2d(t.x, 2) end, EXACT, ARITH)
+    check("max_pool2d overlapping", {x = lm.randn(2, 3, 9, 9)}, {"x"},
+      function(t) return F.max_pool2d(t.x, 3, {stride = 2, padding = 1}) end, EXACT, ARITH)
+    check("avg_pool2d", {x = lm.randn(2, 3, 8, 8)}, {"x"}, function(t) return F.avg_pool2d(t.x, 2) end, ARITH)
+    check("global_avg_pool2d", {x = lm.randn(2, 3, 5, 5)}, {"x"}, function(t) return F.global_avg_pool2d(t.x) end, TRANS)
+  end)
+  it("dropout draws the same mask on both devices", function()
+    local x = lm.randn(64, 50)
+    lm.manual_seed(99)
+    local c = F.dropout(x, 0.3, true)
+    lm.manual_seed(99)
+    local g = F.dropout(x:to(DEV), 0.3, true)
+    close(g, c, ARITH, "dropout")
+  end)
+  it("index_select and topk", function()
+    local x = lm.randn(50, 8)
+    local idx = lm.tensor({5, 1, 50, 5}, 'int32')
+    close(x:to(DEV):index_select(idx:to(DEV)), x:index_select(idx), EXACT, "index_select")
+    local d = lm.randn(6, 40)
+    local vc, ic = d:topk(5)
+    local vg, ig = d:to(DEV):topk(5)
+    close(vg, vc, EXACT, "topk values")
+    close(ig, ic, EXACT, "topk indices")
+    local vc2, ic2 = d:topk(3, true)
+    local vg2, ig2 = d:to(DEV):topk(3, true)
+    close(vg2, vc2, EXACT, "topk largest")
+    close(ig2, ic2, EXACT, "topk largest indices")
+  end)
+end)
+
+describe("gpu random numbers", function()
+  it("the same seed gives the same numbers as the CPU", function()
+    for _, shape in ipairs{{1001}, {7, 13}} do
+      lm.manual_seed(5); local uc = lm.rand(shape)
+      lm.manual_seed(5); local ug = lm.rand(shape, DEV)
+      close(ug, uc, EXACT, "rand")
+      lm.manual_seed(6); local nc = lm.randn(shape)
+      lm.manual_seed(6); local ng = lm.randn(shape, DEV)
+      close(ng, nc, ARITH, "randn")
+    end
+    local strided = lm.zeros(20, 10, DEV):t()
+    lm.manual_seed(9); strided:uniform_(-1, 1)
+    lm.manual_seed(9); local ref = lm.zeros(20, 10):t():uniform_(-1, 1)
+    close(strided, ref, EXACT, "uniform_ into a transposed view")
+  end)
+end)
+
+describe("gpu optimisers", function()
+  local function step(kind, settings, device)
+    lm.manual_seed(3)
+    local net = lm.nn.Linear(6, 4)
+    net:to(device)
+    local opt = lm.optim[kind](net:parameters(), settings)
+    for _ = 1, 3 do
+      opt:zero_grad()
+      local x = lm.randn(5, 6):to(device)
+      F.mse(net(x), lm.ones(5, 4, device)):backward()
+      opt:step()
+    end
+    return net.weight
+  end
+  for kind, settings in pairs{SGD = {lr = 0.1, momentum = 0.9, nesterov = true, weight_decay = 0.01},
+      Adam = {lr = 0.01, weight_decay = 0.01}, AdamW = {lr = 0.01, weight_decay = 0.1},
+      RMSprop = {lr = 0.01}} do
+    it(kind .. " updates the parameters as on the CPU", function()
+      close(step(kind, settings, DEV), step(kind, settings, 'cpu'), GEMM, kind)
+    end)
+  end
+end)
+
+describe("gpu errors and memory", function()
+  if DRY then return end
+  it("mixing devices is an error that names both", function()
+    local a, b = lm.ones(3), lm.ones(3, 'cuda')
+    raises(function() return a + b end, "cpu and cuda")
+    raises(function() return lm.matmul(lm.ones(2, 2, 'cuda'), lm.ones(2, 2)) end, "different devices")
+    raises(function() return F.linear(lm.ones(2, 3, 'cuda'), lm.ones(4, 3)) end, "different devices")
+  end)
+  it("the caching allocator reuses blocks and empties on request", function()
+    lm.cuda.synchronize()
+    collectgarbage(); collectgarbage()
+    local before = lm.cuda.memory_stats()
+    for _ = 1, 50 do local t = lm.zeros(1000, 1000, 'cuda'); t = nil end
+    collectgarbage(); collectgarbage()
+    local after = lm.cuda.memory_stats()
+    truthy(after.cache_hits - before.cache_hits >= 40, "blocks are reused")
+    truthy(after.cached_bytes > 0, "freed blocks are kept")
+    lm.cuda.empty_cache()
+    eq(lm.cuda.memory_stats().cached_bytes, 0)
+    truthy(#lm.cuda.device_name() > 0)
+  end)
+end)

@@ -1,0 +1,73 @@
+-- Whole training steps on both devices: with one seed the dropout masks, the
+-- weights and the batches are the same, so the losses must agree to the
+-- GEMM tolerance (1e-4 relative) step after step. Skips without a GPU
+-- (LUMEN_GPU_DRY_RUN=1: 'cpu' stands in, to check the spec itself).
+local lm = require 'lumen'
+local F = lm.nn.functional
+
+local DRY = os.getenv("LUMEN_GPU_DRY_RUN") == "1"
+local DEV = DRY and 'cpu' or 'cuda'
+if not DRY and not lm.cuda.available() then
+  print("gpu training_spec: SKIPPED: " .. lm.cuda.status())
+  return
+end
+
+local function losses(make_model, make_batch, loss, device, steps)
+  lm.manual_seed(11)
+  local net = make_model()
+  net:to(device)
+  local opt = lm.optim.Adam(net:parameters(), {lr = 1e-3})
+  local out = {}
+  for i = 1, steps do
+    local x, y = make_batch(i)
+    opt:zero_grad()
+    local l = loss(net(x:to(device)), y:to(device))
+    l:backward()
+    opt:step()
+    out[i] = l:item()
+  end
+  return out
+end
+
+local function agree(gpu, cpu, tol, what)
+  for i = 1, #cpu do
+    local e = math.abs(gpu[i] - cpu[i]) / math.max(math.abs(cpu[i]), 1e-6)
+    truthy(e <= tol, string.format("%s step %d: loss %.7g on the GPU, %.7g on the CPU", what, i, gpu[i], cpu[i]))
+  end
+end
+
+describe("gpu training", function()
+  it("Net1 (dropout on) gives the CPU's losses for 5 steps", function()
+    local batches = {}
+    lm.manual_seed(1)
+    for i = 1, 5 do batches[i] = {lm.rand(128, 784), lm.tensor((function() local t = {} for k = 1, 128 do t[k] = (k * 7 + i) % 10 + 1 end return t end)(), 'int32')} end
+    local function batch(i) return batches[i][1], batches[i][2] end
+    local mse = function(out, y) return F.mse(out, lm.data.one_hot(y, 10):float()) end
+    local c = losses(function() return lm.models.net1() end, batch, mse, 'cpu', 5)
+    local g = losses(function() return lm.models.net1() end, batch, mse, DEV, 5)
+    agree(g, c, 1e-4, "Net1")
+    truthy(c[5] < c[1], "the loss falls")
+  end)
+  it("a small Net2 gives the CPU's losses for 3 steps", function()
+    local batches = {}
+    lm.manual_seed(2)
+    for i = 1, 3 do batches[i] = {lm.rand(8, 3, 32, 32), lm.tensor({1, 2, 3, 4, 5, 6, 7, 8}, 'int32')} end
+    local function batch(i) return batches[i][1], batches[i][2] end
+    local mse = function(out, y) return F.mse(out, lm.data.one_hot(y, 10):float()) end
+    local make = function() return lm.models.net2{width = 0.25} end
+    local c = losses(make, batch, mse, 'cpu', 3)
+    local g = losses(make, batch, mse, DEV, 3)
+    agree(g, c, 1e-4, "Net2")
+  end)
+  it("lm.train moves batches to the model's device", function()
+    lm.manual_seed(3)
+    local x = lm.rand(256, 20)
+    local y = (x:narrow(2, 1, 1):gt(0.5):int() + 1):view(256)
+    local net = lm.nn.Sequential(lm.nn.Linear(20, 32), lm.nn.ELU(), lm.nn.Linear(32, 2), lm.nn.Sigmoid())
+    net:to(DEV)
+    local history = lm.train{model = net, optimizer = lm.optim.Adam(net:parameters(), {lr = 1e-2}),
+      train = {x = x, y = y}, val = {x = x, y = y}, epochs = 5, batch_size = 32, quiet = true}
+    eq(lm.train.device_of(net), DEV)
+    truthy(history[#history].val_accuracy > 0.9, "learns the rule on " .. DEV)
+  end)
+end)
