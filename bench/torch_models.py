@@ -29,7 +29,7 @@ def net2(dropout=0.2, classes=10):
     def add(module, activate=True):
         layers.append(module)
         if activate:
-            layers += [nn.ELU(), nn.Dropout(dropout)]
+            layers.extend([nn.ELU(), nn.Dropout(dropout)])
 
     def conv(cin, cout, k, stride=1):
         return nn.Conv2d(cin, cout, k, stride=stride, padding=1 if k == 3 else 0)

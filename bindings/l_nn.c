@@ -23,6 +23,13 @@ static int softmax(lua_State *L, bool log) {
     return 1;
 }
 static int f_softmax(lua_State *L) { return softmax(L, false); }
+
+/* F._dropout(x, keep): mask and product in one pass (F.dropout checks p) */
+static int f_dropout(lua_State *L) {
+    lm_tensor *x = l_check_tensor(L, 1);
+    l_check(L, lm_dropout(l_push_slot(L), x, luaL_checknumber(L, 2)));
+    return 1;
+}
 static int f_log_softmax(lua_State *L) { return softmax(L, true); }
 
 /* F.cross_entropy(logits, labels): labels are 1-based class indices */
@@ -104,20 +111,10 @@ static double opt_number(lua_State *L, int t, const char *key, double def) {
     return v;
 }
 
-/* Returns false (and does nothing) when the parameter has no gradient. The
- * gradient is read here rather than through x.grad so that no Lua userdata
- * keeps it alive after zero_grad: its memory is reused at once. */
-static int l_optim_step(lua_State *L) {
-    luaL_checktype(L, 1, LUA_TTABLE);
-    lm_tensor *param = l_check_tensor(L, 2);
-    lm_tensor *grad = lua_isnoneornil(L, 3) ? lm_grad(param) : l_check_tensor(L, 3);
-    if (!grad) {
-        lua_pushboolean(L, 0);
-        return 1;
-    }
-    lm_tensor *s1 = lua_isnoneornil(L, 4) ? NULL : l_check_tensor(L, 4);
-    lm_tensor *s2 = lua_isnoneornil(L, 5) ? NULL : l_check_tensor(L, 5);
-    lua_getfield(L, 1, "kind");
+/* The optimiser settings table (kind, lr, weight_decay, ...) at index t. */
+static lm_optim_params optim_settings(lua_State *L, int t) {
+    luaL_checktype(L, t, LUA_TTABLE);
+    lua_getfield(L, t, "kind");
     const char *kind = luaL_checkstring(L, -1);
     lm_optim_params p = {0};
     if (!strcmp(kind, "sgd"))
@@ -129,27 +126,85 @@ static int l_optim_step(lua_State *L) {
     else if (!strcmp(kind, "rmsprop"))
         p.kind = LM_OPT_RMSPROP;
     else
-        return luaL_error(L, "optimizer: unknown kind '%s'", kind);
-    p.lr = opt_number(L, 1, "lr", 1e-3);
-    p.weight_decay = opt_number(L, 1, "weight_decay", 0);
-    p.momentum = opt_number(L, 1, "momentum", 0);
-    lua_getfield(L, 1, "nesterov");
+        luaL_error(L, "optimizer: unknown kind '%s'", kind);
+    lua_pop(L, 1);
+    p.lr = opt_number(L, t, "lr", 1e-3);
+    p.weight_decay = opt_number(L, t, "weight_decay", 0);
+    p.momentum = opt_number(L, t, "momentum", 0);
+    lua_getfield(L, t, "nesterov");
     p.nesterov = lua_toboolean(L, -1);
-    p.beta1 = opt_number(L, 1, "beta1", 0.9);
-    p.beta2 = opt_number(L, 1, "beta2", 0.999);
-    p.alpha = opt_number(L, 1, "alpha", 0.99);
-    p.eps = opt_number(L, 1, "eps", 1e-8);
-    p.step = (int64_t)opt_number(L, 1, "step", 1);
-    if ((p.kind == LM_OPT_ADAM || p.kind == LM_OPT_ADAMW) && (!s1 || !s2))
-        return luaL_error(L, "optimizer: Adam needs two state tensors");
-    if (p.kind == LM_OPT_RMSPROP && !s1) return luaL_error(L, "optimizer: RMSprop needs a state");
+    lua_pop(L, 1);
+    p.beta1 = opt_number(L, t, "beta1", 0.9);
+    p.beta2 = opt_number(L, t, "beta2", 0.999);
+    p.alpha = opt_number(L, t, "alpha", 0.99);
+    p.eps = opt_number(L, t, "eps", 1e-8);
+    p.step = (int64_t)opt_number(L, t, "step", 1);
+    return p;
+}
+
+static void check_states(lua_State *L, const lm_optim_params *p, lm_tensor *s1, lm_tensor *s2) {
+    if ((p->kind == LM_OPT_ADAM || p->kind == LM_OPT_ADAMW) && (!s1 || !s2))
+        luaL_error(L, "optimizer: Adam needs two state tensors");
+    if (p->kind == LM_OPT_RMSPROP && !s1) luaL_error(L, "optimizer: RMSprop needs a state");
+}
+
+/* lm._optim_step(settings, param [, grad] [, s1, s2]). Returns false (and
+ * does nothing) when the parameter has no gradient. The gradient is read
+ * here rather than through x.grad so that no Lua userdata keeps it alive
+ * after zero_grad: its memory is reused at once. */
+static int l_optim_step(lua_State *L) {
+    lm_optim_params p = optim_settings(L, 1);
+    lm_tensor *param = l_check_tensor(L, 2);
+    lm_tensor *grad = lua_isnoneornil(L, 3) ? lm_grad(param) : l_check_tensor(L, 3);
+    if (!grad) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    lm_tensor *s1 = lua_isnoneornil(L, 4) ? NULL : l_check_tensor(L, 4);
+    lm_tensor *s2 = lua_isnoneornil(L, 5) ? NULL : l_check_tensor(L, 5);
+    check_states(L, &p, s1, s2);
     l_check(L, lm_optim_step(&p, param, grad, s1, s2));
     lua_pushboolean(L, 1);
     return 1;
 }
 
+#define STEP_ALL_MAX 256
+
+/* lm._optim_step_all(settings, params, states): every parameter of the list
+ * that has a gradient, in one call (one launch on a GPU); states[i] is the
+ * list of parameter i's state tensors. Returns how many were updated. */
+static int l_optim_step_all(lua_State *L) {
+    lm_optim_params p = optim_settings(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    int count = (int)luaL_len(L, 2), n = 0;
+    if (count > STEP_ALL_MAX)
+        return luaL_error(L, "optimizer: at most %d parameter tensors per step", STEP_ALL_MAX);
+    lm_tensor *params[STEP_ALL_MAX], *grads[STEP_ALL_MAX], *s1[STEP_ALL_MAX], *s2[STEP_ALL_MAX];
+    for (int i = 1; i <= count; i++) {
+        lua_geti(L, 2, i);
+        lm_tensor *param = l_check_tensor(L, -1);
+        lua_pop(L, 1);
+        lm_tensor *grad = lm_grad(param);
+        if (!grad) continue;
+        lua_geti(L, 3, i);
+        luaL_checktype(L, -1, LUA_TTABLE);
+        lua_geti(L, -1, 1);
+        lua_geti(L, -2, 2);
+        params[n] = param, grads[n] = grad;
+        s1[n] = lua_isnil(L, -2) ? NULL : l_check_tensor(L, -2);
+        s2[n] = lua_isnil(L, -1) ? NULL : l_check_tensor(L, -1);
+        lua_pop(L, 3); /* the states stay referenced by the table */
+        check_states(L, &p, s1[n], s2[n]);
+        n++;
+    }
+    l_check(L, lm_optim_step_many(&p, n, params, grads, s1, s2));
+    lua_pushinteger(L, n);
+    return 1;
+}
+
 static const luaL_Reg functional[] = {
-    {"linear", f_linear}, {"softmax", f_softmax}, {"log_softmax", f_log_softmax},
+    {"linear", f_linear}, {"_dropout", f_dropout}, {"softmax", f_softmax}, {"log_softmax", f_log_softmax},
     {"cross_entropy", f_cross_entropy}, {"mse", f_mse}, {"conv2d", f_conv2d},
     {"max_pool2d", f_max_pool2d}, {"avg_pool2d", f_avg_pool2d}, {NULL, NULL}};
 
@@ -159,4 +214,6 @@ void l_register_nn(lua_State *L) {
     lua_setfield(L, -2, "_functional");
     lua_pushcfunction(L, l_optim_step);
     lua_setfield(L, -2, "_optim_step");
+    lua_pushcfunction(L, l_optim_step_all);
+    lua_setfield(L, -2, "_optim_step_all");
 }

@@ -170,7 +170,8 @@ static lm_tensor *index_mask(scope *sc, lm_node *n, lm_tensor *x, lm_tensor *ind
     int dim = (int)n->iparams[1];
     int64_t len = dim < 0 ? lm_tensor_numel(x) : x->shape[dim];
     lm_tensor *r = NULL;
-    lm_tensor *pos = sc_keep(sc, sc->status ? sc->status : lm_arange(&r, LM_INT32, 0, 1, len), &r);
+    lm_tensor *host = sc_keep(sc, sc->status ? sc->status : lm_arange(&r, LM_INT32, 0, 1, len), &r);
+    lm_tensor *pos = sc_keep(sc, sc->status ? sc->status : lm_to_device(&r, host, x->storage->device), &r);
     if (sc->status) return NULL;
     int64_t shape[LM_MAX_DIMS];
     for (int d = 0; d < x->ndim; d++) shape[d] = dim < 0 ? x->shape[d] : d == dim ? len : 1;
@@ -367,6 +368,14 @@ lm_status lm_rule_cross_entropy(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     double batch = (double)lsm->shape[0];
     lm_tensor *d = B(&sc, LM_SUB, U(&sc, LM_EXP, lsm, 0, 0), onehot);
     gi[0] = sc_give(&sc, B(&sc, LM_MUL, d, BS(&sc, LM_DIV, g, batch)));
+    return sc_end(&sc);
+}
+
+/* saved[0] = the mask (0 or 1 / keep): the gradient passes where x did. */
+lm_status lm_rule_dropout(lm_node *n, lm_tensor *g, lm_tensor **gi) {
+    scope sc = {0};
+    lm_tensor *mask = sc_saved(&sc, n, 0);
+    gi[0] = sc_give(&sc, B(&sc, LM_MUL, g, mask));
     return sc_end(&sc);
 }
 

@@ -32,6 +32,7 @@ static const lm_backend cpu = {
     .reduce = cpu_reduce,
     .matmul = cpu_matmul,
     .random = cpu_random,
+    .dropout = cpu_dropout,
     .softmax = cpu_softmax,
     .softmax_backward = cpu_softmax_backward,
     .im2col = cpu_im2col,

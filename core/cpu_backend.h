@@ -18,6 +18,8 @@ lm_status cpu_reduce(lm_reduce_op op, lm_tensor *out, lm_tensor *indices, const 
                      int dim);
 lm_status cpu_matmul(lm_tensor *out, const lm_tensor *a, const lm_tensor *b, float alpha,
                      float beta);
+lm_status cpu_dropout(lm_tensor *out, lm_tensor *mask, const lm_tensor *x, uint64_t seed,
+                      uint64_t offset, double keep);
 lm_status cpu_random(lm_random_kind kind, lm_tensor *out, uint64_t seed, uint64_t offset,
                      double p0, double p1);
 

@@ -105,6 +105,31 @@ static void random_range_scalar(random_job *j, int64_t begin, int64_t end) {
     }
 }
 
+/* Each chunk draws its part of the mask and multiplies while it is in cache. */
+typedef struct {
+    random_job r;
+    float *out;
+    const float *x;
+} dropout_job;
+
+static void dropout_range(void *ctx, int64_t begin, int64_t end) {
+    dropout_job *d = ctx;
+    random_range(&d->r, begin, end);
+    const float *m = lm_tensor_f32(d->r.out);
+    for (int64_t i = begin; i < end; i++) d->out[i] = d->x[i] * m[i];
+}
+
+lm_status cpu_dropout(lm_tensor *out, lm_tensor *mask, const lm_tensor *x, uint64_t seed,
+                      uint64_t offset, double keep) {
+    dropout_job d = {.r = {.out = mask, .kind = LM_RANDOM_BERNOULLI, .seed = seed,
+                           .offset = offset, .p0 = keep, .p1 = 1.0 / keep, .contiguous = true},
+                     .out = lm_tensor_f32(out), .x = lm_tensor_f32(x)};
+    const lm_tensor *ops[1] = {mask};
+    cpu_iter_init(&d.r.it, 1, ops);
+    lm_parallel_for(d.r.it.numel, LM_GRAIN_ELEMENTWISE / 8, dropout_range, &d);
+    return LM_OK;
+}
+
 lm_status cpu_random(lm_random_kind kind, lm_tensor *out, uint64_t seed, uint64_t offset,
                      double p0, double p1) {
     random_job j = {.out = out, .kind = kind, .seed = seed, .offset = offset, .p0 = p0, .p1 = p1,

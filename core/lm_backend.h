@@ -105,6 +105,11 @@ typedef struct lm_backend {
      * the numbers depend neither on threads nor on device. */
     lm_status (*random)(lm_random_kind kind, lm_tensor *out, uint64_t seed, uint64_t offset,
                         double p0, double p1);
+    /* Dropout in one pass over contiguous tensors: mask drawn exactly as
+     * random(LM_RANDOM_BERNOULLI, mask, seed, offset, keep, 1 / keep) draws
+     * it, and out = x * mask. */
+    lm_status (*dropout)(lm_tensor *out, lm_tensor *mask, const lm_tensor *x, uint64_t seed,
+                         uint64_t offset, double keep);
 
     /* ---- layer kernels (contiguous operands) ---- */
     /* (log-)softmax over the last dimension of x viewed as [rows, cols]. */
@@ -134,6 +139,12 @@ typedef struct lm_backend {
      * tensors (SGD: s1 = momentum buffer; Adam: s1 = m, s2 = v; RMSprop: s1 = v). */
     lm_status (*optim_step)(const lm_optim_params *p, lm_tensor *param, const lm_tensor *grad,
                             lm_tensor *s1, lm_tensor *s2);
+
+    /* ---- optional: the update of many parameters in one launch (NULL: one
+     * optim_step each); same contract as optim_step, s1/s2 entries may be NULL. */
+    lm_status (*optim_step_many)(const lm_optim_params *p, int n, lm_tensor *const *params,
+                                 const lm_tensor *const *grads, lm_tensor *const *s1,
+                                 lm_tensor *const *s2);
 
     /* ---- optional: whole-batch convolution (NULL: im2col + matmul per image) ---- */
     /* out [N, O, oh, ow] = x [N, C, H, W] convolved with w [O, C, kh, kw], no bias. */

@@ -17,6 +17,11 @@ lm_status lm_cross_entropy(lm_tensor **out, lm_tensor *logits, lm_tensor *labels
  * over the batch (dimension 1); per_sample gives the [N] errors instead. */
 lm_status lm_mse(lm_tensor **out, lm_tensor *y_hat, lm_tensor *y, bool per_sample);
 
+/* Inverted dropout in one pass: each element kept with probability `keep`
+ * and scaled by 1 / keep, from the global random stream (the mask is the one
+ * lm_rand_dropout_mask_ would draw at this stream position). */
+lm_status lm_dropout(lm_tensor **out, lm_tensor *x, double keep);
+
 typedef struct lm_conv_options {
     int64_t stride_h, stride_w, pad_h, pad_w;
 } lm_conv_options;
@@ -31,5 +36,9 @@ lm_status lm_pool2d(lm_tensor **out, lm_tensor *x, int64_t kh, int64_t kw,
 /* One fused optimiser update (no gradient recorded). */
 lm_status lm_optim_step(const lm_optim_params *p, lm_tensor *param, lm_tensor *grad,
                         lm_tensor *s1, lm_tensor *s2);
+/* The same for n parameters at once (one launch on a GPU); s1/s2 arrays may
+ * be NULL, or hold NULL entries, where the optimiser has no such state. */
+lm_status lm_optim_step_many(const lm_optim_params *p, int n, lm_tensor **params,
+                             lm_tensor **grads, lm_tensor **s1, lm_tensor **s2);
 
 #endif

@@ -5,6 +5,7 @@
 #include "autograd_rules.h"
 #include "lm_nn.h"
 #include "lm_ops.h"
+#include "lm_rng.h"
 
 static const lm_backend *be_of(const lm_tensor *t) { return lm_backend_get(t->storage->device); }
 
@@ -108,6 +109,35 @@ lm_status lm_softmax(lm_tensor **out, lm_tensor *x, int dim, bool log) {
         }
     }
     lm_tensor_release(y);
+    if (s != LM_OK) {
+        lm_tensor_release(*out);
+        *out = NULL;
+    }
+    return s;
+}
+
+/* ---- dropout ---------------------------------------------------------------------------------------- */
+
+lm_status lm_dropout(lm_tensor **out, lm_tensor *x, double keep) {
+    *out = NULL;
+    LM_TRY(check_float("dropout", "input", x));
+    if (!(keep > 0 && keep <= 1))
+        return lm_fail(LM_ERR_ARG, "dropout: the keep probability must be in (0, 1], got %g", keep);
+    lm_tensor *xc = NULL, *mask = NULL;
+    lm_status s = lm_contiguous(&xc, x);
+    if (s == LM_OK) s = lm_tensor_new(&mask, LM_FLOAT32, x->storage->device, x->ndim, x->shape);
+    if (s == LM_OK) s = lm_tensor_new(out, LM_FLOAT32, x->storage->device, x->ndim, x->shape);
+    if (s == LM_OK) {
+        uint64_t offset = lm_rng_reserve(((uint64_t)lm_tensor_numel(x) + 3) / 4);
+        s = be_of(x)->dropout(*out, mask, xc, lm_rng_seed(), offset, keep);
+    }
+    lm_tensor_release(xc);
+    if (s == LM_OK && lm_any_requires_grad(1, &x)) {
+        lm_node *node = lm_node_attach(*out, "dropout", lm_rule_dropout, 1, &x);
+        if (!node) s = lm_fail(LM_ERR_MEMORY, "out of memory recording the graph");
+        else lm_node_save(node, 0, mask);
+    }
+    lm_tensor_release(mask);
     if (s != LM_OK) {
         lm_tensor_release(*out);
         *out = NULL;
@@ -349,25 +379,63 @@ lm_conv_geometry lm_node_geometry(const lm_node *n) {
 
 /* ---- optimisers ------------------------------------------------------------------------------------- */
 
-lm_status lm_optim_step(const lm_optim_params *p, lm_tensor *param, lm_tensor *grad,
-                        lm_tensor *s1, lm_tensor *s2) {
+/* The checks of one update; on success *gc is the contiguous gradient. */
+static lm_status check_update(lm_tensor *param, lm_tensor *grad, lm_tensor *s1, lm_tensor *s2,
+                              lm_tensor **gc) {
     char a[LM_SHAPE_STR_MAX], b[LM_SHAPE_STR_MAX];
+    *gc = NULL;
     if (!lm_tensor_same_shape(param, grad))
         return lm_fail(LM_ERR_SHAPE, "optimizer: gradient %s for a parameter %s",
                        lm_shape_str(grad, b, sizeof b), lm_shape_str(param, a, sizeof a));
     lm_tensor *states[2] = {s1, s2};
     for (int k = 0; k < 2; k++)
         if (states[k] && (!lm_tensor_same_shape(param, states[k]) ||
-                          !lm_tensor_is_contiguous(states[k])))
+                          !lm_tensor_is_contiguous(states[k]) ||
+                          states[k]->storage->device != param->storage->device))
             return lm_fail(LM_ERR_SHAPE, "optimizer: state tensor %d does not match the parameter",
                            k + 1);
     if (!lm_tensor_is_contiguous(param) || param->dtype != LM_FLOAT32)
         return lm_fail(LM_ERR_ARG, "optimizer: parameters must be contiguous float32 tensors");
     LM_TRY(same_device("optimizer", param, grad));
+    return lm_contiguous(gc, grad);
+}
+
+lm_status lm_optim_step(const lm_optim_params *p, lm_tensor *param, lm_tensor *grad,
+                        lm_tensor *s1, lm_tensor *s2) {
     lm_tensor *gc;
-    LM_TRY(lm_contiguous(&gc, grad));
+    LM_TRY(check_update(param, grad, s1, s2, &gc));
     param->storage->version++;
     lm_status s = be_of(param)->optim_step(p, param, gc, s1, s2);
     lm_tensor_release(gc);
+    return s;
+}
+
+#define MANY_MAX 256
+
+lm_status lm_optim_step_many(const lm_optim_params *p, int n, lm_tensor **params,
+                             lm_tensor **grads, lm_tensor **s1, lm_tensor **s2) {
+    if (n <= 0) return LM_OK;
+    const lm_backend *be = be_of(params[0]);
+    bool one_device = true;
+    for (int i = 1; i < n; i++) one_device &= params[i]->storage->device == params[0]->storage->device;
+    if (!be->optim_step_many || !one_device || n > MANY_MAX) {
+        for (int i = 0; i < n; i++)
+            LM_TRY(lm_optim_step(p, params[i], grads[i], s1 ? s1[i] : NULL, s2 ? s2[i] : NULL));
+        return LM_OK;
+    }
+    lm_tensor *gcs[MANY_MAX], *st1[MANY_MAX], *st2[MANY_MAX];
+    lm_status s = LM_OK;
+    int made = 0;
+    for (; made < n && s == LM_OK; made++) {
+        st1[made] = s1 ? s1[made] : NULL;
+        st2[made] = s2 ? s2[made] : NULL;
+        s = check_update(params[made], grads[made], st1[made], st2[made], &gcs[made]);
+        if (s != LM_OK) break;
+    }
+    if (s == LM_OK) {
+        for (int i = 0; i < n; i++) params[i]->storage->version++;
+        s = be->optim_step_many(p, n, params, (const lm_tensor *const *)gcs, st1, st2);
+    }
+    for (int i = 0; i < made; i++) lm_tensor_release(gcs[i]);
     return s;
 }

@@ -40,9 +40,13 @@ lm_status lm_from_host(lm_tensor **out, lm_dtype dtype, int ndim, const int64_t 
 }
 
 lm_status lm_copy_(lm_tensor *dst, const lm_tensor *src) {
-    if (dst->storage->device != src->storage->device)
-        return lm_fail(LM_ERR_DEVICE, "copy: destination is on %s, source on %s",
-                       lm_device_name(dst->storage->device), lm_device_name(src->storage->device));
+    if (dst->storage->device != src->storage->device) { /* through a copy on dst's device */
+        lm_tensor *moved;
+        LM_TRY(lm_to_device(&moved, (lm_tensor *)src, dst->storage->device));
+        lm_status s = lm_copy_(dst, moved);
+        lm_tensor_release(moved);
+        return s;
+    }
     lm_tensor *expanded;
     LM_TRY(lm_tensor_expand(&expanded, (lm_tensor *)src, dst->ndim, dst->shape));
     lm_status s = backend_of(dst)->copy(dst, expanded);

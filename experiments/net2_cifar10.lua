@@ -62,6 +62,7 @@ if opts.steps > 0 then
   for step = 1, opts.steps do
     local x, y = it()
     if not x then it = loader:epoch_iter(); x, y = it() end
+    x, y = x:to(opts.device), y:to(opts.device)
     opt:zero_grad()
     local loss = lm.nn.functional.mse(net(x), lm.data.one_hot(y, 10):float())
     loss:backward()

@@ -101,6 +101,7 @@ extern "C" const lm_backend *lm_cuda_make_backend(void) {
     table.reduce = cu_reduce;
     table.matmul = cu_matmul;
     table.random = cu_random;
+    table.dropout = cu_dropout;
     table.softmax = cu_softmax;
     table.softmax_backward = cu_softmax_backward;
     table.im2col = cu_im2col;
@@ -111,6 +112,7 @@ extern "C" const lm_backend *lm_cuda_make_backend(void) {
     table.topk = cu_topk;
     table.one_hot = cu_one_hot;
     table.optim_step = cu_optim_step;
+    table.optim_step_many = cu_optim_step_many;
 #ifdef LUMEN_HAVE_CUDNN
     table.conv2d = cu_conv2d;
     table.conv2d_backward = cu_conv2d_backward;

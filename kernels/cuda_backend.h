@@ -25,6 +25,8 @@ lm_status cu_reduce(lm_reduce_op op, lm_tensor *out, lm_tensor *indices, const l
 lm_status cu_matmul(lm_tensor *out, const lm_tensor *a, const lm_tensor *b, float alpha, float beta);
 lm_status cu_random(lm_random_kind kind, lm_tensor *out, uint64_t seed, uint64_t offset, double p0,
                     double p1);
+lm_status cu_dropout(lm_tensor *out, lm_tensor *mask, const lm_tensor *x, uint64_t seed,
+                     uint64_t offset, double keep);
 lm_status cu_softmax(lm_tensor *out, const lm_tensor *x, bool log);
 lm_status cu_softmax_backward(lm_tensor *gx, const lm_tensor *g, const lm_tensor *y, bool log);
 lm_status cu_im2col(lm_tensor *cols, const lm_tensor *x, const lm_conv_geometry *geo);
@@ -39,6 +41,9 @@ lm_status cu_topk(lm_tensor *values, lm_tensor *indices, const lm_tensor *x, int
 lm_status cu_one_hot(lm_tensor *out, const lm_tensor *labels);
 lm_status cu_optim_step(const lm_optim_params *p, lm_tensor *param, const lm_tensor *grad,
                         lm_tensor *s1, lm_tensor *s2);
+lm_status cu_optim_step_many(const lm_optim_params *p, int n, lm_tensor *const *params,
+                             const lm_tensor *const *grads, lm_tensor *const *s1,
+                             lm_tensor *const *s2);
 lm_status cu_conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
                     const lm_conv_geometry *geo);
 lm_status cu_conv2d_backward(lm_tensor *gx, lm_tensor *gw, const lm_tensor *g, const lm_tensor *x,

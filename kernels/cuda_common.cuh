@@ -50,6 +50,20 @@ __device__ __forceinline__ void cu_offsets(const cpu_iter &it, int64_t i, int64_
     }
 }
 
+// The same in 32-bit arithmetic, for iterations under 2^31 elements: 64-bit
+// division is emulated on the GPU and costs several times more.
+template <int NOPS>
+__device__ __forceinline__ void cu_offsets32(const cpu_iter &it, uint32_t i, int64_t *off) {
+#pragma unroll
+    for (int k = 0; k < NOPS; k++) off[k] = 0;
+    for (int d = it.ndim - 1; d >= 0 && i; d--) {
+        uint32_t size = (uint32_t)it.shape[d], idx = i % size;
+        i /= size;
+#pragma unroll
+        for (int k = 0; k < NOPS; k++) off[k] += (int64_t)idx * it.strides[k][d];
+    }
+}
+
 // True when every operand walks memory in the same order as the flat index.
 static inline bool cu_iter_flat(const cpu_iter &it) {
     if (it.ndim != 1) return false;

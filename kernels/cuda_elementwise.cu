@@ -8,11 +8,14 @@ namespace {
 
 template <int NOPS, class F>
 __global__ void ew_kernel(cpu_iter it, int64_t n, bool flat, F f) {
+    bool small = n < ((int64_t)1 << 31);
     CU_GRID_LOOP(i, n) {
         int64_t off[NOPS];
         if (flat) {
 #pragma unroll
             for (int k = 0; k < NOPS; k++) off[k] = i;
+        } else if (small) {
+            cu_offsets32<NOPS>(it, (uint32_t)i, off);
         } else {
             cu_offsets<NOPS>(it, i, off);
         }

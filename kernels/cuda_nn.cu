@@ -210,9 +210,9 @@ struct OptimArgs {
     bool nesterov;
 };
 
-__global__ void optim_kernel(OptimArgs p, float *w, const float *g, float *s1, float *s2,
-                             int64_t n) {
-    CU_GRID_LOOP(i, n) {
+__device__ __forceinline__ void optim_update(const OptimArgs &p, float *w, const float *g,
+                                             float *s1, float *s2, int64_t i) {
+    {
         switch (p.kind) {
         case LM_OPT_SGD: {
             float d = g[i] + p.wd * w[i];
@@ -244,6 +244,33 @@ __global__ void optim_kernel(OptimArgs p, float *w, const float *g, float *s1, f
         }
         }
     }
+}
+
+__global__ void optim_kernel(OptimArgs p, float *w, const float *g, float *s1, float *s2,
+                             int64_t n) {
+    CU_GRID_LOOP(i, n) optim_update(p, w, g, s1, s2, i);
+}
+
+// Many parameters in one launch: block b works on the tensor whose range of
+// blocks holds b (first_block is a prefix sum), element by element.
+const int MANY_PER_LAUNCH = 48;
+const int MANY_BLOCK_ELEMS = 4096;
+
+struct ManyArgs {
+    int count;
+    float *w[MANY_PER_LAUNCH], *s1[MANY_PER_LAUNCH], *s2[MANY_PER_LAUNCH];
+    const float *g[MANY_PER_LAUNCH];
+    int64_t n[MANY_PER_LAUNCH];
+    int first_block[MANY_PER_LAUNCH + 1];
+};
+
+__global__ void optim_many_kernel(OptimArgs p, ManyArgs m) {
+    int t = 0;
+    while (t + 1 < m.count && (int)blockIdx.x >= m.first_block[t + 1]) t++;
+    int64_t begin = (int64_t)(blockIdx.x - m.first_block[t]) * MANY_BLOCK_ELEMS;
+    int64_t end = begin + MANY_BLOCK_ELEMS < m.n[t] ? begin + MANY_BLOCK_ELEMS : m.n[t];
+    for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x)
+        optim_update(p, m.w[t], m.g[t], m.s1[t], m.s2[t], i);
 }
 
 } // namespace
@@ -331,8 +358,7 @@ lm_status cu_one_hot(lm_tensor *out, const lm_tensor *labels) {
     return LM_OK;
 }
 
-lm_status cu_optim_step(const lm_optim_params *p, lm_tensor *param, const lm_tensor *grad,
-                        lm_tensor *s1, lm_tensor *s2) {
+static OptimArgs optim_args(const lm_optim_params *p) {
     OptimArgs a;
     a.kind = p->kind;
     a.lr = (float)p->lr, a.wd = (float)p->weight_decay, a.eps = (float)p->eps;
@@ -345,10 +371,44 @@ lm_status cu_optim_step(const lm_optim_params *p, lm_tensor *param, const lm_ten
         a.step = (float)(p->lr / c1);
         a.root_c2 = (float)sqrt(c2);
     }
+    return a;
+}
+
+lm_status cu_optim_step(const lm_optim_params *p, lm_tensor *param, const lm_tensor *grad,
+                        lm_tensor *s1, lm_tensor *s2) {
+    OptimArgs a = optim_args(p);
     int64_t n = lm_tensor_numel(param);
     if (!n) return LM_OK;
     optim_kernel<<<cu_blocks(n), CU_THREADS>>>(a, cu_f32(param), cu_f32(grad),
                                                s1 ? cu_f32(s1) : NULL, s2 ? cu_f32(s2) : NULL, n);
     CU_LAUNCHED("optimizer step");
+    return LM_OK;
+}
+
+lm_status cu_optim_step_many(const lm_optim_params *p, int n, lm_tensor *const *params,
+                             const lm_tensor *const *grads, lm_tensor *const *s1,
+                             lm_tensor *const *s2) {
+    OptimArgs a = optim_args(p);
+    for (int first = 0; first < n; first += MANY_PER_LAUNCH) {
+        ManyArgs m;
+        m.count = 0;
+        int blocks = 0;
+        for (int i = first; i < n && m.count < MANY_PER_LAUNCH; i++) {
+            int64_t len = lm_tensor_numel(params[i]);
+            if (!len) continue;
+            int k = m.count++;
+            m.w[k] = cu_f32(params[i]);
+            m.g[k] = cu_f32(grads[i]);
+            m.s1[k] = s1[i] ? cu_f32(s1[i]) : NULL;
+            m.s2[k] = s2[i] ? cu_f32(s2[i]) : NULL;
+            m.n[k] = len;
+            m.first_block[k] = blocks;
+            blocks += (int)((len + MANY_BLOCK_ELEMS - 1) / MANY_BLOCK_ELEMS);
+        }
+        if (!m.count) continue;
+        m.first_block[m.count] = blocks;
+        optim_many_kernel<<<blocks, CU_THREADS>>>(a, m);
+        CU_LAUNCHED("optimizer step");
+    }
     return LM_OK;
 }

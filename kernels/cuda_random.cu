@@ -20,6 +20,8 @@ struct RandomJob {
     double p0, p1;
     uint32_t threshold;
     bool flat;
+    const float *x; /* dropout: prod = x * mask in the same pass (contiguous) */
+    float *prod;
 };
 
 __device__ __forceinline__ float normal_from(uint32_t w1, uint32_t w2, double mean, double std) {
@@ -49,15 +51,18 @@ __global__ void random_kernel(RandomJob j, int64_t n) {
             if (j.flat) off[0] = e;
             else cu_offsets<1>(j.it, e, off);
             j.out[off[0]] = v;
+            if (j.prod) j.prod[e] = j.x[e] * v;
         }
     }
 }
 
 } // namespace
 
-lm_status cu_random(lm_random_kind kind, lm_tensor *out, uint64_t seed, uint64_t offset, double p0,
-                    double p1) {
+static lm_status random_launch(lm_random_kind kind, lm_tensor *out, uint64_t seed,
+                               uint64_t offset, double p0, double p1, const float *x, float *prod) {
     RandomJob j;
+    j.x = x;
+    j.prod = prod;
     /* out's own order, size-1 dims and all: element i is always counter i */
     j.it.nops = 1;
     j.it.numel = lm_tensor_numel(out);
@@ -78,6 +83,17 @@ lm_status cu_random(lm_random_kind kind, lm_tensor *out, uint64_t seed, uint64_t
     int64_t n = j.it.numel;
     if (n == 0) return LM_OK;
     random_kernel<<<cu_blocks((n + 1) / 2), CU_THREADS>>>(j, n);
-    CU_LAUNCHED("random fill");
+    CU_LAUNCHED(prod ? "dropout" : "random fill");
     return LM_OK;
+}
+
+lm_status cu_random(lm_random_kind kind, lm_tensor *out, uint64_t seed, uint64_t offset, double p0,
+                    double p1) {
+    return random_launch(kind, out, seed, offset, p0, p1, NULL, NULL);
+}
+
+lm_status cu_dropout(lm_tensor *out, lm_tensor *mask, const lm_tensor *x, uint64_t seed,
+                     uint64_t offset, double keep) {
+    return random_launch(LM_RANDOM_BERNOULLI, mask, seed, offset, keep, 1.0 / keep, cu_f32(x),
+                         cu_f32(out));
 }

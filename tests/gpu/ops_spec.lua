@@ -271,7 +271,11 @@ describe("gpu errors and memory", function()
     lm.cuda.synchronize()
     collectgarbage(); collectgarbage()
     local before = lm.cuda.memory_stats()
-    for _ = 1, 50 do local t = lm.zeros(1000, 1000, 'cuda'); t = nil end
+    for _ = 1, 50 do
+      local t = lm.zeros(1000, 1000, 'cuda')
+      t = nil
+      collectgarbage() -- gives the block back at once
+    end
     collectgarbage(); collectgarbage()
     local after = lm.cuda.memory_stats()
     truthy(after.cache_hits - before.cache_hits >= 40, "blocks are reused")

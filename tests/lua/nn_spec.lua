@@ -229,3 +229,28 @@ describe("training", function()
     truthy(acc > 0.95, "accuracy " .. acc)
   end)
 end)
+
+describe("fused dropout", function()
+  local F = lm.nn.functional
+  it("equals x times the mask drawn at the same stream position, views included", function()
+    for _, x in ipairs{lm.randn(37, 41), lm.randn(41, 37):t(), lm.randn(5)} do
+      lm.manual_seed(4)
+      local fused = F.dropout(x, 0.25, true)
+      lm.manual_seed(4)
+      local ref = x * lm._dropout_mask(0.75, x:shape())
+      eq((fused - ref):abs():max():item(), 0)
+      eq(lm.rng_state(), 4) -- the seed is kept
+    end
+  end)
+  it("passes the gradient only where it kept the input, scaled by 1 / keep", function()
+    local x = lm.randn(200):requires_grad(true)
+    local y = F.dropout(x, 0.5, true)
+    y:sum():backward()
+    local g, v = x.grad:totable(), y:totable()
+    local kept = 0
+    for i = 1, 200 do
+      if v[i] == 0 then eq(g[i], 0) else eq(g[i], 2); kept = kept + 1 end
+    end
+    truthy(kept > 60 and kept < 140, "about half kept: " .. kept)
+  end)
+end)

@@ -52,10 +52,9 @@ end
 function Optimizer:step()
   local s = self.settings
   s.step = s.step + 1
-  for i, p in ipairs(self.params) do
-    local st = self.state[i]
-    lm._optim_step(s, p, nil, st[1], st[2]) -- reads p's gradient; skips p without one
-  end
+  -- one call for all parameters (one launch on a GPU); reads each gradient,
+  -- skips parameters without one
+  lm._optim_step_all(s, self.params, self.state)
 end
 
 --- Settings and state tensors, for checkpoints (names "state.<param>.<k>").
