@@ -1,4 +1,5 @@
 -- The small bundled experiments run and reach their goal.
+local lm = require 'lumen'
 
 -- Runs an experiment file with the given command-line arguments, its
 -- printing silenced; returns pcall's status and error.
@@ -20,14 +21,15 @@ describe("experiments", function()
     truthy(RESULT and RESULT < 1e-3, "final loss " .. tostring(RESULT))
   end)
 
-  it("net2_cifar10.lua runs training steps of the paper's Net2 on the CPU", function()
-    -- a generated CIFAR-10 folder: 5 training batches of 16 records, a test batch
+  -- A generated CIFAR-10 folder in a new temporary directory: 5 training
+  -- batches of n records, a test batch of 8; returns the directory.
+  local function cifar_folder(n)
     local dir = os.tmpname()
     os.remove(dir)
     os.execute("mkdir -p " .. dir .. "/cifar10")
-    local function batch(name, n, seed)
+    local function batch(name, count, seed)
       local out = {}
-      for i = 1, n do
+      for i = 1, count do
         local label = (i + seed) % 10
         out[i] = string.char(label) .. string.rep(string.char((label * 25 + i) % 256), 3072)
       end
@@ -35,14 +37,45 @@ describe("experiments", function()
       f:write(table.concat(out))
       f:close()
     end
-    for b = 1, 5 do batch("data_batch_" .. b .. ".bin", 16, b) end
+    for b = 1, 5 do batch("data_batch_" .. b .. ".bin", n, b) end
     batch("test_batch.bin", 8, 0)
+    return dir
+  end
+
+  it("net2_cifar10.lua runs training steps of the paper's Net2 on the CPU", function()
+    local dir = cifar_folder(16)
     RESULT = nil
     local ok, err = run_experiment("experiments/net2_cifar10.lua",
       {"--data-dir", dir, "--steps", "2", "--batch", "8", "--width", "0.1", "--out", dir .. "/out"})
     os.execute("rm -rf " .. dir)
     truthy(ok, err)
     truthy(RESULT and RESULT.last_loss == RESULT.last_loss and RESULT.last_loss < 5, "a finite loss")
+  end)
+
+  it("introspect_cifar10.lua maps a saved Net2's dense layers, and says how to get one", function()
+    local dir = cifar_folder(40)
+    local ok, err = run_experiment("experiments/introspect_cifar10.lua",
+      {"--data-dir", dir, "--model", dir .. "/none.safetensors", "--out", dir .. "/out"})
+    eq(ok, false)
+    truthy(tostring(err):find("no trained Net2 at " .. dir .. "/none.safetensors", 1, true), err)
+    truthy(tostring(err):find("net2_cifar10.lua --device cuda", 1, true), err)
+    lm.manual_seed(3)
+    lm.models.net2{width = 0.1}:save(dir .. "/net2.safetensors")
+    RESULT = nil
+    ok, err = run_experiment("experiments/introspect_cifar10.lua",
+      {"--data-dir", dir, "--model", dir .. "/net2.safetensors", "--width", "0.1", "--ae-epochs", "1",
+       "--est-epochs", "1", "--out", dir .. "/out"})
+    local have = {}
+    for _, f in ipairs{"index.html", "map_test.png", "map_error.png", "autoencoder.safetensors"} do
+      local fh = io.open(dir .. "/out/" .. f, "rb")
+      have[#have + 1] = fh and f or nil
+      if fh then fh:close() end
+    end
+    os.execute("rm -rf " .. dir)
+    truthy(ok, err)
+    eq(#have, 4, "files written: " .. table.concat(have, ", "))
+    eq(RESULT.model, "Net2")
+    truthy(RESULT.classifier_test_accuracy_first1000 ~= nil, "the test accuracy is reported")
   end)
 
   it("introspect_mnist.lua runs every stage on a small generated data set", function()

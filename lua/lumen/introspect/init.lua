@@ -15,6 +15,13 @@ local nn, F = lm.nn, lm.nn.functional
 
 local I = {}
 
+-- Inputs go to the device of the model that takes them (recordings and
+-- results stay in host memory: a recording can be larger than a GPU).
+local function on_device_of(model, t)
+  local device = lm.train.device_of(model)
+  return device == t:device() and t or t:to(device)
+end
+
 --- The floor of the per-sample error before log10 (DESIGN.md).
 I.ERROR_FLOOR = 1e-8
 
@@ -51,6 +58,7 @@ function Recorder:record(x)
   local was = self.model.training
   self.model:evaluate()
   self.active, self.outputs = true, {}
+  x = on_device_of(self.model, x)
   local out = lm.no_grad(function() return self.model(x) end)
   self.active = false
   self.model:train(was)
@@ -168,7 +176,7 @@ function InfoVAE:prepare(h)
   return (h - self.mean) / self.std
 end
 
-function InfoVAE:encode(h) return self.encoder(self:prepare(h)) end
+function InfoVAE:encode(h) return self.encoder(self:prepare(on_device_of(self, h))) end
 
 --- Decoded activations in the original (unstandardised) units.
 function InfoVAE:decode(z)
@@ -185,7 +193,7 @@ function InfoVAE:loss(h)
   local x = self:prepare(h)
   local z = self.encoder(x)
   local recon = F.mse(self.decoder(z), x)
-  local prior = lm.randn(z:size(1), self.latent)
+  local prior = lm.randn(z:size(1), self.latent, z:device())
   local mmd = F.mmd(z, prior, {bw = self.bw})
   return recon + mmd * self.mmd_weight, recon, mmd
 end
@@ -243,6 +251,9 @@ local function epochs_over(tensors, opts, step)
         opts._buffers[k] = opts._buffers[k] or lm.zeros(shape)
         batch[k] = lm._index_select_into(opts._buffers[k], t, idx)
       end
+      if opts.device and opts.device ~= "cpu" then
+        for k = 1, #batch do batch[k] = batch[k]:to(opts.device) end
+      end
       local l = step(table.unpack(batch))
       total, count = total + l, count + 1
       collectgarbage("step")
@@ -260,6 +271,7 @@ end
 function I.fit_autoencoder(vae, H, opts)
   opts = opts or {}
   if vae.standardize then vae:fit_standardization(H) end
+  opts.device = lm.train.device_of(vae)
   local opt = lm.optim.Adam(vae:parameters(), {lr = opts.lr or 1e-3})
   vae:train()
   opts.title = opts.title or "autoencoder"
@@ -278,6 +290,7 @@ end
 --- with the mean squared error.
 function I.fit_estimator(est, Z, T, opts)
   opts = opts or {}
+  opts.device = lm.train.device_of(est)
   local opt = lm.optim.Adam(est:parameters(), {lr = opts.lr or 1e-3})
   est:train()
   opts.title = opts.title or "estimator"
@@ -349,7 +362,7 @@ end
 
 --- Estimated log10 error for latents Z [N, 2] (no gradients): [N].
 function I.estimate(est, Z)
-  return lm.no_grad(function() return est(Z):view(-1) end)
+  return lm.no_grad(function() return est(on_device_of(est, Z)):view(-1) end)
 end
 
 -- ---- measures ------------------------------------------------------------------------------------------
