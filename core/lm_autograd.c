@@ -246,9 +246,22 @@ static lm_status accumulate_pending(lm_tensor *t, lm_tensor *g) {
     return LM_OK;
 }
 
-/* .grad += g; .grad is always a contiguous tensor of its own */
+/* True when nothing else can see g's memory: a contiguous tensor that owns
+ * all of its storage and has no other reference (a rule's fresh result). */
+static bool sole_owner(const lm_tensor *g) {
+    return g->refcount == 1 && g->storage->refcount == 1 && g->offset == 0 && !g->autograd &&
+           lm_tensor_is_contiguous(g) &&
+           g->storage->bytes == (size_t)lm_tensor_numel(g) * lm_dtype_size(g->dtype);
+}
+
+/* .grad += g; .grad is always a contiguous tensor of its own. A fresh
+ * gradient nobody else holds is adopted instead of copied. */
 static lm_status accumulate_grad(lm_tensor *t, lm_tensor *g) {
     lm_autograd_meta *m = t->autograd;
+    if (!m->grad && sole_owner(g)) {
+        m->grad = lm_tensor_retain(g);
+        return LM_OK;
+    }
     if (!m->grad) return lm_clone(&m->grad, g);
     if (m->grad->storage->device != g->storage->device || !lm_tensor_same_shape(m->grad, g)) {
         lm_tensor_release(m->grad);
