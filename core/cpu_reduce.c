@@ -185,7 +185,7 @@ static void dim_range(void *ctx, int64_t begin, int64_t end) {
 static void column_range(void *ctx, int64_t begin, int64_t end) {
     dim_job *j = ctx;
     const cpu_iter *it = &j->it;
-    double acc[COLUMN_BLOCK];
+    double acc[COLUMN_BLOCK], mean[COLUMN_BLOCK];
     CPU_ITER_FOR(it, begin, end, off, n) {
         for (int64_t c0 = 0; c0 < n; c0 += COLUMN_BLOCK) {
             int64_t m = n - c0 < COLUMN_BLOCK ? n - c0 : COLUMN_BLOCK;
@@ -196,6 +196,20 @@ static void column_range(void *ctx, int64_t begin, int64_t end) {
                 for (int64_t i = 0; i < m; i++) acc[i] += row[i];
             }
             float *o = lm_tensor_f32(j->out) + off[0] + c0;
+            if (j->op == LM_VAR) { /* a second pass over the deviations, as dim_range does */
+                for (int64_t i = 0; i < m; i++) mean[i] = acc[i] / (double)j->len;
+                memset(acc, 0, sizeof(double) * m);
+                for (int64_t r = 0; r < j->len; r++) {
+                    const float *row = xp + r * j->stride;
+                    for (int64_t i = 0; i < m; i++) {
+                        double d = row[i] - mean[i];
+                        acc[i] += d * d;
+                    }
+                }
+                for (int64_t i = 0; i < m; i++)
+                    o[i] = j->len > 1 ? (float)(acc[i] / (double)(j->len - 1)) : NAN;
+                continue;
+            }
             double scale = j->op == LM_MEAN ? 1.0 / (double)j->len : 1.0;
             for (int64_t i = 0; i < m; i++) o[i] = (float)(acc[i] * scale);
         }
@@ -217,7 +231,7 @@ lm_status cpu_reduce(lm_reduce_op op, lm_tensor *out, lm_tensor *indices, const 
     const lm_tensor *ops[3] = {out, &xs, indices};
     cpu_iter_init(&j.it, indices ? 3 : 2, ops);
     int last = j.it.ndim - 1;
-    bool rows = (op == LM_SUM || op == LM_MEAN) && x->dtype == LM_FLOAT32 &&
+    bool rows = (op == LM_SUM || op == LM_MEAN || op == LM_VAR) && x->dtype == LM_FLOAT32 &&
                 out->dtype == LM_FLOAT32 && j.it.strides[0][last] == 1 &&
                 j.it.strides[1][last] == 1 && j.it.shape[last] > 1 && j.len > 0;
     int64_t grain = LM_GRAIN_ELEMENTWISE / (j.len ? j.len : 1) + 1;

@@ -267,10 +267,12 @@ local function epochs_over(tensors, opts, step)
 end
 
 --- Trains an InfoVAE on a recording H [N, Nh] with Adam. opts.epochs (20),
---- opts.batch_size (128), opts.lr (1e-3), opts.seed, opts.log(epoch, record).
+--- opts.batch_size (128), opts.lr (1e-3), opts.seed, opts.log(epoch, record);
+--- the input standardisation is fitted to H first unless
+--- opts.fit_standardization is false (keeps the one already set).
 function I.fit_autoencoder(vae, H, opts)
   opts = opts or {}
-  if vae.standardize then vae:fit_standardization(H) end
+  if vae.standardize and opts.fit_standardization ~= false then vae:fit_standardization(H) end
   opts.device = lm.train.device_of(vae)
   local opt = lm.optim.Adam(vae:parameters(), {lr = opts.lr or 1e-3})
   vae:train()

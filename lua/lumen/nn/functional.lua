@@ -25,12 +25,12 @@ function F.global_avg_pool2d(x)
   return x:mean(4):mean(3)
 end
 
--- Gaussian kernel matrix k(a_i, b_j) = exp(-||a_i - b_j||^2 / (bw * D)).
-local function gaussian_kernel(a, b, denom)
+-- Squared distances ||a_i - b_j||^2 [N, M], computed once per pair of sets
+-- and shared by every bandwidth of a multi-scale kernel.
+local function squared_distances(a, b)
   local aa = (a * a):sum(2, true)           -- [N, 1]
   local bb = (b * b):sum(2, true):t()       -- [1, M]
-  local d2 = aa + bb - lm.matmul(a, b:t()) * 2
-  return (d2 / -denom):exp()
+  return aa + bb - lm.matmul(a, b:t()) * 2
 end
 
 --- Maximum Mean Discrepancy between samples z [N, D] and prior samples p
@@ -47,11 +47,11 @@ function F.mmd(z, p, opts)
   end
   local D = z:size(2)
   local bws = type(opts.bw) == "table" and opts.bw or {opts.bw or D}
+  local zz, pp, zp = squared_distances(z, z), squared_distances(p, p), squared_distances(z, p)
   local value
   for _, bw in ipairs(bws) do
-    local denom = bw * D
-    local term = gaussian_kernel(z, z, denom):mean() + gaussian_kernel(p, p, denom):mean()
-      - gaussian_kernel(z, p, denom):mean() * 2
+    local scale = -1 / (bw * D)
+    local term = (zz * scale):exp():mean() + (pp * scale):exp():mean() - (zp * scale):exp():mean() * 2
     value = value and value + term or term
   end
   if opts.weight then value = value * opts.weight end
