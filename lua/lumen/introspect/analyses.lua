@@ -1,0 +1,278 @@
+-- The paper's analyses of a mapped classifier (Pardo et al., Eq. 6-11 and
+-- Fig. 3-7; DESIGN.md), for any model with a recorder, an InfoVAE and an
+-- estimator from lm.introspect:
+--
+--   local A = require 'lumen.introspect.analyses'
+--   local grid = A.grid{lim = 4, size = 100}
+--   local Eh, Ez = A.expected_activations(vae, Z, labels, 10, grid)   -- Eq. 6-9
+--   local unit_class = A.unit_classes(Eh)                             -- Eq. 10
+--   local order = A.sort_units(Eh, layer_sizes)                       -- reordered net
+--   local colours = A.brainbow(Eh, lm.plot.CLASS_COLORS)              -- Eq. 11
+--   local path = A.fgsm_path(net, recorder, vae, x, target, {})       -- Fig. 6
+--
+-- Shapes: Z [N, 2] latents, labels [N] 1-based int32, activations [N, Nh].
+local lm = require 'lumen'
+local F = lm.nn.functional
+
+local A = {}
+
+-- ---- densities on a grid (Eq. 6-8) -------------------------------------------------------------
+
+--- A square grid over [-lim, lim]^2 with size x size cell centres:
+--- {points [size^2, 2] (row-major, y outer), size, lim, cell (area of a cell)}.
+function A.grid(o)
+  o = o or {}
+  local lim, size = o.lim or 4, o.size or 100
+  local step = 2 * lim / size
+  local pts = {}
+  for i = 1, size do
+    for j = 1, size do pts[#pts + 1] = {-lim + (j - 0.5) * step, -lim + (i - 0.5) * step} end
+  end
+  return {points = lm.tensor(pts), size = size, lim = lim, cell = step * step}
+end
+
+--- Kernel density of latents Z [N, 2] at the grid's points: [size^2],
+--- normalised so that the Riemann sum over the grid is 1. Gaussian kernel
+--- with Scott's bandwidth h = mean std of Z's two coordinates * N^(-1/6)
+--- (Scott's rule in two dimensions), or o.bandwidth.
+function A.density(Z, grid, o)
+  o = o or {}
+  local n = Z:size(1)
+  if n == 0 then error("density: no points", 2) end
+  local h = o.bandwidth
+  if not h then
+    local sd = n > 1 and Z:std(1):mean():item() or 1
+    h = math.max(sd, 1e-3) * n ^ (-1 / 6)
+  end
+  return lm.no_grad(function()
+    local g = grid.points
+    local d2 = (g * g):sum(2, true) + (Z * Z):sum(2, true):t() - lm.matmul(g, Z:t()) * 2
+    local dens = (d2 * (-0.5 / (h * h))):exp():sum(2):view(-1)
+    return dens / (dens:sum():item() * grid.cell)
+  end), h
+end
+
+--- E[z | density] by the Riemann sum over the grid (Eq. 8): [2].
+function A.expected_latent(density, grid)
+  return lm.no_grad(function()
+    return (grid.points * (density * grid.cell):view(-1, 1)):sum(1)
+  end)
+end
+
+--- The decoded expectation per class (Eq. 9): E[h | H_k] = decoder(E[z | H_k])
+--- in the recorded units (the standardisation undone). Returns Eh [K, Nh]
+--- and Ez [K, 2], with the bandwidth of each class in a third result.
+function A.expected_activations(vae, Z, labels, classes, grid)
+  local Ez, bws = {}, {}
+  local lab = labels:totable()
+  for k = 1, classes do
+    local idx = {}
+    for i, l in ipairs(lab) do if l == k then idx[#idx + 1] = i end end
+    if #idx == 0 then error(string.format("expected_activations: class %d has no points", k), 2) end
+    local Zk = Z:index_select(lm.tensor(idx, 'int32'))
+    local dens, h = A.density(Zk, grid)
+    Ez[k], bws[k] = A.expected_latent(dens, grid), h
+  end
+  local EzT = lm.stack(Ez)
+  local Eh = lm.no_grad(function()
+    local out = vae:decode(EzT:to(lm.train.device_of(vae)))
+    return out:to('cpu')
+  end)
+  return Eh, EzT, bws
+end
+
+--- The direct estimate: the mean recorded activation of each class [K, Nh].
+function A.class_means(H, labels, classes)
+  local onehot = lm.data.one_hot(labels, classes):float()          -- [N, K]
+  local counts = onehot:sum(1):clamp(1, math.huge):view(-1, 1)     -- [K, 1]
+  return lm.matmul(onehot:t(), H) / counts
+end
+
+--- How close two [K, Nh] estimates are: the mean over classes of the
+--- correlation between their unit profiles, and the relative error
+--- ||a - b|| / ||b||.
+function A.compare(a, b)
+  local K = a:size(1)
+  local corr = 0
+  for k = 1, K do
+    local x, y = a:select(1, k), b:select(1, k)
+    local xc, yc = x - x:mean(), y - y:mean()
+    local den = math.sqrt((xc * xc):sum():item() * (yc * yc):sum():item())
+    corr = corr + (den > 0 and (xc * yc):sum():item() / den or 0)
+  end
+  local rel = math.sqrt(((a - b) ^ 2):sum():item() / math.max((b * b):sum():item(), 1e-30))
+  return {correlation = corr / K, relative_error = rel}
+end
+
+-- ---- units, order, colours (Eq. 10-11) -----------------------------------------------------------
+
+--- Each unit's class d_i = argmax_k E[h_i | H_k] (1-based): [Nh] int32.
+function A.unit_classes(Eh)
+  return Eh:argmax(1)
+end
+
+--- Per layer (layer_sizes lists the units of each recorded layer, in order),
+--- a permutation of that layer's units: by their class d_i, and within a
+--- class by decreasing E[h_i | H_{d_i}]. Returns a list of 1-based index
+--- lists into the whole recorded vector, one per layer.
+function A.sort_units(Eh, layer_sizes)
+  local d = A.unit_classes(Eh):totable()
+  local best = Eh:max(1):totable()
+  local orders, first = {}, 0
+  for l, size in ipairs(layer_sizes) do
+    local idx = {}
+    for u = first + 1, first + size do idx[#idx + 1] = u end
+    table.sort(idx, function(a, b)
+      if d[a] ~= d[b] then return d[a] < d[b] end
+      if best[a] ~= best[b] then return best[a] > best[b] end
+      return a < b
+    end)
+    orders[l] = idx
+    first = first + size
+  end
+  return orders
+end
+
+--- The artificial brainbow (Eq. 11): each unit's colour is the mix of the
+--- class colours weighted by how much more than its least active class each
+--- class drives it, w_ik = E[h_i|H_k] - min_k E[h_i|H_k], normalised over k
+--- (a unit that no class drives differently is grey). Returns a list of
+--- 0xRRGGBBAA colours, one per unit.
+function A.brainbow(Eh, class_colors)
+  local K, Nh = Eh:size(1), Eh:size(2)
+  local w = Eh - Eh:min(1, true)                                  -- [K, Nh], >= 0
+  local total = w:sum(1):totable()
+  local wt = w:totable()
+  local colours = {}
+  for i = 1, Nh do
+    local r, g, b = 0, 0, 0
+    if total[i] > 1e-12 then
+      for k = 1, K do
+        local c, s = class_colors[k], wt[k][i] / total[i]
+        r, g, b = r + s * (c >> 24), g + s * ((c >> 16) & 255), b + s * ((c >> 8) & 255)
+      end
+    else
+      r, g, b = 160, 160, 160
+    end
+    colours[i] = (math.floor(r + 0.5) << 24) | (math.floor(g + 0.5) << 16) | (math.floor(b + 0.5) << 8) | 255
+  end
+  return colours
+end
+
+--- Draws a network as rows of units (one row per layer, first layer on
+--- top) into axes `ax` over [0, 1] x [0, #layers]: unit u of layer l is a
+--- small square coloured colours[unit] (a list over the whole recorded
+--- vector), placed in the order orders[l] (default: as recorded).
+function A.draw_network(ax, colours, layer_sizes, orders)
+  local first = 0
+  for l, size in ipairs(layer_sizes) do
+    local order = orders and orders[l]
+    local xs, ys, cs = {}, {}, {}
+    for p = 1, size do
+      local unit = order and order[p] or first + p
+      xs[p], ys[p], cs[p] = (p - 0.5) / size, #layer_sizes - l + 0.5, colours[unit]
+    end
+    ax:scatter(xs, ys, {colors = cs, radius = 2.2})
+    first = first + size
+  end
+  return ax
+end
+
+-- ---- adversarial paths (Fig. 6) ---------------------------------------------------------------------
+
+--- Targeted iterative FGSM from one input x [1, D] (pixels in [0, 1])
+--- towards class `target` (1-based): x <- clip(x - eps * sign(grad_x L), 0, 1)
+--- with L the classifier's error against the one-hot target, o.steps times
+--- (100) with o.eps (0.01). Returns {z = [steps + 1, 2] latents of every
+--- iterate, predictions = {...}, flip = the first step predicting the
+--- target (nil if none), x = the last iterate}.
+function A.fgsm_path(net, recorder, vae, x, target, o)
+  o = o or {}
+  local steps, eps = o.steps or 100, o.eps or 0.01
+  local classes = o.classes or 10
+  local device = lm.train.device_of(net)
+  local goal = lm.zeros(1, classes)
+  goal[1][target] = 1
+  goal = goal:to(device)
+  local was = net.training
+  net:evaluate()
+  local cur = x:to(device):clone()
+  local zs, preds, flip = {}, {}, nil
+  for s = 0, steps do
+    local h, out = recorder:record(cur)
+    zs[#zs + 1] = lm.no_grad(function() return vae:encode(h) end):to('cpu')
+    local p = out:argmax(2):item()
+    preds[#preds + 1] = p
+    if p == target and not flip then flip = s end
+    if s == steps then break end
+    local xin = cur:detach():requires_grad(true)
+    F.mse(net(xin), goal):backward()
+    cur = lm.no_grad(function() return (xin - xin.grad:sign() * eps):clamp(0, 1) end)
+  end
+  net:train(was)
+  return {z = lm.cat(zs, 1), predictions = preds, flip = flip, x = cur:to('cpu')}
+end
+
+-- ---- reliability ------------------------------------------------------------------------------------
+
+--- Per class k (1-based, by true label): the estimated log10 errors of the
+--- correctly and of the wrongly classified samples, and the class's
+--- sensitivity (the fraction of its samples classified correctly).
+function A.reliability_by_class(log_e_hat, labels, predictions, classes)
+  local e, lab, pred = log_e_hat:totable(), labels:totable(), predictions:totable()
+  local out = {}
+  for k = 1, classes do out[k] = {correct = {}, wrong = {}} end
+  for i, l in ipairs(lab) do
+    local bucket = pred[i] == l and out[l].correct or out[l].wrong
+    bucket[#bucket + 1] = e[i]
+  end
+  for k = 1, classes do
+    local n = #out[k].correct + #out[k].wrong
+    out[k].sensitivity = n > 0 and #out[k].correct / n or 0 / 0
+  end
+  return out
+end
+
+--- False-positive rate at the threshold where `tpr` (0.95) of the positives
+--- score at or above it (higher score = more likely positive).
+function A.fpr_at_tpr(scores, positives, tpr)
+  tpr = tpr or 0.95
+  local pos, neg = {}, {}
+  for i, s in ipairs(scores) do
+    if positives[i] then pos[#pos + 1] = s else neg[#neg + 1] = s end
+  end
+  if #pos == 0 or #neg == 0 then return 0 / 0 end
+  table.sort(pos, function(a, b) return a > b end)
+  local threshold = pos[math.max(1, math.ceil(tpr * #pos))]
+  local fp = 0
+  for _, s in ipairs(neg) do if s >= threshold then fp = fp + 1 end end
+  return fp / #neg
+end
+
+--- Risk-coverage: keep the fraction `coverage` of samples with the highest
+--- confidence and measure the accuracy on them, for coverages 1/steps ..
+--- 1. Returns lists coverage, accuracy.
+function A.risk_coverage(confidence, correct, steps)
+  steps = steps or 50
+  local n = #confidence
+  local order = {}
+  for i = 1, n do order[i] = i end
+  table.sort(order, function(a, b)
+    if confidence[a] ~= confidence[b] then return confidence[a] > confidence[b] end
+    return a < b
+  end)
+  local cov, acc = {}, {}
+  local hits, kept = 0, 0
+  local next_mark = 1
+  for r = 1, n do
+    kept = kept + 1
+    if correct[order[r]] then hits = hits + 1 end
+    while next_mark <= steps and kept >= math.ceil(n * next_mark / steps) do
+      cov[#cov + 1], acc[#acc + 1] = kept / n, hits / kept
+      next_mark = next_mark + 1
+    end
+  end
+  return cov, acc
+end
+
+return A

@@ -1,0 +1,97 @@
+-- The analyses library on small synthetic cases whose answers are known.
+local lm = require 'lumen'
+local A = require 'lumen.introspect.analyses'
+local I = lm.introspect
+
+-- A stand-in autoencoder: decode(z) = z @ W, no parameters (so on the CPU).
+local function linear_decoder(W)
+  return {parameters = function() return {} end, decode = function(_, z) return lm.matmul(z, W) end}
+end
+
+describe("analyses: densities and expectations", function()
+  it("the Riemann-sum expectation of a cluster's density is its centre", function()
+    lm.manual_seed(1)
+    local Z = lm.randn(400, 2) * 0.3 + lm.tensor({1, -2})
+    local grid = A.grid{lim = 4, size = 80}
+    local dens, h = A.density(Z, grid)
+    near((dens * grid.cell):sum():item(), 1, 1e-4, "normalised")
+    truthy(h > 0.05 and h < 0.3, "Scott's bandwidth " .. h)
+    local ez = A.expected_latent(dens, grid):totable()
+    near(ez[1], 1, 0.05)
+    near(ez[2], -2, 0.05)
+  end)
+  it("a unit wired to one class is that class's unit, sorted and coloured by it", function()
+    lm.manual_seed(2)
+    local centres = {{2, 0}, {-2, 0}, {0, 2}}
+    local parts, labels = {}, {}
+    for k, c in ipairs(centres) do
+      parts[k] = lm.randn(100, 2) * 0.2 + lm.tensor(c)
+      for _ = 1, 100 do labels[#labels + 1] = k end
+    end
+    local Z, y = lm.cat(parts, 1), lm.tensor(labels, 'int32')
+    -- units: 1 follows z1 (class 1), 2 follows -z1 (class 2), 3 follows z2 (class 3)
+    local W = lm.tensor({{0, 1, -1, 0}, {1, 0, 0, 0}}) -- columns are units 3, 1, 2, and a dead one
+    local Eh, Ez = A.expected_activations(linear_decoder(W), Z, y, 3, A.grid{size = 60})
+    eq(table.concat(Eh:shape(), "x"), "3x4")
+    near(Ez[1][1], 2, 0.1)
+    local d = A.unit_classes(Eh):totable()
+    eq(d[1], 3); eq(d[2], 1); eq(d[3], 2)
+    local order = A.sort_units(Eh:narrow(2, 1, 3), {3})[1]
+    eq(table.concat(order, ","), "2,3,1") -- units of classes 1, 2, 3
+    local direct = A.class_means(lm.matmul(Z, W), y, 3)
+    local cmp = A.compare(Eh, direct)
+    truthy(cmp.correlation > 0.99 and cmp.relative_error < 0.05, "decoded vs direct class means")
+  end)
+end)
+
+describe("analyses: brainbow", function()
+  it("colours a unit by the classes that drive it above their least", function()
+    local C = lm.plot.CLASS_COLORS
+    -- units: class 1 only, nobody, everybody equally, classes 1 and 2 equally
+    local Eh = lm.tensor({{1, 0, 5, 1}, {0, 0, 5, 1}, {0, 0, 5, 0}})
+    local colours = A.brainbow(Eh, C)
+    eq(colours[1], C[1] | 0xFF)
+    eq(colours[2], 0xA0A0A0FF)
+    eq(colours[3], 0xA0A0A0FF)
+    for shift = 8, 24, 8 do
+      local want = math.floor((((C[1] >> shift) & 255) + ((C[2] >> shift) & 255)) / 2 + 0.5)
+      eq((colours[4] >> shift) & 255, want, "channel at bit " .. shift)
+    end
+  end)
+end)
+
+describe("analyses: scores", function()
+  it("FPR at 95 % TPR and risk-coverage on hand-computed cases, ties included", function()
+    local scores = {0.9, 0.8, 0.8, 0.3, 0.2, 0.1}
+    local pos = {true, true, false, true, false, false}
+    -- threshold at the 3rd positive's score (0.3): negatives >= 0.3: the 0.8 tie
+    near(A.fpr_at_tpr(scores, pos, 0.95), 1 / 3, 1e-12)
+    near(A.fpr_at_tpr(scores, pos, 0.5), 1 / 3, 1e-12) -- 2nd positive at 0.8 ties a negative
+    local cov, acc = A.risk_coverage({0.9, 0.1, 0.5, 0.7}, {true, false, false, true}, 4)
+    for i, want in ipairs{0.25, 0.5, 0.75, 1} do near(cov[i], want, 1e-12) end
+    for i, want in ipairs{1, 1, 2 / 3, 0.5} do near(acc[i], want, 1e-12) end
+    local by = A.reliability_by_class(lm.tensor({-3, -1, -2, -0.5}), lm.tensor({1, 1, 2, 2}, 'int32'),
+      lm.tensor({1, 2, 2, 2}, 'int32'), 2)
+    eq(by[1].sensitivity, 0.5); eq(by[2].sensitivity, 1)
+    eq(#by[1].wrong, 1); eq(by[1].wrong[1], -1)
+  end)
+end)
+
+describe("analyses: adversarial paths", function()
+  it("targeted FGSM reaches the target and records one latent per iterate", function()
+    lm.manual_seed(3)
+    local net = lm.nn.Sequential(lm.nn.Linear(6, 8), lm.nn.ELU(), lm.nn.Linear(8, 3), lm.nn.Sigmoid())
+    local rec = I.Recorder(net)
+    local vae = I.InfoVAE{inputs = 8, hidden = 8, depth = 1}
+    local x = lm.rand(1, 6)
+    local start = net(x):argmax(2):item()
+    local target = start % 3 + 1
+    local path = A.fgsm_path(net, rec, vae, x, target, {steps = 60, eps = 0.05, classes = 3})
+    eq(path.z:size(1), 61)
+    eq(#path.predictions, 61)
+    eq(path.predictions[1], start)
+    truthy(path.flip ~= nil, "the prediction flips to the target")
+    eq(path.predictions[path.flip + 1], target)
+    truthy(path.x:min():item() >= 0 and path.x:max():item() <= 1, "pixels stay in [0, 1]")
+  end)
+end)
