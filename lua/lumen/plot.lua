@@ -300,9 +300,13 @@ function Axes:render(canvas, font)
             it.ylim[1] + (i - 1) / rows * (it.ylim[2] - it.ylim[1]))
           local x1, y1 = self:to_pixel(it.xlim[1] + j / cols * (it.xlim[2] - it.xlim[1]),
             it.ylim[1] + i / rows * (it.ylim[2] - it.ylim[1]))
-          -- whole pixels: partly covered edges would leave light seams between cells
-          canvas:fill_rect(math.floor(x0 + 0.5), math.floor(y1 + 0.5), math.floor(x1 + 0.5),
-            math.floor(y0 + 0.5), it.cmap((it.values[i][j] - it.vmin) / span))
+          -- whole pixels (partly covered edges would leave light seams between
+          -- cells), clipped to the axes when the limits cut the map
+          local cx0, cy0 = math.max(math.floor(x0 + 0.5), r.x), math.max(math.floor(y1 + 0.5), r.y)
+          local cx1, cy1 = math.min(math.floor(x1 + 0.5), r.x + r.w), math.min(math.floor(y0 + 0.5), r.y + r.h)
+          if cx0 < cx1 and cy0 < cy1 then
+            canvas:fill_rect(cx0, cy0, cx1, cy1, it.cmap((it.values[i][j] - it.vmin) / span))
+          end
         end
       end
     elseif it.kind == "line" then

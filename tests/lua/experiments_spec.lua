@@ -105,6 +105,20 @@ describe("experiments", function()
     local ok, err = run_experiment("experiments/introspect_mnist.lua",
       {"--data-dir", dir, "--cycles", "2", "--ae-epochs", "2", "--est-epochs", "2",
        "--trajectory-samples", "50", "--out", dir .. "/out"})
+    local main_ok, main_err, main_result = ok, err, RESULT
+    -- the analyses run over the cached models of that run
+    RESULT = nil
+    local aok, aerr = run_experiment("experiments/analyses_mnist.lua",
+      {"--data-dir", dir, "--from", dir .. "/out", "--out", dir .. "/analyses", "--grid", "30",
+       "--fgsm-steps", "20", "--detection-samples", "100"})
+    local analyses = RESULT
+    local afiles = {}
+    for _, f in ipairs{"index.html", "analyses.json", "detection.md", "expected_activations.png", "brainbow.png",
+      "fgsm_paths.png", "violins.png", "risk_coverage.png"} do
+      local fh = io.open(dir .. "/analyses/" .. f, "rb")
+      if fh then afiles[#afiles + 1] = f; fh:close() end
+    end
+    ok, err, RESULT = main_ok, main_err, main_result
     local files = {}
     for _, f in ipairs{"index.html", "metrics.json", "map_train.png", "map_test.png", "map_error.png",
       "trajectories.png", "classifier.safetensors", "autoencoder.safetensors", "estimator.safetensors"} do
@@ -121,6 +135,15 @@ describe("experiments", function()
     end
     truthy(RESULT.classifier_test_accuracy > 0.2, "the classifier learned the generated classes: "
       .. RESULT.classifier_test_accuracy)
+    truthy(aok, aerr)
+    eq(#afiles, 8, "analyses files: " .. table.concat(afiles, ", "))
+    local c = analyses.expected_activations.decoded_vs_class_means
+    truthy(c.correlation == c.correlation and c.relative_error >= 0, "decoded vs direct compared")
+    local units = 0
+    for _, n in ipairs(analyses.expected_activations.units_per_class) do units = units + n end
+    eq(units, 2400, "every unit has a class")
+    truthy(analyses.fgsm.success_rate >= 0 and analyses.fgsm.success_rate <= 1)
+    truthy(analyses.detection["misclassified vs correct"].e_hat.auroc ~= nil)
   end)
 end)
 

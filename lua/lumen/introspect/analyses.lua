@@ -159,22 +159,30 @@ function A.brainbow(Eh, class_colors)
   return colours
 end
 
---- Draws a network as rows of units (one row per layer, first layer on
---- top) into axes `ax` over [0, 1] x [0, #layers]: unit u of layer l is a
---- small square coloured colours[unit] (a list over the whole recorded
---- vector), placed in the order orders[l] (default: as recorded).
+--- Draws a network as rows of units (one row per layer, layer 1 at the
+--- bottom) into axes `ax` over [0, 1] x [0, #layers]: unit u of layer l is a
+--- cell coloured colours[unit] (a list over the whole recorded vector),
+--- placed in the order orders[l] (default: as recorded).
 function A.draw_network(ax, colours, layer_sizes, orders)
-  local first = 0
+  local rows, first, widest = {}, 0, 0
+  for _, size in ipairs(layer_sizes) do widest = math.max(widest, size) end
   for l, size in ipairs(layer_sizes) do
     local order = orders and orders[l]
-    local xs, ys, cs = {}, {}, {}
-    for p = 1, size do
-      local unit = order and order[p] or first + p
-      xs[p], ys[p], cs[p] = (p - 0.5) / size, #layer_sizes - l + 0.5, colours[unit]
+    rows[l] = {}
+    for p = 1, widest do
+      -- a narrower layer is centred; cells beyond it show as background (index 0)
+      local q = p - (widest - size) // 2
+      rows[l][p] = (q >= 1 and q <= size) and (order and order[q] or first + q) or 0
     end
-    ax:scatter(xs, ys, {colors = cs, radius = 2.2})
     first = first + size
   end
+  local n = first
+  -- the heat map's colour map looks each cell's unit up in `colours`
+  local function lookup(t)
+    local unit = math.floor(t * n + 0.5)
+    return unit >= 1 and colours[unit] or 0xFFFFFFFF
+  end
+  ax:heatmap(rows, {xlim = {0, 1}, ylim = {0, #layer_sizes}, vmin = 0, vmax = n, cmap = lookup})
   return ax
 end
 

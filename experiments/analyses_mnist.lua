@@ -1,0 +1,314 @@
+-- The paper's analyses of the mapped Net1 (Fig. 3, 6, 7) and two beyond it,
+-- over the models the main experiment cached (run
+-- experiments/introspect_mnist.lua first):
+--   lumen experiments/analyses_mnist.lua [--from DIR] [--out DIR] [--data-dir DIR]
+--        [--grid N] [--fgsm-sample I] [--fgsm-steps N] [--fgsm-eps E] [--seed S]
+--
+-- Writes to --out (default results/analyses_mnist), with numbers in
+-- analyses.json and links in index.html:
+--   expected_activations.png  E[h|H_k] per class in the reordered network (Eq. 6-10)
+--   brainbow.png              the network before and after reordering (Eq. 11)
+--   fgsm_paths.png            targeted FGSM from one test sample to every other class
+--   violins.png               e_hat of correct and wrong test samples per class
+--   risk_coverage.png         accuracy when rejecting the least confident inputs
+--   detection.md              how well each score flags errors, noise and FGSM inputs
+local lm = require 'lumen'
+local cli = require 'lumen.cli'
+local I = lm.introspect
+local A = require 'lumen.introspect.analyses'
+local plot = lm.plot
+local F = lm.nn.functional
+
+local opts = cli.parse(arg, {from = "results/introspect_mnist", out = "results/analyses_mnist", data_dir = "",
+  data = "mnist", grid = 100, fgsm_sample = 1, fgsm_steps = 100, fgsm_eps = 0.01, seed = 1,
+  detection_samples = 2000},
+  "The paper's analyses of a mapped Net1: lumen experiments/analyses_mnist.lua [options]")
+os.execute("mkdir -p '" .. opts.out .. "'")
+lm.manual_seed(opts.seed)
+for _, f in ipairs{"classifier", "autoencoder", "estimator"} do
+  local path = opts.from .. "/" .. f .. ".safetensors"
+  local fh = io.open(path, "rb")
+  if not fh then
+    error(string.format("analyses_mnist: %s is missing; run the main experiment first:\n" ..
+      "  lumen experiments/introspect_mnist.lua --out %s", path, opts.from), 0)
+  end
+  fh:close()
+end
+
+local t_start = lm.clock()
+local d = lm.data.mnist{kind = opts.data, dir = opts.data_dir ~= "" and opts.data_dir or nil}
+local train_set = lm.data.split(d.train, {fraction = 0.1, seed = opts.seed})
+local test = d.test
+local net = lm.models.net1()
+net:load(opts.from .. "/classifier.safetensors")
+net:evaluate()
+local recorder = I.Recorder(net)
+local H0 = recorder:record(train_set.x:narrow(1, 1, 1))
+local vae = I.InfoVAE{inputs = H0:size(2)}
+vae:load(opts.from .. "/autoencoder.safetensors")
+vae:evaluate()
+local est = I.Estimator()
+est:load(opts.from .. "/estimator.safetensors")
+est:evaluate()
+local layer_sizes = {}
+for k = 1, #recorder.layers do layer_sizes[k] = 200 end
+
+local H_train = recorder:record_set(train_set.x)
+local Z_train = vae:encode_all(H_train)
+local H_test, Y_test = recorder:record_set(test.x)
+local Z_test = vae:encode_all(H_test)
+local E_test = I.estimate(est, Z_test)
+local pred = Y_test:argmax(2)
+local correct_t = pred:eq(test.y)
+local results = {data = d.name, from = opts.from}
+local K = #d.classes
+
+-- ---- 1. expected activations and unit sorting (Eq. 6-10) ------------------------------------------
+local grid = A.grid{lim = 4, size = opts.grid}
+local Eh, Ez, bws = A.expected_activations(vae, Z_train, train_set.y, K, grid)
+local direct = A.class_means(H_train, train_set.y, K)
+local cmp = A.compare(Eh, direct)
+local orders = A.sort_units(Eh, layer_sizes)
+local classes_of_units = A.unit_classes(Eh):totable()
+local per_class_units = {}
+for k = 1, K do per_class_units[k] = 0 end
+for _, c in ipairs(classes_of_units) do per_class_units[c] = per_class_units[c] + 1 end
+results.expected_activations = {grid = opts.grid, lim = grid.lim, kde_bandwidths = bws,
+  decoded_vs_class_means = cmp, units_per_class = per_class_units, expected_latents = Ez:totable()}
+print(string.format("E[h|H_k]: decoded vs class means: correlation %.3f, relative error %.3f",
+  cmp.correlation, cmp.relative_error))
+
+-- the ten per-class panels, units in the reordered network, on one colour range
+local flat_order = {}
+for _, o in ipairs(orders) do for _, u in ipairs(o) do flat_order[#flat_order + 1] = u end end
+local idx = lm.tensor(flat_order, 'int32')
+local Eh_sorted = Eh:t():index_select(idx):t()              -- [K, Nh] reordered
+-- deep layers reach activations in the hundreds: a log scale shows every layer
+local shown = ((Eh_sorted + 1):clamp(1e-3, math.huge)):log() / math.log(10)
+local vmax = shown:max():item()
+local fig = plot.figure{width = 1100, height = 760,
+  title = "Expected activations E[h | class] of the reordered Net1 (rows: layers 1-12, bottom to top)"}
+local panels = fig:grid(2, 5, {left = 30, right = 110, hgap = 24, vgap = 60})
+for k = 1, K do
+  local rows = {}
+  local v = shown:select(1, k):totable()
+  for l = 1, #layer_sizes do
+    rows[l] = {}
+    for u = 1, layer_sizes[l] do rows[l][u] = v[(l - 1) * 200 + u] end -- row 1 (bottom) is layer 1
+  end
+  local ax = panels[k]
+  ax.title = d.classes[k]
+  ax.xticks, ax.yticks = 2, 2
+  ax:heatmap(rows, {xlim = {0, 200}, ylim = {0, #layer_sizes}, vmin = 0, vmax = vmax,
+    colorbar = k == K and "log10(1 + E[h])" or nil})
+end
+fig:save(opts.out .. "/expected_activations.png")
+
+-- ---- 2. brainbow (Eq. 11) ---------------------------------------------------------------------------
+local colours = A.brainbow(Eh, plot.CLASS_COLORS)
+local bfig = plot.figure{width = 1100, height = 640, title = "Artificial brainbow: Net1's units coloured by the classes that drive them"}
+local left = bfig:axes{rect = {60, 70, 450, 500}, title = "as trained", xlim = {0, 1}, ylim = {0, 12},
+  xlabel = "units of a layer", ylabel = "layer", yticks = 6}
+A.draw_network(left, colours, layer_sizes)
+local right = bfig:axes{rect = {560, 70, 450, 500}, title = "units sorted by class", xlim = {0, 1}, ylim = {0, 12},
+  xlabel = "units of a layer", yticks = 6}
+A.draw_network(right, colours, layer_sizes, orders)
+local legend = {}
+for k, name in ipairs(d.classes) do legend[k] = {name, plot.CLASS_COLORS[k]} end
+right:legend(legend, "outside")
+bfig:save(opts.out .. "/brainbow.png")
+
+-- ---- 5. targeted FGSM paths (Fig. 6) ------------------------------------------------------------
+local function error_background(ax)
+  local G = 80
+  local pts = {}
+  for i = 1, G do for j = 1, G do pts[#pts + 1] = {-4 + (j - 0.5) * 8 / G, -4 + (i - 0.5) * 8 / G} end end
+  local vals = I.estimate(est, lm.tensor(pts)):totable()
+  local rows = {}
+  for i = 1, G do rows[i] = {} for j = 1, G do rows[i][j] = vals[(i - 1) * G + j] end end
+  ax:heatmap(rows, {xlim = {-4, 4}, ylim = {-4, 4}, colorbar = "log10 e_hat"})
+end
+local sample = opts.fgsm_sample
+local x0 = test.x:narrow(1, sample, 1)
+local true_label = test.y[sample]
+local ffig = plot.figure{width = 820, height = 680,
+  title = string.format("Targeted FGSM from test sample %d (a %s): %d steps of %.3g", sample,
+    d.classes[true_label], opts.fgsm_steps, opts.fgsm_eps)}
+local fax = ffig:axes{rect = {70, 60, 540, 540}, xlabel = "z1", ylabel = "z2"}
+error_background(fax)
+local fgsm = {}
+local flegend = {}
+for target = 1, K do
+  if target ~= true_label then
+    local p = A.fgsm_path(net, recorder, vae, x0, target, {steps = opts.fgsm_steps, eps = opts.fgsm_eps, classes = K})
+    local z = p.z:totable()
+    local xs, ys = {}, {}
+    for i, zz in ipairs(z) do xs[i], ys[i] = zz[1], zz[2] end
+    fax:line(xs, ys, {color = plot.CLASS_COLORS[target], width = 2})
+    if p.flip then
+      fax:scatter({z[p.flip + 1][1]}, {z[p.flip + 1][2]}, {color = plot.CLASS_COLORS[target], radius = 5, outline = 0x000000FF})
+    end
+    fgsm[d.classes[target]] = {flip_step = p.flip, success = p.flip ~= nil, final_prediction = d.classes[p.predictions[#p.predictions]]}
+    flegend[#flegend + 1] = {"to " .. d.classes[target] .. (p.flip and (" (step " .. p.flip .. ")") or " (failed)"),
+      plot.CLASS_COLORS[target]}
+  end
+end
+local z0 = vae:encode_all((recorder:record(x0)))
+fax:scatter({z0[1][1]}, {z0[1][2]}, {color = 0xFFFFFFFF, radius = 7, outline = 0x000000FF})
+flegend[#flegend + 1] = {"start", 0xFFFFFFFF}
+fax:legend(flegend, "lower left")
+-- zoom on the paths (with a margin), the error map behind them
+local lo_x, hi_x, lo_y, hi_y = z0[1][1], z0[1][1], z0[1][2], z0[1][2]
+for _, item in ipairs(fax.items) do
+  if item.kind == "line" then
+    for i = 1, #item.xs do
+      lo_x, hi_x = math.min(lo_x, item.xs[i]), math.max(hi_x, item.xs[i])
+      lo_y, hi_y = math.min(lo_y, item.ys[i]), math.max(hi_y, item.ys[i])
+    end
+  end
+end
+local half = math.max(hi_x - lo_x, hi_y - lo_y) / 2 + 1
+local cx, cy = (lo_x + hi_x) / 2, (lo_y + hi_y) / 2
+fax.xlim, fax.ylim = {cx - half, cx + half}, {cy - half, cy + half}
+ffig:save(opts.out .. "/fgsm_paths.png")
+local successes = 0
+for _, r in pairs(fgsm) do if r.success then successes = successes + 1 end end
+results.fgsm = {sample = sample, label = d.classes[true_label], eps = opts.fgsm_eps, steps = opts.fgsm_steps,
+  targets = fgsm, success_rate = successes / (K - 1)}
+print(string.format("FGSM from test sample %d: %d of %d targets reached", sample, successes, K - 1))
+
+-- ---- 6. reliability violins (Fig. 7) -----------------------------------------------------------------
+local by_class = A.reliability_by_class(E_test, test.y, pred, K)
+local vfig = plot.figure{width = 1100, height = 560,
+  title = "Estimated log10 error per class: correct (colour) and wrong (grey) test samples; sensitivity above"}
+local vax = vfig:axes{rect = {80, 80, 980, 400}, ylabel = "log10 e_hat", xlim = {0.4, K + 0.6}}
+vax:categories(d.classes)
+local sens = {}
+for k = 1, K do
+  local b = by_class[k]
+  vax:violin(k - 0.18, b.correct, {width = 0.34, color = plot.with_alpha(plot.CLASS_COLORS[k], 0.8)})
+  if #b.wrong > 1 then vax:violin(k + 0.18, b.wrong, {width = 0.34, color = 0x80808099}) end
+  sens[d.classes[k]] = b.sensitivity
+end
+vfig:save(opts.out .. "/violins.png")
+-- sensitivity as text above each pair (figure coordinates: the axes span 980 px over K + 0.2 units)
+for k = 1, K do
+  local px = 80 + (k - 0.4) / (K + 0.2) * 980
+  vfig:text(px - 22, 66, string.format("%.1f %%", 100 * by_class[k].sensitivity), {size = 11})
+end
+vfig:save(opts.out .. "/violins.png")
+results.sensitivity = sens
+
+-- ---- 8. risk-coverage ----------------------------------------------------------------------------------
+local correct = {}
+for i, v in ipairs(correct_t:totable()) do correct[i] = v == 1 end
+local confidence = (-E_test):totable()
+local baseline = Y_test:max(2):totable()
+local cov_c, acc_c = A.risk_coverage(confidence, correct, 50)
+local cov_b, acc_b = A.risk_coverage(baseline, correct, 50)
+local rfig = plot.figure{width = 760, height = 520, title = "Accuracy when rejecting the least confident test inputs"}
+local rax = rfig:axes{xlabel = "coverage (fraction of inputs kept)", ylabel = "accuracy on kept inputs"}
+rax:line(cov_c, acc_c, {color = plot.CLASS_COLORS[1]})
+rax:line(cov_b, acc_b, {color = plot.CLASS_COLORS[2], dashed = true})
+rax:legend({{"c = -log10 e_hat", plot.CLASS_COLORS[1]}, {"max sigmoid", plot.CLASS_COLORS[2]}}, "lower left")
+rfig:save(opts.out .. "/risk_coverage.png")
+local function at(cov, acc, c)
+  for i = 1, #cov do if cov[i] >= c - 1e-9 then return acc[i] end end
+  return acc[#acc]
+end
+results.risk_coverage = {estimator = {at_90 = at(cov_c, acc_c, 0.9), at_80 = at(cov_c, acc_c, 0.8)},
+  max_sigmoid = {at_90 = at(cov_b, acc_b, 0.9), at_80 = at(cov_b, acc_b, 0.8)}}
+
+-- ---- 7. detection benchmark ---------------------------------------------------------------------------
+-- scores where higher means "suspicious": log10 e_hat, reconstruction error,
+-- -log p(z) under a kernel density of training latents, 1 - max sigmoid
+local ref = Z_train:narrow(1, 1, math.min(5000, Z_train:size(1)))
+local _, h_ref = A.density(ref, A.grid{size = 10})
+local function scores_of(x)
+  local H, Y = recorder:record_set(x)
+  local Z = vae:encode_all(H)
+  local e = I.estimate(est, Z):totable()
+  local recon = lm.no_grad(function()
+    local s = vae:prepare(H)
+    return ((vae.decoder(vae.encoder(s)) - s) ^ 2):mean(2)
+  end):totable()
+  local nlp = {}
+  local zt = Z:totable()
+  local two_h2 = 2 * h_ref * h_ref
+  lm.no_grad(function()
+    local rr = (ref * ref):sum(2):view(1, -1)
+    for s = 1, Z:size(1), 1000 do
+      local q = Z:narrow(1, s, math.min(1000, Z:size(1) - s + 1))
+      local d2 = (q * q):sum(2, true) + rr - lm.matmul(q, ref:t()) * 2
+      local dens = ((d2 * (-1 / two_h2)):exp():mean(2) / (math.pi * two_h2)):totable()
+      for i, v in ipairs(dens) do nlp[s + i - 1] = -math.log(math.max(v, 1e-300)) end
+    end
+  end)
+  local ms = Y:max(2):totable()
+  local base = {}
+  for i, v in ipairs(ms) do base[i] = 1 - v end
+  return {e_hat = e, reconstruction = recon, neg_log_density = nlp, max_sigmoid = base}, Y, zt
+end
+local n_det = math.min(opts.detection_samples, test.x:size(1))
+local clean_x, clean_y = test.x:narrow(1, 1, n_det), test.y:narrow(1, 1, n_det)
+local clean = scores_of(clean_x)
+local noisy_x = (clean_x + lm.randn(n_det, 784) * 0.3):clamp(0, 1)
+local noisy = scores_of(noisy_x)
+-- untargeted iterative FGSM away from the true label (10 steps of 0.02)
+local adv_x = clean_x:clone()
+local goal = lm.data.one_hot(clean_y, K):float()
+for _ = 1, 10 do
+  local xin = adv_x:detach():requires_grad(true)
+  F.mse(net(xin), goal):backward()
+  adv_x = lm.no_grad(function() return (xin + xin.grad:sign() * 0.02):clamp(0, 1) end)
+end
+local adv = scores_of(adv_x)
+local adv_acc = lm.no_grad(function() return net(adv_x):argmax(2):eq(clean_y):float():mean():item() end)
+local wrong_mask = {}
+local ct = correct_t:totable()
+for i = 1, n_det do wrong_mask[i] = ct[i] == 0 end
+local function pair(a, b) -- positives = the scores in b
+  local s, p = {}, {}
+  for i, v in ipairs(a) do s[#s + 1], p[#p + 1] = v, false end
+  for i, v in ipairs(b) do s[#s + 1], p[#p + 1] = v, true end
+  return s, p
+end
+local detection = {}
+local md = {"| task | score | AUROC | AUPR | FPR at 95 % TPR |", "| --- | --- | --- | --- | --- |"}
+local tasks = {
+  {"misclassified vs correct", function(score) return clean[score], wrong_mask end},
+  {"noisy (sigma 0.3) vs clean", function(score) return pair(clean[score], noisy[score]) end},
+  {"FGSM vs clean", function(score) return pair(clean[score], adv[score]) end},
+}
+for _, task in ipairs(tasks) do
+  detection[task[1]] = {}
+  for _, score in ipairs{"e_hat", "reconstruction", "neg_log_density", "max_sigmoid"} do
+    local s, p = task[2](score)
+    local r = {auroc = I.auroc(s, p), aupr = I.aupr(s, p), fpr_at_95_tpr = A.fpr_at_tpr(s, p, 0.95)}
+    detection[task[1]][score] = r
+    md[#md + 1] = string.format("| %s | %s | %.3f | %.3f | %.3f |", task[1], score, r.auroc, r.aupr, r.fpr_at_95_tpr)
+  end
+end
+results.detection = detection
+results.detection_note = string.format("first %d test images; FGSM: 10 untargeted steps of 0.02 leave %.1f %% of them correct",
+  n_det, 100 * adv_acc)
+local fmd = assert(io.open(opts.out .. "/detection.md", "w"))
+fmd:write("# Detection benchmark\n\n" .. results.detection_note .. "\n\n" .. table.concat(md, "\n") .. "\n")
+fmd:close()
+print(table.concat(md, "\n"))
+
+results.seconds = lm.clock() - t_start
+lm.json.write(opts.out .. "/analyses.json", results)
+local html = {"<!doctype html><html><head><meta charset='utf-8'><title>Lumen: analyses of Net1</title>",
+  "<style>body{font-family:sans-serif;max-width:1150px;margin:2em auto}img{max-width:100%;border:1px solid #ddd}</style></head><body>",
+  "<h1>Analyses of Net1 on " .. d.name .. "</h1><p>Numbers: <a href='analyses.json'>analyses.json</a>, " ..
+  "<a href='detection.md'>detection.md</a></p>"}
+for _, f in ipairs{"expected_activations.png", "brainbow.png", "fgsm_paths.png", "violins.png", "risk_coverage.png"} do
+  html[#html + 1] = string.format("<h2>%s</h2><img src='%s'>", f, f)
+end
+html[#html + 1] = "</body></html>\n"
+local fh = assert(io.open(opts.out .. "/index.html", "w"))
+fh:write(table.concat(html, "\n"))
+fh:close()
+print(string.format("analyses: %.1f s; report: %s/index.html", results.seconds, opts.out))
+RESULT = results
