@@ -3,11 +3,18 @@
 -- experiments/introspect_mnist.lua first):
 --   lumen experiments/analyses_mnist.lua [--from DIR] [--out DIR] [--data-dir DIR]
 --        [--grid N] [--fgsm-sample I] [--fgsm-steps N] [--fgsm-eps E] [--seed S]
+--        [--patterns N] [--noise-sample I] [--noisy-from DIR]
 --
 -- Writes to --out (default results/analyses_mnist), with numbers in
 -- analyses.json and links in index.html:
 --   expected_activations.png  E[h|H_k] per class in the reordered network (Eq. 6-10)
 --   brainbow.png              the network before and after reordering (Eq. 11)
+--   sample_patterns.png       single test images' activation patterns, and
+--   sample_points.png         their places on the map (Fig. 4)
+--   noise_constellations.png  200 noisy copies of one image on the map, and accuracy
+--                             against sigma (Fig. 5); with the noise-trained Net1 of
+--                             introspect_mnist.lua --noise-max 1 --out DIR beside it
+--                             when --noisy-from DIR (default results/introspect_mnist_noisy) exists
 --   fgsm_paths.png            targeted FGSM from one test sample to every other class
 --   violins.png               e_hat of correct and wrong test samples per class
 --   risk_coverage.png         accuracy when rejecting the least confident inputs
@@ -21,7 +28,7 @@ local F = lm.nn.functional
 
 local opts = cli.parse(arg, {from = "results/introspect_mnist", out = "results/analyses_mnist", data_dir = "",
   data = "mnist", grid = 100, fgsm_sample = 1, fgsm_steps = 100, fgsm_eps = 0.01, seed = 1,
-  detection_samples = 2000},
+  detection_samples = 2000, patterns = 12, noise_sample = 908, noisy_from = "results/introspect_mnist_noisy"},
   "The paper's analyses of a mapped Net1: lumen experiments/analyses_mnist.lua [options]")
 os.execute("mkdir -p '" .. opts.out .. "'")
 lm.manual_seed(opts.seed)
@@ -117,6 +124,133 @@ local legend = {}
 for k, name in ipairs(d.classes) do legend[k] = {name, plot.CLASS_COLORS[k]} end
 right:legend(legend, "outside")
 bfig:save(opts.out .. "/brainbow.png")
+
+-- ---- 3. sample activation patterns (Fig. 4) -------------------------------------------------------
+do
+  local ct = correct_t:totable()
+  local picks, right, wrong = {}, {}, {}
+  for i = 1, #ct do
+    if ct[i] == 1 and #right < opts.patterns // 2 then right[#right + 1] = i end
+    if ct[i] == 0 and #wrong < opts.patterns - opts.patterns // 2 then wrong[#wrong + 1] = i end
+  end
+  for _, i in ipairs(right) do picks[#picks + 1] = i end
+  for _, i in ipairs(wrong) do picks[#picks + 1] = i end
+  local cols = 4
+  local rows_n = (#picks + cols - 1) // cols
+  local pfig = plot.figure{width = 1180, height = 70 + rows_n * 190,
+    title = "Activation patterns of single test images in the reordered Net1 (log10(1 + h), one colour range)"}
+  local hs = recorder:record(test.x:index_select(lm.tensor(picks, 'int32')))
+  local shown_h = ((hs + 1):clamp(1e-3, math.huge)):log() / math.log(10)
+  local pred_t, lab_t = pred:totable(), test.y:totable()
+  for n, i in ipairs(picks) do
+    local c, r = (n - 1) % cols, (n - 1) // cols
+    local x0, y0 = 10 + c * 292, 60 + r * 190
+    pfig:image(x0, y0 + 20, test.x[i]:view(28, 28), 2)
+    local ax = pfig:axes{rect = {x0 + 70, y0 + 20, 200, 130}, xticks = 2, yticks = 2,
+      title = string.format("#%d: %s, predicted %s", i, d.classes[lab_t[i]], d.classes[pred_t[i]])}
+    ax:heatmap(A.activation_rows(shown_h:select(1, n), layer_sizes, orders),
+      {xlim = {0, 200}, ylim = {0, #layer_sizes}, vmin = 0, vmax = vmax})
+  end
+  pfig:save(opts.out .. "/sample_patterns.png")
+  -- where they lie on the map
+  local mfig = plot.figure{width = 760, height = 640, title = "The same images on the map (numbers: test index)"}
+  local max_ = mfig:axes{rect = {70, 50, 540, 540}, xlabel = "z1", ylabel = "z2", xlim = {-4, 4}, ylim = {-4, 4}}
+  max_:scatter(Z_test:select(2, 1), Z_test:select(2, 2), {color = 0xB0B0B060, radius = 1})
+  local zt = Z_test:index_select(lm.tensor(picks, 'int32')):totable()
+  for n, i in ipairs(picks) do
+    local wrong_one = n > #right
+    max_:scatter({zt[n][1]}, {zt[n][2]}, {color = wrong_one and 0xFF2020FF or plot.CLASS_COLORS[lab_t[i]],
+      radius = 4, outline = 0x000000FF})
+    max_:text(zt[n][1] + 0.08, zt[n][2] + 0.08, tostring(i), {size = 11})
+  end
+  max_:legend({{"correct", plot.CLASS_COLORS[1]}, {"misclassified", 0xFF2020FF}}, "lower left")
+  mfig:save(opts.out .. "/sample_points.png")
+  results.sample_patterns = {correct = right, misclassified = wrong}
+end
+
+-- ---- 4. noise constellations (Fig. 5) ---------------------------------------------------------------
+local sigmas = {0.05, 0.1, 0.2, 0.3}
+local sweep = {0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0}
+local function constellation_panel(fig, rect, rec, ae, estimator, title)
+  local ax = fig:axes{rect = rect, xlabel = "z1", ylabel = "z2", title = title}
+  local G = 60
+  local pts = {}
+  for i = 1, G do for j = 1, G do pts[#pts + 1] = {-4 + (j - 0.5) * 8 / G, -4 + (i - 0.5) * 8 / G} end end
+  local vals = I.estimate(estimator, lm.tensor(pts)):totable()
+  local hrows = {}
+  for i = 1, G do hrows[i] = {} for j = 1, G do hrows[i][j] = vals[(i - 1) * G + j] end end
+  ax:heatmap(hrows, {xlim = {-4, 4}, ylim = {-4, 4}})
+  local c = A.noise_constellation(rec, ae, test.x:narrow(1, opts.noise_sample, 1), sigmas, 200)
+  local cz = c.clean:totable()[1]
+  local legend_items, stats = {}, {}
+  local lo_x, hi_x, lo_y, hi_y = cz[1], cz[1], cz[2], cz[2]
+  for k, b in ipairs(c.by_sigma) do
+    local colour = plot.with_alpha(plot.viridis(0.15 + 0.8 * (k - 1) / (#sigmas - 1)), 0.8)
+    local zs = b.z:totable()
+    local xs, ys = {}, {}
+    for i, z in ipairs(zs) do
+      xs[i], ys[i] = z[1], z[2]
+      lo_x, hi_x, lo_y, hi_y = math.min(lo_x, z[1]), math.max(hi_x, z[1]), math.min(lo_y, z[2]), math.max(hi_y, z[2])
+    end
+    ax:scatter(xs, ys, {color = colour, radius = 2})
+    local mean = b.z:mean(1):totable()
+    ax:arrow(cz[1], cz[2], mean[1], mean[2], {color = 0xFFFFFFFF, width = 2})
+    local same = b.predictions:eq(c.clean_prediction):float():mean():item()
+    legend_items[#legend_items + 1] = {string.format("sigma %.2f (%.0f %% keep the label)", b.sigma, 100 * same), colour}
+    stats[#stats + 1] = {sigma = b.sigma, same_prediction = same, mean_shift = math.sqrt((mean[1] - cz[1]) ^ 2 + (mean[2] - cz[2]) ^ 2)}
+  end
+  ax:scatter({cz[1]}, {cz[2]}, {color = 0xFFFFFFFF, radius = 6, outline = 0x000000FF})
+  legend_items[#legend_items + 1] = {"clean image", 0xFFFFFFFF}
+  ax:legend(legend_items, "below")
+  local half = math.max(hi_x - lo_x, hi_y - lo_y) / 2 + 0.8
+  local mx, my = (lo_x + hi_x) / 2, (lo_y + hi_y) / 2
+  ax.xlim, ax.ylim = {mx - half, mx + half}, {my - half, my + half}
+  return stats
+end
+do
+  -- a Net1 trained with domain randomisation, when its run exists (see docs/analyses/noise.md)
+  local noisy
+  local nf = io.open(opts.noisy_from .. "/estimator.safetensors", "rb")
+  if nf then
+    nf:close()
+    noisy = {net = lm.models.net1()}
+    noisy.net:load(opts.noisy_from .. "/classifier.safetensors")
+    noisy.net:evaluate()
+    noisy.recorder = I.Recorder(noisy.net)
+    noisy.vae = I.InfoVAE{inputs = H0:size(2)}
+    noisy.vae:load(opts.noisy_from .. "/autoencoder.safetensors")
+    noisy.vae:evaluate()
+    noisy.est = I.Estimator()
+    noisy.est:load(opts.noisy_from .. "/estimator.safetensors")
+    noisy.est:evaluate()
+  end
+  local panels = noisy and 2 or 1
+  local nfig = plot.figure{width = 560 * panels + 20, height = 1130,
+    title = string.format("Noise constellations of test image %d (a %s): 200 noisy copies per sigma",
+      opts.noise_sample, d.classes[test.y[opts.noise_sample]])}
+  local noise_results = {sample = opts.noise_sample}
+  noise_results.standard = constellation_panel(nfig, {70, 60, 460, 460}, recorder, vae, est, "Net1")
+  if noisy then
+    noise_results.noise_trained = constellation_panel(nfig, {630, 60, 460, 460}, noisy.recorder, noisy.vae,
+      noisy.est, "Net1 trained with noise (sigma in [0, 1])")
+  end
+  -- accuracy against sigma over the whole test set
+  local ax = nfig:axes{rect = {70, 700, 460 + (panels - 1) * 560, 360}, xlabel = "sigma of the added noise",
+    ylabel = "test accuracy", title = "Accuracy under noise"}
+  local acc = A.accuracy_under_noise(net, test, sweep)
+  ax:line(sweep, acc, {color = plot.CLASS_COLORS[1], marker = true})
+  local legend_items = {{"Net1", plot.CLASS_COLORS[1]}}
+  noise_results.accuracy = {sigma = sweep, standard = acc}
+  if noisy then
+    local acc2 = A.accuracy_under_noise(noisy.net, test, sweep)
+    ax:line(sweep, acc2, {color = plot.CLASS_COLORS[2], marker = true})
+    legend_items[2] = {"Net1 trained with noise", plot.CLASS_COLORS[2]}
+    noise_results.accuracy.noise_trained = acc2
+  end
+  ax:legend(legend_items, "lower left")
+  nfig:save(opts.out .. "/noise_constellations.png")
+  results.noise = noise_results
+end
 
 -- ---- 5. targeted FGSM paths (Fig. 6) ------------------------------------------------------------
 local function error_background(ax)
@@ -303,7 +437,8 @@ local html = {"<!doctype html><html><head><meta charset='utf-8'><title>Lumen: an
   "<style>body{font-family:sans-serif;max-width:1150px;margin:2em auto}img{max-width:100%;border:1px solid #ddd}</style></head><body>",
   "<h1>Analyses of Net1 on " .. d.name .. "</h1><p>Numbers: <a href='analyses.json'>analyses.json</a>, " ..
   "<a href='detection.md'>detection.md</a></p>"}
-for _, f in ipairs{"expected_activations.png", "brainbow.png", "fgsm_paths.png", "violins.png", "risk_coverage.png"} do
+for _, f in ipairs{"expected_activations.png", "brainbow.png", "sample_patterns.png", "sample_points.png",
+    "noise_constellations.png", "fgsm_paths.png", "violins.png", "risk_coverage.png"} do
   html[#html + 1] = string.format("<h2>%s</h2><img src='%s'>", f, f)
 end
 html[#html + 1] = "</body></html>\n"

@@ -2,10 +2,12 @@
 --   lumen experiments/introspect_mnist.lua [--data mnist|fashion] [--seed S]
 --        [--threads T] [--out DIR] [--fresh] [--cycles N] [--ae-epochs N]
 --        [--est-epochs N] [--mmd-weight W] [--bandwidths B1,B2,..] [--subset N]
---        [--data-dir DIR]
+--        [--data-dir DIR] [--noise-max S]
 --
 -- Stages (each cached in DIR and reused on a rerun unless --fresh):
---   1. classifier: Net1 trained as in experiments/net1_mnist.lua, recording a
+--   1. classifier: Net1 trained as in experiments/net1_mnist.lua (with
+--      --noise-max S: on inputs with Gaussian noise of a sigma drawn in
+--      [0, S] per minibatch, the paper's domain randomisation), recording a
 --      fixed seeded subset of 500 training samples at the end of every cycle;
 --   2. recording: every hidden ELU output of the training and test sets
 --      (2400 values a sample), in evaluation mode;
@@ -21,7 +23,7 @@ local plot = lm.plot
 
 local opts = cli.parse(arg, {data = "mnist", seed = 1, threads = 0, out = "", fresh = false, cycles = 25,
   ae_epochs = 20, est_epochs = 20, mmd_weight = 500, subset = 0, trajectory_samples = 500,
-  bandwidths = "0.1,1,10,100,1000", data_dir = ""},
+  bandwidths = "0.1,1,10,100,1000", data_dir = "", noise_max = 0},
   "Self-introspection of Net1: lumen experiments/introspect_mnist.lua [options]")
 if opts.threads > 0 then lm.set_num_threads(opts.threads) end
 if opts.out == "" then opts.out = "results/introspect_" .. opts.data end
@@ -89,7 +91,11 @@ stage("classifier", function()
   local opt = lm.optim.Adam(net:parameters())
   local steps = train_set.x:size(1) // 128
   local clr = lm.optim.CyclicLR(opt, {min = 1e-5, max = 1e-3, period = 2 * steps})
+  -- --noise-max S: domain randomisation, Gaussian noise with sigma drawn
+  -- uniformly in [0, S] for every minibatch, images clipped to [0, 1]
+  local noise = opts.noise_max > 0 and {sigma_max = opts.noise_max} or nil
   lm.train{model = net, optimizer = opt, schedule = clr, cycles = opts.cycles, train = train_set,
+    noise = noise, clip = noise and {0, 1} or nil,
     val = val_set, loss = "mse", early_stopping = {patience = 5}, seed = opts.seed,
     out = opts.out .. "/classifier_run", resume = true, classes = d.classes,
     on_validate = function()

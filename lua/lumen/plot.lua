@@ -216,6 +216,9 @@ function Axes:text(x, y, s, o)
 end
 
 --- Shows a legend of the labelled items; extra entries {label, color} may be given.
+--- A legend of {label, colour} entries (plus labelled items): where is
+--- "upper right" (default), "upper left", "lower left", "lower right",
+--- "outside" (right of the axes) or "below" (under the x label).
 function Axes:legend(entries, where)
   self.show_legend = {entries = entries, where = where or "upper right"}
   return self
@@ -403,6 +406,7 @@ function Axes:render(canvas, font)
       local bx = where:find("left") and r.x + 8 or r.x + r.w - bw - 8
       local by = where:find("lower") and r.y + r.h - bh - 8 or r.y + 8
       if where == "outside" then bx, by = r.x + r.w + 10, r.y end
+      if where == "below" then bx, by = r.x, r.y + r.h + 40 end -- under the x label
       canvas:fill_rect(bx, by, bx + bw, by + bh, 0xFFFFFFE6)
       for k, e in ipairs(entries) do
         local y = by + 4 + (k - 1) * 17 + 8

@@ -186,6 +186,61 @@ function A.draw_network(ax, colours, layer_sizes, orders)
   return ax
 end
 
+-- ---- single samples and noise (Fig. 4-5) -------------------------------------------------------------
+
+--- One recorded vector h [Nh] laid out for a heat map: a row per layer
+--- (layer 1 first, so at the bottom), units in the order orders[l].
+function A.activation_rows(h, layer_sizes, orders)
+  local v = h:view(-1):totable()
+  local rows, first = {}, 0
+  for l, size in ipairs(layer_sizes) do
+    rows[l] = {}
+    for p = 1, size do rows[l][p] = v[orders and orders[l][p] or first + p] end
+    first = first + size
+  end
+  return rows
+end
+
+--- Noise constellations: n copies of one input x [1, D] with additive white
+--- Gaussian noise of each sigma (clipped to [0, 1]), encoded. Returns
+--- {clean = z [1, 2], clean_prediction, by_sigma = {{sigma, z [n, 2],
+--- predictions [n]}, ...}}. The noise comes from the seeded stream.
+function A.noise_constellation(recorder, vae, x, sigmas, n)
+  n = n or 200
+  local h0, out0 = recorder:record(x)
+  local result = {clean = vae:encode_all(h0), clean_prediction = out0:argmax(2):item(), by_sigma = {}}
+  local D = x:numel()
+  for _, sigma in ipairs(sigmas) do
+    local copies = (x:view(1, D):expand(n, D) + lm.randn(n, D) * sigma):clamp(0, 1)
+    local h, out = recorder:record(copies)
+    result.by_sigma[#result.by_sigma + 1] = {sigma = sigma, z = vae:encode_all(h), predictions = out:argmax(2)}
+  end
+  return result
+end
+
+--- Accuracy of `net` on a set {x, y} with additive Gaussian noise of each
+--- sigma (clipped to [0, 1]), in batches: a list of accuracies.
+function A.accuracy_under_noise(net, set, sigmas, batch_size)
+  batch_size = batch_size or 1000
+  local accs = {}
+  local was = net.training
+  net:evaluate()
+  lm.no_grad(function()
+    for k, sigma in ipairs(sigmas) do
+      local hits, n = 0, set.x:size(1)
+      for s = 1, n, batch_size do
+        local len = math.min(batch_size, n - s + 1)
+        local x = set.x:narrow(1, s, len)
+        if sigma > 0 then x = (x + lm.randn(x:shape()) * sigma):clamp(0, 1) end
+        hits = hits + net(x):argmax(2):eq(set.y:narrow(1, s, len)):sum():item()
+      end
+      accs[k] = hits / n
+    end
+  end)
+  net:train(was)
+  return accs
+end
+
 -- ---- adversarial paths (Fig. 6) ---------------------------------------------------------------------
 
 --- Targeted iterative FGSM from one input x [1, D] (pixels in [0, 1])
