@@ -68,6 +68,12 @@ local E_test = I.estimate(est, Z_test)
 local pred = Y_test:argmax(2)
 local correct_t = pred:eq(test.y)
 local results = {data = d.name, from = opts.from}
+for _, name in ipairs{"fgsm_sample", "noise_sample"} do
+  if opts[name] < 1 or opts[name] > test.x:size(1) then
+    error(string.format("analyses_mnist: --%s %d is not a test image (1..%d)", (name:gsub("_", "-")), opts[name],
+      test.x:size(1)), 0)
+  end
+end
 local K = #d.classes
 
 -- ---- 1. expected activations and unit sorting (Eq. 6-10) ------------------------------------------

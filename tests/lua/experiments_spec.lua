@@ -110,11 +110,12 @@ describe("experiments", function()
     RESULT = nil
     local aok, aerr = run_experiment("experiments/analyses_mnist.lua",
       {"--data-dir", dir, "--from", dir .. "/out", "--out", dir .. "/analyses", "--grid", "30",
-       "--fgsm-steps", "20", "--detection-samples", "100"})
+       "--fgsm-steps", "20", "--detection-samples", "100", "--noise-sample", "3"})
     local analyses = RESULT
     local afiles = {}
     for _, f in ipairs{"index.html", "analyses.json", "detection.md", "expected_activations.png", "brainbow.png",
-      "fgsm_paths.png", "violins.png", "risk_coverage.png"} do
+      "fgsm_paths.png", "violins.png", "risk_coverage.png", "sample_patterns.png", "sample_points.png",
+      "noise_constellations.png"} do
       local fh = io.open(dir .. "/analyses/" .. f, "rb")
       if fh then afiles[#afiles + 1] = f; fh:close() end
     end
@@ -136,7 +137,7 @@ describe("experiments", function()
     truthy(RESULT.classifier_test_accuracy > 0.2, "the classifier learned the generated classes: "
       .. RESULT.classifier_test_accuracy)
     truthy(aok, aerr)
-    eq(#afiles, 8, "analyses files: " .. table.concat(afiles, ", "))
+    eq(#afiles, 11, "analyses files: " .. table.concat(afiles, ", "))
     local c = analyses.expected_activations.decoded_vs_class_means
     truthy(c.correlation == c.correlation and c.relative_error >= 0, "decoded vs direct compared")
     local units = 0
