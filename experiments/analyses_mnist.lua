@@ -28,7 +28,7 @@ local F = lm.nn.functional
 
 local opts = cli.parse(arg, {from = "results/introspect_mnist", out = "results/analyses_mnist", data_dir = "",
   data = "mnist", grid = 100, fgsm_sample = 1, fgsm_steps = 100, fgsm_eps = 0.01, seed = 1,
-  detection_samples = 2000, patterns = 12, noise_sample = 908, noisy_from = "results/introspect_mnist_noisy"},
+  detection_samples = 2000, patterns = 20, noise_sample = 908, noisy_from = "results/introspect_mnist_noisy"},
   "The paper's analyses of a mapped Net1: lumen experiments/analyses_mnist.lua [options]")
 os.execute("mkdir -p '" .. opts.out .. "'")
 lm.manual_seed(opts.seed)

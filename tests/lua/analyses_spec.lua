@@ -95,3 +95,40 @@ describe("analyses: adversarial paths", function()
     truthy(path.x:min():item() >= 0 and path.x:max():item() <= 1, "pixels stay in [0, 1]")
   end)
 end)
+
+describe("analyses: single samples and noise", function()
+  it("lays a recorded vector out by layer in the given order", function()
+    local h = lm.tensor({1, 2, 3, 4, 5})
+    local function ints(row)
+      local t = {}
+      for i, v in ipairs(row) do t[i] = string.format("%d", v) end
+      return table.concat(t, ",")
+    end
+    local rows = A.activation_rows(h, {2, 3}, {{2, 1}, {5, 3, 4}})
+    eq(ints(rows[1]), "2,1")
+    eq(ints(rows[2]), "5,3,4")
+    eq(ints(A.activation_rows(h, {2, 3})[2]), "3,4,5")
+  end)
+  it("noisy copies scatter more with sigma, and noise costs accuracy", function()
+    lm.manual_seed(5)
+    -- a classifier that reads the sign of the first pixel minus 0.5
+    local net = lm.nn.Sequential(lm.nn.Linear(4, 6), lm.nn.ELU(), lm.nn.Linear(6, 2), lm.nn.Sigmoid())
+    local rec = I.Recorder(net)
+    local vae = I.InfoVAE{inputs = 6, hidden = 8, depth = 1, standardize = false}
+    local c = A.noise_constellation(rec, vae, lm.tensor({{0.5, 0.5, 0.5, 0.5}}), {0, 0.1, 1}, 50)
+    eq(#c.by_sigma, 3)
+    eq(c.by_sigma[1].z:size(1), 50)
+    near((c.by_sigma[1].z - c.clean):abs():max():item(), 0, 1e-5) -- sigma 0: the clean point
+    local spread = function(b) return b.z:std(1):sum():item() end
+    truthy(spread(c.by_sigma[3]) > spread(c.by_sigma[2]), "more noise, wider cloud")
+    local x = lm.rand(300, 4)
+    local y = (x:select(2, 1):gt(0.5):int() + 1)
+    local W = lm.tensor({{-20, 0, 0, 0}, {20, 0, 0, 0}})
+    local linear = lm.nn.Linear(4, 2)
+    linear.weight:detach():copy_(W)
+    linear.bias:detach():copy_(lm.tensor({10, -10}))
+    local accs = A.accuracy_under_noise(linear, {x = x, y = y}, {0, 0.5})
+    eq(accs[1], 1)
+    truthy(accs[2] < 0.9, "noise of 0.5 costs accuracy: " .. accs[2])
+  end)
+end)
