@@ -522,7 +522,11 @@ static int t_elu(lua_State *L) { return unary(L, LM_ELU, luaL_optnumber(L, 2, 1.
 
 static int t_clamp(lua_State *L) {
     double lo = luaL_optnumber(L, 2, -HUGE_VAL), hi = luaL_optnumber(L, 3, HUGE_VAL);
-    if (lo > hi) return luaL_error(L, "clamp: min (%g) is greater than max (%g)", lo, hi);
+    if (lo > hi) {
+        char msg[128]; /* lua_pushfstring has no %g */
+        snprintf(msg, sizeof msg, "clamp: min (%g) is greater than max (%g)", lo, hi);
+        return luaL_error(L, "%s", msg);
+    }
     return unary(L, LM_CLAMP, lo, hi);
 }
 

@@ -25,8 +25,8 @@ data.default_roots = {"./data", "../shared/data", "/usr/share/datasets"}
 
 --- The folders searched for data, in order.
 function data.search_path(dir)
+  if dir then return {dir} end -- a folder named by the caller is the only place to look
   local roots = {}
-  if dir then roots[#roots + 1] = dir end
   if os.getenv("LUMEN_DATA") then roots[#roots + 1] = os.getenv("LUMEN_DATA") end
   for _, r in ipairs(data.default_roots) do roots[#roots + 1] = r end
   return roots
@@ -134,6 +134,13 @@ local class_rows = {} -- "device:classes" -> the row 1..classes, made once per d
 function data.one_hot(labels, classes)
   local n = labels:size(1)
   classes = classes or labels:max():item()
+  if n > 0 and labels:device() == "cpu" then -- (on a GPU the check would wait for the device every step)
+    local lo, hi = labels:min():item(), labels:max():item()
+    if lo < 1 or hi > classes then
+      error(string.format("one_hot: label %d out of range for %d classes (labels are 1-based)",
+        lo < 1 and lo or hi, classes), 2)
+    end
+  end
   local key = labels:device() .. ":" .. classes
   local pos = class_rows[key]
   if not pos then

@@ -77,11 +77,16 @@ describe("IDX reader", function()
   it("lists where it looked when the data is missing", function()
     local roots = lm.data.default_roots
     lm.data.default_roots = {dir .. "/also-nowhere"} -- the machine's own data folders are not part of the test
-    local err = raises(function() lm.data.mnist{dir = dir .. "/nowhere", kind = "fashion"} end, "Fashion-MNIST not found")
-    lm.data.default_roots = roots
+    local saved_env = os.getenv("LUMEN_DATA")
+    local err = raises(function() lm.data.mnist{kind = "fashion"} end, "Fashion-MNIST not found")
     truthy(err:find("also-nowhere", 1, true), err)
-    truthy(err:find(dir .. "/nowhere", 1, true), err)
     truthy(err:find("dataset-fashion-mnist", 1, true), err)
+    -- a folder the caller names is the only place searched
+    err = raises(function() lm.data.mnist{dir = dir .. "/nowhere", kind = "fashion"} end, "Fashion-MNIST not found")
+    lm.data.default_roots = roots
+    truthy(err:find(dir .. "/nowhere", 1, true), err)
+    truthy(not err:find("also-nowhere", 1, true), "only the named folder: " .. err)
+    truthy(saved_env == nil or err:find(saved_env, 1, true) == nil, "not $LUMEN_DATA either")
   end)
 end)
 

@@ -65,6 +65,17 @@ describe("experiments", function()
     ok, err = run_experiment("experiments/introspect_cifar10.lua",
       {"--data-dir", dir, "--model", dir .. "/net2.safetensors", "--width", "0.1", "--ae-epochs", "1",
        "--est-epochs", "1", "--out", dir .. "/out"})
+    local map_ok, map_err, map_result = ok, err, RESULT
+    -- FGSM paths on that map
+    RESULT = nil
+    local fok, ferr = run_experiment("experiments/fgsm_cifar10.lua",
+      {"--data-dir", dir, "--model", dir .. "/net2.safetensors", "--width", "0.1", "--from", dir .. "/out",
+       "--out", dir .. "/fgsm", "--steps", "3", "--sample", "2"})
+    local fgsm = RESULT
+    local fh = io.open(dir .. "/fgsm/fgsm_paths.png", "rb")
+    local fgsm_png = fh ~= nil
+    if fh then fh:close() end
+    ok, err, RESULT = map_ok, map_err, map_result
     local have = {}
     for _, f in ipairs{"index.html", "map_test.png", "map_error.png", "autoencoder.safetensors"} do
       local fh = io.open(dir .. "/out/" .. f, "rb")
@@ -76,6 +87,10 @@ describe("experiments", function()
     eq(#have, 4, "files written: " .. table.concat(have, ", "))
     eq(RESULT.model, "Net2")
     truthy(RESULT.classifier_test_accuracy_first1000 ~= nil, "the test accuracy is reported")
+    truthy(fok, ferr)
+    truthy(fgsm_png, "fgsm_paths.png written")
+    eq(fgsm.sample, 2)
+    truthy(fgsm.success_rate >= 0 and fgsm.success_rate <= 1)
   end)
 
   it("introspect_mnist.lua runs every stage on a small generated data set", function()

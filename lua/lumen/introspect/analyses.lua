@@ -276,6 +276,76 @@ function A.fgsm_path(net, recorder, vae, x, target, o)
   return {z = lm.cat(zs, 1), predictions = preds, flip = flip, x = cur:to('cpu')}
 end
 
+--- The estimated log10 error as a heat map behind axes `ax`, over
+--- [-lim, lim]^2 (o.lim, 4) or o.xlim x o.ylim, in o.cells x o.cells cells
+--- (80); a colour bar when o.colorbar is a label.
+function A.error_heatmap(ax, est, o)
+  o = o or {}
+  local lim, G = o.lim or 4, o.cells or 80
+  local xl, yl = o.xlim or {-lim, lim}, o.ylim or {-lim, lim}
+  local pts = {}
+  for i = 1, G do
+    for j = 1, G do
+      pts[#pts + 1] = {xl[1] + (j - 0.5) * (xl[2] - xl[1]) / G, yl[1] + (i - 0.5) * (yl[2] - yl[1]) / G}
+    end
+  end
+  local vals = lm.introspect.estimate(est, lm.tensor(pts)):totable()
+  local rows = {}
+  for i = 1, G do rows[i] = {} for j = 1, G do rows[i][j] = vals[(i - 1) * G + j] end end
+  ax:heatmap(rows, {xlim = xl, ylim = yl, colorbar = o.colorbar})
+  return ax
+end
+
+--- Fig. 6 as a file: targeted FGSM paths from one input x [1, ...] (true
+--- class o.label) to every other class, over the estimated error, zoomed on
+--- the paths. o: net, recorder, vae, est, x, label, classes (names), steps,
+--- eps, title. Returns {label, eps, steps, targets = {name -> {flip_step,
+--- success, final_prediction}}, success_rate, start_prediction}.
+function A.fgsm_figure(path, o)
+  local plot = lm.plot
+  local K = #o.classes
+  local h0, out0 = o.recorder:record(o.x)
+  local z0 = o.vae:encode_all(h0):totable()[1]
+  local lo_x, hi_x, lo_y, hi_y = z0[1], z0[1], z0[2], z0[2]
+  local paths, targets, legend, reached = {}, {}, {}, 0
+  for target = 1, K do
+    if target ~= o.label then
+      local p = A.fgsm_path(o.net, o.recorder, o.vae, o.x, target, {steps = o.steps, eps = o.eps, classes = K})
+      local xs, ys = {}, {}
+      for i, z in ipairs(p.z:totable()) do
+        xs[i], ys[i] = z[1], z[2]
+        lo_x, hi_x, lo_y, hi_y = math.min(lo_x, z[1]), math.max(hi_x, z[1]), math.min(lo_y, z[2]), math.max(hi_y, z[2])
+      end
+      paths[#paths + 1] = {target = target, xs = xs, ys = ys, flip = p.flip}
+      if p.flip then reached = reached + 1 end
+      targets[o.classes[target]] = {flip_step = p.flip, success = p.flip ~= nil,
+        final_prediction = o.classes[p.predictions[#p.predictions]]}
+      legend[#legend + 1] = {"to " .. o.classes[target] .. (p.flip and (" (step " .. p.flip .. ")") or " (failed)"),
+        plot.CLASS_COLORS[target]}
+    end
+  end
+  -- a square view around the paths, with the error map under all of it
+  local half = math.max(hi_x - lo_x, hi_y - lo_y) / 2 + 1
+  local cx, cy = (lo_x + hi_x) / 2, (lo_y + hi_y) / 2
+  local xl, yl = {cx - half, cx + half}, {cy - half, cy + half}
+  local fig = plot.figure{width = 820, height = 680, title = o.title}
+  local ax = fig:axes{rect = {70, 60, 540, 540}, xlabel = "z1", ylabel = "z2", xlim = xl, ylim = yl}
+  A.error_heatmap(ax, o.est, {xlim = xl, ylim = yl, colorbar = "log10 e_hat"})
+  for _, p in ipairs(paths) do
+    ax:line(p.xs, p.ys, {color = plot.CLASS_COLORS[p.target], width = 2})
+    if p.flip then
+      ax:scatter({p.xs[p.flip + 1]}, {p.ys[p.flip + 1]}, {color = plot.CLASS_COLORS[p.target], radius = 5,
+        outline = 0x000000FF})
+    end
+  end
+  ax:scatter({z0[1]}, {z0[2]}, {color = 0xFFFFFFFF, radius = 7, outline = 0x000000FF})
+  legend[#legend + 1] = {"start", 0x000000FF}
+  ax:legend(legend, "lower left")
+  fig:save(path)
+  return {label = o.classes[o.label], start_prediction = o.classes[out0:argmax(2):item()], eps = o.eps,
+    steps = o.steps, targets = targets, success_rate = reached / (K - 1)}
+end
+
 -- ---- reliability ------------------------------------------------------------------------------------
 
 --- Per class k (1-based, by true label): the estimated log10 errors of the
