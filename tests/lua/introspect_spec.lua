@@ -57,6 +57,10 @@ describe("introspection", function()
     near(I.auroc({0.1, 0.4, 0.35, 0.8}, {false, true, false, true}), 1, 1e-12)
     near(I.auroc({0.1, 0.4, 0.35, 0.8}, {true, false, false, true}), 0.5, 1e-12)
     near(I.aupr({0.9, 0.8, 0.1}, {true, false, true}), (1 + 2 / 3) / 2, 1e-12)
+    -- ties: one threshold, counted at the group's precision, in any order
+    near(I.auroc({0.5, 0.5, 0.2}, {true, false, false}), 0.75, 1e-12)
+    near(I.aupr({0.5, 0.5, 0.2}, {true, false, true}), (1 / 2 + 2 / 3) / 2, 1e-12)
+    near(I.aupr({0.5, 0.5, 0.2}, {false, true, true}), (1 / 2 + 2 / 3) / 2, 1e-12)
   end)
 
   it("trains classifier, autoencoder and estimator jointly with the three stop-gradients", function()

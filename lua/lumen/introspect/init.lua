@@ -433,12 +433,17 @@ function I.aupr(scores, positives)
   local total = 0
   for i = 1, n do if positives[i] then total = total + 1 end end
   if total == 0 then return 0 / 0 end
-  local hits, ap = 0, 0
-  for r = 1, n do
-    if positives[order[r]] then
-      hits = hits + 1
-      ap = ap + hits / r
-    end
+  -- equal scores form one threshold: their positives count at the group's
+  -- precision, so the order of ties (and the sort's) does not matter
+  local hits, ap, r = 0, 0, 1
+  while r <= n do
+    local last = r
+    while last < n and scores[order[last + 1]] == scores[order[r]] do last = last + 1 end
+    local group = 0
+    for t = r, last do if positives[order[t]] then group = group + 1 end end
+    hits = hits + group
+    ap = ap + group * hits / last
+    r = last + 1
   end
   return ap / total
 end
