@@ -71,6 +71,16 @@ static int l_set_grad_enabled(lua_State *L) {
     return 1;
 }
 
+/* lm._detect_anomaly([flag]): sets anomaly mode when given; returns the mode now */
+static int l_detect_anomaly(lua_State *L) {
+    if (!lua_isnoneornil(L, 1)) {
+        luaL_checktype(L, 1, LUA_TBOOLEAN);
+        lm_set_detect_anomaly(lua_toboolean(L, 1));
+    }
+    lua_pushboolean(L, lm_detect_anomaly());
+    return 1;
+}
+
 static int l_is_grad_enabled(lua_State *L) {
     lua_pushboolean(L, lm_grad_enabled());
     return 1;
@@ -232,6 +242,7 @@ static const luaL_Reg tensor_methods[] = {
 
 static const luaL_Reg module_functions[] = {
     {"set_grad_enabled", l_set_grad_enabled}, {"is_grad_enabled", l_is_grad_enabled},
+    {"_detect_anomaly", l_detect_anomaly},
     {"cat", l_cat}, {"stack", l_stack}, {"_attach_function", l_attach_function}, {NULL, NULL}};
 
 void l_register_autograd(lua_State *L) {

@@ -50,6 +50,15 @@ static size_t live_tensor_bytes(void) {
 }
 
 void l_gc_account(lua_State *L) {
+    /* Tell the incremental collector about tensor memory as if Lua had
+     * allocated it, so it keeps pace with a loop's garbage tensors (their
+     * userdata are tiny; without this, garbage grows until the threshold). */
+    static uint64_t reported;
+    uint64_t total = lm_cpu_memory_stats().allocated_total + lm_cuda_memory_stats().allocated_total;
+    if (total - reported >= ((uint64_t)1 << 20)) {
+        lua_gc(L, LUA_GCSTEP, (int)((total - reported) >> 10));
+        reported = total;
+    }
     size_t live = live_tensor_bytes();
     if (live <= gc_threshold) return;
     lua_gc(L, LUA_GCCOLLECT);
@@ -60,6 +69,10 @@ void l_gc_account(lua_State *L) {
 
 void l_check(lua_State *L, lm_status s) {
     if (s != LM_OK) luaL_error(L, "%s", lm_last_error());
+    if (lm_detect_anomaly()) { /* an op's result is the slot on top of the stack */
+        l_tensor_ud *ud = luaL_testudata(L, -1, L_TENSOR_MT);
+        if (ud && ud->t && lm_check_output(ud->t) != LM_OK) luaL_error(L, "%s", lm_last_error());
+    }
     l_gc_account(L);
 }
 

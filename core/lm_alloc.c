@@ -64,6 +64,7 @@ void *lm_cpu_alloc(size_t bytes) {
     size_t rounded;
     int cls = size_class(bytes, &rounded);
     stats.allocations++;
+    stats.allocated_total += rounded;
     /* The last class holds blocks of differing sizes: never reuse from it. */
     if (cls < NUM_CLASSES - 1 && free_lists[cls]) {
         free_block *b = free_lists[cls];

@@ -18,6 +18,7 @@ typedef struct lm_memory_stats {
     size_t cached_bytes; /* freed, kept for reuse */
     size_t peak_bytes;   /* largest live_bytes seen */
     uint64_t allocations;  /* lm_cpu_alloc calls */
+    uint64_t allocated_total; /* bytes handed out since the start (rounded to class) */
     uint64_t cache_hits;   /* of which served from the cache */
 } lm_memory_stats;
 

@@ -1,6 +1,7 @@
 /* The autograd engine: grad mode, per-tensor state, nodes and backward. */
 #include "lm_autograd.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +16,39 @@ bool lm_set_grad_enabled(bool enabled) {
     bool old = grad_mode;
     grad_mode = enabled;
     return old;
+}
+
+static bool anomaly_mode;
+
+bool lm_set_detect_anomaly(bool on) {
+    bool old = anomaly_mode;
+    anomaly_mode = on;
+    return old;
+}
+
+bool lm_detect_anomaly(void) { return anomaly_mode; }
+
+/* x - x is NaN exactly where x is NaN or infinite; counted on x's device. */
+lm_status lm_check_finite(const char *op, const char *what, const lm_tensor *t) {
+    if (t->dtype != LM_FLOAT32 || lm_tensor_numel(t) == 0) return LM_OK;
+    bool old = lm_set_grad_enabled(false);
+    lm_tensor *d = NULL, *bad = NULL, *count = NULL;
+    lm_status s = lm_binary(&d, LM_SUB, (lm_tensor *)t, (lm_tensor *)t);
+    if (s == LM_OK) s = lm_binary(&bad, LM_NE, d, d);
+    if (s == LM_OK) s = lm_reduce(&count, NULL, LM_SUM, bad, -1, false);
+    double n = 0;
+    if (s == LM_OK) s = lm_get_element(count, 0, &n);
+    lm_set_grad_enabled(old);
+    lm_tensor_release(d), lm_tensor_release(bad), lm_tensor_release(count);
+    if (s != LM_OK || n == 0) return s;
+    char shape[LM_SHAPE_STR_MAX];
+    return lm_fail(LM_ERR_STATE, "anomaly: %s: %s of shape %s has %.0f NaN or infinite value%s",
+                   op, what, lm_shape_str(t, shape, sizeof shape), n, n == 1 ? "" : "s");
+}
+
+lm_status lm_check_output(const lm_tensor *t) {
+    if (!anomaly_mode || !t || !t->autograd || !t->autograd->grad_fn) return LM_OK;
+    return lm_check_finite(t->autograd->grad_fn->name, "the output", t);
 }
 
 static lm_autograd_meta *meta_of(lm_tensor *t) {
@@ -323,6 +357,12 @@ lm_status lm_backward(lm_tensor *root, lm_tensor *grad, bool retain_graph) {
         if (s == LM_OK && n) {
             lm_tensor *grads[LM_NODE_MAX_INPUTS] = {NULL};
             s = n->backward(n, g, grads);
+            for (int k = 0; k < n->ninputs && s == LM_OK && anomaly_mode; k++) {
+                if (!grads[k]) continue;
+                char what[64];
+                snprintf(what, sizeof what, "the gradient for input %d (backward)", k + 1);
+                s = lm_check_finite(n->name, what, grads[k]);
+            }
             for (int k = 0; k < n->ninputs; k++) {
                 if (s == LM_OK && grads[k] && n->inputs[k])
                     s = accumulate_pending(n->inputs[k], grads[k]);

@@ -52,6 +52,18 @@ bool lm_grad_enabled(void);
 /* Returns the previous mode. */
 bool lm_set_grad_enabled(bool enabled);
 
+/* ---- anomaly mode: stop at the first NaN or Inf ------------------------------------------------ */
+/* When on, backward checks every gradient a rule produces, and the bindings
+ * check the output of every recorded op (lm_check_output). Off by default:
+ * each check reads a value back from the device. Returns the previous mode. */
+bool lm_set_detect_anomaly(bool on);
+bool lm_detect_anomaly(void);
+/* LM_OK when t is finite everywhere; otherwise an error naming `op`, what
+ * t is (`what`, e.g. "output") and its shape. */
+lm_status lm_check_finite(const char *op, const char *what, const lm_tensor *t);
+/* In anomaly mode, lm_check_finite on a recorded op's output (no-op otherwise). */
+lm_status lm_check_output(const lm_tensor *t);
+
 /* ---- tensor state -------------------------------------------------------------------------- */
 bool lm_requires_grad(const lm_tensor *t);
 /* Only leaves (and float tensors) can be switched. */

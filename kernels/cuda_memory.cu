@@ -47,6 +47,7 @@ lm_status cu_fail(cudaError_t err, const char *what) {
 extern "C" void *lm_cuda_alloc(size_t bytes) {
     size_t size = round_size(bytes);
     stats.allocations++;
+    stats.allocated_total += size;
     auto found = cached_blocks.find(size);
     void *p = NULL;
     if (found != cached_blocks.end() && !found->second.empty()) {

@@ -21,6 +21,12 @@ function Context:save_for_backward(...)
   self.saved = table.pack(...)
 end
 
+--- Anomaly mode: with detect_anomaly(true) every recorded op's output and
+--- every gradient of a backward pass is checked, and the first NaN or Inf
+--- stops with an error naming the op, what held it and its shape. Off by
+--- default (each check reads a value back). detect_anomaly() reads the mode.
+function autograd.detect_anomaly(flag) return lm._detect_anomaly(flag) end
+
 function autograd.Function(def)
   assert(type(def) == "table" and type(def.forward) == "function" and type(def.backward) == "function",
     "autograd.Function: needs a table with forward(ctx, ...) and backward(ctx, grad)")
