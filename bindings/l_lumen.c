@@ -58,9 +58,14 @@ static void fill_from_table(lua_State *L, int idx, const int64_t *shape, int ndi
                 luaL_error(L, "tensor: element %d at depth %d is a %s, expected a number",
                            (int)i, d + 1, luaL_typename(L, -1));
             if (dtype == LM_INT32) {
-                if (v != (lua_Number)(int32_t)v)
-                    luaL_error(L, "tensor: element %d at depth %d (%f) is not an int32", (int)i,
-                               d + 1, v);
+                /* range first: converting an out-of-range double is undefined
+                 * (found by fuzz/fuzz_tensor_table.c) */
+                if (!(v >= INT32_MIN && v <= INT32_MAX) || v != (lua_Number)(int32_t)v) {
+                    char msg[160]; /* lua_pushfstring has no %g */
+                    snprintf(msg, sizeof msg, "tensor: element %d at depth %d (%g) is not an int32",
+                             (int)i, d + 1, v);
+                    luaL_error(L, "%s", msg);
+                }
                 ((int32_t *)data)[(*pos)++] = (int32_t)v;
             } else {
                 ((float *)data)[(*pos)++] = (float)v;

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include "lm_ops.h"
@@ -70,6 +71,20 @@ lm_status lm_idx_load(const char *path, lm_dtype dtype, double scale, int max_va
         total *= v;
         if (total > ((uint64_t)1 << 34))
             s = lm_fail(LM_ERR_FORMAT, "'%s': IDX dimensions describe over 16 GiB of data", path);
+    }
+    /* the data the file can hold, checked before allocating what the header
+     * claims: its size when stored plainly, deflate's 1032:1 ratio when gzipped */
+    if (s == LM_OK) {
+        struct stat st;
+        uint64_t header = 4 + 4 * (uint64_t)ndim, limit = UINT64_MAX;
+        if (stat(path, &st) == 0) {
+            uint64_t size = (uint64_t)st.st_size;
+            limit = gzdirect(f) ? (size > header ? size - header : 0) : size * 1032;
+        }
+        if (total > limit)
+            s = lm_fail(LM_ERR_FORMAT, "'%s' is truncated: its header describes %llu bytes of data, "
+                                       "the file can hold at most %llu", path,
+                        (unsigned long long)total, (unsigned long long)limit);
     }
     if (s == LM_OK) {
         bytes = malloc(total ? total : 1);

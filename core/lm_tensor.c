@@ -22,14 +22,16 @@ static lm_status check_shape(const char *what, int ndim, const int64_t *shape) {
     if (ndim < 0 || ndim > LM_MAX_DIMS)
         return lm_fail(LM_ERR_ARG, "%s: %d dimensions given, at most %d supported", what, ndim,
                        LM_MAX_DIMS);
-    int64_t numel = 1;
+    /* the product of the non-zero sizes bounds every stride, even when a
+     * zero-size dimension makes the tensor empty (found by fuzz/fuzz_idx.c) */
+    int64_t span = 1;
     for (int d = 0; d < ndim; d++) {
         if (shape[d] < 0)
             return lm_fail(LM_ERR_ARG, "%s: size %lld of dimension %d is negative", what,
                            (long long)shape[d], d + 1);
-        if (shape[d] && numel > INT64_MAX / 4 / shape[d])
+        if (shape[d] && span > INT64_MAX / 4 / shape[d])
             return lm_fail(LM_ERR_ARG, "%s: shape is too large", what);
-        numel *= shape[d];
+        if (shape[d]) span *= shape[d];
     }
     return LM_OK;
 }

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Builds Lumen and runs every test: the normal build with warnings as errors,
 # then the whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer
-# (with LeakSanitizer). Set LUMEN_SKIP_SANITIZE=1 to run only the first pass.
+# (with LeakSanitizer), then short libFuzzer runs of the file readers and the
+# tensor-from-table constructor (needs clang; LUMEN_FUZZ_SECONDS per harness,
+# default 30). LUMEN_SKIP_SANITIZE=1 runs only the first pass, LUMEN_SKIP_FUZZ=1
+# skips the fuzzing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs="$(nproc)"
@@ -17,5 +20,13 @@ if [ "${LUMEN_SKIP_SANITIZE:-0}" != 1 ]; then
         -DLUMEN_CUDA=OFF >/dev/null
     cmake --build build-asan -j"$jobs"
     (cd build-asan && ctest --output-on-failure -j"$jobs")
+fi
+if [ "${LUMEN_SKIP_FUZZ:-0}" != 1 ] && [ "${LUMEN_SKIP_SANITIZE:-0}" != 1 ]; then
+    if command -v clang >/dev/null; then
+        echo "== fuzzing (libFuzzer, ${LUMEN_FUZZ_SECONDS:-30} s per harness)"
+        ./scripts/fuzz.sh "${LUMEN_FUZZ_SECONDS:-30}"
+    else
+        echo "== fuzzing skipped: clang is not installed (./scripts/install-deps.sh clang libclang-rt-14-dev)"
+    fi
 fi
 echo "== all tests passed"

@@ -56,7 +56,19 @@ describe("IDX reader", function()
     raises(function() lm._idx_load(write("bad_type", "\0\0\13\1" .. be32(1) .. "\0\0\0\0"), "int32") end,
       "type 0x0d is not supported")
     raises(function() lm._idx_load(write("truncated", "\0\0\8\1" .. be32(10) .. "abc"), "int32") end,
-      "is truncated: the data needs 10 bytes")
+      "is truncated: its header describes 10 bytes of data, the file can hold at most 3")
+    -- found by fuzz/fuzz_idx.c: a header claiming 3 GB in a 31-byte file was
+    -- allocated before the short read; now it is refused first
+    raises(function() lm._idx_load(write("huge_claim", "\0\0\8\2" .. be32(3) .. be32(0x3f000000) ..
+      string.rep("\7", 19)), "int32") end, "describes 3170893824 bytes of data, the file can hold at most 19")
+    -- found by fuzz/fuzz_idx.c: an empty dimension followed by huge ones
+    -- overflowed the strides; such shapes are refused
+    raises(function() lm._idx_load(write("zero_then_huge", "\0\0\8\3" .. be32(0) .. be32(0x7fffffff) ..
+      be32(0x7fffffff)), "int32") end, "shape is too large")
+    -- the same claim inside a gzip file is bounded by deflate's ratio
+    local gz = write("huge_claim_gz_src", "\0\0\8\2" .. be32(3) .. be32(0x3f000000) .. string.rep("\7", 19))
+    os.execute("gzip -kf " .. gz)
+    raises(function() lm._idx_load(gz .. ".gz", "int32") end, "the file can hold at most")
     raises(function() lm._idx_load(write("short_header", "\0\0\8"), "int32") end, "truncated")
     raises(function() lm._idx_load(write("long", "\0\0\8\1" .. be32(2) .. "\1\2\3"), "int32") end,
       "more data than its header")

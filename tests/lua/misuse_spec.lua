@@ -21,6 +21,8 @@ local cases = {
   {"tensor from a ragged table", function() return lm.tensor{{1, 2}, {3}} end},
   {"tensor from strings", function() return lm.tensor{{"a"}} end},
   {"int tensor from fractions", function() return lm.tensor({1.5}, 'int32') end},
+  -- found by fuzz/fuzz_tensor_table.c: the int32 check itself converted out-of-range doubles
+  {"int tensor from a huge number", function() return lm.tensor({1e300}, 'int32') end},
   {"unknown dtype", function() return lm.zeros(2, 'float16') end},
   {"unknown device", function() return x:to('tpu') end},
   {"view with no size", function() return x:view() end},
@@ -122,6 +124,7 @@ local expected = {
   ["tensor from a ragged table"] = "tensor: ragged nested table: row [2] has 1 elements, expected 2",
   ["tensor from strings"] = "element 1 at depth 2 is a string, expected a number",
   ["int tensor from fractions"] = "(1.5) is not an int32",
+  ["int tensor from a huge number"] = "element 1 at depth 1 (1e+300) is not an int32",
   ["unknown dtype"] = "unknown dtype 'float16'",
   ["unknown device"] = "to: unknown device or dtype 'tpu'",
   ["view with no size"] = "view: shape of 1 elements asked for a tensor of 6",

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Fuzzes the file readers and the tensor-from-table constructor with
+# libFuzzer (clang; ASan + UBSan), each for SECONDS (default 30), starting
+# from seed corpora the build generates. A crash fails the script and leaves
+# the input in build-fuzz/crashes/: add it as a regression test.
+#   scripts/fuzz.sh [SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:-30}"
+CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DLUMEN_FUZZ=ON -DLUMEN_CUDA=OFF \
+    -DLUMEN_NATIVE=OFF >/dev/null
+cmake --build build-fuzz -j"$(nproc)" --target lumen fuzz_idx fuzz_cifar fuzz_safetensors fuzz_tensor_table
+rm -rf build-fuzz/corpus build-fuzz/crashes && mkdir -p build-fuzz/crashes
+ASAN_OPTIONS=detect_leaks=0 build-fuzz/lumen fuzz/make_corpus.lua build-fuzz/corpus
+for name in idx cifar safetensors tensor_table; do
+    echo "== fuzz_${name}: ${seconds} s"
+    ASAN_OPTIONS=detect_leaks=1 build-fuzz/fuzz_${name} -max_total_time="$seconds" -max_len=65536 \
+        -timeout=10 -rss_limit_mb=2048 -artifact_prefix=build-fuzz/crashes/${name}- \
+        -print_final_stats=1 build-fuzz/corpus/${name} 2>&1 | grep -E "^#[0-9]+ *DONE|stat::number_of_executed_units|ERROR|SUMMARY|crash-" || true
+    if ls build-fuzz/crashes/${name}-* >/dev/null 2>&1; then
+        echo "fuzz_${name} found a crash: build-fuzz/crashes/"
+        exit 1
+    fi
+done
+echo "== fuzzing found nothing"
