@@ -3,7 +3,7 @@
 -- experiments/introspect_mnist.lua first):
 --   lumen experiments/analyses_mnist.lua [--from DIR] [--out DIR] [--data-dir DIR]
 --        [--grid N] [--fgsm-sample I] [--fgsm-steps N] [--fgsm-eps E] [--seed S]
---        [--patterns N] [--noise-sample I] [--noisy-from DIR]
+--        [--patterns N] [--noise-sample I] [--noisy-from DIR] [--noisy train|skip]
 --
 -- Writes to --out (default results/analyses_mnist), with numbers in
 -- analyses.json and links in index.html:
@@ -14,7 +14,8 @@
 --   noise_constellations.png  200 noisy copies of one image on the map, and accuracy
 --                             against sigma (Fig. 5); with the noise-trained Net1 of
 --                             introspect_mnist.lua --noise-max 1 --out DIR beside it
---                             when --noisy-from DIR (default results/introspect_mnist_noisy) exists
+--                             (--noisy-from DIR, default results/introspect_mnist_noisy;
+--                             trained here when missing unless --noisy skip)
 --   fgsm_paths.png            targeted FGSM from one test sample to every other class
 --   violins.png               e_hat of correct and wrong test samples per class
 --   risk_coverage.png         accuracy when rejecting the least confident inputs
@@ -28,7 +29,8 @@ local F = lm.nn.functional
 
 local opts = cli.parse(arg, {from = "results/introspect_mnist", out = "results/analyses_mnist", data_dir = "",
   data = "mnist", grid = 100, fgsm_sample = 1, fgsm_steps = 100, fgsm_eps = 0.01, seed = 1,
-  detection_samples = 2000, patterns = 20, noise_sample = 908, noisy_from = "results/introspect_mnist_noisy"},
+  detection_samples = 2000, patterns = 20, noise_sample = 908, noisy_from = "results/introspect_mnist_noisy",
+  noisy = "train"},
   "The paper's analyses of a mapped Net1: lumen experiments/analyses_mnist.lua [options]")
 os.execute("mkdir -p '" .. opts.out .. "'")
 lm.manual_seed(opts.seed)
@@ -212,8 +214,21 @@ local function constellation_panel(fig, rect, rec, ae, estimator, title)
   return stats
 end
 do
-  -- a Net1 trained with domain randomisation, when its run exists (see docs/analyses/noise.md)
+  -- a Net1 trained with domain randomisation (docs/analyses/noise.md): its
+  -- run is made here the first time (--noisy train, about 6 minutes on 2
+  -- cores) unless --noisy skip
   local noisy
+  local have = io.open(opts.noisy_from .. "/estimator.safetensors", "rb")
+  if have then have:close() end
+  if not have and opts.noisy == "train" then
+    print("== training and mapping a Net1 with noise injection (sigma in [0, 1]) into " .. opts.noisy_from)
+    local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+    local saved_arg, saved_result = arg, RESULT
+    arg = {"--noise-max", "1", "--out", opts.noisy_from, "--data", opts.data, "--seed", tostring(opts.seed)}
+    if opts.data_dir ~= "" then arg[#arg + 1] = "--data-dir"; arg[#arg + 1] = opts.data_dir end
+    dofile(here .. "introspect_mnist.lua")
+    arg, RESULT = saved_arg, saved_result
+  end
   local nf = io.open(opts.noisy_from .. "/estimator.safetensors", "rb")
   if nf then
     nf:close()
@@ -382,9 +397,8 @@ end
 results.detection = detection
 results.detection_note = string.format("first %d test images; FGSM: 10 untargeted steps of 0.02 leave %.1f %% of them correct",
   n_det, 100 * adv_acc)
-local fmd = assert(io.open(opts.out .. "/detection.md", "w"))
-fmd:write("# Detection benchmark\n\n" .. results.detection_note .. "\n\n" .. table.concat(md, "\n") .. "\n")
-fmd:close()
+lm.write_file(opts.out .. "/detection.md",
+  "# Detection benchmark\n\n" .. results.detection_note .. "\n\n" .. table.concat(md, "\n") .. "\n")
 print(table.concat(md, "\n"))
 
 results.seconds = lm.clock() - t_start
@@ -398,8 +412,6 @@ for _, f in ipairs{"expected_activations.png", "brainbow.png", "sample_patterns.
   html[#html + 1] = string.format("<h2>%s</h2><img src='%s'>", f, f)
 end
 html[#html + 1] = "</body></html>\n"
-local fh = assert(io.open(opts.out .. "/index.html", "w"))
-fh:write(table.concat(html, "\n"))
-fh:close()
+lm.write_file(opts.out .. "/index.html", table.concat(html, "\n"))
 print(string.format("analyses: %.1f s; report: %s/index.html", results.seconds, opts.out))
 RESULT = results

@@ -68,9 +68,8 @@ lm.save("results/tour/tour.safetensors", {x = x, a = a}, {made_by = "experiments
 local back, meta = lm.load("results/tour/tour.safetensors")
 print("saved and loaded results/tour/tour.safetensors:", back.x:shape_string(), back.a:shape_string(),
   "metadata made_by = " .. meta.made_by)
-local f = assert(io.open("results/tour/timings.json", "w"))
-f:write("{\n  \"threads\": " .. threads .. ",\n  " .. table.concat(timings, ",\n  ") .. "\n}\n")
-f:close()
+lm.write_file("results/tour/timings.json",
+  "{\n  \"threads\": " .. threads .. ",\n  " .. table.concat(timings, ",\n  ") .. "\n}\n")
 print("timings in results/tour/timings.json")
 
 section("memory")

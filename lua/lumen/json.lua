@@ -144,11 +144,7 @@ end
 
 --- Writes v as JSON to path atomically (temporary file + rename).
 function json.write(path, v)
-  local tmp = path .. ".tmp"
-  local f = assert(io.open(tmp, "w"))
-  f:write(json.encode(v, {indent = "  "}), "\n")
-  f:close()
-  assert(os.rename(tmp, path))
+  require('lumen').write_file(path, json.encode(v, {indent = "  "}) .. "\n")
 end
 
 return json

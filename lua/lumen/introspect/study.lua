@@ -206,9 +206,7 @@ function study.run(c)
     if exists(opts.out .. "/" .. f) then html[#html + 1] = string.format('<img src="%s" alt="%s">', f, f) end
   end
   html[#html + 1] = "</body></html>\n"
-  local f = assert(io.open(opts.out .. "/index.html", "w"))
-  f:write(table.concat(html, "\n"))
-  f:close()
+  lm.write_file(opts.out .. "/index.html", table.concat(html, "\n"))
   print("report: " .. opts.out .. "/index.html")
   return metrics
 end
