@@ -6,49 +6,10 @@
 #include "cpu_backend.h"
 #include "cpu_iter.h"
 #include "lm_fastmath.h"
+#include "lm_scalar_ops.h"
 #include "lm_threads.h"
 
-/* ---- scalar definitions, shared by both dtypes -------------------------------- */
-
-static inline double unary_d(lm_unary_op op, double x, double p0, double p1) {
-    switch (op) {
-    case LM_NEG: return -x;
-    case LM_EXP: return exp(x);
-    case LM_LOG: return log(x);
-    case LM_SQRT: return sqrt(x);
-    case LM_ABS: return fabs(x);
-    case LM_SIGN: return (x > 0) - (x < 0);
-    case LM_TANH: return tanh(x);
-    case LM_SIGMOID: return 1.0 / (1.0 + exp(-x));
-    case LM_RELU: return x > 0 ? x : 0;
-    case LM_ELU: return x > 0 ? x : p0 * expm1(x);
-    case LM_CLAMP: return x < p0 ? p0 : x > p1 ? p1 : x;
-    case LM_POW_SCALAR: return pow(x, p0);
-    case LM_RPOW_SCALAR: return pow(p0, x);
-    case LM_SQUARE: return x * x;
-    case LM_RECIPROCAL: return 1.0 / x;
-    default: return 0;
-    }
-}
-
-static inline double binary_d(lm_binary_op op, double a, double b) {
-    switch (op) {
-    case LM_ADD: return a + b;
-    case LM_SUB: return a - b;
-    case LM_MUL: return a * b;
-    case LM_DIV: return a / b;
-    case LM_POW: return pow(a, b);
-    case LM_MAXIMUM: return a > b || isnan(a) ? a : b;
-    case LM_MINIMUM: return a < b || isnan(a) ? a : b;
-    case LM_EQ: return a == b;
-    case LM_NE: return a != b;
-    case LM_LT: return a < b;
-    case LM_LE: return a <= b;
-    case LM_GT: return a > b;
-    case LM_GE: return a >= b;
-    default: return 0;
-    }
-}
+/* ---- scalar definitions: lm_scalar_ops.h (shared with the CUDA kernels) ---- */
 
 static inline double load_d(const lm_tensor *t, int64_t off) {
     return t->dtype == LM_INT32 ? (double)((const int32_t *)t->storage->data)[t->offset + off]
@@ -184,7 +145,7 @@ static void unary_range(void *ctx, int64_t begin, int64_t end) {
         } else {
             for (int64_t i = 0; i < n; i++)
                 store_d(j->out, off[0] + i * so,
-                        unary_d(j->op, load_d(j->a, off[1] + i * sx), j->p0, j->p1));
+                        lm_scalar_unary(j->op, load_d(j->a, off[1] + i * sx), j->p0, j->p1));
         }
     }
 }
@@ -261,7 +222,7 @@ static void binary_range(void *ctx, int64_t begin, int64_t end) {
         } else {
             for (int64_t i = 0; i < n; i++)
                 store_d(j->out, off[0] + i * so,
-                        binary_d(j->op, load_d(j->a, off[1] + i * sa),
+                        lm_scalar_binary(j->op, load_d(j->a, off[1] + i * sa),
                                  load_d(j->b, off[2] + i * sb)));
         }
     }
@@ -293,7 +254,7 @@ static void binary_scalar_range(void *ctx, int64_t begin, int64_t end) {
         } else {
             for (int64_t i = 0; i < n; i++) {
                 double t = load_d(j->a, off[1] + i * st);
-                double v = j->scalar_first ? binary_d(j->op, j->p0, t) : binary_d(j->op, t, j->p0);
+                double v = j->scalar_first ? lm_scalar_binary(j->op, j->p0, t) : lm_scalar_binary(j->op, t, j->p0);
                 store_d(j->out, off[0] + i * so, v);
             }
         }

@@ -4,6 +4,10 @@
 // int32). One grid-stride kernel template walks any strided layout.
 #include "cuda_backend.h"
 
+extern "C" {
+#include "lm_scalar_ops.h"
+}
+
 namespace {
 
 template <int NOPS, class F>
@@ -62,27 +66,6 @@ __device__ __forceinline__ float unary_f(int op, float x, float p0, float p1) {
     }
 }
 
-__device__ __forceinline__ double unary_d(int op, double x, double p0, double p1) {
-    switch (op) {
-    case LM_NEG: return -x;
-    case LM_EXP: return exp(x);
-    case LM_LOG: return log(x);
-    case LM_SQRT: return sqrt(x);
-    case LM_ABS: return fabs(x);
-    case LM_SIGN: return (x > 0) - (x < 0);
-    case LM_TANH: return tanh(x);
-    case LM_SIGMOID: return 1.0 / (1.0 + exp(-x));
-    case LM_RELU: return x > 0 ? x : 0;
-    case LM_ELU: return x > 0 ? x : p0 * expm1(x);
-    case LM_CLAMP: return x < p0 ? p0 : x > p1 ? p1 : x;
-    case LM_POW_SCALAR: return pow(x, p0);
-    case LM_RPOW_SCALAR: return pow(p0, x);
-    case LM_SQUARE: return x * x;
-    case LM_RECIPROCAL: return 1.0 / x;
-    default: return 0;
-    }
-}
-
 template <class T> __device__ __forceinline__ T binary_op(int op, T a, T b) {
     switch (op) {
     case LM_ADD: return a + b;
@@ -130,7 +113,7 @@ struct UnaryAny {
     int op;
     double p0, p1;
     __device__ void operator()(const int64_t *f) const {
-        cu_store(o, f[0], unary_d(op, cu_load(x, f[1]), p0, p1));
+        cu_store(o, f[0], lm_scalar_unary(op, cu_load(x, f[1]), p0, p1));
     }
 };
 struct BinaryF32 {
@@ -145,7 +128,7 @@ struct BinaryAny {
     cu_ref o, a, b;
     int op;
     __device__ void operator()(const int64_t *f) const {
-        cu_store(o, f[0], binary_op<double>(op, cu_load(a, f[1]), cu_load(b, f[2])));
+        cu_store(o, f[0], lm_scalar_binary(op, cu_load(a, f[1]), cu_load(b, f[2])));
     }
 };
 struct ScalarF32 {
@@ -166,7 +149,7 @@ struct ScalarAny {
     bool first;
     __device__ void operator()(const int64_t *f) const {
         double t = cu_load(a, f[1]);
-        cu_store(o, f[0], first ? binary_op<double>(op, s, t) : binary_op<double>(op, t, s));
+        cu_store(o, f[0], first ? lm_scalar_binary(op, s, t) : lm_scalar_binary(op, t, s));
     }
 };
 struct UnaryGrad {
