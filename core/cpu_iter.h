@@ -48,6 +48,23 @@ static inline void cpu_iter_init(cpu_iter *it, int nops, const lm_tensor *const 
     }
 }
 
+/* One operand walked in its own row-major order, dimensions unmerged, so
+ * that flat index i is always its element i (random fills number elements
+ * this way on every device). */
+static inline void cpu_iter_init_ordered(cpu_iter *it, const lm_tensor *t) {
+    it->nops = 1;
+    it->numel = lm_tensor_numel(t);
+    it->ndim = t->ndim ? t->ndim : 1;
+    for (int d = 0; d < t->ndim; d++) {
+        it->shape[d] = t->shape[d];
+        it->strides[0][d] = t->strides[d];
+    }
+    if (!t->ndim) {
+        it->shape[0] = 1;
+        it->strides[0][0] = 1;
+    }
+}
+
 /* Element offsets of flat (row-major) index i for every operand. */
 static inline void cpu_iter_offsets(const cpu_iter *it, int64_t i, int64_t *off) {
     for (int k = 0; k < it->nops; k++) off[k] = 0;

@@ -6,6 +6,7 @@
 
 #include "cpu_backend.h"
 #include "lm_fastmath.h"
+#include "lm_scalar_ops.h"
 #include "lm_threads.h"
 
 /* ---- softmax ---------------------------------------------------------------------------------- */
@@ -328,32 +329,11 @@ typedef struct {
     bool largest;
 } topk_job;
 
-/* insertion into a sorted list of the k best: O(cols * k) worst case, fast
- * for the small k of nearest-neighbour queries */
 static void topk_rows(void *ctx, int64_t r0, int64_t r1) {
     topk_job *j = ctx;
-    for (int64_t r = r0; r < r1; r++) {
-        const float *row = j->x + r * j->cols;
-        float *bv = j->values + r * j->k;
-        int32_t *bi = j->indices + r * j->k;
-        int64_t have = 0;
-        for (int64_t c = 0; c < j->cols; c++) {
-            float v = j->largest ? -row[c] : row[c];
-            if (v != v) continue; /* NaN never ranks */
-            if (have == j->k && v >= bv[have - 1]) continue;
-            int64_t pos = have < j->k ? have++ : j->k - 1;
-            while (pos > 0 && bv[pos - 1] > v) {
-                bv[pos] = bv[pos - 1];
-                bi[pos] = bi[pos - 1];
-                pos--;
-            }
-            bv[pos] = v;
-            bi[pos] = (int32_t)c;
-        }
-        for (int64_t t = have; t < j->k; t++) bv[t] = INFINITY, bi[t] = -1;
-        if (j->largest)
-            for (int64_t t = 0; t < j->k; t++) bv[t] = -bv[t];
-    }
+    for (int64_t r = r0; r < r1; r++)
+        lm_topk_row(j->x + r * j->cols, j->cols, j->k, j->largest, j->values + r * j->k,
+                    j->indices + r * j->k);
 }
 
 lm_status cpu_topk(lm_tensor *values, lm_tensor *indices, const lm_tensor *x, int64_t k,

@@ -133,8 +133,7 @@ lm_status cpu_dropout(lm_tensor *out, lm_tensor *mask, const lm_tensor *x, uint6
     dropout_job d = {.r = {.out = mask, .kind = LM_RANDOM_BERNOULLI, .seed = seed,
                            .offset = offset, .p0 = keep, .p1 = 1.0 / keep, .contiguous = true},
                      .out = lm_tensor_f32(out), .x = lm_tensor_f32(x)};
-    const lm_tensor *ops[1] = {mask};
-    cpu_iter_init(&d.r.it, 1, ops);
+    cpu_iter_init_ordered(&d.r.it, mask);
     lm_parallel_for(d.r.it.numel, LM_GRAIN_ELEMENTWISE / 8, dropout_range, &d);
     return LM_OK;
 }
@@ -143,18 +142,7 @@ lm_status cpu_random(lm_random_kind kind, lm_tensor *out, uint64_t seed, uint64_
                      double p0, double p1) {
     random_job j = {.out = out, .kind = kind, .seed = seed, .offset = offset, .p0 = p0, .p1 = p1,
                     .contiguous = lm_tensor_is_contiguous(out)};
-    /* iterate in out's own row-major order, so element i is always counter i */
-    j.it.nops = 1;
-    j.it.numel = lm_tensor_numel(out);
-    j.it.ndim = out->ndim ? out->ndim : 1;
-    for (int d = 0; d < out->ndim; d++) {
-        j.it.shape[d] = out->shape[d];
-        j.it.strides[0][d] = out->strides[d];
-    }
-    if (!out->ndim) {
-        j.it.shape[0] = 1;
-        j.it.strides[0][0] = 1;
-    }
+    cpu_iter_init_ordered(&j.it, out); /* element i is always counter i */
     lm_parallel_for(j.it.numel, LM_GRAIN_ELEMENTWISE / 8, random_range, &j);
     return LM_OK;
 }

@@ -7,11 +7,7 @@
 
 #include <stdint.h>
 
-#ifdef __CUDACC__
-#define LM_HOST_DEVICE __host__ __device__
-#else
-#define LM_HOST_DEVICE
-#endif
+#include "lm_host_device.h"
 
 typedef struct lm_philox_block {
     uint32_t v[4];

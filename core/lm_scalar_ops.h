@@ -1,20 +1,16 @@
-/* The elementwise ops on one value, in double: the exact path for int32 and
- * mixed dtypes. Shared by the CPU backend and the CUDA kernels (compiled as
- * host and device code there), so both devices compute the same function. */
+/* Per-element and per-row definitions shared by the CPU backend and the
+ * CUDA kernels (compiled as host and device code there), so both devices
+ * compute the same function: the elementwise ops on one value in double
+ * (the exact path for int32 and mixed dtypes), and top-k of one row. */
 #ifndef LM_SCALAR_OPS_H
 #define LM_SCALAR_OPS_H
 
 #include <math.h>
+#include <stdint.h>
 
 #include "lm_backend.h"
 
-#ifndef LM_HOST_DEVICE
-#ifdef __CUDACC__
-#define LM_HOST_DEVICE __host__ __device__
-#else
-#define LM_HOST_DEVICE
-#endif
-#endif
+#include "lm_host_device.h"
 
 LM_HOST_DEVICE static inline double lm_scalar_unary(int op, double x, double p0, double p1) {
     switch (op) {
@@ -55,6 +51,30 @@ LM_HOST_DEVICE static inline double lm_scalar_binary(int op, double a, double b)
     case LM_GE: return a >= b;
     default: return 0;
     }
+}
+
+/* Top-k of one row by insertion into a sorted list of the k best: O(cols *
+ * k) at worst, fast for the small k of nearest-neighbour queries. NaN never
+ * ranks; slots no value filled get +inf (values) and -1 (indices). */
+LM_HOST_DEVICE static inline void lm_topk_row(const float *row, int64_t cols, int64_t k,
+                                              int largest, float *bv, int32_t *bi) {
+    int64_t have = 0;
+    for (int64_t c = 0; c < cols; c++) {
+        float v = largest ? -row[c] : row[c];
+        if (v != v) continue; /* NaN never ranks */
+        if (have == k && v >= bv[have - 1]) continue;
+        int64_t pos = have < k ? have++ : k - 1;
+        while (pos > 0 && bv[pos - 1] > v) {
+            bv[pos] = bv[pos - 1];
+            bi[pos] = bi[pos - 1];
+            pos--;
+        }
+        bv[pos] = v;
+        bi[pos] = (int32_t)c;
+    }
+    for (int64_t t = have; t < k; t++) bv[t] = INFINITY, bi[t] = -1;
+    if (largest)
+        for (int64_t t = 0; t < k; t++) bv[t] = -bv[t];
 }
 
 #endif

@@ -31,15 +31,9 @@ os.execute("mkdir -p '" .. opts.out .. "'")
 if opts.fresh then os.execute("rm -f '" .. opts.out .. "'/*.safetensors") end
 lm.manual_seed(opts.seed)
 
+local study = require 'lumen.introspect.study'
 local timings = {}
-local function stage(name, fn)
-  print("== " .. name)
-  local t = lm.clock()
-  local results = table.pack(fn())
-  timings[name] = lm.clock() - t
-  print(string.format("   %s: %.1f s", name, timings[name]))
-  return table.unpack(results, 1, results.n)
-end
+local stage = study.stage_timer(timings)
 
 local function exists(path)
   local f = io.open(path, "rb")
@@ -114,7 +108,7 @@ if opts.bandwidths ~= "" then
   bw = {}
   for v in opts.bandwidths:gmatch("[^,]+") do bw[#bw + 1] = tonumber(v) end
 end
-RESULT = require('lumen.introspect.study').run{
+RESULT = study.run{
   name = "Net1", data = d, train = train_set, test = test_set, net = net, recorder = recorder,
   snapshots = snapshots, trajectory_index = traj_index, out = opts.out, stage = stage, timings = timings,
   ae_epochs = opts.ae_epochs, est_epochs = opts.est_epochs, mmd_weight = opts.mmd_weight, bw = bw,

@@ -87,6 +87,16 @@ lm_status plan_for(const lm_tensor *x, const lm_tensor *w, const lm_conv_geometr
     return LM_OK;
 }
 
+// The first (fastest) of cudnnFind*'s results that ran, honours the TF32
+// setting and fits the workspace limit: its index, or -1.
+template <class Perf> int pick(const Perf *perf, int count) {
+    for (int k = 0; k < count; k++)
+        if (perf[k].status == CUDNN_STATUS_SUCCESS && math_ok(perf[k].mathType) &&
+            perf[k].memory <= WORKSPACE_LIMIT)
+            return k;
+    return -1;
+}
+
 lm_status workspace(size_t bytes, void **ws) {
     *ws = NULL;
     if (!bytes) return LM_OK;
@@ -106,11 +116,8 @@ lm_status cu_conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
         DNN_TRY(cudnnFindConvolutionForwardAlgorithm(handle, p->x, p->w, p->conv, p->y,
                                                      CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf),
                 "choosing the forward algorithm");
-        int k = 0;
-        while (k < count && (perf[k].status != CUDNN_STATUS_SUCCESS || !math_ok(perf[k].mathType) ||
-                             perf[k].memory > WORKSPACE_LIMIT))
-            k++;
-        if (k == count) return lm_fail(LM_ERR_DEVICE, "cuDNN offers no forward convolution algorithm");
+        int k = pick(perf, count);
+        if (k < 0) return lm_fail(LM_ERR_DEVICE, "cuDNN offers no forward convolution algorithm");
         p->fwd = perf[k].algo;
         p->fwd_ws = perf[k].memory;
         p->found_fwd = true;
@@ -139,12 +146,8 @@ lm_status cu_conv2d_backward(lm_tensor *gx, lm_tensor *gw, const lm_tensor *g, c
                         handle, p->w, p->y, p->conv, p->x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
                         &count, perf),
                     "choosing the backward-data algorithm");
-            int k = 0;
-            while (k < count && (perf[k].status != CUDNN_STATUS_SUCCESS ||
-                                 !math_ok(perf[k].mathType) || perf[k].memory > WORKSPACE_LIMIT))
-                k++;
-            if (k == count)
-                return lm_fail(LM_ERR_DEVICE, "cuDNN offers no backward-data algorithm");
+            int k = pick(perf, count);
+            if (k < 0) return lm_fail(LM_ERR_DEVICE, "cuDNN offers no backward-data algorithm");
             p->bwd_data = perf[k].algo;
             p->bwd_data_ws = perf[k].memory;
             p->found_data = true;
@@ -165,12 +168,8 @@ lm_status cu_conv2d_backward(lm_tensor *gx, lm_tensor *gw, const lm_tensor *g, c
                         handle, p->x, p->y, p->conv, p->w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
                         &count, perf),
                     "choosing the backward-filter algorithm");
-            int k = 0;
-            while (k < count && (perf[k].status != CUDNN_STATUS_SUCCESS ||
-                                 !math_ok(perf[k].mathType) || perf[k].memory > WORKSPACE_LIMIT))
-                k++;
-            if (k == count)
-                return lm_fail(LM_ERR_DEVICE, "cuDNN offers no backward-filter algorithm");
+            int k = pick(perf, count);
+            if (k < 0) return lm_fail(LM_ERR_DEVICE, "cuDNN offers no backward-filter algorithm");
             p->bwd_filter = perf[k].algo;
             p->bwd_filter_ws = perf[k].memory;
             p->found_filter = true;

@@ -5,6 +5,10 @@
 
 #include "cuda_backend.h"
 
+extern "C" {
+#include "lm_scalar_ops.h"
+}
+
 namespace {
 
 __device__ __forceinline__ double warp_sum(double v) {
@@ -170,28 +174,7 @@ __global__ void gather_kernel(float *out, const float *x, const int32_t *idx, in
 
 __global__ void topk_kernel(float *values, int32_t *indices, const float *x, int64_t rows,
                             int64_t cols, int64_t k, bool largest) {
-    CU_GRID_LOOP(r, rows) {
-        const float *row = x + r * cols;
-        float *bv = values + r * k;
-        int32_t *bi = indices + r * k;
-        int64_t have = 0;
-        for (int64_t c = 0; c < cols; c++) {
-            float v = largest ? -row[c] : row[c];
-            if (v != v) continue;
-            if (have == k && v >= bv[have - 1]) continue;
-            int64_t pos = have < k ? have++ : k - 1;
-            while (pos > 0 && bv[pos - 1] > v) {
-                bv[pos] = bv[pos - 1];
-                bi[pos] = bi[pos - 1];
-                pos--;
-            }
-            bv[pos] = v;
-            bi[pos] = (int32_t)c;
-        }
-        for (int64_t t = have; t < k; t++) bv[t] = INFINITY, bi[t] = -1;
-        if (largest)
-            for (int64_t t = 0; t < k; t++) bv[t] = -bv[t];
-    }
+    CU_GRID_LOOP(r, rows) lm_topk_row(x + r * cols, cols, k, largest, values + r * k, indices + r * k);
 }
 
 __global__ void one_hot_kernel(float *out, const int32_t *labels, int64_t stride, int64_t classes,

@@ -63,15 +63,7 @@ static lm_status random_launch(lm_random_kind kind, lm_tensor *out, uint64_t see
     RandomJob j;
     j.x = x;
     j.prod = prod;
-    /* out's own order, size-1 dims and all: element i is always counter i */
-    j.it.nops = 1;
-    j.it.numel = lm_tensor_numel(out);
-    j.it.ndim = out->ndim ? out->ndim : 1;
-    for (int d = 0; d < out->ndim; d++) {
-        j.it.shape[d] = out->shape[d];
-        j.it.strides[0][d] = out->strides[d];
-    }
-    if (!out->ndim) j.it.shape[0] = 1, j.it.strides[0][0] = 1;
+    cpu_iter_init_ordered(&j.it, out); /* element i is always counter i */
     j.out = cu_f32(out);
     j.kind = kind;
     j.seed = seed;

@@ -26,13 +26,10 @@ local function exists(path)
   return false
 end
 
---- Runs stages 2-7 and returns the metrics table (also in out/metrics.json).
-function study.run(c)
-  local opts, d, out = c, c.data, c.out
-  local train_set, test_set, net, recorder = c.train, c.test, c.net, c.recorder
-  local snapshots, traj_index = c.snapshots or {}, c.trajectory_index
-  local timings = c.timings or {}
-  local stage = c.stage or function(name, fn)
+--- A stage runner for experiments: stage(name, fn) prints the name, runs fn,
+--- records its seconds in timings[name] and returns fn's results.
+function study.stage_timer(timings)
+  return function(name, fn)
     print("== " .. name)
     local t = lm.clock()
     local results = table.pack(fn())
@@ -40,6 +37,15 @@ function study.run(c)
     print(string.format("   %s: %.1f s", name, timings[name]))
     return table.unpack(results, 1, results.n)
   end
+end
+
+--- Runs stages 2-7 and returns the metrics table (also in out/metrics.json).
+function study.run(c)
+  local opts, d, out = c, c.data, c.out
+  local train_set, test_set, net, recorder = c.train, c.test, c.net, c.recorder
+  local snapshots, traj_index = c.snapshots or {}, c.trajectory_index
+  local timings = c.timings or {}
+  local stage = c.stage or study.stage_timer(timings)
   local device = c.device or "cpu"
   local test_name = c.test_name or "test set"
   local bw = c.bw
