@@ -50,6 +50,7 @@ void l_register_autograd(lua_State *L);
 void l_register_nn(lua_State *L);
 void l_register_data(lua_State *L);
 void l_register_plot(lua_State *L);
+void l_register_encode(lua_State *L);
 
 int lm_lua_open(lua_State *L); /* the body of luaopen_lumen */
 

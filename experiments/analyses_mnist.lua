@@ -20,6 +20,8 @@
 --   violins.png               e_hat of correct and wrong test samples per class
 --   risk_coverage.png         accuracy when rejecting the least confident inputs
 --   detection.md              how well each score flags errors, noise and FGSM inputs
+--   atlas.html                the interactive map with the constellations and FGSM
+--                             paths as overlays, units sorted by the decoded E[h|H_k]
 local lm = require 'lumen'
 local cli = require 'lumen.cli'
 local I = lm.introspect
@@ -62,7 +64,7 @@ est:evaluate()
 local layer_sizes = {}
 for k = 1, #recorder.layers do layer_sizes[k] = 200 end
 
-local H_train = recorder:record_set(train_set.x)
+local H_train, Y_train = recorder:record_set(train_set.x)
 local Z_train = vae:encode_all(H_train)
 local H_test, Y_test = recorder:record_set(test.x)
 local Z_test = vae:encode_all(H_test)
@@ -177,6 +179,7 @@ do
 end
 
 -- ---- 4. noise constellations (Fig. 5) ---------------------------------------------------------------
+local constellation -- Net1's, for the atlas
 local sigmas = {0.05, 0.1, 0.2, 0.3}
 local sweep = {0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0}
 local function constellation_panel(fig, rect, rec, ae, estimator, title)
@@ -211,7 +214,7 @@ local function constellation_panel(fig, rect, rec, ae, estimator, title)
   ax:scatter({cz[1]}, {cz[2]}, {color = 0xFFFFFFFF, radius = 6, outline = 0x000000FF})
   legend_items[#legend_items + 1] = {"clean image (arrows: to each cloud's mean)", 0x000000FF}
   ax:legend(legend_items, "below")
-  return stats
+  return stats, c
 end
 do
   -- a Net1 trained with domain randomisation (docs/analyses/noise.md): its
@@ -248,7 +251,7 @@ do
     title = string.format("Noise constellations of test image %d (a %s): 200 noisy copies per sigma; background: estimated log10 error (yellow: high)",
       opts.noise_sample, d.classes[test.y[opts.noise_sample]])}
   local noise_results = {sample = opts.noise_sample}
-  noise_results.standard = constellation_panel(nfig, {70, 60, 460, 460}, recorder, vae, est, "Net1")
+  noise_results.standard, constellation = constellation_panel(nfig, {70, 60, 460, 460}, recorder, vae, est, "Net1")
   if noisy then
     noise_results.noise_trained = constellation_panel(nfig, {630, 60, 460, 460}, noisy.recorder, noisy.vae,
       noisy.est, "Net1 trained with noise (sigma in [0, 1])")
@@ -273,7 +276,8 @@ end
 
 -- ---- 5. targeted FGSM paths (Fig. 6) ------------------------------------------------------------
 local sample = opts.fgsm_sample
-results.fgsm = A.fgsm_figure(opts.out .. "/fgsm_paths.png", {net = net, recorder = recorder, vae = vae,
+local fgsm_paths
+results.fgsm, fgsm_paths = A.fgsm_figure(opts.out .. "/fgsm_paths.png", {net = net, recorder = recorder, vae = vae,
   est = est, x = test.x:narrow(1, sample, 1), label = test.y[sample], classes = d.classes,
   steps = opts.fgsm_steps, eps = opts.fgsm_eps,
   title = string.format("Targeted FGSM from test sample %d (a %s): %d steps of %.3g", sample,
@@ -401,12 +405,33 @@ lm.write_file(opts.out .. "/detection.md",
   "# Detection benchmark\n\n" .. results.detection_note .. "\n\n" .. table.concat(md, "\n") .. "\n")
 print(table.concat(md, "\n"))
 
+-- ---- the atlas, with the constellations and FGSM paths as overlays ------------------------------------
+do
+  local overlays = {}
+  for k, b in ipairs(constellation.by_sigma) do
+    overlays[#overlays + 1] = {name = string.format("noise constellation of test %d (a %s), sigma %.2f", opts.noise_sample,
+      d.classes[test.y[opts.noise_sample]], b.sigma),
+      kind = "points", z = b.z, color = plot.with_alpha(plot.viridis(0.15 + 0.8 * (k - 1) / (#constellation.by_sigma - 1)), 0.8)}
+  end
+  for _, p in ipairs(fgsm_paths) do
+    overlays[#overlays + 1] = {name = string.format("FGSM path of test %d (a %s) to class %s%s", sample,
+      d.classes[test.y[sample]], d.classes[p.target],
+      p.flip and (" (flips at step " .. p.flip .. ")") or " (target not reached)"), kind = "path", z = p.z,
+      color = plot.CLASS_COLORS[p.target]}
+  end
+  local study = require 'lumen.introspect.study'
+  study.atlas(opts.out .. "/atlas.html", {name = "Net1", data = d, recorder = recorder, est = est, Eh = Eh,
+    train = train_set, test = test, H_train = H_train, Y_train = Y_train, Z_train = Z_train,
+    H_test = H_test, Y_test = Y_test, Z_test = Z_test, overlays = overlays})
+end
+
 results.seconds = lm.clock() - t_start
 lm.json.write(opts.out .. "/analyses.json", results)
 local html = {"<!doctype html><html><head><meta charset='utf-8'><title>Lumen: analyses of Net1</title>",
   "<style>body{font-family:sans-serif;max-width:1150px;margin:2em auto}img{max-width:100%;border:1px solid #ddd}</style></head><body>",
   "<h1>Analyses of Net1 on " .. d.name .. "</h1><p>Numbers: <a href='analyses.json'>analyses.json</a>, " ..
-  "<a href='detection.md'>detection.md</a></p>"}
+  "<a href='detection.md'>detection.md</a>; the interactive <a href='atlas.html'>atlas</a> with the constellations " ..
+  "and FGSM paths as overlays</p>"}
 for _, f in ipairs{"expected_activations.png", "brainbow.png", "sample_patterns.png", "sample_points.png",
     "noise_constellations.png", "fgsm_paths.png", "violins.png", "risk_coverage.png"} do
   html[#html + 1] = string.format("<h2>%s</h2><img src='%s'>", f, f)

@@ -77,14 +77,14 @@ describe("experiments", function()
     if fh then fh:close() end
     ok, err, RESULT = map_ok, map_err, map_result
     local have = {}
-    for _, f in ipairs{"index.html", "map_test.png", "map_error.png", "autoencoder.safetensors"} do
+    for _, f in ipairs{"index.html", "atlas.html", "map_test.png", "map_error.png", "autoencoder.safetensors"} do
       local fh = io.open(dir .. "/out/" .. f, "rb")
       have[#have + 1] = fh and f or nil
       if fh then fh:close() end
     end
     os.execute("rm -rf " .. dir)
     truthy(ok, err)
-    eq(#have, 4, "files written: " .. table.concat(have, ", "))
+    eq(#have, 5, "files written: " .. table.concat(have, ", "))
     eq(RESULT.model, "Net2")
     truthy(RESULT.classifier_test_accuracy_first1000 ~= nil, "the test accuracy is reported")
     truthy(fok, ferr)
@@ -128,7 +128,7 @@ describe("experiments", function()
        "--fgsm-steps", "20", "--detection-samples", "100", "--noise-sample", "3", "--noisy", "skip"})
     local analyses = RESULT
     local afiles = {}
-    for _, f in ipairs{"index.html", "analyses.json", "detection.md", "expected_activations.png", "brainbow.png",
+    for _, f in ipairs{"index.html", "atlas.html", "analyses.json", "detection.md", "expected_activations.png", "brainbow.png",
       "fgsm_paths.png", "violins.png", "risk_coverage.png", "sample_patterns.png", "sample_points.png",
       "noise_constellations.png"} do
       local fh = io.open(dir .. "/analyses/" .. f, "rb")
@@ -136,7 +136,7 @@ describe("experiments", function()
     end
     ok, err, RESULT = main_ok, main_err, main_result
     local files = {}
-    for _, f in ipairs{"index.html", "metrics.json", "map_train.png", "map_test.png", "map_error.png",
+    for _, f in ipairs{"index.html", "atlas.html", "metrics.json", "map_train.png", "map_test.png", "map_error.png",
       "trajectories.png", "classifier.safetensors", "autoencoder.safetensors", "estimator.safetensors"} do
       local fh = io.open(dir .. "/out/" .. f, "rb")
       files[f] = fh ~= nil
@@ -152,7 +152,7 @@ describe("experiments", function()
     truthy(RESULT.classifier_test_accuracy > 0.2, "the classifier learned the generated classes: "
       .. RESULT.classifier_test_accuracy)
     truthy(aok, aerr)
-    eq(#afiles, 11, "analyses files: " .. table.concat(afiles, ", "))
+    eq(#afiles, 12, "analyses files: " .. table.concat(afiles, ", "))
     local c = analyses.expected_activations.decoded_vs_class_means
     truthy(c.correlation == c.correlation and c.relative_error >= 0, "decoded vs direct compared")
     local units = 0

@@ -300,7 +300,8 @@ end
 --- class o.label) to every other class, over the estimated error, zoomed on
 --- the paths. o: net, recorder, vae, est, x, label, classes (names), steps,
 --- eps, title. Returns {label, eps, steps, targets = {name -> {flip_step,
---- success, final_prediction}}, success_rate, start_prediction}.
+--- success, final_prediction}}, success_rate, start_prediction}, and the
+--- paths {{target, z = [steps + 1, 2], flip}, ...}.
 function A.fgsm_figure(path, o)
   local plot = lm.plot
   local K = #o.classes
@@ -316,7 +317,7 @@ function A.fgsm_figure(path, o)
         xs[i], ys[i] = z[1], z[2]
         lo_x, hi_x, lo_y, hi_y = math.min(lo_x, z[1]), math.max(hi_x, z[1]), math.min(lo_y, z[2]), math.max(hi_y, z[2])
       end
-      paths[#paths + 1] = {target = target, xs = xs, ys = ys, flip = p.flip}
+      paths[#paths + 1] = {target = target, xs = xs, ys = ys, flip = p.flip, z = p.z}
       if p.flip then reached = reached + 1 end
       targets[o.classes[target]] = {flip_step = p.flip, success = p.flip ~= nil,
         final_prediction = o.classes[p.predictions[#p.predictions]]}
@@ -343,7 +344,7 @@ function A.fgsm_figure(path, o)
   ax:legend(legend, "lower left")
   fig:save(path)
   return {label = o.classes[o.label], start_prediction = o.classes[out0:argmax(2):item()], eps = o.eps,
-    steps = o.steps, targets = targets, success_rate = reached / (K - 1)}
+    steps = o.steps, targets = targets, success_rate = reached / (K - 1)}, paths
 end
 
 -- ---- reliability ------------------------------------------------------------------------------------

@@ -62,9 +62,12 @@ function Recorder:record(x)
   local out = lm.no_grad(function() return self.model(x) end)
   self.active = false
   self.model:train(was)
-  local parts = {}
-  for k = 1, #self.layers do parts[k] = self.outputs[k]:reshape(x:size(1), -1) end
-  self.outputs = {}
+  local parts, sizes = {}, {}
+  for k = 1, #self.layers do
+    parts[k] = self.outputs[k]:reshape(x:size(1), -1)
+    sizes[k] = parts[k]:size(2)
+  end
+  self.outputs, self.layer_sizes = {}, sizes -- the units of each recorded layer, in order
   return lm.cat(parts, 2), out
 end
 

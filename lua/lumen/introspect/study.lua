@@ -13,6 +13,7 @@
 --     out = "results/run", stage = stage_fn,      -- stage(name, fn) times a stage
 --     ae_epochs = 20, est_epochs = 20, mmd_weight = 500, bw = {0.1, 1, ...},
 --     seed = 1, device = "cpu" | "cuda",          -- where the map is trained
+--     image_range = {0, 1}, overlays = {...},     -- for atlas.html (see atlas.lua)
 --   }
 local lm = require 'lumen'
 local I = require 'lumen.introspect'
@@ -39,7 +40,36 @@ function study.stage_timer(timings)
   end
 end
 
---- Runs stages 2-7 and returns the metrics table (also in out/metrics.json).
+--- Writes the interactive atlas (lumen.introspect.atlas) of a study to `path`:
+--- the training and test maps with their images, the test activations in the
+--- reordered network, the estimator's error map, and o.overlays. Units are
+--- sorted by o.Eh [K, Nh] (E[h|H_k], e.g. decoded from the map), or else by
+--- the direct class means of the training recording. Returns the page's bytes.
+function study.atlas(path, o)
+  local A = require 'lumen.introspect.analyses'
+  local atlas = require 'lumen.introspect.atlas'
+  local d = o.data
+  local Eh = o.Eh or A.class_means(o.H_train, o.train.y, #d.classes)
+  local sizes = o.recorder.layer_sizes
+  local function set(name, s, Z, Yhat, H)
+    return {name = name, z = Z, labels = s.y, predicted = Yhat:argmax(2), log10_error = I.estimate(o.est, Z):to("cpu"),
+      images = s.x, image_range = o.image_range, activations = H}
+  end
+  -- the estimated log10 error over [-4, 4]^2, row 1 at the bottom
+  local G, pts, heat = 80, {}, {}
+  for i = 1, G do for j = 1, G do pts[#pts + 1] = {-4 + (j - 0.5) * 8 / G, -4 + (i - 0.5) * 8 / G} end end
+  local vals = I.estimate(o.est, lm.tensor(pts)):to("cpu"):totable()
+  for i = 1, G do heat[i] = {} for j = 1, G do heat[i][j] = vals[(i - 1) * G + j] end end
+  local bytes = atlas.write(path, {
+    title = o.name .. " on " .. d.name, classes = d.classes,
+    sets = {set("train", o.train, o.Z_train, o.Y_train), set(o.test_name or "test", o.test, o.Z_test, o.Y_test, o.H_test)},
+    network = {layer_sizes = sizes, orders = A.sort_units(Eh, sizes), unit_classes = A.unit_classes(Eh):totable()},
+    heat = {values = heat, lim = 4}, overlays = o.overlays})
+  print(string.format("   atlas: %s (%.1f MB)", path, bytes / 2 ^ 20))
+  return bytes
+end
+
+--- Runs stages 2-8 and returns the metrics table (also in out/metrics.json).
 function study.run(c)
   local opts, d, out = c, c.data, c.out
   local train_set, test_set, net, recorder = c.train, c.test, c.net, c.recorder
@@ -194,7 +224,15 @@ function study.run(c)
 
   lm.json.write(opts.out .. "/metrics.json", metrics)
 
-  -- ---- 7. report ---------------------------------------------------------------------------------------
+  -- ---- 7. the interactive atlas --------------------------------------------------------------------
+  stage("atlas", function()
+    study.atlas(opts.out .. "/atlas.html", {name = c.name, data = d, recorder = recorder, est = est,
+      train = train_set, test = test_set, test_name = test_name, image_range = c.image_range,
+      H_train = H_train, Y_train = Y_train, Z_train = Z_train, H_test = H_test, Y_test = Y_test, Z_test = Z_test,
+      overlays = c.overlays})
+  end)
+
+  -- ---- 8. report ---------------------------------------------------------------------------------------
   local html = {[[<!doctype html><html><head><meta charset="utf-8"><title>Lumen: introspection of ]] .. c.name .. [[</title>
   <style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}img{max-width:49%;border:1px solid #ddd}
   table{border-collapse:collapse}td{padding:2px 12px;border-bottom:1px solid #eee}</style></head><body>]],
@@ -210,6 +248,9 @@ function study.run(c)
     metrics.latent_mean[1], metrics.latent_mean[2], metrics.latent_std[1], metrics.latent_std[2])
   for _, f in ipairs{"map_train.png", "map_test.png", "map_error.png", "trajectories.png", "classifier_run/learning_curve.png"} do
     if exists(opts.out .. "/" .. f) then html[#html + 1] = string.format('<img src="%s" alt="%s">', f, f) end
+  end
+  if exists(opts.out .. "/atlas.html") then
+    html[#html + 1] = '<p><a href="atlas.html">Open the interactive activation atlas</a> (pan, zoom, hover a point for its input).</p>'
   end
   html[#html + 1] = "</body></html>\n"
   lm.write_file(opts.out .. "/index.html", table.concat(html, "\n"))

@@ -1,0 +1,172 @@
+-- The interactive activation atlas: one self-contained HTML page (no network,
+-- every byte inlined) showing an activation map on a canvas. Pan and zoom,
+-- colour by class / correctness / log10(e_hat), hover a point for its input
+-- image, labels and e_hat, click it for its activation pattern in the
+-- reordered network, toggle overlays (noise constellations, FGSM paths).
+--
+--   atlas.write("results/run/atlas.html", {
+--     title = "Net1 on MNIST", classes = {"0", ..., "9"},
+--     sets = {                                   -- drawn in this order
+--       {name = "train", z = Z [N, 2], labels = y [N], predicted = p [N],
+--        log10_error = e [N], images = X [N, ...]},
+--       {name = "test", ..., activations = H [N, Nh]},   -- optional
+--     },
+--     network = {layer_sizes = {200, ...}, orders = {{...}, ...},
+--                unit_classes = {...}},         -- optional, for activations
+--     heat = {values = {{...}, ...}, lim = 4},   -- optional log10 e_hat grid
+--     overlays = {{name = "...", z = [n, 2], kind = "path" | "points",
+--                  color = 0xRRGGBBAA}, ...},    -- optional; z may be {{x, y}, ...}
+--   })
+--
+-- Bulk data (latents, labels, images, activations) travels as zlib streams in
+-- base64, in chunks of `chunk_rows` rows that the page inflates on first use
+-- (DecompressionStream), so 70,000 points with their images open in seconds.
+-- Activations are stored per unit scaled to 0..255 over the set (min to max):
+-- a pattern shows how strongly each unit fires relative to its own range.
+local lm = require 'lumen'
+local json = require 'lumen.json'
+local plot = require 'lumen.plot'
+local page = require 'lumen.introspect.atlas_page'
+
+local atlas = {}
+
+local function fail(msg, ...) error("atlas.write: " .. string.format(msg, ...), 3) end
+
+local function packed(t, fmt, level)
+  return lm.base64(lm.deflate(lm.encode(t, fmt), level or 6))
+end
+
+-- Rows of a 2-D (or more) tensor in chunks, each packed on its own.
+local function chunks(t, rows, fmt)
+  local out, n = {}, t:size(1)
+  for start = 1, n, rows do
+    out[#out + 1] = packed(t:narrow(1, start, math.min(rows, n - start + 1)):contiguous(), fmt)
+  end
+  return out
+end
+
+local function color_hex(c)
+  return string.format("#%06x", c >> 8)
+end
+
+local function check_rows(set, field, t, n, dims)
+  if not lm.is_tensor(t) then fail("set '%s': %s must be a tensor, got a %s", set.name, field, type(t)) end
+  if t:size(1) ~= n then fail("set '%s': %s has %d rows, z has %d", set.name, field, t:size(1), n) end
+  if dims and t:dim() ~= dims then fail("set '%s': %s must have %d dimensions, got %d", set.name, field, dims, t:dim()) end
+end
+
+-- The image layout {channels, height, width} of rows of `images`.
+local function image_shape(set)
+  local x = set.images
+  if set.image_shape then return set.image_shape end
+  if x:dim() == 4 then return {x:size(2), x:size(3), x:size(4)} end
+  if x:dim() == 3 then return {1, x:size(2), x:size(3)} end
+  local side = math.floor(math.sqrt(x:size(2)) + 0.5)
+  if x:dim() == 2 and side * side == x:size(2) then return {1, side, side} end
+  fail("set '%s': give image_shape = {channels, height, width} for images of shape %s", set.name,
+    table.concat(x:shape(), "x"))
+end
+
+local function encode_set(set, o, network)
+  if type(set) ~= "table" then fail("each set must be a table, got a %s", type(set)) end
+  if type(set.name) ~= "string" then fail("each set needs a name") end
+  local z = set.z
+  if not lm.is_tensor(z) or z:dim() ~= 2 or z:size(2) ~= 2 then
+    fail("set '%s': z must be an [N, 2] tensor", set.name)
+  end
+  z = z:to("cpu"):float()
+  local n = z:size(1)
+  local rows = o.chunk_rows
+  local out = {name = set.name, n = n, z = packed(z, "float32")}
+  for _, f in ipairs{"labels", "predicted"} do
+    local t = set[f]
+    check_rows(set, f, t, n, 1)
+    t = t:to("cpu")
+    if n > 0 and (t:min():item() < 1 or t:max():item() > #o.classes) then
+      fail("set '%s': %s must lie in 1..%d (the classes)", set.name, f, #o.classes)
+    end
+    out[f] = packed(t - 1, "uint8")
+  end
+  if set.log10_error then
+    check_rows(set, "log10_error", set.log10_error, n)
+    out.log10_error = packed(set.log10_error:to("cpu"):float():reshape(n), "float32")
+  end
+  if set.images then
+    check_rows(set, "images", set.images, n)
+    local shape = image_shape(set)
+    local flat = set.images:to("cpu"):reshape(n, -1)
+    if flat:size(2) ~= shape[1] * shape[2] * shape[3] then
+      fail("set '%s': images have %d values a row, image_shape says %d", set.name, flat:size(2),
+        shape[1] * shape[2] * shape[3])
+    end
+    local lo, hi = table.unpack(set.image_range or {0, 1})
+    out.image = {channels = shape[1], height = shape[2], width = shape[3],
+      chunks = chunks((flat - lo) * (255 / (hi - lo)), rows, "uint8")}
+  end
+  if set.activations then
+    if not network then fail("set '%s' has activations but the atlas has no network", set.name) end
+    local H = set.activations:to("cpu"):float()
+    check_rows(set, "activations", H, n, 2)
+    if H:size(2) ~= network.units then
+      fail("set '%s': activations have %d units, the network's layers %d", set.name, H:size(2), network.units)
+    end
+    local lo = H:min(1)
+    local range = (H:max(1) - lo):clamp(1e-12)
+    out.activations = {chunks = chunks((H - lo) / range * 255, rows, "uint8")}
+  end
+  return out
+end
+
+local function encode_network(net)
+  if not net then return nil end
+  if type(net.layer_sizes) ~= "table" or #net.layer_sizes == 0 then
+    fail("network.layer_sizes must list the units of each recorded layer")
+  end
+  local units = 0
+  for _, s in ipairs(net.layer_sizes) do units = units + s end
+  local orders = net.orders
+  if orders then
+    if #orders ~= #net.layer_sizes then fail("network.orders has %d layers, layer_sizes %d", #orders, #net.layer_sizes) end
+    for l, ord in ipairs(orders) do
+      if #ord ~= net.layer_sizes[l] then fail("network.orders[%d] has %d units, the layer %d", l, #ord, net.layer_sizes[l]) end
+    end
+  end
+  return {layer_sizes = net.layer_sizes, units = units, orders = orders, unit_classes = net.unit_classes}
+end
+
+--- Writes the atlas page to `path` (atomically) and returns its size in bytes.
+function atlas.write(path, spec)
+  if type(path) ~= "string" then fail("path must be a string, got a %s", type(path)) end
+  if type(spec) ~= "table" then fail("spec must be a table, got a %s", type(spec)) end
+  if type(spec.classes) ~= "table" or #spec.classes == 0 then fail("spec.classes must list the class names") end
+  if type(spec.sets) ~= "table" or #spec.sets == 0 then fail("spec.sets must hold at least one set of points") end
+  local o = {classes = spec.classes, chunk_rows = spec.chunk_rows or 2000}
+  local network = encode_network(spec.network)
+  local colors = {}
+  for k = 1, #spec.classes do colors[k] = color_hex((spec.colors or plot.CLASS_COLORS)[(k - 1) % 10 + 1]) end
+  local data = {title = spec.title or "Activation atlas", classes = spec.classes, colors = colors,
+    chunk_rows = o.chunk_rows, sets = {}, network = network, overlays = {}}
+  for i, set in ipairs(spec.sets) do data.sets[i] = encode_set(set, o, network) end
+  if spec.heat then
+    local v = spec.heat.values
+    if type(v) ~= "table" or type(v[1]) ~= "table" then fail("heat.values must be a grid (a table of rows)") end
+    data.heat = {values = v, lim = spec.heat.lim or 4}
+  end
+  for i, ov in ipairs(spec.overlays or {}) do
+    local z = ov.z
+    if type(z) == "table" and not lm.is_tensor(z) then z = lm.tensor(z) end
+    if not lm.is_tensor(z) or z:dim() ~= 2 or z:size(2) ~= 2 then
+      fail("overlay %d ('%s'): z must be an [n, 2] tensor or a list of {x, y}", i, tostring(ov.name))
+    end
+    if ov.kind and ov.kind ~= "points" and ov.kind ~= "path" then
+      fail("overlay %d ('%s'): kind must be 'points' or 'path', got '%s'", i, tostring(ov.name), tostring(ov.kind))
+    end
+    data.overlays[i] = {name = ov.name or ("overlay " .. i), kind = ov.kind or "points",
+      color = color_hex(ov.color or 0x000000FF), z = z:to("cpu"):totable()}
+  end
+  local html = page.render(data.title, json.encode(data))
+  lm.write_file(path, html)
+  return #html
+end
+
+return atlas

@@ -1,0 +1,138 @@
+-- The activation atlas: byte encodings, the page's data, its errors, and the
+-- page itself in headless Chromium (tests/browser/atlas_check.py).
+local lm = require 'lumen'
+local atlas = require 'lumen.introspect.atlas'
+local json = require 'lumen.json'
+
+local OUT = os.getenv("LUMEN_TEST_OUT") or "/tmp"
+
+describe("byte encodings", function()
+  it("base64 matches RFC 4648's test vectors", function()
+    local want = {[""] = "", f = "Zg==", fo = "Zm8=", foo = "Zm9v", foob = "Zm9vYg==", fooba = "Zm9vYmE=",
+      foobar = "Zm9vYmFy"}
+    for s, b in pairs(want) do eq(lm.base64(s), b, s) end
+    eq(lm.base64("\0\255\128"), "AP+A")
+  end)
+  it("encodes values as uint8 (rounded, clamped, NaN as 0), float32 and int32", function()
+    eq(lm.encode(lm.tensor{-3, 0.4, 0.6, 254.7, 1000, 0 / 0}, "uint8"), "\0\0\1\255\255\0")
+    local f = lm.encode(lm.tensor{{1.5, -2}, {3, 4}}:t(), "float32")     -- a transposed view
+    same({string.unpack("<ffff", f)}, {1.5, 3, -2, 4, 17})
+    same({string.unpack("<i4i4", lm.encode(lm.tensor{7.9, -7.9}, "int32"))}, {7, -7, 9})
+    same({string.unpack("<f", lm.encode(lm.tensor({5}, "int32"), "float32"))}, {5, 5})
+    raises(function() lm.encode(lm.tensor{3e9}, "int32") end, "does not fit in int32")
+    raises(function() lm.encode(lm.tensor{1}, "int8") end, "invalid option 'int8'")
+  end)
+  it("deflates to a zlib stream that zlib reads back", function()
+    local s = string.rep("lumen ", 2000) .. "end"
+    local z = lm.deflate(s, 9)
+    truthy(#z < #s / 20, "compressed")
+    eq(z:byte(1), 0x78, "zlib header")
+    local path = OUT .. "/lumen_deflate.bin"
+    local f = assert(io.open(path, "wb")); f:write(z); f:close()
+    local p = io.popen("/usr/bin/python3 -c 'import sys, zlib; sys.stdout.write(zlib.decompress(open(sys.argv[1], \"rb\").read()).decode())' " .. path)
+    local back = p:read("a"); p:close()
+    eq(back, s)
+    raises(function() lm.deflate("x", 10) end, "level must be -1..9")
+  end)
+end)
+
+-- A small atlas with three classes, 8x8 images and two 10-unit layers.
+local function small_spec(n)
+  lm.manual_seed(3)
+  local labels, pred = {}, {}
+  for i = 1, n do
+    labels[i] = (i - 1) % 3 + 1
+    pred[i] = i % 7 == 0 and labels[i] % 3 + 1 or labels[i]
+  end
+  local y = lm.tensor(labels, 'int32')
+  local z = lm.tensor{{-2, 0}, {2, 0}, {0, 2.5}}:index_select(y) + lm.randn(n, 2) * 0.5
+  return {title = "three blobs", classes = {"alpha", "beta", "gamma"},
+    sets = {{name = "test", z = z, labels = y, predicted = lm.tensor(pred, 'int32'),
+      log10_error = lm.randn(n) - 2, images = lm.rand(n, 64), activations = lm.randn(n, 20)}},
+    network = {layer_sizes = {10, 10}, orders = {{10, 9, 8, 7, 6, 5, 4, 3, 2, 1}, {11, 12, 13, 14, 15, 16, 17, 18, 19, 20}},
+      unit_classes = {1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2}},
+    heat = {values = {{-3, -2}, {-1, 0}}, lim = 4},
+    overlays = {{name = "a path", kind = "path", z = lm.tensor{{0, 0}, {1, 1}, {2, 0}}, color = 0xFF0000FF}},
+    chunk_rows = 64}
+end
+
+local function page_data(path)
+  local f = assert(io.open(path)); local html = f:read("a"); f:close()
+  local text = html:match('<script id="atlas%-data" type="application/json">(.-)</script>')
+  return json.decode((text:gsub("<\\/", "</"))), html
+end
+
+describe("atlas.write", function()
+  it("writes one self-contained page with every set in chunks", function()
+    local path = OUT .. "/lumen_atlas_unit.html"
+    local bytes = atlas.write(path, small_spec(150))
+    local d, html = page_data(path)
+    eq(#html, bytes)
+    eq(html:find("https?://"), nil, "no network address in the page")
+    eq(d.title, "three blobs")
+    eq(#d.sets, 1)
+    eq(d.sets[1].n, 150)
+    eq(#d.sets[1].image.chunks, 3, "150 rows in chunks of 64")
+    eq(#d.sets[1].activations.chunks, 3)
+    same({d.sets[1].image.channels, d.sets[1].image.height, d.sets[1].image.width}, {1, 8, 8})
+    eq(d.network.units, 20)
+    eq(d.colors[1], "#1f77b4")
+    eq(d.overlays[1].kind, "path")
+    same(d.overlays[1].z, {{0, 0}, {1, 1}, {2, 0}}, 1e-6)
+    eq(lm.base64(lm.deflate(lm.encode(lm.tensor{1, 2, 3}, "uint8"))), lm.base64(lm.deflate("\1\2\3")))
+  end)
+  it("says what is wrong with a spec", function()
+    local function bad(mutate, needle)
+      local s = small_spec(20)
+      mutate(s)
+      raises(function() atlas.write(OUT .. "/lumen_atlas_bad.html", s) end, needle)
+    end
+    bad(function(s) s.sets = {} end, "spec.sets must hold at least one set")
+    bad(function(s) s.classes = nil end, "spec.classes must list the class names")
+    bad(function(s) s.sets[1].z = lm.zeros(20, 3) end, "set 'test': z must be an [N, 2] tensor")
+    bad(function(s) s.sets[1].labels = lm.ones(19) end, "set 'test': labels has 19 rows, z has 20")
+    bad(function(s) s.sets[1].predicted = lm.full({20}, 4, 'int32') end, "predicted must lie in 1..3")
+    bad(function(s) s.sets[1].images = lm.zeros(20, 10) end, "give image_shape")
+    bad(function(s) s.sets[1].activations = lm.zeros(20, 7) end, "activations have 7 units, the network's layers 20")
+    bad(function(s) s.network = nil end, "has activations but the atlas has no network")
+    bad(function(s) s.network.orders[2] = {11, 12} end, "network.orders[2] has 2 units")
+    bad(function(s) s.overlays[1].z = lm.zeros(3) end, "overlay 1 ('a path'): z must be an [n, 2] tensor or a list of {x, y}")
+    raises(function() atlas.write(OUT .. "/x.html") end, "spec must be a table")
+  end)
+end)
+
+describe("the atlas in a browser", function()
+  it("hovers, clicks, zooms and recolours a known point (headless Chromium)", function()
+    local spec = small_spec(150)
+    local path, dir = OUT .. "/lumen_atlas_browser.html", OUT .. "/lumen_atlas_shots"
+    os.execute("mkdir -p '" .. dir .. "'")
+    atlas.write(path, spec)
+    -- what the page must show for test point 14 (misclassified: 14 % 7 == 0)
+    local set, i = spec.sets[1], 14
+    local image = {}
+    for k, v in ipairs(set.images[i]:totable()) do image[k] = math.max(0, math.min(255, math.floor(v * 255 + 0.5))) end
+    local H = set.activations
+    local lo, hi = H:min(1), H:max(1)
+    local acts = {}
+    for u, v in ipairs(H[i]:totable()) do
+      local l, h = lo:view(-1)[u], hi:view(-1)[u]
+      acts[u] = math.floor((v - l) / (h - l) * 255 + 0.5)
+    end
+    local classes = spec.classes
+    local expect = {sets = {"test"}, set = "test", index = i, ["true"] = classes[set.labels[i]],
+      predicted = classes[set.predicted[i]], e_hat = 10 ^ set.log10_error[i], image = image, activations = acts}
+    truthy(expect["true"] ~= expect.predicted, "the chosen point is misclassified")
+    lm.json.write(OUT .. "/lumen_atlas_expect.json", expect)
+    local cmd = string.format("/usr/bin/python3 tests/browser/atlas_check.py '%s' '%s' '%s' 2>&1", path,
+      OUT .. "/lumen_atlas_expect.json", dir)
+    local p = io.popen(cmd)
+    local output = p:read("a")
+    local ok, _, code = p:close()
+    if code == 77 then
+      print("    " .. output:gsub("\n$", ""))
+      return
+    end
+    truthy(ok, "browser check failed:\n" .. output)
+    truthy(output:find("modes, zoom and screenshots ok", 1, true), output)
+  end)
+end)
