@@ -138,6 +138,76 @@ static char *read_line(const char *prompt) {
 
 static char history_path[1024];
 
+#ifdef LUMEN_USE_READLINE
+/* ---- tab completion: lumen.repl.complete(line before the cursor) -------------------------------- */
+
+static char **completions; /* NULL-terminated, malloc'ed; handed to readline one by one */
+static int completion_next;
+
+static void clear_completions(void) {
+    if (!completions) return;
+    for (int i = 0; completions[i]; i++) free(completions[i]);
+    free(completions);
+    completions = NULL;
+}
+
+static int call_complete(lua_State *L) {
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "lumen.repl");
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "complete");
+    lua_pushvalue(L, 1);
+    lua_call(L, 1, 2);
+    return 2;
+}
+
+/* Asks the Lua side; on any error there are simply no completions. */
+static void compute_completions(void) {
+    clear_completions();
+    lua_State *L = global_L;
+    int top = lua_gettop(L);
+    lua_pushcfunction(L, call_complete);
+    lua_pushlstring(L, rl_line_buffer, (size_t)rl_point);
+    if (lua_pcall(L, 1, 2, 0) == LUA_OK && lua_istable(L, -2)) {
+        lua_Integer n = luaL_len(L, -2);
+        completions = calloc((size_t)n + 1, sizeof *completions);
+        for (lua_Integer i = 0; completions && i < n; i++) {
+            lua_geti(L, -2, i + 1);
+            const char *c = lua_tostring(L, -1);
+            completions[i] = strdup(c ? c : "");
+            lua_pop(L, 1);
+        }
+        const char *append = lua_tostring(L, -1);
+        rl_completion_append_character = append && append[0] ? append[0] : '\0';
+    }
+    lua_settop(L, top);
+}
+
+static char *completion_generator(const char *text, int state) {
+    (void)text; /* the Lua side matched the word already */
+    if (state == 0) {
+        compute_completions();
+        completion_next = 0;
+    }
+    if (!completions || !completions[completion_next]) return NULL;
+    return strdup(completions[completion_next++]);
+}
+
+static char **attempt_completion(const char *text, int start, int end) {
+    (void)start;
+    (void)end;
+    rl_attempted_completion_over = 1; /* never fall back to file names */
+    return rl_completion_matches(text, completion_generator);
+}
+
+static void setup_completion(void) {
+    rl_readline_name = "lumen";
+    /* '.' and ':' end a word, so `lm.nn.Li` completes `Li` in the context `lm.nn` */
+    rl_basic_word_break_characters = " \t\n\"\\'`@$><=;|&{(}[]),.:+-*/%^~#";
+    rl_attempted_completion_function = attempt_completion;
+}
+#endif
+
 static void add_history_line(const char *line) {
 #ifdef LUMEN_USE_READLINE
     if (line[0]) {
@@ -209,6 +279,23 @@ static void print_results(lua_State *L) {
         print_error(lua_pushfstring(L, "error calling 'print' (%s)", lua_tostring(L, -1)));
 }
 
+/* An error in the REPL: the message and the traceback without the frames
+ * every statement has (the chunk itself and the C call into it). */
+static void print_repl_error(const char *msg) {
+    if (!msg) msg = "(error object is not a string)";
+    size_t n = strlen(msg);
+    static const char *const tails[] = {"\n\t[C]: in ?", "\n\tstdin:1: in main chunk"};
+    for (int k = 0; k < 2; k++) {
+        size_t t = strlen(tails[k]);
+        if (n >= t && memcmp(msg + n - t, tails[k], t) == 0) n -= t;
+    }
+    static const char *const bare = "\nstack traceback:";
+    size_t b = strlen(bare);
+    if (n >= b && memcmp(msg + n - b, bare, b) == 0) n -= b; /* nothing left of it */
+    fprintf(stderr, "%.*s\n", (int)n, msg);
+    fflush(stderr);
+}
+
 static void repl(lua_State *L) {
 #ifdef LUMEN_USE_READLINE
     const char *home = getenv("HOME");
@@ -218,6 +305,8 @@ static void repl(lua_State *L) {
         if (f) fclose(f);
         read_history(history_path);
     }
+    global_L = L;
+    setup_completion();
 #endif
     const char *old = progname;
     progname = NULL;
@@ -227,14 +316,16 @@ static void repl(lua_State *L) {
         if (status == LUA_OK)
             print_results(L);
         else {
-            const char *msg = lua_tostring(L, -1);
-            fprintf(stderr, "%s\n", msg ? msg : "(error object is not a string)");
+            print_repl_error(lua_tostring(L, -1));
         }
         lua_settop(L, 0);
     }
     lua_settop(L, 0);
     fputs("\n", stdout);
     progname = old;
+#ifdef LUMEN_USE_READLINE
+    clear_completions();
+#endif
 }
 
 /* ---- main ------------------------------------------------------------------------------------------ */
@@ -266,7 +357,11 @@ static int open_lumen(lua_State *L) {
     lua_getglobal(L, "require");
     lua_pushliteral(L, "lumen");
     int status = docall(L, 1, 1);
-    if (status == LUA_OK) lua_setglobal(L, "lm");
+    if (status == LUA_OK) {
+        lua_getfield(L, -1, "help"); /* help(x) prints the reference entry */
+        lua_setglobal(L, "help");
+        lua_setglobal(L, "lm");
+    }
     return report(L, status);
 }
 

@@ -56,4 +56,7 @@ lm.plot = require 'lumen.plot'
 lm.train = require 'lumen.train'
 lm.introspect = require 'lumen.introspect'
 lm.evaluate = lm.train.evaluate
+
+--- Prints the reference entry of a function, method or module (lumen.help).
+function lm.help(x) return require('lumen.help').help(x) end
 return lm

@@ -1,0 +1,191 @@
+-- help(x): the entry of docs/api.md (embedded in the binary) for a function,
+-- a method or a module, found by name or by value.
+--
+--   help(lm.nn.Linear)      help("x:reshape")      help(lm.optim)
+--
+-- Names follow the reference's conventions: `lm.name`, `lm.nn.functional`'s
+-- functions as `F.name`, methods with the receiver the reference uses
+-- (`x:` tensors, `net:` modules, `opt:` optimisers, `ax:` axes, ...) and the
+-- library modules one requires as `analyses.`, `study.`, `atlas.`.
+local lm = require 'lumen'
+
+local help = {}
+
+local doc_text
+local function doc()
+  doc_text = doc_text or require 'lumen.docs.api'
+  return doc_text
+end
+
+-- The method tables of the classes users hold, with the receiver name the
+-- reference uses. Built on first use (a few tiny objects are made).
+local classes
+local function class_list()
+  if classes then return classes end
+  local p = lm.zeros(1):requires_grad(true)
+  local opt = lm.optim.SGD({p}, {lr = 0.1})
+  local fig = lm.plot.figure{width = 10, height = 10}
+  local vae_class = getmetatable(lm.introspect.InfoVAE{inputs = 2, hidden = 2, depth = 1})
+  classes = {
+    {"x:", lm.Tensor, "tensor"},
+    {"net:", lm.nn.Module, "module"},
+    {"opt:", getmetatable(opt), "optimiser"},
+    {"clr:", getmetatable(lm.optim.CyclicLR(opt, {max = 0.1, period = 2})), "learning-rate schedule"},
+    {"es:", getmetatable(lm.optim.EarlyStopping{}), "early stopping"},
+    {"fig:", getmetatable(fig), "figure"},
+    {"ax:", getmetatable(fig:axes{rect = {0, 0, 10, 10}}), "axes"},
+    {"loader:", lm.data.Loader, "data loader"},
+    {"rec:", lm.introspect.Recorder_class, "recorder"},
+    {"vae:", vae_class, "InfoVAE"},
+  }
+  return classes
+end
+
+-- Library modules documented by a short name.
+local MODULES = {{"analyses.", "lumen.introspect.analyses"}, {"study.", "lumen.introspect.study"},
+  {"atlas.", "lumen.introspect.atlas"}}
+
+--- Every public name: a list of {name, value}, sorted. Includes lm's
+--- functions and tables, one level into lm's tables (lm.nn.Linear), F.*,
+--- the library modules and each class's methods (own methods only: a
+--- module class lists what it adds to net:).
+function help.names()
+  local out, seen = {}, {}
+  local function add(name, v)
+    if not seen[name] then seen[name] = true; out[#out + 1] = {name, v} end
+  end
+  local function public(k) return type(k) == "string" and not k:match("^_") end
+  for k, v in pairs(lm) do
+    if public(k) and k ~= "Tensor" then
+      add("lm." .. k, v)
+      if type(v) == "table" then
+        for k2, v2 in pairs(v) do if public(k2) then add("lm." .. k .. "." .. k2, v2) end end
+      end
+    end
+  end
+  for k, v in pairs(lm.nn.functional) do if public(k) then add("F." .. k, v) end end
+  for _, m in ipairs(MODULES) do
+    for k, v in pairs(require(m[2])) do if public(k) and type(v) == "function" then add(m[1] .. k, v) end end
+  end
+  for _, c in ipairs(class_list()) do
+    local methods = c[2]
+    for k, v in pairs(methods) do
+      local inherited = c[1] ~= "net:" and lm.nn.Module[k] == v
+      if public(k) and type(v) == "function" and k ~= "new" and not inherited then add(c[1] .. k, v) end
+    end
+  end
+  table.sort(out, function(a, b) return a[1] < b[1] end)
+  return out
+end
+
+--- The public name of a value (a function, module table or class), or nil.
+function help.name_of(v)
+  if v == lm then return "lm" end
+  for _, e in ipairs(help.names()) do if rawequal(e[2], v) then return e[1] end end
+  return nil
+end
+
+-- The start of the line holding position `at`.
+local function line_start(text, at)
+  local s = at
+  while s > 1 and text:sub(s - 1, s - 1) ~= "\n" do s = s - 1 end
+  return s
+end
+
+-- The section heading (### ...) above position `at`.
+local function heading_above(text, at)
+  local best
+  for pos, h in text:gmatch("()\n(##+ [^\n]*)") do
+    if pos < at then best = h else break end
+  end
+  return best
+end
+
+--- The reference entry of a public name: the bullet (or paragraph) of
+--- docs/api.md that documents it, and the heading of its section; nil when
+--- the name has no entry.
+function help.entry(name)
+  local text = doc()
+  local at
+  for _, after in ipairs{"(", "{", "`", " ", "[", "."} do
+    at = text:find("`" .. name .. after, 1, true)
+    if at then break end
+  end
+  if not at then return nil end
+  local s = line_start(text, at)
+  -- back to the line that starts the bullet or paragraph
+  while not text:sub(s, s + 1):match("^%- ") and s > 1 do
+    local prev = line_start(text, s - 1)
+    local line = text:sub(prev, s - 2)
+    if line:match("^%s*$") or line:match("^#") then break end
+    s = prev
+    if line:match("^%- ") then break end
+  end
+  -- forward to the end: a blank line, a heading or the next bullet
+  local e = s
+  repeat
+    local nl = text:find("\n", e, true) or #text + 1
+    e = nl + 1
+    local next_line = text:match("^[^\n]*", e) or ""
+  until e > #text or next_line:match("^%s*$") or next_line:match("^%- ") or next_line:match("^#")
+  return text:sub(s, e - 2), heading_above(text, at)
+end
+
+--- What help(x) prints, as a string.
+function help.text(x)
+  local lines = {}
+  local print = function(s) lines[#lines + 1] = s end
+  help.write(x, print)
+  return table.concat(lines, "\n")
+end
+
+--- Prints the reference entry of `x` (a value or a name), or the names a
+--- module holds; help() says how to use it.
+function help.help(x) help.write(x, print) end
+
+function help.write(x, print)
+  if x == nil then
+    print([[help(x) prints the reference entry of a function, method or module, by value or by name:
+  help(lm.nn.Linear)   help(lm.optim)   help("x:reshape")   help("ax:scatter")
+The whole reference is docs/api.md; the user guide starts at docs/getting-started.md.]])
+    return
+  end
+  local name = type(x) == "string" and x or help.name_of(x)
+  if not name and lm.is_tensor(x) then
+    print(tostring(x))
+    print('A tensor: its methods are listed by help("x:") and documented as x:name, e.g. help("x:view").')
+    return
+  end
+  if not name then
+    print("help: no reference entry for this " .. type(x) .. " (try help(\"name\"))")
+    return
+  end
+  -- a prefix ("x:", "lm.nn.") or a module table lists the names under it
+  local v = type(x) == "string" and nil or x
+  local listing = name:match("[.:]$") or (type(v) == "table" and not getmetatable(v))
+  if listing then
+    local prefix = name:match("[.:]$") and name or name .. "."
+    local found = {}
+    for _, e in ipairs(help.names()) do
+      if e[1]:sub(1, #prefix) == prefix then found[#found + 1] = e[1] end
+    end
+    local _, h = help.entry(name:gsub("[.:]$", ""))
+    if h then print(h) end
+    if #found == 0 then print("help: nothing is named " .. prefix .. "*") return end
+    local line = ""
+    for _, f in ipairs(found) do -- wrapped at 96 columns
+      if #line > 0 and #line + 2 + #f > 96 then print(line); line = "" end
+      line = line == "" and f or line .. "  " .. f
+    end
+    print(line)
+    return
+  end
+  local entry, heading = help.entry(name)
+  if not entry then
+    print("help: " .. name .. " has no entry in docs/api.md")
+    return
+  end
+  print((heading and heading .. "\n" or "") .. entry)
+end
+
+return help
