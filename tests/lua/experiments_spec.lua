@@ -96,26 +96,7 @@ describe("experiments", function()
   it("introspect_mnist.lua runs every stage on a small generated data set", function()
     local dir = os.tmpname()
     os.remove(dir)
-    os.execute("mkdir -p " .. dir .. "/mnist")
-    -- images whose brightness pattern depends on the class, so Net1 can learn something
-    local function idx_files(prefix, n, seed)
-      local imgs, labs = {}, {}
-      for i = 1, n do
-        local c = (i * 7 + seed) % 10
-        labs[i] = string.char(c)
-        local px = {}
-        for k = 1, 784 do px[k] = string.char(((k % 10 == c) and 200 or 10) + (i + k) % 30) end
-        imgs[i] = table.concat(px)
-      end
-      local f = assert(io.open(dir .. "/mnist/" .. prefix .. "-images-idx3-ubyte", "wb"))
-      f:write("\0\0\8\3" .. string.pack(">I4>I4>I4", n, 28, 28) .. table.concat(imgs))
-      f:close()
-      f = assert(io.open(dir .. "/mnist/" .. prefix .. "-labels-idx1-ubyte", "wb"))
-      f:write("\0\0\8\1" .. string.pack(">I4", n) .. table.concat(labs))
-      f:close()
-    end
-    idx_files("train", 600, 1)
-    idx_files("t10k", 200, 2)
+    dofile("tests/helpers/fake_mnist.lua").write(dir, 600, 200)
     RESULT = nil
     local ok, err = run_experiment("experiments/introspect_mnist.lua",
       {"--data-dir", dir, "--cycles", "2", "--ae-epochs", "2", "--est-epochs", "2",

@@ -1,0 +1,57 @@
+-- Every Lua code block of README.md and docs/ runs (tests/docs/run_page.lua),
+-- each page in its own process and scratch folder, with small generated
+-- MNIST files as the data; shell blocks only name scripts and experiments
+-- that exist.
+local build = os.getenv("LUMEN_BUILD_DIR") or "build"
+local root = io.popen("pwd"):read("l")
+
+local function pages()
+  local list = {"README.md"}
+  local p = io.popen("ls docs/*.md docs/*/*.md")
+  for path in p:lines() do list[#list + 1] = path end
+  p:close()
+  return list
+end
+
+local function read(path)
+  local f = assert(io.open(path))
+  local t = f:read("a")
+  f:close()
+  return t
+end
+
+local scratch = os.tmpname()
+os.remove(scratch)
+os.execute("mkdir -p '" .. scratch .. "'")
+dofile("tests/helpers/fake_mnist.lua").write(scratch .. "/data", 600, 200)
+
+describe("docs code blocks", function()
+  for _, page in ipairs(pages()) do
+    local text = read(page)
+    if text:find("\n```lua", 1, true) then
+      it(page .. " runs", function()
+        local dir = scratch .. "/" .. page:gsub("[/.]", "_")
+        os.execute("mkdir -p '" .. dir .. "'")
+        local cmd = string.format("cd '%s' && LUMEN_DATA='%s/data' LUMEN_NO_HISTORY=1 '%s/%s/lumen' '%s/tests/docs/run_page.lua' '%s' '%s' 2>&1",
+          dir, scratch, root, build, root, root, page)
+        local p = io.popen(cmd)
+        local out = p:read("a")
+        local ok = p:close()
+        truthy(ok, out)
+      end)
+    end
+    it(page .. " names only scripts and experiments that exist", function()
+      for block in text:gmatch("```sh\n(.-)```") do
+        for path in block:gmatch("[%w_./-]+") do
+          local file = path:match("^%./(scripts/[%w_-]+%.sh)$") or path:match("^(experiments/[%w_]+%.lua)$")
+            or path:match("^%./(build/lumen)$")
+          if file and file ~= "build/lumen" then
+            local fh = io.open(file)
+            truthy(fh, page .. " names " .. file .. ", which does not exist")
+            if fh then fh:close() end
+          end
+        end
+      end
+    end)
+  end
+end)
