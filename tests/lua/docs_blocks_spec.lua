@@ -25,6 +25,25 @@ os.remove(scratch)
 os.execute("mkdir -p '" .. scratch .. "'")
 dofile("tests/helpers/fake_mnist.lua").write(scratch .. "/data", 600, 200)
 
+describe("the set-up commands", function()
+  it("are the same in README.md and docs/getting-started.md", function()
+    local function commands(path)
+      local list = {}
+      for block in read(path):gmatch("```sh\n(.-)```") do
+        for line in block:gmatch("[^\n]+") do
+          if line:find("install-deps.sh", 1, true) and line:find("&&", 1, true) then list[#list + 1] = line end
+        end
+      end
+      return list
+    end
+    local readme = commands("README.md")
+    eq(#readme, 2, "README.md has the two set-up commands")
+    same(commands("docs/getting-started.md"), readme)
+    local ci = read(".ci/run")
+    truthy(ci:find(readme[2], 1, true), ".ci/run runs README.md's test command")
+  end)
+end)
+
 describe("docs code blocks", function()
   for _, page in ipairs(pages()) do
     local text = read(page)

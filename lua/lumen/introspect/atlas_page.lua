@@ -366,6 +366,12 @@ if (D.overlays.length) {
 }
 function legend() {
   const box = $("legend"); box.innerHTML = "";
+  if (heatCanvas) {
+    const note = document.createElement("div"); note.className = "muted";
+    note.textContent = "Background: the estimator's log10 e_hat over the map, from " + D.heat.lo.toFixed(1) +
+      " (dark) to " + D.heat.hi.toFixed(1) + " (yellow: errors expected).";
+    box.appendChild(note);
+  }
   if (mode === "class") {
     D.classes.forEach((name, k) => {
       const it = document.createElement("span"); it.className = "item" + (hiddenClass[k] ? " off" : "");
