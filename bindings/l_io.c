@@ -1,4 +1,5 @@
 /* lm.save / lm.load: safetensors files of named tensors. */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,16 +70,23 @@ static int st_gc(lua_State *L) {
     return 0;
 }
 
-/* lm.load(path) -> {name = tensor, ...}, {key = "value", ...} */
+/* lm.load(path [, {map = true}]) -> {name = tensor, ...}, {key = "value", ...} */
 static int l_load(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
+    bool map = false;
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        lua_getfield(L, 2, "map");
+        map = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
     lm_safetensors *st = lua_newuserdatauv(L, sizeof *st, 0);
     memset(st, 0, sizeof *st);
     lua_createtable(L, 0, 1);
     lua_pushcfunction(L, st_gc);
     lua_setfield(L, -2, "__gc");
     lua_setmetatable(L, -2);
-    l_check(L, lm_safetensors_load(path, st));
+    l_check(L, map ? lm_safetensors_load_mapped(path, st) : lm_safetensors_load(path, st));
     lua_createtable(L, 0, st->count);
     for (int i = 0; i < st->count; i++) {
         lm_tensor **slot = l_push_slot(L);
@@ -94,6 +102,102 @@ static int l_load(lua_State *L) {
     return 2;
 }
 
-static const luaL_Reg io_functions[] = {{"save", l_save}, {"load", l_load}, {NULL, NULL}};
+/* ---- lm.safetensors_writer: a file written a batch of rows at a time ------------------------ */
 
-void l_register_io_functions(lua_State *L) { luaL_setfuncs(L, io_functions, 0); }
+#define WRITER_MT "lumen.SafetensorsWriter"
+
+typedef struct {
+    lm_safetensors_writer *w; /* NULL once closed or aborted */
+} writer_ud;
+
+static writer_ud *check_writer(lua_State *L) {
+    writer_ud *u = luaL_checkudata(L, 1, WRITER_MT);
+    if (!u->w) luaL_error(L, "safetensors writer: already closed");
+    return u;
+}
+
+/* lm.safetensors_writer(path, {{name = "h", shape = {N, D}, dtype = 'float32'}, ...}) */
+static int l_safetensors_writer(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    int count = (int)luaL_len(L, 2);
+    lm_tensor_spec *specs = lua_newuserdatauv(L, sizeof *specs * (count ? count : 1), 0); /* scratch */
+    lua_createtable(L, 0, count); /* name -> 0-based index, kept with the writer */
+    int names = lua_gettop(L);
+    for (int i = 0; i < count; i++) {
+        lua_geti(L, 2, i + 1);
+        if (!lua_istable(L, -1))
+            return luaL_error(L, "safetensors_writer: entry %d must be a table {name, shape, dtype}", i + 1);
+        lua_getfield(L, -1, "name");
+        if (lua_type(L, -1) != LUA_TSTRING)
+            return luaL_error(L, "safetensors_writer: entry %d needs a name (a string)", i + 1);
+        specs[i].name = lua_tostring(L, -1);
+        lua_pushvalue(L, -1);
+        lua_pushinteger(L, i);
+        lua_settable(L, names);
+        lua_pop(L, 1); /* the name stays alive in the names table */
+        lua_getfield(L, -1, "shape");
+        if (!lua_istable(L, -1))
+            return luaL_error(L, "safetensors_writer: '%s' needs a shape (a table of sizes)", specs[i].name);
+        specs[i].ndim = l_check_shape(L, lua_gettop(L), specs[i].shape, "safetensors_writer");
+        lua_pop(L, 1);
+        lua_getfield(L, -1, "dtype");
+        specs[i].dtype = l_check_dtype(L, lua_gettop(L), LM_FLOAT32);
+        lua_pop(L, 2);
+    }
+    writer_ud *u = lua_newuserdatauv(L, sizeof *u, 1);
+    u->w = NULL;
+    luaL_setmetatable(L, WRITER_MT);
+    lua_pushvalue(L, names);
+    lua_setiuservalue(L, -2, 1);
+    l_check(L, lm_safetensors_writer_open(&u->w, path, specs, count));
+    return 1;
+}
+
+/* w:append(name, rows) */
+static int w_append(lua_State *L) {
+    writer_ud *u = check_writer(L);
+    const char *name = luaL_checkstring(L, 2);
+    lm_tensor *rows = l_check_tensor(L, 3);
+    lua_getiuservalue(L, 1, 1);
+    lua_getfield(L, -1, name);
+    if (!lua_isinteger(L, -1))
+        return luaL_error(L, "safetensors writer: no tensor named '%s' in this file", name);
+    l_check(L, lm_safetensors_writer_append(u->w, (int)lua_tointeger(L, -1), rows));
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* w:close(): the file appears when every tensor is complete */
+static int w_close(lua_State *L) {
+    writer_ud *u = check_writer(L);
+    l_check(L, lm_safetensors_writer_close(u->w));
+    u->w = NULL;
+    return 0;
+}
+
+/* w:abort(), and what the collector does with a writer never closed */
+static int w_abort(lua_State *L) {
+    writer_ud *u = luaL_checkudata(L, 1, WRITER_MT);
+    lm_safetensors_writer_abort(u->w);
+    u->w = NULL;
+    return 0;
+}
+
+static const luaL_Reg writer_methods[] = {{"append", w_append}, {"close", w_close}, {"abort", w_abort}, {NULL, NULL}};
+
+static const luaL_Reg io_functions[] = {
+    {"save", l_save}, {"load", l_load}, {"safetensors_writer", l_safetensors_writer}, {NULL, NULL}};
+
+void l_register_io_functions(lua_State *L) {
+    luaL_setfuncs(L, io_functions, 0);
+    if (luaL_newmetatable(L, WRITER_MT)) {
+        luaL_newlib(L, writer_methods);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, w_abort);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, w_abort);
+        lua_setfield(L, -2, "__close");
+    }
+    lua_pop(L, 1);
+}

@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "lm_json.h"
 #include "lm_ops.h"
@@ -55,84 +57,133 @@ static void sb_json_string(strbuf *b, const char *s) {
     sb_str(b, "\"");
 }
 
-lm_status lm_safetensors_save(const char *path, const lm_named_tensor *tensors, int count,
-                              const lm_string_pair *metadata, int metadata_count) {
+static lm_status check_names(const char *what, const char *const *names, int count) {
     for (int i = 0; i < count; i++) {
-        if (!tensors[i].name || !tensors[i].name[0] || strcmp(tensors[i].name, "__metadata__") == 0)
-            return lm_fail(LM_ERR_ARG, "save: tensor %d has an invalid name", i + 1);
+        if (!names[i] || !names[i][0] || strcmp(names[i], "__metadata__") == 0)
+            return lm_fail(LM_ERR_ARG, "%s: tensor %d has an invalid name", what, i + 1);
         for (int j = 0; j < i; j++)
-            if (strcmp(tensors[i].name, tensors[j].name) == 0)
-                return lm_fail(LM_ERR_ARG, "save: the name '%s' is used twice", tensors[i].name);
+            if (strcmp(names[i], names[j]) == 0)
+                return lm_fail(LM_ERR_ARG, "%s: the name '%s' is used twice", what, names[i]);
     }
-    strbuf h = {0};
+    return LM_OK;
+}
+
+/* The JSON header for `specs`, padded so the data start 8-byte aligned;
+ * offsets[i] receives where tensor i's data begin (relative to the data). */
+static lm_status build_header(strbuf *h, const lm_tensor_spec *specs, int count,
+                              const lm_string_pair *metadata, int metadata_count, uint64_t *offsets) {
     char num[64];
-    sb_str(&h, "{");
+    sb_str(h, "{");
     if (metadata_count > 0) {
-        sb_str(&h, "\"__metadata__\":{");
+        sb_str(h, "\"__metadata__\":{");
         for (int i = 0; i < metadata_count; i++) {
-            if (i) sb_str(&h, ",");
-            sb_json_string(&h, metadata[i].key);
-            sb_str(&h, ":");
-            sb_json_string(&h, metadata[i].value);
+            if (i) sb_str(h, ",");
+            sb_json_string(h, metadata[i].key);
+            sb_str(h, ":");
+            sb_json_string(h, metadata[i].value);
         }
-        sb_str(&h, "}");
+        sb_str(h, "}");
     }
     uint64_t offset = 0;
     for (int i = 0; i < count; i++) {
-        const lm_tensor *t = tensors[i].tensor;
-        if (i || metadata_count > 0) sb_str(&h, ",");
-        sb_json_string(&h, tensors[i].name);
-        sb_str(&h, t->dtype == LM_INT32 ? ":{\"dtype\":\"I32\",\"shape\":["
-                                        : ":{\"dtype\":\"F32\",\"shape\":[");
+        const lm_tensor_spec *t = &specs[i];
+        if (i || metadata_count > 0) sb_str(h, ",");
+        sb_json_string(h, t->name);
+        sb_str(h, t->dtype == LM_INT32 ? ":{\"dtype\":\"I32\",\"shape\":["
+                                       : ":{\"dtype\":\"F32\",\"shape\":[");
+        uint64_t numel = 1;
         for (int d = 0; d < t->ndim; d++) {
             snprintf(num, sizeof num, d ? ",%lld" : "%lld", (long long)t->shape[d]);
-            sb_str(&h, num);
+            sb_str(h, num);
+            numel *= (uint64_t)t->shape[d];
         }
-        uint64_t bytes = (uint64_t)lm_tensor_numel(t) * lm_dtype_size(t->dtype);
+        uint64_t bytes = numel * lm_dtype_size(t->dtype);
         snprintf(num, sizeof num, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)offset,
                  (unsigned long long)(offset + bytes));
-        sb_str(&h, num);
+        sb_str(h, num);
+        if (offsets) offsets[i] = offset;
         offset += bytes;
     }
-    sb_str(&h, "}");
-    while (!h.failed && h.len % 8) sb_str(&h, " "); /* data starts 8-byte aligned */
-    if (h.failed) {
-        free(h.s);
-        return lm_fail(LM_ERR_MEMORY, "save: out of memory building the header");
+    sb_str(h, "}");
+    while (!h->failed && h->len % 8) sb_str(h, " "); /* data starts 8-byte aligned */
+    if (h->failed) {
+        free(h->s);
+        h->s = NULL;
+        return lm_fail(LM_ERR_MEMORY, "safetensors: out of memory building the header");
     }
+    return LM_OK;
+}
+
+static bool write_header(FILE *fp, const strbuf *h) {
+    unsigned char len8[8];
+    for (int k = 0; k < 8; k++) len8[k] = (unsigned char)((uint64_t)h->len >> (8 * k));
+    return fwrite(len8, 1, 8, fp) == 8 && fwrite(h->s, 1, h->len, fp) == h->len;
+}
+
+/* The bytes of `t` in row-major order: its own memory when it is a
+ * contiguous CPU tensor, else a copy in *scratch (free it after use). */
+static lm_status host_bytes(lm_tensor *t, const char *name, const void **bytes, void **scratch) {
+    *scratch = NULL;
+    if (t->storage->device == LM_CPU && lm_tensor_is_contiguous(t)) {
+        *bytes = lm_tensor_f32(t);
+        return LM_OK;
+    }
+    size_t n = (size_t)lm_tensor_numel(t) * lm_dtype_size(t->dtype);
+    *scratch = malloc(n ? n : 1);
+    if (!*scratch) return lm_fail(LM_ERR_MEMORY, "safetensors: out of memory copying '%s'", name);
+    lm_status s = lm_to_host(t, *scratch);
+    if (s != LM_OK) {
+        free(*scratch);
+        *scratch = NULL;
+        return s;
+    }
+    *bytes = *scratch;
+    return LM_OK;
+}
+
+lm_status lm_safetensors_save(const char *path, const lm_named_tensor *tensors, int count,
+                              const lm_string_pair *metadata, int metadata_count) {
+    lm_tensor_spec *specs = calloc(count ? count : 1, sizeof *specs);
+    const char **names = calloc(count ? count : 1, sizeof *names);
+    if (!specs || !names) {
+        free(specs);
+        free(names);
+        return lm_fail(LM_ERR_MEMORY, "save: out of memory");
+    }
+    for (int i = 0; i < count; i++) {
+        const lm_tensor *t = tensors[i].tensor;
+        names[i] = tensors[i].name;
+        specs[i].name = tensors[i].name;
+        specs[i].dtype = t->dtype;
+        specs[i].ndim = t->ndim;
+        memcpy(specs[i].shape, t->shape, sizeof t->shape);
+    }
+    strbuf h = {0};
+    lm_status s = check_names("save", names, count);
+    if (s == LM_OK) s = build_header(&h, specs, count, metadata, metadata_count, NULL);
+    free(specs);
+    free(names);
+    if (s != LM_OK) return s;
 
     lm_atomic_file f;
-    lm_status s = lm_atomic_open(&f, path);
+    s = lm_atomic_open(&f, path);
     if (s != LM_OK) {
         free(h.s);
         return s;
     }
     FILE *fp = f.fp;
-    unsigned char len8[8];
-    for (int k = 0; k < 8; k++) len8[k] = (unsigned char)((uint64_t)h.len >> (8 * k));
-    bool ok = fwrite(len8, 1, 8, fp) == 8 && fwrite(h.s, 1, h.len, fp) == h.len;
+    bool ok = write_header(fp, &h);
     free(h.s);
     for (int i = 0; ok && i < count; i++) {
-        lm_tensor *t = tensors[i].tensor, *c = NULL;
+        lm_tensor *t = tensors[i].tensor;
         size_t bytes = (size_t)lm_tensor_numel(t) * lm_dtype_size(t->dtype);
         if (!bytes) continue;
-        if (t->storage->device == LM_CPU) {
-            s = lm_contiguous(&c, t);
-            if (s != LM_OK) break;
-            ok = fwrite(lm_tensor_f32(c), 1, bytes, fp) == bytes;
-            lm_tensor_release(c);
-        } else {
-            void *host = malloc(bytes);
-            if (!host) {
-                s = lm_fail(LM_ERR_MEMORY, "save: out of memory copying '%s' to the host",
-                            tensors[i].name);
-                break;
-            }
-            s = lm_to_host(t, host);
-            ok = s == LM_OK && fwrite(host, 1, bytes, fp) == bytes;
-            free(host);
-            if (s != LM_OK) break;
-        }
+        const void *data = NULL;
+        void *scratch = NULL;
+        s = host_bytes(t, tensors[i].name, &data, &scratch);
+        if (s != LM_OK) break;
+        ok = fwrite(data, 1, bytes, fp) == bytes;
+        free(scratch);
     }
     if (s == LM_OK && !ok) s = lm_fail(LM_ERR_IO, "save: writing '%s' failed: %s", path, strerror(errno));
     if (s != LM_OK) {
@@ -140,6 +191,152 @@ lm_status lm_safetensors_save(const char *path, const lm_named_tensor *tensors, 
         return s;
     }
     return lm_atomic_commit(&f);
+}
+
+/* ---- streaming writer ------------------------------------------------------------------ */
+
+struct lm_safetensors_writer {
+    lm_atomic_file file;
+    int count;
+    lm_tensor_spec *specs;
+    char **names;
+    uint64_t data_start, *offsets, *row_bytes;
+    int64_t *rows_written;
+};
+
+static void writer_free(lm_safetensors_writer *w) {
+    for (int i = 0; i < w->count; i++) free(w->names[i]);
+    free(w->names);
+    free(w->specs);
+    free(w->offsets);
+    free(w->row_bytes);
+    free(w->rows_written);
+    free(w);
+}
+
+lm_status lm_safetensors_writer_open(lm_safetensors_writer **out, const char *path,
+                                     const lm_tensor_spec *specs, int count) {
+    *out = NULL;
+    lm_safetensors_writer *w = calloc(1, sizeof *w);
+    if (!w) return lm_fail(LM_ERR_MEMORY, "safetensors writer: out of memory");
+    size_t n = count ? (size_t)count : 1;
+    w->specs = calloc(n, sizeof *w->specs);
+    w->names = calloc(n, sizeof *w->names);
+    w->offsets = calloc(n, sizeof *w->offsets);
+    w->row_bytes = calloc(n, sizeof *w->row_bytes);
+    w->rows_written = calloc(n, sizeof *w->rows_written);
+    lm_status s = LM_OK;
+    if (!w->specs || !w->names || !w->offsets || !w->row_bytes || !w->rows_written)
+        s = lm_fail(LM_ERR_MEMORY, "safetensors writer: out of memory");
+    for (int i = 0; s == LM_OK && i < count; i++) {
+        w->specs[i] = specs[i];
+        if (specs[i].name) {
+            size_t len = strlen(specs[i].name) + 1;
+            w->names[i] = malloc(len);
+            if (!w->names[i]) {
+                s = lm_fail(LM_ERR_MEMORY, "safetensors writer: out of memory");
+                break;
+            }
+            memcpy(w->names[i], specs[i].name, len);
+        }
+        w->specs[i].name = w->names[i];
+        w->count = i + 1;
+        if (specs[i].ndim < 1 || specs[i].ndim > LM_MAX_DIMS)
+            s = lm_fail(LM_ERR_ARG, "safetensors writer: '%s' needs 1 to %d dimensions, got %d",
+                        specs[i].name ? specs[i].name : "?", LM_MAX_DIMS, specs[i].ndim);
+        uint64_t row = lm_dtype_size(specs[i].dtype);
+        for (int d = 0; s == LM_OK && d < specs[i].ndim; d++) {
+            if (specs[i].shape[d] < 0)
+                s = lm_fail(LM_ERR_ARG, "safetensors writer: '%s' has a negative size", specs[i].name);
+            if (d > 0) row *= (uint64_t)specs[i].shape[d];
+        }
+        w->row_bytes[i] = row;
+    }
+    if (s == LM_OK) s = check_names("safetensors writer", (const char *const *)w->names, count);
+    strbuf h = {0};
+    if (s == LM_OK) s = build_header(&h, w->specs, count, NULL, 0, w->offsets);
+    if (s == LM_OK) {
+        s = lm_atomic_open(&w->file, path);
+        if (s == LM_OK && !write_header(w->file.fp, &h)) {
+            s = lm_fail(LM_ERR_IO, "safetensors writer: writing '%s' failed: %s", path, strerror(errno));
+            lm_atomic_abort(&w->file);
+        }
+    }
+    w->data_start = 8 + h.len;
+    free(h.s);
+    if (s != LM_OK) {
+        writer_free(w);
+        return s;
+    }
+    *out = w;
+    return LM_OK;
+}
+
+static void shape_text(char *buf, size_t size, int ndim, const int64_t *shape) {
+    size_t at = (size_t)snprintf(buf, size, "[");
+    for (int d = 0; d < ndim && at < size; d++)
+        at += (size_t)snprintf(buf + at, size - at, d ? ", %lld" : "%lld", (long long)shape[d]);
+    if (at < size) snprintf(buf + at, size - at, "]");
+}
+
+lm_status lm_safetensors_writer_append(lm_safetensors_writer *w, int index, const lm_tensor *rows) {
+    if (index < 0 || index >= w->count)
+        return lm_fail(LM_ERR_ARG, "safetensors writer: no tensor number %d", index + 1);
+    const lm_tensor_spec *sp = &w->specs[index];
+    bool fits = rows->dtype == sp->dtype && rows->ndim == sp->ndim;
+    for (int d = 1; fits && d < sp->ndim; d++) fits = rows->shape[d] == sp->shape[d];
+    if (!fits) {
+        char want[160], got[160];
+        shape_text(want, sizeof want, sp->ndim - 1, sp->shape + 1);
+        shape_text(got, sizeof got, rows->ndim, rows->shape);
+        return lm_fail(LM_ERR_SHAPE, "safetensors writer: '%s' takes %s rows of shape %s, got a %s tensor of shape %s",
+                       sp->name, lm_dtype_name(sp->dtype), want, lm_dtype_name(rows->dtype), got);
+    }
+    int64_t n = rows->shape[0];
+    if (w->rows_written[index] + n > sp->shape[0])
+        return lm_fail(LM_ERR_SHAPE, "safetensors writer: '%s' has %lld rows, %lld more would make %lld",
+                       sp->name, (long long)sp->shape[0], (long long)n,
+                       (long long)(w->rows_written[index] + n));
+    size_t bytes = (size_t)n * w->row_bytes[index];
+    if (!bytes) return LM_OK;
+    const void *data = NULL;
+    void *scratch = NULL;
+    LM_TRY(host_bytes((lm_tensor *)rows, sp->name, &data, &scratch));
+    FILE *fp = w->file.fp;
+    off_t at = (off_t)(w->data_start + w->offsets[index] + (uint64_t)w->rows_written[index] * w->row_bytes[index]);
+    bool ok = fseeko(fp, at, SEEK_SET) == 0 && fwrite(data, 1, bytes, fp) == bytes;
+    free(scratch);
+    if (!ok)
+        return lm_fail(LM_ERR_IO, "safetensors writer: writing '%s' failed: %s", w->file.final_path,
+                       strerror(errno));
+    w->rows_written[index] += n;
+    return LM_OK;
+}
+
+lm_status lm_safetensors_writer_close(lm_safetensors_writer *w) {
+    for (int i = 0; i < w->count; i++)
+        if (w->rows_written[i] != w->specs[i].shape[0])
+            return lm_fail(LM_ERR_STATE, "safetensors writer: '%s' has %lld of its %lld rows; nothing was written",
+                           w->specs[i].name, (long long)w->rows_written[i], (long long)w->specs[i].shape[0]);
+    /* regions follow each other, so the data end where the last one ends:
+     * make the file that long even when trailing tensors are empty */
+    uint64_t end = w->data_start;
+    if (w->count > 0)
+        end += w->offsets[w->count - 1] + (uint64_t)w->specs[w->count - 1].shape[0] * w->row_bytes[w->count - 1];
+    FILE *fp = w->file.fp;
+    if (fflush(fp) != 0 || ftruncate(fileno(fp), (off_t)end) != 0)
+        return lm_fail(LM_ERR_IO, "safetensors writer: finishing '%s' failed: %s", w->file.final_path,
+                       strerror(errno));
+    lm_status s = lm_atomic_commit(&w->file);
+    if (s != LM_OK) return s;
+    writer_free(w);
+    return LM_OK;
+}
+
+void lm_safetensors_writer_abort(lm_safetensors_writer *w) {
+    if (!w) return;
+    lm_atomic_abort(&w->file);
+    writer_free(w);
 }
 
 /* ---- reading ---------------------------------------------------------------------------- */
@@ -220,8 +417,23 @@ static lm_status parse_entry(const char *path, const char *name, const lm_json *
     return LM_OK;
 }
 
+/* Maps the entry's bytes (page-aligned mapping around them); false when
+ * it can't (the caller reads instead). */
+static bool map_entry(FILE *fp, uint64_t data_start, const entry *e, lm_tensor **out) {
+    uint64_t at = data_start + e->begin, bytes = e->end - e->begin;
+    if (e->file_dtype_size != 4 || bytes == 0 || at % 4 != 0) return false;
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    uint64_t base_at = at - at % page, len = bytes + (at - base_at);
+    /* private and writable: changes stay in memory (copy on write) */
+    void *base = mmap(NULL, (size_t)len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fileno(fp), (off_t)base_at);
+    if (base == MAP_FAILED) return false;
+    return lm_tensor_new_mapped(out, e->dtype, e->ndim, e->shape, (char *)base + (at - base_at), base,
+                                (size_t)len) == LM_OK;
+}
+
 static lm_status read_entry(const char *path, FILE *fp, uint64_t data_start, const entry *e,
-                            lm_tensor **out) {
+                            bool map, lm_tensor **out) {
+    if (map && map_entry(fp, data_start, e, out)) return LM_OK;
     LM_TRY(lm_tensor_new(out, e->dtype, LM_CPU, e->ndim, e->shape));
     size_t bytes = (size_t)(e->end - e->begin), n = (size_t)lm_tensor_numel(*out);
     void *dst = lm_tensor_f32(*out);
@@ -260,7 +472,13 @@ static char *dup_string(const char *s) {
     return p;
 }
 
-lm_status lm_safetensors_load(const char *path, lm_safetensors *out) {
+static lm_status load(const char *path, lm_safetensors *out, bool map);
+
+lm_status lm_safetensors_load(const char *path, lm_safetensors *out) { return load(path, out, false); }
+
+lm_status lm_safetensors_load_mapped(const char *path, lm_safetensors *out) { return load(path, out, true); }
+
+static lm_status load(const char *path, lm_safetensors *out, bool map) {
     memset(out, 0, sizeof *out);
     FILE *fp = fopen(path, "rb");
     if (!fp) return lm_fail(LM_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
@@ -373,7 +591,7 @@ lm_status lm_safetensors_load(const char *path, lm_safetensors *out) {
             goto done;
         }
         out->count++;
-        s = read_entry(path, fp, data_start, &entries[i], &nt->tensor);
+        s = read_entry(path, fp, data_start, &entries[i], map, &nt->tensor);
         if (s != LM_OK) goto done;
     }
 done:

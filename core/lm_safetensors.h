@@ -32,11 +32,41 @@ typedef struct lm_safetensors {
     int metadata_count;
 } lm_safetensors;
 
+/* The name, dtype and shape of a tensor to be written. */
+typedef struct lm_tensor_spec {
+    const char *name;
+    lm_dtype dtype;
+    int ndim;
+    int64_t shape[LM_MAX_DIMS];
+} lm_tensor_spec;
+
 /* Writes `count` tensors (any device, any strides) and optional metadata. */
 lm_status lm_safetensors_save(const char *path, const lm_named_tensor *tensors, int count,
                               const lm_string_pair *metadata, int metadata_count);
 /* Reads a whole file into CPU tensors; free with lm_safetensors_free. */
 lm_status lm_safetensors_load(const char *path, lm_safetensors *out);
+/* The same, but F32 and I32 tensors are memory-mapped from the file instead
+ * of read (copy-on-write: writing to them never changes the file), so a file
+ * larger than memory can be used; the operating system pages the data in
+ * as it is touched. Other dtypes, and data the format leaves unaligned,
+ * are read as by lm_safetensors_load. */
+lm_status lm_safetensors_load_mapped(const char *path, lm_safetensors *out);
+
+/* Streaming writer: the shapes are declared up front, the rows of each
+ * tensor (slices along dimension 1) are appended in order, a batch at a time,
+ * so a tensor larger than memory can be written. The file appears (atomically)
+ * only when close finds every tensor complete. */
+typedef struct lm_safetensors_writer lm_safetensors_writer;
+lm_status lm_safetensors_writer_open(lm_safetensors_writer **out, const char *path,
+                                     const lm_tensor_spec *specs, int count);
+/* Appends rows to tensor `index` (0-based): `rows` (any device, any strides)
+ * has the declared dtype and shape except for its first dimension. */
+lm_status lm_safetensors_writer_append(lm_safetensors_writer *w, int index, const lm_tensor *rows);
+/* Commits the file if every tensor has all its rows (else an error, and the
+ * writer stays open); frees the writer on success. */
+lm_status lm_safetensors_writer_close(lm_safetensors_writer *w);
+/* Removes the temporary file and frees the writer (NULL is ignored). */
+void lm_safetensors_writer_abort(lm_safetensors_writer *w);
 void lm_safetensors_free(lm_safetensors *st);
 
 /* Atomic file writing, shared by every writer of the core: opens a temporary

@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "lm_autograd_meta.h"
 #include "lm_backend.h"
@@ -81,6 +82,32 @@ lm_status lm_tensor_new(lm_tensor **out, lm_dtype dtype, lm_device device, int n
     return LM_OK;
 }
 
+lm_status lm_tensor_new_mapped(lm_tensor **out, lm_dtype dtype, int ndim, const int64_t *shape,
+                               void *data, void *map_base, size_t map_len) {
+    *out = NULL;
+    lm_status st = check_shape("tensor", ndim, shape);
+    lm_storage *s = st == LM_OK ? calloc(1, sizeof *s) : NULL;
+    lm_tensor *t = s ? header_new(dtype, s) : NULL;
+    if (!t) {
+        free(s);
+        munmap(map_base, map_len);
+        return st != LM_OK ? st : LM_ERR_MEMORY; /* header_new said why */
+    }
+    int64_t numel = 1;
+    for (int d = 0; d < ndim; d++) numel *= shape[d];
+    s->bytes = (size_t)numel * lm_dtype_size(dtype);
+    s->device = LM_CPU;
+    s->data = data;
+    s->map_base = map_base;
+    s->map_len = map_len;
+    s->refcount = 1;
+    t->ndim = ndim;
+    for (int d = 0; d < ndim; d++) t->shape[d] = shape[d];
+    set_contiguous_strides(t);
+    *out = t;
+    return LM_OK;
+}
+
 lm_status lm_tensor_new_like(lm_tensor **out, const lm_tensor *like) {
     return lm_tensor_new(out, like->dtype, like->storage->device, like->ndim, like->shape);
 }
@@ -92,8 +119,12 @@ lm_tensor *lm_tensor_retain(lm_tensor *t) {
 
 static void storage_release(lm_storage *s) {
     if (--s->refcount > 0) return;
-    const lm_backend *be = lm_backend_get(s->device);
-    if (be) be->free(s->data, s->bytes ? s->bytes : 1);
+    if (s->map_base) {
+        munmap(s->map_base, s->map_len);
+    } else {
+        const lm_backend *be = lm_backend_get(s->device);
+        if (be) be->free(s->data, s->bytes ? s->bytes : 1);
+    }
     free(s);
 }
 

@@ -25,6 +25,8 @@ typedef struct lm_storage {
     int refcount;
     lm_device device;
     uint32_t version; /* bumped by every in-place write (autograd checks it) */
+    void *map_base;   /* non-NULL: the data lie in a file mapping, unmapped on release */
+    size_t map_len;
 } lm_storage;
 
 struct lm_autograd_meta; /* autograd state, owned by the tensor (lm_autograd.h) */
@@ -47,6 +49,11 @@ static inline size_t lm_dtype_size(lm_dtype dtype) { (void)dtype; return 4; }
 /* A new contiguous tensor with uninitialised contents. */
 lm_status lm_tensor_new(lm_tensor **out, lm_dtype dtype, lm_device device, int ndim,
                         const int64_t *shape);
+/* A contiguous CPU tensor over `data`, which lies inside the mmap'ed region
+ * [map_base, map_base + map_len); the tensor owns the mapping (munmap when
+ * its storage is released; on failure the mapping is unmapped here). */
+lm_status lm_tensor_new_mapped(lm_tensor **out, lm_dtype dtype, int ndim, const int64_t *shape,
+                               void *data, void *map_base, size_t map_len);
 /* A new contiguous tensor with the same shape, dtype and device as `like`. */
 lm_status lm_tensor_new_like(lm_tensor **out, const lm_tensor *like);
 lm_tensor *lm_tensor_retain(lm_tensor *t);

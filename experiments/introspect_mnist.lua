@@ -2,7 +2,7 @@
 --   lumen experiments/introspect_mnist.lua [--data mnist|fashion] [--seed S]
 --        [--threads T] [--out DIR] [--fresh] [--cycles N] [--ae-epochs N]
 --        [--est-epochs N] [--mmd-weight W] [--bandwidths B1,B2,..] [--subset N]
---        [--data-dir DIR] [--noise-max S]
+--        [--data-dir DIR] [--noise-max S] [--record-to auto|memory|file]
 --
 -- Stages (each cached in DIR and reused on a rerun unless --fresh):
 --   1. classifier: Net1 trained as in experiments/net1_mnist.lua (with
@@ -10,12 +10,14 @@
 --      [0, S] per minibatch, the paper's domain randomisation), recording a
 --      fixed seeded subset of 500 training samples at the end of every cycle;
 --   2. recording: every hidden ELU output of the training and test sets
---      (2400 values a sample), in evaluation mode;
+--      (2400 values a sample), in evaluation mode; in memory, or streamed to
+--      DIR/recording_*.safetensors and mapped back when it would not fit
+--      (--record-to: auto decides by the memory available);
 --   3. autoencoder: an InfoVAE (2400 -> 200 -> 200 -> 200 -> 2 and back) on the
 --      standardised recording, reconstruction + mmd_weight x MMD;
 --   4. estimator: 2 -> 200 -> 200 -> 200 -> 1 on log10 of the classifier's
 --      per-sample error;
---   5. figures, metrics.json and index.html.
+--   5. figures, metrics.json, atlas.html and index.html.
 local lm = require 'lumen'
 local cli = require 'lumen.cli'
 local I = lm.introspect
@@ -23,7 +25,7 @@ local plot = lm.plot
 
 local opts = cli.parse(arg, {data = "mnist", seed = 1, threads = 0, out = "", fresh = false, cycles = 25,
   ae_epochs = 20, est_epochs = 20, mmd_weight = 500, subset = 0, trajectory_samples = 500,
-  bandwidths = "0.1,1,10,100,1000", data_dir = "", noise_max = 0},
+  bandwidths = "0.1,1,10,100,1000", data_dir = "", noise_max = 0, record_to = "auto"},
   "Self-introspection of Net1: lumen experiments/introspect_mnist.lua [options]")
 if opts.threads > 0 then lm.set_num_threads(opts.threads) end
 if opts.out == "" then opts.out = "results/introspect_" .. opts.data end
@@ -112,5 +114,5 @@ RESULT = study.run{
   name = "Net1", data = d, train = train_set, test = test_set, net = net, recorder = recorder,
   snapshots = snapshots, trajectory_index = traj_index, out = opts.out, stage = stage, timings = timings,
   ae_epochs = opts.ae_epochs, est_epochs = opts.est_epochs, mmd_weight = opts.mmd_weight, bw = bw,
-  seed = opts.seed,
+  seed = opts.seed, record_to = opts.record_to,
 }

@@ -37,6 +37,7 @@ local function class_list()
     {"loader:", lm.data.Loader, "data loader"},
     {"rec:", lm.introspect.Recorder_class, "recorder"},
     {"vae:", vae_class, "InfoVAE"},
+    {"w:", debug.getregistry()["lumen.SafetensorsWriter"].__index, "safetensors writer"},
   }
   return classes
 end

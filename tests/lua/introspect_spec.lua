@@ -19,6 +19,31 @@ describe("introspection", function()
     eq(net.training, true, "the model's mode is restored")
     local Hs = rec:record_set(x, {batch_size = 3})
     same(Hs:totable(), H:totable(), 1e-6)
+    same(rec.layer_sizes, {5, 5, 5})
+  end)
+
+  it("streams a recording to a safetensors file and maps it back", function()
+    lm.manual_seed(4)
+    local net = lm.models.net1{inputs = 6, hidden = 5, layers = 3, classes = 4}
+    local rec = I.Recorder(net)
+    local x = lm.randn(11, 6)
+    local H, Y = rec:record_set(x)
+    local path = os.tmpname()
+    local Hf, Yf = rec:record_set(x, {batch_size = 4, path = path})      -- three batches, the last short
+    same(Hf:totable(), H:totable(), 0, "activations")
+    same(Yf:totable(), Y:totable(), 0, "outputs")
+    local t = lm.load(path)
+    same(t.activations:shape(), {11, 15})
+    same(t.outputs:shape(), {11, 4})
+    -- a failing recording leaves no file
+    os.remove(path)
+    raises(function() rec:record_set(lm.randn(5, 7), {path = path}) end, "")
+    eq(io.open(path), nil, "no partial file")
+  end)
+
+  it("says how much memory is available", function()
+    local free = I.available_memory()
+    truthy(free == nil or free > 1e6, tostring(free))
   end)
 
   it("computes the paper's per-sample error and its log", function()
@@ -87,3 +112,43 @@ describe("introspection", function()
   end)
 end)
 
+
+describe("study.run", function()
+  it("gives the same results with its recordings in memory or streamed to files", function()
+    local study = require 'lumen.introspect.study'
+    local function run(mode)
+      lm.manual_seed(5)
+      local x = lm.rand(120, 16)
+      local labels = {}
+      for i = 1, 120 do labels[i] = (i - 1) % 3 + 1 end
+      local set = {x = x, y = lm.tensor(labels, 'int32')}
+      local net = lm.models.net1{inputs = 16, hidden = 8, layers = 2, classes = 3}
+      local out = os.tmpname()
+      os.remove(out)
+      local saved = _G.print
+      _G.print = function() end -- the stages' progress lines
+      local ok, metrics = pcall(study.run, {name = "tiny", data = {name = "random", classes = {"a", "b", "c"}},
+        train = set, test = lm.data.head(set, 40), net = net, recorder = I.Recorder(net), out = out,
+        ae_epochs = 1, est_epochs = 1, seed = 1, record_to = mode})
+      _G.print = saved
+      assert(ok, metrics)
+      local f = io.open(out .. "/recording_train.safetensors")
+      if f then f:close() end
+      os.execute("rm -rf '" .. out .. "'")
+      return metrics, f ~= nil
+    end
+    local in_memory, wrote_memory = run("memory")
+    local streamed, wrote_file = run("file")
+    eq(wrote_memory, false)
+    eq(wrote_file, true, "recording_train.safetensors written")
+    for _, k in ipairs{"latent_knn10_accuracy", "auroc_correct", "estimator_mse_log10"} do
+      eq(streamed[k], in_memory[k], k)
+    end
+    local saved = _G.print
+    _G.print = function() end
+    raises(function() study.run{name = "x", data = {name = "y", classes = {"a"}}, train = {x = lm.rand(2, 16)},
+      test = {x = lm.rand(2, 16)}, net = lm.nn.ELU(), recorder = {}, out = os.tmpname() .. "_d", record_to = "disk"} end,
+      "record_to must be 'memory', 'file' or 'auto', got 'disk'")
+    _G.print = saved
+  end)
+end)

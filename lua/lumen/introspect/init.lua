@@ -95,9 +95,34 @@ end
 
 --- Activations of a whole data set [N, Nh] in one preallocated tensor, in
 --- batches (opts.batch_size, 1000). Also returns the model outputs [N, C].
+--- With opts.path the recording streams to that safetensors file instead
+--- (tensors "activations" and "outputs", a batch at a time, the file
+--- appearing only when complete) and comes back memory-mapped from it: for
+--- recordings larger than memory, which the system then pages.
 function Recorder:record_set(x, opts)
   opts = opts or {}
   local n, bs = x:size(1), opts.batch_size or 1000
+  if opts.path then
+    local writer
+    local ok, err = pcall(function()
+      for start = 1, n, bs do
+        local len = math.min(bs, n - start + 1)
+        local h, out = self:record(x:narrow(1, start, len))
+        writer = writer or lm.safetensors_writer(opts.path, {{name = "activations", shape = {n, h:size(2)}},
+          {name = "outputs", shape = {n, out:size(2)}}})
+        writer:append("activations", h)
+        writer:append("outputs", out)
+        collectgarbage("step")
+      end
+      writer:close()
+    end)
+    if not ok then
+      if writer then writer:abort() end
+      error(err, 0)
+    end
+    local t = lm.load(opts.path, {map = true})
+    return t.activations, t.outputs
+  end
   local H, Y
   for start = 1, n, bs do
     local len = math.min(bs, n - start + 1)
@@ -114,6 +139,17 @@ function Recorder:record_set(x, opts)
 end
 
 I.Recorder_class = Recorder
+
+--- Bytes of memory the system can still give (MemAvailable), or nil where
+--- /proc/meminfo does not say.
+function I.available_memory()
+  local f = io.open("/proc/meminfo")
+  if not f then return nil end
+  local text = f:read("a")
+  f:close()
+  local kb = text:match("MemAvailable:%s*(%d+) kB")
+  return kb and tonumber(kb) * 1024 or nil
+end
 
 -- ---- errors ---------------------------------------------------------------------------------------
 

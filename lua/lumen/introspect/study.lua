@@ -14,6 +14,7 @@
 --     ae_epochs = 20, est_epochs = 20, mmd_weight = 500, bw = {0.1, 1, ...},
 --     seed = 1, device = "cpu" | "cuda",          -- where the map is trained
 --     image_range = {0, 1}, overlays = {...},     -- for atlas.html (see atlas.lua)
+--     record_to = "auto" | "memory" | "file",     -- file: streamed, then mapped
 --   }
 local lm = require 'lumen'
 local I = require 'lumen.introspect'
@@ -82,8 +83,25 @@ function study.run(c)
   os.execute("mkdir -p '" .. out .. "'")
   -- ---- 2. recording --------------------------------------------------------------------------------
   local H_train, Y_train, H_test, Y_test = stage("recording", function()
-    local a, b = recorder:record_set(train_set.x)
-    local h, y = recorder:record_set(test_set.x)
+    -- in memory, or streamed to files in `out` and mapped back when the
+    -- recordings would take more than half the memory still available
+    local mode = c.record_to or "auto"
+    if mode == "auto" then
+      local width = recorder:width(train_set.x:narrow(1, 1, 1))
+      local bytes = (train_set.x:size(1) + test_set.x:size(1)) * width * 4
+      local free = I.available_memory()
+      mode = (free and bytes > free / 2) and "file" or "memory"
+      if mode == "file" then
+        print(string.format("   %.1f GB of recordings, %.1f GB of memory available: streaming them to %s",
+          bytes / 1e9, free / 1e9, out))
+      end
+    end
+    if mode ~= "memory" and mode ~= "file" then
+      error("study.run: record_to must be 'memory', 'file' or 'auto', got '" .. tostring(mode) .. "'", 0)
+    end
+    local function path(name) return mode == "file" and (out .. "/recording_" .. name .. ".safetensors") or nil end
+    local a, b = recorder:record_set(train_set.x, {path = path("train")})
+    local h, y = recorder:record_set(test_set.x, {path = path("test")})
     return a, b, h, y
   end)
   print(string.format("   %d x %d activations (train), %d x %d (test)", H_train:size(1), H_train:size(2),
