@@ -4,7 +4,10 @@
  * plain or transposed matrix without a copy. */
 #include <cblas.h>
 
+#include <stdbool.h>
+
 #include "cpu_backend.h"
+#include "lm_threads.h"
 
 /* BLAS view of a (rows x cols) matrix with the given strides. */
 static void blas_layout(int64_t rows, int64_t cols, int64_t s_row, int64_t s_col,
@@ -17,6 +20,51 @@ static void blas_layout(int64_t rows, int64_t cols, int64_t s_row, int64_t s_col
         *ld = s_col;
     }
     (void)rows;
+}
+
+/* One sgemm split over Lumen's threads: OpenBLAS itself runs single-threaded
+ * (lm_threads.c), so its idle workers never spin against ours; each thread
+ * multiplies a block of rows (or columns) of the output. Blocks are
+ * multiples of 16, the kernels' register tile. */
+typedef struct {
+    enum CBLAS_TRANSPOSE ta, tb;
+    int M, N, K, lda, ldb, ldc;
+    float alpha, beta;
+    const float *a, *b;
+    float *c;
+    bool by_rows;
+} gemm_job;
+
+#define GEMM_BLOCK 16
+
+static void gemm_blocks(void *ctx, int64_t begin, int64_t end) {
+    const gemm_job *j = ctx;
+    int lo = (int)begin * GEMM_BLOCK, hi = (int)end * GEMM_BLOCK;
+    if (j->by_rows) {
+        if (hi > j->M) hi = j->M;
+        const float *a = j->ta == CblasNoTrans ? j->a + (int64_t)lo * j->lda : j->a + lo;
+        cblas_sgemm(CblasRowMajor, j->ta, j->tb, hi - lo, j->N, j->K, j->alpha, a, j->lda, j->b, j->ldb,
+                    j->beta, j->c + (int64_t)lo * j->ldc, j->ldc);
+    } else {
+        if (hi > j->N) hi = j->N;
+        const float *b = j->tb == CblasNoTrans ? j->b + lo : j->b + (int64_t)lo * j->ldb;
+        cblas_sgemm(CblasRowMajor, j->ta, j->tb, j->M, hi - lo, j->K, j->alpha, j->a, j->lda, b, j->ldb,
+                    j->beta, j->c + lo, j->ldc);
+    }
+}
+
+/* Below this many multiply-adds a split costs more than it saves. */
+#define GEMM_SPLIT_MIN_MACS (1 << 18)
+
+static void sgemm_parallel(gemm_job *j) {
+    int64_t macs = (int64_t)j->M * j->N * j->K;
+    j->by_rows = j->M >= j->N;
+    int64_t blocks = ((j->by_rows ? j->M : j->N) + GEMM_BLOCK - 1) / GEMM_BLOCK;
+    if (macs < GEMM_SPLIT_MIN_MACS) {
+        gemm_blocks(j, 0, blocks);
+        return;
+    }
+    lm_parallel_for(blocks, 1, gemm_blocks, j);
 }
 
 lm_status cpu_matmul(lm_tensor *out, const lm_tensor *a, const lm_tensor *b, float alpha,
@@ -33,8 +81,9 @@ lm_status cpu_matmul(lm_tensor *out, const lm_tensor *a, const lm_tensor *b, flo
         const float *ai = ap + (a->shape[0] > 1 ? i * a->strides[0] : 0);
         const float *bi = bp + (b->shape[0] > 1 ? i * b->strides[0] : 0);
         float *oi = op + i * out->strides[0];
-        cblas_sgemm(CblasRowMajor, ta, tb, (int)M, (int)N, (int)K, alpha, ai, (int)lda, bi,
-                    (int)ldb, beta, oi, (int)out->strides[1]);
+        gemm_job j = {ta, tb, (int)M, (int)N, (int)K, (int)lda, (int)ldb, (int)out->strides[1],
+                      alpha, beta, ai, bi, oi, false};
+        sgemm_parallel(&j);
     }
     return LM_OK;
 }

@@ -32,6 +32,30 @@ static bool is_extreme(lm_reduce_op op) {
     return op == LM_MAX || op == LM_MIN || op == LM_ARGMAX || op == LM_ARGMIN;
 }
 
+/* Sum of n contiguous floats (or of their squared deviations from center)
+ * in double, over eight interleaved partial sums combined in a fixed order:
+ * the compiler vectorises it (one running sum would wait on every add's
+ * latency), and the result depends only on n and the data. */
+static double sum_contiguous(const float *x, int64_t n, bool squares, double center) {
+    double acc[8] = {0};
+    int64_t i = 0;
+    if (squares) {
+        for (; i + 8 <= n; i += 8)
+            for (int k = 0; k < 8; k++) {
+                double d = (double)x[i + k] - center;
+                acc[k] += d * d;
+            }
+    } else {
+        for (; i + 8 <= n; i += 8)
+            for (int k = 0; k < 8; k++) acc[k] += x[i + k];
+    }
+    for (int k = 0; i < n; i++, k++) {
+        double d = squares ? (double)x[i] - center : (double)x[i];
+        acc[k] += squares ? d * d : d;
+    }
+    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+}
+
 /* Folds `n` elements at x[base + i*stride] (positions first..first+n-1). */
 static void fold_line(lm_reduce_op op, const lm_tensor *x, int64_t base, int64_t stride,
                       int64_t n, int64_t first, double center, partial *p) {
@@ -48,13 +72,13 @@ static void fold_line(lm_reduce_op op, const lm_tensor *x, int64_t base, int64_t
     } else if (x->dtype == LM_FLOAT32) {
         const float *xp = lm_tensor_f32(x) + base;
         double s = 0;
-        if (op == LM_VAR) {
+        if (stride == 1) {
+            s = sum_contiguous(xp, n, op == LM_VAR, center);
+        } else if (op == LM_VAR) {
             for (int64_t i = 0; i < n; i++) {
                 double d = xp[i * stride] - center;
                 s += d * d;
             }
-        } else if (stride == 1) {
-            for (int64_t i = 0; i < n; i++) s += xp[i];
         } else {
             for (int64_t i = 0; i < n; i++) s += xp[i * stride];
         }

@@ -107,7 +107,7 @@ void lm_set_num_threads(int n) {
     if (n > MAX_THREADS) n = MAX_THREADS;
     if (pool.nworkers) stop_workers();
     pool.nthreads = n;
-    openblas_set_num_threads(n);
+    openblas_set_num_threads(1); /* GEMMs are split over this pool (cpu_matmul.c) */
 }
 
 int lm_get_num_threads(void) {

@@ -2,8 +2,9 @@
 -- each page in its own process and scratch folder, with small generated
 -- MNIST files as the data; shell blocks only name scripts and experiments
 -- that exist.
-local build = os.getenv("LUMEN_BUILD_DIR") or "build"
 local root = io.popen("pwd"):read("l")
+local build = os.getenv("LUMEN_BUILD_DIR") or "build"
+local lumen = (build:sub(1, 1) == "/" and build or root .. "/" .. build) .. "/lumen"
 
 local function pages()
   local list = {"README.md"}
@@ -51,8 +52,8 @@ describe("docs code blocks", function()
       it(page .. " runs", function()
         local dir = scratch .. "/" .. page:gsub("[/.]", "_")
         os.execute("mkdir -p '" .. dir .. "'")
-        local cmd = string.format("cd '%s' && LUMEN_DATA='%s/data' LUMEN_NO_HISTORY=1 '%s/%s/lumen' '%s/tests/docs/run_page.lua' '%s' '%s' 2>&1",
-          dir, scratch, root, build, root, root, page)
+        local cmd = string.format("cd '%s' && LUMEN_DATA='%s/data' LUMEN_NO_HISTORY=1 '%s' '%s/tests/docs/run_page.lua' '%s' '%s' 2>&1",
+          dir, scratch, lumen, root, root, page)
         local p = io.popen(cmd)
         local out = p:read("a")
         local ok = p:close()
