@@ -4,10 +4,40 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_THREADS 64
-#define SPIN_ITERATIONS 20000
+/* How long a waiting thread spins before it sleeps: the ops of a training
+ * step arrive tens of microseconds apart, and a sleep and wake-up through
+ * the kernel costs as much again on our virtual machines. */
+#define SPIN_NS 200000
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Spins (politely) until done(arg) or SPIN_NS have passed; true if done. */
+static bool spin_until(bool (*done)(const void *), const void *arg) {
+    int64_t start = 0;
+    for (unsigned spins = 1;; spins++) {
+        if (done(arg)) return true;
+        cpu_relax();
+        if ((spins & 127) == 0) {
+            int64_t t = now_ns();
+            if (!start) start = t;
+            else if (t - start > SPIN_NS) return false;
+        }
+    }
+}
 
 static struct {
     pthread_mutex_t mu;
@@ -53,17 +83,23 @@ static void run_chunk(int k) {
     if (begin < end) pool.fn(pool.ctx, begin, end);
 }
 
+static bool new_generation(const void *seen) {
+    return atomic_load_explicit(&pool.generation, memory_order_acquire) != *(const uint_fast64_t *)seen;
+}
+
+static bool all_done(const void *unused) {
+    (void)unused;
+    return atomic_load(&pool.pending) <= 0;
+}
+
 static void *worker_main(void *arg) {
     int index = (int)(intptr_t)arg; /* chunk index, 1.. (the caller runs chunk 0) */
     /* the generation when the pool started, not now: a job may already be posted */
     uint_fast64_t seen = pool.start_generation;
     in_parallel = true;
     for (;;) {
-        /* spin briefly: consecutive parallel ops arrive microseconds apart */
-        int spins = 0;
-        while (atomic_load_explicit(&pool.generation, memory_order_acquire) == seen &&
-               spins < SPIN_ITERATIONS)
-            spins++;
+        /* spin a while: consecutive parallel ops arrive microseconds apart */
+        spin_until(new_generation, &seen);
         pthread_mutex_lock(&pool.mu);
         while (atomic_load(&pool.generation) == seen && !pool.shutdown)
             pthread_cond_wait(&pool.work_cv, &pool.mu);
@@ -138,8 +174,7 @@ void lm_parallel_for(int64_t n, int64_t grain, lm_range_fn fn, void *ctx) {
     for (int k = pool.nworkers + 1; k < chunks; k++) run_chunk(k); /* workers that failed to start */
     in_parallel = false;
 
-    int spins = 0;
-    while (atomic_load(&pool.pending) > 0 && spins < SPIN_ITERATIONS) spins++;
+    spin_until(all_done, NULL);
     pthread_mutex_lock(&pool.mu);
     while (atomic_load(&pool.pending) > 0) pthread_cond_wait(&pool.done_cv, &pool.mu);
     pthread_mutex_unlock(&pool.mu);

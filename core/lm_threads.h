@@ -2,7 +2,7 @@
  *
  * Why not OpenMP: libgomp's idle threads spin after each parallel region and
  * steal the cores OpenBLAS's own threads need for the GEMM that follows.
- * These workers spin only briefly and then sleep. Work is split into at most
+ * These workers spin a while (about 0.2 ms) and then sleep. Work is split into at most
  * one contiguous chunk per thread, decided only by n, grain and the thread
  * count, so results (including reductions) are reproducible for a given
  * thread count. Calls from inside a running chunk run inline. */
