@@ -135,4 +135,30 @@ describe("the atlas in a browser", function()
     truthy(ok, "browser check failed:\n" .. output)
     truthy(output:find("modes, zoom and screenshots ok", 1, true), output)
   end)
+
+  it("shows colour images (channels first) in their colours", function()
+    local n = 30
+    local labels = {}
+    for i = 1, n do labels[i] = (i - 1) % 3 + 1 end
+    local y = lm.tensor(labels, 'int32')
+    local images = lm.zeros(n, 3, 8, 8)
+    for i = 1, n do images[i][(i - 1) % 3 + 1]:fill_(1) end     -- pure red, green or blue
+    lm.manual_seed(2)
+    local path = OUT .. "/lumen_atlas_rgb.html"
+    atlas.write(path, {classes = {"red", "green", "blue"},
+      sets = {{name = "s", z = lm.randn(n, 2) * 3, labels = y, predicted = y, images = images}}})
+    local p = io.popen(string.format("/usr/bin/python3 tests/browser/atlas_pixels.py '%s' s 1 2 3 2>&1", path))
+    local output = p:read("a")
+    local ok, _, code = p:close()
+    if code == 77 then
+      print("    " .. output:gsub("\n$", ""))
+      return
+    end
+    truthy(ok, output)
+    local got = json.decode(output:match("%[.*%]"))
+    same(got[1].pixel, {255, 0, 0, 255})
+    same(got[2].pixel, {0, 255, 0, 255})
+    same(got[3].pixel, {0, 0, 255, 255})
+    eq(got[2].title, "s #2")
+  end)
 end)
