@@ -57,10 +57,11 @@ static void gemm_blocks(void *ctx, int64_t begin, int64_t end) {
 #define GEMM_SPLIT_MIN_MACS (1 << 18)
 
 static void sgemm_parallel(gemm_job *j) {
+    int threads = lm_get_num_threads(); /* the first call also makes OpenBLAS single-threaded */
     int64_t macs = (int64_t)j->M * j->N * j->K;
     j->by_rows = j->M >= j->N;
     int64_t blocks = ((j->by_rows ? j->M : j->N) + GEMM_BLOCK - 1) / GEMM_BLOCK;
-    if (macs < GEMM_SPLIT_MIN_MACS) {
+    if (threads == 1 || macs < GEMM_SPLIT_MIN_MACS) {
         gemm_blocks(j, 0, blocks);
         return;
     }

@@ -211,3 +211,38 @@ describe("printing", function()
     truthy(s:find("5000", 1, true), "shows the last element")
   end)
 end)
+
+describe("matmul over the thread pool", function()
+  it("matches a reference for products split by rows and by columns, in every transposition", function()
+    local saved = lm.get_num_threads()
+    lm.set_num_threads(2)
+    lm.manual_seed(9)
+    -- big enough to be split (over 2^18 multiply-adds), with ragged edges
+    for _, shape in ipairs{{131, 67, 45}, {37, 150, 61}} do
+      local M, N, K = shape[1], shape[2], shape[3]
+      local a, b = lm.randn(M, K), lm.randn(K, N)
+      local at, bt = a:totable(), b:totable()
+      local want = {}
+      for i = 1, M do
+        want[i] = {}
+        for j = 1, N do
+          local s = 0
+          for k = 1, K do s = s + at[i][k] * bt[k][j] end
+          want[i][j] = s
+        end
+      end
+      local variants = {
+        lm.matmul(a, b),
+        lm.matmul(a:t():contiguous():t(), b),                 -- a transposed in memory
+        lm.matmul(a, b:t():contiguous():t()),                 -- b transposed in memory
+        lm.matmul(a:t():contiguous():t(), b:t():contiguous():t()),
+      }
+      for v, got in ipairs(variants) do same(got:totable(), want, 1e-3, M .. "x" .. N .. " variant " .. v) end
+      lm.set_num_threads(1)
+      local one = lm.matmul(a, b)
+      lm.set_num_threads(2)
+      same(one:totable(), want, 1e-3, "one thread")
+    end
+    lm.set_num_threads(saved)
+  end)
+end)
