@@ -101,6 +101,21 @@ describe("atlas.write", function()
   end)
 end)
 
+-- Runs a tests/browser script with its arguments: its output, and whether it
+-- passed; nil when Chromium is missing (it exits 77; the skip is printed).
+local function browser_script(script, ...)
+  local args = {}
+  for i, a in ipairs({...}) do args[i] = "'" .. a .. "'" end
+  local p = io.popen("/usr/bin/python3 tests/browser/" .. script .. " " .. table.concat(args, " ") .. " 2>&1")
+  local output = p:read("a")
+  local ok, _, code = p:close()
+  if code == 77 then
+    print("    " .. output:gsub("\n$", ""))
+    return nil
+  end
+  return output, ok
+end
+
 describe("the atlas in a browser", function()
   it("hovers, clicks, zooms and recolours a known point (headless Chromium)", function()
     local spec = small_spec(150)
@@ -123,15 +138,8 @@ describe("the atlas in a browser", function()
       predicted = classes[set.predicted[i]], e_hat = 10 ^ set.log10_error[i], image = image, activations = acts}
     truthy(expect["true"] ~= expect.predicted, "the chosen point is misclassified")
     lm.json.write(OUT .. "/lumen_atlas_expect.json", expect)
-    local cmd = string.format("/usr/bin/python3 tests/browser/atlas_check.py '%s' '%s' '%s' 2>&1", path,
-      OUT .. "/lumen_atlas_expect.json", dir)
-    local p = io.popen(cmd)
-    local output = p:read("a")
-    local ok, _, code = p:close()
-    if code == 77 then
-      print("    " .. output:gsub("\n$", ""))
-      return
-    end
+    local output, ok = browser_script("atlas_check.py", path, OUT .. "/lumen_atlas_expect.json", dir)
+    if not output then return end
     truthy(ok, "browser check failed:\n" .. output)
     truthy(output:find("modes, zoom and screenshots ok", 1, true), output)
   end)
@@ -147,13 +155,8 @@ describe("the atlas in a browser", function()
     local path = OUT .. "/lumen_atlas_rgb.html"
     atlas.write(path, {classes = {"red", "green", "blue"},
       sets = {{name = "s", z = lm.randn(n, 2) * 3, labels = y, predicted = y, images = images}}})
-    local p = io.popen(string.format("/usr/bin/python3 tests/browser/atlas_pixels.py '%s' s 1 2 3 2>&1", path))
-    local output = p:read("a")
-    local ok, _, code = p:close()
-    if code == 77 then
-      print("    " .. output:gsub("\n$", ""))
-      return
-    end
+    local output, ok = browser_script("atlas_pixels.py", path, "s", "1", "2", "3")
+    if not output then return end
     truthy(ok, output)
     local got = json.decode(output:match("%[.*%]"))
     same(got[1].pixel, {255, 0, 0, 255})

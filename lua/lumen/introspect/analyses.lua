@@ -281,6 +281,16 @@ end
 --- (80); a colour bar when o.colorbar is a label.
 function A.error_heatmap(ax, est, o)
   o = o or {}
+  local rows, xl, yl = A.error_grid(est, o)
+  ax:heatmap(rows, {xlim = xl, ylim = yl, colorbar = o.colorbar})
+  return ax
+end
+
+--- The estimated log10 error on a grid of o.cells x o.cells (80) cell
+--- centres over [-lim, lim]^2 (o.lim, 4) or o.xlim x o.ylim: rows of values
+--- (row 1 at the bottom), and the x and y limits.
+function A.error_grid(est, o)
+  o = o or {}
   local lim, G = o.lim or 4, o.cells or 80
   local xl, yl = o.xlim or {-lim, lim}, o.ylim or {-lim, lim}
   local pts = {}
@@ -292,8 +302,7 @@ function A.error_heatmap(ax, est, o)
   local vals = lm.introspect.estimate(est, lm.tensor(pts)):totable()
   local rows = {}
   for i = 1, G do rows[i] = {} for j = 1, G do rows[i][j] = vals[(i - 1) * G + j] end end
-  ax:heatmap(rows, {xlim = xl, ylim = yl, colorbar = o.colorbar})
-  return ax
+  return rows, xl, yl
 end
 
 --- Fig. 6 as a file: targeted FGSM paths from one input x [1, ...] (true

@@ -19,6 +19,7 @@
 local lm = require 'lumen'
 local I = require 'lumen.introspect'
 local plot = require 'lumen.plot'
+local A = require 'lumen.introspect.analyses'
 
 local study = {}
 
@@ -47,7 +48,6 @@ end
 --- sorted by o.Eh [K, Nh] (E[h|H_k], e.g. decoded from the map), or else by
 --- the direct class means of the training recording. Returns the page's bytes.
 function study.atlas(path, o)
-  local A = require 'lumen.introspect.analyses'
   local atlas = require 'lumen.introspect.atlas'
   local d = o.data
   local Eh = o.Eh or A.class_means(o.H_train, o.train.y, #d.classes)
@@ -56,11 +56,7 @@ function study.atlas(path, o)
     return {name = name, z = Z, labels = s.y, predicted = Yhat:argmax(2), log10_error = I.estimate(o.est, Z):to("cpu"),
       images = s.x, image_range = o.image_range, activations = H}
   end
-  -- the estimated log10 error over [-4, 4]^2, row 1 at the bottom
-  local G, pts, heat = 80, {}, {}
-  for i = 1, G do for j = 1, G do pts[#pts + 1] = {-4 + (j - 0.5) * 8 / G, -4 + (i - 0.5) * 8 / G} end end
-  local vals = I.estimate(o.est, lm.tensor(pts)):to("cpu"):totable()
-  for i = 1, G do heat[i] = {} for j = 1, G do heat[i][j] = vals[(i - 1) * G + j] end end
+  local heat = A.error_grid(o.est, {lim = 4}) -- the estimated log10 error, row 1 at the bottom
   local bytes = atlas.write(path, {
     title = o.name .. " on " .. d.name, classes = d.classes,
     sets = {set("train", o.train, o.Z_train, o.Y_train), set(o.test_name or "test", o.test, o.Z_test, o.Y_test, o.H_test)},
@@ -203,14 +199,9 @@ function study.run(c)
     map(Z_train, train_set.y, "Activation map: training set by class", opts.out .. "/map_train.png", 20000)
     map(Z_test, test_set.y, "Activation map: " .. test_name .. " by class", opts.out .. "/map_test.png")
     -- estimator heat map over [-4, 4]^2 with the test points, misclassified marked
-    local grid, G = {}, 80
-    local pts = {}
-    for i = 1, G do for j = 1, G do pts[#pts + 1] = {-4 + (j - 0.5) * 8 / G, -4 + (i - 0.5) * 8 / G} end end
-    local vals = I.estimate(est, lm.tensor(pts)):totable()
-    for i = 1, G do grid[i] = {} for j = 1, G do grid[i][j] = vals[(i - 1) * G + j] end end
     local fig = plot.figure{width = 760, height = 640, title = "Estimated log10 error over the map"}
     local ax = fig:axes{rect = {70, 50, 520, 520}, xlabel = "z1", ylabel = "z2", xlim = {-4, 4}, ylim = {-4, 4}}
-    ax:heatmap(grid, {xlim = {-4, 4}, ylim = {-4, 4}, colorbar = "log10 e_hat"})
+    A.error_heatmap(ax, est, {lim = 4, colorbar = "log10 e_hat"})
     ax:scatter(Z_test:select(2, 1), Z_test:select(2, 2), {color = 0xFFFFFF50, radius = 1})
     local wx, wy = {}, {}
     local pred = Y_test:argmax(2):totable()
