@@ -56,11 +56,18 @@ static void bench(int64_t M, int64_t K, int64_t N, bool transposed_b) {
         lm_matmul(&out, a, b);
         lm_tensor_release(out);
     });
+    /* the direct call with OpenBLAS's own threads, as many as Lumen's pool has
+     * (Lumen keeps OpenBLAS single-threaded and splits products itself) */
+    openblas_set_num_threads(lm_get_num_threads());
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, transposed_b ? CblasTrans : CblasNoTrans, (int)M, (int)N,
+                (int)K, 1.0f, lm_tensor_f32(a), (int)K, lm_tensor_f32(b_store), transposed_b ? (int)K : (int)N,
+                0.0f, c, (int)N); /* warm-up of its threads */
     double t_blas = TIME_BEST(reps, {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, transposed_b ? CblasTrans : CblasNoTrans, (int)M,
                     (int)N, (int)K, 1.0f, lm_tensor_f32(a), (int)K, lm_tensor_f32(b_store),
                     transposed_b ? (int)K : (int)N, 0.0f, c, (int)N);
     });
+    openblas_set_num_threads(1);
     printf("| %4lldx%4lldx%4lld | %s | %8.1f | %8.1f | %5.1f %% |\n", (long long)M, (long long)K,
            (long long)N, transposed_b ? "nt" : "nn", flops / t_lumen / 1e9, flops / t_blas / 1e9,
            100 * t_blas / t_lumen);
