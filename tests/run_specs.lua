@@ -1,8 +1,16 @@
 -- A small spec runner for Lumen's Lua tests (busted-like, no dependencies).
 -- Usage: lumen tests/run_specs.lua [dir-or-file ...] ; last line of output is
--- "N passed, N failed", and the exit status is non-zero on any failure.
-local passed, failed, failures = 0, 0, {}
+-- "N passed, N failed, N skipped". Exit status: 1 on any failure or when
+-- nothing ran at all; 77 (ctest's SKIP_RETURN_CODE) when every test skipped,
+-- so a suite that checked nothing is reported as skipped, never as passed.
+--
+-- skip(reason [, ci_installs]) ends the current test as skipped, or, called
+-- outside `it`, the rest of its file. With ci_installs true and the CI
+-- variable set, the skip is a failure: CI installs that dependency, so its
+-- absence there means the check silently stopped running.
+local passed, failed, skipped, failures, skips = 0, 0, 0, {}, {}
 local current = {}
+local SKIP = {}
 
 local function fmt(v)
   if type(v) == "string" then return string.format("%q", v) end
@@ -17,11 +25,29 @@ function spec.describe(name, fn)
   current[#current] = nil
 end
 
+local function skip_reason(err)
+  if type(err) == "table" and getmetatable(err) == SKIP then return err.reason end
+end
+
+function spec.skip(reason, ci_installs)
+  if ci_installs and os.getenv("CI") and os.getenv("CI") ~= "" then
+    error("not skipped under CI, which installs what this needs: " .. reason, 2)
+  end
+  error(setmetatable({reason = reason}, SKIP), 2)
+end
+
+local function record_skip(what, reason)
+  skipped = skipped + 1
+  skips[#skips + 1] = what .. ": " .. reason
+end
+
 function spec.it(name, fn)
   local full = table.concat(current, " ") .. " " .. name
   local ok, err = xpcall(fn, debug.traceback)
   if ok then
     passed = passed + 1
+  elseif skip_reason(err) then
+    record_skip(full, skip_reason(err))
   else
     failed = failed + 1
     failures[#failures + 1] = full .. "\n    " .. tostring(err):gsub("\n", "\n    ")
@@ -89,7 +115,9 @@ local function run_file(path)
   end
   current = {path:match("([^/]+)%.lua$")}
   local ok, rerr = xpcall(chunk, debug.traceback)
-  if not ok then
+  if not ok and skip_reason(rerr) then
+    record_skip(path .. " (the rest of the file)", skip_reason(rerr))
+  elseif not ok then
     failed = failed + 1
     failures[#failures + 1] = path .. ": " .. tostring(rerr)
   end
@@ -107,6 +135,12 @@ for _, target in ipairs(targets) do
   end
 end
 
+for _, s in ipairs(skips) do print("SKIPPED: " .. s) end
 for _, f in ipairs(failures) do io.stderr:write("FAILED: ", f, "\n") end
-print(string.format("%d passed, %d failed", passed, failed))
-os.exit(failed == 0 and 0 or 1)
+print(string.format("%d passed, %d failed, %d skipped", passed, failed, skipped))
+if failed > 0 then os.exit(1) end
+if passed == 0 and skipped == 0 then
+  io.stderr:write("FAILED: no test ran\n")
+  os.exit(1)
+end
+os.exit(passed == 0 and 77 or 0)

@@ -67,7 +67,10 @@ describe("lumen host", function()
 
   it("loads from a stock lua5.4 as lumen.so", function()
     local have = run("command -v lua5.4")
-    if have == "" or os.getenv("LUMEN_SANITIZED") then return end
+    if os.getenv("LUMEN_SANITIZED") then
+      skip("an ASan-instrumented lumen.so cannot load into a stock lua5.4 (runtime order)")
+    end
+    if have == "" then skip("lua5.4 is not installed", true) end
     local out, code = run("LUA_CPATH='" .. build .. "/?.so' lua5.4 -e \"local lm = require 'lumen'; print(lm.ones(3):sum())\"")
     eq(code, 0)
     eq(out, "3\n")
