@@ -2,7 +2,8 @@
 # Fuzzes the file readers and the tensor-from-table constructor with
 # libFuzzer (clang; ASan + UBSan), each for SECONDS (default 30), starting
 # from seed corpora the build generates. A crash fails the script and leaves
-# the input in build-fuzz/crashes/: add it as a regression test.
+# the input in build-fuzz/crashes/: add it as a regression test. A harness
+# that fails in any other way, or executes no input, fails the script too.
 #   scripts/fuzz.sh [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,14 +13,32 @@ CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DLUMEN_FUZZ=ON -DLUM
 cmake --build build-fuzz -j"$(nproc)" --target lumen fuzz_idx fuzz_cifar fuzz_safetensors fuzz_tensor_table
 rm -rf build-fuzz/corpus build-fuzz/crashes && mkdir -p build-fuzz/crashes
 ASAN_OPTIONS=detect_leaks=0 build-fuzz/lumen fuzz/make_corpus.lua build-fuzz/corpus
+# Each harness must exit 0 (a crash, a leak, a timeout or a harness that does
+# not start all exit non-zero) and must have executed a positive number of
+# inputs: a run that tested nothing fails too.
 for name in idx cifar safetensors tensor_table; do
     echo "== fuzz_${name}: ${seconds} s"
+    log=build-fuzz/fuzz_${name}.log
+    status=0
     ASAN_OPTIONS=detect_leaks=1 build-fuzz/fuzz_${name} -max_total_time="$seconds" -max_len=65536 \
         -timeout=10 -rss_limit_mb=2048 -artifact_prefix=build-fuzz/crashes/${name}- \
-        -print_final_stats=1 build-fuzz/corpus/${name} 2>&1 | grep -E "^#[0-9]+ *DONE|stat::number_of_executed_units|ERROR|SUMMARY|crash-" || true
-    if ls build-fuzz/crashes/${name}-* >/dev/null 2>&1; then
-        echo "fuzz_${name} found a crash: build-fuzz/crashes/"
+        -print_final_stats=1 build-fuzz/corpus/${name} > "$log" 2>&1 || status=$?
+    grep -E "^#[0-9]+ *DONE|stat::number_of_executed_units|ERROR|SUMMARY|crash-" "$log" || true
+    units=$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\).*/\1/p' "$log" | tail -1)
+    if [ "$status" != 0 ]; then
+        tail -30 "$log"
+        echo "fuzz_${name} failed (exit status ${status}; inputs, if any: build-fuzz/crashes/; log: ${log})"
         exit 1
     fi
+    if ! [ "${units:-0}" -gt 0 ] 2>/dev/null; then
+        tail -30 "$log"
+        echo "fuzz_${name} executed no inputs (log: ${log})"
+        exit 1
+    fi
+    if ls build-fuzz/crashes/${name}-* >/dev/null 2>&1; then
+        echo "fuzz_${name} left a crash input: build-fuzz/crashes/"
+        exit 1
+    fi
+    echo "fuzz_${name}: ${units} inputs executed"
 done
 echo "== fuzzing found nothing"
