@@ -22,7 +22,9 @@ describe("experiments", function()
   end)
 
   -- A generated CIFAR-10 folder in a new temporary directory: 5 training
-  -- batches of n records, a test batch of 8; returns the directory.
+  -- batches of n records, a test batch of 8; returns the directory. Each
+  -- class is a flat grey level (a little variation per image), so a working
+  -- training loop learns it within a few steps.
   local function cifar_folder(n)
     local dir = os.tmpname()
     os.remove(dir)
@@ -31,7 +33,7 @@ describe("experiments", function()
       local out = {}
       for i = 1, count do
         local label = (i + seed) % 10
-        out[i] = string.char(label) .. string.rep(string.char((label * 25 + i) % 256), 3072)
+        out[i] = string.char(label) .. string.rep(string.char(label * 25 + i % 5), 3072)
       end
       local f = assert(io.open(dir .. "/cifar10/" .. name, "wb"))
       f:write(table.concat(out))
@@ -42,14 +44,20 @@ describe("experiments", function()
     return dir
   end
 
-  it("net2_cifar10.lua runs training steps of the paper's Net2 on the CPU", function()
-    local dir = cifar_folder(16)
+  it("net2_cifar10.lua trains the paper's Net2 on the CPU: the loss falls from its initial value", function()
+    local dir = cifar_folder(40)
     RESULT = nil
     local ok, err = run_experiment("experiments/net2_cifar10.lua",
-      {"--data-dir", dir, "--steps", "2", "--batch", "8", "--width", "0.1", "--out", dir .. "/out"})
+      {"--data-dir", dir, "--steps", "10", "--batch", "8", "--width", "0.1", "--lr-max", "2e-3",
+       "--period-epochs", "1", "--out", dir .. "/out"})
     os.execute("rm -rf " .. dir)
     truthy(ok, err)
-    truthy(RESULT and RESULT.last_loss == RESULT.last_loss and RESULT.last_loss < 5, "a finite loss")
+    -- sigmoid outputs near 0.5 against one-hot targets: 1/2 (9 * 0.25 + 0.25) = 1.25
+    truthy(RESULT.first_loss > 1.0 and RESULT.first_loss < 1.6, "initial loss near 1.25: " .. RESULT.first_loss)
+    -- measured 0.49-0.55 after 10 steps for seeds 1-3; an optimiser or a
+    -- backward that does nothing stays near 1.25
+    truthy(RESULT.last_loss < 0.7 * RESULT.first_loss, string.format("loss %.3f -> %.3f", RESULT.first_loss,
+      RESULT.last_loss))
   end)
 
   it("introspect_cifar10.lua maps a saved Net2's dense layers, and says how to get one", function()
@@ -82,15 +90,32 @@ describe("experiments", function()
       have[#have + 1] = fh and f or nil
       if fh then fh:close() end
     end
+    -- the saved network's accuracy on the 8 test images, computed here independently
+    local net = lm.models.net2{width = 0.1}
+    net:load(dir .. "/net2.safetensors")
+    net:evaluate()
+    local test = lm.data.cifar10{dir = dir}.test
+    local pred = lm.no_grad(function() return net(test.x):argmax(2) end):totable()
+    local right = 0
+    for i, p in ipairs(pred) do if p == test.y[i] then right = right + 1 end end
     os.execute("rm -rf " .. dir)
     truthy(ok, err)
     eq(#have, 5, "files written: " .. table.concat(have, ", "))
     eq(RESULT.model, "Net2")
-    truthy(RESULT.classifier_test_accuracy_first1000 ~= nil, "the test accuracy is reported")
     truthy(fok, ferr)
     truthy(fgsm_png, "fgsm_paths.png written")
     eq(fgsm.sample, 2)
-    truthy(fgsm.success_rate >= 0 and fgsm.success_rate <= 1)
+    eq(#pred, 8)
+    near(RESULT.classifier_test_accuracy_first1000, right / #pred, 1e-9, "test accuracy")
+    -- a target is reached when some step predicts it, and the rate is their share
+    local reached, n = 0, 0
+    for name, t in pairs(fgsm.targets) do
+      n = n + 1
+      eq(t.success, t.flip_step ~= nil, "target " .. name)
+      if t.success then reached = reached + 1; truthy(t.flip_step >= 0 and t.flip_step <= 3, "flip step") end
+    end
+    eq(n, 9, "one path per other class")
+    near(fgsm.success_rate, reached / n, 1e-12, "success rate")
   end)
 
   it("introspect_mnist.lua runs every stage on a small generated data set", function()
@@ -130,17 +155,36 @@ describe("experiments", function()
       "auroc_correct_baseline", "estimator_mse_log10"} do
       truthy(type(RESULT[k]) == "number" and RESULT[k] == RESULT[k], k .. " is a number: " .. tostring(RESULT[k]))
     end
-    truthy(RESULT.classifier_test_accuracy > 0.2, "the classifier learned the generated classes: "
+    -- chance is 0.1 on ten balanced classes; measured 0.70 after two cycles
+    truthy(RESULT.classifier_test_accuracy > 0.5, "the classifier learned the generated classes: "
       .. RESULT.classifier_test_accuracy)
+    eq(RESULT.misclassified, math.floor((1 - RESULT.classifier_test_accuracy) * 200 + 0.5), "misclassified count")
+    -- the map keeps the classes apart (measured 1.0; chance 0.1)
+    truthy(RESULT.latent_knn10_accuracy > 0.8, "kNN-10 on the map: " .. RESULT.latent_knn10_accuracy)
     truthy(aok, aerr)
     eq(#afiles, 12, "analyses files: " .. table.concat(afiles, ", "))
+    -- decoded E[h|H_k] resembles the class means of the recording (measured 0.90)
     local c = analyses.expected_activations.decoded_vs_class_means
-    truthy(c.correlation == c.correlation and c.relative_error >= 0, "decoded vs direct compared")
+    truthy(c.correlation > 0.6, "decoded vs class means correlate: " .. c.correlation)
     local units = 0
     for _, n in ipairs(analyses.expected_activations.units_per_class) do units = units + n end
     eq(units, 2400, "every unit has a class")
-    truthy(analyses.fgsm.success_rate >= 0 and analyses.fgsm.success_rate <= 1)
-    truthy(analyses.detection["misclassified vs correct"].e_hat.auroc ~= nil)
+    -- targeted FGSM reaches most targets in 20 steps (measured 7 of 9; the
+    -- sample starts correctly classified, so no target is reached at step 0)
+    local reached, n = 0, 0
+    for name, t in pairs(analyses.fgsm.targets) do
+      n = n + 1
+      eq(t.success, t.flip_step ~= nil, "target " .. name)
+      if t.success then reached = reached + 1; truthy(t.flip_step >= 1 and t.flip_step <= 20, "flip step") end
+    end
+    eq(n, 9, "one path per other class")
+    truthy(reached >= 5, reached .. " of 9 targets reached")
+    near(analyses.fgsm.success_rate, reached / n, 1e-12, "success rate")
+    -- accuracy under noise: at sigma 0 it is the clean accuracy, and heavy noise costs accuracy
+    local acc = analyses.noise.accuracy
+    eq(acc.sigma[1], 0)
+    near(acc.standard[1], RESULT.classifier_test_accuracy, 1e-6, "accuracy at sigma 0")
+    truthy(acc.standard[#acc.standard] < acc.standard[1] - 0.2, "noise at sigma 1 lowers accuracy")
   end)
 end)
 
