@@ -148,3 +148,48 @@ describe("custom functions", function()
   }
   check("a Lua backward", function(x) return Cube(x) end, {randn(5)})
 end)
+
+-- The check itself must reject wrong gradients: each of these backward rules
+-- is deliberately wrong in one way, and gradcheck must say so, naming the
+-- input and element.
+describe("gradcheck rejects a wrong backward", function()
+  -- exp whose backward is scaled by `factor`, optionally wrong in one element
+  local function exp_with(factor, bad_element)
+    return lm.autograd.Function{
+      forward = function(ctx, x) local y = x:exp(); ctx:save_for_backward(y); return y end,
+      backward = function(ctx, g)
+        local d = g * ctx.saved[1] * factor
+        if bad_element then d = d:clone(); d[bad_element] = -d[bad_element] end
+        return d
+      end,
+    }
+  end
+  local function rejected(name, fn, inputs, needle)
+    it(name, function()
+      local ok, msg = gradcheck(fn, inputs)
+      eq(ok, false, "gradcheck accepted it")
+      truthy(msg:find(needle, 1, true), "the message names the element: " .. tostring(msg))
+    end)
+  end
+  local x = leaf(lm.tensor{0.3, -0.2, 0.5, 0.1, -0.4})
+  it("accepts the correct rule (the control)", function()
+    local ok, msg = gradcheck(function(a) return exp_with(1)(a) end, {x})
+    truthy(ok, msg)
+  end)
+  rejected("2 % too large", function(a) return exp_with(1.02)(a) end, {x}, "input 1, element ")
+  rejected("1 % too small", function(a) return exp_with(0.99)(a) end, {x}, "input 1, element ")
+  rejected("one element of five with the wrong sign", function(a) return exp_with(1, 4)(a) end, {x},
+    "input 1, element 4:")
+  rejected("no gradient for the second input", function(a, b)
+    return lm.autograd.Function{
+      forward = function(ctx, p, q) ctx:save_for_backward(q); return p * q end,
+      backward = function(ctx, g) return g * ctx.saved[1], nil end,
+    }(a, b)
+  end, {leaf(lm.tensor{1.5, 2}), leaf(lm.tensor{0.5, -1})}, "input 2, element 1:")
+  rejected("a broadcast operand's gradient not summed over the broadcast rows", function(a, b)
+    return lm.autograd.Function{
+      forward = function(_, p, q) return p + q end,
+      backward = function(_, g) return g, g:narrow(1, 1, 1):view(3) end, -- only the first row
+    }(a, b)
+  end, {randn(4, 3), randn(3)}, "input 2, element 1:")
+end)
