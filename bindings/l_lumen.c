@@ -9,6 +9,7 @@
 #include "lm_alloc.h"
 #include "lm_autograd.h"
 #include "lm_cuda.h"
+#include "lm_fpenv.h"
 #include "lm_ops.h"
 #include "lm_rng.h"
 #include "lm_threads.h"
@@ -269,6 +270,18 @@ static int l_set_num_threads(lua_State *L) {
     return 0;
 }
 
+/* lm.set_flush_denormal(on): returns whether the processor has the mode. */
+static int l_set_flush_denormal(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TBOOLEAN);
+    lua_pushboolean(L, lm_set_flush_denormal(lua_toboolean(L, 1)));
+    return 1;
+}
+
+static int l_get_flush_denormal(lua_State *L) {
+    lua_pushboolean(L, lm_get_flush_denormal());
+    return 1;
+}
+
 static int l_get_num_threads(lua_State *L) {
     lua_pushinteger(L, lm_get_num_threads());
     return 1;
@@ -355,6 +368,7 @@ static const luaL_Reg module_functions[] = {
     {"bernoulli", l_bernoulli}, {"_dropout_mask", l_dropout_mask}, {"manual_seed", l_manual_seed}, {"rng_state", l_rng_state},
     {"set_rng_state", l_set_rng_state}, {"matmul", l_matmul}, {"where", l_where},
     {"is_tensor", l_is_tensor}, {"set_num_threads", l_set_num_threads},
+    {"set_flush_denormal", l_set_flush_denormal}, {"get_flush_denormal", l_get_flush_denormal},
     {"get_num_threads", l_get_num_threads}, {"memory_stats", l_memory_stats},
     {"empty_cache", l_empty_cache}, {"clock", l_clock}, {"_isatty", l_isatty},
     {"_catch_interrupt", l_catch_interrupt}, {"_interrupted", l_interrupted}, {NULL, NULL}};

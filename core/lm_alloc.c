@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "lm_error.h"
+#include "lm_fpenv.h"
 
 #define MIN_BLOCK 256
 #define NUM_CLASSES 256
@@ -61,6 +62,9 @@ void lm_cpu_empty_cache(void) {
 }
 
 void *lm_cpu_alloc(size_t bytes) {
+    /* every CPU op allocates its result first: the caller's thread gets its
+     * flush-to-zero mode before any arithmetic, not only at the first parallel op */
+    lm_fpenv_sync();
     size_t rounded;
     int cls = size_class(bytes, &rounded);
     stats.allocations++;

@@ -1,5 +1,7 @@
 #include "lm_threads.h"
 
+#include "lm_fpenv.h"
+
 #include <cblas.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -109,6 +111,7 @@ static void *worker_main(void *arg) {
         }
         seen = atomic_load(&pool.generation);
         pthread_mutex_unlock(&pool.mu);
+        lm_fpenv_sync(); /* the flush-to-zero mode is per thread */
         if (index < pool.chunks) run_chunk(index);
         if (atomic_fetch_sub(&pool.pending, 1) == 1) {
             pthread_mutex_lock(&pool.mu);
@@ -153,6 +156,7 @@ int lm_get_num_threads(void) {
 
 void lm_parallel_for(int64_t n, int64_t grain, lm_range_fn fn, void *ctx) {
     if (n <= 0) return;
+    lm_fpenv_sync(); /* the caller's thread too: CPU work starts here */
     int chunks = lm_parallel_chunks(n, grain);
     if (chunks <= 1 || in_parallel) {
         fn(ctx, 0, n);
