@@ -258,6 +258,8 @@ static void optim_range(void *ctx, int64_t i0, int64_t i1) {
     case LM_OPT_ADAM:
     case LM_OPT_ADAMW: {
         float b1 = (float)p->beta1, b2 = (float)p->beta2;
+        /* 1 - beta from the double (as PyTorch): 1 - (float)0.999 is off by 1.3e-5 */
+        float ob1 = (float)(1 - p->beta1), ob2 = (float)(1 - p->beta2);
         /* bias corrections folded into the step size and epsilon */
         double c1 = 1 - pow(p->beta1, (double)p->step), c2 = 1 - pow(p->beta2, (double)p->step);
         float step = (float)(p->lr / c1), root_c2 = (float)sqrt(c2);
@@ -265,8 +267,8 @@ static void optim_range(void *ctx, int64_t i0, int64_t i1) {
         for (int64_t i = i0; i < i1; i++) {
             float gi = decoupled ? g[i] : g[i] + wd * w[i];
             if (decoupled) w[i] -= lr * wd * w[i];
-            float m = b1 * s1[i] + (1 - b1) * gi;
-            float v = b2 * s2[i] + (1 - b2) * gi * gi;
+            float m = b1 * s1[i] + ob1 * gi;
+            float v = b2 * s2[i] + ob2 * gi * gi;
             s1[i] = m;
             s2[i] = v;
             w[i] -= step * m / (sqrtf(v) / root_c2 + eps);
@@ -274,10 +276,10 @@ static void optim_range(void *ctx, int64_t i0, int64_t i1) {
         break;
     }
     case LM_OPT_RMSPROP: {
-        float a = (float)p->alpha;
+        float a = (float)p->alpha, oa = (float)(1 - p->alpha);
         for (int64_t i = i0; i < i1; i++) {
             float gi = g[i] + wd * w[i];
-            float v = a * s1[i] + (1 - a) * gi * gi;
+            float v = a * s1[i] + oa * gi * gi;
             s1[i] = v;
             w[i] -= lr * gi / (sqrtf(v) + eps);
         }

@@ -190,6 +190,7 @@ __global__ void one_hot_kernel(float *out, const int32_t *labels, int64_t stride
 struct OptimArgs {
     int kind;
     float lr, wd, eps, mu, b1, b2, step, root_c2, alpha;
+    float ob1, ob2, oalpha; /* 1 - beta1, 1 - beta2, 1 - alpha, from the doubles (as the CPU) */
     bool nesterov;
 };
 
@@ -212,8 +213,8 @@ __device__ __forceinline__ void optim_update(const OptimArgs &p, float *w, const
             bool decoupled = p.kind == LM_OPT_ADAMW;
             float gi = decoupled ? g[i] : g[i] + p.wd * w[i];
             if (decoupled) w[i] -= p.lr * p.wd * w[i];
-            float m = p.b1 * s1[i] + (1 - p.b1) * gi;
-            float v = p.b2 * s2[i] + (1 - p.b2) * gi * gi;
+            float m = p.b1 * s1[i] + p.ob1 * gi;
+            float v = p.b2 * s2[i] + p.ob2 * gi * gi;
             s1[i] = m;
             s2[i] = v;
             w[i] -= p.step * m / (sqrtf(v) / p.root_c2 + p.eps);
@@ -221,7 +222,7 @@ __device__ __forceinline__ void optim_update(const OptimArgs &p, float *w, const
         }
         default: { /* RMSprop */
             float gi = g[i] + p.wd * w[i];
-            float v = p.alpha * s1[i] + (1 - p.alpha) * gi * gi;
+            float v = p.alpha * s1[i] + p.oalpha * gi * gi;
             s1[i] = v;
             w[i] -= p.lr * gi / (sqrtf(v) + p.eps);
         }
@@ -347,6 +348,7 @@ static OptimArgs optim_args(const lm_optim_params *p) {
     a.lr = (float)p->lr, a.wd = (float)p->weight_decay, a.eps = (float)p->eps;
     a.mu = (float)p->momentum, a.nesterov = p->nesterov;
     a.b1 = (float)p->beta1, a.b2 = (float)p->beta2, a.alpha = (float)p->alpha;
+    a.ob1 = (float)(1 - p->beta1), a.ob2 = (float)(1 - p->beta2), a.oalpha = (float)(1 - p->alpha);
     a.step = a.root_c2 = 1;
     if (p->kind == LM_OPT_ADAM || p->kind == LM_OPT_ADAMW) {
         /* bias corrections folded into the step size and epsilon, as on the CPU */

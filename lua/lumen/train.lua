@@ -171,7 +171,8 @@ function train.run(opts)
         local bf = io.open(out .. "/best.safetensors", "rb")
         if bf then
           bf:close()
-          local saved = model:state_dict()
+          local saved = {} -- copies: state_dict() shares the parameters' storage
+          for name, t in pairs(model:state_dict()) do saved[name] = t:clone() end
           model:load(out .. "/best.safetensors")
           run.stopper.best_state = {}
           for name, t in pairs(model:state_dict()) do run.stopper.best_state[name] = t:clone() end
@@ -179,6 +180,10 @@ function train.run(opts)
         end
       end
     end
+  end
+
+  if run.stopper and opts.val and run.stopper.bad >= run.stopper.patience then
+    total = run.iteration -- resumed after early stopping: nothing left to train
   end
 
   model:train()
@@ -238,7 +243,8 @@ function train.run(opts)
           opts.val and string.format(" | val loss %.5f acc %s", record.val_loss, fmt_pct(record.val_accuracy)) or "",
           seconds, 1000 * seconds / math.max(progress.done, 1)))
         local stop = false
-        if run.stopper and opts.val then
+        -- a validation cut short by Ctrl-C is not a check: the resumed run makes it
+        if run.stopper and opts.val and (run.iteration % period == 0 or run.iteration == total) then
           local before = run.stopper.best
           stop = run.stopper:step(record.val_loss, model)
           if out and run.stopper.best ~= before then model:save(out .. "/best.safetensors") end

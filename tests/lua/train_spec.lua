@@ -108,3 +108,129 @@ describe("lm.train", function()
     same(r.confusion, {{1, 0}, {1, 1}})
   end)
 end)
+
+-- Early stopping as the experiments use it (cycles of a CyclicLR, patience,
+-- out, resume). The validation set is the blobs' validation set plus 48 of
+-- its points with flipped labels: the validation loss falls for 3 cycles,
+-- then rises as the model grows confident (0.2273 0.2154 0.2120 0.2134 0.2175
+-- 0.2224 ...), so with patience 3 the run stops after cycle 6 and keeps the
+-- weights of cycle 3.
+describe("lm.train early stopping", function()
+  local base = blobs(128, 2)
+  local mixed = {x = lm.cat({base.x, base.x:narrow(1, 1, 48)}, 1),
+    y = lm.cat({base.y, 3 - base.y:narrow(1, 1, 48)}, 1)}
+  local PERIOD, BEST, STOP = 16, 3, 6
+
+  local function es_run(o)
+    local net, opt = setup(o.init or 5)
+    local clr = lm.optim.CyclicLR(opt, {min = 1e-4, max = 3e-3, period = PERIOD})
+    local snapshots = {}
+    local h, run = lm.train{model = net, optimizer = opt, schedule = clr, cycles = o.cycles or 16,
+      train = train_set, val = mixed, batch_size = 32, seed = 5, loss = "mse",
+      early_stopping = {patience = 3}, out = o.out, resume = o.resume, quiet = true,
+      on_validate = function(record, r)
+        local sd = {}
+        for name, t in pairs(r.model:state_dict()) do sd[name] = t:totable() end
+        snapshots[#snapshots + 1] = sd
+      end}
+    return h, run, net, snapshots
+  end
+
+  local function state_of(net)
+    local sd = {}
+    for name, t in pairs(net:state_dict()) do sd[name] = t:totable() end
+    return sd
+  end
+
+  local function val_losses(history)
+    local out = {}
+    for i, r in ipairs(history) do out[i] = r.val_loss end
+    return out
+  end
+
+  local function checkpoint_state(dir)
+    local _, meta = lm.load(dir .. "/checkpoint.safetensors")
+    return lm.json.decode(meta.state)
+  end
+
+  it("stops after `patience` validations without improvement, at the cycle known in advance", function()
+    local h, run = es_run{}
+    local v = val_losses(h)
+    eq(#h, STOP, "validations before stopping (of 16 cycles)")
+    eq(h[#h].iteration, STOP * PERIOD, "stopped at the end of cycle 6")
+    -- the curve the problem is built for: down to cycle 3, then up
+    for i = 2, BEST do truthy(v[i] < v[i - 1], "validation loss falls until cycle 3: " .. table.concat(v, " ")) end
+    for i = BEST + 1, STOP do truthy(v[i] > v[i - 1], "and rises after it: " .. table.concat(v, " ")) end
+    eq(run.stopper.best, v[BEST])
+    eq(run.stopper.bad, 3)
+  end)
+
+  it("stops by epochs too: a validation set with every label flipped gets worse from the start", function()
+    local net, opt = setup(5)
+    local flipped = {x = base.x, y = 3 - base.y}
+    local h = lm.train{model = net, optimizer = opt, train = train_set, val = flipped, epochs = 10,
+      batch_size = 32, seed = 5, early_stopping = {patience = 2}, quiet = true}
+    eq(#h, 3, "epochs run: the first is the best, then 2 worse ones")
+    eq(h[3].epoch, 3)
+    truthy(h[2].val_loss > h[1].val_loss and h[3].val_loss > h[2].val_loss, "rising validation loss")
+  end)
+
+  it("restores the weights of the best cycle, and best.safetensors holds them", function()
+    local dir = fresh_dir()
+    local h, _, net, snapshots = es_run{out = dir}
+    eq(#snapshots, STOP)
+    same(state_of(net), snapshots[BEST], 0, "restored weights")
+    local differs = false
+    for name, t in pairs(snapshots[STOP]) do
+      if not pcall(same, t, snapshots[BEST][name]) then differs = true end
+    end
+    truthy(differs, "the last cycle's weights differ from the best ones")
+    near(lm.evaluate(net, mixed).loss, h[BEST].val_loss, 1e-12, "validation loss of the restored model")
+    local best = lm.load(dir .. "/best.safetensors")
+    for name, t in pairs(best) do same(t:totable(), snapshots[BEST][name], 0, "best.safetensors " .. name) end
+    os.execute("rm -rf " .. dir)
+  end)
+
+  it("keeps the stopper in the checkpoint; a resumed run continues the count and stops at the same cycle", function()
+    local dir_a, dir_b = fresh_dir(), fresh_dir()
+    local ha, _, net_a = es_run{out = dir_a}
+    local sa = checkpoint_state(dir_a)
+    truthy(sa.early_stopping, "checkpoint holds the stopper")
+    eq(sa.early_stopping.best, ha[BEST].val_loss)
+    eq(sa.early_stopping.bad, 3)
+    -- the same run cut after cycle 5 (two validations without improvement)...
+    es_run{out = dir_b, cycles = 5}
+    local sb = checkpoint_state(dir_b)
+    eq(sb.early_stopping.best, ha[BEST].val_loss)
+    eq(sb.early_stopping.bad, 2)
+    -- ...continued with other initial weights: everything must come from the files
+    local hc, run_c, net_c = es_run{out = dir_b, resume = true, init = 99}
+    eq(#hc, STOP, "stops after cycle 6, as the uninterrupted run")
+    same(val_losses(hc), val_losses(ha))
+    eq(run_c.stopper.bad, 3)
+    same(state_of(net_c), state_of(net_a), 0, "the best weights, from best.safetensors")
+    -- resuming a run that has stopped early trains no further
+    local hd, _, net_d = es_run{out = dir_a, resume = true, init = 99}
+    eq(#hd, STOP, "no validation added to a finished run")
+    same(state_of(net_d), state_of(net_a), 0, "the best weights")
+    eq(checkpoint_state(dir_a).iteration, STOP * PERIOD)
+    os.execute("rm -rf " .. dir_a .. " " .. dir_b)
+  end)
+
+  it("an interruption mid-cycle does not count as a validation without improvement", function()
+    local dir_a, dir_b = fresh_dir(), fresh_dir()
+    local ha, _, net_a = es_run{out = dir_a}
+    -- Ctrl-C in cycle 5 (lm.train polls lm._interrupted() after each step)
+    local polls, interrupted = 0, lm._interrupted
+    lm._interrupted = function() polls = polls + 1 return polls == 4 * PERIOD + 5 end
+    local ok, err = pcall(es_run, {out = dir_b})
+    lm._interrupted = interrupted
+    assert(ok, err)
+    eq(checkpoint_state(dir_b).iteration, 4 * PERIOD + 5, "interrupted mid-cycle")
+    local hc, _, net_c = es_run{out = dir_b, resume = true, init = 99}
+    eq(hc[#hc].iteration, STOP * PERIOD, "stops after cycle 6, as the uninterrupted run")
+    eq(hc[#hc].val_loss, ha[STOP].val_loss)
+    same(state_of(net_c), state_of(net_a), 0, "the best weights")
+    os.execute("rm -rf " .. dir_a .. " " .. dir_b)
+  end)
+end)

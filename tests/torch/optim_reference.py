@@ -1,0 +1,150 @@
+"""PyTorch reference for tests/lua/torch_optim_spec.lua: optimisers and the
+cyclic learning rate.
+
+Every case starts from seeded float32 parameters (tensors of different
+shapes) and applies a fixed, pre-generated sequence of gradients (no loss:
+both sides see exactly the same gradients), with torch.optim. Schedule cases
+record torch.optim.lr_scheduler.CyclicLR's learning rate at every iteration;
+the combined cases drive an optimiser with the schedule.
+
+Writes one safetensors file:
+  <case>.init.<k>          parameter k before the first step
+  <case>.grad.<s>.<k>      the gradient of parameter k at step s (1-based)
+  <case>.param.<s>.<k>     parameter k after step s
+and in __metadata__ "manifest": JSON {"cases": [{name, kind, optimizer,
+options, schedule, steps, nparams, lrs}, ...]}, where "lrs" is the
+learning rate used at each step (schedule cases: at iterations 0..steps-1).
+Usage: optim_reference.py OUT
+"""
+import json
+import struct
+import sys
+import warnings
+
+import torch
+
+
+def save(path, tensors, metadata):
+    header, blobs, offset = {"__metadata__": metadata}, [], 0
+    for name, t in tensors.items():
+        t = t.detach().contiguous().to(torch.float32)
+        raw = t.numpy().tobytes()
+        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
+        blobs.append(raw)
+        offset += len(raw)
+    h = json.dumps(header).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+SHAPES = [(4, 3), (5,), (2, 3, 2)]
+STEPS = 25
+
+# name -> (torch optimiser, its options, schedule or None, steps)
+#   a schedule is {min, max, period, decay, mode} in Lumen's terms
+OPTIM_CASES = {
+    "sgd_plain": ("SGD", {"lr": 0.1}, None, STEPS),
+    "sgd_momentum": ("SGD", {"lr": 0.05, "momentum": 0.9}, None, STEPS),
+    "sgd_nesterov": ("SGD", {"lr": 0.05, "momentum": 0.8, "nesterov": True}, None, STEPS),
+    "sgd_weight_decay": ("SGD", {"lr": 0.1, "weight_decay": 0.3}, None, STEPS),
+    "sgd_momentum_weight_decay": ("SGD", {"lr": 0.05, "momentum": 0.9, "weight_decay": 0.1}, None, STEPS),
+    "adam_defaults": ("Adam", {}, None, STEPS),
+    "adam_betas_eps": ("Adam", {"lr": 0.02, "betas": (0.8, 0.99), "eps": 1e-3}, None, STEPS),
+    "adam_weight_decay": ("Adam", {"lr": 0.02, "weight_decay": 0.5}, None, STEPS),
+    "adamw_defaults": ("AdamW", {}, None, STEPS),
+    "adamw_weight_decay": ("AdamW", {"lr": 0.02, "betas": (0.85, 0.995), "weight_decay": 0.5}, None, STEPS),
+    "rmsprop_defaults": ("RMSprop", {}, None, STEPS),
+    "rmsprop_alpha_eps": ("RMSprop", {"lr": 0.005, "alpha": 0.9, "eps": 1e-2}, None, STEPS),
+    "rmsprop_weight_decay": ("RMSprop", {"lr": 0.005, "weight_decay": 0.5}, None, STEPS),
+    # an optimiser driven by the schedule (optimizer:step() then schedule:step())
+    "adam_cyclic_decay": ("Adam", {"lr": 1.0},
+                          {"min": 1e-3, "max": 2e-2, "period": 8, "decay": 0.8, "mode": "triangular"}, 32),
+    "sgd_momentum_cyclic": ("SGD", {"lr": 1.0, "momentum": 0.9},
+                            {"min": 0.01, "max": 0.1, "period": 6, "decay": 1, "mode": "triangular"}, 24),
+    "rmsprop_cyclic_sawtooth": ("RMSprop", {"lr": 1.0},
+                                {"min": 1e-3, "max": 1e-2, "period": 5, "decay": 1, "mode": "sawtooth"}, 20),
+}
+
+# schedule only: the learning rate at every iteration of 4 cycles
+SCHEDULE_CASES = {
+    "clr_triangular": {"min": 1e-3, "max": 1e-2, "period": 10, "decay": 1, "mode": "triangular"},
+    "clr_triangular_odd_period": {"min": 0.0, "max": 0.5, "period": 7, "decay": 1, "mode": "triangular"},
+    "clr_triangular_decay": {"min": 2e-3, "max": 1e-2, "period": 8, "decay": 0.7, "mode": "triangular"},
+    "clr_sawtooth": {"min": 1e-4, "max": 3e-3, "period": 6, "decay": 1, "mode": "sawtooth"},
+}
+CYCLES = 4
+
+
+def cyclic(opt, s):
+    """torch's CyclicLR set up as Lumen's CyclicLR with these settings."""
+    period, decay = s["period"], s["decay"]
+    scale = {} if decay == 1 else {"scale_fn": lambda c: decay ** (c - 1), "scale_mode": "cycle"}
+    if s["mode"] == "triangular":
+        # up over the first half (a half-integer for an odd period), down over the second
+        return torch.optim.lr_scheduler.CyclicLR(
+            opt, base_lr=s["min"], max_lr=s["max"], step_size_up=period / 2, mode="triangular",
+            cycle_momentum=False, **scale)
+    # sawtooth, from max down to min over the cycle: torch's rising ramp from
+    # base_lr = max towards max_lr = min over the whole period. (With a decay,
+    # torch would shrink the drop rather than Lumen's peak: not expressible.)
+    assert s["mode"] == "sawtooth" and decay == 1
+    return torch.optim.lr_scheduler.CyclicLR(
+        opt, base_lr=s["max"], max_lr=s["min"], step_size_up=period, step_size_down=0,
+        mode="triangular", cycle_momentum=False)
+
+
+def main():
+    warnings.simplefilter("ignore")  # the scheduler's "step() before optimizer.step()" notice
+    torch.set_num_threads(1)
+    gen = torch.Generator().manual_seed(20240611)
+    tensors, manifest = {}, []
+    for i, (name, (kind, options, schedule, steps)) in enumerate(OPTIM_CASES.items()):
+        params = [(0.5 * torch.randn(s, generator=gen)).requires_grad_(True) for s in SHAPES]
+        # gradients of different scales per tensor, a few exact zeros
+        grads = []
+        for step in range(steps):
+            row = []
+            for k, s in enumerate(SHAPES):
+                g = torch.randn(s, generator=gen) * (0.3 * (k + 1)) + 0.1 * (k - 1)
+                g[torch.rand(s, generator=gen) < 0.1] = 0
+                row.append(g)
+            grads.append(row)
+        for k, p in enumerate(params):
+            tensors[f"{name}.init.{k + 1}"] = p.detach().clone()
+        opt = getattr(torch.optim, kind)(params, **options)
+        sched = cyclic(opt, schedule) if schedule else None
+        lrs = []
+        for step in range(steps):
+            opt.zero_grad()
+            for k, p in enumerate(params):
+                p.grad = grads[step][k].clone()
+                tensors[f"{name}.grad.{step + 1}.{k + 1}"] = grads[step][k]
+            lrs.append(opt.param_groups[0]["lr"])
+            opt.step()
+            if sched:
+                sched.step()
+            for k, p in enumerate(params):
+                tensors[f"{name}.param.{step + 1}.{k + 1}"] = p.detach().clone()
+        opts = {k: list(v) if isinstance(v, tuple) else v for k, v in opt.defaults.items()
+                if k in ("lr", "momentum", "dampening", "nesterov", "weight_decay", "betas", "eps",
+                         "alpha", "centered", "amsgrad", "maximize")}
+        opts["lr"] = options.get("lr", opts["lr"])
+        manifest.append({"name": name, "kind": "optimizer", "optimizer": kind, "options": opts,
+                         "schedule": schedule, "steps": steps, "nparams": len(SHAPES), "lrs": lrs})
+    for name, s in SCHEDULE_CASES.items():
+        p = torch.zeros(1, requires_grad=True)
+        opt = torch.optim.SGD([p], lr=1.0)
+        sched = cyclic(opt, s)
+        steps = CYCLES * s["period"] + 1  # iterations 0 .. 4 periods: the start of a 5th cycle too
+        lrs = []
+        for _ in range(steps):
+            lrs.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        manifest.append({"name": name, "kind": "schedule", "schedule": s, "steps": steps, "lrs": lrs})
+    save(sys.argv[1], tensors, {"manifest": json.dumps({"torch": torch.__version__, "cases": manifest})})
+
+
+if __name__ == "__main__":
+    main()
