@@ -45,11 +45,53 @@ describe("analyses: densities and expectations", function()
 end)
 
 describe("analyses: brainbow", function()
-  it("colours a unit by the classes that drive it above their least", function()
-    local C = lm.plot.CLASS_COLORS
+  local C = lm.plot.CLASS_COLORS
+  local function rgb(c) return {c >> 24, (c >> 16) & 255, (c >> 8) & 255} end
+  local function saturation(c)
+    local v = rgb(c)
+    local hi, lo = math.max(v[1], v[2], v[3]), math.min(v[1], v[2], v[3])
+    return hi == 0 and 0 or (hi - lo) / hi
+  end
+
+  it("follows Eq. 11: near-equal units are the class colours' mean, intensity kept", function()
+    local K = 10
+    -- units: near-equal [1.000, 1.001, 1.000, ...], class 2 only (20), class 2 weakly (2), silent
+    local rows = {}
+    for k = 1, K do rows[k] = {k == 2 and 1.001 or 1, k == 2 and 20 or 0, k == 2 and 2 or 0, 0} end
+    local colours = A.brainbow(lm.tensor(rows), C)
+    -- by hand: alpha_i = 1/K sum_k c_k E_ik; the brightest channel is unit 2's
+    -- red, 255 * 20 / K = 510, so the layer's gain is 255 / 510 = 0.5
+    local c2 = rgb(C[2])
+    local got = rgb(colours[1])
+    for ch = 1, 3 do
+      local mean = 0
+      for k = 1, K do mean = mean + rgb(C[k])[ch] / K end
+      near(got[ch], (mean + c2[ch] * 0.001 / K) * 0.5, 0.5, "near-equal unit, channel " .. ch)
+    end
+    truthy(saturation(colours[1]) < 0.25, "greyish: saturation " .. saturation(colours[1]))
+    eq(colours[2], C[2] | 0xFF, "a unit of one class takes its colour at full strength")
+    local weak = rgb(colours[3])
+    for ch = 1, 3 do near(weak[ch], c2[ch] / 10, 0.5, "a tenth as strong, channel " .. ch) end
+    eq(colours[4], 0x000000FF, "a silent unit is black")
+  end)
+
+  it("scales each layer on its own and counts negative expectations as 0", function()
+    local Eh = lm.tensor({{2, 0.2, -1}, {0, 0, -1}})
+    local colours = A.brainbow(Eh, C, {layer_sizes = {1, 2}})
+    -- class 1's colour (31, 119, 180) scaled so its brightest channel is 255
+    local c1 = rgb(C[1])
+    local want = rgb(colours[1])
+    for ch = 1, 3 do near(want[ch], c1[ch] * 255 / 180, 0.5, "layer 1's brightest, channel " .. ch) end
+    eq(colours[2], colours[1], "layer 2's brightest, though 10x weaker than layer 1")
+    eq(colours[3], 0x000000FF, "ELU's negative expectations add no colour")
+    raises(function() A.brainbow(Eh, C, {layer_sizes = {2, 2}}) end, "brainbow: layer_sizes add up to 4 units, Eh has 3")
+    raises(function() A.brainbow(Eh, C, {mode = "pretty"}) end, "brainbow: mode must be 'eq11' or 'contrast', got pretty")
+  end)
+
+  it("keeps the contrast variant by name: any preference shows pure", function()
     -- units: class 1 only, nobody, everybody equally, classes 1 and 2 equally
     local Eh = lm.tensor({{1, 0, 5, 1}, {0, 0, 5, 1}, {0, 0, 5, 0}})
-    local colours = A.brainbow(Eh, C)
+    local colours = A.brainbow(Eh, C, {mode = "contrast"})
     eq(colours[1], C[1] | 0xFF)
     eq(colours[2], 0xA0A0A0FF)
     eq(colours[3], 0xA0A0A0FF)
@@ -57,6 +99,10 @@ describe("analyses: brainbow", function()
       local want = math.floor((((C[1] >> shift) & 255) + ((C[2] >> shift) & 255)) / 2 + 0.5)
       eq((colours[4] >> shift) & 255, want, "channel at bit " .. shift)
     end
+    -- the paper's example: E = [1.000, 1.001, 1.000] is pure class 2 here, greyish under Eq. 11
+    local near_equal = lm.tensor({{1}, {1.001}, {1}})
+    eq(A.brainbow(near_equal, C, {mode = "contrast"})[1], C[2] | 0xFF)
+    truthy(saturation(A.brainbow(near_equal, C)[1]) < saturation(C[2]), "Eq. 11 mixes the three")
   end)
 end)
 

@@ -152,3 +152,43 @@ describe("study.run", function()
     _G.print = saved
   end)
 end)
+
+describe("baseline scores", function()
+  local nn = lm.nn
+  -- a linear layer whose logits are the input itself
+  local function identity_linear(n)
+    local l = nn.Linear(n, n)
+    lm.no_grad(function() l.weight:copy_(lm.zeros(n, n) + lm.tensor{{1, 0, 0}, {0, 1, 0}, {0, 0, 1}}); l.bias:zero_() end)
+    return l
+  end
+  local x = lm.tensor{{20, 30, 5}, {25, 10, 0}, {-3, 1, 0.5}}
+
+  it("rank saturated sigmoid outputs by their logits, without ties", function()
+    local net = nn.Sequential(identity_linear(3), nn.Sigmoid())
+    local top = lm.no_grad(function() return net(x) end):max(2):totable()
+    eq(top[1], 1.0, "sigmoid(30) is 1.0 in float32")
+    eq(top[1], top[2], "so max-sigmoid ties the first two rows")
+    net:train()
+    local scores, kind = I.baseline_scores(net, x, {batch = 2})
+    eq(kind, "max_logit")
+    same(scores, {30, 25, 1}, 1e-6)
+    eq(net.training, true, "the training mode is restored")
+  end)
+
+  it("take max-softmax in double from the logits, and the largest output otherwise", function()
+    local net = nn.Sequential(identity_linear(3), nn.Softmax(2))
+    local scores, kind = I.baseline_scores(net, x)
+    eq(kind, "max_softmax")
+    local function p(row, top)
+      local z = 0
+      for _, v in ipairs(row) do z = z + math.exp(v - top) end
+      return 1 / z
+    end
+    near(scores[1], p({20, 30, 5}, 30), 1e-12)
+    near(scores[2], p({25, 10, 0}, 25), 1e-12)
+    truthy(scores[1] < scores[2] and scores[2] < 1, "no ties at 1 (a margin of 15 beats one of 10)")
+    local plain, k2 = I.baseline_scores(identity_linear(3), x)
+    eq(k2, "max_output")
+    same(plain, {30, 25, 1}, 1e-6)
+  end)
+end)

@@ -133,12 +133,53 @@ function A.sort_units(Eh, layer_sizes)
   return orders
 end
 
---- The artificial brainbow (Eq. 11): each unit's colour is the mix of the
---- class colours weighted by how much more than its least active class each
---- class drives it, w_ik = E[h_i|H_k] - min_k E[h_i|H_k], normalised over k
---- (a unit that no class drives differently is grey). Returns a list of
---- 0xRRGGBBAA colours, one per unit.
-function A.brainbow(Eh, class_colors)
+local function unpack_rgb(c) return c >> 24, (c >> 16) & 255, (c >> 8) & 255 end
+local function pack_rgb(r, g, b)
+  local function q(v) return math.max(0, math.min(255, math.floor(v + 0.5))) end
+  return (q(r) << 24) | (q(g) << 16) | (q(b) << 8) | 255
+end
+
+-- Eq. 11 as the paper writes it, alpha_i = 1/K sum_k c_k E[h_i|H_k], shown
+-- with each layer scaled so that its brightest channel is full intensity
+-- (the paper normalises each layer's activations to 1; a common factor per
+-- layer is the same thing). Negative expected activations (ELU's, down to
+-- -1) count as 0: a class that silences a unit adds no colour.
+local function brainbow_eq11(Eh, class_colors, layer_sizes)
+  local K, Nh = Eh:size(1), Eh:size(2)
+  local E = Eh:clamp(0, math.huge):totable()
+  local alpha = {}
+  for i = 1, Nh do
+    local r, g, b = 0, 0, 0
+    for k = 1, K do
+      local cr, cg, cb = unpack_rgb(class_colors[k])
+      local e = E[k][i]
+      r, g, b = r + cr * e / K, g + cg * e / K, b + cb * e / K
+    end
+    alpha[i] = {r, g, b}
+  end
+  local total = 0
+  for _, size in ipairs(layer_sizes or {Nh}) do total = total + size end
+  if total ~= Nh then
+    error(string.format("brainbow: layer_sizes add up to %d units, Eh has %d", total, Nh), 3)
+  end
+  local colours, first = {}, 0
+  for _, size in ipairs(layer_sizes or {Nh}) do
+    local brightest = 0
+    for i = first + 1, first + size do brightest = math.max(brightest, alpha[i][1], alpha[i][2], alpha[i][3]) end
+    local gain = brightest > 0 and 255 / brightest or 0
+    for i = first + 1, first + size do
+      colours[i] = pack_rgb(alpha[i][1] * gain, alpha[i][2] * gain, alpha[i][3] * gain)
+    end
+    first = first + size
+  end
+  return colours
+end
+
+-- The contrast variant (not the paper's): class colours weighted by how much
+-- more than its least active class each class drives the unit,
+-- w_ik = E[h_i|H_k] - min_k E[h_i|H_k], normalised over k; pure colours for
+-- any preference however small, grey where there is none.
+local function brainbow_contrast(Eh, class_colors)
   local K, Nh = Eh:size(1), Eh:size(2)
   local w = Eh - Eh:min(1, true)                                  -- [K, Nh], >= 0
   local total = w:sum(1):totable()
@@ -148,15 +189,34 @@ function A.brainbow(Eh, class_colors)
     local r, g, b = 0, 0, 0
     if total[i] > 1e-12 then
       for k = 1, K do
-        local c, s = class_colors[k], wt[k][i] / total[i]
-        r, g, b = r + s * (c >> 24), g + s * ((c >> 16) & 255), b + s * ((c >> 8) & 255)
+        local s = wt[k][i] / total[i]
+        local cr, cg, cb = unpack_rgb(class_colors[k])
+        r, g, b = r + s * cr, g + s * cg, b + s * cb
       end
     else
       r, g, b = 160, 160, 160
     end
-    colours[i] = (math.floor(r + 0.5) << 24) | (math.floor(g + 0.5) << 16) | (math.floor(b + 0.5) << 8) | 255
+    colours[i] = pack_rgb(r, g, b)
   end
   return colours
+end
+
+--- The artificial brainbow: a colour per unit from the expected activations
+--- Eh [K, units] and one colour per class. o.mode 'eq11' (the default) is
+--- the paper's Eq. 11, alpha_i = 1/K sum_k c_k E[h_i|H_k]: a unit that all
+--- classes drive alike takes the mean of the class colours (greyish), one
+--- driven by a single class takes its colour, and strength shows as
+--- brightness; each layer (o.layer_sizes, default one layer) is scaled so
+--- its brightest channel is full intensity, and negative expectations count
+--- as 0. o.mode 'contrast' colours each unit by the classes that drive it
+--- above its least active class, normalised to full colour (any preference,
+--- however small, shows pure). Returns a list of 0xRRGGBBAA colours.
+function A.brainbow(Eh, class_colors, o)
+  o = o or {}
+  local mode = o.mode or "eq11"
+  if mode == "eq11" then return brainbow_eq11(Eh, class_colors, o.layer_sizes) end
+  if mode == "contrast" then return brainbow_contrast(Eh, class_colors) end
+  error("brainbow: mode must be 'eq11' or 'contrast', got " .. tostring(mode), 2)
 end
 
 --- Draws a network as rows of units (one row per layer, layer 1 at the

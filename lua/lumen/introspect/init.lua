@@ -406,6 +406,50 @@ function I.estimate(est, Z)
   return lm.no_grad(function() return est(on_device_of(est, Z)):view(-1) end)
 end
 
+--- Baseline confidence scores (high = confident), one per row of x, from
+--- the classifier's logits so that saturated outputs never tie: sigmoid(17)
+--- is exactly 1.0 in float32, so a quarter of a trained Net1's test set
+--- would share the top max-sigmoid score. For a network ending in
+--- nn.Sigmoid: the largest logit (the same order as the largest sigmoid);
+--- ending in nn.Softmax: the largest probability, computed in double from
+--- the logits; otherwise the largest output. o.batch (1000) rows at a time,
+--- in evaluation mode, without gradients. Returns a list of numbers and the
+--- name of the score.
+function I.baseline_scores(net, x, o)
+  o = o or {}
+  local batch = o.batch or 1000
+  local last = net.__name == "nn.Sequential" and net:size() > 0 and net[net:size()] or nil
+  local kind = last and ({["nn.Sigmoid"] = "max_logit", ["nn.Softmax"] = "max_softmax"})[last.__name] or "max_output"
+  local was = net.training
+  net:evaluate()
+  local scores = {}
+  local ok, err = pcall(lm.no_grad, function()
+    for s = 1, x:size(1), batch do
+      local xb = on_device_of(net, x:narrow(1, s, math.min(batch, x:size(1) - s + 1)))
+      local out = xb
+      if kind == "max_output" then
+        out = net(xb)
+      else
+        for i = 1, net:size() - 1 do out = net[i](out) end
+      end
+      if kind == "max_softmax" then
+        for r, row in ipairs(out:to("cpu"):totable()) do
+          local top = -math.huge
+          for _, v in ipairs(row) do top = math.max(top, v) end
+          local z = 0
+          for _, v in ipairs(row) do z = z + math.exp(v - top) end
+          scores[s + r - 1] = 1 / z
+        end
+      else
+        for r, v in ipairs(out:max(2):view(-1):to("cpu"):totable()) do scores[s + r - 1] = v end
+      end
+    end
+  end)
+  net:train(was)
+  if not ok then error(err, 0) end
+  return scores, kind
+end
+
 -- ---- measures ------------------------------------------------------------------------------------------
 
 --- Fraction of points whose k nearest other points (Euclidean, in Z) mostly

@@ -148,7 +148,8 @@ function study.run(c)
     local correct = {}
     for i, v in ipairs(correct_t:totable()) do correct[i] = v == 1 end
     local confidence = (-E_test):totable()           -- c = -log10(e_hat): high = likely right
-    local baseline = Y_test:max(2):totable()         -- max-sigmoid
+    -- max-sigmoid's order, from the logits: saturated outputs would tie in float32
+    local baseline, baseline_kind = I.baseline_scores(net, test_set.x)
     local wrong = {}
     for i, c in ipairs(correct) do wrong[i] = not c end
     local neg_conf, neg_base = {}, {}
@@ -167,6 +168,7 @@ function study.run(c)
       estimator_mse_log10 = lm.nn.functional.mse(E_test:view(-1, 1), T_test:view(-1, 1)):item() * 2,
       auroc_correct = I.auroc(confidence, correct), auroc_correct_baseline = I.auroc(baseline, correct),
       aupr_error = I.aupr(neg_conf, wrong), aupr_error_baseline = I.aupr(neg_base, wrong),
+      baseline_score = baseline_kind,
       mmd_weight = opts.mmd_weight, ae_epochs = opts.ae_epochs, seed = opts.seed,
       threads = lm.get_num_threads(), device = device, seconds = timings,
     }
