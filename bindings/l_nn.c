@@ -83,7 +83,11 @@ static lm_conv_options conv_options(lua_State *L, int t) {
 static int f_conv2d(lua_State *L) {
     lm_tensor *x = l_check_tensor(L, 1), *w = l_check_tensor(L, 2);
     lm_tensor *b = l_test_tensor(L, 3);
-    int opt = b ? 4 : 3;
+    /* F.conv2d(x, w, opts) or F.conv2d(x, w, b_or_nil, opts): with a nil bias
+     * the options are the 4th argument (nn.Conv2d{bias = false} passes it so) */
+    int opt = (!b && lua_istable(L, 3)) ? 3 : 4;
+    if (!b && !lua_isnoneornil(L, 3) && !lua_istable(L, 3))
+        return luaL_error(L, "conv2d: bias must be a tensor or nil, got %s", luaL_typename(L, 3));
     lm_conv_options o = conv_options(L, opt);
     l_check(L, lm_conv2d(l_push_slot(L), x, w, b, &o));
     return 1;
@@ -183,7 +187,11 @@ static int l_optim_step_all(lua_State *L) {
     lm_tensor *params[STEP_ALL_MAX], *grads[STEP_ALL_MAX], *s1[STEP_ALL_MAX], *s2[STEP_ALL_MAX];
     for (int i = 1; i <= count; i++) {
         lua_geti(L, 2, i);
-        lm_tensor *param = l_check_tensor(L, -1);
+        l_tensor_ud *ud = luaL_testudata(L, -1, L_TENSOR_MT);
+        if (!ud || !ud->t)
+            return luaL_error(L, "step: parameter %d %s", i,
+                              ud ? "has been freed" : "is not a tensor");
+        lm_tensor *param = ud->t;
         lua_pop(L, 1);
         lm_tensor *grad = lm_grad(param);
         if (!grad) continue;

@@ -295,6 +295,10 @@ static int t_index(lua_State *L) {
     return 1;
 }
 
+static uint32_t inplace_begin(lua_State *L, const char *name, lm_tensor *t, bool same_value);
+static lm_tensor *unaliased(lua_State *L, lm_tensor *t, lm_tensor *other);
+static void check_copy_shape(lua_State *L, const char *name, lm_tensor *dst, lm_tensor *src);
+
 /* x[i] = v: fills slice i with a number or copies a tensor into it. */
 static int t_newindex(lua_State *L) {
     lm_tensor *t = l_check_tensor(L, 1);
@@ -316,10 +320,17 @@ static int t_newindex(lua_State *L) {
     lm_tensor *src = l_test_tensor(L, 3);
     if (!src && lua_type(L, 3) != LUA_TNUMBER)
         return luaL_error(L, "can only assign a number or a tensor, got %s", luaL_typename(L, 3));
-    l_check(L, lm_check_inplace("index assignment", t));
     lm_tensor **slot = l_push_slot(L);
     l_check(L, lm_tensor_select(slot, t, 0, i0));
-    l_check(L, src ? lm_copy_(*slot, src) : lm_fill_(*slot, lua_tonumber(L, 3)));
+    lm_tensor *dst = *slot;
+    if (src) {
+        check_copy_shape(L, "index assignment", dst, src);
+        src = unaliased(L, dst, src);
+    }
+    uint32_t version = inplace_begin(L, "index assignment", t, !src);
+    lm_status s = src ? lm_copy_(dst, src) : lm_fill_(dst, lua_tonumber(L, 3));
+    if (s != LM_OK) t->storage->version = version;
+    l_check(L, s);
     return 0;
 }
 
@@ -428,20 +439,70 @@ static int t_clone(lua_State *L) {
     return 1;
 }
 
+/* In-place writes (x:op_(...) returns x). Refused on leaves that require
+ * gradients (and on views of them) and, unless every element gets the same
+ * value (fill_, zero_), on tensors whose elements share memory (an expanded
+ * dimension, stride 0), where the result would depend on the order of the
+ * writes. The storage version is bumped only when the write succeeds, so a
+ * refused call leaves the tensor as it was in every respect. */
+static uint32_t inplace_begin(lua_State *L, const char *name, lm_tensor *t, bool same_value) {
+    uint32_t version = t->storage->version;
+    for (int d = 0; !same_value && d < t->ndim; d++)
+        if (t->shape[d] > 1 && t->strides[d] == 0)
+            luaL_error(L, "%s: dimension %d is expanded (its elements share one memory location); "
+                          "clone the tensor before writing to it in place", name, d + 1);
+    l_check(L, lm_check_inplace(name, t));
+    return version;
+}
+
+static int inplace_end(lua_State *L, lm_tensor *t, uint32_t version, lm_status s) {
+    if (s != LM_OK) t->storage->version = version;
+    lua_settop(L, 1);
+    l_check(L, s);
+    return 1;
+}
+
+/* An operand sharing memory with the tensor written, other than as the very
+ * same view, is read from a copy: the write would change some of its
+ * elements before they are read. */
+static lm_tensor *unaliased(lua_State *L, lm_tensor *t, lm_tensor *other) {
+    if (other->storage != t->storage) return other;
+    bool same = other->offset == t->offset && other->ndim == t->ndim;
+    for (int d = 0; same && d < t->ndim; d++)
+        same = other->shape[d] == t->shape[d] && other->strides[d] == t->strides[d];
+    if (same) return other;
+    lm_tensor **slot = l_push_slot(L);
+    if (lm_clone(slot, other) != LM_OK) luaL_error(L, "%s", lm_last_error());
+    return *slot;
+}
+
+/* The source of a copy must broadcast to the destination's shape. */
+static void check_copy_shape(lua_State *L, const char *name, lm_tensor *dst, lm_tensor *src) {
+    bool ok = src->ndim <= dst->ndim;
+    for (int i = 1; ok && i <= src->ndim; i++) {
+        int64_t n = src->shape[src->ndim - i];
+        ok = n == 1 || n == dst->shape[dst->ndim - i];
+    }
+    if (!ok) {
+        char a[LM_SHAPE_STR_MAX], b[LM_SHAPE_STR_MAX];
+        luaL_error(L, "%s: a source of shape %s cannot be broadcast to the destination's shape %s",
+                   name, lm_shape_str(src, a, sizeof a), lm_shape_str(dst, b, sizeof b));
+    }
+}
+
 static int t_copy_(lua_State *L) {
     lm_tensor *dst = l_check_tensor(L, 1), *src = l_check_tensor(L, 2);
-    l_check(L, lm_check_inplace("copy_", dst));
-    l_check(L, lm_copy_(dst, src));
-    lua_settop(L, 1);
-    return 1;
+    check_copy_shape(L, "copy_", dst, src);
+    src = unaliased(L, dst, src);
+    uint32_t version = inplace_begin(L, "copy_", dst, false);
+    return inplace_end(L, dst, version, lm_copy_(dst, src));
 }
 
 static int t_fill_(lua_State *L) {
     lm_tensor *t = l_check_tensor(L, 1);
-    l_check(L, lm_check_inplace("fill_", t));
-    l_check(L, lm_fill_(t, luaL_checknumber(L, 2)));
-    lua_settop(L, 1);
-    return 1;
+    double v = luaL_checknumber(L, 2);
+    uint32_t version = inplace_begin(L, "fill_", t, true);
+    return inplace_end(L, t, version, lm_fill_(t, v));
 }
 
 static int convert(lua_State *L, lm_dtype dtype) {
@@ -533,13 +594,17 @@ UNARY_METHOD(t_relu, LM_RELU)
 
 static int t_elu(lua_State *L) { return unary(L, LM_ELU, luaL_optnumber(L, 2, 1.0), 0); }
 
-static int t_clamp(lua_State *L) {
-    double lo = luaL_optnumber(L, 2, -HUGE_VAL), hi = luaL_optnumber(L, 3, HUGE_VAL);
+static void check_clamp_bounds(lua_State *L, const char *name, double lo, double hi) {
     if (lo > hi) {
         char msg[128]; /* lua_pushfstring has no %g */
-        snprintf(msg, sizeof msg, "clamp: min (%g) is greater than max (%g)", lo, hi);
-        return luaL_error(L, "%s", msg);
+        snprintf(msg, sizeof msg, "%s: min (%g) is greater than max (%g)", name, lo, hi);
+        luaL_error(L, "%s", msg);
     }
+}
+
+static int t_clamp(lua_State *L) {
+    double lo = luaL_optnumber(L, 2, -HUGE_VAL), hi = luaL_optnumber(L, 3, HUGE_VAL);
+    check_clamp_bounds(L, "clamp", lo, hi);
     return unary(L, LM_CLAMP, lo, hi);
 }
 
@@ -551,12 +616,13 @@ static int inplace_binary(lua_State *L, lm_binary_op op, const char *name) {
     lm_tensor *t = l_check_tensor(L, 1);
     lm_tensor *other = l_test_tensor(L, 2);
     if (!other && lua_type(L, 2) != LUA_TNUMBER)
-        return luaL_error(L, "%s: expected a tensor or a number, got %s", name, luaL_typename(L, 2));
-    l_check(L, lm_check_inplace(name, t));
-    l_check(L, other ? lm_binary_into(t, op, t, other)
-                     : lm_binary_scalar_into(t, op, t, lua_tonumber(L, 2), false));
-    lua_settop(L, 1);
-    return 1;
+        return luaL_error(L, "%s: expected tensors or numbers, got %s and %s", name,
+                          luaL_typename(L, 1), luaL_typename(L, 2));
+    if (other) other = unaliased(L, t, other);
+    uint32_t version = inplace_begin(L, name, t, false);
+    return inplace_end(L, t, version,
+                       other ? lm_binary_into(t, op, t, other)
+                             : lm_binary_scalar_into(t, op, t, lua_tonumber(L, 2), false));
 }
 static int t_add_(lua_State *L) { return inplace_binary(L, LM_ADD, "add_"); }
 static int t_sub_(lua_State *L) { return inplace_binary(L, LM_SUB, "sub_"); }
@@ -566,34 +632,29 @@ static int t_div_(lua_State *L) { return inplace_binary(L, LM_DIV, "div_"); }
 static int t_clamp_(lua_State *L) {
     lm_tensor *t = l_check_tensor(L, 1);
     double lo = luaL_optnumber(L, 2, -HUGE_VAL), hi = luaL_optnumber(L, 3, HUGE_VAL);
-    l_check(L, lm_check_inplace("clamp_", t));
-    l_check(L, lm_unary_into(t, LM_CLAMP, t, lo, hi));
-    lua_settop(L, 1);
-    return 1;
+    check_clamp_bounds(L, "clamp_", lo, hi);
+    uint32_t version = inplace_begin(L, "clamp_", t, false);
+    return inplace_end(L, t, version, lm_unary_into(t, LM_CLAMP, t, lo, hi));
 }
 
 static int t_zero_(lua_State *L) {
     lm_tensor *t = l_check_tensor(L, 1);
-    l_check(L, lm_check_inplace("zero_", t));
-    l_check(L, lm_fill_(t, 0));
-    lua_settop(L, 1);
-    return 1;
+    uint32_t version = inplace_begin(L, "zero_", t, true);
+    return inplace_end(L, t, version, lm_fill_(t, 0));
 }
 
 static int t_normal_(lua_State *L) {
     lm_tensor *t = l_check_tensor(L, 1);
-    l_check(L, lm_check_inplace("normal_", t));
-    l_check(L, lm_rand_normal_(t, luaL_optnumber(L, 2, 0), luaL_optnumber(L, 3, 1)));
-    lua_settop(L, 1);
-    return 1;
+    double mean = luaL_optnumber(L, 2, 0), std = luaL_optnumber(L, 3, 1);
+    uint32_t version = inplace_begin(L, "normal_", t, false);
+    return inplace_end(L, t, version, lm_rand_normal_(t, mean, std));
 }
 
 static int t_uniform_(lua_State *L) {
     lm_tensor *t = l_check_tensor(L, 1);
-    l_check(L, lm_check_inplace("uniform_", t));
-    l_check(L, lm_rand_uniform_(t, luaL_optnumber(L, 2, 0), luaL_optnumber(L, 3, 1)));
-    lua_settop(L, 1);
-    return 1;
+    double lo = luaL_optnumber(L, 2, 0), hi = luaL_optnumber(L, 3, 1);
+    uint32_t version = inplace_begin(L, "uniform_", t, false);
+    return inplace_end(L, t, version, lm_rand_uniform_(t, lo, hi));
 }
 
 /* ---- reductions ----------------------------------------------------------------------------------- */

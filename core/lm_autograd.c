@@ -187,6 +187,18 @@ lm_status lm_check_inplace(const char *op, lm_tensor *t) {
                        "%s: in-place change of a leaf tensor that requires gradients; do it "
                        "inside lm.no_grad or on a detached tensor",
                        op);
+    /* a view of such a leaf (every node on the way shares its storage) writes
+     * into the leaf just the same */
+    for (const lm_tensor *v = t; grad_mode && lm_grad_fn(v);) {
+        const lm_node *n = lm_grad_fn(v);
+        v = n->ninputs == 1 ? n->inputs[0] : NULL;
+        if (!v || v->storage != t->storage) break;
+        if (lm_requires_grad(v) && !lm_grad_fn(v))
+            return lm_fail(LM_ERR_STATE,
+                           "%s: in-place change of a view of a leaf tensor that requires "
+                           "gradients; do it inside lm.no_grad or on a detached tensor",
+                           op);
+    }
     t->storage->version++;
     return LM_OK;
 }

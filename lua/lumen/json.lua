@@ -57,7 +57,8 @@ function json.encode(v, opts)
 end
 
 local function decode_error(s, pos, what)
-  error(string.format("json: %s at byte %d", what, pos), 0)
+  local found = pos > #s and "the end of the text" or string.format("%q", s:sub(pos, pos + 9))
+  error(string.format("json: %s at byte %d, found %s", what, pos, found), 0)
 end
 
 local decode_value

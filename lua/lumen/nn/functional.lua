@@ -5,14 +5,6 @@ local C = lm._functional
 local F = {}
 for name, fn in pairs(C) do F[name] = fn end
 
---- F.conv2d(x, w [, b] [, opts]): a nil bias followed by options (what
---- nn.Conv2d without a bias passes) keeps the options; the C function finds
---- them at argument 3 when no bias tensor is there.
-function F.conv2d(x, w, b, opts)
-  if b == nil then return C.conv2d(x, w, opts) end
-  return C.conv2d(x, w, b, opts)
-end
-
 function F.elu(x, alpha) return x:elu(alpha) end
 function F.relu(x) return x:relu() end
 function F.sigmoid(x) return x:sigmoid() end

@@ -51,10 +51,17 @@ end
 --- One update of every parameter that has a gradient.
 function Optimizer:step()
   local s = self.settings
+  if type(s.lr) ~= "number" or s.lr < 0 then
+    error(string.format("step: lr must be a number >= 0, got %s", tostring(s.lr)), 2)
+  end
   s.step = s.step + 1
   -- one call for all parameters (one launch on a GPU); reads each gradient,
-  -- skips parameters without one
-  lm._optim_step_all(s, self.params, self.state)
+  -- skips parameters without one. A refused step leaves the count as it was.
+  local ok, err = pcall(lm._optim_step_all, s, self.params, self.state)
+  if not ok then
+    s.step = s.step - 1
+    error(err, 2)
+  end
 end
 
 --- Settings and state tensors, for checkpoints (names "state.<param>.<k>").
@@ -118,9 +125,10 @@ CyclicLR.__index = CyclicLR
 --- The paper's cyclic learning rate (Smith, "Cyclical learning rates"):
 --- cycles of `period` iterations between min and max. mode 'triangular':
 --- up from min to max over the first half, back down over the second;
---- 'sawtooth': from max down to min over the whole cycle. The peak shrinks by
---- `decay` each cycle (max * decay^cycle). The optimiser's lr is set at
---- construction and by every step().
+--- 'sawtooth': from max down to min over the whole cycle. The amplitude shrinks
+--- by `decay` each cycle: cycle c (0-based) peaks at min + (max - min) * decay^c,
+--- as torch's CyclicLR with scale_fn(c) = decay^(c - 1), scale_mode 'cycle'.
+--- The optimiser's lr is set at construction and by every step().
 function optim.CyclicLR(opt, s)
   s = s or {}
   local self = setmetatable({
