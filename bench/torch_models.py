@@ -49,3 +49,42 @@ def net2(dropout=0.2, classes=10):
     add(nn.Linear(512, classes), activate=False)
     add(nn.Sigmoid(), activate=False)
     return nn.Sequential(*layers)
+
+
+
+def squared_distances(a, b):
+    """||a_i - b_j||^2 as ||a_i||^2 + ||b_j||^2 - 2 a_i.b_j (Lumen's form),
+    the product and the sum in one addmm."""
+    import torch
+
+    return torch.addmm((a * a).sum(1, keepdim=True) + (b * b).sum(1, keepdim=True).t(), a, b.t(), alpha=-2)
+
+
+def mmd_multiscale(z, p, bws=(0.1, 1, 10, 100, 1000)):
+    """MMD of DESIGN.md and Lumen's F.mmd: mean k(z,z') + mean k(p,p') -
+    2 mean k(z,p), k(a,b) = sum over bw of exp(-||a-b||^2 / (bw D)), all
+    pairs (i = j included). Each of the three squared-distance matrices is
+    computed once and the five kernels are summed over it. Measured here
+    (batch 128, forward + backward, 1 thread): this form ~0.7-1.0 ms, the
+    same with torch.cdist(...)**2 ~1.2 ms, one stacked 256 x 256 matrix of
+    [z; p] with block weights 1.3-1.8 ms (its 256 KB temporaries), the old
+    per-bandwidth recomputation 1.7-1.9 ms."""
+    dim = z.shape[1]
+    zz, pp, zp = squared_distances(z, z), squared_distances(p, p), squared_distances(z, p)
+    kz = kp = kzp = 0
+    for bw in bws:
+        s = -1.0 / (bw * dim)
+        kz = kz + (zz * s).exp()
+        kp = kp + (pp * s).exp()
+        kzp = kzp + (zp * s).exp()
+    return kz.mean() + kp.mean() - 2 * kzp.mean()
+
+
+def infovae_loss(enc, dec, x, prior, mmd_weight=500, bws=(0.1, 1, 10, 100, 1000)):
+    """Lumen's InfoVAE:loss: 1/2 ||dec(enc(x)) - x||^2 summed over units,
+    mean over the batch (one fused mse_loss), + mmd_weight * MMD(z, prior)."""
+    import torch.nn.functional as F
+
+    z = enc(x)
+    recon = F.mse_loss(dec(z), x, reduction="sum") * (0.5 / x.shape[0])
+    return recon + mmd_weight * mmd_multiscale(z, prior, bws)

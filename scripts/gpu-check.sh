@@ -40,7 +40,8 @@ models="net1 net2"
 : > "$OUT/bench.txt"
 for m in $models; do
   timeout 200 env LD_LIBRARY_PATH="$LUMEN_LIBS" $B/bin/lumen bench/gpu_epoch.lua $m cuda 2 2>&1 | tail -3 | tee -a "$OUT/bench.txt"
-  timeout 200 python3 bench/gpu_epoch_torch.py $m 2 2>&1 | tail -3 | tee -a "$OUT/bench.txt"
+  # one line per variant (eager, pinned, resident, graph), then "torch" (eager) and "torch-best"
+  timeout 300 python3 bench/gpu_epoch_torch.py $m 2 2>&1 | tail -12 | tee -a "$OUT/bench.txt"
 done
 
 echo "== summary"
@@ -48,7 +49,10 @@ echo "tests/gpu: $(tail -1 "$OUT/gpu_tests.log") (exit $tests_rc)"
 for m in $models; do
   l=$(awk -v m=$m '$1=="lumen" && $2==m {print $5}' "$OUT/bench.txt")
   t=$(awk -v m=$m '$1=="torch" && $2==m {print $5}' "$OUT/bench.txt")
+  b=$(awk -v m=$m '$1=="torch-best" && $2==m {print $5}' "$OUT/bench.txt")
+  bv=$(awk -v m=$m '$1=="torch-best" && $2==m {sub(/;.*/, "", $11); print $11}' "$OUT/bench.txt")
   ratio=$(awk -v l="$l" -v t="$t" 'BEGIN { if (l > 0 && t > 0) printf "%.2f", l / t; else print "n/a" }')
-  echo "$m epoch (batch 128): lumen ${l:-?} s, torch ${t:-?} s, lumen/torch $ratio"
+  ratio_b=$(awk -v l="$l" -v t="$b" 'BEGIN { if (l > 0 && t > 0) printf "%.2f", l / t; else print "n/a" }')
+  echo "$m epoch (batch 128): lumen ${l:-?} s, torch eager ${t:-?} s, lumen/torch-eager $ratio; torch best ${b:-?} s (${bv:-?}), lumen/torch-best $ratio_b"
 done
 exit $tests_rc
