@@ -62,6 +62,14 @@ static int traceback(lua_State *L) {
         if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
         msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
     }
+    /* an error rethrown by a container (nn.Sequential) left the traceback of
+     * where it happened: print that one, not the rethrow's */
+    if (lua_getfield(L, LUA_REGISTRYINDEX, "lumen.error_traceback") == LUA_TTABLE) {
+        lua_getfield(L, -1, "message");
+        bool same = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), msg) == 0;
+        lua_pop(L, 1);
+        if (same && lua_getfield(L, -1, "traceback") == LUA_TSTRING) return 1;
+    }
     luaL_traceback(L, L, msg, 1);
     return 1;
 }

@@ -22,6 +22,25 @@ describe("lumen host", function()
     truthy(out:find("\n1\n", 1, true), out)
   end)
 
+  it("prints the traceback of an error inside a container's child, not of the rethrow", function()
+    local path = os.tmpname()
+    local f = io.open(path, "w")
+    f:write(table.concat({
+      "local nn = lm.nn",
+      "local Bad = nn.Module:extend('Bad')",
+      "function Bad:forward(x) return x + lm.ones(7) end",
+      "local net = nn.Sequential(nn.Linear(3, 3), nn.Sequential(nn.ELU(), Bad()))",
+      "net(lm.ones(2, 3))"}, "\n"))
+    f:close()
+    local out, code = run(lumen .. " " .. path)
+    os.remove(path)
+    eq(code, 1)
+    truthy(out:find(path .. ":3: add: shapes [2, 3] and [7] cannot be broadcast (dimension 2: 3 vs 7) " ..
+      "(in module 2 (Bad) of nn.Sequential)\nstack traceback:", 1, true), "the message, placed once:\n" .. out)
+    truthy(out:find(path .. ":3: in method 'forward'", 1, true), "the failing child's frame:\n" .. out)
+    truthy(out:find(path .. ":5: in main chunk", 1, true), "down to the script:\n" .. out)
+  end)
+
   it("passes script arguments in arg", function()
     local path = os.tmpname()
     local f = io.open(path, "w")

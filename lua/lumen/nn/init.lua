@@ -45,15 +45,37 @@ function nn.Sequential:add(m)
   return self
 end
 
-function nn.Sequential:forward(x)
-  for i, name in ipairs(self._child_names) do
-    local ok, out = pcall(self[name].call, self[name], x)
-    if not ok then
-      if type(out) == "string" and not out:find("in module %d+ %(") then
-        out = string.format("%s (in module %d (%s) of nn.Sequential)", out, i, self[name].__name)
-      end
-      error(out, 0)
+-- Where a child failed: the message gets the module's place, and the
+-- traceback from the failing frame is kept in the registry under
+-- "lumen.error_traceback" with the message it belongs to. The rethrow starts
+-- a new traceback above this container; the lumen host prints the kept one
+-- instead (bindings/lumen_host.c), so the frames inside the child survive.
+local function child_failed(i, child)
+  return function(msg)
+    if type(msg) ~= "string" then return msg end
+    local reg = debug.getregistry()
+    local kept = reg["lumen.error_traceback"]
+    if kept and kept.message == msg then return msg end -- an inner container placed it already
+    if not msg:find("in module %d+ %(") then
+      msg = string.format("%s (in module %d (%s) of nn.Sequential)", msg, i, child.__name)
     end
+    reg["lumen.error_traceback"] = {message = msg, traceback = debug.traceback(msg, 2)}
+    return msg
+  end
+end
+
+function nn.Sequential:forward(x)
+  local handlers = self._on_error or {}
+  self._on_error = handlers
+  for i, name in ipairs(self._child_names) do
+    local child = self[name]
+    local h = handlers[i]
+    if not h or h.child ~= child then -- made once per place, not per call
+      h = {child = child, fn = child_failed(i, child)}
+      handlers[i] = h
+    end
+    local ok, out = xpcall(child.call, h.fn, child, x)
+    if not ok then error(out, 0) end
     x = out
   end
   return x
