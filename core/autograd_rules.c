@@ -5,24 +5,23 @@
 
 #include "autograd_rules.h"
 #include "autograd_scope.h"
+#include "lm_scalar_ops.h"
 
 #define WANT(k) (n->inputs[k] != NULL)
 
 /* ---- elementwise ------------------------------------------------------------------------------ */
 
-/* iparams[0] = op, p[0..1] = op parameters, saved[0] = x, saved[1] = y */
-/* Ops whose gradient has a fused backend kernel (one pass instead of a
- * chain of elementwise ops); the composite formulas below are their
- * reference and are checked against them in tests/c/test_ops.c. */
-static bool fused_unary_gradient(lm_unary_op op) {
-    return op == LM_ELU || op == LM_SIGMOID || op == LM_TANH || op == LM_RELU || op == LM_EXP;
-}
-
+/* iparams[0] = op, p[0..1] = op parameters, saved[0] = x, saved[1] = y.
+ * Ops whose gradient has a fused backend kernel (lm_unary_has_fused_grad;
+ * the derivative itself is lm_unary_grad_f32 in lm_scalar_ops.h, shared by
+ * the CPU and CUDA kernels) take one pass instead of a chain of elementwise
+ * ops; the composite formulas below are their reference and are checked
+ * against them in tests/c/test_ops.c. */
 lm_status lm_rule_unary_composite(lm_node *n, lm_tensor *g, lm_tensor **gi);
 
 lm_status lm_rule_unary(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     lm_unary_op op = (lm_unary_op)n->iparams[0];
-    if (!fused_unary_gradient(op)) return lm_rule_unary_composite(n, g, gi);
+    if (!lm_unary_has_fused_grad(op)) return lm_rule_unary_composite(n, g, gi);
     lm_tensor *x, *y;
     LM_TRY(lm_node_saved(n, 0, &x));
     LM_TRY(lm_node_saved(n, 1, &y));

@@ -1,15 +1,14 @@
 /* CPU elementwise kernels: copy, fill, unary, binary, where.
  * float32 gets vectorisable inner loops; int32 (labels, indices) goes through
- * a generic path in double precision, which is exact for int32. */
+ * a generic path in double precision, which is exact for int32. The maths of
+ * every op, in both precisions, is in lm_scalar_ops.h (shared with the CUDA
+ * kernels); this file only walks memory. */
 #include <math.h>
 
 #include "cpu_backend.h"
-#include "cpu_iter.h"
-#include "lm_fastmath.h"
+#include "lm_iter.h"
 #include "lm_scalar_ops.h"
 #include "lm_threads.h"
-
-/* ---- scalar definitions: lm_scalar_ops.h (shared with the CUDA kernels) ---- */
 
 static inline double load_d(const lm_tensor *t, int64_t off) {
     return t->dtype == LM_INT32 ? (double)((const int32_t *)t->storage->data)[t->offset + off]
@@ -29,7 +28,7 @@ static inline void store_d(lm_tensor *t, int64_t off, double v) {
 /* ---- copy and fill ------------------------------------------------------------------ */
 
 typedef struct {
-    cpu_iter it;
+    lm_iter it;
     lm_tensor *dst;
     const lm_tensor *src;
     double value;
@@ -37,9 +36,9 @@ typedef struct {
 
 static void copy_range(void *ctx, int64_t begin, int64_t end) {
     copy_job *j = ctx;
-    const cpu_iter *it = &j->it;
+    const lm_iter *it = &j->it;
     int64_t sd = it->strides[0][it->ndim - 1], ss = it->strides[1][it->ndim - 1];
-    CPU_ITER_FOR(it, begin, end, off, n) {
+    LM_ITER_FOR(it, begin, end, off, n) {
         if (j->dst->dtype == LM_FLOAT32 && j->src->dtype == LM_FLOAT32) {
             float *d = lm_tensor_f32(j->dst) + off[0];
             const float *s = lm_tensor_f32(j->src) + off[1];
@@ -57,16 +56,16 @@ static void copy_range(void *ctx, int64_t begin, int64_t end) {
 lm_status cpu_copy(lm_tensor *dst, const lm_tensor *src) {
     copy_job j = {.dst = dst, .src = src};
     const lm_tensor *ops[2] = {dst, src};
-    cpu_iter_init(&j.it, 2, ops);
+    lm_iter_init(&j.it, 2, ops);
     lm_parallel_for(j.it.numel, LM_GRAIN_ELEMENTWISE, copy_range, &j);
     return LM_OK;
 }
 
 static void fill_range(void *ctx, int64_t begin, int64_t end) {
     copy_job *j = ctx;
-    const cpu_iter *it = &j->it;
+    const lm_iter *it = &j->it;
     int64_t sd = it->strides[0][it->ndim - 1];
-    CPU_ITER_FOR(it, begin, end, off, n) {
+    LM_ITER_FOR(it, begin, end, off, n) {
         if (j->dst->dtype == LM_FLOAT32) {
             float *d = lm_tensor_f32(j->dst) + off[0], v = (float)j->value;
             for (int64_t i = 0; i < n; i++) d[i * sd] = v;
@@ -79,7 +78,7 @@ static void fill_range(void *ctx, int64_t begin, int64_t end) {
 lm_status cpu_fill(lm_tensor *dst, double value) {
     copy_job j = {.dst = dst, .value = value};
     const lm_tensor *ops[1] = {dst};
-    cpu_iter_init(&j.it, 1, ops);
+    lm_iter_init(&j.it, 1, ops);
     lm_parallel_for(j.it.numel, LM_GRAIN_ELEMENTWISE, fill_range, &j);
     return LM_OK;
 }
@@ -87,7 +86,7 @@ lm_status cpu_fill(lm_tensor *dst, double value) {
 /* ---- unary -------------------------------------------------------------------------- */
 
 typedef struct {
-    cpu_iter it;
+    lm_iter it;
     lm_tensor *out;
     const lm_tensor *a, *b, *c;
     int op;
@@ -110,35 +109,40 @@ typedef struct {
     }                                                                                              \
     break
 
+/* One loop per op, each with the op a constant, so that lm_unary_f32's
+ * switch folds away and the loop vectorises. */
+#define UNARY_CASE(OP)                                                                             \
+    case OP: UNARY_LOOP(lm_unary_f32(OP, x, p0, p1))
+
 static void unary_row_f32(lm_unary_op op, int64_t n, float *o, int64_t so, const float *xp,
                           int64_t sx, float p0, float p1) {
     switch (op) {
-    case LM_NEG: UNARY_LOOP(-x);
-    case LM_EXP: UNARY_LOOP(lm_fast_expf(x));
-    case LM_LOG: UNARY_LOOP(logf(x));
-    case LM_SQRT: UNARY_LOOP(sqrtf(x));
-    case LM_ABS: UNARY_LOOP(fabsf(x));
-    case LM_SIGN: UNARY_LOOP((float)((x > 0) - (x < 0)));
-    case LM_TANH: UNARY_LOOP(tanhf(x));
-    case LM_SIGMOID: UNARY_LOOP(1.0f / (1.0f + lm_fast_expf(-x)));
-    case LM_RELU: UNARY_LOOP(x > 0 ? x : 0.0f);
-    case LM_ELU: UNARY_LOOP(x > 0 ? x : p0 * lm_fast_expm1f(x));
-    case LM_CLAMP: UNARY_LOOP(x < p0 ? p0 : x > p1 ? p1 : x);
-    case LM_POW_SCALAR:
-        if (p0 == 2.0f) { UNARY_LOOP(x * x); }
-        UNARY_LOOP(powf(x, p0));
-    case LM_RPOW_SCALAR: UNARY_LOOP(powf(p0, x));
-    case LM_SQUARE: UNARY_LOOP(x * x);
-    case LM_RECIPROCAL: UNARY_LOOP(1.0f / x);
-    default: break;
+    UNARY_CASE(LM_NEG);
+    UNARY_CASE(LM_EXP);
+    UNARY_CASE(LM_LOG);
+    UNARY_CASE(LM_SQRT);
+    UNARY_CASE(LM_ABS);
+    UNARY_CASE(LM_SIGN);
+    UNARY_CASE(LM_TANH);
+    UNARY_CASE(LM_SIGMOID);
+    UNARY_CASE(LM_RELU);
+    UNARY_CASE(LM_ELU);
+    UNARY_CASE(LM_CLAMP);
+    case LM_POW_SCALAR: /* the common x^2 as its own (vectorised) loop: same values */
+        if (p0 == 2.0f) { UNARY_LOOP(lm_unary_f32(LM_SQUARE, x, p0, p1)); }
+        UNARY_LOOP(lm_unary_f32(LM_POW_SCALAR, x, p0, p1));
+    UNARY_CASE(LM_RPOW_SCALAR);
+    UNARY_CASE(LM_SQUARE);
+    UNARY_CASE(LM_RECIPROCAL);
+    case LM_UNARY_COUNT: break; /* refused by cpu_unary */
     }
 }
 
 static void unary_range(void *ctx, int64_t begin, int64_t end) {
     ew_job *j = ctx;
-    const cpu_iter *it = &j->it;
+    const lm_iter *it = &j->it;
     int64_t so = it->strides[0][it->ndim - 1], sx = it->strides[1][it->ndim - 1];
-    CPU_ITER_FOR(it, begin, end, off, n) {
+    LM_ITER_FOR(it, begin, end, off, n) {
         if (j->out->dtype == LM_FLOAT32 && j->a->dtype == LM_FLOAT32) {
             unary_row_f32(j->op, n, lm_tensor_f32(j->out) + off[0], so,
                           lm_tensor_f32(j->a) + off[1], sx, (float)j->p0, (float)j->p1);
@@ -151,9 +155,10 @@ static void unary_range(void *ctx, int64_t begin, int64_t end) {
 }
 
 lm_status cpu_unary(lm_unary_op op, lm_tensor *out, const lm_tensor *x, double p0, double p1) {
+    if (!lm_unary_op_valid(op)) return lm_fail(LM_ERR_ARG, "unary: unknown op %d", (int)op);
     ew_job j = {.out = out, .a = x, .op = op, .p0 = p0, .p1 = p1};
     const lm_tensor *ops[2] = {out, x};
-    cpu_iter_init(&j.it, 2, ops);
+    lm_iter_init(&j.it, 2, ops);
     lm_parallel_for(j.it.numel, LM_GRAIN_ELEMENTWISE, unary_range, &j);
     return LM_OK;
 }
@@ -188,34 +193,37 @@ lm_status cpu_unary(lm_unary_op op, lm_tensor *out, const lm_tensor *x, double p
     }                                                                                              \
     break
 
+#define BINARY_CASE(OP)                                                                            \
+    case OP: BINARY_LOOP(lm_binary_f32(OP, x, y))
+
 static void binary_row_f32(lm_binary_op op, int64_t n, float *o, int64_t so, const float *ap,
                            int64_t sa, const float *bp, int64_t sb) {
     switch (op) {
-    case LM_ADD: BINARY_LOOP(x + y);
-    case LM_SUB: BINARY_LOOP(x - y);
-    case LM_MUL: BINARY_LOOP(x * y);
-    case LM_DIV: BINARY_LOOP(x / y);
-    case LM_POW: BINARY_LOOP(powf(x, y));
-    case LM_MAXIMUM: BINARY_LOOP(x > y || x != x ? x : y);
-    case LM_MINIMUM: BINARY_LOOP(x < y || x != x ? x : y);
-    case LM_EQ: BINARY_LOOP((float)(x == y));
-    case LM_NE: BINARY_LOOP((float)(x != y));
-    case LM_LT: BINARY_LOOP((float)(x < y));
-    case LM_LE: BINARY_LOOP((float)(x <= y));
-    case LM_GT: BINARY_LOOP((float)(x > y));
-    case LM_GE: BINARY_LOOP((float)(x >= y));
-    default: break;
+    BINARY_CASE(LM_ADD);
+    BINARY_CASE(LM_SUB);
+    BINARY_CASE(LM_MUL);
+    BINARY_CASE(LM_DIV);
+    BINARY_CASE(LM_POW);
+    BINARY_CASE(LM_MAXIMUM);
+    BINARY_CASE(LM_MINIMUM);
+    BINARY_CASE(LM_EQ);
+    BINARY_CASE(LM_NE);
+    BINARY_CASE(LM_LT);
+    BINARY_CASE(LM_LE);
+    BINARY_CASE(LM_GT);
+    BINARY_CASE(LM_GE);
+    case LM_BINARY_COUNT: break; /* refused by cpu_binary and cpu_binary_scalar */
     }
 }
 
 static void binary_range(void *ctx, int64_t begin, int64_t end) {
     ew_job *j = ctx;
-    const cpu_iter *it = &j->it;
+    const lm_iter *it = &j->it;
     int last = it->ndim - 1;
     int64_t so = it->strides[0][last], sa = it->strides[1][last], sb = it->strides[2][last];
     bool f32 = j->out->dtype == LM_FLOAT32 && j->a->dtype == LM_FLOAT32 &&
                j->b->dtype == LM_FLOAT32;
-    CPU_ITER_FOR(it, begin, end, off, n) {
+    LM_ITER_FOR(it, begin, end, off, n) {
         if (f32) {
             binary_row_f32(j->op, n, lm_tensor_f32(j->out) + off[0], so,
                            lm_tensor_f32(j->a) + off[1], sa, lm_tensor_f32(j->b) + off[2], sb);
@@ -229,21 +237,22 @@ static void binary_range(void *ctx, int64_t begin, int64_t end) {
 }
 
 lm_status cpu_binary(lm_binary_op op, lm_tensor *out, const lm_tensor *a, const lm_tensor *b) {
+    if (!lm_binary_op_valid(op)) return lm_fail(LM_ERR_ARG, "binary: unknown op %d", (int)op);
     ew_job j = {.out = out, .a = a, .b = b, .op = op};
     const lm_tensor *ops[3] = {out, a, b};
-    cpu_iter_init(&j.it, 3, ops);
+    lm_iter_init(&j.it, 3, ops);
     lm_parallel_for(j.it.numel, LM_GRAIN_ELEMENTWISE, binary_range, &j);
     return LM_OK;
 }
 
 static void binary_scalar_range(void *ctx, int64_t begin, int64_t end) {
     ew_job *j = ctx;
-    const cpu_iter *it = &j->it;
+    const lm_iter *it = &j->it;
     int last = it->ndim - 1;
     int64_t so = it->strides[0][last], st = it->strides[1][last];
     float s = (float)j->p0;
     bool f32 = j->out->dtype == LM_FLOAT32 && j->a->dtype == LM_FLOAT32;
-    CPU_ITER_FOR(it, begin, end, off, n) {
+    LM_ITER_FOR(it, begin, end, off, n) {
         if (f32) {
             const float *tp = lm_tensor_f32(j->a) + off[1];
             float *o = lm_tensor_f32(j->out) + off[0];
@@ -263,15 +272,18 @@ static void binary_scalar_range(void *ctx, int64_t begin, int64_t end) {
 
 lm_status cpu_binary_scalar(lm_binary_op op, lm_tensor *out, const lm_tensor *a, double s,
                             bool scalar_first) {
+    if (!lm_binary_op_valid(op)) return lm_fail(LM_ERR_ARG, "binary: unknown op %d", (int)op);
     ew_job j = {.out = out, .a = a, .op = op, .p0 = s, .scalar_first = scalar_first};
     const lm_tensor *ops[2] = {out, a};
-    cpu_iter_init(&j.it, 2, ops);
+    lm_iter_init(&j.it, 2, ops);
     lm_parallel_for(j.it.numel, LM_GRAIN_ELEMENTWISE, binary_scalar_range, &j);
     return LM_OK;
 }
 
 /* ---- fused unary gradients ---------------------------------------------------------------- */
 
+/* Runs EXPR (of floats gv, x, y) over a row; the derivatives are
+ * lm_unary_grad_f32's (lm_scalar_ops.h), one loop per op as for the forward. */
 #define GRAD_LOOP(EXPR)                                                                            \
     for (int64_t i = 0; i < n; i++) {                                                              \
         float gv = gp[i * sg], x = xp[i * sx], y = yp[i * sy];                                     \
@@ -280,33 +292,38 @@ lm_status cpu_binary_scalar(lm_binary_op op, lm_tensor *out, const lm_tensor *a,
     }                                                                                              \
     break
 
+#define GRAD_CASE(OP)                                                                              \
+    case OP: GRAD_LOOP(lm_unary_grad_f32(OP, gv, x, y, alpha))
+
 static void unary_backward_range(void *ctx, int64_t begin, int64_t end) {
     ew_job *j = ctx;
-    const cpu_iter *it = &j->it;
+    const lm_iter *it = &j->it;
     int last = it->ndim - 1;
     int64_t so = it->strides[0][last], sg = it->strides[1][last], sx = it->strides[2][last],
             sy = it->strides[3][last];
     float alpha = (float)j->p0;
-    CPU_ITER_FOR(it, begin, end, off, n) {
+    LM_ITER_FOR(it, begin, end, off, n) {
         float *o = lm_tensor_f32(j->out) + off[0];
         const float *gp = lm_tensor_f32(j->a) + off[1], *xp = lm_tensor_f32(j->b) + off[2],
                     *yp = lm_tensor_f32(j->c) + off[3];
         switch ((lm_unary_op)j->op) {
-        case LM_ELU: GRAD_LOOP(x > 0 ? gv : gv * (y + alpha));
-        case LM_SIGMOID: GRAD_LOOP(gv * y * (1.0f - y));
-        case LM_TANH: GRAD_LOOP(gv * (1.0f - y * y));
-        case LM_RELU: GRAD_LOOP(x > 0 ? gv : 0.0f);
-        case LM_EXP: GRAD_LOOP(gv * y);
-        default: break;
+        GRAD_CASE(LM_ELU);
+        GRAD_CASE(LM_SIGMOID);
+        GRAD_CASE(LM_TANH);
+        GRAD_CASE(LM_RELU);
+        GRAD_CASE(LM_EXP);
+        default: break; /* no fused gradient: refused by cpu_unary_backward */
         }
     }
 }
 
 lm_status cpu_unary_backward(lm_unary_op op, lm_tensor *gx, const lm_tensor *g, const lm_tensor *x,
                              const lm_tensor *y, double p0) {
+    if (!lm_unary_has_fused_grad(op))
+        return lm_fail(LM_ERR_ARG, "unary gradient: op %d has no fused gradient", (int)op);
     ew_job j = {.out = gx, .a = g, .b = x, .c = y, .op = op, .p0 = p0};
     const lm_tensor *ops[4] = {gx, g, x, y};
-    cpu_iter_init(&j.it, 4, ops);
+    lm_iter_init(&j.it, 4, ops);
     lm_parallel_for(j.it.numel, LM_GRAIN_ELEMENTWISE, unary_backward_range, &j);
     return LM_OK;
 }
@@ -315,11 +332,11 @@ lm_status cpu_unary_backward(lm_unary_op op, lm_tensor *gx, const lm_tensor *g, 
 
 static void where_range(void *ctx, int64_t begin, int64_t end) {
     ew_job *j = ctx;
-    const cpu_iter *it = &j->it;
+    const lm_iter *it = &j->it;
     int last = it->ndim - 1;
     int64_t so = it->strides[0][last], sc = it->strides[1][last], sa = it->strides[2][last],
             sb = it->strides[3][last];
-    CPU_ITER_FOR(it, begin, end, off, n) {
+    LM_ITER_FOR(it, begin, end, off, n) {
         for (int64_t i = 0; i < n; i++) {
             bool take_a = load_d(j->c, off[1] + i * sc) != 0;
             double v = take_a ? load_d(j->a, off[2] + i * sa) : load_d(j->b, off[3] + i * sb);
@@ -332,7 +349,7 @@ lm_status cpu_where(lm_tensor *out, const lm_tensor *cond, const lm_tensor *a,
                     const lm_tensor *b) {
     ew_job j = {.out = out, .c = cond, .a = a, .b = b};
     const lm_tensor *ops[4] = {out, cond, a, b};
-    cpu_iter_init(&j.it, 4, ops);
+    lm_iter_init(&j.it, 4, ops);
     lm_parallel_for(j.it.numel, LM_GRAIN_ELEMENTWISE, where_range, &j);
     return LM_OK;
 }

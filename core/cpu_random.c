@@ -5,12 +5,12 @@
 #include <math.h>
 
 #include "cpu_backend.h"
-#include "cpu_iter.h"
+#include "lm_iter.h"
 #include "lm_philox.h"
 #include "lm_threads.h"
 
 typedef struct {
-    cpu_iter it;
+    lm_iter it;
     lm_tensor *out;
     lm_random_kind kind;
     uint64_t seed, offset;
@@ -83,9 +83,9 @@ static void random_range(void *ctx, int64_t begin, int64_t end) {
 }
 
 static void random_range_scalar(random_job *j, int64_t begin, int64_t end) {
-    const cpu_iter *it = &j->it;
+    const lm_iter *it = &j->it;
     int64_t so = it->strides[0][it->ndim - 1], pos = begin;
-    CPU_ITER_FOR(it, begin, end, off, n) {
+    LM_ITER_FOR(it, begin, end, off, n) {
         float *o = lm_tensor_f32(j->out) + off[0];
         int per_block = j->kind == LM_RANDOM_NORMAL ? 2 : 4;
         lm_philox_block b = {{0, 0, 0, 0}};
@@ -133,7 +133,7 @@ lm_status cpu_dropout(lm_tensor *out, lm_tensor *mask, const lm_tensor *x, uint6
     dropout_job d = {.r = {.out = mask, .kind = LM_RANDOM_BERNOULLI, .seed = seed,
                            .offset = offset, .p0 = keep, .p1 = 1.0 / keep, .contiguous = true},
                      .out = lm_tensor_f32(out), .x = lm_tensor_f32(x)};
-    cpu_iter_init_ordered(&d.r.it, mask);
+    lm_iter_init_ordered(&d.r.it, mask);
     lm_parallel_for(d.r.it.numel, LM_GRAIN_ELEMENTWISE / 8, dropout_range, &d);
     return LM_OK;
 }
@@ -142,7 +142,7 @@ lm_status cpu_random(lm_random_kind kind, lm_tensor *out, uint64_t seed, uint64_
                      double p0, double p1) {
     random_job j = {.out = out, .kind = kind, .seed = seed, .offset = offset, .p0 = p0, .p1 = p1,
                     .contiguous = lm_tensor_is_contiguous(out)};
-    cpu_iter_init_ordered(&j.it, out); /* element i is always counter i */
+    lm_iter_init_ordered(&j.it, out); /* element i is always counter i */
     lm_parallel_for(j.it.numel, LM_GRAIN_ELEMENTWISE / 8, random_range, &j);
     return LM_OK;
 }

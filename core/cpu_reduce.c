@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "cpu_backend.h"
-#include "cpu_iter.h"
+#include "lm_iter.h"
 #include "lm_threads.h"
 
 static inline double load(const lm_tensor *t, int64_t off) {
@@ -123,7 +123,7 @@ static void write_result(lm_reduce_op op, lm_tensor *out, int64_t out_off, lm_te
 #define MAX_CHUNKS 64
 
 typedef struct {
-    cpu_iter it;
+    lm_iter it;
     const lm_tensor *x;
     lm_reduce_op op;
     double center;
@@ -138,7 +138,7 @@ static void all_chunk(void *ctx, int64_t k, int64_t k_end) {
         lm_parallel_chunk_bounds(j->it.numel, j->chunks, (int)k, &begin, &end);
         partial p = empty_partial();
         int64_t stride = j->it.strides[0][j->it.ndim - 1], pos = begin;
-        CPU_ITER_FOR(&j->it, begin, end, off, n) {
+        LM_ITER_FOR(&j->it, begin, end, off, n) {
             fold_line(j->op, j->x, off[0], stride, n, pos, j->center, &p);
             pos += n;
         }
@@ -149,7 +149,7 @@ static void all_chunk(void *ctx, int64_t k, int64_t k_end) {
 static partial reduce_all_pass(lm_reduce_op op, const lm_tensor *x, double center) {
     all_job j = {.x = x, .op = op, .center = center};
     const lm_tensor *ops[1] = {x};
-    cpu_iter_init(&j.it, 1, ops);
+    lm_iter_init(&j.it, 1, ops);
     /* the chunking depends only on numel and the thread count: reproducible */
     j.chunks = lm_parallel_chunks(j.it.numel, LM_GRAIN_ELEMENTWISE);
     if (j.chunks > MAX_CHUNKS) j.chunks = MAX_CHUNKS;
@@ -172,7 +172,7 @@ static lm_status reduce_all(lm_reduce_op op, lm_tensor *out, lm_tensor *indices,
 /* ---- over one dimension --------------------------------------------------------------- */
 
 typedef struct {
-    cpu_iter it; /* over (out, x without dim, indices) */
+    lm_iter it; /* over (out, x without dim, indices) */
     const lm_tensor *x;
     lm_tensor *out, *indices;
     lm_reduce_op op;
@@ -181,11 +181,11 @@ typedef struct {
 
 static void dim_range(void *ctx, int64_t begin, int64_t end) {
     dim_job *j = ctx;
-    const cpu_iter *it = &j->it;
+    const lm_iter *it = &j->it;
     int last = it->ndim - 1;
     int64_t so = it->strides[0][last], sx = it->strides[1][last];
     int64_t si = j->indices ? it->strides[2][last] : 0;
-    CPU_ITER_FOR(it, begin, end, off, n) {
+    LM_ITER_FOR(it, begin, end, off, n) {
         for (int64_t i = 0; i < n; i++) {
             int64_t base = off[1] + i * sx;
             double center = 0;
@@ -208,9 +208,9 @@ static void dim_range(void *ctx, int64_t begin, int64_t end) {
 
 static void column_range(void *ctx, int64_t begin, int64_t end) {
     dim_job *j = ctx;
-    const cpu_iter *it = &j->it;
+    const lm_iter *it = &j->it;
     double acc[COLUMN_BLOCK], mean[COLUMN_BLOCK];
-    CPU_ITER_FOR(it, begin, end, off, n) {
+    LM_ITER_FOR(it, begin, end, off, n) {
         for (int64_t c0 = 0; c0 < n; c0 += COLUMN_BLOCK) {
             int64_t m = n - c0 < COLUMN_BLOCK ? n - c0 : COLUMN_BLOCK;
             const float *xp = lm_tensor_f32(j->x) + off[1] + c0;
@@ -253,7 +253,7 @@ lm_status cpu_reduce(lm_reduce_op op, lm_tensor *out, lm_tensor *indices, const 
     dim_job j = {.x = x, .out = out, .indices = indices, .op = op, .len = x->shape[dim],
                  .stride = x->strides[dim]};
     const lm_tensor *ops[3] = {out, &xs, indices};
-    cpu_iter_init(&j.it, indices ? 3 : 2, ops);
+    lm_iter_init(&j.it, indices ? 3 : 2, ops);
     int last = j.it.ndim - 1;
     bool rows = (op == LM_SUM || op == LM_MEAN || op == LM_VAR) && x->dtype == LM_FLOAT32 &&
                 out->dtype == LM_FLOAT32 && j.it.strides[0][last] == 1 &&

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,7 +10,7 @@
 #include <stb_image_write.h>
 #include <stb_truetype.h>
 
-#include "lm_safetensors.h" /* lm_atomic_file */
+#include "lm_atomic_file.h"
 
 lm_status lm_canvas_new(lm_canvas **out, int width, int height, uint32_t background) {
     *out = NULL;

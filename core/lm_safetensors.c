@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lm_atomic_file.h"
 #include "lm_json.h"
 #include "lm_ops.h"
 

@@ -8,7 +8,8 @@
  * LM_SAFETENSORS_MAX_HEADER, every shape must match its byte range, ranges
  * must lie inside the file and must not overlap. F32 and I32 load as they
  * are; F64 and I64 are converted (to float32 / int32, I64 range-checked).
- * Writing is atomic: a temporary file in the same folder, fsync, rename. */
+ * Writing is atomic (lm_atomic_file.h): a temporary file in the same folder,
+ * fsync, rename. */
 #ifndef LM_SAFETENSORS_H
 #define LM_SAFETENSORS_H
 
@@ -68,16 +69,5 @@ lm_status lm_safetensors_writer_close(lm_safetensors_writer *w);
 /* Removes the temporary file and frees the writer (NULL is ignored). */
 void lm_safetensors_writer_abort(lm_safetensors_writer *w);
 void lm_safetensors_free(lm_safetensors *st);
-
-/* Atomic file writing, shared by every writer of the core: opens a temporary
- * file beside `path`; commit fsyncs and renames it over `path`, abort removes
- * it. */
-typedef struct lm_atomic_file {
-    void *fp; /* FILE * */
-    char *final_path, *temp_path;
-} lm_atomic_file;
-lm_status lm_atomic_open(lm_atomic_file *f, const char *path);
-lm_status lm_atomic_commit(lm_atomic_file *f);
-void lm_atomic_abort(lm_atomic_file *f);
 
 #endif

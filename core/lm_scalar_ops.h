@@ -1,18 +1,140 @@
 /* Per-element and per-row definitions shared by the CPU backend and the
  * CUDA kernels (compiled as host and device code there), so both devices
- * compute the same function: the elementwise ops on one value in double
- * (the exact path for int32 and mixed dtypes), and top-k of one row. */
+ * compute the same function. Each elementwise op is written here once per
+ * precision:
+ *   - float32 (lm_unary_f32, lm_binary_f32, lm_unary_grad_f32): the float32
+ *     kernels of both devices. The CPU calls them with a constant op inside
+ *     each row loop, so after inlining every loop is specialised and
+ *     vectorised as if the expression were written there;
+ *   - double (lm_scalar_unary, lm_scalar_binary): the exact path for int32
+ *     and mixed dtypes.
+ * Every switch names every op and has no default, so the compiler (-Wswitch)
+ * reports an op added to lm_backend.h but not here. An op number outside
+ * the enums gives NaN; the backends refuse it with an error before any
+ * kernel runs (lm_unary_op_valid, lm_binary_op_valid). */
 #ifndef LM_SCALAR_OPS_H
 #define LM_SCALAR_OPS_H
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "lm_backend.h"
 
 #include "lm_host_device.h"
 
-LM_HOST_DEVICE static inline double lm_scalar_unary(int op, double x, double p0, double p1) {
+#ifndef __CUDACC__
+#include "lm_fastmath.h"
+#endif
+
+LM_HOST_DEVICE static inline bool lm_unary_op_valid(lm_unary_op op) {
+    return (int)op >= 0 && op < LM_UNARY_COUNT;
+}
+
+LM_HOST_DEVICE static inline bool lm_binary_op_valid(lm_binary_op op) {
+    return (int)op >= 0 && op < LM_BINARY_COUNT;
+}
+
+/* ---- float32 ------------------------------------------------------------------------------ */
+
+/* exp and expm1 in float32: on the CPU the branch-free polynomials of
+ * lm_fastmath.h, which vectorise (glibc's are scalar calls); on the GPU the
+ * CUDA math library's. Both are within a few ulp of the true value. */
+LM_HOST_DEVICE static inline float lm_expf(float x) {
+#ifdef __CUDACC__
+    return expf(x);
+#else
+    return lm_fast_expf(x);
+#endif
+}
+
+LM_HOST_DEVICE static inline float lm_expm1f(float x) {
+#ifdef __CUDACC__
+    return expm1f(x);
+#else
+    return lm_fast_expm1f(x);
+#endif
+}
+
+/* y = op(x); p0, p1 are the op's parameters (lm_backend.h). */
+LM_HOST_DEVICE static inline float lm_unary_f32(lm_unary_op op, float x, float p0, float p1) {
+    switch (op) {
+    case LM_NEG: return -x;
+    case LM_EXP: return lm_expf(x);
+    case LM_LOG: return logf(x);
+    case LM_SQRT: return sqrtf(x);
+    case LM_ABS: return fabsf(x);
+    case LM_SIGN: return (float)((x > 0) - (x < 0));
+    case LM_TANH: return tanhf(x);
+    case LM_SIGMOID: return 1.0f / (1.0f + lm_expf(-x));
+    case LM_RELU: return x > 0 ? x : 0.0f;
+    case LM_ELU: return x > 0 ? x : p0 * lm_expm1f(x);
+    case LM_CLAMP: return x < p0 ? p0 : x > p1 ? p1 : x;
+    case LM_POW_SCALAR: return p0 == 2.0f ? x * x : powf(x, p0);
+    case LM_RPOW_SCALAR: return powf(p0, x);
+    case LM_SQUARE: return x * x;
+    case LM_RECIPROCAL: return 1.0f / x;
+    case LM_UNARY_COUNT: break;
+    }
+    return NAN;
+}
+
+/* Ops whose gradient has a fused kernel on every backend (one pass over g,
+ * x and y instead of a chain of elementwise ops). The others are composed
+ * from ordinary ops in core/autograd_rules.c, which also keeps these as
+ * composite formulas; tests/c/test_ops.c checks that the two agree. */
+LM_HOST_DEVICE static inline bool lm_unary_has_fused_grad(lm_unary_op op) {
+    switch (op) {
+    case LM_EXP: case LM_TANH: case LM_SIGMOID: case LM_RELU: case LM_ELU: return true;
+    case LM_NEG: case LM_LOG: case LM_SQRT: case LM_ABS: case LM_SIGN: case LM_CLAMP:
+    case LM_POW_SCALAR: case LM_RPOW_SCALAR: case LM_SQUARE: case LM_RECIPROCAL:
+    case LM_UNARY_COUNT: return false;
+    }
+    return false;
+}
+
+/* The gradient g * dy/dx of a fused op, from the output gradient g, the
+ * input x and the output y = op(x) (what the tape saved); p0 as in the
+ * forward op. NaN for the ops lm_unary_has_fused_grad refuses. */
+LM_HOST_DEVICE static inline float lm_unary_grad_f32(lm_unary_op op, float g, float x, float y,
+                                                     float p0) {
+    switch (op) {
+    case LM_EXP: return g * y;
+    case LM_TANH: return g * (1.0f - y * y);
+    case LM_SIGMOID: return g * y * (1.0f - y);
+    case LM_RELU: return x > 0 ? g : 0.0f;
+    case LM_ELU: return x > 0 ? g : g * (y + p0); /* alpha e^x = y + alpha */
+    case LM_NEG: case LM_LOG: case LM_SQRT: case LM_ABS: case LM_SIGN: case LM_CLAMP:
+    case LM_POW_SCALAR: case LM_RPOW_SCALAR: case LM_SQUARE: case LM_RECIPROCAL:
+    case LM_UNARY_COUNT: break;
+    }
+    return NAN;
+}
+
+/* NaN wins maximum and minimum, as IEEE's maximum does. */
+LM_HOST_DEVICE static inline float lm_binary_f32(lm_binary_op op, float a, float b) {
+    switch (op) {
+    case LM_ADD: return a + b;
+    case LM_SUB: return a - b;
+    case LM_MUL: return a * b;
+    case LM_DIV: return a / b;
+    case LM_POW: return powf(a, b);
+    case LM_MAXIMUM: return a > b || a != a ? a : b;
+    case LM_MINIMUM: return a < b || a != a ? a : b;
+    case LM_EQ: return (float)(a == b);
+    case LM_NE: return (float)(a != b);
+    case LM_LT: return (float)(a < b);
+    case LM_LE: return (float)(a <= b);
+    case LM_GT: return (float)(a > b);
+    case LM_GE: return (float)(a >= b);
+    case LM_BINARY_COUNT: break;
+    }
+    return NAN;
+}
+
+/* ---- double ------------------------------------------------------------------------------- */
+
+LM_HOST_DEVICE static inline double lm_scalar_unary(lm_unary_op op, double x, double p0, double p1) {
     switch (op) {
     case LM_NEG: return -x;
     case LM_EXP: return exp(x);
@@ -29,12 +151,13 @@ LM_HOST_DEVICE static inline double lm_scalar_unary(int op, double x, double p0,
     case LM_RPOW_SCALAR: return pow(p0, x);
     case LM_SQUARE: return x * x;
     case LM_RECIPROCAL: return 1.0 / x;
-    default: return 0;
+    case LM_UNARY_COUNT: break;
     }
+    return NAN;
 }
 
 /* NaN wins maximum and minimum, as IEEE's maximum does. */
-LM_HOST_DEVICE static inline double lm_scalar_binary(int op, double a, double b) {
+LM_HOST_DEVICE static inline double lm_scalar_binary(lm_binary_op op, double a, double b) {
     switch (op) {
     case LM_ADD: return a + b;
     case LM_SUB: return a - b;
@@ -49,8 +172,9 @@ LM_HOST_DEVICE static inline double lm_scalar_binary(int op, double a, double b)
     case LM_LE: return a <= b;
     case LM_GT: return a > b;
     case LM_GE: return a >= b;
-    default: return 0;
+    case LM_BINARY_COUNT: break;
     }
+    return NAN;
 }
 
 /* Top-k of one row by insertion into a sorted list of the k best: O(cols *

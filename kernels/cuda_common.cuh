@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 extern "C" {
-#include "cpu_iter.h" /* the host-side dimension merging is device independent */
+#include "lm_iter.h" /* the host-side dimension merging is device independent */
 #include "lm_backend.h"
 #include "lm_error.h"
 }
@@ -39,7 +39,7 @@ static inline unsigned cu_blocks(int64_t n, int threads = CU_THREADS) {
 
 // Element offsets of flat index i for every operand of a merged iterator.
 template <int NOPS>
-__device__ __forceinline__ void cu_offsets(const cpu_iter &it, int64_t i, int64_t *off) {
+__device__ __forceinline__ void cu_offsets(const lm_iter &it, int64_t i, int64_t *off) {
 #pragma unroll
     for (int k = 0; k < NOPS; k++) off[k] = 0;
     for (int d = it.ndim - 1; d >= 0 && i; d--) {
@@ -53,7 +53,7 @@ __device__ __forceinline__ void cu_offsets(const cpu_iter &it, int64_t i, int64_
 // The same in 32-bit arithmetic, for iterations under 2^31 elements: 64-bit
 // division is emulated on the GPU and costs several times more.
 template <int NOPS>
-__device__ __forceinline__ void cu_offsets32(const cpu_iter &it, uint32_t i, int64_t *off) {
+__device__ __forceinline__ void cu_offsets32(const lm_iter &it, uint32_t i, int64_t *off) {
 #pragma unroll
     for (int k = 0; k < NOPS; k++) off[k] = 0;
     for (int d = it.ndim - 1; d >= 0 && i; d--) {
@@ -65,7 +65,7 @@ __device__ __forceinline__ void cu_offsets32(const cpu_iter &it, uint32_t i, int
 }
 
 // True when every operand walks memory in the same order as the flat index.
-static inline bool cu_iter_flat(const cpu_iter &it) {
+static inline bool cu_iter_flat(const lm_iter &it) {
     if (it.ndim != 1) return false;
     for (int k = 0; k < it.nops; k++)
         if (it.strides[k][0] != 1) return false;

@@ -1,7 +1,9 @@
 // CUDA elementwise kernels: copy, fill, unary, binary, where and the fused
-// unary gradients. Same definitions as the CPU's (core/cpu_elementwise.c):
-// float32 through float arithmetic, other dtype mixes in double (exact for
-// int32). One grid-stride kernel template walks any strided layout.
+// unary gradients. The maths of every op is core/lm_scalar_ops.h's, the same
+// functions the CPU kernels call: float32 through the float forms, other
+// dtype mixes through the double forms (exact for int32). One grid-stride
+// kernel template walks any strided layout; an op number the enums do not
+// name is refused with an error before anything is launched.
 #include "cuda_backend.h"
 
 extern "C" {
@@ -11,7 +13,7 @@ extern "C" {
 namespace {
 
 template <int NOPS, class F>
-__global__ void ew_kernel(cpu_iter it, int64_t n, bool flat, F f) {
+__global__ void ew_kernel(lm_iter it, int64_t n, bool flat, F f) {
     bool small = n < ((int64_t)1 << 31);
     CU_GRID_LOOP(i, n) {
         int64_t off[NOPS];
@@ -29,8 +31,8 @@ __global__ void ew_kernel(cpu_iter it, int64_t n, bool flat, F f) {
 
 template <int NOPS, class F>
 lm_status ew_launch(const lm_tensor *const *ops, const F &f, const char *what) {
-    cpu_iter it;
-    cpu_iter_init(&it, NOPS, ops);
+    lm_iter it;
+    lm_iter_init(&it, NOPS, ops);
     if (it.numel == 0) return LM_OK;
     ew_kernel<NOPS><<<cu_blocks(it.numel), CU_THREADS>>>(it, it.numel, cu_iter_flat(it), f);
     CU_LAUNCHED(what);
@@ -41,48 +43,6 @@ bool all_f32(int n, const lm_tensor *const *ts) {
     for (int k = 0; k < n; k++)
         if (ts[k]->dtype != LM_FLOAT32) return false;
     return true;
-}
-
-// ---- scalar definitions ---------------------------------------------------------------------
-
-__device__ __forceinline__ float unary_f(int op, float x, float p0, float p1) {
-    switch (op) {
-    case LM_NEG: return -x;
-    case LM_EXP: return expf(x);
-    case LM_LOG: return logf(x);
-    case LM_SQRT: return sqrtf(x);
-    case LM_ABS: return fabsf(x);
-    case LM_SIGN: return (float)((x > 0) - (x < 0));
-    case LM_TANH: return tanhf(x);
-    case LM_SIGMOID: return 1.0f / (1.0f + expf(-x));
-    case LM_RELU: return x > 0 ? x : 0.0f;
-    case LM_ELU: return x > 0 ? x : p0 * expm1f(x);
-    case LM_CLAMP: return x < p0 ? p0 : x > p1 ? p1 : x;
-    case LM_POW_SCALAR: return p0 == 2.0f ? x * x : powf(x, p0);
-    case LM_RPOW_SCALAR: return powf(p0, x);
-    case LM_SQUARE: return x * x;
-    case LM_RECIPROCAL: return 1.0f / x;
-    default: return 0;
-    }
-}
-
-template <class T> __device__ __forceinline__ T binary_op(int op, T a, T b) {
-    switch (op) {
-    case LM_ADD: return a + b;
-    case LM_SUB: return a - b;
-    case LM_MUL: return a * b;
-    case LM_DIV: return a / b;
-    case LM_POW: return pow(a, b);
-    case LM_MAXIMUM: return a > b || a != a ? a : b;
-    case LM_MINIMUM: return a < b || a != a ? a : b;
-    case LM_EQ: return (T)(a == b);
-    case LM_NE: return (T)(a != b);
-    case LM_LT: return (T)(a < b);
-    case LM_LE: return (T)(a <= b);
-    case LM_GT: return (T)(a > b);
-    case LM_GE: return (T)(a >= b);
-    default: return 0;
-    }
 }
 
 // ---- functors -------------------------------------------------------------------------------
@@ -104,13 +64,15 @@ struct Fill {
 struct UnaryF32 {
     float *o;
     const float *x;
-    int op;
+    lm_unary_op op;
     float p0, p1;
-    __device__ void operator()(const int64_t *f) const { o[f[0]] = unary_f(op, x[f[1]], p0, p1); }
+    __device__ void operator()(const int64_t *f) const {
+        o[f[0]] = lm_unary_f32(op, x[f[1]], p0, p1);
+    }
 };
 struct UnaryAny {
     cu_ref o, x;
-    int op;
+    lm_unary_op op;
     double p0, p1;
     __device__ void operator()(const int64_t *f) const {
         cu_store(o, f[0], lm_scalar_unary(op, cu_load(x, f[1]), p0, p1));
@@ -119,14 +81,14 @@ struct UnaryAny {
 struct BinaryF32 {
     float *o;
     const float *a, *b;
-    int op;
+    lm_binary_op op;
     __device__ void operator()(const int64_t *f) const {
-        o[f[0]] = binary_op<float>(op, a[f[1]], b[f[2]]);
+        o[f[0]] = lm_binary_f32(op, a[f[1]], b[f[2]]);
     }
 };
 struct BinaryAny {
     cu_ref o, a, b;
-    int op;
+    lm_binary_op op;
     __device__ void operator()(const int64_t *f) const {
         cu_store(o, f[0], lm_scalar_binary(op, cu_load(a, f[1]), cu_load(b, f[2])));
     }
@@ -135,17 +97,17 @@ struct ScalarF32 {
     float *o;
     const float *a;
     float s;
-    int op;
+    lm_binary_op op;
     bool first;
     __device__ void operator()(const int64_t *f) const {
         float t = a[f[1]];
-        o[f[0]] = first ? binary_op<float>(op, s, t) : binary_op<float>(op, t, s);
+        o[f[0]] = first ? lm_binary_f32(op, s, t) : lm_binary_f32(op, t, s);
     }
 };
 struct ScalarAny {
     cu_ref o, a;
     double s;
-    int op;
+    lm_binary_op op;
     bool first;
     __device__ void operator()(const int64_t *f) const {
         double t = cu_load(a, f[1]);
@@ -155,18 +117,10 @@ struct ScalarAny {
 struct UnaryGrad {
     float *gx;
     const float *g, *x, *y;
-    int op;
+    lm_unary_op op;
     float alpha;
     __device__ void operator()(const int64_t *f) const {
-        float gv = g[f[1]], xv = x[f[2]], yv = y[f[3]], r;
-        switch (op) {
-        case LM_ELU: r = xv > 0 ? gv : gv * (yv + alpha); break;
-        case LM_SIGMOID: r = gv * yv * (1.0f - yv); break;
-        case LM_TANH: r = gv * (1.0f - yv * yv); break;
-        case LM_RELU: r = xv > 0 ? gv : 0.0f; break;
-        default: r = gv * yv; break; /* EXP */
-        }
-        gx[f[0]] = r;
+        gx[f[0]] = lm_unary_grad_f32(op, g[f[1]], x[f[2]], y[f[3]], alpha);
     }
 };
 struct Where {
@@ -190,6 +144,7 @@ lm_status cu_fill(lm_tensor *dst, double value) {
 }
 
 lm_status cu_unary(lm_unary_op op, lm_tensor *out, const lm_tensor *x, double p0, double p1) {
+    if (!lm_unary_op_valid(op)) return lm_fail(LM_ERR_ARG, "unary: unknown op %d", (int)op);
     const lm_tensor *ops[2] = {out, x};
     if (all_f32(2, ops))
         return ew_launch<2>(ops, UnaryF32{cu_f32(out), cu_f32(x), op, (float)p0, (float)p1}, "unary op");
@@ -197,6 +152,7 @@ lm_status cu_unary(lm_unary_op op, lm_tensor *out, const lm_tensor *x, double p0
 }
 
 lm_status cu_binary(lm_binary_op op, lm_tensor *out, const lm_tensor *a, const lm_tensor *b) {
+    if (!lm_binary_op_valid(op)) return lm_fail(LM_ERR_ARG, "binary: unknown op %d", (int)op);
     const lm_tensor *ops[3] = {out, a, b};
     if (all_f32(3, ops))
         return ew_launch<3>(ops, BinaryF32{cu_f32(out), cu_f32(a), cu_f32(b), op}, "binary op");
@@ -205,6 +161,7 @@ lm_status cu_binary(lm_binary_op op, lm_tensor *out, const lm_tensor *a, const l
 
 lm_status cu_binary_scalar(lm_binary_op op, lm_tensor *out, const lm_tensor *a, double s,
                            bool scalar_first) {
+    if (!lm_binary_op_valid(op)) return lm_fail(LM_ERR_ARG, "binary: unknown op %d", (int)op);
     const lm_tensor *ops[2] = {out, a};
     if (all_f32(2, ops))
         return ew_launch<2>(ops, ScalarF32{cu_f32(out), cu_f32(a), (float)s, op, scalar_first},
@@ -215,6 +172,8 @@ lm_status cu_binary_scalar(lm_binary_op op, lm_tensor *out, const lm_tensor *a, 
 
 lm_status cu_unary_backward(lm_unary_op op, lm_tensor *gx, const lm_tensor *g, const lm_tensor *x,
                             const lm_tensor *y, double p0) {
+    if (!lm_unary_has_fused_grad(op))
+        return lm_fail(LM_ERR_ARG, "unary gradient: op %d has no fused gradient", (int)op);
     const lm_tensor *ops[4] = {gx, g, x, y};
     return ew_launch<4>(ops, UnaryGrad{cu_f32(gx), cu_f32(g), cu_f32(x), cu_f32(y), op, (float)p0},
                         "unary gradient");

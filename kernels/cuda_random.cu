@@ -13,7 +13,7 @@ extern "C" {
 namespace {
 
 struct RandomJob {
-    cpu_iter it; /* over out, in its own row-major order */
+    lm_iter it; /* over out, in its own row-major order */
     float *out;
     int kind;
     uint64_t seed, offset;
@@ -63,7 +63,7 @@ static lm_status random_launch(lm_random_kind kind, lm_tensor *out, uint64_t see
     RandomJob j;
     j.x = x;
     j.prod = prod;
-    cpu_iter_init_ordered(&j.it, out); /* element i is always counter i */
+    lm_iter_init_ordered(&j.it, out); /* element i is always counter i */
     j.out = cu_f32(out);
     j.kind = kind;
     j.seed = seed;

@@ -73,7 +73,7 @@ __device__ __forceinline__ void write_result(int op, cu_ref out, int64_t oo, int
 // ---- over one dimension: each output folds a line of `len` elements at `stride` ----
 
 struct Lines {
-    cpu_iter it; /* over (out, x without dim, indices or out) */
+    lm_iter it; /* over (out, x without dim, indices or out) */
     cu_ref out, x;
     int32_t *indices;
     int64_t len, stride;
@@ -120,7 +120,7 @@ __global__ void lines_by_warp(Lines L, int64_t n_out) {
 
 const int ALL_BLOCKS = 512;
 
-__global__ void all_partials(cpu_iter it, cu_ref x, int op, const Partial *mean_of, int64_t n,
+__global__ void all_partials(lm_iter it, cu_ref x, int op, const Partial *mean_of, int64_t n,
                              Partial *parts) {
     __shared__ Partial warp_parts[CU_THREADS / 32];
     double center = mean_of ? mean_of->sum / (double)(n ? n : 1) : 0;
@@ -154,8 +154,8 @@ __global__ void all_finish(Partial *parts, int count, int op, cu_ref out, int32_
 
 lm_status reduce_all(lm_reduce_op op, lm_tensor *out, lm_tensor *indices, const lm_tensor *x) {
     const lm_tensor *ops[1] = {x};
-    cpu_iter it;
-    cpu_iter_init(&it, 1, ops);
+    lm_iter it;
+    lm_iter_init(&it, 1, ops);
     int64_t n = it.numel;
     int blocks = (int)cu_blocks(n);
     if (blocks > ALL_BLOCKS) blocks = ALL_BLOCKS;
@@ -192,7 +192,7 @@ lm_status cu_reduce(lm_reduce_op op, lm_tensor *out, lm_tensor *indices, const l
     xs.ndim = x->ndim - 1;
     Lines L;
     const lm_tensor *ops[3] = {out, &xs, indices ? indices : out};
-    cpu_iter_init(&L.it, 3, ops);
+    lm_iter_init(&L.it, 3, ops);
     L.out = cu_ref_of(out);
     L.x = cu_ref_of(x);
     L.indices = indices ? cu_i32(indices) : NULL;

@@ -1,24 +1,15 @@
 /* Elementwise ops, broadcasting, reductions and matmul against hand-computed
- * values and naive loops, on contiguous and non-contiguous inputs. */
+ * values and the core's reference loops (lm_reference.h, themselves checked
+ * in test_reference.c), on contiguous and non-contiguous inputs. */
 #include <stdlib.h>
 
 #include "autograd_rules.h"
 #include "lm_ops.h"
+#include "lm_reference.h"
 #include "lm_rng.h"
 #include "lm_threads.h"
 #include "test.h"
-
-static lm_tensor *from(int ndim, const int64_t *shape, const float *v) {
-    lm_tensor *t;
-    lm_from_host(&t, LM_FLOAT32, ndim, shape, v);
-    return t;
-}
-
-static double at(const lm_tensor *t, int64_t i) {
-    double v = NAN;
-    lm_get_element(t, i, &v);
-    return v;
-}
+#include "test_tensor.h"
 
 static void test_binary_broadcast(void) {
     int64_t s23[2] = {2, 3}, s3[1] = {3}, s21[2] = {2, 1};
@@ -193,16 +184,6 @@ static void test_threads_large(void) {
     lm_tensor_release(sq);
 }
 
-static void naive_matmul(const lm_tensor *a, const lm_tensor *b, double *out) {
-    int64_t M = a->shape[0], K = a->shape[1], N = b->shape[1];
-    for (int64_t i = 0; i < M; i++)
-        for (int64_t j = 0; j < N; j++) {
-            double s = 0;
-            for (int64_t k = 0; k < K; k++) s += at(a, i * K + k) * at(b, k * N + j);
-            out[i * N + j] = s;
-        }
-}
-
 static void test_matmul(void) {
     int64_t sa[2] = {5, 7}, sb[2] = {7, 3}, sbt[2] = {3, 7};
     lm_tensor *a, *b, *bt_base, *bt, *r;
@@ -212,7 +193,10 @@ static void test_matmul(void) {
     lm_rand_normal_(a, 0, 1);
     lm_rand_normal_(b, 0, 1);
     double want[15];
-    naive_matmul(a, b, want);
+    lm_tensor *ref;
+    CHECK_OK(lm_reference_matmul(&ref, a, b));
+    for (int i = 0; i < 15; i++) want[i] = at(ref, i);
+    lm_tensor_release(ref);
     CHECK_OK(lm_matmul(&r, a, b));
     CHECK(r->shape[0] == 5 && r->shape[1] == 3);
     double err = 0;

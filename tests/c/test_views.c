@@ -1,6 +1,7 @@
 /* Shapes, strides and views: hand-computed expectations. */
 #include "lm_ops.h"
 #include "test.h"
+#include "test_tensor.h"
 
 static lm_tensor *arange_2d(int64_t r, int64_t c) {
     lm_tensor *a, *v;
@@ -8,12 +9,6 @@ static lm_tensor *arange_2d(int64_t r, int64_t c) {
     int64_t shape[2] = {r, c};
     lm_tensor_view(&v, a, 2, shape);
     lm_tensor_release(a);
-    return v;
-}
-
-static double at(const lm_tensor *t, int64_t i) {
-    double v = NAN;
-    lm_get_element(t, i, &v);
     return v;
 }
 

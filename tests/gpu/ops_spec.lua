@@ -40,7 +40,7 @@ end
 
 -- Runs f on CPU copies and GPU copies of `inputs` (name -> tensor); compares
 -- the outputs and, for the names in `grads`, the gradients of sum(out * r)
--- for a fixed random r.
+-- for a fixed random r. Returns the GPU output.
 local function check(what, inputs, grads, f, tol, grad_tol)
   local cpu, gpu = {}, {}
   for name, t in pairs(inputs) do cpu[name], gpu[name] = t, t:to(DEV) end
@@ -59,6 +59,16 @@ local function check(what, inputs, grads, f, tol, grad_tol)
       close(gpu[name].grad, cpu[name].grad, grad_tol or tol, what .. " d/d" .. name)
     end
   end
+  return out_g
+end
+
+-- The GPU output of `what` against the core's reference loops
+-- (lm._reference: plain loops, double sums) on the same CPU inputs. In the
+-- smoke run this is the one comparison that is not CPU against itself: it
+-- checks the CPU backend (BLAS, im2col) against an independent definition.
+local R = lm._reference
+local function against_reference(what, out_g, ref)
+  close(out_g, ref, GEMM, what .. " against lm._reference")
 end
 
 lm.manual_seed(7)
@@ -150,16 +160,24 @@ end)
 describe("gpu matrix products", function()
   it("plain, transposed, batched and broadcast batches", function()
     local a, b = lm.randn(37, 50), lm.randn(50, 29)
-    check("matmul", {a = a, b = b}, {"a", "b"}, function(t) return lm.matmul(t.a, t.b) end, GEMM)
-    check("matmul a^T", {a = lm.randn(50, 37), b = b}, {"a", "b"},
+    local at_, bt, v = lm.randn(50, 37), lm.randn(29, 50), lm.randn(50)
+    local a3, b3, b2 = lm.randn(4, 7, 5), lm.randn(4, 5, 6), lm.randn(5, 6)
+    local out = check("matmul", {a = a, b = b}, {"a", "b"}, function(t) return lm.matmul(t.a, t.b) end, GEMM)
+    against_reference("matmul", out, R.matmul(a, b))
+    out = check("matmul a^T", {a = at_, b = b}, {"a", "b"},
       function(t) return lm.matmul(t.a:t(), t.b) end, GEMM)
-    check("matmul b^T", {a = a, b = lm.randn(29, 50)}, {"a", "b"},
+    against_reference("matmul a^T", out, R.matmul(at_:t(), b))
+    out = check("matmul b^T", {a = a, b = bt}, {"a", "b"},
       function(t) return lm.matmul(t.a, t.b:t()) end, GEMM)
-    check("batched", {a = lm.randn(4, 7, 5), b = lm.randn(4, 5, 6)}, {"a", "b"},
+    against_reference("matmul b^T", out, R.matmul(a, bt:t()))
+    out = check("batched", {a = a3, b = b3}, {"a", "b"},
       function(t) return lm.matmul(t.a, t.b) end, GEMM)
-    check("broadcast batch", {a = lm.randn(4, 7, 5), b = lm.randn(5, 6)}, {"a", "b"},
+    against_reference("batched", out, R.matmul(a3, b3))
+    out = check("broadcast batch", {a = a3, b = b2}, {"a", "b"},
       function(t) return lm.matmul(t.a, t.b) end, GEMM)
-    check("vector", {a = a, b = lm.randn(50)}, {"a", "b"}, function(t) return lm.matmul(t.a, t.b) end, GEMM)
+    against_reference("broadcast batch", out, R.matmul(a3, b2))
+    out = check("vector", {a = a, b = v}, {"a", "b"}, function(t) return lm.matmul(t.a, t.b) end, GEMM)
+    against_reference("vector", out, R.matmul(a, v:view(50, 1)):view(37))
   end)
   it("TF32 is off unless asked for", function()
     eq(lm.cuda.allow_tf32(), false)
@@ -182,12 +200,17 @@ describe("gpu layers and losses", function()
     check("mmd", {z = lm.randn(40, 2), p = lm.randn(50, 2)}, {"z", "p"}, function(t) return F.mmd(t.z, t.p) end, GEMM)
   end)
   it("conv2d (cuDNN when built with it), pooling", function()
-    check("conv2d 3x3 s2 p1", {x = lm.randn(4, 3, 11, 11), w = lm.randn(8, 3, 3, 3), b = lm.randn(8)},
-      {"x", "w", "b"}, function(t) return F.conv2d(t.x, t.w, t.b, {stride = 2, padding = 1}) end, GEMM)
-    check("conv2d 1x1", {x = lm.randn(3, 5, 6, 6), w = lm.randn(4, 5, 1, 1)}, {"x", "w"},
-      function(t) return F.conv2d(t.x, t.w) end, GEMM)
-    check("conv2d non-contiguous input", {x = lm.randn(3, 4, 9, 9):transpose(3, 4), w = lm.randn(2, 4, 3, 3)},
+    local x, w, b = lm.randn(4, 3, 11, 11), lm.randn(8, 3, 3, 3), lm.randn(8)
+    local out = check("conv2d 3x3 s2 p1", {x = x, w = w, b = b}, {"x", "w", "b"},
+      function(t) return F.conv2d(t.x, t.w, t.b, {stride = 2, padding = 1}) end, GEMM)
+    against_reference("conv2d 3x3 s2 p1", out, R.conv2d(x, w, b, {stride = 2, padding = 1}))
+    x, w = lm.randn(3, 5, 6, 6), lm.randn(4, 5, 1, 1)
+    out = check("conv2d 1x1", {x = x, w = w}, {"x", "w"}, function(t) return F.conv2d(t.x, t.w) end, GEMM)
+    against_reference("conv2d 1x1", out, R.conv2d(x, w))
+    x, w = lm.randn(3, 4, 9, 9):transpose(3, 4), lm.randn(2, 4, 3, 3)
+    out = check("conv2d non-contiguous input", {x = x, w = w},
       {"x", "w"}, function(t) return F.conv2d(t.x, t.w, {padding = 1}) end, GEMM)
+    against_reference("conv2d non-contiguous input", out, R.conv2d(x, w, nil, {padding = 1}))
     check("max_pool2d", {x = lm.randn(2, 3, 8, 8)}, {"x"}, function(t) return F.max_pool2d(t.x, 2) end, EXACT, ARITH)
     check("max_pool2d overlapping", {x = lm.randn(2, 3, 9, 9)}, {"x"},
       function(t) return F.max_pool2d(t.x, 3, {stride = 2, padding = 1}) end, EXACT, ARITH)

@@ -1,27 +1,30 @@
-/* Strided iteration over up to four same-shaped operands (CPU backend).
+/* Strided iteration over up to four same-shaped operands, shared by both
+ * backends: the CPU kernels walk it row by row (LM_ITER_FOR), the CUDA
+ * kernels take the merged shape and strides to the device (cuda_common.cuh).
  *
  * Dimensions that are laid out one right after the other in every operand are
  * merged first, so a contiguous tensor of any shape becomes one long row and a
  * bias broadcast over a batch becomes two dimensions. Kernels then walk rows:
  * the innermost dimension is a plain strided loop the compiler vectorises
- * when the strides are 1 (or 0 for a broadcast operand). */
-#ifndef LM_CPU_ITER_H
-#define LM_CPU_ITER_H
+ * when the strides are 1 (or 0 for a broadcast operand). Nothing here is
+ * CPU-specific: it only reads shapes and strides. */
+#ifndef LM_ITER_H
+#define LM_ITER_H
 
 #include "lm_tensor.h"
 
-#define CPU_ITER_MAX_OPS 4
+#define LM_ITER_MAX_OPS 4
 
-typedef struct cpu_iter {
+typedef struct lm_iter {
     int nops;
     int ndim; /* >= 1 after init */
     int64_t numel;
     int64_t shape[LM_MAX_DIMS];
-    int64_t strides[CPU_ITER_MAX_OPS][LM_MAX_DIMS];
-} cpu_iter;
+    int64_t strides[LM_ITER_MAX_OPS][LM_MAX_DIMS];
+} lm_iter;
 
 /* ops[0]'s shape is the iteration shape; the others must have the same shape. */
-static inline void cpu_iter_init(cpu_iter *it, int nops, const lm_tensor *const *ops) {
+static inline void lm_iter_init(lm_iter *it, int nops, const lm_tensor *const *ops) {
     const lm_tensor *t0 = ops[0];
     it->nops = nops;
     it->ndim = 0;
@@ -51,7 +54,7 @@ static inline void cpu_iter_init(cpu_iter *it, int nops, const lm_tensor *const 
 /* One operand walked in its own row-major order, dimensions unmerged, so
  * that flat index i is always its element i (random fills number elements
  * this way on every device). */
-static inline void cpu_iter_init_ordered(cpu_iter *it, const lm_tensor *t) {
+static inline void lm_iter_init_ordered(lm_iter *it, const lm_tensor *t) {
     it->nops = 1;
     it->numel = lm_tensor_numel(t);
     it->ndim = t->ndim ? t->ndim : 1;
@@ -66,7 +69,7 @@ static inline void cpu_iter_init_ordered(cpu_iter *it, const lm_tensor *t) {
 }
 
 /* Element offsets of flat (row-major) index i for every operand. */
-static inline void cpu_iter_offsets(const cpu_iter *it, int64_t i, int64_t *off) {
+static inline void lm_iter_offsets(const lm_iter *it, int64_t i, int64_t *off) {
     for (int k = 0; k < it->nops; k++) off[k] = 0;
     for (int d = it->ndim - 1; d >= 0 && i; d--) {
         int64_t idx = i % it->shape[d];
@@ -76,14 +79,14 @@ static inline void cpu_iter_offsets(const cpu_iter *it, int64_t i, int64_t *off)
 }
 
 /* Walks flat indices [begin, end) row piece by row piece:
- *   CPU_ITER_FOR(it, begin, end, off, n) { ...use off[k] and n (inner length)... }
+ *   LM_ITER_FOR(it, begin, end, off, n) { ...use off[k] and n (inner length)... }
  * inner strides are it->strides[k][it->ndim - 1]. */
-#define CPU_ITER_FOR(it, begin, end, off, n)                                                       \
-    for (int64_t cpu_i_ = (begin), n = 0, off[CPU_ITER_MAX_OPS];                                   \
-         cpu_i_ < (end) &&                                                                         \
-         (cpu_iter_offsets((it), cpu_i_, off),                                                     \
-          n = (it)->shape[(it)->ndim - 1] - cpu_i_ % (it)->shape[(it)->ndim - 1],                  \
-          n = n < (end)-cpu_i_ ? n : (end)-cpu_i_, 1);                                             \
-         cpu_i_ += n)
+#define LM_ITER_FOR(it, begin, end, off, n)                                                        \
+    for (int64_t lm_i_ = (begin), n = 0, off[LM_ITER_MAX_OPS];                                     \
+         lm_i_ < (end) &&                                                                          \
+         (lm_iter_offsets((it), lm_i_, off),                                                       \
+          n = (it)->shape[(it)->ndim - 1] - lm_i_ % (it)->shape[(it)->ndim - 1],                   \
+          n = n < (end)-lm_i_ ? n : (end)-lm_i_, 1);                                               \
+         lm_i_ += n)
 
 #endif

@@ -1,0 +1,42 @@
+/* lm._reference: the core's reference loops (core/lm_reference.h), so that
+ * the GPU specs can check a backend against a definition independent of
+ * every backend. Internal (underscore-prefixed) and slow on purpose: CPU
+ * float32 tensors only. Argument checking only; the maths is the core's. */
+#include "l_common.h"
+#include "lm_reference.h"
+
+/* lm._reference.matmul(a, b): a (M, K) or (B, M, K), b (K, N) or (B, K, N) */
+static int l_reference_matmul(lua_State *L) {
+    lm_tensor *a = l_check_tensor(L, 1), *b = l_check_tensor(L, 2);
+    l_check(L, lm_reference_matmul(l_push_slot(L), a, b));
+    return 1;
+}
+
+/* The integer option `key` of the table at t (absent: def). */
+static int64_t l_option(lua_State *L, int t, const char *key, int64_t def) {
+    if (lua_isnoneornil(L, t)) return def;
+    luaL_checktype(L, t, LUA_TTABLE);
+    lua_getfield(L, t, key);
+    int64_t v = luaL_optinteger(L, -1, def);
+    lua_pop(L, 1);
+    return v;
+}
+
+/* lm._reference.conv2d(x, w [, b] [, {stride = 1, padding = 0}]): b may be nil */
+static int l_reference_conv2d(lua_State *L) {
+    lm_tensor *x = l_check_tensor(L, 1), *w = l_check_tensor(L, 2);
+    lm_tensor *b = lua_isnoneornil(L, 3) ? NULL : l_check_tensor(L, 3);
+    int64_t stride = l_option(L, 4, "stride", 1), pad = l_option(L, 4, "padding", 0);
+    lm_conv_options o = {stride, stride, pad, pad};
+    l_check(L, lm_reference_conv2d(l_push_slot(L), x, w, b, &o));
+    return 1;
+}
+
+static const luaL_Reg reference_functions[] = {
+    {"matmul", l_reference_matmul}, {"conv2d", l_reference_conv2d}, {NULL, NULL}};
+
+/* Adds lm._reference to the module table on top of the stack. */
+void l_register_reference(lua_State *L) {
+    luaL_newlib(L, reference_functions);
+    lua_setfield(L, -2, "_reference");
+}

@@ -1,0 +1,54 @@
+#include "lm_fs.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static int is_dir(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Makes one directory whose parent exists: 0, or an errno value (ENOTDIR
+ * when something other than a directory already has the name). */
+static int make_one(const char *p) {
+    struct stat st;
+    if (stat(p, &st) == 0) return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+    if (mkdir(p, 0777) == 0) return 0;
+    int err = errno;
+    /* EEXIST: made meanwhile by someone else, which is as good */
+    if (err == EEXIST) return is_dir(p) ? 0 : ENOTDIR;
+    return err;
+}
+
+static lm_status fail(const char *path, const char *part, int err) {
+    if (err == ENOTDIR)
+        return lm_fail(LM_ERR_IO, "mkdir: cannot create '%s': '%s' exists and is not a directory",
+                       path, part);
+    if (strcmp(path, part) != 0)
+        return lm_fail(LM_ERR_IO, "mkdir: cannot create '%s': %s (at '%s')", path, strerror(err),
+                       part);
+    return lm_fail(LM_ERR_IO, "mkdir: cannot create '%s': %s", path, strerror(err));
+}
+
+lm_status lm_fs_mkdir(const char *path) {
+    size_t n = strlen(path);
+    if (n == 0) return lm_fail(LM_ERR_ARG, "mkdir: the path is empty");
+    char *p = malloc(n + 1);
+    if (!p) return lm_fail(LM_ERR_MEMORY, "out of memory");
+    memcpy(p, path, n + 1);
+    /* each prefix ending before a '/' (leading slashes skipped: "/" exists),
+     * then the whole path */
+    lm_status s = LM_OK;
+    for (size_t i = 1; i <= n && s == LM_OK; i++) {
+        if (i < n && (p[i] != '/' || p[i - 1] == '/')) continue;
+        char saved = p[i];
+        p[i] = '\0';
+        int err = make_one(p);
+        if (err) s = fail(path, p, err);
+        p[i] = saved;
+    }
+    free(p);
+    return s;
+}
