@@ -34,7 +34,7 @@ local opts = cli.parse(arg, {from = "results/introspect_mnist", out = "results/a
   detection_samples = 2000, patterns = 20, noise_sample = 908, noisy_from = "results/introspect_mnist_noisy",
   noisy = "train"},
   "The paper's analyses of a mapped Net1: lumen experiments/analyses_mnist.lua [options]")
-os.execute("mkdir -p '" .. opts.out .. "'")
+lm.mkdir(opts.out)
 lm.manual_seed(opts.seed)
 for _, f in ipairs{"classifier", "autoencoder", "estimator"} do
   local path = opts.from .. "/" .. f .. ".safetensors"

@@ -22,7 +22,7 @@ for _, path in ipairs{opts.model, opts.from .. "/autoencoder.safetensors", opts.
   end
   f:close()
 end
-os.execute("mkdir -p '" .. opts.out .. "'")
+lm.mkdir(opts.out)
 lm.manual_seed(opts.seed)
 local d = lm.data.cifar10{dir = opts.data_dir ~= "" and opts.data_dir or nil}
 local _, val_set = lm.data.split(d.train, {fraction = 0.1, seed = opts.seed})

@@ -22,8 +22,12 @@ local opts = cli.parse(arg, {model = "results/net2_cifar10/model.safetensors", d
   est_epochs = 20, mmd_weight = 500, bandwidths = "0.1,1,10,100,1000", width = 1.0},
   "Self-introspection of Net2: lumen experiments/introspect_cifar10.lua [options]")
 if opts.threads > 0 then lm.set_num_threads(opts.threads) end
-os.execute("mkdir -p '" .. opts.out .. "'")
-if opts.fresh then os.execute("rm -f '" .. opts.out .. "'/*.safetensors") end
+lm.mkdir(opts.out)
+if opts.fresh then -- the checkpoints and recordings study.run would reuse or rewrite
+  for _, name in ipairs{"autoencoder", "estimator", "recording_train", "recording_test"} do
+    os.remove(opts.out .. "/" .. name .. ".safetensors")
+  end
+end
 lm.manual_seed(opts.seed)
 if opts.device ~= "cpu" and not lm.cuda.available() then
   error("--device " .. opts.device .. ": " .. lm.cuda.status(), 0)

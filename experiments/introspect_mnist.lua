@@ -29,8 +29,13 @@ local opts = cli.parse(arg, {data = "mnist", seed = 1, threads = 0, out = "", fr
   "Self-introspection of Net1: lumen experiments/introspect_mnist.lua [options]")
 if opts.threads > 0 then lm.set_num_threads(opts.threads) end
 if opts.out == "" then opts.out = "results/introspect_" .. opts.data end
-os.execute("mkdir -p '" .. opts.out .. "'")
-if opts.fresh then os.execute("rm -f '" .. opts.out .. "'/*.safetensors") end
+lm.mkdir(opts.out)
+if opts.fresh then -- the checkpoints and recordings this run and study.run would reuse or rewrite
+  for _, name in ipairs{"classifier", "trajectories", "autoencoder", "estimator", "recording_train",
+      "recording_test"} do
+    os.remove(opts.out .. "/" .. name .. ".safetensors")
+  end
+end
 lm.manual_seed(opts.seed)
 
 local study = require 'lumen.introspect.study'

@@ -23,7 +23,10 @@ local opts = cli.parse(arg, {data = "mnist", cycles = 25, period_epochs = 2, lr_
   "Train the paper's Net1: lumen experiments/net1_mnist.lua [options]")
 if opts.threads > 0 then lm.set_num_threads(opts.threads) end
 if opts.out == "" then opts.out = "results/net1_" .. opts.data .. (opts.paper and "_paper" or "") end
-if opts.fresh then os.execute("rm -f '" .. opts.out .. "/checkpoint.safetensors' '" .. opts.out .. "/best.safetensors'") end
+if opts.fresh then
+  os.remove(opts.out .. "/checkpoint.safetensors")
+  os.remove(opts.out .. "/best.safetensors")
+end
 lm.manual_seed(opts.seed)
 
 

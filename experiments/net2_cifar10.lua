@@ -25,7 +25,7 @@ local opts = cli.parse(arg, {cycles = 30, period_epochs = 2, lr_min = 1e-5, lr_m
   device = "cpu", steps = 0, patience = 5, fresh = false, data_dir = ""},
   "Train the paper's Net2: lumen experiments/net2_cifar10.lua [options]")
 if opts.threads > 0 then lm.set_num_threads(opts.threads) end
-if opts.fresh then os.execute("rm -f '" .. opts.out .. "/checkpoint.safetensors'") end
+if opts.fresh then os.remove(opts.out .. "/checkpoint.safetensors") end
 lm.manual_seed(opts.seed)
 
 local t0 = lm.clock()

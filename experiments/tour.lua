@@ -63,7 +63,7 @@ timings[#timings + 1] = string.format('"add_1M_ms": %.4f', s_add * 1e3)
 timings[#timings + 1] = string.format('"elu_1M_ms": %.4f', s_elu * 1e3)
 
 section("files")
-os.execute("mkdir -p results/tour")
+lm.mkdir("results/tour")
 lm.save("results/tour/tour.safetensors", {x = x, a = a}, {made_by = "experiments/tour.lua"})
 local back, meta = lm.load("results/tour/tour.safetensors")
 print("saved and loaded results/tour/tour.safetensors:", back.x:shape_string(), back.a:shape_string(),

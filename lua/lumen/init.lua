@@ -24,20 +24,9 @@ end
 
 lm.Tensor = methods
 
---- Runs fn(...) with gradient recording off; returns fn's results.
---- Writes a string to path atomically: a temporary file beside it, then a
---- rename, so a reader (or a crash) never sees half a file. Errors name the path.
-function lm.write_file(path, contents)
-  local tmp = path .. ".tmp"
-  local f, err = io.open(tmp, "wb")
-  if not f then error("write_file: cannot write '" .. path .. "': " .. tostring(err), 2) end
-  local ok, werr = f:write(contents)
-  f:close()
-  if not ok then os.remove(tmp); error("write_file: writing '" .. path .. "' failed: " .. tostring(werr), 2) end
-  local renamed, rerr = os.rename(tmp, path)
-  if not renamed then os.remove(tmp); error("write_file: cannot move '" .. tmp .. "' into place: " .. tostring(rerr), 2) end
-end
+-- lm.write_file(path, contents) and lm.mkdir(path) are in C (bindings/l_files.c).
 
+--- Runs fn(...) with gradient recording off; returns fn's results.
 function lm.no_grad(fn, ...)
   local previous = lm.set_grad_enabled(false)
   local results = table.pack(pcall(fn, ...))

@@ -158,7 +158,7 @@ function train.run(opts)
     run.stopper = lm.optim.EarlyStopping(opts.early_stopping == true and {} or opts.early_stopping)
   end
   local out = opts.out
-  if out then os.execute("mkdir -p '" .. out .. "'") end
+  if out then lm.mkdir(out) end
   local ckpt = out and (out .. "/checkpoint.safetensors")
   if ckpt and opts.resume then
     local f = io.open(ckpt, "rb")

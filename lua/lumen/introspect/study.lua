@@ -76,7 +76,7 @@ function study.run(c)
   local device = c.device or "cpu"
   local test_name = c.test_name or "test set"
   local bw = c.bw
-  os.execute("mkdir -p '" .. out .. "'")
+  lm.mkdir(out)
   -- ---- 2. recording --------------------------------------------------------------------------------
   local H_train, Y_train, H_test, Y_test = stage("recording", function()
     -- in memory, or streamed to files in `out` and mapped back when the
