@@ -18,8 +18,10 @@ for mode in env unset; do
         "${run[@]}" ./build/bench/bench_matmul "$t"
         echo
         if /usr/bin/python3 -c "import torch" 2>/dev/null; then
-            # torch.set_num_threads does not reach the pthreads OpenBLAS that
-            # Debian's torch calls: pin it through the environment as well
+            # A product goes straight to the pthreads OpenBLAS that Debian's
+            # torch calls, so PyTorch's only knobs are the ones matched here:
+            # OpenBLAS's threads (torch.set_num_threads does not reach them)
+            # and kernel set. Its best configuration is this one.
             OPENBLAS_NUM_THREADS="$t" OMP_NUM_THREADS="$t" "${run[@]}" /usr/bin/python3 bench/matmul_torch.py "$t"
         else
             echo "(python3-torch not installed: PyTorch column skipped)"
