@@ -17,25 +17,16 @@ learning rate used at each step (schedule cases: at iterations 0..steps-1).
 Usage: optim_reference.py OUT
 """
 import json
-import struct
+import os
 import sys
 import warnings
 
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from safetensors_file import save  # noqa: E402
 
-def save(path, tensors, metadata):
-    header, blobs, offset = {"__metadata__": metadata}, [], 0
-    for name, t in tensors.items():
-        t = t.detach().contiguous().to(torch.float32)
-        raw = t.numpy().tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
-        blobs.append(raw)
-        offset += len(raw)
-    h = json.dumps(header).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
 
 
 SHAPES = [(4, 3), (5,), (2, 3, 2)]

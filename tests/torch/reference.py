@@ -44,33 +44,16 @@ reference follows Lumen's and says so at the case:
 """
 import json
 import math
-import struct
+import os
 import sys
 
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from safetensors_file import save  # noqa: E402
+
 SEED = 20240611
-DTYPES = {torch.float32: "F32", torch.int32: "I32"}
-
-
-def save(path, tensors, metadata):
-    """A safetensors file: tensors F32/I32 (any shape, 0-D included) and string metadata."""
-    header, blobs, offset = {"__metadata__": metadata}, [], 0
-    for name in sorted(tensors):
-        t = tensors[name].detach().contiguous()
-        raw = t.numpy().tobytes()
-        header[name] = {
-            "dtype": DTYPES[t.dtype],
-            "shape": list(t.shape),
-            "data_offsets": [offset, offset + len(raw)],
-        }
-        blobs.append(raw)
-        offset += len(raw)
-    h = json.dumps(header).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
 
 # ---- input generators (float32; the case checks distinctness) -------------------------------
