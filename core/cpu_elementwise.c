@@ -258,8 +258,6 @@ static void binary_scalar_range(void *ctx, int64_t begin, int64_t end) {
             float *o = lm_tensor_f32(j->out) + off[0];
             if (j->scalar_first)
                 binary_row_f32(j->op, n, o, so, &s, 0, tp, st);
-            else if (j->op == LM_POW && s == 2.0f) /* x ^ 2 as x * x: powf is 70x slower */
-                binary_row_f32(LM_MUL, n, o, so, tp, st, tp, st);
             else
                 binary_row_f32(j->op, n, o, so, tp, st, &s, 0);
         } else {

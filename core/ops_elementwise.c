@@ -113,6 +113,10 @@ lm_status lm_binary_scalar_into(lm_tensor *out, lm_binary_op op, lm_tensor *a, d
                                 bool scalar_first) {
     const char *name = lm_binary_name(op);
     LM_TRY(check_out(name, out, a->ndim, a->shape, scalar_result_dtype(op, a->dtype, s), a));
+    /* x ^ s is the unary power of every backend, whose x ^ 2 is x * x
+     * (a powf per element is 50x slower on the CPU) */
+    if (op == LM_POW && !scalar_first && a->dtype == LM_FLOAT32)
+        return lm_unary_into(out, LM_POW_SCALAR, a, s, 0);
     return lm_backend_get(a->storage->device)->binary_scalar(op, out, a, s, scalar_first);
 }
 
