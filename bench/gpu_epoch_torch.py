@@ -92,6 +92,15 @@ def loss_fn(out, target):
     return F.mse_loss(out, target, reduction="sum") * (0.5 / out.shape[0])
 
 
+def train_step(opt, fwd, x, target):
+    """One eager step of the eager, pinned and resident variants."""
+    opt.zero_grad(set_to_none=True)
+    loss = loss_fn(fwd(x), target)
+    loss.backward()
+    opt.step()
+    return loss
+
+
 def sync(dev):
     if dev.type == "cuda":
         torch.cuda.synchronize()
@@ -131,10 +140,7 @@ def variant_host(name, dev, epochs, max_steps, pinned):
                 done.record()
             else:
                 x, y = x_all[idx].to(dev), y_all[idx].to(dev)
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x), eye[y])
-            loss.backward()
-            opt.step()
+            loss = train_step(opt, model, x, eye[y])
             steps += 1
             if limit and steps >= limit:
                 break
@@ -160,10 +166,7 @@ def variant_resident(name, dev, epochs, max_steps, compiled=False):
         for start in range(0, n - BATCH + 1, BATCH):
             idx = perm[start:start + BATCH]
             x, y = x_all.index_select(0, idx), y_all.index_select(0, idx)
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(fwd(x), eye.index_select(0, y))
-            loss.backward()
-            opt.step()
+            loss = train_step(opt, fwd, x, eye.index_select(0, y))
             steps += 1
             if limit and steps >= limit:
                 break
