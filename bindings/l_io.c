@@ -10,11 +10,47 @@ static int compare_names(const void *a, const void *b) {
     return strcmp(((const lm_named_tensor *)a)->name, ((const lm_named_tensor *)b)->name);
 }
 
-/* lm.save(path, {name = tensor, ...} [, {key = "value", ...}]) */
+/* The stored float format named by options.dtype (nil: float32). */
+static lm_float_format check_float_format(lua_State *L, int options) {
+    static const char *const names[] = {"float32", "float16", "bfloat16", NULL};
+    static const lm_float_format formats[] = {LM_STORE_FLOAT32, LM_STORE_FLOAT16, LM_STORE_BFLOAT16};
+    lua_getfield(L, options, "dtype");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return LM_STORE_FLOAT32;
+    }
+    const char *name = lua_tostring(L, -1);
+    for (int i = 0; name && names[i]; i++)
+        if (strcmp(name, names[i]) == 0) {
+            lua_pop(L, 1);
+            return formats[i];
+        }
+    return luaL_error(L, "save: dtype must be 'float32', 'float16' or 'bfloat16', got %s",
+                      name ? name : luaL_typename(L, -1));
+}
+
+/* lm.save(path, {name = tensor, ...} [, {key = "value", ...}])
+ * lm.save(path, tensors, {dtype = 'float16' | 'bfloat16', metadata = {...}}):
+ * a third table with a `dtype` or `metadata` key holds options. */
 static int l_save(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
     if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
+    lm_float_format format = LM_STORE_FLOAT32;
+    if (!lua_isnoneornil(L, 3)) {
+        bool options = lua_getfield(L, 3, "dtype") != LUA_TNIL;
+        options = lua_getfield(L, 3, "metadata") != LUA_TNIL || options;
+        if (options) {
+            format = check_float_format(L, 3);
+            if (!lua_isnil(L, -1) && !lua_istable(L, -1))
+                return luaL_error(L, "save: options.metadata must be a table, got a %s",
+                                  luaL_typename(L, -1));
+            lua_replace(L, 3);
+            lua_pop(L, 1);
+        } else {
+            lua_pop(L, 2);
+        }
+    }
     /* count and check before allocating */
     int count = 0, nmeta = 0;
     lua_pushnil(L);
@@ -59,7 +95,7 @@ static int l_save(lua_State *L) {
             lua_pop(L, 1);
         }
     }
-    l_check(L, lm_safetensors_save(path, items, count, meta, nmeta));
+    l_check(L, lm_safetensors_save_as(path, items, count, meta, nmeta, format));
     return 0;
 }
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "lm_atomic_file.h"
+#include "lm_half.h"
 #include "lm_json.h"
 #include "lm_ops.h"
 
@@ -71,8 +72,21 @@ static lm_status check_names(const char *what, const char *const *names, int cou
 
 /* The JSON header for `specs`, padded so the data start 8-byte aligned;
  * offsets[i] receives where tensor i's data begin (relative to the data). */
+/* How a tensor of `dtype` is stored under `format`: its dtype name in the
+ * header and its bytes per element. int32 tensors are always stored as I32. */
+static const char *stored_dtype(lm_dtype dtype, lm_float_format format, int *size) {
+    if (dtype == LM_INT32) return *size = 4, "I32";
+    switch (format) {
+    case LM_STORE_FLOAT16: return *size = 2, "F16";
+    case LM_STORE_BFLOAT16: return *size = 2, "BF16";
+    case LM_STORE_FLOAT32: break;
+    }
+    return *size = 4, "F32";
+}
+
 static lm_status build_header(strbuf *h, const lm_tensor_spec *specs, int count,
-                              const lm_string_pair *metadata, int metadata_count, uint64_t *offsets) {
+                              const lm_string_pair *metadata, int metadata_count,
+                              lm_float_format format, uint64_t *offsets) {
     char num[64];
     sb_str(h, "{");
     if (metadata_count > 0) {
@@ -90,15 +104,17 @@ static lm_status build_header(strbuf *h, const lm_tensor_spec *specs, int count,
         const lm_tensor_spec *t = &specs[i];
         if (i || metadata_count > 0) sb_str(h, ",");
         sb_json_string(h, t->name);
-        sb_str(h, t->dtype == LM_INT32 ? ":{\"dtype\":\"I32\",\"shape\":["
-                                       : ":{\"dtype\":\"F32\",\"shape\":[");
+        int elem = 4;
+        const char *dtype = stored_dtype(t->dtype, format, &elem);
+        snprintf(num, sizeof num, ":{\"dtype\":\"%s\",\"shape\":[", dtype);
+        sb_str(h, num);
         uint64_t numel = 1;
         for (int d = 0; d < t->ndim; d++) {
             snprintf(num, sizeof num, d ? ",%lld" : "%lld", (long long)t->shape[d]);
             sb_str(h, num);
             numel *= (uint64_t)t->shape[d];
         }
-        uint64_t bytes = numel * lm_dtype_size(t->dtype);
+        uint64_t bytes = numel * (uint64_t)elem;
         snprintf(num, sizeof num, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)offset,
                  (unsigned long long)(offset + bytes));
         sb_str(h, num);
@@ -121,6 +137,19 @@ static bool write_header(FILE *fp, const strbuf *h) {
     return fwrite(len8, 1, 8, fp) == 8 && fwrite(h->s, 1, h->len, fp) == h->len;
 }
 
+/* A copy of t's elements in row-major order in *copy (free it after use). */
+static lm_status host_copy(lm_tensor *t, const char *name, void **copy) {
+    size_t n = (size_t)lm_tensor_numel(t) * lm_dtype_size(t->dtype);
+    *copy = malloc(n ? n : 1);
+    if (!*copy) return lm_fail(LM_ERR_MEMORY, "safetensors: out of memory copying '%s'", name);
+    lm_status s = lm_to_host(t, *copy);
+    if (s != LM_OK) {
+        free(*copy);
+        *copy = NULL;
+    }
+    return s;
+}
+
 /* The bytes of `t` in row-major order: its own memory when it is a
  * contiguous CPU tensor, else a copy in *scratch (free it after use). */
 static lm_status host_bytes(lm_tensor *t, const char *name, const void **bytes, void **scratch) {
@@ -129,21 +158,30 @@ static lm_status host_bytes(lm_tensor *t, const char *name, const void **bytes, 
         *bytes = lm_tensor_f32(t);
         return LM_OK;
     }
-    size_t n = (size_t)lm_tensor_numel(t) * lm_dtype_size(t->dtype);
-    *scratch = malloc(n ? n : 1);
-    if (!*scratch) return lm_fail(LM_ERR_MEMORY, "safetensors: out of memory copying '%s'", name);
-    lm_status s = lm_to_host(t, *scratch);
-    if (s != LM_OK) {
-        free(*scratch);
-        *scratch = NULL;
-        return s;
-    }
+    LM_TRY(host_copy(t, name, scratch));
     *bytes = *scratch;
     return LM_OK;
 }
 
+/* Narrows n float32 values to 16-bit little-endian halves in place (the
+ * 2-byte results overwrite the front of the same buffer, read ahead of it). */
+static void narrow_floats(void *data, size_t n, lm_float_format format) {
+    const float *f = data;
+    unsigned char *out = data;
+    for (size_t i = 0; i < n; i++) {
+        uint16_t h = format == LM_STORE_BFLOAT16 ? lm_f32_to_bf16(f[i]) : lm_f32_to_f16(f[i]);
+        out[2 * i] = (unsigned char)h, out[2 * i + 1] = (unsigned char)(h >> 8);
+    }
+}
+
 lm_status lm_safetensors_save(const char *path, const lm_named_tensor *tensors, int count,
                               const lm_string_pair *metadata, int metadata_count) {
+    return lm_safetensors_save_as(path, tensors, count, metadata, metadata_count, LM_STORE_FLOAT32);
+}
+
+lm_status lm_safetensors_save_as(const char *path, const lm_named_tensor *tensors, int count,
+                                 const lm_string_pair *metadata, int metadata_count,
+                                 lm_float_format format) {
     lm_tensor_spec *specs = calloc(count ? count : 1, sizeof *specs);
     const char **names = calloc(count ? count : 1, sizeof *names);
     if (!specs || !names) {
@@ -161,7 +199,7 @@ lm_status lm_safetensors_save(const char *path, const lm_named_tensor *tensors, 
     }
     strbuf h = {0};
     lm_status s = check_names("save", names, count);
-    if (s == LM_OK) s = build_header(&h, specs, count, metadata, metadata_count, NULL);
+    if (s == LM_OK) s = build_header(&h, specs, count, metadata, metadata_count, format, NULL);
     free(specs);
     free(names);
     if (s != LM_OK) return s;
@@ -181,8 +219,16 @@ lm_status lm_safetensors_save(const char *path, const lm_named_tensor *tensors, 
         if (!bytes) continue;
         const void *data = NULL;
         void *scratch = NULL;
-        s = host_bytes(t, tensors[i].name, &data, &scratch);
+        int elem = 4;
+        stored_dtype(t->dtype, format, &elem);
+        s = elem == 4 ? host_bytes(t, tensors[i].name, &data, &scratch)
+                      : host_copy(t, tensors[i].name, &scratch);
         if (s != LM_OK) break;
+        if (elem != 4) {
+            narrow_floats(scratch, bytes / 4, format);
+            data = scratch;
+            bytes /= 2;
+        }
         ok = fwrite(data, 1, bytes, fp) == bytes;
         free(scratch);
     }
@@ -255,7 +301,7 @@ lm_status lm_safetensors_writer_open(lm_safetensors_writer **out, const char *pa
     }
     if (s == LM_OK) s = check_names("safetensors writer", (const char *const *)w->names, count);
     strbuf h = {0};
-    if (s == LM_OK) s = build_header(&h, w->specs, count, NULL, 0, w->offsets);
+    if (s == LM_OK) s = build_header(&h, w->specs, count, NULL, 0, LM_STORE_FLOAT32, w->offsets);
     if (s == LM_OK) {
         s = lm_atomic_open(&w->file, path);
         if (s == LM_OK && !write_header(w->file.fp, &h)) {
@@ -342,11 +388,31 @@ void lm_safetensors_writer_abort(lm_safetensors_writer *w) {
 
 /* ---- reading ---------------------------------------------------------------------------- */
 
+/* The dtypes a file may hold, each read into float32 or int32. */
+typedef enum {
+    FILE_F32, FILE_I32, FILE_F64, FILE_I64, FILE_F16, FILE_BF16, FILE_I16, FILE_U16, FILE_I8,
+    FILE_U8, FILE_BOOL
+} file_dtype;
+
+static const struct {
+    const char *name;
+    int size;
+    lm_dtype dtype;
+} file_dtypes[] = {
+    [FILE_F32] = {"F32", 4, LM_FLOAT32},  [FILE_I32] = {"I32", 4, LM_INT32},
+    [FILE_F64] = {"F64", 8, LM_FLOAT32},  [FILE_I64] = {"I64", 8, LM_INT32},
+    [FILE_F16] = {"F16", 2, LM_FLOAT32},  [FILE_BF16] = {"BF16", 2, LM_FLOAT32},
+    [FILE_I16] = {"I16", 2, LM_INT32},    [FILE_U16] = {"U16", 2, LM_INT32},
+    [FILE_I8] = {"I8", 1, LM_INT32},      [FILE_U8] = {"U8", 1, LM_INT32},
+    [FILE_BOOL] = {"BOOL", 1, LM_INT32},
+};
+#define FILE_DTYPE_COUNT ((int)(sizeof file_dtypes / sizeof file_dtypes[0]))
+
 typedef struct {
     const char *name;
     lm_dtype dtype;
+    file_dtype file;
     int file_dtype_size;
-    bool file_is_float;
     int ndim;
     int64_t shape[LM_MAX_DIMS];
     uint64_t begin, end;
@@ -370,20 +436,16 @@ static lm_status parse_entry(const char *path, const char *name, const lm_json *
                        "'%s': tensor '%s' needs \"dtype\", \"shape\" and \"data_offsets\"", path,
                        name);
     const char *d = dt->string;
-    if (!strcmp(d, "F32")) {
-        e->dtype = LM_FLOAT32, e->file_dtype_size = 4, e->file_is_float = true;
-    } else if (!strcmp(d, "I32")) {
-        e->dtype = LM_INT32, e->file_dtype_size = 4, e->file_is_float = false;
-    } else if (!strcmp(d, "F64")) {
-        e->dtype = LM_FLOAT32, e->file_dtype_size = 8, e->file_is_float = true;
-    } else if (!strcmp(d, "I64")) {
-        e->dtype = LM_INT32, e->file_dtype_size = 8, e->file_is_float = false;
-    } else {
+    int kind = 0;
+    while (kind < FILE_DTYPE_COUNT && strcmp(d, file_dtypes[kind].name) != 0) kind++;
+    if (kind == FILE_DTYPE_COUNT)
         return lm_fail(LM_ERR_FORMAT,
                        "'%s': tensor '%s' has dtype '%.16s', which Lumen cannot read "
-                       "(F32, I32, F64, I64)",
+                       "(F32, F64, F16, BF16, I64, I32, I16, U16, I8, U8, BOOL)",
                        path, name, d);
-    }
+    e->file = (file_dtype)kind;
+    e->dtype = file_dtypes[kind].dtype;
+    e->file_dtype_size = file_dtypes[kind].size;
     if (sh->count > LM_MAX_DIMS)
         return lm_fail(LM_ERR_FORMAT, "'%s': tensor '%s' has %d dimensions, at most %d", path,
                        name, sh->count, LM_MAX_DIMS);
@@ -432,32 +494,60 @@ static bool map_entry(FILE *fp, uint64_t data_start, const entry *e, lm_tensor *
                                 (size_t)len) == LM_OK;
 }
 
+/* Widens n values of the entry's file dtype from `src` (little-endian, as
+ * read) into float32 or int32 `dst`. The one lossy case is refused: an I64
+ * value outside int32's range is an error naming the tensor and the value. */
+static lm_status convert_entry(const char *path, const entry *e, const void *src, void *dst,
+                               size_t n) {
+    float *f = dst;
+    int32_t *i32 = dst;
+    const unsigned char *b = src;
+    for (size_t i = 0; i < n; i++) {
+        switch (e->file) {
+        case FILE_F64: {
+            double v;
+            memcpy(&v, b + 8 * i, 8);
+            f[i] = (float)v;
+            break;
+        }
+        case FILE_I64: {
+            int64_t v;
+            memcpy(&v, b + 8 * i, 8);
+            if (v < INT32_MIN || v > INT32_MAX)
+                return lm_fail(LM_ERR_FORMAT,
+                               "'%s': tensor '%s' holds %lld, which does not fit in int32", path,
+                               e->name, (long long)v);
+            i32[i] = (int32_t)v;
+            break;
+        }
+        case FILE_F16: f[i] = lm_f16_to_f32((uint16_t)(b[2 * i] | b[2 * i + 1] << 8)); break;
+        case FILE_BF16: f[i] = lm_bf16_to_f32((uint16_t)(b[2 * i] | b[2 * i + 1] << 8)); break;
+        case FILE_I16: i32[i] = (int16_t)(uint16_t)(b[2 * i] | b[2 * i + 1] << 8); break;
+        case FILE_U16: i32[i] = (uint16_t)(b[2 * i] | b[2 * i + 1] << 8); break;
+        case FILE_I8: i32[i] = (int8_t)b[i]; break;
+        case FILE_U8: i32[i] = b[i]; break;
+        case FILE_BOOL: i32[i] = b[i] != 0; break;
+        case FILE_F32:
+        case FILE_I32: memcpy((char *)dst + 4 * i, b + 4 * i, 4); break;
+        }
+    }
+    return LM_OK;
+}
+
 static lm_status read_entry(const char *path, FILE *fp, uint64_t data_start, const entry *e,
                             bool map, lm_tensor **out) {
     if (map && map_entry(fp, data_start, e, out)) return LM_OK;
     LM_TRY(lm_tensor_new(out, e->dtype, LM_CPU, e->ndim, e->shape));
     size_t bytes = (size_t)(e->end - e->begin), n = (size_t)lm_tensor_numel(*out);
     void *dst = lm_tensor_f32(*out);
+    /* F32 and I32 are read in place, the others through a buffer */
     void *buf = e->file_dtype_size == 4 ? dst : malloc(bytes ? bytes : 1);
     lm_status s = LM_OK;
     if (!buf) s = lm_fail(LM_ERR_MEMORY, "load: out of memory reading '%s'", e->name);
     if (s == LM_OK && bytes &&
         (fseeko(fp, (off_t)(data_start + e->begin), SEEK_SET) != 0 || fread(buf, 1, bytes, fp) != bytes))
         s = lm_fail(LM_ERR_IO, "'%s': could not read the data of tensor '%s'", path, e->name);
-    if (s == LM_OK && e->file_dtype_size == 8) {
-        for (size_t i = 0; i < n && s == LM_OK; i++) {
-            if (e->file_is_float) {
-                ((float *)dst)[i] = (float)((double *)buf)[i];
-            } else {
-                int64_t v = ((int64_t *)buf)[i];
-                if (v < INT32_MIN || v > INT32_MAX)
-                    s = lm_fail(LM_ERR_FORMAT,
-                                "'%s': tensor '%s' holds %lld, which does not fit in int32", path,
-                                e->name, (long long)v);
-                ((int32_t *)dst)[i] = (int32_t)v;
-            }
-        }
-    }
+    if (s == LM_OK && buf != dst) s = convert_entry(path, e, buf, dst, n);
     if (buf != dst) free(buf);
     if (s != LM_OK) {
         lm_tensor_release(*out);

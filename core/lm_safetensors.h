@@ -7,7 +7,9 @@
  * claims: the header length is bounded by the file size and by
  * LM_SAFETENSORS_MAX_HEADER, every shape must match its byte range, ranges
  * must lie inside the file and must not overlap. F32 and I32 load as they
- * are; F64 and I64 are converted (to float32 / int32, I64 range-checked).
+ * are; F64, F16 and BF16 are converted to float32 (F64 rounded to nearest,
+ * the halves exactly), I64, I16, U16, I8, U8 and BOOL to int32 (BOOL as 0/1;
+ * an I64 value outside int32's range is an error naming the tensor).
  * Writing is atomic (lm_atomic_file.h): a temporary file in the same folder,
  * fsync, rename. */
 #ifndef LM_SAFETENSORS_H
@@ -41,9 +43,18 @@ typedef struct lm_tensor_spec {
     int64_t shape[LM_MAX_DIMS];
 } lm_tensor_spec;
 
+/* How float32 tensors are stored in a written file (int32 stays I32). The
+ * halves round to nearest, ties to even; a value past float16's range
+ * (65504) becomes an infinity. */
+typedef enum lm_float_format { LM_STORE_FLOAT32, LM_STORE_FLOAT16, LM_STORE_BFLOAT16 } lm_float_format;
+
 /* Writes `count` tensors (any device, any strides) and optional metadata. */
 lm_status lm_safetensors_save(const char *path, const lm_named_tensor *tensors, int count,
                               const lm_string_pair *metadata, int metadata_count);
+/* The same, with float32 tensors stored as `format`. */
+lm_status lm_safetensors_save_as(const char *path, const lm_named_tensor *tensors, int count,
+                                 const lm_string_pair *metadata, int metadata_count,
+                                 lm_float_format format);
 /* Reads a whole file into CPU tensors; free with lm_safetensors_free. */
 lm_status lm_safetensors_load(const char *path, lm_safetensors *out);
 /* The same, but F32 and I32 tensors are memory-mapped from the file instead
