@@ -31,7 +31,31 @@ static int l_mkdir(lua_State *L) {
     return 0;
 }
 
+/* lm.list_dir(path) -> {{name = ..., dir = true | false}, ...} sorted by name */
+static int l_list_dir(lua_State *L) {
+    const char *path = check_path(L, 1);
+    lm_dir_entry *entries = NULL;
+    int n = 0;
+    if (lm_fs_list(path, &entries, &n) != LM_OK) return luaL_error(L, "%s", lm_last_error());
+    /* the list is copied into Lua before anything can raise an error */
+    if (!lua_checkstack(L, 4)) {
+        lm_fs_list_free(entries, n);
+        return luaL_error(L, "list_dir: Lua stack overflow");
+    }
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        lua_createtable(L, 0, 2);
+        lua_pushstring(L, entries[i].name);
+        lua_setfield(L, -2, "name");
+        lua_pushboolean(L, entries[i].is_dir);
+        lua_setfield(L, -2, "dir");
+        lua_rawseti(L, -2, i + 1);
+    }
+    lm_fs_list_free(entries, n);
+    return 1;
+}
+
 static const luaL_Reg file_functions[] = {
-    {"write_file", l_write_file}, {"mkdir", l_mkdir}, {NULL, NULL}};
+    {"write_file", l_write_file}, {"mkdir", l_mkdir}, {"list_dir", l_list_dir}, {NULL, NULL}};
 
 void l_register_files(lua_State *L) { luaL_setfuncs(L, file_functions, 0); }

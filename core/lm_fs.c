@@ -1,6 +1,8 @@
 #include "lm_fs.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -51,4 +53,60 @@ lm_status lm_fs_mkdir(const char *path) {
     }
     free(p);
     return s;
+}
+
+static int compare_entries(const void *a, const void *b) {
+    return strcmp(((const lm_dir_entry *)a)->name, ((const lm_dir_entry *)b)->name);
+}
+
+lm_status lm_fs_list(const char *path, lm_dir_entry **entries, int *count) {
+    *entries = NULL;
+    *count = 0;
+    DIR *d = opendir(path);
+    if (!d) return lm_fail(LM_ERR_IO, "cannot list the folder '%s': %s", path, strerror(errno));
+    lm_dir_entry *list = NULL;
+    int n = 0, cap = 0;
+    size_t plen = strlen(path);
+    lm_status s = LM_OK;
+    struct dirent *e;
+    while (s == LM_OK && (e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            lm_dir_entry *grown = realloc(list, (size_t)cap * sizeof *grown);
+            if (!grown) {
+                s = lm_fail(LM_ERR_MEMORY, "out of memory listing '%s'", path);
+                break;
+            }
+            list = grown;
+        }
+        size_t nlen = strlen(e->d_name);
+        char *full = malloc(plen + nlen + 2);
+        list[n].name = malloc(nlen + 1);
+        if (!full || !list[n].name) {
+            free(full);
+            free(list[n].name);
+            s = lm_fail(LM_ERR_MEMORY, "out of memory listing '%s'", path);
+            break;
+        }
+        memcpy(list[n].name, e->d_name, nlen + 1);
+        snprintf(full, plen + nlen + 2, "%s/%s", path, e->d_name);
+        list[n].is_dir = is_dir(full);
+        free(full);
+        n++;
+    }
+    closedir(d);
+    if (s != LM_OK) {
+        lm_fs_list_free(list, n);
+        return s;
+    }
+    if (n > 1) qsort(list, (size_t)n, sizeof *list, compare_entries);
+    *entries = list;
+    *count = n;
+    return LM_OK;
+}
+
+void lm_fs_list_free(lm_dir_entry *entries, int count) {
+    for (int i = 0; i < count; i++) free(entries[i].name);
+    free(entries);
 }

@@ -5,6 +5,8 @@
 -- lives in mnist/, Fashion-MNIST in fashion-mnist/, CIFAR-10 in cifar10/ (or
 -- cifar-10-batches-bin/). Files may be gzipped or raw.
 local lm = require 'lumen'
+local image_folder = require 'lumen.image_folder'
+local transforms = require 'lumen.transforms'
 
 local data = {}
 
@@ -186,13 +188,17 @@ Loader.__index = Loader
 ---   {sigma = s} (additive Gaussian noise) or {sigma_max = m} (sigma drawn
 ---   uniformly in [0, m] per batch: the paper's domain randomisation),
 ---   opts.clip = {lo, hi} clips noisy inputs, opts.normalize = {mean, std}.
---- Batches are written into buffers allocated once.
+---   opts.transform: a function of the batch (lm.data.transforms), run
+---   with the random stream seeded per batch so augmentation is reproducible.
+--- Batches are written into buffers allocated once. An image folder
+--- (data.image_folder) is decoded by worker threads one batch ahead.
 function data.loader(set, opts)
   opts = opts or {}
+  if set.kind == "image_folder" then return image_folder.loader(set, opts) end
   local self = setmetatable({
     x = set.x, y = set.y, n = set.x:size(1), batch_size = opts.batch_size or 128,
     shuffle = opts.shuffle ~= false, noise = opts.noise, clip = opts.clip,
-    normalize = opts.normalize, seed = opts.seed or 0, epoch = 0,
+    normalize = opts.normalize, seed = opts.seed or 0, epoch = 0, transform = opts.transform,
   }, Loader)
   if opts.drop_last == nil then self.drop_last = self.shuffle else self.drop_last = opts.drop_last end
   if self.n == 0 then error("loader: the set is empty", 2) end
@@ -249,9 +255,15 @@ function Loader:epoch_iter(first)
       if self.clip then xb:clamp_(self.clip[1], self.clip[2]) end
     end
     if self.normalize then xb:sub_(self.normalize[1]):div_(self.normalize[2]) end
+    if self.transform then
+      xb = transforms.apply_seeded(self.transform, xb, (self.seed * 1000003 + self.epoch) * 65537 + i)
+    end
     return xb, yb, i
   end
 end
 
 data.Loader = Loader
+data.image_folder = image_folder.image_folder
+data.load_all = image_folder.load_all
+data.transforms = transforms
 return data

@@ -1,0 +1,231 @@
+#include "lm_image.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <stb_image.h>
+#include <stb_image_resize.h>
+#include <stb_image_write.h>
+
+#include "lm_atomic_file.h"
+#include "lm_ops.h"
+
+/* stb_image's failure reason is a static string, but set per thread only
+ * when built thread-safe; the loader's workers read it right after the
+ * failing call, which is as good as stb offers. */
+static const char *decode_reason(void) {
+    const char *r = stbi_failure_reason();
+    return r ? r : "unknown reason";
+}
+
+/* Interleaved 8-bit pixels [h, w, c] -> a new planar float tensor [c, h, w]. */
+static lm_status planar_from_pixels(lm_tensor **out, const unsigned char *px, int w, int h, int c) {
+    int64_t shape[3] = {c, h, w};
+    LM_TRY(lm_tensor_new(out, LM_FLOAT32, LM_CPU, 3, shape));
+    float *dst = lm_tensor_f32(*out);
+    int64_t plane = (int64_t)w * h;
+    for (int64_t i = 0; i < plane; i++)
+        for (int k = 0; k < c; k++) dst[k * plane + i] = px[i * c + k] * (1.0f / 255.0f);
+    return LM_OK;
+}
+
+static lm_status check_channels(int channels, const char *what) {
+    if (channels < 0 || channels > 4)
+        return lm_fail(LM_ERR_ARG, "%s: channels must be 0 (as stored) or 1-4, got %d", what,
+                       channels);
+    return LM_OK;
+}
+
+lm_status lm_image_decode(lm_tensor **out, const void *bytes, size_t len, int channels,
+                          const char *name) {
+    *out = NULL;
+    LM_TRY(check_channels(channels, "image"));
+    if (len > (size_t)INT32_MAX)
+        return lm_fail(LM_ERR_FORMAT, "image '%s' is larger than 2 GiB", name);
+    int w = 0, h = 0, stored = 0;
+    unsigned char *px = stbi_load_from_memory(bytes, (int)len, &w, &h, &stored, channels);
+    if (!px)
+        return lm_fail(LM_ERR_FORMAT, "cannot decode the image '%s': %s", name, decode_reason());
+    lm_status s = planar_from_pixels(out, px, w, h, channels ? channels : stored);
+    stbi_image_free(px);
+    return s;
+}
+
+lm_status lm_image_load(lm_tensor **out, const char *path, int channels) {
+    *out = NULL;
+    LM_TRY(check_channels(channels, "image"));
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return lm_fail(LM_ERR_IO, "cannot open the image '%s': %s", path, strerror(errno));
+    int w = 0, h = 0, stored = 0;
+    unsigned char *px = stbi_load_from_file(fp, &w, &h, &stored, channels);
+    fclose(fp);
+    if (!px)
+        return lm_fail(LM_ERR_FORMAT, "cannot decode the image '%s': %s", path, decode_reason());
+    lm_status s = planar_from_pixels(out, px, w, h, channels ? channels : stored);
+    stbi_image_free(px);
+    return s;
+}
+
+lm_status lm_image_info(const char *path, int *width, int *height, int *channels) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return lm_fail(LM_ERR_IO, "cannot open the image '%s': %s", path, strerror(errno));
+    int ok = stbi_info_from_file(fp, width, height, channels);
+    fclose(fp);
+    if (!ok) return lm_fail(LM_ERR_FORMAT, "'%s' is not an image Lumen can read: %s", path, decode_reason());
+    return LM_OK;
+}
+
+/* ---- writing -------------------------------------------------------------------------------- */
+
+typedef enum { FORMAT_PNG, FORMAT_JPEG, FORMAT_BMP, FORMAT_TGA, FORMAT_UNKNOWN } image_format;
+
+static image_format format_of(const char *path) {
+    const char *dot = strrchr(path, '.');
+    if (!dot || strchr(dot, '/')) return FORMAT_UNKNOWN;
+    if (!strcasecmp(dot, ".png")) return FORMAT_PNG;
+    if (!strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg")) return FORMAT_JPEG;
+    if (!strcasecmp(dot, ".bmp")) return FORMAT_BMP;
+    if (!strcasecmp(dot, ".tga")) return FORMAT_TGA;
+    return FORMAT_UNKNOWN;
+}
+
+static void write_to_file(void *context, void *data, int size) {
+    lm_atomic_file *f = context;
+    if (f->fp && fwrite(data, 1, (size_t)size, f->fp) != (size_t)size) {
+        fclose(f->fp);
+        f->fp = NULL; /* marks the failure for the caller */
+    }
+}
+
+lm_status lm_image_save(const char *path, const lm_tensor *t) {
+    image_format format = format_of(path);
+    if (format == FORMAT_UNKNOWN)
+        return lm_fail(LM_ERR_ARG,
+                       "image save: '%s' has no image extension (.png, .jpg, .jpeg, .bmp, .tga)",
+                       path);
+    char shape[LM_SHAPE_STR_MAX];
+    if (t->dtype != LM_FLOAT32 || t->ndim < 2 || t->ndim > 3 || (t->ndim == 3 && (t->shape[0] < 1 || t->shape[0] > 4)))
+        return lm_fail(LM_ERR_SHAPE,
+                       "image save: expected a float32 image [C, H, W] with C in 1-4 or [H, W], got %s %s",
+                       lm_dtype_name(t->dtype), lm_shape_str(t, shape, sizeof shape));
+    int64_t c = t->ndim == 3 ? t->shape[0] : 1, h = t->shape[t->ndim - 2], w = t->shape[t->ndim - 1];
+    if (h < 1 || w < 1 || h > 65535 || w > 65535)
+        return lm_fail(LM_ERR_SHAPE, "image save: %s is not a size an image can have",
+                       lm_shape_str(t, shape, sizeof shape));
+    int64_t plane = h * w;
+    float *host = malloc((size_t)(c * plane) * sizeof *host);
+    unsigned char *px = malloc((size_t)(c * plane));
+    lm_status s = host && px ? lm_to_host(t, host) : lm_fail(LM_ERR_MEMORY, "image save: out of memory");
+    if (s == LM_OK) {
+        for (int64_t i = 0; i < plane; i++)
+            for (int64_t k = 0; k < c; k++) {
+                float v = host[k * plane + i];
+                v = v > 0 ? (v < 1 ? v : 1) : 0; /* NaN -> 0 */
+                px[i * c + k] = (unsigned char)(v * 255.0f + 0.5f);
+            }
+        lm_atomic_file f;
+        s = lm_atomic_open(&f, path);
+        if (s == LM_OK) {
+            int ok = 0, iw = (int)w, ih = (int)h, ic = (int)c;
+            switch (format) {
+            case FORMAT_PNG: ok = stbi_write_png_to_func(write_to_file, &f, iw, ih, ic, px, iw * ic); break;
+            case FORMAT_JPEG: ok = stbi_write_jpg_to_func(write_to_file, &f, iw, ih, ic, px, 95); break;
+            case FORMAT_BMP: ok = stbi_write_bmp_to_func(write_to_file, &f, iw, ih, ic, px); break;
+            case FORMAT_TGA: ok = stbi_write_tga_to_func(write_to_file, &f, iw, ih, ic, px); break;
+            case FORMAT_UNKNOWN: break;
+            }
+            if (!ok || !f.fp) {
+                lm_atomic_abort(&f);
+                s = lm_fail(LM_ERR_IO, "writing the image '%s' failed", path);
+            } else {
+                s = lm_atomic_commit(&f);
+            }
+        }
+    }
+    free(host);
+    free(px);
+    return s;
+}
+
+/* ---- resizing ------------------------------------------------------------------------------- */
+
+int lm_image_resize_plane(const float *in, int in_h, int in_w, float *out, int out_h, int out_w) {
+    return stbir_resize_float_generic(in, in_w, in_h, 0, out, out_w, out_h, 0, 1, STBIR_ALPHA_CHANNEL_NONE, 0,
+                                      STBIR_EDGE_CLAMP, STBIR_FILTER_TRIANGLE, STBIR_COLORSPACE_LINEAR, NULL);
+}
+
+lm_status lm_image_resize(lm_tensor **out, const lm_tensor *t, int64_t h, int64_t w) {
+    *out = NULL;
+    char shape[LM_SHAPE_STR_MAX];
+    if (t->dtype != LM_FLOAT32 || t->storage->device != LM_CPU || (t->ndim != 3 && t->ndim != 4))
+        return lm_fail(LM_ERR_SHAPE,
+                       "resize: expected a float32 CPU image [C, H, W] or batch [N, C, H, W], got %s %s",
+                       lm_dtype_name(t->dtype), lm_shape_str(t, shape, sizeof shape));
+    int64_t in_h = t->shape[t->ndim - 2], in_w = t->shape[t->ndim - 1];
+    if (h < 1 || w < 1 || h > INT32_MAX / 4 || w > INT32_MAX / 4 || in_h < 1 || in_w < 1 ||
+        in_h > INT32_MAX / 4 || in_w > INT32_MAX / 4)
+        return lm_fail(LM_ERR_ARG, "resize: cannot resize %s to %lld x %lld",
+                       lm_shape_str(t, shape, sizeof shape), (long long)h, (long long)w);
+    lm_tensor *src = NULL;
+    LM_TRY(lm_contiguous(&src, (lm_tensor *)t));
+    int64_t planes = lm_tensor_numel(src) / (in_h * in_w);
+    int64_t oshape[4];
+    memcpy(oshape, t->shape, sizeof oshape);
+    oshape[t->ndim - 2] = h;
+    oshape[t->ndim - 1] = w;
+    lm_status s = lm_tensor_new(out, LM_FLOAT32, LM_CPU, t->ndim, oshape);
+    for (int64_t p = 0; s == LM_OK && p < planes; p++)
+        if (!lm_image_resize_plane(lm_tensor_f32(src) + p * in_h * in_w, (int)in_h, (int)in_w,
+                                   lm_tensor_f32(*out) + p * h * w, (int)h, (int)w))
+            s = lm_fail(LM_ERR_MEMORY, "resize: out of memory");
+    lm_tensor_release(src);
+    if (s != LM_OK) {
+        lm_tensor_release(*out);
+        *out = NULL;
+    }
+    return s;
+}
+
+/* ---- augmentation --------------------------------------------------------------------------- */
+
+lm_status lm_image_crop_flip(lm_tensor **out, const lm_tensor *x, int64_t oh, int64_t ow,
+                             const int64_t *top, const int64_t *left, const bool *flip, int64_t pad) {
+    *out = NULL;
+    char shape[LM_SHAPE_STR_MAX];
+    if (x->dtype != LM_FLOAT32 || x->storage->device != LM_CPU || x->ndim != 4)
+        return lm_fail(LM_ERR_SHAPE, "crop: expected a float32 CPU batch [N, C, H, W], got %s %s",
+                       lm_dtype_name(x->dtype), lm_shape_str(x, shape, sizeof shape));
+    int64_t n = x->shape[0], c = x->shape[1], h = x->shape[2], w = x->shape[3];
+    if (pad < 0 || oh < 1 || ow < 1 || oh > h + 2 * pad || ow > w + 2 * pad)
+        return lm_fail(LM_ERR_ARG, "crop: a %lld x %lld window does not fit %s padded by %lld",
+                       (long long)oh, (long long)ow, lm_shape_str(x, shape, sizeof shape), (long long)pad);
+    for (int64_t i = 0; i < n; i++)
+        if (top[i] < 0 || left[i] < 0 || top[i] + oh > h + 2 * pad || left[i] + ow > w + 2 * pad)
+            return lm_fail(LM_ERR_ARG, "crop: the window of sample %lld at (%lld, %lld) leaves the padded image",
+                           (long long)i + 1, (long long)top[i] + 1, (long long)left[i] + 1);
+    lm_tensor *src = NULL;
+    LM_TRY(lm_contiguous(&src, (lm_tensor *)x));
+    int64_t oshape[4] = {n, c, oh, ow};
+    lm_status s = lm_tensor_new(out, LM_FLOAT32, LM_CPU, 4, oshape);
+    if (s == LM_OK) {
+        const float *in = lm_tensor_f32(src);
+        float *o = lm_tensor_f32(*out);
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t k = 0; k < c; k++) {
+                const float *plane = in + (i * c + k) * h * w;
+                float *dst = o + (i * c + k) * oh * ow;
+                for (int64_t r = 0; r < oh; r++) {
+                    int64_t y = top[i] + r - pad; /* row in the unpadded image */
+                    for (int64_t q = 0; q < ow; q++) {
+                        int64_t col = flip[i] ? ow - 1 - q : q;
+                        int64_t xx = left[i] + col - pad;
+                        dst[r * ow + q] = y >= 0 && y < h && xx >= 0 && xx < w ? plane[y * w + xx] : 0.0f;
+                    }
+                }
+            }
+    }
+    lm_tensor_release(src);
+    return s;
+}

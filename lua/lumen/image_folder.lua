@@ -1,0 +1,175 @@
+-- Image folders as data sets (lm.data.image_folder): one class per
+-- subfolder, decoded by worker threads ahead of the training loop.
+local lm = require 'lumen'
+local transforms = require 'lumen.transforms'
+
+local M = {}
+
+local EXTENSIONS = {png = true, jpg = true, jpeg = true, bmp = true, tga = true, gif = true}
+
+local function is_image_name(name)
+  local ext = name:match("%.([^./]+)$")
+  return ext ~= nil and EXTENSIONS[ext:lower()] == true
+end
+
+local function default_workers()
+  return math.max(1, math.min(8, lm.get_num_threads and lm.get_num_threads() or 2))
+end
+
+--- An image folder: `root/<class>/<image>`, classes sorted by name and
+--- numbered from 1. opts.size = {h, w} (default: the first image's size;
+--- others are resized to it, antialiased), opts.channels (3: grey images
+--- become RGB, alpha is dropped), opts.transform (applied to each batch by
+--- the loader), opts.workers (decoding threads), opts.skip_bad (false: a
+--- file that is not a readable image is an error naming it; true: skipped
+--- with a warning on stderr). Returns a set {paths, y, classes, n, ...} that
+--- lm.data.loader takes like an in-memory one; lm.data.load_all reads it
+--- into {x, y}.
+function M.image_folder(root, opts)
+  opts = opts or {}
+  if type(root) ~= "string" then error("image_folder: root must be a folder path, got a " .. type(root), 2) end
+  local ok, entries = pcall(lm.list_dir, root)
+  if not ok then error("image_folder: " .. tostring(entries), 2) end
+  local classes, paths, labels, skipped = {}, {}, {}, {}
+  for _, e in ipairs(entries) do
+    if e.dir and e.name:sub(1, 1) ~= "." then
+      classes[#classes + 1] = e.name
+      local folder = root .. "/" .. e.name
+      for _, f in ipairs(lm.list_dir(folder)) do
+        if not f.dir and is_image_name(f.name) then
+          local path = folder .. "/" .. f.name
+          local good, why = pcall(lm.image.info, path)
+          if good then
+            paths[#paths + 1], labels[#labels + 1] = path, #classes
+          elseif opts.skip_bad then
+            skipped[#skipped + 1] = path
+            io.stderr:write("image_folder: skipping ", tostring(why), "\n")
+          else
+            error("image_folder: " .. tostring(why) .. " (skip such files with {skip_bad = true})", 2)
+          end
+        end
+      end
+    end
+  end
+  if #classes == 0 then error("image_folder: '" .. root .. "' has no class subfolders", 2) end
+  if #paths == 0 then error("image_folder: no images (png, jpg, jpeg, bmp, tga, gif) under '" .. root .. "'", 2) end
+  local h, w
+  if opts.size then
+    h, w = opts.size[1], opts.size[2]
+    if type(h) ~= "number" or type(w) ~= "number" then error("image_folder: size must be {h, w}", 2) end
+  else
+    w, h = lm.image.info(paths[1])
+  end
+  return {
+    kind = "image_folder", root = root, paths = paths, y = lm.tensor(labels, 'int32'), n = #paths,
+    classes = classes, size = {h, w}, channels = opts.channels or 3, transform = opts.transform,
+    workers = opts.workers or default_workers(), skip_bad = opts.skip_bad or false, skipped = skipped,
+  }
+end
+
+-- ---- the loader of an image folder --------------------------------------------------------------
+
+local FolderLoader = {}
+FolderLoader.__index = FolderLoader
+
+--- The loader data.loader returns for an image folder (same options and
+--- iteration as the in-memory loader; noise options are not supported).
+function M.loader(set, opts)
+  local self = setmetatable({
+    set = set, n = set.n, y = set.y, batch_size = opts.batch_size or 128,
+    shuffle = opts.shuffle ~= false, seed = opts.seed or 0, epoch = 0,
+    transform = opts.transform or set.transform,
+  }, FolderLoader)
+  if opts.noise then error("loader: noise options are not supported for image folders (use a transform)", 3) end
+  if opts.drop_last == nil then self.drop_last = self.shuffle else self.drop_last = opts.drop_last end
+  self.decoder = lm._image_loader(set.paths, set.channels, set.size[1], set.size[2], set.workers)
+  return self
+end
+
+function FolderLoader:__len()
+  if self.drop_last then return self.n // self.batch_size end
+  return (self.n + self.batch_size - 1) // self.batch_size
+end
+function FolderLoader:batches_per_epoch() return self:__len() end
+
+-- the 1-based samples of batch i of an epoch's order
+local function batch_indices(self, order, i)
+  local start = (i - 1) * self.batch_size
+  local len = math.min(self.batch_size, self.n - start)
+  return order:narrow(1, start + 1, len)
+end
+
+-- waits for the batch in flight; a failed file is an error or, with
+-- skip_bad, a dropped row (warned about once)
+local function finish(self, idx)
+  if not self.set.skip_bad then return self.decoder:finish(), idx end
+  local x, failed = self.decoder:finish(true)
+  if #failed == 0 then return x, idx end
+  local keep, bad = {}, {}
+  for _, f in ipairs(failed) do bad[f[1]] = f[2] end
+  for p = 1, idx:size(1) do
+    if bad[p] then
+      io.stderr:write(string.format("loader: skipping '%s': %s\n", self.set.paths[idx[p]], bad[p]))
+    else
+      keep[#keep + 1] = p
+    end
+  end
+  if #keep == 0 then error("loader: every image of a batch failed to decode", 3) end
+  local k = lm.tensor(keep, 'int32')
+  return x:index_select(k), idx:index_select(k)
+end
+
+--- Iterator over one epoch: for x, y, i in loader:epoch_iter() do ... end.
+--- While the caller works on batch i, the workers decode batch i + 1.
+function FolderLoader:epoch_iter(first)
+  self.epoch = self.epoch + 1
+  local order
+  if self.shuffle then
+    local state, offset = lm.rng_state()
+    lm.manual_seed(self.seed * 1000003 + self.epoch)
+    order = lm.randperm(self.n)
+    lm.set_rng_state(state, offset)
+  else
+    order = lm.arange(1, self.n, 'int32')
+  end
+  local nb, i = #self, (first or 1) - 1
+  local pending
+  if i + 1 <= nb then
+    pending = batch_indices(self, order, i + 1)
+    self.decoder:start(pending)
+  end
+  return function()
+    i = i + 1
+    if i > nb then return nil end
+    local x, idx = finish(self, pending)
+    if i + 1 <= nb then
+      pending = batch_indices(self, order, i + 1)
+      self.decoder:start(pending)
+    end
+    local y = self.y:index_select(idx)
+    if self.transform then
+      x = transforms.apply_seeded(self.transform, x, (self.seed * 1000003 + self.epoch) * 65537 + i)
+    end
+    return x, y, i
+  end
+end
+
+--- Reads a whole image folder into memory: {x [N, C, h, w], y}, decoded in
+--- batches of opts.batch_size (256) by the set's workers; no transform.
+function M.load_all(set, opts)
+  local batch = (opts or {}).batch_size or 256
+  local decoder = lm._image_loader(set.paths, set.channels, set.size[1], set.size[2], set.workers)
+  local xs, ys = {}, {}
+  for start = 1, set.n, batch do
+    local idx = lm.arange(start, math.min(set.n, start + batch - 1), 'int32')
+    decoder:start(idx)
+    local self = {decoder = decoder, set = set}
+    local x, kept = finish(self, idx)
+    xs[#xs + 1], ys[#ys + 1] = x, set.y:index_select(kept)
+  end
+  decoder:close()
+  local x, y = lm.cat(xs, 1), lm.cat(ys, 1)
+  return {x = x, y = y, x, y}
+end
+
+return M

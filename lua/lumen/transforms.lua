@@ -1,0 +1,100 @@
+-- Batch transforms for training data (lm.data.transforms): each is a
+-- function from a batch [N, C, H, W] to a batch. Random ones draw from the
+-- global stream, which the loader seeds per batch from its own seed, the
+-- epoch and the batch number, so an epoch's augmentation is the same on
+-- every run and does not depend on other random draws.
+local lm = require 'lumen'
+
+local T = {}
+
+local function check_batch(x, what)
+  local tensor = getmetatable(x) == lm._tensor_metatable
+  if not tensor or x:dim() ~= 4 then
+    error(string.format("%s: expected a batch [N, C, H, W], got %s", what,
+      tensor and "a tensor " .. x:shape_string() or "a " .. type(x)), 3)
+  end
+end
+
+local function pair(size, what)
+  if type(size) == "number" then return size, size end
+  if type(size) == "table" and #size == 2 then return size[1], size[2] end
+  error(what .. ": size must be a number or {h, w}", 3)
+end
+
+--- A random window of `size` (a number or {h, w}) from each image padded by
+--- opts.padding zeros (default 0) on every side: the usual CIFAR-10
+--- augmentation is random_crop(32, {padding = 4}).
+function T.random_crop(size, opts)
+  local oh, ow = pair(size, "random_crop")
+  local pad = (opts or {}).padding or 0
+  return function(x)
+    check_batch(x, "random_crop")
+    local n, h, w = x:size(1), x:size(3), x:size(4)
+    local span_h, span_w = h + 2 * pad - oh, w + 2 * pad - ow
+    if span_h < 0 or span_w < 0 then
+      error(string.format("random_crop: a %dx%d window does not fit %dx%d images padded by %d", oh, ow, h, w, pad), 2)
+    end
+    local r = lm.rand(n, 2):totable()
+    local tops, lefts, flips = {}, {}, {}
+    for i = 1, n do
+      tops[i] = math.min(span_h, math.floor(r[i][1] * (span_h + 1)))
+      lefts[i] = math.min(span_w, math.floor(r[i][2] * (span_w + 1)))
+      flips[i] = false
+    end
+    return lm.image._crop_flip(x, oh, ow, tops, lefts, flips, pad)
+  end
+end
+
+--- Mirrors each image left-right with probability p (default 0.5).
+function T.horizontal_flip(p)
+  p = p or 0.5
+  return function(x)
+    check_batch(x, "horizontal_flip")
+    local n = x:size(1)
+    local r = lm.rand(n):totable()
+    local zeros, flips = {}, {}
+    for i = 1, n do zeros[i], flips[i] = 0, r[i] < p end
+    return lm.image._crop_flip(x, x:size(3), x:size(4), zeros, zeros, flips, 0)
+  end
+end
+
+--- (x - mean) / std per channel: mean and std are numbers or one value per channel.
+function T.normalize(mean, std)
+  local m = type(mean) == "table" and lm.tensor(mean) or lm.tensor{mean}
+  local s = type(std) == "table" and lm.tensor(std) or lm.tensor{std}
+  if m:numel() ~= s:numel() then error("normalize: mean and std need as many values", 2) end
+  local c = m:numel()
+  m, s = m:view(1, c, 1, 1), s:view(1, c, 1, 1)
+  return function(x)
+    check_batch(x, "normalize")
+    if c > 1 and x:size(2) ~= c then
+      error(string.format("normalize: %d channel means for images with %d channels", c, x:size(2)), 2)
+    end
+    if x:device() ~= m:device() then m, s = m:to(x:device()), s:to(x:device()) end
+    return (x - m) / s
+  end
+end
+
+--- The transforms of a list applied in order.
+function T.compose(list)
+  for i, t in ipairs(list) do
+    if type(t) ~= "function" then error("compose: entry " .. i .. " is a " .. type(t) .. ", expected a transform", 2) end
+  end
+  return function(x)
+    for _, t in ipairs(list) do x = t(x) end
+    return x
+  end
+end
+
+--- Runs transform(x) with the global stream seeded by `seed`, restoring the
+--- stream afterwards (the loaders' reproducible augmentation).
+function T.apply_seeded(transform, x, seed)
+  local state, offset = lm.rng_state()
+  lm.manual_seed(seed)
+  local ok, y = pcall(transform, x)
+  lm.set_rng_state(state, offset)
+  if not ok then error(y, 0) end
+  return y
+end
+
+return T
