@@ -103,7 +103,8 @@ local function save_checkpoint(path, run)
     optimizer = osd.settings, history = run.history,
     early_stopping = run.stopper and {best = run.stopper.best, bad = run.stopper.bad} or nil,
   }
-  lm.save(path, tensors, {format = "lumen.train", version = "1", state = json.encode(meta)})
+  -- version 2: the model's names are PyTorch's (version 1: Lumen's first names)
+  lm.save(path, tensors, {format = "lumen.train", version = "2", state = json.encode(meta)})
 end
 
 local function load_checkpoint(path, run)
@@ -117,6 +118,7 @@ local function load_checkpoint(path, run)
     local o = name:match("^optim%.(.+)$")
     if o then optim_tensors[o] = t end
   end
+  if meta.version == "1" then model_state = lm.nn.Module._from_legacy_names(model_state) end
   run.model:load_state_dict(model_state, "'" .. path .. "'")
   run.optimizer:load_state_dict({settings = state.optimizer, tensors = optim_tensors})
   lm.set_rng_state(state.rng_seed, state.rng_offset)

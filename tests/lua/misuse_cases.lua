@@ -357,9 +357,9 @@ function M.cases(scratch)
       return function() net:load(path) end, function(ck) ck.params("the weights", ps, before) end
     end)
   end
-  load_case("load into wrong architecture", "load: parameter 'weight' has shape 2x3 in '" .. M.case_dir(scratch, "load into wrong architecture") .. "/a.safetensors' but 2x4 in this nn.Linear",
+  load_case("load into wrong architecture", "load_state_dict: '" .. M.case_dir(scratch, "load into wrong architecture") .. "/a.safetensors' does not fit this nn.Linear:\n  shape: weight has shape 2x3 in '" .. M.case_dir(scratch, "load into wrong architecture") .. "/a.safetensors' but 2x4 in this nn.Linear",
     function(dir) lm.nn.Linear(3, 2):save(dir .. "/a.safetensors"); return dir .. "/a.safetensors" end)
-  load_case("load a file with one tensor right", "load: parameter 'bias' has shape 5 in '" .. M.case_dir(scratch, "load a file with one tensor right") .. "/a.safetensors' but 2 in this nn.Linear",
+  load_case("load a file with one tensor right", "load_state_dict: '" .. M.case_dir(scratch, "load a file with one tensor right") .. "/a.safetensors' does not fit this nn.Linear:\n  shape: bias has shape 5 in '" .. M.case_dir(scratch, "load a file with one tensor right") .. "/a.safetensors' but 2 in this nn.Linear",
     function(dir)
       lm.save(dir .. "/a.safetensors", {weight = lm.full({2, 4}, 9), bias = lm.ones(5)}); return dir .. "/a.safetensors"
     end)

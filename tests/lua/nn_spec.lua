@@ -7,7 +7,7 @@ describe("modules", function()
     local net = nn.Sequential(nn.Linear(4, 3), nn.ELU(), nn.Linear(3, 2, {bias = false}))
     local names = {}
     for _, p in ipairs(net:named_parameters()) do names[#names + 1] = p[1] end
-    same(names, {"1.weight", "1.bias", "3.weight"})
+    same(names, {"0.weight", "0.bias", "2.weight"}) -- PyTorch's names: numbered from 0
     eq(#net:parameters(), 3)
     same(net[1].weight:shape(), {3, 4})
     eq(net[1].bias:sum():item(), 0) -- zero biases
@@ -62,10 +62,74 @@ describe("modules", function()
     b:load(path)
     same(b[3].weight:totable(), a[3].weight:totable())
     local c = nn.Sequential(nn.Linear(3, 5), nn.ELU(), nn.Linear(5, 2))
-    raises(function() c:load(path) end, "parameter '1.weight' has shape 4x3 in")
+    raises(function() c:load(path) end, "shape: 0.weight has shape 4x3 in")
     local d = nn.Sequential(nn.Linear(3, 4))
-    raises(function() d:load(path) end, "does not have")
+    raises(function() d:load(path) end, "unexpected (the state has them, the module does not): 2.bias, 2.weight")
     os.remove(path)
+  end)
+
+  it("reports every missing, unexpected and mismatched name at once, at the caller's line", function()
+    local net = nn.Sequential(nn.Linear(3, 4), nn.ELU(), nn.Linear(4, 2))
+    local state = {["0.weight"] = lm.zeros(4, 3), ["0.bias"] = lm.zeros(5), ["9.weight"] = lm.zeros(1)}
+    local ok, err = pcall(function() net:load_state_dict(state) end)
+    eq(ok, false)
+    truthy(err:find("nn_spec.lua:%d+: load_state_dict: the state does not fit this nn.Sequential"), err)
+    truthy(err:find("missing (the module has them, the state does not): 2.weight 2x4, 2.bias 2", 1, true), err)
+    truthy(err:find("unexpected (the state has them, the module does not): 9.weight", 1, true), err)
+    truthy(err:find("shape: 0.bias has shape 5 in the state but 4 in this nn.Sequential", 1, true), err)
+  end)
+
+  it("loads what matches with strict = false and returns what it left", function()
+    local a = nn.Sequential(nn.Linear(3, 4), nn.ELU(), nn.Linear(4, 2))
+    local b = nn.Sequential(nn.Linear(3, 4), nn.ELU(), nn.Linear(4, 3))
+    local state = a:state_dict()
+    state["2.weight"], state["2.bias"] = nil, nil
+    state.extra = lm.ones(1)
+    local missing, unexpected = b:load_state_dict(state, {strict = false})
+    same(missing, {"2.weight", "2.bias"})
+    same(unexpected, {"extra"})
+    same(b[1].weight:totable(), a[1].weight:totable())
+    raises(function() b:load_state_dict({["0.weight"] = lm.ones(2, 2)}, {strict = false}) end,
+      "shape: 0.weight has shape 2x2")
+  end)
+
+  it("maps names with rename (a table or a function; nil drops a name)", function()
+    local a = nn.Sequential(nn.Linear(3, 4))
+    local src = {["fc.weight"] = lm.ones(4, 3), ["fc.bias"] = lm.full({4}, 2), ["head.x"] = lm.ones(1)}
+    a:load_state_dict(src, {rename = function(name)
+      if name:match("^head") then return nil end
+      return (name:gsub("^fc%.", "0."))
+    end})
+    eq(a[1].bias:sum():item(), 8)
+    local b = nn.Sequential(nn.Linear(3, 4))
+    b:load_state_dict({w = lm.ones(4, 3), b = lm.ones(4)}, {rename = {w = "0.weight", b = "0.bias"}})
+    eq(b[1].weight:sum():item(), 12)
+    raises(function() b:load_state_dict({w = lm.ones(4, 3), v = lm.ones(4, 3)}, {rename = {w = "0.weight", v = "0.weight"}}) end,
+      "rename maps both")
+  end)
+
+  it("still loads files saved with the first names (1-based, buffers under 'buffers.')", function()
+    local path = os.tmpname()
+    local old = {["1.weight"] = lm.full({4, 3}, 0.5), ["1.bias"] = lm.full({4}, 0.25),
+      ["3.weight"] = lm.full({2, 4}, -1), ["3.bias"] = lm.zeros(2)}
+    lm.save(path, old, {format = "lumen.nn", module = "nn.Sequential", version = "1"})
+    local net = nn.Sequential(nn.Linear(3, 4), nn.ELU(), nn.Linear(4, 2))
+    net:load(path)
+    eq(net[1].weight:sum():item(), 6)
+    eq(net[3].weight:sum():item(), -8)
+    -- and a current file says which names it uses
+    net:save(path)
+    local _, meta = lm.load(path)
+    eq(meta.names, "torch")
+    os.remove(path)
+  end)
+
+  it("spells evaluate() as PyTorch does too", function()
+    local net = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5))
+    eq(net:eval(), net)
+    eq(net[2].training, false)
+    net:train()
+    eq(net[2].training, true)
   end)
 
   it("lets a custom layer written in Lua train without backward code", function()

@@ -1,8 +1,10 @@
 -- nn.Module: the base of every layer and network.
 --
 -- A module keeps its parameters, buffers and child modules in ordered lists,
--- so parameters() and checkpoint names are stable: a child's parameter is
--- named "<child>.<name>" ("1.weight" in a Sequential, "encoder.2.bias").
+-- so parameters() and checkpoint names are stable. Names are PyTorch's, so
+-- state dicts go both ways: a child's parameter is "<child>.<name>", and a
+-- child registered under a number (a Sequential's net[1]) is numbered from 0
+-- in names ("0.weight", "encoder.1.bias"), as torch.nn numbers it.
 -- Subclasses write init(...) and forward(input); backward comes from the tape.
 --
 --   local Scale = nn.Module:extend('Scale')
@@ -89,6 +91,12 @@ function Module:children()
   return out
 end
 
+-- A child's name in state dicts: numbered children count from 0, as in torch.nn.
+local function state_name(child_name)
+  if math.type(child_name) == "integer" then return tostring(child_name - 1) end
+  return tostring(child_name)
+end
+
 --- {name, tensor} pairs of every parameter, depth first, in order.
 function Module:named_parameters(prefix, out)
   out = out or {}
@@ -97,7 +105,7 @@ function Module:named_parameters(prefix, out)
     out[#out + 1] = {prefix .. name, self[name]}
   end
   for _, name in ipairs(self._child_names) do
-    self[name]:named_parameters(prefix .. name .. ".", out)
+    self[name]:named_parameters(prefix .. state_name(name) .. ".", out)
   end
   return out
 end
@@ -106,7 +114,7 @@ function Module:named_buffers(prefix, out)
   out = out or {}
   prefix = prefix or ""
   for _, name in ipairs(self._buffer_names) do out[#out + 1] = {prefix .. name, self[name]} end
-  for _, name in ipairs(self._child_names) do self[name]:named_buffers(prefix .. name .. ".", out) end
+  for _, name in ipairs(self._child_names) do self[name]:named_buffers(prefix .. state_name(name) .. ".", out) end
   return out
 end
 
@@ -132,6 +140,8 @@ function Module:train(mode)
 end
 
 function Module:evaluate() return self:train(false) end
+--- PyTorch's spelling of evaluate().
+function Module:eval() return self:train(false) end
 
 function Module:zero_grad()
   for _, p in ipairs(self:parameters()) do p.grad = nil end
@@ -153,55 +163,145 @@ function Module:to(device)
   return self
 end
 
---- name -> tensor of parameters and buffers (buffers under "buffers.").
+--- name -> tensor of parameters and buffers, with PyTorch's names.
 function Module:state_dict()
   local state = {}
   for _, pair in ipairs(self:named_parameters()) do state[pair[1]] = pair[2]:detach() end
-  for _, pair in ipairs(self:named_buffers()) do state["buffers." .. pair[1]] = pair[2] end
+  for _, pair in ipairs(self:named_buffers()) do state[pair[1]] = pair[2] end
   return state
 end
 
---- Copies a state into the module's tensors; names and shapes must match.
-function Module:load_state_dict(state, source)
-  source = source or "state"
-  local expected = {}
+--- The names of a state written before Lumen used PyTorch's names: buffers
+--- under "buffers." and numbered children counted from 1.
+function Module._from_legacy_names(state)
+  local out = {}
+  for name, t in pairs(state) do
+    local parts = {}
+    for part in (name:gsub("^buffers%.", "")):gmatch("[^.]+") do
+      parts[#parts + 1] = part:match("^%d+$") and tostring(tonumber(part) - 1) or part
+    end
+    out[table.concat(parts, ".")] = t
+  end
+  return out
+end
+
+local function renamed(state, rename)
+  if rename == nil then return state end
+  local kind = type(rename)
+  if kind ~= "table" and kind ~= "function" then
+    error("load_state_dict: rename must be a table or a function, got a " .. kind, 4)
+  end
+  local out, from = {}, {}
+  for name, t in pairs(state) do
+    local new = name
+    if kind == "function" then new = rename(name) else new = rename[name] or name end
+    if new then -- a function may drop a name by returning nil or false
+      if from[new] then
+        error(string.format("load_state_dict: rename maps both '%s' and '%s' to '%s'", from[new], name, new), 4)
+      end
+      out[new], from[new] = t, name
+    end
+  end
+  return out
+end
+
+local function sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys)
+  return keys
+end
+
+--- Copies a state (name -> tensor) into the module's parameters and
+--- buffers. opts.strict (default true): every missing and unexpected name
+--- and every shape mismatch is reported at once as one error; with strict =
+--- false what matches is loaded and `missing, unexpected` (lists of names)
+--- are returned (a shape mismatch is still an error, as in PyTorch).
+--- opts.rename maps the state's names to the module's (a table, or a
+--- function returning the new name, or nil to drop it). opts.source names
+--- the state in messages (a string `opts` is taken as the source).
+local load_state
+
+function Module:load_state_dict(state, opts)
+  local missing, unexpected = load_state(self, state, opts) -- not a tail call: errors name the caller
+  return missing, unexpected
+end
+
+-- the body of load_state_dict and load: errors are raised at their caller
+-- (level 3: this function, the public method, the user's line)
+function load_state(self, state, opts)
+  if type(opts) == "string" then opts = {source = opts} end
+  opts = opts or {}
+  if type(state) ~= "table" then error("load_state_dict: expected a table name -> tensor, got a " .. type(state), 3) end
+  local source = opts.source or "the state"
+  state = renamed(state, opts.rename)
+  local expected, known = {}, {}
   for _, pair in ipairs(self:named_parameters()) do expected[#expected + 1] = pair end
-  for _, pair in ipairs(self:named_buffers()) do expected[#expected + 1] = {"buffers." .. pair[1], pair[2]} end
+  for _, pair in ipairs(self:named_buffers()) do expected[#expected + 1] = pair end
+  local missing, unexpected, mismatched, loads = {}, {}, {}, {}
   for _, pair in ipairs(expected) do
     local name, dst = pair[1], pair[2]
+    known[name] = true
     local src = state[name]
     if src == nil then
-      error(string.format("load: %s has no tensor '%s' (shape %s) that this %s needs",
-        source, name, dst:shape_string(), self.__name), 2)
-    end
-    if src:shape_string() ~= dst:shape_string() then
-      error(string.format("load: parameter '%s' has shape %s in %s but %s in this %s",
-        name, src:shape_string(), source, dst:shape_string(), self.__name), 2)
+      missing[#missing + 1] = name
+    elseif not lm.is_tensor(src) then
+      mismatched[#mismatched + 1] = string.format("%s is a %s in %s, not a tensor", name, type(src), source)
+    elseif src:shape_string() ~= dst:shape_string() then
+      mismatched[#mismatched + 1] = string.format("%s has shape %s in %s but %s in this %s", name,
+        src:shape_string(), source, dst:shape_string(), self.__name)
+    else
+      loads[#loads + 1] = {dst, src}
     end
   end
-  local known = {}
-  for _, pair in ipairs(expected) do known[pair[1]] = true end
-  for name in pairs(state) do
-    if not known[name] then
-      error(string.format("load: %s has a tensor '%s' that this %s does not have", source, name, self.__name), 2)
+  for _, name in ipairs(sorted_keys(state)) do
+    if not known[name] then unexpected[#unexpected + 1] = name end
+  end
+  local strict = opts.strict ~= false
+  if #mismatched > 0 or (strict and (#missing > 0 or #unexpected > 0)) then
+    local lines = {string.format("load_state_dict: %s does not fit this %s:", source, self.__name)}
+    if #missing > 0 then
+      local shown = {}
+      for i, name in ipairs(missing) do
+        local dst
+        for _, pair in ipairs(expected) do if pair[1] == name then dst = pair[2] end end
+        shown[i] = name .. " " .. dst:shape_string()
+      end
+      lines[#lines + 1] = "  missing (the module has them, the state does not): " .. table.concat(shown, ", ")
     end
+    if #unexpected > 0 then
+      lines[#lines + 1] = "  unexpected (the state has them, the module does not): " .. table.concat(unexpected, ", ")
+    end
+    for _, m in ipairs(mismatched) do lines[#lines + 1] = "  shape: " .. m end
+    if strict and (#missing > 0 or #unexpected > 0) then
+      lines[#lines + 1] = "  (load what matches with {strict = false}; map names with {rename = ...})"
+    end
+    error(table.concat(lines, "\n"), 3)
   end
   lm.no_grad(function()
-    for _, pair in ipairs(expected) do pair[2]:copy_(state[pair[1]]) end
+    for _, pair in ipairs(loads) do pair[1]:copy_(pair[2]) end
   end)
+  return missing, unexpected
+end
+
+--- Saves parameters and buffers as safetensors (atomic write), with
+--- PyTorch's names: torch's load_state_dict reads the file's tensors.
+--- opts.dtype = 'float16' | 'bfloat16' stores floats in half precision.
+function Module:save(path, opts)
+  local meta = {format = "lumen.nn", module = self.__name, version = tostring(self.version), names = "torch"}
+  lm.save(path, self:state_dict(), {dtype = (opts or {}).dtype, metadata = meta})
+end
+
+--- Loads parameters saved by :save, by earlier Lumen versions (recognised
+--- by their metadata) or by PyTorch (safetensors of a state_dict); opts as
+--- in load_state_dict (strict, rename).
+function Module:load(path, opts)
+  local state, meta = lm.load(path)
+  if meta.format == "lumen.nn" and meta.names ~= "torch" then state = Module._from_legacy_names(state) end
+  local o = {source = "'" .. path .. "'"}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  load_state(self, state, o)
   return self
-end
-
---- Saves parameters and buffers as safetensors (atomic write).
-function Module:save(path)
-  lm.save(path, self:state_dict(), {format = "lumen.nn", module = self.__name,
-    version = tostring(self.version)})
-end
-
---- Loads parameters saved by :save (or any safetensors with the same names).
-function Module:load(path)
-  local state = lm.load(path)
-  return self:load_state_dict(state, "'" .. path .. "'")
 end
 
 --- Architecture as text; layers override extra_repr() for their settings.
