@@ -6,7 +6,7 @@
 --        [--patterns N] [--noise-sample I] [--noisy-from DIR] [--noisy train|skip]
 --
 -- Writes to --out (default results/analyses_mnist), with numbers in
--- analyses.json and links in index.html:
+-- analyses.json (also the chunk's return value) and links in index.html:
 --   expected_activations.png  E[h|H_k] per class in the reordered network (Eq. 6-10)
 --   brainbow.png              the network before and after reordering (Eq. 11)
 --   sample_patterns.png       single test images' activation patterns, and
@@ -26,8 +26,8 @@ local lm = require 'lumen'
 local cli = require 'lumen.cli'
 local I = lm.introspect
 local A = require 'lumen.introspect.analyses'
+local study = require 'lumen.introspect.study'
 local plot = lm.plot
-local F = lm.nn.functional
 
 local opts = cli.parse(arg, {from = "results/introspect_mnist", out = "results/analyses_mnist", data_dir = "",
   data = "mnist", grid = 100, fgsm_sample = 1, fgsm_steps = 100, fgsm_eps = 0.01, seed = 1,
@@ -36,33 +36,29 @@ local opts = cli.parse(arg, {from = "results/introspect_mnist", out = "results/a
   "The paper's analyses of a mapped Net1: lumen experiments/analyses_mnist.lua [options]")
 lm.mkdir(opts.out)
 lm.manual_seed(opts.seed)
-for _, f in ipairs{"classifier", "autoencoder", "estimator"} do
-  local path = opts.from .. "/" .. f .. ".safetensors"
-  local fh = io.open(path, "rb")
-  if not fh then
-    error(string.format("analyses_mnist: %s is missing; run the main experiment first:\n" ..
-      "  lumen experiments/introspect_mnist.lua --out %s", path, opts.from), 0)
-  end
-  fh:close()
+local missing = study.missing{opts.from .. "/classifier.safetensors", opts.from .. "/autoencoder.safetensors",
+  opts.from .. "/estimator.safetensors"}
+if missing then
+  error(string.format("analyses_mnist: %s is missing; run the main experiment first:\n" ..
+    "  lumen experiments/introspect_mnist.lua --out %s", missing, opts.from), 0)
 end
 
 local t_start = lm.clock()
 local d = lm.data.mnist{kind = opts.data, dir = opts.data_dir ~= "" and opts.data_dir or nil}
 local train_set = lm.data.split(d.train, {fraction = 0.1, seed = opts.seed})
 local test = d.test
-local net = lm.models.net1()
-net:load(opts.from .. "/classifier.safetensors")
-net:evaluate()
-local recorder = I.Recorder(net)
-local H0 = recorder:record(train_set.x:narrow(1, 1, 1))
-local vae = I.InfoVAE{inputs = H0:size(2)}
-vae:load(opts.from .. "/autoencoder.safetensors")
-vae:evaluate()
-local est = I.Estimator()
-est:load(opts.from .. "/estimator.safetensors")
-est:evaluate()
-local layer_sizes = {}
-for k = 1, #recorder.layers do layer_sizes[k] = 200 end
+-- a Net1, its recorder and the map a run of the main experiment cached in `dir`
+local function load_run(dir)
+  local m = {net = lm.models.net1()}
+  m.net:load(dir .. "/classifier.safetensors")
+  m.net:evaluate()
+  m.recorder = I.Recorder(m.net)
+  m.vae, m.est = study.load_map(dir, m.recorder, train_set.x:narrow(1, 1, 1))
+  return m
+end
+local main = load_run(opts.from)
+local net, recorder, vae, est = main.net, main.recorder, main.vae, main.est
+local layer_sizes = recorder.layer_sizes -- 200 units in each of Net1's 12 hidden layers
 
 local H_train, Y_train = recorder:record_set(train_set.x)
 local Z_train = vae:encode_all(H_train)
@@ -184,79 +180,28 @@ end
 local constellation -- Net1's, for the atlas
 local sigmas = {0.05, 0.1, 0.2, 0.3}
 local sweep = {0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0}
-local function constellation_panel(fig, rect, rec, ae, estimator, title)
-  local c = A.noise_constellation(rec, ae, test.x:narrow(1, opts.noise_sample, 1), sigmas, 200)
-  local cz = c.clean:totable()[1]
-  local lo_x, hi_x, lo_y, hi_y = cz[1], cz[1], cz[2], cz[2]
-  local clouds = {}
-  for k, b in ipairs(c.by_sigma) do
-    local xs, ys = {}, {}
-    for i, z in ipairs(b.z:totable()) do
-      xs[i], ys[i] = z[1], z[2]
-      lo_x, hi_x, lo_y, hi_y = math.min(lo_x, z[1]), math.max(hi_x, z[1]), math.min(lo_y, z[2]), math.max(hi_y, z[2])
-    end
-    clouds[k] = {xs = xs, ys = ys}
-  end
-  -- a square view around the clouds, with the error map under all of it
-  local half = math.max(hi_x - lo_x, hi_y - lo_y) / 2 + 0.8
-  local mx, my = (lo_x + hi_x) / 2, (lo_y + hi_y) / 2
-  local xl, yl = {mx - half, mx + half}, {my - half, my + half}
-  local ax = fig:axes{rect = rect, xlabel = "z1", ylabel = "z2", title = title, xlim = xl, ylim = yl}
-  A.error_heatmap(ax, estimator, {xlim = xl, ylim = yl, cells = 80})
-  local legend_items, stats = {}, {}
-  for k, b in ipairs(c.by_sigma) do
-    local colour = plot.with_alpha(plot.viridis(0.15 + 0.8 * (k - 1) / (#sigmas - 1)), 0.8)
-    ax:scatter(clouds[k].xs, clouds[k].ys, {color = colour, radius = 2})
-    local mean = b.z:mean(1):totable()
-    ax:arrow(cz[1], cz[2], mean[1], mean[2], {color = 0xFFFFFFFF, width = 2})
-    local same = b.predictions:eq(c.clean_prediction):float():mean():item()
-    legend_items[#legend_items + 1] = {string.format("sigma %.2f (%.0f %% keep the label)", b.sigma, 100 * same), colour}
-    stats[#stats + 1] = {sigma = b.sigma, same_prediction = same, mean_shift = math.sqrt((mean[1] - cz[1]) ^ 2 + (mean[2] - cz[2]) ^ 2)}
-  end
-  ax:scatter({cz[1]}, {cz[2]}, {color = 0xFFFFFFFF, radius = 6, outline = 0x000000FF})
-  legend_items[#legend_items + 1] = {"clean image (arrows: to each cloud's mean)", 0x000000FF}
-  ax:legend(legend_items, "below")
-  return stats, c
-end
 do
   -- a Net1 trained with domain randomisation (docs/analyses/noise.md): its
   -- run is made here the first time (--noisy train, about 6 minutes on 2
   -- cores) unless --noisy skip
-  local noisy
-  local have = io.open(opts.noisy_from .. "/estimator.safetensors", "rb")
-  if have then have:close() end
-  if not have and opts.noisy == "train" then
+  local noisy_estimator = opts.noisy_from .. "/estimator.safetensors"
+  if study.missing{noisy_estimator} and opts.noisy == "train" then
     print("== training and mapping a Net1 with noise injection (sigma in [0, 1]) into " .. opts.noisy_from)
-    local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
-    local saved_arg, saved_result = arg, RESULT
-    arg = {"--noise-max", "1", "--out", opts.noisy_from, "--data", opts.data, "--seed", tostring(opts.seed)}
-    if opts.data_dir ~= "" then arg[#arg + 1] = "--data-dir"; arg[#arg + 1] = opts.data_dir end
-    dofile(here .. "introspect_mnist.lua")
-    arg, RESULT = saved_arg, saved_result
+    study.mnist{noise_max = 1, out = opts.noisy_from, data = opts.data, seed = opts.seed, data_dir = opts.data_dir}
   end
-  local nf = io.open(opts.noisy_from .. "/estimator.safetensors", "rb")
-  if nf then
-    nf:close()
-    noisy = {net = lm.models.net1()}
-    noisy.net:load(opts.noisy_from .. "/classifier.safetensors")
-    noisy.net:evaluate()
-    noisy.recorder = I.Recorder(noisy.net)
-    noisy.vae = I.InfoVAE{inputs = H0:size(2)}
-    noisy.vae:load(opts.noisy_from .. "/autoencoder.safetensors")
-    noisy.vae:evaluate()
-    noisy.est = I.Estimator()
-    noisy.est:load(opts.noisy_from .. "/estimator.safetensors")
-    noisy.est:evaluate()
-  end
+  local noisy = not study.missing{noisy_estimator} and load_run(opts.noisy_from) or nil
   local panels = noisy and 2 or 1
   local nfig = plot.figure{width = math.max(560 * panels + 20, 980), height = 1130,
     title = string.format("Noise constellations of test image %d (a %s): 200 noisy copies per sigma; background: estimated log10 error (yellow: high)",
       opts.noise_sample, d.classes[test.y[opts.noise_sample]])}
   local noise_results = {sample = opts.noise_sample}
-  noise_results.standard, constellation = constellation_panel(nfig, {70, 60, 460, 460}, recorder, vae, est, "Net1")
+  local function panel(rect, m, title)
+    return A.constellation_panel(nfig, rect, {recorder = m.recorder, vae = m.vae, est = m.est,
+      x = test.x:narrow(1, opts.noise_sample, 1), sigmas = sigmas, n = 200, title = title})
+  end
+  noise_results.standard, constellation = panel({70, 60, 460, 460}, main, "Net1")
   if noisy then
-    noise_results.noise_trained = constellation_panel(nfig, {630, 60, 460, 460}, noisy.recorder, noisy.vae,
-      noisy.est, "Net1 trained with noise (sigma in [0, 1])")
+    noise_results.noise_trained = panel({630, 60, 460, 460}, noisy, "Net1 trained with noise (sigma in [0, 1])")
   end
   -- accuracy against sigma over the whole test set
   local ax = nfig:axes{rect = {70, 700, 460 + (panels - 1) * 560, 360}, xlabel = "sigma of the added noise",
@@ -323,92 +268,21 @@ rax:line(cov_c, acc_c, {color = plot.CLASS_COLORS[1]})
 rax:line(cov_b, acc_b, {color = plot.CLASS_COLORS[2], dashed = true})
 rax:legend({{"c = -log10 e_hat", plot.CLASS_COLORS[1]}, {"max sigmoid", plot.CLASS_COLORS[2]}}, "lower left")
 rfig:save(opts.out .. "/risk_coverage.png")
-local function at(cov, acc, c)
-  for i = 1, #cov do if cov[i] >= c - 1e-9 then return acc[i] end end
-  return acc[#acc]
-end
+local at = A.accuracy_at_coverage
 results.risk_coverage = {estimator = {at_90 = at(cov_c, acc_c, 0.9), at_80 = at(cov_c, acc_c, 0.8)},
   max_sigmoid = {at_90 = at(cov_b, acc_b, 0.9), at_80 = at(cov_b, acc_b, 0.8)}}
 
 -- ---- 7. detection benchmark ---------------------------------------------------------------------------
--- scores where higher means "suspicious": log10 e_hat, reconstruction error,
--- -log p(z) under a kernel density of training latents, and minus the largest
--- logit (max sigmoid's order, without float32's ties at sigmoid = 1)
-local ref = Z_train:narrow(1, 1, math.min(5000, Z_train:size(1)))
-local _, h_ref = A.density(ref, A.grid{size = 10})
-local function scores_of(x)
-  local H, Y = recorder:record_set(x)
-  local Z = vae:encode_all(H)
-  local e = I.estimate(est, Z):totable()
-  local recon = lm.no_grad(function()
-    local s = vae:prepare(H)
-    return ((vae.decoder(vae.encoder(s)) - s) ^ 2):mean(2)
-  end):totable()
-  local nlp = {}
-  local zt = Z:totable()
-  local two_h2 = 2 * h_ref * h_ref
-  lm.no_grad(function()
-    local rr = (ref * ref):sum(2):view(1, -1)
-    for s = 1, Z:size(1), 1000 do
-      local q = Z:narrow(1, s, math.min(1000, Z:size(1) - s + 1))
-      local d2 = (q * q):sum(2, true) + rr - lm.matmul(q, ref:t()) * 2
-      local dens = ((d2 * (-1 / two_h2)):exp():mean(2) / (math.pi * two_h2)):totable()
-      for i, v in ipairs(dens) do nlp[s + i - 1] = -math.log(math.max(v, 1e-300)) end
-    end
-  end)
-  local base = {}
-  for i, v in ipairs(I.baseline_scores(net, x)) do base[i] = -v end -- the largest logit, negated
-  return {e_hat = e, reconstruction = recon, neg_log_density = nlp, max_sigmoid = base}, Y, zt
-end
-local n_det = math.min(opts.detection_samples, test.x:size(1))
-local clean_x, clean_y = test.x:narrow(1, 1, n_det), test.y:narrow(1, 1, n_det)
-local clean = scores_of(clean_x)
-local noisy_x = (clean_x + lm.randn(n_det, 784) * 0.3):clamp(0, 1)
-local noisy = scores_of(noisy_x)
--- untargeted iterative FGSM away from the true label (10 steps of 0.02)
-local adv_x = clean_x:clone()
-local goal = lm.data.one_hot(clean_y, K):float()
-for _ = 1, 10 do
-  local xin = adv_x:detach():requires_grad(true)
-  F.mse(net(xin), goal):backward()
-  adv_x = lm.no_grad(function() return (xin + xin.grad:sign() * 0.02):clamp(0, 1) end)
-end
-local adv = scores_of(adv_x)
-local adv_acc = lm.no_grad(function() return net(adv_x):argmax(2):eq(clean_y):float():mean():item() end)
-local wrong_mask = {}
-local ct = correct_t:totable()
-for i = 1, n_det do wrong_mask[i] = ct[i] == 0 end
-local function pair(a, b) -- positives = the scores in b
-  local s, p = {}, {}
-  for i, v in ipairs(a) do s[#s + 1], p[#p + 1] = v, false end
-  for i, v in ipairs(b) do s[#s + 1], p[#p + 1] = v, true end
-  return s, p
-end
-local detection = {}
-local md = {"| task | score | AUROC | AUPR | FPR at 95 % TPR |", "| --- | --- | --- | --- | --- |"}
-local tasks = {
-  {"misclassified vs correct", function(score) return clean[score], wrong_mask end},
-  {"noisy (sigma 0.3) vs clean", function(score) return pair(clean[score], noisy[score]) end},
-  {"FGSM vs clean", function(score) return pair(clean[score], adv[score]) end},
-}
-for _, task in ipairs(tasks) do
-  detection[task[1]] = {}
-  for _, score in ipairs{"e_hat", "reconstruction", "neg_log_density", "max_sigmoid"} do
-    local s, p = task[2](score)
-    local r = {auroc = I.auroc(s, p), aupr = I.aupr(s, p), fpr_at_95_tpr = A.fpr_at_tpr(s, p, 0.95)}
-    detection[task[1]][score] = r
-    md[#md + 1] = string.format("| %s | %s | %.3f | %.3f | %.3f |", task[1], score, r.auroc, r.aupr, r.fpr_at_95_tpr)
-  end
-end
-results.detection = detection
-results.detection_note = string.format("first %d test images; FGSM: 10 untargeted steps of 0.02 leave %.1f %% of them correct. " ..
-  "Positives are the misclassified, noisy or FGSM inputs; every score is higher for more suspicious inputs " ..
-  "(max_sigmoid: minus the largest logit, which orders as the largest sigmoid without float32's ties at 1.0). " ..
-  "FPR at 95 %% TPR: the share of negatives scoring at or above the score that 95 %% of the positives reach.",
-  n_det, 100 * adv_acc)
-lm.write_file(opts.out .. "/detection.md",
-  "# Detection benchmark\n\n" .. results.detection_note .. "\n\n" .. table.concat(md, "\n") .. "\n")
-print(table.concat(md, "\n"))
+-- the estimator's log10 e_hat, the reconstruction error, -log p(z) under a
+-- kernel density of 5,000 training latents and the max-sigmoid baseline,
+-- each flagging the misclassified, noisy (sigma 0.3) and FGSM inputs
+-- (docs/analyses/detection.md)
+local bench = A.detection_benchmark{net = net, recorder = recorder, vae = vae, est = est, x = test.x, y = test.y,
+  correct = correct_t, n = opts.detection_samples, classes = K,
+  reference = Z_train:narrow(1, 1, math.min(5000, Z_train:size(1)))}
+results.detection, results.detection_note = bench.detection, bench.note
+lm.write_file(opts.out .. "/detection.md", "# Detection benchmark\n\n" .. bench.note .. "\n\n" .. bench.markdown .. "\n")
+print(bench.markdown)
 
 -- ---- the atlas, with the constellations and FGSM paths as overlays ------------------------------------
 do
@@ -424,7 +298,6 @@ do
       p.flip and (" (flips at step " .. p.flip .. ")") or " (target not reached)"), kind = "path", z = p.z,
       color = plot.CLASS_COLORS[p.target]}
   end
-  local study = require 'lumen.introspect.study'
   study.atlas(opts.out .. "/atlas.html", {name = "Net1", data = d, recorder = recorder, est = est, Eh = Eh,
     train = train_set, test = test, H_train = H_train, Y_train = Y_train, Z_train = Z_train,
     H_test = H_test, Y_test = Y_test, Z_test = Z_test, overlays = overlays})
@@ -444,4 +317,4 @@ end
 html[#html + 1] = "</body></html>\n"
 lm.write_file(opts.out .. "/index.html", table.concat(html, "\n"))
 print(string.format("analyses: %.1f s; report: %s/index.html", results.seconds, opts.out))
-RESULT = results
+return results

@@ -9,18 +9,16 @@ local lm = require 'lumen'
 local cli = require 'lumen.cli'
 local I = lm.introspect
 local A = require 'lumen.introspect.analyses'
+local study = require 'lumen.introspect.study'
 
 local opts = cli.parse(arg, {model = "results/net2_cifar10/model.safetensors", from = "results/introspect_cifar10",
   out = "results/fgsm_cifar10", sample = 0, steps = 100, eps = 0.01, data_dir = "", device = "cpu", seed = 1,
   width = 1.0},
   "Targeted FGSM on Net2's map: lumen experiments/fgsm_cifar10.lua [options]")
-for _, path in ipairs{opts.model, opts.from .. "/autoencoder.safetensors", opts.from .. "/estimator.safetensors"} do
-  local f = io.open(path, "rb")
-  if not f then
-    error(string.format("fgsm_cifar10: %s is missing; train Net2 (experiments/net2_cifar10.lua) and map it\n" ..
-      "(experiments/introspect_cifar10.lua --out %s) first", path, opts.from), 0)
-  end
-  f:close()
+local missing = study.missing{opts.model, opts.from .. "/autoencoder.safetensors", opts.from .. "/estimator.safetensors"}
+if missing then
+  error(string.format("fgsm_cifar10: %s is missing; train Net2 (experiments/net2_cifar10.lua) and map it\n" ..
+    "(experiments/introspect_cifar10.lua --out %s) first", missing, opts.from), 0)
 end
 lm.mkdir(opts.out)
 lm.manual_seed(opts.seed)
@@ -46,12 +44,7 @@ if opts.sample < 1 then -- the first validation image the network gets right
   end
 end
 local x = val_set.x:narrow(1, opts.sample, 1)
-local vae = I.InfoVAE{inputs = recorder:width(x)}
-vae:load(opts.from .. "/autoencoder.safetensors")
-vae:evaluate()
-local est = I.Estimator()
-est:load(opts.from .. "/estimator.safetensors")
-est:evaluate()
+local vae, est = study.load_map(opts.from, recorder, x)
 local label = val_set.y[opts.sample]
 local t = lm.clock()
 local result = A.fgsm_figure(opts.out .. "/fgsm_paths.png", {net = net, recorder = recorder, vae = vae, est = est,
@@ -62,4 +55,4 @@ result.sample, result.seconds = opts.sample, lm.clock() - t
 lm.json.write(opts.out .. "/fgsm.json", result)
 print(string.format("FGSM from validation image %d (a %s): %.0f %% of the targets reached (%.1f s); %s/fgsm_paths.png",
   opts.sample, d.classes[label], 100 * result.success_rate, result.seconds, opts.out))
-RESULT = result
+return result

@@ -68,4 +68,4 @@ metrics.classifier_test_accuracy_first1000 = test_accuracy
 metrics.note = "classifier_test_accuracy and the map metrics are on the validation split; " ..
   (d.test_note or "no test images")
 lm.json.write(opts.out .. "/metrics.json", metrics)
-RESULT = metrics
+return metrics

@@ -78,4 +78,4 @@ local summary = {data = d.name, test_accuracy = test.accuracy, test_loss = test.
 lm.json.write(opts.out .. "/test_metrics.json", summary)
 print(string.format("%s test accuracy %.2f %% (loss %.5f); %.1f s per epoch on %d thread(s); model in %s/model.safetensors",
   d.name, 100 * test.accuracy, test.loss, per_epoch, lm.get_num_threads(), opts.out))
-RESULT = summary
+return summary

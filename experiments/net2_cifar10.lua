@@ -74,8 +74,7 @@ if opts.steps > 0 then
     print(string.format("step %d: loss %.5f", step, last))
   end
   print(string.format("%.3f s per step of %d images", (lm.clock() - t) / opts.steps, opts.batch))
-  RESULT = {first_loss = first, last_loss = last}
-  return
+  return {first_loss = first, last_loss = last}
 end
 
 local history = lm.train{
@@ -92,4 +91,4 @@ net:save(opts.out .. "/model.safetensors")
 lm.json.write(opts.out .. "/test_metrics.json", result)
 print(string.format("validation accuracy %.2f %%; %s accuracy %.2f %%", 100 * result.validation,
   d.test_note or "test", 100 * (result.test or 0)))
-RESULT = result
+return result

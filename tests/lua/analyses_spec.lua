@@ -20,6 +20,31 @@ describe("analyses: densities and expectations", function()
     near(ez[1], 1, 0.05)
     near(ez[2], -2, 0.05)
   end)
+  it("squared distances, Scott's bandwidth and the kernel density at points, by hand", function()
+    lm.manual_seed(11)
+    local a, b = lm.randn(7, 3), lm.randn(5, 3)
+    local d = lm.nn.functional.squared_distances(a, b)
+    eq(d:shape_string(), "7x5")
+    local at, bt = a:totable(), b:totable()
+    for i = 1, 7 do
+      for j = 1, 5 do
+        local want = 0
+        for k = 1, 3 do want = want + (at[i][k] - bt[j][k]) ^ 2 end
+        near(d[i][j], want, 1e-4)
+      end
+    end
+    local self_d = lm.nn.functional.squared_distances(a)
+    for i = 1, 7 do near(self_d[i][i], 0, 1e-5, "a with itself") end
+    truthy(not pcall(lm.nn.functional.squared_distances, a, lm.randn(5, 2)), "widths must match")
+    local Z = lm.randn(300, 2) * 0.5
+    local _, h = A.density(Z, A.grid{size = 10})
+    eq(A.bandwidth(Z), h)
+    near(h, Z:std(1):mean():item() * 300 ^ (-1 / 6), 1e-12)
+    -- one reference point: p(z) = exp(-|z - r|^2 / (2 h^2)) / (2 pi h^2); more rows than a chunk
+    local q = lm.tensor({{0, 0}, {1, 0}, {0, 2}})
+    local p = A.kernel_density(q, lm.tensor({{0, 0}}), 0.5, {chunk = 2}):totable()
+    for i, r2 in ipairs{0, 1, 4} do near(p[i], math.exp(-r2 / 0.5) / (2 * math.pi * 0.25), 1e-6) end
+  end)
   it("a unit wired to one class is that class's unit, sorted and coloured by it", function()
     lm.manual_seed(2)
     local centres = {{2, 0}, {-2, 0}, {0, 2}}
@@ -120,6 +145,50 @@ describe("analyses: scores", function()
       lm.tensor({1, 2, 2, 2}, 'int32'), 2)
     eq(by[1].sensitivity, 0.5); eq(by[2].sensitivity, 1)
     eq(#by[1].wrong, 1); eq(by[1].wrong[1], -1)
+    eq(A.accuracy_at_coverage(cov, acc, 0.5), 1)
+    near(A.accuracy_at_coverage(cov, acc, 0.7), 2 / 3, 1e-12)
+    eq(A.accuracy_at_coverage(cov, acc, 2), 0.5)
+  end)
+  it("the detection benchmark scores every task and score, and FGSM moves inputs off their class", function()
+    lm.manual_seed(12)
+    -- a classifier that reads which half of the input is brighter
+    local net = lm.nn.Sequential(lm.nn.Linear(8, 6), lm.nn.ELU(), lm.nn.Linear(6, 2), lm.nn.Sigmoid())
+    local rec = I.Recorder(net)
+    local vae = I.InfoVAE{inputs = 6, hidden = 8, depth = 1}
+    local est = I.Estimator{hidden = 8, depth = 1}
+    local x = lm.rand(60, 8)
+    local y = (x:narrow(2, 5, 4):sum(2):gt(x:narrow(2, 1, 4):sum(2)):int() + 1)
+    local opt = lm.optim.Adam(net:parameters(), {lr = 0.05})
+    for _ = 1, 200 do
+      opt:zero_grad()
+      lm.nn.functional.mse(net(x), lm.data.one_hot(y, 2):float()):backward()
+      opt:step()
+    end
+    local H, Y = rec:record_set(x)
+    I.fit_autoencoder(vae, H, {epochs = 1, batch_size = 20, tty = false})
+    local correct = Y:argmax(2):eq(y)
+    local adv = A.fgsm_untargeted(net, x, y, {steps = 5, eps = 0.1, classes = 2})
+    truthy(adv:min():item() >= 0 and adv:max():item() <= 1, "pixels stay in [0, 1]")
+    local acc_adv = lm.no_grad(function() return net(adv):argmax(2):eq(y):float():mean():item() end)
+    truthy(acc_adv < correct:float():mean():item(), "FGSM costs accuracy: " .. acc_adv)
+    local r = A.detection_benchmark{net = net, recorder = rec, vae = vae, est = est, x = x, y = y,
+      correct = correct, n = 40, classes = 2, reference = vae:encode_all(H), fgsm_steps = 5, fgsm_eps = 0.1}
+    local tasks = 0
+    for task, by_score in pairs(r.detection) do
+      tasks = tasks + 1
+      for _, score in ipairs{"e_hat", "reconstruction", "neg_log_density", "max_sigmoid"} do
+        local m = by_score[score]
+        -- not a number where a task has no positives (a classifier without mistakes)
+        for _, v in ipairs{m.auroc, m.aupr, m.fpr_at_95_tpr} do
+          truthy(v ~= v or (v >= 0 and v <= 1), task .. ", " .. score .. ": " .. v)
+        end
+      end
+    end
+    eq(tasks, 3)
+    truthy(r.detection["noisy (sigma 0.3) vs clean"].e_hat.auroc >= 0, "the noise task is named by its sigma")
+    local _, rows = r.markdown:gsub("\n", "")
+    eq(rows + 1, 2 + 3 * 4, "header and one row per task and score")
+    truthy(r.note:find("first 40 test images; FGSM: 5 untargeted steps of 0.1", 1, true), r.note)
   end)
 end)
 

@@ -2,23 +2,25 @@
 local lm = require 'lumen'
 
 -- Runs an experiment file with the given command-line arguments, its
--- printing silenced; returns pcall's status and error.
+-- printing silenced, and the global `arg` restored after; returns true and
+-- the summary the chunk returns, or false and the error.
 local function run_experiment(path, args)
+  local chunk, load_err = loadfile(path)
+  if not chunk then return false, load_err end
   local saved_arg, print_ = _G.arg, print
   _G.arg = args or {}
   print = function() end
-  local ok, err = pcall(dofile, path)
+  local ok, result = pcall(chunk, table.unpack(_G.arg))
   print = print_
   _G.arg = saved_arg
-  return ok, err
+  return ok, result
 end
 
 describe("experiments", function()
   it("custom_layer.lua trains a Lua-defined layer and a custom backward", function()
-    RESULT = nil
-    local ok, err = run_experiment("experiments/custom_layer.lua")
-    truthy(ok, err)
-    truthy(RESULT and RESULT < 1e-3, "final loss " .. tostring(RESULT))
+    local ok, final = run_experiment("experiments/custom_layer.lua")
+    truthy(ok, final)
+    truthy(final < 1e-3, "final loss " .. tostring(final))
   end)
 
   -- A generated CIFAR-10 folder in a new temporary directory: 5 training
@@ -46,18 +48,17 @@ describe("experiments", function()
 
   it("net2_cifar10.lua trains the paper's Net2 on the CPU: the loss falls from its initial value", function()
     local dir = cifar_folder(40)
-    RESULT = nil
-    local ok, err = run_experiment("experiments/net2_cifar10.lua",
+    local ok, result = run_experiment("experiments/net2_cifar10.lua",
       {"--data-dir", dir, "--steps", "10", "--batch", "8", "--width", "0.1", "--lr-max", "2e-3",
        "--period-epochs", "1", "--out", dir .. "/out"})
     os.execute("rm -rf " .. dir)
-    truthy(ok, err)
+    truthy(ok, result)
     -- sigmoid outputs near 0.5 against one-hot targets: 1/2 (9 * 0.25 + 0.25) = 1.25
-    truthy(RESULT.first_loss > 1.0 and RESULT.first_loss < 1.6, "initial loss near 1.25: " .. RESULT.first_loss)
+    truthy(result.first_loss > 1.0 and result.first_loss < 1.6, "initial loss near 1.25: " .. result.first_loss)
     -- measured 0.49-0.55 after 10 steps for seeds 1-3; an optimiser or a
     -- backward that does nothing stays near 1.25
-    truthy(RESULT.last_loss < 0.7 * RESULT.first_loss, string.format("loss %.3f -> %.3f", RESULT.first_loss,
-      RESULT.last_loss))
+    truthy(result.last_loss < 0.7 * result.first_loss, string.format("loss %.3f -> %.3f", result.first_loss,
+      result.last_loss))
   end)
 
   it("introspect_cifar10.lua maps a saved Net2's dense layers, and says how to get one", function()
@@ -69,21 +70,17 @@ describe("experiments", function()
     truthy(tostring(err):find("net2_cifar10.lua --device cuda", 1, true), err)
     lm.manual_seed(3)
     lm.models.net2{width = 0.1}:save(dir .. "/net2.safetensors")
-    RESULT = nil
-    ok, err = run_experiment("experiments/introspect_cifar10.lua",
+    local metrics
+    ok, metrics = run_experiment("experiments/introspect_cifar10.lua",
       {"--data-dir", dir, "--model", dir .. "/net2.safetensors", "--width", "0.1", "--ae-epochs", "1",
        "--est-epochs", "1", "--out", dir .. "/out"})
-    local map_ok, map_err, map_result = ok, err, RESULT
     -- FGSM paths on that map
-    RESULT = nil
-    local fok, ferr = run_experiment("experiments/fgsm_cifar10.lua",
+    local fok, fgsm = run_experiment("experiments/fgsm_cifar10.lua",
       {"--data-dir", dir, "--model", dir .. "/net2.safetensors", "--width", "0.1", "--from", dir .. "/out",
        "--out", dir .. "/fgsm", "--steps", "3", "--sample", "2"})
-    local fgsm = RESULT
     local fh = io.open(dir .. "/fgsm/fgsm_paths.png", "rb")
     local fgsm_png = fh ~= nil
     if fh then fh:close() end
-    ok, err, RESULT = map_ok, map_err, map_result
     local have = {}
     for _, f in ipairs{"index.html", "atlas.html", "map_test.png", "map_error.png", "autoencoder.safetensors"} do
       local fh = io.open(dir .. "/out/" .. f, "rb")
@@ -99,14 +96,14 @@ describe("experiments", function()
     local right = 0
     for i, p in ipairs(pred) do if p == test.y[i] then right = right + 1 end end
     os.execute("rm -rf " .. dir)
-    truthy(ok, err)
+    truthy(ok, metrics)
     eq(#have, 5, "files written: " .. table.concat(have, ", "))
-    eq(RESULT.model, "Net2")
-    truthy(fok, ferr)
+    eq(metrics.model, "Net2")
+    truthy(fok, fgsm)
     truthy(fgsm_png, "fgsm_paths.png written")
     eq(fgsm.sample, 2)
     eq(#pred, 8)
-    near(RESULT.classifier_test_accuracy_first1000, right / #pred, 1e-9, "test accuracy")
+    near(metrics.classifier_test_accuracy_first1000, right / #pred, 1e-9, "test accuracy")
     -- a target is reached when some step predicts it, and the rate is their share
     local reached, n = 0, 0
     for name, t in pairs(fgsm.targets) do
@@ -122,17 +119,13 @@ describe("experiments", function()
     local dir = os.tmpname()
     os.remove(dir)
     dofile("tests/helpers/fake_mnist.lua").write(dir, 600, 200)
-    RESULT = nil
-    local ok, err = run_experiment("experiments/introspect_mnist.lua",
+    local ok, metrics = run_experiment("experiments/introspect_mnist.lua",
       {"--data-dir", dir, "--cycles", "2", "--ae-epochs", "2", "--est-epochs", "2",
        "--trajectory-samples", "50", "--out", dir .. "/out"})
-    local main_ok, main_err, main_result = ok, err, RESULT
     -- the analyses run over the cached models of that run
-    RESULT = nil
-    local aok, aerr = run_experiment("experiments/analyses_mnist.lua",
+    local aok, analyses = run_experiment("experiments/analyses_mnist.lua",
       {"--data-dir", dir, "--from", dir .. "/out", "--out", dir .. "/analyses", "--grid", "30",
        "--fgsm-steps", "20", "--detection-samples", "100", "--noise-sample", "3", "--noisy", "skip"})
-    local analyses = RESULT
     local afiles = {}
     for _, f in ipairs{"index.html", "atlas.html", "analyses.json", "detection.md", "expected_activations.png", "brainbow.png",
       "fgsm_paths.png", "violins.png", "risk_coverage.png", "sample_patterns.png", "sample_points.png",
@@ -140,7 +133,6 @@ describe("experiments", function()
       local fh = io.open(dir .. "/analyses/" .. f, "rb")
       if fh then afiles[#afiles + 1] = f; fh:close() end
     end
-    ok, err, RESULT = main_ok, main_err, main_result
     local files = {}
     for _, f in ipairs{"index.html", "atlas.html", "metrics.json", "map_train.png", "map_test.png", "map_error.png",
       "trajectories.png", "classifier.safetensors", "autoencoder.safetensors", "estimator.safetensors"} do
@@ -149,19 +141,19 @@ describe("experiments", function()
       if fh then fh:close() end
     end
     os.execute("rm -rf " .. dir)
-    truthy(ok, err)
+    truthy(ok, metrics)
     for f, present in pairs(files) do truthy(present, f .. " written") end
     for _, k in ipairs{"classifier_test_accuracy", "latent_knn10_accuracy", "auroc_correct",
       "auroc_correct_baseline", "estimator_mse_log10"} do
-      truthy(type(RESULT[k]) == "number" and RESULT[k] == RESULT[k], k .. " is a number: " .. tostring(RESULT[k]))
+      truthy(type(metrics[k]) == "number" and metrics[k] == metrics[k], k .. " is a number: " .. tostring(metrics[k]))
     end
     -- chance is 0.1 on ten balanced classes; measured 0.70 after two cycles
-    truthy(RESULT.classifier_test_accuracy > 0.5, "the classifier learned the generated classes: "
-      .. RESULT.classifier_test_accuracy)
-    eq(RESULT.misclassified, math.floor((1 - RESULT.classifier_test_accuracy) * 200 + 0.5), "misclassified count")
+    truthy(metrics.classifier_test_accuracy > 0.5, "the classifier learned the generated classes: "
+      .. metrics.classifier_test_accuracy)
+    eq(metrics.misclassified, math.floor((1 - metrics.classifier_test_accuracy) * 200 + 0.5), "misclassified count")
     -- the map keeps the classes apart (measured 1.0; chance 0.1)
-    truthy(RESULT.latent_knn10_accuracy > 0.8, "kNN-10 on the map: " .. RESULT.latent_knn10_accuracy)
-    truthy(aok, aerr)
+    truthy(metrics.latent_knn10_accuracy > 0.8, "kNN-10 on the map: " .. metrics.latent_knn10_accuracy)
+    truthy(aok, analyses)
     eq(#afiles, 12, "analyses files: " .. table.concat(afiles, ", "))
     -- decoded E[h|H_k] resembles the class means of the recording (measured 0.90)
     local c = analyses.expected_activations.decoded_vs_class_means
@@ -183,7 +175,7 @@ describe("experiments", function()
     -- accuracy under noise: at sigma 0 it is the clean accuracy, and heavy noise costs accuracy
     local acc = analyses.noise.accuracy
     eq(acc.sigma[1], 0)
-    near(acc.standard[1], RESULT.classifier_test_accuracy, 1e-6, "accuracy at sigma 0")
+    near(acc.standard[1], metrics.classifier_test_accuracy, 1e-6, "accuracy at sigma 0")
     truthy(acc.standard[#acc.standard] < acc.standard[1] - 0.2, "noise at sigma 1 lowers accuracy")
   end)
 end)

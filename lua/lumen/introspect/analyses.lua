@@ -11,6 +11,8 @@
 --   local path = A.fgsm_path(net, recorder, vae, x, target, {})       -- Fig. 6
 --
 -- Shapes: Z [N, 2] latents, labels [N] 1-based int32, activations [N, Nh].
+-- The detection benchmark and risk-coverage (lumen.introspect.detection)
+-- are re-exported here: A.detection_benchmark, A.risk_coverage, ...
 local lm = require 'lumen'
 local F = lm.nn.functional
 
@@ -31,25 +33,46 @@ function A.grid(o)
   return {points = lm.tensor(pts), size = size, lim = lim, cell = step * step}
 end
 
+--- Scott's bandwidth for a Gaussian kernel density of points Z [N, 2]: the
+--- mean standard deviation of the two coordinates times N^(-1/6) (Scott's
+--- rule in two dimensions), at least 1e-3 times that factor.
+function A.bandwidth(Z)
+  local n = Z:size(1)
+  local sd = n > 1 and Z:std(1):mean():item() or 1
+  return math.max(sd, 1e-3) * n ^ (-1 / 6)
+end
+
 --- Kernel density of latents Z [N, 2] at the grid's points: [size^2],
 --- normalised so that the Riemann sum over the grid is 1. Gaussian kernel
---- with Scott's bandwidth h = mean std of Z's two coordinates * N^(-1/6)
---- (Scott's rule in two dimensions), or o.bandwidth.
+--- with Scott's bandwidth (A.bandwidth) or o.bandwidth; also returns it.
 function A.density(Z, grid, o)
   o = o or {}
-  local n = Z:size(1)
-  if n == 0 then error("density: no points", 2) end
-  local h = o.bandwidth
-  if not h then
-    local sd = n > 1 and Z:std(1):mean():item() or 1
-    h = math.max(sd, 1e-3) * n ^ (-1 / 6)
-  end
+  if Z:size(1) == 0 then error("density: no points", 2) end
+  local h = o.bandwidth or A.bandwidth(Z)
   return lm.no_grad(function()
-    local g = grid.points
-    local d2 = (g * g):sum(2, true) + (Z * Z):sum(2, true):t() - lm.matmul(g, Z:t()) * 2
+    local d2 = F.squared_distances(grid.points, Z)
     local dens = (d2 * (-0.5 / (h * h))):exp():sum(2):view(-1)
     return dens / (dens:sum():item() * grid.cell)
   end), h
+end
+
+--- The Gaussian kernel density p(z) of the reference points ref [M, 2]
+--- (bandwidth h, default Scott's) at each of the points Z [N, 2]: [N],
+--- normalised over the plane, o.chunk (1000) rows of Z at a time, without
+--- gradients.
+function A.kernel_density(Z, ref, h, o)
+  o = o or {}
+  h = h or A.bandwidth(ref)
+  local chunk = o.chunk or 1000
+  local two_h2 = 2 * h * h
+  return lm.no_grad(function()
+    local parts = {}
+    for s = 1, Z:size(1), chunk do
+      local q = Z:narrow(1, s, math.min(chunk, Z:size(1) - s + 1))
+      parts[#parts + 1] = (F.squared_distances(q, ref) * (-1 / two_h2)):exp():mean(2) / (math.pi * two_h2)
+    end
+    return lm.cat(parts, 1)
+  end)
 end
 
 --- E[z | density] by the Riemann sum over the grid (Eq. 8): [2].
@@ -248,6 +271,21 @@ end
 
 -- ---- single samples and noise (Fig. 4-5) -------------------------------------------------------------
 
+-- The bounding box {lo_x, hi_x, lo_y, hi_y} of the latent z {x, y}, and
+-- grown to hold another one.
+local function box(z) return {z[1], z[1], z[2], z[2]} end
+local function grow(b, z)
+  b[1], b[2], b[3], b[4] = math.min(b[1], z[1]), math.max(b[2], z[1]), math.min(b[3], z[2]), math.max(b[4], z[2])
+end
+
+-- A square view around a box with `margin` beyond its longer side: the x
+-- and y limits.
+local function square_view(b, margin)
+  local half = math.max(b[2] - b[1], b[4] - b[3]) / 2 + margin
+  local cx, cy = (b[1] + b[2]) / 2, (b[3] + b[4]) / 2
+  return {cx - half, cx + half}, {cy - half, cy + half}
+end
+
 --- One recorded vector h [Nh] laid out for a heat map: a row per layer
 --- (layer 1 first, so at the bottom), units in the order orders[l].
 function A.activation_rows(h, layer_sizes, orders)
@@ -276,6 +314,48 @@ function A.noise_constellation(recorder, vae, x, sigmas, n)
     result.by_sigma[#result.by_sigma + 1] = {sigma = sigma, z = vae:encode_all(h), predictions = out:argmax(2)}
   end
   return result
+end
+
+--- Fig. 5 as a panel of figure `fig` at rect: the noise constellations
+--- (A.noise_constellation) of one input o.x [1, D] for o.sigmas, o.n (200)
+--- copies each, over the estimated error of o.est, in a square view around
+--- the clouds, with an arrow from the clean image to each cloud's mean.
+--- o: recorder, vae, est, x, sigmas, n, title. Returns per sigma {sigma,
+--- same_prediction (the share of copies keeping the clean prediction),
+--- mean_shift}, and the constellation.
+function A.constellation_panel(fig, rect, o)
+  local plot = lm.plot
+  local sigmas = o.sigmas
+  local c = A.noise_constellation(o.recorder, o.vae, o.x, sigmas, o.n or 200)
+  local cz = c.clean:totable()[1]
+  local view = box(cz)
+  local clouds = {}
+  for k, b in ipairs(c.by_sigma) do
+    local xs, ys = {}, {}
+    for i, z in ipairs(b.z:totable()) do
+      xs[i], ys[i] = z[1], z[2]
+      grow(view, z)
+    end
+    clouds[k] = {xs = xs, ys = ys}
+  end
+  -- a square view around the clouds, with the error map under all of it
+  local xl, yl = square_view(view, 0.8)
+  local ax = fig:axes{rect = rect, xlabel = "z1", ylabel = "z2", title = o.title, xlim = xl, ylim = yl}
+  A.error_heatmap(ax, o.est, {xlim = xl, ylim = yl, cells = 80})
+  local legend_items, stats = {}, {}
+  for k, b in ipairs(c.by_sigma) do
+    local colour = plot.with_alpha(plot.viridis(0.15 + 0.8 * (k - 1) / (#sigmas - 1)), 0.8)
+    ax:scatter(clouds[k].xs, clouds[k].ys, {color = colour, radius = 2})
+    local mean = b.z:mean(1):totable()
+    ax:arrow(cz[1], cz[2], mean[1], mean[2], {color = 0xFFFFFFFF, width = 2})
+    local same = b.predictions:eq(c.clean_prediction):float():mean():item()
+    legend_items[#legend_items + 1] = {string.format("sigma %.2f (%.0f %% keep the label)", b.sigma, 100 * same), colour}
+    stats[#stats + 1] = {sigma = b.sigma, same_prediction = same, mean_shift = math.sqrt((mean[1] - cz[1]) ^ 2 + (mean[2] - cz[2]) ^ 2)}
+  end
+  ax:scatter({cz[1]}, {cz[2]}, {color = 0xFFFFFFFF, radius = 6, outline = 0x000000FF})
+  legend_items[#legend_items + 1] = {"clean image (arrows: to each cloud's mean)", 0x000000FF}
+  ax:legend(legend_items, "below")
+  return stats, c
 end
 
 --- Accuracy of `net` on a set {x, y} with additive Gaussian noise of each
@@ -376,7 +456,7 @@ function A.fgsm_figure(path, o)
   local K = #o.classes
   local h0, out0 = o.recorder:record(o.x)
   local z0 = o.vae:encode_all(h0):totable()[1]
-  local lo_x, hi_x, lo_y, hi_y = z0[1], z0[1], z0[2], z0[2]
+  local view = box(z0)
   local paths, targets, legend, reached = {}, {}, {}, 0
   for target = 1, K do
     if target ~= o.label then
@@ -384,7 +464,7 @@ function A.fgsm_figure(path, o)
       local xs, ys = {}, {}
       for i, z in ipairs(p.z:totable()) do
         xs[i], ys[i] = z[1], z[2]
-        lo_x, hi_x, lo_y, hi_y = math.min(lo_x, z[1]), math.max(hi_x, z[1]), math.min(lo_y, z[2]), math.max(hi_y, z[2])
+        grow(view, z)
       end
       paths[#paths + 1] = {target = target, xs = xs, ys = ys, flip = p.flip, z = p.z}
       if p.flip then reached = reached + 1 end
@@ -395,9 +475,7 @@ function A.fgsm_figure(path, o)
     end
   end
   -- a square view around the paths, with the error map under all of it
-  local half = math.max(hi_x - lo_x, hi_y - lo_y) / 2 + 1
-  local cx, cy = (lo_x + hi_x) / 2, (lo_y + hi_y) / 2
-  local xl, yl = {cx - half, cx + half}, {cy - half, cy + half}
+  local xl, yl = square_view(view, 1)
   local fig = plot.figure{width = 820, height = 680, title = o.title}
   local ax = fig:axes{rect = {70, 60, 540, 540}, xlabel = "z1", ylabel = "z2", xlim = xl, ylim = yl}
   A.error_heatmap(ax, o.est, {xlim = xl, ylim = yl, colorbar = "log10 e_hat"})
@@ -436,46 +514,8 @@ function A.reliability_by_class(log_e_hat, labels, predictions, classes)
   return out
 end
 
---- False-positive rate at the threshold where `tpr` (0.95) of the positives
---- score at or above it (higher score = more likely positive).
-function A.fpr_at_tpr(scores, positives, tpr)
-  tpr = tpr or 0.95
-  local pos, neg = {}, {}
-  for i, s in ipairs(scores) do
-    if positives[i] then pos[#pos + 1] = s else neg[#neg + 1] = s end
-  end
-  if #pos == 0 or #neg == 0 then return 0 / 0 end
-  table.sort(pos, function(a, b) return a > b end)
-  local threshold = pos[math.max(1, math.ceil(tpr * #pos))]
-  local fp = 0
-  for _, s in ipairs(neg) do if s >= threshold then fp = fp + 1 end end
-  return fp / #neg
-end
-
---- Risk-coverage: keep the fraction `coverage` of samples with the highest
---- confidence and measure the accuracy on them, for coverages 1/steps ..
---- 1. Returns lists coverage, accuracy.
-function A.risk_coverage(confidence, correct, steps)
-  steps = steps or 50
-  local n = #confidence
-  local order = {}
-  for i = 1, n do order[i] = i end
-  table.sort(order, function(a, b)
-    if confidence[a] ~= confidence[b] then return confidence[a] > confidence[b] end
-    return a < b
-  end)
-  local cov, acc = {}, {}
-  local hits, kept = 0, 0
-  local next_mark = 1
-  for r = 1, n do
-    kept = kept + 1
-    if correct[order[r]] then hits = hits + 1 end
-    while next_mark <= steps and kept >= math.ceil(n * next_mark / steps) do
-      cov[#cov + 1], acc[#acc + 1] = kept / n, hits / kept
-      next_mark = next_mark + 1
-    end
-  end
-  return cov, acc
-end
+-- The detection benchmark, risk-coverage and their measures
+-- (lumen.introspect.detection) are analyses too.
+for k, v in pairs(require 'lumen.introspect.detection') do A[k] = v end
 
 return A

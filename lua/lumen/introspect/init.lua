@@ -305,6 +305,24 @@ local function epochs_over(tensors, opts, step)
   return history
 end
 
+-- Adam (opts.lr, 1e-3) over minibatch epochs of the rows of `tensors`,
+-- loss_of(batch...) giving a batch's loss; the model ends in evaluation mode.
+local function fit(model, tensors, opts, title, loss_of)
+  opts.device = lm.train.device_of(model)
+  local opt = lm.optim.Adam(model:parameters(), {lr = opts.lr or 1e-3})
+  model:train()
+  opts.title = opts.title or title
+  local history = epochs_over(tensors, opts, function(...)
+    opt:zero_grad()
+    local loss = loss_of(...)
+    loss:backward()
+    opt:step()
+    return loss:item()
+  end)
+  model:evaluate()
+  return history
+end
+
 --- Trains an InfoVAE on a recording H [N, Nh] with Adam. opts.epochs (20),
 --- opts.batch_size (128), opts.lr (1e-3), opts.seed, opts.log(epoch, record);
 --- the input standardisation is fitted to H first unless
@@ -312,38 +330,14 @@ end
 function I.fit_autoencoder(vae, H, opts)
   opts = opts or {}
   if vae.standardize and opts.fit_standardization ~= false then vae:fit_standardization(H) end
-  opts.device = lm.train.device_of(vae)
-  local opt = lm.optim.Adam(vae:parameters(), {lr = opts.lr or 1e-3})
-  vae:train()
-  opts.title = opts.title or "autoencoder"
-  local history = epochs_over({H}, opts, function(h)
-    opt:zero_grad()
-    local loss = vae:loss(h)
-    loss:backward()
-    opt:step()
-    return loss:item()
-  end)
-  vae:evaluate()
-  return history
+  return fit(vae, {H}, opts, "autoencoder", function(h) return (vae:loss(h)) end)
 end
 
 --- Trains the estimator on latents Z [N, 2] and targets T [N] (log10 e)
 --- with the mean squared error.
 function I.fit_estimator(est, Z, T, opts)
   opts = opts or {}
-  opts.device = lm.train.device_of(est)
-  local opt = lm.optim.Adam(est:parameters(), {lr = opts.lr or 1e-3})
-  est:train()
-  opts.title = opts.title or "estimator"
-  local history = epochs_over({Z, T:view(-1, 1)}, opts, function(z, t)
-    opt:zero_grad()
-    local loss = F.mse(est(z), t)
-    loss:backward()
-    opt:step()
-    return loss:item()
-  end)
-  est:evaluate()
-  return history
+  return fit(est, {Z, T:view(-1, 1)}, opts, "estimator", function(z, t) return F.mse(est(z), t) end)
 end
 
 --- Trains classifier, autoencoder and estimator at the same time, with the
@@ -458,15 +452,13 @@ end
 function I.knn_accuracy(Z, labels, k)
   k = k or 10
   local n = Z:size(1)
-  local zz = (Z * Z):sum(2):view(1, n)
   local lab = labels:totable()
   local correct, chunk = 0, 1000
   lm.no_grad(function()
     for s = 1, n, chunk do
       local len = math.min(chunk, n - s + 1)
       local q = Z:narrow(1, s, len)
-      local d = (q * q):sum(2, true) + zz - lm.matmul(q, Z:t()) * 2 -- squared distances [len, N]
-      local _, idx = d:topk(k + 1)                                    -- itself first
+      local _, idx = F.squared_distances(q, Z):topk(k + 1)            -- [len, N]: itself first
       local rows = idx:totable()
       for i = 1, len do
         local votes, best, most, taken = {}, nil, -1, 0

@@ -1,7 +1,9 @@
 -- The stages of a self-introspection study after the classifier, shared by
 -- the bundled experiments (experiments/introspect_*.lua) and open to any
 -- model: record the hidden activations, fit the InfoVAE and the estimator
--- (each cached in the output folder), measure, draw and report.
+-- (each cached in the output folder), measure, draw and report. The main
+-- experiment's whole pipeline, Net1 on MNIST from training on, is
+-- study.mnist(opts); study.load_map reads a cached map back.
 --
 --   local study = require 'lumen.introspect.study'
 --   local metrics = study.run{
@@ -27,6 +29,28 @@ local function exists(path)
   local f = io.open(path, "rb")
   if f then f:close() return true end
   return false
+end
+
+--- The first of a list of file paths that does not exist, or nil when all do.
+function study.missing(paths)
+  for _, path in ipairs(paths) do
+    if not exists(path) then return path end
+  end
+  return nil
+end
+
+--- The InfoVAE and the estimator a study cached in `dir`
+--- (autoencoder.safetensors, estimator.safetensors) for `recorder`'s
+--- recordings (`sample`, one input, gives their width), in evaluation mode.
+--- Returns vae, est.
+function study.load_map(dir, recorder, sample)
+  local vae = I.InfoVAE{inputs = recorder:width(sample)}
+  vae:load(dir .. "/autoencoder.safetensors")
+  vae:evaluate()
+  local est = I.Estimator()
+  est:load(dir .. "/estimator.safetensors")
+  est:evaluate()
+  return vae, est
 end
 
 --- A stage runner for experiments: stage(name, fn) prints the name, runs fn,
@@ -268,6 +292,119 @@ function study.run(c)
   lm.write_file(opts.out .. "/index.html", table.concat(html, "\n"))
   print("report: " .. opts.out .. "/index.html")
   return metrics
+end
+
+-- ---- the main experiment: Net1 on MNIST -----------------------------------------------------------
+
+--- The options of study.mnist with their defaults (a new table each call;
+--- experiments/introspect_mnist.lua's command line).
+function study.mnist_defaults()
+  return {data = "mnist", seed = 1, threads = 0, out = "", fresh = false, cycles = 25, ae_epochs = 20,
+    est_epochs = 20, mmd_weight = 500, subset = 0, trajectory_samples = 500, bandwidths = "0.1,1,10,100,1000",
+    data_dir = "", noise_max = 0, record_to = "auto"}
+end
+
+-- MNIST (o.data: 'mnist' or 'fashion'), Fashion-MNIST when MNIST is missing.
+local function mnist_data(o)
+  local dir = o.data_dir ~= "" and o.data_dir or nil
+  local ok, data = pcall(lm.data.mnist, {kind = o.data, dir = dir})
+  if not ok and o.data == "mnist" then
+    print("notice: MNIST not found, using Fashion-MNIST instead")
+    data = lm.data.mnist{kind = "fashion", dir = dir}
+  elseif not ok then
+    error(data, 0)
+  end
+  return data
+end
+
+-- Stage 1: Net1 trained with the cyclic schedule and early stopping (with
+-- o.noise_max > 0: on inputs with Gaussian noise of a sigma drawn in [0,
+-- noise_max] per minibatch, clipped to [0, 1]), recording a fixed seeded
+-- subset of training samples at the end of every cycle; both cached in
+-- o.out. Returns the snapshots and the subset's indices.
+local function train_net1(o, net, recorder, d, train_set, val_set)
+  local path, traj_path = o.out .. "/classifier.safetensors", o.out .. "/trajectories.safetensors"
+  local snapshots = {}
+  if exists(path) and exists(traj_path) then
+    net:load(path)
+    local t = lm.load(traj_path)
+    for i = 1, math.huge do
+      if not t["cycle" .. i] then break end
+      snapshots[i] = t["cycle" .. i]
+    end
+    print(string.format("   loaded %s and %d trajectory snapshots", path, #snapshots))
+    return snapshots, t.subset_index
+  end
+  -- a fixed, seeded subset of training samples, recorded after every cycle
+  local seed, offset = lm.rng_state()
+  lm.manual_seed(o.seed + 100)
+  local pick = lm.randperm(train_set.x:size(1)):narrow(1, 1, o.trajectory_samples)
+  lm.set_rng_state(seed, offset)
+  local subset_x = train_set.x:index_select(pick)
+  local opt = lm.optim.Adam(net:parameters())
+  local steps = train_set.x:size(1) // 128
+  local clr = lm.optim.CyclicLR(opt, {min = 1e-5, max = 1e-3, period = 2 * steps})
+  local noise = o.noise_max > 0 and {sigma_max = o.noise_max} or nil
+  lm.train{model = net, optimizer = opt, schedule = clr, cycles = o.cycles, train = train_set,
+    noise = noise, clip = noise and {0, 1} or nil,
+    val = val_set, loss = "mse", early_stopping = {patience = 5}, seed = o.seed,
+    out = o.out .. "/classifier_run", resume = true, classes = d.classes,
+    on_validate = function()
+      snapshots[#snapshots + 1] = (recorder:record(subset_x))
+    end}
+  net:save(path)
+  local t = {subset_index = pick}
+  for i, s in ipairs(snapshots) do t["cycle" .. i] = s end
+  lm.save(traj_path, t)
+  return snapshots, lm.load(traj_path).subset_index
+end
+
+--- The main experiment (experiments/introspect_mnist.lua; docs/introspection.md):
+--- Net1 trained on MNIST with trajectory snapshots (stage 1, cached in
+--- o.out), then study.run's stages 2-8. o: the fields of
+--- study.mnist_defaults(), any left out taking their default; o.out defaults
+--- to results/introspect_<data>, o.bandwidths is a list or a comma-separated
+--- string, o.fresh removes the cached checkpoints and recordings first.
+--- Returns the metrics.
+function study.mnist(o)
+  local defaults = study.mnist_defaults()
+  for k, v in pairs(o or {}) do defaults[k] = v end
+  o = defaults
+  if o.threads > 0 then lm.set_num_threads(o.threads) end
+  if o.out == "" then o.out = "results/introspect_" .. o.data end
+  lm.mkdir(o.out)
+  if o.fresh then -- the checkpoints and recordings this run and study.run would reuse or rewrite
+    for _, name in ipairs{"classifier", "trajectories", "autoencoder", "estimator", "recording_train",
+        "recording_test"} do
+      os.remove(o.out .. "/" .. name .. ".safetensors")
+    end
+  end
+  lm.manual_seed(o.seed)
+  local timings = {}
+  local stage = study.stage_timer(timings)
+  local d = stage("data", function() return mnist_data(o) end)
+  local train_set, val_set = lm.data.split(d.train, {fraction = 0.1, seed = o.seed})
+  if o.subset > 0 then train_set = lm.data.head(train_set, o.subset) end
+  print(string.format("   %s: %d training, %d validation, %d test images", d.name, train_set.x:size(1),
+    val_set.x:size(1), d.test.x:size(1)))
+  local net = lm.models.net1()
+  local recorder = I.Recorder(net)
+  local snapshots, traj_index = stage("classifier", function()
+    return train_net1(o, net, recorder, d, train_set, val_set)
+  end)
+  local bw = o.bandwidths
+  if bw == "" then
+    bw = nil -- study.run's default
+  elseif type(bw) == "string" then
+    bw = {}
+    for v in o.bandwidths:gmatch("[^,]+") do bw[#bw + 1] = tonumber(v) end
+  end
+  return study.run{
+    name = "Net1", data = d, train = train_set, test = d.test, net = net, recorder = recorder,
+    snapshots = snapshots, trajectory_index = traj_index, out = o.out, stage = stage, timings = timings,
+    ae_epochs = o.ae_epochs, est_epochs = o.est_epochs, mmd_weight = o.mmd_weight, bw = bw,
+    seed = o.seed, record_to = o.record_to,
+  }
 end
 
 return study

@@ -25,9 +25,15 @@ function F.global_avg_pool2d(x)
   return x:mean(4):mean(3)
 end
 
--- Squared distances ||a_i - b_j||^2 [N, M], computed once per pair of sets
--- and shared by every bandwidth of a multi-scale kernel.
-local function squared_distances(a, b)
+--- Squared Euclidean distances between the rows of a [N, D] and of b [M, D]
+--- (default: a itself): [N, M], ||a_i||^2 + ||b_j||^2 - 2 a_i . b_j in one
+--- matrix product (kernels, densities, nearest neighbours).
+function F.squared_distances(a, b)
+  b = b or a
+  if a:dim() ~= 2 or b:dim() ~= 2 or a:size(2) ~= b:size(2) then
+    error(string.format("squared_distances: needs a [N, D] and b [M, D], got %s and %s",
+      a:shape_string(), b:shape_string()), 2)
+  end
   local aa = (a * a):sum(2, true)           -- [N, 1]
   local bb = (b * b):sum(2, true):t()       -- [1, M]
   return aa + bb - lm.matmul(a, b:t()) * 2
@@ -47,7 +53,8 @@ function F.mmd(z, p, opts)
   end
   local D = z:size(2)
   local bws = type(opts.bw) == "table" and opts.bw or {opts.bw or D}
-  local zz, pp, zp = squared_distances(z, z), squared_distances(p, p), squared_distances(z, p)
+  -- computed once per pair of sets and shared by every bandwidth
+  local zz, pp, zp = F.squared_distances(z), F.squared_distances(p), F.squared_distances(z, p)
   local value
   for _, bw in ipairs(bws) do
     local scale = -1 / (bw * D)
