@@ -30,26 +30,91 @@ I.ERROR_FLOOR = 1e-8
 local Recorder = {}
 Recorder.__index = Recorder
 
---- Records the outputs of a model's hidden non-linearities (by default every
---- nn.ELU, nn.ReLU, nn.Tanh except the last module), in module order,
---- concatenated per sample. opts.select(module, index) picks other layers.
+local POOLS = {mean = true, max = true, none = true, cls = true}
+
+-- One recorded output as rows [N, units]: conv feature maps [N, C, H, W]
+-- pooled over space and token sequences [N, T, D] over tokens ('cls': the
+-- first token), unless pool is 'none' (flattened).
+local function pooled(o, pool)
+  local d = o:dim()
+  if d <= 2 or pool == "none" then return o:reshape(o:size(1), -1) end
+  if d == 4 then
+    local flat = o:reshape(o:size(1), o:size(2), -1)
+    if pool == "max" then return (flat:max(3)) end
+    if pool == "cls" then error("Recorder: pool = 'cls' is for token sequences [N, T, D], got " .. o:shape_string(), 0) end
+    return flat:mean(3)
+  end
+  if d == 3 then
+    if pool == "cls" then return o:select(2, 1) end
+    if pool == "max" then return (o:max(2)) end
+    return o:mean(2)
+  end
+  return o:reshape(o:size(1), -1)
+end
+
+--- Records the outputs of a model's hidden layers, in module order,
+--- concatenated per sample. By default every nn.ELU, nn.ReLU, nn.Tanh,
+--- nn.GELU and nn.SiLU (the paper records the hidden non-linearities);
+--- opts.select picks others: a function(module, index, name) or a list of
+--- module names as named_modules gives them ({"layer1", "layer2.1", "fc"}).
+--- opts.pool ('mean', the default, 'max', 'cls' or 'none') reduces conv
+--- feature maps [N, C, H, W] over space and token sequences [N, T, D] over
+--- tokens ('cls': the first token) so each layer gives one vector per
+--- sample; 'none' flattens them. After a recording, rec.layer_sizes lists
+--- the units of each recorded layer and rec.layer_names their names.
 function I.Recorder(model, opts)
   opts = opts or {}
+  local pool = opts.pool or "mean"
+  if not POOLS[pool] then error("Recorder: pool must be 'mean', 'max', 'cls' or 'none', got " .. tostring(pool), 2) end
   local select = opts.select or function(m)
-    return m.__name == "nn.ELU" or m.__name == "nn.ReLU" or m.__name == "nn.Tanh"
+    return m.__name == "nn.ELU" or m.__name == "nn.ReLU" or m.__name == "nn.Tanh" or m.__name == "nn.GELU"
+      or m.__name == "nn.SiLU"
   end
-  local self = setmetatable({model = model, layers = {}, outputs = {}}, Recorder)
-  for i, m in ipairs(model:modules()) do
-    if m ~= model and select(m, i) then
+  local wanted
+  if type(select) == "table" then
+    wanted = {}
+    for _, name in ipairs(select) do wanted[name] = false end
+    select = function(_, _, name) return wanted[name] ~= nil end
+  elseif type(select) ~= "function" then
+    error("Recorder: select must be a function(module, index, name) or a list of module names", 2)
+  end
+  local self = setmetatable({model = model, layers = {}, layer_names = {}, outputs = {}, pool = pool}, Recorder)
+  for i, pair in ipairs(model:named_modules()) do
+    local name, m = pair[1], pair[2]
+    if m ~= model and select(m, i, name) then
       local k = #self.layers + 1
-      self.layers[k] = m
+      self.layers[k], self.layer_names[k] = m, name
+      if wanted then wanted[name] = true end
       m:register_forward_hook(function(_, _, output)
         if self.active then self.outputs[k] = output end
       end)
     end
   end
+  if wanted then
+    local unknown = {}
+    for _, name in ipairs(opts.select) do if not wanted[name] then unknown[#unknown + 1] = name end end
+    if #unknown > 0 then
+      error("Recorder: the model has no module named " .. table.concat(unknown, ", ")
+        .. " (names as net:named_modules() gives them)", 2)
+    end
+  end
   if #self.layers == 0 then error("Recorder: the model has no layer to record", 2) end
   return self
+end
+
+-- The recorded outputs of the last call as rows, and their sizes.
+local function collect(self)
+  local parts, sizes = {}, {}
+  for k = 1, #self.layers do
+    local o = self.outputs[k]
+    if not o then
+      error(string.format("Recorder: layer '%s' did not run in the forward pass", self.layer_names[k]), 3)
+    end
+    parts[k] = pooled(o, self.pool)
+    sizes[k] = parts[k]:size(2)
+  end
+  self.outputs = {}
+  return parts, sizes
 end
 
 --- Runs the model in evaluation mode without recording gradients and returns
@@ -59,15 +124,12 @@ function Recorder:record(x)
   self.model:evaluate()
   self.active, self.outputs = true, {}
   x = on_device_of(self.model, x)
-  local out = lm.no_grad(function() return self.model(x) end)
+  local ok, out = pcall(lm.no_grad, function() return self.model(x) end)
   self.active = false
   self.model:train(was)
-  local parts, sizes = {}, {}
-  for k = 1, #self.layers do
-    parts[k] = self.outputs[k]:reshape(x:size(1), -1)
-    sizes[k] = parts[k]:size(2)
-  end
-  self.outputs, self.layer_sizes = {}, sizes -- the units of each recorded layer, in order
+  if not ok then error(out, 0) end
+  local parts, sizes = collect(self)
+  self.layer_sizes = sizes -- the units of each recorded layer, in order
   return lm.cat(parts, 2), out
 end
 
@@ -76,14 +138,10 @@ end
 --- activations [N, Nh] of that call.
 function Recorder:capture(fn)
   self.active, self.outputs = true, {}
-  local result = fn()
+  local ok, result = pcall(fn)
   self.active = false
-  local parts = {}
-  for k = 1, #self.layers do
-    local o = self.outputs[k]
-    parts[k] = o:reshape(o:size(1), -1)
-  end
-  self.outputs = {}
+  if not ok then error(result, 0) end
+  local parts = collect(self)
   return result, lm.cat(parts, 2)
 end
 

@@ -118,6 +118,19 @@ function Module:named_buffers(prefix, out)
   return out
 end
 
+--- {name, module} pairs of this module ("") and every descendant, depth
+--- first, with PyTorch's names ("layer1.0.conv1", "0").
+function Module:named_modules(prefix, out)
+  out = out or {}
+  prefix = prefix or ""
+  out[#out + 1] = {prefix, self}
+  for _, name in ipairs(self._child_names) do
+    local child = state_name(name)
+    self[name]:named_modules(prefix == "" and child or prefix .. "." .. child, out)
+  end
+  return out
+end
+
 --- The parameters as a list (the optimisers' input).
 function Module:parameters()
   local out = {}

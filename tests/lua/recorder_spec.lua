@@ -1,0 +1,70 @@
+-- The recorder beyond dense layers: conv feature maps pooled over space,
+-- token sequences over tokens, layers chosen by name, named in the result.
+local lm = require 'lumen'
+local nn = lm.nn
+local I = lm.introspect
+
+local function convnet()
+  lm.manual_seed(4)
+  return nn.Sequential(nn.Conv2d(3, 4, 3, {padding = 1}), nn.ELU(), nn.Conv2d(4, 6, 3, {stride = 2, padding = 1}),
+    nn.ELU(), nn.Flatten(), nn.Linear(6 * 4 * 4, 10), nn.ELU(), nn.Linear(10, 3))
+end
+
+-- a layer whose output is a token sequence [N, T, D]
+local Tokens = nn.Module:extend("Tokens")
+function Tokens:forward(x) return x:reshape(x:size(1), 4, -1) end
+
+local function max_abs(a, b) return (a - b):abs():max():item() end
+
+describe("Recorder", function()
+  it("pools conv feature maps over space by mean (default), max, or not at all", function()
+    local net = convnet()
+    local x = lm.randn(5, 3, 8, 8)
+    local rec = I.Recorder(net)
+    local h = rec:record(x)
+    same(rec.layer_sizes, {4, 6, 10})
+    same(rec.layer_names, {"1", "3", "6"})
+    -- the first recorded layer by hand: ELU(conv) averaged over the 8x8 plane
+    local first = net[2](net[1](x)):detach()
+    local want = first:reshape(5, 4, 64):mean(3)
+    truthy(max_abs(h:narrow(2, 1, 4), want) < 1e-6, "mean pooling")
+    local hmax = I.Recorder(net, {pool = "max"}):record(x)
+    truthy(max_abs(hmax:narrow(2, 1, 4), (first:reshape(5, 4, 64):max(3))) < 1e-6, "max pooling")
+    local rec_none = I.Recorder(net, {pool = "none"})
+    local hnone = rec_none:record(x)
+    same(rec_none.layer_sizes, {4 * 8 * 8, 6 * 4 * 4, 10})
+    truthy(max_abs(hnone:narrow(2, 1, 256), first:reshape(5, 256)) < 1e-6, "none flattens")
+  end)
+
+  it("pools token sequences over tokens, or takes the class token", function()
+    local net = nn.Sequential(nn.Linear(6, 12), Tokens(), nn.Identity())
+    local x = lm.randn(3, 6)
+    local tokens = net[2](net[1](x)):detach() -- [3, 4, 3]
+    local mean = I.Recorder(net, {select = {"1"}}):record(x)
+    truthy(max_abs(mean, tokens:mean(2)) < 1e-6, "mean over tokens")
+    local cls = I.Recorder(net, {select = {"1"}, pool = "cls"}):record(x)
+    truthy(max_abs(cls, tokens:select(2, 1)) < 1e-6, "the first token")
+  end)
+
+  it("chooses layers by name and says which names do not exist", function()
+    local net = convnet()
+    local rec = I.Recorder(net, {select = {"3", "5"}})
+    local h = rec:record(lm.randn(2, 3, 8, 8))
+    same(rec.layer_names, {"3", "5"})
+    same(h:shape(), {2, 16})
+    raises(function() I.Recorder(net, {select = {"3", "layer9"}}) end, "no module named layer9")
+    raises(function() I.Recorder(net, {pool = "sum"}) end, "pool must be 'mean', 'max', 'cls' or 'none'")
+    raises(function() I.Recorder(net, {select = {"1"}, pool = "cls"}):record(lm.randn(2, 3, 8, 8)) end,
+      "pool = 'cls' is for token sequences")
+  end)
+
+  it("feeds a study: the map runs on pooled conv recordings unchanged", function()
+    local net = convnet()
+    local rec = I.Recorder(net)
+    local H = rec:record_set(lm.randn(40, 3, 8, 8), {batch_size = 16})
+    same(H:shape(), {40, 20})
+    local vae = I.InfoVAE{inputs = 20, hidden = 16}
+    I.fit_autoencoder(vae, H, {epochs = 2, batch_size = 8, progress = false})
+    same(vae:encode_all(H):shape(), {40, 2})
+  end)
+end)
