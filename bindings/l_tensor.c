@@ -291,7 +291,16 @@ static int t_index(lua_State *L) {
     if (lua_type(L, 2) == LUA_TSTRING && strcmp(lua_tostring(L, 2), "grad") == 0)
         return l_push_grad(L, 1);
     lua_pushvalue(L, 2);
-    lua_gettable(L, lua_upvalueindex(1)); /* methods */
+    if (lua_gettable(L, lua_upvalueindex(1)) == LUA_TNIL && lua_type(L, 2) == LUA_TSTRING &&
+        lua_tostring(L, 2)[0] != '_' &&
+        lua_getfield(L, LUA_REGISTRYINDEX, "lumen.unknown_name") == LUA_TFUNCTION) {
+        /* a misspelt method: lumen.help raises an error naming the closest ones */
+        lua_pushliteral(L, "a tensor");
+        lua_pushvalue(L, 2);
+        lua_pushvalue(L, lua_upvalueindex(1));
+        lua_call(L, 3, 0);
+        lua_pushnil(L);
+    }
     return 1;
 }
 

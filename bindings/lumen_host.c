@@ -353,7 +353,8 @@ static void print_usage(const char *bad) {
 }
 
 static void print_version(void) {
-    printf("Lumen %s (%s)\n", LUMEN_VERSION, LUA_RELEASE);
+    /* native: -march=native, for this machine; portable: LUMEN_NATIVE=OFF, for packages */
+    printf("Lumen %s (%s), %s build\n", LUMEN_VERSION, LUA_RELEASE, LUMEN_BUILD_KIND);
     fflush(stdout);
 }
 

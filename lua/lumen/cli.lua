@@ -23,7 +23,14 @@ function cli.parse(args, defaults, usage)
       for _, k in ipairs(keys) do print(string.format("  --%-12s (default %s)", k:gsub("_", "-"), tostring(defaults[k]))) end
       os.exit(0)
     end
-    if defaults[key] == nil then error(string.format("unknown option --%s (try --help)", key), 2) end
+    if defaults[key] == nil then
+      local names = {}
+      for k in pairs(defaults) do names[#names + 1] = k end
+      local near = require('lumen.help').closest(key, names)
+      for n, k in ipairs(near) do near[n] = "--" .. k:gsub("_", "-") end
+      local hint = #near > 0 and "did you mean " .. table.concat(near, " or ") .. "?" or "try --help"
+      error(string.format("unknown option --%s (%s)", key:gsub("_", "-"), hint), 2)
+    end
     if type(defaults[key]) == "boolean" and value == nil then
       opts[key] = true
     else

@@ -71,7 +71,7 @@ function help.names()
   for _, c in ipairs(class_list()) do
     local methods = c[2]
     for k, v in pairs(methods) do
-      local inherited = c[1] ~= "net:" and lm.nn.Module[k] == v
+      local inherited = c[1] ~= "net:" and rawget(lm.nn.Module, k) == v
       if public(k) and type(v) == "function" and k ~= "new" and not inherited then add(c[1] .. k, v) end
     end
   end
@@ -133,18 +133,21 @@ function help.entry(name)
 end
 
 --- What help(x) prints, as a string.
-function help.text(x)
+function help.text(...)
   local lines = {}
   local print = function(s) lines[#lines + 1] = s end
-  help.write(x, print)
+  help.write((...), print, select("#", ...) > 0)
   return table.concat(lines, "\n")
 end
 
 --- Prints the reference entry of `x` (a value or a name), or the names a
 --- module holds; help() says how to use it.
-function help.help(x) help.write(x, print) end
+function help.help(...) help.write((...), print, select("#", ...) > 0) end
 
-function help.write(x, print)
+function help.write(x, print, given)
+  if x == nil and given then
+    print("help: the value is nil (a misspelt name, or a variable never set?)")
+  end
   if x == nil then
     print([[help(x) prints the reference entry of a function, method or module, by value or by name:
   help(lm.nn.Linear)   help(lm.optim)   help("x:reshape")   help("ax:scatter")
@@ -163,7 +166,8 @@ The whole reference is docs/api.md; the user guide starts at docs/getting-starte
   end
   -- a prefix ("x:", "lm.nn.") or a module table lists the names under it
   local v = type(x) == "string" and nil or x
-  local listing = name:match("[.:]$") or (type(v) == "table" and not getmetatable(v))
+  local mt = type(v) == "table" and getmetatable(v)
+  local listing = name:match("[.:]$") or (type(v) == "table" and (not mt or mt.__lumen_library))
   if listing then
     local prefix = name:match("[.:]$") and name or name .. "."
     local found = {}
@@ -187,6 +191,104 @@ The whole reference is docs/api.md; the user guide starts at docs/getting-starte
     return
   end
   print((heading and heading .. "\n" or "") .. entry)
+end
+
+-- ---- closest names, for errors about a name that does not exist --------------------------------
+
+-- Edit distance between a and b (case-insensitive; a swap of two
+-- neighbouring letters is one edit: Adma -> Adam).
+local function distance(a, b)
+  a, b = a:lower(), b:lower()
+  if a == b then return 0 end
+  local d = {}
+  for i = 0, #a do d[i] = {[0] = i} end
+  for j = 0, #b do d[0][j] = j end
+  for i = 1, #a do
+    for j = 1, #b do
+      local cost = a:byte(i) == b:byte(j) and 0 or 1
+      local v = math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
+      if i > 1 and j > 1 and a:byte(i) == b:byte(j - 1) and a:byte(i - 1) == b:byte(j) then
+        v = math.min(v, d[i - 2][j - 2] + 1)
+      end
+      d[i][j] = v
+    end
+  end
+  return d[#a][#b]
+end
+
+-- How far `candidate` is from the mistyped `name`: the edit distance, or 1
+-- when one starts with the other (eval / evaluate, BatchNorm / BatchNorm2d).
+local function score(name, candidate)
+  local a, b = name:lower(), candidate:lower()
+  if #a >= 3 and #b >= 3 and (b:sub(1, #a) == a or a:sub(1, #b) == b) then return 1 end
+  return distance(a, b)
+end
+
+--- The names of `candidates` (a list) closest to `name`: those at the
+--- smallest distance (up to three), if near (a prefix, or a few edits);
+--- any distance with `any`.
+function help.closest(name, candidates, any)
+  local limit = math.max(1, #name // 3)
+  local scored, seen = {}, {}
+  for _, c in ipairs(candidates) do
+    if type(c) == "string" and c ~= name and not seen[c] and not c:match("^_") then
+      seen[c] = true
+      local d = score(name, c)
+      if any or d <= limit then scored[#scored + 1] = {c, d} end
+    end
+  end
+  table.sort(scored, function(x, y) if x[2] ~= y[2] then return x[2] < y[2] end return x[1] < y[1] end)
+  local out = {} -- the nearest ones only (ties, up to three)
+  for i = 1, math.min(3, #scored) do
+    if scored[i][2] > scored[1][2] then break end
+    out[i] = scored[i][1]
+  end
+  return out
+end
+
+--- "X has no 'name'; did you mean a, b or c?" for a name looked up on `what`;
+--- `otherwise` (a string) follows when no name is near.
+function help.unknown_message(what, name, candidates, otherwise)
+  local near = help.closest(name, candidates)
+  local msg = string.format("%s has no '%s'", what, name)
+  if #near == 0 then return otherwise and msg .. "; " .. otherwise or msg end
+  local list = #near == 1 and near[1]
+    or table.concat(near, ", ", 1, #near - 1) .. " or " .. near[#near]
+  return msg .. "; did you mean " .. list .. "?"
+end
+
+-- The public string keys of a table.
+local function keys(t, out)
+  out = out or {}
+  for k in pairs(t) do if type(k) == "string" and not k:match("^_") then out[#out + 1] = k end end
+  return out
+end
+
+--- Makes a library table (lm, lm.nn, lm.optim) raise an error naming the
+--- closest names when a public name it does not have is read; with no name
+--- near, the names of the same kind (capitalised: classes and layers) are
+--- listed, or help("what.") suggested.
+function help.strict(t, what)
+  setmetatable(t, {__lumen_library = true, __index = function(_, k)
+    if type(k) == "string" and not k:match("^_") then
+      local names = keys(t)
+      local same = {}
+      local upper = k:match("^%u") ~= nil
+      for _, n in ipairs(names) do if (n:match("^%u") ~= nil) == upper then same[#same + 1] = n end end
+      table.sort(same)
+      local otherwise = string.format('help("%s.") lists its names', what)
+      if #same > 0 and #same <= 24 then otherwise = "it has " .. table.concat(same, ", ") end
+      error(help.unknown_message(what, k, names, otherwise), 2)
+    end
+  end})
+  return t
+end
+
+-- A tensor has no field or method `name` (bindings/l_tensor.c calls this).
+debug.getregistry()["lumen.unknown_name"] = function(what, name, methods)
+  local names = keys(methods)
+  names[#names + 1] = "grad"
+  error(help.unknown_message(what, name, names, 'help("x:") lists the methods'), 3)
 end
 
 return help

@@ -47,5 +47,17 @@ lm.introspect = require 'lumen.introspect'
 lm.evaluate = lm.train.evaluate
 
 --- Prints the reference entry of a function, method or module (lumen.help).
-function lm.help(x) return require('lumen.help').help(x) end
+function lm.help(...) return require('lumen.help').help(...) end
+
+-- An installed Lumen also looks for data sets in PREFIX/share/lumen/data.
+if lm._share_dir then
+  table.insert(lm.data.default_roots, #lm.data.default_roots, lm._share_dir .. "/data")
+end
+
+-- A misspelt name on lm, lm.nn or lm.optim (and on tensors and modules) is an
+-- error naming the closest names: "lm.nn has no 'BatchNorm'; did you mean ...?"
+local help = require 'lumen.help'
+help.strict(lm.nn, "lm.nn")
+help.strict(lm.optim, "lm.optim")
+help.strict(lm, "lm")
 return lm

@@ -15,13 +15,74 @@ local lm = require 'lumen'
 local Module = {__name = "nn.Module", version = 1}
 Module.__index = Module
 
+local help -- lumen.help, loaded on first use
+
+-- A name no module class has (the lookup reached nn.Module, the root of every
+-- class): nil, unless it looks like a misspelling of a module method (a
+-- prefix, or a few edits away: net:eval -> evaluate), which is an error
+-- naming them. Optional fields a layer leaves unset (self.bias of a Linear
+-- without bias, a custom layer's own) stay nil. (Classes keep table
+-- __index chains, which the REPL's completion follows.)
+local function missing(k)
+  if type(k) ~= "string" or #k < 3 or k:match("^_") or k == "init" then return nil end
+  help = help or require 'lumen.help'
+  local names = {}
+  for name in pairs(Module) do names[#names + 1] = name end
+  if #help.closest(k, names) == 0 then return nil end
+  error(help.unknown_message("a module", k, names), 3)
+end
+setmetatable(Module, {__index = function(_, k)
+  local v = missing(k) -- not a tail call: missing's error level counts this frame
+  return v
+end})
+
+-- Where a layer failed: a position inside the library (lua/lumen/...) gives
+-- way to the line that called the module, so the message points at the
+-- user's code; a message without a position gets that line too.
+local function user_position()
+  for level = 3, 64 do
+    local info = debug.getinfo(level, "Sl")
+    if not info then return nil end
+    if info.currentline > 0 and not info.source:find("^@lua/lumen/") then
+      return info.short_src .. ":" .. info.currentline .. ": "
+    end
+  end
+end
+
+local function relocate(msg)
+  if type(msg) ~= "string" then return msg end
+  local where = user_position()
+  if not where then return msg end
+  local moved
+  local rest = msg:match("^lua/lumen/[%w_/]+%.lua:%d+: (.*)$")
+  if rest then moved = where .. rest
+  elseif not msg:match("^[^\n:]+:%d+: ") then moved = where .. msg
+  else return msg end
+  local reg = debug.getregistry()
+  local kept = reg["lumen.error_traceback"]
+  if kept and kept.message == msg then -- a container kept the inner traceback: same message
+    kept.message = moved
+    kept.traceback = moved .. kept.traceback:sub(#msg + 1)
+  end
+  return moved
+end
+
 local function construct(class, ...)
   local self = setmetatable({
     _param_names = {}, _buffer_names = {}, _child_names = {},
     _hooks = {}, training = true,
   }, class)
-  if self.init then self:init(...) end
+  if self.init then
+    local ok, err = xpcall(self.init, relocate, self, ...)
+    if not ok then error(err, 0) end
+  end
   return self
+end
+
+local function call_module(m, ...)
+  local ok, out = xpcall(m.call, relocate, m, ...)
+  if not ok then error(out, 0) end
+  return out
 end
 
 --- A subclass named `name`; call it to make instances: Class(args...).
@@ -29,7 +90,7 @@ function Module:extend(name)
   local class = setmetatable({}, {__index = self, __call = construct})
   class.__index = class
   class.__name = name
-  class.__call = function(m, ...) return m:call(...) end
+  class.__call = call_module
   class.__tostring = function(m) return m:describe("") end
   return class
 end

@@ -1,0 +1,21 @@
+-- Uses the softsign module from Lua and checks its values and gradients.
+--   LUA_CPATH='build/?.so;/where/lumen/is/lib/lua/5.4/?.so;;' lua5.4 check.lua
+local lm = require 'lumen'
+local softsign = require 'softsign'
+
+local x = lm.tensor{{-2, -0.5, 0}, {0.25, 1, 3}}:requires_grad(true)
+local y = softsign(x)
+local loss = (y * y):sum()           -- the op inside a bigger graph
+loss:backward()
+
+local xs, ys, gs = x:detach():totable(), y:totable(), x.grad:totable()
+for i = 1, 2 do
+  for j = 1, 3 do
+    local v = xs[i][j]
+    local s = v / (1 + math.abs(v))
+    local g = 2 * s / (1 + math.abs(v)) ^ 2   -- d(s^2)/dx
+    assert(math.abs(ys[i][j] - s) < 1e-6, "softsign value at " .. i .. "," .. j)
+    assert(math.abs(gs[i][j] - g) < 1e-6, "softsign gradient at " .. i .. "," .. j)
+  end
+end
+print("softsign: values and gradients match")
