@@ -111,8 +111,8 @@ static void test_malformed(void) {
     CHECK_FAILS(lm_safetensors_load(path_of("huge"), &st), LM_ERR_FORMAT, "header length");
     expect_format_error("notjson", "{\"a\": [1, 2}", 0, "invalid JSON");
     expect_format_error("array", "[1, 2]", 0, "not a JSON object");
-    expect_format_error("dtype", "{\"a\":{\"dtype\":\"F16\",\"shape\":[1],\"data_offsets\":[0,2]}}",
-                        2, "'F16'");
+    expect_format_error("dtype", "{\"a\":{\"dtype\":\"C64\",\"shape\":[1],\"data_offsets\":[0,8]}}",
+                        8, "'C64'");
     expect_format_error("past", "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}",
                         8, "past its end");
     expect_format_error("mismatch",
