@@ -1,18 +1,10 @@
 /* Recording entry points: run the plain op, then attach a node when an input
- * requires gradients. */
+ * requires gradients (lm_node_record). The layer ops' entry points are in
+ * nn_ops.c, beside their forward passes. */
 #include <string.h>
 
 #include "autograd_rules.h"
 #include "lm_ops.h"
-
-/* Attaches the node or, on allocation failure, drops the result. */
-#define RECORD(out, name, rule, ninputs, inputs)                                                   \
-    lm_node *node = lm_node_attach(*(out), name, rule, ninputs, inputs);                           \
-    if (!node) {                                                                                   \
-        lm_tensor_release(*(out));                                                                 \
-        *(out) = NULL;                                                                             \
-        return lm_fail(LM_ERR_MEMORY, "%s: out of memory recording the graph", name);             \
-    }
 
 static void save_shape(lm_node *n, const lm_tensor *t) {
     n->ndim = t->ndim;
@@ -47,7 +39,8 @@ lm_status lm_sum_to_shape(lm_tensor **out, lm_tensor *grad, int ndim, const int6
 lm_status lm_ag_unary(lm_tensor **out, lm_unary_op op, lm_tensor *x, double p0, double p1) {
     LM_TRY(lm_unary(out, op, x, p0, p1));
     if (!lm_any_requires_grad(1, &x)) return LM_OK;
-    RECORD(out, lm_unary_name(op), lm_rule_unary, 1, &x);
+    lm_node *node;
+    LM_TRY(lm_node_record(&node, out, lm_unary_name(op), lm_rule_unary, 1, &x));
     node->iparams[0] = op;
     node->p[0] = p0, node->p[1] = p1;
     lm_node_save(node, 0, x);
@@ -60,7 +53,8 @@ lm_status lm_ag_binary(lm_tensor **out, lm_binary_op op, lm_tensor *a, lm_tensor
     LM_TRY(lm_binary(out, op, a, b));
     lm_tensor *in[2] = {a, b};
     if (is_comparison(op) || !lm_any_requires_grad(2, in)) return LM_OK;
-    RECORD(out, lm_binary_name(op), lm_rule_binary, 2, in);
+    lm_node *node;
+    LM_TRY(lm_node_record(&node, out, lm_binary_name(op), lm_rule_binary, 2, in));
     node->iparams[0] = op;
     if (op != LM_ADD && op != LM_SUB) {
         lm_node_save(node, 0, a);
@@ -74,7 +68,8 @@ lm_status lm_ag_binary_scalar(lm_tensor **out, lm_binary_op op, lm_tensor *a, do
                               bool scalar_first) {
     LM_TRY(lm_binary_scalar(out, op, a, s, scalar_first));
     if (is_comparison(op) || !lm_any_requires_grad(1, &a)) return LM_OK;
-    RECORD(out, lm_binary_name(op), lm_rule_binary_scalar, 1, &a);
+    lm_node *node;
+    LM_TRY(lm_node_record(&node, out, lm_binary_name(op), lm_rule_binary_scalar, 1, &a));
     node->iparams[0] = op;
     node->iparams[1] = scalar_first;
     node->p[0] = s;
@@ -86,7 +81,8 @@ lm_status lm_ag_where(lm_tensor **out, lm_tensor *cond, lm_tensor *a, lm_tensor 
     LM_TRY(lm_where(out, cond, a, b));
     lm_tensor *in[2] = {a, b};
     if (!lm_any_requires_grad(2, in)) return LM_OK;
-    RECORD(out, "where", lm_rule_where, 2, in);
+    lm_node *node;
+    LM_TRY(lm_node_record(&node, out, "where", lm_rule_where, 2, in));
     lm_node_save(node, 0, cond);
     return LM_OK;
 }
@@ -101,10 +97,9 @@ lm_status lm_ag_reduce(lm_tensor **out, lm_tensor **indices, lm_reduce_op op, lm
     LM_TRY(lm_reduce(out, need_idx || indices ? &idx : NULL, op, x, dim, false));
     lm_status s = LM_OK;
     if (grad) {
-        lm_node *node = lm_node_attach(*out, lm_reduce_name(op), lm_rule_reduce, 1, &x);
-        if (!node) {
-            s = lm_fail(LM_ERR_MEMORY, "out of memory recording the graph");
-        } else {
+        lm_node *node;
+        s = lm_node_record(&node, out, lm_reduce_name(op), lm_rule_reduce, 1, &x);
+        if (s == LM_OK) {
             node->iparams[0] = op;
             node->iparams[1] = dim;
             save_shape(node, x);
@@ -143,7 +138,8 @@ lm_status lm_ag_matmul(lm_tensor **out, lm_tensor *a, lm_tensor *b) {
     LM_TRY(lm_matmul(out, a, b));
     lm_tensor *in[2] = {a, b};
     if (!lm_any_requires_grad(2, in)) return LM_OK;
-    RECORD(out, "matmul", lm_rule_matmul, 2, in);
+    lm_node *node;
+    LM_TRY(lm_node_record(&node, out, "matmul", lm_rule_matmul, 2, in));
     lm_node_save(node, 0, a);
     lm_node_save(node, 1, b);
     return LM_OK;
@@ -155,7 +151,8 @@ lm_status lm_ag_matmul(lm_tensor **out, lm_tensor *a, lm_tensor *b) {
     lm_status fn_name {                                                                            \
         LM_TRY(call);                                                                              \
         if (!lm_any_requires_grad(1, &t)) return LM_OK;                                            \
-        RECORD(out, name, rule, 1, &t);                                                            \
+        lm_node *node;                                                                             \
+        LM_TRY(lm_node_record(&node, out, name, rule, 1, &t));                                     \
         save_shape(node, t);                                                                       \
         extra;                                                                                     \
         return LM_OK;                                                                              \
@@ -188,7 +185,8 @@ lm_status lm_ag_transpose(lm_tensor **out, lm_tensor *t, int d0, int d1) {
     if (d0 >= 0 && d0 < t->ndim && d1 >= 0 && d1 < t->ndim) perm[d0] = d1, perm[d1] = d0;
     LM_TRY(lm_tensor_transpose(out, t, d0, d1));
     if (!lm_any_requires_grad(1, &t)) return LM_OK;
-    RECORD(out, "transpose", lm_rule_permute, 1, &t);
+    lm_node *node;
+    LM_TRY(lm_node_record(&node, out, "transpose", lm_rule_permute, 1, &t));
     for (int d = 0; d < t->ndim; d++) node->iparams[d] = perm[d];
     return LM_OK;
 }
@@ -196,7 +194,8 @@ lm_status lm_ag_transpose(lm_tensor **out, lm_tensor *t, int d0, int d1) {
 lm_status lm_ag_permute(lm_tensor **out, lm_tensor *t, int ndim, const int *perm) {
     LM_TRY(lm_tensor_permute(out, t, ndim, perm));
     if (!lm_any_requires_grad(1, &t)) return LM_OK;
-    RECORD(out, "permute", lm_rule_permute, 1, &t);
+    lm_node *node;
+    LM_TRY(lm_node_record(&node, out, "permute", lm_rule_permute, 1, &t));
     for (int d = 0; d < ndim; d++) node->iparams[d] = perm[d];
     return LM_OK;
 }
@@ -210,7 +209,8 @@ lm_status lm_ag_cat(lm_tensor **out, int n, lm_tensor *const *ts, int dim) {
         return lm_fail(LM_ERR_ARG, "cat: at most %d tensors when gradients are needed, got %d",
                        LM_NODE_MAX_INPUTS, n);
     }
-    RECORD(out, "cat", lm_rule_cat, n, ts);
+    lm_node *node;
+    LM_TRY(lm_node_record(&node, out, "cat", lm_rule_cat, n, ts));
     node->iparams[0] = dim;
     for (int k = 0; k < n; k++) node->iparams[1 + k] = ts[k]->shape[dim];
     return LM_OK;

@@ -7,7 +7,8 @@
 #include "autograd_scope.h"
 #include "lm_scalar_ops.h"
 
-#define WANT(k) (n->inputs[k] != NULL)
+/* Input k wants a gradient (lm_node_attach keeps only inputs that require one). */
+static bool needs_grad(const lm_node *n, int k) { return n->inputs[k] != NULL; }
 
 /* ---- elementwise ------------------------------------------------------------------------------ */
 
@@ -25,8 +26,10 @@ lm_status lm_rule_unary(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     lm_tensor *x, *y;
     LM_TRY(lm_node_saved(n, 0, &x));
     LM_TRY(lm_node_saved(n, 1, &y));
+    const lm_backend *be = lm_backend_of(x);
+    if (!be) return LM_ERR_DEVICE;
     LM_TRY(lm_tensor_new_like(&gi[0], x));
-    lm_status s = lm_backend_get(x->storage->device)->unary_backward(op, gi[0], g, x, y, n->p[0]);
+    lm_status s = be->unary_backward(op, gi[0], g, x, y, n->p[0]);
     if (s != LM_OK) {
         lm_tensor_release(gi[0]);
         gi[0] = NULL;
@@ -39,37 +42,46 @@ lm_status lm_rule_unary_composite(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     lm_tensor *x = sc_saved(&sc, n, 0), *y = sc_saved(&sc, n, 1), *d = NULL;
     double p0 = n->p[0], p1 = n->p[1];
     switch ((lm_unary_op)n->iparams[0]) {
-    case LM_NEG: d = U(&sc, LM_NEG, g, 0, 0); break;
-    case LM_EXP: d = B(&sc, LM_MUL, g, y); break;
-    case LM_LOG: d = B(&sc, LM_DIV, g, x); break;
-    case LM_SQRT: d = B(&sc, LM_DIV, BS(&sc, LM_MUL, g, 0.5), y); break;
-    case LM_ABS: d = B(&sc, LM_MUL, g, U(&sc, LM_SIGN, x, 0, 0)); break;
-    case LM_SIGN: d = ZEROS_LIKE(&sc, x); break;
+    case LM_NEG: d = sc_unary(&sc, LM_NEG, g, 0, 0); break;
+    case LM_EXP: d = sc_binary(&sc, LM_MUL, g, y); break;
+    case LM_LOG: d = sc_binary(&sc, LM_DIV, g, x); break;
+    case LM_SQRT: d = sc_binary(&sc, LM_DIV, sc_binary_scalar(&sc, LM_MUL, g, 0.5), y); break;
+    case LM_ABS: d = sc_binary(&sc, LM_MUL, g, sc_unary(&sc, LM_SIGN, x, 0, 0)); break;
+    case LM_SIGN: d = sc_zeros_like(&sc, x); break;
     case LM_TANH: /* 1 - y^2 */
-        d = B(&sc, LM_MUL, g, SB(&sc, LM_SUB, 1, U(&sc, LM_SQUARE, y, 0, 0)));
+        d = sc_scalar_binary(&sc, LM_SUB, 1, sc_unary(&sc, LM_SQUARE, y, 0, 0));
+        d = sc_binary(&sc, LM_MUL, g, d);
         break;
     case LM_SIGMOID: /* y (1 - y) */
-        d = B(&sc, LM_MUL, g, B(&sc, LM_MUL, y, SB(&sc, LM_SUB, 1, y)));
+        d = sc_binary(&sc, LM_MUL, y, sc_scalar_binary(&sc, LM_SUB, 1, y));
+        d = sc_binary(&sc, LM_MUL, g, d);
         break;
-    case LM_RELU: d = B(&sc, LM_MUL, g, BS(&sc, LM_GT, x, 0)); break;
+    case LM_RELU: d = sc_binary(&sc, LM_MUL, g, sc_binary_scalar(&sc, LM_GT, x, 0)); break;
     case LM_ELU: { /* 1 where x > 0, else y + alpha */
-        lm_tensor *pos = BS(&sc, LM_GT, x, 0);
-        lm_tensor *slope = B(&sc, LM_ADD, pos, B(&sc, LM_MUL, SB(&sc, LM_SUB, 1, pos),
-                                                 BS(&sc, LM_ADD, y, p0)));
-        d = B(&sc, LM_MUL, g, slope);
+        lm_tensor *pos = sc_binary_scalar(&sc, LM_GT, x, 0);
+        lm_tensor *neg = sc_scalar_binary(&sc, LM_SUB, 1, pos);
+        lm_tensor *y_alpha = sc_binary_scalar(&sc, LM_ADD, y, p0);
+        lm_tensor *slope = sc_binary(&sc, LM_ADD, pos, sc_binary(&sc, LM_MUL, neg, y_alpha));
+        d = sc_binary(&sc, LM_MUL, g, slope);
         break;
     }
     case LM_CLAMP: /* 1 inside [min, max] */
-        d = B(&sc, LM_MUL, g, B(&sc, LM_MUL, BS(&sc, LM_GE, x, p0), BS(&sc, LM_LE, x, p1)));
+        d = sc_binary(&sc, LM_MUL, sc_binary_scalar(&sc, LM_GE, x, p0),
+                      sc_binary_scalar(&sc, LM_LE, x, p1));
+        d = sc_binary(&sc, LM_MUL, g, d);
         break;
     case LM_POW_SCALAR: /* p x^(p-1) */
-        d = B(&sc, LM_MUL, g, BS(&sc, LM_MUL, U(&sc, LM_POW_SCALAR, x, p0 - 1, 0), p0));
+        d = sc_binary_scalar(&sc, LM_MUL, sc_unary(&sc, LM_POW_SCALAR, x, p0 - 1, 0), p0);
+        d = sc_binary(&sc, LM_MUL, g, d);
         break;
     case LM_RPOW_SCALAR: /* p^x ln p */
-        d = B(&sc, LM_MUL, g, BS(&sc, LM_MUL, y, log(p0)));
+        d = sc_binary(&sc, LM_MUL, g, sc_binary_scalar(&sc, LM_MUL, y, log(p0)));
         break;
-    case LM_SQUARE: d = B(&sc, LM_MUL, g, BS(&sc, LM_MUL, x, 2)); break;
-    case LM_RECIPROCAL: d = U(&sc, LM_NEG, B(&sc, LM_MUL, g, U(&sc, LM_SQUARE, y, 0, 0)), 0, 0); break;
+    case LM_SQUARE: d = sc_binary(&sc, LM_MUL, g, sc_binary_scalar(&sc, LM_MUL, x, 2)); break;
+    case LM_RECIPROCAL: /* -y^2 */
+        d = sc_binary(&sc, LM_MUL, g, sc_unary(&sc, LM_SQUARE, y, 0, 0));
+        d = sc_unary(&sc, LM_NEG, d, 0, 0);
+        break;
     default: sc.status = lm_fail(LM_ERR_STATE, "autograd: no rule for this unary op");
     }
     gi[0] = sc_give(&sc, d);
@@ -83,31 +95,40 @@ lm_status lm_rule_binary(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     lm_tensor *da = NULL, *db = NULL;
     switch ((lm_binary_op)n->iparams[0]) {
     case LM_ADD: da = g, db = g; break;
-    case LM_SUB: da = g, db = WANT(1) ? U(&sc, LM_NEG, g, 0, 0) : NULL; break;
+    case LM_SUB: da = g, db = needs_grad(n, 1) ? sc_unary(&sc, LM_NEG, g, 0, 0) : NULL; break;
     case LM_MUL:
-        if (WANT(0)) da = B(&sc, LM_MUL, g, b);
-        if (WANT(1)) db = B(&sc, LM_MUL, g, a);
+        if (needs_grad(n, 0)) da = sc_binary(&sc, LM_MUL, g, b);
+        if (needs_grad(n, 1)) db = sc_binary(&sc, LM_MUL, g, a);
         break;
     case LM_DIV: /* d/da = 1/b, d/db = -a/b^2 = -y/b */
-        if (WANT(0)) da = B(&sc, LM_DIV, g, b);
-        if (WANT(1)) db = U(&sc, LM_NEG, B(&sc, LM_DIV, B(&sc, LM_MUL, g, y), b), 0, 0);
+        if (needs_grad(n, 0)) da = sc_binary(&sc, LM_DIV, g, b);
+        if (needs_grad(n, 1)) {
+            lm_tensor *gy_b = sc_binary(&sc, LM_DIV, sc_binary(&sc, LM_MUL, g, y), b);
+            db = sc_unary(&sc, LM_NEG, gy_b, 0, 0);
+        }
         break;
     case LM_POW: /* d/da = b a^(b-1), d/db = y ln a */
-        if (WANT(0))
-            da = B(&sc, LM_MUL, g, B(&sc, LM_MUL, b, B(&sc, LM_POW, a, BS(&sc, LM_SUB, b, 1))));
-        if (WANT(1)) db = B(&sc, LM_MUL, g, B(&sc, LM_MUL, y, U(&sc, LM_LOG, a, 0, 0)));
+        if (needs_grad(n, 0)) {
+            lm_tensor *pow_b1 = sc_binary(&sc, LM_POW, a, sc_binary_scalar(&sc, LM_SUB, b, 1));
+            da = sc_binary(&sc, LM_MUL, g, sc_binary(&sc, LM_MUL, b, pow_b1));
+        }
+        if (needs_grad(n, 1)) {
+            lm_tensor *y_ln_a = sc_binary(&sc, LM_MUL, y, sc_unary(&sc, LM_LOG, a, 0, 0));
+            db = sc_binary(&sc, LM_MUL, g, y_ln_a);
+        }
         break;
     case LM_MAXIMUM:
     case LM_MINIMUM: { /* the chosen side gets the gradient; ties go to a */
-        lm_tensor *pick_a = B(&sc, n->iparams[0] == LM_MAXIMUM ? LM_GE : LM_LE, a, b);
-        if (WANT(0)) da = B(&sc, LM_MUL, g, pick_a);
-        if (WANT(1)) db = B(&sc, LM_MUL, g, SB(&sc, LM_SUB, 1, pick_a));
+        lm_tensor *pick_a = sc_binary(&sc, n->iparams[0] == LM_MAXIMUM ? LM_GE : LM_LE, a, b);
+        if (needs_grad(n, 0)) da = sc_binary(&sc, LM_MUL, g, pick_a);
+        if (needs_grad(n, 1))
+            db = sc_binary(&sc, LM_MUL, g, sc_scalar_binary(&sc, LM_SUB, 1, pick_a));
         break;
     }
     default: sc.status = lm_fail(LM_ERR_STATE, "autograd: no rule for this binary op");
     }
-    if (WANT(0)) gi[0] = sc_give(&sc, SUM_TO(&sc, da, n->inputs[0]));
-    if (WANT(1)) gi[1] = sc_give(&sc, SUM_TO(&sc, db, n->inputs[1]));
+    if (needs_grad(n, 0)) gi[0] = sc_give(&sc, sc_sum_to(&sc, da, n->inputs[0]));
+    if (needs_grad(n, 1)) gi[1] = sc_give(&sc, sc_sum_to(&sc, db, n->inputs[1]));
     return sc_end(&sc);
 }
 
@@ -119,18 +140,24 @@ lm_status lm_rule_binary_scalar(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     bool first = n->iparams[1];
     switch ((lm_binary_op)n->iparams[0]) {
     case LM_ADD: d = g; break;
-    case LM_SUB: d = first ? U(&sc, LM_NEG, g, 0, 0) : g; break;
-    case LM_MUL: d = BS(&sc, LM_MUL, g, s); break;
+    case LM_SUB: d = first ? sc_unary(&sc, LM_NEG, g, 0, 0) : g; break;
+    case LM_MUL: d = sc_binary_scalar(&sc, LM_MUL, g, s); break;
     case LM_DIV: /* a / s, or s / a whose derivative is -y / a */
-        d = first ? U(&sc, LM_NEG, B(&sc, LM_DIV, B(&sc, LM_MUL, g, y), a), 0, 0)
-                  : BS(&sc, LM_DIV, g, s);
+        if (first)
+            d = sc_unary(&sc, LM_NEG, sc_binary(&sc, LM_DIV, sc_binary(&sc, LM_MUL, g, y), a), 0,
+                         0);
+        else
+            d = sc_binary_scalar(&sc, LM_DIV, g, s);
         break;
-    case LM_POW:
-        d = first ? B(&sc, LM_MUL, g, BS(&sc, LM_MUL, y, log(s)))
-                  : B(&sc, LM_MUL, g, BS(&sc, LM_MUL, U(&sc, LM_POW_SCALAR, a, s - 1, 0), s));
+    case LM_POW: /* s^a: y ln s; a^s: s a^(s-1) */
+        if (first)
+            d = sc_binary_scalar(&sc, LM_MUL, y, log(s));
+        else
+            d = sc_binary_scalar(&sc, LM_MUL, sc_unary(&sc, LM_POW_SCALAR, a, s - 1, 0), s);
+        d = sc_binary(&sc, LM_MUL, g, d);
         break;
-    case LM_MAXIMUM: d = B(&sc, LM_MUL, g, BS(&sc, LM_GE, a, s)); break;
-    case LM_MINIMUM: d = B(&sc, LM_MUL, g, BS(&sc, LM_LE, a, s)); break;
+    case LM_MAXIMUM: d = sc_binary(&sc, LM_MUL, g, sc_binary_scalar(&sc, LM_GE, a, s)); break;
+    case LM_MINIMUM: d = sc_binary(&sc, LM_MUL, g, sc_binary_scalar(&sc, LM_LE, a, s)); break;
     default: sc.status = lm_fail(LM_ERR_STATE, "autograd: no rule for this scalar op");
     }
     gi[0] = sc_give(&sc, d);
@@ -140,15 +167,11 @@ lm_status lm_rule_binary_scalar(lm_node *n, lm_tensor *g, lm_tensor **gi) {
 /* saved[0] = cond; inputs a, b */
 lm_status lm_rule_where(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     scope sc = {0};
-    lm_tensor *cond = sc_saved(&sc, n, 0), *zero = ZEROS_LIKE(&sc, g);
+    lm_tensor *cond = sc_saved(&sc, n, 0), *zero = sc_zeros_like(&sc, g);
     for (int k = 0; k < 2; k++) {
-        if (!WANT(k)) continue;
-        lm_tensor *r = NULL;
-        lm_tensor *d = sc_keep(&sc, sc.status ? sc.status
-                                              : lm_where(&r, cond, k == 0 ? g : zero,
-                                                         k == 0 ? zero : g),
-                               &r);
-        gi[k] = sc_give(&sc, SUM_TO(&sc, d, n->inputs[k]));
+        if (!needs_grad(n, k)) continue;
+        lm_tensor *d = sc_where(&sc, cond, k == 0 ? g : zero, k == 0 ? zero : g);
+        gi[k] = sc_give(&sc, sc_sum_to(&sc, d, n->inputs[k]));
     }
     return sc_end(&sc);
 }
@@ -160,7 +183,7 @@ static lm_tensor *unreduce(scope *sc, lm_node *n, lm_tensor *g) {
     int dim = (int)n->iparams[1];
     int64_t shape[LM_MAX_DIMS];
     for (int d = 0; d < n->ndim; d++) shape[d] = dim < 0 || d == dim ? 1 : n->shape[d];
-    return RESHAPE(sc, g, n->ndim, shape);
+    return sc_reshape(sc, g, n->ndim, shape);
 }
 
 /* 1 at the positions `indices` chose along the reduced dimension (or, for a
@@ -170,13 +193,14 @@ static lm_tensor *index_mask(scope *sc, lm_node *n, lm_tensor *x, lm_tensor *ind
     int64_t len = dim < 0 ? lm_tensor_numel(x) : x->shape[dim];
     lm_tensor *r = NULL;
     lm_tensor *host = sc_keep(sc, sc->status ? sc->status : lm_arange(&r, LM_INT32, 0, 1, len), &r);
-    lm_tensor *pos = sc_keep(sc, sc->status ? sc->status : lm_to_device(&r, host, x->storage->device), &r);
+    lm_tensor *pos =
+        sc_keep(sc, sc->status ? sc->status : lm_to_device(&r, host, x->storage->device), &r);
     if (sc->status) return NULL;
     int64_t shape[LM_MAX_DIMS];
     for (int d = 0; d < x->ndim; d++) shape[d] = dim < 0 ? x->shape[d] : d == dim ? len : 1;
-    lm_tensor *pos_shaped = RESHAPE(sc, pos, dim < 0 ? x->ndim : x->ndim, shape);
+    lm_tensor *pos_shaped = sc_reshape(sc, pos, dim < 0 ? x->ndim : x->ndim, shape);
     lm_tensor *idx = unreduce(sc, n, indices);
-    return B(sc, LM_EQ, pos_shaped, idx);
+    return sc_binary(sc, LM_EQ, pos_shaped, idx);
 }
 
 /* iparams[0] = op, [1] = dim (-1: all), [2] = keepdim; shape = x's shape;
@@ -191,23 +215,19 @@ lm_status lm_rule_reduce(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     lm_tensor *x = sc_saved(&sc, n, 0);
     switch ((lm_reduce_op)n->iparams[0]) {
     case LM_SUM: d = gu; break;
-    case LM_MEAN: d = BS(&sc, LM_DIV, gu, (double)count); break;
+    case LM_MEAN: d = sc_binary_scalar(&sc, LM_DIV, gu, (double)count); break;
     case LM_VAR: { /* 2 (x - mean) / (n - 1) */
-        lm_tensor *r = NULL;
-        lm_tensor *mean = sc_keep(&sc, sc.status ? sc.status
-                                                 : lm_reduce(&r, NULL, LM_MEAN, x, dim, true),
-                                  &r);
-        d = B(&sc, LM_MUL, gu, BS(&sc, LM_MUL, B(&sc, LM_SUB, x, mean), 2.0 / (double)(count - 1)));
+        lm_tensor *centred = sc_binary(&sc, LM_SUB, x, sc_reduce(&sc, LM_MEAN, x, dim, true));
+        d = sc_binary(&sc, LM_MUL, gu,
+                      sc_binary_scalar(&sc, LM_MUL, centred, 2.0 / (double)(count - 1)));
         break;
     }
     case LM_MAX:
-    case LM_MIN: d = B(&sc, LM_MUL, gu, index_mask(&sc, n, x, sc_saved(&sc, n, 1))); break;
+    case LM_MIN: d = sc_binary(&sc, LM_MUL, gu, index_mask(&sc, n, x, sc_saved(&sc, n, 1))); break;
     default: sc.status = lm_fail(LM_ERR_STATE, "autograd: %s has no gradient", "argmax/argmin");
     }
     /* broadcast back to the input's shape */
-    lm_tensor *r = NULL;
-    lm_tensor *full = sc_keep(&sc, sc.status ? sc.status : lm_tensor_expand(&r, d, n->ndim, n->shape), &r);
-    gi[0] = sc_give(&sc, full);
+    gi[0] = sc_give(&sc, sc_expand(&sc, d, n->ndim, n->shape));
     return sc_end(&sc);
 }
 
@@ -223,11 +243,11 @@ lm_status lm_rule_matmul(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     lm_tensor *a2 = a, *b2 = b, *g2 = g;
     if (a->ndim == 1) {
         shape[0] = 1, shape[1] = a->shape[0];
-        a2 = RESHAPE(&sc, a, 2, shape);
+        a2 = sc_reshape(&sc, a, 2, shape);
     }
     if (b->ndim == 1) {
         shape[0] = b->shape[0], shape[1] = 1;
-        b2 = RESHAPE(&sc, b, 2, shape);
+        b2 = sc_reshape(&sc, b, 2, shape);
     }
     if (a->ndim == 1 || b->ndim == 1) {
         /* batch dims of g, then rows (1 if a was 1-D), then cols (1 if b was 1-D) */
@@ -236,16 +256,16 @@ lm_status lm_rule_matmul(lm_node *n, lm_tensor *g, lm_tensor **gi) {
         for (; gd < batch; gd++) shape[gnd++] = g->shape[gd];
         shape[gnd++] = a->ndim == 1 ? 1 : g->shape[gd++];
         shape[gnd++] = b->ndim == 1 ? 1 : g->shape[gd++];
-        g2 = RESHAPE(&sc, g, gnd, shape);
+        g2 = sc_reshape(&sc, g, gnd, shape);
     }
     if (sc.status) return sc_end(&sc);
-    if (WANT(0)) { /* ga = g @ b^T */
-        lm_tensor *ga = MM(&sc, g2, T(&sc, b2, b2->ndim - 2, b2->ndim - 1));
-        gi[0] = sc_give(&sc, RESHAPE(&sc, SUM_TO(&sc, ga, a2), a->ndim, a->shape));
+    if (needs_grad(n, 0)) { /* ga = g @ b^T */
+        lm_tensor *ga = sc_matmul(&sc, g2, sc_transpose(&sc, b2, b2->ndim - 2, b2->ndim - 1));
+        gi[0] = sc_give(&sc, sc_reshape(&sc, sc_sum_to(&sc, ga, a2), a->ndim, a->shape));
     }
-    if (WANT(1)) { /* gb = a^T @ g */
-        lm_tensor *gb = MM(&sc, T(&sc, a2, a2->ndim - 2, a2->ndim - 1), g2);
-        gi[1] = sc_give(&sc, RESHAPE(&sc, SUM_TO(&sc, gb, b2), b->ndim, b->shape));
+    if (needs_grad(n, 1)) { /* gb = a^T @ g */
+        lm_tensor *gb = sc_matmul(&sc, sc_transpose(&sc, a2, a2->ndim - 2, a2->ndim - 1), g2);
+        gi[1] = sc_give(&sc, sc_reshape(&sc, sc_sum_to(&sc, gb, b2), b->ndim, b->shape));
     }
     return sc_end(&sc);
 }
@@ -255,7 +275,7 @@ lm_status lm_rule_matmul(lm_node *n, lm_tensor *g, lm_tensor **gi) {
 /* shape = the input's shape (view, reshape, squeeze, unsqueeze) */
 lm_status lm_rule_reshape(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     scope sc = {0};
-    gi[0] = sc_give(&sc, RESHAPE(&sc, g, n->ndim, n->shape));
+    gi[0] = sc_give(&sc, sc_reshape(&sc, g, n->ndim, n->shape));
     return sc_end(&sc);
 }
 
@@ -309,7 +329,7 @@ lm_status lm_rule_cat(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     int64_t start = 0;
     for (int k = 0; k < n->ninputs; k++) {
         int64_t len = n->iparams[1 + k];
-        if (WANT(k)) LM_TRY(lm_tensor_narrow(&gi[k], g, dim, start, len));
+        if (needs_grad(n, k)) LM_TRY(lm_tensor_narrow(&gi[k], g, dim, start, len));
         start += len;
     }
     return LM_OK;
@@ -324,15 +344,12 @@ lm_status lm_rule_linear(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     if (sc.status) return sc_end(&sc);
     int64_t out_f = w->shape[0], in_f = w->shape[1];
     int64_t g2s[2] = {-1, out_f}, x2s[2] = {-1, in_f};
-    lm_tensor *g2 = RESHAPE(&sc, g, 2, g2s); /* [rows, out] */
-    if (WANT(0)) gi[0] = sc_give(&sc, MM(&sc, g, w)); /* [..., in] */
-    if (WANT(1)) gi[1] = sc_give(&sc, MM(&sc, T(&sc, g2, 0, 1), RESHAPE(&sc, x, 2, x2s)));
-    if (WANT(2)) {
-        lm_tensor *r = NULL;
-        gi[2] = sc_give(&sc, sc_keep(&sc, sc.status ? sc.status
-                                                    : lm_reduce(&r, NULL, LM_SUM, g2, 0, false),
-                                     &r));
-    }
+    lm_tensor *g2 = sc_reshape(&sc, g, 2, g2s); /* [rows, out] */
+    if (needs_grad(n, 0)) gi[0] = sc_give(&sc, sc_matmul(&sc, g, w)); /* [..., in] */
+    if (needs_grad(n, 1)) /* [out, in] */
+        gi[1] = sc_give(&sc, sc_matmul(&sc, sc_transpose(&sc, g2, 0, 1),
+                                       sc_reshape(&sc, x, 2, x2s)));
+    if (needs_grad(n, 2)) gi[2] = sc_give(&sc, sc_reduce(&sc, LM_SUM, g2, 0, false));
     return sc_end(&sc);
 }
 
@@ -341,12 +358,11 @@ static lm_status softmax_rule(lm_node *n, lm_tensor *g, lm_tensor **gi, bool log
     scope sc = {0};
     lm_tensor *y = sc_saved(&sc, n, 0);
     int dim = (int)n->iparams[0], last = g->ndim - 1;
-    lm_tensor *gm = g->ndim ? T(&sc, g, dim, last) : g, *gc = NULL, *gx = NULL;
-    gc = sc_keep(&sc, sc.status ? sc.status : lm_contiguous(&gc, gm), &gc);
-    gx = sc_keep(&sc, sc.status ? sc.status : lm_tensor_new_like(&gx, y), &gx);
-    if (sc.status == LM_OK)
-        sc.status = lm_backend_get(y->storage->device)->softmax_backward(gx, gc, y, log);
-    gi[0] = sc_give(&sc, g->ndim ? T(&sc, gx, dim, last) : gx);
+    lm_tensor *gc = sc_contiguous(&sc, g->ndim ? sc_transpose(&sc, g, dim, last) : g);
+    lm_tensor *gx = y ? sc_empty(&sc, y->storage->device, y->ndim, y->shape) : NULL;
+    const lm_backend *be = sc_backend(&sc, gc);
+    if (sc.status == LM_OK) sc.status = be->softmax_backward(gx, gc, y, log);
+    gi[0] = sc_give(&sc, g->ndim ? sc_transpose(&sc, gx, dim, last) : gx);
     return sc_end(&sc);
 }
 
@@ -365,8 +381,8 @@ lm_status lm_rule_cross_entropy(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     lm_tensor *lsm = sc_saved(&sc, n, 0), *onehot = sc_saved(&sc, n, 1);
     if (sc.status) return sc_end(&sc);
     double batch = (double)lsm->shape[0];
-    lm_tensor *d = B(&sc, LM_SUB, U(&sc, LM_EXP, lsm, 0, 0), onehot);
-    gi[0] = sc_give(&sc, B(&sc, LM_MUL, d, BS(&sc, LM_DIV, g, batch)));
+    lm_tensor *d = sc_binary(&sc, LM_SUB, sc_unary(&sc, LM_EXP, lsm, 0, 0), onehot);
+    gi[0] = sc_give(&sc, sc_binary(&sc, LM_MUL, d, sc_binary_scalar(&sc, LM_DIV, g, batch)));
     return sc_end(&sc);
 }
 
@@ -374,7 +390,7 @@ lm_status lm_rule_cross_entropy(lm_node *n, lm_tensor *g, lm_tensor **gi) {
 lm_status lm_rule_dropout(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     scope sc = {0};
     lm_tensor *mask = sc_saved(&sc, n, 0);
-    gi[0] = sc_give(&sc, B(&sc, LM_MUL, g, mask));
+    gi[0] = sc_give(&sc, sc_binary(&sc, LM_MUL, g, mask));
     return sc_end(&sc);
 }
 
@@ -389,46 +405,41 @@ lm_status lm_rule_mse(lm_node *n, lm_tensor *g, lm_tensor **gi) {
         int64_t shape[LM_MAX_DIMS];
         shape[0] = diff->shape[0];
         for (int d = 1; d < diff->ndim; d++) shape[d] = 1;
-        scale = RESHAPE(&sc, g, diff->ndim, shape);
+        scale = sc_reshape(&sc, g, diff->ndim, shape);
     } else {
-        scale = BS(&sc, LM_DIV, g, (double)diff->shape[0]);
+        scale = sc_binary_scalar(&sc, LM_DIV, g, (double)diff->shape[0]);
     }
-    lm_tensor *d = B(&sc, LM_MUL, diff, scale);
-    if (WANT(0)) gi[0] = sc_give(&sc, d);
-    if (WANT(1)) gi[1] = sc_give(&sc, U(&sc, LM_NEG, d, 0, 0));
+    lm_tensor *d = sc_binary(&sc, LM_MUL, diff, scale);
+    if (needs_grad(n, 0)) gi[0] = sc_give(&sc, d);
+    if (needs_grad(n, 1)) gi[1] = sc_give(&sc, sc_unary(&sc, LM_NEG, d, 0, 0));
     return sc_end(&sc);
 }
-
-lm_conv_geometry lm_node_geometry(const lm_node *n); /* nn_ops.c */
 
 /* inputs x, w, b; saved[0] = x, saved[1] = w; geometry in iparams/shape */
 lm_status lm_rule_conv2d(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     scope sc = {0};
     lm_tensor *x = sc_saved(&sc, n, 0), *w = sc_saved(&sc, n, 1);
     if (sc.status) return sc_end(&sc);
-    const lm_backend *be = lm_backend_get(x->storage->device);
+    const lm_backend *be = sc_backend(&sc, x);
+    if (sc.status) return sc_end(&sc);
     lm_conv_geometry geo = lm_node_geometry(n);
     int64_t N = x->shape[0], O = w->shape[0], K = geo.channels * geo.kernel_h * geo.kernel_w,
             P = geo.out_h * geo.out_w;
     int64_t w2s[2] = {O, K}, cs[2] = {K, P}, g3s[3] = {N, O, P};
-    lm_tensor *xc = NULL, *wc = NULL, *gc = NULL, *cols = NULL, *gx = NULL, *gw = NULL;
-    xc = sc_keep(&sc, sc.status ? sc.status : lm_contiguous(&xc, x), &xc);
-    wc = sc_keep(&sc, sc.status ? sc.status : lm_contiguous(&wc, w), &wc);
-    gc = sc_keep(&sc, sc.status ? sc.status : lm_contiguous(&gc, g), &gc);
-    lm_tensor *w2 = RESHAPE(&sc, wc, 2, w2s), *g3 = RESHAPE(&sc, gc, 3, g3s);
-    lm_tensor *w2t = T(&sc, w2, 0, 1);
-    if (be->conv2d_backward && sc.status == LM_OK) { /* whole batch in the backend */
-        if (WANT(0)) gx = sc_keep(&sc, lm_tensor_new(&gx, LM_FLOAT32, x->storage->device, 4, x->shape), &gx);
-        if (WANT(1)) gw = sc_keep(&sc, sc.status ? sc.status : lm_tensor_new(&gw, LM_FLOAT32, x->storage->device, 2, w2s), &gw);
+    lm_device device = x->storage->device;
+    lm_tensor *cols = NULL, *gx = NULL, *gw = NULL;
+    lm_tensor *xc = sc_contiguous(&sc, x), *wc = sc_contiguous(&sc, w), *gc = sc_contiguous(&sc, g);
+    lm_tensor *w2 = sc_reshape(&sc, wc, 2, w2s), *g3 = sc_reshape(&sc, gc, 3, g3s);
+    lm_tensor *w2t = sc_transpose(&sc, w2, 0, 1);
+    if (be->conv2d_backward) { /* whole batch in the backend */
+        if (needs_grad(n, 0)) gx = sc_empty(&sc, device, 4, x->shape);
+        if (needs_grad(n, 1)) gw = sc_empty(&sc, device, 2, w2s);
         if (sc.status == LM_OK) sc.status = be->conv2d_backward(gx, gw, gc, xc, wc, &geo);
         N = 0; /* skips the per-image loop below */
     } else {
-    cols = sc_keep(&sc, sc.status ? sc.status : lm_tensor_new(&cols, LM_FLOAT32, x->storage->device, 2, cs), &cols);
-    if (WANT(0)) gx = ZEROS_LIKE(&sc, x);
-    if (WANT(1)) {
-        lm_tensor *r = NULL;
-        gw = sc_keep(&sc, sc.status ? sc.status : lm_full(&r, LM_FLOAT32, x->storage->device, 2, w2s, 0), &r);
-    }
+        cols = sc_empty(&sc, device, 2, cs);
+        if (needs_grad(n, 0)) gx = sc_zeros_like(&sc, x);
+        if (needs_grad(n, 1)) gw = sc_zeros(&sc, device, 2, w2s);
     }
     for (int64_t i = 0; i < N && sc.status == LM_OK && (gx || gw); i++) {
         lm_tensor *xi = NULL, *gi_ = NULL, *prod = NULL, *gxi = NULL, *gcols = NULL;
@@ -451,13 +462,11 @@ lm_status lm_rule_conv2d(lm_node *n, lm_tensor *g, lm_tensor **gi) {
         lm_tensor_release(gxi), lm_tensor_release(gcols);
         if (s != LM_OK) sc.status = s;
     }
-    if (WANT(0)) gi[0] = sc_give(&sc, gx);
-    if (WANT(1)) gi[1] = sc_give(&sc, RESHAPE(&sc, gw, w->ndim, w->shape));
-    if (WANT(2)) { /* sum over N and the pixels */
-        lm_tensor *r1 = NULL, *r2 = NULL;
-        lm_tensor *s1 = sc_keep(&sc, sc.status ? sc.status : lm_reduce(&r1, NULL, LM_SUM, g3, 2, false), &r1);
-        gi[2] = sc_give(&sc, sc_keep(&sc, sc.status ? sc.status : lm_reduce(&r2, NULL, LM_SUM, s1, 0, false), &r2));
-    }
+    if (needs_grad(n, 0)) gi[0] = sc_give(&sc, gx);
+    if (needs_grad(n, 1)) gi[1] = sc_give(&sc, sc_reshape(&sc, gw, w->ndim, w->shape));
+    if (needs_grad(n, 2)) /* sum over N and the pixels */
+        gi[2] = sc_give(&sc, sc_reduce(&sc, LM_SUM, sc_reduce(&sc, LM_SUM, g3, 2, false), 0,
+                                       false));
     return sc_end(&sc);
 }
 
@@ -468,13 +477,11 @@ static lm_status pool_rule(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     lm_conv_geometry geo = lm_node_geometry(n);
     int64_t planes = n->shape[0] * n->shape[1];
     int64_t g3s[3] = {planes, geo.out_h, geo.out_w}, x3s[3] = {planes, geo.height, geo.width};
-    lm_tensor *gc = NULL, *gx = NULL;
-    gc = sc_keep(&sc, sc.status ? sc.status : lm_contiguous(&gc, g), &gc);
-    lm_tensor *g3 = RESHAPE(&sc, gc, 3, g3s);
-    gx = sc_keep(&sc, sc.status ? sc.status : lm_tensor_new(&gx, LM_FLOAT32, g->storage->device, 3, x3s), &gx);
-    if (sc.status == LM_OK)
-        sc.status = lm_backend_get(g->storage->device)->pool2d_backward(gx, g3, argmax, &geo);
-    gi[0] = sc_give(&sc, RESHAPE(&sc, gx, 4, n->shape));
+    lm_tensor *g3 = sc_reshape(&sc, sc_contiguous(&sc, g), 3, g3s);
+    lm_tensor *gx = sc_empty(&sc, g->storage->device, 3, x3s);
+    const lm_backend *be = sc_backend(&sc, g);
+    if (sc.status == LM_OK) sc.status = be->pool2d_backward(gx, g3, argmax, &geo);
+    gi[0] = sc_give(&sc, sc_reshape(&sc, gx, 4, n->shape));
     return sc_end(&sc);
 }
 

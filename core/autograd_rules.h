@@ -31,4 +31,7 @@ lm_status lm_rule_conv2d(lm_node *n, lm_tensor *g, lm_tensor **gi);
 lm_status lm_rule_max_pool2d(lm_node *n, lm_tensor *g, lm_tensor **gi);
 lm_status lm_rule_avg_pool2d(lm_node *n, lm_tensor *g, lm_tensor **gi);
 
+/* The geometry a conv2d or pool2d node stored (nn_ops.c). */
+lm_conv_geometry lm_node_geometry(const lm_node *n);
+
 #endif

@@ -1,9 +1,8 @@
-/* The CPU backend table and the device registry. */
+/* The CPU backend table (the registry is lm_backend.c). */
 #include <string.h>
 
 #include "cpu_backend.h"
 #include "lm_alloc.h"
-#include "lm_cuda.h"
 
 static lm_status cpu_upload(lm_tensor *dst, const void *host) {
     memcpy(lm_tensor_f32(dst), host, (size_t)lm_tensor_numel(dst) * lm_dtype_size(dst->dtype));
@@ -20,35 +19,29 @@ static const lm_backend cpu = {
     .device = LM_CPU,
     .alloc = lm_cpu_alloc,
     .free = lm_cpu_free,
-    .copy = cpu_copy,
-    .fill = cpu_fill,
+    .copy = lm_cpu_copy,
+    .fill = lm_cpu_fill,
     .upload = cpu_upload,
     .download = cpu_download,
-    .unary = cpu_unary,
-    .binary = cpu_binary,
-    .binary_scalar = cpu_binary_scalar,
-    .unary_backward = cpu_unary_backward,
-    .where = cpu_where,
-    .reduce = cpu_reduce,
-    .matmul = cpu_matmul,
-    .random = cpu_random,
-    .dropout = cpu_dropout,
-    .softmax = cpu_softmax,
-    .softmax_backward = cpu_softmax_backward,
-    .im2col = cpu_im2col,
-    .col2im = cpu_col2im,
-    .pool2d = cpu_pool2d,
-    .pool2d_backward = cpu_pool2d_backward,
-    .index_select = cpu_index_select,
-    .topk = cpu_topk,
-    .one_hot = cpu_one_hot,
-    .optim_step = cpu_optim_step,
+    .unary = lm_cpu_unary,
+    .binary = lm_cpu_binary,
+    .binary_scalar = lm_cpu_binary_scalar,
+    .unary_backward = lm_cpu_unary_backward,
+    .where = lm_cpu_where,
+    .reduce = lm_cpu_reduce,
+    .matmul = lm_cpu_matmul,
+    .random = lm_cpu_random,
+    .dropout = lm_cpu_dropout,
+    .softmax = lm_cpu_softmax,
+    .softmax_backward = lm_cpu_softmax_backward,
+    .im2col = lm_cpu_im2col,
+    .col2im = lm_cpu_col2im,
+    .pool2d = lm_cpu_pool2d,
+    .pool2d_backward = lm_cpu_pool2d_backward,
+    .index_select = lm_cpu_index_select,
+    .topk = lm_cpu_topk,
+    .one_hot = lm_cpu_one_hot,
+    .optim_step = lm_cpu_optim_step,
 };
 
 const lm_backend *lm_cpu_backend(void) { return &cpu; }
-
-const lm_backend *lm_backend_get(lm_device device) {
-    if (device == LM_CPU) return &cpu;
-    const lm_backend *cuda = lm_cuda_backend();
-    return cuda; /* NULL with the reason in lm_last_error */
-}

@@ -4,38 +4,38 @@
 
 #include "lm_backend.h"
 
-lm_status cpu_copy(lm_tensor *dst, const lm_tensor *src);
-lm_status cpu_fill(lm_tensor *dst, double value);
-lm_status cpu_unary(lm_unary_op op, lm_tensor *out, const lm_tensor *x, double p0, double p1);
-lm_status cpu_binary(lm_binary_op op, lm_tensor *out, const lm_tensor *a, const lm_tensor *b);
-lm_status cpu_binary_scalar(lm_binary_op op, lm_tensor *out, const lm_tensor *a, double s,
-                            bool scalar_first);
-lm_status cpu_unary_backward(lm_unary_op op, lm_tensor *gx, const lm_tensor *g, const lm_tensor *x,
-                             const lm_tensor *y, double p0);
-lm_status cpu_where(lm_tensor *out, const lm_tensor *cond, const lm_tensor *a,
-                    const lm_tensor *b);
-lm_status cpu_reduce(lm_reduce_op op, lm_tensor *out, lm_tensor *indices, const lm_tensor *x,
-                     int dim);
-lm_status cpu_matmul(lm_tensor *out, const lm_tensor *a, const lm_tensor *b, float alpha,
-                     float beta);
-lm_status cpu_dropout(lm_tensor *out, lm_tensor *mask, const lm_tensor *x, uint64_t seed,
-                      uint64_t offset, double keep);
-lm_status cpu_random(lm_random_kind kind, lm_tensor *out, uint64_t seed, uint64_t offset,
-                     double p0, double p1);
+lm_status lm_cpu_copy(lm_tensor *dst, const lm_tensor *src);
+lm_status lm_cpu_fill(lm_tensor *dst, double value);
+lm_status lm_cpu_unary(lm_unary_op op, lm_tensor *out, const lm_tensor *x, double p0, double p1);
+lm_status lm_cpu_binary(lm_binary_op op, lm_tensor *out, const lm_tensor *a, const lm_tensor *b);
+lm_status lm_cpu_binary_scalar(lm_binary_op op, lm_tensor *out, const lm_tensor *a, double s,
+                               bool scalar_first);
+lm_status lm_cpu_unary_backward(lm_unary_op op, lm_tensor *gx, const lm_tensor *g,
+                                const lm_tensor *x, const lm_tensor *y, double p0);
+lm_status lm_cpu_where(lm_tensor *out, const lm_tensor *cond, const lm_tensor *a,
+                       const lm_tensor *b);
+lm_status lm_cpu_reduce(lm_reduce_op op, lm_tensor *out, lm_tensor *indices, const lm_tensor *x,
+                        int dim);
+lm_status lm_cpu_matmul(lm_tensor *out, const lm_tensor *a, const lm_tensor *b, float alpha,
+                        float beta);
+lm_status lm_cpu_dropout(lm_tensor *out, lm_tensor *mask, const lm_tensor *x, uint64_t seed,
+                         uint64_t offset, double keep);
+lm_status lm_cpu_random(lm_random_kind kind, lm_tensor *out, uint64_t seed, uint64_t offset,
+                        double p0, double p1);
 
-lm_status cpu_softmax(lm_tensor *out, const lm_tensor *x, bool log);
-lm_status cpu_softmax_backward(lm_tensor *gx, const lm_tensor *g, const lm_tensor *y, bool log);
-lm_status cpu_im2col(lm_tensor *cols, const lm_tensor *x, const lm_conv_geometry *geo);
-lm_status cpu_col2im(lm_tensor *gx, const lm_tensor *cols, const lm_conv_geometry *geo);
-lm_status cpu_pool2d(lm_tensor *out, lm_tensor *argmax, const lm_tensor *x,
-                     const lm_conv_geometry *geo);
-lm_status cpu_pool2d_backward(lm_tensor *gx, const lm_tensor *g, const lm_tensor *argmax,
-                              const lm_conv_geometry *geo);
-lm_status cpu_index_select(lm_tensor *out, const lm_tensor *x, const lm_tensor *idx);
-lm_status cpu_topk(lm_tensor *values, lm_tensor *indices, const lm_tensor *x, int64_t k,
-                   bool largest);
-lm_status cpu_one_hot(lm_tensor *out, const lm_tensor *labels);
-lm_status cpu_optim_step(const lm_optim_params *p, lm_tensor *param, const lm_tensor *grad,
-                         lm_tensor *s1, lm_tensor *s2);
+lm_status lm_cpu_softmax(lm_tensor *out, const lm_tensor *x, bool log);
+lm_status lm_cpu_softmax_backward(lm_tensor *gx, const lm_tensor *g, const lm_tensor *y, bool log);
+lm_status lm_cpu_im2col(lm_tensor *cols, const lm_tensor *x, const lm_conv_geometry *geo);
+lm_status lm_cpu_col2im(lm_tensor *gx, const lm_tensor *cols, const lm_conv_geometry *geo);
+lm_status lm_cpu_pool2d(lm_tensor *out, lm_tensor *argmax, const lm_tensor *x,
+                        const lm_conv_geometry *geo);
+lm_status lm_cpu_pool2d_backward(lm_tensor *gx, const lm_tensor *g, const lm_tensor *argmax,
+                                 const lm_conv_geometry *geo);
+lm_status lm_cpu_index_select(lm_tensor *out, const lm_tensor *x, const lm_tensor *idx);
+lm_status lm_cpu_topk(lm_tensor *values, lm_tensor *indices, const lm_tensor *x, int64_t k,
+                      bool largest);
+lm_status lm_cpu_one_hot(lm_tensor *out, const lm_tensor *labels);
+lm_status lm_cpu_optim_step(const lm_optim_params *p, lm_tensor *param, const lm_tensor *grad,
+                            lm_tensor *s1, lm_tensor *s2);
 
 #endif

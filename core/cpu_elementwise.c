@@ -53,7 +53,7 @@ static void copy_range(void *ctx, int64_t begin, int64_t end) {
     }
 }
 
-lm_status cpu_copy(lm_tensor *dst, const lm_tensor *src) {
+lm_status lm_cpu_copy(lm_tensor *dst, const lm_tensor *src) {
     copy_job j = {.dst = dst, .src = src};
     const lm_tensor *ops[2] = {dst, src};
     lm_iter_init(&j.it, 2, ops);
@@ -75,7 +75,7 @@ static void fill_range(void *ctx, int64_t begin, int64_t end) {
     }
 }
 
-lm_status cpu_fill(lm_tensor *dst, double value) {
+lm_status lm_cpu_fill(lm_tensor *dst, double value) {
     copy_job j = {.dst = dst, .value = value};
     const lm_tensor *ops[1] = {dst};
     lm_iter_init(&j.it, 1, ops);
@@ -134,7 +134,7 @@ static void unary_row_f32(lm_unary_op op, int64_t n, float *o, int64_t so, const
     UNARY_CASE(LM_RPOW_SCALAR);
     UNARY_CASE(LM_SQUARE);
     UNARY_CASE(LM_RECIPROCAL);
-    case LM_UNARY_COUNT: break; /* refused by cpu_unary */
+    case LM_UNARY_COUNT: break; /* refused by lm_cpu_unary */
     }
 }
 
@@ -154,7 +154,7 @@ static void unary_range(void *ctx, int64_t begin, int64_t end) {
     }
 }
 
-lm_status cpu_unary(lm_unary_op op, lm_tensor *out, const lm_tensor *x, double p0, double p1) {
+lm_status lm_cpu_unary(lm_unary_op op, lm_tensor *out, const lm_tensor *x, double p0, double p1) {
     if (!lm_unary_op_valid(op)) return lm_fail(LM_ERR_ARG, "unary: unknown op %d", (int)op);
     ew_job j = {.out = out, .a = x, .op = op, .p0 = p0, .p1 = p1};
     const lm_tensor *ops[2] = {out, x};
@@ -212,7 +212,7 @@ static void binary_row_f32(lm_binary_op op, int64_t n, float *o, int64_t so, con
     BINARY_CASE(LM_LE);
     BINARY_CASE(LM_GT);
     BINARY_CASE(LM_GE);
-    case LM_BINARY_COUNT: break; /* refused by cpu_binary and cpu_binary_scalar */
+    case LM_BINARY_COUNT: break; /* refused by lm_cpu_binary and lm_cpu_binary_scalar */
     }
 }
 
@@ -236,7 +236,7 @@ static void binary_range(void *ctx, int64_t begin, int64_t end) {
     }
 }
 
-lm_status cpu_binary(lm_binary_op op, lm_tensor *out, const lm_tensor *a, const lm_tensor *b) {
+lm_status lm_cpu_binary(lm_binary_op op, lm_tensor *out, const lm_tensor *a, const lm_tensor *b) {
     if (!lm_binary_op_valid(op)) return lm_fail(LM_ERR_ARG, "binary: unknown op %d", (int)op);
     ew_job j = {.out = out, .a = a, .b = b, .op = op};
     const lm_tensor *ops[3] = {out, a, b};
@@ -270,8 +270,8 @@ static void binary_scalar_range(void *ctx, int64_t begin, int64_t end) {
     }
 }
 
-lm_status cpu_binary_scalar(lm_binary_op op, lm_tensor *out, const lm_tensor *a, double s,
-                            bool scalar_first) {
+lm_status lm_cpu_binary_scalar(lm_binary_op op, lm_tensor *out, const lm_tensor *a, double s,
+                               bool scalar_first) {
     if (!lm_binary_op_valid(op)) return lm_fail(LM_ERR_ARG, "binary: unknown op %d", (int)op);
     ew_job j = {.out = out, .a = a, .op = op, .p0 = s, .scalar_first = scalar_first};
     const lm_tensor *ops[2] = {out, a};
@@ -312,13 +312,13 @@ static void unary_backward_range(void *ctx, int64_t begin, int64_t end) {
         GRAD_CASE(LM_TANH);
         GRAD_CASE(LM_RELU);
         GRAD_CASE(LM_EXP);
-        default: break; /* no fused gradient: refused by cpu_unary_backward */
+        default: break; /* no fused gradient: refused by lm_cpu_unary_backward */
         }
     }
 }
 
-lm_status cpu_unary_backward(lm_unary_op op, lm_tensor *gx, const lm_tensor *g, const lm_tensor *x,
-                             const lm_tensor *y, double p0) {
+lm_status lm_cpu_unary_backward(lm_unary_op op, lm_tensor *gx, const lm_tensor *g,
+                                const lm_tensor *x, const lm_tensor *y, double p0) {
     if (!lm_unary_has_fused_grad(op))
         return lm_fail(LM_ERR_ARG, "unary gradient: op %d has no fused gradient", (int)op);
     ew_job j = {.out = gx, .a = g, .b = x, .c = y, .op = op, .p0 = p0};
@@ -345,8 +345,8 @@ static void where_range(void *ctx, int64_t begin, int64_t end) {
     }
 }
 
-lm_status cpu_where(lm_tensor *out, const lm_tensor *cond, const lm_tensor *a,
-                    const lm_tensor *b) {
+lm_status lm_cpu_where(lm_tensor *out, const lm_tensor *cond, const lm_tensor *a,
+                       const lm_tensor *b) {
     ew_job j = {.out = out, .c = cond, .a = a, .b = b};
     const lm_tensor *ops[4] = {out, cond, a, b};
     lm_iter_init(&j.it, 4, ops);

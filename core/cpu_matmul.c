@@ -68,8 +68,8 @@ static void sgemm_parallel(gemm_job *j) {
     lm_parallel_for(blocks, 1, gemm_blocks, j);
 }
 
-lm_status cpu_matmul(lm_tensor *out, const lm_tensor *a, const lm_tensor *b, float alpha,
-                     float beta) {
+lm_status lm_cpu_matmul(lm_tensor *out, const lm_tensor *a, const lm_tensor *b, float alpha,
+                        float beta) {
     /* out (B, M, N) = a (B|1, M, K) @ b (B|1, K, N) */
     int64_t batch = out->shape[0], M = out->shape[1], N = out->shape[2], K = a->shape[2];
     enum CBLAS_TRANSPOSE ta, tb;

@@ -41,7 +41,7 @@ static void softmax_rows(void *ctx, int64_t r0, int64_t r1) {
     }
 }
 
-lm_status cpu_softmax(lm_tensor *out, const lm_tensor *x, bool log) {
+lm_status lm_cpu_softmax(lm_tensor *out, const lm_tensor *x, bool log) {
     int64_t cols = x->ndim ? x->shape[x->ndim - 1] : 1;
     int64_t rows = cols ? lm_tensor_numel(x) / cols : 0;
     softmax_job j = {lm_tensor_f32(out), lm_tensor_f32(x), NULL, NULL, cols, log};
@@ -65,7 +65,7 @@ static void softmax_backward_rows(void *ctx, int64_t r0, int64_t r1) {
     }
 }
 
-lm_status cpu_softmax_backward(lm_tensor *gx, const lm_tensor *g, const lm_tensor *y, bool log) {
+lm_status lm_cpu_softmax_backward(lm_tensor *gx, const lm_tensor *g, const lm_tensor *y, bool log) {
     int64_t cols = y->ndim ? y->shape[y->ndim - 1] : 1;
     int64_t rows = cols ? lm_tensor_numel(y) / cols : 0;
     softmax_job j = {lm_tensor_f32(gx), NULL, lm_tensor_f32(g), lm_tensor_f32(y), cols, log};
@@ -77,7 +77,7 @@ lm_status cpu_softmax_backward(lm_tensor *gx, const lm_tensor *g, const lm_tenso
 
 /* cols row (c, ki, kj) holds, for every output pixel, the input pixel the
  * kernel tap (ki, kj) of channel c sees there (0 in the padding). */
-lm_status cpu_im2col(lm_tensor *cols_t, const lm_tensor *x_t, const lm_conv_geometry *g) {
+lm_status lm_cpu_im2col(lm_tensor *cols_t, const lm_tensor *x_t, const lm_conv_geometry *g) {
     const float *x = lm_tensor_f32(x_t); /* [C, H, W] */
     float *cols = lm_tensor_f32(cols_t); /* [C*kh*kw, oh*ow] */
     int64_t plane = g->out_h * g->out_w;
@@ -102,7 +102,7 @@ lm_status cpu_im2col(lm_tensor *cols_t, const lm_tensor *x_t, const lm_conv_geom
     return LM_OK;
 }
 
-lm_status cpu_col2im(lm_tensor *gx_t, const lm_tensor *cols_t, const lm_conv_geometry *g) {
+lm_status lm_cpu_col2im(lm_tensor *gx_t, const lm_tensor *cols_t, const lm_conv_geometry *g) {
     float *gx = lm_tensor_f32(gx_t); /* [C, H, W], accumulated into */
     const float *cols = lm_tensor_f32(cols_t);
     int64_t plane = g->out_h * g->out_w;
@@ -168,8 +168,8 @@ static void pool_planes(void *ctx, int64_t p0, int64_t p1) {
     }
 }
 
-lm_status cpu_pool2d(lm_tensor *out, lm_tensor *argmax, const lm_tensor *x,
-                     const lm_conv_geometry *geo) {
+lm_status lm_cpu_pool2d(lm_tensor *out, lm_tensor *argmax, const lm_tensor *x,
+                        const lm_conv_geometry *geo) {
     pool_job j = {lm_tensor_f32(out), argmax ? lm_tensor_i32(argmax) : NULL, lm_tensor_f32(x), NULL,
                   geo};
     lm_parallel_for(x->shape[0], 1, pool_planes, &j);
@@ -206,8 +206,8 @@ static void pool_backward_planes(void *ctx, int64_t p0, int64_t p1) {
     }
 }
 
-lm_status cpu_pool2d_backward(lm_tensor *gx, const lm_tensor *g, const lm_tensor *argmax,
-                              const lm_conv_geometry *geo) {
+lm_status lm_cpu_pool2d_backward(lm_tensor *gx, const lm_tensor *g, const lm_tensor *argmax,
+                                 const lm_conv_geometry *geo) {
     pool_job j = {lm_tensor_f32(gx), argmax ? (int32_t *)lm_tensor_i32(argmax) : NULL, NULL,
                   lm_tensor_f32(g), geo};
     lm_parallel_for(gx->shape[0], 1, pool_backward_planes, &j);
@@ -216,7 +216,7 @@ lm_status cpu_pool2d_backward(lm_tensor *gx, const lm_tensor *g, const lm_tensor
 
 /* ---- one-hot ---------------------------------------------------------------------------------------- */
 
-lm_status cpu_one_hot(lm_tensor *out, const lm_tensor *labels) {
+lm_status lm_cpu_one_hot(lm_tensor *out, const lm_tensor *labels) {
     int64_t n = out->shape[0], classes = out->shape[1];
     float *o = lm_tensor_f32(out);
     memset(o, 0, sizeof(float) * n * classes);
@@ -288,8 +288,8 @@ static void optim_range(void *ctx, int64_t i0, int64_t i1) {
     }
 }
 
-lm_status cpu_optim_step(const lm_optim_params *p, lm_tensor *param, const lm_tensor *grad,
-                         lm_tensor *s1, lm_tensor *s2) {
+lm_status lm_cpu_optim_step(const lm_optim_params *p, lm_tensor *param, const lm_tensor *grad,
+                            lm_tensor *s1, lm_tensor *s2) {
     optim_job j = {p, lm_tensor_f32(param), s1 ? lm_tensor_f32(s1) : NULL,
                    s2 ? lm_tensor_f32(s2) : NULL, lm_tensor_f32(grad)};
     lm_parallel_for(lm_tensor_numel(param), LM_GRAIN_ELEMENTWISE, optim_range, &j);
@@ -313,7 +313,7 @@ static void gather_rows(void *ctx, int64_t i0, int64_t i1) {
         memcpy(j->out + i * j->row_bytes, j->x + (size_t)idx[i * stride] * j->row_bytes, j->row_bytes);
 }
 
-lm_status cpu_index_select(lm_tensor *out, const lm_tensor *x, const lm_tensor *idx) {
+lm_status lm_cpu_index_select(lm_tensor *out, const lm_tensor *x, const lm_tensor *idx) {
     int64_t n = idx->shape[0];
     size_t row = x->shape[0] ? (size_t)(lm_tensor_numel(x) / x->shape[0]) * 4 : 0;
     gather_job j = {(char *)lm_tensor_f32(out), (const char *)lm_tensor_f32(x), idx, row};
@@ -338,8 +338,8 @@ static void topk_rows(void *ctx, int64_t r0, int64_t r1) {
                     j->indices + r * j->k);
 }
 
-lm_status cpu_topk(lm_tensor *values, lm_tensor *indices, const lm_tensor *x, int64_t k,
-                   bool largest) {
+lm_status lm_cpu_topk(lm_tensor *values, lm_tensor *indices, const lm_tensor *x, int64_t k,
+                      bool largest) {
     topk_job j = {lm_tensor_f32(values), lm_tensor_i32(indices), lm_tensor_f32(x), x->shape[1], k,
                   largest};
     lm_parallel_for(x->shape[0], 1 + LM_GRAIN_ELEMENTWISE / (x->shape[1] + 1), topk_rows, &j);

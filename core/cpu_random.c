@@ -128,8 +128,8 @@ static void dropout_range(void *ctx, int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; i++) d->out[i] = d->x[i] * m[i];
 }
 
-lm_status cpu_dropout(lm_tensor *out, lm_tensor *mask, const lm_tensor *x, uint64_t seed,
-                      uint64_t offset, double keep) {
+lm_status lm_cpu_dropout(lm_tensor *out, lm_tensor *mask, const lm_tensor *x, uint64_t seed,
+                         uint64_t offset, double keep) {
     dropout_job d = {.r = {.out = mask, .kind = LM_RANDOM_BERNOULLI, .seed = seed,
                            .offset = offset, .p0 = keep, .p1 = 1.0 / keep, .contiguous = true},
                      .out = lm_tensor_f32(out), .x = lm_tensor_f32(x)};
@@ -138,8 +138,8 @@ lm_status cpu_dropout(lm_tensor *out, lm_tensor *mask, const lm_tensor *x, uint6
     return LM_OK;
 }
 
-lm_status cpu_random(lm_random_kind kind, lm_tensor *out, uint64_t seed, uint64_t offset,
-                     double p0, double p1) {
+lm_status lm_cpu_random(lm_random_kind kind, lm_tensor *out, uint64_t seed, uint64_t offset,
+                        double p0, double p1) {
     random_job j = {.out = out, .kind = kind, .seed = seed, .offset = offset, .p0 = p0, .p1 = p1,
                     .contiguous = lm_tensor_is_contiguous(out)};
     lm_iter_init_ordered(&j.it, out); /* element i is always counter i */

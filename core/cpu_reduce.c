@@ -240,8 +240,8 @@ static void column_range(void *ctx, int64_t begin, int64_t end) {
     }
 }
 
-lm_status cpu_reduce(lm_reduce_op op, lm_tensor *out, lm_tensor *indices, const lm_tensor *x,
-                     int dim) {
+lm_status lm_cpu_reduce(lm_reduce_op op, lm_tensor *out, lm_tensor *indices, const lm_tensor *x,
+                        int dim) {
     if (dim < 0) return reduce_all(op, out, indices, x);
     /* x with the reduced dimension removed: same shape as out */
     lm_tensor xs = *x;

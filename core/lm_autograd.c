@@ -157,6 +157,15 @@ lm_node *lm_node_attach(lm_tensor *out, const char *name, lm_backward_fn backwar
     return n;
 }
 
+lm_status lm_node_record(lm_node **node, lm_tensor **out, const char *name,
+                         lm_backward_fn backward, int ninputs, lm_tensor *const *inputs) {
+    *node = lm_node_attach(*out, name, backward, ninputs, inputs);
+    if (*node) return LM_OK;
+    lm_tensor_release(*out);
+    *out = NULL;
+    return lm_fail(LM_ERR_MEMORY, "%s: out of memory recording the graph", name);
+}
+
 void lm_node_save(lm_node *node, int slot, lm_tensor *t) {
     lm_tensor_release(node->saved[slot]);
     node->saved[slot] = lm_tensor_retain(t);

@@ -78,9 +78,17 @@ lm_status lm_detach(lm_tensor **out, lm_tensor *t);
 /* ---- graph building (used by the lm_ag_* entry points and by bindings) ---------------------- */
 /* True when an op on these inputs must be recorded. */
 bool lm_any_requires_grad(int n, lm_tensor *const *inputs);
-/* A node with the given inputs (retained), attached to `out` as its grad_fn. */
+/* A node with the given inputs (retained), attached to `out` as its grad_fn;
+ * NULL when out of memory. */
 lm_node *lm_node_attach(lm_tensor *out, const char *name, lm_backward_fn backward, int ninputs,
                         lm_tensor *const *inputs);
+/* How an lm_ag_* entry point records: lm_node_attach on the op's result *out,
+ * the node in *node. On failure *out is released and set to NULL and the
+ * error (naming the op) is returned, so the op hands back nothing:
+ *     lm_node *node;
+ *     LM_TRY(lm_node_record(&node, out, "matmul", lm_rule_matmul, 2, in)); */
+lm_status lm_node_record(lm_node **node, lm_tensor **out, const char *name,
+                         lm_backward_fn backward, int ninputs, lm_tensor *const *inputs);
 /* Keeps a reference to t (and its storage version) for the rule. */
 void lm_node_save(lm_node *node, int slot, lm_tensor *t);
 /* Saves a node's own output: through a plain view of its storage, because

@@ -156,8 +156,15 @@ typedef struct lm_backend {
                                  const lm_conv_geometry *geo);
 } lm_backend;
 
-/* The backend of a device, or NULL with lm_last_error saying why. */
+/* ---- the registry (lm_backend.c) ---- */
+/* The backend of a device, or NULL with lm_last_error saying why (LM_ERR_DEVICE:
+ * no backend registered, or the device is unavailable). Callers check:
+ *     const lm_backend *be = lm_backend_of(x);
+ *     if (!be) return LM_ERR_DEVICE; */
 const lm_backend *lm_backend_get(lm_device device);
+/* The backend of the device that holds t's storage (the same contract). */
+const lm_backend *lm_backend_of(const lm_tensor *t);
+/* The CPU table (cpu_backend.c): always present. */
 const lm_backend *lm_cpu_backend(void);
 
 #endif

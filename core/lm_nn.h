@@ -1,37 +1,39 @@
-/* Layer operations and losses, differentiable (they record on the tape like
- * the lm_ag_* ops). Shapes follow PyTorch: Linear weights are [out, in],
- * images are [N, C, H, W], convolution weights [out, in, kh, kw]. */
+/* Layer operations and losses. Their entry points are lm_ag_* like every
+ * differentiable op (lm_autograd.h): they run the forward pass and record a
+ * node on the tape when an input requires gradients. Shapes follow PyTorch:
+ * Linear weights are [out, in], images are [N, C, H, W], convolution weights
+ * [out, in, kh, kw]. */
 #ifndef LM_NN_H
 #define LM_NN_H
 
 #include "lm_autograd.h"
 
 /* y = x W^T + b over the last dimension of x; bias may be NULL. */
-lm_status lm_linear(lm_tensor **out, lm_tensor *x, lm_tensor *weight, lm_tensor *bias);
+lm_status lm_ag_linear(lm_tensor **out, lm_tensor *x, lm_tensor *weight, lm_tensor *bias);
 /* (log-)softmax along `dim` (0-based), numerically stable. */
-lm_status lm_softmax(lm_tensor **out, lm_tensor *x, int dim, bool log);
+lm_status lm_ag_softmax(lm_tensor **out, lm_tensor *x, int dim, bool log);
 /* Mean over the batch of -log softmax(logits)[label]; logits [N, C], labels
  * int32 [N] with 0-based classes (checked: out of range is an error). */
-lm_status lm_cross_entropy(lm_tensor **out, lm_tensor *logits, lm_tensor *labels);
+lm_status lm_ag_cross_entropy(lm_tensor **out, lm_tensor *logits, lm_tensor *labels);
 /* The paper's error: 1/2 sum over features of (y_hat - y)^2, then the mean
  * over the batch (dimension 1); per_sample gives the [N] errors instead. */
-lm_status lm_mse(lm_tensor **out, lm_tensor *y_hat, lm_tensor *y, bool per_sample);
+lm_status lm_ag_mse(lm_tensor **out, lm_tensor *y_hat, lm_tensor *y, bool per_sample);
 
 /* Inverted dropout in one pass: each element kept with probability `keep`
  * and scaled by 1 / keep, from the global random stream (the mask is the one
  * lm_rand_dropout_mask_ would draw at this stream position). */
-lm_status lm_dropout(lm_tensor **out, lm_tensor *x, double keep);
+lm_status lm_ag_dropout(lm_tensor **out, lm_tensor *x, double keep);
 
 typedef struct lm_conv_options {
     int64_t stride_h, stride_w, pad_h, pad_w;
 } lm_conv_options;
 
 /* x [N, C, H, W], weight [O, C, kh, kw], bias [O] or NULL -> [N, O, oh, ow]. */
-lm_status lm_conv2d(lm_tensor **out, lm_tensor *x, lm_tensor *weight, lm_tensor *bias,
-                    const lm_conv_options *opt);
+lm_status lm_ag_conv2d(lm_tensor **out, lm_tensor *x, lm_tensor *weight, lm_tensor *bias,
+                       const lm_conv_options *opt);
 /* x [N, C, H, W]; max pooling or average pooling (padding counted). */
-lm_status lm_pool2d(lm_tensor **out, lm_tensor *x, int64_t kh, int64_t kw,
-                    const lm_conv_options *opt, bool max);
+lm_status lm_ag_pool2d(lm_tensor **out, lm_tensor *x, int64_t kh, int64_t kw,
+                       const lm_conv_options *opt, bool max);
 
 /* One fused optimiser update (no gradient recorded). */
 lm_status lm_optim_step(const lm_optim_params *p, lm_tensor *param, lm_tensor *grad,
@@ -40,5 +42,31 @@ lm_status lm_optim_step(const lm_optim_params *p, lm_tensor *param, lm_tensor *g
  * be NULL, or hold NULL entries, where the optimiser has no such state. */
 lm_status lm_optim_step_many(const lm_optim_params *p, int n, lm_tensor **params,
                              lm_tensor **grads, lm_tensor **s1, lm_tensor **s2);
+
+/* The names bindings/l_nn.c still calls, kept only until it calls the lm_ag_*
+ * entry points above (issue 19); they add nothing. */
+static inline lm_status lm_linear(lm_tensor **out, lm_tensor *x, lm_tensor *w, lm_tensor *b) {
+    return lm_ag_linear(out, x, w, b);
+}
+static inline lm_status lm_softmax(lm_tensor **out, lm_tensor *x, int dim, bool log) {
+    return lm_ag_softmax(out, x, dim, log);
+}
+static inline lm_status lm_cross_entropy(lm_tensor **out, lm_tensor *logits, lm_tensor *labels) {
+    return lm_ag_cross_entropy(out, logits, labels);
+}
+static inline lm_status lm_mse(lm_tensor **out, lm_tensor *y_hat, lm_tensor *y, bool per_sample) {
+    return lm_ag_mse(out, y_hat, y, per_sample);
+}
+static inline lm_status lm_dropout(lm_tensor **out, lm_tensor *x, double keep) {
+    return lm_ag_dropout(out, x, keep);
+}
+static inline lm_status lm_conv2d(lm_tensor **out, lm_tensor *x, lm_tensor *w, lm_tensor *b,
+                                  const lm_conv_options *opt) {
+    return lm_ag_conv2d(out, x, w, b, opt);
+}
+static inline lm_status lm_pool2d(lm_tensor **out, lm_tensor *x, int64_t kh, int64_t kw,
+                                  const lm_conv_options *opt, bool max) {
+    return lm_ag_pool2d(out, x, kh, kw, opt, max);
+}
 
 #endif

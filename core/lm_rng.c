@@ -26,7 +26,7 @@ static lm_status fill_random(const char *op, lm_tensor *t, lm_random_kind kind, 
     if (t->dtype != LM_FLOAT32)
         return lm_fail(LM_ERR_ARG, "%s: needs a float32 tensor, got %s", op,
                        lm_dtype_name(t->dtype));
-    const lm_backend *be = lm_backend_get(t->storage->device);
+    const lm_backend *be = lm_backend_of(t);
     if (!be) return LM_ERR_DEVICE;
     uint64_t n = (uint64_t)lm_tensor_numel(t), per_block = kind == LM_RANDOM_NORMAL ? 2 : 4;
     uint64_t offset = lm_rng_reserve((n + per_block - 1) / per_block);

@@ -1,13 +1,13 @@
-/* Layer ops and losses: argument checks, the forward pass through the
- * backend, and the recorded node. Their rules are in autograd_rules.c. */
+/* Layer ops and losses: argument checks and the forward pass through the
+ * backend (static *_forward, plain ops that record nothing), then the lm_ag_*
+ * entry point that runs it and records the node, as autograd_ops.c does for
+ * every other op. Their rules are in autograd_rules.c. */
 #include <string.h>
 
 #include "autograd_rules.h"
 #include "lm_nn.h"
 #include "lm_ops.h"
 #include "lm_rng.h"
-
-static const lm_backend *be_of(const lm_tensor *t) { return lm_backend_get(t->storage->device); }
 
 static lm_status check_float(const char *op, const char *what, const lm_tensor *t) {
     if (t->dtype != LM_FLOAT32)
@@ -38,17 +38,22 @@ static lm_status check_layer(const char *op, const lm_tensor *x, const lm_tensor
     return LM_OK;
 }
 
-#define ATTACH(out, name, rule, n, inputs)                                                         \
-    lm_node *node = lm_node_attach(*(out), name, rule, n, inputs);                                 \
-    if (!node) {                                                                                   \
-        lm_tensor_release(*(out));                                                                 \
-        *(out) = NULL;                                                                             \
-        return lm_fail(LM_ERR_MEMORY, "%s: out of memory recording the graph", name);             \
-    }
+/* Records a layer with weights when an input requires gradients: inputs x,
+ * w, b; saved[0] = x, saved[1] = w. *node stays NULL when nothing is recorded. */
+static lm_status record_layer(lm_node **node, lm_tensor **out, const char *name,
+                              lm_backward_fn rule, lm_tensor *x, lm_tensor *w, lm_tensor *b) {
+    lm_tensor *in[3] = {x, w, b};
+    *node = NULL;
+    if (!lm_any_requires_grad(3, in)) return LM_OK;
+    LM_TRY(lm_node_record(node, out, name, rule, 3, in));
+    lm_node_save(*node, 0, x);
+    lm_node_save(*node, 1, w);
+    return LM_OK;
+}
 
 /* ---- linear ------------------------------------------------------------------------------------- */
 
-lm_status lm_linear(lm_tensor **out, lm_tensor *x, lm_tensor *w, lm_tensor *b) {
+static lm_status linear_forward(lm_tensor **out, lm_tensor *x, lm_tensor *w, lm_tensor *b) {
     *out = NULL;
     char sx[LM_SHAPE_STR_MAX], sw[LM_SHAPE_STR_MAX];
     LM_TRY(check_layer("linear", x, w, b, 2, "[out, in]"));
@@ -69,86 +74,110 @@ lm_status lm_linear(lm_tensor **out, lm_tensor *x, lm_tensor *w, lm_tensor *b) {
     if (s != LM_OK) {
         lm_tensor_release(*out);
         *out = NULL;
-        return s;
     }
-    lm_tensor *in[3] = {x, w, b};
-    if (!lm_any_requires_grad(3, in)) return LM_OK;
-    ATTACH(out, "linear", lm_rule_linear, 3, in);
-    lm_node_save(node, 0, x);
-    lm_node_save(node, 1, w);
-    return LM_OK;
+    return s;
+}
+
+lm_status lm_ag_linear(lm_tensor **out, lm_tensor *x, lm_tensor *w, lm_tensor *b) {
+    LM_TRY(linear_forward(out, x, w, b));
+    lm_node *node;
+    return record_layer(&node, out, "linear", lm_rule_linear, x, w, b);
 }
 
 /* ---- softmax -------------------------------------------------------------------------------------- */
 
-lm_status lm_softmax(lm_tensor **out, lm_tensor *x, int dim, bool log) {
+/* *y (optional) gets the result as computed: dim last, contiguous. */
+static lm_status softmax_forward(lm_tensor **out, lm_tensor **y_out, lm_tensor *x, int dim,
+                                 bool log) {
     *out = NULL;
+    if (y_out) *y_out = NULL;
     const char *name = log ? "log_softmax" : "softmax";
     LM_TRY(check_float(name, "input", x));
     if (dim < 0 || dim >= (x->ndim ? x->ndim : 1))
         return lm_fail(LM_ERR_ARG, "%s: dimension %d out of range for a %d-D tensor", name,
                        dim + 1, x->ndim);
+    const lm_backend *be = lm_backend_of(x);
+    if (!be) return LM_ERR_DEVICE;
     /* move dim last and make it contiguous: rows of the softmax are then lines */
     lm_tensor *moved = NULL, *xc = NULL, *y = NULL;
     lm_status s = x->ndim ? lm_tensor_transpose(&moved, x, dim, x->ndim - 1)
                           : lm_tensor_view(&moved, x, 0, NULL);
     if (s == LM_OK) s = lm_contiguous(&xc, moved);
     if (s == LM_OK) s = lm_tensor_new_like(&y, xc);
-    if (s == LM_OK) s = be_of(x)->softmax(y, xc, log);
+    if (s == LM_OK) s = be->softmax(y, xc, log);
     if (s == LM_OK) s = x->ndim ? lm_tensor_transpose(out, y, dim, x->ndim - 1)
                                 : lm_tensor_view(out, y, 0, NULL);
     lm_tensor_release(moved);
     lm_tensor_release(xc);
-    if (s == LM_OK && lm_any_requires_grad(1, &x)) {
-        lm_node *node = lm_node_attach(*out, name, log ? lm_rule_log_softmax : lm_rule_softmax, 1,
-                                       &x);
-        if (!node) s = lm_fail(LM_ERR_MEMORY, "out of memory recording the graph");
-        else {
-            lm_node_save(node, 0, y); /* contiguous, dim last */
-            node->iparams[0] = dim;
-        }
+    if (s == LM_OK && y_out) *y_out = lm_tensor_retain(y);
+    lm_tensor_release(y);
+    return s;
+}
+
+lm_status lm_ag_softmax(lm_tensor **out, lm_tensor *x, int dim, bool log) {
+    bool grad = lm_any_requires_grad(1, &x);
+    lm_tensor *y;
+    LM_TRY(softmax_forward(out, grad ? &y : NULL, x, dim, log));
+    if (!grad) return LM_OK;
+    lm_node *node;
+    lm_status s = lm_node_record(&node, out, log ? "log_softmax" : "softmax",
+                                 log ? lm_rule_log_softmax : lm_rule_softmax, 1, &x);
+    if (s == LM_OK) {
+        lm_node_save(node, 0, y);
+        node->iparams[0] = dim;
     }
     lm_tensor_release(y);
-    if (s != LM_OK) {
-        lm_tensor_release(*out);
-        *out = NULL;
-    }
     return s;
 }
 
 /* ---- dropout ---------------------------------------------------------------------------------------- */
 
-lm_status lm_dropout(lm_tensor **out, lm_tensor *x, double keep) {
-    *out = NULL;
+static lm_status dropout_forward(lm_tensor **out, lm_tensor **mask_out, lm_tensor *x,
+                                 double keep) {
+    *out = *mask_out = NULL;
     LM_TRY(check_float("dropout", "input", x));
     if (!(keep > 0 && keep <= 1))
         return lm_fail(LM_ERR_ARG, "dropout: the keep probability must be in (0, 1], got %g", keep);
+    const lm_backend *be = lm_backend_of(x);
+    if (!be) return LM_ERR_DEVICE;
     lm_tensor *xc = NULL, *mask = NULL;
     lm_status s = lm_contiguous(&xc, x);
     if (s == LM_OK) s = lm_tensor_new(&mask, LM_FLOAT32, x->storage->device, x->ndim, x->shape);
     if (s == LM_OK) s = lm_tensor_new(out, LM_FLOAT32, x->storage->device, x->ndim, x->shape);
     if (s == LM_OK) {
         uint64_t offset = lm_rng_reserve(((uint64_t)lm_tensor_numel(x) + 3) / 4);
-        s = be_of(x)->dropout(*out, mask, xc, lm_rng_seed(), offset, keep);
+        s = be->dropout(*out, mask, xc, lm_rng_seed(), offset, keep);
     }
     lm_tensor_release(xc);
-    if (s == LM_OK && lm_any_requires_grad(1, &x)) {
-        lm_node *node = lm_node_attach(*out, "dropout", lm_rule_dropout, 1, &x);
-        if (!node) s = lm_fail(LM_ERR_MEMORY, "out of memory recording the graph");
-        else lm_node_save(node, 0, mask);
-    }
-    lm_tensor_release(mask);
     if (s != LM_OK) {
         lm_tensor_release(*out);
-        *out = NULL;
+        lm_tensor_release(mask);
+        *out = mask = NULL;
     }
+    *mask_out = mask;
+    return s;
+}
+
+lm_status lm_ag_dropout(lm_tensor **out, lm_tensor *x, double keep) {
+    lm_tensor *mask;
+    LM_TRY(dropout_forward(out, &mask, x, keep));
+    lm_status s = LM_OK;
+    if (lm_any_requires_grad(1, &x)) {
+        lm_node *node;
+        s = lm_node_record(&node, out, "dropout", lm_rule_dropout, 1, &x);
+        if (s == LM_OK) lm_node_save(node, 0, mask);
+    }
+    lm_tensor_release(mask);
     return s;
 }
 
 /* ---- losses ------------------------------------------------------------------------------------------ */
 
-lm_status lm_cross_entropy(lm_tensor **out, lm_tensor *logits, lm_tensor *labels) {
-    *out = NULL;
+/* Also hands back what the rule needs: log_softmax(logits) and the one-hot labels. */
+static lm_status cross_entropy_forward(lm_tensor **out, lm_tensor **lsm_out,
+                                       lm_tensor **onehot_out, lm_tensor *logits,
+                                       lm_tensor *labels) {
+    *out = *lsm_out = *onehot_out = NULL;
     char s1[LM_SHAPE_STR_MAX], s2[LM_SHAPE_STR_MAX];
     LM_TRY(check_float("cross_entropy", "logits", logits));
     LM_TRY(same_device("cross_entropy", logits, labels));
@@ -163,38 +192,49 @@ lm_status lm_cross_entropy(lm_tensor **out, lm_tensor *logits, lm_tensor *labels
     if (n == 0) return lm_fail(LM_ERR_ARG, "cross_entropy: empty batch");
     /* validate the labels before using them as indices */
     LM_TRY(lm_check_index_range("cross_entropy", "label", "classes", labels, classes));
-    lm_status s;
+    const lm_backend *be = lm_backend_of(logits);
+    if (!be) return LM_ERR_DEVICE;
     lm_tensor *lsm = NULL, *onehot = NULL, *picked = NULL, *total = NULL;
-    bool old = lm_set_grad_enabled(false); /* this node records itself */
-    s = lm_softmax(&lsm, logits, 1, true);
+    lm_status s = softmax_forward(&lsm, NULL, logits, 1, true);
     int64_t shape[2] = {n, classes};
     if (s == LM_OK) s = lm_tensor_new(&onehot, LM_FLOAT32, logits->storage->device, 2, shape);
-    if (s == LM_OK) s = be_of(logits)->one_hot(onehot, labels);
+    if (s == LM_OK) s = be->one_hot(onehot, labels);
     if (s == LM_OK) s = lm_binary(&picked, LM_MUL, lsm, onehot);
     if (s == LM_OK) s = lm_reduce(&total, NULL, LM_SUM, picked, -1, false);
     if (s == LM_OK) s = lm_binary_scalar(out, LM_MUL, total, -1.0 / (double)n, false);
-    lm_set_grad_enabled(old);
     lm_tensor_release(picked);
     lm_tensor_release(total);
-    if (s == LM_OK && lm_any_requires_grad(1, &logits)) {
-        lm_node *node = lm_node_attach(*out, "cross_entropy", lm_rule_cross_entropy, 1, &logits);
-        if (!node) s = lm_fail(LM_ERR_MEMORY, "out of memory recording the graph");
-        else {
+    if (s != LM_OK) {
+        lm_tensor_release(lsm);
+        lm_tensor_release(onehot);
+        return s;
+    }
+    *lsm_out = lsm;
+    *onehot_out = onehot;
+    return LM_OK;
+}
+
+lm_status lm_ag_cross_entropy(lm_tensor **out, lm_tensor *logits, lm_tensor *labels) {
+    lm_tensor *lsm, *onehot;
+    LM_TRY(cross_entropy_forward(out, &lsm, &onehot, logits, labels));
+    lm_status s = LM_OK;
+    if (lm_any_requires_grad(1, &logits)) {
+        lm_node *node;
+        s = lm_node_record(&node, out, "cross_entropy", lm_rule_cross_entropy, 1, &logits);
+        if (s == LM_OK) {
             lm_node_save(node, 0, lsm);
             lm_node_save(node, 1, onehot);
         }
     }
     lm_tensor_release(lsm);
     lm_tensor_release(onehot);
-    if (s != LM_OK) {
-        lm_tensor_release(*out);
-        *out = NULL;
-    }
     return s;
 }
 
-lm_status lm_mse(lm_tensor **out, lm_tensor *y_hat, lm_tensor *y, bool per_sample) {
-    *out = NULL;
+/* Also hands back y_hat - y, which the rule needs. */
+static lm_status mse_forward(lm_tensor **out, lm_tensor **diff_out, lm_tensor *y_hat, lm_tensor *y,
+                             bool per_sample) {
+    *out = *diff_out = NULL;
     char s1[LM_SHAPE_STR_MAX], s2[LM_SHAPE_STR_MAX];
     LM_TRY(check_float("mse", "prediction", y_hat));
     LM_TRY(check_float("mse", "target", y));
@@ -204,7 +244,6 @@ lm_status lm_mse(lm_tensor **out, lm_tensor *y_hat, lm_tensor *y, bool per_sampl
                        lm_shape_str(y_hat, s1, sizeof s1), lm_shape_str(y, s2, sizeof s2));
     int64_t n = y_hat->shape[0];
     lm_tensor *diff = NULL, *sq = NULL, *flat = NULL, *rows = NULL;
-    bool old = lm_set_grad_enabled(false);
     lm_status s = lm_binary(&diff, LM_SUB, y_hat, y);
     if (s == LM_OK) s = lm_unary(&sq, LM_SQUARE, diff, 0, 0);
     int64_t shape2[2] = {n, n ? lm_tensor_numel(y_hat) / n : 0};
@@ -220,24 +259,31 @@ lm_status lm_mse(lm_tensor **out, lm_tensor *y_hat, lm_tensor *y, bool per_sampl
             lm_tensor_release(total);
         }
     }
-    lm_set_grad_enabled(old);
     lm_tensor_release(sq);
     lm_tensor_release(flat);
     lm_tensor_release(rows);
+    if (s != LM_OK) {
+        lm_tensor_release(diff);
+        return s;
+    }
+    *diff_out = diff;
+    return LM_OK;
+}
+
+lm_status lm_ag_mse(lm_tensor **out, lm_tensor *y_hat, lm_tensor *y, bool per_sample) {
+    lm_tensor *diff;
+    LM_TRY(mse_forward(out, &diff, y_hat, y, per_sample));
     lm_tensor *in[2] = {y_hat, y};
-    if (s == LM_OK && lm_any_requires_grad(2, in)) {
-        lm_node *node = lm_node_attach(*out, "mse", lm_rule_mse, 2, in);
-        if (!node) s = lm_fail(LM_ERR_MEMORY, "out of memory recording the graph");
-        else {
+    lm_status s = LM_OK;
+    if (lm_any_requires_grad(2, in)) {
+        lm_node *node;
+        s = lm_node_record(&node, out, "mse", lm_rule_mse, 2, in);
+        if (s == LM_OK) {
             lm_node_save(node, 0, diff);
             node->iparams[0] = per_sample;
         }
     }
     lm_tensor_release(diff);
-    if (s != LM_OK) {
-        lm_tensor_release(*out);
-        *out = NULL;
-    }
     return s;
 }
 
@@ -261,38 +307,56 @@ static lm_status geometry(const char *op, const lm_tensor *x, int64_t kh, int64_
     return LM_OK;
 }
 
+/* A conv/pool node keeps x's shape in node->shape and the geometry in
+ * iparams[0..5]; lm_node_geometry rebuilds it for the rule. */
+static void save_geometry(lm_node *node, const lm_tensor *x, const lm_conv_geometry *g) {
+    node->ndim = 4;
+    memcpy(node->shape, x->shape, sizeof(int64_t) * 4);
+    node->iparams[0] = g->kernel_h, node->iparams[1] = g->kernel_w;
+    node->iparams[2] = g->stride_h, node->iparams[3] = g->stride_w;
+    node->iparams[4] = g->pad_h, node->iparams[5] = g->pad_w;
+}
+
+lm_conv_geometry lm_node_geometry(const lm_node *n) {
+    lm_conv_geometry g = {n->shape[1], n->shape[2], n->shape[3], n->iparams[0], n->iparams[1],
+                          n->iparams[2], n->iparams[3], n->iparams[4], n->iparams[5], 0, 0};
+    g.out_h = (g.height + 2 * g.pad_h - g.kernel_h) / g.stride_h + 1;
+    g.out_w = (g.width + 2 * g.pad_w - g.kernel_w) / g.stride_w + 1;
+    return g;
+}
+
 /* The forward and both backward passes share this loop over images:
  * out[n] = W [O, C*kh*kw] @ im2col(x[n]) [C*kh*kw, oh*ow]. */
-lm_status lm_conv2d(lm_tensor **out, lm_tensor *x, lm_tensor *w, lm_tensor *b,
-                    const lm_conv_options *opt) {
+static lm_status conv2d_forward(lm_tensor **out, lm_conv_geometry *g, lm_tensor *x, lm_tensor *w,
+                                lm_tensor *b, const lm_conv_options *opt) {
     *out = NULL;
     char sx[LM_SHAPE_STR_MAX], sw[LM_SHAPE_STR_MAX];
     LM_TRY(check_layer("conv2d", x, w, b, 4, "[out, in, kh, kw]"));
-    lm_conv_geometry g;
-    LM_TRY(geometry("conv2d", x, w->shape[2], w->shape[3], opt, &g));
-    if (w->shape[1] != g.channels)
+    LM_TRY(geometry("conv2d", x, w->shape[2], w->shape[3], opt, g));
+    if (w->shape[1] != g->channels)
         return lm_fail(LM_ERR_SHAPE, "conv2d: input has %lld channels, weight expects %lld "
                                      "(input %s, weight %s)",
-                       (long long)g.channels, (long long)w->shape[1],
+                       (long long)g->channels, (long long)w->shape[1],
                        lm_shape_str(x, sx, sizeof sx), lm_shape_str(w, sw, sizeof sw));
     if (b && (b->ndim != 1 || b->shape[0] != w->shape[0]))
         return lm_fail(LM_ERR_SHAPE, "conv2d: bias must be [%lld]", (long long)w->shape[0]);
-    int64_t N = x->shape[0], O = w->shape[0], K = g.channels * g.kernel_h * g.kernel_w;
-    int64_t P = g.out_h * g.out_w;
+    const lm_backend *be = lm_backend_of(x);
+    if (!be) return LM_ERR_DEVICE;
+    int64_t N = x->shape[0], O = w->shape[0], K = g->channels * g->kernel_h * g->kernel_w;
+    int64_t P = g->out_h * g->out_w;
     lm_tensor *xc = NULL, *wc = NULL, *w2 = NULL, *cols = NULL, *xi = NULL, *oi = NULL, *oi2 = NULL,
               *prod = NULL;
-    int64_t oshape[4] = {N, O, g.out_h, g.out_w}, cshape[2] = {K, P}, wshape[2] = {O, K},
+    int64_t oshape[4] = {N, O, g->out_h, g->out_w}, cshape[2] = {K, P}, wshape[2] = {O, K},
             o2[2] = {O, P};
     lm_status s = lm_contiguous(&xc, x);
     if (s == LM_OK) s = lm_contiguous(&wc, w);
     if (s == LM_OK) s = lm_tensor_view(&w2, wc, 2, wshape);
     if (s == LM_OK) s = lm_tensor_new(out, LM_FLOAT32, x->storage->device, 4, oshape);
-    const lm_backend *be = be_of(x);
-    if (s == LM_OK && be->conv2d) s = be->conv2d(*out, xc, wc, &g); /* whole batch at once */
+    if (s == LM_OK && be->conv2d) s = be->conv2d(*out, xc, wc, g); /* whole batch at once */
     else if (s == LM_OK) s = lm_tensor_new(&cols, LM_FLOAT32, x->storage->device, 2, cshape);
     for (int64_t n = 0; n < N && s == LM_OK && !be->conv2d; n++) {
         s = lm_tensor_select(&xi, xc, 0, n);
-        if (s == LM_OK) s = be->im2col(cols, xi, &g);
+        if (s == LM_OK) s = be->im2col(cols, xi, g);
         if (s == LM_OK) s = lm_matmul(&prod, w2, cols);
         if (s == LM_OK) s = lm_tensor_select(&oi, *out, 0, n);
         if (s == LM_OK) s = lm_tensor_view(&oi2, oi, 2, o2);
@@ -308,20 +372,6 @@ lm_status lm_conv2d(lm_tensor **out, lm_tensor *x, lm_tensor *w, lm_tensor *b,
         if (s == LM_OK) s = lm_binary_into(*out, LM_ADD, *out, bv), lm_tensor_release(bv);
     }
     lm_tensor_release(xc), lm_tensor_release(wc), lm_tensor_release(w2), lm_tensor_release(cols);
-    lm_tensor *in[3] = {x, w, b};
-    if (s == LM_OK && lm_any_requires_grad(3, in)) {
-        lm_node *node = lm_node_attach(*out, "conv2d", lm_rule_conv2d, 3, in);
-        if (!node) s = lm_fail(LM_ERR_MEMORY, "out of memory recording the graph");
-        else {
-            lm_node_save(node, 0, x);
-            lm_node_save(node, 1, w);
-            node->ndim = 4;
-            memcpy(node->shape, x->shape, sizeof(int64_t) * 4);
-            node->iparams[0] = g.kernel_h, node->iparams[1] = g.kernel_w;
-            node->iparams[2] = g.stride_h, node->iparams[3] = g.stride_w;
-            node->iparams[4] = g.pad_h, node->iparams[5] = g.pad_w;
-        }
-    }
     if (s != LM_OK) {
         lm_tensor_release(*out);
         *out = NULL;
@@ -329,52 +379,63 @@ lm_status lm_conv2d(lm_tensor **out, lm_tensor *x, lm_tensor *w, lm_tensor *b,
     return s;
 }
 
-lm_status lm_pool2d(lm_tensor **out, lm_tensor *x, int64_t kh, int64_t kw,
-                    const lm_conv_options *opt, bool max) {
-    *out = NULL;
+lm_status lm_ag_conv2d(lm_tensor **out, lm_tensor *x, lm_tensor *w, lm_tensor *b,
+                       const lm_conv_options *opt) {
+    lm_conv_geometry g;
+    LM_TRY(conv2d_forward(out, &g, x, w, b, opt));
+    lm_node *node;
+    LM_TRY(record_layer(&node, out, "conv2d", lm_rule_conv2d, x, w, b));
+    if (node) save_geometry(node, x, &g);
+    return LM_OK;
+}
+
+/* *argmax_out gets the int32 argmax planes of max pooling (NULL for average). */
+static lm_status pool2d_forward(lm_tensor **out, lm_tensor **argmax_out, lm_conv_geometry *g,
+                                lm_tensor *x, int64_t kh, int64_t kw, const lm_conv_options *opt,
+                                bool max) {
+    *out = *argmax_out = NULL;
     const char *name = max ? "max_pool2d" : "avg_pool2d";
     LM_TRY(check_float(name, "input", x));
-    lm_conv_geometry g;
-    LM_TRY(geometry(name, x, kh, kw, opt, &g));
+    LM_TRY(geometry(name, x, kh, kw, opt, g));
+    const lm_backend *be = lm_backend_of(x);
+    if (!be) return LM_ERR_DEVICE;
     int64_t N = x->shape[0], C = x->shape[1];
-    int64_t planes3[3] = {N * C, g.height, g.width}, oshape[4] = {N, C, g.out_h, g.out_w},
-            o3[3] = {N * C, g.out_h, g.out_w};
+    int64_t planes3[3] = {N * C, g->height, g->width}, oshape[4] = {N, C, g->out_h, g->out_w},
+            o3[3] = {N * C, g->out_h, g->out_w};
     lm_tensor *xc = NULL, *x3 = NULL, *o3v = NULL, *argmax = NULL;
     lm_status s = lm_contiguous(&xc, x);
     if (s == LM_OK) s = lm_tensor_view(&x3, xc, 3, planes3);
     if (s == LM_OK) s = lm_tensor_new(out, LM_FLOAT32, x->storage->device, 4, oshape);
     if (s == LM_OK) s = lm_tensor_view(&o3v, *out, 3, o3);
     if (s == LM_OK && max) s = lm_tensor_new(&argmax, LM_INT32, x->storage->device, 3, o3);
-    if (s == LM_OK) s = be_of(x)->pool2d(o3v, argmax, x3, &g);
+    if (s == LM_OK) s = be->pool2d(o3v, argmax, x3, g);
     lm_tensor_release(xc), lm_tensor_release(x3), lm_tensor_release(o3v);
-    if (s == LM_OK && lm_any_requires_grad(1, &x)) {
-        lm_node *node = lm_node_attach(*out, name, max ? lm_rule_max_pool2d : lm_rule_avg_pool2d,
-                                       1, &x);
-        if (!node) s = lm_fail(LM_ERR_MEMORY, "out of memory recording the graph");
-        else {
-            lm_node_save(node, 0, argmax);
-            node->ndim = 4;
-            memcpy(node->shape, x->shape, sizeof(int64_t) * 4);
-            node->iparams[0] = kh, node->iparams[1] = kw;
-            node->iparams[2] = g.stride_h, node->iparams[3] = g.stride_w;
-            node->iparams[4] = g.pad_h, node->iparams[5] = g.pad_w;
-        }
-    }
-    lm_tensor_release(argmax);
     if (s != LM_OK) {
         lm_tensor_release(*out);
-        *out = NULL;
+        lm_tensor_release(argmax);
+        *out = argmax = NULL;
     }
+    *argmax_out = argmax;
     return s;
 }
 
-/* Rebuilds the geometry a conv/pool node stored (x's shape in node->shape). */
-lm_conv_geometry lm_node_geometry(const lm_node *n) {
-    lm_conv_geometry g = {n->shape[1], n->shape[2], n->shape[3], n->iparams[0], n->iparams[1],
-                          n->iparams[2], n->iparams[3], n->iparams[4], n->iparams[5], 0, 0};
-    g.out_h = (g.height + 2 * g.pad_h - g.kernel_h) / g.stride_h + 1;
-    g.out_w = (g.width + 2 * g.pad_w - g.kernel_w) / g.stride_w + 1;
-    return g;
+lm_status lm_ag_pool2d(lm_tensor **out, lm_tensor *x, int64_t kh, int64_t kw,
+                       const lm_conv_options *opt, bool max) {
+    lm_conv_geometry g;
+    lm_tensor *argmax;
+    LM_TRY(pool2d_forward(out, &argmax, &g, x, kh, kw, opt, max));
+    lm_status s = LM_OK;
+    if (lm_any_requires_grad(1, &x)) {
+        lm_node *node;
+        s = lm_node_record(&node, out, max ? "max_pool2d" : "avg_pool2d",
+                           max ? lm_rule_max_pool2d : lm_rule_avg_pool2d, 1, &x);
+        if (s == LM_OK) {
+            lm_node_save(node, 0, argmax);
+            save_geometry(node, x, &g);
+        }
+    }
+    lm_tensor_release(argmax);
+    return s;
 }
 
 /* ---- optimisers ------------------------------------------------------------------------------------- */
@@ -402,10 +463,12 @@ static lm_status check_update(lm_tensor *param, lm_tensor *grad, lm_tensor *s1, 
 
 lm_status lm_optim_step(const lm_optim_params *p, lm_tensor *param, lm_tensor *grad,
                         lm_tensor *s1, lm_tensor *s2) {
+    const lm_backend *be = lm_backend_of(param);
+    if (!be) return LM_ERR_DEVICE;
     lm_tensor *gc;
     LM_TRY(check_update(param, grad, s1, s2, &gc));
     param->storage->version++;
-    lm_status s = be_of(param)->optim_step(p, param, gc, s1, s2);
+    lm_status s = be->optim_step(p, param, gc, s1, s2);
     lm_tensor_release(gc);
     return s;
 }
@@ -415,7 +478,8 @@ lm_status lm_optim_step(const lm_optim_params *p, lm_tensor *param, lm_tensor *g
 lm_status lm_optim_step_many(const lm_optim_params *p, int n, lm_tensor **params,
                              lm_tensor **grads, lm_tensor **s1, lm_tensor **s2) {
     if (n <= 0) return LM_OK;
-    const lm_backend *be = be_of(params[0]);
+    const lm_backend *be = lm_backend_of(params[0]);
+    if (!be) return LM_ERR_DEVICE;
     bool one_device = true;
     for (int i = 1; i < n; i++) one_device &= params[i]->storage->device == params[0]->storage->device;
     if (!be->optim_step_many || !one_device || n > MANY_MAX) {

@@ -3,14 +3,13 @@
 
 #include "lm_ops.h"
 
-static const lm_backend *backend_of(const lm_tensor *t) {
-    return lm_backend_get(t->storage->device);
-}
-
 lm_status lm_full(lm_tensor **out, lm_dtype dtype, lm_device device, int ndim,
                   const int64_t *shape, double value) {
+    *out = NULL;
+    const lm_backend *be = lm_backend_get(device);
+    if (!be) return LM_ERR_DEVICE;
     LM_TRY(lm_tensor_new(out, dtype, device, ndim, shape));
-    lm_status s = backend_of(*out)->fill(*out, value);
+    lm_status s = be->fill(*out, value);
     if (s != LM_OK) {
         lm_tensor_release(*out);
         *out = NULL;
@@ -47,18 +46,27 @@ lm_status lm_copy_(lm_tensor *dst, const lm_tensor *src) {
         lm_tensor_release(moved);
         return s;
     }
+    const lm_backend *be = lm_backend_of(dst);
+    if (!be) return LM_ERR_DEVICE;
     lm_tensor *expanded;
     LM_TRY(lm_tensor_expand(&expanded, (lm_tensor *)src, dst->ndim, dst->shape));
-    lm_status s = backend_of(dst)->copy(dst, expanded);
+    lm_status s = be->copy(dst, expanded);
     lm_tensor_release(expanded);
     return s;
 }
 
-lm_status lm_fill_(lm_tensor *dst, double value) { return backend_of(dst)->fill(dst, value); }
+lm_status lm_fill_(lm_tensor *dst, double value) {
+    const lm_backend *be = lm_backend_of(dst);
+    if (!be) return LM_ERR_DEVICE;
+    return be->fill(dst, value);
+}
 
 lm_status lm_clone(lm_tensor **out, const lm_tensor *t) {
+    *out = NULL;
+    const lm_backend *be = lm_backend_of(t);
+    if (!be) return LM_ERR_DEVICE;
     LM_TRY(lm_tensor_new_like(out, t));
-    lm_status s = backend_of(t)->copy(*out, t);
+    lm_status s = be->copy(*out, t);
     if (s != LM_OK) {
         lm_tensor_release(*out);
         *out = NULL;
@@ -79,8 +87,10 @@ lm_status lm_to_dtype(lm_tensor **out, lm_tensor *t, lm_dtype dtype) {
         *out = lm_tensor_retain(t);
         return LM_OK;
     }
+    const lm_backend *be = lm_backend_of(t);
+    if (!be) return LM_ERR_DEVICE;
     LM_TRY(lm_tensor_new(out, dtype, t->storage->device, t->ndim, t->shape));
-    lm_status s = backend_of(t)->copy(*out, t);
+    lm_status s = be->copy(*out, t);
     if (s != LM_OK) {
         lm_tensor_release(*out);
         *out = NULL;
@@ -94,15 +104,15 @@ lm_status lm_to_device(lm_tensor **out, lm_tensor *t, lm_device device) {
         *out = lm_tensor_retain(t);
         return LM_OK;
     }
-    const lm_backend *target = lm_backend_get(device);
-    if (!target) return LM_ERR_DEVICE;
+    const lm_backend *source = lm_backend_of(t), *target = lm_backend_get(device);
+    if (!source || !target) return LM_ERR_DEVICE;
     lm_tensor *src;
     LM_TRY(lm_contiguous(&src, t));
     lm_status s = lm_tensor_new(out, t->dtype, device, t->ndim, t->shape);
     if (s == LM_OK) {
         /* exactly one side is the CPU, whose memory is the host's */
         if (device == LM_CPU)
-            s = backend_of(src)->download(lm_tensor_f32(*out), src);
+            s = source->download(lm_tensor_f32(*out), src);
         else
             s = target->upload(*out, lm_tensor_f32(src));
     }
@@ -115,9 +125,11 @@ lm_status lm_to_device(lm_tensor **out, lm_tensor *t, lm_device device) {
 }
 
 lm_status lm_to_host(const lm_tensor *t, void *host) {
+    const lm_backend *be = lm_backend_of(t);
+    if (!be) return LM_ERR_DEVICE;
     lm_tensor *c;
     LM_TRY(lm_contiguous(&c, (lm_tensor *)t));
-    lm_status s = backend_of(c)->download(host, c);
+    lm_status s = be->download(host, c);
     lm_tensor_release(c);
     return s;
 }
@@ -136,11 +148,13 @@ lm_status lm_get_element(const lm_tensor *t, int64_t index, double *value) {
         *value = t->dtype == LM_INT32 ? lm_tensor_i32(t)[off] : lm_tensor_f32(t)[off];
         return LM_OK;
     }
+    const lm_backend *be = lm_backend_of(t);
+    if (!be) return LM_ERR_DEVICE;
     lm_tensor one = *t; /* a 0-D view of that element */
     one.ndim = 0;
     one.offset += off;
     int32_t bits;
-    LM_TRY(backend_of(t)->download(&bits, &one));
+    LM_TRY(be->download(&bits, &one));
     float f;
     memcpy(&f, &bits, sizeof f);
     *value = t->dtype == LM_INT32 ? bits : f;
@@ -170,13 +184,15 @@ lm_status lm_cat(lm_tensor **out, int n, lm_tensor *const *ts, int dim) {
                            k + 1);
         shape[dim] += t->shape[dim];
     }
+    const lm_backend *be = lm_backend_of(first);
+    if (!be) return LM_ERR_DEVICE;
     LM_TRY(lm_tensor_new(out, first->dtype, first->storage->device, first->ndim, shape));
     int64_t start = 0;
     lm_status s = LM_OK;
     for (int k = 0; k < n && s == LM_OK; k++) {
         lm_tensor *part;
         s = lm_tensor_narrow(&part, *out, dim, start, ts[k]->shape[dim]);
-        if (s == LM_OK) s = backend_of(part)->copy(part, ts[k]);
+        if (s == LM_OK) s = be->copy(part, ts[k]);
         lm_tensor_release(part);
         start += ts[k]->shape[dim];
     }
@@ -220,10 +236,12 @@ lm_status lm_index_select_into(lm_tensor *out, lm_tensor *x, lm_tensor *idx) {
                        lm_shape_str(x, b, sizeof b));
     if (idx->shape[0] > 0)
         LM_TRY(lm_check_index_range("index_select", "index", "rows", idx, x->shape[0]));
+    const lm_backend *be = lm_backend_of(x);
+    if (!be) return LM_ERR_DEVICE;
     lm_tensor *xc;
     LM_TRY(lm_contiguous(&xc, x));
     out->storage->version++;
-    lm_status s = backend_of(x)->index_select(out, xc, idx);
+    lm_status s = be->index_select(out, xc, idx);
     lm_tensor_release(xc);
     return s;
 }
@@ -253,11 +271,13 @@ lm_status lm_topk(lm_tensor **values, lm_tensor **indices, lm_tensor *x, int64_t
         return lm_fail(LM_ERR_ARG, "topk: k = %lld out of range for rows of %lld", (long long)k,
                        (long long)x->shape[1]);
     int64_t shape[2] = {x->shape[0], k};
+    const lm_backend *be = lm_backend_of(x);
+    if (!be) return LM_ERR_DEVICE;
     lm_tensor *xc;
     LM_TRY(lm_contiguous(&xc, x));
     lm_status s = lm_tensor_new(values, LM_FLOAT32, x->storage->device, 2, shape);
     if (s == LM_OK) s = lm_tensor_new(indices, LM_INT32, x->storage->device, 2, shape);
-    if (s == LM_OK) s = backend_of(x)->topk(*values, *indices, xc, k, largest);
+    if (s == LM_OK) s = be->topk(*values, *indices, xc, k, largest);
     lm_tensor_release(xc);
     if (s != LM_OK) {
         lm_tensor_release(*values);

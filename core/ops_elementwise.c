@@ -54,7 +54,9 @@ lm_status lm_unary_into(lm_tensor *out, lm_unary_op op, lm_tensor *x, double p0,
     const char *name = lm_unary_name(op);
     lm_dtype dtype = unary_needs_float(op) ? LM_FLOAT32 : x->dtype;
     LM_TRY(check_out(name, out, x->ndim, x->shape, dtype, x));
-    return lm_backend_get(x->storage->device)->unary(op, out, x, p0, p1);
+    const lm_backend *be = lm_backend_of(x);
+    if (!be) return LM_ERR_DEVICE;
+    return be->unary(op, out, x, p0, p1);
 }
 
 lm_status lm_unary(lm_tensor **out, lm_unary_op op, lm_tensor *x, double p0, double p1) {
@@ -78,10 +80,12 @@ lm_status lm_binary_into(lm_tensor *out, lm_binary_op op, lm_tensor *a, lm_tenso
     int64_t shape[LM_MAX_DIMS];
     LM_TRY(lm_broadcast_shape(name, a, b, &ndim, shape));
     LM_TRY(check_out(name, out, ndim, shape, binary_result_dtype(op, a->dtype, b->dtype), a));
+    const lm_backend *be = lm_backend_of(a);
+    if (!be) return LM_ERR_DEVICE;
     lm_tensor *ea = NULL, *eb = NULL;
     lm_status s = lm_tensor_expand(&ea, a, ndim, shape);
     if (s == LM_OK) s = lm_tensor_expand(&eb, b, ndim, shape);
-    if (s == LM_OK) s = lm_backend_get(a->storage->device)->binary(op, out, ea, eb);
+    if (s == LM_OK) s = be->binary(op, out, ea, eb);
     lm_tensor_release(ea);
     lm_tensor_release(eb);
     return s;
@@ -117,7 +121,9 @@ lm_status lm_binary_scalar_into(lm_tensor *out, lm_binary_op op, lm_tensor *a, d
      * (a powf per element is 50x slower on the CPU) */
     if (op == LM_POW && !scalar_first && a->dtype == LM_FLOAT32)
         return lm_unary_into(out, LM_POW_SCALAR, a, s, 0);
-    return lm_backend_get(a->storage->device)->binary_scalar(op, out, a, s, scalar_first);
+    const lm_backend *be = lm_backend_of(a);
+    if (!be) return LM_ERR_DEVICE;
+    return be->binary_scalar(op, out, a, s, scalar_first);
 }
 
 lm_status lm_binary_scalar(lm_tensor **out, lm_binary_op op, lm_tensor *a, double s,
@@ -147,12 +153,14 @@ lm_status lm_where(lm_tensor **out, lm_tensor *cond, lm_tensor *a, lm_tensor *b)
     for (int d = 0; d < nd1; d++) ab.shape[d] = s1[d];
     LM_TRY(lm_broadcast_shape("where", cond, &ab, &ndim, shape));
     lm_dtype dtype = a->dtype == LM_INT32 && b->dtype == LM_INT32 ? LM_INT32 : LM_FLOAT32;
+    const lm_backend *be = lm_backend_of(a);
+    if (!be) return LM_ERR_DEVICE;
     lm_tensor *ec = NULL, *ea = NULL, *eb = NULL;
     lm_status s = lm_tensor_new(out, dtype, a->storage->device, ndim, shape);
     if (s == LM_OK) s = lm_tensor_expand(&ec, cond, ndim, shape);
     if (s == LM_OK) s = lm_tensor_expand(&ea, a, ndim, shape);
     if (s == LM_OK) s = lm_tensor_expand(&eb, b, ndim, shape);
-    if (s == LM_OK) s = lm_backend_get(a->storage->device)->where(*out, ec, ea, eb);
+    if (s == LM_OK) s = be->where(*out, ec, ea, eb);
     lm_tensor_release(ec);
     lm_tensor_release(ea);
     lm_tensor_release(eb);

@@ -70,6 +70,8 @@ lm_status lm_matmul(lm_tensor **out, lm_tensor *a_in, lm_tensor *b_in) {
                        lm_dtype_name(a_in->dtype), lm_dtype_name(b_in->dtype));
     if (a_in->ndim == 0 || b_in->ndim == 0)
         return lm_fail(LM_ERR_ARG, "matmul: operands must have at least 1 dimension");
+    const lm_backend *be = lm_backend_of(a_in);
+    if (!be) return LM_ERR_DEVICE;
 
     /* 1-D operands become a row (left) or a column (right), removed at the end */
     lm_tensor *a = NULL, *b = NULL, *a3 = NULL, *b3 = NULL, *o3 = NULL;
@@ -129,7 +131,7 @@ lm_status lm_matmul(lm_tensor **out, lm_tensor *a_in, lm_tensor *b_in) {
         if (K == 0)
             s = lm_fill_(*out, 0);
         else
-            s = lm_backend_get(a->storage->device)->matmul(o3, a3, b3, 1.0f, 0.0f);
+            s = be->matmul(o3, a3, b3, 1.0f, 0.0f);
     }
     if (s != LM_OK) {
         lm_tensor_release(*out);

@@ -47,11 +47,13 @@ lm_status lm_reduce(lm_tensor **out, lm_tensor **indices, lm_reduce_op op, lm_te
     for (int d = 0; dim >= 0 && d < x->ndim; d++)
         if (d != dim) shape[ndim++] = x->shape[d];
     lm_device device = x->storage->device;
+    const lm_backend *be = lm_backend_get(device);
+    if (!be) return LM_ERR_DEVICE;
     lm_tensor *idx = NULL;
     lm_status s = lm_tensor_new(out, reduce_dtype(op, x->dtype), device, ndim, shape);
     if (s == LM_OK && indices && (op == LM_MAX || op == LM_MIN))
         s = lm_tensor_new(&idx, LM_INT32, device, ndim, shape);
-    if (s == LM_OK) s = lm_backend_get(device)->reduce(op, *out, idx, x, dim);
+    if (s == LM_OK) s = be->reduce(op, *out, idx, x, dim);
     if (s == LM_OK && keepdim) {
         s = keep_dims(out, x, dim);
         if (s == LM_OK && idx) s = keep_dims(&idx, x, dim);

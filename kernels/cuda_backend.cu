@@ -19,12 +19,12 @@ lm_backend table;
 
 } // namespace
 
-cublasContext *cu_blas(void) { return blas; }
-const cu_blas_api *cu_blas_fns(void) { return &api; }
-
-// cuBLAS is opened at the first CUDA use, not linked: loading it maps and
-// relocates ~200 MB, which every CPU-only run would otherwise pay.
-static lm_status load_cublas(void) {
+cublasContext *lm_cuda_blas(void) { return blas; }
+     const cu_blas_api *lm_cuda_blas_fns(void) { return &api; }
+     
+     // cuBLAS is opened at the first CUDA use, not linked: loading it maps and
+     // relocates ~200 MB, which every CPU-only run would otherwise pay.
+     static lm_status load_cublas(void) {
     const char *names[] = {"libcublas.so.13", "libcublas.so"};
     void *lib = NULL;
     for (int i = 0; i < 2 && !lib; i++) lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
@@ -43,9 +43,8 @@ static lm_status load_cublas(void) {
             return lm_fail(LM_ERR_DEVICE, "cuBLAS lacks %s", f.name);
     return LM_OK;
 }
-bool cu_tf32_allowed(void) { return tf32; }
 
-lm_status cu_blas_fail(int status, const char *what) {
+lm_status lm_cuda_blas_fail(int status, const char *what) {
     return lm_fail(LM_ERR_DEVICE, "cuBLAS error in %s: %s", what,
                    api.status_string ? api.status_string((cublasStatus_t)status) : "?");
 }
@@ -55,7 +54,7 @@ extern "C" lm_status lm_cuda_set_tf32(bool allowed) {
     if (!blas) return LM_OK;
     cublasStatus_t st = api.set_math_mode(blas, allowed ? CUBLAS_TF32_TENSOR_OP_MATH
                                                         : CUBLAS_DEFAULT_MATH);
-    return st == CUBLAS_STATUS_SUCCESS ? LM_OK : cu_blas_fail(st, "cublasSetMathMode");
+    return st == CUBLAS_STATUS_SUCCESS ? LM_OK : lm_cuda_blas_fail(st, "cublasSetMathMode");
 }
 
 extern "C" bool lm_cuda_tf32(void) { return tf32; }
@@ -74,14 +73,14 @@ extern "C" const lm_backend *lm_cuda_make_backend(void) {
     cudaError_t err = cudaSetDevice(0);
     if (err == cudaSuccess) err = cudaFree(0); /* creates the context now, not mid-op */
     if (err != cudaSuccess) {
-        cu_fail(err, "creating the CUDA context");
+        lm_cuda_fail(err, "creating the CUDA context");
         return NULL;
     }
     if (load_cublas() != LM_OK) return NULL;
     cublasStatus_t st = api.create(&blas);
     if (st != CUBLAS_STATUS_SUCCESS) {
         blas = NULL;
-        cu_blas_fail(st, "cublasCreate");
+        lm_cuda_blas_fail(st, "cublasCreate");
         return NULL;
     }
     lm_cuda_set_tf32(tf32);
@@ -89,33 +88,33 @@ extern "C" const lm_backend *lm_cuda_make_backend(void) {
     table.device = LM_CUDA;
     table.alloc = lm_cuda_alloc;
     table.free = lm_cuda_free;
-    table.copy = cu_copy;
-    table.fill = cu_fill;
-    table.upload = cu_upload;
-    table.download = cu_download;
-    table.unary = cu_unary;
-    table.binary = cu_binary;
-    table.binary_scalar = cu_binary_scalar;
-    table.unary_backward = cu_unary_backward;
-    table.where = cu_where;
-    table.reduce = cu_reduce;
-    table.matmul = cu_matmul;
-    table.random = cu_random;
-    table.dropout = cu_dropout;
-    table.softmax = cu_softmax;
-    table.softmax_backward = cu_softmax_backward;
-    table.im2col = cu_im2col;
-    table.col2im = cu_col2im;
-    table.pool2d = cu_pool2d;
-    table.pool2d_backward = cu_pool2d_backward;
-    table.index_select = cu_index_select;
-    table.topk = cu_topk;
-    table.one_hot = cu_one_hot;
-    table.optim_step = cu_optim_step;
-    table.optim_step_many = cu_optim_step_many;
+    table.copy = lm_cuda_copy;
+    table.fill = lm_cuda_fill;
+    table.upload = lm_cuda_upload;
+    table.download = lm_cuda_download;
+    table.unary = lm_cuda_unary;
+    table.binary = lm_cuda_binary;
+    table.binary_scalar = lm_cuda_binary_scalar;
+    table.unary_backward = lm_cuda_unary_backward;
+    table.where = lm_cuda_where;
+    table.reduce = lm_cuda_reduce;
+    table.matmul = lm_cuda_matmul;
+    table.random = lm_cuda_random;
+    table.dropout = lm_cuda_dropout;
+    table.softmax = lm_cuda_softmax;
+    table.softmax_backward = lm_cuda_softmax_backward;
+    table.im2col = lm_cuda_im2col;
+    table.col2im = lm_cuda_col2im;
+    table.pool2d = lm_cuda_pool2d;
+    table.pool2d_backward = lm_cuda_pool2d_backward;
+    table.index_select = lm_cuda_index_select;
+    table.topk = lm_cuda_topk;
+    table.one_hot = lm_cuda_one_hot;
+    table.optim_step = lm_cuda_optim_step;
+    table.optim_step_many = lm_cuda_optim_step_many;
 #ifdef LUMEN_HAVE_CUDNN
-    table.conv2d = cu_conv2d;
-    table.conv2d_backward = cu_conv2d_backward;
+    table.conv2d = lm_cuda_conv2d;
+    table.conv2d_backward = lm_cuda_conv2d_backward;
 #endif
     return &table;
 }

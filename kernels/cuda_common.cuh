@@ -12,12 +12,12 @@ extern "C" {
 #include "lm_error.h"
 }
 
-lm_status cu_fail(cudaError_t err, const char *what);
+lm_status lm_cuda_fail(cudaError_t err, const char *what);
 
 #define CU_TRY(call, what)                                                                         \
     do {                                                                                           \
         cudaError_t cu_err_ = (call);                                                              \
-        if (cu_err_ != cudaSuccess) return cu_fail(cu_err_, what);                                 \
+        if (cu_err_ != cudaSuccess) return lm_cuda_fail(cu_err_, what);                            \
     } while (0)
 
 // After every launch: a bad configuration shows here, a fault at the next sync.
@@ -111,6 +111,5 @@ struct cu_blas_api {
                                             const float *, float *, int, long long, int);
     const char *(*status_string)(cublasStatus_t);
 };
-cublasContext *cu_blas(void);
-const cu_blas_api *cu_blas_fns(void);
-bool cu_tf32_allowed(void);
+cublasContext *lm_cuda_blas(void);
+const cu_blas_api *lm_cuda_blas_fns(void);

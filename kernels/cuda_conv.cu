@@ -42,7 +42,7 @@ struct Plan {
 std::map<ShapeKey, Plan> plans;
 
 bool math_ok(cudnnMathType_t m) {
-    return cu_tf32_allowed() || (m != CUDNN_TENSOR_OP_MATH &&
+    return lm_cuda_tf32() || (m != CUDNN_TENSOR_OP_MATH &&
                                  m != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION);
 }
 
@@ -55,7 +55,7 @@ lm_status plan_for(const lm_tensor *x, const lm_tensor *w, const lm_conv_geometr
     }
     int64_t N = x->shape[0], O = w->shape[0];
     ShapeKey key(N, g->channels, g->height, g->width, O, g->kernel_h, g->kernel_w, g->stride_h,
-                 g->stride_w, g->pad_h, g->pad_w, 0, cu_tf32_allowed());
+                 g->stride_w, g->pad_h, g->pad_w, 0, lm_cuda_tf32());
     auto found = plans.find(key);
     if (found != plans.end()) {
         *out = &found->second;
@@ -79,7 +79,7 @@ lm_status plan_for(const lm_tensor *x, const lm_tensor *w, const lm_conv_geometr
                                             (int)g->stride_w, 1, 1, CUDNN_CROSS_CORRELATION,
                                             CUDNN_DATA_FLOAT),
             "convolution descriptor");
-    DNN_TRY(cudnnSetConvolutionMathType(p.conv, cu_tf32_allowed() ? CUDNN_DEFAULT_MATH
+    DNN_TRY(cudnnSetConvolutionMathType(p.conv, lm_cuda_tf32() ? CUDNN_DEFAULT_MATH
                                                                   : CUDNN_FMA_MATH),
             "convolution math type");
     auto inserted = plans.emplace(key, p);
@@ -106,8 +106,8 @@ lm_status workspace(size_t bytes, void **ws) {
 
 } // namespace
 
-lm_status cu_conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
-                    const lm_conv_geometry *geo) {
+lm_status lm_cuda_conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
+                         const lm_conv_geometry *geo) {
     Plan *p;
     LM_TRY(plan_for(x, w, geo, &p));
     if (!p->found_fwd) {
@@ -133,8 +133,9 @@ lm_status cu_conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
     return LM_OK;
 }
 
-lm_status cu_conv2d_backward(lm_tensor *gx, lm_tensor *gw, const lm_tensor *g, const lm_tensor *x,
-                             const lm_tensor *w, const lm_conv_geometry *geo) {
+lm_status lm_cuda_conv2d_backward(lm_tensor *gx, lm_tensor *gw, const lm_tensor *g,
+                                  const lm_tensor *x, const lm_tensor *w,
+                                  const lm_conv_geometry *geo) {
     Plan *p;
     LM_TRY(plan_for(x, w, geo, &p));
     float one = 1, zero = 0;

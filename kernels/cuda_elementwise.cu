@@ -132,18 +132,18 @@ struct Where {
 
 } // namespace
 
-lm_status cu_copy(lm_tensor *dst, const lm_tensor *src) {
+lm_status lm_cuda_copy(lm_tensor *dst, const lm_tensor *src) {
     const lm_tensor *ops[2] = {dst, src};
     if (all_f32(2, ops)) return ew_launch<2>(ops, CopyF32{cu_f32(dst), cu_f32(src)}, "copy");
     return ew_launch<2>(ops, CopyAny{cu_ref_of(dst), cu_ref_of(src)}, "copy");
 }
 
-lm_status cu_fill(lm_tensor *dst, double value) {
+lm_status lm_cuda_fill(lm_tensor *dst, double value) {
     const lm_tensor *ops[1] = {dst};
     return ew_launch<1>(ops, Fill{cu_ref_of(dst), value}, "fill");
 }
 
-lm_status cu_unary(lm_unary_op op, lm_tensor *out, const lm_tensor *x, double p0, double p1) {
+lm_status lm_cuda_unary(lm_unary_op op, lm_tensor *out, const lm_tensor *x, double p0, double p1) {
     if (!lm_unary_op_valid(op)) return lm_fail(LM_ERR_ARG, "unary: unknown op %d", (int)op);
     const lm_tensor *ops[2] = {out, x};
     if (all_f32(2, ops))
@@ -151,7 +151,7 @@ lm_status cu_unary(lm_unary_op op, lm_tensor *out, const lm_tensor *x, double p0
     return ew_launch<2>(ops, UnaryAny{cu_ref_of(out), cu_ref_of(x), op, p0, p1}, "unary op");
 }
 
-lm_status cu_binary(lm_binary_op op, lm_tensor *out, const lm_tensor *a, const lm_tensor *b) {
+lm_status lm_cuda_binary(lm_binary_op op, lm_tensor *out, const lm_tensor *a, const lm_tensor *b) {
     if (!lm_binary_op_valid(op)) return lm_fail(LM_ERR_ARG, "binary: unknown op %d", (int)op);
     const lm_tensor *ops[3] = {out, a, b};
     if (all_f32(3, ops))
@@ -159,8 +159,8 @@ lm_status cu_binary(lm_binary_op op, lm_tensor *out, const lm_tensor *a, const l
     return ew_launch<3>(ops, BinaryAny{cu_ref_of(out), cu_ref_of(a), cu_ref_of(b), op}, "binary op");
 }
 
-lm_status cu_binary_scalar(lm_binary_op op, lm_tensor *out, const lm_tensor *a, double s,
-                           bool scalar_first) {
+lm_status lm_cuda_binary_scalar(lm_binary_op op, lm_tensor *out, const lm_tensor *a, double s,
+                                bool scalar_first) {
     if (!lm_binary_op_valid(op)) return lm_fail(LM_ERR_ARG, "binary: unknown op %d", (int)op);
     const lm_tensor *ops[2] = {out, a};
     if (all_f32(2, ops))
@@ -170,8 +170,8 @@ lm_status cu_binary_scalar(lm_binary_op op, lm_tensor *out, const lm_tensor *a, 
                         "scalar op");
 }
 
-lm_status cu_unary_backward(lm_unary_op op, lm_tensor *gx, const lm_tensor *g, const lm_tensor *x,
-                            const lm_tensor *y, double p0) {
+lm_status lm_cuda_unary_backward(lm_unary_op op, lm_tensor *gx, const lm_tensor *g,
+                                 const lm_tensor *x, const lm_tensor *y, double p0) {
     if (!lm_unary_has_fused_grad(op))
         return lm_fail(LM_ERR_ARG, "unary gradient: op %d has no fused gradient", (int)op);
     const lm_tensor *ops[4] = {gx, g, x, y};
@@ -179,7 +179,8 @@ lm_status cu_unary_backward(lm_unary_op op, lm_tensor *gx, const lm_tensor *g, c
                         "unary gradient");
 }
 
-lm_status cu_where(lm_tensor *out, const lm_tensor *cond, const lm_tensor *a, const lm_tensor *b) {
+lm_status lm_cuda_where(lm_tensor *out, const lm_tensor *cond, const lm_tensor *a,
+                        const lm_tensor *b) {
     const lm_tensor *ops[4] = {out, cond, a, b};
     return ew_launch<4>(ops, Where{cu_ref_of(out), cu_ref_of(cond), cu_ref_of(a), cu_ref_of(b)},
                         "where");

@@ -4,12 +4,12 @@
 // out = a @ b is computed as out^T = b^T a^T without copies.
 #include "cuda_backend.h"
 
-lm_status cu_blas_fail(int status, const char *what); /* cuda_backend.cu */
-
-// cuBLAS operation and leading dimension for a (rows x cols) row-major
-// matrix with the given strides, seen as a column-major one.
-static void blas_layout(int64_t cols, int64_t s_row, int64_t s_col, cublasOperation_t *op,
-                        int64_t *ld) {
+lm_status lm_cuda_blas_fail(int status, const char *what); /* cuda_backend.cu */
+     
+     // cuBLAS operation and leading dimension for a (rows x cols) row-major
+     // matrix with the given strides, seen as a column-major one.
+     static void blas_layout(int64_t cols, int64_t s_row, int64_t s_col, cublasOperation_t *op,
+                             int64_t *ld) {
     if (s_col == 1 && s_row >= (cols > 1 ? cols : 1)) {
         *op = CUBLAS_OP_N; /* row-major = column-major transposed: no flag needed */
         *ld = s_row;
@@ -19,8 +19,8 @@ static void blas_layout(int64_t cols, int64_t s_row, int64_t s_col, cublasOperat
     }
 }
 
-lm_status cu_matmul(lm_tensor *out, const lm_tensor *a, const lm_tensor *b, float alpha,
-                    float beta) {
+lm_status lm_cuda_matmul(lm_tensor *out, const lm_tensor *a, const lm_tensor *b, float alpha,
+                         float beta) {
     /* out (B, M, N) = a (B|1, M, K) @ b (B|1, K, N) */
     int64_t batch = out->shape[0], M = out->shape[1], N = out->shape[2], K = a->shape[2];
     if (batch == 0 || M == 0 || N == 0) return LM_OK;
@@ -29,18 +29,20 @@ lm_status cu_matmul(lm_tensor *out, const lm_tensor *a, const lm_tensor *b, floa
     blas_layout(K, a->strides[1], a->strides[2], &opa, &lda);
     blas_layout(N, b->strides[1], b->strides[2], &opb, &ldb);
     long long sa = a->shape[0] > 1 ? a->strides[0] : 0, sb = b->shape[0] > 1 ? b->strides[0] : 0;
-    cublasHandle_t h = (cublasHandle_t)cu_blas();
+    cublasHandle_t h = (cublasHandle_t)lm_cuda_blas();
+    const cu_blas_api *blas = lm_cuda_blas_fns();
     cublasStatus_t st;
     if (K == 0) /* cuBLAS rejects an empty inner dimension: out = beta * out */
-        return beta == 0 ? cu_fill(out, 0) : cu_binary_scalar(LM_MUL, out, out, beta, false);
+        return beta == 0 ? lm_cuda_fill(out, 0)
+                         : lm_cuda_binary_scalar(LM_MUL, out, out, beta, false);
     if (batch == 1)
-        st = cu_blas_fns()->sgemm(h, opb, opa, (int)N, (int)M, (int)K, &alpha, cu_f32(b), (int)ldb, cu_f32(a),
-                         (int)lda, &beta, cu_f32(out), (int)out->strides[1]);
+        st = blas->sgemm(h, opb, opa, (int)N, (int)M, (int)K, &alpha, cu_f32(b), (int)ldb,
+                         cu_f32(a), (int)lda, &beta, cu_f32(out), (int)out->strides[1]);
     else
-        st = cu_blas_fns()->sgemm_strided_batched(h, opb, opa, (int)N, (int)M, (int)K, &alpha, cu_f32(b),
-                                       (int)ldb, sb, cu_f32(a), (int)lda, sa, &beta, cu_f32(out),
-                                       (int)out->strides[1], (long long)out->strides[0],
-                                       (int)batch);
-    if (st != CUBLAS_STATUS_SUCCESS) return cu_blas_fail(st, "matmul (cublasSgemm)");
+        st = blas->sgemm_strided_batched(h, opb, opa, (int)N, (int)M, (int)K, &alpha, cu_f32(b),
+                                         (int)ldb, sb, cu_f32(a), (int)lda, sa, &beta,
+                                         cu_f32(out), (int)out->strides[1],
+                                         (long long)out->strides[0], (int)batch);
+    if (st != CUBLAS_STATUS_SUCCESS) return lm_cuda_blas_fail(st, "matmul (cublasSgemm)");
     return LM_OK;
 }

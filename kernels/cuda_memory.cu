@@ -39,7 +39,7 @@ void release_cache(void) {
 
 } // namespace
 
-lm_status cu_fail(cudaError_t err, const char *what) {
+lm_status lm_cuda_fail(cudaError_t err, const char *what) {
     return lm_fail(LM_ERR_DEVICE, "CUDA error in %s: %s (%s)", what, cudaGetErrorString(err),
                    cudaGetErrorName(err));
 }
@@ -113,7 +113,7 @@ Staging staging[2];
 int next_staging;
 } // namespace
 
-lm_status cu_upload(lm_tensor *dst, const void *host) {
+lm_status lm_cuda_upload(lm_tensor *dst, const void *host) {
     size_t bytes = (size_t)lm_tensor_numel(dst) * 4;
     if (!bytes) return LM_OK;
     Staging &st = staging[next_staging];
@@ -136,7 +136,7 @@ lm_status cu_upload(lm_tensor *dst, const void *host) {
     return LM_OK;
 }
 
-lm_status cu_download(void *host, const lm_tensor *src) {
+lm_status lm_cuda_download(void *host, const lm_tensor *src) {
     size_t bytes = (size_t)lm_tensor_numel(src) * 4;
     CU_TRY(cudaMemcpy(host, cu_f32(src), bytes, cudaMemcpyDeviceToHost), "download from the GPU");
     return LM_OK;

@@ -259,7 +259,7 @@ __global__ void optim_many_kernel(OptimArgs p, ManyArgs m) {
 
 } // namespace
 
-lm_status cu_softmax(lm_tensor *out, const lm_tensor *x, bool log) {
+lm_status lm_cuda_softmax(lm_tensor *out, const lm_tensor *x, bool log) {
     int64_t cols = x->ndim ? x->shape[x->ndim - 1] : 1;
     int64_t rows = cols ? lm_tensor_numel(x) / cols : 0;
     if (!rows) return LM_OK;
@@ -268,7 +268,8 @@ lm_status cu_softmax(lm_tensor *out, const lm_tensor *x, bool log) {
     return LM_OK;
 }
 
-lm_status cu_softmax_backward(lm_tensor *gx, const lm_tensor *g, const lm_tensor *y, bool log) {
+lm_status lm_cuda_softmax_backward(lm_tensor *gx, const lm_tensor *g, const lm_tensor *y,
+                                   bool log) {
     int64_t cols = y->ndim ? y->shape[y->ndim - 1] : 1;
     int64_t rows = cols ? lm_tensor_numel(y) / cols : 0;
     if (!rows) return LM_OK;
@@ -278,7 +279,7 @@ lm_status cu_softmax_backward(lm_tensor *gx, const lm_tensor *g, const lm_tensor
     return LM_OK;
 }
 
-lm_status cu_im2col(lm_tensor *cols, const lm_tensor *x, const lm_conv_geometry *geo) {
+lm_status lm_cuda_im2col(lm_tensor *cols, const lm_tensor *x, const lm_conv_geometry *geo) {
     int64_t n = lm_tensor_numel(cols);
     if (!n) return LM_OK;
     im2col_kernel<<<cu_blocks(n), CU_THREADS>>>(cu_f32(cols), cu_f32(x), *geo, n);
@@ -286,7 +287,7 @@ lm_status cu_im2col(lm_tensor *cols, const lm_tensor *x, const lm_conv_geometry 
     return LM_OK;
 }
 
-lm_status cu_col2im(lm_tensor *gx, const lm_tensor *cols, const lm_conv_geometry *geo) {
+lm_status lm_cuda_col2im(lm_tensor *gx, const lm_tensor *cols, const lm_conv_geometry *geo) {
     int64_t n = lm_tensor_numel(gx);
     if (!n) return LM_OK;
     col2im_kernel<<<cu_blocks(n), CU_THREADS>>>(cu_f32(gx), cu_f32(cols), *geo, n);
@@ -294,8 +295,8 @@ lm_status cu_col2im(lm_tensor *gx, const lm_tensor *cols, const lm_conv_geometry
     return LM_OK;
 }
 
-lm_status cu_pool2d(lm_tensor *out, lm_tensor *argmax, const lm_tensor *x,
-                    const lm_conv_geometry *geo) {
+lm_status lm_cuda_pool2d(lm_tensor *out, lm_tensor *argmax, const lm_tensor *x,
+                         const lm_conv_geometry *geo) {
     int64_t n = lm_tensor_numel(out);
     if (!n) return LM_OK;
     pool_kernel<<<cu_blocks(n), CU_THREADS>>>(cu_f32(out), argmax ? cu_i32(argmax) : NULL,
@@ -304,8 +305,8 @@ lm_status cu_pool2d(lm_tensor *out, lm_tensor *argmax, const lm_tensor *x,
     return LM_OK;
 }
 
-lm_status cu_pool2d_backward(lm_tensor *gx, const lm_tensor *g, const lm_tensor *argmax,
-                             const lm_conv_geometry *geo) {
+lm_status lm_cuda_pool2d_backward(lm_tensor *gx, const lm_tensor *g, const lm_tensor *argmax,
+                                  const lm_conv_geometry *geo) {
     int64_t n = lm_tensor_numel(gx);
     if (!n) return LM_OK;
     pool_backward_kernel<<<cu_blocks(n), CU_THREADS>>>(cu_f32(gx), cu_f32(g),
@@ -314,7 +315,7 @@ lm_status cu_pool2d_backward(lm_tensor *gx, const lm_tensor *g, const lm_tensor 
     return LM_OK;
 }
 
-lm_status cu_index_select(lm_tensor *out, const lm_tensor *x, const lm_tensor *idx) {
+lm_status lm_cuda_index_select(lm_tensor *out, const lm_tensor *x, const lm_tensor *idx) {
     int64_t n = lm_tensor_numel(out), row = x->shape[0] ? lm_tensor_numel(x) / x->shape[0] : 0;
     if (!n || !row) return LM_OK;
     gather_kernel<<<cu_blocks(n), CU_THREADS>>>(cu_f32(out), cu_f32(x), cu_i32(idx),
@@ -323,8 +324,8 @@ lm_status cu_index_select(lm_tensor *out, const lm_tensor *x, const lm_tensor *i
     return LM_OK;
 }
 
-lm_status cu_topk(lm_tensor *values, lm_tensor *indices, const lm_tensor *x, int64_t k,
-                  bool largest) {
+lm_status lm_cuda_topk(lm_tensor *values, lm_tensor *indices, const lm_tensor *x, int64_t k,
+                       bool largest) {
     int64_t rows = x->shape[0];
     if (!rows || !k) return LM_OK;
     topk_kernel<<<cu_blocks(rows, 64), 64>>>(cu_f32(values), cu_i32(indices), cu_f32(x), rows,
@@ -333,7 +334,7 @@ lm_status cu_topk(lm_tensor *values, lm_tensor *indices, const lm_tensor *x, int
     return LM_OK;
 }
 
-lm_status cu_one_hot(lm_tensor *out, const lm_tensor *labels) {
+lm_status lm_cuda_one_hot(lm_tensor *out, const lm_tensor *labels) {
     int64_t n = lm_tensor_numel(out);
     if (!n) return LM_OK;
     one_hot_kernel<<<cu_blocks(n), CU_THREADS>>>(cu_f32(out), cu_i32(labels), labels->strides[0],
@@ -359,8 +360,8 @@ static OptimArgs optim_args(const lm_optim_params *p) {
     return a;
 }
 
-lm_status cu_optim_step(const lm_optim_params *p, lm_tensor *param, const lm_tensor *grad,
-                        lm_tensor *s1, lm_tensor *s2) {
+lm_status lm_cuda_optim_step(const lm_optim_params *p, lm_tensor *param, const lm_tensor *grad,
+                             lm_tensor *s1, lm_tensor *s2) {
     OptimArgs a = optim_args(p);
     int64_t n = lm_tensor_numel(param);
     if (!n) return LM_OK;
@@ -370,9 +371,9 @@ lm_status cu_optim_step(const lm_optim_params *p, lm_tensor *param, const lm_ten
     return LM_OK;
 }
 
-lm_status cu_optim_step_many(const lm_optim_params *p, int n, lm_tensor *const *params,
-                             const lm_tensor *const *grads, lm_tensor *const *s1,
-                             lm_tensor *const *s2) {
+lm_status lm_cuda_optim_step_many(const lm_optim_params *p, int n, lm_tensor *const *params,
+                                  const lm_tensor *const *grads, lm_tensor *const *s1,
+                                  lm_tensor *const *s2) {
     OptimArgs a = optim_args(p);
     for (int first = 0; first < n; first += MANY_PER_LAUNCH) {
         ManyArgs m;

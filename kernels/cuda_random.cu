@@ -79,13 +79,13 @@ static lm_status random_launch(lm_random_kind kind, lm_tensor *out, uint64_t see
     return LM_OK;
 }
 
-lm_status cu_random(lm_random_kind kind, lm_tensor *out, uint64_t seed, uint64_t offset, double p0,
-                    double p1) {
+lm_status lm_cuda_random(lm_random_kind kind, lm_tensor *out, uint64_t seed, uint64_t offset,
+                         double p0, double p1) {
     return random_launch(kind, out, seed, offset, p0, p1, NULL, NULL);
 }
 
-lm_status cu_dropout(lm_tensor *out, lm_tensor *mask, const lm_tensor *x, uint64_t seed,
-                     uint64_t offset, double keep) {
+lm_status lm_cuda_dropout(lm_tensor *out, lm_tensor *mask, const lm_tensor *x, uint64_t seed,
+                          uint64_t offset, double keep) {
     return random_launch(LM_RANDOM_BERNOULLI, mask, seed, offset, keep, 1.0 / keep, cu_f32(x),
                          cu_f32(out));
 }

@@ -174,15 +174,15 @@ lm_status reduce_all(lm_reduce_op op, lm_tensor *out, lm_tensor *indices, const 
                                          parts);
     all_finish<<<1, 32>>>(parts, blocks, op, cu_ref_of(out), idx, n, true);
     cudaError_t err = cudaGetLastError();
-    if (err != cudaSuccess) s = cu_fail(err, "reduction");
+    if (err != cudaSuccess) s = lm_cuda_fail(err, "reduction");
     lm_cuda_free(parts, bytes);
     return s;
 }
 
 } // namespace
 
-lm_status cu_reduce(lm_reduce_op op, lm_tensor *out, lm_tensor *indices, const lm_tensor *x,
-                    int dim) {
+lm_status lm_cuda_reduce(lm_reduce_op op, lm_tensor *out, lm_tensor *indices, const lm_tensor *x,
+                         int dim) {
     if (dim < 0) return reduce_all(op, out, indices, x);
     lm_tensor xs = *x; /* x without the reduced dimension: out's shape */
     for (int d = dim; d < x->ndim - 1; d++) {

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 
 #include "autograd_rules.h"
+#include "lm_cuda.h"
+#include "lm_nn.h"
 #include "lm_ops.h"
 #include "lm_reference.h"
 #include "lm_rng.h"
@@ -285,5 +287,61 @@ static void test_fused_unary_gradients(void) {
     lm_tensor_release(g);
 }
 
+/* Every op family on a tensor whose device has no backend fails with
+ * LM_ERR_DEVICE and the registry's message (never a NULL table): device 7,
+ * which nobody registers, and CUDA where this build or machine has none. */
+static void check_no_backend(lm_device device, const char *needle) {
+    int64_t shape[2] = {2, 2};
+    lm_tensor *x, *r = NULL, *idx = NULL;
+    CHECK_OK(lm_full(&x, LM_FLOAT32, LM_CPU, 2, shape, 1));
+    CHECK_OK(lm_full(&idx, LM_INT32, LM_CPU, 1, shape, 0));
+    /* x's bytes claimed by `device`; never released (huge counts) */
+    lm_storage storage = *x->storage;
+    storage.device = device;
+    storage.refcount = 1 << 20;
+    lm_tensor ghost = *x;
+    ghost.storage = &storage;
+    ghost.refcount = 1 << 20;
+    ghost.autograd = NULL;
+    CHECK(lm_backend_of(&ghost) == NULL && strstr(lm_last_error(), needle));
+    double v;
+    float host[4];
+    lm_optim_params sgd = {.kind = LM_OPT_SGD, .lr = 0.1};
+    lm_conv_options conv = {1, 1, 0, 0};
+    CHECK_FAILS(lm_unary_into(&ghost, LM_EXP, &ghost, 0, 0), LM_ERR_DEVICE, needle);
+    CHECK_FAILS(lm_binary_into(&ghost, LM_ADD, &ghost, &ghost), LM_ERR_DEVICE, needle);
+    CHECK_FAILS(lm_binary_scalar_into(&ghost, LM_MUL, &ghost, 3, false), LM_ERR_DEVICE, needle);
+    CHECK_FAILS(lm_where(&r, &ghost, &ghost, &ghost), LM_ERR_DEVICE, needle);
+    CHECK_FAILS(lm_reduce(&r, NULL, LM_SUM, &ghost, -1, false), LM_ERR_DEVICE, needle);
+    CHECK_FAILS(lm_matmul(&r, &ghost, &ghost), LM_ERR_DEVICE, needle);
+    CHECK_FAILS(lm_fill_(&ghost, 0), LM_ERR_DEVICE, needle);
+    CHECK_FAILS(lm_copy_(&ghost, &ghost), LM_ERR_DEVICE, needle);
+    CHECK_FAILS(lm_clone(&r, &ghost), LM_ERR_DEVICE, needle);
+    CHECK_FAILS(lm_to_dtype(&r, &ghost, LM_INT32), LM_ERR_DEVICE, needle);
+    CHECK_FAILS(lm_to_device(&r, &ghost, LM_CPU), LM_ERR_DEVICE, needle);
+    CHECK_FAILS(lm_to_host(&ghost, host), LM_ERR_DEVICE, needle);
+    CHECK_FAILS(lm_get_element(&ghost, 0, &v), LM_ERR_DEVICE, needle);
+    CHECK_FAILS(lm_cat(&r, 1, (lm_tensor *const[]){&ghost}, 0), LM_ERR_DEVICE, needle);
+    lm_tensor *top_idx = NULL;
+    CHECK_FAILS(lm_topk(&r, &top_idx, &ghost, 1, true), LM_ERR_DEVICE, needle);
+    CHECK_FAILS(lm_rand_uniform_(&ghost, 0, 1), LM_ERR_DEVICE, needle);
+    CHECK_FAILS(lm_ag_softmax(&r, &ghost, 1, false), LM_ERR_DEVICE, needle);
+    CHECK_FAILS(lm_ag_dropout(&r, &ghost, 0.5), LM_ERR_DEVICE, needle);
+    lm_tensor *images;
+    CHECK_OK(lm_tensor_view(&images, &ghost, 4, (int64_t[]){1, 1, 2, 2}));
+    CHECK_FAILS(lm_ag_pool2d(&r, images, 1, 1, &conv, true), LM_ERR_DEVICE, needle);
+    lm_tensor_release(images);
+    CHECK_FAILS(lm_optim_step(&sgd, &ghost, &ghost, NULL, NULL), LM_ERR_DEVICE, needle);
+    CHECK(r == NULL && top_idx == NULL);
+    CHECK_FAILS(lm_index_select(&r, &ghost, idx), LM_ERR_DEVICE, needle);
+    lm_tensor_release(x);
+    lm_tensor_release(idx);
+}
+
+static void test_no_backend(void) {
+    check_no_backend((lm_device)7, "no backend is registered for device 7");
+    if (!lm_cuda_available()) check_no_backend(LM_CUDA, "CUDA is not available");
+}
+
 TEST_MAIN(test_fused_unary_gradients, test_binary_broadcast, test_unary, test_int32, test_where, test_reductions,
-          test_threads_large, test_matmul)
+          test_threads_large, test_matmul, test_no_backend)

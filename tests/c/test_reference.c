@@ -102,7 +102,7 @@ static void test_backend_matmul(void) {
     lm_tensor_release(a3), lm_tensor_release(b3);
 }
 
-/* lm_conv2d (im2col + GEMM) against the reference: stride, padding, bias,
+/* lm_ag_conv2d (im2col + GEMM) against the reference: stride, padding, bias,
  * several channels and a non-contiguous input. */
 static void test_backend_conv2d(void) {
     lm_manual_seed(12);
@@ -113,7 +113,7 @@ static void test_backend_conv2d(void) {
     for (int k = 0; k < 3; k++)
         for (int t = 0; t < 2; t++) {
             lm_tensor *in = t ? xt : x, *bias = k == 1 ? NULL : b;
-            CHECK_OK(lm_conv2d(&got, in, w, bias, &opts[k]));
+            CHECK_OK(lm_ag_conv2d(&got, in, w, bias, &opts[k]));
             CHECK_OK(lm_reference_conv2d(&want, in, w, bias, &opts[k]));
             CHECK(max_diff(got, want) < 1e-4);
             lm_tensor_release(got), lm_tensor_release(want);
