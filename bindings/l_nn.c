@@ -11,7 +11,7 @@
 static int f_linear(lua_State *L) {
     lm_tensor *x = l_check_tensor(L, 1), *w = l_check_tensor(L, 2);
     lm_tensor *b = lua_isnoneornil(L, 3) ? NULL : l_check_tensor(L, 3);
-    l_check(L, lm_linear(l_push_slot(L), x, w, b));
+    l_check(L, lm_ag_linear(l_push_slot(L), x, w, b));
     return 1;
 }
 
@@ -19,7 +19,7 @@ static int softmax(lua_State *L, bool log) {
     lm_tensor *x = l_check_tensor(L, 1);
     int dim = lua_isnoneornil(L, 2) ? (x->ndim ? x->ndim - 1 : 0)
                                     : l_check_dim(L, 2, x->ndim, log ? "log_softmax" : "softmax");
-    l_check(L, lm_softmax(l_push_slot(L), x, dim, log));
+    l_check(L, lm_ag_softmax(l_push_slot(L), x, dim, log));
     return 1;
 }
 static int f_softmax(lua_State *L) { return softmax(L, false); }
@@ -27,7 +27,7 @@ static int f_softmax(lua_State *L) { return softmax(L, false); }
 /* F._dropout(x, keep): mask and product in one pass (F.dropout checks p) */
 static int f_dropout(lua_State *L) {
     lm_tensor *x = l_check_tensor(L, 1);
-    l_check(L, lm_dropout(l_push_slot(L), x, luaL_checknumber(L, 2)));
+    l_check(L, lm_ag_dropout(l_push_slot(L), x, luaL_checknumber(L, 2)));
     return 1;
 }
 static int f_log_softmax(lua_State *L) { return softmax(L, true); }
@@ -41,7 +41,7 @@ static int f_cross_entropy(lua_State *L) {
                           lm_dtype_name(labels->dtype));
     lm_tensor **zero_based = l_push_slot(L);
     l_check(L, lm_binary_scalar(zero_based, LM_SUB, labels, 1, false));
-    l_check(L, lm_cross_entropy(l_push_slot(L), logits, *zero_based));
+    l_check(L, lm_ag_cross_entropy(l_push_slot(L), logits, *zero_based));
     return 1;
 }
 
@@ -58,7 +58,7 @@ static int f_mse(lua_State *L) {
             return luaL_error(L, "mse: reduction must be 'mean' or 'none', got '%s'", r);
         lua_pop(L, 1);
     }
-    l_check(L, lm_mse(l_push_slot(L), yh, y, per_sample));
+    l_check(L, lm_ag_mse(l_push_slot(L), yh, y, per_sample));
     return 1;
 }
 
@@ -89,7 +89,7 @@ static int f_conv2d(lua_State *L) {
     if (!b && !lua_isnoneornil(L, 3) && !lua_istable(L, 3))
         return luaL_error(L, "conv2d: bias must be a tensor or nil, got %s", luaL_typename(L, 3));
     lm_conv_options o = conv_options(L, opt);
-    l_check(L, lm_conv2d(l_push_slot(L), x, w, b, &o));
+    l_check(L, lm_ag_conv2d(l_push_slot(L), x, w, b, &o));
     return 1;
 }
 
@@ -100,7 +100,7 @@ static int pool(lua_State *L, bool max) {
     if (k < 1) return luaL_error(L, "pool: kernel size must be >= 1");
     int stride = opt_int(L, 3, "stride", (int)k), pad = opt_int(L, 3, "padding", 0);
     lm_conv_options o = {stride, stride, pad, pad};
-    l_check(L, lm_pool2d(l_push_slot(L), x, k, k, &o, max));
+    l_check(L, lm_ag_pool2d(l_push_slot(L), x, k, k, &o, max));
     return 1;
 }
 static int f_max_pool2d(lua_State *L) { return pool(L, true); }

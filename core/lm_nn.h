@@ -43,30 +43,4 @@ lm_status lm_optim_step(const lm_optim_params *p, lm_tensor *param, lm_tensor *g
 lm_status lm_optim_step_many(const lm_optim_params *p, int n, lm_tensor **params,
                              lm_tensor **grads, lm_tensor **s1, lm_tensor **s2);
 
-/* The names bindings/l_nn.c still calls, kept only until it calls the lm_ag_*
- * entry points above (issue 19); they add nothing. */
-static inline lm_status lm_linear(lm_tensor **out, lm_tensor *x, lm_tensor *w, lm_tensor *b) {
-    return lm_ag_linear(out, x, w, b);
-}
-static inline lm_status lm_softmax(lm_tensor **out, lm_tensor *x, int dim, bool log) {
-    return lm_ag_softmax(out, x, dim, log);
-}
-static inline lm_status lm_cross_entropy(lm_tensor **out, lm_tensor *logits, lm_tensor *labels) {
-    return lm_ag_cross_entropy(out, logits, labels);
-}
-static inline lm_status lm_mse(lm_tensor **out, lm_tensor *y_hat, lm_tensor *y, bool per_sample) {
-    return lm_ag_mse(out, y_hat, y, per_sample);
-}
-static inline lm_status lm_dropout(lm_tensor **out, lm_tensor *x, double keep) {
-    return lm_ag_dropout(out, x, keep);
-}
-static inline lm_status lm_conv2d(lm_tensor **out, lm_tensor *x, lm_tensor *w, lm_tensor *b,
-                                  const lm_conv_options *opt) {
-    return lm_ag_conv2d(out, x, w, b, opt);
-}
-static inline lm_status lm_pool2d(lm_tensor **out, lm_tensor *x, int64_t kh, int64_t kw,
-                                  const lm_conv_options *opt, bool max) {
-    return lm_ag_pool2d(out, x, kh, kw, opt, max);
-}
-
 #endif

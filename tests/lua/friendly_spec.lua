@@ -17,11 +17,11 @@ local here = debug.getinfo(1, "S").short_src
 local function line() return debug.getinfo(2, "l").currentline end
 
 describe("misspelt names", function()
-  it("on a module: net:eval says did you mean evaluate", function()
+  it("on a module: net:evalute says did you mean evaluate", function()
     local net = nn.Sequential(nn.Linear(2, 2), nn.ELU())
     local l = line() + 1
-    local msg = message(function() net:eval() end)
-    truthy(msg:find("a module has no 'eval'; did you mean evaluate?", 1, true), msg)
+    local msg = message(function() net:evalute() end)
+    truthy(msg:find("a module has no 'evalute'; did you mean eval or evaluate?", 1, true), msg)
     truthy(msg:find(here .. ":" .. l .. ":", 1, true), "points at the caller: " .. msg)
     truthy(message(function() local _ = nn.Linear(2, 2):forwrd() end):find("did you mean forward?", 1, true))
     truthy(message(function() local _ = net:paramters() end):match("did you mean .*parameters%?"))
