@@ -68,4 +68,7 @@ function models.count_parameters(model)
   return n
 end
 
+require('lumen.models_resnet')(models)
+require('lumen.models_vit')(models)
+
 return models

@@ -190,4 +190,9 @@ nn.MaxPool2d = pool("nn.MaxPool2d", true)
 nn.AvgPool2d = pool("nn.AvgPool2d", false)
 nn.GlobalAvgPool2d = simple("nn.GlobalAvgPool2d", function(_, x) return F.global_avg_pool2d(x) end)
 
+-- the layers of modern convolutional networks and of transformers, each
+-- file adding its classes to nn
+require('lumen.nn.conv_layers')(nn)
+require('lumen.nn.transformer_layers')(nn)
+
 return nn
