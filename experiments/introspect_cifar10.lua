@@ -7,7 +7,7 @@
 --        [--threads T] [--ae-epochs N] [--est-epochs N] [--mmd-weight W]
 --        [--bandwidths B1,B2,..]
 --
--- Recorded: the outputs of Net2's dense layers (DESIGN.md), the ELUs after
+-- Recorded: the outputs of Net2's dense layers (docs/design.md), the ELUs after
 -- its three Linear(512): 1,536 values a sample. The map is learned on the
 -- training split (the first --subset images of it when given: recording
 -- all 45,000 through the convolutions is minutes of CPU time) and drawn for

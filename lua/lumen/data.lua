@@ -1,6 +1,6 @@
 -- lm.data: the method's data sets, splits and minibatch loaders.
 --
--- Data folders are searched in this order (DESIGN.md): the `dir` option,
+-- Data folders are searched in this order (docs/design.md): the `dir` option,
 -- $LUMEN_DATA, ./data, ../shared/data, /usr/share/datasets. Under each, MNIST
 -- lives in mnist/, Fashion-MNIST in fashion-mnist/, CIFAR-10 in cifar10/ (or
 -- cifar-10-batches-bin/). Files may be gzipped or raw.

@@ -1,4 +1,4 @@
--- The reference networks of the method (DESIGN.md), shared by experiments,
+-- The reference networks of the method (docs/design.md), shared by experiments,
 -- benchmarks and tests.
 local lm = require 'lumen'
 local nn = lm.nn

@@ -1,4 +1,4 @@
--- Every tensor call of DESIGN.md's Lua API, against hand-computed values.
+-- Every tensor call of docs/design.md's Lua API, against hand-computed values.
 local lm = require 'lumen'
 
 describe("creation", function()

@@ -1,5 +1,5 @@
 -- The paper's analyses of a mapped classifier (Pardo et al., Eq. 6-11 and
--- Fig. 3-7; DESIGN.md), for any model with a recorder, an InfoVAE and an
+-- Fig. 3-7; docs/design.md), for any model with a recorder, an InfoVAE and an
 -- estimator from lm.introspect:
 --
 --   local A = require 'lumen.introspect.analyses'

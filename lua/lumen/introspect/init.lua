@@ -1,4 +1,4 @@
--- Self-introspection (Pardo et al., arXiv:1910.04903; DESIGN.md): record a
+-- Self-introspection (Pardo et al., arXiv:1910.04903; docs/design.md): record a
 -- classifier's hidden activations, encode them into a 2-D map with an
 -- InfoVAE, and learn the classifier's expected error on that map.
 --
@@ -22,7 +22,7 @@ local function on_device_of(model, t)
   return device == t:device() and t or t:to(device)
 end
 
---- The floor of the per-sample error before log10 (DESIGN.md).
+--- The floor of the per-sample error before log10 (docs/design.md).
 I.ERROR_FLOOR = 1e-8
 
 -- ---- recording --------------------------------------------------------------------------------

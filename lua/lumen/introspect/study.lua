@@ -129,7 +129,7 @@ function study.run(c)
 
   -- ---- 3. autoencoder --------------------------------------------------------------------------------
   -- A multi-scale MMD kernel (bandwidths times the latent size): with the
-  -- single kernel of DESIGN.md (bw = 2) the latents drifted to a mean of 36 and a
+  -- single kernel of docs/design.md (bw = 2) the latents drifted to a mean of 36 and a
   -- standard deviation of 68, far outside where that narrow kernel has any
   -- gradient; summing kernels from 0.1 to 1000 keeps a pull at every distance
   -- and gave a latent with mean 0.0 and std 0.99 at the same kNN accuracy.

@@ -2,7 +2,7 @@
 --
 -- Initialisation, per layer type (from the seeded RNG):
 --   Linear: Glorot (Xavier) uniform weights, U(-a, a) with
---     a = sqrt(6 / (in + out)), zero biases. DESIGN.md: the paper's 12-layer
+--     a = sqrt(6 / (in + out)), zero biases. docs/design.md: the paper's 12-layer
 --     ELU/sigmoid/MSE Net1 does not train with He or PyTorch's default.
 --   Conv2d: He (Kaiming) uniform for ELU/ReLU stacks, a = sqrt(6 / fan_in)
 --     with fan_in = in * kh * kw, zero biases.
