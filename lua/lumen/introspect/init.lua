@@ -12,6 +12,7 @@
 --   I.fit_estimator(est, Z, I.log_error(net, train), {epochs = 20})
 local lm = require 'lumen'
 local nn, F = lm.nn, lm.nn.functional
+local Progress = require 'lumen.progress'
 
 local I = {}
 
@@ -156,16 +157,24 @@ end
 --- With opts.path the recording streams to that safetensors file instead
 --- (tensors "activations" and "outputs", a batch at a time, the file
 --- appearing only when complete) and comes back memory-mapped from it: for
---- recordings larger than memory, which the system then pages.
+--- recordings larger than memory, which the system then pages. A set of
+--- more than one batch shows a progress bar (opts.progress = false: none).
 function Recorder:record_set(x, opts)
   opts = opts or {}
   local n, bs = x:size(1), opts.batch_size or 1000
+  local batches = (n + bs - 1) // bs
+  local progress = opts.progress ~= false and batches > 1 and Progress.new("recording", batches, {tty = opts.tty})
+  local record = function(start, len)
+    local h, out = self:record(x:narrow(1, start, len))
+    if progress then progress:update(1, string.format("%d samples", start + len - 1)) end
+    return h, out
+  end
   if opts.path then
     local writer
     local ok, err = pcall(function()
       for start = 1, n, bs do
         local len = math.min(bs, n - start + 1)
-        local h, out = self:record(x:narrow(1, start, len))
+        local h, out = record(start, len)
         writer = writer or lm.safetensors_writer(opts.path, {{name = "activations", shape = {n, h:size(2)}},
           {name = "outputs", shape = {n, out:size(2)}}})
         writer:append("activations", h)
@@ -178,13 +187,14 @@ function Recorder:record_set(x, opts)
       if writer then writer:abort() end
       error(err, 0)
     end
+    if progress then progress:finish() end
     local t = lm.load(opts.path, {map = true})
     return t.activations, t.outputs
   end
   local H, Y
   for start = 1, n, bs do
     local len = math.min(bs, n - start + 1)
-    local h, out = self:record(x:narrow(1, start, len))
+    local h, out = record(start, len)
     if not H then
       H = lm.zeros(n, h:size(2))
       Y = lm.zeros(n, out:size(2))
@@ -193,6 +203,7 @@ function Recorder:record_set(x, opts)
     Y:narrow(1, start, len):copy_(out)
     collectgarbage("step")
   end
+  if progress then progress:finish() end
   return H, Y
 end
 
@@ -321,8 +332,6 @@ function I.Estimator(opts)
 end
 
 -- ---- training -------------------------------------------------------------------------------------
-
-local Progress = require 'lumen.progress'
 
 -- Minibatch epochs over rows of the given tensors with a step function.
 local function epochs_over(tensors, opts, step)
