@@ -56,4 +56,4 @@ for _, s in ipairs(samples) do
     s.gpu_live_mb and string.format("/%.1f", s.gpu_live_mb) or ""))
 end
 print()
-RESULT = {growth = growth, samples = samples}
+return {growth = growth, samples = samples}

@@ -136,13 +136,13 @@ bfig:save(opts.out .. "/brainbow.png")
 -- ---- 3. sample activation patterns (Fig. 4) -------------------------------------------------------
 do
   local ct = correct_t:totable()
-  local picks, right, wrong = {}, {}, {}
+  local picks, rights, wrongs = {}, {}, {}
   for i = 1, #ct do
-    if ct[i] == 1 and #right < opts.patterns // 2 then right[#right + 1] = i end
-    if ct[i] == 0 and #wrong < opts.patterns - opts.patterns // 2 then wrong[#wrong + 1] = i end
+    if ct[i] == 1 and #rights < opts.patterns // 2 then rights[#rights + 1] = i end
+    if ct[i] == 0 and #wrongs < opts.patterns - opts.patterns // 2 then wrongs[#wrongs + 1] = i end
   end
-  for _, i in ipairs(right) do picks[#picks + 1] = i end
-  for _, i in ipairs(wrong) do picks[#picks + 1] = i end
+  for _, i in ipairs(rights) do picks[#picks + 1] = i end
+  for _, i in ipairs(wrongs) do picks[#picks + 1] = i end
   local cols = 4
   local rows_n = (#picks + cols - 1) // cols
   local pfig = plot.figure{width = 1180, height = 70 + rows_n * 190,
@@ -166,14 +166,14 @@ do
   max_:scatter(Z_test:select(2, 1), Z_test:select(2, 2), {color = 0xB0B0B060, radius = 1})
   local zt = Z_test:index_select(lm.tensor(picks, 'int32')):totable()
   for n, i in ipairs(picks) do
-    local wrong_one = n > #right
+    local wrong_one = n > #rights
     max_:scatter({zt[n][1]}, {zt[n][2]}, {color = wrong_one and 0xFF2020FF or plot.CLASS_COLORS[lab_t[i]],
       radius = 4, outline = 0x000000FF})
     max_:text(zt[n][1] + 0.08, zt[n][2] + 0.08, tostring(i), {size = 11})
   end
   max_:legend({{"correct", plot.CLASS_COLORS[1]}, {"misclassified", 0xFF2020FF}}, "lower left")
   mfig:save(opts.out .. "/sample_points.png")
-  results.sample_patterns = {correct = right, misclassified = wrong}
+  results.sample_patterns = {correct = rights, misclassified = wrongs}
 end
 
 -- ---- 4. noise constellations (Fig. 5) ---------------------------------------------------------------
@@ -190,8 +190,8 @@ do
     study.mnist{noise_max = 1, out = opts.noisy_from, data = opts.data, seed = opts.seed, data_dir = opts.data_dir}
   end
   local noisy = not study.missing{noisy_estimator} and load_run(opts.noisy_from) or nil
-  local panels = noisy and 2 or 1
-  local nfig = plot.figure{width = math.max(560 * panels + 20, 980), height = 1130,
+  local columns = noisy and 2 or 1
+  local nfig = plot.figure{width = math.max(560 * columns + 20, 980), height = 1130,
     title = string.format("Noise constellations of test image %d (a %s): 200 noisy copies per sigma; background: estimated log10 error (yellow: high)",
       opts.noise_sample, d.classes[test.y[opts.noise_sample]])}
   local noise_results = {sample = opts.noise_sample}
@@ -204,7 +204,7 @@ do
     noise_results.noise_trained = panel({630, 60, 460, 460}, noisy, "Net1 trained with noise (sigma in [0, 1])")
   end
   -- accuracy against sigma over the whole test set
-  local ax = nfig:axes{rect = {70, 700, 460 + (panels - 1) * 560, 360}, xlabel = "sigma of the added noise",
+  local ax = nfig:axes{rect = {70, 700, 460 + (columns - 1) * 560, 360}, xlabel = "sigma of the added noise",
     ylabel = "test accuracy", title = "Accuracy under noise"}
   local acc = A.accuracy_under_noise(net, test, sweep)
   ax:line(sweep, acc, {color = plot.CLASS_COLORS[1], marker = true})

@@ -28,7 +28,7 @@ local train = {}
 
 -- ---- evaluation ------------------------------------------------------------------------------------
 
-local function loss_fn(spec, classes)
+local function loss_fn(spec)
   if type(spec) == "function" then return spec end
   if spec == nil or spec == "mse" then
     -- the paper's error against one-hot targets

@@ -294,7 +294,7 @@ describe("gpu errors and memory", function()
     collectgarbage(); collectgarbage()
     local before = lm.cuda.memory_stats()
     for _ = 1, 50 do
-      local t = lm.zeros(1000, 1000, 'cuda')
+      local t = lm.zeros(1000, 1000, 'cuda') -- luacheck: ignore 231 (held, never read)
       t = nil
       collectgarbage() -- gives the block back at once
     end

@@ -84,14 +84,14 @@ describe("autograd", function()
 
   it("runs a custom function's Lua backward and checks its results", function()
     local Bad = lm.autograd.Function{
-      forward = function(ctx, x) return x * 1 end,
-      backward = function(ctx, g) return lm.ones(7) end,
+      forward = function(_, v) return v * 1 end,
+      backward = function() return lm.ones(7) end,
     }
     local x = lm.ones(3):requires_grad(true)
     raises(function() Bad(x):sum():backward() end, "gradient 1 has shape [7]")
     local Failing = lm.autograd.Function{
-      forward = function(ctx, x) return x * 1 end,
-      backward = function(ctx, g) error("custom failure") end,
+      forward = function(_, v) return v * 1 end,
+      backward = function() error("custom failure") end,
     }
     raises(function() Failing(x):sum():backward() end, "custom failure")
   end)

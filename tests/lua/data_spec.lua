@@ -156,13 +156,13 @@ describe("splits and loaders", function()
   it("shuffles every epoch with drop_last and reused buffers", function()
     local loader = lm.data.loader(set, {batch_size = 32, seed = 1})
     eq(#loader, 3)
-    local seen, first_epoch, buffers = {}, nil, {}
+    local seen, buffers = {}, {}
     for xb, yb in loader:epoch_iter() do
       buffers[xb] = true
       for _, v in ipairs(yb:totable()) do seen[#seen + 1] = v end
     end
     eq(#seen, 96)
-    first_epoch = table.concat(seen, ",")
+    local first_epoch = table.concat(seen, ",")
     local count = 0
     for _ in pairs(buffers) do count = count + 1 end
     eq(count, 1, "one batch buffer for the whole epoch")

@@ -1,7 +1,6 @@
 -- The determinism guarantee (docs/reliability.md): the same seed, thread
 -- count and device give the same results bit for bit on the CPU, also across
 -- separate processes.
-local lm = require 'lumen'
 
 describe("determinism", function()
   it("two processes with one seed print the same losses to the last bit", function()

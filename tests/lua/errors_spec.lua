@@ -40,7 +40,7 @@ describe("argument errors", function()
   it("closes tensors with <close>", function()
     local before = lm.memory_stats().live_bytes
     do
-      local big <close> = lm.zeros(1000, 1000)
+      local big <close> = lm.zeros(1000, 1000) -- luacheck: ignore 211 (closed at scope end)
       truthy(lm.memory_stats().live_bytes >= before + 4e6, "allocated")
     end
     truthy(lm.memory_stats().live_bytes < before + 4e6, "released at scope exit")

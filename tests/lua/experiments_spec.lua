@@ -7,11 +7,11 @@ local lm = require 'lumen'
 local function run_experiment(path, args)
   local chunk, load_err = loadfile(path)
   if not chunk then return false, load_err end
-  local saved_arg, print_ = _G.arg, print
+  local saved_arg, print_ = _G.arg, _G.print
   _G.arg = args or {}
-  print = function() end
+  _G.print = function() end
   local ok, result = pcall(chunk, table.unpack(_G.arg))
-  print = print_
+  _G.print = print_
   _G.arg = saved_arg
   return ok, result
 end
@@ -83,9 +83,9 @@ describe("experiments", function()
     if fh then fh:close() end
     local have = {}
     for _, f in ipairs{"index.html", "atlas.html", "map_test.png", "map_error.png", "autoencoder.safetensors"} do
-      local fh = io.open(dir .. "/out/" .. f, "rb")
-      have[#have + 1] = fh and f or nil
-      if fh then fh:close() end
+      local out_file = io.open(dir .. "/out/" .. f, "rb")
+      have[#have + 1] = out_file and f or nil
+      if out_file then out_file:close() end
     end
     -- the saved network's accuracy on the 8 test images, computed here independently
     local net = lm.models.net2{width = 0.1}

@@ -91,13 +91,12 @@ describe("lm.image", function()
   it("resizes with antialiasing: constants stay, a fine checkerboard averages out", function()
     local const = lm.full({2, 30, 40}, 0.25)
     truthy(max_abs(lm.image.resize(const, 7, 9), lm.full({2, 7, 9}, 0.25)) < 1e-6, "constant")
-    local board = lm.zeros(1, 64, 64)
     local rows = {}
     for y = 1, 64 do
       rows[y] = {}
       for x = 1, 64 do rows[y][x] = (x + y) % 2 end
     end
-    board = lm.tensor{rows}
+    local board = lm.tensor{rows}
     local small = lm.image.resize(board, 8, 8)
     truthy((small - 0.5):abs():max():item() < 0.02, "checkerboard -> grey (aliasing would give 0 or 1)")
     local batch = lm.image.resize(lm.rand(2, 3, 10, 10), 20, 5)

@@ -102,7 +102,7 @@ describe("introspection", function()
     truthy(h[8].autoencoder < h[1].autoencoder, "autoencoder loss falls")
     truthy(h[8].estimator < h[1].estimator, "estimator loss falls")
     -- the stop-gradients: the autoencoder's loss sends nothing into the classifier
-    local out, hh = rec:capture(function() return net(x:narrow(1, 1, 8)) end)
+    local _, hh = rec:capture(function() return net(x:narrow(1, 1, 8)) end)
     net:zero_grad()
     vae:loss(hh:detach()):backward()
     for _, p in ipairs(net:parameters()) do eq(p.grad, nil) end
@@ -154,7 +154,6 @@ describe("study.run", function()
 end)
 
 describe("baseline scores", function()
-  local nn = lm.nn
   -- a linear layer whose logits are the input itself
   local function identity_linear(n)
     local l = nn.Linear(n, n)

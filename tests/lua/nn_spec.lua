@@ -34,7 +34,7 @@ describe("modules", function()
   it("runs forward hooks (how a recorder reads hidden layers)", function()
     local net = nn.Sequential(nn.Linear(2, 3), nn.ELU(), nn.Linear(3, 1))
     local seen = {}
-    local handle = net[2]:register_forward_hook(function(m, input, output) seen[#seen + 1] = output:shape() end)
+    local handle = net[2]:register_forward_hook(function(_, _, output) seen[#seen + 1] = output:shape() end)
     net(lm.ones(5, 2))
     same(seen, {{5, 3}})
     handle.remove()
@@ -295,7 +295,6 @@ describe("training", function()
 end)
 
 describe("fused dropout", function()
-  local F = lm.nn.functional
   it("equals x times the mask drawn at the same stream position, views included", function()
     for _, x in ipairs{lm.randn(37, 41), lm.randn(41, 37):t(), lm.randn(5)} do
       lm.manual_seed(4)

@@ -69,7 +69,7 @@ describe("plot", function()
     local canvas = fig:render()
     local mx, my = ax:to_pixel(1, 0)
     same(rgb(canvas, mx, my), {34, 34, 34}) -- the median line
-    local r, g, b = canvas:pixel(math.floor(mx), math.floor(select(2, ax:to_pixel(1, 0.5))))
+    local r, _, b = canvas:pixel(math.floor(mx), math.floor(select(2, ax:to_pixel(1, 0.5))))
     truthy(b > 150 and r < 150, "inside the violin: blue")
     same(rgb(canvas, select(1, ax:to_pixel(2, 0)), my), {255, 255, 255}) -- nothing at x = 2
   end)

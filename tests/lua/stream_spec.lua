@@ -62,7 +62,7 @@ describe("lm.load with map", function()
     t.x:fill_(0)                                  -- private: the file keeps its values
     eq(t.x:sum():item(), 0)
     same(lm.load(path).x:totable(), x:totable())
-    t = nil
+    t = nil -- luacheck: ignore 311 (drops the mapping before the collection)
     collectgarbage()
     os.remove(path)
   end)

@@ -128,7 +128,7 @@ describe("lm.train early stopping", function()
     local h, run = lm.train{model = net, optimizer = opt, schedule = clr, cycles = o.cycles or 16,
       train = train_set, val = mixed, batch_size = 32, seed = 5, loss = "mse",
       early_stopping = {patience = 3}, out = o.out, resume = o.resume, quiet = true,
-      on_validate = function(record, r)
+      on_validate = function(_, r)
         local sd = {}
         for name, t in pairs(r.model:state_dict()) do sd[name] = t:totable() end
         snapshots[#snapshots + 1] = sd

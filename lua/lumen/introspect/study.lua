@@ -175,7 +175,7 @@ function study.run(c)
     -- max-sigmoid's order, from the logits: saturated outputs would tie in float32
     local baseline, baseline_kind = I.baseline_scores(net, test_set.x)
     local wrong = {}
-    for i, c in ipairs(correct) do wrong[i] = not c end
+    for i, ok in ipairs(correct) do wrong[i] = not ok end
     local neg_conf, neg_base = {}, {}
     for i = 1, #confidence do neg_conf[i], neg_base[i] = -confidence[i], -baseline[i] end
     local recon = lm.no_grad(function()
@@ -207,9 +207,9 @@ function study.run(c)
   -- ---- 6. figures --------------------------------------------------------------------------------------
   stage("figures", function()
     local function class_colors(labels)
-      local c = {}
-      for i, l in ipairs(labels:totable()) do c[i] = plot.with_alpha(plot.CLASS_COLORS[l], 0.55) end
-      return c
+      local colors = {}
+      for i, l in ipairs(labels:totable()) do colors[i] = plot.with_alpha(plot.CLASS_COLORS[l], 0.55) end
+      return colors
     end
     local legend = {}
     for k, name in ipairs(d.classes) do legend[k] = {name, plot.CLASS_COLORS[k]} end
@@ -242,15 +242,15 @@ function study.run(c)
       local tfig = plot.figure{width = 760, height = 640, title = "Learning trajectories over training cycles"}
       local tax = tfig:axes{rect = {70, 50, 520, 520}, xlabel = "z1", ylabel = "z2", xlim = {-4, 4}, ylim = {-4, 4}}
       local tz = {}
-      for c, s in ipairs(snapshots) do tz[c] = vae:encode_all(s):totable() end
+      for k, s in ipairs(snapshots) do tz[k] = vae:encode_all(s):totable() end
       local labels = train_set.y:index_select(traj_index):totable()
       for i = 1, #labels do
         local col = plot.CLASS_COLORS[labels[i]]
         local r, g, b = (col >> 24) / 255, ((col >> 16) & 255) / 255, ((col >> 8) & 255) / 255
-        for c = 2, #tz do
-          local t = (c - 1) / (#tz - 1) -- fades from grey to the class colour
+        for k = 2, #tz do
+          local t = (k - 1) / (#tz - 1) -- fades from grey to the class colour
           local mix = plot.rgba(0.75 * (1 - t) + r * t, 0.75 * (1 - t) + g * t, 0.75 * (1 - t) + b * t, 0.25 + 0.5 * t)
-          tax:line({tz[c - 1][i][1], tz[c][i][1]}, {tz[c - 1][i][2], tz[c][i][2]}, {color = mix, width = 1})
+          tax:line({tz[k - 1][i][1], tz[k][i][1]}, {tz[k - 1][i][2], tz[k][i][2]}, {color = mix, width = 1})
         end
       end
       tax:legend(legend, "outside")

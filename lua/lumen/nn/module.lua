@@ -267,7 +267,7 @@ local function renamed(state, rename)
   end
   local out, from = {}, {}
   for name, t in pairs(state) do
-    local new = name
+    local new
     if kind == "function" then new = rename(name) else new = rename[name] or name end
     if new then -- a function may drop a name by returning nil or false
       if from[new] then
@@ -297,8 +297,8 @@ end
 local load_state
 
 function Module:load_state_dict(state, opts)
-  local missing, unexpected = load_state(self, state, opts) -- not a tail call: errors name the caller
-  return missing, unexpected
+  local absent, unexpected = load_state(self, state, opts) -- not a tail call: errors name the caller
+  return absent, unexpected
 end
 
 -- the body of load_state_dict and load: errors are raised at their caller
@@ -312,13 +312,13 @@ function load_state(self, state, opts)
   local expected, known = {}, {}
   for _, pair in ipairs(self:named_parameters()) do expected[#expected + 1] = pair end
   for _, pair in ipairs(self:named_buffers()) do expected[#expected + 1] = pair end
-  local missing, unexpected, mismatched, loads = {}, {}, {}, {}
+  local absent, unexpected, mismatched, loads = {}, {}, {}, {}
   for _, pair in ipairs(expected) do
     local name, dst = pair[1], pair[2]
     known[name] = true
     local src = state[name]
     if src == nil then
-      missing[#missing + 1] = name
+      absent[#absent + 1] = name
     elseif not lm.is_tensor(src) then
       mismatched[#mismatched + 1] = string.format("%s is a %s in %s, not a tensor", name, type(src), source)
     elseif src:shape_string() ~= dst:shape_string() then
@@ -332,11 +332,11 @@ function load_state(self, state, opts)
     if not known[name] then unexpected[#unexpected + 1] = name end
   end
   local strict = opts.strict ~= false
-  if #mismatched > 0 or (strict and (#missing > 0 or #unexpected > 0)) then
+  if #mismatched > 0 or (strict and (#absent > 0 or #unexpected > 0)) then
     local lines = {string.format("load_state_dict: %s does not fit this %s:", source, self.__name)}
-    if #missing > 0 then
+    if #absent > 0 then
       local shown = {}
-      for i, name in ipairs(missing) do
+      for i, name in ipairs(absent) do
         local dst
         for _, pair in ipairs(expected) do if pair[1] == name then dst = pair[2] end end
         shown[i] = name .. " " .. dst:shape_string()
@@ -347,7 +347,7 @@ function load_state(self, state, opts)
       lines[#lines + 1] = "  unexpected (the state has them, the module does not): " .. table.concat(unexpected, ", ")
     end
     for _, m in ipairs(mismatched) do lines[#lines + 1] = "  shape: " .. m end
-    if strict and (#missing > 0 or #unexpected > 0) then
+    if strict and (#absent > 0 or #unexpected > 0) then
       lines[#lines + 1] = "  (load what matches with {strict = false}; map names with {rename = ...})"
     end
     error(table.concat(lines, "\n"), 3)
@@ -355,7 +355,7 @@ function load_state(self, state, opts)
   lm.no_grad(function()
     for _, pair in ipairs(loads) do pair[1]:copy_(pair[2]) end
   end)
-  return missing, unexpected
+  return absent, unexpected
 end
 
 --- Saves parameters and buffers as safetensors (atomic write), with

@@ -1,0 +1,95 @@
+-- Self-introspection of a network trained in PyTorch: load its state_dict
+-- (safetensors, F32/F16/BF16, PyTorch's names), check its accuracy, record
+-- the outputs of its blocks (conv maps averaged over space), and map them
+-- with the study's stages (InfoVAE, estimator, figures, report, atlas).
+--   lumen experiments/introspect_pytorch.lua --weights FILE [--arch resnet18]
+--        [--stem cifar|imagenet] [--num-classes 10] [--data cifar10|DIR]
+--        [--size H] [--mean M1,M2,M3] [--std S1,S2,S3]
+--        [--blocks layer1,layer2,layer3,layer4] [--subset N] [--test-subset N]
+--        [--out DIR] [--device cpu|cuda] [--ae-epochs N] [--est-epochs N] [--seed S]
+--
+-- The network is wrapped as normalise -> network -> softmax, so images stay
+-- in [0, 1] for the figures and the per-sample error is 1/2 ||y - p||^2 of
+-- the softmax probabilities (the paper's error on the outputs it reads).
+-- --data DIR is an image folder (one subfolder per class) or a folder with
+-- train/ and test/ image folders. The chunk returns the metrics.
+local lm = require 'lumen'
+local cli = require 'lumen.cli'
+local study = require 'lumen.introspect.study'
+local nn = lm.nn
+
+local opts = cli.parse(arg, {weights = "", arch = "resnet18", stem = "cifar", num_classes = 10, data = "cifar10",
+  size = 32, mean = "0.4914,0.4822,0.4465", std = "0.2470,0.2435,0.2616", blocks = "layer1,layer2,layer3,layer4",
+  subset = 5000, test_subset = 0, out = "results/introspect_pytorch", device = "cpu", ae_epochs = 20,
+  est_epochs = 20, mmd_weight = 500, bandwidths = "0.1,1,10,100,1000", seed = 1, fresh = false},
+  "Self-introspection of a PyTorch-trained network: lumen experiments/introspect_pytorch.lua --weights FILE [options]")
+
+local function numbers(s)
+  local out = {}
+  for v in s:gmatch("[^,]+") do out[#out + 1] = assert(tonumber(v), "not a number: " .. v) end
+  return out
+end
+
+if opts.weights == "" then error("introspect_pytorch: --weights FILE (a safetensors state_dict) is required", 0) end
+if not lm.models[opts.arch] then error("introspect_pytorch: --arch " .. opts.arch .. " is not in lm.models", 0) end
+lm.manual_seed(opts.seed)
+lm.mkdir(opts.out)
+if opts.fresh then
+  for _, name in ipairs{"autoencoder", "estimator"} do os.remove(opts.out .. "/" .. name .. ".safetensors") end
+end
+
+-- ---- data -----------------------------------------------------------------------------------------------
+local d, train_set, test_set, test_name
+if opts.data == "cifar10" then
+  d = lm.data.cifar10()
+  train_set = d.train
+  test_set, test_name = d.test, d.test_note or "test set"
+else
+  local function exists(p) local ok = pcall(lm.list_dir, p) return ok end
+  local size = {opts.size, opts.size}
+  if exists(opts.data .. "/train") and exists(opts.data .. "/test") then
+    local tr = lm.data.image_folder(opts.data .. "/train", {size = size})
+    local te = lm.data.image_folder(opts.data .. "/test", {size = size})
+    train_set, test_set, test_name = lm.data.load_all(tr), lm.data.load_all(te), "test folder"
+    d = {name = opts.data, classes = tr.classes}
+  else
+    local all = lm.data.image_folder(opts.data, {size = size})
+    train_set, test_set = lm.data.split(lm.data.load_all(all), {fraction = 0.2, seed = opts.seed})
+    test_name = "held-out 20 % of the folder"
+    d = {name = opts.data, classes = all.classes}
+  end
+end
+if opts.subset > 0 then train_set = lm.data.head(train_set, opts.subset) end
+if opts.test_subset > 0 then test_set = lm.data.head(test_set, opts.test_subset) end
+print(string.format("%s: mapping %d training and %d %s images", d.name, train_set.x:size(1), test_set.x:size(1),
+  test_name))
+
+-- ---- the network ------------------------------------------------------------------------------------------
+local Normalize = nn.Module:extend("Normalize")
+function Normalize:init(mean, std)
+  self:buffer("mean", lm.tensor(mean):view(1, #mean, 1, 1))
+  self:buffer("std", lm.tensor(std):view(1, #std, 1, 1))
+end
+function Normalize:forward(x) return (x - self.mean) / self.std end
+
+local body = lm.models[opts.arch]{num_classes = opts.num_classes, stem = opts.stem}
+body:load(opts.weights) -- strict: every missing, unexpected or mis-shaped name is reported
+local net = nn.Sequential(Normalize(numbers(opts.mean), numbers(opts.std)), body, nn.Softmax(2))
+net:to(opts.device):eval()
+local acc = lm.train.evaluate(net, test_set, {loss = "mse"}).accuracy
+print(string.format("%s from %s: %s accuracy %.2f %%", opts.arch, opts.weights, test_name, 100 * acc))
+
+local blocks = {}
+for name in opts.blocks:gmatch("[^,]+") do blocks[#blocks + 1] = "1." .. name end -- inside the wrapper
+local recorder = lm.introspect.Recorder(net, {select = blocks, pool = "mean"})
+
+local metrics = study.run{
+  name = opts.arch, data = d, train = train_set, test = test_set, test_name = test_name, net = net,
+  recorder = recorder, out = opts.out, ae_epochs = opts.ae_epochs, est_epochs = opts.est_epochs,
+  mmd_weight = opts.mmd_weight, bw = numbers(opts.bandwidths), seed = opts.seed, device = opts.device,
+  image_range = {0, 1},
+}
+metrics.weights = opts.weights
+metrics.classifier_accuracy_checked = acc
+lm.json.write(opts.out .. "/metrics.json", metrics)
+return metrics
