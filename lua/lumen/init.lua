@@ -44,6 +44,7 @@ lm.models = require 'lumen.models'
 lm.plot = require 'lumen.plot'
 lm.train = require 'lumen.train'
 lm.introspect = require 'lumen.introspect'
+lm.explain = require 'lumen.explain'
 lm.evaluate = lm.train.evaluate
 
 --- Prints the reference entry of a function, method or module (lumen.help).
