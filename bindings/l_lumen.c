@@ -458,6 +458,7 @@ int lm_lua_open(lua_State *L) {
     l_register_reference(L);
     l_register_files(L);
     l_register_image(L);
+    l_register_blas(L);
     l_register_install(L);
     lua_pushliteral(L, LUMEN_VERSION);
     lua_setfield(L, -2, "version");

@@ -20,6 +20,7 @@
 #endif
 
 #include "l_common.h"
+#include "lm_blas_kernel.h"
 
 #define PROMPT "lumen> "
 #define PROMPT_MORE "   >> "
@@ -355,7 +356,30 @@ static void print_usage(const char *bad) {
 static void print_version(void) {
     /* native: -march=native, for this machine; portable: LUMEN_NATIVE=OFF, for packages */
     printf("Lumen %s (%s), %s build\n", LUMEN_VERSION, LUA_RELEASE, LUMEN_BUILD_KIND);
+    printf("OpenBLAS kernels: %s (%s)\n", lm_blas_corename(), lm_blas_choice());
     fflush(stdout);
+}
+
+/* Before OpenBLAS is used: where it settled for generic kernels on a
+ * processor with AVX2 or AVX-512 (and the user set no OPENBLAS_CORETYPE),
+ * start again with the matching set, which OpenBLAS reads only as it loads;
+ * a chosen set that fails its check starts again without it
+ * (core/lm_blas_kernel.h). If exec fails, Lumen goes on as it is. */
+static void choose_blas_kernels(char **argv) {
+    const char *plan = lm_blas_reexec_plan();
+    if (!plan) return;
+    char value[128];
+    snprintf(value, sizeof value, "%s", plan);
+    if (!strncmp(value, "fallback:", 9)) {
+        setenv("LUMEN_BLAS_KERNEL", value, 1);
+        unsetenv("OPENBLAS_CORETYPE");
+    } else {
+        setenv("LUMEN_BLAS_DETECTED", lm_blas_corename(), 1);
+        setenv("OPENBLAS_CORETYPE", value, 1);
+        setenv("LUMEN_BLAS_KERNEL", value, 1);
+    }
+    execv("/proc/self/exe", argv);
+    unsetenv("LUMEN_BLAS_KERNEL"); /* exec failed: keep the kernels that run */
 }
 
 static int open_lumen(lua_State *L) {
@@ -449,6 +473,7 @@ static int pmain(lua_State *L) {
 
 int main(int argc, char **argv) {
     if (argv[0] && argv[0][0]) progname = argv[0];
+    choose_blas_kernels(argv);
     lua_State *L = luaL_newstate();
     if (!L) {
         print_error("cannot create state: not enough memory");
