@@ -68,7 +68,8 @@ t0 = lm.clock()
 inference()
 local t_infer = lm.clock() - t0
 local flop_fwd = 2 * (784 * 200 + 11 * 200 * 200 + 200 * 10)
-print(string.format("lumen net1 epoch, %d thread(s): %.2f s (best of %d; %d samples, %.0f samples/s, %.1f GFLOP/s of GEMM work); "
+print(string.format("lumen net1 epoch, %d thread(s): %.2f s (best of %d; %d samples, %.0f samples/s, "
+  .. "%.1f GFLOP/s of GEMM work); "
   .. "inference on 10,000 test images: %.3f s (%.0f samples/s; first pass %.3f s)", threads, t_epoch, epochs, n,
   n / t_epoch, 3 * flop_fwd * n / t_epoch / 1e9, t_infer, 10000 / t_infer, t_first))
 print(string.format('json: {"framework": "lumen", "bench": "net1_epoch", "mode": "full", "threads": %d, '

@@ -48,8 +48,10 @@ while step < total do
   end
 end
 local growth = after_warmup and (peak - after_warmup) / after_warmup or 0
-print(string.format("soak %s: %d steps in %.0f s; resident memory %.1f MB after %d steps of warm-up, peak %.1f MB after: growth %.2f %% (limit 5 %%), last loss %.5f",
-  device, total, lm.clock() - t0, after_warmup or 0, warmup, peak, 100 * growth, lm.nn.functional.mse(net(d.test.x:narrow(1, 1, 1000):to(device)),
+print(string.format("soak %s: %d steps in %.0f s; resident memory %.1f MB after %d steps of warm-up, "
+  .. "peak %.1f MB after: growth %.2f %% (limit 5 %%), last loss %.5f",
+  device, total, lm.clock() - t0, after_warmup or 0, warmup, peak, 100 * growth,
+  lm.nn.functional.mse(net(d.test.x:narrow(1, 1, 1000):to(device)),
     eye:index_select(d.test.y:narrow(1, 1, 1000):to(device))):item()))
 for _, s in ipairs(samples) do
   io.write(string.format("%d:%.1f(lua %.1f, tensors %.1f)%s ", s.step, s.rss_mb, s.lua_mb, s.cpu_live_mb,

@@ -192,7 +192,8 @@ do
   local noisy = not study.missing{noisy_estimator} and load_run(opts.noisy_from) or nil
   local columns = noisy and 2 or 1
   local nfig = plot.figure{width = math.max(560 * columns + 20, 980), height = 1130,
-    title = string.format("Noise constellations of test image %d (a %s): 200 noisy copies per sigma; background: estimated log10 error (yellow: high)",
+    title = string.format("Noise constellations of test image %d (a %s): 200 noisy copies per sigma; "
+      .. "background: estimated log10 error (yellow: high)",
       opts.noise_sample, d.classes[test.y[opts.noise_sample]])}
   local noise_results = {sample = opts.noise_sample}
   local function panel(rect, m, title)
@@ -281,16 +282,18 @@ local bench = A.detection_benchmark{net = net, recorder = recorder, vae = vae, e
   correct = correct_t, n = opts.detection_samples, classes = K,
   reference = Z_train:narrow(1, 1, math.min(5000, Z_train:size(1)))}
 results.detection, results.detection_note = bench.detection, bench.note
-lm.write_file(opts.out .. "/detection.md", "# Detection benchmark\n\n" .. bench.note .. "\n\n" .. bench.markdown .. "\n")
+lm.write_file(opts.out .. "/detection.md",
+  "# Detection benchmark\n\n" .. bench.note .. "\n\n" .. bench.markdown .. "\n")
 print(bench.markdown)
 
 -- ---- the atlas, with the constellations and FGSM paths as overlays ------------------------------------
 do
   local overlays = {}
   for k, b in ipairs(constellation.by_sigma) do
-    overlays[#overlays + 1] = {name = string.format("noise constellation of test %d (a %s), sigma %.2f", opts.noise_sample,
-      d.classes[test.y[opts.noise_sample]], b.sigma),
-      kind = "points", z = b.z, color = plot.with_alpha(plot.viridis(0.15 + 0.8 * (k - 1) / (#constellation.by_sigma - 1)), 0.8)}
+    overlays[#overlays + 1] = {name = string.format("noise constellation of test %d (a %s), sigma %.2f",
+      opts.noise_sample, d.classes[test.y[opts.noise_sample]], b.sigma),
+      kind = "points", z = b.z,
+      color = plot.with_alpha(plot.viridis(0.15 + 0.8 * (k - 1) / (#constellation.by_sigma - 1)), 0.8)}
   end
   for _, p in ipairs(fgsm_paths) do
     overlays[#overlays + 1] = {name = string.format("FGSM path of test %d (a %s) to class %s%s", sample,
@@ -306,7 +309,8 @@ end
 results.seconds = lm.clock() - t_start
 lm.json.write(opts.out .. "/analyses.json", results)
 local html = {"<!doctype html><html><head><meta charset='utf-8'><title>Lumen: analyses of Net1</title>",
-  "<style>body{font-family:sans-serif;max-width:1150px;margin:2em auto}img{max-width:100%;border:1px solid #ddd}</style></head><body>",
+  "<style>body{font-family:sans-serif;max-width:1150px;margin:2em auto}" ..
+  "img{max-width:100%;border:1px solid #ddd}</style></head><body>",
   "<h1>Analyses of Net1 on " .. d.name .. "</h1><p>Numbers: <a href='analyses.json'>analyses.json</a>, " ..
   "<a href='detection.md'>detection.md</a>; the interactive <a href='atlas.html'>atlas</a> with the constellations " ..
   "and FGSM paths as overlays</p>"}

@@ -58,5 +58,6 @@ for epoch = 1, 1500 do
   if epoch % 300 == 0 then print(string.format("epoch %4d  loss %.6f", epoch, loss:item())) end
 end
 local final = F.mse(net(x), y):item()
-print(string.format("final loss %.6f (a constant prediction scores %.4f)", final, F.mse(lm.zeros(x:size(1), 1), y):item()))
+print(string.format("final loss %.6f (a constant prediction scores %.4f)", final,
+  F.mse(lm.zeros(x:size(1), 1), y):item()))
 return final -- read by tests/lua/experiments_spec.lua

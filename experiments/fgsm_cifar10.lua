@@ -15,7 +15,8 @@ local opts = cli.parse(arg, {model = "results/net2_cifar10/model.safetensors", f
   out = "results/fgsm_cifar10", sample = 0, steps = 100, eps = 0.01, data_dir = "", device = "cpu", seed = 1,
   width = 1.0},
   "Targeted FGSM on Net2's map: lumen experiments/fgsm_cifar10.lua [options]")
-local missing = study.missing{opts.model, opts.from .. "/autoencoder.safetensors", opts.from .. "/estimator.safetensors"}
+local missing = study.missing{opts.model, opts.from .. "/autoencoder.safetensors",
+  opts.from .. "/estimator.safetensors"}
 if missing then
   error(string.format("fgsm_cifar10: %s is missing; train Net2 (experiments/net2_cifar10.lua) and map it\n" ..
     "(experiments/introspect_cifar10.lua --out %s) first", missing, opts.from), 0)

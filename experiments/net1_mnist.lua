@@ -76,6 +76,7 @@ local summary = {data = d.name, test_accuracy = test.accuracy, test_loss = test.
   test_per_class = test.per_class, test_confusion = test.confusion, seconds_per_epoch = per_epoch,
   threads = lm.get_num_threads(), seed = opts.seed, cycles_run = #history, paper_preset = opts.paper}
 lm.json.write(opts.out .. "/test_metrics.json", summary)
-print(string.format("%s test accuracy %.2f %% (loss %.5f); %.1f s per epoch on %d thread(s); model in %s/model.safetensors",
+print(string.format("%s test accuracy %.2f %% (loss %.5f); %.1f s per epoch on %d thread(s); "
+  .. "model in %s/model.safetensors",
   d.name, 100 * test.accuracy, test.loss, per_epoch, lm.get_num_threads(), opts.out))
 return summary

@@ -20,7 +20,9 @@ function cli.parse(args, defaults, usage)
       local keys = {}
       for k in pairs(defaults) do keys[#keys + 1] = k end
       table.sort(keys)
-      for _, k in ipairs(keys) do print(string.format("  --%-12s (default %s)", k:gsub("_", "-"), tostring(defaults[k]))) end
+      for _, k in ipairs(keys) do
+        print(string.format("  --%-12s (default %s)", k:gsub("_", "-"), tostring(defaults[k])))
+      end
       os.exit(0)
     end
     if defaults[key] == nil then

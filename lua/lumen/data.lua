@@ -103,13 +103,16 @@ function data.cifar10(opts)
   local names = {}
   for i = 1, 5 do names[i] = "data_batch_" .. i .. ".bin" end
   local files, folder = locate(opts.dir, {"cifar10", "cifar-10-batches-bin", ""}, names, "CIFAR-10",
-    "Download the binary version from https://www.cs.toronto.edu/~kriz/cifar.html into data/cifar10, or set LUMEN_DATA.")
+    "Download the binary version from https://www.cs.toronto.edu/~kriz/cifar.html into data/cifar10, "
+    .. "or set LUMEN_DATA.")
   local xs, ys = {}, {}
   for i, f in ipairs(files) do xs[i], ys[i] = lm._cifar_load(f) end
   local train = set_of(lm.cat(xs, 1), lm.cat(ys, 1))
   local test, note
   for _, name in ipairs{"test_batch.bin", "test_batch.bin.gz"} do
-    if exists(folder .. "/" .. name) then test = set_of(lm._cifar_load(folder .. "/" .. name)); note = "CIFAR-10 test set" end
+    if exists(folder .. "/" .. name) then
+      test = set_of(lm._cifar_load(folder .. "/" .. name)); note = "CIFAR-10 test set"
+    end
   end
   if not test then
     for _, name in ipairs{"test_batch_first1000.bin", "test_batch_first1000.bin.gz"} do

@@ -123,7 +123,8 @@ function Axes:line(xs, ys, o)
   o = o or {}
   xs, ys = as_list(xs), as_list(ys)
   for i = 1, #xs do extend(self.data_x, xs[i]); extend(self.data_y, ys[i]) end
-  self.items[#self.items + 1] = {kind = "line", xs = xs, ys = ys, color = o.color or plot.CLASS_COLORS[(#self.items % 10) + 1],
+  self.items[#self.items + 1] = {kind = "line", xs = xs, ys = ys,
+    color = o.color or plot.CLASS_COLORS[(#self.items % 10) + 1],
     width = o.width or 2, label = o.label, dashed = o.dashed, marker = o.marker}
   return self
 end
@@ -493,7 +494,8 @@ end
 --- Text at pixel (x, y) (baseline), o.size, o.color, o.angle.
 function Figure:text(x, y, s, o)
   o = o or {}
-  self.texts[#self.texts + 1] = {x = x, y = y, s = s, size = o.size or 12, color = o.color or BLACK, angle = o.angle or 0}
+  self.texts[#self.texts + 1] = {x = x, y = y, s = s, size = o.size or 12, color = o.color or BLACK,
+    angle = o.angle or 0}
 end
 
 --- Renders to a canvas (for pixel tests) without writing a file.

@@ -263,7 +263,8 @@ function train.run(opts)
           break
         end
         running_loss, running_correct, running_n = 0, 0, 0
-        progress = Progress.new(string.format("validation %d", #run.history + 1), math.min(period, total - run.iteration), {tty = opts.tty})
+        progress = Progress.new(string.format("validation %d", #run.history + 1),
+          math.min(period, total - run.iteration), {tty = opts.tty})
         t_phase = lm.clock()
       end
     end

@@ -78,7 +78,9 @@ end
 --- The transforms of a list applied in order.
 function T.compose(list)
   for i, t in ipairs(list) do
-    if type(t) ~= "function" then error("compose: entry " .. i .. " is a " .. type(t) .. ", expected a transform", 2) end
+    if type(t) ~= "function" then
+      error("compose: entry " .. i .. " is a " .. type(t) .. ", expected a transform", 2)
+    end
   end
   return function(x)
     for _, t in ipairs(list) do x = t(x) end

@@ -195,7 +195,8 @@ describe("gpu layers and losses", function()
     check("log_softmax", {x = lm.randn(12, 10) * 3}, {"x"}, function(t) return F.log_softmax(t.x, 2) end, TRANS)
     check("cross_entropy", {l = lm.randn(12, 10) * 2, y = lm.tensor({1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 1, 2}, 'int32')},
       {"l"}, function(t) return F.cross_entropy(t.l, t.y) end, TRANS)
-    check("mse", {a = lm.randn(12, 10), b = lm.randn(12, 10)}, {"a", "b"}, function(t) return F.mse(t.a, t.b) end, TRANS)
+    check("mse", {a = lm.randn(12, 10), b = lm.randn(12, 10)}, {"a", "b"}, function(t) return F.mse(t.a, t.b) end,
+      TRANS)
     check("one_hot", {y = lm.tensor({3, 1, 2}, 'int32')}, nil, function(t) return lm.data.one_hot(t.y, 4) end, EXACT)
     check("mmd", {z = lm.randn(40, 2), p = lm.randn(50, 2)}, {"z", "p"}, function(t) return F.mmd(t.z, t.p) end, GEMM)
   end)
@@ -215,7 +216,8 @@ describe("gpu layers and losses", function()
     check("max_pool2d overlapping", {x = lm.randn(2, 3, 9, 9)}, {"x"},
       function(t) return F.max_pool2d(t.x, 3, {stride = 2, padding = 1}) end, EXACT, ARITH)
     check("avg_pool2d", {x = lm.randn(2, 3, 8, 8)}, {"x"}, function(t) return F.avg_pool2d(t.x, 2) end, ARITH)
-    check("global_avg_pool2d", {x = lm.randn(2, 3, 5, 5)}, {"x"}, function(t) return F.global_avg_pool2d(t.x) end, TRANS)
+    check("global_avg_pool2d", {x = lm.randn(2, 3, 5, 5)}, {"x"}, function(t) return F.global_avg_pool2d(t.x) end,
+      TRANS)
   end)
   it("dropout draws the same mask on both devices", function()
     local x = lm.randn(64, 50)

@@ -8,7 +8,9 @@ local F = lm.nn.functional
 
 local DRY = os.getenv("LUMEN_GPU_DRY_RUN") == "1"
 local DEV = DRY and 'cpu' or 'cuda'
-if DRY then print("gpu training_spec: smoke run, the CPU stands in for the GPU (checks the spec's code, not the GPU)") end
+if DRY then
+  print("gpu training_spec: smoke run, the CPU stands in for the GPU (checks the spec's code, not the GPU)")
+end
 if not DRY and not lm.cuda.available() then skip("no GPU: " .. lm.cuda.status()) end
 
 local function losses(make_model, make_batch, loss, device, steps)
@@ -39,7 +41,11 @@ describe("gpu training", function()
   it("Net1 (dropout on) gives the CPU's losses for 5 steps", function()
     local batches = {}
     lm.manual_seed(1)
-    for i = 1, 5 do batches[i] = {lm.rand(128, 784), lm.tensor((function() local t = {} for k = 1, 128 do t[k] = (k * 7 + i) % 10 + 1 end return t end)(), 'int32')} end
+    for i = 1, 5 do
+      batches[i] = {lm.rand(128, 784), lm.tensor((function()
+        local t = {} for k = 1, 128 do t[k] = (k * 7 + i) % 10 + 1 end return t
+      end)(), 'int32')}
+    end
     local function batch(i) return batches[i][1], batches[i][2] end
     local mse = function(out, y) return F.mse(out, lm.data.one_hot(y, 10):float()) end
     local c = losses(function() return lm.models.net1() end, batch, mse, 'cpu', 5)

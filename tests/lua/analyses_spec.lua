@@ -109,8 +109,10 @@ describe("analyses: brainbow", function()
     for ch = 1, 3 do near(want[ch], c1[ch] * 255 / 180, 0.5, "layer 1's brightest, channel " .. ch) end
     eq(colours[2], colours[1], "layer 2's brightest, though 10x weaker than layer 1")
     eq(colours[3], 0x000000FF, "ELU's negative expectations add no colour")
-    raises(function() A.brainbow(Eh, C, {layer_sizes = {2, 2}}) end, "brainbow: layer_sizes add up to 4 units, Eh has 3")
-    raises(function() A.brainbow(Eh, C, {mode = "pretty"}) end, "brainbow: mode must be 'eq11' or 'contrast', got pretty")
+    raises(function() A.brainbow(Eh, C, {layer_sizes = {2, 2}}) end,
+      "brainbow: layer_sizes add up to 4 units, Eh has 3")
+    raises(function() A.brainbow(Eh, C, {mode = "pretty"}) end,
+      "brainbow: mode must be 'eq11' or 'contrast', got pretty")
   end)
 
   it("keeps the contrast variant by name: any preference shows pure", function()

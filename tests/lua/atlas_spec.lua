@@ -29,7 +29,8 @@ describe("byte encodings", function()
     eq(z:byte(1), 0x78, "zlib header")
     local path = OUT .. "/lumen_deflate.bin"
     local f = assert(io.open(path, "wb")); f:write(z); f:close()
-    local p = io.popen("/usr/bin/python3 -c 'import sys, zlib; sys.stdout.write(zlib.decompress(open(sys.argv[1], \"rb\").read()).decode())' " .. path)
+    local p = io.popen("/usr/bin/python3 -c 'import sys, zlib; "
+      .. "sys.stdout.write(zlib.decompress(open(sys.argv[1], \"rb\").read()).decode())' " .. path)
     local back = p:read("a"); p:close()
     eq(back, s)
     raises(function() lm.deflate("x", 10) end, "level must be -1..9")
@@ -49,7 +50,8 @@ local function small_spec(n)
   return {title = "three blobs", classes = {"alpha", "beta", "gamma"},
     sets = {{name = "test", z = z, labels = y, predicted = lm.tensor(pred, 'int32'),
       log10_error = lm.randn(n) - 2, images = lm.rand(n, 64), activations = lm.randn(n, 20)}},
-    network = {layer_sizes = {10, 10}, orders = {{10, 9, 8, 7, 6, 5, 4, 3, 2, 1}, {11, 12, 13, 14, 15, 16, 17, 18, 19, 20}},
+    network = {layer_sizes = {10, 10},
+      orders = {{10, 9, 8, 7, 6, 5, 4, 3, 2, 1}, {11, 12, 13, 14, 15, 16, 17, 18, 19, 20}},
       unit_classes = {1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2}},
     heat = {values = {{-3, -2}, {-1, 0}}, lim = 4},
     overlays = {{name = "a path", kind = "path", z = lm.tensor{{0, 0}, {1, 1}, {2, 0}}, color = 0xFF0000FF}},
@@ -96,7 +98,8 @@ describe("atlas.write", function()
     bad(function(s) s.sets[1].activations = lm.zeros(20, 7) end, "activations have 7 units, the network's layers 20")
     bad(function(s) s.network = nil end, "has activations but the atlas has no network")
     bad(function(s) s.network.orders[2] = {11, 12} end, "network.orders[2] has 2 units")
-    bad(function(s) s.overlays[1].z = lm.zeros(3) end, "overlay 1 ('a path'): z must be an [n, 2] tensor or a list of {x, y}")
+    bad(function(s) s.overlays[1].z = lm.zeros(3) end,
+      "overlay 1 ('a path'): z must be an [n, 2] tensor or a list of {x, y}")
     raises(function() atlas.write(OUT .. "/x.html") end, "spec must be a table")
   end)
 end)

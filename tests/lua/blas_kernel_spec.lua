@@ -8,8 +8,8 @@ local build = os.getenv("LUMEN_BUILD_DIR") or "build"
 local lumen = build .. "/lumen"
 
 local function run(env, code)
-  local p = io.popen(string.format("env -u OPENBLAS_CORETYPE -u LUMEN_BLAS_KERNEL -u LUMEN_BLAS_DETECTED %s %s -e '%s' 2>&1",
-    env, lumen, code))
+  local p = io.popen(string.format("env -u OPENBLAS_CORETYPE -u LUMEN_BLAS_KERNEL -u LUMEN_BLAS_DETECTED "
+    .. "%s %s -e '%s' 2>&1", env, lumen, code))
   local out = p:read("a")
   p:close()
   return out

@@ -52,7 +52,8 @@ describe("docs code blocks", function()
       it(page .. " runs", function()
         local dir = scratch .. "/" .. page:gsub("[/.]", "_")
         os.execute("mkdir -p '" .. dir .. "'")
-        local cmd = string.format("cd '%s' && LUMEN_DATA='%s/data' LUMEN_NO_HISTORY=1 '%s' '%s/tests/docs/run_page.lua' '%s' '%s' 2>&1",
+        local cmd = string.format("cd '%s' && LUMEN_DATA='%s/data' LUMEN_NO_HISTORY=1 "
+          .. "'%s' '%s/tests/docs/run_page.lua' '%s' '%s' 2>&1",
           dir, scratch, lumen, root, root, page)
         local p = io.popen(cmd)
         local out = p:read("a")

@@ -127,8 +127,8 @@ describe("experiments", function()
       {"--data-dir", dir, "--from", dir .. "/out", "--out", dir .. "/analyses", "--grid", "30",
        "--fgsm-steps", "20", "--detection-samples", "100", "--noise-sample", "3", "--noisy", "skip"})
     local afiles = {}
-    for _, f in ipairs{"index.html", "atlas.html", "analyses.json", "detection.md", "expected_activations.png", "brainbow.png",
-      "fgsm_paths.png", "violins.png", "risk_coverage.png", "sample_patterns.png", "sample_points.png",
+    for _, f in ipairs{"index.html", "atlas.html", "analyses.json", "detection.md", "expected_activations.png",
+      "brainbow.png", "fgsm_paths.png", "violins.png", "risk_coverage.png", "sample_patterns.png", "sample_points.png",
       "noise_constellations.png"} do
       local fh = io.open(dir .. "/analyses/" .. f, "rb")
       if fh then afiles[#afiles + 1] = f; fh:close() end

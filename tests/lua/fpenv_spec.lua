@@ -52,7 +52,8 @@ describe("flush to zero", function()
 
   it("set_flush_denormal says whether the processor has the mode, and checks its argument", function()
     eq(lm.set_flush_denormal(true), true) -- x86-64 and AArch64 both have it
-    raises(function() lm.set_flush_denormal(1) end, "bad argument #1 to 'set_flush_denormal' (boolean expected, got number)")
+    raises(function() lm.set_flush_denormal(1) end,
+      "bad argument #1 to 'set_flush_denormal' (boolean expected, got number)")
     eq(lm.get_flush_denormal(), true)
   end)
 

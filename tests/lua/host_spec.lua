@@ -11,7 +11,8 @@ end
 
 describe("lumen host", function()
   it("runs -e with lumen preloaded", function()
-    local out, code = run(lumen .. [[ -e "local lm = require 'lumen'; print(lm.matmul(lm.ones(2,3), lm.ones(3,4)):sum())"]])
+    local out, code = run(lumen
+      .. [[ -e "local lm = require 'lumen'; print(lm.matmul(lm.ones(2,3), lm.ones(3,4)):sum())"]])
     eq(code, 0)
     eq(out, "24\n")
   end)
@@ -90,7 +91,8 @@ describe("lumen host", function()
       skip("an ASan-instrumented lumen.so cannot load into a stock lua5.4 (runtime order)")
     end
     if have == "" then skip("lua5.4 is not installed", true) end
-    local out, code = run("LUA_CPATH='" .. build .. "/?.so' lua5.4 -e \"local lm = require 'lumen'; print(lm.ones(3):sum())\"")
+    local out, code = run("LUA_CPATH='" .. build
+      .. "/?.so' lua5.4 -e \"local lm = require 'lumen'; print(lm.ones(3):sum())\"")
     eq(code, 0)
     eq(out, "3\n")
   end)

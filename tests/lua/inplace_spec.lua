@@ -32,14 +32,20 @@ local function guard(t)
   local w = lm.ones(t:shape()):requires_grad(true)
   return (w * t):sum()
 end
-local MODIFIED = "backward: a tensor saved by mul for the gradient was modified in place afterwards; compute it out of place (or clone it) instead"
+local MODIFIED = "backward: a tensor saved by mul for the gradient was modified in place afterwards; "
+  .. "compute it out of place (or clone it) instead"
 local function bumped(g) eq(err_of(g.backward, g), MODIFIED, "the version was bumped") end
-local function not_bumped(g) local ok, e = pcall(g.backward, g); truthy(ok, "the version unchanged: " .. tostring(e)) end
+local function not_bumped(g)
+  local ok, e = pcall(g.backward, g); truthy(ok, "the version unchanged: " .. tostring(e))
+end
 
 local function mat() return lm.tensor{{1, -2, 3}, {-4, 5, 6}} end
-local LEAF = "%s: in-place change of a leaf tensor that requires gradients; do it inside lm.no_grad or on a detached tensor"
-local VIEW_OF_LEAF = "%s: in-place change of a view of a leaf tensor that requires gradients; do it inside lm.no_grad or on a detached tensor"
-local EXPANDED = "%s: dimension 1 is expanded (its elements share one memory location); clone the tensor before writing to it in place"
+local LEAF = "%s: in-place change of a leaf tensor that requires gradients; "
+  .. "do it inside lm.no_grad or on a detached tensor"
+local VIEW_OF_LEAF = "%s: in-place change of a view of a leaf tensor that requires gradients; "
+  .. "do it inside lm.no_grad or on a detached tensor"
+local EXPANDED = "%s: dimension 1 is expanded (its elements share one memory location); "
+  .. "clone the tensor before writing to it in place"
 
 -- ---- binary ops ------------------------------------------------------------------------------
 

@@ -147,7 +147,8 @@ describe("study.run", function()
     local saved = _G.print
     _G.print = function() end
     raises(function() study.run{name = "x", data = {name = "y", classes = {"a"}}, train = {x = lm.rand(2, 16)},
-      test = {x = lm.rand(2, 16)}, net = lm.nn.ELU(), recorder = {}, out = os.tmpname() .. "_d", record_to = "disk"} end,
+      test = {x = lm.rand(2, 16)}, net = lm.nn.ELU(), recorder = {}, out = os.tmpname() .. "_d",
+      record_to = "disk"} end,
       "record_to must be 'memory', 'file' or 'auto', got 'disk'")
     _G.print = saved
   end)
@@ -157,7 +158,9 @@ describe("baseline scores", function()
   -- a linear layer whose logits are the input itself
   local function identity_linear(n)
     local l = nn.Linear(n, n)
-    lm.no_grad(function() l.weight:copy_(lm.zeros(n, n) + lm.tensor{{1, 0, 0}, {0, 1, 0}, {0, 0, 1}}); l.bias:zero_() end)
+    lm.no_grad(function()
+      l.weight:copy_(lm.zeros(n, n) + lm.tensor{{1, 0, 0}, {0, 1, 0}, {0, 0, 1}}); l.bias:zero_()
+    end)
     return l
   end
   local x = lm.tensor{{20, 30, 5}, {25, 10, 0}, {-3, 1, 0.5}}

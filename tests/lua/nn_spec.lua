@@ -51,7 +51,8 @@ describe("modules", function()
   it("says where a shape error happened", function()
     local net = nn.Sequential(nn.Linear(784, 200), nn.ELU())
     raises(function() net(lm.ones(2, 783)) end,
-      "linear: input has 783 features, weight expects 784 (input shape [2, 783], weight shape [200, 784]) (in module 1 (nn.Linear) of nn.Sequential)")
+      "linear: input has 783 features, weight expects 784 (input shape [2, 783], weight shape [200, 784]) "
+      .. "(in module 1 (nn.Linear) of nn.Sequential)")
   end)
 
   it("saves and loads, and refuses a mismatched architecture", function()
@@ -104,7 +105,9 @@ describe("modules", function()
     local b = nn.Sequential(nn.Linear(3, 4))
     b:load_state_dict({w = lm.ones(4, 3), b = lm.ones(4)}, {rename = {w = "0.weight", b = "0.bias"}})
     eq(b[1].weight:sum():item(), 12)
-    raises(function() b:load_state_dict({w = lm.ones(4, 3), v = lm.ones(4, 3)}, {rename = {w = "0.weight", v = "0.weight"}}) end,
+    raises(function()
+      b:load_state_dict({w = lm.ones(4, 3), v = lm.ones(4, 3)}, {rename = {w = "0.weight", v = "0.weight"}})
+    end,
       "rename maps both")
   end)
 

@@ -48,7 +48,8 @@ describe("the REPL in a terminal", function()
   it("completes with Tab, prints help and tensors, and survives errors", function()
     local keys = {"'lm.nn.Li\\t'", "'2, 3)\\n'", "'t = lm.randn(100, 100)\\n'", "'t:resh\\t'", "'4, 2500)\\n'",
       "'help(lm.nn.Dropout)\\n'", "'lm.ones(2) + lm.ones(3)\\n'", "'print(\"alive\")\\n'"}
-    local p = io.popen("/usr/bin/python3 tests/repl/pty_session.py " .. build .. "/lumen " .. table.concat(keys, " ") .. " 2>&1")
+    local p = io.popen("/usr/bin/python3 tests/repl/pty_session.py " .. build .. "/lumen "
+      .. table.concat(keys, " ") .. " 2>&1")
     local out = p:read("a")
     p:close()
     truthy(out:find("lumen> lm.nn.Linear(2, 3)\nnn.Linear(2 -> 3)", 1, true), "Tab completed the class:\n" .. out)

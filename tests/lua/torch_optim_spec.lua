@@ -156,7 +156,9 @@ describe("optimisers against PyTorch", function()
       else
         truthy(case.steps >= 20, "at least 20 steps")
         local worst = run_optimizer_case(case)
-        if os.getenv("LUMEN_SPEC_VERBOSE") then print(string.format("%s: worst relative error %.3g", case.name, worst)) end
+        if os.getenv("LUMEN_SPEC_VERBOSE") then
+          print(string.format("%s: worst relative error %.3g", case.name, worst))
+        end
       end
       checked = checked + 1
     end)

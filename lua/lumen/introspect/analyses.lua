@@ -349,8 +349,10 @@ function A.constellation_panel(fig, rect, o)
     local mean = b.z:mean(1):totable()
     ax:arrow(cz[1], cz[2], mean[1], mean[2], {color = 0xFFFFFFFF, width = 2})
     local same = b.predictions:eq(c.clean_prediction):float():mean():item()
-    legend_items[#legend_items + 1] = {string.format("sigma %.2f (%.0f %% keep the label)", b.sigma, 100 * same), colour}
-    stats[#stats + 1] = {sigma = b.sigma, same_prediction = same, mean_shift = math.sqrt((mean[1] - cz[1]) ^ 2 + (mean[2] - cz[2]) ^ 2)}
+    legend_items[#legend_items + 1] = {string.format("sigma %.2f (%.0f %% keep the label)", b.sigma, 100 * same),
+      colour}
+    stats[#stats + 1] = {sigma = b.sigma, same_prediction = same,
+      mean_shift = math.sqrt((mean[1] - cz[1]) ^ 2 + (mean[2] - cz[2]) ^ 2)}
   end
   ax:scatter({cz[1]}, {cz[2]}, {color = 0xFFFFFFFF, radius = 6, outline = 0x000000FF})
   legend_items[#legend_items + 1] = {"clean image (arrows: to each cloud's mean)", 0x000000FF}

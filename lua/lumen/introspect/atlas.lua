@@ -52,7 +52,9 @@ end
 local function check_rows(set, field, t, n, dims)
   if not lm.is_tensor(t) then fail("set '%s': %s must be a tensor, got a %s", set.name, field, type(t)) end
   if t:size(1) ~= n then fail("set '%s': %s has %d rows, z has %d", set.name, field, t:size(1), n) end
-  if dims and t:dim() ~= dims then fail("set '%s': %s must have %d dimensions, got %d", set.name, field, dims, t:dim()) end
+  if dims and t:dim() ~= dims then
+    fail("set '%s': %s must have %d dimensions, got %d", set.name, field, dims, t:dim())
+  end
 end
 
 -- The image layout {channels, height, width} of rows of `images`.
@@ -126,9 +128,13 @@ local function encode_network(net)
   for _, s in ipairs(net.layer_sizes) do units = units + s end
   local orders = net.orders
   if orders then
-    if #orders ~= #net.layer_sizes then fail("network.orders has %d layers, layer_sizes %d", #orders, #net.layer_sizes) end
+    if #orders ~= #net.layer_sizes then
+      fail("network.orders has %d layers, layer_sizes %d", #orders, #net.layer_sizes)
+    end
     for l, ord in ipairs(orders) do
-      if #ord ~= net.layer_sizes[l] then fail("network.orders[%d] has %d units, the layer %d", l, #ord, net.layer_sizes[l]) end
+      if #ord ~= net.layer_sizes[l] then
+        fail("network.orders[%d] has %d units, the layer %d", l, #ord, net.layer_sizes[l])
+      end
     end
   end
   return {layer_sizes = net.layer_sizes, units = units, orders = orders, unit_classes = net.unit_classes}

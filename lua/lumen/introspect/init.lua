@@ -42,7 +42,9 @@ local function pooled(o, pool)
   if d == 4 then
     local flat = o:reshape(o:size(1), o:size(2), -1)
     if pool == "max" then return (flat:max(3)) end
-    if pool == "cls" then error("Recorder: pool = 'cls' is for token sequences [N, T, D], got " .. o:shape_string(), 0) end
+    if pool == "cls" then
+      error("Recorder: pool = 'cls' is for token sequences [N, T, D], got " .. o:shape_string(), 0)
+    end
     return flat:mean(3)
   end
   if d == 3 then

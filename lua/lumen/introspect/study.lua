@@ -83,7 +83,8 @@ function study.atlas(path, o)
   local heat = A.error_grid(o.est, {lim = 4}) -- the estimated log10 error, row 1 at the bottom
   local bytes = atlas.write(path, {
     title = o.name .. " on " .. d.name, classes = d.classes,
-    sets = {set("train", o.train, o.Z_train, o.Y_train), set(o.test_name or "test", o.test, o.Z_test, o.Y_test, o.H_test)},
+    sets = {set("train", o.train, o.Z_train, o.Y_train),
+      set(o.test_name or "test", o.test, o.Z_test, o.Y_test, o.H_test)},
     network = {layer_sizes = sizes, orders = A.sort_units(Eh, sizes), unit_classes = A.unit_classes(Eh):totable()},
     heat = {values = heat, lim = 4}, overlays = o.overlays})
   print(string.format("   atlas: %s (%.1f MB)", path, bytes / 2 ^ 20))
@@ -278,15 +279,18 @@ function study.run(c)
   table.sort(keys)
   for _, k in ipairs(keys) do
     local v = metrics[k]
-    html[#html + 1] = string.format("<tr><td>%s</td><td>%s</td></tr>", k, type(v) == "number" and string.format("%.4f", v) or tostring(v))
+    html[#html + 1] = string.format("<tr><td>%s</td><td>%s</td></tr>", k,
+      type(v) == "number" and string.format("%.4f", v) or tostring(v))
   end
   html[#html + 1] = string.format("<tr><td>latent mean / std</td><td>(%.3f, %.3f) / (%.3f, %.3f)</td></tr></table>",
     metrics.latent_mean[1], metrics.latent_mean[2], metrics.latent_std[1], metrics.latent_std[2])
-  for _, f in ipairs{"map_train.png", "map_test.png", "map_error.png", "trajectories.png", "classifier_run/learning_curve.png"} do
+  for _, f in ipairs{"map_train.png", "map_test.png", "map_error.png", "trajectories.png",
+    "classifier_run/learning_curve.png"} do
     if exists(opts.out .. "/" .. f) then html[#html + 1] = string.format('<img src="%s" alt="%s">', f, f) end
   end
   if exists(opts.out .. "/atlas.html") then
-    html[#html + 1] = '<p><a href="atlas.html">Open the interactive activation atlas</a> (pan, zoom, hover a point for its input).</p>'
+    html[#html + 1] = '<p><a href="atlas.html">Open the interactive activation atlas</a> '
+      .. '(pan, zoom, hover a point for its input).</p>'
   end
   html[#html + 1] = "</body></html>\n"
   lm.write_file(opts.out .. "/index.html", table.concat(html, "\n"))
