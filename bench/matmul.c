@@ -32,7 +32,9 @@ static lm_tensor *randn2(int64_t r, int64_t c) {
         double best_ = 1e30;                                                                       \
         for (int run_ = 0; run_ < 5; run_++) {                                                     \
             double t0_ = now();                                                                    \
-            for (int rep_ = 0; rep_ < (reps); rep_++) { stmt; }                                    \
+            for (int rep_ = 0; rep_ < (reps); rep_++) {                                            \
+                stmt;                                                                              \
+            }                                                                                      \
             double dt_ = (now() - t0_) / (reps);                                                   \
             if (dt_ < best_) best_ = dt_;                                                          \
         }                                                                                          \
@@ -59,9 +61,9 @@ static void bench(int64_t M, int64_t K, int64_t N, bool transposed_b) {
     /* the direct call with OpenBLAS's own threads, as many as Lumen's pool has
      * (Lumen keeps OpenBLAS single-threaded and splits products itself) */
     openblas_set_num_threads(lm_get_num_threads());
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, transposed_b ? CblasTrans : CblasNoTrans, (int)M, (int)N,
-                (int)K, 1.0f, lm_tensor_f32(a), (int)K, lm_tensor_f32(b_store), transposed_b ? (int)K : (int)N,
-                0.0f, c, (int)N); /* warm-up of its threads */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, transposed_b ? CblasTrans : CblasNoTrans, (int)M,
+                (int)N, (int)K, 1.0f, lm_tensor_f32(a), (int)K, lm_tensor_f32(b_store),
+                transposed_b ? (int)K : (int)N, 0.0f, c, (int)N); /* warm-up of its threads */
     double t_blas = TIME_BEST(reps, {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, transposed_b ? CblasTrans : CblasNoTrans, (int)M,
                     (int)N, (int)K, 1.0f, lm_tensor_f32(a), (int)K, lm_tensor_f32(b_store),

@@ -13,15 +13,21 @@
 #include "l_common.h"
 #include "lumen/lumen_lua.h"
 
-const char *lumen_version(void) { return LUMEN_VERSION; }
-const char *lumen_build_kind(void) { return LUMEN_BUILD_KIND; }
+const char *lumen_version(void) {
+    return LUMEN_VERSION;
+}
+const char *lumen_build_kind(void) {
+    return LUMEN_BUILD_KIND;
+}
 
 lm_tensor *lumen_totensor(lua_State *L, int idx) {
     l_tensor_ud *ud = luaL_testudata(L, idx, L_TENSOR_MT);
     return ud ? ud->t : NULL;
 }
 
-lm_tensor *lumen_checktensor(lua_State *L, int idx) { return l_check_tensor(L, idx); }
+lm_tensor *lumen_checktensor(lua_State *L, int idx) {
+    return l_check_tensor(L, idx);
+}
 
 void lumen_pushtensor(lua_State *L, lm_tensor *t) {
     if (!t) luaL_error(L, "lumen_pushtensor: NULL tensor");

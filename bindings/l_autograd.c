@@ -7,7 +7,8 @@
 #include "lm_autograd.h"
 #include "lm_ops.h"
 
-/* ---- tensor methods ------------------------------------------------------------------------------ */
+/* ---- tensor methods
+ * ------------------------------------------------------------------------------ */
 
 /* x:requires_grad() -> boolean; x:requires_grad(flag) -> x */
 static int t_requires_grad(lua_State *L) {
@@ -64,7 +65,8 @@ static int t_retain_grad(lua_State *L) {
     return 1;
 }
 
-/* ---- module functions -------------------------------------------------------------------------- */
+/* ---- module functions --------------------------------------------------------------------------
+ */
 
 static int l_set_grad_enabled(lua_State *L) {
     lua_pushboolean(L, lm_set_grad_enabled(lua_toboolean(L, 1)));
@@ -143,7 +145,8 @@ static int l_stack(lua_State *L) {
     return l_cat(L);
 }
 
-/* ---- custom functions: lm._attach_function(output, {inputs}, backward) ------------------------------ */
+/* ---- custom functions: lm._attach_function(output, {inputs}, backward)
+ * ------------------------------ */
 
 /* Registry references whose node died: released at the next call from Lua,
  * because a node may die inside a finalizer where the registry must not be
@@ -218,8 +221,7 @@ static int l_attach_function(lua_State *L) {
     luaL_checktype(L, 3, LUA_TFUNCTION);
     const char *name = luaL_optstring(L, 4, "custom function");
     if (!lm_any_requires_grad(n, ins)) return 0;
-    if (lm_grad_fn(out))
-        return luaL_error(L, "autograd.Function: forward must not record a graph");
+    if (lm_grad_fn(out)) return luaL_error(L, "autograd.Function: forward must not record a graph");
     lua_rule *r = malloc(sizeof *r);
     if (!r) return luaL_error(L, "out of memory");
     lm_node *node = lm_node_attach(out, "custom function", lua_rule_backward, n, ins);
@@ -235,15 +237,21 @@ static int l_attach_function(lua_State *L) {
     return 0;
 }
 
-static const luaL_Reg tensor_methods[] = {
-    {"requires_grad", t_requires_grad}, {"backward", t_backward}, {"detach", t_detach},
-    {"is_leaf", t_is_leaf}, {"grad_fn", t_grad_fn}, {"retain_grad", t_retain_grad},
-    {NULL, NULL}};
+static const luaL_Reg tensor_methods[] = {{"requires_grad", t_requires_grad},
+                                          {"backward", t_backward},
+                                          {"detach", t_detach},
+                                          {"is_leaf", t_is_leaf},
+                                          {"grad_fn", t_grad_fn},
+                                          {"retain_grad", t_retain_grad},
+                                          {NULL, NULL}};
 
-static const luaL_Reg module_functions[] = {
-    {"set_grad_enabled", l_set_grad_enabled}, {"is_grad_enabled", l_is_grad_enabled},
-    {"_detect_anomaly", l_detect_anomaly},
-    {"cat", l_cat}, {"stack", l_stack}, {"_attach_function", l_attach_function}, {NULL, NULL}};
+static const luaL_Reg module_functions[] = {{"set_grad_enabled", l_set_grad_enabled},
+                                            {"is_grad_enabled", l_is_grad_enabled},
+                                            {"_detect_anomaly", l_detect_anomaly},
+                                            {"cat", l_cat},
+                                            {"stack", l_stack},
+                                            {"_attach_function", l_attach_function},
+                                            {NULL, NULL}};
 
 void l_register_autograd(lua_State *L) {
     luaL_setfuncs(L, module_functions, 0);

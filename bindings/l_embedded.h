@@ -5,7 +5,7 @@
 #include <stddef.h>
 
 typedef struct lm_embedded_module {
-    const char *name;  /* "lumen.nn" */
+    const char *name;      /* "lumen.nn" */
     const char *chunkname; /* "@lua/lumen/nn/init.lua" */
     const char *source;
     size_t size;

@@ -47,4 +47,6 @@ static int l_base64(lua_State *L) {
 static const luaL_Reg encode_functions[] = {
     {"encode", l_encode}, {"deflate", l_deflate}, {"base64", l_base64}, {NULL, NULL}};
 
-void l_register_encode(lua_State *L) { luaL_setfuncs(L, encode_functions, 0); }
+void l_register_encode(lua_State *L) {
+    luaL_setfuncs(L, encode_functions, 0);
+}

@@ -58,4 +58,6 @@ static int l_list_dir(lua_State *L) {
 static const luaL_Reg file_functions[] = {
     {"write_file", l_write_file}, {"mkdir", l_mkdir}, {"list_dir", l_list_dir}, {NULL, NULL}};
 
-void l_register_files(lua_State *L) { luaL_setfuncs(L, file_functions, 0); }
+void l_register_files(lua_State *L) {
+    luaL_setfuncs(L, file_functions, 0);
+}

@@ -77,7 +77,8 @@ static int l_image_crop_flip(lua_State *L) {
     int64_t pad = luaL_checkinteger(L, 7);
     int64_t n = x->ndim == 4 ? x->shape[0] : 0;
     if (luaL_len(L, 4) != n || luaL_len(L, 5) != n || luaL_len(L, 6) != n)
-        return luaL_error(L, "crop: one corner and one flip per sample are needed (%d samples)", (int)n);
+        return luaL_error(L, "crop: one corner and one flip per sample are needed (%d samples)",
+                          (int)n);
     int64_t *corners = lua_newuserdatauv(L, (size_t)(2 * n + 1) * sizeof *corners, 0);
     bool *flips = lua_newuserdatauv(L, (size_t)(n + 1) * sizeof *flips, 0);
     for (int64_t i = 0; i < n; i++) {
@@ -192,13 +193,18 @@ static int l_loader_close(lua_State *L) {
     return 0;
 }
 
-static const luaL_Reg loader_methods[] = {
-    {"start", l_loader_start}, {"finish", l_loader_finish}, {"close", l_loader_close}, {NULL, NULL}};
+static const luaL_Reg loader_methods[] = {{"start", l_loader_start},
+                                          {"finish", l_loader_finish},
+                                          {"close", l_loader_close},
+                                          {NULL, NULL}};
 
-static const luaL_Reg image_functions[] = {
-    {"load", l_image_load},     {"decode", l_image_decode}, {"info", l_image_info},
-    {"save", l_image_save},     {"resize", l_image_resize}, {"_crop_flip", l_image_crop_flip},
-    {NULL, NULL}};
+static const luaL_Reg image_functions[] = {{"load", l_image_load},
+                                           {"decode", l_image_decode},
+                                           {"info", l_image_info},
+                                           {"save", l_image_save},
+                                           {"resize", l_image_resize},
+                                           {"_crop_flip", l_image_crop_flip},
+                                           {NULL, NULL}};
 
 void l_register_image(lua_State *L) {
     if (luaL_newmetatable(L, LOADER_MT)) {

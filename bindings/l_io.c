@@ -13,7 +13,8 @@ static int compare_names(const void *a, const void *b) {
 /* The stored float format named by options.dtype (nil: float32). */
 static lm_float_format check_float_format(lua_State *L, int options) {
     static const char *const names[] = {"float32", "float16", "bfloat16", NULL};
-    static const lm_float_format formats[] = {LM_STORE_FLOAT32, LM_STORE_FLOAT16, LM_STORE_BFLOAT16};
+    static const lm_float_format formats[] = {LM_STORE_FLOAT32, LM_STORE_FLOAT16,
+                                              LM_STORE_BFLOAT16};
     lua_getfield(L, options, "dtype");
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
@@ -157,13 +158,15 @@ static int l_safetensors_writer(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
     int count = (int)luaL_len(L, 2);
-    lm_tensor_spec *specs = lua_newuserdatauv(L, sizeof *specs * (count ? count : 1), 0); /* scratch */
+    lm_tensor_spec *specs =
+        lua_newuserdatauv(L, sizeof *specs * (count ? count : 1), 0); /* scratch */
     lua_createtable(L, 0, count); /* name -> 0-based index, kept with the writer */
     int names = lua_gettop(L);
     for (int i = 0; i < count; i++) {
         lua_geti(L, 2, i + 1);
         if (!lua_istable(L, -1))
-            return luaL_error(L, "safetensors_writer: entry %d must be a table {name, shape, dtype}", i + 1);
+            return luaL_error(
+                L, "safetensors_writer: entry %d must be a table {name, shape, dtype}", i + 1);
         lua_getfield(L, -1, "name");
         if (lua_type(L, -1) != LUA_TSTRING)
             return luaL_error(L, "safetensors_writer: entry %d needs a name (a string)", i + 1);
@@ -174,7 +177,8 @@ static int l_safetensors_writer(lua_State *L) {
         lua_pop(L, 1); /* the name stays alive in the names table */
         lua_getfield(L, -1, "shape");
         if (!lua_istable(L, -1))
-            return luaL_error(L, "safetensors_writer: '%s' needs a shape (a table of sizes)", specs[i].name);
+            return luaL_error(L, "safetensors_writer: '%s' needs a shape (a table of sizes)",
+                              specs[i].name);
         specs[i].ndim = l_check_shape(L, lua_gettop(L), specs[i].shape, "safetensors_writer");
         lua_pop(L, 1);
         lua_getfield(L, -1, "dtype");
@@ -220,7 +224,8 @@ static int w_abort(lua_State *L) {
     return 0;
 }
 
-static const luaL_Reg writer_methods[] = {{"append", w_append}, {"close", w_close}, {"abort", w_abort}, {NULL, NULL}};
+static const luaL_Reg writer_methods[] = {
+    {"append", w_append}, {"close", w_close}, {"abort", w_abort}, {NULL, NULL}};
 
 static const luaL_Reg io_functions[] = {
     {"save", l_save}, {"load", l_load}, {"safetensors_writer", l_safetensors_writer}, {NULL, NULL}};

@@ -22,7 +22,9 @@ static int softmax(lua_State *L, bool log) {
     l_check(L, lm_ag_softmax(l_push_slot(L), x, dim, log));
     return 1;
 }
-static int f_softmax(lua_State *L) { return softmax(L, false); }
+static int f_softmax(lua_State *L) {
+    return softmax(L, false);
+}
 
 /* F._dropout(x, keep): mask and product in one pass (F.dropout checks p) */
 static int f_dropout(lua_State *L) {
@@ -30,14 +32,17 @@ static int f_dropout(lua_State *L) {
     l_check(L, lm_ag_dropout(l_push_slot(L), x, luaL_checknumber(L, 2)));
     return 1;
 }
-static int f_log_softmax(lua_State *L) { return softmax(L, true); }
+static int f_log_softmax(lua_State *L) {
+    return softmax(L, true);
+}
 
 /* F.cross_entropy(logits, labels): labels are 1-based class indices */
 static int f_cross_entropy(lua_State *L) {
     lm_tensor *logits = l_check_tensor(L, 1), *labels = l_check_tensor(L, 2);
     if (labels->dtype != LM_INT32)
-        return luaL_error(L, "cross_entropy: labels must be an int32 tensor of 1-based classes, "
-                             "got %s (use lm.tensor(t, 'int32') or :int())",
+        return luaL_error(L,
+                          "cross_entropy: labels must be an int32 tensor of 1-based classes, "
+                          "got %s (use lm.tensor(t, 'int32') or :int())",
                           lm_dtype_name(labels->dtype));
     lm_tensor **zero_based = l_push_slot(L);
     l_check(L, lm_binary_scalar(zero_based, LM_SUB, labels, 1, false));
@@ -103,10 +108,15 @@ static int pool(lua_State *L, bool max) {
     l_check(L, lm_ag_pool2d(l_push_slot(L), x, k, k, &o, max));
     return 1;
 }
-static int f_max_pool2d(lua_State *L) { return pool(L, true); }
-static int f_avg_pool2d(lua_State *L) { return pool(L, false); }
+static int f_max_pool2d(lua_State *L) {
+    return pool(L, true);
+}
+static int f_avg_pool2d(lua_State *L) {
+    return pool(L, false);
+}
 
-/* ---- optimisers: lm._optim_step(settings, param, grad, state1, state2) ----------------------------- */
+/* ---- optimisers: lm._optim_step(settings, param, grad, state1, state2)
+ * ----------------------------- */
 
 static double opt_number(lua_State *L, int t, const char *key, double def) {
     lua_getfield(L, t, key);
@@ -211,10 +221,16 @@ static int l_optim_step_all(lua_State *L) {
     return 1;
 }
 
-static const luaL_Reg functional[] = {
-    {"linear", f_linear}, {"_dropout", f_dropout}, {"softmax", f_softmax}, {"log_softmax", f_log_softmax},
-    {"cross_entropy", f_cross_entropy}, {"mse", f_mse}, {"conv2d", f_conv2d},
-    {"max_pool2d", f_max_pool2d}, {"avg_pool2d", f_avg_pool2d}, {NULL, NULL}};
+static const luaL_Reg functional[] = {{"linear", f_linear},
+                                      {"_dropout", f_dropout},
+                                      {"softmax", f_softmax},
+                                      {"log_softmax", f_log_softmax},
+                                      {"cross_entropy", f_cross_entropy},
+                                      {"mse", f_mse},
+                                      {"conv2d", f_conv2d},
+                                      {"max_pool2d", f_max_pool2d},
+                                      {"avg_pool2d", f_avg_pool2d},
+                                      {NULL, NULL}};
 
 /* Adds lm._functional (completed by lua/lumen/nn/functional.lua) and lm._optim_step. */
 void l_register_nn(lua_State *L) {

@@ -28,7 +28,9 @@ static lm_font *check_font(lua_State *L, int i) {
     return u->f;
 }
 
-static uint32_t check_color(lua_State *L, int i) { return (uint32_t)luaL_checkinteger(L, i); }
+static uint32_t check_color(lua_State *L, int i) {
+    return (uint32_t)luaL_checkinteger(L, i);
+}
 
 static int l_canvas(lua_State *L) {
     int w = (int)luaL_checkinteger(L, 1), h = (int)luaL_checkinteger(L, 2);
@@ -85,7 +87,10 @@ static int c_polygon(lua_State *L) {
         lua_geti(L, 2, i + 1);
         double v = luaL_checknumber(L, -1);
         lua_pop(L, 1);
-        if (i % 2 == 0) xy[i / 2] = v; else xy[n + i / 2] = v;
+        if (i % 2 == 0)
+            xy[i / 2] = v;
+        else
+            xy[n + i / 2] = v;
     }
     lm_canvas_polygon(c, xy, xy + n, n, color);
     return 0;
@@ -150,14 +155,22 @@ static int f_gc(lua_State *L) {
 }
 
 static int f_width(lua_State *L) {
-    lua_pushnumber(L, lm_text_width(check_font(L, 1), luaL_checknumber(L, 2), luaL_checkstring(L, 3)));
+    lua_pushnumber(L,
+                   lm_text_width(check_font(L, 1), luaL_checknumber(L, 2), luaL_checkstring(L, 3)));
     return 1;
 }
 
-static const luaL_Reg canvas_methods[] = {
-    {"size", c_size}, {"fill_rect", c_fill_rect}, {"disc", c_disc}, {"line", c_line},
-    {"polygon", c_polygon}, {"image", c_image}, {"text", c_text}, {"write_png", c_write_png},
-    {"pixel", c_pixel}, {"free", c_gc}, {NULL, NULL}};
+static const luaL_Reg canvas_methods[] = {{"size", c_size},
+                                          {"fill_rect", c_fill_rect},
+                                          {"disc", c_disc},
+                                          {"line", c_line},
+                                          {"polygon", c_polygon},
+                                          {"image", c_image},
+                                          {"text", c_text},
+                                          {"write_png", c_write_png},
+                                          {"pixel", c_pixel},
+                                          {"free", c_gc},
+                                          {NULL, NULL}};
 
 void l_register_plot(lua_State *L) {
     luaL_newmetatable(L, CANVAS_MT);

@@ -3,4 +3,6 @@
 
 #include "lumen/lumen_lua.h"
 
-int luaopen_lumen(lua_State *L) { return lm_lua_open(L); }
+int luaopen_lumen(lua_State *L) {
+    return lm_lua_open(L);
+}

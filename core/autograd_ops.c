@@ -34,7 +34,8 @@ lm_status lm_sum_to_shape(lm_tensor **out, lm_tensor *grad, int ndim, const int6
     return LM_OK;
 }
 
-/* ---- elementwise --------------------------------------------------------------------------------- */
+/* ---- elementwise
+ * --------------------------------------------------------------------------------- */
 
 lm_status lm_ag_unary(lm_tensor **out, lm_unary_op op, lm_tensor *x, double p0, double p1) {
     LM_TRY(lm_unary(out, op, x, p0, p1));
@@ -47,7 +48,9 @@ lm_status lm_ag_unary(lm_tensor **out, lm_unary_op op, lm_tensor *x, double p0, 
     return lm_node_save_output(node, 1, *out);
 }
 
-static bool is_comparison(lm_binary_op op) { return op >= LM_EQ; }
+static bool is_comparison(lm_binary_op op) {
+    return op >= LM_EQ;
+}
 
 lm_status lm_ag_binary(lm_tensor **out, lm_binary_op op, lm_tensor *a, lm_tensor *b) {
     LM_TRY(lm_binary(out, op, a, b));
@@ -87,10 +90,11 @@ lm_status lm_ag_where(lm_tensor **out, lm_tensor *cond, lm_tensor *a, lm_tensor 
     return LM_OK;
 }
 
-/* ---- reductions and products ------------------------------------------------------------------------ */
+/* ---- reductions and products
+ * ------------------------------------------------------------------------ */
 
-lm_status lm_ag_reduce(lm_tensor **out, lm_tensor **indices, lm_reduce_op op, lm_tensor *x,
-                       int dim, bool keepdim) {
+lm_status lm_ag_reduce(lm_tensor **out, lm_tensor **indices, lm_reduce_op op, lm_tensor *x, int dim,
+                       bool keepdim) {
     bool grad = (op != LM_ARGMAX && op != LM_ARGMIN) && lm_any_requires_grad(1, &x);
     bool need_idx = grad && (op == LM_MAX || op == LM_MIN);
     lm_tensor *idx = NULL;
@@ -145,9 +149,10 @@ lm_status lm_ag_matmul(lm_tensor **out, lm_tensor *a, lm_tensor *b) {
     return LM_OK;
 }
 
-/* ---- views ------------------------------------------------------------------------------------------- */
+/* ---- views
+ * ------------------------------------------------------------------------------------------- */
 
-#define VIEW_ENTRY(fn_name, name, rule, call, extra)                                              \
+#define VIEW_ENTRY(fn_name, name, rule, call, extra)                                               \
     lm_status fn_name {                                                                            \
         LM_TRY(call);                                                                              \
         if (!lm_any_requires_grad(1, &t)) return LM_OK;                                            \
@@ -160,8 +165,8 @@ lm_status lm_ag_matmul(lm_tensor **out, lm_tensor *a, lm_tensor *b) {
 
 VIEW_ENTRY(lm_ag_view(lm_tensor **out, lm_tensor *t, int ndim, const int64_t *shape), "view",
            lm_rule_reshape, lm_tensor_view(out, t, ndim, shape), (void)0)
-VIEW_ENTRY(lm_ag_reshape(lm_tensor **out, lm_tensor *t, int ndim, const int64_t *shape),
-           "reshape", lm_rule_reshape, lm_tensor_reshape(out, t, ndim, shape), (void)0)
+VIEW_ENTRY(lm_ag_reshape(lm_tensor **out, lm_tensor *t, int ndim, const int64_t *shape), "reshape",
+           lm_rule_reshape, lm_tensor_reshape(out, t, ndim, shape), (void)0)
 VIEW_ENTRY(lm_ag_unsqueeze(lm_tensor **out, lm_tensor *t, int dim), "unsqueeze", lm_rule_reshape,
            lm_tensor_unsqueeze(out, t, dim), (void)0)
 VIEW_ENTRY(lm_ag_squeeze(lm_tensor **out, lm_tensor *t, int dim), "squeeze", lm_rule_reshape,
@@ -176,8 +181,8 @@ VIEW_ENTRY(lm_ag_select(lm_tensor **out, lm_tensor *t, int dim, int64_t index), 
            (node->iparams[0] = dim, node->iparams[1] = index))
 VIEW_ENTRY(lm_ag_contiguous(lm_tensor **out, lm_tensor *t), "contiguous", lm_rule_identity,
            lm_contiguous(out, t), (void)0)
-VIEW_ENTRY(lm_ag_clone(lm_tensor **out, lm_tensor *t), "clone", lm_rule_identity,
-           lm_clone(out, t), (void)0)
+VIEW_ENTRY(lm_ag_clone(lm_tensor **out, lm_tensor *t), "clone", lm_rule_identity, lm_clone(out, t),
+           (void)0)
 
 lm_status lm_ag_transpose(lm_tensor **out, lm_tensor *t, int d0, int d1) {
     int perm[LM_MAX_DIMS];

@@ -44,4 +44,6 @@ static const lm_backend cpu = {
     .optim_step = lm_cpu_optim_step,
 };
 
-const lm_backend *lm_cpu_backend(void) { return &cpu; }
+const lm_backend *lm_cpu_backend(void) {
+    return &cpu;
+}

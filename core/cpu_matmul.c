@@ -43,13 +43,13 @@ static void gemm_blocks(void *ctx, int64_t begin, int64_t end) {
     if (j->by_rows) {
         if (hi > j->M) hi = j->M;
         const float *a = j->ta == CblasNoTrans ? j->a + (int64_t)lo * j->lda : j->a + lo;
-        cblas_sgemm(CblasRowMajor, j->ta, j->tb, hi - lo, j->N, j->K, j->alpha, a, j->lda, j->b, j->ldb,
-                    j->beta, j->c + (int64_t)lo * j->ldc, j->ldc);
+        cblas_sgemm(CblasRowMajor, j->ta, j->tb, hi - lo, j->N, j->K, j->alpha, a, j->lda, j->b,
+                    j->ldb, j->beta, j->c + (int64_t)lo * j->ldc, j->ldc);
     } else {
         if (hi > j->N) hi = j->N;
         const float *b = j->tb == CblasNoTrans ? j->b + lo : j->b + (int64_t)lo * j->ldb;
-        cblas_sgemm(CblasRowMajor, j->ta, j->tb, j->M, hi - lo, j->K, j->alpha, j->a, j->lda, b, j->ldb,
-                    j->beta, j->c + lo, j->ldc);
+        cblas_sgemm(CblasRowMajor, j->ta, j->tb, j->M, hi - lo, j->K, j->alpha, j->a, j->lda, b,
+                    j->ldb, j->beta, j->c + lo, j->ldc);
     }
 }
 
@@ -82,8 +82,8 @@ lm_status lm_cpu_matmul(lm_tensor *out, const lm_tensor *a, const lm_tensor *b, 
         const float *ai = ap + (a->shape[0] > 1 ? i * a->strides[0] : 0);
         const float *bi = bp + (b->shape[0] > 1 ? i * b->strides[0] : 0);
         float *oi = op + i * out->strides[0];
-        gemm_job j = {ta, tb, (int)M, (int)N, (int)K, (int)lda, (int)ldb, (int)out->strides[1],
-                      alpha, beta, ai, bi, oi, false};
+        gemm_job j = {ta,    tb,   (int)M, (int)N, (int)K, (int)lda, (int)ldb, (int)out->strides[1],
+                      alpha, beta, ai,     bi,     oi,     false};
         sgemm_parallel(&j);
     }
     return LM_OK;

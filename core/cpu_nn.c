@@ -9,7 +9,8 @@
 #include "lm_scalar_ops.h"
 #include "lm_threads.h"
 
-/* ---- softmax ---------------------------------------------------------------------------------- */
+/* ---- softmax ----------------------------------------------------------------------------------
+ */
 
 typedef struct {
     float *out;
@@ -73,7 +74,8 @@ lm_status lm_cpu_softmax_backward(lm_tensor *gx, const lm_tensor *g, const lm_te
     return LM_OK;
 }
 
-/* ---- im2col / col2im ------------------------------------------------------------------------------ */
+/* ---- im2col / col2im
+ * ------------------------------------------------------------------------------ */
 
 /* cols row (c, ki, kj) holds, for every output pixel, the input pixel the
  * kernel tap (ki, kj) of channel c sees there (0 in the padding). */
@@ -124,7 +126,8 @@ lm_status lm_cpu_col2im(lm_tensor *gx_t, const lm_tensor *cols_t, const lm_conv_
     return LM_OK;
 }
 
-/* ---- pooling --------------------------------------------------------------------------------------- */
+/* ---- pooling
+ * --------------------------------------------------------------------------------------- */
 
 typedef struct {
     float *out;
@@ -214,7 +217,8 @@ lm_status lm_cpu_pool2d_backward(lm_tensor *gx, const lm_tensor *g, const lm_ten
     return LM_OK;
 }
 
-/* ---- one-hot ---------------------------------------------------------------------------------------- */
+/* ---- one-hot
+ * ---------------------------------------------------------------------------------------- */
 
 lm_status lm_cpu_one_hot(lm_tensor *out, const lm_tensor *labels) {
     int64_t n = out->shape[0], classes = out->shape[1];
@@ -227,7 +231,8 @@ lm_status lm_cpu_one_hot(lm_tensor *out, const lm_tensor *labels) {
     return LM_OK;
 }
 
-/* ---- optimisers: one fused loop per parameter, no temporaries -------------------------------------- */
+/* ---- optimisers: one fused loop per parameter, no temporaries
+ * -------------------------------------- */
 
 typedef struct {
     const lm_optim_params *p;
@@ -296,7 +301,8 @@ lm_status lm_cpu_optim_step(const lm_optim_params *p, lm_tensor *param, const lm
     return LM_OK;
 }
 
-/* ---- row gathering ------------------------------------------------------------------------------------ */
+/* ---- row gathering
+ * ------------------------------------------------------------------------------------ */
 
 typedef struct {
     char *out;
@@ -310,7 +316,8 @@ static void gather_rows(void *ctx, int64_t i0, int64_t i1) {
     const int32_t *idx = lm_tensor_i32(j->idx);
     int64_t stride = j->idx->strides[0];
     for (int64_t i = i0; i < i1; i++)
-        memcpy(j->out + i * j->row_bytes, j->x + (size_t)idx[i * stride] * j->row_bytes, j->row_bytes);
+        memcpy(j->out + i * j->row_bytes, j->x + (size_t)idx[i * stride] * j->row_bytes,
+               j->row_bytes);
 }
 
 lm_status lm_cpu_index_select(lm_tensor *out, const lm_tensor *x, const lm_tensor *idx) {
@@ -321,7 +328,8 @@ lm_status lm_cpu_index_select(lm_tensor *out, const lm_tensor *x, const lm_tenso
     return LM_OK;
 }
 
-/* ---- top-k per row ------------------------------------------------------------------------------------- */
+/* ---- top-k per row
+ * ------------------------------------------------------------------------------------- */
 
 typedef struct {
     float *values;
@@ -340,8 +348,8 @@ static void topk_rows(void *ctx, int64_t r0, int64_t r1) {
 
 lm_status lm_cpu_topk(lm_tensor *values, lm_tensor *indices, const lm_tensor *x, int64_t k,
                       bool largest) {
-    topk_job j = {lm_tensor_f32(values), lm_tensor_i32(indices), lm_tensor_f32(x), x->shape[1], k,
-                  largest};
+    topk_job j = {
+        lm_tensor_f32(values), lm_tensor_i32(indices), lm_tensor_f32(x), x->shape[1], k, largest};
     lm_parallel_for(x->shape[0], 1 + LM_GRAIN_ELEMENTWISE / (x->shape[1] + 1), topk_rows, &j);
     return LM_OK;
 }

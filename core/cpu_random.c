@@ -105,8 +105,12 @@ static void random_range_scalar(random_job *j, int64_t begin, int64_t end) {
             case LM_RANDOM_UNIFORM:
                 v = lo + span * ((float)(b.v[lane] >> 8) * (1.0f / 16777216.0f));
                 break;
-            case LM_RANDOM_NORMAL: v = normal_from(b.v[2 * lane], b.v[2 * lane + 1], j->p0, j->p1); break;
-            default: v = (b.v[lane] >> 8) < threshold ? value : 0.0f; break;
+            case LM_RANDOM_NORMAL:
+                v = normal_from(b.v[2 * lane], b.v[2 * lane + 1], j->p0, j->p1);
+                break;
+            default:
+                v = (b.v[lane] >> 8) < threshold ? value : 0.0f;
+                break;
             }
             o[i * so] = v;
         }
@@ -130,9 +134,15 @@ static void dropout_range(void *ctx, int64_t begin, int64_t end) {
 
 lm_status lm_cpu_dropout(lm_tensor *out, lm_tensor *mask, const lm_tensor *x, uint64_t seed,
                          uint64_t offset, double keep) {
-    dropout_job d = {.r = {.out = mask, .kind = LM_RANDOM_BERNOULLI, .seed = seed,
-                           .offset = offset, .p0 = keep, .p1 = 1.0 / keep, .contiguous = true},
-                     .out = lm_tensor_f32(out), .x = lm_tensor_f32(x)};
+    dropout_job d = {.r = {.out = mask,
+                           .kind = LM_RANDOM_BERNOULLI,
+                           .seed = seed,
+                           .offset = offset,
+                           .p0 = keep,
+                           .p1 = 1.0 / keep,
+                           .contiguous = true},
+                     .out = lm_tensor_f32(out),
+                     .x = lm_tensor_f32(x)};
     lm_iter_init_ordered(&d.r.it, mask);
     lm_parallel_for(d.r.it.numel, LM_GRAIN_ELEMENTWISE / 8, dropout_range, &d);
     return LM_OK;
@@ -140,7 +150,12 @@ lm_status lm_cpu_dropout(lm_tensor *out, lm_tensor *mask, const lm_tensor *x, ui
 
 lm_status lm_cpu_random(lm_random_kind kind, lm_tensor *out, uint64_t seed, uint64_t offset,
                         double p0, double p1) {
-    random_job j = {.out = out, .kind = kind, .seed = seed, .offset = offset, .p0 = p0, .p1 = p1,
+    random_job j = {.out = out,
+                    .kind = kind,
+                    .seed = seed,
+                    .offset = offset,
+                    .p0 = p0,
+                    .p1 = p1,
                     .contiguous = lm_tensor_is_contiguous(out)};
     lm_iter_init_ordered(&j.it, out); /* element i is always counter i */
     lm_parallel_for(j.it.numel, LM_GRAIN_ELEMENTWISE / 8, random_range, &j);

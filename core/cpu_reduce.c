@@ -27,7 +27,9 @@ typedef struct {
     int64_t index; /* position of best */
 } partial;
 
-static bool is_max(lm_reduce_op op) { return op == LM_MAX || op == LM_ARGMAX; }
+static bool is_max(lm_reduce_op op) {
+    return op == LM_MAX || op == LM_ARGMAX;
+}
 static bool is_extreme(lm_reduce_op op) {
     return op == LM_MAX || op == LM_MIN || op == LM_ARGMAX || op == LM_ARGMIN;
 }
@@ -57,8 +59,8 @@ static double sum_contiguous(const float *x, int64_t n, bool squares, double cen
 }
 
 /* Folds `n` elements at x[base + i*stride] (positions first..first+n-1). */
-static void fold_line(lm_reduce_op op, const lm_tensor *x, int64_t base, int64_t stride,
-                      int64_t n, int64_t first, double center, partial *p) {
+static void fold_line(lm_reduce_op op, const lm_tensor *x, int64_t base, int64_t stride, int64_t n,
+                      int64_t first, double center, partial *p) {
     if (is_extreme(op)) {
         bool want_max = is_max(op);
         for (int64_t i = 0; i < n; i++) {
@@ -102,16 +104,26 @@ static void merge(lm_reduce_op op, partial *into, const partial *p) {
     if (better) *into = *p;
 }
 
-static partial empty_partial(void) { return (partial){0, 0, -1}; }
+static partial empty_partial(void) {
+    return (partial){0, 0, -1};
+}
 
 static void write_result(lm_reduce_op op, lm_tensor *out, int64_t out_off, lm_tensor *indices,
                          int64_t idx_off, const partial *p, int64_t n) {
     switch (op) {
-    case LM_SUM: store(out, out_off, p->sum); break;
-    case LM_MEAN: store(out, out_off, n ? p->sum / n : NAN); break;
-    case LM_VAR: store(out, out_off, n > 1 ? p->sum / (n - 1) : NAN); break;
+    case LM_SUM:
+        store(out, out_off, p->sum);
+        break;
+    case LM_MEAN:
+        store(out, out_off, n ? p->sum / n : NAN);
+        break;
+    case LM_VAR:
+        store(out, out_off, n > 1 ? p->sum / (n - 1) : NAN);
+        break;
     case LM_ARGMAX:
-    case LM_ARGMIN: store(out, out_off, (double)p->index); break;
+    case LM_ARGMIN:
+        store(out, out_off, (double)p->index);
+        break;
     default:
         store(out, out_off, p->best);
         if (indices) store(indices, idx_off, (double)p->index);
@@ -250,7 +262,11 @@ lm_status lm_cpu_reduce(lm_reduce_op op, lm_tensor *out, lm_tensor *indices, con
         xs.strides[d] = x->strides[d + 1];
     }
     xs.ndim = x->ndim - 1;
-    dim_job j = {.x = x, .out = out, .indices = indices, .op = op, .len = x->shape[dim],
+    dim_job j = {.x = x,
+                 .out = out,
+                 .indices = indices,
+                 .op = op,
+                 .len = x->shape[dim],
                  .stride = x->strides[dim]};
     const lm_tensor *ops[3] = {out, &xs, indices};
     lm_iter_init(&j.it, indices ? 3 : 2, ops);

@@ -48,7 +48,9 @@ void lm_run_oom_handler(void) {
     if (oom_handler) oom_handler(oom_ud);
 }
 
-void lm_cpu_set_cache_limit(size_t bytes) { cache_limit = bytes; }
+void lm_cpu_set_cache_limit(size_t bytes) {
+    cache_limit = bytes;
+}
 
 void lm_cpu_empty_cache(void) {
     for (int c = 0; c < NUM_CLASSES; c++) {
@@ -110,4 +112,6 @@ void lm_cpu_free(void *ptr, size_t bytes) {
     stats.cached_bytes += rounded;
 }
 
-lm_memory_stats lm_cpu_memory_stats(void) { return stats; }
+lm_memory_stats lm_cpu_memory_stats(void) {
+    return stats;
+}

@@ -14,12 +14,12 @@
 #include <stdint.h>
 
 typedef struct lm_memory_stats {
-    size_t live_bytes;   /* handed out and not yet freed (rounded to class) */
-    size_t cached_bytes; /* freed, kept for reuse */
-    size_t peak_bytes;   /* largest live_bytes seen */
-    uint64_t allocations;  /* lm_cpu_alloc calls */
+    size_t live_bytes;        /* handed out and not yet freed (rounded to class) */
+    size_t cached_bytes;      /* freed, kept for reuse */
+    size_t peak_bytes;        /* largest live_bytes seen */
+    uint64_t allocations;     /* lm_cpu_alloc calls */
     uint64_t allocated_total; /* bytes handed out since the start (rounded to class) */
-    uint64_t cache_hits;   /* of which served from the cache */
+    uint64_t cache_hits;      /* of which served from the cache */
 } lm_memory_stats;
 
 /* Returns NULL (and sets lm_last_error) when memory runs out, after emptying

@@ -78,10 +78,12 @@ lm_status lm_atomic_open(lm_atomic_file *f, const char *path) {
     int err = temp_open(f, path, &failed);
     if (!err) return LM_OK;
     switch (failed) {
-    case OPEN_MEMORY: return lm_fail(LM_ERR_MEMORY, "out of memory");
+    case OPEN_MEMORY:
+        return lm_fail(LM_ERR_MEMORY, "out of memory");
     case OPEN_CREATE:
         return lm_fail(LM_ERR_IO, "cannot create a file beside '%s': %s", path, strerror(err));
-    case OPEN_STREAM: break;
+    case OPEN_STREAM:
+        break;
     }
     return lm_fail(LM_ERR_IO, "cannot open a temporary file for '%s'", path);
 }
@@ -90,10 +92,10 @@ lm_status lm_atomic_commit(lm_atomic_file *f) {
     bool renaming;
     int err = temp_commit(f, &renaming);
     if (!err) return LM_OK;
-    lm_status s = renaming ? lm_fail(LM_ERR_IO, "cannot move the new file into '%s': %s",
-                                     f->final_path, strerror(err))
-                           : lm_fail(LM_ERR_IO, "writing '%s' failed: %s", f->final_path,
-                                     strerror(err));
+    lm_status s = renaming
+                      ? lm_fail(LM_ERR_IO, "cannot move the new file into '%s': %s", f->final_path,
+                                strerror(err))
+                      : lm_fail(LM_ERR_IO, "writing '%s' failed: %s", f->final_path, strerror(err));
     lm_atomic_abort(f);
     return s;
 }
@@ -122,9 +124,9 @@ lm_status lm_atomic_write(const char *path, const void *data, size_t len) {
     bool renaming;
     err = temp_commit(&f, &renaming);
     if (!err) return LM_OK;
-    lm_status s = renaming ? lm_fail(LM_ERR_IO, "cannot move '%s' into place: %s", f.temp_path,
-                                     strerror(err))
-                           : lm_fail(LM_ERR_IO, "writing '%s' failed: %s", path, strerror(err));
+    lm_status s =
+        renaming ? lm_fail(LM_ERR_IO, "cannot move '%s' into place: %s", f.temp_path, strerror(err))
+                 : lm_fail(LM_ERR_IO, "writing '%s' failed: %s", path, strerror(err));
     lm_atomic_abort(&f);
     return s;
 }

@@ -10,7 +10,9 @@
 static bool grad_mode = true;
 static uint64_t visit_counter;
 
-bool lm_grad_enabled(void) { return grad_mode; }
+bool lm_grad_enabled(void) {
+    return grad_mode;
+}
 
 bool lm_set_grad_enabled(bool enabled) {
     bool old = grad_mode;
@@ -26,7 +28,9 @@ bool lm_set_detect_anomaly(bool on) {
     return old;
 }
 
-bool lm_detect_anomaly(void) { return anomaly_mode; }
+bool lm_detect_anomaly(void) {
+    return anomaly_mode;
+}
 
 /* x - x is NaN exactly where x is NaN or infinite; counted on x's device. */
 lm_status lm_check_finite(const char *op, const char *what, const lm_tensor *t) {
@@ -42,8 +46,8 @@ lm_status lm_check_finite(const char *op, const char *what, const lm_tensor *t) 
     lm_tensor_release(d), lm_tensor_release(bad), lm_tensor_release(count);
     if (s != LM_OK || n == 0) return s;
     char shape[LM_SHAPE_STR_MAX];
-    return lm_fail(LM_ERR_STATE, "anomaly: %s: %s of shape %s has %.0f NaN or infinite value%s",
-                   op, what, lm_shape_str(t, shape, sizeof shape), n, n == 1 ? "" : "s");
+    return lm_fail(LM_ERR_STATE, "anomaly: %s: %s of shape %s has %.0f NaN or infinite value%s", op,
+                   what, lm_shape_str(t, shape, sizeof shape), n, n == 1 ? "" : "s");
 }
 
 lm_status lm_check_output(const lm_tensor *t) {
@@ -56,7 +60,9 @@ static lm_autograd_meta *meta_of(lm_tensor *t) {
     return t->autograd;
 }
 
-bool lm_requires_grad(const lm_tensor *t) { return t->autograd && t->autograd->requires_grad; }
+bool lm_requires_grad(const lm_tensor *t) {
+    return t->autograd && t->autograd->requires_grad;
+}
 
 lm_status lm_set_requires_grad(lm_tensor *t, bool requires_grad) {
     if (t->autograd && t->autograd->grad_fn)
@@ -65,8 +71,10 @@ lm_status lm_set_requires_grad(lm_tensor *t, bool requires_grad) {
                        "by %s; use detach() for a new leaf)",
                        t->autograd->grad_fn->name);
     if (requires_grad && t->dtype != LM_FLOAT32)
-        return lm_fail(LM_ERR_ARG, "requires_grad: only float32 tensors can require gradients, "
-                                   "this one is %s", lm_dtype_name(t->dtype));
+        return lm_fail(LM_ERR_ARG,
+                       "requires_grad: only float32 tensors can require gradients, "
+                       "this one is %s",
+                       lm_dtype_name(t->dtype));
     if (!requires_grad && !t->autograd) return LM_OK;
     lm_autograd_meta *m = meta_of(t);
     if (!m) return lm_fail(LM_ERR_MEMORY, "out of memory");
@@ -81,7 +89,9 @@ lm_status lm_set_retain_grad(lm_tensor *t) {
     return LM_OK;
 }
 
-lm_tensor *lm_grad(const lm_tensor *t) { return t->autograd ? t->autograd->grad : NULL; }
+lm_tensor *lm_grad(const lm_tensor *t) {
+    return t->autograd ? t->autograd->grad : NULL;
+}
 
 lm_status lm_set_grad(lm_tensor *t, lm_tensor *grad) {
     if (grad && !lm_tensor_same_shape(t, grad)) {
@@ -98,14 +108,17 @@ lm_status lm_set_grad(lm_tensor *t, lm_tensor *grad) {
     return LM_OK;
 }
 
-lm_node *lm_grad_fn(const lm_tensor *t) { return t->autograd ? t->autograd->grad_fn : NULL; }
+lm_node *lm_grad_fn(const lm_tensor *t) {
+    return t->autograd ? t->autograd->grad_fn : NULL;
+}
 
 lm_status lm_detach(lm_tensor **out, lm_tensor *t) {
     int64_t shape[LM_MAX_DIMS];
     memcpy(shape, t->shape, sizeof shape);
     /* a plain view: it carries no autograd state */
-    return lm_tensor_view(out, t, t->ndim, shape) == LM_OK ? LM_OK
-                                                            : lm_tensor_expand(out, t, t->ndim, shape);
+    return lm_tensor_view(out, t, t->ndim, shape) == LM_OK
+               ? LM_OK
+               : lm_tensor_expand(out, t, t->ndim, shape);
 }
 
 bool lm_any_requires_grad(int n, lm_tensor *const *inputs) {
@@ -115,7 +128,8 @@ bool lm_any_requires_grad(int n, lm_tensor *const *inputs) {
     return false;
 }
 
-/* ---- nodes -------------------------------------------------------------------------------------- */
+/* ---- nodes --------------------------------------------------------------------------------------
+ */
 
 static void node_clear(lm_node *n) {
     for (int i = 0; i < LM_NODE_MAX_INPUTS; i++) {
@@ -150,15 +164,16 @@ lm_node *lm_node_attach(lm_tensor *out, const char *name, lm_backward_fn backwar
     n->backward = backward;
     n->ninputs = ninputs;
     for (int i = 0; i < ninputs; i++)
-        n->inputs[i] = inputs[i] && lm_requires_grad(inputs[i]) ? lm_tensor_retain(inputs[i]) : NULL;
+        n->inputs[i] =
+            inputs[i] && lm_requires_grad(inputs[i]) ? lm_tensor_retain(inputs[i]) : NULL;
     lm_node_release(m->grad_fn);
     m->grad_fn = n;
     m->requires_grad = true;
     return n;
 }
 
-lm_status lm_node_record(lm_node **node, lm_tensor **out, const char *name,
-                         lm_backward_fn backward, int ninputs, lm_tensor *const *inputs) {
+lm_status lm_node_record(lm_node **node, lm_tensor **out, const char *name, lm_backward_fn backward,
+                         int ninputs, lm_tensor *const *inputs) {
     *node = lm_node_attach(*out, name, backward, ninputs, inputs);
     if (*node) return LM_OK;
     lm_tensor_release(*out);
@@ -212,7 +227,8 @@ lm_status lm_check_inplace(const char *op, lm_tensor *t) {
     return LM_OK;
 }
 
-/* ---- backward -------------------------------------------------------------------------------------- */
+/* ---- backward
+ * -------------------------------------------------------------------------------------- */
 
 typedef struct {
     lm_tensor **items;

@@ -26,8 +26,7 @@ typedef struct lm_node lm_node;
 /* Computes the gradients of the node's inputs from the gradient of its
  * output. grad_inputs[i] gets a new reference, or stays NULL when input i
  * needs no gradient (node->inputs[i] NULL or not requiring grad). */
-typedef lm_status (*lm_backward_fn)(lm_node *node, lm_tensor *grad_output,
-                                    lm_tensor **grad_inputs);
+typedef lm_status (*lm_backward_fn)(lm_node *node, lm_tensor *grad_output, lm_tensor **grad_inputs);
 
 struct lm_node {
     int refcount;
@@ -52,7 +51,8 @@ bool lm_grad_enabled(void);
 /* Returns the previous mode. */
 bool lm_set_grad_enabled(bool enabled);
 
-/* ---- anomaly mode: stop at the first NaN or Inf ------------------------------------------------ */
+/* ---- anomaly mode: stop at the first NaN or Inf ------------------------------------------------
+ */
 /* When on, backward checks every gradient a rule produces, and the bindings
  * check the output of every recorded op (lm_check_output). Off by default:
  * each check reads a value back from the device. Returns the previous mode. */
@@ -69,9 +69,9 @@ bool lm_requires_grad(const lm_tensor *t);
 /* Only leaves (and float tensors) can be switched. */
 lm_status lm_set_requires_grad(lm_tensor *t, bool requires_grad);
 lm_status lm_set_retain_grad(lm_tensor *t);
-lm_tensor *lm_grad(const lm_tensor *t); /* borrowed, may be NULL */
+lm_tensor *lm_grad(const lm_tensor *t);               /* borrowed, may be NULL */
 lm_status lm_set_grad(lm_tensor *t, lm_tensor *grad); /* grad may be NULL */
-lm_node *lm_grad_fn(const lm_tensor *t);            /* borrowed, may be NULL */
+lm_node *lm_grad_fn(const lm_tensor *t);              /* borrowed, may be NULL */
 /* A view sharing storage, outside the graph. */
 lm_status lm_detach(lm_tensor **out, lm_tensor *t);
 
@@ -87,8 +87,8 @@ lm_node *lm_node_attach(lm_tensor *out, const char *name, lm_backward_fn backwar
  * error (naming the op) is returned, so the op hands back nothing:
  *     lm_node *node;
  *     LM_TRY(lm_node_record(&node, out, "matmul", lm_rule_matmul, 2, in)); */
-lm_status lm_node_record(lm_node **node, lm_tensor **out, const char *name,
-                         lm_backward_fn backward, int ninputs, lm_tensor *const *inputs);
+lm_status lm_node_record(lm_node **node, lm_tensor **out, const char *name, lm_backward_fn backward,
+                         int ninputs, lm_tensor *const *inputs);
 /* Keeps a reference to t (and its storage version) for the rule. */
 void lm_node_save(lm_node *node, int slot, lm_tensor *t);
 /* Saves a node's own output: through a plain view of its storage, because
@@ -98,18 +98,20 @@ lm_status lm_node_save_output(lm_node *node, int slot, lm_tensor *out);
 /* Borrowed saved tensor; fails if it was modified in place since. */
 lm_status lm_node_saved(lm_node *node, int slot, lm_tensor **t);
 
-/* ---- backward ---------------------------------------------------------------------------------- */
+/* ---- backward ----------------------------------------------------------------------------------
+ */
 /* grad NULL: root must have one element (gradient 1). */
 lm_status lm_backward(lm_tensor *root, lm_tensor *grad, bool retain_graph);
 
-/* ---- differentiable ops ----------------------------------------------------------------------- */
+/* ---- differentiable ops -----------------------------------------------------------------------
+ */
 lm_status lm_ag_unary(lm_tensor **out, lm_unary_op op, lm_tensor *x, double p0, double p1);
 lm_status lm_ag_binary(lm_tensor **out, lm_binary_op op, lm_tensor *a, lm_tensor *b);
 lm_status lm_ag_binary_scalar(lm_tensor **out, lm_binary_op op, lm_tensor *a, double s,
                               bool scalar_first);
 lm_status lm_ag_where(lm_tensor **out, lm_tensor *cond, lm_tensor *a, lm_tensor *b);
-lm_status lm_ag_reduce(lm_tensor **out, lm_tensor **indices, lm_reduce_op op, lm_tensor *x,
-                       int dim, bool keepdim);
+lm_status lm_ag_reduce(lm_tensor **out, lm_tensor **indices, lm_reduce_op op, lm_tensor *x, int dim,
+                       bool keepdim);
 lm_status lm_ag_matmul(lm_tensor **out, lm_tensor *a, lm_tensor *b);
 lm_status lm_ag_view(lm_tensor **out, lm_tensor *t, int ndim, const int64_t *shape);
 lm_status lm_ag_reshape(lm_tensor **out, lm_tensor *t, int ndim, const int64_t *shape);

@@ -22,4 +22,6 @@ const lm_backend *lm_backend_get(lm_device device) {
     return providers[device]();
 }
 
-const lm_backend *lm_backend_of(const lm_tensor *t) { return lm_backend_get(t->storage->device); }
+const lm_backend *lm_backend_of(const lm_tensor *t) {
+    return lm_backend_get(t->storage->device);
+}

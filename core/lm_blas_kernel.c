@@ -36,10 +36,10 @@ lm_cpu_features lm_cpu_detect(void) {
  * them leaves most of its speed unused. */
 static bool without_avx2(const char *core) {
     static const char *const generic[] = {
-        "Prescott", "Core2",      "Penryn",   "Dunnington", "Nehalem",   "Atom",
-        "Katmai",   "Coppermine", "Northwood", "Banias",    "Athlon",    "Opteron",
-        "Opteron_SSE3", "Barcelona", "Bobcat", "Sandybridge", "Bulldozer", "Piledriver",
-        "Steamroller", "Excavator", "Nano", "generic", NULL};
+        "Prescott",     "Core2",      "Penryn",    "Dunnington",  "Nehalem",   "Atom",
+        "Katmai",       "Coppermine", "Northwood", "Banias",      "Athlon",    "Opteron",
+        "Opteron_SSE3", "Barcelona",  "Bobcat",    "Sandybridge", "Bulldozer", "Piledriver",
+        "Steamroller",  "Excavator",  "Nano",      "generic",     NULL};
     for (int i = 0; generic[i]; i++)
         if (!strcasecmp(core, generic[i])) return true;
     return false;
@@ -56,8 +56,10 @@ bool lm_blas_verify(void) {
     enum { M = 67, N = 53, K = 71 };
     static float a[M * K], b[K * N], c[M * N];
     uint32_t s = 12345;
-    for (int i = 0; i < M * K; i++) a[i] = (float)((s = s * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
-    for (int i = 0; i < K * N; i++) b[i] = (float)((s = s * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
+    for (int i = 0; i < M * K; i++)
+        a[i] = (float)((s = s * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
+    for (int i = 0; i < K * N; i++)
+        b[i] = (float)((s = s * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
     if (getenv("LUMEN_BLAS_FAKE_WRONG")) b[0] += 1.0f; /* tests: a kernel that gets it wrong */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a, K, b, N, 0.0f, c, N);
     if (getenv("LUMEN_BLAS_FAKE_WRONG")) b[0] -= 1.0f;
@@ -80,17 +82,21 @@ const char *lm_blas_reexec_plan(void) {
     if (ours && *ours) {
         /* a previous start chose the set (or fell back): check what runs now */
         if (!strncmp(ours, "fallback:", 9)) {
-            snprintf(choice, sizeof choice, "%s failed its check: fell back to OpenBLAS's choice", ours + 9);
+            snprintf(choice, sizeof choice, "%s failed its check: fell back to OpenBLAS's choice",
+                     ours + 9);
             return NULL;
         }
         if (!lm_blas_verify()) {
-            fprintf(stderr, "lumen: OpenBLAS's %s kernels give wrong products on this processor; "
-                            "falling back to the kernels OpenBLAS detects\n", ours);
+            fprintf(stderr,
+                    "lumen: OpenBLAS's %s kernels give wrong products on this processor; "
+                    "falling back to the kernels OpenBLAS detects\n",
+                    ours);
             snprintf(choice, sizeof choice, "fallback:%s", ours);
             return choice; /* the host re-executes without OPENBLAS_CORETYPE */
         }
         const char *detected = getenv("LUMEN_BLAS_DETECTED");
-        snprintf(choice, sizeof choice, "chosen by Lumen (OpenBLAS detected %s)", detected ? detected : "a generic set");
+        snprintf(choice, sizeof choice, "chosen by Lumen (OpenBLAS detected %s)",
+                 detected ? detected : "a generic set");
         return NULL;
     }
     if (user && *user) {

@@ -44,12 +44,16 @@ lm_status lm_cuda_synchronize(void) {
     return lm_fail(LM_ERR_DEVICE, "CUDA is not available: %s", lm_cuda_status());
 }
 void lm_cuda_empty_cache(void) {}
-lm_memory_stats lm_cuda_memory_stats(void) { return (lm_memory_stats){0}; }
+lm_memory_stats lm_cuda_memory_stats(void) {
+    return (lm_memory_stats){0};
+}
 /* the setting is kept without CUDA too, so scripts read back what they set */
 static bool tf32_setting;
 lm_status lm_cuda_set_tf32(bool allowed) {
     tf32_setting = allowed;
     return LM_OK;
 }
-bool lm_cuda_tf32(void) { return tf32_setting; }
+bool lm_cuda_tf32(void) {
+    return tf32_setting;
+}
 #endif

@@ -20,8 +20,9 @@ static lm_status read_exact(gzFile f, const char *path, void *buf, size_t n, con
             return lm_fail(LM_ERR_IO, "'%s': read error in the %s: %s", path, what, msg);
         }
         if (got == 0)
-            return lm_fail(LM_ERR_FORMAT, "'%s' is truncated: the %s needs %zu bytes, the file has %zu",
-                           path, what, n, done);
+            return lm_fail(LM_ERR_FORMAT,
+                           "'%s' is truncated: the %s needs %zu bytes, the file has %zu", path,
+                           what, n, done);
         done += (size_t)got;
     }
     return LM_OK;
@@ -37,8 +38,11 @@ static lm_status expect_end(gzFile f, const char *path) {
 
 static gzFile open_gz(const char *path, lm_status *s) {
     gzFile f = gzopen(path, "rb");
-    if (!f) *s = lm_fail(LM_ERR_IO, "cannot open '%s': %s", path, errno ? strerror(errno) : "zlib error");
-    else gzbuffer(f, 1 << 17);
+    if (!f)
+        *s = lm_fail(LM_ERR_IO, "cannot open '%s': %s", path,
+                     errno ? strerror(errno) : "zlib error");
+    else
+        gzbuffer(f, 1 << 17);
     return f;
 }
 
@@ -55,8 +59,10 @@ lm_status lm_idx_load(const char *path, lm_dtype dtype, double scale, int max_va
         s = lm_fail(LM_ERR_FORMAT, "'%s' is not an IDX file (magic number %02x%02x%02x%02x)", path,
                     magic[0], magic[1], magic[2], magic[3]);
     if (s == LM_OK && magic[2] != 0x08)
-        s = lm_fail(LM_ERR_FORMAT, "'%s': IDX element type 0x%02x is not supported (only unsigned "
-                                   "bytes, 0x08)", path, magic[2]);
+        s = lm_fail(LM_ERR_FORMAT,
+                    "'%s': IDX element type 0x%02x is not supported (only unsigned "
+                    "bytes, 0x08)",
+                    path, magic[2]);
     int ndim = magic[3];
     if (s == LM_OK && (ndim < 1 || ndim > LM_MAX_DIMS))
         s = lm_fail(LM_ERR_FORMAT, "'%s': IDX header claims %d dimensions", path, ndim);
@@ -82,9 +88,10 @@ lm_status lm_idx_load(const char *path, lm_dtype dtype, double scale, int max_va
             limit = gzdirect(f) ? (size > header ? size - header : 0) : size * 1032;
         }
         if (total > limit)
-            s = lm_fail(LM_ERR_FORMAT, "'%s' is truncated: its header describes %llu bytes of data, "
-                                       "the file can hold at most %llu", path,
-                        (unsigned long long)total, (unsigned long long)limit);
+            s = lm_fail(LM_ERR_FORMAT,
+                        "'%s' is truncated: its header describes %llu bytes of data, "
+                        "the file can hold at most %llu",
+                        path, (unsigned long long)total, (unsigned long long)limit);
     }
     if (s == LM_OK) {
         bytes = malloc(total ? total : 1);
@@ -95,8 +102,9 @@ lm_status lm_idx_load(const char *path, lm_dtype dtype, double scale, int max_va
     if (s == LM_OK && max_value >= 0) {
         for (uint64_t i = 0; i < total; i++)
             if (bytes[i] > max_value) {
-                s = lm_fail(LM_ERR_FORMAT, "'%s': value %d at position %llu is out of range (at most %d)",
-                            path, bytes[i], (unsigned long long)i + 1, max_value);
+                s = lm_fail(LM_ERR_FORMAT,
+                            "'%s': value %d at position %llu is out of range (at most %d)", path,
+                            bytes[i], (unsigned long long)i + 1, max_value);
                 break;
             }
     }

@@ -60,10 +60,12 @@ lm_status lm_encode_values(const lm_tensor *t, lm_byte_format fmt, uint8_t **out
 lm_status lm_deflate(const uint8_t *in, size_t n, int level, uint8_t **out, size_t *len) {
     *out = NULL;
     *len = 0;
-    if (level < -1 || level > 9) return lm_fail(LM_ERR_ARG, "deflate: level must be -1..9, got %d", level);
+    if (level < -1 || level > 9)
+        return lm_fail(LM_ERR_ARG, "deflate: level must be -1..9, got %d", level);
     uLongf bound = compressBound((uLong)n);
     uint8_t *b = malloc(bound);
-    if (!b) return lm_fail(LM_ERR_MEMORY, "deflate: cannot allocate %lu bytes", (unsigned long)bound);
+    if (!b)
+        return lm_fail(LM_ERR_MEMORY, "deflate: cannot allocate %lu bytes", (unsigned long)bound);
     int z = compress2(b, &bound, in, (uLong)n, level);
     if (z != Z_OK) {
         free(b);

@@ -14,7 +14,7 @@
 typedef enum lm_byte_format {
     LM_BYTES_UINT8 = 0, /* rounded and clamped to 0..255 (NaN -> 0) */
     LM_BYTES_FLOAT32,
-    LM_BYTES_INT32      /* float values truncated towards zero */
+    LM_BYTES_INT32 /* float values truncated towards zero */
 } lm_byte_format;
 
 /* The values of `t` (any device, any strides) in row-major order. */

@@ -15,7 +15,9 @@ lm_status lm_fail(lm_status code, const char *fmt, ...) {
     return code;
 }
 
-const char *lm_last_error(void) { return last_error; }
+const char *lm_last_error(void) {
+    return last_error;
+}
 
 const char *lm_dims_str(int ndim, const int64_t *shape, char *buf, int size) {
     int n = snprintf(buf, size, "[");

@@ -22,11 +22,13 @@ static void set_thread_mode(bool on) {
 }
 #else
 #define LM_FPENV_SUPPORTED 0
-static void set_thread_mode(bool on) { (void)on; }
+static void set_thread_mode(bool on) {
+    (void)on;
+}
 #endif
 
 static atomic_int wanted = LM_FPENV_SUPPORTED; /* on by default where supported */
-static _Thread_local int applied = -1;          /* this thread's mode, -1: never set */
+static _Thread_local int applied = -1;         /* this thread's mode, -1: never set */
 
 void lm_fpenv_sync(void) {
     int w = atomic_load_explicit(&wanted, memory_order_relaxed);
@@ -43,4 +45,6 @@ bool lm_set_flush_denormal(bool on) {
     return true;
 }
 
-bool lm_get_flush_denormal(void) { return atomic_load(&wanted) != 0; }
+bool lm_get_flush_denormal(void) {
+    return atomic_load(&wanted) != 0;
+}

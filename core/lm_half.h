@@ -20,7 +20,9 @@ static inline float lm_f32_from_bits(uint32_t u) {
     return f;
 }
 
-static inline float lm_bf16_to_f32(uint16_t h) { return lm_f32_from_bits((uint32_t)h << 16); }
+static inline float lm_bf16_to_f32(uint16_t h) {
+    return lm_f32_from_bits((uint32_t)h << 16);
+}
 
 static inline uint16_t lm_f32_to_bf16(float f) {
     uint32_t u = lm_f32_bits(f);
@@ -44,7 +46,7 @@ static inline uint16_t lm_f32_to_f16(float f) {
     uint32_t u = lm_f32_bits(f);
     uint16_t sign = (uint16_t)((u >> 16) & 0x8000);
     uint32_t a = u & 0x7fffffffu;
-    if (a > 0x7f800000u) return sign | 0x7e00; /* NaN */
+    if (a > 0x7f800000u) return sign | 0x7e00;  /* NaN */
     if (a >= 0x477ff000u) return sign | 0x7c00; /* rounds past 65504: infinity */
     if (a < 0x38800000u) {
         /* below the smallest normal half (2^-14): a subnormal step of 2^-24,

@@ -73,7 +73,9 @@ lm_status lm_image_info(const char *path, int *width, int *height, int *channels
     if (!fp) return lm_fail(LM_ERR_IO, "cannot open the image '%s': %s", path, strerror(errno));
     int ok = stbi_info_from_file(fp, width, height, channels);
     fclose(fp);
-    if (!ok) return lm_fail(LM_ERR_FORMAT, "'%s' is not an image Lumen can read: %s", path, decode_reason());
+    if (!ok)
+        return lm_fail(LM_ERR_FORMAT, "'%s' is not an image Lumen can read: %s", path,
+                       decode_reason());
     return LM_OK;
 }
 
@@ -106,18 +108,22 @@ lm_status lm_image_save(const char *path, const lm_tensor *t) {
                        "image save: '%s' has no image extension (.png, .jpg, .jpeg, .bmp, .tga)",
                        path);
     char shape[LM_SHAPE_STR_MAX];
-    if (t->dtype != LM_FLOAT32 || t->ndim < 2 || t->ndim > 3 || (t->ndim == 3 && (t->shape[0] < 1 || t->shape[0] > 4)))
-        return lm_fail(LM_ERR_SHAPE,
-                       "image save: expected a float32 image [C, H, W] with C in 1-4 or [H, W], got %s %s",
-                       lm_dtype_name(t->dtype), lm_shape_str(t, shape, sizeof shape));
-    int64_t c = t->ndim == 3 ? t->shape[0] : 1, h = t->shape[t->ndim - 2], w = t->shape[t->ndim - 1];
+    if (t->dtype != LM_FLOAT32 || t->ndim < 2 || t->ndim > 3 ||
+        (t->ndim == 3 && (t->shape[0] < 1 || t->shape[0] > 4)))
+        return lm_fail(
+            LM_ERR_SHAPE,
+            "image save: expected a float32 image [C, H, W] with C in 1-4 or [H, W], got %s %s",
+            lm_dtype_name(t->dtype), lm_shape_str(t, shape, sizeof shape));
+    int64_t c = t->ndim == 3 ? t->shape[0] : 1, h = t->shape[t->ndim - 2],
+            w = t->shape[t->ndim - 1];
     if (h < 1 || w < 1 || h > 65535 || w > 65535)
         return lm_fail(LM_ERR_SHAPE, "image save: %s is not a size an image can have",
                        lm_shape_str(t, shape, sizeof shape));
     int64_t plane = h * w;
     float *host = malloc((size_t)(c * plane) * sizeof *host);
     unsigned char *px = malloc((size_t)(c * plane));
-    lm_status s = host && px ? lm_to_host(t, host) : lm_fail(LM_ERR_MEMORY, "image save: out of memory");
+    lm_status s =
+        host && px ? lm_to_host(t, host) : lm_fail(LM_ERR_MEMORY, "image save: out of memory");
     if (s == LM_OK) {
         for (int64_t i = 0; i < plane; i++)
             for (int64_t k = 0; k < c; k++) {
@@ -130,11 +136,20 @@ lm_status lm_image_save(const char *path, const lm_tensor *t) {
         if (s == LM_OK) {
             int ok = 0, iw = (int)w, ih = (int)h, ic = (int)c;
             switch (format) {
-            case FORMAT_PNG: ok = stbi_write_png_to_func(write_to_file, &f, iw, ih, ic, px, iw * ic); break;
-            case FORMAT_JPEG: ok = stbi_write_jpg_to_func(write_to_file, &f, iw, ih, ic, px, 95); break;
-            case FORMAT_BMP: ok = stbi_write_bmp_to_func(write_to_file, &f, iw, ih, ic, px); break;
-            case FORMAT_TGA: ok = stbi_write_tga_to_func(write_to_file, &f, iw, ih, ic, px); break;
-            case FORMAT_UNKNOWN: break;
+            case FORMAT_PNG:
+                ok = stbi_write_png_to_func(write_to_file, &f, iw, ih, ic, px, iw * ic);
+                break;
+            case FORMAT_JPEG:
+                ok = stbi_write_jpg_to_func(write_to_file, &f, iw, ih, ic, px, 95);
+                break;
+            case FORMAT_BMP:
+                ok = stbi_write_bmp_to_func(write_to_file, &f, iw, ih, ic, px);
+                break;
+            case FORMAT_TGA:
+                ok = stbi_write_tga_to_func(write_to_file, &f, iw, ih, ic, px);
+                break;
+            case FORMAT_UNKNOWN:
+                break;
             }
             if (!ok || !f.fp) {
                 lm_atomic_abort(&f);
@@ -152,17 +167,19 @@ lm_status lm_image_save(const char *path, const lm_tensor *t) {
 /* ---- resizing ------------------------------------------------------------------------------- */
 
 int lm_image_resize_plane(const float *in, int in_h, int in_w, float *out, int out_h, int out_w) {
-    return stbir_resize_float_generic(in, in_w, in_h, 0, out, out_w, out_h, 0, 1, STBIR_ALPHA_CHANNEL_NONE, 0,
-                                      STBIR_EDGE_CLAMP, STBIR_FILTER_TRIANGLE, STBIR_COLORSPACE_LINEAR, NULL);
+    return stbir_resize_float_generic(in, in_w, in_h, 0, out, out_w, out_h, 0, 1,
+                                      STBIR_ALPHA_CHANNEL_NONE, 0, STBIR_EDGE_CLAMP,
+                                      STBIR_FILTER_TRIANGLE, STBIR_COLORSPACE_LINEAR, NULL);
 }
 
 lm_status lm_image_resize(lm_tensor **out, const lm_tensor *t, int64_t h, int64_t w) {
     *out = NULL;
     char shape[LM_SHAPE_STR_MAX];
     if (t->dtype != LM_FLOAT32 || t->storage->device != LM_CPU || (t->ndim != 3 && t->ndim != 4))
-        return lm_fail(LM_ERR_SHAPE,
-                       "resize: expected a float32 CPU image [C, H, W] or batch [N, C, H, W], got %s %s",
-                       lm_dtype_name(t->dtype), lm_shape_str(t, shape, sizeof shape));
+        return lm_fail(
+            LM_ERR_SHAPE,
+            "resize: expected a float32 CPU image [C, H, W] or batch [N, C, H, W], got %s %s",
+            lm_dtype_name(t->dtype), lm_shape_str(t, shape, sizeof shape));
     int64_t in_h = t->shape[t->ndim - 2], in_w = t->shape[t->ndim - 1];
     if (h < 1 || w < 1 || h > INT32_MAX / 4 || w > INT32_MAX / 4 || in_h < 1 || in_w < 1 ||
         in_h > INT32_MAX / 4 || in_w > INT32_MAX / 4)
@@ -191,7 +208,8 @@ lm_status lm_image_resize(lm_tensor **out, const lm_tensor *t, int64_t h, int64_
 /* ---- augmentation --------------------------------------------------------------------------- */
 
 lm_status lm_image_crop_flip(lm_tensor **out, const lm_tensor *x, int64_t oh, int64_t ow,
-                             const int64_t *top, const int64_t *left, const bool *flip, int64_t pad) {
+                             const int64_t *top, const int64_t *left, const bool *flip,
+                             int64_t pad) {
     *out = NULL;
     char shape[LM_SHAPE_STR_MAX];
     if (x->dtype != LM_FLOAT32 || x->storage->device != LM_CPU || x->ndim != 4)
@@ -200,11 +218,14 @@ lm_status lm_image_crop_flip(lm_tensor **out, const lm_tensor *x, int64_t oh, in
     int64_t n = x->shape[0], c = x->shape[1], h = x->shape[2], w = x->shape[3];
     if (pad < 0 || oh < 1 || ow < 1 || oh > h + 2 * pad || ow > w + 2 * pad)
         return lm_fail(LM_ERR_ARG, "crop: a %lld x %lld window does not fit %s padded by %lld",
-                       (long long)oh, (long long)ow, lm_shape_str(x, shape, sizeof shape), (long long)pad);
+                       (long long)oh, (long long)ow, lm_shape_str(x, shape, sizeof shape),
+                       (long long)pad);
     for (int64_t i = 0; i < n; i++)
         if (top[i] < 0 || left[i] < 0 || top[i] + oh > h + 2 * pad || left[i] + ow > w + 2 * pad)
-            return lm_fail(LM_ERR_ARG, "crop: the window of sample %lld at (%lld, %lld) leaves the padded image",
-                           (long long)i + 1, (long long)top[i] + 1, (long long)left[i] + 1);
+            return lm_fail(
+                LM_ERR_ARG,
+                "crop: the window of sample %lld at (%lld, %lld) leaves the padded image",
+                (long long)i + 1, (long long)top[i] + 1, (long long)left[i] + 1);
     lm_tensor *src = NULL;
     LM_TRY(lm_contiguous(&src, (lm_tensor *)x));
     int64_t oshape[4] = {n, c, oh, ow};
@@ -221,7 +242,8 @@ lm_status lm_image_crop_flip(lm_tensor **out, const lm_tensor *x, int64_t oh, in
                     for (int64_t q = 0; q < ow; q++) {
                         int64_t col = flip[i] ? ow - 1 - q : q;
                         int64_t xx = left[i] + col - pad;
-                        dst[r * ow + q] = y >= 0 && y < h && xx >= 0 && xx < w ? plane[y * w + xx] : 0.0f;
+                        dst[r * ow + q] =
+                            y >= 0 && y < h && xx >= 0 && xx < w ? plane[y * w + xx] : 0.0f;
                     }
                 }
             }

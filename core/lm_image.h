@@ -39,7 +39,8 @@ lm_status lm_image_resize(lm_tensor **out, const lm_tensor *t, int64_t h, int64_
  * zeros on every side, mirrored left-right when flip[i]. Windows must lie
  * within the padded image. */
 lm_status lm_image_crop_flip(lm_tensor **out, const lm_tensor *x, int64_t oh, int64_t ow,
-                             const int64_t *top, const int64_t *left, const bool *flip, int64_t pad);
+                             const int64_t *top, const int64_t *left, const bool *flip,
+                             int64_t pad);
 
 /* The resize of one channel plane (float32, row-major, no checks): the
  * kernel that lm_image_resize and the folder loader's workers share.

@@ -22,8 +22,8 @@ struct lm_image_loader {
     pthread_cond_t work, done;
     bool stop;
     /* the batch in flight */
-    lm_tensor *batch;     /* NULL when none */
-    int64_t *indices, n;  /* samples of the batch */
+    lm_tensor *batch;       /* NULL when none */
+    int64_t *indices, n;    /* samples of the batch */
     int64_t next, finished; /* next item to take, items completed */
     int64_t capacity;       /* of indices and reasons */
     char (*reasons)[REASON_MAX];
@@ -53,7 +53,8 @@ static bool decode_into(const lm_image_loader *l, const char *path, float *row, 
         for (int64_t i = 0; i < plane; i++)
             for (int k = 0; k < c; k++) planar[k * plane + i] = px[i * c + k] * (1.0f / 255.0f);
     for (int k = 0; ok && !same && k < c; k++)
-        ok = lm_image_resize_plane(planar + k * plane, h, w, row + k * out_plane, (int)l->h, (int)l->w);
+        ok = lm_image_resize_plane(planar + k * plane, h, w, row + k * out_plane, (int)l->h,
+                                   (int)l->w);
     if (!ok) snprintf(reason, REASON_MAX, "out of memory decoding it");
     if (!same) free(planar);
     stbi_image_free(px);
@@ -72,7 +73,8 @@ static void *worker_main(void *arg) {
         char *reason = l->reasons[i];
         pthread_mutex_unlock(&l->mu);
         reason[0] = '\0';
-        if (!decode_into(l, path, row, reason)) memset(row, 0, (size_t)(l->channels * l->h * l->w) * sizeof *row);
+        if (!decode_into(l, path, row, reason))
+            memset(row, 0, (size_t)(l->channels * l->h * l->w) * sizeof *row);
         pthread_mutex_lock(&l->mu);
         if (++l->finished == l->n) pthread_cond_signal(&l->done);
     }

@@ -83,10 +83,9 @@ static inline void lm_iter_offsets(const lm_iter *it, int64_t i, int64_t *off) {
  * inner strides are it->strides[k][it->ndim - 1]. */
 #define LM_ITER_FOR(it, begin, end, off, n)                                                        \
     for (int64_t lm_i_ = (begin), n = 0, off[LM_ITER_MAX_OPS];                                     \
-         lm_i_ < (end) &&                                                                          \
-         (lm_iter_offsets((it), lm_i_, off),                                                       \
-          n = (it)->shape[(it)->ndim - 1] - lm_i_ % (it)->shape[(it)->ndim - 1],                   \
-          n = n < (end)-lm_i_ ? n : (end)-lm_i_, 1);                                               \
+         lm_i_ < (end) && (lm_iter_offsets((it), lm_i_, off),                                      \
+                           n = (it)->shape[(it)->ndim - 1] - lm_i_ % (it)->shape[(it)->ndim - 1],  \
+                           n = n < (end)-lm_i_ ? n : (end)-lm_i_, 1);                              \
          lm_i_ += n)
 
 #endif

@@ -62,12 +62,26 @@ static lm_status parse_string(reader *r, char **out) {
         if (r->pos >= r->len) goto bad;
         char e = r->s[r->pos++];
         switch (e) {
-        case '"': case '\\': case '/': buf[n++] = e; break;
-        case 'b': buf[n++] = '\b'; break;
-        case 'f': buf[n++] = '\f'; break;
-        case 'n': buf[n++] = '\n'; break;
-        case 'r': buf[n++] = '\r'; break;
-        case 't': buf[n++] = '\t'; break;
+        case '"':
+        case '\\':
+        case '/':
+            buf[n++] = e;
+            break;
+        case 'b':
+            buf[n++] = '\b';
+            break;
+        case 'f':
+            buf[n++] = '\f';
+            break;
+        case 'n':
+            buf[n++] = '\n';
+            break;
+        case 'r':
+            buf[n++] = '\r';
+            break;
+        case 't':
+            buf[n++] = '\t';
+            break;
         case 'u': {
             if (r->pos + 4 > r->len) goto bad;
             unsigned cp = 0;
@@ -90,7 +104,8 @@ static lm_status parse_string(reader *r, char **out) {
             }
             break;
         }
-        default: goto bad;
+        default:
+            goto bad;
         }
     }
     if (r->pos >= r->len) goto bad;

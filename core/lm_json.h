@@ -10,7 +10,12 @@
 #include "lm_error.h"
 
 typedef enum lm_json_type {
-    LM_JSON_NULL, LM_JSON_BOOL, LM_JSON_NUMBER, LM_JSON_STRING, LM_JSON_ARRAY, LM_JSON_OBJECT
+    LM_JSON_NULL,
+    LM_JSON_BOOL,
+    LM_JSON_NUMBER,
+    LM_JSON_STRING,
+    LM_JSON_ARRAY,
+    LM_JSON_OBJECT
 } lm_json_type;
 
 typedef struct lm_json {

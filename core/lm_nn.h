@@ -36,11 +36,11 @@ lm_status lm_ag_pool2d(lm_tensor **out, lm_tensor *x, int64_t kh, int64_t kw,
                        const lm_conv_options *opt, bool max);
 
 /* One fused optimiser update (no gradient recorded). */
-lm_status lm_optim_step(const lm_optim_params *p, lm_tensor *param, lm_tensor *grad,
-                        lm_tensor *s1, lm_tensor *s2);
+lm_status lm_optim_step(const lm_optim_params *p, lm_tensor *param, lm_tensor *grad, lm_tensor *s1,
+                        lm_tensor *s2);
 /* The same for n parameters at once (one launch on a GPU); s1/s2 arrays may
  * be NULL, or hold NULL entries, where the optimiser has no such state. */
-lm_status lm_optim_step_many(const lm_optim_params *p, int n, lm_tensor **params,
-                             lm_tensor **grads, lm_tensor **s1, lm_tensor **s2);
+lm_status lm_optim_step_many(const lm_optim_params *p, int n, lm_tensor **params, lm_tensor **grads,
+                             lm_tensor **s1, lm_tensor **s2);
 
 #endif

@@ -13,8 +13,8 @@
 #include "lm_tensor.h"
 
 /* ---- creation and copies ------------------------------------------------------- */
-lm_status lm_full(lm_tensor **out, lm_dtype dtype, lm_device device, int ndim,
-                  const int64_t *shape, double value);
+lm_status lm_full(lm_tensor **out, lm_dtype dtype, lm_device device, int ndim, const int64_t *shape,
+                  double value);
 /* `count` values start, start + step, ... as a 1-D tensor. */
 lm_status lm_arange(lm_tensor **out, lm_dtype dtype, double start, double step, int64_t count);
 /* A CPU tensor holding a copy of `data` (numel elements of dtype). */

@@ -52,11 +52,21 @@ static inline void blend(lm_canvas *c, int x, int y, uint32_t color, double cove
     p[3] = (unsigned char)(out_a * 255 + 0.5);
 }
 
-static inline double clamp01(double v) { return v < 0 ? 0 : v > 1 ? 1 : v; }
+static inline double clamp01(double v) {
+    return v < 0 ? 0 : v > 1 ? 1 : v;
+}
 
 void lm_canvas_fill_rect(lm_canvas *c, double x0, double y0, double x1, double y1, uint32_t color) {
-    if (x1 < x0) { double t = x0; x0 = x1; x1 = t; }
-    if (y1 < y0) { double t = y0; y0 = y1; y1 = t; }
+    if (x1 < x0) {
+        double t = x0;
+        x0 = x1;
+        x1 = t;
+    }
+    if (y1 < y0) {
+        double t = y0;
+        y0 = y1;
+        y1 = t;
+    }
     for (int y = (int)floor(y0); y < (int)ceil(y1); y++) {
         double cy = clamp01(fmin(y + 1, y1) - fmax(y, y0));
         for (int x = (int)floor(x0); x < (int)ceil(x1); x++) {
@@ -142,17 +152,20 @@ void lm_canvas_image(lm_canvas *c, int x, int y, const float *pixels, int w, int
             double v[3];
             for (int k = 0; k < 3; k++) {
                 /* planes (C, H, W) for colour, as CIFAR stores them */
-                float p = channels == 3 ? pixels[(size_t)k * w * h + iy * w + ix] : pixels[iy * w + ix];
+                float p =
+                    channels == 3 ? pixels[(size_t)k * w * h + iy * w + ix] : pixels[iy * w + ix];
                 v[k] = clamp01(p) * 255;
             }
             uint32_t col = (uint32_t)(v[0] + 0.5) << 24 | (uint32_t)(v[1] + 0.5) << 16 |
                            (uint32_t)(v[2] + 0.5) << 8 | 255;
             for (int sy = 0; sy < scale; sy++)
-                for (int sx = 0; sx < scale; sx++) blend(c, x + ix * scale + sx, y + iy * scale + sy, col, 1);
+                for (int sx = 0; sx < scale; sx++)
+                    blend(c, x + ix * scale + sx, y + iy * scale + sy, col, 1);
         }
 }
 
-/* ---- text ------------------------------------------------------------------------------------------- */
+/* ---- text
+ * ------------------------------------------------------------------------------------------- */
 
 struct lm_font {
     stbtt_fontinfo info;
@@ -168,9 +181,11 @@ lm_status lm_font_load(lm_font **out, const char *path) {
     fseek(f, 0, SEEK_SET);
     lm_font *font = calloc(1, sizeof *font);
     if (font) font->data = malloc(size > 0 ? (size_t)size : 1);
-    bool ok = font && font->data && size > 0 && fread(font->data, 1, (size_t)size, f) == (size_t)size;
+    bool ok =
+        font && font->data && size > 0 && fread(font->data, 1, (size_t)size, f) == (size_t)size;
     fclose(f);
-    if (!ok || !stbtt_InitFont(&font->info, font->data, stbtt_GetFontOffsetForIndex(font->data, 0))) {
+    if (!ok ||
+        !stbtt_InitFont(&font->info, font->data, stbtt_GetFontOffsetForIndex(font->data, 0))) {
         lm_font_free(font);
         return lm_fail(LM_ERR_FORMAT, "'%s' is not a TrueType font", path);
     }
@@ -188,11 +203,14 @@ void lm_font_free(lm_font *f) {
 static int next_codepoint(const char **s) {
     const unsigned char *p = (const unsigned char *)*s;
     int cp, len;
-    if (p[0] < 0x80) cp = p[0], len = 1;
-    else if ((p[0] & 0xE0) == 0xC0 && (p[1] & 0xC0) == 0x80) cp = (p[0] & 31) << 6 | (p[1] & 63), len = 2;
+    if (p[0] < 0x80)
+        cp = p[0], len = 1;
+    else if ((p[0] & 0xE0) == 0xC0 && (p[1] & 0xC0) == 0x80)
+        cp = (p[0] & 31) << 6 | (p[1] & 63), len = 2;
     else if ((p[0] & 0xF0) == 0xE0 && (p[1] & 0xC0) == 0x80 && (p[2] & 0xC0) == 0x80)
         cp = (p[0] & 15) << 12 | (p[1] & 63) << 6 | (p[2] & 63), len = 3;
-    else cp = 0xFFFD, len = 1;
+    else
+        cp = 0xFFFD, len = 1;
     *s += len;
     return cp;
 }
@@ -211,8 +229,8 @@ double lm_text_width(const lm_font *f, double size, const char *text) {
     return w;
 }
 
-void lm_canvas_text(lm_canvas *c, const lm_font *f, double x, double y, double size,
-                    uint32_t color, const char *text, int angle) {
+void lm_canvas_text(lm_canvas *c, const lm_font *f, double x, double y, double size, uint32_t color,
+                    const char *text, int angle) {
     float scale = stbtt_ScaleForPixelHeight(&f->info, (float)size);
     double pen = 0;
     int prev = 0;
@@ -222,10 +240,12 @@ void lm_canvas_text(lm_canvas *c, const lm_font *f, double x, double y, double s
         if (prev) pen += scale * stbtt_GetCodepointKernAdvance(&f->info, prev, cp);
         stbtt_GetCodepointHMetrics(&f->info, cp, &adv, &lsb);
         float shift = (float)(pen - floor(pen));
-        stbtt_GetCodepointBitmapBoxSubpixel(&f->info, cp, scale, scale, shift, 0, &x0, &y0, &x1, &y1);
+        stbtt_GetCodepointBitmapBoxSubpixel(&f->info, cp, scale, scale, shift, 0, &x0, &y0, &x1,
+                                            &y1);
         int gw = x1 - x0, gh = y1 - y0;
         if (gw > 0 && gh > 0 && gw <= 256 && gh <= 256) {
-            stbtt_MakeCodepointBitmapSubpixel(&f->info, glyph, gw, gh, gw, scale, scale, shift, 0, cp);
+            stbtt_MakeCodepointBitmapSubpixel(&f->info, glyph, gw, gh, gw, scale, scale, shift, 0,
+                                              cp);
             for (int gy = 0; gy < gh; gy++)
                 for (int gx = 0; gx < gw; gx++) {
                     double cov = glyph[gy * gw + gx] / 255.0;
@@ -243,7 +263,8 @@ void lm_canvas_text(lm_canvas *c, const lm_font *f, double x, double y, double s
     }
 }
 
-/* ---- PNG ---------------------------------------------------------------------------------------------- */
+/* ---- PNG
+ * ---------------------------------------------------------------------------------------------- */
 
 static void write_to_file(void *context, void *data, int size) {
     lm_atomic_file *f = context;
@@ -256,7 +277,8 @@ static void write_to_file(void *context, void *data, int size) {
 lm_status lm_canvas_write_png(const lm_canvas *c, const char *path) {
     lm_atomic_file f;
     LM_TRY(lm_atomic_open(&f, path));
-    int ok = stbi_write_png_to_func(write_to_file, &f, c->width, c->height, 4, c->rgba, c->width * 4);
+    int ok =
+        stbi_write_png_to_func(write_to_file, &f, c->width, c->height, 4, c->rgba, c->width * 4);
     if (!ok || !f.fp) {
         lm_atomic_abort(&f);
         return lm_fail(LM_ERR_IO, "writing the PNG '%s' failed", path);

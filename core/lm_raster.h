@@ -38,8 +38,8 @@ void lm_font_free(lm_font *f);
 double lm_text_width(const lm_font *f, double size, const char *text);
 /* Draws UTF-8 text with its baseline starting at (x, y); angle 0 or 90
  * (vertical, reading upwards). */
-void lm_canvas_text(lm_canvas *c, const lm_font *f, double x, double y, double size,
-                    uint32_t color, const char *text, int angle);
+void lm_canvas_text(lm_canvas *c, const lm_font *f, double x, double y, double size, uint32_t color,
+                    const char *text, int angle);
 
 lm_status lm_canvas_write_png(const lm_canvas *c, const char *path);
 

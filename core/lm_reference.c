@@ -68,8 +68,9 @@ lm_status lm_reference_conv2d(lm_tensor **out, const lm_tensor *x, const lm_tens
     LM_TRY(check_input(op, "weight", weight));
     if (bias) LM_TRY(check_input(op, "bias", bias));
     if (x->ndim != 4 || weight->ndim != 4 || x->shape[1] != weight->shape[1])
-        return lm_fail(LM_ERR_SHAPE, "%s: needs input [N, C, H, W] and weight [O, C, kh, kw], "
-                                     "got %s and %s",
+        return lm_fail(LM_ERR_SHAPE,
+                       "%s: needs input [N, C, H, W] and weight [O, C, kh, kw], "
+                       "got %s and %s",
                        op, lm_shape_str(x, sx, sizeof sx), lm_shape_str(weight, sw, sizeof sw));
     int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
     int64_t O = weight->shape[0], KH = weight->shape[2], KW = weight->shape[3];

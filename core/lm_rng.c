@@ -9,8 +9,12 @@ void lm_manual_seed(uint64_t seed) {
     rng_seed = seed;
     rng_offset = 0;
 }
-uint64_t lm_rng_seed(void) { return rng_seed; }
-uint64_t lm_rng_offset(void) { return rng_offset; }
+uint64_t lm_rng_seed(void) {
+    return rng_seed;
+}
+uint64_t lm_rng_offset(void) {
+    return rng_offset;
+}
 void lm_rng_set_state(uint64_t seed, uint64_t offset) {
     rng_seed = seed;
     rng_offset = offset;

@@ -38,7 +38,9 @@ static void sb_put(strbuf *b, const char *s, size_t n) {
     b->s[b->len] = 0;
 }
 
-static void sb_str(strbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
+static void sb_str(strbuf *b, const char *s) {
+    sb_put(b, s, strlen(s));
+}
 
 static void sb_json_string(strbuf *b, const char *s) {
     sb_str(b, "\"");
@@ -77,9 +79,12 @@ static lm_status check_names(const char *what, const char *const *names, int cou
 static const char *stored_dtype(lm_dtype dtype, lm_float_format format, int *size) {
     if (dtype == LM_INT32) return *size = 4, "I32";
     switch (format) {
-    case LM_STORE_FLOAT16: return *size = 2, "F16";
-    case LM_STORE_BFLOAT16: return *size = 2, "BF16";
-    case LM_STORE_FLOAT32: break;
+    case LM_STORE_FLOAT16:
+        return *size = 2, "F16";
+    case LM_STORE_BFLOAT16:
+        return *size = 2, "BF16";
+    case LM_STORE_FLOAT32:
+        break;
     }
     return *size = 4, "F32";
 }
@@ -232,7 +237,8 @@ lm_status lm_safetensors_save_as(const char *path, const lm_named_tensor *tensor
         ok = fwrite(data, 1, bytes, fp) == bytes;
         free(scratch);
     }
-    if (s == LM_OK && !ok) s = lm_fail(LM_ERR_IO, "save: writing '%s' failed: %s", path, strerror(errno));
+    if (s == LM_OK && !ok)
+        s = lm_fail(LM_ERR_IO, "save: writing '%s' failed: %s", path, strerror(errno));
     if (s != LM_OK) {
         lm_atomic_abort(&f);
         return s;
@@ -294,7 +300,8 @@ lm_status lm_safetensors_writer_open(lm_safetensors_writer **out, const char *pa
         uint64_t row = lm_dtype_size(specs[i].dtype);
         for (int d = 0; s == LM_OK && d < specs[i].ndim; d++) {
             if (specs[i].shape[d] < 0)
-                s = lm_fail(LM_ERR_ARG, "safetensors writer: '%s' has a negative size", specs[i].name);
+                s = lm_fail(LM_ERR_ARG, "safetensors writer: '%s' has a negative size",
+                            specs[i].name);
             if (d > 0) row *= (uint64_t)specs[i].shape[d];
         }
         w->row_bytes[i] = row;
@@ -305,7 +312,8 @@ lm_status lm_safetensors_writer_open(lm_safetensors_writer **out, const char *pa
     if (s == LM_OK) {
         s = lm_atomic_open(&w->file, path);
         if (s == LM_OK && !write_header(w->file.fp, &h)) {
-            s = lm_fail(LM_ERR_IO, "safetensors writer: writing '%s' failed: %s", path, strerror(errno));
+            s = lm_fail(LM_ERR_IO, "safetensors writer: writing '%s' failed: %s", path,
+                        strerror(errno));
             lm_atomic_abort(&w->file);
         }
     }
@@ -336,12 +344,15 @@ lm_status lm_safetensors_writer_append(lm_safetensors_writer *w, int index, cons
         char want[160], got[160];
         shape_text(want, sizeof want, sp->ndim - 1, sp->shape + 1);
         shape_text(got, sizeof got, rows->ndim, rows->shape);
-        return lm_fail(LM_ERR_SHAPE, "safetensors writer: '%s' takes %s rows of shape %s, got a %s tensor of shape %s",
-                       sp->name, lm_dtype_name(sp->dtype), want, lm_dtype_name(rows->dtype), got);
+        return lm_fail(
+            LM_ERR_SHAPE,
+            "safetensors writer: '%s' takes %s rows of shape %s, got a %s tensor of shape %s",
+            sp->name, lm_dtype_name(sp->dtype), want, lm_dtype_name(rows->dtype), got);
     }
     int64_t n = rows->shape[0];
     if (w->rows_written[index] + n > sp->shape[0])
-        return lm_fail(LM_ERR_SHAPE, "safetensors writer: '%s' has %lld rows, %lld more would make %lld",
+        return lm_fail(LM_ERR_SHAPE,
+                       "safetensors writer: '%s' has %lld rows, %lld more would make %lld",
                        sp->name, (long long)sp->shape[0], (long long)n,
                        (long long)(w->rows_written[index] + n));
     size_t bytes = (size_t)n * w->row_bytes[index];
@@ -350,7 +361,8 @@ lm_status lm_safetensors_writer_append(lm_safetensors_writer *w, int index, cons
     void *scratch = NULL;
     LM_TRY(host_bytes((lm_tensor *)rows, sp->name, &data, &scratch));
     FILE *fp = w->file.fp;
-    off_t at = (off_t)(w->data_start + w->offsets[index] + (uint64_t)w->rows_written[index] * w->row_bytes[index]);
+    off_t at = (off_t)(w->data_start + w->offsets[index] +
+                       (uint64_t)w->rows_written[index] * w->row_bytes[index]);
     bool ok = fseeko(fp, at, SEEK_SET) == 0 && fwrite(data, 1, bytes, fp) == bytes;
     free(scratch);
     if (!ok)
@@ -363,17 +375,20 @@ lm_status lm_safetensors_writer_append(lm_safetensors_writer *w, int index, cons
 lm_status lm_safetensors_writer_close(lm_safetensors_writer *w) {
     for (int i = 0; i < w->count; i++)
         if (w->rows_written[i] != w->specs[i].shape[0])
-            return lm_fail(LM_ERR_STATE, "safetensors writer: '%s' has %lld of its %lld rows; nothing was written",
-                           w->specs[i].name, (long long)w->rows_written[i], (long long)w->specs[i].shape[0]);
+            return lm_fail(
+                LM_ERR_STATE,
+                "safetensors writer: '%s' has %lld of its %lld rows; nothing was written",
+                w->specs[i].name, (long long)w->rows_written[i], (long long)w->specs[i].shape[0]);
     /* regions follow each other, so the data end where the last one ends:
      * make the file that long even when trailing tensors are empty */
     uint64_t end = w->data_start;
     if (w->count > 0)
-        end += w->offsets[w->count - 1] + (uint64_t)w->specs[w->count - 1].shape[0] * w->row_bytes[w->count - 1];
+        end += w->offsets[w->count - 1] +
+               (uint64_t)w->specs[w->count - 1].shape[0] * w->row_bytes[w->count - 1];
     FILE *fp = w->file.fp;
     if (fflush(fp) != 0 || ftruncate(fileno(fp), (off_t)end) != 0)
-        return lm_fail(LM_ERR_IO, "safetensors writer: finishing '%s' failed: %s", w->file.final_path,
-                       strerror(errno));
+        return lm_fail(LM_ERR_IO, "safetensors writer: finishing '%s' failed: %s",
+                       w->file.final_path, strerror(errno));
     lm_status s = lm_atomic_commit(&w->file);
     if (s != LM_OK) return s;
     writer_free(w);
@@ -390,8 +405,17 @@ void lm_safetensors_writer_abort(lm_safetensors_writer *w) {
 
 /* The dtypes a file may hold, each read into float32 or int32. */
 typedef enum {
-    FILE_F32, FILE_I32, FILE_F64, FILE_I64, FILE_F16, FILE_BF16, FILE_I16, FILE_U16, FILE_I8,
-    FILE_U8, FILE_BOOL
+    FILE_F32,
+    FILE_I32,
+    FILE_F64,
+    FILE_I64,
+    FILE_F16,
+    FILE_BF16,
+    FILE_I16,
+    FILE_U16,
+    FILE_I8,
+    FILE_U8,
+    FILE_BOOL
 } file_dtype;
 
 static const struct {
@@ -399,11 +423,11 @@ static const struct {
     int size;
     lm_dtype dtype;
 } file_dtypes[] = {
-    [FILE_F32] = {"F32", 4, LM_FLOAT32},  [FILE_I32] = {"I32", 4, LM_INT32},
-    [FILE_F64] = {"F64", 8, LM_FLOAT32},  [FILE_I64] = {"I64", 8, LM_INT32},
-    [FILE_F16] = {"F16", 2, LM_FLOAT32},  [FILE_BF16] = {"BF16", 2, LM_FLOAT32},
-    [FILE_I16] = {"I16", 2, LM_INT32},    [FILE_U16] = {"U16", 2, LM_INT32},
-    [FILE_I8] = {"I8", 1, LM_INT32},      [FILE_U8] = {"U8", 1, LM_INT32},
+    [FILE_F32] = {"F32", 4, LM_FLOAT32}, [FILE_I32] = {"I32", 4, LM_INT32},
+    [FILE_F64] = {"F64", 8, LM_FLOAT32}, [FILE_I64] = {"I64", 8, LM_INT32},
+    [FILE_F16] = {"F16", 2, LM_FLOAT32}, [FILE_BF16] = {"BF16", 2, LM_FLOAT32},
+    [FILE_I16] = {"I16", 2, LM_INT32},   [FILE_U16] = {"U16", 2, LM_INT32},
+    [FILE_I8] = {"I8", 1, LM_INT32},     [FILE_U8] = {"U8", 1, LM_INT32},
     [FILE_BOOL] = {"BOOL", 1, LM_INT32},
 };
 #define FILE_DTYPE_COUNT ((int)(sizeof file_dtypes / sizeof file_dtypes[0]))
@@ -447,8 +471,8 @@ static lm_status parse_entry(const char *path, const char *name, const lm_json *
     e->dtype = file_dtypes[kind].dtype;
     e->file_dtype_size = file_dtypes[kind].size;
     if (sh->count > LM_MAX_DIMS)
-        return lm_fail(LM_ERR_FORMAT, "'%s': tensor '%s' has %d dimensions, at most %d", path,
-                       name, sh->count, LM_MAX_DIMS);
+        return lm_fail(LM_ERR_FORMAT, "'%s': tensor '%s' has %d dimensions, at most %d", path, name,
+                       sh->count, LM_MAX_DIMS);
     e->ndim = sh->count;
     uint64_t numel = 1;
     for (int k = 0; k < sh->count; k++) {
@@ -488,10 +512,11 @@ static bool map_entry(FILE *fp, uint64_t data_start, const entry *e, lm_tensor *
     uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
     uint64_t base_at = at - at % page, len = bytes + (at - base_at);
     /* private and writable: changes stay in memory (copy on write) */
-    void *base = mmap(NULL, (size_t)len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fileno(fp), (off_t)base_at);
+    void *base =
+        mmap(NULL, (size_t)len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fileno(fp), (off_t)base_at);
     if (base == MAP_FAILED) return false;
-    return lm_tensor_new_mapped(out, e->dtype, e->ndim, e->shape, (char *)base + (at - base_at), base,
-                                (size_t)len) == LM_OK;
+    return lm_tensor_new_mapped(out, e->dtype, e->ndim, e->shape, (char *)base + (at - base_at),
+                                base, (size_t)len) == LM_OK;
 }
 
 /* Widens n values of the entry's file dtype from `src` (little-endian, as
@@ -520,15 +545,31 @@ static lm_status convert_entry(const char *path, const entry *e, const void *src
             i32[i] = (int32_t)v;
             break;
         }
-        case FILE_F16: f[i] = lm_f16_to_f32((uint16_t)(b[2 * i] | b[2 * i + 1] << 8)); break;
-        case FILE_BF16: f[i] = lm_bf16_to_f32((uint16_t)(b[2 * i] | b[2 * i + 1] << 8)); break;
-        case FILE_I16: i32[i] = (int16_t)(uint16_t)(b[2 * i] | b[2 * i + 1] << 8); break;
-        case FILE_U16: i32[i] = (uint16_t)(b[2 * i] | b[2 * i + 1] << 8); break;
-        case FILE_I8: i32[i] = (int8_t)b[i]; break;
-        case FILE_U8: i32[i] = b[i]; break;
-        case FILE_BOOL: i32[i] = b[i] != 0; break;
+        case FILE_F16:
+            f[i] = lm_f16_to_f32((uint16_t)(b[2 * i] | b[2 * i + 1] << 8));
+            break;
+        case FILE_BF16:
+            f[i] = lm_bf16_to_f32((uint16_t)(b[2 * i] | b[2 * i + 1] << 8));
+            break;
+        case FILE_I16:
+            i32[i] = (int16_t)(uint16_t)(b[2 * i] | b[2 * i + 1] << 8);
+            break;
+        case FILE_U16:
+            i32[i] = (uint16_t)(b[2 * i] | b[2 * i + 1] << 8);
+            break;
+        case FILE_I8:
+            i32[i] = (int8_t)b[i];
+            break;
+        case FILE_U8:
+            i32[i] = b[i];
+            break;
+        case FILE_BOOL:
+            i32[i] = b[i] != 0;
+            break;
         case FILE_F32:
-        case FILE_I32: memcpy((char *)dst + 4 * i, b + 4 * i, 4); break;
+        case FILE_I32:
+            memcpy((char *)dst + 4 * i, b + 4 * i, 4);
+            break;
         }
     }
     return LM_OK;
@@ -545,7 +586,8 @@ static lm_status read_entry(const char *path, FILE *fp, uint64_t data_start, con
     lm_status s = LM_OK;
     if (!buf) s = lm_fail(LM_ERR_MEMORY, "load: out of memory reading '%s'", e->name);
     if (s == LM_OK && bytes &&
-        (fseeko(fp, (off_t)(data_start + e->begin), SEEK_SET) != 0 || fread(buf, 1, bytes, fp) != bytes))
+        (fseeko(fp, (off_t)(data_start + e->begin), SEEK_SET) != 0 ||
+         fread(buf, 1, bytes, fp) != bytes))
         s = lm_fail(LM_ERR_IO, "'%s': could not read the data of tensor '%s'", path, e->name);
     if (s == LM_OK && buf != dst) s = convert_entry(path, e, buf, dst, n);
     if (buf != dst) free(buf);
@@ -565,9 +607,13 @@ static char *dup_string(const char *s) {
 
 static lm_status load(const char *path, lm_safetensors *out, bool map);
 
-lm_status lm_safetensors_load(const char *path, lm_safetensors *out) { return load(path, out, false); }
+lm_status lm_safetensors_load(const char *path, lm_safetensors *out) {
+    return load(path, out, false);
+}
 
-lm_status lm_safetensors_load_mapped(const char *path, lm_safetensors *out) { return load(path, out, true); }
+lm_status lm_safetensors_load_mapped(const char *path, lm_safetensors *out) {
+    return load(path, out, true);
+}
 
 static lm_status load(const char *path, lm_safetensors *out, bool map) {
     memset(out, 0, sizeof *out);
@@ -587,8 +633,8 @@ static lm_status load(const char *path, lm_safetensors *out, bool map) {
     }
     file_size = (uint64_t)st.st_size;
     if (file_size < 8 || fread(len8, 1, 8, fp) != 8) {
-        s = lm_fail(LM_ERR_FORMAT, "'%s' is too short to be a safetensors file (%llu bytes)",
-                    path, (unsigned long long)file_size);
+        s = lm_fail(LM_ERR_FORMAT, "'%s' is too short to be a safetensors file (%llu bytes)", path,
+                    (unsigned long long)file_size);
         goto done;
     }
     for (int k = 7; k >= 0; k--) hlen = (hlen << 8) | len8[k];
@@ -633,8 +679,7 @@ static lm_status load(const char *path, lm_safetensors *out, bool map) {
         }
         for (int j = 0; j < i; j++)
             if (strcmp(json->keys[i], json->keys[j]) == 0) {
-                s = lm_fail(LM_ERR_FORMAT, "'%s': tensor '%s' appears twice", path,
-                            json->keys[i]);
+                s = lm_fail(LM_ERR_FORMAT, "'%s': tensor '%s' appears twice", path, json->keys[i]);
                 goto done;
             }
         s = parse_entry(path, json->keys[i], &json->items[i], data_len, &entries[n]);
@@ -662,8 +707,7 @@ static lm_status load(const char *path, lm_safetensors *out, bool map) {
     }
     for (int i = 0; i < nmeta; i++) {
         if (meta->items[i].type != LM_JSON_STRING) {
-            s = lm_fail(LM_ERR_FORMAT, "'%s': metadata '%s' is not a string", path,
-                        meta->keys[i]);
+            s = lm_fail(LM_ERR_FORMAT, "'%s': metadata '%s' is not a string", path, meta->keys[i]);
             goto done;
         }
         out->metadata[i].key = dup_string(meta->keys[i]);

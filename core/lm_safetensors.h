@@ -46,7 +46,11 @@ typedef struct lm_tensor_spec {
 /* How float32 tensors are stored in a written file (int32 stays I32). The
  * halves round to nearest, ties to even; a value past float16's range
  * (65504) becomes an infinity. */
-typedef enum lm_float_format { LM_STORE_FLOAT32, LM_STORE_FLOAT16, LM_STORE_BFLOAT16 } lm_float_format;
+typedef enum lm_float_format {
+    LM_STORE_FLOAT32,
+    LM_STORE_FLOAT16,
+    LM_STORE_BFLOAT16
+} lm_float_format;
 
 /* Writes `count` tensors (any device, any strides) and optional metadata. */
 lm_status lm_safetensors_save(const char *path, const lm_named_tensor *tensors, int count,

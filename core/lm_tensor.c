@@ -8,8 +8,12 @@
 #include "lm_backend.h"
 #include "lm_ops.h"
 
-const char *lm_dtype_name(lm_dtype dtype) { return dtype == LM_INT32 ? "int32" : "float32"; }
-const char *lm_device_name(lm_device device) { return device == LM_CUDA ? "cuda" : "cpu"; }
+const char *lm_dtype_name(lm_dtype dtype) {
+    return dtype == LM_INT32 ? "int32" : "float32";
+}
+const char *lm_device_name(lm_device device) {
+    return device == LM_CUDA ? "cuda" : "cpu";
+}
 
 static void set_contiguous_strides(lm_tensor *t) {
     int64_t stride = 1;
@@ -293,8 +297,7 @@ lm_status lm_tensor_transpose(lm_tensor **out, lm_tensor *t, int dim0, int dim1)
 lm_status lm_tensor_permute(lm_tensor **out, lm_tensor *t, int ndim, const int *perm) {
     *out = NULL;
     if (ndim != t->ndim)
-        return lm_fail(LM_ERR_ARG, "permute: %d dimensions given for a %d-D tensor", ndim,
-                       t->ndim);
+        return lm_fail(LM_ERR_ARG, "permute: %d dimensions given for a %d-D tensor", ndim, t->ndim);
     bool seen[LM_MAX_DIMS] = {false};
     for (int d = 0; d < ndim; d++) {
         LM_TRY(check_dim("permute", t, perm[d]));
@@ -314,10 +317,9 @@ lm_status lm_tensor_narrow(lm_tensor **out, lm_tensor *t, int dim, int64_t start
     *out = NULL;
     LM_TRY(check_dim("narrow", t, dim));
     if (start < 0 || length < 0 || start + length > t->shape[dim])
-        return lm_fail(LM_ERR_ARG,
-                       "narrow: elements %lld to %lld out of range for dimension %d of size %lld",
-                       (long long)start + 1, (long long)(start + length), dim + 1,
-                       (long long)t->shape[dim]);
+        return lm_fail(
+            LM_ERR_ARG, "narrow: elements %lld to %lld out of range for dimension %d of size %lld",
+            (long long)start + 1, (long long)(start + length), dim + 1, (long long)t->shape[dim]);
     LM_TRY(view_of(out, t));
     (*out)->offset += start * t->strides[dim];
     (*out)->shape[dim] = length;

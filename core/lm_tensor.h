@@ -44,7 +44,10 @@ typedef struct lm_tensor {
 
 const char *lm_dtype_name(lm_dtype dtype);
 const char *lm_device_name(lm_device device);
-static inline size_t lm_dtype_size(lm_dtype dtype) { (void)dtype; return 4; }
+static inline size_t lm_dtype_size(lm_dtype dtype) {
+    (void)dtype;
+    return 4;
+}
 
 /* A new contiguous tensor with uninitialised contents. */
 lm_status lm_tensor_new(lm_tensor **out, lm_dtype dtype, lm_device device, int ndim,

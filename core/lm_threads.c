@@ -35,8 +35,10 @@ static bool spin_until(bool (*done)(const void *), const void *arg) {
         cpu_relax();
         if ((spins & 127) == 0) {
             int64_t t = now_ns();
-            if (!start) start = t;
-            else if (t - start > SPIN_NS) return false;
+            if (!start)
+                start = t;
+            else if (t - start > SPIN_NS)
+                return false;
         }
     }
 }
@@ -45,8 +47,8 @@ static struct {
     pthread_mutex_t mu;
     pthread_cond_t work_cv, done_cv;
     pthread_t workers[MAX_THREADS];
-    int nworkers;  /* started worker threads (threads - 1) */
-    int nthreads;  /* wanted threads, 0 = not decided yet */
+    int nworkers; /* started worker threads (threads - 1) */
+    int nthreads; /* wanted threads, 0 = not decided yet */
     atomic_uint_fast64_t generation;
     atomic_int pending;
     bool shutdown;
@@ -86,7 +88,8 @@ static void run_chunk(int k) {
 }
 
 static bool new_generation(const void *seen) {
-    return atomic_load_explicit(&pool.generation, memory_order_acquire) != *(const uint_fast64_t *)seen;
+    return atomic_load_explicit(&pool.generation, memory_order_acquire) !=
+           *(const uint_fast64_t *)seen;
 }
 
 static bool all_done(const void *unused) {
@@ -175,7 +178,8 @@ void lm_parallel_for(int64_t n, int64_t grain, lm_range_fn fn, void *ctx) {
 
     in_parallel = true;
     run_chunk(0);
-    for (int k = pool.nworkers + 1; k < chunks; k++) run_chunk(k); /* workers that failed to start */
+    for (int k = pool.nworkers + 1; k < chunks; k++)
+        run_chunk(k); /* workers that failed to start */
     in_parallel = false;
 
     spin_until(all_done, NULL);

@@ -51,7 +51,8 @@ static lm_status record_layer(lm_node **node, lm_tensor **out, const char *name,
     return LM_OK;
 }
 
-/* ---- linear ------------------------------------------------------------------------------------- */
+/* ---- linear -------------------------------------------------------------------------------------
+ */
 
 static lm_status linear_forward(lm_tensor **out, lm_tensor *x, lm_tensor *w, lm_tensor *b) {
     *out = NULL;
@@ -84,7 +85,8 @@ lm_status lm_ag_linear(lm_tensor **out, lm_tensor *x, lm_tensor *w, lm_tensor *b
     return record_layer(&node, out, "linear", lm_rule_linear, x, w, b);
 }
 
-/* ---- softmax -------------------------------------------------------------------------------------- */
+/* ---- softmax
+ * -------------------------------------------------------------------------------------- */
 
 /* *y (optional) gets the result as computed: dim last, contiguous. */
 static lm_status softmax_forward(lm_tensor **out, lm_tensor **y_out, lm_tensor *x, int dim,
@@ -94,8 +96,8 @@ static lm_status softmax_forward(lm_tensor **out, lm_tensor **y_out, lm_tensor *
     const char *name = log ? "log_softmax" : "softmax";
     LM_TRY(check_float(name, "input", x));
     if (dim < 0 || dim >= (x->ndim ? x->ndim : 1))
-        return lm_fail(LM_ERR_ARG, "%s: dimension %d out of range for a %d-D tensor", name,
-                       dim + 1, x->ndim);
+        return lm_fail(LM_ERR_ARG, "%s: dimension %d out of range for a %d-D tensor", name, dim + 1,
+                       x->ndim);
     const lm_backend *be = lm_backend_of(x);
     if (!be) return LM_ERR_DEVICE;
     /* move dim last and make it contiguous: rows of the softmax are then lines */
@@ -105,8 +107,9 @@ static lm_status softmax_forward(lm_tensor **out, lm_tensor **y_out, lm_tensor *
     if (s == LM_OK) s = lm_contiguous(&xc, moved);
     if (s == LM_OK) s = lm_tensor_new_like(&y, xc);
     if (s == LM_OK) s = be->softmax(y, xc, log);
-    if (s == LM_OK) s = x->ndim ? lm_tensor_transpose(out, y, dim, x->ndim - 1)
-                                : lm_tensor_view(out, y, 0, NULL);
+    if (s == LM_OK)
+        s = x->ndim ? lm_tensor_transpose(out, y, dim, x->ndim - 1)
+                    : lm_tensor_view(out, y, 0, NULL);
     lm_tensor_release(moved);
     lm_tensor_release(xc);
     if (s == LM_OK && y_out) *y_out = lm_tensor_retain(y);
@@ -130,10 +133,10 @@ lm_status lm_ag_softmax(lm_tensor **out, lm_tensor *x, int dim, bool log) {
     return s;
 }
 
-/* ---- dropout ---------------------------------------------------------------------------------------- */
+/* ---- dropout
+ * ---------------------------------------------------------------------------------------- */
 
-static lm_status dropout_forward(lm_tensor **out, lm_tensor **mask_out, lm_tensor *x,
-                                 double keep) {
+static lm_status dropout_forward(lm_tensor **out, lm_tensor **mask_out, lm_tensor *x, double keep) {
     *out = *mask_out = NULL;
     LM_TRY(check_float("dropout", "input", x));
     if (!(keep > 0 && keep <= 1))
@@ -171,12 +174,12 @@ lm_status lm_ag_dropout(lm_tensor **out, lm_tensor *x, double keep) {
     return s;
 }
 
-/* ---- losses ------------------------------------------------------------------------------------------ */
+/* ---- losses
+ * ------------------------------------------------------------------------------------------ */
 
 /* Also hands back what the rule needs: log_softmax(logits) and the one-hot labels. */
-static lm_status cross_entropy_forward(lm_tensor **out, lm_tensor **lsm_out,
-                                       lm_tensor **onehot_out, lm_tensor *logits,
-                                       lm_tensor *labels) {
+static lm_status cross_entropy_forward(lm_tensor **out, lm_tensor **lsm_out, lm_tensor **onehot_out,
+                                       lm_tensor *logits, lm_tensor *labels) {
     *out = *lsm_out = *onehot_out = NULL;
     char s1[LM_SHAPE_STR_MAX], s2[LM_SHAPE_STR_MAX];
     LM_TRY(check_float("cross_entropy", "logits", logits));
@@ -255,7 +258,8 @@ static lm_status mse_forward(lm_tensor **out, lm_tensor **diff_out, lm_tensor *y
         } else {
             lm_tensor *total = NULL;
             s = lm_reduce(&total, NULL, LM_SUM, rows, -1, false);
-            if (s == LM_OK) s = lm_binary_scalar(out, LM_MUL, total, 0.5 / (double)(n ? n : 1), false);
+            if (s == LM_OK)
+                s = lm_binary_scalar(out, LM_MUL, total, 0.5 / (double)(n ? n : 1), false);
             lm_tensor_release(total);
         }
     }
@@ -287,7 +291,8 @@ lm_status lm_ag_mse(lm_tensor **out, lm_tensor *y_hat, lm_tensor *y, bool per_sa
     return s;
 }
 
-/* ---- convolution and pooling ------------------------------------------------------------------------ */
+/* ---- convolution and pooling
+ * ------------------------------------------------------------------------ */
 
 static lm_status geometry(const char *op, const lm_tensor *x, int64_t kh, int64_t kw,
                           const lm_conv_options *o, lm_conv_geometry *g) {
@@ -298,7 +303,7 @@ static lm_status geometry(const char *op, const lm_tensor *x, int64_t kh, int64_
     if (o->stride_h < 1 || o->stride_w < 1 || o->pad_h < 0 || o->pad_w < 0 || kh < 1 || kw < 1)
         return lm_fail(LM_ERR_ARG, "%s: kernel and stride must be >= 1 and padding >= 0", op);
     *g = (lm_conv_geometry){x->shape[1], x->shape[2], x->shape[3], kh, kw, o->stride_h,
-                            o->stride_w, o->pad_h, o->pad_w, 0, 0};
+                            o->stride_w, o->pad_h,    o->pad_w,    0,  0};
     g->out_h = (g->height + 2 * g->pad_h - kh) / g->stride_h + 1;
     g->out_w = (g->width + 2 * g->pad_w - kw) / g->stride_w + 1;
     if (g->height + 2 * g->pad_h < kh || g->width + 2 * g->pad_w < kw)
@@ -318,8 +323,17 @@ static void save_geometry(lm_node *node, const lm_tensor *x, const lm_conv_geome
 }
 
 lm_conv_geometry lm_node_geometry(const lm_node *n) {
-    lm_conv_geometry g = {n->shape[1], n->shape[2], n->shape[3], n->iparams[0], n->iparams[1],
-                          n->iparams[2], n->iparams[3], n->iparams[4], n->iparams[5], 0, 0};
+    lm_conv_geometry g = {n->shape[1],
+                          n->shape[2],
+                          n->shape[3],
+                          n->iparams[0],
+                          n->iparams[1],
+                          n->iparams[2],
+                          n->iparams[3],
+                          n->iparams[4],
+                          n->iparams[5],
+                          0,
+                          0};
     g.out_h = (g.height + 2 * g.pad_h - g.kernel_h) / g.stride_h + 1;
     g.out_w = (g.width + 2 * g.pad_w - g.kernel_w) / g.stride_w + 1;
     return g;
@@ -334,8 +348,9 @@ static lm_status conv2d_forward(lm_tensor **out, lm_conv_geometry *g, lm_tensor 
     LM_TRY(check_layer("conv2d", x, w, b, 4, "[out, in, kh, kw]"));
     LM_TRY(geometry("conv2d", x, w->shape[2], w->shape[3], opt, g));
     if (w->shape[1] != g->channels)
-        return lm_fail(LM_ERR_SHAPE, "conv2d: input has %lld channels, weight expects %lld "
-                                     "(input %s, weight %s)",
+        return lm_fail(LM_ERR_SHAPE,
+                       "conv2d: input has %lld channels, weight expects %lld "
+                       "(input %s, weight %s)",
                        (long long)g->channels, (long long)w->shape[1],
                        lm_shape_str(x, sx, sizeof sx), lm_shape_str(w, sw, sizeof sw));
     if (b && (b->ndim != 1 || b->shape[0] != w->shape[0]))
@@ -352,8 +367,10 @@ static lm_status conv2d_forward(lm_tensor **out, lm_conv_geometry *g, lm_tensor 
     if (s == LM_OK) s = lm_contiguous(&wc, w);
     if (s == LM_OK) s = lm_tensor_view(&w2, wc, 2, wshape);
     if (s == LM_OK) s = lm_tensor_new(out, LM_FLOAT32, x->storage->device, 4, oshape);
-    if (s == LM_OK && be->conv2d) s = be->conv2d(*out, xc, wc, g); /* whole batch at once */
-    else if (s == LM_OK) s = lm_tensor_new(&cols, LM_FLOAT32, x->storage->device, 2, cshape);
+    if (s == LM_OK && be->conv2d)
+        s = be->conv2d(*out, xc, wc, g); /* whole batch at once */
+    else if (s == LM_OK)
+        s = lm_tensor_new(&cols, LM_FLOAT32, x->storage->device, 2, cshape);
     for (int64_t n = 0; n < N && s == LM_OK && !be->conv2d; n++) {
         s = lm_tensor_select(&xi, xc, 0, n);
         if (s == LM_OK) s = be->im2col(cols, xi, g);
@@ -438,7 +455,8 @@ lm_status lm_ag_pool2d(lm_tensor **out, lm_tensor *x, int64_t kh, int64_t kw,
     return s;
 }
 
-/* ---- optimisers ------------------------------------------------------------------------------------- */
+/* ---- optimisers
+ * ------------------------------------------------------------------------------------- */
 
 /* The checks of one update; on success *gc is the contiguous gradient. */
 static lm_status check_update(lm_tensor *param, lm_tensor *grad, lm_tensor *s1, lm_tensor *s2,
@@ -450,9 +468,9 @@ static lm_status check_update(lm_tensor *param, lm_tensor *grad, lm_tensor *s1, 
                        lm_shape_str(grad, b, sizeof b), lm_shape_str(param, a, sizeof a));
     lm_tensor *states[2] = {s1, s2};
     for (int k = 0; k < 2; k++)
-        if (states[k] && (!lm_tensor_same_shape(param, states[k]) ||
-                          !lm_tensor_is_contiguous(states[k]) ||
-                          states[k]->storage->device != param->storage->device))
+        if (states[k] &&
+            (!lm_tensor_same_shape(param, states[k]) || !lm_tensor_is_contiguous(states[k]) ||
+             states[k]->storage->device != param->storage->device))
             return lm_fail(LM_ERR_SHAPE, "optimizer: state tensor %d does not match the parameter",
                            k + 1);
     if (!lm_tensor_is_contiguous(param) || param->dtype != LM_FLOAT32)
@@ -461,8 +479,8 @@ static lm_status check_update(lm_tensor *param, lm_tensor *grad, lm_tensor *s1, 
     return lm_contiguous(gc, grad);
 }
 
-lm_status lm_optim_step(const lm_optim_params *p, lm_tensor *param, lm_tensor *grad,
-                        lm_tensor *s1, lm_tensor *s2) {
+lm_status lm_optim_step(const lm_optim_params *p, lm_tensor *param, lm_tensor *grad, lm_tensor *s1,
+                        lm_tensor *s2) {
     const lm_backend *be = lm_backend_of(param);
     if (!be) return LM_ERR_DEVICE;
     lm_tensor *gc;
@@ -475,13 +493,14 @@ lm_status lm_optim_step(const lm_optim_params *p, lm_tensor *param, lm_tensor *g
 
 #define MANY_MAX 256
 
-lm_status lm_optim_step_many(const lm_optim_params *p, int n, lm_tensor **params,
-                             lm_tensor **grads, lm_tensor **s1, lm_tensor **s2) {
+lm_status lm_optim_step_many(const lm_optim_params *p, int n, lm_tensor **params, lm_tensor **grads,
+                             lm_tensor **s1, lm_tensor **s2) {
     if (n <= 0) return LM_OK;
     const lm_backend *be = lm_backend_of(params[0]);
     if (!be) return LM_ERR_DEVICE;
     bool one_device = true;
-    for (int i = 1; i < n; i++) one_device &= params[i]->storage->device == params[0]->storage->device;
+    for (int i = 1; i < n; i++)
+        one_device &= params[i]->storage->device == params[0]->storage->device;
     if (!be->optim_step_many || !one_device || n > MANY_MAX) {
         for (int i = 0; i < n; i++)
             LM_TRY(lm_optim_step(p, params[i], grads[i], s1 ? s1[i] : NULL, s2 ? s2[i] : NULL));

@@ -3,8 +3,8 @@
 
 #include "lm_ops.h"
 
-lm_status lm_full(lm_tensor **out, lm_dtype dtype, lm_device device, int ndim,
-                  const int64_t *shape, double value) {
+lm_status lm_full(lm_tensor **out, lm_dtype dtype, lm_device device, int ndim, const int64_t *shape,
+                  double value) {
     *out = NULL;
     const lm_backend *be = lm_backend_get(device);
     if (!be) return LM_ERR_DEVICE;

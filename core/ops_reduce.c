@@ -11,10 +11,13 @@ const char *lm_reduce_name(lm_reduce_op op) {
 static lm_dtype reduce_dtype(lm_reduce_op op, lm_dtype in) {
     switch (op) {
     case LM_ARGMAX:
-    case LM_ARGMIN: return LM_INT32;
+    case LM_ARGMIN:
+        return LM_INT32;
     case LM_MEAN:
-    case LM_VAR: return LM_FLOAT32;
-    default: return in;
+    case LM_VAR:
+        return LM_FLOAT32;
+    default:
+        return in;
     }
 }
 
@@ -35,8 +38,8 @@ lm_status lm_reduce(lm_tensor **out, lm_tensor **indices, lm_reduce_op op, lm_te
     if (indices) *indices = NULL;
     const char *name = lm_reduce_name(op);
     if (dim >= 0 && dim >= x->ndim)
-        return lm_fail(LM_ERR_ARG, "%s: dimension %d out of range for a %d-D tensor", name,
-                       dim + 1, x->ndim);
+        return lm_fail(LM_ERR_ARG, "%s: dimension %d out of range for a %d-D tensor", name, dim + 1,
+                       x->ndim);
     int64_t len = dim < 0 ? lm_tensor_numel(x) : x->shape[dim];
     bool extreme = op == LM_MAX || op == LM_MIN || op == LM_ARGMAX || op == LM_ARGMIN;
     if (extreme && len == 0)

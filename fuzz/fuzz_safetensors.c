@@ -16,7 +16,8 @@ static void check_mapped(const char *path, const lm_safetensors *st, bool accept
     for (int i = 0; i < m.count; i++) {
         const lm_tensor *a = st->tensors[i].tensor, *b = m.tensors[i].tensor;
         size_t bytes = (size_t)lm_tensor_numel(a) * 4;
-        if (strcmp(st->tensors[i].name, m.tensors[i].name) || (size_t)lm_tensor_numel(b) * 4 != bytes ||
+        if (strcmp(st->tensors[i].name, m.tensors[i].name) ||
+            (size_t)lm_tensor_numel(b) * 4 != bytes ||
             (bytes && memcmp(lm_tensor_f32(a), lm_tensor_f32(b), bytes)))
             __builtin_trap();
     }
@@ -31,7 +32,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     check_mapped(path, &st, accepted);
     if (accepted) {
         /* what was accepted must write back and read again */
-        if (lm_safetensors_save(path, st.tensors, st.count, st.metadata, st.metadata_count) == LM_OK) {
+        if (lm_safetensors_save(path, st.tensors, st.count, st.metadata, st.metadata_count) ==
+            LM_OK) {
             lm_safetensors again;
             if (lm_safetensors_load(path, &again) != LM_OK) __builtin_trap();
             if (again.count != st.count) __builtin_trap();

@@ -19,7 +19,9 @@ static void push_value(const uint8_t *data, size_t size, size_t *pos, int depth)
     }
     uint8_t kind = data[(*pos)++];
     switch (kind % 8) {
-    case 0: case 1: case 2: /* a number */
+    case 0:
+    case 1:
+    case 2: /* a number */
         lua_pushnumber(L, (double)(int8_t)kind * 0.37);
         break;
     case 3: /* an integer */
@@ -35,8 +37,10 @@ static void push_value(const uint8_t *data, size_t size, size_t *pos, int depth)
         int n = *pos < size ? data[(*pos)++] % 9 : 0;
         lua_createtable(L, n, 0);
         for (int i = 1; i <= n; i++) {
-            if (depth < 10) push_value(data, size, pos, depth + 1);
-            else lua_pushinteger(L, i);
+            if (depth < 10)
+                push_value(data, size, pos, depth + 1);
+            else
+                lua_pushinteger(L, i);
             lua_rawseti(L, -2, i);
         }
     }

@@ -19,19 +19,26 @@ lm_backend table;
 
 } // namespace
 
-cublasContext *lm_cuda_blas(void) { return blas; }
-     const cu_blas_api *lm_cuda_blas_fns(void) { return &api; }
-     
-     // cuBLAS is opened at the first CUDA use, not linked: loading it maps and
-     // relocates ~200 MB, which every CPU-only run would otherwise pay.
-     static lm_status load_cublas(void) {
+cublasContext *lm_cuda_blas(void) {
+    return blas;
+}
+const cu_blas_api *lm_cuda_blas_fns(void) {
+    return &api;
+}
+
+// cuBLAS is opened at the first CUDA use, not linked: loading it maps and
+// relocates ~200 MB, which every CPU-only run would otherwise pay.
+static lm_status load_cublas(void) {
     const char *names[] = {"libcublas.so.13", "libcublas.so"};
     void *lib = NULL;
     for (int i = 0; i < 2 && !lib; i++) lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
     if (!lib)
         return lm_fail(LM_ERR_DEVICE, "the CUDA backend needs cuBLAS, which did not load: %s",
                        dlerror());
-    struct { void **slot; const char *name; } fns[] = {
+    struct {
+        void **slot;
+        const char *name;
+    } fns[] = {
         {(void **)&api.create, "cublasCreate_v2"},
         {(void **)&api.set_math_mode, "cublasSetMathMode"},
         {(void **)&api.sgemm, "cublasSgemm_v2"},
@@ -52,12 +59,14 @@ lm_status lm_cuda_blas_fail(int status, const char *what) {
 extern "C" lm_status lm_cuda_set_tf32(bool allowed) {
     tf32 = allowed;
     if (!blas) return LM_OK;
-    cublasStatus_t st = api.set_math_mode(blas, allowed ? CUBLAS_TF32_TENSOR_OP_MATH
-                                                        : CUBLAS_DEFAULT_MATH);
+    cublasStatus_t st =
+        api.set_math_mode(blas, allowed ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH);
     return st == CUBLAS_STATUS_SUCCESS ? LM_OK : lm_cuda_blas_fail(st, "cublasSetMathMode");
 }
 
-extern "C" bool lm_cuda_tf32(void) { return tf32; }
+extern "C" bool lm_cuda_tf32(void) {
+    return tf32;
+}
 
 extern "C" lm_status lm_cuda_synchronize(void) {
     if (!lm_cuda_available())

@@ -31,8 +31,7 @@ lm_status lm_cuda_random(lm_random_kind kind, lm_tensor *out, uint64_t seed, uin
 lm_status lm_cuda_dropout(lm_tensor *out, lm_tensor *mask, const lm_tensor *x, uint64_t seed,
                           uint64_t offset, double keep);
 lm_status lm_cuda_softmax(lm_tensor *out, const lm_tensor *x, bool log);
-lm_status lm_cuda_softmax_backward(lm_tensor *gx, const lm_tensor *g, const lm_tensor *y,
-                                   bool log);
+lm_status lm_cuda_softmax_backward(lm_tensor *gx, const lm_tensor *g, const lm_tensor *y, bool log);
 lm_status lm_cuda_im2col(lm_tensor *cols, const lm_tensor *x, const lm_conv_geometry *geo);
 lm_status lm_cuda_col2im(lm_tensor *gx, const lm_tensor *cols, const lm_conv_geometry *geo);
 lm_status lm_cuda_pool2d(lm_tensor *out, lm_tensor *argmax, const lm_tensor *x,

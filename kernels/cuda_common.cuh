@@ -7,9 +7,9 @@
 #include <stdint.h>
 
 extern "C" {
-#include "lm_iter.h" /* the host-side dimension merging is device independent */
 #include "lm_backend.h"
 #include "lm_error.h"
+#include "lm_iter.h" /* the host-side dimension merging is device independent */
 }
 
 lm_status lm_cuda_fail(cudaError_t err, const char *what);
@@ -72,7 +72,9 @@ static inline bool cu_iter_flat(const lm_iter &it) {
     return true;
 }
 
-static inline float *cu_f32(const lm_tensor *t) { return (float *)t->storage->data + t->offset; }
+static inline float *cu_f32(const lm_tensor *t) {
+    return (float *)t->storage->data + t->offset;
+}
 static inline int32_t *cu_i32(const lm_tensor *t) {
     return (int32_t *)t->storage->data + t->offset;
 }
@@ -107,8 +109,8 @@ struct cu_blas_api {
                             float *, int);
     cublasStatus_t (*sgemm_strided_batched)(cublasHandle_t, cublasOperation_t, cublasOperation_t,
                                             int, int, int, const float *, const float *, int,
-                                            long long, const float *, int, long long,
-                                            const float *, float *, int, long long, int);
+                                            long long, const float *, int, long long, const float *,
+                                            float *, int, long long, int);
     const char *(*status_string)(cublasStatus_t);
 };
 cublasContext *lm_cuda_blas(void);

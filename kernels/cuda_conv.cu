@@ -42,8 +42,8 @@ struct Plan {
 std::map<ShapeKey, Plan> plans;
 
 bool math_ok(cudnnMathType_t m) {
-    return lm_cuda_tf32() || (m != CUDNN_TENSOR_OP_MATH &&
-                                 m != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION);
+    return lm_cuda_tf32() ||
+           (m != CUDNN_TENSOR_OP_MATH && m != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION);
 }
 
 const size_t WORKSPACE_LIMIT = (size_t)1 << 30;
@@ -79,9 +79,9 @@ lm_status plan_for(const lm_tensor *x, const lm_tensor *w, const lm_conv_geometr
                                             (int)g->stride_w, 1, 1, CUDNN_CROSS_CORRELATION,
                                             CUDNN_DATA_FLOAT),
             "convolution descriptor");
-    DNN_TRY(cudnnSetConvolutionMathType(p.conv, lm_cuda_tf32() ? CUDNN_DEFAULT_MATH
-                                                                  : CUDNN_FMA_MATH),
-            "convolution math type");
+    DNN_TRY(
+        cudnnSetConvolutionMathType(p.conv, lm_cuda_tf32() ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH),
+        "convolution math type");
     auto inserted = plans.emplace(key, p);
     *out = &inserted.first->second;
     return LM_OK;
@@ -114,7 +114,8 @@ lm_status lm_cuda_conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
         cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
         int count = 0;
         DNN_TRY(cudnnFindConvolutionForwardAlgorithm(handle, p->x, p->w, p->conv, p->y,
-                                                     CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf),
+                                                     CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count,
+                                                     perf),
                 "choosing the forward algorithm");
         int k = pick(perf, count);
         if (k < 0) return lm_fail(LM_ERR_DEVICE, "cuDNN offers no forward convolution algorithm");
@@ -125,9 +126,9 @@ lm_status lm_cuda_conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
     void *ws;
     LM_TRY(workspace(p->fwd_ws, &ws));
     float one = 1, zero = 0;
-    cudnnStatus_t st = cudnnConvolutionForward(handle, &one, p->x, cu_f32(x), p->w, cu_f32(w),
-                                               p->conv, p->fwd, ws, p->fwd_ws, &zero, p->y,
-                                               cu_f32(out));
+    cudnnStatus_t st =
+        cudnnConvolutionForward(handle, &one, p->x, cu_f32(x), p->w, cu_f32(w), p->conv, p->fwd, ws,
+                                p->fwd_ws, &zero, p->y, cu_f32(out));
     lm_cuda_free(ws, p->fwd_ws);
     if (st != CUDNN_STATUS_SUCCESS) return dnn_fail(st, "convolution forward");
     return LM_OK;
@@ -143,9 +144,9 @@ lm_status lm_cuda_conv2d_backward(lm_tensor *gx, lm_tensor *gw, const lm_tensor 
         if (!p->found_data) {
             cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
             int count = 0;
-            DNN_TRY(cudnnFindConvolutionBackwardDataAlgorithm(
-                        handle, p->w, p->y, p->conv, p->x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
-                        &count, perf),
+            DNN_TRY(cudnnFindConvolutionBackwardDataAlgorithm(handle, p->w, p->y, p->conv, p->x,
+                                                              CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
+                                                              &count, perf),
                     "choosing the backward-data algorithm");
             int k = pick(perf, count);
             if (k < 0) return lm_fail(LM_ERR_DEVICE, "cuDNN offers no backward-data algorithm");
@@ -155,9 +156,9 @@ lm_status lm_cuda_conv2d_backward(lm_tensor *gx, lm_tensor *gw, const lm_tensor 
         }
         void *ws;
         LM_TRY(workspace(p->bwd_data_ws, &ws));
-        cudnnStatus_t st = cudnnConvolutionBackwardData(handle, &one, p->w, cu_f32(w), p->y,
-                                                        cu_f32(g), p->conv, p->bwd_data, ws,
-                                                        p->bwd_data_ws, &zero, p->x, cu_f32(gx));
+        cudnnStatus_t st =
+            cudnnConvolutionBackwardData(handle, &one, p->w, cu_f32(w), p->y, cu_f32(g), p->conv,
+                                         p->bwd_data, ws, p->bwd_data_ws, &zero, p->x, cu_f32(gx));
         lm_cuda_free(ws, p->bwd_data_ws);
         if (st != CUDNN_STATUS_SUCCESS) return dnn_fail(st, "convolution backward (data)");
     }
@@ -177,10 +178,9 @@ lm_status lm_cuda_conv2d_backward(lm_tensor *gx, lm_tensor *gw, const lm_tensor 
         }
         void *ws;
         LM_TRY(workspace(p->bwd_filter_ws, &ws));
-        cudnnStatus_t st = cudnnConvolutionBackwardFilter(handle, &one, p->x, cu_f32(x), p->y,
-                                                          cu_f32(g), p->conv, p->bwd_filter, ws,
-                                                          p->bwd_filter_ws, &zero, p->w,
-                                                          cu_f32(gw));
+        cudnnStatus_t st = cudnnConvolutionBackwardFilter(
+            handle, &one, p->x, cu_f32(x), p->y, cu_f32(g), p->conv, p->bwd_filter, ws,
+            p->bwd_filter_ws, &zero, p->w, cu_f32(gw));
         lm_cuda_free(ws, p->bwd_filter_ws);
         if (st != CUDNN_STATUS_SUCCESS) return dnn_fail(st, "convolution backward (filter)");
     }

@@ -5,11 +5,11 @@
 #include "cuda_backend.h"
 
 lm_status lm_cuda_blas_fail(int status, const char *what); /* cuda_backend.cu */
-     
-     // cuBLAS operation and leading dimension for a (rows x cols) row-major
-     // matrix with the given strides, seen as a column-major one.
-     static void blas_layout(int64_t cols, int64_t s_row, int64_t s_col, cublasOperation_t *op,
-                             int64_t *ld) {
+
+// cuBLAS operation and leading dimension for a (rows x cols) row-major
+// matrix with the given strides, seen as a column-major one.
+static void blas_layout(int64_t cols, int64_t s_row, int64_t s_col, cublasOperation_t *op,
+                        int64_t *ld) {
     if (s_col == 1 && s_row >= (cols > 1 ? cols : 1)) {
         *op = CUBLAS_OP_N; /* row-major = column-major transposed: no flag needed */
         *ld = s_row;
@@ -40,9 +40,9 @@ lm_status lm_cuda_matmul(lm_tensor *out, const lm_tensor *a, const lm_tensor *b,
                          cu_f32(a), (int)lda, &beta, cu_f32(out), (int)out->strides[1]);
     else
         st = blas->sgemm_strided_batched(h, opb, opa, (int)N, (int)M, (int)K, &alpha, cu_f32(b),
-                                         (int)ldb, sb, cu_f32(a), (int)lda, sa, &beta,
-                                         cu_f32(out), (int)out->strides[1],
-                                         (long long)out->strides[0], (int)batch);
+                                         (int)ldb, sb, cu_f32(a), (int)lda, sa, &beta, cu_f32(out),
+                                         (int)out->strides[1], (long long)out->strides[0],
+                                         (int)batch);
     if (st != CUBLAS_STATUS_SUCCESS) return lm_cuda_blas_fail(st, "matmul (cublasSgemm)");
     return LM_OK;
 }

@@ -58,7 +58,7 @@ extern "C" void *lm_cuda_alloc(size_t bytes) {
     } else {
         cudaError_t err = cudaMalloc(&p, size);
         if (err != cudaSuccess) {
-            cudaGetLastError(); /* clear it: out of memory is not sticky */
+            cudaGetLastError();   /* clear it: out of memory is not sticky */
             lm_run_oom_handler(); /* Lua's collector may free tensors into the cache */
             cudaDeviceSynchronize();
             release_cache();
@@ -94,7 +94,9 @@ extern "C" void lm_cuda_empty_cache(void) {
     release_cache();
 }
 
-extern "C" lm_memory_stats lm_cuda_memory_stats(void) { return stats; }
+extern "C" lm_memory_stats lm_cuda_memory_stats(void) {
+    return stats;
+}
 
 // ---- host <-> device copies (contiguous tensors) ---------------------------------------------
 
@@ -118,7 +120,8 @@ lm_status lm_cuda_upload(lm_tensor *dst, const void *host) {
     if (!bytes) return LM_OK;
     Staging &st = staging[next_staging];
     next_staging ^= 1;
-    if (!st.done) CU_TRY(cudaEventCreateWithFlags(&st.done, cudaEventDisableTiming), "upload event");
+    if (!st.done)
+        CU_TRY(cudaEventCreateWithFlags(&st.done, cudaEventDisableTiming), "upload event");
     if (st.pending) CU_TRY(cudaEventSynchronize(st.done), "upload (waiting for staging)");
     st.pending = false;
     if (st.bytes < bytes) {

@@ -58,7 +58,8 @@ __global__ void softmax_backward_rows(float *gx, const float *g, const float *y,
         const float *gr = g + r * cols, *yr = y + r * cols;
         float *o = gx + r * cols;
         double dot = 0;
-        for (int64_t c = lane; c < cols; c += 32) dot += log ? (double)gr[c] : (double)gr[c] * yr[c];
+        for (int64_t c = lane; c < cols; c += 32)
+            dot += log ? (double)gr[c] : (double)gr[c] * yr[c];
         float d = (float)warp_sum(dot);
         for (int64_t c = lane; c < cols; c += 32)
             o[c] = log ? gr[c] - expf(yr[c]) * d : yr[c] * (gr[c] - d);
@@ -157,8 +158,10 @@ __global__ void pool_backward_kernel(float *gx, const float *g, const int32_t *a
                 int64_t oj = u / geo.stride_w;
                 if (oj >= geo.out_w) continue;
                 int64_t o = p * out_plane + oi * geo.out_w + oj;
-                if (!argmax) acc += g[o] * scale;
-                else if (argmax[o] == pix) acc += g[o];
+                if (!argmax)
+                    acc += g[o] * scale;
+                else if (argmax[o] == pix)
+                    acc += g[o];
             }
         }
         gx[e] = acc;
@@ -174,7 +177,8 @@ __global__ void gather_kernel(float *out, const float *x, const int32_t *idx, in
 
 __global__ void topk_kernel(float *values, int32_t *indices, const float *x, int64_t rows,
                             int64_t cols, int64_t k, bool largest) {
-    CU_GRID_LOOP(r, rows) lm_topk_row(x + r * cols, cols, k, largest, values + r * k, indices + r * k);
+    CU_GRID_LOOP(r, rows)
+    lm_topk_row(x + r * cols, cols, k, largest, values + r * k, indices + r * k);
 }
 
 __global__ void one_hot_kernel(float *out, const int32_t *labels, int64_t stride, int64_t classes,

@@ -48,8 +48,10 @@ __global__ void random_kernel(RandomJob j, int64_t n) {
             else
                 v = (w.v[k] >> 8) < j.threshold ? value : 0.0f;
             int64_t off[1];
-            if (j.flat) off[0] = e;
-            else cu_offsets<1>(j.it, e, off);
+            if (j.flat)
+                off[0] = e;
+            else
+                cu_offsets<1>(j.it, e, off);
             j.out[off[0]] = v;
             if (j.prod) j.prod[e] = j.x[e] * v;
         }
@@ -58,8 +60,8 @@ __global__ void random_kernel(RandomJob j, int64_t n) {
 
 } // namespace
 
-static lm_status random_launch(lm_random_kind kind, lm_tensor *out, uint64_t seed,
-                               uint64_t offset, double p0, double p1, const float *x, float *prod) {
+static lm_status random_launch(lm_random_kind kind, lm_tensor *out, uint64_t seed, uint64_t offset,
+                               double p0, double p1, const float *x, float *prod) {
     RandomJob j;
     j.x = x;
     j.prod = prod;

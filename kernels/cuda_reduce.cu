@@ -15,7 +15,9 @@ struct Partial {
 __device__ __forceinline__ bool is_extreme(int op) {
     return op == LM_MAX || op == LM_MIN || op == LM_ARGMAX || op == LM_ARGMIN;
 }
-__device__ __forceinline__ bool is_max(int op) { return op == LM_MAX || op == LM_ARGMAX; }
+__device__ __forceinline__ bool is_max(int op) {
+    return op == LM_MAX || op == LM_ARGMAX;
+}
 
 __device__ __forceinline__ void fold(int op, Partial &p, double v, long long pos, double center) {
     if (!is_extreme(op)) {
@@ -59,11 +61,19 @@ __device__ __forceinline__ Partial warp_merge(int op, Partial p) {
 __device__ __forceinline__ void write_result(int op, cu_ref out, int64_t oo, int32_t *indices,
                                              int64_t io, Partial p, int64_t n) {
     switch (op) {
-    case LM_SUM: cu_store(out, oo, p.sum); break;
-    case LM_MEAN: cu_store(out, oo, n ? p.sum / n : NAN); break;
-    case LM_VAR: cu_store(out, oo, n > 1 ? p.sum / (n - 1) : NAN); break;
+    case LM_SUM:
+        cu_store(out, oo, p.sum);
+        break;
+    case LM_MEAN:
+        cu_store(out, oo, n ? p.sum / n : NAN);
+        break;
+    case LM_VAR:
+        cu_store(out, oo, n > 1 ? p.sum / (n - 1) : NAN);
+        break;
     case LM_ARGMAX:
-    case LM_ARGMIN: cu_store(out, oo, (double)p.index); break;
+    case LM_ARGMIN:
+        cu_store(out, oo, (double)p.index);
+        break;
     default:
         cu_store(out, oo, p.best);
         if (indices) indices[io] = (int32_t)p.index;

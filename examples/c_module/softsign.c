@@ -69,9 +69,9 @@ static int backward(lua_State *L) {
 int luaopen_softsign(lua_State *L) {
     lua_getglobal(L, "require");
     lua_pushliteral(L, "lumen");
-    lua_call(L, 1, 1);                   /* lm */
+    lua_call(L, 1, 1); /* lm */
     lua_getfield(L, -1, "autograd");
-    lua_getfield(L, -1, "Function");     /* lm.autograd.Function */
+    lua_getfield(L, -1, "Function"); /* lm.autograd.Function */
     lua_createtable(L, 0, 3);
     lua_pushliteral(L, "softsign");
     lua_setfield(L, -2, "name");
@@ -79,6 +79,6 @@ int luaopen_softsign(lua_State *L) {
     lua_setfield(L, -2, "forward");
     lua_pushcfunction(L, backward);
     lua_setfield(L, -2, "backward");
-    lua_call(L, 1, 1);                   /* the op: callable, with .apply */
+    lua_call(L, 1, 1); /* the op: callable, with .apply */
     return 1;
 }

@@ -15,7 +15,8 @@ static const char *script =
     "local nn = lm.nn\n"
     "local net = nn.Sequential(nn.Linear(3, 8), nn.ELU(), nn.Linear(8, 1))\n"
     "local y = net(lm.ones(4, 3))\n"
-    "print('script: a ' .. y:shape_string() .. ' output from ' .. #net:parameters() .. ' parameters')\n"
+    "print('script: a ' .. y:shape_string() .. ' output from ' .. #net:parameters() .. ' "
+    "parameters')\n"
     "return (lm.ones(2, 2) * 3):sum():item()\n";
 
 /* Prints the core's message and returns 1 unless s is LM_OK. */

@@ -25,21 +25,22 @@
 #define LUMEN_VERSION_PATCH 0
 #define LUMEN_VERSION_STRING "0.1.0"
 /* One number that grows with each release: 0.1.0 -> 100. */
-#define LUMEN_VERSION_NUM (LUMEN_VERSION_MAJOR * 10000 + LUMEN_VERSION_MINOR * 100 + LUMEN_VERSION_PATCH)
+#define LUMEN_VERSION_NUM                                                                          \
+    (LUMEN_VERSION_MAJOR * 10000 + LUMEN_VERSION_MINOR * 100 + LUMEN_VERSION_PATCH)
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#include "lm_error.h"
-#include "lm_tensor.h"
-#include "lm_ops.h"
-#include "lm_autograd.h"
-#include "lm_nn.h"
-#include "lm_rng.h"
 #include "lm_alloc.h"
+#include "lm_autograd.h"
 #include "lm_cuda.h"
+#include "lm_error.h"
+#include "lm_nn.h"
+#include "lm_ops.h"
+#include "lm_rng.h"
 #include "lm_safetensors.h"
+#include "lm_tensor.h"
 #include "lm_threads.h"
 
 /* The version of the loaded library ("0.1.0"). */

@@ -26,8 +26,7 @@ static int test_failures, test_checks;
         test_checks++;                                                                             \
         if (check_s_ != LM_OK) {                                                                   \
             test_failures++;                                                                       \
-            fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #expr,                   \
-                    lm_last_error());                                                              \
+            fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #expr, lm_last_error()); \
         }                                                                                          \
     } while (0)
 

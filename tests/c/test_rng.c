@@ -78,7 +78,7 @@ static void test_distributions(void) {
     const float *p = lm_tensor_f32(x);
     for (int64_t i = 0; i < n; i++) s += p[i], s2 += (double)p[i] * p[i];
     double mean = s / n, var = s2 / n - mean * mean;
-    CHECK_NEAR(mean, 2, 0.03);     /* 5 standard errors: 5 * 3 / sqrt(n) */
+    CHECK_NEAR(mean, 2, 0.03); /* 5 standard errors: 5 * 3 / sqrt(n) */
     CHECK_NEAR(sqrt(var), 3, 0.03);
     lm_rand_uniform_(x, -1, 1);
     double lo = 1, hi = -1;
@@ -114,5 +114,5 @@ static void test_randperm(void) {
     lm_tensor_release(p);
 }
 
-TEST_MAIN(test_philox_known_answer, test_lanes_match_single_blocks, test_contiguous_and_strided_agree,
-          test_reproducible, test_distributions, test_randperm)
+TEST_MAIN(test_philox_known_answer, test_lanes_match_single_blocks,
+          test_contiguous_and_strided_agree, test_reproducible, test_distributions, test_randperm)

@@ -17,8 +17,7 @@ static const char *path_of(const char *name) {
 }
 
 /* Writes a file of an 8-byte length, the header and `data_len` zero bytes. */
-static void write_raw(const char *name, const char *header, uint64_t claimed_len,
-                      size_t data_len) {
+static void write_raw(const char *name, const char *header, uint64_t claimed_len, size_t data_len) {
     FILE *f = fopen(path_of(name), "wb");
     unsigned char len8[8];
     for (int k = 0; k < 8; k++) len8[k] = (unsigned char)(claimed_len >> (8 * k));
@@ -68,8 +67,8 @@ static void test_round_trip(void) {
     lm_named_tensor dup[2] = {{"w", f}, {"w", i}};
     CHECK_FAILS(lm_safetensors_save(path_of("b.safetensors"), dup, 2, NULL, 0), LM_ERR_ARG,
                 "used twice");
-    CHECK_FAILS(lm_safetensors_save("/nonexistent-dir/x.safetensors", items, 1, NULL, 0),
-                LM_ERR_IO, "cannot create");
+    CHECK_FAILS(lm_safetensors_save("/nonexistent-dir/x.safetensors", items, 1, NULL, 0), LM_ERR_IO,
+                "cannot create");
     lm_tensor_release(ft);
     lm_tensor_release(f);
     lm_tensor_release(i);
