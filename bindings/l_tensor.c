@@ -603,6 +603,15 @@ UNARY_METHOD(t_relu, LM_RELU)
 
 static int t_elu(lua_State *L) { return unary(L, LM_ELU, luaL_optnumber(L, 2, 1.0), 0); }
 
+/* x:gelu([approximate]): 'none' (exact, erf) or 'tanh', PyTorch's names. */
+static int t_gelu(lua_State *L) {
+    const char *form = luaL_optstring(L, 2, "none");
+    bool tanh_form = strcmp(form, "tanh") == 0;
+    if (!tanh_form && strcmp(form, "none") != 0)
+        return luaL_error(L, "gelu: approximate must be 'none' or 'tanh', got '%s'", form);
+    return unary(L, tanh_form ? LM_GELU_TANH : LM_GELU, 0, 0);
+}
+
 static void check_clamp_bounds(lua_State *L, const char *name, double lo, double hi) {
     if (lo > hi) {
         char msg[128]; /* lua_pushfstring has no %g */
@@ -735,7 +744,7 @@ static const luaL_Reg methods[] = {
     {"le", t_le}, {"gt", t_gt}, {"ge", t_ge},
     {"neg", t_neg}, {"exp", t_exp}, {"log", t_log}, {"sqrt", t_sqrt}, {"abs", t_abs},
     {"sign", t_sign}, {"tanh", t_tanh}, {"sigmoid", t_sigmoid}, {"relu", t_relu},
-    {"elu", t_elu}, {"clamp", t_clamp},
+    {"elu", t_elu}, {"gelu", t_gelu}, {"clamp", t_clamp},
     {"sum", t_sum}, {"mean", t_mean}, {"max", t_max}, {"min", t_min}, {"argmax", t_argmax},
     {"argmin", t_argmin}, {"var", t_var}, {"std", t_std}, {"matmul", t_matmul},
     {"add_", t_add_}, {"sub_", t_sub_}, {"mul_", t_mul_}, {"div_", t_div_}, {"clamp_", t_clamp_},

@@ -82,8 +82,34 @@ lm_status lm_rule_unary_composite(lm_node *n, lm_tensor *g, lm_tensor **gi) {
         d = sc_binary(&sc, LM_MUL, g, sc_unary(&sc, LM_SQUARE, y, 0, 0));
         d = sc_unary(&sc, LM_NEG, d, 0, 0);
         break;
-    default: sc.status = lm_fail(LM_ERR_STATE, "autograd: no rule for this unary op");
+    case LM_GELU: { /* Phi(x) + x phi(x), with Phi(x) = y / x (1/2 at x = 0, where y = 0) */
+        lm_tensor *at0 = sc_binary_scalar(&sc, LM_EQ, x, 0);
+        lm_tensor *cdf = sc_binary(&sc, LM_DIV, y, sc_binary(&sc, LM_ADD, x, at0));
+        cdf = sc_binary(&sc, LM_ADD, cdf, sc_binary_scalar(&sc, LM_MUL, at0, 0.5));
+        lm_tensor *x2 = sc_unary(&sc, LM_SQUARE, x, 0, 0);
+        lm_tensor *pdf = sc_unary(&sc, LM_EXP, sc_binary_scalar(&sc, LM_MUL, x2, -0.5), 0, 0);
+        pdf = sc_binary_scalar(&sc, LM_MUL, pdf, LM_GELU_RSQRT2PI);
+        d = sc_binary(&sc, LM_MUL, g, sc_binary(&sc, LM_ADD, cdf, sc_binary(&sc, LM_MUL, x, pdf)));
+        break;
     }
+    case LM_GELU_TANH: { /* 0.5 (1 + t) + 0.5 x (1 - t^2) beta (1 + 3 kappa x^2), t = tanh(u) */
+        lm_tensor *x2 = sc_unary(&sc, LM_SQUARE, x, 0, 0);
+        lm_tensor *u = sc_binary_scalar(&sc, LM_MUL, x2, LM_GELU_TANH_KAPPA);
+        u = sc_binary(&sc, LM_MUL, x, sc_binary_scalar(&sc, LM_ADD, u, 1)); /* x + kappa x^3 */
+        u = sc_binary_scalar(&sc, LM_MUL, u, LM_GELU_TANH_BETA);
+        lm_tensor *t = sc_unary(&sc, LM_TANH, u, 0, 0);
+        lm_tensor *du = sc_binary_scalar(&sc, LM_MUL, x2, 3 * LM_GELU_TANH_KAPPA);
+        du = sc_binary_scalar(&sc, LM_MUL, sc_binary_scalar(&sc, LM_ADD, du, 1), LM_GELU_TANH_BETA);
+        lm_tensor *sech2 = sc_scalar_binary(&sc, LM_SUB, 1, sc_unary(&sc, LM_SQUARE, t, 0, 0));
+        lm_tensor *slope = sc_binary(&sc, LM_ADD, sc_binary_scalar(&sc, LM_ADD, t, 1),
+                                     sc_binary(&sc, LM_MUL, sc_binary(&sc, LM_MUL, x, sech2), du));
+        d = sc_binary(&sc, LM_MUL, g, sc_binary_scalar(&sc, LM_MUL, slope, 0.5));
+        break;
+    }
+    case LM_UNARY_COUNT: break; /* no default: -Wswitch lists an op added without its rule */
+    }
+    if (!d && sc.status == LM_OK)
+        sc.status = lm_fail(LM_ERR_STATE, "autograd: no rule for unary op %d", (int)n->iparams[0]);
     gi[0] = sc_give(&sc, d);
     return sc_end(&sc);
 }

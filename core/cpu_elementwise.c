@@ -134,6 +134,8 @@ static void unary_row_f32(lm_unary_op op, int64_t n, float *o, int64_t so, const
     UNARY_CASE(LM_RPOW_SCALAR);
     UNARY_CASE(LM_SQUARE);
     UNARY_CASE(LM_RECIPROCAL);
+    UNARY_CASE(LM_GELU);
+    UNARY_CASE(LM_GELU_TANH);
     case LM_UNARY_COUNT: break; /* refused by lm_cpu_unary */
     }
 }
@@ -312,7 +314,13 @@ static void unary_backward_range(void *ctx, int64_t begin, int64_t end) {
         GRAD_CASE(LM_TANH);
         GRAD_CASE(LM_RELU);
         GRAD_CASE(LM_EXP);
-        default: break; /* no fused gradient: refused by lm_cpu_unary_backward */
+        GRAD_CASE(LM_GELU);
+        GRAD_CASE(LM_GELU_TANH);
+        /* no fused gradient: refused by lm_cpu_unary_backward. Named one by
+         * one, so -Wswitch reports a fused op added without its loop here */
+        case LM_NEG: case LM_LOG: case LM_SQRT: case LM_ABS: case LM_SIGN: case LM_CLAMP:
+        case LM_POW_SCALAR: case LM_RPOW_SCALAR: case LM_SQUARE: case LM_RECIPROCAL:
+        case LM_UNARY_COUNT: break;
         }
     }
 }

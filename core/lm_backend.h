@@ -19,6 +19,8 @@ typedef enum lm_unary_op {
     LM_POW_SCALAR, /* x ^ p0 */
     LM_RPOW_SCALAR, /* p0 ^ x */
     LM_SQUARE, LM_RECIPROCAL,
+    LM_GELU,      /* x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), exact */
+    LM_GELU_TANH, /* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), PyTorch's 'tanh' form */
     LM_UNARY_COUNT
 } lm_unary_op;
 
@@ -79,7 +81,8 @@ typedef struct lm_backend {
     lm_status (*binary_scalar)(lm_binary_op op, lm_tensor *out, const lm_tensor *a, double s,
                                bool scalar_first);
     /* The gradient of a unary op in one pass: gx = g * f'(x), with the
-     * derivative written from x and y = f(x) (ELU, SIGMOID, TANH, RELU, EXP);
+     * derivative written from x and y = f(x) (the ops lm_unary_has_fused_grad
+     * names in lm_scalar_ops.h: ELU, SIGMOID, TANH, RELU, EXP, GELU, GELU_TANH);
      * all four tensors have the same shape. */
     lm_status (*unary_backward)(lm_unary_op op, lm_tensor *gx, const lm_tensor *g,
                                 const lm_tensor *x, const lm_tensor *y, double p0);

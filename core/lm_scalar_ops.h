@@ -56,6 +56,38 @@ LM_HOST_DEVICE static inline float lm_expm1f(float x) {
 #endif
 }
 
+/* GELU's constants: 1/sqrt(2), 1/sqrt(2 pi), and the tanh form's sqrt(2/pi)
+ * and cubic coefficient (Hendrycks and Gimpel 2016; PyTorch's values). */
+#define LM_GELU_RSQRT2 0.70710678118654752440
+#define LM_GELU_RSQRT2PI 0.39894228040143267794
+#define LM_GELU_TANH_BETA 0.79788456080286535588
+#define LM_GELU_TANH_KAPPA 0.044715
+
+/* GELU's two forms and their derivatives, written from x alone:
+ *   exact: y = x Phi(x),  dy/dx = Phi(x) + x phi(x)
+ *   tanh:  y = 0.5 x (1 + t), t = tanh(u), u = beta (x + kappa x^3),
+ *          dy/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) beta (1 + 3 kappa x^2) */
+LM_HOST_DEVICE static inline float lm_gelu_f32(float x) {
+    return 0.5f * x * (1.0f + erff(x * (float)LM_GELU_RSQRT2));
+}
+
+LM_HOST_DEVICE static inline float lm_gelu_grad_f32(float x) {
+    float cdf = 0.5f * (1.0f + erff(x * (float)LM_GELU_RSQRT2));
+    return cdf + x * (float)LM_GELU_RSQRT2PI * lm_expf(-0.5f * x * x);
+}
+
+LM_HOST_DEVICE static inline float lm_gelu_tanh_f32(float x) {
+    float u = (float)LM_GELU_TANH_BETA * (x + (float)LM_GELU_TANH_KAPPA * x * x * x);
+    return 0.5f * x * (1.0f + tanhf(u));
+}
+
+LM_HOST_DEVICE static inline float lm_gelu_tanh_grad_f32(float x) {
+    float x2 = x * x;
+    float t = tanhf((float)LM_GELU_TANH_BETA * x * (1.0f + (float)LM_GELU_TANH_KAPPA * x2));
+    float du = (float)LM_GELU_TANH_BETA * (1.0f + 3.0f * (float)LM_GELU_TANH_KAPPA * x2);
+    return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du;
+}
+
 /* y = op(x); p0, p1 are the op's parameters (lm_backend.h). */
 LM_HOST_DEVICE static inline float lm_unary_f32(lm_unary_op op, float x, float p0, float p1) {
     switch (op) {
@@ -74,6 +106,8 @@ LM_HOST_DEVICE static inline float lm_unary_f32(lm_unary_op op, float x, float p
     case LM_RPOW_SCALAR: return powf(p0, x);
     case LM_SQUARE: return x * x;
     case LM_RECIPROCAL: return 1.0f / x;
+    case LM_GELU: return lm_gelu_f32(x);
+    case LM_GELU_TANH: return lm_gelu_tanh_f32(x);
     case LM_UNARY_COUNT: break;
     }
     return NAN;
@@ -85,7 +119,8 @@ LM_HOST_DEVICE static inline float lm_unary_f32(lm_unary_op op, float x, float p
  * composite formulas; tests/c/test_ops.c checks that the two agree. */
 LM_HOST_DEVICE static inline bool lm_unary_has_fused_grad(lm_unary_op op) {
     switch (op) {
-    case LM_EXP: case LM_TANH: case LM_SIGMOID: case LM_RELU: case LM_ELU: return true;
+    case LM_EXP: case LM_TANH: case LM_SIGMOID: case LM_RELU: case LM_ELU: case LM_GELU:
+    case LM_GELU_TANH: return true;
     case LM_NEG: case LM_LOG: case LM_SQRT: case LM_ABS: case LM_SIGN: case LM_CLAMP:
     case LM_POW_SCALAR: case LM_RPOW_SCALAR: case LM_SQUARE: case LM_RECIPROCAL:
     case LM_UNARY_COUNT: return false;
@@ -104,6 +139,8 @@ LM_HOST_DEVICE static inline float lm_unary_grad_f32(lm_unary_op op, float g, fl
     case LM_SIGMOID: return g * y * (1.0f - y);
     case LM_RELU: return x > 0 ? g : 0.0f;
     case LM_ELU: return x > 0 ? g : g * (y + p0); /* alpha e^x = y + alpha */
+    case LM_GELU: return g * lm_gelu_grad_f32(x);
+    case LM_GELU_TANH: return g * lm_gelu_tanh_grad_f32(x);
     case LM_NEG: case LM_LOG: case LM_SQRT: case LM_ABS: case LM_SIGN: case LM_CLAMP:
     case LM_POW_SCALAR: case LM_RPOW_SCALAR: case LM_SQUARE: case LM_RECIPROCAL:
     case LM_UNARY_COUNT: break;
@@ -151,6 +188,9 @@ LM_HOST_DEVICE static inline double lm_scalar_unary(lm_unary_op op, double x, do
     case LM_RPOW_SCALAR: return pow(p0, x);
     case LM_SQUARE: return x * x;
     case LM_RECIPROCAL: return 1.0 / x;
+    case LM_GELU: return 0.5 * x * (1.0 + erf(x * LM_GELU_RSQRT2));
+    case LM_GELU_TANH:
+        return 0.5 * x * (1.0 + tanh(LM_GELU_TANH_BETA * (x + LM_GELU_TANH_KAPPA * x * x * x)));
     case LM_UNARY_COUNT: break;
     }
     return NAN;

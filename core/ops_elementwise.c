@@ -1,11 +1,15 @@
 /* Elementwise ops: dtype promotion, device and shape checks, broadcasting. */
 #include "lm_ops.h"
 
-static const char *unary_names[LM_UNARY_COUNT] = {
+/* Unsized, so that the assertions catch an op added to lm_backend.h without a name. */
+static const char *const unary_names[] = {
     "neg", "exp", "log", "sqrt", "abs", "sign", "tanh", "sigmoid", "relu", "elu",
-    "clamp", "pow", "pow", "square", "reciprocal"};
-static const char *binary_names[LM_BINARY_COUNT] = {"add", "sub", "mul", "div", "pow", "maximum",
-                                                    "minimum", "eq", "ne", "lt", "le", "gt", "ge"};
+    "clamp", "pow", "pow", "square", "reciprocal", "gelu", "gelu_tanh"};
+static const char *const binary_names[] = {"add", "sub", "mul", "div", "pow", "maximum",
+                                           "minimum", "eq", "ne", "lt", "le", "gt", "ge"};
+_Static_assert(sizeof unary_names / sizeof *unary_names == LM_UNARY_COUNT, "a name per unary op");
+_Static_assert(sizeof binary_names / sizeof *binary_names == LM_BINARY_COUNT,
+               "a name per binary op");
 
 const char *lm_unary_name(lm_unary_op op) { return op < LM_UNARY_COUNT ? unary_names[op] : "?"; }
 const char *lm_binary_name(lm_binary_op op) {

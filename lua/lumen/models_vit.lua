@@ -1,4 +1,80 @@
 -- lm.models: a small vision transformer.
 -- Called by lua/lumen/models.lua with the models table, to which it adds its constructors.
-return function(models) -- luacheck: no unused args
+local lm = require 'lumen'
+local nn = lm.nn
+
+local function check_size(v, what)
+  if math.type(v) ~= "integer" or v < 1 then
+    error(string.format("models.vit: %s must be a positive integer, got %s", what, tostring(v)), 3)
+  end
+end
+
+local ViT = nn.Module:extend("models.ViT")
+
+-- Parameter names (state_dict):
+--   conv_proj.weight [dim, channels, patch, patch], conv_proj.bias [dim]
+--   class_token [1, 1, dim], pos_embedding [1, patches + 1, dim]
+--   layers.<i>.* (i from 0): nn.TransformerEncoderLayer's (self_attn.in_proj_weight, ...,
+--   linear1, linear2, norm1, norm2), norm.weight, norm.bias [dim], head.weight
+--   [num_classes, dim], head.bias [num_classes]
+function ViT:init(opts)
+  for _, k in ipairs{"image_size", "patch_size", "num_classes", "dim", "depth", "heads", "mlp_dim"} do
+    check_size(opts[k], k)
+  end
+  local channels = opts.channels or 3
+  check_size(channels, "channels")
+  local size, patch, dim = opts.image_size, opts.patch_size, opts.dim
+  if size % patch ~= 0 then
+    error(string.format("models.vit: image_size (%d) must be a multiple of patch_size (%d)", size, patch), 3)
+  end
+  local dropout = opts.dropout or 0
+  self.image_size, self.patch_size, self.dim = size, patch, dim
+  local patches = (size // patch) ^ 2
+  self:child("conv_proj", nn.Conv2d(channels, dim, patch, {stride = patch, init = "pytorch"}))
+  self:param("class_token", lm.zeros(1, 1, dim))
+  self:param("pos_embedding", lm.randn(1, patches + 1, dim) * 0.02)
+  self:child("dropout", nn.Dropout(dropout))
+  local layers = nn.Sequential()
+  for _ = 1, opts.depth do
+    layers:add(nn.TransformerEncoderLayer(dim, opts.heads, {dim_feedforward = opts.mlp_dim,
+      dropout = dropout, activation = "gelu", norm_first = true, batch_first = true,
+      layer_norm_eps = 1e-6}))
+  end
+  self:child("layers", layers)
+  self:child("norm", nn.LayerNorm(dim, {eps = 1e-6}))
+  self:child("head", nn.Linear(dim, opts.num_classes, {init = "pytorch"}))
+end
+
+--- x [N, channels, image_size, image_size] -> logits [N, num_classes]
+function ViT:forward(x)
+  if x:dim() ~= 4 or x:size(3) ~= self.image_size or x:size(4) ~= self.image_size then
+    error(string.format("models.vit: input must be [N, C, %d, %d], got %s", self.image_size,
+      self.image_size, x:shape_string()), 2)
+  end
+  local N = x:size(1)
+  local tokens = self.conv_proj(x)                                    -- [N, dim, h, w]
+  tokens = tokens:reshape(N, self.dim, -1):transpose(2, 3)            -- [N, h w, dim]
+  local cls = self.class_token:expand(N, 1, self.dim)
+  tokens = lm.cat({cls, tokens}, 2) + self.pos_embedding              -- [N, h w + 1, dim]
+  tokens = self.norm(self.layers(self.dropout(tokens)))
+  return self.head(tokens:select(2, 1))                               -- the class token
+end
+
+function ViT:extra_repr()
+  return string.format("%dx%d images, %dx%d patches, dim %d", self.image_size, self.image_size,
+    self.patch_size, self.patch_size, self.dim)
+end
+
+return function(models)
+  --- lm.models.vit{image_size, patch_size, num_classes, dim, depth, heads,
+  --- mlp_dim, channels = 3, dropout = 0}: a vision transformer (Dosovitskiy
+  --- et al. 2021): patches embedded by a Conv2d of stride patch_size, a
+  --- learned class token and position embedding, `depth` pre-norm
+  --- TransformerEncoderLayers with GELU, a final LayerNorm (every LayerNorm
+  --- with eps 1e-6, as the paper's and torchvision's) and a Linear head on
+  --- the class token.
+  function models.vit(opts)
+    if type(opts) ~= "table" then error("models.vit: expects a table of options", 2) end
+    return ViT(opts)
+  end
 end

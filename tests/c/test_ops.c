@@ -69,6 +69,19 @@ static void test_unary(void) {
     CHECK_OK(lm_unary(&r, LM_POW_SCALAR, x, 2, 0));
     CHECK(at(r, 0) == 4);
     lm_tensor_release(r);
+    /* GELU at -2, -0.5, 0, 1.5, computed in double outside Lumen: 0.5 x erfc(-x / sqrt 2),
+     * and the tanh form 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
+    CHECK_OK(lm_unary(&r, LM_GELU, x, 0, 0));
+    CHECK_NEAR(at(r, 0), -0.045500263896358, 1e-6);
+    CHECK_NEAR(at(r, 1), -0.154268769362993, 1e-6);
+    CHECK(at(r, 2) == 0);
+    CHECK_NEAR(at(r, 3), 1.399789198096713, 1e-6);
+    lm_tensor_release(r);
+    CHECK_OK(lm_unary(&r, LM_GELU_TANH, x, 0, 0));
+    CHECK_NEAR(at(r, 0), -0.045402305912225, 1e-6);
+    CHECK_NEAR(at(r, 1), -0.154285990174856, 1e-6);
+    CHECK_NEAR(at(r, 3), 1.399571576980233, 1e-6);
+    lm_tensor_release(r);
     CHECK_OK(lm_unary_into(x, LM_ABS, x, 0, 0)); /* in place */
     CHECK(at(x, 0) == 2 && at(x, 1) == 0.5);
     lm_tensor_release(x);
@@ -253,7 +266,7 @@ static void test_matmul(void) {
 
 /* The fused unary gradients agree with their composite reference formulas. */
 static void test_fused_unary_gradients(void) {
-    lm_unary_op ops[5] = {LM_ELU, LM_SIGMOID, LM_TANH, LM_RELU, LM_EXP};
+    lm_unary_op ops[7] = {LM_ELU, LM_SIGMOID, LM_TANH, LM_RELU, LM_EXP, LM_GELU, LM_GELU_TANH};
     int64_t shape[2] = {37, 41};
     lm_tensor *x, *g;
     lm_tensor_new(&x, LM_FLOAT32, LM_CPU, 2, shape);
@@ -261,7 +274,7 @@ static void test_fused_unary_gradients(void) {
     lm_manual_seed(5);
     lm_rand_normal_(x, 0, 2);
     lm_rand_normal_(g, 0, 1);
-    for (int k = 0; k < 5; k++) {
+    for (int k = 0; k < 7; k++) {
         double alpha = ops[k] == LM_ELU ? 0.7 : 0;
         lm_tensor *y;
         lm_unary(&y, ops[k], x, alpha, 0);

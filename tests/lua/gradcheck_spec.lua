@@ -193,3 +193,50 @@ describe("gradcheck rejects a wrong backward", function()
     }(a, b)
   end, {randn(4, 3), randn(3)}, "input 2, element 1:")
 end)
+
+-- GELU and the transformer layers, with their own seed so that the inputs
+-- drawn above stay what they were.
+describe("GELU and transformer layers", function()
+  lm.manual_seed(17)
+  check("gelu (exact), non-contiguous", function(a) return a:gelu() end, {randn_t(3, 4)})
+  check("gelu (tanh form)", function(a) return F.gelu(a, {approximate = 'tanh'}) end, {randn(2, 5)})
+  check("layer_norm over the last two dimensions", function(x, w, b) return F.layer_norm(x, {3, 4}, w, b) end,
+    {randn(2, 3, 4), randn(3, 4), randn(3, 4)})
+
+  -- parameters drawn afresh (LayerNorm's ones and zeros would hide mistakes)
+  local function module_check(name, make, input)
+    it(name, function()
+      lm.manual_seed(3)
+      local m = make()
+      lm.no_grad(function()
+        for _, p in ipairs(m:parameters()) do p:copy_(lm.randn(p:shape()) * 0.5) end
+      end)
+      local inputs = {input}
+      for _, p in ipairs(m:parameters()) do inputs[#inputs + 1] = p end
+      local ok, msg = gradcheck(function(x) return m(x) end, inputs)
+      truthy(ok, msg)
+    end)
+  end
+  module_check("LayerNorm + GELU", function()
+    return nn.Sequential(nn.LayerNorm(4), nn.GELU(), nn.Linear(4, 3), nn.GELU('tanh'))
+  end, randn(3, 4))
+  -- the output and the attention weights, both differentiated; the masks
+  -- (int32: 1 = masked) leave every query a key
+  local Probe = nn.Module:extend("AttentionProbe")
+  function Probe:init() self:child("mha", nn.MultiheadAttention(4, 2)) end
+  function Probe:forward(x)
+    local mask = lm.tensor({{0, 1, 1}, {0, 0, 1}, {0, 0, 0}}, 'int32')
+    local padding = lm.tensor({{0, 0, 1}, {0, 0, 0}}, 'int32')
+    local out, weights = self.mha:forward(x, x, x, {attn_mask = mask, key_padding_mask = padding})
+    return out + lm.matmul(weights, x)
+  end
+  module_check("MultiheadAttention with an attention mask and a key padding mask", Probe, randn(2, 3, 4))
+  module_check("TransformerEncoderLayer (norm first, GELU)", function()
+    return nn.TransformerEncoderLayer(4, 2, {dim_feedforward = 6, dropout = 0, activation = 'gelu',
+      norm_first = true})
+  end, randn(2, 3, 4))
+  -- (GELU: finite differences straddle ReLU's kink; ReLU is compared with PyTorch)
+  module_check("TransformerEncoderLayer (post-norm)", function()
+    return nn.TransformerEncoderLayer(4, 2, {dim_feedforward = 6, dropout = 0, activation = 'gelu'})
+  end, randn(2, 3, 4))
+end)

@@ -140,6 +140,10 @@ I.tanh_transposed = function(t) return t.x:t():tanh() end
 I.sigmoid_transposed = function(t) return t.x:t():sigmoid() end
 I.relu_transposed = function(t) return t.x:t():relu() end
 I.elu_transposed = function(t) return t.x:t():elu() end
+I.gelu_none = function(t, o) return t.x:gelu(o.approximate) end
+I.gelu_tanh = function(t, o) return F.gelu(t.x, {approximate = o.approximate}) end
+I.gelu_none_transposed = function(t) return F.gelu(t.x:t()) end
+I.gelu_tanh_transposed = function(t) return t.x:t():gelu('tanh') end
 I["elu_alpha_0.5"] = function(t, o) return F.elu(t.x, o.alpha) end
 I["elu_alpha_2.0"] = function(t, o) return t.x:elu(o.alpha) end
 I.clamp = function(t, o) return t.x:clamp(o.min, o.max) end

@@ -176,6 +176,11 @@ for name, fn, gen in UNARY:
 for name in ["exp", "tanh", "sigmoid", "relu", "elu"]:  # the fused backward kernels on a strided input
     fn = dict((n, f) for n, f, _ in UNARY)[name]
     case(f"{name}_transposed", {"x": randn(6, 5)}, ["x"], lambda t, o, fn=fn: fn(t["x"].t()))
+for approximate in ["none", "tanh"]:  # GELU's two forms: the fused backward, strided input, both tails
+    case(f"gelu_{approximate}", {"x": randn(37, 29, scale=3.0)}, ["x"],
+         lambda t, o: F.gelu(t["x"], approximate=o["approximate"]), {"approximate": approximate})
+    case(f"gelu_{approximate}_transposed", {"x": randn(6, 5, scale=3.0)}, ["x"],
+         lambda t, o: F.gelu(t["x"].t(), approximate=o["approximate"]), {"approximate": approximate})
 for alpha in [0.5, 2.0]:
     case(f"elu_alpha_{alpha}", {"x": randn(6, 7, scale=2.0)}, ["x"],
          lambda t, o: F.elu(t["x"], alpha=o["alpha"]), {"alpha": alpha})

@@ -1,4 +1,264 @@
--- lm.nn: normalisation, pooling and residual layers of modern convolutional networks.
--- Called by lua/lumen/nn/init.lua with the nn table, to which it adds its classes.
-return function(nn) -- luacheck: no unused args
+-- The layers of modern convolutional networks, twins of torch.nn's: the same
+-- defaults, semantics, parameter and buffer names and layouts, so their
+-- state dicts go both ways (BatchNorm's running_mean, running_var and
+-- num_batches_tracked included). Each forward is a composition of
+-- differentiable tensor operations (lm.nn.functional), so they run on the
+-- CPU and on CUDA and the tape gives their backward.
+--
+-- Decided here:
+--   * num_batches_tracked is a 0-D int32 tensor (torch keeps a 0-D int64;
+--     torch's load_state_dict converts either way, and Lumen loads torch's
+--     I64 file as int32).
+--   * nn.Embedding takes 1-based int32 indices, as every index in Lumen;
+--     padding_idx is 1-based too (negative counts from the end: -1 is the
+--     last row). Its backward builds one-hot rows a block at a time
+--     (one_hot^T @ grad), as Lumen has no scatter-add.
+local lm = require 'lumen'
+local F = require 'lumen.nn.functional'
+
+return function(nn)
+  local Module = nn.Module
+
+  local function check_size(v, what, layer)
+    if math.type(v) ~= "integer" or v < 1 then
+      error(string.format("%s: %s must be a positive integer, got %s", layer, what, tostring(v)), 3)
+    end
+  end
+
+  local function check_opts(opts, layer, known)
+    if opts == nil then return {} end
+    if type(opts) ~= "table" then error(layer .. ": options must be a table, got a " .. type(opts), 3) end
+    for k in pairs(opts) do
+      if not known[k] then
+        local names = {}
+        for name in pairs(known) do names[#names + 1] = name end
+        table.sort(names)
+        error(string.format("%s: unknown option '%s' (known: %s)", layer, tostring(k), table.concat(names, ", ")), 3)
+      end
+    end
+    return opts
+  end
+
+  -- ---- normalisation ----------------------------------------------------------------------------
+
+  local BN_OPTS = {eps = true, momentum = true, affine = true, track_running_stats = true}
+
+  -- the shared body of BatchNorm1d and BatchNorm2d (torch's _BatchNorm)
+  local function batch_norm_class(name, dims, shapes)
+    local class = Module:extend(name)
+
+    --- num_features channels; opts.eps (1e-5), opts.momentum (0.1; false:
+    --- a cumulative average, torch's None), opts.affine (true: weight 1 and
+    --- bias 0, trained), opts.track_running_stats (true: running_mean 0,
+    --- running_var 1 and num_batches_tracked buffers, used in evaluation).
+    function class:init(num_features, opts)
+      check_size(num_features, "num_features", name)
+      opts = check_opts(opts, name, BN_OPTS)
+      self.num_features = num_features
+      self.eps = opts.eps or 1e-5
+      if opts.momentum == nil then self.momentum = 0.1 else self.momentum = opts.momentum end
+      self.affine = opts.affine ~= false
+      self.track_running_stats = opts.track_running_stats ~= false
+      if self.affine then
+        self:param("weight", lm.ones(num_features))
+        self:param("bias", lm.zeros(num_features))
+      end
+      if self.track_running_stats then
+        self:buffer("running_mean", lm.zeros(num_features))
+        self:buffer("running_var", lm.ones(num_features))
+        self:buffer("num_batches_tracked", lm.tensor(0, "int32"))
+      end
+    end
+
+    function class:forward(x)
+      if not lm.is_tensor(x) or not dims[x:dim()] then
+        error(string.format("%s: input must be %s, got %s", name, shapes,
+          lm.is_tensor(x) and x:shape_string() or type(x)), 2)
+      end
+      if x:size(2) ~= self.num_features then
+        error(string.format("%s: input %s has %d channels (dimension 2), the layer %d", name,
+          x:shape_string(), x:size(2), self.num_features), 2)
+      end
+      local factor = self.momentum or 0
+      if self.training and self.track_running_stats then
+        lm.no_grad(function() self.num_batches_tracked:add_(1) end)
+        if not self.momentum then factor = 1 / self.num_batches_tracked:item() end
+      end
+      local use_batch = self.training or not self.track_running_stats
+      local rm, rv
+      if not use_batch or self.track_running_stats then rm, rv = self.running_mean, self.running_var end
+      return F.batch_norm(x, rm, rv, self.weight, self.bias, use_batch, factor, self.eps)
+    end
+
+    --- Sets the running statistics back to mean 0, variance 1, no batches.
+    function class:reset_running_stats()
+      if not self.track_running_stats then return end
+      lm.no_grad(function()
+        self.running_mean:zero_()
+        self.running_var:fill_(1)
+        self.num_batches_tracked:zero_()
+      end)
+    end
+
+    function class:extra_repr()
+      local parts = {tostring(self.num_features)}
+      if self.eps ~= 1e-5 then parts[#parts + 1] = "eps = " .. self.eps end
+      if self.momentum ~= 0.1 then parts[#parts + 1] = "momentum = " .. tostring(self.momentum) end
+      if not self.affine then parts[#parts + 1] = "affine = false" end
+      if not self.track_running_stats then parts[#parts + 1] = "track_running_stats = false" end
+      return table.concat(parts, ", ")
+    end
+    return class
+  end
+
+  nn.BatchNorm1d = batch_norm_class("nn.BatchNorm1d", {[2] = true, [3] = true}, "[N, C] or [N, C, L]")
+  nn.BatchNorm2d = batch_norm_class("nn.BatchNorm2d", {[4] = true}, "[N, C, H, W]")
+
+  nn.GroupNorm = Module:extend("nn.GroupNorm")
+
+  --- num_channels in num_groups groups, normalised per sample; opts.eps
+  --- (1e-5), opts.affine (true: per-channel weight 1 and bias 0).
+  function nn.GroupNorm:init(num_groups, num_channels, opts)
+    check_size(num_groups, "num_groups", "nn.GroupNorm")
+    check_size(num_channels, "num_channels", "nn.GroupNorm")
+    if num_channels % num_groups ~= 0 then
+      error(string.format("nn.GroupNorm: num_channels (%d) must be divisible by num_groups (%d)",
+        num_channels, num_groups), 2)
+    end
+    opts = check_opts(opts, "nn.GroupNorm", {eps = true, affine = true})
+    self.num_groups, self.num_channels = num_groups, num_channels
+    self.eps, self.affine = opts.eps or 1e-5, opts.affine ~= false
+    if self.affine then
+      self:param("weight", lm.ones(num_channels))
+      self:param("bias", lm.zeros(num_channels))
+    end
+  end
+
+  function nn.GroupNorm:forward(x)
+    if not lm.is_tensor(x) or x:dim() < 2 or x:size(2) ~= self.num_channels then
+      error(string.format("nn.GroupNorm: input must be [N, %d, ...], got %s", self.num_channels,
+        lm.is_tensor(x) and x:shape_string() or type(x)), 2)
+    end
+    return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+  end
+
+  function nn.GroupNorm:extra_repr()
+    return string.format("%d groups, %d channels%s%s", self.num_groups, self.num_channels,
+      self.eps ~= 1e-5 and ", eps = " .. self.eps or "", self.affine and "" or ", affine = false")
+  end
+
+  -- ---- activations, pooling, dropout ----------------------------------------------------------
+
+  nn.SiLU = Module:extend("nn.SiLU")
+  function nn.SiLU:forward(x) return F.silu(x) end
+
+  nn.AdaptiveAvgPool2d = Module:extend("nn.AdaptiveAvgPool2d")
+
+  --- Average pooling to a fixed output size (a number or {h, w}), whatever
+  --- the input's size, with PyTorch's windows.
+  function nn.AdaptiveAvgPool2d:init(output_size)
+    local h, w = output_size, output_size
+    if type(output_size) == "table" then h, w = output_size[1], output_size[2] end
+    check_size(h, "output height", "nn.AdaptiveAvgPool2d")
+    check_size(w, "output width", "nn.AdaptiveAvgPool2d")
+    self.output_size = {h, w}
+  end
+
+  function nn.AdaptiveAvgPool2d:forward(x) return F.adaptive_avg_pool2d(x, self.output_size) end
+  function nn.AdaptiveAvgPool2d:extra_repr() return self.output_size[1] .. "x" .. self.output_size[2] end
+
+  nn.Dropout2d = Module:extend("nn.Dropout2d")
+
+  --- Zeroes whole channels of [N, C, H, W] with probability p (default 0.5)
+  --- and scales the rest by 1/(1-p), in training only.
+  function nn.Dropout2d:init(p)
+    p = p or 0.5
+    if type(p) ~= "number" or p < 0 or p > 1 then
+      error("nn.Dropout2d: p (the drop probability) must be in [0, 1], got " .. tostring(p), 2)
+    end
+    self.p = p
+  end
+
+  function nn.Dropout2d:forward(x) return F.dropout2d(x, self.p, self.training) end
+  function nn.Dropout2d:extra_repr() return "p = " .. self.p end
+
+  -- ---- embedding --------------------------------------------------------------------------------
+
+  nn.Embedding = Module:extend("nn.Embedding")
+
+  --- A table of num_embeddings vectors of embedding_dim, weight
+  --- [num_embeddings, embedding_dim] ~ N(0, 1) as in torch; called on
+  --- 1-based int32 indices of any shape, it returns [shape..., dim].
+  --- opts.padding_idx (1-based; negative from the end): that row starts at
+  --- zero and gets no gradient.
+  function nn.Embedding:init(num_embeddings, embedding_dim, opts)
+    check_size(num_embeddings, "num_embeddings", "nn.Embedding")
+    check_size(embedding_dim, "embedding_dim", "nn.Embedding")
+    opts = check_opts(opts, "nn.Embedding", {padding_idx = true})
+    self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+    local pad = opts.padding_idx
+    if pad ~= nil then
+      if math.type(pad) ~= "integer" or pad == 0 or pad > num_embeddings or pad < -num_embeddings then
+        error(string.format("nn.Embedding: padding_idx must be a 1-based row in 1..%d (or -1..-%d), got %s",
+          num_embeddings, num_embeddings, tostring(pad)), 2)
+      end
+      if pad < 0 then pad = num_embeddings + 1 + pad end
+      self.padding_idx = pad
+    end
+    local weight = lm.randn(num_embeddings, embedding_dim)
+    if pad then weight[pad] = 0 end
+    self:param("weight", weight)
+  end
+
+  function nn.Embedding:forward(idx)
+    return F.embedding(idx, self.weight, self.padding_idx)
+  end
+
+  function nn.Embedding:extra_repr()
+    return string.format("%d x %d%s", self.num_embeddings, self.embedding_dim,
+      self.padding_idx and ", padding_idx = " .. self.padding_idx or "")
+  end
+
+  -- ---- residual block -----------------------------------------------------------------------------
+
+  nn.BasicBlock = Module:extend("nn.BasicBlock")
+
+  --- torchvision's ResNet BasicBlock: conv3x3(stride) - bn1 - relu - conv3x3
+  --- - bn2, plus the input (through `downsample` when given), then relu.
+  --- Children conv1, bn1, relu, conv2, bn2 [, downsample], as torchvision's.
+  --- opts.stride (1); opts.downsample: a module, or true for torchvision's
+  --- Sequential(conv1x1(inplanes, planes, stride), BatchNorm2d(planes)).
+  --- Convolutions have no bias; weights as torchvision's (Kaiming normal,
+  --- fan-out), batch norms weight 1 and bias 0.
+  function nn.BasicBlock:init(inplanes, planes, opts)
+    check_size(inplanes, "inplanes", "nn.BasicBlock")
+    check_size(planes, "planes", "nn.BasicBlock")
+    opts = check_opts(opts, "nn.BasicBlock", {stride = true, downsample = true})
+    local stride = opts.stride or 1
+    check_size(stride, "stride", "nn.BasicBlock")
+    self.stride = stride
+    local function conv(cin, cout, k, s)
+      local c = nn.Conv2d(cin, cout, k, {stride = s, padding = k // 2, bias = false})
+      lm.no_grad(function() c.weight:normal_(0, math.sqrt(2 / (cout * k * k))) end)
+      return c
+    end
+    self:child("conv1", conv(inplanes, planes, 3, stride))
+    self:child("bn1", nn.BatchNorm2d(planes))
+    self:child("relu", nn.ReLU())
+    self:child("conv2", conv(planes, planes, 3, 1))
+    self:child("bn2", nn.BatchNorm2d(planes))
+    local down = opts.downsample
+    if down == true then down = nn.Sequential(conv(inplanes, planes, 1, stride), nn.BatchNorm2d(planes)) end
+    if down then self:child("downsample", down) end
+  end
+
+  nn.BasicBlock.expansion = 1
+
+  function nn.BasicBlock:forward(x)
+    local out = self.relu(self.bn1(self.conv1(x)))
+    out = self.bn2(self.conv2(out))
+    local down = rawget(self, "downsample")
+    local identity = down and down(x) or x
+    return self.relu(out + identity)
+  end
 end

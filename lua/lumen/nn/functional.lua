@@ -65,4 +65,209 @@ function F.mmd(z, p, opts)
   return value
 end
 
+-- ---- convolutional-network layers (PyTorch's semantics; lm.nn's BatchNorm,
+-- GroupNorm, SiLU, AdaptiveAvgPool2d, Dropout2d and Embedding call these) ----
+
+-- {1, C, 1, ...}: a per-channel vector shaped to broadcast over x [N, C, ...]
+local function channel_view(v, x)
+  local shape = {1, x:size(2)}
+  for _ = 3, x:dim() do shape[#shape + 1] = 1 end
+  return v:view(shape)
+end
+
+--- Batch normalisation, as torch.nn.functional.batch_norm: x is [N, C, ...];
+--- in training (or without running statistics) each channel is normalised
+--- with the batch's mean and biased variance, and running_mean / running_var
+--- (when given) move towards the batch's mean and unbiased variance by
+--- `momentum` (default 0.1), outside the tape; otherwise the running
+--- statistics are used. weight and bias (per channel) are optional; eps 1e-5.
+function F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
+  if x:dim() < 2 then error("batch_norm: input must be [N, C, ...], got " .. x:shape_string(), 2) end
+  momentum, eps = momentum or 0.1, eps or 1e-5
+  local N, channels = x:size(1), x:size(2)
+  local y
+  if training or running_mean == nil then
+    local flat = x:reshape(N, channels, -1)
+    local n = N * flat:size(3)
+    if n <= 1 then
+      error(string.format("batch_norm: expected more than 1 value per channel when training, got input %s",
+        x:shape_string()), 2)
+    end
+    local mean = flat:mean(3, true):mean(1, true) -- [1, C, 1]
+    local centered = flat - mean
+    local var = (centered * centered):mean(3, true):mean(1, true)
+    y = (centered / (var + eps):sqrt()):view(x:shape())
+    if running_mean ~= nil then
+      lm.no_grad(function()
+        running_mean:mul_(1 - momentum):add_(mean:detach():view(channels) * momentum)
+        running_var:mul_(1 - momentum):add_(var:detach():view(channels) * (momentum * n / (n - 1)))
+      end)
+    end
+  else
+    y = (x - channel_view(running_mean, x)) / channel_view((running_var + eps):sqrt(), x)
+  end
+  if weight ~= nil then y = y * channel_view(weight, x) end
+  if bias ~= nil then y = y + channel_view(bias, x) end
+  return y
+end
+
+--- Group normalisation, as torch.nn.functional.group_norm: the channels of
+--- x [N, C, ...] fall into num_groups groups, each normalised per sample
+--- with its mean and biased variance; optional per-channel weight and bias.
+function F.group_norm(x, num_groups, weight, bias, eps)
+  eps = eps or 1e-5
+  if x:dim() < 2 or x:size(2) % num_groups ~= 0 then
+    error(string.format("group_norm: input must be [N, C, ...] with C divisible by %d groups, got %s",
+      num_groups, x:shape_string()), 2)
+  end
+  local g = x:reshape(x:size(1), num_groups, -1)
+  local centered = g - g:mean(3, true)
+  local var = (centered * centered):mean(3, true)
+  local y = (centered / (var + eps):sqrt()):view(x:shape())
+  if weight ~= nil then y = y * channel_view(weight, x) end
+  if bias ~= nil then y = y + channel_view(bias, x) end
+  return y
+end
+
+--- x * sigmoid(x) (also called swish).
+function F.silu(x) return x * x:sigmoid() end
+
+-- torch's adaptive pooling windows along one dimension of size n into m
+-- cells: cell i (0-based) covers [floor(i n / m), ceil((i + 1) n / m))
+local function adaptive_mean(x, d, m)
+  local n = x:size(d)
+  if m == n then return x end
+  if m == 1 then return x:mean(d, true) end
+  if n % m == 0 then -- equal windows: one reshape and one mean
+    local shape = x:shape()
+    shape[d] = m
+    table.insert(shape, d + 1, n // m)
+    return x:reshape(shape):mean(d + 1)
+  end
+  local parts = {}
+  for i = 0, m - 1 do
+    local start, stop = (i * n) // m, -((-(i + 1) * n) // m)
+    parts[#parts + 1] = x:narrow(d, start + 1, stop - start):mean(d, true)
+  end
+  return lm.cat(parts, d)
+end
+
+--- Adaptive average pooling of x [N, C, H, W] (or [C, H, W]) to
+--- output_size (a number or {h, w}), with PyTorch's windows: output cell i
+--- of a dimension of size n into m averages inputs floor(i n / m) to
+--- ceil((i + 1) n / m) - 1 (0-based).
+function F.adaptive_avg_pool2d(x, output_size)
+  local oh, ow
+  if type(output_size) == "table" then oh, ow = output_size[1], output_size[2]
+  else oh, ow = output_size, output_size end
+  if math.type(oh) ~= "integer" or math.type(ow) ~= "integer" or oh < 1 or ow < 1 then
+    error("adaptive_avg_pool2d: output_size must be a positive integer or {h, w}, got " .. tostring(output_size), 2)
+  end
+  if x:dim() ~= 4 and x:dim() ~= 3 then
+    error("adaptive_avg_pool2d: input must be [N, C, H, W] or [C, H, W], got " .. x:shape_string(), 2)
+  end
+  local d = x:dim() - 1
+  return adaptive_mean(adaptive_mean(x, d, oh), d + 1, ow)
+end
+
+--- Channel dropout, as torch.nn.functional.dropout2d: each channel of each
+--- sample of x [N, C, H, W] is zeroed with probability p and the rest scaled
+--- by 1/(1-p); the identity when not training. The mask comes from the
+--- seeded RNG.
+function F.dropout2d(x, p, training)
+  if type(p) ~= "number" or p < 0 or p > 1 then
+    error(string.format("dropout2d: p must be in [0, 1], got %s", tostring(p)), 2)
+  end
+  if not training or p == 0 then return x end
+  if x:dim() ~= 4 then error("dropout2d: input must be [N, C, H, W], got " .. x:shape_string(), 2) end
+  if p == 1 then return x * 0 end
+  local keep = lm.no_grad(function()
+    return lm.rand({x:size(1), x:size(2), 1, 1}, x:device()):lt(1 - p) * (1 / (1 - p))
+  end)
+  return x * keep
+end
+
+-- rows of a one-hot matrix handled at once in the embedding's backward
+local ONE_HOT_ELEMENTS = 1 << 22
+
+local Embedding = lm.autograd.Function{
+  name = "embedding",
+  forward = function(ctx, weight, flat, padding_idx)
+    ctx.flat, ctx.padding_idx, ctx.rows = flat, padding_idx, weight:size(1)
+    return weight:index_select(flat)
+  end,
+  -- the weight's gradient: one_hot(indices)^T grad, a block of rows at a time
+  backward = function(ctx, grad)
+    local flat, rows = ctx.flat, ctx.rows
+    local n, dim = flat:size(1), grad:size(2)
+    local classes = lm.arange(1, rows):view(1, rows):to(grad:device())
+    local block = math.max(1, ONE_HOT_ELEMENTS // rows)
+    local total
+    for start = 1, n, block do
+      local len = math.min(block, n - start + 1)
+      local idx = flat:narrow(1, start, len):float():view(len, 1)
+      local one_hot = idx:eq(classes)
+      if ctx.padding_idx then one_hot = one_hot * idx:ne(ctx.padding_idx) end
+      local part = lm.matmul(one_hot:t(), grad:narrow(1, start, len))
+      total = total and total + part or part
+    end
+    return total or lm.zeros({rows, dim}, 'float32', grad:device())
+  end,
+}
+
+--- Rows of weight [num, dim] picked by the 1-based int32 indices idx (any
+--- shape): [idx..., dim], differentiable in weight. The row padding_idx
+--- (1-based, optional) gets no gradient.
+function F.embedding(idx, weight, padding_idx)
+  if not lm.is_tensor(idx) or idx:dtype() ~= "int32" then
+    error("embedding: indices must be an int32 tensor (1-based), got " ..
+      (lm.is_tensor(idx) and idx:dtype() or type(idx)), 2)
+  end
+  local shape = idx:shape()
+  shape[#shape + 1] = weight:size(2)
+  local flat = idx:reshape(-1)
+  if flat:device() ~= weight:device() then flat = flat:to(weight:device()) end
+  local out = weight:requires_grad() and lm.is_grad_enabled() and Embedding(weight, flat, padding_idx)
+    or weight:index_select(flat)
+  return out:view(shape)
+end
+
+-- ---- transformer layers (lua/lumen/nn/transformer_layers.lua) ----------------------------------
+
+--- GELU, x Phi(x): opts.approximate = 'none' (exact, with erf; the default)
+--- or 'tanh' (0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))), PyTorch's two
+--- forms; F.gelu(x, 'tanh') also works.
+function F.gelu(x, opts)
+  if type(opts) == "table" then opts = opts.approximate end
+  return x:gelu(opts or "none")
+end
+
+--- Layer normalisation over the trailing dimensions `normalized_shape` (a
+--- number or a list of sizes): (x - mean) / sqrt(var + eps) with the biased
+--- variance, then * weight + bias when given (each of normalized_shape), as
+--- torch.nn.functional.layer_norm.
+function F.layer_norm(x, normalized_shape, weight, bias, eps)
+  local dims = type(normalized_shape) == "table" and normalized_shape or {normalized_shape}
+  local k, n = #dims, 1
+  local ok = x:dim() >= k
+  for i = 1, k do
+    n = n * dims[i]
+    ok = ok and x:size(x:dim() - k + i) == dims[i]
+  end
+  if not ok then
+    error(string.format("layer_norm: input %s does not end with normalized_shape %s", x:shape_string(),
+      table.concat(dims, "x")), 2)
+  end
+  local flat = {}
+  for i = 1, x:dim() - k do flat[i] = x:size(i) end
+  flat[#flat + 1] = n
+  local v = x:reshape(flat)
+  local centred = v - v:mean(-1, true)
+  local y = centred / ((centred * centred):mean(-1, true) + (eps or 1e-5)):sqrt()
+  y = y:reshape(x:shape())
+  if weight then y = y * weight end
+  if bias then y = y + bias end
+  return y
+end
+
 return F

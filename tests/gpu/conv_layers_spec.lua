@@ -1,0 +1,100 @@
+-- The convolutional-network layers (lua/lumen/nn/conv_layers.lua) and a
+-- narrow ResNet-18 on the GPU against the same modules on the CPU: outputs,
+-- input and parameter gradients and running statistics, in training and
+-- evaluation mode. Tolerance (max |gpu - cpu| / max(|cpu|, 1e-3)): 1e-5 for
+-- layers of elementwise ops and reductions, 1e-4 for anything with a
+-- convolution (cuDNN's summation order), as in ops_spec.lua.
+-- Skips, saying why, when no GPU answers.
+local lm = require 'lumen'
+local nn = lm.nn
+
+-- LUMEN_GPU_DRY_RUN=1: the CPU stands in for the GPU (checks the spec's code only)
+local DRY = os.getenv("LUMEN_GPU_DRY_RUN") == "1"
+local DEV = DRY and 'cpu' or 'cuda'
+if DRY then
+  print("gpu conv_layers_spec: smoke run, the CPU stands in for the GPU (checks the spec's code, not the GPU)")
+end
+if not DRY and not lm.cuda.available() then skip("no GPU: " .. lm.cuda.status()) end
+
+local TRANS, GEMM = 1e-5, 1e-4
+
+local function rel_err(gpu, cpu)
+  local g = gpu:to('cpu')
+  eq(g:shape_string(), cpu:shape_string(), "shape")
+  local scale = math.max(cpu:float():abs():max():item(), 1e-3)
+  return (g:float() - cpu:float()):abs():max():item() / scale
+end
+
+local function close(gpu, cpu, tol, what)
+  eq(gpu:device(), DEV, what .. " lives on the GPU")
+  local e = rel_err(gpu, cpu)
+  truthy(e <= tol, string.format("%s: relative error %.3g over %.0g", what, e, tol))
+end
+
+-- one forward and backward of sum(y * r) on both devices, then comparisons
+local function step(cpu_m, gpu_m, x, tol, what)
+  cpu_m:zero_grad()
+  gpu_m:zero_grad()
+  local xc, xg = x, x:to(DEV)
+  if x:dtype() == "float32" then
+    xc, xg = x:clone():requires_grad(true), x:clone():to(DEV):requires_grad(true)
+  end
+  lm.manual_seed(3)
+  local yc = cpu_m(xc)
+  lm.manual_seed(3)
+  local yg = gpu_m(xg)
+  close(yg, yc, tol, what .. " output")
+  local r = lm.randn(yc:shape())
+  local lc, lg = (yc * r):sum(), (yg * r:to(DEV)):sum()
+  lc:backward()
+  lg:backward()
+  if x:dtype() == "float32" then close(xg.grad, xc.grad, tol, what .. " input gradient") end
+  local gp = gpu_m:named_parameters()
+  for i, pair in ipairs(cpu_m:named_parameters()) do
+    close(gp[i][2].grad, pair[2].grad, tol, what .. " gradient of " .. pair[1])
+  end
+  local gb = gpu_m:named_buffers()
+  for i, pair in ipairs(cpu_m:named_buffers()) do close(gb[i][2], pair[2], tol, what .. " buffer " .. pair[1]) end
+end
+
+local function twin_check(what, make, x, tol)
+  lm.manual_seed(1)
+  local cpu_m = make()
+  local gpu_m = make()
+  gpu_m:load_state_dict(cpu_m:state_dict())
+  gpu_m:to(DEV)
+  for k = 1, 2 do step(cpu_m, gpu_m, x, tol, what .. " (train " .. k .. ")") end
+  cpu_m:eval()
+  gpu_m:eval()
+  step(cpu_m, gpu_m, x, tol, what .. " (eval)")
+end
+
+describe("gpu conv layers", function()
+  lm.manual_seed(7)
+  it("BatchNorm1d and BatchNorm2d, running statistics included", function()
+    twin_check("BatchNorm1d", function() return nn.BatchNorm1d(5) end, lm.randn(8, 5), TRANS)
+    twin_check("BatchNorm1d 3-D", function() return nn.BatchNorm1d(4) end, lm.randn(3, 4, 7), TRANS)
+    twin_check("BatchNorm2d", function() return nn.BatchNorm2d(6) end, lm.randn(4, 6, 5, 5), TRANS)
+    twin_check("BatchNorm2d cumulative", function() return nn.BatchNorm2d(3, {momentum = false}) end,
+      lm.randn(2, 3, 4, 4), TRANS)
+  end)
+  it("GroupNorm, SiLU, AdaptiveAvgPool2d", function()
+    twin_check("GroupNorm", function() return nn.GroupNorm(3, 6) end, lm.randn(4, 6, 5, 5), TRANS)
+    twin_check("SiLU", function() return nn.SiLU() end, lm.randn(3, 4, 5), TRANS)
+    twin_check("AdaptiveAvgPool2d", function() return nn.AdaptiveAvgPool2d({3, 2}) end, lm.randn(2, 3, 7, 5), TRANS)
+    twin_check("AdaptiveAvgPool2d 1", function() return nn.AdaptiveAvgPool2d(1) end, lm.randn(2, 3, 5, 5), TRANS)
+  end)
+  it("Dropout2d draws the same channel masks on both devices", function()
+    twin_check("Dropout2d", function() return nn.Dropout2d(0.4) end, lm.randn(4, 6, 3, 3), TRANS)
+  end)
+  it("Embedding: rows and the weight's gradient", function()
+    twin_check("Embedding", function() return nn.Embedding(10, 4, {padding_idx = 3}) end,
+      lm.tensor({{1, 3, 10, 3}, {2, 2, 5, 7}}, "int32"), TRANS)
+  end)
+  it("BasicBlock and a narrow cifar resnet18", function()
+    twin_check("BasicBlock", function() return nn.BasicBlock(4, 8, {stride = 2, downsample = true}) end,
+      lm.randn(2, 4, 6, 6), GEMM)
+    twin_check("resnet18", function() return lm.models.resnet18{num_classes = 10, stem = "cifar", width = 8} end,
+      lm.randn(2, 3, 16, 16), GEMM)
+  end)
+end)
