@@ -80,9 +80,9 @@ local function construct(class, ...)
 end
 
 local function call_module(m, ...)
-  local ok, out = xpcall(m.call, relocate, m, ...)
-  if not ok then error(out, 0) end
-  return out
+  local res = table.pack(xpcall(m.call, relocate, m, ...))
+  if not res[1] then error(res[2], 0) end
+  return table.unpack(res, 2, res.n) -- every result (attention returns two)
 end
 
 --- A subclass named `name`; call it to make instances: Class(args...).
@@ -127,12 +127,12 @@ end
 
 --- Calls forward, then the forward hooks fn(module, input, output).
 function Module:call(input, ...)
-  local output = self:forward(input, ...)
+  local outputs = table.pack(self:forward(input, ...))
   for _, hook in ipairs(self._hooks) do
-    local replaced = hook(self, input, output)
-    if replaced ~= nil then output = replaced end
+    local replaced = hook(self, input, outputs[1])
+    if replaced ~= nil then outputs[1] = replaced end
   end
-  return output
+  return table.unpack(outputs, 1, outputs.n)
 end
 
 --- Adds fn(module, input, output) to run after every forward; returns a
