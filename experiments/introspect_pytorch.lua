@@ -3,7 +3,7 @@
 -- the outputs of its blocks (conv maps averaged over space), and map them
 -- with the study's stages (InfoVAE, estimator, figures, report, atlas).
 --   lumen experiments/introspect_pytorch.lua --weights FILE [--arch resnet18]
---        [--stem cifar|imagenet] [--num-classes 10] [--data cifar10|DIR]
+--        [--stem cifar|imagenet] [--num-classes 10] [--width 64] [--data cifar10|DIR]
 --        [--size H] [--mean M1,M2,M3] [--std S1,S2,S3]
 --        [--blocks layer1,layer2,layer3,layer4] [--subset N] [--test-subset N]
 --        [--out DIR] [--device cpu|cuda] [--ae-epochs N] [--est-epochs N] [--seed S]
@@ -18,7 +18,8 @@ local cli = require 'lumen.cli'
 local study = require 'lumen.introspect.study'
 local nn = lm.nn
 
-local opts = cli.parse(arg, {weights = "", arch = "resnet18", stem = "cifar", num_classes = 10, data = "cifar10",
+local opts = cli.parse(arg, {weights = "", arch = "resnet18", stem = "cifar", num_classes = 10, width = 64,
+  data = "cifar10",
   size = 32, mean = "0.4914,0.4822,0.4465", std = "0.2470,0.2435,0.2616", blocks = "layer1,layer2,layer3,layer4",
   subset = 5000, test_subset = 0, out = "results/introspect_pytorch", device = "cpu", ae_epochs = 20,
   est_epochs = 20, mmd_weight = 500, bandwidths = "0.1,1,10,100,1000", seed = 1, fresh = false},
@@ -72,7 +73,7 @@ function Normalize:init(mean, std)
 end
 function Normalize:forward(x) return (x - self.mean) / self.std end
 
-local body = lm.models[opts.arch]{num_classes = opts.num_classes, stem = opts.stem}
+local body = lm.models[opts.arch]{num_classes = opts.num_classes, stem = opts.stem, width = opts.width}
 body:load(opts.weights) -- strict: every missing, unexpected or mis-shaped name is reported
 local net = nn.Sequential(Normalize(numbers(opts.mean), numbers(opts.std)), body, nn.Softmax(2))
 net:to(opts.device):eval()

@@ -338,7 +338,7 @@ end
 -- Minibatch epochs over rows of the given tensors with a step function.
 local function epochs_over(tensors, opts, step)
   local n = tensors[1]:size(1)
-  local bs = opts.batch_size or 128
+  local bs = math.min(opts.batch_size or 128, n) -- a set smaller than a batch is one batch
   local history = {}
   local loader_seed = opts.seed or 0
   for epoch = 1, opts.epochs or 10 do

@@ -1,0 +1,62 @@
+"""The PyTorch side of tests/lua/introspect_pytorch_spec.lua.
+
+  pytorch_experiment_reference.py DIR
+      trains a torchvision ResNet-18 (CIFAR stem, 3 classes) a few seeded
+      SGD steps on random images, saves its state_dict in half precision as
+      DIR/resnet18_f16.safetensors, and prints its accuracy (with the
+      half-rounded weights, in evaluation mode, CIFAR-10's normalisation) on
+      the PNG files of DIR/images/test/<class>/, read with PIL: the number
+      experiments/introspect_pytorch.lua must report for the same files.
+"""
+import os
+import sys
+
+import numpy as np
+import torch
+import torchvision
+from PIL import Image
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from dtype_reference import save  # noqa: E402
+
+MEAN = torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1, 1)
+STD = torch.tensor([0.2470, 0.2435, 0.2616]).view(1, 3, 1, 1)
+
+
+def model():
+    m = torchvision.models.resnet18(num_classes=3)
+    m.conv1 = torch.nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+    m.maxpool = torch.nn.Identity()
+    return m
+
+
+def main(folder):
+    torch.manual_seed(5)
+    net = model()
+    opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+    for _ in range(3):
+        x, y = torch.rand(8, 3, 32, 32), torch.randint(0, 3, (8,))
+        loss = torch.nn.functional.cross_entropy(net((x - MEAN) / STD), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    half = {k: (v.half() if v.is_floating_point() else v) for k, v in net.state_dict().items()}
+    save(os.path.join(folder, "resnet18_f16.safetensors"), half)
+    net = model()
+    net.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in half.items()}, strict=True)
+    net.eval()
+    root = os.path.join(folder, "images", "test")
+    right = total = 0
+    for label, name in enumerate(sorted(os.listdir(root))):
+        for f in sorted(os.listdir(os.path.join(root, name))):
+            img = np.asarray(Image.open(os.path.join(root, name, f)).convert("RGB"), dtype=np.float32) / 255
+            x = torch.from_numpy(img).permute(2, 0, 1).unsqueeze(0)
+            with torch.no_grad():
+                pred = int(net((x - MEAN) / STD).argmax(1))
+            right += pred == label
+            total += 1
+    print(f"{right} {total}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
