@@ -460,6 +460,7 @@ int lm_lua_open(lua_State *L) {
     l_register_image(L);
     l_register_blas(L);
     l_register_install(L);
+    l_register_dist(L);
     lua_pushliteral(L, LUMEN_VERSION);
     lua_setfield(L, -2, "version");
     luaL_getmetatable(L, L_TENSOR_MT);

@@ -21,6 +21,7 @@
 
 #include "l_common.h"
 #include "lm_blas_kernel.h"
+#include "lm_dist.h"
 
 #define PROMPT "lumen> "
 #define PROMPT_MORE "   >> "
@@ -51,6 +52,13 @@ static int report(lua_State *L, int status) {
     if (status != LUA_OK) {
         const char *msg = lua_tostring(L, -1);
         if (!msg) msg = "(error object is not a string)";
+        if (lm_dist_active() && lm_dist_size() > 1) {
+            /* under mpirun the other ranks would wait for this one in their
+             * next collective: end the whole job, naming the rank */
+            fprintf(stderr, "rank %d: %s\n", lm_dist_rank(), msg);
+            fflush(stderr);
+            lm_dist_abort(1);
+        }
         print_error(msg);
         lua_pop(L, 1);
     }

@@ -193,11 +193,19 @@ Loader.__index = Loader
 ---   opts.clip = {lo, hi} clips noisy inputs, opts.normalize = {mean, std}.
 ---   opts.transform: a function of the batch (lm.data.transforms), run
 ---   with the random stream seeded per batch so augmentation is reproducible.
+---   opts.shard = {index = r, count = k} (r 0-based, lm.dist.shard()): this
+---   process's part of every epoch of k processes: global batch i is the
+---   batch of one loader with batch_size k * batch_size, and this loader's
+---   batch i is its rows [r * batch_size, (r + 1) * batch_size). A last,
+---   partial global batch (drop_last = false) is split as evenly as possible.
 --- Batches are written into buffers allocated once. An image folder
 --- (data.image_folder) is decoded by worker threads one batch ahead.
 function data.loader(set, opts)
   opts = opts or {}
-  if set.kind == "image_folder" then return image_folder.loader(set, opts) end
+  if set.kind == "image_folder" then
+    if opts.shard then error("loader: shard is not supported for image folders yet", 2) end
+    return image_folder.loader(set, opts)
+  end
   local self = setmetatable({
     x = set.x, y = set.y, n = set.x:size(1), batch_size = opts.batch_size or 128,
     shuffle = opts.shuffle ~= false, noise = opts.noise, clip = opts.clip,
@@ -205,6 +213,15 @@ function data.loader(set, opts)
   }, Loader)
   if opts.drop_last == nil then self.drop_last = self.shuffle else self.drop_last = opts.drop_last end
   if self.n == 0 then error("loader: the set is empty", 2) end
+  self.shard_index, self.shard_count = 0, 1
+  if opts.shard then
+    local index, count = opts.shard.index, opts.shard.count
+    if math.type(count) ~= "integer" or count < 1 or math.type(index) ~= "integer" or index < 0 or index >= count then
+      error(string.format("loader: shard must be {index = 0..count-1, count = k >= 1}, got {index = %s, count = %s}",
+        tostring(index), tostring(count)), 2)
+    end
+    self.shard_index, self.shard_count = index, count
+  end
   local xshape = set.x:shape()
   xshape[1] = self.batch_size
   self.xbuf = lm.zeros(xshape)
@@ -215,8 +232,9 @@ end
 
 --- Number of batches per epoch.
 function Loader:__len()
-  if self.drop_last then return self.n // self.batch_size end
-  return (self.n + self.batch_size - 1) // self.batch_size
+  local global = self.batch_size * self.shard_count
+  if self.drop_last then return self.n // global end
+  return (self.n + global - 1) // global
 end
 function Loader:batches_per_epoch() return self:__len() end
 
@@ -238,8 +256,16 @@ function Loader:epoch_iter(first)
   return function()
     i = i + 1
     if i > nb then return nil end
-    local start = (i - 1) * self.batch_size
-    local len = math.min(self.batch_size, self.n - start)
+    local global = self.batch_size * self.shard_count
+    local start = (i - 1) * global
+    local len = math.min(global, self.n - start)
+    if self.shard_count > 1 then -- this process's rows of global batch i
+      local lo, hi = self.shard_index * self.batch_size, (self.shard_index + 1) * self.batch_size
+      if len < global then
+        lo, hi = self.shard_index * len // self.shard_count, (self.shard_index + 1) * len // self.shard_count
+      end
+      start, len = start + lo, hi - lo
+    end
     local xb, yb, nbuf = self.xbuf, self.ybuf, self.noisebuf
     if len < self.batch_size then
       xb, yb = xb:narrow(1, 1, len), yb:narrow(1, 1, len)

@@ -45,6 +45,7 @@ lm.plot = require 'lumen.plot'
 lm.train = require 'lumen.train'
 lm.introspect = require 'lumen.introspect'
 lm.explain = require 'lumen.explain'
+lm.dist = require 'lumen.dist'
 lm.evaluate = lm.train.evaluate
 
 --- Prints the reference entry of a function, method or module (lumen.help).

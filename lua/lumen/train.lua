@@ -11,6 +11,7 @@
 --     resume = true,                -- continue from out/checkpoint.safetensors when present
 --     classes = {...}, quiet = false,
 --     on_validate = function(record, run) end,   -- after each validation (recorders hook in here)
+--     distributed = true,           -- data parallel over lm.dist (mpirun -n K): batch_size per process
 --   }
 --
 -- Validation runs at the end of every epoch, or of every schedule cycle when
@@ -19,6 +20,14 @@
 -- rate, seconds) and writes a checkpoint holding model, optimiser, random
 -- stream, loader and schedule positions, so a run can resume bit for bit.
 -- Ctrl-C stops after the current step and writes the checkpoint first.
+--
+-- With distributed = true (docs/distributed.md) every process of `mpirun -n K`
+-- runs this loop on its shard of each batch (the loader's shard option):
+-- rank 0's parameters go to every rank first, gradients are averaged after
+-- each backward, so K processes with batch_size b take the steps of one with
+-- K * b. Only rank 0 prints, writes checkpoints, metrics and figures; the
+-- reported training loss and accuracy are over all ranks; validation runs on
+-- every rank (the same numbers) and on_validate is called on every rank.
 local lm = require 'lumen'
 local json = require 'lumen.json'
 local Progress = require 'lumen.progress'
@@ -142,9 +151,13 @@ function train.run(opts)
   assert(model and optimizer and opts.train, "train: needs model, optimizer and train")
   local loss = loss_fn(opts.loss)
   local schedule = opts.schedule
-  local log = opts.quiet and function() end or opts.log or print
+  local dist = opts.distributed and lm.dist or nil
+  local rank, world = dist and dist.rank() or 0, dist and dist.size() or 1
+  local main = rank == 0 -- the process that prints and writes files
+  local log = (opts.quiet or not main) and function() end or opts.log or print
+  local progress_opts = main and {tty = opts.tty} or {tty = false, interval = math.huge}
   local loader = lm.data.loader(opts.train, {batch_size = opts.batch_size or 128, seed = opts.seed or 0,
-    noise = opts.noise, clip = opts.clip})
+    noise = opts.noise, clip = opts.clip, shard = dist and {index = rank, count = world} or nil})
   local per_epoch = #loader
   -- how many iterations between validations, and how many in total
   local period, total
@@ -160,12 +173,19 @@ function train.run(opts)
     run.stopper = lm.optim.EarlyStopping(opts.early_stopping == true and {} or opts.early_stopping)
   end
   local out = opts.out
-  if out then lm.mkdir(out) end
+  if out and main then lm.mkdir(out) end
   local ckpt = out and (out .. "/checkpoint.safetensors")
   if ckpt and opts.resume then
     local f = io.open(ckpt, "rb")
+    if f then f:close() end
+    if dist and world > 1 then -- every rank resumes, or none: out must be on a shared file system
+      local found = dist.allreduce_(lm.tensor({f and 1 or 0}, 'int32'), 'sum')[1]
+      if found ~= 0 and found ~= world then
+        error(string.format("train: %s is visible on %d of %d ranks; resuming needs `out` on a file "
+          .. "system every rank sees", ckpt, found, world), 2)
+      end
+    end
     if f then
-      f:close()
       load_checkpoint(ckpt, run)
       log(string.format("resumed from %s at iteration %d (epoch %d)", ckpt, run.iteration, run.epoch))
       if run.stopper and run.stopper.best and out then
@@ -188,12 +208,14 @@ function train.run(opts)
     total = run.iteration -- resumed after early stopping: nothing left to train
   end
 
+  if dist then dist.broadcast_parameters(model, 0) end -- every rank starts from rank 0's weights
+
   model:train()
   local device = train.device_of(model)
   lm._catch_interrupt(true)
   local ok, err = pcall(function()
     local running_loss, running_correct, running_n = 0, 0, 0
-    local progress = Progress.new(string.format("validation %d", #run.history + 1), period, {tty = opts.tty})
+    local progress = Progress.new(string.format("validation %d", #run.history + 1), period, progress_opts)
     local t_phase = lm.clock()
     local epoch_iter = nil
     while run.iteration < total do
@@ -216,6 +238,7 @@ function train.run(opts)
           lv ~= lv and "nan" or tostring(lv), run.iteration + 1), 0)
       end
       l:backward()
+      if dist then dist.average_gradients(model) end
       optimizer:step()
       run.iteration = run.iteration + 1
       if schedule then schedule:step() end
@@ -228,8 +251,15 @@ function train.run(opts)
       progress:update(1, string.format("loss %.4g acc %s lr %.2e", running_loss / running_n,
         fmt_pct(running_correct / running_n), optimizer:lr()))
       local interrupted = lm._interrupted()
+      if dist and world > 1 then -- Ctrl-C reaches the ranks at different steps: stop together
+        interrupted = dist.allreduce_(lm.tensor({interrupted and 1 or 0}, 'int32'), 'max')[1] > 0
+      end
       if run.iteration % period == 0 or run.iteration == total or interrupted then
         local seconds = progress:finish()
+        if dist and world > 1 then -- the running numbers of every rank's shard
+          local sums = dist.allreduce_(lm.tensor{running_loss, running_correct, running_n}, 'sum'):totable()
+          running_loss, running_correct, running_n = sums[1], sums[2], sums[3]
+        end
         local record = {iteration = run.iteration, epoch = run.epoch, lr = optimizer:lr(),
           train_loss = running_loss / running_n, train_accuracy = running_correct / running_n,
           seconds = lm.clock() - t_phase, steps = progress.done}
@@ -249,10 +279,10 @@ function train.run(opts)
         if run.stopper and opts.val and (run.iteration % period == 0 or run.iteration == total) then
           local before = run.stopper.best
           stop = run.stopper:step(record.val_loss, model)
-          if out and run.stopper.best ~= before then model:save(out .. "/best.safetensors") end
+          if out and main and run.stopper.best ~= before then model:save(out .. "/best.safetensors") end
         end
-        if ckpt then save_checkpoint(ckpt, run) end
-        if out then train.write_metrics(out, run.history, opts) end
+        if ckpt and main then save_checkpoint(ckpt, run) end
+        if out and main then train.write_metrics(out, run.history, opts) end
         if interrupted then
           log("interrupted: checkpoint written to " .. tostring(ckpt))
           run.interrupted = true
@@ -264,7 +294,7 @@ function train.run(opts)
         end
         running_loss, running_correct, running_n = 0, 0, 0
         progress = Progress.new(string.format("validation %d", #run.history + 1),
-          math.min(period, total - run.iteration), {tty = opts.tty})
+          math.min(period, total - run.iteration), progress_opts)
         t_phase = lm.clock()
       end
     end
