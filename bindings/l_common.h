@@ -43,7 +43,13 @@ int l_check_shape(lua_State *L, int first, int64_t *shape, const char *fn);
 /* "float32"/"float" or "int32"/"int"; `def` when absent. */
 lm_dtype l_check_dtype(lua_State *L, int arg, lm_dtype def);
 
-void l_open_tensor(lua_State *L);   /* creates the metatable, leaves nothing */
+void l_open_tensor(lua_State *L);
+/* Adds the computing methods to the methods table on top of the stack and the
+ * arithmetic metamethods to the metatable at `metatable` (l_tensor_math.c). */
+void l_tensor_math_open(lua_State *L, int metatable);
+/* Raises "<name>: min (lo) is greater than max (hi)" when lo > hi. */
+void l_check_clamp_bounds(lua_State *L, const char *name, double lo,
+                          double hi);           /* creates the metatable, leaves nothing */
 void l_register_module_functions(lua_State *L); /* adds to the table on top */
 void l_register_io_functions(lua_State *L);
 void l_register_autograd(lua_State *L);
@@ -53,8 +59,8 @@ void l_register_plot(lua_State *L);
 void l_register_encode(lua_State *L);
 void l_register_reference(lua_State *L); /* lm._reference (l_reference.c) */
 void l_register_files(lua_State *L);
-void l_register_blas(lua_State *L);  /* lm.blas_info (l_blas.c) */
-void l_register_image(lua_State *L); /* lm.image, lm._image_loader (l_image.c) */
+void l_register_blas(lua_State *L);    /* lm.blas_info (l_blas.c) */
+void l_register_image(lua_State *L);   /* lm.image, lm._image_loader (l_image.c) */
 void l_register_install(lua_State *L); /* lm._share_dir, lm._build (l_api.c) */
 void l_register_dist(lua_State *L);    /* lm._dist, the C half of lm.dist (l_dist.c) */
 

@@ -1,7 +1,7 @@
 /* luaopen_lumen: the module table, its functions and the embedded Lua library. */
+#include <signal.h>
 #include <string.h>
 #include <time.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include "l_common.h"
@@ -56,8 +56,8 @@ static void fill_from_table(lua_State *L, int idx, const int64_t *shape, int ndi
             int isnum;
             lua_Number v = lua_tonumberx(L, -1, &isnum);
             if (!isnum || lua_type(L, -1) != LUA_TNUMBER)
-                luaL_error(L, "tensor: element %d at depth %d is a %s, expected a number",
-                           (int)i, d + 1, luaL_typename(L, -1));
+                luaL_error(L, "tensor: element %d at depth %d is a %s, expected a number", (int)i,
+                           d + 1, luaL_typename(L, -1));
             if (dtype == LM_INT32) {
                 /* range first: converting an out-of-range double is undefined
                  * (found by fuzz/fuzz_tensor_table.c) */
@@ -108,9 +108,12 @@ static int l_tensor(lua_State *L) {
 static void creation_options(lua_State *L, int arg, lm_dtype *dtype, lm_device *device) {
     for (int i = arg; i <= lua_gettop(L) && !lua_isnil(L, i); i++) {
         const char *s = luaL_checkstring(L, i);
-        if (!strcmp(s, "cpu")) *device = LM_CPU;
-        else if (!strcmp(s, "cuda")) *device = LM_CUDA;
-        else *dtype = l_check_dtype(L, i, *dtype);
+        if (!strcmp(s, "cpu"))
+            *device = LM_CPU;
+        else if (!strcmp(s, "cuda"))
+            *device = LM_CUDA;
+        else
+            *dtype = l_check_dtype(L, i, *dtype);
     }
 }
 
@@ -127,8 +130,12 @@ static int create_full(lua_State *L, double value, const char *fn) {
     return 1;
 }
 
-static int l_zeros(lua_State *L) { return create_full(L, 0, "zeros"); }
-static int l_ones(lua_State *L) { return create_full(L, 1, "ones"); }
+static int l_zeros(lua_State *L) {
+    return create_full(L, 0, "zeros");
+}
+static int l_ones(lua_State *L) {
+    return create_full(L, 1, "ones");
+}
 
 /* Pushes an uninitialised float tensor of the shape in args 1.., on the
  * device a trailing 'cpu' / 'cuda' names. */
@@ -265,7 +272,8 @@ static int l_is_tensor(lua_State *L) {
 
 static int l_set_num_threads(lua_State *L) {
     lua_Integer n = luaL_checkinteger(L, 1);
-    if (n < 1 || n > 64) return luaL_error(L, "set_num_threads: n must be in 1..64, got %d", (int)n);
+    if (n < 1 || n > 64)
+        return luaL_error(L, "set_num_threads: n must be in 1..64, got %d", (int)n);
     lm_set_num_threads((int)n);
     return 0;
 }
@@ -302,7 +310,9 @@ static int push_memory_stats(lua_State *L, lm_memory_stats s) {
     return 1;
 }
 
-static int l_memory_stats(lua_State *L) { return push_memory_stats(L, lm_cpu_memory_stats()); }
+static int l_memory_stats(lua_State *L) {
+    return push_memory_stats(L, lm_cpu_memory_stats());
+}
 
 static int l_empty_cache(lua_State *L) {
     lm_cpu_empty_cache();
@@ -362,16 +372,33 @@ static int l_cuda_status(lua_State *L) {
     return 1;
 }
 
-static const luaL_Reg module_functions[] = {
-    {"tensor", l_tensor}, {"zeros", l_zeros}, {"ones", l_ones}, {"full", l_full},
-    {"rand", l_rand}, {"randn", l_randn}, {"arange", l_arange}, {"randperm", l_randperm},
-    {"bernoulli", l_bernoulli}, {"_dropout_mask", l_dropout_mask}, {"manual_seed", l_manual_seed}, {"rng_state", l_rng_state},
-    {"set_rng_state", l_set_rng_state}, {"matmul", l_matmul}, {"where", l_where},
-    {"is_tensor", l_is_tensor}, {"set_num_threads", l_set_num_threads},
-    {"set_flush_denormal", l_set_flush_denormal}, {"get_flush_denormal", l_get_flush_denormal},
-    {"get_num_threads", l_get_num_threads}, {"memory_stats", l_memory_stats},
-    {"empty_cache", l_empty_cache}, {"clock", l_clock}, {"_isatty", l_isatty},
-    {"_catch_interrupt", l_catch_interrupt}, {"_interrupted", l_interrupted}, {NULL, NULL}};
+static const luaL_Reg module_functions[] = {{"tensor", l_tensor},
+                                            {"zeros", l_zeros},
+                                            {"ones", l_ones},
+                                            {"full", l_full},
+                                            {"rand", l_rand},
+                                            {"randn", l_randn},
+                                            {"arange", l_arange},
+                                            {"randperm", l_randperm},
+                                            {"bernoulli", l_bernoulli},
+                                            {"_dropout_mask", l_dropout_mask},
+                                            {"manual_seed", l_manual_seed},
+                                            {"rng_state", l_rng_state},
+                                            {"set_rng_state", l_set_rng_state},
+                                            {"matmul", l_matmul},
+                                            {"where", l_where},
+                                            {"is_tensor", l_is_tensor},
+                                            {"set_num_threads", l_set_num_threads},
+                                            {"set_flush_denormal", l_set_flush_denormal},
+                                            {"get_flush_denormal", l_get_flush_denormal},
+                                            {"get_num_threads", l_get_num_threads},
+                                            {"memory_stats", l_memory_stats},
+                                            {"empty_cache", l_empty_cache},
+                                            {"clock", l_clock},
+                                            {"_isatty", l_isatty},
+                                            {"_catch_interrupt", l_catch_interrupt},
+                                            {"_interrupted", l_interrupted},
+                                            {NULL, NULL}};
 
 static int l_cuda_device_name(lua_State *L) {
     if (!lm_cuda_available()) return luaL_error(L, "CUDA is not available: %s", lm_cuda_status());
@@ -390,7 +417,9 @@ static int l_cuda_empty_cache(lua_State *L) {
     return 0;
 }
 
-static int l_cuda_memory_stats(lua_State *L) { return push_memory_stats(L, lm_cuda_memory_stats()); }
+static int l_cuda_memory_stats(lua_State *L) {
+    return push_memory_stats(L, lm_cuda_memory_stats());
+}
 
 /* allow_tf32(flag) sets, allow_tf32() reads: TF32 tensor cores for float32 GEMM/conv */
 static int l_cuda_allow_tf32(lua_State *L) {
@@ -403,10 +432,10 @@ static int l_cuda_allow_tf32(lua_State *L) {
 }
 
 static const luaL_Reg cuda_functions[] = {
-    {"available", l_cuda_available}, {"status", l_cuda_status},
+    {"available", l_cuda_available},     {"status", l_cuda_status},
     {"device_name", l_cuda_device_name}, {"synchronize", l_cuda_synchronize},
     {"empty_cache", l_cuda_empty_cache}, {"memory_stats", l_cuda_memory_stats},
-    {"allow_tf32", l_cuda_allow_tf32}, {NULL, NULL}};
+    {"allow_tf32", l_cuda_allow_tf32},   {NULL, NULL}};
 
 void l_register_module_functions(lua_State *L) {
     luaL_setfuncs(L, module_functions, 0);
@@ -414,7 +443,8 @@ void l_register_module_functions(lua_State *L) {
     lua_setfield(L, -2, "cuda");
 }
 
-/* ---- opening ------------------------------------------------------------------------------------ */
+/* ---- opening ------------------------------------------------------------------------------------
+ */
 
 static lua_State *gc_state; /* the state whose collector may free tensors on OOM */
 

@@ -4,8 +4,8 @@
 
 #include "l_common.h"
 #include "lm_alloc.h"
-#include "lm_cuda.h"
 #include "lm_autograd.h"
+#include "lm_cuda.h"
 #include "lm_ops.h"
 #include "lm_rng.h"
 
@@ -199,7 +199,8 @@ static int t_len(lua_State *L) {
     return 1;
 }
 
-/* ---- element access ---------------------------------------------------------------------------- */
+/* ---- element access ----------------------------------------------------------------------------
+ */
 
 static void push_element(lua_State *L, lm_tensor *t, double v) {
     if (t->dtype == LM_INT32)
@@ -222,8 +223,8 @@ static int t_item(lua_State *L) {
 /* Nested tables of the values, read through one host copy. */
 static void push_nested(lua_State *L, const lm_tensor *t, const void *data, int d, int64_t *pos) {
     if (d == t->ndim) {
-        double v = t->dtype == LM_INT32 ? ((const int32_t *)data)[*pos]
-                                        : ((const float *)data)[*pos];
+        double v =
+            t->dtype == LM_INT32 ? ((const int32_t *)data)[*pos] : ((const float *)data)[*pos];
         (*pos)++;
         if (t->dtype == LM_INT32)
             lua_pushinteger(L, (lua_Integer)v);
@@ -319,7 +320,8 @@ static int t_newindex(lua_State *L) {
         return 0;
     }
     if (lua_type(L, 2) != LUA_TNUMBER)
-        return luaL_error(L, "tensors have no assignable fields ('%s')", luaL_tolstring(L, 2, NULL));
+        return luaL_error(L, "tensors have no assignable fields ('%s')",
+                          luaL_tolstring(L, 2, NULL));
     if (t->ndim == 0) return luaL_error(L, "cannot index a 0-D tensor");
     lua_Integer i = luaL_checkinteger(L, 2);
     lua_Integer i0 = i < 0 ? t->shape[0] + i : i - 1;
@@ -343,7 +345,8 @@ static int t_newindex(lua_State *L) {
     return 0;
 }
 
-/* ---- views ------------------------------------------------------------------------------------ */
+/* ---- views ------------------------------------------------------------------------------------
+ */
 
 static int t_view(lua_State *L) {
     lm_tensor *t = l_check_tensor(L, 1);
@@ -430,7 +433,8 @@ static int t_squeeze(lua_State *L) {
     return 1;
 }
 
-/* ---- copies and conversions --------------------------------------------------------------------- */
+/* ---- copies and conversions ---------------------------------------------------------------------
+ */
 
 static int t_contiguous(lua_State *L) {
     lm_tensor *t = l_check_tensor(L, 1);
@@ -458,8 +462,10 @@ static uint32_t inplace_begin(lua_State *L, const char *name, lm_tensor *t, bool
     uint32_t version = t->storage->version;
     for (int d = 0; !same_value && d < t->ndim; d++)
         if (t->shape[d] > 1 && t->strides[d] == 0)
-            luaL_error(L, "%s: dimension %d is expanded (its elements share one memory location); "
-                          "clone the tensor before writing to it in place", name, d + 1);
+            luaL_error(L,
+                       "%s: dimension %d is expanded (its elements share one memory location); "
+                       "clone the tensor before writing to it in place",
+                       name, d + 1);
     l_check(L, lm_check_inplace(name, t));
     return version;
 }
@@ -523,8 +529,12 @@ static int convert(lua_State *L, lm_dtype dtype) {
     l_check(L, lm_to_dtype(l_push_slot(L), t, dtype));
     return 1;
 }
-static int t_float(lua_State *L) { return convert(L, LM_FLOAT32); }
-static int t_int(lua_State *L) { return convert(L, LM_INT32); }
+static int t_float(lua_State *L) {
+    return convert(L, LM_FLOAT32);
+}
+static int t_int(lua_State *L) {
+    return convert(L, LM_INT32);
+}
 
 static int t_to(lua_State *L) {
     lm_tensor *t = l_check_tensor(L, 1);
@@ -538,8 +548,10 @@ static int t_to(lua_State *L) {
              !strcmp(what, "int"))
         return convert(L, l_check_dtype(L, 2, LM_FLOAT32));
     else
-        return luaL_error(L, "to: unknown device or dtype '%s' (expected 'cpu', 'cuda', "
-                             "'float32' or 'int32')", what);
+        return luaL_error(L,
+                          "to: unknown device or dtype '%s' (expected 'cpu', 'cuda', "
+                          "'float32' or 'int32')",
+                          what);
     if (t->storage->device == device) {
         lua_settop(L, 1);
         return 1;
@@ -547,86 +559,6 @@ static int t_to(lua_State *L) {
     l_check(L, lm_to_device(l_push_slot(L), t, device));
     return 1;
 }
-
-/* ---- elementwise ---------------------------------------------------------------------------------- */
-
-/* a op b where either side may be a number. */
-static int binary(lua_State *L, lm_binary_op op) {
-    lm_tensor *a = l_test_tensor(L, 1), *b = l_test_tensor(L, 2);
-    const char *name = lm_binary_name(op);
-    if (a && b) {
-        l_check(L, lm_ag_binary(l_push_slot(L), op, a, b));
-    } else if (a && lua_type(L, 2) == LUA_TNUMBER) {
-        l_check(L, lm_ag_binary_scalar(l_push_slot(L), op, a, lua_tonumber(L, 2), false));
-    } else if (b && lua_type(L, 1) == LUA_TNUMBER) {
-        l_check(L, lm_ag_binary_scalar(l_push_slot(L), op, b, lua_tonumber(L, 1), true));
-    } else {
-        return luaL_error(L, "%s: expected tensors or numbers, got %s and %s", name,
-                          luaL_typename(L, 1), luaL_typename(L, 2));
-    }
-    return 1;
-}
-
-#define BINARY_METHOD(fn, op)                                                                      \
-    static int fn(lua_State *L) { return binary(L, op); }
-BINARY_METHOD(t_add, LM_ADD)
-BINARY_METHOD(t_sub, LM_SUB)
-BINARY_METHOD(t_mul, LM_MUL)
-BINARY_METHOD(t_div, LM_DIV)
-BINARY_METHOD(t_pow, LM_POW)
-BINARY_METHOD(t_maximum, LM_MAXIMUM)
-BINARY_METHOD(t_minimum, LM_MINIMUM)
-BINARY_METHOD(t_eq, LM_EQ)
-BINARY_METHOD(t_ne, LM_NE)
-BINARY_METHOD(t_lt, LM_LT)
-BINARY_METHOD(t_le, LM_LE)
-BINARY_METHOD(t_gt, LM_GT)
-BINARY_METHOD(t_ge, LM_GE)
-
-static int unary(lua_State *L, lm_unary_op op, double p0, double p1) {
-    lm_tensor *t = l_check_tensor(L, 1);
-    l_check(L, lm_ag_unary(l_push_slot(L), op, t, p0, p1));
-    return 1;
-}
-
-#define UNARY_METHOD(fn, op)                                                                       \
-    static int fn(lua_State *L) { return unary(L, op, 0, 0); }
-UNARY_METHOD(t_neg, LM_NEG)
-UNARY_METHOD(t_exp, LM_EXP)
-UNARY_METHOD(t_log, LM_LOG)
-UNARY_METHOD(t_sqrt, LM_SQRT)
-UNARY_METHOD(t_abs, LM_ABS)
-UNARY_METHOD(t_sign, LM_SIGN)
-UNARY_METHOD(t_tanh, LM_TANH)
-UNARY_METHOD(t_sigmoid, LM_SIGMOID)
-UNARY_METHOD(t_relu, LM_RELU)
-
-static int t_elu(lua_State *L) { return unary(L, LM_ELU, luaL_optnumber(L, 2, 1.0), 0); }
-
-/* x:gelu([approximate]): 'none' (exact, erf) or 'tanh', PyTorch's names. */
-static int t_gelu(lua_State *L) {
-    const char *form = luaL_optstring(L, 2, "none");
-    bool tanh_form = strcmp(form, "tanh") == 0;
-    if (!tanh_form && strcmp(form, "none") != 0)
-        return luaL_error(L, "gelu: approximate must be 'none' or 'tanh', got '%s'", form);
-    return unary(L, tanh_form ? LM_GELU_TANH : LM_GELU, 0, 0);
-}
-
-static void check_clamp_bounds(lua_State *L, const char *name, double lo, double hi) {
-    if (lo > hi) {
-        char msg[128]; /* lua_pushfstring has no %g */
-        snprintf(msg, sizeof msg, "%s: min (%g) is greater than max (%g)", name, lo, hi);
-        luaL_error(L, "%s", msg);
-    }
-}
-
-static int t_clamp(lua_State *L) {
-    double lo = luaL_optnumber(L, 2, -HUGE_VAL), hi = luaL_optnumber(L, 3, HUGE_VAL);
-    check_clamp_bounds(L, "clamp", lo, hi);
-    return unary(L, LM_CLAMP, lo, hi);
-}
-
-static int t_unm(lua_State *L) { return unary(L, LM_NEG, 0, 0); }
 
 /* ---- in place (x:op_(...) returns x) -------------------------------------------------------- */
 
@@ -642,15 +574,23 @@ static int inplace_binary(lua_State *L, lm_binary_op op, const char *name) {
                        other ? lm_binary_into(t, op, t, other)
                              : lm_binary_scalar_into(t, op, t, lua_tonumber(L, 2), false));
 }
-static int t_add_(lua_State *L) { return inplace_binary(L, LM_ADD, "add_"); }
-static int t_sub_(lua_State *L) { return inplace_binary(L, LM_SUB, "sub_"); }
-static int t_mul_(lua_State *L) { return inplace_binary(L, LM_MUL, "mul_"); }
-static int t_div_(lua_State *L) { return inplace_binary(L, LM_DIV, "div_"); }
+static int t_add_(lua_State *L) {
+    return inplace_binary(L, LM_ADD, "add_");
+}
+static int t_sub_(lua_State *L) {
+    return inplace_binary(L, LM_SUB, "sub_");
+}
+static int t_mul_(lua_State *L) {
+    return inplace_binary(L, LM_MUL, "mul_");
+}
+static int t_div_(lua_State *L) {
+    return inplace_binary(L, LM_DIV, "div_");
+}
 
 static int t_clamp_(lua_State *L) {
     lm_tensor *t = l_check_tensor(L, 1);
     double lo = luaL_optnumber(L, 2, -HUGE_VAL), hi = luaL_optnumber(L, 3, HUGE_VAL);
-    check_clamp_bounds(L, "clamp_", lo, hi);
+    l_check_clamp_bounds(L, "clamp_", lo, hi);
     uint32_t version = inplace_begin(L, "clamp_", t, false);
     return inplace_end(L, t, version, lm_unary_into(t, LM_CLAMP, t, lo, hi));
 }
@@ -675,91 +615,58 @@ static int t_uniform_(lua_State *L) {
     return inplace_end(L, t, version, lm_rand_uniform_(t, lo, hi));
 }
 
-/* ---- reductions ----------------------------------------------------------------------------------- */
+/* ---- registration -------------------------------------------------------------------------------
+ */
 
-/* x:op() over everything, x:op(dim [, keepdim]) over one dimension. */
-static int reduce(lua_State *L, lm_reduce_op op) {
-    lm_tensor *t = l_check_tensor(L, 1);
-    const char *name = lm_reduce_name(op);
-    int dim = lua_isnoneornil(L, 2) ? -1 : l_check_dim(L, 2, t->ndim, name);
-    bool keepdim = lua_toboolean(L, 3);
-    bool with_indices = (op == LM_MAX || op == LM_MIN) && dim >= 0;
-    lm_tensor **values = l_push_slot(L);
-    lm_tensor **indices = with_indices ? l_push_slot(L) : NULL;
-    lm_tensor *idx = NULL;
-    l_check(L, lm_ag_reduce(values, with_indices ? &idx : NULL, op, t, dim, keepdim));
-    if (!with_indices) return 1;
-    *indices = idx;
-    /* indices come back 0-based from the core: make them Lua's 1-based */
-    lm_tensor **one_based = l_push_slot(L);
-    l_check(L, lm_binary_scalar(one_based, LM_ADD, idx, 1, false));
-    lua_remove(L, -2);
-    return 2;
-}
+static const luaL_Reg methods[] = {{"shape", t_shape},
+                                   {"size", t_size},
+                                   {"stride", t_stride},
+                                   {"dim", t_dim},
+                                   {"numel", t_numel},
+                                   {"dtype", t_dtype},
+                                   {"device", t_device},
+                                   {"is_contiguous", t_is_contiguous},
+                                   {"item", t_item},
+                                   {"totable", t_totable},
+                                   {"view", t_view},
+                                   {"reshape", t_reshape},
+                                   {"transpose", t_transpose},
+                                   {"t", t_transpose},
+                                   {"permute", t_permute},
+                                   {"narrow", t_narrow},
+                                   {"select", t_select},
+                                   {"expand", t_expand},
+                                   {"unsqueeze", t_unsqueeze},
+                                   {"squeeze", t_squeeze},
+                                   {"contiguous", t_contiguous},
+                                   {"clone", t_clone},
+                                   {"copy_", t_copy_},
+                                   {"fill_", t_fill_},
+                                   {"float", t_float},
+                                   {"int", t_int},
+                                   {"to", t_to},
+                                   {"free", t_free},
+                                   {"add_", t_add_},
+                                   {"sub_", t_sub_},
+                                   {"mul_", t_mul_},
+                                   {"div_", t_div_},
+                                   {"clamp_", t_clamp_},
+                                   {"zero_", t_zero_},
+                                   {"normal_", t_normal_},
+                                   {"uniform_", t_uniform_},
+                                   {NULL, NULL}};
 
-static int t_argreduce(lua_State *L, lm_reduce_op op) {
-    lm_tensor *t = l_check_tensor(L, 1);
-    int dim = lua_isnoneornil(L, 2) ? -1 : l_check_dim(L, 2, t->ndim, lm_reduce_name(op));
-    bool keepdim = lua_toboolean(L, 3);
-    lm_tensor **raw = l_push_slot(L);
-    l_check(L, lm_reduce(raw, NULL, op, t, dim, keepdim));
-    l_check(L, lm_binary_scalar(l_push_slot(L), LM_ADD, *raw, 1, false));
-    return 1;
-}
-
-static int t_sum(lua_State *L) { return reduce(L, LM_SUM); }
-static int t_mean(lua_State *L) { return reduce(L, LM_MEAN); }
-static int t_max(lua_State *L) { return reduce(L, LM_MAX); }
-static int t_min(lua_State *L) { return reduce(L, LM_MIN); }
-static int t_var(lua_State *L) { return reduce(L, LM_VAR); }
-static int t_argmax(lua_State *L) { return t_argreduce(L, LM_ARGMAX); }
-static int t_argmin(lua_State *L) { return t_argreduce(L, LM_ARGMIN); }
-
-static int t_std(lua_State *L) {
-    reduce(L, LM_VAR);
-    lm_tensor *var = l_check_tensor(L, -1);
-    l_check(L, lm_ag_unary(l_push_slot(L), LM_SQRT, var, 0, 0));
-    return 1;
-}
-
-static int t_matmul(lua_State *L) {
-    lm_tensor *a = l_check_tensor(L, 1), *b = l_check_tensor(L, 2);
-    l_check(L, lm_ag_matmul(l_push_slot(L), a, b));
-    return 1;
-}
-
-/* ---- registration ------------------------------------------------------------------------------- */
-
-static const luaL_Reg methods[] = {
-    {"shape", t_shape}, {"size", t_size}, {"stride", t_stride}, {"dim", t_dim},
-    {"numel", t_numel}, {"dtype", t_dtype}, {"device", t_device},
-    {"is_contiguous", t_is_contiguous}, {"item", t_item}, {"totable", t_totable},
-    {"view", t_view}, {"reshape", t_reshape}, {"transpose", t_transpose}, {"t", t_transpose},
-    {"permute", t_permute}, {"narrow", t_narrow}, {"select", t_select}, {"expand", t_expand},
-    {"unsqueeze", t_unsqueeze}, {"squeeze", t_squeeze}, {"contiguous", t_contiguous},
-    {"clone", t_clone}, {"copy_", t_copy_}, {"fill_", t_fill_}, {"float", t_float},
-    {"int", t_int}, {"to", t_to}, {"free", t_free},
-    {"add", t_add}, {"sub", t_sub}, {"mul", t_mul}, {"div", t_div}, {"pow", t_pow},
-    {"maximum", t_maximum}, {"minimum", t_minimum}, {"eq", t_eq}, {"ne", t_ne}, {"lt", t_lt},
-    {"le", t_le}, {"gt", t_gt}, {"ge", t_ge},
-    {"neg", t_neg}, {"exp", t_exp}, {"log", t_log}, {"sqrt", t_sqrt}, {"abs", t_abs},
-    {"sign", t_sign}, {"tanh", t_tanh}, {"sigmoid", t_sigmoid}, {"relu", t_relu},
-    {"elu", t_elu}, {"gelu", t_gelu}, {"clamp", t_clamp},
-    {"sum", t_sum}, {"mean", t_mean}, {"max", t_max}, {"min", t_min}, {"argmax", t_argmax},
-    {"argmin", t_argmin}, {"var", t_var}, {"std", t_std}, {"matmul", t_matmul},
-    {"add_", t_add_}, {"sub_", t_sub_}, {"mul_", t_mul_}, {"div_", t_div_}, {"clamp_", t_clamp_},
-    {"zero_", t_zero_}, {"normal_", t_normal_}, {"uniform_", t_uniform_},
-    {NULL, NULL}};
-
-static const luaL_Reg metamethods[] = {
-    {"__add", t_add}, {"__sub", t_sub}, {"__mul", t_mul}, {"__div", t_div}, {"__pow", t_pow},
-    {"__unm", t_unm}, {"__len", t_len}, {"__newindex", t_newindex}, {"__gc", t_free},
-    {"__close", t_free}, {NULL, NULL}};
+static const luaL_Reg metamethods[] = {{"__len", t_len},
+                                       {"__newindex", t_newindex},
+                                       {"__gc", t_free},
+                                       {"__close", t_free},
+                                       {NULL, NULL}};
 
 void l_open_tensor(lua_State *L) {
     luaL_newmetatable(L, L_TENSOR_MT); /* sets __name */
     luaL_setfuncs(L, metamethods, 0);
     luaL_newlib(L, methods);
+    l_tensor_math_open(L, -2); /* arithmetic, reductions: l_tensor_math.c */
     lua_pushvalue(L, -1);
     lua_setfield(L, -3, "methods"); /* the Lua library adds methods here */
     lua_pushcclosure(L, t_index, 1);

@@ -4,11 +4,11 @@
  * REPL. Ctrl-C stops a running chunk through a debug hook, so a long training
  * loop stops cleanly back at the prompt. */
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <stdbool.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -135,7 +135,8 @@ static int handle_script(lua_State *L, char **argv, int script, int argc) {
     return report(L, status);
 }
 
-/* ---- REPL ----------------------------------------------------------------------------------------- */
+/* ---- REPL
+ * ----------------------------------------------------------------------------------------- */
 
 static char *read_line(const char *prompt) {
 #ifdef LUMEN_USE_READLINE
@@ -156,7 +157,8 @@ static char *read_line(const char *prompt) {
 static char history_path[1024];
 
 #ifdef LUMEN_USE_READLINE
-/* ---- tab completion: lumen.repl.complete(line before the cursor) -------------------------------- */
+/* ---- tab completion: lumen.repl.complete(line before the cursor) --------------------------------
+ */
 
 static char **completions; /* NULL-terminated, malloc'ed; handed to readline one by one */
 static int completion_next;
@@ -345,7 +347,8 @@ static void repl(lua_State *L) {
 #endif
 }
 
-/* ---- main ------------------------------------------------------------------------------------------ */
+/* ---- main
+ * ------------------------------------------------------------------------------------------ */
 
 static void print_usage(const char *bad) {
     fprintf(stderr, "%s: unrecognized option '%s'\n", progname, bad);
@@ -437,8 +440,10 @@ static int pmain(lua_State *L) {
             script = i;
             break;
         }
-        if (!strcmp(o, "-i")) interactive = version = true;
-        else if (!strcmp(o, "-v")) version = true;
+        if (!strcmp(o, "-i"))
+            interactive = version = true;
+        else if (!strcmp(o, "-v"))
+            version = true;
         else if (!strcmp(o, "-e") || !strcmp(o, "-l")) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "%s: '%s' needs argument\n", progname, o);

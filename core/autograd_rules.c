@@ -8,9 +8,12 @@
 #include "lm_scalar_ops.h"
 
 /* Input k wants a gradient (lm_node_attach keeps only inputs that require one). */
-static bool needs_grad(const lm_node *n, int k) { return n->inputs[k] != NULL; }
+static bool needs_grad(const lm_node *n, int k) {
+    return n->inputs[k] != NULL;
+}
 
-/* ---- elementwise ------------------------------------------------------------------------------ */
+/* ---- elementwise ------------------------------------------------------------------------------
+ */
 
 /* iparams[0] = op, p[0..1] = op parameters, saved[0] = x, saved[1] = y.
  * Ops whose gradient has a fused backend kernel (lm_unary_has_fused_grad;
@@ -42,12 +45,24 @@ lm_status lm_rule_unary_composite(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     lm_tensor *x = sc_saved(&sc, n, 0), *y = sc_saved(&sc, n, 1), *d = NULL;
     double p0 = n->p[0], p1 = n->p[1];
     switch ((lm_unary_op)n->iparams[0]) {
-    case LM_NEG: d = sc_unary(&sc, LM_NEG, g, 0, 0); break;
-    case LM_EXP: d = sc_binary(&sc, LM_MUL, g, y); break;
-    case LM_LOG: d = sc_binary(&sc, LM_DIV, g, x); break;
-    case LM_SQRT: d = sc_binary(&sc, LM_DIV, sc_binary_scalar(&sc, LM_MUL, g, 0.5), y); break;
-    case LM_ABS: d = sc_binary(&sc, LM_MUL, g, sc_unary(&sc, LM_SIGN, x, 0, 0)); break;
-    case LM_SIGN: d = sc_zeros_like(&sc, x); break;
+    case LM_NEG:
+        d = sc_unary(&sc, LM_NEG, g, 0, 0);
+        break;
+    case LM_EXP:
+        d = sc_binary(&sc, LM_MUL, g, y);
+        break;
+    case LM_LOG:
+        d = sc_binary(&sc, LM_DIV, g, x);
+        break;
+    case LM_SQRT:
+        d = sc_binary(&sc, LM_DIV, sc_binary_scalar(&sc, LM_MUL, g, 0.5), y);
+        break;
+    case LM_ABS:
+        d = sc_binary(&sc, LM_MUL, g, sc_unary(&sc, LM_SIGN, x, 0, 0));
+        break;
+    case LM_SIGN:
+        d = sc_zeros_like(&sc, x);
+        break;
     case LM_TANH: /* 1 - y^2 */
         d = sc_scalar_binary(&sc, LM_SUB, 1, sc_unary(&sc, LM_SQUARE, y, 0, 0));
         d = sc_binary(&sc, LM_MUL, g, d);
@@ -56,7 +71,9 @@ lm_status lm_rule_unary_composite(lm_node *n, lm_tensor *g, lm_tensor **gi) {
         d = sc_binary(&sc, LM_MUL, y, sc_scalar_binary(&sc, LM_SUB, 1, y));
         d = sc_binary(&sc, LM_MUL, g, d);
         break;
-    case LM_RELU: d = sc_binary(&sc, LM_MUL, g, sc_binary_scalar(&sc, LM_GT, x, 0)); break;
+    case LM_RELU:
+        d = sc_binary(&sc, LM_MUL, g, sc_binary_scalar(&sc, LM_GT, x, 0));
+        break;
     case LM_ELU: { /* 1 where x > 0, else y + alpha */
         lm_tensor *pos = sc_binary_scalar(&sc, LM_GT, x, 0);
         lm_tensor *neg = sc_scalar_binary(&sc, LM_SUB, 1, pos);
@@ -77,7 +94,9 @@ lm_status lm_rule_unary_composite(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     case LM_RPOW_SCALAR: /* p^x ln p */
         d = sc_binary(&sc, LM_MUL, g, sc_binary_scalar(&sc, LM_MUL, y, log(p0)));
         break;
-    case LM_SQUARE: d = sc_binary(&sc, LM_MUL, g, sc_binary_scalar(&sc, LM_MUL, x, 2)); break;
+    case LM_SQUARE:
+        d = sc_binary(&sc, LM_MUL, g, sc_binary_scalar(&sc, LM_MUL, x, 2));
+        break;
     case LM_RECIPROCAL: /* -y^2 */
         d = sc_binary(&sc, LM_MUL, g, sc_unary(&sc, LM_SQUARE, y, 0, 0));
         d = sc_unary(&sc, LM_NEG, d, 0, 0);
@@ -106,7 +125,8 @@ lm_status lm_rule_unary_composite(lm_node *n, lm_tensor *g, lm_tensor **gi) {
         d = sc_binary(&sc, LM_MUL, g, sc_binary_scalar(&sc, LM_MUL, slope, 0.5));
         break;
     }
-    case LM_UNARY_COUNT: break; /* no default: -Wswitch lists an op added without its rule */
+    case LM_UNARY_COUNT:
+        break; /* no default: -Wswitch lists an op added without its rule */
     }
     if (!d && sc.status == LM_OK)
         sc.status = lm_fail(LM_ERR_STATE, "autograd: no rule for unary op %d", (int)n->iparams[0]);
@@ -120,8 +140,12 @@ lm_status lm_rule_binary(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     lm_tensor *a = sc_saved(&sc, n, 0), *b = sc_saved(&sc, n, 1), *y = sc_saved(&sc, n, 2);
     lm_tensor *da = NULL, *db = NULL;
     switch ((lm_binary_op)n->iparams[0]) {
-    case LM_ADD: da = g, db = g; break;
-    case LM_SUB: da = g, db = needs_grad(n, 1) ? sc_unary(&sc, LM_NEG, g, 0, 0) : NULL; break;
+    case LM_ADD:
+        da = g, db = g;
+        break;
+    case LM_SUB:
+        da = g, db = needs_grad(n, 1) ? sc_unary(&sc, LM_NEG, g, 0, 0) : NULL;
+        break;
     case LM_MUL:
         if (needs_grad(n, 0)) da = sc_binary(&sc, LM_MUL, g, b);
         if (needs_grad(n, 1)) db = sc_binary(&sc, LM_MUL, g, a);
@@ -151,7 +175,8 @@ lm_status lm_rule_binary(lm_node *n, lm_tensor *g, lm_tensor **gi) {
             db = sc_binary(&sc, LM_MUL, g, sc_scalar_binary(&sc, LM_SUB, 1, pick_a));
         break;
     }
-    default: sc.status = lm_fail(LM_ERR_STATE, "autograd: no rule for this binary op");
+    default:
+        sc.status = lm_fail(LM_ERR_STATE, "autograd: no rule for this binary op");
     }
     if (needs_grad(n, 0)) gi[0] = sc_give(&sc, sc_sum_to(&sc, da, n->inputs[0]));
     if (needs_grad(n, 1)) gi[1] = sc_give(&sc, sc_sum_to(&sc, db, n->inputs[1]));
@@ -165,9 +190,15 @@ lm_status lm_rule_binary_scalar(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     double s = n->p[0];
     bool first = n->iparams[1];
     switch ((lm_binary_op)n->iparams[0]) {
-    case LM_ADD: d = g; break;
-    case LM_SUB: d = first ? sc_unary(&sc, LM_NEG, g, 0, 0) : g; break;
-    case LM_MUL: d = sc_binary_scalar(&sc, LM_MUL, g, s); break;
+    case LM_ADD:
+        d = g;
+        break;
+    case LM_SUB:
+        d = first ? sc_unary(&sc, LM_NEG, g, 0, 0) : g;
+        break;
+    case LM_MUL:
+        d = sc_binary_scalar(&sc, LM_MUL, g, s);
+        break;
     case LM_DIV: /* a / s, or s / a whose derivative is -y / a */
         if (first)
             d = sc_unary(&sc, LM_NEG, sc_binary(&sc, LM_DIV, sc_binary(&sc, LM_MUL, g, y), a), 0,
@@ -182,9 +213,14 @@ lm_status lm_rule_binary_scalar(lm_node *n, lm_tensor *g, lm_tensor **gi) {
             d = sc_binary_scalar(&sc, LM_MUL, sc_unary(&sc, LM_POW_SCALAR, a, s - 1, 0), s);
         d = sc_binary(&sc, LM_MUL, g, d);
         break;
-    case LM_MAXIMUM: d = sc_binary(&sc, LM_MUL, g, sc_binary_scalar(&sc, LM_GE, a, s)); break;
-    case LM_MINIMUM: d = sc_binary(&sc, LM_MUL, g, sc_binary_scalar(&sc, LM_LE, a, s)); break;
-    default: sc.status = lm_fail(LM_ERR_STATE, "autograd: no rule for this scalar op");
+    case LM_MAXIMUM:
+        d = sc_binary(&sc, LM_MUL, g, sc_binary_scalar(&sc, LM_GE, a, s));
+        break;
+    case LM_MINIMUM:
+        d = sc_binary(&sc, LM_MUL, g, sc_binary_scalar(&sc, LM_LE, a, s));
+        break;
+    default:
+        sc.status = lm_fail(LM_ERR_STATE, "autograd: no rule for this scalar op");
     }
     gi[0] = sc_give(&sc, d);
     return sc_end(&sc);
@@ -202,7 +238,8 @@ lm_status lm_rule_where(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     return sc_end(&sc);
 }
 
-/* ---- reductions -------------------------------------------------------------------------------- */
+/* ---- reductions --------------------------------------------------------------------------------
+ */
 
 /* g reshaped so it broadcasts against x: the reduced dimension(s) as size 1. */
 static lm_tensor *unreduce(scope *sc, lm_node *n, lm_tensor *g) {
@@ -240,8 +277,12 @@ lm_status lm_rule_reduce(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     lm_tensor *gu = unreduce(&sc, n, g), *d = NULL;
     lm_tensor *x = sc_saved(&sc, n, 0);
     switch ((lm_reduce_op)n->iparams[0]) {
-    case LM_SUM: d = gu; break;
-    case LM_MEAN: d = sc_binary_scalar(&sc, LM_DIV, gu, (double)count); break;
+    case LM_SUM:
+        d = gu;
+        break;
+    case LM_MEAN:
+        d = sc_binary_scalar(&sc, LM_DIV, gu, (double)count);
+        break;
     case LM_VAR: { /* 2 (x - mean) / (n - 1) */
         lm_tensor *centred = sc_binary(&sc, LM_SUB, x, sc_reduce(&sc, LM_MEAN, x, dim, true));
         d = sc_binary(&sc, LM_MUL, gu,
@@ -249,15 +290,19 @@ lm_status lm_rule_reduce(lm_node *n, lm_tensor *g, lm_tensor **gi) {
         break;
     }
     case LM_MAX:
-    case LM_MIN: d = sc_binary(&sc, LM_MUL, gu, index_mask(&sc, n, x, sc_saved(&sc, n, 1))); break;
-    default: sc.status = lm_fail(LM_ERR_STATE, "autograd: %s has no gradient", "argmax/argmin");
+    case LM_MIN:
+        d = sc_binary(&sc, LM_MUL, gu, index_mask(&sc, n, x, sc_saved(&sc, n, 1)));
+        break;
+    default:
+        sc.status = lm_fail(LM_ERR_STATE, "autograd: %s has no gradient", "argmax/argmin");
     }
     /* broadcast back to the input's shape */
     gi[0] = sc_give(&sc, sc_expand(&sc, d, n->ndim, n->shape));
     return sc_end(&sc);
 }
 
-/* ---- linear algebra ------------------------------------------------------------------------------ */
+/* ---- linear algebra
+ * ------------------------------------------------------------------------------ */
 
 /* saved[0] = a, saved[1] = b (as given: 1-D operands allowed) */
 lm_status lm_rule_matmul(lm_node *n, lm_tensor *g, lm_tensor **gi) {
@@ -296,7 +341,8 @@ lm_status lm_rule_matmul(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     return sc_end(&sc);
 }
 
-/* ---- views ------------------------------------------------------------------------------------- */
+/* ---- views -------------------------------------------------------------------------------------
+ */
 
 /* shape = the input's shape (view, reshape, squeeze, unsqueeze) */
 lm_status lm_rule_reshape(lm_node *n, lm_tensor *g, lm_tensor **gi) {
@@ -316,9 +362,9 @@ lm_status lm_rule_permute(lm_node *n, lm_tensor *g, lm_tensor **gi) {
 static lm_status scatter_into_zeros(lm_node *n, lm_tensor *g, lm_tensor **out, bool select) {
     lm_tensor *z, *part;
     LM_TRY(lm_full(&z, LM_FLOAT32, g->storage->device, n->ndim, n->shape, 0));
-    lm_status s = select ? lm_tensor_select(&part, z, (int)n->iparams[0], n->iparams[1])
-                         : lm_tensor_narrow(&part, z, (int)n->iparams[0], n->iparams[1],
-                                            n->iparams[2]);
+    lm_status s =
+        select ? lm_tensor_select(&part, z, (int)n->iparams[0], n->iparams[1])
+               : lm_tensor_narrow(&part, z, (int)n->iparams[0], n->iparams[1], n->iparams[2]);
     if (s == LM_OK) s = lm_copy_(part, g);
     if (s == LM_OK) lm_tensor_release(part);
     if (s != LM_OK) {
@@ -361,7 +407,8 @@ lm_status lm_rule_cat(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     return LM_OK;
 }
 
-/* ---- layers and losses ------------------------------------------------------------------------------ */
+/* ---- layers and losses
+ * ------------------------------------------------------------------------------ */
 
 /* inputs x, w, b; saved[0] = x, saved[1] = w */
 lm_status lm_rule_linear(lm_node *n, lm_tensor *g, lm_tensor **gi) {
@@ -370,11 +417,11 @@ lm_status lm_rule_linear(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     if (sc.status) return sc_end(&sc);
     int64_t out_f = w->shape[0], in_f = w->shape[1];
     int64_t g2s[2] = {-1, out_f}, x2s[2] = {-1, in_f};
-    lm_tensor *g2 = sc_reshape(&sc, g, 2, g2s); /* [rows, out] */
+    lm_tensor *g2 = sc_reshape(&sc, g, 2, g2s);                       /* [rows, out] */
     if (needs_grad(n, 0)) gi[0] = sc_give(&sc, sc_matmul(&sc, g, w)); /* [..., in] */
-    if (needs_grad(n, 1)) /* [out, in] */
-        gi[1] = sc_give(&sc, sc_matmul(&sc, sc_transpose(&sc, g2, 0, 1),
-                                       sc_reshape(&sc, x, 2, x2s)));
+    if (needs_grad(n, 1))                                             /* [out, in] */
+        gi[1] =
+            sc_give(&sc, sc_matmul(&sc, sc_transpose(&sc, g2, 0, 1), sc_reshape(&sc, x, 2, x2s)));
     if (needs_grad(n, 2)) gi[2] = sc_give(&sc, sc_reduce(&sc, LM_SUM, g2, 0, false));
     return sc_end(&sc);
 }
@@ -491,8 +538,8 @@ lm_status lm_rule_conv2d(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     if (needs_grad(n, 0)) gi[0] = sc_give(&sc, gx);
     if (needs_grad(n, 1)) gi[1] = sc_give(&sc, sc_reshape(&sc, gw, w->ndim, w->shape));
     if (needs_grad(n, 2)) /* sum over N and the pixels */
-        gi[2] = sc_give(&sc, sc_reduce(&sc, LM_SUM, sc_reduce(&sc, LM_SUM, g3, 2, false), 0,
-                                       false));
+        gi[2] =
+            sc_give(&sc, sc_reduce(&sc, LM_SUM, sc_reduce(&sc, LM_SUM, g3, 2, false), 0, false));
     return sc_end(&sc);
 }
 
@@ -511,5 +558,9 @@ static lm_status pool_rule(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     return sc_end(&sc);
 }
 
-lm_status lm_rule_max_pool2d(lm_node *n, lm_tensor *g, lm_tensor **gi) { return pool_rule(n, g, gi); }
-lm_status lm_rule_avg_pool2d(lm_node *n, lm_tensor *g, lm_tensor **gi) { return pool_rule(n, g, gi); }
+lm_status lm_rule_max_pool2d(lm_node *n, lm_tensor *g, lm_tensor **gi) {
+    return pool_rule(n, g, gi);
+}
+lm_status lm_rule_avg_pool2d(lm_node *n, lm_tensor *g, lm_tensor **gi) {
+    return pool_rule(n, g, gi);
+}

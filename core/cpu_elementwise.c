@@ -112,31 +112,35 @@ typedef struct {
 /* One loop per op, each with the op a constant, so that lm_unary_f32's
  * switch folds away and the loop vectorises. */
 #define UNARY_CASE(OP)                                                                             \
-    case OP: UNARY_LOOP(lm_unary_f32(OP, x, p0, p1))
+    case OP:                                                                                       \
+        UNARY_LOOP(lm_unary_f32(OP, x, p0, p1))
 
 static void unary_row_f32(lm_unary_op op, int64_t n, float *o, int64_t so, const float *xp,
                           int64_t sx, float p0, float p1) {
     switch (op) {
-    UNARY_CASE(LM_NEG);
-    UNARY_CASE(LM_EXP);
-    UNARY_CASE(LM_LOG);
-    UNARY_CASE(LM_SQRT);
-    UNARY_CASE(LM_ABS);
-    UNARY_CASE(LM_SIGN);
-    UNARY_CASE(LM_TANH);
-    UNARY_CASE(LM_SIGMOID);
-    UNARY_CASE(LM_RELU);
-    UNARY_CASE(LM_ELU);
-    UNARY_CASE(LM_CLAMP);
+        UNARY_CASE(LM_NEG);
+        UNARY_CASE(LM_EXP);
+        UNARY_CASE(LM_LOG);
+        UNARY_CASE(LM_SQRT);
+        UNARY_CASE(LM_ABS);
+        UNARY_CASE(LM_SIGN);
+        UNARY_CASE(LM_TANH);
+        UNARY_CASE(LM_SIGMOID);
+        UNARY_CASE(LM_RELU);
+        UNARY_CASE(LM_ELU);
+        UNARY_CASE(LM_CLAMP);
     case LM_POW_SCALAR: /* the common x^2 as its own (vectorised) loop: same values */
-        if (p0 == 2.0f) { UNARY_LOOP(lm_unary_f32(LM_SQUARE, x, p0, p1)); }
+        if (p0 == 2.0f) {
+            UNARY_LOOP(lm_unary_f32(LM_SQUARE, x, p0, p1));
+        }
         UNARY_LOOP(lm_unary_f32(LM_POW_SCALAR, x, p0, p1));
-    UNARY_CASE(LM_RPOW_SCALAR);
-    UNARY_CASE(LM_SQUARE);
-    UNARY_CASE(LM_RECIPROCAL);
-    UNARY_CASE(LM_GELU);
-    UNARY_CASE(LM_GELU_TANH);
-    case LM_UNARY_COUNT: break; /* refused by lm_cpu_unary */
+        UNARY_CASE(LM_RPOW_SCALAR);
+        UNARY_CASE(LM_SQUARE);
+        UNARY_CASE(LM_RECIPROCAL);
+        UNARY_CASE(LM_GELU);
+        UNARY_CASE(LM_GELU_TANH);
+    case LM_UNARY_COUNT:
+        break; /* refused by lm_cpu_unary */
     }
 }
 
@@ -196,25 +200,27 @@ lm_status lm_cpu_unary(lm_unary_op op, lm_tensor *out, const lm_tensor *x, doubl
     break
 
 #define BINARY_CASE(OP)                                                                            \
-    case OP: BINARY_LOOP(lm_binary_f32(OP, x, y))
+    case OP:                                                                                       \
+        BINARY_LOOP(lm_binary_f32(OP, x, y))
 
 static void binary_row_f32(lm_binary_op op, int64_t n, float *o, int64_t so, const float *ap,
                            int64_t sa, const float *bp, int64_t sb) {
     switch (op) {
-    BINARY_CASE(LM_ADD);
-    BINARY_CASE(LM_SUB);
-    BINARY_CASE(LM_MUL);
-    BINARY_CASE(LM_DIV);
-    BINARY_CASE(LM_POW);
-    BINARY_CASE(LM_MAXIMUM);
-    BINARY_CASE(LM_MINIMUM);
-    BINARY_CASE(LM_EQ);
-    BINARY_CASE(LM_NE);
-    BINARY_CASE(LM_LT);
-    BINARY_CASE(LM_LE);
-    BINARY_CASE(LM_GT);
-    BINARY_CASE(LM_GE);
-    case LM_BINARY_COUNT: break; /* refused by lm_cpu_binary and lm_cpu_binary_scalar */
+        BINARY_CASE(LM_ADD);
+        BINARY_CASE(LM_SUB);
+        BINARY_CASE(LM_MUL);
+        BINARY_CASE(LM_DIV);
+        BINARY_CASE(LM_POW);
+        BINARY_CASE(LM_MAXIMUM);
+        BINARY_CASE(LM_MINIMUM);
+        BINARY_CASE(LM_EQ);
+        BINARY_CASE(LM_NE);
+        BINARY_CASE(LM_LT);
+        BINARY_CASE(LM_LE);
+        BINARY_CASE(LM_GT);
+        BINARY_CASE(LM_GE);
+    case LM_BINARY_COUNT:
+        break; /* refused by lm_cpu_binary and lm_cpu_binary_scalar */
     }
 }
 
@@ -223,8 +229,8 @@ static void binary_range(void *ctx, int64_t begin, int64_t end) {
     const lm_iter *it = &j->it;
     int last = it->ndim - 1;
     int64_t so = it->strides[0][last], sa = it->strides[1][last], sb = it->strides[2][last];
-    bool f32 = j->out->dtype == LM_FLOAT32 && j->a->dtype == LM_FLOAT32 &&
-               j->b->dtype == LM_FLOAT32;
+    bool f32 =
+        j->out->dtype == LM_FLOAT32 && j->a->dtype == LM_FLOAT32 && j->b->dtype == LM_FLOAT32;
     LM_ITER_FOR(it, begin, end, off, n) {
         if (f32) {
             binary_row_f32(j->op, n, lm_tensor_f32(j->out) + off[0], so,
@@ -233,7 +239,7 @@ static void binary_range(void *ctx, int64_t begin, int64_t end) {
             for (int64_t i = 0; i < n; i++)
                 store_d(j->out, off[0] + i * so,
                         lm_scalar_binary(j->op, load_d(j->a, off[1] + i * sa),
-                                 load_d(j->b, off[2] + i * sb)));
+                                         load_d(j->b, off[2] + i * sb)));
         }
     }
 }
@@ -265,7 +271,8 @@ static void binary_scalar_range(void *ctx, int64_t begin, int64_t end) {
         } else {
             for (int64_t i = 0; i < n; i++) {
                 double t = load_d(j->a, off[1] + i * st);
-                double v = j->scalar_first ? lm_scalar_binary(j->op, j->p0, t) : lm_scalar_binary(j->op, t, j->p0);
+                double v = j->scalar_first ? lm_scalar_binary(j->op, j->p0, t)
+                                           : lm_scalar_binary(j->op, t, j->p0);
                 store_d(j->out, off[0] + i * so, v);
             }
         }
@@ -295,7 +302,8 @@ lm_status lm_cpu_binary_scalar(lm_binary_op op, lm_tensor *out, const lm_tensor 
     break
 
 #define GRAD_CASE(OP)                                                                              \
-    case OP: GRAD_LOOP(lm_unary_grad_f32(OP, gv, x, y, alpha))
+    case OP:                                                                                       \
+        GRAD_LOOP(lm_unary_grad_f32(OP, gv, x, y, alpha))
 
 static void unary_backward_range(void *ctx, int64_t begin, int64_t end) {
     ew_job *j = ctx;
@@ -309,18 +317,27 @@ static void unary_backward_range(void *ctx, int64_t begin, int64_t end) {
         const float *gp = lm_tensor_f32(j->a) + off[1], *xp = lm_tensor_f32(j->b) + off[2],
                     *yp = lm_tensor_f32(j->c) + off[3];
         switch ((lm_unary_op)j->op) {
-        GRAD_CASE(LM_ELU);
-        GRAD_CASE(LM_SIGMOID);
-        GRAD_CASE(LM_TANH);
-        GRAD_CASE(LM_RELU);
-        GRAD_CASE(LM_EXP);
-        GRAD_CASE(LM_GELU);
-        GRAD_CASE(LM_GELU_TANH);
+            GRAD_CASE(LM_ELU);
+            GRAD_CASE(LM_SIGMOID);
+            GRAD_CASE(LM_TANH);
+            GRAD_CASE(LM_RELU);
+            GRAD_CASE(LM_EXP);
+            GRAD_CASE(LM_GELU);
+            GRAD_CASE(LM_GELU_TANH);
         /* no fused gradient: refused by lm_cpu_unary_backward. Named one by
          * one, so -Wswitch reports a fused op added without its loop here */
-        case LM_NEG: case LM_LOG: case LM_SQRT: case LM_ABS: case LM_SIGN: case LM_CLAMP:
-        case LM_POW_SCALAR: case LM_RPOW_SCALAR: case LM_SQUARE: case LM_RECIPROCAL:
-        case LM_UNARY_COUNT: break;
+        case LM_NEG:
+        case LM_LOG:
+        case LM_SQRT:
+        case LM_ABS:
+        case LM_SIGN:
+        case LM_CLAMP:
+        case LM_POW_SCALAR:
+        case LM_RPOW_SCALAR:
+        case LM_SQUARE:
+        case LM_RECIPROCAL:
+        case LM_UNARY_COUNT:
+            break;
         }
     }
 }

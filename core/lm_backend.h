@@ -13,53 +13,83 @@
 #include "lm_tensor.h"
 
 typedef enum lm_unary_op {
-    LM_NEG, LM_EXP, LM_LOG, LM_SQRT, LM_ABS, LM_SIGN, LM_TANH, LM_SIGMOID, LM_RELU,
-    LM_ELU,   /* p0 = alpha */
-    LM_CLAMP, /* p0 = min, p1 = max */
-    LM_POW_SCALAR, /* x ^ p0 */
+    LM_NEG,
+    LM_EXP,
+    LM_LOG,
+    LM_SQRT,
+    LM_ABS,
+    LM_SIGN,
+    LM_TANH,
+    LM_SIGMOID,
+    LM_RELU,
+    LM_ELU,         /* p0 = alpha */
+    LM_CLAMP,       /* p0 = min, p1 = max */
+    LM_POW_SCALAR,  /* x ^ p0 */
     LM_RPOW_SCALAR, /* p0 ^ x */
-    LM_SQUARE, LM_RECIPROCAL,
+    LM_SQUARE,
+    LM_RECIPROCAL,
     LM_GELU,      /* x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), exact */
     LM_GELU_TANH, /* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), PyTorch's 'tanh' form */
     LM_UNARY_COUNT
 } lm_unary_op;
 
 typedef enum lm_binary_op {
-    LM_ADD, LM_SUB, LM_MUL, LM_DIV, LM_POW, LM_MAXIMUM, LM_MINIMUM,
-    LM_EQ, LM_NE, LM_LT, LM_LE, LM_GT, LM_GE, /* 1 where true, 0 where false */
+    LM_ADD,
+    LM_SUB,
+    LM_MUL,
+    LM_DIV,
+    LM_POW,
+    LM_MAXIMUM,
+    LM_MINIMUM,
+    LM_EQ,
+    LM_NE,
+    LM_LT,
+    LM_LE,
+    LM_GT,
+    LM_GE, /* 1 where true, 0 where false */
     LM_BINARY_COUNT
 } lm_binary_op;
 
 typedef enum lm_reduce_op {
-    LM_SUM, LM_MEAN, LM_MAX, LM_MIN, LM_ARGMAX, LM_ARGMIN,
+    LM_SUM,
+    LM_MEAN,
+    LM_MAX,
+    LM_MIN,
+    LM_ARGMAX,
+    LM_ARGMIN,
     LM_VAR, /* unbiased (n - 1) */
     LM_REDUCE_COUNT
 } lm_reduce_op;
 
 typedef enum lm_random_kind {
-    LM_RANDOM_UNIFORM,   /* in [p0, p1) */
-    LM_RANDOM_NORMAL,    /* mean p0, std p1 */
-    LM_RANDOM_BERNOULLI  /* p1 with probability p0, else 0 */
+    LM_RANDOM_UNIFORM,  /* in [p0, p1) */
+    LM_RANDOM_NORMAL,   /* mean p0, std p1 */
+    LM_RANDOM_BERNOULLI /* p1 with probability p0, else 0 */
 } lm_random_kind;
 
 /* 2-D convolution / pooling geometry (one image: C x H x W). */
 typedef struct lm_conv_geometry {
-    int64_t channels, height, width;   /* input */
+    int64_t channels, height, width; /* input */
     int64_t kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w;
     int64_t out_h, out_w;
 } lm_conv_geometry;
 
-typedef enum lm_optimizer_kind { LM_OPT_SGD, LM_OPT_ADAM, LM_OPT_ADAMW, LM_OPT_RMSPROP } lm_optimizer_kind;
+typedef enum lm_optimizer_kind {
+    LM_OPT_SGD,
+    LM_OPT_ADAM,
+    LM_OPT_ADAMW,
+    LM_OPT_RMSPROP
+} lm_optimizer_kind;
 
 typedef struct lm_optim_params {
     lm_optimizer_kind kind;
     double lr, weight_decay;
-    double momentum;      /* SGD */
-    bool nesterov;        /* SGD */
-    double beta1, beta2;  /* Adam(W) */
-    double alpha;         /* RMSprop smoothing */
+    double momentum;     /* SGD */
+    bool nesterov;       /* SGD */
+    double beta1, beta2; /* Adam(W) */
+    double alpha;        /* RMSprop smoothing */
     double eps;
-    int64_t step;         /* 1-based step count, for Adam's bias correction */
+    int64_t step; /* 1-based step count, for Adam's bias correction */
 } lm_optim_params;
 
 typedef struct lm_backend {

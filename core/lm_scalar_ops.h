@@ -91,24 +91,42 @@ LM_HOST_DEVICE static inline float lm_gelu_tanh_grad_f32(float x) {
 /* y = op(x); p0, p1 are the op's parameters (lm_backend.h). */
 LM_HOST_DEVICE static inline float lm_unary_f32(lm_unary_op op, float x, float p0, float p1) {
     switch (op) {
-    case LM_NEG: return -x;
-    case LM_EXP: return lm_expf(x);
-    case LM_LOG: return logf(x);
-    case LM_SQRT: return sqrtf(x);
-    case LM_ABS: return fabsf(x);
-    case LM_SIGN: return (float)((x > 0) - (x < 0));
-    case LM_TANH: return tanhf(x);
-    case LM_SIGMOID: return 1.0f / (1.0f + lm_expf(-x));
-    case LM_RELU: return x > 0 ? x : 0.0f;
-    case LM_ELU: return x > 0 ? x : p0 * lm_expm1f(x);
-    case LM_CLAMP: return x < p0 ? p0 : x > p1 ? p1 : x;
-    case LM_POW_SCALAR: return p0 == 2.0f ? x * x : powf(x, p0);
-    case LM_RPOW_SCALAR: return powf(p0, x);
-    case LM_SQUARE: return x * x;
-    case LM_RECIPROCAL: return 1.0f / x;
-    case LM_GELU: return lm_gelu_f32(x);
-    case LM_GELU_TANH: return lm_gelu_tanh_f32(x);
-    case LM_UNARY_COUNT: break;
+    case LM_NEG:
+        return -x;
+    case LM_EXP:
+        return lm_expf(x);
+    case LM_LOG:
+        return logf(x);
+    case LM_SQRT:
+        return sqrtf(x);
+    case LM_ABS:
+        return fabsf(x);
+    case LM_SIGN:
+        return (float)((x > 0) - (x < 0));
+    case LM_TANH:
+        return tanhf(x);
+    case LM_SIGMOID:
+        return 1.0f / (1.0f + lm_expf(-x));
+    case LM_RELU:
+        return x > 0 ? x : 0.0f;
+    case LM_ELU:
+        return x > 0 ? x : p0 * lm_expm1f(x);
+    case LM_CLAMP:
+        return x < p0 ? p0 : x > p1 ? p1 : x;
+    case LM_POW_SCALAR:
+        return p0 == 2.0f ? x * x : powf(x, p0);
+    case LM_RPOW_SCALAR:
+        return powf(p0, x);
+    case LM_SQUARE:
+        return x * x;
+    case LM_RECIPROCAL:
+        return 1.0f / x;
+    case LM_GELU:
+        return lm_gelu_f32(x);
+    case LM_GELU_TANH:
+        return lm_gelu_tanh_f32(x);
+    case LM_UNARY_COUNT:
+        break;
     }
     return NAN;
 }
@@ -119,11 +137,26 @@ LM_HOST_DEVICE static inline float lm_unary_f32(lm_unary_op op, float x, float p
  * composite formulas; tests/c/test_ops.c checks that the two agree. */
 LM_HOST_DEVICE static inline bool lm_unary_has_fused_grad(lm_unary_op op) {
     switch (op) {
-    case LM_EXP: case LM_TANH: case LM_SIGMOID: case LM_RELU: case LM_ELU: case LM_GELU:
-    case LM_GELU_TANH: return true;
-    case LM_NEG: case LM_LOG: case LM_SQRT: case LM_ABS: case LM_SIGN: case LM_CLAMP:
-    case LM_POW_SCALAR: case LM_RPOW_SCALAR: case LM_SQUARE: case LM_RECIPROCAL:
-    case LM_UNARY_COUNT: return false;
+    case LM_EXP:
+    case LM_TANH:
+    case LM_SIGMOID:
+    case LM_RELU:
+    case LM_ELU:
+    case LM_GELU:
+    case LM_GELU_TANH:
+        return true;
+    case LM_NEG:
+    case LM_LOG:
+    case LM_SQRT:
+    case LM_ABS:
+    case LM_SIGN:
+    case LM_CLAMP:
+    case LM_POW_SCALAR:
+    case LM_RPOW_SCALAR:
+    case LM_SQUARE:
+    case LM_RECIPROCAL:
+    case LM_UNARY_COUNT:
+        return false;
     }
     return false;
 }
@@ -134,16 +167,32 @@ LM_HOST_DEVICE static inline bool lm_unary_has_fused_grad(lm_unary_op op) {
 LM_HOST_DEVICE static inline float lm_unary_grad_f32(lm_unary_op op, float g, float x, float y,
                                                      float p0) {
     switch (op) {
-    case LM_EXP: return g * y;
-    case LM_TANH: return g * (1.0f - y * y);
-    case LM_SIGMOID: return g * y * (1.0f - y);
-    case LM_RELU: return x > 0 ? g : 0.0f;
-    case LM_ELU: return x > 0 ? g : g * (y + p0); /* alpha e^x = y + alpha */
-    case LM_GELU: return g * lm_gelu_grad_f32(x);
-    case LM_GELU_TANH: return g * lm_gelu_tanh_grad_f32(x);
-    case LM_NEG: case LM_LOG: case LM_SQRT: case LM_ABS: case LM_SIGN: case LM_CLAMP:
-    case LM_POW_SCALAR: case LM_RPOW_SCALAR: case LM_SQUARE: case LM_RECIPROCAL:
-    case LM_UNARY_COUNT: break;
+    case LM_EXP:
+        return g * y;
+    case LM_TANH:
+        return g * (1.0f - y * y);
+    case LM_SIGMOID:
+        return g * y * (1.0f - y);
+    case LM_RELU:
+        return x > 0 ? g : 0.0f;
+    case LM_ELU:
+        return x > 0 ? g : g * (y + p0); /* alpha e^x = y + alpha */
+    case LM_GELU:
+        return g * lm_gelu_grad_f32(x);
+    case LM_GELU_TANH:
+        return g * lm_gelu_tanh_grad_f32(x);
+    case LM_NEG:
+    case LM_LOG:
+    case LM_SQRT:
+    case LM_ABS:
+    case LM_SIGN:
+    case LM_CLAMP:
+    case LM_POW_SCALAR:
+    case LM_RPOW_SCALAR:
+    case LM_SQUARE:
+    case LM_RECIPROCAL:
+    case LM_UNARY_COUNT:
+        break;
     }
     return NAN;
 }
@@ -151,47 +200,79 @@ LM_HOST_DEVICE static inline float lm_unary_grad_f32(lm_unary_op op, float g, fl
 /* NaN wins maximum and minimum, as IEEE's maximum does. */
 LM_HOST_DEVICE static inline float lm_binary_f32(lm_binary_op op, float a, float b) {
     switch (op) {
-    case LM_ADD: return a + b;
-    case LM_SUB: return a - b;
-    case LM_MUL: return a * b;
-    case LM_DIV: return a / b;
-    case LM_POW: return powf(a, b);
-    case LM_MAXIMUM: return a > b || a != a ? a : b;
-    case LM_MINIMUM: return a < b || a != a ? a : b;
-    case LM_EQ: return (float)(a == b);
-    case LM_NE: return (float)(a != b);
-    case LM_LT: return (float)(a < b);
-    case LM_LE: return (float)(a <= b);
-    case LM_GT: return (float)(a > b);
-    case LM_GE: return (float)(a >= b);
-    case LM_BINARY_COUNT: break;
+    case LM_ADD:
+        return a + b;
+    case LM_SUB:
+        return a - b;
+    case LM_MUL:
+        return a * b;
+    case LM_DIV:
+        return a / b;
+    case LM_POW:
+        return powf(a, b);
+    case LM_MAXIMUM:
+        return a > b || a != a ? a : b;
+    case LM_MINIMUM:
+        return a < b || a != a ? a : b;
+    case LM_EQ:
+        return (float)(a == b);
+    case LM_NE:
+        return (float)(a != b);
+    case LM_LT:
+        return (float)(a < b);
+    case LM_LE:
+        return (float)(a <= b);
+    case LM_GT:
+        return (float)(a > b);
+    case LM_GE:
+        return (float)(a >= b);
+    case LM_BINARY_COUNT:
+        break;
     }
     return NAN;
 }
 
 /* ---- double ------------------------------------------------------------------------------- */
 
-LM_HOST_DEVICE static inline double lm_scalar_unary(lm_unary_op op, double x, double p0, double p1) {
+LM_HOST_DEVICE static inline double lm_scalar_unary(lm_unary_op op, double x, double p0,
+                                                    double p1) {
     switch (op) {
-    case LM_NEG: return -x;
-    case LM_EXP: return exp(x);
-    case LM_LOG: return log(x);
-    case LM_SQRT: return sqrt(x);
-    case LM_ABS: return fabs(x);
-    case LM_SIGN: return (x > 0) - (x < 0);
-    case LM_TANH: return tanh(x);
-    case LM_SIGMOID: return 1.0 / (1.0 + exp(-x));
-    case LM_RELU: return x > 0 ? x : 0;
-    case LM_ELU: return x > 0 ? x : p0 * expm1(x);
-    case LM_CLAMP: return x < p0 ? p0 : x > p1 ? p1 : x;
-    case LM_POW_SCALAR: return pow(x, p0);
-    case LM_RPOW_SCALAR: return pow(p0, x);
-    case LM_SQUARE: return x * x;
-    case LM_RECIPROCAL: return 1.0 / x;
-    case LM_GELU: return 0.5 * x * (1.0 + erf(x * LM_GELU_RSQRT2));
+    case LM_NEG:
+        return -x;
+    case LM_EXP:
+        return exp(x);
+    case LM_LOG:
+        return log(x);
+    case LM_SQRT:
+        return sqrt(x);
+    case LM_ABS:
+        return fabs(x);
+    case LM_SIGN:
+        return (x > 0) - (x < 0);
+    case LM_TANH:
+        return tanh(x);
+    case LM_SIGMOID:
+        return 1.0 / (1.0 + exp(-x));
+    case LM_RELU:
+        return x > 0 ? x : 0;
+    case LM_ELU:
+        return x > 0 ? x : p0 * expm1(x);
+    case LM_CLAMP:
+        return x < p0 ? p0 : x > p1 ? p1 : x;
+    case LM_POW_SCALAR:
+        return pow(x, p0);
+    case LM_RPOW_SCALAR:
+        return pow(p0, x);
+    case LM_SQUARE:
+        return x * x;
+    case LM_RECIPROCAL:
+        return 1.0 / x;
+    case LM_GELU:
+        return 0.5 * x * (1.0 + erf(x * LM_GELU_RSQRT2));
     case LM_GELU_TANH:
         return 0.5 * x * (1.0 + tanh(LM_GELU_TANH_BETA * (x + LM_GELU_TANH_KAPPA * x * x * x)));
-    case LM_UNARY_COUNT: break;
+    case LM_UNARY_COUNT:
+        break;
     }
     return NAN;
 }
@@ -199,20 +280,34 @@ LM_HOST_DEVICE static inline double lm_scalar_unary(lm_unary_op op, double x, do
 /* NaN wins maximum and minimum, as IEEE's maximum does. */
 LM_HOST_DEVICE static inline double lm_scalar_binary(lm_binary_op op, double a, double b) {
     switch (op) {
-    case LM_ADD: return a + b;
-    case LM_SUB: return a - b;
-    case LM_MUL: return a * b;
-    case LM_DIV: return a / b;
-    case LM_POW: return pow(a, b);
-    case LM_MAXIMUM: return a > b || a != a ? a : b;
-    case LM_MINIMUM: return a < b || a != a ? a : b;
-    case LM_EQ: return a == b;
-    case LM_NE: return a != b;
-    case LM_LT: return a < b;
-    case LM_LE: return a <= b;
-    case LM_GT: return a > b;
-    case LM_GE: return a >= b;
-    case LM_BINARY_COUNT: break;
+    case LM_ADD:
+        return a + b;
+    case LM_SUB:
+        return a - b;
+    case LM_MUL:
+        return a * b;
+    case LM_DIV:
+        return a / b;
+    case LM_POW:
+        return pow(a, b);
+    case LM_MAXIMUM:
+        return a > b || a != a ? a : b;
+    case LM_MINIMUM:
+        return a < b || a != a ? a : b;
+    case LM_EQ:
+        return a == b;
+    case LM_NE:
+        return a != b;
+    case LM_LT:
+        return a < b;
+    case LM_LE:
+        return a <= b;
+    case LM_GT:
+        return a > b;
+    case LM_GE:
+        return a >= b;
+    case LM_BINARY_COUNT:
+        break;
     }
     return NAN;
 }

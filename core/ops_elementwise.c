@@ -3,15 +3,17 @@
 
 /* Unsized, so that the assertions catch an op added to lm_backend.h without a name. */
 static const char *const unary_names[] = {
-    "neg", "exp", "log", "sqrt", "abs", "sign", "tanh", "sigmoid", "relu", "elu",
-    "clamp", "pow", "pow", "square", "reciprocal", "gelu", "gelu_tanh"};
-static const char *const binary_names[] = {"add", "sub", "mul", "div", "pow", "maximum",
-                                           "minimum", "eq", "ne", "lt", "le", "gt", "ge"};
+    "neg", "exp",   "log", "sqrt", "abs",    "sign",       "tanh", "sigmoid",  "relu",
+    "elu", "clamp", "pow", "pow",  "square", "reciprocal", "gelu", "gelu_tanh"};
+static const char *const binary_names[] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum",
+                                           "eq",  "ne",  "lt",  "le",  "gt",  "ge"};
 _Static_assert(sizeof unary_names / sizeof *unary_names == LM_UNARY_COUNT, "a name per unary op");
 _Static_assert(sizeof binary_names / sizeof *binary_names == LM_BINARY_COUNT,
                "a name per binary op");
 
-const char *lm_unary_name(lm_unary_op op) { return op < LM_UNARY_COUNT ? unary_names[op] : "?"; }
+const char *lm_unary_name(lm_unary_op op) {
+    return op < LM_UNARY_COUNT ? unary_names[op] : "?";
+}
 const char *lm_binary_name(lm_binary_op op) {
     return op < LM_BINARY_COUNT ? binary_names[op] : "?";
 }
@@ -21,7 +23,9 @@ static bool unary_needs_float(lm_unary_op op) {
              op == LM_SQUARE);
 }
 
-static bool is_comparison(lm_binary_op op) { return op >= LM_EQ && op <= LM_GE; }
+static bool is_comparison(lm_binary_op op) {
+    return op >= LM_EQ && op <= LM_GE;
+}
 
 static lm_dtype binary_result_dtype(lm_binary_op op, lm_dtype a, lm_dtype b) {
     if (is_comparison(op)) return LM_FLOAT32;
@@ -102,8 +106,8 @@ lm_status lm_binary(lm_tensor **out, lm_binary_op op, lm_tensor *a, lm_tensor *b
     int ndim;
     int64_t shape[LM_MAX_DIMS];
     LM_TRY(lm_broadcast_shape(name, a, b, &ndim, shape));
-    LM_TRY(lm_tensor_new(out, binary_result_dtype(op, a->dtype, b->dtype), a->storage->device,
-                         ndim, shape));
+    LM_TRY(lm_tensor_new(out, binary_result_dtype(op, a->dtype, b->dtype), a->storage->device, ndim,
+                         shape));
     lm_status s = lm_binary_into(*out, op, a, b);
     if (s != LM_OK) {
         lm_tensor_release(*out);

@@ -12,8 +12,7 @@ extern "C" {
 
 namespace {
 
-template <int NOPS, class F>
-__global__ void ew_kernel(lm_iter it, int64_t n, bool flat, F f) {
+template <int NOPS, class F> __global__ void ew_kernel(lm_iter it, int64_t n, bool flat, F f) {
     bool small = n < ((int64_t)1 << 31);
     CU_GRID_LOOP(i, n) {
         int64_t off[NOPS];
@@ -147,7 +146,8 @@ lm_status lm_cuda_unary(lm_unary_op op, lm_tensor *out, const lm_tensor *x, doub
     if (!lm_unary_op_valid(op)) return lm_fail(LM_ERR_ARG, "unary: unknown op %d", (int)op);
     const lm_tensor *ops[2] = {out, x};
     if (all_f32(2, ops))
-        return ew_launch<2>(ops, UnaryF32{cu_f32(out), cu_f32(x), op, (float)p0, (float)p1}, "unary op");
+        return ew_launch<2>(ops, UnaryF32{cu_f32(out), cu_f32(x), op, (float)p0, (float)p1},
+                            "unary op");
     return ew_launch<2>(ops, UnaryAny{cu_ref_of(out), cu_ref_of(x), op, p0, p1}, "unary op");
 }
 
@@ -156,7 +156,8 @@ lm_status lm_cuda_binary(lm_binary_op op, lm_tensor *out, const lm_tensor *a, co
     const lm_tensor *ops[3] = {out, a, b};
     if (all_f32(3, ops))
         return ew_launch<3>(ops, BinaryF32{cu_f32(out), cu_f32(a), cu_f32(b), op}, "binary op");
-    return ew_launch<3>(ops, BinaryAny{cu_ref_of(out), cu_ref_of(a), cu_ref_of(b), op}, "binary op");
+    return ew_launch<3>(ops, BinaryAny{cu_ref_of(out), cu_ref_of(a), cu_ref_of(b), op},
+                        "binary op");
 }
 
 lm_status lm_cuda_binary_scalar(lm_binary_op op, lm_tensor *out, const lm_tensor *a, double s,

@@ -8,5 +8,5 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
     build-essential cmake pkg-config git ca-certificates \
     liblua5.4-dev lua5.4 libopenblas-dev libstb-dev zlib1g-dev libreadline-dev \
-    fonts-dejavu-core luarocks lua-check openmpi-bin libopenmpi-dev "$@" >/dev/null
+    fonts-dejavu-core luarocks lua-check clang-format openmpi-bin libopenmpi-dev "$@" >/dev/null
 echo "dependencies installed"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds Lumen and runs every test: the normal build with warnings as errors,
+# Builds Lumen and runs every test: the style checks (scripts/lint.sh), the
+# normal build with warnings as errors,
 # then the whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer
 # (with LeakSanitizer), then short libFuzzer runs of the file readers and the
 # tensor-from-table constructor (needs clang; LUMEN_FUZZ_SECONDS per harness,
@@ -8,6 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs="$(nproc)"
+
+echo "== lint (clang-format, luacheck)"
+./scripts/lint.sh
 
 echo "== release build (-Werror)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DLUMEN_WERROR=ON >/dev/null

@@ -288,7 +288,8 @@ static void test_fused_unary_gradients(void) {
         CHECK_OK(lm_rule_unary(&node, g, fused));
         CHECK_OK(lm_rule_unary_composite(&node, g, ref));
         double worst = 0;
-        for (int64_t i = 0; i < 37 * 41; i++) worst = fmax(worst, fabs(at(fused[0], i) - at(ref[0], i)));
+        for (int64_t i = 0; i < 37 * 41; i++)
+            worst = fmax(worst, fabs(at(fused[0], i) - at(ref[0], i)));
         CHECK(worst < 1e-5);
         lm_tensor_release(fused[0]);
         lm_tensor_release(ref[0]);
@@ -356,5 +357,5 @@ static void test_no_backend(void) {
     if (!lm_cuda_available()) check_no_backend(LM_CUDA, "CUDA is not available");
 }
 
-TEST_MAIN(test_fused_unary_gradients, test_binary_broadcast, test_unary, test_int32, test_where, test_reductions,
-          test_threads_large, test_matmul, test_no_backend)
+TEST_MAIN(test_fused_unary_gradients, test_binary_broadcast, test_unary, test_int32, test_where,
+          test_reductions, test_threads_large, test_matmul, test_no_backend)

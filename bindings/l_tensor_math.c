@@ -1,0 +1,196 @@
+/* Tensor methods that compute (bindings/l_tensor.c has the rest): elementwise
+ * arithmetic and functions, reductions and matmul, and the arithmetic
+ * metamethods. Arguments are checked and translated here; the maths is the
+ * core's. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "l_common.h"
+#include "lm_autograd.h"
+#include "lm_ops.h"
+
+/* ---- elementwise
+ * ---------------------------------------------------------------------------------- */
+
+/* a op b where either side may be a number. */
+static int binary(lua_State *L, lm_binary_op op) {
+    lm_tensor *a = l_test_tensor(L, 1), *b = l_test_tensor(L, 2);
+    const char *name = lm_binary_name(op);
+    if (a && b) {
+        l_check(L, lm_ag_binary(l_push_slot(L), op, a, b));
+    } else if (a && lua_type(L, 2) == LUA_TNUMBER) {
+        l_check(L, lm_ag_binary_scalar(l_push_slot(L), op, a, lua_tonumber(L, 2), false));
+    } else if (b && lua_type(L, 1) == LUA_TNUMBER) {
+        l_check(L, lm_ag_binary_scalar(l_push_slot(L), op, b, lua_tonumber(L, 1), true));
+    } else {
+        return luaL_error(L, "%s: expected tensors or numbers, got %s and %s", name,
+                          luaL_typename(L, 1), luaL_typename(L, 2));
+    }
+    return 1;
+}
+
+#define BINARY_METHOD(fn, op)                                                                      \
+    static int fn(lua_State *L) {                                                                  \
+        return binary(L, op);                                                                      \
+    }
+BINARY_METHOD(t_add, LM_ADD)
+BINARY_METHOD(t_sub, LM_SUB)
+BINARY_METHOD(t_mul, LM_MUL)
+BINARY_METHOD(t_div, LM_DIV)
+BINARY_METHOD(t_pow, LM_POW)
+BINARY_METHOD(t_maximum, LM_MAXIMUM)
+BINARY_METHOD(t_minimum, LM_MINIMUM)
+BINARY_METHOD(t_eq, LM_EQ)
+BINARY_METHOD(t_ne, LM_NE)
+BINARY_METHOD(t_lt, LM_LT)
+BINARY_METHOD(t_le, LM_LE)
+BINARY_METHOD(t_gt, LM_GT)
+BINARY_METHOD(t_ge, LM_GE)
+
+static int unary(lua_State *L, lm_unary_op op, double p0, double p1) {
+    lm_tensor *t = l_check_tensor(L, 1);
+    l_check(L, lm_ag_unary(l_push_slot(L), op, t, p0, p1));
+    return 1;
+}
+
+#define UNARY_METHOD(fn, op)                                                                       \
+    static int fn(lua_State *L) {                                                                  \
+        return unary(L, op, 0, 0);                                                                 \
+    }
+UNARY_METHOD(t_neg, LM_NEG)
+UNARY_METHOD(t_exp, LM_EXP)
+UNARY_METHOD(t_log, LM_LOG)
+UNARY_METHOD(t_sqrt, LM_SQRT)
+UNARY_METHOD(t_abs, LM_ABS)
+UNARY_METHOD(t_sign, LM_SIGN)
+UNARY_METHOD(t_tanh, LM_TANH)
+UNARY_METHOD(t_sigmoid, LM_SIGMOID)
+UNARY_METHOD(t_relu, LM_RELU)
+
+static int t_elu(lua_State *L) {
+    return unary(L, LM_ELU, luaL_optnumber(L, 2, 1.0), 0);
+}
+
+/* x:gelu([approximate]): 'none' (exact, erf) or 'tanh', PyTorch's names. */
+static int t_gelu(lua_State *L) {
+    const char *form = luaL_optstring(L, 2, "none");
+    bool tanh_form = strcmp(form, "tanh") == 0;
+    if (!tanh_form && strcmp(form, "none") != 0)
+        return luaL_error(L, "gelu: approximate must be 'none' or 'tanh', got '%s'", form);
+    return unary(L, tanh_form ? LM_GELU_TANH : LM_GELU, 0, 0);
+}
+
+void l_check_clamp_bounds(lua_State *L, const char *name, double lo, double hi) {
+    if (lo > hi) {
+        char msg[128]; /* lua_pushfstring has no %g */
+        snprintf(msg, sizeof msg, "%s: min (%g) is greater than max (%g)", name, lo, hi);
+        luaL_error(L, "%s", msg);
+    }
+}
+
+static int t_clamp(lua_State *L) {
+    double lo = luaL_optnumber(L, 2, -HUGE_VAL), hi = luaL_optnumber(L, 3, HUGE_VAL);
+    l_check_clamp_bounds(L, "clamp", lo, hi);
+    return unary(L, LM_CLAMP, lo, hi);
+}
+
+static int t_unm(lua_State *L) {
+    return unary(L, LM_NEG, 0, 0);
+}
+
+/* ---- reductions
+ * ----------------------------------------------------------------------------------- */
+
+/* x:op() over everything, x:op(dim [, keepdim]) over one dimension. */
+static int reduce(lua_State *L, lm_reduce_op op) {
+    lm_tensor *t = l_check_tensor(L, 1);
+    const char *name = lm_reduce_name(op);
+    int dim = lua_isnoneornil(L, 2) ? -1 : l_check_dim(L, 2, t->ndim, name);
+    bool keepdim = lua_toboolean(L, 3);
+    bool with_indices = (op == LM_MAX || op == LM_MIN) && dim >= 0;
+    lm_tensor **values = l_push_slot(L);
+    lm_tensor **indices = with_indices ? l_push_slot(L) : NULL;
+    lm_tensor *idx = NULL;
+    l_check(L, lm_ag_reduce(values, with_indices ? &idx : NULL, op, t, dim, keepdim));
+    if (!with_indices) return 1;
+    *indices = idx;
+    /* indices come back 0-based from the core: make them Lua's 1-based */
+    lm_tensor **one_based = l_push_slot(L);
+    l_check(L, lm_binary_scalar(one_based, LM_ADD, idx, 1, false));
+    lua_remove(L, -2);
+    return 2;
+}
+
+static int t_argreduce(lua_State *L, lm_reduce_op op) {
+    lm_tensor *t = l_check_tensor(L, 1);
+    int dim = lua_isnoneornil(L, 2) ? -1 : l_check_dim(L, 2, t->ndim, lm_reduce_name(op));
+    bool keepdim = lua_toboolean(L, 3);
+    lm_tensor **raw = l_push_slot(L);
+    l_check(L, lm_reduce(raw, NULL, op, t, dim, keepdim));
+    l_check(L, lm_binary_scalar(l_push_slot(L), LM_ADD, *raw, 1, false));
+    return 1;
+}
+
+static int t_sum(lua_State *L) {
+    return reduce(L, LM_SUM);
+}
+static int t_mean(lua_State *L) {
+    return reduce(L, LM_MEAN);
+}
+static int t_max(lua_State *L) {
+    return reduce(L, LM_MAX);
+}
+static int t_min(lua_State *L) {
+    return reduce(L, LM_MIN);
+}
+static int t_var(lua_State *L) {
+    return reduce(L, LM_VAR);
+}
+static int t_argmax(lua_State *L) {
+    return t_argreduce(L, LM_ARGMAX);
+}
+static int t_argmin(lua_State *L) {
+    return t_argreduce(L, LM_ARGMIN);
+}
+
+static int t_std(lua_State *L) {
+    reduce(L, LM_VAR);
+    lm_tensor *var = l_check_tensor(L, -1);
+    l_check(L, lm_ag_unary(l_push_slot(L), LM_SQRT, var, 0, 0));
+    return 1;
+}
+
+static int t_matmul(lua_State *L) {
+    lm_tensor *a = l_check_tensor(L, 1), *b = l_check_tensor(L, 2);
+    l_check(L, lm_ag_matmul(l_push_slot(L), a, b));
+    return 1;
+}
+
+/* ---- registration ------------------------------------------------------------------------ */
+
+static const luaL_Reg math_methods[] = {
+    {"add", t_add},         {"sub", t_sub},   {"mul", t_mul},
+    {"div", t_div},         {"pow", t_pow},   {"maximum", t_maximum},
+    {"minimum", t_minimum}, {"eq", t_eq},     {"ne", t_ne},
+    {"lt", t_lt},           {"le", t_le},     {"gt", t_gt},
+    {"ge", t_ge},           {"neg", t_neg},   {"exp", t_exp},
+    {"log", t_log},         {"sqrt", t_sqrt}, {"abs", t_abs},
+    {"sign", t_sign},       {"tanh", t_tanh}, {"sigmoid", t_sigmoid},
+    {"relu", t_relu},       {"elu", t_elu},   {"gelu", t_gelu},
+    {"clamp", t_clamp},     {"sum", t_sum},   {"mean", t_mean},
+    {"max", t_max},         {"min", t_min},   {"argmax", t_argmax},
+    {"argmin", t_argmin},   {"var", t_var},   {"std", t_std},
+    {"matmul", t_matmul},   {NULL, NULL}};
+
+static const luaL_Reg math_metamethods[] = {{"__add", t_add}, {"__sub", t_sub}, {"__mul", t_mul},
+                                            {"__div", t_div}, {"__pow", t_pow}, {"__unm", t_unm},
+                                            {NULL, NULL}};
+
+void l_tensor_math_open(lua_State *L, int metatable) {
+    metatable = lua_absindex(L, metatable);
+    luaL_setfuncs(L, math_methods, 0); /* into the methods table on top */
+    lua_pushvalue(L, metatable);
+    luaL_setfuncs(L, math_metamethods, 0);
+    lua_pop(L, 1);
+}

@@ -1,0 +1,366 @@
+/* Reading safetensors files (lm_safetensors.h): the header validated before
+ * anything of a size the file claims is allocated, then each tensor read,
+ * or mapped, and widened to float32 / int32. Writing is in lm_safetensors.c. */
+#include "lm_safetensors.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lm_half.h"
+#include "lm_json.h"
+#include "lm_ops.h"
+
+/* The dtypes a file may hold, each read into float32 or int32. */
+typedef enum {
+    FILE_F32,
+    FILE_I32,
+    FILE_F64,
+    FILE_I64,
+    FILE_F16,
+    FILE_BF16,
+    FILE_I16,
+    FILE_U16,
+    FILE_I8,
+    FILE_U8,
+    FILE_BOOL
+} file_dtype;
+
+static const struct {
+    const char *name;
+    int size;
+    lm_dtype dtype;
+} file_dtypes[] = {
+    [FILE_F32] = {"F32", 4, LM_FLOAT32}, [FILE_I32] = {"I32", 4, LM_INT32},
+    [FILE_F64] = {"F64", 8, LM_FLOAT32}, [FILE_I64] = {"I64", 8, LM_INT32},
+    [FILE_F16] = {"F16", 2, LM_FLOAT32}, [FILE_BF16] = {"BF16", 2, LM_FLOAT32},
+    [FILE_I16] = {"I16", 2, LM_INT32},   [FILE_U16] = {"U16", 2, LM_INT32},
+    [FILE_I8] = {"I8", 1, LM_INT32},     [FILE_U8] = {"U8", 1, LM_INT32},
+    [FILE_BOOL] = {"BOOL", 1, LM_INT32},
+};
+#define FILE_DTYPE_COUNT ((int)(sizeof file_dtypes / sizeof file_dtypes[0]))
+
+typedef struct {
+    const char *name;
+    lm_dtype dtype;
+    file_dtype file;
+    int file_dtype_size;
+    int ndim;
+    int64_t shape[LM_MAX_DIMS];
+    uint64_t begin, end;
+} entry;
+
+static int compare_begin(const void *a, const void *b) {
+    const entry *x = *(const entry *const *)a, *y = *(const entry *const *)b;
+    return x->begin < y->begin ? -1 : x->begin > y->begin;
+}
+
+static lm_status parse_entry(const char *path, const char *name, const lm_json *v,
+                             uint64_t data_len, entry *e) {
+    e->name = name;
+    if (v->type != LM_JSON_OBJECT)
+        return lm_fail(LM_ERR_FORMAT, "'%s': entry '%s' is not an object", path, name);
+    const lm_json *dt = lm_json_get(v, "dtype"), *sh = lm_json_get(v, "shape"),
+                  *off = lm_json_get(v, "data_offsets");
+    if (!dt || dt->type != LM_JSON_STRING || !sh || sh->type != LM_JSON_ARRAY || !off ||
+        off->type != LM_JSON_ARRAY)
+        return lm_fail(LM_ERR_FORMAT,
+                       "'%s': tensor '%s' needs \"dtype\", \"shape\" and \"data_offsets\"", path,
+                       name);
+    const char *d = dt->string;
+    int kind = 0;
+    while (kind < FILE_DTYPE_COUNT && strcmp(d, file_dtypes[kind].name) != 0) kind++;
+    if (kind == FILE_DTYPE_COUNT)
+        return lm_fail(LM_ERR_FORMAT,
+                       "'%s': tensor '%s' has dtype '%.16s', which Lumen cannot read "
+                       "(F32, F64, F16, BF16, I64, I32, I16, U16, I8, U8, BOOL)",
+                       path, name, d);
+    e->file = (file_dtype)kind;
+    e->dtype = file_dtypes[kind].dtype;
+    e->file_dtype_size = file_dtypes[kind].size;
+    if (sh->count > LM_MAX_DIMS)
+        return lm_fail(LM_ERR_FORMAT, "'%s': tensor '%s' has %d dimensions, at most %d", path, name,
+                       sh->count, LM_MAX_DIMS);
+    e->ndim = sh->count;
+    uint64_t numel = 1;
+    for (int k = 0; k < sh->count; k++) {
+        const lm_json *x = &sh->items[k];
+        if (x->type != LM_JSON_NUMBER || !x->is_integer || x->integer < 0 ||
+            x->integer > (int64_t)data_len)
+            return lm_fail(LM_ERR_FORMAT, "'%s': tensor '%s' has an invalid size in its shape",
+                           path, name);
+        e->shape[k] = x->integer;
+        numel *= (uint64_t)x->integer;
+        if (numel > data_len) numel = data_len + 1; /* saturate: caught below */
+    }
+    if (off->count != 2 || off->items[0].type != LM_JSON_NUMBER || !off->items[0].is_integer ||
+        off->items[1].type != LM_JSON_NUMBER || !off->items[1].is_integer ||
+        off->items[0].integer < 0 || off->items[1].integer < off->items[0].integer)
+        return lm_fail(LM_ERR_FORMAT, "'%s': tensor '%s' has invalid data_offsets", path, name);
+    e->begin = (uint64_t)off->items[0].integer;
+    e->end = (uint64_t)off->items[1].integer;
+    if (e->end > data_len)
+        return lm_fail(LM_ERR_FORMAT,
+                       "'%s': tensor '%s' ends at byte %llu of the data, past its end (%llu bytes;"
+                       " the file may be truncated)",
+                       path, name, (unsigned long long)e->end, (unsigned long long)data_len);
+    if (numel * (uint64_t)e->file_dtype_size != e->end - e->begin)
+        return lm_fail(LM_ERR_FORMAT,
+                       "'%s': tensor '%s' has %llu bytes of data but its shape needs %llu", path,
+                       name, (unsigned long long)(e->end - e->begin),
+                       (unsigned long long)(numel * (uint64_t)e->file_dtype_size));
+    return LM_OK;
+}
+
+/* Maps the entry's bytes (page-aligned mapping around them); false when
+ * it can't (the caller reads instead). */
+static bool map_entry(FILE *fp, uint64_t data_start, const entry *e, lm_tensor **out) {
+    uint64_t at = data_start + e->begin, bytes = e->end - e->begin;
+    if (e->file_dtype_size != 4 || bytes == 0 || at % 4 != 0) return false;
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    uint64_t base_at = at - at % page, len = bytes + (at - base_at);
+    /* private and writable: changes stay in memory (copy on write) */
+    void *base =
+        mmap(NULL, (size_t)len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fileno(fp), (off_t)base_at);
+    if (base == MAP_FAILED) return false;
+    return lm_tensor_new_mapped(out, e->dtype, e->ndim, e->shape, (char *)base + (at - base_at),
+                                base, (size_t)len) == LM_OK;
+}
+
+/* Widens n values of the entry's file dtype from `src` (little-endian, as
+ * read) into float32 or int32 `dst`. The one lossy case is refused: an I64
+ * value outside int32's range is an error naming the tensor and the value. */
+static lm_status convert_entry(const char *path, const entry *e, const void *src, void *dst,
+                               size_t n) {
+    float *f = dst;
+    int32_t *i32 = dst;
+    const unsigned char *b = src;
+    for (size_t i = 0; i < n; i++) {
+        switch (e->file) {
+        case FILE_F64: {
+            double v;
+            memcpy(&v, b + 8 * i, 8);
+            f[i] = (float)v;
+            break;
+        }
+        case FILE_I64: {
+            int64_t v;
+            memcpy(&v, b + 8 * i, 8);
+            if (v < INT32_MIN || v > INT32_MAX)
+                return lm_fail(LM_ERR_FORMAT,
+                               "'%s': tensor '%s' holds %lld, which does not fit in int32", path,
+                               e->name, (long long)v);
+            i32[i] = (int32_t)v;
+            break;
+        }
+        case FILE_F16:
+            f[i] = lm_f16_to_f32((uint16_t)(b[2 * i] | b[2 * i + 1] << 8));
+            break;
+        case FILE_BF16:
+            f[i] = lm_bf16_to_f32((uint16_t)(b[2 * i] | b[2 * i + 1] << 8));
+            break;
+        case FILE_I16:
+            i32[i] = (int16_t)(uint16_t)(b[2 * i] | b[2 * i + 1] << 8);
+            break;
+        case FILE_U16:
+            i32[i] = (uint16_t)(b[2 * i] | b[2 * i + 1] << 8);
+            break;
+        case FILE_I8:
+            i32[i] = (int8_t)b[i];
+            break;
+        case FILE_U8:
+            i32[i] = b[i];
+            break;
+        case FILE_BOOL:
+            i32[i] = b[i] != 0;
+            break;
+        case FILE_F32:
+        case FILE_I32:
+            memcpy((char *)dst + 4 * i, b + 4 * i, 4);
+            break;
+        }
+    }
+    return LM_OK;
+}
+
+static lm_status read_entry(const char *path, FILE *fp, uint64_t data_start, const entry *e,
+                            bool map, lm_tensor **out) {
+    if (map && map_entry(fp, data_start, e, out)) return LM_OK;
+    LM_TRY(lm_tensor_new(out, e->dtype, LM_CPU, e->ndim, e->shape));
+    size_t bytes = (size_t)(e->end - e->begin), n = (size_t)lm_tensor_numel(*out);
+    void *dst = lm_tensor_f32(*out);
+    /* F32 and I32 are read in place, the others through a buffer */
+    void *buf = e->file_dtype_size == 4 ? dst : malloc(bytes ? bytes : 1);
+    lm_status s = LM_OK;
+    if (!buf) s = lm_fail(LM_ERR_MEMORY, "load: out of memory reading '%s'", e->name);
+    if (s == LM_OK && bytes &&
+        (fseeko(fp, (off_t)(data_start + e->begin), SEEK_SET) != 0 ||
+         fread(buf, 1, bytes, fp) != bytes))
+        s = lm_fail(LM_ERR_IO, "'%s': could not read the data of tensor '%s'", path, e->name);
+    if (s == LM_OK && buf != dst) s = convert_entry(path, e, buf, dst, n);
+    if (buf != dst) free(buf);
+    if (s != LM_OK) {
+        lm_tensor_release(*out);
+        *out = NULL;
+    }
+    return s;
+}
+
+static char *dup_string(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *p = malloc(n);
+    if (p) memcpy(p, s, n);
+    return p;
+}
+
+static lm_status load(const char *path, lm_safetensors *out, bool map);
+
+lm_status lm_safetensors_load(const char *path, lm_safetensors *out) {
+    return load(path, out, false);
+}
+
+lm_status lm_safetensors_load_mapped(const char *path, lm_safetensors *out) {
+    return load(path, out, true);
+}
+
+static lm_status load(const char *path, lm_safetensors *out, bool map) {
+    memset(out, 0, sizeof *out);
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return lm_fail(LM_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    struct stat st;
+    lm_status s = LM_OK;
+    unsigned char len8[8];
+    char *header = NULL;
+    lm_json *json = NULL;
+    entry *entries = NULL;
+    entry **order = NULL;
+    uint64_t hlen = 0, file_size = 0;
+    if (fstat(fileno(fp), &st) != 0) {
+        s = lm_fail(LM_ERR_IO, "cannot stat '%s'", path);
+        goto done;
+    }
+    file_size = (uint64_t)st.st_size;
+    if (file_size < 8 || fread(len8, 1, 8, fp) != 8) {
+        s = lm_fail(LM_ERR_FORMAT, "'%s' is too short to be a safetensors file (%llu bytes)", path,
+                    (unsigned long long)file_size);
+        goto done;
+    }
+    for (int k = 7; k >= 0; k--) hlen = (hlen << 8) | len8[k];
+    if (hlen < 2 || hlen > file_size - 8 || hlen > LM_SAFETENSORS_MAX_HEADER) {
+        s = lm_fail(LM_ERR_FORMAT,
+                    "'%s': header length %llu is impossible for a file of %llu bytes (limit %u);"
+                    " not a safetensors file, or truncated",
+                    path, (unsigned long long)hlen, (unsigned long long)file_size,
+                    LM_SAFETENSORS_MAX_HEADER);
+        goto done;
+    }
+    header = malloc((size_t)hlen);
+    if (!header) {
+        s = lm_fail(LM_ERR_MEMORY, "out of memory reading the header of '%s'", path);
+        goto done;
+    }
+    if (fread(header, 1, (size_t)hlen, fp) != hlen) {
+        s = lm_fail(LM_ERR_IO, "'%s': could not read the header", path);
+        goto done;
+    }
+    char what[512];
+    snprintf(what, sizeof what, "header of '%s'", path);
+    s = lm_json_parse(header, (size_t)hlen, what, &json);
+    if (s != LM_OK) goto done;
+    if (json->type != LM_JSON_OBJECT) {
+        s = lm_fail(LM_ERR_FORMAT, "'%s': the header is not a JSON object", path);
+        goto done;
+    }
+    uint64_t data_start = 8 + hlen, data_len = file_size - data_start;
+    entries = calloc(json->count ? json->count : 1, sizeof *entries);
+    order = calloc(json->count ? json->count : 1, sizeof *order);
+    if (!entries || !order) {
+        s = lm_fail(LM_ERR_MEMORY, "out of memory");
+        goto done;
+    }
+    int n = 0;
+    const lm_json *meta = NULL;
+    for (int i = 0; i < json->count; i++) {
+        if (strcmp(json->keys[i], "__metadata__") == 0) {
+            meta = &json->items[i];
+            continue;
+        }
+        for (int j = 0; j < i; j++)
+            if (strcmp(json->keys[i], json->keys[j]) == 0) {
+                s = lm_fail(LM_ERR_FORMAT, "'%s': tensor '%s' appears twice", path, json->keys[i]);
+                goto done;
+            }
+        s = parse_entry(path, json->keys[i], &json->items[i], data_len, &entries[n]);
+        if (s != LM_OK) goto done;
+        order[n] = &entries[n];
+        n++;
+    }
+    qsort(order, n, sizeof *order, compare_begin);
+    for (int i = 1; i < n; i++)
+        if (order[i]->begin < order[i - 1]->end) {
+            s = lm_fail(LM_ERR_FORMAT, "'%s': the data of tensors '%s' and '%s' overlap", path,
+                        order[i - 1]->name, order[i]->name);
+            goto done;
+        }
+    if (meta && meta->type != LM_JSON_OBJECT) {
+        s = lm_fail(LM_ERR_FORMAT, "'%s': __metadata__ is not an object", path);
+        goto done;
+    }
+    int nmeta = meta ? meta->count : 0;
+    out->tensors = calloc(n ? n : 1, sizeof *out->tensors);
+    out->metadata = calloc(nmeta ? nmeta : 1, sizeof *out->metadata);
+    if (!out->tensors || !out->metadata) {
+        s = lm_fail(LM_ERR_MEMORY, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < nmeta; i++) {
+        if (meta->items[i].type != LM_JSON_STRING) {
+            s = lm_fail(LM_ERR_FORMAT, "'%s': metadata '%s' is not a string", path, meta->keys[i]);
+            goto done;
+        }
+        out->metadata[i].key = dup_string(meta->keys[i]);
+        out->metadata[i].value = dup_string(meta->items[i].string);
+        out->metadata_count++;
+        if (!out->metadata[i].key || !out->metadata[i].value) {
+            s = lm_fail(LM_ERR_MEMORY, "out of memory");
+            goto done;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        lm_named_tensor *nt = &out->tensors[i];
+        nt->name = dup_string(entries[i].name);
+        if (!nt->name) {
+            s = lm_fail(LM_ERR_MEMORY, "out of memory");
+            goto done;
+        }
+        out->count++;
+        s = read_entry(path, fp, data_start, &entries[i], map, &nt->tensor);
+        if (s != LM_OK) goto done;
+    }
+done:
+    fclose(fp);
+    free(header);
+    lm_json_free(json);
+    free(entries);
+    free(order);
+    if (s != LM_OK) lm_safetensors_free(out);
+    return s;
+}
+
+void lm_safetensors_free(lm_safetensors *st) {
+    for (int i = 0; i < st->count; i++) {
+        free(st->tensors[i].name);
+        lm_tensor_release(st->tensors[i].tensor);
+    }
+    for (int i = 0; i < st->metadata_count; i++) {
+        free(st->metadata[i].key);
+        free(st->metadata[i].value);
+    }
+    free(st->tensors);
+    free(st->metadata);
+    memset(st, 0, sizeof *st);
+}
