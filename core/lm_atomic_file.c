@@ -130,3 +130,11 @@ lm_status lm_atomic_write(const char *path, const void *data, size_t len) {
     lm_atomic_abort(&f);
     return s;
 }
+
+void lm_atomic_write_chunk(void *context, void *data, int size) {
+    lm_atomic_file *f = context;
+    if (f->fp && fwrite(data, 1, (size_t)size, f->fp) != (size_t)size) {
+        fclose(f->fp);
+        f->fp = NULL;
+    }
+}

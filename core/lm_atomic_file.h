@@ -28,5 +28,9 @@ void lm_atomic_abort(lm_atomic_file *f);
  * the target: "cannot write '<path>': <reason>", "writing '<path>' failed:
  * <reason>", "cannot move '<temporary>' into place: <reason>". */
 lm_status lm_atomic_write(const char *path, const void *data, size_t len);
+/* A write callback in the form stb_image_write's *_to_func writers take
+ * (`context` is the lm_atomic_file): appends `size` bytes; on failure closes
+ * the file and leaves fp NULL, which lm_atomic_commit's caller checks. */
+void lm_atomic_write_chunk(void *context, void *data, int size);
 
 #endif

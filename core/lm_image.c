@@ -93,14 +93,6 @@ static image_format format_of(const char *path) {
     return FORMAT_UNKNOWN;
 }
 
-static void write_to_file(void *context, void *data, int size) {
-    lm_atomic_file *f = context;
-    if (f->fp && fwrite(data, 1, (size_t)size, f->fp) != (size_t)size) {
-        fclose(f->fp);
-        f->fp = NULL; /* marks the failure for the caller */
-    }
-}
-
 lm_status lm_image_save(const char *path, const lm_tensor *t) {
     image_format format = format_of(path);
     if (format == FORMAT_UNKNOWN)
@@ -137,16 +129,16 @@ lm_status lm_image_save(const char *path, const lm_tensor *t) {
             int ok = 0, iw = (int)w, ih = (int)h, ic = (int)c;
             switch (format) {
             case FORMAT_PNG:
-                ok = stbi_write_png_to_func(write_to_file, &f, iw, ih, ic, px, iw * ic);
+                ok = stbi_write_png_to_func(lm_atomic_write_chunk, &f, iw, ih, ic, px, iw * ic);
                 break;
             case FORMAT_JPEG:
-                ok = stbi_write_jpg_to_func(write_to_file, &f, iw, ih, ic, px, 95);
+                ok = stbi_write_jpg_to_func(lm_atomic_write_chunk, &f, iw, ih, ic, px, 95);
                 break;
             case FORMAT_BMP:
-                ok = stbi_write_bmp_to_func(write_to_file, &f, iw, ih, ic, px);
+                ok = stbi_write_bmp_to_func(lm_atomic_write_chunk, &f, iw, ih, ic, px);
                 break;
             case FORMAT_TGA:
-                ok = stbi_write_tga_to_func(write_to_file, &f, iw, ih, ic, px);
+                ok = stbi_write_tga_to_func(lm_atomic_write_chunk, &f, iw, ih, ic, px);
                 break;
             case FORMAT_UNKNOWN:
                 break;

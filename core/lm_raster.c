@@ -266,19 +266,11 @@ void lm_canvas_text(lm_canvas *c, const lm_font *f, double x, double y, double s
 /* ---- PNG
  * ---------------------------------------------------------------------------------------------- */
 
-static void write_to_file(void *context, void *data, int size) {
-    lm_atomic_file *f = context;
-    if (f->fp && fwrite(data, 1, (size_t)size, f->fp) != (size_t)size) {
-        fclose(f->fp);
-        f->fp = NULL; /* marks the failure for the caller */
-    }
-}
-
 lm_status lm_canvas_write_png(const lm_canvas *c, const char *path) {
     lm_atomic_file f;
     LM_TRY(lm_atomic_open(&f, path));
-    int ok =
-        stbi_write_png_to_func(write_to_file, &f, c->width, c->height, 4, c->rgba, c->width * 4);
+    int ok = stbi_write_png_to_func(lm_atomic_write_chunk, &f, c->width, c->height, 4, c->rgba,
+                                    c->width * 4);
     if (!ok || !f.fp) {
         lm_atomic_abort(&f);
         return lm_fail(LM_ERR_IO, "writing the PNG '%s' failed", path);

@@ -243,15 +243,7 @@ function Loader:batches_per_epoch() return self:__len() end
 --- `first` (default 1) starts at a later batch, as a resumed run needs.
 function Loader:epoch_iter(first)
   self.epoch = self.epoch + 1
-  local order
-  if self.shuffle then
-    local seed, offset = lm.rng_state()
-    lm.manual_seed(self.seed * 1000003 + self.epoch)
-    order = lm.randperm(self.n) - 1 -- 0-based for the gather
-    lm.set_rng_state(seed, offset) -- the global stream (noise, dropout) is not disturbed
-  else
-    order = lm.arange(0, self.n - 1, 'int32')
-  end
+  local order = image_folder.epoch_order(self) - 1 -- 0-based for the gather
   local nb, i = #self, (first or 1) - 1
   return function()
     i = i + 1

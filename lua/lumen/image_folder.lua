@@ -67,6 +67,19 @@ function M.image_folder(root, opts)
   }
 end
 
+--- The 1-based sample order of a loader's current epoch: a permutation
+--- seeded by the loader's seed and epoch on its own stream (the global
+--- stream, which noise and dropout draw from, is left as it was), or 1..n
+--- when the loader does not shuffle. Both loaders use it.
+function M.epoch_order(loader)
+  if not loader.shuffle then return lm.arange(1, loader.n, 'int32') end
+  local state, offset = lm.rng_state()
+  lm.manual_seed(loader.seed * 1000003 + loader.epoch)
+  local order = lm.randperm(loader.n)
+  lm.set_rng_state(state, offset)
+  return order
+end
+
 -- ---- the loader of an image folder --------------------------------------------------------------
 
 local FolderLoader = {}
@@ -123,15 +136,7 @@ end
 --- While the caller works on batch i, the workers decode batch i + 1.
 function FolderLoader:epoch_iter(first)
   self.epoch = self.epoch + 1
-  local order
-  if self.shuffle then
-    local state, offset = lm.rng_state()
-    lm.manual_seed(self.seed * 1000003 + self.epoch)
-    order = lm.randperm(self.n)
-    lm.set_rng_state(state, offset)
-  else
-    order = lm.arange(1, self.n, 'int32')
-  end
+  local order = M.epoch_order(self)
   local nb, i = #self, (first or 1) - 1
   local pending
   if i + 1 <= nb then
