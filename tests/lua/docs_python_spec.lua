@@ -4,15 +4,9 @@
 -- Blocks that import packages Debian does not ship (safetensors) are skipped.
 local lm = require 'lumen'
 
-local python = "/usr/bin/python3"
-local function can_import(modules)
-  local p = io.popen(python .. " -c 'import " .. modules .. "' >/dev/null 2>&1 && echo yes")
-  local out = p:read("a")
-  p:close()
-  return out:find("yes") ~= nil
-end
+local py = dofile("tests/helpers/python.lua")
 
-if not can_import("torch, torchvision") then
+if not py.can_import("torch, torchvision") then
   skip("/usr/bin/python3 cannot import torch and torchvision (python3-torch, python3-torchvision)", true)
 end
 
@@ -32,7 +26,7 @@ describe("docs/import-pytorch.md's Python", function()
     for block in read("docs/import-pytorch.md"):gmatch("```python\n(.-)```") do
       if not block:find("from safetensors", 1, true) then
         lm.write_file(dir .. "/block.py", block)
-        local p = io.popen(string.format("cd '%s' && %s block.py 2>&1", dir, python))
+        local p = io.popen(string.format("cd '%s' && %s block.py 2>&1", dir, py.python))
         local out = p:read("a")
         truthy(p:close(), "the block failed:\n" .. out)
         ran = ran + 1

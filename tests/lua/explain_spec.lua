@@ -222,26 +222,19 @@ describe("occlusion", function()
 end)
 
 describe("Grad-CAM against PyTorch", function()
-  local python = "/usr/bin/python3"
-  local function have_torch()
-    local p = io.popen(python .. " -c 'import torch, numpy' >/dev/null 2>&1 && echo yes")
-    local out = p:read("a")
-    p:close()
-    return out:find("yes") ~= nil
-  end
+  local py = dofile("tests/helpers/python.lua")
   local dir = os.tmpname()
   os.remove(dir)
   local ready, why
   local function prepare()
     if ready ~= nil then return end
-    if not have_torch() then
+    if not py.can_import("torch, numpy") then
       ready, why = false, "/usr/bin/python3 cannot import torch: Debian's python3-torch is not installed"
       return
     end
     lm.mkdir(dir)
-    local p = io.popen(python .. " tests/torch/explain_reference.py write '" .. dir .. "' 2>&1")
-    local out = p:read("a")
-    ready = p:close()
+    local out
+    ready, out = py.run("tests/torch/explain_reference.py", "write '" .. dir .. "'")
     if not ready then error("explain_reference.py failed:\n" .. out, 0) end
   end
   local function twin()

@@ -5,15 +5,9 @@
 -- computes on the same PNG files, and the report, atlas and metrics appear.
 local lm = require 'lumen'
 
-local python = "/usr/bin/python3"
-local function can_import(modules)
-  local p = io.popen(python .. " -c 'import " .. modules .. "' >/dev/null 2>&1 && echo yes")
-  local out = p:read("a")
-  p:close()
-  return out:find("yes") ~= nil
-end
+local py = dofile("tests/helpers/python.lua")
 
-if not can_import("torch, torchvision, PIL") then
+if not py.can_import("torch, torchvision, PIL") then
   skip("/usr/bin/python3 cannot import torch, torchvision and PIL", true)
 end
 
@@ -33,9 +27,8 @@ describe("experiments/introspect_pytorch.lua", function()
         end
       end
     end
-    local p = io.popen(string.format("%s tests/torch/pytorch_experiment_reference.py '%s' 2>&1", python, dir))
-    local out = p:read("a")
-    truthy(p:close(), "the PyTorch side failed:\n" .. out)
+    local ran, out = py.run("tests/torch/pytorch_experiment_reference.py", "'" .. dir .. "'")
+    truthy(ran, "the PyTorch side failed:\n" .. out)
     local right, total = out:match("(%d+) (%d+)")
     truthy(right, "PyTorch's accuracy: " .. out)
 

@@ -5,13 +5,8 @@
 -- torch's float32 conversion gives, ties to even and overflow included.
 local lm = require 'lumen'
 
-local python = "/usr/bin/python3"
-local function have_torch()
-  local p = io.popen(python .. " -c 'import torch' >/dev/null 2>&1 && echo yes")
-  local out = p:read("a")
-  p:close()
-  return out:find("yes") ~= nil
-end
+local py = dofile("tests/helpers/python.lua")
+local function have_torch() return py.can_import("torch") end
 
 local dir = os.tmpname()
 os.remove(dir)
@@ -30,16 +25,7 @@ local function same_values(a, b)
   return true
 end
 
-local function python_run(args)
-  local err = dir .. "/stderr.txt"
-  local p = io.popen(python .. " tests/torch/dtype_reference.py " .. args .. " 2>'" .. err .. "'")
-  local out = p:read("a")
-  local ok = p:close()
-  local f = io.open(err)
-  local msg = f and f:read("a") or ""
-  if f then f:close() end
-  return ok, out .. msg
-end
+local function python_run(args) return py.run("tests/torch/dtype_reference.py", args) end
 
 describe("safetensors dtypes without PyTorch", function()
   it("rejects an I64 value int32 cannot hold, naming the tensor and the value", function()

@@ -9,13 +9,8 @@
 local lm = require 'lumen'
 local nn = lm.nn
 
-local python = "/usr/bin/python3"
-local function have_torch()
-  local p = io.popen(python .. " -c 'import torch, torchvision' >/dev/null 2>&1 && echo yes")
-  local out = p:read("a")
-  p:close()
-  return out:find("yes") ~= nil
-end
+local py = dofile("tests/helpers/python.lua")
+local function have_torch() return py.can_import("torch, torchvision") end
 
 describe("conv layers without torch", function()
   it("Dropout2d zeroes whole channels with probability p, scales by 1/(1-p), only in training", function()
@@ -131,16 +126,7 @@ local dir = os.tmpname()
 os.remove(dir)
 lm.mkdir(dir)
 
-local function run(args)
-  local err = dir .. "/stderr.txt"
-  local p = io.popen(python .. " tests/torch/conv_layers_reference.py " .. args .. " 2>'" .. err .. "'")
-  local out = p:read("a")
-  local ok = p:close()
-  local f = io.open(err)
-  local msg = f and f:read("a") or ""
-  if f then f:close() end
-  return ok, out .. msg
-end
+local function run(args) return py.run("tests/torch/conv_layers_reference.py", args) end
 
 local written, why = run("write '" .. dir .. "'")
 if not written then error("conv_layers_reference.py write failed:\n" .. why, 0) end

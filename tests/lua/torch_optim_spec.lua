@@ -8,28 +8,19 @@
 local lm = require 'lumen'
 local json = require 'lumen.json'
 
-local python = "/usr/bin/python3"
-local function have_torch()
-  local p = io.popen(python .. " -c 'import torch' >/dev/null 2>&1 && echo yes")
-  local out = p:read("a")
-  p:close()
-  return out:find("yes") ~= nil
-end
+local py = dofile("tests/helpers/python.lua")
 
-if not have_torch() then
+if not py.can_import("torch") then
   skip("/usr/bin/python3 cannot import torch: Debian's python3-torch is not installed", true)
 end
 
 -- run the reference; its failure is this file's failure, with its stderr
 local dir = os.tmpname()
 os.remove(dir)
-os.execute("mkdir -p '" .. dir .. "'")
-local out_path, err_path = dir .. "/optim.safetensors", dir .. "/stderr.txt"
-local ran = os.execute(python .. " tests/torch/optim_reference.py '" .. out_path .. "' 2>'" .. err_path .. "'")
+lm.mkdir(dir)
+local out_path = dir .. "/optim.safetensors"
+local ran, msg = py.run("tests/torch/optim_reference.py", "'" .. out_path .. "'")
 if not ran then
-  local f = io.open(err_path)
-  local msg = f and f:read("a") or "(no stderr)"
-  if f then f:close() end
   os.execute("rm -rf '" .. dir .. "'")
   error("tests/torch/optim_reference.py failed:\n" .. msg, 0)
 end

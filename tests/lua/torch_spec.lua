@@ -42,30 +42,20 @@
 local lm = require 'lumen'
 local F = lm.nn.functional
 
-local python = "/usr/bin/python3"
+local py = dofile("tests/helpers/python.lua")
 local TOLERANCE, TINY = 1e-5, 1e-30
 
-if not os.execute(python .. " -c 'import torch' >/dev/null 2>&1") then
-  skip(python .. " cannot import torch: Debian's python3-torch is not installed", true)
+if not py.can_import("torch") then
+  skip(py.python .. " cannot import torch: Debian's python3-torch is not installed", true)
 end
 
 -- ---- the reference ---------------------------------------------------------------------------------
 
-local function read_all(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local ref_path, err_path = os.tmpname(), os.tmpname()
-local ran = os.execute(python .. " tests/torch/reference.py '" .. ref_path .. "' 2>'" .. err_path .. "'")
-local stderr = read_all(err_path)
-os.remove(err_path)
+local ref_path = os.tmpname()
+local ran, output = py.run("tests/torch/reference.py", "'" .. ref_path .. "'")
 if not ran then
   os.remove(ref_path)
-  error("tests/torch/reference.py failed:\n" .. stderr, 0)
+  error("tests/torch/reference.py failed:\n" .. output, 0)
 end
 local tensors, metadata = lm.load(ref_path)
 os.remove(ref_path)

@@ -6,13 +6,8 @@
 local lm = require 'lumen'
 local nn = lm.nn
 
-local python = "/usr/bin/python3"
-local function have_torch()
-  local p = io.popen(python .. " -c 'import torch' >/dev/null 2>&1 && echo yes")
-  local out = p:read("a")
-  p:close()
-  return out:find("yes") ~= nil
-end
+local py = dofile("tests/helpers/python.lua")
+local function have_torch() return py.can_import("torch") end
 
 if not have_torch() then
   skip("/usr/bin/python3 cannot import torch: Debian's python3-torch is not installed", true)
@@ -22,16 +17,7 @@ local dir = os.tmpname()
 os.remove(dir)
 lm.mkdir(dir)
 
-local function run(args)
-  local err = dir .. "/stderr.txt"
-  local p = io.popen(python .. " tests/torch/state_dict_reference.py " .. args .. " 2>'" .. err .. "'")
-  local out = p:read("a")
-  local ok = p:close()
-  local f = io.open(err)
-  local msg = f and f:read("a") or ""
-  if f then f:close() end
-  return ok, out .. msg
-end
+local function run(args) return py.run("tests/torch/state_dict_reference.py", args) end
 
 local ok, out = run("write '" .. dir .. "'")
 if not ok then error("state_dict_reference.py write failed:\n" .. out, 0) end

@@ -16,27 +16,18 @@
 local lm = require 'lumen'
 local nn = lm.nn
 
-local python = "/usr/bin/python3"
+local py = dofile("tests/helpers/python.lua")
 local TOLERANCE = 1e-5
 
-if not os.execute(python .. " -c 'import torch' >/dev/null 2>&1") then
-  skip(python .. " cannot import torch: Debian's python3-torch is not installed", true)
+if not py.can_import("torch") then
+  skip(py.python .. " cannot import torch: Debian's python3-torch is not installed", true)
 end
 
 local dir = os.tmpname()
 os.remove(dir)
 lm.mkdir(dir)
 
-local function run(args)
-  local err = dir .. "/stderr.txt"
-  local p = io.popen(python .. " tests/torch/transformer_reference.py " .. args .. " 2>'" .. err .. "'")
-  local out = p:read("a")
-  local ok = p:close()
-  local f = io.open(err)
-  local msg = f and f:read("a") or ""
-  if f then f:close() end
-  return ok, out .. msg
-end
+local function run(args) return py.run("tests/torch/transformer_reference.py", args) end
 
 local ok, out = run("write '" .. dir .. "'")
 if not ok then error("transformer_reference.py write failed:\n" .. out, 0) end
