@@ -36,12 +36,7 @@ local opts = cli.parse(arg, {from = "results/introspect_mnist", out = "results/a
   "The paper's analyses of a mapped Net1: lumen experiments/analyses_mnist.lua [options]")
 lm.mkdir(opts.out)
 lm.manual_seed(opts.seed)
-local missing = study.missing{opts.from .. "/classifier.safetensors", opts.from .. "/autoencoder.safetensors",
-  opts.from .. "/estimator.safetensors"}
-if missing then
-  error(string.format("analyses_mnist: %s is missing; run the main experiment first:\n" ..
-    "  lumen experiments/introspect_mnist.lua --out %s", missing, opts.from), 0)
-end
+study.require_mnist_run(opts.from, "analyses_mnist")
 
 local t_start = lm.clock()
 local d = lm.data.mnist{kind = opts.data, dir = opts.data_dir ~= "" and opts.data_dir or nil}

@@ -36,12 +36,7 @@ local opts = cli.parse(arg, {from = "results/introspect_mnist", out = "results/e
   "Input attributions on the mapped Net1: lumen experiments/explain_mnist.lua [options]")
 if opts.threads > 0 then lm.set_num_threads(opts.threads) end
 lm.manual_seed(opts.seed)
-local missing = study.missing{opts.from .. "/classifier.safetensors", opts.from .. "/autoencoder.safetensors",
-  opts.from .. "/estimator.safetensors"}
-if missing then
-  error(string.format("explain_mnist: %s is missing; run the main experiment first:\n" ..
-    "  lumen experiments/introspect_mnist.lua --out %s", missing, opts.from), 0)
-end
+study.require_mnist_run(opts.from, "explain_mnist")
 lm.mkdir(opts.out)
 local t_start = lm.clock()
 

@@ -39,6 +39,18 @@ function study.missing(paths)
   return nil
 end
 
+--- Raises an error, saying how to make one, unless `dir` holds a run of the
+--- main experiment (classifier, autoencoder and estimator); `who` names the
+--- script that needs it.
+function study.require_mnist_run(dir, who)
+  local missing = study.missing{dir .. "/classifier.safetensors", dir .. "/autoencoder.safetensors",
+    dir .. "/estimator.safetensors"}
+  if missing then
+    error(string.format("%s: %s is missing; run the main experiment first:\n" ..
+      "  lumen experiments/introspect_mnist.lua --out %s", who, missing, dir), 0)
+  end
+end
+
 --- The InfoVAE and the estimator a study cached in `dir`
 --- (autoencoder.safetensors, estimator.safetensors) for `recorder`'s
 --- recordings (`sample`, one input, gives their width), in evaluation mode.
