@@ -20,6 +20,9 @@
 --   error_zone.png     the error zone's images, the same three panels
 --   region_means.png   per region the mean image and the mean attributions
 --   map_picks.png      where the picked images lie on the map
+--   atlas.html         the interactive atlas of the test set (lumen.introspect.atlas)
+--                      with both attributions of every picked image (click it) and
+--                      the regions (pick one for its mean attributions)
 --   explain.json       the picked images (1-based test indices), their places,
 --                      estimated errors and gaps; also the chunk's return value
 local lm = require 'lumen'
@@ -94,10 +97,21 @@ local summary = {data = d.name, from = opts.from, test_images = test.x:size(1), 
 local max_gap_class, max_gap_err = 0, 0
 local shown = {arm = {x = {}, c = {}, e = {}, titles = {}}, zone = {}}
 local means = {x = {}, c = {}, e = {}, titles = {}}
+-- for the atlas: each picked image's attributions once (an image can be in an arm and the error zone)
+local in_atlas = {rows = {}, keep = {}, at = 0, class = {}, err = {}, seen = {}, regions = {}}
 local t_attr = lm.clock()
 for _, r in ipairs(regions) do
   local x, a_class, a_err, gap_class, gap_err = attribute(r.indices)
   local gc, ge = gap_class:totable(), gap_err:totable()
+  in_atlas.class[#in_atlas.class + 1], in_atlas.err[#in_atlas.err + 1] = a_class, a_err
+  for _, i in ipairs(r.indices) do
+    in_atlas.at = in_atlas.at + 1
+    if not in_atlas.seen[i] then
+      in_atlas.seen[i] = true
+      in_atlas.rows[#in_atlas.rows + 1], in_atlas.keep[#in_atlas.keep + 1] = i, in_atlas.at
+    end
+  end
+  in_atlas.regions[#in_atlas.regions + 1] = {name = r.name, rows = r.indices}
   local mean_le = 0
   for j, i in ipairs(r.indices) do
     max_gap_class = math.max(max_gap_class, math.abs(gc[j]))
@@ -166,6 +180,17 @@ do
   fig:save(opts.out .. "/map_picks.png")
   files[#files + 1] = "map_picks.png"
 end
+
+-- the atlas of the test set with the picks' attributions
+do
+  local keep = lm.tensor(in_atlas.keep, "int32")
+  study.atlas(opts.out .. "/atlas.html", {name = "Net1", data = d, recorder = recorder, est = est,
+    test = test, H_test = H, Y_test = Y, Z_test = Z,
+    attributions = {rows = in_atlas.rows, regions = in_atlas.regions,
+      maps = {{name = labels_of_maps[1], values = lm.cat(in_atlas.class, 1):index_select(keep)},
+        {name = labels_of_maps[2], values = lm.cat(in_atlas.err, 1):index_select(keep)}}}})
+end
+files[#files + 1] = "atlas.html"
 
 summary.max_abs_gap_class, summary.max_abs_gap_log_error = max_gap_class, max_gap_err
 -- the median of |gap| / |f(x) - f(baseline)| over the attributed images

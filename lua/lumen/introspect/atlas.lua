@@ -18,11 +18,24 @@
 --                  color = 0xRRGGBBAA}, ...},    -- optional; z may be {{x, y}, ...}
 --   })
 --
+-- A set with images may carry input attributions (lm.explain) for some of
+-- its points, shown beside the clicked point's image on a diverging map over
+-- the grey input, and averaged over a region of the map:
+--   attributions = {rows = {i, ...} | int32 [m],     -- 1-based rows of the set
+--                                                     -- (default: all N)
+--     maps = {{name = "IG: predicted class", values = A [m, ...]},
+--             {name = "IG: log10 e_hat", values = B [m, ...]}},
+--     regions = {{name = "arm 0", rows = {...}}, ...},  -- optional, rows of the set
+--     invert = true}             -- ink on paper (default: grey images)
+--
 -- Bulk data (latents, labels, images, activations) travels as zlib streams in
 -- base64, in chunks of `chunk_rows` rows that the page inflates on first use
 -- (DecompressionStream), so 70,000 points with their images open in seconds.
 -- Activations are stored per unit scaled to 0..255 over the set (min to max):
 -- a pattern shows how strongly each unit fires relative to its own range.
+-- Attributions are stored per pixel (channels summed, as lm.explain.colorize
+-- draws them), per row as uint8 128 + round(127 a / s) with the row's scale
+-- s = max |a| in float32: the page decodes a to within s / 254.
 local lm = require 'lumen'
 local json = require 'lumen.json'
 local plot = require 'lumen.plot'
@@ -69,6 +82,73 @@ local function image_shape(set)
     table.concat(x:shape(), "x"))
 end
 
+-- 1-based row indices (a list or a tensor) as a Lua list, checked to lie in
+-- 1..n (and with `unique`, to be distinct).
+local function row_list(set, what, rows, n, unique)
+  if lm.is_tensor(rows) then
+    rows = rows:to("cpu"):reshape(-1):totable()
+  elseif type(rows) == "table" then
+    rows = table.move(rows, 1, #rows, 1, {})
+  else
+    fail("set '%s': %s must be a list or a tensor of rows", set.name, what)
+  end
+  local seen = {}
+  for k, r in ipairs(rows) do
+    if type(r) ~= "number" or r ~= math.floor(r) or r < 1 or r > n then
+      fail("set '%s': %s[%d] = %s is not a row in 1..%d", set.name, what, k, tostring(r), n)
+    end
+    rows[k] = math.tointeger(r)
+    if unique and seen[rows[k]] then fail("set '%s': %s lists row %d twice", set.name, what, rows[k]) end
+    seen[rows[k]] = true
+  end
+  return rows
+end
+
+local function encode_attributions(set, spec, n, shape, o)
+  if not set.images then fail("set '%s': attributions need the set's images", set.name) end
+  if type(spec) ~= "table" or type(spec.maps) ~= "table" or #spec.maps == 0 then
+    fail("set '%s': attributions.maps must list {name = ..., values = tensor}", set.name)
+  end
+  local rows
+  if spec.rows then
+    rows = row_list(set, "attributions.rows", spec.rows, n, true)
+    if #rows == 0 then fail("set '%s': attributions.rows is empty", set.name) end
+  else
+    rows = {}
+    for i = 1, n do rows[i] = i end
+  end
+  local m, hw, c = #rows, shape[2] * shape[3], shape[1]
+  local out = {m = m, rows = packed(lm.tensor(rows, "int32") - 1, "int32"), maps = {}, regions = {}}
+  local invert = spec.invert
+  if invert == nil then invert = c == 1 end
+  out.invert = invert and true or false
+  for j, map in ipairs(spec.maps) do
+    local what = string.format("attributions.maps[%d]", j)
+    if type(map) ~= "table" or not lm.is_tensor(map.values) then
+      fail("set '%s': %s must be {name = ..., values = tensor}", set.name, what)
+    end
+    local v = map.values:to("cpu"):float()
+    if v:size(1) ~= m then fail("set '%s': %s has %d rows, attributions.rows %d", set.name, what, v:size(1), m) end
+    local per = v:numel() // m
+    if per == c * hw and c > 1 then
+      v = v:reshape(m, c, hw):sum(2):view(m, hw)
+    elseif per == hw then
+      v = v:reshape(m, hw)
+    else
+      fail("set '%s': %s has %d values a row, the images %dx%dx%d", set.name, what, per, c, shape[2], shape[3])
+    end
+    local s = v:abs():max(2):view(m)
+    local safe = s + s:eq(0):float()                                -- an all-zero row keeps scale 1
+    out.maps[j] = {name = tostring(map.name or ("attribution " .. j)), scale = packed(safe, "float32"),
+      chunks = chunks(v / safe:view(m, 1) * 127 + 128, o.chunk_rows, "uint8")}
+  end
+  for k, r in ipairs(spec.regions or {}) do
+    local list = row_list(set, string.format("attributions.regions[%d].rows", k), r.rows or {}, n)
+    out.regions[k] = {name = tostring(r.name or ("region " .. k)), rows = list}
+  end
+  return out
+end
+
 local function encode_set(set, o, network)
   if type(set) ~= "table" then fail("each set must be a table, got a %s", type(set)) end
   if type(set.name) ~= "string" then fail("each set needs a name") end
@@ -104,6 +184,9 @@ local function encode_set(set, o, network)
     local lo, hi = table.unpack(set.image_range or {0, 1})
     out.image = {channels = shape[1], height = shape[2], width = shape[3],
       chunks = chunks((flat - lo) * (255 / (hi - lo)), rows, "uint8")}
+    if set.attributions then out.attributions = encode_attributions(set, set.attributions, n, shape, o) end
+  elseif set.attributions then
+    fail("set '%s': attributions need the set's images", set.name)
   end
   if set.activations then
     if not network then fail("set '%s' has activations but the atlas has no network", set.name) end

@@ -82,21 +82,27 @@ end
 --- the training and test maps with their images, the test activations in the
 --- reordered network, the estimator's error map, and o.overlays. Units are
 --- sorted by o.Eh [K, Nh] (E[h|H_k], e.g. decoded from the map), or else by
---- the direct class means of the training recording. Returns the page's bytes.
+--- the direct class means of the training recording (of the test recording
+--- when o.train is nil: then the page shows the test set only).
+--- o.attributions (atlas.lua's set field: rows of the test set, maps, regions)
+--- go with the test set. Returns the page's bytes.
 function study.atlas(path, o)
   local atlas = require 'lumen.introspect.atlas'
   local d = o.data
-  local Eh = o.Eh or A.class_means(o.H_train, o.train.y, #d.classes)
+  local Eh = o.Eh or (o.train and A.class_means(o.H_train, o.train.y, #d.classes)
+    or A.class_means(o.H_test, o.test.y, #d.classes))
   local sizes = o.recorder.layer_sizes
   local function set(name, s, Z, Yhat, H)
     return {name = name, z = Z, labels = s.y, predicted = Yhat:argmax(2), log10_error = I.estimate(o.est, Z):to("cpu"),
       images = s.x, image_range = o.image_range, activations = H}
   end
   local heat = A.error_grid(o.est, {lim = 4}) -- the estimated log10 error, row 1 at the bottom
+  local test = set(o.test_name or "test", o.test, o.Z_test, o.Y_test, o.H_test)
+  test.attributions = o.attributions
+  local sets = {test}
+  if o.train then sets = {set("train", o.train, o.Z_train, o.Y_train), test} end
   local bytes = atlas.write(path, {
-    title = o.name .. " on " .. d.name, classes = d.classes,
-    sets = {set("train", o.train, o.Z_train, o.Y_train),
-      set(o.test_name or "test", o.test, o.Z_test, o.Y_test, o.H_test)},
+    title = o.name .. " on " .. d.name, classes = d.classes, sets = sets,
     network = {layer_sizes = sizes, orders = A.sort_units(Eh, sizes), unit_classes = A.unit_classes(Eh):totable()},
     heat = {values = heat, lim = 4}, overlays = o.overlays})
   print(string.format("   atlas: %s (%.1f MB)", path, bytes / 2 ^ 20))

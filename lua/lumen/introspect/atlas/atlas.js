@@ -47,8 +47,17 @@ for (const s of D.sets) {
     set.imageRow = chunked(s.image, s.image.channels * s.image.height * s.image.width);
   }
   if (s.activations) set.actRow = chunked(s.activations, D.network.units);
+  if (s.attributions) {
+    const a = s.attributions, rows = new Int32Array((await inflate(a.rows)).buffer);
+    set.attrOf = new Int32Array(s.n).fill(-1);
+    rows.forEach((r, j) => { set.attrOf[r] = j; });
+    set.attr = {m: a.m, invert: a.invert, regions: a.regions, maps: []};
+    for (const mp of a.maps) set.attr.maps.push({name: mp.name, scale: new Float32Array((await inflate(mp.scale)).buffer),
+      row: chunked(mp, s.image.height * s.image.width)});
+  }
   sets.push(set);
 }
+const attrSets = sets.filter((s) => s.attr);
 const hiddenClass = new Uint8Array(K);
 let total = 0;
 for (const s of sets) total += s.n;
@@ -179,6 +188,18 @@ function render() {
       for (const p of pts) { ctx.beginPath(); ctx.arc(p[0], p[1], 2.2 * dpr, 0, 7); ctx.fill(); }
     }
   });
+  if (region && region.members.length <= 5000) {
+    ctx.strokeStyle = "#000"; ctx.lineWidth = 1 * dpr;
+    for (const m of region.members) {
+      const [x, y] = toScreen(m.set.z[2 * m.i], m.set.z[2 * m.i + 1]);
+      ctx.beginPath(); ctx.arc(x, y, 4 * dpr, 0, 7); ctx.stroke();
+    }
+  }
+  if (brush) {
+    const [ax, ay] = toScreen(brush[0], brush[1]), [bx, by] = toScreen(brush[2], brush[3]);
+    ctx.strokeStyle = "#000"; ctx.lineWidth = 1.5 * dpr; ctx.setLineDash([6 * dpr, 4 * dpr]);
+    ctx.strokeRect(ax, by, bx - ax, ay - by); ctx.setLineDash([]);
+  }
   for (const [pt, colour] of [[selected, "#000"], [hovered, "#e6007e"]]) {
     if (!pt) continue;
     const [x, y] = toScreen(pt.set.z[2 * pt.i], pt.set.z[2 * pt.i + 1]);
@@ -259,14 +280,151 @@ async function showTooltip(pt, clientX, clientY) {
 }
 function hideTooltip() { tipToken++; tooltip.hidden = true; }
 
+// ---- attributions: a diverging map (blue < 0 < red, white at 0) over the grey input ---------------------
+// as lm.explain.colorize: t = a / max|a| in [-1, 1] between the grey background (0.45 + 0.55 g, or
+// 1 - 0.55 g for ink on paper) and RdBu's red (t > 0) or blue (t < 0) end
+const POSITIVE = [0.792, 0.000, 0.125], NEGATIVE = [0.020, 0.443, 0.690];
+// the values of attribution row j of a map, decoded: (q - 128) / 127 * scale
+async function attrValues(map, j) {
+  const q = await map.row(j), s = map.scale[j], v = new Float32Array(q.length);
+  for (let p = 0; p < q.length; p++) v[p] = (q[p] - 128) / 127 * s;
+  return v;
+}
+// the grey level 0..1 of each pixel of image row bytes (channels averaged)
+function greyOf(s, px) {
+  const {channels: C, height: h, width: w} = s.image, g = new Float32Array(h * w);
+  for (let p = 0; p < h * w; p++) { let t = 0; for (let c = 0; c < C; c++) t += px[c * h * w + p]; g[p] = t / C / 255; }
+  return g;
+}
+function drawAttribution(target, values, grey, w, h, invert) {
+  let vmax = 0;
+  for (const v of values) if (Math.abs(v) > vmax) vmax = Math.abs(v);
+  if (!(vmax > 0)) vmax = 1;
+  target.width = w; target.height = h;
+  const tctx = target.getContext("2d"), d = tctx.createImageData(w, h);
+  for (let p = 0; p < w * h; p++) {
+    const t = Math.max(-1, Math.min(1, values[p] / vmax)), pos = Math.max(t, 0), neg = Math.max(-t, 0);
+    const g = Math.max(0, Math.min(1, grey[p])), base = invert ? 1 - 0.55 * g : 0.45 + 0.55 * g;
+    for (let c = 0; c < 3; c++) d.data[4 * p + c] = Math.round(255 * (base * (1 - pos - neg) + pos * POSITIVE[c] + neg * NEGATIVE[c]));
+    d.data[4 * p + 3] = 255;
+  }
+  tctx.putImageData(d, 0, 0);
+  return vmax;
+}
+function greyCanvas(target, grey, w, h, invert) {
+  target.width = w; target.height = h;
+  const tctx = target.getContext("2d"), d = tctx.createImageData(w, h);
+  for (let p = 0; p < w * h; p++) {
+    const v = Math.round(255 * (invert ? 1 - grey[p] : grey[p]));
+    d.data[4 * p] = d.data[4 * p + 1] = d.data[4 * p + 2] = v; d.data[4 * p + 3] = 255;
+  }
+  tctx.putImageData(d, 0, 0);
+}
+// figures (a canvas with a caption) into box: [{name, values, grey}], one per map; returns what each drew
+function attrFigures(box, s, maps, grey, first) {
+  const {height: h, width: w} = s.image, out = [];
+  if (first) {
+    const f = document.createElement("figure"), c = document.createElement("canvas");
+    greyCanvas(c, grey, w, h, s.attr.invert);
+    const cap = document.createElement("figcaption"); cap.textContent = first;
+    f.appendChild(c); f.appendChild(cap); box.appendChild(f);
+  }
+  for (const m of maps) {
+    const f = document.createElement("figure"), c = document.createElement("canvas");
+    const vmax = drawAttribution(c, m.values, grey, w, h, s.attr.invert);
+    const cap = document.createElement("figcaption"); cap.textContent = m.name;
+    cap.title = "blue lowers the score, red raises it; full colour at |a| = " + vmax.toExponential(2);
+    f.appendChild(c); f.appendChild(cap); box.appendChild(f);
+    out.push({name: m.name, vmax: vmax, values: Array.from(m.values), canvas: c});
+  }
+  return out;
+}
+const ATTR_NOTE = "Input attributions over the grey input: red raises the score named, blue lowers it, white is 0; " +
+  "each map is scaled by its largest |value| (hover a caption for it).";
+let selectedAttr = null;
+async function showAttributions(pt) {
+  const box = $("sel-attr");
+  selectedAttr = null;
+  if (!box) return;
+  box.innerHTML = "";
+  const j = pt && pt.set.attr ? pt.set.attrOf[pt.i] : -1;
+  if (!pt) return;
+  if (j < 0) {
+    box.innerHTML = "<div class=\"muted\">Attributions are stored for " + attrSets.map((s) => s.attr.m + " points of the " +
+      s.name + " set").join(", ") + " (shift-drag on the map for a region's mean).</div>";
+    return;
+  }
+  const s = pt.set, grey = greyOf(s, await s.imageRow(pt.i)), maps = [];
+  for (const m of s.attr.maps) maps.push({name: m.name, values: await attrValues(m, j)});
+  if (selected !== pt) return;
+  const figs = document.createElement("div"); figs.className = "attr-figs"; box.appendChild(figs);
+  selectedAttr = attrFigures(figs, s, maps, grey, null);
+  const note = document.createElement("div"); note.className = "muted"; note.textContent = ATTR_NOTE; box.appendChild(note);
+}
+
+// the mean attributions of the attributed points of a region (rows of one set, or a rectangle of the map)
+let region = null, brush = null, namedRegions = [];
+async function showRegion(name, members) {
+  const box = $("region-attr");
+  box.innerHTML = "";
+  region = {name: name, members: members, n: 0, maps: null};
+  const first = attrSets[0];
+  const use = members.filter((m) => m.set.attr && m.set.attrOf[m.i] >= 0 && m.set.image.height === first.image.height &&
+    m.set.image.width === first.image.width && m.set.attr.maps.length === first.attr.maps.length);
+  const hw = first.image.height * first.image.width, mine = region;
+  const sums = first.attr.maps.map(() => new Float64Array(hw)), grey = new Float64Array(hw);
+  for (const m of use) {
+    const g = greyOf(m.set, await m.set.imageRow(m.i)), j = m.set.attrOf[m.i];
+    for (let p = 0; p < hw; p++) grey[p] += g[p];
+    for (let k = 0; k < sums.length; k++) {
+      const v = await attrValues(m.set.attr.maps[k], j);
+      for (let p = 0; p < hw; p++) sums[k][p] += v[p];
+    }
+  }
+  if (region !== mine) return;
+  const n = use.length;
+  region.n = n; dirty = true;
+  const head = document.createElement("div");
+  head.id = "region-info";
+  head.textContent = name + ": " + n + " attributed point" + (n === 1 ? "" : "s") + (n ? ", mean image and mean attributions" : "");
+  box.appendChild(head);
+  if (!n) return;
+  const mean = (a) => Float32Array.from(a, (v) => v / n);
+  const figs = document.createElement("div"); figs.className = "attr-figs"; box.appendChild(figs);
+  region.maps = attrFigures(figs, first, first.attr.maps.map((m, k) => ({name: "mean " + m.name, values: mean(sums[k])})),
+    mean(grey), "mean image");
+}
+function regionOfRows(set, r) {
+  return {name: r.name, members: r.rows.map((i) => ({set: set, i: i - 1}))};
+}
+function brushRegion(x0, y0, x1, y1) {
+  const lx = Math.min(x0, x1), hx = Math.max(x0, x1), ly = Math.min(y0, y1), hy = Math.max(y0, y1), members = [];
+  for (const s of attrSets) {
+    if (!s.visible) continue;
+    for (let i = 0; i < s.n; i++) {
+      if (s.attrOf[i] < 0 || hiddenClass[s.labels[i]]) continue;
+      const x = s.z[2 * i], y = s.z[2 * i + 1];
+      if (x >= lx && x <= hx && y >= ly && y <= hy) members.push({set: s, i: i});
+    }
+  }
+  brush = [lx, ly, hx, hy];
+  return showRegion("rectangle z1 " + lx.toFixed(2) + ".." + hx.toFixed(2) + ", z2 " + ly.toFixed(2) + ".." + hy.toFixed(2), members);
+}
+
 let selectedActs = null;
 async function select(pt) {
   selected = pt; dirty = true;
   const info = $("sel-info"), net = $("network");
-  if (!pt) { info.innerHTML = "<span class=\"muted\">Click a point to see its input and activation pattern.</span>"; return; }
+  if (!pt) {
+    info.innerHTML = "<span class=\"muted\">Click a point to see its input and activation pattern" +
+      (attrSets.length ? " and attributions" : "") + ".</span>";
+    if (attrSets.length) await showAttributions(null);
+    return;
+  }
   info.innerHTML = describe(pt.set, pt.i).replace(/id="tip-/g, "id=\"sel-");
   $("sel-image").style.display = pt.set.image ? "" : "none";
   await drawImage($("sel-image"), pt.set, pt.i);
+  if (attrSets.length) await showAttributions(pt);
   selectedActs = null;
   if (!pt.set.actRow) {
     net.style.display = "none";
@@ -360,18 +518,58 @@ function legend() {
   }
 }
 legend();
+if (attrSets.length) {
+  // the attribution panels live beside the selection; made here so that a page without attributions is as before
+  const sel = document.createElement("div"); sel.id = "sel-attr";
+  $("network").parentNode.insertBefore(sel, $("network"));
+  const h = document.createElement("h2"); h.textContent = "Region";
+  const box = document.createElement("div"); box.id = "region-box";
+  const pick = document.createElement("select"); pick.id = "region-select";
+  const none = document.createElement("option"); none.value = ""; none.textContent = "choose a region"; pick.appendChild(none);
+  const named = namedRegions;
+  for (const s of attrSets) for (const r of s.attr.regions) {
+    const o = document.createElement("option"); o.value = String(named.length); o.textContent = r.name;
+    named.push(regionOfRows(s, r)); pick.appendChild(o);
+  }
+  pick.onchange = () => {
+    brush = null;
+    if (pick.value === "") { region = null; $("region-attr").innerHTML = ""; dirty = true; return; }
+    const r = named[+pick.value]; showRegion(r.name, r.members);
+  };
+  const hint = document.createElement("div"); hint.className = "muted";
+  hint.textContent = (named.length ? "Pick a region, or shift-drag" : "Shift-drag") +
+    " a rectangle on the map: the mean image and mean attributions of its attributed points.";
+  if (named.length) box.appendChild(pick);
+  box.appendChild(hint);
+  const out = document.createElement("div"); out.id = "region-attr"; box.appendChild(out);
+  const aside = document.querySelector("aside");
+  aside.appendChild(h); aside.appendChild(box);
+}
 $("reset").onclick = () => { resetView(); dirty = true; };
 
 // ---- mouse: hover, click, drag to pan, wheel to zoom -------------------------------------------
 const viewEl = $("view");
 let drag = null;
 function local(e) { const r = canvas.getBoundingClientRect(); return [(e.clientX - r.left) * dpr, (e.clientY - r.top) * dpr]; }
-viewEl.addEventListener("mousedown", (e) => { drag = {x: e.clientX, y: e.clientY, cx: view.cx, cy: view.cy, moved: false}; });
+viewEl.addEventListener("mousedown", (e) => {
+  drag = {x: e.clientX, y: e.clientY, cx: view.cx, cy: view.cy, moved: false};
+  if (e.shiftKey && attrSets.length) { const [px, py] = local(e); drag.brush = toData(px, py); }
+});
 window.addEventListener("mouseup", (e) => {
-  if (drag && !drag.moved) { const [px, py] = local(e); select(nearest(px, py, 8 * dpr)); }
+  if (drag && drag.brush && drag.moved) {
+    const [px, py] = local(e), [x, y] = toData(px, py);
+    if ($("region-select")) $("region-select").value = "";
+    brushRegion(drag.brush[0], drag.brush[1], x, y);
+  } else if (drag && !drag.moved) { const [px, py] = local(e); select(nearest(px, py, 8 * dpr)); }
   drag = null; viewEl.classList.remove("dragging");
 });
 viewEl.addEventListener("mousemove", (e) => {
+  if (drag && drag.brush) {
+    if (Math.abs(e.clientX - drag.x) + Math.abs(e.clientY - drag.y) > 3) drag.moved = true;
+    const [px, py] = local(e), [x, y] = toData(px, py);
+    brush = [Math.min(drag.brush[0], x), Math.min(drag.brush[1], y), Math.max(drag.brush[0], x), Math.max(drag.brush[1], y)];
+    hideTooltip(); dirty = true; return;
+  }
   if (drag) {
     const dx = e.clientX - drag.x, dy = e.clientY - drag.y;
     if (Math.abs(dx) + Math.abs(dy) > 3) { drag.moved = true; viewEl.classList.add("dragging"); hideTooltip(); }
@@ -395,6 +593,10 @@ window.addEventListener("resize", () => { resize(); dirty = true; });
 resize(); resetView(); select(null);
 render(); requestAnimationFrame(frame);
 
+function figureState(f) {
+  return {name: f.name, vmax: f.vmax, values: f.values, width: f.canvas.width, height: f.canvas.height,
+    pixels: Array.from(f.canvas.getContext("2d").getImageData(0, 0, f.canvas.width, f.canvas.height).data)};
+}
 // for tests and scripting from the console
 window.atlas = {
   ready: true, sets: sets.map((s) => s.name),
@@ -406,10 +608,20 @@ window.atlas = {
     const [x, y] = toScreen(s.z[2 * (i - 1)], s.z[2 * (i - 1) + 1]);
     return [r.left + x / dpr, r.top + y / dpr];
   },
+  screenOfZ: (x, y) => {             // client coordinates of a place (z1, z2) on the map
+    const r = canvas.getBoundingClientRect(), [sx, sy] = toScreen(x, y);
+    return [r.left + sx / dpr, r.top + sy / dpr];
+  },
   tooltip: () => ({visible: !tooltip.hidden, text: tipText.innerText, imageReady: tipImageReady,
     pixels: tipImageReady ? Array.from(tipImage.getContext("2d").getImageData(0, 0, tipImage.width, tipImage.height).data) : null}),
   selection: () => selected && {set: selected.set.name, index: selected.i + 1,
-    activations: selectedActs ? Array.from(selectedActs) : null},
+    activations: selectedActs ? Array.from(selectedActs) : null,
+    attributions: selectedAttr && selectedAttr.map(figureState)},
+  // the region shown: its name, attributed points and mean maps (values and drawn pixels)
+  region: () => region && region.maps && {name: region.name, n: region.n, maps: region.maps.map(figureState)},
+  regions: () => namedRegions.map((r) => r.name),
+  showRegion: (k) => { const r = namedRegions[k - 1]; return showRegion(r.name, r.members); },
+  brush: (x0, y0, x1, y1) => brushRegion(x0, y0, x1, y1),
   setMode: setMode,
 };
 })().catch((e) => { document.getElementById("status").textContent = "atlas error: " + e; console.error(e); });
