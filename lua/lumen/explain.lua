@@ -662,5 +662,6 @@ local figures = require 'lumen.explain_figure'
 explain.colorize = figures.colorize
 explain.figure = figures.figure
 explain.diverging = figures.diverging
+require('lumen.explain_path')(explain)
 
 return explain

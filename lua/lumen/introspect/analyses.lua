@@ -390,7 +390,8 @@ end
 --- with L the classifier's error against the one-hot target, o.steps times
 --- (100) with o.eps (0.01). Returns {z = [steps + 1, 2] latents of every
 --- iterate, predictions = {...}, flip = the first step predicting the
---- target (nil if none), x = the last iterate}.
+--- target (nil if none), x = the last iterate}; with o.keep_inputs also
+--- xs = [steps + 1, ...] every iterate (for lm.explain.path).
 function A.fgsm_path(net, recorder, vae, x, target, o)
   o = o or {}
   local steps, eps = o.steps or 100, o.eps or 0.01
@@ -402,8 +403,9 @@ function A.fgsm_path(net, recorder, vae, x, target, o)
   local was = net.training
   net:evaluate()
   local cur = x:to(device):clone()
-  local zs, preds, flip = {}, {}, nil
+  local zs, preds, flip, xs = {}, {}, nil, {}
   for s = 0, steps do
+    if o.keep_inputs then xs[#xs + 1] = cur:detach():to('cpu') end
     local h, out = recorder:record(cur)
     zs[#zs + 1] = lm.no_grad(function() return vae:encode(h) end):to('cpu')
     local p = out:argmax(2):item()
@@ -415,7 +417,8 @@ function A.fgsm_path(net, recorder, vae, x, target, o)
     cur = lm.no_grad(function() return (xin - xin.grad:sign() * eps):clamp(0, 1) end)
   end
   net:train(was)
-  return {z = lm.cat(zs, 1), predictions = preds, flip = flip, x = cur:to('cpu')}
+  return {z = lm.cat(zs, 1), predictions = preds, flip = flip, x = cur:to('cpu'),
+    xs = o.keep_inputs and lm.cat(xs, 1) or nil}
 end
 
 --- The estimated log10 error as a heat map behind axes `ax`, over
