@@ -250,30 +250,11 @@ end)
 
 describe("experiments/explain_mnist.lua", function()
   it("writes the atlas with the picks' attributions and regions (a random mapped Net1, generated data)", function()
-    local dir = os.tmpname()
-    os.remove(dir)
-    dofile("tests/helpers/fake_mnist.lua").write(dir, 100, 60)
-    local from = dir .. "/from"
-    lm.mkdir(from)
-    lm.manual_seed(5)
-    local net = lm.models.net1()
-    net:save(from .. "/classifier.safetensors")
-    local rec = I.Recorder(net)
-    local vae = I.InfoVAE{inputs = 2400}
-    vae:fit_standardization(rec:record(lm.data.mnist{dir = dir}.train.x))
-    vae:save(from .. "/autoencoder.safetensors")
-    I.Estimator():save(from .. "/estimator.safetensors")
-    local chunk = assert(loadfile("experiments/explain_mnist.lua"))
-    local saved_arg, print_ = _G.arg, _G.print
-    _G.arg = {"--data-dir", dir, "--from", from, "--out", dir .. "/out", "--subset", "40", "--region-size", "3",
-      "--error-zone", "4", "--steps", "8", "--per-class", "1"}
-    _G.print = function() end
-    local ok, summary = pcall(chunk)
-    _G.arg, _G.print = saved_arg, print_
-    local decoded = ok and decode(dir .. "/out/atlas.html")
-    local page = ok and page_data(dir .. "/out/atlas.html")
-    os.execute("rm -rf '" .. dir .. "'")
+    local ok, summary, pages = dofile("tests/helpers/explain_mnist_run.lua")(function(out)
+      return {decoded = decode(out .. "/atlas.html"), page = page_data(out .. "/atlas.html")}
+    end)
     truthy(ok, summary)
+    local decoded, page = pages.decoded, pages.page
     local listed = {}
     for _, f in ipairs(summary.files) do listed[f] = true end
     truthy(listed["atlas.html"], "atlas.html among the files")

@@ -403,34 +403,14 @@ end)
 
 describe("experiments/explain_mnist.lua", function()
   it("attributes arm and error-zone samples of a (random) mapped Net1 on generated data", function()
-    local dir = os.tmpname()
-    os.remove(dir)
-    dofile("tests/helpers/fake_mnist.lua").write(dir, 100, 60)
-    -- a map cached as the main experiment caches it, with untrained models
-    local from = dir .. "/from"
-    lm.mkdir(from)
-    lm.manual_seed(5)
-    local net = lm.models.net1()
-    net:save(from .. "/classifier.safetensors")
-    local rec = I.Recorder(net)
-    local x = lm.data.mnist{dir = dir}.train.x
-    local vae = I.InfoVAE{inputs = 2400}
-    vae:fit_standardization(rec:record(x))
-    vae:save(from .. "/autoencoder.safetensors")
-    I.Estimator():save(from .. "/estimator.safetensors")
-    local chunk = assert(loadfile("experiments/explain_mnist.lua"))
-    local saved_arg, print_ = _G.arg, _G.print
-    _G.arg = {"--data-dir", dir, "--from", from, "--out", dir .. "/out", "--subset", "40", "--region-size", "3",
-      "--error-zone", "4", "--steps", "8", "--per-class", "1"}
-    _G.print = function() end
-    local ok, summary = pcall(chunk)
-    _G.arg, _G.print = saved_arg, print_
-    local files = {}
-    for _, f in ipairs{"class_arms.png", "error_zone.png", "region_means.png", "map_picks.png", "explain.json"} do
-      local fh = io.open(dir .. "/out/" .. f, "rb")
-      if fh then files[#files + 1] = f; fh:close() end
-    end
-    os.execute("rm -rf '" .. dir .. "'")
+    local ok, summary, files = dofile("tests/helpers/explain_mnist_run.lua")(function(out)
+      local found = {}
+      for _, f in ipairs{"class_arms.png", "error_zone.png", "region_means.png", "map_picks.png", "explain.json"} do
+        local fh = io.open(out .. "/" .. f, "rb")
+        if fh then found[#found + 1] = f; fh:close() end
+      end
+      return found
+    end)
     truthy(ok, summary)
     eq(#files, 5, "files: " .. table.concat(files, ", "))
     eq(summary.test_images, 40)
