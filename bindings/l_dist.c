@@ -113,6 +113,17 @@ static int l_all_gather(lua_State *L) {
     return 1;
 }
 
+/* lm._dist.gather(t, root): the rows of every rank on root, 0 rows elsewhere */
+static int l_gather(lua_State *L) {
+    lm_tensor *t = l_check_tensor(L, 1);
+    lua_Integer root = luaL_optinteger(L, 2, 0);
+    start(L);
+    lm_tensor **slot = l_push_slot(L);
+    dist_check(L, lm_dist_gather(slot, t, (int)root));
+    l_gc_account(L);
+    return 1;
+}
+
 /* The tensors of the list at arg (1..n), kept alive by the list itself. */
 static int list_tensors(lua_State *L, int arg, lm_tensor ***out) {
     luaL_checktype(L, arg, LUA_TTABLE);
@@ -165,6 +176,7 @@ static const luaL_Reg dist_functions[] = {{"rank", l_rank},
                                           {"broadcast_", l_broadcast},
                                           {"allreduce_", l_allreduce},
                                           {"all_gather", l_all_gather},
+                                          {"gather", l_gather},
                                           {"allreduce_list_", l_allreduce_list},
                                           {"broadcast_list_", l_broadcast_list},
                                           {"comm_stats", l_comm_stats},

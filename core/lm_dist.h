@@ -48,6 +48,9 @@ lm_status lm_dist_allreduce_(lm_tensor *t, lm_dist_op op);
  * dimension may differ between ranks, the others may not. A CPU tensor on
  * the device of t. */
 lm_status lm_dist_all_gather(lm_tensor **out, lm_tensor *t);
+/* The same concatenation on root only; the other ranks get 0 rows (results
+ * that only root writes, without a copy on every rank). */
+lm_status lm_dist_gather(lm_tensor **out, lm_tensor *t, int root);
 
 /* The same over a list of n tensors of one dtype, packed into a flat buffer
  * and exchanged in buckets of at most bucket_bytes (0: 16 MiB): one

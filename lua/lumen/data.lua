@@ -198,6 +198,10 @@ Loader.__index = Loader
 ---   batch of one loader with batch_size k * batch_size, and this loader's
 ---   batch i is its rows [r * batch_size, (r + 1) * batch_size). A last,
 ---   partial global batch (drop_last = false) is split as evenly as possible.
+---   Noise is drawn as one loader with the global batch draws it (each shard
+---   its rows' part); after each batch, loader.batch_first (0-based) and
+---   loader.batch_total give this shard's first row in the global batch and
+---   the global batch's size (lm.dist.global_batch_random takes them).
 --- Batches are written into buffers allocated once. An image folder
 --- (data.image_folder) is decoded by worker threads one batch ahead.
 function data.loader(set, opts)
@@ -230,6 +234,27 @@ function data.loader(set, opts)
   return self
 end
 
+-- Noise of this shard's rows [first, first + rows) of a global batch of
+-- `total` rows as one loader with the global batch draws it: normal element
+-- e uses Philox block offset + e // 2 (core/cpu_random.c), so a shard whose
+-- first element is even draws its rows alone from that block (otherwise the
+-- whole batch's noise, keeping its rows); the stream then stands where the
+-- whole batch's draw leaves it, as in one process.
+local function shard_noise(buf, sigma, first, total)
+  local rows = buf:size(1)
+  local inner = buf:numel() // math.max(rows, 1)
+  local seed, offset = lm.rng_state()
+  if (first * inner) % 2 == 0 then
+    lm.set_rng_state(seed, offset + first * inner // 2)
+    buf:normal_(0, sigma)
+  else
+    local shape = buf:shape()
+    shape[1] = total
+    buf:copy_(lm.zeros(shape):normal_(0, sigma):narrow(1, first + 1, rows))
+  end
+  lm.set_rng_state(seed, offset + (total * inner + 1) // 2)
+end
+
 --- Number of batches per epoch.
 function Loader:__len()
   local global = self.batch_size * self.shard_count
@@ -257,6 +282,9 @@ function Loader:epoch_iter(first)
         lo, hi = self.shard_index * len // self.shard_count, (self.shard_index + 1) * len // self.shard_count
       end
       start, len = start + lo, hi - lo
+      self.batch_first, self.batch_total = lo, math.min(global, self.n - (i - 1) * global)
+    else
+      self.batch_first, self.batch_total = 0, len
     end
     local xb, yb, nbuf = self.xbuf, self.ybuf, self.noisebuf
     if len < self.batch_size then
@@ -270,7 +298,11 @@ function Loader:epoch_iter(first)
       local sigma = self.noise.sigma
       if self.noise.sigma_max then sigma = lm.rand(1):item() * self.noise.sigma_max end
       if sigma > 0 then
-        nbuf:normal_(0, sigma)
+        if self.shard_count > 1 then
+          shard_noise(nbuf, sigma, self.batch_first, self.batch_total)
+        else
+          nbuf:normal_(0, sigma)
+        end
         xb:add_(nbuf)
       end
       if self.clip then xb:clamp_(self.clip[1], self.clip[2]) end

@@ -31,6 +31,11 @@ dist.allreduce_ = C.allreduce_
 --- order (a new tensor); the first dimension may differ between ranks.
 dist.all_gather = C.all_gather
 
+--- gather(t, root): every rank's t concatenated along dimension 1 in rank
+--- order on root (0 by default), a tensor of 0 rows on the other ranks: for
+--- results only root writes, without a copy on every rank.
+dist.gather = C.gather
+
 --- Whether this is rank 0, the process that prints and writes files.
 function dist.is_main() return C.rank() == 0 end
 
@@ -106,6 +111,164 @@ function dist.average_gradients(net, opts)
     if has[m[1]] > 0 then params[m[1]].grad = m[2] end
   end
   return net
+end
+
+--- This rank's part of n rows cut into size() contiguous parts as evenly as
+--- possible: its 0-based rows [lo, hi) (all of them in a world of one).
+function dist.part(n, rank, size)
+  rank, size = rank or C.rank(), size or C.size()
+  return rank * n // size, (rank + 1) * n // size
+end
+
+local RowOwners = {}
+RowOwners.__index = RowOwners
+
+--- Where the rows of a set spread over the ranks are: `rows` (int32) lists
+--- the set's rows (0-based) that this rank holds, one per local row, every
+--- row of the set on exactly one rank (one all_gather). Returns a table with
+--- n (the set's rows), size, and part(idx): for a batch of the set's rows
+--- (0-based, int32) the local rows (0-based) of those this rank holds and
+--- their 1-based positions in the batch, so that every rank takes its part
+--- of the batch one process takes from the whole set.
+function dist.row_owners(rows)
+  local counts = C.all_gather(lm.tensor({rows:size(1)}, "int32")):totable()
+  local all = C.all_gather(rows:int()):totable()
+  local owner, local_of, me, k = {}, {}, C.rank(), 0
+  for r = 1, #counts do
+    for i = 1, counts[r] do
+      k = k + 1
+      local g = all[k] + 1
+      if g < 1 or g > #all then error(string.format("lm.dist.row_owners: row %d of a set of %d", all[k], #all), 2) end
+      if owner[g] then error("lm.dist.row_owners: row " .. all[k] .. " is on two ranks", 2) end
+      owner[g] = r - 1
+      if r - 1 == me then local_of[g] = i - 1 end
+    end
+  end
+  return setmetatable({n = k, size = #counts, owner = owner, local_of = local_of, me = me}, RowOwners)
+end
+
+function RowOwners:part(idx)
+  local rows, positions, by_rank = {}, {}, {}
+  for r = 1, self.size do by_rank[r] = {} end
+  for p, g in ipairs(idx:totable()) do
+    local o = self.owner[g + 1]
+    local list = by_rank[o + 1]
+    list[#list + 1] = p
+    if o == self.me then rows[#rows + 1], positions[#positions + 1] = self.local_of[g + 1], p end
+  end
+  -- all_gather_rows's layout, known here without an exchange: the gathered
+  -- rows come in rank order, each rank's in batch order
+  local order, at = {}, 0
+  for r = 1, self.size do
+    for _, p in ipairs(by_rank[r]) do at = at + 1; order[p] = at end
+  end
+  return lm.tensor(rows, "int32"), {positions = lm.tensor(positions, "int32"), order = lm.tensor(order, "int32")}
+end
+
+-- all_gather with a backward: every rank computes the same function of the
+-- gathered rows, so the gradient of a rank's own rows is its slice of the
+-- gradient, taken without any exchange; o.order (optional, 1-based) reorders
+-- the gathered rows (gathered:index_select(o.order)), o.first and o.rows
+-- locate this rank's rows among them.
+local GatherRows = lm.autograd.Function{
+  name = "dist.all_gather_rows",
+  forward = function(ctx, t, o)
+    ctx.o = o
+    local all = C.all_gather(t)
+    if o.order then all = all:index_select(o.order:to(all:device())) end
+    return all
+  end,
+  backward = function(ctx, g)
+    local o = ctx.o
+    if o.positions then return g:index_select(o.positions:to(g:device())) end
+    return g:narrow(1, o.first + 1, o.rows)
+  end,
+}
+
+--- all_gather(t) that autograd follows: every rank's rows in rank order,
+--- or with `layout` (RowOwners:part gives it) in the order of a batch:
+--- layout.positions (int32, 1-based) says where each of this rank's rows
+--- goes, layout.order (optional: otherwise gathered too) which gathered row
+--- each position takes. Its backward hands this rank the gradient of its
+--- own rows only, not summed over ranks: right when every rank computes the
+--- same loss from the gathered rows (the MMD of a global batch), each rank's
+--- backward then gives its rows' part of that loss's gradient, and the parts
+--- add up over ranks; after average_gradients (a mean) that loss's gradient
+--- is 1/size of the whole, so scale it by size() first. In a world of one:
+--- t itself.
+function dist.all_gather_rows(t, layout)
+  if C.size() == 1 then return t end
+  local o = {rows = t:size(1)}
+  if layout then
+    local positions = layout.positions
+    if positions:size(1) ~= t:size(1) then
+      error(string.format("lm.dist.all_gather_rows: %d positions for %d rows", positions:size(1), t:size(1)), 2)
+    end
+    o.positions, o.order = positions:int(), layout.order
+    if not o.order then
+      local all = C.all_gather(o.positions):totable()
+      local order = {}
+      for i, p in ipairs(all) do order[p] = i end
+      for p = 1, #all do
+        if not order[p] then error("lm.dist.all_gather_rows: the positions are not 1.." .. #all .. " once each", 2) end
+      end
+      o.order = lm.tensor(order, "int32")
+    end
+  else
+    local counts = C.all_gather(lm.tensor({t:size(1)}, "int32")):totable()
+    o.first = 0
+    for r = 1, C.rank() do o.first = o.first + counts[r] end
+  end
+  return GatherRows(t, o)
+end
+
+-- ---- random draws of a global batch ------------------------------------------------------------
+
+-- Dropout of this rank's rows of a global batch as one process draws it for
+-- the whole batch. F.dropout's element e of a draw uses word e % 4 of Philox
+-- block offset + e // 4 (core/cpu_random.c), so when this rank's first
+-- element is a multiple of 4 it draws its rows alone from the right block;
+-- otherwise (and for dropout2d, one draw per channel) it draws the whole
+-- batch's mask (dropout of ones) and takes its rows.
+-- Either way the stream then stands where the whole batch's draw leaves it.
+local function row_dropout(orig, first, total, per_element)
+  return function(x, p, training, ...)
+    if not training or p == 0 or x:dim() == 0 then return orig(x, p, training, ...) end
+    local rows = x:size(1)
+    local inner = rows > 0 and x:numel() // rows or 0
+    local seed, offset = lm.rng_state()
+    local whole = (total * inner + 3) // 4
+    if per_element and (first * inner) % 4 == 0 then
+      lm.set_rng_state(seed, offset + first * inner // 4)
+      local y = orig(x, p, training, ...)
+      lm.set_rng_state(seed, offset + whole)
+      return y
+    end
+    local shape = x:shape()
+    shape[1] = total
+    local mask = lm.no_grad(function()
+      return orig(lm.ones(shape, x:dtype(), x:device()), p, true):narrow(1, first + 1, rows)
+    end)
+    return x * mask
+  end
+end
+
+--- Runs fn() (a forward pass on this rank's rows [first, first + rows) of a
+--- global batch of `total` rows) with F.dropout and F.dropout2d drawing the
+--- masks one process would draw for those rows of the whole batch, and the
+--- random stream advancing as that process's does: data-parallel training
+--- with dropout then takes the steps of one process with the global batch.
+--- Other random draws inside fn are not arranged so. Returns fn's results.
+function dist.global_batch_random(first, total, fn)
+  if C.size() == 1 then return fn() end
+  local F = lm.nn.functional
+  local dropout, dropout2d = F.dropout, F.dropout2d
+  F.dropout, F.dropout2d = row_dropout(dropout, first, total, true),
+    row_dropout(dropout2d, first, total, false) -- one draw per channel: the whole batch's
+  local results = table.pack(pcall(fn))
+  F.dropout, F.dropout2d = dropout, dropout2d
+  if not results[1] then error(results[2], 0) end
+  return table.unpack(results, 2, results.n)
 end
 
 --- The shard option of lm.data.loader for this process:

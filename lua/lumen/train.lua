@@ -28,6 +28,9 @@
 -- K * b. Only rank 0 prints, writes checkpoints, metrics and figures; the
 -- reported training loss and accuracy are over all ranks; validation runs on
 -- every rank (the same numbers) and on_validate is called on every rank.
+-- Dropout masks and input noise are drawn as one process draws them for the
+-- global batch, so the run takes that process's steps (up to the order of
+-- floating-point sums).
 local lm = require 'lumen'
 local json = require 'lumen.json'
 local Progress = require 'lumen.progress'
@@ -230,7 +233,12 @@ function train.run(opts)
       if device ~= "cpu" then x, y = x:to(device), y:to(device) end
       run.batch = run.batch + 1
       optimizer:zero_grad()
-      local output = model(x)
+      local output
+      if dist and world > 1 then -- dropout masks as one process draws them for the global batch
+        output = dist.global_batch_random(loader.batch_first, loader.batch_total, function() return model(x) end)
+      else
+        output = model(x)
+      end
       local l = loss(output, y)
       local lv = l:item()
       if lv ~= lv or lv == math.huge then

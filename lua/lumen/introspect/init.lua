@@ -273,11 +273,23 @@ function InfoVAE:init(opts)
   self:buffer("std", lm.ones(opts.inputs))
 end
 
---- Sets the standardisation from a recording H [N, Nh].
-function InfoVAE:fit_standardization(H)
+--- Sets the standardisation from a recording H [N, Nh]. With distributed
+--- = true, H is this rank's part of the recording and the statistics are
+--- those of every rank's parts together (sums over ranks, two passes).
+function InfoVAE:fit_standardization(H, distributed)
   lm.no_grad(function()
-    self.mean:copy_(H:mean(1))
-    self.std:copy_(H:std(1):clamp(1e-3))
+    if not (distributed and lm.dist.size() > 1) then
+      self.mean:copy_(H:mean(1))
+      self.std:copy_(H:std(1):clamp(1e-3))
+      return
+    end
+    local d = lm.dist
+    local n = d.allreduce_(lm.tensor{H:size(1)}, 'sum'):item()
+    local mean = d.allreduce_(H:sum(1):view(-1), 'sum') / n
+    local dev = H - mean
+    local var = d.allreduce_((dev * dev):sum(1):view(-1), 'sum') / (n - 1) -- unbiased, as H:std(1)
+    self.mean:copy_(mean)
+    self.std:copy_(var:sqrt():clamp(1e-3))
   end)
 end
 
@@ -299,10 +311,15 @@ function InfoVAE:forward(h) return self:encode(h) end
 
 --- Loss of a batch: reconstruction 1/2 ||h_hat - h||^2 (mean over the batch,
 --- in standardised units) + mmd_weight * MMD(z, fresh N(0, I) samples).
-function InfoVAE:loss(h)
+--- gather (optional) maps the batch's codes to those the MMD compares, as
+--- data-parallel training gathers the codes of the global batch
+--- (lm.dist.all_gather_rows): the MMD is not a mean over samples, so the
+--- ranks' MMDs of their parts do not add up to the batch's.
+function InfoVAE:loss(h, gather)
   local x = self:prepare(h)
   local z = self.encoder(x)
   local recon = F.mse(self.decoder(z), x)
+  if gather then z = gather(z) end
   local prior = lm.randn(z:size(1), self.latent, z:device())
   local mmd = F.mmd(z, prior, {bw = self.bw})
   return recon + mmd * self.mmd_weight, recon, mmd
@@ -335,39 +352,56 @@ end
 
 -- ---- training -------------------------------------------------------------------------------------
 
--- Minibatch epochs over rows of the given tensors with a step function.
+-- Minibatch epochs over rows of the given tensors with a step function
+-- step(ctx, batch...). With opts.rows under several ranks the tensors are
+-- this rank's rows of a larger set and each global batch (the batch one
+-- process would take from the whole set) is split by owner: ctx tells the
+-- step its part ({rows, total, layout, size}); the epoch's loss is the
+-- sum over ranks of what the steps return.
 local function epochs_over(tensors, opts, step)
-  local n = tensors[1]:size(1)
+  local plan = opts.rows and lm.dist.size() > 1 and lm.dist.row_owners(opts.rows)
+  local n = plan and plan.n or tensors[1]:size(1)
   local bs = math.min(opts.batch_size or 128, n) -- a set smaller than a batch is one batch
   local history = {}
   local loader_seed = opts.seed or 0
+  local progress_opts = {tty = opts.tty}
+  if not lm.dist.is_main() then progress_opts = {tty = false, interval = math.huge} end
+  opts._buffers = opts._buffers or {}
   for epoch = 1, opts.epochs or 10 do
     local seed, offset = lm.rng_state()
     lm.manual_seed(loader_seed * 7919 + epoch)
     local perm = lm.randperm(n) - 1
     lm.set_rng_state(seed, offset)
     local progress = Progress.new(string.format("%s epoch %d", opts.title or "training", epoch), n // bs,
-      {tty = opts.tty})
+      progress_opts)
     local total, count = 0, 0
     for b = 0, n // bs - 1 do
       local idx = perm:narrow(1, b * bs + 1, bs)
+      local ctx, len = nil, bs
+      if plan then
+        local layout
+        idx, layout = plan:part(idx)
+        len = idx:size(1)
+        ctx = {rows = len, total = bs, layout = layout, size = plan.size}
+      end
       local batch = {}
       for k, t in ipairs(tensors) do
-        opts._buffers = opts._buffers or {}
         local shape = t:shape()
         shape[1] = bs
         opts._buffers[k] = opts._buffers[k] or lm.zeros(shape)
-        batch[k] = lm._index_select_into(opts._buffers[k], t, idx)
+        local buf = len == bs and opts._buffers[k] or opts._buffers[k]:narrow(1, 1, len)
+        batch[k] = lm._index_select_into(buf, t, idx)
       end
       if opts.device and opts.device ~= "cpu" then
         for k = 1, #batch do batch[k] = batch[k]:to(opts.device) end
       end
-      local l = step(table.unpack(batch))
+      local l = step(ctx, table.unpack(batch))
       total, count = total + l, count + 1
       collectgarbage("step")
       progress:update(1, string.format("loss %.4f", total / count))
     end
     local seconds = progress:finish()
+    if plan then total = lm.dist.allreduce_(lm.tensor{total}, 'sum'):item() end
     history[epoch] = {loss = total / count, seconds = seconds}
     if opts.log then opts.log(epoch, history[epoch]) end
   end
@@ -375,18 +409,23 @@ local function epochs_over(tensors, opts, step)
 end
 
 -- Adam (opts.lr, 1e-3) over minibatch epochs of the rows of `tensors`,
--- loss_of(batch...) giving a batch's loss; the model ends in evaluation mode.
+-- loss_of(ctx, batch...) giving a batch's loss and, under several ranks
+-- (ctx, see epochs_over), also this rank's part of the batch's loss value;
+-- the model ends in evaluation mode.
 local function fit(model, tensors, opts, title, loss_of)
   opts.device = lm.train.device_of(model)
+  local sharded = opts.rows and lm.dist.size() > 1
+  if sharded then lm.dist.broadcast_parameters(model, 0) end -- every rank starts from rank 0's weights
   local opt = lm.optim.Adam(model:parameters(), {lr = opts.lr or 1e-3})
   model:train()
   opts.title = opts.title or title
-  local history = epochs_over(tensors, opts, function(...)
+  local history = epochs_over(tensors, opts, function(ctx, ...)
     opt:zero_grad()
-    local loss = loss_of(...)
-    loss:backward()
+    local loss, part = loss_of(ctx, ...)
+    if loss then loss:backward() end
+    if sharded then lm.dist.average_gradients(model) end
     opt:step()
-    return loss:item()
+    return part or loss:item()
   end)
   model:evaluate()
   return history
@@ -396,17 +435,46 @@ end
 --- opts.batch_size (128), opts.lr (1e-3), opts.seed, opts.log(epoch, record);
 --- the input standardisation is fitted to H first unless
 --- opts.fit_standardization is false (keeps the one already set).
+--- Data parallel under several ranks (docs/distributed.md): opts.rows (an
+--- int32 tensor) gives the 0-based rows of the whole recording that this
+--- rank's H holds, every row on one rank; the ranks then take the steps of
+--- one process on the whole recording. The MMD of each global batch is
+--- computed on every rank from the batch's gathered codes.
 function I.fit_autoencoder(vae, H, opts)
   opts = opts or {}
-  if vae.standardize and opts.fit_standardization ~= false then vae:fit_standardization(H) end
-  return fit(vae, {H}, opts, "autoencoder", function(h) return (vae:loss(h)) end)
+  local sharded = opts.rows and lm.dist.size() > 1
+  if vae.standardize and opts.fit_standardization ~= false then vae:fit_standardization(H, sharded) end
+  if not sharded then
+    return fit(vae, {H}, opts, "autoencoder", function(_, h) return (vae:loss(h)) end)
+  end
+  return fit(vae, {H}, opts, "autoencoder", function(ctx, h)
+    local k, share = ctx.size, ctx.rows / ctx.total
+    local _, recon, mmd = vae:loss(h, function(z) return lm.dist.all_gather_rows(z, ctx.layout) end)
+    -- the batch's loss is sum over ranks of share * recon, plus the MMD every
+    -- rank computes whole; average_gradients divides by k, and each rank's
+    -- backward gives only its rows' part of the MMD's gradient: both times k
+    if ctx.rows == 0 then -- no rows of this batch here: the MMD's gradient part is zero
+      return mmd * (vae.mmd_weight * k), vae.mmd_weight * mmd:item() / k
+    end
+    local loss = recon * (share * k) + mmd * (vae.mmd_weight * k)
+    return loss, share * recon:item() + vae.mmd_weight * mmd:item() / k
+  end)
 end
 
 --- Trains the estimator on latents Z [N, 2] and targets T [N] (log10 e)
---- with the mean squared error.
+--- with the mean squared error; opts as fit_autoencoder's (opts.rows: the
+--- rows of the whole set this rank holds, for data-parallel training).
 function I.fit_estimator(est, Z, T, opts)
   opts = opts or {}
-  return fit(est, {Z, T:view(-1, 1)}, opts, "estimator", function(z, t) return F.mse(est(z), t) end)
+  if not (opts.rows and lm.dist.size() > 1) then
+    return fit(est, {Z, T:view(-1, 1)}, opts, "estimator", function(_, z, t) return F.mse(est(z), t) end)
+  end
+  return fit(est, {Z, T:view(-1, 1)}, opts, "estimator", function(ctx, z, t)
+    if ctx.rows == 0 then return nil, 0 end -- no rows of this batch here: no gradient
+    local share = ctx.rows / ctx.total
+    local mse = F.mse(est(z), t)
+    return mse * (share * ctx.size), share * mse:item()
+  end)
 end
 
 --- Trains classifier, autoencoder and estimator at the same time, with the
@@ -517,15 +585,20 @@ end
 
 --- Fraction of points whose k nearest other points (Euclidean, in Z) mostly
 --- share their label (majority vote; on a tie, the class whose count got
---- there first, that is with the nearer neighbours, wins).
-function I.knn_accuracy(Z, labels, k)
+--- there first, that is with the nearer neighbours, wins). o.first and
+--- o.count (1-based) take only those points as queries, their neighbours
+--- still among all of Z (a rank's part of the work).
+function I.knn_accuracy(Z, labels, k, o)
   k = k or 10
-  local n = Z:size(1)
+  local first = o and o.first or 1
+  local n = o and o.count or Z:size(1) - first + 1
+  local last = first + n - 1
   local lab = labels:totable()
   local correct, chunk = 0, 1000
+  if n == 0 then return 0 / 0 end
   lm.no_grad(function()
-    for s = 1, n, chunk do
-      local len = math.min(chunk, n - s + 1)
+    for s = first, last, chunk do
+      local len = math.min(chunk, last - s + 1)
       local q = Z:narrow(1, s, len)
       local _, idx = F.squared_distances(q, Z):topk(k + 1)            -- [len, N]: itself first
       local rows = idx:totable()

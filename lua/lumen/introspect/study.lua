@@ -66,14 +66,16 @@ function study.load_map(dir, recorder, sample)
 end
 
 --- A stage runner for experiments: stage(name, fn) prints the name, runs fn,
---- records its seconds in timings[name] and returns fn's results.
+--- records its seconds in timings[name] and returns fn's results (under
+--- several processes, rank 0 prints).
 function study.stage_timer(timings)
   return function(name, fn)
-    print("== " .. name)
+    local main = lm.dist.is_main()
+    if main then print("== " .. name) end
     local t = lm.clock()
     local results = table.pack(fn())
     timings[name] = lm.clock() - t
-    print(string.format("   %s: %.1f s", name, timings[name]))
+    if main then print(string.format("   %s: %.1f s", name, timings[name])) end
     return table.unpack(results, 1, results.n)
   end
 end
@@ -109,7 +111,52 @@ function study.atlas(path, o)
   return bytes
 end
 
+-- ---- data parallelism (docs/distributed.md) -------------------------------------------------------
+-- Under `mpirun -n K` each rank records rows [lo, hi) of the training and
+-- test sets (lm.dist.part), trains the InfoVAE and the estimator data
+-- parallel on its rows, and measures on its rows; what the metrics need
+-- whole (latents, outputs, scores: a few numbers a sample) is gathered to
+-- every rank, what only the figures and the atlas need (the test recording,
+-- the training latents) to rank 0 only, which alone prints and writes.
+
+local function say(...)
+  if lm.dist.is_main() then print(...) end
+end
+
+-- Rank 0's answer on every rank (whether a cached file exists: every rank
+-- must take the same branch, and only rank 0 wrote it).
+local function agree(flag)
+  if lm.dist.size() == 1 then return flag end
+  return lm.dist.broadcast_(lm.tensor({flag and 1 or 0}, "int32"), 0)[1] == 1
+end
+
+-- 0-based rows lo .. hi - 1, shifted by base, appended to list.
+local function add_rows(list, lo, hi, base)
+  for r = lo, hi - 1 do list[#list + 1] = base + r end
+  return list
+end
+
+-- A list of Lua numbers gathered from every rank in rank order, each sent
+-- as two float32 (the value and its remainder), so that doubles computed
+-- from float32 keep their order and ties.
+local function gather_numbers(list)
+  local n = #list
+  local value, rest = lm.zeros(n), lm.zeros(n)
+  if n > 0 then
+    value:copy_(lm.tensor(list))
+    local rounded, left = value:totable(), {}
+    for i, v in ipairs(list) do left[i] = v - rounded[i] end
+    rest:copy_(lm.tensor(left))
+  end
+  local a, b = lm.dist.all_gather(value):totable(), lm.dist.all_gather(rest):totable()
+  for i = 1, #a do a[i] = a[i] + b[i] end
+  return a
+end
+
 --- Runs stages 2-8 and returns the metrics table (also in out/metrics.json).
+--- Under several processes (mpirun) the stages run data parallel and give
+--- the metrics of one process (docs/distributed.md); only rank 0 prints
+--- and writes files, and every rank returns the metrics.
 function study.run(c)
   local opts, d, out = c, c.data, c.out
   local train_set, test_set, net, recorder = c.train, c.test, c.net, c.recorder
@@ -119,32 +166,46 @@ function study.run(c)
   local device = c.device or "cpu"
   local test_name = c.test_name or "test set"
   local bw = c.bw
+  local dist = lm.dist
+  local ranks, rank, main = dist.size(), dist.rank(), dist.is_main()
+  local sharded = ranks > 1
   lm.mkdir(out)
+  -- this rank's rows of each set (all of them in one process)
+  local n_train, n_test = train_set.x:size(1), test_set.x:size(1)
+  local lo, hi = dist.part(n_train)
+  local tlo, thi = dist.part(n_test)
+  local function mine(t, a, b) return sharded and t:narrow(1, a + 1, b - a) or t end
+  local x_train, x_test = mine(train_set.x, lo, hi), mine(test_set.x, tlo, thi)
+  local y_train, y_test = mine(train_set.y, lo, hi), mine(test_set.y, tlo, thi)
   -- ---- 2. recording --------------------------------------------------------------------------------
   local H_train, Y_train, H_test, Y_test = stage("recording", function()
     -- in memory, or streamed to files in `out` and mapped back when the
     -- recordings would take more than half the memory still available
+    -- (each rank: its rows against its share of that memory)
     local mode = c.record_to or "auto"
     if mode == "auto" then
       local width = recorder:width(train_set.x:narrow(1, 1, 1))
-      local bytes = (train_set.x:size(1) + test_set.x:size(1)) * width * 4
+      local bytes = (x_train:size(1) + x_test:size(1)) * width * 4
       local free = I.available_memory()
-      mode = (free and bytes > free / 2) and "file" or "memory"
+      mode = (free and bytes > free / 2 / ranks) and "file" or "memory"
       if mode == "file" then
-        print(string.format("   %.1f GB of recordings, %.1f GB of memory available: streaming them to %s",
-          bytes / 1e9, free / 1e9, out))
+        say(string.format("   %.1f GB of recordings, %.1f GB of memory available: streaming them to %s",
+          bytes * ranks / 1e9, free / 1e9, out))
       end
     end
     if mode ~= "memory" and mode ~= "file" then
       error("study.run: record_to must be 'memory', 'file' or 'auto', got '" .. tostring(mode) .. "'", 0)
     end
-    local function path(name) return mode == "file" and (out .. "/recording_" .. name .. ".safetensors") or nil end
-    local a, b = recorder:record_set(train_set.x, {path = path("train")})
-    local h, y = recorder:record_set(test_set.x, {path = path("test")})
+    local function path(name)
+      if mode ~= "file" then return nil end
+      return out .. "/recording_" .. name .. (sharded and ("_rank" .. rank) or "") .. ".safetensors"
+    end
+    local a, b = recorder:record_set(x_train, {path = path("train"), progress = main})
+    local h, y = recorder:record_set(x_test, {path = path("test"), progress = main})
     return a, b, h, y
   end)
-  print(string.format("   %d x %d activations (train), %d x %d (test)", H_train:size(1), H_train:size(2),
-    H_test:size(1), H_test:size(2)))
+  say(string.format("   %d x %d activations (train), %d x %d (test)%s", n_train, H_train:size(2), n_test,
+    H_test:size(2), sharded and string.format(", recorded in %d parts", ranks) or ""))
 
   -- ---- 3. autoencoder --------------------------------------------------------------------------------
   -- A multi-scale MMD kernel (bandwidths times the latent size): with the
@@ -154,74 +215,119 @@ function study.run(c)
   -- and gave a latent with mean 0.0 and std 0.99 at the same kNN accuracy.
   local vae = I.InfoVAE{inputs = H_train:size(2), mmd_weight = opts.mmd_weight, bw = bw}
   vae:to(device)
+  local function log(e, r) say(string.format("   epoch %d: loss %.4f (%.1f s)", e, r.loss, r.seconds)) end
   stage("autoencoder", function()
     local path = opts.out .. "/autoencoder.safetensors"
-    if exists(path) then vae:load(path); vae:evaluate(); return end
+    if agree(exists(path)) then vae:load(path); vae:evaluate(); return end
     -- the training-history snapshots join the training recording, so the
-    -- trajectories of early cycles lie on the learned map too
-    local H_ae = H_train
+    -- trajectories of early cycles lie on the learned map too; each rank
+    -- takes its part of every snapshot
+    local H_ae, rows = H_train, sharded and add_rows({}, lo, hi, 0) or nil
     if #snapshots > 0 then
       local parts = {H_train}
-      for _, s in ipairs(snapshots) do parts[#parts + 1] = s end
+      for k, s in ipairs(snapshots) do
+        if sharded then
+          local slo, shi = dist.part(s:size(1))
+          parts[#parts + 1] = s:narrow(1, slo + 1, shi - slo)
+          add_rows(rows, slo, shi, n_train + (k - 1) * s:size(1))
+        else
+          parts[#parts + 1] = s
+        end
+      end
       H_ae = lm.cat(parts, 1)
     end
-    I.fit_autoencoder(vae, H_ae, {epochs = opts.ae_epochs, seed = opts.seed,
-      log = function(e, r) print(string.format("   epoch %d: loss %.4f (%.1f s)", e, r.loss, r.seconds)) end})
-    vae:save(path)
+    I.fit_autoencoder(vae, H_ae, {epochs = opts.ae_epochs, seed = opts.seed, log = log,
+      rows = rows and lm.tensor(rows, "int32")})
+    if main then vae:save(path) end
   end)
   local Z_train, Z_test = vae:encode_all(H_train), vae:encode_all(H_test)
 
   -- ---- 4. estimator ------------------------------------------------------------------------------------
-  local T_train, T_test = I.log_errors(Y_train, train_set.y), I.log_errors(Y_test, test_set.y)
+  local T_train, T_test = I.log_errors(Y_train, y_train), I.log_errors(Y_test, y_test)
   local est = I.Estimator()
   est:to(device)
   stage("estimator", function()
     local path = opts.out .. "/estimator.safetensors"
-    if exists(path) then est:load(path); est:evaluate(); return end
-    I.fit_estimator(est, Z_train, T_train, {epochs = opts.est_epochs, seed = opts.seed,
-      log = function(e, r) print(string.format("   epoch %d: loss %.4f (%.1f s)", e, r.loss, r.seconds)) end})
-    est:save(path)
+    if agree(exists(path)) then est:load(path); est:evaluate(); return end
+    I.fit_estimator(est, Z_train, T_train, {epochs = opts.est_epochs, seed = opts.seed, log = log,
+      rows = sharded and lm.tensor(add_rows({}, lo, hi, 0), "int32") or nil})
+    if main then est:save(path) end
   end)
   local E_test = I.estimate(est, Z_test):to("cpu")
 
   -- ---- 5. metrics ----------------------------------------------------------------------------------------
+  -- each rank's part of the reconstruction and the kNN queries; the test
+  -- set's latents, outputs and scores gathered whole (a few numbers a sample)
   local metrics = stage("metrics", function()
+    local recon_sum = lm.no_grad(function()
+      local x = vae:prepare(H_test:to(device))
+      return lm.nn.functional.mse(vae.decoder(vae.encoder(x)), x):item() * H_test:size(1)
+    end)
+    local baseline, baseline_kind = I.baseline_scores(net, x_test)
+    local knn
+    if sharded then
+      Z_test, Y_test, E_test = dist.all_gather(Z_test), dist.all_gather(Y_test:contiguous()), dist.all_gather(E_test)
+      T_test = I.log_errors(Y_test, test_set.y)
+      baseline = gather_numbers(baseline)
+      recon_sum = dist.allreduce_(lm.tensor{recon_sum}, "sum"):item()
+      -- the neighbours of this rank's test rows among the whole test set
+      local hits = 0
+      if thi > tlo then
+        hits = math.floor(I.knn_accuracy(Z_test, test_set.y, 10, {first = tlo + 1, count = thi - tlo})
+          * (thi - tlo) + 0.5)
+      end
+      knn = dist.allreduce_(lm.tensor({hits}, "int32"), "sum")[1] / n_test
+    else
+      knn = I.knn_accuracy(Z_test, test_set.y, 10)
+    end
     local pred = Y_test:argmax(2)
     local correct_t = pred:eq(test_set.y)
     local correct = {}
     for i, v in ipairs(correct_t:totable()) do correct[i] = v == 1 end
     local confidence = (-E_test):totable()           -- c = -log10(e_hat): high = likely right
     -- max-sigmoid's order, from the logits: saturated outputs would tie in float32
-    local baseline, baseline_kind = I.baseline_scores(net, test_set.x)
     local wrong = {}
     for i, ok in ipairs(correct) do wrong[i] = not ok end
     local neg_conf, neg_base = {}, {}
     for i = 1, #confidence do neg_conf[i], neg_base[i] = -confidence[i], -baseline[i] end
-    local recon = lm.no_grad(function()
-      local x = vae:prepare(H_test:to(device))
-      return lm.nn.functional.mse(vae.decoder(vae.encoder(x)), x):item() / H_test:size(2)
-    end)
     return {
       data = d.name, model = c.name,
       classifier_test_accuracy = correct_t:mean():item(),
       misclassified = #correct - correct_t:sum():item(),
-      autoencoder_reconstruction_per_unit = recon,
+      autoencoder_reconstruction_per_unit = recon_sum / n_test / H_test:size(2),
       latent_mean = Z_test:mean(1):totable(), latent_std = Z_test:std(1):totable(),
-      latent_knn10_accuracy = I.knn_accuracy(Z_test, test_set.y, 10),
+      latent_knn10_accuracy = knn,
       estimator_mse_log10 = lm.nn.functional.mse(E_test:view(-1, 1), T_test:view(-1, 1)):item() * 2,
       auroc_correct = I.auroc(confidence, correct), auroc_correct_baseline = I.auroc(baseline, correct),
       aupr_error = I.aupr(neg_conf, wrong), aupr_error_baseline = I.aupr(neg_base, wrong),
       baseline_score = baseline_kind,
       mmd_weight = opts.mmd_weight, ae_epochs = opts.ae_epochs, seed = opts.seed,
-      threads = lm.get_num_threads(), device = device, seconds = timings,
+      threads = lm.get_num_threads(), processes = ranks, device = device, seconds = timings,
     }
   end)
   for _, k in ipairs{"classifier_test_accuracy", "latent_knn10_accuracy", "auroc_correct", "auroc_correct_baseline",
     "aupr_error", "aupr_error_baseline", "estimator_mse_log10", "autoencoder_reconstruction_per_unit"} do
-    print(string.format("   %-36s %.4f", k, metrics[k]))
+    say(string.format("   %-36s %.4f", k, metrics[k]))
   end
-  print(string.format("   latent mean (%.2f, %.2f), std (%.2f, %.2f)", metrics.latent_mean[1], metrics.latent_mean[2],
+  say(string.format("   latent mean (%.2f, %.2f), std (%.2f, %.2f)", metrics.latent_mean[1], metrics.latent_mean[2],
     metrics.latent_std[1], metrics.latent_std[2]))
+
+  -- what the figures and the atlas need whole, on rank 0 only: the
+  -- training latents and outputs, the test recording, and the class means
+  -- of the training recording (summed over ranks)
+  local Eh
+  if sharded then
+    Eh = lm.no_grad(function()
+      local onehot = lm.data.one_hot(y_train, #d.classes):float()
+      local sums = dist.allreduce_(lm.matmul(onehot:t(), H_train), "sum")
+      local counts = dist.allreduce_(onehot:sum(1):contiguous(), "sum"):clamp(1, math.huge):view(-1, 1)
+      return sums / counts
+    end)
+    Z_train, Y_train = dist.gather(Z_train, 0), dist.gather(Y_train:contiguous(), 0)
+    H_test = dist.gather(H_test:contiguous(), 0)
+    H_train = nil
+  end
+  if not main then return metrics end
 
   -- ---- 6. figures --------------------------------------------------------------------------------------
   stage("figures", function()
@@ -284,7 +390,7 @@ function study.run(c)
     study.atlas(opts.out .. "/atlas.html", {name = c.name, data = d, recorder = recorder, est = est,
       train = train_set, test = test_set, test_name = test_name, image_range = c.image_range,
       H_train = H_train, Y_train = Y_train, Z_train = Z_train, H_test = H_test, Y_test = Y_test, Z_test = Z_test,
-      overlays = c.overlays})
+      Eh = Eh, overlays = c.overlays})
   end)
 
   -- ---- 8. report ---------------------------------------------------------------------------------------
@@ -331,7 +437,7 @@ local function mnist_data(o)
   local dir = o.data_dir ~= "" and o.data_dir or nil
   local ok, data = pcall(lm.data.mnist, {kind = o.data, dir = dir})
   if not ok and o.data == "mnist" then
-    print("notice: MNIST not found, using Fashion-MNIST instead")
+    say("notice: MNIST not found, using Fashion-MNIST instead")
     data = lm.data.mnist{kind = "fashion", dir = dir}
   elseif not ok then
     error(data, 0)
@@ -347,14 +453,14 @@ end
 local function train_net1(o, net, recorder, d, train_set, val_set)
   local path, traj_path = o.out .. "/classifier.safetensors", o.out .. "/trajectories.safetensors"
   local snapshots = {}
-  if exists(path) and exists(traj_path) then
+  if agree(exists(path) and exists(traj_path)) then
     net:load(path)
     local t = lm.load(traj_path)
     for i = 1, math.huge do
       if not t["cycle" .. i] then break end
       snapshots[i] = t["cycle" .. i]
     end
-    print(string.format("   loaded %s and %d trajectory snapshots", path, #snapshots))
+    say(string.format("   loaded %s and %d trajectory snapshots", path, #snapshots))
     return snapshots, t.subset_index
   end
   -- a fixed, seeded subset of training samples, recorded after every cycle
@@ -365,19 +471,28 @@ local function train_net1(o, net, recorder, d, train_set, val_set)
   local subset_x = train_set.x:index_select(pick)
   local opt = lm.optim.Adam(net:parameters())
   local steps = train_set.x:size(1) // 128
+  -- under K processes each takes 128 / K rows of every batch of 128
+  local ranks = lm.dist.size()
+  if 128 % ranks ~= 0 then
+    error(string.format("study.mnist: %d processes do not divide the batch of 128; use 1, 2, 4, 8, ... processes",
+      ranks), 0)
+  end
   local clr = lm.optim.CyclicLR(opt, {min = 1e-5, max = 1e-3, period = 2 * steps})
   local noise = o.noise_max > 0 and {sigma_max = o.noise_max} or nil
   lm.train{model = net, optimizer = opt, schedule = clr, cycles = o.cycles, train = train_set,
     noise = noise, clip = noise and {0, 1} or nil,
     val = val_set, loss = "mse", early_stopping = {patience = 5}, seed = o.seed,
+    batch_size = 128 // ranks, distributed = ranks > 1,
     out = o.out .. "/classifier_run", resume = true, classes = d.classes,
     on_validate = function()
       snapshots[#snapshots + 1] = (recorder:record(subset_x))
     end}
-  net:save(path)
+  local main = lm.dist.is_main()
+  if main then net:save(path) end
   local t = {subset_index = pick}
   for i, s in ipairs(snapshots) do t["cycle" .. i] = s end
-  lm.save(traj_path, t)
+  if main then lm.save(traj_path, t) end
+  lm.dist.barrier() -- rank 0 has written them
   return snapshots, lm.load(traj_path).subset_index
 end
 
@@ -396,9 +511,18 @@ function study.mnist(o)
   if o.out == "" then o.out = "results/introspect_" .. o.data end
   lm.mkdir(o.out)
   if o.fresh then -- the checkpoints and recordings this run and study.run would reuse or rewrite
-    for _, name in ipairs{"classifier", "trajectories", "autoencoder", "estimator", "recording_train",
-        "recording_test"} do
-      os.remove(o.out .. "/" .. name .. ".safetensors")
+    local rank, ranks = lm.dist.rank(), lm.dist.size()
+    if rank == 0 then
+      for _, name in ipairs{"classifier", "trajectories", "autoencoder", "estimator", "recording_train",
+          "recording_test"} do
+        os.remove(o.out .. "/" .. name .. ".safetensors")
+      end
+    end
+    if ranks > 1 then -- each rank's own recordings
+      for _, name in ipairs{"recording_train", "recording_test"} do
+        os.remove(string.format("%s/%s_rank%d.safetensors", o.out, name, rank))
+      end
+      lm.dist.barrier() -- nobody looks for a cached file before rank 0 removed it
     end
   end
   lm.manual_seed(o.seed)
@@ -407,7 +531,7 @@ function study.mnist(o)
   local d = stage("data", function() return mnist_data(o) end)
   local train_set, val_set = lm.data.split(d.train, {fraction = 0.1, seed = o.seed})
   if o.subset > 0 then train_set = lm.data.head(train_set, o.subset) end
-  print(string.format("   %s: %d training, %d validation, %d test images", d.name, train_set.x:size(1),
+  say(string.format("   %s: %d training, %d validation, %d test images", d.name, train_set.x:size(1),
     val_set.x:size(1), d.test.x:size(1)))
   local net = lm.models.net1()
   local recorder = I.Recorder(net)
