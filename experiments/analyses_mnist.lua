@@ -2,22 +2,29 @@
 -- over the models the main experiment cached (run
 -- experiments/introspect_mnist.lua first):
 --   lumen experiments/analyses_mnist.lua [--from DIR] [--out DIR] [--data-dir DIR]
---        [--grid N] [--fgsm-sample I] [--fgsm-steps N] [--fgsm-eps E] [--seed S]
---        [--patterns N] [--noise-sample I] [--noisy-from DIR] [--noisy train|skip]
+--        [--grid N] [--fgsm-sample I] [--fgsm-samples LIST] [--fgsm-steps N] [--fgsm-eps E]
+--        [--seed S] [--pattern-samples LIST] [--noise-sample I] [--noisy-from DIR]
+--        [--noisy train|skip]
+-- Test images are 1-based (the paper's 0-based #907 is 908 here); a LIST is
+-- indices and ranges, e.g. 1-40 or 3,7,10-12.
 --
 -- Writes to --out (default results/analyses_mnist), with numbers in
 -- analyses.json (also the chunk's return value) and links in index.html:
---   expected_activations.png  E[h|H_k] per class in the reordered network (Eq. 6-10)
+--   expected_activations.png  E[h|H_k] per class in the reordered network, each layer
+--                             normalised to 1 (Eq. 6-10, Fig. 3)
 --   brainbow.png              the network before and after reordering (Eq. 11)
---   sample_patterns.png       single test images' activation patterns, and
---   sample_points.png         their places on the map (Fig. 4)
+--   sample_patterns.png       the test images --pattern-samples (default the first 40),
+--                             each with its activation pattern and its own map point,
+--   sample_points.png         and all of them on one map (Fig. 4)
 --   noise_constellations.png  200 noisy copies of one image on the map, and accuracy
 --                             against sigma (Fig. 5); with the noise-trained Net1 of
 --                             introspect_mnist.lua --noise-max 1 --out DIR beside it
 --                             (--noisy-from DIR, default results/introspect_mnist_noisy;
 --                             trained here when missing unless --noisy skip)
 --   fgsm_paths.png            targeted FGSM from one test sample to every other class
---   violins.png               e_hat of correct and wrong test samples per class
+--   fgsm_six.png              the same from each of the test images --fgsm-samples
+--                             (default the first six), in one figure (Fig. 6)
+--   violins.png               e_hat of correct and wrong test samples per class (Fig. 7 top)
 --   risk_coverage.png         accuracy when rejecting the least confident inputs
 --   detection.md              how well each score flags errors, noise and FGSM inputs
 --   atlas.html                the interactive map with the constellations and FGSM
@@ -26,13 +33,14 @@ local lm = require 'lumen'
 local cli = require 'lumen.cli'
 local I = lm.introspect
 local A = require 'lumen.introspect.analyses'
+local Fig = require 'lumen.introspect.figures'
 local study = require 'lumen.introspect.study'
 local plot = lm.plot
 
 local opts = cli.parse(arg, {from = "results/introspect_mnist", out = "results/analyses_mnist", data_dir = "",
   data = "mnist", grid = 100, fgsm_sample = 1, fgsm_steps = 100, fgsm_eps = 0.01, seed = 1,
-  detection_samples = 2000, patterns = 20, noise_sample = 908, noisy_from = "results/introspect_mnist_noisy",
-  noisy = "train"},
+  detection_samples = 2000, pattern_samples = "1-40", fgsm_samples = "1-6", noise_sample = 908,
+  noisy_from = "results/introspect_mnist_noisy", noisy = "train"},
   "The paper's analyses of a mapped Net1: lumen experiments/analyses_mnist.lua [options]")
 lm.mkdir(opts.out)
 lm.manual_seed(opts.seed)
@@ -70,6 +78,15 @@ for _, name in ipairs{"fgsm_sample", "noise_sample"} do
   end
 end
 local K = #d.classes
+local pattern_samples = Fig.parse_indices(opts.pattern_samples, "analyses_mnist: --pattern-samples")
+local fgsm_samples = Fig.parse_indices(opts.fgsm_samples, "analyses_mnist: --fgsm-samples")
+for _, list in ipairs{{"pattern-samples", pattern_samples}, {"fgsm-samples", fgsm_samples}} do
+  for _, i in ipairs(list[2]) do
+    if i > test.x:size(1) then
+      error(string.format("analyses_mnist: --%s: %d is not a test image (1..%d)", list[1], i, test.x:size(1)), 0)
+    end
+  end
+end
 
 -- ---- 1. expected activations and unit sorting (Eq. 6-10) ------------------------------------------
 local grid = A.grid{lim = 4, size = opts.grid}
@@ -86,31 +103,13 @@ results.expected_activations = {grid = opts.grid, lim = grid.lim, kde_bandwidths
 print(string.format("E[h|H_k]: decoded vs class means: correlation %.3f, relative error %.3f",
   cmp.correlation, cmp.relative_error))
 
--- the ten per-class panels, units in the reordered network, on one colour range
-local flat_order = {}
-for _, o in ipairs(orders) do for _, u in ipairs(o) do flat_order[#flat_order + 1] = u end end
-local idx = lm.tensor(flat_order, 'int32')
-local Eh_sorted = Eh:t():index_select(idx):t()              -- [K, Nh] reordered
--- deep layers reach activations in the hundreds: a log scale shows every layer
-local shown = ((Eh_sorted + 1):clamp(1e-3, math.huge)):log() / math.log(10)
-local vmax = shown:max():item()
-local fig = plot.figure{width = 1100, height = 760,
-  title = "Expected activations E[h | class] of the reordered Net1 (rows: layers 1-12, bottom to top)"}
-local panels = fig:grid(2, 5, {left = 30, right = 110, hgap = 24, vgap = 60})
-for k = 1, K do
-  local rows = {}
-  local v = shown:select(1, k):totable()
-  for l = 1, #layer_sizes do
-    rows[l] = {}
-    for u = 1, layer_sizes[l] do rows[l][u] = v[(l - 1) * 200 + u] end -- row 1 (bottom) is layer 1
-  end
-  local ax = panels[k]
-  ax.title = d.classes[k]
-  ax.xticks, ax.yticks = 2, 2
-  ax:heatmap(rows, {xlim = {0, 200}, ylim = {0, #layer_sizes}, vmin = 0, vmax = vmax,
-    colorbar = k == K and "log10(1 + E[h])" or nil})
-end
-fig:save(opts.out .. "/expected_activations.png")
+-- the ten per-class panels of the reordered network, each layer normalised to
+-- 1 over the ten classes as in the paper (Fig. 3)
+local fig3 = Fig.expected_activations(opts.out .. "/expected_activations.png", {Eh = Eh,
+  layer_sizes = layer_sizes, orders = orders, classes = d.classes,
+  title = "Expected activations E[h | class] of the reordered Net1, each layer normalised to 1 " ..
+    "(rows: layers 1-12, bottom to top)"})
+results.expected_activations.layer_max = fig3.layer_max
 
 -- ---- 2. brainbow (Eq. 11) ---------------------------------------------------------------------------
 -- the paper's Eq. 11, each layer scaled to full intensity (A.brainbow's mode 'eq11')
@@ -130,45 +129,29 @@ bfig:save(opts.out .. "/brainbow.png")
 
 -- ---- 3. sample activation patterns (Fig. 4) -------------------------------------------------------
 do
-  local ct = correct_t:totable()
-  local picks, rights, wrongs = {}, {}, {}
-  for i = 1, #ct do
-    if ct[i] == 1 and #rights < opts.patterns // 2 then rights[#rights + 1] = i end
-    if ct[i] == 0 and #wrongs < opts.patterns - opts.patterns // 2 then wrongs[#wrongs + 1] = i end
-  end
-  for _, i in ipairs(rights) do picks[#picks + 1] = i end
-  for _, i in ipairs(wrongs) do picks[#picks + 1] = i end
-  local cols = 4
-  local rows_n = (#picks + cols - 1) // cols
-  local pfig = plot.figure{width = 1180, height = 70 + rows_n * 190,
-    title = "Activation patterns of single test images in the reordered Net1 (log10(1 + h), one colour range)"}
-  local hs = recorder:record(test.x:index_select(lm.tensor(picks, 'int32')))
-  local shown_h = ((hs + 1):clamp(1e-3, math.huge)):log() / math.log(10)
-  local pred_t, lab_t = pred:totable(), test.y:totable()
-  for n, i in ipairs(picks) do
-    local c, r = (n - 1) % cols, (n - 1) // cols
-    local x0, y0 = 10 + c * 292, 60 + r * 190
-    pfig:image(x0, y0 + 20, test.x[i]:view(28, 28), 2)
-    local ax = pfig:axes{rect = {x0 + 70, y0 + 20, 200, 130}, xticks = 2, yticks = 2,
-      title = string.format("#%d: %s, predicted %s", i, d.classes[lab_t[i]], d.classes[pred_t[i]])}
-    ax:heatmap(A.activation_rows(shown_h:select(1, n), layer_sizes, orders),
-      {xlim = {0, 200}, ylim = {0, #layer_sizes}, vmin = 0, vmax = vmax})
-  end
-  pfig:save(opts.out .. "/sample_patterns.png")
-  -- where they lie on the map
-  local mfig = plot.figure{width = 760, height = 640, title = "The same images on the map (numbers: test index)"}
+  local samples = Fig.sample_grid(opts.out .. "/sample_patterns.png", {recorder = recorder, vae = vae, est = est,
+    x = test.x, labels = test.y, indices = pattern_samples, layer_sizes = layer_sizes, orders = orders,
+    classes = d.classes, background = Z_test:narrow(1, 1, math.min(2000, Z_test:size(1))),
+    title = string.format("%d test images: label -> prediction, activations in the reordered Net1 (each layer " ..
+      "normalised to 1), and the image's place on the map", #pattern_samples)})
+  -- all of them on one map
+  local mfig = plot.figure{width = 760, height = 640,
+    title = "The same images on the map (numbers: test index; black: misclassified)"}
   local max_ = mfig:axes{rect = {70, 50, 540, 540}, xlabel = "z1", ylabel = "z2", xlim = {-4, 4}, ylim = {-4, 4}}
   max_:scatter(Z_test:select(2, 1), Z_test:select(2, 2), {color = 0xB0B0B060, radius = 1})
-  local zt = Z_test:index_select(lm.tensor(picks, 'int32')):totable()
-  for n, i in ipairs(picks) do
-    local wrong_one = n > #rights
-    max_:scatter({zt[n][1]}, {zt[n][2]}, {color = wrong_one and 0xFF2020FF or plot.CLASS_COLORS[lab_t[i]],
-      radius = 4, outline = 0x000000FF})
-    max_:text(zt[n][1] + 0.08, zt[n][2] + 0.08, tostring(i), {size = 11})
+  local lab_t = test.y:totable()
+  for _, s in ipairs(samples) do
+    local wrong_one = s.label ~= s.prediction
+    max_:scatter({s.z[1]}, {s.z[2]}, {color = wrong_one and 0x000000FF or plot.CLASS_COLORS[lab_t[s.index]],
+      radius = 4, outline = wrong_one and 0xFF2020FF or 0x000000FF})
+    max_:text(s.z[1] + 0.08, s.z[2] + 0.08, tostring(s.index), {size = 11})
   end
-  max_:legend({{"correct", plot.CLASS_COLORS[1]}, {"misclassified", 0xFF2020FF}}, "lower left")
+  local keys = {}
+  for k, name in ipairs(d.classes) do keys[k] = {name, plot.CLASS_COLORS[k]} end
+  keys[#keys + 1] = {"misclassified", 0x000000FF}
+  max_:legend(keys, "outside")
   mfig:save(opts.out .. "/sample_points.png")
-  results.sample_patterns = {correct = rights, misclassified = wrongs}
+  results.sample_patterns = {samples = samples}
 end
 
 -- ---- 4. noise constellations (Fig. 5) ---------------------------------------------------------------
@@ -228,27 +211,21 @@ results.fgsm, fgsm_paths = A.fgsm_figure(opts.out .. "/fgsm_paths.png", {net = n
 results.fgsm.sample = sample
 print(string.format("FGSM from test sample %d: %.0f %% of the targets reached", sample,
   100 * results.fgsm.success_rate))
+-- Fig. 6: several test images in one figure
+results.fgsm_six = Fig.fgsm_grid(opts.out .. "/fgsm_six.png", {net = net, recorder = recorder, vae = vae, est = est,
+  x = test.x, labels = test.y, indices = fgsm_samples, classes = d.classes, steps = opts.fgsm_steps,
+  eps = opts.fgsm_eps, title = string.format("Targeted FGSM from %d test images to every other class: " ..
+    "%d steps of %.3g (markers: the prediction flips)", #fgsm_samples, opts.fgsm_steps, opts.fgsm_eps)})
+for _, r in ipairs(results.fgsm_six) do
+  print(string.format("FGSM from test image %d (a %s): %d of %d targets reached", r.index, r.label, r.reached, K - 1))
+end
 
 -- ---- 6. reliability violins (Fig. 7) -----------------------------------------------------------------
-local by_class = A.reliability_by_class(E_test, test.y, pred, K)
-local vfig = plot.figure{width = 1100, height = 560,
-  title = "Estimated log10 error per class: correct (colour) and wrong (grey) test samples; sensitivity above"}
-local vax = vfig:axes{rect = {80, 80, 980, 400}, ylabel = "log10 e_hat", xlim = {0.4, K + 0.6}}
-vax:categories(d.classes)
+local by_class = Fig.violins(opts.out .. "/violins.png", {log_e_hat = E_test, labels = test.y, predictions = pred,
+  classes = d.classes,
+  title = "Estimated log10 error per class: correct (colour) and wrong (grey) test samples; sensitivity above"})
 local sens = {}
-for k = 1, K do
-  local b = by_class[k]
-  vax:violin(k - 0.18, b.correct, {width = 0.34, color = plot.with_alpha(plot.CLASS_COLORS[k], 0.8)})
-  if #b.wrong > 1 then vax:violin(k + 0.18, b.wrong, {width = 0.34, color = 0x80808099}) end
-  sens[d.classes[k]] = b.sensitivity
-end
-vfig:save(opts.out .. "/violins.png")
--- sensitivity as text above each pair (figure coordinates: the axes span 980 px over K + 0.2 units)
-for k = 1, K do
-  local px = 80 + (k - 0.4) / (K + 0.2) * 980
-  vfig:text(px - 22, 66, string.format("%.1f %%", 100 * by_class[k].sensitivity), {size = 11})
-end
-vfig:save(opts.out .. "/violins.png")
+for k = 1, K do sens[d.classes[k]] = by_class[k].sensitivity end
 results.sensitivity = sens
 
 -- ---- 8. risk-coverage ----------------------------------------------------------------------------------
@@ -310,7 +287,7 @@ local html = {"<!doctype html><html><head><meta charset='utf-8'><title>Lumen: an
   "<a href='detection.md'>detection.md</a>; the interactive <a href='atlas.html'>atlas</a> with the constellations " ..
   "and FGSM paths as overlays</p>"}
 for _, f in ipairs{"expected_activations.png", "brainbow.png", "sample_patterns.png", "sample_points.png",
-    "noise_constellations.png", "fgsm_paths.png", "violins.png", "risk_coverage.png"} do
+    "noise_constellations.png", "fgsm_paths.png", "fgsm_six.png", "violins.png", "risk_coverage.png"} do
   html[#html + 1] = string.format("<h2>%s</h2><img src='%s'>", f, f)
 end
 html[#html + 1] = "</body></html>\n"

@@ -5,7 +5,7 @@
 --   lumen experiments/introspect_cifar10.lua [--model PATH] [--device cpu|cuda]
 --        [--subset N] [--data-dir DIR] [--out DIR] [--fresh] [--seed S]
 --        [--threads T] [--ae-epochs N] [--est-epochs N] [--mmd-weight W]
---        [--bandwidths B1,B2,..]
+--        [--bandwidths B1,B2,..] [--trajectories PATH]
 --
 -- Recorded: the outputs of Net2's dense layers (docs/design.md), the ELUs after
 -- its three Linear(512): 1,536 values a sample. The map is learned on the
@@ -13,13 +13,29 @@
 -- all 45,000 through the convolutions is minutes of CPU time) and drawn for
 -- the seeded 10 % validation split, which the classifier never trained on;
 -- the 1,000 available test images give the classifier's test accuracy.
+--
+-- Two of the paper's figures come out beside the maps:
+--   trajectories.png  the learning trajectories (Fig. 2e): the snapshots
+--                     net2_cifar10.lua recorded after every cycle
+--                     (--trajectories, default trajectories.safetensors beside
+--                     --model), encoded on the final map; left out, with a
+--                     notice, when that file is missing
+--   violins.png       the estimated log10 error of the correctly and wrongly
+--                     classified test images per class, with each class's
+--                     sensitivity (Fig. 7 bottom), on the test images
+--                     available (the shared copy: the first 1,000)
+-- The whole CIFAR-10 part of the paper is one command on a GPU machine:
+--   lumen experiments/net2_cifar10.lua --device cuda && \
+--   lumen experiments/introspect_cifar10.lua --device cuda
 local lm = require 'lumen'
 local cli = require 'lumen.cli'
 local I = lm.introspect
+local Fig = require 'lumen.introspect.figures'
+local study = require 'lumen.introspect.study'
 
 local opts = cli.parse(arg, {model = "results/net2_cifar10/model.safetensors", device = "cpu", subset = 0,
   data_dir = "", out = "results/introspect_cifar10", fresh = false, seed = 1, threads = 0, ae_epochs = 20,
-  est_epochs = 20, mmd_weight = 500, bandwidths = "0.1,1,10,100,1000", width = 1.0},
+  est_epochs = 20, mmd_weight = 500, bandwidths = "0.1,1,10,100,1000", width = 1.0, trajectories = ""},
   "Self-introspection of Net2: lumen experiments/introspect_cifar10.lua [options]")
 if opts.threads > 0 then lm.set_num_threads(opts.threads) end
 lm.mkdir(opts.out)
@@ -57,13 +73,51 @@ local test_accuracy = d.test and lm.evaluate(net, d.test).accuracy
 print(string.format("Net2 from %s: %s accuracy %.2f %%", opts.model, d.test_note or "test",
   100 * (test_accuracy or 0)))
 
+-- the learning-trajectory snapshots of net2_cifar10.lua: the first N images
+-- of the training split after every cycle (only those inside --subset)
+local traj_path = opts.trajectories ~= "" and opts.trajectories or
+  ((opts.model:match("^(.*)/[^/]*$") or ".") .. "/trajectories.safetensors")
+local snapshots, traj_index = {}, nil
+if study.missing{traj_path} then
+  print("notice: no learning trajectories at " .. traj_path .. " (net2_cifar10.lua writes them): " ..
+    "trajectories.png left out")
+else
+  local t = lm.load(traj_path)
+  local n = math.min(t.subset_index:size(1), train_set.x:size(1))
+  traj_index = t.subset_index:narrow(1, 1, n)
+  if traj_index:max():item() > train_set.x:size(1) then
+    error(string.format("introspect_cifar10: %s indexes training images beyond the %d used here", traj_path,
+      train_set.x:size(1)), 0)
+  end
+  for k = 1, math.huge do
+    if not t["cycle" .. k] then break end
+    snapshots[k] = t["cycle" .. k]:narrow(1, 1, n)
+  end
+  print(string.format("learning trajectories: %d samples over %d cycles from %s", n, #snapshots, traj_path))
+end
+
 local bw = {}
 for v in opts.bandwidths:gmatch("[^,]+") do bw[#bw + 1] = tonumber(v) end
-local metrics = require('lumen.introspect.study').run{
+local metrics = study.run{
   name = "Net2", data = d, train = train_set, test = val_set, test_name = "validation set",
   net = net, recorder = recorder, out = opts.out, ae_epochs = opts.ae_epochs, est_epochs = opts.est_epochs,
   mmd_weight = opts.mmd_weight, bw = bw, seed = opts.seed, device = opts.device,
+  snapshots = snapshots, trajectory_index = traj_index,
 }
+metrics.trajectory_cycles = #snapshots
+
+-- Fig. 7 bottom: the estimated error of the test images per class
+if d.test then
+  local vae, est = study.load_map(opts.out, recorder, d.test.x:narrow(1, 1, 1))
+  local H, Y = recorder:record_set(d.test.x)
+  local E = I.estimate(est, vae:encode_all(H:to('cpu'))):to('cpu')
+  local by_class = Fig.violins(opts.out .. "/violins.png", {log_e_hat = E, labels = d.test.y,
+    predictions = Y:to('cpu'):argmax(2), classes = d.classes,
+    title = string.format("Net2, estimated log10 error per class on %s: correct (colour) and wrong (grey); " ..
+      "sensitivity above", d.test_note or "the test set")})
+  metrics.test_sensitivity = {}
+  for k, name in ipairs(d.classes) do metrics.test_sensitivity[name] = by_class[k].sensitivity end
+end
 metrics.classifier_test_accuracy_first1000 = test_accuracy
 metrics.note = "classifier_test_accuracy and the map metrics are on the validation split; " ..
   (d.test_note or "no test images")

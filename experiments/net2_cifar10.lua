@@ -8,12 +8,19 @@
 --
 --   lumen experiments/net2_cifar10.lua [--cycles N] [--subset N] [--width F]
 --        [--device cpu|cuda] [--seed S] [--threads T] [--out DIR] [--steps N]
---        [--data-dir DIR]
+--        [--data-dir DIR] [--trajectory-samples N]
 --
 -- Full training is work for a GPU (about 1.5 GFLOP per image per step: one
 -- epoch is roughly 80 TFLOP, over ten minutes per epoch on 2 CPU cores).
 -- On the CPU use --subset and --width to run a reduced version; --steps N
 -- stops after N training steps (the test suite runs a few).
+-- Learning trajectories (the paper's Fig. 2e): at the end of every cycle the
+-- first --trajectory-samples images of the (seeded, shuffled) training split
+-- (500; 0 for none) are recorded at Net2's dense layers, as
+-- experiments/introspect_cifar10.lua records them, into
+-- OUT/trajectories.safetensors ("cycle1", "cycle2", ... [N, units] and
+-- "subset_index"), written after each cycle so a resumed run keeps them;
+-- introspect_cifar10.lua draws them on the final map.
 -- Evaluation: a seeded 10 % validation split of the 50,000 training images,
 -- and the test images that are available (the shared copy has only the
 -- first 1,000 of the 10,000: reported as such).
@@ -22,10 +29,13 @@ local cli = require 'lumen.cli'
 
 local opts = cli.parse(arg, {cycles = 30, period_epochs = 2, lr_min = 1e-5, lr_max = 5e-4, decay = 0.95,
   batch = 128, seed = 1, threads = 0, out = "results/net2_cifar10", subset = 0, width = 1.0,
-  device = "cpu", steps = 0, patience = 5, fresh = false, data_dir = ""},
+  device = "cpu", steps = 0, patience = 5, fresh = false, data_dir = "", trajectory_samples = 500},
   "Train the paper's Net2: lumen experiments/net2_cifar10.lua [options]")
 if opts.threads > 0 then lm.set_num_threads(opts.threads) end
-if opts.fresh then os.remove(opts.out .. "/checkpoint.safetensors") end
+if opts.fresh then
+  os.remove(opts.out .. "/checkpoint.safetensors")
+  os.remove(opts.out .. "/trajectories.safetensors")
+end
 lm.manual_seed(opts.seed)
 
 local t0 = lm.clock()
@@ -77,12 +87,52 @@ if opts.steps > 0 then
   return {first_loss = first, last_loss = last}
 end
 
+-- the snapshots of the learning trajectories: the first N training images at
+-- the dense layers after every cycle (cycles of a resumed run's past kept)
+lm.mkdir(opts.out)
+local traj_path = opts.out .. "/trajectories.safetensors"
+local traj_n = math.min(opts.trajectory_samples, train_set.x:size(1))
+local traj, on_validate = nil, nil
+if traj_n > 0 then
+  local modules = net:modules()
+  local recorder = lm.introspect.Recorder(net, {select = function(m, i)
+    return m.__name == "nn.ELU" and modules[i - 1].__name == "nn.Linear" -- the dense layers
+  end})
+  local traj_x = train_set.x:narrow(1, 1, traj_n)
+  local f = io.open(traj_path, "rb")
+  if f then
+    f:close()
+    traj = lm.load(traj_path)
+    if traj.subset_index:size(1) ~= traj_n then
+      error(string.format("net2_cifar10: %s holds %d samples a cycle, --trajectory-samples asks for %d " ..
+        "(--fresh starts over)", traj_path, traj.subset_index:size(1), traj_n), 0)
+    end
+  else
+    traj = {subset_index = lm.arange(1, traj_n):int()}
+  end
+  on_validate = function(_, run)
+    local cycle = #run.history
+    traj["cycle" .. cycle] = recorder:record(traj_x):to('cpu')
+    for k = cycle + 1, math.huge do -- left from an interrupted run beyond this cycle
+      if not traj["cycle" .. k] then break end
+      traj["cycle" .. k] = nil
+    end
+    lm.save(traj_path, traj)
+  end
+end
+
 local history = lm.train{
   model = net, optimizer = opt, schedule = schedule, cycles = opts.cycles,
   train = train_set, val = val_set, batch_size = opts.batch, seed = opts.seed, loss = "mse",
   early_stopping = {patience = opts.patience}, out = opts.out, resume = true, classes = d.classes,
+  on_validate = on_validate,
 }
-local result = {validation = lm.evaluate(net, val_set).accuracy, cycles_run = #history}
+local result = {validation = lm.evaluate(net, val_set).accuracy, cycles_run = #history,
+  trajectory_samples = traj_n, trajectory_cycles = 0}
+for k = 1, math.huge do
+  if not (traj and traj["cycle" .. k]) then break end
+  result.trajectory_cycles = k
+end
 if d.test then
   result.test = lm.evaluate(net, d.test).accuracy
   result.test_note = d.test_note

@@ -44,7 +44,7 @@ end
 
 -- Library modules documented by a short name.
 local MODULES = {{"analyses.", "lumen.introspect.analyses"}, {"study.", "lumen.introspect.study"},
-  {"atlas.", "lumen.introspect.atlas"}}
+  {"atlas.", "lumen.introspect.atlas"}, {"figures.", "lumen.introspect.figures"}}
 
 --- Every public name: a list of {name, value}, sorted. Includes lm's
 --- functions and tables, one level into lm's tables (lm.nn.Linear), F.*,

@@ -213,6 +213,32 @@ describe("analyses: adversarial paths", function()
   end)
 end)
 
+describe("analyses: adversarial paths of a saturated classifier", function()
+  it("moves an input whose sigmoid outputs are exactly 0 and 1 in float32", function()
+    -- l1 = 200 (x1 - x2), l2 = -l1 (x >= 0 passes the first two layers as it is): at
+    -- x = (0.9, 0.1) the outputs round to exactly 1 and 0, so the gradient through the sigmoid is 0
+    local lin = lm.nn.Linear(2, 2)
+    lin.weight:detach():copy_(lm.tensor({{200, -200}, {-200, 200}}))
+    lin.bias:detach():copy_(lm.tensor({0, 0}))
+    -- an identity layer first (ELU keeps inputs >= 0): the recorder needs a hidden layer
+    local id = lm.nn.Linear(2, 2)
+    id.weight:detach():copy_(lm.tensor({{1, 0}, {0, 1}}))
+    id.bias:detach():copy_(lm.tensor({0, 0}))
+    local net = lm.nn.Sequential(id, lm.nn.ELU(), lin, lm.nn.Sigmoid())
+    local x = lm.tensor({{0.9, 0.1}})
+    local xin = x:clone():requires_grad(true)
+    lm.nn.functional.mse(net(xin), lm.tensor({{0, 1}})):backward()
+    eq(xin.grad:abs():max():item(), 0, "the plain gradient vanishes")
+    local rec = I.Recorder(net)
+    local vae = I.InfoVAE{inputs = 2, hidden = 4, depth = 1, standardize = false}
+    local path = A.fgsm_path(net, rec, vae, x, 2, {steps = 20, eps = 0.03, classes = 2})
+    -- by hand: after k steps x = (0.9 - 0.03 k, 0.1 + 0.03 k); class 2 wins from k = 14
+    eq(path.flip, 14)
+    near(path.x[1][1], 0.3, 1e-5)
+    near(path.x[1][2], 0.7, 1e-5)
+  end)
+end)
+
 describe("analyses: single samples and noise", function()
   it("lays a recorded vector out by layer in the given order", function()
     local h = lm.tensor({1, 2, 3, 4, 5})
@@ -247,5 +273,151 @@ describe("analyses: single samples and noise", function()
     local accs = A.accuracy_under_noise(linear, {x = x, y = y}, {0, 0.5})
     eq(accs[1], 1)
     truthy(accs[2] < 0.9, "noise of 0.5 costs accuracy: " .. accs[2])
+  end)
+end)
+
+describe("figures: the paper's Fig. 3, 4, 6 and 7", function()
+  local Fig = require 'lumen.introspect.figures'
+  local tmp = os.tmpname()
+  os.remove(tmp)
+  os.execute("mkdir -p " .. tmp)
+  local function png(name)
+    local f = io.open(tmp .. "/" .. name, "rb")
+    if not f then return false end
+    local head = f:read(8)
+    f:close()
+    return head == "\137PNG\r\n\26\n"
+  end
+  -- a small classifier with two recorded layers of 8 and 5 units, and an untrained map
+  local function small_model(seed)
+    lm.manual_seed(seed)
+    local net = lm.nn.Sequential(lm.nn.Linear(6, 8), lm.nn.ELU(), lm.nn.Linear(8, 5), lm.nn.ELU(),
+      lm.nn.Linear(5, 3), lm.nn.Sigmoid())
+    local rec = I.Recorder(net)
+    return net, rec, I.InfoVAE{inputs = 13, hidden = 8, depth = 1}, I.Estimator{hidden = 8, depth = 1}
+  end
+
+  it("reads sample lists: indices and ranges in order, bad ones by name", function()
+    eq(table.concat(Fig.parse_indices("1-3,7, 10-11", "--x"), ","), "1,2,3,7,10,11")
+    eq(#Fig.parse_indices("1-40", "--x"), 40)
+    raises(function() Fig.parse_indices("5-2", "--x") end, "--x: the range 5-2 runs backwards")
+    raises(function() Fig.parse_indices("1,a", "--x") end, "--x: 'a' is not an index or a range like 1-40")
+    raises(function() Fig.parse_indices("", "--x") end, "--x: no indices given")
+  end)
+
+  it("normalises each layer to 1 over all classes (Fig. 3), negatives as 0", function()
+    local E = lm.tensor({{2, -1, 4, 1, -0.5}, {1, 0.5, 8, 2, -0.2}})
+    local N, top = Fig.normalise_layers(E, {2, 2, 1})
+    local want = {{1, 0, 0.5, 0.125, 0}, {0.5, 0.25, 1, 0.25, 0}}
+    for k = 1, 2 do for i = 1, 5 do near(N[k][i], want[k][i], 1e-7, k .. "," .. i) end end
+    eq(top[1], 2); eq(top[2], 8); eq(top[3], 0)
+    local v = Fig.normalise_layers(lm.tensor({3, 6, -1, 2}), {2, 2})
+    eq(v:dim(), 1)
+    for i, w in ipairs{0.5, 1, 0, 1} do near(v[i], w, 1e-7) end
+    raises(function() Fig.normalise_layers(E, {2, 2}) end,
+      "normalise_layers: layer_sizes add up to 4 units, the activations have 5")
+    -- the figure: every layer's maximum over the panels is 1, in the recorded order
+    local Eh = lm.rand(3, 13) * lm.tensor({1, 1, 1, 1, 1, 1, 1, 1, 50, 50, 50, 50, 50})
+    local r = Fig.expected_activations(tmp .. "/ea.png", {Eh = Eh, layer_sizes = {8, 5},
+      orders = A.sort_units(Eh, {8, 5}), classes = {"a", "b", "c"}})
+    truthy(png("ea.png"), "expected_activations written")
+    near(r.layer_max[2], Eh:narrow(2, 9, 5):max():item(), 1e-6)
+    near(r.shown:narrow(2, 1, 8):max():item(), 1, 1e-7, "layer 1's maximum")
+    near(r.shown:narrow(2, 9, 5):max():item(), 1, 1e-7, "layer 2's maximum")
+    near(r.shown[2][10], Eh[2][10] / r.layer_max[2], 1e-6, "a unit keeps its share of its layer's maximum")
+  end)
+
+  it("places each of 40 images on the map with its own point (Fig. 4)", function()
+    local _, rec, vae, est = small_model(21)
+    local x = lm.rand(50, 6)
+    local _, out = rec:record(x)
+    local lab = {}
+    for i, p in ipairs(out:argmax(2):totable()) do lab[i] = i % 2 == 0 and p or p % 3 + 1 end -- half wrong
+    local labels = lm.tensor(lab, 'int32')
+    local indices = {}
+    for i = 1, 40 do indices[i] = 51 - i end -- in a given order, not sorted
+    local r = Fig.sample_grid(tmp .. "/s.png", {recorder = rec, vae = vae, est = est, x = x, labels = labels,
+      indices = indices, layer_sizes = {8, 5}, classes = {"a", "b", "c"}, image_shape = {2, 3},
+      background = lm.randn(30, 2)})
+    truthy(png("s.png"), "sample_patterns written")
+    eq(#r, 40)
+    local seen, names, pred = {}, {"a", "b", "c"}, out:argmax(2):totable()
+    for k, s in ipairs(r) do
+      eq(s.index, indices[k])
+      local z = vae:encode_all((rec:record(x:narrow(1, s.index, 1)))):totable()[1]
+      near(s.z[1], z[1], 1e-5, "z1 of image " .. s.index)
+      near(s.z[2], z[2], 1e-5, "z2 of image " .. s.index)
+      near(s.log10_e_hat, I.estimate(est, lm.tensor({z})):item(), 1e-5)
+      eq(s.label, names[lab[s.index]])
+      eq(s.prediction, names[pred[s.index]])
+      local key = string.format("%.6f,%.6f", s.z[1], s.z[2])
+      truthy(not seen[key], "a point of its own: " .. key)
+      seen[key] = true
+    end
+    raises(function() Fig.sample_grid(tmp .. "/s.png", {recorder = rec, vae = vae, est = est, x = x,
+      labels = labels, indices = {3, 51}, layer_sizes = {8, 5}, classes = names, image_shape = {2, 3}}) end,
+      "sample_grid: index 51 is not in the set (1..50)")
+  end)
+
+  it("runs targeted FGSM from six images in one figure (Fig. 6), each target reached or recorded as not", function()
+    local net, rec, vae, est = small_model(22)
+    local x = lm.rand(10, 6)
+    local labels = lm.no_grad(function() return net(x):argmax(2) end) -- start correctly classified
+    local steps = 40
+    local summary, runs = Fig.fgsm_grid(tmp .. "/f.png", {net = net, recorder = rec, vae = vae, est = est, x = x,
+      labels = labels, indices = {1, 2, 3, 4, 5, 6}, classes = {"a", "b", "c"}, steps = steps, eps = 0.05})
+    truthy(png("f.png"), "fgsm grid written")
+    eq(#summary, 6)
+    local all = 0
+    for k, s in ipairs(summary) do
+      eq(s.index, k)
+      eq(s.start_prediction, s.label, "starts correctly classified")
+      local n, reached = 0, 0
+      for _, p in ipairs(runs[k].paths) do
+        n = n + 1
+        eq(p.z:size(1), steps + 1)
+        local name = ({"a", "b", "c"})[p.target]
+        local t = s.targets[name]
+        eq(t.success, p.flip ~= nil, "target " .. name)
+        eq(t.flip_step, p.flip)
+        if p.flip then
+          reached = reached + 1
+          eq(p.predictions[p.flip + 1], p.target, "predicts the target at the flip")
+          for j = 1, p.flip do truthy(p.predictions[j] ~= p.target, "not before it") end
+        else
+          for _, q in ipairs(p.predictions) do truthy(q ~= p.target, "a failed target is never predicted") end
+        end
+      end
+      eq(n, 2, "one path per other class")
+      eq(s.reached, reached)
+      near(s.success_rate, reached / 2, 1e-12)
+      all = all + reached
+    end
+    -- measured 12 of 12 on this net; an attack that does not move the input reaches none
+    truthy(all >= 8, all .. " of 12 targets reached")
+    raises(function() Fig.fgsm_grid(tmp .. "/f.png", {net = net, recorder = rec, vae = vae, est = est, x = x,
+      labels = labels, indices = {}, classes = {"a", "b", "c"}}) end, "fgsm_grid: indices must be a non-empty list")
+  end)
+
+  it("splits the estimated errors by class and correctness for the violins (Fig. 7)", function()
+    local e = lm.tensor({-3, -1, -2, -0.5, -4, -2.5})
+    local labels = lm.tensor({1, 1, 2, 2, 1, 2}, 'int32')
+    local pred = lm.tensor({1, 2, 2, 2, 1, 1}, 'int32')
+    local by = Fig.violins(tmp .. "/v.png", {log_e_hat = e, labels = labels, predictions = pred,
+      classes = {"a", "b", "c"}})
+    truthy(png("v.png"), "violins written")
+    local function list(t)
+      local parts = {}
+      for i, v in ipairs(t) do parts[i] = string.format("%g", v) end
+      return table.concat(parts, ",")
+    end
+    eq(list(by[1].correct), "-3,-4")
+    eq(list(by[1].wrong), "-1")
+    eq(list(by[2].correct), "-2,-0.5")
+    eq(list(by[2].wrong), "-2.5")
+    near(by[1].sensitivity, 2 / 3, 1e-12)
+    near(by[2].sensitivity, 2 / 3, 1e-12)
+    truthy(by[3].sensitivity ~= by[3].sensitivity, "a class without samples has no sensitivity")
+    os.execute("rm -rf " .. tmp)
   end)
 end)

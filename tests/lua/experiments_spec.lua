@@ -115,6 +115,49 @@ describe("experiments", function()
     near(fgsm.success_rate, reached / n, 1e-12, "success rate")
   end)
 
+  it("net2_cifar10.lua records learning trajectories that introspect_cifar10.lua draws (Fig. 2e), " ..
+      "with the test set's violins (Fig. 7 bottom)", function()
+    local dir = cifar_folder(40)
+    local ok, result = run_experiment("experiments/net2_cifar10.lua",
+      {"--data-dir", dir, "--cycles", "2", "--subset", "40", "--batch", "8", "--width", "0.1",
+       "--period-epochs", "1", "--trajectory-samples", "12", "--out", dir .. "/net2"})
+    local traj = ok and lm.load(dir .. "/net2/trajectories.safetensors")
+    local iok, metrics = run_experiment("experiments/introspect_cifar10.lua",
+      {"--data-dir", dir, "--model", dir .. "/net2/model.safetensors", "--width", "0.1", "--subset", "40",
+       "--ae-epochs", "1", "--est-epochs", "1", "--out", dir .. "/out"})
+    local pngs = {}
+    for _, f in ipairs{"trajectories.png", "violins.png"} do
+      local fh = io.open(dir .. "/out/" .. f, "rb")
+      if fh then pngs[#pngs + 1] = f; fh:close() end
+    end
+    -- each class's sensitivity on the 8 test images, computed here independently
+    local net = lm.models.net2{width = 0.1}
+    if ok then net:load(dir .. "/net2/model.safetensors") end
+    net:evaluate()
+    local test = lm.data.cifar10{dir = dir}.test
+    local pred = lm.no_grad(function() return net(test.x):argmax(2) end):totable()
+    os.execute("rm -rf " .. dir)
+    truthy(ok, result)
+    eq(result.cycles_run, 2)
+    eq(result.trajectory_cycles, 2, "a snapshot per cycle")
+    eq(traj.subset_index:size(1), 12)
+    eq(traj.cycle1:shape_string(), "12x1536", "12 images at the three dense layers (3 x 512 units)")
+    truthy(traj.cycle3 == nil, "no snapshot beyond the cycles run")
+    truthy((traj.cycle1 - traj.cycle2):abs():max():item() > 0, "training moved the activations")
+    truthy(iok, metrics)
+    eq(metrics.trajectory_cycles, 2)
+    eq(table.concat(pngs, ","), "trajectories.png,violins.png")
+    local classes = lm.data.CIFAR10_CLASSES
+    for k = 1, 10 do
+      local n, right = 0, 0
+      for i, y in ipairs(test.y:totable()) do
+        if y == k then n = n + 1; if pred[i] == k then right = right + 1 end end
+      end
+      local s = metrics.test_sensitivity[classes[k]]
+      if n == 0 then truthy(s ~= s, classes[k] .. " has no test image") else near(s, right / n, 1e-12, classes[k]) end
+    end
+  end)
+
   it("introspect_mnist.lua runs every stage on a small generated data set", function()
     local dir = os.tmpname()
     os.remove(dir)
@@ -123,13 +166,14 @@ describe("experiments", function()
       {"--data-dir", dir, "--cycles", "2", "--ae-epochs", "2", "--est-epochs", "2",
        "--trajectory-samples", "50", "--out", dir .. "/out"})
     -- the analyses run over the cached models of that run
+    local test_x = lm.data.mnist{dir = dir}.test.x
     local aok, analyses = run_experiment("experiments/analyses_mnist.lua",
       {"--data-dir", dir, "--from", dir .. "/out", "--out", dir .. "/analyses", "--grid", "30",
        "--fgsm-steps", "20", "--detection-samples", "100", "--noise-sample", "3", "--noisy", "skip"})
     local afiles = {}
     for _, f in ipairs{"index.html", "atlas.html", "analyses.json", "detection.md", "expected_activations.png",
-      "brainbow.png", "fgsm_paths.png", "violins.png", "risk_coverage.png", "sample_patterns.png", "sample_points.png",
-      "noise_constellations.png"} do
+      "brainbow.png", "fgsm_paths.png", "fgsm_six.png", "violins.png", "risk_coverage.png", "sample_patterns.png",
+      "sample_points.png", "noise_constellations.png"} do
       local fh = io.open(dir .. "/analyses/" .. f, "rb")
       if fh then afiles[#afiles + 1] = f; fh:close() end
     end
@@ -154,7 +198,37 @@ describe("experiments", function()
     -- the map keeps the classes apart (measured 1.0; chance 0.1)
     truthy(metrics.latent_knn10_accuracy > 0.8, "kNN-10 on the map: " .. metrics.latent_knn10_accuracy)
     truthy(aok, analyses)
-    eq(#afiles, 12, "analyses files: " .. table.concat(afiles, ", "))
+    eq(#afiles, 13, "analyses files: " .. table.concat(afiles, ", "))
+    -- Fig. 3: twelve layers, each normalised by its own maximum
+    eq(#analyses.expected_activations.layer_max, 12)
+    for l, m in ipairs(analyses.expected_activations.layer_max) do truthy(m > 0, "layer " .. l .. ": " .. m) end
+    -- Fig. 4: the first 40 test images, each with its own point on the map
+    -- (the generated set repeats some images: only those may share one)
+    local samples, seen = analyses.sample_patterns.samples, {}
+    eq(#samples, 40)
+    for k, s in ipairs(samples) do
+      eq(s.index, k)
+      local key = string.format("%.6f,%.6f", s.z[1], s.z[2])
+      if seen[key] then
+        eq((test_x[k] - test_x[seen[key]]):abs():max():item(), 0, "images " .. seen[key] .. " and " .. k ..
+          " share a point")
+      end
+      seen[key] = seen[key] or k
+    end
+    -- Fig. 6: the first six test images, every target reached or recorded as not
+    eq(#analyses.fgsm_six, 6)
+    for k, r in ipairs(analyses.fgsm_six) do
+      eq(r.index, k)
+      local reached, n = 0, 0
+      for name, t in pairs(r.targets) do
+        n = n + 1
+        eq(t.success, t.flip_step ~= nil, "image " .. k .. ", target " .. name)
+        if t.success then reached = reached + 1 end
+      end
+      eq(n, 9)
+      eq(r.reached, reached)
+      near(r.success_rate, reached / 9, 1e-12)
+    end
     -- decoded E[h|H_k] resembles the class means of the recording (measured 0.90)
     local c = analyses.expected_activations.decoded_vs_class_means
     truthy(c.correlation > 0.6, "decoded vs class means correlate: " .. c.correlation)

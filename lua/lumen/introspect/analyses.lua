@@ -385,9 +385,49 @@ end
 
 -- ---- adversarial paths (Fig. 6) ---------------------------------------------------------------------
 
+-- The logits of a net ending in nn.Sigmoid (every module but the last), or
+-- nil for any other net.
+local function logits_of(net)
+  if net.__name ~= "nn.Sequential" or net:size() < 2 or net[net:size()].__name ~= "nn.Sigmoid" then return nil end
+  return function(x)
+    for i = 1, net:size() - 1 do x = net[i](x) end
+    return x
+  end
+end
+
+-- grad_x of E_adv = 1/2 ||goal - sigmoid(l)||^2 up to a positive factor,
+-- which the sign ignores. Through the sigmoid in float32 a confident output
+-- rounds to exactly 0 or 1, s (1 - s) is 0 and the step sign(0) = 0: a
+-- confidently classified input never moves. At the logits the same
+-- gradient is dE/dl_j = (s_j - t_j) sigma(l_j) sigma(-l_j), |s_j - t_j| being
+-- sigma(l_j) for t_j = 0 and sigma(-l_j) for t_j = 1: taken in logs and
+-- scaled by the largest of a row, it stays finite; sum(l * g) then has g's
+-- pull-back as its gradient.
+local function adversarial_gradient(net, logits, xin, goal)
+  if not logits then
+    F.mse(net(xin), goal):backward()
+    return xin.grad
+  end
+  local l = logits(xin)
+  local g = lm.no_grad(function()
+    local d = l:detach()
+    local soft = ((d:abs() * -1):exp() + 1):log()               -- log(1 + exp(-|l|))
+    local lsp = d:clamp(-math.huge, 0) - soft                   -- log sigma(l)
+    local lsn = (d * -1):clamp(-math.huge, 0) - soft            -- log sigma(-l)
+    local other = goal * -1 + 1
+    local logg = (lsp * 2 + lsn) * other + (lsp + lsn * 2) * goal
+    return (other - goal) * (logg - logg:max(2, true)):exp()
+  end)
+  local pull = (l * g):sum()
+  pull:backward()
+  return xin.grad
+end
+
 --- Targeted iterative FGSM from one input x [1, D] (pixels in [0, 1])
 --- towards class `target` (1-based): x <- clip(x - eps * sign(grad_x L), 0, 1)
---- with L the classifier's error against the one-hot target, o.steps times
+--- with L the classifier's error against the one-hot target (for a net
+--- ending in nn.Sigmoid taken at its logits, so saturated outputs still
+--- give a gradient), o.steps times
 --- (100) with o.eps (0.01). Returns {z = [steps + 1, 2] latents of every
 --- iterate, predictions = {...}, flip = the first step predicting the
 --- target (nil if none), x = the last iterate}; with o.keep_inputs also
@@ -402,6 +442,7 @@ function A.fgsm_path(net, recorder, vae, x, target, o)
   goal = goal:to(device)
   local was = net.training
   net:evaluate()
+  local logits = logits_of(net)
   local cur = x:to(device):clone()
   local zs, preds, flip, xs = {}, {}, nil, {}
   for s = 0, steps do
@@ -413,8 +454,8 @@ function A.fgsm_path(net, recorder, vae, x, target, o)
     if p == target and not flip then flip = s end
     if s == steps then break end
     local xin = cur:detach():requires_grad(true)
-    F.mse(net(xin), goal):backward()
-    cur = lm.no_grad(function() return (xin - xin.grad:sign() * eps):clamp(0, 1) end)
+    local grad = adversarial_gradient(net, logits, xin, goal)
+    cur = lm.no_grad(function() return (xin - grad:sign() * eps):clamp(0, 1) end)
   end
   net:train(was)
   return {z = lm.cat(zs, 1), predictions = preds, flip = flip, x = cur:to('cpu'),
@@ -457,46 +498,16 @@ end
 --- success, final_prediction}}, success_rate, start_prediction}, and the
 --- paths {{target, z = [steps + 1, 2], flip}, ...}.
 function A.fgsm_figure(path, o)
-  local plot = lm.plot
-  local K = #o.classes
-  local h0, out0 = o.recorder:record(o.x)
-  local z0 = o.vae:encode_all(h0):totable()[1]
-  local view = box(z0)
-  local paths, targets, legend, reached = {}, {}, {}, 0
-  for target = 1, K do
-    if target ~= o.label then
-      local p = A.fgsm_path(o.net, o.recorder, o.vae, o.x, target, {steps = o.steps, eps = o.eps, classes = K})
-      local xs, ys = {}, {}
-      for i, z in ipairs(p.z:totable()) do
-        xs[i], ys[i] = z[1], z[2]
-        grow(view, z)
-      end
-      paths[#paths + 1] = {target = target, xs = xs, ys = ys, flip = p.flip, z = p.z}
-      if p.flip then reached = reached + 1 end
-      targets[o.classes[target]] = {flip_step = p.flip, success = p.flip ~= nil,
-        final_prediction = o.classes[p.predictions[#p.predictions]]}
-      legend[#legend + 1] = {"to " .. o.classes[target] .. (p.flip and (" (step " .. p.flip .. ")") or " (failed)"),
-        plot.CLASS_COLORS[target]}
-    end
-  end
-  -- a square view around the paths, with the error map under all of it
-  local xl, yl = square_view(view, 1)
-  local fig = plot.figure{width = 820, height = 680, title = o.title}
-  local ax = fig:axes{rect = {70, 60, 540, 540}, xlabel = "z1", ylabel = "z2", xlim = xl, ylim = yl}
-  A.error_heatmap(ax, o.est, {xlim = xl, ylim = yl, colorbar = "log10 e_hat"})
-  for _, p in ipairs(paths) do
-    ax:line(p.xs, p.ys, {color = plot.CLASS_COLORS[p.target], width = 2})
-    if p.flip then
-      ax:scatter({p.xs[p.flip + 1]}, {p.ys[p.flip + 1]}, {color = plot.CLASS_COLORS[p.target], radius = 5,
-        outline = 0x000000FF})
-    end
-  end
-  ax:scatter({z0[1]}, {z0[2]}, {color = 0xFFFFFFFF, radius = 7, outline = 0x000000FF})
-  legend[#legend + 1] = {"start", 0x000000FF}
-  ax:legend(legend, "lower left")
+  -- the paths and their drawing are lumen.introspect.figures' (Fig. 6 for
+  -- several images shares them); required here, as it requires this module
+  local Fig = require 'lumen.introspect.figures'
+  local run = Fig.fgsm_run(o)
+  local fig = lm.plot.figure{width = 820, height = 680, title = o.title}
+  local ax = fig:axes{rect = {70, 60, 540, 540}, xlabel = "z1", ylabel = "z2", xlim = run.xlim, ylim = run.ylim}
+  Fig.draw_fgsm(ax, o.est, run, o.classes, {colorbar = "log10 e_hat"})
   fig:save(path)
-  return {label = o.classes[o.label], start_prediction = o.classes[out0:argmax(2):item()], eps = o.eps,
-    steps = o.steps, targets = targets, success_rate = reached / (K - 1)}, paths
+  return {label = o.classes[o.label], start_prediction = run.start_prediction, eps = o.eps,
+    steps = o.steps, targets = run.targets, success_rate = run.success_rate}, run.paths
 end
 
 -- ---- reliability ------------------------------------------------------------------------------------
