@@ -50,6 +50,18 @@ static int f_cross_entropy(lua_State *L) {
     return 1;
 }
 
+/* F._batch_norm(x, weight|nil, bias|nil, eps) -> y, batch mean, batch
+ * variance (biased): the fused training-mode kernel (F.batch_norm decides) */
+static int f_batch_norm(lua_State *L) {
+    lm_tensor *x = l_check_tensor(L, 1);
+    lm_tensor *w = lua_isnoneornil(L, 2) ? NULL : l_check_tensor(L, 2);
+    lm_tensor *b = lua_isnoneornil(L, 3) ? NULL : l_check_tensor(L, 3);
+    double eps = luaL_checknumber(L, 4);
+    lm_tensor **out = l_push_slot(L), **mean = l_push_slot(L), **var = l_push_slot(L);
+    l_check(L, lm_ag_batch_norm(out, mean, var, x, w, b, eps));
+    return 3;
+}
+
 /* F.mse(y_hat, y [, {reduction = 'mean' | 'none'}]) */
 static int f_mse(lua_State *L) {
     lm_tensor *yh = l_check_tensor(L, 1), *y = l_check_tensor(L, 2);
@@ -227,6 +239,7 @@ static const luaL_Reg functional[] = {{"linear", f_linear},
                                       {"log_softmax", f_log_softmax},
                                       {"cross_entropy", f_cross_entropy},
                                       {"mse", f_mse},
+                                      {"_batch_norm", f_batch_norm},
                                       {"conv2d", f_conv2d},
                                       {"max_pool2d", f_max_pool2d},
                                       {"avg_pool2d", f_avg_pool2d},

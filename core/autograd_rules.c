@@ -488,6 +488,26 @@ lm_status lm_rule_mse(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     return sc_end(&sc);
 }
 
+/* inputs x, weight, bias; saved x [N, C, S], mean, var, weight; p[0] = eps */
+lm_status lm_rule_batch_norm(lm_node *n, lm_tensor *g, lm_tensor **gi) {
+    scope sc = {0};
+    lm_tensor *x = sc_saved(&sc, n, 0), *mean = sc_saved(&sc, n, 1), *var = sc_saved(&sc, n, 2);
+    lm_tensor *w = n->saved[3] ? sc_saved(&sc, n, 3) : NULL;
+    if (sc.status) return sc_end(&sc);
+    const lm_backend *be = sc_backend(&sc, x);
+    lm_tensor *g3 = sc_reshape(&sc, sc_contiguous(&sc, g), 3, x->shape);
+    lm_device device = x->storage->device;
+    lm_tensor *gx = needs_grad(n, 0) ? sc_empty(&sc, device, 3, x->shape) : NULL;
+    lm_tensor *gw = needs_grad(n, 1) ? sc_empty(&sc, device, 1, &x->shape[1]) : NULL;
+    lm_tensor *gb = needs_grad(n, 2) ? sc_empty(&sc, device, 1, &x->shape[1]) : NULL;
+    if (sc.status == LM_OK)
+        sc.status = be->batch_norm_backward(gx, gw, gb, g3, x, mean, var, w, n->p[0]);
+    if (gx) gi[0] = sc_give(&sc, sc_reshape(&sc, gx, g->ndim, g->shape));
+    if (gw) gi[1] = sc_give(&sc, gw);
+    if (gb) gi[2] = sc_give(&sc, gb);
+    return sc_end(&sc);
+}
+
 /* inputs x, w, b; saved[0] = x, saved[1] = w; geometry in iparams/shape */
 lm_status lm_rule_conv2d(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     scope sc = {0};

@@ -39,9 +39,14 @@ static const lm_backend cpu = {
     .pool2d = lm_cpu_pool2d,
     .pool2d_backward = lm_cpu_pool2d_backward,
     .index_select = lm_cpu_index_select,
+    .sq_diff_rows = lm_cpu_sq_diff_rows,
     .topk = lm_cpu_topk,
     .one_hot = lm_cpu_one_hot,
     .optim_step = lm_cpu_optim_step,
+    .batch_norm = lm_cpu_batch_norm,
+    .batch_norm_backward = lm_cpu_batch_norm_backward,
+    .conv2d = lm_cpu_conv2d,
+    .conv2d_backward = lm_cpu_conv2d_backward,
 };
 
 const lm_backend *lm_cpu_backend(void) {

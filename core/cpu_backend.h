@@ -18,6 +18,21 @@ lm_status lm_cpu_reduce(lm_reduce_op op, lm_tensor *out, lm_tensor *indices, con
                         int dim);
 lm_status lm_cpu_matmul(lm_tensor *out, const lm_tensor *a, const lm_tensor *b, float alpha,
                         float beta);
+/* c (M x N) = alpha * op(a) @ op(b) + beta * c on row-major float arrays,
+ * split over Lumen's threads (for kernels that build their own operands). */
+void lm_cpu_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                  const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+                  int64_t ldc);
+lm_status lm_cpu_conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
+                        const lm_conv_geometry *geo);
+lm_status lm_cpu_conv2d_backward(lm_tensor *gx, lm_tensor *gw, const lm_tensor *g,
+                                 const lm_tensor *x, const lm_tensor *w,
+                                 const lm_conv_geometry *geo);
+lm_status lm_cpu_batch_norm(lm_tensor *y, lm_tensor *mean, lm_tensor *var, const lm_tensor *x,
+                            const lm_tensor *w, const lm_tensor *b, double eps);
+lm_status lm_cpu_batch_norm_backward(lm_tensor *gx, lm_tensor *gw, lm_tensor *gb,
+                                     const lm_tensor *g, const lm_tensor *x, const lm_tensor *mean,
+                                     const lm_tensor *var, const lm_tensor *w, double eps);
 lm_status lm_cpu_dropout(lm_tensor *out, lm_tensor *mask, const lm_tensor *x, uint64_t seed,
                          uint64_t offset, double keep);
 lm_status lm_cpu_random(lm_random_kind kind, lm_tensor *out, uint64_t seed, uint64_t offset,
@@ -31,6 +46,8 @@ lm_status lm_cpu_pool2d(lm_tensor *out, lm_tensor *argmax, const lm_tensor *x,
                         const lm_conv_geometry *geo);
 lm_status lm_cpu_pool2d_backward(lm_tensor *gx, const lm_tensor *g, const lm_tensor *argmax,
                                  const lm_conv_geometry *geo);
+lm_status lm_cpu_sq_diff_rows(lm_tensor *diff, lm_tensor *rows, const lm_tensor *a,
+                              const lm_tensor *b);
 lm_status lm_cpu_index_select(lm_tensor *out, const lm_tensor *x, const lm_tensor *idx);
 lm_status lm_cpu_topk(lm_tensor *values, lm_tensor *indices, const lm_tensor *x, int64_t k,
                       bool largest);

@@ -68,6 +68,26 @@ static void sgemm_parallel(gemm_job *j) {
     lm_parallel_for(blocks, 1, gemm_blocks, j);
 }
 
+void lm_cpu_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                  const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+                  int64_t ldc) {
+    gemm_job j = {trans_a ? CblasTrans : CblasNoTrans,
+                  trans_b ? CblasTrans : CblasNoTrans,
+                  (int)M,
+                  (int)N,
+                  (int)K,
+                  (int)lda,
+                  (int)ldb,
+                  (int)ldc,
+                  alpha,
+                  beta,
+                  a,
+                  b,
+                  c,
+                  false};
+    sgemm_parallel(&j);
+}
+
 lm_status lm_cpu_matmul(lm_tensor *out, const lm_tensor *a, const lm_tensor *b, float alpha,
                         float beta) {
     /* out (B, M, N) = a (B|1, M, K) @ b (B|1, K, N) */

@@ -267,7 +267,9 @@ static void optim_range(void *ctx, int64_t i0, int64_t i1) {
         float ob1 = (float)(1 - p->beta1), ob2 = (float)(1 - p->beta2);
         /* bias corrections folded into the step size and epsilon */
         double c1 = 1 - pow(p->beta1, (double)p->step), c2 = 1 - pow(p->beta2, (double)p->step);
-        float step = (float)(p->lr / c1), root_c2 = (float)sqrt(c2);
+        /* sqrt(v) / sqrt(c2) as a product: one division a parameter, not two
+         * (the step is divide-bound; the result moves by at most an ulp) */
+        float step = (float)(p->lr / c1), inv_root_c2 = (float)(1 / sqrt(c2));
         bool decoupled = p->kind == LM_OPT_ADAMW;
         for (int64_t i = i0; i < i1; i++) {
             float gi = decoupled ? g[i] : g[i] + wd * w[i];
@@ -276,7 +278,7 @@ static void optim_range(void *ctx, int64_t i0, int64_t i1) {
             float v = b2 * s2[i] + ob2 * gi * gi;
             s1[i] = m;
             s2[i] = v;
-            w[i] -= step * m / (sqrtf(v) / root_c2 + eps);
+            w[i] -= step * m / (sqrtf(v) * inv_root_c2 + eps);
         }
         break;
     }
@@ -301,6 +303,49 @@ lm_status lm_cpu_optim_step(const lm_optim_params *p, lm_tensor *param, const lm
     return LM_OK;
 }
 
+/* ---- squared differences by row (the MSE's forward pass)
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct {
+    float *diff, *rows;
+    const float *a, *b;
+    int64_t cols;
+} sq_diff_job;
+
+/* Each row's sum over eight interleaved partial sums in double, combined in
+ * a fixed order (as cpu_reduce.c sums): vectorised, independent of threads. */
+static void sq_diff_range(void *ctx, int64_t r0, int64_t r1) {
+    sq_diff_job *j = ctx;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *restrict a = j->a + r * j->cols, *restrict b = j->b + r * j->cols;
+        float *restrict d = j->diff + r * j->cols;
+        double acc[8] = {0};
+        int64_t i = 0;
+        for (; i + 8 <= j->cols; i += 8)
+            for (int k = 0; k < 8; k++) {
+                float v = a[i + k] - b[i + k];
+                d[i + k] = v;
+                acc[k] += (double)v * v;
+            }
+        for (int k = 0; i < j->cols; i++, k++) {
+            float v = a[i] - b[i];
+            d[i] = v;
+            acc[k] += (double)v * v;
+        }
+        j->rows[r] = (float)(((acc[0] + acc[4]) + (acc[2] + acc[6])) +
+                             ((acc[1] + acc[5]) + (acc[3] + acc[7])));
+    }
+}
+
+lm_status lm_cpu_sq_diff_rows(lm_tensor *diff, lm_tensor *rows, const lm_tensor *a,
+                              const lm_tensor *b) {
+    int64_t n = rows->shape[0], cols = n ? lm_tensor_numel(a) / n : 0;
+    sq_diff_job j = {lm_tensor_f32(diff), lm_tensor_f32(rows), lm_tensor_f32(a), lm_tensor_f32(b),
+                     cols};
+    lm_parallel_for(n, LM_GRAIN_ELEMENTWISE / (cols + 1) + 1, sq_diff_range, &j);
+    return LM_OK;
+}
+
 /* ---- row gathering
  * ------------------------------------------------------------------------------------ */
 
@@ -315,9 +360,16 @@ static void gather_rows(void *ctx, int64_t i0, int64_t i1) {
     gather_job *j = ctx;
     const int32_t *idx = lm_tensor_i32(j->idx);
     int64_t stride = j->idx->strides[0];
-    for (int64_t i = i0; i < i1; i++)
+    for (int64_t i = i0; i < i1; i++) {
+        /* the rows are scattered (a shuffled batch): ask for the next one while
+         * copying this one, so that the copy does not wait on each row's misses */
+        if (i + 1 < i1) {
+            const char *next = j->x + (size_t)idx[(i + 1) * stride] * j->row_bytes;
+            for (size_t b = 0; b < j->row_bytes; b += 64) __builtin_prefetch(next + b);
+        }
         memcpy(j->out + i * j->row_bytes, j->x + (size_t)idx[i * stride] * j->row_bytes,
                j->row_bytes);
+    }
 }
 
 lm_status lm_cpu_index_select(lm_tensor *out, const lm_tensor *x, const lm_tensor *idx) {

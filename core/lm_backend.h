@@ -179,6 +179,23 @@ typedef struct lm_backend {
                                  const lm_tensor *const *grads, lm_tensor *const *s1,
                                  lm_tensor *const *s2);
 
+    /* ---- optional: the squared error by row in one pass (NULL: subtract,
+     * square and sum apart). diff = a - b and rows[i] = the sum of row i's
+     * squared differences, for contiguous a, b, diff viewed as [rows, cols]. */
+    lm_status (*sq_diff_rows)(lm_tensor *diff, lm_tensor *rows, const lm_tensor *a,
+                              const lm_tensor *b);
+
+    /* ---- optional: batch normalisation in training mode (NULL: the caller
+     * composes it of elementwise ops). x and y [N, C, S] contiguous; mean and
+     * var [C] get the batch mean and biased variance; y = (x - mean) /
+     * sqrt(var + eps) * w + b, w and b may be NULL. The backward pass gives
+     * gx, gw, gb (each may be NULL) from g [N, C, S] and the saved statistics. */
+    lm_status (*batch_norm)(lm_tensor *y, lm_tensor *mean, lm_tensor *var, const lm_tensor *x,
+                            const lm_tensor *w, const lm_tensor *b, double eps);
+    lm_status (*batch_norm_backward)(lm_tensor *gx, lm_tensor *gw, lm_tensor *gb,
+                                     const lm_tensor *g, const lm_tensor *x, const lm_tensor *mean,
+                                     const lm_tensor *var, const lm_tensor *w, double eps);
+
     /* ---- optional: whole-batch convolution (NULL: im2col + matmul per image) ---- */
     /* out [N, O, oh, ow] = x [N, C, H, W] convolved with w [O, C, kh, kw], no bias. */
     lm_status (*conv2d)(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,

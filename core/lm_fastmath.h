@@ -11,15 +11,26 @@
 #include <stdint.h>
 #include <string.h>
 
+/* a * b + c, fused where the target has FMA (one rounding, half the
+ * instructions of the polynomial); plain otherwise, where fmaf would be a
+ * library call */
+static inline float lm_madd(float a, float b, float c) {
+#ifdef __FMA__
+    return fmaf(a, b, c);
+#else
+    return a * b + c;
+#endif
+}
+
 /* expm1(r) for |r| <= ln2/2, without cancellation */
 static inline float lm_expm1_reduced(float r) {
     float p = 1.0f / 5040;
-    p = p * r + 1.0f / 720;
-    p = p * r + 1.0f / 120;
-    p = p * r + 1.0f / 24;
-    p = p * r + 1.0f / 6;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
+    p = lm_madd(p, r, 1.0f / 720);
+    p = lm_madd(p, r, 1.0f / 120);
+    p = lm_madd(p, r, 1.0f / 24);
+    p = lm_madd(p, r, 1.0f / 6);
+    p = lm_madd(p, r, 0.5f);
+    p = lm_madd(p, r, 1.0f);
     return p * r;
 }
 

@@ -24,6 +24,15 @@ lm_status lm_ag_mse(lm_tensor **out, lm_tensor *y_hat, lm_tensor *y, bool per_sa
  * lm_rand_dropout_mask_ would draw at this stream position). */
 lm_status lm_ag_dropout(lm_tensor **out, lm_tensor *x, double keep);
 
+/* Batch normalisation in training mode, as torch.nn.functional.batch_norm:
+ * x [N, C, ...] normalised per channel with the batch mean and biased
+ * variance, then scaled by weight and shifted by bias [C] (either NULL).
+ * *mean and *var get the batch statistics [C] (var biased) for the caller's
+ * running averages; gradients do not flow through them. LM_ERR_DEVICE
+ * where the device's backend has no fused kernel (compose it instead). */
+lm_status lm_ag_batch_norm(lm_tensor **out, lm_tensor **mean, lm_tensor **var, lm_tensor *x,
+                           lm_tensor *weight, lm_tensor *bias, double eps);
+
 typedef struct lm_conv_options {
     int64_t stride_h, stride_w, pad_h, pad_w;
 } lm_conv_options;

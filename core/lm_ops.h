@@ -79,5 +79,9 @@ const char *lm_reduce_name(lm_reduce_op op);
 /* 1-D/2-D/batched matrix product with NumPy semantics for the leading
  * dimensions (batch dims broadcast). Transposed views go to BLAS as they are. */
 lm_status lm_matmul(lm_tensor **out, lm_tensor *a, lm_tensor *b);
+/* a @ b + bias, bias 1-D with b's column count: the result starts as the bias
+ * rows and the product is accumulated onto it (GEMM with beta 1), one pass
+ * less than adding afterwards. NULL bias: lm_matmul. */
+lm_status lm_matmul_bias(lm_tensor **out, lm_tensor *a, lm_tensor *b, const lm_tensor *bias);
 
 #endif

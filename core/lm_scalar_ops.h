@@ -109,8 +109,11 @@ LM_HOST_DEVICE static inline float lm_unary_f32(lm_unary_op op, float x, float p
         return 1.0f / (1.0f + lm_expf(-x));
     case LM_RELU:
         return x > 0 ? x : 0.0f;
-    case LM_ELU:
-        return x > 0 ? x : p0 * lm_expm1f(x);
+    case LM_ELU: { /* expm1 in every lane (of 0 where x > 0; NaN stays NaN): the
+                    * compiler selects afterwards instead of masking the polynomial */
+        float e = p0 * lm_expm1f(x > 0 ? 0.0f : x);
+        return x > 0 ? x : e;
+    }
     case LM_CLAMP:
         return x < p0 ? p0 : x > p1 ? p1 : x;
     case LM_POW_SCALAR:

@@ -69,13 +69,8 @@ static lm_status linear_forward(lm_tensor **out, lm_tensor *x, lm_tensor *w, lm_
                        lm_shape_str(b, sx, sizeof sx));
     lm_tensor *wt;
     LM_TRY(lm_tensor_transpose(&wt, w, 0, 1));
-    lm_status s = lm_matmul(out, x, wt);
+    lm_status s = lm_matmul_bias(out, x, wt, b);
     lm_tensor_release(wt);
-    if (s == LM_OK && b) s = lm_binary_into(*out, LM_ADD, *out, b);
-    if (s != LM_OK) {
-        lm_tensor_release(*out);
-        *out = NULL;
-    }
     return s;
 }
 
@@ -247,11 +242,21 @@ static lm_status mse_forward(lm_tensor **out, lm_tensor **diff_out, lm_tensor *y
                        lm_shape_str(y_hat, s1, sizeof s1), lm_shape_str(y, s2, sizeof s2));
     int64_t n = y_hat->shape[0];
     lm_tensor *diff = NULL, *sq = NULL, *flat = NULL, *rows = NULL;
-    lm_status s = lm_binary(&diff, LM_SUB, y_hat, y);
-    if (s == LM_OK) s = lm_unary(&sq, LM_SQUARE, diff, 0, 0);
-    int64_t shape2[2] = {n, n ? lm_tensor_numel(y_hat) / n : 0};
-    if (s == LM_OK) s = lm_tensor_reshape(&flat, sq, 2, shape2);
-    if (s == LM_OK) s = lm_reduce(&rows, NULL, LM_SUM, flat, 1, false); /* [N] */
+    const lm_backend *be = lm_backend_of(y_hat);
+    if (!be) return LM_ERR_DEVICE;
+    lm_status s = LM_OK;
+    if (be->sq_diff_rows && lm_tensor_is_contiguous(y_hat) && lm_tensor_is_contiguous(y)) {
+        /* one pass: the difference (kept for the backward pass) and the row sums */
+        s = lm_tensor_new_like(&diff, y_hat);
+        if (s == LM_OK) s = lm_tensor_new(&rows, LM_FLOAT32, y_hat->storage->device, 1, &n);
+        if (s == LM_OK) s = be->sq_diff_rows(diff, rows, y_hat, y);
+    } else {
+        s = lm_binary(&diff, LM_SUB, y_hat, y);
+        if (s == LM_OK) s = lm_unary(&sq, LM_SQUARE, diff, 0, 0);
+        int64_t shape2[2] = {n, n ? lm_tensor_numel(y_hat) / n : 0};
+        if (s == LM_OK) s = lm_tensor_reshape(&flat, sq, 2, shape2);
+        if (s == LM_OK) s = lm_reduce(&rows, NULL, LM_SUM, flat, 1, false); /* [N] */
+    }
     if (s == LM_OK) {
         if (per_sample) {
             s = lm_binary_scalar(out, LM_MUL, rows, 0.5, false);
@@ -288,6 +293,68 @@ lm_status lm_ag_mse(lm_tensor **out, lm_tensor *y_hat, lm_tensor *y, bool per_sa
         }
     }
     lm_tensor_release(diff);
+    return s;
+}
+
+/* ---- batch normalisation
+ * ------------------------------------------------------------------------------------- */
+
+/* inputs x, weight, bias; saved[0] = x [N, C, S], [1] = mean, [2] = var,
+ * [3] = weight; p[0] = eps */
+lm_status lm_ag_batch_norm(lm_tensor **out, lm_tensor **mean, lm_tensor **var, lm_tensor *x,
+                           lm_tensor *weight, lm_tensor *bias, double eps) {
+    *out = *mean = *var = NULL;
+    char sx[LM_SHAPE_STR_MAX];
+    LM_TRY(check_float("batch_norm", "input", x));
+    LM_TRY(same_device("batch_norm", x, weight));
+    LM_TRY(same_device("batch_norm", x, bias));
+    if (x->ndim < 2)
+        return lm_fail(LM_ERR_SHAPE, "batch_norm: input must be [N, C, ...], got %s",
+                       lm_shape_str(x, sx, sizeof sx));
+    int64_t n = x->shape[0], c = x->shape[1],
+            s3[3] = {n, c, c && n ? lm_tensor_numel(x) / (n * c) : 0};
+    const lm_tensor *affine[2] = {weight, bias};
+    for (int i = 0; i < 2; i++)
+        if (affine[i] &&
+            (affine[i]->ndim != 1 || affine[i]->shape[0] != c || affine[i]->dtype != LM_FLOAT32))
+            return lm_fail(LM_ERR_SHAPE, "batch_norm: %s must be a float32 [%lld], got %s",
+                           i ? "bias" : "weight", (long long)c,
+                           lm_shape_str(affine[i], sx, sizeof sx));
+    if (n * s3[2] <= 1)
+        return lm_fail(LM_ERR_SHAPE,
+                       "batch_norm: expected more than 1 value per channel when training, got "
+                       "input %s",
+                       lm_shape_str(x, sx, sizeof sx));
+    const lm_backend *be = lm_backend_of(x);
+    if (!be) return LM_ERR_DEVICE;
+    if (!be->batch_norm)
+        return lm_fail(LM_ERR_DEVICE, "batch_norm: no fused kernel on %s",
+                       lm_device_name(x->storage->device));
+    lm_tensor *xc = NULL, *x3 = NULL, *y = NULL;
+    lm_status s = lm_contiguous(&xc, x);
+    if (s == LM_OK) s = lm_tensor_view(&x3, xc, 3, s3);
+    if (s == LM_OK) s = lm_tensor_new_like(&y, x3);
+    if (s == LM_OK) s = lm_tensor_new(mean, LM_FLOAT32, x->storage->device, 1, &c);
+    if (s == LM_OK) s = lm_tensor_new(var, LM_FLOAT32, x->storage->device, 1, &c);
+    if (s == LM_OK) s = be->batch_norm(y, *mean, *var, x3, weight, bias, eps);
+    if (s == LM_OK) s = lm_tensor_view(out, y, x->ndim, x->shape);
+    lm_tensor *in[3] = {x, weight, bias};
+    if (s == LM_OK && lm_any_requires_grad(3, in)) {
+        lm_node *node;
+        s = lm_node_record(&node, out, "batch_norm", lm_rule_batch_norm, 3, in);
+        if (s == LM_OK) {
+            lm_node_save(node, 0, x3);
+            lm_node_save(node, 1, *mean);
+            lm_node_save(node, 2, *var);
+            lm_node_save(node, 3, weight);
+            node->p[0] = eps;
+        }
+    }
+    lm_tensor_release(xc), lm_tensor_release(x3), lm_tensor_release(y);
+    if (s != LM_OK) {
+        lm_tensor_release(*out), lm_tensor_release(*mean), lm_tensor_release(*var);
+        *out = *mean = *var = NULL;
+    }
     return s;
 }
 

@@ -59,6 +59,10 @@ static lm_status as_3d(lm_tensor **out, lm_tensor *t, int nbatch, const int64_t 
 }
 
 lm_status lm_matmul(lm_tensor **out, lm_tensor *a_in, lm_tensor *b_in) {
+    return lm_matmul_bias(out, a_in, b_in, NULL);
+}
+
+lm_status lm_matmul_bias(lm_tensor **out, lm_tensor *a_in, lm_tensor *b_in, const lm_tensor *bias) {
     *out = NULL;
     char sa[LM_SHAPE_STR_MAX], sb[LM_SHAPE_STR_MAX];
     if (a_in->storage->device != b_in->storage->device)
@@ -84,6 +88,13 @@ lm_status lm_matmul(lm_tensor **out, lm_tensor *a_in, lm_tensor *b_in) {
 
     int64_t M = a->shape[a->ndim - 2], K = a->shape[a->ndim - 1];
     int64_t K2 = b->shape[b->ndim - 2], N = b->shape[b->ndim - 1];
+    if (bias && (bias->ndim != 1 || bias->shape[0] != N || bias->dtype != LM_FLOAT32 ||
+                 bias->storage->device != a_in->storage->device)) {
+        s = lm_fail(LM_ERR_SHAPE,
+                    "matmul: the bias must be a float32 [%lld] on the operands' device",
+                    (long long)N);
+        goto done;
+    }
     if (K != K2) {
         s = lm_fail(LM_ERR_SHAPE,
                     "matmul: inner dimensions differ: %s @ %s (%lld columns vs %lld rows)",
@@ -128,10 +139,9 @@ lm_status lm_matmul(lm_tensor **out, lm_tensor *a_in, lm_tensor *b_in) {
     }
     s = lm_tensor_view(&o3, *out, 3, shape3);
     if (s == LM_OK) {
-        if (K == 0)
-            s = lm_fill_(*out, 0);
-        else
-            s = be->matmul(o3, a3, b3, 1.0f, 0.0f);
+        if (bias) s = lm_copy_(*out, bias); /* broadcast over the rows */
+        if (s == LM_OK && K == 0 && !bias) s = lm_fill_(*out, 0);
+        if (s == LM_OK && K > 0) s = be->matmul(o3, a3, b3, 1.0f, bias ? 1.0f : 0.0f);
     }
     if (s != LM_OK) {
         lm_tensor_release(*out);

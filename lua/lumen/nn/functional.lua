@@ -86,7 +86,18 @@ function F.batch_norm(x, running_mean, running_var, weight, bias, training, mome
   momentum, eps = momentum or 0.1, eps or 1e-5
   local N, channels = x:size(1), x:size(2)
   local y
-  if training or running_mean == nil then
+  if (training or running_mean == nil) and x:device() == "cpu" then
+    -- the fused kernel: two passes forward and two backward (core/cpu_norm.c)
+    local out, mean, var = C._batch_norm(x, weight, bias, eps)
+    if running_mean ~= nil then
+      local n = x:numel() // channels
+      lm.no_grad(function()
+        running_mean:mul_(1 - momentum):add_(mean * momentum)
+        running_var:mul_(1 - momentum):add_(var * (momentum * n / (n - 1)))
+      end)
+    end
+    return out
+  elseif training or running_mean == nil then
     local flat = x:reshape(N, channels, -1)
     local n = N * flat:size(3)
     if n <= 1 then
@@ -104,7 +115,13 @@ function F.batch_norm(x, running_mean, running_var, weight, bias, training, mome
       end)
     end
   else
-    y = (x - channel_view(running_mean, x)) / channel_view((running_var + eps):sqrt(), x)
+    -- evaluation: one per-channel affine map, x * scale + shift, with scale
+    -- and shift folded on the C-vectors (two passes over x instead of four)
+    local scale = 1 / (running_var + eps):sqrt()
+    if weight ~= nil then scale = scale * weight end
+    local shift = -running_mean * scale
+    if bias ~= nil then shift = shift + bias end
+    return x * channel_view(scale, x) + channel_view(shift, x)
   end
   if weight ~= nil then y = y * channel_view(weight, x) end
   if bias ~= nil then y = y + channel_view(bias, x) end

@@ -1,0 +1,47 @@
+-- Convolutional networks on the CPU: Net2 and ResNet-18 (CIFAR stem, 3x3
+-- stride-1 first convolution, no max pooling) on 3 x 32 x 32 inputs, one
+-- inference batch (evaluation mode, no gradients) and one training step
+-- (forward, MSE against one-hot targets, backward, Adam), milliseconds per
+-- batch, best of BENCH_REPS (default 5) timed repetitions after two untimed.
+-- The peer is bench/conv_nets_torch.py (the same layers).
+--   lumen bench/conv_nets.lua [threads] [batch]
+local lm = require 'lumen'
+local F = lm.nn.functional
+local threads = tonumber(arg[1]) or lm.get_num_threads()
+local batch = tonumber(arg[2]) or 64
+local reps = tonumber(os.getenv("BENCH_REPS") or "") or 5
+lm.set_num_threads(threads)
+lm.manual_seed(1)
+
+local function best_ms(fn)
+  fn(); fn()
+  local best = math.huge
+  for _ = 1, reps do
+    local t = lm.clock()
+    fn()
+    best = math.min(best, lm.clock() - t)
+  end
+  return best * 1e3
+end
+
+local x = lm.rand(batch, 3, 32, 32)
+local labels = {}
+for i = 1, batch do labels[i] = (i * 7) % 10 + 1 end
+local target = lm.data.one_hot(lm.tensor(labels, 'int32'), 10):float()
+for _, name in ipairs({"net2", "resnet18"}) do
+  local net = name == "net2" and lm.models.net2() or lm.models.resnet18{stem = "cifar", num_classes = 10}
+  local opt = lm.optim.Adam(net:parameters(), {lr = 1e-4})
+  net:evaluate()
+  local infer = best_ms(function() lm.no_grad(function() return net(x) end) end)
+  net:train()
+  local train = best_ms(function()
+    opt:zero_grad()
+    local out = net(x)
+    if name == "resnet18" then out = out:sigmoid() end
+    F.mse(out, target):backward()
+    opt:step()
+    collectgarbage("step")
+  end)
+  print(string.format("lumen %s, %d thread(s), batch %d: inference %.1f ms, training step %.1f ms (OpenBLAS %s)",
+    name, threads, batch, infer, train, lm.blas_info().kernel or "?"))
+end

@@ -1,0 +1,260 @@
+/* Whole-batch 2-D convolution on the CPU (the backend's conv2d and
+ * conv2d_backward). The images of a chunk are unfolded (im2col) side by side
+ * into one column matrix [C*kh*kw, images * out pixels], so a layer with
+ * small output planes (ResNet's 8x8 and 4x4) still makes one wide GEMM
+ * instead of one thin product per image, and the unfolding runs on every
+ * thread. A chunk of one image writes its product straight into the output. */
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "cpu_backend.h"
+#include "lm_alloc.h"
+#include "lm_error.h"
+#include "lm_threads.h"
+
+/* Output pixels a GEMM should cover to run at the kernels' full speed, and
+ * the most column memory a chunk may take. */
+#define CONV_COLUMNS 1024
+#define CONV_COLS_BYTES ((int64_t)48 << 20)
+
+static int64_t chunk_images(const lm_conv_geometry *g, int64_t n, int64_t k) {
+    int64_t p = g->out_h * g->out_w, nb = (CONV_COLUMNS + p - 1) / p;
+    int64_t cap = CONV_COLS_BYTES / (k * p * (int64_t)sizeof(float));
+    if (nb > cap) nb = cap;
+    if (nb > n) nb = n;
+    return nb < 1 ? 1 : nb;
+}
+
+/* The kh*kw rows of channel plane x [H, W] in a column matrix with row stride ld. */
+static void unfold_plane(const float *x, float *rows, int64_t ld, const lm_conv_geometry *g) {
+    for (int64_t ki = 0; ki < g->kernel_h; ki++)
+        for (int64_t kj = 0; kj < g->kernel_w; kj++) {
+            float *row = rows + (ki * g->kernel_w + kj) * ld;
+            /* the output columns whose input column lies inside the image */
+            int64_t lo = g->pad_w - kj > 0 ? (g->pad_w - kj + g->stride_w - 1) / g->stride_w : 0;
+            int64_t hi = (g->width - 1 + g->pad_w - kj) / g->stride_w + 1;
+            if (g->width - 1 + g->pad_w - kj < 0) hi = 0;
+            if (hi > g->out_w) hi = g->out_w;
+            if (lo > hi) lo = hi;
+            for (int64_t oi = 0; oi < g->out_h; oi++) {
+                int64_t i = oi * g->stride_h - g->pad_h + ki;
+                float *dst = row + oi * g->out_w;
+                if (i < 0 || i >= g->height) {
+                    memset(dst, 0, sizeof(float) * (size_t)g->out_w);
+                    continue;
+                }
+                for (int64_t oj = 0; oj < lo; oj++) dst[oj] = 0.0f;
+                if (hi > lo) {
+                    const float *src = x + i * g->width + lo * g->stride_w - g->pad_w + kj;
+                    if (g->stride_w == 1)
+                        memcpy(dst + lo, src, sizeof(float) * (size_t)(hi - lo));
+                    else
+                        for (int64_t oj = lo; oj < hi; oj++) dst[oj] = src[(oj - lo) * g->stride_w];
+                }
+                for (int64_t oj = hi; oj < g->out_w; oj++) dst[oj] = 0.0f;
+            }
+        }
+}
+
+/* Narrow output rows (ResNet's 8x8 and 4x4 planes) are too short for a copy
+ * call each: the source of every (kernel offset, output pixel) is looked up
+ * in a table built once per call (-1: padding), a gather the compiler
+ * vectorises. */
+#define CONV_TABLE_MAX_WIDTH 24
+
+static int32_t *unfold_table(const lm_conv_geometry *g) {
+    int64_t p = g->out_h * g->out_w, kk = g->kernel_h * g->kernel_w;
+    int32_t *t = lm_cpu_alloc((size_t)(kk * p) * sizeof(int32_t));
+    if (!t) return NULL;
+    for (int64_t ki = 0; ki < g->kernel_h; ki++)
+        for (int64_t kj = 0; kj < g->kernel_w; kj++)
+            for (int64_t oi = 0; oi < g->out_h; oi++)
+                for (int64_t oj = 0; oj < g->out_w; oj++) {
+                    int64_t i = oi * g->stride_h - g->pad_h + ki,
+                            j = oj * g->stride_w - g->pad_w + kj;
+                    bool inside = i >= 0 && i < g->height && j >= 0 && j < g->width;
+                    t[((ki * g->kernel_w + kj) * g->out_h + oi) * g->out_w + oj] =
+                        inside ? (int32_t)(i * g->width + j) : -1;
+                }
+    return t;
+}
+
+static void unfold_plane_table(const float *restrict x, float *rows, int64_t ld, const int32_t *table,
+                               int64_t kk, int64_t p) {
+    for (int64_t r = 0; r < kk; r++) {
+        const int32_t *restrict t = table + r * p;
+        float *restrict dst = rows + r * ld;
+        for (int64_t q = 0; q < p; q++) {
+            /* padding (-1) reads element 0 and clears its bits: an unconditional
+             * load, so the loop becomes a vector gather, not a branch */
+            int32_t at = t[q];
+            uint32_t keep = ~(uint32_t)(at >> 31), bits;
+            float v = x[at & (int32_t)keep];
+            memcpy(&bits, &v, sizeof bits);
+            bits &= keep;
+            memcpy(&dst[q], &bits, sizeof bits);
+        }
+    }
+}
+
+/* Adds the kh*kw rows of one channel back onto its plane gx [H, W] (col2im). */
+static void fold_plane(float *gx, const float *rows, int64_t ld, const lm_conv_geometry *g) {
+    for (int64_t ki = 0; ki < g->kernel_h; ki++)
+        for (int64_t kj = 0; kj < g->kernel_w; kj++) {
+            const float *row = rows + (ki * g->kernel_w + kj) * ld;
+            for (int64_t oi = 0; oi < g->out_h; oi++) {
+                int64_t i = oi * g->stride_h - g->pad_h + ki;
+                if (i < 0 || i >= g->height) continue;
+                float *dst = gx + i * g->width;
+                const float *src = row + oi * g->out_w;
+                for (int64_t oj = 0; oj < g->out_w; oj++) {
+                    int64_t jj = oj * g->stride_w - g->pad_w + kj;
+                    if (jj >= 0 && jj < g->width) dst[jj] += src[oj];
+                }
+            }
+        }
+}
+
+/* One chunk: images [first, first + count) of x or gx, columns [K, ld]. */
+typedef struct {
+    const lm_conv_geometry *g;
+    const float *x;
+    float *gx, *cols;
+    int64_t first, ld;
+    const int32_t *table; /* unfold_table's, or NULL for wide rows */
+} plane_job;
+
+static void unfold_range(void *ctx, int64_t b, int64_t e) {
+    const plane_job *j = ctx;
+    const lm_conv_geometry *g = j->g;
+    int64_t plane = g->height * g->width, p = g->out_h * g->out_w, kk = g->kernel_h * g->kernel_w;
+    for (int64_t t = b; t < e; t++) { /* t = image in chunk * C + channel */
+        int64_t i = t / g->channels, c = t % g->channels;
+        const float *x = j->x + ((j->first + i) * g->channels + c) * plane;
+        float *rows = j->cols + c * kk * j->ld + i * p;
+        if (j->table)
+            unfold_plane_table(x, rows, j->ld, j->table, kk, p);
+        else
+            unfold_plane(x, rows, j->ld, g);
+    }
+}
+
+static void fold_range(void *ctx, int64_t b, int64_t e) {
+    const plane_job *j = ctx;
+    const lm_conv_geometry *g = j->g;
+    int64_t plane = g->height * g->width, p = g->out_h * g->out_w, kk = g->kernel_h * g->kernel_w;
+    for (int64_t t = b; t < e; t++) {
+        int64_t i = t / g->channels, c = t % g->channels;
+        float *gx = j->gx + ((j->first + i) * g->channels + c) * plane;
+        memset(gx, 0, sizeof(float) * (size_t)plane);
+        fold_plane(gx, j->cols + c * kk * j->ld + i * p, j->ld, g);
+    }
+}
+
+/* Moves planes between [count images, O, P] (the tensor) and [O, count * P]
+ * (the GEMM's side-by-side layout), in either direction. */
+typedef struct {
+    float *batched, *side;
+    int64_t out_channels, p, count;
+    bool to_side;
+} relayout_job;
+
+static void relayout_range(void *ctx, int64_t b, int64_t e) {
+    const relayout_job *j = ctx;
+    for (int64_t t = b; t < e; t++) { /* t = image * O + channel */
+        int64_t i = t / j->out_channels, o = t % j->out_channels;
+        float *tensor = j->batched + t * j->p, *side = j->side + (o * j->count + i) * j->p;
+        if (j->to_side)
+            memcpy(side, tensor, sizeof(float) * (size_t)j->p);
+        else
+            memcpy(tensor, side, sizeof(float) * (size_t)j->p);
+    }
+}
+
+static void relayout(float *batched, float *side, int64_t o, int64_t p, int64_t count,
+                     bool to_side) {
+    relayout_job j = {batched, side, o, p, count, to_side};
+    lm_parallel_for(count * o, LM_GRAIN_ELEMENTWISE / (p + 1) + 1, relayout_range, &j);
+}
+
+static int64_t plane_grain(const lm_conv_geometry *g) {
+    return LM_GRAIN_ELEMENTWISE / (g->kernel_h * g->kernel_w * g->out_h * g->out_w + 1) + 1;
+}
+
+lm_status lm_cpu_conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
+                        const lm_conv_geometry *g) {
+    int64_t n = x->shape[0], o = w->shape[0], p = g->out_h * g->out_w;
+    int64_t k = g->channels * g->kernel_h * g->kernel_w, nb = chunk_images(g, n, k);
+    size_t cols_bytes = (size_t)(k * nb * p) * sizeof(float),
+           side_bytes = (size_t)(o * nb * p) * sizeof(float);
+    size_t table_bytes = (size_t)(g->kernel_h * g->kernel_w * p) * sizeof(int32_t);
+    bool narrow = g->out_w <= CONV_TABLE_MAX_WIDTH;
+    float *cols = lm_cpu_alloc(cols_bytes);
+    float *side = nb > 1 ? lm_cpu_alloc(side_bytes) : NULL;
+    int32_t *table = narrow ? unfold_table(g) : NULL;
+    if (!cols || (nb > 1 && !side) || (narrow && !table)) {
+        lm_cpu_free(cols, cols_bytes);
+        lm_cpu_free(side, side_bytes);
+        lm_cpu_free(table, table_bytes);
+        return LM_ERR_MEMORY;
+    }
+    const float *wp = lm_tensor_f32(w);
+    float *op = lm_tensor_f32(out);
+    for (int64_t first = 0; first < n; first += nb) {
+        int64_t count = n - first < nb ? n - first : nb, ld = count * p;
+        plane_job j = {g, lm_tensor_f32(x), NULL, cols, first, ld, table};
+        lm_parallel_for(count * g->channels, plane_grain(g), unfold_range, &j);
+        float *dst = count > 1 ? side : op + first * o * p;
+        lm_cpu_sgemm(false, false, o, ld, k, 1.0f, wp, k, cols, ld, 0.0f, dst, ld);
+        if (count > 1) relayout(op + first * o * p, side, o, p, count, false);
+    }
+    lm_cpu_free(cols, cols_bytes);
+    lm_cpu_free(side, side_bytes);
+    lm_cpu_free(table, table_bytes);
+    return LM_OK;
+}
+
+lm_status lm_cpu_conv2d_backward(lm_tensor *gx, lm_tensor *gw, const lm_tensor *g_t,
+                                 const lm_tensor *x, const lm_tensor *w,
+                                 const lm_conv_geometry *g) {
+    int64_t n = x->shape[0], o = w->shape[0], p = g->out_h * g->out_w;
+    int64_t k = g->channels * g->kernel_h * g->kernel_w, nb = chunk_images(g, n, k);
+    size_t cols_bytes = (size_t)(k * nb * p) * sizeof(float),
+           side_bytes = (size_t)(o * nb * p) * sizeof(float);
+    size_t table_bytes = (size_t)(g->kernel_h * g->kernel_w * p) * sizeof(int32_t);
+    bool narrow = gw && g->out_w <= CONV_TABLE_MAX_WIDTH;
+    float *cols = lm_cpu_alloc(cols_bytes);
+    float *side = nb > 1 ? lm_cpu_alloc(side_bytes) : NULL;
+    int32_t *table = narrow ? unfold_table(g) : NULL;
+    if (!cols || (nb > 1 && !side) || (narrow && !table)) {
+        lm_cpu_free(cols, cols_bytes);
+        lm_cpu_free(side, side_bytes);
+        lm_cpu_free(table, table_bytes);
+        return LM_ERR_MEMORY;
+    }
+    const float *wp = lm_tensor_f32(w);
+    float *gp = lm_tensor_f32(g_t);
+    for (int64_t first = 0; first < n; first += nb) {
+        int64_t count = n - first < nb ? n - first : nb, ld = count * p;
+        float *gc = gp + first * o * p; /* [O, count * P]: the chunk's output gradient */
+        if (count > 1) {
+            relayout(gc, side, o, p, count, true);
+            gc = side;
+        }
+        plane_job j = {g, lm_tensor_f32(x), gx ? lm_tensor_f32(gx) : NULL, cols, first, ld, table};
+        if (gw) { /* gw (+)= gc @ cols^T */
+            lm_parallel_for(count * g->channels, plane_grain(g), unfold_range, &j);
+            lm_cpu_sgemm(false, true, o, k, ld, 1.0f, gc, ld, cols, ld, first ? 1.0f : 0.0f,
+                         lm_tensor_f32(gw), k);
+        }
+        if (gx) { /* the columns' gradient w^T @ gc, folded back onto the images */
+            lm_cpu_sgemm(true, false, k, ld, o, 1.0f, wp, k, gc, ld, 0.0f, cols, ld);
+            lm_parallel_for(count * g->channels, plane_grain(g), fold_range, &j);
+        }
+    }
+    lm_cpu_free(cols, cols_bytes);
+    lm_cpu_free(side, side_bytes);
+    lm_cpu_free(table, table_bytes);
+    return LM_OK;
+}

@@ -1,0 +1,144 @@
+/* Batch normalisation in training mode on the CPU (the backend's batch_norm
+ * and batch_norm_backward): one pass for the statistics and one for the
+ * output, one for the two gradient sums and one for the input's gradient,
+ * where the composition of elementwise ops takes a dozen. Channels run in
+ * parallel; each channel's sums are in double over eight interleaved lanes
+ * combined in a fixed order, so the result does not depend on threads. */
+#include <math.h>
+
+#include "cpu_backend.h"
+#include "lm_threads.h"
+
+typedef struct {
+    float *y, *mean, *var, *gx, *gw, *gb;
+    const float *x, *w, *b, *g;
+    int64_t n, c, s;
+    double eps;
+} norm_job;
+
+static double lanes_total(const double *acc) {
+    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+}
+
+/* Sums of x - shift and its square over one channel (shifted by its first
+ * value: no cancellation when the mean is large against the spread). */
+static void channel_sums(const norm_job *j, int64_t ch, double shift, double *sum, double *sumsq) {
+    double a1[8] = {0}, a2[8] = {0};
+    for (int64_t n = 0; n < j->n; n++) {
+        const float *x = j->x + (n * j->c + ch) * j->s;
+        int64_t i = 0;
+        for (; i + 8 <= j->s; i += 8)
+            for (int k = 0; k < 8; k++) {
+                double d = (double)x[i + k] - shift;
+                a1[k] += d;
+                a2[k] += d * d;
+            }
+        for (int k = 0; i < j->s; i++, k++) {
+            double d = (double)x[i] - shift;
+            a1[k] += d;
+            a2[k] += d * d;
+        }
+    }
+    *sum = lanes_total(a1);
+    *sumsq = lanes_total(a2);
+}
+
+static void forward_channels(void *ctx, int64_t c0, int64_t c1) {
+    const norm_job *j = ctx;
+    double count = (double)(j->n * j->s);
+    for (int64_t ch = c0; ch < c1; ch++) {
+        double shift = j->x[ch * j->s], sum, sumsq;
+        channel_sums(j, ch, shift, &sum, &sumsq);
+        double mean = shift + sum / count, var = sumsq / count - (sum / count) * (sum / count);
+        if (var < 0) var = 0;
+        j->mean[ch] = (float)mean;
+        j->var[ch] = (float)var;
+        double invstd = 1 / sqrt(var + j->eps), w = j->w ? j->w[ch] : 1, b = j->b ? j->b[ch] : 0;
+        float scale = (float)(invstd * w), offset = (float)(b - mean * invstd * w);
+        for (int64_t n = 0; n < j->n; n++) {
+            const float *restrict x = j->x + (n * j->c + ch) * j->s;
+            float *restrict y = j->y + (n * j->c + ch) * j->s;
+            for (int64_t i = 0; i < j->s; i++) y[i] = x[i] * scale + offset;
+        }
+    }
+}
+
+static void backward_channels(void *ctx, int64_t c0, int64_t c1) {
+    const norm_job *j = ctx;
+    double count = (double)(j->n * j->s);
+    for (int64_t ch = c0; ch < c1; ch++) {
+        double mean = j->mean[ch], invstd = 1 / sqrt((double)j->var[ch] + j->eps);
+        double ag[8] = {0}, agx[8] = {0}; /* sum g, sum g (x - mean) */
+        for (int64_t n = 0; n < j->n; n++) {
+            const float *x = j->x + (n * j->c + ch) * j->s, *g = j->g + (n * j->c + ch) * j->s;
+            int64_t i = 0;
+            for (; i + 8 <= j->s; i += 8)
+                for (int k = 0; k < 8; k++) {
+                    ag[k] += g[i + k];
+                    agx[k] += (double)g[i + k] * ((double)x[i + k] - mean);
+                }
+            for (int k = 0; i < j->s; i++, k++) {
+                ag[k] += g[i];
+                agx[k] += (double)g[i] * ((double)x[i] - mean);
+            }
+        }
+        double sum_g = lanes_total(ag), sum_gx = lanes_total(agx);
+        if (j->gw) j->gw[ch] = (float)(sum_gx * invstd);
+        if (j->gb) j->gb[ch] = (float)sum_g;
+        if (!j->gx) continue;
+        /* gx = w invstd (g - sum_g / count - (x - mean) invstd^2 sum_gx / count) = k1 g + k2 x + k3
+         */
+        double w = j->w ? j->w[ch] : 1, k1 = w * invstd,
+               k2 = -k1 * invstd * invstd * sum_gx / count;
+        float f1 = (float)k1, f2 = (float)k2, f3 = (float)(-k1 * sum_g / count - k2 * mean);
+        for (int64_t n = 0; n < j->n; n++) {
+            const float *restrict x = j->x + (n * j->c + ch) * j->s;
+            const float *restrict g = j->g + (n * j->c + ch) * j->s;
+            float *restrict gx = j->gx + (n * j->c + ch) * j->s;
+            for (int64_t i = 0; i < j->s; i++) gx[i] = f1 * g[i] + f2 * x[i] + f3;
+        }
+    }
+}
+
+static const float *f32_or_null(const lm_tensor *t) {
+    return t ? lm_tensor_f32(t) : NULL;
+}
+
+static int64_t channel_grain(int64_t per_channel) {
+    return LM_GRAIN_ELEMENTWISE / (per_channel + 1) + 1;
+}
+
+lm_status lm_cpu_batch_norm(lm_tensor *y, lm_tensor *mean, lm_tensor *var, const lm_tensor *x,
+                            const lm_tensor *w, const lm_tensor *b, double eps) {
+    norm_job j = {.y = lm_tensor_f32(y),
+                  .mean = lm_tensor_f32(mean),
+                  .var = lm_tensor_f32(var),
+                  .x = lm_tensor_f32(x),
+                  .w = f32_or_null(w),
+                  .b = f32_or_null(b),
+                  .n = x->shape[0],
+                  .c = x->shape[1],
+                  .s = x->shape[2],
+                  .eps = eps};
+    lm_parallel_for(j.c, channel_grain(j.n * j.s), forward_channels, &j);
+    return LM_OK;
+}
+
+lm_status lm_cpu_batch_norm_backward(lm_tensor *gx, lm_tensor *gw, lm_tensor *gb,
+                                     const lm_tensor *g, const lm_tensor *x, const lm_tensor *mean,
+                                     const lm_tensor *var, const lm_tensor *w, double eps) {
+    norm_job j = {.gx = gx ? lm_tensor_f32(gx) : NULL,
+                  .gw = gw ? lm_tensor_f32(gw) : NULL,
+                  .gb = gb ? lm_tensor_f32(gb) : NULL,
+                  .mean = lm_tensor_f32(mean),
+                  .var = lm_tensor_f32(var),
+                  .x = lm_tensor_f32(x),
+                  .g = lm_tensor_f32(g),
+                  .w = f32_or_null(w),
+                  .n = x->shape[0],
+                  .c = x->shape[1],
+                  .s = x->shape[2],
+                  .eps = eps};
+    lm_parallel_for(j.c, channel_grain(j.n * j.s), backward_channels, &j);
+    return LM_OK;
+}
