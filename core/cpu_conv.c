@@ -80,8 +80,8 @@ static int32_t *unfold_table(const lm_conv_geometry *g) {
     return t;
 }
 
-static void unfold_plane_table(const float *restrict x, float *rows, int64_t ld, const int32_t *table,
-                               int64_t kk, int64_t p) {
+static void unfold_plane_table(const float *restrict x, float *rows, int64_t ld,
+                               const int32_t *table, int64_t kk, int64_t p) {
     for (int64_t r = 0; r < kk; r++) {
         const int32_t *restrict t = table + r * p;
         float *restrict dst = rows + r * ld;
