@@ -34,9 +34,11 @@ static inline float lm_expm1_reduced(float r) {
     return p * r;
 }
 
-/* 2^n for integral n in [-126, 127] */
+/* 2^n for integral n in [-126, 127]; NaN gives 1 (the caller's polynomial
+ * then carries the NaN), since converting NaN to an integer is undefined */
 static inline float lm_pow2i(float n) {
-    int32_t bits = ((int32_t)n + 127) << 23;
+    int32_t k = n == n ? (int32_t)n : 0;
+    uint32_t bits = (uint32_t)(k + 127) << 23;
     float f;
     memcpy(&f, &bits, sizeof f);
     return f;

@@ -28,4 +28,11 @@ static void test_expm1_accuracy(void) {
     CHECK(lm_fast_expm1f(0) == 0);
 }
 
-TEST_MAIN(test_exp_accuracy, test_expm1_accuracy)
+/* NaN propagates through both (ELU and softmax feed NaN in unmasked) */
+static void test_nan_propagates(void) {
+    CHECK(isnan(lm_fast_expf(NAN)));
+    CHECK(isnan(lm_fast_expm1f(NAN)));
+    CHECK(isnan(lm_fast_expm1f(-NAN)));
+}
+
+TEST_MAIN(test_exp_accuracy, test_expm1_accuracy, test_nan_propagates)
