@@ -41,9 +41,39 @@ describe("introspection", function()
     eq(io.open(path), nil, "no partial file")
   end)
 
-  it("says how much memory is available", function()
+  it("appends earlier recordings after a set's rows, in memory and in a file", function()
+    lm.manual_seed(5)
+    local net = lm.models.net1{inputs = 6, hidden = 5, layers = 3, classes = 4}
+    local rec = I.Recorder(net)
+    local x = lm.randn(9, 6)
+    local H, Y = rec:record_set(x)
+    local s1, s2 = lm.randn(3, 15), lm.randn(2, 15)
+    local want = lm.cat({H, s1, s2}, 1):totable()
+    local Ha, Ya = rec:record_set(x, {batch_size = 4, append_rows = {s1, lm.zeros(0, 15), s2}})
+    same(Ha:totable(), want, 0, "memory")
+    same(Ya:shape(), {9, 4}) -- the outputs keep the set's rows
+    local path = os.tmpname()
+    local Hf, Yf = rec:record_set(x, {batch_size = 4, path = path, append_rows = {s1, s2}})
+    same(Hf:totable(), want, 0, "file")
+    same(Yf:totable(), Y:totable(), 0)
+    os.remove(path)
+    raises(function() rec:record_set(x, {append_rows = {lm.randn(2, 14)}}) end,
+      "record_set: append_rows[1] has 14 columns, the recording 15")
+    raises(function() rec:record_set(x, {append_rows = {s1, lm.randn(2)}}) end,
+      "record_set: append_rows[2] must be a 2-D tensor")
+  end)
+
+  it("says how much memory is available and the process's peak", function()
     local free = I.available_memory()
     truthy(free == nil or free > 1e6, tostring(free))
+    local peak = I.peak_memory()
+    truthy(peak ~= nil and peak > 1e6, tostring(peak))
+    local f = io.open("/proc/self/status")
+    local rss = tonumber(f:read("a"):match("VmRSS:%s*(%d+) kB")) * 1024
+    f:close()
+    local big = lm.ones(64, 1024, 1024) -- 256 MB touched: the peak reaches at least today's use plus that
+    truthy(I.peak_memory() >= rss + 200e6, "peak after 256 MB: " .. I.peak_memory() .. ", before " .. rss)
+    eq(big:numel(), 64 * 1024 * 1024)
   end)
 
   it("computes the paper's per-sample error and its log", function()

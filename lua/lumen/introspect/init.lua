@@ -161,9 +161,27 @@ end
 --- appearing only when complete) and comes back memory-mapped from it: for
 --- recordings larger than memory, which the system then pages. A set of
 --- more than one batch shows a progress bar (opts.progress = false: none).
+--- opts.append_rows: a list of [m, Nh] tensors (recordings made before, such
+--- as training-history snapshots) copied after the set's rows, so the
+--- activations have N + sum(m) rows in one tensor and whoever trains on all
+--- of them needs no second copy; the outputs keep N rows.
 function Recorder:record_set(x, opts)
   opts = opts or {}
   local n, bs = x:size(1), opts.batch_size or 1000
+  local extra = 0
+  for i, t in ipairs(opts.append_rows or {}) do
+    if not lm.is_tensor(t) or t:dim() ~= 2 then
+      error(string.format("record_set: append_rows[%d] must be a 2-D tensor", i), 0)
+    end
+    extra = extra + t:size(1)
+  end
+  local function check_width(width)
+    for i, t in ipairs(opts.append_rows or {}) do
+      if t:size(2) ~= width then
+        error(string.format("record_set: append_rows[%d] has %d columns, the recording %d", i, t:size(2), width), 0)
+      end
+    end
+  end
   local batches = (n + bs - 1) // bs
   local progress = opts.progress ~= false and batches > 1 and Progress.new("recording", batches, {tty = opts.tty})
   local record = function(start, len)
@@ -177,12 +195,16 @@ function Recorder:record_set(x, opts)
       for start = 1, n, bs do
         local len = math.min(bs, n - start + 1)
         local h, out = record(start, len)
-        writer = writer or lm.safetensors_writer(opts.path, {{name = "activations", shape = {n, h:size(2)}},
-          {name = "outputs", shape = {n, out:size(2)}}})
+        if not writer then
+          check_width(h:size(2))
+          writer = lm.safetensors_writer(opts.path, {{name = "activations", shape = {n + extra, h:size(2)}},
+            {name = "outputs", shape = {n, out:size(2)}}})
+        end
         writer:append("activations", h)
         writer:append("outputs", out)
         collectgarbage("step")
       end
+      for _, t in ipairs(opts.append_rows or {}) do writer:append("activations", t) end
       writer:close()
     end)
     if not ok then
@@ -198,12 +220,18 @@ function Recorder:record_set(x, opts)
     local len = math.min(bs, n - start + 1)
     local h, out = record(start, len)
     if not H then
-      H = lm.zeros(n, h:size(2))
+      check_width(h:size(2))
+      H = lm.zeros(n + extra, h:size(2))
       Y = lm.zeros(n, out:size(2))
     end
     H:narrow(1, start, len):copy_(h)
     Y:narrow(1, start, len):copy_(out)
     collectgarbage("step")
+  end
+  local row = n + 1
+  for _, t in ipairs(opts.append_rows or {}) do
+    if t:size(1) > 0 then H:narrow(1, row, t:size(1)):copy_(t) end
+    row = row + t:size(1)
   end
   if progress then progress:finish() end
   return H, Y
@@ -219,6 +247,17 @@ function I.available_memory()
   local text = f:read("a")
   f:close()
   local kb = text:match("MemAvailable:%s*(%d+) kB")
+  return kb and tonumber(kb) * 1024 or nil
+end
+
+--- Bytes of this process's peak resident memory so far (VmHWM), or nil
+--- where /proc/self/status does not say.
+function I.peak_memory()
+  local f = io.open("/proc/self/status")
+  if not f then return nil end
+  local text = f:read("a")
+  f:close()
+  local kb = text:match("VmHWM:%s*(%d+) kB")
   return kb and tonumber(kb) * 1024 or nil
 end
 
@@ -286,8 +325,13 @@ function InfoVAE:fit_standardization(H, distributed)
     local d = lm.dist
     local n = d.allreduce_(lm.tensor{H:size(1)}, 'sum'):item()
     local mean = d.allreduce_(H:sum(1):view(-1), 'sum') / n
-    local dev = H - mean
-    local var = d.allreduce_((dev * dev):sum(1):view(-1), 'sum') / (n - 1) -- unbiased, as H:std(1)
+    -- squared deviations a block of rows at a time: no copy of the recording
+    local sq = lm.zeros(H:size(2))
+    for r = 1, H:size(1), 4096 do
+      local dev = H:narrow(1, r, math.min(4096, H:size(1) - r + 1)) - mean
+      sq:add_((dev * dev):sum(1):view(-1))
+    end
+    local var = d.allreduce_(sq, 'sum') / (n - 1) -- unbiased, as H:std(1)
     self.mean:copy_(mean)
     self.std:copy_(var:sqrt():clamp(1e-3))
   end)

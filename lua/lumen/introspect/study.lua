@@ -177,15 +177,31 @@ function study.run(c)
   local function mine(t, a, b) return sharded and t:narrow(1, a + 1, b - a) or t end
   local x_train, x_test = mine(train_set.x, lo, hi), mine(test_set.x, tlo, thi)
   local y_train, y_test = mine(train_set.y, lo, hi), mine(test_set.y, tlo, thi)
+  -- the training-history snapshots join the training recording in the
+  -- autoencoder's data, so the trajectories of early cycles lie on the
+  -- learned map too: the recording is made with room for them after its
+  -- rows (one tensor, no second copy); each rank takes its part of each
+  local snapshot_parts, ae_rows = {}, sharded and add_rows({}, lo, hi, 0) or nil
+  for k, s in ipairs(snapshots) do
+    if sharded then
+      local slo, shi = dist.part(s:size(1))
+      snapshot_parts[k] = s:narrow(1, slo + 1, shi - slo)
+      add_rows(ae_rows, slo, shi, n_train + (k - 1) * s:size(1))
+    else
+      snapshot_parts[k] = s
+    end
+  end
   -- ---- 2. recording --------------------------------------------------------------------------------
-  local H_train, Y_train, H_test, Y_test = stage("recording", function()
+  local H_ae, Y_train, H_test, Y_test = stage("recording", function()
     -- in memory, or streamed to files in `out` and mapped back when the
     -- recordings would take more than half the memory still available
     -- (each rank: its rows against its share of that memory)
     local mode = c.record_to or "auto"
     if mode == "auto" then
       local width = recorder:width(train_set.x:narrow(1, 1, 1))
-      local bytes = (x_train:size(1) + x_test:size(1)) * width * 4
+      local rows = x_train:size(1) + x_test:size(1)
+      for _, t in ipairs(snapshot_parts) do rows = rows + t:size(1) end
+      local bytes = rows * width * 4
       local free = I.available_memory()
       mode = (free and bytes > free / 2 / ranks) and "file" or "memory"
       if mode == "file" then
@@ -200,10 +216,12 @@ function study.run(c)
       if mode ~= "file" then return nil end
       return out .. "/recording_" .. name .. (sharded and ("_rank" .. rank) or "") .. ".safetensors"
     end
-    local a, b = recorder:record_set(x_train, {path = path("train"), progress = main})
+    local a, b = recorder:record_set(x_train, {path = path("train"), progress = main, append_rows = snapshot_parts})
     local h, y = recorder:record_set(x_test, {path = path("test"), progress = main})
     return a, b, h, y
   end)
+  local H_train = H_ae:narrow(1, 1, x_train:size(1))
+  local recording_bytes = H_ae:numel() * 4 -- this rank's
   say(string.format("   %d x %d activations (train), %d x %d (test)%s", n_train, H_train:size(2), n_test,
     H_test:size(2), sharded and string.format(", recorded in %d parts", ranks) or ""))
 
@@ -219,25 +237,8 @@ function study.run(c)
   stage("autoencoder", function()
     local path = opts.out .. "/autoencoder.safetensors"
     if agree(exists(path)) then vae:load(path); vae:evaluate(); return end
-    -- the training-history snapshots join the training recording, so the
-    -- trajectories of early cycles lie on the learned map too; each rank
-    -- takes its part of every snapshot
-    local H_ae, rows = H_train, sharded and add_rows({}, lo, hi, 0) or nil
-    if #snapshots > 0 then
-      local parts = {H_train}
-      for k, s in ipairs(snapshots) do
-        if sharded then
-          local slo, shi = dist.part(s:size(1))
-          parts[#parts + 1] = s:narrow(1, slo + 1, shi - slo)
-          add_rows(rows, slo, shi, n_train + (k - 1) * s:size(1))
-        else
-          parts[#parts + 1] = s
-        end
-      end
-      H_ae = lm.cat(parts, 1)
-    end
     I.fit_autoencoder(vae, H_ae, {epochs = opts.ae_epochs, seed = opts.seed, log = log,
-      rows = rows and lm.tensor(rows, "int32")})
+      rows = ae_rows and lm.tensor(ae_rows, "int32")})
     if main then vae:save(path) end
   end)
   local Z_train, Z_test = vae:encode_all(H_train), vae:encode_all(H_test)
@@ -325,7 +326,7 @@ function study.run(c)
     end)
     Z_train, Y_train = dist.gather(Z_train, 0), dist.gather(Y_train:contiguous(), 0)
     H_test = dist.gather(H_test:contiguous(), 0)
-    H_train = nil
+    H_train, H_ae = nil, nil
   end
   if not main then return metrics end
 
@@ -392,6 +393,14 @@ function study.run(c)
       H_train = H_train, Y_train = Y_train, Z_train = Z_train, H_test = H_test, Y_test = Y_test, Z_test = Z_test,
       Eh = Eh, overlays = c.overlays})
   end)
+  -- the whole run's peak memory against its largest recording (the
+  -- training set's activations, snapshots included)
+  metrics.peak_rss_bytes, metrics.recording_bytes = I.peak_memory(), recording_bytes
+  if metrics.peak_rss_bytes then
+    say(string.format("   peak resident memory %.0f MB, %.2f x the training recording (%.0f MB)",
+      metrics.peak_rss_bytes / 1e6, metrics.peak_rss_bytes / metrics.recording_bytes, metrics.recording_bytes / 1e6))
+  end
+  lm.json.write(opts.out .. "/metrics.json", metrics)
 
   -- ---- 8. report ---------------------------------------------------------------------------------------
   local html = {[[<!doctype html><html><head><meta charset="utf-8"><title>Lumen: introspection of ]] .. c.name .. [[</title>
