@@ -63,7 +63,10 @@ void l_gc_account(lua_State *L) {
     if (live <= gc_threshold) return;
     lua_gc(L, LUA_GCCOLLECT);
     live = live_tensor_bytes();
-    size_t slack = live / 2 > ((size_t)64 << 20) ? live / 2 : ((size_t)64 << 20);
+    /* garbage may grow by an eighth of what lives (at least 64 MiB) before
+     * the next full collection: with a large recording resident, half of it
+     * let as much again pile up as garbage and then sit in the block cache */
+    size_t slack = live / 8 > ((size_t)64 << 20) ? live / 8 : ((size_t)64 << 20);
     gc_threshold = live + slack;
 }
 

@@ -1,5 +1,6 @@
 #include "lm_alloc.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,6 +10,7 @@
 #define MIN_BLOCK 256
 #define NUM_CLASSES 256
 #define ALIGNMENT 64
+#define LARGE_BLOCK ((size_t)64 << 20)
 
 /* A freed block stores the link to the next free block of its class. */
 typedef struct free_block {
@@ -17,6 +19,16 @@ typedef struct free_block {
 
 static free_block *free_lists[NUM_CLASSES];
 static lm_memory_stats stats;
+/* Idle classes are trimmed: a period ends every TRIM_PERIOD allocations or
+ * TRIM_BYTES allocated, and the cached blocks of a class neither reused nor
+ * refilled in the last three periods go back to the system. A training loop
+ * touches its classes every step and keeps them; the sizes of a finished
+ * stage stop being resident. */
+#define TRIM_PERIOD 4096
+#define TRIM_BYTES ((uint64_t)512 << 20)
+#define TRIM_IDLE_PERIODS 3
+static uint64_t class_period[NUM_CLASSES]; /* the period a class was last touched in */
+static uint64_t period, period_bytes;
 #ifdef LUMEN_NO_ALLOC_CACHE /* sanitizer builds: let ASan see every free */
 static size_t cache_limit = 0;
 #else
@@ -39,6 +51,14 @@ static int size_class(size_t bytes, size_t *rounded) {
     return cls < NUM_CLASSES ? cls : NUM_CLASSES - 1;
 }
 
+/* The rounded size of the blocks of class `cls` (the inverse of size_class). */
+static size_t class_bytes(int cls) {
+    if (cls == 0) return MIN_BLOCK;
+    int log2 = 8 + (cls - 1) / 4;
+    size_t base = (size_t)1 << log2;
+    return base + (size_t)((cls - 1) % 4 + 1) * (base / 4);
+}
+
 void lm_set_oom_handler(lm_oom_handler fn, void *ud) {
     oom_handler = fn;
     oom_ud = ud;
@@ -52,15 +72,24 @@ void lm_cpu_set_cache_limit(size_t bytes) {
     cache_limit = bytes;
 }
 
-void lm_cpu_empty_cache(void) {
-    for (int c = 0; c < NUM_CLASSES; c++) {
-        while (free_lists[c]) {
-            free_block *b = free_lists[c];
-            free_lists[c] = b->next;
-            free(b);
-        }
+static void free_class(int c) {
+    while (free_lists[c]) {
+        free_block *b = free_lists[c];
+        free_lists[c] = b->next;
+        free(b);
+        stats.cached_bytes -= class_bytes(c);
     }
-    stats.cached_bytes = 0;
+}
+
+void lm_cpu_empty_cache(void) {
+    for (int c = 0; c < NUM_CLASSES; c++) free_class(c);
+}
+
+static void trim_idle_classes(void) {
+    for (int c = 0; c < NUM_CLASSES; c++)
+        if (free_lists[c] && class_period[c] + TRIM_IDLE_PERIODS <= period) free_class(c);
+    period++;
+    period_bytes = 0;
 }
 
 void *lm_cpu_alloc(size_t bytes) {
@@ -69,7 +98,9 @@ void *lm_cpu_alloc(size_t bytes) {
     lm_fpenv_sync();
     size_t rounded;
     int cls = size_class(bytes, &rounded);
-    stats.allocations++;
+    period_bytes += rounded;
+    if (++stats.allocations % TRIM_PERIOD == 0 || period_bytes >= TRIM_BYTES) trim_idle_classes();
+    class_period[cls] = period;
     stats.allocated_total += rounded;
     /* The last class holds blocks of differing sizes: never reuse from it. */
     if (cls < NUM_CLASSES - 1 && free_lists[cls]) {
@@ -102,13 +133,18 @@ void lm_cpu_free(void *ptr, size_t bytes) {
     size_t rounded;
     int cls = size_class(bytes, &rounded);
     stats.live_bytes -= rounded;
-    if (cls == NUM_CLASSES - 1 || stats.cached_bytes + rounded > cache_limit) {
+    /* Blocks past LARGE_BLOCK (whole-set temporaries, not a step's) go back
+     * to the system: glibc maps them, so free returns their pages, where
+     * cached they would stay resident for a size that rarely recurs. */
+    if (cls == NUM_CLASSES - 1 || rounded > LARGE_BLOCK ||
+        stats.cached_bytes + rounded > cache_limit) {
         free(ptr);
         return;
     }
     free_block *b = ptr;
     b->next = free_lists[cls];
     free_lists[cls] = b;
+    class_period[cls] = period;
     stats.cached_bytes += rounded;
 }
 

@@ -147,6 +147,31 @@ static void test_allocator_reuses_blocks(void) {
 #endif
 }
 
+/* A size no longer used leaves the cache after a few thousand allocations
+ * of other sizes; a size used all along stays; a block over 64 MiB is never
+ * cached. */
+static void test_allocator_trims_idle_sizes(void) {
+#ifndef LUMEN_NO_ALLOC_CACHE
+    lm_cpu_empty_cache();
+    void *idle = lm_cpu_alloc(3000000), *busy = lm_cpu_alloc(5000000);
+    lm_cpu_free(idle, 3000000);
+    lm_cpu_free(busy, 5000000);
+    size_t both = lm_cpu_memory_stats().cached_bytes;
+    CHECK(both >= 8000000);
+    for (int k = 0; k < 20000; k++) { /* five periods of allocations */
+        lm_cpu_free(lm_cpu_alloc(64), 64);
+        if (k % 1000 == 0) lm_cpu_free(lm_cpu_alloc(5000000), 5000000);
+    }
+    size_t cached = lm_cpu_memory_stats().cached_bytes;
+    CHECK(cached >= 5000000 && cached < 5000000 + 3000000); /* busy kept, idle gone */
+    size_t big = (size_t)80 << 20;
+    lm_cpu_free(lm_cpu_alloc(big), big);
+    CHECK(lm_cpu_memory_stats().cached_bytes == cached);
+    lm_cpu_empty_cache();
+    CHECK(lm_cpu_memory_stats().cached_bytes == 0);
+#endif
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/lumen-test-st-XXXXXX");
     if (!mkdtemp(dir)) return 1;
@@ -154,6 +179,7 @@ int main(void) {
     test_conversions();
     test_malformed();
     test_allocator_reuses_blocks();
+    test_allocator_trims_idle_sizes();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

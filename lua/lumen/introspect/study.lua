@@ -75,7 +75,15 @@ function study.stage_timer(timings)
     local t = lm.clock()
     local results = table.pack(fn())
     timings[name] = lm.clock() - t
-    if main then print(string.format("   %s: %.1f s", name, timings[name])) end
+    -- the stage's garbage and cached blocks go back before the next stage:
+    -- its sizes rarely recur, and they would add to the next stage's peak
+    collectgarbage()
+    lm.empty_cache()
+    local peak = I.peak_memory()
+    if main then
+      print(string.format("   %s: %.1f s%s", name, timings[name],
+        peak and string.format(" (peak memory so far %.0f MB)", peak / 1e6) or ""))
+    end
     return table.unpack(results, 1, results.n)
   end
 end
@@ -221,6 +229,13 @@ function study.run(c)
     return a, b, h, y
   end)
   local H_train = H_ae:narrow(1, 1, x_train:size(1))
+  if not sharded then -- the snapshots become views of their copy in H_ae: one copy in memory
+    local row = n_train + 1
+    for k, s in ipairs(snapshots) do
+      snapshots[k], row = H_ae:narrow(1, row, s:size(1)), row + s:size(1)
+    end
+    snapshot_parts = nil
+  end
   local recording_bytes = H_ae:numel() * 4 -- this rank's
   say(string.format("   %d x %d activations (train), %d x %d (test)%s", n_train, H_train:size(2), n_test,
     H_test:size(2), sharded and string.format(", recorded in %d parts", ranks) or ""))
@@ -260,9 +275,14 @@ function study.run(c)
   -- each rank's part of the reconstruction and the kNN queries; the test
   -- set's latents, outputs and scores gathered whole (a few numbers a sample)
   local metrics = stage("metrics", function()
-    local recon_sum = lm.no_grad(function()
-      local x = vae:prepare(H_test:to(device))
-      return lm.nn.functional.mse(vae.decoder(vae.encoder(x)), x):item() * H_test:size(1)
+    local recon_sum = lm.no_grad(function() -- in blocks of rows: no whole-set temporaries
+      local sum = 0
+      for r = 1, H_test:size(1), 2000 do
+        local len = math.min(2000, H_test:size(1) - r + 1)
+        local x = vae:prepare(H_test:narrow(1, r, len):to(device))
+        sum = sum + lm.nn.functional.mse(vae.decoder(vae.encoder(x)), x):item() * len
+      end
+      return sum
     end)
     local baseline, baseline_kind = I.baseline_scores(net, x_test)
     local knn
@@ -539,6 +559,7 @@ function study.mnist(o)
   local stage = study.stage_timer(timings)
   local d = stage("data", function() return mnist_data(o) end)
   local train_set, val_set = lm.data.split(d.train, {fraction = 0.1, seed = o.seed})
+  d.train = nil -- the split copied its rows: the whole set need not stay in memory beside them
   if o.subset > 0 then train_set = lm.data.head(train_set, o.subset) end
   say(string.format("   %s: %d training, %d validation, %d test images", d.name, train_set.x:size(1),
     val_set.x:size(1), d.test.x:size(1)))
