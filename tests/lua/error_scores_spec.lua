@@ -1,0 +1,259 @@
+-- Error scores beside the classifier's confidence (lumen.introspect.scores)
+-- on small generated data.
+local lm = require 'lumen'
+local I = lm.introspect
+local S = require 'lumen.introspect.scores'
+
+-- n draws of a seeded normal stream as a list
+local function normals(n, seed)
+  lm.manual_seed(seed)
+  return lm.randn(n):totable()
+end
+
+-- wrong ~ Bernoulli(p) from a seeded stream
+local function bernoulli(n, p, seed)
+  lm.manual_seed(seed)
+  local out = {}
+  for i, u in ipairs(lm.rand(n):totable()) do out[i] = u < p end
+  return out
+end
+
+describe("error scores: the classifier's confidence", function()
+  it("reads max_logit, margin and max_softmax from logits", function()
+    local c = S.confidences(lm.tensor{{1, 3, 2}, {0, 0, -1}})
+    same(c.max_logit, {3, 0}, 1e-12)
+    same(c.margin, {1, 0}, 1e-12)
+    local e = math.exp(1)
+    same(c.max_softmax, {e ^ 3 / (e + e ^ 3 + e ^ 2), 1 / (2 + math.exp(-1))}, 1e-7)
+    raises(function() S.confidences(lm.tensor{1, 2}) end,
+      "scores.confidences: logits must be a tensor [N, C] with C >= 2")
+  end)
+
+  it("computes the logits of a sigmoid network, whose max is the baseline's score", function()
+    lm.manual_seed(5)
+    local net = lm.models.net1{inputs = 6, hidden = 5, layers = 3, classes = 4}
+    local x = lm.randn(9, 6)
+    local L = S.logits(net, x, {batch = 4})                   -- three batches, the last short
+    same(L:shape(), {9, 4})
+    local out = lm.no_grad(function() net:evaluate(); return net(x) end)
+    same(L:sigmoid():totable(), out:totable(), 1e-6, "sigmoid of the logits is the output")
+    local base, kind = I.baseline_scores(net, x)
+    eq(kind, "max_logit")
+    same(S.confidences(L).max_logit, base, 1e-6)
+    raises(function() S.logits(lm.nn.Linear(6, 4), x) end,
+      "scores.logits: the network must be an nn.Sequential ending in nn.Sigmoid or nn.Softmax")
+  end)
+end)
+
+describe("error scores: measures", function()
+  it("measures AUROC (correct vs wrong) and AUPR (errors) of an error score", function()
+    -- wrong scores {0.9, 0.3} against correct {0.1, 0.8}: 3 of 4 pairs in order;
+    -- by descending score the wrong come 1st and 3rd: AP = (1/1 + 2/3) / 2
+    local m = S.evaluate({0.9, 0.1, 0.8, 0.3}, {true, false, false, true})
+    near(m.auroc_correct, 0.75, 1e-12)
+    near(m.aupr_error, (1 + 2 / 3) / 2, 1e-12)
+    raises(function() S.evaluate({1, 2}, {true}) end, "scores.evaluate: 2 scores for 1 samples")
+  end)
+
+  it("gives mid-rank empirical distribution values", function()
+    same(S.ecdf({1, 2, 2, 3}, {2, 0, 4, 2.5}), {0.5, 0, 1, 0.75}, 1e-12)
+  end)
+
+  it("bootstraps paired differences: zero for a score against itself, positive for a better one", function()
+    local n = 600
+    local wrong = bernoulli(n, 0.1, 11)
+    local noise, noise2 = normals(n, 12), normals(n, 13)
+    local good, bad = {}, {}
+    for i = 1, n do
+      good[i] = (wrong[i] and 2 or 0) + noise[i]
+      bad[i] = (wrong[i] and 0.3 or 0) + noise2[i]
+    end
+    local same_score = S.paired_bootstrap(good, good, wrong, {resamples = 50, seed = 3})
+    same(same_score.auroc_correct, {0, 0, 0}, 0)
+    same(same_score.aupr_error, {0, 0, 0}, 0)
+    local b = S.paired_bootstrap(good, bad, wrong, {resamples = 100, seed = 3})
+    truthy(b.auroc_correct[1] > 0 and b.aupr_error[1] > 0,
+      "lower ends " .. b.auroc_correct[1] .. ", " .. b.aupr_error[1])
+    truthy(b.auroc_correct[1] <= b.auroc_correct[2] and b.auroc_correct[2] <= b.auroc_correct[3], "ordered quantiles")
+    same(S.paired_bootstrap(good, bad, wrong, {resamples = 100, seed = 3}), b, 0, "seeded")
+  end)
+end)
+
+describe("error scores: combinations fitted on one set", function()
+  -- two independent noisy views of the same errors
+  local n = 2000
+  local wrong = bernoulli(n, 0.1, 21)
+  local n1, n2 = normals(n, 22), normals(n, 23)
+  local s1, s2 = {}, {}
+  for i = 1, n do
+    s1[i] = (wrong[i] and 1.5 or 0) + n1[i]
+    s2[i] = (wrong[i] and 1.0 or 0) * 3 + n2[i] * 3 + 10 -- another scale and offset
+  end
+
+  it("rank-averages two scores, never worse than the better one on the fit set and better than both here", function()
+    local m = S.fit_rank_average({s1, s2}, wrong)
+    eq(m.kind, "rank_average")
+    local c = S.apply(m, {s1, s2})
+    local mc, m1, m2 = S.evaluate(c, wrong), S.evaluate(s1, wrong), S.evaluate(s2, wrong)
+    local sum = function(r) return r.auroc_correct + r.aupr_error end
+    truthy(sum(mc) >= math.max(sum(m1), sum(m2)), string.format("%.4f vs %.4f, %.4f", sum(mc), sum(m1), sum(m2)))
+    truthy(mc.auroc_correct > math.max(m1.auroc_correct, m2.auroc_correct) + 0.01,
+      string.format("combined AUROC %.4f, inputs %.4f and %.4f", mc.auroc_correct, m1.auroc_correct, m2.auroc_correct))
+    truthy(m.weight > 0.2 and m.weight < 0.8, "weight " .. m.weight)
+    -- a useless second score: the weight goes to the first and the order is the first's
+    local junk = normals(n, 24)
+    local mj = S.fit_rank_average({s1, junk}, wrong)
+    eq(mj.weight, 1)
+    near(S.evaluate(S.apply(mj, {s1, junk}), wrong).auroc_correct, m1.auroc_correct, 1e-12)
+  end)
+
+  it("fits a logistic regression that recovers known coefficients", function()
+    local m = 4000
+    local x1, x2 = normals(m, 31), normals(m, 32)
+    lm.manual_seed(33)
+    local u = lm.rand(m):totable()
+    local y = {}
+    for i = 1, m do y[i] = u[i] < 1 / (1 + math.exp(-(-1 + 2 * x1[i] - x2[i]))) end
+    local fit = S.fit_logistic({x1, x2}, y)
+    -- weights are per standardised feature: times the features' spread (about 1)
+    near(fit.weights[1] / fit.std[1], 2, 0.25, "w1")
+    near(fit.weights[2] / fit.std[2], -1, 0.2, "w2")
+    near(fit.bias + fit.weights[1] * -fit.mean[1] / fit.std[1] + fit.weights[2] * -fit.mean[2] / fit.std[2], -1, 0.2,
+      "intercept")
+    local eta = S.apply(fit, {{0}, {0}})
+    near(eta[1], fit.bias - fit.weights[1] * fit.mean[1] / fit.std[1] - fit.weights[2] * fit.mean[2] / fit.std[2],
+      1e-12)
+    -- combining the two error views beats each of them on the fit set
+    local c = S.evaluate(S.apply(S.fit_logistic({s1, s2}, wrong), {s1, s2}), wrong)
+    truthy(c.auroc_correct > S.evaluate(s1, wrong).auroc_correct + 0.01, "logistic " .. c.auroc_correct)
+    -- separable data stays finite under the ridge
+    local sep = S.fit_logistic({{1, 2, 3, 4}}, {false, false, true, true})
+    truthy(sep.weights[1] > 0 and sep.weights[1] < 1e3, "separable weight " .. sep.weights[1])
+  end)
+
+  it("rejects bad input with clear messages", function()
+    local six = {true, false, true, false, true, false}
+    raises(function() S.fit_logistic({{1, 2, 3, 4, 5, 6}, {1, 2, 3, 4, 5}}, six) end,
+      "fit_logistic: feature 2 has 5 values, positives 6")
+    raises(function() S.fit_logistic({{1, 2}}, {false, false}) end,
+      "fit_logistic: the fit set needs both positives and negatives")
+    raises(function() S.fit_rank_average({{1, 2}}, {false, true}) end,
+      "fit_rank_average: needs exactly two features, got 1")
+    raises(function() S.fit_rank_average({{1, 2}, {1, 2}}, {false, true}, {measure = "f1"}) end,
+      "scores: measure must be 'auroc', 'aupr' or 'sum', got f1")
+    raises(function() S.apply({}, {{1}}) end, "scores.apply: not a fitted model (S.fit_rank_average or S.fit_logistic)")
+    raises(function() S.apply(S.fit_logistic({{1, 2, 3}}, {false, true, true}), {{1}, {2}}) end,
+      "scores.apply: the model takes 1 features, got 2")
+  end)
+
+  it("cross-fits: every row is predicted by a model that did not see it", function()
+    local n_rows, fits = 23, 0
+    local function fit(rows)
+      fits = fits + 1
+      local seen = {}
+      for _, r in ipairs(rows) do seen[r] = true end
+      return seen
+    end
+    local function predict(seen, rows)
+      local out = {}
+      for t, r in ipairs(rows) do out[t] = seen[r] and 1 or 0 end
+      return out
+    end
+    local out = S.cross_fit(n_rows, fit, predict, {folds = 4, seed = 2})
+    eq(#out, n_rows)
+    eq(fits, 4)
+    for i = 1, n_rows do eq(out[i], 0, "row " .. i) end
+    raises(function() S.cross_fit(10, fit, predict, {folds = 1}) end, "cross_fit: 1 folds for 10 rows")
+  end)
+end)
+
+describe("error scores: estimators on wider inputs", function()
+  it("learns a known monotone relation to a confidence input of another scale", function()
+    lm.manual_seed(41)
+    local n = 2048
+    local Z = lm.randn(n, 2)
+    local c = lm.rand(n) * 20 + 5                          -- a max_logit-like input in [5, 25]
+    local T = c * -0.3 + 1                                 -- log10 e falls with the confidence
+    local X = S.columns{Z, c}
+    same(X:shape(), {n, 3})
+    local est = S.StandardizedEstimator{inputs = 3, hidden = 32, depth = 2}
+    S.fit_standardized_estimator(est, X, T, {epochs = 30, batch_size = 64, lr = 3e-3, tty = false, seed = 1})
+    near(est.mean[3], c:mean():item(), 1e-4, "mean of the confidence column")
+    near(est.std[3], c:std():item(), 1e-3, "its standard deviation")
+    local mse = ((I.estimate(est, X) - T) ^ 2):mean():item()
+    truthy(mse < 0.05 * (T:std():item() ^ 2), "mse " .. mse .. " against a target variance " .. T:std():item() ^ 2)
+    -- along the confidence at z = 0 the estimate falls monotonically
+    local grid = {}
+    for k = 0, 10 do grid[#grid + 1] = {0, 0, 6 + 1.8 * k} end
+    local e = I.estimate(est, lm.tensor(grid)):totable()
+    for k = 2, #e do truthy(e[k] < e[k - 1], string.format("e_hat(c=%g) %.3f >= %.3f", grid[k][3], e[k], e[k - 1])) end
+    raises(function() S.fit_standardized_estimator(est, Z, T) end,
+      "fit_standardized_estimator: X must be a tensor [N, 3]")
+    raises(function() S.fit_standardized_estimator(est, X, T:narrow(1, 1, 5)) end,
+      "fit_standardized_estimator: T must hold one target per row of X (2048)")
+    raises(function() S.StandardizedEstimator{} end,
+      "StandardizedEstimator: needs inputs (the number of values a sample)")
+    raises(function() S.columns{Z, {1, 2}} end, "scores.columns: part 2 has 2 rows, part 1 2048")
+  end)
+
+  it("reads the encoder's representation before the bottleneck", function()
+    lm.manual_seed(42)
+    local H = lm.randn(50, 12) * 3 + 1
+    local vae = I.InfoVAE{inputs = 12, hidden = 8, depth = 2}
+    vae:fit_standardization(H)
+    vae:evaluate()
+    local P = S.pre_bottleneck(vae, H, {batch = 16})
+    same(P:shape(), {50, 8})
+    -- the bottleneck's linear layer on it gives the latents
+    local enc = vae.encoder
+    local Z = lm.no_grad(function() return enc[enc:size()](P) end)
+    same(Z:totable(), vae:encode_all(H):totable(), 1e-5)
+    truthy(P:min():item() >= -1 - 1e-6, "after an ELU") -- ELU(x) > -1
+  end)
+end)
+
+describe("error scores: the experiment", function()
+  -- an experiment file run with arguments, its printing silenced
+  local function run_experiment(path, args)
+    local chunk = assert(loadfile(path))
+    local saved_arg, print_ = _G.arg, _G.print
+    _G.arg, _G.print = args, function() end
+    local ok, result = pcall(chunk, table.unpack(args))
+    _G.print, _G.arg = print_, saved_arg
+    return ok, result
+  end
+
+  it("runs over a small main run and agrees with its metrics", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    dofile("tests/helpers/fake_mnist.lua").write(dir, 600, 200)
+    local out = dir .. "/out"
+    local ok, metrics = run_experiment("experiments/introspect_mnist.lua", {"--data-dir", dir, "--cycles", "2",
+      "--ae-epochs", "2", "--est-epochs", "2", "--trajectory-samples", "50", "--out", out})
+    truthy(ok, metrics)
+    local sok, r = run_experiment("experiments/error_scores_mnist.lua", {"--data-dir", dir, "--out", out,
+      "--est-epochs", "1", "--long-epochs", "1", "--wide-epochs", "1", "--heldout-epochs", "1", "--folds", "3",
+      "--resamples", "5"})
+    truthy(sok, r)
+    eq(#r.variants, 17)
+    eq(r.validation_images, 60)
+    eq(r.test_images, 200)
+    local by = {}
+    for _, v in ipairs(r.variants) do by[v.name] = v end
+    -- the baseline and the cached estimator measured as the main run measured them
+    near(by.max_logit.test.auroc_correct, metrics.auroc_correct_baseline, 1e-12, "baseline AUROC")
+    near(by.max_logit.test.aupr_error, metrics.aupr_error_baseline, 1e-12, "baseline AUPR")
+    near(by.e_hat.test.auroc_correct, metrics.auroc_correct, 1e-12, "e_hat AUROC")
+    near(by.e_hat.test.aupr_error, metrics.aupr_error, 1e-12, "e_hat AUPR")
+    eq(by[r.chosen].family ~= "baseline" and by[r.chosen].family ~= "diagnostic", true, "chosen " .. r.chosen)
+    local f = io.open(out .. "/error_scores.md")
+    truthy(f and f:read("a"):find("| e_hat[recording 2400]", 1, true), "the markdown table")
+    if f then f:close() end
+    local missing = run_experiment("experiments/error_scores_mnist.lua", {"--out", dir .. "/nothing"})
+    eq(missing, false)
+    local _, err = run_experiment("experiments/error_scores_mnist.lua", {"--out", dir .. "/nothing"})
+    truthy(tostring(err):find("error_scores_mnist: " .. dir .. "/nothing/classifier.safetensors is missing", 1, true),
+      tostring(err))
+    os.execute("rm -rf '" .. dir .. "'")
+  end)
+end)
