@@ -40,7 +40,7 @@ local opts = cli.parse(arg, {model = "results/net2_cifar10/model.safetensors", d
 if opts.threads > 0 then lm.set_num_threads(opts.threads) end
 lm.mkdir(opts.out)
 if opts.fresh then -- the checkpoints and recordings study.run would reuse or rewrite
-  for _, name in ipairs{"autoencoder", "estimator", "recording_train", "recording_test"} do
+  for _, name in ipairs{"autoencoder", "estimator", "estimator_recording", "recording_train", "recording_test"} do
     os.remove(opts.out .. "/" .. name .. ".safetensors")
   end
 end

@@ -36,7 +36,9 @@ if not lm.models[opts.arch] then error("introspect_pytorch: --arch " .. opts.arc
 lm.manual_seed(opts.seed)
 lm.mkdir(opts.out)
 if opts.fresh then
-  for _, name in ipairs{"autoencoder", "estimator"} do os.remove(opts.out .. "/" .. name .. ".safetensors") end
+  for _, name in ipairs{"autoencoder", "estimator", "estimator_recording"} do
+    os.remove(opts.out .. "/" .. name .. ".safetensors")
+  end
 end
 
 -- ---- data -----------------------------------------------------------------------------------------------

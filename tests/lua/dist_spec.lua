@@ -183,7 +183,7 @@ describe("lm.dist under mpirun", function()
     end
     local m1, m2 = read(dir .. "/one/metrics.json"), read(dir .. "/two/metrics.json")
     local p1, p2 = {}, {}
-    for _, name in ipairs{"classifier", "autoencoder"} do
+    for _, name in ipairs{"classifier", "autoencoder", "estimator_recording"} do
       if ok1 and ok2 then
         p1[name], p2[name] = lm.load(dir .. "/one/" .. name .. ".safetensors"), lm.load(dir .. "/two/" .. name ..
           ".safetensors")
@@ -198,7 +198,7 @@ describe("lm.dist under mpirun", function()
     os.execute("rm -rf '" .. dir .. "'")
     truthy(ok1, out1)
     truthy(ok2, out2)
-    eq(count(out2, "== recording"), 1, "only rank 0 prints: " .. out2)
+    eq(count(out2, "== recording\n"), 1, "only rank 0 prints: " .. out2)
     eq(#files, 7, "rank 0 writes the figures, reports and atlas: " .. table.concat(files, ", "))
     eq(stray, "0", "no per-rank files with the recordings in memory")
     local a, b = lm.json.decode(m1), lm.json.decode(m2)
@@ -213,7 +213,8 @@ describe("lm.dist under mpirun", function()
     truthy(math.abs(a.classifier_test_accuracy - b.classifier_test_accuracy) <= 1 / 200 + 1e-9, "accuracy")
     truthy(math.abs(a.misclassified - b.misclassified) <= 1, "misclassified")
     truthy(math.abs(a.latent_knn10_accuracy - b.latent_knn10_accuracy) <= 1 / 200 + 1e-9, "kNN")
-    for _, key in ipairs{"auroc_correct", "auroc_correct_baseline", "aupr_error", "aupr_error_baseline"} do
+    for _, key in ipairs{"auroc_correct", "auroc_correct_baseline", "aupr_error", "aupr_error_baseline",
+        "auroc_correct_recording", "aupr_error_recording"} do
       truthy(math.abs(a[key] - b[key]) <= 5e-3, string.format("%s: %.6f and %.6f", key, a[key], b[key]))
     end
     near(b.estimator_mse_log10, a.estimator_mse_log10, 1e-3, "estimator mse")

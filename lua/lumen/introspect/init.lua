@@ -288,6 +288,28 @@ local function mlp(sizes, final_activation)
   return nn.Sequential(table.unpack(layers))
 end
 
+--- The mean and standard deviation (unbiased, clamped at 1e-3) of every
+--- column of H [N, k], without gradients. With `distributed` under several
+--- ranks, H is this rank's rows and both come from sums over all ranks.
+function I.standardization(H, distributed)
+  return lm.no_grad(function()
+    if not (distributed and lm.dist.size() > 1) then
+      return H:mean(1), H:std(1):clamp(1e-3)
+    end
+    local d = lm.dist
+    local n = d.allreduce_(lm.tensor{H:size(1)}, 'sum'):item()
+    local mean = d.allreduce_(H:sum(1):view(-1), 'sum') / n
+    -- squared deviations a block of rows at a time: no copy of the recording
+    local sq = lm.zeros(H:size(2))
+    for r = 1, H:size(1), 4096 do
+      local dev = H:narrow(1, r, math.min(4096, H:size(1) - r + 1)) - mean
+      sq:add_((dev * dev):sum(1):view(-1))
+    end
+    local var = d.allreduce_(sq, 'sum') / (n - 1) -- unbiased, as H:std(1)
+    return mean, var:sqrt():clamp(1e-3)
+  end)
+end
+
 local InfoVAE = nn.Module:extend("InfoVAE")
 
 --- The paper's InfoVAE: encoder inputs -> hidden x depth -> latent (ELU,
@@ -316,25 +338,9 @@ end
 --- = true, H is this rank's part of the recording and the statistics are
 --- those of every rank's parts together (sums over ranks, two passes).
 function InfoVAE:fit_standardization(H, distributed)
-  lm.no_grad(function()
-    if not (distributed and lm.dist.size() > 1) then
-      self.mean:copy_(H:mean(1))
-      self.std:copy_(H:std(1):clamp(1e-3))
-      return
-    end
-    local d = lm.dist
-    local n = d.allreduce_(lm.tensor{H:size(1)}, 'sum'):item()
-    local mean = d.allreduce_(H:sum(1):view(-1), 'sum') / n
-    -- squared deviations a block of rows at a time: no copy of the recording
-    local sq = lm.zeros(H:size(2))
-    for r = 1, H:size(1), 4096 do
-      local dev = H:narrow(1, r, math.min(4096, H:size(1) - r + 1)) - mean
-      sq:add_((dev * dev):sum(1):view(-1))
-    end
-    local var = d.allreduce_(sq, 'sum') / (n - 1) -- unbiased, as H:std(1)
-    self.mean:copy_(mean)
-    self.std:copy_(var:sqrt():clamp(1e-3))
-  end)
+  local mean, std = I.standardization(H, distributed)
+  self.mean:copy_(mean)
+  self.std:copy_(std)
 end
 
 function InfoVAE:prepare(h)
@@ -576,9 +582,22 @@ function I.interrogate(recorder, vae, est, x)
   return z, I.estimate(est, z), out
 end
 
---- Estimated log10 error for latents Z [N, 2] (no gradients): [N].
-function I.estimate(est, Z)
-  return lm.no_grad(function() return est(on_device_of(est, Z)):view(-1) end)
+--- Estimated log10 error for latents Z [N, 2] (no gradients): [N], in
+--- blocks of `batch` rows (2000), for an estimator of any input width.
+function I.estimate(est, Z, batch)
+  batch = batch or 2000
+  local n = Z:size(1)
+  if n <= batch then return lm.no_grad(function() return est(on_device_of(est, Z)):view(-1) end) end
+  local out -- in blocks of rows: a wide input (a recording) makes no whole-set temporaries
+  lm.no_grad(function()
+    for s = 1, n, batch do
+      local len = math.min(batch, n - s + 1)
+      local e = est(on_device_of(est, Z:narrow(1, s, len))):view(-1)
+      out = out or lm.zeros(n):to(e:device())
+      out:narrow(1, s, len):copy_(e)
+    end
+  end)
+  return out
 end
 
 --- Baseline confidence scores (high = confident), one per row of x, from

@@ -20,6 +20,7 @@
 --   }
 local lm = require 'lumen'
 local I = require 'lumen.introspect'
+local S = require 'lumen.introspect.scores'
 local plot = require 'lumen.plot'
 local A = require 'lumen.introspect.analyses'
 
@@ -271,6 +272,25 @@ function study.run(c)
   end)
   local E_test = I.estimate(est, Z_test):to("cpu")
 
+  -- ---- 4b. the estimator on the recording (beyond the paper) ------------------------------------------
+  -- The same network trained on the standardised recording instead of z:
+  -- the 2-D map cannot carry enough to match the classifier's own
+  -- confidence at finding its errors, this can (docs/analyses/error-scores.md).
+  -- The map, its figures and the atlas keep the 2-D estimator.
+  local est_rec = S.StandardizedEstimator{inputs = H_train:size(2)}
+  est_rec:to(device)
+  stage("recording estimator", function()
+    local path = opts.out .. "/estimator_recording.safetensors"
+    if agree(exists(path)) then est_rec:load(path); est_rec:evaluate(); return end
+    local mean, std = I.standardization(H_train, sharded)
+    est_rec.mean:copy_(mean)
+    est_rec.std:copy_(std)
+    I.fit_estimator(est_rec, H_train, T_train, {epochs = opts.est_epochs, seed = opts.seed, log = log,
+      title = "recording estimator", rows = sharded and lm.tensor(add_rows({}, lo, hi, 0), "int32") or nil})
+    if main then est_rec:save(path) end
+  end)
+  local E_rec_test = I.estimate(est_rec, H_test):to("cpu")
+
   -- ---- 5. metrics ----------------------------------------------------------------------------------------
   -- each rank's part of the reconstruction and the kNN queries; the test
   -- set's latents, outputs and scores gathered whole (a few numbers a sample)
@@ -288,6 +308,7 @@ function study.run(c)
     local knn
     if sharded then
       Z_test, Y_test, E_test = dist.all_gather(Z_test), dist.all_gather(Y_test:contiguous()), dist.all_gather(E_test)
+      E_rec_test = dist.all_gather(E_rec_test)
       T_test = I.log_errors(Y_test, test_set.y)
       baseline = gather_numbers(baseline)
       recon_sum = dist.allreduce_(lm.tensor{recon_sum}, "sum"):item()
@@ -306,11 +327,14 @@ function study.run(c)
     local correct = {}
     for i, v in ipairs(correct_t:totable()) do correct[i] = v == 1 end
     local confidence = (-E_test):totable()           -- c = -log10(e_hat): high = likely right
+    local confidence_rec = (-E_rec_test):totable()
     -- max-sigmoid's order, from the logits: saturated outputs would tie in float32
     local wrong = {}
     for i, ok in ipairs(correct) do wrong[i] = not ok end
-    local neg_conf, neg_base = {}, {}
-    for i = 1, #confidence do neg_conf[i], neg_base[i] = -confidence[i], -baseline[i] end
+    local neg_conf, neg_base, neg_rec = {}, {}, {}
+    for i = 1, #confidence do
+      neg_conf[i], neg_base[i], neg_rec[i] = -confidence[i], -baseline[i], -confidence_rec[i]
+    end
     return {
       data = d.name, model = c.name,
       classifier_test_accuracy = correct_t:mean():item(),
@@ -321,13 +345,15 @@ function study.run(c)
       estimator_mse_log10 = lm.nn.functional.mse(E_test:view(-1, 1), T_test:view(-1, 1)):item() * 2,
       auroc_correct = I.auroc(confidence, correct), auroc_correct_baseline = I.auroc(baseline, correct),
       aupr_error = I.aupr(neg_conf, wrong), aupr_error_baseline = I.aupr(neg_base, wrong),
+      auroc_correct_recording = I.auroc(confidence_rec, correct), aupr_error_recording = I.aupr(neg_rec, wrong),
       baseline_score = baseline_kind,
       mmd_weight = opts.mmd_weight, ae_epochs = opts.ae_epochs, seed = opts.seed,
       threads = lm.get_num_threads(), processes = ranks, device = device, seconds = timings,
     }
   end)
   for _, k in ipairs{"classifier_test_accuracy", "latent_knn10_accuracy", "auroc_correct", "auroc_correct_baseline",
-    "aupr_error", "aupr_error_baseline", "estimator_mse_log10", "autoencoder_reconstruction_per_unit"} do
+    "auroc_correct_recording", "aupr_error", "aupr_error_baseline", "aupr_error_recording", "estimator_mse_log10",
+    "autoencoder_reconstruction_per_unit"} do
     say(string.format("   %-36s %.4f", k, metrics[k]))
   end
   say(string.format("   latent mean (%.2f, %.2f), std (%.2f, %.2f)", metrics.latent_mean[1], metrics.latent_mean[2],
@@ -542,8 +568,8 @@ function study.mnist(o)
   if o.fresh then -- the checkpoints and recordings this run and study.run would reuse or rewrite
     local rank, ranks = lm.dist.rank(), lm.dist.size()
     if rank == 0 then
-      for _, name in ipairs{"classifier", "trajectories", "autoencoder", "estimator", "recording_train",
-          "recording_test"} do
+      for _, name in ipairs{"classifier", "trajectories", "autoencoder", "estimator", "estimator_recording",
+          "recording_train", "recording_test"} do
         os.remove(o.out .. "/" .. name .. ".safetensors")
       end
     end
