@@ -212,6 +212,34 @@ describe("error scores: estimators on wider inputs", function()
   end)
 end)
 
+describe("error scores: the epoch chosen on validation", function()
+  it("keeps the epoch whose estimates find the validation errors best, and restores it", function()
+    local est = lm.nn.Linear(1, 1)
+    local X = lm.tensor{{1}, {2}, {3}, {4}}
+    local wrong = {false, false, true, true}
+    local seen = {}
+    local opts, restore = S.keep_best_epoch(est, X, wrong,
+      {epochs = 3, log = function(e, r) seen[e] = r.validation end})
+    eq(opts.epochs, 3)
+    local function epoch(e, w)
+      lm.no_grad(function() est.weight:fill_(w); est.bias:fill_(0) end)
+      opts.log(e, {loss = 0})
+    end
+    epoch(1, 1)    -- estimates rise with x: the wrong rows on top, AUROC 1 + AUPR 1
+    epoch(2, -1)   -- reversed: the wrong rows at the bottom
+    epoch(3, 0.5)  -- as good as epoch 1, not better: epoch 1 stays
+    near(seen[1], 2, 1e-12)
+    truthy(seen[2] < 1, tostring(seen[2]))
+    near(seen[3], 2, 1e-12)
+    local e, score = restore()
+    eq(e, 1)
+    near(score, 2, 1e-12)
+    near(est.weight:item(), 1, 0, "epoch 1's weight is back")
+    raises(function() S.keep_best_epoch(est, lm.zeros(3, 1), wrong) end,
+      "keep_best_epoch: X_val must be a tensor with one row per entry of wrong")
+  end)
+end)
+
 describe("error scores: the experiment", function()
   -- an experiment file run with arguments, its printing silenced
   local function run_experiment(path, args)

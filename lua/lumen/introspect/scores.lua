@@ -401,6 +401,42 @@ function S.fit_standardized_estimator(est, X, T, opts)
   return I.fit_estimator(est, X, T, opts)
 end
 
+--- Early stopping on held-out errors: returns opts for I.fit_estimator
+--- (or I.fit_autoencoder's loop) whose log callback scores `est` after each
+--- epoch on the validation inputs X_val against `wrong` (a list of
+--- booleans, true where the classifier errs) as AUROC (correct vs wrong) +
+--- AUPR (errors), keeps a copy of the best epoch's parameters, and calls
+--- opts.log(epoch, record) with record.validation added; and a function
+--- that loads the best epoch's parameters back and returns that epoch and
+--- its score. Every rank computes the same score from the same parameters.
+function S.keep_best_epoch(est, X_val, wrong, opts)
+  if not lm.is_tensor(X_val) or X_val:size(1) ~= #wrong then
+    error("keep_best_epoch: X_val must be a tensor with one row per entry of wrong", 2)
+  end
+  local best, best_epoch, best_state = -math.huge, 0, nil
+  local fit_opts = {}
+  for k, v in pairs(opts or {}) do fit_opts[k] = v end
+  local user_log = fit_opts.log
+  fit_opts.log = function(epoch, record)
+    local was = est.training
+    est:evaluate()
+    local e = I.estimate(est, X_val):to("cpu"):totable()
+    if was then est:train() end
+    local score = S.evaluate(e, wrong)
+    record.validation = score.auroc_correct + score.aupr_error
+    if record.validation > best then
+      best, best_epoch, best_state = record.validation, epoch, {}
+      for name, t in pairs(est:state_dict()) do best_state[name] = t:clone() end
+    end
+    if user_log then user_log(epoch, record) end
+  end
+  local function restore()
+    if best_state then est:load_state_dict(best_state) end
+    return best_epoch, best
+  end
+  return fit_opts, restore
+end
+
 --- Columns joined into one tensor [N, sum of widths]: tensors [N, k] or
 --- [N], and lists of N numbers (each one column).
 function S.columns(parts)

@@ -10,6 +10,7 @@
 --     name = "Net1", data = d,                    -- d.name, d.classes
 --     train = train_set, test = test_set,         -- {x, y} on the host
 --     test_name = "test set",                     -- what `test` is, for titles
+--     val = val_set,                              -- optional: picks the estimators' epochs
 --     net = net, recorder = recorder,             -- on any device
 --     snapshots = {...}, trajectory_index = idx,  -- optional trajectories
 --     out = "results/run", stage = stage_fn,      -- stage(name, fn) times a stage
@@ -261,13 +262,35 @@ function study.run(c)
 
   -- ---- 4. estimator ------------------------------------------------------------------------------------
   local T_train, T_test = I.log_errors(Y_train, y_train), I.log_errors(Y_test, y_test)
+  -- with a validation set (c.val), each estimator keeps the epoch whose
+  -- estimates find the classifier's validation errors best (AUROC + AUPR);
+  -- the test set is read only for the final metrics
+  local H_val, wrong_val
+  if c.val then
+    local Y_val
+    H_val, Y_val = recorder:record_set(c.val.x, {progress = false})
+    wrong_val = {}
+    for i, ok in ipairs(Y_val:argmax(2):eq(c.val.y):totable()) do wrong_val[i] = ok == 0 end
+  end
+  local chosen = {}
+  local function fit_estimator(name, model, X, X_val)
+    local fit_opts = {epochs = opts.est_epochs, seed = opts.seed, log = log, title = name,
+      rows = sharded and lm.tensor(add_rows({}, lo, hi, 0), "int32") or nil}
+    local restore
+    if H_val then fit_opts, restore = S.keep_best_epoch(model, X_val, wrong_val, fit_opts) end
+    I.fit_estimator(model, X, T_train, fit_opts)
+    if restore then
+      local epoch, score = restore()
+      say(string.format("   kept epoch %d (validation AUROC + AUPR %.4f)", epoch, score))
+      chosen[name] = epoch
+    end
+  end
   local est = I.Estimator()
   est:to(device)
   stage("estimator", function()
     local path = opts.out .. "/estimator.safetensors"
     if agree(exists(path)) then est:load(path); est:evaluate(); return end
-    I.fit_estimator(est, Z_train, T_train, {epochs = opts.est_epochs, seed = opts.seed, log = log,
-      rows = sharded and lm.tensor(add_rows({}, lo, hi, 0), "int32") or nil})
+    fit_estimator("estimator", est, Z_train, H_val and vae:encode_all(H_val))
     if main then est:save(path) end
   end)
   local E_test = I.estimate(est, Z_test):to("cpu")
@@ -285,8 +308,7 @@ function study.run(c)
     local mean, std = I.standardization(H_train, sharded)
     est_rec.mean:copy_(mean)
     est_rec.std:copy_(std)
-    I.fit_estimator(est_rec, H_train, T_train, {epochs = opts.est_epochs, seed = opts.seed, log = log,
-      title = "recording estimator", rows = sharded and lm.tensor(add_rows({}, lo, hi, 0), "int32") or nil})
+    fit_estimator("recording estimator", est_rec, H_train, H_val)
     if main then est_rec:save(path) end
   end)
   local E_rec_test = I.estimate(est_rec, H_test):to("cpu")
@@ -348,6 +370,7 @@ function study.run(c)
       auroc_correct_recording = I.auroc(confidence_rec, correct), aupr_error_recording = I.aupr(neg_rec, wrong),
       baseline_score = baseline_kind,
       mmd_weight = opts.mmd_weight, ae_epochs = opts.ae_epochs, seed = opts.seed,
+      estimator_epoch = chosen["estimator"], recording_estimator_epoch = chosen["recording estimator"],
       threads = lm.get_num_threads(), processes = ranks, device = device, seconds = timings,
     }
   end)
@@ -603,7 +626,7 @@ function study.mnist(o)
   end
   return study.run{
     name = "Net1", data = d, train = train_set, test = d.test, net = net, recorder = recorder,
-    snapshots = snapshots, trajectory_index = traj_index, out = o.out, stage = stage, timings = timings,
+    val = val_set, snapshots = snapshots, trajectory_index = traj_index, out = o.out, stage = stage, timings = timings,
     ae_epochs = o.ae_epochs, est_epochs = o.est_epochs, mmd_weight = o.mmd_weight, bw = bw,
     seed = o.seed, record_to = o.record_to,
   }
