@@ -239,27 +239,24 @@ end
 
 I.Recorder_class = Recorder
 
---- Bytes of memory the system can still give (MemAvailable), or nil where
---- /proc/meminfo does not say.
-function I.available_memory()
-  local f = io.open("/proc/meminfo")
+-- A "Name: N kB" field of a /proc file, in bytes, or nil where the file or
+-- the field is missing.
+local function proc_kb(path, field)
+  local f = io.open(path)
   if not f then return nil end
   local text = f:read("a")
   f:close()
-  local kb = text:match("MemAvailable:%s*(%d+) kB")
+  local kb = text:match(field .. ":%s*(%d+) kB")
   return kb and tonumber(kb) * 1024 or nil
 end
 
+--- Bytes of memory the system can still give (MemAvailable), or nil where
+--- /proc/meminfo does not say.
+function I.available_memory() return proc_kb("/proc/meminfo", "MemAvailable") end
+
 --- Bytes of this process's peak resident memory so far (VmHWM), or nil
 --- where /proc/self/status does not say.
-function I.peak_memory()
-  local f = io.open("/proc/self/status")
-  if not f then return nil end
-  local text = f:read("a")
-  f:close()
-  local kb = text:match("VmHWM:%s*(%d+) kB")
-  return kb and tonumber(kb) * 1024 or nil
-end
+function I.peak_memory() return proc_kb("/proc/self/status", "VmHWM") end
 
 -- ---- errors ---------------------------------------------------------------------------------------
 
