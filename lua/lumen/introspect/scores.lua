@@ -366,7 +366,7 @@ local StandardizedEstimator = nn.Module:extend("StandardizedEstimator")
 
 --- I.Estimator's network (opts.hidden, 200; opts.depth, 3) on opts.inputs
 --- values a sample, each standardised with a mean and standard deviation
---- kept as buffers (set by S.fit_standardized_estimator from its training
+--- kept as buffers (set by est:fit_standardization or S.fit_standardized_estimator from its training
 --- inputs): for [z, max_logit], whose parts have different scales, or for a
 --- wide representation such as the recording.
 function StandardizedEstimator:init(opts)
@@ -382,6 +382,14 @@ end
 
 function StandardizedEstimator:forward(x) return self.net((x - self.mean) / self.std) end
 
+--- Sets the standardisation from inputs X [N, inputs] (I.standardization:
+--- with `distributed` under several ranks, X is this rank's rows).
+function StandardizedEstimator:fit_standardization(X, distributed)
+  local mean, std = I.standardization(X, distributed)
+  self.mean:copy_(mean)
+  self.std:copy_(std)
+end
+
 S.StandardizedEstimator = StandardizedEstimator
 
 --- Sets est's standardisation from X [N, inputs] (standard deviations
@@ -394,10 +402,7 @@ function S.fit_standardized_estimator(est, X, T, opts)
   if not lm.is_tensor(T) or T:numel() ~= X:size(1) then
     error(string.format("fit_standardized_estimator: T must hold one target per row of X (%d)", X:size(1)), 2)
   end
-  lm.no_grad(function()
-    est.mean:copy_(X:mean(1))
-    est.std:copy_(X:std(1):clamp(1e-3))
-  end)
+  est:fit_standardization(X)
   return I.fit_estimator(est, X, T, opts)
 end
 

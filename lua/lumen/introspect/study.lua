@@ -305,9 +305,7 @@ function study.run(c)
   stage("recording estimator", function()
     local path = opts.out .. "/estimator_recording.safetensors"
     if agree(exists(path)) then est_rec:load(path); est_rec:evaluate(); return end
-    local mean, std = I.standardization(H_train, sharded)
-    est_rec.mean:copy_(mean)
-    est_rec.std:copy_(std)
+    est_rec:fit_standardization(H_train, sharded)
     fit_estimator("recording estimator", est_rec, H_train, H_val)
     if main then est_rec:save(path) end
   end)
