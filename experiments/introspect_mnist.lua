@@ -3,6 +3,16 @@
 --        [--threads T] [--out DIR] [--fresh] [--cycles N] [--ae-epochs N]
 --        [--est-epochs N] [--mmd-weight W] [--bandwidths B1,B2,..] [--subset N]
 --        [--data-dir DIR] [--noise-max S] [--record-to auto|memory|file]
+--        [--paper [--paper-period T] [--paper-cycles N] [--paper-models-lr LR]]
+--
+-- --paper: the paper's regime as written (docs/method.md, output in
+-- results/introspect_<data>_paper): Net1 under a triangular cyclic rate
+-- over [0, 1e-5] with cycles of T = 3000 iterations, at most N = 30, early
+-- stopping after 5 cycles without a better validation loss; the
+-- autoencoders and the estimator in the same regime (peak --paper-models-lr,
+-- 1e-3: the paper gives no peak for them); two autoencoders as in its §3.1,
+-- the map's on the final recording and one on the learning record that
+-- places the trajectories.
 --
 -- Stages (each cached in DIR and reused on a rerun unless --fresh):
 --   1. classifier: Net1 trained as in experiments/net1_mnist.lua (with

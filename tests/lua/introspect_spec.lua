@@ -106,6 +106,60 @@ describe("introspection", function()
     truthy(h[30].loss < 0.05, "final loss " .. h[30].loss)
   end)
 
+  it("trains in the paper's regime: a cyclic rate, a validation per cycle, early stopping", function()
+    lm.manual_seed(3)
+    local Z = lm.randn(256, 2)
+    local T = Z:select(2, 1) * 2 - 1
+    local function params(m)
+      local t = {}
+      for k, p in ipairs(m:parameters()) do t[k] = p:clone() end
+      return t
+    end
+    -- a peak of 0 keeps the rate at 0 all along: Adam moves nothing
+    local est = I.Estimator{hidden = 8, depth = 1}
+    local before = params(est)
+    local h = I.fit_estimator(est, Z, T, {batch_size = 64, tty = false,
+      cyclic = {max = 0, period = 6, cycles = 3, validate = function() return 1 end}})
+    eq(#h.cycles, 3)
+    same({h.cycles[1].steps, h.cycles[2].steps, h.cycles[3].steps}, {6, 12, 18})
+    for k, p in ipairs(est:parameters()) do eq((p - before[k]):abs():max():item(), 0, "parameter " .. k) end
+    -- validation losses 5, 1, 2, 3, 4: patience 3 stops after the fifth
+    -- cycle and puts the second cycle's weights back
+    local losses, seen = {5, 1, 2, 3, 4, 0, 0}, {}
+    est = I.Estimator{hidden = 8, depth = 1}
+    h = I.fit_estimator(est, Z, T, {batch_size = 64, tty = false,
+      cyclic = {max = 1e-2, period = 6, cycles = 7, patience = 3, validate = function()
+        seen[#seen + 1] = params(est)
+        return losses[#seen]
+      end}})
+    eq(#h.cycles, 5)
+    same({h.cycles[1].best, h.cycles[2].best, h.cycles[3].best}, {true, true, false})
+    local moved = 0
+    for k, p in ipairs(est:parameters()) do
+      eq((p - seen[2][k]):abs():max():item(), 0, "parameter " .. k .. " is the second cycle's")
+      moved = math.max(moved, (seen[5][k] - seen[2][k]):abs():max():item())
+    end
+    truthy(moved > 1e-4, "training went on after the best cycle")
+    raises(function() I.fit_estimator(est, Z, T, {cyclic = {max = 1e-3, period = 6}}) end,
+      "fit: cyclic needs {max = number, period = iterations, cycles = number, validate = function}")
+  end)
+
+  it("gives an InfoVAE's validation loss on the same prior draw at every call", function()
+    lm.manual_seed(4)
+    local H = lm.randn(300, 12)
+    local vae = I.InfoVAE{inputs = 12, hidden = 16, depth = 1, mmd_weight = 3}
+    vae:fit_standardization(H)
+    local a = vae:validation_loss(H)
+    lm.randn(7) -- the caller's stream moves on; the loss does not
+    eq(vae:validation_loss(H), a)
+    -- two full batches of 128 (the last 44 rows are not a batch): their mean loss
+    lm.manual_seed(0x5EED)
+    local expect = lm.no_grad(function()
+      return (vae:loss(H:narrow(1, 1, 128)):item() + vae:loss(H:narrow(1, 129, 128)):item()) / 2
+    end)
+    near(a, expect, 1e-6)
+  end)
+
   it("measures kNN accuracy, AUROC and AUPR", function()
     local Z = lm.tensor{{0, 0}, {0, 0.1}, {0.1, 0}, {5, 5}, {5, 5.1}, {5.1, 5}}
     local y = lm.tensor({1, 1, 1, 2, 2, 2}, 'int32')
@@ -180,9 +234,50 @@ describe("study.run", function()
     _G.print = function() end
     raises(function() study.run{name = "x", data = {name = "y", classes = {"a"}}, train = {x = lm.rand(2, 16)},
       test = {x = lm.rand(2, 16)}, net = lm.nn.ELU(), recorder = {}, out = os.tmpname() .. "_d",
+      record_to = "memory", paper = {lr_max = 1e-3, period = 5, cycles = 1}} end,
+      "study.run: the paper's regime (c.paper) checks its losses on a validation set: give c.val")
+    raises(function() study.run{name = "x", data = {name = "y", classes = {"a"}}, train = {x = lm.rand(2, 16)},
+      test = {x = lm.rand(2, 16)}, net = lm.nn.ELU(), recorder = {}, out = os.tmpname() .. "_d",
       record_to = "disk"} end,
       "record_to must be 'memory', 'file' or 'auto', got 'disk'")
     _G.print = saved
+  end)
+
+  it("trains the paper's two autoencoders in its regime with --paper", function()
+    local study = require 'lumen.introspect.study'
+    lm.manual_seed(6)
+    local function set(n)
+      local labels = {}
+      for i = 1, n do labels[i] = (i - 1) % 3 + 1 end
+      return {x = lm.rand(n, 16), y = lm.tensor(labels, 'int32')}
+    end
+    local train, val, test = set(120), set(30), set(40)
+    local net = lm.models.net1{inputs = 16, hidden = 8, layers = 2, classes = 3}
+    local recorder = I.Recorder(net)
+    local pick = lm.tensor({1, 5, 9, 13, 17, 21, 25, 29, 33, 37}, 'int32')
+    local picked = train.x:index_select(pick)
+    local snapshots = {(recorder:record(picked)), (recorder:record(picked * 0.5))}
+    local out = os.tmpname()
+    os.remove(out)
+    local saved = _G.print
+    _G.print = function() end
+    local ok, metrics = pcall(study.run, {name = "tiny", data = {name = "random", classes = {"a", "b", "c"}},
+      train = train, val = val, test = test, net = net, recorder = recorder, out = out, snapshots = snapshots,
+      trajectory_index = pick, est_epochs = 1, seed = 1, record_to = "memory",
+      paper = {lr_max = 1e-3, period = 4, cycles = 2, patience = 5}})
+    _G.print = saved
+    local record_ae = io.open(out .. "/autoencoder_record.safetensors")
+    if record_ae then record_ae:close() end
+    os.execute("rm -rf '" .. out .. "'")
+    assert(ok, metrics)
+    truthy(record_ae ~= nil, "the learning record's autoencoder is saved")
+    eq(metrics.paper_preset, true)
+    for _, name in ipairs{"autoencoder", "record autoencoder", "estimator"} do
+      eq(metrics.cycles[name].cycles, 2, name)
+      truthy(metrics.cycles[name].best >= 1, name)
+    end
+    eq(metrics.estimator_epoch, nil) -- the paper's regime chose by the validation loss, not by epochs
+    truthy(metrics.recording_estimator_epoch >= 1)
   end)
 end)
 

@@ -372,6 +372,25 @@ function InfoVAE:loss(h, gather)
   return recon + mmd * self.mmd_weight, recon, mmd
 end
 
+--- The mean loss over the batches of a held-out recording H (batch_size
+--- rows each, 128; a last partial batch is left out: the MMD is a batch's),
+--- without gradients and with the prior samples of a fixed seed, so that
+--- every call compares the model on the same draw (the caller's random
+--- stream is left as it was).
+function InfoVAE:validation_loss(H, batch_size)
+  batch_size = math.min(batch_size or 128, H:size(1))
+  local seed, offset = lm.rng_state()
+  lm.manual_seed(0x5EED)
+  local total, count = 0, 0
+  lm.no_grad(function()
+    for s = 1, H:size(1) - batch_size + 1, batch_size do
+      total, count = total + self:loss(on_device_of(self, H:narrow(1, s, batch_size))):item(), count + 1
+    end
+  end)
+  lm.set_rng_state(seed, offset)
+  return total / count
+end
+
 --- Latents of a whole recording, in batches, without gradients.
 function InfoVAE:encode_all(H, batch_size)
   batch_size = batch_size or 2000
@@ -414,7 +433,9 @@ local function epochs_over(tensors, opts, step)
   local progress_opts = {tty = opts.tty}
   if not lm.dist.is_main() then progress_opts = {tty = false, interval = math.huge} end
   opts._buffers = opts._buffers or {}
+  local stop = false
   for epoch = 1, opts.epochs or 10 do
+    if stop then break end
     local seed, offset = lm.rng_state()
     lm.manual_seed(loader_seed * 7919 + epoch)
     local perm = lm.randperm(n) - 1
@@ -446,6 +467,7 @@ local function epochs_over(tensors, opts, step)
       total, count = total + l, count + 1
       collectgarbage("step")
       progress:update(1, string.format("loss %.4f", total / count))
+      if opts.after_step and opts.after_step() then stop = true; break end
     end
     local seconds = progress:finish()
     if plan then total = lm.dist.allreduce_(lm.tensor{total}, 'sum'):item() end
@@ -459,11 +481,47 @@ end
 -- loss_of(ctx, batch...) giving a batch's loss and, under several ranks
 -- (ctx, see epochs_over), also this rank's part of the batch's loss value;
 -- the model ends in evaluation mode.
+-- The paper's training regime (opts.cyclic = {max, min = 0, period,
+-- cycles, patience = 5, validate}): Adam under a triangular cyclic rate
+-- over [min, max] stepped every iteration, validate() (the validation loss)
+-- called at the end of each cycle of `period` iterations, training stopped
+-- after `cycles` cycles or after `patience` cycles without a better
+-- validation loss, the best cycle's weights put back. Sets the hooks on
+-- opts that epochs_over calls; returns the cycles' records and the function
+-- that ends the regime.
+local function cyclic_regime(model, opt, c, opts)
+  if type(c) ~= "table" or type(c.max) ~= "number" or type(c.period) ~= "number" or type(c.cycles) ~= "number"
+      or type(c.validate) ~= "function" then
+    error("fit: cyclic needs {max = number, period = iterations, cycles = number, validate = function}", 3)
+  end
+  local clr = lm.optim.CyclicLR(opt, {min = c.min or 0, max = c.max, period = c.period})
+  local stopper = lm.optim.EarlyStopping{patience = c.patience or 5}
+  local records, steps = {}, 0
+  opts.epochs = math.huge -- the cycles end the run
+  opts.after_step = function()
+    clr:step()
+    steps = steps + 1
+    if steps % c.period ~= 0 then return false end
+    model:evaluate()
+    local val = c.validate()
+    model:train()
+    local stop = stopper:step(val, model)
+    records[#records + 1] = {cycle = #records + 1, val_loss = val, steps = steps, best = stopper.bad == 0}
+    if opts.log_cycle then opts.log_cycle(#records, records[#records]) end
+    return stop or #records >= c.cycles
+  end
+  return records, function()
+    if stopper.best_state then stopper:restore(model) end
+  end
+end
+
 local function fit(model, tensors, opts, title, loss_of)
   opts.device = lm.train.device_of(model)
   local sharded = opts.rows and lm.dist.size() > 1
   if sharded then lm.dist.broadcast_parameters(model, 0) end -- every rank starts from rank 0's weights
   local opt = lm.optim.Adam(model:parameters(), {lr = opts.lr or 1e-3})
+  local cycles, finish
+  if opts.cyclic then cycles, finish = cyclic_regime(model, opt, opts.cyclic, opts) end
   model:train()
   opts.title = opts.title or title
   local history = epochs_over(tensors, opts, function(ctx, ...)
@@ -474,12 +532,18 @@ local function fit(model, tensors, opts, title, loss_of)
     opt:step()
     return part or loss:item()
   end)
+  if finish then finish(); history.cycles = cycles end
   model:evaluate()
   return history
 end
 
 --- Trains an InfoVAE on a recording H [N, Nh] with Adam. opts.epochs (20),
 --- opts.batch_size (128), opts.lr (1e-3), opts.seed, opts.log(epoch, record);
+--- or, instead of epochs at a constant rate, the paper's regime: opts.cyclic
+--- = {max, min (0), period (iterations a cycle), cycles, patience (5),
+--- validate (a function returning the validation loss, called after each
+--- cycle)}, which keeps the best cycle's weights and returns its records as
+--- history.cycles (opts.log_cycle(cycle, record) after each);
 --- the input standardisation is fitted to H first unless
 --- opts.fit_standardization is false (keeps the one already set).
 --- Data parallel under several ranks (docs/distributed.md): opts.rows (an

@@ -176,6 +176,13 @@ function study.run(c)
   local device = c.device or "cpu"
   local test_name = c.test_name or "test set"
   local bw = c.bw
+  -- the paper's regime for the autoencoders and the 2-D estimator
+  -- ({lr_max, period, cycles, patience}; study.mnist's --paper), two
+  -- autoencoders as in its §3.1; nil: Lumen's defaults
+  local paper = c.paper
+  if paper and not c.val then
+    error("study.run: the paper's regime (c.paper) checks its losses on a validation set: give c.val", 0)
+  end
   local dist = lm.dist
   local ranks, rank, main = dist.size(), dist.rank(), dist.is_main()
   local sharded = ranks > 1
@@ -231,6 +238,7 @@ function study.run(c)
     return a, b, h, y
   end)
   local H_train = H_ae:narrow(1, 1, x_train:size(1))
+  local n_snapshot_rows = H_ae:size(1) - x_train:size(1)
   if not sharded then -- the snapshots become views of their copy in H_ae: one copy in memory
     local row = n_train + 1
     for k, s in ipairs(snapshots) do
@@ -248,34 +256,94 @@ function study.run(c)
   -- standard deviation of 68, far outside where that narrow kernel has any
   -- gradient; summing kernels from 0.1 to 1000 keeps a pull at every distance
   -- and gave a latent with mean 0.0 and std 0.99 at the same kNN accuracy.
-  local vae = I.InfoVAE{inputs = H_train:size(2), mmd_weight = opts.mmd_weight, bw = bw}
-  vae:to(device)
-  local function log(e, r) say(string.format("   epoch %d: loss %.4f (%.1f s)", e, r.loss, r.seconds)) end
-  stage("autoencoder", function()
-    local path = opts.out .. "/autoencoder.safetensors"
-    if agree(exists(path)) then vae:load(path); vae:evaluate(); return end
-    I.fit_autoencoder(vae, H_ae, {epochs = opts.ae_epochs, seed = opts.seed, log = log,
-      rows = ae_rows and lm.tensor(ae_rows, "int32")})
-    if main then vae:save(path) end
-  end)
-  local Z_train, Z_test = vae:encode_all(H_train), vae:encode_all(H_test)
-
-  -- ---- 4. estimator ------------------------------------------------------------------------------------
-  local T_train, T_test = I.log_errors(Y_train, y_train), I.log_errors(Y_test, y_test)
-  -- with a validation set (c.val), each estimator keeps the epoch whose
-  -- estimates find the classifier's validation errors best (AUROC + AUPR);
-  -- the test set is read only for the final metrics
-  local H_val, wrong_val
+  -- the validation split's recording (c.val): each estimator keeps the
+  -- epoch whose estimates find the classifier's validation errors best
+  -- (AUROC + AUPR), the paper's regime checks its losses on it; the test
+  -- set is read only for the final metrics
+  local H_val, Y_val, wrong_val
   if c.val then
-    local Y_val
     H_val, Y_val = recorder:record_set(c.val.x, {progress = false})
     wrong_val = {}
     for i, ok in ipairs(Y_val:argmax(2):eq(c.val.y):totable()) do wrong_val[i] = ok == 0 end
   end
+  local my_rows = sharded and lm.tensor(add_rows({}, lo, hi, 0), "int32") or nil
+  local function log(e, r) say(string.format("   epoch %d: loss %.4f (%.1f s)", e, r.loss, r.seconds)) end
+  local function log_cycle(k, r)
+    say(string.format("   cycle %d (%d iterations): validation loss %.5f%s", k, r.steps, r.val_loss,
+      r.best and "  best so far" or ""))
+  end
+  -- the paper's regime for a model with its validation loss
+  local function regime(validate)
+    return {max = paper.lr_max, min = 0, period = paper.period, cycles = paper.cycles, patience = paper.patience,
+      validate = validate}
+  end
+  local cycles_run = {}
+  local function note_cycles(name, history)
+    local best = 0
+    for _, r in ipairs(history.cycles) do if r.best then best = r.cycle end end
+    cycles_run[name] = {cycles = #history.cycles, best = best}
+    say(string.format("   kept cycle %d of %d", best, #history.cycles))
+  end
+  local vae = I.InfoVAE{inputs = H_train:size(2), mmd_weight = opts.mmd_weight, bw = bw}
+  vae:to(device)
+  stage("autoencoder", function()
+    local path = opts.out .. "/autoencoder.safetensors"
+    if agree(exists(path)) then vae:load(path); vae:evaluate(); return end
+    if paper then -- §3.1: the map's autoencoder learns the final recording alone
+      note_cycles("autoencoder", I.fit_autoencoder(vae, H_train, {seed = opts.seed, log = log, log_cycle = log_cycle,
+        rows = my_rows, cyclic = regime(function() return vae:validation_loss(H_val) end)}))
+    else
+      I.fit_autoencoder(vae, H_ae, {epochs = opts.ae_epochs, seed = opts.seed, log = log,
+        rows = ae_rows and lm.tensor(ae_rows, "int32")})
+    end
+    if main then vae:save(path) end
+  end)
+  local Z_train, Z_test = vae:encode_all(H_train), vae:encode_all(H_test)
+
+  -- ---- 3b. the paper's second autoencoder, on the learning record --------------------------------------
+  -- (§3.1; c.paper only) it places the trajectories; a tenth of the
+  -- recorded samples (every cycle of each) is held out for its validation
+  -- loss. Only rank 0 draws the trajectories, so only rank 0 trains it.
+  local vae_record
+  if paper and #snapshots > 1 and main then
+    vae_record = I.InfoVAE{inputs = H_train:size(2), mmd_weight = opts.mmd_weight, bw = bw}
+    vae_record:to(device)
+    stage("record autoencoder", function()
+      local path = opts.out .. "/autoencoder_record.safetensors"
+      if exists(path) then vae_record:load(path); vae_record:evaluate(); return end
+      local record = sharded and lm.cat(snapshots) or H_ae:narrow(1, x_train:size(1) + 1, n_snapshot_rows)
+      local m, fit_rows, val_rows = snapshots[1]:size(1), {}, {}
+      for k = 1, #snapshots do
+        for i = 1, m do
+          local list = i % 10 == 0 and val_rows or fit_rows
+          list[#list + 1] = (k - 1) * m + i
+        end
+      end
+      local R_fit = record:index_select(lm.tensor(fit_rows, "int32"))
+      local R_val = record:index_select(lm.tensor(val_rows, "int32"))
+      note_cycles("record autoencoder", I.fit_autoencoder(vae_record, R_fit, {seed = opts.seed, log = log,
+        log_cycle = log_cycle, title = "record autoencoder",
+        cyclic = regime(function() return vae_record:validation_loss(R_val) end)}))
+      vae_record:save(path)
+    end)
+  end
+
+  -- ---- 4. estimator ------------------------------------------------------------------------------------
+  local T_train, T_test = I.log_errors(Y_train, y_train), I.log_errors(Y_test, y_test)
+  local T_val = Y_val and I.log_errors(Y_val, c.val.y)
   local chosen = {}
-  local function fit_estimator(name, model, X, X_val)
-    local fit_opts = {epochs = opts.est_epochs, seed = opts.seed, log = log, title = name,
-      rows = sharded and lm.tensor(add_rows({}, lo, hi, 0), "int32") or nil}
+  -- the 2-D estimator in the paper's regime (c.paper): its validation loss
+  -- decides; otherwise (and for the recording's) the validation AUROC + AUPR
+  local function fit_estimator(name, model, X, X_val, paper_regime)
+    local fit_opts = {epochs = opts.est_epochs, seed = opts.seed, log = log, title = name, rows = my_rows}
+    if paper_regime then
+      fit_opts.log_cycle = log_cycle
+      fit_opts.cyclic = regime(function()
+        return lm.nn.functional.mse(I.estimate(model, X_val):view(-1, 1), T_val:view(-1, 1):to(device)):item()
+      end)
+      note_cycles(name, I.fit_estimator(model, X, T_train, fit_opts))
+      return
+    end
     local restore
     if H_val then fit_opts, restore = S.keep_best_epoch(model, X_val, wrong_val, fit_opts) end
     I.fit_estimator(model, X, T_train, fit_opts)
@@ -290,7 +358,7 @@ function study.run(c)
   stage("estimator", function()
     local path = opts.out .. "/estimator.safetensors"
     if agree(exists(path)) then est:load(path); est:evaluate(); return end
-    fit_estimator("estimator", est, Z_train, H_val and vae:encode_all(H_val))
+    fit_estimator("estimator", est, Z_train, H_val and vae:encode_all(H_val), paper ~= nil)
     if main then est:save(path) end
   end)
   local E_test = I.estimate(est, Z_test):to("cpu")
@@ -369,6 +437,7 @@ function study.run(c)
       baseline_score = baseline_kind,
       mmd_weight = opts.mmd_weight, ae_epochs = opts.ae_epochs, seed = opts.seed,
       estimator_epoch = chosen["estimator"], recording_estimator_epoch = chosen["recording estimator"],
+      paper_preset = paper ~= nil, cycles = next(cycles_run) and cycles_run or nil,
       threads = lm.get_num_threads(), processes = ranks, device = device, seconds = timings,
     }
   end)
@@ -435,7 +504,7 @@ function study.run(c)
       local tfig = plot.figure{width = 760, height = 640, title = "Learning trajectories over training cycles"}
       local tax = tfig:axes{rect = {70, 50, 520, 520}, xlabel = "z1", ylabel = "z2", xlim = {-4, 4}, ylim = {-4, 4}}
       local tz = {}
-      for k, s in ipairs(snapshots) do tz[k] = vae:encode_all(s):totable() end
+      for k, s in ipairs(snapshots) do tz[k] = (vae_record or vae):encode_all(s):totable() end
       local labels = train_set.y:index_select(traj_index):totable()
       for i = 1, #labels do
         local col = plot.CLASS_COLORS[labels[i]]
@@ -505,7 +574,12 @@ end
 function study.mnist_defaults()
   return {data = "mnist", seed = 1, threads = 0, out = "", fresh = false, cycles = 25, ae_epochs = 20,
     est_epochs = 20, mmd_weight = 500, subset = 0, trajectory_samples = 500, bandwidths = "0.1,1,10,100,1000",
-    data_dir = "", noise_max = 0, record_to = "auto"}
+    data_dir = "", noise_max = 0, record_to = "auto",
+    -- --paper: the paper's regime (docs/method.md): the classifier under a
+    -- triangular cyclic rate over [0, 1e-5] with cycles of paper_period
+    -- iterations, at most paper_cycles; the autoencoders and the estimator
+    -- under the same form peaking at paper_models_lr; two autoencoders
+    paper = false, paper_period = 3000, paper_cycles = 30, paper_models_lr = 1e-3}
 end
 
 -- MNIST (o.data: 'mnist' or 'fashion'), Fashion-MNIST when MNIST is missing.
@@ -553,9 +627,14 @@ local function train_net1(o, net, recorder, d, train_set, val_set)
     error(string.format("study.mnist: %d processes do not divide the batch of 128; use 1, 2, 4, 8, ... processes",
       ranks), 0)
   end
-  local clr = lm.optim.CyclicLR(opt, {min = 1e-5, max = 1e-3, period = 2 * steps})
+  local clr, cycles
+  if o.paper then -- as printed in the paper: cycles of T = 3000 iterations over [0, 1e-5], N = 30
+    clr, cycles = lm.optim.CyclicLR(opt, {min = 0, max = 1e-5, period = o.paper_period}), o.paper_cycles
+  else
+    clr, cycles = lm.optim.CyclicLR(opt, {min = 1e-5, max = 1e-3, period = 2 * steps}), o.cycles
+  end
   local noise = o.noise_max > 0 and {sigma_max = o.noise_max} or nil
-  lm.train{model = net, optimizer = opt, schedule = clr, cycles = o.cycles, train = train_set,
+  lm.train{model = net, optimizer = opt, schedule = clr, cycles = cycles, train = train_set,
     noise = noise, clip = noise and {0, 1} or nil,
     val = val_set, loss = "mse", early_stopping = {patience = 5}, seed = o.seed,
     batch_size = 128 // ranks, distributed = ranks > 1,
@@ -584,12 +663,13 @@ function study.mnist(o)
   for k, v in pairs(o or {}) do defaults[k] = v end
   o = defaults
   if o.threads > 0 then lm.set_num_threads(o.threads) end
-  if o.out == "" then o.out = "results/introspect_" .. o.data end
+  if o.out == "" then o.out = "results/introspect_" .. o.data .. (o.paper and "_paper" or "") end
   lm.mkdir(o.out)
   if o.fresh then -- the checkpoints and recordings this run and study.run would reuse or rewrite
     local rank, ranks = lm.dist.rank(), lm.dist.size()
     if rank == 0 then
-      for _, name in ipairs{"classifier", "trajectories", "autoencoder", "estimator", "estimator_recording",
+      for _, name in ipairs{"classifier", "trajectories", "autoencoder", "autoencoder_record", "estimator",
+          "estimator_recording",
           "recording_train", "recording_test"} do
         os.remove(o.out .. "/" .. name .. ".safetensors")
       end
@@ -627,6 +707,8 @@ function study.mnist(o)
     val = val_set, snapshots = snapshots, trajectory_index = traj_index, out = o.out, stage = stage, timings = timings,
     ae_epochs = o.ae_epochs, est_epochs = o.est_epochs, mmd_weight = o.mmd_weight, bw = bw,
     seed = o.seed, record_to = o.record_to,
+    paper = o.paper and {lr_max = o.paper_models_lr, period = o.paper_period, cycles = o.paper_cycles, patience = 5}
+      or nil,
   }
 end
 
