@@ -8,7 +8,13 @@
 --
 --   lumen experiments/net2_cifar10.lua [--cycles N] [--subset N] [--width F]
 --        [--device cpu|cuda] [--seed S] [--threads T] [--out DIR] [--steps N]
---        [--data-dir DIR] [--trajectory-samples N]
+--        [--data-dir DIR] [--trajectory-samples N] [--paper]
+--
+-- --paper: the paper's printed schedule: cycles of T = 5000 iterations
+-- from a rate of 0 up to the peak (--lr-max: the paper gives no peak for
+-- Net2), decaying by 0.95 a cycle, N = 100 cycles at most (output in
+-- results/net2_cifar10_paper). Without it: cycles of --period-epochs epochs
+-- over [--lr-min, --lr-max], --cycles of them.
 --
 -- Full training is work for a GPU (about 1.5 GFLOP per image per step: one
 -- epoch is roughly 80 TFLOP, over ten minutes per epoch on 2 CPU cores).
@@ -29,8 +35,12 @@ local cli = require 'lumen.cli'
 
 local opts = cli.parse(arg, {cycles = 30, period_epochs = 2, lr_min = 1e-5, lr_max = 5e-4, decay = 0.95,
   batch = 128, seed = 1, threads = 0, out = "results/net2_cifar10", subset = 0, width = 1.0,
-  device = "cpu", steps = 0, patience = 5, fresh = false, data_dir = "", trajectory_samples = 500},
+  device = "cpu", steps = 0, patience = 5, fresh = false, data_dir = "", trajectory_samples = 500, paper = false},
   "Train the paper's Net2: lumen experiments/net2_cifar10.lua [options]")
+if opts.paper then
+  opts.lr_min, opts.cycles = 0, 100
+  if opts.out == "results/net2_cifar10" then opts.out = "results/net2_cifar10_paper" end
+end
 if opts.threads > 0 then lm.set_num_threads(opts.threads) end
 if opts.fresh then
   os.remove(opts.out .. "/checkpoint.safetensors")
@@ -58,8 +68,8 @@ end
 local nparams = lm.models.count_parameters(net)
 local opt = lm.optim.Adam(net:parameters())
 local steps_per_epoch = math.max(1, train_set.x:size(1) // opts.batch)
-local schedule = lm.optim.CyclicLR(opt, {min = opts.lr_min, max = opts.lr_max, decay = opts.decay,
-  period = math.max(2, opts.period_epochs * steps_per_epoch)})
+local period = opts.paper and 5000 or math.max(2, opts.period_epochs * steps_per_epoch)
+local schedule = lm.optim.CyclicLR(opt, {min = opts.lr_min, max = opts.lr_max, decay = opts.decay, period = period})
 print(string.format("Net2 (width %.2f): %d parameters, %d threads, %d cycles of %d iterations",
   opts.width, nparams, lm.get_num_threads(), opts.cycles, schedule.period))
 
@@ -84,7 +94,8 @@ if opts.steps > 0 then
     print(string.format("step %d: loss %.5f", step, last))
   end
   print(string.format("%.3f s per step of %d images", (lm.clock() - t) / opts.steps, opts.batch))
-  return {first_loss = first, last_loss = last}
+  return {first_loss = first, last_loss = last, period = schedule.period, cycles = opts.cycles, lr = opt:lr(),
+    out = opts.out}
 end
 
 -- the snapshots of the learning trajectories: the first N training images at
@@ -127,7 +138,7 @@ local history = lm.train{
   early_stopping = {patience = opts.patience}, out = opts.out, resume = true, classes = d.classes,
   on_validate = on_validate,
 }
-local result = {validation = lm.evaluate(net, val_set).accuracy, cycles_run = #history,
+local result = {validation = lm.evaluate(net, val_set).accuracy, cycles_run = #history, paper_preset = opts.paper,
   trajectory_samples = traj_n, trajectory_cycles = 0}
 for k = 1, math.huge do
   if not (traj and traj["cycle" .. k]) then break end

@@ -61,6 +61,18 @@ describe("experiments", function()
       result.last_loss))
   end)
 
+  it("net2_cifar10.lua --paper runs the paper's schedule: cycles of 5000 iterations from 0, 100 of them", function()
+    local dir = cifar_folder(40)
+    local ok, result = run_experiment("experiments/net2_cifar10.lua",
+      {"--data-dir", dir, "--steps", "3", "--batch", "8", "--width", "0.1", "--lr-max", "1e-3", "--paper",
+       "--out", dir .. "/out"})
+    os.execute("rm -rf " .. dir)
+    truthy(ok, result)
+    same({result.period, result.cycles, result.out}, {5000, 100, dir .. "/out"})
+    -- a rate of 0 at the start of a cycle rising to the peak at its middle: 3 of 2500 steps
+    near(result.lr, 1e-3 * 3 / 2500, 1e-12)
+  end)
+
   it("introspect_cifar10.lua maps a saved Net2's dense layers, and says how to get one", function()
     local dir = cifar_folder(40)
     local ok, err = run_experiment("experiments/introspect_cifar10.lua",
