@@ -4,6 +4,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cpu_backend.h"
 #include "l_common.h"
 #include "l_embedded.h"
 #include "lm_alloc.h"
@@ -285,6 +286,19 @@ static int l_set_flush_denormal(lua_State *L) {
     return 1;
 }
 
+/* lm.set_conv_algorithm('auto' | 'gemm' | 'winograd'): the CPU's convolutions. */
+static const char *const conv_algorithm_names[] = {"auto", "gemm", "winograd", NULL};
+
+static int l_set_conv_algorithm(lua_State *L) {
+    lm_set_conv_algorithm((lm_conv_algorithm)luaL_checkoption(L, 1, NULL, conv_algorithm_names));
+    return 0;
+}
+
+static int l_get_conv_algorithm(lua_State *L) {
+    lua_pushstring(L, conv_algorithm_names[lm_get_conv_algorithm()]);
+    return 1;
+}
+
 static int l_get_flush_denormal(lua_State *L) {
     lua_pushboolean(L, lm_get_flush_denormal());
     return 1;
@@ -391,6 +405,8 @@ static const luaL_Reg module_functions[] = {{"tensor", l_tensor},
                                             {"set_num_threads", l_set_num_threads},
                                             {"set_flush_denormal", l_set_flush_denormal},
                                             {"get_flush_denormal", l_get_flush_denormal},
+                                            {"set_conv_algorithm", l_set_conv_algorithm},
+                                            {"get_conv_algorithm", l_get_conv_algorithm},
                                             {"get_num_threads", l_get_num_threads},
                                             {"memory_stats", l_memory_stats},
                                             {"empty_cache", l_empty_cache},

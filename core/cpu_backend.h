@@ -23,6 +23,21 @@ lm_status lm_cpu_matmul(lm_tensor *out, const lm_tensor *a, const lm_tensor *b, 
 void lm_cpu_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                   const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
                   int64_t ldc);
+/* How the CPU computes a convolution's forward pass: LM_CONV_AUTO picks per
+ * shape (Winograd F(2x2, 3x3) for 3x3 stride-1 layers wide enough to gain,
+ * by the thresholds measured in bench/conv_algorithms.lua), the others force
+ * one (Winograd where it applies, im2col + GEMM elsewhere). */
+typedef enum { LM_CONV_AUTO, LM_CONV_GEMM, LM_CONV_WINOGRAD } lm_conv_algorithm;
+void lm_set_conv_algorithm(lm_conv_algorithm algorithm);
+lm_conv_algorithm lm_get_conv_algorithm(void);
+/* The algorithm lm_cpu_conv2d takes for a layer of this shape. */
+lm_conv_algorithm lm_cpu_conv_choice(int64_t out_channels, const lm_conv_geometry *geo);
+bool lm_cpu_winograd_applies(const lm_conv_geometry *geo);
+lm_status lm_cpu_conv2d_winograd(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
+                                 const lm_conv_geometry *geo);
+bool lm_cpu_winograd_grad_input_applies(const lm_conv_geometry *geo);
+lm_status lm_cpu_conv2d_winograd_grad_input(lm_tensor *gx, const lm_tensor *g, const lm_tensor *w,
+                                            const lm_conv_geometry *geo);
 lm_status lm_cpu_conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
                         const lm_conv_geometry *geo);
 lm_status lm_cpu_conv2d_backward(lm_tensor *gx, lm_tensor *gw, const lm_tensor *g,

@@ -182,8 +182,33 @@ static int64_t plane_grain(const lm_conv_geometry *g) {
     return LM_GRAIN_ELEMENTWISE / (g->kernel_h * g->kernel_w * g->out_h * g->out_w + 1) + 1;
 }
 
+static lm_conv_algorithm conv_algorithm = LM_CONV_AUTO;
+
+void lm_set_conv_algorithm(lm_conv_algorithm algorithm) {
+    conv_algorithm = algorithm;
+}
+
+lm_conv_algorithm lm_get_conv_algorithm(void) {
+    return conv_algorithm;
+}
+
+/* Winograd's transforms cost memory traffic per tile and channel; with few
+ * channels the products they save are too small to pay for them (measured:
+ * bench/conv_algorithms.lua). */
+#define WINOGRAD_MIN_CHANNELS 16
+
+lm_conv_algorithm lm_cpu_conv_choice(int64_t out_channels, const lm_conv_geometry *g) {
+    if (!lm_cpu_winograd_applies(g) || conv_algorithm == LM_CONV_GEMM) return LM_CONV_GEMM;
+    if (conv_algorithm == LM_CONV_WINOGRAD) return LM_CONV_WINOGRAD;
+    return g->channels >= WINOGRAD_MIN_CHANNELS && out_channels >= WINOGRAD_MIN_CHANNELS
+               ? LM_CONV_WINOGRAD
+               : LM_CONV_GEMM;
+}
+
 lm_status lm_cpu_conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
                         const lm_conv_geometry *g) {
+    if (lm_cpu_conv_choice(w->shape[0], g) == LM_CONV_WINOGRAD)
+        return lm_cpu_conv2d_winograd(out, x, w, g);
     int64_t n = x->shape[0], o = w->shape[0], p = g->out_h * g->out_w;
     int64_t k = g->channels * g->kernel_h * g->kernel_w, nb = chunk_images(g, n, k);
     size_t cols_bytes = (size_t)(k * nb * p) * sizeof(float),
@@ -218,6 +243,12 @@ lm_status lm_cpu_conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
 lm_status lm_cpu_conv2d_backward(lm_tensor *gx, lm_tensor *gw, const lm_tensor *g_t,
                                  const lm_tensor *x, const lm_tensor *w,
                                  const lm_conv_geometry *g) {
+    if (gx && lm_cpu_conv_choice(w->shape[0], g) == LM_CONV_WINOGRAD &&
+        lm_cpu_winograd_grad_input_applies(
+            g)) { /* the weights' gradient by im2col, gx by Winograd */
+        lm_status st = gw ? lm_cpu_conv2d_backward(NULL, gw, g_t, x, w, g) : LM_OK;
+        return st == LM_OK ? lm_cpu_conv2d_winograd_grad_input(gx, g_t, w, g) : st;
+    }
     int64_t n = x->shape[0], o = w->shape[0], p = g->out_h * g->out_w;
     int64_t k = g->channels * g->kernel_h * g->kernel_w, nb = chunk_images(g, n, k);
     size_t cols_bytes = (size_t)(k * nb * p) * sizeof(float),

@@ -235,7 +235,8 @@ I.linear = function(t) return F.linear(t.x, t.w, t.b) end
 I.linear_no_bias = function(t) return F.linear(t.x, t.w) end
 I.linear_3d_input = I.linear
 I.linear_1d_input = I.linear
-for _, name in ipairs({"s2_p1", "s1_p0_no_bias", "s1_p1", "1x1", "rect_kernel_s2_p2", "s3_no_bias"}) do
+for _, name in ipairs({"s2_p1", "s1_p0_no_bias", "s1_p1", "1x1", "rect_kernel_s2_p2", "s3_no_bias", "winograd_p1",
+    "winograd_p0_no_bias", "winograd_p2"}) do
   -- t.b is nil without a bias: the call nn.Conv2d makes
   I["conv2d_" .. name] = function(t, o) return F.conv2d(t.x, t.w, t.b, {stride = o.stride, padding = o.padding}) end
 end

@@ -312,6 +312,10 @@ CONV = [
     ("1x1", (2, 4, 3, 3), (2, 4, 1, 1), True, 1, 0),
     ("rect_kernel_s2_p2", (2, 2, 6, 7), (3, 2, 3, 2), True, 2, 2),
     ("s3_no_bias", (1, 3, 9, 8), (2, 3, 3, 3), False, 3, 1),
+    # 3x3 stride 1 with at least 16 channels in and out: Lumen's CPU takes Winograd F(2x2, 3x3)
+    ("winograd_p1", (2, 16, 9, 7), (16, 16, 3, 3), True, 1, 1),
+    ("winograd_p0_no_bias", (3, 24, 6, 11), (20, 24, 3, 3), False, 1, 0),
+    ("winograd_p2", (1, 17, 5, 4), (32, 17, 3, 3), True, 1, 2),
 ]
 for name, sx, sw, bias, stride, pad in CONV:
     inputs = {"x": randn(*sx), "w": randn(*sw)}

@@ -1,0 +1,277 @@
+/* 3x3 stride-1 convolution by Winograd's minimal filtering F(2x2, 3x3)
+ * (Lavin and Gray, 2015): each 2x2 block of outputs comes from a 4x4 input
+ * tile with 16 products per input channel instead of 36, so the layer's
+ * multiply-adds become 16 matrix products [O, C] x [C, tiles] that do 2.25
+ * times less arithmetic than the im2col product. Transforms, per tile:
+ *   V = B^T d B (input), U = G g G^T (weights), Y = A^T (U . V) A (output).
+ * The images of a batch go in chunks whose transformed tiles stay within
+ * a budget of memory; every step runs on the thread pool. */
+#include <cblas.h>
+
+#include <stdint.h>
+#include <string.h>
+
+#include "cpu_backend.h"
+#include "lm_alloc.h"
+#include "lm_threads.h"
+
+#define TILE 4           /* input tile side: 2 outputs + 3 - 1 */
+#define POINTS 16        /* TILE * TILE transformed values a tile */
+#define CHUNK_TILES 2048 /* tiles a chunk's products should cover at least */
+#define CHUNK_BYTES ((int64_t)32 << 20)
+
+bool lm_cpu_winograd_applies(const lm_conv_geometry *g) {
+    return g->kernel_h == 3 && g->kernel_w == 3 && g->stride_h == 1 && g->stride_w == 1 &&
+           g->out_h >= 1 && g->out_w >= 1;
+}
+
+typedef struct {
+    const lm_conv_geometry *g;
+    int64_t out_channels, first, count; /* the chunk's images */
+    int64_t tiles_h, tiles_w, tiles;    /* per image, and in the chunk */
+    const float *x, *w;
+    float *u, *v, *m, *out;
+} winograd_job;
+
+#define WEIGHT_BLOCK 256
+
+/* U[point][o][c] = G g G^T for each (o, c) 3x3 kernel g, a block of kernels
+ * at a time: the block's nine taps are gathered into rows first, so every
+ * step is a loop along the kernels that vectorises. */
+static void weights_range(void *ctx, int64_t b, int64_t e) {
+    const winograd_job *j = ctx;
+    int64_t oc = j->out_channels * j->g->channels;
+    float taps[9][WEIGHT_BLOCK], gg[4][3][WEIGHT_BLOCK];
+    for (int64_t first = b; first < e; first += WEIGHT_BLOCK) {
+        int64_t n = e - first < WEIGHT_BLOCK ? e - first : WEIGHT_BLOCK;
+        const float *k = j->w + first * 9;
+        for (int64_t t = 0; t < n; t++)
+            for (int q = 0; q < 9; q++) taps[q][t] = k[t * 9 + q];
+        for (int col = 0; col < 3; col++) { /* G g: rows g0, (g0+g1+g2)/2, (g0-g1+g2)/2, g2 */
+            const float *g0 = taps[col], *g1 = taps[3 + col], *g2 = taps[6 + col];
+            for (int64_t t = 0; t < n; t++) {
+                gg[0][col][t] = g0[t];
+                gg[1][col][t] = 0.5f * (g0[t] + g1[t] + g2[t]);
+                gg[2][col][t] = 0.5f * (g0[t] - g1[t] + g2[t]);
+                gg[3][col][t] = g2[t];
+            }
+        }
+        for (int r = 0; r < 4; r++) { /* (G g) G^T, the same along each row */
+            const float *a = gg[r][0], *m = gg[r][1], *z = gg[r][2];
+            float *u0 = j->u + (int64_t)(r * 4) * oc + first, *u1 = u0 + oc, *u2 = u1 + oc,
+                  *u3 = u2 + oc;
+            for (int64_t t = 0; t < n; t++) {
+                u0[t] = a[t];
+                u1[t] = 0.5f * (a[t] + m[t] + z[t]);
+                u2[t] = 0.5f * (a[t] - m[t] + z[t]);
+                u3[t] = z[t];
+            }
+        }
+    }
+}
+
+/* Tiles a row is transformed by at a time: the scratch rows live on the
+ * stack of the pool's threads (the allocator is the Lua thread's). */
+#define SEGMENT 128
+
+/* Tiles t0 .. t0 + len of one input row of a row of tiles, the row's even
+ * and odd columns apart (zero where the row lies in the padding): tile t
+ * reads columns 2t .. 2t+3 of the padded row, that is even[t], odd[t],
+ * even[t+1] and odd[t+1] (counted from t0). */
+static void split_row(const float *x, int64_t yy, const lm_conv_geometry *g, int64_t t0,
+                      int64_t len, float *restrict even, float *restrict odd) {
+    int64_t w = g->width;
+    if (yy < 0 || yy >= g->height) {
+        memset(even, 0, sizeof(float) * (size_t)(len + 1));
+        memset(odd, 0, sizeof(float) * (size_t)(len + 1));
+        return;
+    }
+    const float *row = x + yy * w;
+    for (int64_t t = 0; t <= len; t++) {
+        int64_t xe = 2 * (t0 + t) - g->pad_w, xo = xe + 1;
+        even[t] = xe >= 0 && xe < w ? row[xe] : 0.0f;
+        odd[t] = xo >= 0 && xo < w ? row[xo] : 0.0f;
+    }
+}
+
+/* d B along a row, for every tile of the row: h[s][tx], s = 0..3. */
+static void row_transform(const float *restrict even, const float *restrict odd, int64_t tw,
+                          float *restrict h0, float *restrict h1, float *restrict h2,
+                          float *restrict h3) {
+    for (int64_t t = 0; t < tw; t++) {
+        h0[t] = even[t] - even[t + 1];
+        h1[t] = odd[t] + even[t + 1];
+        h2[t] = even[t + 1] - odd[t];
+        h3[t] = odd[t] - odd[t + 1];
+    }
+}
+
+/* out[t] = a[t] + sign * b[t]: one column step of B^T, for every tile. */
+static void combine(float *restrict out, const float *restrict a, const float *restrict b,
+                    float sign, int64_t tw) {
+    for (int64_t t = 0; t < tw; t++) out[t] = a[t] + sign * b[t];
+}
+
+/* V[point][c][tile] = B^T d B for every tile of the chunk's (image, channel)
+ * planes, a segment of a row of tiles at a time: the four input rows are
+ * split into even and odd columns, transformed along the rows, then down
+ * the columns, each step a loop along the tiles that vectorises. */
+static void inputs_range(void *ctx, int64_t b, int64_t e) {
+    const winograd_job *j = ctx;
+    const lm_conv_geometry *g = j->g;
+    int64_t c_n = g->channels, plane = c_n * j->tiles, tw = j->tiles_w;
+    float split[8][SEGMENT + 1], h[16][SEGMENT]; /* h[row * 4 + s]: d B of each input row */
+    for (int64_t t = b; t < e; t++) {            /* t = image in chunk * C + c */
+        int64_t i = t / c_n, c = t % c_n;
+        const float *x = j->x + ((j->first + i) * c_n + c) * g->height * g->width;
+        float *v_image = j->v + c * j->tiles + i * j->tiles_h * tw;
+        for (int64_t ty = 0; ty < j->tiles_h; ty++)
+            for (int64_t t0 = 0; t0 < tw; t0 += SEGMENT) {
+                int64_t len = tw - t0 < SEGMENT ? tw - t0 : SEGMENT;
+                float *v = v_image + ty * tw + t0;
+                for (int r = 0; r < 4; r++) {
+                    split_row(x, 2 * ty - g->pad_h + r, g, t0, len, split[2 * r], split[2 * r + 1]);
+                    row_transform(split[2 * r], split[2 * r + 1], len, h[4 * r], h[4 * r + 1],
+                                  h[4 * r + 2], h[4 * r + 3]);
+                }
+                /* B^T down the columns: rows 0 - 2, 1 + 2, 2 - 1, 1 - 3 */
+                for (int s = 0; s < 4; s++) {
+                    combine(v + (int64_t)s * plane, h[s], h[8 + s], -1.0f, len);
+                    combine(v + (int64_t)(4 + s) * plane, h[4 + s], h[8 + s], 1.0f, len);
+                    combine(v + (int64_t)(8 + s) * plane, h[8 + s], h[4 + s], -1.0f, len);
+                    combine(v + (int64_t)(12 + s) * plane, h[4 + s], h[12 + s], -1.0f, len);
+                }
+            }
+    }
+}
+
+/* M[point] [O, tiles] = U[point] [O, C] x V[point] [C, tiles], one point a call. */
+static void products_range(void *ctx, int64_t b, int64_t e) {
+    const winograd_job *j = ctx;
+    int64_t o = j->out_channels, c = j->g->channels, t = j->tiles;
+    for (int64_t p = b; p < e; p++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)o, (int)t, (int)c, 1.0f,
+                    j->u + p * o * c, (int)c, j->v + p * c * t, (int)t, 0.0f, j->m + p * o * t,
+                    (int)t);
+}
+
+/* out = A^T M A for every tile of the chunk's (image, output channel)
+ * planes, a segment of a row of tiles at a time into two rows of outputs,
+ * copied to the output cut to its width (an odd width drops a column). */
+static void outputs_range(void *ctx, int64_t b, int64_t e) {
+    const winograd_job *j = ctx;
+    const lm_conv_geometry *g = j->g;
+    int64_t o_n = j->out_channels, oh = g->out_h, ow = g->out_w, plane = o_n * j->tiles;
+    int64_t tw = j->tiles_w;
+    float top[2 * SEGMENT], bottom[2 * SEGMENT];
+    for (int64_t t = b; t < e; t++) { /* t = image in chunk * O + o */
+        int64_t i = t / o_n, o = t % o_n;
+        float *y = j->out + ((j->first + i) * o_n + o) * oh * ow;
+        const float *m_image = j->m + o * j->tiles + i * j->tiles_h * tw;
+        for (int64_t ty = 0; ty < j->tiles_h; ty++)
+            for (int64_t t0 = 0; t0 < tw; t0 += SEGMENT) {
+                int64_t len = tw - t0 < SEGMENT ? tw - t0 : SEGMENT;
+                const float *m = m_image + ty * tw + t0;
+                for (int64_t tx = 0; tx < len; tx++) {
+                    const float *p = m + tx;
+                    /* A^T M down the columns, then along the rows */
+                    float s00 = p[0] + p[4 * plane] + p[8 * plane],
+                          s01 = p[plane] + p[5 * plane] + p[9 * plane],
+                          s02 = p[2 * plane] + p[6 * plane] + p[10 * plane],
+                          s03 = p[3 * plane] + p[7 * plane] + p[11 * plane];
+                    float s10 = p[4 * plane] - p[8 * plane] - p[12 * plane],
+                          s11 = p[5 * plane] - p[9 * plane] - p[13 * plane],
+                          s12 = p[6 * plane] - p[10 * plane] - p[14 * plane],
+                          s13 = p[7 * plane] - p[11 * plane] - p[15 * plane];
+                    top[2 * tx] = s00 + s01 + s02;
+                    top[2 * tx + 1] = s01 - s02 - s03;
+                    bottom[2 * tx] = s10 + s11 + s12;
+                    bottom[2 * tx + 1] = s11 - s12 - s13;
+                }
+                int64_t y0 = 2 * ty, x0 = 2 * t0, n = ow - x0 < 2 * len ? ow - x0 : 2 * len;
+                memcpy(y + y0 * ow + x0, top, sizeof(float) * (size_t)n);
+                if (y0 + 1 < oh) memcpy(y + (y0 + 1) * ow + x0, bottom, sizeof(float) * (size_t)n);
+            }
+    }
+}
+
+/* out [n, o, oh, ow] = the correlation of x [n, C, H, W] with w [o, C, 3, 3]. */
+static lm_status winograd(float *out, const float *x, const float *w, int64_t n, int64_t o,
+                          const lm_conv_geometry *g) {
+    int64_t c = g->channels;
+    int64_t tiles_h = (g->out_h + 1) / 2, tiles_w = (g->out_w + 1) / 2,
+            per_image = tiles_h * tiles_w;
+    /* images a chunk: enough tiles for full-speed products, within the memory budget */
+    int64_t nb = (CHUNK_TILES + per_image - 1) / per_image;
+    int64_t cap = CHUNK_BYTES / (POINTS * (c + o) * per_image * (int64_t)sizeof(float));
+    if (nb > cap) nb = cap;
+    if (nb > n) nb = n;
+    if (nb < 1) nb = 1;
+    size_t u_bytes = (size_t)(POINTS * o * c) * sizeof(float);
+    size_t v_bytes = (size_t)(POINTS * c * nb * per_image) * sizeof(float);
+    size_t m_bytes = (size_t)(POINTS * o * nb * per_image) * sizeof(float);
+    float *u = lm_cpu_alloc(u_bytes), *v = lm_cpu_alloc(v_bytes), *m = lm_cpu_alloc(m_bytes);
+    if (!u || !v || !m) {
+        lm_cpu_free(u, u_bytes);
+        lm_cpu_free(v, v_bytes);
+        lm_cpu_free(m, m_bytes);
+        return LM_ERR_MEMORY;
+    }
+    winograd_job j = {g, o, 0, 0, tiles_h, tiles_w, 0, x, w, u, v, m, out};
+    lm_parallel_for(o * c, WEIGHT_BLOCK, weights_range, &j);
+    for (int64_t first = 0; first < n; first += nb) {
+        j.first = first;
+        j.count = n - first < nb ? n - first : nb;
+        j.tiles = j.count * per_image;
+        lm_parallel_for(j.count * c, LM_GRAIN_ELEMENTWISE / (POINTS * per_image) + 1, inputs_range,
+                        &j);
+        lm_parallel_for(POINTS, 1, products_range, &j);
+        lm_parallel_for(j.count * o, LM_GRAIN_ELEMENTWISE / (POINTS * per_image) + 1, outputs_range,
+                        &j);
+    }
+    lm_cpu_free(u, u_bytes);
+    lm_cpu_free(v, v_bytes);
+    lm_cpu_free(m, m_bytes);
+    return LM_OK;
+}
+
+lm_status lm_cpu_conv2d_winograd(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
+                                 const lm_conv_geometry *g) {
+    return winograd(lm_tensor_f32(out), lm_tensor_f32(x), lm_tensor_f32(w), x->shape[0],
+                    w->shape[0], g);
+}
+
+bool lm_cpu_winograd_grad_input_applies(const lm_conv_geometry *g) {
+    return lm_cpu_winograd_applies(g) && g->pad_h <= 2 && g->pad_w <= 2;
+}
+
+/* The input's gradient of a 3x3 stride-1 layer is itself such a layer: the
+ * output gradient g [n, O, oh, ow], padded by 2 - pad, correlated with the
+ * kernels turned by 180 degrees and with in and out channels swapped. */
+lm_status lm_cpu_conv2d_winograd_grad_input(lm_tensor *gx, const lm_tensor *g_out,
+                                            const lm_tensor *w, const lm_conv_geometry *g) {
+    int64_t o = w->shape[0], c = g->channels;
+    size_t bytes = (size_t)(c * o * 9) * sizeof(float);
+    float *turned = lm_cpu_alloc(bytes);
+    if (!turned) return LM_ERR_MEMORY;
+    const float *wp = lm_tensor_f32(w);
+    for (int64_t oi = 0; oi < o; oi++)
+        for (int64_t ci = 0; ci < c; ci++)
+            for (int q = 0; q < 9; q++)
+                turned[(ci * o + oi) * 9 + q] = wp[(oi * c + ci) * 9 + 8 - q];
+    lm_conv_geometry back = {.channels = o,
+                             .height = g->out_h,
+                             .width = g->out_w,
+                             .kernel_h = 3,
+                             .kernel_w = 3,
+                             .stride_h = 1,
+                             .stride_w = 1,
+                             .pad_h = 2 - g->pad_h,
+                             .pad_w = 2 - g->pad_w,
+                             .out_h = g->height,
+                             .out_w = g->width};
+    lm_status st =
+        winograd(lm_tensor_f32(gx), lm_tensor_f32(g_out), turned, gx->shape[0], c, &back);
+    lm_cpu_free(turned, bytes);
+    return st;
+}

@@ -1,0 +1,141 @@
+-- The CPU's convolution algorithms (lm.set_conv_algorithm): Winograd
+-- F(2x2, 3x3) and im2col + GEMM against a direct loop in double precision,
+-- forward and both gradients, at odd sizes, every padding Winograd takes,
+-- and the layers it must leave to im2col.
+local lm = require 'lumen'
+local F = lm.nn.functional
+
+local function max_rel(a, b)
+  local scale = b:abs():max():item()
+  return (a - b):abs():max():item() / (scale > 0 and scale or 1)
+end
+
+-- out, gx, gw of sum(out * g) for x [N, C, H, W], w [O, C, kh, kw], by the definition
+local function direct(x, w, g, stride, pad)
+  local n, c, h, wd = table.unpack(x:shape())
+  local o, _, kh, kw = table.unpack(w:shape())
+  local oh, ow = (h + 2 * pad - kh) // stride + 1, (wd + 2 * pad - kw) // stride + 1
+  local X, W, G = x:totable(), w:totable(), g:totable()
+  local out, gx, gw = {}, {}, {}
+  for i = 1, n do
+    gx[i] = {}
+    for ci = 1, c do
+      gx[i][ci] = {}
+      for y = 1, h do gx[i][ci][y] = {}; for z = 1, wd do gx[i][ci][y][z] = 0 end end
+    end
+  end
+  for oi = 1, o do
+    gw[oi] = {}
+    for ci = 1, c do
+      gw[oi][ci] = {}
+      for r = 1, kh do gw[oi][ci][r] = {}; for s = 1, kw do gw[oi][ci][r][s] = 0 end end
+    end
+  end
+  for i = 1, n do
+    out[i] = {}
+    for oi = 1, o do
+      out[i][oi] = {}
+      for y = 1, oh do
+        out[i][oi][y] = {}
+        for z = 1, ow do
+          local sum = 0
+          for ci = 1, c do
+            for r = 1, kh do
+              local yy = (y - 1) * stride - pad + r
+              if yy >= 1 and yy <= h then
+                for s = 1, kw do
+                  local zz = (z - 1) * stride - pad + s
+                  if zz >= 1 and zz <= wd then
+                    sum = sum + X[i][ci][yy][zz] * W[oi][ci][r][s]
+                    local gv = G[i][oi][y][z]
+                    gx[i][ci][yy][zz] = gx[i][ci][yy][zz] + gv * W[oi][ci][r][s]
+                    gw[oi][ci][r][s] = gw[oi][ci][r][s] + gv * X[i][ci][yy][zz]
+                  end
+                end
+              end
+            end
+          end
+          out[i][oi][y][z] = sum
+        end
+      end
+    end
+  end
+  return lm.tensor(out), lm.tensor(gx), lm.tensor(gw)
+end
+
+local function with_algorithm(name, fn)
+  local before = lm.get_conv_algorithm()
+  lm.set_conv_algorithm(name)
+  local ok, err = pcall(fn)
+  lm.set_conv_algorithm(before)
+  if not ok then error(err, 0) end
+end
+
+describe("convolution algorithms", function()
+  -- {N, C, O, H, W, padding}: odd and even sizes, planes smaller than a tile,
+  -- every padding Winograd takes (the input's gradient pads by 2 - padding)
+  local shapes = {{2, 3, 4, 5, 7, 1}, {1, 2, 3, 6, 6, 0}, {2, 3, 2, 4, 3, 2}, {1, 4, 5, 1, 1, 1},
+    {1, 2, 2, 2, 5, 1}, {3, 1, 2, 7, 4, 1}, {1, 2, 2, 3, 263, 1}} -- the last: rows of more than one segment
+
+  for _, algorithm in ipairs{"winograd", "gemm"} do
+    it(algorithm .. " gives the direct loop's output and gradients for 3x3 stride-1 layers", function()
+      lm.manual_seed(11)
+      for _, s in ipairs(shapes) do
+        local n, c, o, h, w, pad = table.unpack(s)
+        local x0, w0 = lm.randn(n, c, h, w), lm.randn(o, c, 3, 3)
+        local g = lm.randn(n, o, h + 2 * pad - 2, w + 2 * pad - 2)
+        local want, want_gx, want_gw = direct(x0, w0, g, 1, pad)
+        with_algorithm(algorithm, function()
+          local x, k = x0:clone():requires_grad(true), w0:clone():requires_grad(true)
+          local y = F.conv2d(x, k, nil, {padding = pad})
+          same(y:shape(), want:shape())
+          ;(y * g):sum():backward()
+          local label = algorithm .. " " .. table.concat(s, ",")
+          truthy(max_rel(y, want) < 1e-5, label .. " output " .. max_rel(y, want))
+          truthy(max_rel(x.grad, want_gx) < 1e-5, label .. " input gradient " .. max_rel(x.grad, want_gx))
+          truthy(max_rel(k.grad, want_gw) < 1e-5, label .. " weight gradient " .. max_rel(k.grad, want_gw))
+        end)
+      end
+    end)
+  end
+
+  it("leaves the layers Winograd cannot take to im2col, even when asked for it", function()
+    lm.manual_seed(12)
+    -- stride 2, a 5x5 kernel, a 3x2 kernel and padding 3 (the input's gradient would need -1)
+    for _, case in ipairs{{{2, 3, 7, 6}, {4, 3, 3, 3}, 2, 1}, {{1, 2, 7, 7}, {3, 2, 5, 5}, 1, 2},
+        {{1, 2, 6, 5}, {2, 2, 3, 2}, 1, 1}, {{1, 2, 4, 4}, {2, 2, 3, 3}, 1, 3}} do
+      local xs, ws, stride, pad = table.unpack(case)
+      local x0, w0 = lm.randn(table.unpack(xs)), lm.randn(table.unpack(ws))
+      local oh = (xs[3] + 2 * pad - ws[3]) // stride + 1
+      local ow = (xs[4] + 2 * pad - ws[4]) // stride + 1
+      local g = lm.randn(xs[1], ws[1], oh, ow)
+      local want, want_gx, want_gw = direct(x0, w0, g, stride, pad)
+      with_algorithm("winograd", function()
+        local x, k = x0:clone():requires_grad(true), w0:clone():requires_grad(true)
+        local y = F.conv2d(x, k, nil, {stride = stride, padding = pad})
+        ;(y * g):sum():backward()
+        truthy(max_rel(y, want) < 1e-5, "output")
+        truthy(max_rel(x.grad, want_gx) < 1e-5, "input gradient")
+        truthy(max_rel(k.grad, want_gw) < 1e-5, "weight gradient")
+      end)
+    end
+  end)
+
+  it("agree with each other on a ResNet-sized layer, chunked over images", function()
+    lm.manual_seed(13)
+    local x, w = lm.randn(40, 32, 9, 11), lm.randn(48, 32, 3, 3) * (1 / math.sqrt(288))
+    local outs = {}
+    for _, algorithm in ipairs{"gemm", "winograd", "auto"} do
+      with_algorithm(algorithm, function() outs[algorithm] = F.conv2d(x, w, nil, {padding = 1}) end)
+    end
+    truthy(max_rel(outs.winograd, outs.gemm) < 1e-5, "winograd against gemm")
+    eq(max_rel(outs.auto, outs.winograd), 0, "auto takes Winograd for 32 -> 48 channels")
+  end)
+
+  it("are chosen by name, and a wrong name is refused", function()
+    eq(lm.get_conv_algorithm(), "auto")
+    with_algorithm("gemm", function() eq(lm.get_conv_algorithm(), "gemm") end)
+    eq(lm.get_conv_algorithm(), "auto")
+    raises(function() lm.set_conv_algorithm("fft") end, "invalid option 'fft'")
+  end)
+end)
