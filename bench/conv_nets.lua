@@ -4,11 +4,13 @@
 -- (forward, MSE against one-hot targets, backward, Adam), milliseconds per
 -- batch, best of BENCH_REPS (default 5) timed repetitions after two untimed.
 -- The peer is bench/conv_nets_torch.py (the same layers).
---   lumen bench/conv_nets.lua [threads] [batch]
+--   lumen bench/conv_nets.lua [threads] [batch] [auto|gemm|winograd]
+-- The third argument sets lm.set_conv_algorithm (default auto).
 local lm = require 'lumen'
 local F = lm.nn.functional
 local threads = tonumber(arg[1]) or lm.get_num_threads()
 local batch = tonumber(arg[2]) or 64
+lm.set_conv_algorithm(arg[3] or "auto")
 local reps = tonumber(os.getenv("BENCH_REPS") or "") or 5
 lm.set_num_threads(threads)
 lm.manual_seed(1)
@@ -42,6 +44,7 @@ for _, name in ipairs({"net2", "resnet18"}) do
     opt:step()
     collectgarbage("step")
   end)
-  print(string.format("lumen %s, %d thread(s), batch %d: inference %.1f ms, training step %.1f ms (OpenBLAS %s)",
-    name, threads, batch, infer, train, lm.blas_info().kernel or "?"))
+  print(string.format("lumen %s, %d thread(s), batch %d: inference %.1f ms, training step %.1f ms "
+    .. "(OpenBLAS %s, convolutions %s)", name, threads, batch, infer, train, lm.blas_info().kernel or "?",
+    lm.get_conv_algorithm()))
 end

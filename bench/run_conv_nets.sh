@@ -16,7 +16,9 @@ core=$(OPENBLAS_CORETYPE= $lumen -e 'print(lm.blas_info().avx512 and "SkylakeX" 
 echo "# $(date -u +%F' '%H:%M) UTC, $(nproc) cores, batch $batch, best of $BENCH_REPS; OpenBLAS kernels for Lumen: $core"
 for cores in 1 2; do
   mask=$([ $cores = 1 ] && echo 0 || echo 0,1)
-  OPENBLAS_CORETYPE=$core taskset -c $mask $lumen bench/conv_nets.lua $cores $batch
+  for algorithm in auto gemm; do # Lumen's choice per layer, and im2col + GEMM everywhere
+    OPENBLAS_CORETYPE=$core taskset -c $mask $lumen bench/conv_nets.lua $cores $batch $algorithm
+  done
   for threads in $(seq 1 $cores); do
     for policy in unset PASSIVE; do
       [ $threads = 1 ] && [ $policy = PASSIVE ] && continue
