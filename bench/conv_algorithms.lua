@@ -22,7 +22,7 @@ local function best(fn)
   return t
 end
 print(string.format("# %s, %d thread(s), batch 64, forward, best of 5, OpenBLAS %s", os.date("!%Y-%m-%d %H:%M UTC"),
-  lm.get_num_threads(), (lm.blas_info and lm.blas_info().core) or "?"))
+  lm.get_num_threads(), lm.blas_info().kernel or "?"))
 print(string.format("%-14s %10s %10s %7s %12s", "C -> O @ size", "gemm ms", "winograd", "ratio", "max |diff|"))
 for _, s in ipairs(shapes) do
   local c, o, size = s[1], s[2], s[3]
