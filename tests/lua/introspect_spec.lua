@@ -278,6 +278,21 @@ describe("study.run", function()
     end
     eq(metrics.estimator_epoch, nil) -- the paper's regime chose by the validation loss, not by epochs
     truthy(metrics.recording_estimator_epoch >= 1)
+    -- the validation split's measures: 30 samples, the classifier's accuracy on them known
+    local v = metrics.validation
+    net:evaluate()
+    local correct = {}
+    for i, ok in ipairs(lm.no_grad(function() return net(val.x) end):argmax(2):eq(val.y):totable()) do
+      correct[i] = ok == 1
+    end
+    local right = 0
+    for _, ok in ipairs(correct) do if ok then right = right + 1 end end
+    near(v.classifier_accuracy, right / 30, 1e-12)
+    near(v.auroc_correct_baseline, I.auroc(I.baseline_scores(net, val.x), correct), 1e-12)
+    for _, k in ipairs{"auroc_correct_estimator", "aupr_error_estimator", "aupr_error_baseline",
+        "auroc_correct_recording_estimator", "aupr_error_recording_estimator", "latent_knn10_accuracy"} do
+      eq(type(v[k]), "number", k)
+    end
   end)
 end)
 

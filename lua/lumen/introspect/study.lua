@@ -446,6 +446,29 @@ function study.run(c)
     "autoencoder_reconstruction_per_unit"} do
     say(string.format("   %-36s %.4f", k, metrics[k]))
   end
+  -- the same measures on the validation split, where settings are compared
+  -- without reading the test set (every rank holds the whole split)
+  if H_val then
+    metrics.validation = lm.no_grad(function()
+      local Z_val = vae:encode_all(H_val)
+      local errors = 0
+      for _, w in ipairs(wrong_val) do if w then errors = errors + 1 end end
+      local v = {classifier_accuracy = 1 - errors / #wrong_val,
+        latent_knn10_accuracy = I.knn_accuracy(Z_val, c.val.y, 10)}
+      for name, score in pairs{estimator = I.estimate(est, Z_val):to("cpu"):totable(),
+          recording_estimator = I.estimate(est_rec, H_val):to("cpu"):totable(),
+          baseline = S.negated(I.baseline_scores(net, c.val.x))} do
+        local r = S.evaluate(score, wrong_val)
+        v["auroc_correct_" .. name], v["aupr_error_" .. name] = r.auroc_correct, r.aupr_error
+      end
+      return v
+    end)
+    local v = metrics.validation
+    say(string.format("   validation: accuracy %.4f, kNN-10 %.4f, AUROC / AUPR e_hat %.4f / %.4f, baseline %.4f / %.4f, "
+      .. "recording %.4f / %.4f", v.classifier_accuracy, v.latent_knn10_accuracy, v.auroc_correct_estimator,
+      v.aupr_error_estimator, v.auroc_correct_baseline, v.aupr_error_baseline, v.auroc_correct_recording_estimator,
+      v.aupr_error_recording_estimator))
+  end
   say(string.format("   latent mean (%.2f, %.2f), std (%.2f, %.2f)", metrics.latent_mean[1], metrics.latent_mean[2],
     metrics.latent_std[1], metrics.latent_std[2]))
 
