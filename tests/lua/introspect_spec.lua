@@ -282,11 +282,11 @@ describe("study.run", function()
     local v = metrics.validation
     net:evaluate()
     local correct = {}
-    for i, ok in ipairs(lm.no_grad(function() return net(val.x) end):argmax(2):eq(val.y):totable()) do
-      correct[i] = ok == 1
+    for i, hit in ipairs(lm.no_grad(function() return net(val.x) end):argmax(2):eq(val.y):totable()) do
+      correct[i] = hit == 1
     end
     local right = 0
-    for _, ok in ipairs(correct) do if ok then right = right + 1 end end
+    for _, hit in ipairs(correct) do if hit then right = right + 1 end end
     near(v.classifier_accuracy, right / 30, 1e-12)
     near(v.auroc_correct_baseline, I.auroc(I.baseline_scores(net, val.x), correct), 1e-12)
     for _, k in ipairs{"auroc_correct_estimator", "aupr_error_estimator", "aupr_error_baseline",
