@@ -466,8 +466,8 @@ function study.run(c)
     local v = metrics.validation
     say(string.format("   validation: accuracy %.4f, kNN-10 %.4f, AUROC / AUPR e_hat %.4f / %.4f, "
       .. "baseline %.4f / %.4f, recording %.4f / %.4f", v.classifier_accuracy, v.latent_knn10_accuracy,
-      v.auroc_correct_estimator, v.aupr_error_estimator, v.auroc_correct_baseline, v.aupr_error_baseline, v.auroc_correct_recording_estimator,
-      v.aupr_error_recording_estimator))
+      v.auroc_correct_estimator, v.aupr_error_estimator, v.auroc_correct_baseline, v.aupr_error_baseline,
+      v.auroc_correct_recording_estimator, v.aupr_error_recording_estimator))
   end
   say(string.format("   latent mean (%.2f, %.2f), std (%.2f, %.2f)", metrics.latent_mean[1], metrics.latent_mean[2],
     metrics.latent_std[1], metrics.latent_std[2]))
