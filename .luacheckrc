@@ -11,9 +11,10 @@ ignore = {
 
 -- the spec runner's globals (tests/run_specs.lua)
 files["tests"] = {
-  read_globals = {"describe", "it", "eq", "near", "truthy", "same", "raises", "skip"},
+  read_globals = {"describe", "it", "eq", "near", "truthy", "same", "raises", "skip", "rel_error"},
 }
-files["tests/run_specs.lua"] = {globals = {"describe", "it", "eq", "near", "truthy", "same", "raises", "skip"}}
+files["tests/run_specs.lua"] = {globals = {"describe", "it", "eq", "near", "truthy", "same", "raises", "skip",
+  "rel_error"}}
 -- experiments receive their command line in `arg`
 files["experiments"] = {read_globals = {"arg"}}
 files["bench"] = {read_globals = {"arg"}}

@@ -91,6 +91,15 @@ function spec.same(got, want, tol, path)
   end
 end
 
+-- The largest difference of two tensors relative to the largest magnitude
+-- of the reference `want`: max|got - want| / max|want| (the difference
+-- itself where `want` is all zero). Integer tensors compare as floats.
+function spec.rel_error(got, want)
+  local scale = want:float():abs():max():item()
+  local diff = (got:float() - want:float()):abs():max():item()
+  return scale > 0 and diff / scale or diff
+end
+
 -- fn must raise an error whose message contains `needle` (plain text).
 function spec.raises(fn, needle)
   local ok, err = pcall(fn)

@@ -5,11 +5,6 @@
 local lm = require 'lumen'
 local F = lm.nn.functional
 
-local function max_rel(a, b)
-  local scale = b:abs():max():item()
-  return (a - b):abs():max():item() / (scale > 0 and scale or 1)
-end
-
 -- out, gx, gw of sum(out * g) for x [N, C, H, W], w [O, C, kh, kw], by the definition
 local function direct(x, w, g, stride, pad)
   local n, c, h, wd = table.unpack(x:shape())
@@ -91,9 +86,9 @@ describe("convolution algorithms", function()
           same(y:shape(), want:shape())
           ;(y * g):sum():backward()
           local label = algorithm .. " " .. table.concat(s, ",")
-          truthy(max_rel(y, want) < 1e-5, label .. " output " .. max_rel(y, want))
-          truthy(max_rel(x.grad, want_gx) < 1e-5, label .. " input gradient " .. max_rel(x.grad, want_gx))
-          truthy(max_rel(k.grad, want_gw) < 1e-5, label .. " weight gradient " .. max_rel(k.grad, want_gw))
+          truthy(rel_error(y, want) < 1e-5, label .. " output " .. rel_error(y, want))
+          truthy(rel_error(x.grad, want_gx) < 1e-5, label .. " input gradient " .. rel_error(x.grad, want_gx))
+          truthy(rel_error(k.grad, want_gw) < 1e-5, label .. " weight gradient " .. rel_error(k.grad, want_gw))
         end)
       end
     end)
@@ -114,9 +109,9 @@ describe("convolution algorithms", function()
         local x, k = x0:clone():requires_grad(true), w0:clone():requires_grad(true)
         local y = F.conv2d(x, k, nil, {stride = stride, padding = pad})
         ;(y * g):sum():backward()
-        truthy(max_rel(y, want) < 1e-5, "output")
-        truthy(max_rel(x.grad, want_gx) < 1e-5, "input gradient")
-        truthy(max_rel(k.grad, want_gw) < 1e-5, "weight gradient")
+        truthy(rel_error(y, want) < 1e-5, "output")
+        truthy(rel_error(x.grad, want_gx) < 1e-5, "input gradient")
+        truthy(rel_error(k.grad, want_gw) < 1e-5, "weight gradient")
       end)
     end
   end)
@@ -128,8 +123,8 @@ describe("convolution algorithms", function()
     for _, algorithm in ipairs{"gemm", "winograd", "auto"} do
       with_algorithm(algorithm, function() outs[algorithm] = F.conv2d(x, w, nil, {padding = 1}) end)
     end
-    truthy(max_rel(outs.winograd, outs.gemm) < 1e-5, "winograd against gemm")
-    eq(max_rel(outs.auto, outs.winograd), 0, "auto takes Winograd for 32 -> 48 channels")
+    truthy(rel_error(outs.winograd, outs.gemm) < 1e-5, "winograd against gemm")
+    eq(rel_error(outs.auto, outs.winograd), 0, "auto takes Winograd for 32 -> 48 channels")
   end)
 
   it("are chosen by name, and a wrong name is refused", function()

@@ -9,8 +9,6 @@ local E = lm.explain
 local I = lm.introspect
 
 local function max_abs(t) return t:abs():max():item() end
-local function rel_err(a, b) return max_abs(a - b) / max_abs(b) end
-
 local function mlp()
   lm.manual_seed(11)
   return lm.models.net1{inputs = 20, hidden = 32, layers = 4, classes = 5}
@@ -244,7 +242,7 @@ describe("Grad-CAM against PyTorch", function()
     return net, lm.load(dir .. "/explain_io.safetensors")
   end
   local function check(name, got, want)
-    local err = rel_err(got, want)
+    local err = rel_error(got, want)
     truthy(err <= 1e-5, name .. " relative error " .. err)
   end
 
@@ -312,8 +310,8 @@ describe("attributions of the map", function()
     local a1, a2 = E.map_position(rec, vae, x)
     local f1 = finite_differences(rec, vae, est, x, function(z) return z:select(2, 1) end)
     local f2 = finite_differences(rec, vae, est, x, function(z) return z:select(2, 2) end)
-    truthy(rel_err(a1, f1) < 2e-3, "axis 1: " .. rel_err(a1, f1))
-    truthy(rel_err(a2, f2) < 2e-3, "axis 2: " .. rel_err(a2, f2))
+    truthy(rel_error(a1, f1) < 2e-3, "axis 1: " .. rel_error(a1, f1))
+    truthy(rel_error(a2, f2) < 2e-3, "axis 2: " .. rel_error(a2, f2))
     near(max_abs(E.map_position(rec, vae, x, {axis = 2}) - a2), 0, 0)
     eq(net.training, true, "the classifier's mode is restored")
     local ig, gap = E.map_position(rec, vae, x, {axis = 1, method = "integrated_gradients", steps = 32})
@@ -329,7 +327,7 @@ describe("attributions of the map", function()
     local x = lm.randn(5, 6)
     local a = E.log_error(rec, vae, est, x)
     local f = finite_differences(rec, vae, est, x, function(_, e) return e end)
-    truthy(rel_err(a, f) < 2e-3, "log10 e_hat: " .. rel_err(a, f))
+    truthy(rel_error(a, f) < 2e-3, "log10 e_hat: " .. rel_error(a, f))
     local ig, gap = E.log_error(rec, vae, est, x, {method = "integrated_gradients", baseline = 0.1})
     eq(ig:shape_string(), "5x6")
     truthy(max_abs(gap) < 1e-4, "completeness gap " .. max_abs(gap))

@@ -160,19 +160,13 @@ local order = {"bn1d_2d", "bn1d_3d", "bn2d", "bn2d_no_affine", "bn2d_no_stats", 
 
 local TOL = 1e-5
 
-local function rel_err(a, b)
-  local scale = b:abs():max():item()
-  local diff = (a:float() - b:float()):abs():max():item()
-  return scale > 0 and diff / scale or diff
-end
-
 -- compares, and keeps the worst error of the kind ("output", "gradient", ...)
 local function checker(label)
   local worst = {}
   local function close(a, b, what, kind)
     truthy(a ~= nil, what .. ": missing in Lumen")
     eq(a:shape_string(), b:shape_string(), what .. " shape")
-    local err = rel_err(a, b)
+    local err = rel_error(a, b)
     truthy(err <= TOL, string.format("%s: %s relative error %.3g", label, what, err))
     if not worst[kind] or err > worst[kind][1] then worst[kind] = {err, what} end
   end
@@ -289,8 +283,8 @@ describe("lm.models.resnet18 against torchvision", function()
         local worst32, worst_ratio = {0}, {0}
         for _, pair in ipairs(net:named_parameters()) do
           local name, g = pair[1], pair[2].grad
-          local vs32 = rel_err(g, io_["grad." .. name])
-          local vs64, torch_err = rel_err(g, io_["grad64." .. name]), io_["err32." .. name]:item()
+          local vs32 = rel_error(g, io_["grad." .. name])
+          local vs64, torch_err = rel_error(g, io_["grad64." .. name]), io_["err32." .. name]:item()
           truthy(vs32 <= TOL or vs64 <= factor * torch_err, string.format(
             "grad.%s: relative error %.3g from torch's float32, %.3g from float64 (torch's float32: %.3g)",
             name, vs32, vs64, torch_err))

@@ -73,11 +73,6 @@ local schedules = {
   clr_sawtooth = {min = 1e-4, max = 3e-3, period = 6, mode = "sawtooth"},
 }
 
-local function rel_error(a, b)
-  local scale = math.max(b:abs():max():item(), 1e-30)
-  return (a - b):abs():max():item() / scale
-end
-
 local function check_lr(got, want, max_lr, what)
   if math.abs(got - want) > LR_TOL * max_lr then
     error(string.format("%s: lr %.17g, torch %.17g", what, got, want), 2)

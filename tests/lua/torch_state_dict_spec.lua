@@ -34,8 +34,6 @@ local models = {
   end,
 }
 
-local function rel_err(a, b) return (a - b):abs():max():item() / b:abs():max():item() end
-
 describe("PyTorch state_dicts", function()
   for _, name in ipairs{"mlp", "convnet"} do
     for _, tag in ipairs{"F32", "F16", "BF16"} do
@@ -43,7 +41,7 @@ describe("PyTorch state_dicts", function()
         local net = models[name]():eval()
         net:load(string.format("%s/%s_%s.safetensors", dir, name, tag))
         local io = lm.load(string.format("%s/%s_io.safetensors", dir, name))
-        local err = rel_err(net(io.x), io["y_" .. tag])
+        local err = rel_error(net(io.x), io["y_" .. tag])
         truthy(err <= 1e-5, tag .. " relative error " .. err)
       end)
     end

@@ -35,17 +35,12 @@ local mf = io.open(dir .. "/manifest.json")
 local manifest = lm.json.decode(mf:read("a"))
 mf:close()
 
-local function rel_err(a, b)
-  local scale = b:abs():max():item()
-  return (a - b):abs():max():item() / (scale > 0 and scale or 1)
-end
-
 -- the worst relative error seen per kind, printed at the end
 local worst = {}
 local function compare(kind, what, got, want)
   truthy(got ~= nil, what .. ": Lumen produced nothing")
   eq(got:shape_string(), want:shape_string(), what .. " shape")
-  local err = rel_err(got, want)
+  local err = rel_error(got, want)
   if not worst[kind] or err > worst[kind].err then worst[kind] = {err = err, what = what} end
   truthy(err <= TOLERANCE, string.format("%s: relative error %.3g", what, err))
 end
