@@ -8,7 +8,9 @@
  * a budget of memory; every step runs on the thread pool. */
 #include <cblas.h>
 
+#include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cpu_backend.h"
@@ -31,7 +33,14 @@ typedef struct {
     int64_t tiles_h, tiles_w, tiles;    /* per image, and in the chunk */
     const float *x, *w;
     float *u, *v, *m, *out;
+    atomic_int failed; /* a small-plane transform could not get its scratch memory */
 } winograd_job;
+
+/* Planes of at most this many tiles (8x8 outputs) order their tiles
+ * image-minor, tile = (ty * tiles_w + tx) * count + image, so that each
+ * transform step is a loop along the chunk's images: a row of such a plane
+ * holds too few tiles for the vector loops. */
+#define SMALL_PLANE_TILES 16
 
 #define WEIGHT_BLOCK 256
 
@@ -145,6 +154,57 @@ static void inputs_range(void *ctx, int64_t b, int64_t e) {
     }
 }
 
+/* The input transform of small planes, one channel at a time: the
+ * chunk's planes of the channel are copied, zero-padded, into `pad`
+ * [padded rows][padded columns][image], so every tap of a tile is a
+ * contiguous vector along the images. */
+static void inputs_small_range(void *ctx, int64_t b, int64_t e) {
+    winograd_job *j = ctx;
+    const lm_conv_geometry *g = j->g;
+    int64_t n = j->count, c_n = g->channels, h = g->height, w = g->width;
+    int64_t tw = j->tiles_w, hp = 2 * j->tiles_h + 2, wp = 2 * tw + 2, plane = c_n * j->tiles;
+    /* malloc, not lm_cpu_alloc: this runs on the pool's threads */
+    float *pad = malloc(sizeof(float) * (size_t)(hp * wp * n));
+    if (!pad) {
+        atomic_store(&j->failed, 1);
+        return;
+    }
+    for (int64_t c = b; c < e; c++) {
+        memset(pad, 0, sizeof(float) * (size_t)(hp * wp * n));
+        for (int64_t i = 0; i < n; i++) {
+            const float *xp = j->x + ((j->first + i) * c_n + c) * h * w;
+            for (int64_t y = 0; y < h && y + g->pad_h < hp; y++)
+                for (int64_t x = 0; x < w && x + g->pad_w < wp; x++)
+                    pad[((y + g->pad_h) * wp + x + g->pad_w) * n + i] = xp[y * w + x];
+        }
+        for (int64_t ty = 0; ty < j->tiles_h; ty++)
+            for (int64_t tx = 0; tx < tw; tx++) {
+                const float *d = pad + (2 * ty * wp + 2 * tx) * n;
+                float *v = j->v + c * j->tiles + (ty * tw + tx) * n;
+                const int64_t row = wp * n;
+#pragma GCC ivdep
+                for (int64_t i = 0; i < n; i++) {
+                    float t[4][4]; /* d B along each of the tile's four rows */
+                    for (int r = 0; r < 4; r++) {
+                        const float *dr = d + r * row + i;
+                        float a = dr[0], bb = dr[n], cc = dr[2 * n], dd = dr[3 * n];
+                        t[r][0] = a - cc;
+                        t[r][1] = bb + cc;
+                        t[r][2] = cc - bb;
+                        t[r][3] = bb - dd;
+                    }
+                    for (int s = 0; s < 4; s++) { /* B^T down the columns */
+                        v[(int64_t)s * plane + i] = t[0][s] - t[2][s];
+                        v[(int64_t)(4 + s) * plane + i] = t[1][s] + t[2][s];
+                        v[(int64_t)(8 + s) * plane + i] = t[2][s] - t[1][s];
+                        v[(int64_t)(12 + s) * plane + i] = t[1][s] - t[3][s];
+                    }
+                }
+            }
+    }
+    free(pad);
+}
+
 /* M[point] [O, tiles] = U[point] [O, C] x V[point] [C, tiles], one point a call. */
 static void products_range(void *ctx, int64_t b, int64_t e) {
     const winograd_job *j = ctx;
@@ -195,6 +255,50 @@ static void outputs_range(void *ctx, int64_t b, int64_t e) {
     }
 }
 
+/* The output transform of small planes, one output channel at a time:
+ * each tile's outputs are vectors along the images, gathered in `q`
+ * [rows][columns][image] and then copied to each image's plane. */
+static void outputs_small_range(void *ctx, int64_t b, int64_t e) {
+    winograd_job *j = ctx;
+    const lm_conv_geometry *g = j->g;
+    int64_t n = j->count, o_n = j->out_channels, oh = g->out_h, ow = g->out_w;
+    int64_t tw = j->tiles_w, qw = 2 * tw, plane = o_n * j->tiles;
+    float *q =
+        malloc(sizeof(float) * (size_t)(2 * j->tiles_h * qw * n)); /* on the pool's threads */
+    if (!q) {
+        atomic_store(&j->failed, 1);
+        return;
+    }
+    for (int64_t o = b; o < e; o++) {
+        for (int64_t ty = 0; ty < j->tiles_h; ty++)
+            for (int64_t tx = 0; tx < tw; tx++) {
+                const float *m = j->m + o * j->tiles + (ty * tw + tx) * n;
+                float *q0 = q + (2 * ty * qw + 2 * tx) * n, *q1 = q0 + qw * n;
+#pragma GCC ivdep
+                for (int64_t i = 0; i < n; i++) {
+                    const float *p = m + i;
+                    float s0[4], s1[4]; /* A^T M down the columns */
+                    for (int col = 0; col < 4; col++) {
+                        float m0 = p[col * plane], m1 = p[(4 + col) * plane],
+                              m2 = p[(8 + col) * plane], m3 = p[(12 + col) * plane];
+                        s0[col] = m0 + m1 + m2;
+                        s1[col] = m1 - m2 - m3;
+                    }
+                    q0[i] = s0[0] + s0[1] + s0[2];
+                    q0[n + i] = s0[1] - s0[2] - s0[3];
+                    q1[i] = s1[0] + s1[1] + s1[2];
+                    q1[n + i] = s1[1] - s1[2] - s1[3];
+                }
+            }
+        for (int64_t i = 0; i < n; i++) {
+            float *y = j->out + ((j->first + i) * o_n + o) * oh * ow;
+            for (int64_t yy = 0; yy < oh; yy++)
+                for (int64_t xx = 0; xx < ow; xx++) y[yy * ow + xx] = q[(yy * qw + xx) * n + i];
+        }
+    }
+    free(q);
+}
+
 /* out [n, o, oh, ow] = the correlation of x [n, C, H, W] with w [o, C, 3, 3]. */
 static lm_status winograd(float *out, const float *x, const float *w, int64_t n, int64_t o,
                           const lm_conv_geometry *g) {
@@ -217,22 +321,28 @@ static lm_status winograd(float *out, const float *x, const float *w, int64_t n,
         lm_cpu_free(m, m_bytes);
         return LM_ERR_MEMORY;
     }
-    winograd_job j = {g, o, 0, 0, tiles_h, tiles_w, 0, x, w, u, v, m, out};
+    winograd_job j = {g, o, 0, 0, tiles_h, tiles_w, 0, x, w, u, v, m, out, 0};
+    bool small = per_image <= SMALL_PLANE_TILES;
     lm_parallel_for(o * c, WEIGHT_BLOCK, weights_range, &j);
-    for (int64_t first = 0; first < n; first += nb) {
+    for (int64_t first = 0; first < n && !atomic_load(&j.failed); first += nb) {
         j.first = first;
         j.count = n - first < nb ? n - first : nb;
         j.tiles = j.count * per_image;
-        lm_parallel_for(j.count * c, LM_GRAIN_ELEMENTWISE / (POINTS * per_image) + 1, inputs_range,
-                        &j);
+        int64_t grain = LM_GRAIN_ELEMENTWISE / (POINTS * j.tiles / (small ? 1 : j.count)) + 1;
+        if (small)
+            lm_parallel_for(c, grain, inputs_small_range, &j);
+        else
+            lm_parallel_for(j.count * c, grain, inputs_range, &j);
         lm_parallel_for(POINTS, 1, products_range, &j);
-        lm_parallel_for(j.count * o, LM_GRAIN_ELEMENTWISE / (POINTS * per_image) + 1, outputs_range,
-                        &j);
+        if (small)
+            lm_parallel_for(o, grain, outputs_small_range, &j);
+        else
+            lm_parallel_for(j.count * o, grain, outputs_range, &j);
     }
     lm_cpu_free(u, u_bytes);
     lm_cpu_free(v, v_bytes);
     lm_cpu_free(m, m_bytes);
-    return LM_OK;
+    return atomic_load(&j.failed) ? LM_ERR_MEMORY : LM_OK;
 }
 
 lm_status lm_cpu_conv2d_winograd(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
