@@ -38,6 +38,11 @@ lm_status lm_cpu_conv2d_winograd(lm_tensor *out, const lm_tensor *x, const lm_te
 bool lm_cpu_winograd_grad_input_applies(const lm_conv_geometry *geo);
 lm_status lm_cpu_conv2d_winograd_grad_input(lm_tensor *gx, const lm_tensor *g, const lm_tensor *w,
                                             const lm_conv_geometry *geo);
+/* Whether Winograd computes this layer's weight gradient faster than im2col:
+ * on small planes only (bench/conv_algorithms.lua). */
+bool lm_cpu_winograd_grad_weight_gains(const lm_conv_geometry *geo);
+lm_status lm_cpu_conv2d_winograd_grad_weight(lm_tensor *gw, const lm_tensor *g, const lm_tensor *x,
+                                             const lm_conv_geometry *geo);
 lm_status lm_cpu_conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
                         const lm_conv_geometry *geo);
 lm_status lm_cpu_conv2d_backward(lm_tensor *gx, lm_tensor *gw, const lm_tensor *g,

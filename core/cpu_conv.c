@@ -240,15 +240,11 @@ lm_status lm_cpu_conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
     return LM_OK;
 }
 
-lm_status lm_cpu_conv2d_backward(lm_tensor *gx, lm_tensor *gw, const lm_tensor *g_t,
+/* gx and gw by im2col: the images' columns, their products with the output
+ * gradient, and (for gx) the columns' gradient folded back. */
+static lm_status backward_im2col(lm_tensor *gx, lm_tensor *gw, const lm_tensor *g_t,
                                  const lm_tensor *x, const lm_tensor *w,
                                  const lm_conv_geometry *g) {
-    if (gx && lm_cpu_conv_choice(w->shape[0], g) == LM_CONV_WINOGRAD &&
-        lm_cpu_winograd_grad_input_applies(
-            g)) { /* the weights' gradient by im2col, gx by Winograd */
-        lm_status st = gw ? lm_cpu_conv2d_backward(NULL, gw, g_t, x, w, g) : LM_OK;
-        return st == LM_OK ? lm_cpu_conv2d_winograd_grad_input(gx, g_t, w, g) : st;
-    }
     int64_t n = x->shape[0], o = w->shape[0], p = g->out_h * g->out_w;
     int64_t k = g->channels * g->kernel_h * g->kernel_w, nb = chunk_images(g, n, k);
     size_t cols_bytes = (size_t)(k * nb * p) * sizeof(float),
@@ -288,4 +284,20 @@ lm_status lm_cpu_conv2d_backward(lm_tensor *gx, lm_tensor *gw, const lm_tensor *
     lm_cpu_free(side, side_bytes);
     lm_cpu_free(table, table_bytes);
     return LM_OK;
+}
+
+lm_status lm_cpu_conv2d_backward(lm_tensor *gx, lm_tensor *gw, const lm_tensor *g_t,
+                                 const lm_tensor *x, const lm_tensor *w,
+                                 const lm_conv_geometry *g) {
+    if (lm_cpu_conv_choice(w->shape[0], g) != LM_CONV_WINOGRAD)
+        return backward_im2col(gx, gw, g_t, x, w, g);
+    lm_status st = LM_OK;
+    if (gw)
+        st = lm_cpu_winograd_grad_weight_gains(g)
+                 ? lm_cpu_conv2d_winograd_grad_weight(gw, g_t, x, g)
+                 : backward_im2col(NULL, gw, g_t, x, w, g);
+    if (st != LM_OK || !gx) return st;
+    return lm_cpu_winograd_grad_input_applies(g) /* the input's gradient pads by 2 - pad */
+               ? lm_cpu_conv2d_winograd_grad_input(gx, g_t, w, g)
+               : backward_im2col(gx, NULL, g_t, x, w, g);
 }

@@ -8,17 +8,17 @@
  * a budget of memory; every step runs on the thread pool. */
 #include <cblas.h>
 
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cpu_backend.h"
+#include "cpu_winograd.h"
 #include "lm_alloc.h"
 #include "lm_threads.h"
 
-#define TILE 4           /* input tile side: 2 outputs + 3 - 1 */
-#define POINTS 16        /* TILE * TILE transformed values a tile */
+#define POINTS WINOGRAD_POINTS
+#define SMALL_PLANE_TILES WINOGRAD_SMALL_PLANE_TILES
 #define CHUNK_TILES 2048 /* tiles a chunk's products should cover at least */
 #define CHUNK_BYTES ((int64_t)32 << 20)
 
@@ -27,20 +27,13 @@ bool lm_cpu_winograd_applies(const lm_conv_geometry *g) {
            g->out_h >= 1 && g->out_w >= 1;
 }
 
-typedef struct {
-    const lm_conv_geometry *g;
-    int64_t out_channels, first, count; /* the chunk's images */
-    int64_t tiles_h, tiles_w, tiles;    /* per image, and in the chunk */
-    const float *x, *w;
-    float *u, *v, *m, *out;
-    atomic_int failed; /* a small-plane transform could not get its scratch memory */
-} winograd_job;
-
-/* Planes of at most this many tiles (8x8 outputs) order their tiles
- * image-minor, tile = (ty * tiles_w + tx) * count + image, so that each
- * transform step is a loop along the chunk's images: a row of such a plane
- * holds too few tiles for the vector loops. */
-#define SMALL_PLANE_TILES 16
+int64_t lm_winograd_chunk_images(int64_t n, int64_t c, int64_t o, int64_t per_image) {
+    int64_t nb = (CHUNK_TILES + per_image - 1) / per_image;
+    int64_t cap = CHUNK_BYTES / (POINTS * (c + o) * per_image * (int64_t)sizeof(float));
+    if (nb > cap) nb = cap;
+    if (nb > n) nb = n;
+    return nb < 1 ? 1 : nb;
+}
 
 #define WEIGHT_BLOCK 256
 
@@ -205,6 +198,15 @@ static void inputs_small_range(void *ctx, int64_t b, int64_t e) {
     free(pad);
 }
 
+void lm_winograd_transform_inputs(winograd_job *j) {
+    int64_t per_image = j->tiles / j->count, c = j->g->channels;
+    if (per_image <= SMALL_PLANE_TILES)
+        lm_parallel_for(c, LM_GRAIN_ELEMENTWISE / (POINTS * j->tiles) + 1, inputs_small_range, j);
+    else
+        lm_parallel_for(j->count * c, LM_GRAIN_ELEMENTWISE / (POINTS * per_image) + 1, inputs_range,
+                        j);
+}
+
 /* M[point] [O, tiles] = U[point] [O, C] x V[point] [C, tiles], one point a call. */
 static void products_range(void *ctx, int64_t b, int64_t e) {
     const winograd_job *j = ctx;
@@ -305,12 +307,7 @@ static lm_status winograd(float *out, const float *x, const float *w, int64_t n,
     int64_t c = g->channels;
     int64_t tiles_h = (g->out_h + 1) / 2, tiles_w = (g->out_w + 1) / 2,
             per_image = tiles_h * tiles_w;
-    /* images a chunk: enough tiles for full-speed products, within the memory budget */
-    int64_t nb = (CHUNK_TILES + per_image - 1) / per_image;
-    int64_t cap = CHUNK_BYTES / (POINTS * (c + o) * per_image * (int64_t)sizeof(float));
-    if (nb > cap) nb = cap;
-    if (nb > n) nb = n;
-    if (nb < 1) nb = 1;
+    int64_t nb = lm_winograd_chunk_images(n, c, o, per_image);
     size_t u_bytes = (size_t)(POINTS * o * c) * sizeof(float);
     size_t v_bytes = (size_t)(POINTS * c * nb * per_image) * sizeof(float);
     size_t m_bytes = (size_t)(POINTS * o * nb * per_image) * sizeof(float);
@@ -321,7 +318,7 @@ static lm_status winograd(float *out, const float *x, const float *w, int64_t n,
         lm_cpu_free(m, m_bytes);
         return LM_ERR_MEMORY;
     }
-    winograd_job j = {g, o, 0, 0, tiles_h, tiles_w, 0, x, w, u, v, m, out, 0};
+    winograd_job j = {g, o, 0, 0, tiles_h, tiles_w, 0, x, w, NULL, u, v, m, out, 0};
     bool small = per_image <= SMALL_PLANE_TILES;
     lm_parallel_for(o * c, WEIGHT_BLOCK, weights_range, &j);
     for (int64_t first = 0; first < n && !atomic_load(&j.failed); first += nb) {
@@ -329,10 +326,7 @@ static lm_status winograd(float *out, const float *x, const float *w, int64_t n,
         j.count = n - first < nb ? n - first : nb;
         j.tiles = j.count * per_image;
         int64_t grain = LM_GRAIN_ELEMENTWISE / (POINTS * j.tiles / (small ? 1 : j.count)) + 1;
-        if (small)
-            lm_parallel_for(c, grain, inputs_small_range, &j);
-        else
-            lm_parallel_for(j.count * c, grain, inputs_range, &j);
+        lm_winograd_transform_inputs(&j);
         lm_parallel_for(POINTS, 1, products_range, &j);
         if (small)
             lm_parallel_for(o, grain, outputs_small_range, &j);

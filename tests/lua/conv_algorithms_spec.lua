@@ -1,7 +1,8 @@
 -- The CPU's convolution algorithms (lm.set_conv_algorithm): Winograd
 -- F(2x2, 3x3) and im2col + GEMM against a direct loop in double precision,
--- forward and both gradients, at odd sizes, every padding Winograd takes,
--- and the layers it must leave to im2col.
+-- forward and both gradients (Winograd's weight gradient on planes of up to
+-- 8x8 outputs, im2col's on larger ones), at odd sizes, every padding
+-- Winograd takes, and the layers it must leave to im2col.
 local lm = require 'lumen'
 local F = lm.nn.functional
 
@@ -125,6 +126,20 @@ describe("convolution algorithms", function()
     end
     truthy(rel_error(outs.winograd, outs.gemm) < 1e-5, "winograd against gemm")
     eq(rel_error(outs.auto, outs.winograd), 0, "auto takes Winograd for 32 -> 48 channels")
+    -- 8x8 planes of 300 images: three chunks of at most 128, the weights'
+    -- gradient summed over them
+    local x0, w0 = lm.randn(300, 16, 8, 8), lm.randn(16, 16, 3, 3) * (1 / 12)
+    local g = lm.randn(300, 16, 8, 8)
+    local grads = {}
+    for _, algorithm in ipairs{"gemm", "winograd"} do
+      with_algorithm(algorithm, function()
+        local x, k = x0:clone():requires_grad(true), w0:clone():requires_grad(true)
+        ;(F.conv2d(x, k, nil, {padding = 1}) * g):sum():backward()
+        grads[algorithm] = {x.grad, k.grad}
+      end)
+    end
+    truthy(rel_error(grads.winograd[1], grads.gemm[1]) < 1e-5, "input gradient over chunks")
+    truthy(rel_error(grads.winograd[2], grads.gemm[2]) < 1e-5, "weight gradient over chunks")
   end)
 
   it("are chosen by name, and a wrong name is refused", function()

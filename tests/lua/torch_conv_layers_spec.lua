@@ -251,7 +251,7 @@ describe("lm.models.resnet18 against torchvision", function()
   end
 
   -- each stem under both CPU convolution algorithms: Winograd's transforms
-  -- round more (measured: up to 4.1x torch's float32 error from float64 on
+  -- round more (measured: up to 3.3x torch's float32 error from float64 on
   -- the ImageNet stem's 2x2 layer4 planes, against 2.6x by im2col), so the
   -- factor below is 5 where Winograd runs and 3 where it does not
   for _, case in ipairs{{"cifar", "auto", 5}, {"imagenet", "auto", 5}, {"cifar", "gemm", 3}, {"imagenet", "gemm", 3}} do
@@ -278,7 +278,7 @@ describe("lm.models.resnet18 against torchvision", function()
         -- passes within 1e-5 of torch's, or when it is about as close to the
         -- float64 gradient as torch's float32 one (within `factor`: Lumen
         -- rounds in another order, batch statistics in double, batched GEMMs,
-        -- and lands between 1x and 2.6x torch's error by im2col, up to 4.1x
+        -- and lands between 1x and 2.6x torch's error by im2col, up to 3.3x
         -- with Winograd; a wrong rule is off by orders of magnitude)
         local worst32, worst_ratio = {0}, {0}
         for _, pair in ipairs(net:named_parameters()) do
