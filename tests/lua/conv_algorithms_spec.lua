@@ -133,9 +133,9 @@ describe("convolution algorithms", function()
     local grads = {}
     for _, algorithm in ipairs{"gemm", "winograd"} do
       with_algorithm(algorithm, function()
-        local x, k = x0:clone():requires_grad(true), w0:clone():requires_grad(true)
-        ;(F.conv2d(x, k, nil, {padding = 1}) * g):sum():backward()
-        grads[algorithm] = {x.grad, k.grad}
+        local xg, k = x0:clone():requires_grad(true), w0:clone():requires_grad(true)
+        ;(F.conv2d(xg, k, nil, {padding = 1}) * g):sum():backward()
+        grads[algorithm] = {xg.grad, k.grad}
       end)
     end
     truthy(rel_error(grads.winograd[1], grads.gemm[1]) < 1e-5, "input gradient over chunks")
