@@ -1,7 +1,8 @@
 -- The main experiment: self-introspection of the paper's Net1 on MNIST.
 --   lumen experiments/introspect_mnist.lua [--data mnist|fashion] [--seed S]
 --        [--threads T] [--out DIR] [--fresh] [--cycles N] [--ae-epochs N]
---        [--est-epochs N] [--mmd-weight W] [--bandwidths B1,B2,..] [--subset N]
+--        [--est-period T] [--est-cycles N] [--est-epochs N] [--mmd-weight W]
+--        [--bandwidths B1,B2,..] [--subset N]
 --        [--data-dir DIR] [--noise-max S] [--record-to auto|memory|file]
 --        [--paper [--paper-period T] [--paper-cycles N] [--paper-models-lr LR]]
 --
@@ -26,7 +27,10 @@
 --   3. autoencoder: an InfoVAE (2400 -> 200 -> 200 -> 200 -> 2 and back) on the
 --      standardised recording, reconstruction + mmd_weight x MMD;
 --   4. estimator: 2 -> 200 -> 200 -> 200 -> 1 on log10 of the classifier's
---      per-sample error;
+--      per-sample error, in the paper's regime (cycles of --est-period
+--      iterations of a cyclic rate over [0, 1e-3], at most --est-cycles, the
+--      best on the validation loss); beside it the same network on the
+--      recording (--est-epochs epochs);
 --   5. figures, metrics.json, atlas.html and index.html.
 -- The pipeline is study.mnist (lua/lumen/introspect/study.lua), which
 -- experiments/analyses_mnist.lua also runs for its noise-trained Net1. The

@@ -169,7 +169,8 @@ describe("lm.dist under mpirun", function()
     local dir = os.tmpname()
     os.remove(dir)
     dofile("tests/helpers/fake_mnist.lua").write(dir, 600, 200)
-    local args = "--data-dir " .. dir .. " --cycles 2 --ae-epochs 2 --est-epochs 2 --trajectory-samples 50 "
+    local args = "--data-dir " .. dir .. " --cycles 2 --ae-epochs 2 --est-epochs 2 --est-period 20 --est-cycles 3 "
+      .. "--trajectory-samples 50 "
       .. "--threads 1 --out " .. dir
     local ok1, out1 = run(string.format("'%s' experiments/introspect_mnist.lua %s/one", lumen, args))
     local ok2, out2 = run(string.format("%stimeout 120 mpirun --allow-run-as-root --oversubscribe -n 2 '%s' "

@@ -257,7 +257,8 @@ describe("error scores: the experiment", function()
     dofile("tests/helpers/fake_mnist.lua").write(dir, 600, 200)
     local out = dir .. "/out"
     local ok, metrics = run_experiment("experiments/introspect_mnist.lua", {"--data-dir", dir, "--cycles", "2",
-      "--ae-epochs", "2", "--est-epochs", "2", "--trajectory-samples", "50", "--out", out})
+      "--ae-epochs", "2", "--est-epochs", "2", "--est-period", "20", "--est-cycles", "3", "--trajectory-samples", "50",
+      "--out", out})
     truthy(ok, metrics)
     local sok, r = run_experiment("experiments/error_scores_mnist.lua", {"--data-dir", dir, "--out", out,
       "--est-epochs", "1", "--long-epochs", "1", "--wide-epochs", "1", "--heldout-epochs", "1", "--folds", "3",

@@ -272,10 +272,12 @@ function study.run(c)
     say(string.format("   cycle %d (%d iterations): validation loss %.5f%s", k, r.steps, r.val_loss,
       r.best and "  best so far" or ""))
   end
-  -- the paper's regime for a model with its validation loss
-  local function regime(validate)
-    return {max = paper.lr_max, min = 0, period = paper.period, cycles = paper.cycles, patience = paper.patience,
-      validate = validate}
+  -- the paper's regime for a model with its validation loss: c.paper's
+  -- settings, or for the 2-D estimator without them c.est_regime's
+  local function regime(validate, settings)
+    settings = settings or paper
+    return {max = settings.lr_max, min = 0, period = settings.period, cycles = settings.cycles,
+      patience = settings.patience or 5, validate = validate}
   end
   local cycles_run = {}
   local function note_cycles(name, history)
@@ -332,15 +334,20 @@ function study.run(c)
   local T_train, T_test = I.log_errors(Y_train, y_train), I.log_errors(Y_test, y_test)
   local T_val = Y_val and I.log_errors(Y_val, c.val.y)
   local chosen = {}
-  -- the 2-D estimator in the paper's regime (c.paper): its validation loss
-  -- decides; otherwise (and for the recording's) the validation AUROC + AUPR
-  local function fit_estimator(name, model, X, X_val, paper_regime)
+  -- the 2-D estimator in the paper's regime (c.paper's settings, or else
+  -- c.est_regime's) when there is a validation set: its validation loss
+  -- decides the cycle kept. Measured on the validation split with the same
+  -- map, this finds the classifier's errors far better than 20 epochs at a
+  -- constant rate (AUROC 0.90 against 0.83, AUPR 0.30 against 0.17;
+  -- docs/method.md). The recording's estimator keeps the epoch of the best
+  -- validation AUROC + AUPR.
+  local function fit_estimator(name, model, X, X_val, settings)
     local fit_opts = {epochs = opts.est_epochs, seed = opts.seed, log = log, title = name, rows = my_rows}
-    if paper_regime then
+    if settings and X_val then
       fit_opts.log_cycle = log_cycle
       fit_opts.cyclic = regime(function()
         return lm.nn.functional.mse(I.estimate(model, X_val):view(-1, 1), T_val:view(-1, 1):to(device)):item()
-      end)
+      end, settings)
       note_cycles(name, I.fit_estimator(model, X, T_train, fit_opts))
       return
     end
@@ -358,7 +365,7 @@ function study.run(c)
   stage("estimator", function()
     local path = opts.out .. "/estimator.safetensors"
     if agree(exists(path)) then est:load(path); est:evaluate(); return end
-    fit_estimator("estimator", est, Z_train, H_val and vae:encode_all(H_val), paper ~= nil)
+    fit_estimator("estimator", est, Z_train, H_val and vae:encode_all(H_val), paper or c.est_regime)
     if main then est:save(path) end
   end)
   local E_test = I.estimate(est, Z_test):to("cpu")
@@ -598,6 +605,10 @@ function study.mnist_defaults()
   return {data = "mnist", seed = 1, threads = 0, out = "", fresh = false, cycles = 25, ae_epochs = 20,
     est_epochs = 20, mmd_weight = 500, subset = 0, trajectory_samples = 500, bandwidths = "0.1,1,10,100,1000",
     data_dir = "", noise_max = 0, record_to = "auto",
+    -- the 2-D estimator: cycles of est_period iterations of a cyclic rate
+    -- over [0, 1e-3], at most est_cycles, the best on the validation loss
+    -- (the paper's regime); est_epochs is the recording estimator's length
+    est_period = 3000, est_cycles = 30,
     -- --paper: the paper's regime (docs/method.md): the classifier under a
     -- triangular cyclic rate over [0, 1e-5] with cycles of paper_period
     -- iterations, at most paper_cycles; the autoencoders and the estimator
@@ -732,6 +743,7 @@ function study.mnist(o)
     seed = o.seed, record_to = o.record_to,
     paper = o.paper and {lr_max = o.paper_models_lr, period = o.paper_period, cycles = o.paper_cycles, patience = 5}
       or nil,
+    est_regime = {lr_max = 1e-3, period = o.est_period, cycles = o.est_cycles, patience = 5},
   }
 end
 
