@@ -175,7 +175,8 @@ describe("experiments", function()
     os.remove(dir)
     dofile("tests/helpers/fake_mnist.lua").write(dir, 600, 200)
     local ok, metrics = run_experiment("experiments/introspect_mnist.lua",
-      {"--data-dir", dir, "--cycles", "2", "--ae-epochs", "2", "--est-epochs", "2", "--est-period", "20", "--est-cycles", "3",
+      {"--data-dir", dir, "--cycles", "2", "--ae-epochs", "2", "--est-epochs", "2", "--est-period", "20",
+       "--est-cycles", "3",
        "--trajectory-samples", "50", "--out", dir .. "/out"})
     -- the analyses run over the cached models of that run
     local test_x = lm.data.mnist{dir = dir}.test.x
