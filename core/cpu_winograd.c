@@ -27,12 +27,33 @@ bool lm_cpu_winograd_applies(const lm_conv_geometry *g) {
            g->out_h >= 1 && g->out_w >= 1;
 }
 
-int64_t lm_winograd_chunk_images(int64_t n, int64_t c, int64_t o, int64_t per_image) {
-    int64_t nb = (CHUNK_TILES + per_image - 1) / per_image;
-    int64_t cap = CHUNK_BYTES / (POINTS * (c + o) * per_image * (int64_t)sizeof(float));
+lm_status lm_winograd_buffers(winograd_buffers *b, int64_t n, int64_t o,
+                              const lm_conv_geometry *g) {
+    int64_t c = g->channels;
+    b->tiles_h = (g->out_h + 1) / 2;
+    b->tiles_w = (g->out_w + 1) / 2;
+    b->per_image = b->tiles_h * b->tiles_w;
+    int64_t nb = (CHUNK_TILES + b->per_image - 1) / b->per_image;
+    int64_t cap = CHUNK_BYTES / (POINTS * (c + o) * b->per_image * (int64_t)sizeof(float));
     if (nb > cap) nb = cap;
     if (nb > n) nb = n;
-    return nb < 1 ? 1 : nb;
+    b->chunk = nb < 1 ? 1 : nb;
+    b->u_bytes = (size_t)(POINTS * o * c) * sizeof(float);
+    b->v_bytes = (size_t)(POINTS * c * b->chunk * b->per_image) * sizeof(float);
+    b->m_bytes = (size_t)(POINTS * o * b->chunk * b->per_image) * sizeof(float);
+    b->u = lm_cpu_alloc(b->u_bytes);
+    b->v = lm_cpu_alloc(b->v_bytes);
+    b->m = lm_cpu_alloc(b->m_bytes);
+    if (b->u && b->v && b->m) return LM_OK;
+    lm_winograd_buffers_free(b);
+    return LM_ERR_MEMORY;
+}
+
+void lm_winograd_buffers_free(winograd_buffers *b) {
+    lm_cpu_free(b->u, b->u_bytes);
+    lm_cpu_free(b->v, b->v_bytes);
+    lm_cpu_free(b->m, b->m_bytes);
+    b->u = b->v = b->m = NULL;
 }
 
 #define WEIGHT_BLOCK 256
@@ -305,20 +326,10 @@ static void outputs_small_range(void *ctx, int64_t b, int64_t e) {
 static lm_status winograd(float *out, const float *x, const float *w, int64_t n, int64_t o,
                           const lm_conv_geometry *g) {
     int64_t c = g->channels;
-    int64_t tiles_h = (g->out_h + 1) / 2, tiles_w = (g->out_w + 1) / 2,
-            per_image = tiles_h * tiles_w;
-    int64_t nb = lm_winograd_chunk_images(n, c, o, per_image);
-    size_t u_bytes = (size_t)(POINTS * o * c) * sizeof(float);
-    size_t v_bytes = (size_t)(POINTS * c * nb * per_image) * sizeof(float);
-    size_t m_bytes = (size_t)(POINTS * o * nb * per_image) * sizeof(float);
-    float *u = lm_cpu_alloc(u_bytes), *v = lm_cpu_alloc(v_bytes), *m = lm_cpu_alloc(m_bytes);
-    if (!u || !v || !m) {
-        lm_cpu_free(u, u_bytes);
-        lm_cpu_free(v, v_bytes);
-        lm_cpu_free(m, m_bytes);
-        return LM_ERR_MEMORY;
-    }
-    winograd_job j = {g, o, 0, 0, tiles_h, tiles_w, 0, x, w, NULL, u, v, m, out, 0};
+    winograd_buffers b;
+    if (lm_winograd_buffers(&b, n, o, g) != LM_OK) return LM_ERR_MEMORY;
+    int64_t per_image = b.per_image, nb = b.chunk;
+    winograd_job j = {g, o, 0, 0, b.tiles_h, b.tiles_w, 0, x, w, NULL, b.u, b.v, b.m, out, 0};
     bool small = per_image <= SMALL_PLANE_TILES;
     lm_parallel_for(o * c, WEIGHT_BLOCK, weights_range, &j);
     for (int64_t first = 0; first < n && !atomic_load(&j.failed); first += nb) {
@@ -333,9 +344,7 @@ static lm_status winograd(float *out, const float *x, const float *w, int64_t n,
         else
             lm_parallel_for(j.count * o, grain, outputs_range, &j);
     }
-    lm_cpu_free(u, u_bytes);
-    lm_cpu_free(v, v_bytes);
-    lm_cpu_free(m, m_bytes);
+    lm_winograd_buffers_free(&b);
     return atomic_load(&j.failed) ? LM_ERR_MEMORY : LM_OK;
 }
 

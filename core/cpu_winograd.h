@@ -32,10 +32,19 @@ typedef struct {
     atomic_int failed; /* a transform could not get its scratch memory */
 } winograd_job;
 
-/* Images a chunk takes: enough tiles for full-speed products, within a
- * budget of memory for v and m. */
-int64_t lm_winograd_chunk_images(int64_t n, int64_t channels, int64_t out_channels,
-                                 int64_t tiles_per_image);
+/* A layer's tiling and the buffers of its pass: u for all kernels, v and m
+ * for a chunk of `chunk` images, as many as give the products enough tiles
+ * within a budget of memory. */
+typedef struct {
+    int64_t tiles_h, tiles_w, per_image, chunk;
+    float *u, *v, *m;
+    size_t u_bytes, v_bytes, m_bytes;
+} winograd_buffers;
+
+/* Fills b for n images of layer g with o output channels; LM_ERR_MEMORY
+ * (nothing held) when the buffers cannot be had. */
+lm_status lm_winograd_buffers(winograd_buffers *b, int64_t n, int64_t o, const lm_conv_geometry *g);
+void lm_winograd_buffers_free(winograd_buffers *b);
 
 /* The input transform of the chunk's images into j->v, on the thread pool. */
 void lm_winograd_transform_inputs(winograd_job *j);

@@ -147,26 +147,16 @@ bool lm_cpu_winograd_grad_weight_gains(const lm_conv_geometry *g) {
 lm_status lm_cpu_conv2d_winograd_grad_weight(lm_tensor *gw, const lm_tensor *g_out,
                                              const lm_tensor *x, const lm_conv_geometry *g) {
     int64_t n = x->shape[0], o = gw->shape[0], c = g->channels;
-    int64_t tiles_h = (g->out_h + 1) / 2, tiles_w = (g->out_w + 1) / 2,
-            per_image = tiles_h * tiles_w;
-    int64_t nb = lm_winograd_chunk_images(n, c, o, per_image);
-    size_t u_bytes = (size_t)(POINTS * o * c) * sizeof(float);
-    size_t v_bytes = (size_t)(POINTS * c * nb * per_image) * sizeof(float);
-    size_t m_bytes = (size_t)(POINTS * o * nb * per_image) * sizeof(float);
-    float *u = lm_cpu_alloc(u_bytes), *v = lm_cpu_alloc(v_bytes), *m = lm_cpu_alloc(m_bytes);
-    if (!u || !v || !m) {
-        lm_cpu_free(u, u_bytes);
-        lm_cpu_free(v, v_bytes);
-        lm_cpu_free(m, m_bytes);
-        return LM_ERR_MEMORY;
-    }
-    winograd_job j = {g,       o,
-                      0,       0,
-                      tiles_h, tiles_w,
-                      0,       lm_tensor_f32(x),
-                      NULL,    lm_tensor_f32(g_out),
-                      u,       v,
-                      m,       lm_tensor_f32(gw),
+    winograd_buffers b;
+    if (lm_winograd_buffers(&b, n, o, g) != LM_OK) return LM_ERR_MEMORY;
+    int64_t per_image = b.per_image, nb = b.chunk;
+    winograd_job j = {g,         o,
+                      0,         0,
+                      b.tiles_h, b.tiles_w,
+                      0,         lm_tensor_f32(x),
+                      NULL,      lm_tensor_f32(g_out),
+                      b.u,       b.v,
+                      b.m,       lm_tensor_f32(gw),
                       0};
     bool small = per_image <= WINOGRAD_SMALL_PLANE_TILES;
     for (int64_t first = 0; first < n && !atomic_load(&j.failed); first += nb) {
@@ -185,8 +175,6 @@ lm_status lm_cpu_conv2d_winograd_grad_weight(lm_tensor *gw, const lm_tensor *g_o
     }
     if (!atomic_load(&j.failed))
         lm_parallel_for(o * c, LM_GRAIN_ELEMENTWISE / 64 + 1, kernels_range, &j);
-    lm_cpu_free(u, u_bytes);
-    lm_cpu_free(v, v_bytes);
-    lm_cpu_free(m, m_bytes);
+    lm_winograd_buffers_free(&b);
     return atomic_load(&j.failed) ? LM_ERR_MEMORY : LM_OK;
 }
