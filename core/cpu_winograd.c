@@ -183,8 +183,9 @@ static void inputs_small_range(void *ctx, int64_t b, int64_t e) {
         atomic_store(&j->failed, 1);
         return;
     }
+    /* zero once: every channel writes the same interior, the padding stays zero */
+    memset(pad, 0, sizeof(float) * (size_t)(hp * wp * n));
     for (int64_t c = b; c < e; c++) {
-        memset(pad, 0, sizeof(float) * (size_t)(hp * wp * n));
         for (int64_t i = 0; i < n; i++) {
             const float *xp = j->x + ((j->first + i) * c_n + c) * h * w;
             for (int64_t y = 0; y < h && y + g->pad_h < hp; y++)

@@ -78,8 +78,9 @@ static void gradients_small_range(void *ctx, int64_t b, int64_t e) {
         atomic_store(&j->failed, 1);
         return;
     }
+    /* zero once: every channel writes the same plane, the rest of the tiles stays zero */
+    memset(q, 0, sizeof(float) * q_floats);
     for (int64_t o = b; o < e; o++) {
-        memset(q, 0, sizeof(float) * q_floats);
         for (int64_t i = 0; i < n; i++) {
             const float *gy = j->gy + ((j->first + i) * o_n + o) * oh * ow;
             for (int64_t y = 0; y < oh; y++)
