@@ -251,15 +251,9 @@ function study.run(c)
     H_test:size(2), sharded and string.format(", recorded in %d parts", ranks) or ""))
 
   -- ---- 3. autoencoder --------------------------------------------------------------------------------
-  -- A multi-scale MMD kernel (bandwidths times the latent size): with the
-  -- single kernel of docs/design.md (bw = 2) the latents drifted to a mean of 36 and a
-  -- standard deviation of 68, far outside where that narrow kernel has any
-  -- gradient; summing kernels from 0.1 to 1000 keeps a pull at every distance
-  -- and gave a latent with mean 0.0 and std 0.99 at the same kNN accuracy.
-  -- the validation split's recording (c.val): each estimator keeps the
-  -- epoch whose estimates find the classifier's validation errors best
-  -- (AUROC + AUPR), the paper's regime checks its losses on it; the test
-  -- set is read only for the final metrics
+  -- the validation split's recording (c.val): the models choose their
+  -- epoch or cycle on it (see fit_estimator below) and the metrics report
+  -- it; the test set is read only for the final metrics
   local H_val, Y_val, wrong_val
   if c.val then
     H_val, Y_val = recorder:record_set(c.val.x, {progress = false})
@@ -286,6 +280,11 @@ function study.run(c)
     cycles_run[name] = {cycles = #history.cycles, best = best}
     say(string.format("   kept cycle %d of %d", best, #history.cycles))
   end
+  -- A multi-scale MMD kernel (bandwidths times the latent size): with the
+  -- single kernel of docs/design.md (bw = 2) the latents drifted to a mean of 36 and a
+  -- standard deviation of 68, far outside where that narrow kernel has any
+  -- gradient; summing kernels from 0.1 to 1000 keeps a pull at every distance
+  -- and gave a latent with mean 0.0 and std 0.99 at the same kNN accuracy.
   local vae = I.InfoVAE{inputs = H_train:size(2), mmd_weight = opts.mmd_weight, bw = bw}
   vae:to(device)
   stage("autoencoder", function()
@@ -301,6 +300,7 @@ function study.run(c)
     if main then vae:save(path) end
   end)
   local Z_train, Z_test = vae:encode_all(H_train), vae:encode_all(H_test)
+  local Z_val = H_val and vae:encode_all(H_val)
 
   -- ---- 3b. the paper's second autoencoder, on the learning record --------------------------------------
   -- (§3.1; c.paper only) it places the trajectories; a tenth of the
@@ -365,7 +365,7 @@ function study.run(c)
   stage("estimator", function()
     local path = opts.out .. "/estimator.safetensors"
     if agree(exists(path)) then est:load(path); est:evaluate(); return end
-    fit_estimator("estimator", est, Z_train, H_val and vae:encode_all(H_val), paper or c.est_regime)
+    fit_estimator("estimator", est, Z_train, Z_val, paper or c.est_regime)
     if main then est:save(path) end
   end)
   local E_test = I.estimate(est, Z_test):to("cpu")
@@ -457,7 +457,6 @@ function study.run(c)
   -- without reading the test set (every rank holds the whole split)
   if H_val then
     metrics.validation = lm.no_grad(function()
-      local Z_val = vae:encode_all(H_val)
       local errors = 0
       for _, w in ipairs(wrong_val) do if w then errors = errors + 1 end end
       local v = {classifier_accuracy = 1 - errors / #wrong_val,
