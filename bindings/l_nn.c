@@ -62,6 +62,24 @@ static int f_batch_norm(lua_State *L) {
     return 3;
 }
 
+/* F._mmd(z, p, {bandwidths}) -> the fused MMD (F.mmd decides where it runs) */
+static int f_mmd(lua_State *L) {
+    lm_tensor *z = l_check_tensor(L, 1), *p = l_check_tensor(L, 2);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    double bws[32];
+    int n = (int)luaL_len(L, 3);
+    if (n > 32) return luaL_error(L, "mmd: at most 32 bandwidths, got %d", n);
+    for (int i = 0; i < n; i++) {
+        lua_geti(L, 3, i + 1);
+        int isnum;
+        bws[i] = lua_tonumberx(L, -1, &isnum);
+        if (!isnum) return luaL_error(L, "mmd: bandwidth %d is not a number", i + 1);
+        lua_pop(L, 1);
+    }
+    l_check(L, lm_ag_mmd(l_push_slot(L), z, p, bws, n));
+    return 1;
+}
+
 /* F.mse(y_hat, y [, {reduction = 'mean' | 'none'}]) */
 static int f_mse(lua_State *L) {
     lm_tensor *yh = l_check_tensor(L, 1), *y = l_check_tensor(L, 2);
@@ -239,6 +257,7 @@ static const luaL_Reg functional[] = {{"linear", f_linear},
                                       {"log_softmax", f_log_softmax},
                                       {"cross_entropy", f_cross_entropy},
                                       {"mse", f_mse},
+                                      {"_mmd", f_mmd},
                                       {"_batch_norm", f_batch_norm},
                                       {"conv2d", f_conv2d},
                                       {"max_pool2d", f_max_pool2d},

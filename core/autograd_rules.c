@@ -488,6 +488,15 @@ lm_status lm_rule_mse(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     return sc_end(&sc);
 }
 
+/* saved[0] = d mmd / dz, saved[1] = d mmd / dp (each only when wanted),
+ * computed with the value; g is the scalar's gradient. */
+lm_status lm_rule_mmd(lm_node *n, lm_tensor *g, lm_tensor **gi) {
+    scope sc = {0};
+    for (int k = 0; k < 2; k++)
+        if (needs_grad(n, k)) gi[k] = sc_give(&sc, sc_binary(&sc, LM_MUL, sc_saved(&sc, n, k), g));
+    return sc_end(&sc);
+}
+
 /* inputs x, weight, bias; saved x [N, C, S], mean, var, weight; p[0] = eps */
 lm_status lm_rule_batch_norm(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     scope sc = {0};

@@ -27,6 +27,7 @@ lm_status lm_rule_log_softmax(lm_node *n, lm_tensor *g, lm_tensor **gi);
 lm_status lm_rule_cross_entropy(lm_node *n, lm_tensor *g, lm_tensor **gi);
 lm_status lm_rule_dropout(lm_node *n, lm_tensor *g, lm_tensor **gi);
 lm_status lm_rule_mse(lm_node *n, lm_tensor *g, lm_tensor **gi);
+lm_status lm_rule_mmd(lm_node *n, lm_tensor *g, lm_tensor **gi);
 lm_status lm_rule_batch_norm(lm_node *n, lm_tensor *g, lm_tensor **gi);
 lm_status lm_rule_conv2d(lm_node *n, lm_tensor *g, lm_tensor **gi);
 lm_status lm_rule_max_pool2d(lm_node *n, lm_tensor *g, lm_tensor **gi);

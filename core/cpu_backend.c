@@ -40,6 +40,7 @@ static const lm_backend cpu = {
     .pool2d_backward = lm_cpu_pool2d_backward,
     .index_select = lm_cpu_index_select,
     .sq_diff_rows = lm_cpu_sq_diff_rows,
+    .mmd = lm_cpu_mmd,
     .topk = lm_cpu_topk,
     .one_hot = lm_cpu_one_hot,
     .optim_step = lm_cpu_optim_step,

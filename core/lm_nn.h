@@ -19,6 +19,13 @@ lm_status lm_ag_cross_entropy(lm_tensor **out, lm_tensor *logits, lm_tensor *lab
  * over the batch (dimension 1); per_sample gives the [N] errors instead. */
 lm_status lm_ag_mse(lm_tensor **out, lm_tensor *y_hat, lm_tensor *y, bool per_sample);
 
+/* The multi-scale MMD of samples z [N, D] and prior samples p [M, D], the
+ * biased estimate over all pairs: mean k(z, z') + mean k(p, p') - 2 mean
+ * k(z, p), k(a, c) = sum over the bandwidths of exp(-||a - c||^2 / (bw D)).
+ * A scalar; fused on backends that have it (LM_ERR_DEVICE elsewhere). */
+lm_status lm_ag_mmd(lm_tensor **out, lm_tensor *z, lm_tensor *p, const double *bandwidths,
+                    int nbandwidths);
+
 /* Inverted dropout in one pass: each element kept with probability `keep`
  * and scaled by 1 / keep, from the global random stream (the mask is the one
  * lm_rand_dropout_mask_ would draw at this stream position). */

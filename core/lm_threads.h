@@ -25,6 +25,6 @@ void lm_parallel_for(int64_t n, int64_t grain, lm_range_fn fn, void *ctx);
 int lm_parallel_chunks(int64_t n, int64_t grain);
 void lm_parallel_chunk_bounds(int64_t n, int chunks, int k, int64_t *begin, int64_t *end);
 
-#define LM_GRAIN_ELEMENTWISE 32768
+#define LM_GRAIN_ELEMENTWISE 8192
 
 #endif

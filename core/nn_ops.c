@@ -2,6 +2,7 @@
  * backend (static *_forward, plain ops that record nothing), then the lm_ag_*
  * entry point that runs it and records the node, as autograd_ops.c does for
  * every other op. Their rules are in autograd_rules.c. */
+#include <math.h>
 #include <string.h>
 
 #include "autograd_rules.h"
@@ -293,6 +294,70 @@ lm_status lm_ag_mse(lm_tensor **out, lm_tensor *y_hat, lm_tensor *y, bool per_sa
         }
     }
     lm_tensor_release(diff);
+    return s;
+}
+
+/* ---- MMD --------------------------------------------------------------------------------------
+ */
+
+#define MMD_MAX_BANDWIDTHS 32
+
+/* saved[0] = d/dz, saved[1] = d/dp, each when that input requires gradients:
+ * the kernel forms them with the value, from the same kernel matrices. */
+lm_status lm_ag_mmd(lm_tensor **out, lm_tensor *z, lm_tensor *p, const double *bandwidths,
+                    int nbandwidths) {
+    *out = NULL;
+    char sz[LM_SHAPE_STR_MAX], sp[LM_SHAPE_STR_MAX];
+    LM_TRY(check_float("mmd", "z", z));
+    LM_TRY(check_float("mmd", "prior samples", p));
+    LM_TRY(same_device("mmd", z, p));
+    if (z->ndim != 2 || p->ndim != 2 || z->shape[1] != p->shape[1] || z->shape[0] < 1 ||
+        p->shape[0] < 1)
+        return lm_fail(LM_ERR_SHAPE, "mmd: needs z [N, D] and prior samples [M, D], got %s and %s",
+                       lm_shape_str(z, sz, sizeof sz), lm_shape_str(p, sp, sizeof sp));
+    if (nbandwidths < 1 || nbandwidths > MMD_MAX_BANDWIDTHS)
+        return lm_fail(LM_ERR_ARG, "mmd: between 1 and %d bandwidths, got %d", MMD_MAX_BANDWIDTHS,
+                       nbandwidths);
+    float scales[MMD_MAX_BANDWIDTHS];
+    for (int b = 0; b < nbandwidths; b++) {
+        if (!(bandwidths[b] > 0) || bandwidths[b] == HUGE_VAL)
+            return lm_fail(LM_ERR_ARG, "mmd: bandwidths must be positive and finite, got %g",
+                           bandwidths[b]);
+        scales[b] = (float)(-1 / (bandwidths[b] * (double)z->shape[1]));
+    }
+    const lm_backend *be = lm_backend_of(z);
+    if (!be) return LM_ERR_DEVICE;
+    if (!be->mmd)
+        return lm_fail(LM_ERR_DEVICE, "mmd: no fused kernel on %s",
+                       lm_device_name(z->storage->device));
+    lm_tensor *zc = NULL, *pc = NULL, *gz = NULL, *gp = NULL;
+    bool want_z = lm_any_requires_grad(1, &z), want_p = lm_any_requires_grad(1, &p);
+    lm_device device = z->storage->device;
+    double value = 0;
+    lm_status s = lm_contiguous(&zc, z);
+    if (s == LM_OK) s = lm_contiguous(&pc, p);
+    if (s == LM_OK && want_z) s = lm_tensor_new(&gz, LM_FLOAT32, device, 2, z->shape);
+    if (s == LM_OK && want_p) s = lm_tensor_new(&gp, LM_FLOAT32, device, 2, p->shape);
+    if (s == LM_OK) s = be->mmd(&value, gz, gp, zc, pc, scales, nbandwidths);
+    if (s == LM_OK) s = lm_tensor_new(out, LM_FLOAT32, device, 0, NULL);
+    if (s == LM_OK) s = be->fill(*out, value);
+    if (s == LM_OK && (want_z || want_p)) {
+        lm_tensor *in[2] = {z, p};
+        lm_node *node;
+        s = lm_node_record(&node, out, "mmd", lm_rule_mmd, 2, in);
+        if (s == LM_OK) {
+            if (gz) lm_node_save(node, 0, gz);
+            if (gp) lm_node_save(node, 1, gp);
+        }
+    }
+    if (s != LM_OK && *out) {
+        lm_tensor_release(*out);
+        *out = NULL;
+    }
+    lm_tensor_release(zc);
+    lm_tensor_release(pc);
+    lm_tensor_release(gz);
+    lm_tensor_release(gp);
     return s;
 }
 

@@ -249,7 +249,8 @@ for _, name in ipairs({"mse_mean", "mse_none", "mse_3d_mean", "mse_3d_none", "ms
 end
 I.cross_entropy = function(t) return F.cross_entropy(t.logits, t.labels) end
 I.cross_entropy_wide = I.cross_entropy
-for _, name in ipairs({"default", "bw_0.1", "bw_1", "bw_10", "multiscale", "multiscale_weight", "bw_2_weight_d3"}) do
+for _, name in ipairs({"default", "bw_0.1", "bw_1", "bw_10", "multiscale", "multiscale_weight", "bw_2_weight_d3",
+    "multiscale_weight_130x70", "bw_3_d5_65x129"}) do
   I["mmd_" .. name] = function(t, o)
     if o.bw == nil and o.weight == nil then return F.mmd(t.z, t.p) end
     return F.mmd(t.z, t.p, {bw = o.bw, weight = o.weight})

@@ -408,6 +408,19 @@ case("avg_pool2d_large", {"x": spread(4, 16, 16, 16)}, ["x"],
      lambda t, o: F.avg_pool2d(t["x"], o["kernel"], o["stride"], o["padding"]), {"kernel": 3, "stride": 2, "padding": 1})
 
 
+# the fused MMD kernel's blocks of 64 pairs crossed, sets of unequal size
+# (drawn last: earlier cases keep their inputs)
+for name, bw, weight, sz, sp in [
+    ("multiscale_weight_130x70", [0.1, 1, 10, 100, 1000], 500.0, (130, 2), (70, 2)),
+    ("bw_3_d5_65x129", 3.0, None, (65, 5), (129, 5)),
+]:
+    opts = {"bw": bw} if weight is None else {"bw": bw, "weight": weight}
+
+    def fn(t, o):
+        return mmd(t["z"], t["p"], o["bw"] if isinstance(o["bw"], list) else [o["bw"]], o.get("weight", 1.0))
+
+    case(f"mmd_{name}", {"z": randn(*sz), "p": randn(*sp)}, ["z", "p"], fn, opts)
+
 # ---- run -------------------------------------------------------------------------------------
 
 def run(c):

@@ -53,6 +53,16 @@ function F.mmd(z, p, opts)
   end
   local D = z:size(2)
   local bws = type(opts.bw) == "table" and opts.bw or {opts.bw or D}
+  for i, bw in ipairs(bws) do
+    if type(bw) ~= "number" or bw ~= bw or bw <= 0 or bw == math.huge then -- NaN too
+      error(string.format("mmd: bandwidths must be positive and finite numbers, got %s at %d", tostring(bw), i), 2)
+    end
+  end
+  if z:device() == "cpu" then -- one fused op over all pairs, its gradient formed with the value
+    local value = C._mmd(z, p, bws)
+    if opts.weight then value = value * opts.weight end
+    return value
+  end
   -- computed once per pair of sets and shared by every bandwidth
   local zz, pp, zp = F.squared_distances(z), F.squared_distances(p), F.squared_distances(z, p)
   local value
