@@ -51,7 +51,12 @@ static struct {
     int nthreads; /* wanted threads, 0 = not decided yet */
     atomic_uint_fast64_t generation;
     atomic_int pending;
-    bool shutdown;
+    /* workers asleep on work_cv, and whether the caller sleeps on done_cv:
+     * the condition variables are touched only when someone sleeps, so a
+     * job posted to spinning workers costs a few atomic operations */
+    atomic_int sleepers;
+    atomic_bool caller_sleeps;
+    atomic_bool shutdown;
     lm_range_fn fn;
     void *ctx;
     int64_t n;
@@ -97,6 +102,10 @@ static bool all_done(const void *unused) {
     return atomic_load(&pool.pending) <= 0;
 }
 
+static bool new_generation_or_shutdown(const void *seen) {
+    return new_generation(seen) || atomic_load(&pool.shutdown);
+}
+
 static void *worker_main(void *arg) {
     int index = (int)(intptr_t)arg; /* chunk index, 1.. (the caller runs chunk 0) */
     /* the generation when the pool started, not now: a job may already be posted */
@@ -104,19 +113,21 @@ static void *worker_main(void *arg) {
     in_parallel = true;
     for (;;) {
         /* spin a while: consecutive parallel ops arrive microseconds apart */
-        spin_until(new_generation, &seen);
-        pthread_mutex_lock(&pool.mu);
-        while (atomic_load(&pool.generation) == seen && !pool.shutdown)
-            pthread_cond_wait(&pool.work_cv, &pool.mu);
-        if (pool.shutdown) {
+        if (!spin_until(new_generation_or_shutdown, &seen)) {
+            pthread_mutex_lock(&pool.mu);
+            atomic_fetch_add(&pool.sleepers, 1); /* before the check: see lm_parallel_for */
+            while (atomic_load(&pool.generation) == seen && !atomic_load(&pool.shutdown))
+                pthread_cond_wait(&pool.work_cv, &pool.mu);
+            atomic_fetch_sub(&pool.sleepers, 1);
             pthread_mutex_unlock(&pool.mu);
-            return NULL;
         }
-        seen = atomic_load(&pool.generation);
-        pthread_mutex_unlock(&pool.mu);
+        if (atomic_load(&pool.shutdown)) return NULL;
+        seen = atomic_load_explicit(&pool.generation, memory_order_acquire);
         lm_fpenv_sync(); /* the flush-to-zero mode is per thread */
         if (index < pool.chunks) run_chunk(index);
-        if (atomic_fetch_sub(&pool.pending, 1) == 1) {
+        /* the caller's flag is read after the count drops, as it sets the flag
+         * before reading the count: one of the two sees the other */
+        if (atomic_fetch_sub(&pool.pending, 1) == 1 && atomic_load(&pool.caller_sleeps)) {
             pthread_mutex_lock(&pool.mu);
             pthread_cond_signal(&pool.done_cv);
             pthread_mutex_unlock(&pool.mu);
@@ -126,12 +137,12 @@ static void *worker_main(void *arg) {
 
 static void stop_workers(void) {
     pthread_mutex_lock(&pool.mu);
-    pool.shutdown = true;
+    atomic_store(&pool.shutdown, true);
     pthread_cond_broadcast(&pool.work_cv);
     pthread_mutex_unlock(&pool.mu);
     for (int i = 0; i < pool.nworkers; i++) pthread_join(pool.workers[i], NULL);
     pool.nworkers = 0;
-    pool.shutdown = false;
+    atomic_store(&pool.shutdown, false);
 }
 
 static void start_workers(void) {
@@ -171,10 +182,15 @@ void lm_parallel_for(int64_t n, int64_t grain, lm_range_fn fn, void *ctx) {
     pool.n = n;
     pool.chunks = chunks;
     atomic_store(&pool.pending, pool.nworkers);
-    pthread_mutex_lock(&pool.mu);
-    atomic_fetch_add_explicit(&pool.generation, 1, memory_order_release);
-    pthread_cond_broadcast(&pool.work_cv);
-    pthread_mutex_unlock(&pool.mu);
+    /* the job's fields above are published by this increment; a worker
+     * counts itself asleep before it checks the generation, and this reads
+     * the count after the increment, so no worker sleeps through a job */
+    atomic_fetch_add(&pool.generation, 1);
+    if (atomic_load(&pool.sleepers) > 0) {
+        pthread_mutex_lock(&pool.mu);
+        pthread_cond_broadcast(&pool.work_cv);
+        pthread_mutex_unlock(&pool.mu);
+    }
 
     in_parallel = true;
     run_chunk(0);
@@ -182,8 +198,10 @@ void lm_parallel_for(int64_t n, int64_t grain, lm_range_fn fn, void *ctx) {
         run_chunk(k); /* workers that failed to start */
     in_parallel = false;
 
-    spin_until(all_done, NULL);
+    if (spin_until(all_done, NULL)) return;
     pthread_mutex_lock(&pool.mu);
+    atomic_store(&pool.caller_sleeps, true);
     while (atomic_load(&pool.pending) > 0) pthread_cond_wait(&pool.done_cv, &pool.mu);
+    atomic_store(&pool.caller_sleeps, false);
     pthread_mutex_unlock(&pool.mu);
 }

@@ -217,8 +217,10 @@ describe("matmul over the thread pool", function()
     local saved = lm.get_num_threads()
     lm.set_num_threads(2)
     lm.manual_seed(9)
-    -- big enough to be split (over 2^18 multiply-adds), with ragged edges
-    for _, shape in ipairs{{131, 67, 45}, {37, 150, 61}} do
+    -- big enough to be split (over 2^18 multiply-adds), with ragged edges;
+    -- 128 x 200 and 66 x 64 cut the other way than the operands' sizes
+    -- suggest, for balance (cpu_matmul.c)
+    for _, shape in ipairs{{131, 67, 45}, {37, 150, 61}, {128, 200, 64}, {66, 64, 70}} do
       local M, N, K = shape[1], shape[2], shape[3]
       local a, b = lm.randn(M, K), lm.randn(K, N)
       local at, bt = a:totable(), b:totable()
@@ -242,6 +244,25 @@ describe("matmul over the thread pool", function()
       local one = lm.matmul(a, b)
       lm.set_num_threads(2)
       same(one:totable(), want, 1e-3, "one thread")
+    end
+    lm.set_num_threads(saved)
+  end)
+end)
+
+describe("the thread pool", function()
+  it("wakes workers that slept between jobs and survives resizing, with every chunk done", function()
+    local saved = lm.get_num_threads()
+    for _, threads in ipairs{2, 3, 2} do
+      lm.set_num_threads(threads)
+      for i = 1, 40 do
+        -- every few jobs, a pause longer than the workers' 0.2 ms of spinning
+        if i % 4 == 0 then
+          local t = lm.clock()
+          while lm.clock() - t < 1e-3 do end
+        end
+        local x = lm.full({100000}, i) * 2 -- split over the threads
+        eq(x:sum():item(), 200000 * i, threads .. " threads, job " .. i)
+      end
     end
     lm.set_num_threads(saved)
   end)
