@@ -66,10 +66,10 @@ static int f_batch_norm(lua_State *L) {
 static int f_mmd(lua_State *L) {
     lm_tensor *z = l_check_tensor(L, 1), *p = l_check_tensor(L, 2);
     luaL_checktype(L, 3, LUA_TTABLE);
-    double bws[32];
+    double bws[LM_MMD_MAX_BANDWIDTHS];
     int n = (int)luaL_len(L, 3);
-    if (n > 32) return luaL_error(L, "mmd: at most 32 bandwidths, got %d", n);
-    for (int i = 0; i < n; i++) {
+    /* more than fit: lm_ag_mmd refuses the count before it reads any */
+    for (int i = 0; i < n && i < LM_MMD_MAX_BANDWIDTHS; i++) {
         lua_geti(L, 3, i + 1);
         int isnum;
         bws[i] = lua_tonumberx(L, -1, &isnum);

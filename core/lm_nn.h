@@ -22,7 +22,9 @@ lm_status lm_ag_mse(lm_tensor **out, lm_tensor *y_hat, lm_tensor *y, bool per_sa
 /* The multi-scale MMD of samples z [N, D] and prior samples p [M, D], the
  * biased estimate over all pairs: mean k(z, z') + mean k(p, p') - 2 mean
  * k(z, p), k(a, c) = sum over the bandwidths of exp(-||a - c||^2 / (bw D)).
- * A scalar; fused on backends that have it (LM_ERR_DEVICE elsewhere). */
+ * A scalar; fused on backends that have it (LM_ERR_DEVICE elsewhere), with
+ * 1 to LM_MMD_MAX_BANDWIDTHS bandwidths. */
+#define LM_MMD_MAX_BANDWIDTHS 32
 lm_status lm_ag_mmd(lm_tensor **out, lm_tensor *z, lm_tensor *p, const double *bandwidths,
                     int nbandwidths);
 

@@ -300,8 +300,6 @@ lm_status lm_ag_mse(lm_tensor **out, lm_tensor *y_hat, lm_tensor *y, bool per_sa
 /* ---- MMD --------------------------------------------------------------------------------------
  */
 
-#define MMD_MAX_BANDWIDTHS 32
-
 /* saved[0] = d/dz, saved[1] = d/dp, each when that input requires gradients:
  * the kernel forms them with the value, from the same kernel matrices. */
 lm_status lm_ag_mmd(lm_tensor **out, lm_tensor *z, lm_tensor *p, const double *bandwidths,
@@ -315,10 +313,10 @@ lm_status lm_ag_mmd(lm_tensor **out, lm_tensor *z, lm_tensor *p, const double *b
         p->shape[0] < 1)
         return lm_fail(LM_ERR_SHAPE, "mmd: needs z [N, D] and prior samples [M, D], got %s and %s",
                        lm_shape_str(z, sz, sizeof sz), lm_shape_str(p, sp, sizeof sp));
-    if (nbandwidths < 1 || nbandwidths > MMD_MAX_BANDWIDTHS)
-        return lm_fail(LM_ERR_ARG, "mmd: between 1 and %d bandwidths, got %d", MMD_MAX_BANDWIDTHS,
-                       nbandwidths);
-    float scales[MMD_MAX_BANDWIDTHS];
+    if (nbandwidths < 1 || nbandwidths > LM_MMD_MAX_BANDWIDTHS)
+        return lm_fail(LM_ERR_ARG, "mmd: between 1 and %d bandwidths, got %d",
+                       LM_MMD_MAX_BANDWIDTHS, nbandwidths);
+    float scales[LM_MMD_MAX_BANDWIDTHS];
     for (int b = 0; b < nbandwidths; b++) {
         if (!(bandwidths[b] > 0) || bandwidths[b] == HUGE_VAL)
             return lm_fail(LM_ERR_ARG, "mmd: bandwidths must be positive and finite, got %g",

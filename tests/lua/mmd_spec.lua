@@ -115,5 +115,9 @@ describe("mmd (fused on the CPU)", function()
     raises(function() F.mmd(z, z, {bw = -1}) end, "got -1 at 1")
     raises(function() F.mmd(z, z, {bw = {math.huge}}) end, "got inf at 1")
     raises(function() F.mmd(z, z, {bw = {"1"}}) end, "got 1 at 1")
+    raises(function() F.mmd(z, z, {bw = {}}) end, "mmd: between 1 and 32 bandwidths, got 0")
+    local many = {}
+    for i = 1, 40 do many[i] = i end
+    raises(function() F.mmd(z, z, {bw = many}) end, "mmd: between 1 and 32 bandwidths, got 40")
   end)
 end)
