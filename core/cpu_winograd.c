@@ -138,24 +138,37 @@ static void combine(float *restrict out, const float *restrict a, const float *r
 /* V[point][c][tile] = B^T d B for every tile of the chunk's (image, channel)
  * planes, a segment of a row of tiles at a time: the four input rows are
  * split into even and odd columns, transformed along the rows, then down
- * the columns, each step a loop along the tiles that vectorises. */
+ * the columns, each step a loop along the tiles that vectorises. Rows of
+ * tiles overlap by two input rows: the last two rows' transforms are kept
+ * for the next row of tiles instead of computed again. */
 static void inputs_range(void *ctx, int64_t b, int64_t e) {
     const winograd_job *j = ctx;
     const lm_conv_geometry *g = j->g;
     int64_t c_n = g->channels, plane = c_n * j->tiles, tw = j->tiles_w;
-    float split[8][SEGMENT + 1], h[16][SEGMENT]; /* h[row * 4 + s]: d B of each input row */
-    for (int64_t t = b; t < e; t++) {            /* t = image in chunk * C + c */
+    float split[2][SEGMENT + 1], rows[16][SEGMENT];
+    for (int64_t t = b; t < e; t++) { /* t = image in chunk * C + c */
         int64_t i = t / c_n, c = t % c_n;
         const float *x = j->x + ((j->first + i) * c_n + c) * g->height * g->width;
         float *v_image = j->v + c * j->tiles + i * j->tiles_h * tw;
-        for (int64_t ty = 0; ty < j->tiles_h; ty++)
-            for (int64_t t0 = 0; t0 < tw; t0 += SEGMENT) {
-                int64_t len = tw - t0 < SEGMENT ? tw - t0 : SEGMENT;
+        for (int64_t t0 = 0; t0 < tw; t0 += SEGMENT) {
+            int64_t len = tw - t0 < SEGMENT ? tw - t0 : SEGMENT;
+            float *h[16]; /* h[row * 4 + s]: d B of each input row of the tile row */
+            for (int k = 0; k < 16; k++) h[k] = rows[k];
+            for (int64_t ty = 0; ty < j->tiles_h; ty++) {
                 float *v = v_image + ty * tw + t0;
-                for (int r = 0; r < 4; r++) {
-                    split_row(x, 2 * ty - g->pad_h + r, g, t0, len, split[2 * r], split[2 * r + 1]);
-                    row_transform(split[2 * r], split[2 * r + 1], len, h[4 * r], h[4 * r + 1],
-                                  h[4 * r + 2], h[4 * r + 3]);
+                int first = 0;
+                if (ty > 0) { /* rows 2 and 3 of the last tile row are rows 0 and 1 now */
+                    for (int k = 0; k < 8; k++) {
+                        float *kept = h[8 + k];
+                        h[8 + k] = h[k];
+                        h[k] = kept;
+                    }
+                    first = 2;
+                }
+                for (int r = first; r < 4; r++) {
+                    split_row(x, 2 * ty - g->pad_h + r, g, t0, len, split[0], split[1]);
+                    row_transform(split[0], split[1], len, h[4 * r], h[4 * r + 1], h[4 * r + 2],
+                                  h[4 * r + 3]);
                 }
                 /* B^T down the columns: rows 0 - 2, 1 + 2, 2 - 1, 1 - 3 */
                 for (int s = 0; s < 4; s++) {
@@ -165,6 +178,7 @@ static void inputs_range(void *ctx, int64_t b, int64_t e) {
                     combine(v + (int64_t)(12 + s) * plane, h[4 + s], h[12 + s], -1.0f, len);
                 }
             }
+        }
     }
 }
 
