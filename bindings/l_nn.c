@@ -267,6 +267,8 @@ static const luaL_Reg functional[] = {{"linear", f_linear},
 /* Adds lm._functional (completed by lua/lumen/nn/functional.lua) and lm._optim_step. */
 void l_register_nn(lua_State *L) {
     luaL_newlib(L, functional);
+    lua_pushinteger(L, LM_MMD_MAX_BANDWIDTHS); /* F.mmd checks the count on every device */
+    lua_setfield(L, -2, "_mmd_max_bandwidths");
     lua_setfield(L, -2, "_functional");
     lua_pushcfunction(L, l_optim_step);
     lua_setfield(L, -2, "_optim_step");

@@ -34,7 +34,7 @@ typedef struct {
     const float *a, *b;
     float *c;
     bool by_rows;
-    int block;
+    int block; /* rows or columns a block, set by sgemm_parallel */
 } gemm_job;
 
 #define GEMM_ROW_BLOCK 4
@@ -77,6 +77,12 @@ static double split_imbalance(int64_t len, int block, int threads) {
 static void sgemm_parallel(gemm_job *j) {
     int threads = lm_get_num_threads(); /* the first call also makes OpenBLAS single-threaded */
     int64_t macs = (int64_t)j->M * j->N * j->K;
+    if (threads == 1 || macs < GEMM_SPLIT_MIN_MACS) { /* one call over all the rows */
+        j->by_rows = true;
+        j->block = j->M;
+        gemm_blocks(j, 0, 1);
+        return;
+    }
     /* splitting the rows repacks all of B in every thread, splitting the
      * columns all of A: cut the dimension that repacks the smaller operand,
      * unless that leaves a thread 5 % over its share, the other cut is
@@ -95,10 +101,6 @@ static void sgemm_parallel(gemm_job *j) {
         j->by_rows = true;
     j->block = j->by_rows ? GEMM_ROW_BLOCK : GEMM_COLUMN_BLOCK;
     int64_t blocks = ((j->by_rows ? j->M : j->N) + j->block - 1) / j->block;
-    if (threads == 1 || macs < GEMM_SPLIT_MIN_MACS) {
-        gemm_blocks(j, 0, blocks);
-        return;
-    }
     lm_parallel_for(blocks, 1, gemm_blocks, j);
 }
 
@@ -119,7 +121,7 @@ void lm_cpu_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, f
                   b,
                   c,
                   false,
-                  GEMM_COLUMN_BLOCK};
+                  0};
     sgemm_parallel(&j);
 }
 
@@ -137,9 +139,8 @@ lm_status lm_cpu_matmul(lm_tensor *out, const lm_tensor *a, const lm_tensor *b, 
         const float *ai = ap + (a->shape[0] > 1 ? i * a->strides[0] : 0);
         const float *bi = bp + (b->shape[0] > 1 ? i * b->strides[0] : 0);
         float *oi = op + i * out->strides[0];
-        gemm_job j = {
-            ta,    tb,   (int)M, (int)N, (int)K, (int)lda, (int)ldb,         (int)out->strides[1],
-            alpha, beta, ai,     bi,     oi,     false,    GEMM_COLUMN_BLOCK};
+        gemm_job j = {ta,    tb,   (int)M, (int)N, (int)K, (int)lda, (int)ldb, (int)out->strides[1],
+                      alpha, beta, ai,     bi,     oi,     false,    0};
         sgemm_parallel(&j);
     }
     return LM_OK;

@@ -53,8 +53,8 @@ function F.mmd(z, p, opts)
   end
   local D = z:size(2)
   local bws = type(opts.bw) == "table" and opts.bw or {opts.bw or D}
-  if #bws < 1 or #bws > 32 then -- the fused kernel's limit, for every device alike
-    error(string.format("mmd: between 1 and 32 bandwidths, got %d", #bws), 2)
+  if #bws < 1 or #bws > C._mmd_max_bandwidths then -- the fused kernel's limit, for every device alike
+    error(string.format("mmd: between 1 and %d bandwidths, got %d", C._mmd_max_bandwidths, #bws), 2)
   end
   for i, bw in ipairs(bws) do
     if type(bw) ~= "number" or bw ~= bw or bw <= 0 or bw == math.huge then -- NaN too
