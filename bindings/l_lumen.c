@@ -328,6 +328,12 @@ static int l_memory_stats(lua_State *L) {
     return push_memory_stats(L, lm_cpu_memory_stats());
 }
 
+static int l_reset_peak_memory(lua_State *L) {
+    (void)L;
+    lm_cpu_reset_peak();
+    return 0;
+}
+
 static int l_empty_cache(lua_State *L) {
     lm_cpu_empty_cache();
     return 0;
@@ -409,6 +415,7 @@ static const luaL_Reg module_functions[] = {{"tensor", l_tensor},
                                             {"get_conv_algorithm", l_get_conv_algorithm},
                                             {"get_num_threads", l_get_num_threads},
                                             {"memory_stats", l_memory_stats},
+                                            {"reset_peak_memory", l_reset_peak_memory},
                                             {"empty_cache", l_empty_cache},
                                             {"clock", l_clock},
                                             {"_isatty", l_isatty},

@@ -41,13 +41,16 @@ void l_push_tensor(lua_State *L, lm_tensor *t) {
     luaL_setmetatable(L, L_TENSOR_MT);
 }
 
-static size_t gc_threshold = (size_t)64 << 20;
-
 /* Bytes held by tensors on every device: Lua's collector sees only the small
  * userdata, so a full collection runs whenever they grow past a threshold. */
 static size_t live_tensor_bytes(void) {
     return lm_cpu_memory_stats().live_bytes + lm_cuda_memory_stats().live_bytes;
 }
+
+/* The fewest tensor bytes seen alive since the last forced collection (any
+ * collection, a script's collectgarbage() included, shows up here as a
+ * drop), and how much garbage may pile on top of it. */
+static size_t live_floor, gc_slack = (size_t)64 << 20;
 
 void l_gc_account(lua_State *L) {
     /* Tell the incremental collector about tensor memory as if Lua had
@@ -60,14 +63,18 @@ void l_gc_account(lua_State *L) {
         reported = total;
     }
     size_t live = live_tensor_bytes();
-    if (live <= gc_threshold) return;
+    if (live < live_floor) live_floor = live;
+    if (live <= live_floor + gc_slack) return;
     lua_gc(L, LUA_GCCOLLECT);
-    live = live_tensor_bytes();
-    /* garbage may grow by an eighth of what lives (at least 64 MiB) before
-     * the next full collection: with a large recording resident, half of it
-     * let as much again pile up as garbage and then sit in the block cache */
-    size_t slack = live / 8 > ((size_t)64 << 20) ? live / 8 : ((size_t)64 << 20);
-    gc_threshold = live + slack;
+    live_floor = live_tensor_bytes();
+    /* garbage may grow by 64 MiB before the next full collection, or by four
+     * times Lua's own heap when that is larger: a full collection costs time
+     * in proportion to that heap, and this keeps its cost small against the
+     * tensor bytes allocated in between. (A slack in proportion to what lives
+     * let 140 MB of garbage pile up beside a 1 GB recording and then sit in
+     * the block cache.) */
+    size_t lua_heap = (size_t)lua_gc(L, LUA_GCCOUNT) << 10;
+    gc_slack = 4 * lua_heap > ((size_t)64 << 20) ? 4 * lua_heap : ((size_t)64 << 20);
 }
 
 void l_check(lua_State *L, lm_status s) {

@@ -29,6 +29,8 @@ void *lm_cpu_alloc(size_t bytes);
 void lm_cpu_free(void *ptr, size_t bytes);
 void lm_cpu_empty_cache(void);
 lm_memory_stats lm_cpu_memory_stats(void);
+/* Starts a new peak: peak_bytes becomes live_bytes (to measure one stage). */
+void lm_cpu_reset_peak(void);
 /* Upper bound on cached bytes (default 2 GiB); blocks over 64 MiB are
  * never cached. */
 void lm_cpu_set_cache_limit(size_t bytes);

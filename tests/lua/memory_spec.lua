@@ -85,3 +85,53 @@ describe("graph memory", function()
     eq(lm.memory_stats().live_bytes, before, "live bytes after dropping the graph")
   end)
 end)
+
+describe("allocator statistics and garbage", function()
+  it("starts a new peak with lm.reset_peak_memory()", function()
+    collectgarbage()
+    local t = lm.zeros(1 << 20) -- 4 MiB
+    t:free()
+    local s = lm.memory_stats()
+    truthy(s.peak_bytes >= s.live_bytes + (4 << 20), "the freed block is in the peak")
+    lm.reset_peak_memory()
+    eq(lm.memory_stats().peak_bytes, lm.memory_stats().live_bytes)
+    local u = lm.zeros(1 << 18) -- 1 MiB
+    eq(lm.memory_stats().peak_bytes, lm.memory_stats().live_bytes, "peak follows live again")
+    u:free()
+  end)
+  it("collects garbage within 64 MiB of what lives, after a script's own collection too", function()
+    if os.getenv("LUMEN_SANITIZED") then skip("slow under ASan: 300 MB of tensors") end
+    collectgarbage()
+    local base = lm.memory_stats().live_bytes
+    -- a forced collection while 256 MB live: before, garbage could then grow
+    -- to that level again after the script freed them
+    do
+      local big = {} -- luacheck: ignore 241 (held, not read: it is what lives)
+      for i = 1, 32 do big[i] = lm.zeros(2 << 20) end -- 32 x 8 MiB
+    end
+    collectgarbage()
+    lm.reset_peak_memory()
+    for _ = 1, 200 do
+      local x = lm.ones(1 << 20) -- 4 MiB of garbage a step, two tensors
+      x = x * 2 -- luacheck: ignore 311
+    end
+    local over = (lm.memory_stats().peak_bytes - base) / 2 ^ 20
+    truthy(over < 64 + 16, string.format("garbage peaked at %.0f MiB over what lives", over))
+  end)
+  it("gives a large block's pages back to the system when the cache is emptied", function()
+    if os.getenv("LUMEN_SANITIZED") then skip("ASan keeps freed memory in quarantine") end
+    if not rss_mb() then skip("/proc/self/status is not readable here") end
+    collectgarbage()
+    -- a 30 MB block freed first: glibc would then serve blocks below 30 MB
+    -- from its heap and keep their pages after free
+    lm.ones(30 << 18):free()
+    lm.empty_cache()
+    local before = rss_mb()
+    local blocks = {}
+    for i = 1, 16 do blocks[i] = lm.ones(3 << 18) end -- 16 x 3 MiB, each written
+    truthy(rss_mb() - before > 40, "the blocks are resident")
+    for i = 1, 16 do blocks[i]:free() end
+    lm.empty_cache()
+    truthy(rss_mb() - before < 12, string.format("%.0f MB still resident after empty_cache", rss_mb() - before))
+  end)
+end)
