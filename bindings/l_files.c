@@ -1,5 +1,6 @@
 /* lm.write_file / lm.mkdir: files and folders from Lua without a shell, with
  * the core's atomic writer and directory creation. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "l_common.h"
@@ -14,13 +15,42 @@ static const char *check_path(lua_State *L, int arg) {
     return path;
 }
 
-/* lm.write_file(path, contents): temporary file beside path, fsync, rename */
+/* lm.write_file(path, contents): temporary file beside path, fsync, rename;
+ * contents is a string or a list of strings written one after another */
 static int l_write_file(lua_State *L) {
     const char *path = check_path(L, 1);
-    size_t len;
-    const char *contents = luaL_checklstring(L, 2, &len);
-    if (lm_atomic_write(path, contents, len) != LM_OK)
-        return luaL_error(L, "write_file: %s", lm_last_error());
+    if (!lua_istable(L, 2)) {
+        size_t len;
+        const char *contents = luaL_checklstring(L, 2, &len);
+        if (lm_atomic_write(path, contents, len) != LM_OK)
+            return luaL_error(L, "write_file: %s", lm_last_error());
+        return 0;
+    }
+    /* every piece is checked before anything is allocated or written; the
+     * table (argument 2) keeps the strings alive while they are written */
+    size_t n = (size_t)luaL_len(L, 2);
+    for (size_t i = 1; i <= n; i++) {
+        if (lua_rawgeti(L, 2, (lua_Integer)i) != LUA_TSTRING)
+            return luaL_error(L, "write_file: contents[%d] is a %s, not a string", (int)i,
+                              luaL_typename(L, -1));
+        lua_pop(L, 1);
+    }
+    const void **parts = malloc((n ? n : 1) * sizeof *parts);
+    size_t *lens = malloc((n ? n : 1) * sizeof *lens);
+    if (!parts || !lens) {
+        free(parts);
+        free(lens);
+        return luaL_error(L, "write_file: out of memory");
+    }
+    for (size_t i = 1; i <= n; i++) {
+        lua_rawgeti(L, 2, (lua_Integer)i);
+        parts[i - 1] = lua_tolstring(L, -1, &lens[i - 1]);
+        lua_pop(L, 1);
+    }
+    lm_status s = lm_atomic_write_parts(path, parts, lens, n);
+    free(parts);
+    free(lens);
+    if (s != LM_OK) return luaL_error(L, "write_file: %s", lm_last_error());
     return 0;
 }
 

@@ -109,6 +109,11 @@ void lm_atomic_abort(lm_atomic_file *f) {
 }
 
 lm_status lm_atomic_write(const char *path, const void *data, size_t len) {
+    return lm_atomic_write_parts(path, &data, &len, 1);
+}
+
+lm_status lm_atomic_write_parts(const char *path, const void *const *parts, const size_t *lens,
+                                size_t n) {
     lm_atomic_file f;
     open_step failed;
     int err = temp_open(&f, path, &failed);
@@ -116,10 +121,12 @@ lm_status lm_atomic_write(const char *path, const void *data, size_t len) {
         if (failed == OPEN_MEMORY) return lm_fail(LM_ERR_MEMORY, "out of memory");
         return lm_fail(LM_ERR_IO, "cannot write '%s': %s", path, strerror(err));
     }
-    if (len > 0 && fwrite(data, 1, len, f.fp) != len) {
-        lm_status s = lm_fail(LM_ERR_IO, "writing '%s' failed: %s", path, strerror(errno));
-        lm_atomic_abort(&f);
-        return s;
+    for (size_t i = 0; i < n; i++) {
+        if (lens[i] > 0 && fwrite(parts[i], 1, lens[i], f.fp) != lens[i]) {
+            lm_status s = lm_fail(LM_ERR_IO, "writing '%s' failed: %s", path, strerror(errno));
+            lm_atomic_abort(&f);
+            return s;
+        }
     }
     bool renaming;
     err = temp_commit(&f, &renaming);

@@ -28,6 +28,10 @@ void lm_atomic_abort(lm_atomic_file *f);
  * the target: "cannot write '<path>': <reason>", "writing '<path>' failed:
  * <reason>", "cannot move '<temporary>' into place: <reason>". */
 lm_status lm_atomic_write(const char *path, const void *data, size_t len);
+/* The same for `n` pieces written one after another (a page assembled from
+ * parts is never joined into one buffer first). */
+lm_status lm_atomic_write_parts(const char *path, const void *const *parts, const size_t *lens,
+                                size_t n);
 /* A write callback in the form stb_image_write's *_to_func writers take
  * (`context` is the lm_atomic_file): appends `size` bytes; on failure closes
  * the file and leaves fp NULL, which lm_atomic_commit's caller checks. */

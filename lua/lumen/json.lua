@@ -20,40 +20,59 @@ local function is_array(t)
   return true
 end
 
-local function encode(v, indent, depth)
+-- Appends the JSON text of v to `out` as a flat list of pieces: nothing is
+-- joined level by level, so a large document (the atlas' 30 MB of packed
+-- data) is copied once, when the pieces are written or joined.
+local function encode(v, indent, depth, out)
   local t = type(v)
-  if t == "nil" then return "null" end
-  if t == "boolean" then return tostring(v) end
+  if t == "nil" then out[#out + 1] = "null"; return end
+  if t == "boolean" then out[#out + 1] = tostring(v); return end
   if t == "number" then
-    if v ~= v or v == math.huge or v == -math.huge then return "null" end
-    if math.type(v) == "integer" then return tostring(v) end
-    return string.format("%.17g", v) -- round-trips exactly
+    if v ~= v or v == math.huge or v == -math.huge then out[#out + 1] = "null"
+    elseif math.type(v) == "integer" then out[#out + 1] = tostring(v)
+    else out[#out + 1] = string.format("%.17g", v) end -- round-trips exactly
+    return
   end
-  if t == "string" then return encode_string(v) end
+  if t == "string" then out[#out + 1] = encode_string(v); return end
   if t ~= "table" then error("json: cannot encode a " .. t) end
   local pad = indent and ("\n" .. string.rep(indent, depth + 1)) or ""
   local close = indent and ("\n" .. string.rep(indent, depth)) or ""
   local sep = indent and ": " or ":"
-  local parts = {}
-  if next(v) == nil then return is_array(v) and "[]" or "{}" end
+  if next(v) == nil then out[#out + 1] = is_array(v) and "[]" or "{}"; return end
   if is_array(v) then
-    for i = 1, #v do parts[i] = pad .. encode(v[i], indent, depth + 1) end
-    return "[" .. table.concat(parts, ",") .. close .. "]"
+    out[#out + 1] = "[" .. pad
+    for i = 1, #v do
+      if i > 1 then out[#out + 1] = "," .. pad end
+      encode(v[i], indent, depth + 1, out)
+    end
+    out[#out + 1] = close .. "]"
+    return
   end
   local keys = {}
   for k in pairs(v) do keys[#keys + 1] = tostring(k) end
   table.sort(keys)
+  out[#out + 1] = "{"
   for i, k in ipairs(keys) do
     local val = v[k]
     if val == nil then val = v[tonumber(k)] end
-    parts[i] = pad .. encode_string(k) .. sep .. encode(val, indent, depth + 1)
+    out[#out + 1] = (i > 1 and "," or "") .. pad .. encode_string(k) .. sep
+    encode(val, indent, depth + 1, out)
   end
-  return "{" .. table.concat(parts, ",") .. close .. "}"
+  out[#out + 1] = close .. "}"
 end
 
 --- JSON text of v; opts.indent (e.g. "  ") pretty-prints.
 function json.encode(v, opts)
-  return encode(v, opts and opts.indent, 0)
+  return table.concat(json.encode_parts(v, opts))
+end
+
+--- The JSON text of v as a list of strings whose concatenation is
+--- json.encode(v, opts): for large documents written piece by piece
+--- (lm.write_file takes the list).
+function json.encode_parts(v, opts)
+  local out = {}
+  encode(v, opts and opts.indent, 0, out)
+  return out
 end
 
 local function decode_error(s, pos, what)
@@ -145,7 +164,9 @@ end
 
 --- Writes v as JSON to path atomically (temporary file + rename).
 function json.write(path, v)
-  require('lumen').write_file(path, json.encode(v, {indent = "  "}) .. "\n")
+  local parts = json.encode_parts(v, {indent = "  "})
+  parts[#parts + 1] = "\n"
+  require('lumen').write_file(path, parts)
 end
 
 return json

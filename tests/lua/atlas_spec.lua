@@ -83,6 +83,42 @@ describe("atlas.write", function()
     same(d.overlays[1].z, {{0, 0}, {1, 1}, {2, 0}}, 1e-6)
     eq(lm.base64(lm.deflate(lm.encode(lm.tensor{1, 2, 3}, "uint8"))), lm.base64(lm.deflate("\1\2\3")))
   end)
+  it("packs each chunk of images and activations as the whole set's scaling would", function()
+    local path = OUT .. "/lumen_atlas_chunks.html"
+    local spec = small_spec(150)
+    local set = spec.sets[1]
+    set.image_range = {-1, 3}
+    set.images = lm.rand(150, 64) * 4 - 1
+    atlas.write(path, spec)
+    local d = page_data(path)
+    -- the chunks' bytes against the scaled whole set cut afterwards
+    local H = set.activations
+    local lo = H:min(1)
+    local scaled = {images = (set.images + 1) * (255 / 4), activations = (H - lo) / (H:max(1) - lo):clamp(1e-12) * 255}
+    for _, field in ipairs{"image", "activations"} do
+      local whole = scaled[field == "image" and "images" or field]
+      local chunks = d.sets[1][field].chunks
+      eq(#chunks, 3, field .. ": 150 rows in chunks of 64")
+      for k, chunk in ipairs(chunks) do
+        local first = (k - 1) * 64 + 1
+        local part = whole:narrow(1, first, math.min(64, 150 - first + 1)):contiguous()
+        eq(chunk, lm.base64(lm.deflate(lm.encode(part, "uint8"), 6)), field .. " chunk " .. k)
+      end
+    end
+    -- the caller's tensors are left as they were
+    eq(set.images:min():item() < 0, true, "images not scaled in place")
+  end)
+  it("escapes '</' in the page's data, wherever a string holds it", function()
+    local path = OUT .. "/lumen_atlas_escape.html"
+    local spec = small_spec(20)
+    spec.classes = {"a</script>", "b", "c"}
+    spec.title = "x</script><b>"
+    atlas.write(path, spec)
+    local d, html = page_data(path)
+    same(d.classes, {"a</script>", "b", "c"})
+    eq(d.title, "x</script><b>")
+    eq(select(2, html:gsub("</script>", "")), 2, "only the two script elements close")
+  end)
   it("says what is wrong with a spec", function()
     local function bad(mutate, needle)
       local s = small_spec(20)

@@ -122,6 +122,27 @@ describe("lm.write_file", function()
     same(listing(dir), {"report.html"}, "the folder's contents")
     cleanup(dir)
   end)
+  it("writes a list of strings one after another", function()
+    local dir = fresh_dir()
+    local parts = {"<a>", "", string.rep("x", 70000), "\0\255", "</a>"}
+    lm.write_file(dir .. "/parts.html", parts)
+    eq(read(dir .. "/parts.html"), table.concat(parts))
+    lm.write_file(dir .. "/none", {})
+    eq(read(dir .. "/none"), "")
+    cleanup(dir)
+  end)
+  it("refuses a list with a piece that is not a string, keeping the old file", function()
+    local dir = fresh_dir()
+    local path = dir .. "/keep.txt"
+    lm.write_file(path, "old")
+    eq(message(function() lm.write_file(path, {"a", 2, "c"}) end),
+      "write_file: contents[2] is a number, not a string")
+    eq(message(function() lm.write_file(path, {"a", "b", {}}) end),
+      "write_file: contents[3] is a table, not a string")
+    eq(read(path), "old")
+    same(listing(dir), {"keep.txt"}, "no temporary file left behind")
+    cleanup(dir)
+  end)
   it("names the path and the reason when the folder is missing", function()
     local dir = fresh_dir()
     local path = dir .. "/missing/report.html"

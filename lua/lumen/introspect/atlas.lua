@@ -49,11 +49,16 @@ local function packed(t, fmt, level)
   return lm.base64(lm.deflate(lm.encode(t, fmt), level or 6))
 end
 
--- Rows of a 2-D (or more) tensor in chunks, each packed on its own.
-local function chunks(t, rows, fmt)
+-- Rows of a 2-D (or more) tensor in chunks, each packed on its own; `scale`
+-- (a function of a chunk and its first row) maps the chunk's values first, so that a whole
+-- set (a recording, 54,000 images) is never copied at once.
+local function chunks(t, rows, fmt, scale)
   local out, n = {}, t:size(1)
   for start = 1, n, rows do
-    out[#out + 1] = packed(t:narrow(1, start, math.min(rows, n - start + 1)):contiguous(), fmt)
+    local part = t:narrow(1, start, math.min(rows, n - start + 1))
+    part = scale and scale(part, start) or part:contiguous()
+    out[#out + 1] = packed(part, fmt)
+    part:free() -- the chunk's copy, now packed, goes back before the next one is made
   end
   return out
 end
@@ -140,7 +145,9 @@ local function encode_attributions(set, spec, n, shape, o)
     local s = v:abs():max(2):view(m)
     local safe = s + s:eq(0):float()                                -- an all-zero row keeps scale 1
     out.maps[j] = {name = tostring(map.name or ("attribution " .. j)), scale = packed(safe, "float32"),
-      chunks = chunks(v / safe:view(m, 1) * 127 + 128, o.chunk_rows, "uint8")}
+      chunks = chunks(v, o.chunk_rows, "uint8", function(part, start)
+        return (part / safe:narrow(1, start, part:size(1)):view(-1, 1)):mul_(127):add_(128)
+      end)}
   end
   for k, r in ipairs(spec.regions or {}) do
     local list = row_list(set, string.format("attributions.regions[%d].rows", k), r.rows or {}, n)
@@ -183,7 +190,7 @@ local function encode_set(set, o, network)
     end
     local lo, hi = table.unpack(set.image_range or {0, 1})
     out.image = {channels = shape[1], height = shape[2], width = shape[3],
-      chunks = chunks((flat - lo) * (255 / (hi - lo)), rows, "uint8")}
+      chunks = chunks(flat, rows, "uint8", function(part) return (part - lo):mul_(255 / (hi - lo)) end)}
     if set.attributions then out.attributions = encode_attributions(set, set.attributions, n, shape, o) end
   elseif set.attributions then
     fail("set '%s': attributions need the set's images", set.name)
@@ -197,7 +204,7 @@ local function encode_set(set, o, network)
     end
     local lo = H:min(1)
     local range = (H:max(1) - lo):clamp(1e-12)
-    out.activations = {chunks = chunks((H - lo) / range * 255, rows, "uint8")}
+    out.activations = {chunks = chunks(H, rows, "uint8", function(part) return (part - lo):div_(range):mul_(255) end)}
   end
   return out
 end
@@ -253,9 +260,10 @@ function atlas.write(path, spec)
     data.overlays[i] = {name = ov.name or ("overlay " .. i), kind = ov.kind or "points",
       color = color_hex(ov.color or 0x000000FF), z = z:to("cpu"):totable()}
   end
-  local html = page.render(data.title, json.encode(data))
+  local html, bytes = page.render(data.title, json.encode_parts(data)), 0
+  for _, piece in ipairs(html) do bytes = bytes + #piece end
   lm.write_file(path, html)
-  return #html
+  return bytes
 end
 
 return atlas

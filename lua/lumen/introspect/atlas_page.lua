@@ -32,16 +32,24 @@ local function escape_html(s)
   return (s:gsub("[&<>\"]", {["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;"}))
 end
 
---- The whole page for a title and the atlas data as JSON text.
-function M.render(title, data_json)
-  -- "</" cannot appear inside a script element; "<\/" is the same JSON string
-  local safe = data_json:gsub("</", "<\\/")
+--- The whole page for a title and the atlas data as JSON text in pieces
+--- (lumen.json's encode_parts), as a list of pieces for lm.write_file.
+function M.render(title, data_parts)
   local t = escape_html(title)
-  return table.concat{"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>", t,
+  local out = {"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>", t,
     "</title>\n<meta name=\"viewport\" content=\"width=device-width\">\n<style>", STYLE, "</style></head>\n<body>",
-    BODY:gsub('<h1 id="title"></h1>', function() return '<h1 id="title">' .. t .. "</h1>" end),
-    "<script id=\"atlas-data\" type=\"application/json\">", safe, "</script>\n<script>", SCRIPT,
-    "</script>\n</body></html>\n"}
+    (BODY:gsub('<h1 id="title"></h1>', function() return '<h1 id="title">' .. t .. "</h1>" end)),
+    "<script id=\"atlas-data\" type=\"application/json\">"}
+  -- "</" cannot appear inside a script element; "<\/" is the same JSON
+  -- string. Each piece holds whole tokens (a string with its quotes), so
+  -- no "</" spans two pieces.
+  for _, piece in ipairs(data_parts) do
+    out[#out + 1] = piece:find("</", 1, true) and piece:gsub("</", "<\\/") or piece
+  end
+  out[#out + 1] = "</script>\n<script>"
+  out[#out + 1] = SCRIPT
+  out[#out + 1] = "</script>\n</body></html>\n"
+  return out
 end
 
 return M
