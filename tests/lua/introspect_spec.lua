@@ -165,6 +165,17 @@ describe("introspection", function()
     local y = lm.tensor({1, 1, 1, 2, 2, 2}, 'int32')
     eq(I.knn_accuracy(Z, y, 2), 1)
     eq(I.knn_accuracy(Z, lm.tensor({1, 2, 1, 2, 1, 2}, 'int32'), 2) < 1, true)
+    -- in blocks of queries: the same votes as one block, for every part
+    lm.manual_seed(5)
+    local labels = {}
+    for i = 1, 300 do labels[i] = i % 3 + 1 end
+    local Zb, yb = lm.randn(300, 2), lm.tensor(labels, "int32")
+    local whole = I.knn_accuracy(Zb, yb, 10, {chunk = 300})
+    truthy(whole > 0.2 and whole < 0.5, "random labels vote near chance: " .. whole)
+    eq(I.knn_accuracy(Zb, yb, 10, {chunk = 7}), whole)
+    eq(I.knn_accuracy(Zb, yb, 10), whole)
+    eq(I.knn_accuracy(Zb, yb, 10, {first = 101, count = 150, chunk = 13}),
+      I.knn_accuracy(Zb, yb, 10, {first = 101, count = 150, chunk = 150}))
     near(I.auroc({0.1, 0.4, 0.35, 0.8}, {false, true, false, true}), 1, 1e-12)
     near(I.auroc({0.1, 0.4, 0.35, 0.8}, {true, false, false, true}), 0.5, 1e-12)
     near(I.aupr({0.9, 0.8, 0.1}, {true, false, true}), (1 + 2 / 3) / 2, 1e-12)

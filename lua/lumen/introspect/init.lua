@@ -26,6 +26,13 @@ end
 --- The floor of the per-sample error before log10 (docs/design.md).
 I.ERROR_FLOOR = 1e-8
 
+--- Rows per block when a whole set goes through a model without gradients:
+--- about a million input values (4 MB) a block, at most 2000 rows, so a wide
+--- input (a 2400-unit recording) makes temporaries of a few MB, not 20.
+function I.block_rows(width)
+  return math.max(64, math.min(2000, (1 << 20) // math.max(1, width)))
+end
+
 -- ---- recording --------------------------------------------------------------------------------
 
 local Recorder = {}
@@ -393,7 +400,7 @@ end
 
 --- Latents of a whole recording, in batches, without gradients.
 function InfoVAE:encode_all(H, batch_size)
-  batch_size = batch_size or 2000
+  batch_size = batch_size or I.block_rows(H:size(2))
   local n = H:size(1)
   local Z = lm.zeros(n, self.latent)
   lm.no_grad(function()
@@ -644,9 +651,9 @@ function I.interrogate(recorder, vae, est, x)
 end
 
 --- Estimated log10 error for latents Z [N, 2] (no gradients): [N], in
---- blocks of `batch` rows (2000), for an estimator of any input width.
+--- blocks of `batch` rows (I.block_rows), for an estimator of any input width.
 function I.estimate(est, Z, batch)
-  batch = batch or 2000
+  batch = batch or I.block_rows(Z:size(2))
   local n = Z:size(1)
   if n <= batch then return lm.no_grad(function() return est(on_device_of(est, Z)):view(-1) end) end
   local out -- in blocks of rows: a wide input (a recording) makes no whole-set temporaries
@@ -711,20 +718,25 @@ end
 --- share their label (majority vote; on a tie, the class whose count got
 --- there first, that is with the nearer neighbours, wins). o.first and
 --- o.count (1-based) take only those points as queries, their neighbours
---- still among all of Z (a rank's part of the work).
+--- still among all of Z (a rank's part of the work). o.chunk: queries per
+--- block (default: about 8 MB of distances a block).
 function I.knn_accuracy(Z, labels, k, o)
   k = k or 10
   local first = o and o.first or 1
   local n = o and o.count or Z:size(1) - first + 1
   local last = first + n - 1
   local lab = labels:totable()
-  local correct, chunk = 0, 1000
+  -- queries in blocks whose [chunk, N] distances stay near 8 MB, each
+  -- freed before the next: the whole set's would be N^2 floats
+  local correct, chunk = 0, o and o.chunk or math.max(16, math.min(1000, (1 << 21) // math.max(1, Z:size(1))))
   if n == 0 then return 0 / 0 end
   lm.no_grad(function()
     for s = first, last, chunk do
       local len = math.min(chunk, last - s + 1)
       local q = Z:narrow(1, s, len)
-      local _, idx = F.squared_distances(q, Z):topk(k + 1)            -- [len, N]: itself first
+      local d = F.squared_distances(q, Z)                              -- [len, N]
+      local _, idx = d:topk(k + 1)                                     -- itself first
+      d:free()
       local rows = idx:totable()
       for i = 1, len do
         local votes, best, most, taken = {}, nil, -1, 0

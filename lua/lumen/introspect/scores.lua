@@ -460,9 +460,9 @@ end
 
 --- The InfoVAE's representation just before the 2-D bottleneck (the last
 --- hidden layer of the encoder, after its ELU) of a recording H [N, Nh], in
---- batches of o.batch (2000), without gradients.
+--- batches of o.batch (I.block_rows), without gradients.
 function S.pre_bottleneck(vae, H, o)
-  local batch, n = (o and o.batch) or 2000, H:size(1)
+  local batch, n = (o and o.batch) or I.block_rows(H:size(2)), H:size(1)
   local enc = vae.encoder
   local out
   lm.no_grad(function()

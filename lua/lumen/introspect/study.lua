@@ -209,7 +209,7 @@ function study.run(c)
     end
   end
   -- ---- 2. recording --------------------------------------------------------------------------------
-  local H_ae, Y_train, H_test, Y_test = stage("recording", function()
+  local H_ae, Y_train, H_test, Y_test, H_val, Y_val = stage("recording", function()
     -- in memory, or streamed to files in `out` and mapped back when the
     -- recordings would take more than half the memory still available
     -- (each rank: its rows against its share of that memory)
@@ -234,29 +234,31 @@ function study.run(c)
       return out .. "/recording_" .. name .. (sharded and ("_rank" .. rank) or "") .. ".safetensors"
     end
     local a, b = recorder:record_set(x_train, {path = path("train"), progress = main, append_rows = snapshot_parts})
+    if not sharded then -- the snapshots become views of their copy in a: one copy in memory
+      -- (within the stage, whose end gives the originals' blocks back)
+      local row = n_train + 1
+      for k, s in ipairs(snapshots) do
+        snapshots[k], row = a:narrow(1, row, s:size(1)), row + s:size(1)
+      end
+      snapshot_parts = nil
+    end
     local h, y = recorder:record_set(x_test, {path = path("test"), progress = main})
-    return a, b, h, y
+    -- the validation split's (c.val), in memory: the models choose their
+    -- epoch or cycle on it (see fit_estimator below) and the metrics report it
+    local hv, yv
+    if c.val then hv, yv = recorder:record_set(c.val.x, {progress = false}) end
+    return a, b, h, y, hv, yv
   end)
   local H_train = H_ae:narrow(1, 1, x_train:size(1))
   local n_snapshot_rows = H_ae:size(1) - x_train:size(1)
-  if not sharded then -- the snapshots become views of their copy in H_ae: one copy in memory
-    local row = n_train + 1
-    for k, s in ipairs(snapshots) do
-      snapshots[k], row = H_ae:narrow(1, row, s:size(1)), row + s:size(1)
-    end
-    snapshot_parts = nil
-  end
   local recording_bytes = H_ae:numel() * 4 -- this rank's
   say(string.format("   %d x %d activations (train), %d x %d (test)%s", n_train, H_train:size(2), n_test,
     H_test:size(2), sharded and string.format(", recorded in %d parts", ranks) or ""))
 
   -- ---- 3. autoencoder --------------------------------------------------------------------------------
-  -- the validation split's recording (c.val): the models choose their
-  -- epoch or cycle on it (see fit_estimator below) and the metrics report
-  -- it; the test set is read only for the final metrics
-  local H_val, Y_val, wrong_val
+  -- the test set is read only for the final metrics
+  local wrong_val
   if c.val then
-    H_val, Y_val = recorder:record_set(c.val.x, {progress = false})
     wrong_val = {}
     for i, ok in ipairs(Y_val:argmax(2):eq(c.val.y):totable()) do wrong_val[i] = ok == 0 end
   end
@@ -391,9 +393,9 @@ function study.run(c)
   -- set's latents, outputs and scores gathered whole (a few numbers a sample)
   local metrics = stage("metrics", function()
     local recon_sum = lm.no_grad(function() -- in blocks of rows: no whole-set temporaries
-      local sum = 0
-      for r = 1, H_test:size(1), 2000 do
-        local len = math.min(2000, H_test:size(1) - r + 1)
+      local sum, rows = 0, I.block_rows(H_test:size(2))
+      for r = 1, H_test:size(1), rows do
+        local len = math.min(rows, H_test:size(1) - r + 1)
         local x = vae:prepare(H_test:narrow(1, r, len):to(device))
         sum = sum + lm.nn.functional.mse(vae.decoder(vae.encoder(x)), x):item() * len
       end
@@ -454,9 +456,10 @@ function study.run(c)
     say(string.format("   %-36s %.4f", k, metrics[k]))
   end
   -- the same measures on the validation split, where settings are compared
-  -- without reading the test set (every rank holds the whole split)
+  -- without reading the test set (every rank holds the whole split); a
+  -- stage of its own, so that its blocks go back before the figures
   if H_val then
-    metrics.validation = lm.no_grad(function()
+    metrics.validation = stage("validation", function() return lm.no_grad(function()
       local errors = 0
       for _, w in ipairs(wrong_val) do if w then errors = errors + 1 end end
       local v = {classifier_accuracy = 1 - errors / #wrong_val,
@@ -468,7 +471,7 @@ function study.run(c)
         v["auroc_correct_" .. name], v["aupr_error_" .. name] = r.auroc_correct, r.aupr_error
       end
       return v
-    end)
+    end) end)
     local v = metrics.validation
     say(string.format("   validation: accuracy %.4f, kNN-10 %.4f, AUROC / AUPR e_hat %.4f / %.4f, "
       .. "baseline %.4f / %.4f, recording %.4f / %.4f", v.classifier_accuracy, v.latent_knn10_accuracy,
