@@ -417,11 +417,23 @@ lm_status lm_rule_linear(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     if (sc.status) return sc_end(&sc);
     int64_t out_f = w->shape[0], in_f = w->shape[1];
     int64_t g2s[2] = {-1, out_f}, x2s[2] = {-1, in_f};
-    lm_tensor *g2 = sc_reshape(&sc, g, 2, g2s);                       /* [rows, out] */
-    if (needs_grad(n, 0)) gi[0] = sc_give(&sc, sc_matmul(&sc, g, w)); /* [..., in] */
-    if (needs_grad(n, 1))                                             /* [out, in] */
+    lm_tensor *g2 = sc_reshape(&sc, g, 2, g2s); /* [rows, out] */
+    if (needs_grad(n, 0) && needs_grad(n, 1)) {
+        /* the two products side by side (lm_matmul_pair): [..., in], [out, in] */
+        lm_tensor *gt = sc_transpose(&sc, g2, 0, 1), *x2 = sc_reshape(&sc, x, 2, x2s);
+        lm_tensor *gx = NULL, *gw = NULL;
+        lm_status s = sc.status ? sc.status : lm_matmul_pair(&gx, g, w, &gw, gt, x2);
+        sc_keep(&sc, s, &gx);
+        if (sc.status != LM_OK) lm_tensor_release(gw);
+        sc_keep(&sc, s, &gw);
+        gi[0] = sc_give(&sc, gx);
+        gi[1] = sc_give(&sc, gw);
+    } else if (needs_grad(n, 0)) {
+        gi[0] = sc_give(&sc, sc_matmul(&sc, g, w)); /* [..., in] */
+    } else if (needs_grad(n, 1)) {                  /* [out, in] */
         gi[1] =
             sc_give(&sc, sc_matmul(&sc, sc_transpose(&sc, g2, 0, 1), sc_reshape(&sc, x, 2, x2s)));
+    }
     if (needs_grad(n, 2)) gi[2] = sc_give(&sc, sc_reduce(&sc, LM_SUM, g2, 0, false));
     return sc_end(&sc);
 }

@@ -30,6 +30,7 @@ static const lm_backend cpu = {
     .where = lm_cpu_where,
     .reduce = lm_cpu_reduce,
     .matmul = lm_cpu_matmul,
+    .matmul_pair = lm_cpu_matmul_pair,
     .random = lm_cpu_random,
     .dropout = lm_cpu_dropout,
     .softmax = lm_cpu_softmax,

@@ -18,6 +18,8 @@ lm_status lm_cpu_reduce(lm_reduce_op op, lm_tensor *out, lm_tensor *indices, con
                         int dim);
 lm_status lm_cpu_matmul(lm_tensor *out, const lm_tensor *a, const lm_tensor *b, float alpha,
                         float beta);
+lm_status lm_cpu_matmul_pair(lm_tensor *out1, const lm_tensor *a1, const lm_tensor *b1,
+                             lm_tensor *out2, const lm_tensor *a2, const lm_tensor *b2);
 /* c (M x N) = alpha * op(a) @ op(b) + beta * c on row-major float arrays,
  * split over Lumen's threads (for kernels that build their own operands). */
 void lm_cpu_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,

@@ -204,6 +204,13 @@ typedef struct lm_backend {
                                      const lm_tensor *g, const lm_tensor *x, const lm_tensor *mean,
                                      const lm_tensor *var, const lm_tensor *w, double eps);
 
+    /* ---- optional: two independent products (NULL: one after the other) ---- */
+    /* out1 = a1 @ b1 and out2 = a2 @ b2, each as matmul with batch 1, alpha 1
+     * and beta 0: a layer's two gradients, which the CPU runs side by side
+     * when each is too small to split well over the threads. */
+    lm_status (*matmul_pair)(lm_tensor *out1, const lm_tensor *a1, const lm_tensor *b1,
+                             lm_tensor *out2, const lm_tensor *a2, const lm_tensor *b2);
+
     /* ---- optional: whole-batch convolution (NULL: im2col + matmul per image) ---- */
     /* out [N, O, oh, ow] = x [N, C, H, W] convolved with w [O, C, kh, kw], no bias. */
     lm_status (*conv2d)(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,

@@ -83,5 +83,10 @@ lm_status lm_matmul(lm_tensor **out, lm_tensor *a, lm_tensor *b);
  * rows and the product is accumulated onto it (GEMM with beta 1), one pass
  * less than adding afterwards. NULL bias: lm_matmul. */
 lm_status lm_matmul_bias(lm_tensor **out, lm_tensor *a, lm_tensor *b, const lm_tensor *bias);
+/* Two independent products, *out1 = a1 @ b1 and *out2 = a2 @ b2 (as
+ * lm_matmul each), run side by side where the backend can (a layer's input
+ * and weight gradients). On failure both outputs are NULL. */
+lm_status lm_matmul_pair(lm_tensor **out1, lm_tensor *a1, lm_tensor *b1, lm_tensor **out2,
+                         lm_tensor *a2, lm_tensor *b2);
 
 #endif

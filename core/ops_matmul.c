@@ -58,11 +58,28 @@ static lm_status as_3d(lm_tensor **out, lm_tensor *t, int nbatch, const int64_t 
     return LM_OK;
 }
 
-lm_status lm_matmul(lm_tensor **out, lm_tensor *a_in, lm_tensor *b_in) {
-    return lm_matmul_bias(out, a_in, b_in, NULL);
+/* A product made ready to run: its operands and result as the backend's
+ * 3-D views (o3 is a view of *out), so that two products can run together. */
+typedef struct {
+    const lm_backend *be;
+    lm_tensor *a, *b, *a3, *b3, *o3;
+    int64_t K;
+} matmul_plan;
+
+static void plan_release(matmul_plan *p) {
+    lm_tensor_release(p->a);
+    lm_tensor_release(p->b);
+    lm_tensor_release(p->a3);
+    lm_tensor_release(p->b3);
+    lm_tensor_release(p->o3);
+    memset(p, 0, sizeof *p);
 }
 
-lm_status lm_matmul_bias(lm_tensor **out, lm_tensor *a_in, lm_tensor *b_in, const lm_tensor *bias) {
+/* Checks the operands, allocates *out and fills it with the bias (if any);
+ * on failure *out is NULL and the plan holds nothing. */
+static lm_status plan_matmul(matmul_plan *p, lm_tensor **out, lm_tensor *a_in, lm_tensor *b_in,
+                             const lm_tensor *bias) {
+    memset(p, 0, sizeof *p);
     *out = NULL;
     char sa[LM_SHAPE_STR_MAX], sb[LM_SHAPE_STR_MAX];
     if (a_in->storage->device != b_in->storage->device)
@@ -76,6 +93,7 @@ lm_status lm_matmul_bias(lm_tensor **out, lm_tensor *a_in, lm_tensor *b_in, cons
         return lm_fail(LM_ERR_ARG, "matmul: operands must have at least 1 dimension");
     const lm_backend *be = lm_backend_of(a_in);
     if (!be) return LM_ERR_DEVICE;
+    p->be = be;
 
     /* 1-D operands become a row (left) or a column (right), removed at the end */
     lm_tensor *a = NULL, *b = NULL, *a3 = NULL, *b3 = NULL, *o3 = NULL;
@@ -141,17 +159,62 @@ lm_status lm_matmul_bias(lm_tensor **out, lm_tensor *a_in, lm_tensor *b_in, cons
     if (s == LM_OK) {
         if (bias) s = lm_copy_(*out, bias); /* broadcast over the rows */
         if (s == LM_OK && K == 0 && !bias) s = lm_fill_(*out, 0);
-        if (s == LM_OK && K > 0) s = be->matmul(o3, a3, b3, 1.0f, bias ? 1.0f : 0.0f);
     }
     if (s != LM_OK) {
         lm_tensor_release(*out);
         *out = NULL;
     }
 done:
-    lm_tensor_release(a);
-    lm_tensor_release(b);
-    lm_tensor_release(a3);
-    lm_tensor_release(b3);
-    lm_tensor_release(o3);
+    p->a = a, p->b = b, p->a3 = a3, p->b3 = b3, p->o3 = o3, p->K = s == LM_OK ? K : 0;
+    if (s != LM_OK) plan_release(p);
+    return s;
+}
+
+/* Runs a planned product (beta 1 when the bias was copied in first). */
+static lm_status run_plan(const matmul_plan *p, bool bias) {
+    if (p->K == 0) return LM_OK;
+    return p->be->matmul(p->o3, p->a3, p->b3, 1.0f, bias ? 1.0f : 0.0f);
+}
+
+lm_status lm_matmul(lm_tensor **out, lm_tensor *a_in, lm_tensor *b_in) {
+    return lm_matmul_bias(out, a_in, b_in, NULL);
+}
+
+lm_status lm_matmul_bias(lm_tensor **out, lm_tensor *a_in, lm_tensor *b_in, const lm_tensor *bias) {
+    matmul_plan p;
+    lm_status s = plan_matmul(&p, out, a_in, b_in, bias);
+    if (s == LM_OK) s = run_plan(&p, bias != NULL);
+    if (s != LM_OK) {
+        lm_tensor_release(*out);
+        *out = NULL;
+    }
+    plan_release(&p);
+    return s;
+}
+
+lm_status lm_matmul_pair(lm_tensor **out1, lm_tensor *a1, lm_tensor *b1, lm_tensor **out2,
+                         lm_tensor *a2, lm_tensor *b2) {
+    matmul_plan p1, p2;
+    *out2 = NULL;
+    lm_status s = plan_matmul(&p1, out1, a1, b1, NULL);
+    if (s != LM_OK) return s;
+    s = plan_matmul(&p2, out2, a2, b2, NULL);
+    if (s == LM_OK) {
+        /* side by side where the backend can (single matrices, both non-empty) */
+        if (p1.be == p2.be && p1.be->matmul_pair && p1.K > 0 && p2.K > 0 && p1.o3->shape[0] == 1 &&
+            p2.o3->shape[0] == 1)
+            s = p1.be->matmul_pair(p1.o3, p1.a3, p1.b3, p2.o3, p2.a3, p2.b3);
+        else {
+            s = run_plan(&p1, false);
+            if (s == LM_OK) s = run_plan(&p2, false);
+        }
+    }
+    if (s != LM_OK) {
+        lm_tensor_release(*out1);
+        lm_tensor_release(*out2);
+        *out1 = *out2 = NULL;
+    }
+    plan_release(&p1);
+    plan_release(&p2);
     return s;
 }

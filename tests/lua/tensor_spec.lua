@@ -249,6 +249,47 @@ describe("matmul over the thread pool", function()
   end)
 end)
 
+describe("a Linear layer's two gradients side by side", function()
+  it("match a reference loop on 2 and 3 threads, for 2-D and batched inputs", function()
+    local saved = lm.get_num_threads()
+    lm.manual_seed(12)
+    -- 64 x 100 -> 90: each gradient is 576,000 multiply-adds, enough to run
+    -- the pair on two threads (cpu_matmul.c); x [2, 32, 100] folds to 64 rows
+    local lin = lm.nn.Linear(100, 90)
+    local x0, g0 = lm.randn(64, 100), lm.randn(64, 90)
+    local xt, gt, wt = x0:totable(), g0:totable(), lin.weight:totable()
+    local want_x, want_w = {}, {}
+    for i = 1, 64 do
+      want_x[i] = {}
+      for k = 1, 100 do
+        local s = 0
+        for j = 1, 90 do s = s + gt[i][j] * wt[j][k] end
+        want_x[i][k] = s
+      end
+    end
+    for j = 1, 90 do
+      want_w[j] = {}
+      for k = 1, 100 do
+        local s = 0
+        for i = 1, 64 do s = s + gt[i][j] * xt[i][k] end
+        want_w[j][k] = s
+      end
+    end
+    for _, threads in ipairs{2, 3, 1} do
+      lm.set_num_threads(threads)
+      for _, batched in ipairs{false, true} do
+        local x = (batched and x0:view(2, 32, 100) or x0):clone():requires_grad(true)
+        lin.weight.grad = nil
+        lin(x):backward(batched and g0:view(2, 32, 90) or g0)
+        local what = threads .. " threads" .. (batched and ", batched" or "")
+        same(x.grad:view(64, 100):totable(), want_x, 1e-4, "input gradient, " .. what)
+        same(lin.weight.grad:totable(), want_w, 1e-4, "weight gradient, " .. what)
+      end
+    end
+    lm.set_num_threads(saved)
+  end)
+end)
+
 describe("the thread pool", function()
   it("wakes workers that slept between jobs and survives resizing, with every chunk done", function()
     local saved = lm.get_num_threads()
