@@ -235,12 +235,13 @@ function study.run(c)
     end
     local a, b = recorder:record_set(x_train, {path = path("train"), progress = main, append_rows = snapshot_parts})
     if not sharded then -- the snapshots become views of their copy in a: one copy in memory
-      -- (within the stage, whose end gives the originals' blocks back)
       local row = n_train + 1
       for k, s in ipairs(snapshots) do
         snapshots[k], row = a:narrow(1, row, s:size(1)), row + s:size(1)
+        s:free() -- this handle only: a caller's view of a larger tensor leaves that intact
       end
       snapshot_parts = nil
+      lm.empty_cache() -- the originals' blocks (120 MB for Net1) go back before the test set is recorded
     end
     local h, y = recorder:record_set(x_test, {path = path("test"), progress = main})
     -- the validation split's (c.val), in memory: the models choose their
@@ -397,7 +398,10 @@ function study.run(c)
       for r = 1, H_test:size(1), rows do
         local len = math.min(rows, H_test:size(1) - r + 1)
         local x = vae:prepare(H_test:narrow(1, r, len):to(device))
-        sum = sum + lm.nn.functional.mse(vae.decoder(vae.encoder(x)), x):item() * len
+        local x_hat = vae.decoder(vae.encoder(x))
+        sum = sum + lm.nn.functional.mse(x_hat, x):item() * len
+        x:free() -- a block's copies go back now, for the next block
+        x_hat:free()
       end
       return sum
     end)
