@@ -212,6 +212,29 @@ describe("printing", function()
   end)
 end)
 
+-- A @ B in double precision, for matrices as Lua tables of rows.
+local function reference_product(A, B)
+  local out = {}
+  for i = 1, #A do
+    out[i] = {}
+    for j = 1, #B[1] do
+      local s = 0
+      for k = 1, #B do s = s + A[i][k] * B[k][j] end
+      out[i][j] = s
+    end
+  end
+  return out
+end
+
+local function transposed(A)
+  local out = {}
+  for j = 1, #A[1] do
+    out[j] = {}
+    for i = 1, #A do out[j][i] = A[i][j] end
+  end
+  return out
+end
+
 describe("matmul over the thread pool", function()
   it("matches a reference for products split by rows and by columns, in every transposition", function()
     local saved = lm.get_num_threads()
@@ -223,16 +246,7 @@ describe("matmul over the thread pool", function()
     for _, shape in ipairs{{131, 67, 45}, {37, 150, 61}, {128, 200, 64}, {66, 64, 70}} do
       local M, N, K = shape[1], shape[2], shape[3]
       local a, b = lm.randn(M, K), lm.randn(K, N)
-      local at, bt = a:totable(), b:totable()
-      local want = {}
-      for i = 1, M do
-        want[i] = {}
-        for j = 1, N do
-          local s = 0
-          for k = 1, K do s = s + at[i][k] * bt[k][j] end
-          want[i][j] = s
-        end
-      end
+      local want = reference_product(a:totable(), b:totable())
       local variants = {
         lm.matmul(a, b),
         lm.matmul(a:t():contiguous():t(), b),                 -- a transposed in memory
@@ -257,24 +271,9 @@ describe("a Linear layer's two gradients side by side", function()
     -- the pair on two threads (cpu_matmul.c); x [2, 32, 100] folds to 64 rows
     local lin = lm.nn.Linear(100, 90)
     local x0, g0 = lm.randn(64, 100), lm.randn(64, 90)
-    local xt, gt, wt = x0:totable(), g0:totable(), lin.weight:totable()
-    local want_x, want_w = {}, {}
-    for i = 1, 64 do
-      want_x[i] = {}
-      for k = 1, 100 do
-        local s = 0
-        for j = 1, 90 do s = s + gt[i][j] * wt[j][k] end
-        want_x[i][k] = s
-      end
-    end
-    for j = 1, 90 do
-      want_w[j] = {}
-      for k = 1, 100 do
-        local s = 0
-        for i = 1, 64 do s = s + gt[i][j] * xt[i][k] end
-        want_w[j][k] = s
-      end
-    end
+    local gt = g0:totable()
+    local want_x = reference_product(gt, lin.weight:totable())      -- g W
+    local want_w = reference_product(transposed(gt), x0:totable())  -- g^T x
     for _, threads in ipairs{2, 3, 1} do
       lm.set_num_threads(threads)
       for _, batched in ipairs{false, true} do
