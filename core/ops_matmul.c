@@ -106,6 +106,7 @@ static lm_status plan_matmul(matmul_plan *p, lm_tensor **out, lm_tensor *a_in, l
 
     int64_t M = a->shape[a->ndim - 2], K = a->shape[a->ndim - 1];
     int64_t K2 = b->shape[b->ndim - 2], N = b->shape[b->ndim - 1];
+    p->K = K;
     if (bias && (bias->ndim != 1 || bias->shape[0] != N || bias->dtype != LM_FLOAT32 ||
                  bias->storage->device != a_in->storage->device)) {
         s = lm_fail(LM_ERR_SHAPE,
@@ -165,7 +166,7 @@ static lm_status plan_matmul(matmul_plan *p, lm_tensor **out, lm_tensor *a_in, l
         *out = NULL;
     }
 done:
-    p->a = a, p->b = b, p->a3 = a3, p->b3 = b3, p->o3 = o3, p->K = s == LM_OK ? K : 0;
+    p->a = a, p->b = b, p->a3 = a3, p->b3 = b3, p->o3 = o3;
     if (s != LM_OK) plan_release(p);
     return s;
 }
