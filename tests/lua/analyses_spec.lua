@@ -35,6 +35,20 @@ describe("analyses: densities and expectations", function()
     end
     local self_d = lm.nn.functional.squared_distances(a)
     for i = 1, 7 do near(self_d[i][i], 0, 1e-5, "a with itself") end
+    -- with gradients to a, the out-of-place path: the same values, and its gradient
+    local ag = a:clone():requires_grad(true)
+    local dg = lm.nn.functional.squared_distances(ag, b)
+    eq(lm.encode(dg:detach(), "float32"), lm.encode(d, "float32"), "the same sums in the same order")
+    dg:sum():backward()
+    local gt = ag.grad:totable()
+    for i = 1, 7 do
+      for k = 1, 3 do
+        local want = 0
+        for j = 1, 5 do want = want + 2 * (at[i][k] - bt[j][k]) end
+        near(gt[i][k], want, 1e-4, "d/da")
+      end
+    end
+    same(a:totable(), at, 0, "the in-place path leaves its inputs as they were")
     truthy(not pcall(lm.nn.functional.squared_distances, a, lm.randn(5, 2)), "widths must match")
     local Z = lm.randn(300, 2) * 0.5
     local _, h = A.density(Z, A.grid{size = 10})

@@ -733,12 +733,10 @@ function I.knn_accuracy(Z, labels, k, o)
   local correct, chunk = 0, o and o.chunk or math.max(16, math.min(1000, (1 << 21) // math.max(1, Z:size(1))))
   if n == 0 then return 0 / 0 end
   lm.no_grad(function()
-    local norms = (Z * Z):sum(2)
     for s = first, last, chunk do
       local len = math.min(chunk, last - s + 1)
       local q = Z:narrow(1, s, len)
-      -- ||q||^2 + ||z||^2 - 2 q.z in one [len, N] block, updated in place
-      local d = lm.matmul(q, Z:t()):mul_(-2):add_(norms:view(1, -1)):add_((q * q):sum(2, true))
+      local d = F.squared_distances(q, Z)                              -- [len, N], one block
       local _, idx = d:topk(k + 1)                                     -- itself first
       d:free()
       local rows = idx:totable()

@@ -36,7 +36,12 @@ function F.squared_distances(a, b)
   end
   local aa = (a * a):sum(2, true)           -- [N, 1]
   local bb = (b * b):sum(2, true):t()       -- [1, M]
-  return aa + bb - lm.matmul(a, b:t()) * 2
+  local ab = lm.matmul(a, b:t())            -- [N, M]
+  if lm.is_grad_enabled() and (a:requires_grad() or b:requires_grad()) then
+    return ab * -2 + bb + aa
+  end
+  -- no gradient: the same sums in place, one [N, M] block instead of four
+  return ab:mul_(-2):add_(bb):add_(aa)
 end
 
 --- Maximum Mean Discrepancy between samples z [N, D] and prior samples p
