@@ -125,22 +125,36 @@ void lm_cpu_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, f
     sgemm_parallel(&j);
 }
 
-lm_status lm_cpu_matmul(lm_tensor *out, const lm_tensor *a, const lm_tensor *b, float alpha,
-                        float beta) {
-    /* out (B, M, N) = a (B|1, M, K) @ b (B|1, K, N) */
-    int64_t batch = out->shape[0], M = out->shape[1], N = out->shape[2], K = a->shape[2];
+/* The product of matrix i of a batch: out (B, M, N) = a (B|1, M, K) @ b (B|1, K, N). */
+static gemm_job batch_job(const lm_tensor *out, const lm_tensor *a, const lm_tensor *b, int64_t i,
+                          float alpha, float beta) {
+    int64_t M = out->shape[1], N = out->shape[2], K = a->shape[2];
     enum CBLAS_TRANSPOSE ta, tb;
     int64_t lda, ldb;
     blas_layout(M, K, a->strides[1], a->strides[2], &ta, &lda);
     blas_layout(K, N, b->strides[1], b->strides[2], &tb, &ldb);
-    const float *ap = lm_tensor_f32(a), *bp = lm_tensor_f32(b);
-    float *op = lm_tensor_f32(out);
-    for (int64_t i = 0; i < batch; i++) {
-        const float *ai = ap + (a->shape[0] > 1 ? i * a->strides[0] : 0);
-        const float *bi = bp + (b->shape[0] > 1 ? i * b->strides[0] : 0);
-        float *oi = op + i * out->strides[0];
-        gemm_job j = {ta,    tb,   (int)M, (int)N, (int)K, (int)lda, (int)ldb, (int)out->strides[1],
-                      alpha, beta, ai,     bi,     oi,     false,    0};
+    gemm_job j = {ta,
+                  tb,
+                  (int)M,
+                  (int)N,
+                  (int)K,
+                  (int)lda,
+                  (int)ldb,
+                  (int)out->strides[1],
+                  alpha,
+                  beta,
+                  lm_tensor_f32(a) + (a->shape[0] > 1 ? i * a->strides[0] : 0),
+                  lm_tensor_f32(b) + (b->shape[0] > 1 ? i * b->strides[0] : 0),
+                  lm_tensor_f32(out) + i * out->strides[0],
+                  true,
+                  (int)M};
+    return j;
+}
+
+lm_status lm_cpu_matmul(lm_tensor *out, const lm_tensor *a, const lm_tensor *b, float alpha,
+                        float beta) {
+    for (int64_t i = 0; i < out->shape[0]; i++) {
+        gemm_job j = batch_job(out, a, b, i, alpha, beta);
         sgemm_parallel(&j);
     }
     return LM_OK;
@@ -155,30 +169,6 @@ lm_status lm_cpu_matmul(lm_tensor *out, const lm_tensor *a, const lm_tensor *b, 
  * larger ones split over all the threads. */
 #define GEMM_PAIR_MAX_MACS (1 << 23)
 
-static gemm_job job_of(lm_tensor *out, const lm_tensor *a, const lm_tensor *b) {
-    int64_t M = out->shape[1], N = out->shape[2], K = a->shape[2];
-    enum CBLAS_TRANSPOSE ta, tb;
-    int64_t lda, ldb;
-    blas_layout(M, K, a->strides[1], a->strides[2], &ta, &lda);
-    blas_layout(K, N, b->strides[1], b->strides[2], &tb, &ldb);
-    gemm_job j = {ta,
-                  tb,
-                  (int)M,
-                  (int)N,
-                  (int)K,
-                  (int)lda,
-                  (int)ldb,
-                  (int)out->strides[1],
-                  1.0f,
-                  0.0f,
-                  lm_tensor_f32(a),
-                  lm_tensor_f32(b),
-                  lm_tensor_f32(out),
-                  true,
-                  (int)M};
-    return j;
-}
-
 static void whole_jobs(void *ctx, int64_t begin, int64_t end) {
     gemm_job *jobs = ctx;
     for (int64_t i = begin; i < end; i++) gemm_blocks(&jobs[i], 0, 1); /* block = M: all rows */
@@ -186,7 +176,8 @@ static void whole_jobs(void *ctx, int64_t begin, int64_t end) {
 
 lm_status lm_cpu_matmul_pair(lm_tensor *out1, const lm_tensor *a1, const lm_tensor *b1,
                              lm_tensor *out2, const lm_tensor *a2, const lm_tensor *b2) {
-    gemm_job jobs[2] = {job_of(out1, a1, b1), job_of(out2, a2, b2)};
+    gemm_job jobs[2] = {batch_job(out1, a1, b1, 0, 1.0f, 0.0f),
+                        batch_job(out2, a2, b2, 0, 1.0f, 0.0f)};
     int threads = lm_get_num_threads();
     int64_t macs[2];
     for (int i = 0; i < 2; i++) macs[i] = (int64_t)jobs[i].M * jobs[i].N * jobs[i].K;

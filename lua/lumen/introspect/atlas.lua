@@ -50,8 +50,8 @@ local function packed(t, fmt, level)
 end
 
 -- Rows of a 2-D (or more) tensor in chunks, each packed on its own; `scale`
--- (a function of a chunk and its first row) maps the chunk's values first, so that a whole
--- set (a recording, 54,000 images) is never copied at once.
+-- (a function of a chunk and its first row) maps the chunk's values first,
+-- so that a whole set (a recording, 54,000 images) is never copied at once.
 local function chunks(t, rows, fmt, scale)
   local out, n = {}, t:size(1)
   for start = 1, n, rows do
