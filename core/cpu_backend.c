@@ -45,6 +45,7 @@ static const lm_backend cpu = {
     .topk = lm_cpu_topk,
     .one_hot = lm_cpu_one_hot,
     .optim_step = lm_cpu_optim_step,
+    .optim_step_many = lm_cpu_optim_step_many,
     .batch_norm = lm_cpu_batch_norm,
     .batch_norm_backward = lm_cpu_batch_norm_backward,
     .conv2d = lm_cpu_conv2d,

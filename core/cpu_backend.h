@@ -17,7 +17,7 @@ lm_status lm_cpu_where(lm_tensor *out, const lm_tensor *cond, const lm_tensor *a
 lm_status lm_cpu_reduce(lm_reduce_op op, lm_tensor *out, lm_tensor *indices, const lm_tensor *x,
                         int dim);
 lm_status lm_cpu_matmul(lm_tensor *out, const lm_tensor *a, const lm_tensor *b, float alpha,
-                        float beta);
+                        float beta, const lm_tensor *bias);
 lm_status lm_cpu_matmul_pair(lm_tensor *out1, const lm_tensor *a1, const lm_tensor *b1,
                              lm_tensor *out2, const lm_tensor *a2, const lm_tensor *b2);
 /* c (M x N) = alpha * op(a) @ op(b) + beta * c on row-major float arrays,
@@ -78,5 +78,8 @@ lm_status lm_cpu_topk(lm_tensor *values, lm_tensor *indices, const lm_tensor *x,
 lm_status lm_cpu_one_hot(lm_tensor *out, const lm_tensor *labels);
 lm_status lm_cpu_optim_step(const lm_optim_params *p, lm_tensor *param, const lm_tensor *grad,
                             lm_tensor *s1, lm_tensor *s2);
+lm_status lm_cpu_optim_step_many(const lm_optim_params *p, int n, lm_tensor *const *params,
+                                 const lm_tensor *const *grads, lm_tensor *const *s1,
+                                 lm_tensor *const *s2);
 
 #endif

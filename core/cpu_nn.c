@@ -234,17 +234,9 @@ lm_status lm_cpu_one_hot(lm_tensor *out, const lm_tensor *labels) {
 /* ---- optimisers: one fused loop per parameter, no temporaries
  * -------------------------------------- */
 
-typedef struct {
-    const lm_optim_params *p;
-    float *w, *s1, *s2;
-    const float *g;
-} optim_job;
-
-static void optim_range(void *ctx, int64_t i0, int64_t i1) {
-    optim_job *j = ctx;
-    const lm_optim_params *p = j->p;
-    float *restrict w = j->w, *restrict s1 = j->s1, *restrict s2 = j->s2;
-    const float *restrict g = j->g;
+/* Elements [i0, i1) of one parameter. */
+static void optim_update(const lm_optim_params *p, float *restrict w, float *restrict s1,
+                         float *restrict s2, const float *restrict g, int64_t i0, int64_t i1) {
     float lr = (float)p->lr, wd = (float)p->weight_decay, eps = (float)p->eps;
     switch (p->kind) {
     case LM_OPT_SGD: {
@@ -295,12 +287,51 @@ static void optim_range(void *ctx, int64_t i0, int64_t i1) {
     }
 }
 
+/* Many parameters as one range of elements, parameter after parameter:
+ * one hand-over to the threads for the whole model instead of one per
+ * parameter (a Net1 step has 13 weights large enough to split), and each
+ * thread updates the same elements every step. */
+#define OPTIM_MANY_MAX 256
+
+typedef struct {
+    const lm_optim_params *p;
+    int n;
+    lm_tensor *const *params, *const *s1, *const *s2;
+    const lm_tensor *const *grads;
+    int64_t start[OPTIM_MANY_MAX + 1]; /* parameter k holds elements start[k] .. start[k+1]-1 */
+} optim_many_job;
+
+static float *f32_or_null(lm_tensor *t) {
+    return t ? lm_tensor_f32(t) : NULL;
+}
+
+static void optim_many_range(void *ctx, int64_t i0, int64_t i1) {
+    const optim_many_job *j = ctx;
+    int k = 0;
+    while (j->start[k + 1] <= i0) k++;
+    for (; k < j->n && j->start[k] < i1; k++) {
+        int64_t lo = i0 > j->start[k] ? i0 - j->start[k] : 0;
+        int64_t hi = (i1 < j->start[k + 1] ? i1 : j->start[k + 1]) - j->start[k];
+        optim_update(j->p, lm_tensor_f32(j->params[k]), f32_or_null(j->s1[k]),
+                     f32_or_null(j->s2[k]), lm_tensor_f32(j->grads[k]), lo, hi);
+    }
+}
+
+lm_status lm_cpu_optim_step_many(const lm_optim_params *p, int n, lm_tensor *const *params,
+                                 const lm_tensor *const *grads, lm_tensor *const *s1,
+                                 lm_tensor *const *s2) {
+    for (int first = 0; first < n; first += OPTIM_MANY_MAX) {
+        optim_many_job j = {.p = p, .n = n - first < OPTIM_MANY_MAX ? n - first : OPTIM_MANY_MAX};
+        j.params = params + first, j.grads = grads + first, j.s1 = s1 + first, j.s2 = s2 + first;
+        for (int k = 0; k < j.n; k++) j.start[k + 1] = j.start[k] + lm_tensor_numel(j.params[k]);
+        lm_parallel_for(j.start[j.n], LM_GRAIN_ELEMENTWISE, optim_many_range, &j);
+    }
+    return LM_OK;
+}
+
 lm_status lm_cpu_optim_step(const lm_optim_params *p, lm_tensor *param, const lm_tensor *grad,
                             lm_tensor *s1, lm_tensor *s2) {
-    optim_job j = {p, lm_tensor_f32(param), s1 ? lm_tensor_f32(s1) : NULL,
-                   s2 ? lm_tensor_f32(s2) : NULL, lm_tensor_f32(grad)};
-    lm_parallel_for(lm_tensor_numel(param), LM_GRAIN_ELEMENTWISE, optim_range, &j);
-    return LM_OK;
+    return lm_cpu_optim_step_many(p, 1, &param, &grad, &s1, &s2);
 }
 
 /* ---- squared differences by row (the MSE's forward pass)

@@ -128,9 +128,11 @@ typedef struct lm_backend {
                         int dim);
 
     /* out = alpha * a @ b + beta * out for 3-D tensors (batch, rows, cols);
-     * a and b may have batch size 1 (broadcast). */
+     * a and b may have batch size 1 (broadcast). With a bias (a contiguous
+     * [cols] tensor, or NULL) out = alpha * a @ b + bias on every row, and
+     * beta is ignored: a layer's bias added where the product is written. */
     lm_status (*matmul)(lm_tensor *out, const lm_tensor *a, const lm_tensor *b, float alpha,
-                        float beta);
+                        float beta, const lm_tensor *bias);
 
     /* Fills `out` with counter-based random numbers under key `seed`:
      * element i (row-major order of out) uses word i % 4 of Philox block

@@ -63,6 +63,7 @@ static lm_status as_3d(lm_tensor **out, lm_tensor *t, int nbatch, const int64_t 
 typedef struct {
     const lm_backend *be;
     lm_tensor *a, *b, *a3, *b3, *o3;
+    lm_tensor *bias; /* contiguous, or NULL; the backend adds it as it writes */
     int64_t K;
 } matmul_plan;
 
@@ -72,11 +73,12 @@ static void plan_release(matmul_plan *p) {
     lm_tensor_release(p->a3);
     lm_tensor_release(p->b3);
     lm_tensor_release(p->o3);
+    lm_tensor_release(p->bias);
     memset(p, 0, sizeof *p);
 }
 
-/* Checks the operands, allocates *out and fills it with the bias (if any);
- * on failure *out is NULL and the plan holds nothing. */
+/* Checks the operands and allocates *out (filled when there is no product
+ * to run: K == 0); on failure *out is NULL and the plan holds nothing. */
 static lm_status plan_matmul(matmul_plan *p, lm_tensor **out, lm_tensor *a_in, lm_tensor *b_in,
                              const lm_tensor *bias) {
     memset(p, 0, sizeof *p);
@@ -157,10 +159,10 @@ static lm_status plan_matmul(matmul_plan *p, lm_tensor **out, lm_tensor *a_in, l
         shape3[0] = 1;
     }
     s = lm_tensor_view(&o3, *out, 3, shape3);
-    if (s == LM_OK) {
-        if (bias) s = lm_copy_(*out, bias); /* broadcast over the rows */
-        if (s == LM_OK && K == 0 && !bias) s = lm_fill_(*out, 0);
-    }
+    if (s == LM_OK && K == 0) /* an empty sum: the bias alone, or zeros */
+        s = bias ? lm_copy_(*out, bias) : lm_fill_(*out, 0);
+    else if (s == LM_OK && bias)
+        s = lm_contiguous(&p->bias, (lm_tensor *)bias);
     if (s != LM_OK) {
         lm_tensor_release(*out);
         *out = NULL;
@@ -171,10 +173,10 @@ done:
     return s;
 }
 
-/* Runs a planned product (beta 1 when the bias was copied in first). */
-static lm_status run_plan(const matmul_plan *p, bool bias) {
+/* Runs a planned product. */
+static lm_status run_plan(const matmul_plan *p) {
     if (p->K == 0) return LM_OK;
-    return p->be->matmul(p->o3, p->a3, p->b3, 1.0f, bias ? 1.0f : 0.0f);
+    return p->be->matmul(p->o3, p->a3, p->b3, 1.0f, 0.0f, p->bias);
 }
 
 lm_status lm_matmul(lm_tensor **out, lm_tensor *a_in, lm_tensor *b_in) {
@@ -184,7 +186,7 @@ lm_status lm_matmul(lm_tensor **out, lm_tensor *a_in, lm_tensor *b_in) {
 lm_status lm_matmul_bias(lm_tensor **out, lm_tensor *a_in, lm_tensor *b_in, const lm_tensor *bias) {
     matmul_plan p;
     lm_status s = plan_matmul(&p, out, a_in, b_in, bias);
-    if (s == LM_OK) s = run_plan(&p, bias != NULL);
+    if (s == LM_OK) s = run_plan(&p);
     if (s != LM_OK) {
         lm_tensor_release(*out);
         *out = NULL;
@@ -206,8 +208,8 @@ lm_status lm_matmul_pair(lm_tensor **out1, lm_tensor *a1, lm_tensor *b1, lm_tens
             p2.o3->shape[0] == 1)
             s = p1.be->matmul_pair(p1.o3, p1.a3, p1.b3, p2.o3, p2.a3, p2.b3);
         else {
-            s = run_plan(&p1, false);
-            if (s == LM_OK) s = run_plan(&p2, false);
+            s = run_plan(&p1);
+            if (s == LM_OK) s = run_plan(&p2);
         }
     }
     if (s != LM_OK) {

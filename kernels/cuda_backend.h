@@ -25,7 +25,7 @@ lm_status lm_cuda_where(lm_tensor *out, const lm_tensor *cond, const lm_tensor *
 lm_status lm_cuda_reduce(lm_reduce_op op, lm_tensor *out, lm_tensor *indices, const lm_tensor *x,
                          int dim);
 lm_status lm_cuda_matmul(lm_tensor *out, const lm_tensor *a, const lm_tensor *b, float alpha,
-                         float beta);
+                         float beta, const lm_tensor *bias);
 lm_status lm_cuda_random(lm_random_kind kind, lm_tensor *out, uint64_t seed, uint64_t offset,
                          double p0, double p1);
 lm_status lm_cuda_dropout(lm_tensor *out, lm_tensor *mask, const lm_tensor *x, uint64_t seed,

@@ -20,10 +20,18 @@ static void blas_layout(int64_t cols, int64_t s_row, int64_t s_col, cublasOperat
 }
 
 lm_status lm_cuda_matmul(lm_tensor *out, const lm_tensor *a, const lm_tensor *b, float alpha,
-                         float beta) {
+                         float beta, const lm_tensor *bias) {
     /* out (B, M, N) = a (B|1, M, K) @ b (B|1, K, N) */
     int64_t batch = out->shape[0], M = out->shape[1], N = out->shape[2], K = a->shape[2];
     if (batch == 0 || M == 0 || N == 0) return LM_OK;
+    if (bias) { /* the bias broadcast over the rows first, then accumulated into */
+        lm_tensor *rows;
+        LM_TRY(lm_tensor_expand(&rows, (lm_tensor *)bias, 3, out->shape));
+        lm_status s = lm_cuda_copy(out, rows);
+        lm_tensor_release(rows);
+        LM_TRY(s);
+        beta = 1.0f;
+    }
     cublasOperation_t opa, opb;
     int64_t lda, ldb;
     blas_layout(K, a->strides[1], a->strides[2], &opa, &lda);

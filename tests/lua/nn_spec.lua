@@ -185,6 +185,44 @@ describe("optimisers", function()
     same(one_step(optim.RMSprop, {lr = 0.01, alpha = 0.9}, {{2, 0}}), {expected, -2}, 1e-5)
   end)
 
+  it("updates many parameters as one range over the threads, as Adam's formula says", function()
+    -- sizes such that 2 and 3 threads cut inside parameters and across them
+    local sizes, lr, b1, b2, eps = {9000, 7, 20011, 1}, 0.01, 0.9, 0.999, 1e-8
+    local saved = lm.get_num_threads()
+    lm.manual_seed(21)
+    local w0, g1, g2 = {}, {}, {}
+    for k, n in ipairs(sizes) do w0[k], g1[k], g2[k] = lm.randn(n), lm.randn(n), lm.randn(n) end
+    local results = {}
+    for _, threads in ipairs{1, 2, 3} do
+      lm.set_num_threads(threads)
+      local ps = {}
+      for k in ipairs(sizes) do ps[k] = w0[k]:clone():requires_grad(true) end
+      local opt = optim.Adam(ps, {lr = lr})
+      for _, grads in ipairs{g1, g2} do
+        for k, p in ipairs(ps) do p.grad = grads[k] end
+        opt:step()
+      end
+      results[threads] = ps
+    end
+    lm.set_num_threads(saved)
+    for k in ipairs(sizes) do
+      -- element by element, the same float operations whatever the split
+      eq(results[2][k]:ne(results[1][k]):sum():item(), 0, "2 threads, parameter " .. k)
+      eq(results[3][k]:ne(results[1][k]):sum():item(), 0, "3 threads, parameter " .. k)
+      -- two Adam steps in double precision, every 97th element
+      local w, a, c = w0[k]:totable(), g1[k]:totable(), g2[k]:totable()
+      local got = results[3][k]:totable()
+      for i = 1, #w, 97 do
+        local m, v, x = 0, 0, w[i]
+        for t, g in ipairs{a[i], c[i]} do
+          m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+          x = x - lr * (m / (1 - b1 ^ t)) / (math.sqrt(v / (1 - b2 ^ t)) + eps)
+        end
+        near(got[i], x, 1e-5, "parameter " .. k .. ", element " .. i)
+      end
+    end
+  end)
+
   it("refuses bad settings", function()
     local p = lm.ones(2):requires_grad(true)
     raises(function() optim.Adam({p}, {learning_rate = 1}) end, "unknown option 'learning_rate'")

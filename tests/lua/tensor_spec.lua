@@ -1,5 +1,6 @@
 -- Every tensor call of docs/design.md's Lua API, against hand-computed values.
 local lm = require 'lumen'
+local F = lm.nn.functional
 
 describe("creation", function()
   it("builds float32 tensors from nested tables", function()
@@ -286,6 +287,35 @@ describe("a Linear layer's two gradients side by side", function()
       end
     end
     lm.set_num_threads(saved)
+  end)
+end)
+
+describe("a Linear layer's bias, added where the product is written", function()
+  it("matches x W^T + b on 1, 2 and 3 threads, split by rows and by columns, for any bias view", function()
+    local saved = lm.get_num_threads()
+    lm.manual_seed(13)
+    -- {rows, inputs, outputs}: 131 rows of 67 outputs split by rows, 37 rows
+    -- of 150 by columns (cpu_matmul.c), each thread writing its block's bias
+    for _, shape in ipairs{{131, 45, 67}, {37, 61, 150}} do
+      local M, K, N = shape[1], shape[2], shape[3]
+      local x, w = lm.randn(M, K), lm.randn(N, K)
+      local biases = {lm.randn(N), lm.randn(N, 2):t()[2]}  -- contiguous, and every other element
+      for b, bias in ipairs(biases) do
+        local want = reference_product(x:totable(), transposed(w:totable()))
+        local bt = bias:totable()
+        for i = 1, M do for j = 1, N do want[i][j] = want[i][j] + bt[j] end end
+        for _, threads in ipairs{1, 2, 3} do
+          lm.set_num_threads(threads)
+          local what = M .. "x" .. N .. ", bias " .. b .. ", " .. threads .. " threads"
+          same(F.linear(x, w, bias):totable(), want, 1e-3, what)
+          local batched = F.linear(x:view(1, M, K):expand(2, M, K), w, bias)
+          same(batched[2]:totable(), want, 1e-3, "batched, " .. what)
+        end
+      end
+    end
+    lm.set_num_threads(saved)
+    -- no inputs: every row is the bias
+    same(F.linear(lm.zeros(3, 0), lm.zeros(2, 0), lm.tensor{1.5, -2}):totable(), {{1.5, -2}, {1.5, -2}, {1.5, -2}})
   end)
 end)
 
