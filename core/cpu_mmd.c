@@ -67,10 +67,21 @@ static double kernel_row(const mmd_job *j, const float *x, int64_t stride, const
     return sum;
 }
 
+/* Job t's row (z rows 0 .. n-1, then p rows): z and p rows alternate, so
+ * that each thread's contiguous share of jobs holds both kinds (a p row
+ * costs half a z row when p needs no gradient). */
+static int64_t job_row(const mmd_job *j, int64_t t) {
+    int64_t both = j->n < j->m ? j->n : j->m;
+    if (t < 2 * both) return t % 2 ? j->n + t / 2 : t / 2;
+    t -= both; /* the rest of the larger set, in order */
+    return j->n > j->m ? t : j->n + t;
+}
+
 static void mmd_rows(void *ctx, int64_t begin, int64_t end) {
     const mmd_job *j = ctx;
     double n = (double)j->n, m = (double)j->m;
-    for (int64_t r = begin; r < end; r++) {
+    for (int64_t t = begin; t < end; t++) {
+        int64_t r = job_row(j, t);
         bool in_z = r < j->n;
         int64_t i = in_z ? r : r - j->n, own = in_z ? j->n : j->m, other = in_z ? j->m : j->n;
         const float *own_t = in_z ? j->zt : j->pt, *other_t = in_z ? j->pt : j->zt;
@@ -78,7 +89,9 @@ static void mmd_rows(void *ctx, int64_t begin, int64_t end) {
         double *g_same = j->scratch + 2 * r * j->d, *g_cross = g_same + j->d;
         for (int64_t q = 0; q < 2 * j->d; q++) g_same[q] = 0;
         j->same[r] = kernel_row(j, own_t + i, own, own_t, own, grad ? g_same : NULL);
-        j->cross[r] = kernel_row(j, own_t + i, own, other_t, other, grad ? g_cross : NULL);
+        /* the value takes k(z, p) from z's rows; a p row needs it only for its gradient */
+        j->cross[r] =
+            in_z || grad ? kernel_row(j, own_t + i, own, other_t, other, grad ? g_cross : NULL) : 0;
         if (!grad) continue;
         /* d/dx of mean k(own, own) counts x's row and column: 2 * 2 / own^2;
          * of -2 mean k(z, p): 2 * 2 / (n m) */

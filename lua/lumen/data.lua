@@ -206,9 +206,16 @@ Loader.__index = Loader
 --- (data.image_folder) is decoded by worker threads one batch ahead.
 function data.loader(set, opts)
   opts = opts or {}
-  if set.kind == "image_folder" then
+  if type(set) == "table" and set.kind == "image_folder" then
     if opts.shard then error("loader: shard is not supported for image folders yet", 2) end
     return image_folder.loader(set, opts)
+  end
+  if type(set) ~= "table" or not lm.is_tensor(set.x) or not lm.is_tensor(set.y) then
+    error("loader: the set must be {x = inputs [N, ...], y = labels [N]} (tensors) or an image folder, got "
+      .. (type(set) ~= "table" and type(set) or not lm.is_tensor(set.x) and "no tensor x" or "no tensor y"), 2)
+  end
+  if set.y:size(1) ~= set.x:size(1) then
+    error(string.format("loader: the set has %d inputs but %d labels", set.x:size(1), set.y:size(1)), 2)
   end
   local self = setmetatable({
     x = set.x, y = set.y, n = set.x:size(1), batch_size = opts.batch_size or 128,

@@ -73,6 +73,29 @@ describe("mmd (fused on the CPU)", function()
     end
   end)
 
+  it("without the prior's gradient (the InfoVAE's case) matches the definition, same bits on 1 to 3 threads", function()
+    lm.manual_seed(4)
+    local threads = lm.get_num_threads()
+    for _, c in ipairs{{n = 130, m = 70}, {n = 40, m = 129}, {n = 128, m = 128}} do
+      local z, p = lm.randn(c.n, 2), lm.randn(c.m, 2) * 0.5
+      local want, wz = reference(z, p, {0.1, 1, 10}, 3)
+      local first
+      for _, t in ipairs{1, 2, 3} do
+        lm.set_num_threads(t)
+        local zg = z:clone():requires_grad(true)
+        local v = F.mmd(zg, p, {bw = {0.1, 1, 10}, weight = 3})
+        v:backward()
+        local what = string.format("%d against %d rows, %d threads", c.n, c.m, t)
+        near(v:item(), want, 1e-5 * math.abs(want) + 1e-6, what .. ": value")
+        truthy(rel_error(zg.grad, wz) < 1e-5, what .. ": dz relative error " .. rel_error(zg.grad, wz))
+        first = first or {v:item(), zg.grad}
+        eq(v:item(), first[1], what .. ": the value's bits")
+        eq((zg.grad - first[2]):abs():max():item(), 0, what .. ": dz's bits")
+      end
+    end
+    lm.set_num_threads(threads)
+  end)
+
   it("rejects a gradient off by a factor (the check above can fail)", function()
     local z, p = lm.randn(9, 2), lm.randn(7, 2)
     local _, wz = reference(z, p, {1}, 1)

@@ -351,7 +351,9 @@ end
 
 function InfoVAE:prepare(h)
   if not self.standardize then return h end
-  return (h - self.mean) / self.std
+  local x = h - self.mean
+  if x:requires_grad() then return x / self.std end
+  return x:div_(self.std) -- x is fresh: divided where it is, one [N, Nh] block less per batch
 end
 
 function InfoVAE:encode(h) return self.encoder(self:prepare(on_device_of(self, h))) end
