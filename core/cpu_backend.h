@@ -36,7 +36,7 @@ lm_conv_algorithm lm_get_conv_algorithm(void);
 lm_conv_algorithm lm_cpu_conv_choice(int64_t out_channels, const lm_conv_geometry *geo);
 bool lm_cpu_winograd_applies(const lm_conv_geometry *geo);
 lm_status lm_cpu_conv2d_winograd(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
-                                 const lm_conv_geometry *geo);
+                                 const lm_tensor *bias, const lm_conv_geometry *geo);
 bool lm_cpu_winograd_grad_input_applies(const lm_conv_geometry *geo);
 lm_status lm_cpu_conv2d_winograd_grad_input(lm_tensor *gx, const lm_tensor *g, const lm_tensor *w,
                                             const lm_conv_geometry *geo);
@@ -46,7 +46,7 @@ bool lm_cpu_winograd_grad_weight_gains(const lm_conv_geometry *geo);
 lm_status lm_cpu_conv2d_winograd_grad_weight(lm_tensor *gw, const lm_tensor *g, const lm_tensor *x,
                                              const lm_conv_geometry *geo);
 lm_status lm_cpu_conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
-                        const lm_conv_geometry *geo);
+                        const lm_tensor *bias, const lm_conv_geometry *geo);
 lm_status lm_cpu_conv2d_backward(lm_tensor *gx, lm_tensor *gw, const lm_tensor *g,
                                  const lm_tensor *x, const lm_tensor *w,
                                  const lm_conv_geometry *geo);

@@ -205,10 +205,27 @@ lm_conv_algorithm lm_cpu_conv_choice(int64_t out_channels, const lm_conv_geometr
                : LM_CONV_GEMM;
 }
 
+/* Adds bias[o] to the planes of a chunk's output while they are in cache
+ * (count images' [o, p] planes; the same sums as a pass over the whole
+ * output afterwards, without that pass). */
+typedef struct {
+    float *out;
+    const float *bias;
+    int64_t o, p;
+} bias_job;
+
+static void bias_range(void *ctx, int64_t b, int64_t e) {
+    const bias_job *j = ctx;
+    for (int64_t t = b; t < e; t++) { /* t = image * O + channel */
+        float *plane = j->out + t * j->p, v = j->bias[t % j->o];
+        for (int64_t i = 0; i < j->p; i++) plane[i] += v;
+    }
+}
+
 lm_status lm_cpu_conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
-                        const lm_conv_geometry *g) {
+                        const lm_tensor *bias, const lm_conv_geometry *g) {
     if (lm_cpu_conv_choice(w->shape[0], g) == LM_CONV_WINOGRAD)
-        return lm_cpu_conv2d_winograd(out, x, w, g);
+        return lm_cpu_conv2d_winograd(out, x, w, bias, g);
     int64_t n = x->shape[0], o = w->shape[0], p = g->out_h * g->out_w;
     int64_t k = g->channels * g->kernel_h * g->kernel_w, nb = chunk_images(g, n, k);
     size_t cols_bytes = (size_t)(k * nb * p) * sizeof(float),
@@ -233,6 +250,10 @@ lm_status lm_cpu_conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
         float *dst = count > 1 ? side : op + first * o * p;
         lm_cpu_sgemm(false, false, o, ld, k, 1.0f, wp, k, cols, ld, 0.0f, dst, ld);
         if (count > 1) relayout(op + first * o * p, side, o, p, count, false);
+        if (bias) {
+            bias_job bj = {op + first * o * p, lm_tensor_f32(bias), o, p};
+            lm_parallel_for(count * o, LM_GRAIN_ELEMENTWISE / (p + 1) + 1, bias_range, &bj);
+        }
     }
     lm_cpu_free(cols, cols_bytes);
     lm_cpu_free(side, side_bytes);

@@ -266,6 +266,7 @@ static void outputs_range(void *ctx, int64_t b, int64_t e) {
         int64_t i = t / o_n, o = t % o_n;
         float *y = j->out + ((j->first + i) * o_n + o) * oh * ow;
         const float *m_image = j->m + o * j->tiles + i * j->tiles_h * tw;
+        float bo = j->bias ? j->bias[o] : -0.0f; /* x + -0 is x, bit for bit (-0 too) */
         for (int64_t ty = 0; ty < j->tiles_h; ty++)
             for (int64_t t0 = 0; t0 < tw; t0 += SEGMENT) {
                 int64_t len = tw - t0 < SEGMENT ? tw - t0 : SEGMENT;
@@ -281,10 +282,10 @@ static void outputs_range(void *ctx, int64_t b, int64_t e) {
                           s11 = p[5 * plane] - p[9 * plane] - p[13 * plane],
                           s12 = p[6 * plane] - p[10 * plane] - p[14 * plane],
                           s13 = p[7 * plane] - p[11 * plane] - p[15 * plane];
-                    top[2 * tx] = s00 + s01 + s02;
-                    top[2 * tx + 1] = s01 - s02 - s03;
-                    bottom[2 * tx] = s10 + s11 + s12;
-                    bottom[2 * tx + 1] = s11 - s12 - s13;
+                    top[2 * tx] = s00 + s01 + s02 + bo;
+                    top[2 * tx + 1] = s01 - s02 - s03 + bo;
+                    bottom[2 * tx] = s10 + s11 + s12 + bo;
+                    bottom[2 * tx + 1] = s11 - s12 - s13 + bo;
                 }
                 int64_t y0 = 2 * ty, x0 = 2 * t0, n = ow - x0 < 2 * len ? ow - x0 : 2 * len;
                 memcpy(y + y0 * ow + x0, top, sizeof(float) * (size_t)n);
@@ -308,6 +309,7 @@ static void outputs_small_range(void *ctx, int64_t b, int64_t e) {
         return;
     }
     for (int64_t o = b; o < e; o++) {
+        float bo = j->bias ? j->bias[o] : -0.0f;
         for (int64_t ty = 0; ty < j->tiles_h; ty++)
             for (int64_t tx = 0; tx < tw; tx++) {
                 const float *m = j->m + o * j->tiles + (ty * tw + tx) * n;
@@ -322,10 +324,10 @@ static void outputs_small_range(void *ctx, int64_t b, int64_t e) {
                         s0[col] = m0 + m1 + m2;
                         s1[col] = m1 - m2 - m3;
                     }
-                    q0[i] = s0[0] + s0[1] + s0[2];
-                    q0[n + i] = s0[1] - s0[2] - s0[3];
-                    q1[i] = s1[0] + s1[1] + s1[2];
-                    q1[n + i] = s1[1] - s1[2] - s1[3];
+                    q0[i] = s0[0] + s0[1] + s0[2] + bo;
+                    q0[n + i] = s0[1] - s0[2] - s0[3] + bo;
+                    q1[i] = s1[0] + s1[1] + s1[2] + bo;
+                    q1[n + i] = s1[1] - s1[2] - s1[3] + bo;
                 }
             }
         for (int64_t i = 0; i < n; i++) {
@@ -337,14 +339,15 @@ static void outputs_small_range(void *ctx, int64_t b, int64_t e) {
     free(q);
 }
 
-/* out [n, o, oh, ow] = the correlation of x [n, C, H, W] with w [o, C, 3, 3]. */
-static lm_status winograd(float *out, const float *x, const float *w, int64_t n, int64_t o,
-                          const lm_conv_geometry *g) {
+/* out [n, o, oh, ow] = the correlation of x [n, C, H, W] with w [o, C, 3, 3]
+ * (+ bias [o], when not NULL). */
+static lm_status winograd(float *out, const float *x, const float *w, const float *bias, int64_t n,
+                          int64_t o, const lm_conv_geometry *g) {
     int64_t c = g->channels;
     winograd_buffers b;
     if (lm_winograd_buffers(&b, n, o, g) != LM_OK) return LM_ERR_MEMORY;
     int64_t per_image = b.per_image, nb = b.chunk;
-    winograd_job j = {g, o, 0, 0, b.tiles_h, b.tiles_w, 0, x, w, NULL, b.u, b.v, b.m, out, 0};
+    winograd_job j = {g, o, 0, 0, b.tiles_h, b.tiles_w, 0, x, w, NULL, b.u, b.v, b.m, out, bias, 0};
     bool small = per_image <= SMALL_PLANE_TILES;
     lm_parallel_for(o * c, WEIGHT_BLOCK, weights_range, &j);
     for (int64_t first = 0; first < n && !atomic_load(&j.failed); first += nb) {
@@ -364,9 +367,9 @@ static lm_status winograd(float *out, const float *x, const float *w, int64_t n,
 }
 
 lm_status lm_cpu_conv2d_winograd(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
-                                 const lm_conv_geometry *g) {
-    return winograd(lm_tensor_f32(out), lm_tensor_f32(x), lm_tensor_f32(w), x->shape[0],
-                    w->shape[0], g);
+                                 const lm_tensor *bias, const lm_conv_geometry *g) {
+    return winograd(lm_tensor_f32(out), lm_tensor_f32(x), lm_tensor_f32(w),
+                    bias ? lm_tensor_f32(bias) : NULL, x->shape[0], w->shape[0], g);
 }
 
 bool lm_cpu_winograd_grad_input_applies(const lm_conv_geometry *g) {
@@ -399,7 +402,7 @@ lm_status lm_cpu_conv2d_winograd_grad_input(lm_tensor *gx, const lm_tensor *g_ou
                              .out_h = g->height,
                              .out_w = g->width};
     lm_status st =
-        winograd(lm_tensor_f32(gx), lm_tensor_f32(g_out), turned, gx->shape[0], c, &back);
+        winograd(lm_tensor_f32(gx), lm_tensor_f32(g_out), turned, NULL, gx->shape[0], c, &back);
     lm_cpu_free(turned, bytes);
     return st;
 }

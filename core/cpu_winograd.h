@@ -29,6 +29,7 @@ typedef struct {
     int64_t tiles_h, tiles_w, tiles;    /* per image, and in the chunk */
     const float *x, *w, *gy;            /* input, weights, output gradient */
     float *u, *v, *m, *out;
+    const float *bias; /* NULL, or [O] added to each output as it is written */
     atomic_int failed; /* a transform could not get its scratch memory */
 } winograd_job;
 

@@ -158,7 +158,7 @@ lm_status lm_cpu_conv2d_winograd_grad_weight(lm_tensor *gw, const lm_tensor *g_o
                       NULL,      lm_tensor_f32(g_out),
                       b.u,       b.v,
                       b.m,       lm_tensor_f32(gw),
-                      0};
+                      NULL,      0};
     bool small = per_image <= WINOGRAD_SMALL_PLANE_TILES;
     for (int64_t first = 0; first < n && !atomic_load(&j.failed); first += nb) {
         j.first = first;

@@ -214,9 +214,10 @@ typedef struct lm_backend {
                              lm_tensor *out2, const lm_tensor *a2, const lm_tensor *b2);
 
     /* ---- optional: whole-batch convolution (NULL: im2col + matmul per image) ---- */
-    /* out [N, O, oh, ow] = x [N, C, H, W] convolved with w [O, C, kh, kw], no bias. */
+    /* out [N, O, oh, ow] = x [N, C, H, W] convolved with w [O, C, kh, kw], plus
+     * bias (NULL, or a contiguous [O]) on every output of its channel. */
     lm_status (*conv2d)(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
-                        const lm_conv_geometry *geo);
+                        const lm_tensor *bias, const lm_conv_geometry *geo);
     /* gx = dL/dx and gw = dL/dw from g = dL/dout (either output may be NULL). */
     lm_status (*conv2d_backward)(lm_tensor *gx, lm_tensor *gw, const lm_tensor *g,
                                  const lm_tensor *x, const lm_tensor *w,

@@ -497,8 +497,10 @@ static lm_status conv2d_forward(lm_tensor **out, lm_conv_geometry *g, lm_tensor 
     if (s == LM_OK) s = lm_contiguous(&wc, w);
     if (s == LM_OK) s = lm_tensor_view(&w2, wc, 2, wshape);
     if (s == LM_OK) s = lm_tensor_new(out, LM_FLOAT32, x->storage->device, 4, oshape);
+    lm_tensor *bc = NULL; /* the backend adds a contiguous bias as it writes */
+    if (s == LM_OK && be->conv2d && b) s = lm_contiguous(&bc, b);
     if (s == LM_OK && be->conv2d)
-        s = be->conv2d(*out, xc, wc, g); /* whole batch at once */
+        s = be->conv2d(*out, xc, wc, bc, g); /* whole batch at once */
     else if (s == LM_OK)
         s = lm_tensor_new(&cols, LM_FLOAT32, x->storage->device, 2, cshape);
     for (int64_t n = 0; n < N && s == LM_OK && !be->conv2d; n++) {
@@ -512,13 +514,14 @@ static lm_status conv2d_forward(lm_tensor **out, lm_conv_geometry *g, lm_tensor 
         lm_tensor_release(prod);
         xi = oi = oi2 = prod = NULL;
     }
-    if (s == LM_OK && b) {
+    if (s == LM_OK && b && !be->conv2d) {
         int64_t bshape[3] = {O, 1, 1};
         lm_tensor *bv;
         s = lm_tensor_view(&bv, b, 3, bshape);
         if (s == LM_OK) s = lm_binary_into(*out, LM_ADD, *out, bv), lm_tensor_release(bv);
     }
     lm_tensor_release(xc), lm_tensor_release(wc), lm_tensor_release(w2), lm_tensor_release(cols);
+    lm_tensor_release(bc);
     if (s != LM_OK) {
         lm_tensor_release(*out);
         *out = NULL;

@@ -48,7 +48,7 @@ lm_status lm_cuda_optim_step_many(const lm_optim_params *p, int n, lm_tensor *co
                                   const lm_tensor *const *grads, lm_tensor *const *s1,
                                   lm_tensor *const *s2);
 lm_status lm_cuda_conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
-                         const lm_conv_geometry *geo);
+                         const lm_tensor *bias, const lm_conv_geometry *geo);
 lm_status lm_cuda_conv2d_backward(lm_tensor *gx, lm_tensor *gw, const lm_tensor *g,
                                   const lm_tensor *x, const lm_tensor *w,
                                   const lm_conv_geometry *geo);

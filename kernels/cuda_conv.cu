@@ -107,7 +107,7 @@ lm_status workspace(size_t bytes, void **ws) {
 } // namespace
 
 lm_status lm_cuda_conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
-                         const lm_conv_geometry *geo) {
+                         const lm_tensor *bias, const lm_conv_geometry *geo) {
     Plan *p;
     LM_TRY(plan_for(x, w, geo, &p));
     if (!p->found_fwd) {
@@ -131,7 +131,16 @@ lm_status lm_cuda_conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
                                 p->fwd_ws, &zero, p->y, cu_f32(out));
     lm_cuda_free(ws, p->fwd_ws);
     if (st != CUDNN_STATUS_SUCCESS) return dnn_fail(st, "convolution forward");
-    return LM_OK;
+    if (!bias) return LM_OK;
+    /* the bias as [1, O, 1, 1] broadcast over the output, added in place */
+    int64_t bshape[4] = {1, bias->shape[0], 1, 1};
+    lm_tensor *b4 = NULL, *planes = NULL;
+    lm_status s = lm_tensor_view(&b4, (lm_tensor *)bias, 4, bshape);
+    if (s == LM_OK) s = lm_tensor_expand(&planes, b4, 4, out->shape);
+    if (s == LM_OK) s = lm_cuda_binary(LM_ADD, out, out, planes);
+    lm_tensor_release(b4);
+    lm_tensor_release(planes);
+    return s;
 }
 
 lm_status lm_cuda_conv2d_backward(lm_tensor *gx, lm_tensor *gw, const lm_tensor *g,

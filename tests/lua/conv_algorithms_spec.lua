@@ -95,6 +95,26 @@ describe("convolution algorithms", function()
     end)
   end
 
+  it("add the bias as they write each output: the bits of a separate add afterwards", function()
+    lm.manual_seed(14)
+    -- {N, C, O, H, W, stride}: a plane of fewer tiles than a row of images
+    -- (Winograd's small-plane path), larger planes, many images a chunk
+    -- (im2col side by side), a stride-2 layer (im2col only)
+    for _, s in ipairs{{2, 3, 4, 5, 7, 1}, {3, 20, 24, 12, 12, 1}, {40, 4, 6, 6, 6, 1}, {2, 5, 7, 9, 9, 2}} do
+      local n, c, o, h, w, stride = table.unpack(s)
+      local x, k = lm.randn(n, c, h, w), lm.randn(o, c, 3, 3)
+      for _, bias in ipairs{lm.randn(o), lm.randn(o, 3):t()[2]} do -- contiguous, and a strided view
+        for _, algorithm in ipairs{"winograd", "gemm", "auto"} do
+          with_algorithm(algorithm, function()
+            local fused = F.conv2d(x, k, bias, {padding = 1, stride = stride})
+            local apart = F.conv2d(x, k, nil, {padding = 1, stride = stride}) + bias:contiguous():view(1, o, 1, 1)
+            eq((fused - apart):abs():max():item(), 0, algorithm .. " " .. table.concat(s, ","))
+          end)
+        end
+      end
+    end
+  end)
+
   it("leaves the layers Winograd cannot take to im2col, even when asked for it", function()
     lm.manual_seed(12)
     -- stride 2, a 5x5 kernel, a 3x2 kernel and padding 3 (the input's gradient would need -1)
