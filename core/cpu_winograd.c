@@ -97,35 +97,43 @@ static void weights_range(void *ctx, int64_t b, int64_t e) {
  * stack of the pool's threads (the allocator is the Lua thread's). */
 #define SEGMENT 128
 
-/* Tiles t0 .. t0 + len of one input row of a row of tiles, the row's even
- * and odd columns apart (zero where the row lies in the padding): tile t
- * reads columns 2t .. 2t+3 of the padded row, that is even[t], odd[t],
- * even[t+1] and odd[t+1] (counted from t0). */
-static void split_row(const float *x, int64_t yy, const lm_conv_geometry *g, int64_t t0,
-                      int64_t len, float *restrict even, float *restrict odd) {
-    int64_t w = g->width;
+/* d B along input row yy of a row of tiles, for tiles t0 .. t0 + len:
+ * tile t reads columns 2t .. 2t+3 of the padded row (a, b, c, d) and gives
+ * h0 = a - c, h1 = b + c, h2 = c - b, h3 = b - d. The tiles clear of the
+ * padding read the input directly (stride-2 loads the compiler vectorises);
+ * the few at the edges test each column. Nothing is staged through a buffer
+ * first: a row written with scalar stores and read back as vectors stalls
+ * on store forwarding (three quarters of this transform's time before). */
+static void row_transform(const float *x, int64_t yy, const lm_conv_geometry *g, int64_t t0,
+                          int64_t len, float *restrict h0, float *restrict h1, float *restrict h2,
+                          float *restrict h3) {
+    int64_t w = g->width, pad = g->pad_w;
     if (yy < 0 || yy >= g->height) {
-        memset(even, 0, sizeof(float) * (size_t)(len + 1));
-        memset(odd, 0, sizeof(float) * (size_t)(len + 1));
+        size_t bytes = sizeof(float) * (size_t)len;
+        memset(h0, 0, bytes), memset(h1, 0, bytes), memset(h2, 0, bytes), memset(h3, 0, bytes);
         return;
     }
     const float *row = x + yy * w;
-    for (int64_t t = 0; t <= len; t++) {
-        int64_t xe = 2 * (t0 + t) - g->pad_w, xo = xe + 1;
-        even[t] = xe >= 0 && xe < w ? row[xe] : 0.0f;
-        odd[t] = xo >= 0 && xo < w ? row[xo] : 0.0f;
+    /* tiles whose four columns 2 (t0 + t) - pad .. + 3 all lie in the row */
+    int64_t lo = (pad - 2 * t0 + 1) / 2, hi = (w + pad - 4 - 2 * t0) / 2 + 1;
+    if (lo < 0) lo = 0;
+    if (w + pad - 4 - 2 * t0 < 0) hi = 0;
+    if (hi > len) hi = len;
+    if (hi < lo) hi = lo;
+    for (int64_t t = 0; t < len; t++) {
+        if (t == lo) t = hi; /* the interior below */
+        if (t >= len) break;
+        int64_t xe = 2 * (t0 + t) - pad;
+        float a = xe >= 0 && xe < w ? row[xe] : 0.0f;
+        float b = xe + 1 >= 0 && xe + 1 < w ? row[xe + 1] : 0.0f;
+        float c = xe + 2 >= 0 && xe + 2 < w ? row[xe + 2] : 0.0f;
+        float d = xe + 3 >= 0 && xe + 3 < w ? row[xe + 3] : 0.0f;
+        h0[t] = a - c, h1[t] = b + c, h2[t] = c - b, h3[t] = b - d;
     }
-}
-
-/* d B along a row, for every tile of the row: h[s][tx], s = 0..3. */
-static void row_transform(const float *restrict even, const float *restrict odd, int64_t tw,
-                          float *restrict h0, float *restrict h1, float *restrict h2,
-                          float *restrict h3) {
-    for (int64_t t = 0; t < tw; t++) {
-        h0[t] = even[t] - even[t + 1];
-        h1[t] = odd[t] + even[t + 1];
-        h2[t] = even[t + 1] - odd[t];
-        h3[t] = odd[t] - odd[t + 1];
+    const float *r = row + 2 * t0 - pad;
+    for (int64_t t = lo; t < hi; t++) {
+        float a = r[2 * t], b = r[2 * t + 1], c = r[2 * t + 2], d = r[2 * t + 3];
+        h0[t] = a - c, h1[t] = b + c, h2[t] = c - b, h3[t] = b - d;
     }
 }
 
@@ -134,6 +142,81 @@ static void combine(float *restrict out, const float *restrict a, const float *r
                     float sign, int64_t tw) {
     for (int64_t t = 0; t < tw; t++) out[t] = a[t] + sign * b[t];
 }
+
+#ifdef __AVX512F__
+#include <immintrin.h>
+
+/* Lanes k of 16 whose column first + k lies in [0, w). */
+static __mmask16 columns_in(int64_t first, int64_t w) {
+    int64_t lo = first < 0 ? -first : 0, hi = w - first;
+    if (hi > 16) hi = 16;
+    if (hi <= lo) return 0;
+    return (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
+}
+
+/* row_transform for 16 tiles from t0, in registers (h[s] lane t is hs[t]).
+ * The row's columns come in three masked loads: masked-off lanes (the
+ * padding, and columns past the row) read as zero and touch no memory, so
+ * the address may lie before the row. */
+static void row_transform16(const float *x, int64_t yy, const lm_conv_geometry *g, int64_t t0,
+                            __m512 h[4]) {
+    if (yy < 0 || yy >= g->height) {
+        for (int s = 0; s < 4; s++) h[s] = _mm512_setzero_ps();
+        return;
+    }
+    int64_t w = g->width, first = 2 * t0 - g->pad_w;
+    uintptr_t at = (uintptr_t)(x + yy * w) + (uintptr_t)(first * (int64_t)sizeof(float));
+    __m512 lo = _mm512_maskz_loadu_ps(columns_in(first, w), (const void *)at);
+    __m512 mid = _mm512_maskz_loadu_ps(columns_in(first + 16, w), (const void *)(at + 64));
+    __m512 hi = _mm512_maskz_loadu_ps(columns_in(first + 32, w) & 3, (const void *)(at + 128));
+    const __m512i even_idx =
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd_idx =
+        _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    __m512 a = _mm512_permutex2var_ps(lo, even_idx, mid); /* column first + 2t */
+    __m512 b = _mm512_permutex2var_ps(lo, odd_idx, mid);  /* first + 2t + 1 */
+    __m512i hi_i = _mm512_castps_si512(hi);
+    __m512 c = _mm512_castsi512_ps(_mm512_alignr_epi32(hi_i, _mm512_castps_si512(a), 1));
+    __m512 d = _mm512_castsi512_ps(
+        _mm512_alignr_epi32(_mm512_alignr_epi32(hi_i, hi_i, 1), _mm512_castps_si512(b), 1));
+    h[0] = _mm512_sub_ps(a, c);
+    h[1] = _mm512_add_ps(b, c);
+    h[2] = _mm512_sub_ps(c, b);
+    h[3] = _mm512_sub_ps(b, d);
+}
+
+/* inputs_range's plane for segments of 16 tiles, the tile rows' transforms
+ * kept in registers: the same sums, without the per-tile loops over rows of
+ * a few tiles that do not vectorise (a 32-wide image has 16 tiles a row). */
+static void plane_inputs16(const winograd_job *j, const float *x, float *v_image) {
+    const lm_conv_geometry *g = j->g;
+    int64_t plane = g->channels * j->tiles, tw = j->tiles_w;
+    for (int64_t t0 = 0; t0 < tw; t0 += 16) {
+        __mmask16 keep = (__mmask16)((tw - t0 >= 16 ? 0x10000u : 1u << (tw - t0)) - 1);
+        __m512 h[4][4]; /* h[input row of the tile row][s] */
+        for (int64_t ty = 0; ty < j->tiles_h; ty++) {
+            int first = 0;
+            if (ty > 0) { /* rows 2 and 3 of the last tile row are rows 0 and 1 now */
+                for (int s = 0; s < 4; s++) h[0][s] = h[2][s], h[1][s] = h[3][s];
+                first = 2;
+            }
+            for (int r = first; r < 4; r++) row_transform16(x, 2 * ty - g->pad_h + r, g, t0, h[r]);
+            float *v = v_image + ty * tw + t0;
+            for (int s = 0; s < 4;
+                 s++) { /* B^T down the columns: rows 0 - 2, 1 + 2, 2 - 1, 1 - 3 */
+                _mm512_mask_storeu_ps(v + (int64_t)s * plane, keep,
+                                      _mm512_sub_ps(h[0][s], h[2][s]));
+                _mm512_mask_storeu_ps(v + (int64_t)(4 + s) * plane, keep,
+                                      _mm512_add_ps(h[1][s], h[2][s]));
+                _mm512_mask_storeu_ps(v + (int64_t)(8 + s) * plane, keep,
+                                      _mm512_sub_ps(h[2][s], h[1][s]));
+                _mm512_mask_storeu_ps(v + (int64_t)(12 + s) * plane, keep,
+                                      _mm512_sub_ps(h[1][s], h[3][s]));
+            }
+        }
+    }
+}
+#endif
 
 /* V[point][c][tile] = B^T d B for every tile of the chunk's (image, channel)
  * planes, a segment of a row of tiles at a time: the four input rows are
@@ -145,11 +228,15 @@ static void inputs_range(void *ctx, int64_t b, int64_t e) {
     const winograd_job *j = ctx;
     const lm_conv_geometry *g = j->g;
     int64_t c_n = g->channels, plane = c_n * j->tiles, tw = j->tiles_w;
-    float split[2][SEGMENT + 1], rows[16][SEGMENT];
+    float rows[16][SEGMENT];
     for (int64_t t = b; t < e; t++) { /* t = image in chunk * C + c */
         int64_t i = t / c_n, c = t % c_n;
         const float *x = j->x + ((j->first + i) * c_n + c) * g->height * g->width;
         float *v_image = j->v + c * j->tiles + i * j->tiles_h * tw;
+#ifdef __AVX512F__
+        plane_inputs16(j, x, v_image);
+        continue;
+#endif
         for (int64_t t0 = 0; t0 < tw; t0 += SEGMENT) {
             int64_t len = tw - t0 < SEGMENT ? tw - t0 : SEGMENT;
             float *h[16]; /* h[row * 4 + s]: d B of each input row of the tile row */
@@ -165,11 +252,9 @@ static void inputs_range(void *ctx, int64_t b, int64_t e) {
                     }
                     first = 2;
                 }
-                for (int r = first; r < 4; r++) {
-                    split_row(x, 2 * ty - g->pad_h + r, g, t0, len, split[0], split[1]);
-                    row_transform(split[0], split[1], len, h[4 * r], h[4 * r + 1], h[4 * r + 2],
-                                  h[4 * r + 3]);
-                }
+                for (int r = first; r < 4; r++)
+                    row_transform(x, 2 * ty - g->pad_h + r, g, t0, len, h[4 * r], h[4 * r + 1],
+                                  h[4 * r + 2], h[4 * r + 3]);
                 /* B^T down the columns: rows 0 - 2, 1 + 2, 2 - 1, 1 - 3 */
                 for (int s = 0; s < 4; s++) {
                     combine(v + (int64_t)s * plane, h[s], h[8 + s], -1.0f, len);
@@ -253,6 +338,46 @@ static void products_range(void *ctx, int64_t b, int64_t e) {
                     (int)t);
 }
 
+#ifdef __AVX512F__
+/* outputs_range's plane for segments of 16 tiles in registers: the same
+ * sums in the same order, the tiles' two columns interleaved by permutes
+ * and written with masked stores (no staging row, no scalar loop). */
+static void plane_outputs16(const winograd_job *j, const float *m_image, float *y, float bo) {
+    const lm_conv_geometry *g = j->g;
+    int64_t oh = g->out_h, ow = g->out_w, plane = j->out_channels * j->tiles, tw = j->tiles_w;
+    const __m512i first_half =
+        _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i second_half =
+        _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    __m512 bias = _mm512_set1_ps(bo);
+    for (int64_t ty = 0; ty < j->tiles_h; ty++)
+        for (int64_t t0 = 0; t0 < tw; t0 += 16) {
+            int64_t len = tw - t0 < 16 ? tw - t0 : 16;
+            __mmask16 keep = (__mmask16)((len == 16 ? 0x10000u : 1u << len) - 1);
+            const float *m = m_image + ty * tw + t0;
+            __m512 p[16];
+            for (int k = 0; k < 16; k++) p[k] = _mm512_maskz_loadu_ps(keep, m + k * plane);
+            __m512 s0[4], s1[4]; /* A^T M down the columns */
+            for (int c = 0; c < 4; c++) {
+                s0[c] = _mm512_add_ps(_mm512_add_ps(p[c], p[4 + c]), p[8 + c]);
+                s1[c] = _mm512_sub_ps(_mm512_sub_ps(p[4 + c], p[8 + c]), p[12 + c]);
+            }
+            int64_t y0 = 2 * ty, x0 = 2 * t0, n = ow - x0 < 2 * len ? ow - x0 : 2 * len;
+            __mmask16 lo = (__mmask16)((n >= 16 ? 0x10000u : 1u << n) - 1);
+            __mmask16 hi = (__mmask16)((n >= 32 ? 0x10000u : n > 16 ? 1u << (n - 16) : 1u) - 1);
+            for (int r = 0; r < 2 && y0 + r < oh; r++) { /* then along the rows */
+                const __m512 *sr = r ? s1 : s0;
+                __m512 even =
+                    _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(sr[0], sr[1]), sr[2]), bias);
+                __m512 odd = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(sr[1], sr[2]), sr[3]), bias);
+                float *row = y + (y0 + r) * ow + x0;
+                _mm512_mask_storeu_ps(row, lo, _mm512_permutex2var_ps(even, first_half, odd));
+                _mm512_mask_storeu_ps(row + 16, hi, _mm512_permutex2var_ps(even, second_half, odd));
+            }
+        }
+}
+#endif
+
 /* out = A^T M A for every tile of the chunk's (image, output channel)
  * planes, a segment of a row of tiles at a time into two rows of outputs,
  * copied to the output cut to its width (an odd width drops a column). */
@@ -267,6 +392,10 @@ static void outputs_range(void *ctx, int64_t b, int64_t e) {
         float *y = j->out + ((j->first + i) * o_n + o) * oh * ow;
         const float *m_image = j->m + o * j->tiles + i * j->tiles_h * tw;
         float bo = j->bias ? j->bias[o] : -0.0f; /* x + -0 is x, bit for bit (-0 too) */
+#ifdef __AVX512F__
+        plane_outputs16(j, m_image, y, bo);
+        continue;
+#endif
         for (int64_t ty = 0; ty < j->tiles_h; ty++)
             for (int64_t t0 = 0; t0 < tw; t0 += SEGMENT) {
                 int64_t len = tw - t0 < SEGMENT ? tw - t0 : SEGMENT;
