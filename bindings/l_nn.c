@@ -50,6 +50,15 @@ static int f_cross_entropy(lua_State *L) {
     return 1;
 }
 
+/* F._channel_affine(x, scale, shift) -> x * scale + shift per channel,
+ * without gradients (F.batch_norm in evaluation decides) */
+static int f_channel_affine(lua_State *L) {
+    lm_tensor *x = l_check_tensor(L, 1), *scale = l_check_tensor(L, 2),
+              *shift = l_check_tensor(L, 3);
+    l_check(L, lm_channel_affine(l_push_slot(L), x, scale, shift));
+    return 1;
+}
+
 /* F._batch_norm(x, weight|nil, bias|nil, eps) -> y, batch mean, batch
  * variance (biased): the fused training-mode kernel (F.batch_norm decides) */
 static int f_batch_norm(lua_State *L) {
@@ -259,6 +268,7 @@ static const luaL_Reg functional[] = {{"linear", f_linear},
                                       {"mse", f_mse},
                                       {"_mmd", f_mmd},
                                       {"_batch_norm", f_batch_norm},
+                                      {"_channel_affine", f_channel_affine},
                                       {"conv2d", f_conv2d},
                                       {"max_pool2d", f_max_pool2d},
                                       {"avg_pool2d", f_avg_pool2d},

@@ -48,6 +48,7 @@ static const lm_backend cpu = {
     .optim_step_many = lm_cpu_optim_step_many,
     .batch_norm = lm_cpu_batch_norm,
     .batch_norm_backward = lm_cpu_batch_norm_backward,
+    .channel_affine = lm_cpu_channel_affine,
     .conv2d = lm_cpu_conv2d,
     .conv2d_backward = lm_cpu_conv2d_backward,
 };

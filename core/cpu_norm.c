@@ -1,9 +1,10 @@
-/* Batch normalisation in training mode on the CPU (the backend's batch_norm
+/* Batch normalisation on the CPU. In training mode (the backend's batch_norm
  * and batch_norm_backward): one pass for the statistics and one for the
  * output, one for the two gradient sums and one for the input's gradient,
  * where the composition of elementwise ops takes a dozen. Channels run in
  * parallel; each channel's sums are in double over eight interleaved lanes
- * combined in a fixed order, so the result does not depend on threads. */
+ * combined in a fixed order, so the result does not depend on threads. In
+ * evaluation (channel_affine): x * scale + shift per channel in one pass. */
 #include <math.h>
 
 #include "cpu_backend.h"
@@ -140,5 +141,42 @@ lm_status lm_cpu_batch_norm_backward(lm_tensor *gx, lm_tensor *gw, lm_tensor *gb
                   .s = x->shape[2],
                   .eps = eps};
     lm_parallel_for(j.c, channel_grain(j.n * j.s), backward_channels, &j);
+    return LM_OK;
+}
+
+/* ---- evaluation: y = x * scale[c] + shift[c] ---------------------------------------------- */
+
+typedef struct {
+    float *y;
+    const float *x, *scale, *shift;
+    int64_t c, s;
+} affine_job;
+
+/* GCC contracts a product and a sum into one fused multiply-add, rounded
+ * once; the two ops this pass stands for round twice. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define NO_FMA_CONTRACTION __attribute__((optimize("fp-contract=off")))
+#else
+#define NO_FMA_CONTRACTION /* clang contracts only within one expression */
+#endif
+
+NO_FMA_CONTRACTION static void affine_planes(void *ctx, int64_t p0, int64_t p1) {
+    const affine_job *j = ctx;
+    for (int64_t p = p0; p < p1; p++) { /* p = image * C + channel */
+        float scale = j->scale[p % j->c], shift = j->shift[p % j->c];
+        const float *x = j->x + p * j->s;
+        float *y = j->y + p * j->s;
+        for (int64_t i = 0; i < j->s; i++) {
+            float scaled = x[i] * scale;
+            y[i] = scaled + shift;
+        }
+    }
+}
+
+lm_status lm_cpu_channel_affine(lm_tensor *y, const lm_tensor *x, const lm_tensor *scale,
+                                const lm_tensor *shift) {
+    affine_job j = {lm_tensor_f32(y),     lm_tensor_f32(x), lm_tensor_f32(scale),
+                    lm_tensor_f32(shift), x->shape[1],      x->shape[2]};
+    lm_parallel_for(x->shape[0] * j.c, channel_grain(j.s), affine_planes, &j);
     return LM_OK;
 }

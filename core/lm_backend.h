@@ -206,6 +206,14 @@ typedef struct lm_backend {
                                      const lm_tensor *g, const lm_tensor *x, const lm_tensor *mean,
                                      const lm_tensor *var, const lm_tensor *w, double eps);
 
+    /* ---- optional: a per-channel affine map in one pass (NULL: a product
+     * and a sum apart). x and y [N, C, S] contiguous, scale and shift [C]:
+     * y = x * scale[c] + shift[c], rounded after the product and after the
+     * sum as the two ops would (no fused multiply-add): a batch norm in
+     * evaluation. */
+    lm_status (*channel_affine)(lm_tensor *y, const lm_tensor *x, const lm_tensor *scale,
+                                const lm_tensor *shift);
+
     /* ---- optional: two independent products (NULL: one after the other) ---- */
     /* out1 = a1 @ b1 and out2 = a2 @ b2, each as matmul with batch 1, alpha 1
      * and beta 0: a layer's two gradients, which the CPU runs side by side

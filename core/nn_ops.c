@@ -362,6 +362,57 @@ lm_status lm_ag_mmd(lm_tensor **out, lm_tensor *z, lm_tensor *p, const double *b
 /* ---- batch normalisation
  * ------------------------------------------------------------------------------------- */
 
+lm_status lm_channel_affine(lm_tensor **out, lm_tensor *x, lm_tensor *scale, lm_tensor *shift) {
+    *out = NULL;
+    char sx[LM_SHAPE_STR_MAX], sp[LM_SHAPE_STR_MAX];
+    LM_TRY(check_float("channel_affine", "input", x));
+    LM_TRY(same_device("channel_affine", x, scale));
+    LM_TRY(same_device("channel_affine", x, shift));
+    if (x->ndim < 2)
+        return lm_fail(LM_ERR_SHAPE, "channel_affine: input must be [N, C, ...], got %s",
+                       lm_shape_str(x, sx, sizeof sx));
+    int64_t n = x->shape[0], c = x->shape[1],
+            s3[3] = {n, c, c && n ? lm_tensor_numel(x) / (n * c) : 0};
+    lm_tensor *params[2] = {scale, shift};
+    for (int i = 0; i < 2; i++)
+        if (params[i]->ndim != 1 || params[i]->shape[0] != c || params[i]->dtype != LM_FLOAT32)
+            return lm_fail(LM_ERR_SHAPE, "channel_affine: %s must be a float32 [%lld], got %s",
+                           i ? "shift" : "scale", (long long)c,
+                           lm_shape_str(params[i], sp, sizeof sp));
+    lm_tensor *in[3] = {x, scale, shift};
+    if (lm_any_requires_grad(3, in))
+        return lm_fail(LM_ERR_STATE, "channel_affine: records no gradient, and an input "
+                                     "requires one (run it under no_grad)");
+    const lm_backend *be = lm_backend_of(x);
+    if (!be) return LM_ERR_DEVICE;
+    int64_t cshape[LM_MAX_DIMS];
+    cshape[0] = c;
+    for (int d = 1; d < x->ndim - 1; d++) cshape[d] = 1;
+    lm_tensor *xc = NULL, *x3 = NULL, *y = NULL, *sc = NULL, *sh = NULL, *sv = NULL, *hv = NULL;
+    lm_status s = LM_OK;
+    if (be->channel_affine) {
+        s = lm_contiguous(&xc, x);
+        if (s == LM_OK) s = lm_tensor_view(&x3, xc, 3, s3);
+        if (s == LM_OK) s = lm_contiguous(&sc, scale);
+        if (s == LM_OK) s = lm_contiguous(&sh, shift);
+        if (s == LM_OK) s = lm_tensor_new_like(&y, x3);
+        if (s == LM_OK) s = be->channel_affine(y, x3, sc, sh);
+        if (s == LM_OK) s = lm_tensor_view(out, y, x->ndim, x->shape);
+    } else { /* [C, 1, ...] views broadcast over N and the positions */
+        s = lm_tensor_view(&sv, scale, x->ndim - 1, cshape);
+        if (s == LM_OK) s = lm_tensor_view(&hv, shift, x->ndim - 1, cshape);
+        if (s == LM_OK) s = lm_binary(&y, LM_MUL, x, sv);
+        if (s == LM_OK) s = lm_binary(out, LM_ADD, y, hv);
+    }
+    lm_tensor_release(xc), lm_tensor_release(x3), lm_tensor_release(y);
+    lm_tensor_release(sc), lm_tensor_release(sh), lm_tensor_release(sv), lm_tensor_release(hv);
+    if (s != LM_OK) {
+        lm_tensor_release(*out);
+        *out = NULL;
+    }
+    return s;
+}
+
 /* inputs x, weight, bias; saved[0] = x [N, C, S], [1] = mean, [2] = var,
  * [3] = weight; p[0] = eps */
 lm_status lm_ag_batch_norm(lm_tensor **out, lm_tensor **mean, lm_tensor **var, lm_tensor *x,

@@ -151,6 +151,37 @@ describe("modules", function()
   end)
 end)
 
+describe("batch norm in evaluation", function()
+  it("takes one pass without gradients and gives the bits of the product and sum it replaces", function()
+    lm.manual_seed(31)
+    for _, shape in ipairs{{4, 3, 5, 6}, {2, 7, 9}, {3, 5}} do
+      local c = shape[2]
+      local bn = (#shape == 4 and nn.BatchNorm2d or nn.BatchNorm1d)(c)
+      bn:evaluate()
+      lm.no_grad(function()
+        bn.running_mean:copy_(lm.randn(c)); bn.running_var:copy_(lm.rand(c) + 0.1)
+        bn.weight:copy_(lm.randn(c)); bn.bias:copy_(lm.randn(c))
+      end)
+      local x = lm.randn(table.unpack(shape)) * 3
+      local fused = lm.no_grad(function() return bn(x) end)
+      local composed = bn(x) -- the weight requires gradients: a product and a sum on the tape
+      eq(composed:requires_grad(), true)
+      eq((fused - composed):abs():max():item(), 0, table.concat(shape, "x"))
+      -- against the definition, (x - mean) / sqrt(var + eps) * w + b
+      local view = #shape == 4 and {1, c, 1, 1} or #shape == 3 and {1, c, 1} or {1, c}
+      local function per_channel(v) return v:detach():view(table.unpack(view)) end
+      local want = (x - per_channel(bn.running_mean)) / per_channel((bn.running_var + 1e-5):sqrt())
+        * per_channel(bn.weight) + per_channel(bn.bias)
+      truthy(rel_error(fused, want) < 1e-5, "definition " .. rel_error(fused, want))
+    end
+    -- the one-pass op records nothing, so it refuses inputs that need gradients
+    local x = lm.randn(2, 3, 4):requires_grad(true)
+    raises(function() lm._functional._channel_affine(x, lm.ones(3), lm.zeros(3)) end, "records no gradient")
+    raises(function() lm._functional._channel_affine(lm.randn(2, 3, 4), lm.ones(4), lm.zeros(3)) end,
+      "scale must be a float32 [3]")
+  end)
+end)
+
 describe("optimisers", function()
   local function one_step(make, settings, grads)
     local p = lm.tensor{1, -2}:requires_grad(true)

@@ -139,6 +139,9 @@ function F.batch_norm(x, running_mean, running_var, weight, bias, training, mome
     if weight ~= nil then scale = scale * weight end
     local shift = -running_mean * scale
     if bias ~= nil then shift = shift + bias end
+    if not (lm.is_grad_enabled() and (x:requires_grad() or scale:requires_grad() or shift:requires_grad())) then
+      return C._channel_affine(x, scale, shift) -- one pass, the same values
+    end
     return x * channel_view(scale, x) + channel_view(shift, x)
   end
   if weight ~= nil then y = y * channel_view(weight, x) end
