@@ -362,23 +362,33 @@ lm_status lm_ag_mmd(lm_tensor **out, lm_tensor *z, lm_tensor *p, const double *b
 /* ---- batch normalisation
  * ------------------------------------------------------------------------------------- */
 
+/* Checks shared by the per-channel ops: a float32 input [N, C, ...] and two
+ * float32 [C] vectors (`names`; a NULL one is absent) on its device; s3
+ * gets the input's shape as [N, C, S]. */
+static lm_status check_per_channel(const char *op, const lm_tensor *x, const lm_tensor *const v[2],
+                                   const char *const names[2], int64_t s3[3]) {
+    char sx[LM_SHAPE_STR_MAX];
+    LM_TRY(check_float(op, "input", x));
+    for (int i = 0; i < 2; i++) LM_TRY(same_device(op, x, v[i]));
+    if (x->ndim < 2)
+        return lm_fail(LM_ERR_SHAPE, "%s: input must be [N, C, ...], got %s", op,
+                       lm_shape_str(x, sx, sizeof sx));
+    int64_t n = x->shape[0], c = x->shape[1];
+    s3[0] = n, s3[1] = c, s3[2] = c && n ? lm_tensor_numel(x) / (n * c) : 0;
+    for (int i = 0; i < 2; i++)
+        if (v[i] && (v[i]->ndim != 1 || v[i]->shape[0] != c || v[i]->dtype != LM_FLOAT32))
+            return lm_fail(LM_ERR_SHAPE, "%s: %s must be a float32 [%lld], got %s", op, names[i],
+                           (long long)c, lm_shape_str(v[i], sx, sizeof sx));
+    return LM_OK;
+}
+
 lm_status lm_channel_affine(lm_tensor **out, lm_tensor *x, lm_tensor *scale, lm_tensor *shift) {
     *out = NULL;
-    char sx[LM_SHAPE_STR_MAX], sp[LM_SHAPE_STR_MAX];
-    LM_TRY(check_float("channel_affine", "input", x));
-    LM_TRY(same_device("channel_affine", x, scale));
-    LM_TRY(same_device("channel_affine", x, shift));
-    if (x->ndim < 2)
-        return lm_fail(LM_ERR_SHAPE, "channel_affine: input must be [N, C, ...], got %s",
-                       lm_shape_str(x, sx, sizeof sx));
-    int64_t n = x->shape[0], c = x->shape[1],
-            s3[3] = {n, c, c && n ? lm_tensor_numel(x) / (n * c) : 0};
-    lm_tensor *params[2] = {scale, shift};
-    for (int i = 0; i < 2; i++)
-        if (params[i]->ndim != 1 || params[i]->shape[0] != c || params[i]->dtype != LM_FLOAT32)
-            return lm_fail(LM_ERR_SHAPE, "channel_affine: %s must be a float32 [%lld], got %s",
-                           i ? "shift" : "scale", (long long)c,
-                           lm_shape_str(params[i], sp, sizeof sp));
+    int64_t s3[3];
+    const lm_tensor *vectors[2] = {scale, shift};
+    const char *const names[2] = {"scale", "shift"};
+    LM_TRY(check_per_channel("channel_affine", x, vectors, names, s3));
+    int64_t c = s3[1];
     lm_tensor *in[3] = {x, scale, shift};
     if (lm_any_requires_grad(3, in))
         return lm_fail(LM_ERR_STATE, "channel_affine: records no gradient, and an input "
@@ -419,21 +429,11 @@ lm_status lm_ag_batch_norm(lm_tensor **out, lm_tensor **mean, lm_tensor **var, l
                            lm_tensor *weight, lm_tensor *bias, double eps) {
     *out = *mean = *var = NULL;
     char sx[LM_SHAPE_STR_MAX];
-    LM_TRY(check_float("batch_norm", "input", x));
-    LM_TRY(same_device("batch_norm", x, weight));
-    LM_TRY(same_device("batch_norm", x, bias));
-    if (x->ndim < 2)
-        return lm_fail(LM_ERR_SHAPE, "batch_norm: input must be [N, C, ...], got %s",
-                       lm_shape_str(x, sx, sizeof sx));
-    int64_t n = x->shape[0], c = x->shape[1],
-            s3[3] = {n, c, c && n ? lm_tensor_numel(x) / (n * c) : 0};
+    int64_t s3[3];
     const lm_tensor *affine[2] = {weight, bias};
-    for (int i = 0; i < 2; i++)
-        if (affine[i] &&
-            (affine[i]->ndim != 1 || affine[i]->shape[0] != c || affine[i]->dtype != LM_FLOAT32))
-            return lm_fail(LM_ERR_SHAPE, "batch_norm: %s must be a float32 [%lld], got %s",
-                           i ? "bias" : "weight", (long long)c,
-                           lm_shape_str(affine[i], sx, sizeof sx));
+    const char *const names[2] = {"weight", "bias"};
+    LM_TRY(check_per_channel("batch_norm", x, affine, names, s3));
+    int64_t n = s3[0], c = s3[1];
     if (n * s3[2] <= 1)
         return lm_fail(LM_ERR_SHAPE,
                        "batch_norm: expected more than 1 value per channel when training, got "
