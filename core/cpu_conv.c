@@ -290,7 +290,7 @@ static lm_status backward_im2col(lm_tensor *gx, lm_tensor *gw, const lm_tensor *
             relayout(gc, side, o, p, count, true);
             gc = side;
         }
-        plane_job j = {g, lm_tensor_f32(x), gx ? lm_tensor_f32(gx) : NULL, cols, first, ld, table};
+        plane_job j = {g, lm_tensor_f32(x), lm_tensor_f32_or_null(gx), cols, first, ld, table};
         if (gw) { /* gw (+)= gc @ cols^T */
             lm_parallel_for(count * g->channels, plane_grain(g), unfold_range, &j);
             lm_cpu_sgemm(false, true, o, k, ld, 1.0f, gc, ld, cols, ld, first ? 1.0f : 0.0f,

@@ -44,8 +44,8 @@ typedef struct {
 
 /* Writes the bias into the block of C that this thread then accumulates
  * into: the rows stay in this core's cache, and no separate pass over C
- * runs before the product (on 2 threads a Linear's separate broadcast copy
- * cost 11 us of its 50). */
+ * runs before the product (a Linear 200 -> 200 of a batch of 128 on 2
+ * threads: 37.7 us with that pass, 35.1 without). */
 static void fill_bias(const gemm_job *j, int row_lo, int row_hi, int col_lo, int col_hi) {
     size_t bytes = (size_t)(col_hi - col_lo) * sizeof(float);
     for (int r = row_lo; r < row_hi; r++)
@@ -162,7 +162,7 @@ static gemm_job batch_job(const lm_tensor *out, const lm_tensor *a, const lm_ten
                   lm_tensor_f32(a) + (a->shape[0] > 1 ? i * a->strides[0] : 0),
                   lm_tensor_f32(b) + (b->shape[0] > 1 ? i * b->strides[0] : 0),
                   lm_tensor_f32(out) + i * out->strides[0],
-                  bias ? lm_tensor_f32(bias) : NULL,
+                  lm_tensor_f32_or_null(bias),
                   true,
                   (int)M};
     return j;

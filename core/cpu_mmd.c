@@ -129,8 +129,8 @@ lm_status lm_cpu_mmd(double *value, lm_tensor *gz, lm_tensor *gp, const lm_tenso
                  .nscales = nscales,
                  .same = sums,
                  .cross = sums + n + m,
-                 .gz = gz ? lm_tensor_f32(gz) : NULL,
-                 .gp = gp ? lm_tensor_f32(gp) : NULL,
+                 .gz = lm_tensor_f32_or_null(gz),
+                 .gp = lm_tensor_f32_or_null(gp),
                  .scratch = sums + 2 * (n + m)};
     /* a row costs (n + m) * nscales kernel values */
     lm_parallel_for(n + m, LM_GRAIN_ELEMENTWISE / ((n + m) * nscales + 1) + 1, mmd_rows, &j);

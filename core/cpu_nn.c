@@ -231,7 +231,7 @@ lm_status lm_cpu_one_hot(lm_tensor *out, const lm_tensor *labels) {
     return LM_OK;
 }
 
-/* ---- optimisers: one fused loop per parameter, no temporaries
+/* ---- optimisers: one fused loop over the parameters, no temporaries
  * -------------------------------------- */
 
 /* Elements [i0, i1) of one parameter. */
@@ -301,10 +301,6 @@ typedef struct {
     int64_t start[OPTIM_MANY_MAX + 1]; /* parameter k holds elements start[k] .. start[k+1]-1 */
 } optim_many_job;
 
-static float *f32_or_null(lm_tensor *t) {
-    return t ? lm_tensor_f32(t) : NULL;
-}
-
 static void optim_many_range(void *ctx, int64_t i0, int64_t i1) {
     const optim_many_job *j = ctx;
     int k = 0;
@@ -312,8 +308,8 @@ static void optim_many_range(void *ctx, int64_t i0, int64_t i1) {
     for (; k < j->n && j->start[k] < i1; k++) {
         int64_t lo = i0 > j->start[k] ? i0 - j->start[k] : 0;
         int64_t hi = (i1 < j->start[k + 1] ? i1 : j->start[k + 1]) - j->start[k];
-        optim_update(j->p, lm_tensor_f32(j->params[k]), f32_or_null(j->s1[k]),
-                     f32_or_null(j->s2[k]), lm_tensor_f32(j->grads[k]), lo, hi);
+        optim_update(j->p, lm_tensor_f32(j->params[k]), lm_tensor_f32_or_null(j->s1[k]),
+                     lm_tensor_f32_or_null(j->s2[k]), lm_tensor_f32(j->grads[k]), lo, hi);
     }
 }
 

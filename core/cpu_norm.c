@@ -101,10 +101,6 @@ static void backward_channels(void *ctx, int64_t c0, int64_t c1) {
     }
 }
 
-static const float *f32_or_null(const lm_tensor *t) {
-    return t ? lm_tensor_f32(t) : NULL;
-}
-
 static int64_t channel_grain(int64_t per_channel) {
     return LM_GRAIN_ELEMENTWISE / (per_channel + 1) + 1;
 }
@@ -115,8 +111,8 @@ lm_status lm_cpu_batch_norm(lm_tensor *y, lm_tensor *mean, lm_tensor *var, const
                   .mean = lm_tensor_f32(mean),
                   .var = lm_tensor_f32(var),
                   .x = lm_tensor_f32(x),
-                  .w = f32_or_null(w),
-                  .b = f32_or_null(b),
+                  .w = lm_tensor_f32_or_null(w),
+                  .b = lm_tensor_f32_or_null(b),
                   .n = x->shape[0],
                   .c = x->shape[1],
                   .s = x->shape[2],
@@ -128,14 +124,14 @@ lm_status lm_cpu_batch_norm(lm_tensor *y, lm_tensor *mean, lm_tensor *var, const
 lm_status lm_cpu_batch_norm_backward(lm_tensor *gx, lm_tensor *gw, lm_tensor *gb,
                                      const lm_tensor *g, const lm_tensor *x, const lm_tensor *mean,
                                      const lm_tensor *var, const lm_tensor *w, double eps) {
-    norm_job j = {.gx = gx ? lm_tensor_f32(gx) : NULL,
-                  .gw = gw ? lm_tensor_f32(gw) : NULL,
-                  .gb = gb ? lm_tensor_f32(gb) : NULL,
+    norm_job j = {.gx = lm_tensor_f32_or_null(gx),
+                  .gw = lm_tensor_f32_or_null(gw),
+                  .gb = lm_tensor_f32_or_null(gb),
                   .mean = lm_tensor_f32(mean),
                   .var = lm_tensor_f32(var),
                   .x = lm_tensor_f32(x),
                   .g = lm_tensor_f32(g),
-                  .w = f32_or_null(w),
+                  .w = lm_tensor_f32_or_null(w),
                   .n = x->shape[0],
                   .c = x->shape[1],
                   .s = x->shape[2],

@@ -498,7 +498,7 @@ static lm_status winograd(float *out, const float *x, const float *w, const floa
 lm_status lm_cpu_conv2d_winograd(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
                                  const lm_tensor *bias, const lm_conv_geometry *g) {
     return winograd(lm_tensor_f32(out), lm_tensor_f32(x), lm_tensor_f32(w),
-                    bias ? lm_tensor_f32(bias) : NULL, x->shape[0], w->shape[0], g);
+                    lm_tensor_f32_or_null(bias), x->shape[0], w->shape[0], g);
 }
 
 bool lm_cpu_winograd_grad_input_applies(const lm_conv_geometry *g) {

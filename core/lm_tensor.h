@@ -69,6 +69,10 @@ bool lm_tensor_same_shape(const lm_tensor *a, const lm_tensor *b);
 static inline float *lm_tensor_f32(const lm_tensor *t) {
     return (float *)t->storage->data + t->offset;
 }
+/* The same for an optional tensor: NULL for NULL. */
+static inline float *lm_tensor_f32_or_null(const lm_tensor *t) {
+    return t ? lm_tensor_f32(t) : NULL;
+}
 static inline int32_t *lm_tensor_i32(const lm_tensor *t) {
     return (int32_t *)t->storage->data + t->offset;
 }
