@@ -130,9 +130,9 @@ static void row_transform(const float *x, int64_t yy, const lm_conv_geometry *g,
         float d = xe + 3 >= 0 && xe + 3 < w ? row[xe + 3] : 0.0f;
         h0[t] = a - c, h1[t] = b + c, h2[t] = c - b, h3[t] = b - d;
     }
-    const float *r = row + 2 * t0 - pad;
     for (int64_t t = lo; t < hi; t++) {
-        float a = r[2 * t], b = r[2 * t + 1], c = r[2 * t + 2], d = r[2 * t + 3];
+        int64_t xe = 2 * (t0 + t) - pad;
+        float a = row[xe], b = row[xe + 1], c = row[xe + 2], d = row[xe + 3];
         h0[t] = a - c, h1[t] = b + c, h2[t] = c - b, h3[t] = b - d;
     }
 }
