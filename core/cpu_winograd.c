@@ -146,12 +146,14 @@ static void combine(float *restrict out, const float *restrict a, const float *r
 #ifdef __AVX512F__
 #include <immintrin.h>
 
+/* The first n lanes of 16 (none for n <= 0, all for n >= 16). */
+static __mmask16 first_lanes(int64_t n) {
+    return (__mmask16)(n <= 0 ? 0 : n >= 16 ? 0xffffu : (1u << n) - 1);
+}
+
 /* Lanes k of 16 whose column first + k lies in [0, w). */
 static __mmask16 columns_in(int64_t first, int64_t w) {
-    int64_t lo = first < 0 ? -first : 0, hi = w - first;
-    if (hi > 16) hi = 16;
-    if (hi <= lo) return 0;
-    return (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
+    return (__mmask16)(first_lanes(w - first) & ~first_lanes(-first));
 }
 
 /* row_transform for 16 tiles from t0, in registers (h[s] lane t is hs[t]).
@@ -192,7 +194,7 @@ static void plane_inputs16(const winograd_job *j, const float *x, float *v_image
     const lm_conv_geometry *g = j->g;
     int64_t plane = g->channels * j->tiles, tw = j->tiles_w;
     for (int64_t t0 = 0; t0 < tw; t0 += 16) {
-        __mmask16 keep = (__mmask16)((tw - t0 >= 16 ? 0x10000u : 1u << (tw - t0)) - 1);
+        __mmask16 keep = first_lanes(tw - t0);
         __m512 h[4][4]; /* h[input row of the tile row][s] */
         for (int64_t ty = 0; ty < j->tiles_h; ty++) {
             int first = 0;
@@ -353,7 +355,7 @@ static void plane_outputs16(const winograd_job *j, const float *m_image, float *
     for (int64_t ty = 0; ty < j->tiles_h; ty++)
         for (int64_t t0 = 0; t0 < tw; t0 += 16) {
             int64_t len = tw - t0 < 16 ? tw - t0 : 16;
-            __mmask16 keep = (__mmask16)((len == 16 ? 0x10000u : 1u << len) - 1);
+            __mmask16 keep = first_lanes(len);
             const float *m = m_image + ty * tw + t0;
             __m512 p[16];
             for (int k = 0; k < 16; k++) p[k] = _mm512_maskz_loadu_ps(keep, m + k * plane);
@@ -363,8 +365,7 @@ static void plane_outputs16(const winograd_job *j, const float *m_image, float *
                 s1[c] = _mm512_sub_ps(_mm512_sub_ps(p[4 + c], p[8 + c]), p[12 + c]);
             }
             int64_t y0 = 2 * ty, x0 = 2 * t0, n = ow - x0 < 2 * len ? ow - x0 : 2 * len;
-            __mmask16 lo = (__mmask16)((n >= 16 ? 0x10000u : 1u << n) - 1);
-            __mmask16 hi = (__mmask16)((n >= 32 ? 0x10000u : n > 16 ? 1u << (n - 16) : 1u) - 1);
+            __mmask16 lo = first_lanes(n), hi = first_lanes(n - 16);
             for (int r = 0; r < 2 && y0 + r < oh; r++) { /* then along the rows */
                 const __m512 *sr = r ? s1 : s0;
                 __m512 even =
