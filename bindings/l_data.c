@@ -14,12 +14,13 @@ static int l_idx_load(lua_State *L) {
     return 1;
 }
 
-/* lm._cifar_load(path) -> images [N, 3, 32, 32], labels [N] (1-based) */
+/* lm._cifar_load(path [, dtype]) -> images [N, 3, 32, 32], labels [N] (1-based) */
 static int l_cifar_load(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
+    lm_dtype dtype = l_check_dtype(L, 2, LM_FLOAT32);
     lm_tensor **x = l_push_slot(L), **y0 = l_push_slot(L);
     lm_tensor *raw_y = NULL;
-    l_check(L, lm_cifar_load(path, x, &raw_y));
+    l_check(L, lm_cifar_load(path, dtype, x, &raw_y));
     *y0 = raw_y;
     l_check(L, lm_binary_scalar(l_push_slot(L), LM_ADD, raw_y, 1, false));
     lua_remove(L, -2);

@@ -69,6 +69,15 @@ static void fill_from_table(lua_State *L, int idx, const int64_t *shape, int ndi
                     luaL_error(L, "%s", msg);
                 }
                 ((int32_t *)data)[(*pos)++] = (int32_t)v;
+            } else if (dtype == LM_UINT8) {
+                if (!(v >= 0 && v <= 255) || v != (lua_Number)(int)v) {
+                    char msg[160];
+                    snprintf(msg, sizeof msg,
+                             "tensor: element %d at depth %d (%g) is not a uint8 (0 to 255)",
+                             (int)i, d + 1, v);
+                    luaL_error(L, "%s", msg);
+                }
+                ((uint8_t *)data)[(*pos)++] = (uint8_t)v;
             } else {
                 ((float *)data)[(*pos)++] = (float)v;
             }
@@ -98,7 +107,7 @@ static int l_tensor(lua_State *L) {
     l_check(L, lm_tensor_new(slot, dtype, LM_CPU, ndim, shape));
     int64_t pos = 0;
     int path[LM_MAX_DIMS];
-    fill_from_table(L, 1, shape, ndim, 0, dtype, lm_tensor_f32(*slot), &pos, path);
+    fill_from_table(L, 1, shape, ndim, 0, dtype, lm_tensor_data(*slot), &pos, path);
     return 1;
 }
 

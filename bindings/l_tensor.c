@@ -136,7 +136,9 @@ lm_dtype l_check_dtype(lua_State *L, int arg, lm_dtype def) {
     const char *s = luaL_checkstring(L, arg);
     if (!strcmp(s, "float32") || !strcmp(s, "float")) return LM_FLOAT32;
     if (!strcmp(s, "int32") || !strcmp(s, "int")) return LM_INT32;
-    return (lm_dtype)luaL_error(L, "unknown dtype '%s' (expected 'float32' or 'int32')", s);
+    if (!strcmp(s, "uint8") || !strcmp(s, "byte")) return LM_UINT8;
+    return (lm_dtype)luaL_error(L, "unknown dtype '%s' (expected 'float32', 'int32' or 'uint8')",
+                                s);
 }
 
 /* ---- metadata ------------------------------------------------------------------------------ */
@@ -213,7 +215,7 @@ static int t_len(lua_State *L) {
  */
 
 static void push_element(lua_State *L, lm_tensor *t, double v) {
-    if (t->dtype == LM_INT32)
+    if (t->dtype != LM_FLOAT32)
         lua_pushinteger(L, (lua_Integer)v);
     else
         lua_pushnumber(L, v);
@@ -233,10 +235,11 @@ static int t_item(lua_State *L) {
 /* Nested tables of the values, read through one host copy. */
 static void push_nested(lua_State *L, const lm_tensor *t, const void *data, int d, int64_t *pos) {
     if (d == t->ndim) {
-        double v =
-            t->dtype == LM_INT32 ? ((const int32_t *)data)[*pos] : ((const float *)data)[*pos];
+        double v = t->dtype == LM_INT32   ? ((const int32_t *)data)[*pos]
+                   : t->dtype == LM_UINT8 ? ((const uint8_t *)data)[*pos]
+                                          : ((const float *)data)[*pos];
         (*pos)++;
-        if (t->dtype == LM_INT32)
+        if (t->dtype != LM_FLOAT32)
             lua_pushinteger(L, (lua_Integer)v);
         else
             lua_pushnumber(L, v);
@@ -252,7 +255,7 @@ static void push_nested(lua_State *L, const lm_tensor *t, const void *data, int 
 
 static int t_totable(lua_State *L) {
     lm_tensor *t = l_check_tensor(L, 1);
-    size_t bytes = (size_t)lm_tensor_numel(t) * 4;
+    size_t bytes = (size_t)lm_tensor_numel(t) * lm_dtype_size(t->dtype);
     void *buf = lua_newuserdatauv(L, bytes ? bytes : 1, 0); /* freed by the collector */
     l_check(L, lm_to_host(t, buf));
     int64_t pos = 0;
@@ -545,6 +548,9 @@ static int t_float(lua_State *L) {
 static int t_int(lua_State *L) {
     return convert(L, LM_INT32);
 }
+static int t_byte(lua_State *L) {
+    return convert(L, LM_UINT8);
+}
 
 static int t_to(lua_State *L) {
     lm_tensor *t = l_check_tensor(L, 1);
@@ -555,12 +561,12 @@ static int t_to(lua_State *L) {
     else if (!strcmp(what, "cuda"))
         device = LM_CUDA;
     else if (!strcmp(what, "float32") || !strcmp(what, "float") || !strcmp(what, "int32") ||
-             !strcmp(what, "int"))
+             !strcmp(what, "int") || !strcmp(what, "uint8") || !strcmp(what, "byte"))
         return convert(L, l_check_dtype(L, 2, LM_FLOAT32));
     else
         return luaL_error(L,
                           "to: unknown device or dtype '%s' (expected 'cpu', 'cuda', "
-                          "'float32' or 'int32')",
+                          "'float32', 'int32' or 'uint8')",
                           what);
     if (t->storage->device == device) {
         lua_settop(L, 1);
@@ -654,6 +660,7 @@ static const luaL_Reg methods[] = {{"shape", t_shape},
                                    {"fill_", t_fill_},
                                    {"float", t_float},
                                    {"int", t_int},
+                                   {"byte", t_byte},
                                    {"to", t_to},
                                    {"free", t_free},
                                    {"add_", t_add_},

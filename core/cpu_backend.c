@@ -5,12 +5,12 @@
 #include "lm_alloc.h"
 
 static lm_status cpu_upload(lm_tensor *dst, const void *host) {
-    memcpy(lm_tensor_f32(dst), host, (size_t)lm_tensor_numel(dst) * lm_dtype_size(dst->dtype));
+    memcpy(lm_tensor_data(dst), host, (size_t)lm_tensor_numel(dst) * lm_dtype_size(dst->dtype));
     return LM_OK;
 }
 
 static lm_status cpu_download(void *host, const lm_tensor *src) {
-    memcpy(host, lm_tensor_f32(src), (size_t)lm_tensor_numel(src) * lm_dtype_size(src->dtype));
+    memcpy(host, lm_tensor_data(src), (size_t)lm_tensor_numel(src) * lm_dtype_size(src->dtype));
     return LM_OK;
 }
 

@@ -11,12 +11,22 @@
 #include "lm_threads.h"
 
 static inline double load_d(const lm_tensor *t, int64_t off) {
-    return t->dtype == LM_INT32 ? (double)((const int32_t *)t->storage->data)[t->offset + off]
-                                : (double)((const float *)t->storage->data)[t->offset + off];
+    switch (t->dtype) {
+    case LM_INT32:
+        return ((const int32_t *)t->storage->data)[t->offset + off];
+    case LM_UINT8:
+        return ((const uint8_t *)t->storage->data)[t->offset + off];
+    default:
+        return ((const float *)t->storage->data)[t->offset + off];
+    }
 }
 
 static inline void store_d(lm_tensor *t, int64_t off, double v) {
-    if (t->dtype == LM_INT32) {
+    if (t->dtype == LM_UINT8) {
+        /* copies into bytes truncate toward zero and saturate, NaN gives 0 */
+        v = v != v ? 0 : v > 255 ? 255 : v < 0 ? 0 : v;
+        ((uint8_t *)t->storage->data)[t->offset + off] = (uint8_t)v;
+    } else if (t->dtype == LM_INT32) {
         /* saturate rather than invoke undefined behaviour on overflow */
         v = v != v ? 0 : v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : v;
         ((int32_t *)t->storage->data)[t->offset + off] = (int32_t)v;
@@ -38,19 +48,30 @@ static void copy_range(void *ctx, int64_t begin, int64_t end) {
     copy_job *j = ctx;
     const lm_iter *it = &j->it;
     int64_t sd = it->strides[0][it->ndim - 1], ss = it->strides[1][it->ndim - 1];
+    lm_dtype dt = j->dst->dtype, st = j->src->dtype;
+/* a typed row copy, with a unit-stride loop the compiler vectorises */
+#define COPY_ROW(DST_T, DST, SRC_T, SRC)                                                           \
+    {                                                                                              \
+        DST_T *d = DST(j->dst) + off[0];                                                           \
+        const SRC_T *s = SRC(j->src) + off[1];                                                     \
+        if (sd == 1 && ss == 1)                                                                    \
+            for (int64_t i = 0; i < n; i++) d[i] = (DST_T)s[i];                                    \
+        else                                                                                       \
+            for (int64_t i = 0; i < n; i++) d[i * sd] = (DST_T)s[i * ss];                          \
+    }
     LM_ITER_FOR(it, begin, end, off, n) {
-        if (j->dst->dtype == LM_FLOAT32 && j->src->dtype == LM_FLOAT32) {
-            float *d = lm_tensor_f32(j->dst) + off[0];
-            const float *s = lm_tensor_f32(j->src) + off[1];
-            if (sd == 1 && ss == 1)
-                for (int64_t i = 0; i < n; i++) d[i] = s[i];
-            else
-                for (int64_t i = 0; i < n; i++) d[i * sd] = s[i * ss];
+        if (dt == LM_FLOAT32 && st == LM_FLOAT32) {
+            COPY_ROW(float, lm_tensor_f32, float, lm_tensor_f32)
+        } else if (dt == LM_FLOAT32 && st == LM_UINT8) { /* images as bytes, batch by batch */
+            COPY_ROW(float, lm_tensor_f32, uint8_t, lm_tensor_u8)
+        } else if (dt == LM_UINT8 && st == LM_UINT8) {
+            COPY_ROW(uint8_t, lm_tensor_u8, uint8_t, lm_tensor_u8)
         } else {
             for (int64_t i = 0; i < n; i++)
                 store_d(j->dst, off[0] + i * sd, load_d(j->src, off[1] + i * ss));
         }
     }
+#undef COPY_ROW
 }
 
 lm_status lm_cpu_copy(lm_tensor *dst, const lm_tensor *src) {

@@ -110,7 +110,9 @@ lm_status lm_idx_load(const char *path, lm_dtype dtype, double scale, int max_va
     }
     if (s == LM_OK) s = lm_tensor_new(out, dtype, LM_CPU, ndim, shape);
     if (s == LM_OK) {
-        if (dtype == LM_INT32) {
+        if (dtype == LM_UINT8) {
+            memcpy(lm_tensor_u8(*out), bytes, (size_t)total);
+        } else if (dtype == LM_INT32) {
             int32_t *o = lm_tensor_i32(*out);
             for (uint64_t i = 0; i < total; i++) o[i] = bytes[i];
         } else {
@@ -125,8 +127,12 @@ lm_status lm_idx_load(const char *path, lm_dtype dtype, double scale, int max_va
 
 #define CIFAR_RECORD 3073
 
-lm_status lm_cifar_load(const char *path, lm_tensor **images, lm_tensor **labels) {
+lm_status lm_cifar_load(const char *path, lm_dtype image_dtype, lm_tensor **images,
+                        lm_tensor **labels) {
     *images = *labels = NULL;
+    if (image_dtype != LM_FLOAT32 && image_dtype != LM_UINT8)
+        return lm_fail(LM_ERR_ARG, "CIFAR-10 images load as float32 or uint8, not %s",
+                       lm_dtype_name(image_dtype));
     lm_status s = LM_OK;
     gzFile f = open_gz(path, &s);
     if (!f) return s;
@@ -168,15 +174,19 @@ lm_status lm_cifar_load(const char *path, lm_tensor **images, lm_tensor **labels
             s = lm_fail(LM_ERR_FORMAT, "'%s': record %lld has label %d, CIFAR-10 labels are 0-9",
                         path, (long long)i + 1, buf[i * CIFAR_RECORD]);
     int64_t ishape[4] = {n, 3, 32, 32};
-    if (s == LM_OK) s = lm_tensor_new(images, LM_FLOAT32, LM_CPU, 4, ishape);
+    if (s == LM_OK) s = lm_tensor_new(images, image_dtype, LM_CPU, 4, ishape);
     if (s == LM_OK) s = lm_tensor_new(labels, LM_INT32, LM_CPU, 1, &n);
     if (s == LM_OK) {
-        float *x = lm_tensor_f32(*images);
         int32_t *y = lm_tensor_i32(*labels);
         for (int64_t i = 0; i < n; i++) {
             const unsigned char *r = buf + i * CIFAR_RECORD;
             y[i] = r[0];
-            for (int k = 0; k < 3072; k++) x[i * 3072 + k] = r[1 + k] * (1.0f / 255);
+            if (image_dtype == LM_UINT8) {
+                memcpy(lm_tensor_u8(*images) + i * 3072, r + 1, 3072);
+            } else {
+                float *x = lm_tensor_f32(*images) + i * 3072;
+                for (int k = 0; k < 3072; k++) x[k] = r[1 + k] * (1.0f / 255);
+            }
         }
     } else {
         lm_tensor_release(*images);

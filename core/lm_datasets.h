@@ -10,14 +10,17 @@
 
 /* An IDX file of unsigned bytes (type 0x08) as a CPU tensor of its shape:
  * float32 values times `scale` (1/255 for images in [0, 1]) or, for
- * LM_INT32, the bytes as integers (labels). max_value >= 0 checks every byte
+ * LM_INT32 and LM_UINT8, the bytes as integers (labels; images kept as
+ * bytes, a quarter of the memory). max_value >= 0 checks every byte
  * against it (labels: 9). */
 lm_status lm_idx_load(const char *path, lm_dtype dtype, double scale, int max_value,
                       lm_tensor **out);
 
 /* A CIFAR-10 binary batch: records of 1 label byte and 3072 pixel bytes
- * (3 x 32 x 32, channel planes, rows). images [N, 3, 32, 32] float32 in
- * [0, 1]; labels [N] int32, 0-based, checked to be < 10. */
-lm_status lm_cifar_load(const char *path, lm_tensor **images, lm_tensor **labels);
+ * (3 x 32 x 32, channel planes, rows). images [N, 3, 32, 32]: float32 in
+ * [0, 1], or the bytes as uint8 (image_dtype); labels [N] int32, 0-based,
+ * checked to be < 10. */
+lm_status lm_cifar_load(const char *path, lm_dtype image_dtype, lm_tensor **images,
+                        lm_tensor **labels);
 
 #endif

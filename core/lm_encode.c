@@ -11,6 +11,13 @@
 lm_status lm_encode_values(const lm_tensor *t, lm_byte_format fmt, uint8_t **out, size_t *len) {
     *out = NULL;
     *len = 0;
+    if (t->dtype == LM_UINT8) { /* bytes encode as the int32 values they are */
+        lm_tensor *wide;
+        LM_TRY(lm_to_dtype(&wide, (lm_tensor *)t, LM_INT32));
+        lm_status s = lm_encode_values(wide, fmt, out, len);
+        lm_tensor_release(wide);
+        return s;
+    }
     size_t n = (size_t)lm_tensor_numel(t);
     void *host = malloc(n ? n * 4 : 1);
     if (!host) return lm_fail(LM_ERR_MEMORY, "encode: cannot allocate %zu bytes", n * 4);

@@ -75,9 +75,11 @@ static lm_status check_names(const char *what, const char *const *names, int cou
 /* The JSON header for `specs`, padded so the data start 8-byte aligned;
  * offsets[i] receives where tensor i's data begin (relative to the data). */
 /* How a tensor of `dtype` is stored under `format`: its dtype name in the
- * header and its bytes per element. int32 tensors are always stored as I32. */
+ * header and its bytes per element. int32 and uint8 tensors are always stored
+ * as I32 and U8. */
 static const char *stored_dtype(lm_dtype dtype, lm_float_format format, int *size) {
     if (dtype == LM_INT32) return *size = 4, "I32";
+    if (dtype == LM_UINT8) return *size = 1, "U8";
     switch (format) {
     case LM_STORE_FLOAT16:
         return *size = 2, "F16";
@@ -160,7 +162,7 @@ static lm_status host_copy(lm_tensor *t, const char *name, void **copy) {
 static lm_status host_bytes(lm_tensor *t, const char *name, const void **bytes, void **scratch) {
     *scratch = NULL;
     if (t->storage->device == LM_CPU && lm_tensor_is_contiguous(t)) {
-        *bytes = lm_tensor_f32(t);
+        *bytes = lm_tensor_data(t);
         return LM_OK;
     }
     LM_TRY(host_copy(t, name, scratch));
@@ -226,10 +228,11 @@ lm_status lm_safetensors_save_as(const char *path, const lm_named_tensor *tensor
         void *scratch = NULL;
         int elem = 4;
         stored_dtype(t->dtype, format, &elem);
-        s = elem == 4 ? host_bytes(t, tensors[i].name, &data, &scratch)
-                      : host_copy(t, tensors[i].name, &scratch);
+        bool narrow = elem != (int)lm_dtype_size(t->dtype); /* float32 as 16-bit halves */
+        s = narrow ? host_copy(t, tensors[i].name, &scratch)
+                   : host_bytes(t, tensors[i].name, &data, &scratch);
         if (s != LM_OK) break;
-        if (elem != 4) {
+        if (narrow) {
             narrow_floats(scratch, bytes / 4, format);
             data = scratch;
             bytes /= 2;

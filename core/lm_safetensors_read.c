@@ -39,7 +39,7 @@ static const struct {
     [FILE_F64] = {"F64", 8, LM_FLOAT32}, [FILE_I64] = {"I64", 8, LM_INT32},
     [FILE_F16] = {"F16", 2, LM_FLOAT32}, [FILE_BF16] = {"BF16", 2, LM_FLOAT32},
     [FILE_I16] = {"I16", 2, LM_INT32},   [FILE_U16] = {"U16", 2, LM_INT32},
-    [FILE_I8] = {"I8", 1, LM_INT32},     [FILE_U8] = {"U8", 1, LM_INT32},
+    [FILE_I8] = {"I8", 1, LM_INT32},     [FILE_U8] = {"U8", 1, LM_UINT8},
     [FILE_BOOL] = {"BOOL", 1, LM_INT32},
 };
 #define FILE_DTYPE_COUNT ((int)(sizeof file_dtypes / sizeof file_dtypes[0]))
@@ -120,7 +120,8 @@ static lm_status parse_entry(const char *path, const char *name, const lm_json *
  * it can't (the caller reads instead). */
 static bool map_entry(FILE *fp, uint64_t data_start, const entry *e, lm_tensor **out) {
     uint64_t at = data_start + e->begin, bytes = e->end - e->begin;
-    if (e->file_dtype_size != 4 || bytes == 0 || at % 4 != 0) return false;
+    uint64_t size = lm_dtype_size(e->dtype);
+    if ((uint64_t)e->file_dtype_size != size || bytes == 0 || at % size != 0) return false;
     uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
     uint64_t base_at = at - at % page, len = bytes + (at - base_at);
     /* private and writable: changes stay in memory (copy on write) */
@@ -172,15 +173,14 @@ static lm_status convert_entry(const char *path, const entry *e, const void *src
         case FILE_I8:
             i32[i] = (int8_t)b[i];
             break;
-        case FILE_U8:
-            i32[i] = b[i];
-            break;
         case FILE_BOOL:
             i32[i] = b[i] != 0;
             break;
         case FILE_F32:
         case FILE_I32:
-            memcpy((char *)dst + 4 * i, b + 4 * i, 4);
+        case FILE_U8:
+            memcpy((char *)dst + e->file_dtype_size * i, b + e->file_dtype_size * i,
+                   (size_t)e->file_dtype_size);
             break;
         }
     }
@@ -192,9 +192,10 @@ static lm_status read_entry(const char *path, FILE *fp, uint64_t data_start, con
     if (map && map_entry(fp, data_start, e, out)) return LM_OK;
     LM_TRY(lm_tensor_new(out, e->dtype, LM_CPU, e->ndim, e->shape));
     size_t bytes = (size_t)(e->end - e->begin), n = (size_t)lm_tensor_numel(*out);
-    void *dst = lm_tensor_f32(*out);
-    /* F32 and I32 are read in place, the others through a buffer */
-    void *buf = e->file_dtype_size == 4 ? dst : malloc(bytes ? bytes : 1);
+    void *dst = lm_tensor_data(*out);
+    /* F32, I32 and U8 are read in place, the others through a buffer */
+    bool in_place = (size_t)e->file_dtype_size == lm_dtype_size(e->dtype);
+    void *buf = in_place ? dst : malloc(bytes ? bytes : 1);
     lm_status s = LM_OK;
     if (!buf) s = lm_fail(LM_ERR_MEMORY, "load: out of memory reading '%s'", e->name);
     if (s == LM_OK && bytes &&

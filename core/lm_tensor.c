@@ -9,7 +9,16 @@
 #include "lm_ops.h"
 
 const char *lm_dtype_name(lm_dtype dtype) {
-    return dtype == LM_INT32 ? "int32" : "float32";
+    return dtype == LM_INT32 ? "int32" : dtype == LM_UINT8 ? "uint8" : "float32";
+}
+
+lm_status lm_check_computable(const char *op, const lm_tensor *t) {
+    if (t && t->dtype == LM_UINT8)
+        return lm_fail(LM_ERR_ARG,
+                       "%s: uint8 tensors hold data (images, masks) and take no arithmetic: "
+                       "convert with x:float() or x:int() first",
+                       op);
+    return LM_OK;
 }
 const char *lm_device_name(lm_device device) {
     return device == LM_CUDA ? "cuda" : "cpu";
@@ -59,6 +68,11 @@ lm_status lm_tensor_new(lm_tensor **out, lm_dtype dtype, lm_device device, int n
                         const int64_t *shape) {
     *out = NULL;
     LM_TRY(check_shape("tensor", ndim, shape));
+    if (dtype == LM_UINT8 && device != LM_CPU)
+        return lm_fail(LM_ERR_DEVICE,
+                       "uint8 tensors live on the CPU: convert with x:float() "
+                       "before moving one to '%s'",
+                       lm_device_name(device));
     const lm_backend *be = lm_backend_get(device);
     if (!be) return LM_ERR_DEVICE;
     int64_t numel = 1;

@@ -16,7 +16,10 @@
 
 #define LM_MAX_DIMS 8
 
-typedef enum lm_dtype { LM_FLOAT32 = 0, LM_INT32 = 1 } lm_dtype;
+/* uint8 holds data only (images as bytes, masks): it is created, viewed,
+ * copied, gathered, converted, saved and loaded, and every op that computes
+ * refuses it (lm_check_computable), so a kernel never sees one. CPU only. */
+typedef enum lm_dtype { LM_FLOAT32 = 0, LM_INT32 = 1, LM_UINT8 = 2 } lm_dtype;
 typedef enum lm_device { LM_CPU = 0, LM_CUDA = 1 } lm_device;
 
 typedef struct lm_storage {
@@ -45,8 +48,7 @@ typedef struct lm_tensor {
 const char *lm_dtype_name(lm_dtype dtype);
 const char *lm_device_name(lm_device device);
 static inline size_t lm_dtype_size(lm_dtype dtype) {
-    (void)dtype;
-    return 4;
+    return dtype == LM_UINT8 ? 1 : 4;
 }
 
 /* A new contiguous tensor with uninitialised contents. */
@@ -76,6 +78,15 @@ static inline float *lm_tensor_f32_or_null(const lm_tensor *t) {
 static inline int32_t *lm_tensor_i32(const lm_tensor *t) {
     return (int32_t *)t->storage->data + t->offset;
 }
+static inline uint8_t *lm_tensor_u8(const lm_tensor *t) {
+    return (uint8_t *)t->storage->data + t->offset;
+}
+/* Element 0 whatever the dtype, for code that moves bytes (copies, files). */
+static inline void *lm_tensor_data(const lm_tensor *t) {
+    return (char *)t->storage->data + (size_t)t->offset * lm_dtype_size(t->dtype);
+}
+/* LM_OK, or an error naming `op` when `t` is uint8, which takes no arithmetic. */
+lm_status lm_check_computable(const char *op, const lm_tensor *t);
 
 /* ---- views: share storage, never copy ---------------------------------------- */
 

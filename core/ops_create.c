@@ -3,11 +3,19 @@
 
 #include "lm_ops.h"
 
+/* A byte holds 0..255: a fill outside it is an error, as in PyTorch. */
+static lm_status check_fill(const char *op, lm_dtype dtype, double value) {
+    if (dtype == LM_UINT8 && !(value >= 0 && value < 256))
+        return lm_fail(LM_ERR_ARG, "%s: %g does not fit in uint8 (0 to 255)", op, value);
+    return LM_OK;
+}
+
 lm_status lm_full(lm_tensor **out, lm_dtype dtype, lm_device device, int ndim, const int64_t *shape,
                   double value) {
     *out = NULL;
     const lm_backend *be = lm_backend_get(device);
     if (!be) return LM_ERR_DEVICE;
+    LM_TRY(check_fill("full", dtype, value));
     LM_TRY(lm_tensor_new(out, dtype, device, ndim, shape));
     lm_status s = be->fill(*out, value);
     if (s != LM_OK) {
@@ -20,6 +28,7 @@ lm_status lm_full(lm_tensor **out, lm_dtype dtype, lm_device device, int ndim, c
 lm_status lm_arange(lm_tensor **out, lm_dtype dtype, double start, double step, int64_t count) {
     *out = NULL;
     if (count < 0) return lm_fail(LM_ERR_ARG, "arange: negative number of elements");
+    if (dtype == LM_UINT8) return lm_fail(LM_ERR_ARG, "arange: makes float32 or int32 tensors");
     LM_TRY(lm_tensor_new(out, dtype, LM_CPU, 1, &count));
     for (int64_t i = 0; i < count; i++) {
         double v = start + step * (double)i;
@@ -34,7 +43,7 @@ lm_status lm_arange(lm_tensor **out, lm_dtype dtype, double start, double step, 
 lm_status lm_from_host(lm_tensor **out, lm_dtype dtype, int ndim, const int64_t *shape,
                        const void *data) {
     LM_TRY(lm_tensor_new(out, dtype, LM_CPU, ndim, shape));
-    memcpy(lm_tensor_f32(*out), data, (size_t)lm_tensor_numel(*out) * lm_dtype_size(dtype));
+    memcpy(lm_tensor_data(*out), data, (size_t)lm_tensor_numel(*out) * lm_dtype_size(dtype));
     return LM_OK;
 }
 
@@ -58,6 +67,7 @@ lm_status lm_copy_(lm_tensor *dst, const lm_tensor *src) {
 lm_status lm_fill_(lm_tensor *dst, double value) {
     const lm_backend *be = lm_backend_of(dst);
     if (!be) return LM_ERR_DEVICE;
+    LM_TRY(check_fill("fill_", dst->dtype, value));
     return be->fill(dst, value);
 }
 
@@ -112,9 +122,9 @@ lm_status lm_to_device(lm_tensor **out, lm_tensor *t, lm_device device) {
     if (s == LM_OK) {
         /* exactly one side is the CPU, whose memory is the host's */
         if (device == LM_CPU)
-            s = source->download(lm_tensor_f32(*out), src);
+            s = source->download(lm_tensor_data(*out), src);
         else
-            s = target->upload(*out, lm_tensor_f32(src));
+            s = target->upload(*out, lm_tensor_data(src));
     }
     lm_tensor_release(src);
     if (s != LM_OK && *out) {
@@ -145,7 +155,9 @@ lm_status lm_get_element(const lm_tensor *t, int64_t index, double *value) {
         index /= t->shape[d];
     }
     if (t->storage->device == LM_CPU) {
-        *value = t->dtype == LM_INT32 ? lm_tensor_i32(t)[off] : lm_tensor_f32(t)[off];
+        *value = t->dtype == LM_INT32   ? lm_tensor_i32(t)[off]
+                 : t->dtype == LM_UINT8 ? lm_tensor_u8(t)[off]
+                                        : lm_tensor_f32(t)[off];
         return LM_OK;
     }
     const lm_backend *be = lm_backend_of(t);

@@ -60,6 +60,7 @@ static lm_status check_out(const char *op, const lm_tensor *out, int ndim, const
 
 lm_status lm_unary_into(lm_tensor *out, lm_unary_op op, lm_tensor *x, double p0, double p1) {
     const char *name = lm_unary_name(op);
+    LM_TRY(lm_check_computable(name, x));
     lm_dtype dtype = unary_needs_float(op) ? LM_FLOAT32 : x->dtype;
     LM_TRY(check_out(name, out, x->ndim, x->shape, dtype, x));
     const lm_backend *be = lm_backend_of(x);
@@ -69,6 +70,7 @@ lm_status lm_unary_into(lm_tensor *out, lm_unary_op op, lm_tensor *x, double p0,
 
 lm_status lm_unary(lm_tensor **out, lm_unary_op op, lm_tensor *x, double p0, double p1) {
     *out = NULL;
+    LM_TRY(lm_check_computable(lm_unary_name(op), x));
     lm_dtype dtype = unary_needs_float(op) ? LM_FLOAT32 : x->dtype;
     LM_TRY(lm_tensor_new(out, dtype, x->storage->device, x->ndim, x->shape));
     lm_status s = lm_unary_into(*out, op, x, p0, p1);
@@ -83,6 +85,8 @@ lm_status lm_unary(lm_tensor **out, lm_unary_op op, lm_tensor *x, double p0, dou
 
 lm_status lm_binary_into(lm_tensor *out, lm_binary_op op, lm_tensor *a, lm_tensor *b) {
     const char *name = lm_binary_name(op);
+    LM_TRY(lm_check_computable(name, a));
+    LM_TRY(lm_check_computable(name, b));
     LM_TRY(same_device(name, a, b));
     int ndim;
     int64_t shape[LM_MAX_DIMS];
@@ -102,6 +106,8 @@ lm_status lm_binary_into(lm_tensor *out, lm_binary_op op, lm_tensor *a, lm_tenso
 lm_status lm_binary(lm_tensor **out, lm_binary_op op, lm_tensor *a, lm_tensor *b) {
     *out = NULL;
     const char *name = lm_binary_name(op);
+    LM_TRY(lm_check_computable(name, a));
+    LM_TRY(lm_check_computable(name, b));
     LM_TRY(same_device(name, a, b));
     int ndim;
     int64_t shape[LM_MAX_DIMS];
@@ -124,6 +130,7 @@ static lm_dtype scalar_result_dtype(lm_binary_op op, lm_dtype a, double s) {
 lm_status lm_binary_scalar_into(lm_tensor *out, lm_binary_op op, lm_tensor *a, double s,
                                 bool scalar_first) {
     const char *name = lm_binary_name(op);
+    LM_TRY(lm_check_computable(name, a));
     LM_TRY(check_out(name, out, a->ndim, a->shape, scalar_result_dtype(op, a->dtype, s), a));
     /* x ^ s is the unary power of every backend, whose x ^ 2 is x * x
      * (a powf per element is 50x slower on the CPU) */
@@ -137,6 +144,7 @@ lm_status lm_binary_scalar_into(lm_tensor *out, lm_binary_op op, lm_tensor *a, d
 lm_status lm_binary_scalar(lm_tensor **out, lm_binary_op op, lm_tensor *a, double s,
                            bool scalar_first) {
     *out = NULL;
+    LM_TRY(lm_check_computable(lm_binary_name(op), a));
     LM_TRY(lm_tensor_new(out, scalar_result_dtype(op, a->dtype, s), a->storage->device, a->ndim,
                          a->shape));
     lm_status st = lm_binary_scalar_into(*out, op, a, s, scalar_first);
@@ -151,6 +159,9 @@ lm_status lm_binary_scalar(lm_tensor **out, lm_binary_op op, lm_tensor *a, doubl
 
 lm_status lm_where(lm_tensor **out, lm_tensor *cond, lm_tensor *a, lm_tensor *b) {
     *out = NULL;
+    LM_TRY(lm_check_computable("where", cond));
+    LM_TRY(lm_check_computable("where", a));
+    LM_TRY(lm_check_computable("where", b));
     LM_TRY(same_device("where", cond, a));
     LM_TRY(same_device("where", a, b));
     int nd1, ndim;

@@ -37,6 +37,7 @@ lm_status lm_reduce(lm_tensor **out, lm_tensor **indices, lm_reduce_op op, lm_te
     *out = NULL;
     if (indices) *indices = NULL;
     const char *name = lm_reduce_name(op);
+    LM_TRY(lm_check_computable(name, x));
     if (dim >= 0 && dim >= x->ndim)
         return lm_fail(LM_ERR_ARG, "%s: dimension %d out of range for a %d-D tensor", name, dim + 1,
                        x->ndim);

@@ -59,8 +59,27 @@ local function set_of(x, y)
   return {x = x, y = y, x, y}
 end
 
-local function load_idx_pair(images, labels)
-  local x = lm._idx_load(images, "float32", 1 / 255)
+--- Images as float32: uint8 bytes become x / 255 in [0, 1] (the convention
+--- of torchvision's ToTensor); a float32 tensor is returned as it is. Each
+--- value is rounded as the float product byte * (1/255) rounds, so images
+--- kept as bytes and converted batch by batch equal images loaded as floats.
+function data.to_float(x)
+  if x:dtype() ~= "uint8" then return x end
+  return x:float():mul_(1 / 255)
+end
+
+--- The dtype an image set is loaded as: 'float32' (the default) or 'uint8'
+--- (a quarter of the memory; loaders and recorders convert batch by batch).
+local function image_dtype(opts, fn)
+  local dtype = opts.dtype or "float32"
+  if dtype ~= "float32" and dtype ~= "uint8" then
+    error(string.format("%s: dtype must be 'float32' or 'uint8', got '%s'", fn, tostring(dtype)), 3)
+  end
+  return dtype
+end
+
+local function load_idx_pair(images, labels, dtype)
+  local x = lm._idx_load(images, dtype, 1 / 255)
   local y = lm._idx_load(labels, "int32", 1, 9) + 1 -- 1-based classes
   if x:dim() ~= 3 or y:dim() ~= 1 then
     error(string.format("'%s' and '%s' are not an image and a label file (shapes %s, %s)",
@@ -74,9 +93,10 @@ end
 
 --- MNIST or Fashion-MNIST: {train = {x, y}, test = {x, y}, classes = {...}}
 --- with x [N, 784] in [0, 1] and y int32 classes 1..10. opts.dir, opts.kind
---- ('mnist' or 'fashion').
+--- ('mnist' or 'fashion'), opts.dtype ('uint8': x holds the bytes 0..255).
 function data.mnist(opts)
   opts = opts or {}
+  local dtype = image_dtype(opts, "mnist")
   local kind = opts.kind or "mnist"
   if kind ~= "mnist" and kind ~= "fashion" then
     error("mnist: kind must be 'mnist' or 'fashion', got '" .. tostring(kind) .. "'", 2)
@@ -87,8 +107,8 @@ function data.mnist(opts)
     or "Install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist), or set LUMEN_DATA."
   local files, folder = locate(opts.dir, subdirs, MNIST_FILES, kind == "mnist" and "MNIST" or "Fashion-MNIST", how)
   return {
-    train = load_idx_pair(files[1], files[2]),
-    test = load_idx_pair(files[3], files[4]),
+    train = load_idx_pair(files[1], files[2], dtype),
+    test = load_idx_pair(files[3], files[4], dtype),
     classes = kind == "mnist" and data.MNIST_CLASSES or data.FASHION_CLASSES,
     name = kind == "mnist" and "MNIST" or "Fashion-MNIST",
     folder = folder,
@@ -96,28 +116,30 @@ function data.mnist(opts)
 end
 
 --- CIFAR-10 (binary version): {train = {x, y}, test = {x, y}, classes, test_note}
---- with x [N, 3, 32, 32] in [0, 1]. The test set is test_batch.bin, or
---- test_batch_first1000.bin when only that exists (test_note says so).
+--- with x [N, 3, 32, 32] in [0, 1] (opts.dtype 'uint8': the bytes). The test
+--- set is test_batch.bin, or test_batch_first1000.bin when only that exists
+--- (test_note says so).
 function data.cifar10(opts)
   opts = opts or {}
+  local dtype = image_dtype(opts, "cifar10")
   local names = {}
   for i = 1, 5 do names[i] = "data_batch_" .. i .. ".bin" end
   local files, folder = locate(opts.dir, {"cifar10", "cifar-10-batches-bin", ""}, names, "CIFAR-10",
     "Download the binary version from https://www.cs.toronto.edu/~kriz/cifar.html into data/cifar10, "
     .. "or set LUMEN_DATA.")
   local xs, ys = {}, {}
-  for i, f in ipairs(files) do xs[i], ys[i] = lm._cifar_load(f) end
+  for i, f in ipairs(files) do xs[i], ys[i] = lm._cifar_load(f, dtype) end
   local train = set_of(lm.cat(xs, 1), lm.cat(ys, 1))
   local test, note
   for _, name in ipairs{"test_batch.bin", "test_batch.bin.gz"} do
     if exists(folder .. "/" .. name) then
-      test = set_of(lm._cifar_load(folder .. "/" .. name)); note = "CIFAR-10 test set"
+      test = set_of(lm._cifar_load(folder .. "/" .. name, dtype)); note = "CIFAR-10 test set"
     end
   end
   if not test then
     for _, name in ipairs{"test_batch_first1000.bin", "test_batch_first1000.bin.gz"} do
       if exists(folder .. "/" .. name) then
-        test = set_of(lm._cifar_load(folder .. "/" .. name))
+        test = set_of(lm._cifar_load(folder .. "/" .. name, dtype))
         note = "only the first 1,000 of the 10,000 CIFAR-10 test images"
       end
     end
@@ -193,6 +215,8 @@ Loader.__index = Loader
 ---   opts.clip = {lo, hi} clips noisy inputs, opts.normalize = {mean, std}.
 ---   opts.transform: a function of the batch (lm.data.transforms), run
 ---   with the random stream seeded per batch so augmentation is reproducible.
+---   A uint8 set (images as bytes) is gathered as bytes and given as
+---   float32 batches, x / 255 (data.to_float), before noise and the rest.
 ---   opts.shard = {index = r, count = k} (r 0-based, lm.dist.shard()): this
 ---   process's part of every epoch of k processes: global batch i is the
 ---   batch of one loader with batch_size k * batch_size, and this loader's
@@ -236,6 +260,7 @@ function data.loader(set, opts)
   local xshape = set.x:shape()
   xshape[1] = self.batch_size
   self.xbuf = lm.zeros(xshape)
+  if set.x:dtype() == "uint8" then self.bytebuf = lm.zeros(xshape, "uint8") end
   self.ybuf = lm.zeros(self.batch_size, set.y:dtype())
   if self.noise then self.noisebuf = lm.zeros(xshape) end
   return self
@@ -293,13 +318,19 @@ function Loader:epoch_iter(first)
     else
       self.batch_first, self.batch_total = 0, len
     end
-    local xb, yb, nbuf = self.xbuf, self.ybuf, self.noisebuf
+    local xb, yb, nbuf, bytes = self.xbuf, self.ybuf, self.noisebuf, self.bytebuf
     if len < self.batch_size then
       xb, yb = xb:narrow(1, 1, len), yb:narrow(1, 1, len)
       if nbuf then nbuf = nbuf:narrow(1, 1, len) end
+      if bytes then bytes = bytes:narrow(1, 1, len) end
     end
     local idx = order:narrow(1, start + 1, len)
-    lm._index_select_into(xb, self.x, idx)
+    if bytes then
+      lm._index_select_into(bytes, self.x, idx)
+      xb:copy_(bytes):mul_(1 / 255) -- as data.to_float rounds
+    else
+      lm._index_select_into(xb, self.x, idx)
+    end
     lm._index_select_into(yb, self.y, idx)
     if self.noise then
       local sigma = self.noise.sigma

@@ -73,7 +73,7 @@ function train.evaluate(model, set, opts)
   lm.no_grad(function()
     for start = 1, n, bs do
       local len = math.min(bs, n - start + 1)
-      local x, y = set.x:narrow(1, start, len), set.y:narrow(1, start, len)
+      local x, y = lm.data.to_float(set.x:narrow(1, start, len)), set.y:narrow(1, start, len)
       if device ~= "cpu" then x, y = x:to(device), y:to(device) end
       local out = model(x)
       total_loss = total_loss + loss(out, y):item() * len

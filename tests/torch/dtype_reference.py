@@ -4,7 +4,7 @@ conversions (Debian's python3-torch, run by tests/lua/safetensors_dtypes_spec.lu
   dtype_reference.py write PATH
       writes one file holding the same values in F16, BF16, F64, I64, I32,
       I16, U8, I8 and BOOL, each beside "<name>.expected": what torch makes of
-      it in float32 / int32, the values Lumen must load.
+      it in float32 / int32 (U8 as itself), the values Lumen must load.
   dtype_reference.py check F32_PATH HALF_PATH DTYPE
       reads a file Lumen wrote with {dtype = DTYPE} and the same tensors
       written as F32, and checks every stored half is bit for bit what torch's
@@ -86,7 +86,8 @@ def write(path):
                           (torch.int16, -32768, 32767), (torch.uint8, 0, 255), (torch.int8, -128, 127)):
         t = ints[(ints >= lo) & (ints <= hi)].to(dtype)
         tensors[NAMES[dtype]] = t
-        tensors[NAMES[dtype] + ".expected"] = t.to(torch.int32)
+        # Lumen keeps uint8 as uint8 (its bytes dtype) and widens the others
+        tensors[NAMES[dtype] + ".expected"] = t if dtype == torch.uint8 else t.to(torch.int32)
     b = torch.tensor([[True, False, True], [False, False, True]])
     tensors["BOOL"] = b
     tensors["BOOL.expected"] = b.to(torch.int32)

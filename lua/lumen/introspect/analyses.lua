@@ -372,7 +372,7 @@ function A.accuracy_under_noise(net, set, sigmas, batch_size)
       local hits, n = 0, set.x:size(1)
       for s = 1, n, batch_size do
         local len = math.min(batch_size, n - s + 1)
-        local x = set.x:narrow(1, s, len)
+        local x = lm.data.to_float(set.x:narrow(1, s, len))
         if sigma > 0 then x = (x + lm.randn(x:shape()) * sigma):clamp(0, 1) end
         hits = hits + net(x):argmax(2):eq(set.y:narrow(1, s, len)):sum():item()
       end

@@ -190,7 +190,9 @@ local function encode_set(set, o, network)
     end
     local lo, hi = table.unpack(set.image_range or {0, 1})
     out.image = {channels = shape[1], height = shape[2], width = shape[3],
-      chunks = chunks(flat, rows, "uint8", function(part) return (part - lo):mul_(255 / (hi - lo)) end)}
+      chunks = chunks(flat, rows, "uint8", function(part)
+        return (lm.data.to_float(part) - lo):mul_(255 / (hi - lo))
+      end)}
     if set.attributions then out.attributions = encode_attributions(set, set.attributions, n, shape, o) end
   elseif set.attributions then
     fail("set '%s': attributions need the set's images", set.name)

@@ -145,7 +145,7 @@ function D.detection_benchmark(o)
   local sigma, steps, eps = o.sigma or 0.3, o.fgsm_steps or 10, o.fgsm_eps or 0.02
   local so = {net = o.net, recorder = o.recorder, vae = o.vae, est = o.est, reference = o.reference,
     bandwidth = o.bandwidth or analyses().bandwidth(o.reference)}
-  local clean_x, clean_y = o.x:narrow(1, 1, n), o.y:narrow(1, 1, n)
+  local clean_x, clean_y = lm.data.to_float(o.x:narrow(1, 1, n)), o.y:narrow(1, 1, n)
   local clean = D.detection_scores(so, clean_x)
   local noisy = D.detection_scores(so, (clean_x + lm.randn(clean_x:shape()) * sigma):clamp(0, 1))
   local adv_x = D.fgsm_untargeted(o.net, clean_x, clean_y, {steps = steps, eps = eps, classes = o.classes})

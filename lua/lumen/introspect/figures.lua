@@ -158,7 +158,7 @@ function Fig.sample_grid(path, o)
     local c, r = (k - 1) % cols, (k - 1) // cols
     local x0, y0 = 10 + c * pw, 50 + r * ph
     local wrong = pred[k] ~= labels[i]
-    fig:image(x0, y0 + 24, o.x[i]:view(table.unpack(shape)), 2)
+    fig:image(x0, y0 + 24, lm.data.to_float(o.x[i]):view(table.unpack(shape)), 2)
     fig:text(x0, y0 + 14, string.format("#%d: %s -> %s", i, o.classes[labels[i]], o.classes[pred[k]]),
       {size = 11, color = wrong and 0xD01010FF or 0x222222FF})
     local shown = Fig.normalise_layers(h:select(1, k), o.layer_sizes)
@@ -200,14 +200,15 @@ end
 --- the paths)}.
 function Fig.fgsm_run(o)
   local K = #o.classes
-  local h0, out0 = o.recorder:record(o.x)
+  local x = lm.data.to_float(o.x) -- the path's steps add to it
+  local h0, out0 = o.recorder:record(x)
   local z0 = o.vae:encode_all(h0:to('cpu')):totable()[1]
   local view = box(z0)
   local run = {z0 = z0, start_prediction = o.classes[out0:argmax(2):to('cpu'):item()], paths = {}, targets = {}}
   local reached = 0
   for target = 1, K do
     if target ~= o.label then
-      local p = A.fgsm_path(o.net, o.recorder, o.vae, o.x, target, {steps = o.steps, eps = o.eps, classes = K})
+      local p = A.fgsm_path(o.net, o.recorder, o.vae, x, target, {steps = o.steps, eps = o.eps, classes = K})
       local xs, ys = {}, {}
       for i, z in ipairs(p.z:totable()) do
         xs[i], ys[i] = z[1], z[2]

@@ -17,8 +17,10 @@ local Progress = require 'lumen.progress'
 local I = {}
 
 -- Inputs go to the device of the model that takes them (recordings and
--- results stay in host memory: a recording can be larger than a GPU).
+-- results stay in host memory: a recording can be larger than a GPU), and
+-- images kept as bytes become float32 there, a block at a time.
 local function on_device_of(model, t)
+  t = lm.data.to_float(t)
   local device = lm.train.device_of(model)
   return device == t:device() and t or t:to(device)
 end
