@@ -622,13 +622,15 @@ function study.mnist_defaults()
     paper = false, paper_period = 3000, paper_cycles = 30, paper_models_lr = 1e-3}
 end
 
--- MNIST (o.data: 'mnist' or 'fashion'), Fashion-MNIST when MNIST is missing.
+-- MNIST (o.data: 'mnist' or 'fashion'), Fashion-MNIST when MNIST is missing;
+-- the images stay bytes (a quarter of float32's memory): loaders, recorders
+-- and analyses turn each block into floats as they read it.
 local function mnist_data(o)
   local dir = o.data_dir ~= "" and o.data_dir or nil
-  local ok, data = pcall(lm.data.mnist, {kind = o.data, dir = dir})
+  local ok, data = pcall(lm.data.mnist, {kind = o.data, dir = dir, dtype = "uint8"})
   if not ok and o.data == "mnist" then
     say("notice: MNIST not found, using Fashion-MNIST instead")
-    data = lm.data.mnist{kind = "fashion", dir = dir}
+    data = lm.data.mnist{kind = "fashion", dir = dir, dtype = "uint8"}
   elseif not ok then
     error(data, 0)
   end
@@ -658,7 +660,7 @@ local function train_net1(o, net, recorder, d, train_set, val_set)
   lm.manual_seed(o.seed + 100)
   local pick = lm.randperm(train_set.x:size(1)):narrow(1, 1, o.trajectory_samples)
   lm.set_rng_state(seed, offset)
-  local subset_x = train_set.x:index_select(pick)
+  local subset_x = lm.data.to_float(train_set.x:index_select(pick))
   local opt = lm.optim.Adam(net:parameters())
   local steps = train_set.x:size(1) // 128
   -- under K processes each takes 128 / K rows of every batch of 128
@@ -712,6 +714,11 @@ function study.mnist(o)
           "estimator_recording",
           "recording_train", "recording_test"} do
         os.remove(o.out .. "/" .. name .. ".safetensors")
+      end
+      -- and the classifier's run: resuming a finished one would train
+      -- nothing and record no trajectory snapshots
+      for _, name in ipairs{"checkpoint", "best"} do
+        os.remove(o.out .. "/classifier_run/" .. name .. ".safetensors")
       end
     end
     if ranks > 1 then -- each rank's own recordings
