@@ -197,7 +197,16 @@ describe("experiments", function()
       files[f] = fh ~= nil
       if fh then fh:close() end
     end
+    -- --fresh trains the classifier again, with its snapshots: it must not
+    -- resume the finished run's checkpoint (which trained nothing and left
+    -- the trajectories empty)
+    local fok, fresh = run_experiment("experiments/introspect_mnist.lua",
+      {"--data-dir", dir, "--cycles", "2", "--ae-epochs", "1", "--est-epochs", "1", "--est-period", "20",
+       "--est-cycles", "1", "--trajectory-samples", "50", "--out", dir .. "/out", "--fresh"})
+    local traj = fok and lm.load(dir .. "/out/trajectories.safetensors")
     os.execute("rm -rf " .. dir)
+    truthy(fok, fresh)
+    truthy(traj.cycle1 and traj.cycle2 and not traj.cycle3, "a snapshot for each of the 2 cycles after --fresh")
     truthy(ok, metrics)
     for f, present in pairs(files) do truthy(present, f .. " written") end
     for _, k in ipairs{"classifier_test_accuracy", "latent_knn10_accuracy", "auroc_correct",
