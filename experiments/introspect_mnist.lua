@@ -20,10 +20,11 @@
 --      --noise-max S: on inputs with Gaussian noise of a sigma drawn in
 --      [0, S] per minibatch, the paper's domain randomisation), recording a
 --      fixed seeded subset of 500 training samples at the end of every cycle;
---   2. recording: every hidden ELU output of the training and test sets
---      (2400 values a sample), in evaluation mode; in memory, or streamed to
---      DIR/recording_*.safetensors and mapped back when it would not fit
---      (--record-to: auto decides by the memory available);
+--   2. recording: every hidden ELU output of the training and validation
+--      sets (2400 values a sample), in evaluation mode; in memory, or
+--      streamed to DIR/recording_*.safetensors and mapped back when it would
+--      not fit (--record-to: auto decides by the memory available); the
+--      test set's after stage 4, once the training set's has been freed;
 --   3. autoencoder: an InfoVAE (2400 -> 200 -> 200 -> 200 -> 2 and back) on the
 --      standardised recording, reconstruction + mmd_weight x MMD;
 --   4. estimator: 2 -> 200 -> 200 -> 200 -> 1 on log10 of the classifier's

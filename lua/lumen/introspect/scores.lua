@@ -380,7 +380,11 @@ function StandardizedEstimator:init(opts)
   self:buffer("std", lm.ones(opts.inputs))
 end
 
-function StandardizedEstimator:forward(x) return self.net((x - self.mean) / self.std) end
+function StandardizedEstimator:forward(x)
+  local standard = x - self.mean
+  if standard:requires_grad() then return self.net(standard / self.std) end
+  return self.net(standard:div_(self.std)) -- fresh and outside the graph: divided where it is
+end
 
 --- Sets the standardisation from inputs X [N, inputs] (I.standardization:
 --- with `distributed` under several ranks, X is this rank's rows).

@@ -12,7 +12,8 @@
 --     test_name = "test set",                     -- what `test` is, for titles
 --     val = val_set,                              -- optional: picks the estimators' epochs
 --     net = net, recorder = recorder,             -- on any device
---     snapshots = {...}, trajectory_index = idx,  -- optional trajectories
+--     snapshots = {...}, trajectory_index = idx,  -- optional trajectories (freed
+--                                                 -- once copied into the recording)
 --     out = "results/run", stage = stage_fn,      -- stage(name, fn) times a stage
 --     ae_epochs = 20, est_epochs = 20, mmd_weight = 500, bw = {0.1, 1, ...},
 --     seed = 1, device = "cpu" | "cuda",          -- where the map is trained
@@ -209,7 +210,11 @@ function study.run(c)
     end
   end
   -- ---- 2. recording --------------------------------------------------------------------------------
-  local H_ae, Y_train, H_test, Y_test, H_val, Y_val = stage("recording", function()
+  -- The training and validation sets now; the test set once the models are
+  -- trained (stage 4c), so that its recording and the training set's are
+  -- never in memory together.
+  local path -- the file a recording streams to, or nil to keep it in memory
+  local H_ae, Y_train, H_val, Y_val = stage("recording", function()
     -- in memory, or streamed to files in `out` and mapped back when the
     -- recordings would take more than half the memory still available
     -- (each rank: its rows against its share of that memory)
@@ -229,7 +234,7 @@ function study.run(c)
     if mode ~= "memory" and mode ~= "file" then
       error("study.run: record_to must be 'memory', 'file' or 'auto', got '" .. tostring(mode) .. "'", 0)
     end
-    local function path(name)
+    path = function(name)
       if mode ~= "file" then return nil end
       return out .. "/recording_" .. name .. (sharded and ("_rank" .. rank) or "") .. ".safetensors"
     end
@@ -241,20 +246,19 @@ function study.run(c)
         s:free() -- this handle only: a caller's view of a larger tensor leaves that intact
       end
       snapshot_parts = nil
-      lm.empty_cache() -- the originals' blocks (120 MB for Net1) go back before the test set is recorded
+      lm.empty_cache() -- the originals' blocks (120 MB for Net1) go back before the next recording
     end
-    local h, y = recorder:record_set(x_test, {path = path("test"), progress = main})
     -- the validation split's (c.val), in memory: the models choose their
     -- epoch or cycle on it (see fit_estimator below) and the metrics report it
     local hv, yv
     if c.val then hv, yv = recorder:record_set(c.val.x, {progress = false}) end
-    return a, b, h, y, hv, yv
+    return a, b, hv, yv
   end)
   local H_train = H_ae:narrow(1, 1, x_train:size(1))
   local n_snapshot_rows = H_ae:size(1) - x_train:size(1)
   local recording_bytes = H_ae:numel() * 4 -- this rank's
-  say(string.format("   %d x %d activations (train), %d x %d (test)%s", n_train, H_train:size(2), n_test,
-    H_test:size(2), sharded and string.format(", recorded in %d parts", ranks) or ""))
+  say(string.format("   %d x %d activations (train)%s", n_train, H_train:size(2),
+    sharded and string.format(", recorded in %d parts", ranks) or ""))
 
   -- ---- 3. autoencoder --------------------------------------------------------------------------------
   -- the test set is read only for the final metrics
@@ -302,7 +306,7 @@ function study.run(c)
     end
     if main then vae:save(path) end
   end)
-  local Z_train, Z_test = vae:encode_all(H_train), vae:encode_all(H_test)
+  local Z_train = vae:encode_all(H_train)
   local Z_val = H_val and vae:encode_all(H_val)
 
   -- ---- 3b. the paper's second autoencoder, on the learning record --------------------------------------
@@ -334,7 +338,7 @@ function study.run(c)
   end
 
   -- ---- 4. estimator ------------------------------------------------------------------------------------
-  local T_train, T_test = I.log_errors(Y_train, y_train), I.log_errors(Y_test, y_test)
+  local T_train = I.log_errors(Y_train, y_train)
   local T_val = Y_val and I.log_errors(Y_val, c.val.y)
   local chosen = {}
   -- the 2-D estimator in the paper's regime (c.paper's settings, or else
@@ -371,7 +375,6 @@ function study.run(c)
     fit_estimator("estimator", est, Z_train, Z_val, paper or c.est_regime)
     if main then est:save(path) end
   end)
-  local E_test = I.estimate(est, Z_test):to("cpu")
 
   -- ---- 4b. the estimator on the recording (beyond the paper) ------------------------------------------
   -- The same network trained on the standardised recording instead of z:
@@ -387,7 +390,38 @@ function study.run(c)
     fit_estimator("recording estimator", est_rec, H_train, H_val)
     if main then est_rec:save(path) end
   end)
-  local E_rec_test = I.estimate(est_rec, H_test):to("cpu")
+
+  -- The training recording's last reader is done. What the figures and the
+  -- atlas need of it is taken now: its class means (summed over ranks) and
+  -- the trajectories' latents; then it goes back (with the snapshot rows,
+  -- views of it), 638 MB for Net1, before the metrics, figures and atlas.
+  local Eh = lm.no_grad(function()
+    if not sharded then return A.class_means(H_train, y_train, #d.classes) end
+    local onehot = lm.data.one_hot(y_train, #d.classes):float()
+    local sums = dist.allreduce_(lm.matmul(onehot:t(), H_train), "sum")
+    local counts = dist.allreduce_(onehot:sum(1):contiguous(), "sum"):clamp(1, math.huge):view(-1, 1)
+    return sums / counts
+  end)
+  local Z_snapshots = {}
+  if main and #snapshots > 1 then
+    for k, s in ipairs(snapshots) do Z_snapshots[k] = (vae_record or vae):encode_all(s) end
+  end
+  if not sharded then -- the snapshots are views of H_ae made above; under several ranks they are the caller's
+    for k = 1, #snapshots do snapshots[k]:free() end
+  end
+  H_train:free()
+  H_ae:free()
+  H_train, H_ae = nil, nil
+  collectgarbage() -- the views the stages made of it, now garbage, hold it too
+  lm.empty_cache()
+
+  -- ---- 4c. the test set's recording, read by the trained models ---------------------------------------
+  local H_test, Y_test = stage("test recording", function()
+    return recorder:record_set(x_test, {path = path("test"), progress = main})
+  end)
+  say(string.format("   %d x %d activations (test)", n_test, H_test:size(2)))
+  local Z_test, T_test = vae:encode_all(H_test), I.log_errors(Y_test, y_test)
+  local E_test, E_rec_test = I.estimate(est, Z_test):to("cpu"), I.estimate(est_rec, H_test):to("cpu")
 
   -- ---- 5. metrics ----------------------------------------------------------------------------------------
   -- each rank's part of the reconstruction and the kNN queries; the test
@@ -486,19 +520,10 @@ function study.run(c)
     metrics.latent_std[1], metrics.latent_std[2]))
 
   -- what the figures and the atlas need whole, on rank 0 only: the
-  -- training latents and outputs, the test recording, and the class means
-  -- of the training recording (summed over ranks)
-  local Eh
+  -- training latents and outputs and the test recording
   if sharded then
-    Eh = lm.no_grad(function()
-      local onehot = lm.data.one_hot(y_train, #d.classes):float()
-      local sums = dist.allreduce_(lm.matmul(onehot:t(), H_train), "sum")
-      local counts = dist.allreduce_(onehot:sum(1):contiguous(), "sum"):clamp(1, math.huge):view(-1, 1)
-      return sums / counts
-    end)
     Z_train, Y_train = dist.gather(Z_train, 0), dist.gather(Y_train:contiguous(), 0)
     H_test = dist.gather(H_test:contiguous(), 0)
-    H_train, H_ae = nil, nil
   end
   if not main then return metrics end
 
@@ -536,11 +561,11 @@ function study.run(c)
     ax:legend({{test_name .. " sample", 0xDDDDDDFF}, {"misclassified", 0xFF2020FF}}, "lower left")
     fig:save(opts.out .. "/map_error.png")
     -- learning trajectories: each recorded sample across cycles, grey to its class colour
-    if #snapshots > 1 then
+    if #Z_snapshots > 1 then
       local tfig = plot.figure{width = 760, height = 640, title = "Learning trajectories over training cycles"}
       local tax = tfig:axes{rect = {70, 50, 520, 520}, xlabel = "z1", ylabel = "z2", xlim = {-4, 4}, ylim = {-4, 4}}
       local tz = {}
-      for k, s in ipairs(snapshots) do tz[k] = (vae_record or vae):encode_all(s):totable() end
+      for k, z in ipairs(Z_snapshots) do tz[k] = z:totable() end
       local labels = train_set.y:index_select(traj_index):totable()
       for i = 1, #labels do
         local col = plot.CLASS_COLORS[labels[i]]
@@ -562,7 +587,7 @@ function study.run(c)
   stage("atlas", function()
     study.atlas(opts.out .. "/atlas.html", {name = c.name, data = d, recorder = recorder, est = est,
       train = train_set, test = test_set, test_name = test_name, image_range = c.image_range,
-      H_train = H_train, Y_train = Y_train, Z_train = Z_train, H_test = H_test, Y_test = Y_test, Z_test = Z_test,
+      Y_train = Y_train, Z_train = Z_train, H_test = H_test, Y_test = Y_test, Z_test = Z_test,
       Eh = Eh, overlays = c.overlays})
   end)
   -- the whole run's peak memory against its largest recording (the
