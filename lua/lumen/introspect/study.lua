@@ -213,7 +213,7 @@ function study.run(c)
   -- The training and validation sets now; the test set once the models are
   -- trained (stage 4c), so that its recording and the training set's are
   -- never in memory together.
-  local path -- the file a recording streams to, or nil to keep it in memory
+  local recording_path -- the file a recording streams to, or nil to keep it in memory
   local H_ae, Y_train, H_val, Y_val = stage("recording", function()
     -- in memory, or streamed to files in `out` and mapped back when the
     -- recordings would take more than half the memory still available
@@ -234,11 +234,12 @@ function study.run(c)
     if mode ~= "memory" and mode ~= "file" then
       error("study.run: record_to must be 'memory', 'file' or 'auto', got '" .. tostring(mode) .. "'", 0)
     end
-    path = function(name)
+    recording_path = function(name)
       if mode ~= "file" then return nil end
       return out .. "/recording_" .. name .. (sharded and ("_rank" .. rank) or "") .. ".safetensors"
     end
-    local a, b = recorder:record_set(x_train, {path = path("train"), progress = main, append_rows = snapshot_parts})
+    local a, b = recorder:record_set(x_train, {path = recording_path("train"), progress = main,
+      append_rows = snapshot_parts})
     if not sharded then -- the snapshots become views of their copy in a: one copy in memory
       local row = n_train + 1
       for k, s in ipairs(snapshots) do
@@ -417,7 +418,7 @@ function study.run(c)
 
   -- ---- 4c. the test set's recording, read by the trained models ---------------------------------------
   local H_test, Y_test = stage("test recording", function()
-    return recorder:record_set(x_test, {path = path("test"), progress = main})
+    return recorder:record_set(x_test, {path = recording_path("test"), progress = main})
   end)
   say(string.format("   %d x %d activations (test)", n_test, H_test:size(2)))
   local Z_test, T_test = vae:encode_all(H_test), I.log_errors(Y_test, y_test)
