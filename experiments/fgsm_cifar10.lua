@@ -23,7 +23,7 @@ if missing then
 end
 lm.mkdir(opts.out)
 lm.manual_seed(opts.seed)
-local d = lm.data.cifar10{dir = opts.data_dir ~= "" and opts.data_dir or nil}
+local d = lm.data.cifar10{dir = opts.data_dir ~= "" and opts.data_dir or nil, dtype = "uint8"}
 local _, val_set = lm.data.split(d.train, {fraction = 0.1, seed = opts.seed})
 if opts.sample > val_set.x:size(1) then
   error(string.format("fgsm_cifar10: --sample %d is not a validation image (1..%d)", opts.sample, val_set.x:size(1)), 0)
@@ -38,13 +38,13 @@ end})
 if opts.sample < 1 then -- the first validation image the network gets right
   local pred = lm.no_grad(function()
     net:evaluate()
-    return net(val_set.x:narrow(1, 1, 100):to(opts.device)):argmax(2):to('cpu')
+    return net(lm.data.to_float(val_set.x:narrow(1, 1, 100)):to(opts.device)):argmax(2):to('cpu')
   end):totable()
   for i, p in ipairs(pred) do
     if p == val_set.y[i] then opts.sample = i break end
   end
 end
-local x = val_set.x:narrow(1, opts.sample, 1)
+local x = lm.data.to_float(val_set.x:narrow(1, opts.sample, 1))
 local vae, est = study.load_map(opts.from, recorder, x)
 local label = val_set.y[opts.sample]
 local t = lm.clock()

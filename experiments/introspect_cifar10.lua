@@ -55,7 +55,8 @@ if not f then
 end
 f:close()
 
-local d = lm.data.cifar10{dir = opts.data_dir ~= "" and opts.data_dir or nil}
+-- the images stay bytes (154 MB, not 614): the recorder reads them a block at a time
+local d = lm.data.cifar10{dir = opts.data_dir ~= "" and opts.data_dir or nil, dtype = "uint8"}
 -- the split net2_cifar10.lua trained on (same seed), so validation images are unseen
 local train_set, val_set = lm.data.split(d.train, {fraction = 0.1, seed = opts.seed})
 if opts.subset > 0 then train_set = lm.data.head(train_set, opts.subset) end

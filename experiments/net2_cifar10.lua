@@ -49,7 +49,8 @@ end
 lm.manual_seed(opts.seed)
 
 local t0 = lm.clock()
-local d = lm.data.cifar10{dir = opts.data_dir ~= "" and opts.data_dir or nil}
+-- the images stay bytes (154 MB, not 614): the loaders give float batches
+local d = lm.data.cifar10{dir = opts.data_dir ~= "" and opts.data_dir or nil, dtype = "uint8"}
 local train_set, val_set = lm.data.split(d.train, {fraction = 0.1, seed = opts.seed})
 if opts.subset > 0 then
   train_set = lm.data.head(train_set, opts.subset)
