@@ -4,6 +4,9 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <string.h>
 #include <sys/mman.h>
 
@@ -113,6 +116,9 @@ static void free_class(int c) {
 
 void lm_cpu_empty_cache(void) {
     for (int c = 0; c < NUM_CLASSES; c++) free_class(c);
+#ifdef __GLIBC__
+    malloc_trim(0); /* glibc's heap: free pages of small blocks back too */
+#endif
 }
 
 static void trim_idle_classes(void) {
