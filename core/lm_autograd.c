@@ -94,6 +94,9 @@ lm_tensor *lm_grad(const lm_tensor *t) {
 }
 
 lm_status lm_set_grad(lm_tensor *t, lm_tensor *grad) {
+    if (grad && grad->dtype != t->dtype)
+        return lm_fail(LM_ERR_ARG, "grad: the gradient is %s, the tensor %s: they must match",
+                       lm_dtype_name(grad->dtype), lm_dtype_name(t->dtype));
     if (grad && !lm_tensor_same_shape(t, grad)) {
         char a[LM_SHAPE_STR_MAX], b[LM_SHAPE_STR_MAX];
         return lm_fail(LM_ERR_SHAPE, "grad: a gradient of shape %s for a tensor of shape %s",
@@ -363,6 +366,9 @@ lm_status lm_backward(lm_tensor *root, lm_tensor *grad, bool retain_graph) {
             return lm_fail(LM_ERR_SHAPE, "backward: gradient of shape %s for an output of shape %s",
                            lm_shape_str(grad, b2, sizeof b2), lm_shape_str(root, buf, sizeof buf));
         }
+        if (grad->dtype != LM_FLOAT32)
+            return lm_fail(LM_ERR_ARG, "backward: the gradient must be float32, got %s",
+                           lm_dtype_name(grad->dtype));
         seed = lm_tensor_retain(grad);
     }
     tensor_list order = {0};

@@ -70,8 +70,8 @@ lm_status lm_tensor_new(lm_tensor **out, lm_dtype dtype, lm_device device, int n
     LM_TRY(check_shape("tensor", ndim, shape));
     if (dtype == LM_UINT8 && device != LM_CPU)
         return lm_fail(LM_ERR_DEVICE,
-                       "uint8 tensors live on the CPU: convert with x:float() "
-                       "before moving one to '%s'",
+                       "uint8 tensors live on the CPU only: make bytes on the CPU, and convert "
+                       "them with x:float() before moving them to '%s'",
                        lm_device_name(device));
     const lm_backend *be = lm_backend_get(device);
     if (!be) return LM_ERR_DEVICE;

@@ -31,6 +31,7 @@ static lm_status check_layer(const char *op, const lm_tensor *x, const lm_tensor
     char sw[LM_SHAPE_STR_MAX];
     LM_TRY(check_float(op, "input", x));
     LM_TRY(check_float(op, "weight", w));
+    if (b) LM_TRY(check_float(op, "bias", b));
     LM_TRY(same_device(op, x, w));
     LM_TRY(same_device(op, x, b));
     if (w->ndim != wdim)
@@ -650,7 +651,13 @@ static lm_status check_update(lm_tensor *param, lm_tensor *grad, lm_tensor *s1, 
     if (!lm_tensor_same_shape(param, grad))
         return lm_fail(LM_ERR_SHAPE, "optimizer: gradient %s for a parameter %s",
                        lm_shape_str(grad, b, sizeof b), lm_shape_str(param, a, sizeof a));
+    /* every operand is read (the states written) as float32 */
+    LM_TRY(check_float("optimizer", "the gradient", grad));
     lm_tensor *states[2] = {s1, s2};
+    for (int k = 0; k < 2; k++)
+        if (states[k] && states[k]->dtype != LM_FLOAT32)
+            return lm_fail(LM_ERR_ARG, "optimizer: state tensor %d must be float32, got %s", k + 1,
+                           lm_dtype_name(states[k]->dtype));
     for (int k = 0; k < 2; k++)
         if (states[k] &&
             (!lm_tensor_same_shape(param, states[k]) || !lm_tensor_is_contiguous(states[k]) ||

@@ -64,14 +64,18 @@ end
 --- value is rounded as the float product byte * (1/255) rounds, so images
 --- kept as bytes and converted batch by batch equal images loaded as floats.
 function data.to_float(x)
-  if x:dtype() ~= "uint8" then return x end
+  local dtype = x:dtype()
+  if dtype == "float32" then return x end
+  if dtype ~= "uint8" then
+    error("to_float: images must be uint8 (bytes) or float32, got " .. dtype, 2)
+  end
   return x:float():mul_(1 / 255)
 end
 
 --- The dtype an image set is loaded as: 'float32' (the default) or 'uint8'
 --- (a quarter of the memory; loaders and recorders convert batch by batch).
 local function image_dtype(opts, fn)
-  local dtype = opts.dtype or "float32"
+  local dtype = ({float = "float32", byte = "uint8"})[opts.dtype] or opts.dtype or "float32"
   if dtype ~= "float32" and dtype ~= "uint8" then
     error(string.format("%s: dtype must be 'float32' or 'uint8', got '%s'", fn, tostring(dtype)), 3)
   end
@@ -159,6 +163,7 @@ end
 local class_rows = {} -- "device:classes" -> the row 1..classes, made once per device
 
 function data.one_hot(labels, classes)
+  if labels:dtype() == "uint8" then labels = labels:int() end -- labels stored as bytes (a U8 file)
   local n = labels:size(1)
   classes = classes or labels:max():item()
   if n > 0 and labels:device() == "cpu" then -- (on a GPU the check would wait for the device every step)

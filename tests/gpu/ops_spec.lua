@@ -293,8 +293,9 @@ describe("gpu errors and memory", function()
   end)
   it("uint8 tensors stay on the CPU, and their float batches go to the GPU", function()
     local bytes = lm.tensor({{0, 255}, {51, 102}}, 'uint8')
-    raises(function() return bytes:to('cuda') end, "uint8 tensors live on the CPU: convert with x:float() before "
-      .. "moving one to 'cuda'")
+    raises(function() return bytes:to('cuda') end, "uint8 tensors live on the CPU only: make bytes on the CPU, "
+      .. "and convert them with x:float() before moving them to 'cuda'")
+    raises(function() return lm.ones(2, 'cuda'):byte() end, "uint8 tensors live on the CPU only")
     raises(function() return lm.zeros(2, 'uint8', 'cuda') end, "uint8 tensors live on the CPU")
     local x = lm.data.to_float(bytes):to('cuda')
     eq(x:to('cpu'):totable()[2][1], lm.data.to_float(bytes):totable()[2][1])

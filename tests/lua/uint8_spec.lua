@@ -58,6 +58,33 @@ describe("uint8 tensors", function()
     same(b:totable(), {1, 2}, 0, "refused ops leave the bytes as they were")
   end)
 
+  it("never reach a float kernel as a gradient, an optimiser state or a bias", function()
+    local q = lm.ones(6):requires_grad(true)
+    raises(function() q:view(2, 3):backward(lm.zeros({2, 3}, 'uint8')) end,
+      "backward: the gradient must be float32, got uint8")
+    raises(function() q.grad = lm.zeros({6}, 'uint8') end,
+      "grad: the gradient is uint8, the tensor float32: they must match")
+    eq(q.grad, nil, "a refused gradient is not set")
+    local w, b = lm.ones(6, 1, 2, 2), lm.zeros({6}, 'uint8')
+    raises(function() lm.nn.functional.conv2d(lm.ones(1, 1, 2, 2), w, b) end, "conv2d: bias must be float32, got uint8")
+    local p = lm.ones(6):requires_grad(true)
+    p:sum():backward()
+    local opt = lm.optim.Adam({p})
+    opt:step()
+    local sd = opt:state_dict()
+    local before = opt.state[1][1]:clone()
+    local bad = {settings = sd.settings, tensors = {["state.1.1"] = lm.zeros({6}, 'uint8')}}
+    raises(function() opt:load_state_dict(bad) end,
+      "load_state_dict: state 'state.1.1' is uint8, an optimiser's states are float32")
+    eq((opt.state[1][1] - before):abs():max():item(), 0, "a refused load changes no state")
+    opt.state[1][2] = lm.zeros({6}, 'uint8')
+    raises(function() opt:step() end, "optimizer: state tensor 2 must be float32, got uint8")
+  end)
+
+  it("labels stored as bytes are one-hot encoded like int32 labels", function()
+    same(lm.data.one_hot(lm.tensor({3, 1}, 'uint8'), 3):totable(), {{0, 0, 1}, {1, 0, 0}})
+  end)
+
   it("views, copies and gathers the right bytes at any offset and stride", function()
     local all = bytes_0_to_255():view(16, 16)
     local part = all:narrow(1, 3, 4):narrow(2, 5, 6) -- offset 36, row stride 16
@@ -98,6 +125,8 @@ describe("uint8 tensors", function()
     for v = 0, 255 do eq(got[v + 1], f32(v * scale), "byte " .. v) end
     local x = lm.randn(3)
     truthy(rawequal(lm.data.to_float(x), x), "a float tensor is returned as it is")
+    raises(function() lm.data.to_float(lm.tensor({1}, 'int32')) end,
+      "to_float: images must be uint8 (bytes) or float32, got int32")
   end)
 
   it("save as U8 and load back as uint8, read or mapped", function()
@@ -165,6 +194,7 @@ describe("image sets as bytes", function()
     same(d8.test.y:totable(), df.test.y:totable())
     raises(function() lm.data.mnist{dir = dir, dtype = "float64"} end,
       "mnist: dtype must be 'float32' or 'uint8', got 'float64'")
+    eq(lm.data.mnist{dir = dir, dtype = "byte"}.test.x:dtype(), "uint8", "the alias 'byte'")
   end)
 
   it("give a loader the float batches of the float set, with noise and clipping too", function()

@@ -221,8 +221,12 @@ function study.run(c)
     local mode = c.record_to or "auto"
     if mode == "auto" then
       local width = recorder:width(train_set.x:narrow(1, 1, 1))
-      local rows = x_train:size(1) + x_test:size(1)
-      for _, t in ipairs(snapshot_parts) do rows = rows + t:size(1) end
+      -- the validation recording lives beside the training set's (with its
+      -- snapshot rows) and then beside the test set's, made once the
+      -- training set's is freed
+      local train_rows = x_train:size(1)
+      for _, t in ipairs(snapshot_parts) do train_rows = train_rows + t:size(1) end
+      local rows = math.max(train_rows, x_test:size(1)) + (c.val and c.val.x:size(1) or 0)
       local bytes = rows * width * 4
       local free = I.available_memory()
       mode = (free and bytes > free / 2 / ranks) and "file" or "memory"

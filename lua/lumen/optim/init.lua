@@ -75,7 +75,8 @@ function Optimizer:state_dict()
 end
 
 function Optimizer:load_state_dict(sd)
-  for k, v in pairs(sd.settings) do self.settings[k] = v end
+  -- every state is checked before any is taken: a refused load changes nothing
+  local taken = {}
   for name, t in pairs(sd.tensors) do
     local i, k = name:match("^state%.(%d+)%.(%d+)$")
     i, k = tonumber(i), tonumber(k)
@@ -84,8 +85,13 @@ function Optimizer:load_state_dict(sd)
       error(string.format("load_state_dict: state '%s' has shape %s, parameter %d has %s", name,
         t:shape_string(), i, self.params[i]:shape_string()), 2)
     end
-    self.state[i][k] = t:clone()
+    if t:dtype() ~= "float32" then
+      error(string.format("load_state_dict: state '%s' is %s, an optimiser's states are float32", name, t:dtype()), 2)
+    end
+    taken[#taken + 1] = {i, k, t}
   end
+  for k, v in pairs(sd.settings) do self.settings[k] = v end
+  for _, e in ipairs(taken) do self.state[e[1]][e[2]] = e[3]:clone() end
 end
 
 --- SGD with momentum, Nesterov momentum and (L2) weight decay, as in PyTorch.
