@@ -63,13 +63,15 @@ end
 --- of torchvision's ToTensor); a float32 tensor is returned as it is. Each
 --- value is rounded as the float product byte * (1/255) rounds, so images
 --- kept as bytes and converted batch by batch equal images loaded as floats.
+local BYTE_SCALE = 1 / 255 -- a byte's value in [0, 1], here, in the loader and in the float readers
+
 function data.to_float(x)
   local dtype = x:dtype()
   if dtype == "float32" then return x end
   if dtype ~= "uint8" then
     error("to_float: images must be uint8 (bytes) or float32, got " .. dtype, 2)
   end
-  return x:float():mul_(1 / 255)
+  return x:float():mul_(BYTE_SCALE)
 end
 
 --- The dtype an image set is loaded as: 'float32' (the default) or 'uint8'
@@ -83,7 +85,7 @@ local function image_dtype(opts, fn)
 end
 
 local function load_idx_pair(images, labels, dtype)
-  local x = lm._idx_load(images, dtype, 1 / 255)
+  local x = lm._idx_load(images, dtype, BYTE_SCALE)
   local y = lm._idx_load(labels, "int32", 1, 9) + 1 -- 1-based classes
   if x:dim() ~= 3 or y:dim() ~= 1 then
     error(string.format("'%s' and '%s' are not an image and a label file (shapes %s, %s)",
@@ -332,7 +334,7 @@ function Loader:epoch_iter(first)
     local idx = order:narrow(1, start + 1, len)
     if bytes then
       lm._index_select_into(bytes, self.x, idx)
-      xb:copy_(bytes):mul_(1 / 255) -- as data.to_float rounds
+      xb:copy_(bytes):mul_(BYTE_SCALE) -- as data.to_float rounds
     else
       lm._index_select_into(xb, self.x, idx)
     end
