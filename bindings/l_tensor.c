@@ -235,10 +235,7 @@ static int t_item(lua_State *L) {
 /* Nested tables of the values, read through one host copy. */
 static void push_nested(lua_State *L, const lm_tensor *t, const void *data, int d, int64_t *pos) {
     if (d == t->ndim) {
-        double v = t->dtype == LM_INT32   ? ((const int32_t *)data)[*pos]
-                   : t->dtype == LM_UINT8 ? ((const uint8_t *)data)[*pos]
-                                          : ((const float *)data)[*pos];
-        (*pos)++;
+        double v = lm_load_value(data, t->dtype, (*pos)++);
         if (t->dtype != LM_FLOAT32)
             lua_pushinteger(L, (lua_Integer)v);
         else

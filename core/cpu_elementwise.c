@@ -10,31 +10,6 @@
 #include "lm_scalar_ops.h"
 #include "lm_threads.h"
 
-static inline double load_d(const lm_tensor *t, int64_t off) {
-    switch (t->dtype) {
-    case LM_INT32:
-        return ((const int32_t *)t->storage->data)[t->offset + off];
-    case LM_UINT8:
-        return ((const uint8_t *)t->storage->data)[t->offset + off];
-    default:
-        return ((const float *)t->storage->data)[t->offset + off];
-    }
-}
-
-static inline void store_d(lm_tensor *t, int64_t off, double v) {
-    if (t->dtype == LM_UINT8) {
-        /* copies into bytes truncate toward zero and saturate, NaN gives 0 */
-        v = v != v ? 0 : v > 255 ? 255 : v < 0 ? 0 : v;
-        ((uint8_t *)t->storage->data)[t->offset + off] = (uint8_t)v;
-    } else if (t->dtype == LM_INT32) {
-        /* saturate rather than invoke undefined behaviour on overflow */
-        v = v != v ? 0 : v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : v;
-        ((int32_t *)t->storage->data)[t->offset + off] = (int32_t)v;
-    } else {
-        ((float *)t->storage->data)[t->offset + off] = (float)v;
-    }
-}
-
 /* ---- copy and fill ------------------------------------------------------------------ */
 
 typedef struct {
@@ -68,7 +43,7 @@ static void copy_range(void *ctx, int64_t begin, int64_t end) {
             COPY_ROW(uint8_t, lm_tensor_u8, uint8_t, lm_tensor_u8)
         } else {
             for (int64_t i = 0; i < n; i++)
-                store_d(j->dst, off[0] + i * sd, load_d(j->src, off[1] + i * ss));
+                lm_tensor_store(j->dst, off[0] + i * sd, lm_tensor_load(j->src, off[1] + i * ss));
         }
     }
 #undef COPY_ROW
@@ -91,7 +66,7 @@ static void fill_range(void *ctx, int64_t begin, int64_t end) {
             float *d = lm_tensor_f32(j->dst) + off[0], v = (float)j->value;
             for (int64_t i = 0; i < n; i++) d[i * sd] = v;
         } else {
-            for (int64_t i = 0; i < n; i++) store_d(j->dst, off[0] + i * sd, j->value);
+            for (int64_t i = 0; i < n; i++) lm_tensor_store(j->dst, off[0] + i * sd, j->value);
         }
     }
 }
@@ -175,8 +150,9 @@ static void unary_range(void *ctx, int64_t begin, int64_t end) {
                           lm_tensor_f32(j->a) + off[1], sx, (float)j->p0, (float)j->p1);
         } else {
             for (int64_t i = 0; i < n; i++)
-                store_d(j->out, off[0] + i * so,
-                        lm_scalar_unary(j->op, load_d(j->a, off[1] + i * sx), j->p0, j->p1));
+                lm_tensor_store(
+                    j->out, off[0] + i * so,
+                    lm_scalar_unary(j->op, lm_tensor_load(j->a, off[1] + i * sx), j->p0, j->p1));
         }
     }
 }
@@ -258,9 +234,9 @@ static void binary_range(void *ctx, int64_t begin, int64_t end) {
                            lm_tensor_f32(j->a) + off[1], sa, lm_tensor_f32(j->b) + off[2], sb);
         } else {
             for (int64_t i = 0; i < n; i++)
-                store_d(j->out, off[0] + i * so,
-                        lm_scalar_binary(j->op, load_d(j->a, off[1] + i * sa),
-                                         load_d(j->b, off[2] + i * sb)));
+                lm_tensor_store(j->out, off[0] + i * so,
+                                lm_scalar_binary(j->op, lm_tensor_load(j->a, off[1] + i * sa),
+                                                 lm_tensor_load(j->b, off[2] + i * sb)));
         }
     }
 }
@@ -291,10 +267,10 @@ static void binary_scalar_range(void *ctx, int64_t begin, int64_t end) {
                 binary_row_f32(j->op, n, o, so, tp, st, &s, 0);
         } else {
             for (int64_t i = 0; i < n; i++) {
-                double t = load_d(j->a, off[1] + i * st);
+                double t = lm_tensor_load(j->a, off[1] + i * st);
                 double v = j->scalar_first ? lm_scalar_binary(j->op, j->p0, t)
                                            : lm_scalar_binary(j->op, t, j->p0);
-                store_d(j->out, off[0] + i * so, v);
+                lm_tensor_store(j->out, off[0] + i * so, v);
             }
         }
     }
@@ -384,9 +360,10 @@ static void where_range(void *ctx, int64_t begin, int64_t end) {
             sb = it->strides[3][last];
     LM_ITER_FOR(it, begin, end, off, n) {
         for (int64_t i = 0; i < n; i++) {
-            bool take_a = load_d(j->c, off[1] + i * sc) != 0;
-            double v = take_a ? load_d(j->a, off[2] + i * sa) : load_d(j->b, off[3] + i * sb);
-            store_d(j->out, off[0] + i * so, v);
+            bool take_a = lm_tensor_load(j->c, off[1] + i * sc) != 0;
+            double v = take_a ? lm_tensor_load(j->a, off[2] + i * sa)
+                              : lm_tensor_load(j->b, off[3] + i * sb);
+            lm_tensor_store(j->out, off[0] + i * so, v);
         }
     }
 }

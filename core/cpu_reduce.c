@@ -7,19 +7,6 @@
 #include "lm_iter.h"
 #include "lm_threads.h"
 
-static inline double load(const lm_tensor *t, int64_t off) {
-    return t->dtype == LM_INT32 ? (double)lm_tensor_i32(t)[off] : (double)lm_tensor_f32(t)[off];
-}
-
-static inline void store(lm_tensor *t, int64_t off, double v) {
-    if (t->dtype == LM_INT32) {
-        v = v != v ? 0 : v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : v;
-        lm_tensor_i32(t)[off] = (int32_t)v;
-    } else {
-        lm_tensor_f32(t)[off] = (float)v;
-    }
-}
-
 /* Partial result of a reduction over a set of elements. */
 typedef struct {
     double sum;    /* SUM, MEAN, VAR (sum of squared deviations from `center`) */
@@ -64,7 +51,7 @@ static void fold_line(lm_reduce_op op, const lm_tensor *x, int64_t base, int64_t
     if (is_extreme(op)) {
         bool want_max = is_max(op);
         for (int64_t i = 0; i < n; i++) {
-            double v = load(x, base + i * stride);
+            double v = lm_tensor_load(x, base + i * stride);
             if (p->best != p->best) return; /* NaN already wins */
             if (v != v || (want_max ? v > p->best : v < p->best) || p->index < 0) {
                 p->best = v;
@@ -87,7 +74,7 @@ static void fold_line(lm_reduce_op op, const lm_tensor *x, int64_t base, int64_t
         p->sum += s;
     } else {
         for (int64_t i = 0; i < n; i++) {
-            double v = load(x, base + i * stride);
+            double v = lm_tensor_load(x, base + i * stride);
             p->sum += op == LM_VAR ? (v - center) * (v - center) : v;
         }
     }
@@ -112,21 +99,21 @@ static void write_result(lm_reduce_op op, lm_tensor *out, int64_t out_off, lm_te
                          int64_t idx_off, const partial *p, int64_t n) {
     switch (op) {
     case LM_SUM:
-        store(out, out_off, p->sum);
+        lm_tensor_store(out, out_off, p->sum);
         break;
     case LM_MEAN:
-        store(out, out_off, n ? p->sum / n : NAN);
+        lm_tensor_store(out, out_off, n ? p->sum / n : NAN);
         break;
     case LM_VAR:
-        store(out, out_off, n > 1 ? p->sum / (n - 1) : NAN);
+        lm_tensor_store(out, out_off, n > 1 ? p->sum / (n - 1) : NAN);
         break;
     case LM_ARGMAX:
     case LM_ARGMIN:
-        store(out, out_off, (double)p->index);
+        lm_tensor_store(out, out_off, (double)p->index);
         break;
     default:
-        store(out, out_off, p->best);
-        if (indices) store(indices, idx_off, (double)p->index);
+        lm_tensor_store(out, out_off, p->best);
+        if (indices) lm_tensor_store(indices, idx_off, (double)p->index);
     }
 }
 

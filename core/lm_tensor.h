@@ -85,6 +85,38 @@ static inline uint8_t *lm_tensor_u8(const lm_tensor *t) {
 static inline void *lm_tensor_data(const lm_tensor *t) {
     return (char *)t->storage->data + (size_t)t->offset * lm_dtype_size(t->dtype);
 }
+/* Element i of an array of `dtype` at `data` as a double (exact for every dtype). */
+static inline double lm_load_value(const void *data, lm_dtype dtype, int64_t i) {
+    switch (dtype) {
+    case LM_INT32:
+        return ((const int32_t *)data)[i];
+    case LM_UINT8:
+        return ((const uint8_t *)data)[i];
+    default:
+        return ((const float *)data)[i];
+    }
+}
+/* Element `off` (counted from the tensor's offset) of a CPU tensor. */
+static inline double lm_tensor_load(const lm_tensor *t, int64_t off) {
+    return lm_load_value(lm_tensor_data(t), t->dtype, off);
+}
+/* Stores v there as copies convert: rounded to float32, or for integers
+ * truncated toward zero and saturated to the dtype's range, NaN giving 0
+ * (a cast out of range would be undefined behaviour). */
+static inline void lm_tensor_store(lm_tensor *t, int64_t off, double v) {
+    switch (t->dtype) {
+    case LM_INT32:
+        v = v != v ? 0 : v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : v;
+        lm_tensor_i32(t)[off] = (int32_t)v;
+        break;
+    case LM_UINT8:
+        v = v != v ? 0 : v > 255 ? 255 : v < 0 ? 0 : v;
+        lm_tensor_u8(t)[off] = (uint8_t)v;
+        break;
+    default:
+        lm_tensor_f32(t)[off] = (float)v;
+    }
+}
 /* LM_OK, or an error naming `op` when `t` is uint8, which takes no arithmetic. */
 lm_status lm_check_computable(const char *op, const lm_tensor *t);
 

@@ -155,9 +155,7 @@ lm_status lm_get_element(const lm_tensor *t, int64_t index, double *value) {
         index /= t->shape[d];
     }
     if (t->storage->device == LM_CPU) {
-        *value = t->dtype == LM_INT32   ? lm_tensor_i32(t)[off]
-                 : t->dtype == LM_UINT8 ? lm_tensor_u8(t)[off]
-                                        : lm_tensor_f32(t)[off];
+        *value = lm_tensor_load(t, off);
         return LM_OK;
     }
     const lm_backend *be = lm_backend_of(t);
