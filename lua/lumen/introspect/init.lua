@@ -318,6 +318,14 @@ function I.standardization(H, distributed)
   end)
 end
 
+--- (x - mean) / std per column; divided in place when no gradient flows
+--- (x - mean is fresh then), one [N, k] block less per batch.
+function I.standardize(x, mean, std)
+  local centred = x - mean
+  if centred:requires_grad() then return centred / std end
+  return centred:div_(std)
+end
+
 local InfoVAE = nn.Module:extend("InfoVAE")
 
 --- The paper's InfoVAE: encoder inputs -> hidden x depth -> latent (ELU,
@@ -353,9 +361,7 @@ end
 
 function InfoVAE:prepare(h)
   if not self.standardize then return h end
-  local x = h - self.mean
-  if x:requires_grad() then return x / self.std end
-  return x:div_(self.std) -- x is fresh: divided where it is, one [N, Nh] block less per batch
+  return I.standardize(h, self.mean, self.std)
 end
 
 function InfoVAE:encode(h) return self.encoder(self:prepare(on_device_of(self, h))) end

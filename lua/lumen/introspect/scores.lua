@@ -380,11 +380,7 @@ function StandardizedEstimator:init(opts)
   self:buffer("std", lm.ones(opts.inputs))
 end
 
-function StandardizedEstimator:forward(x)
-  local standard = x - self.mean
-  if standard:requires_grad() then return self.net(standard / self.std) end
-  return self.net(standard:div_(self.std)) -- fresh and outside the graph: divided where it is
-end
+function StandardizedEstimator:forward(x) return self.net(I.standardize(x, self.mean, self.std)) end
 
 --- Sets the standardisation from inputs X [N, inputs] (I.standardization:
 --- with `distributed` under several ranks, X is this rank's rows).
