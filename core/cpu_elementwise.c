@@ -53,7 +53,7 @@ lm_status lm_cpu_copy(lm_tensor *dst, const lm_tensor *src) {
     copy_job j = {.dst = dst, .src = src};
     const lm_tensor *ops[2] = {dst, src};
     lm_iter_init(&j.it, 2, ops);
-    lm_parallel_for(j.it.numel, LM_GRAIN_ELEMENTWISE, copy_range, &j);
+    lm_parallel_for_balanced(j.it.numel, LM_GRAIN_ELEMENTWISE, copy_range, &j);
     return LM_OK;
 }
 
@@ -75,7 +75,7 @@ lm_status lm_cpu_fill(lm_tensor *dst, double value) {
     copy_job j = {.dst = dst, .value = value};
     const lm_tensor *ops[1] = {dst};
     lm_iter_init(&j.it, 1, ops);
-    lm_parallel_for(j.it.numel, LM_GRAIN_ELEMENTWISE, fill_range, &j);
+    lm_parallel_for_balanced(j.it.numel, LM_GRAIN_ELEMENTWISE, fill_range, &j);
     return LM_OK;
 }
 
@@ -162,7 +162,7 @@ lm_status lm_cpu_unary(lm_unary_op op, lm_tensor *out, const lm_tensor *x, doubl
     ew_job j = {.out = out, .a = x, .op = op, .p0 = p0, .p1 = p1};
     const lm_tensor *ops[2] = {out, x};
     lm_iter_init(&j.it, 2, ops);
-    lm_parallel_for(j.it.numel, LM_GRAIN_ELEMENTWISE, unary_range, &j);
+    lm_parallel_for_balanced(j.it.numel, LM_GRAIN_ELEMENTWISE, unary_range, &j);
     return LM_OK;
 }
 
@@ -246,7 +246,7 @@ lm_status lm_cpu_binary(lm_binary_op op, lm_tensor *out, const lm_tensor *a, con
     ew_job j = {.out = out, .a = a, .b = b, .op = op};
     const lm_tensor *ops[3] = {out, a, b};
     lm_iter_init(&j.it, 3, ops);
-    lm_parallel_for(j.it.numel, LM_GRAIN_ELEMENTWISE, binary_range, &j);
+    lm_parallel_for_balanced(j.it.numel, LM_GRAIN_ELEMENTWISE, binary_range, &j);
     return LM_OK;
 }
 
@@ -282,7 +282,7 @@ lm_status lm_cpu_binary_scalar(lm_binary_op op, lm_tensor *out, const lm_tensor 
     ew_job j = {.out = out, .a = a, .op = op, .p0 = s, .scalar_first = scalar_first};
     const lm_tensor *ops[2] = {out, a};
     lm_iter_init(&j.it, 2, ops);
-    lm_parallel_for(j.it.numel, LM_GRAIN_ELEMENTWISE, binary_scalar_range, &j);
+    lm_parallel_for_balanced(j.it.numel, LM_GRAIN_ELEMENTWISE, binary_scalar_range, &j);
     return LM_OK;
 }
 
@@ -346,7 +346,7 @@ lm_status lm_cpu_unary_backward(lm_unary_op op, lm_tensor *gx, const lm_tensor *
     ew_job j = {.out = gx, .a = g, .b = x, .c = y, .op = op, .p0 = p0};
     const lm_tensor *ops[4] = {gx, g, x, y};
     lm_iter_init(&j.it, 4, ops);
-    lm_parallel_for(j.it.numel, LM_GRAIN_ELEMENTWISE, unary_backward_range, &j);
+    lm_parallel_for_balanced(j.it.numel, LM_GRAIN_ELEMENTWISE, unary_backward_range, &j);
     return LM_OK;
 }
 
@@ -373,6 +373,6 @@ lm_status lm_cpu_where(lm_tensor *out, const lm_tensor *cond, const lm_tensor *a
     ew_job j = {.out = out, .c = cond, .a = a, .b = b};
     const lm_tensor *ops[4] = {out, cond, a, b};
     lm_iter_init(&j.it, 4, ops);
-    lm_parallel_for(j.it.numel, LM_GRAIN_ELEMENTWISE, where_range, &j);
+    lm_parallel_for_balanced(j.it.numel, LM_GRAIN_ELEMENTWISE, where_range, &j);
     return LM_OK;
 }

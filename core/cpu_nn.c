@@ -320,7 +320,7 @@ lm_status lm_cpu_optim_step_many(const lm_optim_params *p, int n, lm_tensor *con
         optim_many_job j = {.p = p, .n = n - first < OPTIM_MANY_MAX ? n - first : OPTIM_MANY_MAX};
         j.params = params + first, j.grads = grads + first, j.s1 = s1 + first, j.s2 = s2 + first;
         for (int k = 0; k < j.n; k++) j.start[k + 1] = j.start[k] + lm_tensor_numel(j.params[k]);
-        lm_parallel_for(j.start[j.n], LM_GRAIN_ELEMENTWISE, optim_many_range, &j);
+        lm_parallel_for_balanced(j.start[j.n], LM_GRAIN_ELEMENTWISE, optim_many_range, &j);
     }
     return LM_OK;
 }
@@ -404,7 +404,7 @@ lm_status lm_cpu_index_select(lm_tensor *out, const lm_tensor *x, const lm_tenso
     size_t row =
         x->shape[0] ? (size_t)(lm_tensor_numel(x) / x->shape[0]) * lm_dtype_size(x->dtype) : 0;
     gather_job j = {(char *)lm_tensor_data(out), (const char *)lm_tensor_data(x), idx, row};
-    lm_parallel_for(n, row ? (int64_t)(LM_GRAIN_ELEMENTWISE * 4 / row) + 1 : n, gather_rows, &j);
+    lm_parallel_for_balanced(n, row ? (int64_t)(LM_GRAIN_ELEMENTWISE * 4 / row) + 1 : n, gather_rows, &j);
     return LM_OK;
 }
 

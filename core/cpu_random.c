@@ -144,7 +144,7 @@ lm_status lm_cpu_dropout(lm_tensor *out, lm_tensor *mask, const lm_tensor *x, ui
                      .out = lm_tensor_f32(out),
                      .x = lm_tensor_f32(x)};
     lm_iter_init_ordered(&d.r.it, mask);
-    lm_parallel_for(d.r.it.numel, LM_GRAIN_ELEMENTWISE / 8, dropout_range, &d);
+    lm_parallel_for_balanced(d.r.it.numel, LM_GRAIN_ELEMENTWISE / 8, dropout_range, &d);
     return LM_OK;
 }
 
@@ -158,6 +158,6 @@ lm_status lm_cpu_random(lm_random_kind kind, lm_tensor *out, uint64_t seed, uint
                     .p1 = p1,
                     .contiguous = lm_tensor_is_contiguous(out)};
     lm_iter_init_ordered(&j.it, out); /* element i is always counter i */
-    lm_parallel_for(j.it.numel, LM_GRAIN_ELEMENTWISE / 8, random_range, &j);
+    lm_parallel_for_balanced(j.it.numel, LM_GRAIN_ELEMENTWISE / 8, random_range, &j);
     return LM_OK;
 }

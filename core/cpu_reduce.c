@@ -262,6 +262,6 @@ lm_status lm_cpu_reduce(lm_reduce_op op, lm_tensor *out, lm_tensor *indices, con
                 out->dtype == LM_FLOAT32 && j.it.strides[0][last] == 1 &&
                 j.it.strides[1][last] == 1 && j.it.shape[last] > 1 && j.len > 0;
     int64_t grain = LM_GRAIN_ELEMENTWISE / (j.len ? j.len : 1) + 1;
-    lm_parallel_for(j.it.numel, grain, rows ? column_range : dim_range, &j);
+    lm_parallel_for_balanced(j.it.numel, grain, rows ? column_range : dim_range, &j);
     return LM_OK;
 }

@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #define MAX_THREADS 64
+/* A balanced job's pieces: an eighth of its grain each (see lm_parallel_for_balanced) */
+#define STEAL_PIECES_PER_GRAIN 8
 /* How long a waiting thread spins before it sleeps: the ops of a training
  * step arrive tens of microseconds apart, and a sleep and wake-up through
  * the kernel costs as much again on our virtual machines. */
@@ -61,12 +63,26 @@ static struct {
     void *ctx;
     int64_t n;
     int chunks;
+    int64_t piece; /* items a piece of a balanced job; 0: each chunk is one call */
     uint_fast64_t start_generation;
 } pool = {.mu = PTHREAD_MUTEX_INITIALIZER,
           .work_cv = PTHREAD_COND_INITIALIZER,
           .done_cv = PTHREAD_COND_INITIALIZER};
 
 static _Thread_local bool in_parallel;
+
+/* A balanced job's chunk k is cut into pieces; shares[k] holds the pieces
+ * not yet taken, [next, end) packed into one word, so that its owner (taking
+ * from the front) and an idle thread (stealing from the back) agree with one
+ * compare-and-swap. One cache line each: owners do not contend. */
+typedef struct {
+    _Alignas(64) atomic_uint_fast64_t pieces;
+} share;
+static share shares[MAX_THREADS];
+
+static uint_fast64_t pack(uint32_t next, uint32_t end) {
+    return (uint_fast64_t)next << 32 | end;
+}
 
 static int default_threads(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -86,10 +102,45 @@ int lm_parallel_chunks(int64_t n, int64_t grain) {
     return by_grain < threads ? (int)by_grain : threads;
 }
 
-static void run_chunk(int k) {
+static void run_piece(int k, uint32_t p) {
     int64_t begin, end;
     lm_parallel_chunk_bounds(pool.n, pool.chunks, k, &begin, &end);
-    if (begin < end) pool.fn(pool.ctx, begin, end);
+    int64_t lo = begin + (int64_t)p * pool.piece, hi = lo + pool.piece;
+    pool.fn(pool.ctx, lo, hi < end ? hi : end);
+}
+
+/* Takes one piece of share k, from the front (its owner) or the back. */
+static bool take_piece(int k, bool front) {
+    uint_fast64_t word = atomic_load_explicit(&shares[k].pieces, memory_order_relaxed);
+    for (;;) {
+        uint32_t next = (uint32_t)(word >> 32), end = (uint32_t)word;
+        if (next >= end) return false;
+        uint_fast64_t want = front ? pack(next + 1, end) : pack(next, end - 1);
+        if (atomic_compare_exchange_weak_explicit(&shares[k].pieces, &word, want,
+                                                  memory_order_relaxed, memory_order_relaxed)) {
+            run_piece(k, front ? next : end - 1);
+            return true;
+        }
+    }
+}
+
+/* Runs chunk k: whole, or piece by piece and then whatever pieces the other
+ * threads have not started (a slower core, or one the system took away for
+ * a while, no longer holds the others up). */
+static void run_chunk(int k) {
+    if (!pool.piece) {
+        int64_t begin, end;
+        lm_parallel_chunk_bounds(pool.n, pool.chunks, k, &begin, &end);
+        if (begin < end) pool.fn(pool.ctx, begin, end);
+        return;
+    }
+    while (take_piece(k, true)) {
+    }
+    for (int step = 1; step < pool.chunks; step++) {
+        int other = (k + step) % pool.chunks;
+        while (take_piece(other, false)) {
+        }
+    }
 }
 
 static bool new_generation(const void *seen) {
@@ -168,7 +219,7 @@ int lm_get_num_threads(void) {
     return pool.nthreads;
 }
 
-void lm_parallel_for(int64_t n, int64_t grain, lm_range_fn fn, void *ctx) {
+static void parallel_run(int64_t n, int64_t grain, bool balanced, lm_range_fn fn, void *ctx) {
     if (n <= 0) return;
     lm_fpenv_sync(); /* the caller's thread too: CPU work starts here */
     int chunks = lm_parallel_chunks(n, grain);
@@ -181,6 +232,22 @@ void lm_parallel_for(int64_t n, int64_t grain, lm_range_fn fn, void *ctx) {
     pool.ctx = ctx;
     pool.n = n;
     pool.chunks = chunks;
+    pool.piece = 0;
+    if (balanced) {
+        /* pieces of an eighth of the grain, and at most 2^31 of them a chunk */
+        int64_t piece = grain / STEAL_PIECES_PER_GRAIN, longest = (n + chunks - 1) / chunks;
+        if (piece < 1) piece = 1;
+        if (longest / piece >= ((int64_t)1 << 31)) piece = longest / ((int64_t)1 << 30);
+        pool.piece = piece;
+        for (int k = 0; k < chunks; k++) {
+            int64_t begin, end;
+            lm_parallel_chunk_bounds(n, chunks, k, &begin, &end);
+            /* published to the workers by the generation's increment below */
+            atomic_store_explicit(&shares[k].pieces,
+                                  pack(0, (uint32_t)((end - begin + piece - 1) / piece)),
+                                  memory_order_relaxed);
+        }
+    }
     atomic_store(&pool.pending, pool.nworkers);
     /* the job's fields above are published by this increment; a worker
      * counts itself asleep before it checks the generation, and this reads
@@ -195,7 +262,8 @@ void lm_parallel_for(int64_t n, int64_t grain, lm_range_fn fn, void *ctx) {
     in_parallel = true;
     run_chunk(0);
     for (int k = pool.nworkers + 1; k < chunks; k++)
-        run_chunk(k); /* workers that failed to start */
+        if (!pool.piece)
+            run_chunk(k); /* workers that failed to start (a balanced job's are stolen) */
     in_parallel = false;
 
     if (spin_until(all_done, NULL)) return;
@@ -204,4 +272,12 @@ void lm_parallel_for(int64_t n, int64_t grain, lm_range_fn fn, void *ctx) {
     while (atomic_load(&pool.pending) > 0) pthread_cond_wait(&pool.done_cv, &pool.mu);
     atomic_store(&pool.caller_sleeps, false);
     pthread_mutex_unlock(&pool.mu);
+}
+
+void lm_parallel_for(int64_t n, int64_t grain, lm_range_fn fn, void *ctx) {
+    parallel_run(n, grain, false, fn, ctx);
+}
+
+void lm_parallel_for_balanced(int64_t n, int64_t grain, lm_range_fn fn, void *ctx) {
+    parallel_run(n, grain, true, fn, ctx);
 }

@@ -17,8 +17,18 @@ int lm_get_num_threads(void);
 
 typedef void (*lm_range_fn)(void *ctx, int64_t begin, int64_t end);
 
-/* Runs fn over [0, n) in chunks of at least `grain` items. */
+/* Runs fn over [0, n) in chunks of at least `grain` items, one call a chunk,
+ * each thread its own chunk (for work with a cost per call: a GEMM packs
+ * its operands again for every call). */
 void lm_parallel_for(int64_t n, int64_t grain, lm_range_fn fn, void *ctx);
+
+/* The same chunks, each run in pieces of grain / 8 items (at least 1), and
+ * a thread done with its own chunk takes the pieces not yet started from
+ * the back of the others': when one core runs slower (a busy sibling on a
+ * virtual machine, an efficiency core of a laptop) the others take over
+ * its rest instead of waiting. For work whose items are independent (fn
+ * gets any sub-range): elementwise ops, random draws, optimiser updates. */
+void lm_parallel_for_balanced(int64_t n, int64_t grain, lm_range_fn fn, void *ctx);
 
 /* How many chunks lm_parallel_for(n, grain, ...) would use, and the bounds of
  * chunk k of them: for reductions that keep one partial result per chunk. */
