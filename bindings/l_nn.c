@@ -15,6 +15,19 @@ static int f_linear(lua_State *L) {
     return 1;
 }
 
+/* F._linear_act(x, w, b|nil, act, alpha, keep): act 'elu', 'relu' or 'none';
+ * the fused Linear, activation and dropout that nn.Sequential runs */
+static int f_linear_act(lua_State *L) {
+    static const char *const acts[] = {"elu", "relu", "none", NULL};
+    static const lm_unary_op ops[] = {LM_ELU, LM_RELU, LM_UNARY_COUNT};
+    lm_tensor *x = l_check_tensor(L, 1), *w = l_check_tensor(L, 2);
+    lm_tensor *b = lua_isnoneornil(L, 3) ? NULL : l_check_tensor(L, 3);
+    lm_unary_op act = ops[luaL_checkoption(L, 4, NULL, acts)];
+    double alpha = luaL_optnumber(L, 5, 1.0), keep = luaL_optnumber(L, 6, 1.0);
+    l_check(L, lm_ag_linear_act(l_push_slot(L), x, w, b, act, alpha, keep));
+    return 1;
+}
+
 static int softmax(lua_State *L, bool log) {
     lm_tensor *x = l_check_tensor(L, 1);
     int dim = lua_isnoneornil(L, 2) ? (x->ndim ? x->ndim - 1 : 0)
@@ -262,6 +275,7 @@ static int l_optim_step_all(lua_State *L) {
 
 static const luaL_Reg functional[] = {{"linear", f_linear},
                                       {"_dropout", f_dropout},
+                                      {"_linear_act", f_linear_act},
                                       {"softmax", f_softmax},
                                       {"log_softmax", f_log_softmax},
                                       {"cross_entropy", f_cross_entropy},

@@ -411,7 +411,8 @@ lm_status lm_rule_cat(lm_node *n, lm_tensor *g, lm_tensor **gi) {
  * ------------------------------------------------------------------------------ */
 
 /* inputs x, w, b; saved[0] = x, saved[1] = w */
-lm_status lm_rule_linear(lm_node *n, lm_tensor *g, lm_tensor **gi) {
+/* The gradients of y = x w^T + b from g = dL/dy: saved[0] = x, saved[1] = w. */
+static lm_status linear_gradients(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     scope sc = {0};
     lm_tensor *x = sc_saved(&sc, n, 0), *w = sc_saved(&sc, n, 1);
     if (sc.status) return sc_end(&sc);
@@ -435,6 +436,35 @@ lm_status lm_rule_linear(lm_node *n, lm_tensor *g, lm_tensor **gi) {
             sc_give(&sc, sc_matmul(&sc, sc_transpose(&sc, g2, 0, 1), sc_reshape(&sc, x, 2, x2s)));
     }
     if (needs_grad(n, 2)) gi[2] = sc_give(&sc, sc_reduce(&sc, LM_SUM, g2, 0, false));
+    return sc_end(&sc);
+}
+
+lm_status lm_rule_linear(lm_node *n, lm_tensor *g, lm_tensor **gi) {
+    return linear_gradients(n, g, gi);
+}
+
+/* inputs x, w, b; saved x, w, a (the activation's output), mask (or NULL);
+ * iparams[0] = the activation, p[0] = its alpha. The gradient at the
+ * product, then the linear layer's. */
+lm_status lm_rule_linear_act(lm_node *n, lm_tensor *g, lm_tensor **gi) {
+    scope sc = {0};
+    lm_tensor *a = sc_saved(&sc, n, 2), *mask = n->saved[3] ? sc_saved(&sc, n, 3) : NULL;
+    if (sc.status) return sc_end(&sc);
+    lm_unary_op op = (lm_unary_op)n->iparams[0];
+    const lm_backend *be = sc_backend(&sc, a);
+    lm_tensor *gc = sc_contiguous(&sc, g), *gz = NULL;
+    if (be && be->linear_act_backward) {
+        gz = sc_empty(&sc, a->storage->device, a->ndim, a->shape);
+        if (sc.status == LM_OK) sc.status = be->linear_act_backward(gz, gc, a, mask, op, n->p[0]);
+    } else { /* dropout's gradient, then the activation's (a stands in for its input) */
+        lm_tensor *t = mask ? sc_binary(&sc, LM_MUL, gc, mask) : gc;
+        gz = t;
+        if (op != LM_UNARY_COUNT) {
+            gz = sc_empty(&sc, a->storage->device, a->ndim, a->shape);
+            if (sc.status == LM_OK) sc.status = be->unary_backward(op, gz, t, a, a, n->p[0]);
+        }
+    }
+    if (sc.status == LM_OK) sc.status = linear_gradients(n, gz, gi);
     return sc_end(&sc);
 }
 

@@ -22,6 +22,7 @@ lm_status lm_rule_expand(lm_node *n, lm_tensor *g, lm_tensor **gi);
 lm_status lm_rule_identity(lm_node *n, lm_tensor *g, lm_tensor **gi);
 lm_status lm_rule_cat(lm_node *n, lm_tensor *g, lm_tensor **gi);
 lm_status lm_rule_linear(lm_node *n, lm_tensor *g, lm_tensor **gi);
+lm_status lm_rule_linear_act(lm_node *n, lm_tensor *g, lm_tensor **gi);
 lm_status lm_rule_softmax(lm_node *n, lm_tensor *g, lm_tensor **gi);
 lm_status lm_rule_log_softmax(lm_node *n, lm_tensor *g, lm_tensor **gi);
 lm_status lm_rule_cross_entropy(lm_node *n, lm_tensor *g, lm_tensor **gi);

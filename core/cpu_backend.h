@@ -25,6 +25,14 @@ lm_status lm_cpu_matmul_pair(lm_tensor *out1, const lm_tensor *a1, const lm_tens
 void lm_cpu_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                   const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
                   int64_t ldc);
+/* Runs on a block of a product's output once a thread has written it: rows
+ * [r0, r1) by columns [c0, c1), while the block is in that core's cache. */
+typedef void (*lm_gemm_epilogue)(void *ctx, int64_t r0, int64_t r1, int64_t c0, int64_t c1);
+/* c [M, N] = x [M, K] @ w^T (+ bias [N] on every row) for a Linear layer's
+ * contiguous x and w [N, K], split over the threads like lm_cpu_matmul,
+ * with `epilogue` (or NULL) run on each thread's block. */
+void lm_cpu_linear_gemm(float *c, const float *x, const float *w, const float *bias, int64_t M,
+                        int64_t N, int64_t K, lm_gemm_epilogue epilogue, void *epilogue_ctx);
 /* How the CPU computes a convolution's forward pass: LM_CONV_AUTO picks per
  * shape (Winograd F(2x2, 3x3) for 3x3 stride-1 layers wide enough to gain,
  * by the thresholds measured in bench/conv_algorithms.lua), the others force
@@ -59,6 +67,16 @@ lm_status lm_cpu_batch_norm_backward(lm_tensor *gx, lm_tensor *gw, lm_tensor *gb
                                      const lm_tensor *var, const lm_tensor *w, double eps);
 lm_status lm_cpu_dropout(lm_tensor *out, lm_tensor *mask, const lm_tensor *x, uint64_t seed,
                          uint64_t offset, double keep);
+/* Elements [begin, end) of a dropout over contiguous arrays: the mask
+ * values lm_cpu_dropout draws for them, and out = x * mask. */
+void lm_cpu_dropout_span(float *out, float *mask, const float *x, uint64_t seed, uint64_t offset,
+                         double keep, int64_t begin, int64_t end);
+/* A unary op over n contiguous floats (out may be x): lm_cpu_unary's values. */
+void lm_cpu_unary_span(lm_unary_op op, int64_t n, float *out, const float *x, float p0, float p1);
+lm_status lm_cpu_linear_act(lm_tensor *y, lm_tensor *a, lm_tensor *mask, const lm_tensor *x,
+                            const lm_tensor *w, const lm_tensor *bias, const lm_act_params *act);
+lm_status lm_cpu_linear_act_backward(lm_tensor *gz, const lm_tensor *g, const lm_tensor *a,
+                                     const lm_tensor *mask, lm_unary_op op, double alpha);
 lm_status lm_cpu_random(lm_random_kind kind, lm_tensor *out, uint64_t seed, uint64_t offset,
                         double p0, double p1);
 

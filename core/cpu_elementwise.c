@@ -140,6 +140,10 @@ static void unary_row_f32(lm_unary_op op, int64_t n, float *o, int64_t so, const
     }
 }
 
+void lm_cpu_unary_span(lm_unary_op op, int64_t n, float *out, const float *x, float p0, float p1) {
+    unary_row_f32(op, n, out, 1, x, 1, p0, p1);
+}
+
 static void unary_range(void *ctx, int64_t begin, int64_t end) {
     ew_job *j = ctx;
     const lm_iter *it = &j->it;

@@ -34,7 +34,9 @@ typedef struct {
     float alpha, beta;
     const float *a, *b;
     float *c;
-    const float *bias; /* NULL, or N values added to every row of C (beta is then 1) */
+    const float *bias;         /* NULL, or N values added to every row of C (beta is then 1) */
+    lm_gemm_epilogue epilogue; /* NULL, or run on each block of C once it is written */
+    void *epilogue_ctx;
     bool by_rows;
     int block; /* rows or columns a block, set by sgemm_parallel */
 } gemm_job;
@@ -61,12 +63,14 @@ static void gemm_blocks(void *ctx, int64_t begin, int64_t end) {
         const float *a = j->ta == CblasNoTrans ? j->a + (int64_t)lo * j->lda : j->a + lo;
         cblas_sgemm(CblasRowMajor, j->ta, j->tb, hi - lo, j->N, j->K, j->alpha, a, j->lda, j->b,
                     j->ldb, j->beta, j->c + (int64_t)lo * j->ldc, j->ldc);
+        if (j->epilogue) j->epilogue(j->epilogue_ctx, lo, hi, 0, j->N);
     } else {
         if (hi > j->N) hi = j->N;
         if (j->bias) fill_bias(j, 0, j->M, lo, hi);
         const float *b = j->tb == CblasNoTrans ? j->b + lo : j->b + (int64_t)lo * j->ldb;
         cblas_sgemm(CblasRowMajor, j->ta, j->tb, j->M, hi - lo, j->K, j->alpha, j->a, j->lda, b,
                     j->ldb, j->beta, j->c + lo, j->ldc);
+        if (j->epilogue) j->epilogue(j->epilogue_ctx, 0, j->M, lo, hi);
     }
 }
 
@@ -135,8 +139,31 @@ void lm_cpu_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, f
                   b,
                   c,
                   NULL,
+                  NULL,
+                  NULL,
                   false,
                   0};
+    sgemm_parallel(&j);
+}
+
+void lm_cpu_linear_gemm(float *c, const float *x, const float *w, const float *bias, int64_t M,
+                        int64_t N, int64_t K, lm_gemm_epilogue epilogue, void *epilogue_ctx) {
+    gemm_job j = {.ta = CblasNoTrans,
+                  .tb = CblasTrans, /* w [N, K] is the product's [K, N] transposed */
+                  .M = (int)M,
+                  .N = (int)N,
+                  .K = (int)K,
+                  .lda = (int)K,
+                  .ldb = (int)K,
+                  .ldc = (int)N,
+                  .alpha = 1.0f,
+                  .beta = bias ? 1.0f : 0.0f,
+                  .a = x,
+                  .b = w,
+                  .c = c,
+                  .bias = bias,
+                  .epilogue = epilogue,
+                  .epilogue_ctx = epilogue_ctx};
     sgemm_parallel(&j);
 }
 
@@ -163,6 +190,8 @@ static gemm_job batch_job(const lm_tensor *out, const lm_tensor *a, const lm_ten
                   lm_tensor_f32(b) + (b->shape[0] > 1 ? i * b->strides[0] : 0),
                   lm_tensor_f32(out) + i * out->strides[0],
                   lm_tensor_f32_or_null(bias),
+                  NULL,
+                  NULL,
                   true,
                   (int)M};
     return j;

@@ -67,6 +67,19 @@ static void fill_blocks(random_job *j, float *o, uint64_t e0, uint64_t e1) {
     }
 }
 
+/* Contiguous uniform/Bernoulli elements [e0, e1) of o one by one: the
+ * arithmetic of fill_blocks, for the partial blocks at a span's ends. */
+static void fill_elements(const random_job *j, float *o, uint64_t e0, uint64_t e1) {
+    bool bernoulli = j->kind == LM_RANDOM_BERNOULLI;
+    uint32_t threshold = (uint32_t)ceil(j->p0 * 16777216.0);
+    float value = (float)j->p1, lo = (float)j->p0, span = (float)(j->p1 - j->p0);
+    for (uint64_t e = e0; e < e1; e++) {
+        uint32_t bits = lm_philox4x32(j->offset + e / 4, j->seed).v[e % 4] >> 8;
+        o[e] = bernoulli ? (bits < threshold ? value : 0.0f)
+                         : lo + span * ((float)bits * (1.0f / 16777216.0f));
+    }
+}
+
 static void random_range(void *ctx, int64_t begin, int64_t end) {
     random_job *j = ctx;
     if (j->contiguous && j->kind != LM_RANDOM_NORMAL) {
@@ -146,6 +159,26 @@ lm_status lm_cpu_dropout(lm_tensor *out, lm_tensor *mask, const lm_tensor *x, ui
     lm_iter_init_ordered(&d.r.it, mask);
     lm_parallel_for_balanced(d.r.it.numel, LM_GRAIN_ELEMENTWISE / 8, dropout_range, &d);
     return LM_OK;
+}
+
+void lm_cpu_dropout_span(float *out, float *mask, const float *x, uint64_t seed, uint64_t offset,
+                         double keep, int64_t begin, int64_t end) {
+    dropout_job d = {.r = {.kind = LM_RANDOM_BERNOULLI,
+                           .seed = seed,
+                           .offset = offset,
+                           .p0 = keep,
+                           .p1 = 1.0 / keep,
+                           .contiguous = true},
+                     .out = out,
+                     .x = x};
+    /* the whole blocks as random_range draws them; the partial ones at the
+     * ends element by element with the same arithmetic */
+    uint64_t first = ((uint64_t)begin + 3) / 4 * 4, last = (uint64_t)end / 4 * 4;
+    if (first >= last) first = last = (uint64_t)end;
+    if (first < last) fill_blocks(&d.r, mask + first, first, last);
+    fill_elements(&d.r, mask, (uint64_t)begin, first);
+    fill_elements(&d.r, mask, last, (uint64_t)end);
+    for (int64_t i = begin; i < end; i++) out[i] = x[i] * mask[i];
 }
 
 lm_status lm_cpu_random(lm_random_kind kind, lm_tensor *out, uint64_t seed, uint64_t offset,

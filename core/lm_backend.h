@@ -92,6 +92,15 @@ typedef struct lm_optim_params {
     int64_t step; /* 1-based step count, for Adam's bias correction */
 } lm_optim_params;
 
+/* What follows a Linear layer's product in lm_ag_linear_act: an activation
+ * (LM_ELU with alpha > 0, LM_RELU, or LM_UNARY_COUNT for none) and an
+ * inverted dropout (keep < 1) drawn at Philox block `offset` under `seed`. */
+typedef struct lm_act_params {
+    lm_unary_op op;
+    double alpha, keep;
+    uint64_t seed, offset;
+} lm_act_params;
+
 typedef struct lm_backend {
     const char *name;
     lm_device device;
@@ -220,6 +229,19 @@ typedef struct lm_backend {
      * when each is too small to split well over the threads. */
     lm_status (*matmul_pair)(lm_tensor *out1, const lm_tensor *a1, const lm_tensor *b1,
                              lm_tensor *out2, const lm_tensor *a2, const lm_tensor *b2);
+
+    /* ---- optional: a Linear layer, its activation and its dropout in one
+     * pass (NULL: the caller composes matmul, unary and dropout) ---- */
+    /* a [M, N] = act(x [M, K] @ w [N, K]^T + bias), each block activated as
+     * it is written; with mask (NULL: no dropout) drawn as dropout draws it,
+     * y = a * mask (y is a when there is no mask). x, w contiguous. */
+    lm_status (*linear_act)(lm_tensor *y, lm_tensor *a, lm_tensor *mask, const lm_tensor *x,
+                            const lm_tensor *w, const lm_tensor *bias, const lm_act_params *act);
+    /* gz = g * mask * act'(a) in one pass (mask may be NULL): the gradient
+     * at the product, from the activation's output a (a > 0 where its
+     * input was, for ELU with alpha > 0 and ReLU). */
+    lm_status (*linear_act_backward)(lm_tensor *gz, const lm_tensor *g, const lm_tensor *a,
+                                     const lm_tensor *mask, lm_unary_op op, double alpha);
 
     /* ---- optional: whole-batch convolution (NULL: im2col + matmul per image) ---- */
     /* out [N, O, oh, ow] = x [N, C, H, W] convolved with w [O, C, kh, kw], plus

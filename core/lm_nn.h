@@ -10,6 +10,15 @@
 
 /* y = x W^T + b over the last dimension of x; bias may be NULL. */
 lm_status lm_ag_linear(lm_tensor **out, lm_tensor *x, lm_tensor *weight, lm_tensor *bias);
+/* A Linear layer followed by its activation and dropout as one op, bit for
+ * bit lm_ag_linear, lm_ag_unary and lm_ag_dropout in turn (the dropout
+ * draws the same mask from the same stream position): act is LM_ELU (alpha
+ * > 0), LM_RELU or LM_UNARY_COUNT (none); keep in (0, 1], 1 for no dropout.
+ * x is [rows, in]. Backends with linear_act do it in one pass over the
+ * output (the CPU: in each thread's block of the product as it is
+ * written); the others compose the three ops. One node on the tape. */
+lm_status lm_ag_linear_act(lm_tensor **out, lm_tensor *x, lm_tensor *weight, lm_tensor *bias,
+                           lm_unary_op act, double alpha, double keep);
 /* (log-)softmax along `dim` (0-based), numerically stable. */
 lm_status lm_ag_softmax(lm_tensor **out, lm_tensor *x, int dim, bool log);
 /* Mean over the batch of -log softmax(logits)[label]; logits [N, C], labels

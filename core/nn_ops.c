@@ -56,8 +56,7 @@ static lm_status record_layer(lm_node **node, lm_tensor **out, const char *name,
 /* ---- linear -------------------------------------------------------------------------------------
  */
 
-static lm_status linear_forward(lm_tensor **out, lm_tensor *x, lm_tensor *w, lm_tensor *b) {
-    *out = NULL;
+static lm_status linear_forward_checks(const lm_tensor *x, const lm_tensor *w, const lm_tensor *b) {
     char sx[LM_SHAPE_STR_MAX], sw[LM_SHAPE_STR_MAX];
     LM_TRY(check_layer("linear", x, w, b, 2, "[out, in]"));
     if (x->ndim < 1 || x->shape[x->ndim - 1] != w->shape[1])
@@ -69,6 +68,12 @@ static lm_status linear_forward(lm_tensor **out, lm_tensor *x, lm_tensor *w, lm_
     if (b && (b->ndim != 1 || b->shape[0] != w->shape[0]))
         return lm_fail(LM_ERR_SHAPE, "linear: bias must be [%lld], got %s", (long long)w->shape[0],
                        lm_shape_str(b, sx, sizeof sx));
+    return LM_OK;
+}
+
+static lm_status linear_forward(lm_tensor **out, lm_tensor *x, lm_tensor *w, lm_tensor *b) {
+    *out = NULL;
+    LM_TRY(linear_forward_checks(x, w, b));
     lm_tensor *wt;
     LM_TRY(lm_tensor_transpose(&wt, w, 0, 1));
     lm_status s = lm_matmul_bias(out, x, wt, b);
@@ -80,6 +85,118 @@ lm_status lm_ag_linear(lm_tensor **out, lm_tensor *x, lm_tensor *w, lm_tensor *b
     LM_TRY(linear_forward(out, x, w, b));
     lm_node *node;
     return record_layer(&node, out, "linear", lm_rule_linear, x, w, b);
+}
+
+/* ---- a Linear layer with its activation and dropout
+ * ----------------------------------------------------------- */
+
+static lm_status dropout_forward(lm_tensor **out, lm_tensor **mask_out, lm_tensor *x, double keep);
+
+static lm_status check_linear_act(const lm_tensor *x, const lm_tensor *w, lm_unary_op act,
+                                  double alpha, double keep) {
+    char sx[LM_SHAPE_STR_MAX];
+    if (act != LM_ELU && act != LM_RELU && act != LM_UNARY_COUNT)
+        return lm_fail(LM_ERR_ARG, "linear_act: the activation must be ELU, ReLU or none, got %s",
+                       lm_unary_name(act));
+    /* the gradient reads the activation's output: a > 0 where its input is needs alpha > 0 */
+    if (act == LM_ELU && !(alpha > 0))
+        return lm_fail(LM_ERR_ARG, "linear_act: ELU's alpha must be positive, got %g", alpha);
+    if (!(keep > 0 && keep <= 1))
+        return lm_fail(LM_ERR_ARG, "linear_act: the keep probability must be in (0, 1], got %g",
+                       keep);
+    if (x->ndim != 2)
+        return lm_fail(LM_ERR_SHAPE, "linear_act: input must be [rows, %lld], got %s",
+                       (long long)w->shape[1], lm_shape_str(x, sx, sizeof sx));
+    return LM_OK;
+}
+
+/* The three ops one after the other, for backends without linear_act. */
+static lm_status linear_act_composed(lm_tensor **y, lm_tensor **a, lm_tensor **mask, lm_tensor *x,
+                                     lm_tensor *w, lm_tensor *b, lm_unary_op act, double alpha,
+                                     double keep) {
+    lm_tensor *z;
+    LM_TRY(linear_forward(&z, x, w, b));
+    lm_status s = LM_OK;
+    if (act == LM_UNARY_COUNT)
+        *a = z;
+    else {
+        s = lm_unary(a, act, z, alpha, 0);
+        lm_tensor_release(z);
+        LM_TRY(s);
+    }
+    if (keep < 1) {
+        s = dropout_forward(y, mask, *a, keep);
+        if (s != LM_OK) lm_tensor_release(*a), *a = NULL;
+        return s;
+    }
+    *y = lm_tensor_retain(*a);
+    return LM_OK;
+}
+
+static lm_status linear_act_fused(const lm_backend *be, lm_tensor **y, lm_tensor **a,
+                                  lm_tensor **mask, lm_tensor *x, lm_tensor *w, lm_tensor *b,
+                                  lm_unary_op act, double alpha, double keep) {
+    lm_tensor *xc = NULL, *wc = NULL, *bc = NULL;
+    int64_t shape[2] = {x->shape[0], w->shape[0]};
+    lm_device device = x->storage->device;
+    lm_status s = lm_contiguous(&xc, x);
+    if (s == LM_OK) s = lm_contiguous(&wc, w);
+    if (s == LM_OK && b) s = lm_contiguous(&bc, b);
+    if (s == LM_OK) s = lm_tensor_new(a, LM_FLOAT32, device, 2, shape);
+    if (s == LM_OK && keep < 1) s = lm_tensor_new(mask, LM_FLOAT32, device, 2, shape);
+    if (s == LM_OK && keep < 1) s = lm_tensor_new(y, LM_FLOAT32, device, 2, shape);
+    if (s == LM_OK) {
+        if (keep >= 1) *y = lm_tensor_retain(*a);
+        lm_act_params p = {.op = act, .alpha = alpha, .keep = keep};
+        if (keep < 1) { /* the same stream position as lm_ag_dropout after the product */
+            p.seed = lm_rng_seed();
+            p.offset = lm_rng_reserve(((uint64_t)lm_tensor_numel(*a) + 3) / 4);
+        }
+        s = be->linear_act(*y, *a, *mask, xc, wc, bc, &p);
+    }
+    lm_tensor_release(xc);
+    lm_tensor_release(wc);
+    lm_tensor_release(bc);
+    return s;
+}
+
+lm_status lm_ag_linear_act(lm_tensor **out, lm_tensor *x, lm_tensor *w, lm_tensor *b,
+                           lm_unary_op act, double alpha, double keep) {
+    *out = NULL;
+    LM_TRY(linear_forward_checks(x, w, b)); /* linear's checks and messages first */
+    LM_TRY(check_linear_act(x, w, act, alpha, keep));
+    lm_tensor *y = NULL, *a = NULL, *mask = NULL;
+    const lm_backend *be = lm_backend_of(x);
+    if (!be) return LM_ERR_DEVICE;
+    lm_status s;
+    if (be->linear_act) {
+        s = linear_act_fused(be, &y, &a, &mask, x, w, b, act, alpha, keep);
+    } else {
+        s = linear_act_composed(&y, &a, &mask, x, w, b, act, alpha, keep);
+    }
+    lm_tensor *in[3] = {x, w, b};
+    if (s == LM_OK && lm_any_requires_grad(3, in)) {
+        lm_node *node;
+        s = record_layer(&node, &y, "linear_act", lm_rule_linear_act, x, w, b);
+        if (s == LM_OK) {
+            node->iparams[0] = act;
+            node->p[0] = alpha;
+            if (mask) {
+                lm_node_save(node, 2, a);
+                lm_node_save(node, 3, mask);
+            } else {
+                s = lm_node_save_output(node, 2, y); /* a is the output itself */
+            }
+        }
+    }
+    lm_tensor_release(a);
+    lm_tensor_release(mask);
+    if (s != LM_OK) {
+        lm_tensor_release(y);
+        return s;
+    }
+    *out = y;
+    return LM_OK;
 }
 
 /* ---- softmax

@@ -227,6 +227,23 @@ describe("gpu layers and losses", function()
     local g = F.dropout(x:to(DEV), 0.3, true)
     close(g, c, ARITH, "dropout")
   end)
+  it("a Linear with its activation and dropout as one op (composed on the GPU)", function()
+    local x, w, b, grad = lm.randn(64, 30), lm.randn(20, 30) * 0.3, lm.randn(20), lm.randn(64, 20)
+    for _, act in ipairs({"elu", "relu", "none"}) do
+      local out, grads = {}, {}
+      for _, dev in ipairs({"cpu", DEV}) do
+        local xd, wd, bd = x:to(dev):requires_grad(true), w:to(dev):requires_grad(true), b:to(dev):requires_grad(true)
+        lm.manual_seed(5)
+        out[dev] = F._linear_act(xd, wd, bd, act, 1, 0.8)
+        out[dev]:backward(grad:to(dev))
+        grads[dev] = {xd.grad, wd.grad, bd.grad}
+      end
+      close(out[DEV], out.cpu, GEMM, "linear_act " .. act)
+      for i, name in ipairs({"x", "w", "b"}) do
+        close(grads[DEV][i], grads.cpu[i], GEMM, "linear_act " .. act .. " d/d" .. name)
+      end
+    end
+  end)
   it("index_select and topk", function()
     local x = lm.randn(50, 8)
     local idx = lm.tensor({5, 1, 50, 5}, 'int32')

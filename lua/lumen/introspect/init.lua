@@ -90,16 +90,15 @@ function I.Recorder(model, opts)
   elseif type(select) ~= "function" then
     error("Recorder: select must be a function(module, index, name) or a list of module names", 2)
   end
-  local self = setmetatable({model = model, layers = {}, layer_names = {}, outputs = {}, pool = pool}, Recorder)
+  local self = setmetatable({model = model, layers = {}, layer_names = {}, outputs = {}, pool = pool,
+    hooks = {}}, Recorder)
   for i, pair in ipairs(model:named_modules()) do
     local name, m = pair[1], pair[2]
     if m ~= model and select(m, i, name) then
       local k = #self.layers + 1
       self.layers[k], self.layer_names[k] = m, name
       if wanted then wanted[name] = true end
-      m:register_forward_hook(function(_, _, output)
-        if self.active then self.outputs[k] = output end
-      end)
+      self.hooks[k] = function(_, _, output) self.outputs[k] = output end
     end
   end
   if wanted then
@@ -112,6 +111,19 @@ function I.Recorder(model, opts)
   end
   if #self.layers == 0 then error("Recorder: the model has no layer to record", 2) end
   return self
+end
+
+-- The hooks are on the layers only while the recorder records: at other
+-- times the model runs as if no recorder existed (nn.Sequential fuses a
+-- Linear with its activation where no hook watches the activation).
+local function run_hooked(self, fn, ...)
+  local handles = {}
+  for k, m in ipairs(self.layers) do handles[k] = m:register_forward_hook(self.hooks[k]) end
+  self.outputs = {}
+  local results = table.pack(pcall(fn, ...))
+  for _, h in ipairs(handles) do h.remove() end
+  if not results[1] then error(results[2], 0) end
+  return table.unpack(results, 2, results.n)
 end
 
 -- The recorded outputs of the last call as rows, and their sizes.
@@ -134,10 +146,8 @@ end
 function Recorder:record(x)
   local was = self.model.training
   self.model:evaluate()
-  self.active, self.outputs = true, {}
   x = on_device_of(self.model, x)
-  local ok, out = pcall(lm.no_grad, function() return self.model(x) end)
-  self.active = false
+  local ok, out = pcall(run_hooked, self, lm.no_grad, function() return self.model(x) end)
   self.model:train(was)
   if not ok then error(out, 0) end
   local parts, sizes = collect(self)
@@ -149,10 +159,7 @@ end
 --- gradients as they are) and returns fn's result and the concatenated
 --- activations [N, Nh] of that call.
 function Recorder:capture(fn)
-  self.active, self.outputs = true, {}
-  local ok, result = pcall(fn)
-  self.active = false
-  if not ok then error(result, 0) end
+  local result = run_hooked(self, fn)
   local parts = collect(self)
   return result, lm.cat(parts, 2)
 end

@@ -64,19 +64,70 @@ local function child_failed(i, child)
   end
 end
 
+-- Whether m is an instance of exactly `class`, as lm.nn made it: no hooks, no
+-- forward or call of its own (so running it fused changes nothing visible).
+local function plain(m, class)
+  return getmetatable(m) == class and #m._hooks == 0 and rawget(m, "forward") == nil
+    and rawget(m, "call") == nil
+end
+
+-- F.linear and F.dropout as lm.nn.functional defines them: code that wraps
+-- them (lm.dist.global_batch_random draws each rank's rows of a global
+-- batch's dropout mask) gets its own functions called, unfused.
+local plain_linear, plain_dropout = F.linear, F.dropout
+
+-- A Linear at place i followed by ELU (alpha > 0) or ReLU and/or Dropout runs
+-- as one op (F._linear_act: bit for bit the same values, gradients and random
+-- stream, one pass over the output instead of three). Returns the place of
+-- the last child it covers and the op's arguments, or nil.
+local function fused_span(self, i, x)
+  local names = self._child_names
+  if not (plain(self[names[i]], nn.Linear) and F.linear == plain_linear and lm.is_tensor(x)
+    and x:dim() == 2) then
+    return nil
+  end
+  local last, act, alpha, keep = i, "none", 1, 1
+  local m = self[names[last + 1]]
+  if m and plain(m, nn.ELU) and type(m.alpha) == "number" and m.alpha > 0 then
+    last, act, alpha = last + 1, "elu", m.alpha
+  elseif m and plain(m, nn.ReLU) then
+    last, act = last + 1, "relu"
+  end
+  m = self[names[last + 1]]
+  if m and plain(m, nn.Dropout) and F.dropout == plain_dropout then
+    last = last + 1
+    if m.training and m.p > 0 then keep = 1 - m.p end -- F.dropout's keep probability
+  end
+  if last == i then return nil end
+  return last, act, alpha, keep
+end
+
+--- net.fuse = false runs every child on its own (default true: a Linear
+--- with the ELU or ReLU and the Dropout after it runs as one op).
+nn.Sequential.fuse = true
+
 function nn.Sequential:forward(x)
   local handlers = self._on_error or {}
   self._on_error = handlers
-  for i, name in ipairs(self._child_names) do
-    local child = self[name]
+  local names, i = self._child_names, 1
+  while i <= #names do
+    local child = self[names[i]]
     local h = handlers[i]
     if not h or h.child ~= child then -- made once per place, not per call
       h = {child = child, fn = child_failed(i, child)}
       handlers[i] = h
     end
-    local ok, out = xpcall(child.call, h.fn, child, x)
+    local last, act, alpha, keep
+    if self.fuse then last, act, alpha, keep = fused_span(self, i, x) end
+    local ok, out
+    if last then
+      ok, out = xpcall(F._linear_act, h.fn, x, child.weight, child.bias, act, alpha, keep)
+    else
+      ok, out = xpcall(child.call, h.fn, child, x)
+    end
     if not ok then error(out, 0) end
     x = out
+    i = (last or i) + 1
   end
   return x
 end
