@@ -1,0 +1,60 @@
+/* The CPU allocator: blocks of 4 MiB and more are eligible for transparent
+ * huge pages (the kernel's smaps says so). Meaningful where the system's
+ * setting is "madvise" (Debian's default): under "always" every block is. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lm_alloc.h"
+#include "test.h"
+
+/* The kernel's THPeligible flag of the mapping that holds p: 1, 0, or -1 when
+ * smaps does not say (an old kernel). */
+static int thp_eligible(const void *p) {
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f) return -1;
+    char line[512];
+    int inside = 0, flag = -1;
+    uintptr_t addr = (uintptr_t)p;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) { /* a mapping's first line */
+            inside = addr >= lo && addr < hi;
+            continue;
+        }
+        if (inside && sscanf(line, "THPeligible: %d", &flag) == 1) break;
+    }
+    fclose(f);
+    return flag;
+}
+
+/* Whether the system lets a program ask for huge pages ("always" or "madvise"). */
+static int thp_available(void) {
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    if (!f) return 0;
+    char setting[128] = "";
+    if (!fgets(setting, sizeof setting, f)) setting[0] = 0;
+    fclose(f);
+    return strstr(setting, "[never]") == NULL && setting[0] != 0;
+}
+
+static void test_huge_pages_for_large_blocks(void) {
+    if (!thp_available()) {
+        printf("skipped: transparent huge pages are off on this system\n");
+        return;
+    }
+    size_t big = (size_t)8 << 20;
+    char *p = lm_cpu_alloc(big);
+    CHECK(p != NULL);
+    memset(p, 1, big);
+    int flag = thp_eligible(p);
+    if (flag < 0) {
+        printf("skipped: this kernel's smaps has no THPeligible\n");
+    } else {
+        CHECK(flag == 1);
+    }
+    lm_cpu_free(p, big);
+}
+
+TEST_MAIN(test_huge_pages_for_large_blocks)
