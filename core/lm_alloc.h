@@ -25,6 +25,10 @@ typedef struct lm_memory_stats {
 /* Returns NULL (and sets lm_last_error) when memory runs out, after emptying
  * the cache and calling the out-of-memory handler once. */
 void *lm_cpu_alloc(size_t bytes);
+/* Asks for transparent huge pages on a block of lm_cpu_alloc not yet
+ * written (4 MiB and more; smaller ones are left alone): for a data set
+ * read a few scattered rows at a time. */
+void lm_cpu_advise_huge_pages(void *block, size_t bytes);
 /* `bytes` must be the size given to lm_cpu_alloc. NULL is ignored. */
 void lm_cpu_free(void *ptr, size_t bytes);
 void lm_cpu_empty_cache(void);

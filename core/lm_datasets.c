@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
+#include "lm_alloc.h"
 #include "lm_ops.h"
 
 /* Reads exactly n bytes; a short read is a truncated file. */
@@ -109,6 +110,7 @@ lm_status lm_idx_load(const char *path, lm_dtype dtype, double scale, int max_va
             }
     }
     if (s == LM_OK) s = lm_tensor_new(out, dtype, LM_CPU, ndim, shape);
+    if (s == LM_OK) lm_cpu_advise_huge_pages(lm_tensor_data(*out), total * lm_dtype_size(dtype));
     if (s == LM_OK) {
         if (dtype == LM_UINT8) {
             memcpy(lm_tensor_u8(*out), bytes, (size_t)total);
@@ -175,6 +177,9 @@ lm_status lm_cifar_load(const char *path, lm_dtype image_dtype, lm_tensor **imag
                         path, (long long)i + 1, buf[i * CIFAR_RECORD]);
     int64_t ishape[4] = {n, 3, 32, 32};
     if (s == LM_OK) s = lm_tensor_new(images, image_dtype, LM_CPU, 4, ishape);
+    if (s == LM_OK)
+        lm_cpu_advise_huge_pages(lm_tensor_data(*images),
+                                 (size_t)n * 3072 * lm_dtype_size(image_dtype));
     if (s == LM_OK) s = lm_tensor_new(labels, LM_INT32, LM_CPU, 1, &n);
     if (s == LM_OK) {
         int32_t *y = lm_tensor_i32(*labels);

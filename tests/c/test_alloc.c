@@ -1,6 +1,7 @@
-/* The CPU allocator: blocks of 4 MiB and more are eligible for transparent
- * huge pages (the kernel's smaps says so). Meaningful where the system's
- * setting is "madvise" (Debian's default): under "always" every block is. */
+/* The CPU allocator: a block given lm_cpu_advise_huge_pages (a data set's) is
+ * eligible for transparent huge pages, the kernel's smaps says, and other
+ * blocks are not. Meaningful where the system's setting is "madvise"
+ * (Debian's default): under "always" every block is eligible. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,32 +30,36 @@ static int thp_eligible(const void *p) {
     return flag;
 }
 
-/* Whether the system lets a program ask for huge pages ("always" or "madvise"). */
-static int thp_available(void) {
+/* Whether the system gives huge pages only to blocks that ask ("madvise"). */
+static int thp_on_request(void) {
     FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
     if (!f) return 0;
     char setting[128] = "";
     if (!fgets(setting, sizeof setting, f)) setting[0] = 0;
     fclose(f);
-    return strstr(setting, "[never]") == NULL && setting[0] != 0;
+    return strstr(setting, "[madvise]") != NULL;
 }
 
-static void test_huge_pages_for_large_blocks(void) {
-    if (!thp_available()) {
-        printf("skipped: transparent huge pages are off on this system\n");
+static void test_huge_pages_on_request(void) {
+    if (!thp_on_request()) {
+        printf("skipped: transparent huge pages are not set to 'madvise' on this system\n");
         return;
     }
     size_t big = (size_t)8 << 20;
-    char *p = lm_cpu_alloc(big);
-    CHECK(p != NULL);
-    memset(p, 1, big);
-    int flag = thp_eligible(p);
+    char *data = lm_cpu_alloc(big), *other = lm_cpu_alloc(big);
+    CHECK(data != NULL && other != NULL);
+    lm_cpu_advise_huge_pages(data, big);
+    memset(data, 1, big);
+    memset(other, 1, big);
+    int flag = thp_eligible(data);
     if (flag < 0) {
         printf("skipped: this kernel's smaps has no THPeligible\n");
     } else {
         CHECK(flag == 1);
+        CHECK(thp_eligible(other) == 0);
     }
-    lm_cpu_free(p, big);
+    lm_cpu_free(data, big);
+    lm_cpu_free(other, big);
 }
 
-TEST_MAIN(test_huge_pages_for_large_blocks)
+TEST_MAIN(test_huge_pages_on_request)
