@@ -404,7 +404,8 @@ lm_status lm_cpu_index_select(lm_tensor *out, const lm_tensor *x, const lm_tenso
     size_t row =
         x->shape[0] ? (size_t)(lm_tensor_numel(x) / x->shape[0]) * lm_dtype_size(x->dtype) : 0;
     gather_job j = {(char *)lm_tensor_data(out), (const char *)lm_tensor_data(x), idx, row};
-    lm_parallel_for_balanced(n, row ? (int64_t)(LM_GRAIN_ELEMENTWISE * 4 / row) + 1 : n, gather_rows, &j);
+    lm_parallel_for_balanced(n, row ? (int64_t)(LM_GRAIN_ELEMENTWISE * 4 / row) + 1 : n,
+                             gather_rows, &j);
     return LM_OK;
 }
 

@@ -10,8 +10,13 @@
 #include <unistd.h>
 
 #define MAX_THREADS 64
-/* A balanced job's pieces: an eighth of its grain each (see lm_parallel_for_balanced) */
-#define STEAL_PIECES_PER_GRAIN 8
+/* A balanced job's chunks are cut into about this many pieces, none smaller
+ * than a quarter of the grain: each piece costs a compare-and-swap and a
+ * call, and pieces of a few KB also cut a memory-bound loop's streams short
+ * (4 M elements a pass: 153 us in one chunk a thread, 187 us in pieces of
+ * 1,024 elements, bench/pool_balance.c) */
+#define PIECES_PER_CHUNK 8
+#define MIN_PIECES_PER_GRAIN 4
 /* How long a waiting thread spins before it sleeps: the ops of a training
  * step arrive tens of microseconds apart, and a sleep and wake-up through
  * the kernel costs as much again on our virtual machines. */
@@ -234,10 +239,10 @@ static void parallel_run(int64_t n, int64_t grain, bool balanced, lm_range_fn fn
     pool.chunks = chunks;
     pool.piece = 0;
     if (balanced) {
-        /* pieces of an eighth of the grain, and at most 2^31 of them a chunk */
-        int64_t piece = grain / STEAL_PIECES_PER_GRAIN, longest = (n + chunks - 1) / chunks;
+        int64_t longest = (n + chunks - 1) / chunks;
+        int64_t piece = (longest + PIECES_PER_CHUNK - 1) / PIECES_PER_CHUNK;
+        if (piece < grain / MIN_PIECES_PER_GRAIN) piece = grain / MIN_PIECES_PER_GRAIN;
         if (piece < 1) piece = 1;
-        if (longest / piece >= ((int64_t)1 << 31)) piece = longest / ((int64_t)1 << 30);
         pool.piece = piece;
         for (int k = 0; k < chunks; k++) {
             int64_t begin, end;

@@ -22,7 +22,7 @@ typedef void (*lm_range_fn)(void *ctx, int64_t begin, int64_t end);
  * its operands again for every call). */
 void lm_parallel_for(int64_t n, int64_t grain, lm_range_fn fn, void *ctx);
 
-/* The same chunks, each run in pieces of grain / 8 items (at least 1), and
+/* The same chunks, each run in about 8 pieces (of grain / 4 items at least), and
  * a thread done with its own chunk takes the pieces not yet started from
  * the back of the others': when one core runs slower (a busy sibling on a
  * virtual machine, an efficiency core of a laptop) the others take over
