@@ -10,6 +10,12 @@
 #include "lm_alloc.h"
 #include "test.h"
 
+#ifdef LUMEN_NO_ALLOC_CACHE
+#define LUMEN_ALLOCATOR_MAPS 0
+#else
+#define LUMEN_ALLOCATOR_MAPS 1
+#endif
+
 /* The kernel's THPeligible flag of the mapping that holds p: 1, 0, or -1 when
  * smaps does not say (an old kernel). */
 static int thp_eligible(const void *p) {
@@ -41,6 +47,10 @@ static int thp_on_request(void) {
 }
 
 static void test_huge_pages_on_request(void) {
+    if (LUMEN_ALLOCATOR_MAPS == 0) {
+        printf("skipped: sanitizer builds allocate through malloc, which maps nothing itself\n");
+        return;
+    }
     if (!thp_on_request()) {
         printf("skipped: transparent huge pages are not set to 'madvise' on this system\n");
         return;
