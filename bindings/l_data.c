@@ -27,6 +27,16 @@ static int l_cifar_load(lua_State *L) {
     return 2;
 }
 
+/* lm._data_set_empty(shape, dtype): an uninitialised CPU tensor for a data
+ * set's rows, with huge pages asked for (lm_data_set_new) */
+static int l_data_set_empty(lua_State *L) {
+    int64_t shape[LM_MAX_DIMS];
+    int ndim = l_check_shape(L, 1, shape, "_data_set_empty");
+    lm_dtype dtype = l_check_dtype(L, 2, LM_FLOAT32);
+    l_check(L, lm_data_set_new(l_push_slot(L), dtype, ndim, shape));
+    return 1;
+}
+
 /* x:index_select(idx): rows idx (1-based int32) of x */
 static int t_index_select(lua_State *L) {
     lm_tensor *x = l_check_tensor(L, 1), *idx = l_check_tensor(L, 2);
@@ -61,6 +71,7 @@ static int t_topk(lua_State *L) {
 
 static const luaL_Reg functions[] = {{"_idx_load", l_idx_load},
                                      {"_cifar_load", l_cifar_load},
+                                     {"_data_set_empty", l_data_set_empty},
                                      {"_index_select_into", l_index_select_into},
                                      {NULL, NULL}};
 

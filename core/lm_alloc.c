@@ -2,6 +2,7 @@
 #define _DEFAULT_SOURCE
 #include "lm_alloc.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #ifdef __GLIBC__
@@ -174,13 +175,35 @@ void *lm_cpu_alloc(size_t bytes) {
  * floats 986-1019 -> 101-108 us. Only for data sets: the same hint on a
  * 518 MB recording made the InfoVAE's steps, which do not touch it, 10-15 %
  * slower on this VM (5,730-5,990 against 6,390-6,730 us, reason not found).
- * A hint the system's setting may ignore ("never"). */
+ * So an advised block is never handed to another tensor: lm_cpu_free gives
+ * it back to the system. A hint the system's setting may ignore ("never"). */
+#define MAX_ADVISED 64
+static void *advised[MAX_ADVISED];
+
 void lm_cpu_advise_huge_pages(void *block, size_t bytes) {
 #ifdef MADV_HUGEPAGE
-    if (USE_MMAP && block && bytes >= HUGE_PAGE_BLOCK) madvise(block, bytes, MADV_HUGEPAGE);
+    if (!USE_MMAP || !block || bytes < HUGE_PAGE_BLOCK) return;
+    for (int i = 0; i < MAX_ADVISED; i++) {
+        if (!advised[i]) {
+            advised[i] = block;
+            madvise(block, bytes, MADV_HUGEPAGE);
+            return;
+        }
+    }
 #else
     (void)block, (void)bytes;
 #endif
+}
+
+/* Whether `ptr` was advised; forgets it. */
+static bool take_advised(void *ptr) {
+    for (int i = 0; i < MAX_ADVISED; i++) {
+        if (advised[i] == ptr) {
+            advised[i] = NULL;
+            return true;
+        }
+    }
+    return false;
 }
 
 void lm_cpu_free(void *ptr, size_t bytes) {
@@ -191,7 +214,8 @@ void lm_cpu_free(void *ptr, size_t bytes) {
     /* Blocks past LARGE_BLOCK (whole-set temporaries, not a step's) go back
      * to the system: glibc maps them, so free returns their pages, where
      * cached they would stay resident for a size that rarely recurs. */
-    if (cls == NUM_CLASSES - 1 || rounded > LARGE_BLOCK ||
+    bool was_advised = take_advised(ptr); /* (a data set's huge pages: not for others) */
+    if (was_advised || cls == NUM_CLASSES - 1 || rounded > LARGE_BLOCK ||
         stats.cached_bytes + rounded > cache_limit) {
         system_free(ptr, rounded);
         return;

@@ -47,6 +47,13 @@ static gzFile open_gz(const char *path, lm_status *s) {
     return f;
 }
 
+lm_status lm_data_set_new(lm_tensor **out, lm_dtype dtype, int ndim, const int64_t *shape) {
+    LM_TRY(lm_tensor_new(out, dtype, LM_CPU, ndim, shape));
+    lm_cpu_advise_huge_pages(lm_tensor_data(*out),
+                             (size_t)lm_tensor_numel(*out) * lm_dtype_size(dtype));
+    return LM_OK;
+}
+
 lm_status lm_idx_load(const char *path, lm_dtype dtype, double scale, int max_value,
                       lm_tensor **out) {
     *out = NULL;
@@ -109,8 +116,7 @@ lm_status lm_idx_load(const char *path, lm_dtype dtype, double scale, int max_va
                 break;
             }
     }
-    if (s == LM_OK) s = lm_tensor_new(out, dtype, LM_CPU, ndim, shape);
-    if (s == LM_OK) lm_cpu_advise_huge_pages(lm_tensor_data(*out), total * lm_dtype_size(dtype));
+    if (s == LM_OK) s = lm_data_set_new(out, dtype, ndim, shape);
     if (s == LM_OK) {
         if (dtype == LM_UINT8) {
             memcpy(lm_tensor_u8(*out), bytes, (size_t)total);
@@ -176,10 +182,7 @@ lm_status lm_cifar_load(const char *path, lm_dtype image_dtype, lm_tensor **imag
             s = lm_fail(LM_ERR_FORMAT, "'%s': record %lld has label %d, CIFAR-10 labels are 0-9",
                         path, (long long)i + 1, buf[i * CIFAR_RECORD]);
     int64_t ishape[4] = {n, 3, 32, 32};
-    if (s == LM_OK) s = lm_tensor_new(images, image_dtype, LM_CPU, 4, ishape);
-    if (s == LM_OK)
-        lm_cpu_advise_huge_pages(lm_tensor_data(*images),
-                                 (size_t)n * 3072 * lm_dtype_size(image_dtype));
+    if (s == LM_OK) s = lm_data_set_new(images, image_dtype, 4, ishape);
     if (s == LM_OK) s = lm_tensor_new(labels, LM_INT32, LM_CPU, 1, &n);
     if (s == LM_OK) {
         int32_t *y = lm_tensor_i32(*labels);

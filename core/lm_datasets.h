@@ -8,6 +8,12 @@
 
 #include "lm_tensor.h"
 
+/* A new CPU tensor for a data set's rows, which a shuffled batch reads a
+ * few at a time: its block asks for transparent huge pages before anything
+ * is written (lm_cpu_advise_huge_pages). The readers below make theirs so;
+ * lm.data.cifar10 joins its five batch files in one. */
+lm_status lm_data_set_new(lm_tensor **out, lm_dtype dtype, int ndim, const int64_t *shape);
+
 /* An IDX file of unsigned bytes (type 0x08) as a CPU tensor of its shape:
  * float32 values times `scale` (1/255 for images in [0, 1]) or, for
  * LM_INT32 and LM_UINT8, the bytes as integers (labels; images kept as

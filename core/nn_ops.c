@@ -169,7 +169,7 @@ lm_status lm_ag_linear_act(lm_tensor **out, lm_tensor *x, lm_tensor *w, lm_tenso
     const lm_backend *be = lm_backend_of(x);
     if (!be) return LM_ERR_DEVICE;
     lm_status s;
-    if (be->linear_act) {
+    if (be->linear_act && x->shape[1] > 0) { /* no inputs: the product's zeros come composed */
         s = linear_act_fused(be, &y, &a, &mask, x, w, b, act, alpha, keep);
     } else {
         s = linear_act_composed(&y, &a, &mask, x, w, b, act, alpha, keep);

@@ -133,9 +133,19 @@ function data.cifar10(opts)
   local files, folder = locate(opts.dir, {"cifar10", "cifar-10-batches-bin", ""}, names, "CIFAR-10",
     "Download the binary version from https://www.cs.toronto.edu/~kriz/cifar.html into data/cifar10, "
     .. "or set LUMEN_DATA.")
-  local xs, ys = {}, {}
-  for i, f in ipairs(files) do xs[i], ys[i] = lm._cifar_load(f, dtype) end
-  local train = set_of(lm.cat(xs, 1), lm.cat(ys, 1))
+  local xs, ys, rows = {}, {}, 0
+  for i, f in ipairs(files) do
+    xs[i], ys[i] = lm._cifar_load(f, dtype)
+    rows = rows + xs[i]:size(1)
+  end
+  -- the five files joined in a data set's block (huge pages: a shuffled
+  -- batch reads scattered rows), where lm.cat would take an ordinary one
+  local x, at = lm._data_set_empty({rows, 3, 32, 32}, dtype), 1
+  for _, part in ipairs(xs) do
+    x:narrow(1, at, part:size(1)):copy_(part)
+    at = at + part:size(1)
+  end
+  local train = set_of(x, lm.cat(ys, 1))
   local test, note
   for _, name in ipairs{"test_batch.bin", "test_batch.bin.gz"} do
     if exists(folder .. "/" .. name) then

@@ -68,8 +68,14 @@ static void test_huge_pages_on_request(void) {
         CHECK(flag == 1);
         CHECK(thp_eligible(other) == 0);
     }
+    /* freed, the advised block goes back to the system, not into the
+     * cache: the next block of its size is not it with its huge pages */
+    lm_memory_stats before = lm_cpu_memory_stats();
     lm_cpu_free(data, big);
+    lm_memory_stats after = lm_cpu_memory_stats();
+    CHECK(after.cached_bytes == before.cached_bytes);
     lm_cpu_free(other, big);
+    CHECK(lm_cpu_memory_stats().cached_bytes > after.cached_bytes); /* an ordinary block is kept */
 }
 
 TEST_MAIN(test_huge_pages_on_request)

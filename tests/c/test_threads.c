@@ -85,7 +85,7 @@ static void test_every_item_once(void) {
  * leaves them all to the caller. */
 static void test_idle_thread_takes_over(void) {
     lm_set_num_threads(2);
-    int64_t n = 4096, grain = 64; /* two chunks of 2048 items, pieces of 8 */
+    int64_t n = 4096, grain = 64; /* two chunks of 2048 items, 8 pieces of 256 each */
     reset(n, 2, 20000000L / 2048);
     lm_parallel_for_balanced(n, grain, count_items, &job);
     CHECK(items_not_run_once(n) == 0);

@@ -63,6 +63,12 @@ describe("F._linear_act", function()
     near(y:max():item(), 1 / 0.8, 1e-6)
   end)
 
+  it("gives the bias (or zeros) for a layer without inputs, as linear does", function()
+    local x, w, b = lm.randn(3, 0), lm.randn(2, 0), lm.tensor({0.5, -2})
+    eq(max_diff(F._linear_act(x, w, b, "elu", 1, 1), F.linear(x, w, b):elu()), 0)
+    eq(max_diff(F._linear_act(x, w, nil, "relu", 1, 1), lm.zeros(3, 2)), 0)
+  end)
+
   it("records one node and checks its arguments", function()
     local x, w = lm.randn(3, 4), lm.randn(2, 4):requires_grad(true)
     eq(F._linear_act(x, w, nil, "elu", 1, 0.9):grad_fn(), "linear_act")
@@ -123,6 +129,13 @@ describe("nn.Sequential's fused layers", function()
     eq(max_diff(net(x), want), 0, "with a hook")
     eq(max_diff(seen, F.linear(x, net[1].weight, net[1].bias):elu()), 0, "the hook's view")
     handle.remove()
+    -- a class whose forward was replaced runs its own forward
+    local elu_forward, elu_calls = nn.ELU.forward, 0
+    nn.ELU.forward = function(self, input) elu_calls = elu_calls + 1 return elu_forward(self, input) end
+    local ok_patched, err_patched = pcall(net, x)
+    nn.ELU.forward = elu_forward
+    truthy(ok_patched, err_patched)
+    eq(elu_calls, 2, "the patched forward ran for both ELUs")
     -- a wrapped F.dropout (as lm.dist wraps it) is called for every Dropout
     net:train()
     local dropout, calls = F.dropout, 0

@@ -46,6 +46,25 @@ describe("Recorder", function()
     truthy(max_abs(cls, tokens:select(2, 1)) < 1e-6, "the first token")
   end)
 
+  it("hooks its layers only while it records, in the place it took when made", function()
+    lm.manual_seed(2)
+    local net = nn.Sequential(nn.Linear(4, 5), nn.ELU(), nn.Linear(5, 2))
+    local rec = I.Recorder(net)
+    eq(#net[2]._hooks, 0, "no hook between recordings (the layer may run fused)")
+    -- a hook added after the recorder replaces the output: the recording
+    -- keeps what the layer gave, as when the recorder's hook stayed on
+    local handle = net[2]:register_forward_hook(function(_, _, out) return out * 0 end)
+    local x = lm.randn(3, 4)
+    local h, out = rec:record(x)
+    eq(max_abs(h, lm.nn.functional.linear(x, net[1].weight, net[1].bias):elu()), 0, "the layer's own output")
+    eq(max_abs(out, lm.zeros(3, 2) + net[3].bias), 0, "the model ran with the replacing hook")
+    eq(#net[2]._hooks, 1, "only the user's hook is left")
+    handle.remove()
+    -- a failing forward leaves no hook behind
+    raises(function() rec:record(lm.randn(3, 7)) end, "input has 7 features")
+    eq(#net[2]._hooks, 0, "removed after an error")
+  end)
+
   it("chooses layers by name and says which names do not exist", function()
     local net = convnet()
     local rec = I.Recorder(net, {select = {"3", "5"}})

@@ -99,6 +99,8 @@ function I.Recorder(model, opts)
       self.layers[k], self.layer_names[k] = m, name
       if wanted then wanted[name] = true end
       self.hooks[k] = function(_, _, output) self.outputs[k] = output end
+      self.hook_places = self.hook_places or {}
+      self.hook_places[k] = #m._hooks + 1 -- after the hooks the layer has now, before later ones
     end
   end
   if wanted then
@@ -117,11 +119,19 @@ end
 -- times the model runs as if no recorder existed (nn.Sequential fuses a
 -- Linear with its activation where no hook watches the activation).
 local function run_hooked(self, fn, ...)
-  local handles = {}
-  for k, m in ipairs(self.layers) do handles[k] = m:register_forward_hook(self.hooks[k]) end
+  for k, m in ipairs(self.layers) do
+    table.insert(m._hooks, math.min(self.hook_places[k], #m._hooks + 1), self.hooks[k])
+  end
   self.outputs = {}
   local results = table.pack(pcall(fn, ...))
-  for _, h in ipairs(handles) do h.remove() end
+  for k, m in ipairs(self.layers) do
+    for i, h in ipairs(m._hooks) do
+      if h == self.hooks[k] then
+        table.remove(m._hooks, i)
+        break
+      end
+    end
+  end
   if not results[1] then error(results[2], 0) end
   return table.unpack(results, 2, results.n)
 end

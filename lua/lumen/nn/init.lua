@@ -66,9 +66,10 @@ end
 
 -- Whether m is an instance of exactly `class`, as lm.nn made it: no hooks, no
 -- forward or call of its own (so running it fused changes nothing visible).
+local lm_forward = {} -- the forward of each class fused_span covers, as lm.nn defines it
 local function plain(m, class)
-  return getmetatable(m) == class and #m._hooks == 0 and rawget(m, "forward") == nil
-    and rawget(m, "call") == nil
+  return getmetatable(m) == class and #m._hooks == 0 and m.forward == lm_forward[class]
+    and m.call == Module.call
 end
 
 -- F.linear and F.dropout as lm.nn.functional defines them: code that wraps
@@ -240,6 +241,8 @@ end
 nn.MaxPool2d = pool("nn.MaxPool2d", true)
 nn.AvgPool2d = pool("nn.AvgPool2d", false)
 nn.GlobalAvgPool2d = simple("nn.GlobalAvgPool2d", function(_, x) return F.global_avg_pool2d(x) end)
+
+for _, class in ipairs({nn.Linear, nn.ELU, nn.ReLU, nn.Dropout}) do lm_forward[class] = class.forward end
 
 -- the layers of modern convolutional networks and of transformers, each
 -- file adding its classes to nn
