@@ -30,7 +30,7 @@ static inline float normal_from(uint32_t w1, uint32_t w2, double mean, double st
 
 /* Contiguous uniform/Bernoulli fill of elements [e0, e1): whole Philox blocks
  * in a branch-free loop the compiler vectorises (32x32->64-bit multiplies). */
-static void fill_blocks(random_job *j, float *o, uint64_t e0, uint64_t e1) {
+static void fill_blocks(const random_job *j, float *o, uint64_t e0, uint64_t e1) {
     bool bernoulli = j->kind == LM_RANDOM_BERNOULLI;
     /* u < p  <=>  (bits >> 8) < ceil(p * 2^24), exactly, since u = (bits >> 8) / 2^24 */
     uint32_t threshold = (uint32_t)ceil(j->p0 * 16777216.0);
@@ -80,19 +80,22 @@ static void fill_elements(const random_job *j, float *o, uint64_t e0, uint64_t e
     }
 }
 
+/* Contiguous uniform/Bernoulli elements [begin, end) of the array at o:
+ * whole blocks in the middle, the partial ones at the ends one by one. */
+static void fill_span(const random_job *j, float *o, uint64_t begin, uint64_t end) {
+    uint64_t first = (begin + 3) / 4 * 4, last = end / 4 * 4;
+    if (first >= last) first = last = end; /* no whole block: all one by one */
+    if (first < last) fill_blocks(j, o + first, first, last);
+    fill_elements(j, o, begin, first);
+    fill_elements(j, o, last, end);
+}
+
 static void random_range(void *ctx, int64_t begin, int64_t end) {
     random_job *j = ctx;
-    if (j->contiguous && j->kind != LM_RANDOM_NORMAL) {
-        /* whole blocks in the middle, the partial ones at the ends element by element */
-        uint64_t first = ((uint64_t)begin + 3) / 4 * 4, last = (uint64_t)end / 4 * 4;
-        if (first < last) {
-            fill_blocks(j, lm_tensor_f32(j->out) + first, first, last);
-            if ((int64_t)first > begin) random_range_scalar(j, begin, (int64_t)first);
-            if ((int64_t)last < end) random_range_scalar(j, (int64_t)last, end);
-            return;
-        }
-    }
-    random_range_scalar(j, begin, end);
+    if (j->contiguous && j->kind != LM_RANDOM_NORMAL)
+        fill_span(j, lm_tensor_f32(j->out), (uint64_t)begin, (uint64_t)end);
+    else
+        random_range_scalar(j, begin, end);
 }
 
 static void random_range_scalar(random_job *j, int64_t begin, int64_t end) {
@@ -171,13 +174,7 @@ void lm_cpu_dropout_span(float *out, float *mask, const float *x, uint64_t seed,
                            .contiguous = true},
                      .out = out,
                      .x = x};
-    /* the whole blocks as random_range draws them; the partial ones at the
-     * ends element by element with the same arithmetic */
-    uint64_t first = ((uint64_t)begin + 3) / 4 * 4, last = (uint64_t)end / 4 * 4;
-    if (first >= last) first = last = (uint64_t)end;
-    if (first < last) fill_blocks(&d.r, mask + first, first, last);
-    fill_elements(&d.r, mask, (uint64_t)begin, first);
-    fill_elements(&d.r, mask, last, (uint64_t)end);
+    fill_span(&d.r, mask, (uint64_t)begin, (uint64_t)end); /* as random_range draws it */
     for (int64_t i = begin; i < end; i++) out[i] = x[i] * mask[i];
 }
 
