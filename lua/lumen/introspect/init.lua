@@ -91,7 +91,7 @@ function I.Recorder(model, opts)
     error("Recorder: select must be a function(module, index, name) or a list of module names", 2)
   end
   local self = setmetatable({model = model, layers = {}, layer_names = {}, outputs = {}, pool = pool,
-    hooks = {}}, Recorder)
+    hooks = {}, hook_places = {}}, Recorder)
   for i, pair in ipairs(model:named_modules()) do
     local name, m = pair[1], pair[2]
     if m ~= model and select(m, i, name) then
@@ -99,7 +99,6 @@ function I.Recorder(model, opts)
       self.layers[k], self.layer_names[k] = m, name
       if wanted then wanted[name] = true end
       self.hooks[k] = function(_, _, output) self.outputs[k] = output end
-      self.hook_places = self.hook_places or {}
       self.hook_places[k] = #m._hooks + 1 -- after the hooks the layer has now, before later ones
     end
   end
