@@ -111,6 +111,26 @@ function spec.raises(fn, needle)
   return err
 end
 
+-- Every name os.tmpname gives a spec file, and the names a test makes from
+-- it by a suffix (path .. ".png", dir .. "_out"), is removed when the file
+-- ends, passed or failed: a run of the suite leaves nothing in /tmp.
+local system_tmpname = os.tmpname
+local temp_names = {}
+os.tmpname = function()
+  local name = system_tmpname()
+  temp_names[#temp_names + 1] = name
+  return name
+end
+
+local function remove_temp_names()
+  for _, name in ipairs(temp_names) do
+    if name:match("^/[%w/_.-]+$") then
+      os.execute(string.format("rm -rf '%s' '%s'.* '%s'_* 2>/dev/null", name, name, name))
+    end
+  end
+  temp_names = {}
+end
+
 local function run_file(path)
   local env = setmetatable({}, {__index = function(_, k)
     if spec[k] ~= nil then return spec[k] end
@@ -130,6 +150,7 @@ local function run_file(path)
     failed = failed + 1
     failures[#failures + 1] = path .. ": " .. tostring(rerr)
   end
+  remove_temp_names()
 end
 
 local targets = {...}
