@@ -213,12 +213,17 @@ function train.run(opts)
 
   if dist then dist.broadcast_parameters(model, 0) end -- every rank starts from rank 0's weights
 
+  -- the progress bar names the stretch of training before each validation
+  local stretches = math.ceil(total / period)
+  local function stretch_label(k)
+    return string.format("%s %d/%d", opts.cycles and "cycle" or "epoch", k, stretches)
+  end
   model:train()
   local device = train.device_of(model)
   lm._catch_interrupt(true)
   local ok, err = pcall(function()
     local running_loss, running_correct, running_n = 0, 0, 0
-    local progress = Progress.new(string.format("validation %d", #run.history + 1), period, progress_opts)
+    local progress = Progress.new(stretch_label(#run.history + 1), period, progress_opts)
     local t_phase = lm.clock()
     local epoch_iter = nil
     while run.iteration < total do
@@ -301,7 +306,7 @@ function train.run(opts)
           break
         end
         running_loss, running_correct, running_n = 0, 0, 0
-        progress = Progress.new(string.format("validation %d", #run.history + 1),
+        progress = Progress.new(stretch_label(#run.history + 1),
           math.min(period, total - run.iteration), progress_opts)
         t_phase = lm.clock()
       end

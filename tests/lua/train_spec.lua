@@ -234,3 +234,34 @@ describe("lm.train early stopping", function()
     os.execute("rm -rf " .. dir_a .. " " .. dir_b)
   end)
 end)
+
+describe("lm.train's progress bar", function()
+  -- the bar goes to stderr; a child process shows what a user sees
+  local build = os.getenv("LUMEN_BUILD_DIR") or "build"
+  local function bar_lines(settings)
+    local script = [[
+      local nn = lm.nn
+      lm.manual_seed(1)
+      local d = {x = lm.randn(64, 4), y = lm.bernoulli(0.5, 64):int() + 1}
+      local net = nn.Sequential(nn.Linear(4, 2), nn.Sigmoid())
+      local opt = lm.optim.Adam(net:parameters(), {lr = 0.01})
+      local s = ]] .. settings .. [[
+
+      s.model, s.optimizer, s.train, s.val, s.batch_size, s.tty = net, opt, d, d, 16, true
+      if s.cycles then s.schedule = lm.optim.CyclicLR(opt, {min = 1e-3, max = 1e-2, period = 8}) end
+      lm.train(s)]]
+    local p = io.popen(string.format("'%s/lumen' -e '%s' 2>&1 >/dev/null", build, script:gsub("'", "'\\''")))
+    local out = p:read("a")
+    assert(p:close(), out)
+    local titles = {}
+    for title in out:gmatch("\27%[K(%a+ %d+/%d+) %[") do
+      if titles[#titles] ~= title then titles[#titles + 1] = title end
+    end
+    return titles
+  end
+
+  it("names the epoch or the cycle and how many there are", function()
+    same(bar_lines("{epochs = 3}"), {"epoch 1/3", "epoch 2/3", "epoch 3/3"})
+    same(bar_lines("{cycles = 2}"), {"cycle 1/2", "cycle 2/2"})
+  end)
+end)
