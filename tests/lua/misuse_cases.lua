@@ -419,6 +419,50 @@ function M.cases(scratch)
     .. "Download the binary version from https://www.cs.toronto.edu/~kriz/cifar.html into data/cifar10, or set LUMEN_DATA.", function() return function() return lm.data.cifar10{dir = "/nonexistent/cifar"} end end)
   case("json bad text", "json: expected a key at byte 2, found \"oops\"", function() return function() return lm.json.decode("{oops") end end)
   case("json cut short", "json: expected ',' or '}' at byte 8, found the end of the text", function() return function() return lm.json.decode('{"a": 1') end end)
+  -- layer options: a torch option Lumen does not compute, or a misspelt one, is an error
+  local nn = lm.nn
+  case("Conv2d dilated", "nn.Conv2d: option dilation = 2 is not supported (Lumen's convolutions are not dilated)",
+    function() return function() return nn.Conv2d(2, 3, 3, {dilation = 2}) end end)
+  case("Conv2d grouped", "nn.Conv2d: option groups = 2 is not supported (Lumen's convolutions are not grouped)",
+    function() return function() return nn.Conv2d(2, 4, 3, {groups = 2}) end end)
+  case("Conv2d misspelt option", "nn.Conv2d: unknown option 'paddin' (known: bias, init, padding, stride)",
+    function() return function() return nn.Conv2d(2, 3, 3, {paddin = 1}) end end)
+  case("Conv2d same padding, even kernel", "nn.Conv2d: padding 'same' with an even kernel (4) would pad unevenly, "
+    .. "which Lumen's convolutions do not", function() return function() return nn.Conv2d(2, 3, 4, {padding = "same"}) end end)
+  case("Conv2d same padding, stride 2", "nn.Conv2d: padding 'same' needs stride 1, as in torch, got stride 2",
+    function() return function() return nn.Conv2d(2, 3, 3, {padding = "same", stride = 2}) end end)
+  case("MaxPool2d stride as options", "nn.MaxPool2d: stride must be a positive integer, got a table",
+    function() return function() return nn.MaxPool2d(2, {stride = 2}) end end)
+  case("MultiheadAttention add_zero_attn", "nn.MultiheadAttention: option add_zero_attn = true is not supported "
+    .. "(no zero attention row)", function() return function() return nn.MultiheadAttention(8, 2, {add_zero_attn = true}) end end)
+  case("MultiheadAttention kdim", "nn.MultiheadAttention: option kdim = 4 is not supported (keys have embed_dim features)",
+    function() return function() return nn.MultiheadAttention(8, 2, {kdim = 4}) end end)
+  case("MultiheadAttention misspelt option", "nn.MultiheadAttention: unknown option 'batch_frist' "
+    .. "(known: batch_first, bias, dropout)", function() return function() return nn.MultiheadAttention(8, 2, {batch_frist = false}) end end)
+  case("MultiheadAttention call, misspelt option", "nn.MultiheadAttention: unknown option 'key_padding_msk' "
+    .. "(known: attn_mask, average_attn_weights, key_padding_mask, need_weights)", function()
+      local m, x = nn.MultiheadAttention(8, 2), lm.randn(1, 3, 8)
+      return function() return m(x, x, x, {key_padding_msk = lm.zeros({1, 3}, "int32")}) end
+    end)
+  case("TransformerEncoderLayer misspelt option", "nn.TransformerEncoderLayer: unknown option 'dim_feed_forward' "
+    .. "(known: activation, batch_first, dim_feedforward, dropout, layer_norm_eps, norm_first)",
+    function() return function() return nn.TransformerEncoderLayer(8, 2, {dim_feed_forward = 16}) end end)
+  case("LayerNorm misspelt option", "nn.LayerNorm: unknown option 'elementwise' (known: elementwise_affine, eps)",
+    function() return function() return nn.LayerNorm(8, {elementwise = false}) end end)
+  case("GELU misspelt option", "nn.GELU: unknown option 'approx' (known: approximate)",
+    function() return function() return nn.GELU{approx = "tanh"} end end)
+  case("Embedding with a 0-based index", "embedding: index 0 in the indices: Lumen's indices are 1-based (1..5), "
+    .. "add 1 to 0-based ones", function()
+      local e = nn.Embedding(5, 3)
+      local before = snap(e.weight)
+      return function() return e(lm.tensor({0, 1}, "int32")) end, function(ck) ck.tensor("weight", e.weight, before) end
+    end)
+  case("save with a misspelt option", "save: unknown option 'dtyp' (known: dtype, metadata)", function(dir)
+    local path = dir .. "/never.safetensors"
+    return function() return lm.save(path, {a = lm.ones(2)}, {dtype = "float16", dtyp = "x"}) end, function(ck)
+      ck("no file written", io.open(path) == nil)
+    end
+  end)
   return list
 end
 

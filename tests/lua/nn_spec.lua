@@ -109,6 +109,45 @@ describe("modules", function()
       b:load_state_dict({w = lm.ones(4, 3), v = lm.ones(4, 3)}, {rename = {w = "0.weight", v = "0.weight"}})
     end,
       "rename maps both")
+    -- a table maps a name to false to drop it (strict loading then succeeds)
+    b:load_state_dict({w = lm.full({4, 3}, 2), b = lm.ones(4), extra = lm.ones(1)},
+      {rename = {w = "0.weight", b = "0.bias", extra = false}})
+    eq(b[1].weight:sum():item(), 24)
+  end)
+
+  it("loads a batch norm state saved without num_batches_tracked, keeping the count (as torch)", function()
+    local bn = nn.BatchNorm2d(3)
+    bn.num_batches_tracked:fill_(5)
+    local state = {weight = lm.full({3}, 2), bias = lm.zeros(3), running_mean = lm.ones(3), running_var = lm.ones(3)}
+    local missing = bn:load_state_dict(state)
+    eq(#missing, 0)
+    eq(bn.num_batches_tracked:item(), 5)
+    eq(bn.weight:sum():item(), 6)
+    -- the other buffers are still required
+    state.running_var = nil
+    raises(function() bn:load_state_dict(state) end, "missing (the module has them, the state does not): running_var 3")
+  end)
+
+  it("reads uint8 attention masks as boolean masks, as torch 1.13 does", function()
+    lm.manual_seed(4)
+    local m, x = nn.MultiheadAttention(8, 2), lm.randn(2, 4, 8)
+    local rows = {{0, 0, 0, 1}, {0, 0, 1, 1}}
+    local a, wa = m(x, x, x, {key_padding_mask = lm.tensor(rows, "uint8")})
+    local b, wb = m(x, x, x, {key_padding_mask = lm.tensor(rows, "int32")})
+    same(a:totable(), b:totable())
+    eq(wa[2][1][3], 0, "a masked key gets no weight")
+    same(wa:totable(), wb:totable())
+  end)
+
+  it("takes torch's padding strings in Conv2d", function()
+    lm.manual_seed(3)
+    local c_same, c_one = nn.Conv2d(2, 3, 3, {padding = "same"}), nn.Conv2d(2, 3, 3, {padding = 1})
+    local valid = nn.Conv2d(2, 3, 5, {padding = "valid", dilation = 1, groups = 1, padding_mode = "zeros"})
+    c_one:load_state_dict(c_same:state_dict())
+    local x = lm.randn(2, 2, 7, 7)
+    same(c_same(x):totable(), c_one(x):totable())
+    eq(c_same(x):shape_string(), "2x3x7x7")
+    eq(valid(x):shape_string(), "2x3x3x3")
   end)
 
   it("still loads files saved with the first names (1-based, buffers under 'buffers.')", function()

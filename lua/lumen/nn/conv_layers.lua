@@ -15,29 +15,12 @@
 --     (one_hot^T @ grad), as Lumen has no scatter-add.
 local lm = require 'lumen'
 local F = require 'lumen.nn.functional'
+local checks = require 'lumen.nn.checks'
 
 return function(nn)
   local Module = nn.Module
 
-  local function check_size(v, what, layer)
-    if math.type(v) ~= "integer" or v < 1 then
-      error(string.format("%s: %s must be a positive integer, got %s", layer, what, tostring(v)), 3)
-    end
-  end
-
-  local function check_opts(opts, layer, known)
-    if opts == nil then return {} end
-    if type(opts) ~= "table" then error(layer .. ": options must be a table, got a " .. type(opts), 3) end
-    for k in pairs(opts) do
-      if not known[k] then
-        local names = {}
-        for name in pairs(known) do names[#names + 1] = name end
-        table.sort(names)
-        error(string.format("%s: unknown option '%s' (known: %s)", layer, tostring(k), table.concat(names, ", ")), 3)
-      end
-    end
-    return opts
-  end
+  local check_size, check_opts = checks.size, checks.opts
 
   -- ---- normalisation ----------------------------------------------------------------------------
 
@@ -46,6 +29,7 @@ return function(nn)
   -- the shared body of BatchNorm1d and BatchNorm2d (torch's _BatchNorm)
   local function batch_norm_class(name, dims, shapes)
     local class = Module:extend(name)
+    class.optional_state = {num_batches_tracked = true} -- states saved without it keep the module's count
 
     --- num_features channels; opts.eps (1e-5), opts.momentum (0.1; false:
     --- a cumulative average, torch's None), opts.affine (true: weight 1 and
@@ -173,9 +157,7 @@ return function(nn)
   --- and scales the rest by 1/(1-p), in training only.
   function nn.Dropout2d:init(p)
     p = p or 0.5
-    if type(p) ~= "number" or p < 0 or p > 1 then
-      error("nn.Dropout2d: p (the drop probability) must be in [0, 1], got " .. tostring(p), 2)
-    end
+    checks.p(p, "p", "nn.Dropout2d", true)
     self.p = p
   end
 

@@ -265,8 +265,17 @@ function F.embedding(idx, weight, padding_idx)
   shape[#shape + 1] = weight:size(2)
   local flat = idx:reshape(-1)
   if flat:device() ~= weight:device() then flat = flat:to(weight:device()) end
-  local out = weight:requires_grad() and lm.is_grad_enabled() and Embedding(weight, flat, padding_idx)
-    or weight:index_select(flat)
+  local ok, out = pcall(function()
+    return weight:requires_grad() and lm.is_grad_enabled() and Embedding(weight, flat, padding_idx)
+      or weight:index_select(flat)
+  end)
+  if not ok then
+    if flat:numel() > 0 and flat:min():item() == 0 then -- most likely torch's 0-based indices
+      error(string.format("embedding: index 0 in the indices: Lumen's indices are 1-based (1..%d), "
+        .. "add 1 to 0-based ones", weight:size(1)), 2)
+    end
+    error(out, 2)
+  end
   return out:view(shape)
 end
 

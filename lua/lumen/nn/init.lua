@@ -11,6 +11,7 @@
 local lm = require 'lumen'
 local F = require 'lumen.nn.functional'
 local Module = require 'lumen.nn.module'
+local checks = require 'lumen.nn.checks'
 
 local nn = {Module = Module, functional = F}
 
@@ -25,11 +26,7 @@ local function init_weight(shape, fan_in, fan_out, scheme)
   error("unknown init '" .. tostring(scheme) .. "' (glorot, he or pytorch)", 3)
 end
 
-local function check_size(v, what, layer)
-  if math.type(v) ~= "integer" or v < 1 then
-    error(string.format("%s: %s must be a positive integer, got %s", layer, what, tostring(v)), 3)
-  end
-end
+local check_size = checks.size
 
 -- ---- containers -------------------------------------------------------------------------------
 
@@ -143,7 +140,7 @@ nn.Linear = Module:extend("nn.Linear")
 function nn.Linear:init(inputs, outputs, opts)
   check_size(inputs, "inputs", "nn.Linear")
   check_size(outputs, "outputs", "nn.Linear")
-  opts = opts or {}
+  opts = checks.opts(opts, "nn.Linear", {init = true, bias = true})
   self.inputs, self.outputs = inputs, outputs
   local scheme = opts.init or "glorot"
   self:param("weight", init_weight({outputs, inputs}, inputs, outputs, scheme))
@@ -158,13 +155,40 @@ function nn.Linear:extra_repr() return self.inputs .. " -> " .. self.outputs end
 
 nn.Conv2d = Module:extend("nn.Conv2d")
 
+-- torch.nn.Conv2d's options Lumen computes only at their defaults
+local CONV_UNSUPPORTED = {
+  dilation = {accepts = function(v) return v == 1 end, reason = "Lumen's convolutions are not dilated"},
+  groups = {accepts = function(v) return v == 1 end, reason = "Lumen's convolutions are not grouped"},
+  padding_mode = {accepts = function(v) return v == "zeros" end, reason = "Lumen pads with zeros"},
+}
+
+-- torch's padding strings as sizes: 'valid' is 0; 'same' keeps the size at
+-- stride 1, (k - 1) / 2 on each side (symmetric: odd kernels only)
+local function conv_padding(padding, kernel, stride)
+  if padding == nil or padding == "valid" then return 0 end
+  if padding == "same" then
+    if stride ~= 1 then
+      error("nn.Conv2d: padding 'same' needs stride 1, as in torch, got stride " .. tostring(stride), 4)
+    end
+    if kernel % 2 == 0 then
+      error(string.format("nn.Conv2d: padding 'same' with an even kernel (%d) would pad unevenly, "
+        .. "which Lumen's convolutions do not", kernel), 4)
+    end
+    return (kernel - 1) // 2
+  end
+  if math.type(padding) ~= "integer" or padding < 0 then
+    error("nn.Conv2d: padding must be a non-negative integer, 'same' or 'valid', got " .. tostring(padding), 4)
+  end
+  return padding
+end
+
 function nn.Conv2d:init(inputs, outputs, kernel, opts)
   check_size(inputs, "input channels", "nn.Conv2d")
   check_size(outputs, "output channels", "nn.Conv2d")
   check_size(kernel, "kernel size", "nn.Conv2d")
-  opts = opts or {}
+  opts = checks.opts(opts, "nn.Conv2d", {stride = true, padding = true, init = true, bias = true}, CONV_UNSUPPORTED)
   self.inputs, self.outputs, self.kernel = inputs, outputs, kernel
-  self.stride, self.padding = opts.stride or 1, opts.padding or 0
+  self.stride, self.padding = opts.stride or 1, conv_padding(opts.padding, kernel, opts.stride or 1)
   local fan_in = inputs * kernel * kernel
   local scheme = opts.init or "he"
   self:param("weight", init_weight({outputs, inputs, kernel, kernel}, fan_in,
@@ -210,9 +234,7 @@ nn.Dropout = simple("nn.Dropout", function(self, x) return F.dropout(x, self.p, 
   function(self) return "p = " .. self.p end)
 function nn.Dropout:init(p)
   p = p or 0.5
-  if type(p) ~= "number" or p < 0 or p >= 1 then
-    error("nn.Dropout: p (the drop probability) must be in [0, 1), got " .. tostring(p), 2)
-  end
+  checks.p(p, "p", "nn.Dropout")
   self.p = p
 end
 
@@ -234,6 +256,10 @@ local function pool(name, max)
   end, function(self) return string.format("%dx%d, stride %d", self.kernel, self.kernel, self.stride) end)
   function class:init(kernel, stride, padding)
     check_size(kernel, "kernel size", name)
+    if stride ~= nil then check_size(stride, "stride", name) end
+    if padding ~= nil and (math.type(padding) ~= "integer" or padding < 0) then
+      error(string.format("%s: padding must be a non-negative integer, got %s", name, tostring(padding)), 3)
+    end
     self.kernel, self.stride, self.padding = kernel, stride or kernel, padding or 0
   end
   return class

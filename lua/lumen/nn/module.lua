@@ -268,8 +268,13 @@ local function renamed(state, rename)
   local out, from = {}, {}
   for name, t in pairs(state) do
     local new
-    if kind == "function" then new = rename(name) else new = rename[name] or name end
-    if new then -- a function may drop a name by returning nil or false
+    if kind == "function" then
+      new = rename(name)
+    else
+      new = rename[name]
+      if new == nil then new = name end
+    end
+    if new then -- a name mapped to false (or a function's nil or false) is dropped
       if from[new] then
         error(string.format("load_state_dict: rename maps both '%s' and '%s' to '%s'", from[new], name, new), 4)
       end
@@ -291,8 +296,9 @@ end
 --- and every shape mismatch is reported at once as one error; with strict =
 --- false what matches is loaded and `missing, unexpected` (lists of names)
 --- are returned (a shape mismatch is still an error, as in PyTorch).
---- opts.rename maps the state's names to the module's (a table, or a
---- function returning the new name, or nil to drop it). opts.source names
+--- opts.rename maps the state's names to the module's (a table, false
+--- dropping a name, or a function returning the new name, or nil or false
+--- to drop it). opts.source names
 --- the state in messages (a string `opts` is taken as the source).
 local load_state
 
@@ -312,13 +318,22 @@ function load_state(self, state, opts)
   local expected, known = {}, {}
   for _, pair in ipairs(self:named_parameters()) do expected[#expected + 1] = pair end
   for _, pair in ipairs(self:named_buffers()) do expected[#expected + 1] = pair end
+  -- buffers a module may lack in a state and keep as they are (a class's
+  -- optional_state: BatchNorm's num_batches_tracked, which torch's own
+  -- load_state_dict fills in for states saved without it)
+  local optional = {}
+  for _, pair in ipairs(self:named_modules()) do
+    for key in pairs(pair[2].optional_state or {}) do
+      optional[pair[1] == "" and key or pair[1] .. "." .. key] = true
+    end
+  end
   local absent, unexpected, mismatched, loads = {}, {}, {}, {}
   for _, pair in ipairs(expected) do
     local name, dst = pair[1], pair[2]
     known[name] = true
     local src = state[name]
     if src == nil then
-      absent[#absent + 1] = name
+      if not optional[name] then absent[#absent + 1] = name end
     elseif not lm.is_tensor(src) then
       mismatched[#mismatched + 1] = string.format("%s is a %s in %s, not a tensor", name, type(src), source)
     elseif src:shape_string() ~= dst:shape_string() then

@@ -11,23 +11,18 @@
 local lm = require 'lumen'
 local F = require 'lumen.nn.functional'
 
-local function check_size(v, what, layer)
-  if math.type(v) ~= "integer" or v < 1 then
-    error(string.format("%s: %s must be a positive integer, got %s", layer, what, tostring(v)), 3)
-  end
-end
+local checks = require 'lumen.nn.checks'
+local check_size = checks.size
+local function check_p(p, layer) checks.p(p, "dropout", layer) end
 
-local function check_p(p, layer)
-  if type(p) ~= "number" or p < 0 or p >= 1 then
-    error(string.format("%s: dropout (the drop probability) must be in [0, 1), got %s", layer, tostring(p)), 3)
-  end
-end
-
--- A mask as an additive float tensor: int32 masks are torch's boolean masks
--- (nonzero = masked: -inf, else 0); float masks are added as they are, as
--- torch adds its float masks. (A float 0/1 mask, what x:eq() returns, is
--- therefore additive too: pass mask:int() to mean "masked".)
+-- A mask as an additive float tensor: int32 and uint8 masks are torch's
+-- boolean masks (nonzero = masked: -inf, else 0; torch 1.13 reads uint8
+-- masks as boolean too, and a BOOL or U8 file loads as uint8); float masks
+-- are added as they are, as torch adds its float masks. (A float 0/1 mask,
+-- what x:eq() returns, is therefore additive too: pass mask:int() to mean
+-- "masked".)
 local function additive(mask, device)
+  if mask:dtype() == "uint8" then mask = mask:int() end
   if mask:dtype() ~= "int32" then return mask end
   return lm.where(mask, lm.full({1}, -math.huge, "float32", device), lm.full({1}, 0, "float32", device))
 end
@@ -45,7 +40,7 @@ return function(nn)
   --- normalises over the trailing dimensions normalized_shape (a size or a
   --- list of sizes); weight (ones) and bias (zeros) of that shape.
   function nn.LayerNorm:init(normalized_shape, opts)
-    opts = opts or {}
+    opts = checks.opts(opts, "nn.LayerNorm", {eps = true, elementwise_affine = true})
     local shape = type(normalized_shape) == "table" and normalized_shape or {normalized_shape}
     if #shape == 0 then error("nn.LayerNorm: normalized_shape is empty", 2) end
     for _, s in ipairs(shape) do check_size(s, "normalized_shape", "nn.LayerNorm") end
@@ -74,7 +69,7 @@ return function(nn)
   --- nn.GELU([{approximate = 'none' | 'tanh'}]) (also nn.GELU('tanh')).
   function nn.GELU:init(opts)
     local approximate = opts
-    if type(opts) == "table" then approximate = opts.approximate end
+    if type(opts) == "table" then approximate = checks.opts(opts, "nn.GELU", {approximate = true}).approximate end
     approximate = approximate or "none"
     if approximate ~= "none" and approximate ~= "tanh" then
       error("nn.GELU: approximate must be 'none' or 'tanh', got " .. tostring(approximate), 2)
@@ -101,7 +96,12 @@ return function(nn)
       error(string.format("nn.MultiheadAttention: embed_dim (%d) must be divisible by num_heads (%d)",
         embed_dim, num_heads), 2)
     end
-    opts = opts or {}
+    opts = checks.opts(opts, "nn.MultiheadAttention", {batch_first = true, dropout = true, bias = true}, {
+      add_zero_attn = {accepts = function(v) return v == false end, reason = "no zero attention row"},
+      add_bias_kv = {accepts = function(v) return v == false end, reason = "no key and value biases"},
+      kdim = {accepts = function(v) return v == nil or v == embed_dim end, reason = "keys have embed_dim features"},
+      vdim = {accepts = function(v) return v == nil or v == embed_dim end, reason = "values have embed_dim features"},
+    })
     self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, embed_dim // num_heads
     self.batch_first = opts.batch_first ~= false
     self.dropout = opts.dropout or 0
@@ -165,7 +165,8 @@ return function(nn)
   --- over heads ([N, heads, L, S] without averaging). Unbatched [L, E]
   --- inputs give [L, E] and [L, S].
   function MHA:forward(query, key, value, opts)
-    opts = opts or {}
+    opts = checks.opts(opts, "nn.MultiheadAttention", {attn_mask = true, key_padding_mask = true,
+      need_weights = true, average_attn_weights = true})
     key, value = key or query, value or key or query
     local E = self.embed_dim
     local unbatched = query:dim() == 2
@@ -225,7 +226,8 @@ return function(nn)
   --- dropout = 0.1, activation = 'relu' | 'gelu' | function, norm_first =
   --- false, batch_first = true, layer_norm_eps = 1e-5}]).
   function TEL:init(d_model, nhead, opts)
-    opts = opts or {}
+    opts = checks.opts(opts, "nn.TransformerEncoderLayer", {dim_feedforward = true, dropout = true,
+      activation = true, norm_first = true, batch_first = true, layer_norm_eps = true})
     local ff, p = opts.dim_feedforward or 2048, opts.dropout or 0.1
     check_size(ff, "dim_feedforward", "nn.TransformerEncoderLayer")
     check_p(p, "nn.TransformerEncoderLayer")
@@ -257,7 +259,7 @@ return function(nn)
 
   --- layer(src [, {src_mask, src_key_padding_mask}]): masks as in MultiheadAttention.
   function TEL:forward(src, opts)
-    opts = opts or {}
+    opts = checks.opts(opts, "nn.TransformerEncoderLayer", {src_mask = true, src_key_padding_mask = true})
     local attn_opts = {attn_mask = opts.src_mask, key_padding_mask = opts.src_key_padding_mask,
       need_weights = false}
     local function sa_block(x) return self.dropout1(self.self_attn(x, x, x, attn_opts)) end
