@@ -91,11 +91,12 @@ static int l_is_grad_enabled(lua_State *L) {
 /* Tensors of the list at `arg` into `ts` (at most max). */
 static int check_tensor_list(lua_State *L, int arg, lm_tensor **ts, int max, const char *fn) {
     luaL_checktype(L, arg, LUA_TTABLE);
-    int n = (int)luaL_len(L, arg);
+    /* raw reads: a value a metamethod made would have nothing keeping it alive */
+    int n = (int)lua_rawlen(L, arg);
     if (n < 1) return luaL_error(L, "%s: needs a non-empty list of tensors", fn);
     if (n > max) return luaL_error(L, "%s: at most %d tensors, got %d", fn, max, n);
     for (int i = 1; i <= n; i++) {
-        lua_geti(L, arg, i);
+        lua_rawgeti(L, arg, i);
         ts[i - 1] = l_test_tensor(L, -1);
         if (!ts[i - 1])
             return luaL_error(L, "%s: element %d of the list is a %s, expected a tensor", fn, i,

@@ -127,11 +127,11 @@ static int l_gather(lua_State *L) {
 /* The tensors of the list at arg (1..n), kept alive by the list itself. */
 static int list_tensors(lua_State *L, int arg, lm_tensor ***out) {
     luaL_checktype(L, arg, LUA_TTABLE);
-    int n = (int)luaL_len(L, arg);
+    int n = (int)lua_rawlen(L, arg); /* raw: a metamethod's value would not stay alive */
     lm_tensor **ts =
         lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *ts, 0); /* freed by the GC */
     for (int i = 0; i < n; i++) {
-        lua_geti(L, arg, i + 1);
+        lua_rawgeti(L, arg, i + 1);
         ts[i] = l_check_tensor(L, -1);
         lua_pop(L, 1);
     }

@@ -114,11 +114,11 @@ static int l_image_loader(lua_State *L) {
     int channels = (int)luaL_checkinteger(L, 2);
     int64_t h = luaL_checkinteger(L, 3), w = luaL_checkinteger(L, 4);
     int workers = (int)luaL_checkinteger(L, 5);
-    lua_Integer n = luaL_len(L, 1);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, 1); /* raw: the table keeps its strings alive */
     if (n < 1) return luaL_error(L, "image loader: no files");
     const char **paths = lua_newuserdatauv(L, (size_t)n * sizeof *paths, 0); /* freed by Lua */
     for (lua_Integer i = 1; i <= n; i++) {
-        if (lua_geti(L, 1, i) != LUA_TSTRING)
+        if (lua_rawgeti(L, 1, i) != LUA_TSTRING)
             return luaL_error(L, "image loader: path %d is a %s, expected a string", (int)i,
                               luaL_typename(L, -1));
         paths[i - 1] = lua_tostring(L, -1); /* kept alive by the table */

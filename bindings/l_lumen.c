@@ -1,4 +1,5 @@
 /* luaopen_lumen: the module table, its functions and the embedded Lua library. */
+#include <math.h>
 #include <signal.h>
 #include <string.h>
 #include <time.h>
@@ -200,6 +201,8 @@ static int l_arange(lua_State *L) {
         if (lua_type(L, 3) == LUA_TNUMBER) step = lua_tonumber(L, 3), dtype_arg = 4;
     }
     if (step == 0) return luaL_error(L, "arange: step must not be 0");
+    if (!isfinite(start) || !isfinite(stop) || !isfinite(step))
+        return luaL_error(L, "arange: start, stop and step must be finite numbers");
     double count = (stop - start) / step;
     if (count < 0) count = -1;
     if (count > 1e10) return luaL_error(L, "arange: too many elements");

@@ -243,12 +243,13 @@ static int l_optim_step_all(lua_State *L) {
     lm_optim_params p = optim_settings(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
     luaL_checktype(L, 3, LUA_TTABLE);
-    int count = (int)luaL_len(L, 2), n = 0;
+    /* raw reads: the tables keep what they hold alive, a metamethod's value nothing */
+    int count = (int)lua_rawlen(L, 2), n = 0;
     if (count > STEP_ALL_MAX)
         return luaL_error(L, "optimizer: at most %d parameter tensors per step", STEP_ALL_MAX);
     lm_tensor *params[STEP_ALL_MAX], *grads[STEP_ALL_MAX], *s1[STEP_ALL_MAX], *s2[STEP_ALL_MAX];
     for (int i = 1; i <= count; i++) {
-        lua_geti(L, 2, i);
+        lua_rawgeti(L, 2, i);
         l_tensor_ud *ud = luaL_testudata(L, -1, L_TENSOR_MT);
         if (!ud || !ud->t)
             return luaL_error(L, "step: parameter %d %s", i,
@@ -257,10 +258,10 @@ static int l_optim_step_all(lua_State *L) {
         lua_pop(L, 1);
         lm_tensor *grad = lm_grad(param);
         if (!grad) continue;
-        lua_geti(L, 3, i);
+        lua_rawgeti(L, 3, i);
         luaL_checktype(L, -1, LUA_TTABLE);
-        lua_geti(L, -1, 1);
-        lua_geti(L, -2, 2);
+        lua_rawgeti(L, -1, 1);
+        lua_rawgeti(L, -2, 2);
         params[n] = param, grads[n] = grad;
         s1[n] = lua_isnil(L, -2) ? NULL : l_check_tensor(L, -2);
         s2[n] = lua_isnil(L, -1) ? NULL : l_check_tensor(L, -1);

@@ -162,6 +162,8 @@ static int t_size(lua_State *L) {
         push_shape(L, t);
         return 1;
     }
+    /* l_check_dim lets reductions name dimension 1 of a 0-D tensor; sizes it has none */
+    if (t->ndim == 0) return luaL_error(L, "size: a 0-D tensor has no dimensions");
     lua_pushinteger(L, t->shape[l_check_dim(L, 2, t->ndim, "size")]);
     return 1;
 }
@@ -169,6 +171,7 @@ static int t_size(lua_State *L) {
 static int t_stride(lua_State *L) {
     lm_tensor *t = l_check_tensor(L, 1);
     if (!lua_isnoneornil(L, 2)) {
+        if (t->ndim == 0) return luaL_error(L, "stride: a 0-D tensor has no dimensions");
         lua_pushinteger(L, t->strides[l_check_dim(L, 2, t->ndim, "stride")]);
         return 1;
     }
@@ -423,8 +426,15 @@ static int t_expand(lua_State *L) {
     lm_tensor *t = l_check_tensor(L, 1);
     int64_t shape[LM_MAX_DIMS];
     int n = l_check_shape(L, 2, shape, "expand");
-    for (int i = 0; i < n; i++) /* -1 keeps the size */
-        if (shape[i] == -1 && i - (n - t->ndim) >= 0) shape[i] = t->shape[i - (n - t->ndim)];
+    for (int i = 0; i < n; i++) /* -1 keeps the size of a dimension the tensor has */
+        if (shape[i] == -1) {
+            if (i - (n - t->ndim) < 0)
+                return luaL_error(L,
+                                  "expand: size -1 for new dimension %d (only existing dimensions "
+                                  "keep their size)",
+                                  i + 1);
+            shape[i] = t->shape[i - (n - t->ndim)];
+        }
     l_check(L, lm_ag_expand(l_push_slot(L), t, n, shape));
     return 1;
 }

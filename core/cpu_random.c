@@ -28,12 +28,19 @@ static inline float normal_from(uint32_t w1, uint32_t w2, double mean, double st
     return (float)(mean + std * sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
 }
 
+/* A Bernoulli draw's cut on 24 random bits; other kinds have none (their p0,
+ * a uniform's lower bound, may be negative: no conversion to unsigned). */
+static uint32_t bernoulli_threshold(const random_job *j) {
+    if (j->kind != LM_RANDOM_BERNOULLI) return 0;
+    return (uint32_t)ceil(j->p0 * 16777216.0);
+}
+
 /* Contiguous uniform/Bernoulli fill of elements [e0, e1): whole Philox blocks
  * in a branch-free loop the compiler vectorises (32x32->64-bit multiplies). */
 static void fill_blocks(const random_job *j, float *o, uint64_t e0, uint64_t e1) {
     bool bernoulli = j->kind == LM_RANDOM_BERNOULLI;
     /* u < p  <=>  (bits >> 8) < ceil(p * 2^24), exactly, since u = (bits >> 8) / 2^24 */
-    uint32_t threshold = (uint32_t)ceil(j->p0 * 16777216.0);
+    uint32_t threshold = bernoulli_threshold(j);
     float value = (float)j->p1, lo = (float)j->p0, span = (float)(j->p1 - j->p0);
     uint64_t b0 = e0 / 4, b1 = e1 / 4, b = b0;
     uint32_t words[4][LM_PHILOX_LANES];
@@ -71,7 +78,7 @@ static void fill_blocks(const random_job *j, float *o, uint64_t e0, uint64_t e1)
  * arithmetic of fill_blocks, for the partial blocks at a span's ends. */
 static void fill_elements(const random_job *j, float *o, uint64_t e0, uint64_t e1) {
     bool bernoulli = j->kind == LM_RANDOM_BERNOULLI;
-    uint32_t threshold = (uint32_t)ceil(j->p0 * 16777216.0);
+    uint32_t threshold = bernoulli_threshold(j);
     float value = (float)j->p1, lo = (float)j->p0, span = (float)(j->p1 - j->p0);
     for (uint64_t e = e0; e < e1; e++) {
         uint32_t bits = lm_philox4x32(j->offset + e / 4, j->seed).v[e % 4] >> 8;
@@ -107,7 +114,7 @@ static void random_range_scalar(random_job *j, int64_t begin, int64_t end) {
         lm_philox_block b = {{0, 0, 0, 0}};
         uint64_t have = UINT64_MAX; /* the block now in b */
         /* the same arithmetic as fill_blocks, so both paths give the same bits */
-        uint32_t threshold = (uint32_t)ceil(j->p0 * 16777216.0);
+        uint32_t threshold = bernoulli_threshold(j);
         float value = (float)j->p1, lo = (float)j->p0, span = (float)(j->p1 - j->p0);
         for (int64_t i = 0; i < n; i++) {
             uint64_t e = (uint64_t)(pos + i), block = e / per_block;

@@ -56,6 +56,14 @@ static inline double clamp01(double v) {
     return v < 0 ? 0 : v > 1 ? 1 : v;
 }
 
+/* A pixel bound from a coordinate, clipped to [lo, hi] before it becomes an
+ * int (a huge or NaN coordinate from data would otherwise overflow). */
+static inline int pixel_bound(double v, int lo, int hi) {
+    if (!(v >= lo)) return lo;
+    if (v > hi) return hi;
+    return (int)v;
+}
+
 void lm_canvas_fill_rect(lm_canvas *c, double x0, double y0, double x1, double y1, uint32_t color) {
     if (x1 < x0) {
         double t = x0;
@@ -67,9 +75,11 @@ void lm_canvas_fill_rect(lm_canvas *c, double x0, double y0, double x1, double y
         y0 = y1;
         y1 = t;
     }
-    for (int y = (int)floor(y0); y < (int)ceil(y1); y++) {
+    int ya = pixel_bound(floor(y0), 0, c->height), yb = pixel_bound(ceil(y1), 0, c->height);
+    int xa = pixel_bound(floor(x0), 0, c->width), xb = pixel_bound(ceil(x1), 0, c->width);
+    for (int y = ya; y < yb; y++) {
         double cy = clamp01(fmin(y + 1, y1) - fmax(y, y0));
-        for (int x = (int)floor(x0); x < (int)ceil(x1); x++) {
+        for (int x = xa; x < xb; x++) {
             double cx = clamp01(fmin(x + 1, x1) - fmax(x, x0));
             blend(c, x, y, color, cx * cy);
         }
@@ -77,8 +87,10 @@ void lm_canvas_fill_rect(lm_canvas *c, double x0, double y0, double x1, double y
 }
 
 void lm_canvas_disc(lm_canvas *c, double cx, double cy, double r, uint32_t color) {
-    int x0 = (int)floor(cx - r - 1), x1 = (int)ceil(cx + r + 1);
-    int y0 = (int)floor(cy - r - 1), y1 = (int)ceil(cy + r + 1);
+    int x0 = pixel_bound(floor(cx - r - 1), 0, c->width - 1);
+    int x1 = pixel_bound(ceil(cx + r + 1), -1, c->width - 1);
+    int y0 = pixel_bound(floor(cy - r - 1), 0, c->height - 1);
+    int y1 = pixel_bound(ceil(cy + r + 1), -1, c->height - 1);
     for (int y = y0; y <= y1; y++)
         for (int x = x0; x <= x1; x++) {
             double d = hypot(x + 0.5 - cx, y + 0.5 - cy);
@@ -89,12 +101,10 @@ void lm_canvas_disc(lm_canvas *c, double cx, double cy, double r, uint32_t color
 void lm_canvas_line(lm_canvas *c, double x0, double y0, double x1, double y1, double width,
                     uint32_t color) {
     double h = width / 2, dx = x1 - x0, dy = y1 - y0, len2 = dx * dx + dy * dy;
-    int bx0 = (int)floor(fmin(x0, x1) - h - 1), bx1 = (int)ceil(fmax(x0, x1) + h + 1);
-    int by0 = (int)floor(fmin(y0, y1) - h - 1), by1 = (int)ceil(fmax(y0, y1) + h + 1);
-    if (bx0 < 0) bx0 = 0;
-    if (by0 < 0) by0 = 0;
-    if (bx1 >= c->width) bx1 = c->width - 1;
-    if (by1 >= c->height) by1 = c->height - 1;
+    int bx0 = pixel_bound(floor(fmin(x0, x1) - h - 1), 0, c->width - 1);
+    int bx1 = pixel_bound(ceil(fmax(x0, x1) + h + 1), -1, c->width - 1);
+    int by0 = pixel_bound(floor(fmin(y0, y1) - h - 1), 0, c->height - 1);
+    int by1 = pixel_bound(ceil(fmax(y0, y1) + h + 1), -1, c->height - 1);
     for (int y = by0; y <= by1; y++)
         for (int x = bx0; x <= bx1; x++) {
             double px = x + 0.5 - x0, py = y + 0.5 - y0;
@@ -114,8 +124,7 @@ void lm_canvas_polygon(lm_canvas *c, const double *xs, const double *ys, int n, 
     if (n < 3) return;
     double ymin = ys[0], ymax = ys[0];
     for (int i = 1; i < n; i++) ymin = fmin(ymin, ys[i]), ymax = fmax(ymax, ys[i]);
-    int y0 = (int)floor(ymin) < 0 ? 0 : (int)floor(ymin);
-    int y1 = (int)ceil(ymax) > c->height ? c->height : (int)ceil(ymax);
+    int y0 = pixel_bound(floor(ymin), 0, c->height), y1 = pixel_bound(ceil(ymax), 0, c->height);
     double *cover = calloc((size_t)c->width + 2, sizeof *cover), *cross = malloc(sizeof *cross * n);
     if (!cover || !cross) {
         free(cover);
@@ -134,6 +143,7 @@ void lm_canvas_polygon(lm_canvas *c, const double *xs, const double *ys, int n, 
             qsort(cross, m, sizeof *cross, compare_double);
             for (int k = 0; k + 1 < m; k += 2) { /* even-odd spans, exact horizontally */
                 double a = fmax(cross[k], 0), b = fmin(cross[k + 1], c->width);
+                if (!(a < b)) continue; /* a span off the canvas */
                 for (int x = (int)floor(a); x < (int)ceil(b) && x < c->width; x++)
                     cover[x] += 0.25 * clamp01(fmin(x + 1, b) - fmax(x, a));
             }

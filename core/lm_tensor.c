@@ -209,6 +209,9 @@ static lm_status infer_shape(const char *op, const lm_tensor *t, int ndim, const
         } else if (shape[d] < 0) {
             return lm_fail(LM_ERR_ARG, "%s: invalid size %lld", op, (long long)shape[d]);
         } else {
+            /* a product that wraps could equal the element count */
+            if (shape[d] && known > INT64_MAX / 4 / shape[d])
+                return lm_fail(LM_ERR_ARG, "%s: shape is too large", op);
             known *= shape[d];
         }
         resolved[d] = shape[d];
@@ -330,10 +333,18 @@ lm_status lm_tensor_permute(lm_tensor **out, lm_tensor *t, int ndim, const int *
 lm_status lm_tensor_narrow(lm_tensor **out, lm_tensor *t, int dim, int64_t start, int64_t length) {
     *out = NULL;
     LM_TRY(check_dim("narrow", t, dim));
-    if (start < 0 || length < 0 || start + length > t->shape[dim])
-        return lm_fail(
-            LM_ERR_ARG, "narrow: elements %lld to %lld out of range for dimension %d of size %lld",
-            (long long)start + 1, (long long)(start + length), dim + 1, (long long)t->shape[dim]);
+    if (start < 0 || length < 0 || start > t->shape[dim] || length > t->shape[dim] - start) {
+        int64_t last;
+        if (__builtin_add_overflow(start, length, &last))
+            return lm_fail(LM_ERR_ARG,
+                           "narrow: %lld elements from element %lld out of range for dimension "
+                           "%d of size %lld",
+                           (long long)length, (long long)start + 1, dim + 1,
+                           (long long)t->shape[dim]);
+        return lm_fail(LM_ERR_ARG,
+                       "narrow: elements %lld to %lld out of range for dimension %d of size %lld",
+                       (long long)start + 1, (long long)last, dim + 1, (long long)t->shape[dim]);
+    }
     LM_TRY(view_of(out, t));
     (*out)->offset += start * t->strides[dim];
     (*out)->shape[dim] = length;
@@ -363,6 +374,7 @@ lm_status lm_tensor_expand(lm_tensor **out, lm_tensor *t, int ndim, const int64_
     if (ndim < t->ndim || ndim > LM_MAX_DIMS)
         return lm_fail(LM_ERR_SHAPE, "expand: cannot expand a %s tensor to %d dimensions",
                        lm_shape_str(t, buf, sizeof buf), ndim);
+    LM_TRY(check_shape("expand", ndim, shape));
     LM_TRY(view_of(out, t));
     lm_tensor *v = *out;
     int lead = ndim - t->ndim;

@@ -562,13 +562,16 @@ lm_status lm_ag_batch_norm(lm_tensor **out, lm_tensor **mean, lm_tensor **var, l
     if (!be->batch_norm)
         return lm_fail(LM_ERR_DEVICE, "batch_norm: no fused kernel on %s",
                        lm_device_name(x->storage->device));
-    lm_tensor *xc = NULL, *x3 = NULL, *y = NULL;
+    lm_tensor *xc = NULL, *x3 = NULL, *y = NULL, *wc = NULL, *bc = NULL;
     lm_status s = lm_contiguous(&xc, x);
+    /* the kernels read weight and bias as plain arrays */
+    if (s == LM_OK && weight) s = lm_contiguous(&wc, weight);
+    if (s == LM_OK && bias) s = lm_contiguous(&bc, bias);
     if (s == LM_OK) s = lm_tensor_view(&x3, xc, 3, s3);
     if (s == LM_OK) s = lm_tensor_new_like(&y, x3);
     if (s == LM_OK) s = lm_tensor_new(mean, LM_FLOAT32, x->storage->device, 1, &c);
     if (s == LM_OK) s = lm_tensor_new(var, LM_FLOAT32, x->storage->device, 1, &c);
-    if (s == LM_OK) s = be->batch_norm(y, *mean, *var, x3, weight, bias, eps);
+    if (s == LM_OK) s = be->batch_norm(y, *mean, *var, x3, wc, bc, eps);
     if (s == LM_OK) s = lm_tensor_view(out, y, x->ndim, x->shape);
     lm_tensor *in[3] = {x, weight, bias};
     if (s == LM_OK && lm_any_requires_grad(3, in)) {
@@ -578,11 +581,12 @@ lm_status lm_ag_batch_norm(lm_tensor **out, lm_tensor **mean, lm_tensor **var, l
             lm_node_save(node, 0, x3);
             lm_node_save(node, 1, *mean);
             lm_node_save(node, 2, *var);
-            lm_node_save(node, 3, weight);
+            lm_node_save(node, 3, wc);
             node->p[0] = eps;
         }
     }
     lm_tensor_release(xc), lm_tensor_release(x3), lm_tensor_release(y);
+    lm_tensor_release(wc), lm_tensor_release(bc);
     if (s != LM_OK) {
         lm_tensor_release(*out), lm_tensor_release(*mean), lm_tensor_release(*var);
         *out = *mean = *var = NULL;
@@ -601,6 +605,9 @@ static lm_status geometry(const char *op, const lm_tensor *x, int64_t kh, int64_
                        lm_shape_str(x, sx, sizeof sx));
     if (o->stride_h < 1 || o->stride_w < 1 || o->pad_h < 0 || o->pad_w < 0 || kh < 1 || kw < 1)
         return lm_fail(LM_ERR_ARG, "%s: kernel and stride must be >= 1 and padding >= 0", op);
+    if (x->shape[1] < 1) /* the kernels divide by the channels' share of the work */
+        return lm_fail(LM_ERR_SHAPE, "%s: input %s has no channels", op,
+                       lm_shape_str(x, sx, sizeof sx));
     *g = (lm_conv_geometry){x->shape[1], x->shape[2], x->shape[3], kh, kw, o->stride_h,
                             o->stride_w, o->pad_h,    o->pad_w,    0,  0};
     g->out_h = (g->height + 2 * g->pad_h - kh) / g->stride_h + 1;

@@ -3,10 +3,14 @@
 
 #include "lm_ops.h"
 
-/* A byte holds 0..255: a fill outside it is an error, as in PyTorch. */
+/* A byte holds 0..255 and an int32 -2^31..2^31-1: a fill outside (or NaN)
+ * is an error, as in PyTorch; fractions are truncated toward zero. */
 static lm_status check_fill(const char *op, lm_dtype dtype, double value) {
     if (dtype == LM_UINT8 && !(value >= 0 && value < 256))
         return lm_fail(LM_ERR_ARG, "%s: %g does not fit in uint8 (0 to 255)", op, value);
+    if (dtype == LM_INT32 && !(value > -2147483649.0 && value < 2147483648.0))
+        return lm_fail(LM_ERR_ARG, "%s: %g does not fit in int32 (-2147483648 to 2147483647)", op,
+                       value);
     return LM_OK;
 }
 
@@ -29,6 +33,10 @@ lm_status lm_arange(lm_tensor **out, lm_dtype dtype, double start, double step, 
     *out = NULL;
     if (count < 0) return lm_fail(LM_ERR_ARG, "arange: negative number of elements");
     if (dtype == LM_UINT8) return lm_fail(LM_ERR_ARG, "arange: makes float32 or int32 tensors");
+    if (count > 0 && dtype == LM_INT32) { /* the values run from the first to the last */
+        LM_TRY(check_fill("arange", dtype, start));
+        LM_TRY(check_fill("arange", dtype, start + step * (double)(count - 1)));
+    }
     LM_TRY(lm_tensor_new(out, dtype, LM_CPU, 1, &count));
     for (int64_t i = 0; i < count; i++) {
         double v = start + step * (double)i;

@@ -175,7 +175,8 @@ done:
 
 /* Runs a planned product. */
 static lm_status run_plan(const matmul_plan *p) {
-    if (p->K == 0) return LM_OK;
+    /* nothing to compute (BLAS would also reject a zero leading dimension) */
+    if (p->K == 0 || lm_tensor_numel(p->o3) == 0) return LM_OK;
     return p->be->matmul(p->o3, p->a3, p->b3, 1.0f, 0.0f, p->bias);
 }
 

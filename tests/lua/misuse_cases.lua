@@ -419,6 +419,40 @@ function M.cases(scratch)
     .. "Download the binary version from https://www.cs.toronto.edu/~kriz/cifar.html into data/cifar10, or set LUMEN_DATA.", function() return function() return lm.data.cifar10{dir = "/nonexistent/cifar"} end end)
   case("json bad text", "json: expected a key at byte 2, found \"oops\"", function() return function() return lm.json.decode("{oops") end end)
   case("json cut short", "json: expected ',' or '}' at byte 8, found the end of the text", function() return function() return lm.json.decode('{"a": 1') end end)
+  -- sizes and values that overflow, lists read through metamethods, empty dimensions
+  case("cat of a list made by metamethods", "cat: needs a non-empty list of tensors", function()
+    local proxy = setmetatable({}, {__len = function() return 2 end, __index = function(_, i)
+      collectgarbage(); collectgarbage()
+      return lm.full({1000}, i)
+    end})
+    return function() return lm.cat(proxy, 1) end
+  end)
+  on_x("narrow with a length that wraps", "narrow: 9223372036854775807 elements from element 2 out of range "
+    .. "for dimension 1 of size 2", function(x) return x:narrow(1, 2, math.maxinteger) end)
+  case("view whose size product wraps", "view: shape is too large",
+    function() return function() return lm.zeros(0):view(1 << 32, 1 << 32) end end)
+  case("expand with -1 for a new dimension", "expand: size -1 for new dimension 1 (only existing dimensions "
+    .. "keep their size)", function() return function() return lm.ones(3):expand(-1, 3) end end)
+  case("expand past any memory", "expand: shape is too large",
+    function() return function() return lm.ones(1, 1):expand(1 << 62, 4) end end)
+  case("conv2d with no input channels", "conv2d: input [1, 0, 4, 4] has no channels",
+    function() return function() return F.conv2d(lm.zeros(1, 0, 4, 4), lm.zeros(2, 0, 3, 3)) end end)
+  case("arange beyond int32", "arange: 3e+09 does not fit in int32 (-2147483648 to 2147483647)",
+    function() return function() return lm.arange(3e9, 3e9, "int32") end end)
+  case("arange to NaN", "arange: start, stop and step must be finite numbers",
+    function() return function() return lm.arange(0 / 0) end end)
+  case("size of a 0-D tensor", "size: a 0-D tensor has no dimensions",
+    function() return function() return lm.zeros(7):select(1, 1):size(1) end end)
+  case("stride of a 0-D tensor", "stride: a 0-D tensor has no dimensions",
+    function() return function() return lm.zeros(7):select(1, 1):stride(1) end end)
+  case("full beyond int32", "full: 3e+09 does not fit in int32 (-2147483648 to 2147483647)",
+    function() return function() return lm.full({2}, 3e9, "int32") end end)
+  case("fill_ beyond int32", "fill_: -1e+12 does not fit in int32 (-2147483648 to 2147483647)", function()
+    local t = lm.tensor({1, 2}, "int32")
+    local before = snap(t)
+    return function() return t:fill_(-1e12) end, function(ck) ck.tensor("t", t, before) end
+  end)
+
   -- layer options: a torch option Lumen does not compute, or a misspelt one, is an error
   local nn = lm.nn
   case("Conv2d dilated", "nn.Conv2d: option dilation = 2 is not supported (Lumen's convolutions are not dilated)",

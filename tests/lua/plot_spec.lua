@@ -86,3 +86,26 @@ describe("plot", function()
   end)
 end)
 
+describe("the raster canvas", function()
+  it("clips shapes with huge or NaN coordinates from data instead of writing outside", function()
+    local c = lm._canvas(10, 10)
+    local inf, nan = 1e300, 0 / 0
+    c:polygon({inf, 0, inf, 10, inf, 5}, 0xff0000ff) -- every crossing right of the canvas
+    c:polygon({-inf, 0, -inf, 10, -inf, 5}, 0xff0000ff)
+    c:polygon({nan, 0, 5, 10, -inf, 5}, 0xff0000ff)
+    c:disc(inf, 5, 2, 0xff0000ff)
+    c:line(-inf, -inf, -inf, 5, 2, 0xff0000ff)
+    -- (the NaN polygon may cover part of the canvas); off-canvas shapes cover nothing
+    local d = lm._canvas(10, 10)
+    d:polygon({inf, 0, inf, 10, inf, 5}, 0xff0000ff)
+    d:disc(inf, 5, 2, 0xff0000ff)
+    d:line(-inf, -inf, -inf, 5, 2, 0xff0000ff)
+    same({d:pixel(9, 5)}, {255, 255, 255, 255})
+    same({d:pixel(0, 0)}, {255, 255, 255, 255})
+    -- a rectangle far larger than the canvas fills it, in one pass over its pixels
+    local e = lm._canvas(10, 10)
+    e:fill_rect(-1e9, -1e9, 1e9, 1e9, 0x0000ffff)
+    same({e:pixel(0, 0)}, {0, 0, 255, 255})
+    same({e:pixel(9, 9)}, {0, 0, 255, 255})
+  end)
+end)
