@@ -2,6 +2,7 @@
 -- benchmarks and tests.
 local lm = require 'lumen'
 local nn = lm.nn
+local checks = require 'lumen.nn.checks'
 
 local models = {}
 
@@ -9,7 +10,7 @@ local models = {}
 --- Linear(10), Sigmoid. opts.inputs (784), opts.hidden (200), opts.layers
 --- (12), opts.dropout (0.1: the paper's keep probability 0.9), opts.classes (10).
 function models.net1(opts)
-  opts = opts or {}
+  opts = checks.opts(opts, "models.net1", {inputs = true, hidden = true, layers = true, dropout = true, classes = true})
   local layers, width = {}, opts.inputs or 784
   local hidden, dropout = opts.hidden or 200, opts.dropout or 0.1
   for _ = 1, opts.layers or 12 do
@@ -30,7 +31,7 @@ end
 --- hidden layer. opts.width scales the channel counts (1 is the paper's),
 --- opts.dropout (0.2: keep probability 0.8).
 function models.net2(opts)
-  opts = opts or {}
+  opts = checks.opts(opts, "models.net2", {width = true, dropout = true, classes = true})
   local scale, dropout = opts.width or 1, opts.dropout or 0.2
   local function channels(c) return math.max(1, math.floor(c * scale + 0.5)) end
   local c1, c2 = channels(96), channels(192)

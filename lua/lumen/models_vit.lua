@@ -2,6 +2,7 @@
 -- Called by lua/lumen/models.lua with the models table, to which it adds its constructors.
 local lm = require 'lumen'
 local nn = lm.nn
+local checks = require 'lumen.nn.checks'
 
 local function check_size(v, what)
   if math.type(v) ~= "integer" or v < 1 then
@@ -17,7 +18,11 @@ local ViT = nn.Module:extend("models.ViT")
 --   layers.<i>.* (i from 0): nn.TransformerEncoderLayer's (self_attn.in_proj_weight, ...,
 --   linear1, linear2, norm1, norm2), norm.weight, norm.bias [dim], head.weight
 --   [num_classes, dim], head.bias [num_classes]
+local VIT_OPTS = {image_size = true, patch_size = true, num_classes = true, dim = true, depth = true, heads = true,
+  mlp_dim = true, channels = true, dropout = true}
+
 function ViT:init(opts)
+  checks.opts(opts, "models.vit", VIT_OPTS)
   for _, k in ipairs{"image_size", "patch_size", "num_classes", "dim", "depth", "heads", "mlp_dim"} do
     check_size(opts[k], k)
   end
@@ -76,5 +81,32 @@ return function(models)
   function models.vit(opts)
     if type(opts) ~= "table" then error("models.vit: expects a table of options", 2) end
     return ViT(opts)
+  end
+
+  -- torchvision's VisionTransformer names -> lm.models.vit's, in order
+  local TORCHVISION_NAMES = {
+    {"^encoder%.pos_embedding$", "pos_embedding"},
+    {"^encoder%.ln%.", "norm."},
+    {"^heads%.head%.", "head."},
+    {"^encoder%.layers%.encoder_layer_(%d+)%.", "layers.%1."},
+    {"^(layers%.%d+%.)ln_1%.", "%1norm1."},
+    {"^(layers%.%d+%.)ln_2%.", "%1norm2."},
+    {"^(layers%.%d+%.)self_attention%.", "%1self_attn."},
+    {"^(layers%.%d+%.)mlp%.0%.", "%1linear1."},        -- torchvision >= 0.13
+    {"^(layers%.%d+%.)mlp%.3%.", "%1linear2."},
+    {"^(layers%.%d+%.)mlp%.linear_1%.", "%1linear1."}, -- older files
+    {"^(layers%.%d+%.)mlp%.linear_2%.", "%1linear2."},
+  }
+
+  --- lm.models.torchvision_vit_rename(name): a torchvision
+  --- VisionTransformer's state_dict name as lm.models.vit names it (for
+  --- load_state_dict's or load's `rename`); a vit built with the same
+  --- image_size, patch_size, dim (hidden_dim), depth (num_layers), heads,
+  --- mlp_dim and num_classes then loads strictly and gives torchvision's
+  --- outputs. Names with no counterpart (a `heads.pre_logits` layer) are
+  --- returned unchanged, so strict loading reports them.
+  function models.torchvision_vit_rename(name)
+    for _, rule in ipairs(TORCHVISION_NAMES) do name = name:gsub(rule[1], rule[2]) end
+    return name
   end
 end
