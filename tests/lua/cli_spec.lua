@@ -1,0 +1,39 @@
+-- lumen.cli: the experiments' command-line options.
+local cli = require 'lumen.cli'
+
+local defaults = {epochs = 30, lr = 1e-3, data = "mnist", paper = false, resume = true, batch_size = 128}
+
+describe("cli.parse", function()
+  it("reads --name value, --name=value, flags and their negations", function()
+    local o = cli.parse({"--epochs", "5", "--lr=0.5", "--data", "cifar10", "--paper", "--no-resume",
+      "--batch-size", "64"}, defaults)
+    same(o, {epochs = 5, lr = 0.5, data = "cifar10", paper = true, resume = false, batch_size = 64})
+    eq(math.type(o.epochs), "integer")
+    same(cli.parse({}, defaults), defaults)
+    eq(cli.parse({"--paper=True"}, defaults).paper, true)
+    eq(cli.parse({"--paper=off"}, defaults).paper, false)
+    eq(cli.parse({"--resume", "false", "--epochs", "2"}, defaults).resume, false)
+    eq(cli.parse({"--resume", "--epochs", "2"}, defaults).resume, true)
+  end)
+
+  -- a mistake ends the process: message on stderr, status 2
+  local build = os.getenv("LUMEN_BUILD_DIR") or "build"
+  local function run(args)
+    local script = string.format("require('lumen.cli').parse({%s}, {epochs = 30, data = 'mnist', paper = false})",
+      args)
+    local p = io.popen(string.format("'%s/lumen' -e \"%s\" 2>&1; echo \"status $?\"", build, script))
+    local out = p:read("a")
+    p:close()
+    return out
+  end
+
+  it("refuses a mistake with a message and status 2, without a traceback", function()
+    eq(run("'--paper=maybe'"), "option --paper is true or false (also yes/no, on/off, 1/0), got 'maybe' "
+      .. "(see --help)\nstatus 2\n")
+    eq(run("'--epochs', 'abc'"), "option --epochs needs a number, got 'abc' (see --help)\nstatus 2\n")
+    eq(run("'--data', '--epochs', '5'"), "option --data needs a value, got the option '--epochs' (see --help)\n"
+      .. "status 2\n")
+    eq(run("'--epoch', '5'"), "unknown option --epoch (did you mean --epochs?) (see --help)\nstatus 2\n")
+    eq(run("'5'"), "unexpected argument '5' (options look like --name value) (see --help)\nstatus 2\n")
+  end)
+end)
