@@ -26,6 +26,7 @@
 #define PROMPT "lumen> "
 #define PROMPT_MORE "   >> "
 #define EOF_MARK "<eof>"
+#define HISTORY_LINES 2000
 
 static const char *progname = "lumen";
 static lua_State *global_L;
@@ -44,7 +45,10 @@ static void on_sigint(int sig) {
 }
 
 static void print_error(const char *msg) {
-    fprintf(stderr, "%s: %s\n", progname, msg);
+    if (progname) /* NULL in the REPL, where a message stands alone */
+        fprintf(stderr, "%s: %s\n", progname, msg);
+    else
+        fprintf(stderr, "%s\n", msg);
     fflush(stderr);
 }
 
@@ -104,12 +108,36 @@ static int dostring(lua_State *L, const char *s, const char *name) {
     return dochunk(L, luaL_loadbuffer(L, s, strlen(s), name));
 }
 
-static int dolibrary(lua_State *L, const char *name) {
+/* -l mod or -l g=mod (as lua 5.4.4): require mod into the global g (mod). */
+static int dolibrary(lua_State *L, const char *spec) {
+    const char *eq = strchr(spec, '=');
+    const char *mod = eq ? eq + 1 : spec;
     lua_getglobal(L, "require");
-    lua_pushstring(L, name);
+    lua_pushstring(L, mod);
     int status = docall(L, 1, 1);
-    if (status == LUA_OK) lua_setglobal(L, name);
+    if (status == LUA_OK) {
+        if (eq)
+            lua_pushlstring(L, spec, (size_t)(eq - spec));
+        else
+            lua_pushstring(L, mod);
+        lua_insert(L, -2);
+        lua_setglobal(L, lua_tostring(L, -2));
+        lua_pop(L, 1);
+    }
     return report(L, status);
+}
+
+/* LUA_INIT_5_4 or LUA_INIT: a chunk, or @file, run before the options (as lua does). */
+static int handle_luainit(lua_State *L) {
+    const char *name = "=LUA_INIT_5_4";
+    const char *init = getenv(name + 1);
+    if (!init) {
+        name = "=LUA_INIT";
+        init = getenv(name + 1);
+    }
+    if (!init) return LUA_OK;
+    if (init[0] == '@') return dochunk(L, luaL_loadfile(L, init + 1));
+    return dostring(L, init, name);
 }
 
 /* arg table: script name at 0, its arguments at 1.., options before at negatives */
@@ -256,7 +284,11 @@ static int load_statement(lua_State *L) {
     lua_settop(L, 0);
     char *line = read_line(PROMPT);
     if (!line) return -1;
-    lua_pushstring(L, line);
+    /* "=expr" prints expr, as in lua's REPL */
+    if (line[0] == '=')
+        lua_pushfstring(L, "return %s", line + 1);
+    else
+        lua_pushstring(L, line);
     free(line);
     const char *text = lua_tostring(L, 1);
     /* first try as an expression whose value gets printed */
@@ -275,7 +307,8 @@ static int load_statement(lua_State *L) {
         status = luaL_loadbuffer(L, code, len, "=stdin");
         if (!incomplete(L, status)) break;
         char *more = read_line(PROMPT_MORE);
-        if (!more) break;
+        if (!more)
+            return -1; /* end of input inside a statement: it is dropped, as the session ends */
         lua_pushliteral(L, "\n");
         lua_pushstring(L, more);
         free(more);
@@ -322,6 +355,7 @@ static void repl(lua_State *L) {
         snprintf(history_path, sizeof history_path, "%s/.lumen_history", home);
         FILE *f = fopen(history_path, "a"); /* make sure it exists */
         if (f) fclose(f);
+        history_truncate_file(history_path, HISTORY_LINES); /* the newest lines only */
         read_history(history_path);
     }
     global_L = L;
@@ -351,14 +385,20 @@ static void repl(lua_State *L) {
  * ------------------------------------------------------------------------------------------ */
 
 static void print_usage(const char *bad) {
-    fprintf(stderr, "%s: unrecognized option '%s'\n", progname, bad);
+    if (bad[1] == 'e' || bad[1] == 'l')
+        fprintf(stderr, "%s: '%s' needs argument\n", progname, bad);
+    else
+        fprintf(stderr, "%s: unrecognized option '%s'\n", progname, bad);
     fprintf(stderr,
             "usage: %s [options] [script [args]]\n"
             "Available options are:\n"
             "  -e stat   execute string 'stat'\n"
             "  -i        enter interactive mode after executing 'script'\n"
-            "  -l name   require library 'name' into global 'name'\n"
+            "  -l mod    require library 'mod' into global 'mod'\n"
+            "  -l g=mod  require library 'mod' into global 'g'\n"
             "  -v        show version information\n"
+            "  -E        ignore environment variables\n"
+            "  -W        turn warnings on\n"
             "  --        stop handling options\n"
             "  -         stop handling options and execute stdin\n",
             progname);
@@ -415,16 +455,21 @@ typedef struct {
     int status;
 } main_args;
 
+/* The text of -e or -l at argv[*i]: attached (-eSTAT) or the next argument
+ * (not one that starts with '-', as lua); NULL when there is none. */
+static const char *option_text(char **argv, int argc, int *i) {
+    if (argv[*i][2]) return argv[*i] + 2;
+    if (*i + 1 >= argc || argv[*i + 1][0] == '-') return NULL;
+    return argv[++*i];
+}
+
 static int pmain(lua_State *L) {
     main_args *a = lua_touserdata(L, 1);
     int argc = a->argc;
     char **argv = a->argv;
-    bool interactive = false, version = false, ran_e = false;
+    bool interactive = false, version = false, ran_e = false, no_env = false, warnings = false;
     int script = 0;
     luaL_checkversion(L);
-    luaL_openlibs(L);
-    lua_gc(L, LUA_GCRESTART);
-    lua_gc(L, LUA_GCGEN, 0, 0);
     /* first pass: validate options, find the script */
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
@@ -444,30 +489,37 @@ static int pmain(lua_State *L) {
             interactive = version = true;
         else if (!strcmp(o, "-v"))
             version = true;
-        else if (!strcmp(o, "-e") || !strcmp(o, "-l")) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "%s: '%s' needs argument\n", progname, o);
-                return 0;
-            }
-            i++;
+        else if (!strcmp(o, "-E"))
+            no_env = true;
+        else if (!strcmp(o, "-W"))
+            warnings = true;
+        else if ((o[1] == 'e' || o[1] == 'l') && option_text(argv, argc, &i)) {
             if (o[1] == 'e') ran_e = true;
         } else {
             print_usage(o);
             return 0;
         }
     }
+    if (no_env) { /* the package library then ignores LUA_PATH and LUA_CPATH */
+        lua_pushboolean(L, 1);
+        lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
+    }
+    luaL_openlibs(L);
+    if (warnings) lua_warning(L, "@on", 0);
+    lua_gc(L, LUA_GCRESTART);
+    lua_gc(L, LUA_GCGEN, 0, 0);
     if (version) print_version();
     create_arg_table(L, argv, argc, script);
     if (open_lumen(L) != LUA_OK) return 0;
+    if (!no_env && handle_luainit(L) != LUA_OK) return 0;
     /* second pass: run -e and -l in order */
     int last = script ? script : argc;
     for (int i = 1; i < last; i++) {
         const char *o = argv[i];
-        if (!strcmp(o, "-e")) {
-            if (dostring(L, argv[++i], "=(command line)") != LUA_OK) return 0;
-        } else if (!strcmp(o, "-l")) {
-            if (dolibrary(L, argv[++i]) != LUA_OK) return 0;
-        }
+        if (o[0] != '-' || (o[1] != 'e' && o[1] != 'l')) continue;
+        const char *text = option_text(argv, argc, &i);
+        if (o[1] == 'e' && dostring(L, text, "=(command line)") != LUA_OK) return 0;
+        if (o[1] == 'l' && dolibrary(L, text) != LUA_OK) return 0;
     }
     if (script && handle_script(L, argv, script, argc) != LUA_OK) return 0;
     if (interactive) {

@@ -60,4 +60,18 @@ describe("the REPL in a terminal", function()
     truthy(out:find("cannot be broadcast", 1, true) and out:find("stack traceback", 1, true), "the error:\n" .. out)
     truthy(out:find("\nalive\n", 1, true), "the session went on after the error:\n" .. out)
   end)
+
+  it("prints =expr as lua does, names no program in errors, and ends on Ctrl-D inside a statement", function()
+    local keys = {"'=1+2\n'", "'setmetatable({}, {__tostring = function() error(\"ts\") end})\n'",
+      "'print(\"alive\")\n'", "'for i = 1, 2 do\n'"}
+    local p = io.popen("/usr/bin/python3 tests/repl/pty_session.py " .. build .. "/lumen "
+      .. table.concat(keys, " ") .. " 2>&1")
+    local out = p:read("a")
+    p:close()
+    truthy(out:find("lumen> =1+2\n3\n", 1, true), "=expr printed its value:\n" .. out)
+    truthy(out:find("\nerror calling 'print' (", 1, true), "the print error:\n" .. out)
+    eq(out:find("(null)", 1, true), nil, "no (null) in messages:\n" .. out)
+    truthy(out:find("\nalive\n", 1, true), "the session went on:\n" .. out)
+    eq(out:find("error object", 1, true), nil, "Ctrl-D in a statement ends the session quietly:\n" .. out)
+  end)
 end)
