@@ -85,7 +85,7 @@ describe("experiments", function()
     local metrics
     ok, metrics = run_experiment("experiments/introspect_cifar10.lua",
       {"--data-dir", dir, "--model", dir .. "/net2.safetensors", "--width", "0.1", "--ae-epochs", "1",
-       "--est-epochs", "1", "--out", dir .. "/out"})
+       "--est-epochs", "1", "--est-period", "10", "--est-cycles", "2", "--out", dir .. "/out"})
     -- FGSM paths on that map
     local fok, fgsm = run_experiment("experiments/fgsm_cifar10.lua",
       {"--data-dir", dir, "--model", dir .. "/net2.safetensors", "--width", "0.1", "--from", dir .. "/out",
@@ -111,6 +111,8 @@ describe("experiments", function()
     truthy(ok, metrics)
     eq(#have, 5, "files written: " .. table.concat(have, ", "))
     eq(metrics.model, "Net2")
+    truthy(metrics.note:find("the map metrics are on", 1, true), metrics.note)
+    eq(metrics.cycles.estimator.cycles, 2, "the 2-D estimator in the cyclic regime, its cycle chosen on validation")
     truthy(fok, fgsm)
     truthy(fgsm_png, "fgsm_paths.png written")
     eq(fgsm.sample, 2)
@@ -136,7 +138,7 @@ describe("experiments", function()
     local traj = ok and lm.load(dir .. "/net2/trajectories.safetensors")
     local iok, metrics = run_experiment("experiments/introspect_cifar10.lua",
       {"--data-dir", dir, "--model", dir .. "/net2/model.safetensors", "--width", "0.1", "--subset", "40",
-       "--ae-epochs", "1", "--est-epochs", "1", "--out", dir .. "/out"})
+       "--ae-epochs", "1", "--est-epochs", "1", "--est-period", "10", "--est-cycles", "2", "--out", dir .. "/out"})
     local pngs = {}
     for _, f in ipairs{"trajectories.png", "violins.png"} do
       local fh = io.open(dir .. "/out/" .. f, "rb")

@@ -165,6 +165,11 @@ describe("introspection", function()
     local y = lm.tensor({1, 1, 1, 2, 2, 2}, 'int32')
     eq(I.knn_accuracy(Z, y, 2), 1)
     eq(I.knn_accuracy(Z, lm.tensor({1, 2, 1, 2, 1, 2}, 'int32'), 2) < 1, true)
+    -- fewer points than k + 1: every other point votes (k = 5 here)
+    eq(I.knn_accuracy(Z, y, 10), I.knn_accuracy(Z, y, 5))
+    eq(I.knn_accuracy(Z, y, 10), 0, "5 neighbours: 2 of the own class against 3")
+    local one = I.knn_accuracy(Z:narrow(1, 1, 1), y:narrow(1, 1, 1), 10)
+    truthy(one ~= one, "a single point has no neighbour: NaN")
     -- in blocks of queries: the same votes as one block, for every part
     lm.manual_seed(5)
     local labels = {}

@@ -742,14 +742,16 @@ end
 
 -- ---- measures ------------------------------------------------------------------------------------------
 
---- Fraction of points whose k nearest other points (Euclidean, in Z) mostly
+--- Fraction of points whose k (at most N - 1) nearest other points (Euclidean, in Z) mostly
 --- share their label (majority vote; on a tie, the class whose count got
 --- there first, that is with the nearer neighbours, wins). o.first and
 --- o.count (1-based) take only those points as queries, their neighbours
 --- still among all of Z (a rank's part of the work). o.chunk: queries per
 --- block (default: about 8 MB of distances a block).
 function I.knn_accuracy(Z, labels, k, o)
-  k = k or 10
+  -- a set of N points has N - 1 others: k is at most that
+  k = math.min(k or 10, Z:size(1) - 1)
+  if k < 1 then return 0 / 0 end
   local first = o and o.first or 1
   local n = o and o.count or Z:size(1) - first + 1
   local last = first + n - 1
