@@ -157,7 +157,8 @@ static int t_argmin(lua_State *L) {
 static int t_std(lua_State *L) {
     reduce(L, LM_VAR);
     lm_tensor *var = l_check_tensor(L, -1);
-    l_check(L, lm_ag_unary(l_push_slot(L), LM_SQRT, var, 0, 0));
+    /* p0 = 1: the rule gives no gradient where the spread is 0 (as torch's std) */
+    l_check(L, lm_ag_unary(l_push_slot(L), LM_SQRT, var, 1, 0));
     return 1;
 }
 

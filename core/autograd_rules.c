@@ -56,6 +56,10 @@ lm_status lm_rule_unary_composite(lm_node *n, lm_tensor *g, lm_tensor **gi) {
         break;
     case LM_SQRT:
         d = sc_binary(&sc, LM_DIV, sc_binary_scalar(&sc, LM_MUL, g, 0.5), y);
+        /* p0 = 1: the sqrt of a variance (x:std()), no gradient where it is
+         * 0, as torch's std (else a constant input's is NaN: inf times 0) */
+        if (p0 != 0)
+            d = sc_where(&sc, sc_binary_scalar(&sc, LM_EQ, y, 0), sc_zeros_like(&sc, y), d);
         break;
     case LM_ABS:
         d = sc_binary(&sc, LM_MUL, g, sc_unary(&sc, LM_SIGN, x, 0, 0));
@@ -87,12 +91,18 @@ lm_status lm_rule_unary_composite(lm_node *n, lm_tensor *g, lm_tensor **gi) {
                       sc_binary_scalar(&sc, LM_LE, x, p1));
         d = sc_binary(&sc, LM_MUL, g, d);
         break;
-    case LM_POW_SCALAR: /* p x^(p-1) */
+    case LM_POW_SCALAR: /* p x^(p-1); 0 for p = 0 (x^0 is constant, also at x = 0) */
+        if (p0 == 0) {
+            d = sc_zeros_like(&sc, x);
+            break;
+        }
         d = sc_binary_scalar(&sc, LM_MUL, sc_unary(&sc, LM_POW_SCALAR, x, p0 - 1, 0), p0);
         d = sc_binary(&sc, LM_MUL, g, d);
         break;
-    case LM_RPOW_SCALAR: /* p^x ln p */
+    case LM_RPOW_SCALAR: /* p^x ln p; 0 where p = 0 and x >= 0, as torch */
         d = sc_binary(&sc, LM_MUL, g, sc_binary_scalar(&sc, LM_MUL, y, log(p0)));
+        if (p0 == 0)
+            d = sc_where(&sc, sc_binary_scalar(&sc, LM_GE, x, 0), sc_zeros_like(&sc, x), d);
         break;
     case LM_SQUARE:
         d = sc_binary(&sc, LM_MUL, g, sc_binary_scalar(&sc, LM_MUL, x, 2));
@@ -157,14 +167,19 @@ lm_status lm_rule_binary(lm_node *n, lm_tensor *g, lm_tensor **gi) {
             db = sc_unary(&sc, LM_NEG, gy_b, 0, 0);
         }
         break;
-    case LM_POW: /* d/da = b a^(b-1), d/db = y ln a */
+    case LM_POW: /* d/da = b a^(b-1), d/db = y ln a; as torch, 0 where b = 0 (d/da)
+                    and where a = 0 and b >= 0 (d/db), not NaN or -inf */
         if (needs_grad(n, 0)) {
             lm_tensor *pow_b1 = sc_binary(&sc, LM_POW, a, sc_binary_scalar(&sc, LM_SUB, b, 1));
             da = sc_binary(&sc, LM_MUL, g, sc_binary(&sc, LM_MUL, b, pow_b1));
+            da = sc_where(&sc, sc_binary_scalar(&sc, LM_EQ, b, 0), sc_zeros_like(&sc, da), da);
         }
         if (needs_grad(n, 1)) {
             lm_tensor *y_ln_a = sc_binary(&sc, LM_MUL, y, sc_unary(&sc, LM_LOG, a, 0, 0));
             db = sc_binary(&sc, LM_MUL, g, y_ln_a);
+            lm_tensor *flat = sc_binary(&sc, LM_MUL, sc_binary_scalar(&sc, LM_EQ, a, 0),
+                                        sc_binary_scalar(&sc, LM_GE, b, 0));
+            db = sc_where(&sc, flat, sc_zeros_like(&sc, db), db);
         }
         break;
     case LM_MAXIMUM:
@@ -206,11 +221,17 @@ lm_status lm_rule_binary_scalar(lm_node *n, lm_tensor *g, lm_tensor **gi) {
         else
             d = sc_binary_scalar(&sc, LM_DIV, g, s);
         break;
-    case LM_POW: /* s^a: y ln s; a^s: s a^(s-1) */
-        if (first)
+    case LM_POW: /* s^a: y ln s (0 where s = 0 and a >= 0); a^s: s a^(s-1) (0 for s = 0), as torch
+                  */
+        if (first) {
             d = sc_binary_scalar(&sc, LM_MUL, y, log(s));
-        else
+            if (s == 0)
+                d = sc_where(&sc, sc_binary_scalar(&sc, LM_GE, a, 0), sc_zeros_like(&sc, a), d);
+        } else if (s == 0) {
+            d = sc_zeros_like(&sc, a);
+        } else {
             d = sc_binary_scalar(&sc, LM_MUL, sc_unary(&sc, LM_POW_SCALAR, a, s - 1, 0), s);
+        }
         d = sc_binary(&sc, LM_MUL, g, d);
         break;
     case LM_MAXIMUM:

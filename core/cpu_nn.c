@@ -33,8 +33,10 @@ static void softmax_rows(void *ctx, int64_t r0, int64_t r1) {
             if (!j->log) o[c] = e;
         }
         if (j->log) {
-            float lse = m + (float)log(sum);
-            for (int64_t c = 0; c < j->cols; c++) o[c] = x[c] - lse;
+            /* (x - m) - log(sum): m + log(sum) rounded to float would lose
+             * log(sum) next to a large m */
+            float ls = (float)log(sum);
+            for (int64_t c = 0; c < j->cols; c++) o[c] = (x[c] - m) - ls;
         } else {
             float inv = (float)(1.0 / sum);
             for (int64_t c = 0; c < j->cols; c++) o[c] *= inv;

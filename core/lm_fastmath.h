@@ -2,8 +2,10 @@
  * expf/expm1f are scalar calls). Range reduction x = n ln2 + r with |r| <=
  * ln2/2 and a degree-7 Taylor polynomial, whose truncation error is below
  * 6e-9 there; tests/c/test_fastmath.c bounds the error against double
- * precision (a few ulp). Inputs are clamped to [-87, 88]: exp underflows to
- * about 1.6e-38 and saturates near FLT_MAX instead of returning 0 or inf. */
+ * precision (a few ulp). 2^n is formed in two factors, so exp overflows to
+ * inf past ln(FLT_MAX) and underflows through the subnormals to 0 (or to 0
+ * at FLT_MIN when they are flushed), as libm's does; inputs are clamped to
+ * [-104, 89] only to keep n in range. */
 #ifndef LM_FASTMATH_H
 #define LM_FASTMATH_H
 
@@ -34,18 +36,26 @@ static inline float lm_expm1_reduced(float r) {
     return p * r;
 }
 
-/* 2^n for integral n in [-126, 127]; NaN gives 1 (the caller's polynomial
- * then carries the NaN), since converting NaN to an integer is undefined */
-static inline float lm_pow2i(float n) {
-    int32_t k = n == n ? (int32_t)n : 0;
+/* 2^k for integral k in [-126, 127] */
+static inline float lm_pow2_bits(int32_t k) {
     uint32_t bits = (uint32_t)(k + 127) << 23;
     float f;
     memcpy(&f, &bits, sizeof f);
     return f;
 }
 
+/* 2^n for integral n in [-252, 254], as the product of two halves (inf or
+ * a subnormal or 0 where the product is); NaN gives 1 (the caller's
+ * polynomial then carries the NaN), since converting NaN to an integer is
+ * undefined */
+static inline float lm_pow2i(float n) {
+    int32_t k = n == n ? (int32_t)n : 0;
+    int32_t half = k >> 1; /* floor(k / 2) */
+    return lm_pow2_bits(half) * lm_pow2_bits(k - half);
+}
+
 static inline void lm_exp_reduce(float x, float *n, float *r) {
-    x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
+    x = x < -104.0f ? -104.0f : x > 89.0f ? 89.0f : x;
     *n = rintf(x * 1.442695041f);
     float t = x - *n * 0.693145751953125f; /* ln2 split in a high part exact in float */
     *r = t - *n * 1.428606765330187e-06f;

@@ -107,8 +107,8 @@ LM_HOST_DEVICE static inline float lm_unary_f32(lm_unary_op op, float x, float p
         return tanhf(x);
     case LM_SIGMOID:
         return 1.0f / (1.0f + lm_expf(-x));
-    case LM_RELU:
-        return x > 0 ? x : 0.0f;
+    case LM_RELU: /* NaN passes, as torch (one unordered compare: still vectorised) */
+        return !(x <= 0) ? x : 0.0f;
     case LM_ELU: { /* expm1 in every lane (of 0 where x > 0; NaN stays NaN): the
                     * compiler selects afterwards instead of masking the polynomial */
         float e = p0 * lm_expm1f(x > 0 ? 0.0f : x);
@@ -257,7 +257,7 @@ LM_HOST_DEVICE static inline double lm_scalar_unary(lm_unary_op op, double x, do
     case LM_SIGMOID:
         return 1.0 / (1.0 + exp(-x));
     case LM_RELU:
-        return x > 0 ? x : 0;
+        return !(x <= 0) ? x : 0;
     case LM_ELU:
         return x > 0 ? x : p0 * expm1(x);
     case LM_CLAMP:

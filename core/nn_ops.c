@@ -311,16 +311,19 @@ static lm_status cross_entropy_forward(lm_tensor **out, lm_tensor **lsm_out, lm_
     LM_TRY(lm_check_index_range("cross_entropy", "label", "classes", labels, classes));
     const lm_backend *be = lm_backend_of(logits);
     if (!be) return LM_ERR_DEVICE;
-    lm_tensor *lsm = NULL, *onehot = NULL, *picked = NULL, *total = NULL;
+    lm_tensor *lsm = NULL, *onehot = NULL, *picked = NULL, *total = NULL, *zero = NULL;
     lm_status s = softmax_forward(&lsm, NULL, logits, 1, true);
     int64_t shape[2] = {n, classes};
     if (s == LM_OK) s = lm_tensor_new(&onehot, LM_FLOAT32, logits->storage->device, 2, shape);
     if (s == LM_OK) s = be->one_hot(onehot, labels);
-    if (s == LM_OK) s = lm_binary(&picked, LM_MUL, lsm, onehot);
+    if (s == LM_OK) s = lm_full(&zero, LM_FLOAT32, logits->storage->device, 0, NULL, 0.0);
+    /* picked, not multiplied: a masked class's -inf times 0 would be NaN */
+    if (s == LM_OK) s = lm_where(&picked, onehot, lsm, zero);
     if (s == LM_OK) s = lm_reduce(&total, NULL, LM_SUM, picked, -1, false);
     if (s == LM_OK) s = lm_binary_scalar(out, LM_MUL, total, -1.0 / (double)n, false);
     lm_tensor_release(picked);
     lm_tensor_release(total);
+    lm_tensor_release(zero);
     if (s != LM_OK) {
         lm_tensor_release(lsm);
         lm_tensor_release(onehot);

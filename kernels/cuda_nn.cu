@@ -40,8 +40,8 @@ __global__ void softmax_rows(float *out, const float *x, int64_t rows, int64_t c
         }
         sum = warp_sum(sum);
         if (log) {
-            float lse = m + (float)::log(sum);
-            for (int64_t c = lane; c < cols; c += 32) o[c] = xr[c] - lse;
+            float ls = (float)::log(sum); /* (x - m) - log(sum), as the CPU's */
+            for (int64_t c = lane; c < cols; c += 32) o[c] = (xr[c] - m) - ls;
         } else {
             float inv = (float)(1.0 / sum);
             for (int64_t c = lane; c < cols; c += 32) o[c] *= inv;

@@ -4,15 +4,21 @@
 
 static void test_exp_accuracy(void) {
     double worst = 0;
-    for (float x = -80.0f; x <= 80.0f; x += 0.0137f) {
+    /* the whole range of normal results, up to ln(FLT_MAX) = 88.72 */
+    for (float x = -87.3f; x <= 88.72f; x += 0.0137f) {
         double want = exp((double)x), got = lm_fast_expf(x);
         double rel = fabs(got - want) / want;
         if (rel > worst) worst = rel;
     }
     CHECK(worst < 5e-7); /* a few float ulp */
     CHECK(lm_fast_expf(0) == 1.0f);
-    CHECK(lm_fast_expf(-200) > 0 && lm_fast_expf(-200) < 1e-37);
-    CHECK(isfinite(lm_fast_expf(200)));
+    /* past the range: 0 and inf, as libm (it was clamped to 1.6e-38 and 1.65e38) */
+    CHECK(lm_fast_expf(-200) == 0.0f);
+    CHECK(lm_fast_expf(-INFINITY) == 0.0f);
+    CHECK(isinf(lm_fast_expf(88.8f)) && isinf(lm_fast_expf(200)) && isinf(lm_fast_expf(INFINITY)));
+    /* subnormal results where they are not flushed: 2^-140 */
+    float tiny = lm_fast_expf(-140.0f * 0.69314718f);
+    CHECK(tiny == 0.0f || fabs(tiny / ldexp(1.0, -140) - 1) < 1e-3);
 }
 
 static void test_expm1_accuracy(void) {
@@ -26,6 +32,8 @@ static void test_expm1_accuracy(void) {
     /* tiny arguments keep their relative precision (no cancellation) */
     CHECK_NEAR(lm_fast_expm1f(1e-6f) / 1e-6, 1.0000005, 1e-6);
     CHECK(lm_fast_expm1f(0) == 0);
+    CHECK(lm_fast_expm1f(-200) == -1.0f && lm_fast_expm1f(-INFINITY) == -1.0f);
+    CHECK(isinf(lm_fast_expm1f(200)));
 }
 
 /* NaN propagates through both (ELU and softmax feed NaN in unmasked) */

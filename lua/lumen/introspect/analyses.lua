@@ -51,7 +51,9 @@ function A.density(Z, grid, o)
   local h = o.bandwidth or A.bandwidth(Z)
   return lm.no_grad(function()
     local d2 = F.squared_distances(grid.points, Z)
-    local dens = (d2 * (-0.5 / (h * h))):exp():sum(2):view(-1)
+    -- shifted by the smallest distance, which the normalisation cancels: a
+    -- narrow kernel whose every value underflows would otherwise give 0 / 0
+    local dens = ((d2 - d2:min():item()) * (-0.5 / (h * h))):exp():sum(2):view(-1)
     return dens / (dens:sum():item() * grid.cell)
   end), h
 end

@@ -37,11 +37,13 @@ function F.squared_distances(a, b)
   local aa = (a * a):sum(2, true)           -- [N, 1]
   local bb = (b * b):sum(2, true):t()       -- [1, M]
   local ab = lm.matmul(a, b:t())            -- [N, M]
+  -- at least 0: the expanded form cancels for points far from the origin
+  -- and near each other (as torch's cdist clamps it)
   if lm.is_grad_enabled() and (a:requires_grad() or b:requires_grad()) then
-    return ab * -2 + bb + aa
+    return (ab * -2 + bb + aa):clamp(0, math.huge)
   end
   -- no gradient: the same sums in place, one [N, M] block instead of four
-  return ab:mul_(-2):add_(bb):add_(aa)
+  return ab:mul_(-2):add_(bb):add_(aa):clamp_(0, math.huge)
 end
 
 --- Maximum Mean Discrepancy between samples z [N, D] and prior samples p
