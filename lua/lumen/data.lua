@@ -178,10 +178,14 @@ function data.one_hot(labels, classes)
   if labels:dtype() == "uint8" then labels = labels:int() end -- labels stored as bytes (a U8 file)
   local n = labels:size(1)
   classes = classes or labels:max():item()
+  if labels:dtype() ~= "int32" then
+    error("one_hot: labels must be int32 (or uint8) class numbers, got " .. labels:dtype()
+      .. " (convert whole-number floats with :int())", 2)
+  end
   if n > 0 and labels:device() == "cpu" then -- (on a GPU the check would wait for the device every step)
     local lo, hi = labels:min():item(), labels:max():item()
     if lo < 1 or hi > classes then
-      error(string.format("one_hot: label %d out of range for %d classes (labels are 1-based)",
+      error(string.format("one_hot: label %s out of range for %s classes (labels are 1-based)",
         lo < 1 and lo or hi, classes), 2)
     end
   end
@@ -273,6 +277,11 @@ function data.loader(set, opts)
         tostring(index), tostring(count)), 2)
     end
     self.shard_index, self.shard_count = index, count
+  end
+  if self.drop_last and self.n < self.batch_size * self.shard_count then
+    error(string.format("loader: %d samples make no whole batch of %d%s, and a shuffling loader drops "
+      .. "the partial one: pass a smaller batch_size (or drop_last = false)", self.n,
+      self.batch_size * self.shard_count, self.shard_count > 1 and " over the shards" or ""), 2)
   end
   local xshape = set.x:shape()
   xshape[1] = self.batch_size

@@ -166,6 +166,16 @@ describe("analyses: scores", function()
     local cov, acc = A.risk_coverage({0.9, 0.1, 0.5, 0.7}, {true, false, false, true}, 4)
     for i, want in ipairs{0.25, 0.5, 0.75, 1} do near(cov[i], want, 1e-12) end
     for i, want in ipairs{1, 1, 2 / 3, 0.5} do near(acc[i], want, 1e-12) end
+    -- tied confidences: a coverage that takes part of a tie counts its share of
+    -- correct ones, whichever samples they are by index
+    local same_conf, odd_right, even_right = {}, {}, {}
+    for i = 1, 10 do same_conf[i] = 1; odd_right[i] = i % 2 == 1; even_right[i] = i % 2 == 0 end
+    for _, right in ipairs{odd_right, even_right} do
+      local c, a = A.risk_coverage(same_conf, right, 2)
+      same(c, {0.5, 1}); same(a, {0.5, 0.5})
+    end
+    local _, a2 = A.risk_coverage({0.9, 0.5, 0.5, 0.1}, {true, true, false, false}, 4)
+    same(a2, {1, 0.75, 2 / 3, 0.5}, 1e-12, "the 0.5 tie is half right at coverage 1/2")
     local by = A.reliability_by_class(lm.tensor({-3, -1, -2, -0.5}), lm.tensor({1, 1, 2, 2}, 'int32'),
       lm.tensor({1, 2, 2, 2}, 'int32'), 2)
     eq(by[1].sensitivity, 0.5); eq(by[2].sensitivity, 1)

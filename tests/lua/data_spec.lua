@@ -77,6 +77,15 @@ describe("IDX reader", function()
     raises(function() lm._idx_load(dir .. "/missing", "int32") end, "cannot open")
   end)
 
+  it("refuses a shuffling loader with no whole batch, and labels that are not class numbers", function()
+    raises(function() lm.data.loader({x = lm.zeros(100, 2), y = lm.ones(100):int()}, {batch_size = 128}) end,
+      "loader: 100 samples make no whole batch of 128")
+    local l = lm.data.loader({x = lm.zeros(100, 2), y = lm.ones(100):int()}, {batch_size = 128, drop_last = false})
+    eq(#l, 1, "without drop_last the partial batch is the epoch")
+    raises(function() lm.data.one_hot(lm.tensor{1.5, 2}, 3) end, "one_hot: labels must be int32 (or uint8)")
+    raises(function() lm.data.one_hot(lm.tensor({0, 2}, "int32"), 3) end, "one_hot: label 0 out of range for 3 classes")
+  end)
+
   it("refuses an image and label count mismatch", function()
     os.execute("mkdir -p " .. dir .. "/mismatch/mnist")
     write("mismatch/mnist/train-images-idx3-ubyte", idx_images(3, 28, 28))

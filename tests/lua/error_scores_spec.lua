@@ -76,6 +76,20 @@ describe("error scores: measures", function()
       "lower ends " .. b.auroc_correct[1] .. ", " .. b.aupr_error[1])
     truthy(b.auroc_correct[1] <= b.auroc_correct[2] and b.auroc_correct[2] <= b.auroc_correct[3], "ordered quantiles")
     same(S.paired_bootstrap(good, bad, wrong, {resamples = 100, seed = 3}), b, 0, "seeded")
+    eq(b.redrawn, 0, "600 samples with 10 % errors: every resample has both")
+  end)
+
+  it("draws again a resample without errors, so that no quantile is NaN", function()
+    local wrong, a, b = {}, {}, {}
+    for i = 1, 40 do wrong[i] = i == 7; a[i] = i == 7 and 1 or (i % 5) / 10; b[i] = (i % 3) / 10 end
+    local r = S.paired_bootstrap(a, b, wrong, {resamples = 200, seed = 4})
+    truthy(r.redrawn > 0, "with one error in 40, about a third of the resamples miss it")
+    for _, k in ipairs{"auroc_correct", "aupr_error"} do
+      local q = r[k]
+      truthy(q[1] == q[1] and q[2] == q[2] and q[3] == q[3], k .. ": no NaN")
+      truthy(q[1] <= q[2] and q[2] <= q[3], k .. ": ordered")
+    end
+    raises(function() S.paired_bootstrap({1, 2}, {2, 1}, {false, false}) end, "0 of 2 samples are errors")
   end)
 end)
 

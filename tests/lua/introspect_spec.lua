@@ -165,6 +165,11 @@ describe("introspection", function()
     local y = lm.tensor({1, 1, 1, 2, 2, 2}, 'int32')
     eq(I.knn_accuracy(Z, y, 2), 1)
     eq(I.knn_accuracy(Z, lm.tensor({1, 2, 1, 2, 1, 2}, 'int32'), 2) < 1, true)
+    -- the ranking measures refuse what would give an order-dependent or wrong number
+    local A = require 'lumen.introspect.analyses'
+    raises(function() I.auroc({0.1, 0 / 0, 0.3}, {true, false, false}) end, "auroc: 1 of the 3 scores are NaN")
+    raises(function() I.aupr({0.1, 0.2}, {true, false, true}) end, "aupr: 2 scores but 3 labels")
+    raises(function() A.fpr_at_tpr({0.1, 0.2}, {1, 0}) end, "fpr_at_tpr: label 1 is a number, not a boolean")
     -- fewer points than k + 1: every other point votes (k = 5 here)
     eq(I.knn_accuracy(Z, y, 10), I.knn_accuracy(Z, y, 5))
     eq(I.knn_accuracy(Z, y, 10), 0, "5 neighbours: 2 of the own class against 3")

@@ -364,6 +364,17 @@ describe("schedules", function()
     raises(function() optim.CyclicLR(opt, {max = 1, period = 1}) end, "period")
   end)
 
+  it("EarlyStopping never counts NaN as an improvement and refuses a negative min_delta", function()
+    local es = optim.EarlyStopping{patience = 3}
+    eq(es:step(0 / 0), false)
+    eq(es.best, nil, "NaN is not a best")
+    es:step(0.5); es:step(0.4)
+    eq(es.best, 0.4)
+    eq(es:step(0 / 0), false)
+    eq(es.bad, 1, "a NaN counts against the patience")
+    raises(function() optim.EarlyStopping{min_delta = -0.1} end, "min_delta must be a number >= 0")
+  end)
+
   it("EarlyStopping waits `patience` checks and restores the best weights", function()
     local net = nn.Sequential(nn.Linear(1, 1))
     local es = optim.EarlyStopping{patience = 2}

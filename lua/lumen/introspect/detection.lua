@@ -22,6 +22,7 @@ local function analyses() return require 'lumen.introspect.analyses' end
 --- False-positive rate at the threshold where `tpr` (0.95) of the positives
 --- score at or above it (higher score = more likely positive).
 function D.fpr_at_tpr(scores, positives, tpr)
+  I.check_scored("fpr_at_tpr", scores, positives)
   tpr = tpr or 0.95
   local pos, neg = {}, {}
   for i, s in ipairs(scores) do
@@ -37,26 +38,32 @@ end
 
 --- Risk-coverage: keep the fraction `coverage` of samples with the highest
 --- confidence and measure the accuracy on them, for coverages 1/steps ..
---- 1. Returns lists coverage, accuracy.
+--- 1. Samples of equal confidence cannot be told apart: where a coverage
+--- takes part of such a group, it counts the group's share of correct ones
+--- (the expected accuracy over the group's orders), not the first by index.
+--- Returns lists coverage, accuracy.
 function D.risk_coverage(confidence, correct, steps)
   steps = steps or 50
+  I.check_scored("risk_coverage", confidence, correct)
   local n = #confidence
   local order = {}
   for i = 1, n do order[i] = i end
-  table.sort(order, function(a, b)
-    if confidence[a] ~= confidence[b] then return confidence[a] > confidence[b] end
-    return a < b
-  end)
+  table.sort(order, function(a, b) return confidence[a] > confidence[b] end)
   local cov, acc = {}, {}
-  local hits, kept = 0, 0
-  local next_mark = 1
-  for r = 1, n do
-    kept = kept + 1
-    if correct[order[r]] then hits = hits + 1 end
-    while next_mark <= steps and kept >= math.ceil(n * next_mark / steps) do
-      cov[#cov + 1], acc[#acc + 1] = kept / n, hits / kept
+  local hits, next_mark, r = 0, 1, 1 -- hits among the groups before rank r
+  while r <= n do
+    local last, group_hits = r, 0
+    while last < n and confidence[order[last + 1]] == confidence[order[r]] do last = last + 1 end
+    for t = r, last do if correct[order[t]] then group_hits = group_hits + 1 end end
+    -- every mark whose kept count falls in this group
+    while next_mark <= steps and math.ceil(n * next_mark / steps) <= last do
+      local kept = math.ceil(n * next_mark / steps)
+      local share = (kept - r + 1) / (last - r + 1)
+      cov[#cov + 1], acc[#acc + 1] = kept / n, (hits + share * group_hits) / kept
       next_mark = next_mark + 1
     end
+    hits = hits + group_hits
+    r = last + 1
   end
   return cov, acc
 end

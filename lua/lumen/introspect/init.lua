@@ -786,9 +786,35 @@ function I.knn_accuracy(Z, labels, k, o)
   return correct / n
 end
 
+--- The inputs of a ranking measure (auroc, aupr, fpr_at_tpr): a list of
+--- numbers, none NaN (a NaN has no place in an order: the measure would
+--- depend on the input's order), and a list of as many booleans (0 and 1
+--- would both count as true in Lua). `fn` names the measure in errors.
+function I.check_scored(fn, scores, positives)
+  if type(scores) ~= "table" or type(positives) ~= "table" then
+    error(string.format("%s: expects a list of scores and a list of booleans, got a %s and a %s", fn,
+      type(scores), type(positives)), 3)
+  end
+  if #scores ~= #positives then
+    error(string.format("%s: %d scores but %d labels", fn, #scores, #positives), 3)
+  end
+  local nan = 0
+  for i = 1, #scores do
+    local v = scores[i]
+    if type(v) ~= "number" then error(string.format("%s: score %d is a %s, not a number", fn, i, type(v)), 3) end
+    if v ~= v then nan = nan + 1 end
+    if type(positives[i]) ~= "boolean" then
+      error(string.format("%s: label %d is a %s, not a boolean (true = positive)", fn, i, type(positives[i])), 3)
+    end
+  end
+  if nan > 0 then error(string.format("%s: %d of the %d scores are NaN", fn, nan, #scores), 3) end
+end
+
 --- Area under the ROC curve for scores where higher means "positive";
---- positives is a list of booleans. Ties count one half.
+--- positives is a list of booleans. Ties count one half. NaN scores are an
+--- error (I.check_scored); without positives or negatives it is NaN.
 function I.auroc(scores, positives)
+  I.check_scored("auroc", scores, positives)
   local n = #scores
   local order = {}
   for i = 1, n do order[i] = i end
@@ -807,8 +833,9 @@ function I.auroc(scores, positives)
 end
 
 --- Area under the precision-recall curve (average precision) of finding the
---- positives by descending score.
+--- positives by descending score (inputs as I.auroc's).
 function I.aupr(scores, positives)
+  I.check_scored("aupr", scores, positives)
   local n = #scores
   local order = {}
   for i = 1, n do order[i] = i end

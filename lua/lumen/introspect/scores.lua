@@ -128,25 +128,42 @@ end
 --- Paired bootstrap of two error scores a and b on the same samples:
 --- o.resamples (1000) draws of the samples with replacement (o.seed), and
 --- for each measure of S.evaluate the 2.5 %, 50 % and 97.5 % quantiles of
---- measure(a) - measure(b). Returns {auroc_correct = {lo, mid, hi},
---- aupr_error = {lo, mid, hi}}.
+--- measure(a) - measure(b). A resample with no error (or no correct
+--- sample) has no such measure: it is drawn again, and `redrawn` counts
+--- those. Returns {auroc_correct = {lo, mid, hi}, aupr_error = {lo, mid,
+--- hi}, redrawn = n}.
 function S.paired_bootstrap(a, b, wrong, o)
   o = o or {}
   if #a ~= #wrong or #b ~= #wrong then
     error(string.format("scores.paired_bootstrap: %d and %d scores for %d samples", #a, #b, #wrong), 2)
   end
   local rand, n = generator(o.seed or 1), #wrong
+  local errors = 0
+  for i = 1, n do if wrong[i] then errors = errors + 1 end end
+  if errors == 0 or errors == n then
+    error(string.format("scores.paired_bootstrap: %d of %d samples are errors: nothing to tell apart", errors, n), 2)
+  end
   local diffs = {auroc_correct = {}, aupr_error = {}}
-  for r = 1, o.resamples or 1000 do
-    local sa, sb, sw = {}, {}, {}
+  local redrawn, r = 0, 1
+  while r <= (o.resamples or 1000) do
+    local sa, sb, sw, drawn_errors = {}, {}, {}, 0
     for i = 1, n do
       local j = rand(n)
       sa[i], sb[i], sw[i] = a[j], b[j], wrong[j]
+      if wrong[j] then drawn_errors = drawn_errors + 1 end
     end
-    local ma, mb = S.evaluate(sa, sw), S.evaluate(sb, sw)
-    for k, list in pairs(diffs) do list[r] = ma[k] - mb[k] end
+    if drawn_errors == 0 or drawn_errors == n then
+      redrawn = redrawn + 1
+      if redrawn > 100 * (o.resamples or 1000) then
+        error("scores.paired_bootstrap: almost every resample has no error or no correct sample", 2)
+      end
+    else
+      local ma, mb = S.evaluate(sa, sw), S.evaluate(sb, sw)
+      for k, list in pairs(diffs) do list[r] = ma[k] - mb[k] end
+      r = r + 1
+    end
   end
-  local out = {}
+  local out = {redrawn = redrawn}
   for k, list in pairs(diffs) do
     table.sort(list)
     local function q(p) return list[math.max(1, math.min(#list, math.floor(p * #list + 0.5)))] end

@@ -186,14 +186,19 @@ function optim.EarlyStopping(s)
   local self = setmetatable({patience = s.patience or 5, mode = s.mode or "min",
     min_delta = s.min_delta or 0, bad = 0, best = nil, best_state = nil}, EarlyStopping)
   if self.mode ~= "min" and self.mode ~= "max" then error("EarlyStopping: mode must be 'min' or 'max'", 2) end
+  if type(self.min_delta) ~= "number" or self.min_delta ~= self.min_delta or self.min_delta < 0 then
+    error("EarlyStopping: min_delta must be a number >= 0, got " .. tostring(self.min_delta), 2)
+  end
   return self
 end
 
---- Records a new value; returns true when training should stop.
+--- Records a new value; returns true when training should stop. A NaN
+--- value is never an improvement (it counts against the patience).
 function EarlyStopping:step(value, model)
-  local better = self.best == nil or
+  if type(value) ~= "number" then error("EarlyStopping: step needs a number, got a " .. type(value), 2) end
+  local better = value == value and (self.best == nil or
     (self.mode == "min" and value < self.best - self.min_delta) or
-    (self.mode == "max" and value > self.best + self.min_delta)
+    (self.mode == "max" and value > self.best + self.min_delta))
   if better then
     self.best, self.bad = value, 0
     if model then
