@@ -114,6 +114,7 @@ local function save_checkpoint(path, run)
     schedule_iteration = run.schedule and run.schedule.iteration or 0,
     optimizer = osd.settings, history = run.history,
     early_stopping = run.stopper and {best = run.stopper.best, bad = run.stopper.bad} or nil,
+    running = run.running, -- a stretch cut short by Ctrl-C: its sums so far
   }
   -- version 2: the model's names are PyTorch's (version 1: Lumen's first names)
   lm.save(path, tensors, {format = "lumen.train", version = "2", state = json.encode(meta)})
@@ -140,6 +141,7 @@ local function load_checkpoint(path, run)
     run.optimizer:set_lr(run.schedule:lr_at(run.schedule.iteration))
   end
   run.history = state.history or {}
+  run.running = state.running
   if run.stopper and state.early_stopping then
     run.stopper.best, run.stopper.bad = state.early_stopping.best, state.early_stopping.bad
   end
@@ -222,7 +224,13 @@ function train.run(opts)
   local device = train.device_of(model)
   lm._catch_interrupt(true)
   local ok, err = pcall(function()
-    local running_loss, running_correct, running_n = 0, 0, 0
+    local running_loss, running_correct, running_n, carried_seconds = 0, 0, 0, 0
+    if run.running then -- a stretch resumed after Ctrl-C goes on from its sums (rank 0 holds them all)
+      if main then
+        running_loss, running_correct, running_n = run.running.loss, run.running.correct, run.running.n
+      end
+      carried_seconds, run.running = run.running.seconds or 0, nil
+    end
     local progress = Progress.new(stretch_label(#run.history + 1), period, progress_opts)
     local t_phase = lm.clock()
     local epoch_iter = nil
@@ -267,7 +275,20 @@ function train.run(opts)
       if dist and world > 1 then -- Ctrl-C reaches the ranks at different steps: stop together
         interrupted = dist.allreduce_(lm.tensor({interrupted and 1 or 0}, 'int32'), 'max')[1] > 0
       end
-      if run.iteration % period == 0 or run.iteration == total or interrupted then
+      local stretch_done = run.iteration % period == 0 or run.iteration == total
+      if interrupted and not stretch_done then
+        -- a stretch cut short is no validation: the resumed run finishes it,
+        -- from these sums, and records it as an uninterrupted run would
+        progress:finish()
+        local sums = {running_loss, running_correct, running_n}
+        if dist and world > 1 then sums = dist.allreduce_(lm.tensor(sums), 'sum'):totable() end
+        run.running = {loss = sums[1], correct = sums[2], n = sums[3], seconds = carried_seconds + lm.clock() - t_phase}
+        if ckpt and main then save_checkpoint(ckpt, run) end
+        log(string.format("interrupted at iteration %d: checkpoint written to %s", run.iteration, tostring(ckpt)))
+        run.interrupted = true
+        return
+      end
+      if stretch_done then
         local seconds = progress:finish()
         if dist and world > 1 then -- the running numbers of every rank's shard
           local sums = dist.allreduce_(lm.tensor{running_loss, running_correct, running_n}, 'sum'):totable()
@@ -275,7 +296,8 @@ function train.run(opts)
         end
         local record = {iteration = run.iteration, epoch = run.epoch, lr = optimizer:lr(),
           train_loss = running_loss / running_n, train_accuracy = running_correct / running_n,
-          seconds = lm.clock() - t_phase, steps = progress.done}
+          seconds = carried_seconds + lm.clock() - t_phase, steps = progress.done}
+        carried_seconds = 0
         if opts.val then
           local v = train.evaluate(model, opts.val, {loss = opts.loss})
           record.val_loss, record.val_accuracy, record.val_per_class, record.val_confusion =
@@ -288,8 +310,7 @@ function train.run(opts)
           opts.val and string.format(" | val loss %.5f acc %s", record.val_loss, fmt_pct(record.val_accuracy)) or "",
           seconds, 1000 * seconds / math.max(progress.done, 1)))
         local stop = false
-        -- a validation cut short by Ctrl-C is not a check: the resumed run makes it
-        if run.stopper and opts.val and (run.iteration % period == 0 or run.iteration == total) then
+        if run.stopper and opts.val then
           local before = run.stopper.best
           stop = run.stopper:step(record.val_loss, model)
           if out and main and run.stopper.best ~= before then model:save(out .. "/best.safetensors") end

@@ -17,6 +17,12 @@ function Tokens:forward(x) return x:reshape(x:size(1), 4, -1) end
 local function max_abs(a, b) return (a - b):abs():max():item() end
 
 describe("Recorder", function()
+  it("refuses one activation object at two places (both hooks would keep the last output)", function()
+    local act = lm.nn.ELU()
+    local net = lm.nn.Sequential(lm.nn.Linear(2, 3), act, lm.nn.Linear(3, 3), act)
+    raises(function() lm.introspect.Recorder(net) end, "one nn.ELU object is at '1' and at '3'")
+  end)
+
   it("pools conv feature maps over space by mean (default), max, or not at all", function()
     local net = convnet()
     local x = lm.randn(5, 3, 8, 8)

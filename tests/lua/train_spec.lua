@@ -231,6 +231,10 @@ describe("lm.train early stopping", function()
     eq(hc[#hc].iteration, STOP * PERIOD, "stops after cycle 6, as the uninterrupted run")
     eq(hc[#hc].val_loss, ha[STOP].val_loss)
     same(state_of(net_c), state_of(net_a), 0, "the best weights")
+    -- the history is the uninterrupted run's: no record for the cut stretch,
+    -- and the resumed stretch's training loss over all of its steps
+    eq(#hc, #ha)
+    same(losses(hc), losses(ha), 1e-12)
     os.execute("rm -rf " .. dir_a .. " " .. dir_b)
   end)
 end)

@@ -92,9 +92,15 @@ function I.Recorder(model, opts)
   end
   local self = setmetatable({model = model, layers = {}, layer_names = {}, outputs = {}, pool = pool,
     hooks = {}, hook_places = {}}, Recorder)
+  local place_of = {} -- module -> its name: a module at two places has one hook for both
   for i, pair in ipairs(model:named_modules()) do
     local name, m = pair[1], pair[2]
     if m ~= model and select(m, i, name) then
+      if place_of[m] then
+        error(string.format("Recorder: one %s object is at '%s' and at '%s', so its two outputs cannot be told "
+          .. "apart: give each place a module of its own (a new %s())", m.__name, place_of[m], name, m.__name), 2)
+      end
+      place_of[m] = name
       local k = #self.layers + 1
       self.layers[k], self.layer_names[k] = m, name
       if wanted then wanted[name] = true end
