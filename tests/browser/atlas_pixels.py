@@ -1,5 +1,6 @@
 """Hovers points of an atlas in headless Chromium and prints, for each, the
-tooltip's first line and the RGBA of its image's first pixel, as JSON.
+tooltip's first line, its text and the RGBA of its image's first pixel (null
+where the page holds no image for the point), as JSON.
 
     /usr/bin/python3 tests/browser/atlas_pixels.py PAGE.html SET I [I ...]
 
@@ -27,9 +28,12 @@ def main():
             x, y = b.evaluate(f"window.atlas.screenOf({json.dumps(set_name)}, {i})")
             b.mouse("mouseMoved", 1, 1)
             b.mouse("mouseMoved", x, y)
-            tip = b.wait_for("(() => { const t = window.atlas.tooltip(); return t.visible && t.imageReady && t; })()",
+            # a point whose image the page does not hold says so instead
+            tip = b.wait_for("(() => { const t = window.atlas.tooltip(); return t.visible && "
+                             "(t.imageReady || t.text.includes('image not stored')) && t; })()",
                              what="the tooltip")
-            out.append({"title": tip["text"].split("\n")[0], "pixel": tip["pixels"][0:4]})
+            out.append({"title": tip["text"].split("\n")[0], "text": tip["text"],
+                        "pixel": tip["pixels"][0:4] if tip["pixels"] else None})
     finally:
         b.close()
     print(json.dumps(out))

@@ -180,6 +180,32 @@ describe("the atlas in a browser", function()
     truthy(output:find("modes, zoom and screenshots ok", 1, true), output)
   end)
 
+  it("keeps a large set's first images within the page's image budget, and says so on hover", function()
+    lm.manual_seed(5)
+    local function set(name, n)
+      local y = lm.ones(n):int()
+      return {name = name, z = lm.randn(n, 2) * 3, labels = y, predicted = y, images = lm.rand(n, 3, 16, 16)}
+    end
+    local path = OUT .. "/lumen_atlas_budget.html"
+    -- 768 random bytes an image hardly compress: 1,024 characters a row packed
+    atlas.write(path, {classes = {"one"}, sets = {set("train", 400), set("test", 40)}, chunk_rows = 20,
+      image_bytes = 80 * 1024})
+    local d = page_data(path)
+    eq(d.sets[2].image.rows, 40, "the small set first: all its images")
+    local train = d.sets[1].image
+    truthy(train.rows < 400 and train.rows >= 20, "the large set keeps its first rows: " .. train.rows)
+    eq(#train.chunks, train.rows // 20)
+    local packed = 0
+    for _, set_ in ipairs(d.sets) do for _, c in ipairs(set_.image.chunks) do packed = packed + #c end end
+    truthy(packed <= 80 * 1024 + 2 * 30 * 1024, "within the budget, give or take a chunk: " .. packed)
+    local output, ok = browser_script("atlas_pixels.py", path, "train", "1", "400")
+    truthy(ok, output)
+    local got = json.decode(output:match("%[.*%]"))
+    truthy(got[1].pixel ~= json.null and got[1].pixel ~= nil, "a stored image shows")
+    truthy(got[2].text:find("image not stored: the page keeps the first " .. train.rows .. " of this set's 400 images",
+      1, true), got[2].text)
+  end)
+
   it("shows colour images (channels first) in their colours", function()
     local n = 30
     local labels = {}

@@ -16,6 +16,7 @@
 --     heat = {values = {{...}, ...}, lim = 4},   -- optional log10 e_hat grid
 --     overlays = {{name = "...", z = [n, 2], kind = "path" | "points",
 --                  color = 0xRRGGBBAA}, ...},    -- optional; z may be {{x, y}, ...}
+--     image_bytes = 64 MiB,                      -- optional: atlas.IMAGE_BYTES
 --   })
 --
 -- A set with images may carry input attributions (lm.explain) for some of
@@ -43,6 +44,12 @@ local page = require 'lumen.introspect.atlas_page'
 
 local atlas = {}
 
+--- The packed image bytes a page holds at most (spec.image_bytes): MNIST's
+--- 70,000 images take 30 MB; CIFAR-10's 46,000 would take 170 MB, which a
+--- browser opens slowly, so a set past its share keeps its first rows'
+--- images (the page says so on hover).
+atlas.IMAGE_BYTES = 64 * 1024 * 1024
+
 local function fail(msg, ...) error("atlas.write: " .. string.format(msg, ...), 3) end
 
 local function packed(t, fmt, level)
@@ -52,15 +59,20 @@ end
 -- Rows of a 2-D (or more) tensor in chunks, each packed on its own; `scale`
 -- (a function of a chunk and its first row) maps the chunk's values first,
 -- so that a whole set (a recording, 54,000 images) is never copied at once.
-local function chunks(t, rows, fmt, scale)
-  local out, n = {}, t:size(1)
+-- With `budget` (characters of packed text), chunks stop once it is spent:
+-- the second result is the number of rows packed.
+local function chunks(t, rows, fmt, scale, budget)
+  local out, n, used, stored = {}, t:size(1), 0, 0
   for start = 1, n, rows do
-    local part = t:narrow(1, start, math.min(rows, n - start + 1))
+    if budget and used >= budget then break end
+    local len = math.min(rows, n - start + 1)
+    local part = t:narrow(1, start, len)
     part = scale and scale(part, start) or part:contiguous()
     out[#out + 1] = packed(part, fmt)
+    used, stored = used + #out[#out], stored + len
     part:free() -- the chunk's copy, now packed, goes back before the next one is made
   end
-  return out
+  return out, stored, used
 end
 
 local function color_hex(c)
@@ -189,10 +201,13 @@ local function encode_set(set, o, network)
         shape[1] * shape[2] * shape[3])
     end
     local lo, hi = table.unpack(set.image_range or {0, 1})
-    out.image = {channels = shape[1], height = shape[2], width = shape[3],
-      chunks = chunks(flat, rows, "uint8", function(part)
-        return (lm.data.to_float(part) - lo):mul_(255 / (hi - lo))
-      end)}
+    -- a set with attributions keeps every image (its maps are drawn over them)
+    local budget = not set.attributions and o.image_budget or nil
+    local packed_chunks, stored, used = chunks(flat, rows, "uint8", function(part)
+      return (lm.data.to_float(part) - lo):mul_(255 / (hi - lo))
+    end, budget)
+    out.image = {channels = shape[1], height = shape[2], width = shape[3], rows = stored, chunks = packed_chunks}
+    o.image_used = used
     if set.attributions then out.attributions = encode_attributions(set, set.attributions, n, shape, o) end
   elseif set.attributions then
     fail("set '%s': attributions need the set's images", set.name)
@@ -239,12 +254,30 @@ function atlas.write(path, spec)
   if type(spec.classes) ~= "table" or #spec.classes == 0 then fail("spec.classes must list the class names") end
   if type(spec.sets) ~= "table" or #spec.sets == 0 then fail("spec.sets must hold at least one set of points") end
   local o = {classes = spec.classes, chunk_rows = spec.chunk_rows or 2000}
+  local image_bytes = spec.image_bytes or atlas.IMAGE_BYTES
+  if type(image_bytes) ~= "number" or image_bytes < 0 then
+    fail("image_bytes must be a number of bytes >= 0, got %s", tostring(image_bytes))
+  end
   local network = encode_network(spec.network)
   local colors = {}
   for k = 1, #spec.classes do colors[k] = color_hex((spec.colors or plot.CLASS_COLORS)[(k - 1) % 10 + 1]) end
   local data = {title = spec.title or "Activation atlas", classes = spec.classes, colors = colors,
     chunk_rows = o.chunk_rows, sets = {}, network = network, overlays = {}}
-  for i, set in ipairs(spec.sets) do data.sets[i] = encode_set(set, o, network) end
+  -- the page's image budget, shared: the smaller sets first, each taking
+  -- at most its share of what is left, so a large training set cannot
+  -- crowd out the test set's images
+  local order = {}
+  for i = 1, #spec.sets do order[i] = i end
+  local function rows_of(i) local z = spec.sets[i].z; return lm.is_tensor(z) and z:size(1) or 0 end
+  table.sort(order, function(a, b) return rows_of(a) < rows_of(b) end)
+  local left, image_sets = image_bytes, 0
+  for _, set in ipairs(spec.sets) do if set.images then image_sets = image_sets + 1 end end
+  for _, i in ipairs(order) do
+    local set = spec.sets[i]
+    o.image_budget, o.image_used = set.images and left / math.max(image_sets, 1) or nil, 0
+    data.sets[i] = encode_set(set, o, network)
+    if set.images then left, image_sets = math.max(left - o.image_used, 0), image_sets - 1 end
+  end
   if spec.heat then
     local v = spec.heat.values
     if type(v) ~= "table" or type(v[1]) ~= "table" then fail("heat.values must be a grid (a table of rows)") end

@@ -242,8 +242,10 @@ function nearest(px, py, radiusPx) {
 }
 
 // ---- images, tooltip, selection ----------------------------------------------------------------
+// whether the page holds point i's image (a large set keeps its first rows' only)
+const hasImage = (s, i) => !!s.image && i < (s.image.rows ?? s.n);
 async function drawImage(target, s, i) {
-  if (!s.image) { target.width = target.height = 1; return false; }
+  if (!hasImage(s, i)) { target.width = target.height = 1; return false; }
   const {channels: C, height: h, width: w} = s.image, px = await s.imageRow(i);
   target.width = w; target.height = h;
   const tctx = target.getContext("2d"), d = tctx.createImageData(w, h);
@@ -261,6 +263,8 @@ function describe(s, i) {
     "<div id=\"tip-pred\" class=\"" + (ok ? "" : "wrong") + "\">predicted: " + D.classes[p] + (ok ? "" : " (wrong)") + "</div>";
   if (s.logErr) html += "<div id=\"tip-ehat\" data-log10=\"" + s.logErr[i] + "\">e_hat: " +
     Math.pow(10, s.logErr[i]).toExponential(2) + " (log10 " + s.logErr[i].toFixed(2) + ")</div>";
+  if (s.image && !hasImage(s, i)) html += "<div id=\"tip-noimage\">image not stored: the page keeps the first " +
+    s.image.rows + " of this set's " + s.n + " images</div>";
   return html;
 }
 const tooltip = $("tooltip"), tipText = $("tip-text"), tipImage = $("tip-image");
@@ -269,7 +273,7 @@ async function showTooltip(pt, clientX, clientY) {
   const token = ++tipToken;
   tipImageReady = false;
   tipText.innerHTML = describe(pt.set, pt.i);
-  tipImage.style.display = pt.set.image ? "" : "none";
+  tipImage.style.display = hasImage(pt.set, pt.i) ? "" : "none";
   tooltip.hidden = false;
   const r = $("view").getBoundingClientRect(), tw = tooltip.offsetWidth, th = tooltip.offsetHeight;
   let x = clientX - r.left + 14, y = clientY - r.top + 14;
@@ -422,7 +426,7 @@ async function select(pt) {
     return;
   }
   info.innerHTML = describe(pt.set, pt.i).replace(/id="tip-/g, "id=\"sel-");
-  $("sel-image").style.display = pt.set.image ? "" : "none";
+  $("sel-image").style.display = hasImage(pt.set, pt.i) ? "" : "none";
   await drawImage($("sel-image"), pt.set, pt.i);
   if (attrSets.length) await showAttributions(pt);
   selectedActs = null;
