@@ -226,6 +226,14 @@ lm_status lm_check_inplace(const char *op, lm_tensor *t) {
                            "gradients; do it inside lm.no_grad or on a detached tensor",
                            op);
     }
+    /* a result in a graph: the tape records no node for an in-place change,
+     * so the gradients through it would silently be those of the old values */
+    if (grad_mode && lm_grad_fn(t))
+        return lm_fail(LM_ERR_STATE,
+                       "%s: in-place change of a tensor computed with gradients (the graph "
+                       "would not see it, and the gradients would be wrong); compute it out of "
+                       "place (y = y * 3, not y:mul_(3)), or inside lm.no_grad",
+                       op);
     t->storage->version++;
     return LM_OK;
 }

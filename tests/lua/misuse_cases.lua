@@ -278,8 +278,18 @@ function M.cases(scratch)
     local a = lm.tensor{1, 2, 3}:requires_grad(true); local before = snap(a)
     return function() a:narrow(1, 2, 2):mul_(3) end, function(ck) ck.tensor("a", a, before) end
   end)
+  -- was a bug: the tape recorded nothing, and the gradients were those of the old values
+  case("in-place on a result in a graph", "add_: in-place change of a tensor computed with gradients (the graph would not see it, and the gradients would be wrong); compute it out of place (y = y * 3, not y:mul_(3)), or inside lm.no_grad", function()
+    local a = lm.ones(3):requires_grad(true); local b = a * 1; local c = b * b; local before = snap(b)
+    return function() b:add_(1) end, function(ck)
+      ck.tensor("b", b, before)
+      c:sum():backward()
+      ck.tensor("a.grad (the graph still whole)", a.grad, snap(lm.tensor{2, 2, 2}))
+    end
+  end)
   case("modified saved tensor", "backward: a tensor saved by mul for the gradient was modified in place afterwards; compute it out of place (or clone it) instead", function()
-    local a = lm.ones(3):requires_grad(true); local b = a * 1; local c = b * b; b:add_(1)
+    local a = lm.ones(3):requires_grad(true); local b = a * 1; local c = b * b
+    lm.no_grad(function() b:add_(1) end) -- allowed without gradients: the saved-tensor check catches it
     return function() c:sum():backward() end, function(ck) ck("a.grad still nil", a.grad == nil) end
   end)
   case("requires_grad on non-leaf", "requires_grad: can only be set on leaf tensors (this one was computed by mul; use detach() for a new leaf)", function()
