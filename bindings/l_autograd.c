@@ -159,6 +159,26 @@ typedef struct {
     int ref; /* registry: the backward function */
 } lua_rule;
 
+/* A custom Function's name, kept for the life of the process: a node names
+ * its op after its graph is freed too (grad_fn()), and a program has few
+ * distinct Functions. NULL when out of memory. */
+static const char *interned_name(const char *name) {
+    static char **names;
+    static int count, cap;
+    for (int i = 0; i < count; i++)
+        if (strcmp(names[i], name) == 0) return names[i];
+    if (count == cap) {
+        int c = cap ? cap * 2 : 16;
+        char **p = realloc(names, sizeof *p * c);
+        if (!p) return NULL;
+        names = p, cap = c;
+    }
+    char *copy = malloc(strlen(name) + 1);
+    if (!copy) return NULL;
+    strcpy(copy, name);
+    return names[count++] = copy;
+}
+
 static void free_lua_rule(void *ctx) {
     lua_rule *r = ctx;
     if (ndead == cap_dead) {
@@ -201,6 +221,14 @@ static lm_status lua_rule_backward(lm_node *n, lm_tensor *g, lm_tensor **gi) {
         if (!ud || !ud->t) {
             s = lm_fail(LM_ERR_ARG, "backward of %s: result %d is a %s, expected a tensor or nil",
                         n->name, k + 1, luaL_typename(L, idx));
+        } else if (ud->t->dtype != LM_FLOAT32 ||
+                   ud->t->storage->device != n->inputs[k]->storage->device) {
+            s = lm_fail(LM_ERR_ARG,
+                        "backward of %s: gradient %d is a %s tensor on %s, its input's must be "
+                        "float32 on %s",
+                        n->name, k + 1, lm_dtype_name(ud->t->dtype),
+                        lm_device_name(ud->t->storage->device),
+                        lm_device_name(n->inputs[k]->storage->device));
         } else if (!lm_tensor_same_shape(ud->t, n->inputs[k])) {
             char a[LM_SHAPE_STR_MAX], b[LM_SHAPE_STR_MAX];
             s = lm_fail(LM_ERR_SHAPE, "backward of %s: gradient %d has shape %s, its input %s",
@@ -225,12 +253,12 @@ static int l_attach_function(lua_State *L) {
     if (lm_grad_fn(out)) return luaL_error(L, "autograd.Function: forward must not record a graph");
     lua_rule *r = malloc(sizeof *r);
     if (!r) return luaL_error(L, "out of memory");
-    lm_node *node = lm_node_attach(out, "custom function", lua_rule_backward, n, ins);
+    const char *kept = interned_name(name);
+    lm_node *node = lm_node_attach(out, kept ? kept : "custom function", lua_rule_backward, n, ins);
     if (!node) {
         free(r);
         return luaL_error(L, "out of memory recording the graph");
     }
-    (void)name;
     lua_pushvalue(L, 3);
     r->ref = luaL_ref(L, LUA_REGISTRYINDEX);
     node->ctx = r;

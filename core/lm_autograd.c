@@ -102,6 +102,14 @@ lm_status lm_set_grad(lm_tensor *t, lm_tensor *grad) {
         return lm_fail(LM_ERR_SHAPE, "grad: a gradient of shape %s for a tensor of shape %s",
                        lm_shape_str(grad, b, sizeof b), lm_shape_str(t, a, sizeof a));
     }
+    if (grad && grad->storage == t->storage)
+        return lm_fail(LM_ERR_ARG, "grad: a tensor's gradient cannot share its memory (the next "
+                                   "backward would add into the tensor itself); give a copy");
+    /* backward adds into .grad in place: each element needs its own memory */
+    for (int d = 0; grad && d < grad->ndim; d++)
+        if (grad->strides[d] == 0 && grad->shape[d] > 1)
+            return lm_fail(LM_ERR_ARG, "grad: the gradient is an expanded view (elements share "
+                                       "memory); give a contiguous copy");
     if (!grad && !t->autograd) return LM_OK;
     lm_autograd_meta *m = meta_of(t);
     if (!m) return lm_fail(LM_ERR_MEMORY, "out of memory");

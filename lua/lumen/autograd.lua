@@ -39,11 +39,21 @@ function autograd.Function(def)
       error(fn.name .. ": forward must return one tensor, got " .. type(out), 2)
     end
     local inputs, positions = {}, {}
+    local returned_input = out:requires_grad()
     for i = 1, args.n do
       if lm.is_tensor(args[i]) then
         inputs[#inputs + 1] = args[i]
         positions[#positions + 1] = i
+        if rawequal(out, args[i]) then returned_input = true end
       end
+    end
+    -- the node goes on the output: an input handed back (identity, gradient
+    -- reversal) gets a new tensor of its own to carry it, sharing its storage
+    if returned_input then out = lm.no_grad(function() return out:detach() end) end
+    -- the node's backward holds ctx: a saved output would hold the node in
+    -- turn (a cycle nothing frees); a detached view of it reads the same memory
+    for i = 1, ctx.saved.n or #ctx.saved do
+      if rawequal(ctx.saved[i], out) then ctx.saved[i] = lm.no_grad(function() return out:detach() end) end
     end
     if #inputs > 0 and lm.is_grad_enabled() then
       lm._attach_function(out, inputs, function(grad)

@@ -94,6 +94,44 @@ describe("autograd", function()
       backward = function() error("custom failure") end,
     }
     raises(function() Failing(x):sum():backward() end, "custom failure")
+    local Truncating = lm.autograd.Function{name = "truncating",
+      forward = function(_, v) return v * 1 end,
+      backward = function(_, g) return (g * 2.7):int() end,
+    }
+    raises(function() Truncating(x):sum():backward() end,
+      "backward of truncating: gradient 1 is a int32 tensor on cpu, its input's must be float32 on cpu")
+  end)
+
+  it("carries a Function that hands its input back (gradient reversal) on a tensor of its own", function()
+    local Reverse = lm.autograd.Function{name = "grad_reverse",
+      forward = function(_, v) return v end,
+      backward = function(_, g) return -g end,
+    }
+    local x = lm.tensor{1, 2, 3}:requires_grad(true)
+    local y = Reverse(x)
+    eq(y:grad_fn(), "grad_reverse", "the node is named after the Function")
+    truthy(x:is_leaf(), "the input stays a leaf")
+    ;(y * 2):sum():backward()
+    same(x.grad:totable(), {-2, -2, -2})
+    eq(y:grad_fn(), "grad_reverse", "its name outlives the graph")
+  end)
+
+  it("frees a Function's saved output with the output (no cycle through the node)", function()
+    local Exp = lm.autograd.Function{
+      forward = function(ctx, v) local y = v:exp(); ctx:save_for_backward(y); return y end,
+      backward = function(ctx, g) return g * ctx.saved[1] end,
+    }
+    local x = lm.randn(1000):requires_grad(true)
+    for _ = 1, 20 do local _ = Exp(x) end
+    collectgarbage(); collectgarbage(); local _ = Exp(x); collectgarbage(); collectgarbage()
+    local before = lm.memory_stats().live_bytes
+    for _ = 1, 100 do local _ = Exp(x) end
+    collectgarbage(); collectgarbage(); local _ = Exp(x); collectgarbage(); collectgarbage()
+    truthy(lm.memory_stats().live_bytes - before <= 2 * 4096, "live bytes grew by "
+      .. (lm.memory_stats().live_bytes - before))
+    local y = Exp(x)
+    y:sum():backward()
+    same(x.grad:totable(), x:exp():totable(), 1e-6)
   end)
 end)
 

@@ -292,6 +292,18 @@ function M.cases(scratch)
     lm.no_grad(function() b:add_(1) end) -- allowed without gradients: the saved-tensor check catches it
     return function() c:sum():backward() end, function(ck) ck("a.grad still nil", a.grad == nil) end
   end)
+  case("a tensor as its own grad", "grad: a tensor's gradient cannot share its memory (the next backward would add into the tensor itself); give a copy", function()
+    local x = lm.tensor{1, 2, 3}:requires_grad(true); local before = snap(x)
+    return function() x.grad = x end, function(ck)
+      ck("x.grad still nil", x.grad == nil)
+      ;(x * 2):sum():backward()
+      ck.tensor("x after a backward", x, before)
+    end
+  end)
+  case("an expanded view as a grad", "grad: the gradient is an expanded view (elements share memory); give a contiguous copy", function()
+    local x = lm.tensor{1, 2, 3}:requires_grad(true)
+    return function() x.grad = lm.zeros({1}):expand({3}) end, function(ck) ck("x.grad still nil", x.grad == nil) end
+  end)
   case("requires_grad on non-leaf", "requires_grad: can only be set on leaf tensors (this one was computed by mul; use detach() for a new leaf)", function()
     local a = lm.ones(3):requires_grad(true); local b = a * 2
     return function() b:requires_grad(true) end, function(ck)
