@@ -45,13 +45,18 @@ describe("repl.complete", function()
 end)
 
 describe("the REPL in a terminal", function()
-  it("completes with Tab, prints help and tensors, and survives errors", function()
-    local keys = {"'lm.nn.Li\\t'", "'2, 3)\\n'", "'t = lm.randn(100, 100)\\n'", "'t:resh\\t'", "'4, 2500)\\n'",
-      "'help(lm.nn.Dropout)\\n'", "'lm.ones(2) + lm.ones(3)\\n'", "'print(\"alive\")\\n'"}
+  -- what a terminal shows when the keys (shell-quoted, with \\n and \\t escapes) are typed, then Ctrl-D
+  local function session(keys)
     local p = io.popen("/usr/bin/python3 tests/repl/pty_session.py " .. build .. "/lumen "
       .. table.concat(keys, " ") .. " 2>&1")
     local out = p:read("a")
     p:close()
+    return out
+  end
+
+  it("completes with Tab, prints help and tensors, and survives errors", function()
+    local out = session{"'lm.nn.Li\\t'", "'2, 3)\\n'", "'t = lm.randn(100, 100)\\n'", "'t:resh\\t'", "'4, 2500)\\n'",
+      "'help(lm.nn.Dropout)\\n'", "'lm.ones(2) + lm.ones(3)\\n'", "'print(\"alive\")\\n'"}
     truthy(out:find("lumen> lm.nn.Linear(2, 3)\nnn.Linear(2 -> 3)", 1, true), "Tab completed the class:\n" .. out)
     truthy(out:find("lumen> t:reshape(4, 2500)", 1, true), "Tab completed the method:\n" .. out)
     truthy(out:find("[float32 tensor of shape 4x2500 on cpu]", 1, true), "a tensor prints its shape:\n" .. out)
@@ -62,12 +67,8 @@ describe("the REPL in a terminal", function()
   end)
 
   it("prints =expr as lua does, names no program in errors, and ends on Ctrl-D inside a statement", function()
-    local keys = {"'=1+2\n'", "'setmetatable({}, {__tostring = function() error(\"ts\") end})\n'",
-      "'print(\"alive\")\n'", "'for i = 1, 2 do\n'"}
-    local p = io.popen("/usr/bin/python3 tests/repl/pty_session.py " .. build .. "/lumen "
-      .. table.concat(keys, " ") .. " 2>&1")
-    local out = p:read("a")
-    p:close()
+    local out = session{"'=1+2\\n'", "'setmetatable({}, {__tostring = function() error(\"ts\") end})\\n'",
+      "'print(\"alive\")\\n'", "'for i = 1, 2 do\\n'"}
     truthy(out:find("lumen> =1+2\n3\n", 1, true), "=expr printed its value:\n" .. out)
     truthy(out:find("\nerror calling 'print' (", 1, true), "the print error:\n" .. out)
     eq(out:find("(null)", 1, true), nil, "no (null) in messages:\n" .. out)
