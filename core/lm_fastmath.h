@@ -44,14 +44,14 @@ static inline float lm_pow2_bits(int32_t k) {
     return f;
 }
 
-/* 2^n for integral n in [-252, 254], as the product of two halves (inf or
- * a subnormal or 0 where the product is); NaN gives 1 (the caller's
- * polynomial then carries the NaN), since converting NaN to an integer is
- * undefined */
-static inline float lm_pow2i(float n) {
+/* The two halves of 2^n (n integral, in [-252, 254]): 2^floor(n/2) and the
+ * rest; NaN gives 1 and 1 (the caller's polynomial then carries the NaN),
+ * since converting NaN to an integer is undefined */
+static inline void lm_pow2_halves(float n, float *first, float *second) {
     int32_t k = n == n ? (int32_t)n : 0;
     int32_t half = k >> 1; /* floor(k / 2) */
-    return lm_pow2_bits(half) * lm_pow2_bits(k - half);
+    *first = lm_pow2_bits(half);
+    *second = lm_pow2_bits(k - half);
 }
 
 static inline void lm_exp_reduce(float x, float *n, float *r) {
@@ -61,19 +61,26 @@ static inline void lm_exp_reduce(float x, float *n, float *r) {
     *r = t - *n * 1.428606765330187e-06f;
 }
 
+/* exp(x) = 2^n (1 + q): 2^n applied in its two halves, the second last, so
+ * that neither an intermediate 2^128 (results just below FLT_MAX, where
+ * q < 0: inf + inf q would be NaN) nor a subnormal 2^n breaks it; for
+ * normal results the product is exact: the same bits as one scale */
 static inline float lm_fast_expf(float x) {
-    float n, r;
+    float n, r, first, second;
     lm_exp_reduce(x, &n, &r);
-    float scale = lm_pow2i(n);
-    return scale + scale * lm_expm1_reduced(r);
+    lm_pow2_halves(n, &first, &second);
+    return (first + first * lm_expm1_reduced(r)) * second;
 }
 
-/* expm1(x) = 2^n (1 + q) - 1 = (2^n - 1) + 2^n q, exact for n = 0 */
+/* expm1(x) = 2^n (1 + q) - 1 = (2^n - 1) + 2^n q, exact for n = 0; where 2^n
+ * itself would overflow (n = 128), 2^n (1 + q) - 1 as exp forms it */
 static inline float lm_fast_expm1f(float x) {
-    float n, r;
+    float n, r, first, second;
     lm_exp_reduce(x, &n, &r);
-    float scale = lm_pow2i(n);
-    return (scale - 1.0f) + scale * lm_expm1_reduced(r);
+    lm_pow2_halves(n, &first, &second);
+    float q = lm_expm1_reduced(r), scale = first * second;
+    float near = (scale - 1.0f) + scale * q, far = (first + first * q) * second - 1.0f;
+    return n > 127.0f ? far : near;
 }
 
 #endif

@@ -55,6 +55,17 @@ describe("numerics at the edges", function()
     same(grad_of({0, 1, 2}, function(x) return 0 ^ x end), {0, 0, 0}, 0, "0^x for x >= 0")
   end)
 
+  it("exp reaches FLT_MAX without NaN, and 0 and inf past it (sigmoid at -88.5 stopped a training run)", function()
+    local e = lm.tensor{88.5, 88.625, 89, -200}:exp():totable() -- inputs exact in float
+    near(e[1] / math.exp(88.5), 1, 1e-6)
+    near(e[2] / math.exp(88.625), 1, 1e-6)
+    eq(e[3], math.huge)
+    eq(e[4], 0)
+    local s = lm.tensor{-88.5, -88.7, 88.5}:sigmoid():totable()
+    for i, v in ipairs(s) do truthy(v == v, "sigmoid " .. i .. " is not NaN") end
+    eq(s[3], 1)
+  end)
+
   it("lets NaN through ReLU, as torch does", function()
     local y = lm.tensor{0 / 0, -1, 2}:relu():totable()
     truthy(y[1] ~= y[1], "NaN stays NaN")
