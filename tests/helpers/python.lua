@@ -27,4 +27,16 @@ function M.run(script, args)
   return ok == true, out .. msg
 end
 
+--- Runs `script write DIR` in a new scratch folder (removed with the spec
+--- file's other temporary names) and returns the folder; a failing script
+--- is an error carrying its output.
+function M.write_reference(script)
+  local dir = os.tmpname()
+  os.remove(dir)
+  os.execute("mkdir -p '" .. dir .. "'")
+  local ok, out = M.run(script, "write '" .. dir .. "'")
+  if not ok then error(script .. " write failed:\n" .. out, 0) end
+  return dir
+end
+
 return M

@@ -122,14 +122,8 @@ if not have_torch() then
     "python3-torchvision are not installed", true)
 end
 
-local dir = os.tmpname()
-os.remove(dir)
-lm.mkdir(dir)
-
 local function run(args) return py.run("tests/torch/conv_layers_reference.py", args) end
-
-local written, why = run("write '" .. dir .. "'")
-if not written then error("conv_layers_reference.py write failed:\n" .. why, 0) end
+local dir = py.write_reference("tests/torch/conv_layers_reference.py")
 
 local verbose = os.getenv("LUMEN_SPEC_VERBOSE")
 

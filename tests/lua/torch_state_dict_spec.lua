@@ -13,14 +13,8 @@ if not have_torch() then
   skip("/usr/bin/python3 cannot import torch: Debian's python3-torch is not installed", true)
 end
 
-local dir = os.tmpname()
-os.remove(dir)
-lm.mkdir(dir)
-
 local function run(args) return py.run("tests/torch/state_dict_reference.py", args) end
-
-local ok, out = run("write '" .. dir .. "'")
-if not ok then error("state_dict_reference.py write failed:\n" .. out, 0) end
+local dir = py.write_reference("tests/torch/state_dict_reference.py")
 
 -- the Lumen twins of the reference's torch models
 local models = {

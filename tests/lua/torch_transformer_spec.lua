@@ -23,14 +23,8 @@ if not py.can_import("torch") then
   skip(py.python .. " cannot import torch: Debian's python3-torch is not installed", true)
 end
 
-local dir = os.tmpname()
-os.remove(dir)
-lm.mkdir(dir)
-
 local function run(args) return py.run("tests/torch/transformer_reference.py", args) end
-
-local ok, out = run("write '" .. dir .. "'")
-if not ok then error("transformer_reference.py write failed:\n" .. out, 0) end
+local dir = py.write_reference("tests/torch/transformer_reference.py")
 local mf = io.open(dir .. "/manifest.json")
 local manifest = lm.json.decode(mf:read("a"))
 mf:close()

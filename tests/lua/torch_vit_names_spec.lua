@@ -10,11 +10,7 @@ if not py.can_import("torch, torchvision") then
   skip(py.python .. " cannot import torch and torchvision (python3-torch, python3-torchvision)", true)
 end
 
-local dir = os.tmpname()
-os.remove(dir)
-lm.mkdir(dir)
-local ok, out = py.run("tests/torch/torchvision_vit_reference.py", "write '" .. dir .. "'")
-if not ok then error("torchvision_vit_reference.py failed:\n" .. out, 0) end
+local dir = py.write_reference("tests/torch/torchvision_vit_reference.py")
 
 describe("a torchvision ViT", function()
   local function vit()
