@@ -168,7 +168,9 @@ local function encode_attributions(set, spec, n, shape, o)
   return out
 end
 
-local function encode_set(set, o, network)
+-- Also returns the packed size of its images (0 without): `image_budget` caps it.
+local function encode_set(set, o, network, image_budget)
+  local image_used = 0
   if type(set) ~= "table" then fail("each set must be a table, got a %s", type(set)) end
   if type(set.name) ~= "string" then fail("each set needs a name") end
   local z = set.z
@@ -202,12 +204,12 @@ local function encode_set(set, o, network)
     end
     local lo, hi = table.unpack(set.image_range or {0, 1})
     -- a set with attributions keeps every image (its maps are drawn over them)
-    local budget = not set.attributions and o.image_budget or nil
+    local budget = not set.attributions and image_budget or nil
     local packed_chunks, stored, used = chunks(flat, rows, "uint8", function(part)
       return (lm.data.to_float(part) - lo):mul_(255 / (hi - lo))
     end, budget)
     out.image = {channels = shape[1], height = shape[2], width = shape[3], rows = stored, chunks = packed_chunks}
-    o.image_used = used
+    image_used = used
     if set.attributions then out.attributions = encode_attributions(set, set.attributions, n, shape, o) end
   elseif set.attributions then
     fail("set '%s': attributions need the set's images", set.name)
@@ -223,7 +225,7 @@ local function encode_set(set, o, network)
     local range = (H:max(1) - lo):clamp(1e-12)
     out.activations = {chunks = chunks(H, rows, "uint8", function(part) return (part - lo):div_(range):mul_(255) end)}
   end
-  return out
+  return out, image_used
 end
 
 local function encode_network(net)
@@ -274,9 +276,9 @@ function atlas.write(path, spec)
   for _, set in ipairs(spec.sets) do if set.images then image_sets = image_sets + 1 end end
   for _, i in ipairs(order) do
     local set = spec.sets[i]
-    o.image_budget, o.image_used = set.images and left / math.max(image_sets, 1) or nil, 0
-    data.sets[i] = encode_set(set, o, network)
-    if set.images then left, image_sets = math.max(left - o.image_used, 0), image_sets - 1 end
+    local used
+    data.sets[i], used = encode_set(set, o, network, set.images and left / math.max(image_sets, 1) or nil)
+    if set.images then left, image_sets = math.max(left - used, 0), image_sets - 1 end
   end
   if spec.heat then
     local v = spec.heat.values
