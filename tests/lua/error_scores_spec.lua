@@ -278,7 +278,7 @@ describe("error scores: the experiment", function()
       "--est-epochs", "1", "--long-epochs", "1", "--wide-epochs", "1", "--heldout-epochs", "1", "--folds", "3",
       "--resamples", "5"})
     truthy(sok, r)
-    eq(#r.variants, 17)
+    eq(#r.variants, 20)
     eq(r.validation_images, 60)
     eq(r.test_images, 200)
     local by = {}
@@ -298,5 +298,44 @@ describe("error scores: the experiment", function()
     truthy(tostring(err):find("error_scores_mnist: " .. dir .. "/nothing/classifier.safetensors is missing", 1, true),
       tostring(err))
     os.execute("rm -rf '" .. dir .. "'")
+  end)
+
+  it("runs over a small Net2 map on CIFAR-10, with an estimator that also sees the convolutions", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    dofile("tests/helpers/fake_cifar.lua").write(dir, 200, 40)
+    local out = dir .. "/out"
+    local sok, err = run_experiment("experiments/error_scores_cifar10.lua", {"--data-dir", dir, "--out", out,
+      "--model", dir .. "/net2.safetensors"})
+    eq(sok, false)
+    truthy(tostring(err):find("error_scores_cifar10: " .. dir .. "/net2.safetensors is missing", 1, true),
+      tostring(err))
+    -- a Net2 trained two short cycles: right on a tenth of the images, so
+    -- that every fold of the validation split holds both outcomes
+    local ok, trained = run_experiment("experiments/net2_cifar10.lua", {"--data-dir", dir, "--subset", "200",
+      "--cycles", "2", "--batch", "16", "--width", "0.1", "--lr-max", "2e-3", "--period-epochs", "1",
+      "--trajectory-samples", "10", "--out", dir .. "/net2"})
+    truthy(ok, trained)
+    local metrics
+    ok, metrics = run_experiment("experiments/introspect_cifar10.lua", {"--data-dir", dir, "--model",
+      dir .. "/net2/model.safetensors", "--width", "0.1", "--ae-epochs", "1", "--est-epochs", "1", "--est-period", "10",
+      "--est-cycles", "2", "--out", out})
+    truthy(ok, metrics)
+    local r
+    sok, r = run_experiment("experiments/error_scores_cifar10.lua", {"--data-dir", dir, "--out", out, "--model",
+      dir .. "/net2/model.safetensors", "--width", "0.1", "--est-epochs", "1", "--long-epochs", "1",
+      "--wide-epochs", "1", "--heldout-epochs", "1", "--folds", "3", "--resamples", "5"})
+    os.execute("rm -rf '" .. dir .. "'")
+    truthy(sok, r)
+    same({r.training_images, r.validation_images, r.test_images}, {900, 100, 40})
+    local by = {}
+    for _, v in ipairs(r.variants) do by[v.name] = v end
+    eq(#r.variants, 21)
+    -- the conv ELUs of Net2 at width 0.1 (10, 10, 10, 19, 19, 19, 19 channels), averaged over space
+    truthy(by["e_hat[recording 1536 + conv 106]"], "the estimator on the dense and pooled conv recordings")
+    near(by.max_logit.test.auroc_correct, metrics.auroc_correct_baseline, 1e-12, "baseline AUROC")
+    near(by.max_logit.test.aupr_error, metrics.aupr_error_baseline, 1e-12, "baseline AUPR")
+    near(by.e_hat.test.auroc_correct, metrics.auroc_correct, 1e-12, "e_hat AUROC")
+    near(by.e_hat.test.aupr_error, metrics.aupr_error, 1e-12, "e_hat AUPR")
   end)
 end)

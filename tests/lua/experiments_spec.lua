@@ -23,27 +23,13 @@ describe("experiments", function()
     truthy(final < 1e-3, "final loss " .. tostring(final))
   end)
 
-  -- A generated CIFAR-10 folder in a new temporary directory: 5 training
-  -- batches of n records, a test batch of 8; returns the directory. Each
-  -- class is a flat grey level (a little variation per image), so a working
-  -- training loop learns it within a few steps.
+  -- A generated CIFAR-10 folder (tests/helpers/fake_cifar.lua) in a new
+  -- temporary directory: 5 training batches of n records, a test batch of
+  -- 8; returns the directory.
   local function cifar_folder(n)
     local dir = os.tmpname()
     os.remove(dir)
-    os.execute("mkdir -p " .. dir .. "/cifar10")
-    local function batch(name, count, seed)
-      local out = {}
-      for i = 1, count do
-        local label = (i + seed) % 10
-        out[i] = string.char(label) .. string.rep(string.char(label * 25 + i % 5), 3072)
-      end
-      local f = assert(io.open(dir .. "/cifar10/" .. name, "wb"))
-      f:write(table.concat(out))
-      f:close()
-    end
-    for b = 1, 5 do batch("data_batch_" .. b .. ".bin", n, b) end
-    batch("test_batch.bin", 8, 0)
-    return dir
+    return dofile("tests/helpers/fake_cifar.lua").write(dir, n, 8)
   end
 
   it("net2_cifar10.lua trains the paper's Net2 on the CPU: the loss falls from its initial value", function()

@@ -3,6 +3,13 @@ local lm = require 'lumen'
 local I = lm.introspect
 local nn = lm.nn
 
+-- n random inputs of 16 values labelled 1, 2, 3, 1, ...
+local function three_classes(n)
+  local labels = {}
+  for i = 1, n do labels[i] = (i - 1) % 3 + 1 end
+  return {x = lm.rand(n, 16), y = lm.tensor(labels, 'int32')}
+end
+
 describe("introspection", function()
   it("records every hidden non-linearity in order, in evaluation mode", function()
     lm.manual_seed(1)
@@ -267,12 +274,7 @@ describe("study.run", function()
   it("trains the paper's two autoencoders in its regime with --paper", function()
     local study = require 'lumen.introspect.study'
     lm.manual_seed(6)
-    local function set(n)
-      local labels = {}
-      for i = 1, n do labels[i] = (i - 1) % 3 + 1 end
-      return {x = lm.rand(n, 16), y = lm.tensor(labels, 'int32')}
-    end
-    local train, val, test = set(120), set(30), set(40)
+    local train, val, test = three_classes(120), three_classes(30), three_classes(40)
     local net = lm.models.net1{inputs = 16, hidden = 8, layers = 2, classes = 3}
     local recorder = I.Recorder(net)
     local pick = lm.tensor({1, 5, 9, 13, 17, 21, 25, 29, 33, 37}, 'int32')
@@ -314,6 +316,53 @@ describe("study.run", function()
         "auroc_correct_recording_estimator", "aupr_error_recording_estimator", "latent_knn10_accuracy"} do
       eq(type(v[k]), "number", k)
     end
+  end)
+end)
+
+describe("study.run's combined score", function()
+  it("is a logistic regression on the recording's estimate and the largest logit, fitted on validation", function()
+    local study = require 'lumen.introspect.study'
+    local S = require 'lumen.introspect.scores'
+    lm.manual_seed(7)
+    local train, val, test = three_classes(150), three_classes(90), three_classes(60)
+    local net = lm.models.net1{inputs = 16, hidden = 8, layers = 2, classes = 3}
+    local recorder = I.Recorder(net)
+    local out = os.tmpname()
+    os.remove(out)
+    local saved = _G.print
+    _G.print = function() end
+    local ok, metrics = pcall(study.run, {name = "tiny", data = {name = "random", classes = {"a", "b", "c"}},
+      train = train, val = val, test = test, net = net, recorder = recorder, out = out, ae_epochs = 1,
+      est_epochs = 1, seed = 1, record_to = "memory", est_regime = {lr_max = 1e-3, period = 4, cycles = 1}})
+    _G.print = saved
+    -- the same score computed here from the saved recording estimator
+    local est_rec = S.StandardizedEstimator{inputs = recorder:width(val.x:narrow(1, 1, 1))}
+    if ok then est_rec:load(out .. "/estimator_recording.safetensors") end
+    os.execute("rm -rf '" .. out .. "'")
+    assert(ok, metrics)
+    est_rec:evaluate()
+    net:evaluate()
+    local function scores(s)
+      local H, Y = recorder:record_set(s.x)
+      local wrong = {}
+      for i, hit in ipairs(Y:argmax(2):eq(s.y):totable()) do wrong[i] = hit ~= 1 end
+      return {I.estimate(est_rec, H):totable(), S.negated(I.baseline_scores(net, s.x))}, wrong
+    end
+    local f_val, wrong_val = scores(val)
+    local f_test, wrong_test = scores(test)
+    local errors = 0
+    for _, w in ipairs(wrong_val) do if w then errors = errors + 1 end end
+    truthy(errors >= 10 and errors <= 80, "both outcomes on validation: " .. errors .. " errors")
+    local model = S.fit_logistic(f_val, wrong_val)
+    local r = S.evaluate(S.apply(model, f_test), wrong_test)
+    near(metrics.auroc_correct_combined, r.auroc_correct, 1e-9, "test AUROC")
+    near(metrics.aupr_error_combined, r.aupr_error, 1e-9, "test AUPR")
+    same(metrics.combined_weights, model.weights, 1e-9)
+    -- on validation, measured out of fold: not the in-sample fit
+    local v = metrics.validation
+    eq(type(v.auroc_correct_combined), "number")
+    truthy(v.auroc_correct_combined ~= S.evaluate(S.apply(model, f_val), wrong_val).auroc_correct,
+      "out of fold, not in sample")
   end)
 end)
 

@@ -42,7 +42,8 @@ end
 
 --- The logits [N, C] of a network that is an nn.Sequential ending in
 --- nn.Sigmoid or nn.Softmax (every module but the last), o.batch (1000)
---- rows at a time, in evaluation mode, without gradients, on the host.
+--- rows at a time (float32 images, or bytes read as x / 255), in evaluation
+--- mode, without gradients, on the host.
 function S.logits(net, x, o)
   o = o or {}
   local last = net.__name == "nn.Sequential" and net:size() > 0 and net[net:size()] or nil
@@ -57,7 +58,7 @@ function S.logits(net, x, o)
   local ok, err = pcall(lm.no_grad, function()
     for s = 1, n, batch do
       local len = math.min(batch, n - s + 1)
-      local h = x:narrow(1, s, len)
+      local h = lm.data.to_float(x:narrow(1, s, len)) -- images kept as bytes become [0, 1]
       if h:device() ~= device then h = h:to(device) end
       for i = 1, net:size() - 1 do h = net[i](h) end
       out = out or lm.zeros(n, h:size(2))

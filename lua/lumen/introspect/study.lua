@@ -428,6 +428,32 @@ function study.run(c)
   local Z_test, T_test = vae:encode_all(H_test), I.log_errors(Y_test, y_test)
   local E_test, E_rec_test = I.estimate(est, Z_test):to("cpu"), I.estimate(est_rec, H_test):to("cpu")
 
+  -- ---- 4d. the recording's estimate and the classifier's confidence, combined (beyond the paper) -------
+  -- a logistic regression of "wrong" on the two error scores, fitted on the
+  -- validation split (every rank holds it whole, so every rank fits the
+  -- same): on CIFAR-10 the recording's estimator alone varied with its
+  -- initialisation on the test images, ahead of the baseline or behind it;
+  -- together with the largest logit it was ahead at each seed
+  -- (docs/analyses/error-scores.md)
+  -- (fitted when the split holds at least 10 errors and 10 correct images:
+  -- each of the five folds measuring it must fit on both outcomes)
+  local val_scores, combination, val_errors
+  if H_val then
+    val_scores = lm.no_grad(function()
+      return {estimator = I.estimate(est, Z_val):to("cpu"):totable(),
+        recording_estimator = I.estimate(est_rec, H_val):to("cpu"):totable(),
+        baseline = S.negated(I.baseline_scores(net, c.val.x))}
+    end)
+    val_errors = 0
+    for _, w in ipairs(wrong_val) do if w then val_errors = val_errors + 1 end end
+    if val_errors >= 10 and #wrong_val - val_errors >= 10 then
+      combination = S.fit_logistic({val_scores.recording_estimator, val_scores.baseline}, wrong_val)
+    else
+      say(string.format("   no combined score: %d of the %d validation images misclassified (needs 10 of each outcome)",
+        val_errors, #wrong_val))
+    end
+  end
+
   -- ---- 5. metrics ----------------------------------------------------------------------------------------
   -- each rank's part of the reconstruction and the kNN queries; the test
   -- set's latents, outputs and scores gathered whole (a few numbers a sample)
@@ -475,6 +501,7 @@ function study.run(c)
     for i = 1, #confidence do
       neg_conf[i], neg_base[i], neg_rec[i] = -confidence[i], -baseline[i], -confidence_rec[i]
     end
+    local combined = combination and S.evaluate(S.apply(combination, {neg_rec, neg_base}), wrong)
     return {
       data = d.name, model = c.name,
       classifier_test_accuracy = correct_t:mean():item(),
@@ -486,7 +513,9 @@ function study.run(c)
       auroc_correct = I.auroc(confidence, correct), auroc_correct_baseline = I.auroc(baseline, correct),
       aupr_error = I.aupr(neg_conf, wrong), aupr_error_baseline = I.aupr(neg_base, wrong),
       auroc_correct_recording = I.auroc(confidence_rec, correct), aupr_error_recording = I.aupr(neg_rec, wrong),
-      baseline_score = baseline_kind,
+      auroc_correct_combined = combined and combined.auroc_correct,
+      aupr_error_combined = combined and combined.aupr_error,
+      combined_weights = combination and combination.weights, baseline_score = baseline_kind,
       mmd_weight = opts.mmd_weight, ae_epochs = opts.ae_epochs, seed = opts.seed,
       estimator_epoch = chosen["estimator"], recording_estimator_epoch = chosen["recording estimator"],
       paper_preset = paper ~= nil, cycles = next(cycles_run) and cycles_run or nil,
@@ -494,22 +523,26 @@ function study.run(c)
     }
   end)
   for _, k in ipairs{"classifier_test_accuracy", "latent_knn10_accuracy", "auroc_correct", "auroc_correct_baseline",
-    "auroc_correct_recording", "aupr_error", "aupr_error_baseline", "aupr_error_recording", "estimator_mse_log10",
-    "autoencoder_reconstruction_per_unit"} do
-    say(string.format("   %-36s %.4f", k, metrics[k]))
+    "auroc_correct_recording", "aupr_error", "aupr_error_baseline", "aupr_error_recording", "auroc_correct_combined",
+    "aupr_error_combined", "estimator_mse_log10", "autoencoder_reconstruction_per_unit"} do
+    if metrics[k] then say(string.format("   %-36s %.4f", k, metrics[k])) end
   end
   -- the same measures on the validation split, where settings are compared
   -- without reading the test set (every rank holds the whole split); a
   -- stage of its own, so that its blocks go back before the figures
   if H_val then
     metrics.validation = stage("validation", function() return lm.no_grad(function()
-      local errors = 0
-      for _, w in ipairs(wrong_val) do if w then errors = errors + 1 end end
-      local v = {classifier_accuracy = 1 - errors / #wrong_val,
+      local v = {classifier_accuracy = 1 - val_errors / #wrong_val,
         latent_knn10_accuracy = I.knn_accuracy(Z_val, c.val.y, 10)}
-      for name, score in pairs{estimator = I.estimate(est, Z_val):to("cpu"):totable(),
-          recording_estimator = I.estimate(est_rec, H_val):to("cpu"):totable(),
-          baseline = S.negated(I.baseline_scores(net, c.val.x))} do
+      -- the combination measured out of fold: each fifth by a fit on the rest
+      if combination then
+        local features = {val_scores.recording_estimator, val_scores.baseline}
+        local function part(rows) return {S.pick(features[1], rows), S.pick(features[2], rows)} end
+        val_scores.combined = S.cross_fit(#wrong_val, function(rows)
+          return S.fit_logistic(part(rows), S.pick(wrong_val, rows))
+        end, function(model, rows) return S.apply(model, part(rows)) end, {seed = opts.seed})
+      end
+      for name, score in pairs(val_scores) do
         local r = S.evaluate(score, wrong_val)
         v["auroc_correct_" .. name], v["aupr_error_" .. name] = r.auroc_correct, r.aupr_error
       end
@@ -517,9 +550,10 @@ function study.run(c)
     end) end)
     local v = metrics.validation
     say(string.format("   validation: accuracy %.4f, kNN-10 %.4f, AUROC / AUPR e_hat %.4f / %.4f, "
-      .. "baseline %.4f / %.4f, recording %.4f / %.4f", v.classifier_accuracy, v.latent_knn10_accuracy,
-      v.auroc_correct_estimator, v.aupr_error_estimator, v.auroc_correct_baseline, v.aupr_error_baseline,
-      v.auroc_correct_recording_estimator, v.aupr_error_recording_estimator))
+      .. "baseline %.4f / %.4f, recording %.4f / %.4f, combined (out of fold) %.4f / %.4f", v.classifier_accuracy,
+      v.latent_knn10_accuracy, v.auroc_correct_estimator, v.aupr_error_estimator, v.auroc_correct_baseline,
+      v.aupr_error_baseline, v.auroc_correct_recording_estimator, v.aupr_error_recording_estimator,
+      v.auroc_correct_combined or 0 / 0, v.aupr_error_combined or 0 / 0))
   end
   say(string.format("   latent mean (%.2f, %.2f), std (%.2f, %.2f)", metrics.latent_mean[1], metrics.latent_mean[2],
     metrics.latent_std[1], metrics.latent_std[2]))
