@@ -311,6 +311,7 @@ end)
 
 describe("figures: the paper's Fig. 3, 4, 6 and 7", function()
   local Fig = require 'lumen.introspect.figures'
+  local plot = require 'lumen.plot'
   local tmp = os.tmpname()
   os.remove(tmp)
   os.execute("mkdir -p " .. tmp)
@@ -451,6 +452,41 @@ describe("figures: the paper's Fig. 3, 4, 6 and 7", function()
     near(by[1].sensitivity, 2 / 3, 1e-12)
     near(by[2].sensitivity, 2 / 3, 1e-12)
     truthy(by[3].sensitivity ~= by[3].sensitivity, "a class without samples has no sensitivity")
+  end)
+
+  it("draws the wrong samples' violins in a colour no class has (CIFAR-10's horse is grey)", function()
+    local K, e, labels, pred = 10, {}, {}, {}
+    for i = 1, 40 do -- class 8 only: 20 right near -3, 20 wrong near -1
+      e[i], labels[i] = (i <= 20 and -3 or -1) + (i % 5) * 0.1, 8
+      pred[i] = i <= 20 and 8 or 1
+    end
+    local names = {}
+    for k = 1, K do names[k] = "c" .. k end
+    Fig.violins(tmp .. "/horse.png", {log_e_hat = lm.tensor(e), labels = lm.tensor(labels, 'int32'),
+      predictions = lm.tensor(pred, 'int32'), classes = names})
+    local img = lm.image.load(tmp .. "/horse.png")
+    -- the most frequent colour of a column that is not the white page: the
+    -- fill of the violin at data x (the axes span 980 px over K + 0.2 units)
+    local function fill(x)
+      local col = math.floor(80 + (x - 0.4) / (K + 0.2) * 980 + 0.5) + 1
+      local counts, best, best_n = {}, nil, 0
+      for row = 1, img:size(2) do
+        local r, g, b = img[1][row][col], img[2][row][col], img[3][row][col]
+        if r < 0.99 or g < 0.99 or b < 0.99 then
+          local key = string.format("%.3f,%.3f,%.3f", r, g, b)
+          counts[key] = (counts[key] or 0) + 1
+          if counts[key] > best_n then best, best_n = key, counts[key] end
+        end
+      end
+      local rgb = {}
+      for v in best:gmatch("[^,]+") do rgb[#rgb + 1] = tonumber(v) end
+      return rgb, best_n
+    end
+    local horse, n_horse = fill(8 - 0.18)
+    local wrong, n_wrong = fill(8 + 0.18)
+    truthy(n_horse > 20 and n_wrong > 20, "two violins drawn")
+    -- before, both came out the same grey (0.698): tab10's grey and the wrong ones' grey
+    truthy(horse[1] - wrong[1] > 0.15, string.format("wrong %.3f is darker than horse's %.3f", wrong[1], horse[1]))
     os.execute("rm -rf " .. tmp)
   end)
 end)

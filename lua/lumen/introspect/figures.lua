@@ -284,9 +284,13 @@ end
 
 -- ---- Fig. 7: reliability violins --------------------------------------------------------------------
 
+--- The wrongly classified samples' violins: near-black, apart from every
+--- class colour (the eighth, tab10's grey, is horse on CIFAR-10).
+Fig.WRONG_COLOR = 0x202020B3
+
 --- Fig. 7 as a file: per class (true label), violins of the estimated
---- log10 error of the correctly (class colour) and wrongly (grey)
---- classified samples, each class's sensitivity written above. o:
+--- log10 error of the correctly (class colour) and wrongly (near-black:
+--- no class colour, not even tab10's grey) classified samples, each class's sensitivity written above. o:
 --- log_e_hat [N], labels [N], predictions [N], classes (names), title.
 --- A class with no sample of a kind draws no violin for it. Returns
 --- A.reliability_by_class's table (per class {correct, wrong,
@@ -302,7 +306,7 @@ function Fig.violins(path, o)
     if #b.correct > 0 then
       ax:violin(k - 0.18, b.correct, {width = 0.34, color = plot.with_alpha(plot.CLASS_COLORS[k], 0.8)})
     end
-    if #b.wrong > 0 then ax:violin(k + 0.18, b.wrong, {width = 0.34, color = 0x80808099}) end
+    if #b.wrong > 0 then ax:violin(k + 0.18, b.wrong, {width = 0.34, color = Fig.WRONG_COLOR}) end
     -- sensitivity above each pair (the axes span 980 px over K + 0.2 units)
     local px = 80 + (k - 0.4) / (K + 0.2) * 980
     local s = b.sensitivity
