@@ -311,7 +311,6 @@ end)
 
 describe("figures: the paper's Fig. 3, 4, 6 and 7", function()
   local Fig = require 'lumen.introspect.figures'
-  local plot = require 'lumen.plot'
   local tmp = os.tmpname()
   os.remove(tmp)
   os.execute("mkdir -p " .. tmp)
