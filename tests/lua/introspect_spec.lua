@@ -200,6 +200,18 @@ describe("introspection", function()
     near(I.auroc({0.5, 0.5, 0.2}, {true, false, false}), 0.75, 1e-12)
     near(I.aupr({0.5, 0.5, 0.2}, {true, false, true}), (1 / 2 + 2 / 3) / 2, 1e-12)
     near(I.aupr({0.5, 0.5, 0.2}, {false, true, true}), (1 / 2 + 2 / 3) / 2, 1e-12)
+    -- the groups those measures walk: ranks and flagged counts, both orders
+    local function groups(scores, flags, descending)
+      local out = {}
+      for first, last, hits in I.tie_groups(scores, flags, descending) do
+        out[#out + 1] = string.format("%d-%d:%d", first, last, hits)
+      end
+      return table.concat(out, " ")
+    end
+    local s, f = {0.3, 0.7, 0.3, 0.1, 0.7, 0.3}, {true, false, false, true, true, true}
+    eq(groups(s, f), "1-1:1 2-4:2 5-6:1")
+    eq(groups(s, f, true), "1-2:1 3-5:2 6-6:1")
+    eq(groups({}, {}), "")
   end)
 
   it("trains classifier, autoencoder and estimator jointly with the three stop-gradients", function()

@@ -46,15 +46,9 @@ function D.risk_coverage(confidence, correct, steps)
   steps = steps or 50
   I.check_scored("risk_coverage", confidence, correct)
   local n = #confidence
-  local order = {}
-  for i = 1, n do order[i] = i end
-  table.sort(order, function(a, b) return confidence[a] > confidence[b] end)
   local cov, acc = {}, {}
-  local hits, next_mark, r = 0, 1, 1 -- hits among the groups before rank r
-  while r <= n do
-    local last, group_hits = r, 0
-    while last < n and confidence[order[last + 1]] == confidence[order[r]] do last = last + 1 end
-    for t = r, last do if correct[order[t]] then group_hits = group_hits + 1 end end
+  local hits, next_mark = 0, 1 -- hits among the groups before this one
+  for r, last, group_hits in I.tie_groups(confidence, correct, true) do
     -- every mark whose kept count falls in this group
     while next_mark <= steps and math.ceil(n * next_mark / steps) <= last do
       local kept = math.ceil(n * next_mark / steps)
@@ -63,7 +57,6 @@ function D.risk_coverage(confidence, correct, steps)
       next_mark = next_mark + 1
     end
     hits = hits + group_hits
-    r = last + 1
   end
   return cov, acc
 end

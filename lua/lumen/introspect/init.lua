@@ -816,50 +816,55 @@ function I.check_scored(fn, scores, positives)
   if nan > 0 then error(string.format("%s: %d of the %d scores are NaN", fn, nan, #scores), 3) end
 end
 
+--- The samples ranked by score (ascending, or descending when
+--- `descending`) in groups of equal scores: an iterator of (first, last,
+--- hits), the group's ranks and how many of its samples are flagged.
+--- Equal scores are one threshold in every ranking measure, so no measure
+--- depends on the order of ties (or the sort's).
+function I.tie_groups(scores, flags, descending)
+  local n, order = #scores, {}
+  for i = 1, n do order[i] = i end
+  table.sort(order, descending and function(a, b) return scores[a] > scores[b] end
+    or function(a, b) return scores[a] < scores[b] end)
+  local r = 1
+  return function()
+    if r > n then return nil end
+    local first, last = r, r
+    while last < n and scores[order[last + 1]] == scores[order[first]] do last = last + 1 end
+    local hits = 0
+    for t = first, last do if flags[order[t]] then hits = hits + 1 end end
+    r = last + 1
+    return first, last, hits
+  end
+end
+
 --- Area under the ROC curve for scores where higher means "positive";
---- positives is a list of booleans. Ties count one half. NaN scores are an
---- error (I.check_scored); without positives or negatives it is NaN.
+--- positives is a list of booleans. Ties count one half (a group's mean
+--- rank). NaN scores are an error (I.check_scored); without positives or
+--- negatives it is NaN.
 function I.auroc(scores, positives)
   I.check_scored("auroc", scores, positives)
-  local n = #scores
-  local order = {}
-  for i = 1, n do order[i] = i end
-  table.sort(order, function(a, b) return scores[a] < scores[b] end)
-  local rank_sum, npos, i = 0, 0, 1
-  while i <= n do
-    local j = i
-    while j < n and scores[order[j + 1]] == scores[order[i]] do j = j + 1 end
-    local avg = (i + j) / 2
-    for t = i, j do if positives[order[t]] then rank_sum, npos = rank_sum + avg, npos + 1 end end
-    i = j + 1
+  local rank_sum, npos = 0, 0
+  for first, last, hits in I.tie_groups(scores, positives) do
+    rank_sum, npos = rank_sum + hits * (first + last) / 2, npos + hits
   end
-  local nneg = n - npos
+  local nneg = #scores - npos
   if npos == 0 or nneg == 0 then return 0 / 0 end
   return (rank_sum - npos * (npos + 1) / 2) / (npos * nneg)
 end
 
 --- Area under the precision-recall curve (average precision) of finding the
---- positives by descending score (inputs as I.auroc's).
+--- positives by descending score (inputs as I.auroc's). A group of equal
+--- scores counts its positives at the group's precision.
 function I.aupr(scores, positives)
   I.check_scored("aupr", scores, positives)
-  local n = #scores
-  local order = {}
-  for i = 1, n do order[i] = i end
-  table.sort(order, function(a, b) return scores[a] > scores[b] end)
   local total = 0
-  for i = 1, n do if positives[i] then total = total + 1 end end
+  for i = 1, #scores do if positives[i] then total = total + 1 end end
   if total == 0 then return 0 / 0 end
-  -- equal scores form one threshold: their positives count at the group's
-  -- precision, so the order of ties (and the sort's) does not matter
-  local hits, ap, r = 0, 0, 1
-  while r <= n do
-    local last = r
-    while last < n and scores[order[last + 1]] == scores[order[r]] do last = last + 1 end
-    local group = 0
-    for t = r, last do if positives[order[t]] then group = group + 1 end end
+  local hits, ap = 0, 0
+  for _, last, group in I.tie_groups(scores, positives, true) do
     hits = hits + group
     ap = ap + group * hits / last
-    r = last + 1
   end
   return ap / total
 end
