@@ -44,8 +44,9 @@ lm_status lm_ag_unary(lm_tensor **out, lm_unary_op op, lm_tensor *x, double p0, 
     LM_TRY(lm_node_record(&node, out, lm_unary_name(op), lm_rule_unary, 1, &x));
     node->iparams[0] = op;
     node->p[0] = p0, node->p[1] = p1;
-    lm_node_save(node, 0, x);
-    return lm_node_save_output(node, 1, *out);
+    int saves = lm_unary_grad_saves(op, p0);
+    if (saves & LM_UNARY_SAVES_X) lm_node_save(node, 0, x);
+    return (saves & LM_UNARY_SAVES_Y) ? lm_node_save_output(node, 1, *out) : LM_OK;
 }
 
 static bool is_comparison(lm_binary_op op) {

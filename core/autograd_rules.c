@@ -15,12 +15,41 @@ static bool needs_grad(const lm_node *n, int k) {
 /* ---- elementwise ------------------------------------------------------------------------------
  */
 
-/* iparams[0] = op, p[0..1] = op parameters, saved[0] = x, saved[1] = y.
- * Ops whose gradient has a fused backend kernel (lm_unary_has_fused_grad;
- * the derivative itself is lm_unary_grad_f32 in lm_scalar_ops.h, shared by
- * the CPU and CUDA kernels) take one pass instead of a chain of elementwise
- * ops; the composite formulas below are their reference and are checked
- * against them in tests/c/test_ops.c. */
+int lm_unary_grad_saves(lm_unary_op op, double p0) {
+    switch (op) {
+    case LM_NEG:
+    case LM_SIGN:
+        return 0;
+    case LM_EXP:
+    case LM_SQRT:
+    case LM_TANH:
+    case LM_SIGMOID:
+    case LM_RECIPROCAL:
+        return LM_UNARY_SAVES_Y;
+    case LM_LOG:
+    case LM_ABS:
+    case LM_RELU:
+    case LM_CLAMP:
+    case LM_POW_SCALAR:
+    case LM_SQUARE:
+    case LM_GELU:
+    case LM_GELU_TANH:
+        return LM_UNARY_SAVES_X;
+    case LM_RPOW_SCALAR: /* x only for the zero gradient of 0^x at x >= 0 */
+        return p0 == 0 ? LM_UNARY_SAVES_X | LM_UNARY_SAVES_Y : LM_UNARY_SAVES_Y;
+    case LM_ELU:
+    case LM_UNARY_COUNT:
+        break;
+    }
+    return LM_UNARY_SAVES_X | LM_UNARY_SAVES_Y;
+}
+
+/* iparams[0] = op, p[0..1] = op parameters, saved[0] = x, saved[1] = y
+ * (each only when lm_unary_grad_saves asks for it, else NULL). Ops whose gradient has a fused
+ * backend kernel (lm_unary_has_fused_grad; the derivative itself is lm_unary_grad_f32 in
+ * lm_scalar_ops.h, shared by the CPU and CUDA kernels) take one pass instead of a chain of
+ * elementwise ops; the composite formulas below are their reference and are checked against them in
+ * tests/c/test_ops.c. */
 lm_status lm_rule_unary_composite(lm_node *n, lm_tensor *g, lm_tensor **gi);
 
 lm_status lm_rule_unary(lm_node *n, lm_tensor *g, lm_tensor **gi) {
@@ -29,6 +58,11 @@ lm_status lm_rule_unary(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     lm_tensor *x, *y;
     LM_TRY(lm_node_saved(n, 0, &x));
     LM_TRY(lm_node_saved(n, 1, &y));
+    /* the kernel reads only what was saved; the other operand stands in
+     * for the one it ignores (same shape) */
+    if (!x) x = y;
+    if (!y) y = x;
+    if (!x) return lm_fail(LM_ERR_STATE, "autograd: %s saved nothing for its gradient", n->name);
     const lm_backend *be = lm_backend_of(x);
     if (!be) return LM_ERR_DEVICE;
     LM_TRY(lm_tensor_new_like(&gi[0], x));
@@ -65,7 +99,7 @@ lm_status lm_rule_unary_composite(lm_node *n, lm_tensor *g, lm_tensor **gi) {
         d = sc_binary(&sc, LM_MUL, g, sc_unary(&sc, LM_SIGN, x, 0, 0));
         break;
     case LM_SIGN:
-        d = sc_zeros_like(&sc, x);
+        d = sc_zeros_like(&sc, g);
         break;
     case LM_TANH: /* 1 - y^2 */
         d = sc_scalar_binary(&sc, LM_SUB, 1, sc_unary(&sc, LM_SQUARE, y, 0, 0));
@@ -93,7 +127,7 @@ lm_status lm_rule_unary_composite(lm_node *n, lm_tensor *g, lm_tensor **gi) {
         break;
     case LM_POW_SCALAR: /* p x^(p-1); 0 for p = 0 (x^0 is constant, also at x = 0) */
         if (p0 == 0) {
-            d = sc_zeros_like(&sc, x);
+            d = sc_zeros_like(&sc, g);
             break;
         }
         d = sc_binary_scalar(&sc, LM_MUL, sc_unary(&sc, LM_POW_SCALAR, x, p0 - 1, 0), p0);
@@ -112,6 +146,7 @@ lm_status lm_rule_unary_composite(lm_node *n, lm_tensor *g, lm_tensor **gi) {
         d = sc_unary(&sc, LM_NEG, d, 0, 0);
         break;
     case LM_GELU: { /* Phi(x) + x phi(x), with Phi(x) = y / x (1/2 at x = 0, where y = 0) */
+        if (!y) y = sc_unary(&sc, LM_GELU, x, 0, 0); /* the tape keeps x only */
         lm_tensor *at0 = sc_binary_scalar(&sc, LM_EQ, x, 0);
         lm_tensor *cdf = sc_binary(&sc, LM_DIV, y, sc_binary(&sc, LM_ADD, x, at0));
         cdf = sc_binary(&sc, LM_ADD, cdf, sc_binary_scalar(&sc, LM_MUL, at0, 0.5));

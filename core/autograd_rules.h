@@ -6,6 +6,11 @@
 
 #include "lm_autograd.h"
 
+/* What lm_rule_unary reads of op's input x and output y (p0: the op's first
+ * parameter), so that the tape keeps only that: as torch, exp keeps its
+ * output, log its input; changing the other in place later is no error. */
+enum { LM_UNARY_SAVES_X = 1, LM_UNARY_SAVES_Y = 2 };
+int lm_unary_grad_saves(lm_unary_op op, double p0);
 lm_status lm_rule_unary(lm_node *n, lm_tensor *g, lm_tensor **gi);
 /* the same gradient through a chain of ordinary ops: the fused kernels' reference */
 lm_status lm_rule_unary_composite(lm_node *n, lm_tensor *g, lm_tensor **gi);

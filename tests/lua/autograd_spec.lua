@@ -82,6 +82,38 @@ describe("autograd", function()
     raises(function() (x * 2):requires_grad(false) end, "leaf tensors")
   end)
 
+  it("keeps of a unary op only what its gradient reads, as torch", function()
+    -- exp's gradient reads its output: changing the input afterwards is fine
+    local x = lm.tensor({0, 1, 2}):requires_grad(true)
+    local y = x:exp()
+    lm.no_grad(function() x:add_(5) end)
+    y:sum():backward()
+    same(x.grad:totable(), {1, math.exp(1), math.exp(2)}, 1e-6)
+    -- log's reads its input: changing the output is fine, the input is not
+    local a = lm.tensor({1, 2, 4}):requires_grad(true)
+    local l = a:log()
+    lm.no_grad(function() l:mul_(0) end)
+    l:sum():backward()
+    same(a.grad:totable(), {1, 0.5, 0.25}, 1e-7)
+    local b = lm.tensor({1, 2, 4}):requires_grad(true)
+    local lb = b:log()
+    lm.no_grad(function() b:add_(1) end)
+    raises(function() lb:sum():backward() end,
+      "backward: a tensor saved by log for the gradient was modified in place afterwards")
+    -- relu and gelu read the input only; sigmoid and tanh the output only
+    for _, case in ipairs{{"relu", "input"}, {"gelu", "input"}, {"sigmoid", "output"}, {"tanh", "output"}} do
+      local v = lm.tensor({-1, 0.5, 2}):requires_grad(true)
+      local out = v[case[1]](v)
+      local w = lm.tensor({-1, 0.5, 2}):requires_grad(true)
+      w[case[1]](w):sum():backward()
+      local expected = w.grad
+      -- change the one it does not read: the gradient is the same
+      lm.no_grad(function() if case[2] == "input" then out:add_(3) else v:add_(3) end end)
+      out:sum():backward()
+      same(v.grad:totable(), expected:totable(), 1e-6, case[1])
+    end
+  end)
+
   it("runs a custom function's Lua backward and checks its results", function()
     local Bad = lm.autograd.Function{
       forward = function(_, v) return v * 1 end,
