@@ -3,7 +3,7 @@
 -- experiments/net2_cifar10.lua and the map introspect_cifar10.lua cached
 -- from it (both reused, never retrained):
 --   lumen experiments/error_scores_cifar10.lua [--out DIR] [--model PATH]
---        [--width W] [--data-dir DIR] [--seed S] [--threads T]
+--        [--width W] [--device cpu|cuda] [--data-dir DIR] [--seed S] [--threads T]
 --        [--est-epochs N] [--long-epochs N] [--wide-epochs N]
 --        [--heldout-epochs N] [--folds K] [--resamples N] [--conv=false]
 --        [--name STEM]
@@ -25,7 +25,7 @@ local ES = require 'lumen.introspect.error_scores'
 local study = require 'lumen.introspect.study'
 
 local opts = cli.parse(arg, {out = "results/introspect_cifar10", model = "results/net2_cifar10/model.safetensors",
-  width = 1.0, data_dir = "", seed = 1, threads = 2, est_epochs = 20, long_epochs = 60, wide_epochs = 20,
+  width = 1.0, device = "cpu", data_dir = "", seed = 1, threads = 2, est_epochs = 20, long_epochs = 60, wide_epochs = 20,
   heldout_epochs = 100, folds = 5, resamples = 200, conv = true, name = "error_scores"},
   "Error scores of the mapped Net2: lumen experiments/error_scores_cifar10.lua [options]")
 if opts.threads > 0 then lm.set_num_threads(opts.threads) end
@@ -51,6 +51,10 @@ end
 local train, val = lm.data.split(d.train, {fraction = 0.1, seed = split_seed})
 local net = lm.models.net2{width = opts.width}
 net:load(opts.model)
+if opts.device ~= "cpu" then -- the recordings (through the convolutions) on the GPU; the estimators stay here
+  if not lm.cuda.available() then error("--device " .. opts.device .. ": " .. lm.cuda.status(), 0) end
+  net:to(opts.device)
+end
 net:evaluate()
 local modules = net:modules()
 local function after(kind) -- the ELUs that follow a layer of this kind
