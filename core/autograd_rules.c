@@ -20,6 +20,8 @@ int lm_unary_grad_saves(lm_unary_op op, double p0) {
     case LM_NEG:
     case LM_SIGN:
         return 0;
+    case LM_POW_SCALAR: /* x^0 has gradient 0: nothing to keep */
+        return p0 == 0 ? 0 : LM_UNARY_SAVES_X;
     case LM_EXP:
     case LM_SQRT:
     case LM_TANH:
@@ -30,7 +32,6 @@ int lm_unary_grad_saves(lm_unary_op op, double p0) {
     case LM_ABS:
     case LM_RELU:
     case LM_CLAMP:
-    case LM_POW_SCALAR:
     case LM_SQUARE:
     case LM_GELU:
     case LM_GELU_TANH:

@@ -223,7 +223,7 @@ end
 -- ---- 6. reliability violins (Fig. 7) -----------------------------------------------------------------
 local by_class = Fig.violins(opts.out .. "/violins.png", {log_e_hat = E_test, labels = test.y, predictions = pred,
   classes = d.classes,
-  title = "Estimated log10 error per class: correct (colour) and wrong (black) test samples; sensitivity above"})
+  title = "Estimated log10 error per class: correct (colour) and wrong (dark grey) test samples; sensitivity above"})
 local sens = {}
 for k = 1, K do sens[d.classes[k]] = by_class[k].sensitivity end
 results.sensitivity = sens

@@ -25,8 +25,8 @@ local ES = require 'lumen.introspect.error_scores'
 local study = require 'lumen.introspect.study'
 
 local opts = cli.parse(arg, {out = "results/introspect_cifar10", model = "results/net2_cifar10/model.safetensors",
-  width = 1.0, device = "cpu", data_dir = "", seed = 1, threads = 2, est_epochs = 20, long_epochs = 60, wide_epochs = 20,
-  heldout_epochs = 100, folds = 5, resamples = 200, conv = true, name = "error_scores"},
+  width = 1.0, device = "cpu", data_dir = "", seed = 1, threads = 2, est_epochs = 20, long_epochs = 60,
+  wide_epochs = 20, heldout_epochs = 100, folds = 5, resamples = 200, conv = true, name = "error_scores"},
   "Error scores of the mapped Net2: lumen experiments/error_scores_cifar10.lua [options]")
 if opts.threads > 0 then lm.set_num_threads(opts.threads) end
 local missing = study.missing{opts.model, opts.out .. "/autoencoder.safetensors", opts.out .. "/estimator.safetensors"}

@@ -455,15 +455,18 @@ describe("figures: the paper's Fig. 3, 4, 6 and 7", function()
 
   it("draws the wrong samples' violins in a colour no class has (CIFAR-10's horse is grey)", function()
     local K, e, labels, pred = 10, {}, {}, {}
-    for i = 1, 40 do -- class 8 only: 20 right near -3, 20 wrong near -1
-      e[i], labels[i] = (i <= 20 and -3 or -1) + (i % 5) * 0.1, 8
-      pred[i] = i <= 20 and 8 or 1
+    for k = 1, K do -- each class: 4 right near -3, 4 wrong near -1
+      for i = 1, 8 do
+        local n = #e + 1
+        e[n], labels[n] = (i <= 4 and -3 or -1) + (i % 4) * 0.1, k
+        pred[n] = i <= 4 and k or k % K + 1
+      end
     end
     local names = {}
     for k = 1, K do names[k] = "c" .. k end
-    Fig.violins(tmp .. "/horse.png", {log_e_hat = lm.tensor(e), labels = lm.tensor(labels, 'int32'),
+    Fig.violins(tmp .. "/classes.png", {log_e_hat = lm.tensor(e), labels = lm.tensor(labels, 'int32'),
       predictions = lm.tensor(pred, 'int32'), classes = names})
-    local img = lm.image.load(tmp .. "/horse.png")
+    local img = lm.image.load(tmp .. "/classes.png")
     -- the most frequent colour of a column that is not the white page: the
     -- fill of the violin at data x (the axes span 980 px over K + 0.2 units)
     local function fill(x)
@@ -481,11 +484,19 @@ describe("figures: the paper's Fig. 3, 4, 6 and 7", function()
       for v in best:gmatch("[^,]+") do rgb[#rgb + 1] = tonumber(v) end
       return rgb, best_n
     end
-    local horse, n_horse = fill(8 - 0.18)
-    local wrong, n_wrong = fill(8 + 0.18)
-    truthy(n_horse > 20 and n_wrong > 20, "two violins drawn")
-    -- before, both came out the same grey (0.698): tab10's grey and the wrong ones' grey
-    truthy(horse[1] - wrong[1] > 0.15, string.format("wrong %.3f is darker than horse's %.3f", wrong[1], horse[1]))
+    local function distance(a, b)
+      return math.max(math.abs(a[1] - b[1]), math.abs(a[2] - b[2]), math.abs(a[3] - b[3]))
+    end
+    local wrong = fill(1 + 0.18)
+    for k = 1, K do
+      local right, n_right = fill(k - 0.18)
+      local wrong_k, n_wrong = fill(k + 0.18)
+      truthy(n_right > 20 and n_wrong > 20, "two violins drawn for class " .. k)
+      eq(distance(wrong_k, wrong), 0, "one colour for every class's wrong samples")
+      -- before, the wrong ones' grey matched tab10's eighth colour (horse) exactly
+      truthy(distance(right, wrong) > 0.15, string.format("class %d: its colour %.3f %.3f %.3f against %.3f %.3f %.3f",
+        k, right[1], right[2], right[3], wrong[1], wrong[2], wrong[3]))
+    end
     os.execute("rm -rf " .. tmp)
   end)
 end)

@@ -284,13 +284,14 @@ end
 
 -- ---- Fig. 7: reliability violins --------------------------------------------------------------------
 
---- The wrongly classified samples' violins: near-black, apart from every
---- class colour (the eighth, tab10's grey, is horse on CIFAR-10).
+--- The wrongly classified samples' violins: near-black, drawn dark grey
+--- (violins are filled translucent), apart from every class colour (the
+--- eighth, tab10's grey, is horse on CIFAR-10).
 Fig.WRONG_COLOR = 0x202020B3
 
 --- Fig. 7 as a file: per class (true label), violins of the estimated
---- log10 error of the correctly (class colour) and wrongly (near-black:
---- no class colour, not even tab10's grey) classified samples, each class's sensitivity written above. o:
+--- log10 error of the correctly (class colour) and wrongly (dark grey:
+--- no class colour, not even tab10's lighter grey) classified samples, each class's sensitivity written above. o:
 --- log_e_hat [N], labels [N], predictions [N], classes (names), title.
 --- A class with no sample of a kind draws no violin for it. Returns
 --- A.reliability_by_class's table (per class {correct, wrong,

@@ -433,10 +433,10 @@ function study.run(c)
   -- validation split (every rank holds it whole, so every rank fits the
   -- same): on CIFAR-10 the recording's estimator alone varied with its
   -- initialisation on the test images, ahead of the baseline or behind it;
-  -- together with the largest logit it was ahead at each seed
-  -- (docs/analyses/error-scores.md)
-  -- (fitted when the split holds at least 10 errors and 10 correct images:
-  -- each of the five folds measuring it must fit on both outcomes)
+  -- together with the largest logit it was ahead at each of three seeds
+  -- (docs/analyses/error-scores.md). Fitted when the split holds at least
+  -- 10 errors and 10 correct images, so that each fit of the five folds
+  -- measuring it out of fold (unstratified) sees both outcomes in practice.
   local val_scores, combination, val_errors
   if H_val then
     val_scores = lm.no_grad(function()
