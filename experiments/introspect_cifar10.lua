@@ -122,8 +122,8 @@ if d.test then
   local E = I.estimate(est, vae:encode_all(H:to('cpu'))):to('cpu')
   local by_class = Fig.violins(opts.out .. "/violins.png", {log_e_hat = E, labels = d.test.y,
     predictions = Y:to('cpu'):argmax(2), classes = d.classes,
-    title = string.format("Net2, estimated log10 error per class on %s: correct (colour) and wrong (dark grey); " ..
-      "sensitivity above", d.test_note or "the test set")})
+    title = string.format("Net2 on %d CIFAR-10 test images: estimated log10 error per class, correct (colour) " ..
+      "and wrong (dark grey); sensitivity above", d.test.x:size(1))})
   metrics.test_sensitivity = {}
   for k, name in ipairs(d.classes) do metrics.test_sensitivity[name] = by_class[k].sensitivity end
 end
