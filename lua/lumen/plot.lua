@@ -171,7 +171,9 @@ end
 
 --- A violin at x = position: the Gaussian kernel density of `values`
 --- (Scott's bandwidth), mirrored, with a line at the median. o.width (in x
---- units, 0.8), o.color, o.label.
+--- units, 0.8), o.color, o.label; o.cut (0): how many bandwidths the shape
+--- reaches past the smallest and largest value (0: it ends at the data, so
+--- a few spread samples draw no values that never occurred).
 function Axes:violin(position, values, o)
   o = o or {}
   values = as_list(values)
@@ -186,7 +188,8 @@ function Axes:violin(position, values, o)
   for _, v in ipairs(sorted) do var = var + (v - mean) ^ 2 end
   local sd = math.sqrt(var / math.max(n - 1, 1))
   local bw = math.max(1.06 * sd * n ^ (-1 / 5), (sorted[n] - sorted[1]) * 1e-3, 1e-6)
-  local lo, hi = sorted[1] - 2 * bw, sorted[n] + 2 * bw
+  local cut = o.cut or 0
+  local lo, hi = sorted[1] - cut * bw, sorted[n] + cut * bw
   local ys, dens, peak = {}, {}, 0
   local steps = 60
   for k = 0, steps do

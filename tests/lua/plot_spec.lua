@@ -72,6 +72,18 @@ describe("plot", function()
     local r, _, b = canvas:pixel(math.floor(mx), math.floor(select(2, ax:to_pixel(1, 0.5))))
     truthy(b > 150 and r < 150, "inside the violin: blue")
     same(rgb(canvas, select(1, ax:to_pixel(2, 0)), my), {255, 255, 255}) -- nothing at x = 2
+    -- the shape ends at the data (cut 0) or reaches past it by cut bandwidths
+    local function blue_at(y, o)
+      local f = plot.figure{width = 300, height = 300}
+      local a = f:axes{rect = {50, 50, 200, 200}, xlim = {0.5, 2.5}, ylim = {-3, 3}, grid = false}
+      a:violin(1, values, o)
+      local px, py = a:to_pixel(1, y)
+      local red, _, blue = f:render():pixel(math.floor(px), math.floor(py))
+      return blue > 150 and red < 150
+    end
+    truthy(blue_at(0.97, {color = 0x0000FFFF}), "inside the data's range")
+    eq(blue_at(1.15, {color = 0x0000FFFF}), false, "nothing past the largest value")
+    eq(blue_at(1.15, {color = 0x0000FFFF, cut = 2}), true, "two bandwidths past it with cut = 2")
   end)
 
   it("places an image grid pixel for pixel", function()
