@@ -289,6 +289,18 @@ describe("error scores: the experiment", function()
     near(by.e_hat.test.auroc_correct, metrics.auroc_correct, 1e-12, "e_hat AUROC")
     near(by.e_hat.test.aupr_error, metrics.aupr_error, 1e-12, "e_hat AUPR")
     eq(by[r.chosen].family ~= "baseline" and by[r.chosen].family ~= "diagnostic", true, "chosen " .. r.chosen)
+    -- each family's best on validation, and the chosen one the best of the others
+    local best = {}
+    local function sum(v) return v.validation.auroc_correct + v.validation.aupr_error end
+    for _, v in ipairs(r.variants) do
+      if not best[v.family] or sum(v) > sum(best[v.family]) then best[v.family] = v end
+    end
+    for family, v in pairs(best) do eq(r.best_per_family[family], v.name, family) end
+    for _, v in ipairs(r.variants) do
+      if v.family ~= "baseline" and v.family ~= "diagnostic" then
+        truthy(sum(v) <= sum(by[r.chosen]), v.name .. " is not ahead of the chosen variant on validation")
+      end
+    end
     local f = io.open(out .. "/error_scores.md")
     truthy(f and f:read("a"):find("| e_hat[recording 2400]", 1, true), "the markdown table")
     if f then f:close() end

@@ -255,13 +255,11 @@ function ES.compare(R, o)
     if o.progress then o.progress(v.name .. " bootstrap") end
   end
   -- the best variant of each family on validation: the smallest change that gets there
-  local best_per_family = {}
-  for _, r in ipairs(rows) do
-    local b = best_per_family[r.family]
-    if not b or r.validation.auroc_correct + r.validation.aupr_error > b.validation.auroc_correct
-      + b.validation.aupr_error then best_per_family[r.family] = r end
+  local best, best_per_family = {}, {}
+  for _, v in ipairs(variants) do
+    if not best[v.family] or val_sum(v) > val_sum(best[v.family]) then best[v.family] = v end
   end
-  for k, r in pairs(best_per_family) do best_per_family[k] = r.name end
+  for family, v in pairs(best) do best_per_family[family] = v.name end
   local note = string.format("%s, classifier and autoencoder of %s. Validation: %d images (%d misclassified), "
     .. "test: %d (%d). Error scores, higher = more likely wrong; AUROC: correct vs wrong (I.auroc of minus the "
     .. "score), AUPR: the misclassified as positives (I.aupr). CIs: paired bootstrap over test images (%d "
