@@ -56,12 +56,8 @@ if opts.device ~= "cpu" then -- the recordings (through the convolutions) on the
   net:to(opts.device)
 end
 net:evaluate()
-local modules = net:modules()
-local function after(kind) -- the ELUs that follow a layer of this kind
-  return function(m, i) return m.__name == "nn.ELU" and modules[i - 1].__name == kind end
-end
-local recorder = I.Recorder(net, {select = after("nn.Linear")}) -- introspect_cifar10.lua's recording
-local conv = opts.conv and I.Recorder(net, {select = after("nn.Conv2d"), pool = 'mean'}) or nil
+local recorder = I.Recorder(net, {select = I.elus_after(net, "nn.Linear")}) -- introspect_cifar10.lua's recording
+local conv = opts.conv and I.Recorder(net, {select = I.elus_after(net, "nn.Conv2d"), pool = 'mean'}) or nil
 local vae, est = study.load_map(opts.out, recorder, train.x:narrow(1, 1, 1))
 
 local R = ES.record{net = net, recorder = recorder, wide = conv, vae = vae,

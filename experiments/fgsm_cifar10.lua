@@ -31,10 +31,7 @@ end
 local net = lm.models.net2{width = opts.width}
 net:load(opts.model)
 net:to(opts.device)
-local modules = net:modules()
-local recorder = I.Recorder(net, {select = function(m, i)
-  return m.__name == "nn.ELU" and modules[i - 1].__name == "nn.Linear"
-end})
+local recorder = I.Recorder(net, {select = I.elus_after(net, "nn.Linear")}) -- the dense layers
 if opts.sample < 1 then -- the first validation image the network gets right
   local pred = lm.no_grad(function()
     net:evaluate()

@@ -69,10 +69,7 @@ print(string.format("CIFAR-10 from %s: recording %d training and %d validation i
 local net = lm.models.net2{width = opts.width}
 net:load(opts.model)
 net:to(opts.device)
-local modules = net:modules()
-local recorder = I.Recorder(net, {select = function(m, i)
-  return m.__name == "nn.ELU" and modules[i - 1].__name == "nn.Linear" -- the dense layers
-end})
+local recorder = I.Recorder(net, {select = I.elus_after(net, "nn.Linear")}) -- the dense layers
 local test_accuracy = d.test and lm.evaluate(net, d.test).accuracy
 print(string.format("Net2 from %s: %s accuracy %.2f %%", opts.model, d.test_note or "test",
   100 * (test_accuracy or 0)))

@@ -106,10 +106,7 @@ local traj_path = opts.out .. "/trajectories.safetensors"
 local traj_n = math.min(opts.trajectory_samples, train_set.x:size(1))
 local traj, on_validate = nil, nil
 if traj_n > 0 then
-  local modules = net:modules()
-  local recorder = lm.introspect.Recorder(net, {select = function(m, i)
-    return m.__name == "nn.ELU" and modules[i - 1].__name == "nn.Linear" -- the dense layers
-  end})
+  local recorder = lm.introspect.Recorder(net, {select = lm.introspect.elus_after(net, "nn.Linear")}) -- dense
   local traj_x = train_set.x:narrow(1, 1, traj_n)
   local f = io.open(traj_path, "rb")
   if f then

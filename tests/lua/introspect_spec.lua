@@ -29,6 +29,17 @@ describe("introspection", function()
     same(rec.layer_sizes, {5, 5, 5})
   end)
 
+  it("selects the ELUs that follow one kind of layer", function()
+    local net = nn.Sequential(nn.Linear(4, 3), nn.ELU(), nn.Linear(3, 6), nn.ReLU(), nn.Linear(6, 2), nn.ELU(),
+      nn.ELU())
+    local rec = I.Recorder(net, {select = I.elus_after(net, "nn.Linear")})
+    rec:record(lm.randn(2, 4))
+    same(rec.layer_sizes, {3, 2}, 0, "the ELUs after the first and last Linear, not the ReLU or the ELU after an ELU")
+    same(rec.layer_names, {"1", "5"})
+    raises(function() I.Recorder(net, {select = I.elus_after(net, "nn.Conv2d")}) end,
+      "Recorder: the model has no layer to record")
+  end)
+
   it("streams a recording to a safetensors file and maps it back", function()
     lm.manual_seed(4)
     local net = lm.models.net1{inputs = 6, hidden = 5, layers = 3, classes = 4}

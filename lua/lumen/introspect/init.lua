@@ -64,6 +64,15 @@ local function pooled(o, pool)
   return o:reshape(o:size(1), -1)
 end
 
+--- A Recorder select function taking each nn.ELU that directly follows a
+--- module of type `kind` in `model`'s module order: Net2's dense layers are
+--- I.elus_after(net, "nn.Linear"), its convolutions' I.elus_after(net,
+--- "nn.Conv2d").
+function I.elus_after(model, kind)
+  local modules = model:modules() -- the order of named_modules, which the Recorder walks
+  return function(m, i) return m.__name == "nn.ELU" and i > 1 and modules[i - 1].__name == kind end
+end
+
 --- Records the outputs of a model's hidden layers, in module order,
 --- concatenated per sample. By default every nn.ELU, nn.ReLU, nn.Tanh,
 --- nn.GELU and nn.SiLU (the paper records the hidden non-linearities);
