@@ -337,7 +337,19 @@ describe("error scores: the experiment", function()
     sok, r = run_experiment("experiments/error_scores_cifar10.lua", {"--data-dir", dir, "--out", out, "--model",
       dir .. "/net2/model.safetensors", "--width", "0.1", "--est-epochs", "1", "--long-epochs", "1",
       "--wide-epochs", "1", "--heldout-epochs", "1", "--folds", "3", "--resamples", "5"})
+    -- a GPU asked for where there is none, and a folder without test images
+    local gok, gerr = run_experiment("experiments/error_scores_cifar10.lua", {"--data-dir", dir, "--out", out,
+      "--model", dir .. "/net2/model.safetensors", "--width", "0.1", "--device", "cuda"})
+    if not lm.cuda.available() then
+      eq(gok, false)
+      truthy(tostring(gerr):find("--device cuda: " .. lm.cuda.status(), 1, true), tostring(gerr))
+    end
+    os.remove(dir .. "/cifar10/test_batch.bin")
+    local tok, terr = run_experiment("experiments/error_scores_cifar10.lua", {"--data-dir", dir, "--out", out,
+      "--model", dir .. "/net2/model.safetensors", "--width", "0.1"})
     os.execute("rm -rf '" .. dir .. "'")
+    eq(tok, false)
+    truthy(tostring(terr):find("error_scores_cifar10: no CIFAR-10 test images in", 1, true), tostring(terr))
     truthy(sok, r)
     same({r.training_images, r.validation_images, r.test_images}, {900, 100, 40})
     local by = {}
