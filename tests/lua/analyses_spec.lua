@@ -273,6 +273,14 @@ describe("analyses: adversarial paths of a saturated classifier", function()
 end)
 
 describe("analyses: single samples and noise", function()
+  it("frames latent points in a square view around their bounding box", function()
+    -- box x [-1, 3], y [0, 1]: the longer side 4, centred at (1, 0.5), half 2 + 0.5
+    local xl, yl = A.square_view({{{0, 0}}, {{-1, 1}, {3, 0.5}}}, 0.5)
+    same(xl, {-1.5, 3.5}, 1e-12)
+    same(yl, {-2, 3}, 1e-12)
+    raises(function() A.square_view({{}}, 1) end, "analyses.square_view: no points")
+  end)
+
   it("lays a recorded vector out by layer in the given order", function()
     local h = lm.tensor({1, 2, 3, 4, 5})
     local function ints(row)

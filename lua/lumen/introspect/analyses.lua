@@ -273,18 +273,20 @@ end
 
 -- ---- single samples and noise (Fig. 4-5) -------------------------------------------------------------
 
--- The bounding box {lo_x, hi_x, lo_y, hi_y} of the latent z {x, y}, and
--- grown to hold another one.
-local function box(z) return {z[1], z[1], z[2], z[2]} end
-local function grow(b, z)
-  b[1], b[2], b[3], b[4] = math.min(b[1], z[1]), math.max(b[2], z[1]), math.min(b[3], z[2]), math.max(b[4], z[2])
-end
-
--- A square view around a box with `margin` beyond its longer side: the x
--- and y limits.
-local function square_view(b, margin)
-  local half = math.max(b[2] - b[1], b[4] - b[3]) / 2 + margin
-  local cx, cy = (b[1] + b[2]) / 2, (b[3] + b[4]) / 2
+--- The x and y limits of a square view around latent points, given as
+--- lists of {z1, z2} ({{z0}, path_1, path_2, ...}), with `margin` beyond
+--- the longer side of their bounding box.
+function A.square_view(point_lists, margin)
+  local lo_x, hi_x, lo_y, hi_y = math.huge, -math.huge, math.huge, -math.huge
+  for _, points in ipairs(point_lists) do
+    for _, z in ipairs(points) do
+      lo_x, hi_x = math.min(lo_x, z[1]), math.max(hi_x, z[1])
+      lo_y, hi_y = math.min(lo_y, z[2]), math.max(hi_y, z[2])
+    end
+  end
+  if lo_x > hi_x then error("analyses.square_view: no points", 2) end
+  local half = math.max(hi_x - lo_x, hi_y - lo_y) / 2 + margin
+  local cx, cy = (lo_x + hi_x) / 2, (lo_y + hi_y) / 2
   return {cx - half, cx + half}, {cy - half, cy + half}
 end
 
@@ -330,18 +332,15 @@ function A.constellation_panel(fig, rect, o)
   local sigmas = o.sigmas
   local c = A.noise_constellation(o.recorder, o.vae, o.x, sigmas, o.n or 200)
   local cz = c.clean:totable()[1]
-  local view = box(cz)
-  local clouds = {}
+  local points, clouds = {{cz}}, {}
   for k, b in ipairs(c.by_sigma) do
     local xs, ys = {}, {}
-    for i, z in ipairs(b.z:totable()) do
-      xs[i], ys[i] = z[1], z[2]
-      grow(view, z)
-    end
+    points[k + 1] = b.z:totable()
+    for i, z in ipairs(points[k + 1]) do xs[i], ys[i] = z[1], z[2] end
     clouds[k] = {xs = xs, ys = ys}
   end
   -- a square view around the clouds, with the error map under all of it
-  local xl, yl = square_view(view, 0.8)
+  local xl, yl = A.square_view(points, 0.8)
   local ax = fig:axes{rect = rect, xlabel = "z1", ylabel = "z2", title = o.title, xlim = xl, ylim = yl}
   A.error_heatmap(ax, o.est, {xlim = xl, ylim = yl, cells = 80})
   local legend_items, stats = {}, {}

@@ -181,16 +181,6 @@ end
 
 -- ---- Fig. 6: targeted FGSM from several images ----------------------------------------------------
 
-local function box(z) return {z[1], z[1], z[2], z[2]} end
-local function grow(b, z)
-  b[1], b[2], b[3], b[4] = math.min(b[1], z[1]), math.max(b[2], z[1]), math.min(b[3], z[2]), math.max(b[4], z[2])
-end
-local function square_view(b, margin)
-  local half = math.max(b[2] - b[1], b[4] - b[3]) / 2 + margin
-  local cx, cy = (b[1] + b[2]) / 2, (b[3] + b[4]) / 2
-  return {cx - half, cx + half}, {cy - half, cy + half}
-end
-
 --- Targeted FGSM (A.fgsm_path) from one input o.x [1, ...] of true class
 --- o.label to every other class. o: net, recorder, vae, x, label, classes
 --- (names), steps, eps. Returns {z0 = the start's latent {z1, z2},
@@ -203,17 +193,15 @@ function Fig.fgsm_run(o)
   local x = lm.data.to_float(o.x) -- the path's steps add to it
   local h0, out0 = o.recorder:record(x)
   local z0 = o.vae:encode_all(h0:to('cpu')):totable()[1]
-  local view = box(z0)
+  local points = {{z0}}
   local run = {z0 = z0, start_prediction = o.classes[out0:argmax(2):to('cpu'):item()], paths = {}, targets = {}}
   local reached = 0
   for target = 1, K do
     if target ~= o.label then
       local p = A.fgsm_path(o.net, o.recorder, o.vae, x, target, {steps = o.steps, eps = o.eps, classes = K})
       local xs, ys = {}, {}
-      for i, z in ipairs(p.z:totable()) do
-        xs[i], ys[i] = z[1], z[2]
-        grow(view, z)
-      end
+      points[#points + 1] = p.z:totable()
+      for i, z in ipairs(points[#points]) do xs[i], ys[i] = z[1], z[2] end
       run.paths[#run.paths + 1] = {target = target, xs = xs, ys = ys, flip = p.flip, z = p.z,
         predictions = p.predictions}
       if p.flip then reached = reached + 1 end
@@ -222,7 +210,7 @@ function Fig.fgsm_run(o)
     end
   end
   run.success_rate = reached / (K - 1)
-  run.xlim, run.ylim = square_view(view, 1)
+  run.xlim, run.ylim = A.square_view(points, 1)
   return run
 end
 
