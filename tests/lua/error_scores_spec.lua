@@ -45,6 +45,37 @@ describe("error scores: the classifier's confidence", function()
   end)
 end)
 
+describe("error scores: the recording", function()
+  it("records each split in one pass, as the two recorders and the logits give it pass by pass", function()
+    local ES = require 'lumen.introspect.error_scores'
+    lm.manual_seed(5)
+    local net = lm.models.net1{inputs = 6, hidden = 5, layers = 3, classes = 4}
+    local rec = I.Recorder(net)
+    local wide = I.Recorder(net, {select = function(m) return m.__name == "nn.Linear" end})
+    local vae = I.InfoVAE{inputs = 15, hidden = 8, depth = 1}
+    local function set(n)
+      local labels = {}
+      for i = 1, n do labels[i] = i % 4 + 1 end
+      return {x = lm.randn(n, 6), y = lm.tensor(labels, 'int32')}
+    end
+    local sets = {train = set(2300), val = set(7), test = set(1000)} -- blocks of 1000: the last short, exact
+    local R = ES.record{net = net, recorder = rec, wide = wide, vae = vae, sets = sets}
+    eq(net.training, true, "the net's mode is restored")
+    for name, s in pairs(sets) do
+      local H, Y = rec:record_set(s.x, {progress = false})
+      local W = wide:record_set(s.x, {progress = false})
+      same(R[name].H:totable(), H:totable(), 0, name .. ": recording")
+      same(R[name].W:totable(), W:totable(), 0, name .. ": wide recording")
+      same(R[name].Y:totable(), Y:totable(), 0, name .. ": outputs")
+      same(R[name].conf.max_logit, S.confidences(S.logits(net, s.x)).max_logit, 0, name .. ": logits")
+      eq(#R[name].wrong, s.x:size(1))
+    end
+    eq(#net[net:size()]._hooks, 0, "the logits' hook is removed")
+    raises(function() ES.record{net = lm.nn.Sequential(lm.nn.Linear(6, 4)), recorder = rec, vae = vae, sets = sets} end,
+      "error_scores.record: the network must be an nn.Sequential ending in nn.Sigmoid or nn.Softmax")
+  end)
+end)
+
 describe("error scores: measures", function()
   it("measures AUROC (correct vs wrong) and AUPR (errors) of an error score", function()
     -- wrong scores {0.9, 0.3} against correct {0.1, 0.8}: 3 of 4 pairs in order;

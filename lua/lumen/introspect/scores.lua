@@ -40,16 +40,24 @@ end
 
 -- ---- the classifier's own confidence ---------------------------------------------------------------
 
+--- The last module of net, an nn.Sequential ending in nn.Sigmoid or
+--- nn.Softmax, whose input is the logits; otherwise an error naming `who`
+--- at `level`.
+function S.final_activation(net, who, level)
+  local last = net.__name == "nn.Sequential" and net:size() > 0 and net[net:size()] or nil
+  if not (last and (last.__name == "nn.Sigmoid" or last.__name == "nn.Softmax")) then
+    error(who .. ": the network must be an nn.Sequential ending in nn.Sigmoid or nn.Softmax", level or 2)
+  end
+  return last
+end
+
 --- The logits [N, C] of a network that is an nn.Sequential ending in
 --- nn.Sigmoid or nn.Softmax (every module but the last), o.batch (1000)
 --- rows at a time (float32 images, or bytes read as x / 255), in evaluation
 --- mode, without gradients, on the host.
 function S.logits(net, x, o)
   o = o or {}
-  local last = net.__name == "nn.Sequential" and net:size() > 0 and net[net:size()] or nil
-  if not (last and (last.__name == "nn.Sigmoid" or last.__name == "nn.Softmax")) then
-    error("scores.logits: the network must be an nn.Sequential ending in nn.Sigmoid or nn.Softmax", 2)
-  end
+  S.final_activation(net, "scores.logits", 3)
   local batch, n = o.batch or 1000, x:size(1)
   local device = lm.train.device_of(net)
   local was = net.training
