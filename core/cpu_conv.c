@@ -222,25 +222,48 @@ static void bias_range(void *ctx, int64_t b, int64_t e) {
     }
 }
 
+/* The buffers of one im2col pass: the columns [K, nb * P], the output
+ * chunk in [O, nb * P] order when nb > 1 images share a product, and the
+ * unfold table for narrow outputs. */
+typedef struct {
+    float *cols, *side;
+    int32_t *table;
+    size_t cols_bytes, side_bytes, table_bytes;
+} im2col_buffers;
+
+static void im2col_buffers_free(im2col_buffers *b) {
+    lm_cpu_free(b->cols, b->cols_bytes);
+    lm_cpu_free(b->side, b->side_bytes);
+    lm_cpu_free(b->table, b->table_bytes);
+}
+
+/* side_count 0: no side buffer. False, with nothing held, when memory runs out. */
+static bool im2col_buffers_alloc(im2col_buffers *b, const lm_conv_geometry *g, int64_t cols_count,
+                                 int64_t side_count, bool with_table) {
+    *b = (im2col_buffers){.cols_bytes = (size_t)cols_count * sizeof(float),
+                          .side_bytes = (size_t)side_count * sizeof(float),
+                          .table_bytes = (size_t)(g->kernel_h * g->kernel_w * g->out_h * g->out_w) *
+                                         sizeof(int32_t)};
+    b->cols = lm_cpu_alloc(b->cols_bytes);
+    b->side = side_count > 0 ? lm_cpu_alloc(b->side_bytes) : NULL;
+    b->table = with_table ? unfold_table(g) : NULL;
+    if (b->cols && (side_count == 0 || b->side) && (!with_table || b->table)) return true;
+    im2col_buffers_free(b);
+    return false;
+}
+
 lm_status lm_cpu_conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
                         const lm_tensor *bias, const lm_conv_geometry *g) {
     if (lm_cpu_conv_choice(w->shape[0], g) == LM_CONV_WINOGRAD)
         return lm_cpu_conv2d_winograd(out, x, w, bias, g);
     int64_t n = x->shape[0], o = w->shape[0], p = g->out_h * g->out_w;
     int64_t k = g->channels * g->kernel_h * g->kernel_w, nb = chunk_images(g, n, k);
-    size_t cols_bytes = (size_t)(k * nb * p) * sizeof(float),
-           side_bytes = (size_t)(o * nb * p) * sizeof(float);
-    size_t table_bytes = (size_t)(g->kernel_h * g->kernel_w * p) * sizeof(int32_t);
-    bool narrow = g->out_w <= CONV_TABLE_MAX_WIDTH;
-    float *cols = lm_cpu_alloc(cols_bytes);
-    float *side = nb > 1 ? lm_cpu_alloc(side_bytes) : NULL;
-    int32_t *table = narrow ? unfold_table(g) : NULL;
-    if (!cols || (nb > 1 && !side) || (narrow && !table)) {
-        lm_cpu_free(cols, cols_bytes);
-        lm_cpu_free(side, side_bytes);
-        lm_cpu_free(table, table_bytes);
+    im2col_buffers b;
+    if (!im2col_buffers_alloc(&b, g, k * nb * p, nb > 1 ? o * nb * p : 0,
+                              g->out_w <= CONV_TABLE_MAX_WIDTH))
         return LM_ERR_MEMORY;
-    }
+    float *cols = b.cols, *side = b.side;
+    const int32_t *table = b.table;
     const float *wp = lm_tensor_f32(w);
     float *op = lm_tensor_f32(out);
     for (int64_t first = 0; first < n; first += nb) {
@@ -255,9 +278,7 @@ lm_status lm_cpu_conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
             lm_parallel_for(count * o, LM_GRAIN_ELEMENTWISE / (p + 1) + 1, bias_range, &bj);
         }
     }
-    lm_cpu_free(cols, cols_bytes);
-    lm_cpu_free(side, side_bytes);
-    lm_cpu_free(table, table_bytes);
+    im2col_buffers_free(&b);
     return LM_OK;
 }
 
@@ -268,19 +289,12 @@ static lm_status backward_im2col(lm_tensor *gx, lm_tensor *gw, const lm_tensor *
                                  const lm_conv_geometry *g) {
     int64_t n = x->shape[0], o = w->shape[0], p = g->out_h * g->out_w;
     int64_t k = g->channels * g->kernel_h * g->kernel_w, nb = chunk_images(g, n, k);
-    size_t cols_bytes = (size_t)(k * nb * p) * sizeof(float),
-           side_bytes = (size_t)(o * nb * p) * sizeof(float);
-    size_t table_bytes = (size_t)(g->kernel_h * g->kernel_w * p) * sizeof(int32_t);
-    bool narrow = gw && g->out_w <= CONV_TABLE_MAX_WIDTH;
-    float *cols = lm_cpu_alloc(cols_bytes);
-    float *side = nb > 1 ? lm_cpu_alloc(side_bytes) : NULL;
-    int32_t *table = narrow ? unfold_table(g) : NULL;
-    if (!cols || (nb > 1 && !side) || (narrow && !table)) {
-        lm_cpu_free(cols, cols_bytes);
-        lm_cpu_free(side, side_bytes);
-        lm_cpu_free(table, table_bytes);
+    im2col_buffers b;
+    if (!im2col_buffers_alloc(&b, g, k * nb * p, nb > 1 ? o * nb * p : 0,
+                              gw && g->out_w <= CONV_TABLE_MAX_WIDTH))
         return LM_ERR_MEMORY;
-    }
+    float *cols = b.cols, *side = b.side;
+    const int32_t *table = b.table;
     const float *wp = lm_tensor_f32(w);
     float *gp = lm_tensor_f32(g_t);
     for (int64_t first = 0; first < n; first += nb) {
@@ -301,9 +315,7 @@ static lm_status backward_im2col(lm_tensor *gx, lm_tensor *gw, const lm_tensor *
             lm_parallel_for(count * g->channels, plane_grain(g), fold_range, &j);
         }
     }
-    lm_cpu_free(cols, cols_bytes);
-    lm_cpu_free(side, side_bytes);
-    lm_cpu_free(table, table_bytes);
+    im2col_buffers_free(&b);
     return LM_OK;
 }
 
