@@ -38,6 +38,11 @@ void l_gc_account(lua_State *L);
 
 /* A 1-based dimension (negative counts from the end) as 0-based. */
 int l_check_dim(lua_State *L, int arg, int ndim, const char *fn);
+/* Raises "<fn>: unknown option '<key>' (known: ...)" for a key of the
+ * options table at `arg` (nothing when it is not a table) that is not in
+ * `known`, a NULL-terminated list: a misspelt option is an error, never
+ * ignored. */
+void l_check_option_keys(lua_State *L, int arg, const char *fn, const char *const *known);
 /* A shape given as varargs of integers from `first`, or as one table. */
 int l_check_shape(lua_State *L, int first, int64_t *shape, const char *fn);
 /* "float32"/"float" or "int32"/"int"; `def` when absent. */

@@ -43,14 +43,8 @@ static int l_save(lua_State *L) {
         options = lua_getfield(L, 3, "metadata") != LUA_TNIL || options;
         if (options) {
             lua_pop(L, 2);
-            lua_pushnil(L); /* an options table holds only options: a misspelt one is an error */
-            while (lua_next(L, 3)) {
-                const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
-                if (!key || (strcmp(key, "dtype") != 0 && strcmp(key, "metadata") != 0))
-                    return luaL_error(L, "save: unknown option '%s' (known: dtype, metadata)",
-                                      key ? key : luaL_typename(L, -2));
-                lua_pop(L, 1);
-            }
+            /* an options table holds only options: a misspelt one is an error */
+            l_check_option_keys(L, 3, "save", (const char *const[]){"dtype", "metadata", NULL});
             lua_getfield(L, 3, "metadata");
             format = check_float_format(L, 3);
             if (!lua_isnil(L, -1) && !lua_istable(L, -1))

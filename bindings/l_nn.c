@@ -1,5 +1,6 @@
 /* The C side of lm.nn.functional and lm.optim: argument checking and
  * translation (1-based labels and dims) only. */
+#include <limits.h>
 #include <string.h>
 
 #include "l_common.h"
@@ -127,11 +128,34 @@ static int opt_int(lua_State *L, int t, const char *key, int def) {
     bool absent = lua_isnil(L, -1);
     lua_pop(L, 1);
     if (absent) return def;
-    if (!isnum || v < 0) luaL_error(L, "option '%s' must be a non-negative integer", key);
+    if (!isnum || v < 0 || v > INT_MAX)
+        luaL_error(L, "option '%s' must be an integer from 0 to %d", key, INT_MAX);
     return (int)v;
 }
 
+/* torch's options that Lumen computes at their default only: the default
+ * passes, anything else is refused, never ignored. */
+static void check_default_int(lua_State *L, int t, const char *fn, const char *key, int def) {
+    int v = opt_int(L, t, key, def);
+    if (v != def) luaL_error(L, "%s: %s = %d is not supported (only %d)", fn, key, v, def);
+}
+static void check_default_bool(lua_State *L, int t, const char *fn, const char *key, bool def) {
+    if (!lua_istable(L, t)) return;
+    lua_getfield(L, t, key);
+    bool absent = lua_isnil(L, -1), isbool = lua_isboolean(L, -1), v = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (absent) return;
+    if (!isbool) luaL_error(L, "%s: option '%s' must be a boolean", fn, key);
+    if (v != def)
+        luaL_error(L, "%s: %s = %s is not supported (only %s)", fn, key, v ? "true" : "false",
+                   def ? "true" : "false");
+}
+
 static lm_conv_options conv_options(lua_State *L, int t) {
+    l_check_option_keys(L, t, "conv2d",
+                        (const char *const[]){"stride", "padding", "dilation", "groups", NULL});
+    check_default_int(L, t, "conv2d", "dilation", 1);
+    check_default_int(L, t, "conv2d", "groups", 1);
     int stride = opt_int(L, t, "stride", 1), pad = opt_int(L, t, "padding", 0);
     return (lm_conv_options){stride, stride, pad, pad};
 }
@@ -154,7 +178,20 @@ static int f_conv2d(lua_State *L) {
 static int pool(lua_State *L, bool max) {
     lm_tensor *x = l_check_tensor(L, 1);
     lua_Integer k = luaL_checkinteger(L, 2);
-    if (k < 1) return luaL_error(L, "pool: kernel size must be >= 1");
+    const char *fn = max ? "max_pool2d" : "avg_pool2d";
+    if (k < 1 || k > INT_MAX)
+        return luaL_error(L, "%s: kernel size must be from 1 to %d", fn, INT_MAX);
+    if (max) {
+        l_check_option_keys(
+            L, 3, fn, (const char *const[]){"stride", "padding", "dilation", "ceil_mode", NULL});
+        check_default_int(L, 3, fn, "dilation", 1);
+    } else {
+        l_check_option_keys(
+            L, 3, fn,
+            (const char *const[]){"stride", "padding", "ceil_mode", "count_include_pad", NULL});
+        check_default_bool(L, 3, fn, "count_include_pad", true);
+    }
+    check_default_bool(L, 3, fn, "ceil_mode", false);
     int stride = opt_int(L, 3, "stride", (int)k), pad = opt_int(L, 3, "padding", 0);
     lm_conv_options o = {stride, stride, pad, pad};
     l_check(L, lm_ag_pool2d(l_push_slot(L), x, k, k, &o, max));

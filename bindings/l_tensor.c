@@ -103,6 +103,29 @@ int l_check_dim(lua_State *L, int arg, int ndim, const char *fn) {
     return (int)d0;
 }
 
+void l_check_option_keys(lua_State *L, int arg, const char *fn, const char *const *known) {
+    if (!lua_istable(L, arg)) return;
+    arg = lua_absindex(L, arg);
+    lua_pushnil(L);
+    while (lua_next(L, arg)) {
+        const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+        bool found = false;
+        for (const char *const *k = known; key && *k && !found; k++) found = !strcmp(key, *k);
+        if (!found) {
+            luaL_Buffer b;
+            luaL_buffinit(L, &b);
+            for (const char *const *k = known; *k; k++) {
+                if (k != known) luaL_addstring(&b, ", ");
+                luaL_addstring(&b, *k);
+            }
+            luaL_pushresult(&b);
+            luaL_error(L, "%s: unknown option '%s' (known: %s)", fn,
+                       key ? key : luaL_typename(L, -3), lua_tostring(L, -1));
+        }
+        lua_pop(L, 1);
+    }
+}
+
 int l_check_shape(lua_State *L, int first, int64_t *shape, const char *fn) {
     int n = 0;
     if (lua_istable(L, first)) {

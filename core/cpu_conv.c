@@ -4,6 +4,7 @@
  * small output planes (ResNet's 8x8 and 4x4) still makes one wide GEMM
  * instead of one thin product per image, and the unfolding runs on every
  * thread. A chunk of one image writes its product straight into the output. */
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -205,6 +206,31 @@ lm_conv_algorithm lm_cpu_conv_choice(int64_t out_channels, const lm_conv_geometr
                : LM_CONV_GEMM;
 }
 
+/* Whether every value of a contiguous float tensor is finite, checked by
+ * the threads side by side (an exponent of all ones is an infinity or a
+ * NaN). Winograd's transforms add and subtract neighbouring inputs, so one
+ * infinity becomes +inf and -inf in a tile and the products then give
+ * inf - inf = NaN where a direct sum gives inf: such operands go the im2col
+ * way. */
+typedef struct {
+    const uint32_t *bits;
+    atomic_bool found;
+} finite_job;
+
+static void finite_range(void *ctx, int64_t b, int64_t e) {
+    finite_job *j = ctx;
+    uint32_t all_ones = 0;
+    for (int64_t i = b; i < e; i++) /* no early exit: the loop vectorises */
+        all_ones |= (uint32_t)((j->bits[i] & 0x7f800000u) == 0x7f800000u);
+    if (all_ones) atomic_store_explicit(&j->found, true, memory_order_relaxed);
+}
+
+static bool all_finite(const lm_tensor *t) {
+    finite_job j = {(const uint32_t *)(const void *)lm_tensor_f32((lm_tensor *)t), false};
+    lm_parallel_for(lm_tensor_numel(t), LM_GRAIN_ELEMENTWISE, finite_range, &j);
+    return !atomic_load(&j.found);
+}
+
 /* Adds bias[o] to the planes of a chunk's output while they are in cache
  * (count images' [o, p] planes; the same sums as a pass over the whole
  * output afterwards, without that pass). */
@@ -254,7 +280,7 @@ static bool im2col_buffers_alloc(im2col_buffers *b, const lm_conv_geometry *g, i
 
 lm_status lm_cpu_conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
                         const lm_tensor *bias, const lm_conv_geometry *g) {
-    if (lm_cpu_conv_choice(w->shape[0], g) == LM_CONV_WINOGRAD)
+    if (lm_cpu_conv_choice(w->shape[0], g) == LM_CONV_WINOGRAD && all_finite(x) && all_finite(w))
         return lm_cpu_conv2d_winograd(out, x, w, bias, g);
     int64_t n = x->shape[0], o = w->shape[0], p = g->out_h * g->out_w;
     int64_t k = g->channels * g->kernel_h * g->kernel_w, nb = chunk_images(g, n, k);
@@ -322,7 +348,8 @@ static lm_status backward_im2col(lm_tensor *gx, lm_tensor *gw, const lm_tensor *
 lm_status lm_cpu_conv2d_backward(lm_tensor *gx, lm_tensor *gw, const lm_tensor *g_t,
                                  const lm_tensor *x, const lm_tensor *w,
                                  const lm_conv_geometry *g) {
-    if (lm_cpu_conv_choice(w->shape[0], g) != LM_CONV_WINOGRAD)
+    if (lm_cpu_conv_choice(w->shape[0], g) != LM_CONV_WINOGRAD || !all_finite(g_t) ||
+        !all_finite(x) || !all_finite(w))
         return backward_im2col(gx, gw, g_t, x, w, g);
     lm_status st = LM_OK;
     if (gw)

@@ -611,6 +611,9 @@ static lm_status geometry(const char *op, const lm_tensor *x, int64_t kh, int64_
     if (x->shape[1] < 1) /* the kernels divide by the channels' share of the work */
         return lm_fail(LM_ERR_SHAPE, "%s: input %s has no channels", op,
                        lm_shape_str(x, sx, sizeof sx));
+    if (x->shape[2] < 1 || x->shape[3] < 1) /* padding would make windows of nothing but zeros */
+        return lm_fail(LM_ERR_SHAPE, "%s: input %s has no height or width", op,
+                       lm_shape_str(x, sx, sizeof sx));
     *g = (lm_conv_geometry){x->shape[1], x->shape[2], x->shape[3], kh, kw, o->stride_h,
                             o->stride_w, o->pad_h,    o->pad_w,    0,  0};
     g->out_h = (g->height + 2 * g->pad_h - kh) / g->stride_h + 1;
@@ -726,6 +729,11 @@ static lm_status pool2d_forward(lm_tensor **out, lm_tensor **argmax_out, lm_conv
     const char *name = max ? "max_pool2d" : "avg_pool2d";
     LM_TRY(check_float(name, "input", x));
     LM_TRY(geometry(name, x, kh, kw, opt, g));
+    /* as torch: a window over padding alone would have no value to take */
+    if (g->pad_h > kh / 2 || g->pad_w > kw / 2)
+        return lm_fail(LM_ERR_ARG, "%s: padding %lldx%lld is more than half the kernel %lldx%lld",
+                       name, (long long)g->pad_h, (long long)g->pad_w, (long long)kh,
+                       (long long)kw);
     const lm_backend *be = lm_backend_of(x);
     if (!be) return LM_ERR_DEVICE;
     int64_t N = x->shape[0], C = x->shape[1];

@@ -137,6 +137,37 @@ describe("convolution algorithms", function()
     end
   end)
 
+  it("give an infinite input's infinities, not Winograd's inf - inf (its operands go to im2col)", function()
+    for _, case in ipairs{{"input", 2, 2}, {"output gradient", 3, 3}} do
+      local what, row, col = table.unpack(case)
+      local results = {}
+      for _, algorithm in ipairs{"winograd", "gemm"} do
+        with_algorithm(algorithm, function()
+          local x = lm.zeros(1, 16, 4, 4)
+          if what == "input" then x[1][1][row][col] = math.huge end
+          x:requires_grad(true)
+          local k = lm.ones(16, 16, 3, 3):requires_grad(true)
+          local y = F.conv2d(x, k, nil, {padding = 1})
+          local g = lm.ones(1, 16, 4, 4)
+          if what == "output gradient" then g[1][1][row][col] = math.huge end
+          ;(y * g):sum():backward()
+          results[algorithm] = {y:totable(), x.grad:totable(), k.grad:totable()}
+        end)
+      end
+      local flat = lm.tensor(results.winograd[1]):view(-1):totable()
+      truthy(flat[1 + 4 + 1] == math.huge or what ~= "input", what .. ": inf where the kernel meets it")
+      for i, name in ipairs{"output", "input gradient", "weight gradient"} do
+        local a = lm.tensor(results.winograd[i]):view(-1):totable()
+        local b = lm.tensor(results.gemm[i]):view(-1):totable()
+        for j = 1, #a do
+          if not (a[j] == b[j] or (a[j] ~= a[j] and b[j] ~= b[j]) or math.abs(a[j] - b[j]) <= 1e-4 * math.abs(b[j])) then
+            error(string.format("%s, %s %d: winograd %s, gemm %s", what, name, j, a[j], b[j]))
+          end
+        end
+      end
+    end
+  end)
+
   it("agree with each other on a ResNet-sized layer, chunked over images", function()
     lm.manual_seed(13)
     local x, w = lm.randn(40, 32, 9, 11), lm.randn(48, 32, 3, 3) * (1 / math.sqrt(288))

@@ -254,7 +254,11 @@ local function pool(name, max)
     local f = max and F.max_pool2d or F.avg_pool2d
     return f(x, self.kernel, {stride = self.stride, padding = self.padding})
   end, function(self) return string.format("%dx%d, stride %d", self.kernel, self.kernel, self.stride) end)
-  function class:init(kernel, stride, padding)
+  function class:init(kernel, stride, padding, ...)
+    if select("#", ...) > 0 then -- torch's later arguments (dilation, ceil_mode, ...) would be ignored
+      error(name .. " takes (kernel [, stride [, padding]]): torch's dilation, ceil_mode, return_indices "
+        .. "and count_include_pad are computed at their defaults only", 3)
+    end
     check_size(kernel, "kernel size", name)
     if stride ~= nil then check_size(stride, "stride", name) end
     if padding ~= nil and (math.type(padding) ~= "integer" or padding < 0) then
