@@ -271,20 +271,28 @@ static int l_optim_step(lua_State *L) {
     return 1;
 }
 
-#define STEP_ALL_MAX 256
+#define STEP_ALL_MAX 256 /* parameters in one backend call */
 
-/* lm._optim_step_all(settings, params, states): every parameter of the list
- * that has a gradient, in one call (one launch on a GPU); states[i] is the
- * list of parameter i's state tensors. Returns how many were updated. */
+/* lm._optim_step_all(settings, params, states, steps): every parameter of
+ * the list that has a gradient, at its own update count steps[i] + 1
+ * (Adam's bias correction starts at a parameter's first gradient, as in
+ * torch), which steps[i] then holds. states[i] is the list of parameter
+ * i's state tensors. One backend call (one launch on a GPU) for each count
+ * and each STEP_ALL_MAX parameters: one in all unless parameters missed
+ * steps. Every argument is checked before anything is updated. Returns how
+ * many parameters were updated. */
 static int l_optim_step_all(lua_State *L) {
     lm_optim_params p = optim_settings(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
     luaL_checktype(L, 3, LUA_TTABLE);
+    luaL_checktype(L, 4, LUA_TTABLE);
     /* raw reads: the tables keep what they hold alive, a metamethod's value nothing */
     int count = (int)lua_rawlen(L, 2), n = 0;
-    if (count > STEP_ALL_MAX)
-        return luaL_error(L, "optimizer: at most %d parameter tensors per step", STEP_ALL_MAX);
-    lm_tensor *params[STEP_ALL_MAX], *grads[STEP_ALL_MAX], *s1[STEP_ALL_MAX], *s2[STEP_ALL_MAX];
+    /* scratch in a userdata, which an error leaves to the collector */
+    lm_tensor **t = lua_newuserdatauv(L, sizeof(lm_tensor *) * 4 * (size_t)(count + 1), 0);
+    lm_tensor **params = t, **grads = t + count, **s1 = t + 2 * count, **s2 = t + 3 * count;
+    int64_t *step_of = lua_newuserdatauv(L, sizeof(int64_t) * (size_t)(count + 1), 0);
+    int *index = lua_newuserdatauv(L, sizeof(int) * (size_t)(count + 1), 0);
     for (int i = 1; i <= count; i++) {
         lua_rawgeti(L, 2, i);
         l_tensor_ud *ud = luaL_testudata(L, -1, L_TENSOR_MT);
@@ -295,18 +303,47 @@ static int l_optim_step_all(lua_State *L) {
         lua_pop(L, 1);
         lm_tensor *grad = lm_grad(param);
         if (!grad) continue;
+        lua_rawgeti(L, 4, i);
+        int isnum;
+        lua_Integer done = lua_tointegerx(L, -1, &isnum);
+        lua_pop(L, 1);
+        if (!isnum || done < 0) return luaL_error(L, "step: steps[%d] must be a count >= 0", i);
         lua_rawgeti(L, 3, i);
         luaL_checktype(L, -1, LUA_TTABLE);
         lua_rawgeti(L, -1, 1);
         lua_rawgeti(L, -2, 2);
-        params[n] = param, grads[n] = grad;
+        params[n] = param, grads[n] = grad, step_of[n] = done + 1, index[n] = i;
         s1[n] = lua_isnil(L, -2) ? NULL : l_check_tensor(L, -2);
         s2[n] = lua_isnil(L, -1) ? NULL : l_check_tensor(L, -1);
         lua_pop(L, 3); /* the states stay referenced by the table */
         check_states(L, &p, s1[n], s2[n]);
         n++;
     }
-    l_check(L, lm_optim_step_many(&p, n, params, grads, s1, s2));
+    /* groups of one count, in list order: each taken parameter moves to the
+     * front of what is left, so a group is a contiguous run */
+    for (int first = 0; first < n;) {
+        int64_t step = step_of[first];
+        int end = first;
+        for (int k = first; k < n && end - first < STEP_ALL_MAX; k++) {
+            if (step_of[k] != step) continue;
+            lm_tensor *tp = params[k], *tg = grads[k], *t1 = s1[k], *t2 = s2[k];
+            int ti = index[k];
+            for (int m = k; m > end; m--) { /* keep the others in order */
+                params[m] = params[m - 1], grads[m] = grads[m - 1], s1[m] = s1[m - 1];
+                s2[m] = s2[m - 1], step_of[m] = step_of[m - 1], index[m] = index[m - 1];
+            }
+            params[end] = tp, grads[end] = tg, s1[end] = t1, s2[end] = t2, step_of[end] = step;
+            index[end++] = ti;
+        }
+        p.step = step;
+        l_check(L, lm_optim_step_many(&p, end - first, params + first, grads + first, s1 + first,
+                                      s2 + first));
+        for (int k = first; k < end; k++) {
+            lua_pushinteger(L, step);
+            lua_rawseti(L, 4, index[k]);
+        }
+        first = end;
+    }
     lua_pushinteger(L, n);
     return 1;
 }

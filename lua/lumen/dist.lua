@@ -81,6 +81,37 @@ function dist.broadcast_parameters(net, root, opts)
   return net
 end
 
+--- Copies root's buffers (BatchNorm's running statistics) into every
+--- rank's net (root 0 by default): each rank's moved with its own shard of
+--- the data; lm.train calls it before each validation and checkpoint, as
+--- torch's DDP broadcasts buffers, so that every rank evaluates one model.
+function dist.broadcast_buffers(net, root, opts)
+  local list = {}
+  for _, pair in ipairs(net:named_buffers()) do list[#list + 1] = pair[2] end
+  local groups, order = by_dtype(list)
+  for _, d in ipairs(order) do C.broadcast_list_(groups[d], root or 0, opts and opts.bucket_bytes) end
+  return net
+end
+
+--- Sets every rank's random stream (lm.rng_state) to root's (0 by default),
+--- sent as 16-bit pieces of the seed and offset in one int32 exchange.
+function dist.broadcast_rng_state(root)
+  local pieces = {}
+  local seed, offset = lm.rng_state()
+  for _, v in ipairs{seed, offset} do
+    for k = 0, 3 do pieces[#pieces + 1] = (v >> (16 * k)) & 0xFFFF end
+  end
+  local t = lm.tensor(pieces, 'int32')
+  C.broadcast_list_({t}, root or 0)
+  local got = t:totable()
+  local function whole(first)
+    local v = 0
+    for k = 0, 3 do v = v | (math.tointeger(got[first + k]) << (16 * k)) end
+    return v
+  end
+  lm.set_rng_state(whole(1), whole(5))
+end
+
 --- Replaces every parameter's gradient by its mean over the ranks, through
 --- one flat buffer exchanged in buckets (opts.bucket_bytes, 16 MiB by
 --- default), not one call per parameter. A parameter without a gradient on

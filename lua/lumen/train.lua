@@ -213,7 +213,12 @@ function train.run(opts)
     total = run.iteration -- resumed after early stopping: nothing left to train
   end
 
-  if dist then dist.broadcast_parameters(model, 0) end -- every rank starts from rank 0's weights
+  if dist and world > 1 then
+    dist.broadcast_parameters(model, 0) -- every rank starts from rank 0's weights
+    -- and rank 0's random stream (a resumed run's, from the checkpoint), so
+    -- that the ranks draw as one process would whatever each was seeded with
+    dist.broadcast_rng_state(0)
+  end
 
   -- the progress bar names the stretch of training before each validation
   local stretches = math.ceil(total / period)
@@ -224,12 +229,12 @@ function train.run(opts)
   local device = train.device_of(model)
   lm._catch_interrupt(true)
   local ok, err = pcall(function()
-    local running_loss, running_correct, running_n, carried_seconds = 0, 0, 0, 0
+    local running_loss, running_correct, running_n, carried_seconds, carried_steps = 0, 0, 0, 0, 0
     if run.running then -- a stretch resumed after Ctrl-C goes on from its sums (rank 0 holds them all)
       if main then
         running_loss, running_correct, running_n = run.running.loss, run.running.correct, run.running.n
       end
-      carried_seconds, run.running = run.running.seconds or 0, nil
+      carried_seconds, carried_steps, run.running = run.running.seconds or 0, run.running.steps or 0, nil
     end
     local progress = Progress.new(stretch_label(#run.history + 1), period, progress_opts)
     local t_phase = lm.clock()
@@ -254,7 +259,7 @@ function train.run(opts)
       end
       local l = loss(output, y)
       local lv = l:item()
-      if lv ~= lv or lv == math.huge then
+      if lv ~= lv or lv == math.huge or lv == -math.huge then
         error(string.format("train: the loss became %s at iteration %d; stopping (the last checkpoint is kept)",
           lv ~= lv and "nan" or tostring(lv), run.iteration + 1), 0)
       end
@@ -282,7 +287,8 @@ function train.run(opts)
         progress:finish()
         local sums = {running_loss, running_correct, running_n}
         if dist and world > 1 then sums = dist.allreduce_(lm.tensor(sums), 'sum'):totable() end
-        run.running = {loss = sums[1], correct = sums[2], n = sums[3], seconds = carried_seconds + lm.clock() - t_phase}
+        run.running = {loss = sums[1], correct = sums[2], n = sums[3], seconds = carried_seconds + lm.clock() - t_phase,
+          steps = carried_steps + progress.done}
         if ckpt and main then save_checkpoint(ckpt, run) end
         log(string.format("interrupted at iteration %d: checkpoint written to %s", run.iteration, tostring(ckpt)))
         run.interrupted = true
@@ -296,8 +302,12 @@ function train.run(opts)
         end
         local record = {iteration = run.iteration, epoch = run.epoch, lr = optimizer:lr(),
           train_loss = running_loss / running_n, train_accuracy = running_correct / running_n,
-          seconds = carried_seconds + lm.clock() - t_phase, steps = progress.done}
-        carried_seconds = 0
+          seconds = carried_seconds + lm.clock() - t_phase, steps = carried_steps + progress.done}
+        carried_seconds, carried_steps = 0, 0
+        -- each rank's running statistics moved with its own shard: rank 0's
+        -- go everywhere (as torch's DDP broadcasts buffers), so validation,
+        -- early stopping and checkpoints see one model
+        if dist and world > 1 then dist.broadcast_buffers(model, 0) end
         if opts.val then
           local v = train.evaluate(model, opts.val, {loss = opts.loss})
           record.val_loss, record.val_accuracy, record.val_per_class, record.val_confusion =
@@ -314,6 +324,9 @@ function train.run(opts)
           local before = run.stopper.best
           stop = run.stopper:step(record.val_loss, model)
           if out and main and run.stopper.best ~= before then model:save(out .. "/best.safetensors") end
+          if dist and world > 1 then -- one decision: a rank that stopped alone would leave the others waiting
+            stop = dist.allreduce_(lm.tensor({stop and 1 or 0}, 'int32'), 'max')[1] > 0
+          end
         end
         if ckpt and main then save_checkpoint(ckpt, run) end
         if out and main then train.write_metrics(out, run.history, opts) end

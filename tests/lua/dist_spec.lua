@@ -80,6 +80,24 @@ describe("lm.dist under mpirun", function()
     truthy(out:find("built without MPI", 1, true), out)
   end)
 
+  it("gives every rank rank 0's running statistics before validation: one model, one early stop", function()
+    need_mpi()
+    local prefix = os.tmpname()
+    local ok, out = mpirun(2, "train_bn.lua", prefix)
+    truthy(ok, out)
+    local r0, r1 = lm.load(prefix .. ".0.safetensors"), lm.load(prefix .. ".1.safetensors")
+    for name, t in pairs(r0) do
+      eq((t:float() - r1[name]:float()):abs():max():item(), 0, name .. ": the ranks' states are bit-identical")
+    end
+    truthy(r0["1.running_mean"], "the BatchNorm's running mean is in the state")
+    local v0 = io.open(prefix .. ".0.txt"):read("a")
+    eq(io.open(prefix .. ".1.txt"):read("a"), v0, "the ranks' validation losses")
+    truthy(select(2, v0:gsub("\n", "")) >= 2, "validated more than once: " .. v0)
+    for _, suffix in ipairs{".0.safetensors", ".1.safetensors", ".0.txt", ".1.txt", ""} do
+      os.remove(prefix .. suffix)
+    end
+  end)
+
   for _, k in ipairs{2, 3} do
     it("computes every collective, op and dtype on " .. k .. " ranks", function()
       need_mpi()

@@ -375,10 +375,46 @@ function M.cases(scratch)
   case("optimizer load_state_dict wrong shape", "load_state_dict: state 'state.1.1' has shape 4, parameter 1 has 2x3", function()
     local net = lm.nn.Linear(3, 2); local ps, before = params_of(net)
     local opt = lm.optim.SGD(ps, {lr = 0.1, momentum = 0.9})
-    return function() opt:load_state_dict({settings = {}, tensors = {["state.1.1"] = lm.ones(4)}}) end, function(ck)
+    return function()
+      opt:load_state_dict({settings = {kind = "sgd"}, tensors = {["state.1.1"] = lm.ones(4), ["state.2.1"] = lm.ones(2)}})
+    end, function(ck)
       ck.params("the parameters", ps, before)
       ck.tensor("the momentum buffer", opt.state[1][1], snap(lm.zeros(2, 3)))
     end
+  end)
+  case("optimizer load_state_dict of another kind", "load_state_dict: the state is of an adam optimiser, this one is sgd", function()
+    local net = lm.nn.Linear(3, 2); local ps, before = params_of(net)
+    local opt = lm.optim.SGD(ps, {lr = 0.5})
+    local adam = lm.optim.Adam((params_of(lm.nn.Linear(3, 2))))
+    return function() opt:load_state_dict(adam:state_dict()) end, function(ck)
+      ck.params("the parameters", ps, before)
+      ck("the kind and lr", opt.settings.kind == "sgd" and opt.settings.lr == 0.5, opt.settings.kind)
+    end
+  end)
+  case("optimizer load_state_dict missing a state", "load_state_dict: state 'state.2.2' (parameter 2) is missing", function()
+    local net = lm.nn.Linear(3, 2); local ps, before = params_of(net)
+    local opt = lm.optim.Adam(ps, {lr = 0.5})
+    local sd = lm.optim.Adam((params_of(lm.nn.Linear(3, 2)))):state_dict()
+    sd.tensors["state.2.2"] = nil
+    return function() opt:load_state_dict(sd) end, function(ck)
+      ck.params("the parameters", ps, before)
+      ck("the lr", opt.settings.lr == 0.5, tostring(opt.settings.lr))
+    end
+  end)
+  for _, c in ipairs{
+    {"Adam beta1 of 1", "Adam: beta1 must be a number in [0, 1), got 1", function(ps) return lm.optim.Adam(ps, {beta1 = 1}) end},
+    {"AdamW beta2 past 1", "AdamW: beta2 must be a number in [0, 1), got 1.5", function(ps) return lm.optim.AdamW(ps, {beta2 = 1.5}) end},
+    {"SGD negative momentum", "SGD: momentum must be a number >= 0, got -0.5", function(ps) return lm.optim.SGD(ps, {momentum = -0.5}) end},
+    {"RMSprop negative eps", "RMSprop: eps must be a number >= 0, got -1e-08", function(ps) return lm.optim.RMSprop(ps, {eps = -1e-8}) end},
+    {"Adam negative weight decay", "Adam: weight_decay must be a number >= 0, got -0.1", function(ps) return lm.optim.Adam(ps, {weight_decay = -0.1}) end},
+  } do
+    case(c[1], c[2], function()
+      local net = lm.nn.Linear(3, 2); local ps, before = params_of(net)
+      return function() return c[3](ps) end, function(ck) ck.params("the parameters", ps, before) end
+    end)
+  end
+  case("EarlyStopping patience 0", "EarlyStopping: patience must be an integer >= 1 (checks without improvement), got 0", function()
+    return function() return lm.optim.EarlyStopping{patience = 0} end
   end)
   case("module wrong input", "linear: input has 4 features, weight expects 3 (input shape [2, 4], weight shape [2, 3])", function()
     local net = lm.nn.Linear(3, 2); local ps, before = params_of(net)

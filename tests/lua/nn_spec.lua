@@ -328,6 +328,32 @@ describe("optimisers", function()
     end
   end)
 
+  it("steps more parameters than one call takes (256), each once, each at its own count", function()
+    local ps = {}
+    for k = 1, 300 do ps[k] = lm.full({2}, k):requires_grad(true) end
+    local opt = optim.Adam(ps, {lr = 0.1})
+    for step = 1, 3 do
+      for k, p in ipairs(ps) do p.grad = (k % 3 ~= 0 or step == 3) and lm.tensor{1, -1} or nil end
+      opt:step()
+    end
+    for k, p in ipairs(ps) do
+      -- Adam's steps on a constant gradient each move lr: three, or one for those
+      -- (every third) whose first gradient came at step 3
+      local moved = k % 3 ~= 0 and 0.3 or 0.1
+      same(p:totable(), {k - moved, k + moved}, 1e-4, "parameter " .. k)
+      eq(opt.settings.param_steps[k], k % 3 ~= 0 and 3 or 1, "parameter " .. k .. "'s count")
+    end
+    eq(opt.settings.step, 3)
+    -- the counts go with the state, and a state from before them loads at the common count
+    local sd = opt:state_dict()
+    local opt2 = optim.Adam(ps, {lr = 0.1})
+    opt2:load_state_dict(sd)
+    same(opt2.settings.param_steps, opt.settings.param_steps)
+    sd.settings.param_steps = nil
+    opt2:load_state_dict(sd)
+    eq(opt2.settings.param_steps[3], 3)
+  end)
+
   it("refuses bad settings", function()
     local p = lm.ones(2):requires_grad(true)
     raises(function() optim.Adam({p}, {learning_rate = 1}) end, "unknown option 'learning_rate'")

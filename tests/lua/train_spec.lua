@@ -98,6 +98,25 @@ describe("lm.train", function()
     os.execute("rm -rf " .. dir)
   end)
 
+  it("stops at a loss of -inf before the step that would apply it", function()
+    local net, opt = setup(1)
+    local calls, before = 0, nil
+    local function loss(out, y)
+      calls = calls + 1
+      local l = lm.nn.functional.mse(out, lm.data.one_hot(y, 2):float())
+      if calls == 3 then
+        before = {}
+        for i, p in ipairs(net:parameters()) do before[i] = p:clone() end
+        return l * (-1 / 0)
+      end
+      return l
+    end
+    raises(function()
+      lm.train{model = net, optimizer = opt, train = train_set, epochs = 1, batch_size = 32, loss = loss, quiet = true}
+    end, "train: the loss became -inf at iteration 3; stopping (the last checkpoint is kept)")
+    for i, p in ipairs(net:parameters()) do same(p:totable(), before[i]:totable(), 0, "parameter " .. i) end
+  end)
+
   it("evaluates accuracy, per-class accuracy and the confusion matrix", function()
     local Fixed = nn.Module:extend("Fixed")
     function Fixed:forward(x) return x end
@@ -235,6 +254,7 @@ describe("lm.train early stopping", function()
     -- and the resumed stretch's training loss over all of its steps
     eq(#hc, #ha)
     same(losses(hc), losses(ha), 1e-12)
+    for k = 1, #ha do eq(hc[k].steps, ha[k].steps, "record " .. k .. "'s steps") end
     os.execute("rm -rf " .. dir_a .. " " .. dir_b)
   end)
 end)

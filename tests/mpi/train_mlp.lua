@@ -1,7 +1,7 @@
 -- Data-parallel training against one process (tests/lua/dist_spec.lua):
 --   mpirun -n 2 lumen tests/mpi/train_mlp.lua dist OUT [cuda]   (batch 16 per rank)
 --   lumen tests/mpi/train_mlp.lua single OUT [cuda]             (batch 32, one process)
--- 20 steps of SGD with momentum on the same data; every process writes its
+-- 20 steps of SGD with momentum and dropout on the same data; every process writes its
 -- parameters to OUT.<rank>.safetensors for the spec to compare. The ranks
 -- start from different weights: broadcast_parameters must make them equal.
 local mode, out, device = arg[1], arg[2], arg[3] or "cpu"
@@ -14,7 +14,7 @@ local x = lm.randn(n, 8)
 local y = (x:narrow(2, 1, 1):view(n):gt(0):int() * 2 + x:narrow(2, 2, 1):view(n):gt(0):int() + 1):int()
 
 lm.manual_seed(100 + rank) -- rank 0 and the single process start from the same weights
-local net = lm.nn.Sequential(lm.nn.Linear(8, 32), lm.nn.Tanh(), lm.nn.Linear(32, 4))
+local net = lm.nn.Sequential(lm.nn.Linear(8, 32), lm.nn.Tanh(), lm.nn.Dropout(0.2), lm.nn.Linear(32, 4))
 if device ~= "cpu" then net:to(device) end
 local opt = lm.optim.SGD(net:parameters(), {lr = 0.1, momentum = 0.9})
 local history = lm.train{

@@ -57,6 +57,19 @@ OPTIM_CASES = {
                                 {"min": 1e-3, "max": 1e-2, "period": 5, "decay": 1, "mode": "sawtooth"}, 20),
 }
 
+# a parameter without a gradient at the first steps (a frozen layer unfrozen
+# later): name -> (optimiser case it copies, 0-based parameter, first step
+# with a gradient). torch's per-parameter state starts at that step, Adam's
+# bias correction with it.
+LATE_CASES = {
+    "adam_late_param": ("adam_betas_eps", 1, 6),
+    "adamw_late_param": ("adamw_weight_decay", 2, 4),
+    "sgd_momentum_late_param": ("sgd_momentum", 0, 5),
+    "rmsprop_late_param": ("rmsprop_alpha_eps", 1, 3),
+}
+for late_name, (base, _, _) in LATE_CASES.items():
+    OPTIM_CASES[late_name] = OPTIM_CASES[base]
+
 # schedule only: the learning rate at every iteration of 4 cycles
 SCHEDULE_CASES = {
     "clr_triangular": {"min": 1e-3, "max": 1e-2, "period": 10, "decay": 1, "mode": "triangular"},
@@ -106,9 +119,12 @@ def main():
         opt = getattr(torch.optim, kind)(params, **options)
         sched = cyclic(opt, schedule) if schedule else None
         lrs = []
+        late, first_step = LATE_CASES.get(name, (None, None, None))[1:]
         for step in range(steps):
-            opt.zero_grad()
+            opt.zero_grad(set_to_none=True)
             for k, p in enumerate(params):
+                if k == late and step + 1 < first_step:
+                    continue  # no gradient: the file has none for it either
                 p.grad = grads[step][k].clone()
                 tensors[f"{name}.grad.{step + 1}.{k + 1}"] = grads[step][k]
             lrs.append(opt.param_groups[0]["lr"])

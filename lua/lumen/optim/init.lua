@@ -25,6 +25,23 @@ local function new_optimizer(kind, params, settings, defaults, nstates)
     s[k] = v
   end
   if type(s.lr) ~= "number" or s.lr < 0 then error(kind .. ": lr must be a number >= 0", 3) end
+  -- torch's ranges: a value outside them gives NaN weights or an ignored setting, never an error later
+  local function check(key, ok, range)
+    local v = s[key]
+    if v ~= nil and not (type(v) == "number" and ok(v)) then
+      error(string.format("%s: %s must be a number %s, got %s", kind, key, range, tostring(v)), 4)
+    end
+  end
+  for _, key in ipairs{"eps", "weight_decay", "momentum", "alpha"} do
+    check(key, function(v) return v >= 0 end, ">= 0")
+  end
+  for _, key in ipairs{"beta1", "beta2"} do
+    check(key, function(v) return v >= 0 and v < 1 end, "in [0, 1)")
+  end
+  -- each parameter's own count of updates: Adam's bias correction starts at
+  -- a parameter's first gradient, as torch's per-parameter state does
+  s.param_steps = {}
+  for i = 1, #params do s.param_steps[i] = 0 end
   return setmetatable({params = params, settings = s, state = {}, nstates = nstates}, Optimizer)
 end
 
@@ -54,20 +71,20 @@ function Optimizer:step()
   if type(s.lr) ~= "number" or s.lr < 0 then
     error(string.format("step: lr must be a number >= 0, got %s", tostring(s.lr)), 2)
   end
+  -- one call for all parameters (one launch on a GPU): it reads each
+  -- gradient (a Lua read of p.grad would keep it alive after zero_grad),
+  -- skips the parameters without one, and counts each parameter's updates
+  -- in s.param_steps. A refused step changes nothing.
+  local ok, err = pcall(lm._optim_step_all, s, self.params, self.state, s.param_steps)
+  if not ok then error(err, 2) end
   s.step = s.step + 1
-  -- one call for all parameters (one launch on a GPU); reads each gradient,
-  -- skips parameters without one. A refused step leaves the count as it was.
-  local ok, err = pcall(lm._optim_step_all, s, self.params, self.state)
-  if not ok then
-    s.step = s.step - 1
-    error(err, 2)
-  end
 end
 
 --- Settings and state tensors, for checkpoints (names "state.<param>.<k>").
 function Optimizer:state_dict()
   local tensors, settings = {}, {}
   for k, v in pairs(self.settings) do settings[k] = v end
+  settings.param_steps = table.move(self.settings.param_steps, 1, #self.params, 1, {})
   for i, st in pairs(self.state) do
     for k, t in ipairs(st) do tensors[string.format("state.%d.%d", i, k)] = t end
   end
@@ -76,6 +93,25 @@ end
 
 function Optimizer:load_state_dict(sd)
   -- every state is checked before any is taken: a refused load changes nothing
+  local kind = self.settings.kind
+  if type(sd) ~= "table" or type(sd.settings) ~= "table" or type(sd.tensors) ~= "table" then
+    error("load_state_dict: expected {settings = {...}, tensors = {...}} as state_dict() gives", 2)
+  end
+  if sd.settings.kind ~= kind then
+    error(string.format("load_state_dict: the state is of a%s %s optimiser, this one is %s",
+      tostring(sd.settings.kind):match("^[aeiou]") and "n" or "", tostring(sd.settings.kind), kind), 2)
+  end
+  for i, st in ipairs(self.state) do
+    for k = 1, #st do
+      if sd.tensors[string.format("state.%d.%d", i, k)] == nil then
+        error(string.format("load_state_dict: state 'state.%d.%d' (parameter %d) is missing", i, k, i), 2)
+      end
+    end
+  end
+  local steps = sd.settings.param_steps
+  if steps ~= nil and (type(steps) ~= "table" or #steps ~= #self.params) then
+    error(string.format("load_state_dict: param_steps must list %d counts, one a parameter", #self.params), 2)
+  end
   local taken = {}
   for name, t in pairs(sd.tensors) do
     local i, k = name:match("^state%.(%d+)%.(%d+)$")
@@ -91,6 +127,8 @@ function Optimizer:load_state_dict(sd)
     taken[#taken + 1] = {i, k, t}
   end
   for k, v in pairs(sd.settings) do self.settings[k] = v end
+  self.settings.param_steps = {} -- a copy; a state from before per-parameter counts: all at step
+  for i = 1, #self.params do self.settings.param_steps[i] = steps and steps[i] or self.settings.step end
   for _, e in ipairs(taken) do self.state[e[1]][e[2]] = e[3]:clone() end
 end
 
@@ -185,6 +223,10 @@ function optim.EarlyStopping(s)
   s = s or {}
   local self = setmetatable({patience = s.patience or 5, mode = s.mode or "min",
     min_delta = s.min_delta or 0, bad = 0, best = nil, best_state = nil}, EarlyStopping)
+  if math.type(self.patience) ~= "integer" or self.patience < 1 then
+    error("EarlyStopping: patience must be an integer >= 1 (checks without improvement), got "
+      .. tostring(self.patience), 2)
+  end
   if self.mode ~= "min" and self.mode ~= "max" then error("EarlyStopping: mode must be 'min' or 'max'", 2) end
   if type(self.min_delta) ~= "number" or self.min_delta ~= self.min_delta or self.min_delta < 0 then
     error("EarlyStopping: min_delta must be a number >= 0, got " .. tostring(self.min_delta), 2)
