@@ -555,10 +555,13 @@ lm_status lm_ag_batch_norm(lm_tensor **out, lm_tensor **mean, lm_tensor **var, l
     const char *const names[2] = {"weight", "bias"};
     LM_TRY(check_per_channel("batch_norm", x, affine, names, s3));
     int64_t n = s3[0], c = s3[1];
-    if (n * s3[2] <= 1)
+    if (n * s3[2] == 1)
         return lm_fail(LM_ERR_SHAPE,
                        "batch_norm: expected more than 1 value per channel when training, got "
                        "input %s",
+                       lm_shape_str(x, sx, sizeof sx));
+    if (n * s3[2] == 0) /* F.batch_norm returns an empty batch as it is */
+        return lm_fail(LM_ERR_SHAPE, "batch_norm: input %s has no values to normalise",
                        lm_shape_str(x, sx, sizeof sx));
     const lm_backend *be = lm_backend_of(x);
     if (!be) return LM_ERR_DEVICE;

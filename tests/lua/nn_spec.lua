@@ -115,17 +115,48 @@ describe("modules", function()
     eq(b[1].weight:sum():item(), 24)
   end)
 
-  it("loads a batch norm state saved without num_batches_tracked, keeping the count (as torch)", function()
+  it("loads a batch norm state saved without num_batches_tracked, the count then 0 (as torch 1.13)", function()
     local bn = nn.BatchNorm2d(3)
     bn.num_batches_tracked:fill_(5)
     local state = {weight = lm.full({3}, 2), bias = lm.zeros(3), running_mean = lm.ones(3), running_var = lm.ones(3)}
     local missing = bn:load_state_dict(state)
     eq(#missing, 0)
-    eq(bn.num_batches_tracked:item(), 5)
+    eq(bn.num_batches_tracked:item(), 0)
+    -- with momentum = false (a cumulative average) the next batch's statistics then replace the loaded ones
+    local cumulative = nn.BatchNorm1d(2, {momentum = false})
+    cumulative.num_batches_tracked:fill_(4)
+    cumulative:load_state_dict({weight = lm.ones(2), bias = lm.zeros(2), running_mean = lm.full({2}, 5),
+      running_var = lm.ones(2)})
+    cumulative(lm.tensor{{0, 0}, {2, 2}})
+    same(cumulative.running_mean:totable(), {1, 1}, 1e-6)
     eq(bn.weight:sum():item(), 6)
     -- the other buffers are still required
     state.running_var = nil
     raises(function() bn:load_state_dict(state) end, "missing (the module has them, the state does not): running_var 3")
+  end)
+
+  it("passes an empty batch through batch norm in training, its statistics untouched (as torch)", function()
+    local bn = nn.BatchNorm1d(3)
+    bn.running_mean:fill_(2)
+    local y = bn(lm.randn(0, 3))
+    eq(y:shape_string(), "0x3")
+    eq(bn.num_batches_tracked:item(), 1, "counted, as torch counts it")
+    same(bn.running_mean:totable(), {2, 2, 2})
+    same(bn.running_var:totable(), {1, 1, 1})
+    eq(nn.BatchNorm2d(3)(lm.randn(4, 3, 0, 2)):shape_string(), "4x3x0x2")
+    raises(function() bn(lm.randn(1, 3)) end,
+      "batch_norm: expected more than 1 value per channel when training, got input [1, 3]")
+  end)
+
+  it("gives an embedding's gradient to its rows past 2^24, where a float32 row number is not exact", function()
+    local w = lm.zeros(16777219, 1):requires_grad(true)
+    lm.nn.functional.embedding(lm.tensor({16777217, 16777219}, 'int32'), w):sum():backward()
+    eq(w.grad:sum():item(), 2)
+    eq(w.grad[16777216][1], 0)
+    eq(w.grad[16777217][1], 1)
+    eq(w.grad[16777219][1], 1)
+    raises(function() lm.nn.functional.embedding(lm.tensor({7}, 'int32'), lm.randn(6, 2)) end,
+      "embedding: index 7 out of range for 6 rows of the weight")
   end)
 
   it("reads uint8 attention masks as boolean masks, as torch 1.13 does", function()

@@ -29,7 +29,9 @@ return function(nn)
   -- the shared body of BatchNorm1d and BatchNorm2d (torch's _BatchNorm)
   local function batch_norm_class(name, dims, shapes)
     local class = Module:extend(name)
-    class.optional_state = {num_batches_tracked = true} -- states saved without it keep the module's count
+    -- states saved without num_batches_tracked load with it 0, as torch's
+    -- BatchNorm fills it in (it matters to momentum = false, torch's None)
+    class.optional_state = {num_batches_tracked = function(t) t:zero_() end}
 
     --- num_features channels; opts.eps (1e-5), opts.momentum (0.1; false:
     --- a cumulative average, torch's None), opts.affine (true: weight 1 and

@@ -104,6 +104,9 @@ end
 function F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
   if x:dim() < 2 then error("batch_norm: input must be [N, C, ...], got " .. x:shape_string(), 2) end
   momentum, eps = momentum or 0.1, eps or 1e-5
+  -- an empty batch (a last batch of nothing) comes back empty, as in torch,
+  -- the running statistics untouched
+  if x:numel() == 0 then return x * 1 end
   local N, channels = x:size(1), x:size(2)
   local y
   if (training or running_mean == nil) and x:device() == "cpu" then
@@ -120,7 +123,7 @@ function F.batch_norm(x, running_mean, running_var, weight, bias, training, mome
   elseif training or running_mean == nil then
     local flat = x:reshape(N, channels, -1)
     local n = N * flat:size(3)
-    if n <= 1 then
+    if n == 1 then
       error(string.format("batch_norm: expected more than 1 value per channel when training, got input %s",
         x:shape_string()), 2)
     end
@@ -240,12 +243,14 @@ local Embedding = lm.autograd.Function{
   backward = function(ctx, grad)
     local flat, rows = ctx.flat, ctx.rows
     local n, dim = flat:size(1), grad:size(2)
-    local classes = lm.arange(1, rows):view(1, rows):to(grad:device())
+    -- row numbers and indices compared as int32: a float32 holds every
+    -- integer only up to 2^24, and larger tables would mix neighbouring rows
+    local classes = lm.arange(1, rows, 'int32'):view(1, rows):to(grad:device())
     local block = math.max(1, ONE_HOT_ELEMENTS // rows)
     local total
     for start = 1, n, block do
       local len = math.min(block, n - start + 1)
-      local idx = flat:narrow(1, start, len):float():view(len, 1)
+      local idx = flat:narrow(1, start, len):view(len, 1)
       local one_hot = idx:eq(classes)
       if ctx.padding_idx then one_hot = one_hot * idx:ne(ctx.padding_idx) end
       local part = lm.matmul(one_hot:t(), grad:narrow(1, start, len))
@@ -276,7 +281,8 @@ function F.embedding(idx, weight, padding_idx)
       error(string.format("embedding: index 0 in the indices: Lumen's indices are 1-based (1..%d), "
         .. "add 1 to 0-based ones", weight:size(1)), 2)
     end
-    error(out, 2)
+    local bad = out:match("index_select: (index %-?%d+ out of range for %d+ rows)")
+    error(bad and "embedding: " .. bad .. " of the weight" or out, 2)
   end
   return out:view(shape)
 end
@@ -296,6 +302,7 @@ end
 --- variance, then * weight + bias when given (each of normalized_shape), as
 --- torch.nn.functional.layer_norm.
 function F.layer_norm(x, normalized_shape, weight, bias, eps)
+  if not lm.is_tensor(x) then error("layer_norm: input must be a tensor, got a " .. type(x), 2) end
   local dims = type(normalized_shape) == "table" and normalized_shape or {normalized_shape}
   local k, n = #dims, 1
   local ok = x:dim() >= k

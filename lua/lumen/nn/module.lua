@@ -318,13 +318,13 @@ function load_state(self, state, opts)
   local expected, known = {}, {}
   for _, pair in ipairs(self:named_parameters()) do expected[#expected + 1] = pair end
   for _, pair in ipairs(self:named_buffers()) do expected[#expected + 1] = pair end
-  -- buffers a module may lack in a state and keep as they are (a class's
-  -- optional_state: BatchNorm's num_batches_tracked, which torch's own
-  -- load_state_dict fills in for states saved without it)
-  local optional = {}
+  -- buffers a state may lack (a class's optional_state: name -> fill(t),
+  -- which sets the buffer as a state without it means; BatchNorm's
+  -- num_batches_tracked, which torch's own load_state_dict fills in)
+  local optional, fills = {}, {}
   for _, pair in ipairs(self:named_modules()) do
-    for key in pairs(pair[2].optional_state or {}) do
-      optional[pair[1] == "" and key or pair[1] .. "." .. key] = true
+    for key, fill in pairs(pair[2].optional_state or {}) do
+      optional[pair[1] == "" and key or pair[1] .. "." .. key] = fill
     end
   end
   local absent, unexpected, mismatched, loads = {}, {}, {}, {}
@@ -333,7 +333,7 @@ function load_state(self, state, opts)
     known[name] = true
     local src = state[name]
     if src == nil then
-      if not optional[name] then absent[#absent + 1] = name end
+      if optional[name] then fills[#fills + 1] = {optional[name], dst} else absent[#absent + 1] = name end
     elseif not lm.is_tensor(src) then
       mismatched[#mismatched + 1] = string.format("%s is a %s in %s, not a tensor", name, type(src), source)
     elseif src:shape_string() ~= dst:shape_string() then
@@ -369,6 +369,7 @@ function load_state(self, state, opts)
   end
   lm.no_grad(function()
     for _, pair in ipairs(loads) do pair[1]:copy_(pair[2]) end
+    for _, pair in ipairs(fills) do pair[1](pair[2]) end
   end)
   return absent, unexpected
 end

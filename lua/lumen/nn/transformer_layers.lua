@@ -164,10 +164,22 @@ return function(nn)
   --- first) and, with need_weights, the attention weights [N, L, S] averaged
   --- over heads ([N, heads, L, S] without averaging). Unbatched [L, E]
   --- inputs give [L, E] and [L, S].
+  -- an argument of MHA:forward that must be a tensor (or nil, if optional)
+  local function mha_tensor(name, t, optional)
+    if not (lm.is_tensor(t) or (optional and t == nil)) then
+      error(string.format("nn.MultiheadAttention: %s must be a tensor, got a %s", name, type(t)), 3)
+    end
+  end
+
   function MHA:forward(query, key, value, opts)
     opts = checks.opts(opts, "nn.MultiheadAttention", {attn_mask = true, key_padding_mask = true,
       need_weights = true, average_attn_weights = true})
     key, value = key or query, value or key or query
+    mha_tensor("query", query)
+    mha_tensor("key", key)
+    mha_tensor("value", value)
+    mha_tensor("attn_mask", opts.attn_mask, true)
+    mha_tensor("key_padding_mask", opts.key_padding_mask, true)
     local E = self.embed_dim
     local unbatched = query:dim() == 2
     if unbatched then
