@@ -634,8 +634,10 @@ lm_status lm_rule_conv2d(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     lm_tensor *w2t = sc_transpose(&sc, w2, 0, 1);
     if (be->conv2d_backward) { /* whole batch in the backend */
         if (needs_grad(n, 0)) gx = sc_empty(&sc, device, 4, x->shape);
-        if (needs_grad(n, 1)) gw = sc_empty(&sc, device, 2, w2s);
-        if (sc.status == LM_OK) sc.status = be->conv2d_backward(gx, gw, gc, xc, wc, &geo);
+        /* an empty batch: nothing to compute (the kernels would leave gw unwritten) */
+        if (needs_grad(n, 1))
+            gw = N > 0 ? sc_empty(&sc, device, 2, w2s) : sc_zeros(&sc, device, 2, w2s);
+        if (sc.status == LM_OK && N > 0) sc.status = be->conv2d_backward(gx, gw, gc, xc, wc, &geo);
         N = 0; /* skips the per-image loop below */
     } else {
         cols = sc_empty(&sc, device, 2, cs);

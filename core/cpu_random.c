@@ -20,8 +20,9 @@ typedef struct {
 
 static void random_range_scalar(random_job *j, int64_t begin, int64_t end);
 
-/* Box-Muller in double from two 24-bit uniforms, so that every machine (and
- * the CUDA backend) rounds to the same float. */
+/* Box-Muller in double from two 24-bit uniforms, so that every machine
+ * rounds to the same float (the CUDA backend too, but for rare ties: its
+ * double log and cos may differ from glibc's in the last bit). */
 static inline float normal_from(uint32_t w1, uint32_t w2, double mean, double std) {
     double u1 = ((w1 >> 8) + 1.0) * (1.0 / 16777216.0); /* (0, 1] */
     double u2 = (w2 >> 8) * (1.0 / 16777216.0);

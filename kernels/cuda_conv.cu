@@ -48,6 +48,8 @@ bool math_ok(cudnnMathType_t m) {
 
 const size_t WORKSPACE_LIMIT = (size_t)1 << 30;
 
+lm_status describe(Plan *pp, int64_t N, int64_t O, const lm_conv_geometry *g);
+
 lm_status plan_for(const lm_tensor *x, const lm_tensor *w, const lm_conv_geometry *g, Plan **out) {
     if (!handle_ready) {
         DNN_TRY(cudnnCreate(&handle), "cudnnCreate");
@@ -62,6 +64,22 @@ lm_status plan_for(const lm_tensor *x, const lm_tensor *w, const lm_conv_geometr
         return LM_OK;
     }
     Plan p = {};
+    lm_status st = describe(&p, N, O, g);
+    if (st != LM_OK) { /* a refused shape leaves no descriptor behind */
+        if (p.x) cudnnDestroyTensorDescriptor(p.x);
+        if (p.y) cudnnDestroyTensorDescriptor(p.y);
+        if (p.w) cudnnDestroyFilterDescriptor(p.w);
+        if (p.conv) cudnnDestroyConvolutionDescriptor(p.conv);
+        return st;
+    }
+    auto inserted = plans.emplace(key, p);
+    *out = &inserted.first->second;
+    return LM_OK;
+}
+
+// Creates and sets a plan's four descriptors (what was created stays in p).
+lm_status describe(Plan *pp, int64_t N, int64_t O, const lm_conv_geometry *g) {
+    Plan &p = *pp;
     DNN_TRY(cudnnCreateTensorDescriptor(&p.x), "descriptor");
     DNN_TRY(cudnnCreateTensorDescriptor(&p.y), "descriptor");
     DNN_TRY(cudnnCreateFilterDescriptor(&p.w), "descriptor");
@@ -82,8 +100,6 @@ lm_status plan_for(const lm_tensor *x, const lm_tensor *w, const lm_conv_geometr
     DNN_TRY(
         cudnnSetConvolutionMathType(p.conv, lm_cuda_tf32() ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH),
         "convolution math type");
-    auto inserted = plans.emplace(key, p);
-    *out = &inserted.first->second;
     return LM_OK;
 }
 

@@ -379,11 +379,14 @@ lm_status lm_cuda_optim_step_many(const lm_optim_params *p, int n, lm_tensor *co
                                   const lm_tensor *const *grads, lm_tensor *const *s1,
                                   lm_tensor *const *s2) {
     OptimArgs a = optim_args(p);
-    for (int first = 0; first < n; first += MANY_PER_LAUNCH) {
+    /* a launch takes the next MANY_PER_LAUNCH non-empty parameters: the scan
+     * goes on where the last launch stopped (a fixed stride would give a
+     * parameter after an empty one two updates) */
+    for (int i = 0; i < n;) {
         ManyArgs m;
         m.count = 0;
         int blocks = 0;
-        for (int i = first; i < n && m.count < MANY_PER_LAUNCH; i++) {
+        for (; i < n && m.count < MANY_PER_LAUNCH; i++) {
             int64_t len = lm_tensor_numel(params[i]);
             if (!len) continue;
             int k = m.count++;

@@ -27,7 +27,11 @@ struct RandomJob {
 __device__ __forceinline__ float normal_from(uint32_t w1, uint32_t w2, double mean, double std) {
     double u1 = ((w1 >> 8) + 1.0) * (1.0 / 16777216.0); /* (0, 1] */
     double u2 = (w2 >> 8) * (1.0 / 16777216.0);
-    return (float)(mean + std * sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+    /* each product and the sum rounded as the CPU's (no fused multiply-add);
+     * log and cos are CUDA's, within an ulp of glibc's in double, so the
+     * float rounds to the CPU's but for rare ties */
+    double r = __dmul_rn(std, sqrt(__dmul_rn(-2.0, log(u1))));
+    return (float)__dadd_rn(mean, __dmul_rn(r, cos(__dmul_rn(6.283185307179586, u2))));
 }
 
 // One thread per Philox block: 4 uniform/Bernoulli or 2 normal elements.
@@ -42,7 +46,9 @@ __global__ void random_kernel(RandomJob j, int64_t n) {
             if (e >= n) break;
             float v;
             if (j.kind == LM_RANDOM_UNIFORM)
-                v = lo + span * ((float)(w.v[k] >> 8) * (1.0f / 16777216.0f));
+                /* no fused multiply-add (nvcc contracts by default): the
+                 * CPU rounds the product, then the sum */
+                v = __fadd_rn(lo, __fmul_rn(span, (float)(w.v[k] >> 8) * (1.0f / 16777216.0f)));
             else if (j.kind == LM_RANDOM_NORMAL)
                 v = normal_from(w.v[2 * k], w.v[2 * k + 1], j.p0, j.p1);
             else

@@ -10,6 +10,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DLUMEN_CUDA=ON -DLUMEN_NATIVE=OFF >/dev/null
 cmake --build build-gpu -j"$(nproc)" --target lumen
+# the kernels must be built for the H100/H200 (sm_90), not only as PTX that
+# the driver would compile at first use (nvcc's own default is older)
+grep -q "code=\[compute_90,sm_90\]" build-gpu/CMakeFiles/lumen_cuda.dir/flags.make ||
+  { echo "gpu-bundle: the CUDA kernels are not built for sm_90 (LUMEN_CUDA_ARCHITECTURES)"; exit 1; }
 rm -rf gpu-bundle
 mkdir -p gpu-bundle/bin gpu-bundle/lib
 cp build-gpu/lumen gpu-bundle/bin/

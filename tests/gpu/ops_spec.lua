@@ -212,6 +212,9 @@ describe("gpu layers and losses", function()
     out = check("conv2d non-contiguous input", {x = x, w = w},
       {"x", "w"}, function(t) return F.conv2d(t.x, t.w, {padding = 1}) end, GEMM)
     against_reference("conv2d non-contiguous input", out, R.conv2d(x, w, nil, {padding = 1}))
+    -- an empty batch: an empty output and a zero weight gradient (cuDNN refuses zero sizes)
+    check("conv2d empty batch", {x = lm.randn(0, 16, 8, 8), w = lm.randn(16, 16, 3, 3), b = lm.randn(16)},
+      {"x", "w", "b"}, function(t) return F.conv2d(t.x, t.w, t.b, {padding = 1}) end, EXACT)
     check("max_pool2d", {x = lm.randn(2, 3, 8, 8)}, {"x"}, function(t) return F.max_pool2d(t.x, 2) end, EXACT, ARITH)
     check("max_pool2d overlapping", {x = lm.randn(2, 3, 9, 9)}, {"x"},
       function(t) return F.max_pool2d(t.x, 3, {stride = 2, padding = 1}) end, EXACT, ARITH)
@@ -274,6 +277,13 @@ describe("gpu random numbers", function()
     lm.manual_seed(9); strided:uniform_(-1, 1)
     lm.manual_seed(9); local ref = lm.zeros(20, 10):t():uniform_(-1, 1)
     close(strided, ref, EXACT, "uniform_ into a transposed view")
+    -- bounds whose span times a draw is not exact: a fused multiply-add
+    -- rounds about half of them differently (an initialiser's bounds)
+    for _, b in ipairs{{-0.1, 0.3}, {-1 / math.sqrt(30), 1 / math.sqrt(30)}, {2, 5}} do
+      lm.manual_seed(11); local ug2 = lm.zeros(4099, DEV):uniform_(b[1], b[2])
+      lm.manual_seed(11); local uc2 = lm.zeros(4099):uniform_(b[1], b[2])
+      close(ug2, uc2, EXACT, string.format("uniform_(%g, %g)", b[1], b[2]))
+    end
   end)
 end)
 
@@ -291,6 +301,18 @@ describe("gpu optimisers", function()
     end
     return net.weight
   end
+  it("updates every one of many parameters once, empty ones among them (one launch takes 48)", function()
+    local function run(device)
+      local ps = {}
+      for k = 1, 120 do ps[k] = lm.full({k % 7 == 3 and 0 or 3}, k, 'float32', device):requires_grad(true) end
+      local opt = lm.optim.Adam(ps, {lr = 0.1})
+      for _, p in ipairs(ps) do p.grad = lm.ones(p:shape(), 'float32', device) end
+      opt:step()
+      return ps
+    end
+    local g, c = run(DEV), run('cpu')
+    for k = 1, 120 do close(g[k], c[k], ARITH, "parameter " .. k) end
+  end)
   for kind, settings in pairs{SGD = {lr = 0.1, momentum = 0.9, nesterov = true, weight_decay = 0.01},
       Adam = {lr = 0.01, weight_decay = 0.01}, AdamW = {lr = 0.01, weight_decay = 0.1},
       RMSprop = {lr = 0.01}} do

@@ -169,6 +169,21 @@ describe("convolution algorithms", function()
     end
   end)
 
+  it("give an empty batch an empty output and zero weight and bias gradients", function()
+    for _, algorithm in ipairs{"winograd", "gemm"} do
+      with_algorithm(algorithm, function()
+        local x = lm.randn(0, 16, 8, 8):requires_grad(true)
+        local k, b = lm.randn(16, 16, 3, 3):requires_grad(true), lm.randn(16):requires_grad(true)
+        local y = F.conv2d(x, k, b, {padding = 1})
+        eq(y:shape_string(), "0x16x8x8")
+        y:sum():backward()
+        eq(k.grad:abs():max():item(), 0, algorithm .. ": the weight's gradient (Winograd's was never written)")
+        eq(b.grad:abs():max():item(), 0, algorithm .. ": the bias's gradient")
+        eq(x.grad:shape_string(), "0x16x8x8")
+      end)
+    end
+  end)
+
   it("agree with each other on a ResNet-sized layer, chunked over images", function()
     lm.manual_seed(13)
     local x, w = lm.randn(40, 32, 9, 11), lm.randn(48, 32, 3, 3) * (1 / math.sqrt(288))
