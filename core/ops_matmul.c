@@ -1,4 +1,5 @@
 /* matmul front: NumPy semantics reduced to the backend's 3-D product. */
+#include <limits.h>
 #include <string.h>
 
 #include "lm_ops.h"
@@ -114,6 +115,11 @@ static lm_status plan_matmul(matmul_plan *p, lm_tensor **out, lm_tensor *a_in, l
         s = lm_fail(LM_ERR_SHAPE,
                     "matmul: the bias must be a float32 [%lld] on the operands' device",
                     (long long)N);
+        goto done;
+    }
+    if (M > INT_MAX || N > INT_MAX || K > INT_MAX) { /* BLAS and cuBLAS take int sizes */
+        s = lm_fail(LM_ERR_SHAPE, "matmul: %s @ %s has a size past BLAS's limit of %d",
+                    lm_shape_str(a_in, sa, sizeof sa), lm_shape_str(b_in, sb, sizeof sb), INT_MAX);
         goto done;
     }
     if (K != K2) {
