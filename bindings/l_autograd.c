@@ -1,5 +1,6 @@
 /* Autograd from Lua: tensor methods (requires_grad, backward, detach, ...),
  * grad mode, cat/stack, and custom functions whose backward is a Lua function. */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -106,34 +107,51 @@ static int check_tensor_list(lua_State *L, int arg, lm_tensor **ts, int max, con
     return n;
 }
 
-#define MAX_CAT 256
+/* The tensors of the list at `arg`, any number of them, in a scratch array
+ * pushed as a userdata (an error leaves it to the collector). */
+static lm_tensor **tensor_list(lua_State *L, int arg, int *n, const char *fn) {
+    luaL_checktype(L, arg, LUA_TTABLE);
+    lua_Unsigned len = lua_rawlen(L, arg);
+    if (len > (lua_Unsigned)INT_MAX / sizeof(lm_tensor *))
+        luaL_error(L, "%s: too many tensors (%llu)", fn, (unsigned long long)len);
+    lm_tensor **ts = lua_newuserdatauv(L, sizeof(lm_tensor *) * (len ? len : 1), 0);
+    *n = check_tensor_list(L, arg, ts, (int)len, fn);
+    return ts;
+}
 
 /* lm.cat({tensors}, dim) */
 static int l_cat(lua_State *L) {
-    lm_tensor *ts[MAX_CAT];
-    int n = check_tensor_list(L, 1, ts, MAX_CAT, "cat");
+    lua_settop(L, 2); /* the scratch list goes above the arguments */
+    int n;
+    lm_tensor **ts = tensor_list(L, 1, &n, "cat");
     int dim = l_check_dim(L, 2, ts[0]->ndim, "cat");
     if (!lm_any_requires_grad(n, ts) || n <= LM_NODE_MAX_INPUTS) {
         l_check(L, lm_ag_cat(l_push_slot(L), n, ts, dim));
         return 1;
     }
-    /* more inputs than a node holds: concatenate in groups, then the groups */
-    lm_tensor *groups[MAX_CAT / LM_NODE_MAX_INPUTS + 1];
-    int ng = 0;
-    for (int i = 0; i < n; i += LM_NODE_MAX_INPUTS) {
-        int len = n - i < LM_NODE_MAX_INPUTS ? n - i : LM_NODE_MAX_INPUTS;
-        lm_tensor **slot = l_push_slot(L); /* kept on the stack until the end */
-        l_check(L, lm_ag_cat(slot, len, ts + i, dim));
-        groups[ng++] = *slot;
+    /* more inputs than a node holds: concatenate in groups, then the groups,
+     * level by level (a tree of cat nodes) */
+    while (n > LM_NODE_MAX_INPUTS) {
+        int ng = (n + LM_NODE_MAX_INPUTS - 1) / LM_NODE_MAX_INPUTS;
+        luaL_checkstack(L, ng + 2, "cat: too many tensors");
+        lm_tensor **groups = lua_newuserdatauv(L, sizeof(lm_tensor *) * (size_t)ng, 0);
+        for (int g = 0, i = 0; i < n; g++, i += LM_NODE_MAX_INPUTS) {
+            int len = n - i < LM_NODE_MAX_INPUTS ? n - i : LM_NODE_MAX_INPUTS;
+            lm_tensor **slot = l_push_slot(L); /* kept on the stack until the end */
+            l_check(L, lm_ag_cat(slot, len, ts + i, dim));
+            groups[g] = *slot;
+        }
+        ts = groups, n = ng;
     }
-    l_check(L, lm_ag_cat(l_push_slot(L), ng, groups, dim));
+    l_check(L, lm_ag_cat(l_push_slot(L), n, ts, dim));
     return 1;
 }
 
 /* lm.stack({tensors}, dim): a new dimension */
 static int l_stack(lua_State *L) {
-    lm_tensor *ts[MAX_CAT];
-    int n = check_tensor_list(L, 1, ts, MAX_CAT, "stack");
+    lua_settop(L, 2); /* the scratch list goes above the arguments */
+    int n;
+    lm_tensor **ts = tensor_list(L, 1, &n, "stack");
     int dim = lua_isnoneornil(L, 2) ? 0 : l_check_dim(L, 2, ts[0]->ndim + 1, "stack");
     lua_createtable(L, n, 0);
     for (int i = 0; i < n; i++) {

@@ -203,11 +203,15 @@ static int l_arange(lua_State *L) {
     if (step == 0) return luaL_error(L, "arange: step must not be 0");
     if (!isfinite(start) || !isfinite(stop) || !isfinite(step))
         return luaL_error(L, "arange: start, stop and step must be finite numbers");
+    /* the number of steps from start that stay within stop, as a numeric
+     * for loop counts them (with a 1e-9 step of slack for rounding, so that
+     * arange(0, 0.3, 0.1) ends at 0.3 where Lua's loop stops at 0.2); an
+     * empty range (stop before start in the step's direction) has none */
     double count = (stop - start) / step;
-    if (count < 0) count = -1;
     if (count > 1e10) return luaL_error(L, "arange: too many elements");
+    int64_t n = count + 1e-9 < 0 ? 0 : (int64_t)(count + 1e-9) + 1;
     lm_dtype dtype = l_check_dtype(L, dtype_arg, LM_FLOAT32);
-    l_check(L, lm_arange(l_push_slot(L), dtype, start, step, (int64_t)(count + 1e-9) + 1));
+    l_check(L, lm_arange(l_push_slot(L), dtype, start, step, n));
     return 1;
 }
 

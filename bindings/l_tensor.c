@@ -416,12 +416,19 @@ static int t_transpose(lua_State *L) {
     return 1;
 }
 
+/* x:permute(d1, d2, ...) or x:permute({d1, d2, ...}); a negative d counts from the end */
 static int t_permute(lua_State *L) {
     lm_tensor *t = l_check_tensor(L, 1);
-    int64_t dims[LM_MAX_DIMS];
-    int n = l_check_shape(L, 2, dims, "permute");
-    int perm[LM_MAX_DIMS];
-    for (int i = 0; i < n; i++) perm[i] = (int)dims[i] - 1;
+    int perm[LM_MAX_DIMS], n = 0;
+    bool listed = lua_istable(L, 2);
+    int count = listed ? (int)luaL_len(L, 2) : lua_gettop(L) - 1;
+    if (count > LM_MAX_DIMS)
+        return luaL_error(L, "permute: %d dimensions, at most %d", count, LM_MAX_DIMS);
+    for (int i = 1; i <= count; i++) {
+        if (listed) lua_geti(L, 2, i);
+        perm[n++] = l_check_dim(L, listed ? lua_gettop(L) : i + 1, t->ndim, "permute");
+        if (listed) lua_pop(L, 1);
+    }
     l_check(L, lm_ag_permute(l_push_slot(L), t, n, perm));
     return 1;
 }
@@ -430,8 +437,12 @@ static int t_narrow(lua_State *L) {
     lm_tensor *t = l_check_tensor(L, 1);
     int d = l_check_dim(L, 2, t->ndim, "narrow");
     lua_Integer start = luaL_checkinteger(L, 3), len = luaL_checkinteger(L, 4);
-    if (start < 1) return luaL_error(L, "narrow: start must be >= 1, got %d", (int)start);
-    l_check(L, lm_ag_narrow(l_push_slot(L), t, d, start - 1, len));
+    if (start == 0) return luaL_error(L, "narrow: start 0 (indices start at 1; -1 is the last)");
+    lua_Integer start0 = start < 0 ? t->shape[d] + start : start - 1; /* negative: from the end */
+    if (start0 < 0)
+        return luaL_error(L, "narrow: start %I out of range for size %I", start,
+                          (lua_Integer)t->shape[d]);
+    l_check(L, lm_ag_narrow(l_push_slot(L), t, d, start0, len));
     return 1;
 }
 
@@ -441,6 +452,9 @@ static int t_select(lua_State *L) {
     lua_Integer i = luaL_checkinteger(L, 3);
     lua_Integer i0 = i < 0 ? t->shape[d] + i : i - 1;
     if (i == 0) return luaL_error(L, "select: index 0 (indices start at 1)");
+    if (i0 < 0) /* the core's message would name the 0-based index */
+        return luaL_error(L, "index %I out of range for dimension %d of size %I", i, d + 1,
+                          (lua_Integer)t->shape[d]);
     l_check(L, lm_ag_select(l_push_slot(L), t, d, i0));
     return 1;
 }

@@ -82,6 +82,8 @@ static int t_gelu(lua_State *L) {
 }
 
 void l_check_clamp_bounds(lua_State *L, const char *name, double lo, double hi) {
+    if (lo != lo || hi != hi) /* every comparison with it is false: the bound would do nothing */
+        luaL_error(L, "%s: %s is NaN", name, lo != lo ? "min" : "max");
     if (lo > hi) {
         char msg[128]; /* lua_pushfstring has no %g */
         snprintf(msg, sizeof msg, "%s: min (%g) is greater than max (%g)", name, lo, hi);

@@ -316,8 +316,9 @@ LM_HOST_DEVICE static inline double lm_scalar_binary(lm_binary_op op, double a, 
 }
 
 /* Top-k of one row by insertion into a sorted list of the k best: O(cols *
- * k) at worst, fast for the small k of nearest-neighbour queries. NaN never
- * ranks; slots no value filled get +inf (values) and -1 (indices). */
+ * k) at worst, fast for the small k of nearest-neighbour queries. NaN ranks
+ * after every number: slots the numbers do not fill take the row's NaN in
+ * column order. */
 LM_HOST_DEVICE static inline void lm_topk_row(const float *row, int64_t cols, int64_t k,
                                               int largest, float *bv, int32_t *bi) {
     int64_t have = 0;
@@ -334,9 +335,10 @@ LM_HOST_DEVICE static inline void lm_topk_row(const float *row, int64_t cols, in
         bv[pos] = v;
         bi[pos] = (int32_t)c;
     }
-    for (int64_t t = have; t < k; t++) bv[t] = INFINITY, bi[t] = -1;
     if (largest)
-        for (int64_t t = 0; t < k; t++) bv[t] = -bv[t];
+        for (int64_t t = 0; t < have; t++) bv[t] = -bv[t];
+    for (int64_t c = 0; c < cols && have < k; c++)
+        if (row[c] != row[c]) bv[have] = row[c], bi[have++] = (int32_t)c;
 }
 
 #endif

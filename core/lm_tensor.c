@@ -24,11 +24,13 @@ const char *lm_device_name(lm_device device) {
     return device == LM_CUDA ? "cuda" : "cpu";
 }
 
+/* Row-major strides; a size of 0 counts as 1, as in torch, so that no
+ * stride of an empty tensor is 0 (which would read as an expanded one). */
 static void set_contiguous_strides(lm_tensor *t) {
     int64_t stride = 1;
     for (int d = t->ndim - 1; d >= 0; d--) {
         t->strides[d] = stride;
-        stride *= t->shape[d];
+        stride *= t->shape[d] ? t->shape[d] : 1;
     }
 }
 
@@ -160,6 +162,7 @@ int64_t lm_tensor_numel(const lm_tensor *t) {
 }
 
 bool lm_tensor_is_contiguous(const lm_tensor *t) {
+    if (lm_tensor_numel(t) == 0) return true; /* no element to be out of order */
     int64_t stride = 1;
     for (int d = t->ndim - 1; d >= 0; d--) {
         if (t->shape[d] != 1 && t->strides[d] != stride) return false;

@@ -1,5 +1,6 @@
 /* Elementwise ops: dtype promotion, device and shape checks, broadcasting. */
 #include "lm_ops.h"
+#include <math.h>
 
 /* Unsized, so that the assertions catch an op added to lm_backend.h without a name. */
 static const char *const unary_names[] = {
@@ -21,6 +22,17 @@ const char *lm_binary_name(lm_binary_op op) {
 static bool unary_needs_float(lm_unary_op op) {
     return !(op == LM_NEG || op == LM_ABS || op == LM_SIGN || op == LM_RELU || op == LM_CLAMP ||
              op == LM_SQUARE);
+}
+
+/* int32 stays int32 where the op allows it, but a clamp to a bound that is
+ * not a whole number gives float32 (as torch promotes): an int32 result
+ * could not lie within such bounds. */
+static lm_dtype unary_result_dtype(lm_unary_op op, lm_dtype x, double p0, double p1) {
+    if (unary_needs_float(op)) return LM_FLOAT32;
+    if (op == LM_CLAMP && x == LM_INT32 &&
+        ((isfinite(p0) && p0 != floor(p0)) || (isfinite(p1) && p1 != floor(p1))))
+        return LM_FLOAT32;
+    return x;
 }
 
 static bool is_comparison(lm_binary_op op) {
@@ -61,7 +73,7 @@ static lm_status check_out(const char *op, const lm_tensor *out, int ndim, const
 lm_status lm_unary_into(lm_tensor *out, lm_unary_op op, lm_tensor *x, double p0, double p1) {
     const char *name = lm_unary_name(op);
     LM_TRY(lm_check_computable(name, x));
-    lm_dtype dtype = unary_needs_float(op) ? LM_FLOAT32 : x->dtype;
+    lm_dtype dtype = unary_result_dtype(op, x->dtype, p0, p1);
     LM_TRY(check_out(name, out, x->ndim, x->shape, dtype, x));
     const lm_backend *be = lm_backend_of(x);
     if (!be) return LM_ERR_DEVICE;
@@ -70,7 +82,7 @@ lm_status lm_unary_into(lm_tensor *out, lm_unary_op op, lm_tensor *x, double p0,
 
 lm_status lm_unary(lm_tensor **out, lm_unary_op op, lm_tensor *x, double p0, double p1) {
     *out = NULL;
-    lm_dtype dtype = unary_needs_float(op) ? LM_FLOAT32 : x->dtype;
+    lm_dtype dtype = unary_result_dtype(op, x->dtype, p0, p1);
     LM_TRY(lm_tensor_new(out, dtype, x->storage->device, x->ndim, x->shape));
     lm_status s = lm_unary_into(*out, op, x, p0, p1);
     if (s != LM_OK) {

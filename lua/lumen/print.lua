@@ -67,13 +67,15 @@ local function number_format(mats, is_int)
       end
     end
   end
+  local form
   if is_int or (integral and maxabs < 1e9) then
-    return function(v) return string.format("%d", math.tointeger(v) or v) end
+    form = function(v) return string.format("%d", math.tointeger(v) or v) end
+  elseif maxabs >= 1e5 or (minabs < 1e-4 and minabs ~= math.huge) then
+    form = function(v) return string.format("%.4e", v) end
+  else
+    form = function(v) return string.format("%.4f", v) end
   end
-  if maxabs >= 1e5 or (minabs < 1e-4 and minabs ~= math.huge) then
-    return function(v) return string.format("%.4e", v) end
-  end
-  return function(v) return string.format("%.4f", v) end
+  return function(v) return v ~= v and "nan" or form(v) end -- C prints a NaN's sign bit ("-nan")
 end
 
 local function render(m, fmt, width, lines)
@@ -119,7 +121,7 @@ function M.format(t)
     -- a 0-D tensor (a loss, a sum) prints as its value, like a Lua number
     local v = t:item()
     if dtype == "int32" then return string.format("%d", v) end
-    return string.format("%.7g", v)
+    return v ~= v and "nan" or string.format("%.7g", v)
   end
   local summarise = t:numel() > SUMMARY_THRESHOLD
   local parts = slices(t, summarise, {}, {})

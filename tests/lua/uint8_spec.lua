@@ -73,7 +73,8 @@ describe("uint8 tensors", function()
     opt:step()
     local sd = opt:state_dict()
     local before = opt.state[1][1]:clone()
-    local bad = {settings = sd.settings, tensors = {["state.1.1"] = lm.zeros({6}, 'uint8'), ["state.1.2"] = lm.zeros(6)}}
+    local bad = {settings = sd.settings,
+      tensors = {["state.1.1"] = lm.zeros({6}, 'uint8'), ["state.1.2"] = lm.zeros(6)}}
     raises(function() opt:load_state_dict(bad) end,
       "load_state_dict: state 'state.1.1' is uint8, an optimiser's states are float32")
     eq((opt.state[1][1] - before):abs():max():item(), 0, "a refused load changes no state")
