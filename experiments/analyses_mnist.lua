@@ -48,7 +48,9 @@ study.require_mnist_run(opts.from, "analyses_mnist")
 
 local t_start = lm.clock()
 local d = lm.data.mnist{kind = opts.data, dir = opts.data_dir ~= "" and opts.data_dir or nil}
-local train_set = lm.data.split(d.train, {fraction = 0.1, seed = opts.seed})
+-- the run's own split (its seed, from its metrics.json): the training
+-- latents must not take in the run's validation images
+local train_set = lm.data.split(d.train, {fraction = 0.1, seed = study.run_seed(opts.from, "analyses_mnist", d.name)})
 local test = d.test
 -- a Net1, its recorder and the map a run of the main experiment cached in `dir`
 local function load_run(dir)

@@ -42,12 +42,7 @@ if not d.test then
 end
 -- the runs' split: introspect_cifar10.lua splits with its seed (as net2_cifar10.lua
 -- did), which its metrics.json records; --seed seeds the estimators, folds and bootstrap
-local split_seed = 1
-local f = io.open(opts.out .. "/metrics.json")
-if f then
-  split_seed = lm.json.decode(f:read("a")).seed or split_seed
-  f:close()
-end
+local split_seed = study.run_seed(opts.out, "error_scores_cifar10")
 local train, val = lm.data.split(d.train, {fraction = 0.1, seed = split_seed})
 local net = lm.models.net2{width = opts.width}
 net:load(opts.model)

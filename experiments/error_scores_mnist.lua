@@ -29,16 +29,8 @@ local t_start = lm.clock()
 
 -- ---- the cached run and the three splits -------------------------------------------------------------
 local d = lm.data.mnist{kind = opts.data, dir = opts.data_dir ~= "" and opts.data_dir or nil}
-local split_seed = 1 -- study.mnist splits with the run's seed, which its metrics.json records
-local f = io.open(opts.out .. "/metrics.json")
-if f then -- the run must have used the same data set
-  local ran = lm.json.decode(f:read("a"))
-  f:close()
-  if ran.data and ran.data ~= d.name then
-    error(string.format("error_scores_mnist: %s was a run on %s, not %s (use --data)", opts.out, ran.data, d.name), 0)
-  end
-  split_seed = ran.seed or split_seed
-end
+-- study.mnist splits with the run's seed, which its metrics.json records (the same data set, checked)
+local split_seed = study.run_seed(opts.out, "error_scores_mnist", d.name)
 local train, val = lm.data.split(d.train, {fraction = 0.1, seed = split_seed}) -- the run's split
 local sets = {train = train, val = val, test = d.test}
 local net = lm.models.net1()

@@ -32,26 +32,12 @@ end
 
 -- Runs fn() with every module of `models` in evaluation mode, their
 -- parameters not requiring gradients and recording switched on; puts each
--- module's mode and each parameter's flag back afterwards, also on an error.
+-- module's mode, each parameter's flag and the recording switch back
+-- afterwards, also on an error.
 local function run_explaining(models, fn)
-  local modes, flags = {}, {}
-  for _, model in ipairs(models) do
-    for _, m in ipairs(model:modules()) do
-      if modes[m] == nil then modes[m] = m.training end
-    end
-    for _, p in ipairs(model:parameters()) do
-      if flags[p] == nil then
-        flags[p] = p:requires_grad()
-        p:requires_grad(false)
-      end
-    end
-    model:evaluate()
-  end
   local was = lm.set_grad_enabled(true)
-  local results = table.pack(pcall(fn))
+  local results = table.pack(pcall(lm.nn.evaluating, models, fn, {frozen = true}))
   lm.set_grad_enabled(was)
-  for m, mode in pairs(modes) do m.training = mode end
-  for p, flag in pairs(flags) do p:requires_grad(flag) end
   if not results[1] then error(results[2], 0) end
   return table.unpack(results, 2, results.n)
 end

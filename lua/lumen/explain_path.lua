@@ -45,10 +45,9 @@ return function(explain)
     end
     local target = opts.target
     if target == nil then
-      local was = model.training
-      model:evaluate()
-      target = lm.no_grad(function() return model(xs:narrow(1, T, 1)):argmax(2):item() end)
-      model:train(was)
+      target = lm.nn.evaluating(model, function()
+        return lm.no_grad(function() return model(xs:narrow(1, T, 1)):argmax(2):item() end)
+      end)
     end
     local inputs = xs:index_select(lm.tensor(at, 'int32'))
     local o = {}
@@ -57,8 +56,12 @@ return function(explain)
     local class = explain[method](model, inputs, o)
     local err
     if opts.recorder and opts.vae and opts.est then
-      err = explain.log_error(opts.recorder, opts.vae, opts.est, inputs,
-        {method = method == "saliency" and "gradient" or method, steps = opts.steps})
+      -- the class attributions' settings (baseline, rule, steps, seed, sigma,
+      -- samples, batch size), with the map method of the same name
+      local eo = {}
+      for k, v in pairs(o) do eo[k] = v end
+      eo.target, eo.method = nil, method == "saliency" and "gradient" or method
+      err = explain.log_error(opts.recorder, opts.vae, opts.est, inputs, eo)
     end
     if opts.figure then
       local titles = {}

@@ -14,6 +14,7 @@
 -- The detection benchmark and risk-coverage (lumen.introspect.detection)
 -- are re-exported here: A.detection_benchmark, A.risk_coverage, ...
 local lm = require 'lumen'
+local Adv = require 'lumen.introspect.adversarial'
 local F = lm.nn.functional
 
 local A = {}
@@ -75,6 +76,28 @@ function A.kernel_density(Z, ref, h, o)
     end
     return lm.cat(parts, 1)
   end)
+end
+
+--- log p(z) of A.kernel_density, by a log-sum-exp over the reference
+--- points: finite far from all of them, where p itself underflows to 0 in
+--- float32 (beyond about 14 bandwidths) and every such point would tie. [N].
+function A.log_kernel_density(Z, ref, h, o)
+  o = o or {}
+  h = h or A.bandwidth(ref)
+  local chunk = o.chunk or 1000
+  local two_h2 = 2 * h * h
+  local out = lm.zeros(Z:size(1))
+  local shift = math.log(ref:size(1)) + math.log(math.pi * two_h2)
+  lm.no_grad(function()
+    for s = 1, Z:size(1), chunk do
+      local len = math.min(chunk, Z:size(1) - s + 1)
+      local a = F.squared_distances(Z:narrow(1, s, len), ref) * (-1 / two_h2) -- [len, M]
+      local top = a:max(2, true)
+      local lse = (a - top):exp():sum(2, true):log() + top
+      out:narrow(1, s, len):copy_(lse:view(len) - shift)
+    end
+  end)
+  return out
 end
 
 --- E[z | density] by the Riemann sum over the grid (Eq. 8): [2].
@@ -366,9 +389,7 @@ end
 function A.accuracy_under_noise(net, set, sigmas, batch_size)
   batch_size = batch_size or 1000
   local accs = {}
-  local was = net.training
-  net:evaluate()
-  lm.no_grad(function()
+  lm.nn.evaluating(net, function() return lm.no_grad(function()
     for k, sigma in ipairs(sigmas) do
       local hits, n = 0, set.x:size(1)
       for s = 1, n, batch_size do
@@ -379,50 +400,11 @@ function A.accuracy_under_noise(net, set, sigmas, batch_size)
       end
       accs[k] = hits / n
     end
-  end)
-  net:train(was)
+  end) end)
   return accs
 end
 
 -- ---- adversarial paths (Fig. 6) ---------------------------------------------------------------------
-
--- The logits of a net ending in nn.Sigmoid (every module but the last), or
--- nil for any other net.
-local function logits_of(net)
-  if net.__name ~= "nn.Sequential" or net:size() < 2 or net[net:size()].__name ~= "nn.Sigmoid" then return nil end
-  return function(x)
-    for i = 1, net:size() - 1 do x = net[i](x) end
-    return x
-  end
-end
-
--- grad_x of E_adv = 1/2 ||goal - sigmoid(l)||^2 up to a positive factor,
--- which the sign ignores. Through the sigmoid in float32 a confident output
--- rounds to exactly 0 or 1, s (1 - s) is 0 and the step sign(0) = 0: a
--- confidently classified input never moves. At the logits the same
--- gradient is dE/dl_j = (s_j - t_j) sigma(l_j) sigma(-l_j), |s_j - t_j| being
--- sigma(l_j) for t_j = 0 and sigma(-l_j) for t_j = 1: taken in logs and
--- scaled by the largest of a row, it stays finite; sum(l * g) then has g's
--- pull-back as its gradient.
-local function adversarial_gradient(net, logits, xin, goal)
-  if not logits then
-    F.mse(net(xin), goal):backward()
-    return xin.grad
-  end
-  local l = logits(xin)
-  local g = lm.no_grad(function()
-    local d = l:detach()
-    local soft = ((d:abs() * -1):exp() + 1):log()               -- log(1 + exp(-|l|))
-    local lsp = d:clamp(-math.huge, 0) - soft                   -- log sigma(l)
-    local lsn = (d * -1):clamp(-math.huge, 0) - soft            -- log sigma(-l)
-    local other = goal * -1 + 1
-    local logg = (lsp * 2 + lsn) * other + (lsp + lsn * 2) * goal
-    return (other - goal) * (logg - logg:max(2, true)):exp()
-  end)
-  local pull = (l * g):sum()
-  pull:backward()
-  return xin.grad
-end
 
 --- Targeted iterative FGSM from one input x [1, D] (pixels in [0, 1])
 --- towards class `target` (1-based): x <- clip(x - eps * sign(grad_x L), 0, 1)
@@ -441,26 +423,30 @@ function A.fgsm_path(net, recorder, vae, x, target, o)
   local goal = lm.zeros(1, classes)
   goal[1][target] = 1
   goal = goal:to(device)
-  local was = net.training
-  net:evaluate()
-  local logits = logits_of(net)
+  local logits = Adv.logits_of(net)
   local cur = x:to(device):clone()
-  local zs, preds, flip, xs = {}, {}, nil, {}
-  for s = 0, steps do
-    if o.keep_inputs then xs[#xs + 1] = cur:detach():to('cpu') end
-    local h, out = recorder:record(cur)
-    zs[#zs + 1] = lm.no_grad(function() return vae:encode(h) end):to('cpu')
-    local p = out:argmax(2):item()
-    preds[#preds + 1] = p
-    if p == target and not flip then flip = s end
-    if s == steps then break end
-    local xin = cur:detach():requires_grad(true)
-    local grad = adversarial_gradient(net, logits, xin, goal)
-    cur = lm.no_grad(function() return (xin - grad:sign() * eps):clamp(0, 1) end)
+  local zs, preds, flip, xs = lm.zeros(steps + 1, 2), {}, nil, {}
+  -- the input's gradient only: the parameters gather none (frozen)
+  lm.nn.evaluating(net, function()
+    for s = 0, steps do
+      if o.keep_inputs then xs[#xs + 1] = cur:detach():to('cpu') end
+      local h, out = recorder:record(cur)
+      zs:narrow(1, s + 1, 1):copy_(lm.no_grad(function() return vae:encode(h) end):to('cpu'))
+      local p = out:argmax(2):item()
+      preds[#preds + 1] = p
+      if p == target and not flip then flip = s end
+      if s == steps then break end
+      local xin = cur:detach():requires_grad(true)
+      local grad = Adv.gradient(net, logits, xin, goal)
+      cur = lm.no_grad(function() return (xin - grad:sign() * eps):clamp(0, 1) end)
+    end
+  end, {frozen = true})
+  local kept
+  if o.keep_inputs then -- one tensor, filled row by row (any number of steps)
+    kept = lm.zeros(#xs, table.unpack(xs[1]:shape(), 2))
+    for k, t in ipairs(xs) do kept:narrow(1, k, 1):copy_(t) end
   end
-  net:train(was)
-  return {z = lm.cat(zs, 1), predictions = preds, flip = flip, x = cur:to('cpu'),
-    xs = o.keep_inputs and lm.cat(xs, 1) or nil}
+  return {z = zs:narrow(1, 1, #preds), predictions = preds, flip = flip, x = cur:to('cpu'), xs = kept}
 end
 
 --- The estimated log10 error as a heat map behind axes `ax`, over

@@ -9,8 +9,8 @@
 --     x = test.x, y = test.y, correct = pred:eq(test.y), reference = Z_train, n = 2000}
 --   print(r.markdown)
 local lm = require 'lumen'
+local Adv = require 'lumen.introspect.adversarial'
 local I = require 'lumen.introspect'
-local F = lm.nn.functional
 
 local D = {}
 
@@ -80,15 +80,15 @@ function D.fgsm_untargeted(net, x, labels, o)
   local steps, eps = o.steps or 10, o.eps or 0.02
   local device = lm.train.device_of(net)
   local goal = lm.data.one_hot(labels, o.classes or 10):float():to(device)
-  local was = net.training
-  net:evaluate()
   local adv = x:to(device):clone()
-  for _ = 1, steps do
-    local xin = adv:detach():requires_grad(true)
-    F.mse(net(xin), goal):backward()
-    adv = lm.no_grad(function() return (xin + xin.grad:sign() * eps):clamp(0, 1) end)
-  end
-  net:train(was)
+  local logits = Adv.logits_of(net) -- a saturated sigmoid still moves the input
+  lm.nn.evaluating(net, function() -- the input's gradient only: the parameters gather none
+    for _ = 1, steps do
+      local xin = adv:detach():requires_grad(true)
+      local grad = Adv.gradient(net, logits, xin, goal)
+      adv = lm.no_grad(function() return (xin + grad:sign() * eps):clamp(0, 1) end)
+    end
+  end, {frozen = true})
   return adv:to('cpu')
 end
 
@@ -110,9 +110,7 @@ function D.detection_scores(o, x)
     return ((vae.decoder(vae.encoder(s)) - s) ^ 2):mean(2)
   end):totable()
   local nlp = {}
-  for i, v in ipairs(analyses().kernel_density(Z, o.reference, h):totable()) do
-    nlp[i] = -math.log(math.max(v, 1e-300))
-  end
+  for i, v in ipairs(analyses().log_kernel_density(Z, o.reference, h):totable()) do nlp[i] = -v end
   local base = {}
   for i, v in ipairs(I.baseline_scores(o.net, x)) do base[i] = -v end -- the largest logit, negated
   return {e_hat = e, reconstruction = recon, neg_log_density = nlp, max_sigmoid = base}, Y

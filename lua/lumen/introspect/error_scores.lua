@@ -49,9 +49,7 @@ local function record_once(o, x, name)
   local progress = batches > 1 and Progress.new("recording " .. name, batches, {tty = o.tty})
   local logits
   local hook = final:register_forward_hook(function(_, input) logits = input end)
-  local was = net.training
-  net:evaluate()
-  local ok, err = pcall(lm.no_grad, function()
+  local ok, err = pcall(lm.nn.evaluating, net, function() return lm.no_grad(function()
     for start = 1, n, bs do
       local len = math.min(bs, n - start + 1)
       local xb = lm.data.to_float(x:narrow(1, start, len))
@@ -69,9 +67,8 @@ local function record_once(o, x, name)
       if w then keep("W", w, start, len) end
       if progress then progress:update(1, string.format("%d samples", start + len - 1)) end
     end
-  end)
+  end) end)
   hook.remove()
-  net:train(was)
   if not ok then error(err, 0) end
   if progress then progress:finish() end
   return out.H, out.W, out.Y, out.L

@@ -182,7 +182,8 @@ end
 -- ---- Fig. 6: targeted FGSM from several images ----------------------------------------------------
 
 --- Targeted FGSM (A.fgsm_path) from one input o.x [1, ...] of true class
---- o.label to every other class. o: net, recorder, vae, x, label, classes
+--- o.label to every class but the one it is classified as (the true class
+--- for a correctly classified input). o: net, recorder, vae, x, label, classes
 --- (names), steps, eps. Returns {z0 = the start's latent {z1, z2},
 --- start_prediction (a name), paths = {{target, xs, ys, z, flip,
 --- predictions}, ...}, targets = {name -> {flip_step, success,
@@ -194,10 +195,13 @@ function Fig.fgsm_run(o)
   local h0, out0 = o.recorder:record(x)
   local z0 = o.vae:encode_all(h0:to('cpu')):totable()[1]
   local points = {{z0}}
-  local run = {z0 = z0, start_prediction = o.classes[out0:argmax(2):to('cpu'):item()], paths = {}, targets = {}}
+  local start = out0:argmax(2):to('cpu'):item()
+  local run = {z0 = z0, start_prediction = o.classes[start], paths = {}, targets = {}}
   local reached = 0
+  -- every class but the one the start is classified as (the true class, for
+  -- a misclassified start, among them): that one would be reached at step 0
   for target = 1, K do
-    if target ~= o.label then
+    if target ~= start then
       local p = A.fgsm_path(o.net, o.recorder, o.vae, x, target, {steps = o.steps, eps = o.eps, classes = K})
       local xs, ys = {}, {}
       points[#points + 1] = p.z:totable()

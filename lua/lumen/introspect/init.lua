@@ -168,12 +168,10 @@ end
 --- Runs the model in evaluation mode without recording gradients and returns
 --- (activations [N, Nh], model output).
 function Recorder:record(x)
-  local was = self.model.training
-  self.model:evaluate()
   x = on_device_of(self.model, x)
-  local ok, out = pcall(run_hooked, self, lm.no_grad, function() return self.model(x) end)
-  self.model:train(was)
-  if not ok then error(out, 0) end
+  local out = nn.evaluating(self.model, function()
+    return run_hooked(self, lm.no_grad, function() return self.model(x) end)
+  end)
   local parts, sizes = collect(self)
   self.layer_sizes = sizes -- the units of each recorded layer, in order
   return lm.cat(parts, 2), out
@@ -566,6 +564,11 @@ local function cyclic_regime(model, opt, c, opts)
 end
 
 local function fit(model, tensors, opts, title, loss_of)
+  -- the working state (device, title, buffers, the cyclic regime's) goes
+  -- into a copy, not into the caller's table
+  local own = {}
+  for k, v in pairs(opts) do own[k] = v end
+  opts = own
   opts.device = lm.train.device_of(model)
   local sharded = opts.rows and lm.dist.size() > 1
   if sharded then lm.dist.broadcast_parameters(model, 0) end -- every rank starts from rank 0's weights
@@ -725,10 +728,8 @@ function I.baseline_scores(net, x, o)
   local batch = o.batch or 1000
   local last = net.__name == "nn.Sequential" and net:size() > 0 and net[net:size()] or nil
   local kind = last and ({["nn.Sigmoid"] = "max_logit", ["nn.Softmax"] = "max_softmax"})[last.__name] or "max_output"
-  local was = net.training
-  net:evaluate()
   local scores = {}
-  local ok, err = pcall(lm.no_grad, function()
+  local ok, err = pcall(nn.evaluating, net, function() return lm.no_grad(function()
     for s = 1, x:size(1), batch do
       local xb = on_device_of(net, x:narrow(1, s, math.min(batch, x:size(1) - s + 1)))
       local out = xb
@@ -749,8 +750,7 @@ function I.baseline_scores(net, x, o)
         for r, v in ipairs(out:max(2):view(-1):to("cpu"):totable()) do scores[s + r - 1] = v end
       end
     end
-  end)
-  net:train(was)
+  end) end)
   if not ok then error(err, 0) end
   return scores, kind
 end

@@ -60,10 +60,8 @@ function S.logits(net, x, o)
   S.final_activation(net, "scores.logits", 3)
   local batch, n = o.batch or 1000, x:size(1)
   local device = lm.train.device_of(net)
-  local was = net.training
-  net:evaluate()
   local out
-  local ok, err = pcall(lm.no_grad, function()
+  lm.nn.evaluating(net, function() return lm.no_grad(function()
     for s = 1, n, batch do
       local len = math.min(batch, n - s + 1)
       local h = lm.data.to_float(x:narrow(1, s, len)) -- images kept as bytes become [0, 1]
@@ -72,9 +70,7 @@ function S.logits(net, x, o)
       out = out or lm.zeros(n, h:size(2))
       out:narrow(1, s, len):copy_(h:to("cpu"))
     end
-  end)
-  net:train(was)
-  if not ok then error(err, 0) end
+  end) end)
   return out
 end
 

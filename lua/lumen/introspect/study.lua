@@ -54,6 +54,22 @@ function study.require_mnist_run(dir, who)
   end
 end
 
+--- The seed a run cached in `dir` split its training set with (its
+--- metrics.json's `seed`; 1, the runs' default, where there is no file), so
+--- that a later script splits the same images off for validation. With
+--- `data` (a data set's name), a run on another data set is an error
+--- naming `who`.
+function study.run_seed(dir, who, data)
+  local f = io.open(dir .. "/metrics.json")
+  if not f then return 1 end
+  local ran = lm.json.decode(f:read("a"))
+  f:close()
+  if data and ran.data and ran.data ~= data then
+    error(string.format("%s: %s was a run on %s, not %s (use --data)", who, dir, ran.data, data), 0)
+  end
+  return ran.seed or 1
+end
+
 --- The InfoVAE and the estimator a study cached in `dir`
 --- (autoencoder.safetensors, estimator.safetensors) for `recorder`'s
 --- recordings (`sample`, one input, gives their width), in evaluation mode.

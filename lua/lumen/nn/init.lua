@@ -276,6 +276,37 @@ for _, class in ipairs({nn.Linear, nn.ELU, nn.ReLU, nn.Dropout}) do lm_forward[c
 
 -- the layers of modern convolutional networks and of transformers, each
 -- file adding its classes to nn
+--- Runs fn() with every module of `models` (a module or a list of them) in
+--- evaluation mode and returns what it returns; puts each module's own mode
+--- back afterwards, also when fn fails (net:train(was) would set every
+--- submodule to the top's mode). opts.frozen: the parameters do not require
+--- gradients meanwhile (an input's gradient, as FGSM and attributions take
+--- it, then leaves none in them).
+function nn.evaluating(models, fn, opts)
+  if models.modules then models = {models} end
+  local frozen = opts and opts.frozen
+  local modes, flags = {}, {}
+  for _, model in ipairs(models) do
+    for _, m in ipairs(model:modules()) do
+      if modes[m] == nil then modes[m] = m.training end
+    end
+    if frozen then
+      for _, p in ipairs(model:parameters()) do
+        if flags[p] == nil then
+          flags[p] = p:requires_grad()
+          p:requires_grad(false)
+        end
+      end
+    end
+    model:evaluate()
+  end
+  local results = table.pack(pcall(fn))
+  for m, mode in pairs(modes) do m.training = mode end
+  for p, flag in pairs(flags) do p:requires_grad(flag) end
+  if not results[1] then error(results[2], 0) end
+  return table.unpack(results, 2, results.n)
+end
+
 require('lumen.nn.conv_layers')(nn)
 require('lumen.nn.transformer_layers')(nn)
 
