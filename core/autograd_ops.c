@@ -96,6 +96,13 @@ lm_status lm_ag_where(lm_tensor **out, lm_tensor *cond, lm_tensor *a, lm_tensor 
 
 lm_status lm_ag_reduce(lm_tensor **out, lm_tensor **indices, lm_reduce_op op, lm_tensor *x, int dim,
                        bool keepdim) {
+    if (x->ndim == 0 && dim == 0) { /* a 0-D tensor's one dimension, as torch: its one value */
+        lm_tensor *one = NULL;
+        LM_TRY(lm_ag_unsqueeze(&one, x, 0)); /* on the tape: the gradient flows back through it */
+        lm_status s = lm_ag_reduce(out, indices, op, one, 0, false);
+        lm_tensor_release(one);
+        return s;
+    }
     bool grad = (op != LM_ARGMAX && op != LM_ARGMIN) && lm_any_requires_grad(1, &x);
     bool need_idx = grad && (op == LM_MAX || op == LM_MIN);
     lm_tensor *idx = NULL;

@@ -38,6 +38,13 @@ lm_status lm_reduce(lm_tensor **out, lm_tensor **indices, lm_reduce_op op, lm_te
     if (indices) *indices = NULL;
     const char *name = lm_reduce_name(op);
     LM_TRY(lm_check_computable(name, x));
+    if (x->ndim == 0 && dim == 0) { /* a 0-D tensor's one dimension, as torch: its one value */
+        lm_tensor *one = NULL;
+        LM_TRY(lm_tensor_unsqueeze(&one, x, 0));
+        lm_status s = lm_reduce(out, indices, op, one, 0, false);
+        lm_tensor_release(one);
+        return s;
+    }
     if (dim >= 0 && dim >= x->ndim)
         return lm_fail(LM_ERR_ARG, "%s: dimension %d out of range for a %d-D tensor", name, dim + 1,
                        x->ndim);
