@@ -113,11 +113,20 @@ static int c_image(lua_State *L) {
     return 0;
 }
 
+#define TEXT_MAX_SIZE 200
+
 static int c_text(lua_State *L) {
     lm_canvas *c = check_canvas(L, 1);
     lm_font *f = check_font(L, 2);
-    lm_canvas_text(c, f, luaL_checknumber(L, 3), luaL_checknumber(L, 4), luaL_checknumber(L, 5),
-                   check_color(L, 6), luaL_checkstring(L, 7), (int)luaL_optinteger(L, 8, 0));
+    double size = luaL_checknumber(L, 5);
+    lua_Integer angle = luaL_optinteger(L, 8, 0);
+    /* a glyph is drawn through a 256 x 256 buffer: a size past TEXT_MAX_SIZE would not fit */
+    if (!(size > 0 && size <= TEXT_MAX_SIZE))
+        return luaL_error(L, "text: size must be in (0, %d], got %f", TEXT_MAX_SIZE, size);
+    if (angle != 0 && angle != 90)
+        return luaL_error(L, "text: angle must be 0 or 90 (degrees), got %I", angle);
+    lm_canvas_text(c, f, luaL_checknumber(L, 3), luaL_checknumber(L, 4), size, check_color(L, 6),
+                   luaL_checkstring(L, 7), (int)angle);
     return 0;
 }
 

@@ -241,6 +241,9 @@ double lm_text_width(const lm_font *f, double size, const char *text) {
 
 void lm_canvas_text(lm_canvas *c, const lm_font *f, double x, double y, double size, uint32_t color,
                     const char *text, int angle) {
+    /* a position far outside any canvas (or NaN) draws nothing: the pixel
+     * arithmetic below stays in int */
+    if (!(fabs(x) < 1e7 && fabs(y) < 1e7)) return;
     float scale = stbtt_ScaleForPixelHeight(&f->info, (float)size);
     double pen = 0;
     int prev = 0;

@@ -136,21 +136,27 @@ end
 --- While the caller works on batch i, the workers decode batch i + 1.
 function FolderLoader:epoch_iter(first)
   self.epoch = self.epoch + 1
+  -- an epoch left early (a break, an error) left its next batch decoding:
+  -- wait for it and drop it
+  if self.in_flight then
+    self.in_flight = false
+    self.decoder:finish(true)
+  end
   local order = M.epoch_order(self)
   local nb, i = #self, (first or 1) - 1
   local pending
-  if i + 1 <= nb then
-    pending = batch_indices(self, order, i + 1)
+  local function start(k)
+    pending = batch_indices(self, order, k)
     self.decoder:start(pending)
+    self.in_flight = true
   end
+  if i + 1 <= nb then start(i + 1) end
   return function()
     i = i + 1
     if i > nb then return nil end
+    self.in_flight = false -- finish takes it, also when it raises
     local x, idx = finish(self, pending)
-    if i + 1 <= nb then
-      pending = batch_indices(self, order, i + 1)
-      self.decoder:start(pending)
-    end
+    if i + 1 <= nb then start(i + 1) end
     local y = self.y:index_select(idx)
     if self.transform then
       x = transforms.apply_seeded(self.transform, x, (self.seed * 1000003 + self.epoch) * 65537 + i)

@@ -88,18 +88,32 @@ function plot.ticks(lo, hi, n)
     if raw <= m * mag * 1.0001 then step = m * mag break end
   end
   local ticks = {}
-  local t = math.ceil(lo / step - 1e-9) * step
-  while t <= hi + step * 1e-9 do
+  local first = math.ceil(lo / step - 1e-9)
+  -- each tick from its index (adding the step would stand still where it is
+  -- below the spacing of doubles at the data's values), at most 1000
+  for k = 0, 1000 do
+    local t = (first + k) * step
+    if t > hi + step * 1e-9 or (#ticks > 0 and t <= ticks[#ticks]) then break end
     ticks[#ticks + 1] = math.abs(t) < step * 1e-9 and 0 or t
-    t = t + step
   end
   return ticks, step
 end
 
-local function tick_label(v, step)
-  if math.abs(v) >= 1e5 or (math.abs(v) < 1e-3 and v ~= 0) then return string.format("%.0e", v) end
-  local decimals = math.max(0, -math.floor(math.log(step, 10) + 1e-9))
-  return string.format("%." .. decimals .. "f", v)
+--- A tick's label with as many digits as the step between ticks tells
+--- apart (150000 beside 100000 and 200000 is 1.5e+05, not 2e+05).
+function plot.tick_label(v, step)
+  -- the power of ten of the step's last significant digit (2.5e-4: -5)
+  local step_digit = math.floor(math.log(step, 10) + 1e-9)
+  while step_digit > -300 do
+    local m = step / 10 ^ step_digit
+    if math.abs(m - math.floor(m + 0.5)) < 1e-6 * m then break end
+    step_digit = step_digit - 1
+  end
+  if math.abs(v) >= 1e5 or (math.abs(v) < 1e-3 and v ~= 0) then
+    local decimals = math.max(0, math.floor(math.log(math.abs(v), 10) + 1e-9) - step_digit)
+    return string.format("%." .. math.min(decimals, 15) .. "e", v)
+  end
+  return string.format("%." .. math.max(0, -step_digit) .. "f", v)
 end
 
 -- ---- axes -------------------------------------------------------------------------------------------------------
@@ -155,12 +169,13 @@ function Axes:heatmap(values, o)
   local vmin, vmax = o.vmin, o.vmax
   for _, row in ipairs(values) do
     for _, v in ipairs(row) do
-      if v == v then
+      if v == v and v ~= math.huge and v ~= -math.huge then -- the colour range of the finite values
         if not o.vmin then vmin = vmin and math.min(vmin, v) or v end
         if not o.vmax then vmax = vmax and math.max(vmax, v) or v end
       end
     end
   end
+  vmin, vmax = vmin or 0, vmax or 1 -- no finite value: any range
   local xl, yl = o.xlim or {0, #values[1]}, o.ylim or {0, #values}
   extend(self.data_x, xl[1]); extend(self.data_x, xl[2]); extend(self.data_y, yl[1]); extend(self.data_y, yl[2])
   self.items[#self.items + 1] = {kind = "heatmap", values = values, xlim = xl, ylim = yl, vmin = vmin,
@@ -286,14 +301,14 @@ function Axes:render(canvas, font)
     local px = self:to_pixel(t, yl[1])
     if self.grid ~= false then canvas:line(px, r.y, px, r.y + r.h, 1, LIGHT) end
     canvas:line(px, r.y + r.h, px, r.y + r.h + 4, 1, BLACK)
-    local s = self.category_names and tostring(self.category_names[t]) or tick_label(t, xstep)
+    local s = self.category_names and tostring(self.category_names[t]) or plot.tick_label(t, xstep)
     canvas:text(font, px - font:width(11, s) / 2, r.y + r.h + 17, 11, BLACK, s)
   end
   for _, t in ipairs(yt) do
     local _, py = self:to_pixel(xl[1], t)
     if self.grid ~= false then canvas:line(r.x, py, r.x + r.w, py, 1, LIGHT) end
     canvas:line(r.x - 4, py, r.x, py, 1, BLACK)
-    local s = tick_label(t, ystep)
+    local s = plot.tick_label(t, ystep)
     canvas:text(font, r.x - 7 - font:width(11, s), py + 4, 11, BLACK, s)
   end
   -- items, clipped by drawing order (everything lies inside the limits by construction)
@@ -311,8 +326,11 @@ function Axes:render(canvas, font)
           -- cells), clipped to the axes when the limits cut the map
           local cx0, cy0 = math.max(math.floor(x0 + 0.5), r.x), math.max(math.floor(y1 + 0.5), r.y)
           local cx1, cy1 = math.min(math.floor(x1 + 0.5), r.x + r.w), math.min(math.floor(y0 + 0.5), r.y + r.h)
-          if cx0 < cx1 and cy0 < cy1 then
-            canvas:fill_rect(cx0, cy0, cx1, cy1, it.cmap((it.values[i][j] - it.vmin) / span))
+          local v = it.values[i][j]
+          if cx0 < cx1 and cy0 < cy1 and v == v then -- a NaN cell stays blank
+            -- an infinity takes the end of the map on its side
+            local t = v == math.huge and 1 or v == -math.huge and 0 or (v - it.vmin) / span
+            canvas:fill_rect(cx0, cy0, cx1, cy1, it.cmap(t))
           end
         end
       end
@@ -392,7 +410,7 @@ function Axes:render(canvas, font)
     for _, t in ipairs(ticks) do
       local py = r.y + r.h - (t - cb.vmin) / ((cb.vmax - cb.vmin) ~= 0 and (cb.vmax - cb.vmin) or 1) * r.h
       canvas:line(x0 + w, py, x0 + w + 4, py, 1, BLACK)
-      canvas:text(font, x0 + w + 7, py + 4, 11, BLACK, tick_label(t, step))
+      canvas:text(font, x0 + w + 7, py + 4, 11, BLACK, plot.tick_label(t, step))
     end
     canvas:text(font, x0 + w + 52, r.y + r.h / 2 + font:width(12, cb.label) / 2, 12, BLACK, cb.label, 90)
   end
@@ -497,6 +515,12 @@ end
 --- Text at pixel (x, y) (baseline), o.size, o.color, o.angle.
 function Figure:text(x, y, s, o)
   o = o or {}
+  if o.angle ~= nil and o.angle ~= 0 and o.angle ~= 90 then -- checked here, not when the figure renders
+    error("fig:text: angle must be 0 or 90 (degrees), got " .. tostring(o.angle), 2)
+  end
+  if o.size ~= nil and not (type(o.size) == "number" and o.size > 0 and o.size <= 200) then
+    error("fig:text: size must be a number in (0, 200], got " .. tostring(o.size), 2)
+  end
   self.texts[#self.texts + 1] = {x = x, y = y, s = s, size = o.size or 12, color = o.color or BLACK,
     angle = o.angle or 0}
 end

@@ -221,6 +221,15 @@ describe("image folders", function()
     eq(seen, 12)
   end)
 
+  it("starts a new epoch after one left early (its next batch was decoding)", function()
+    local set = lm.data.image_folder(root, {size = {6, 6}, workers = 2})
+    local loader = lm.data.loader(set, {batch_size = 5, shuffle = false})
+    for _ in loader:epoch_iter() do break end
+    local seen = 0
+    for x in loader:epoch_iter() do seen = seen + x:size(1) end
+    eq(seen, 12)
+  end)
+
   it("names a corrupt file, or skips it with a warning when asked", function()
     local bad = dir .. "/bad"
     lm.mkdir(bad .. "/a")

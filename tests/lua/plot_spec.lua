@@ -121,3 +121,46 @@ describe("the raster canvas", function()
     same({e:pixel(9, 9)}, {0, 0, 255, 255})
   end)
 end)
+
+describe("plot edge cases", function()
+  it("labels ticks with the digits their step tells apart", function()
+    local labels = {}
+    for i, v in ipairs{0, 50000, 100000, 150000, 200000} do labels[i] = plot.tick_label(v, 50000) end
+    same(labels, {"0", "50000", "1.0e+05", "1.5e+05", "2.0e+05"})
+    eq(plot.tick_label(7.5e-4, 2.5e-4), "7.5e-04")
+    eq(plot.tick_label(0.75, 0.25), "0.75")
+    eq(plot.tick_label(3, 1), "3")
+  end)
+
+  it("ends the ticks where the step is below the doubles' spacing at the data", function()
+    local ticks = plot.ticks(1e17, 1e17 + 16, 5)
+    truthy(#ticks >= 1 and #ticks <= 1001, "ticks: " .. #ticks)
+    same(plot.ticks(0, 1, 4), {0, 0.25, 0.5, 0.75, 1})
+  end)
+
+  it("colours a heat map by its finite values: infinities at the ends, NaN left blank", function()
+    local fig = plot.figure{width = 300, height = 300}
+    local ax = fig:axes{rect = {50, 50, 200, 200}, grid = false}
+    ax:heatmap({{0, 1 / 0}, {0 / 0, 1}}, {xlim = {0, 2}, ylim = {0, 2}})
+    local canvas = fig:render()
+    local function cell(i, j) -- row i from the bottom, column j
+      local px, py = ax:to_pixel(j - 0.5, i - 0.5)
+      return rgb(canvas, px, py)
+    end
+    same(cell(1, 1), unpack_color(plot.viridis(0)), 0, "the minimum")
+    same(cell(2, 2), unpack_color(plot.viridis(1)), 0, "the maximum")
+    same(cell(1, 2), unpack_color(plot.viridis(1)), 0, "+inf at the top end")
+    same(cell(2, 1), {255, 255, 255}, 0, "NaN blank")
+    local fig2 = plot.figure{width = 100, height = 100}
+    fig2:axes{}:heatmap({{0 / 0}})
+    fig2:render() -- no finite value: renders
+  end)
+
+  it("refuses text it cannot draw: other angles, sizes past 200", function()
+    local fig = plot.figure{width = 100, height = 100}
+    raises(function() fig:text(10, 10, "W", {angle = 45}) end, "fig:text: angle must be 0 or 90 (degrees), got 45")
+    raises(function() fig:text(10, 10, "W", {size = 400}) end, "fig:text: size must be a number in (0, 200], got 400")
+    fig:text(0 / 0, 1e12, "W") -- far outside: nothing drawn, no error
+    fig:render()
+  end)
+end)
