@@ -7,8 +7,7 @@
 #include "lm_atomic_file.h"
 #include "lm_fs.h"
 
-/* A path argument: a string without NUL bytes (the system would cut it). */
-static const char *check_path(lua_State *L, int arg) {
+const char *l_check_path(lua_State *L, int arg) {
     size_t n;
     const char *path = luaL_checklstring(L, arg, &n);
     if (strlen(path) != n) luaL_argerror(L, arg, "path contains a NUL byte");
@@ -18,7 +17,7 @@ static const char *check_path(lua_State *L, int arg) {
 /* lm.write_file(path, contents): temporary file beside path, fsync, rename;
  * contents is a string or a list of strings written one after another */
 static int l_write_file(lua_State *L) {
-    const char *path = check_path(L, 1);
+    const char *path = l_check_path(L, 1);
     if (!lua_istable(L, 2)) {
         size_t len;
         const char *contents = luaL_checklstring(L, 2, &len);
@@ -56,14 +55,14 @@ static int l_write_file(lua_State *L) {
 
 /* lm.mkdir(path): the folder and its parents; an existing folder is fine */
 static int l_mkdir(lua_State *L) {
-    const char *path = check_path(L, 1);
+    const char *path = l_check_path(L, 1);
     if (lm_fs_mkdir(path) != LM_OK) return luaL_error(L, "%s", lm_last_error());
     return 0;
 }
 
 /* lm.list_dir(path) -> {{name = ..., dir = true | false}, ...} sorted by name */
 static int l_list_dir(lua_State *L) {
-    const char *path = check_path(L, 1);
+    const char *path = l_check_path(L, 1);
     lm_dir_entry *entries = NULL;
     int n = 0;
     if (lm_fs_list(path, &entries, &n) != LM_OK) return luaL_error(L, "%s", lm_last_error());

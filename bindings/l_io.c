@@ -34,7 +34,7 @@ static lm_float_format check_float_format(lua_State *L, int options) {
  * lm.save(path, tensors, {dtype = 'float16' | 'bfloat16', metadata = {...}}):
  * a third table with a `dtype` or `metadata` key holds options. */
 static int l_save(lua_State *L) {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = l_check_path(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
     if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
     lm_float_format format = LM_STORE_FLOAT32;
@@ -62,6 +62,9 @@ static int l_save(lua_State *L) {
         if (lua_type(L, -2) != LUA_TSTRING)
             return luaL_error(L, "save: tensor names must be strings, got a %s key",
                               luaL_typename(L, -2));
+        size_t len;
+        const char *name = lua_tolstring(L, -2, &len);
+        if (strlen(name) != len) return luaL_error(L, "save: a tensor name contains a NUL byte");
         if (!l_test_tensor(L, -1))
             return luaL_error(L, "save: '%s' is a %s, expected a tensor", lua_tostring(L, -2),
                               luaL_typename(L, -1));
@@ -112,7 +115,7 @@ static int st_gc(lua_State *L) {
 
 /* lm.load(path [, {map = true}]) -> {name = tensor, ...}, {key = "value", ...} */
 static int l_load(lua_State *L) {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = l_check_path(L, 1);
     bool map = false;
     if (!lua_isnoneornil(L, 2)) {
         luaL_checktype(L, 2, LUA_TTABLE);
@@ -158,7 +161,7 @@ static writer_ud *check_writer(lua_State *L) {
 
 /* lm.safetensors_writer(path, {{name = "h", shape = {N, D}, dtype = 'float32'}, ...}) */
 static int l_safetensors_writer(lua_State *L) {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = l_check_path(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
     int count = (int)luaL_len(L, 2);
     lm_tensor_spec *specs =

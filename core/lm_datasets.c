@@ -82,8 +82,11 @@ lm_status lm_idx_load(const char *path, lm_dtype dtype, double scale, int max_va
         if (s != LM_OK) break;
         uint32_t v = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
         shape[d] = v;
+        /* checked before the product, which could wrap past 2^64 */
+        if (v && total > ((uint64_t)1 << 34) / v)
+            s = lm_fail(LM_ERR_FORMAT, "'%s': IDX dimensions describe over 16 GiB of data", path);
         total *= v;
-        if (total > ((uint64_t)1 << 34))
+        if (s == LM_OK && total > ((uint64_t)1 << 34))
             s = lm_fail(LM_ERR_FORMAT, "'%s': IDX dimensions describe over 16 GiB of data", path);
     }
     /* the data the file can hold, checked before allocating what the header

@@ -42,6 +42,18 @@ static int hex_digit(char c) {
     return -1;
 }
 
+/* Four hex digits at r->pos into *cp; false when there are not four. */
+static bool read_hex4(reader *r, unsigned *cp) {
+    if (r->pos + 4 > r->len) return false;
+    *cp = 0;
+    for (int i = 0; i < 4; i++) {
+        int h = hex_digit(r->s[r->pos++]);
+        if (h < 0) return false;
+        *cp = *cp * 16 + (unsigned)h;
+    }
+    return true;
+}
+
 static lm_status parse_string(reader *r, char **out) {
     *out = NULL;
     if (!peek(r, '"')) return fail_at(r, "a string");
@@ -83,15 +95,23 @@ static lm_status parse_string(reader *r, char **out) {
             buf[n++] = '\t';
             break;
         case 'u': {
-            if (r->pos + 4 > r->len) goto bad;
-            unsigned cp = 0;
-            for (int i = 0; i < 4; i++) {
-                int h = hex_digit(r->s[r->pos++]);
-                if (h < 0) goto bad;
-                cp = cp * 16 + (unsigned)h;
+            unsigned cp;
+            if (!read_hex4(r, &cp) || cp == 0) goto bad; /* no NUL inside names */
+            if (cp >= 0xDC00 && cp <= 0xDFFF) goto bad;  /* a lone low surrogate */
+            if (cp >= 0xD800 && cp <= 0xDBFF) { /* a UTF-16 pair: one character of 4 bytes */
+                unsigned low;
+                if (r->pos + 2 > r->len || r->s[r->pos] != '\\' || r->s[r->pos + 1] != 'u')
+                    goto bad;
+                r->pos += 2;
+                if (!read_hex4(r, &low) || low < 0xDC00 || low > 0xDFFF) goto bad;
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+                buf[n++] = (char)(0xF0 | (cp >> 18));
+                buf[n++] = (char)(0x80 | ((cp >> 12) & 0x3F));
+                buf[n++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+                buf[n++] = (char)(0x80 | (cp & 0x3F));
+                break;
             }
-            if (cp == 0) goto bad; /* no NUL inside names */
-            /* UTF-8 of a BMP code point (lone surrogates kept as-is, 3 bytes) */
+            /* UTF-8 of a code point of the basic plane (1 to 3 bytes) */
             if (cp < 0x80) {
                 buf[n++] = (char)cp;
             } else if (cp < 0x800) {

@@ -86,11 +86,18 @@ static lm_status parse_entry(const char *path, const char *name, const lm_json *
         return lm_fail(LM_ERR_FORMAT, "'%s': tensor '%s' has %d dimensions, at most %d", path, name,
                        sh->count, LM_MAX_DIMS);
     e->ndim = sh->count;
+    /* a size past the data is impossible, but in an empty tensor (a size 0
+     * elsewhere) any size up to 2^40 is a shape (tensor creation checks the
+     * rest) */
+    int64_t bound = (int64_t)data_len;
+    for (int k = 0; k < sh->count; k++)
+        if (sh->items[k].type == LM_JSON_NUMBER && sh->items[k].is_integer &&
+            sh->items[k].integer == 0 && bound < ((int64_t)1 << 40))
+            bound = (int64_t)1 << 40;
     uint64_t numel = 1;
     for (int k = 0; k < sh->count; k++) {
         const lm_json *x = &sh->items[k];
-        if (x->type != LM_JSON_NUMBER || !x->is_integer || x->integer < 0 ||
-            x->integer > (int64_t)data_len)
+        if (x->type != LM_JSON_NUMBER || !x->is_integer || x->integer < 0 || x->integer > bound)
             return lm_fail(LM_ERR_FORMAT, "'%s': tensor '%s' has an invalid size in its shape",
                            path, name);
         e->shape[k] = x->integer;
@@ -301,12 +308,16 @@ static lm_status load(const char *path, lm_safetensors *out, bool map) {
         n++;
     }
     qsort(order, n, sizeof *order, compare_begin);
-    for (int i = 1; i < n; i++)
-        if (order[i]->begin < order[i - 1]->end) {
+    /* an empty tensor's range holds no byte: it overlaps nothing */
+    for (int i = 0, last = -1; i < n; i++) {
+        if (order[i]->begin == order[i]->end) continue;
+        if (last >= 0 && order[i]->begin < order[last]->end) {
             s = lm_fail(LM_ERR_FORMAT, "'%s': the data of tensors '%s' and '%s' overlap", path,
-                        order[i - 1]->name, order[i]->name);
+                        order[last]->name, order[i]->name);
             goto done;
         }
+        last = i;
+    }
     if (meta && meta->type != LM_JSON_OBJECT) {
         s = lm_fail(LM_ERR_FORMAT, "'%s': __metadata__ is not an object", path);
         goto done;

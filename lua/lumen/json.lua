@@ -30,7 +30,11 @@ local function encode(v, indent, depth, out)
   if t == "number" then
     if v ~= v or v == math.huge or v == -math.huge then out[#out + 1] = "null"
     elseif math.type(v) == "integer" then out[#out + 1] = tostring(v)
-    else out[#out + 1] = string.format("%.17g", v) end -- round-trips exactly
+    else
+      local text = string.format("%.17g", v) -- round-trips exactly
+      -- a float keeps a mark of one (1.0, -0.0), so it decodes as a float
+      out[#out + 1] = text:find("[%.eEn]") and text or text .. ".0"
+    end
     return
   end
   if t == "string" then out[#out + 1] = encode_string(v); return end
@@ -48,8 +52,13 @@ local function encode(v, indent, depth, out)
     out[#out + 1] = close .. "]"
     return
   end
-  local keys = {}
-  for k in pairs(v) do keys[#keys + 1] = tostring(k) end
+  local keys, seen = {}, {}
+  for k in pairs(v) do
+    local name = tostring(k)
+    if seen[name] then error("json: the keys " .. name .. " and \"" .. name .. "\" would be one", 0) end
+    seen[name] = true
+    keys[#keys + 1] = name
+  end
   table.sort(keys)
   out[#out + 1] = "{"
   for i, k in ipairs(keys) do
@@ -97,10 +106,21 @@ local function decode_string(s, pos)
         out[#out + 1] = map[e]
         i = i + 2
       elseif e == "u" then
-        local code = tonumber(s:sub(i + 2, i + 5), 16)
+        local code = s:sub(i + 2, i + 5):match("^%x%x%x%x$") and tonumber(s:sub(i + 2, i + 5), 16)
         if not code then decode_error(s, i, "bad \\u escape") end
-        out[#out + 1] = utf8.char(code)
         i = i + 6
+        if code >= 0xD800 and code <= 0xDBFF then -- a UTF-16 pair: one character, not two
+          local low = s:sub(i, i + 1) == "\\u" and s:sub(i + 2, i + 5):match("^%x%x%x%x$")
+            and tonumber(s:sub(i + 2, i + 5), 16)
+          if not (low and low >= 0xDC00 and low <= 0xDFFF) then
+            decode_error(s, i - 6, "a lone UTF-16 surrogate in a \\u escape")
+          end
+          code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+          i = i + 6
+        elseif code >= 0xDC00 and code <= 0xDFFF then
+          decode_error(s, i - 6, "a lone UTF-16 surrogate in a \\u escape")
+        end
+        out[#out + 1] = utf8.char(code)
       else
         decode_error(s, i, "bad escape")
       end
@@ -132,11 +152,12 @@ function decode_value(s, pos)
       pos = skip(s, pos + 1)
     end
   elseif c == "[" then
-    local arr = {}
+    local arr, n = {}, 0
     pos = skip(s, pos + 1)
     if s:sub(pos, pos) == "]" then return arr, pos + 1 end
     while true do
-      arr[#arr + 1], pos = decode_value(s, pos)
+      n = n + 1 -- by position: a null is a hole, and what follows keeps its index
+      arr[n], pos = decode_value(s, pos)
       pos = skip(s, pos)
       local d = s:sub(pos, pos)
       if d == "]" then return arr, pos + 1 end
@@ -149,9 +170,15 @@ function decode_value(s, pos)
   elseif s:sub(pos, pos + 4) == "false" then return false, pos + 5
   elseif s:sub(pos, pos + 3) == "null" then return nil, pos + 4
   else
-    local num = s:match("^-?%d+%.?%d*[eE]?[-+]?%d*", pos)
-    if not num or num == "" then decode_error(s, pos, "unexpected character") end
-    return math.tointeger(tonumber(num)) or tonumber(num), pos + #num
+    -- JSON's number grammar: an integer part, then an optional fraction and exponent
+    local int = s:match("^-?%d+", pos)
+    if not int then decode_error(s, pos, "unexpected character") end
+    local num = int .. (s:match("^%.%d+", pos + #int) or "")
+    num = num .. (s:match("^[eE][-+]?%d+", pos + #num) or "")
+    local v = tonumber(num)
+    if not v or s:match("^[%.eE]", pos + #num) then decode_error(s, pos, "malformed number") end
+    if num:find("[%.eE]") then return v, pos + #num end -- written as a float: stays one (-0.0 too)
+    return math.tointeger(v) or v, pos + #num
   end
 end
 

@@ -65,6 +65,10 @@ describe("IDX reader", function()
     -- overflowed the strides; such shapes are refused
     raises(function() lm._idx_load(write("zero_then_huge", "\0\0\8\3" .. be32(0) .. be32(0x7fffffff) ..
       be32(0x7fffffff)), "int32") end, "shape is too large")
+    -- dimensions whose product wraps past 2^64 (131072 x 131072 x 2^30 = 2^64):
+    -- refused before the product, naming the file
+    raises(function() lm._idx_load(write("wrapping", "\0\0\8\3" .. be32(131072) .. be32(131072) ..
+      be32(1 << 30)), "int32") end, "wrapping': IDX dimensions describe over 16 GiB of data")
     -- the same claim inside a gzip file is bounded by deflate's ratio
     local gz = write("huge_claim_gz_src", "\0\0\8\2" .. be32(3) .. be32(0x3f000000) .. string.rep("\7", 19))
     os.execute("gzip -kf " .. gz)

@@ -26,3 +26,69 @@ describe("json", function()
     same(json.decode(json.encode(doc)), {b = {1, 2.5, "x\n\"y\""}, a = {}, c = {d = true, e = {}}, n = -3})
   end)
 end)
+
+describe("json edge cases", function()
+  it("keeps an array's positions past a null (a NaN written), and a float a float", function()
+    local a = json.decode(json.encode({1, 0 / 0, 3}))
+    eq(a[1], 1); eq(a[2], nil); eq(a[3], 3)
+    eq(json.encode({1.0, -0.0, 3, 0.5}), "[1.0,-0.0,3,0.5]")
+    eq(1 / json.decode(json.encode(-0.0)), -math.huge, "-0.0 keeps its sign")
+    eq(math.type(json.decode("1.0")), "float")
+    eq(math.type(json.decode("1")), "integer")
+    eq(json.decode("[1.5e3]")[1], 1500)
+  end)
+
+  it("refuses malformed numbers and lone surrogates, and reads a UTF-16 pair as one character", function()
+    raises(function() json.decode("[1,2,1-2,3]") end, "json: expected ',' or ']' at byte 7")
+    raises(function() json.decode("[1e]") end, "json: malformed number at byte 2")
+    raises(function() json.decode("[1.]") end, "json: malformed number at byte 2")
+    eq(json.decode('"\\ud83d\\ude00"'), "\u{1F600}")
+    raises(function() json.decode('"\\ud83d"') end, "a lone UTF-16 surrogate")
+    raises(function() json.decode('"\\ude00x"') end, "a lone UTF-16 surrogate")
+  end)
+
+  it("refuses keys that would be one in the text", function()
+    raises(function() json.encode({[1] = "a", ["1"] = "b"}) end, 'json: the keys 1 and "1" would be one')
+  end)
+end)
+
+describe("safetensors headers", function()
+  local function header_file(path, header, data)
+    local n = #header
+    local len = string.pack("<I8", n)
+    lm.write_file(path, len .. header .. (data or ""))
+  end
+
+  it("load empty tensors, also beside a tensor that starts where they do", function()
+    local path = os.tmpname()
+    lm.save(path, {e = lm.zeros(0, 5), a = lm.ones(2), f = lm.zeros(3, 0)})
+    local t = lm.load(path)
+    eq(t.e:shape_string(), "0x5"); eq(t.f:shape_string(), "3x0")
+    same(t.a:totable(), {1, 1})
+    local a = '"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}'
+    local e = '"e":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}'
+    for _, h in ipairs{"{" .. a .. "," .. e .. "}", "{" .. e .. "," .. a .. "}"} do
+      header_file(path, h, string.pack("<ff", 1, 2))
+      local u = lm.load(path)
+      eq(u.e:numel(), 0); same(u.a:totable(), {1, 2})
+    end
+    os.remove(path)
+  end)
+
+  it("refuse a NUL in a path or a tensor name (the system would cut it there)", function()
+    raises(function() lm.save("/tmp/w_p\0ath.safetensors", {a = lm.ones(1)}) end, "path contains a NUL byte")
+    raises(function() lm.save(os.tmpname(), {["a\0x"] = lm.ones(1)}) end, "save: a tensor name contains a NUL byte")
+    raises(function() lm.load("/tmp/w_p\0ath.safetensors") end, "path contains a NUL byte")
+  end)
+
+  it("read a name with a UTF-16 pair as UTF-8", function()
+    local path = os.tmpname()
+    local entry = ':{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
+    header_file(path, '{"h\\u00e9\\ud83d\\ude00"' .. entry, string.pack("<f", 7))
+    local t = lm.load(path)
+    eq(t["h\u{e9}\u{1F600}"]:item(), 7)
+    header_file(path, '{"\\ud83d"' .. entry, string.pack("<f", 7))
+    raises(function() lm.load(path) end, path)
+    os.remove(path)
+  end)
+end)
