@@ -20,14 +20,41 @@ static const char *decode_reason(void) {
     return r ? r : "unknown reason";
 }
 
-/* Interleaved 8-bit pixels [h, w, c] -> a new planar float tensor [c, h, w]. */
-static lm_status planar_from_pixels(lm_tensor **out, const unsigned char *px, int w, int h, int c) {
+/* stb's pixels (8 or 16 bits, interleaved [h, w, c]) as planes of floats
+ * in [0, 1] ([c, h, w] at dst). */
+static void planes_from(float *dst, const void *px, bool wide, int64_t plane, int c) {
+    const unsigned char *p8 = px;
+    const unsigned short *p16 = px;
+    for (int64_t i = 0; i < plane; i++)
+        for (int k = 0; k < c; k++)
+            dst[k * plane + i] =
+                wide ? p16[i * c + k] * (1.0f / 65535.0f) : p8[i * c + k] * (1.0f / 255.0f);
+}
+
+void *lm_image_read_pixels(FILE *fp, const void *bytes, size_t len, int *w, int *h, int *stored,
+                           int channels, bool *wide) {
+    if (fp) {
+        long at = ftell(fp);
+        *wide = stbi_is_16_bit_from_file(fp); /* reads the header, then seeks back to `at` */
+        fseek(fp, at, SEEK_SET);
+        return *wide ? (void *)stbi_load_from_file_16(fp, w, h, stored, channels)
+                     : (void *)stbi_load_from_file(fp, w, h, stored, channels);
+    }
+    *wide = stbi_is_16_bit_from_memory(bytes, (int)len);
+    return *wide ? (void *)stbi_load_16_from_memory(bytes, (int)len, w, h, stored, channels)
+                 : (void *)stbi_load_from_memory(bytes, (int)len, w, h, stored, channels);
+}
+
+void lm_image_planes(float *dst, const void *px, bool wide, int w, int h, int c) {
+    planes_from(dst, px, wide, (int64_t)w * h, c);
+}
+
+/* Interleaved pixels [h, w, c] -> a new planar float tensor [c, h, w]. */
+static lm_status planar_from_pixels(lm_tensor **out, const void *px, bool wide, int w, int h,
+                                    int c) {
     int64_t shape[3] = {c, h, w};
     LM_TRY(lm_tensor_new(out, LM_FLOAT32, LM_CPU, 3, shape));
-    float *dst = lm_tensor_f32(*out);
-    int64_t plane = (int64_t)w * h;
-    for (int64_t i = 0; i < plane; i++)
-        for (int k = 0; k < c; k++) dst[k * plane + i] = px[i * c + k] * (1.0f / 255.0f);
+    planes_from(lm_tensor_f32(*out), px, wide, (int64_t)w * h, c);
     return LM_OK;
 }
 
@@ -45,10 +72,11 @@ lm_status lm_image_decode(lm_tensor **out, const void *bytes, size_t len, int ch
     if (len > (size_t)INT32_MAX)
         return lm_fail(LM_ERR_FORMAT, "image '%s' is larger than 2 GiB", name);
     int w = 0, h = 0, stored = 0;
-    unsigned char *px = stbi_load_from_memory(bytes, (int)len, &w, &h, &stored, channels);
+    bool wide;
+    void *px = lm_image_read_pixels(NULL, bytes, len, &w, &h, &stored, channels, &wide);
     if (!px)
         return lm_fail(LM_ERR_FORMAT, "cannot decode the image '%s': %s", name, decode_reason());
-    lm_status s = planar_from_pixels(out, px, w, h, channels ? channels : stored);
+    lm_status s = planar_from_pixels(out, px, wide, w, h, channels ? channels : stored);
     stbi_image_free(px);
     return s;
 }
@@ -59,11 +87,12 @@ lm_status lm_image_load(lm_tensor **out, const char *path, int channels) {
     FILE *fp = fopen(path, "rb");
     if (!fp) return lm_fail(LM_ERR_IO, "cannot open the image '%s': %s", path, strerror(errno));
     int w = 0, h = 0, stored = 0;
-    unsigned char *px = stbi_load_from_file(fp, &w, &h, &stored, channels);
+    bool wide;
+    void *px = lm_image_read_pixels(fp, NULL, 0, &w, &h, &stored, channels, &wide);
     fclose(fp);
     if (!px)
         return lm_fail(LM_ERR_FORMAT, "cannot decode the image '%s': %s", path, decode_reason());
-    lm_status s = planar_from_pixels(out, px, w, h, channels ? channels : stored);
+    lm_status s = planar_from_pixels(out, px, wide, w, h, channels ? channels : stored);
     stbi_image_free(px);
     return s;
 }
@@ -158,10 +187,29 @@ lm_status lm_image_save(const char *path, const lm_tensor *t) {
 
 /* ---- resizing ------------------------------------------------------------------------------- */
 
-int lm_image_resize_plane(const float *in, int in_h, int in_w, float *out, int out_h, int out_w) {
+static int resize_zero_edges(const float *in, int in_h, int in_w, float *out, int out_h,
+                             int out_w) {
     return stbir_resize_float_generic(in, in_w, in_h, 0, out, out_w, out_h, 0, 1,
-                                      STBIR_ALPHA_CHANNEL_NONE, 0, STBIR_EDGE_CLAMP,
+                                      STBIR_ALPHA_CHANNEL_NONE, 0, STBIR_EDGE_ZERO,
                                       STBIR_FILTER_TRIANGLE, STBIR_COLORSPACE_LINEAR, NULL);
+}
+
+/* PIL's (and torchvision's antialiased) resize drops the filter's taps that
+ * fall outside the image and renormalises the rest; stb's clamped edges
+ * would repeat the border pixel instead (0.5 where PIL gives 0.43 for
+ * 1 0 0 0 to two pixels). The same: the image resized with zero edges,
+ * divided by a plane of ones resized alike (the weights inside, per pixel). */
+int lm_image_resize_plane(const float *in, int in_h, int in_w, float *out, int out_h, int out_w) {
+    size_t n_in = (size_t)in_h * (size_t)in_w, n_out = (size_t)out_h * (size_t)out_w;
+    float *ones = malloc(sizeof(float) * (n_in + n_out));
+    if (!ones) return 0;
+    float *weight = ones + n_in;
+    for (size_t i = 0; i < n_in; i++) ones[i] = 1.0f;
+    int ok = resize_zero_edges(ones, in_h, in_w, weight, out_h, out_w) &&
+             resize_zero_edges(in, in_h, in_w, out, out_h, out_w);
+    for (size_t i = 0; ok && i < n_out; i++) out[i] /= weight[i];
+    free(ones);
+    return ok;
 }
 
 lm_status lm_image_resize(lm_tensor **out, const lm_tensor *t, int64_t h, int64_t w) {

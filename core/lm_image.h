@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "lm_tensor.h"
 
@@ -41,6 +42,16 @@ lm_status lm_image_resize(lm_tensor **out, const lm_tensor *t, int64_t h, int64_
 lm_status lm_image_crop_flip(lm_tensor **out, const lm_tensor *x, int64_t oh, int64_t ow,
                              const int64_t *top, const int64_t *left, const bool *flip,
                              int64_t pad);
+
+/* The pixels of an image, from an open file (fp) or from memory (bytes,
+ * len), interleaved [h, w, c] as stb gives them: 16 bits a value where the
+ * file has 16 (*wide; stb's 8-bit path would keep only the high byte), 8
+ * otherwise. NULL when stb cannot decode it (stbi_failure_reason says why).
+ * Free with stbi_image_free (free). */
+void *lm_image_read_pixels(FILE *fp, const void *bytes, size_t len, int *w, int *h, int *stored,
+                           int channels, bool *wide);
+/* Those pixels as planes of floats in [0, 1], [c, h, w] at dst. */
+void lm_image_planes(float *dst, const void *px, bool wide, int w, int h, int c);
 
 /* The resize of one channel plane (float32, row-major, no checks): the
  * kernel that lm_image_resize and the folder loader's workers share.

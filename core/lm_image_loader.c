@@ -38,7 +38,8 @@ static bool decode_into(const lm_image_loader *l, const char *path, float *row, 
         return false;
     }
     int w = 0, h = 0, stored = 0, c = l->channels;
-    unsigned char *px = stbi_load_from_file(fp, &w, &h, &stored, c);
+    bool wide;
+    void *px = lm_image_read_pixels(fp, NULL, 0, &w, &h, &stored, c, &wide);
     fclose(fp);
     if (!px) {
         const char *why = stbi_failure_reason();
@@ -49,9 +50,7 @@ static bool decode_into(const lm_image_loader *l, const char *path, float *row, 
     bool same = h == l->h && w == l->w;
     float *planar = same ? row : malloc((size_t)(plane * c) * sizeof *planar);
     bool ok = planar != NULL;
-    if (ok)
-        for (int64_t i = 0; i < plane; i++)
-            for (int k = 0; k < c; k++) planar[k * plane + i] = px[i * c + k] * (1.0f / 255.0f);
+    if (ok) lm_image_planes(planar, px, wide, w, h, c);
     for (int k = 0; ok && !same && k < c; k++)
         ok = lm_image_resize_plane(planar + k * plane, h, w, row + k * out_plane, (int)l->h,
                                    (int)l->w);

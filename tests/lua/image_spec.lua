@@ -89,6 +89,26 @@ describe("lm.image", function()
     raises(function() lm.image.resize(lm.rand(2, 2), 3, 3) end, "expected a float32 CPU image")
   end)
 
+  it("reads a 16-bit PNG at 16 bits (stb's 8-bit path keeps the high byte)", function()
+    -- a 4 x 3 grey PNG of 16-bit values 123 + 5000 k (written by PIL, mode I;16)
+    local hex = "89504e470d0a1a0a0000000d4948445200000004000000031000000000c10f2d590000001b49444154"
+      .. "789c6360a8166156efb61666f153105110561051803300377e03ad98df008f0000000049454e44ae426082"
+    local path = os.tmpname() .. ".png"
+    lm.write_file(path, (hex:gsub("%x%x", function(b) return string.char(tonumber(b, 16)) end)))
+    local t = lm.image.load(path)
+    os.remove(path)
+    eq(t:shape_string(), "1x3x4")
+    local want = {}
+    for k = 0, 11 do want[k + 1] = (123 + 5000 * k) / 65535 end
+    same(t:view(-1):totable(), want, 1e-7)
+  end)
+
+  it("resizes as PIL's bilinear and torchvision's antialiased resize, borders included", function()
+    -- 1 0 0 0 to two pixels: the first's taps outside the row are dropped and the
+    -- rest renormalised, 3/7 (clamped edges, repeating the 1, gave 1/2)
+    same(lm.image.resize(lm.tensor{1, 0, 0, 0}:view(1, 1, 4), 1, 2):view(-1):totable(), {3 / 7, 0}, 1e-6)
+  end)
+
   it("resizes with antialiasing: constants stay, a fine checkerboard averages out", function()
     local const = lm.full({2, 30, 40}, 0.25)
     truthy(max_abs(lm.image.resize(const, 7, 9), lm.full({2, 7, 9}, 0.25)) < 1e-6, "constant")
