@@ -152,6 +152,12 @@ static int l_stack(lua_State *L) {
     lua_settop(L, 2); /* the scratch list goes above the arguments */
     int n;
     lm_tensor **ts = tensor_list(L, 1, &n, "stack");
+    for (int i = 1; i < n; i++) /* named here: the cat below would name itself */
+        if (!lm_tensor_same_shape(ts[i], ts[0])) {
+            char a[LM_SHAPE_STR_MAX], b[LM_SHAPE_STR_MAX];
+            return luaL_error(L, "stack: tensor %d has shape %s, tensor 1 has %s", i + 1,
+                              lm_shape_str(ts[i], a, sizeof a), lm_shape_str(ts[0], b, sizeof b));
+        }
     int dim = lua_isnoneornil(L, 2) ? 0 : l_check_dim(L, 2, ts[0]->ndim + 1, "stack");
     lua_createtable(L, n, 0);
     for (int i = 0; i < n; i++) {

@@ -33,7 +33,8 @@ static inline uint16_t lm_f32_to_bf16(float f) {
 
 static inline float lm_f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
-    if (exp == 0x1f) return lm_f32_from_bits(sign | 0x7f800000u | (man << 13)); /* inf, NaN */
+    if (exp == 0x1f) /* inf; a NaN quiet, as torch widens a signalling one */
+        return lm_f32_from_bits(sign | 0x7f800000u | (man << 13) | (man ? 0x400000u : 0));
     if (exp == 0) {
         /* zero or subnormal: man * 2^-24, exact in float32 */
         float v = (float)man * (1.0f / 16777216.0f);

@@ -81,6 +81,14 @@ describe("safetensors headers", function()
     raises(function() lm.load("/tmp/w_p\0ath.safetensors") end, "path contains a NUL byte")
   end)
 
+  it("widen a signalling F16 NaN to a quiet one, as torch does", function()
+    local path = os.tmpname()
+    header_file(path, '{"n":{"dtype":"F16","shape":[1],"data_offsets":[0,2]}}', string.pack("<I2", 0x7C01))
+    local v = lm.load(path).n[1]
+    os.remove(path)
+    eq(string.unpack("<I4", string.pack("<f", v)), 0x7FC02000)
+  end)
+
   it("read a name with a UTF-16 pair as UTF-8", function()
     local path = os.tmpname()
     local entry = ':{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'

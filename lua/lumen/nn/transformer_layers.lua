@@ -246,10 +246,15 @@ return function(nn)
     local act = opts.activation or "relu"
     if type(act) == "function" then
       self.activation, self.activation_name = act, "custom"
+    elseif type(act) == "table" and act.named_modules then
+      -- a module (nn.GELU('tanh'), one of one's own), a child as in torch:
+      -- it follows the layer's train/eval mode and device
+      self:child("activation", act)
+      self.activation_name = act.__name
     elseif activations[act] then
       self.activation, self.activation_name = activations[act], act
     else
-      error("nn.TransformerEncoderLayer: activation must be 'relu', 'gelu' or a function, got " ..
+      error("nn.TransformerEncoderLayer: activation must be 'relu', 'gelu', a module or a function, got " ..
         tostring(act), 2)
     end
     self.norm_first = opts.norm_first == true
