@@ -1,6 +1,7 @@
 /* The C side of lm.nn.functional and lm.optim: argument checking and
  * translation (1-based labels and dims) only. */
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "l_common.h"
@@ -281,6 +282,20 @@ static int l_optim_step(lua_State *L) {
  * and each STEP_ALL_MAX parameters: one in all unless parameters missed
  * steps. Every argument is checked before anything is updated. Returns how
  * many parameters were updated. */
+/* A parameter with a gradient, its update count and place in the list. */
+typedef struct {
+    lm_tensor *param, *grad, *s1, *s2;
+    int64_t step;
+    int index;
+} step_item;
+
+/* By count, then by place: each group of one count is a run in list order. */
+static int compare_step_items(const void *a, const void *b) {
+    const step_item *x = a, *y = b;
+    if (x->step != y->step) return x->step < y->step ? -1 : 1;
+    return (x->index > y->index) - (x->index < y->index);
+}
+
 static int l_optim_step_all(lua_State *L) {
     lm_optim_params p = optim_settings(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
@@ -288,11 +303,11 @@ static int l_optim_step_all(lua_State *L) {
     luaL_checktype(L, 4, LUA_TTABLE);
     /* raw reads: the tables keep what they hold alive, a metamethod's value nothing */
     int count = (int)lua_rawlen(L, 2), n = 0;
-    /* scratch in a userdata, which an error leaves to the collector */
-    lm_tensor **t = lua_newuserdatauv(L, sizeof(lm_tensor *) * 4 * (size_t)(count + 1), 0);
-    lm_tensor **params = t, **grads = t + count, **s1 = t + 2 * count, **s2 = t + 3 * count;
-    int64_t *step_of = lua_newuserdatauv(L, sizeof(int64_t) * (size_t)(count + 1), 0);
-    int *index = lua_newuserdatauv(L, sizeof(int) * (size_t)(count + 1), 0);
+    /* one scratch userdata (an error leaves it to the collector): the items,
+     * then the four argument arrays of one backend call */
+    step_item *items = lua_newuserdatauv(
+        L, sizeof(step_item) * (size_t)(count + 1) + sizeof(lm_tensor *) * 4 * STEP_ALL_MAX, 0);
+    lm_tensor **call = (lm_tensor **)(items + count + 1);
     for (int i = 1; i <= count; i++) {
         lua_rawgeti(L, 2, i);
         l_tensor_ud *ud = luaL_testudata(L, -1, L_TENSOR_MT);
@@ -312,37 +327,35 @@ static int l_optim_step_all(lua_State *L) {
         luaL_checktype(L, -1, LUA_TTABLE);
         lua_rawgeti(L, -1, 1);
         lua_rawgeti(L, -2, 2);
-        params[n] = param, grads[n] = grad, step_of[n] = done + 1, index[n] = i;
-        s1[n] = lua_isnil(L, -2) ? NULL : l_check_tensor(L, -2);
-        s2[n] = lua_isnil(L, -1) ? NULL : l_check_tensor(L, -1);
+        step_item *it = &items[n++];
+        *it = (step_item){param,
+                          grad,
+                          lua_isnil(L, -2) ? NULL : l_check_tensor(L, -2),
+                          lua_isnil(L, -1) ? NULL : l_check_tensor(L, -1),
+                          done + 1,
+                          i};
         lua_pop(L, 3); /* the states stay referenced by the table */
-        check_states(L, &p, s1[n], s2[n]);
-        n++;
+        check_states(L, &p, it->s1, it->s2);
     }
-    /* groups of one count, in list order: each taken parameter moves to the
-     * front of what is left, so a group is a contiguous run */
+    qsort(items, (size_t)n, sizeof *items, compare_step_items);
     for (int first = 0; first < n;) {
-        int64_t step = step_of[first];
-        int end = first;
-        for (int k = first; k < n && end - first < STEP_ALL_MAX; k++) {
-            if (step_of[k] != step) continue;
-            lm_tensor *tp = params[k], *tg = grads[k], *t1 = s1[k], *t2 = s2[k];
-            int ti = index[k];
-            for (int m = k; m > end; m--) { /* keep the others in order */
-                params[m] = params[m - 1], grads[m] = grads[m - 1], s1[m] = s1[m - 1];
-                s2[m] = s2[m - 1], step_of[m] = step_of[m - 1], index[m] = index[m - 1];
-            }
-            params[end] = tp, grads[end] = tg, s1[end] = t1, s2[end] = t2, step_of[end] = step;
-            index[end++] = ti;
+        int len = 0;
+        while (first + len < n && len < STEP_ALL_MAX &&
+               items[first + len].step == items[first].step)
+            len++;
+        for (int k = 0; k < len; k++) {
+            const step_item *it = &items[first + k];
+            call[k] = it->param, call[STEP_ALL_MAX + k] = it->grad;
+            call[2 * STEP_ALL_MAX + k] = it->s1, call[3 * STEP_ALL_MAX + k] = it->s2;
         }
-        p.step = step;
-        l_check(L, lm_optim_step_many(&p, end - first, params + first, grads + first, s1 + first,
-                                      s2 + first));
-        for (int k = first; k < end; k++) {
-            lua_pushinteger(L, step);
-            lua_rawseti(L, 4, index[k]);
+        p.step = items[first].step;
+        l_check(L, lm_optim_step_many(&p, len, call, call + STEP_ALL_MAX, call + 2 * STEP_ALL_MAX,
+                                      call + 3 * STEP_ALL_MAX));
+        for (int k = 0; k < len; k++) {
+            lua_pushinteger(L, items[first + k].step);
+            lua_rawseti(L, 4, items[first + k].index);
         }
-        first = end;
+        first += len;
     }
     lua_pushinteger(L, n);
     return 1;
