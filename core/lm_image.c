@@ -20,9 +20,8 @@ static const char *decode_reason(void) {
     return r ? r : "unknown reason";
 }
 
-/* stb's pixels (8 or 16 bits, interleaved [h, w, c]) as planes of floats
- * in [0, 1] ([c, h, w] at dst). */
-static void planes_from(float *dst, const void *px, bool wide, int64_t plane, int c) {
+void lm_image_planes(float *dst, const void *px, bool wide, int w, int h, int c) {
+    int64_t plane = (int64_t)w * h;
     const unsigned char *p8 = px;
     const unsigned short *p16 = px;
     for (int64_t i = 0; i < plane; i++)
@@ -45,16 +44,12 @@ void *lm_image_read_pixels(FILE *fp, const void *bytes, size_t len, int *w, int 
                  : (void *)stbi_load_from_memory(bytes, (int)len, w, h, stored, channels);
 }
 
-void lm_image_planes(float *dst, const void *px, bool wide, int w, int h, int c) {
-    planes_from(dst, px, wide, (int64_t)w * h, c);
-}
-
 /* Interleaved pixels [h, w, c] -> a new planar float tensor [c, h, w]. */
 static lm_status planar_from_pixels(lm_tensor **out, const void *px, bool wide, int w, int h,
                                     int c) {
     int64_t shape[3] = {c, h, w};
     LM_TRY(lm_tensor_new(out, LM_FLOAT32, LM_CPU, 3, shape));
-    planes_from(lm_tensor_f32(*out), px, wide, (int64_t)w * h, c);
+    lm_image_planes(lm_tensor_f32(*out), px, wide, w, h, c);
     return LM_OK;
 }
 
@@ -197,17 +192,22 @@ static int resize_zero_edges(const float *in, int in_h, int in_w, float *out, in
 /* PIL's (and torchvision's antialiased) resize drops the filter's taps that
  * fall outside the image and renormalises the rest; stb's clamped edges
  * would repeat the border pixel instead (0.5 where PIL gives 0.43 for
- * 1 0 0 0 to two pixels). The same: the image resized with zero edges,
- * divided by a plane of ones resized alike (the weights inside, per pixel). */
-int lm_image_resize_plane(const float *in, int in_h, int in_w, float *out, int out_h, int out_w) {
+ * 1 0 0 0 to two pixels). The same: each plane resized with zero edges,
+ * divided by a plane of ones resized alike (the weights inside, per pixel),
+ * which all planes of one size share. */
+int lm_image_resize_planes(const float *in, int64_t planes, int in_h, int in_w, float *out,
+                           int out_h, int out_w) {
     size_t n_in = (size_t)in_h * (size_t)in_w, n_out = (size_t)out_h * (size_t)out_w;
     float *ones = malloc(sizeof(float) * (n_in + n_out));
     if (!ones) return 0;
     float *weight = ones + n_in;
     for (size_t i = 0; i < n_in; i++) ones[i] = 1.0f;
-    int ok = resize_zero_edges(ones, in_h, in_w, weight, out_h, out_w) &&
-             resize_zero_edges(in, in_h, in_w, out, out_h, out_w);
-    for (size_t i = 0; ok && i < n_out; i++) out[i] /= weight[i];
+    int ok = resize_zero_edges(ones, in_h, in_w, weight, out_h, out_w);
+    for (int64_t p = 0; ok && p < planes; p++) {
+        float *o = out + (size_t)p * n_out;
+        ok = resize_zero_edges(in + (size_t)p * n_in, in_h, in_w, o, out_h, out_w);
+        for (size_t i = 0; ok && i < n_out; i++) o[i] /= weight[i];
+    }
     free(ones);
     return ok;
 }
@@ -233,10 +233,9 @@ lm_status lm_image_resize(lm_tensor **out, const lm_tensor *t, int64_t h, int64_
     oshape[t->ndim - 2] = h;
     oshape[t->ndim - 1] = w;
     lm_status s = lm_tensor_new(out, LM_FLOAT32, LM_CPU, t->ndim, oshape);
-    for (int64_t p = 0; s == LM_OK && p < planes; p++)
-        if (!lm_image_resize_plane(lm_tensor_f32(src) + p * in_h * in_w, (int)in_h, (int)in_w,
-                                   lm_tensor_f32(*out) + p * h * w, (int)h, (int)w))
-            s = lm_fail(LM_ERR_MEMORY, "resize: out of memory");
+    if (s == LM_OK && !lm_image_resize_planes(lm_tensor_f32(src), planes, (int)in_h, (int)in_w,
+                                              lm_tensor_f32(*out), (int)h, (int)w))
+        s = lm_fail(LM_ERR_MEMORY, "resize: out of memory");
     lm_tensor_release(src);
     if (s != LM_OK) {
         lm_tensor_release(*out);

@@ -53,9 +53,11 @@ void *lm_image_read_pixels(FILE *fp, const void *bytes, size_t len, int *w, int 
 /* Those pixels as planes of floats in [0, 1], [c, h, w] at dst. */
 void lm_image_planes(float *dst, const void *px, bool wide, int w, int h, int c);
 
-/* The resize of one channel plane (float32, row-major, no checks): the
- * kernel that lm_image_resize and the folder loader's workers share.
- * Returns 0 when stb_image_resize fails (out of memory). */
-int lm_image_resize_plane(const float *in, int in_h, int in_w, float *out, int out_h, int out_w);
+/* The resize of `planes` channel planes stored one after another
+ * (float32, row-major, no checks): the kernel that lm_image_resize and the
+ * folder loader's workers share. Returns 0 when stb_image_resize fails
+ * (out of memory). */
+int lm_image_resize_planes(const float *in, int64_t planes, int in_h, int in_w, float *out,
+                           int out_h, int out_w);
 
 #endif

@@ -46,14 +46,12 @@ static bool decode_into(const lm_image_loader *l, const char *path, float *row, 
         snprintf(reason, REASON_MAX, "cannot decode it: %s", why ? why : "unknown reason");
         return false;
     }
-    int64_t plane = (int64_t)w * h, out_plane = l->h * l->w;
+    int64_t plane = (int64_t)w * h;
     bool same = h == l->h && w == l->w;
     float *planar = same ? row : malloc((size_t)(plane * c) * sizeof *planar);
     bool ok = planar != NULL;
     if (ok) lm_image_planes(planar, px, wide, w, h, c);
-    for (int k = 0; ok && !same && k < c; k++)
-        ok = lm_image_resize_plane(planar + k * plane, h, w, row + k * out_plane, (int)l->h,
-                                   (int)l->w);
+    if (ok && !same) ok = lm_image_resize_planes(planar, c, h, w, row, (int)l->h, (int)l->w);
     if (!ok) snprintf(reason, REASON_MAX, "out of memory decoding it");
     if (!same) free(planar);
     stbi_image_free(px);

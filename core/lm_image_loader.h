@@ -3,7 +3,7 @@
  * finishes k + 1 (which waits only if the workers are behind).
  *
  * Each sample is decoded with `channels` channels, resized (antialiased,
- * lm_image_resize_plane) to h x w unless it already has that size, and
+ * lm_image_resize_planes) to h x w unless it already has that size, and
  * written as rows of a float32 batch [n, channels, h, w] in [0, 1]. The
  * workers are plain threads of their own (not lm_threads' pool, which
  * belongs to the Lua thread); they never touch Lumen's allocator: the batch
