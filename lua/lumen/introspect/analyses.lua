@@ -425,13 +425,13 @@ function A.fgsm_path(net, recorder, vae, x, target, o)
   goal = goal:to(device)
   local logits = Adv.logits_of(net)
   local cur = x:to(device):clone()
-  local zs, preds, flip, xs = lm.zeros(steps + 1, 2), {}, nil, {}
+  local zs, preds, flip, xs = {}, {}, nil, {}
   -- the input's gradient only: the parameters gather none (frozen)
   lm.nn.evaluating(net, function()
     for s = 0, steps do
       if o.keep_inputs then xs[#xs + 1] = cur:detach():to('cpu') end
       local h, out = recorder:record(cur)
-      zs:narrow(1, s + 1, 1):copy_(lm.no_grad(function() return vae:encode(h) end):to('cpu'))
+      zs[#zs + 1] = lm.no_grad(function() return vae:encode(h) end):to('cpu')
       local p = out:argmax(2):item()
       preds[#preds + 1] = p
       if p == target and not flip then flip = s end
@@ -441,12 +441,8 @@ function A.fgsm_path(net, recorder, vae, x, target, o)
       cur = lm.no_grad(function() return (xin - grad:sign() * eps):clamp(0, 1) end)
     end
   end, {frozen = true})
-  local kept
-  if o.keep_inputs then -- one tensor, filled row by row (any number of steps)
-    kept = lm.zeros(#xs, table.unpack(xs[1]:shape(), 2))
-    for k, t in ipairs(xs) do kept:narrow(1, k, 1):copy_(t) end
-  end
-  return {z = zs:narrow(1, 1, #preds), predictions = preds, flip = flip, x = cur:to('cpu'), xs = kept}
+  return {z = lm.cat(zs, 1), predictions = preds, flip = flip, x = cur:to('cpu'),
+    xs = o.keep_inputs and lm.cat(xs, 1) or nil}
 end
 
 --- The estimated log10 error as a heat map behind axes `ax`, over
