@@ -15,9 +15,17 @@
 /* stb_image's failure reason is a static string, but set per thread only
  * when built thread-safe; the loader's workers read it right after the
  * failing call, which is as good as stb offers. */
-static const char *decode_reason(void) {
+const char *lm_image_decode_reason(void) {
     const char *r = stbi_failure_reason();
-    return r ? r : "unknown reason";
+    if (!r) return "unknown reason";
+    /* a file cut short reads as a critical chunk of unknown type */
+    if (strstr(r, "unknown PNG chunk")) return "Corrupt PNG (damaged or cut short)";
+    if (strncmp(r, "Corrupt ", 8) == 0) {
+        static _Thread_local char text[96];
+        snprintf(text, sizeof text, "%s (damaged or cut short)", r);
+        return text;
+    }
+    return r;
 }
 
 void lm_image_planes(float *dst, const void *px, bool wide, int w, int h, int c) {
@@ -70,7 +78,8 @@ lm_status lm_image_decode(lm_tensor **out, const void *bytes, size_t len, int ch
     bool wide;
     void *px = lm_image_read_pixels(NULL, bytes, len, &w, &h, &stored, channels, &wide);
     if (!px)
-        return lm_fail(LM_ERR_FORMAT, "cannot decode the image '%s': %s", name, decode_reason());
+        return lm_fail(LM_ERR_FORMAT, "cannot decode the image '%s': %s", name,
+                       lm_image_decode_reason());
     lm_status s = planar_from_pixels(out, px, wide, w, h, channels ? channels : stored);
     stbi_image_free(px);
     return s;
@@ -86,7 +95,8 @@ lm_status lm_image_load(lm_tensor **out, const char *path, int channels) {
     void *px = lm_image_read_pixels(fp, NULL, 0, &w, &h, &stored, channels, &wide);
     fclose(fp);
     if (!px)
-        return lm_fail(LM_ERR_FORMAT, "cannot decode the image '%s': %s", path, decode_reason());
+        return lm_fail(LM_ERR_FORMAT, "cannot decode the image '%s': %s", path,
+                       lm_image_decode_reason());
     lm_status s = planar_from_pixels(out, px, wide, w, h, channels ? channels : stored);
     stbi_image_free(px);
     return s;
@@ -99,7 +109,7 @@ lm_status lm_image_info(const char *path, int *width, int *height, int *channels
     fclose(fp);
     if (!ok)
         return lm_fail(LM_ERR_FORMAT, "'%s' is not an image Lumen can read: %s", path,
-                       decode_reason());
+                       lm_image_decode_reason());
     return LM_OK;
 }
 

@@ -42,8 +42,7 @@ static bool decode_into(const lm_image_loader *l, const char *path, float *row, 
     void *px = lm_image_read_pixels(fp, NULL, 0, &w, &h, &stored, c, &wide);
     fclose(fp);
     if (!px) {
-        const char *why = stbi_failure_reason();
-        snprintf(reason, REASON_MAX, "cannot decode it: %s", why ? why : "unknown reason");
+        snprintf(reason, REASON_MAX, "cannot decode it: %s", lm_image_decode_reason());
         return false;
     }
     int64_t plane = (int64_t)w * h;

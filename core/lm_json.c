@@ -1,5 +1,7 @@
 #include "lm_json.h"
 
+#include "lm_utf8.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -67,6 +69,19 @@ static lm_status parse_string(reader *r, char **out) {
     while (r->pos < r->len && r->s[r->pos] != '"') {
         unsigned char c = (unsigned char)r->s[r->pos++];
         if (c < 0x20) goto bad;
+        if (c >= 0x80) { /* JSON text is UTF-8: copy a whole, well-formed character */
+            size_t len =
+                lm_utf8_char_length((const unsigned char *)r->s + r->pos - 1, r->len - r->pos + 1);
+            if (len == 0) {
+                r->pos--;
+                free(buf);
+                return fail_at(r, "well-formed UTF-8 in a string");
+            }
+            memcpy(buf + n, r->s + r->pos - 1, len);
+            n += len;
+            r->pos += len - 1;
+            continue;
+        }
         if (c != '\\') {
             buf[n++] = (char)c;
             continue;

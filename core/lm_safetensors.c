@@ -12,6 +12,7 @@
 #include "lm_atomic_file.h"
 #include "lm_half.h"
 #include "lm_ops.h"
+#include "lm_utf8.h"
 
 /* ---- writing ------------------------------------------------------------------------- */
 
@@ -65,10 +66,19 @@ static lm_status check_names(const char *what, const char *const *names, int cou
     for (int i = 0; i < count; i++) {
         if (!names[i] || !names[i][0] || strcmp(names[i], "__metadata__") == 0)
             return lm_fail(LM_ERR_ARG, "%s: tensor %d has an invalid name", what, i + 1);
+        if (!lm_utf8_valid(names[i]))
+            return lm_fail(LM_ERR_ARG, "%s: the name of tensor %d is not UTF-8 text", what, i + 1);
         for (int j = 0; j < i; j++)
             if (strcmp(names[i], names[j]) == 0)
                 return lm_fail(LM_ERR_ARG, "%s: the name '%s' is used twice", what, names[i]);
     }
+    return LM_OK;
+}
+
+static lm_status check_metadata(const lm_string_pair *metadata, int count) {
+    for (int i = 0; i < count; i++)
+        if (!lm_utf8_valid(metadata[i].key) || !lm_utf8_valid(metadata[i].value))
+            return lm_fail(LM_ERR_ARG, "save: metadata %d is not UTF-8 text", i + 1);
     return LM_OK;
 }
 
@@ -206,6 +216,7 @@ lm_status lm_safetensors_save_as(const char *path, const lm_named_tensor *tensor
     }
     strbuf h = {0};
     lm_status s = check_names("save", names, count);
+    if (s == LM_OK) s = check_metadata(metadata, metadata_count);
     if (s == LM_OK) s = build_header(&h, specs, count, metadata, metadata_count, format, NULL);
     free(specs);
     free(names);

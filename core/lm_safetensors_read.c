@@ -59,6 +59,35 @@ static int compare_begin(const void *a, const void *b) {
     return x->begin < y->begin ? -1 : x->begin > y->begin;
 }
 
+/* The tensors' bytes must fill the data exactly, as the format's reference
+ * reader requires: an overlap, a hole or bytes after the last tensor mean a
+ * header that does not describe its file. Empty tensors hold no byte and
+ * take no part. `order` is sorted by where the tensors begin. */
+static lm_status check_layout(const char *path, entry *const *order, int n, uint64_t data_len) {
+    uint64_t filled = 0;
+    const entry *last = NULL;
+    for (int i = 0; i < n; i++) {
+        const entry *e = order[i];
+        if (e->begin == e->end) continue;
+        if (e->begin < filled)
+            return lm_fail(LM_ERR_FORMAT, "'%s': the data of tensors '%s' and '%s' overlap", path,
+                           last->name, e->name);
+        if (e->begin > filled)
+            return lm_fail(LM_ERR_FORMAT,
+                           "'%s': bytes %llu to %llu of the data belong to no tensor (a hole "
+                           "before '%s'); the header does not describe the file",
+                           path, (unsigned long long)filled, (unsigned long long)e->begin, e->name);
+        filled = e->end;
+        last = e;
+    }
+    if (filled != data_len)
+        return lm_fail(LM_ERR_FORMAT,
+                       "'%s': %llu bytes follow the last tensor's data; the header does not "
+                       "describe the file",
+                       path, (unsigned long long)(data_len - filled));
+    return LM_OK;
+}
+
 static lm_status parse_entry(const char *path, const char *name, const lm_json *v,
                              uint64_t data_len, entry *e) {
     e->name = name;
@@ -294,6 +323,10 @@ static lm_status load(const char *path, lm_safetensors *out, bool map) {
     const lm_json *meta = NULL;
     for (int i = 0; i < json->count; i++) {
         if (strcmp(json->keys[i], "__metadata__") == 0) {
+            if (meta) {
+                s = lm_fail(LM_ERR_FORMAT, "'%s': __metadata__ appears twice", path);
+                goto done;
+            }
             meta = &json->items[i];
             continue;
         }
@@ -308,16 +341,8 @@ static lm_status load(const char *path, lm_safetensors *out, bool map) {
         n++;
     }
     qsort(order, n, sizeof *order, compare_begin);
-    /* an empty tensor's range holds no byte: it overlaps nothing */
-    for (int i = 0, last = -1; i < n; i++) {
-        if (order[i]->begin == order[i]->end) continue;
-        if (last >= 0 && order[i]->begin < order[last]->end) {
-            s = lm_fail(LM_ERR_FORMAT, "'%s': the data of tensors '%s' and '%s' overlap", path,
-                        order[last]->name, order[i]->name);
-            goto done;
-        }
-        last = i;
-    }
+    s = check_layout(path, order, n, data_len);
+    if (s != LM_OK) goto done;
     if (meta && meta->type != LM_JSON_OBJECT) {
         s = lm_fail(LM_ERR_FORMAT, "'%s': __metadata__ is not an object", path);
         goto done;

@@ -24,6 +24,7 @@
  * failure reason is thread-local (C11), so the folder loader's workers can
  * report why a file failed. */
 #define STB_IMAGE_IMPLEMENTATION
+#define STBI_FAILURE_USERMSG /* "Corrupt PNG" rather than a chunk name cut short */
 #define STBI_ONLY_PNG
 #define STBI_ONLY_JPEG
 #define STBI_ONLY_BMP

@@ -7,6 +7,11 @@ local escapes = {['"'] = '\\"', ['\\'] = '\\\\', ['\b'] = '\\b', ['\f'] = '\\f',
   ['\n'] = '\\n', ['\r'] = '\\r', ['\t'] = '\\t'}
 
 local function encode_string(s)
+  local ok, bad = utf8.len(s)
+  if not ok then
+    local shown = s:sub(1, 40):gsub("[^\32-\126]", function(c) return string.format("\\x%02X", c:byte()) end)
+    error(string.format('json: a string is not UTF-8 text (byte %d of "%s")', bad, shown), 0)
+  end
   return '"' .. s:gsub('[%c"\\]', function(c)
     return escapes[c] or string.format("\\u%04x", c:byte())
   end) .. '"'
@@ -183,6 +188,8 @@ function decode_value(s, pos)
 end
 
 function json.decode(s)
+  local ok, bad = utf8.len(s) -- JSON text is UTF-8
+  if not ok then decode_error(s, bad, "a byte that is not UTF-8 text") end
   local v, pos = decode_value(s, 1)
   pos = skip(s, pos)
   if pos <= #s then decode_error(s, pos, "trailing text") end

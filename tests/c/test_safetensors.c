@@ -132,6 +132,58 @@ static void test_malformed(void) {
     CHECK_FAILS(lm_safetensors_load(path_of("missing"), &st), LM_ERR_IO, "cannot open");
 }
 
+/* The tensors must fill the data exactly, as the format's reference reader
+ * requires; the header is UTF-8 JSON with one __metadata__. */
+static void test_layout_and_text(void) {
+    lm_safetensors st;
+    const char *two = "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                      "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}";
+    expect_format_error("hole", two, 12,
+                        "bytes 4 to 8 of the data belong to no tensor (a hole "
+                        "before 'b')");
+    const char *one = "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}";
+    expect_format_error("trailing", one, 6, "2 bytes follow the last tensor's data");
+    expect_format_error("nothing", "{}", 3, "3 bytes follow the last tensor's data");
+    /* empty tensors hold no bytes wherever their offsets point */
+    const char *eh = "{\"e\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[2,2]},"
+                     "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}";
+    write_raw("empty", eh, strlen(eh), 4);
+    CHECK_OK(lm_safetensors_load(path_of("empty"), &st));
+    CHECK(st.count == 2);
+    lm_safetensors_free(&st);
+    expect_format_error("twometa", "{\"__metadata__\":{\"a\":\"1\"},\"__metadata__\":{}}", 0,
+                        "__metadata__ appears twice");
+    /* raw bytes that are not UTF-8: a lone continuation byte, an overlong
+     * '/', a surrogate, a code point past U+10FFFF, a cut-off character */
+    const char *bad[] = {"{\"__metadata__\":{\"a\":\"\x80\"}}",
+                         "{\"__metadata__\":{\"a\":\"\xC0\xAF\"}}",
+                         "{\"__metadata__\":{\"a\":\"\xED\xA0\x80\"}}",
+                         "{\"__metadata__\":{\"a\":\"\xF4\x90\x80\x80\"}}",
+                         "{\"__metadata__\":{\"a\":\"\xE2\x82\"}}"};
+    for (int i = 0; i < 5; i++) expect_format_error("utf8", bad[i], 0, "well-formed UTF-8");
+    /* well-formed characters of 2, 3 and 4 bytes pass through unchanged */
+    const char *ok = "{\"__metadata__\":{\"\xC3\xA9\":\"\xE2\x82\xAC\xF0\x9F\x98\x80\"}}";
+    write_raw("utf8ok", ok, strlen(ok), 0);
+    CHECK_OK(lm_safetensors_load(path_of("utf8ok"), &st));
+    CHECK(st.metadata_count == 1 && !strcmp(st.metadata[0].key, "\xC3\xA9") &&
+          !strcmp(st.metadata[0].value, "\xE2\x82\xAC\xF0\x9F\x98\x80"));
+    lm_safetensors_free(&st);
+    /* the writer refuses names and metadata that are not UTF-8 */
+    int64_t s1[1] = {1};
+    float v = 1;
+    lm_tensor *t;
+    CHECK_OK(lm_from_host(&t, LM_FLOAT32, 1, s1, &v));
+    lm_named_tensor named[1] = {{"w\xFF", t}};
+    CHECK_FAILS(lm_safetensors_save(path_of("w.safetensors"), named, 1, NULL, 0), LM_ERR_ARG,
+                "save: the name of tensor 1 is not UTF-8 text");
+    named[0].name = "w";
+    lm_string_pair meta[1] = {{"k", "\xC0\x80"}};
+    CHECK_FAILS(lm_safetensors_save(path_of("w.safetensors"), named, 1, meta, 1), LM_ERR_ARG,
+                "save: metadata 1 is not UTF-8 text");
+    CHECK(access(path_of("w.safetensors"), F_OK) != 0);
+    lm_tensor_release(t);
+}
+
 static void test_allocator_reuses_blocks(void) {
     lm_memory_stats before = lm_cpu_memory_stats();
     for (int k = 0; k < 100; k++) {
@@ -178,6 +230,7 @@ int main(void) {
     test_round_trip();
     test_conversions();
     test_malformed();
+    test_layout_and_text();
     test_allocator_reuses_blocks();
     test_allocator_trims_idle_sizes();
     char cmd[300];

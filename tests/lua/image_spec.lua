@@ -80,7 +80,18 @@ describe("lm.image", function()
 
   it("says what is wrong with a bad image or a bad call", function()
     lm.write_file(dir .. "/junk.png", "this is not a png")
-    raises(function() lm.image.load(dir .. "/junk.png") end, "cannot decode the image '" .. dir .. "/junk.png'")
+    raises(function() lm.image.load(dir .. "/junk.png") end,
+      "cannot decode the image '" .. dir .. "/junk.png': Image not of any known type, or corrupt")
+    -- a PNG cut short anywhere past its signature says so (stb alone named a cut-off chunk: "IDA")
+    lm.image.save(dir .. "/whole.png", lm.rand(3, 16, 16))
+    local f = assert(io.open(dir .. "/whole.png", "rb"))
+    local bytes = f:read("a")
+    f:close()
+    for _, n in ipairs{12, 40, #bytes // 2, #bytes - 12} do
+      lm.write_file(dir .. "/cut.png", bytes:sub(1, n))
+      raises(function() lm.image.load(dir .. "/cut.png") end,
+        "cannot decode the image '" .. dir .. "/cut.png': Corrupt PNG (damaged or cut short)")
+    end
     raises(function() lm.image.load(dir .. "/missing.png") end, "cannot open the image")
     raises(function() lm.image.save(dir .. "/x.gifx", lm.rand(3, 2, 2)) end, "has no image extension")
     raises(function() lm.image.save(dir .. "/x.png", lm.rand(5, 2, 2)) end,

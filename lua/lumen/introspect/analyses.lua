@@ -62,20 +62,9 @@ end
 --- The Gaussian kernel density p(z) of the reference points ref [M, 2]
 --- (bandwidth h, default Scott's) at each of the points Z [N, 2]: [N],
 --- normalised over the plane, o.chunk (1000) rows of Z at a time, without
---- gradients.
+--- gradients: exp(A.log_kernel_density), 0 where it underflows.
 function A.kernel_density(Z, ref, h, o)
-  o = o or {}
-  h = h or A.bandwidth(ref)
-  local chunk = o.chunk or 1000
-  local two_h2 = 2 * h * h
-  return lm.no_grad(function()
-    local parts = {}
-    for s = 1, Z:size(1), chunk do
-      local q = Z:narrow(1, s, math.min(chunk, Z:size(1) - s + 1))
-      parts[#parts + 1] = (F.squared_distances(q, ref) * (-1 / two_h2)):exp():mean(2) / (math.pi * two_h2)
-    end
-    return lm.cat(parts, 1)
-  end)
+  return A.log_kernel_density(Z, ref, h, o):exp()
 end
 
 --- log p(z) of A.kernel_density, by a log-sum-exp over the reference

@@ -725,33 +725,24 @@ end
 --- name of the score.
 function I.baseline_scores(net, x, o)
   o = o or {}
-  local batch = o.batch or 1000
   local last = net.__name == "nn.Sequential" and net:size() > 0 and net[net:size()] or nil
   local kind = last and ({["nn.Sigmoid"] = "max_logit", ["nn.Softmax"] = "max_softmax"})[last.__name] or "max_output"
+  if kind ~= "max_output" then
+    local S = require 'lumen.introspect.scores' -- it requires this module: loaded when called
+    local logits = S.logits(net, x, o)
+    if logits:size(2) >= 2 then return S.confidences(logits)[kind], kind end
+    local one = logits:view(-1):totable() -- one output: its logit, or a softmax of 1
+    if kind == "max_softmax" then for i in ipairs(one) do one[i] = 1 end end
+    return one, kind
+  end
+  local batch = o.batch or 1000
   local scores = {}
-  local ok, err = pcall(nn.evaluating, net, function() return lm.no_grad(function()
+  nn.evaluating(net, function() return lm.no_grad(function()
     for s = 1, x:size(1), batch do
-      local xb = on_device_of(net, x:narrow(1, s, math.min(batch, x:size(1) - s + 1)))
-      local out = xb
-      if kind == "max_output" then
-        out = net(xb)
-      else
-        for i = 1, net:size() - 1 do out = net[i](out) end
-      end
-      if kind == "max_softmax" then
-        for r, row in ipairs(out:to("cpu"):totable()) do
-          local top = -math.huge
-          for _, v in ipairs(row) do top = math.max(top, v) end
-          local z = 0
-          for _, v in ipairs(row) do z = z + math.exp(v - top) end
-          scores[s + r - 1] = 1 / z
-        end
-      else
-        for r, v in ipairs(out:max(2):view(-1):to("cpu"):totable()) do scores[s + r - 1] = v end
-      end
+      local out = net(on_device_of(net, x:narrow(1, s, math.min(batch, x:size(1) - s + 1))))
+      for r, v in ipairs(out:max(2):view(-1):to("cpu"):totable()) do scores[s + r - 1] = v end
     end
   end) end)
-  if not ok then error(err, 0) end
   return scores, kind
 end
 
