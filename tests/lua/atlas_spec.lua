@@ -137,6 +137,55 @@ describe("atlas.write", function()
     bad(function(s) s.overlays[1].z = lm.zeros(3) end,
       "overlay 1 ('a path'): z must be an [n, 2] tensor or a list of {x, y}")
     raises(function() atlas.write(OUT .. "/x.html") end, "spec must be a table")
+    bad(function(s) s.network.orders[2] = {11, 12, 13, 14, 15, 16, 17, 18, 19, 40} end,
+      "network.orders[2][10] = 40: each of the layer's units 11..20 must appear once")
+    bad(function(s) s.network.orders[1] = {1, 1, 2, 3, 4, 5, 6, 7, 8, 9} end,
+      "network.orders[1][2] = 1: each of the layer's units 1..10 must appear once")
+    bad(function(s) s.network.unit_classes = {1, 2, 9} end,
+      "network.unit_classes must list a class for each of the 20 units")
+    bad(function(s) s.network.unit_classes[5] = 4 end, "network.unit_classes[5] = 4 is not a class in 1..3")
+    bad(function(s) s.sets[1].labels = s.sets[1].labels:float() * 0.5 + 1 end,
+      "set 'test': labels must be whole class numbers")
+    bad(function(s) s.sets[1].log10_error = lm.zeros(20, 2) end,
+      "set 'test': log10_error must hold one value a row, got shape 20x2")
+    bad(function(s) s.sets[1].image_range = {0, 0} end, "set 'test': image_range must be {lo, hi} with lo < hi")
+    bad(function(s) s.sets[2] = s.sets[1] end, "two sets are named 'test'")
+    bad(function(s) s.chunk_rows = 0 end, "chunk_rows must be an integer >= 1, got 0")
+    bad(function(s) s.chunk_rows = 2.5 end, "chunk_rows must be an integer >= 1, got 2.5")
+    bad(function(s) s.title = {} end, "title must be a string, got a table")
+    bad(function(s) s.colors = {0xFF0000FF} end, "colors must list a colour 0xRRGGBBAA for each of the 3 classes")
+    bad(function(s) s.overlays[1].color = "red" end, "a colour must be an integer 0xRRGGBBAA, got red")
+    bad(function(s) s.heat.values = {{1, 2}, {3}} end,
+      "heat.values row 2 has 1 values, row 1 2: the grid must be rectangular")
+    bad(function(s)
+      local names = {}
+      for k = 1, 257 do names[k] = "c" .. k end
+      s.classes = names
+    end, "an atlas shows at most 256 classes, got 257")
+    bad(function(s)
+      local set = s.sets[1]
+      set.network, s.network, set.activations = nil, nil, nil
+      local a = lm.zeros(20, 64)
+      a[3][5] = 0 / 0
+      set.attributions = {maps = {{name = "ig", values = a}}}
+    end, "set 'test': attributions.maps[1] row 3 holds a NaN or an infinity")
+  end)
+
+  it("keeps colours past the tenth class, and an overlay's alpha", function()
+    local path = OUT .. "/lumen_atlas_colours.html"
+    local spec = small_spec(20)
+    spec.colors = {0x112233FF, 0x445566FF, 0x778899FF}
+    spec.overlays[1].color = 0xFF000080
+    atlas.write(path, spec)
+    local d = page_data(path)
+    same(d.colors, {"#112233", "#445566", "#778899"})
+    eq(d.overlays[1].color, "#ff000080")
+    -- an empty set, with images, writes
+    local empty = small_spec(20)
+    empty.sets[2] = {name = "none", z = lm.zeros(0, 2), labels = lm.zeros(0):int(), predicted = lm.zeros(0):int(),
+      images = lm.zeros(0, 64)}
+    atlas.write(path, empty)
+    eq(page_data(path).sets[2].n, 0)
   end)
 end)
 
@@ -145,7 +194,7 @@ end)
 -- and under CI, which installs Chromium, that skip is a failure.
 local function browser_script(script, ...)
   local args = {}
-  for i, a in ipairs({...}) do args[i] = "'" .. a .. "'" end
+  for i, a in ipairs({...}) do args[i] = "'" .. a:gsub("'", "'\\''") .. "'" end -- one shell word each
   local p = io.popen("/usr/bin/python3 tests/browser/" .. script .. " " .. table.concat(args, " ") .. " 2>&1")
   local output = p:read("a")
   local ok, _, code = p:close()
@@ -153,7 +202,74 @@ local function browser_script(script, ...)
   return output, ok
 end
 
+-- The page's own account after steps (atlas_probe.py): ready, status, errors, values.
+local function probe(path, ...)
+  local output, ok = browser_script("atlas_probe.py", path, ...)
+  truthy(ok, output)
+  return json.decode(output:match("{.*}"))
+end
+
 describe("the atlas in a browser", function()
+  it("shows names as text, never as markup, and loads whatever a name holds", function()
+    local spec = small_spec(30)
+    spec.classes = {'<img src=x onerror="window.pwned=1">', "<!--<script>", "b<i>c</i>"}
+    spec.sets[1].name = '<img src=y onerror="window.pwned=2">'
+    spec.sets[1].attributions = {maps = {{name = "ig", values = lm.randn(30, 64)}}}
+    local path = OUT .. "/lumen_atlas_names.html"
+    atlas.write(path, spec)
+    local set = spec.sets[1].name
+    local r = probe(path, "hover:" .. set .. ":1", "click:" .. set .. ":2",
+      "window.pwned === undefined",
+      "document.querySelectorAll('img, #legend i').length",
+      "document.getElementById('legend').textContent",
+      "document.getElementById('sel-info').textContent.includes('<img src=y')")
+    truthy(r.ready, r.status)
+    same(r.errors, {})
+    eq(r.values[3], true, "no name ran as script")
+    eq(r.values[4], 0, "no element made from a name")
+    truthy(r.values[5]:find("<!--<script>", 1, true) and r.values[5]:find("b<i>c</i>", 1, true), r.values[5])
+    eq(r.values[6], true, "the set's name shown as text")
+  end)
+
+  it("draws what is finite and frames it, whatever else the data hold", function()
+    local function page(name, edit)
+      local spec = small_spec(40)
+      spec.sets[1].activations, spec.network = nil, nil
+      edit(spec, spec.sets[1])
+      local path = OUT .. "/lumen_atlas_" .. name .. ".html"
+      atlas.write(path, spec)
+      return path
+    end
+    -- a latent at infinity: the others are framed and drawn, it is not
+    local r = probe(page("inf", function(_, set) set.z[1][1] = math.huge; set.z[2][2] = 0 / 0 end),
+      "window.atlas.view().scale > 0")
+    truthy(r.ready, r.status); same(r.errors, {})
+    truthy(r.status:find("^38 points drawn"), r.status)
+    eq(r.values[1], true)
+    -- one point far from the origin, and points on a horizontal line: framed around them
+    r = probe(page("single", function(_, set)
+      set.z = lm.tensor{{10, 10}}; set.labels = lm.tensor({1}, 'int32'); set.predicted = set.labels
+      set.log10_error = lm.zeros(1); set.images = lm.rand(1, 64)
+    end), "window.atlas.view()")
+    truthy(r.status:find("^1 points drawn"), r.status)
+    near(r.values[1].cx, 10, 1e-9); near(r.values[1].cy, 10, 1e-9)
+    r = probe(page("line", function(_, set) set.z:select(2, 2):fill_(25) end), "window.atlas.view().cy")
+    truthy(r.status:find("^40 points drawn"), r.status)
+    near(r.values[1], 25, 1e-9)
+    -- e_hat of 0 (log10 -inf), a NaN, a heat grid with a blank cell and an empty overlay
+    r = probe(page("nonfinite", function(spec, set)
+      set.log10_error[1] = -math.huge; set.log10_error[2] = 0 / 0; set.log10_error[3] = math.huge
+      spec.heat.values = {{-3, -math.huge}, {-1, 0 / 0}}
+      spec.overlays[2] = {name = "nothing", kind = "path", z = lm.zeros(0, 2)}
+      spec.overlays[3] = {name = "one lost", kind = "points", z = {{0, 0}, {0 / 0, 1}}}
+    end), "window.atlas.setMode('error')", "document.getElementById('legend').textContent")
+    truthy(r.ready, r.status); same(r.errors, {})
+    truthy(r.status:find("^40 points drawn"), r.status)
+    local legend = r.values[2]
+    truthy(legend:find("from %-3%.0 %(dark%) to %-1%.0") and not legend:find("Infinity") and not legend:find("-8.00"),
+      legend)
+  end)
+
   it("hovers, clicks, zooms and recolours a known point (headless Chromium)", function()
     local spec = small_spec(150)
     local path, dir = OUT .. "/lumen_atlas_browser.html", OUT .. "/lumen_atlas_shots"

@@ -15,7 +15,8 @@
 --                unit_classes = {...}},         -- optional, for activations
 --     heat = {values = {{...}, ...}, lim = 4},   -- optional log10 e_hat grid
 --     overlays = {{name = "...", z = [n, 2], kind = "path" | "points",
---                  color = 0xRRGGBBAA}, ...},    -- optional; z may be {{x, y}, ...}
+--                  color = 0xRRGGBBAA}, ...},    -- optional; z may be {{x, y}, ...};
+--                                                -- points not finite are left out
 --     image_bytes = 64 MiB,                      -- optional: atlas.IMAGE_BYTES
 --   })
 --
@@ -75,8 +76,12 @@ local function chunks(t, rows, fmt, scale, budget)
   return out, stored, used
 end
 
+-- 0xRRGGBBAA as CSS: opaque colours as #rrggbb, others with their alpha
 local function color_hex(c)
-  return string.format("#%06x", c >> 8)
+  if math.type(c) ~= "integer" or c < 0 or c > 0xFFFFFFFF then
+    fail("a colour must be an integer 0xRRGGBBAA, got %s", tostring(c))
+  end
+  return (c & 0xFF) == 0xFF and string.format("#%06x", c >> 8) or string.format("#%08x", c)
 end
 
 local function check_rows(set, field, t, n, dims)
@@ -155,6 +160,11 @@ local function encode_attributions(set, spec, n, shape, o)
       fail("set '%s': %s has %d values a row, the images %dx%dx%d", set.name, what, per, c, shape[2], shape[3])
     end
     local s = v:abs():max(2):view(m)
+    for i, x in ipairs(s:totable()) do
+      if x ~= x or x == math.huge then
+        fail("set '%s': %s row %d holds a NaN or an infinity", set.name, what, i)
+      end
+    end
     local safe = s + s:eq(0):float()                                -- an all-zero row keeps scale 1
     out.maps[j] = {name = tostring(map.name or ("attribution " .. j)), scale = packed(safe, "float32"),
       chunks = chunks(v, o.chunk_rows, "uint8", function(part, start)
@@ -162,7 +172,7 @@ local function encode_attributions(set, spec, n, shape, o)
       end)}
   end
   for k, r in ipairs(spec.regions or {}) do
-    local list = row_list(set, string.format("attributions.regions[%d].rows", k), r.rows or {}, n)
+    local list = row_list(set, string.format("attributions.regions[%d].rows", k), r.rows or {}, n, true)
     out.regions[k] = {name = tostring(r.name or ("region " .. k)), rows = list}
   end
   return out
@@ -188,21 +198,31 @@ local function encode_set(set, o, network, image_budget)
     if n > 0 and (t:min():item() < 1 or t:max():item() > #o.classes) then
       fail("set '%s': %s must lie in 1..%d (the classes)", set.name, f, #o.classes)
     end
+    if n > 0 and t:dtype() == "float32" and t:ne(t:int():float()):sum():item() > 0 then
+      fail("set '%s': %s must be whole class numbers", set.name, f)
+    end
     out[f] = packed(t - 1, "uint8")
   end
   if set.log10_error then
     check_rows(set, "log10_error", set.log10_error, n)
+    if set.log10_error:numel() ~= n then
+      fail("set '%s': log10_error must hold one value a row, got shape %s", set.name,
+        table.concat(set.log10_error:shape(), "x"))
+    end
     out.log10_error = packed(set.log10_error:to("cpu"):float():reshape(n), "float32")
   end
   if set.images then
     check_rows(set, "images", set.images, n)
     local shape = image_shape(set)
-    local flat = set.images:to("cpu"):reshape(n, -1)
+    local flat = set.images:to("cpu"):reshape(n, n > 0 and -1 or shape[1] * shape[2] * shape[3])
     if flat:size(2) ~= shape[1] * shape[2] * shape[3] then
       fail("set '%s': images have %d values a row, image_shape says %d", set.name, flat:size(2),
         shape[1] * shape[2] * shape[3])
     end
     local lo, hi = table.unpack(set.image_range or {0, 1})
+    if type(lo) ~= "number" or type(hi) ~= "number" or hi <= lo or lo ~= lo or hi ~= hi then
+      fail("set '%s': image_range must be {lo, hi} with lo < hi", set.name)
+    end
     -- a set with attributions keeps every image (its maps are drawn over them)
     local budget = not set.attributions and image_budget or nil
     local packed_chunks, stored, used = chunks(flat, rows, "uint8", function(part)
@@ -228,25 +248,72 @@ local function encode_set(set, o, network, image_budget)
   return out, image_used
 end
 
-local function encode_network(net)
+local function is_count(v) return math.type(v) == "integer" or (type(v) == "number" and v == math.floor(v)) end
+
+local function encode_network(net, classes)
   if not net then return nil end
   if type(net.layer_sizes) ~= "table" or #net.layer_sizes == 0 then
     fail("network.layer_sizes must list the units of each recorded layer")
   end
   local units = 0
-  for _, s in ipairs(net.layer_sizes) do units = units + s end
+  for l, size in ipairs(net.layer_sizes) do
+    if not is_count(size) or size < 1 then fail("network.layer_sizes[%d] must be a count of units >= 1", l) end
+    units = units + size
+  end
   local orders = net.orders
   if orders then
     if #orders ~= #net.layer_sizes then
       fail("network.orders has %d layers, layer_sizes %d", #orders, #net.layer_sizes)
     end
+    -- each layer's order lists its own units (1-based indices into the whole vector), each once
+    local base = 0
     for l, ord in ipairs(orders) do
-      if #ord ~= net.layer_sizes[l] then
-        fail("network.orders[%d] has %d units, the layer %d", l, #ord, net.layer_sizes[l])
+      local size = net.layer_sizes[l]
+      if type(ord) ~= "table" or #ord ~= size then
+        fail("network.orders[%d] has %d units, the layer %d", l, type(ord) == "table" and #ord or 0, size)
+      end
+      local seen = {}
+      for k, u in ipairs(ord) do
+        if not is_count(u) or u <= base or u > base + size or seen[u] then
+          fail("network.orders[%d][%d] = %s: each of the layer's units %d..%d must appear once", l, k,
+            tostring(u), base + 1, base + size)
+        end
+        seen[u] = true
+      end
+      base = base + size
+    end
+  end
+  local unit_classes = net.unit_classes
+  if unit_classes then
+    if type(unit_classes) ~= "table" or #unit_classes ~= units then
+      fail("network.unit_classes must list a class for each of the %d units", units)
+    end
+    for u, k in ipairs(unit_classes) do
+      if not is_count(k) or k < 1 or k > #classes then
+        fail("network.unit_classes[%d] = %s is not a class in 1..%d", u, tostring(k), #classes)
       end
     end
   end
-  return {layer_sizes = net.layer_sizes, units = units, orders = orders, unit_classes = net.unit_classes}
+  return {layer_sizes = net.layer_sizes, units = units, orders = orders, unit_classes = unit_classes}
+end
+
+-- The heat grid's rows of numbers, all of one length; a value that is not
+-- finite (e_hat underflowing to 0: -inf) is written as null, a blank cell.
+local function check_heat(heat)
+  local v = type(heat) == "table" and heat.values
+  if type(v) ~= "table" or type(v[1]) ~= "table" then fail("heat.values must be a grid (a table of rows)") end
+  for i, row in ipairs(v) do
+    if type(row) ~= "table" or #row ~= #v[1] or #row == 0 then
+      fail("heat.values row %d has %s values, row 1 %d: the grid must be rectangular", i,
+        type(row) == "table" and tostring(#row) or "no", #v[1])
+    end
+    for j, x in ipairs(row) do
+      if type(x) ~= "number" then fail("heat.values[%d][%d] must be a number, got a %s", i, j, type(x)) end
+    end
+  end
+  local lim = heat.lim or 4
+  if type(lim) ~= "number" or not (lim > 0 and lim < math.huge) then fail("heat.lim must be a number > 0") end
+  return {values = v, lim = lim}
 end
 
 --- Writes the atlas page to `path` (atomically) and returns its size in bytes.
@@ -254,16 +321,42 @@ function atlas.write(path, spec)
   if type(path) ~= "string" then fail("path must be a string, got a %s", type(path)) end
   if type(spec) ~= "table" then fail("spec must be a table, got a %s", type(spec)) end
   if type(spec.classes) ~= "table" or #spec.classes == 0 then fail("spec.classes must list the class names") end
+  -- labels travel as bytes
+  if #spec.classes > 256 then fail("an atlas shows at most 256 classes, got %d", #spec.classes) end
+  local classes = {}
+  for k, name in ipairs(spec.classes) do
+    if type(name) ~= "string" and type(name) ~= "number" then fail("spec.classes[%d] must be a name", k) end
+    classes[k] = tostring(name)
+  end
   if type(spec.sets) ~= "table" or #spec.sets == 0 then fail("spec.sets must hold at least one set of points") end
-  local o = {classes = spec.classes, chunk_rows = spec.chunk_rows or 2000}
+  local names = {}
+  for _, set in ipairs(spec.sets) do
+    local name = type(set) == "table" and set.name
+    if name ~= nil and names[name] then fail("two sets are named '%s'", tostring(name)) end
+    if name ~= nil then names[name] = true end
+  end
+  local chunk_rows = spec.chunk_rows or 2000
+  if math.type(chunk_rows) ~= "integer" or chunk_rows < 1 then
+    fail("chunk_rows must be an integer >= 1, got %s", tostring(chunk_rows))
+  end
+  local title = spec.title or "Activation atlas"
+  if type(title) ~= "string" and type(title) ~= "number" then fail("title must be a string, got a %s", type(title)) end
+  local o = {classes = classes, chunk_rows = chunk_rows}
   local image_bytes = spec.image_bytes or atlas.IMAGE_BYTES
   if type(image_bytes) ~= "number" or image_bytes < 0 then
     fail("image_bytes must be a number of bytes >= 0, got %s", tostring(image_bytes))
   end
-  local network = encode_network(spec.network)
+  local network = encode_network(spec.network, classes)
   local colors = {}
-  for k = 1, #spec.classes do colors[k] = color_hex((spec.colors or plot.CLASS_COLORS)[(k - 1) % 10 + 1]) end
-  local data = {title = spec.title or "Activation atlas", classes = spec.classes, colors = colors,
+  if spec.colors ~= nil then
+    if type(spec.colors) ~= "table" or #spec.colors < #classes then
+      fail("colors must list a colour 0xRRGGBBAA for each of the %d classes", #classes)
+    end
+    for k = 1, #classes do colors[k] = color_hex(spec.colors[k]) end
+  else
+    for k = 1, #classes do colors[k] = color_hex(plot.CLASS_COLORS[(k - 1) % #plot.CLASS_COLORS + 1]) end
+  end
+  local data = {title = tostring(title), classes = classes, colors = colors,
     chunk_rows = o.chunk_rows, sets = {}, network = network, overlays = {}}
   -- the page's image budget, shared: the smaller sets first, each taking
   -- at most its share of what is left, so a large training set cannot
@@ -280,11 +373,7 @@ function atlas.write(path, spec)
     data.sets[i], used = encode_set(set, o, network, set.images and left / math.max(image_sets, 1) or nil)
     if set.images then left, image_sets = math.max(left - used, 0), image_sets - 1 end
   end
-  if spec.heat then
-    local v = spec.heat.values
-    if type(v) ~= "table" or type(v[1]) ~= "table" then fail("heat.values must be a grid (a table of rows)") end
-    data.heat = {values = v, lim = spec.heat.lim or 4}
-  end
+  if spec.heat then data.heat = check_heat(spec.heat) end
   for i, ov in ipairs(spec.overlays or {}) do
     local z = ov.z
     if type(z) == "table" and not lm.is_tensor(z) then z = lm.tensor(z) end
@@ -294,8 +383,12 @@ function atlas.write(path, spec)
     if ov.kind and ov.kind ~= "points" and ov.kind ~= "path" then
       fail("overlay %d ('%s'): kind must be 'points' or 'path', got '%s'", i, tostring(ov.name), tostring(ov.kind))
     end
-    data.overlays[i] = {name = ov.name or ("overlay " .. i), kind = ov.kind or "points",
-      color = color_hex(ov.color or 0x000000FF), z = z:to("cpu"):totable()}
+    local points = {}
+    for _, p in ipairs(z:to("cpu"):totable()) do
+      if p[1] - p[1] == 0 and p[2] - p[2] == 0 then points[#points + 1] = p end -- finite only
+    end
+    data.overlays[i] = {name = tostring(ov.name or ("overlay " .. i)), kind = ov.kind or "points",
+      color = color_hex(ov.color or 0x000000FF), z = points}
   end
   local html, bytes = page.render(data.title, json.encode_parts(data)), 0
   for _, piece in ipairs(html) do bytes = bytes + #piece end

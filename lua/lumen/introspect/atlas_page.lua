@@ -40,11 +40,13 @@ function M.render(title, data_parts)
     "</title>\n<meta name=\"viewport\" content=\"width=device-width\">\n<style>", STYLE, "</style></head>\n<body>",
     (BODY:gsub('<h1 id="title"></h1>', function() return '<h1 id="title">' .. t .. "</h1>" end)),
     "<script id=\"atlas-data\" type=\"application/json\">"}
-  -- "</" cannot appear inside a script element; "<\/" is the same JSON
-  -- string. Each piece holds whole tokens (a string with its quotes), so
-  -- no "</" spans two pieces.
+  -- No "<" reaches the script element: "</script" would end it and "<!--"
+  -- would change how the HTML parser reads what follows (a class named
+  -- "<!--<script>" kept the page from loading). "<" only occurs inside JSON
+  -- strings, where "\u003c" is the same text, and each piece holds whole
+  -- tokens, so no escape is split.
   for _, piece in ipairs(data_parts) do
-    out[#out + 1] = piece:find("</", 1, true) and piece:gsub("</", "<\\/") or piece
+    out[#out + 1] = piece:find("<", 1, true) and piece:gsub("<", "\\u003c") or piece
   end
   out[#out + 1] = "</script>\n<script>"
   out[#out + 1] = SCRIPT

@@ -11,6 +11,9 @@ function viridis(t) {
   return [a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f, a[2] + (b[2] - a[2]) * f];
 }
 function hexRGB(h) { return [parseInt(h.slice(1, 3), 16), parseInt(h.slice(3, 5), 16), parseInt(h.slice(5, 7), 16)]; }
+// names (classes, sets, regions) are text, never markup
+function esc(t) { return String(t).replace(/[&<>"]/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;"})[c]); }
+const finite = Number.isFinite;
 function rgbCSS(c) { return "rgb(" + Math.round(c[0]) + "," + Math.round(c[1]) + "," + Math.round(c[2]) + ")"; }
 // ImageData words are little-endian RGBA: A is the high byte
 function packRGBA(c, a) { return ((a << 24) | (Math.round(c[2]) << 16) | (Math.round(c[1]) << 8) | Math.round(c[0])) >>> 0; }
@@ -66,7 +69,9 @@ for (const s of sets) total += s.n;
 let logMin = Infinity, logMax = -Infinity;
 {
   const all = [];
-  for (const s of sets) if (s.logErr) for (let i = 0; i < s.n; i += Math.max(1, Math.floor(s.n / 5000))) all.push(s.logErr[i]);
+  for (const s of sets) if (s.logErr) for (let i = 0; i < s.n; i += Math.max(1, Math.floor(s.n / 5000))) {
+    if (finite(s.logErr[i])) all.push(s.logErr[i]);
+  }
   all.sort((a, b) => a - b);
   if (all.length) { logMin = all[Math.floor(all.length * 0.01)]; logMax = all[Math.floor(all.length * 0.99)]; }
   if (!(logMax > logMin)) { logMin = -8; logMax = 0; }
@@ -82,8 +87,10 @@ function colourSets() {
         const ok = s.labels[i] === s.predicted[i];
         col[i] = ok ? packRGBA([170, 190, 210], 255) : packRGBA([214, 39, 40], 255); key[i] = ok ? 0 : 1;
       } else {
-        const v = s.logErr ? s.logErr[i] : logMin;
-        col[i] = packRGBA(viridis((v - logMin) / (logMax - logMin)), 255); key[i] = v;
+        // -inf (e_hat 0) is the low end, +inf the high end, NaN drawn low and grey
+        const v = s.logErr ? s.logErr[i] : logMin, known = v === v;
+        col[i] = known ? packRGBA(viridis((v - logMin) / (logMax - logMin)), 255) : packRGBA([190, 190, 190], 255);
+        key[i] = known ? Math.max(-3e38, Math.min(3e38, v)) : -3.4e38;
       }
     }
     // draw order: misclassified and high errors last, so on top
@@ -100,11 +107,16 @@ const canvas = $("map"), ctx = canvas.getContext("2d");
 const pointsCanvas = document.createElement("canvas"), pctx = pointsCanvas.getContext("2d");
 let W = 0, H = 0, dpr = 1, img = null, words = null;
 let xmin = Infinity, xmax = -Infinity, ymin = Infinity, ymax = -Infinity;
+// a point whose latent is not finite is not drawn, found or counted in the extent
+const placed = (s, i) => finite(s.z[2 * i]) && finite(s.z[2 * i + 1]);
 for (const s of sets) for (let i = 0; i < s.n; i++) {
+  if (!placed(s, i)) continue;
   const x = s.z[2 * i], y = s.z[2 * i + 1];
   if (x < xmin) xmin = x; if (x > xmax) xmax = x; if (y < ymin) ymin = y; if (y > ymax) ymax = y;
 }
-if (!(xmax > xmin)) { xmin = -4; xmax = 4; } if (!(ymax > ymin)) { ymin = -4; ymax = 4; }
+// one point, or points on a line: a window of 8 around them
+if (!(xmax > xmin)) { const c = finite(xmin) ? xmin : 0; xmin = c - 4; xmax = c + 4; }
+if (!(ymax > ymin)) { const c = finite(ymin) ? ymin : 0; ymin = c - 4; ymax = c + 4; }
 const view = {cx: 0, cy: 0, scale: 1};
 let baseScale = 1;
 function resetView() {
@@ -126,12 +138,13 @@ let heatCanvas = null, showHeat = !!D.heat;
 if (D.heat) {
   const g = D.heat.values, rows = g.length, cols = g[0].length;
   let lo = Infinity, hi = -Infinity;
-  for (const r of g) for (const v of r) { if (v < lo) lo = v; if (v > hi) hi = v; }
+  for (const r of g) for (const v of r) if (finite(v)) { if (v < lo) lo = v; if (v > hi) hi = v; }
+  if (!(hi >= lo)) { lo = 0; hi = 1; } // no finite cell
   heatCanvas = document.createElement("canvas"); heatCanvas.width = cols; heatCanvas.height = rows;
   const hctx = heatCanvas.getContext("2d"), hd = hctx.createImageData(cols, rows);
   for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) {
-    const c = viridis((g[i][j] - lo) / (hi - lo || 1)), k = ((rows - 1 - i) * cols + j) * 4; // row 1 is the bottom
-    hd.data[k] = c[0]; hd.data[k + 1] = c[1]; hd.data[k + 2] = c[2]; hd.data[k + 3] = 110;
+    const v = g[i][j], c = viridis((v - lo) / (hi - lo || 1)), k = ((rows - 1 - i) * cols + j) * 4; // row 1 is the bottom
+    hd.data[k] = c[0]; hd.data[k + 1] = c[1]; hd.data[k + 2] = c[2]; hd.data[k + 3] = finite(v) ? 110 : 0; // blank: no value
   }
   hctx.putImageData(hd, 0, 0);
   D.heat.lo = lo; D.heat.hi = hi;
@@ -166,7 +179,7 @@ function render() {
       const i = order[k];
       if (hiddenClass[lab[i]]) continue;
       const px = Math.round(ox + z[2 * i] * sc) - half, py = Math.round(oy - z[2 * i + 1] * sc) - half;
-      if (px < 0 || py < 0 || px + r > W || py + r > H) continue;
+      if (!(px >= 0 && py >= 0 && px + r <= W && py + r <= H)) continue; // off screen, or not finite
       const c = col[i];
       const at = py * W + px;
       for (let k2 = 0; k2 < nd; k2++) words[at + disc[k2]] = c;
@@ -179,6 +192,7 @@ function render() {
     if (!overlayOn[j]) return;
     ctx.strokeStyle = ctx.fillStyle = ov.color; ctx.lineWidth = 1.5 * dpr;
     const pts = ov.z.map((p) => toScreen(p[0], p[1]));
+    if (!pts.length) return;
     if (ov.kind === "path") {
       ctx.beginPath(); pts.forEach((p, k) => k ? ctx.lineTo(p[0], p[1]) : ctx.moveTo(p[0], p[1])); ctx.stroke();
       const a = pts[0], b = pts[pts.length - 1];
@@ -216,12 +230,13 @@ function frame() { if (dirty) render(); requestAnimationFrame(frame); }
 const G = 256, cellStart = new Int32Array(G * G + 1);
 const gx = (x) => Math.min(G - 1, Math.max(0, Math.floor((x - xmin) / (xmax - xmin) * G)));
 const gy = (y) => Math.min(G - 1, Math.max(0, Math.floor((y - ymin) / (ymax - ymin) * G)));
-const itemSet = new Uint8Array(total), itemIdx = new Int32Array(total);
+const itemSet = new Uint16Array(total), itemIdx = new Int32Array(total);
 {
-  for (const s of sets) for (let i = 0; i < s.n; i++) cellStart[gy(s.z[2 * i + 1]) * G + gx(s.z[2 * i]) + 1]++;
+  for (const s of sets) for (let i = 0; i < s.n; i++) if (placed(s, i)) cellStart[gy(s.z[2 * i + 1]) * G + gx(s.z[2 * i]) + 1]++;
   for (let c = 0; c < G * G; c++) cellStart[c + 1] += cellStart[c];
   const fill = cellStart.slice(0, G * G);
   sets.forEach((s, si) => { for (let i = 0; i < s.n; i++) {
+    if (!placed(s, i)) continue;
     const c = gy(s.z[2 * i + 1]) * G + gx(s.z[2 * i]), at = fill[c]++;
     itemSet[at] = si; itemIdx[at] = i;
   } });
@@ -244,9 +259,11 @@ function nearest(px, py, radiusPx) {
 // ---- images, tooltip, selection ----------------------------------------------------------------
 // whether the page holds point i's image (a large set keeps its first rows' only)
 const hasImage = (s, i) => !!s.image && i < (s.image.rows ?? s.n);
-async function drawImage(target, s, i) {
+// wanted(): whether the image is still wanted once its row is inflated (the pointer may have moved on)
+async function drawImage(target, s, i, wanted) {
   if (!hasImage(s, i)) { target.width = target.height = 1; return false; }
   const {channels: C, height: h, width: w} = s.image, px = await s.imageRow(i);
+  if (wanted && !wanted()) return false;
   target.width = w; target.height = h;
   const tctx = target.getContext("2d"), d = tctx.createImageData(w, h);
   for (let p = 0; p < h * w; p++) {
@@ -258,9 +275,9 @@ async function drawImage(target, s, i) {
 }
 function describe(s, i) {
   const t = s.labels[i], p = s.predicted[i], ok = t === p;
-  let html = "<div><b id=\"tip-set\">" + s.name + " #" + (i + 1) + "</b></div>" +
-    "<div id=\"tip-true\">true: " + D.classes[t] + "</div>" +
-    "<div id=\"tip-pred\" class=\"" + (ok ? "" : "wrong") + "\">predicted: " + D.classes[p] + (ok ? "" : " (wrong)") + "</div>";
+  let html = "<div><b id=\"tip-set\">" + esc(s.name) + " #" + (i + 1) + "</b></div>" +
+    "<div id=\"tip-true\">true: " + esc(D.classes[t]) + "</div>" +
+    "<div id=\"tip-pred\" class=\"" + (ok ? "" : "wrong") + "\">predicted: " + esc(D.classes[p]) + (ok ? "" : " (wrong)") + "</div>";
   if (s.logErr) html += "<div id=\"tip-ehat\" data-log10=\"" + s.logErr[i] + "\">e_hat: " +
     Math.pow(10, s.logErr[i]).toExponential(2) + " (log10 " + s.logErr[i].toFixed(2) + ")</div>";
   if (s.image && !hasImage(s, i)) html += "<div id=\"tip-noimage\">image not stored: the page keeps the first " +
@@ -278,8 +295,8 @@ async function showTooltip(pt, clientX, clientY) {
   const r = $("view").getBoundingClientRect(), tw = tooltip.offsetWidth, th = tooltip.offsetHeight;
   let x = clientX - r.left + 14, y = clientY - r.top + 14;
   if (x + tw > r.width) x -= tw + 28; if (y + th > r.height) y -= th + 28;
-  tooltip.style.left = x + "px"; tooltip.style.top = y + "px";
-  const ok = await drawImage(tipImage, pt.set, pt.i);
+  tooltip.style.left = Math.max(0, x) + "px"; tooltip.style.top = Math.max(0, y) + "px";
+  const ok = await drawImage(tipImage, pt.set, pt.i, () => token === tipToken);
   if (token === tipToken) tipImageReady = ok;
 }
 function hideTooltip() { tipToken++; tooltip.hidden = true; }
@@ -355,7 +372,7 @@ async function showAttributions(pt) {
   if (!pt) return;
   if (j < 0) {
     box.innerHTML = "<div class=\"muted\">Attributions are stored for " + attrSets.map((s) => s.attr.m + " points of the " +
-      s.name + " set").join(", ") + " (shift-drag on the map for a region's mean).</div>";
+      esc(s.name) + " set").join(", ") + " (shift-drag on the map for a region's mean).</div>";
     return;
   }
   const s = pt.set, grey = greyOf(s, await s.imageRow(pt.i)), maps = [];
@@ -427,8 +444,10 @@ async function select(pt) {
   }
   info.innerHTML = describe(pt.set, pt.i).replace(/id="tip-/g, "id=\"sel-");
   $("sel-image").style.display = hasImage(pt.set, pt.i) ? "" : "none";
-  await drawImage($("sel-image"), pt.set, pt.i);
+  await drawImage($("sel-image"), pt.set, pt.i, () => selected === pt);
+  if (selected !== pt) return;
   if (attrSets.length) await showAttributions(pt);
+  if (selected !== pt) return;
   selectedActs = null;
   if (!pt.set.actRow) {
     net.style.display = "none";
@@ -503,7 +522,7 @@ function legend() {
   if (mode === "class") {
     D.classes.forEach((name, k) => {
       const it = document.createElement("span"); it.className = "item" + (hiddenClass[k] ? " off" : "");
-      it.innerHTML = "<span class=\"swatch\" style=\"background:" + D.colors[k] + "\"></span>" + name;
+      it.innerHTML = "<span class=\"swatch\" style=\"background:" + D.colors[k] + "\"></span>" + esc(name);
       it.title = "click to hide or show this class";
       it.onclick = () => { hiddenClass[k] ^= 1; legend(); dirty = true; };
       box.appendChild(it);
@@ -519,6 +538,14 @@ function legend() {
     const t = document.createElement("div"); t.className = "muted";
     t.textContent = "log10 e_hat from " + logMin.toFixed(2) + " to " + logMax.toFixed(2) + " (1st to 99th percentile)";
     box.appendChild(t);
+  }
+  const hidden = hiddenClass.reduce((a, b) => a + b, 0);
+  if (hidden && mode !== "class") { // classes hidden in the class legend stay hidden: say so, and offer them back
+    const note = document.createElement("div"); note.className = "muted"; note.id = "hidden-note";
+    note.textContent = hidden + " class" + (hidden === 1 ? "" : "es") + " hidden ";
+    const b = document.createElement("button"); b.textContent = "show all";
+    b.onclick = () => { hiddenClass.fill(0); legend(); dirty = true; };
+    note.appendChild(b); box.appendChild(note);
   }
 }
 legend();
