@@ -37,11 +37,15 @@ local Fig = require 'lumen.introspect.figures'
 local study = require 'lumen.introspect.study'
 local plot = lm.plot
 
-local opts = cli.parse(arg, {from = "results/introspect_mnist", out = "results/analyses_mnist", data_dir = "",
+local opts, given = cli.parse(arg, {from = "results/introspect_mnist", out = "results/analyses_mnist", data_dir = "",
   data = "mnist", grid = 100, fgsm_sample = 1, fgsm_steps = 100, fgsm_eps = 0.01, seed = 1,
   detection_samples = 2000, pattern_samples = "1-40", fgsm_samples = "1-6", noise_sample = 908,
   noisy_from = "results/introspect_mnist_noisy", noisy = "train"},
-  "The paper's analyses of a mapped Net1: lumen experiments/analyses_mnist.lua [options]")
+  "The paper's analyses of a mapped Net1: lumen experiments/analyses_mnist.lua [options]\n"
+    .. "(--data defaults to the data set of the run in --from)")
+cli.check(opts, {data = {"mnist", "fashion"}, noisy = {"train", "skip"}, grid = "count", fgsm_sample = "count",
+  fgsm_steps = "count", fgsm_eps = "positive", seed = "count0", detection_samples = "count", noise_sample = "count"})
+opts.data = study.run_data(opts.from, given.data and opts.data)
 lm.mkdir(opts.out)
 lm.manual_seed(opts.seed)
 study.require_mnist_run(opts.from, "analyses_mnist")
@@ -170,6 +174,16 @@ do
     study.mnist{noise_max = 1, out = opts.noisy_from, data = opts.data, seed = opts.seed, data_dir = opts.data_dir}
   end
   local noisy = not study.missing{noisy_estimator} and load_run(opts.noisy_from) or nil
+  if noisy then -- a noise-trained run of the same data set
+    study.run_seed(opts.noisy_from, "analyses_mnist (--noisy-from)", d.name)
+    local f = io.open(opts.noisy_from .. "/options.json")
+    local ran = f and lm.json.decode(f:read("a"))
+    if f then f:close() end
+    if ran and (ran.noise_max or 0) <= 0 then
+      error(string.format("analyses_mnist: %s is a run without noise (--noise-max %s), not a noise-trained Net1",
+        opts.noisy_from, tostring(ran.noise_max)), 0)
+    end
+  end
   local columns = noisy and 2 or 1
   local nfig = plot.figure{width = math.max(560 * columns + 20, 980), height = 1130,
     title = string.format("Noise constellations of test image %d (a %s): 200 noisy copies per sigma; "

@@ -19,10 +19,15 @@ local I = lm.introspect
 local ES = require 'lumen.introspect.error_scores'
 local study = require 'lumen.introspect.study'
 
-local opts = cli.parse(arg, {out = "results/introspect_mnist", data = "mnist", data_dir = "", seed = 1, threads = 2,
+local opts, given = cli.parse(arg, {out = "results/introspect_mnist", data = "mnist", data_dir = "", seed = 1,
+  threads = 2,
   est_epochs = 20, long_epochs = 60, wide_epochs = 20, heldout_epochs = 100, folds = 5, resamples = 200,
   recording = true, name = "error_scores"},
-  "Error scores of the mapped Net1: lumen experiments/error_scores_mnist.lua [options]")
+  "Error scores of the mapped Net1: lumen experiments/error_scores_mnist.lua [options]\n"
+    .. "(--data defaults to the data set of the run in --out)")
+cli.check(opts, {data = {"mnist", "fashion"}, seed = "count0", threads = "count0", est_epochs = "count",
+  long_epochs = "count", wide_epochs = "count", heldout_epochs = "count", folds = "count", resamples = "count"})
+opts.data = study.run_data(opts.out, given.data and opts.data)
 if opts.threads > 0 then lm.set_num_threads(opts.threads) end
 study.require_mnist_run(opts.out, "error_scores_mnist")
 local t_start = lm.clock()

@@ -33,10 +33,14 @@ local study = require 'lumen.introspect.study'
 local plot = lm.plot
 local E = lm.explain
 
-local opts = cli.parse(arg, {from = "results/introspect_mnist", out = "results/explain_mnist", data = "mnist",
+local opts, given = cli.parse(arg, {from = "results/introspect_mnist", out = "results/explain_mnist", data = "mnist",
   data_dir = "", subset = 0, per_class = 2, region_size = 50, error_zone = 20, steps = 200,
   rule = "gauss_legendre", seed = 1, threads = 0},
-  "Input attributions on the mapped Net1: lumen experiments/explain_mnist.lua [options]")
+  "Input attributions on the mapped Net1: lumen experiments/explain_mnist.lua [options]\n"
+    .. "(--data defaults to the data set of the run in --from)")
+cli.check(opts, {data = {"mnist", "fashion"}, subset = "count0", per_class = "count", region_size = "count",
+  error_zone = "count", steps = "count", seed = "count0", threads = "count0"})
+opts.data = study.run_data(opts.from, given.data and opts.data)
 if opts.threads > 0 then lm.set_num_threads(opts.threads) end
 lm.manual_seed(opts.seed)
 study.require_mnist_run(opts.from, "explain_mnist")
@@ -44,6 +48,7 @@ lm.mkdir(opts.out)
 local t_start = lm.clock()
 
 local d = lm.data.mnist{kind = opts.data, dir = opts.data_dir ~= "" and opts.data_dir or nil}
+study.run_seed(opts.from, "explain_mnist", d.name) -- the run's data set, or an error
 local test = d.test
 if opts.subset > 0 then test = lm.data.head(test, math.min(opts.subset, test.x:size(1))) end
 local K = #d.classes

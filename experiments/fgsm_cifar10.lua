@@ -15,6 +15,10 @@ local opts = cli.parse(arg, {model = "results/net2_cifar10/model.safetensors", f
   out = "results/fgsm_cifar10", sample = 0, steps = 100, eps = 0.01, data_dir = "", device = "cpu", seed = 1,
   width = 1.0},
   "Targeted FGSM on Net2's map: lumen experiments/fgsm_cifar10.lua [options]")
+cli.check(opts, {sample = "count0", steps = "count", eps = "positive", seed = "count0", width = "positive"})
+if opts.device ~= "cpu" and not lm.cuda.available() then
+  error("--device " .. opts.device .. ": " .. lm.cuda.status(), 0)
+end
 local missing = study.missing{opts.model, opts.from .. "/autoencoder.safetensors",
   opts.from .. "/estimator.safetensors"}
 if missing then
@@ -24,7 +28,8 @@ end
 lm.mkdir(opts.out)
 lm.manual_seed(opts.seed)
 local d = lm.data.cifar10{dir = opts.data_dir ~= "" and opts.data_dir or nil, dtype = "uint8"}
-local _, val_set = lm.data.split(d.train, {fraction = 0.1, seed = opts.seed})
+-- the run's split (its seed, from its metrics.json): validation images the maps never saw
+local _, val_set = lm.data.split(d.train, {fraction = 0.1, seed = study.run_seed(opts.from, "fgsm_cifar10", d.name)})
 if opts.sample > val_set.x:size(1) then
   error(string.format("fgsm_cifar10: --sample %d is not a validation image (1..%d)", opts.sample, val_set.x:size(1)), 0)
 end
@@ -35,10 +40,15 @@ local recorder = I.Recorder(net, {select = I.elus_after(net, "nn.Linear")}) -- t
 if opts.sample < 1 then -- the first validation image the network gets right
   local pred = lm.no_grad(function()
     net:evaluate()
-    return net(lm.data.to_float(val_set.x:narrow(1, 1, 100)):to(opts.device)):argmax(2):to('cpu')
+    return net(lm.data.to_float(val_set.x:narrow(1, 1, math.min(100, val_set.x:size(1)))):to(opts.device))
+      :argmax(2):to('cpu')
   end):totable()
   for i, p in ipairs(pred) do
     if p == val_set.y[i] then opts.sample = i break end
+  end
+  if opts.sample < 1 then
+    error(string.format("fgsm_cifar10: none of the first %d validation images is classified right; give --sample I",
+      #pred), 0)
   end
 end
 local x = lm.data.to_float(val_set.x:narrow(1, opts.sample, 1))

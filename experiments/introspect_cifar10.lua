@@ -40,12 +40,16 @@ local opts = cli.parse(arg, {model = "results/net2_cifar10/model.safetensors", d
   est_epochs = 20, est_period = 3000, est_cycles = 30, mmd_weight = 500, bandwidths = "0.1,1,10,100,1000",
   width = 1.0, trajectories = ""},
   "Self-introspection of Net2: lumen experiments/introspect_cifar10.lua [options]")
+cli.check(opts, {subset = "count0", seed = "count0", threads = "count0", ae_epochs = "count", est_epochs = "count",
+  est_period = "count", est_cycles = "count", mmd_weight = "nonnegative", width = "positive"})
+local bw = cli.numbers(opts, "bandwidths")
 if opts.threads > 0 then lm.set_num_threads(opts.threads) end
 lm.mkdir(opts.out)
 if opts.fresh then -- the checkpoints and recordings study.run would reuse or rewrite
   for _, name in ipairs{"autoencoder", "estimator", "estimator_recording", "recording_train", "recording_test"} do
     os.remove(opts.out .. "/" .. name .. ".safetensors")
   end
+  os.remove(opts.out .. "/options.json")
 end
 lm.manual_seed(opts.seed)
 if opts.device ~= "cpu" and not lm.cuda.available() then
@@ -69,6 +73,11 @@ print(string.format("CIFAR-10 from %s: recording %d training and %d validation i
 local net = lm.models.net2{width = opts.width}
 net:load(opts.model)
 net:to(opts.device)
+-- the cached maps are reused only for the same network and options
+study.check_run_options(opts.out, {model = opts.model, weights = study.weights_fingerprint(net), width = opts.width,
+  subset = opts.subset, seed = opts.seed, ae_epochs = opts.ae_epochs, est_epochs = opts.est_epochs,
+  est_period = opts.est_period, est_cycles = opts.est_cycles, mmd_weight = opts.mmd_weight,
+  bandwidths = opts.bandwidths}, "introspect_cifar10")
 local recorder = I.Recorder(net, {select = I.elus_after(net, "nn.Linear")}) -- the dense layers
 local test_accuracy = d.test and lm.evaluate(net, d.test).accuracy
 print(string.format("Net2 from %s: %s accuracy %.2f %%", opts.model, d.test_note or "test",
@@ -97,8 +106,6 @@ else
   print(string.format("learning trajectories: %d samples over %d cycles from %s", n, #snapshots, traj_path))
 end
 
-local bw = {}
-for v in opts.bandwidths:gmatch("[^,]+") do bw[#bw + 1] = tonumber(v) end
 -- as the MNIST study: the validation split makes the choices (the
 -- estimator's cycle kept), the test images are read once for the report;
 -- without a test file the validation split is reported instead (and says so)

@@ -15,7 +15,9 @@
 -- the map's on the final recording and one on the learning record that
 -- places the trajectories.
 --
--- Stages (each cached in DIR and reused on a rerun unless --fresh):
+-- Stages (each cached in DIR and reused on a rerun unless --fresh; a rerun
+-- with other options that define the models, recorded in DIR/options.json,
+-- is an error rather than a reuse of models they did not make):
 --   1. classifier: Net1 trained as in experiments/net1_mnist.lua (with
 --      --noise-max S: on inputs with Gaussian noise of a sigma drawn in
 --      [0, S] per minibatch, the paper's domain randomisation), recording a
@@ -40,5 +42,7 @@ local cli = require 'lumen.cli'
 local study = require 'lumen.introspect.study'
 
 local opts = cli.parse(arg, study.mnist_defaults(),
-  "Self-introspection of Net1: lumen experiments/introspect_mnist.lua [options]")
+  "Self-introspection of Net1: lumen experiments/introspect_mnist.lua [options]\n"
+    .. "(--out defaults to results/introspect_<data>, with _paper for --paper; a rerun reuses its models\n"
+    .. "only for the same options, recorded in DIR/options.json: --fresh replaces them)")
 return study.mnist(opts)

@@ -25,20 +25,25 @@ local opts = cli.parse(arg, {weights = "", arch = "resnet18", stem = "cifar", nu
   est_epochs = 20, mmd_weight = 500, bandwidths = "0.1,1,10,100,1000", seed = 1, fresh = false},
   "Self-introspection of a PyTorch-trained network: lumen experiments/introspect_pytorch.lua --weights FILE [options]")
 
-local function numbers(s)
-  local out = {}
-  for v in s:gmatch("[^,]+") do out[#out + 1] = assert(tonumber(v), "not a number: " .. v) end
-  return out
+cli.check(opts, {arch = {"resnet18", "resnet34"}, stem = {"cifar", "imagenet"}, num_classes = "count",
+  width = "count", size = "count", subset = "count0", test_subset = "count0", ae_epochs = "count",
+  est_epochs = "count", mmd_weight = "nonnegative", seed = "count0"})
+local channel_mean, channel_std = cli.numbers(opts, "mean"), cli.numbers(opts, "std")
+local bandwidths = cli.numbers(opts, "bandwidths")
+if #channel_mean ~= #channel_std then
+  cli.usage_error("--mean and --std need one number a channel each, got %d and %d", #channel_mean, #channel_std)
 end
-
-if opts.weights == "" then error("introspect_pytorch: --weights FILE (a safetensors state_dict) is required", 0) end
-if not lm.models[opts.arch] then error("introspect_pytorch: --arch " .. opts.arch .. " is not in lm.models", 0) end
+if opts.weights == "" then cli.usage_error("--weights FILE (a safetensors state_dict) is required") end
+if opts.device ~= "cpu" and not lm.cuda.available() then
+  error("--device " .. opts.device .. ": " .. lm.cuda.status(), 0)
+end
 lm.manual_seed(opts.seed)
 lm.mkdir(opts.out)
 if opts.fresh then
   for _, name in ipairs{"autoencoder", "estimator", "estimator_recording"} do
     os.remove(opts.out .. "/" .. name .. ".safetensors")
   end
+  os.remove(opts.out .. "/options.json")
 end
 
 -- ---- data -----------------------------------------------------------------------------------------------
@@ -77,11 +82,16 @@ function Normalize:forward(x) return (x - self.mean) / self.std end
 
 local body = lm.models[opts.arch]{num_classes = opts.num_classes, stem = opts.stem, width = opts.width}
 body:load(opts.weights) -- strict: every missing, unexpected or mis-shaped name is reported
-local net = nn.Sequential(Normalize(numbers(opts.mean), numbers(opts.std)), body, nn.Softmax(2))
+local net = nn.Sequential(Normalize(channel_mean, channel_std), body, nn.Softmax(2))
 net:to(opts.device):eval()
 local acc = lm.train.evaluate(net, test_set, {loss = "mse"}).accuracy
 print(string.format("%s from %s: %s accuracy %.2f %%", opts.arch, opts.weights, test_name, 100 * acc))
 
+-- the cached maps are reused only for the same network, data and options
+study.check_run_options(opts.out, {weights = opts.weights, fingerprint = study.weights_fingerprint(body),
+  arch = opts.arch, data = opts.data, size = opts.size, blocks = opts.blocks, subset = opts.subset,
+  test_subset = opts.test_subset, seed = opts.seed, mean = opts.mean, std = opts.std, ae_epochs = opts.ae_epochs,
+  est_epochs = opts.est_epochs, mmd_weight = opts.mmd_weight, bandwidths = opts.bandwidths}, "introspect_pytorch")
 local blocks = {}
 for name in opts.blocks:gmatch("[^,]+") do blocks[#blocks + 1] = "1." .. name end -- inside the wrapper
 local recorder = lm.introspect.Recorder(net, {select = blocks, pool = "mean"})
@@ -89,7 +99,7 @@ local recorder = lm.introspect.Recorder(net, {select = blocks, pool = "mean"})
 local metrics = study.run{
   name = opts.arch, data = d, train = train_set, test = test_set, test_name = test_name, net = net,
   recorder = recorder, out = opts.out, ae_epochs = opts.ae_epochs, est_epochs = opts.est_epochs,
-  mmd_weight = opts.mmd_weight, bw = numbers(opts.bandwidths), seed = opts.seed, device = opts.device,
+  mmd_weight = opts.mmd_weight, bw = bandwidths, seed = opts.seed, device = opts.device,
   image_range = {0, 1},
 }
 metrics.weights = opts.weights

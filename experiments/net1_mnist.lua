@@ -17,16 +17,35 @@
 local lm = require 'lumen'
 local cli = require 'lumen.cli'
 
-local opts = cli.parse(arg, {data = "mnist", cycles = 25, period_epochs = 2, lr_min = 1e-5,
+local study = require 'lumen.introspect.study'
+
+local opts, given = cli.parse(arg, {data = "mnist", cycles = 25, period_epochs = 2, lr_min = 1e-5,
   lr_max = 1e-3, batch = 128, seed = 1, threads = 0, out = "", paper = false, fresh = false,
   patience = 5, noise = 0, noise_max = 0},
-  "Train the paper's Net1: lumen experiments/net1_mnist.lua [options]")
+  "Train the paper's Net1: lumen experiments/net1_mnist.lua [options]\n"
+    .. "(--out defaults to results/net1_<data>, with _paper for --paper)")
+cli.check(opts, {data = {"mnist", "fashion"}, cycles = "count", period_epochs = "count", lr_min = "nonnegative",
+  lr_max = "positive", batch = "count", seed = "count0", threads = "count0", patience = "count",
+  noise = "nonnegative", noise_max = "nonnegative"})
+for _, k in ipairs{"cycles", "period_epochs", "lr_min", "lr_max"} do
+  if opts.paper and given[k] then
+    cli.usage_error("--paper sets the schedule (30 cycles of 3000 iterations over [0, 1e-5]): leave out --%s",
+      k:gsub("_", "-"))
+  end
+end
+if given.noise and given.noise_max then cli.usage_error("--noise (a fixed sigma) or --noise-max, not both") end
 if opts.threads > 0 then lm.set_num_threads(opts.threads) end
 if opts.out == "" then opts.out = "results/net1_" .. opts.data .. (opts.paper and "_paper" or "") end
+lm.mkdir(opts.out)
 if opts.fresh then
   os.remove(opts.out .. "/checkpoint.safetensors")
   os.remove(opts.out .. "/best.safetensors")
+  os.remove(opts.out .. "/options.json")
 end
+-- a rerun resumes the checkpoint only for the options that wrote it
+study.check_run_options(opts.out, {data = opts.data, cycles = opts.cycles, period_epochs = opts.period_epochs,
+  lr_min = opts.lr_min, lr_max = opts.lr_max, batch = opts.batch, seed = opts.seed, paper = opts.paper,
+  patience = opts.patience, noise = opts.noise, noise_max = opts.noise_max}, "net1_mnist")
 lm.manual_seed(opts.seed)
 
 

@@ -33,11 +33,22 @@
 local lm = require 'lumen'
 local cli = require 'lumen.cli'
 
-local opts = cli.parse(arg, {cycles = 30, period_epochs = 2, lr_min = 1e-5, lr_max = 5e-4, decay = 0.95,
+local study = require 'lumen.introspect.study'
+
+local opts, given = cli.parse(arg, {cycles = 30, period_epochs = 2, lr_min = 1e-5, lr_max = 5e-4, decay = 0.95,
   batch = 128, seed = 1, threads = 0, out = "results/net2_cifar10", subset = 0, width = 1.0,
   device = "cpu", steps = 0, patience = 5, fresh = false, data_dir = "", trajectory_samples = 500, paper = false},
   "Train the paper's Net2: lumen experiments/net2_cifar10.lua [options]")
+cli.check(opts, {cycles = "count", period_epochs = "count", lr_min = "nonnegative", lr_max = "positive",
+  decay = "positive", batch = "count", seed = "count0", threads = "count0", subset = "count0", width = "positive",
+  steps = "count0", patience = "count", trajectory_samples = "count0"})
 if opts.paper then
+  for _, k in ipairs{"cycles", "period_epochs", "lr_min"} do
+    if given[k] then
+      cli.usage_error("--paper sets the schedule (100 cycles of 5000 iterations from 0): leave out --%s",
+        k:gsub("_", "-"))
+    end
+  end
   opts.lr_min, opts.cycles = 0, 100
   if opts.out == "results/net2_cifar10" then opts.out = "results/net2_cifar10_paper" end
 end
@@ -45,6 +56,15 @@ if opts.threads > 0 then lm.set_num_threads(opts.threads) end
 if opts.fresh then
   os.remove(opts.out .. "/checkpoint.safetensors")
   os.remove(opts.out .. "/trajectories.safetensors")
+  os.remove(opts.out .. "/options.json")
+end
+-- a rerun resumes the checkpoint only for the options that wrote it
+if opts.steps == 0 then
+  lm.mkdir(opts.out)
+  study.check_run_options(opts.out, {cycles = opts.cycles, period_epochs = opts.period_epochs, lr_min = opts.lr_min,
+    lr_max = opts.lr_max, decay = opts.decay, batch = opts.batch, seed = opts.seed, subset = opts.subset,
+    width = opts.width, patience = opts.patience, trajectory_samples = opts.trajectory_samples, paper = opts.paper},
+    "net2_cifar10")
 end
 lm.manual_seed(opts.seed)
 

@@ -1,9 +1,13 @@
 -- A short tour of Lumen's tensors, with timings on this machine.
---   lumen experiments/tour.lua [threads]
--- Writes results/tour/tour.safetensors and results/tour/timings.json.
+--   lumen experiments/tour.lua [--threads T] [--out DIR]
+-- Writes DIR/tour.safetensors and DIR/timings.json (DIR: results/tour).
 local lm = require 'lumen'
+local cli = require 'lumen.cli'
 
-local threads = tonumber(arg and arg[1]) or lm.get_num_threads()
+local opts = cli.parse(arg, {threads = 0, out = "results/tour"},
+  "A short tour of Lumen's tensors: lumen experiments/tour.lua [options] (--threads 0: all cores)")
+cli.check(opts, {threads = "count0"})
+local threads = opts.threads > 0 and opts.threads or lm.get_num_threads()
 lm.set_num_threads(threads)
 lm.manual_seed(42)
 print(string.format("Lumen %s, %d thread(s), CUDA: %s", lm.version, threads,
@@ -63,14 +67,14 @@ timings[#timings + 1] = string.format('"add_1M_ms": %.4f', s_add * 1e3)
 timings[#timings + 1] = string.format('"elu_1M_ms": %.4f', s_elu * 1e3)
 
 section("files")
-lm.mkdir("results/tour")
-lm.save("results/tour/tour.safetensors", {x = x, a = a}, {made_by = "experiments/tour.lua"})
-local back, meta = lm.load("results/tour/tour.safetensors")
-print("saved and loaded results/tour/tour.safetensors:", back.x:shape_string(), back.a:shape_string(),
+lm.mkdir(opts.out)
+lm.save(opts.out .. "/tour.safetensors", {x = x, a = a}, {made_by = "experiments/tour.lua"})
+local back, meta = lm.load(opts.out .. "/tour.safetensors")
+print("saved and loaded " .. opts.out .. "/tour.safetensors:", back.x:shape_string(), back.a:shape_string(),
   "metadata made_by = " .. meta.made_by)
-lm.write_file("results/tour/timings.json",
+lm.write_file(opts.out .. "/timings.json",
   "{\n  \"threads\": " .. threads .. ",\n  " .. table.concat(timings, ",\n  ") .. "\n}\n")
-print("timings in results/tour/timings.json")
+print("timings in " .. opts.out .. "/timings.json")
 
 section("memory")
 local stats = lm.memory_stats()

@@ -3,7 +3,8 @@
 -- accepts --name value, --name=value, --flag, --no-flag and --flag false
 -- (booleans); --help prints the usage text and the defaults, then exits. A
 -- mistake (an unknown option, a value of the wrong kind) is a message on
--- stderr and exit status 2.
+-- stderr and exit status 2. The second result is the set of options the
+-- command line gave (a preset may only fill the others).
 local cli = {}
 
 -- how a boolean option may be written (case-insensitive)
@@ -20,7 +21,7 @@ local function usage_error(fmt, ...)
 end
 
 function cli.parse(args, defaults, usage)
-  local opts = {}
+  local opts, given = {}, {}
   for k, v in pairs(defaults) do opts[k] = v end
   local i = 1
   args = args or {}
@@ -42,18 +43,27 @@ function cli.parse(args, defaults, usage)
       os.exit(0)
     end
     local negated = key:match("^no_(.+)$")
-    if negated and defaults[key] == nil and type(defaults[negated]) == "boolean" and value == nil then
-      key, value = negated, "false" -- --no-flag
+    if negated and defaults[key] == nil and type(defaults[negated]) == "boolean" then
+      -- --no-flag, and --no-flag=true (false) or --no-flag=false (true)
+      local b = true
+      if value ~= nil then
+        b = TRUTH[value:lower()]
+        if b == nil then usage_error("option --no-%s is true or false, got '%s'", dashed(negated), value) end
+      end
+      key, value = negated, b and "false" or "true"
     end
     if defaults[key] == nil then
       local names = {}
       for k in pairs(defaults) do names[#names + 1] = k end
       local near = require('lumen.help').closest(key, names)
       for n, k in ipairs(near) do near[n] = "--" .. dashed(k) end
-      local hint = #near > 0 and "did you mean " .. table.concat(near, " or ") .. "?" or "try --help"
-      usage_error("unknown option --%s (%s)", dashed(key), hint)
+      if #near > 0 then
+        usage_error("unknown option --%s (did you mean %s?)", dashed(key), table.concat(near, " or "))
+      end
+      usage_error("unknown option --%s", dashed(key))
     end
     local kind = type(defaults[key])
+    given[key] = true
     if kind == "boolean" and value == nil then
       -- a bare flag, or a flag followed by a boolean word (--resume false)
       local word = args[i + 1] and TRUTH[args[i + 1]:lower()]
@@ -88,7 +98,57 @@ function cli.parse(args, defaults, usage)
     end
     i = i + 1
   end
+  return opts, given
+end
+
+-- what each kind of cli.check accepts, and how a mistake names it
+local KINDS = {
+  count = {"an integer >= 1", function(v) return math.type(v) == "integer" and v >= 1 end},
+  count0 = {"an integer >= 0", function(v) return math.type(v) == "integer" and v >= 0 end},
+  positive = {"a number > 0", function(v) return v > 0 and v < math.huge end},
+  nonnegative = {"a number >= 0", function(v) return v >= 0 and v < math.huge end},
+}
+
+--- Checks the ranges of parsed numeric options: kinds maps an option to
+--- 'count' (integer >= 1), 'count0' (integer >= 0), 'positive' (> 0) or
+--- 'nonnegative' (>= 0), or to a list of the strings it may be. A value out
+--- of range is a usage error naming the option, before any work starts.
+function cli.check(opts, kinds)
+  local keys = {}
+  for k in pairs(kinds) do keys[#keys + 1] = k end
+  table.sort(keys)
+  for _, k in ipairs(keys) do
+    local kind, v = kinds[k], opts[k]
+    if type(kind) == "table" then
+      local ok = false
+      for _, w in ipairs(kind) do ok = ok or v == w end
+      if not ok then
+        usage_error("option --%s is one of %s, got '%s'", dashed(k), table.concat(kind, ", "), tostring(v))
+      end
+    else
+      local rule = assert(KINDS[kind], "cli.check: unknown kind " .. tostring(kind))
+      if type(v) ~= "number" or not rule[2](v) then
+        usage_error("option --%s needs %s, got %s", dashed(k), rule[1], tostring(v))
+      end
+    end
+  end
   return opts
 end
+
+--- A list of numbers written with commas ("0.1,1,10"), or a usage error
+--- naming the option.
+function cli.numbers(opts, key)
+  local list = {}
+  for piece in (opts[key] .. ","):gmatch("([^,]*),") do
+    local v = tonumber(piece)
+    if not v then usage_error("option --%s is numbers separated by commas, got '%s'", dashed(key), opts[key]) end
+    list[#list + 1] = v
+  end
+  return list
+end
+
+--- A usage error (the message, " (see --help)", exit status 2): for a
+--- script's own checks of its options.
+cli.usage_error = usage_error
 
 return cli

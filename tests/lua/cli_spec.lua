@@ -14,6 +14,13 @@ describe("cli.parse", function()
     eq(cli.parse({"--paper=off"}, defaults).paper, false)
     eq(cli.parse({"--resume", "false", "--epochs", "2"}, defaults).resume, false)
     eq(cli.parse({"--resume", "--epochs", "2"}, defaults).resume, true)
+    eq(cli.parse({"--no-resume=false"}, defaults).resume, true)
+    eq(cli.parse({"--no-resume=true"}, defaults).resume, false)
+  end)
+
+  it("says which options the command line gave", function()
+    local _, given = cli.parse({"--epochs", "5", "--no-paper"}, defaults)
+    same(given, {epochs = true, paper = true})
   end)
 
   -- a mistake ends the process: message on stderr, status 2
@@ -35,5 +42,29 @@ describe("cli.parse", function()
       .. "status 2\n")
     eq(run("'--epoch', '5'"), "unknown option --epoch (did you mean --epochs?) (see --help)\nstatus 2\n")
     eq(run("'5'"), "unexpected argument '5' (options look like --name value) (see --help)\nstatus 2\n")
+    eq(run("'--zzzzzz', '5'"), "unknown option --zzzzzz (see --help)\nstatus 2\n")
+  end)
+
+  local function check(args, kinds)
+    local script = string.format("local cli = require('lumen.cli'); "
+      .. "local o = cli.parse({%s}, {cycles = 3, eps = 0.5, mode = 'auto', bw = '1,10'}); "
+      .. "cli.check(o, {%s}); cli.numbers(o, 'bw'); print('ok')", args, kinds)
+    local p = io.popen(string.format("'%s/lumen' -e \"%s\" 2>&1; echo \"status $?\"", build, script))
+    local out = p:read("a")
+    p:close()
+    return out
+  end
+
+  it("checks ranges and lists before any work, naming the option", function()
+    local kinds = "cycles = 'count', eps = 'nonnegative', mode = {'auto', 'file'}"
+    eq(check("", kinds), "ok\nstatus 0\n")
+    eq(check("'--cycles', '-3'", kinds), "option --cycles needs an integer >= 1, got -3 (see --help)\nstatus 2\n")
+    eq(check("'--cycles', '2.5'", kinds), "option --cycles needs an integer >= 1, got 2.5 (see --help)\nstatus 2\n")
+    eq(check("'--eps', '-1'", kinds), "option --eps needs a number >= 0, got -1 (see --help)\nstatus 2\n")
+    eq(check("'--mode', 'bogus'", kinds), "option --mode is one of auto, file, got 'bogus' (see --help)\nstatus 2\n")
+    eq(check("'--bw', '1;10'", kinds),
+      "option --bw is numbers separated by commas, got '1;10' (see --help)\nstatus 2\n")
+    eq(check("'--bw', '1,x,10'", kinds), "option --bw is numbers separated by commas, got '1,x,10' (see --help)\n"
+      .. "status 2\n")
   end)
 end)

@@ -185,6 +185,10 @@ describe("experiments", function()
       files[f] = fh ~= nil
       if fh then fh:close() end
     end
+    -- the cached models are reused only for the options that made them
+    local sok, serr = run_experiment("experiments/introspect_mnist.lua",
+      {"--data-dir", dir, "--cycles", "2", "--ae-epochs", "2", "--est-epochs", "2", "--est-period", "20",
+       "--est-cycles", "3", "--trajectory-samples", "50", "--out", dir .. "/out", "--seed", "2", "--mmd-weight", "7"})
     -- --fresh trains the classifier again, with its snapshots: it must not
     -- resume the finished run's checkpoint (which trained nothing and left
     -- the trajectories empty)
@@ -193,6 +197,9 @@ describe("experiments", function()
        "--est-cycles", "1", "--trajectory-samples", "50", "--out", dir .. "/out", "--fresh"})
     local traj = fok and lm.load(dir .. "/out/trajectories.safetensors")
     os.execute("rm -rf " .. dir)
+    eq(sok, false)
+    eq(serr, "study.mnist: " .. dir .. "/out holds models made with --mmd-weight 500 (this run: 7), --seed 1 "
+      .. "(this run: 2); replace them with --fresh, or use another --out")
     truthy(fok, fresh)
     truthy(traj.cycle1 and traj.cycle2 and not traj.cycle3, "a snapshot for each of the 2 cycles after --fresh")
     truthy(ok, metrics)

@@ -70,6 +70,62 @@ function study.run_seed(dir, who, data)
   return ran.seed or 1
 end
 
+--- The data set (lm.data.mnist's kind) a script working on the run in `dir`
+--- reads: `given` (its --data, when the command line gave one), else the
+--- one the run recorded in its metrics.json (Fashion-MNIST where the run
+--- fell back to it), else 'mnist'.
+function study.run_data(dir, given)
+  if given then return given end
+  local f = io.open(dir .. "/metrics.json")
+  if not f then return "mnist" end
+  local ran = lm.json.decode(f:read("a"))
+  f:close()
+  return ran.data == "Fashion-MNIST" and "fashion" or "mnist"
+end
+
+--- Keeps the options that define the models cached in `dir` in
+--- dir/options.json, so that a rerun reuses them only when it asks for the
+--- same: a run whose `options` (name -> number, string or boolean) differ
+--- from the recorded ones is an error naming each difference and `who`
+--- (replace the run with --fresh, or use another --out). The first run, or
+--- one after --fresh (which removes the file), records them; under several
+--- processes rank 0 writes. Returns `options`.
+function study.check_run_options(dir, options, who)
+  local path = dir .. "/options.json"
+  local f = io.open(path)
+  if f then
+    local ran = lm.json.decode(f:read("a"))
+    f:close()
+    local keys, changed = {}, {}
+    for k in pairs(options) do keys[#keys + 1] = k end
+    table.sort(keys)
+    for _, k in ipairs(keys) do
+      if ran[k] ~= options[k] then
+        changed[#changed + 1] = string.format("--%s %s (this run: %s)", k:gsub("_", "-"), tostring(ran[k]),
+          tostring(options[k]))
+      end
+    end
+    if #changed > 0 then
+      error(string.format("%s: %s holds models made with %s; replace them with --fresh, or use another --out",
+        who, dir, table.concat(changed, ", ")), 0)
+    end
+    return options
+  end
+  if lm.dist.is_main() then lm.json.write(path, options) end
+  return options
+end
+
+--- A fingerprint of a network's weights for study.check_run_options: the
+--- sum of every parameter's absolute values, to 9 digits (a model retrained
+--- into the same file differs there).
+function study.weights_fingerprint(net)
+  local total = 0
+  lm.no_grad(function()
+    for _, p in ipairs(net:parameters()) do total = total + p:abs():sum():item() end
+  end)
+  return string.format("%.9g", total)
+end
+
 --- The InfoVAE and the estimator a study cached in `dir`
 --- (autoencoder.safetensors, estimator.safetensors) for `recorder`'s
 --- recordings (`sample`, one input, gives their width), in evaluation mode.
@@ -780,16 +836,30 @@ end
 --- to results/introspect_<data>, o.bandwidths is a list or a comma-separated
 --- string, o.fresh removes the cached checkpoints and recordings first.
 --- Returns the metrics.
+-- The options of study.mnist that define its models: a cached run is
+-- reused only for the same (study.check_run_options).
+local MODEL_OPTIONS = {"data", "seed", "subset", "noise_max", "cycles", "trajectory_samples", "mmd_weight",
+  "bandwidths", "ae_epochs", "est_epochs", "est_period", "est_cycles", "paper", "paper_period", "paper_cycles",
+  "paper_models_lr"}
+
 function study.mnist(o)
   local defaults = study.mnist_defaults()
   for k, v in pairs(o or {}) do defaults[k] = v end
   o = defaults
+  -- every option checked before the first stage (lumen.cli's messages)
+  local cli = require 'lumen.cli'
+  cli.check(o, {seed = "count0", threads = "count0", cycles = "count", ae_epochs = "count", est_epochs = "count",
+    subset = "count0", trajectory_samples = "count", est_period = "count", est_cycles = "count",
+    mmd_weight = "nonnegative", noise_max = "nonnegative", paper_period = "count", paper_cycles = "count",
+    paper_models_lr = "positive", data = {"mnist", "fashion"}, record_to = {"auto", "memory", "file"}})
+  if type(o.bandwidths) == "string" and o.bandwidths ~= "" then cli.numbers(o, "bandwidths") end
   if o.threads > 0 then lm.set_num_threads(o.threads) end
   if o.out == "" then o.out = "results/introspect_" .. o.data .. (o.paper and "_paper" or "") end
   lm.mkdir(o.out)
   if o.fresh then -- the checkpoints and recordings this run and study.run would reuse or rewrite
     local rank, ranks = lm.dist.rank(), lm.dist.size()
     if rank == 0 then
+      os.remove(o.out .. "/options.json")
       for _, name in ipairs{"classifier", "trajectories", "autoencoder", "autoencoder_record", "estimator",
           "estimator_recording",
           "recording_train", "recording_test"} do
@@ -808,6 +878,11 @@ function study.mnist(o)
       lm.dist.barrier() -- nobody looks for a cached file before rank 0 removed it
     end
   end
+  local recorded = {}
+  for _, k in ipairs(MODEL_OPTIONS) do recorded[k] = o[k] end
+  if type(recorded.bandwidths) == "table" then recorded.bandwidths = table.concat(recorded.bandwidths, ",") end
+  study.check_run_options(o.out, recorded, "study.mnist")
+  lm.dist.barrier() -- rank 0 has recorded them
   lm.manual_seed(o.seed)
   local timings = {}
   local stage = study.stage_timer(timings)
@@ -815,6 +890,7 @@ function study.mnist(o)
   local train_set, val_set = lm.data.split(d.train, {fraction = 0.1, seed = o.seed})
   d.train = nil -- the split copied its rows: the whole set need not stay in memory beside them
   if o.subset > 0 then train_set = lm.data.head(train_set, o.subset) end
+  o.trajectory_samples = math.min(o.trajectory_samples, train_set.x:size(1))
   say(string.format("   %s: %d training, %d validation, %d test images", d.name, train_set.x:size(1),
     val_set.x:size(1), d.test.x:size(1)))
   local net = lm.models.net1()
@@ -826,8 +902,7 @@ function study.mnist(o)
   if bw == "" then
     bw = nil -- study.run's default
   elseif type(bw) == "string" then
-    bw = {}
-    for v in o.bandwidths:gmatch("[^,]+") do bw[#bw + 1] = tonumber(v) end
+    bw = cli.numbers(o, "bandwidths")
   end
   return study.run{
     name = "Net1", data = d, train = train_set, test = d.test, net = net, recorder = recorder,
