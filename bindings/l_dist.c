@@ -81,23 +81,39 @@ static int l_barrier(lua_State *L) {
     return 0;
 }
 
+/* The tensor at arg; before raising for something else, the other ranks
+ * are told (lm_dist_refuse), so that none waits in the collective. */
+static lm_tensor *dist_tensor(lua_State *L, int arg, const char *fn) {
+    if (!l_test_tensor(L, arg)) lm_dist_refuse(fn);
+    return l_check_tensor(L, arg);
+}
+
+static lua_Integer dist_integer(lua_State *L, int arg, const char *fn) {
+    if (!lua_isnoneornil(L, arg) && !lua_isinteger(L, arg)) lm_dist_refuse(fn);
+    return luaL_optinteger(L, arg, 0);
+}
+
 static int l_broadcast(lua_State *L) {
-    lm_tensor *t = l_check_tensor(L, 1);
-    lua_Integer root = luaL_optinteger(L, 2, 0);
+    lm_tensor *t = dist_tensor(L, 1, "broadcast_");
+    lua_Integer root = dist_integer(L, 2, "broadcast_");
     start(L);
     dist_check(L, lm_dist_broadcast_(t, (int)root));
     lua_settop(L, 1);
     return 1;
 }
 
-static lm_dist_op check_op(lua_State *L, int arg) {
+static lm_dist_op check_op(lua_State *L, int arg, const char *fn) {
     static const char *const names[] = {"sum", "mean", "max", "min", NULL};
+    const char *name = lua_type(L, arg) == LUA_TSTRING ? lua_tostring(L, arg) : NULL;
+    bool known = lua_isnoneornil(L, arg);
+    for (int i = 0; name && names[i]; i++) known = known || strcmp(name, names[i]) == 0;
+    if (!known) lm_dist_refuse(fn);
     return (lm_dist_op)luaL_checkoption(L, arg, "sum", names);
 }
 
 static int l_allreduce(lua_State *L) {
-    lm_tensor *t = l_check_tensor(L, 1);
-    lm_dist_op op = check_op(L, 2);
+    lm_tensor *t = dist_tensor(L, 1, "allreduce_");
+    lm_dist_op op = check_op(L, 2, "allreduce_");
     start(L);
     dist_check(L, lm_dist_allreduce_(t, op));
     lua_settop(L, 1);
@@ -105,7 +121,7 @@ static int l_allreduce(lua_State *L) {
 }
 
 static int l_all_gather(lua_State *L) {
-    lm_tensor *t = l_check_tensor(L, 1);
+    lm_tensor *t = dist_tensor(L, 1, "all_gather");
     start(L);
     lm_tensor **slot = l_push_slot(L);
     dist_check(L, lm_dist_all_gather(slot, t));
@@ -115,8 +131,8 @@ static int l_all_gather(lua_State *L) {
 
 /* lm._dist.gather(t, root): the rows of every rank on root, 0 rows elsewhere */
 static int l_gather(lua_State *L) {
-    lm_tensor *t = l_check_tensor(L, 1);
-    lua_Integer root = luaL_optinteger(L, 2, 0);
+    lm_tensor *t = dist_tensor(L, 1, "gather");
+    lua_Integer root = dist_integer(L, 2, "gather");
     start(L);
     lm_tensor **slot = l_push_slot(L);
     dist_check(L, lm_dist_gather(slot, t, (int)root));
@@ -141,7 +157,7 @@ static int list_tensors(lua_State *L, int arg, lm_tensor ***out) {
 
 /* lm._dist.allreduce_list_(tensors, op, bucket_bytes) */
 static int l_allreduce_list(lua_State *L) {
-    lm_dist_op op = check_op(L, 2);
+    lm_dist_op op = check_op(L, 2, "allreduce list");
     lua_Integer bucket = luaL_optinteger(L, 3, 0);
     lm_tensor **ts;
     int n = list_tensors(L, 1, &ts); /* pushes the array: arguments first */

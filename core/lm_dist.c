@@ -252,12 +252,22 @@ static MPI_Op mpi_op(lm_dist_op op) {
 
 /* Every rank must make the same call with the same kind of tensor: one
  * small all-reduce of (sig, -sig) under max finds any difference on every
- * rank at once, so a mismatch is an error everywhere instead of a hang. */
-static lm_status check_same(const char *fn, const int64_t *sig) {
-    int64_t buf[2 * SIG_LEN];
+ * rank at once, so a mismatch is an error everywhere instead of a hang.
+ * `local` is this rank's own verdict on its arguments, exchanged with the
+ * signature: a rank that refused its arguments returns that error, and the
+ * others learn of it and fail too, instead of waiting in the collective. */
+static lm_status check_same(const char *fn, const int64_t *sig, lm_status local) {
+    int64_t buf[2 * SIG_LEN + 1];
     for (int i = 0; i < SIG_LEN; i++) buf[i] = sig[i], buf[SIG_LEN + i] = -sig[i];
-    MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, buf, 2 * SIG_LEN, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD),
+    buf[2 * SIG_LEN] = local != LM_OK;
+    MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, buf, 2 * SIG_LEN + 1, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD),
             fn);
+    if (local != LM_OK) return local; /* its message is still the one set */
+    if (buf[2 * SIG_LEN])
+        return lm_fail(LM_ERR_ARG,
+                       "%s: another rank's arguments were refused (its error says why); this "
+                       "is rank %d, stopping with it",
+                       fn, world_rank);
     bool same = true;
     for (int i = 0; i < SIG_LEN; i++) same = same && buf[i] == -buf[SIG_LEN + i];
     if (same) return LM_OK;
@@ -316,6 +326,19 @@ static bool many_ranks(void) {
     return state == RUNNING && world_size > 1;
 }
 
+lm_status lm_dist_refuse(const char *fn) {
+    LM_TRY(lm_dist_init());
+    if (!many_ranks()) return LM_OK;
+#ifdef LUMEN_HAVE_MPI
+    int64_t sig[SIG_LEN];
+    tensor_sig(sig, K_BARRIER, NULL, 0);
+    return check_same(fn, sig, LM_ERR_ARG) == LM_ERR_ARG ? LM_OK : LM_ERR_STATE;
+#else
+    (void)fn;
+    return LM_OK;
+#endif
+}
+
 lm_status lm_dist_barrier(void) {
     LM_TRY(lm_dist_init());
     if (!many_ranks()) return LM_OK;
@@ -323,7 +346,7 @@ lm_status lm_dist_barrier(void) {
     double t0 = now();
     int64_t sig[SIG_LEN];
     tensor_sig(sig, K_BARRIER, NULL, 0);
-    LM_TRY(check_same("barrier", sig));
+    LM_TRY(check_same("barrier", sig, LM_OK));
     MPI_TRY(MPI_Barrier(MPI_COMM_WORLD), "barrier");
     comm_seconds += now() - t0;
 #endif
@@ -332,14 +355,14 @@ lm_status lm_dist_barrier(void) {
 
 lm_status lm_dist_broadcast_(lm_tensor *t, int root) {
     LM_TRY(lm_dist_init());
-    LM_TRY(check_tensor("broadcast_", t));
-    LM_TRY(check_root("broadcast_", root));
-    if (!many_ranks()) return LM_OK;
+    lm_status local = check_tensor("broadcast_", t);
+    if (local == LM_OK) local = check_root("broadcast_", root);
+    if (!many_ranks()) return local;
 #ifdef LUMEN_HAVE_MPI
     double t0 = now();
     int64_t sig[SIG_LEN];
     tensor_sig(sig, K_BROADCAST, t, root);
-    LM_TRY(check_same("broadcast_", sig));
+    LM_TRY(check_same("broadcast_", sig, local));
     lm_tensor *h;
     LM_TRY(to_host_tensor(&h, t));
     lm_status s =
@@ -355,14 +378,14 @@ lm_status lm_dist_broadcast_(lm_tensor *t, int root) {
 
 lm_status lm_dist_allreduce_(lm_tensor *t, lm_dist_op op) {
     LM_TRY(lm_dist_init());
-    LM_TRY(check_tensor("allreduce_", t));
-    LM_TRY(check_op("allreduce_", t->dtype, op));
-    if (!many_ranks()) return LM_OK;
+    lm_status local = check_tensor("allreduce_", t);
+    if (local == LM_OK) local = check_op("allreduce_", t->dtype, op);
+    if (!many_ranks()) return local;
 #ifdef LUMEN_HAVE_MPI
     double t0 = now();
     int64_t sig[SIG_LEN];
     tensor_sig(sig, K_ALLREDUCE, t, op);
-    LM_TRY(check_same("allreduce_", sig));
+    LM_TRY(check_same("allreduce_", sig, local));
     lm_tensor *h;
     LM_TRY(to_host_tensor(&h, t));
     lm_status s =
@@ -381,16 +404,17 @@ lm_status lm_dist_allreduce_(lm_tensor *t, lm_dist_op op) {
 static lm_status gather_rows(const char *fn, lm_tensor **out, lm_tensor *t, int root) {
     *out = NULL;
     LM_TRY(lm_dist_init());
-    LM_TRY(check_tensor(fn, t));
-    if (t->ndim < 1) return lm_fail(LM_ERR_ARG, "%s: needs a tensor of at least 1 dimension", fn);
-    if (root >= 0) LM_TRY(check_root(fn, root));
-    if (!many_ranks()) return lm_clone(out, t);
+    lm_status local = check_tensor(fn, t);
+    if (local == LM_OK && t->ndim < 1)
+        local = lm_fail(LM_ERR_ARG, "%s: needs a tensor of at least 1 dimension", fn);
+    if (local == LM_OK && root >= 0) local = check_root(fn, root);
+    if (!many_ranks()) return local == LM_OK ? lm_clone(out, t) : local;
 #ifdef LUMEN_HAVE_MPI
     double t0 = now();
     int64_t sig[SIG_LEN];
     tensor_sig(sig, root < 0 ? K_GATHER : K_GATHER_ROOT, t, root);
     sig[4] = 0; /* the first dimension may differ */
-    LM_TRY(check_same(fn, sig));
+    LM_TRY(check_same(fn, sig, local));
     int64_t rows = t->shape[0], row_elems = lm_tensor_numel(t) / (rows ? rows : 1);
     if (rows == 0) { /* numel / rows is undefined: the row size from the shape */
         row_elems = 1;
@@ -570,14 +594,14 @@ static void list_sig(int64_t *sig, int kind, lm_tensor *const *ts, int n, int64_
 
 lm_status lm_dist_allreduce_many_(lm_tensor *const *ts, int n, lm_dist_op op, size_t bucket_bytes) {
     LM_TRY(lm_dist_init());
-    LM_TRY(check_list("allreduce list", ts, n));
-    if (n > 0) LM_TRY(check_op("allreduce list", ts[0]->dtype, op));
-    if (!many_ranks()) return LM_OK;
+    lm_status local = check_list("allreduce list", ts, n);
+    if (local == LM_OK && n > 0) local = check_op("allreduce list", ts[0]->dtype, op);
+    if (!many_ranks()) return local;
 #ifdef LUMEN_HAVE_MPI
     double t0 = now();
     int64_t sig[SIG_LEN];
     list_sig(sig, K_ALLREDUCE_MANY, ts, n, op);
-    LM_TRY(check_same(kind_names[K_ALLREDUCE_MANY], sig));
+    LM_TRY(check_same(kind_names[K_ALLREDUCE_MANY], sig, local));
     lm_status s = n ? many("average_gradients", ts, n, bucket_bytes, 0, op, true) : LM_OK;
     comm_seconds += now() - t0;
     return s;
@@ -589,14 +613,14 @@ lm_status lm_dist_allreduce_many_(lm_tensor *const *ts, int n, lm_dist_op op, si
 
 lm_status lm_dist_broadcast_many_(lm_tensor *const *ts, int n, int root, size_t bucket_bytes) {
     LM_TRY(lm_dist_init());
-    LM_TRY(check_list("broadcast list", ts, n));
-    LM_TRY(check_root("broadcast list", root));
-    if (!many_ranks()) return LM_OK;
+    lm_status local = check_list("broadcast list", ts, n);
+    if (local == LM_OK) local = check_root("broadcast list", root);
+    if (!many_ranks()) return local;
 #ifdef LUMEN_HAVE_MPI
     double t0 = now();
     int64_t sig[SIG_LEN];
     list_sig(sig, K_BROADCAST_MANY, ts, n, root);
-    LM_TRY(check_same(kind_names[K_BROADCAST_MANY], sig));
+    LM_TRY(check_same(kind_names[K_BROADCAST_MANY], sig, local));
     lm_status s =
         n ? many("broadcast_parameters", ts, n, bucket_bytes, root, LM_DIST_SUM, false) : LM_OK;
     comm_seconds += now() - t0;

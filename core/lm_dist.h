@@ -40,6 +40,11 @@ int lm_dist_size(void);
 bool lm_dist_active(void);
 
 lm_status lm_dist_barrier(void);
+/* For bindings whose own argument check failed before a collective: takes
+ * part in the collective's argument exchange as a rank that refused its
+ * arguments, so that the other ranks fail too instead of waiting. The
+ * caller then raises its own error. */
+lm_status lm_dist_refuse(const char *fn);
 /* t on every rank becomes root's t. */
 lm_status lm_dist_broadcast_(lm_tensor *t, int root);
 /* t becomes the elementwise reduction over ranks (MEAN: float32 only). */

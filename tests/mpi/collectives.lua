@@ -132,5 +132,23 @@ d.average_gradients(net)
 local mean = sum_over(function(q) return q + 1 end) / k
 check((net[1].weight.grad - mean):abs():max():item() < 1e-6, "average_gradients: the mean")
 check((net[3].bias.grad - 5 / k):abs():max():item() < 1e-6, "a gradient missing on some ranks counts as zeros")
+-- arguments one rank refuses: an error on that rank naming them, on every
+-- other rank one saying so, and then the ranks go on in step (none waits)
+local function refused(what, call, own)
+  local ok, err = pcall(call)
+  check(not ok, what .. ": an error on every rank")
+  local want = r == k - 1 and own or "another rank's arguments were refused (its error says why)"
+  check(err:find(want, 1, true), what .. ": " .. tostring(err))
+  d.barrier() -- in step again
+end
+local last = r == k - 1
+refused("dtype", function() d.allreduce_(last and lm.zeros({4}, "uint8") or lm.zeros(4)) end,
+  "allreduce_: float32 and int32 tensors only")
+refused("root", function() d.broadcast_(lm.zeros(4), last and k or 0) end,
+  string.format("broadcast_: root %d is not a rank (0..%d)", k, k - 1))
+refused("op", function() d.allreduce_(lm.zeros({4}, "int32"), last and "mean" or "sum") end,
+  "'mean' of an int32 tensor")
+refused("op name", function() d.allreduce_(lm.zeros(4), last and "avg" or "sum") end, "invalid option 'avg'")
+refused("not a tensor", function() d.all_gather(last and {} or lm.zeros(2, 1)) end, "expected a tensor")
 d.barrier()
 print(string.format("collectives ok %d/%d", r, k))
