@@ -135,10 +135,10 @@ check((net[3].bias.grad - 5 / k):abs():max():item() < 1e-6, "a gradient missing 
 -- arguments one rank refuses: an error on that rank naming them, on every
 -- other rank one saying so, and then the ranks go on in step (none waits)
 local function refused(what, call, own)
-  local ok, err = pcall(call)
-  check(not ok, what .. ": an error on every rank")
+  local fine, err_text = pcall(call)
+  check(not fine, what .. ": an error on every rank")
   local want = r == k - 1 and own or "another rank's arguments were refused (its error says why)"
-  check(err:find(want, 1, true), what .. ": " .. tostring(err))
+  check(tostring(err_text):find(want, 1, true), what .. ": " .. tostring(err_text))
   d.barrier() -- in step again
 end
 local last = r == k - 1
