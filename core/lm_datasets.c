@@ -173,6 +173,10 @@ lm_status lm_cifar_load(const char *path, lm_dtype image_dtype, lm_tensor **imag
         if (got <= 0) break;
         len += (size_t)got;
     }
+    int zerr = Z_OK;
+    gzerror(f, &zerr);
+    if (s == LM_OK && zerr == Z_BUF_ERROR) /* a gzip stream that ends before its end marker */
+        s = lm_fail(LM_ERR_FORMAT, "'%s': the compressed file ends early (truncated)", path);
     gzclose(f);
     if (s == LM_OK && (len == 0 || len % CIFAR_RECORD != 0))
         s = lm_fail(LM_ERR_FORMAT,

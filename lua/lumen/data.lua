@@ -35,21 +35,28 @@ function data.search_path(dir)
 end
 
 -- The first existing file among name(.gz) in root[/sub] for every root.
+-- A folder with some of the files but not all is named in the error (a
+-- partial copy is never loaded as if it were the whole set).
 local function locate(dir, subdirs, names, what, how)
-  local looked = {}
+  local looked, partial = {}, {}
   for _, root in ipairs(data.search_path(dir)) do
     for _, sub in ipairs(subdirs) do
       local folder = sub == "" and root or (root .. "/" .. sub)
       looked[#looked + 1] = folder
-      local found = {}
+      local found, missing = {}, {}
       for i, name in ipairs(names) do
         if exists(folder .. "/" .. name) then found[i] = folder .. "/" .. name
-        elseif exists(folder .. "/" .. name .. ".gz") then found[i] = folder .. "/" .. name .. ".gz" end
+        elseif exists(folder .. "/" .. name .. ".gz") then found[i] = folder .. "/" .. name .. ".gz"
+        else missing[#missing + 1] = name end
       end
-      if #found == #names then return found, folder end
+      if #missing == 0 then return found, folder end
+      if #missing < #names then
+        partial[#partial + 1] = string.format("%s lacks %s", folder, table.concat(missing, ", "))
+      end
     end
   end
-  error(string.format("%s not found. Looked in: %s.\n%s", what, table.concat(looked, ", "), how), 3)
+  local incomplete = #partial > 0 and (" Incomplete: " .. table.concat(partial, "; ") .. ".") or ""
+  error(string.format("%s not found. Looked in: %s.%s\n%s", what, table.concat(looked, ", "), incomplete, how), 3)
 end
 
 local MNIST_FILES = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
@@ -94,7 +101,8 @@ local function load_idx_pair(images, labels, dtype)
   if x:size(1) ~= y:size(1) then
     error(string.format("'%s' has %d images but '%s' has %d labels", images, x:size(1), labels, y:size(1)), 3)
   end
-  return set_of(x:view(x:size(1), -1), y)
+  if x:size(1) == 0 then error(string.format("'%s' holds no images", images), 3) end
+  return set_of(x:view(x:size(1), x:size(2) * x:size(3)), y)
 end
 
 --- MNIST or Fashion-MNIST: {train = {x, y}, test = {x, y}, classes = {...}}
@@ -235,14 +243,17 @@ Loader.__index = Loader
 ---   uniformly in [0, m] per batch: the paper's domain randomisation),
 ---   opts.clip = {lo, hi} clips noisy inputs, opts.normalize = {mean, std}.
 ---   opts.transform: a function of the batch (lm.data.transforms), run
----   with the random stream seeded per batch so augmentation is reproducible.
+---   with the random stream seeded per batch so augmentation is reproducible
+---   (seeded by loader seed, epoch, batch and shard: each shard draws its own).
 ---   A uint8 set (images as bytes) is gathered as bytes and given as
 ---   float32 batches, x / 255 (data.to_float), before noise and the rest.
 ---   opts.shard = {index = r, count = k} (r 0-based, lm.dist.shard()): this
 ---   process's part of every epoch of k processes: global batch i is the
 ---   batch of one loader with batch_size k * batch_size, and this loader's
 ---   batch i is its rows [r * batch_size, (r + 1) * batch_size). A last,
----   partial global batch (drop_last = false) is split as evenly as possible.
+---   partial global batch (drop_last = false) is split as evenly as possible,
+---   or dropped when it has fewer rows than there are shards (a shard would
+---   get none).
 ---   Noise is drawn as one loader with the global batch draws it (each shard
 ---   its rows' part); after each batch, loader.batch_first (0-based) and
 ---   loader.batch_total give this shard's first row in the global batch and
@@ -251,8 +262,28 @@ Loader.__index = Loader
 --- (data.image_folder) is decoded by worker threads one batch ahead.
 function data.loader(set, opts)
   opts = opts or {}
+  local batch_size = opts.batch_size or 128
+  if math.type(batch_size) ~= "integer" or batch_size < 1 then
+    error("loader: batch_size must be an integer >= 1, got " .. tostring(batch_size), 2)
+  end
+  if opts.normalize ~= nil and (type(opts.normalize) ~= "table" or type(opts.normalize[1]) ~= "number"
+      or type(opts.normalize[2]) ~= "number" or opts.normalize[2] <= 0 or opts.normalize[2] ~= opts.normalize[2]) then
+    error("loader: normalize must be {mean, std} numbers with std > 0 (per channel: a transform, "
+      .. "lm.data.transforms.normalize)", 2)
+  end
   if type(set) == "table" and set.kind == "image_folder" then
     if opts.shard then error("loader: shard is not supported for image folders yet", 2) end
+    for _, k in ipairs{"normalize", "clip"} do
+      if opts[k] then
+        error("loader: " .. k .. " is not supported for image folders (use a transform: lm.data.transforms)", 2)
+      end
+    end
+    local drop = opts.drop_last
+    if drop == nil then drop = opts.shuffle ~= false end
+    if drop and set.n < batch_size then
+      error(string.format("loader: %d images make no whole batch of %d, and a shuffling loader drops the partial "
+        .. "one: pass a smaller batch_size (or drop_last = false)", set.n, batch_size), 2)
+    end
     return image_folder.loader(set, opts)
   end
   if type(set) ~= "table" or not lm.is_tensor(set.x) or not lm.is_tensor(set.y) then
@@ -261,6 +292,9 @@ function data.loader(set, opts)
   end
   if set.y:size(1) ~= set.x:size(1) then
     error(string.format("loader: the set has %d inputs but %d labels", set.x:size(1), set.y:size(1)), 2)
+  end
+  if set.x:dtype() ~= "float32" and set.x:dtype() ~= "uint8" then
+    error("loader: inputs must be float32 or uint8 (images as bytes), got " .. set.x:dtype(), 2)
   end
   local self = setmetatable({
     x = set.x, y = set.y, n = set.x:size(1), batch_size = opts.batch_size or 128,
@@ -317,6 +351,8 @@ end
 function Loader:__len()
   local global = self.batch_size * self.shard_count
   if self.drop_last then return self.n // global end
+  -- a last global batch with fewer rows than shards is dropped: a shard would get none
+  if self.n % global > 0 and self.n % global < self.shard_count then return self.n // global end
   return (self.n + global - 1) // global
 end
 function Loader:batches_per_epoch() return self:__len() end
@@ -373,7 +409,8 @@ function Loader:epoch_iter(first)
     end
     if self.normalize then xb:sub_(self.normalize[1]):div_(self.normalize[2]) end
     if self.transform then
-      xb = transforms.apply_seeded(self.transform, xb, (self.seed * 1000003 + self.epoch) * 65537 + i)
+      xb = transforms.apply_seeded(self.transform, xb,
+        transforms.batch_seed(self.seed, self.epoch, i, self.shard_index))
     end
     return xb, yb, i
   end

@@ -159,7 +159,7 @@ function FolderLoader:epoch_iter(first)
     if i + 1 <= nb then start(i + 1) end
     local y = self.y:index_select(idx)
     if self.transform then
-      x = transforms.apply_seeded(self.transform, x, (self.seed * 1000003 + self.epoch) * 65537 + i)
+      x = transforms.apply_seeded(self.transform, x, transforms.batch_seed(self.seed, self.epoch, i))
     end
     return x, y, i
   end

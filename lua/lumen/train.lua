@@ -63,6 +63,7 @@ end
 function train.evaluate(model, set, opts)
   opts = opts or {}
   local loss = loss_fn(opts.loss)
+  if set.x:size(1) == 0 then error("evaluate: the set is empty", 2) end
   local was_training = model.training
   model:evaluate()
   local n, bs = set.x:size(1), opts.batch_size or 1000

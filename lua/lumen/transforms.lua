@@ -88,6 +88,20 @@ function T.compose(list)
   end
 end
 
+--- The seed of batch i of an epoch of a loader seeded with `seed` (and of
+--- shard `shard`, 0 for one process): the four numbers mixed (splitmix64's
+--- finaliser), so no two batches of any epochs or shards share a seed.
+function T.batch_seed(seed, epoch, i, shard)
+  local h = 0
+  for _, v in ipairs{seed, epoch, i, shard or 0} do
+    h = (h ~ v) * -7046029254386353131 -- 0x9E3779B97F4A7C15: wraps, as the mixing wants
+    h = (h ~ (h >> 30)) * -4658895280553007687
+    h = (h ~ (h >> 27)) * -7723592293110705685
+    h = h ~ (h >> 31)
+  end
+  return h
+end
+
 --- Runs transform(x) with the global stream seeded by `seed`, restoring the
 --- stream afterwards (the loaders' reproducible augmentation).
 function T.apply_seeded(transform, x, seed)

@@ -97,6 +97,10 @@ describe("IDX reader", function()
     write("mismatch/mnist/t10k-images-idx3-ubyte", idx_images(2, 28, 28))
     write("mismatch/mnist/t10k-labels-idx1-ubyte", idx_labels{1, 2})
     raises(function() lm.data.mnist{dir = dir .. "/mismatch"} end, "has 3 images but")
+    write("mismatch/mnist/train-images-idx3-ubyte", idx_images(0, 28, 28))
+    write("mismatch/mnist/train-labels-idx1-ubyte", idx_labels{})
+    raises(function() lm.data.mnist{dir = dir .. "/mismatch"} end,
+      "'" .. dir .. "/mismatch/mnist/train-images-idx3-ubyte' holds no images")
   end)
 
   it("lists where it looked when the data is missing", function()
@@ -124,6 +128,12 @@ describe("CIFAR-10 reader", function()
     os.execute("gzip -k " .. dir .. "/batch.bin")
     local xz = lm._cifar_load(dir .. "/batch.bin.gz")
     same(xz:shape(), {3, 3, 32, 32})
+    -- the gzip stream without its trailer: every record inflates, but the file is cut
+    local f = assert(io.open(dir .. "/batch.bin.gz", "rb"))
+    local gz = f:read("a")
+    f:close()
+    raises(function() lm._cifar_load(write("cut.bin.gz", gz:sub(1, #gz - 8))) end,
+      "cut.bin.gz': the compressed file ends early (truncated)")
   end)
 
   it("names the file and the problem for malformed batches", function()
@@ -144,6 +154,14 @@ describe("CIFAR-10 reader", function()
     same(d.train.y:narrow(1, 1, 4):totable(), {2, 3, 3, 4})
     truthy(d.test_note:find("first 1,000", 1, true), d.test_note)
     eq(d.classes[3], "c")
+    -- a folder missing one training batch is not loaded as the whole set
+    for _, gone in ipairs{3, 1} do
+      os.rename(dir .. "/cifar10/data_batch_" .. gone .. ".bin", dir .. "/cifar10/aside.bin")
+      raises(function() lm.data.cifar10{dir = dir} end,
+        "Incomplete: " .. dir .. "/cifar10 lacks data_batch_" .. gone .. ".bin.")
+      os.rename(dir .. "/cifar10/aside.bin", dir .. "/cifar10/data_batch_" .. gone .. ".bin")
+    end
+    same(lm.data.cifar10{dir = dir}.train.x:shape(), {10, 3, 32, 32})
   end)
 end)
 
@@ -172,6 +190,57 @@ describe("splits and loaders", function()
     raises(function() lm.data.loader({x = x, y = {1, 2}}) end, "got no tensor y")
     raises(function() lm.data.loader(x) end, "got userdata")
     raises(function() lm.data.loader({x = x, y = y:narrow(1, 1, 99)}) end, "the set has 100 inputs but 99 labels")
+    for _, b in ipairs{0, -1, 2.5, 3.0, "8"} do
+      raises(function() lm.data.loader(set, {batch_size = b}) end, "loader: batch_size must be an integer >= 1, got")
+    end
+    raises(function() lm.data.loader({x = y:view(100, 1), y = y}) end,
+      "loader: inputs must be float32 or uint8 (images as bytes), got int32")
+    raises(function() lm.data.loader(set, {normalize = {{0.5, 0.5, 0.5}, {0.2, 0.2, 0.2}}}) end,
+      "loader: normalize must be {mean, std} numbers with std > 0 (per channel: a transform")
+    raises(function() lm.data.loader(set, {normalize = {0.5, 0}}) end, "normalize must be {mean, std} numbers")
+  end)
+
+  it("seeds each batch's augmentation apart across batches, epochs and shards", function()
+    local T = require 'lumen.transforms'
+    local seen = {}
+    for _, key in ipairs{{1, 1, 65538, 0}, {1, 2, 1, 0}, {1, 1, 1, 0}, {1, 1, 1, 1}, {2, 1, 1, 0}, {1, 1, 2, 0}} do
+      local s = T.batch_seed(table.unpack(key))
+      eq(seen[s], nil, table.concat(key, ","))
+      seen[s] = true
+    end
+    eq(T.batch_seed(1, 1, 1, 0), T.batch_seed(1, 1, 1), "shard 0 is one process")
+    -- two shards of one global batch draw different augmentations
+    local noisy = function(xb) return xb + lm.rand(xb:shape()) end
+    local rows = {}
+    for r = 0, 1 do
+      local loader = lm.data.loader(set, {batch_size = 4, shuffle = false, transform = noisy,
+        shard = {index = r, count = 2}})
+      local xb = loader:epoch_iter()()
+      rows[r] = (xb - x:narrow(1, 4 * r + 1, 4)):totable() -- the noise drawn
+    end
+    truthy(math.abs(rows[0][1][1] - rows[1][1][1]) > 1e-6, "shard 0 and shard 1 draw apart")
+  end)
+
+  it("drops a last global batch with fewer rows than shards, so that no shard gets none", function()
+    -- 7 samples, 3 shards of batch 2: one global batch of 6, and 1 row left for 3 shards
+    local small = {x = lm.arange(1, 7):view(7, 1), y = lm.arange(1, 7, 'int32')}
+    local seen = 0
+    for r = 0, 2 do
+      local loader = lm.data.loader(small, {batch_size = 2, shuffle = false, drop_last = false,
+        shard = {index = r, count = 3}})
+      eq(#loader, 1, "shard " .. r)
+      for xb in loader:epoch_iter() do
+        truthy(xb:size(1) > 0, "shard " .. r .. " gets rows")
+        seen = seen + xb:size(1)
+      end
+    end
+    eq(seen, 6)
+    -- 8 samples: the last global batch of 2 rows still has fewer than 3: dropped; 9: 3 rows, one each
+    for n, want in pairs{[8] = 1, [9] = 2} do
+      local set_n = {x = lm.arange(1, n):view(n, 1), y = lm.arange(1, n, 'int32')}
+      eq(#lm.data.loader(set_n, {batch_size = 2, shuffle = false, drop_last = false, shard = {index = 0, count = 3}}),
+        want, n .. " samples")
+    end
   end)
 
   it("shuffles every epoch with drop_last and reused buffers", function()

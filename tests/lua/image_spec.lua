@@ -235,6 +235,13 @@ describe("image folders", function()
       local _, c = mean:max(1)
       eq(label_of_colour[c:item()], all.y[i], "sample " .. i)
     end
+    -- options the folder loader cannot honour are refused, not ignored
+    raises(function() lm.data.loader(set, {normalize = {0.5, 0.25}}) end,
+      "loader: normalize is not supported for image folders (use a transform: lm.data.transforms)")
+    raises(function() lm.data.loader(set, {clip = {0, 1}}) end, "loader: clip is not supported for image folders")
+    raises(function() lm.data.loader(set, {batch_size = 16}) end,
+      "loader: 12 images make no whole batch of 16, and a shuffling loader drops the partial one")
+    eq(#lm.data.loader(set, {batch_size = 16, drop_last = false}), 1)
   end)
 
   it("feeds a shuffled epoch one batch ahead, each sample once, labels matching images", function()
