@@ -262,11 +262,16 @@ end
 -- otherwise (and for dropout2d, one draw per channel) it draws the whole
 -- batch's mask (dropout of ones) and takes its rows.
 -- Either way the stream then stands where the whole batch's draw leaves it.
-local function row_dropout(orig, first, total, per_element)
+local function row_dropout(orig, first, total, per_element, my_rows)
   return function(x, p, training, ...)
     if not training or p == 0 or x:dim() == 0 then return orig(x, p, training, ...) end
     local rows = x:size(1)
-    local inner = rows > 0 and x:numel() // rows or 0
+    if my_rows and rows ~= my_rows then
+      error(string.format("lm.dist.global_batch_random: dropout of a tensor with %d rows in dimension 1 where "
+        .. "this rank has %d rows of the batch: the batch must be dimension 1 (batch_first)", rows, my_rows), 3)
+    end
+    local inner = 1 -- the size of a row, from the shape (a rank may have no rows)
+    for d = 2, x:dim() do inner = inner * x:size(d) end
     local seed, offset = lm.rng_state()
     local whole = (total * inner + 3) // 4
     if per_element and (first * inner) % 4 == 0 then
@@ -289,13 +294,16 @@ end
 --- masks one process would draw for those rows of the whole batch, and the
 --- random stream advancing as that process's does: data-parallel training
 --- with dropout then takes the steps of one process with the global batch.
---- Other random draws inside fn are not arranged so. Returns fn's results.
-function dist.global_batch_random(first, total, fn)
+--- Other random draws inside fn are not arranged so. With `rows` (this
+--- rank's rows of the batch), a dropout whose input does not have them in
+--- dimension 1 (a sequence-first layout, flattened tokens) is an error
+--- rather than masks one process would not draw. Returns fn's results.
+function dist.global_batch_random(first, total, fn, rows)
   if C.size() == 1 then return fn() end
   local F = lm.nn.functional
   local dropout, dropout2d = F.dropout, F.dropout2d
-  F.dropout, F.dropout2d = row_dropout(dropout, first, total, true),
-    row_dropout(dropout2d, first, total, false) -- one draw per channel: the whole batch's
+  F.dropout, F.dropout2d = row_dropout(dropout, first, total, true, rows),
+    row_dropout(dropout2d, first, total, false, rows) -- one draw per channel: the whole batch's
   local results = table.pack(pcall(fn))
   F.dropout, F.dropout2d = dropout, dropout2d
   if not results[1] then error(results[2], 0) end

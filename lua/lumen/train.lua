@@ -111,6 +111,7 @@ local function save_checkpoint(path, run)
   local seed, offset = lm.rng_state()
   local meta = {
     iteration = run.iteration, epoch = run.epoch, batch = run.batch,
+    global_batch = run.global_batch, -- batch_size x processes: what `batch` and `iteration` count in
     rng_seed = seed, rng_offset = offset,
     schedule_iteration = run.schedule and run.schedule.iteration or 0,
     optimizer = osd.settings, history = run.history,
@@ -125,6 +126,12 @@ local function load_checkpoint(path, run)
   local tensors, meta = lm.load(path)
   if meta.format ~= "lumen.train" then error("resume: '" .. path .. "' is not a lumen.train checkpoint", 3) end
   local state = json.decode(meta.state)
+  -- its step counts are in global batches: another global batch would skip or repeat samples
+  if state.global_batch and state.global_batch ~= run.global_batch then
+    error(string.format("resume: '%s' was written with global batches of %d samples (batch_size x processes), "
+      .. "this run's are %d: resume with the same product, or start over (--fresh)", path, state.global_batch,
+      run.global_batch), 3)
+  end
   local model_state, optim_tensors = {}, {}
   for name, t in pairs(tensors) do
     local m = name:match("^model%.(.+)$")
@@ -174,7 +181,7 @@ function train.run(opts)
     period, total = per_epoch, per_epoch * (opts.epochs or 10)
   end
   local run = {model = model, optimizer = optimizer, schedule = schedule, iteration = 0, epoch = 0,
-    batch = 0, history = {}}
+    batch = 0, history = {}, global_batch = (opts.batch_size or 128) * world}
   if opts.early_stopping then
     run.stopper = lm.optim.EarlyStopping(opts.early_stopping == true and {} or opts.early_stopping)
   end
@@ -254,7 +261,8 @@ function train.run(opts)
       optimizer:zero_grad()
       local output
       if dist and world > 1 then -- dropout masks as one process draws them for the global batch
-        output = dist.global_batch_random(loader.batch_first, loader.batch_total, function() return model(x) end)
+        output = dist.global_batch_random(loader.batch_first, loader.batch_total, function() return model(x) end,
+          x:size(1))
       else
         output = model(x)
       end

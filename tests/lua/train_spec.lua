@@ -65,6 +65,13 @@ describe("lm.train", function()
       val = val_set, batch_size = 32, seed = 3, out = dir_b, resume = true, quiet = true}
     same(losses(hc), losses(ha))
     same(net_c[4].weight:totable(), net_a[4].weight:totable())
+    -- another global batch counts its steps otherwise: refused, naming both
+    local net_d, opt_d = setup(99)
+    local clr_d = lm.optim.CyclicLR(opt_d, {min = 1e-3, max = 1e-2, period = 16})
+    raises(function()
+      lm.train{model = net_d, optimizer = opt_d, schedule = clr_d, cycles = 6, train = train_set,
+        val = val_set, batch_size = 16, seed = 3, out = dir_b, resume = true, quiet = true}
+    end, "was written with global batches of 32 samples (batch_size x processes), this run's are 16")
     -- files of a run
     for _, f in ipairs{"checkpoint.safetensors", "metrics.json", "learning_curve.png"} do
       local fh = io.open(dir_a .. "/" .. f, "rb")
