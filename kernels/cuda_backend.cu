@@ -29,9 +29,10 @@ const cu_blas_api *lm_cuda_blas_fns(void) {
 // cuBLAS is opened at the first CUDA use, not linked: loading it maps and
 // relocates ~200 MB, which every CPU-only run would otherwise pay.
 static lm_status load_cublas(void) {
-    const char *names[] = {"libcublas.so.13", "libcublas.so"};
+    // the toolkit's major version: 13 here, 12 where Lumen was built with CUDA 12
+    const char *names[] = {"libcublas.so.13", "libcublas.so.12", "libcublas.so"};
     void *lib = NULL;
-    for (int i = 0; i < 2 && !lib; i++) lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+    for (int i = 0; i < 3 && !lib; i++) lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
     if (!lib)
         return lm_fail(LM_ERR_DEVICE, "the CUDA backend needs cuBLAS, which did not load: %s",
                        dlerror());

@@ -8,7 +8,8 @@
 # is not this one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DLUMEN_CUDA=ON -DLUMEN_NATIVE=OFF >/dev/null
+# no MPI: the GPU machine has no mpirun, and its libraries would only add weight
+cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DLUMEN_CUDA=ON -DLUMEN_NATIVE=OFF -DLUMEN_MPI=OFF >/dev/null
 cmake --build build-gpu -j"$(nproc)" --target lumen
 # the kernels must be built for the H100/H200 (sm_90), not only as PTX that
 # the driver would compile at first use (nvcc's own default is older)
@@ -25,5 +26,13 @@ ldd build-gpu/lumen | awk '/=>/ {print $1, $3}' | while read -r name path; do
     *) cp -L "$path" "gpu-bundle/lib/$name" ;;
   esac
 done
+# what was built: the Lua library is inside the binary, so a bundle older
+# than the tree would run yesterday's code on the device
+echo "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!gpu-bundle' || echo ' + uncommitted changes')" \
+  "built $(date -u '+%Y-%m-%d %H:%M UTC')" > gpu-bundle/STAMP
 du -sh gpu-bundle
 ls gpu-bundle/lib
+cat gpu-bundle/STAMP
+# the device takes 64 MiB with the tree: say so here, not there
+kib=$(du -sk gpu-bundle | cut -f1)
+[ "$kib" -lt $((56 * 1024)) ] || { echo "gpu-bundle: ${kib} KiB leaves too little of the 64 MiB carry for the tree"; exit 1; }

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Sourced by scripts/gpu-check.sh and scripts/gpu-lumen.sh on the GPU
+# machine: sets LUMEN_LIBS, the library path the carried gpu-bundle's lumen
+# needs (the bundle's own libraries, then the machine's cuDNN and cuBLAS).
+# cuDNN and cuBLAS are the ones the machine's PyTorch loads where it has
+# them (one set, known to work with its driver), else the newest found.
+_lumen_torch_lib() { # the directory of the library PyTorch maps for pattern $1
+  timeout 60 python3 - "$1" 2>/dev/null <<'PY'
+import os, sys
+import torch
+torch.backends.cudnn.version()
+torch.zeros(1).cuda() @ torch.zeros(1, 1).cuda() if torch.cuda.is_available() else None
+for line in open("/proc/self/maps"):
+    path = line.split()[-1]
+    if sys.argv[1] in os.path.basename(path):
+        print(os.path.dirname(path))
+        break
+PY
+}
+_lumen_newest_lib() { # the directory of the newest file named $1 (version order)
+  find /usr/local /opt /usr/lib -name "$1" 2>/dev/null | sort -V | tail -1 | xargs -r dirname
+}
+CUDNN_DIR=$(_lumen_torch_lib 'libcudnn.so.9')
+[ -n "$CUDNN_DIR" ] || CUDNN_DIR=$(_lumen_newest_lib 'libcudnn.so.9')
+CUBLAS_DIR=$(_lumen_torch_lib 'libcublas.so.13')
+[ -n "$CUBLAS_DIR" ] || CUBLAS_DIR=$(_lumen_newest_lib 'libcublas.so.13')
+_lumen_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LUMEN_LIBS="$_lumen_root/gpu-bundle/lib:${CUDNN_DIR}:${CUBLAS_DIR}:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export CUDNN_DIR CUBLAS_DIR LUMEN_LIBS
