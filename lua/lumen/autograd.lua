@@ -58,7 +58,20 @@ function autograd.Function(def)
     if #inputs > 0 and lm.is_grad_enabled() then
       lm._attach_function(out, inputs, function(grad)
         local grads = table.pack(def.backward(ctx, grad))
-        -- backward returns one value per forward argument; keep the tensor ones
+        -- backward returns one value per forward argument (nil for those
+        -- without a gradient; trailing nils may be left out): a value in the
+        -- place of an argument that is not a tensor means the places shifted
+        if grads.n == 0 then
+          error(string.format("%s returned nothing: return one gradient (or nil) per forward argument (%d)",
+            fn.name, args.n), 0)
+        end
+        for i = 1, grads.n do
+          if grads[i] ~= nil and (i > args.n or not lm.is_tensor(args[i])) then
+            error(string.format("%s returned a %s as result %d, where forward's argument %d is %s: return one "
+              .. "gradient (or nil) per forward argument, in order (%d)", fn.name, lm.is_tensor(grads[i]) and "tensor"
+              or type(grads[i]), i, i, i > args.n and "missing" or ("a " .. type(args[i])), args.n), 0)
+          end
+        end
         local picked = {}
         for k, pos in ipairs(positions) do picked[k] = grads[pos] end
         return table.unpack(picked, 1, #positions)

@@ -114,6 +114,16 @@ describe("autograd", function()
     end
   end)
 
+  it("gives no gradient to a leaf frozen after the forward pass, as torch", function()
+    local w = lm.ones(2):requires_grad(true)
+    local v = lm.ones(2):requires_grad(true)
+    local y = (w * 2 + v * 3):sum()
+    w:requires_grad(false)
+    y:backward()
+    eq(w.grad, nil)
+    same(v.grad:totable(), {3, 3})
+  end)
+
   it("runs a custom function's Lua backward and checks its results", function()
     local Bad = lm.autograd.Function{
       forward = function(_, v) return v * 1 end,
@@ -132,6 +142,33 @@ describe("autograd", function()
     }
     raises(function() Truncating(x):sum():backward() end,
       "backward of truncating: gradient 1 is a int32 tensor on cpu, its input's must be float32 on cpu")
+    -- one result per forward argument, in order: a shifted list is refused, not misassigned
+    local Scaled = lm.autograd.Function{name = "scaled",
+      forward = function(_, u, alpha, w) return u * alpha + w end,
+      backward = function(_, g, alpha) return g * (alpha or 2), g end, -- forgot the nil for alpha
+    }
+    local w = lm.ones(3):requires_grad(true)
+    raises(function() Scaled(x, 2, w):sum():backward() end, "backward of scaled: scaled returned a tensor as "
+      .. "result 2, where forward's argument 2 is a number: return one gradient (or nil) per forward argument, in "
+      .. "order (3)")
+    local Silent = lm.autograd.Function{name = "silent",
+      forward = function(_, u) return u * 2 end,
+      backward = function(_, g) local _ = g * 2 end, -- forgot return
+    }
+    raises(function() Silent(x):sum():backward() end, "silent returned nothing")
+    local Extra = lm.autograd.Function{name = "extra",
+      forward = function(_, u) return u * 2 end,
+      backward = function(_, g) return g * 2, g end,
+    }
+    raises(function() Extra(x):sum():backward() end, "extra returned a tensor as result 2, where forward's "
+      .. "argument 2 is missing")
+    local Right = lm.autograd.Function{name = "right",
+      forward = function(_, u, alpha, v) return u * alpha + v end,
+      backward = function(_, g) return g * 2, nil, g end,
+    }
+    x.grad, w.grad = nil, nil
+    Right(x, 2, w):sum():backward()
+    same(x.grad:totable(), {2, 2, 2}); same(w.grad:totable(), {1, 1, 1})
   end)
 
   it("carries a Function that hands its input back (gradient reversal) on a tensor of its own", function()

@@ -40,6 +40,13 @@ describe("modules", function()
     handle.remove()
     net(lm.ones(5, 2))
     eq(#seen, 1)
+    -- a one-shot hook that removes itself: the hook after it still runs, this call and the next
+    local ran, once = {}, nil
+    once = net[1]:register_forward_hook(function() ran[#ran + 1] = "A"; once.remove() end)
+    net[1]:register_forward_hook(function() ran[#ran + 1] = "B" end)
+    net(lm.ones(5, 2))
+    net(lm.ones(5, 2))
+    same(ran, {"A", "B", "B"})
   end)
 
   it("prints its architecture", function()

@@ -128,7 +128,10 @@ end
 --- Calls forward, then the forward hooks fn(module, input, output).
 function Module:call(input, ...)
   local outputs = table.pack(self:forward(input, ...))
-  for _, hook in ipairs(self._hooks) do
+  local hooks = self._hooks
+  -- over a copy: a hook that removes itself (or adds one) leaves this call's list as it was
+  if #hooks > 0 then hooks = table.move(hooks, 1, #hooks, 1, {}) end
+  for _, hook in ipairs(hooks) do
     local replaced = hook(self, input, outputs[1])
     if replaced ~= nil then outputs[1] = replaced end
   end
