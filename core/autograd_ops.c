@@ -60,12 +60,30 @@ lm_status lm_ag_binary(lm_tensor **out, lm_binary_op op, lm_tensor *a, lm_tensor
     lm_node *node;
     LM_TRY(lm_node_record(&node, out, lm_binary_name(op), lm_rule_binary, 2, in));
     node->iparams[0] = op;
-    if (op != LM_ADD && op != LM_SUB) {
-        lm_node_save(node, 0, a);
-        lm_node_save(node, 1, b);
+    /* only what lm_rule_binary reads for the inputs that need a gradient:
+     * less memory held, and no refusal of an in-place change nothing reads */
+    bool need_a = node->inputs[0] != NULL, need_b = node->inputs[1] != NULL;
+    bool save_a = false, save_b = false, save_y = false;
+    switch (op) {
+    case LM_MUL: /* a' = g b, b' = g a */
+        save_a = need_b, save_b = need_a;
+        break;
+    case LM_DIV: /* a' = g / b, b' = -g y / b */
+        save_b = true, save_y = need_b;
+        break;
+    case LM_POW: /* a' = g b a^(b-1), b' = g y ln a (and where a = 0) */
+        save_a = save_b = true, save_y = need_b;
+        break;
+    case LM_MAXIMUM:
+    case LM_MINIMUM: /* which side was chosen */
+        save_a = save_b = true;
+        break;
+    default: /* add, sub: the gradient alone */
+        break;
     }
-    if (op == LM_DIV || op == LM_POW) return lm_node_save_output(node, 2, *out);
-    return LM_OK;
+    if (save_a) lm_node_save(node, 0, a);
+    if (save_b) lm_node_save(node, 1, b);
+    return save_y ? lm_node_save_output(node, 2, *out) : LM_OK;
 }
 
 lm_status lm_ag_binary_scalar(lm_tensor **out, lm_binary_op op, lm_tensor *a, double s,
@@ -77,8 +95,25 @@ lm_status lm_ag_binary_scalar(lm_tensor **out, lm_binary_op op, lm_tensor *a, do
     node->iparams[0] = op;
     node->iparams[1] = scalar_first;
     node->p[0] = s;
-    lm_node_save(node, 0, a);
-    return lm_node_save_output(node, 1, *out);
+    /* only what lm_rule_binary_scalar reads: nothing for add, sub, mul and a / s */
+    bool save_a = false, save_y = false;
+    switch (op) {
+    case LM_DIV: /* s / a: -g y / a */
+        save_a = save_y = scalar_first;
+        break;
+    case LM_POW: /* s^a: g y ln s (and where a >= 0 for s = 0); a^s: g s a^(s-1) */
+        save_y = scalar_first;
+        save_a = scalar_first ? s == 0 : s != 0;
+        break;
+    case LM_MAXIMUM:
+    case LM_MINIMUM:
+        save_a = true;
+        break;
+    default:
+        break;
+    }
+    if (save_a) lm_node_save(node, 0, a);
+    return save_y ? lm_node_save_output(node, 1, *out) : LM_OK;
 }
 
 lm_status lm_ag_where(lm_tensor **out, lm_tensor *cond, lm_tensor *a, lm_tensor *b) {

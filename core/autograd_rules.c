@@ -234,7 +234,8 @@ lm_status lm_rule_binary(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     return sc_end(&sc);
 }
 
-/* iparams[0] = op, iparams[1] = scalar_first, p[0] = scalar; saved[0] = a, saved[1] = y */
+/* iparams[0] = op, iparams[1] = scalar_first, p[0] = scalar; saved[0] = a, saved[1] = y
+ * where the op's gradient reads them (lm_ag_binary_scalar) */
 lm_status lm_rule_binary_scalar(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     scope sc = {0};
     lm_tensor *a = sc_saved(&sc, n, 0), *y = sc_saved(&sc, n, 1), *d = NULL;
@@ -264,7 +265,7 @@ lm_status lm_rule_binary_scalar(lm_node *n, lm_tensor *g, lm_tensor **gi) {
             if (s == 0)
                 d = sc_where(&sc, sc_binary_scalar(&sc, LM_GE, a, 0), sc_zeros_like(&sc, a), d);
         } else if (s == 0) {
-            d = sc_zeros_like(&sc, a);
+            d = sc_zeros_like(&sc, g); /* a's shape: a is not saved for a^0 */
         } else {
             d = sc_binary_scalar(&sc, LM_MUL, sc_unary(&sc, LM_POW_SCALAR, a, s - 1, 0), s);
         }

@@ -412,7 +412,8 @@ lm_status lm_backward(lm_tensor *root, lm_tensor *grad, bool retain_graph) {
         m->pending = NULL;
         if (!g) continue; /* nothing flowed here */
         lm_node *n = m->grad_fn;
-        /* a leaf frozen since the forward pass (requires_grad(false)) gets no gradient, as in torch */
+        /* a leaf frozen since the forward pass (requires_grad(false)) gets no gradient, as in torch
+         */
         if ((!n && m->requires_grad) || m->retain_grad) s = accumulate_grad(t, g);
         if (s == LM_OK && n) {
             lm_tensor *grads[LM_NODE_MAX_INPUTS] = {NULL};

@@ -82,6 +82,35 @@ describe("autograd", function()
     raises(function() (x * 2):requires_grad(false) end, "leaf tensors")
   end)
 
+  it("keeps of a binary or scalar op only what the gradients it owes read, as torch", function()
+    -- x * 2, x + 1, x - 1, x / 2 read nothing of x: a later in-place change is fine
+    for name, f in pairs{mul = function(v) return v * 2 end, add = function(v) return v + 1 end,
+        sub = function(v) return v - 1 end, div = function(v) return v / 2 end,
+        rsub = function(v) return 1 - v end, addt = function(v) return v + lm.ones(3) end} do
+      local x = lm.tensor({1, 2, 3}):requires_grad(true)
+      local y = f(x):sum()
+      lm.no_grad(function() x:add_(1) end)
+      y:backward()
+      local want = ({mul = 2, div = 0.5, rsub = -1})[name] or 1
+      same(x.grad:totable(), {want, want, want}, 1e-7, name)
+    end
+    -- a * w with only w needing a gradient reads a alone: w may change
+    local a, w = lm.tensor({1, 2}), lm.tensor({3, 4}):requires_grad(true)
+    local y = (a * w):sum()
+    lm.no_grad(function() w:add_(1) end)
+    y:backward()
+    same(w.grad:totable(), {1, 2})
+    -- but 1 / x reads x and its output: a change of x is still refused
+    local x = lm.tensor({1, 2}):requires_grad(true)
+    local r = (1 / x):sum()
+    lm.no_grad(function() x:add_(1) end)
+    raises(function() r:backward() end, "a tensor saved by div for the gradient was modified in place")
+    -- x^0 keeps nothing and still gives zeros of x's shape
+    local z = lm.tensor({1, 2}):requires_grad(true)
+    z:pow(0):sum():backward()
+    same(z.grad:totable(), {0, 0})
+  end)
+
   it("keeps of a unary op only what its gradient reads, as torch", function()
     -- exp's gradient reads its output: changing the input afterwards is fine
     local x = lm.tensor({0, 1, 2}):requires_grad(true)
