@@ -27,6 +27,8 @@ static int t_requires_grad(lua_State *L) {
 static lua_State *backward_state;
 
 /* x:backward([grad] [, retain_graph]) */
+static void release_dead_refs(lua_State *L);
+
 static int t_backward(lua_State *L) {
     lm_tensor *t = l_check_tensor(L, 1);
     lm_tensor *grad = lua_isnoneornil(L, 2) ? NULL : l_check_tensor(L, 2);
@@ -35,6 +37,9 @@ static int t_backward(lua_State *L) {
     backward_state = L;
     lm_status s = lm_backward(t, grad, retain);
     backward_state = outer;
+    /* the custom Functions' backward closures (and what they saved) of the
+     * graph this pass freed go now, not at the next Function's forward */
+    if (!outer) release_dead_refs(L);
     l_check(L, s);
     return 0;
 }
@@ -298,12 +303,20 @@ static const luaL_Reg tensor_methods[] = {{"requires_grad", t_requires_grad},
                                           {"retain_grad", t_retain_grad},
                                           {NULL, NULL}};
 
+/* lm._storage_version(t): how many in-place writes t's storage has had (a
+ * custom Function compares it for the tensors it saved, as nodes do) */
+static int l_storage_version(lua_State *L) {
+    lua_pushinteger(L, l_check_tensor(L, 1)->storage->version);
+    return 1;
+}
+
 static const luaL_Reg module_functions[] = {{"set_grad_enabled", l_set_grad_enabled},
                                             {"is_grad_enabled", l_is_grad_enabled},
                                             {"_detect_anomaly", l_detect_anomaly},
                                             {"cat", l_cat},
                                             {"stack", l_stack},
                                             {"_attach_function", l_attach_function},
+                                            {"_storage_version", l_storage_version},
                                             {NULL, NULL}};
 
 void l_register_autograd(lua_State *L) {

@@ -222,8 +222,17 @@ VIEW_ENTRY(lm_ag_narrow(lm_tensor **out, lm_tensor *t, int dim, int64_t start, i
 VIEW_ENTRY(lm_ag_select(lm_tensor **out, lm_tensor *t, int dim, int64_t index), "select",
            lm_rule_select, lm_tensor_select(out, t, dim, index),
            (node->iparams[0] = dim, node->iparams[1] = index))
+/* lm_contiguous hands back t itself when it is contiguous; recorded, that
+ * would make t its own child (a cycle): a new view of it carries the node */
+static lm_status contiguous_own(lm_tensor **out, lm_tensor *t) {
+    LM_TRY(lm_contiguous(out, t));
+    if (*out != t) return LM_OK;
+    lm_tensor_release(*out);
+    return lm_detach(out, t);
+}
+
 VIEW_ENTRY(lm_ag_contiguous(lm_tensor **out, lm_tensor *t), "contiguous", lm_rule_identity,
-           lm_contiguous(out, t), (void)0)
+           contiguous_own(out, t), (void)0)
 VIEW_ENTRY(lm_ag_clone(lm_tensor **out, lm_tensor *t), "clone", lm_rule_identity, lm_clone(out, t),
            (void)0)
 

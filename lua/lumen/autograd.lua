@@ -55,21 +55,39 @@ function autograd.Function(def)
     for i = 1, ctx.saved.n or #ctx.saved do
       if rawequal(ctx.saved[i], out) then ctx.saved[i] = lm.no_grad(function() return out:detach() end) end
     end
+    for k, v in pairs(ctx) do -- the output kept in a field of ctx (ctx.y = y): the same
+      if rawequal(v, out) then rawset(ctx, k, lm.no_grad(function() return out:detach() end)) end
+    end
     if #inputs > 0 and lm.is_grad_enabled() then
+      -- the saved tensors' versions: backward refuses any changed in place since, as the built-in ops do
+      local versions = {}
+      for i = 1, ctx.saved.n or #ctx.saved do
+        if lm.is_tensor(ctx.saved[i]) then versions[i] = lm._storage_version(ctx.saved[i]) end
+      end
+      -- what the check of backward's results needs of the arguments (not the arguments: the closure lives
+      -- as long as the graph)
+      local nargs, kinds = args.n, {}
+      for i = 1, args.n do kinds[i] = lm.is_tensor(args[i]) and "tensor" or type(args[i]) end
       lm._attach_function(out, inputs, function(grad)
+        for i, v in pairs(versions) do
+          if lm._storage_version(ctx.saved[i]) ~= v then
+            error(string.format("a tensor saved by %s (ctx.saved[%d]) for the gradient was modified in place "
+              .. "afterwards; compute it out of place (or clone it) instead", fn.name, i), 0)
+          end
+        end
         local grads = table.pack(def.backward(ctx, grad))
         -- backward returns one value per forward argument (nil for those
         -- without a gradient; trailing nils may be left out): a value in the
         -- place of an argument that is not a tensor means the places shifted
         if grads.n == 0 then
           error(string.format("%s returned nothing: return one gradient (or nil) per forward argument (%d)",
-            fn.name, args.n), 0)
+            fn.name, nargs), 0)
         end
         for i = 1, grads.n do
-          if grads[i] ~= nil and (i > args.n or not lm.is_tensor(args[i])) then
+          if grads[i] ~= nil and kinds[i] ~= "tensor" then
             error(string.format("%s returned a %s as result %d, where forward's argument %d is %s: return one "
               .. "gradient (or nil) per forward argument, in order (%d)", fn.name, lm.is_tensor(grads[i]) and "tensor"
-              or type(grads[i]), i, i, i > args.n and "missing" or ("a " .. type(args[i])), args.n), 0)
+              or type(grads[i]), i, i, kinds[i] and ("a " .. kinds[i]) or "missing", nargs), 0)
           end
         end
         local picked = {}

@@ -1,4 +1,5 @@
 /* Shapes, strides and views: hand-computed expectations. */
+#include "lm_autograd.h"
 #include "lm_ops.h"
 #include "test.h"
 #include "test_tensor.h"
@@ -127,5 +128,23 @@ static void test_copy_broadcast_and_dtype(void) {
     lm_tensor_release(dst);
 }
 
+/* The recorded contiguous of a contiguous leaf is a new view carrying the
+ * node: the leaf stays a leaf and gets its gradient (no cycle). */
+static void test_recorded_contiguous_of_a_leaf(void) {
+    lm_tensor *x = arange_2d(2, 3), *y, *s;
+    CHECK_OK(lm_set_requires_grad(x, true));
+    CHECK_OK(lm_ag_contiguous(&y, x));
+    CHECK(y != x && y->storage == x->storage);
+    CHECK(lm_grad_fn(x) == NULL && lm_grad_fn(y) != NULL);
+    CHECK_OK(lm_ag_reduce(&s, NULL, LM_SUM, y, -1, false));
+    CHECK_OK(lm_backward(s, NULL, false));
+    lm_tensor *g = lm_grad(x);
+    CHECK(g && at(g, 0) == 1 && at(g, 5) == 1);
+    lm_tensor_release(s);
+    lm_tensor_release(y);
+    lm_tensor_release(x);
+}
+
 TEST_MAIN(test_new_and_strides, test_transpose_and_contiguous, test_view_of_noncontiguous,
-          test_select_narrow_expand, test_copy_broadcast_and_dtype)
+          test_select_narrow_expand, test_copy_broadcast_and_dtype,
+          test_recorded_contiguous_of_a_leaf)

@@ -219,7 +219,29 @@ describe("autograd", function()
       forward = function(ctx, v) local y = v:exp(); ctx:save_for_backward(y); return y end,
       backward = function(ctx, g) return g * ctx.saved[1] end,
     }
+    -- the output kept in a field of ctx instead: the same
+    local ExpField = lm.autograd.Function{
+      forward = function(ctx, v) ctx.y = v:exp(); return ctx.y end,
+      backward = function(ctx, g) return g * ctx.y end,
+    }
     local x = lm.randn(1000):requires_grad(true)
+    for _ = 1, 20 do local _ = ExpField(x) end
+    collectgarbage(); collectgarbage(); local _ = ExpField(x); collectgarbage(); collectgarbage()
+    local start = lm.memory_stats().live_bytes
+    for _ = 1, 100 do local _ = ExpField(x) end
+    collectgarbage(); collectgarbage(); local _ = ExpField(x); collectgarbage(); collectgarbage()
+    truthy(lm.memory_stats().live_bytes - start <= 2 * 4096, "ctx.y: live bytes grew by "
+      .. (lm.memory_stats().live_bytes - start))
+    -- a saved tensor changed in place before backward is refused, as the built-in ops refuse theirs
+    local Square = lm.autograd.Function{name = "square",
+      forward = function(ctx, v) ctx:save_for_backward(v); return v * v end,
+      backward = function(ctx, g) return g * 2 * ctx.saved[1] end,
+    }
+    local w = lm.tensor({1, 2, 3}):requires_grad(true)
+    local sq = Square(w):sum()
+    lm.no_grad(function() w:add_(10) end)
+    raises(function() sq:backward() end, "a tensor saved by square (ctx.saved[1]) for the gradient was modified "
+      .. "in place afterwards")
     for _ = 1, 20 do local _ = Exp(x) end
     collectgarbage(); collectgarbage(); local _ = Exp(x); collectgarbage(); collectgarbage()
     local before = lm.memory_stats().live_bytes
