@@ -24,11 +24,17 @@ local I = lm.introspect
 local ES = require 'lumen.introspect.error_scores'
 local study = require 'lumen.introspect.study'
 
-local opts = cli.parse(arg, {out = "results/introspect_cifar10", model = "results/net2_cifar10/model.safetensors",
+local opts, given = cli.parse(arg, {out = "results/introspect_cifar10",
+  model = "results/net2_cifar10/model.safetensors",
   width = 1.0, device = "cpu", data_dir = "", seed = 1, threads = 2, est_epochs = 20, long_epochs = 60,
   wide_epochs = 20, heldout_epochs = 100, folds = 5, resamples = 200, conv = true, name = "error_scores"},
-  "Error scores of the mapped Net2: lumen experiments/error_scores_cifar10.lua [options]")
+  "Error scores of the mapped Net2: lumen experiments/error_scores_cifar10.lua [options]\n"
+    .. "(--width defaults to the one the run in --out recorded)")
+cli.check(opts, {width = "positive", seed = "count0", threads = "count0", est_epochs = "count", long_epochs = "count",
+  wide_epochs = "count", heldout_epochs = "count", folds = "count", resamples = "count"})
 if opts.threads > 0 then lm.set_num_threads(opts.threads) end
+local check_network
+opts.width, check_network = study.mapped_network(opts.out, "error_scores_cifar10", opts.width, given.width)
 local missing = study.missing{opts.model, opts.out .. "/autoencoder.safetensors", opts.out .. "/estimator.safetensors"}
 if missing then
   error(string.format("error_scores_cifar10: %s is missing; train and map Net2 first:\n" ..
@@ -46,6 +52,7 @@ local split_seed = study.run_seed(opts.out, "error_scores_cifar10")
 local train, val = lm.data.split(d.train, {fraction = 0.1, seed = split_seed})
 local net = lm.models.net2{width = opts.width}
 net:load(opts.model)
+check_network(net)
 if opts.device ~= "cpu" then -- the recordings (through the convolutions) on the GPU; the estimators stay here
   if not lm.cuda.available() then error("--device " .. opts.device .. ": " .. lm.cuda.status(), 0) end
   net:to(opts.device)

@@ -11,11 +11,14 @@ local I = lm.introspect
 local A = require 'lumen.introspect.analyses'
 local study = require 'lumen.introspect.study'
 
-local opts = cli.parse(arg, {model = "results/net2_cifar10/model.safetensors", from = "results/introspect_cifar10",
+local opts, given = cli.parse(arg, {model = "results/net2_cifar10/model.safetensors",
+  from = "results/introspect_cifar10",
   out = "results/fgsm_cifar10", sample = 0, steps = 100, eps = 0.01, data_dir = "", device = "cpu", seed = 1,
   width = 1.0},
   "Targeted FGSM on Net2's map: lumen experiments/fgsm_cifar10.lua [options]")
 cli.check(opts, {sample = "count0", steps = "count", eps = "positive", seed = "count0", width = "positive"})
+local check_network
+opts.width, check_network = study.mapped_network(opts.from, "fgsm_cifar10", opts.width, given.width)
 if opts.device ~= "cpu" and not lm.cuda.available() then
   error("--device " .. opts.device .. ": " .. lm.cuda.status(), 0)
 end
@@ -35,6 +38,7 @@ if opts.sample > val_set.x:size(1) then
 end
 local net = lm.models.net2{width = opts.width}
 net:load(opts.model)
+check_network(net)
 net:to(opts.device)
 local recorder = I.Recorder(net, {select = I.elus_after(net, "nn.Linear")}) -- the dense layers
 if opts.sample < 1 then -- the first validation image the network gets right

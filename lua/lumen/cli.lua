@@ -38,7 +38,8 @@ function cli.parse(args, defaults, usage)
       table.sort(keys)
       for _, k in ipairs(keys) do
         local flag = type(defaults[k]) == "boolean" and " (--" .. dashed(k) .. " or --no-" .. dashed(k) .. ")" or ""
-        print(string.format("  --%-12s (default %s)%s", dashed(k), tostring(defaults[k]), flag))
+        local shown = defaults[k] == "" and "none given" or tostring(defaults[k]) -- "" lets the script choose
+        print(string.format("  --%-12s (default %s)%s", dashed(k), shown, flag))
       end
       os.exit(0)
     end

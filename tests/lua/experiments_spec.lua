@@ -76,6 +76,15 @@ describe("experiments", function()
     local fok, fgsm = run_experiment("experiments/fgsm_cifar10.lua",
       {"--data-dir", dir, "--model", dir .. "/net2.safetensors", "--width", "0.1", "--from", dir .. "/out",
        "--out", dir .. "/fgsm", "--steps", "3", "--sample", "2"})
+    -- another network, or another width, against that map: refused, naming it
+    lm.manual_seed(4)
+    lm.models.net2{width = 0.1}:save(dir .. "/other.safetensors")
+    local other_ok, other_err = run_experiment("experiments/fgsm_cifar10.lua",
+      {"--data-dir", dir, "--model", dir .. "/other.safetensors", "--from", dir .. "/out", "--out", dir .. "/fgsm2",
+       "--steps", "3", "--sample", "2"})
+    local width_ok, width_err = run_experiment("experiments/fgsm_cifar10.lua",
+      {"--data-dir", dir, "--model", dir .. "/net2.safetensors", "--width", "0.2", "--from", dir .. "/out",
+       "--out", dir .. "/fgsm2", "--steps", "3", "--sample", "2"})
     local fh = io.open(dir .. "/fgsm/fgsm_paths.png", "rb")
     local fgsm_png = fh ~= nil
     if fh then fh:close() end
@@ -101,6 +110,11 @@ describe("experiments", function()
     eq(metrics.cycles.estimator.cycles, 2, "the 2-D estimator in the cyclic regime, its cycle chosen on validation")
     truthy(fok, fgsm)
     truthy(fgsm_png, "fgsm_paths.png written")
+    eq(other_ok, false)
+    eq(other_err, "fgsm_cifar10: --model is not the network the map in " .. dir .. "/out was made of (that was "
+      .. dir .. "/net2.safetensors)")
+    eq(width_ok, false)
+    eq(width_err, "fgsm_cifar10: the map in " .. dir .. "/out is of a Net2 of width 0.1, not 0.2 (leave out --width)")
     eq(fgsm.sample, 2)
     eq(#pred, 8)
     near(metrics.classifier_test_accuracy_first1000, right / #pred, 1e-9, "test accuracy")

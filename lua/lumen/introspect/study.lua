@@ -115,15 +115,48 @@ function study.check_run_options(dir, options, who)
   return options
 end
 
---- A fingerprint of a network's weights for study.check_run_options: the
---- sum of every parameter's absolute values, to 9 digits (a model retrained
---- into the same file differs there).
+--- A fingerprint of a network's weights for study.check_run_options: a
+--- 64-bit hash of every parameter's float32 bytes, in order, as hex (the
+--- same on every device and thread count; a model retrained into the same
+--- file differs).
 function study.weights_fingerprint(net)
-  local total = 0
-  lm.no_grad(function()
-    for _, p in ipairs(net:parameters()) do total = total + p:abs():sum():item() end
-  end)
-  return string.format("%.9g", total)
+  local h = 0
+  for _, p in ipairs(net:parameters()) do
+    local bytes = lm.encode(p:detach():to("cpu"):contiguous(), "float32")
+    bytes = bytes .. string.rep("\0", -#bytes % 8)
+    for i = 1, #bytes, 8 do h = h * 1099511628211 + string.unpack("<i8", bytes, i) end -- wraps: a hash
+    h = h * 1099511628211 + #bytes
+  end
+  return string.format("%016x", h)
+end
+
+--- The options a run in `dir` recorded (study.check_run_options), or an
+--- empty table where it recorded none.
+function study.run_options(dir)
+  local f = io.open(dir .. "/options.json")
+  if not f then return {} end
+  local recorded = lm.json.decode(f:read("a"))
+  f:close()
+  return recorded
+end
+
+--- For a script that works on the map a run in `dir` made of a network:
+--- the width the run recorded, unless the command line gave one (`given`,
+--- which must then agree); after loading, check(net) says whether `net`
+--- is the network the run mapped (its weights' fingerprint), an error
+--- naming `who` if not. Returns width, check.
+function study.mapped_network(dir, who, width, given)
+  local recorded = study.run_options(dir)
+  if recorded.width and given and recorded.width ~= width then
+    error(string.format("%s: the map in %s is of a Net2 of width %s, not %s (leave out --width)", who, dir,
+      tostring(recorded.width), tostring(width)), 0)
+  end
+  return recorded.width or width, function(net)
+    if recorded.weights and study.weights_fingerprint(net) ~= recorded.weights then
+      error(string.format("%s: --model is not the network the map in %s was made of (that was %s)", who, dir,
+        tostring(recorded.model)), 0)
+    end
+  end
 end
 
 --- The InfoVAE and the estimator a study cached in `dir`
@@ -764,9 +797,12 @@ end
 local function mnist_data(o)
   local dir = o.data_dir ~= "" and o.data_dir or nil
   local ok, data = pcall(lm.data.mnist, {kind = o.data, dir = dir, dtype = "uint8"})
-  if not ok and o.data == "mnist" then
+  -- only a missing MNIST falls back: a damaged one is an error, not a silent change of data set
+  if not ok and o.data == "mnist" and tostring(data):find("MNIST not found", 1, true) then
+    local fok, fashion = pcall(lm.data.mnist, {kind = "fashion", dir = dir, dtype = "uint8"})
+    if not fok then error(tostring(data) .. "\nNor its fallback: " .. tostring(fashion), 0) end
     say("notice: MNIST not found, using Fashion-MNIST instead")
-    data = lm.data.mnist{kind = "fashion", dir = dir, dtype = "uint8"}
+    return fashion
   elseif not ok then
     error(data, 0)
   end
