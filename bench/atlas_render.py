@@ -31,7 +31,11 @@ def main():
     try:
         t = time.perf_counter()
         b.call("Page.navigate", url="file://" + page)
-        b.wait_for("window.atlas && window.atlas.ready", timeout=120, what="the atlas")
+        # ready, or the page's own error (a broken page is reported, not waited on)
+        status = "(document.getElementById('status') || {textContent: ''}).textContent"
+        b.wait_for(f"(window.atlas && window.atlas.ready) || /error/.test({status})", timeout=120, what="the atlas")
+        if not b.evaluate("!!(window.atlas && window.atlas.ready)"):
+            sys.exit(f"the atlas failed to load: {b.evaluate(status)}")
         load = time.perf_counter() - t
         points = b.evaluate("document.getElementById('status').textContent")
         renders = []
@@ -42,6 +46,10 @@ def main():
         b.evaluate("document.getElementById('reset').click(), window.atlas.render()")
         sets = b.evaluate("window.atlas.sets")
         last = sets[-1]
+        # hover times need a set whose first images the page holds
+        if not b.evaluate(f"(() => {{ const d = JSON.parse(document.getElementById('atlas-data').textContent); "
+                          f"const s = d.sets[d.sets.length - 1]; return !!(s.image && s.image.rows >= 2); }})()"):
+            sys.exit(f"set {last!r} holds no images: no hover to time")
         first_hover = hover_ms(b, last, 1)
         warm_hover = hover_ms(b, last, 2)
         print(f"page: {page} ({os.path.getsize(page) / 2**20:.1f} MB)")
