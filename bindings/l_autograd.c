@@ -18,6 +18,8 @@ static int t_requires_grad(lua_State *L) {
         lua_pushboolean(L, lm_requires_grad(t));
         return 1;
     }
+    /* a boolean: requires_grad(opts.flag) with the flag unset is a mistake, not "false" */
+    luaL_checktype(L, 2, LUA_TBOOLEAN);
     l_check(L, lm_set_requires_grad(t, lua_toboolean(L, 2)));
     lua_settop(L, 1);
     return 1;

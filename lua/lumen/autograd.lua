@@ -104,7 +104,7 @@ end
 --- finite differences, element by element. fn's output is reduced to a scalar
 --- with fixed random weights, so non-scalar outputs are checked in every
 --- component. Returns true, or false and a message naming the input, the
---- element and both values.
+--- element and both values. The inputs' .grad are left as they were.
 ---
 --- Tolerances (float32): a difference quotient with step eps carries rounding
 --- noise of about 1e-7 * |f| / eps and truncation error of order eps^2; with
@@ -122,17 +122,26 @@ function autograd.gradcheck(fn, inputs, opts)
   local function objective()
     return lm.no_grad(function() return (fn(table.unpack(inputs)) * weights):sum():item() end)
   end
-  for _, x in ipairs(inputs) do
+  local kept = {} -- the caller's gradients, given back at the end
+  for k, x in ipairs(inputs) do
     if lm.is_tensor(x) and x:requires_grad() then
       if not x:is_leaf() then x:retain_grad() end -- a view made from a leaf
+      kept[k] = x.grad
       x.grad = nil
     end
   end
   local loss = (fn(table.unpack(inputs)) * weights):sum()
   loss:backward()
+  local analytic_of = {}
   for k, x in ipairs(inputs) do
     if lm.is_tensor(x) and x:requires_grad() then
-      local analytic = x.grad and x.grad:contiguous():view(-1):totable() or {}
+      analytic_of[k] = x.grad
+      x.grad = kept[k] -- the caller's own (nil when it had none)
+    end
+  end
+  for k, x in ipairs(inputs) do
+    if lm.is_tensor(x) and x:requires_grad() then
+      local analytic = analytic_of[k] and analytic_of[k]:contiguous():view(-1):totable() or {}
       -- perturb through a flat view of the same storage when x is contiguous,
       -- else through a contiguous base the caller made x a view of
       local n = x:numel()

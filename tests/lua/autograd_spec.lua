@@ -79,6 +79,8 @@ describe("autograd", function()
     b:fill_(5)
     raises(function() y:backward() end, "modified in place")
     raises(function() lm.tensor({1}, 'int32'):requires_grad(true) end, "only float32")
+    raises(function() lm.ones(2):requires_grad(nil) end, "bad argument #1 to 'requires_grad' (boolean expected, got nil)")
+    eq(lm.ones(2):requires_grad(), false, "without an argument: the flag")
     raises(function() (x * 2):requires_grad(false) end, "leaf tensors")
   end)
 

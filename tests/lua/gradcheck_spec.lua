@@ -141,6 +141,17 @@ describe("modules", function()
   end)())
 end)
 
+describe("gradcheck itself", function()
+  it("leaves the inputs' gradients as the caller had them", function()
+    local x = lm.randn(3):requires_grad(true)
+    local y = lm.randn(3):requires_grad(true)
+    x.grad = lm.full({3}, 7)
+    truthy(lm.autograd.gradcheck(function(a, b) return a * b end, {x, y}))
+    same(x.grad:totable(), {7, 7, 7})
+    eq(y.grad, nil)
+  end)
+end)
+
 describe("custom functions", function()
   local Cube = lm.autograd.Function{
     forward = function(ctx, x) ctx:save_for_backward(x); return x * x * x end,
