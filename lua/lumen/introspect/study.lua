@@ -65,7 +65,8 @@ function study.run_seed(dir, who, data)
   local ran = lm.json.decode(f:read("a"))
   f:close()
   if data and ran.data and ran.data ~= data then
-    error(string.format("%s: %s was a run on %s, not %s (give the --data of that run, or a run of this data set)", who, dir, ran.data, data), 0)
+    error(string.format("%s: %s was a run on %s, not %s (give the --data of that run, or a run of this data set)",
+      who, dir, ran.data, data), 0)
   end
   return ran.seed or 1
 end
