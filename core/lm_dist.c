@@ -13,8 +13,9 @@
 #include <mpi.h>
 #endif
 
-enum { NOT_STARTED, WORLD_OF_ONE, RUNNING, FINISHED };
+enum { NOT_STARTED, WORLD_OF_ONE, RUNNING, FINISHED, FAILED };
 static int state = NOT_STARTED;
+static char failure[256]; /* why starting MPI failed: MPI may not be started twice */
 static int world_rank = 0, world_size = 1;
 static double comm_seconds, comm_bytes;
 static char backend_name[320] = "world of one (not started yet)";
@@ -74,6 +75,7 @@ lm_status lm_dist_init(void) {
     if (state != NOT_STARTED) {
         if (state == FINISHED)
             return lm_fail(LM_ERR_STATE, "lm.dist: MPI has already been finalised");
+        if (state == FAILED) return lm_fail(LM_ERR_DEVICE, "%s", failure);
         return LM_OK;
     }
     int launched = launched_size();
@@ -88,13 +90,23 @@ lm_status lm_dist_init(void) {
     if (!initialized) {
         /* only the main thread calls MPI; the thread pool never does */
         int rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
-        if (rc != MPI_SUCCESS)
-            return lm_fail(LM_ERR_DEVICE, "lm.dist: MPI_Init failed (error %d)", rc);
+        if (rc != MPI_SUCCESS) {
+            snprintf(failure, sizeof failure, "lm.dist: MPI_Init failed (error %d)", rc);
+            state = FAILED;
+            return lm_fail(LM_ERR_DEVICE, "%s", failure);
+        }
     }
     /* errors come back as codes, turned into Lua errors naming the rank */
-    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
-    MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &world_size);
+    int rc = MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    if (rc == MPI_SUCCESS) rc = MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+    if (rc == MPI_SUCCESS) rc = MPI_Comm_size(MPI_COMM_WORLD, &world_size);
+    if (rc != MPI_SUCCESS) {
+        snprintf(failure, sizeof failure,
+                 "lm.dist: MPI started but its world is unusable (error %d)", rc);
+        state = FAILED;
+        world_rank = 0, world_size = 1;
+        return lm_fail(LM_ERR_DEVICE, "%s", failure);
+    }
     state = RUNNING;
     if (!initialized) atexit(finalize_at_exit);
     char version[MPI_MAX_LIBRARY_VERSION_STRING];
@@ -505,25 +517,36 @@ static void free_bucket(void) {
     bucket_buf = NULL, bucket_bytes_held = 0;
 }
 
-static lm_status many(const char *fn, lm_tensor *const *ts, int n, size_t bucket_bytes, int root,
-                      lm_dist_op op, bool reduce) {
+/* The elements a bucket of `many` holds for this list (0: nothing to send). */
+static int64_t bucket_elements(lm_tensor *const *ts, int n, size_t bucket_bytes) {
     int64_t cap = (int64_t)(bucket_bytes ? bucket_bytes : (size_t)16 << 20) / 4;
     if (cap < 1024) cap = 1024;
     int64_t total = 0;
     for (int i = 0; i < n; i++) total += lm_tensor_numel(ts[i]);
-    if (cap > total) cap = total;
+    return cap > total ? total : cap;
+}
+
+/* One bucket kept from call to call: a fresh multi-megabyte buffer per step
+ * (mapped, faulted in, unmapped) made a 4.5 MB all-reduce 20-40x slower than
+ * into a reused one. Reserved before the ranks compare their arguments, so
+ * that a rank out of memory fails with the others instead of leaving them
+ * in the collective. */
+static lm_status reserve_bucket(const char *fn, int64_t cap) {
+    if ((size_t)cap * 4 <= bucket_bytes_held) return LM_OK;
+    free(bucket_buf);
+    bucket_buf = malloc((size_t)cap * 4);
+    bucket_bytes_held = bucket_buf ? (size_t)cap * 4 : 0;
+    if (!bucket_buf)
+        return lm_fail(LM_ERR_MEMORY, "%s: out of memory for a %lld-element bucket", fn,
+                       (long long)cap);
+    return LM_OK;
+}
+
+/* Runs on the bucket reserve_bucket gave: every rank has agreed to go on. */
+static lm_status many(const char *fn, lm_tensor *const *ts, int n, size_t bucket_bytes, int root,
+                      lm_dist_op op, bool reduce) {
+    int64_t cap = bucket_elements(ts, n, bucket_bytes);
     if (cap == 0) return LM_OK;
-    /* One bucket kept from call to call: a fresh multi-megabyte buffer per
-     * step (mapped, faulted in, unmapped) made a 4.5 MB all-reduce 20-40x
-     * slower than into a reused one. */
-    if ((size_t)cap * 4 > bucket_bytes_held) {
-        free(bucket_buf);
-        bucket_buf = malloc((size_t)cap * 4);
-        bucket_bytes_held = bucket_buf ? (size_t)cap * 4 : 0;
-        if (!bucket_buf)
-            return lm_fail(LM_ERR_MEMORY, "%s: out of memory for a %lld-element bucket", fn,
-                           (long long)cap);
-    }
     char *buf = bucket_buf;
     lm_status s = LM_OK;
     lm_dtype dtype = ts[0]->dtype;
@@ -598,6 +621,8 @@ lm_status lm_dist_allreduce_many_(lm_tensor *const *ts, int n, lm_dist_op op, si
     if (local == LM_OK && n > 0) local = check_op("allreduce list", ts[0]->dtype, op);
     if (!many_ranks()) return local;
 #ifdef LUMEN_HAVE_MPI
+    if (local == LM_OK)
+        local = reserve_bucket("allreduce list", bucket_elements(ts, n, bucket_bytes));
     double t0 = now();
     int64_t sig[SIG_LEN];
     list_sig(sig, K_ALLREDUCE_MANY, ts, n, op);
@@ -617,6 +642,8 @@ lm_status lm_dist_broadcast_many_(lm_tensor *const *ts, int n, int root, size_t 
     if (local == LM_OK) local = check_root("broadcast list", root);
     if (!many_ranks()) return local;
 #ifdef LUMEN_HAVE_MPI
+    if (local == LM_OK)
+        local = reserve_bucket("broadcast list", bucket_elements(ts, n, bucket_bytes));
     double t0 = now();
     int64_t sig[SIG_LEN];
     list_sig(sig, K_BROADCAST_MANY, ts, n, root);
