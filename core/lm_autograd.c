@@ -102,6 +102,9 @@ lm_status lm_set_grad(lm_tensor *t, lm_tensor *grad) {
         return lm_fail(LM_ERR_SHAPE, "grad: a gradient of shape %s for a tensor of shape %s",
                        lm_shape_str(grad, b, sizeof b), lm_shape_str(t, a, sizeof a));
     }
+    if (grad && grad->storage->device != t->storage->device)
+        return lm_fail(LM_ERR_DEVICE, "grad: the gradient is on %s, the tensor on %s",
+                       lm_device_name(grad->storage->device), lm_device_name(t->storage->device));
     if (grad && grad->storage == t->storage)
         return lm_fail(LM_ERR_ARG, "grad: a tensor's gradient cannot share its memory (the next "
                                    "backward would add into the tensor itself); give a copy");
@@ -385,6 +388,10 @@ lm_status lm_backward(lm_tensor *root, lm_tensor *grad, bool retain_graph) {
         if (grad->dtype != LM_FLOAT32)
             return lm_fail(LM_ERR_ARG, "backward: the gradient must be float32, got %s",
                            lm_dtype_name(grad->dtype));
+        if (grad->storage->device != root->storage->device)
+            return lm_fail(LM_ERR_DEVICE, "backward: the gradient is on %s, the output on %s",
+                           lm_device_name(grad->storage->device),
+                           lm_device_name(root->storage->device));
         seed = lm_tensor_retain(grad);
     }
     tensor_list order = {0};

@@ -329,6 +329,11 @@ describe("gpu errors and memory", function()
     raises(function() return a + b end, "cpu and cuda")
     raises(function() return lm.matmul(lm.ones(2, 2, 'cuda'), lm.ones(2, 2)) end, "different devices")
     raises(function() return F.linear(lm.ones(2, 3, 'cuda'), lm.ones(4, 3)) end, "different devices")
+    -- a gradient from the other device, given to backward or to .grad
+    local w = lm.ones(3, 'cuda'):requires_grad(true)
+    local y = w * 2
+    raises(function() y:backward(lm.ones(3)) end, "backward: the gradient is on cpu, the output on cuda")
+    raises(function() w.grad = lm.ones(3) end, "grad: the gradient is on cpu, the tensor on cuda")
   end)
   it("uint8 tensors stay on the CPU, and their float batches go to the GPU", function()
     local bytes = lm.tensor({{0, 255}, {51, 102}}, 'uint8')
