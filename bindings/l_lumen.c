@@ -502,6 +502,8 @@ static int load_embedded(lua_State *L) {
 }
 
 int lm_lua_open(lua_State *L) {
+    lm_fpenv_sync(); /* the opening thread flushes subnormals from the start, not from its first
+                        tensor */
     l_open_tensor(L);
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
     const lm_embedded_module *init = NULL;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
@@ -416,12 +417,33 @@ static void print_version(void) {
  * start again with the matching set, which OpenBLAS reads only as it loads;
  * a chosen set that fails its check starts again without it
  * (core/lm_blas_kernel.h). If exec fails, Lumen goes on as it is. */
+/* The environment variable `name` as it was (NULL: unset) comes back. */
+static void restore_env(const char *name, const char *old) {
+    if (old)
+        setenv(name, old, 1);
+    else
+        unsetenv(name);
+}
+
 static void choose_blas_kernels(char **argv) {
     const char *plan = lm_blas_reexec_plan();
     if (!plan) return;
     char value[128];
     snprintf(value, sizeof value, "%s", plan);
-    if (!strncmp(value, "fallback:", 9)) {
+    bool fallback = !strncmp(value, "fallback:", 9);
+    /* started through the dynamic loader (ld.so ./lumen ...), /proc/self/exe
+     * is the loader, which would take the script for the program */
+    if (getauxval(AT_BASE) == 0) {
+        lm_blas_restart_failed(value);
+        fprintf(stderr, "lumen: cannot restart under the dynamic loader; %s\n",
+                fallback ? "set OPENBLAS_CORETYPE to a kernel set that works"
+                         : "start it with OPENBLAS_CORETYPE set for faster products");
+        return;
+    }
+    char *old_core = getenv("OPENBLAS_CORETYPE"), *old_detected = getenv("LUMEN_BLAS_DETECTED");
+    old_core = old_core ? strdup(old_core) : NULL;
+    old_detected = old_detected ? strdup(old_detected) : NULL;
+    if (fallback) {
         setenv("LUMEN_BLAS_KERNEL", value, 1);
         unsetenv("OPENBLAS_CORETYPE");
     } else {
@@ -430,7 +452,16 @@ static void choose_blas_kernels(char **argv) {
         setenv("LUMEN_BLAS_KERNEL", value, 1);
     }
     execv("/proc/self/exe", argv);
-    unsetenv("LUMEN_BLAS_KERNEL"); /* exec failed: keep the kernels that run */
+    /* exec failed: the kernels that run stay, the environment as it was, the label says so */
+    unsetenv("LUMEN_BLAS_KERNEL");
+    restore_env("OPENBLAS_CORETYPE", old_core);
+    restore_env("LUMEN_BLAS_DETECTED", old_detected);
+    free(old_core);
+    free(old_detected);
+    lm_blas_restart_failed(value);
+    if (fallback)
+        fprintf(stderr, "lumen: could not restart without the %s kernels: products may be wrong\n",
+                value + 9);
 }
 
 static int open_lumen(lua_State *L) {

@@ -155,7 +155,10 @@ void *lm_cpu_alloc(size_t bytes) {
     void *p = system_alloc(rounded);
     if (!p) {
         lm_cpu_empty_cache();
-        if (oom_handler) oom_handler(oom_ud);
+        if (oom_handler) {
+            oom_handler(oom_ud);
+            lm_cpu_empty_cache(); /* what the handler's collection freed went to the cache */
+        }
         p = system_alloc(rounded);
     }
     if (!p) {

@@ -52,33 +52,59 @@ const char *lm_blas_better_core(const char *corename, lm_cpu_features f) {
     return NULL;
 }
 
-bool lm_blas_verify(void) {
-    enum { M = 67, N = 53, K = 71 };
-    static float a[M * K], b[K * N], c[M * N];
-    uint32_t s = 12345;
-    for (int i = 0; i < M * K; i++)
+/* One product c = alpha op(a) op(b) + beta c (row-major, op a transpose
+ * where asked) against a double-precision loop; false where any element is
+ * off by more than float rounding of its terms. */
+static bool product_matches(int m, int n, int k, bool ta, bool tb, float alpha, float beta,
+                            float *a, float *b, float *c, float *c0) {
+    uint32_t s = 12345u + (uint32_t)(m * 7 + n * 3 + k + ta * 11 + tb * 13);
+    for (int i = 0; i < m * k; i++)
         a[i] = (float)((s = s * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
-    for (int i = 0; i < K * N; i++)
+    for (int i = 0; i < k * n; i++)
         b[i] = (float)((s = s * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
+    for (int i = 0; i < m * n; i++)
+        c[i] = c0[i] = (float)((s = s * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
     if (getenv("LUMEN_BLAS_FAKE_WRONG")) b[0] += 1.0f; /* tests: a kernel that gets it wrong */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a, K, b, N, 0.0f, c, N);
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n,
+                k, alpha, a, ta ? m : k, b, tb ? k : n, beta, c, n);
     if (getenv("LUMEN_BLAS_FAKE_WRONG")) b[0] -= 1.0f;
-    for (int i = 0; i < M; i++)
-        for (int j = 0; j < N; j++) {
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
             double ref = 0, mag = 0;
-            for (int k = 0; k < K; k++) {
-                ref += (double)a[i * K + k] * b[k * N + j];
-                mag += fabs((double)a[i * K + k] * b[k * N + j]);
+            for (int p = 0; p < k; p++) {
+                double t =
+                    (double)(ta ? a[p * m + i] : a[i * k + p]) * (tb ? b[j * k + p] : b[p * n + j]);
+                ref += t, mag += fabs(t);
             }
-            if (fabs(c[i * N + j] - ref) > 1e-5 * mag + 1e-6) return false;
+            ref = alpha * ref + beta * (double)c0[i * n + j];
+            mag = fabs(alpha) * mag + fabs(beta * (double)c0[i * n + j]);
+            if (fabs(c[i * n + j] - ref) > 1e-5 * mag + 1e-6) return false;
         }
     return true;
+}
+
+bool lm_blas_verify(void) {
+    /* a small product (OpenBLAS's small-matrix code on some sets) and larger
+     * ones in the layouts Lumen's layers use (NN forward, NT and TN for the
+     * gradients), past the small-matrix limit so that they run the main
+     * kernel every real product goes through */
+    enum { M = 96, N = 80, K = 144 };
+    static float a[M * K], b[K * N], c[M * N], c0[M * N];
+    return product_matches(67, 53, 71, false, false, 1.0f, 0.0f, a, b, c, c0) &&
+           product_matches(M, N, K, false, false, 0.5f, 0.25f, a, b, c, c0) &&
+           product_matches(M, N, K, false, true, 1.0f, 1.0f, a, b, c, c0) &&
+           product_matches(M, N, K, true, false, 1.0f, 0.0f, a, b, c, c0);
 }
 
 static char choice[160] = "detected by OpenBLAS";
 
 const char *lm_blas_reexec_plan(void) {
     const char *user = getenv("OPENBLAS_CORETYPE"), *ours = getenv("LUMEN_BLAS_KERNEL");
+    /* our marker counts only in the process Lumen restarted: one inherited
+     * by a child (a script that starts lumen) with the user's own
+     * OPENBLAS_CORETYPE beside it is not ours to act on */
+    bool fallback = ours && !strncmp(ours, "fallback:", 9);
+    if (ours && *ours && (fallback ? (user && *user) : !(user && !strcmp(user, ours)))) ours = NULL;
     if (ours && *ours) {
         /* a previous start chose the set (or fell back): check what runs now */
         if (!strncmp(ours, "fallback:", 9)) {
@@ -95,8 +121,12 @@ const char *lm_blas_reexec_plan(void) {
             return choice; /* the host re-executes without OPENBLAS_CORETYPE */
         }
         const char *detected = getenv("LUMEN_BLAS_DETECTED");
-        snprintf(choice, sizeof choice, "chosen by Lumen (OpenBLAS detected %s)",
-                 detected ? detected : "a generic set");
+        const char *running = lm_blas_corename();
+        if (running && strcasecmp(running, ours))
+            snprintf(choice, sizeof choice, "Lumen asked for %s, OpenBLAS runs %s", ours, running);
+        else
+            snprintf(choice, sizeof choice, "chosen by Lumen (OpenBLAS detected %s)",
+                     detected ? detected : "a generic set");
         return NULL;
     }
     if (user && *user) {
@@ -105,6 +135,17 @@ const char *lm_blas_reexec_plan(void) {
     }
     const char *better = lm_blas_better_core(lm_blas_corename(), lm_cpu_detect());
     return better;
+}
+
+void lm_blas_restart_failed(const char *plan) {
+    if (!strncmp(plan, "fallback:", 9))
+        snprintf(choice, sizeof choice,
+                 "%s failed its check and Lumen could not restart without it: products may be "
+                 "wrong",
+                 plan + 9);
+    else
+        snprintf(choice, sizeof choice, "detected by OpenBLAS; Lumen could not restart with %s",
+                 plan);
 }
 
 const char *lm_blas_choice(void) {

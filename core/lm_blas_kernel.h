@@ -29,8 +29,11 @@ lm_cpu_features lm_cpu_detect(void);
  * ("SkylakeX"); NULL when the running set is as good. */
 const char *lm_blas_better_core(const char *corename, lm_cpu_features f);
 
-/* A product of odd shapes (hitting the kernels' edge cases) against a plain
- * loop: true when they agree to float32 rounding. */
+/* Products against a plain loop, true when they agree to float32 rounding:
+ * one of odd small shapes (the kernels' edges, or a set's small-matrix
+ * code) and three past the small-matrix limit in the layouts Lumen's
+ * layers use (NN, NT, TN; alpha and beta not 1 and 0), so that the main
+ * kernel every real product runs is the one checked. */
 bool lm_blas_verify(void);
 
 /* What the host should do at start-up, from the environment: NULL to go on,
@@ -44,5 +47,8 @@ const char *lm_blas_reexec_plan(void);
  * "detected by OpenBLAS", "set by OPENBLAS_CORETYPE", "chosen by Lumen
  * (OpenBLAS detected Prescott)" or "... failed its check: fell back". */
 const char *lm_blas_choice(void);
+/* For the host, when the restart that lm_blas_reexec_plan asked for could
+ * not happen: the label says so (the kernels that run are not the plan's). */
+void lm_blas_restart_failed(const char *plan);
 
 #endif

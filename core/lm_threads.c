@@ -1,4 +1,7 @@
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "lm_threads.h"
+
+#include <sched.h>
 
 #include "lm_fpenv.h"
 
@@ -89,8 +92,16 @@ static uint_fast64_t pack(uint32_t next, uint32_t end) {
     return (uint_fast64_t)next << 32 | end;
 }
 
+/* The cores this process may run on (taskset, a container's cpuset, mpirun
+ * binding each rank to its cores), not every core online: spinning workers
+ * sharing fewer cores than there are threads run many times slower. */
 static int default_threads(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
+#ifdef __linux__
+    cpu_set_t allowed;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) == 0 && CPU_COUNT(&allowed) > 0)
+        n = CPU_COUNT(&allowed);
+#endif
     return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int)n;
 }
 

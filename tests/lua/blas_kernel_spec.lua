@@ -49,4 +49,25 @@ describe("OpenBLAS kernels", function()
     truthy(out:find(want .. " failed its check: fell back", 1, true), out)
     eq(out:find("^" .. want .. "|"), nil, "the chosen set is not kept")
   end)
+
+  it("leaves a child's own OPENBLAS_CORETYPE alone though it inherited Lumen's marker", function()
+    -- a script started by a restarted lumen inherits LUMEN_BLAS_KERNEL; the variable the child's user set wins
+    local out = run("LUMEN_BLAS_KERNEL=SkylakeX OPENBLAS_CORETYPE=Sandybridge", info)
+    truthy(out:find("^Sandybridge|set by OPENBLAS_CORETYPE|"), out)
+    out = run("LUMEN_BLAS_KERNEL=SkylakeX LUMEN_BLAS_FAKE_WRONG=1 OPENBLAS_CORETYPE=Sandybridge", info)
+    truthy(out:find("^Sandybridge|set by OPENBLAS_CORETYPE|"), out)
+    eq(out:find("wrong products", 1, true), nil, out)
+  end)
+
+  it("does not restart when started through the dynamic loader, and says so", function()
+    if not want then skip("this processor has neither AVX2 nor AVX-512") end
+    local loader = io.open("/lib64/ld-linux-x86-64.so.2") and "/lib64/ld-linux-x86-64.so.2"
+    if not loader then skip("no /lib64/ld-linux-x86-64.so.2 here") end
+    local p = io.popen("env -u OPENBLAS_CORETYPE -u LUMEN_BLAS_KERNEL LUMEN_BLAS_FAKE_CORE=Prescott " .. loader
+      .. " " .. lumen .. " -e '" .. info .. "' 2>&1")
+    local out = p:read("a")
+    p:close()
+    truthy(out:find("cannot restart under the dynamic loader", 1, true), out)
+    truthy(out:find("|detected by OpenBLAS; Lumen could not restart with " .. want .. "|", 1, true), out)
+  end)
 end)

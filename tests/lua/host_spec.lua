@@ -31,6 +31,15 @@ describe("lumen host", function()
     truthy(out:find("'-e' needs argument\nusage:"), out)
   end)
 
+  it("starts on the cores it may use, flushing subnormals from the first line", function()
+    -- pinned to one core (taskset, a cpuset, mpirun's binding): one thread, not one per core online
+    local out = run("taskset -c 0 " .. lumen .. [[ -e "print(lm.get_num_threads())"]])
+    eq(out, "1\n")
+    -- flush-to-zero holds before any tensor exists: 2.5e-310 * 1.5 is subnormal
+    eq((run(lumen .. [[ -e "print(2.5e-310 * 1.5)"]])), "0.0\n")
+    eq((run(lumen .. [[ -e "lm.set_flush_denormal(false); print(2.5e-310 * 1.5 > 0)"]])), "true\n")
+  end)
+
   it("binds the global lm and prints the version", function()
     local out = run(lumen .. [[ -v -e "print(lm.tensor{1}:numel())"]])
     truthy(out:match("^Lumen %d+%.%d+%.%d+ %(Lua 5%.4"), out)
