@@ -39,7 +39,8 @@ local opts, given = cli.parse(arg, {from = "results/introspect_mnist", out = "re
   "Input attributions on the mapped Net1: lumen experiments/explain_mnist.lua [options]\n"
     .. "(--data defaults to the data set of the run in --from)")
 cli.check(opts, {data = {"mnist", "fashion"}, subset = "count0", per_class = "count", region_size = "count",
-  error_zone = "count", steps = "count", seed = "count0", threads = "count0"})
+  error_zone = "count", steps = "count", seed = "count0", threads = "count0",
+  rule = {"gauss_legendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle"}})
 opts.data = study.run_data(opts.from, given.data and opts.data)
 if opts.threads > 0 then lm.set_num_threads(opts.threads) end
 lm.manual_seed(opts.seed)

@@ -18,6 +18,24 @@
 local lm = require 'lumen'
 
 local explain = {}
+local checks = require 'lumen.nn.checks'
+
+-- The options each method reads: any other key (a typo, Captum's n_steps or
+-- baselines) is an error rather than a silent default.
+local function known(...)
+  local set = {}
+  for _, list in ipairs{...} do for _, k in ipairs(list) do set[k] = true end end
+  return set
+end
+local METHOD_OPTIONS = {
+  gradient = {"abs"}, saliency = {"abs"}, input_x_gradient = {},
+  smoothgrad = {"samples", "sigma", "seed", "square", "input", "batch_size"},
+  integrated_gradients = {"baseline", "rule", "steps", "batch_size"},
+}
+local ALL_METHOD_OPTIONS = {}
+for _, list in pairs(METHOD_OPTIONS) do
+  for _, k in ipairs(list) do ALL_METHOD_OPTIONS[#ALL_METHOD_OPTIONS + 1] = k end
+end
 
 -- ---- running a model for an explanation ------------------------------------------------------------
 
@@ -50,6 +68,9 @@ local function targets_of(target, n, device, default, who)
   if target == nil then
     t = default()
   elseif type(target) == "number" then
+    if math.type(target) ~= "integer" and target ~= math.floor(target) then
+      error(string.format("%s: target must be a class number, got %s", who, tostring(target)), 3)
+    end
     t = lm.full({n}, target, "int32")
   elseif type(target) == "table" then
     if #target ~= n then
@@ -59,6 +80,9 @@ local function targets_of(target, n, device, default, who)
   elseif lm.is_tensor(target) then
     if target:numel() ~= n then
       error(string.format("%s: target has %d classes for a batch of %d samples", who, target:numel(), n), 3)
+    end
+    if target:dtype() == "float32" and target:ne(target:int():float()):sum():item() > 0 then
+      error(who .. ": target must hold class numbers, got fractions", 3)
     end
     t = target:view(-1):int()
   else
@@ -81,16 +105,21 @@ end
 -- A score function of a classifier: fn(X, reps) -> [rows] and the one-hot
 -- mask of the targets. Predictions come from one forward pass without
 -- gradients when no target is given.
+-- Targets t (int32) must name classes of an output of `classes` columns.
+local function check_classes(t, classes, who)
+  local tmax, tmin = t:max():item(), t:min():item()
+  if tmin < 1 or tmax > classes then
+    error(string.format("%s: target classes must be in 1..%d, got %d..%d", who, classes, tmin, tmax), 0)
+  end
+end
+
 local function classifier_score(model, x, target, who)
   local n, device = x:size(1), device_of(model)
   local t = targets_of(target, n, device, function()
     return lm.no_grad(function() return model(x):argmax(2):view(-1) end)
   end, who)
   local classes = lm.no_grad(function() return model(x:narrow(1, 1, 1)):size(2) end)
-  local tmax, tmin = t:max():item(), t:min():item()
-  if tmin < 1 or tmax > classes then
-    error(string.format("%s: target classes must be in 1..%d, got %d..%d", who, classes, tmin, tmax), 0)
-  end
+  check_classes(t, classes, who)
   local mask = lm.data.one_hot(t, classes):float()
   mask = to_device(mask, device)
   return function(X, reps) return class_scores(model(X), mask, reps or 1) end, t
@@ -142,7 +171,8 @@ end
 local function prepare_input(x, device, who)
   if not lm.is_tensor(x) then error(who .. ": x must be a tensor (a batch), got " .. type(x), 3) end
   if x:dim() < 2 then error(who .. ": x must be a batch [N, ...], got shape " .. x:shape_string(), 3) end
-  return to_device(x:float(), device)
+  -- detached: attributions are results, not part of the caller's graph when x requires grad
+  return to_device(x:float(), device):detach()
 end
 
 local function back(t, like)
@@ -163,7 +193,9 @@ end
 
 local function smoothgrad_of(fn, x, opts)
   local samples = opts.samples or 25
-  if samples < 1 then error("smoothgrad: samples must be at least 1", 0) end
+  if math.type(samples) ~= "integer" or samples < 1 then
+    error("smoothgrad: samples must be an integer >= 1, got " .. tostring(samples), 0)
+  end
   local sigma = opts.sigma
   if sigma == nil then
     sigma = 0.15 * (x:max():item() - x:min():item())
@@ -173,7 +205,7 @@ local function smoothgrad_of(fn, x, opts)
     seed, offset = lm.rng_state()
     lm.manual_seed(opts.seed)
   end
-  local n, total = x:size(1), nil
+  local n, total, total_sq = x:size(1), nil, nil
   local per = rows_per_pass(opts, n, samples)
   local ok, err = pcall(function()
     local done = 0
@@ -184,15 +216,21 @@ local function smoothgrad_of(fn, x, opts)
       local g = gradient(fn, X, k)
       local shape = x:shape()
       table.insert(shape, 1, k)
-      g = g:view(shape):sum(1)
-      total = total and total + g or g
+      g = g:view(shape)
+      if opts.square then -- SmoothGrad-SQ: the mean of the squared gradients
+        local sq = (g * g):sum(1)
+        total_sq = total_sq and total_sq + sq or sq
+      else
+        g = g:sum(1)
+        total = total and total + g or g
+      end
       done = done + k
     end
   end)
   if seed then lm.set_rng_state(seed, offset) end
   if not ok then error(err, 0) end
+  if opts.square then return total_sq / samples end
   local mean = total / samples
-  if opts.square then return mean * mean end
   if opts.input then return mean * x end
   return mean
 end
@@ -272,10 +310,14 @@ local function baseline_of(baseline, x, who)
   if type(baseline) == "number" then return lm.full(x:shape(), baseline, "float32", x:device()) end
   if not lm.is_tensor(baseline) then error(who .. ": baseline must be a number or a tensor", 0) end
   baseline = to_device(baseline:float(), x:device())
-  if baseline:numel() == x:numel() then return baseline:reshape(x:shape()):contiguous() end
-  if baseline:numel() * x:size(1) == x:numel() then
-    local one = x:shape()
-    one[1] = 1
+  -- x's shape, or one sample's (with or without a leading 1): a shape that only has as many elements would
+  -- pair the wrong pixels
+  local one, sample = x:shape(), x:shape()
+  one[1] = 1
+  table.remove(sample, 1)
+  local shape = table.concat(baseline:shape(), "x")
+  if shape == table.concat(x:shape(), "x") then return baseline:contiguous() end
+  if shape == table.concat(one, "x") or shape == table.concat(sample, "x") then
     return baseline:reshape(one):expand(x:shape()):contiguous()
   end
   error(string.format("%s: baseline of shape %s fits neither x (%s) nor one sample", who, baseline:shape_string(),
@@ -330,7 +372,7 @@ local METHODS = {
 --- parameters' gradients off for the call). Returns the attributions (and
 --- the completeness gap for integrated gradients).
 function explain.attribute(fn, x, opts)
-  opts = opts or {}
+  opts = checks.opts(opts, "attribute", known({"method", "models"}, ALL_METHOD_OPTIONS))
   local method = METHODS[opts.method or "gradient"]
   if not method then
     error("attribute: method must be 'gradient', 'input_x_gradient', 'smoothgrad' or 'integrated_gradients', got "
@@ -348,8 +390,9 @@ end
 -- ---- class attributions ----------------------------------------------------------------------------------
 
 local function class_method(name, method)
+  local options = known({"target"}, METHOD_OPTIONS[name])
   return function(model, x, opts)
-    opts = opts or {}
+    opts = checks.opts(opts, name, options)
     local xd = prepare_input(x, device_of(model), name)
     return run_explaining({model}, function()
       local fn = classifier_score(model, xd, opts.target, name)
@@ -370,7 +413,8 @@ explain.input_x_gradient = class_method("input_x_gradient", input_x_gradient_of)
 --- SmoothGrad: the mean gradient over opts.samples (25) noisy copies of each
 --- input, Gaussian noise of standard deviation opts.sigma (default 0.15 x
 --- the batch's value range); opts.seed draws the noise from a seeded stream
---- (the global one is left as it was); opts.square (SmoothGrad-SQ).
+--- (the global one is left as it was); opts.square (SmoothGrad-SQ: the mean of
+--- the squared gradients).
 explain.smoothgrad = class_method("smoothgrad", smoothgrad_of)
 
 --- Integrated gradients (Sundararajan et al. 2017): (x - baseline) times the
@@ -399,7 +443,7 @@ end
 --- none does). opts.shape views flat samples as an image ({1, 28, 28} for
 --- MNIST rows of 784). opts.target, opts.batch_size as for saliency.
 function explain.occlusion(model, x, opts)
-  opts = opts or {}
+  opts = checks.opts(opts, "occlusion", known{"target", "window", "stride", "baseline", "shape", "batch_size"})
   local who = "occlusion"
   local xd = prepare_input(x, device_of(model), who)
   local n = xd:size(1)
@@ -516,7 +560,7 @@ end
 
 local function cam_method(name, weights_of)
   return function(model, layer, x, opts)
-    opts = opts or {}
+    opts = checks.opts(opts, name, known{"target", "upsample", "shape", "size"})
     local xd = prepare_input(x, device_of(model), name)
     local module = resolve_layer(model, layer, name)
     local cam = run_explaining({model}, function()
@@ -531,6 +575,7 @@ local function cam_method(name, weights_of)
         local t = targets_of(opts.target, xd:size(1), device_of(model), function()
           return lm.no_grad(function() return out:argmax(2):view(-1) end)
         end, name)
+        check_classes(t, out:size(2), name)
         local mask = lm.data.one_hot(t, out:size(2)):float()
         class_scores(out, to_device(mask, out:device()), 1):sum():backward()
       end)
@@ -605,7 +650,7 @@ end
 --- returns that axis's attributions (and the completeness gap for
 --- integrated gradients); without it both axes': a1, a2 (, gap1, gap2).
 function explain.map_position(recorder, vae, x, opts)
-  opts = opts or {}
+  opts = checks.opts(opts, "map_position", known({"method", "axis"}, ALL_METHOD_OPTIONS))
   local method = map_method_of(opts, "map_position")
   local axes = opts.axis and {opts.axis} or {1, 2}
   for _, axis in ipairs(axes) do
@@ -630,7 +675,7 @@ end
 --- and classifier. Returns the attributions (and the gap for integrated
 --- gradients).
 function explain.log_error(recorder, vae, est, x, opts)
-  opts = opts or {}
+  opts = checks.opts(opts, "log_error", known({"method"}, ALL_METHOD_OPTIONS))
   local method = map_method_of(opts, "log_error")
   local xd = prepare_input(x, device_of(recorder.model), "log_error")
   return run_explaining({recorder.model, vae, est}, function()

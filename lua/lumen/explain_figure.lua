@@ -60,10 +60,14 @@ function M.colorize(attr, image, o)
   return lm.stack(ch, 1)
 end
 
--- The image shape of one sample of n elements: o.shape, or a square (grey)
--- or a square of three channels.
-local function sample_shape(numel, shape)
+-- The image shape of one sample of `images`: o.shape, the images' own
+-- [C, H, W] (or [H, W]), or for flat rows a square (grey) or a square of
+-- three channels.
+local function sample_shape(images, shape)
   if shape then return shape end
+  if images:dim() == 4 then return {images:size(2), images:size(3), images:size(4)} end
+  if images:dim() == 3 then return {1, images:size(2), images:size(3)} end
+  local numel = images:numel() // images:size(1)
   local side = math.floor(math.sqrt(numel) + 0.5)
   if side * side == numel then return {1, side, side} end
   side = math.floor(math.sqrt(numel / 3) + 0.5)
@@ -114,7 +118,7 @@ function M.figure(path, images, attributions, opts)
       error(string.format("figure: attributions %d must be a tensor of %d samples", j, n), 2)
     end
   end
-  local shape = sample_shape(images:numel() // n, opts.shape)
+  local shape = sample_shape(images, opts.shape)
   local C, H, W = #shape == 3 and shape[1] or 1, shape[#shape - 1], shape[#shape]
   local scale = opts.scale or math.max(1, math.floor(96 / math.max(H, W) + 0.5))
   local show_input = opts.input ~= false

@@ -7,7 +7,11 @@ return function(explain)
   -- `count` step numbers spread evenly over 1..n, first and last included
   local function spread(n, count)
     local picked = {}
-    if count >= n or count < 2 then
+    if math.type(count) ~= "integer" or count < 1 then
+      error("path: count must be an integer >= 1, got " .. tostring(count), 3)
+    end
+    if count == 1 then return {n} end -- the step the path ends at
+    if count >= n then
       for i = 1, n do picked[i] = i end
       return picked
     end
@@ -53,6 +57,7 @@ return function(explain)
     local o = {}
     for k, v in pairs(opts) do o[k] = v end
     o.target, o.at, o.count, o.figure, o.recorder, o.vae, o.est = target, nil, nil, nil, nil, nil, nil
+    o.method, o.shape = nil, nil -- path's own: the method is called by name, the shape is the figure's
     local class = explain[method](model, inputs, o)
     local err
     if opts.recorder and opts.vae and opts.est then

@@ -51,6 +51,8 @@ describe("lm.explain.path", function()
     local net = setup()
     raises(function() E.path(net, lm.rand(16)) end, "xs must be a tensor of inputs [T, ...]")
     raises(function() E.path(net, lm.rand(4, 16), {at = {5}}) end, "step 5 is not one of the path's 4 steps")
+    raises(function() E.path(net, lm.rand(4, 16), {count = 0}) end, "path: count must be an integer >= 1, got 0")
+    same(E.path(net, lm.rand(4, 16), {count = 1, method = "saliency"}).at, {4}, 0, "one step: where the path ends")
     raises(function() E.path(net, lm.rand(4, 16), {method = "occlusion"}) end, "method must be 'integrated_gradients'")
   end)
 

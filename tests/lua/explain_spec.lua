@@ -152,6 +152,41 @@ describe("gradient methods", function()
       sum = sum + E.saliency(net, x + noise:narrow(1, (k - 1) * 3 + 1, 3), {target = target})
     end
     truthy(max_abs(sum / 10 - b) < 1e-5, "mean of noisy saliencies: " .. max_abs(sum / 10 - b))
+    -- SmoothGrad-SQ: the mean of the squared saliencies of the same copies (not the square of their mean)
+    local sq = E.smoothgrad(net, x, {sigma = 0.3, samples = 10, seed = 5, square = true})
+    local sum_sq = lm.zeros(3, 20)
+    for k = 1, 10 do
+      local g = E.saliency(net, x + noise:narrow(1, (k - 1) * 3 + 1, 3), {target = target})
+      sum_sq = sum_sq + g * g
+    end
+    truthy(max_abs(sum_sq / 10 - sq) < 1e-6 * (1 + max_abs(sq)), "mean of squares: " .. max_abs(sum_sq / 10 - sq))
+    truthy(max_abs(b * b - sq) > 1e-4 * max_abs(sq), "not the square of the mean")
+  end)
+
+  it("refuses what it would otherwise get wrong: unknown options, shapes, targets", function()
+    local net = mlp():evaluate()
+    local x = lm.rand(3, 20)
+    raises(function() E.integrated_gradients(net, x, {n_steps = 4}) end,
+      "integrated_gradients: unknown option 'n_steps' (known: baseline, batch_size, rule, steps, target)")
+    raises(function() E.saliency(net, x, {targets = 3}) end, "saliency: unknown option 'targets'")
+    raises(function() E.integrated_gradients(net, x, {baseline = lm.zeros(4, 15)}) end,
+      "integrated_gradients: baseline of shape 4x15 fits neither x (3x20) nor one sample")
+    raises(function() E.saliency(net, x, {target = 2.5}) end, "saliency: target must be a class number, got 2.5")
+    raises(function() E.saliency(net, x, {target = lm.tensor{1, 2.7, 3}}) end, "target must hold class numbers")
+    raises(function() E.smoothgrad(net, x, {samples = 2.5}) end, "smoothgrad: samples must be an integer >= 1")
+    -- a baseline of one sample's shape, with or without its leading 1, is every sample's
+    local one = E.integrated_gradients(net, x, {baseline = lm.full({20}, 0.5), steps = 4})
+    local lead = E.integrated_gradients(net, x, {baseline = lm.full({1, 20}, 0.5), steps = 4})
+    local all = E.integrated_gradients(net, x, {baseline = 0.5, steps = 4})
+    same(one:totable(), all:totable(), 1e-7); same(lead:totable(), all:totable(), 1e-7)
+    -- attributions are results, not part of the caller's graph
+    local xr = x:clone():requires_grad(true)
+    eq(E.integrated_gradients(net, xr, {steps = 4}):requires_grad(), false)
+    eq(E.input_x_gradient(net, xr):requires_grad(), false)
+    -- Grad-CAM names its target range too
+    local conv = convnet():evaluate()
+    raises(function() E.grad_cam(conv, "3", lm.rand(2, 2, 8, 8), {target = 7}) end,
+      "grad_cam: target classes must be in 1..4, got 7..7")
   end)
 end)
 
