@@ -1,5 +1,6 @@
 -- LuaRocks package of Lumen: `luarocks --lua-version 5.4 make` in the source
--- tree builds with CMake (portable: LUMEN_NATIVE=OFF, CPU only) and installs
+-- tree builds with CMake (portable: LUMEN_NATIVE=OFF, CPU only; Open MPI,
+-- for lm.dist, is linked where libopenmpi-dev is installed) and installs
 -- the module lumen.so (the Lua library embedded) and the `lumen` program into
 -- the tree. The C headers, liblumen.so and the CMake and pkg-config files come
 -- with `cmake --install` instead (README.md, "Installing").
