@@ -25,13 +25,16 @@ describe("cli.parse", function()
 
   -- a mistake ends the process: message on stderr, status 2
   local build = os.getenv("LUMEN_BUILD_DIR") or "build"
-  local function run(args)
-    local script = string.format("require('lumen.cli').parse({%s}, {epochs = 30, data = 'mnist', paper = false})",
-      args)
+  -- what `lumen -e script` prints, and its exit status
+  local function lumen_e(script)
     local p = io.popen(string.format("'%s/lumen' -e \"%s\" 2>&1; echo \"status $?\"", build, script))
     local out = p:read("a")
     p:close()
     return out
+  end
+  local function run(args)
+    return lumen_e(string.format("require('lumen.cli').parse({%s}, {epochs = 30, data = 'mnist', paper = false})",
+      args))
   end
 
   it("refuses a mistake with a message and status 2, without a traceback", function()
@@ -46,13 +49,9 @@ describe("cli.parse", function()
   end)
 
   local function check(args, kinds)
-    local script = string.format("local cli = require('lumen.cli'); "
+    return lumen_e(string.format("local cli = require('lumen.cli'); "
       .. "local o = cli.parse({%s}, {cycles = 3, eps = 0.5, mode = 'auto', bw = '1,10'}); "
-      .. "cli.check(o, {%s}); cli.numbers(o, 'bw'); print('ok')", args, kinds)
-    local p = io.popen(string.format("'%s/lumen' -e \"%s\" 2>&1; echo \"status $?\"", build, script))
-    local out = p:read("a")
-    p:close()
-    return out
+      .. "cli.check(o, {%s}); cli.numbers(o, 'bw'); print('ok')", args, kinds))
   end
 
   it("checks ranges and lists before any work, naming the option", function()
