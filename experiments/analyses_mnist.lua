@@ -179,9 +179,7 @@ do
   local noisy = not study.missing{noisy_estimator} and load_run(opts.noisy_from) or nil
   if noisy then -- a noise-trained run of the same data set
     study.run_seed(opts.noisy_from, "analyses_mnist (--noisy-from)", d.name)
-    local f = io.open(opts.noisy_from .. "/options.json")
-    local ran = f and lm.json.decode(f:read("a"))
-    if f then f:close() end
+    local ran = study.run_options(opts.noisy_from)
     if ran and (ran.noise_max or 0) <= 0 then
       error(string.format("analyses_mnist: %s is a run without noise (--noise-max %s), not a noise-trained Net1",
         opts.noisy_from, tostring(ran.noise_max)), 0)

@@ -54,16 +54,23 @@ function study.require_mnist_run(dir, who)
   end
 end
 
+-- A run's JSON record (metrics.json, options.json) in `dir`, or nil where there is none.
+local function run_record(dir, name)
+  local f = io.open(dir .. "/" .. name)
+  if not f then return nil end
+  local record = lm.json.decode(f:read("a"))
+  f:close()
+  return record
+end
+
 --- The seed a run cached in `dir` split its training set with (its
 --- metrics.json's `seed`; 1, the runs' default, where there is no file), so
 --- that a later script splits the same images off for validation. With
 --- `data` (a data set's name), a run on another data set is an error
 --- naming `who`.
 function study.run_seed(dir, who, data)
-  local f = io.open(dir .. "/metrics.json")
-  if not f then return 1 end
-  local ran = lm.json.decode(f:read("a"))
-  f:close()
+  local ran = run_record(dir, "metrics.json")
+  if not ran then return 1 end
   if data and ran.data and ran.data ~= data then
     error(string.format("%s: %s was a run on %s, not %s (give the --data of that run, or a run of this data set)",
       who, dir, ran.data, data), 0)
@@ -77,11 +84,8 @@ end
 --- fell back to it), else 'mnist'.
 function study.run_data(dir, given)
   if given then return given end
-  local f = io.open(dir .. "/metrics.json")
-  if not f then return "mnist" end
-  local ran = lm.json.decode(f:read("a"))
-  f:close()
-  return ran.data == "Fashion-MNIST" and "fashion" or "mnist"
+  local ran = run_record(dir, "metrics.json")
+  return ran and ran.data == "Fashion-MNIST" and "fashion" or "mnist"
 end
 
 --- Keeps the options that define the models cached in `dir` in
@@ -92,11 +96,8 @@ end
 --- one after --fresh (which removes the file), records them; under several
 --- processes rank 0 writes. Returns `options`.
 function study.check_run_options(dir, options, who)
-  local path = dir .. "/options.json"
-  local f = io.open(path)
-  if f then
-    local ran = lm.json.decode(f:read("a"))
-    f:close()
+  local ran = run_record(dir, "options.json")
+  if ran then
     local keys, changed = {}, {}
     for k in pairs(options) do keys[#keys + 1] = k end
     table.sort(keys)
@@ -112,7 +113,7 @@ function study.check_run_options(dir, options, who)
     end
     return options
   end
-  if lm.dist.is_main() then lm.json.write(path, options) end
+  if lm.dist.is_main() then lm.json.write(dir .. "/options.json", options) end
   return options
 end
 
@@ -131,14 +132,10 @@ function study.weights_fingerprint(net)
   return string.format("%016x", h)
 end
 
---- The options a run in `dir` recorded (study.check_run_options), or an
---- empty table where it recorded none.
+--- The options a run in `dir` recorded (study.check_run_options), or nil
+--- where it recorded none.
 function study.run_options(dir)
-  local f = io.open(dir .. "/options.json")
-  if not f then return {} end
-  local recorded = lm.json.decode(f:read("a"))
-  f:close()
-  return recorded
+  return run_record(dir, "options.json")
 end
 
 --- For a script that works on the map a run in `dir` made of a network:
@@ -147,7 +144,7 @@ end
 --- is the network the run mapped (its weights' fingerprint), an error
 --- naming `who` if not. Returns width, check.
 function study.mapped_network(dir, who, width, given)
-  local recorded = study.run_options(dir)
+  local recorded = study.run_options(dir) or {}
   if recorded.width and given and recorded.width ~= width then
     error(string.format("%s: the map in %s is of a Net2 of width %s, not %s (leave out --width)", who, dir,
       tostring(recorded.width), tostring(width)), 0)
@@ -866,6 +863,12 @@ local function train_net1(o, net, recorder, d, train_set, val_set)
   return snapshots, lm.load(traj_path).subset_index
 end
 
+-- The options of study.mnist that define its models: a cached run is
+-- reused only for the same (study.check_run_options).
+local MODEL_OPTIONS = {"data", "seed", "subset", "noise_max", "cycles", "trajectory_samples", "mmd_weight",
+  "bandwidths", "ae_epochs", "est_epochs", "est_period", "est_cycles", "paper", "paper_period", "paper_cycles",
+  "paper_models_lr"}
+
 --- The main experiment (experiments/introspect_mnist.lua; docs/introspection.md):
 --- Net1 trained on MNIST with trajectory snapshots (stage 1, cached in
 --- o.out), then study.run's stages 2-8. o: the fields of
@@ -873,12 +876,6 @@ end
 --- to results/introspect_<data>, o.bandwidths is a list or a comma-separated
 --- string, o.fresh removes the cached checkpoints and recordings first.
 --- Returns the metrics.
--- The options of study.mnist that define its models: a cached run is
--- reused only for the same (study.check_run_options).
-local MODEL_OPTIONS = {"data", "seed", "subset", "noise_max", "cycles", "trajectory_samples", "mmd_weight",
-  "bandwidths", "ae_epochs", "est_epochs", "est_period", "est_cycles", "paper", "paper_period", "paper_cycles",
-  "paper_models_lr"}
-
 function study.mnist(o)
   local defaults = study.mnist_defaults()
   for k, v in pairs(o or {}) do defaults[k] = v end
