@@ -252,19 +252,18 @@ static lm_status lua_rule_backward(lm_node *n, lm_tensor *g, lm_tensor **gi) {
         if (!ud || !ud->t) {
             s = lm_fail(LM_ERR_ARG, "backward of %s: result %d is a %s, expected a tensor or nil",
                         n->name, k + 1, luaL_typename(L, idx));
-        } else if (ud->t->dtype != LM_FLOAT32 ||
-                   ud->t->storage->device != n->inputs[k]->storage->device) {
+        } else if (ud->t->dtype != LM_FLOAT32 || ud->t->storage->device != n->inputs[k]->device) {
             s = lm_fail(LM_ERR_ARG,
                         "backward of %s: gradient %d is a %s tensor on %s, its input's must be "
                         "float32 on %s",
                         n->name, k + 1, lm_dtype_name(ud->t->dtype),
                         lm_device_name(ud->t->storage->device),
-                        lm_device_name(n->inputs[k]->storage->device));
-        } else if (!lm_tensor_same_shape(ud->t, n->inputs[k])) {
+                        lm_device_name(n->inputs[k]->device));
+        } else if (!lm_autograd_meta_same_shape(n->inputs[k], ud->t)) {
             char a[LM_SHAPE_STR_MAX], b[LM_SHAPE_STR_MAX];
             s = lm_fail(LM_ERR_SHAPE, "backward of %s: gradient %d has shape %s, its input %s",
                         n->name, k + 1, lm_shape_str(ud->t, a, sizeof a),
-                        lm_shape_str(n->inputs[k], b, sizeof b));
+                        lm_dims_str(n->inputs[k]->ndim, n->inputs[k]->shape, b, sizeof b));
         } else {
             gi[k] = lm_tensor_retain(ud->t);
         }

@@ -12,6 +12,11 @@ static bool needs_grad(const lm_node *n, int k) {
     return n->inputs[k] != NULL;
 }
 
+/* g summed over the dimensions input k was broadcast along. */
+static lm_tensor *sum_to_input(scope *sc, lm_tensor *g, const lm_node *n, int k) {
+    return sc_sum_to_dims(sc, g, n->inputs[k]->ndim, n->inputs[k]->shape);
+}
+
 /* ---- elementwise ------------------------------------------------------------------------------
  */
 
@@ -229,8 +234,8 @@ lm_status lm_rule_binary(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     default:
         sc.status = lm_fail(LM_ERR_STATE, "autograd: no rule for this binary op");
     }
-    if (needs_grad(n, 0)) gi[0] = sc_give(&sc, sc_sum_to(&sc, da, n->inputs[0]));
-    if (needs_grad(n, 1)) gi[1] = sc_give(&sc, sc_sum_to(&sc, db, n->inputs[1]));
+    if (needs_grad(n, 0)) gi[0] = sc_give(&sc, sum_to_input(&sc, da, n, 0));
+    if (needs_grad(n, 1)) gi[1] = sc_give(&sc, sum_to_input(&sc, db, n, 1));
     return sc_end(&sc);
 }
 
@@ -291,7 +296,7 @@ lm_status lm_rule_where(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     for (int k = 0; k < 2; k++) {
         if (!needs_grad(n, k)) continue;
         lm_tensor *d = sc_where(&sc, cond, k == 0 ? g : zero, k == 0 ? zero : g);
-        gi[k] = sc_give(&sc, sc_sum_to(&sc, d, n->inputs[k]));
+        gi[k] = sc_give(&sc, sum_to_input(&sc, d, n, k));
     }
     return sc_end(&sc);
 }

@@ -90,10 +90,12 @@ static inline lm_tensor *sc_reshape(scope *sc, lm_tensor *a, int ndim, const int
     lm_tensor *r = NULL;
     return sc_keep(sc, sc->status ? sc->status : lm_tensor_reshape(&r, a, ndim, shape), &r);
 }
-static inline lm_tensor *sc_sum_to(scope *sc, lm_tensor *g, const lm_tensor *like) {
+static inline lm_tensor *sc_sum_to_dims(scope *sc, lm_tensor *g, int ndim, const int64_t *shape) {
     lm_tensor *r = NULL;
-    return sc_keep(sc, sc->status ? sc->status : lm_sum_to_shape(&r, g, like->ndim, like->shape),
-                   &r);
+    return sc_keep(sc, sc->status ? sc->status : lm_sum_to_shape(&r, g, ndim, shape), &r);
+}
+static inline lm_tensor *sc_sum_to(scope *sc, lm_tensor *g, const lm_tensor *like) {
+    return sc_sum_to_dims(sc, g, like->ndim, like->shape);
 }
 static inline lm_tensor *sc_reduce(scope *sc, lm_reduce_op op, lm_tensor *x, int dim,
                                    bool keepdim) {

@@ -56,7 +56,7 @@ lm_status lm_check_output(const lm_tensor *t) {
 }
 
 static lm_autograd_meta *meta_of(lm_tensor *t) {
-    if (!t->autograd) t->autograd = calloc(1, sizeof *t->autograd);
+    if (!t->autograd) t->autograd = lm_autograd_meta_new(t);
     return t->autograd;
 }
 
@@ -147,9 +147,11 @@ bool lm_any_requires_grad(int n, lm_tensor *const *inputs) {
 
 static void node_clear(lm_node *n) {
     for (int i = 0; i < LM_NODE_MAX_INPUTS; i++) {
-        lm_tensor_release(n->inputs[i]);
+        lm_autograd_meta_release(n->inputs[i]);
         n->inputs[i] = NULL;
     }
+    lm_tensor_release(n->view_of);
+    n->view_of = NULL;
     for (int i = 0; i < LM_NODE_MAX_SAVED; i++) {
         lm_tensor_release(n->saved[i]);
         n->saved[i] = NULL;
@@ -178,8 +180,11 @@ lm_node *lm_node_attach(lm_tensor *out, const char *name, lm_backward_fn backwar
     n->backward = backward;
     n->ninputs = ninputs;
     for (int i = 0; i < ninputs; i++)
-        n->inputs[i] =
-            inputs[i] && lm_requires_grad(inputs[i]) ? lm_tensor_retain(inputs[i]) : NULL;
+        n->inputs[i] = inputs[i] && lm_requires_grad(inputs[i])
+                           ? lm_autograd_meta_retain(inputs[i]->autograd)
+                           : NULL;
+    if (ninputs == 1 && inputs[0] && inputs[0]->storage == out->storage)
+        n->view_of = lm_tensor_retain(inputs[0]);
     lm_node_release(m->grad_fn);
     m->grad_fn = n;
     m->requires_grad = true;
@@ -229,7 +234,7 @@ lm_status lm_check_inplace(const char *op, lm_tensor *t) {
      * into the leaf just the same */
     for (const lm_tensor *v = t; grad_mode && lm_grad_fn(v);) {
         const lm_node *n = lm_grad_fn(v);
-        v = n->ninputs == 1 ? n->inputs[0] : NULL;
+        v = n->view_of;
         if (!v || v->storage != t->storage) break;
         if (lm_requires_grad(v) && !lm_grad_fn(v))
             return lm_fail(LM_ERR_STATE,
@@ -253,14 +258,14 @@ lm_status lm_check_inplace(const char *op, lm_tensor *t) {
  * -------------------------------------------------------------------------------------- */
 
 typedef struct {
-    lm_tensor **items;
+    lm_autograd_meta **items;
     int count, cap;
-} tensor_list;
+} meta_list;
 
-static bool list_push(tensor_list *l, lm_tensor *t) {
+static bool list_push(meta_list *l, lm_autograd_meta *t) {
     if (l->count == l->cap) {
         int cap = l->cap ? l->cap * 2 : 64;
-        lm_tensor **p = realloc(l->items, sizeof *p * cap);
+        lm_autograd_meta **p = realloc(l->items, sizeof *p * cap);
         if (!p) return false;
         l->items = p;
         l->cap = cap;
@@ -269,22 +274,22 @@ static bool list_push(tensor_list *l, lm_tensor *t) {
     return true;
 }
 
-/* Post-order of the graph under root: every tensor after all the tensors
- * computed from it, so the reverse visits consumers before producers.
- * Iterative (an explicit stack of frames), so deep graphs cannot overflow
- * the C stack. */
+/* Post-order of the graph under root: every tensor's state after the states
+ * of all the tensors computed from it, so the reverse visits consumers
+ * before producers. Iterative (an explicit stack of frames), so deep graphs
+ * cannot overflow the C stack. */
 typedef struct {
-    lm_tensor *t;
+    lm_autograd_meta *t;
     int next_input;
 } frame;
 
-static lm_status topological_order(lm_tensor *root, tensor_list *order) {
+static lm_status topological_order(lm_autograd_meta *root, meta_list *order) {
     uint64_t mark = ++visit_counter;
     frame *stack = NULL;
     int depth = 0, cap = 0;
     lm_status s = LM_OK;
-    root->autograd->visit_mark = mark;
-    lm_tensor *push = root;
+    root->visit_mark = mark;
+    lm_autograd_meta *push = root;
     for (;;) {
         if (push) {
             if (depth == cap) {
@@ -301,11 +306,11 @@ static lm_status topological_order(lm_tensor *root, tensor_list *order) {
         }
         if (!depth) break;
         frame *f = &stack[depth - 1];
-        lm_node *n = f->t->autograd->grad_fn;
+        lm_node *n = f->t->grad_fn;
         if (n && f->next_input < n->ninputs) {
-            lm_tensor *in = n->inputs[f->next_input++];
-            if (in && in->autograd && in->autograd->visit_mark != mark) {
-                in->autograd->visit_mark = mark;
+            lm_autograd_meta *in = n->inputs[f->next_input++];
+            if (in && in->visit_mark != mark) {
+                in->visit_mark = mark;
                 push = in;
             }
             continue;
@@ -321,12 +326,11 @@ static lm_status topological_order(lm_tensor *root, tensor_list *order) {
 }
 
 /* pending += g (g is borrowed) */
-static lm_status accumulate_pending(lm_tensor *t, lm_tensor *g) {
-    lm_autograd_meta *m = t->autograd;
-    if (!lm_tensor_same_shape(t, g)) {
+static lm_status accumulate_pending(lm_autograd_meta *m, lm_tensor *g) {
+    if (!lm_autograd_meta_same_shape(m, g)) {
         char a[LM_SHAPE_STR_MAX], b[LM_SHAPE_STR_MAX];
         return lm_fail(LM_ERR_SHAPE, "backward: internal error, gradient %s for a tensor %s",
-                       lm_shape_str(g, a, sizeof a), lm_shape_str(t, b, sizeof b));
+                       lm_shape_str(g, a, sizeof a), lm_dims_str(m->ndim, m->shape, b, sizeof b));
     }
     if (!m->pending) {
         m->pending = lm_tensor_retain(g);
@@ -349,8 +353,7 @@ static bool sole_owner(const lm_tensor *g) {
 
 /* .grad += g; .grad is always a contiguous tensor of its own. A fresh
  * gradient nobody else holds is adopted instead of copied. */
-static lm_status accumulate_grad(lm_tensor *t, lm_tensor *g) {
-    lm_autograd_meta *m = t->autograd;
+static lm_status accumulate_grad(lm_autograd_meta *m, lm_tensor *g) {
     if (!m->grad && sole_owner(g)) {
         m->grad = lm_tensor_retain(g);
         return LM_OK;
@@ -365,7 +368,23 @@ static lm_status accumulate_grad(lm_tensor *t, lm_tensor *g) {
     return lm_binary_into(m->grad, LM_ADD, m->grad, g);
 }
 
+static bool in_backward; /* the pass's scratch (pending sums, marks) is one per process */
+
+static lm_status backward_pass(lm_tensor *root, lm_tensor *grad, bool retain_graph);
+
 lm_status lm_backward(lm_tensor *root, lm_tensor *grad, bool retain_graph) {
+    if (in_backward)
+        return lm_fail(LM_ERR_STATE,
+                       "backward: called while a backward pass runs (from a custom Function's "
+                       "backward or a hook); a pass cannot run inside another: compute that "
+                       "gradient before or after the outer backward");
+    in_backward = true;
+    lm_status s = backward_pass(root, grad, retain_graph);
+    in_backward = false;
+    return s;
+}
+
+static lm_status backward_pass(lm_tensor *root, lm_tensor *grad, bool retain_graph) {
     if (!lm_requires_grad(root))
         return lm_fail(LM_ERR_STATE, "backward: this tensor does not require gradients (no input "
                                      "of the computation had requires_grad set, or it ran under "
@@ -394,11 +413,11 @@ lm_status lm_backward(lm_tensor *root, lm_tensor *grad, bool retain_graph) {
                            lm_device_name(root->storage->device));
         seed = lm_tensor_retain(grad);
     }
-    tensor_list order = {0};
-    lm_status s = topological_order(root, &order);
+    meta_list order = {0};
+    lm_status s = topological_order(root->autograd, &order);
     if (s == LM_OK) {
         for (int i = 0; i < order.count; i++) {
-            lm_node *n = order.items[i]->autograd->grad_fn;
+            lm_node *n = order.items[i]->grad_fn;
             if (n && n->released) {
                 s = lm_fail(LM_ERR_STATE,
                             "backward: the graph through %s was already freed by an earlier "
@@ -409,19 +428,18 @@ lm_status lm_backward(lm_tensor *root, lm_tensor *grad, bool retain_graph) {
             }
         }
     }
-    if (s == LM_OK) s = accumulate_pending(root, seed);
+    if (s == LM_OK) s = accumulate_pending(root->autograd, seed);
     lm_tensor_release(seed);
     bool old_mode = lm_set_grad_enabled(false); /* rules build no graph */
     for (int i = order.count - 1; i >= 0 && s == LM_OK; i--) {
-        lm_tensor *t = order.items[i];
-        lm_autograd_meta *m = t->autograd;
+        lm_autograd_meta *m = order.items[i];
         lm_tensor *g = m->pending;
         m->pending = NULL;
         if (!g) continue; /* nothing flowed here */
         lm_node *n = m->grad_fn;
         /* a leaf frozen since the forward pass (requires_grad(false)) gets no gradient, as in torch
          */
-        if ((!n && m->requires_grad) || m->retain_grad) s = accumulate_grad(t, g);
+        if ((!n && m->requires_grad) || m->retain_grad) s = accumulate_grad(m, g);
         if (s == LM_OK && n) {
             lm_tensor *grads[LM_NODE_MAX_INPUTS] = {NULL};
             s = n->backward(n, g, grads);
@@ -442,7 +460,7 @@ lm_status lm_backward(lm_tensor *root, lm_tensor *grad, bool retain_graph) {
     lm_set_grad_enabled(old_mode);
     /* clean up: drop scratch gradients, free the graph unless asked to keep it */
     for (int i = 0; i < order.count; i++) {
-        lm_autograd_meta *m = order.items[i]->autograd;
+        lm_autograd_meta *m = order.items[i];
         lm_tensor_release(m->pending);
         m->pending = NULL;
         if (!retain_graph && s == LM_OK && m->grad_fn) {

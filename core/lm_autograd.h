@@ -9,8 +9,10 @@
  * in .grad. Rules are written with ordinary ops (autograd_rules.c), so they
  * run on any backend. The graph is freed after backward unless retain_graph.
  *
- * Ownership: a node holds counted references to its inputs and saved
- * tensors; the output tensor holds the node. */
+ * Ownership: a node holds counted references to its inputs' autograd state
+ * (lm_autograd_meta: an edge of the graph, not the input's memory) and to
+ * the tensors its rule saved; the output's autograd state holds the node.
+ * An intermediate result no rule saved is freed when the user drops it. */
 #ifndef LM_AUTOGRAD_H
 #define LM_AUTOGRAD_H
 
@@ -25,7 +27,7 @@ typedef struct lm_node lm_node;
 
 /* Computes the gradients of the node's inputs from the gradient of its
  * output. grad_inputs[i] gets a new reference, or stays NULL when input i
- * needs no gradient (node->inputs[i] NULL or not requiring grad). */
+ * needs no gradient (node->inputs[i] NULL). */
 typedef lm_status (*lm_backward_fn)(lm_node *node, lm_tensor *grad_output, lm_tensor **grad_inputs);
 
 struct lm_node {
@@ -33,7 +35,11 @@ struct lm_node {
     const char *name;
     lm_backward_fn backward;
     int ninputs;
-    lm_tensor *inputs[LM_NODE_MAX_INPUTS];
+    /* input i's autograd state, NULL when it needs no gradient */
+    lm_autograd_meta *inputs[LM_NODE_MAX_INPUTS];
+    /* a one-input op whose output shares the input's memory (a view) keeps
+     * the input itself, which costs nothing, to tell a view of a leaf */
+    lm_tensor *view_of;
     lm_tensor *saved[LM_NODE_MAX_SAVED];
     uint32_t saved_version[LM_NODE_MAX_SAVED];
     double p[4];

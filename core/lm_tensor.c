@@ -150,7 +150,7 @@ static void storage_release(lm_storage *s) {
 
 void lm_tensor_release(lm_tensor *t) {
     if (!t || --t->refcount > 0) return;
-    lm_autograd_meta_free(t->autograd);
+    lm_autograd_meta_release(t->autograd);
     storage_release(t->storage);
     free(t);
 }

@@ -84,6 +84,35 @@ describe("graph memory", function()
     collectgarbage()
     eq(lm.memory_stats().live_bytes, before, "live bytes after dropping the graph")
   end)
+
+  it("frees the intermediate results no gradient reads before backward runs", function()
+    collectgarbage()
+    collectgarbage()
+    local x = lm.randn(512, 512):requires_grad(true) -- 1 MiB
+    local base = lm.memory_stats().live_bytes
+    local y = x
+    for _ = 1, 20 do y = y * 1.5 + 0.25 end -- neither op's gradient reads a tensor
+    collectgarbage()
+    collectgarbage()
+    local held = lm.memory_stats().live_bytes - base
+    -- y itself and the allocator's rounding; 40 intermediates held 40 MiB
+    truthy(held <= 2 * (1 << 20), ("the graph holds %.1f MiB"):format(held / 2 ^ 20))
+    y:sum():backward()
+    local ratio = x.grad / 1.5 ^ 20
+    near(ratio:min():item(), 1, 1e-5, "the gradient through the freed results (smallest)")
+    near(ratio:max():item(), 1, 1e-5, "the gradient through the freed results (largest)")
+  end)
+
+  it("keeps what a gradient reads after the user drops it", function()
+    local x = lm.tensor({0.5, -1, 2}):requires_grad(true)
+    local h = x:exp() -- exp saves its output
+    local z = (h * 3):sum()
+    h = nil -- luacheck: ignore 311 (dropped on purpose)
+    collectgarbage()
+    collectgarbage()
+    z:backward()
+    same(x.grad:totable(), (x:detach():exp() * 3):totable(), 1e-5)
+  end)
 end)
 
 describe("allocator statistics and garbage", function()
