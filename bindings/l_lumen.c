@@ -289,8 +289,11 @@ static int l_is_tensor(lua_State *L) {
 
 static int l_set_num_threads(lua_State *L) {
     lua_Integer n = luaL_checkinteger(L, 1);
-    if (n < 1 || n > 64)
-        return luaL_error(L, "set_num_threads: n must be in 1..64, got %d", (int)n);
+    if (n < 0 || n > 64)
+        return luaL_error(L,
+                          "set_num_threads: n must be in 1..64 (or 0 for every core the "
+                          "process may run on), got %d",
+                          (int)n);
     lm_set_num_threads((int)n);
     return 0;
 }

@@ -6,6 +6,7 @@
 
 #include <stb_image.h>
 
+#include "lm_fpenv.h"
 #include "lm_image.h"
 
 #define REASON_MAX 160
@@ -68,6 +69,7 @@ static void *worker_main(void *arg) {
         const char *path = l->paths[l->indices[i]];
         char *reason = l->reasons[i];
         pthread_mutex_unlock(&l->mu);
+        lm_fpenv_sync(); /* resizing computes in floats: the mode of Lumen's other threads */
         reason[0] = '\0';
         if (!decode_into(l, path, row, reason))
             memset(row, 0, (size_t)(l->channels * l->h * l->w) * sizeof *row);

@@ -20,6 +20,10 @@ return function(models)
         error(string.format("%s: unknown option '%s' (num_classes, stem, width, in_channels)", name, tostring(k)), 3)
       end
     end
+    if opts.num_classes ~= nil and opts.classes ~= nil and opts.num_classes ~= opts.classes then
+      error(string.format("%s: num_classes (%s) and classes (%s) are two spellings of one option; give one",
+        name, tostring(opts.num_classes), tostring(opts.classes)), 3)
+    end
     local classes = opts.num_classes or opts.classes or 1000
     local stem = opts.stem or "imagenet"
     local width = opts.width or 64

@@ -59,6 +59,15 @@ describe("threads", function()
     lm.set_num_threads(2)
     same(a:sum(1):totable(), s1) -- the same bits with another thread count
     lm.set_num_threads(n)
-    raises(function() lm.set_num_threads(0) end, "1..64")
+    raises(function() lm.set_num_threads(-1) end, "1..64")
+  end)
+
+  it("goes back to every core the process may run on with 0", function()
+    local n = lm.get_num_threads()
+    local cores = tonumber(io.popen("nproc"):read("l")) -- nproc counts the affinity mask
+    lm.set_num_threads(1)
+    lm.set_num_threads(0)
+    eq(lm.get_num_threads(), math.min(cores, 64))
+    lm.set_num_threads(n)
   end)
 end)

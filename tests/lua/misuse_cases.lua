@@ -184,13 +184,14 @@ function M.cases(scratch)
       return c[3], function(ck) ck.rng(c[1], rng) end
     end)
   end
-  for _, c in ipairs{{"set_num_threads 0", 0}, {"set_num_threads 65", 65}} do
-    case(c[1], "set_num_threads: n must be in 1..64, got " .. c[2], function()
-      local n = lm.get_num_threads()
-      return function() lm.set_num_threads(c[2]) end, function(ck)
-        ck("the thread count", lm.get_num_threads() == n, lm.get_num_threads() .. " instead of " .. n)
-      end
-    end)
+  for _, c in ipairs{{"set_num_threads -1", -1}, {"set_num_threads 65", 65}} do
+    case(c[1], "set_num_threads: n must be in 1..64 (or 0 for every core the process may run on), got " .. c[2],
+      function()
+        local n = lm.get_num_threads()
+        return function() lm.set_num_threads(c[2]) end, function(ck)
+          ck("the thread count", lm.get_num_threads() == n, lm.get_num_threads() .. " instead of " .. n)
+        end
+      end)
   end
   -- shapes, every op family
   on_x("broadcast mismatch", "add: shapes [2, 3] and [4] cannot be broadcast (dimension 2: 3 vs 4)", function(x) return x + lm.ones(4) end)
@@ -541,6 +542,8 @@ function M.cases(scratch)
     function() return function() return nn.Conv2d(2, 3, 3, {padding = "same", stride = 2}) end end)
   case("MaxPool2d stride as options", "nn.MaxPool2d: stride must be a positive integer, got a table",
     function() return function() return nn.MaxPool2d(2, {stride = 2}) end end)
+  case("resnet18 two class counts", "lm.models.resnet18: num_classes (10) and classes (100) are two spellings of one "
+    .. "option; give one", function() return function() return lm.models.resnet18{num_classes = 10, classes = 100} end end)
   case("MultiheadAttention add_zero_attn", "nn.MultiheadAttention: option add_zero_attn = true is not supported "
     .. "(no zero attention row)", function() return function() return nn.MultiheadAttention(8, 2, {add_zero_attn = true}) end end)
   case("MultiheadAttention kdim", "nn.MultiheadAttention: option kdim = 4 is not supported (keys have embed_dim features)",
