@@ -54,7 +54,7 @@ endfunction()
 if(LUMEN_INSTALL_DEV)
   # liblumen.so: the same objects as the static libraries, plus luaopen_lumen.
   add_library(lumen_shared SHARED bindings/lumen_module.c)
-  target_link_libraries(lumen_shared PRIVATE lumen_core_objs lumen_bindings_objs PUBLIC PkgConfig::LUA)
+  target_link_libraries(lumen_shared PRIVATE lumen_core_objs lumen_bindings_objs PUBLIC PkgConfig::Lumen_LUA)
   target_include_directories(lumen_shared INTERFACE
     $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>
     $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/core>
@@ -64,7 +64,7 @@ if(LUMEN_INSTALL_DEV)
 
   # The installed program and module: the in-tree ones, linked to liblumen.so.
   add_executable(lumen_installed bindings/lumen_host.c)
-  target_link_libraries(lumen_installed PRIVATE lumen_shared PkgConfig::LUA)
+  target_link_libraries(lumen_installed PRIVATE lumen_shared PkgConfig::Lumen_LUA)
   target_include_directories(lumen_installed PRIVATE bindings core)
   target_compile_definitions(lumen_installed PRIVATE LUMEN_VERSION="${PROJECT_VERSION}"
                              LUMEN_BUILD_KIND="${LUMEN_BUILD_KIND}")

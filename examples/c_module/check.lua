@@ -18,4 +18,9 @@ for i = 1, 2 do
     assert(math.abs(gs[i][j] - g) < 1e-6, "softsign gradient at " .. i .. "," .. j)
   end
 end
+
+-- a wrong input is a Lua error that says what was wrong
+local ok, err = pcall(softsign, lm.tensor({1, 2}, 'int32'))
+assert(not ok and tostring(err):find("softsign: needs a float32 tensor on the CPU, got int32 on cpu", 1, true),
+  "softsign's error for an int32 tensor: " .. tostring(err))
 print("softsign: values and gradients match")

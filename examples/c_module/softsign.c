@@ -11,7 +11,8 @@
 #include <lauxlib.h>
 #include <lumen/lumen_lua.h>
 
-/* The argument at idx as a contiguous float32 CPU tensor (one reference). */
+/* The argument at idx as a contiguous float32 CPU tensor, pushed on the
+ * stack: Lua owns it, so an error raised later leaks nothing. */
 static lm_tensor *contiguous_arg(lua_State *L, int idx) {
     lm_tensor *t = lumen_checktensor(L, idx);
     if (t->dtype != LM_FLOAT32 || t->storage->device != LM_CPU)
@@ -19,6 +20,7 @@ static lm_tensor *contiguous_arg(lua_State *L, int idx) {
                    lm_dtype_name(t->dtype), lm_device_name(t->storage->device));
     lm_tensor *c = NULL;
     lumen_checkstatus(L, lm_contiguous(&c, t));
+    lumen_pushtensor(L, c);
     return c;
 }
 
@@ -40,7 +42,6 @@ static int forward(lua_State *L) {
     float *y = push_like(L, x);
     const float *in = lm_tensor_f32(x);
     for (int64_t i = 0, n = lm_tensor_numel(x); i < n; i++) y[i] = in[i] / (1.0f + fabsf(in[i]));
-    lm_tensor_release(x);
     return 1;
 }
 
@@ -50,19 +51,14 @@ static int backward(lua_State *L) {
     lua_getfield(L, 1, "x"); /* index 3 */
     lm_tensor *x = contiguous_arg(L, 3);
     lm_tensor *g = contiguous_arg(L, 2);
-    if (!lm_tensor_same_shape(x, g)) {
-        lm_tensor_release(x);
-        lm_tensor_release(g);
+    if (!lm_tensor_same_shape(x, g))
         return luaL_error(L, "softsign: the gradient's shape differs from the input's");
-    }
     float *dx = push_like(L, x);
     const float *in = lm_tensor_f32(x), *dy = lm_tensor_f32(g);
     for (int64_t i = 0, n = lm_tensor_numel(x); i < n; i++) {
         float d = 1.0f + fabsf(in[i]);
         dx[i] = dy[i] / (d * d);
     }
-    lm_tensor_release(x);
-    lm_tensor_release(g);
     return 1;
 }
 

@@ -103,6 +103,26 @@ prefix)
         fail "$out"
     expect "softsign: values and gradients match" "$out"
 
+    step "find_package(Lumen) leaves the project's own LUA_* variables and PkgConfig::LUA alone"
+    mkdir -p consumer
+    cat >consumer/CMakeLists.txt <<'CMAKE'
+cmake_minimum_required(VERSION 3.16)
+project(consumer C)
+set(LUA_INCLUDE_DIRS "the project's own")
+set(LUA_FOUND "the project's own")
+find_package(Lumen REQUIRED)
+if(NOT LUA_INCLUDE_DIRS STREQUAL "the project's own" OR NOT LUA_FOUND STREQUAL "the project's own")
+  message(FATAL_ERROR "find_package(Lumen) changed LUA_*: '${LUA_INCLUDE_DIRS}' '${LUA_FOUND}'")
+endif()
+if(TARGET PkgConfig::LUA)
+  message(FATAL_ERROR "find_package(Lumen) defined PkgConfig::LUA")
+endif()
+if(NOT TARGET Lumen::lumen)
+  message(FATAL_ERROR "no Lumen::lumen")
+endif()
+CMAKE
+    out="$(cmake -S consumer -B consumer/build -DCMAKE_PREFIX_PATH="$P" 2>&1)" || fail "$out"
+
     step "docs/embedding.md: its C blocks are the examples, or compile against P"
     LUA_PATH="$src/tests/install/?.lua" lua5.4 "$src/tests/install/doc_blocks.lua" "$src" docs/embedding.md blocks
     n=0
