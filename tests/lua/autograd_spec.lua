@@ -69,9 +69,9 @@ describe("autograd", function()
       end}
     local x = lm.tensor{3, 4}:requires_grad(true)
     local loss = (inner(x) * x):sum()
-    raises(function() loss:backward(nil, true) end,
-      "backward of inner: tests/lua/autograd_spec.lua:")
-    raises(function() loss:backward(nil, true) end, "backward: called while a backward pass runs")
+    raises(function() loss:backward(nil, true) end, "backward of inner: ")
+    raises(function() loss:backward(nil, true) end, "autograd_spec.lua:67: backward: called while a backward pass "
+      .. "runs (from a custom Function's backward or a hook); a pass cannot run inside another")
     eq(w.grad, nil, "the inner pass wrote nothing")
     eq(x.grad, nil, "the outer pass wrote nothing")
     local y = (x * 3):sum()
