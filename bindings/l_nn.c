@@ -65,12 +65,19 @@ static int f_cross_entropy(lua_State *L) {
     return 1;
 }
 
-/* F._channel_affine(x, scale, shift) -> x * scale + shift per channel,
- * without gradients (F.batch_norm in evaluation decides) */
+/* F._channel_affine(x, scale, shift [, residual|nil [, relu]]) -> x * scale
+ * + shift per channel [+ residual] [then ReLU], without gradients (the
+ * batch norm layers in evaluation decide) */
 static int f_channel_affine(lua_State *L) {
     lm_tensor *x = l_check_tensor(L, 1), *scale = l_check_tensor(L, 2),
               *shift = l_check_tensor(L, 3);
-    l_check(L, lm_channel_affine(l_push_slot(L), x, scale, shift));
+    lm_tensor *residual = lua_isnoneornil(L, 4) ? NULL : l_check_tensor(L, 4);
+    bool relu = false;
+    if (!lua_isnoneornil(L, 5)) {
+        luaL_checktype(L, 5, LUA_TBOOLEAN);
+        relu = lua_toboolean(L, 5);
+    }
+    l_check(L, lm_channel_affine(l_push_slot(L), x, scale, shift, residual, relu));
     return 1;
 }
 

@@ -144,8 +144,9 @@ lm_status lm_cpu_batch_norm_backward(lm_tensor *gx, lm_tensor *gw, lm_tensor *gb
 
 typedef struct {
     float *y;
-    const float *x, *scale, *shift;
+    const float *x, *scale, *shift, *residual; /* residual NULL: none */
     int64_t c, s;
+    bool relu;
 } affine_job;
 
 /* GCC contracts a product and a sum into one fused multiply-add, rounded
@@ -156,23 +157,47 @@ typedef struct {
 #define NO_FMA_CONTRACTION /* clang contracts only within one expression */
 #endif
 
+/* One plane; `residual` and `relu` are constants in each inlined copy, so
+ * every variant is a loop of its own without branches. */
+NO_FMA_CONTRACTION static inline void affine_plane(float *y, const float *x, const float *r,
+                                                   int64_t s, float scale, float shift,
+                                                   bool residual, bool relu) {
+    for (int64_t i = 0; i < s; i++) {
+        float scaled = x[i] * scale;
+        float v = scaled + shift;
+        if (residual) v += r[i];
+        if (relu) v = !(v <= 0) ? v : 0.0f; /* NaN passes, as LM_RELU */
+        y[i] = v;
+    }
+}
+
 NO_FMA_CONTRACTION static void affine_planes(void *ctx, int64_t p0, int64_t p1) {
     const affine_job *j = ctx;
     for (int64_t p = p0; p < p1; p++) { /* p = image * C + channel */
         float scale = j->scale[p % j->c], shift = j->shift[p % j->c];
-        const float *x = j->x + p * j->s;
+        const float *x = j->x + p * j->s, *r = j->residual ? j->residual + p * j->s : NULL;
         float *y = j->y + p * j->s;
-        for (int64_t i = 0; i < j->s; i++) {
-            float scaled = x[i] * scale;
-            y[i] = scaled + shift;
-        }
+        if (r && j->relu)
+            affine_plane(y, x, r, j->s, scale, shift, true, true);
+        else if (r)
+            affine_plane(y, x, r, j->s, scale, shift, true, false);
+        else if (j->relu)
+            affine_plane(y, x, NULL, j->s, scale, shift, false, true);
+        else
+            affine_plane(y, x, NULL, j->s, scale, shift, false, false);
     }
 }
 
 lm_status lm_cpu_channel_affine(lm_tensor *y, const lm_tensor *x, const lm_tensor *scale,
-                                const lm_tensor *shift) {
-    affine_job j = {lm_tensor_f32(y),     lm_tensor_f32(x), lm_tensor_f32(scale),
-                    lm_tensor_f32(shift), x->shape[1],      x->shape[2]};
+                                const lm_tensor *shift, const lm_tensor *residual, bool relu) {
+    affine_job j = {lm_tensor_f32(y),
+                    lm_tensor_f32(x),
+                    lm_tensor_f32(scale),
+                    lm_tensor_f32(shift),
+                    residual ? lm_tensor_f32(residual) : NULL,
+                    x->shape[1],
+                    x->shape[2],
+                    relu};
     lm_parallel_for(x->shape[0] * j.c, channel_grain(j.s), affine_planes, &j);
     return LM_OK;
 }

@@ -219,9 +219,10 @@ typedef struct lm_backend {
      * and a sum apart). x and y [N, C, S] contiguous, scale and shift [C]:
      * y = x * scale[c] + shift[c], rounded after the product and after the
      * sum as the two ops would (no fused multiply-add): a batch norm in
-     * evaluation. */
+     * evaluation; then y += residual (contiguous [N, C, S], or NULL) and
+     * y = max(y, 0) when relu, each rounded as its op would. */
     lm_status (*channel_affine)(lm_tensor *y, const lm_tensor *x, const lm_tensor *scale,
-                                const lm_tensor *shift);
+                                const lm_tensor *shift, const lm_tensor *residual, bool relu);
 
     /* ---- optional: two independent products (NULL: one after the other) ---- */
     /* out1 = a1 @ b1 and out2 = a2 @ b2, each as matmul with batch 1, alpha 1

@@ -48,11 +48,14 @@ lm_status lm_ag_dropout(lm_tensor **out, lm_tensor *x, double keep);
  * *mean and *var get the batch statistics [C] (var biased) for the caller's
  * running averages; gradients do not flow through them. LM_ERR_DEVICE
  * where the device's backend has no fused kernel (compose it instead). */
-/* y = x * scale[c] + shift[c] for x [N, C, ...] and scale, shift [C]: a
- * batch norm in evaluation in one pass where the backend has it, otherwise
- * a product and a sum; the same values either way. Records no gradient:
- * refused while gradients are on and an input requires them. */
-lm_status lm_channel_affine(lm_tensor **out, lm_tensor *x, lm_tensor *scale, lm_tensor *shift);
+/* y = x * scale[c] + shift[c] for x [N, C, ...] and scale, shift [C], then
+ * + residual (x's shape, or NULL) and max(y, 0) when relu: a batch norm in
+ * evaluation with what follows it in a residual block (the skip connection,
+ * the ReLU), in one pass where the backend has it, otherwise op by op; the
+ * same values either way. Records no gradient: refused while gradients are
+ * on and an input requires them. */
+lm_status lm_channel_affine(lm_tensor **out, lm_tensor *x, lm_tensor *scale, lm_tensor *shift,
+                            lm_tensor *residual, bool relu);
 lm_status lm_ag_batch_norm(lm_tensor **out, lm_tensor **mean, lm_tensor **var, lm_tensor *x,
                            lm_tensor *weight, lm_tensor *bias, double eps);
 

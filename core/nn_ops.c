@@ -503,15 +503,28 @@ static lm_status check_per_channel(const char *op, const lm_tensor *x, const lm_
     return LM_OK;
 }
 
-lm_status lm_channel_affine(lm_tensor **out, lm_tensor *x, lm_tensor *scale, lm_tensor *shift) {
+lm_status lm_channel_affine(lm_tensor **out, lm_tensor *x, lm_tensor *scale, lm_tensor *shift,
+                            lm_tensor *residual, bool relu) {
     *out = NULL;
     int64_t s3[3];
     const lm_tensor *vectors[2] = {scale, shift};
     const char *const names[2] = {"scale", "shift"};
     LM_TRY(check_per_channel("channel_affine", x, vectors, names, s3));
+    if (residual && (!lm_tensor_same_shape(residual, x) || residual->dtype != LM_FLOAT32)) {
+        char sx[LM_SHAPE_STR_MAX], sr[LM_SHAPE_STR_MAX];
+        return lm_fail(LM_ERR_SHAPE,
+                       "channel_affine: the residual must be a float32 tensor of the input's "
+                       "shape %s, got a %s %s",
+                       lm_shape_str(x, sx, sizeof sx), lm_dtype_name(residual->dtype),
+                       lm_shape_str(residual, sr, sizeof sr));
+    }
+    if (residual && residual->storage->device != x->storage->device)
+        return lm_fail(LM_ERR_DEVICE, "channel_affine: the residual is on %s, the input on %s",
+                       lm_device_name(residual->storage->device),
+                       lm_device_name(x->storage->device));
     int64_t c = s3[1];
-    lm_tensor *in[3] = {x, scale, shift};
-    if (lm_any_requires_grad(3, in))
+    lm_tensor *in[4] = {x, scale, shift, residual};
+    if (lm_any_requires_grad(4, in))
         return lm_fail(LM_ERR_STATE, "channel_affine: records no gradient, and an input "
                                      "requires one (run it under no_grad)");
     const lm_backend *be = lm_backend_of(x);
@@ -520,23 +533,37 @@ lm_status lm_channel_affine(lm_tensor **out, lm_tensor *x, lm_tensor *scale, lm_
     cshape[0] = c;
     for (int d = 1; d < x->ndim - 1; d++) cshape[d] = 1;
     lm_tensor *xc = NULL, *x3 = NULL, *y = NULL, *sc = NULL, *sh = NULL, *sv = NULL, *hv = NULL;
+    lm_tensor *rc = NULL, *r3 = NULL, *step = NULL;
     lm_status s = LM_OK;
     if (be->channel_affine) {
         s = lm_contiguous(&xc, x);
         if (s == LM_OK) s = lm_tensor_view(&x3, xc, 3, s3);
         if (s == LM_OK) s = lm_contiguous(&sc, scale);
         if (s == LM_OK) s = lm_contiguous(&sh, shift);
+        if (s == LM_OK && residual) s = lm_contiguous(&rc, residual);
+        if (s == LM_OK && residual) s = lm_tensor_view(&r3, rc, 3, s3);
         if (s == LM_OK) s = lm_tensor_new_like(&y, x3);
-        if (s == LM_OK) s = be->channel_affine(y, x3, sc, sh);
+        if (s == LM_OK) s = be->channel_affine(y, x3, sc, sh, r3, relu);
         if (s == LM_OK) s = lm_tensor_view(out, y, x->ndim, x->shape);
-    } else { /* [C, 1, ...] views broadcast over N and the positions */
+    } else { /* [C, 1, ...] views broadcast over N and the positions; op by op */
         s = lm_tensor_view(&sv, scale, x->ndim - 1, cshape);
         if (s == LM_OK) s = lm_tensor_view(&hv, shift, x->ndim - 1, cshape);
         if (s == LM_OK) s = lm_binary(&y, LM_MUL, x, sv);
         if (s == LM_OK) s = lm_binary(out, LM_ADD, y, hv);
+        if (s == LM_OK && residual) {
+            step = *out, *out = NULL;
+            s = lm_binary(out, LM_ADD, step, residual);
+            lm_tensor_release(step), step = NULL;
+        }
+        if (s == LM_OK && relu) {
+            step = *out, *out = NULL;
+            s = lm_unary(out, LM_RELU, step, 0, 0);
+            lm_tensor_release(step), step = NULL;
+        }
     }
     lm_tensor_release(xc), lm_tensor_release(x3), lm_tensor_release(y);
     lm_tensor_release(sc), lm_tensor_release(sh), lm_tensor_release(sv), lm_tensor_release(hv);
+    lm_tensor_release(rc), lm_tensor_release(r3);
     if (s != LM_OK) {
         lm_tensor_release(*out);
         *out = NULL;

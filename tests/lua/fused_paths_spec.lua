@@ -99,3 +99,96 @@ describe("batch normalisation's fused kernel", function()
     raises(function() F.batch_norm(x, nil, nil, lm.ones(3), nil, true) end, "batch_norm: weight must be a float32 [2]")
   end)
 end)
+
+describe("batch norm, residual sum and ReLU in one pass (evaluation)", function()
+  -- a block whose batch norms have statistics and affine maps of their own
+  local function block(inplanes, planes, stride)
+    lm.manual_seed(6)
+    local b = lm.nn.BasicBlock(inplanes, planes, {stride = stride, downsample = stride ~= 1 or nil})
+    lm.no_grad(function()
+      for _, bn in ipairs({b.bn1, b.bn2, b.downsample and b.downsample[2]}) do
+        bn.running_mean:copy_(lm.randn(planes) * 0.5)
+        bn.running_var:copy_(lm.rand(planes) + 0.5)
+        bn.weight:copy_(lm.randn(planes))
+        bn.bias:copy_(lm.randn(planes))
+      end
+    end)
+    return b:evaluate()
+  end
+
+  it("gives the unfused modules' values bit for bit, with and without a downsampling branch", function()
+    for _, case in ipairs({{8, 8, 1}, {4, 8, 2}}) do
+      local b = block(case[1], case[2], case[3])
+      local x = lm.randn(3, case[1], 9, 9)
+      local fused = lm.no_grad(function() return b(x) end)
+      -- with gradients recorded (the parameters require them) nothing is fused
+      local unfused = b(x)
+      truthy(unfused:requires_grad(), "the reference ran the recorded ops")
+      same(fused:totable(), unfused:detach():totable(), 0, "block " .. table.concat(case, ", "))
+      truthy(fused:min():item() == 0 and fused:max():item() > 0, "the ReLU clipped some values")
+    end
+  end)
+
+  it("keeps the modules apart where a hook could tell, in torchvision's order", function()
+    local b = block(8, 8, 1)
+    local seen = {}
+    b.bn2:register_forward_hook(function() seen[#seen + 1] = "bn2" end)
+    b.relu:register_forward_hook(function() seen[#seen + 1] = "relu" end)
+    local x = lm.randn(2, 8, 5, 5)
+    local y = lm.no_grad(function() return b(x) end)
+    same(seen, {"relu", "bn2", "relu"})
+    local plain = block(8, 8, 1)
+    same(y:totable(), lm.no_grad(function() return plain(x) end):totable(), 0, "the same values")
+    -- the fused block makes fewer tensors: two results where the modules made five
+    local function allocations(net)
+      local before = lm.memory_stats().allocations
+      lm.no_grad(function() return net(x) end)
+      return lm.memory_stats().allocations - before
+    end
+    local apart, fused = allocations(b), allocations(plain)
+    truthy(fused <= apart - 3, ("allocations: %d fused, %d apart"):format(fused, apart))
+  end)
+
+  it("passes NaN through the ReLU as the unfused op does, and sums a residual of another shape op by op", function()
+    local x = lm.tensor({{{{0 / 0, -1}, {2, -3}}}})   -- [1, 1, 2, 2]
+    local one, zero = lm.ones(1), lm.zeros(1)
+    local y = F._batch_norm_eval_then(x, zero, one, nil, nil, 0, nil, true)
+    local t = y:view(4):totable()
+    truthy(t[1] ~= t[1], "NaN passes")
+    same({t[2], t[3], t[4]}, {0, 2, 0})
+    local r = F._batch_norm_eval_then(x, zero, one, nil, nil, 0, lm.tensor({10, 20}), false) -- broadcast over W
+    same(r:view(4):totable()[2], 19)
+    raises(function() lm._functional._channel_affine(x, one, zero, lm.ones(1, 1, 2)) end,
+      "channel_affine: the residual must be a float32 tensor of the input's shape [1, 1, 2, 2], "
+      .. "got a float32 [1, 1, 2]")
+  end)
+end)
+
+describe("a Sequential's batch norm and ReLU in one pass (evaluation)", function()
+  it("gives the modules' values, and keeps them apart with fuse = false or in training", function()
+    lm.manual_seed(7)
+    local net = lm.nn.Sequential(lm.nn.Conv2d(3, 6, 3), lm.nn.BatchNorm2d(6), lm.nn.ReLU(), lm.nn.Flatten(),
+      lm.nn.Linear(6 * 4 * 4, 2))
+    lm.no_grad(function()
+      net[2].running_mean:copy_(lm.randn(6))
+      net[2].running_var:copy_(lm.rand(6) + 0.5)
+      net[2].bias:copy_(lm.randn(6))
+    end)
+    net:evaluate()
+    local x = lm.randn(4, 3, 6, 6)
+    local function allocations(fn)
+      local before = lm.memory_stats().allocations
+      local y = lm.no_grad(fn)
+      return y, lm.memory_stats().allocations - before
+    end
+    local fused, n_fused = allocations(function() return net(x) end)
+    net.fuse = false
+    local apart, n_apart = allocations(function() return net(x) end)
+    same(fused:totable(), apart:totable(), 0)
+    truthy(n_fused < n_apart, ("allocations: %d fused, %d apart"):format(n_fused, n_apart))
+    net.fuse = true
+    net:train()
+    local trained = lm.no_grad(function() return net(x) end)
+    truthy(trained:shape()[2] == 2, "training mode runs (batch statistics)")
+  end)
+end)

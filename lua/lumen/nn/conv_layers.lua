@@ -56,15 +56,20 @@ return function(nn)
       end
     end
 
-    function class:forward(x)
+    -- errors at `level` from the caller
+    function class:_check_input(x, level)
       if not lm.is_tensor(x) or not dims[x:dim()] then
         error(string.format("%s: input must be %s, got %s", name, shapes,
-          lm.is_tensor(x) and x:shape_string() or type(x)), 2)
+          lm.is_tensor(x) and x:shape_string() or type(x)), level + 1)
       end
       if x:size(2) ~= self.num_features then
         error(string.format("%s: input %s has %d channels (dimension 2), the layer %d", name,
-          x:shape_string(), x:size(2), self.num_features), 2)
+          x:shape_string(), x:size(2), self.num_features), level + 1)
       end
+    end
+
+    function class:forward(x)
+      self:_check_input(x, 2)
       local factor = self.momentum or 0
       if self.training and self.track_running_stats then
         lm.no_grad(function() self.num_batches_tracked:add_(1) end)
@@ -99,6 +104,35 @@ return function(nn)
 
   nn.BatchNorm1d = batch_norm_class("nn.BatchNorm1d", {[2] = true, [3] = true}, "[N, C] or [N, C, L]")
   nn.BatchNorm2d = batch_norm_class("nn.BatchNorm2d", {[4] = true}, "[N, C, H, W]")
+  nn._fusable_class(nn.BatchNorm1d)
+  nn._fusable_class(nn.BatchNorm2d)
+
+  -- A batch norm in evaluation with running statistics, and the ReLU after
+  -- it (an nn.ReLU, or nil), as Lumen defines them (no hooks, nothing
+  -- replaced): bn_then may run them, with a residual sum between, as one op.
+  local function fusable(bn, relu)
+    return (nn._is_plain(bn, nn.BatchNorm2d) or nn._is_plain(bn, nn.BatchNorm1d))
+      and not bn.training and bn.track_running_stats
+      and (relu == nil or nn._is_plain(relu, nn.ReLU))
+  end
+
+  -- relu(bn(x) + residual), residual and relu optional: in one pass over x
+  -- when fusable (F._batch_norm_eval_then: the same values), else module by
+  -- module.
+  local function bn_then(bn, x, residual, relu)
+    if fusable(bn, relu) then
+      bn:_check_input(x, 3)
+      return F._batch_norm_eval_then(x, bn.running_mean, bn.running_var, bn.weight, bn.bias, bn.eps, residual,
+        relu ~= nil)
+    end
+    local y = bn(x)
+    if residual ~= nil then y = y + residual end
+    if relu ~= nil then y = relu(y) end
+    return y
+  end
+  nn._bn_then = bn_then
+  -- for Sequential: a batch norm followed by a ReLU that bn_then would fuse
+  function nn._bn_fusable(bn, relu) return relu ~= nil and fusable(bn, relu) end
 
   nn.GroupNorm = Module:extend("nn.GroupNorm")
 
@@ -238,10 +272,17 @@ return function(nn)
 
   nn.BasicBlock.expansion = 1
 
+  -- In evaluation the batch norms, the sum and the ReLUs take one pass each
+  -- (bn_then) where they took five; the modules' order is torchvision's
+  -- whenever one of them could tell (a hook, a replaced forward).
   function nn.BasicBlock:forward(x)
-    local out = self.relu(self.bn1(self.conv1(x)))
-    out = self.bn2(self.conv2(out))
+    local out = bn_then(self.bn1, self.conv1(x), nil, self.relu)
+    out = self.conv2(out)
     local down = rawget(self, "downsample")
+    if fusable(self.bn2, self.relu) then
+      return bn_then(self.bn2, out, down and down(x) or x, self.relu)
+    end
+    out = self.bn2(out)
     local identity = down and down(x) or x
     return self.relu(out + identity)
   end

@@ -138,19 +138,31 @@ function F.batch_norm(x, running_mean, running_var, weight, bias, training, mome
       end)
     end
   else
-    -- evaluation: one per-channel affine map, x * scale + shift, with scale
-    -- and shift folded on the C-vectors (two passes over x instead of four)
-    local scale = 1 / (running_var + eps):sqrt()
-    if weight ~= nil then scale = scale * weight end
-    local shift = -running_mean * scale
-    if bias ~= nil then shift = shift + bias end
-    if not (lm.is_grad_enabled() and (x:requires_grad() or scale:requires_grad() or shift:requires_grad())) then
-      return C._channel_affine(x, scale, shift) -- one pass, the same values
-    end
-    return x * channel_view(scale, x) + channel_view(shift, x)
+    return F._batch_norm_eval_then(x, running_mean, running_var, weight, bias, eps)
   end
   if weight ~= nil then y = y * channel_view(weight, x) end
   if bias ~= nil then y = y + channel_view(bias, x) end
+  return y
+end
+
+--- (internal) A batch norm in evaluation (running statistics), then +
+--- residual (a tensor, or nil) and a ReLU when relu: one per-channel affine
+--- map, x * scale + shift, with scale and shift folded on the C-vectors,
+--- and with what follows it in one pass where nothing records gradients
+--- (C._channel_affine); else op by op. The same values either way.
+function F._batch_norm_eval_then(x, running_mean, running_var, weight, bias, eps, residual, relu)
+  local scale = 1 / (running_var + (eps or 1e-5)):sqrt()
+  if weight ~= nil then scale = scale * weight end
+  local shift = -running_mean * scale
+  if bias ~= nil then shift = shift + bias end
+  local records = lm.is_grad_enabled() and (x:requires_grad() or scale:requires_grad() or shift:requires_grad()
+    or (residual ~= nil and residual:requires_grad()))
+  local fits = residual == nil or (residual:dtype() == "float32" and residual:device() == x:device()
+    and residual:shape_string() == x:shape_string())
+  if not records and fits then return C._channel_affine(x, scale, shift, residual, relu == true) end
+  local y = x * channel_view(scale, x) + channel_view(shift, x)
+  if residual ~= nil then y = y + residual end
+  if relu then y = y:relu() end
   return y
 end
 

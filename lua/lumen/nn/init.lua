@@ -69,6 +69,12 @@ local function plain(m, class)
     and m.call == Module.call
 end
 
+-- For the layer files' fusions: whether m is a `class` as Lumen defines it
+-- (no forward hook, neither forward nor call replaced), which a fusion may
+-- then run with its neighbours as one op; and the classes it applies to.
+function nn._is_plain(m, class) return plain(m, class) end
+function nn._fusable_class(class) lm_forward[class] = class.forward end
+
 -- F.linear and F.dropout as lm.nn.functional defines them: code that wraps
 -- them (lm.dist.global_batch_random draws each rank's rows of a global
 -- batch's dropout mask) gets its own functions called, unfused.
@@ -101,7 +107,8 @@ local function fused_span(self, i, x)
 end
 
 --- net.fuse = false runs every child on its own (default true: a Linear
---- with the ELU or ReLU and the Dropout after it runs as one op).
+--- with the ELU or ReLU and the Dropout after it runs as one op, and so
+--- does a batch norm in evaluation with the ReLU after it).
 nn.Sequential.fuse = true
 
 function nn.Sequential:forward(x)
@@ -120,6 +127,10 @@ function nn.Sequential:forward(x)
     local ok, out
     if last then
       ok, out = xpcall(F._linear_act, h.fn, x, child.weight, child.bias, act, alpha, keep)
+    elseif self.fuse and nn._bn_fusable(child, self[names[i + 1]]) then
+      -- a batch norm in evaluation and its ReLU: one pass (nn._bn_then)
+      last = i + 1
+      ok, out = xpcall(nn._bn_then, h.fn, child, x, nil, self[names[i + 1]])
     else
       ok, out = xpcall(child.call, h.fn, child, x)
     end
