@@ -230,14 +230,31 @@ static void release_dead_refs(lua_State *L) {
     while (ndead) luaL_unref(L, LUA_REGISTRYINDEX, dead_refs[--ndead]);
 }
 
+/* The Lua side of a custom rule's call, run protected: a Lua error here
+ * (out of memory pushing the gradient, too) must not unwind through
+ * lm_backward, which still holds the pass's state. */
+typedef struct {
+    int ref, nresults;
+    lm_tensor *grad;
+} rule_call;
+
+static int call_rule(lua_State *L) {
+    rule_call *c = lua_touserdata(L, 1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->ref);
+    l_push_tensor(L, lm_tensor_retain(c->grad));
+    lua_call(L, 1, c->nresults);
+    return c->nresults;
+}
+
 static lm_status lua_rule_backward(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     lua_State *L = backward_state;
     lua_rule *r = n->ctx;
     if (!L) return lm_fail(LM_ERR_STATE, "backward of %s: no Lua state", n->name);
     int top = lua_gettop(L);
     if (!lua_checkstack(L, n->ninputs + 4)) return lm_fail(LM_ERR_MEMORY, "Lua stack overflow");
-    lua_rawgeti(L, LUA_REGISTRYINDEX, r->ref);
-    l_push_tensor(L, lm_tensor_retain(g));
+    rule_call call = {r->ref, n->ninputs, g};
+    lua_pushcfunction(L, call_rule);
+    lua_pushlightuserdata(L, &call);
     if (lua_pcall(L, 1, n->ninputs, 0) != LUA_OK) {
         lm_status s = lm_fail(LM_ERR_STATE, "backward of %s: %s", n->name,
                               lua_tostring(L, -1) ? lua_tostring(L, -1) : "(error object)");

@@ -26,28 +26,11 @@ lm.Tensor = methods
 
 -- lm.write_file(path, contents) and lm.mkdir(path) are in C (bindings/l_files.c).
 
--- fn(...) in a coroutine of its own with grad mode `mode` while it runs: when
--- it yields, the caller's coroutine yields the same values with the mode it
--- had, and the mode is `mode` again when it is resumed (the mode is one
--- setting for all coroutines, so a suspended no_grad must not leave it off).
-local function run_yielding(mode, fn, ...)
-  local co = coroutine.create(fn)
-  local results = table.pack(...)
-  while true do
-    local previous = lm.set_grad_enabled(mode)
-    results = table.pack(coroutine.resume(co, table.unpack(results, 1, results.n)))
-    lm.set_grad_enabled(previous)
-    if not results[1] then error(results[2], 0) end
-    if coroutine.status(co) == "dead" then return table.unpack(results, 2, results.n) end
-    results = table.pack(coroutine.yield(table.unpack(results, 2, results.n)))
-  end
-end
-
---- Runs fn(...) with gradient recording off; returns fn's results. Inside a
---- coroutine, fn may yield: recording is on again (as it was) while it is
---- suspended.
+--- Runs fn(...) with gradient recording off; returns fn's results. The
+--- mode is one setting for the whole Lua state, as torch's is per thread: a
+--- coroutine that yields inside fn leaves recording off until it is resumed
+--- and fn returns.
 function lm.no_grad(fn, ...)
-  if coroutine.isyieldable() then return run_yielding(false, fn, ...) end
   local previous = lm.set_grad_enabled(false)
   local results = table.pack(pcall(fn, ...))
   lm.set_grad_enabled(previous)
