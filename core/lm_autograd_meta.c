@@ -22,12 +22,49 @@ lm_autograd_meta *lm_autograd_meta_retain(lm_autograd_meta *meta) {
     return meta;
 }
 
-void lm_autograd_meta_release(lm_autograd_meta *meta) {
-    if (!meta || --meta->refcount > 0) return;
+/* Freeing a state releases its node, whose inputs' states may go too, and
+ * so on down the graph: done recursively, a chain of a few hundred thousand
+ * ops dropped without a backward pass overflowed the C stack. States whose
+ * count reaches zero while one is being freed wait in a list instead, which
+ * the outermost release empties. */
+static _Thread_local lm_autograd_meta **waiting;
+static _Thread_local int nwaiting, capwaiting;
+static _Thread_local bool freeing;
+
+static void free_state(lm_autograd_meta *meta) {
     lm_tensor_release(meta->grad);
     lm_tensor_release(meta->pending);
     lm_node_release(meta->grad_fn);
     free(meta);
+}
+
+static bool wait_to_free(lm_autograd_meta *meta) {
+    if (nwaiting == capwaiting) {
+        int cap = capwaiting ? capwaiting * 2 : 256;
+        lm_autograd_meta **p = realloc(waiting, sizeof *p * cap);
+        if (!p) return false;
+        waiting = p;
+        capwaiting = cap;
+    }
+    waiting[nwaiting++] = meta;
+    return true;
+}
+
+void lm_autograd_meta_release(lm_autograd_meta *meta) {
+    if (!meta || --meta->refcount > 0) return;
+    if (freeing) {
+        if (!wait_to_free(meta)) free_state(meta); /* out of memory: recurse, as before */
+        return;
+    }
+    freeing = true;
+    free_state(meta);
+    while (nwaiting) free_state(waiting[--nwaiting]);
+    freeing = false;
+    if (capwaiting > 4096) { /* a deep graph's list is not kept */
+        free(waiting);
+        waiting = NULL;
+        capwaiting = 0;
+    }
 }
 
 bool lm_autograd_meta_same_shape(const lm_autograd_meta *meta, const lm_tensor *t) {

@@ -103,6 +103,28 @@ describe("graph memory", function()
     near(ratio:max():item(), 1, 1e-5, "the gradient through the freed results (largest)")
   end)
 
+  it("drops a chain of 200,000 recorded ops without backward (in a fresh process)", function()
+    -- freeing it recursively overflowed the C stack
+    local lumen = (os.getenv("LUMEN_BUILD_DIR") or "build") .. "/lumen"
+    local script = [[
+      local x = lm.ones(1):requires_grad(true)
+      local y = x
+      for _ = 1, 200000 do y = y + 1 end
+      y = nil
+      collectgarbage()
+      collectgarbage()
+      local z = x
+      for _ = 1, 200000 do z = z * 1 end
+      z:sum():backward()
+      print("gradient " .. x.grad:item())
+    ]]
+    local p = io.popen(lumen .. " -e '" .. script .. "' 2>&1")
+    local out = p:read("a")
+    local ok, how, code = p:close()
+    truthy(ok, ("the child ended with %s %s: %s"):format(how, code, out))
+    eq(out, "gradient 1.0\n")
+  end)
+
   it("keeps what a gradient reads after the user drops it", function()
     local x = lm.tensor({0.5, -1, 2}):requires_grad(true)
     local h = x:exp() -- exp saves its output
