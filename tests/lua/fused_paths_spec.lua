@@ -187,6 +187,18 @@ describe("a Sequential's batch norm and ReLU in one pass (evaluation)", function
     same(fused:totable(), apart:totable(), 0)
     truthy(n_fused < n_apart, ("allocations: %d fused, %d apart"):format(n_fused, n_apart))
     net.fuse = true
+    -- code that wraps F.batch_norm gets it called, unfused (as for F.linear)
+    local plain, calls = F.batch_norm, 0
+    F.batch_norm = function(...) calls = calls + 1 return plain(...) end
+    local ok, wrapped = pcall(lm.no_grad, function() return net(x) end)
+    local block_ok, block_err = pcall(function()
+      return lm.no_grad(function() return lm.nn.BasicBlock(3, 3):evaluate()(lm.randn(1, 3, 4, 4)) end)
+    end)
+    F.batch_norm = plain
+    assert(ok, wrapped)
+    assert(block_ok, block_err)
+    eq(calls, 3, "the wrapper ran for the Sequential's batch norm and the block's two")
+    same(wrapped:totable(), fused:totable(), 0)
     net:train()
     local trained = lm.no_grad(function() return net(x) end)
     truthy(trained:shape()[2] == 2, "training mode runs (batch statistics)")

@@ -109,9 +109,12 @@ return function(nn)
 
   -- A batch norm in evaluation with running statistics, and the ReLU after
   -- it (an nn.ReLU, or nil), as Lumen defines them (no hooks, nothing
-  -- replaced): bn_then may run them, with a residual sum between, as one op.
+  -- replaced, F.batch_norm not wrapped by other code): bn_then may run
+  -- them, with a residual sum between, as one op.
+  local plain_batch_norm = F.batch_norm
   local function fusable(bn, relu)
-    return (nn._is_plain(bn, nn.BatchNorm2d) or nn._is_plain(bn, nn.BatchNorm1d))
+    return F.batch_norm == plain_batch_norm
+      and (nn._is_plain(bn, nn.BatchNorm2d) or nn._is_plain(bn, nn.BatchNorm1d))
       and not bn.training and bn.track_running_stats
       and (relu == nil or nn._is_plain(relu, nn.ReLU))
   end

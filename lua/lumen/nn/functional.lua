@@ -162,7 +162,7 @@ function F._batch_norm_eval_then(x, running_mean, running_var, weight, bias, eps
   if not records and fits then return C._channel_affine(x, scale, shift, residual, relu == true) end
   local y = x * channel_view(scale, x) + channel_view(shift, x)
   if residual ~= nil then y = y + residual end
-  if relu then y = y:relu() end
+  if relu == true then y = y:relu() end
   return y
 end
 
