@@ -75,11 +75,15 @@ return function(models)
   end
 
   function ResNet:forward(x)
-    x = self.maxpool(nn._bn_then(self.bn1, self.conv1(x), nil, self.relu)) -- one pass in evaluation
+    x = self.maxpool(nn._bn_then(self.bn1, self.conv1(x), nil, self.relu, self.fuse)) -- one pass in evaluation
     x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
     x = self.avgpool(x)
     return self.fc(x:reshape(x:size(1), -1))
   end
+
+  --- net.fuse = false keeps the stem's batch norm and ReLU apart; each
+  --- block has its own `fuse` (set m.fuse for every m of net:modules()).
+  ResNet.fuse = true
 
   function ResNet:extra_repr() return self.stem .. " stem, " .. self.num_classes .. " classes" end
 

@@ -147,6 +147,10 @@ describe("batch norm, residual sum and ReLU in one pass (evaluation)", function(
     end
     local apart, fused = allocations(b), allocations(plain)
     truthy(fused <= apart - 3, ("allocations: %d fused, %d apart"):format(fused, apart))
+    plain.fuse = false
+    local switched_off = allocations(plain)
+    truthy(switched_off >= fused + 3, ("allocations: %d with fuse = false, %d fused"):format(switched_off, fused))
+    same(lm.no_grad(function() return plain(x) end):totable(), y:totable(), 0, "the same values with fuse = false")
   end)
 
   it("passes NaN through the ReLU as the unfused op does, and sums a residual of another shape op by op", function()

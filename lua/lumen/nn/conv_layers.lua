@@ -120,10 +120,10 @@ return function(nn)
   end
 
   -- relu(bn(x) + residual), residual and relu optional: in one pass over x
-  -- when fusable (F._batch_norm_eval_then: the same values), else module by
-  -- module.
-  local function bn_then(bn, x, residual, relu)
-    if fusable(bn, relu) then
+  -- when fusable and the calling module's `fuse` is not false
+  -- (F._batch_norm_eval_then: the same values), else module by module.
+  local function bn_then(bn, x, residual, relu, fuse)
+    if fuse ~= false and fusable(bn, relu) then
       bn:_check_input(x, 3)
       return F._batch_norm_eval_then(x, bn.running_mean, bn.running_var, bn.weight, bn.bias, bn.eps, residual,
         relu ~= nil)
@@ -278,11 +278,14 @@ return function(nn)
   -- In evaluation the batch norms, the sum and the ReLUs take one pass each
   -- (bn_then) where they took five; the modules' order is torchvision's
   -- whenever one of them could tell (a hook, a replaced forward).
+  --- block.fuse = false keeps every module apart (default true).
+  nn.BasicBlock.fuse = true
+
   function nn.BasicBlock:forward(x)
-    local out = bn_then(self.bn1, self.conv1(x), nil, self.relu)
+    local out = bn_then(self.bn1, self.conv1(x), nil, self.relu, self.fuse)
     out = self.conv2(out)
     local down = rawget(self, "downsample")
-    if fusable(self.bn2, self.relu) then
+    if self.fuse ~= false and fusable(self.bn2, self.relu) then
       return bn_then(self.bn2, out, down and down(x) or x, self.relu)
     end
     out = self.bn2(out)
