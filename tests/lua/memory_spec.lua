@@ -10,13 +10,21 @@ local function rss_mb()
   return tonumber(s:match("VmRSS:%s*(%d+)")) / 1024
 end
 
+-- Runs `script` with lumen -e in a fresh process: its output (stderr too)
+-- and io.popen's close results (ok, "exit" or "signal", code).
+local function run_fresh(script)
+  local lumen = (os.getenv("LUMEN_BUILD_DIR") or "build") .. "/lumen"
+  local p = io.popen(lumen .. " -e '" .. script:gsub("'", "'\\''") .. "' 2>&1")
+  local out = p:read("a")
+  return out, p:close()
+end
+
 describe("memory", function()
   -- under the sanitizers every block goes through ASan's allocator, which is
   -- about 100 times slower: fewer iterations still show a flat profile
   local n = os.getenv("LUMEN_SANITIZED") and 3000 or 100000
   it("stays under 200 MB over " .. n .. " 1 MB tensors (in a fresh process)", function()
     if not rss_mb() then skip("/proc/self/status is not readable here") end
-    local lumen = (os.getenv("LUMEN_BUILD_DIR") or "build") .. "/lumen"
     local script = string.format([[
       local function rss()
         local f = io.open("/proc/self/status"); local s = f:read("a"); f:close()
@@ -29,9 +37,7 @@ describe("memory", function()
       end
       print(string.format("%%.1f %%.1f", start, peak))
     ]], n)
-    local p = io.popen(lumen .. " -e '" .. script:gsub("'", "'\\''") .. "' 2>&1")
-    local out = p:read("a")
-    p:close()
+    local out = run_fresh(script)
     local start, peak = out:match("([%d.]+) ([%d.]+)")
     start, peak = tonumber(start), tonumber(peak)
     truthy(peak, "the child printed its memory: " .. out)
@@ -105,8 +111,7 @@ describe("graph memory", function()
 
   it("drops a chain of 200,000 recorded ops without backward (in a fresh process)", function()
     -- freeing it recursively overflowed the C stack
-    local lumen = (os.getenv("LUMEN_BUILD_DIR") or "build") .. "/lumen"
-    local script = [[
+    local out, ok, how, code = run_fresh([[
       local x = lm.ones(1):requires_grad(true)
       local y = x
       for _ = 1, 200000 do y = y + 1 end
@@ -117,10 +122,7 @@ describe("graph memory", function()
       for _ = 1, 200000 do z = z * 1 end
       z:sum():backward()
       print("gradient " .. x.grad:item())
-    ]]
-    local p = io.popen(lumen .. " -e '" .. script .. "' 2>&1")
-    local out = p:read("a")
-    local ok, how, code = p:close()
+    ]])
     truthy(ok, ("the child ended with %s %s: %s"):format(how, code, out))
     eq(out, "gradient 1.0\n")
   end)
