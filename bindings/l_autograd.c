@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "l_common.h"
+#include "lm_autocast.h"
 #include "lm_autograd.h"
 #include "lm_ops.h"
 
@@ -88,6 +89,41 @@ static int l_detect_anomaly(lua_State *L) {
         lm_set_detect_anomaly(lua_toboolean(L, 1));
     }
     lua_pushboolean(L, lm_detect_anomaly());
+    return 1;
+}
+
+static const char *autocast_name(lm_autocast_mode m) {
+    return m == LM_AUTOCAST_BF16 ? "bfloat16" : NULL;
+}
+
+/* lm._set_autocast(dtype): 'bfloat16' on, 'float32', false or nil off;
+ * returns the previous mode ('bfloat16' or nil) */
+static int l_set_autocast(lua_State *L) {
+    lm_autocast_mode m = LM_AUTOCAST_OFF;
+    if (lua_type(L, 1) == LUA_TSTRING) {
+        const char *name = lua_tostring(L, 1);
+        if (!strcmp(name, "bfloat16") || !strcmp(name, "bf16"))
+            m = LM_AUTOCAST_BF16;
+        else if (strcmp(name, "float32") != 0) {
+            lua_pushfstring(L,
+                            "autocast: no products in '%s' (use 'bfloat16', or 'float32' or "
+                            "false to turn autocast off)",
+                            name);
+            return lua_error(L); /* no position: lm.autocast blames its caller */
+        }
+    } else if (!lua_isnoneornil(L, 1) && !(lua_isboolean(L, 1) && !lua_toboolean(L, 1))) {
+        lua_pushfstring(L, "autocast: the dtype must be 'bfloat16', 'float32' or false, got %s",
+                        luaL_typename(L, 1));
+        return lua_error(L);
+    }
+    const char *old = autocast_name(lm_set_autocast(m));
+    old ? lua_pushstring(L, old) : lua_pushnil(L);
+    return 1;
+}
+
+static int l_get_autocast(lua_State *L) {
+    const char *name = autocast_name(lm_autocast());
+    name ? lua_pushstring(L, name) : lua_pushnil(L);
     return 1;
 }
 
@@ -329,6 +365,8 @@ static int l_storage_version(lua_State *L) {
 }
 
 static const luaL_Reg module_functions[] = {{"set_grad_enabled", l_set_grad_enabled},
+                                            {"_set_autocast", l_set_autocast},
+                                            {"get_autocast", l_get_autocast},
                                             {"is_grad_enabled", l_is_grad_enabled},
                                             {"_detect_anomaly", l_detect_anomaly},
                                             {"cat", l_cat},

@@ -67,6 +67,7 @@ UNARY_METHOD(t_sign, LM_SIGN)
 UNARY_METHOD(t_tanh, LM_TANH)
 UNARY_METHOD(t_sigmoid, LM_SIGMOID)
 UNARY_METHOD(t_relu, LM_RELU)
+UNARY_METHOD(t_round_bfloat16, LM_ROUND_BF16)
 
 static int t_elu(lua_State *L) {
     return unary(L, LM_ELU, luaL_optnumber(L, 2, 1.0), 0);
@@ -172,19 +173,42 @@ static int t_matmul(lua_State *L) {
 
 /* ---- registration ------------------------------------------------------------------------ */
 
-static const luaL_Reg math_methods[] = {
-    {"add", t_add},         {"sub", t_sub},   {"mul", t_mul},
-    {"div", t_div},         {"pow", t_pow},   {"maximum", t_maximum},
-    {"minimum", t_minimum}, {"eq", t_eq},     {"ne", t_ne},
-    {"lt", t_lt},           {"le", t_le},     {"gt", t_gt},
-    {"ge", t_ge},           {"neg", t_neg},   {"exp", t_exp},
-    {"log", t_log},         {"sqrt", t_sqrt}, {"abs", t_abs},
-    {"sign", t_sign},       {"tanh", t_tanh}, {"sigmoid", t_sigmoid},
-    {"relu", t_relu},       {"elu", t_elu},   {"gelu", t_gelu},
-    {"clamp", t_clamp},     {"sum", t_sum},   {"mean", t_mean},
-    {"max", t_max},         {"min", t_min},   {"argmax", t_argmax},
-    {"argmin", t_argmin},   {"var", t_var},   {"std", t_std},
-    {"matmul", t_matmul},   {NULL, NULL}};
+static const luaL_Reg math_methods[] = {{"add", t_add},
+                                        {"sub", t_sub},
+                                        {"mul", t_mul},
+                                        {"div", t_div},
+                                        {"pow", t_pow},
+                                        {"maximum", t_maximum},
+                                        {"minimum", t_minimum},
+                                        {"eq", t_eq},
+                                        {"ne", t_ne},
+                                        {"lt", t_lt},
+                                        {"le", t_le},
+                                        {"gt", t_gt},
+                                        {"ge", t_ge},
+                                        {"neg", t_neg},
+                                        {"exp", t_exp},
+                                        {"log", t_log},
+                                        {"sqrt", t_sqrt},
+                                        {"abs", t_abs},
+                                        {"round_bfloat16", t_round_bfloat16},
+                                        {"sign", t_sign},
+                                        {"tanh", t_tanh},
+                                        {"sigmoid", t_sigmoid},
+                                        {"relu", t_relu},
+                                        {"elu", t_elu},
+                                        {"gelu", t_gelu},
+                                        {"clamp", t_clamp},
+                                        {"sum", t_sum},
+                                        {"mean", t_mean},
+                                        {"max", t_max},
+                                        {"min", t_min},
+                                        {"argmax", t_argmax},
+                                        {"argmin", t_argmin},
+                                        {"var", t_var},
+                                        {"std", t_std},
+                                        {"matmul", t_matmul},
+                                        {NULL, NULL}};
 
 static const luaL_Reg math_metamethods[] = {{"__add", t_add}, {"__sub", t_sub}, {"__mul", t_mul},
                                             {"__div", t_div}, {"__pow", t_pow}, {"__unm", t_unm},

@@ -24,6 +24,7 @@ int lm_unary_grad_saves(lm_unary_op op, double p0) {
     switch (op) {
     case LM_NEG:
     case LM_SIGN:
+    case LM_ROUND_BF16:
         return 0;
     case LM_POW_SCALAR: /* x^0 has gradient 0: nothing to keep */
         return p0 == 0 ? 0 : LM_UNARY_SAVES_X;
@@ -176,6 +177,9 @@ lm_status lm_rule_unary_composite(lm_node *n, lm_tensor *g, lm_tensor **gi) {
         d = sc_binary(&sc, LM_MUL, g, sc_binary_scalar(&sc, LM_MUL, slope, 0.5));
         break;
     }
+    case LM_ROUND_BF16: /* passes the gradient through, as torch's casts do */
+        d = sc_binary_scalar(&sc, LM_MUL, g, 1);
+        break;
     case LM_UNARY_COUNT:
         break; /* no default: -Wswitch lists an op added without its rule */
     }
@@ -635,7 +639,8 @@ lm_status lm_rule_conv2d(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     int64_t w2s[2] = {O, K}, cs[2] = {K, P}, g3s[3] = {N, O, P};
     lm_device device = x->storage->device;
     lm_tensor *cols = NULL, *gx = NULL, *gw = NULL;
-    lm_tensor *xc = sc_contiguous(&sc, x), *wc = sc_contiguous(&sc, w), *gc = sc_contiguous(&sc, g);
+    /* under autocast (the forward's mode) the three operands rounded */
+    lm_tensor *xc = sc_cast(&sc, x), *wc = sc_cast(&sc, w), *gc = sc_cast(&sc, g);
     lm_tensor *w2 = sc_reshape(&sc, wc, 2, w2s), *g3 = sc_reshape(&sc, gc, 3, g3s);
     lm_tensor *w2t = sc_transpose(&sc, w2, 0, 1);
     if (be->conv2d_backward) { /* whole batch in the backend */

@@ -7,6 +7,7 @@
 #ifndef LM_AUTOGRAD_SCOPE_H
 #define LM_AUTOGRAD_SCOPE_H
 
+#include "lm_autocast.h"
 #include "lm_autograd.h"
 #include "lm_ops.h"
 
@@ -109,6 +110,11 @@ static inline lm_tensor *sc_expand(scope *sc, lm_tensor *a, int ndim, const int6
 static inline lm_tensor *sc_contiguous(scope *sc, lm_tensor *a) {
     lm_tensor *r = NULL;
     return sc_keep(sc, sc->status ? sc->status : lm_contiguous(&r, a), &r);
+}
+/* A product's operand: rounded to bfloat16 under autocast (lm_autocast.h), else contiguous. */
+static inline lm_tensor *sc_cast(scope *sc, lm_tensor *a) {
+    lm_tensor *r = NULL;
+    return sc_keep(sc, sc->status ? sc->status : lm_autocast_operand(&r, a), &r);
 }
 static inline lm_tensor *sc_where(scope *sc, lm_tensor *cond, lm_tensor *a, lm_tensor *b) {
     lm_tensor *r = NULL;

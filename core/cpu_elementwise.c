@@ -135,6 +135,7 @@ static void unary_row_f32(lm_unary_op op, int64_t n, float *o, int64_t so, const
         UNARY_CASE(LM_RECIPROCAL);
         UNARY_CASE(LM_GELU);
         UNARY_CASE(LM_GELU_TANH);
+        UNARY_CASE(LM_ROUND_BF16);
     case LM_UNARY_COUNT:
         break; /* refused by lm_cpu_unary */
     }
@@ -337,6 +338,7 @@ static void unary_backward_range(void *ctx, int64_t begin, int64_t end) {
         case LM_RPOW_SCALAR:
         case LM_SQUARE:
         case LM_RECIPROCAL:
+        case LM_ROUND_BF16:
         case LM_UNARY_COUNT:
             break;
         }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lm_autocast.h"
 #include "lm_ops.h"
 
 static bool grad_mode = true;
@@ -179,6 +180,7 @@ lm_node *lm_node_attach(lm_tensor *out, const char *name, lm_backward_fn backwar
     n->name = name;
     n->backward = backward;
     n->ninputs = ninputs;
+    n->autocast = (uint8_t)lm_autocast();
     for (int i = 0; i < ninputs; i++)
         n->inputs[i] = inputs[i] && lm_requires_grad(inputs[i])
                            ? lm_autograd_meta_retain(inputs[i]->autograd)
@@ -442,7 +444,9 @@ static lm_status backward_pass(lm_tensor *root, lm_tensor *grad, bool retain_gra
         if ((!n && m->requires_grad) || m->retain_grad) s = accumulate_grad(m, g);
         if (s == LM_OK && n) {
             lm_tensor *grads[LM_NODE_MAX_INPUTS] = {NULL};
+            lm_autocast_mode old_cast = lm_set_autocast((lm_autocast_mode)n->autocast);
             s = n->backward(n, g, grads);
+            lm_set_autocast(old_cast);
             for (int k = 0; k < n->ninputs && s == LM_OK && anomaly_mode; k++) {
                 if (!grads[k]) continue;
                 char what[64];

@@ -47,6 +47,9 @@ struct lm_node {
     int ndim; /* e.g. the input shape of a view */
     int64_t shape[LM_MAX_DIMS];
     bool released; /* backward ran without retain_graph */
+    /* the autocast mode (lm_autocast.h) it was recorded under, and its
+     * rule runs under: backward products round as the forward ones did */
+    uint8_t autocast;
     /* for rules implemented outside the core (custom Lua functions) */
     void *ctx;
     void (*free_ctx)(void *ctx);

@@ -28,8 +28,9 @@ typedef enum lm_unary_op {
     LM_RPOW_SCALAR, /* p0 ^ x */
     LM_SQUARE,
     LM_RECIPROCAL,
-    LM_GELU,      /* x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), exact */
-    LM_GELU_TANH, /* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), PyTorch's 'tanh' form */
+    LM_GELU,       /* x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), exact */
+    LM_GELU_TANH,  /* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), PyTorch's 'tanh' form */
+    LM_ROUND_BF16, /* the nearest bfloat16, kept in float32 (ties to even): autocast's operands */
     LM_UNARY_COUNT
 } lm_unary_op;
 

@@ -18,6 +18,7 @@
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "lm_backend.h"
 
@@ -88,6 +89,23 @@ LM_HOST_DEVICE static inline float lm_gelu_tanh_grad_f32(float x) {
     return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du;
 }
 
+/* x rounded to the nearest bfloat16, ties to even, and kept in float32 (the
+ * low 16 bits cleared): the operands of products under lm.autocast. Past
+ * bfloat16's largest value it gives an infinity, a NaN stays a (quiet) NaN,
+ * as torch's x.bfloat16().float() does. Integer arithmetic on the bits, so
+ * flush-to-zero does not touch it. */
+LM_HOST_DEVICE static inline float lm_round_bf16_f32(float x) {
+    uint32_t u; /* memcpy: a register move on either compiler */
+    memcpy(&u, &x, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u)
+        u |= 0x00400000u; /* NaN: set the quiet bit, which the truncation keeps */
+    else
+        u += 0x7fffu + ((u >> 16) & 1u);
+    u &= 0xffff0000u;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
 /* y = op(x); p0, p1 are the op's parameters (lm_backend.h). */
 LM_HOST_DEVICE static inline float lm_unary_f32(lm_unary_op op, float x, float p0, float p1) {
     switch (op) {
@@ -128,6 +146,8 @@ LM_HOST_DEVICE static inline float lm_unary_f32(lm_unary_op op, float x, float p
         return lm_gelu_f32(x);
     case LM_GELU_TANH:
         return lm_gelu_tanh_f32(x);
+    case LM_ROUND_BF16:
+        return lm_round_bf16_f32(x);
     case LM_UNARY_COUNT:
         break;
     }
@@ -158,6 +178,7 @@ LM_HOST_DEVICE static inline bool lm_unary_has_fused_grad(lm_unary_op op) {
     case LM_RPOW_SCALAR:
     case LM_SQUARE:
     case LM_RECIPROCAL:
+    case LM_ROUND_BF16:
     case LM_UNARY_COUNT:
         return false;
     }
@@ -194,6 +215,7 @@ LM_HOST_DEVICE static inline float lm_unary_grad_f32(lm_unary_op op, float g, fl
     case LM_RPOW_SCALAR:
     case LM_SQUARE:
     case LM_RECIPROCAL:
+    case LM_ROUND_BF16:
     case LM_UNARY_COUNT:
         break;
     }
@@ -274,6 +296,8 @@ LM_HOST_DEVICE static inline double lm_scalar_unary(lm_unary_op op, double x, do
         return 0.5 * x * (1.0 + erf(x * LM_GELU_RSQRT2));
     case LM_GELU_TANH:
         return 0.5 * x * (1.0 + tanh(LM_GELU_TANH_BETA * (x + LM_GELU_TANH_KAPPA * x * x * x)));
+    case LM_ROUND_BF16:
+        return lm_round_bf16_f32((float)x);
     case LM_UNARY_COUNT:
         break;
     }

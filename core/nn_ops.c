@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "autograd_rules.h"
+#include "lm_autocast.h"
 #include "lm_nn.h"
 #include "lm_ops.h"
 #include "lm_rng.h"
@@ -139,8 +140,8 @@ static lm_status linear_act_fused(const lm_backend *be, lm_tensor **y, lm_tensor
     lm_tensor *xc = NULL, *wc = NULL, *bc = NULL;
     int64_t shape[2] = {x->shape[0], w->shape[0]};
     lm_device device = x->storage->device;
-    lm_status s = lm_contiguous(&xc, x);
-    if (s == LM_OK) s = lm_contiguous(&wc, w);
+    lm_status s = lm_autocast_operand(&xc, x);
+    if (s == LM_OK) s = lm_autocast_operand(&wc, w);
     if (s == LM_OK && b) s = lm_contiguous(&bc, b);
     if (s == LM_OK) s = lm_tensor_new(a, LM_FLOAT32, device, 2, shape);
     if (s == LM_OK && keep < 1) s = lm_tensor_new(mask, LM_FLOAT32, device, 2, shape);
@@ -705,8 +706,8 @@ static lm_status conv2d_forward(lm_tensor **out, lm_conv_geometry *g, lm_tensor 
               *prod = NULL;
     int64_t oshape[4] = {N, O, g->out_h, g->out_w}, cshape[2] = {K, P}, wshape[2] = {O, K},
             o2[2] = {O, P};
-    lm_status s = lm_contiguous(&xc, x);
-    if (s == LM_OK) s = lm_contiguous(&wc, w);
+    lm_status s = lm_autocast_operand(&xc, x);
+    if (s == LM_OK) s = lm_autocast_operand(&wc, w);
     if (s == LM_OK) s = lm_tensor_view(&w2, wc, 2, wshape);
     if (s == LM_OK) s = lm_tensor_new(out, LM_FLOAT32, x->storage->device, 4, oshape);
     lm_tensor *bc = NULL; /* the backend adds a contiguous bias as it writes */

@@ -4,8 +4,8 @@
 
 /* Unsized, so that the assertions catch an op added to lm_backend.h without a name. */
 static const char *const unary_names[] = {
-    "neg", "exp",   "log", "sqrt", "abs",    "sign",       "tanh", "sigmoid",  "relu",
-    "elu", "clamp", "pow", "pow",  "square", "reciprocal", "gelu", "gelu_tanh"};
+    "neg", "exp",   "log", "sqrt", "abs",    "sign",       "tanh", "sigmoid",   "relu",
+    "elu", "clamp", "pow", "pow",  "square", "reciprocal", "gelu", "gelu_tanh", "round_bfloat16"};
 static const char *const binary_names[] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum",
                                            "eq",  "ne",  "lt",  "le",  "gt",  "ge"};
 _Static_assert(sizeof unary_names / sizeof *unary_names == LM_UNARY_COUNT, "a name per unary op");

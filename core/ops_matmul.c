@@ -2,6 +2,7 @@
 #include <limits.h>
 #include <string.h>
 
+#include "lm_autocast.h"
 #include "lm_ops.h"
 
 /* True when the last two dims of t (rows x cols) map onto BLAS directly. */
@@ -190,9 +191,27 @@ lm_status lm_matmul(lm_tensor **out, lm_tensor *a_in, lm_tensor *b_in) {
     return lm_matmul_bias(out, a_in, b_in, NULL);
 }
 
+/* Under autocast the operands' bfloat16 roundings (lm_autocast.h); else
+ * the operands themselves, retained. */
+static lm_status cast_operands(lm_tensor **a, lm_tensor **b, lm_tensor *a_in, lm_tensor *b_in) {
+    *a = *b = NULL;
+    if (lm_autocast() == LM_AUTOCAST_OFF || a_in->storage->device != b_in->storage->device) {
+        *a = lm_tensor_retain(a_in), *b = lm_tensor_retain(b_in);
+        return LM_OK;
+    }
+    lm_status s = lm_autocast_operand(a, a_in);
+    if (s == LM_OK) s = lm_autocast_operand(b, b_in);
+    if (s != LM_OK) lm_tensor_release(*a), lm_tensor_release(*b), *a = *b = NULL;
+    return s;
+}
+
 lm_status lm_matmul_bias(lm_tensor **out, lm_tensor *a_in, lm_tensor *b_in, const lm_tensor *bias) {
     matmul_plan p;
-    lm_status s = plan_matmul(&p, out, a_in, b_in, bias);
+    lm_tensor *a = NULL, *b = NULL;
+    *out = NULL;
+    LM_TRY(cast_operands(&a, &b, a_in, b_in));
+    lm_status s = plan_matmul(&p, out, a, b, bias);
+    lm_tensor_release(a), lm_tensor_release(b);
     if (s == LM_OK) s = run_plan(&p);
     if (s != LM_OK) {
         lm_tensor_release(*out);
@@ -205,10 +224,17 @@ lm_status lm_matmul_bias(lm_tensor **out, lm_tensor *a_in, lm_tensor *b_in, cons
 lm_status lm_matmul_pair(lm_tensor **out1, lm_tensor *a1, lm_tensor *b1, lm_tensor **out2,
                          lm_tensor *a2, lm_tensor *b2) {
     matmul_plan p1, p2;
-    *out2 = NULL;
-    lm_status s = plan_matmul(&p1, out1, a1, b1, NULL);
-    if (s != LM_OK) return s;
-    s = plan_matmul(&p2, out2, a2, b2, NULL);
+    *out1 = *out2 = NULL;
+    lm_tensor *c1 = NULL, *d1 = NULL, *c2 = NULL, *d2 = NULL;
+    lm_status s = cast_operands(&c1, &d1, a1, b1);
+    if (s == LM_OK) s = cast_operands(&c2, &d2, a2, b2);
+    if (s == LM_OK) s = plan_matmul(&p1, out1, c1, d1, NULL);
+    if (s != LM_OK) {
+        lm_tensor_release(c1), lm_tensor_release(d1), lm_tensor_release(c2), lm_tensor_release(d2);
+        return s;
+    }
+    s = plan_matmul(&p2, out2, c2, d2, NULL);
+    lm_tensor_release(c1), lm_tensor_release(d1), lm_tensor_release(c2), lm_tensor_release(d2);
     if (s == LM_OK) {
         /* side by side where the backend can (single matrices, both non-empty) */
         if (p1.be == p2.be && p1.be->matmul_pair && p1.K > 0 && p2.K > 0 && p1.o3->shape[0] == 1 &&

@@ -45,6 +45,8 @@ static lm_status load_cublas(void) {
         {(void **)&api.sgemm, "cublasSgemm_v2"},
         {(void **)&api.sgemm_strided_batched, "cublasSgemmStridedBatched"},
         {(void **)&api.status_string, "cublasGetStatusString"},
+        {(void **)&api.gemm_ex, "cublasGemmEx"},
+        {(void **)&api.gemm_strided_batched_ex, "cublasGemmStridedBatchedEx"},
     };
     for (auto &f : fns)
         if (!(*f.slot = dlsym(lib, f.name)))

@@ -5,7 +5,8 @@
 
 extern "C" {
 #include "lm_alloc.h"
-#include "lm_cuda.h" /* lm_cuda_tf32 */
+#include "lm_autocast.h" /* lm_autocast: tensor-core math for rounded operands */
+#include "lm_cuda.h"     /* lm_cuda_tf32 */
 void *lm_cuda_alloc(size_t bytes);
 void lm_cuda_free(void *ptr, size_t bytes);
 }

@@ -112,6 +112,17 @@ struct cu_blas_api {
                                             long long, const float *, int, long long, const float *,
                                             float *, int, long long, int);
     const char *(*status_string)(cublasStatus_t);
+    /* products under autocast: float32 storage, bfloat16 tensor-core math */
+    cublasStatus_t (*gemm_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int,
+                              const void *, const void *, cudaDataType, int, const void *,
+                              cudaDataType, int, const void *, void *, cudaDataType, int,
+                              cublasComputeType_t, cublasGemmAlgo_t);
+    cublasStatus_t (*gemm_strided_batched_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t,
+                                              int, int, int, const void *, const void *,
+                                              cudaDataType, int, long long, const void *,
+                                              cudaDataType, int, long long, const void *, void *,
+                                              cudaDataType, int, long long, int,
+                                              cublasComputeType_t, cublasGemmAlgo_t);
 };
 cublasContext *lm_cuda_blas(void);
 const cu_blas_api *lm_cuda_blas_fns(void);

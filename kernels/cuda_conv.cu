@@ -1,6 +1,7 @@
 // Whole-batch 2-D convolution through cuDNN: forward and both backward
 // passes, with the algorithms found once per shape (cudnnFind*, which times
-// them) and cached. TF32 tensor cores only when lm.cuda.allow_tf32(true).
+// them) and cached. TF32 tensor cores only when lm.cuda.allow_tf32(true),
+// or under autocast, whose operands come rounded to bfloat16.
 #include <cudnn.h>
 
 #include <map>
@@ -41,9 +42,16 @@ struct Plan {
 
 std::map<ShapeKey, Plan> plans;
 
+// Under autocast the core rounded the operands to bfloat16, which TF32
+// tensor cores hold exactly; a conversion to half precision would not (its
+// range is narrower), so that stays refused.
+bool tensor_math() {
+    return lm_cuda_tf32() || lm_autocast() == LM_AUTOCAST_BF16;
+}
+
 bool math_ok(cudnnMathType_t m) {
-    return lm_cuda_tf32() ||
-           (m != CUDNN_TENSOR_OP_MATH && m != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION);
+    if (m == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) return lm_cuda_tf32();
+    return tensor_math() || m != CUDNN_TENSOR_OP_MATH;
 }
 
 const size_t WORKSPACE_LIMIT = (size_t)1 << 30;
@@ -57,7 +65,7 @@ lm_status plan_for(const lm_tensor *x, const lm_tensor *w, const lm_conv_geometr
     }
     int64_t N = x->shape[0], O = w->shape[0];
     ShapeKey key(N, g->channels, g->height, g->width, O, g->kernel_h, g->kernel_w, g->stride_h,
-                 g->stride_w, g->pad_h, g->pad_w, 0, lm_cuda_tf32());
+                 g->stride_w, g->pad_h, g->pad_w, lm_autocast(), lm_cuda_tf32());
     auto found = plans.find(key);
     if (found != plans.end()) {
         *out = &found->second;
@@ -98,17 +106,40 @@ lm_status describe(Plan *pp, int64_t N, int64_t O, const lm_conv_geometry *g) {
                                             CUDNN_DATA_FLOAT),
             "convolution descriptor");
     DNN_TRY(
-        cudnnSetConvolutionMathType(p.conv, lm_cuda_tf32() ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH),
+        cudnnSetConvolutionMathType(p.conv, tensor_math() ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH),
         "convolution math type");
     return LM_OK;
 }
 
+// FFT and Winograd transform the operands before their products: on tensor
+// cores the transformed values would be rounded to TF32, which autocast's
+// exact products of bfloat16 operands must not be.
+bool transforms(cudnnConvolutionFwdAlgo_t a) {
+    return a == CUDNN_CONVOLUTION_FWD_ALGO_FFT || a == CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING ||
+           a == CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD ||
+           a == CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED;
+}
+bool transforms(cudnnConvolutionBwdDataAlgo_t a) {
+    return a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT ||
+           a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT_TILING ||
+           a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD ||
+           a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD_NONFUSED;
+}
+bool transforms(cudnnConvolutionBwdFilterAlgo_t a) {
+    return a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT ||
+           a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT_TILING ||
+           a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD_NONFUSED;
+}
+
 // The first (fastest) of cudnnFind*'s results that ran, honours the TF32
-// setting and fits the workspace limit: its index, or -1.
+// setting (and autocast's exactness) and fits the workspace limit: its
+// index, or -1.
 template <class Perf> int pick(const Perf *perf, int count) {
+    bool exact = lm_autocast() == LM_AUTOCAST_BF16 && !lm_cuda_tf32();
     for (int k = 0; k < count; k++)
         if (perf[k].status == CUDNN_STATUS_SUCCESS && math_ok(perf[k].mathType) &&
-            perf[k].memory <= WORKSPACE_LIMIT)
+            perf[k].memory <= WORKSPACE_LIMIT &&
+            !(exact && perf[k].mathType != CUDNN_FMA_MATH && transforms(perf[k].algo)))
             return k;
     return -1;
 }

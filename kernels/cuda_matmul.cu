@@ -43,6 +43,24 @@ lm_status lm_cuda_matmul(lm_tensor *out, const lm_tensor *a, const lm_tensor *b,
     if (K == 0) /* cuBLAS rejects an empty inner dimension: out = beta * out */
         return beta == 0 ? lm_cuda_fill(out, 0)
                          : lm_cuda_binary_scalar(LM_MUL, out, out, beta, false);
+    if (lm_autocast() == LM_AUTOCAST_BF16) {
+        /* the core rounded both operands to bfloat16 (lm_autocast.h), so
+         * the bfloat16 tensor cores compute them exactly, in float32 sums */
+        const cublasComputeType_t ct = CUBLAS_COMPUTE_32F_FAST_16BF;
+        if (batch == 1)
+            st = blas->gemm_ex(h, opb, opa, (int)N, (int)M, (int)K, &alpha, cu_f32(b), CUDA_R_32F,
+                               (int)ldb, cu_f32(a), CUDA_R_32F, (int)lda, &beta, cu_f32(out),
+                               CUDA_R_32F, (int)out->strides[1], ct, CUBLAS_GEMM_DEFAULT);
+        else
+            st = blas->gemm_strided_batched_ex(
+                h, opb, opa, (int)N, (int)M, (int)K, &alpha, cu_f32(b), CUDA_R_32F, (int)ldb, sb,
+                cu_f32(a), CUDA_R_32F, (int)lda, sa, &beta, cu_f32(out), CUDA_R_32F,
+                (int)out->strides[1], (long long)out->strides[0], (int)batch, ct,
+                CUBLAS_GEMM_DEFAULT);
+        if (st != CUBLAS_STATUS_SUCCESS)
+            return lm_cuda_blas_fail(st, "matmul (cublasGemmEx, bf16)");
+        return LM_OK;
+    }
     if (batch == 1)
         st = blas->sgemm(h, opb, opa, (int)N, (int)M, (int)K, &alpha, cu_f32(b), (int)ldb,
                          cu_f32(a), (int)lda, &beta, cu_f32(out), (int)out->strides[1]);

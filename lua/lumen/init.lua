@@ -38,6 +38,29 @@ function lm.no_grad(fn, ...)
   return table.unpack(results, 2, results.n)
 end
 
+--- Mixed precision. lm.autocast('bfloat16', fn, ...) runs fn(...) with
+--- every matrix product and convolution taking its operands rounded to
+--- bfloat16 and accumulating in float32, and returns fn's results; tensors,
+--- parameters and gradients stay float32, and the backward pass of what fn
+--- recorded rounds as its forward did, wherever backward is called.
+--- lm.autocast('bfloat16') without fn turns it on for the Lua state, and
+--- lm.autocast(false) (or 'float32') off; both return the previous mode
+--- ('bfloat16' or nil), which lm.get_autocast() also reads. One mode for
+--- the whole state, like lm.no_grad's.
+function lm.autocast(dtype, fn, ...)
+  local mt = getmetatable(fn)
+  if fn ~= nil and type(fn) ~= "function" and not (mt and mt.__call) then
+    error("autocast: the second argument must be a function to run, got " .. type(fn), 2)
+  end
+  local ok, previous = pcall(lm._set_autocast, dtype)
+  if not ok then error(previous, 2) end
+  if fn == nil then return previous end
+  local results = table.pack(pcall(fn, ...))
+  lm._set_autocast(previous)
+  if not results[1] then error(results[2], 0) end
+  return table.unpack(results, 2, results.n)
+end
+
 lm.autograd = require 'lumen.autograd'
 lm.nn = require 'lumen.nn'
 lm.optim = require 'lumen.optim'
