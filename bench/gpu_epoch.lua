@@ -1,24 +1,34 @@
--- One training epoch of Net1 (MNIST-shaped) or Net2 (CIFAR-10-shaped) on a
--- device, timed the way bench/gpu_epoch_torch.py times PyTorch: data on the
+-- One training epoch of Net1 (MNIST-shaped), Net2 or ResNet-18 with the
+-- CIFAR stem (CIFAR-10-shaped) on a device, timed the way bench/gpu_epoch_torch.py times PyTorch: data on the
 -- host, a shuffled batch of 128 uploaded each step, MSE against one-hot
 -- targets, Adam, no host synchronisation inside the epoch. The images are
 -- uniform noise of the real sets' shapes (the time does not depend on the
--- pixels; the device machine has no data sets). Prints one line:
---   lumen <model> <device> epoch_s <seconds> steps <n> loss <last loss>
--- Usage: lumen bench/gpu_epoch.lua net1|net2 [device] [epochs]
+-- pixels; the device machine has no data sets). With precision bfloat16
+-- the forward pass runs under lm.autocast('bfloat16') (the peer:
+-- gpu_epoch_torch.py --amp). Prints one line:
+--   lumen <model> <device> epoch_s <seconds> steps <n> loss <last loss> [bfloat16]
+-- Usage: lumen bench/gpu_epoch.lua net1|net2|resnet18 [device] [epochs] [float32|bfloat16]
 local lm = require 'lumen'
 local F = lm.nn.functional
 
 local model_name, device, epochs = arg[1] or "net1", arg[2] or "cuda", tonumber(arg[3] or 2)
+local precision = arg[4] or "float32"
+if precision ~= "float32" and precision ~= "bfloat16" then
+  error("usage: lumen bench/gpu_epoch.lua net1|net2|resnet18 [device] [epochs] [float32|bfloat16]")
+end
 lm.manual_seed(1)
 local n, net, xshape
 if model_name == "net1" then
   n, net, xshape = 60000, lm.models.net1(), {60000, 784}
 elseif model_name == "net2" then
   n, net, xshape = 50000, lm.models.net2(), {50000, 3, 32, 32}
+elseif model_name == "resnet18" then
+  n, net, xshape = 50000, lm.models.resnet18{num_classes = 10, stem = "cifar"}, {50000, 3, 32, 32}
 else
-  error("usage: lumen bench/gpu_epoch.lua net1|net2 [device] [epochs]")
+  error("usage: lumen bench/gpu_epoch.lua net1|net2|resnet18 [device] [epochs] [float32|bfloat16]")
 end
+local forward = net
+if precision == "bfloat16" then forward = function(x) return lm.autocast("bfloat16", net, x) end end
 local set = {x = lm.rand(xshape), y = lm.tensor((function()
   local t = {} for i = 1, n do t[i] = (i * 7919) % 10 + 1 end return t end)(), 'int32')}
 net:to(device)
@@ -34,7 +44,7 @@ local function run_epoch(max_steps)
   for x, y in loader:epoch_iter() do
     x, y = x:to(device), y:to(device)
     opt:zero_grad()
-    local loss = F.mse(net(x), lm.data.one_hot(y, 10):float())
+    local loss = F.mse(forward(x), lm.data.one_hot(y, 10):float())
     loss:backward()
     opt:step()
     last = loss
@@ -55,5 +65,5 @@ for _ = 1, epochs do
   sync()
   best = math.min(best, lm.clock() - t0)
 end
-print(string.format("lumen %s %s epoch_s %.3f steps %d loss %.5f", model_name, device, best, steps,
-  last:item()))
+print(string.format("lumen %s %s epoch_s %.3f steps %d loss %.5f%s", model_name, device, best, steps,
+  last:item(), precision == "bfloat16" and " bfloat16" or ""))

@@ -1,4 +1,5 @@
-"""One training epoch of Net1 or Net2 in PyTorch on the GPU, timed like
+"""One training epoch of Net1, Net2 or ResNet-18 (CIFAR stem) in PyTorch on
+the GPU, timed like
 bench/gpu_epoch.lua (batch 128, MSE against one-hot targets, Adam lr 1e-4, no
 host synchronisation inside the epoch, the best of `epochs` epochs after 20
 warm-up steps), in several variants, so that the comparison can quote both
@@ -18,7 +19,9 @@ PyTorch as bench/gpu_epoch.lua runs (eager, host data) and PyTorch at its best:
              take minutes; --variants eager,compile,...)
 
 All variants: cudnn.benchmark = True; TF32 off for matmuls and convolutions
-(full float32, as Lumen's default); Adam with fused=True where this torch
+(full float32, as Lumen's default), or with --amp the forward pass under
+torch.autocast('cuda', dtype=torch.bfloat16) (PyTorch's AMP, the peer of
+lm.autocast('bfloat16'); bfloat16 needs no loss scaling); Adam with fused=True where this torch
 has it (capturable=True for the graph), else foreach, said in the output.
 The model and the optimiser are rebuilt from the same seed for each variant.
 
@@ -27,9 +30,10 @@ gpu-check.sh has always read, then the fastest variant:
   torch-variant <model> <variant> epoch_s <s> steps <n> loss <l> (<notes>)
   torch <model> cuda epoch_s <s> steps <n> loss <l> (eager; torch <ver>, <gpu>)
   torch-best <model> cuda epoch_s <s> steps <n> loss <l> (variant <name>; ...)
-Usage: python3 bench/gpu_epoch_torch.py net1|net2 [epochs] [--variants a,b,...]
+Usage: python3 bench/gpu_epoch_torch.py net1|net2|resnet18 [epochs] [--amp] [--variants a,b,...]
        [--device cpu --steps K]  (a smoke test of the code paths without a GPU)"""
 import argparse
+import contextlib
 import inspect
 import os
 import sys
@@ -39,7 +43,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_models import net1, net2  # noqa: E402
+from torch_models import net1, net2, resnet18_cifar  # noqa: E402
 
 torch.backends.cuda.matmul.allow_tf32 = False
 torch.backends.cudnn.allow_tf32 = False
@@ -49,6 +53,14 @@ if hasattr(torch, "set_float32_matmul_precision"):
 
 BATCH = 128
 DEFAULT_VARIANTS = "eager,pinned,resident,graph"
+AMP = False  # --amp: the forward passes under bfloat16 autocast
+
+
+def amp_context(dev, cache=True):
+    """bfloat16 autocast when --amp is given, else nothing."""
+    if not AMP:
+        return contextlib.nullcontext()
+    return torch.autocast(dev.type, dtype=torch.bfloat16, cache_enabled=cache)
 
 
 def make_adam(params, dev, capturable=False):
@@ -72,7 +84,7 @@ def make_adam(params, dev, capturable=False):
 
 def build(name, dev, capturable=False):
     torch.manual_seed(1)
-    model = (net1() if name == "net1" else net2()).to(dev).train()
+    model = {"net1": net1, "net2": net2, "resnet18": resnet18_cifar}[name]().to(dev).train()
     opt, note = make_adam(model.parameters(), dev, capturable)
     return model, opt, note
 
@@ -95,7 +107,9 @@ def loss_fn(out, target):
 def train_step(opt, fwd, x, target):
     """One eager step of the eager, pinned and resident variants."""
     opt.zero_grad(set_to_none=True)
-    loss = loss_fn(fwd(x), target)
+    with amp_context(x.device):
+        out = fwd(x)
+    loss = loss_fn(out.float(), target)
     loss.backward()
     opt.step()
     return loss
@@ -188,7 +202,9 @@ def variant_graph(name, dev, epochs, max_steps):
 
     def step():
         x, y = x_all.index_select(0, static_idx), y_all.index_select(0, static_idx)
-        loss = loss_fn(model(x), eye.index_select(0, y))
+        with amp_context(dev, cache=False):  # no cast cache inside a captured graph
+            out = model(x)
+        loss = loss_fn(out.float(), eye.index_select(0, y))
         loss.backward()
         opt.step()
         return loss
@@ -221,15 +237,18 @@ def variant_graph(name, dev, epochs, max_steps):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("model", nargs="?", default="net1", choices=["net1", "net2"])
+    ap.add_argument("model", nargs="?", default="net1", choices=["net1", "net2", "resnet18"])
     ap.add_argument("epochs", nargs="?", type=int, default=2)
     ap.add_argument("--variants", default=DEFAULT_VARIANTS)
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--steps", type=int, default=0, help="cap the steps of an epoch (smoke tests only)")
+    ap.add_argument("--amp", action="store_true", help="forward passes under bfloat16 autocast")
     args = ap.parse_args()
+    global AMP
+    AMP = args.amp
     dev = torch.device(args.device)
     gpu = torch.cuda.get_device_name() if dev.type == "cuda" else "cpu (smoke test, not a measurement)"
-    tag = f"torch {torch.__version__}, {gpu}"
+    tag = f"torch {torch.__version__}, {gpu}" + ("; bfloat16 autocast" if AMP else "")
     results = {}
     for v in args.variants.split(","):
         try:

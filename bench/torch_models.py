@@ -51,6 +51,16 @@ def net2(dropout=0.2, classes=10):
     return nn.Sequential(*layers)
 
 
+def resnet18_cifar(classes=10):
+    """torchvision's ResNet-18 with the CIFAR stem (a 3x3 stride-1 first
+    convolution, no max pool), as lm.models.resnet18{stem = 'cifar'}."""
+    import torchvision
+
+    model = torchvision.models.resnet18(num_classes=classes)
+    model.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+    model.maxpool = nn.Identity()
+    return model
+
 
 def squared_distances(a, b):
     """||a_i - b_j||^2 as ||a_i||^2 + ||b_j||^2 - 2 a_i.b_j (Lumen's form),

@@ -7,8 +7,10 @@
 # /tmp/lumen-gpu); the exit status is non-zero when any stage failed or gave
 # no result. The stages share one deadline (BUDGET seconds, 520 by default)
 # so that the call ends with its summary inside the device's 600 s a call.
-#   on the GPU machine: scripts/gpu-check.sh [quick]
+#   on the GPU machine: scripts/gpu-check.sh [quick|autocast]
 #   quick: tests and Net1 only
+#   autocast: tests, then ResNet-18 (CIFAR stem) epochs in float32 and under
+#   lm.autocast('bfloat16'), against PyTorch in float32 and with bfloat16 AMP
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/lumen-gpu}
@@ -43,7 +45,24 @@ grep -E "FAILED|passed|SKIPPED" "$OUT/gpu_tests.log" | head -60
 echo "== benchmarks"
 models="net1 net2"
 [ "${1:-}" = quick ] && models=net1
+[ "${1:-}" = autocast ] && models=""
 : > "$OUT/bench.txt"
+if [ "${1:-}" = autocast ]; then
+  # one epoch each (after 20 warm-up steps): float32, then bfloat16 products
+  for p in float32 bfloat16; do
+    lumen "$(limit 120)" bench/gpu_epoch.lua resnet18 cuda 1 $p > "$OUT/lumen_resnet18_$p.log" 2>&1
+    rc=$?
+    tail -2 "$OUT/lumen_resnet18_$p.log" | tee -a "$OUT/bench.txt"
+    [ $rc -eq 0 ] || stage_failed "lumen resnet18 $p" $rc
+  done
+  for amp in "" --amp; do
+    timeout "$(limit 150)" python3 bench/gpu_epoch_torch.py resnet18 1 $amp --variants eager,resident,graph \
+      > "$OUT/torch_resnet18${amp}.log" 2>&1
+    rc=$?
+    sed "s/^torch/torch${amp:+-amp}/" "$OUT/torch_resnet18${amp}.log" | tail -6 | tee -a "$OUT/bench.txt"
+    [ $rc -eq 0 ] || stage_failed "torch resnet18 ${amp:-float32}" $rc
+  done
+fi
 for m in $models; do
   lumen "$(limit 90)" bench/gpu_epoch.lua $m cuda 2 > "$OUT/lumen_$m.log" 2>&1
   rc=$?
@@ -69,6 +88,17 @@ for m in $models; do
   ratio_b=$(awk -v l="$l" -v t="$b" 'BEGIN { if (l > 0 && t > 0) printf "%.2f", l / t; else print "n/a" }')
   echo "$m epoch (batch 128): lumen ${l:-?} s, torch eager ${t:-?} s, lumen/torch-eager $ratio; torch best ${b:-?} s (${bv:-?}), lumen/torch-best $ratio_b"
 done
+if [ "${1:-}" = autocast ]; then
+  l32=$(awk '$1=="lumen" && $2=="resnet18" && $NF!="bfloat16" {print $5}' "$OUT/bench.txt")
+  l16=$(awk '$1=="lumen" && $2=="resnet18" && $NF=="bfloat16" {print $5}' "$OUT/bench.txt")
+  t32=$(awk '$1=="torch-best" && $2=="resnet18" {print $5}' "$OUT/bench.txt")
+  t16=$(awk '$1=="torch-amp-best" && $2=="resnet18" {print $5}' "$OUT/bench.txt")
+  for v in l32 l16 t32 t16; do [ -n "${!v}" ] || stage_failed "resnet18: no $v result line" 0; done
+  ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+  echo "resnet18 epoch (batch 128): lumen float32 ${l32:-?} s, bfloat16 ${l16:-?} s (x$(ratio "$l32" "$l16") faster);" \
+    "torch best float32 ${t32:-?} s, AMP bfloat16 ${t16:-?} s; lumen/torch float32 $(ratio "$l32" "$t32")," \
+    "bfloat16 $(ratio "$l16" "$t16")"
+fi
 echo "time used: ${SECONDS} s"
 if [ -n "$failed" ]; then
   echo "gpu-check: failed:$failed (logs in $OUT)"

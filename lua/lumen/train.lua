@@ -59,7 +59,8 @@ end
 
 --- Loss, accuracy, per-class accuracy and confusion matrix of a classifier
 --- on {x, y}; runs in evaluation mode without recording. opts.loss,
---- opts.batch_size (1000).
+--- opts.batch_size (1000), opts.autocast (the model's products in that
+--- precision, lm.autocast).
 function train.evaluate(model, set, opts)
   opts = opts or {}
   local loss = loss_fn(opts.loss)
@@ -76,7 +77,7 @@ function train.evaluate(model, set, opts)
       local len = math.min(bs, n - start + 1)
       local x, y = lm.data.to_float(set.x:narrow(1, start, len)), set.y:narrow(1, start, len)
       if device ~= "cpu" then x, y = x:to(device), y:to(device) end
-      local out = model(x)
+      local out = opts.autocast and lm.autocast(opts.autocast, model, x) or model(x)
       total_loss = total_loss + loss(out, y):item() * len
       local pred = out:argmax(2)
       classes = classes or out:size(2)
@@ -169,8 +170,10 @@ function train.run(opts)
   local main = rank == 0 -- the process that prints and writes files
   local log = (opts.quiet or not main) and function() end or opts.log or print
   local progress_opts = main and {tty = opts.tty} or {tty = false, interval = math.huge}
+  if opts.autocast then lm.autocast(opts.autocast, function() end) end -- a bad dtype fails here, named
   local loader = lm.data.loader(opts.train, {batch_size = opts.batch_size or 128, seed = opts.seed or 0,
-    noise = opts.noise, clip = opts.clip, shard = dist and {index = rank, count = world} or nil})
+    noise = opts.noise, clip = opts.clip, transform = opts.transform,
+    shard = dist and {index = rank, count = world} or nil})
   local per_epoch = #loader
   -- how many iterations between validations, and how many in total
   local period, total
@@ -259,12 +262,14 @@ function train.run(opts)
       if device ~= "cpu" then x, y = x:to(device), y:to(device) end
       run.batch = run.batch + 1
       optimizer:zero_grad()
+      local forward = model
+      if opts.autocast then forward = function(input) return lm.autocast(opts.autocast, model, input) end end
       local output
       if dist and world > 1 then -- dropout masks as one process draws them for the global batch
-        output = dist.global_batch_random(loader.batch_first, loader.batch_total, function() return model(x) end,
+        output = dist.global_batch_random(loader.batch_first, loader.batch_total, function() return forward(x) end,
           x:size(1))
       else
-        output = model(x)
+        output = forward(x)
       end
       local l = loss(output, y)
       local lv = l:item()
@@ -318,7 +323,7 @@ function train.run(opts)
         -- early stopping and checkpoints see one model
         if dist and world > 1 then dist.broadcast_buffers(model, 0) end
         if opts.val then
-          local v = train.evaluate(model, opts.val, {loss = opts.loss})
+          local v = train.evaluate(model, opts.val, {loss = opts.loss, autocast = opts.autocast})
           record.val_loss, record.val_accuracy, record.val_per_class, record.val_confusion =
             v.loss, v.accuracy, v.per_class, v.confusion
         end

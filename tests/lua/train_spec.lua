@@ -136,6 +136,32 @@ describe("lm.train", function()
     raises(function() lm.evaluate(model, {x = lm.zeros(0, 2), y = lm.zeros(0):int()}) end, "evaluate: the set is empty")
     eq(model.training, true, "left in training mode")
   end)
+
+  it("runs the model under autocast, and the batches through the transform", function()
+    local net, opt = setup(7)
+    local modes, shifted = {}, 0
+    local Probe = nn.Module:extend("Probe")
+    function Probe:forward(x)
+      modes[lm.get_autocast() or "float32"] = (modes[lm.get_autocast() or "float32"] or 0) + 1
+      return net(x)
+    end
+    local probe = Probe()
+    probe.net = net -- its parameters are the probe's
+    local function shift(x) shifted = shifted + x:size(1); return x + 100 end
+    local h = lm.train{model = probe, optimizer = opt, train = train_set, val = val_set, epochs = 1,
+      batch_size = 32, seed = 7, quiet = true, autocast = "bfloat16", transform = shift}
+    eq(modes.float32, nil, "no forward pass outside autocast")
+    eq(modes.bfloat16, 16 + 1, "16 training batches and one validation pass")
+    eq(shifted, 512, "every training image went through the transform")
+    eq(lm.get_autocast(), nil, "restored")
+    truthy(h[1].train_loss > 0.3, "trained on the shifted inputs (far from the blobs): " .. h[1].train_loss)
+    raises(function()
+      lm.train{model = net, optimizer = opt, train = train_set, epochs = 1, quiet = true, autocast = "half"}
+    end, "autocast: no products in 'half'")
+    modes = {}
+    eq(lm.evaluate(probe, val_set, {autocast = "bfloat16"}).n, 128)
+    same(modes, {bfloat16 = 1})
+  end)
 end)
 
 -- Early stopping as the experiments use it (cycles of a CyclicLR, patience,
