@@ -51,14 +51,42 @@ def net2(dropout=0.2, classes=10):
     return nn.Sequential(*layers)
 
 
-def resnet18_cifar(classes=10):
-    """torchvision's ResNet-18 with the CIFAR stem (a 3x3 stride-1 first
-    convolution, no max pool), as lm.models.resnet18{stem = 'cifar'}."""
-    import torchvision
+class BasicBlock(nn.Module):
+    """torchvision's BasicBlock: two 3x3 convolutions with batch norms, the
+    skip branch a 1x1 convolution and batch norm where the shape changes."""
 
-    model = torchvision.models.resnet18(num_classes=classes)
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = None
+        if stride != 1 or cin != cout:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + (self.downsample(x) if self.downsample is not None else x))
+
+
+def resnet18_cifar(classes=10):
+    """ResNet-18 with the CIFAR stem (a 3x3 stride-1 first convolution, no
+    max pool), as lm.models.resnet18{stem = 'cifar'}: torchvision's layers
+    and names, written out so that the device machine needs no torchvision."""
+    model = nn.Sequential()
     model.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
-    model.maxpool = nn.Identity()
+    model.bn1 = nn.BatchNorm2d(64)
+    model.relu = nn.ReLU(inplace=True)
+    cin = 64
+    for i, (cout, stride) in enumerate([(64, 1), (128, 2), (256, 2), (512, 2)]):
+        setattr(model, f"layer{i + 1}", nn.Sequential(BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)))
+        cin = cout
+    model.avgpool = nn.AdaptiveAvgPool2d(1)
+    model.flatten = nn.Flatten()
+    model.fc = nn.Linear(512, classes)
     return model
 
 

@@ -639,9 +639,12 @@ lm_status lm_rule_conv2d(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     int64_t w2s[2] = {O, K}, cs[2] = {K, P}, g3s[3] = {N, O, P};
     lm_device device = x->storage->device;
     lm_tensor *cols = NULL, *gx = NULL, *gw = NULL;
-    /* under autocast (the forward's mode) the three operands rounded */
+    /* under autocast (the forward's mode) the products' three operands
+     * rounded; the bias's sum takes the gradient as it is */
     lm_tensor *xc = sc_cast(&sc, x), *wc = sc_cast(&sc, w), *gc = sc_cast(&sc, g);
     lm_tensor *w2 = sc_reshape(&sc, wc, 2, w2s), *g3 = sc_reshape(&sc, gc, 3, g3s);
+    lm_tensor *gb3 =
+        lm_autocast() == LM_AUTOCAST_OFF ? g3 : sc_reshape(&sc, sc_contiguous(&sc, g), 3, g3s);
     lm_tensor *w2t = sc_transpose(&sc, w2, 0, 1);
     if (be->conv2d_backward) { /* whole batch in the backend */
         if (needs_grad(n, 0)) gx = sc_empty(&sc, device, 4, x->shape);
@@ -680,7 +683,7 @@ lm_status lm_rule_conv2d(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     if (needs_grad(n, 1)) gi[1] = sc_give(&sc, sc_reshape(&sc, gw, w->ndim, w->shape));
     if (needs_grad(n, 2)) /* sum over N and the pixels */
         gi[2] =
-            sc_give(&sc, sc_reduce(&sc, LM_SUM, sc_reduce(&sc, LM_SUM, g3, 2, false), 0, false));
+            sc_give(&sc, sc_reduce(&sc, LM_SUM, sc_reduce(&sc, LM_SUM, gb3, 2, false), 0, false));
     return sc_end(&sc);
 }
 

@@ -510,7 +510,7 @@ function explain.occlusion(model, x, opts)
         local s = fn(X:reshape(rows), k):view(k, n)
         local drop = s0:view(1, n) - s                             -- [k, n]
         local flat = mask:view(k, H * W)
-        sums:add_(lm.matmul(drop:t(), flat))
+        sums:add_(lm.autocast(false, lm.matmul, drop:t(), flat)) -- sums: float32 under autocast too
         counts:add_(flat:sum(1))
         done = done + k
       end

@@ -46,16 +46,18 @@ end
 --- lm.autocast('bfloat16') without fn turns it on for the Lua state, and
 --- lm.autocast(false) (or 'float32') off; both return the previous mode
 --- ('bfloat16' or nil), which lm.get_autocast() also reads. One mode for
---- the whole state, like lm.no_grad's.
-function lm.autocast(dtype, fn, ...)
+--- the whole state, like lm.no_grad's: a coroutine that yields inside fn
+--- leaves the mode on until it is resumed and fn returns.
+function lm.autocast(dtype, ...)
+  local given, fn = select("#", ...), ...
   local mt = getmetatable(fn)
-  if fn ~= nil and type(fn) ~= "function" and not (mt and mt.__call) then
+  if given > 0 and type(fn) ~= "function" and not (mt and mt.__call) then
     error("autocast: the second argument must be a function to run, got " .. type(fn), 2)
   end
   local ok, previous = pcall(lm._set_autocast, dtype)
   if not ok then error(previous, 2) end
-  if fn == nil then return previous end
-  local results = table.pack(pcall(fn, ...))
+  if given == 0 then return previous end
+  local results = table.pack(pcall(fn, select(2, ...)))
   lm._set_autocast(previous)
   if not results[1] then error(results[2], 0) end
   return table.unpack(results, 2, results.n)

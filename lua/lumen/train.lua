@@ -170,7 +170,10 @@ function train.run(opts)
   local main = rank == 0 -- the process that prints and writes files
   local log = (opts.quiet or not main) and function() end or opts.log or print
   local progress_opts = main and {tty = opts.tty} or {tty = false, interval = math.huge}
-  if opts.autocast then lm.autocast(opts.autocast, function() end) end -- a bad dtype fails here, named
+  if opts.autocast then -- a bad dtype fails here, at the caller's line
+    local ok, err = pcall(lm.autocast, opts.autocast, function() end)
+    if not ok then error("train: " .. tostring(err):gsub("^.-autocast:", "autocast:"), 2) end
+  end
   local loader = lm.data.loader(opts.train, {batch_size = opts.batch_size or 128, seed = opts.seed or 0,
     noise = opts.noise, clip = opts.clip, transform = opts.transform,
     shard = dist and {index = rank, count = world} or nil})

@@ -3,7 +3,11 @@
 -- compute type and cuDNN's tensor-op math on the GPU, exact for such
 -- operands), so they agree to the GEMM tolerance (1e-4 relative, the block
 -- orders differ), while float32 products differ from them by more than
--- 3e-4: a GPU that ignored autocast, or rounded differently, fails here.
+-- 3e-4. This checks values: a tensor-core kernel that lost precision (a
+-- half-precision conversion, a transform rounded to TF32) fails here. It
+-- cannot tell whether tensor cores ran (plain float32 kernels on rounded
+-- operands give the same numbers): that is the speed that
+-- scripts/gpu-check.sh autocast measures.
 -- Skips without a GPU (LUMEN_GPU_DRY_RUN=1: a smoke run with 'cpu'
 -- standing in; it checks that the spec's code runs, not the GPU).
 local lm = require 'lumen'

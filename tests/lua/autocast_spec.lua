@@ -57,12 +57,20 @@ describe("autocast without torch", function()
     raises(function() lm.autocast(3) end, "autocast: the dtype must be 'bfloat16', 'float32' or false, got number")
     raises(function() lm.autocast("bfloat16", 5) end,
       "autocast: the second argument must be a function to run, got number")
+    raises(function() lm.autocast("bfloat16", nil) end,
+      "autocast: the second argument must be a function to run, got nil")
     eq(lm.get_autocast(), nil)
-    eq(lm.autocast("bfloat16"), nil, "on for the state: returns the previous mode")
-    eq(lm.get_autocast(), "bfloat16")
-    eq(lm.autocast("float32", lm.get_autocast), nil, "'float32' turns it off inside")
-    eq(lm.autocast(false), "bfloat16")
+    -- on for the state (restored whatever happens, so no later spec runs in bfloat16)
+    local ok, err = pcall(function()
+      eq(lm.autocast("bfloat16"), nil, "on for the state: returns the previous mode")
+      eq(lm.get_autocast(), "bfloat16")
+      eq(lm.autocast("float32", lm.get_autocast), nil, "'float32' turns it off inside")
+      eq(lm.autocast(false), "bfloat16")
+    end)
+    lm.autocast(false)
+    truthy(ok, err)
     eq(lm.get_autocast(), nil)
+    eq(select("#", lm.autocast("bfloat16", function() return 1, nil, 3 end)), 3, "every result, nils included")
   end)
 
   it("matmul: the product of the rounded operands, bit for bit, and not the float32 one", function()
@@ -142,6 +150,35 @@ describe("autocast without torch", function()
     lm.manual_seed(9)
     ;(F._linear_act(xa, w, b, "elu", 1.0, 0.8) * gy):sum():backward()
     truthy(rel_error(gx1, xa.grad) > 1e-4, "differs from float32")
+  end)
+
+  it("sums stay float32: biases' gradients, Embedding's, squared distances", function()
+    lm.manual_seed(8)
+    local function grads(cast)
+      local x, w = lm.randn(4, 3, 6, 6), lm.randn(5, 3, 3, 3)
+      local cb, lb = lm.randn(5):requires_grad(true), lm.randn(7):requires_grad(true)
+      local lw, e = lm.randn(7, 20), lm.randn(10, 4):requires_grad(true)
+      local f = function()
+        local y = F.conv2d(x, w, cb, {padding = 1})
+        local z = F.linear(lm.randn(9, 20), lw, lb)
+        local emb = F.embedding(lm.tensor({{1, 4, 4}, {10, 2, 1}}, 'int32'), e)
+        return y, z, emb
+      end
+      lm.manual_seed(9)
+      local y, z, emb = f()
+      if cast then lm.manual_seed(9); y, z, emb = lm.autocast("bfloat16", f) end
+      y:backward(lm.randn(y:shape()) * 0.37)
+      z:backward(lm.randn(z:shape()) * 0.37)
+      emb:backward(lm.randn(emb:shape()) * 0.37)
+      return {cb.grad, lb.grad, e.grad}
+    end
+    lm.manual_seed(10)
+    local want = grads(false)
+    lm.manual_seed(10)
+    local got = grads(true)
+    for i, what in ipairs({"conv bias", "linear bias", "embedding"}) do bits_equal(got[i], want[i], what) end
+    local a, b = lm.randn(30, 8) * 3, lm.randn(20, 8) * 3
+    bits_equal(lm.autocast("bfloat16", F.squared_distances, a, b), F.squared_distances(a, b), "squared distances")
   end)
 
   it("a graph recorded in float32 keeps float32 in a backward run under autocast", function()

@@ -122,7 +122,7 @@ end
 function A.class_means(H, labels, classes)
   local onehot = lm.data.one_hot(labels, classes):float()          -- [N, K]
   local counts = onehot:sum(1):clamp(1, math.huge):view(-1, 1)     -- [K, 1]
-  return lm.matmul(onehot:t(), H) / counts
+  return lm.autocast(false, lm.matmul, onehot:t(), H) / counts -- sums: float32 under autocast too
 end
 
 --- How close two [K, Nh] estimates are: the mean over classes of the

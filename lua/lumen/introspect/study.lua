@@ -506,7 +506,7 @@ function study.run(c)
   local Eh = lm.no_grad(function()
     if not sharded then return A.class_means(H_train, y_train, #d.classes) end
     local onehot = lm.data.one_hot(y_train, #d.classes):float()
-    local sums = dist.allreduce_(lm.matmul(onehot:t(), H_train), "sum")
+    local sums = dist.allreduce_(lm.autocast(false, lm.matmul, onehot:t(), H_train), "sum")
     local counts = dist.allreduce_(onehot:sum(1):contiguous(), "sum"):clamp(1, math.huge):view(-1, 1)
     return sums / counts
   end)

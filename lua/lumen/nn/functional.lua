@@ -36,7 +36,8 @@ function F.squared_distances(a, b)
   end
   local aa = (a * a):sum(2, true)           -- [N, 1]
   local bb = (b * b):sum(2, true):t()       -- [1, M]
-  local ab = lm.matmul(a, b:t())            -- [N, M]
+  -- float32 under autocast too (as torch's cdist): the three terms cancel
+  local ab = lm.autocast(false, lm.matmul, a, b:t()) -- [N, M]
   -- at least 0: the expanded form cancels for points far from the origin
   -- and near each other (as torch's cdist clamps it)
   if lm.is_grad_enabled() and (a:requires_grad() or b:requires_grad()) then
@@ -265,7 +266,8 @@ local Embedding = lm.autograd.Function{
       local idx = flat:narrow(1, start, len):view(len, 1)
       local one_hot = idx:eq(classes)
       if ctx.padding_idx then one_hot = one_hot * idx:ne(ctx.padding_idx) end
-      local part = lm.matmul(one_hot:t(), grad:narrow(1, start, len))
+      -- a sum of rows, not a product: float32 under autocast too
+      local part = lm.autocast(false, lm.matmul, one_hot:t(), grad:narrow(1, start, len))
       total = total and total + part or part
     end
     return total or lm.zeros({rows, dim}, 'float32', grad:device())
