@@ -118,6 +118,7 @@ local function save_checkpoint(path, run)
     optimizer = osd.settings, history = run.history,
     early_stopping = run.stopper and {best = run.stopper.best, bad = run.stopper.bad} or nil,
     running = run.running, -- a stretch cut short by Ctrl-C: its sums so far
+    autocast = run.autocast or "float32",
   }
   -- version 2: the model's names are PyTorch's (version 1: Lumen's first names)
   lm.save(path, tensors, {format = "lumen.train", version = "2", state = json.encode(meta)})
@@ -132,6 +133,12 @@ local function load_checkpoint(path, run)
     error(string.format("resume: '%s' was written with global batches of %d samples (batch_size x processes), "
       .. "this run's are %d: resume with the same product, or start over (--fresh)", path, state.global_batch,
       run.global_batch), 3)
+  end
+  -- products in another precision would continue a different run
+  local was, now = state.autocast or "float32", run.autocast or "float32"
+  if was ~= now then
+    error(string.format("resume: '%s' was trained with %s products, this run asks for %s (autocast): resume "
+      .. "with the same setting, or start over (--fresh)", path, was, now), 3)
   end
   local model_state, optim_tensors = {}, {}
   for name, t in pairs(tensors) do
@@ -170,9 +177,11 @@ function train.run(opts)
   local main = rank == 0 -- the process that prints and writes files
   local log = (opts.quiet or not main) and function() end or opts.log or print
   local progress_opts = main and {tty = opts.tty} or {tty = false, interval = math.huge}
-  if opts.autocast then -- a bad dtype fails here, at the caller's line
-    local ok, err = pcall(lm.autocast, opts.autocast, function() end)
-    if not ok then error("train: " .. tostring(err):gsub("^.-autocast:", "autocast:"), 2) end
+  local autocast -- 'bfloat16' or nil; a bad dtype fails here, at the caller's line
+  if opts.autocast then
+    local ok, mode = pcall(lm.autocast, opts.autocast, lm.get_autocast)
+    if not ok then error("train: " .. tostring(mode):gsub("^.-autocast:", "autocast:"), 2) end
+    autocast = mode
   end
   local loader = lm.data.loader(opts.train, {batch_size = opts.batch_size or 128, seed = opts.seed or 0,
     noise = opts.noise, clip = opts.clip, transform = opts.transform,
@@ -187,7 +196,7 @@ function train.run(opts)
     period, total = per_epoch, per_epoch * (opts.epochs or 10)
   end
   local run = {model = model, optimizer = optimizer, schedule = schedule, iteration = 0, epoch = 0,
-    batch = 0, history = {}, global_batch = (opts.batch_size or 128) * world}
+    batch = 0, history = {}, global_batch = (opts.batch_size or 128) * world, autocast = autocast}
   if opts.early_stopping then
     run.stopper = lm.optim.EarlyStopping(opts.early_stopping == true and {} or opts.early_stopping)
   end
@@ -266,7 +275,7 @@ function train.run(opts)
       run.batch = run.batch + 1
       optimizer:zero_grad()
       local forward = model
-      if opts.autocast then forward = function(input) return lm.autocast(opts.autocast, model, input) end end
+      if autocast then forward = function(input) return lm.autocast(autocast, model, input) end end
       local output
       if dist and world > 1 then -- dropout masks as one process draws them for the global batch
         output = dist.global_batch_random(loader.batch_first, loader.batch_total, function() return forward(x) end,
@@ -326,7 +335,7 @@ function train.run(opts)
         -- early stopping and checkpoints see one model
         if dist and world > 1 then dist.broadcast_buffers(model, 0) end
         if opts.val then
-          local v = train.evaluate(model, opts.val, {loss = opts.loss, autocast = opts.autocast})
+          local v = train.evaluate(model, opts.val, {loss = opts.loss, autocast = autocast})
           record.val_loss, record.val_accuracy, record.val_per_class, record.val_confusion =
             v.loss, v.accuracy, v.per_class, v.confusion
         end

@@ -162,6 +162,20 @@ describe("lm.train", function()
     eq(lm.evaluate(probe, val_set, {autocast = "bfloat16"}).n, 128)
     same(modes, {bfloat16 = 1})
   end)
+
+  it("resumes only in the precision its checkpoint was trained in", function()
+    local dir = fresh_dir()
+    local function run(cast, epochs)
+      local net, opt = setup(3)
+      return lm.train{model = net, optimizer = opt, train = train_set, epochs = epochs, batch_size = 64, seed = 3,
+        quiet = true, out = dir, resume = true, autocast = cast}
+    end
+    eq(#run("bfloat16", 1), 1)
+    local err = raises(function() run(nil, 2) end, "was trained with bfloat16 products, this run asks for float32")
+    truthy(err:find(dir .. "/checkpoint.safetensors", 1, true), err)
+    eq(#run("bf16", 2), 2, "the same precision by its other name resumes")
+    os.execute("rm -rf '" .. dir .. "'")
+  end)
 end)
 
 -- Early stopping as the experiments use it (cycles of a CyclicLR, patience,
