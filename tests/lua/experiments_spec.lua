@@ -47,14 +47,14 @@ describe("experiments", function()
       result.last_loss))
   end)
 
-  it("resnet18_cifar10.lua trains ResNet-18 with augmentation, in float32 and under autocast", function()
+  it("train_cifar10.lua trains ResNet-18 with augmentation, in float32 and under autocast", function()
     local dir = cifar_folder(40)
     local args = {"--data-dir", dir, "--steps", "36", "--batch", "16", "--width", "4", "--epochs", "3",
       "--lr", "0.2", "--lr-min", "0.02", "--out", dir .. "/out"}
-    local ok, result = run_experiment("experiments/resnet18_cifar10.lua", args)
+    local ok, result = run_experiment("experiments/train_cifar10.lua", args)
     args[#args + 1] = "--autocast"
     args[#args + 1] = "bfloat16"
-    local bok, bresult = run_experiment("experiments/resnet18_cifar10.lua", args)
+    local bok, bresult = run_experiment("experiments/train_cifar10.lua", args)
     os.execute("rm -rf " .. dir)
     truthy(ok, result)
     truthy(bok, bresult)
@@ -68,6 +68,21 @@ describe("experiments", function()
     end
     truthy(bresult.last_loss ~= result.last_loss, "--autocast reaches the model (autocast_spec checks what it does)")
     eq(result.period, 3 * (180 // 16), "one learning-rate cycle over 3 epochs of the 180 training images")
+    eq(result.parameters, lm.models.count_parameters(lm.models.resnet18{num_classes = 10, stem = "cifar", width = 4}))
+  end)
+
+  it("train_cifar10.lua --arch vit trains the vision transformer with AdamW", function()
+    local dir = cifar_folder(40)
+    local ok, result = run_experiment("experiments/train_cifar10.lua",
+      {"--data-dir", dir, "--arch", "vit", "--steps", "3", "--batch", "16", "--dim", "32", "--depth", "2",
+       "--heads", "2", "--mlp-dim", "64", "--epochs", "2", "--out", dir .. "/out"})
+    os.execute("rm -rf " .. dir)
+    truthy(ok, result)
+    eq(result.parameters, lm.models.count_parameters(lm.models.vit{image_size = 32, patch_size = 4,
+      num_classes = 10, dim = 32, depth = 2, heads = 2, mlp_dim = 64}))
+    truthy(result.first_loss > 1.8 and result.first_loss < 3.2, "initial loss near log 10: " .. result.first_loss)
+    -- the transformer's defaults: from 1e-5 up to 1e-3 over 2 epochs of 11 steps, 3 steps in
+    near(result.lr, 1e-5 + (1e-3 - 1e-5) * 3 / 11, 1e-12)
   end)
 
   it("net2_cifar10.lua --paper runs the paper's schedule: cycles of 5000 iterations from 0, 100 of them", function()
