@@ -87,6 +87,12 @@ def resnet18_cifar(classes=10):
     model.avgpool = nn.AdaptiveAvgPool2d(1)
     model.flatten = nn.Flatten()
     model.fc = nn.Linear(512, classes)
+    for m in model.modules():  # torchvision's initialisation
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
     return model
 
 

@@ -57,14 +57,26 @@ function train.device_of(model)
   return p and p:device() or "cpu"
 end
 
+--- The precision an autocast option asks for ('bfloat16' or nil for
+--- float32; nil or absent: the state's mode, lm.get_autocast()), or nil and
+--- the error message of a bad one.
+local function autocast_option(value)
+  if value == nil then return lm.get_autocast() end
+  local ok, mode = pcall(lm.autocast, value, lm.get_autocast)
+  if not ok then return nil, (tostring(mode):gsub("^.-autocast:", "autocast:")) end
+  return mode
+end
+
 --- Loss, accuracy, per-class accuracy and confusion matrix of a classifier
 --- on {x, y}; runs in evaluation mode without recording. opts.loss,
 --- opts.batch_size (1000), opts.autocast (the model's products in that
---- precision, lm.autocast).
+--- precision, lm.autocast; by default the state's mode).
 function train.evaluate(model, set, opts)
   opts = opts or {}
   local loss = loss_fn(opts.loss)
   if set.x:size(1) == 0 then error("evaluate: the set is empty", 2) end
+  local autocast, bad = autocast_option(opts.autocast)
+  if bad then error("evaluate: " .. bad, 2) end
   local was_training = model.training
   model:evaluate()
   local n, bs = set.x:size(1), opts.batch_size or 1000
@@ -77,7 +89,7 @@ function train.evaluate(model, set, opts)
       local len = math.min(bs, n - start + 1)
       local x, y = lm.data.to_float(set.x:narrow(1, start, len)), set.y:narrow(1, start, len)
       if device ~= "cpu" then x, y = x:to(device), y:to(device) end
-      local out = opts.autocast and lm.autocast(opts.autocast, model, x) or model(x)
+      local out = lm.autocast(autocast or false, model, x)
       total_loss = total_loss + loss(out, y):item() * len
       local pred = out:argmax(2)
       classes = classes or out:size(2)
@@ -177,12 +189,9 @@ function train.run(opts)
   local main = rank == 0 -- the process that prints and writes files
   local log = (opts.quiet or not main) and function() end or opts.log or print
   local progress_opts = main and {tty = opts.tty} or {tty = false, interval = math.huge}
-  local autocast -- 'bfloat16' or nil; a bad dtype fails here, at the caller's line
-  if opts.autocast then
-    local ok, mode = pcall(lm.autocast, opts.autocast, lm.get_autocast)
-    if not ok then error("train: " .. tostring(mode):gsub("^.-autocast:", "autocast:"), 2) end
-    autocast = mode
-  end
+  -- 'bfloat16' or nil, recorded in the checkpoint; a bad one fails here, at the caller's line
+  local autocast, bad = autocast_option(opts.autocast)
+  if bad then error("train: " .. bad, 2) end
   local loader = lm.data.loader(opts.train, {batch_size = opts.batch_size or 128, seed = opts.seed or 0,
     noise = opts.noise, clip = opts.clip, transform = opts.transform,
     shard = dist and {index = rank, count = world} or nil})
@@ -274,8 +283,8 @@ function train.run(opts)
       if device ~= "cpu" then x, y = x:to(device), y:to(device) end
       run.batch = run.batch + 1
       optimizer:zero_grad()
-      local forward = model
-      if autocast then forward = function(input) return lm.autocast(autocast, model, input) end end
+      -- in the recorded precision whatever the state's mode is now
+      local forward = function(input) return lm.autocast(autocast or false, model, input) end
       local output
       if dist and world > 1 then -- dropout masks as one process draws them for the global batch
         output = dist.global_batch_random(loader.batch_first, loader.batch_total, function() return forward(x) end,
@@ -335,7 +344,7 @@ function train.run(opts)
         -- early stopping and checkpoints see one model
         if dist and world > 1 then dist.broadcast_buffers(model, 0) end
         if opts.val then
-          local v = train.evaluate(model, opts.val, {loss = opts.loss, autocast = autocast})
+          local v = train.evaluate(model, opts.val, {loss = opts.loss, autocast = autocast or false})
           record.val_loss, record.val_accuracy, record.val_per_class, record.val_confusion =
             v.loss, v.accuracy, v.per_class, v.confusion
         end
