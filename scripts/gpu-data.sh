@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Takes CIFAR-10 to a lent GPU machine, whose calls carry at most 64 MiB
+# with the working tree: the five gzipped training batches (28 MB each) and
+# the test images travel a few files a call, into ./data/cifar10 (ignored by
+# git, and kept there between the calls of a warm machine), where Lumen's
+# data search finds them.
+#   here:        scripts/gpu-data.sh stage [FROM]
+#                copies FROM (default ../shared/data/cifar10) into
+#                data/cifar10 and prints the calls: one `carry` list each
+#   the device:  scripts/gpu-data.sh check
+#                gunzips each batch in a pipe and compares its md5 with
+#                MD5SUMS; exits non-zero when a file is missing or differs
+# The last call can run the check and the training in one command:
+#   scripts/gpu-data.sh check && scripts/gpu-lumen.sh experiments/train_cifar10.lua --device cuda
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DEST=data/cifar10
+
+stage() {
+    local from=${1:-../shared/data/cifar10}
+    [ -f "$from/MD5SUMS" ] || { echo "gpu-data: no CIFAR-10 with MD5SUMS in $from"; exit 1; }
+    mkdir -p "$DEST"
+    cp "$from"/MD5SUMS "$from"/batches.meta.txt "$from"/*.bin.gz "$DEST"/
+    [ -f "$from/README.txt" ] && cp "$from/README.txt" "$DEST"/
+    # what a call may carry beside the tracked tree, with 2 MB to spare
+    local tree budget
+    tree=$(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
+    budget=$((64 * 1024 * 1024 - tree - 2000000))
+    echo "gpu-data: $(du -sh "$DEST" | cut -f1) in $DEST; a call carries up to $((budget / 1000000)) MB besides the tree"
+    echo "calls (carry lists; the bundle, 47 MB, travels in a call of its own):"
+    local call=() size=0 n=1 f s
+    for f in "$DEST"/MD5SUMS "$DEST"/batches.meta.txt "$DEST"/*.bin.gz; do
+        s=$(stat -c %s "$f")
+        if [ ${#call[@]} -gt 0 ] && { [ $((size + s)) -gt "$budget" ] || [ ${#call[@]} -ge 8 ]; }; then
+            printf 'call %d: [%s]\n' "$n" "$(printf '"%s",' "${call[@]}" | sed 's/,$//')"
+            n=$((n + 1)) call=() size=0
+        fi
+        call+=("$f")
+        size=$((size + s))
+    done
+    printf 'call %d: [%s]\n' "$n" "$(printf '"%s",' "${call[@]}" | sed 's/,$//')"
+}
+
+check() {
+    [ -f "$DEST/MD5SUMS" ] || { echo "gpu-data: no $DEST/MD5SUMS: not staged yet"; exit 1; }
+    local bad=0 sum name got
+    while read -r sum name; do
+        case "$sum" in '#'* | '') continue ;; esac
+        if [ ! -f "$DEST/$name.gz" ]; then
+            echo "gpu-data: $DEST/$name.gz is missing"
+            bad=1
+            continue
+        fi
+        got=$(gunzip -c "$DEST/$name.gz" | md5sum | cut -d' ' -f1)
+        if [ "$got" != "$sum" ]; then
+            echo "gpu-data: $name: md5 $got, expected $sum"
+            bad=1
+        fi
+    done < "$DEST/MD5SUMS"
+    [ $bad -eq 0 ] && echo "gpu-data: CIFAR-10 in $DEST matches MD5SUMS"
+    return $bad
+}
+
+case "${1:-}" in
+    stage) stage "${2:-}" ;;
+    check) check ;;
+    *) sed -n '2,14p' "$0"; exit 2 ;;
+esac
