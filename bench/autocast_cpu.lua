@@ -5,6 +5,8 @@
 -- best of `rounds`.
 --   lumen bench/autocast_cpu.lua [threads] [rounds]
 local lm = require 'lumen'
+-- which OpenBLAS kernels ran (every benchmark says)
+print(string.format("# OpenBLAS kernels: %s (%s)", lm.blas_info().kernel or "?", lm.blas_info().choice or "?"))
 local F = lm.nn.functional
 lm.set_num_threads(tonumber(arg[1]) or 2)
 local rounds = tonumber(arg[2]) or 6

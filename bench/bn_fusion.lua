@@ -4,6 +4,8 @@
 -- them apart), alternated in one process, best of 8 each.
 --   lumen bench/bn_fusion.lua [threads]
 local lm = require 'lumen'
+-- which OpenBLAS kernels ran (every benchmark says)
+print(string.format("# OpenBLAS kernels: %s (%s)", lm.blas_info().kernel or "?", lm.blas_info().choice or "?"))
 lm.set_num_threads(tonumber(arg[1]) or 2)
 lm.manual_seed(1)
 local net = lm.models.resnet18{stem = "cifar", num_classes = 10}:evaluate()

@@ -13,6 +13,9 @@
 -- and the share spent in collectives, which includes waiting for the other
 -- rank.
 local lm = require 'lumen'
+if lm.dist.rank() == 0 then -- which OpenBLAS kernels ran (every benchmark says)
+  print(string.format("# OpenBLAS kernels: %s (%s)", lm.blas_info().kernel or "?", lm.blas_info().choice or "?"))
+end
 local I = require 'lumen.introspect'
 local d = lm.dist
 local threads = tonumber(arg[1]) or 1

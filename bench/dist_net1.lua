@@ -9,6 +9,9 @@
 -- all-reduce at 8, 64 and 512 ranks from the measured message size.
 -- BENCH_MAX_STEPS caps the steps of an epoch (short checks).
 local lm = require 'lumen'
+if lm.dist.rank() == 0 then -- which OpenBLAS kernels ran (every benchmark says)
+  print(string.format("# OpenBLAS kernels: %s (%s)", lm.blas_info().kernel or "?", lm.blas_info().choice or "?"))
+end
 local F = lm.nn.functional
 local d = lm.dist
 local threads = tonumber(arg[1]) or 1

@@ -5,6 +5,8 @@
 -- computation in PyTorch, at the same thread count).
 --   lumen bench/explain.lua [threads] [batch] [repeats]
 local lm = require 'lumen'
+-- which OpenBLAS kernels ran (every benchmark says)
+print(string.format("# OpenBLAS kernels: %s (%s)", lm.blas_info().kernel or "?", lm.blas_info().choice or "?"))
 
 local threads = tonumber(arg[1]) or lm.get_num_threads()
 local batch = tonumber(arg[2]) or 16

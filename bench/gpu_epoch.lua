@@ -9,6 +9,8 @@
 --   lumen <model> <device> epoch_s <seconds> steps <n> loss <last loss> [bfloat16]
 -- Usage: lumen bench/gpu_epoch.lua net1|net2|resnet18 [device] [epochs] [float32|bfloat16]
 local lm = require 'lumen'
+-- which OpenBLAS kernels ran (every benchmark says)
+print(string.format("# OpenBLAS kernels: %s (%s)", lm.blas_info().kernel or "?", lm.blas_info().choice or "?"))
 local F = lm.nn.functional
 
 local model_name, device, epochs = arg[1] or "net1", arg[2] or "cuda", tonumber(arg[3] or 2)

@@ -4,6 +4,8 @@
 -- (CIFAR stem, batch 64), a small ViT (batch 64) or Net1 (batch 128).
 --   lumen bench/graph_memory.lua resnet18|vit|net1
 local lm = require 'lumen'
+-- which OpenBLAS kernels ran (every benchmark says)
+print(string.format("# OpenBLAS kernels: %s (%s)", lm.blas_info().kernel or "?", lm.blas_info().choice or "?"))
 local F = lm.nn.functional
 lm.manual_seed(1)
 local which = arg[1] or "resnet18"

@@ -7,6 +7,8 @@
 -- DIR is made (2,000 images, half PNG, half JPEG, 64x64, 10 classes) when
 -- it does not exist.
 local lm = require 'lumen'
+-- which OpenBLAS kernels ran (every benchmark says)
+print(string.format("# OpenBLAS kernels: %s (%s)", lm.blas_info().kernel or "?", lm.blas_info().choice or "?"))
 
 local dir = arg[1] or "/tmp/lumen-bench-images"
 local workers = {}

@@ -6,6 +6,8 @@
 -- epoch on this BLAS takes at least this long.
 --   lumen bench/infovae_gemm_floor.lua [THREADS]
 local lm = require 'lumen'
+-- which OpenBLAS kernels ran (every benchmark says)
+print(string.format("# OpenBLAS kernels: %s (%s)", lm.blas_info().kernel or "?", lm.blas_info().choice or "?"))
 local threads = tonumber(arg[1] or 1)
 lm.set_num_threads(threads)
 lm.manual_seed(1)

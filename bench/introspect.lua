@@ -6,6 +6,8 @@
 -- BENCH_ROWS (default 54000) shrinks the recording for short checks. A last
 -- line "json: {...}" repeats the numbers for bench/torch_best.py.
 local lm = require 'lumen'
+-- which OpenBLAS kernels ran (every benchmark says)
+print(string.format("# OpenBLAS kernels: %s (%s)", lm.blas_info().kernel or "?", lm.blas_info().choice or "?"))
 local I = lm.introspect
 local threads = tonumber(arg[1]) or lm.get_num_threads()
 local epochs = tonumber(arg[2]) or tonumber(os.getenv("BENCH_EPOCHS") or "") or 3

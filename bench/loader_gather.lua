@@ -4,6 +4,8 @@
 -- (lm_cpu_advise_huge_pages in the IDX reader) avoid.
 --   lumen bench/loader_gather.lua [threads] [float|uint8]
 local lm = require 'lumen'
+-- which OpenBLAS kernels ran (every benchmark says)
+print(string.format("# OpenBLAS kernels: %s (%s)", lm.blas_info().kernel or "?", lm.blas_info().choice or "?"))
 local F = lm.nn.functional
 local threads = tonumber(arg[1]) or lm.get_num_threads()
 local dtype = arg[2] or "uint8"

@@ -8,6 +8,8 @@
 -- 2 x (784x200 + 11 x 200x200 + 200x10) = 1.20 MFLOP per sample forward,
 -- about three times that for a training step.
 local lm = require 'lumen'
+-- which OpenBLAS kernels ran (every benchmark says)
+print(string.format("# OpenBLAS kernels: %s (%s)", lm.blas_info().kernel or "?", lm.blas_info().choice or "?"))
 local F = lm.nn.functional
 local threads = tonumber(arg[1]) or lm.get_num_threads()
 local epochs = tonumber(arg[2]) or tonumber(os.getenv("BENCH_EPOCHS") or "") or 3

@@ -7,6 +7,8 @@
 -- collects once per step (as lm.train does); pass 'nocollect' as the third
 -- argument to leave it to the collector's own pace.
 local lm = require 'lumen'
+-- which OpenBLAS kernels ran (every benchmark says)
+print(string.format("# OpenBLAS kernels: %s (%s)", lm.blas_info().kernel or "?", lm.blas_info().choice or "?"))
 local F = lm.nn.functional
 
 local threads = tonumber(arg[1]) or lm.get_num_threads()

@@ -5,6 +5,8 @@
 -- cached bytes are sampled too.
 --   lumen bench/soak.lua [device] [steps]
 local lm = require 'lumen'
+-- which OpenBLAS kernels ran (every benchmark says)
+print(string.format("# OpenBLAS kernels: %s (%s)", lm.blas_info().kernel or "?", lm.blas_info().choice or "?"))
 local F = lm.nn.functional
 local device, total = arg[1] or "cpu", tonumber(arg[2] or 20000)
 local warmup = math.min(2000, total // 4)
