@@ -69,15 +69,7 @@ if opts.steps == 0 then -- a rerun resumes the checkpoint only for the options t
 end
 lm.manual_seed(opts.seed)
 
-local t0 = lm.clock()
-local d = lm.data.cifar10{dir = opts.data_dir ~= "" and opts.data_dir or nil, dtype = "uint8"}
-local train_set, val_set = lm.data.split(d.train, {fraction = 0.1, seed = opts.seed})
-if opts.subset > 0 then
-  train_set = lm.data.head(train_set, opts.subset)
-  val_set = lm.data.head(val_set, math.max(opts.subset // 10, 10))
-end
-print(string.format("CIFAR-10 from %s: %d training, %d validation images; test: %s (%.1f s to load)",
-  d.folder, train_set.x:size(1), val_set.x:size(1), d.test_note or "none", lm.clock() - t0))
+local d, train_set, val_set = study.cifar10_training_sets(opts)
 
 local net, opt, described
 if opts.arch == "resnet18" then

@@ -121,6 +121,27 @@ end
 --- 64-bit hash of every parameter's float32 bytes, in order, as hex (the
 --- same on every device and thread count; a model retrained into the same
 --- file differs).
+--- CIFAR-10 for the training experiments (net2_cifar10.lua,
+--- train_cifar10.lua): the images kept as bytes (154 MB, not 614: the
+--- loaders give float batches), a seeded 10 % validation split of the
+--- training images (opts.seed) and, with opts.subset > 0, the first
+--- opts.subset training and subset // 10 (at least 10) validation images;
+--- opts.data_dir names the folder ("" searches). Prints what it loaded;
+--- returns the data set (its test, test_note, classes, folder) and the two
+--- splits.
+function study.cifar10_training_sets(opts)
+  local t0 = lm.clock()
+  local d = lm.data.cifar10{dir = opts.data_dir ~= "" and opts.data_dir or nil, dtype = "uint8"}
+  local train_set, val_set = lm.data.split(d.train, {fraction = 0.1, seed = opts.seed})
+  if opts.subset > 0 then
+    train_set = lm.data.head(train_set, opts.subset)
+    val_set = lm.data.head(val_set, math.max(opts.subset // 10, 10))
+  end
+  print(string.format("CIFAR-10 from %s: %d training, %d validation images; test: %s (%.1f s to load)",
+    d.folder, train_set.x:size(1), val_set.x:size(1), d.test_note or "none", lm.clock() - t0))
+  return d, train_set, val_set
+end
+
 function study.weights_fingerprint(net)
   local h = 0
   for _, p in ipairs(net:parameters()) do
