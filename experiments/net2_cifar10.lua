@@ -85,27 +85,10 @@ local schedule = lm.optim.CyclicLR(opt, {min = opts.lr_min, max = opts.lr_max, d
 print(string.format("Net2 (width %.2f): %d parameters, %d threads, %d cycles of %d iterations",
   opts.width, nparams, lm.get_num_threads(), opts.cycles, schedule.period))
 
-if opts.steps > 0 then
-  -- a fixed number of steps (smoke runs and timing)
-  local loader = lm.data.loader(train_set, {batch_size = opts.batch, seed = opts.seed})
-  local it = loader:epoch_iter()
-  local first, last
-  local t = lm.clock()
-  for step = 1, opts.steps do
-    local x, y = it()
-    if not x then it = loader:epoch_iter(); x, y = it() end
-    x, y = x:to(opts.device), y:to(opts.device)
-    opt:zero_grad()
-    local loss = lm.nn.functional.mse(net(x), lm.data.one_hot(y, 10):float())
-    loss:backward()
-    opt:step()
-    schedule:step()
-    collectgarbage("step")
-    last = loss:item()
-    first = first or last
-    print(string.format("step %d: loss %.5f", step, last))
-  end
-  print(string.format("%.3f s per step of %d images", (lm.clock() - t) / opts.steps, opts.batch))
+if opts.steps > 0 then -- a fixed number of steps (smoke runs and timing)
+  local first, last = study.fixed_steps{model = net, optimizer = opt, schedule = schedule, set = train_set,
+    batch = opts.batch, seed = opts.seed, device = opts.device, steps = opts.steps,
+    loss = function(out, y) return lm.nn.functional.mse(out, lm.data.one_hot(y, 10):float()) end}
   return {first_loss = first, last_loss = last, period = schedule.period, cycles = opts.cycles, lr = opt:lr(),
     out = opts.out}
 end

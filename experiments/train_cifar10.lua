@@ -102,27 +102,10 @@ print(string.format("%s: %d parameters, %s, %d threads, %d epochs of %d steps%s"
   autocast and (", products in " .. autocast) or ""))
 
 if opts.steps > 0 then -- a fixed number of steps (smoke runs and timing)
-  local loader = lm.data.loader(train_set, {batch_size = opts.batch, seed = opts.seed, transform = augment})
-  local it = loader:epoch_iter()
-  local first, last
-  local t = lm.clock()
-  net:train()
-  for step = 1, opts.steps do
-    local x, y = it()
-    if not x then it = loader:epoch_iter(); x, y = it() end
-    x, y = x:to(opts.device), y:to(opts.device)
-    opt:zero_grad()
-    local out = autocast and lm.autocast(autocast, net, x) or net(x)
-    local loss = lm.nn.functional.cross_entropy(out, y)
-    loss:backward()
-    opt:step()
-    schedule:step()
-    collectgarbage("step")
-    last = loss:item()
-    first = first or last
-    print(string.format("step %d: loss %.5f", step, last))
-  end
-  print(string.format("%.3f s per step of %d images", (lm.clock() - t) / opts.steps, opts.batch))
+  local first, last = study.fixed_steps{model = net, optimizer = opt, schedule = schedule, set = train_set,
+    batch = opts.batch, seed = opts.seed, transform = augment, device = opts.device, steps = opts.steps,
+    forward = function(x) return lm.autocast(autocast or false, net, x) end,
+    loss = lm.nn.functional.cross_entropy}
   return {first_loss = first, last_loss = last, lr = opt:lr(), period = schedule.period, out = opts.out,
     parameters = lm.models.count_parameters(net)}
 end

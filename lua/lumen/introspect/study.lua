@@ -142,6 +142,37 @@ function study.cifar10_training_sets(opts)
   return d, train_set, val_set
 end
 
+--- The training experiments' --steps N: N training steps of c.model on
+--- batches of c.batch from c.set (a loader seeded with c.seed, with
+--- c.transform), each moved to c.device, loss = c.loss(c.forward(x), y)
+--- (c.forward defaults to the model), c.optimizer and c.schedule stepped
+--- after it. Prints each step's loss and the time a step; returns the first
+--- and the last loss.
+function study.fixed_steps(c)
+  local loader = lm.data.loader(c.set, {batch_size = c.batch, seed = c.seed, transform = c.transform})
+  local forward = c.forward or c.model
+  local it = loader:epoch_iter()
+  local first, last
+  local t = lm.clock()
+  c.model:train()
+  for step = 1, c.steps do
+    local x, y = it()
+    if not x then it = loader:epoch_iter(); x, y = it() end
+    x, y = x:to(c.device), y:to(c.device)
+    c.optimizer:zero_grad()
+    local loss = c.loss(forward(x), y)
+    loss:backward()
+    c.optimizer:step()
+    c.schedule:step()
+    collectgarbage("step")
+    last = loss:item()
+    first = first or last
+    print(string.format("step %d: loss %.5f", step, last))
+  end
+  print(string.format("%.3f s per step of %d images", (lm.clock() - t) / c.steps, c.batch))
+  return first, last
+end
+
 function study.weights_fingerprint(net)
   local h = 0
   for _, p in ipairs(net:parameters()) do
