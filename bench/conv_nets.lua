@@ -5,13 +5,16 @@
 -- batch, best of BENCH_REPS (default 5) timed repetitions after two untimed.
 -- The peer is bench/conv_nets_torch.py (the same layers).
 --   lumen bench/conv_nets.lua [threads] [batch] [auto|gemm|winograd]
--- The third argument sets lm.set_conv_algorithm (default auto).
+-- The third argument sets lm.set_conv_algorithm (default auto);
+-- BENCH_WIDTH sets ResNet-18's first-stage channels (default 64,
+-- torchvision's; the reduced CPU runs of docs/training.md use 16).
 local lm = require 'lumen'
 local F = lm.nn.functional
 local threads = tonumber(arg[1]) or lm.get_num_threads()
 local batch = tonumber(arg[2]) or 64
 lm.set_conv_algorithm(arg[3] or "auto")
 local reps = tonumber(os.getenv("BENCH_REPS") or "") or 5
+local width = tonumber(os.getenv("BENCH_WIDTH") or "") or 64
 lm.set_num_threads(threads)
 lm.manual_seed(1)
 
@@ -31,7 +34,7 @@ local labels = {}
 for i = 1, batch do labels[i] = (i * 7) % 10 + 1 end
 local target = lm.data.one_hot(lm.tensor(labels, 'int32'), 10):float()
 for _, name in ipairs({"net2", "resnet18"}) do
-  local net = name == "net2" and lm.models.net2() or lm.models.resnet18{stem = "cifar", num_classes = 10}
+  local net = name == "net2" and lm.models.net2() or lm.models.resnet18{stem = "cifar", num_classes = 10, width = width}
   local opt = lm.optim.Adam(net:parameters(), {lr = 1e-4})
   net:evaluate()
   local infer = best_ms(function() lm.no_grad(function() return net(x) end) end)
@@ -44,7 +47,8 @@ for _, name in ipairs({"net2", "resnet18"}) do
     opt:step()
     collectgarbage("step")
   end)
+  local label = name == "resnet18" and width ~= 64 and name .. " width " .. width or name
   print(string.format("lumen %s, %d thread(s), batch %d: inference %.1f ms, training step %.1f ms "
-    .. "(OpenBLAS %s, convolutions %s)", name, threads, batch, infer, train, lm.blas_info().kernel or "?",
+    .. "(OpenBLAS %s, convolutions %s)", label, threads, batch, infer, train, lm.blas_info().kernel or "?",
     lm.get_conv_algorithm()))
 end

@@ -4,6 +4,7 @@ pooling), one inference batch (eval, no_grad) and one training step
 (forward, MSE against one-hot targets, backward, Adam), ms per batch, best
 of BENCH_REPS (default 5) after two untimed.
     /usr/bin/python3 bench/conv_nets_torch.py [threads] [batch]
+BENCH_WIDTH: ResNet-18's first-stage channels (default 64, torchvision's).
 Threads: torch.set_num_threads; the caller sets OMP/OpenBLAS variables."""
 import os
 import sys
@@ -11,14 +12,14 @@ import time
 
 import torch
 import torch.nn as nn
-import torchvision
 
 sys.path.insert(0, os.path.dirname(__file__))
-from torch_models import net2  # noqa: E402
+from torch_models import net2, resnet18_cifar  # noqa: E402
 
 threads = int(sys.argv[1]) if len(sys.argv) > 1 else torch.get_num_threads()
 batch = int(sys.argv[2]) if len(sys.argv) > 2 else 64
 reps = int(os.environ.get("BENCH_REPS", "5"))
+width = int(os.environ.get("BENCH_WIDTH", "64"))
 torch.set_num_threads(threads)
 torch.manual_seed(1)
 
@@ -34,16 +35,9 @@ def best_ms(fn):
     return best * 1e3
 
 
-def resnet18_cifar():
-    m = torchvision.models.resnet18(num_classes=10)
-    m.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
-    m.maxpool = nn.Identity()
-    return m
-
-
 x = torch.rand(batch, 3, 32, 32)
 target = nn.functional.one_hot(torch.randint(0, 10, (batch,)), 10).float()
-for name, make in (("net2", net2), ("resnet18", resnet18_cifar)):
+for name, make in (("net2", net2), ("resnet18", lambda: resnet18_cifar(10, width))):
     net = make()
     opt = torch.optim.Adam(net.parameters(), lr=1e-4)
     net.eval()
@@ -64,5 +58,6 @@ for name, make in (("net2", net2), ("resnet18", resnet18_cifar)):
         opt.step()
 
     t_train = best_ms(step)
-    print(f"torch {name}, {threads} thread(s), batch {batch}: inference {t_infer:.1f} ms, "
+    label = f"{name} width {width}" if name == "resnet18" and width != 64 else name
+    print(f"torch {label}, {threads} thread(s), batch {batch}: inference {t_infer:.1f} ms, "
           f"training step {t_train:.1f} ms (torch {torch.__version__}, mkldnn {torch.backends.mkldnn.enabled})")

@@ -72,21 +72,22 @@ class BasicBlock(nn.Module):
         return self.relu(out + (self.downsample(x) if self.downsample is not None else x))
 
 
-def resnet18_cifar(classes=10):
+def resnet18_cifar(classes=10, width=64):
     """ResNet-18 with the CIFAR stem (a 3x3 stride-1 first convolution, no
-    max pool), as lm.models.resnet18{stem = 'cifar'}: torchvision's layers
-    and names, written out so that the device machine needs no torchvision."""
+    max pool), as lm.models.resnet18{stem = 'cifar', width = width}:
+    torchvision's layers and names (width 64 is torchvision's), written out so
+    that the device machine needs no torchvision."""
     model = nn.Sequential()
-    model.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
-    model.bn1 = nn.BatchNorm2d(64)
+    model.conv1 = nn.Conv2d(3, width, 3, 1, 1, bias=False)
+    model.bn1 = nn.BatchNorm2d(width)
     model.relu = nn.ReLU(inplace=True)
-    cin = 64
-    for i, (cout, stride) in enumerate([(64, 1), (128, 2), (256, 2), (512, 2)]):
+    cin = width
+    for i, (cout, stride) in enumerate([(width, 1), (2 * width, 2), (4 * width, 2), (8 * width, 2)]):
         setattr(model, f"layer{i + 1}", nn.Sequential(BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)))
         cin = cout
     model.avgpool = nn.AdaptiveAvgPool2d(1)
     model.flatten = nn.Flatten()
-    model.fc = nn.Linear(512, classes)
+    model.fc = nn.Linear(8 * width, classes)
     for m in model.modules():  # torchvision's initialisation
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

@@ -3,6 +3,9 @@
 -- tests/torch/pytorch_experiment_reference.py) is mapped on a generated
 -- image folder; the accuracy the experiment reports is the one PyTorch
 -- computes on the same PNG files, and the report, atlas and metrics appear.
+-- experiments/pytorch/train_resnet18_cifar10.py (the PyTorch trainer of the
+-- mapped networks) trains on generated CIFAR-10 files; its weights load
+-- strictly into lm.models.resnet18 and give the accuracy it reports.
 local lm = require 'lumen'
 
 local py = dofile("tests/helpers/python.lua")
@@ -49,6 +52,55 @@ describe("experiments/introspect_pytorch.lua", function()
       truthy(fh, f .. " written")
       if fh then fh:close() end
     end
+    os.execute("rm -rf '" .. dir .. "'")
+  end)
+
+  it("experiments/pytorch/train_resnet18_cifar10.py: its weights load strictly and give its accuracy", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    lm.mkdir(dir)
+    -- CIFAR-10 binary records (a label byte, 3,072 pixel bytes), 10 classes of one dominant colour each
+    local mean, std = {0.4914, 0.4822, 0.4465}, {0.2470, 0.2435, 0.2616}
+    local rng = 1
+    local function byte() rng = (rng * 1103515245 + 12345) % 2147483648 return rng >> 23 end
+    local function write(name, records)
+      local f = assert(io.open(dir .. "/" .. name, "wb"))
+      for r = 1, records do
+        local label = (r - 1) % 10
+        local pixels = {}
+        for c = 0, 2 do
+          local level = ((label >> c) & 1) == 1 and 128 or 0
+          for i = 1, 1024 do pixels[c * 1024 + i] = string.char(level + byte() % 128) end
+        end
+        f:write(string.char(label), table.concat(pixels))
+      end
+      f:close()
+    end
+    for i = 1, 5 do write("data_batch_" .. i .. ".bin", 20) end
+    write("test_batch.bin", 30)
+    local ran, out = py.run("experiments/pytorch/train_resnet18_cifar10.py", string.format(
+      "--data '%s' --width 4 --epochs 8 --lr 0.05 --val 20 --batch 16 --threads 1 --out '%s/r18.safetensors'",
+      dir, dir))
+    truthy(ran, "the trainer failed:\n" .. out)
+    truthy(out:find("80 training, 20 validation, 30 test images", 1, true), out)
+    local f = assert(io.open(dir .. "/r18.json"))
+    local report = lm.json.decode(f:read("a"))
+    f:close()
+    eq(report.train_images, 80)
+    eq(report.test_images, 30)
+
+    local net = lm.models.resnet18{num_classes = 10, stem = "cifar", width = 4}
+    net:load(dir .. "/r18.safetensors") -- strict
+    net:eval()
+    local test = lm.data.cifar10{dir = dir}.test
+    local x = (test.x - lm.tensor(mean):view(1, 3, 1, 1)) / lm.tensor(std):view(1, 3, 1, 1)
+    local right = lm.no_grad(function() return net(x):argmax(2):eq(test.y):sum():item() end)
+    near(right / 30, report.test_accuracy, 1e-9, "Lumen's accuracy with PyTorch's weights")
+    local bad_ok, bad_out = py.run("experiments/pytorch/train_resnet18_cifar10.py",
+      string.format("--data '%s' --val 100 --out '%s/x.safetensors'", dir, dir))
+    truthy(not bad_ok, "--val 100 of 100 images is refused")
+    truthy(bad_out:find("--val 100: the validation set must hold at least one of the 100 images and leave some",
+      1, true), bad_out)
     os.execute("rm -rf '" .. dir .. "'")
   end)
 end)
