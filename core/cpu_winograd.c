@@ -19,31 +19,47 @@
 
 #define POINTS WINOGRAD_POINTS
 #define SMALL_PLANE_TILES WINOGRAD_SMALL_PLANE_TILES
-#define CHUNK_TILES 2048 /* tiles a chunk's products should cover at least */
 #define CHUNK_BYTES ((int64_t)32 << 20)
+/* The forward pass (and the input's gradient) in chunks of about this many
+ * tiles, each chunk's transforms and products on one thread: the chunk's
+ * transformed tiles (16 C + 16 O floats a tile, 1 MiB for 16 channels each
+ * way) stay in that core's cache between its three steps, and the threads
+ * meet once a layer instead of three times a chunk. */
+#define PRIVATE_CHUNK_TILES 512
+/* The most that the threads' chunk buffers may take together; past it, and
+ * where there are fewer chunks than threads (ResNet's 4x4 planes), a chunk
+ * at a time runs each step on every thread. */
+#define PRIVATE_BYTES ((int64_t)64 << 20)
 
 bool lm_cpu_winograd_applies(const lm_conv_geometry *g) {
     return g->kernel_h == 3 && g->kernel_w == 3 && g->stride_h == 1 && g->stride_w == 1 &&
            g->out_h >= 1 && g->out_w >= 1;
 }
 
-lm_status lm_winograd_buffers(winograd_buffers *b, int64_t n, int64_t o,
-                              const lm_conv_geometry *g) {
+/* Images a chunk of n images of layer g takes for about chunk_tiles tiles. */
+static int64_t chunk_images(int64_t n, int64_t o, const lm_conv_geometry *g, int64_t per_image,
+                            int64_t chunk_tiles) {
+    int64_t nb = (chunk_tiles + per_image - 1) / per_image;
+    int64_t cap = CHUNK_BYTES / (POINTS * (g->channels + o) * per_image * (int64_t)sizeof(float));
+    if (nb > cap) nb = cap;
+    if (nb > n) nb = n;
+    return nb < 1 ? 1 : nb;
+}
+
+lm_status lm_winograd_buffers(winograd_buffers *b, int64_t n, int64_t o, const lm_conv_geometry *g,
+                              int64_t chunk_tiles, int64_t slots) {
     int64_t c = g->channels;
     b->tiles_h = (g->out_h + 1) / 2;
     b->tiles_w = (g->out_w + 1) / 2;
     b->per_image = b->tiles_h * b->tiles_w;
-    int64_t nb = (CHUNK_TILES + b->per_image - 1) / b->per_image;
-    int64_t cap = CHUNK_BYTES / (POINTS * (c + o) * b->per_image * (int64_t)sizeof(float));
-    if (nb > cap) nb = cap;
-    if (nb > n) nb = n;
-    b->chunk = nb < 1 ? 1 : nb;
+    b->chunk = chunk_images(n, o, g, b->per_image, chunk_tiles);
+    b->slots = slots;
     b->u_bytes = (size_t)(POINTS * o * c) * sizeof(float);
     b->v_bytes = (size_t)(POINTS * c * b->chunk * b->per_image) * sizeof(float);
     b->m_bytes = (size_t)(POINTS * o * b->chunk * b->per_image) * sizeof(float);
     b->u = lm_cpu_alloc(b->u_bytes);
-    b->v = lm_cpu_alloc(b->v_bytes);
-    b->m = lm_cpu_alloc(b->m_bytes);
+    b->v = lm_cpu_alloc(b->v_bytes * (size_t)slots);
+    b->m = lm_cpu_alloc(b->m_bytes * (size_t)slots);
     if (b->u && b->v && b->m) return LM_OK;
     lm_winograd_buffers_free(b);
     return LM_ERR_MEMORY;
@@ -51,8 +67,8 @@ lm_status lm_winograd_buffers(winograd_buffers *b, int64_t n, int64_t o,
 
 void lm_winograd_buffers_free(winograd_buffers *b) {
     lm_cpu_free(b->u, b->u_bytes);
-    lm_cpu_free(b->v, b->v_bytes);
-    lm_cpu_free(b->m, b->m_bytes);
+    lm_cpu_free(b->v, b->v_bytes * (size_t)b->slots);
+    lm_cpu_free(b->m, b->m_bytes * (size_t)b->slots);
     b->u = b->v = b->m = NULL;
 }
 
@@ -469,28 +485,77 @@ static void outputs_small_range(void *ctx, int64_t b, int64_t e) {
     free(q);
 }
 
+/* One chunk of j's images, [first, first + count): the input transform, the
+ * products and the output transform, each on the pool (inline when called
+ * from one of its threads). */
+static void run_chunk(winograd_job *j, int64_t first, int64_t count, int64_t per_image) {
+    bool small = per_image <= SMALL_PLANE_TILES;
+    j->first = first;
+    j->count = count;
+    j->tiles = count * per_image;
+    int64_t grain = LM_GRAIN_ELEMENTWISE / (POINTS * j->tiles / (small ? 1 : count)) + 1;
+    lm_winograd_transform_inputs(j);
+    lm_parallel_for(POINTS, 1, products_range, j);
+    if (small)
+        lm_parallel_for(j->out_channels, grain, outputs_small_range, j);
+    else
+        lm_parallel_for(count * j->out_channels, grain, outputs_range, j);
+}
+
+/* Chunks side by side, each thread's own chunks in its own slot of v and m. */
+typedef struct {
+    winograd_job *job; /* the layer's; first, count, tiles, v and m set per chunk */
+    const winograd_buffers *b;
+    int64_t n;
+    atomic_int next_slot;
+} chunks_job;
+
+static void chunks_range(void *ctx, int64_t b, int64_t e) {
+    chunks_job *cj = ctx;
+    winograd_job *layer = cj->job;
+    int slot = atomic_fetch_add(&cj->next_slot, 1);
+    winograd_job j = {.g = layer->g,
+                      .out_channels = layer->out_channels,
+                      .tiles_h = layer->tiles_h,
+                      .tiles_w = layer->tiles_w,
+                      .x = layer->x,
+                      .w = layer->w,
+                      .gy = layer->gy,
+                      .u = layer->u,
+                      .v = cj->b->v + (size_t)slot * (cj->b->v_bytes / sizeof(float)),
+                      .m = cj->b->m + (size_t)slot * (cj->b->m_bytes / sizeof(float)),
+                      .out = layer->out,
+                      .bias = layer->bias};
+    int64_t nb = cj->b->chunk;
+    for (int64_t k = b; k < e && !atomic_load(&j.failed); k++) {
+        int64_t first = k * nb;
+        run_chunk(&j, first, cj->n - first < nb ? cj->n - first : nb, cj->b->per_image);
+    }
+    if (atomic_load(&j.failed)) atomic_store(&layer->failed, 1);
+}
+
 /* out [n, o, oh, ow] = the correlation of x [n, C, H, W] with w [o, C, 3, 3]
- * (+ bias [o], when not NULL). */
+ * (+ bias [o], when not NULL). The chunks are the same whatever the thread
+ * count, so are the values. */
 static lm_status winograd(float *out, const float *x, const float *w, const float *bias, int64_t n,
                           int64_t o, const lm_conv_geometry *g) {
     int64_t c = g->channels;
+    int64_t tiles_h = (g->out_h + 1) / 2, tiles_w = (g->out_w + 1) / 2;
+    int64_t nb = chunk_images(n, o, g, tiles_h * tiles_w, PRIVATE_CHUNK_TILES);
+    int64_t chunks = (n + nb - 1) / nb, calls = lm_parallel_chunks(chunks, 1);
+    int64_t chunk_bytes = POINTS * (c + o) * nb * tiles_h * tiles_w * (int64_t)sizeof(float);
+    bool side_by_side = chunks >= lm_get_num_threads() && calls * chunk_bytes <= PRIVATE_BYTES;
     winograd_buffers b;
-    if (lm_winograd_buffers(&b, n, o, g) != LM_OK) return LM_ERR_MEMORY;
-    int64_t per_image = b.per_image, nb = b.chunk;
+    if (lm_winograd_buffers(&b, n, o, g, PRIVATE_CHUNK_TILES, side_by_side ? calls : 1) != LM_OK)
+        return LM_ERR_MEMORY;
     winograd_job j = {g, o, 0, 0, b.tiles_h, b.tiles_w, 0, x, w, NULL, b.u, b.v, b.m, out, bias, 0};
-    bool small = per_image <= SMALL_PLANE_TILES;
     lm_parallel_for(o * c, WEIGHT_BLOCK, weights_range, &j);
-    for (int64_t first = 0; first < n && !atomic_load(&j.failed); first += nb) {
-        j.first = first;
-        j.count = n - first < nb ? n - first : nb;
-        j.tiles = j.count * per_image;
-        int64_t grain = LM_GRAIN_ELEMENTWISE / (POINTS * j.tiles / (small ? 1 : j.count)) + 1;
-        lm_winograd_transform_inputs(&j);
-        lm_parallel_for(POINTS, 1, products_range, &j);
-        if (small)
-            lm_parallel_for(o, grain, outputs_small_range, &j);
-        else
-            lm_parallel_for(j.count * o, grain, outputs_range, &j);
+    if (side_by_side) {
+        chunks_job cj = {&j, &b, n, 0};
+        lm_parallel_for(chunks, 1, chunks_range, &cj);
+    } else {
+        for (int64_t first = 0; first < n && !atomic_load(&j.failed); first += b.chunk)
+            run_chunk(&j, first, n - first < b.chunk ? n - first : b.chunk, b.per_image);
     }
     lm_winograd_buffers_free(&b);
     return atomic_load(&j.failed) ? LM_ERR_MEMORY : LM_OK;

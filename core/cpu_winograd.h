@@ -34,17 +34,21 @@ typedef struct {
 } winograd_job;
 
 /* A layer's tiling and the buffers of its pass: u for all kernels, v and m
- * for a chunk of `chunk` images, as many as give the products enough tiles
- * within a budget of memory. */
+ * for a chunk of `chunk` images (as many as cover chunk_tiles tiles within
+ * a budget of memory), `slots` of each side by side. */
 typedef struct {
-    int64_t tiles_h, tiles_w, per_image, chunk;
+    int64_t tiles_h, tiles_w, per_image, chunk, slots;
     float *u, *v, *m;
-    size_t u_bytes, v_bytes, m_bytes;
+    size_t u_bytes, v_bytes, m_bytes; /* v and m: one slot's */
 } winograd_buffers;
+
+/* The chunk the weights' gradient sums over: enough tiles for its products. */
+#define WINOGRAD_CHUNK_TILES 2048
 
 /* Fills b for n images of layer g with o output channels; LM_ERR_MEMORY
  * (nothing held) when the buffers cannot be had. */
-lm_status lm_winograd_buffers(winograd_buffers *b, int64_t n, int64_t o, const lm_conv_geometry *g);
+lm_status lm_winograd_buffers(winograd_buffers *b, int64_t n, int64_t o, const lm_conv_geometry *g,
+                              int64_t chunk_tiles, int64_t slots);
 void lm_winograd_buffers_free(winograd_buffers *b);
 
 /* The input transform of the chunk's images into j->v, on the thread pool. */

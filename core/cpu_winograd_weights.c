@@ -149,7 +149,7 @@ lm_status lm_cpu_conv2d_winograd_grad_weight(lm_tensor *gw, const lm_tensor *g_o
                                              const lm_tensor *x, const lm_conv_geometry *g) {
     int64_t n = x->shape[0], o = gw->shape[0], c = g->channels;
     winograd_buffers b;
-    if (lm_winograd_buffers(&b, n, o, g) != LM_OK) return LM_ERR_MEMORY;
+    if (lm_winograd_buffers(&b, n, o, g, WINOGRAD_CHUNK_TILES, 1) != LM_OK) return LM_ERR_MEMORY;
     int64_t per_image = b.per_image, nb = b.chunk;
     winograd_job j = {g,         o,
                       0,         0,

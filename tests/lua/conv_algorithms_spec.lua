@@ -209,6 +209,36 @@ describe("convolution algorithms", function()
     truthy(rel_error(grads.winograd[2], grads.gemm[2]) < 1e-5, "weight gradient over chunks")
   end)
 
+  it("give Winograd's values bit for bit at any thread count, chunks side by side or one at a time", function()
+    -- 32x32 planes of 6 images: three chunks of two, each on a thread of its
+    -- own at 1-3 threads; 8x8 planes of 40 images: two chunks of 32 and 8,
+    -- side by side at 1-2 threads, each step on every thread at 3 (fewer
+    -- chunks than threads); 4x4 planes: one chunk
+    local saved = lm.get_num_threads()
+    for _, case in ipairs{{6, 16, 32}, {40, 24, 8}, {70, 32, 4}} do
+      local n, c, size = case[1], case[2], case[3]
+      local x0, w0 = lm.randn(n, c, size, size), lm.randn(c, c, 3, 3) * (1 / math.sqrt(9 * c))
+      local g = lm.randn(n, c, size, size)
+      local runs = {}
+      for threads = 1, 3 do
+        lm.set_num_threads(threads)
+        with_algorithm("winograd", function()
+          local xg = x0:clone():requires_grad(true)
+          local y = F.conv2d(xg, w0, nil, {padding = 1})
+          ;(y * g):sum():backward()
+          runs[threads] = {y, xg.grad}
+        end)
+      end
+      lm.set_num_threads(saved)
+      for threads = 2, 3 do
+        eq(rel_error(runs[threads][1], runs[1][1]), 0, string.format("%dx%d output at %d threads", size, size,
+          threads))
+        eq(rel_error(runs[threads][2], runs[1][2]), 0, string.format("%dx%d input gradient at %d threads", size,
+          size, threads))
+      end
+    end
+  end)
+
   it("are chosen by name, and a wrong name is refused", function()
     eq(lm.get_conv_algorithm(), "auto")
     with_algorithm("gemm", function() eq(lm.get_conv_algorithm(), "gemm") end)
