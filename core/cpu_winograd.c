@@ -20,12 +20,7 @@
 #define POINTS WINOGRAD_POINTS
 #define SMALL_PLANE_TILES WINOGRAD_SMALL_PLANE_TILES
 #define CHUNK_BYTES ((int64_t)32 << 20)
-/* The forward pass (and the input's gradient) in chunks of about this many
- * tiles, each chunk's transforms and products on one thread: the chunk's
- * transformed tiles (16 C + 16 O floats a tile, 1 MiB for 16 channels each
- * way) stay in that core's cache between its three steps, and the threads
- * meet once a layer instead of three times a chunk. */
-#define PRIVATE_CHUNK_TILES 512
+#define PRIVATE_CHUNK_TILES WINOGRAD_PRIVATE_CHUNK_TILES
 /* The most that the threads' chunk buffers may take together; past it, and
  * where there are fewer chunks than threads (ResNet's 4x4 planes), a chunk
  * at a time runs each step on every thread. */
@@ -44,6 +39,18 @@ static int64_t chunk_images(int64_t n, int64_t o, const lm_conv_geometry *g, int
     if (nb > cap) nb = cap;
     if (nb > n) nb = n;
     return nb < 1 ? 1 : nb;
+}
+
+bool lm_winograd_side_by_side(int64_t n, int64_t o, const lm_conv_geometry *g, int64_t *slots,
+                              int64_t *chunks) {
+    int64_t per_image = ((g->out_h + 1) / 2) * ((g->out_w + 1) / 2);
+    int64_t nb = chunk_images(n, o, g, per_image, PRIVATE_CHUNK_TILES);
+    *chunks = (n + nb - 1) / nb;
+    int64_t calls = lm_parallel_chunks(*chunks, 1);
+    int64_t chunk_bytes = POINTS * (g->channels + o) * nb * per_image * (int64_t)sizeof(float);
+    bool yes = *chunks >= lm_get_num_threads() && calls * chunk_bytes <= PRIVATE_BYTES;
+    *slots = yes ? calls : 1;
+    return yes;
 }
 
 lm_status lm_winograd_buffers(winograd_buffers *b, int64_t n, int64_t o, const lm_conv_geometry *g,
@@ -539,15 +546,10 @@ static void chunks_range(void *ctx, int64_t b, int64_t e) {
  * count, so are the values. */
 static lm_status winograd(float *out, const float *x, const float *w, const float *bias, int64_t n,
                           int64_t o, const lm_conv_geometry *g) {
-    int64_t c = g->channels;
-    int64_t tiles_h = (g->out_h + 1) / 2, tiles_w = (g->out_w + 1) / 2;
-    int64_t nb = chunk_images(n, o, g, tiles_h * tiles_w, PRIVATE_CHUNK_TILES);
-    int64_t chunks = (n + nb - 1) / nb, calls = lm_parallel_chunks(chunks, 1);
-    int64_t chunk_bytes = POINTS * (c + o) * nb * tiles_h * tiles_w * (int64_t)sizeof(float);
-    bool side_by_side = chunks >= lm_get_num_threads() && calls * chunk_bytes <= PRIVATE_BYTES;
+    int64_t c = g->channels, slots, chunks;
+    bool side_by_side = lm_winograd_side_by_side(n, o, g, &slots, &chunks);
     winograd_buffers b;
-    if (lm_winograd_buffers(&b, n, o, g, PRIVATE_CHUNK_TILES, side_by_side ? calls : 1) != LM_OK)
-        return LM_ERR_MEMORY;
+    if (lm_winograd_buffers(&b, n, o, g, PRIVATE_CHUNK_TILES, slots) != LM_OK) return LM_ERR_MEMORY;
     winograd_job j = {g, o, 0, 0, b.tiles_h, b.tiles_w, 0, x, w, NULL, b.u, b.v, b.m, out, bias, 0};
     lm_parallel_for(o * c, WEIGHT_BLOCK, weights_range, &j);
     if (side_by_side) {

@@ -42,14 +42,26 @@ typedef struct {
     size_t u_bytes, v_bytes, m_bytes; /* v and m: one slot's */
 } winograd_buffers;
 
-/* The chunk the weights' gradient sums over: enough tiles for its products. */
-#define WINOGRAD_CHUNK_TILES 2048
+/* Chunks of about this many tiles run side by side, each chunk's steps on one
+ * thread: the chunk's transformed tiles (16 C + 16 O floats a tile, 1 MiB
+ * for 16 channels each way) stay in that core's cache between its steps, and
+ * the threads meet once a layer instead of at every step of every chunk. */
+#define WINOGRAD_PRIVATE_CHUNK_TILES 512
 
 /* Fills b for n images of layer g with o output channels; LM_ERR_MEMORY
  * (nothing held) when the buffers cannot be had. */
 lm_status lm_winograd_buffers(winograd_buffers *b, int64_t n, int64_t o, const lm_conv_geometry *g,
                               int64_t chunk_tiles, int64_t slots);
 void lm_winograd_buffers_free(winograd_buffers *b);
+
+/* Whether n images of layer g (o output channels) run in chunks side by side:
+ * not where there are fewer chunks than threads or the threads' buffers
+ * would pass a budget. *slots: the buffer slots lm_winograd_buffers should
+ * make (1 when not side by side), *chunks: how many chunks of
+ * WINOGRAD_PRIVATE_CHUNK_TILES images there are (the same at any thread
+ * count, so the values are too). */
+bool lm_winograd_side_by_side(int64_t n, int64_t o, const lm_conv_geometry *g, int64_t *slots,
+                              int64_t *chunks);
 
 /* The input transform of the chunk's images into j->v, on the thread pool. */
 void lm_winograd_transform_inputs(winograd_job *j);

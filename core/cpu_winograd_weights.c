@@ -140,39 +140,129 @@ static void kernels_range(void *ctx, int64_t b, int64_t e) {
  * multiply-add than im2col's [O, tiles] x [tiles, 9 C], which outweighs the
  * 2.25 times fewer of them on planes of 16x16 and more (measured on
  * ResNet's and Net2's layers: 1.14x im2col's time at 64 channels on 32x32,
- * 0.44-0.63x on 8x8 and 4x4 planes). */
+ * 0.44-0.63x on 8x8 and 4x4 planes; with chunks side by side, 1.6-1.8x
+ * im2col's at 16 and 64 channels on 32x32, 2 threads). */
 bool lm_cpu_winograd_grad_weight_gains(const lm_conv_geometry *g) {
     return ((g->out_h + 1) / 2) * ((g->out_w + 1) / 2) <= WINOGRAD_SMALL_PLANE_TILES;
 }
 
+/* One chunk of j's images, [first, first + count): their input transform,
+ * dM and dU = beta dU + dM V^T into j->u, each step on the pool (inline
+ * when called from one of its threads). */
+static void weight_chunk(winograd_job *j, int64_t first, int64_t count, int64_t per_image,
+                         float beta) {
+    int64_t o = j->out_channels;
+    j->first = first;
+    j->count = count;
+    j->tiles = count * per_image;
+    lm_winograd_transform_inputs(j);
+    if (per_image <= WINOGRAD_SMALL_PLANE_TILES)
+        lm_parallel_for(o, LM_GRAIN_ELEMENTWISE / (POINTS * j->tiles) + 1, gradients_small_range,
+                        j);
+    else
+        lm_parallel_for(count * o, LM_GRAIN_ELEMENTWISE / (POINTS * per_image) + 1, gradients_range,
+                        j);
+    products_job pj = {j, beta};
+    lm_parallel_for(POINTS, 1, products_range, &pj);
+}
+
+/* Chunks side by side: each chunk's dU in a partial of its own, in the
+ * thread's slot of v and m. */
+typedef struct {
+    winograd_job *layer;
+    const winograd_buffers *b;
+    float *partials; /* [chunks][POINTS * O * C] */
+    int64_t n;
+    atomic_int next_slot;
+} chunks_job;
+
+static void chunks_range(void *ctx, int64_t b, int64_t e) {
+    chunks_job *cj = ctx;
+    winograd_job *layer = cj->layer;
+    int slot = atomic_fetch_add(&cj->next_slot, 1);
+    int64_t nb = cj->b->chunk, per_point = layer->out_channels * layer->g->channels;
+    winograd_job j = {.g = layer->g,
+                      .out_channels = layer->out_channels,
+                      .tiles_h = layer->tiles_h,
+                      .tiles_w = layer->tiles_w,
+                      .x = layer->x,
+                      .gy = layer->gy,
+                      .v = cj->b->v + (size_t)slot * (cj->b->v_bytes / sizeof(float)),
+                      .m = cj->b->m + (size_t)slot * (cj->b->m_bytes / sizeof(float))};
+    for (int64_t k = b; k < e && !atomic_load(&j.failed); k++) {
+        j.u = cj->partials + k * POINTS * per_point;
+        int64_t first = k * nb;
+        weight_chunk(&j, first, cj->n - first < nb ? cj->n - first : nb, cj->b->per_image, 0.0f);
+    }
+    if (atomic_load(&j.failed)) atomic_store(&layer->failed, 1);
+}
+
+/* dU = the chunks' partials summed in chunk order: the same sums at any
+ * thread count. */
+typedef struct {
+    float *u;
+    const float *partials;
+    int64_t chunks, size;
+} sum_job;
+
+static void sum_range(void *ctx, int64_t b, int64_t e) {
+    const sum_job *s = ctx;
+    for (int64_t i = b; i < e; i++) s->u[i] = s->partials[i];
+    for (int64_t k = 1; k < s->chunks; k++) {
+        const float *p = s->partials + k * s->size;
+        for (int64_t i = b; i < e; i++) s->u[i] += p[i];
+    }
+}
+
+/* The most the chunks' partial dU may take; past it (layers of hundreds of
+ * channels in many chunks) dU accumulates chunk after chunk in the products,
+ * which gives other roundings but again the same at any thread count. */
+#define PARTIALS_BYTES ((int64_t)64 << 20)
+
 lm_status lm_cpu_conv2d_winograd_grad_weight(lm_tensor *gw, const lm_tensor *g_out,
                                              const lm_tensor *x, const lm_conv_geometry *g) {
-    int64_t n = x->shape[0], o = gw->shape[0], c = g->channels;
+    int64_t n = x->shape[0], o = gw->shape[0], c = g->channels, slots, chunks;
+    bool side_by_side = lm_winograd_side_by_side(n, o, g, &slots, &chunks);
+    int64_t partial_floats = POINTS * o * c;
+    bool with_partials =
+        chunks > 1 && chunks * partial_floats * (int64_t)sizeof(float) <= PARTIALS_BYTES;
+    if (!with_partials) side_by_side = false, slots = 1;
     winograd_buffers b;
-    if (lm_winograd_buffers(&b, n, o, g, WINOGRAD_CHUNK_TILES, 1) != LM_OK) return LM_ERR_MEMORY;
-    int64_t per_image = b.per_image, nb = b.chunk;
-    winograd_job j = {g,         o,
-                      0,         0,
-                      b.tiles_h, b.tiles_w,
-                      0,         lm_tensor_f32(x),
-                      NULL,      lm_tensor_f32(g_out),
-                      b.u,       b.v,
-                      b.m,       lm_tensor_f32(gw),
-                      NULL,      0};
-    bool small = per_image <= WINOGRAD_SMALL_PLANE_TILES;
-    for (int64_t first = 0; first < n && !atomic_load(&j.failed); first += nb) {
-        j.first = first;
-        j.count = n - first < nb ? n - first : nb;
-        j.tiles = j.count * per_image;
-        lm_winograd_transform_inputs(&j);
-        if (small)
-            lm_parallel_for(o, LM_GRAIN_ELEMENTWISE / (POINTS * j.tiles) + 1, gradients_small_range,
-                            &j);
-        else
-            lm_parallel_for(j.count * o, LM_GRAIN_ELEMENTWISE / (POINTS * per_image) + 1,
-                            gradients_range, &j);
-        products_job pj = {&j, first ? 1.0f : 0.0f};
-        lm_parallel_for(POINTS, 1, products_range, &pj);
+    if (lm_winograd_buffers(&b, n, o, g, WINOGRAD_PRIVATE_CHUNK_TILES, slots) != LM_OK)
+        return LM_ERR_MEMORY;
+    size_t partial_bytes = with_partials ? (size_t)(chunks * partial_floats) * sizeof(float) : 0;
+    float *partials = with_partials ? lm_cpu_alloc(partial_bytes) : NULL;
+    if (with_partials && !partials) {
+        lm_winograd_buffers_free(&b);
+        return LM_ERR_MEMORY;
+    }
+    winograd_job j = {.g = g,
+                      .out_channels = o,
+                      .tiles_h = b.tiles_h,
+                      .tiles_w = b.tiles_w,
+                      .x = lm_tensor_f32(x),
+                      .gy = lm_tensor_f32(g_out),
+                      .u = b.u,
+                      .v = b.v,
+                      .m = b.m,
+                      .out = lm_tensor_f32(gw)};
+    if (side_by_side) {
+        chunks_job cj = {&j, &b, partials, n, 0};
+        lm_parallel_for(chunks, 1, chunks_range, &cj);
+    } else {
+        for (int64_t k = 0; k < chunks && !atomic_load(&j.failed); k++) {
+            int64_t first = k * b.chunk;
+            if (with_partials) j.u = partials + k * partial_floats;
+            weight_chunk(&j, first, n - first < b.chunk ? n - first : b.chunk, b.per_image,
+                         with_partials || k == 0 ? 0.0f : 1.0f);
+        }
+        j.u = b.u;
+    }
+    if (with_partials) {
+        sum_job s = {b.u, partials, chunks, partial_floats};
+        if (!atomic_load(&j.failed))
+            lm_parallel_for(partial_floats, LM_GRAIN_ELEMENTWISE / (chunks + 1) + 1, sum_range, &s);
+        lm_cpu_free(partials, partial_bytes);
     }
     if (!atomic_load(&j.failed))
         lm_parallel_for(o * c, LM_GRAIN_ELEMENTWISE / 64 + 1, kernels_range, &j);
