@@ -248,63 +248,170 @@ static void bias_range(void *ctx, int64_t b, int64_t e) {
     }
 }
 
-/* The buffers of one im2col pass: the columns [K, nb * P], the output
- * chunk in [O, nb * P] order when nb > 1 images share a product, and the
- * unfold table for narrow outputs. */
+/* One im2col convolution, forward or backward: its operands, its chunks of
+ * nb images, and the buffers of `slots` chunks side by side. Per slot: the
+ * columns [K, nb * P], and the output (or its gradient) chunk in [O, nb * P]
+ * order when nb > 1 images share a product. The unfold table is shared. */
 typedef struct {
-    float *cols, *side;
+    const lm_conv_geometry *g;
+    const float *x, *w, *gy, *bias;
+    float *out, *gx, *gw;
+    int64_t n, nb, chunks, o, k, p, slots;
+    float *cols, *side, *partials; /* partials: each chunk's gw [O, K], NULL: one chunk */
     int32_t *table;
-    size_t cols_bytes, side_bytes, table_bytes;
-} im2col_buffers;
+    size_t cols_bytes, side_bytes, table_bytes, partial_bytes; /* cols, side: one slot's */
+    atomic_int next_slot;
+} im2col_conv;
 
-static void im2col_buffers_free(im2col_buffers *b) {
-    lm_cpu_free(b->cols, b->cols_bytes);
-    lm_cpu_free(b->side, b->side_bytes);
-    lm_cpu_free(b->table, b->table_bytes);
+/* Chunks run side by side, one thread's chunks in its own slot, when there
+ * are as many as threads and their buffers fit this budget. Each chunk's
+ * unfolding and products then stay in its core's cache, and the threads
+ * meet once a layer instead of at every step of every chunk. */
+#define SIDE_BY_SIDE_BYTES ((int64_t)64 << 20)
+/* The most the chunks' weight gradients may take before they accumulate in
+ * the products chunk after chunk instead (other roundings, again the same at
+ * any thread count). */
+#define PARTIALS_BYTES ((int64_t)64 << 20)
+
+static void im2col_conv_free(im2col_conv *c) {
+    lm_cpu_free(c->cols, c->cols_bytes * (size_t)c->slots);
+    lm_cpu_free(c->side, c->side_bytes * (size_t)c->slots);
+    lm_cpu_free(c->table, c->table_bytes);
+    lm_cpu_free(c->partials, c->partial_bytes);
 }
 
-/* side_count 0: no side buffer. False, with nothing held, when memory runs out. */
-static bool im2col_buffers_alloc(im2col_buffers *b, const lm_conv_geometry *g, int64_t cols_count,
-                                 int64_t side_count, bool with_table) {
-    *b = (im2col_buffers){.cols_bytes = (size_t)cols_count * sizeof(float),
-                          .side_bytes = (size_t)side_count * sizeof(float),
-                          .table_bytes = (size_t)(g->kernel_h * g->kernel_w * g->out_h * g->out_w) *
-                                         sizeof(int32_t)};
-    b->cols = lm_cpu_alloc(b->cols_bytes);
-    b->side = side_count > 0 ? lm_cpu_alloc(b->side_bytes) : NULL;
-    b->table = with_table ? unfold_table(g) : NULL;
-    if (b->cols && (side_count == 0 || b->side) && (!with_table || b->table)) return true;
-    im2col_buffers_free(b);
+/* Plans and allocates c for n images (gw: partials for the weights' gradient);
+ * false, with nothing held, when memory runs out. The chunks and so the values
+ * do not depend on the thread count; only where they run does. */
+static bool im2col_conv_init(im2col_conv *c, int64_t n, int64_t o, const lm_conv_geometry *g,
+                             bool with_table, bool gw) {
+    int64_t p = g->out_h * g->out_w, k = g->channels * g->kernel_h * g->kernel_w;
+    int64_t nb = chunk_images(g, n, k), chunks = n ? (n + nb - 1) / nb : 0;
+    size_t cols_bytes = (size_t)(k * nb * p) * sizeof(float);
+    size_t side_bytes = nb > 1 ? (size_t)(o * nb * p) * sizeof(float) : 0;
+    int64_t calls = lm_parallel_chunks(chunks, 1);
+    bool side_by_side = chunks >= lm_get_num_threads() && chunks > 1 &&
+                        (int64_t)(cols_bytes + side_bytes) * calls <= SIDE_BY_SIDE_BYTES;
+    int64_t partial_floats = o * k;
+    bool partials =
+        gw && chunks > 1 && chunks * partial_floats * (int64_t)sizeof(float) <= PARTIALS_BYTES;
+    if (gw && !partials) side_by_side = false; /* accumulating: one chunk after another */
+    *c = (im2col_conv){
+        .g = g,
+        .n = n,
+        .nb = nb,
+        .chunks = chunks,
+        .o = o,
+        .k = k,
+        .p = p,
+        .slots = side_by_side ? calls : 1,
+        .cols_bytes = cols_bytes,
+        .side_bytes = side_bytes,
+        .table_bytes = with_table ? (size_t)(g->kernel_h * g->kernel_w * p) * sizeof(int32_t) : 0,
+        .partial_bytes = partials ? (size_t)(chunks * partial_floats) * sizeof(float) : 0};
+    c->cols = lm_cpu_alloc(cols_bytes * (size_t)c->slots);
+    c->side = side_bytes ? lm_cpu_alloc(side_bytes * (size_t)c->slots) : NULL;
+    c->table = with_table ? unfold_table(g) : NULL;
+    c->partials = partials ? lm_cpu_alloc(c->partial_bytes) : NULL;
+    if (c->cols && (!side_bytes || c->side) && (!with_table || c->table) &&
+        (!partials || c->partials))
+        return true;
+    im2col_conv_free(c);
     return false;
+}
+
+/* Forward: chunk [first, first + count) of the output, each step on the
+ * pool (inline when called from one of its threads). */
+static void forward_chunk(const im2col_conv *c, int64_t first, int64_t count, float *cols,
+                          float *side) {
+    int64_t o = c->o, p = c->p, ld = count * p;
+    plane_job j = {c->g, c->x, NULL, cols, first, ld, c->table};
+    lm_parallel_for(count * c->g->channels, plane_grain(c->g), unfold_range, &j);
+    float *dst = count > 1 ? side : c->out + first * o * p;
+    lm_cpu_sgemm(false, false, o, ld, c->k, 1.0f, c->w, c->k, cols, ld, 0.0f, dst, ld);
+    if (count > 1) relayout(c->out + first * o * p, side, o, p, count, false);
+    if (c->bias) {
+        bias_job bj = {c->out + first * o * p, c->bias, o, p};
+        lm_parallel_for(count * o, LM_GRAIN_ELEMENTWISE / (p + 1) + 1, bias_range, &bj);
+    }
+}
+
+/* Backward: chunk k's part of gw (into its partial, or accumulated after the
+ * first chunk) and its images' gx. */
+static void backward_chunk(const im2col_conv *c, int64_t chunk, float *cols, float *side) {
+    int64_t o = c->o, p = c->p, first = chunk * c->nb;
+    int64_t count = c->n - first < c->nb ? c->n - first : c->nb, ld = count * p;
+    const float *gc = c->gy + first * o * p; /* [O, count * P]: the chunk's output gradient */
+    if (count > 1) {
+        relayout((float *)gc, side, o, p, count, true);
+        gc = side;
+    }
+    plane_job j = {c->g, c->x, c->gx, cols, first, ld, c->table};
+    if (c->gw) { /* gw (+)= gc @ cols^T */
+        lm_parallel_for(count * c->g->channels, plane_grain(c->g), unfold_range, &j);
+        float *dst = c->partials ? c->partials + chunk * o * c->k : c->gw;
+        float beta = c->partials || chunk == 0 ? 0.0f : 1.0f;
+        lm_cpu_sgemm(false, true, o, c->k, ld, 1.0f, gc, ld, cols, ld, beta, dst, c->k);
+    }
+    if (c->gx) { /* the columns' gradient w^T @ gc, folded back onto the images */
+        lm_cpu_sgemm(true, false, c->k, ld, o, 1.0f, c->w, c->k, gc, ld, 0.0f, cols, ld);
+        lm_parallel_for(count * c->g->channels, plane_grain(c->g), fold_range, &j);
+    }
+}
+
+/* Chunks [b, e) in slot `slot`. */
+static void chunks_in_slot(im2col_conv *c, int64_t b, int64_t e, int slot) {
+    float *cols = c->cols + (size_t)slot * (c->cols_bytes / sizeof(float));
+    float *side = c->side ? c->side + (size_t)slot * (c->side_bytes / sizeof(float)) : NULL;
+    for (int64_t k = b; k < e; k++) {
+        if (c->gy) {
+            backward_chunk(c, k, cols, side);
+        } else {
+            int64_t first = k * c->nb;
+            forward_chunk(c, first, c->n - first < c->nb ? c->n - first : c->nb, cols, side);
+        }
+    }
+}
+
+static void chunks_range(void *ctx, int64_t b, int64_t e) {
+    im2col_conv *c = ctx;
+    chunks_in_slot(c, b, e, atomic_fetch_add(&c->next_slot, 1));
+}
+
+/* Every chunk: side by side when planned so, else one after another with
+ * each step on the pool. */
+static void run_chunks(im2col_conv *c) {
+    if (c->slots > 1) {
+        lm_parallel_for(c->chunks, 1, chunks_range, c);
+    } else {
+        chunks_in_slot(c, 0, c->chunks, 0); /* each step of a chunk on every thread */
+    }
+}
+
+/* dW = the chunks' partials summed in chunk order. */
+static void partials_range(void *ctx, int64_t b, int64_t e) {
+    const im2col_conv *c = ctx;
+    int64_t size = c->o * c->k;
+    for (int64_t i = b; i < e; i++) c->gw[i] = c->partials[i];
+    for (int64_t k = 1; k < c->chunks; k++) {
+        const float *part = c->partials + k * size;
+        for (int64_t i = b; i < e; i++) c->gw[i] += part[i];
+    }
 }
 
 lm_status lm_cpu_conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
                         const lm_tensor *bias, const lm_conv_geometry *g) {
     if (lm_cpu_conv_choice(w->shape[0], g) == LM_CONV_WINOGRAD && all_finite(x) && all_finite(w))
         return lm_cpu_conv2d_winograd(out, x, w, bias, g);
-    int64_t n = x->shape[0], o = w->shape[0], p = g->out_h * g->out_w;
-    int64_t k = g->channels * g->kernel_h * g->kernel_w, nb = chunk_images(g, n, k);
-    im2col_buffers b;
-    if (!im2col_buffers_alloc(&b, g, k * nb * p, nb > 1 ? o * nb * p : 0,
-                              g->out_w <= CONV_TABLE_MAX_WIDTH))
+    im2col_conv c;
+    if (!im2col_conv_init(&c, x->shape[0], w->shape[0], g, g->out_w <= CONV_TABLE_MAX_WIDTH, false))
         return LM_ERR_MEMORY;
-    float *cols = b.cols, *side = b.side;
-    const int32_t *table = b.table;
-    const float *wp = lm_tensor_f32(w);
-    float *op = lm_tensor_f32(out);
-    for (int64_t first = 0; first < n; first += nb) {
-        int64_t count = n - first < nb ? n - first : nb, ld = count * p;
-        plane_job j = {g, lm_tensor_f32(x), NULL, cols, first, ld, table};
-        lm_parallel_for(count * g->channels, plane_grain(g), unfold_range, &j);
-        float *dst = count > 1 ? side : op + first * o * p;
-        lm_cpu_sgemm(false, false, o, ld, k, 1.0f, wp, k, cols, ld, 0.0f, dst, ld);
-        if (count > 1) relayout(op + first * o * p, side, o, p, count, false);
-        if (bias) {
-            bias_job bj = {op + first * o * p, lm_tensor_f32(bias), o, p};
-            lm_parallel_for(count * o, LM_GRAIN_ELEMENTWISE / (p + 1) + 1, bias_range, &bj);
-        }
-    }
-    im2col_buffers_free(&b);
+    c.x = lm_tensor_f32(x);
+    c.w = lm_tensor_f32(w);
+    c.bias = lm_tensor_f32_or_null(bias);
+    c.out = lm_tensor_f32(out);
+    run_chunks(&c);
+    im2col_conv_free(&c);
     return LM_OK;
 }
 
@@ -313,35 +420,19 @@ lm_status lm_cpu_conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
 static lm_status backward_im2col(lm_tensor *gx, lm_tensor *gw, const lm_tensor *g_t,
                                  const lm_tensor *x, const lm_tensor *w,
                                  const lm_conv_geometry *g) {
-    int64_t n = x->shape[0], o = w->shape[0], p = g->out_h * g->out_w;
-    int64_t k = g->channels * g->kernel_h * g->kernel_w, nb = chunk_images(g, n, k);
-    im2col_buffers b;
-    if (!im2col_buffers_alloc(&b, g, k * nb * p, nb > 1 ? o * nb * p : 0,
-                              gw && g->out_w <= CONV_TABLE_MAX_WIDTH))
+    im2col_conv c;
+    if (!im2col_conv_init(&c, x->shape[0], w->shape[0], g, gw && g->out_w <= CONV_TABLE_MAX_WIDTH,
+                          gw != NULL))
         return LM_ERR_MEMORY;
-    float *cols = b.cols, *side = b.side;
-    const int32_t *table = b.table;
-    const float *wp = lm_tensor_f32(w);
-    float *gp = lm_tensor_f32(g_t);
-    for (int64_t first = 0; first < n; first += nb) {
-        int64_t count = n - first < nb ? n - first : nb, ld = count * p;
-        float *gc = gp + first * o * p; /* [O, count * P]: the chunk's output gradient */
-        if (count > 1) {
-            relayout(gc, side, o, p, count, true);
-            gc = side;
-        }
-        plane_job j = {g, lm_tensor_f32(x), lm_tensor_f32_or_null(gx), cols, first, ld, table};
-        if (gw) { /* gw (+)= gc @ cols^T */
-            lm_parallel_for(count * g->channels, plane_grain(g), unfold_range, &j);
-            lm_cpu_sgemm(false, true, o, k, ld, 1.0f, gc, ld, cols, ld, first ? 1.0f : 0.0f,
-                         lm_tensor_f32(gw), k);
-        }
-        if (gx) { /* the columns' gradient w^T @ gc, folded back onto the images */
-            lm_cpu_sgemm(true, false, k, ld, o, 1.0f, wp, k, gc, ld, 0.0f, cols, ld);
-            lm_parallel_for(count * g->channels, plane_grain(g), fold_range, &j);
-        }
-    }
-    im2col_buffers_free(&b);
+    c.x = lm_tensor_f32(x);
+    c.w = lm_tensor_f32(w);
+    c.gy = lm_tensor_f32(g_t);
+    c.gx = lm_tensor_f32_or_null(gx);
+    c.gw = lm_tensor_f32_or_null(gw);
+    run_chunks(&c);
+    if (c.partials)
+        lm_parallel_for(c.o * c.k, LM_GRAIN_ELEMENTWISE / (c.chunks + 1) + 1, partials_range, &c);
+    im2col_conv_free(&c);
     return LM_OK;
 }
 

@@ -209,34 +209,47 @@ describe("convolution algorithms", function()
     truthy(rel_error(grads.winograd[2], grads.gemm[2]) < 1e-5, "weight gradient over chunks")
   end)
 
-  it("give Winograd's values bit for bit at any thread count, chunks side by side or one at a time", function()
-    -- 32x32 planes of 6 images: three chunks of two, each on a thread of its
-    -- own at 1-3 threads; 8x8 planes of 40 images: two chunks of 32 and 8,
-    -- side by side at 1-2 threads, each step on every thread at 3 (fewer
-    -- chunks than threads), the weights' gradient summed over them; 4x4
-    -- planes: one chunk. (The weights' gradient of 32x32 planes is im2col's.)
+  it("give the same values at any thread count, chunks side by side or one at a time", function()
+    -- Winograd (bit for bit): 32x32 planes of 6 images, three chunks of two,
+    -- each on a thread of its own at 1-3 threads; 8x8 planes of 40 images,
+    -- two chunks of 32 and 8, side by side at 1-2 threads, each step on
+    -- every thread at 3 (fewer chunks than threads), the weights' gradient
+    -- summed over them; 4x4 planes, one chunk. im2col (its products' values
+    -- depend on how a product is cut between threads, by a rounding; the
+    -- same bits run after run): the 32x32 layer's weight gradient (one image
+    -- a chunk), a stride-2 3x3 layer (two chunks of 4 and 2 images) and a
+    -- 1x1 layer on 16x16 planes (two chunks of 4 images).
     local saved = lm.get_num_threads()
-    for _, case in ipairs{{6, 16, 32}, {40, 24, 8}, {70, 32, 4}} do
-      local n, c, size = case[1], case[2], case[3]
-      local x0, w0 = lm.randn(n, c, size, size), lm.randn(c, c, 3, 3) * (1 / math.sqrt(9 * c))
-      local g = lm.randn(n, c, size, size)
+    local cases = {{6, 16, 32, 3, 1, 1}, {40, 24, 8, 3, 1, 1}, {70, 32, 4, 3, 1, 1}, {6, 16, 32, 3, 2, 1},
+      {8, 24, 16, 1, 1, 0}}
+    for _, case in ipairs(cases) do
+      local n, c, size, kernel, stride, pad = table.unpack(case)
+      local x0, w0 = lm.randn(n, c, size, size), lm.randn(c, c, kernel, kernel) * (1 / math.sqrt(9 * c))
+      local out = (size + 2 * pad - kernel) // stride + 1
+      local g = lm.randn(n, c, out, out)
       local runs = {}
-      for threads = 1, 3 do
+      for run, threads in ipairs{1, 2, 3, 2, 3} do
         lm.set_num_threads(threads)
-        with_algorithm("winograd", function()
-          local xg, wg = x0:clone():requires_grad(true), w0:clone():requires_grad(true)
-          local y = F.conv2d(xg, wg, nil, {padding = 1})
-          ;(y * g):sum():backward()
-          runs[threads] = {output = y, ["input gradient"] = xg.grad, ["weight gradient"] = wg.grad}
-        end)
+        local xg, wg = x0:clone():requires_grad(true), w0:clone():requires_grad(true)
+        local y = F.conv2d(xg, wg, nil, {padding = pad, stride = stride})
+        ;(y * g):sum():backward()
+        runs[run] = {output = y, ["input gradient"] = xg.grad, ["weight gradient"] = wg.grad}
       end
       lm.set_num_threads(saved)
-      for threads = 2, 3 do
-        for what, t in pairs(runs[threads]) do
-          if size <= 8 or what ~= "weight gradient" then
-            eq(rel_error(t, runs[1][what]), 0, string.format("%dx%d %s at %d threads", size, size, what, threads))
+      for what in pairs(runs[1]) do
+        local label = string.format("%dx%d kernel %d stride %d %s", size, size, kernel, stride, what)
+        local winograd = kernel == 3 and stride == 1 and (size <= 8 or what ~= "weight gradient")
+        for run = 2, 5 do
+          local threads = ({1, 2, 3, 2, 3})[run]
+          local err = rel_error(runs[run][what], runs[1][what])
+          if winograd then
+            eq(err, 0, label .. " at " .. threads .. " threads")
+          else
+            truthy(err < 1e-6, label .. " at " .. threads .. " threads: " .. err)
           end
         end
+        eq(rel_error(runs[4][what], runs[2][what]), 0, label .. ": twice at 2 threads")
+        eq(rel_error(runs[5][what], runs[3][what]), 0, label .. ": twice at 3 threads")
       end
     end
   end)
