@@ -281,8 +281,10 @@ static void im2col_conv_free(im2col_conv *c) {
 }
 
 /* Plans and allocates c for n images (gw: partials for the weights' gradient);
- * false, with nothing held, when memory runs out. The chunks and so the values
- * do not depend on the thread count; only where they run does. */
+ * false, with nothing held, when memory runs out. The chunks do not depend on
+ * the thread count, but the values may by a rounding: lm_cpu_sgemm cuts a
+ * product between the threads when the chunks run one at a time, and the
+ * kernels round a cut product's blocks differently. */
 static bool im2col_conv_init(im2col_conv *c, int64_t n, int64_t o, const lm_conv_geometry *g,
                              bool with_table, bool gw) {
     int64_t p = g->out_h * g->out_w, k = g->channels * g->kernel_h * g->kernel_w;
@@ -381,7 +383,9 @@ static void chunks_range(void *ctx, int64_t b, int64_t e) {
 /* Every chunk: side by side when planned so, else one after another with
  * each step on the pool. */
 static void run_chunks(im2col_conv *c) {
-    if (c->slots > 1) {
+    /* each pool call needs a slot of its own: the thread count may have grown
+     * since planning (a finaliser run by an out-of-memory collection) */
+    if (c->slots > 1 && lm_parallel_chunks(c->chunks, 1) <= c->slots) {
         lm_parallel_for(c->chunks, 1, chunks_range, c);
     } else {
         chunks_in_slot(c, 0, c->chunks, 0); /* each step of a chunk on every thread */

@@ -552,7 +552,9 @@ static lm_status winograd(float *out, const float *x, const float *w, const floa
     if (lm_winograd_buffers(&b, n, o, g, PRIVATE_CHUNK_TILES, slots) != LM_OK) return LM_ERR_MEMORY;
     winograd_job j = {g, o, 0, 0, b.tiles_h, b.tiles_w, 0, x, w, NULL, b.u, b.v, b.m, out, bias, 0};
     lm_parallel_for(o * c, WEIGHT_BLOCK, weights_range, &j);
-    if (side_by_side) {
+    /* each pool call needs a slot of its own: the thread count may have grown
+     * since planning (a finaliser run by an out-of-memory collection) */
+    if (side_by_side && lm_parallel_chunks(chunks, 1) <= slots) {
         chunks_job cj = {&j, &b, n, 0};
         lm_parallel_for(chunks, 1, chunks_range, &cj);
     } else {

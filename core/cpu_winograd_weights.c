@@ -246,7 +246,9 @@ lm_status lm_cpu_conv2d_winograd_grad_weight(lm_tensor *gw, const lm_tensor *g_o
                       .v = b.v,
                       .m = b.m,
                       .out = lm_tensor_f32(gw)};
-    if (side_by_side) {
+    /* each pool call needs a slot of its own: the thread count may have grown
+     * since planning (a finaliser run by an out-of-memory collection) */
+    if (side_by_side && lm_parallel_chunks(chunks, 1) <= slots) {
         chunks_job cj = {&j, &b, partials, n, 0};
         lm_parallel_for(chunks, 1, chunks_range, &cj);
     } else {
