@@ -55,6 +55,10 @@ lm_status lm_cpu_conv2d_winograd_grad_weight(lm_tensor *gw, const lm_tensor *g, 
                                              const lm_conv_geometry *geo);
 lm_status lm_cpu_conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
                         const lm_tensor *bias, const lm_conv_geometry *geo);
+/* dst[i] = the sum over k of partials[k * size + i], k = 0 .. chunks - 1 in
+ * order (a convolution's per-chunk weight gradients: the same sums whatever
+ * thread computed each chunk), on the pool. */
+void lm_cpu_sum_chunks(float *dst, const float *partials, int64_t chunks, int64_t size);
 lm_status lm_cpu_conv2d_backward(lm_tensor *gx, lm_tensor *gw, const lm_tensor *g,
                                  const lm_tensor *x, const lm_tensor *w,
                                  const lm_conv_geometry *geo);

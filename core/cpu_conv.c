@@ -392,15 +392,24 @@ static void run_chunks(im2col_conv *c) {
     }
 }
 
-/* dW = the chunks' partials summed in chunk order. */
-static void partials_range(void *ctx, int64_t b, int64_t e) {
-    const im2col_conv *c = ctx;
-    int64_t size = c->o * c->k;
-    for (int64_t i = b; i < e; i++) c->gw[i] = c->partials[i];
-    for (int64_t k = 1; k < c->chunks; k++) {
-        const float *part = c->partials + k * size;
-        for (int64_t i = b; i < e; i++) c->gw[i] += part[i];
+typedef struct {
+    float *dst;
+    const float *partials;
+    int64_t chunks, size;
+} sum_chunks_job;
+
+static void sum_chunks_range(void *ctx, int64_t b, int64_t e) {
+    const sum_chunks_job *s = ctx;
+    for (int64_t i = b; i < e; i++) s->dst[i] = s->partials[i];
+    for (int64_t k = 1; k < s->chunks; k++) {
+        const float *part = s->partials + k * s->size;
+        for (int64_t i = b; i < e; i++) s->dst[i] += part[i];
     }
+}
+
+void lm_cpu_sum_chunks(float *dst, const float *partials, int64_t chunks, int64_t size) {
+    sum_chunks_job s = {dst, partials, chunks, size};
+    lm_parallel_for(size, LM_GRAIN_ELEMENTWISE / (chunks + 1) + 1, sum_chunks_range, &s);
 }
 
 lm_status lm_cpu_conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
@@ -434,8 +443,7 @@ static lm_status backward_im2col(lm_tensor *gx, lm_tensor *gw, const lm_tensor *
     c.gx = lm_tensor_f32_or_null(gx);
     c.gw = lm_tensor_f32_or_null(gw);
     run_chunks(&c);
-    if (c.partials)
-        lm_parallel_for(c.o * c.k, LM_GRAIN_ELEMENTWISE / (c.chunks + 1) + 1, partials_range, &c);
+    if (c.partials) lm_cpu_sum_chunks(c.gw, c.partials, c.chunks, c.o * c.k);
     im2col_conv_free(&c);
     return LM_OK;
 }

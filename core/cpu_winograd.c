@@ -72,6 +72,21 @@ lm_status lm_winograd_buffers(winograd_buffers *b, int64_t n, int64_t o, const l
     return LM_ERR_MEMORY;
 }
 
+winograd_job lm_winograd_slot_job(const winograd_job *layer, const winograd_buffers *b, int slot) {
+    return (winograd_job){.g = layer->g,
+                          .out_channels = layer->out_channels,
+                          .tiles_h = layer->tiles_h,
+                          .tiles_w = layer->tiles_w,
+                          .x = layer->x,
+                          .w = layer->w,
+                          .gy = layer->gy,
+                          .u = layer->u,
+                          .v = b->v + (size_t)slot * (b->v_bytes / sizeof(float)),
+                          .m = b->m + (size_t)slot * (b->m_bytes / sizeof(float)),
+                          .out = layer->out,
+                          .bias = layer->bias};
+}
+
 void lm_winograd_buffers_free(winograd_buffers *b) {
     lm_cpu_free(b->u, b->u_bytes);
     lm_cpu_free(b->v, b->v_bytes * (size_t)b->slots);
@@ -521,18 +536,7 @@ static void chunks_range(void *ctx, int64_t b, int64_t e) {
     chunks_job *cj = ctx;
     winograd_job *layer = cj->job;
     int slot = atomic_fetch_add(&cj->next_slot, 1);
-    winograd_job j = {.g = layer->g,
-                      .out_channels = layer->out_channels,
-                      .tiles_h = layer->tiles_h,
-                      .tiles_w = layer->tiles_w,
-                      .x = layer->x,
-                      .w = layer->w,
-                      .gy = layer->gy,
-                      .u = layer->u,
-                      .v = cj->b->v + (size_t)slot * (cj->b->v_bytes / sizeof(float)),
-                      .m = cj->b->m + (size_t)slot * (cj->b->m_bytes / sizeof(float)),
-                      .out = layer->out,
-                      .bias = layer->bias};
+    winograd_job j = lm_winograd_slot_job(layer, cj->b, slot);
     int64_t nb = cj->b->chunk;
     for (int64_t k = b; k < e && !atomic_load(&j.failed); k++) {
         int64_t first = k * nb;

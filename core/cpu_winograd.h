@@ -54,6 +54,10 @@ lm_status lm_winograd_buffers(winograd_buffers *b, int64_t n, int64_t o, const l
                               int64_t chunk_tiles, int64_t slots);
 void lm_winograd_buffers_free(winograd_buffers *b);
 
+/* The layer's job for chunks side by side in slot `slot` of b's v and m (its
+ * chunk fields unset, nothing failed yet). */
+winograd_job lm_winograd_slot_job(const winograd_job *layer, const winograd_buffers *b, int slot);
+
 /* Whether n images of layer g (o output channels) run in chunks side by side:
  * not where there are fewer chunks than threads or the threads' buffers
  * would pass a budget. *slots: the buffer slots lm_winograd_buffers should

@@ -181,37 +181,13 @@ static void chunks_range(void *ctx, int64_t b, int64_t e) {
     winograd_job *layer = cj->layer;
     int slot = atomic_fetch_add(&cj->next_slot, 1);
     int64_t nb = cj->b->chunk, per_point = layer->out_channels * layer->g->channels;
-    winograd_job j = {.g = layer->g,
-                      .out_channels = layer->out_channels,
-                      .tiles_h = layer->tiles_h,
-                      .tiles_w = layer->tiles_w,
-                      .x = layer->x,
-                      .gy = layer->gy,
-                      .v = cj->b->v + (size_t)slot * (cj->b->v_bytes / sizeof(float)),
-                      .m = cj->b->m + (size_t)slot * (cj->b->m_bytes / sizeof(float))};
+    winograd_job j = lm_winograd_slot_job(layer, cj->b, slot);
     for (int64_t k = b; k < e && !atomic_load(&j.failed); k++) {
         j.u = cj->partials + k * POINTS * per_point;
         int64_t first = k * nb;
         weight_chunk(&j, first, cj->n - first < nb ? cj->n - first : nb, cj->b->per_image, 0.0f);
     }
     if (atomic_load(&j.failed)) atomic_store(&layer->failed, 1);
-}
-
-/* dU = the chunks' partials summed in chunk order: the same sums at any
- * thread count. */
-typedef struct {
-    float *u;
-    const float *partials;
-    int64_t chunks, size;
-} sum_job;
-
-static void sum_range(void *ctx, int64_t b, int64_t e) {
-    const sum_job *s = ctx;
-    for (int64_t i = b; i < e; i++) s->u[i] = s->partials[i];
-    for (int64_t k = 1; k < s->chunks; k++) {
-        const float *p = s->partials + k * s->size;
-        for (int64_t i = b; i < e; i++) s->u[i] += p[i];
-    }
 }
 
 /* The most the chunks' partial dU may take; past it (layers of hundreds of
@@ -261,9 +237,7 @@ lm_status lm_cpu_conv2d_winograd_grad_weight(lm_tensor *gw, const lm_tensor *g_o
         j.u = b.u;
     }
     if (with_partials) {
-        sum_job s = {b.u, partials, chunks, partial_floats};
-        if (!atomic_load(&j.failed))
-            lm_parallel_for(partial_floats, LM_GRAIN_ELEMENTWISE / (chunks + 1) + 1, sum_range, &s);
+        if (!atomic_load(&j.failed)) lm_cpu_sum_chunks(b.u, partials, chunks, partial_floats);
         lm_cpu_free(partials, partial_bytes);
     }
     if (!atomic_load(&j.failed))
