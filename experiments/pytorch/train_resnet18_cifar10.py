@@ -4,7 +4,7 @@ maps (docs/import-pytorch.md). Run it with Debian's /usr/bin/python3.
 
   /usr/bin/python3 experiments/pytorch/train_resnet18_cifar10.py
       [--data DIR] [--width 64] [--epochs 30] [--train N] [--val N] [--batch 128]
-      [--lr 0.1] [--threads T] [--seed S] [--out resnet18.safetensors]
+      [--lr 0.1] [--threads T] [--seed S] [--device cpu|cuda] [--out resnet18.safetensors]
 
 The model is torchvision's ResNet-18 with the CIFAR stem (a 3x3 stride-1 first
 convolution, no max pool), torchvision's names and initialisation
@@ -89,13 +89,13 @@ def augment(x, gen):
     return out
 
 
-def accuracy(model, x, y, batch=500):
+def accuracy(model, x, y, device, batch=500):
     model.eval()
     right = 0
     with torch.no_grad():
         for i in range(0, x.shape[0], batch):
-            xb = (x[i:i + batch].float() / 255 - MEAN) / STD
-            right += (model(xb).argmax(1) == y[i:i + batch]).sum().item()
+            xb = (x[i:i + batch].to(device).float() / 255 - MEAN.to(device)) / STD.to(device)
+            right += (model(xb).argmax(1) == y[i:i + batch].to(device)).sum().item()
     return right / x.shape[0]
 
 
@@ -110,6 +110,7 @@ def main():
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--device", default="cpu")
     p.add_argument("--out", default="resnet18.safetensors")
     a = p.parse_args()
     if a.threads > 0:
@@ -128,7 +129,11 @@ def main():
     print(f"CIFAR-10 from {folder}: {train_x.shape[0]} training, {val_x.shape[0]} validation, "
           f"{test[0].shape[0] if test else 0} test images; {torch.get_num_threads()} threads", flush=True)
 
-    model = resnet18_cifar(10, a.width)
+    device = torch.device(a.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        sys.exit(f"--device {a.device}: this PyTorch sees no CUDA device")
+    model = resnet18_cifar(10, a.width).to(device)
+    mean, std = MEAN.to(device), STD.to(device)
     opt = torch.optim.SGD(model.parameters(), lr=a.lr / 100, momentum=0.9, nesterov=True, weight_decay=5e-4)
     steps = a.epochs * ((train_x.shape[0] + a.batch - 1) // a.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=steps, pct_start=0.5,
@@ -141,8 +146,8 @@ def main():
         order = torch.randperm(train_x.shape[0], generator=gen)
         for i in range(0, order.numel(), a.batch):
             idx = order[i:i + a.batch]
-            xb = (augment(train_x[idx].float() / 255, gen) - MEAN) / STD
-            loss = F.cross_entropy(model(xb), train_y[idx])
+            xb = (augment(train_x[idx].float() / 255, gen).to(device) - mean) / std
+            loss = F.cross_entropy(model(xb), train_y[idx].to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -150,7 +155,7 @@ def main():
             total += loss.item() * idx.numel()
             seen += idx.numel()
         seconds = time.time() - t0
-        val = accuracy(model, val_x, val_y)
+        val = accuracy(model, val_x, val_y, device)
         history.append({"epoch": epoch, "loss": total / seen, "val_accuracy": val, "seconds": seconds})
         print(f"epoch {epoch}/{a.epochs}: loss {total / seen:.4f}, validation {100 * val:.2f} %, {seconds:.1f} s",
               flush=True)
@@ -158,10 +163,10 @@ def main():
     result = {"width": a.width, "epochs": a.epochs, "train_images": int(train_x.shape[0]),
               "val_accuracy": history[-1]["val_accuracy"], "history": history}
     if test:
-        result["test_accuracy"] = accuracy(model, *test)
+        result["test_accuracy"] = accuracy(model, *test, device)
         result["test_images"] = int(test[0].shape[0])
         print(f"test: {100 * result['test_accuracy']:.2f} % of {result['test_images']} images")
-    save(a.out, {k: v.detach().contiguous() for k, v in model.state_dict().items()})
+    save(a.out, {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
     with open(os.path.splitext(a.out)[0] + ".json", "w") as f:
         json.dump(result, f, indent=1)
     print(f"wrote {a.out}")
