@@ -72,21 +72,6 @@ lm_status lm_winograd_buffers(winograd_buffers *b, int64_t n, int64_t o, const l
     return LM_ERR_MEMORY;
 }
 
-winograd_job lm_winograd_slot_job(const winograd_job *layer, const winograd_buffers *b, int slot) {
-    return (winograd_job){.g = layer->g,
-                          .out_channels = layer->out_channels,
-                          .tiles_h = layer->tiles_h,
-                          .tiles_w = layer->tiles_w,
-                          .x = layer->x,
-                          .w = layer->w,
-                          .gy = layer->gy,
-                          .u = layer->u,
-                          .v = b->v + (size_t)slot * (b->v_bytes / sizeof(float)),
-                          .m = b->m + (size_t)slot * (b->m_bytes / sizeof(float)),
-                          .out = layer->out,
-                          .bias = layer->bias};
-}
-
 void lm_winograd_buffers_free(winograd_buffers *b) {
     lm_cpu_free(b->u, b->u_bytes);
     lm_cpu_free(b->v, b->v_bytes * (size_t)b->slots);
@@ -524,25 +509,60 @@ static void run_chunk(winograd_job *j, int64_t first, int64_t count, int64_t per
         lm_parallel_for(count * j->out_channels, grain, outputs_range, j);
 }
 
-/* Chunks side by side, each thread's own chunks in its own slot of v and m. */
+/* The chunks of one call side by side: each call's own slot of v and m. */
 typedef struct {
-    winograd_job *job; /* the layer's; first, count, tiles, v and m set per chunk */
+    winograd_job *layer;
     const winograd_buffers *b;
     int64_t n;
+    winograd_chunk_fn fn;
+    void *ctx;
     atomic_int next_slot;
 } chunks_job;
 
+/* Chunks [k0, k1) in j, until one fails. */
+static void chunks_in(winograd_job *j, const winograd_buffers *b, int64_t n, int64_t k0, int64_t k1,
+                      winograd_chunk_fn fn, void *ctx) {
+    for (int64_t k = k0; k < k1 && !atomic_load(&j->failed); k++) {
+        int64_t first = k * b->chunk;
+        fn(j, k, first, n - first < b->chunk ? n - first : b->chunk, ctx);
+    }
+}
+
 static void chunks_range(void *ctx, int64_t b, int64_t e) {
     chunks_job *cj = ctx;
-    winograd_job *layer = cj->job;
-    int slot = atomic_fetch_add(&cj->next_slot, 1);
-    winograd_job j = lm_winograd_slot_job(layer, cj->b, slot);
-    int64_t nb = cj->b->chunk;
-    for (int64_t k = b; k < e && !atomic_load(&j.failed); k++) {
-        int64_t first = k * nb;
-        run_chunk(&j, first, cj->n - first < nb ? cj->n - first : nb, cj->b->per_image);
+    const winograd_job *layer = cj->layer;
+    size_t slot = (size_t)atomic_fetch_add(&cj->next_slot, 1);
+    winograd_job j = {.g = layer->g,
+                      .out_channels = layer->out_channels,
+                      .tiles_h = layer->tiles_h,
+                      .tiles_w = layer->tiles_w,
+                      .x = layer->x,
+                      .w = layer->w,
+                      .gy = layer->gy,
+                      .u = layer->u,
+                      .v = cj->b->v + slot * (cj->b->v_bytes / sizeof(float)),
+                      .m = cj->b->m + slot * (cj->b->m_bytes / sizeof(float)),
+                      .out = layer->out,
+                      .bias = layer->bias};
+    chunks_in(&j, cj->b, cj->n, b, e, cj->fn, cj->ctx);
+    if (atomic_load(&j.failed)) atomic_store(&cj->layer->failed, 1);
+}
+
+void lm_winograd_run_chunks(winograd_job *layer, const winograd_buffers *b, int64_t n,
+                            int64_t chunks, bool side_by_side, winograd_chunk_fn fn, void *ctx) {
+    /* each pool call needs a slot of its own: the thread count may have grown
+     * since planning (a finaliser run by an out-of-memory collection) */
+    if (side_by_side && lm_parallel_chunks(chunks, 1) <= b->slots) {
+        chunks_job cj = {layer, b, n, fn, ctx, 0};
+        lm_parallel_for(chunks, 1, chunks_range, &cj);
+    } else {
+        chunks_in(layer, b, n, 0, chunks, fn, ctx); /* each step of a chunk on every thread */
     }
-    if (atomic_load(&j.failed)) atomic_store(&layer->failed, 1);
+}
+
+static void forward_chunk(winograd_job *j, int64_t k, int64_t first, int64_t count, void *ctx) {
+    (void)k;
+    run_chunk(j, first, count, *(const int64_t *)ctx);
 }
 
 /* out [n, o, oh, ow] = the correlation of x [n, C, H, W] with w [o, C, 3, 3]
@@ -556,15 +576,7 @@ static lm_status winograd(float *out, const float *x, const float *w, const floa
     if (lm_winograd_buffers(&b, n, o, g, PRIVATE_CHUNK_TILES, slots) != LM_OK) return LM_ERR_MEMORY;
     winograd_job j = {g, o, 0, 0, b.tiles_h, b.tiles_w, 0, x, w, NULL, b.u, b.v, b.m, out, bias, 0};
     lm_parallel_for(o * c, WEIGHT_BLOCK, weights_range, &j);
-    /* each pool call needs a slot of its own: the thread count may have grown
-     * since planning (a finaliser run by an out-of-memory collection) */
-    if (side_by_side && lm_parallel_chunks(chunks, 1) <= slots) {
-        chunks_job cj = {&j, &b, n, 0};
-        lm_parallel_for(chunks, 1, chunks_range, &cj);
-    } else {
-        for (int64_t first = 0; first < n && !atomic_load(&j.failed); first += b.chunk)
-            run_chunk(&j, first, n - first < b.chunk ? n - first : b.chunk, b.per_image);
-    }
+    lm_winograd_run_chunks(&j, &b, n, chunks, side_by_side, forward_chunk, &b.per_image);
     lm_winograd_buffers_free(&b);
     return atomic_load(&j.failed) ? LM_ERR_MEMORY : LM_OK;
 }

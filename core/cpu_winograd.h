@@ -54,9 +54,18 @@ lm_status lm_winograd_buffers(winograd_buffers *b, int64_t n, int64_t o, const l
                               int64_t chunk_tiles, int64_t slots);
 void lm_winograd_buffers_free(winograd_buffers *b);
 
-/* The layer's job for chunks side by side in slot `slot` of b's v and m (its
- * chunk fields unset, nothing failed yet). */
-winograd_job lm_winograd_slot_job(const winograd_job *layer, const winograd_buffers *b, int slot);
+/* One chunk's work: chunk k, images [first, first + count), in j (whose v
+ * and m are the chunk's slot); its steps call the pool, which runs them
+ * inline when the chunks run side by side. */
+typedef void (*winograd_chunk_fn)(winograd_job *j, int64_t k, int64_t first, int64_t count,
+                                  void *ctx);
+
+/* Runs fn on every chunk of b.chunk images of n: side by side when
+ * side_by_side (lm_winograd_side_by_side) and each pool call can have a slot
+ * of its own, else one after another in layer itself. A chunk that failed
+ * sets layer->failed, and the chunks after it in its call are skipped. */
+void lm_winograd_run_chunks(winograd_job *layer, const winograd_buffers *b, int64_t n,
+                            int64_t chunks, bool side_by_side, winograd_chunk_fn fn, void *ctx);
 
 /* Whether n images of layer g (o output channels) run in chunks side by side:
  * not where there are fewer chunks than threads or the threads' buffers

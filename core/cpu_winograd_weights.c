@@ -166,28 +166,18 @@ static void weight_chunk(winograd_job *j, int64_t first, int64_t count, int64_t 
     lm_parallel_for(POINTS, 1, products_range, &pj);
 }
 
-/* Chunks side by side: each chunk's dU in a partial of its own, in the
- * thread's slot of v and m. */
+/* Chunk k's dU: a partial of its own (summed in chunk order afterwards), or
+ * accumulated into the layer's dU after the first chunk. */
 typedef struct {
-    winograd_job *layer;
-    const winograd_buffers *b;
-    float *partials; /* [chunks][POINTS * O * C] */
-    int64_t n;
-    atomic_int next_slot;
-} chunks_job;
+    float *u, *partials; /* partials [chunks][POINTS * O * C], or NULL */
+    int64_t per_image;
+} weight_chunks;
 
-static void chunks_range(void *ctx, int64_t b, int64_t e) {
-    chunks_job *cj = ctx;
-    winograd_job *layer = cj->layer;
-    int slot = atomic_fetch_add(&cj->next_slot, 1);
-    int64_t nb = cj->b->chunk, per_point = layer->out_channels * layer->g->channels;
-    winograd_job j = lm_winograd_slot_job(layer, cj->b, slot);
-    for (int64_t k = b; k < e && !atomic_load(&j.failed); k++) {
-        j.u = cj->partials + k * POINTS * per_point;
-        int64_t first = k * nb;
-        weight_chunk(&j, first, cj->n - first < nb ? cj->n - first : nb, cj->b->per_image, 0.0f);
-    }
-    if (atomic_load(&j.failed)) atomic_store(&layer->failed, 1);
+static void weight_chunk_of(winograd_job *j, int64_t k, int64_t first, int64_t count, void *ctx) {
+    const weight_chunks *w = ctx;
+    int64_t size = POINTS * j->out_channels * j->g->channels;
+    j->u = w->partials ? w->partials + k * size : w->u;
+    weight_chunk(j, first, count, w->per_image, w->partials || k == 0 ? 0.0f : 1.0f);
 }
 
 /* The most the chunks' partial dU may take; past it (layers of hundreds of
@@ -222,20 +212,9 @@ lm_status lm_cpu_conv2d_winograd_grad_weight(lm_tensor *gw, const lm_tensor *g_o
                       .v = b.v,
                       .m = b.m,
                       .out = lm_tensor_f32(gw)};
-    /* each pool call needs a slot of its own: the thread count may have grown
-     * since planning (a finaliser run by an out-of-memory collection) */
-    if (side_by_side && lm_parallel_chunks(chunks, 1) <= slots) {
-        chunks_job cj = {&j, &b, partials, n, 0};
-        lm_parallel_for(chunks, 1, chunks_range, &cj);
-    } else {
-        for (int64_t k = 0; k < chunks && !atomic_load(&j.failed); k++) {
-            int64_t first = k * b.chunk;
-            if (with_partials) j.u = partials + k * partial_floats;
-            weight_chunk(&j, first, n - first < b.chunk ? n - first : b.chunk, b.per_image,
-                         with_partials || k == 0 ? 0.0f : 1.0f);
-        }
-        j.u = b.u;
-    }
+    weight_chunks wc = {b.u, partials, b.per_image};
+    lm_winograd_run_chunks(&j, &b, n, chunks, side_by_side, weight_chunk_of, &wc);
+    j.u = b.u; /* the chunks pointed it at their partials */
     if (with_partials) {
         if (!atomic_load(&j.failed)) lm_cpu_sum_chunks(b.u, partials, chunks, partial_floats);
         lm_cpu_free(partials, partial_bytes);
