@@ -305,11 +305,16 @@ static int l_set_flush_denormal(lua_State *L) {
     return 1;
 }
 
-/* lm.set_conv_algorithm('auto' | 'gemm' | 'winograd'): the CPU's convolutions. */
-static const char *const conv_algorithm_names[] = {"auto", "gemm", "winograd", NULL};
+/* lm.set_conv_algorithm('auto' | 'gemm' | 'winograd' | 'direct'): the CPU's convolutions. */
+static const char *const conv_algorithm_names[] = {"auto", "gemm", "winograd", "direct", NULL};
 
 static int l_set_conv_algorithm(lua_State *L) {
-    lm_set_conv_algorithm((lm_conv_algorithm)luaL_checkoption(L, 1, NULL, conv_algorithm_names));
+    lm_conv_algorithm algorithm =
+        (lm_conv_algorithm)luaL_checkoption(L, 1, NULL, conv_algorithm_names);
+    if (algorithm == LM_CONV_DIRECT && !lm_cpu_conv_direct_available())
+        return luaL_error(L, "lm.set_conv_algorithm: 'direct' needs a build with AVX-512 "
+                             "(LUMEN_NATIVE on a processor that has it); this build has none");
+    lm_set_conv_algorithm(algorithm);
     return 0;
 }
 

@@ -33,11 +33,14 @@ typedef void (*lm_gemm_epilogue)(void *ctx, int64_t r0, int64_t r1, int64_t c0, 
  * with `epilogue` (or NULL) run on each thread's block. */
 void lm_cpu_linear_gemm(float *c, const float *x, const float *w, const float *bias, int64_t M,
                         int64_t N, int64_t K, lm_gemm_epilogue epilogue, void *epilogue_ctx);
-/* How the CPU computes a convolution's forward pass: LM_CONV_AUTO picks per
- * shape (Winograd F(2x2, 3x3) for 3x3 stride-1 layers wide enough to gain,
- * by the thresholds measured in bench/conv_algorithms.lua), the others force
- * one (Winograd where it applies, im2col + GEMM elsewhere). */
-typedef enum { LM_CONV_AUTO, LM_CONV_GEMM, LM_CONV_WINOGRAD } lm_conv_algorithm;
+/* How the CPU computes a convolution: LM_CONV_AUTO picks per shape
+ * (Winograd F(2x2, 3x3) for 3x3 stride-1 layers wide enough to gain, the
+ * direct weight gradient for 3x3 stride-1 padding-1 layers except wide ones
+ * on small planes, by bench/conv_algorithms.lua and
+ * bench/conv_weight_grad.lua), the others force one where it applies (im2col
+ * + GEMM elsewhere; LM_CONV_DIRECT forces only the weights' gradient and
+ * picks the rest as LM_CONV_AUTO does). */
+typedef enum { LM_CONV_AUTO, LM_CONV_GEMM, LM_CONV_WINOGRAD, LM_CONV_DIRECT } lm_conv_algorithm;
 void lm_set_conv_algorithm(lm_conv_algorithm algorithm);
 lm_conv_algorithm lm_get_conv_algorithm(void);
 /* The algorithm lm_cpu_conv2d takes for a layer of this shape. */
@@ -53,6 +56,13 @@ lm_status lm_cpu_conv2d_winograd_grad_input(lm_tensor *gx, const lm_tensor *g, c
 bool lm_cpu_winograd_grad_weight_gains(const lm_conv_geometry *geo);
 lm_status lm_cpu_conv2d_winograd_grad_weight(lm_tensor *gw, const lm_tensor *g, const lm_tensor *x,
                                              const lm_conv_geometry *geo);
+/* The weights' gradient of a 3x3 stride-1 padding-1 layer without columns
+ * (cpu_conv_direct_gw.c; AVX-512 builds only: elsewhere available and
+ * applies are false). */
+bool lm_cpu_conv_direct_available(void);
+bool lm_cpu_conv_direct_grad_weight_applies(const lm_conv_geometry *geo);
+lm_status lm_cpu_conv2d_direct_grad_weight(lm_tensor *gw, const lm_tensor *g, const lm_tensor *x,
+                                           const lm_conv_geometry *geo);
 lm_status lm_cpu_conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
                         const lm_tensor *bias, const lm_conv_geometry *geo);
 /* dst[i] = the sum over k of partials[k * size + i], k = 0 .. chunks - 1 in

@@ -448,13 +448,28 @@ static lm_status backward_im2col(lm_tensor *gx, lm_tensor *gw, const lm_tensor *
     return LM_OK;
 }
 
+/* Whether the weights' gradient goes the direct way (cpu_conv_direct_gw.c):
+ * wherever it applies, except on the small planes where Winograd computes
+ * it (faster there: bench/conv_weight_grad.lua). */
+static bool direct_grad_weight(int64_t out_channels, const lm_conv_geometry *g) {
+    if (conv_algorithm == LM_CONV_GEMM || !lm_cpu_conv_direct_grad_weight_applies(g)) return false;
+    return conv_algorithm == LM_CONV_DIRECT ||
+           lm_cpu_conv_choice(out_channels, g) != LM_CONV_WINOGRAD ||
+           !lm_cpu_winograd_grad_weight_gains(g);
+}
+
 lm_status lm_cpu_conv2d_backward(lm_tensor *gx, lm_tensor *gw, const lm_tensor *g_t,
                                  const lm_tensor *x, const lm_tensor *w,
                                  const lm_conv_geometry *g) {
+    lm_status st = LM_OK;
+    if (gw && direct_grad_weight(w->shape[0], g)) {
+        st = lm_cpu_conv2d_direct_grad_weight(gw, g_t, x, g);
+        gw = NULL;
+        if (st != LM_OK || !gx) return st;
+    }
     if (lm_cpu_conv_choice(w->shape[0], g) != LM_CONV_WINOGRAD || !all_finite(g_t) ||
         !all_finite(x) || !all_finite(w))
         return backward_im2col(gx, gw, g_t, x, w, g);
-    lm_status st = LM_OK;
     if (gw)
         st = lm_cpu_winograd_grad_weight_gains(g)
                  ? lm_cpu_conv2d_winograd_grad_weight(gw, g_t, x, g)

@@ -1,8 +1,9 @@
 -- The CPU's convolution algorithms (lm.set_conv_algorithm): Winograd
--- F(2x2, 3x3) and im2col + GEMM against a direct loop in double precision,
--- forward and both gradients (Winograd's weight gradient on planes of up to
--- 8x8 outputs, im2col's on larger ones), at odd sizes, every padding
--- Winograd takes, and the layers it must leave to im2col.
+-- F(2x2, 3x3), im2col + GEMM and the direct weight gradient (AVX-512 builds)
+-- against a direct loop in double precision, forward and both gradients
+-- (Winograd's weight gradient on planes of up to 8x8 outputs, the direct
+-- one on larger ones), at odd sizes, every padding Winograd takes, and the
+-- layers they must leave to im2col.
 local lm = require 'lumen'
 local F = lm.nn.functional
 
@@ -67,13 +68,17 @@ local function with_algorithm(name, fn)
   if not ok then error(err, 0) end
 end
 
+-- the direct weight gradient is compiled in AVX-512 builds only
+local has_direct = pcall(lm.set_conv_algorithm, "direct")
+lm.set_conv_algorithm("auto")
+
 describe("convolution algorithms", function()
   -- {N, C, O, H, W, padding}: odd and even sizes, planes smaller than a tile,
   -- every padding Winograd takes (the input's gradient pads by 2 - padding)
   local shapes = {{2, 3, 4, 5, 7, 1}, {1, 2, 3, 6, 6, 0}, {2, 3, 2, 4, 3, 2}, {1, 4, 5, 1, 1, 1},
     {1, 2, 2, 2, 5, 1}, {3, 1, 2, 7, 4, 1}, {1, 2, 2, 3, 263, 1}} -- the last: rows of more than one segment
 
-  for _, algorithm in ipairs{"winograd", "gemm"} do
+  for _, algorithm in ipairs{"winograd", "gemm", has_direct and "direct" or nil} do
     it(algorithm .. " gives the direct loop's output and gradients for 3x3 stride-1 layers", function()
       lm.manual_seed(11)
       for _, s in ipairs(shapes) do
@@ -138,10 +143,10 @@ describe("convolution algorithms", function()
   end)
 
   it("give an infinite input's infinities, not Winograd's inf - inf (its operands go to im2col)", function()
-    for _, case in ipairs{{"input", 2, 2}, {"output gradient", 3, 3}} do
+    for _, case in ipairs{{"input", 2, 2}, {"output gradient", 3, 3}, {"output gradient", 1, 4}} do
       local what, row, col = table.unpack(case)
       local results = {}
-      for _, algorithm in ipairs{"winograd", "gemm"} do
+      for _, algorithm in ipairs{"winograd", "gemm", has_direct and "direct" or nil} do
         with_algorithm(algorithm, function()
           local x = lm.zeros(1, 16, 4, 4)
           if what == "input" then x[1][1][row][col] = math.huge end
@@ -156,13 +161,15 @@ describe("convolution algorithms", function()
       end
       local flat = lm.tensor(results.winograd[1]):view(-1):totable()
       truthy(flat[1 + 4 + 1] == math.huge or what ~= "input", what .. ": inf where the kernel meets it")
-      for i, name in ipairs{"output", "input gradient", "weight gradient"} do
-        local a = lm.tensor(results.winograd[i]):view(-1):totable()
-        local b = lm.tensor(results.gemm[i]):view(-1):totable()
-        for j = 1, #a do
-          local both_nan = a[j] ~= a[j] and b[j] ~= b[j]
-          if not (a[j] == b[j] or both_nan or math.abs(a[j] - b[j]) <= 1e-4 * math.abs(b[j])) then
-            error(string.format("%s, %s %d: winograd %s, gemm %s", what, name, j, a[j], b[j]))
+      for other, result in pairs(results) do
+        for i, name in ipairs{"output", "input gradient", "weight gradient"} do
+          local a = lm.tensor(result[i]):view(-1):totable()
+          local b = lm.tensor(results.gemm[i]):view(-1):totable()
+          for j = 1, #a do
+            local both_nan = a[j] ~= a[j] and b[j] ~= b[j]
+            if not (a[j] == b[j] or both_nan or math.abs(a[j] - b[j]) <= 1e-4 * math.abs(b[j])) then
+              error(string.format("%s, %s %d: %s %s, gemm %s", what, name, j, other, a[j], b[j]))
+            end
           end
         end
       end
@@ -214,11 +221,12 @@ describe("convolution algorithms", function()
     -- each on a thread of its own at 1-3 threads; 8x8 planes of 40 images,
     -- two chunks of 32 and 8, side by side at 1-2 threads, each step on
     -- every thread at 3 (fewer chunks than threads), the weights' gradient
-    -- summed over them; 4x4 planes, one chunk. im2col (its products' values
-    -- depend on how a product is cut between threads, by a rounding; the
-    -- same bits run after run): the 32x32 layer's weight gradient (one image
-    -- a chunk), a stride-2 3x3 layer (two chunks of 4 and 2 images) and a
-    -- 1x1 layer on 16x16 planes (two chunks of 4 images).
+    -- summed over them; 4x4 planes, one chunk. The direct weight gradient
+    -- of the 32x32 layer (bit for bit: each value summed by one thread).
+    -- im2col (its products' values depend on how a product is cut between
+    -- threads, by a rounding; the same bits run after run): a stride-2 3x3
+    -- layer (two chunks of 4 and 2 images) and a 1x1 layer on 16x16 planes
+    -- (two chunks of 4 images).
     local saved = lm.get_num_threads()
     local cases = {{6, 16, 32, 3, 1, 1}, {40, 24, 8, 3, 1, 1}, {70, 32, 4, 3, 1, 1}, {6, 16, 32, 3, 2, 1},
       {8, 24, 16, 1, 1, 0}}
@@ -239,10 +247,11 @@ describe("convolution algorithms", function()
       for what in pairs(runs[1]) do
         local label = string.format("%dx%d kernel %d stride %d %s", size, size, kernel, stride, what)
         local winograd = kernel == 3 and stride == 1 and (size <= 8 or what ~= "weight gradient")
+        local direct_gw = has_direct and kernel == 3 and stride == 1 and what == "weight gradient"
         for run = 2, 5 do
           local threads = ({1, 2, 3, 2, 3})[run]
           local err = rel_error(runs[run][what], runs[1][what])
-          if winograd then
+          if winograd or direct_gw then
             eq(err, 0, label .. " at " .. threads .. " threads")
           else
             truthy(err < 1e-6, label .. " at " .. threads .. " threads: " .. err)
@@ -254,9 +263,72 @@ describe("convolution algorithms", function()
     end
   end)
 
+  it("compute the weights' gradient directly: blocks of outputs, channels and images, every mask", function()
+    if not has_direct then
+      eq(select(2, pcall(lm.set_conv_algorithm, "direct")),
+        "lm.set_conv_algorithm: 'direct' needs a build with AVX-512 (LUMEN_NATIVE on a processor that has it); "
+        .. "this build has none")
+      return
+    end
+    lm.manual_seed(15)
+    -- {N, C, O, H, W}: outputs not a multiple of the 8 a pass keeps, more
+    -- channels and outputs than a unit's 64, planes of one vector, of many,
+    -- of a part of one, rows wider than a vector, many images a block
+    local saved = lm.get_num_threads()
+    for _, s in ipairs{{3, 5, 13, 7, 5}, {2, 70, 67, 4, 4}, {2, 3, 9, 1, 1}, {1, 2, 3, 3, 37},
+        {40, 4, 8, 3, 3}, {2, 9, 17, 17, 16}} do
+      local n, c, o, h, w = table.unpack(s)
+      local x0, w0 = lm.randn(n, c, h, w), lm.randn(o, c, 3, 3)
+      local g = lm.randn(n, o, h, w)
+      local _, _, want_gw = direct(x0, w0, g, 1, 1)
+      local got = {}
+      for i, threads in ipairs{1, 3} do
+        lm.set_num_threads(threads)
+        with_algorithm("direct", function()
+          local k = w0:clone():requires_grad(true)
+          ;(F.conv2d(x0, k, nil, {padding = 1}) * g):sum():backward()
+          got[i] = k.grad
+        end)
+      end
+      lm.set_num_threads(saved)
+      local label = table.concat(s, ",")
+      truthy(rel_error(got[1], want_gw) < 1e-5, label .. ": " .. rel_error(got[1], want_gw))
+      eq(rel_error(got[2], got[1]), 0, label .. " at 3 threads")
+    end
+  end)
+
+  it("take the direct weight gradient in auto mode except on Winograd's small planes", function()
+    if not has_direct then return end
+    lm.manual_seed(16)
+    local function gw_with(algorithm, x, k0, g)
+      local k
+      with_algorithm(algorithm, function()
+        k = k0:clone():requires_grad(true)
+        ;(F.conv2d(x, k, nil, {padding = 1}) * g):sum():backward()
+      end)
+      return k.grad
+    end
+    -- a 16x16 plane: auto is the direct kernel's bits (Winograd's would differ)
+    local x, k0, g = lm.randn(4, 16, 16, 16), lm.randn(16, 16, 3, 3), lm.randn(4, 16, 16, 16)
+    eq(rel_error(gw_with("auto", x, k0, g), gw_with("direct", x, k0, g)), 0, "16x16: direct")
+    -- an 8x8 plane: auto is Winograd's bits
+    x, g = lm.randn(4, 16, 8, 8), lm.randn(4, 16, 8, 8)
+    local auto, winograd = gw_with("auto", x, k0, g), gw_with("winograd", x, k0, g)
+    eq(rel_error(auto, winograd), 0, "8x8: Winograd")
+    truthy(rel_error(auto, gw_with("direct", x, k0, g)) > 0, "8x8: not the direct kernel's bits")
+    -- padding 0: neither applies to the direct kernel; 'direct' leaves it to im2col
+    x = lm.randn(2, 3, 6, 6)
+    local k1, g1 = lm.randn(4, 3, 3, 3), lm.randn(2, 4, 4, 4)
+    local k = k1:clone():requires_grad(true)
+    with_algorithm("direct", function() (F.conv2d(x, k, nil, {padding = 0}) * g1):sum():backward() end)
+    local _, _, want = direct(x, k1, g1, 1, 0)
+    truthy(rel_error(k.grad, want) < 1e-5, "padding 0 under 'direct'")
+  end)
+
   it("are chosen by name, and a wrong name is refused", function()
     eq(lm.get_conv_algorithm(), "auto")
     with_algorithm("gemm", function() eq(lm.get_conv_algorithm(), "gemm") end)
+    if has_direct then with_algorithm("direct", function() eq(lm.get_conv_algorithm(), "direct") end) end
     eq(lm.get_conv_algorithm(), "auto")
     raises(function() lm.set_conv_algorithm("fft") end, "invalid option 'fft'")
   end)
