@@ -182,6 +182,25 @@ static int f_conv2d(lua_State *L) {
     return 1;
 }
 
+/* F._conv2d_affine(x, w, {stride, padding}, scale, shift [, residual|nil [, relu]])
+ * -> conv2d without bias, then x * scale + shift per channel [+ residual]
+ * [then ReLU], without gradients (a convolution and the batch norm after it
+ * in evaluation decide) */
+static int f_conv2d_affine(lua_State *L) {
+    lm_tensor *x = l_check_tensor(L, 1), *w = l_check_tensor(L, 2);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    lm_conv_options o = conv_options(L, 3);
+    lm_tensor *scale = l_check_tensor(L, 4), *shift = l_check_tensor(L, 5);
+    lm_tensor *residual = lua_isnoneornil(L, 6) ? NULL : l_check_tensor(L, 6);
+    bool relu = false;
+    if (!lua_isnoneornil(L, 7)) {
+        luaL_checktype(L, 7, LUA_TBOOLEAN);
+        relu = lua_toboolean(L, 7);
+    }
+    l_check(L, lm_conv2d_affine(l_push_slot(L), x, w, scale, shift, residual, relu, &o));
+    return 1;
+}
+
 /* F.max_pool2d(x, kernel [, {stride = kernel, padding = 0}]) */
 static int pool(lua_State *L, bool max) {
     lm_tensor *x = l_check_tensor(L, 1);
@@ -379,6 +398,7 @@ static const luaL_Reg functional[] = {{"linear", f_linear},
                                       {"_batch_norm", f_batch_norm},
                                       {"_channel_affine", f_channel_affine},
                                       {"conv2d", f_conv2d},
+                                      {"_conv2d_affine", f_conv2d_affine},
                                       {"max_pool2d", f_max_pool2d},
                                       {"avg_pool2d", f_avg_pool2d},
                                       {NULL, NULL}};

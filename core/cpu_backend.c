@@ -52,6 +52,7 @@ static const lm_backend cpu = {
     .batch_norm_backward = lm_cpu_batch_norm_backward,
     .channel_affine = lm_cpu_channel_affine,
     .conv2d = lm_cpu_conv2d,
+    .conv2d_affine = lm_cpu_conv2d_affine,
     .conv2d_backward = lm_cpu_conv2d_backward,
 };
 

@@ -46,8 +46,20 @@ lm_conv_algorithm lm_get_conv_algorithm(void);
 /* The algorithm lm_cpu_conv2d takes for a layer of this shape. */
 lm_conv_algorithm lm_cpu_conv_choice(int64_t out_channels, const lm_conv_geometry *geo);
 bool lm_cpu_winograd_applies(const lm_conv_geometry *geo);
+/* What a convolution does to each output plane as it writes it (NULL:
+ * nothing): y = y * scale[o] + shift[o] (+ the residual's plane) (then
+ * ReLU), o the plane's channel; the arithmetic of lm_cpu_channel_affine. */
+typedef struct {
+    const float *scale, *shift, *residual; /* residual: NULL or [N, O, oh, ow] */
+    int64_t channels;
+    bool relu;
+} lm_conv_epilogue;
+/* The epilogue on planes [p0, p1) (p = image * channels + o) of size s at out. */
+void lm_cpu_conv_epilogue(const lm_conv_epilogue *ep, float *out, int64_t p0, int64_t p1,
+                          int64_t s);
 lm_status lm_cpu_conv2d_winograd(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
-                                 const lm_tensor *bias, const lm_conv_geometry *geo);
+                                 const lm_tensor *bias, const lm_conv_epilogue *ep,
+                                 const lm_conv_geometry *geo);
 bool lm_cpu_winograd_grad_input_applies(const lm_conv_geometry *geo);
 lm_status lm_cpu_conv2d_winograd_grad_input(lm_tensor *gx, const lm_tensor *g, const lm_tensor *w,
                                             const lm_conv_geometry *geo);
@@ -65,6 +77,9 @@ lm_status lm_cpu_conv2d_direct_grad_weight(lm_tensor *gw, const lm_tensor *g, co
                                            const lm_conv_geometry *geo);
 lm_status lm_cpu_conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
                         const lm_tensor *bias, const lm_conv_geometry *geo);
+lm_status lm_cpu_conv2d_affine(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
+                               const lm_tensor *scale, const lm_tensor *shift,
+                               const lm_tensor *residual, bool relu, const lm_conv_geometry *geo);
 /* dst[i] = the sum over k of partials[k * size + i], k = 0 .. chunks - 1 in
  * order (a convolution's per-chunk weight gradients: the same sums whatever
  * thread computed each chunk), on the pool. */

@@ -248,6 +248,17 @@ static void bias_range(void *ctx, int64_t b, int64_t e) {
     }
 }
 
+typedef struct {
+    const lm_conv_epilogue *ep;
+    float *out;             /* the whole output */
+    int64_t first_plane, p; /* the range's planes count from first_plane */
+} epilogue_job;
+
+static void epilogue_range(void *ctx, int64_t b, int64_t e) {
+    const epilogue_job *j = ctx;
+    lm_cpu_conv_epilogue(j->ep, j->out, j->first_plane + b, j->first_plane + e, j->p);
+}
+
 /* One im2col convolution, forward or backward: its operands, its chunks of
  * nb images, and the buffers of `slots` chunks side by side. Per slot: the
  * columns [K, nb * P], and the output (or its gradient) chunk in [O, nb * P]
@@ -255,6 +266,7 @@ static void bias_range(void *ctx, int64_t b, int64_t e) {
 typedef struct {
     const lm_conv_geometry *g;
     const float *x, *w, *gy, *bias;
+    const lm_conv_epilogue *epilogue; /* forward: NULL, or applied to each output plane */
     float *out, *gx, *gw;
     int64_t n, nb, chunks, o, k, p, slots;
     float *cols, *side, *partials; /* partials: each chunk's gw [O, K], NULL: one chunk */
@@ -336,6 +348,10 @@ static void forward_chunk(const im2col_conv *c, int64_t first, int64_t count, fl
         bias_job bj = {c->out + first * o * p, c->bias, o, p};
         lm_parallel_for(count * o, LM_GRAIN_ELEMENTWISE / (p + 1) + 1, bias_range, &bj);
     }
+    if (c->epilogue) { /* the chunk's planes, still in cache */
+        epilogue_job ej = {c->epilogue, c->out, first * o, p};
+        lm_parallel_for(count * o, LM_GRAIN_ELEMENTWISE / (p + 1) + 1, epilogue_range, &ej);
+    }
 }
 
 /* Backward: chunk k's part of gw (into its partial, or accumulated after the
@@ -412,20 +428,35 @@ void lm_cpu_sum_chunks(float *dst, const float *partials, int64_t chunks, int64_
     lm_parallel_for(size, LM_GRAIN_ELEMENTWISE / (chunks + 1) + 1, sum_chunks_range, &s);
 }
 
-lm_status lm_cpu_conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
-                        const lm_tensor *bias, const lm_conv_geometry *g) {
+static lm_status conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
+                        const lm_tensor *bias, const lm_conv_epilogue *ep,
+                        const lm_conv_geometry *g) {
     if (lm_cpu_conv_choice(w->shape[0], g) == LM_CONV_WINOGRAD && all_finite(x) && all_finite(w))
-        return lm_cpu_conv2d_winograd(out, x, w, bias, g);
+        return lm_cpu_conv2d_winograd(out, x, w, bias, ep, g);
     im2col_conv c;
     if (!im2col_conv_init(&c, x->shape[0], w->shape[0], g, g->out_w <= CONV_TABLE_MAX_WIDTH, false))
         return LM_ERR_MEMORY;
     c.x = lm_tensor_f32(x);
     c.w = lm_tensor_f32(w);
     c.bias = lm_tensor_f32_or_null(bias);
+    c.epilogue = ep;
     c.out = lm_tensor_f32(out);
     run_chunks(&c);
     im2col_conv_free(&c);
     return LM_OK;
+}
+
+lm_status lm_cpu_conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
+                        const lm_tensor *bias, const lm_conv_geometry *g) {
+    return conv2d(out, x, w, bias, NULL, g);
+}
+
+lm_status lm_cpu_conv2d_affine(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
+                               const lm_tensor *scale, const lm_tensor *shift,
+                               const lm_tensor *residual, bool relu, const lm_conv_geometry *g) {
+    lm_conv_epilogue ep = {lm_tensor_f32(scale), lm_tensor_f32(shift),
+                           lm_tensor_f32_or_null(residual), w->shape[0], relu};
+    return conv2d(out, x, w, NULL, &ep, g);
 }
 
 /* gx and gw by im2col: the images' columns, their products with the output

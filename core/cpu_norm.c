@@ -197,6 +197,12 @@ NO_FMA_CONTRACTION static void affine_planes(void *ctx, int64_t p0, int64_t p1) 
     }
 }
 
+void lm_cpu_conv_epilogue(const lm_conv_epilogue *ep, float *out, int64_t p0, int64_t p1,
+                          int64_t s) {
+    affine_job j = {out, out, ep->scale, ep->shift, ep->residual, ep->channels, s, ep->relu};
+    affine_planes(&j, p0, p1); /* in place: each value is read before it is written */
+}
+
 lm_status lm_cpu_channel_affine(lm_tensor *y, const lm_tensor *x, const lm_tensor *scale,
                                 const lm_tensor *shift, const lm_tensor *residual, bool relu) {
     affine_job j = {lm_tensor_f32(y),

@@ -402,6 +402,11 @@ static void plane_outputs16(const winograd_job *j, const float *m_image, float *
 }
 #endif
 
+/* The index of image i's (of the chunk) plane of output channel o. */
+static inline int64_t y_plane(const winograd_job *j, int64_t i, int64_t o) {
+    return (j->first + i) * j->out_channels + o;
+}
+
 /* out = A^T M A for every tile of the chunk's (image, output channel)
  * planes, a segment of a row of tiles at a time into two rows of outputs,
  * copied to the output cut to its width (an odd width drops a column). */
@@ -418,6 +423,9 @@ static void outputs_range(void *ctx, int64_t b, int64_t e) {
         float bo = j->bias ? j->bias[o] : -0.0f; /* x + -0 is x, bit for bit (-0 too) */
 #ifdef __AVX512F__
         plane_outputs16(j, m_image, y, bo);
+        if (j->epilogue)
+            lm_cpu_conv_epilogue(j->epilogue, j->out, y_plane(j, i, o), y_plane(j, i, o) + 1,
+                                 oh * ow);
         continue;
 #endif
         for (int64_t ty = 0; ty < j->tiles_h; ty++)
@@ -444,6 +452,9 @@ static void outputs_range(void *ctx, int64_t b, int64_t e) {
                 memcpy(y + y0 * ow + x0, top, sizeof(float) * (size_t)n);
                 if (y0 + 1 < oh) memcpy(y + (y0 + 1) * ow + x0, bottom, sizeof(float) * (size_t)n);
             }
+        if (j->epilogue)
+            lm_cpu_conv_epilogue(j->epilogue, j->out, y_plane(j, i, o), y_plane(j, i, o) + 1,
+                                 oh * ow);
     }
 }
 
@@ -487,6 +498,9 @@ static void outputs_small_range(void *ctx, int64_t b, int64_t e) {
             float *y = j->out + ((j->first + i) * o_n + o) * oh * ow;
             for (int64_t yy = 0; yy < oh; yy++)
                 for (int64_t xx = 0; xx < ow; xx++) y[yy * ow + xx] = q[(yy * qw + xx) * n + i];
+            if (j->epilogue)
+                lm_cpu_conv_epilogue(j->epilogue, j->out, y_plane(j, i, o), y_plane(j, i, o) + 1,
+                                     oh * ow);
         }
     }
     free(q);
@@ -543,7 +557,8 @@ static void chunks_range(void *ctx, int64_t b, int64_t e) {
                       .v = cj->b->v + slot * (cj->b->v_bytes / sizeof(float)),
                       .m = cj->b->m + slot * (cj->b->m_bytes / sizeof(float)),
                       .out = layer->out,
-                      .bias = layer->bias};
+                      .bias = layer->bias,
+                      .epilogue = layer->epilogue};
     chunks_in(&j, cj->b, cj->n, b, e, cj->fn, cj->ctx);
     if (atomic_load(&j.failed)) atomic_store(&cj->layer->failed, 1);
 }
@@ -568,13 +583,15 @@ static void forward_chunk(winograd_job *j, int64_t k, int64_t first, int64_t cou
 /* out [n, o, oh, ow] = the correlation of x [n, C, H, W] with w [o, C, 3, 3]
  * (+ bias [o], when not NULL). The chunks are the same whatever the thread
  * count, so are the values. */
-static lm_status winograd(float *out, const float *x, const float *w, const float *bias, int64_t n,
-                          int64_t o, const lm_conv_geometry *g) {
+static lm_status winograd(float *out, const float *x, const float *w, const float *bias,
+                          const lm_conv_epilogue *ep, int64_t n, int64_t o,
+                          const lm_conv_geometry *g) {
     int64_t c = g->channels, slots, chunks;
     bool side_by_side = lm_winograd_side_by_side(n, o, g, &slots, &chunks);
     winograd_buffers b;
     if (lm_winograd_buffers(&b, n, o, g, PRIVATE_CHUNK_TILES, slots) != LM_OK) return LM_ERR_MEMORY;
-    winograd_job j = {g, o, 0, 0, b.tiles_h, b.tiles_w, 0, x, w, NULL, b.u, b.v, b.m, out, bias, 0};
+    winograd_job j = {g,    o,   0,   0,   b.tiles_h, b.tiles_w, 0,  x, w,
+                      NULL, b.u, b.v, b.m, out,       bias,      ep, 0};
     lm_parallel_for(o * c, WEIGHT_BLOCK, weights_range, &j);
     lm_winograd_run_chunks(&j, &b, n, chunks, side_by_side, forward_chunk, &b.per_image);
     lm_winograd_buffers_free(&b);
@@ -582,9 +599,10 @@ static lm_status winograd(float *out, const float *x, const float *w, const floa
 }
 
 lm_status lm_cpu_conv2d_winograd(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
-                                 const lm_tensor *bias, const lm_conv_geometry *g) {
+                                 const lm_tensor *bias, const lm_conv_epilogue *ep,
+                                 const lm_conv_geometry *g) {
     return winograd(lm_tensor_f32(out), lm_tensor_f32(x), lm_tensor_f32(w),
-                    lm_tensor_f32_or_null(bias), x->shape[0], w->shape[0], g);
+                    lm_tensor_f32_or_null(bias), ep, x->shape[0], w->shape[0], g);
 }
 
 bool lm_cpu_winograd_grad_input_applies(const lm_conv_geometry *g) {
@@ -616,8 +634,8 @@ lm_status lm_cpu_conv2d_winograd_grad_input(lm_tensor *gx, const lm_tensor *g_ou
                              .pad_w = 2 - g->pad_w,
                              .out_h = g->height,
                              .out_w = g->width};
-    lm_status st =
-        winograd(lm_tensor_f32(gx), lm_tensor_f32(g_out), turned, NULL, gx->shape[0], c, &back);
+    lm_status st = winograd(lm_tensor_f32(gx), lm_tensor_f32(g_out), turned, NULL, NULL,
+                            gx->shape[0], c, &back);
     lm_cpu_free(turned, bytes);
     return st;
 }

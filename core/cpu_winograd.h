@@ -29,8 +29,9 @@ typedef struct {
     int64_t tiles_h, tiles_w, tiles;    /* per image, and in the chunk */
     const float *x, *w, *gy;            /* input, weights, output gradient */
     float *u, *v, *m, *out;
-    const float *bias; /* NULL, or [O] added to each output as it is written */
-    atomic_int failed; /* a transform could not get its scratch memory */
+    const float *bias;                /* NULL, or [O] added to each output as it is written */
+    const lm_conv_epilogue *epilogue; /* NULL, or applied to each plane written */
+    atomic_int failed;                /* a transform could not get its scratch memory */
 } winograd_job;
 
 /* A layer's tiling and the buffers of its pass: u for all kernels, v and m

@@ -250,6 +250,12 @@ typedef struct lm_backend {
      * bias (NULL, or a contiguous [O]) on every output of its channel. */
     lm_status (*conv2d)(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
                         const lm_tensor *bias, const lm_conv_geometry *geo);
+    /* (optional) conv2d without bias, then per output channel o: * scale[o]
+     * + shift[o] (+ residual, [N, O, oh, ow]) (then ReLU), each plane as it
+     * is written: the values of conv2d then channel_affine, in one pass. */
+    lm_status (*conv2d_affine)(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
+                               const lm_tensor *scale, const lm_tensor *shift,
+                               const lm_tensor *residual, bool relu, const lm_conv_geometry *geo);
     /* gx = dL/dx and gw = dL/dw from g = dL/dout (either output may be NULL). */
     lm_status (*conv2d_backward)(lm_tensor *gx, lm_tensor *gw, const lm_tensor *g,
                                  const lm_tensor *x, const lm_tensor *w,

@@ -66,6 +66,14 @@ typedef struct lm_conv_options {
 /* x [N, C, H, W], weight [O, C, kh, kw], bias [O] or NULL -> [N, O, oh, ow]. */
 lm_status lm_ag_conv2d(lm_tensor **out, lm_tensor *x, lm_tensor *weight, lm_tensor *bias,
                        const lm_conv_options *opt);
+/* conv2d without bias, then per output channel * scale + shift [+ residual]
+ * [then ReLU] (a convolution and the batch norm after it in evaluation),
+ * each plane mapped as it is written where the backend can (else conv2d,
+ * then lm_channel_affine: the same values). Records no gradient: an input
+ * that requires one is an error. */
+lm_status lm_conv2d_affine(lm_tensor **out, lm_tensor *x, lm_tensor *w, lm_tensor *scale,
+                           lm_tensor *shift, lm_tensor *residual, bool relu,
+                           const lm_conv_options *opt);
 /* x [N, C, H, W]; max pooling or average pooling (padding counted). */
 lm_status lm_ag_pool2d(lm_tensor **out, lm_tensor *x, int64_t kh, int64_t kw,
                        const lm_conv_options *opt, bool max);

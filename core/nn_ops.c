@@ -504,6 +504,24 @@ static lm_status check_per_channel(const char *op, const lm_tensor *x, const lm_
     return LM_OK;
 }
 
+/* A residual (NULL: none) must be a float32 tensor of y's shape on y's device. */
+static lm_status check_residual(const char *op, const char *y_name, const lm_tensor *y,
+                                const lm_tensor *residual) {
+    if (residual && (!lm_tensor_same_shape(residual, y) || residual->dtype != LM_FLOAT32)) {
+        char sx[LM_SHAPE_STR_MAX], sr[LM_SHAPE_STR_MAX];
+        return lm_fail(LM_ERR_SHAPE,
+                       "%s: the residual must be a float32 tensor of the %s's "
+                       "shape %s, got a %s %s",
+                       op, y_name, lm_shape_str(y, sx, sizeof sx), lm_dtype_name(residual->dtype),
+                       lm_shape_str(residual, sr, sizeof sr));
+    }
+    if (residual && residual->storage->device != y->storage->device)
+        return lm_fail(LM_ERR_DEVICE, "%s: the residual is on %s, the %s on %s", op,
+                       lm_device_name(residual->storage->device), y_name,
+                       lm_device_name(y->storage->device));
+    return LM_OK;
+}
+
 lm_status lm_channel_affine(lm_tensor **out, lm_tensor *x, lm_tensor *scale, lm_tensor *shift,
                             lm_tensor *residual, bool relu) {
     *out = NULL;
@@ -511,18 +529,7 @@ lm_status lm_channel_affine(lm_tensor **out, lm_tensor *x, lm_tensor *scale, lm_
     const lm_tensor *vectors[2] = {scale, shift};
     const char *const names[2] = {"scale", "shift"};
     LM_TRY(check_per_channel("channel_affine", x, vectors, names, s3));
-    if (residual && (!lm_tensor_same_shape(residual, x) || residual->dtype != LM_FLOAT32)) {
-        char sx[LM_SHAPE_STR_MAX], sr[LM_SHAPE_STR_MAX];
-        return lm_fail(LM_ERR_SHAPE,
-                       "channel_affine: the residual must be a float32 tensor of the input's "
-                       "shape %s, got a %s %s",
-                       lm_shape_str(x, sx, sizeof sx), lm_dtype_name(residual->dtype),
-                       lm_shape_str(residual, sr, sizeof sr));
-    }
-    if (residual && residual->storage->device != x->storage->device)
-        return lm_fail(LM_ERR_DEVICE, "channel_affine: the residual is on %s, the input on %s",
-                       lm_device_name(residual->storage->device),
-                       lm_device_name(x->storage->device));
+    LM_TRY(check_residual("channel_affine", "input", x, residual));
     int64_t c = s3[1];
     lm_tensor *in[4] = {x, scale, shift, residual};
     if (lm_any_requires_grad(4, in))
@@ -682,11 +689,9 @@ lm_conv_geometry lm_node_geometry(const lm_node *n) {
     return g;
 }
 
-/* The forward and both backward passes share this loop over images:
- * out[n] = W [O, C*kh*kw] @ im2col(x[n]) [C*kh*kw, oh*ow]. */
-static lm_status conv2d_forward(lm_tensor **out, lm_conv_geometry *g, lm_tensor *x, lm_tensor *w,
-                                lm_tensor *b, const lm_conv_options *opt) {
-    *out = NULL;
+/* conv2d's checks of its operands; g gets the layer's geometry. */
+static lm_status conv2d_check(lm_conv_geometry *g, lm_tensor *x, lm_tensor *w, lm_tensor *b,
+                              const lm_conv_options *opt) {
     char sx[LM_SHAPE_STR_MAX], sw[LM_SHAPE_STR_MAX];
     LM_TRY(check_layer("conv2d", x, w, b, 4, "[out, in, kh, kw]"));
     LM_TRY(geometry("conv2d", x, w->shape[2], w->shape[3], opt, g));
@@ -698,6 +703,15 @@ static lm_status conv2d_forward(lm_tensor **out, lm_conv_geometry *g, lm_tensor 
                        lm_shape_str(x, sx, sizeof sx), lm_shape_str(w, sw, sizeof sw));
     if (b && (b->ndim != 1 || b->shape[0] != w->shape[0]))
         return lm_fail(LM_ERR_SHAPE, "conv2d: bias must be [%lld]", (long long)w->shape[0]);
+    return LM_OK;
+}
+
+/* The forward and both backward passes share this loop over images:
+ * out[n] = W [O, C*kh*kw] @ im2col(x[n]) [C*kh*kw, oh*ow]. */
+static lm_status conv2d_forward(lm_tensor **out, lm_conv_geometry *g, lm_tensor *x, lm_tensor *w,
+                                lm_tensor *b, const lm_conv_options *opt) {
+    *out = NULL;
+    LM_TRY(conv2d_check(g, x, w, b, opt));
     const lm_backend *be = lm_backend_of(x);
     if (!be) return LM_ERR_DEVICE;
     int64_t N = x->shape[0], O = w->shape[0], K = g->channels * g->kernel_h * g->kernel_w;
@@ -750,6 +764,44 @@ lm_status lm_ag_conv2d(lm_tensor **out, lm_tensor *x, lm_tensor *w, lm_tensor *b
     LM_TRY(record_layer(&node, out, "conv2d", lm_rule_conv2d, x, w, b));
     if (node) save_geometry(node, x, &g);
     return LM_OK;
+}
+
+lm_status lm_conv2d_affine(lm_tensor **out, lm_tensor *x, lm_tensor *w, lm_tensor *scale,
+                           lm_tensor *shift, lm_tensor *residual, bool relu,
+                           const lm_conv_options *opt) {
+    *out = NULL;
+    lm_conv_geometry g;
+    LM_TRY(conv2d_check(&g, x, w, NULL, opt));
+    lm_tensor *in[5] = {x, w, scale, shift, residual};
+    if (lm_any_requires_grad(residual ? 5 : 4, in))
+        return lm_fail(LM_ERR_STATE, "conv2d_affine: records no gradient, and an input "
+                                     "requires one (run it under no_grad)");
+    const lm_backend *be = lm_backend_of(x);
+    if (!be) return LM_ERR_DEVICE;
+    int64_t oshape[4] = {x->shape[0], w->shape[0], g.out_h, g.out_w};
+    lm_tensor *y = NULL, *xc = NULL, *wc = NULL, *sc = NULL, *sh = NULL, *rc = NULL;
+    lm_status s = lm_tensor_new(&y, LM_FLOAT32, x->storage->device, 4, oshape);
+    int64_t s3[3];
+    const lm_tensor *vectors[2] = {scale, shift};
+    const char *const names[2] = {"scale", "shift"};
+    if (s == LM_OK) s = check_per_channel("conv2d_affine", y, vectors, names, s3);
+    if (s == LM_OK) s = check_residual("conv2d_affine", "output", y, residual);
+    if (s == LM_OK && (!be->conv2d_affine || x->shape[0] == 0)) { /* conv2d, then the affine map */
+        lm_tensor_release(y), y = NULL;
+        s = lm_ag_conv2d(&y, x, w, NULL, opt);
+        if (s == LM_OK) s = lm_channel_affine(out, y, scale, shift, residual, relu);
+    } else if (s == LM_OK) { /* each plane mapped as the convolution writes it */
+        s = lm_autocast_operand(&xc, x);
+        if (s == LM_OK) s = lm_autocast_operand(&wc, w);
+        if (s == LM_OK) s = lm_contiguous(&sc, scale);
+        if (s == LM_OK) s = lm_contiguous(&sh, shift);
+        if (s == LM_OK && residual) s = lm_contiguous(&rc, residual);
+        if (s == LM_OK) s = be->conv2d_affine(y, xc, wc, sc, sh, rc, relu, &g);
+        if (s == LM_OK) *out = lm_tensor_retain(y);
+    }
+    lm_tensor_release(y), lm_tensor_release(xc), lm_tensor_release(wc);
+    lm_tensor_release(sc), lm_tensor_release(sh), lm_tensor_release(rc);
+    return s;
 }
 
 /* *argmax_out gets the int32 argmax planes of max pooling (NULL for average). */

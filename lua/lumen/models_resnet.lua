@@ -75,7 +75,7 @@ return function(models)
   end
 
   function ResNet:forward(x)
-    x = self.maxpool(nn._bn_then(self.bn1, self.conv1(x), nil, self.relu, self.fuse)) -- one pass in evaluation
+    x = self.maxpool(nn._conv_bn_then(self.conv1, self.bn1, x, nil, self.relu, self.fuse)) -- one op in evaluation
     x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
     x = self.avgpool(x)
     return self.fc(x:reshape(x:size(1), -1))

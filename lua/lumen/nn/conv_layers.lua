@@ -137,6 +137,30 @@ return function(nn)
   -- for Sequential: a batch norm followed by a ReLU that bn_then would fuse
   function nn._bn_fusable(bn, relu) return relu ~= nil and fusable(bn, relu) end
 
+  -- A convolution without bias as Lumen defines it, and the batch norm (in
+  -- evaluation) and ReLU that bn_then would fuse after it: conv_bn_then may
+  -- run all three, with a residual sum before the ReLU, as one op.
+  local plain_conv2d = F.conv2d
+  local function conv_fusable(conv, bn, relu)
+    return F.conv2d == plain_conv2d and nn._is_plain(conv, nn.Conv2d) and rawget(conv, "bias") == nil
+      and fusable(bn, relu) and conv.outputs == bn.num_features
+  end
+
+  -- relu(bn(conv(x)) + residual), residual and relu optional: each output
+  -- plane mapped as the convolution writes it when fusable
+  -- (F._conv_batch_norm_eval_then: the same values), else bn_then(bn, conv(x), ...).
+  local function conv_bn_then(conv, bn, x, residual, relu, fuse)
+    if fuse ~= false and conv_fusable(conv, bn, relu) and lm.is_tensor(x) then
+      return F._conv_batch_norm_eval_then(x, conv.weight, {stride = conv.stride, padding = conv.padding},
+        bn.running_mean, bn.running_var, bn.weight, bn.bias, bn.eps, residual, relu ~= nil)
+    end
+    return bn_then(bn, conv(x), residual, relu, fuse)
+  end
+  nn._conv_bn_then = conv_bn_then
+  -- for Sequential: a convolution and a batch norm (then perhaps a ReLU) that
+  -- conv_bn_then would fuse
+  function nn._conv_bn_fusable(conv, bn, relu) return conv_fusable(conv, bn, relu) end
+
   nn.GroupNorm = Module:extend("nn.GroupNorm")
 
   --- num_channels in num_groups groups, normalised per sample; opts.eps
@@ -282,9 +306,12 @@ return function(nn)
   nn.BasicBlock.fuse = true
 
   function nn.BasicBlock:forward(x)
-    local out = bn_then(self.bn1, self.conv1(x), nil, self.relu, self.fuse)
-    out = self.conv2(out)
+    local out = conv_bn_then(self.conv1, self.bn1, x, nil, self.relu, self.fuse)
     local down = rawget(self, "downsample")
+    if self.fuse ~= false and conv_fusable(self.conv2, self.bn2, self.relu) then
+      return conv_bn_then(self.conv2, self.bn2, out, down and down(x) or x, self.relu)
+    end
+    out = self.conv2(out)
     if self.fuse ~= false and fusable(self.bn2, self.relu) then
       return bn_then(self.bn2, out, down and down(x) or x, self.relu)
     end

@@ -151,11 +151,17 @@ end
 --- map, x * scale + shift, with scale and shift folded on the C-vectors,
 --- and with what follows it in one pass where nothing records gradients
 --- (C._channel_affine); else op by op. The same values either way.
-function F._batch_norm_eval_then(x, running_mean, running_var, weight, bias, eps, residual, relu)
+-- a batch norm in evaluation as one affine map per channel: x * scale + shift
+local function eval_affine(running_mean, running_var, weight, bias, eps)
   local scale = 1 / (running_var + (eps or 1e-5)):sqrt()
   if weight ~= nil then scale = scale * weight end
   local shift = -running_mean * scale
   if bias ~= nil then shift = shift + bias end
+  return scale, shift
+end
+
+function F._batch_norm_eval_then(x, running_mean, running_var, weight, bias, eps, residual, relu)
+  local scale, shift = eval_affine(running_mean, running_var, weight, bias, eps)
   local records = lm.is_grad_enabled() and (x:requires_grad() or scale:requires_grad() or shift:requires_grad()
     or (residual ~= nil and residual:requires_grad()))
   local fits = residual == nil or (residual:dtype() == "float32" and residual:device() == x:device()
@@ -165,6 +171,32 @@ function F._batch_norm_eval_then(x, running_mean, running_var, weight, bias, eps
   if residual ~= nil then y = y + residual end
   if relu == true then y = y:relu() end
   return y
+end
+
+--- (internal) F._batch_norm_eval_then(F.conv2d(x, conv_weight, nil,
+--- conv_opts), ...): where nothing records gradients and the residual (if
+--- any) is a float32 tensor of the convolution's output shape on its
+--- device, one op (C._conv2d_affine) that maps each output plane as the
+--- convolution writes it, instead of a second pass over the output. The
+--- same values either way.
+function F._conv_batch_norm_eval_then(x, conv_weight, conv_opts, running_mean, running_var, weight, bias, eps,
+                                      residual, relu)
+  local scale, shift = eval_affine(running_mean, running_var, weight, bias, eps)
+  local records = lm.is_grad_enabled() and (x:requires_grad() or conv_weight:requires_grad()
+    or scale:requires_grad() or shift:requires_grad() or (residual ~= nil and residual:requires_grad()))
+  local fits = residual == nil
+  if not fits and lm.is_tensor(residual) and residual:dtype() == "float32" and residual:device() == x:device()
+    and x:dim() == 4 and conv_weight:dim() == 4 and residual:dim() == 4 then
+    local stride, pad = conv_opts.stride or 1, conv_opts.padding or 0
+    fits = residual:size(1) == x:size(1) and residual:size(2) == conv_weight:size(1)
+      and residual:size(3) == (x:size(3) + 2 * pad - conv_weight:size(3)) // stride + 1
+      and residual:size(4) == (x:size(4) + 2 * pad - conv_weight:size(4)) // stride + 1
+  end
+  if not records and fits then
+    return C._conv2d_affine(x, conv_weight, conv_opts, scale, shift, residual, relu == true)
+  end
+  return F._batch_norm_eval_then(F.conv2d(x, conv_weight, nil, conv_opts), running_mean, running_var, weight, bias,
+    eps, residual, relu)
 end
 
 --- Group normalisation, as torch.nn.functional.group_norm: the channels of

@@ -127,6 +127,15 @@ function nn.Sequential:forward(x)
     local ok, out
     if last then
       ok, out = xpcall(F._linear_act, h.fn, x, child.weight, child.bias, act, alpha, keep)
+    elseif self.fuse and names[i + 2] ~= nil
+      and nn._conv_bn_fusable(child, self[names[i + 1]], self[names[i + 2]]) then
+      -- a convolution, a batch norm in evaluation and its ReLU: one op
+      last = i + 2
+      ok, out = xpcall(nn._conv_bn_then, h.fn, child, self[names[i + 1]], x, nil, self[names[i + 2]])
+    elseif self.fuse and nn._conv_bn_fusable(child, self[names[i + 1]]) then
+      -- a convolution and a batch norm in evaluation: one op
+      last = i + 1
+      ok, out = xpcall(nn._conv_bn_then, h.fn, child, self[names[i + 1]], x, nil, nil)
     elseif self.fuse and nn._bn_fusable(child, self[names[i + 1]]) then
       -- a batch norm in evaluation and its ReLU: one pass (nn._bn_then)
       last = i + 1
@@ -213,6 +222,8 @@ end
 function nn.Conv2d:forward(x)
   return F.conv2d(x, self.weight, self.bias, {stride = self.stride, padding = self.padding})
 end
+
+nn._fusable_class(nn.Conv2d)
 
 function nn.Conv2d:extra_repr()
   return string.format("%d -> %d, %dx%d, stride %d, padding %d", self.inputs, self.outputs,
