@@ -75,6 +75,12 @@ bool lm_cpu_conv_direct_available(void);
 bool lm_cpu_conv_direct_grad_weight_applies(const lm_conv_geometry *geo);
 lm_status lm_cpu_conv2d_direct_grad_weight(lm_tensor *gw, const lm_tensor *g, const lm_tensor *x,
                                            const lm_conv_geometry *geo);
+/* The forward pass of strided layers without columns (cpu_conv_direct_fwd.c;
+ * AVX-512 builds only, elsewhere applies is false). */
+bool lm_cpu_conv_direct_forward_applies(int64_t out_channels, const lm_conv_geometry *geo);
+lm_status lm_cpu_conv2d_direct(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
+                               const lm_tensor *bias, const lm_conv_epilogue *ep,
+                               const lm_conv_geometry *geo);
 lm_status lm_cpu_conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
                         const lm_tensor *bias, const lm_conv_geometry *geo);
 lm_status lm_cpu_conv2d_affine(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,

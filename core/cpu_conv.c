@@ -9,6 +9,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
+
 #include "cpu_backend.h"
 #include "lm_alloc.h"
 #include "lm_error.h"
@@ -25,6 +29,51 @@ static int64_t chunk_images(const lm_conv_geometry *g, int64_t n, int64_t k) {
     if (nb > cap) nb = cap;
     if (nb > n) nb = n;
     return nb < 1 ? 1 : nb;
+}
+
+/* dst[k] = src[2 k], k < n: the even elements of 2 n - 1 (a stride-2 row). */
+static void copy_even(float *restrict dst, const float *restrict src, int64_t n) {
+#ifdef __AVX512F__
+    const __m512i even =
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    for (int64_t k = 0; k < n; k += 16) {
+        int64_t left = 2 * (n - k) - 1; /* elements of src still to read */
+        __mmask16 lo = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
+        __mmask16 hi = left >= 32 ? 0xffff : left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1);
+        __m512 a = _mm512_maskz_loadu_ps(lo, src + 2 * k);
+        __m512 b = _mm512_maskz_loadu_ps(hi, src + 2 * k + 16);
+        __mmask16 out = n - k >= 16 ? 0xffff : (__mmask16)((1u << (n - k)) - 1);
+        _mm512_mask_storeu_ps(dst + k, out, _mm512_permutex2var_ps(a, even, b));
+    }
+#else
+    for (int64_t k = 0; k < n; k++) dst[k] = src[2 * k];
+#endif
+}
+
+/* dst[2 k] += src[k], k < n: a stride-2 row added back (col2im). */
+static void add_even(float *restrict dst, const float *restrict src, int64_t n) {
+#ifdef __AVX512F__
+    const __m512i low = _mm512_setr_epi32(0, 0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 0, 7, 0);
+    const __m512i high = _mm512_setr_epi32(8, 0, 9, 0, 10, 0, 11, 0, 12, 0, 13, 0, 14, 0, 15, 0);
+    for (int64_t k = 0; k < n; k += 16) {
+        int64_t m = n - k < 16 ? n - k : 16; /* values of src in this step */
+        __mmask16 in = m >= 16 ? 0xffff : (__mmask16)((1u << m) - 1);
+        __m512 s = _mm512_maskz_loadu_ps(in, src + k);
+        /* dst's even lanes 2 k .. 2 k + 2 m - 2 in two vectors */
+        int64_t left = 2 * m - 1;
+        __mmask16 lo = (__mmask16)((left >= 16 ? 0xffff : (1u << left) - 1) & 0x5555);
+        __mmask16 hi = (__mmask16)((left >= 32   ? 0xffff
+                                    : left <= 16 ? 0
+                                                 : (1u << (left - 16)) - 1) &
+                                   0x5555);
+        float *d = dst + 2 * k;
+        __m512 a = _mm512_maskz_loadu_ps(lo, d), b = _mm512_maskz_loadu_ps(hi, d + 16);
+        _mm512_mask_storeu_ps(d, lo, _mm512_add_ps(a, _mm512_permutexvar_ps(low, s)));
+        _mm512_mask_storeu_ps(d + 16, hi, _mm512_add_ps(b, _mm512_permutexvar_ps(high, s)));
+    }
+#else
+    for (int64_t k = 0; k < n; k++) dst[2 * k] += src[k];
+#endif
 }
 
 /* The kh*kw rows of channel plane x [H, W] in a column matrix with row stride ld. */
@@ -50,6 +99,8 @@ static void unfold_plane(const float *x, float *rows, int64_t ld, const lm_conv_
                     const float *src = x + i * g->width + lo * g->stride_w - g->pad_w + kj;
                     if (g->stride_w == 1)
                         memcpy(dst + lo, src, sizeof(float) * (size_t)(hi - lo));
+                    else if (g->stride_w == 2)
+                        copy_even(dst + lo, src, hi - lo);
                     else
                         for (int64_t oj = lo; oj < hi; oj++) dst[oj] = src[(oj - lo) * g->stride_w];
                 }
@@ -63,6 +114,10 @@ static void unfold_plane(const float *x, float *rows, int64_t ld, const lm_conv_
  * in a table built once per call (-1: padding), a gather the compiler
  * vectorises. */
 #define CONV_TABLE_MAX_WIDTH 24
+
+static bool unfold_by_table(const lm_conv_geometry *g) {
+    return g->out_w <= CONV_TABLE_MAX_WIDTH;
+}
 
 static int32_t *unfold_table(const lm_conv_geometry *g) {
     int64_t p = g->out_h * g->out_w, kk = g->kernel_h * g->kernel_w;
@@ -104,14 +159,20 @@ static void fold_plane(float *gx, const float *rows, int64_t ld, const lm_conv_g
     for (int64_t ki = 0; ki < g->kernel_h; ki++)
         for (int64_t kj = 0; kj < g->kernel_w; kj++) {
             const float *row = rows + (ki * g->kernel_w + kj) * ld;
-            for (int64_t oi = 0; oi < g->out_h; oi++) {
+            /* the output columns whose input column lies inside the image */
+            int64_t lo = g->pad_w - kj > 0 ? (g->pad_w - kj + g->stride_w - 1) / g->stride_w : 0;
+            int64_t hi = (g->width - 1 + g->pad_w - kj) / g->stride_w + 1;
+            if (g->width - 1 + g->pad_w - kj < 0) hi = 0;
+            if (hi > g->out_w) hi = g->out_w;
+            for (int64_t oi = 0; oi < g->out_h && hi > lo; oi++) {
                 int64_t i = oi * g->stride_h - g->pad_h + ki;
                 if (i < 0 || i >= g->height) continue;
-                float *dst = gx + i * g->width;
-                const float *src = row + oi * g->out_w;
-                for (int64_t oj = 0; oj < g->out_w; oj++) {
-                    int64_t jj = oj * g->stride_w - g->pad_w + kj;
-                    if (jj >= 0 && jj < g->width) dst[jj] += src[oj];
+                float *dst = gx + i * g->width + lo * g->stride_w - g->pad_w + kj;
+                const float *src = row + oi * g->out_w + lo;
+                if (g->stride_w == 2) {
+                    add_even(dst, src, hi - lo);
+                } else {
+                    for (int64_t oj = 0; oj < hi - lo; oj++) dst[oj * g->stride_w] += src[oj];
                 }
             }
         }
@@ -433,8 +494,10 @@ static lm_status conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
                         const lm_conv_geometry *g) {
     if (lm_cpu_conv_choice(w->shape[0], g) == LM_CONV_WINOGRAD && all_finite(x) && all_finite(w))
         return lm_cpu_conv2d_winograd(out, x, w, bias, ep, g);
+    if (conv_algorithm != LM_CONV_GEMM && lm_cpu_conv_direct_forward_applies(w->shape[0], g))
+        return lm_cpu_conv2d_direct(out, x, w, bias, ep, g);
     im2col_conv c;
-    if (!im2col_conv_init(&c, x->shape[0], w->shape[0], g, g->out_w <= CONV_TABLE_MAX_WIDTH, false))
+    if (!im2col_conv_init(&c, x->shape[0], w->shape[0], g, unfold_by_table(g), false))
         return LM_ERR_MEMORY;
     c.x = lm_tensor_f32(x);
     c.w = lm_tensor_f32(w);
@@ -465,8 +528,7 @@ static lm_status backward_im2col(lm_tensor *gx, lm_tensor *gw, const lm_tensor *
                                  const lm_tensor *x, const lm_tensor *w,
                                  const lm_conv_geometry *g) {
     im2col_conv c;
-    if (!im2col_conv_init(&c, x->shape[0], w->shape[0], g, gw && g->out_w <= CONV_TABLE_MAX_WIDTH,
-                          gw != NULL))
+    if (!im2col_conv_init(&c, x->shape[0], w->shape[0], g, gw && unfold_by_table(g), gw != NULL))
         return LM_ERR_MEMORY;
     c.x = lm_tensor_f32(x);
     c.w = lm_tensor_f32(w);

@@ -297,6 +297,36 @@ describe("convolution algorithms", function()
     end
   end)
 
+  it("compute strided layers' outputs directly: the direct loop's values, any thread count, bias", function()
+    lm.manual_seed(17)
+    local saved = lm.get_num_threads()
+    -- {N, C, O, H, W, kernel, stride, padding}: outputs fewer than a block of
+    -- 32 channels and more than one, planes not a multiple of a block of 12
+    -- positions, stride 3 with a 5x5 kernel, a plane wider than tall (all
+    -- of at least 64 outputs, where the direct kernel runs)
+    for _, s in ipairs{{2, 3, 5, 17, 17, 3, 2, 1}, {3, 4, 40, 16, 16, 3, 2, 1}, {1, 2, 3, 26, 26, 5, 3, 2},
+        {2, 3, 33, 10, 40, 3, 2, 0}} do
+      local n, c, o, h, w, k, stride, pad = table.unpack(s)
+      local x0, w0 = lm.randn(n, c, h, w), lm.randn(o, c, k, k)
+      local oh, ow = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+      local want = direct(x0, w0, lm.zeros(n, o, oh, ow), stride, pad)
+      local bias = lm.randn(o)
+      local label = table.concat(s, ",")
+      local runs = {}
+      for i, threads in ipairs{1, 3} do
+        lm.set_num_threads(threads)
+        runs[i] = F.conv2d(x0, w0, nil, {stride = stride, padding = pad})
+        if i == 1 then
+          eq(rel_error(F.conv2d(x0, w0, bias, {stride = stride, padding = pad}),
+            runs[1] + bias:view(1, o, 1, 1)), 0, label .. ": the bias as a separate add")
+        end
+      end
+      lm.set_num_threads(saved)
+      truthy(rel_error(runs[1], want) < 1e-5, label .. ": " .. rel_error(runs[1], want))
+      eq(rel_error(runs[2], runs[1]), 0, label .. " at 3 threads")
+    end
+  end)
+
   it("take the direct weight gradient in auto mode except on Winograd's small planes", function()
     if not has_direct then return end
     lm.manual_seed(16)

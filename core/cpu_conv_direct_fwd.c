@@ -1,0 +1,160 @@
+/* A convolution's forward pass computed directly, for the strided layers
+ * im2col served badly: a stride-2 layer's columns are gathered a short row
+ * at a time, and its product has few output channels. Here the output
+ * channels are the vector lanes: for a block of output positions and 32
+ * output channels, each (input channel, kernel row, kernel column) loads
+ * two vectors of weights and broadcasts the input under each position, 24
+ * multiply-adds held in registers. The input of one image is first copied
+ * with its padding, so that every position's input is a fixed offset and
+ * no test is needed for the border. Each image is one thread's, so the
+ * values are the same at any thread count. */
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu_backend.h"
+#include "lm_error.h"
+#include "lm_threads.h"
+
+#ifdef __AVX512F__
+#include <immintrin.h>
+
+#define POSITIONS 12 /* output positions a block keeps in registers, x 2 vectors of channels */
+
+typedef struct {
+    const lm_conv_geometry *g;
+    const float *x, *bias;
+    const float *wt; /* [C * kh * kw][O rounded up to 32]: each tap's weights along the outputs */
+    const int32_t
+        *offsets; /* [positions rounded up to a block]: each output's input in the padded plane */
+    const lm_conv_epilogue *ep;
+    float *out;
+    int64_t o, o_pad, p, hp, wp, taps;
+    atomic_bool out_of_memory;
+} direct_fwd_job;
+
+/* acc[q][v] for positions p0 + q and outputs o0 + 16 v of one image, from
+ * its padded input xp, into tile [POSITIONS][32]. */
+static void block_sums(const direct_fwd_job *j, const float *xp, int64_t o0, int64_t p0,
+                       float *tile) {
+    const lm_conv_geometry *g = j->g;
+    const int32_t *off = j->offsets + p0;
+    __m512 acc[POSITIONS][2];
+    for (int q = 0; q < POSITIONS; q++) acc[q][0] = acc[q][1] = _mm512_setzero_ps();
+    const float *w = j->wt + o0;
+    for (int64_t c = 0; c < g->channels; c++)
+        for (int64_t i = 0; i < g->kernel_h; i++)
+            for (int64_t k = 0; k < g->kernel_w; k++, w += j->o_pad) {
+                const float *base = xp + (c * j->hp + i) * j->wp + k;
+                __m512 w0 = _mm512_loadu_ps(w), w1 = _mm512_loadu_ps(w + 16);
+#pragma GCC unroll 12
+                for (int q = 0; q < POSITIONS; q++) {
+                    __m512 v = _mm512_set1_ps(base[off[q]]);
+                    acc[q][0] = _mm512_fmadd_ps(v, w0, acc[q][0]);
+                    acc[q][1] = _mm512_fmadd_ps(v, w1, acc[q][1]);
+                }
+            }
+    for (int q = 0; q < POSITIONS; q++) {
+        _mm512_storeu_ps(tile + q * 32, acc[q][0]);
+        _mm512_storeu_ps(tile + q * 32 + 16, acc[q][1]);
+    }
+}
+
+/* Images [b, e), each with its padded copy in a buffer of this call's. */
+static void images_range(void *ctx, int64_t b, int64_t e) {
+    direct_fwd_job *j = ctx;
+    const lm_conv_geometry *g = j->g;
+    int64_t plane = g->height * g->width, padded = j->hp * j->wp;
+    float *xp = calloc((size_t)(g->channels * padded), sizeof *xp); /* the border stays 0 */
+    if (!xp) {
+        atomic_store(&j->out_of_memory, true);
+        return;
+    }
+    float tile[POSITIONS * 32];
+    for (int64_t n = b; n < e; n++) {
+        const float *x = j->x + n * g->channels * plane;
+        for (int64_t c = 0; c < g->channels; c++)
+            for (int64_t r = 0; r < g->height; r++)
+                memcpy(xp + c * padded + (r + g->pad_h) * j->wp + g->pad_w,
+                       x + c * plane + r * g->width, sizeof(float) * (size_t)g->width);
+        float *y = j->out + n * j->o * j->p;
+        for (int64_t o0 = 0; o0 < j->o; o0 += 32)
+            for (int64_t p0 = 0; p0 < j->p; p0 += POSITIONS) {
+                block_sums(j, xp, o0, p0, tile);
+                int64_t outs = j->o - o0 < 32 ? j->o - o0 : 32;
+                int64_t count = j->p - p0 < POSITIONS ? j->p - p0 : POSITIONS;
+                for (int64_t k = 0; k < outs; k++) {
+                    float *dst = y + (o0 + k) * j->p + p0;
+                    float bo = j->bias ? j->bias[o0 + k] : -0.0f; /* x + -0 is x, bit for bit */
+                    for (int64_t q = 0; q < count; q++) dst[q] = tile[q * 32 + k] + bo;
+                }
+            }
+        if (j->ep) lm_cpu_conv_epilogue(j->ep, j->out, n * j->o, (n + 1) * j->o, j->p);
+    }
+    free(xp);
+}
+
+/* Where it beats im2col (bench/conv_strided.lua): strided layers with a
+ * kernel wider than 1x1, output planes of at least 64 positions (a block of
+ * 12 wastes less than a tenth) and few channels (im2col's product is small). */
+#define MIN_POSITIONS 64
+#define MAX_CHANNEL_PRODUCT (64 * 128)
+
+bool lm_cpu_conv_direct_forward_applies(int64_t out_channels, const lm_conv_geometry *g) {
+    return (g->stride_h > 1 || g->stride_w > 1) && g->kernel_h * g->kernel_w > 1 &&
+           g->out_h * g->out_w >= MIN_POSITIONS &&
+           g->channels * out_channels <= MAX_CHANNEL_PRODUCT;
+}
+
+lm_status lm_cpu_conv2d_direct(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
+                               const lm_tensor *bias, const lm_conv_epilogue *ep,
+                               const lm_conv_geometry *g) {
+    int64_t o = w->shape[0], o_pad = (o + 31) / 32 * 32, p = g->out_h * g->out_w;
+    int64_t taps = g->channels * g->kernel_h * g->kernel_w;
+    int64_t p_pad = (p + POSITIONS - 1) / POSITIONS * POSITIONS;
+    float *wt = calloc((size_t)(taps * o_pad), sizeof *wt);
+    int32_t *offsets = calloc((size_t)p_pad, sizeof *offsets); /* past the end: position 0 */
+    if (!wt || !offsets) {
+        free(wt), free(offsets);
+        return LM_ERR_MEMORY;
+    }
+    const float *wf = lm_tensor_f32(w);
+    for (int64_t k = 0; k < o; k++)
+        for (int64_t t = 0; t < taps; t++) wt[t * o_pad + k] = wf[k * taps + t];
+    int64_t wp = g->width + 2 * g->pad_w;
+    for (int64_t y = 0; y < g->out_h; y++)
+        for (int64_t xx = 0; xx < g->out_w; xx++)
+            offsets[y * g->out_w + xx] = (int32_t)(y * g->stride_h * wp + xx * g->stride_w);
+    direct_fwd_job j = {.g = g,
+                        .x = lm_tensor_f32(x),
+                        .bias = lm_tensor_f32_or_null(bias),
+                        .wt = wt,
+                        .offsets = offsets,
+                        .ep = ep,
+                        .out = lm_tensor_f32(out),
+                        .o = o,
+                        .o_pad = o_pad,
+                        .p = p,
+                        .hp = g->height + 2 * g->pad_h,
+                        .wp = wp,
+                        .taps = taps};
+    atomic_init(&j.out_of_memory, false);
+    lm_parallel_for_balanced(x->shape[0], 1, images_range, &j);
+    free(wt), free(offsets);
+    return atomic_load(&j.out_of_memory) ? LM_ERR_MEMORY : LM_OK;
+}
+
+#else /* without AVX-512 im2col computes every strided layer */
+
+bool lm_cpu_conv_direct_forward_applies(int64_t out_channels, const lm_conv_geometry *g) {
+    (void)out_channels, (void)g;
+    return false;
+}
+
+lm_status lm_cpu_conv2d_direct(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
+                               const lm_tensor *bias, const lm_conv_epilogue *ep,
+                               const lm_conv_geometry *g) {
+    (void)out, (void)x, (void)w, (void)bias, (void)ep, (void)g;
+    return lm_fail(LM_ERR_STATE, "conv2d: the direct forward pass needs AVX-512");
+}
+#endif
