@@ -14,7 +14,7 @@ lm.manual_seed(1)
 local shapes = { -- {channels in, out, size}
   {3, 16, 32}, {16, 16, 32}, {16, 32, 16}, {32, 32, 16}, {32, 64, 8}, {64, 64, 8}, {128, 128, 4}, -- ResNet-18 width 16
   {64, 64, 32}, {128, 128, 16}, {256, 256, 8}, {512, 512, 4},                                       -- width 64
-  {3, 96, 32}, {96, 96, 32}, {96, 192, 16}, {192, 192, 8}, {128, 128, 8},                          -- Net2, others
+  {3, 96, 32}, {96, 96, 32}, {96, 192, 16}, {192, 192, 16}, {192, 192, 8}, {128, 128, 8},          -- Net2, others
 }
 print(string.format("# %s, %d thread(s), batch %d, weight gradient only, best of 5, OpenBLAS %s",
   os.date("!%Y-%m-%d %H:%M UTC"), lm.get_num_threads(), batch, lm.blas_info().kernel or "?"))

@@ -541,13 +541,19 @@ static lm_status backward_im2col(lm_tensor *gx, lm_tensor *gw, const lm_tensor *
     return LM_OK;
 }
 
+/* Wider layers' im2col products are large enough for OpenBLAS, and the
+ * direct weight gradient no longer gains there at 2 threads
+ * (bench/conv_weight_grad.lua: 96 -> 192 channels on 16x16 planes). */
+#define DIRECT_GRAD_WEIGHT_MAX_CHANNELS (128 * 128)
+
 /* Whether the weights' gradient goes the direct way (cpu_conv_direct_gw.c):
- * wherever it applies, except on the small planes where Winograd computes
- * it (faster there: bench/conv_weight_grad.lua). */
+ * wherever it applies and the layer is narrow enough, except on the small
+ * planes where Winograd computes it (faster there). */
 static bool direct_grad_weight(int64_t out_channels, const lm_conv_geometry *g) {
     if (conv_algorithm == LM_CONV_GEMM || !lm_cpu_conv_direct_grad_weight_applies(g)) return false;
-    return conv_algorithm == LM_CONV_DIRECT ||
-           lm_cpu_conv_choice(out_channels, g) != LM_CONV_WINOGRAD ||
+    if (conv_algorithm == LM_CONV_DIRECT) return true;
+    if (g->channels * out_channels > DIRECT_GRAD_WEIGHT_MAX_CHANNELS) return false;
+    return lm_cpu_conv_choice(out_channels, g) != LM_CONV_WINOGRAD ||
            !lm_cpu_winograd_grad_weight_gains(g);
 }
 
