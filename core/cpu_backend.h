@@ -35,11 +35,13 @@ void lm_cpu_linear_gemm(float *c, const float *x, const float *w, const float *b
                         int64_t N, int64_t K, lm_gemm_epilogue epilogue, void *epilogue_ctx);
 /* How the CPU computes a convolution: LM_CONV_AUTO picks per shape
  * (Winograd F(2x2, 3x3) for 3x3 stride-1 layers wide enough to gain, the
- * direct weight gradient for 3x3 stride-1 padding-1 layers except wide ones
- * on small planes, by bench/conv_algorithms.lua and
- * bench/conv_weight_grad.lua), the others force one where it applies (im2col
- * + GEMM elsewhere; LM_CONV_DIRECT forces only the weights' gradient and
- * picks the rest as LM_CONV_AUTO does). */
+ * direct weight gradient for 3x3 stride-1 padding-1 layers of up to 128 x
+ * 128 channels except on Winograd's small planes, the direct forward pass
+ * for narrow strided layers; bench/conv_algorithms.lua,
+ * bench/conv_weight_grad.lua, bench/conv_strided.lua). LM_CONV_GEMM takes
+ * im2col + GEMM for everything; LM_CONV_WINOGRAD takes Winograd wherever it
+ * applies and the rest as LM_CONV_AUTO; LM_CONV_DIRECT takes the direct
+ * weight gradient wherever it applies and the rest as LM_CONV_AUTO. */
 typedef enum { LM_CONV_AUTO, LM_CONV_GEMM, LM_CONV_WINOGRAD, LM_CONV_DIRECT } lm_conv_algorithm;
 void lm_set_conv_algorithm(lm_conv_algorithm algorithm);
 lm_conv_algorithm lm_get_conv_algorithm(void);
@@ -77,7 +79,8 @@ lm_status lm_cpu_conv2d_direct_grad_weight(lm_tensor *gw, const lm_tensor *g, co
                                            const lm_conv_geometry *geo);
 /* The forward pass of strided layers without columns (cpu_conv_direct_fwd.c;
  * AVX-512 builds only, elsewhere applies is false). */
-bool lm_cpu_conv_direct_forward_applies(int64_t out_channels, const lm_conv_geometry *geo);
+bool lm_cpu_conv_direct_forward_applies(int64_t images, int64_t out_channels,
+                                        const lm_conv_geometry *geo);
 lm_status lm_cpu_conv2d_direct(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
                                const lm_tensor *bias, const lm_conv_epilogue *ep,
                                const lm_conv_geometry *geo);

@@ -494,7 +494,8 @@ static lm_status conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
                         const lm_conv_geometry *g) {
     if (lm_cpu_conv_choice(w->shape[0], g) == LM_CONV_WINOGRAD && all_finite(x) && all_finite(w))
         return lm_cpu_conv2d_winograd(out, x, w, bias, ep, g);
-    if (conv_algorithm != LM_CONV_GEMM && lm_cpu_conv_direct_forward_applies(w->shape[0], g))
+    if (conv_algorithm != LM_CONV_GEMM &&
+        lm_cpu_conv_direct_forward_applies(x->shape[0], w->shape[0], g))
         return lm_cpu_conv2d_direct(out, x, w, bias, ep, g);
     im2col_conv c;
     if (!im2col_conv_init(&c, x->shape[0], w->shape[0], g, unfold_by_table(g), false))

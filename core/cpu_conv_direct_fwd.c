@@ -6,13 +6,15 @@
  * two vectors of weights and broadcasts the input under each position, 24
  * multiply-adds held in registers. The input of one image is first copied
  * with its padding, so that every position's input is a fixed offset and
- * no test is needed for the border. Each image is one thread's, so the
- * values are the same at any thread count. */
+ * no test is needed for the border. Each output is one thread's, summed
+ * in a fixed order, so the values are the same at any thread count. */
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cpu_backend.h"
+#include "lm_alloc.h"
 #include "lm_error.h"
 #include "lm_threads.h"
 
@@ -30,7 +32,8 @@ typedef struct {
     const lm_conv_epilogue *ep;
     float *out;
     int64_t o, o_pad, p, hp, wp, taps;
-    atomic_bool out_of_memory;
+    float *xp; /* slots of a padded image, one a pool call (lm_cpu_alloc) */
+    atomic_int next_slot;
 } direct_fwd_job;
 
 /* acc[q][v] for positions p0 + q and outputs o0 + 16 v of one image, from
@@ -60,50 +63,61 @@ static void block_sums(const direct_fwd_job *j, const float *xp, int64_t o0, int
     }
 }
 
-/* Images [b, e), each with its padded copy in a buffer of this call's. */
-static void images_range(void *ctx, int64_t b, int64_t e) {
+/* Units [b, e): unit = image * blocks + block of 32 output channels (so
+ * that a small batch still gives every thread work), each image's padded
+ * copy made once per run of its units in this pool call's slot. */
+static void units_range(void *ctx, int64_t b, int64_t e) {
     direct_fwd_job *j = ctx;
     const lm_conv_geometry *g = j->g;
-    int64_t plane = g->height * g->width, padded = j->hp * j->wp;
-    float *xp = calloc((size_t)(g->channels * padded), sizeof *xp); /* the border stays 0 */
-    if (!xp) {
-        atomic_store(&j->out_of_memory, true);
-        return;
-    }
+    int64_t plane = g->height * g->width, padded = j->hp * j->wp, blocks = j->o_pad / 32;
+    size_t floats = (size_t)(g->channels * padded);
+    float *xp = j->xp + (size_t)atomic_fetch_add(&j->next_slot, 1) * floats;
+    memset(xp, 0, floats * sizeof *xp); /* the border stays 0 */
     float tile[POSITIONS * 32];
-    for (int64_t n = b; n < e; n++) {
-        const float *x = j->x + n * g->channels * plane;
-        for (int64_t c = 0; c < g->channels; c++)
-            for (int64_t r = 0; r < g->height; r++)
-                memcpy(xp + c * padded + (r + g->pad_h) * j->wp + g->pad_w,
-                       x + c * plane + r * g->width, sizeof(float) * (size_t)g->width);
+    int64_t copied = -1; /* the image in xp */
+    for (int64_t u = b; u < e; u++) {
+        int64_t n = u / blocks, o0 = (u % blocks) * 32;
+        if (n != copied) {
+            const float *x = j->x + n * g->channels * plane;
+            for (int64_t c = 0; c < g->channels; c++)
+                for (int64_t r = 0; r < g->height; r++)
+                    memcpy(xp + c * padded + (r + g->pad_h) * j->wp + g->pad_w,
+                           x + c * plane + r * g->width, sizeof(float) * (size_t)g->width);
+            copied = n;
+        }
         float *y = j->out + n * j->o * j->p;
-        for (int64_t o0 = 0; o0 < j->o; o0 += 32)
-            for (int64_t p0 = 0; p0 < j->p; p0 += POSITIONS) {
-                block_sums(j, xp, o0, p0, tile);
-                int64_t outs = j->o - o0 < 32 ? j->o - o0 : 32;
-                int64_t count = j->p - p0 < POSITIONS ? j->p - p0 : POSITIONS;
-                for (int64_t k = 0; k < outs; k++) {
-                    float *dst = y + (o0 + k) * j->p + p0;
-                    float bo = j->bias ? j->bias[o0 + k] : -0.0f; /* x + -0 is x, bit for bit */
-                    for (int64_t q = 0; q < count; q++) dst[q] = tile[q * 32 + k] + bo;
-                }
+        int64_t outs = j->o - o0 < 32 ? j->o - o0 : 32;
+        for (int64_t p0 = 0; p0 < j->p; p0 += POSITIONS) {
+            block_sums(j, xp, o0, p0, tile);
+            int64_t count = j->p - p0 < POSITIONS ? j->p - p0 : POSITIONS;
+            for (int64_t k = 0; k < outs; k++) {
+                float *dst = y + (o0 + k) * j->p + p0;
+                float bo = j->bias ? j->bias[o0 + k] : -0.0f; /* x + -0 is x, bit for bit */
+                for (int64_t q = 0; q < count; q++) dst[q] = tile[q * 32 + k] + bo;
             }
-        if (j->ep) lm_cpu_conv_epilogue(j->ep, j->out, n * j->o, (n + 1) * j->o, j->p);
+        }
+        if (j->ep) lm_cpu_conv_epilogue(j->ep, j->out, n * j->o + o0, n * j->o + o0 + outs, j->p);
     }
-    free(xp);
 }
 
 /* Where it beats im2col (bench/conv_strided.lua): strided layers with a
  * kernel wider than 1x1, output planes of at least 64 positions (a block of
  * 12 wastes less than a tenth) and few channels (im2col's product is small). */
 #define MIN_POSITIONS 64
+/* A batch of a few images of a wider layer (64 -> 128 channels) is faster
+ * as one product cut between the threads. */
+#define NARROW_CHANNEL_PRODUCT (32 * 64)
+#define MIN_IMAGES_WIDE 8
 #define MAX_CHANNEL_PRODUCT (64 * 128)
 
-bool lm_cpu_conv_direct_forward_applies(int64_t out_channels, const lm_conv_geometry *g) {
+bool lm_cpu_conv_direct_forward_applies(int64_t images, int64_t out_channels,
+                                        const lm_conv_geometry *g) {
+    int64_t padded = (g->height + 2 * g->pad_h) * (g->width + 2 * g->pad_w);
     return (g->stride_h > 1 || g->stride_w > 1) && g->kernel_h * g->kernel_w > 1 &&
-           g->out_h * g->out_w >= MIN_POSITIONS &&
-           g->channels * out_channels <= MAX_CHANNEL_PRODUCT;
+           g->out_h * g->out_w >= MIN_POSITIONS && out_channels > 0 &&
+           g->channels * out_channels <= MAX_CHANNEL_PRODUCT &&
+           (images >= MIN_IMAGES_WIDE || g->channels * out_channels <= NARROW_CHANNEL_PRODUCT) &&
+           padded <= INT32_MAX; /* the offsets are int32 */
 }
 
 lm_status lm_cpu_conv2d_direct(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
@@ -138,16 +152,29 @@ lm_status lm_cpu_conv2d_direct(lm_tensor *out, const lm_tensor *x, const lm_tens
                         .hp = g->height + 2 * g->pad_h,
                         .wp = wp,
                         .taps = taps};
-    atomic_init(&j.out_of_memory, false);
-    lm_parallel_for_balanced(x->shape[0], 1, images_range, &j);
+    int64_t units = x->shape[0] * (o_pad / 32);
+    int slots = lm_parallel_chunks(units, 1); /* lm_parallel_for: one call a chunk */
+    size_t bytes = (size_t)(g->channels * j.hp * j.wp) * sizeof(float) * (size_t)slots;
+    j.xp = lm_cpu_alloc(bytes);
+    if (!j.xp) {
+        free(wt), free(offsets);
+        return LM_ERR_MEMORY;
+    }
+    atomic_init(&j.next_slot, 0);
+    if (lm_parallel_chunks(units, 1) <= slots) /* the thread count may have grown since */
+        lm_parallel_for(units, 1, units_range, &j);
+    else
+        units_range(&j, 0, units);
+    lm_cpu_free(j.xp, bytes);
     free(wt), free(offsets);
-    return atomic_load(&j.out_of_memory) ? LM_ERR_MEMORY : LM_OK;
+    return LM_OK;
 }
 
 #else /* without AVX-512 im2col computes every strided layer */
 
-bool lm_cpu_conv_direct_forward_applies(int64_t out_channels, const lm_conv_geometry *g) {
-    (void)out_channels, (void)g;
+bool lm_cpu_conv_direct_forward_applies(int64_t images, int64_t out_channels,
+                                        const lm_conv_geometry *g) {
+    (void)images, (void)out_channels, (void)g;
     return false;
 }
 

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 
 #include "cpu_backend.h"
+#include "lm_alloc.h"
 #include "lm_error.h"
 #include "lm_threads.h"
 
@@ -34,7 +35,9 @@ typedef struct {
     int64_t unit_outs, unit_channels, units_per_out_row; /* a unit: outputs x input channels */
     const __mmask16 *shift_masks; /* [vector][kh][kw]: lanes whose shifted input is inside */
     const __mmask16 *out_masks;   /* [vector]: lanes inside the plane */
-    atomic_bool out_of_memory;
+    float *acc;        /* slots of acc_floats, one a pool call (lm_cpu_alloc: no fresh pages) */
+    size_t acc_floats; /* [out block][channel][kh][ACC_FLOATS] */
+    atomic_int next_slot;
 } direct_gw_job;
 
 /* acc[k][kw] += gy[o0 + k] (.) x shifted by (kh, kw), over images [n0, n1)
@@ -79,13 +82,8 @@ static void accumulate(const direct_gw_job *j, int64_t c, int64_t o0, int ob, in
  * between blocks. */
 static void units_range(void *ctx, int64_t b, int64_t e) {
     direct_gw_job *j = ctx;
-    int64_t out_blocks = (j->unit_outs + OUT_BLOCK - 1) / OUT_BLOCK;
-    size_t acc_floats = (size_t)(out_blocks * j->unit_channels * 3) * ACC_FLOATS;
-    float *acc = malloc(acc_floats * sizeof *acc); /* [out block][channel][kh][ACC_FLOATS] */
-    if (!acc) {
-        atomic_store(&j->out_of_memory, true);
-        return;
-    }
+    size_t acc_floats = j->acc_floats;
+    float *acc = j->acc + (size_t)atomic_fetch_add(&j->next_slot, 1) * acc_floats;
     for (int64_t u = b; u < e; u++) {
         int64_t o0 = (u / j->units_per_out_row) * j->unit_outs;
         int64_t c0 = (u % j->units_per_out_row) * j->unit_channels;
@@ -114,7 +112,6 @@ static void units_range(void *ctx, int64_t b, int64_t e) {
                                 _mm512_reduce_add_ps(_mm512_loadu_ps(lanes));
                         }
     }
-    free(acc);
 }
 
 /* The unit's sides: up to UNIT_BLOCK each, the longer halved (outputs in
@@ -152,13 +149,14 @@ bool lm_cpu_conv_direct_available(void) {
 }
 
 bool lm_cpu_conv_direct_grad_weight_applies(const lm_conv_geometry *g) {
-    return g->kernel_h == 3 && g->kernel_w == 3 && g->stride_h == 1 && g->stride_w == 1 &&
-           g->pad_h == 1 && g->pad_w == 1 && g->out_h == g->height && g->out_w == g->width &&
-           g->height >= 1 && g->width >= 1;
+    return g->channels >= 1 && g->kernel_h == 3 && g->kernel_w == 3 && g->stride_h == 1 &&
+           g->stride_w == 1 && g->pad_h == 1 && g->pad_w == 1 && g->out_h == g->height &&
+           g->out_w == g->width && g->height >= 1 && g->width >= 1;
 }
 
 lm_status lm_cpu_conv2d_direct_grad_weight(lm_tensor *gw, const lm_tensor *gy, const lm_tensor *x,
                                            const lm_conv_geometry *g) {
+    if (gw->shape[0] == 0) return LM_OK; /* no outputs: nothing to sum */
     int64_t plane = g->height * g->width, vectors = (plane + 15) / 16;
     __mmask16 *masks = malloc(sizeof *masks * (size_t)vectors * 10);
     if (!masks) return LM_ERR_MEMORY;
@@ -183,12 +181,25 @@ lm_status lm_cpu_conv2d_direct_grad_weight(lm_tensor *gw, const lm_tensor *gy, c
                        .block_images = block_images < 1 ? 1 : block_images,
                        .shift_masks = masks,
                        .out_masks = masks + vectors * 9};
-    atomic_init(&j.out_of_memory, false);
     plan_units(&j);
     int64_t units = ((o + j.unit_outs - 1) / j.unit_outs) * j.units_per_out_row;
-    lm_parallel_for_balanced(units, 1, units_range, &j);
+    int slots = lm_parallel_chunks(units, 1); /* lm_parallel_for: one call a chunk */
+    j.acc_floats =
+        (size_t)(((j.unit_outs + OUT_BLOCK - 1) / OUT_BLOCK) * j.unit_channels * 3) * ACC_FLOATS;
+    size_t bytes = j.acc_floats * sizeof(float) * (size_t)slots;
+    j.acc = lm_cpu_alloc(bytes);
+    if (!j.acc) {
+        free(masks);
+        return LM_ERR_MEMORY;
+    }
+    atomic_init(&j.next_slot, 0);
+    if (lm_parallel_chunks(units, 1) <= slots) /* the thread count may have grown since */
+        lm_parallel_for(units, 1, units_range, &j);
+    else
+        units_range(&j, 0, units);
+    lm_cpu_free(j.acc, bytes);
     free(masks);
-    return atomic_load(&j.out_of_memory) ? LM_ERR_MEMORY : LM_OK;
+    return LM_OK;
 }
 
 #else /* without AVX-512 the im2col path computes every weight gradient */

@@ -191,6 +191,22 @@ describe("convolution algorithms", function()
     end
   end)
 
+  it("give a layer without outputs an empty output and an empty weight gradient", function()
+    for _, algorithm in ipairs{"auto", "gemm", has_direct and "direct" or nil} do
+      with_algorithm(algorithm, function()
+        for _, stride in ipairs{1, 2} do
+          local x = lm.randn(2, 3, 9, 9):requires_grad(true)
+          local k = lm.randn(0, 3, 3, 3):requires_grad(true)
+          local y = F.conv2d(x, k, nil, {padding = 1, stride = stride})
+          eq(y:shape_string(), stride == 1 and "2x0x9x9" or "2x0x5x5")
+          y:sum():backward()
+          eq(k.grad:shape_string(), "0x3x3x3", algorithm)
+          eq(x.grad:abs():max():item(), 0, algorithm .. ": no output, no input gradient")
+        end
+      end)
+    end
+  end)
+
   it("agree with each other on a ResNet-sized layer, chunked over images", function()
     lm.manual_seed(13)
     local x, w = lm.randn(40, 32, 9, 11), lm.randn(48, 32, 3, 3) * (1 / math.sqrt(288))

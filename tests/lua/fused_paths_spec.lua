@@ -335,6 +335,10 @@ describe("a convolution, its batch norm, residual sum and ReLU as one op (evalua
     local hooked = lm.no_grad(function() return s(x) end)
     eq(calls, 1, "the hooked convolution ran as a module")
     eq(rel_error(hooked, fused), 0, "hooked")
+    -- a BatchNorm1d after a convolution is not fused: its shape error stands
+    local wrong = lm.nn.Sequential(lm.nn.Conv2d(3, 6, 3, {bias = false}), lm.nn.BatchNorm1d(6)):evaluate()
+    raises(function() lm.no_grad(function() return wrong(x) end) end,
+      "nn.BatchNorm1d: input must be [N, C] or [N, C, L], got 2x6x5x5 (in module 2 (nn.BatchNorm1d) of nn.Sequential)")
     local with_bias = net(true)
     local y = lm.no_grad(function() return with_bias(x) end)
     with_bias.fuse = false

@@ -143,7 +143,7 @@ return function(nn)
   local plain_conv2d = F.conv2d
   local function conv_fusable(conv, bn, relu)
     return F.conv2d == plain_conv2d and nn._is_plain(conv, nn.Conv2d) and rawget(conv, "bias") == nil
-      and fusable(bn, relu) and conv.outputs == bn.num_features
+      and nn._is_plain(bn, nn.BatchNorm2d) and fusable(bn, relu) and conv.outputs == bn.num_features
   end
 
   -- relu(bn(conv(x)) + residual), residual and relu optional: each output

@@ -146,11 +146,6 @@ function F.batch_norm(x, running_mean, running_var, weight, bias, training, mome
   return y
 end
 
---- (internal) A batch norm in evaluation (running statistics), then +
---- residual (a tensor, or nil) and a ReLU when relu: one per-channel affine
---- map, x * scale + shift, with scale and shift folded on the C-vectors,
---- and with what follows it in one pass where nothing records gradients
---- (C._channel_affine); else op by op. The same values either way.
 -- a batch norm in evaluation as one affine map per channel: x * scale + shift
 local function eval_affine(running_mean, running_var, weight, bias, eps)
   local scale = 1 / (running_var + (eps or 1e-5)):sqrt()
@@ -159,6 +154,12 @@ local function eval_affine(running_mean, running_var, weight, bias, eps)
   if bias ~= nil then shift = shift + bias end
   return scale, shift
 end
+
+--- (internal) A batch norm in evaluation (running statistics), then +
+--- residual (a tensor, or nil) and a ReLU when relu: one per-channel affine
+--- map, x * scale + shift, with scale and shift folded on the C-vectors,
+--- and with what follows it in one pass where nothing records gradients
+--- (C._channel_affine); else op by op. The same values either way.
 
 function F._batch_norm_eval_then(x, running_mean, running_var, weight, bias, eps, residual, relu)
   local scale, shift = eval_affine(running_mean, running_var, weight, bias, eps)
