@@ -8,7 +8,6 @@
  * with its padding, so that every position's input is a fixed offset and
  * no test is needed for the border. Each output is one thread's, summed
  * in a fixed order, so the values are the same at any thread count. */
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +32,6 @@ typedef struct {
     float *out;
     int64_t o, o_pad, p, hp, wp, taps;
     float *xp; /* slots of a padded image, one a pool call (lm_cpu_alloc) */
-    atomic_int next_slot;
 } direct_fwd_job;
 
 /* acc[q][v] for positions p0 + q and outputs o0 + 16 v of one image, from
@@ -66,12 +64,12 @@ static void block_sums(const direct_fwd_job *j, const float *xp, int64_t o0, int
 /* Units [b, e): unit = image * blocks + block of 32 output channels (so
  * that a small batch still gives every thread work), each image's padded
  * copy made once per run of its units in this pool call's slot. */
-static void units_range(void *ctx, int64_t b, int64_t e) {
+static void units_range(void *ctx, int64_t b, int64_t e, int slot) {
     direct_fwd_job *j = ctx;
     const lm_conv_geometry *g = j->g;
     int64_t plane = g->height * g->width, padded = j->hp * j->wp, blocks = j->o_pad / 32;
     size_t floats = (size_t)(g->channels * padded);
-    float *xp = j->xp + (size_t)atomic_fetch_add(&j->next_slot, 1) * floats;
+    float *xp = j->xp + (size_t)slot * floats;
     memset(xp, 0, floats * sizeof *xp); /* the border stays 0 */
     float tile[POSITIONS * 32];
     int64_t copied = -1; /* the image in xp */
@@ -153,18 +151,14 @@ lm_status lm_cpu_conv2d_direct(lm_tensor *out, const lm_tensor *x, const lm_tens
                         .wp = wp,
                         .taps = taps};
     int64_t units = x->shape[0] * (o_pad / 32);
-    int slots = lm_parallel_chunks(units, 1); /* lm_parallel_for: one call a chunk */
+    int slots = lm_parallel_chunks(units, 1);
     size_t bytes = (size_t)(g->channels * j.hp * j.wp) * sizeof(float) * (size_t)slots;
     j.xp = lm_cpu_alloc(bytes);
     if (!j.xp) {
         free(wt), free(offsets);
         return LM_ERR_MEMORY;
     }
-    atomic_init(&j.next_slot, 0);
-    if (lm_parallel_chunks(units, 1) <= slots) /* the thread count may have grown since */
-        lm_parallel_for(units, 1, units_range, &j);
-    else
-        units_range(&j, 0, units);
+    lm_parallel_for_slots(units, slots, units_range, &j);
     lm_cpu_free(j.xp, bytes);
     free(wt), free(offsets);
     return LM_OK;

@@ -12,7 +12,6 @@
  * Each gw value is summed by one thread in a fixed order (images, then
  * positions, 16 lanes reduced by a tree at the end), so the values are the
  * same bits at any thread count. */
-#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "cpu_backend.h"
@@ -37,7 +36,6 @@ typedef struct {
     const __mmask16 *out_masks;   /* [vector]: lanes inside the plane */
     float *acc;        /* slots of acc_floats, one a pool call (lm_cpu_alloc: no fresh pages) */
     size_t acc_floats; /* [out block][channel][kh][ACC_FLOATS] */
-    atomic_int next_slot;
 } direct_gw_job;
 
 /* acc[k][kw] += gy[o0 + k] (.) x shifted by (kh, kw), over images [n0, n1)
@@ -80,10 +78,10 @@ static void accumulate(const direct_gw_job *j, int64_t c, int64_t o0, int ob, in
  * time, so that the block's inputs and output gradients are read from
  * memory once and then from cache; the lanes' partial sums wait in acc
  * between blocks. */
-static void units_range(void *ctx, int64_t b, int64_t e) {
+static void units_range(void *ctx, int64_t b, int64_t e, int slot) {
     direct_gw_job *j = ctx;
     size_t acc_floats = j->acc_floats;
-    float *acc = j->acc + (size_t)atomic_fetch_add(&j->next_slot, 1) * acc_floats;
+    float *acc = j->acc + (size_t)slot * acc_floats;
     for (int64_t u = b; u < e; u++) {
         int64_t o0 = (u / j->units_per_out_row) * j->unit_outs;
         int64_t c0 = (u % j->units_per_out_row) * j->unit_channels;
@@ -183,7 +181,7 @@ lm_status lm_cpu_conv2d_direct_grad_weight(lm_tensor *gw, const lm_tensor *gy, c
                        .out_masks = masks + vectors * 9};
     plan_units(&j);
     int64_t units = ((o + j.unit_outs - 1) / j.unit_outs) * j.units_per_out_row;
-    int slots = lm_parallel_chunks(units, 1); /* lm_parallel_for: one call a chunk */
+    int slots = lm_parallel_chunks(units, 1);
     j.acc_floats =
         (size_t)(((j.unit_outs + OUT_BLOCK - 1) / OUT_BLOCK) * j.unit_channels * 3) * ACC_FLOATS;
     size_t bytes = j.acc_floats * sizeof(float) * (size_t)slots;
@@ -192,11 +190,7 @@ lm_status lm_cpu_conv2d_direct_grad_weight(lm_tensor *gw, const lm_tensor *gy, c
         free(masks);
         return LM_ERR_MEMORY;
     }
-    atomic_init(&j.next_slot, 0);
-    if (lm_parallel_chunks(units, 1) <= slots) /* the thread count may have grown since */
-        lm_parallel_for(units, 1, units_range, &j);
-    else
-        units_range(&j, 0, units);
+    lm_parallel_for_slots(units, slots, units_range, &j);
     lm_cpu_free(j.acc, bytes);
     free(masks);
     return LM_OK;

@@ -118,6 +118,26 @@ int lm_parallel_chunks(int64_t n, int64_t grain) {
     return by_grain < threads ? (int)by_grain : threads;
 }
 
+typedef struct {
+    lm_slot_range_fn fn;
+    void *ctx;
+    atomic_int next_slot;
+} slots_job;
+
+static void slot_range(void *ctx, int64_t b, int64_t e) {
+    slots_job *j = ctx;
+    j->fn(j->ctx, b, e, atomic_fetch_add(&j->next_slot, 1));
+}
+
+void lm_parallel_for_slots(int64_t n, int slots, lm_slot_range_fn fn, void *ctx) {
+    if (lm_parallel_chunks(n, 1) > slots) {
+        fn(ctx, 0, n, 0);
+        return;
+    }
+    slots_job j = {fn, ctx, 0};
+    lm_parallel_for(n, 1, slot_range, &j);
+}
+
 static void run_piece(int k, uint32_t p) {
     int64_t begin, end;
     lm_parallel_chunk_bounds(pool.n, pool.chunks, k, &begin, &end);

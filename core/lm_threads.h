@@ -35,6 +35,15 @@ void lm_parallel_for_balanced(int64_t n, int64_t grain, lm_range_fn fn, void *ct
 int lm_parallel_chunks(int64_t n, int64_t grain);
 void lm_parallel_chunk_bounds(int64_t n, int chunks, int k, int64_t *begin, int64_t *end);
 
+/* For work whose calls each need a buffer of their own: runs fn over
+ * [0, n) as lm_parallel_for(n, 1, ...) does, each call with its own slot
+ * below `slots`, which the caller counted as lm_parallel_chunks(n, 1) and
+ * gave a buffer each. Should the thread count have grown since (a
+ * finaliser run by an out-of-memory collection), one call does it all in
+ * slot 0. */
+typedef void (*lm_slot_range_fn)(void *ctx, int64_t begin, int64_t end, int slot);
+void lm_parallel_for_slots(int64_t n, int slots, lm_slot_range_fn fn, void *ctx);
+
 #define LM_GRAIN_ELEMENTWISE 8192
 
 #endif

@@ -95,4 +95,46 @@ static void test_idle_thread_takes_over(void) {
     CHECK(atomic_load(&job.by_others) == 0);
 }
 
-TEST_MAIN(test_every_item_once, test_idle_thread_takes_over)
+/* lm_parallel_for_slots: each call has a slot of its own, below the count
+ * the caller made; when there are fewer slots than calls, one call does it
+ * all in slot 0. */
+typedef struct {
+    atomic_int runs[64], slot_used[8], calls;
+    int bad_slot;
+} slots_check;
+
+static void count_slot(void *ctx, int64_t b, int64_t e, int slot) {
+    slots_check *c = ctx;
+    if (slot < 0 || slot >= 8) {
+        c->bad_slot = 1;
+        return;
+    }
+    atomic_fetch_add(&c->slot_used[slot], 1);
+    atomic_fetch_add(&c->calls, 1);
+    for (int64_t i = b; i < e; i++) atomic_fetch_add(&c->runs[i], 1);
+}
+
+static void test_slots(void) {
+    static slots_check c;
+    for (int threads = 1; threads <= 4; threads++) {
+        lm_set_num_threads(threads);
+        for (int counted = 1; counted <= 4; counted++) {
+            int64_t n = 64;
+            for (int i = 0; i < 64; i++) atomic_store(&c.runs[i], 0);
+            for (int i = 0; i < 8; i++) atomic_store(&c.slot_used[i], 0);
+            atomic_store(&c.calls, 0);
+            c.bad_slot = 0;
+            /* the caller counted `counted` slots: as many as the calls, or fewer */
+            int slots = counted < lm_parallel_chunks(n, 1) ? counted : lm_parallel_chunks(n, 1);
+            lm_parallel_for_slots(n, slots, count_slot, &c);
+            CHECK(c.bad_slot == 0);
+            for (int i = 0; i < 64; i++) CHECK(atomic_load(&c.runs[i]) == 1);
+            int calls = atomic_load(&c.calls);
+            CHECK(calls == (lm_parallel_chunks(n, 1) <= slots ? lm_parallel_chunks(n, 1) : 1));
+            for (int k = 0; k < 8; k++) /* each slot at most once, and only below `slots` */
+                CHECK(atomic_load(&c.slot_used[k]) == (k < calls ? 1 : 0));
+        }
+    }
+}
+
+TEST_MAIN(test_every_item_once, test_idle_thread_takes_over, test_slots)
