@@ -6,6 +6,13 @@
 local lm = require 'lumen'
 local F = lm.nn.functional
 
+-- fn's result under no_grad, and how many tensors the CPU allocator handed out for it
+local function no_grad_allocations(fn)
+  local before = lm.memory_stats().allocations
+  local y = lm.no_grad(fn)
+  return y, lm.memory_stats().allocations - before
+end
+
 describe("Linear with the bias in the GEMM", function()
   it("equals the product plus the bias, across OpenBLAS's K blocks and batch dimensions", function()
     lm.manual_seed(3)
@@ -180,14 +187,9 @@ describe("a Sequential's batch norm and ReLU in one pass (evaluation)", function
     end)
     net:evaluate()
     local x = lm.randn(4, 3, 6, 6)
-    local function allocations(fn)
-      local before = lm.memory_stats().allocations
-      local y = lm.no_grad(fn)
-      return y, lm.memory_stats().allocations - before
-    end
-    local fused, n_fused = allocations(function() return net(x) end)
+    local fused, n_fused = no_grad_allocations(function() return net(x) end)
     net.fuse = false
-    local apart, n_apart = allocations(function() return net(x) end)
+    local apart, n_apart = no_grad_allocations(function() return net(x) end)
     same(fused:totable(), apart:totable(), 0)
     truthy(n_fused < n_apart, ("allocations: %d fused, %d apart"):format(n_fused, n_apart))
     net.fuse = true
@@ -283,14 +285,10 @@ describe("a convolution, its batch norm, residual sum and ReLU as one op (evalua
     lm.no_grad(function() for _ = 1, 2 do net(lm.randn(6, 3, 16, 16)) end end) -- running statistics of its own
     net:evaluate()
     local x = lm.randn(3, 3, 16, 16)
-    local function run()
-      local before = lm.memory_stats().allocations
-      local y = lm.no_grad(function() return net(x) end)
-      return y, lm.memory_stats().allocations - before
-    end
-    local fused, n_fused = run()
+    local function run() return net(x) end
+    local fused, n_fused = no_grad_allocations(run)
     for _, m in ipairs(net:modules()) do m.fuse = false end
-    local apart, n_apart = run()
+    local apart, n_apart = no_grad_allocations(run)
     eq(rel_error(fused, apart), 0, "fused against module by module")
     -- 20 convolutions, each with its batch norm: one output instead of two
     -- or more (fusing the batch norms and ReLUs alone saves 25 of 268
@@ -319,14 +317,10 @@ describe("a convolution, its batch norm, residual sum and ReLU as one op (evalua
     end
     local x = lm.randn(2, 3, 7, 7)
     local s = net(false)
-    local function allocations()
-      local before = lm.memory_stats().allocations
-      local y = lm.no_grad(function() return s(x) end)
-      return y, lm.memory_stats().allocations - before
-    end
-    local fused, n_fused = allocations()
+    local function run() return s(x) end
+    local fused, n_fused = no_grad_allocations(run)
     s.fuse = false
-    local apart, n_apart = allocations()
+    local apart, n_apart = no_grad_allocations(run)
     s.fuse = true
     eq(rel_error(fused, apart), 0, "the same values")
     truthy(n_fused <= n_apart - 2, ("allocations: %d fused, %d apart"):format(n_fused, n_apart))
