@@ -9,11 +9,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#ifdef __AVX512F__
-#include <immintrin.h>
-#endif
-
 #include "cpu_backend.h"
+#include "cpu_lanes.h"
 #include "lm_alloc.h"
 #include "lm_error.h"
 #include "lm_threads.h"
@@ -38,12 +35,9 @@ static void copy_even(float *restrict dst, const float *restrict src, int64_t n)
         _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     for (int64_t k = 0; k < n; k += 16) {
         int64_t left = 2 * (n - k) - 1; /* elements of src still to read */
-        __mmask16 lo = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
-        __mmask16 hi = left >= 32 ? 0xffff : left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1);
-        __m512 a = _mm512_maskz_loadu_ps(lo, src + 2 * k);
-        __m512 b = _mm512_maskz_loadu_ps(hi, src + 2 * k + 16);
-        __mmask16 out = n - k >= 16 ? 0xffff : (__mmask16)((1u << (n - k)) - 1);
-        _mm512_mask_storeu_ps(dst + k, out, _mm512_permutex2var_ps(a, even, b));
+        __m512 a = _mm512_maskz_loadu_ps(first_lanes(left), src + 2 * k);
+        __m512 b = _mm512_maskz_loadu_ps(first_lanes(left - 16), src + 2 * k + 16);
+        _mm512_mask_storeu_ps(dst + k, first_lanes(n - k), _mm512_permutex2var_ps(a, even, b));
     }
 #else
     for (int64_t k = 0; k < n; k++) dst[k] = src[2 * k];
@@ -57,15 +51,10 @@ static void add_even(float *restrict dst, const float *restrict src, int64_t n) 
     const __m512i high = _mm512_setr_epi32(8, 0, 9, 0, 10, 0, 11, 0, 12, 0, 13, 0, 14, 0, 15, 0);
     for (int64_t k = 0; k < n; k += 16) {
         int64_t m = n - k < 16 ? n - k : 16; /* values of src in this step */
-        __mmask16 in = m >= 16 ? 0xffff : (__mmask16)((1u << m) - 1);
-        __m512 s = _mm512_maskz_loadu_ps(in, src + k);
+        __m512 s = _mm512_maskz_loadu_ps(first_lanes(m), src + k);
         /* dst's even lanes 2 k .. 2 k + 2 m - 2 in two vectors */
         int64_t left = 2 * m - 1;
-        __mmask16 lo = (__mmask16)((left >= 16 ? 0xffff : (1u << left) - 1) & 0x5555);
-        __mmask16 hi = (__mmask16)((left >= 32   ? 0xffff
-                                    : left <= 16 ? 0
-                                                 : (1u << (left - 16)) - 1) &
-                                   0x5555);
+        __mmask16 lo = first_lanes(left) & 0x5555, hi = first_lanes(left - 16) & 0x5555;
         float *d = dst + 2 * k;
         __m512 a = _mm512_maskz_loadu_ps(lo, d), b = _mm512_maskz_loadu_ps(hi, d + 16);
         _mm512_mask_storeu_ps(d, lo, _mm512_add_ps(a, _mm512_permutexvar_ps(low, s)));

@@ -33,7 +33,6 @@ typedef struct {
     int64_t n, c, o, w, plane, vectors, block_images;
     int64_t unit_outs, unit_channels, units_per_out_row; /* a unit: outputs x input channels */
     const __mmask16 *shift_masks; /* [vector][kh][kw]: lanes whose shifted input is inside */
-    const __mmask16 *out_masks;   /* [vector]: lanes inside the plane */
     float *acc;        /* slots of acc_floats, one a pool call (lm_cpu_alloc: no fresh pages) */
     size_t acc_floats; /* [out block][channel][kh][ACC_FLOATS] */
 } direct_gw_job;
@@ -57,7 +56,7 @@ static void accumulate(const direct_gw_job *j, int64_t c, int64_t o0, int ob, in
             __m512 x0 = _mm512_maskz_loadu_ps(m[0], xs + v * 16);
             __m512 x1 = _mm512_maskz_loadu_ps(m[1], xs + v * 16 + 1);
             __m512 x2 = _mm512_maskz_loadu_ps(m[2], xs + v * 16 + 2);
-            __mmask16 inside = j->out_masks[v];
+            __mmask16 inside = j->shift_masks[(v * 3 + 1) * 3 + 1]; /* unshifted: in the plane */
 #pragma GCC unroll 8
             for (int k = 0; k < OUT_BLOCK; k++) {
                 __m512 g = _mm512_maskz_loadu_ps(k < ob ? inside : 0, gs + k * p + v * 16);
@@ -156,15 +155,13 @@ lm_status lm_cpu_conv2d_direct_grad_weight(lm_tensor *gw, const lm_tensor *gy, c
                                            const lm_conv_geometry *g) {
     if (gw->shape[0] == 0) return LM_OK; /* no outputs: nothing to sum */
     int64_t plane = g->height * g->width, vectors = (plane + 15) / 16;
-    __mmask16 *masks = malloc(sizeof *masks * (size_t)vectors * 10);
+    __mmask16 *masks = malloc(sizeof *masks * (size_t)vectors * 9);
     if (!masks) return LM_ERR_MEMORY;
-    for (int64_t v = 0; v < vectors; v++) {
+    for (int64_t v = 0; v < vectors; v++)
         for (int kh = 0; kh < 3; kh++)
             for (int kw = 0; kw < 3; kw++)
                 masks[(v * 3 + kh) * 3 + kw] =
                     lanes_where(v * 16, plane, g->height, g->width, kh - 1, kw - 1);
-        masks[vectors * 9 + v] = lanes_where(v * 16, plane, g->height, g->width, 0, 0);
-    }
     int64_t n = x->shape[0], o = gw->shape[0];
     int64_t block_images = BLOCK_POSITIONS / plane;
     direct_gw_job j = {.x = lm_tensor_f32(x),
@@ -177,8 +174,7 @@ lm_status lm_cpu_conv2d_direct_grad_weight(lm_tensor *gw, const lm_tensor *gy, c
                        .plane = plane,
                        .vectors = vectors,
                        .block_images = block_images < 1 ? 1 : block_images,
-                       .shift_masks = masks,
-                       .out_masks = masks + vectors * 9};
+                       .shift_masks = masks};
     plan_units(&j);
     int64_t units = ((o + j.unit_outs - 1) / j.unit_outs) * j.units_per_out_row;
     int slots = lm_parallel_chunks(units, 1);

@@ -167,12 +167,7 @@ static void combine(float *restrict out, const float *restrict a, const float *r
 }
 
 #ifdef __AVX512F__
-#include <immintrin.h>
-
-/* The first n lanes of 16 (none for n <= 0, all for n >= 16). */
-static __mmask16 first_lanes(int64_t n) {
-    return (__mmask16)(n <= 0 ? 0 : n >= 16 ? 0xffffu : (1u << n) - 1);
-}
+#include "cpu_lanes.h"
 
 /* Lanes k of 16 whose column first + k lies in [0, w). */
 static __mmask16 columns_in(int64_t first, int64_t w) {
