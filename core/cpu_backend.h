@@ -36,7 +36,8 @@ void lm_cpu_linear_gemm(float *c, const float *x, const float *w, const float *b
 /* How the CPU computes a convolution: LM_CONV_AUTO picks per shape
  * (Winograd F(2x2, 3x3) for 3x3 stride-1 layers wide enough to gain, the
  * direct weight gradient for 3x3 stride-1 padding-1 layers of up to 128 x
- * 128 channels except on Winograd's small planes, the direct forward pass
+ * 128 channels except on Winograd's small planes and for narrow 3x3
+ * stride-2 padding-1 layers, the direct forward pass
  * for narrow strided layers; bench/conv_algorithms.lua,
  * bench/conv_weight_grad.lua, bench/conv_strided.lua). LM_CONV_GEMM takes
  * im2col + GEMM for everything; LM_CONV_WINOGRAD takes Winograd wherever it
@@ -70,7 +71,7 @@ lm_status lm_cpu_conv2d_winograd_grad_input(lm_tensor *gx, const lm_tensor *g, c
 bool lm_cpu_winograd_grad_weight_gains(const lm_conv_geometry *geo);
 lm_status lm_cpu_conv2d_winograd_grad_weight(lm_tensor *gw, const lm_tensor *g, const lm_tensor *x,
                                              const lm_conv_geometry *geo);
-/* The weights' gradient of a 3x3 stride-1 padding-1 layer without columns
+/* The weights' gradient of a 3x3 padding-1 layer of stride 1 or 2 without columns
  * (cpu_conv_direct_gw.c; AVX-512 builds only: elsewhere available and
  * applies are false). */
 bool lm_cpu_conv_direct_available(void);

@@ -28,22 +28,6 @@ static int64_t chunk_images(const lm_conv_geometry *g, int64_t n, int64_t k) {
     return nb < 1 ? 1 : nb;
 }
 
-/* dst[k] = src[2 k], k < n: the even elements of 2 n - 1 (a stride-2 row). */
-static void copy_even(float *restrict dst, const float *restrict src, int64_t n) {
-#ifdef __AVX512F__
-    const __m512i even =
-        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    for (int64_t k = 0; k < n; k += 16) {
-        int64_t left = 2 * (n - k) - 1; /* elements of src still to read */
-        __m512 a = _mm512_maskz_loadu_ps(first_lanes(left), src + 2 * k);
-        __m512 b = _mm512_maskz_loadu_ps(first_lanes(left - 16), src + 2 * k + 16);
-        _mm512_mask_storeu_ps(dst + k, first_lanes(n - k), _mm512_permutex2var_ps(a, even, b));
-    }
-#else
-    for (int64_t k = 0; k < n; k++) dst[k] = src[2 * k];
-#endif
-}
-
 /* dst[2 k] += src[k], k < n: a stride-2 row added back (col2im). */
 static void add_even(float *restrict dst, const float *restrict src, int64_t n) {
 #ifdef __AVX512F__
@@ -536,12 +520,22 @@ static lm_status backward_im2col(lm_tensor *gx, lm_tensor *gw, const lm_tensor *
  * (bench/conv_weight_grad.lua: 96 -> 192 channels on 16x16 planes). */
 #define DIRECT_GRAD_WEIGHT_MAX_CHANNELS (128 * 128)
 
+/* Stride-2 layers split their input into phase planes first (a pass over
+ * it), and their output planes are a quarter of the input's: the direct way
+ * gains for narrow layers with output planes of 8x8 and more (16 -> 32 on
+ * 32x32: 2x; 64 -> 128 on 32x32 or 8x8: im2col is faster). */
+#define DIRECT_GRAD_WEIGHT_MAX_CHANNELS_STRIDED (32 * 64)
+#define DIRECT_GRAD_WEIGHT_MIN_POSITIONS_STRIDED 64
+
 /* Whether the weights' gradient goes the direct way (cpu_conv_direct_gw.c):
  * wherever it applies and the layer is narrow enough, except on the small
  * planes where Winograd computes it (faster there). */
 static bool direct_grad_weight(int64_t out_channels, const lm_conv_geometry *g) {
     if (conv_algorithm == LM_CONV_GEMM || !lm_cpu_conv_direct_grad_weight_applies(g)) return false;
     if (conv_algorithm == LM_CONV_DIRECT) return true;
+    if (g->stride_h > 1)
+        return g->channels * out_channels <= DIRECT_GRAD_WEIGHT_MAX_CHANNELS_STRIDED &&
+               g->out_h * g->out_w >= DIRECT_GRAD_WEIGHT_MIN_POSITIONS_STRIDED;
     if (g->channels * out_channels > DIRECT_GRAD_WEIGHT_MAX_CHANNELS) return false;
     return lm_cpu_conv_choice(out_channels, g) != LM_CONV_WINOGRAD ||
            !lm_cpu_winograd_grad_weight_gains(g);

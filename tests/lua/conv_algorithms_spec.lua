@@ -238,11 +238,11 @@ describe("convolution algorithms", function()
     -- two chunks of 32 and 8, side by side at 1-2 threads, each step on
     -- every thread at 3 (fewer chunks than threads), the weights' gradient
     -- summed over them; 4x4 planes, one chunk. The direct weight gradient
-    -- of the 32x32 layer (bit for bit: each value summed by one thread).
-    -- im2col (its products' values depend on how a product is cut between
-    -- threads, by a rounding; the same bits run after run): a stride-2 3x3
-    -- layer (two chunks of 4 and 2 images) and a 1x1 layer on 16x16 planes
-    -- (two chunks of 4 images).
+    -- of the 32x32 layers, stride 1 and 2 (bit for bit: each value summed
+    -- by one thread). im2col (its products' values depend on how a product
+    -- is cut between threads, by a rounding; the same bits run after run):
+    -- the stride-2 3x3 layer's input gradient (two chunks of 4 and 2
+    -- images) and a 1x1 layer on 16x16 planes (two chunks of 4 images).
     local saved = lm.get_num_threads()
     local cases = {{6, 16, 32, 3, 1, 1}, {40, 24, 8, 3, 1, 1}, {70, 32, 4, 3, 1, 1}, {6, 16, 32, 3, 2, 1},
       {8, 24, 16, 1, 1, 0}}
@@ -263,7 +263,7 @@ describe("convolution algorithms", function()
       for what in pairs(runs[1]) do
         local label = string.format("%dx%d kernel %d stride %d %s", size, size, kernel, stride, what)
         local winograd = kernel == 3 and stride == 1 and (size <= 8 or what ~= "weight gradient")
-        local direct_gw = has_direct and kernel == 3 and stride == 1 and what == "weight gradient"
+        local direct_gw = has_direct and kernel == 3 and pad == 1 and what == "weight gradient"
         for run = 2, 5 do
           local threads = ({1, 2, 3, 2, 3})[run]
           local err = rel_error(runs[run][what], runs[1][what])
@@ -287,22 +287,25 @@ describe("convolution algorithms", function()
       return
     end
     lm.manual_seed(15)
-    -- {N, C, O, H, W}: outputs not a multiple of the 8 a pass keeps, more
-    -- channels and outputs than a unit's 64, planes of one vector, of many,
-    -- of a part of one, rows wider than a vector, many images a block
+    -- {N, C, O, H, W, stride}: outputs not a multiple of the 8 a pass keeps,
+    -- more channels and outputs than a unit's 64, planes of one vector, of
+    -- many, of a part of one, rows wider than a vector, many images a block,
+    -- batches of several chunks (4 x 5 images, 16 + 4 images); stride 2 on
+    -- odd and even sizes (phase planes with an empty last row or column)
     local saved = lm.get_num_threads()
-    for _, s in ipairs{{3, 5, 13, 7, 5}, {2, 70, 67, 4, 4}, {2, 3, 9, 1, 1}, {1, 2, 3, 3, 37},
-        {40, 4, 8, 3, 3}, {2, 9, 17, 17, 16}} do
-      local n, c, o, h, w = table.unpack(s)
+    for _, s in ipairs{{3, 5, 13, 7, 5, 1}, {2, 70, 67, 4, 4, 1}, {2, 3, 9, 1, 1, 1}, {1, 2, 3, 3, 37, 1},
+        {40, 4, 8, 3, 3, 1}, {2, 9, 17, 17, 16, 1}, {20, 3, 5, 32, 32, 1}, {3, 5, 13, 7, 5, 2},
+        {2, 70, 67, 8, 8, 2}, {2, 3, 9, 1, 1, 2}, {1, 2, 3, 3, 37, 2}, {2, 9, 17, 33, 32, 2}, {20, 3, 5, 32, 32, 2}} do
+      local n, c, o, h, w, stride = table.unpack(s)
       local x0, w0 = lm.randn(n, c, h, w), lm.randn(o, c, 3, 3)
-      local g = lm.randn(n, o, h, w)
-      local _, _, want_gw = direct(x0, w0, g, 1, 1)
+      local g = lm.randn(n, o, (h - 1) // stride + 1, (w - 1) // stride + 1)
+      local _, _, want_gw = direct(x0, w0, g, stride, 1)
       local got = {}
       for i, threads in ipairs{1, 3} do
         lm.set_num_threads(threads)
         with_algorithm("direct", function()
           local k = w0:clone():requires_grad(true)
-          ;(F.conv2d(x0, k, nil, {padding = 1}) * g):sum():backward()
+          ;(F.conv2d(x0, k, nil, {padding = 1, stride = stride}) * g):sum():backward()
           got[i] = k.grad
         end)
       end
@@ -362,6 +365,20 @@ describe("convolution algorithms", function()
     local auto, winograd = gw_with("auto", x, k0, g), gw_with("winograd", x, k0, g)
     eq(rel_error(auto, winograd), 0, "8x8: Winograd")
     truthy(rel_error(auto, gw_with("direct", x, k0, g)) > 0, "8x8: not the direct kernel's bits")
+    -- stride 2: direct for narrow layers with outputs of 8x8 and more, else im2col
+    local function gw2_with(algorithm, x2, k2, g2)
+      local k
+      with_algorithm(algorithm, function()
+        k = k2:clone():requires_grad(true)
+        ;(F.conv2d(x2, k, nil, {padding = 1, stride = 2}) * g2):sum():backward()
+      end)
+      return k.grad
+    end
+    x, g = lm.randn(4, 16, 16, 16), lm.randn(4, 16, 8, 8)
+    eq(rel_error(gw2_with("auto", x, k0, g), gw2_with("direct", x, k0, g)), 0, "stride 2, 8x8 out: direct")
+    eq(rel_error(gw2_with("auto", x, k0, g), gw2_with("gemm", x, k0, g)) > 0, true, "stride 2: not im2col's bits")
+    x, g = lm.randn(4, 16, 8, 8), lm.randn(4, 16, 4, 4)
+    eq(rel_error(gw2_with("auto", x, k0, g), gw2_with("gemm", x, k0, g)), 0, "stride 2, 4x4 out: im2col")
     -- padding 0: neither applies to the direct kernel; 'direct' leaves it to im2col
     x = lm.randn(2, 3, 6, 6)
     local k1, g1 = lm.randn(4, 3, 3, 3), lm.randn(2, 4, 4, 4)
