@@ -550,6 +550,12 @@ lm_status lm_cpu_conv2d_backward(lm_tensor *gx, lm_tensor *gw, const lm_tensor *
         gw = NULL;
         if (st != LM_OK || !gx) return st;
     }
+    if (gx && conv_algorithm != LM_CONV_GEMM &&
+        lm_cpu_conv_direct_grad_input_applies(w->shape[0], g)) { /* strided layers only */
+        st = lm_cpu_conv2d_direct_grad_input(gx, g_t, w, g);
+        gx = NULL;
+        if (st != LM_OK || !gw) return st;
+    }
     if (lm_cpu_conv_choice(w->shape[0], g) != LM_CONV_WINOGRAD || !all_finite(g_t) ||
         !all_finite(x) || !all_finite(w))
         return backward_im2col(gx, gw, g_t, x, w, g);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cpu_backend.h"
+#include "cpu_conv_direct.h"
 #include "lm_alloc.h"
 #include "lm_error.h"
 #include "lm_threads.h"
@@ -20,46 +21,20 @@
 #ifdef __AVX512F__
 #include <immintrin.h>
 
-#define POSITIONS 12 /* output positions a block keeps in registers, x 2 vectors of channels */
+#define POSITIONS LM_DIRECT_POSITIONS_32 /* a block's output positions, x 32 output channels */
 
 typedef struct {
     const lm_conv_geometry *g;
     const float *x, *bias;
     const float *wt; /* [C * kh * kw][O rounded up to 32]: each tap's weights along the outputs */
+    const int32_t *taps; /* [C * kh * kw]: each tap's offset in the padded image */
     const int32_t
         *offsets; /* [positions rounded up to a block]: each output's input in the padded plane */
     const lm_conv_epilogue *ep;
     float *out;
-    int64_t o, o_pad, p, hp, wp, taps;
+    int64_t o, o_pad, p, hp, wp, taps_count;
     float *xp; /* slots of a padded image, one a pool call (lm_cpu_alloc) */
 } direct_fwd_job;
-
-/* acc[q][v] for positions p0 + q and outputs o0 + 16 v of one image, from
- * its padded input xp, into tile [POSITIONS][32]. */
-static void block_sums(const direct_fwd_job *j, const float *xp, int64_t o0, int64_t p0,
-                       float *tile) {
-    const lm_conv_geometry *g = j->g;
-    const int32_t *off = j->offsets + p0;
-    __m512 acc[POSITIONS][2];
-    for (int q = 0; q < POSITIONS; q++) acc[q][0] = acc[q][1] = _mm512_setzero_ps();
-    const float *w = j->wt + o0;
-    for (int64_t c = 0; c < g->channels; c++)
-        for (int64_t i = 0; i < g->kernel_h; i++)
-            for (int64_t k = 0; k < g->kernel_w; k++, w += j->o_pad) {
-                const float *base = xp + (c * j->hp + i) * j->wp + k;
-                __m512 w0 = _mm512_loadu_ps(w), w1 = _mm512_loadu_ps(w + 16);
-#pragma GCC unroll 12
-                for (int q = 0; q < POSITIONS; q++) {
-                    __m512 v = _mm512_set1_ps(base[off[q]]);
-                    acc[q][0] = _mm512_fmadd_ps(v, w0, acc[q][0]);
-                    acc[q][1] = _mm512_fmadd_ps(v, w1, acc[q][1]);
-                }
-            }
-    for (int q = 0; q < POSITIONS; q++) {
-        _mm512_storeu_ps(tile + q * 32, acc[q][0]);
-        _mm512_storeu_ps(tile + q * 32 + 16, acc[q][1]);
-    }
-}
 
 /* Units [b, e): unit = image * blocks + block of 32 output channels (so
  * that a small batch still gives every thread work), each image's padded
@@ -86,7 +61,8 @@ static void units_range(void *ctx, int64_t b, int64_t e, int slot) {
         float *y = j->out + n * j->o * j->p;
         int64_t outs = j->o - o0 < 32 ? j->o - o0 : 32;
         for (int64_t p0 = 0; p0 < j->p; p0 += POSITIONS) {
-            block_sums(j, xp, o0, p0, tile);
+            lm_direct_sums32(xp, j->taps, j->taps_count, j->offsets + p0, j->wt + o0, j->o_pad,
+                             tile);
             int64_t count = j->p - p0 < POSITIONS ? j->p - p0 : POSITIONS;
             for (int64_t k = 0; k < outs; k++) {
                 float *dst = y + (o0 + k) * j->p + p0;
@@ -126,14 +102,19 @@ lm_status lm_cpu_conv2d_direct(lm_tensor *out, const lm_tensor *x, const lm_tens
     int64_t p_pad = (p + POSITIONS - 1) / POSITIONS * POSITIONS;
     float *wt = calloc((size_t)(taps * o_pad), sizeof *wt);
     int32_t *offsets = calloc((size_t)p_pad, sizeof *offsets); /* past the end: position 0 */
-    if (!wt || !offsets) {
-        free(wt), free(offsets);
+    int32_t *tap_offsets = malloc(sizeof *tap_offsets * (size_t)taps);
+    if (!wt || !offsets || !tap_offsets) {
+        free(wt), free(offsets), free(tap_offsets);
         return LM_ERR_MEMORY;
     }
     const float *wf = lm_tensor_f32(w);
     for (int64_t k = 0; k < o; k++)
         for (int64_t t = 0; t < taps; t++) wt[t * o_pad + k] = wf[k * taps + t];
-    int64_t wp = g->width + 2 * g->pad_w;
+    int64_t wp = g->width + 2 * g->pad_w, hp = g->height + 2 * g->pad_h;
+    for (int64_t c = 0, t = 0; c < g->channels; c++)
+        for (int64_t i = 0; i < g->kernel_h; i++)
+            for (int64_t k = 0; k < g->kernel_w; k++)
+                tap_offsets[t++] = (int32_t)((c * hp + i) * wp + k);
     for (int64_t y = 0; y < g->out_h; y++)
         for (int64_t xx = 0; xx < g->out_w; xx++)
             offsets[y * g->out_w + xx] = (int32_t)(y * g->stride_h * wp + xx * g->stride_w);
@@ -141,26 +122,27 @@ lm_status lm_cpu_conv2d_direct(lm_tensor *out, const lm_tensor *x, const lm_tens
                         .x = lm_tensor_f32(x),
                         .bias = lm_tensor_f32_or_null(bias),
                         .wt = wt,
+                        .taps = tap_offsets,
                         .offsets = offsets,
                         .ep = ep,
                         .out = lm_tensor_f32(out),
                         .o = o,
                         .o_pad = o_pad,
                         .p = p,
-                        .hp = g->height + 2 * g->pad_h,
+                        .hp = hp,
                         .wp = wp,
-                        .taps = taps};
+                        .taps_count = taps};
     int64_t units = x->shape[0] * (o_pad / 32);
     int slots = lm_parallel_chunks(units, 1);
     size_t bytes = (size_t)(g->channels * j.hp * j.wp) * sizeof(float) * (size_t)slots;
     j.xp = lm_cpu_alloc(bytes);
     if (!j.xp) {
-        free(wt), free(offsets);
+        free(wt), free(offsets), free(tap_offsets);
         return LM_ERR_MEMORY;
     }
     lm_parallel_for_slots(units, slots, units_range, &j);
     lm_cpu_free(j.xp, bytes);
-    free(wt), free(offsets);
+    free(wt), free(offsets), free(tap_offsets);
     return LM_OK;
 }
 

@@ -37,10 +37,10 @@ typedef struct {
     const float *x, *gy; /* x: the input, or its phase planes [N, C, 4, out plane] */
     float *gw;
     int64_t n, c, o, plane, vectors, block_images;
-    int64_t x_channel;       /* floats from one input channel's plane(s) to the next */
+    int64_t x_channel;        /* floats from one input channel's plane(s) to the next */
     int64_t tap_offset[3][3]; /* where tap (kh, kw) reads, from an output position */
     int64_t unit_outs, unit_channels, out_blocks, channel_blocks; /* a unit's outputs x channels */
-    int64_t chunk_images, chunks; /* ... over a chunk of images */
+    int64_t chunk_images, chunks;                                 /* ... over a chunk of images */
     float *partials;              /* [chunks][O][C][3][3] when chunks > 1, else NULL */
     const __mmask16 *shift_masks; /* [vector][kh][kw]: lanes whose tap's input is inside */
     float *acc;        /* slots of acc_floats, one a pool call (lm_cpu_alloc: no fresh pages) */
@@ -253,8 +253,7 @@ lm_status lm_cpu_conv2d_direct_grad_weight(lm_tensor *gw, const lm_tensor *gy, c
             return LM_ERR_MEMORY;
         }
         split_job sj = {j.x, phases, g};
-        lm_parallel_for(n * g->channels, LM_GRAIN_ELEMENTWISE / (4 * plane) + 1, split_range,
-                        &sj);
+        lm_parallel_for(n * g->channels, LM_GRAIN_ELEMENTWISE / (4 * plane) + 1, split_range, &sj);
         j.x = phases;
     }
     int64_t block_images = BLOCK_POSITIONS / plane;

@@ -1,5 +1,5 @@
 -- The CPU's convolution algorithms (lm.set_conv_algorithm): Winograd
--- F(2x2, 3x3), im2col + GEMM and the direct weight gradient (AVX-512 builds)
+-- F(2x2, 3x3), im2col + GEMM and the direct kernels (AVX-512 builds)
 -- against a direct loop in double precision, forward and both gradients
 -- (Winograd's weight gradient on planes of up to 8x8 outputs, the direct
 -- one on larger ones), at odd sizes, every padding Winograd takes, and the
@@ -343,6 +343,56 @@ describe("convolution algorithms", function()
       lm.set_num_threads(saved)
       truthy(rel_error(runs[1], want) < 1e-5, label .. ": " .. rel_error(runs[1], want))
       eq(rel_error(runs[2], runs[1]), 0, label .. " at 3 threads")
+    end
+  end)
+
+  it("compute strided layers' input gradient directly: the direct loop's values, any thread count", function()
+    lm.manual_seed(18)
+    local saved = lm.get_num_threads()
+    -- {N, C, O, H, W, kernel, stride, padding}: 17 channels (one block of 32
+    -- lanes, most unused) and 40 (two), odd and even sizes (phases of
+    -- unequal counts), stride 3 with a 5x5 kernel, a kernel equal to the
+    -- stride with no padding, a 7x7 kernel padded by 3, a plane wider than
+    -- tall; then a 16-channel layer and a 1x1 one, which stay with im2col
+    for _, s in ipairs{{2, 17, 5, 9, 9, 3, 2, 1}, {2, 40, 33, 16, 16, 3, 2, 1}, {1, 20, 3, 11, 12, 5, 3, 2},
+        {2, 24, 6, 7, 9, 2, 2, 0}, {2, 33, 9, 7, 7, 7, 2, 3}, {2, 20, 4, 10, 40, 3, 2, 0}} do
+      local n, c, o, h, w, k, stride, pad = table.unpack(s)
+      local x0, w0 = lm.randn(n, c, h, w), lm.randn(o, c, k, k)
+      local oh, ow = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+      local g = lm.randn(n, o, oh, ow)
+      local _, want_gx = direct(x0, w0, g, stride, pad)
+      local label = table.concat(s, ",")
+      local runs = {}
+      for i, threads in ipairs{1, 3} do
+        lm.set_num_threads(threads)
+        local xg = x0:clone():requires_grad(true)
+        ;(F.conv2d(xg, w0, nil, {stride = stride, padding = pad}) * g):sum():backward()
+        runs[i] = xg.grad
+      end
+      lm.set_num_threads(saved)
+      truthy(rel_error(runs[1], want_gx) < 1e-5, label .. ": " .. rel_error(runs[1], want_gx))
+      eq(rel_error(runs[2], runs[1]), 0, label .. " at 3 threads")
+      if has_direct and k > stride then -- (one tap a position sums as im2col does)
+        local xg = x0:clone():requires_grad(true)
+        with_algorithm("gemm", function()
+          (F.conv2d(xg, w0, nil, {stride = stride, padding = pad}) * g):sum():backward()
+        end)
+        truthy(rel_error(runs[1], xg.grad) > 0, label .. ": not im2col's bits")
+      end
+    end
+    for _, s in ipairs{{2, 16, 8, 9, 9, 3, 2, 1}, {2, 24, 8, 9, 9, 1, 2, 0}} do
+      local n, c, o, h, w, k, stride, pad = table.unpack(s)
+      local x0, w0 = lm.randn(n, c, h, w), lm.randn(o, c, k, k)
+      local g = lm.randn(n, o, (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1)
+      local grads = {}
+      for _, algorithm in ipairs{"auto", "gemm"} do
+        with_algorithm(algorithm, function()
+          local xg = x0:clone():requires_grad(true)
+          ;(F.conv2d(xg, w0, nil, {stride = stride, padding = pad}) * g):sum():backward()
+          grads[algorithm] = xg.grad
+        end)
+      end
+      eq(rel_error(grads.auto, grads.gemm), 0, table.concat(s, ",") .. ": im2col")
     end
   end)
 
