@@ -81,15 +81,19 @@ static int f_channel_affine(lua_State *L) {
     return 1;
 }
 
-/* F._batch_norm(x, weight|nil, bias|nil, eps) -> y, batch mean, batch
- * variance (biased): the fused training-mode kernel (F.batch_norm decides) */
+/* F._batch_norm(x, weight|nil, bias|nil, eps [, residual|nil, relu]) -> y,
+ * batch mean, batch variance (biased): the fused training-mode kernel, and
+ * the residual sum and ReLU after it (F.batch_norm and the residual blocks
+ * decide) */
 static int f_batch_norm(lua_State *L) {
     lm_tensor *x = l_check_tensor(L, 1);
     lm_tensor *w = lua_isnoneornil(L, 2) ? NULL : l_check_tensor(L, 2);
     lm_tensor *b = lua_isnoneornil(L, 3) ? NULL : l_check_tensor(L, 3);
     double eps = luaL_checknumber(L, 4);
+    lm_tensor *residual = lua_isnoneornil(L, 5) ? NULL : l_check_tensor(L, 5);
+    bool relu = lua_toboolean(L, 6);
     lm_tensor **out = l_push_slot(L), **mean = l_push_slot(L), **var = l_push_slot(L);
-    l_check(L, lm_ag_batch_norm(out, mean, var, x, w, b, eps));
+    l_check(L, lm_ag_batch_norm(out, mean, var, x, w, b, eps, residual, relu));
     return 3;
 }
 

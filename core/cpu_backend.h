@@ -104,12 +104,13 @@ lm_status lm_cpu_conv2d_backward(lm_tensor *gx, lm_tensor *gw, const lm_tensor *
                                  const lm_tensor *x, const lm_tensor *w,
                                  const lm_conv_geometry *geo);
 lm_status lm_cpu_batch_norm(lm_tensor *y, lm_tensor *mean, lm_tensor *var, const lm_tensor *x,
-                            const lm_tensor *w, const lm_tensor *b, double eps);
-lm_status lm_cpu_channel_affine(lm_tensor *y, const lm_tensor *x, const lm_tensor *scale,
-                                const lm_tensor *shift, const lm_tensor *residual, bool relu);
+                            const lm_tensor *w, const lm_tensor *b, double eps,
+                            const lm_tensor *residual, bool relu);
 lm_status lm_cpu_batch_norm_backward(lm_tensor *gx, lm_tensor *gw, lm_tensor *gb,
                                      const lm_tensor *g, const lm_tensor *x, const lm_tensor *mean,
                                      const lm_tensor *var, const lm_tensor *w, double eps);
+lm_status lm_cpu_channel_affine(lm_tensor *y, const lm_tensor *x, const lm_tensor *scale,
+                                const lm_tensor *shift, const lm_tensor *residual, bool relu);
 lm_status lm_cpu_dropout(lm_tensor *out, lm_tensor *mask, const lm_tensor *x, uint64_t seed,
                          uint64_t offset, double keep);
 /* Elements [begin, end) of a dropout over contiguous arrays: the mask

@@ -8,6 +8,7 @@
  * the pace: 32 are four independent chains, 2-3x faster). In
  * evaluation (channel_affine): x * scale + shift per channel in one pass. */
 #include <math.h>
+#include <stdbool.h>
 
 #include "cpu_backend.h"
 #include "lm_threads.h"
@@ -15,8 +16,10 @@
 typedef struct {
     float *y, *mean, *var, *gx, *gw, *gb;
     const float *x, *w, *b, *g;
+    const float *residual; /* added to y before the ReLU (NULL: none) */
     int64_t n, c, s;
     double eps;
+    bool relu;
 } norm_job;
 
 #define LANES 32
@@ -53,6 +56,22 @@ static void channel_sums(const norm_job *j, int64_t ch, double shift, double *su
     *sumsq = lanes_total(a2);
 }
 
+/* One plane of the output, x * scale + offset, then + the residual's plane
+ * and the ReLU, each rounded as its own op would (the sum and the ReLU are
+ * the ops a residual block runs after its batch norm); `residual` and
+ * `relu` are constants in each inlined copy, so every variant is a loop of
+ * its own. */
+static inline void normalize_plane(float *restrict y, const float *restrict x,
+                                   const float *restrict r, int64_t s, float scale, float offset,
+                                   bool residual, bool relu) {
+    for (int64_t i = 0; i < s; i++) {
+        float v = x[i] * scale + offset;
+        if (residual) v += r[i];
+        if (relu) v = !(v <= 0) ? v : 0.0f; /* NaN passes, as LM_RELU */
+        y[i] = v;
+    }
+}
+
 static void forward_channels(void *ctx, int64_t c0, int64_t c1) {
     const norm_job *j = ctx;
     double count = (double)(j->n * j->s);
@@ -66,9 +85,16 @@ static void forward_channels(void *ctx, int64_t c0, int64_t c1) {
         double invstd = 1 / sqrt(var + j->eps), w = j->w ? j->w[ch] : 1, b = j->b ? j->b[ch] : 0;
         float scale = (float)(invstd * w), offset = (float)(b - mean * invstd * w);
         for (int64_t n = 0; n < j->n; n++) {
-            const float *restrict x = j->x + (n * j->c + ch) * j->s;
-            float *restrict y = j->y + (n * j->c + ch) * j->s;
-            for (int64_t i = 0; i < j->s; i++) y[i] = x[i] * scale + offset;
+            int64_t at = (n * j->c + ch) * j->s;
+            const float *r = j->residual ? j->residual + at : NULL;
+            if (r && j->relu)
+                normalize_plane(j->y + at, j->x + at, r, j->s, scale, offset, true, true);
+            else if (r)
+                normalize_plane(j->y + at, j->x + at, r, j->s, scale, offset, true, false);
+            else if (j->relu)
+                normalize_plane(j->y + at, j->x + at, NULL, j->s, scale, offset, false, true);
+            else
+                normalize_plane(j->y + at, j->x + at, NULL, j->s, scale, offset, false, false);
         }
     }
 }
@@ -80,7 +106,8 @@ static void backward_channels(void *ctx, int64_t c0, int64_t c1) {
         double mean = j->mean[ch], invstd = 1 / sqrt((double)j->var[ch] + j->eps);
         double ag[LANES] = {0}, agx[LANES] = {0}; /* sum g, sum g (x - mean) */
         for (int64_t n = 0; n < j->n; n++) {
-            const float *x = j->x + (n * j->c + ch) * j->s, *g = j->g + (n * j->c + ch) * j->s;
+            int64_t at = (n * j->c + ch) * j->s;
+            const float *x = j->x + at, *g = j->g + at;
             int64_t i = 0;
             for (; i + LANES <= j->s; i += LANES)
                 for (int k = 0; k < LANES; k++) {
@@ -102,9 +129,10 @@ static void backward_channels(void *ctx, int64_t c0, int64_t c1) {
                k2 = -k1 * invstd * invstd * sum_gx / count;
         float f1 = (float)k1, f2 = (float)k2, f3 = (float)(-k1 * sum_g / count - k2 * mean);
         for (int64_t n = 0; n < j->n; n++) {
-            const float *restrict x = j->x + (n * j->c + ch) * j->s;
-            const float *restrict g = j->g + (n * j->c + ch) * j->s;
-            float *restrict gx = j->gx + (n * j->c + ch) * j->s;
+            int64_t at = (n * j->c + ch) * j->s;
+            const float *restrict x = j->x + at;
+            const float *restrict g = j->g + at;
+            float *restrict gx = j->gx + at;
             for (int64_t i = 0; i < j->s; i++) gx[i] = f1 * g[i] + f2 * x[i] + f3;
         }
     }
@@ -115,17 +143,20 @@ static int64_t channel_grain(int64_t per_channel) {
 }
 
 lm_status lm_cpu_batch_norm(lm_tensor *y, lm_tensor *mean, lm_tensor *var, const lm_tensor *x,
-                            const lm_tensor *w, const lm_tensor *b, double eps) {
+                            const lm_tensor *w, const lm_tensor *b, double eps,
+                            const lm_tensor *residual, bool relu) {
     norm_job j = {.y = lm_tensor_f32(y),
                   .mean = lm_tensor_f32(mean),
                   .var = lm_tensor_f32(var),
                   .x = lm_tensor_f32(x),
                   .w = lm_tensor_f32_or_null(w),
                   .b = lm_tensor_f32_or_null(b),
+                  .residual = lm_tensor_f32_or_null(residual),
                   .n = x->shape[0],
                   .c = x->shape[1],
                   .s = x->shape[2],
-                  .eps = eps};
+                  .eps = eps,
+                  .relu = relu};
     lm_parallel_for(j.c, channel_grain(j.n * j.s), forward_channels, &j);
     return LM_OK;
 }

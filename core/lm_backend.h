@@ -208,10 +208,14 @@ typedef struct lm_backend {
     /* ---- optional: batch normalisation in training mode (NULL: the caller
      * composes it of elementwise ops). x and y [N, C, S] contiguous; mean and
      * var [C] get the batch mean and biased variance; y = (x - mean) /
-     * sqrt(var + eps) * w + b, w and b may be NULL. The backward pass gives
-     * gx, gw, gb (each may be NULL) from g [N, C, S] and the saved statistics. */
+     * sqrt(var + eps) * w + b, w and b may be NULL; then y += residual
+     * (contiguous [N, C, S], or NULL) and y = max(y, 0) when relu, each
+     * rounded as its op would: what follows a batch norm in a residual
+     * block. The backward pass gives gx, gw, gb (each may be NULL) from g
+     * [N, C, S] (at the batch norm's own output) and the saved statistics. */
     lm_status (*batch_norm)(lm_tensor *y, lm_tensor *mean, lm_tensor *var, const lm_tensor *x,
-                            const lm_tensor *w, const lm_tensor *b, double eps);
+                            const lm_tensor *w, const lm_tensor *b, double eps,
+                            const lm_tensor *residual, bool relu);
     lm_status (*batch_norm_backward)(lm_tensor *gx, lm_tensor *gw, lm_tensor *gb,
                                      const lm_tensor *g, const lm_tensor *x, const lm_tensor *mean,
                                      const lm_tensor *var, const lm_tensor *w, double eps);

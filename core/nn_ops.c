@@ -579,16 +579,18 @@ lm_status lm_channel_affine(lm_tensor **out, lm_tensor *x, lm_tensor *scale, lm_
     return s;
 }
 
-/* inputs x, weight, bias; saved[0] = x [N, C, S], [1] = mean, [2] = var,
- * [3] = weight; p[0] = eps */
+/* inputs x, weight, bias, residual; saved[0] = x [N, C, S], [1] = mean,
+ * [2] = var, [3] = weight, [4] = the output when relu; p[0] = eps */
 lm_status lm_ag_batch_norm(lm_tensor **out, lm_tensor **mean, lm_tensor **var, lm_tensor *x,
-                           lm_tensor *weight, lm_tensor *bias, double eps) {
+                           lm_tensor *weight, lm_tensor *bias, double eps, lm_tensor *residual,
+                           bool relu) {
     *out = *mean = *var = NULL;
     char sx[LM_SHAPE_STR_MAX];
     int64_t s3[3];
     const lm_tensor *affine[2] = {weight, bias};
     const char *const names[2] = {"weight", "bias"};
     LM_TRY(check_per_channel("batch_norm", x, affine, names, s3));
+    LM_TRY(check_residual("batch_norm", "input", x, residual));
     int64_t n = s3[0], c = s3[1];
     if (n * s3[2] == 1)
         return lm_fail(LM_ERR_SHAPE,
@@ -603,31 +605,34 @@ lm_status lm_ag_batch_norm(lm_tensor **out, lm_tensor **mean, lm_tensor **var, l
     if (!be->batch_norm)
         return lm_fail(LM_ERR_DEVICE, "batch_norm: no fused kernel on %s",
                        lm_device_name(x->storage->device));
-    lm_tensor *xc = NULL, *x3 = NULL, *y = NULL, *wc = NULL, *bc = NULL;
+    lm_tensor *xc = NULL, *x3 = NULL, *y = NULL, *wc = NULL, *bc = NULL, *rc = NULL, *r3 = NULL;
     lm_status s = lm_contiguous(&xc, x);
     /* the kernels read weight and bias as plain arrays */
     if (s == LM_OK && weight) s = lm_contiguous(&wc, weight);
     if (s == LM_OK && bias) s = lm_contiguous(&bc, bias);
+    if (s == LM_OK && residual) s = lm_contiguous(&rc, residual);
+    if (s == LM_OK && rc) s = lm_tensor_view(&r3, rc, 3, s3);
     if (s == LM_OK) s = lm_tensor_view(&x3, xc, 3, s3);
     if (s == LM_OK) s = lm_tensor_new_like(&y, x3);
     if (s == LM_OK) s = lm_tensor_new(mean, LM_FLOAT32, x->storage->device, 1, &c);
     if (s == LM_OK) s = lm_tensor_new(var, LM_FLOAT32, x->storage->device, 1, &c);
-    if (s == LM_OK) s = be->batch_norm(y, *mean, *var, x3, wc, bc, eps);
+    if (s == LM_OK) s = be->batch_norm(y, *mean, *var, x3, wc, bc, eps, r3, relu);
     if (s == LM_OK) s = lm_tensor_view(out, y, x->ndim, x->shape);
-    lm_tensor *in[3] = {x, weight, bias};
-    if (s == LM_OK && lm_any_requires_grad(3, in)) {
+    lm_tensor *in[4] = {x, weight, bias, residual};
+    if (s == LM_OK && lm_any_requires_grad(4, in)) {
         lm_node *node;
-        s = lm_node_record(&node, out, "batch_norm", lm_rule_batch_norm, 3, in);
+        s = lm_node_record(&node, out, "batch_norm", lm_rule_batch_norm, 4, in);
         if (s == LM_OK) {
             lm_node_save(node, 0, x3);
             lm_node_save(node, 1, *mean);
             lm_node_save(node, 2, *var);
             lm_node_save(node, 3, wc);
             node->p[0] = eps;
+            if (relu) s = lm_node_save_output(node, 4, *out); /* its zeros mask the gradient */
         }
     }
     lm_tensor_release(xc), lm_tensor_release(x3), lm_tensor_release(y);
-    lm_tensor_release(wc), lm_tensor_release(bc);
+    lm_tensor_release(wc), lm_tensor_release(bc), lm_tensor_release(rc), lm_tensor_release(r3);
     if (s != LM_OK) {
         lm_tensor_release(*out), lm_tensor_release(*mean), lm_tensor_release(*var);
         *out = *mean = *var = NULL;

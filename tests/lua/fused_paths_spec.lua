@@ -175,8 +175,93 @@ describe("batch norm, residual sum and ReLU in one pass (evaluation)", function(
   end)
 end)
 
+describe("batch norm, residual sum and ReLU in the batch norm's passes (training, CPU)", function()
+  -- every gradient and statistic of a module after one step, fused or apart
+  local function step(make, fuse, x0)
+    lm.manual_seed(9)
+    local net = make()
+    for _, m in ipairs(net:modules()) do if m.fuse ~= nil then m.fuse = fuse end end
+    net:train()
+    local x = x0:clone():requires_grad(true)
+    local y = net(x)
+    ;(y * y:detach():tanh()):sum():backward()
+    local got = {y = y:detach(), gx = x.grad}
+    for name, p in pairs(net:named_parameters()) do got["grad " .. name] = p.grad end
+    for name, t in pairs(net:state_dict()) do got[name] = t end
+    return got
+  end
+  local function same_bits(a, b, label)
+    for name, t in pairs(b) do
+      truthy(a[name] ~= nil, label .. ": " .. name .. " fused too")
+      eq(rel_error(a[name]:float(), t:float()), 0, label .. ": " .. name)
+    end
+  end
+
+  it("gives the modules' values and gradients bit for bit: blocks, a downsampling branch, a Sequential", function()
+    local cases = {
+      {"block", function() return lm.nn.BasicBlock(8, 8) end, lm.randn(3, 8, 9, 9)},
+      {"downsampling block", function()
+        return lm.nn.BasicBlock(4, 8, {stride = 2, downsample = lm.nn.Sequential(lm.nn.Conv2d(4, 8, 1, {stride = 2,
+          bias = false}), lm.nn.BatchNorm2d(8))})
+      end, lm.randn(3, 4, 8, 8)},
+      {"Sequential", function()
+        return lm.nn.Sequential(lm.nn.Conv2d(3, 6, 3), lm.nn.BatchNorm2d(6, {momentum = false}), lm.nn.ReLU(),
+          lm.nn.Flatten(), lm.nn.Linear(6 * 4 * 4, 2))
+      end, lm.randn(4, 3, 6, 6)},
+    }
+    for _, case in ipairs(cases) do
+      local label, make, x = table.unpack(case)
+      local fused, apart = step(make, true, x), step(make, false, x)
+      same_bits(fused, apart, label)
+      truthy(fused.num_batches_tracked ~= nil or fused["1.num_batches_tracked"] ~= nil
+        or fused["bn1.num_batches_tracked"] ~= nil, label .. ": the batch counted")
+    end
+  end)
+
+  it("saves a pass: fewer tensors than the modules apart", function()
+    lm.manual_seed(10)
+    local b = lm.nn.BasicBlock(8, 8):train()
+    local x = lm.randn(2, 8, 6, 6)
+    local function allocations()
+      local before = lm.memory_stats().allocations
+      b(x)
+      return lm.memory_stats().allocations - before
+    end
+    local fused = allocations()
+    b.fuse = false
+    local apart = allocations()
+    truthy(fused <= apart - 3, ("allocations: %d fused, %d apart"):format(fused, apart))
+  end)
+
+  it("sends the masked gradient to the residual, passes NaN, and sums a residual of another shape op by op", function()
+    local x = lm.tensor({{{{0 / 0, -1}, {2, -3}}}, {{{1, 4}, {-2, 0.5}}}}):requires_grad(true) -- [2, 1, 2, 2]
+    local r = lm.tensor({{{{1, -5}, {0, 2}}}, {{{-1, 1}, {3, -4}}}}):requires_grad(true)
+    local y = F._batch_norm_train_then(x, nil, nil, nil, nil, 0.1, 1e-5, r, true)
+    local t = y:view(8):totable()
+    for i = 1, 8 do truthy(t[i] ~= t[i], "the NaN spreads through the statistics: " .. i) end
+    local x2 = lm.randn(2, 3, 4, 4):requires_grad(true)
+    local r2 = lm.randn(2, 3, 4, 4):requires_grad(true)
+    local g = lm.randn(2, 3, 4, 4)
+    F._batch_norm_train_then(x2, nil, nil, nil, nil, 0.1, 1e-5, r2, true):backward(g)
+    local gx, gr = x2.grad, r2.grad
+    x2.grad, r2.grad = nil, nil
+    ;(F.batch_norm(x2, nil, nil, nil, nil, true) + r2):relu():backward(g)
+    eq(rel_error(gr, r2.grad), 0, "the residual's gradient: g where the output is positive")
+    eq(rel_error(gx, x2.grad), 0, "the input's gradient")
+    truthy(gr:eq(0):sum():item() > 0, "the mask cut some")
+    -- a residual of another shape broadcasts, op by op
+    local bn, relu = lm.nn.BatchNorm2d(3):train(), lm.nn.ReLU()
+    local small = lm.randn(1, 3, 1, 4)
+    local out = lm.nn._bn_then(bn, x2:detach(), small, relu)
+    same(out:shape(), {2, 3, 4, 4})
+    raises(function() lm._functional._batch_norm(x2, nil, nil, 1e-5, small, true) end,
+      "batch_norm: the residual must be a float32 tensor of the input's shape [2, 3, 4, 4], "
+      .. "got a float32 [1, 3, 1, 4]")
+  end)
+end)
+
 describe("a Sequential's batch norm and ReLU in one pass (evaluation)", function()
-  it("gives the modules' values, and keeps them apart with fuse = false or in training", function()
+  it("gives the modules' values, and keeps them apart with fuse = false", function()
     lm.manual_seed(7)
     local net = lm.nn.Sequential(lm.nn.Conv2d(3, 6, 3), lm.nn.BatchNorm2d(6), lm.nn.ReLU(), lm.nn.Flatten(),
       lm.nn.Linear(6 * 4 * 4, 2))

@@ -68,8 +68,10 @@ return function(nn)
       end
     end
 
-    function class:forward(x)
-      self:_check_input(x, 2)
+    -- This call's statistics: whether the batch's normalise it, the running
+    -- statistics to use or move (nil, nil: none), and the factor that moves
+    -- them (the batch counted first in training).
+    function class:_statistics()
       local factor = self.momentum or 0
       if self.training and self.track_running_stats then
         lm.no_grad(function() self.num_batches_tracked:add_(1) end)
@@ -78,6 +80,12 @@ return function(nn)
       local use_batch = self.training or not self.track_running_stats
       local rm, rv
       if not use_batch or self.track_running_stats then rm, rv = self.running_mean, self.running_var end
+      return use_batch, rm, rv, factor
+    end
+
+    function class:forward(x)
+      self:_check_input(x, 2)
+      local use_batch, rm, rv, factor = self:_statistics()
       return F.batch_norm(x, rm, rv, self.weight, self.bias, use_batch, factor, self.eps)
     end
 
@@ -107,26 +115,48 @@ return function(nn)
   nn._fusable_class(nn.BatchNorm1d)
   nn._fusable_class(nn.BatchNorm2d)
 
-  -- A batch norm in evaluation with running statistics, and the ReLU after
-  -- it (an nn.ReLU, or nil), as Lumen defines them (no hooks, nothing
-  -- replaced, F.batch_norm not wrapped by other code): bn_then may run
-  -- them, with a residual sum between, as one op.
+  -- A batch norm and the ReLU after it (an nn.ReLU, or nil) as Lumen
+  -- defines them (no hooks, nothing replaced, F.batch_norm not wrapped by
+  -- other code): bn_then may run them, with a residual sum between, as one
+  -- op. fusable: in evaluation with running statistics (any device);
+  -- batch_fusable: normalised by the batch's statistics (training), which
+  -- the CPU fuses.
   local plain_batch_norm = F.batch_norm
-  local function fusable(bn, relu)
+  local function plain(bn, relu)
     return F.batch_norm == plain_batch_norm
       and (nn._is_plain(bn, nn.BatchNorm2d) or nn._is_plain(bn, nn.BatchNorm1d))
-      and not bn.training and bn.track_running_stats
       and (relu == nil or nn._is_plain(relu, nn.ReLU))
+  end
+  local function fusable(bn, relu)
+    return plain(bn, relu) and not bn.training and bn.track_running_stats
+  end
+  local function batch_fusable(bn, relu)
+    return plain(bn, relu) and (bn.training or not bn.track_running_stats)
+  end
+
+  -- whether x and the residual suit the fused training kernel (else the
+  -- sum would broadcast, or the device has no such kernel)
+  local function fits_batch_kernel(x, residual)
+    return lm.is_tensor(x) and x:device() == "cpu" and x:dtype() == "float32" and (residual == nil
+      or (lm.is_tensor(residual) and residual:device() == "cpu" and residual:dtype() == "float32"
+        and residual:shape_string() == x:shape_string()))
   end
 
   -- relu(bn(x) + residual), residual and relu optional: in one pass over x
-  -- when fusable and the calling module's `fuse` is not false
-  -- (F._batch_norm_eval_then: the same values), else module by module.
+  -- in evaluation (F._batch_norm_eval_then), in the batch norm's own passes
+  -- in training on the CPU (F._batch_norm_train_then), each when fusable and
+  -- the calling module's `fuse` is not false (the same values), else module
+  -- by module.
   local function bn_then(bn, x, residual, relu, fuse)
     if fuse ~= false and fusable(bn, relu) then
       bn:_check_input(x, 3)
       return F._batch_norm_eval_then(x, bn.running_mean, bn.running_var, bn.weight, bn.bias, bn.eps, residual,
         relu ~= nil)
+    end
+    if fuse ~= false and batch_fusable(bn, relu) and fits_batch_kernel(x, residual) then
+      bn:_check_input(x, 3)
+      local _, rm, rv, factor = bn:_statistics()
+      return F._batch_norm_train_then(x, rm, rv, bn.weight, bn.bias, factor, bn.eps, residual, relu ~= nil)
     end
     local y = bn(x)
     if residual ~= nil then y = y + residual end
@@ -135,7 +165,7 @@ return function(nn)
   end
   nn._bn_then = bn_then
   -- for Sequential: a batch norm followed by a ReLU that bn_then would fuse
-  function nn._bn_fusable(bn, relu) return relu ~= nil and fusable(bn, relu) end
+  function nn._bn_fusable(bn, relu) return relu ~= nil and (fusable(bn, relu) or batch_fusable(bn, relu)) end
 
   -- A convolution without bias as Lumen defines it, and the batch norm (in
   -- evaluation) and ReLU that bn_then would fuse after it: conv_bn_then may
@@ -300,8 +330,10 @@ return function(nn)
   nn.BasicBlock.expansion = 1
 
   -- In evaluation the batch norms, the sum and the ReLUs take one pass each
-  -- (bn_then) where they took five; the modules' order is torchvision's
-  -- whenever one of them could tell (a hook, a replaced forward).
+  -- (bn_then) where they took five, and in training on the CPU the sum and
+  -- the ReLUs ride in the batch norms' passes; the modules' order is
+  -- torchvision's whenever one of them could tell (a hook, a replaced
+  -- forward).
   --- block.fuse = false keeps every module apart (default true).
   nn.BasicBlock.fuse = true
 
@@ -312,7 +344,7 @@ return function(nn)
       return conv_bn_then(self.conv2, self.bn2, out, down and down(x) or x, self.relu)
     end
     out = self.conv2(out)
-    if self.fuse ~= false and fusable(self.bn2, self.relu) then
+    if self.fuse ~= false and (fusable(self.bn2, self.relu) or batch_fusable(self.bn2, self.relu)) then
       return bn_then(self.bn2, out, down and down(x) or x, self.relu)
     end
     out = self.bn2(out)

@@ -111,16 +111,7 @@ function F.batch_norm(x, running_mean, running_var, weight, bias, training, mome
   local N, channels = x:size(1), x:size(2)
   local y
   if (training or running_mean == nil) and x:device() == "cpu" then
-    -- the fused kernel: two passes forward and two backward (core/cpu_norm.c)
-    local out, mean, var = C._batch_norm(x, weight, bias, eps)
-    if running_mean ~= nil then
-      local n = x:numel() // channels
-      lm.no_grad(function()
-        running_mean:mul_(1 - momentum):add_(mean * momentum)
-        running_var:mul_(1 - momentum):add_(var * (momentum * n / (n - 1)))
-      end)
-    end
-    return out
+    return F._batch_norm_train_then(x, running_mean, running_var, weight, bias, momentum, eps)
   elseif training or running_mean == nil then
     local flat = x:reshape(N, channels, -1)
     local n = N * flat:size(3)
@@ -144,6 +135,23 @@ function F.batch_norm(x, running_mean, running_var, weight, bias, training, mome
   if weight ~= nil then y = y * channel_view(weight, x) end
   if bias ~= nil then y = y + channel_view(bias, x) end
   return y
+end
+
+--- (internal) A batch norm with the batch's statistics on the CPU (the fused
+--- kernel: two passes forward and two backward, core/cpu_norm.c), then +
+--- residual (a tensor of x's shape, or nil) and a ReLU when relu, in the
+--- same passes: the values of F.batch_norm, the sum and the ReLU op by op.
+--- running_mean / running_var (or nil) move as F.batch_norm moves them.
+function F._batch_norm_train_then(x, running_mean, running_var, weight, bias, momentum, eps, residual, relu)
+  local out, mean, var = C._batch_norm(x, weight, bias, eps, residual, relu == true)
+  if running_mean ~= nil then
+    local n = x:numel() // x:size(2)
+    lm.no_grad(function()
+      running_mean:mul_(1 - momentum):add_(mean * momentum)
+      running_var:mul_(1 - momentum):add_(var * (momentum * n / (n - 1)))
+    end)
+  end
+  return out
 end
 
 -- a batch norm in evaluation as one affine map per channel: x * scale + shift

@@ -137,7 +137,8 @@ function nn.Sequential:forward(x)
       last = i + 1
       ok, out = xpcall(nn._conv_bn_then, h.fn, child, self[names[i + 1]], x, nil, nil)
     elseif self.fuse and nn._bn_fusable(child, self[names[i + 1]]) then
-      -- a batch norm in evaluation and its ReLU: one pass (nn._bn_then)
+      -- a batch norm and its ReLU: one pass in evaluation, or the ReLU in the
+      -- batch norm's passes in training on the CPU (nn._bn_then)
       last = i + 1
       ok, out = xpcall(nn._bn_then, h.fn, child, x, nil, self[names[i + 1]])
     else
