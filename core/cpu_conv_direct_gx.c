@@ -26,7 +26,7 @@
 /* One phase of the input: its positions and its sources. */
 typedef struct {
     int64_t positions, sources;
-    int32_t *offset;      /* [positions rounded up to a block]: each one's place in the padded gy */
+    int32_t *offset; /* [positions rounded up to a block]: each one's place in the padded gy */
     int32_t *destination; /* [positions]: its index in the input plane */
     int32_t *source;      /* [sources]: (output channel, tap)'s offset from a position's */
     float *weights;       /* [sources][lanes_pad]: the tap's weights along the input channels */
@@ -130,6 +130,10 @@ static bool plan_phase(direct_gx_job *j, phase_plan *ph, int64_t a, int64_t b, c
             ph->destination[q++] = (int32_t)(r * g->width + c);
         }
     }
+    /* a last block's unused positions read inside the padded plane too (their
+     * sums are dropped): the first interior one, from which every tap reads
+     * at or after the plane's start */
+    for (; q < padded_positions; q++) ph->offset[q] = (int32_t)(top * j->wp + left);
     int64_t s = 0, taps = kh * kw;
     for (int64_t o = 0; o < j->o; o++)
         for (int64_t t = 0; t < taps_h; t++)
