@@ -93,7 +93,7 @@ static int f_batch_norm(lua_State *L) {
     lm_tensor *residual = lua_isnoneornil(L, 5) ? NULL : l_check_tensor(L, 5);
     bool relu = lua_toboolean(L, 6);
     lm_tensor **out = l_push_slot(L), **mean = l_push_slot(L), **var = l_push_slot(L);
-    l_check(L, lm_ag_batch_norm(out, mean, var, x, w, b, eps, residual, relu));
+    l_check(L, lm_ag_batch_norm_then(out, mean, var, x, w, b, eps, residual, relu));
     return 3;
 }
 

@@ -606,16 +606,19 @@ lm_status lm_rule_mmd(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     return sc_end(&sc);
 }
 
-/* inputs x, weight, bias; saved x [N, C, S], mean, var, weight; p[0] = eps */
-/* The batch norm's gradients, the ReLU after it (saved[4], its output)
- * masking g first, as LM_RELU's own gradient (a pass of its own: folded
- * into the batch norm's sums it made them 1.5x slower); the residual's
- * gradient is g after that mask. */
+/* inputs x, weight, bias, residual; saved x [N, C, S], the statistics [2,
+ * C] (mean, var), weight and, after a ReLU, the output; p[0] = eps. The
+ * ReLU's mask (y > 0 where its input was) comes first, as LM_RELU's own
+ * gradient, a pass of its own (folded into the batch norm's sums it made
+ * them 1.5x slower); the residual's gradient is g after that mask. */
 lm_status lm_rule_batch_norm(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     scope sc = {0};
-    lm_tensor *x = sc_saved(&sc, n, 0), *mean = sc_saved(&sc, n, 1), *var = sc_saved(&sc, n, 2);
-    lm_tensor *w = n->saved[3] ? sc_saved(&sc, n, 3) : NULL;
-    lm_tensor *relu_y = n->saved[4] ? sc_reshape(&sc, sc_saved(&sc, n, 4), 3, x->shape) : NULL;
+    lm_tensor *x = sc_saved(&sc, n, 0), *stats = sc_saved(&sc, n, 1);
+    lm_tensor *w = n->saved[2] ? sc_saved(&sc, n, 2) : NULL;
+    lm_tensor *relu_y = n->saved[3] ? sc_reshape(&sc, sc_saved(&sc, n, 3), 3, x->shape) : NULL;
+    lm_tensor *mean = NULL, *var = NULL;
+    if (sc.status == LM_OK) sc_keep(&sc, lm_tensor_select(&mean, stats, 0, 0), &mean);
+    if (sc.status == LM_OK) sc_keep(&sc, lm_tensor_select(&var, stats, 0, 1), &var);
     if (sc.status) return sc_end(&sc);
     const lm_backend *be = sc_backend(&sc, x);
     lm_tensor *g3 = sc_reshape(&sc, sc_contiguous(&sc, g), 3, x->shape);

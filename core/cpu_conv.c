@@ -550,8 +550,11 @@ lm_status lm_cpu_conv2d_backward(lm_tensor *gx, lm_tensor *gw, const lm_tensor *
         gw = NULL;
         if (st != LM_OK || !gx) return st;
     }
+    /* every phase sums all of its taps, those under the border too (times
+     * 0): an infinite weight would give inf * 0 = NaN where im2col adds no
+     * term, so such weights go the im2col way */
     if (gx && conv_algorithm != LM_CONV_GEMM &&
-        lm_cpu_conv_direct_grad_input_applies(w->shape[0], g)) { /* strided layers only */
+        lm_cpu_conv_direct_grad_input_applies(w->shape[0], g) && all_finite(w)) {
         st = lm_cpu_conv2d_direct_grad_input(gx, g_t, w, g);
         gx = NULL;
         if (st != LM_OK || !gw) return st;

@@ -91,7 +91,7 @@ bool lm_cpu_conv_direct_forward_applies(int64_t images, int64_t out_channels,
            g->out_h * g->out_w >= MIN_POSITIONS && out_channels > 0 &&
            g->channels * out_channels <= MAX_CHANNEL_PRODUCT &&
            (images >= MIN_IMAGES_WIDE || g->channels * out_channels <= NARROW_CHANNEL_PRODUCT) &&
-           padded <= INT32_MAX; /* the offsets are int32 */
+           g->channels * padded <= INT32_MAX; /* the taps' offsets are int32 */
 }
 
 lm_status lm_cpu_conv2d_direct(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,

@@ -13,9 +13,10 @@
  * columns and packing them for a product with a tiny output; here each
  * input vector is loaded from cache and feeds 8 outputs x 3 taps.
  *
- * Each gw value is summed by one thread in a fixed order (images, then
- * positions, 16 lanes reduced by a tree at the end), so the values are the
- * same bits at any thread count. */
+ * Each gw value is summed in a fixed order: within a chunk of images (fixed
+ * by the batch and plane sizes) by one thread, images then positions, 16
+ * lanes reduced by a tree at the end; then the chunks' partial sums are
+ * added in order. So the values are the same bits at any thread count. */
 #include <stdlib.h>
 #include <string.h>
 

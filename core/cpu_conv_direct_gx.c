@@ -26,7 +26,7 @@
 /* One phase of the input: its positions and its sources. */
 typedef struct {
     int64_t positions, sources;
-    int32_t *offset; /* [positions rounded up to a block]: each one's place in the padded gy */
+    int32_t *offset;      /* [positions rounded up to a block]: each one's place in the padded gy */
     int32_t *destination; /* [positions]: its index in the input plane */
     int32_t *source;      /* [sources]: (output channel, tap)'s offset from a position's */
     float *weights;       /* [sources][lanes_pad]: the tap's weights along the input channels */

@@ -21,7 +21,7 @@
 #include "lm_tensor.h"
 
 #define LM_NODE_MAX_INPUTS 16
-#define LM_NODE_MAX_SAVED 5
+#define LM_NODE_MAX_SAVED 4
 
 typedef struct lm_node lm_node;
 

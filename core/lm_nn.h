@@ -44,12 +44,13 @@ lm_status lm_ag_dropout(lm_tensor **out, lm_tensor *x, double keep);
 
 /* Batch normalisation in training mode, as torch.nn.functional.batch_norm:
  * x [N, C, ...] normalised per channel with the batch mean and biased
- * variance, then scaled by weight and shifted by bias [C] (either NULL);
- * then + residual (x's shape, or NULL) and max(y, 0) when relu, the same
- * values as the ops after it in a residual block, in the same pass. *mean
- * and *var get the batch statistics [C] (var biased) for the caller's
+ * variance, then scaled by weight and shifted by bias [C] (either NULL).
+ * *mean and *var get the batch statistics [C] (var biased) for the caller's
  * running averages; gradients do not flow through them. LM_ERR_DEVICE
- * where the device's backend has no fused kernel (compose it instead). */
+ * where the device's backend has no fused kernel (compose it instead).
+ * The _then form adds residual (x's shape, or NULL) and takes max(y, 0)
+ * when relu, in the same pass: the values and gradients of the ops after a
+ * batch norm in a residual block. */
 /* y = x * scale[c] + shift[c] for x [N, C, ...] and scale, shift [C], then
  * + residual (x's shape, or NULL) and max(y, 0) when relu: a batch norm in
  * evaluation with what follows it in a residual block (the skip connection,
@@ -59,8 +60,10 @@ lm_status lm_ag_dropout(lm_tensor **out, lm_tensor *x, double keep);
 lm_status lm_channel_affine(lm_tensor **out, lm_tensor *x, lm_tensor *scale, lm_tensor *shift,
                             lm_tensor *residual, bool relu);
 lm_status lm_ag_batch_norm(lm_tensor **out, lm_tensor **mean, lm_tensor **var, lm_tensor *x,
-                           lm_tensor *weight, lm_tensor *bias, double eps, lm_tensor *residual,
-                           bool relu);
+                           lm_tensor *weight, lm_tensor *bias, double eps);
+lm_status lm_ag_batch_norm_then(lm_tensor **out, lm_tensor **mean, lm_tensor **var, lm_tensor *x,
+                                lm_tensor *weight, lm_tensor *bias, double eps, lm_tensor *residual,
+                                bool relu);
 
 typedef struct lm_conv_options {
     int64_t stride_h, stride_w, pad_h, pad_w;

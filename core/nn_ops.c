@@ -579,11 +579,17 @@ lm_status lm_channel_affine(lm_tensor **out, lm_tensor *x, lm_tensor *scale, lm_
     return s;
 }
 
-/* inputs x, weight, bias, residual; saved[0] = x [N, C, S], [1] = mean,
- * [2] = var, [3] = weight, [4] = the output when relu; p[0] = eps */
 lm_status lm_ag_batch_norm(lm_tensor **out, lm_tensor **mean, lm_tensor **var, lm_tensor *x,
-                           lm_tensor *weight, lm_tensor *bias, double eps, lm_tensor *residual,
-                           bool relu) {
+                           lm_tensor *weight, lm_tensor *bias, double eps) {
+    return lm_ag_batch_norm_then(out, mean, var, x, weight, bias, eps, NULL, false);
+}
+
+/* inputs x, weight, bias, residual; saved[0] = x [N, C, S], [1] = the
+ * statistics [2, C] (mean, var: *mean and *var are views of its rows),
+ * [2] = weight, [3] = the output when relu; p[0] = eps */
+lm_status lm_ag_batch_norm_then(lm_tensor **out, lm_tensor **mean, lm_tensor **var, lm_tensor *x,
+                                lm_tensor *weight, lm_tensor *bias, double eps, lm_tensor *residual,
+                                bool relu) {
     *out = *mean = *var = NULL;
     char sx[LM_SHAPE_STR_MAX];
     int64_t s3[3];
@@ -606,6 +612,8 @@ lm_status lm_ag_batch_norm(lm_tensor **out, lm_tensor **mean, lm_tensor **var, l
         return lm_fail(LM_ERR_DEVICE, "batch_norm: no fused kernel on %s",
                        lm_device_name(x->storage->device));
     lm_tensor *xc = NULL, *x3 = NULL, *y = NULL, *wc = NULL, *bc = NULL, *rc = NULL, *r3 = NULL;
+    lm_tensor *stats = NULL;
+    int64_t stats_shape[2] = {2, c};
     lm_status s = lm_contiguous(&xc, x);
     /* the kernels read weight and bias as plain arrays */
     if (s == LM_OK && weight) s = lm_contiguous(&wc, weight);
@@ -614,8 +622,9 @@ lm_status lm_ag_batch_norm(lm_tensor **out, lm_tensor **mean, lm_tensor **var, l
     if (s == LM_OK && rc) s = lm_tensor_view(&r3, rc, 3, s3);
     if (s == LM_OK) s = lm_tensor_view(&x3, xc, 3, s3);
     if (s == LM_OK) s = lm_tensor_new_like(&y, x3);
-    if (s == LM_OK) s = lm_tensor_new(mean, LM_FLOAT32, x->storage->device, 1, &c);
-    if (s == LM_OK) s = lm_tensor_new(var, LM_FLOAT32, x->storage->device, 1, &c);
+    if (s == LM_OK) s = lm_tensor_new(&stats, LM_FLOAT32, x->storage->device, 2, stats_shape);
+    if (s == LM_OK) s = lm_tensor_select(mean, stats, 0, 0);
+    if (s == LM_OK) s = lm_tensor_select(var, stats, 0, 1);
     if (s == LM_OK) s = be->batch_norm(y, *mean, *var, x3, wc, bc, eps, r3, relu);
     if (s == LM_OK) s = lm_tensor_view(out, y, x->ndim, x->shape);
     lm_tensor *in[4] = {x, weight, bias, residual};
@@ -624,14 +633,13 @@ lm_status lm_ag_batch_norm(lm_tensor **out, lm_tensor **mean, lm_tensor **var, l
         s = lm_node_record(&node, out, "batch_norm", lm_rule_batch_norm, 4, in);
         if (s == LM_OK) {
             lm_node_save(node, 0, x3);
-            lm_node_save(node, 1, *mean);
-            lm_node_save(node, 2, *var);
-            lm_node_save(node, 3, wc);
+            lm_node_save(node, 1, stats);
+            lm_node_save(node, 2, wc);
             node->p[0] = eps;
-            if (relu) s = lm_node_save_output(node, 4, *out); /* its zeros mask the gradient */
+            if (relu) s = lm_node_save_output(node, 3, *out); /* its zeros mask the gradient */
         }
     }
-    lm_tensor_release(xc), lm_tensor_release(x3), lm_tensor_release(y);
+    lm_tensor_release(xc), lm_tensor_release(x3), lm_tensor_release(y), lm_tensor_release(stats);
     lm_tensor_release(wc), lm_tensor_release(bc), lm_tensor_release(rc), lm_tensor_release(r3);
     if (s != LM_OK) {
         lm_tensor_release(*out), lm_tensor_release(*mean), lm_tensor_release(*var);

@@ -380,6 +380,20 @@ describe("convolution algorithms", function()
         truthy(rel_error(runs[1], xg.grad) > 0, label .. ": not im2col's bits")
       end
     end
+    -- an infinite weight: im2col's values (no inf * 0 from the border's taps)
+    local x_inf, w_inf = lm.randn(1, 17, 6, 6), lm.randn(2, 17, 3, 3)
+    w_inf[1][1][1][1] = 1 / 0
+    local g_inf = lm.randn(1, 2, 3, 3)
+    local inf_grads = {}
+    for _, algorithm in ipairs{"auto", "gemm"} do
+      with_algorithm(algorithm, function()
+        local xg = x_inf:clone():requires_grad(true)
+        ;(F.conv2d(xg, w_inf, nil, {stride = 2, padding = 1}) * g_inf):sum():backward()
+        inf_grads[algorithm] = xg.grad
+      end)
+    end
+    eq(inf_grads.auto:ne(inf_grads.auto):sum():item(), inf_grads.gemm:ne(inf_grads.gemm):sum():item(),
+      "as many NaN as im2col with an infinite weight")
     for _, s in ipairs{{2, 16, 8, 9, 9, 3, 2, 1}, {2, 24, 8, 9, 9, 1, 2, 0}} do
       local n, c, o, h, w, k, stride, pad = table.unpack(s)
       local x0, w0 = lm.randn(n, c, h, w), lm.randn(o, c, k, k)

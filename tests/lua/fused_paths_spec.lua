@@ -218,6 +218,13 @@ describe("batch norm, residual sum and ReLU in the batch norm's passes (training
     end
   end)
 
+  it("returns an empty batch as it is, as F.batch_norm does", function()
+    local b = lm.nn.BasicBlock(4, 4):train()
+    same(b(lm.randn(0, 4, 6, 6)):shape(), {0, 4, 6, 6})
+    local s = lm.nn.Sequential(lm.nn.BatchNorm2d(4), lm.nn.ReLU()):train()
+    same(s(lm.randn(0, 4, 3, 3)):shape(), {0, 4, 3, 3})
+  end)
+
   it("saves a pass: fewer tensors than the modules apart", function()
     lm.manual_seed(10)
     local b = lm.nn.BasicBlock(8, 8):train()

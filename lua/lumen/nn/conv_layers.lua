@@ -135,9 +135,10 @@ return function(nn)
   end
 
   -- whether x and the residual suit the fused training kernel (else the
-  -- sum would broadcast, or the device has no such kernel)
+  -- sum would broadcast, the device has no such kernel, or the batch is
+  -- empty, which F.batch_norm returns as it is)
   local function fits_batch_kernel(x, residual)
-    return lm.is_tensor(x) and x:device() == "cpu" and x:dtype() == "float32" and (residual == nil
+    return lm.is_tensor(x) and x:device() == "cpu" and x:dtype() == "float32" and x:numel() > 0 and (residual == nil
       or (lm.is_tensor(residual) and residual:device() == "cpu" and residual:dtype() == "float32"
         and residual:shape_string() == x:shape_string()))
   end
