@@ -520,12 +520,14 @@ static lm_status backward_im2col(lm_tensor *gx, lm_tensor *gw, const lm_tensor *
  * (bench/conv_weight_grad.lua: 96 -> 192 channels on 16x16 planes). */
 #define DIRECT_GRAD_WEIGHT_MAX_CHANNELS (128 * 128)
 
-/* Stride-2 layers split their input into phase planes first (a pass over
- * it), and their output planes are a quarter of the input's: the direct way
- * gains for narrow layers with output planes of 8x8 and more (16 -> 32 on
- * 32x32: 2x; 64 -> 128 on 32x32 or 8x8: im2col is faster). */
-#define DIRECT_GRAD_WEIGHT_MAX_CHANNELS_STRIDED (32 * 64)
-#define DIRECT_GRAD_WEIGHT_MIN_POSITIONS_STRIDED 64
+/* Stride-2 layers split their input into phase planes as they go, and their
+ * output planes are a quarter of the input's: the direct way gains on output
+ * planes of 16x16 and more up to 64 x 128 channels (16 -> 32 on 32x32:
+ * 2.2-2.4x, 32 -> 64 on 32x32 1.4-1.7x, 64 -> 128 on 32x32 1.06-1.15x); on
+ * 8x8 and smaller its units are too few and small (32 -> 64 on 16x16: 0.9x
+ * at 1 thread, 1.4x at 2), and wider layers suit im2col's product. */
+#define DIRECT_GRAD_WEIGHT_MAX_CHANNELS_STRIDED (64 * 128)
+#define DIRECT_GRAD_WEIGHT_MIN_POSITIONS_STRIDED 256
 
 /* Whether the weights' gradient goes the direct way (cpu_conv_direct_gw.c):
  * wherever it applies and the layer is narrow enough, except on the small

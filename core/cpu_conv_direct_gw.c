@@ -8,10 +8,12 @@
  * is first split into its four phase planes (even or odd rows by even or
  * odd columns), each the output plane's size: tap (kh, kw) then reads phase
  * (kh != 1, kw != 1) shifted by a row and a column up for kh, kw = 0, so
- * again a fixed offset and a mask. Narrow layers (16-64 channels) spent
- * most of their backward pass writing nine copies of the input into
- * columns and packing them for a product with a tiny output; here each
- * input vector is loaded from cache and feeds 8 outputs x 3 taps.
+ * again a fixed offset and a mask. A unit splits each block of images it
+ * reads into a buffer of its own, from cache (a separate pass over the
+ * whole input first cost 1.3 ms of 3.9 for 16 -> 32 channels on 32x32). Narrow layers (16-64
+ * channels) spent most of their backward pass writing nine copies of the input into columns and
+ * packing them for a product with a tiny output; here each input vector is loaded from cache and
+ * feeds 8 outputs x 3 taps.
  *
  * Each gw value is summed in a fixed order: within a chunk of images (fixed
  * by the batch and plane sizes) by one thread, images then positions, 16
@@ -35,10 +37,14 @@
 #define ACC_FLOATS (OUT_BLOCK * 3 * 16) /* one pass's lanes: [output][kw][lane] */
 
 typedef struct {
-    const float *x, *gy; /* x: the input, or its phase planes [N, C, 4, out plane] */
+    const float *x, *gy;
     float *gw;
+    const lm_conv_geometry *g;
     int64_t n, c, o, plane, vectors, block_images;
-    int64_t x_channel;        /* floats from one input channel's plane(s) to the next */
+    int64_t x_channel; /* floats from one input channel's plane(s) to the next */
+    bool split;        /* stride 2: each block's inputs split into phase planes first */
+    float *phases;     /* then: slots of phase_floats, the block's [image][channel][4][plane] */
+    size_t phase_floats;
     int64_t tap_offset[3][3]; /* where tap (kh, kw) reads, from an output position */
     int64_t unit_outs, unit_channels, out_blocks, channel_blocks; /* a unit's outputs x channels */
     int64_t chunk_images, chunks;                                 /* ... over a chunk of images */
@@ -48,11 +54,30 @@ typedef struct {
     size_t acc_floats; /* [out block][channel][kh][ACC_FLOATS] */
 } direct_gw_job;
 
+/* A stride-2 tap's phase (0: even rows or columns, 1: odd) and its shift
+ * in the phase plane: input row 2 oy + kh - 1 is odd row oy - 1 for kh = 0,
+ * even row oy for kh = 1 and odd row oy for kh = 2. */
+static const int tap_phase[3] = {1, 0, 1}, tap_shift[3] = {-1, 0, 0};
+
+/* Input plane x [H, W] into its phase planes ph [4][out_h][out_w], phase
+ * 2 * row parity + column parity; what lies past an odd-sized plane's edge
+ * is 0. */
+static void split_plane(const float *x, float *ph, const lm_conv_geometry *g) {
+    int64_t p = g->out_h * g->out_w, ow = g->out_w;
+    memset(ph, 0, sizeof(float) * (size_t)(4 * p));
+    for (int64_t r = 0; r < g->height; r++) {
+        float *row = ph + (r % 2) * 2 * p + (r / 2) * ow;
+        copy_even(row, x + r * g->width, (g->width + 1) / 2);
+        copy_even(row + p, x + r * g->width + 1, g->width / 2);
+    }
+}
+
 /* acc[k][kw] += gy[o0 + k] (.) x under tap (kh, kw), over images [n0, n1)
- * of input channel c, for the block's first ob outputs (the others' lanes
- * load as zeros and their sums are never read). */
-static void accumulate(const direct_gw_job *j, int64_t c, int64_t o0, int ob, int kh, int64_t n0,
-                       int64_t n1, float *acc) {
+ * of one input channel (first: image n0's plane or phase planes, x_image
+ * floats apart), for the block's first ob outputs (the others' lanes load as zeros
+ * and their sums are never read). */
+static void accumulate(const direct_gw_job *j, const float *first, int64_t x_image, int64_t o0,
+                       int ob, int kh, int64_t n0, int64_t n1, float *acc) {
     __m512 a[OUT_BLOCK][3];
 #pragma GCC unroll 8
     for (int k = 0; k < OUT_BLOCK; k++)
@@ -61,7 +86,7 @@ static void accumulate(const direct_gw_job *j, int64_t c, int64_t o0, int ob, in
     int64_t p = j->plane;
     const int64_t *tap = j->tap_offset[kh];
     for (int64_t n = n0; n < n1; n++) {
-        const float *xs = j->x + (n * j->c + c) * j->x_channel;
+        const float *xs = first + (n - n0) * x_image;
         const float *x0s = xs + tap[0], *x1s = xs + tap[1], *x2s = xs + tap[2];
         const float *gs = j->gy + (n * j->o + o0) * p;
         for (int64_t v = 0; v < j->vectors; v++) {
@@ -96,6 +121,8 @@ static void units_range(void *ctx, int64_t b, int64_t e, int slot) {
     direct_gw_job *j = ctx;
     size_t acc_floats = j->acc_floats;
     float *acc = j->acc + (size_t)slot * acc_floats;
+    float *phases = j->split ? j->phases + (size_t)slot * j->phase_floats : NULL;
+    int64_t in_plane = j->g->height * j->g->width;
     int64_t blocks = j->out_blocks * j->channel_blocks;
     for (int64_t u = b; u < e; u++) {
         int64_t chunk = u / blocks, block = u % blocks;
@@ -109,11 +136,21 @@ static void units_range(void *ctx, int64_t b, int64_t e, int slot) {
         for (size_t i = 0; i < acc_floats; i++) acc[i] = 0.0f;
         for (int64_t n0 = first; n0 < last; n0 += j->block_images) {
             int64_t n1 = n0 + j->block_images < last ? n0 + j->block_images : last;
+            const float *x0 = j->x + (n0 * j->c + c0) * j->x_channel;
+            int64_t x_image = j->c * j->x_channel;
+            if (phases) { /* the block's planes split while they are read anyway */
+                for (int64_t n = n0; n < n1; n++)
+                    for (int64_t ci = 0; ci < chans; ci++)
+                        split_plane(j->x + (n * j->c + c0 + ci) * in_plane,
+                                    phases + ((n - n0) * chans + ci) * 4 * j->plane, j->g);
+                x0 = phases, x_image = chans * 4 * j->plane;
+            }
             for (int64_t k = 0; k * OUT_BLOCK < outs; k++) { /* its gy stays in L1 */
                 int ob = (int)(outs - k * OUT_BLOCK < OUT_BLOCK ? outs - k * OUT_BLOCK : OUT_BLOCK);
                 for (int64_t ci = 0; ci < chans; ci++)
                     for (int kh = 0; kh < 3; kh++)
-                        accumulate(j, c0 + ci, o0 + k * OUT_BLOCK, ob, kh, n0, n1,
+                        accumulate(j, x0 + ci * (phases ? 4 * j->plane : j->x_channel), x_image,
+                                   o0 + k * OUT_BLOCK, ob, kh, n0, n1,
                                    acc + ((k * j->unit_channels + ci) * 3 + kh) * ACC_FLOATS);
             }
         }
@@ -189,36 +226,6 @@ bool lm_cpu_conv_direct_grad_weight_applies(const lm_conv_geometry *g) {
            g->out_w == (g->width - 1) / g->stride_w + 1;
 }
 
-/* A stride-2 tap's phase (0: even rows or columns, 1: odd) and its shift
- * in the phase plane: input row 2 oy + kh - 1 is odd row oy - 1 for kh = 0,
- * even row oy for kh = 1 and odd row oy for kh = 2. */
-static const int tap_phase[3] = {1, 0, 1}, tap_shift[3] = {-1, 0, 0};
-
-typedef struct {
-    const float *x;
-    float *phases;
-    const lm_conv_geometry *g;
-} split_job;
-
-/* Input planes [b, e) (image * C + channel) into their phase planes
- * [4][out_h][out_w], phase 2 * row parity + column parity; what lies past
- * an odd-sized plane's edge is 0. */
-static void split_range(void *ctx, int64_t b, int64_t e) {
-    const split_job *j = ctx;
-    const lm_conv_geometry *g = j->g;
-    int64_t oh = g->out_h, ow = g->out_w, p = oh * ow;
-    for (int64_t t = b; t < e; t++) {
-        const float *x = j->x + t * g->height * g->width;
-        float *ph = j->phases + t * 4 * p;
-        memset(ph, 0, sizeof(float) * (size_t)(4 * p));
-        for (int64_t r = 0; r < g->height; r++) {
-            float *row = ph + (r % 2) * 2 * p + (r / 2) * ow;
-            copy_even(row, x + r * g->width, (g->width + 1) / 2);
-            copy_even(row + p, x + r * g->width + 1, g->width / 2);
-        }
-    }
-}
-
 lm_status lm_cpu_conv2d_direct_grad_weight(lm_tensor *gw, const lm_tensor *gy, const lm_tensor *x,
                                            const lm_conv_geometry *g) {
     if (gw->shape[0] == 0) return LM_OK; /* no outputs: nothing to sum */
@@ -230,12 +237,14 @@ lm_status lm_cpu_conv2d_direct_grad_weight(lm_tensor *gw, const lm_tensor *gy, c
     direct_gw_job j = {.x = lm_tensor_f32(x),
                        .gy = lm_tensor_f32(gy),
                        .gw = lm_tensor_f32(gw),
+                       .g = g,
                        .n = n,
                        .c = g->channels,
                        .o = o,
                        .plane = plane,
                        .vectors = vectors,
-                       .x_channel = split ? 4 * plane : plane,
+                       .x_channel = g->height * g->width,
+                       .split = split,
                        .shift_masks = masks};
     for (int kh = 0; kh < 3; kh++)
         for (int kw = 0; kw < 3; kw++) {
@@ -245,18 +254,6 @@ lm_status lm_cpu_conv2d_direct_grad_weight(lm_tensor *gw, const lm_tensor *gy, c
             for (int64_t v = 0; v < vectors; v++)
                 masks[(v * 3 + kh) * 3 + kw] = lanes_where(v * 16, plane, oh, ow, dy, dx);
         }
-    size_t split_bytes = split ? (size_t)(n * g->channels * 4 * plane) * sizeof(float) : 0;
-    float *phases = NULL;
-    if (split) {
-        phases = lm_cpu_alloc(split_bytes);
-        if (!phases) {
-            free(masks);
-            return LM_ERR_MEMORY;
-        }
-        split_job sj = {j.x, phases, g};
-        lm_parallel_for(n * g->channels, LM_GRAIN_ELEMENTWISE / (4 * plane) + 1, split_range, &sj);
-        j.x = phases;
-    }
     int64_t block_images = BLOCK_POSITIONS / plane;
     j.block_images = block_images < 1 ? 1 : block_images;
     plan_units(&j);
@@ -267,9 +264,13 @@ lm_status lm_cpu_conv2d_direct_grad_weight(lm_tensor *gw, const lm_tensor *gy, c
     j.acc_floats =
         (size_t)(((j.unit_outs + OUT_BLOCK - 1) / OUT_BLOCK) * j.unit_channels * 3) * ACC_FLOATS;
     size_t bytes = j.acc_floats * sizeof(float) * (size_t)slots;
+    j.phase_floats = split ? (size_t)(j.block_images * j.unit_channels * 4 * plane) : 0;
+    size_t split_bytes = j.phase_floats * sizeof(float) * (size_t)slots;
+    float *phases = split ? lm_cpu_alloc(split_bytes) : NULL;
+    j.phases = phases;
     j.acc = lm_cpu_alloc(bytes);
     j.partials = partial_bytes ? lm_cpu_alloc(partial_bytes) : NULL;
-    if (!j.acc || (partial_bytes && !j.partials)) {
+    if (!j.acc || (partial_bytes && !j.partials) || (split && !phases)) {
         lm_cpu_free(j.acc, bytes);
         lm_cpu_free(j.partials, partial_bytes);
         lm_cpu_free(phases, split_bytes);
