@@ -41,7 +41,7 @@ typedef struct {
     float *gw;
     const lm_conv_geometry *g;
     int64_t n, c, o, plane, vectors, block_images;
-    int64_t x_channel; /* floats from one input channel's plane(s) to the next */
+    int64_t x_channel; /* floats from one input channel's plane to the next (H W) */
     bool split;        /* stride 2: each block's inputs split into phase planes first */
     float *phases;     /* then: slots of phase_floats, the block's [image][channel][4][plane] */
     size_t phase_floats;
@@ -122,7 +122,6 @@ static void units_range(void *ctx, int64_t b, int64_t e, int slot) {
     size_t acc_floats = j->acc_floats;
     float *acc = j->acc + (size_t)slot * acc_floats;
     float *phases = j->split ? j->phases + (size_t)slot * j->phase_floats : NULL;
-    int64_t in_plane = j->g->height * j->g->width;
     int64_t blocks = j->out_blocks * j->channel_blocks;
     for (int64_t u = b; u < e; u++) {
         int64_t chunk = u / blocks, block = u % blocks;
@@ -141,7 +140,7 @@ static void units_range(void *ctx, int64_t b, int64_t e, int slot) {
             if (phases) { /* the block's planes split while they are read anyway */
                 for (int64_t n = n0; n < n1; n++)
                     for (int64_t ci = 0; ci < chans; ci++)
-                        split_plane(j->x + (n * j->c + c0 + ci) * in_plane,
+                        split_plane(j->x + (n * j->c + c0 + ci) * j->x_channel,
                                     phases + ((n - n0) * chans + ci) * 4 * j->plane, j->g);
                 x0 = phases, x_image = chans * 4 * j->plane;
             }

@@ -71,11 +71,6 @@ static void units_range(void *ctx, int64_t b, int64_t e, int slot) {
             for (int64_t p0 = 0; p0 < ph->positions; p0 += per_block) {
                 int64_t count = ph->positions - p0 < per_block ? ph->positions - p0 : per_block;
                 const int32_t *dst = ph->destination + p0;
-                if (ph->sources == 0) { /* no tap reaches this phase */
-                    for (int64_t k = 0; k < chans; k++)
-                        for (int64_t q = 0; q < count; q++) gx[k * plane + dst[q]] = 0.0f;
-                    continue;
-                }
                 if (j->lanes == 32)
                     lm_direct_sums32(gp, ph->source, ph->sources, ph->offset + p0, ph->weights + c0,
                                      j->lanes_pad, tile);
@@ -108,16 +103,16 @@ static bool plan_phase(direct_gx_job *j, phase_plan *ph, int64_t a, int64_t b, c
     for (int64_t r = 0; r < g->height; r++) rows += (r + g->pad_h) % sh == a;
     for (int64_t c = 0; c < g->width; c++) cols += (c + g->pad_w) % sw == b;
     int per_block = j->lanes == 32 ? LM_DIRECT_POSITIONS_32 : LM_DIRECT_POSITIONS_16;
-    int64_t taps_h = a < kh ? (kh - a + sh - 1) / sh : 0,
-            taps_w = b < kw ? (kw - b + sw - 1) / sw : 0;
+    /* a phase's taps: kernel rows a, a + s, ... (the rule takes kernels that
+     * cover the stride, so every phase has at least one) */
+    int64_t taps_h = (kh - a + sh - 1) / sh, taps_w = (kw - b + sw - 1) / sw;
     ph->positions = rows * cols;
     ph->sources = j->o * taps_h * taps_w;
     int64_t padded_positions = (ph->positions + per_block - 1) / per_block * per_block;
     ph->offset = calloc((size_t)(padded_positions > 0 ? padded_positions : 1), sizeof(int32_t));
     ph->destination = malloc(sizeof(int32_t) * (size_t)(ph->positions > 0 ? ph->positions : 1));
-    ph->source = malloc(sizeof(int32_t) * (size_t)(ph->sources > 0 ? ph->sources : 1));
-    ph->weights =
-        calloc((size_t)((ph->sources > 0 ? ph->sources : 1) * j->lanes_pad), sizeof(float));
+    ph->source = malloc(sizeof(int32_t) * (size_t)ph->sources);
+    ph->weights = calloc((size_t)(ph->sources * j->lanes_pad), sizeof(float));
     if (!ph->offset || !ph->destination || !ph->source || !ph->weights) return false;
     int64_t q = 0;
     for (int64_t r = 0; r < g->height; r++) {
