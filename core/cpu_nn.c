@@ -19,27 +19,57 @@ typedef struct {
     bool log;
 } softmax_job;
 
+/* Row sums and maxima in SOFTMAX_LANES partial lanes, combined in a fixed
+ * order: each loop vectorises (a single running sum or maximum is a chain the
+ * compiler may not reorder), and the result does not depend on threads. */
+#define SOFTMAX_LANES 16
+
+static float row_max(const float *x, int64_t n) {
+    float lane[SOFTMAX_LANES];
+    for (int l = 0; l < SOFTMAX_LANES; l++) lane[l] = -INFINITY;
+    int64_t c = 0;
+    for (; c + SOFTMAX_LANES <= n; c += SOFTMAX_LANES)
+        for (int l = 0; l < SOFTMAX_LANES; l++) lane[l] = x[c + l] > lane[l] ? x[c + l] : lane[l];
+    float m = -INFINITY;
+    for (int l = 0; l < SOFTMAX_LANES; l++) m = lane[l] > m ? lane[l] : m;
+    for (; c < n; c++) m = x[c] > m ? x[c] : m;
+    return m;
+}
+
+/* sum of a[c] (b == NULL) or of a[c] * b[c], in double */
+static double row_sum(const float *a, const float *b, int64_t n) {
+    double lane[SOFTMAX_LANES] = {0};
+    int64_t c = 0;
+    for (; c + SOFTMAX_LANES <= n; c += SOFTMAX_LANES) {
+        if (b)
+            for (int l = 0; l < SOFTMAX_LANES; l++) lane[l] += (double)a[c + l] * b[c + l];
+        else
+            for (int l = 0; l < SOFTMAX_LANES; l++) lane[l] += a[c + l];
+    }
+    double sum = 0;
+    for (int l = 0; l < SOFTMAX_LANES; l++) sum += lane[l];
+    for (; c < n; c++) sum += b ? (double)a[c] * b[c] : a[c];
+    return sum;
+}
+
 static void softmax_rows(void *ctx, int64_t r0, int64_t r1) {
     softmax_job *j = ctx;
+    int64_t n = j->cols;
     for (int64_t r = r0; r < r1; r++) {
-        const float *x = j->x + r * j->cols; /* x, out: [rows, cols] */
-        float *o = j->out + r * j->cols;
-        float m = -INFINITY;
-        for (int64_t c = 0; c < j->cols; c++) m = x[c] > m ? x[c] : m;
-        double sum = 0;
-        for (int64_t c = 0; c < j->cols; c++) {
-            float e = lm_fast_expf(x[c] - m);
-            sum += e;
-            if (!j->log) o[c] = e;
-        }
+        const float *x = j->x + r * n; /* x, out: [rows, cols] */
+        float *o = j->out + r * n;
+        float m = row_max(x, n);
+        /* a row of NaN keeps m = -inf: x - m is then NaN (or inf - inf), as before */
+        for (int64_t c = 0; c < n; c++) o[c] = lm_fast_expf(x[c] - m);
+        double sum = row_sum(o, NULL, n);
         if (j->log) {
             /* (x - m) - log(sum): m + log(sum) rounded to float would lose
              * log(sum) next to a large m */
             float ls = (float)log(sum);
-            for (int64_t c = 0; c < j->cols; c++) o[c] = (x[c] - m) - ls;
+            for (int64_t c = 0; c < n; c++) o[c] = (x[c] - m) - ls;
         } else {
             float inv = (float)(1.0 / sum);
-            for (int64_t c = 0; c < j->cols; c++) o[c] *= inv;
+            for (int64_t c = 0; c < n; c++) o[c] *= inv;
         }
     }
 }
@@ -54,16 +84,16 @@ lm_status lm_cpu_softmax(lm_tensor *out, const lm_tensor *x, bool log) {
 
 static void softmax_backward_rows(void *ctx, int64_t r0, int64_t r1) {
     softmax_job *j = ctx;
+    int64_t n = j->cols;
     for (int64_t r = r0; r < r1; r++) {
-        const float *g = j->g + r * j->cols, *y = j->y + r * j->cols;
-        float *gx = j->out + r * j->cols;
-        double dot = 0;
+        const float *g = j->g + r * n, *y = j->y + r * n;
+        float *gx = j->out + r * n;
         if (j->log) { /* gx = g - softmax * sum(g) */
-            for (int64_t c = 0; c < j->cols; c++) dot += g[c];
-            for (int64_t c = 0; c < j->cols; c++) gx[c] = g[c] - lm_fast_expf(y[c]) * (float)dot;
+            float dot = (float)row_sum(g, NULL, n);
+            for (int64_t c = 0; c < n; c++) gx[c] = g[c] - lm_fast_expf(y[c]) * dot;
         } else { /* gx = y * (g - sum(g * y)) */
-            for (int64_t c = 0; c < j->cols; c++) dot += (double)g[c] * y[c];
-            for (int64_t c = 0; c < j->cols; c++) gx[c] = y[c] * (g[c] - (float)dot);
+            float dot = (float)row_sum(g, y, n);
+            for (int64_t c = 0; c < n; c++) gx[c] = y[c] * (g[c] - dot);
         }
     }
 }
