@@ -30,6 +30,22 @@ static int f_linear_act(lua_State *L) {
     return 1;
 }
 
+/* F._self_attention(qkv, heads, mask|nil, scale): multi-head self-attention
+ * in one op, where lm_self_attention_available(qkv) (nn.MultiheadAttention
+ * checks F._self_attention_available first) */
+static int f_self_attention(lua_State *L) {
+    lm_tensor *qkv = l_check_tensor(L, 1);
+    int heads = (int)luaL_checkinteger(L, 2);
+    lm_tensor *mask = lua_isnoneornil(L, 3) ? NULL : l_check_tensor(L, 3);
+    l_check(L, lm_ag_self_attention(l_push_slot(L), qkv, heads, mask, luaL_checknumber(L, 4)));
+    return 1;
+}
+
+static int f_self_attention_available(lua_State *L) {
+    lua_pushboolean(L, lm_self_attention_available(l_check_tensor(L, 1)));
+    return 1;
+}
+
 static int softmax(lua_State *L, bool log) {
     lm_tensor *x = l_check_tensor(L, 1);
     int dim = lua_isnoneornil(L, 2) ? (x->ndim ? x->ndim - 1 : 0)
@@ -394,6 +410,8 @@ static int l_optim_step_all(lua_State *L) {
 static const luaL_Reg functional[] = {{"linear", f_linear},
                                       {"_dropout", f_dropout},
                                       {"_linear_act", f_linear_act},
+                                      {"_self_attention", f_self_attention},
+                                      {"_self_attention_available", f_self_attention_available},
                                       {"softmax", f_softmax},
                                       {"log_softmax", f_log_softmax},
                                       {"cross_entropy", f_cross_entropy},

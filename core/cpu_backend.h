@@ -128,6 +128,16 @@ lm_status lm_cpu_random(lm_random_kind kind, lm_tensor *out, uint64_t seed, uint
 
 lm_status lm_cpu_softmax(lm_tensor *out, const lm_tensor *x, bool log);
 lm_status lm_cpu_softmax_backward(lm_tensor *gx, const lm_tensor *g, const lm_tensor *y, bool log);
+/* softmax (not log) of `rows` contiguous rows of `cols`, and its gradient,
+ * on the calling thread (in place allowed): for kernels that already run
+ * on the pool */
+void lm_cpu_softmax_rows_span(float *out, const float *x, int64_t rows, int64_t cols);
+void lm_cpu_softmax_rows_backward_span(float *gx, const float *g, const float *y, int64_t rows,
+                                       int64_t cols);
+lm_status lm_cpu_self_attention(lm_tensor *out, lm_tensor *probs, const lm_tensor *qkv,
+                                const lm_tensor *mask, int heads, double scale);
+lm_status lm_cpu_self_attention_backward(lm_tensor *gqkv, const lm_tensor *g, const lm_tensor *qkv,
+                                         const lm_tensor *probs, int heads, double scale);
 lm_status lm_cpu_im2col(lm_tensor *cols, const lm_tensor *x, const lm_conv_geometry *geo);
 lm_status lm_cpu_col2im(lm_tensor *gx, const lm_tensor *cols, const lm_conv_geometry *geo);
 lm_status lm_cpu_pool2d(lm_tensor *out, lm_tensor *argmax, const lm_tensor *x,

@@ -74,6 +74,11 @@ static void softmax_rows(void *ctx, int64_t r0, int64_t r1) {
     }
 }
 
+void lm_cpu_softmax_rows_span(float *out, const float *x, int64_t rows, int64_t cols) {
+    softmax_job j = {out, x, NULL, NULL, cols, false};
+    softmax_rows(&j, 0, rows);
+}
+
 lm_status lm_cpu_softmax(lm_tensor *out, const lm_tensor *x, bool log) {
     int64_t cols = x->ndim ? x->shape[x->ndim - 1] : 1;
     int64_t rows = cols ? lm_tensor_numel(x) / cols : 0;
@@ -96,6 +101,12 @@ static void softmax_backward_rows(void *ctx, int64_t r0, int64_t r1) {
             for (int64_t c = 0; c < n; c++) gx[c] = y[c] * (g[c] - dot);
         }
     }
+}
+
+void lm_cpu_softmax_rows_backward_span(float *gx, const float *g, const float *y, int64_t rows,
+                                       int64_t cols) {
+    softmax_job j = {gx, NULL, g, y, cols, false};
+    softmax_backward_rows(&j, 0, rows);
 }
 
 lm_status lm_cpu_softmax_backward(lm_tensor *gx, const lm_tensor *g, const lm_tensor *y, bool log) {

@@ -264,6 +264,19 @@ typedef struct lm_backend {
     lm_status (*conv2d_backward)(lm_tensor *gx, lm_tensor *gw, const lm_tensor *g,
                                  const lm_tensor *x, const lm_tensor *w,
                                  const lm_conv_geometry *geo);
+
+    /* ---- optional: multi-head self-attention in one op (NULL: the caller
+     * composes products, softmax and transposes) ---- */
+    /* qkv [N, L, 3E] contiguous holds the queries, keys and values side by
+     * side, each E = heads x D wide; probs [N, heads, L, L] = softmax(scale
+     * q k^T + mask), out [N, L, E] = probs v with the heads side by side.
+     * mask: NULL, or a 4-D view readable as [N, heads, L, L] (strides 0
+     * where it broadcasts). */
+    lm_status (*self_attention)(lm_tensor *out, lm_tensor *probs, const lm_tensor *qkv,
+                                const lm_tensor *mask, int heads, double scale);
+    /* gqkv [N, L, 3E] from g = dL/dout [N, L, E] (contiguous), qkv and probs */
+    lm_status (*self_attention_backward)(lm_tensor *gqkv, const lm_tensor *g, const lm_tensor *qkv,
+                                         const lm_tensor *probs, int heads, double scale);
 } lm_backend;
 
 /* ---- the registry (lm_backend.c) ---- */

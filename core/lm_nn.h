@@ -65,6 +65,17 @@ lm_status lm_ag_batch_norm_then(lm_tensor **out, lm_tensor **mean, lm_tensor **v
                                 lm_tensor *weight, lm_tensor *bias, double eps, lm_tensor *residual,
                                 bool relu);
 
+/* Multi-head self-attention in one op: qkv [N, L, 3E] holds the queries,
+ * keys and values side by side (a packed input projection's output), each
+ * split into `heads` heads of E / heads; out [N, L, E] = softmax(scale q k^T
+ * + mask) v per head, the heads side by side. mask: NULL, or a float32
+ * additive mask (no gradient) broadcasting to [N, heads, L, L]. Needs the
+ * backend's self_attention (lm_self_attention_available; the CPU has it):
+ * elsewhere compose it from products and softmax. */
+bool lm_self_attention_available(const lm_tensor *qkv);
+lm_status lm_ag_self_attention(lm_tensor **out, lm_tensor *qkv, int heads, lm_tensor *mask,
+                               double scale);
+
 typedef struct lm_conv_options {
     int64_t stride_h, stride_w, pad_h, pad_w;
 } lm_conv_options;

@@ -83,6 +83,7 @@ return function(nn)
   -- ---- MultiheadAttention ------------------------------------------------------------------------
 
   local MHA = Module:extend("nn.MultiheadAttention")
+  local fused_attention_fits
   nn.MultiheadAttention = MHA
 
   --- nn.MultiheadAttention(embed_dim, num_heads [, {batch_first = true,
@@ -171,6 +172,18 @@ return function(nn)
     end
   end
 
+  -- Whether self-attention may run as one op (F._self_attention): the
+  -- device has the kernel, no attention dropout is drawn, autocast is off
+  -- (its products round their operands), and the ops it stands for are
+  -- Lumen's own (not replaced by other code). Values and gradients are those
+  -- of the composed form below to rounding (tests/lua/attention_spec.lua).
+  local plain_softmax, plain_matmul, plain_dropout = F.softmax, lm.matmul, F.dropout
+  function fused_attention_fits(self, qkv)
+    return (self.dropout == 0 or not self.training) and lm.get_autocast() == nil
+      and F.softmax == plain_softmax and lm.matmul == plain_matmul and F.dropout == plain_dropout
+      and qkv:dtype() == "float32" and F._self_attention_available(qkv)
+  end
+
   function MHA:forward(query, key, value, opts)
     opts = checks.opts(opts, "nn.MultiheadAttention", {attn_mask = true, key_padding_mask = true,
       need_weights = true, average_attn_weights = true})
@@ -181,6 +194,7 @@ return function(nn)
     mha_tensor("attn_mask", opts.attn_mask, true)
     mha_tensor("key_padding_mask", opts.key_padding_mask, true)
     local E = self.embed_dim
+    local self_attention = query == key and key == value -- before the layout changes below copy them
     local unbatched = query:dim() == 2
     if unbatched then
       query, key, value = query:unsqueeze(1), key:unsqueeze(1), value:unsqueeze(1)
@@ -200,8 +214,16 @@ return function(nn)
     end
     local N, L, S = query:size(1), query:size(2), key:size(2)
     local q, k, v
-    if query == key and key == value then -- self-attention: one product with the packed weight
+    if self_attention then -- one product with the packed weight
       local qkv = F.linear(query, self.in_proj_weight, self.in_proj_bias)
+      if opts.need_weights == false and fused_attention_fits(self, qkv) then
+        local mask = merged_mask(self, opts, N, L, S, query:device())
+        if mask == nil or not mask:requires_grad() then
+          local out = self.out_proj(F._self_attention(qkv, self.num_heads, mask, 1 / math.sqrt(self.head_dim)))
+          if unbatched then return out:squeeze(1) end
+          return self.batch_first and out or out:transpose(1, 2)
+        end
+      end
       q, k, v = qkv:narrow(3, 1, E), qkv:narrow(3, E + 1, E), qkv:narrow(3, 2 * E + 1, E)
     else
       q, k, v = projection(self, query, 0), projection(self, key, 1), projection(self, value, 2)

@@ -1,0 +1,168 @@
+-- Self-attention as one op (F._self_attention, the CPU's fused kernel):
+-- nn.MultiheadAttention takes it when no weights are asked for, and it must
+-- give the composed form's values and gradients (the composed form is
+-- itself compared with PyTorch in torch_transformer_spec.lua), with every
+-- mask, layout and edge the composed form accepts; its own gradient is
+-- checked by finite differences, and its misuse gives clear errors.
+local lm = require 'lumen'
+local nn, F = lm.nn, lm.nn.functional
+
+-- counts the fused op's calls while fn runs
+local function fused_calls(fn)
+  local real, calls = F._self_attention, 0
+  F._self_attention = function(...) calls = calls + 1; return real(...) end
+  local ok, err = pcall(fn)
+  F._self_attention = real
+  if not ok then error(err, 0) end
+  return calls
+end
+
+-- output, input gradient and every parameter's gradient of mha(x, x, x, opts)
+-- with the output weighted by w (a fixed random tensor)
+local function run(mha, x, opts, w)
+  mha:zero_grad()
+  local xi = x:clone():requires_grad(true)
+  local out = mha(xi, xi, xi, opts)
+  local loss = (out * w):sum()
+  loss:backward()
+  local grads = {x = xi.grad:clone()}
+  for _, np in ipairs(mha:named_parameters()) do grads[np[1]] = np[2].grad:clone() end
+  return out:detach(), grads
+end
+
+local function compare(mha, x, opts, what)
+  lm.manual_seed(11)
+  local w = lm.randn(mha(x, x, x, {need_weights = false, attn_mask = opts.attn_mask,
+    key_padding_mask = opts.key_padding_mask}):shape())
+  local fused_opts = {need_weights = false, attn_mask = opts.attn_mask, key_padding_mask = opts.key_padding_mask}
+  local composed_opts = {need_weights = true, attn_mask = opts.attn_mask, key_padding_mask = opts.key_padding_mask}
+  local out_f, g_f, out_c, g_c
+  local calls = fused_calls(function() out_f, g_f = run(mha, x, fused_opts, w) end)
+  eq(calls, 1, what .. ": fused op used")
+  calls = fused_calls(function() out_c, g_c = run(mha, x, composed_opts, w) end)
+  eq(calls, 0, what .. ": composed form used")
+  truthy(rel_error(out_f, out_c) < 1e-6, what .. ": output " .. rel_error(out_f, out_c))
+  for name, g in pairs(g_c) do
+    truthy(rel_error(g_f[name], g) < 1e-5, what .. ": gradient of " .. name .. " " .. rel_error(g_f[name], g))
+  end
+end
+
+describe("fused self-attention against the composed form", function()
+  it("gives the same outputs and gradients without a mask, with 1 to 4 heads", function()
+    for _, heads in ipairs({1, 2, 4}) do
+      lm.manual_seed(heads)
+      local mha = nn.MultiheadAttention(8, heads)
+      compare(mha, lm.randn(3, 5, 8), {}, heads .. " heads")
+    end
+    -- the ViT's shape: 65 tokens (more than a 16-lane block, not a multiple of it)
+    lm.manual_seed(7)
+    compare(nn.MultiheadAttention(12, 3), lm.randn(2, 65, 12), {}, "65 tokens")
+  end)
+
+  it("applies attention and key padding masks as the composed form does", function()
+    lm.manual_seed(2)
+    local mha = nn.MultiheadAttention(8, 2)
+    local x = lm.randn(3, 6, 8)
+    local above, minus_inf = {}, {}
+    for i = 1, 6 do
+      above[i], minus_inf[i] = {}, {}
+      for j = 1, 6 do above[i][j] = j > i and 1 or 0; minus_inf[i][j] = j > i and -math.huge or 0 end
+    end
+    local causal = lm.tensor(minus_inf)
+    compare(mha, x, {attn_mask = causal}, "float causal mask")
+    compare(mha, x, {attn_mask = lm.tensor(above, 'int32')}, "int causal mask")
+    local padding = lm.tensor({{0, 0, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 1}, {0, 0, 0, 0, 1, 1}}, 'int32')
+    compare(mha, x, {key_padding_mask = padding}, "key padding")
+    compare(mha, x, {attn_mask = causal, key_padding_mask = padding}, "both masks")
+    compare(mha, x, {attn_mask = lm.randn(3 * 2, 6, 6)}, "per-head float mask")
+  end)
+
+  it("keeps sequence-first and unbatched inputs' layouts", function()
+    lm.manual_seed(4)
+    local mha = nn.MultiheadAttention(6, 3, {batch_first = false})
+    compare(mha, lm.randn(5, 2, 6), {}, "sequence first")
+    local single = nn.MultiheadAttention(6, 2)
+    local calls = fused_calls(function()
+      local x = lm.randn(4, 6)
+      local out = single(x, x, x, {need_weights = false})
+      same(out:shape(), {4, 6})
+      local want = single(x, x, x)
+      truthy(rel_error(out, want) < 1e-6, "unbatched output")
+    end)
+    eq(calls, 1, "the unbatched call fused")
+  end)
+
+  it("gives NaN for a fully masked row, as the composed form", function()
+    local mha = nn.MultiheadAttention(4, 2)
+    local x = lm.randn(1, 3, 4)
+    local all = lm.full({3, 3}, -math.huge)
+    local fused = mha(x, x, x, {need_weights = false, attn_mask = all})
+    local composed = mha(x, x, x, {attn_mask = all})
+    local function nans(t) return t:ne(t):sum():item() end
+    eq(nans(fused), nans(composed), "NaN count")
+    eq(nans(fused), 12, "every output")
+  end)
+
+  it("runs inside an encoder layer in training without dropout, and is left out with it", function()
+    lm.manual_seed(5)
+    local layer = nn.TransformerEncoderLayer(8, 2, {dim_feedforward = 16, dropout = 0})
+    local x = lm.randn(2, 5, 8)
+    eq(fused_calls(function() layer(x) end), 1, "dropout 0 in training")
+    local dropping = nn.TransformerEncoderLayer(8, 2, {dim_feedforward = 16, dropout = 0.1})
+    eq(fused_calls(function() dropping(x) end), 0, "dropout 0.1 in training")
+    dropping:eval()
+    eq(fused_calls(function() dropping(x) end), 1, "dropout 0.1 in evaluation")
+    eq(fused_calls(function() lm.autocast('bfloat16', function() layer(x) end) end), 0, "under autocast")
+  end)
+end)
+
+describe("F._self_attention", function()
+  it("passes the finite-difference gradient check", function()
+    lm.manual_seed(6)
+    local qkv = lm.randn(2, 4, 12):requires_grad(true)
+    local ok, msg = lm.autograd.gradcheck(function(t) return F._self_attention(t, 2, nil, 0.5) end, {qkv})
+    truthy(ok, msg)
+    local mask = lm.randn(2, 1, 4, 4)
+    ok, msg = lm.autograd.gradcheck(function(t) return F._self_attention(t, 4, mask, 0.7) end, {qkv})
+    truthy(ok, msg)
+  end)
+
+  it("matches a hand-written single-head attention", function()
+    local q = lm.tensor({{{1, 0}, {0, 1}}})
+    local k = lm.tensor({{{1, 0}, {1, 1}}})
+    local v = lm.tensor({{{1, 2}, {3, 4}}})
+    local out = F._self_attention(lm.cat({q, k, v}, 3), 1, nil, 1)
+    -- row 1: scores (1, 1) -> weights (1/2, 1/2) -> (2, 3); row 2: scores (0, 1)
+    local e = math.exp(1)
+    local w1, w2 = 1 / (1 + e), e / (1 + e)
+    same(out:totable(), {{{2, 3}, {w1 * 1 + w2 * 3, w1 * 2 + w2 * 4}}}, 1e-6)
+  end)
+
+  it("returns empty results for empty batches and sequences", function()
+    same(F._self_attention(lm.zeros(0, 3, 6), 2, nil, 1):shape(), {0, 3, 2})
+    local qkv = lm.zeros(2, 0, 6):requires_grad(true)
+    local out = F._self_attention(qkv, 2, nil, 1)
+    same(out:shape(), {2, 0, 2})
+    out:sum():backward()
+    same(qkv.grad:shape(), {2, 0, 6})
+  end)
+
+  it("refuses wrong shapes, heads, masks and dtypes with clear errors", function()
+    raises(function() F._self_attention(lm.zeros(2, 3, 7), 1, nil, 1) end,
+      "self_attention: qkv must be [N, L, 3E] (queries, keys and values side by side), got [2, 3, 7]")
+    raises(function() F._self_attention(lm.zeros(2, 3), 1, nil, 1) end,
+      "self_attention: qkv must be [N, L, 3E] (queries, keys and values side by side), got [2, 3]")
+    raises(function() F._self_attention(lm.zeros(2, 3, 12), 3, nil, 1) end,
+      "self_attention: 4 features do not split into 3 heads")
+    raises(function() F._self_attention(lm.zeros(2, 3, 12), 0, nil, 1) end,
+      "self_attention: 4 features do not split into 0 heads")
+    raises(function() F._self_attention(lm.zeros(2, 3, 12), 2, lm.zeros(3, 4), 1) end,
+      "self_attention: the mask must broadcast to [N, heads, L, L] = [2, 2, 3, 3], got [3, 4]")
+    raises(function() F._self_attention(lm.zeros(2, 3, 12), 2, lm.zeros(3, 3, 'int32'), 1) end,
+      "self_attention: the mask must be float32 (additive), got int32")
+    raises(function() F._self_attention(lm.zeros(2, 3, 12), 2, lm.zeros(3, 3):requires_grad(true), 1) end,
+      "self_attention: the mask is a constant here")
+    raises(function() F._self_attention(lm.zeros(2, 3, 12), 2, nil, math.huge) end,
+      "self_attention: scale must be finite, got inf")
+  end)
+end)
