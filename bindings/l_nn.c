@@ -46,6 +46,22 @@ static int f_self_attention_available(lua_State *L) {
     return 1;
 }
 
+/* F._layer_norm(x, normalized_dims, w|nil, b|nil, eps): one op where
+ * lm_layer_norm_available(x) (F.layer_norm checks F._layer_norm_available) */
+static int f_layer_norm(lua_State *L) {
+    lm_tensor *x = l_check_tensor(L, 1);
+    int dims = (int)luaL_checkinteger(L, 2);
+    lm_tensor *w = lua_isnoneornil(L, 3) ? NULL : l_check_tensor(L, 3);
+    lm_tensor *b = lua_isnoneornil(L, 4) ? NULL : l_check_tensor(L, 4);
+    l_check(L, lm_ag_layer_norm(l_push_slot(L), x, dims, w, b, luaL_checknumber(L, 5)));
+    return 1;
+}
+
+static int f_layer_norm_available(lua_State *L) {
+    lua_pushboolean(L, lm_layer_norm_available(l_check_tensor(L, 1)));
+    return 1;
+}
+
 static int softmax(lua_State *L, bool log) {
     lm_tensor *x = l_check_tensor(L, 1);
     int dim = lua_isnoneornil(L, 2) ? (x->ndim ? x->ndim - 1 : 0)
@@ -412,6 +428,8 @@ static const luaL_Reg functional[] = {{"linear", f_linear},
                                       {"_linear_act", f_linear_act},
                                       {"_self_attention", f_self_attention},
                                       {"_self_attention_available", f_self_attention_available},
+                                      {"_layer_norm", f_layer_norm},
+                                      {"_layer_norm_available", f_layer_norm_available},
                                       {"softmax", f_softmax},
                                       {"log_softmax", f_log_softmax},
                                       {"cross_entropy", f_cross_entropy},

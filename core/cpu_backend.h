@@ -134,6 +134,11 @@ lm_status lm_cpu_softmax_backward(lm_tensor *gx, const lm_tensor *g, const lm_te
 void lm_cpu_softmax_rows_span(float *out, const float *x, int64_t rows, int64_t cols);
 void lm_cpu_softmax_rows_backward_span(float *gx, const float *g, const float *y, int64_t rows,
                                        int64_t cols);
+lm_status lm_cpu_layer_norm(lm_tensor *y, lm_tensor *stats, const lm_tensor *x, const lm_tensor *w,
+                            const lm_tensor *b, double eps);
+lm_status lm_cpu_layer_norm_backward(lm_tensor *gx, lm_tensor *gw, lm_tensor *gb,
+                                     const lm_tensor *g, const lm_tensor *x, const lm_tensor *stats,
+                                     const lm_tensor *w);
 lm_status lm_cpu_self_attention(lm_tensor *out, lm_tensor *probs, const lm_tensor *qkv,
                                 const lm_tensor *mask, int heads, double scale);
 lm_status lm_cpu_self_attention_backward(lm_tensor *gqkv, const lm_tensor *g, const lm_tensor *qkv,

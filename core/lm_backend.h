@@ -277,6 +277,18 @@ typedef struct lm_backend {
     /* gqkv [N, L, 3E] from g = dL/dout [N, L, E] (contiguous), qkv and probs */
     lm_status (*self_attention_backward)(lm_tensor *gqkv, const lm_tensor *g, const lm_tensor *qkv,
                                          const lm_tensor *probs, int heads, double scale);
+
+    /* ---- optional: layer normalisation in one op (NULL: composed) ---- */
+    /* y = (x - mean) / sqrt(var + eps) * w + b over each of stats' rows of
+     * x (the last numel(x) / rows values, contiguous), w and b NULL or one
+     * value a column; stats [rows, 2] = mean, sqrt(var + eps). */
+    lm_status (*layer_norm)(lm_tensor *y, lm_tensor *stats, const lm_tensor *x, const lm_tensor *w,
+                            const lm_tensor *b, double eps);
+    /* gx, and the column sums gw (NULL: not wanted) and gb (NULL: not
+     * wanted), from g (contiguous), x, stats and w (NULL: none) */
+    lm_status (*layer_norm_backward)(lm_tensor *gx, lm_tensor *gw, lm_tensor *gb,
+                                     const lm_tensor *g, const lm_tensor *x, const lm_tensor *stats,
+                                     const lm_tensor *w);
 } lm_backend;
 
 /* ---- the registry (lm_backend.c) ---- */

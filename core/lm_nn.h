@@ -76,6 +76,14 @@ bool lm_self_attention_available(const lm_tensor *qkv);
 lm_status lm_ag_self_attention(lm_tensor **out, lm_tensor *qkv, int heads, lm_tensor *mask,
                                double scale);
 
+/* Layer normalisation over x's last normalized_dims dimensions: (x - mean)
+ * / sqrt(var + eps) (biased variance) * weight + bias, weight and bias NULL
+ * or shaped as those dimensions. Needs the backend's layer_norm
+ * (lm_layer_norm_available; the CPU has it): elsewhere compose it. */
+bool lm_layer_norm_available(const lm_tensor *x);
+lm_status lm_ag_layer_norm(lm_tensor **out, lm_tensor *x, int normalized_dims, lm_tensor *weight,
+                           lm_tensor *bias, double eps);
+
 typedef struct lm_conv_options {
     int64_t stride_h, stride_w, pad_h, pad_w;
 } lm_conv_options;
