@@ -65,10 +65,12 @@ describe("fused layer normalisation against the composed form", function()
     lm.manual_seed(3)
     local x, w, r = lm.randn(5, 8), lm.randn(8), lm.randn(5, 8)
     local f1 = {value_and_grads(function(xi, wi) return F._layer_norm(xi, 1, wi, nil, 1e-5) end, x, w, nil, r)}
-    local c1 = {value_and_grads(function(xi, wi) return F._layer_norm_composed(xi, 1, wi, nil, 1e-5) end, x, w, nil, r)}
+    local c1 = {value_and_grads(function(xi, wi) return F._layer_norm_composed(xi, 1, wi, nil, 1e-5) end,
+      x, w, nil, r)}
     truthy(rel_error(f1[3], c1[3]) < 1e-5, "weight gradient")
     local f2 = {value_and_grads(function(xi, _, bi) return F._layer_norm(xi, 1, nil, bi, 1e-5) end, x, nil, w, r)}
-    local c2 = {value_and_grads(function(xi, _, bi) return F._layer_norm_composed(xi, 1, nil, bi, 1e-5) end, x, nil, w, r)}
+    local c2 = {value_and_grads(function(xi, _, bi) return F._layer_norm_composed(xi, 1, nil, bi, 1e-5) end,
+      x, nil, w, r)}
     truthy(rel_error(f2[4], c2[4]) < 1e-5, "bias gradient")
     truthy(rel_error(f2[2], c2[2]) < 1e-5, "input gradient")
   end)
