@@ -1,4 +1,4 @@
-/* Branch-free exp, expm1 and erf for float32 that compilers vectorise (glibc's
+/* Branch-free exp, expm1, erf and tanh for float32 that compilers vectorise (glibc's
  * expf/expm1f are scalar calls). Range reduction x = n ln2 + r with |r| <=
  * ln2/2 and a degree-7 Taylor polynomial, whose truncation error is below
  * 6e-9 there; tests/c/test_fastmath.c bounds the error against double
@@ -113,6 +113,18 @@ static inline float lm_fast_erff(float x) {
     r = lm_madd(r, u, -1.556815279e+00f);
     float large = copysignf(1.0f - lm_fast_expf(lm_madd(-b, b, r)), x);
     return a < 1.0f ? small : large;
+}
+
+/* tanh(x) = expm1(2|x|) / (expm1(2|x|) + 2) with x's sign: expm1 keeps small
+ * arguments' relative precision (tanh x ~ x), and past |x| = 10, where
+ * tanh rounds to 1 in float, the argument is held at 10 (no inf / inf).
+ * tests/c/test_fastmath.c bounds it against double precision. NaN stays
+ * NaN, +-inf gives +-1, -0 stays -0. */
+static inline float lm_fast_tanhf(float x) {
+    float a = fabsf(x);
+    a = a > 10.0f ? 10.0f : a; /* NaN passes */
+    float e = lm_fast_expm1f(2.0f * a);
+    return copysignf(e / (e + 2.0f), x);
 }
 
 #endif

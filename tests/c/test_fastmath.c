@@ -1,4 +1,4 @@
-/* The vectorisable exp, expm1 and erf against double precision. */
+/* The vectorisable exp, expm1, erf and tanh against double precision. */
 #include <stdint.h>
 #include <string.h>
 
@@ -72,6 +72,30 @@ static void test_erf_accuracy(void) {
     CHECK_NEAR(lm_fast_erff(1e-20f) / 1e-20, 1.1283791670955126, 1e-6); /* tiny x: 2x / sqrt(pi) */
 }
 
+/* tanh within 3.5 ulp of the double result over [0, 10.5] (every 61st
+ * float: the small arguments where it is ~x, and the end where it rounds
+ * to 1); odd; +-0, +-inf and NaN as libm */
+static void test_tanh_accuracy(void) {
+    double worst = 0;
+    int bad = 0;
+    for (uint32_t bits = 0; bits < 0x41280000u; bits += 61) {
+        float x;
+        memcpy(&x, &bits, sizeof x);
+        float want = (float)tanh((double)x), got = lm_fast_tanhf(x);
+        double ulp = nextafterf(want, INFINITY) - want;
+        double err = fabs((double)got - tanh((double)x)) / ulp;
+        if (err > worst) worst = err;
+        if (!(err < 3.5) || lm_fast_tanhf(-x) != -got) bad++;
+    }
+    CHECK(worst < 3.5);
+    CHECK(bad == 0);
+    CHECK(lm_fast_tanhf(10.0f) == 1.0f && lm_fast_tanhf(1e30f) == 1.0f);
+    CHECK(lm_fast_tanhf(INFINITY) == 1.0f && lm_fast_tanhf(-INFINITY) == -1.0f);
+    CHECK(lm_fast_tanhf(0.0f) == 0.0f && signbit(lm_fast_tanhf(-0.0f)));
+    CHECK(isnan(lm_fast_tanhf(NAN)));
+    CHECK(lm_fast_tanhf(1e-30f) == 1e-30f); /* tiny x: x itself */
+}
+
 /* NaN propagates through both (ELU and softmax feed NaN in unmasked) */
 static void test_nan_propagates(void) {
     CHECK(isnan(lm_fast_expf(NAN)));
@@ -79,4 +103,5 @@ static void test_nan_propagates(void) {
     CHECK(isnan(lm_fast_expm1f(-NAN)));
 }
 
-TEST_MAIN(test_exp_accuracy, test_expm1_accuracy, test_erf_accuracy, test_nan_propagates)
+TEST_MAIN(test_exp_accuracy, test_expm1_accuracy, test_erf_accuracy, test_tanh_accuracy,
+          test_nan_propagates)
