@@ -35,9 +35,10 @@ static int f_linear_act(lua_State *L) {
  * checks F._self_attention_available first) */
 static int f_self_attention(lua_State *L) {
     lm_tensor *qkv = l_check_tensor(L, 1);
-    int heads = (int)luaL_checkinteger(L, 2);
+    lua_Integer heads = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, heads >= 1 && heads <= INT_MAX, 2, "heads must be a positive int");
     lm_tensor *mask = lua_isnoneornil(L, 3) ? NULL : l_check_tensor(L, 3);
-    l_check(L, lm_ag_self_attention(l_push_slot(L), qkv, heads, mask, luaL_checknumber(L, 4)));
+    l_check(L, lm_ag_self_attention(l_push_slot(L), qkv, (int)heads, mask, luaL_checknumber(L, 4)));
     return 1;
 }
 
@@ -50,10 +51,11 @@ static int f_self_attention_available(lua_State *L) {
  * lm_layer_norm_available(x) (F.layer_norm checks F._layer_norm_available) */
 static int f_layer_norm(lua_State *L) {
     lm_tensor *x = l_check_tensor(L, 1);
-    int dims = (int)luaL_checkinteger(L, 2);
+    lua_Integer dims = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, dims >= 1 && dims <= LM_MAX_DIMS, 2, "normalised dimensions out of range");
     lm_tensor *w = lua_isnoneornil(L, 3) ? NULL : l_check_tensor(L, 3);
     lm_tensor *b = lua_isnoneornil(L, 4) ? NULL : l_check_tensor(L, 4);
-    l_check(L, lm_ag_layer_norm(l_push_slot(L), x, dims, w, b, luaL_checknumber(L, 5)));
+    l_check(L, lm_ag_layer_norm(l_push_slot(L), x, (int)dims, w, b, luaL_checknumber(L, 5)));
     return 1;
 }
 

@@ -3,6 +3,7 @@
  * composed form (products, softmax, transposes: lua/lumen/nn's
  * MultiheadAttention) stays the definition on backends without the slot;
  * the two give the same values to rounding (tests/lua/attention_spec.lua). */
+#include <limits.h>
 #include <math.h>
 
 #include "autograd_scope.h"
@@ -24,6 +25,9 @@ static lm_status check_attention(const lm_tensor *qkv, int heads, const lm_tenso
     if (heads < 1 || E % heads != 0)
         return lm_fail(LM_ERR_ARG, "self_attention: %lld features do not split into %d heads",
                        (long long)E, heads);
+    if (qkv->shape[2] > INT_MAX || qkv->shape[1] > INT_MAX) /* BLAS takes int sizes */
+        return lm_fail(LM_ERR_SHAPE, "self_attention: qkv %s has a size past BLAS's limit of %d",
+                       lm_shape_str(qkv, s, sizeof s), INT_MAX);
     if (!isfinite(scale))
         return lm_fail(LM_ERR_ARG, "self_attention: scale must be finite, got %g", scale);
     if (!mask) return LM_OK;

@@ -5,7 +5,8 @@
  * mean and the (biased) variance of the centred values as float32 from
  * double sums, then centred / sqrt(var + eps). The weight and bias
  * gradients are column sums over rows, taken in fixed blocks of rows whose
- * partial sums are added in order: the same bits at any thread count. */
+ * partial sums are added in order, in double: the same bits at any thread
+ * count. */
 #include <math.h>
 
 #include "cpu_backend.h"
@@ -121,6 +122,33 @@ static void backward_blocks(void *ctx, int64_t k0, int64_t k1, int slot) {
     }
 }
 
+typedef struct {
+    float *dst;
+    const float *partials;
+    int64_t blocks, cols;
+} block_sum_job;
+
+/* dst[c] = the sum over blocks of partials[k][c], in double and in block
+ * order (float would lose digits over a million rows' blocks), 64 columns
+ * at a time */
+static void block_sum_range(void *ctx, int64_t c0, int64_t c1) {
+    const block_sum_job *j = ctx;
+    for (int64_t lo = c0; lo < c1; lo += 64) {
+        int64_t hi = lo + 64 < c1 ? lo + 64 : c1;
+        double acc[64] = {0};
+        for (int64_t k = 0; k < j->blocks; k++) {
+            const float *p = j->partials + k * j->cols;
+            for (int64_t c = lo; c < hi; c++) acc[c - lo] += p[c];
+        }
+        for (int64_t c = lo; c < hi; c++) j->dst[c] = (float)acc[c - lo];
+    }
+}
+
+static void sum_blocks(float *dst, const float *partials, int64_t blocks, int64_t cols) {
+    block_sum_job j = {dst, partials, blocks, cols};
+    lm_parallel_for(cols, LM_GRAIN_ELEMENTWISE / (blocks + 1) + 1, block_sum_range, &j);
+}
+
 lm_status lm_cpu_layer_norm_backward(lm_tensor *gx, lm_tensor *gw, lm_tensor *gb,
                                      const lm_tensor *g, const lm_tensor *x, const lm_tensor *stats,
                                      const lm_tensor *w) {
@@ -145,8 +173,8 @@ lm_status lm_cpu_layer_norm_backward(lm_tensor *gx, lm_tensor *gw, lm_tensor *gb
         return LM_ERR_MEMORY;
     }
     lm_parallel_for_slots(j.blocks, slots, backward_blocks, &j);
-    if (gw) lm_cpu_sum_chunks(lm_tensor_f32(gw), j.partials, j.blocks, cols);
-    if (gb) lm_cpu_sum_chunks(lm_tensor_f32(gb), j.partials + j.blocks * cols, j.blocks, cols);
+    if (gw) sum_blocks(lm_tensor_f32(gw), j.partials, j.blocks, cols);
+    if (gb) sum_blocks(lm_tensor_f32(gb), j.partials + j.blocks * cols, j.blocks, cols);
     lm_cpu_free(j.scratch, scratch_bytes);
     lm_cpu_free(j.partials, partial_bytes);
     return LM_OK;

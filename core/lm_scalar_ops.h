@@ -57,7 +57,7 @@ LM_HOST_DEVICE static inline float lm_expm1f(float x) {
 #endif
 }
 
-/* erf likewise (glibc's erff is a scalar call; on the CPU, within 1.5 ulp) */
+/* erf likewise (glibc's erff is a scalar call; on the CPU, within 1.6 ulp) */
 LM_HOST_DEVICE static inline float lm_erff(float x) {
 #ifdef __CUDACC__
     return erff(x);

@@ -138,6 +138,51 @@ describe("F._self_attention", function()
     same(out:totable(), {{{2, 3}, {w1 * 1 + w2 * 3, w1 * 2 + w2 * 4}}}, 1e-6)
   end)
 
+  -- the composed form written out for one qkv and a mask [N, heads, L, L] or nil
+  local function reference(qkv, heads, mask, scale)
+    local N, L, E = qkv:size(1), qkv:size(2), qkv:size(3) // 3
+    local function split(t) return t:reshape(N, L, heads, E // heads):transpose(2, 3) end
+    local q, k, v = split(qkv:narrow(3, 1, E)), split(qkv:narrow(3, E + 1, E)), split(qkv:narrow(3, 2 * E + 1, E))
+    local scores = lm.matmul(q, k:transpose(3, 4)) * scale
+    if mask then scores = scores + mask end
+    return lm.matmul(F.softmax(scores, -1), v):transpose(2, 3):reshape(N, L, E)
+  end
+
+  it("takes single tokens, one-feature heads and masks of any strides", function()
+    lm.manual_seed(12)
+    local cases = {
+      {qkv = lm.randn(3, 1, 6), heads = 2},                                   -- L = 1
+      {qkv = lm.randn(2, 5, 12), heads = 4},                                  -- D = 1
+      {qkv = lm.randn(2, 5, 12), heads = 2, mask = lm.randn(5, 1)},           -- broadcast over keys
+      {qkv = lm.randn(2, 5, 12), heads = 2, mask = lm.randn(5, 5):t()},       -- transposed view
+      {qkv = lm.randn(2, 5, 12), heads = 2, mask = lm.randn(2, 1, 1, 5)},     -- key padding's shape
+      {qkv = lm.randn(2, 5, 12), heads = 2, mask = lm.randn(2, 7, 5):narrow(2, 2, 5):reshape(2, 1, 5, 5)},
+      {qkv = lm.randn(2, 5, 12), heads = 2, mask = lm.randn(5, 5, 2, 2):permute(3, 4, 1, 2)},
+    }
+    for i, c in ipairs(cases) do
+      local want_mask = c.mask and c.mask:expand(c.qkv:size(1), c.heads, c.qkv:size(2), c.qkv:size(2))
+      local got = F._self_attention(c.qkv, c.heads, c.mask, 0.6)
+      local want = reference(c.qkv, c.heads, want_mask, 0.6)
+      truthy(rel_error(got, want) < 1e-6, "case " .. i .. ": " .. rel_error(got, want))
+    end
+  end)
+
+  it("gives the same bits at 1 and 2 threads", function()
+    lm.manual_seed(13)
+    local qkv, mask, r = lm.randn(4, 9, 24), lm.randn(9, 9), lm.randn(4, 9, 8)
+    local threads, results = lm.get_num_threads(), {}
+    for _, t in ipairs({1, 2}) do
+      lm.set_num_threads(t)
+      local x = qkv:clone():requires_grad(true)
+      local loss = (F._self_attention(x, 2, mask, 0.5) * r):sum()
+      loss:backward()
+      results[t] = {loss:item(), x.grad}
+    end
+    lm.set_num_threads(threads)
+    eq(results[1][1], results[2][1], "output")
+    eq(rel_error(results[1][2], results[2][2]), 0, "gradient")
+  end)
+
   it("returns empty results for empty batches and sequences", function()
     same(F._self_attention(lm.zeros(0, 3, 6), 2, nil, 1):shape(), {0, 3, 2})
     local qkv = lm.zeros(2, 0, 6):requires_grad(true)
@@ -154,8 +199,8 @@ describe("F._self_attention", function()
       "self_attention: qkv must be [N, L, 3E] (queries, keys and values side by side), got [2, 3]")
     raises(function() F._self_attention(lm.zeros(2, 3, 12), 3, nil, 1) end,
       "self_attention: 4 features do not split into 3 heads")
-    raises(function() F._self_attention(lm.zeros(2, 3, 12), 0, nil, 1) end,
-      "self_attention: 4 features do not split into 0 heads")
+    raises(function() F._self_attention(lm.zeros(2, 3, 12), 0, nil, 1) end, "heads must be a positive int")
+    raises(function() F._self_attention(lm.zeros(2, 3, 12), 2 ^ 32 + 2, nil, 1) end, "heads must be a positive int")
     raises(function() F._self_attention(lm.zeros(2, 3, 12), 2, lm.zeros(3, 4), 1) end,
       "self_attention: the mask must broadcast to [N, heads, L, L] = [2, 2, 3, 3], got [3, 4]")
     raises(function() F._self_attention(lm.zeros(2, 3, 12), 2, lm.zeros(3, 3, 'int32'), 1) end,

@@ -87,6 +87,28 @@ describe("fused layer normalisation against the composed form", function()
     for i = 1, 4 do eq(rel_error(one[i], two[i]), 0, "result " .. i) end
   end)
 
+  it("sums the weight and bias gradients of a million rows without drift", function()
+    local rows = 1048576
+    local x = lm.randn(rows, 2)
+    local w, b = lm.ones(2):requires_grad(true), lm.zeros(2):requires_grad(true)
+    local y = F._layer_norm(x, 1, w, b, 1e-5)
+    y:backward(lm.full({rows, 2}, 1.1))
+    -- each g is float(1.1); their exact sum over the rows, in double
+    local want = rows * lm.tensor({1.1}):item()
+    local got = b.grad:totable()
+    truthy(math.abs(got[1] - want) / want < 1e-6, "bias gradient " .. got[1] .. " against " .. want)
+    truthy(math.abs(got[2] - want) / want < 1e-6, "bias gradient " .. got[2] .. " against " .. want)
+  end)
+
+  it("reports errors at the caller's line", function()
+    local ok, err = pcall(function()
+      local y = F.layer_norm(lm.zeros(2, 3), 3, lm.zeros(2)) -- not a tail call: this line is the caller's
+      return y
+    end)
+    truthy(not ok and err:find("layer_norm_spec.lua:%d+: layer_norm: weight must have the normalised shape"),
+      tostring(err))
+  end)
+
   it("matches a hand-computed row", function()
     -- mean 2, variance 2/3: (x - 2) / sqrt(2/3 + eps)
     local y = F._layer_norm(lm.tensor({{1, 2, 3}}), 1, nil, nil, 0)
