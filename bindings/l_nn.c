@@ -30,7 +30,7 @@ static int f_linear_act(lua_State *L) {
     return 1;
 }
 
-/* F._self_attention(qkv, heads, mask|nil, scale): multi-head self-attention
+/* F._self_attention(qkv, heads, mask|nil, scale [, keep = 1]): multi-head self-attention
  * in one op, where lm_self_attention_available(qkv) (nn.MultiheadAttention
  * checks F._self_attention_available first) */
 static int f_self_attention(lua_State *L) {
@@ -38,7 +38,9 @@ static int f_self_attention(lua_State *L) {
     lua_Integer heads = luaL_checkinteger(L, 2);
     luaL_argcheck(L, heads >= 1 && heads <= INT_MAX, 2, "heads must be a positive int");
     lm_tensor *mask = lua_isnoneornil(L, 3) ? NULL : l_check_tensor(L, 3);
-    l_check(L, lm_ag_self_attention(l_push_slot(L), qkv, (int)heads, mask, luaL_checknumber(L, 4)));
+    double keep = luaL_optnumber(L, 5, 1.0);
+    l_check(L, lm_ag_self_attention(l_push_slot(L), qkv, (int)heads, mask, luaL_checknumber(L, 4),
+                                    keep));
     return 1;
 }
 

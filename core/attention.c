@@ -9,9 +9,10 @@
 #include "autograd_scope.h"
 #include "lm_nn.h"
 #include "lm_ops.h"
+#include "lm_rng.h"
 
 static lm_status check_attention(const lm_tensor *qkv, int heads, const lm_tensor *mask,
-                                 double scale) {
+                                 double scale, double keep) {
     char s[LM_SHAPE_STR_MAX];
     if (qkv->dtype != LM_FLOAT32)
         return lm_fail(LM_ERR_ARG, "self_attention: qkv must be float32, got %s",
@@ -30,6 +31,10 @@ static lm_status check_attention(const lm_tensor *qkv, int heads, const lm_tenso
                        lm_shape_str(qkv, s, sizeof s), INT_MAX);
     if (!isfinite(scale))
         return lm_fail(LM_ERR_ARG, "self_attention: scale must be finite, got %g", scale);
+    if (!(keep > 0 && keep <= 1))
+        return lm_fail(LM_ERR_ARG,
+                       "self_attention: the dropout's keep probability must be in (0, 1], got %g",
+                       keep);
     if (!mask) return LM_OK;
     if (mask->dtype != LM_FLOAT32)
         return lm_fail(LM_ERR_ARG, "self_attention: the mask must be float32 (additive), got %s",
@@ -52,15 +57,19 @@ static lm_status check_attention(const lm_tensor *qkv, int heads, const lm_tenso
     return LM_OK;
 }
 
-/* inputs qkv; saved qkv (contiguous), probs; iparams[0] = heads, p[0] = scale */
+/* inputs qkv; saved qkv (contiguous), probs, the dropout's mask (or none);
+ * iparams[0] = heads, p[0] = scale, p[1] = keep */
 static lm_status rule_self_attention(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     scope sc = {0};
     lm_tensor *qkv = sc_saved(&sc, n, 0), *probs = sc_saved(&sc, n, 1);
+    lm_tensor *drop = n->saved[2] ? sc_saved(&sc, n, 2) : NULL;
     lm_tensor *gc = sc_contiguous(&sc, g);
     const lm_backend *be = sc_backend(&sc, qkv);
     lm_tensor *gqkv = qkv ? sc_empty(&sc, qkv->storage->device, 3, qkv->shape) : NULL;
+    lm_attention_params p = {
+        .heads = (int)n->iparams[0], .scale = n->p[0], .keep = n->p[1], .dropout_mask = drop};
     if (sc.status == LM_OK && lm_tensor_numel(qkv) > 0)
-        sc.status = be->self_attention_backward(gqkv, gc, qkv, probs, (int)n->iparams[0], n->p[0]);
+        sc.status = be->self_attention_backward(gqkv, gc, qkv, probs, &p);
     gi[0] = sc_give(&sc, gqkv);
     return sc_end(&sc);
 }
@@ -71,9 +80,9 @@ bool lm_self_attention_available(const lm_tensor *qkv) {
 }
 
 lm_status lm_ag_self_attention(lm_tensor **out, lm_tensor *qkv, int heads, lm_tensor *mask,
-                               double scale) {
+                               double scale, double keep) {
     *out = NULL;
-    LM_TRY(check_attention(qkv, heads, mask, scale));
+    LM_TRY(check_attention(qkv, heads, mask, scale, keep));
     const lm_backend *be = lm_backend_of(qkv);
     if (!be) return LM_ERR_DEVICE;
     if (!be->self_attention || !be->self_attention_backward)
@@ -85,25 +94,36 @@ lm_status lm_ag_self_attention(lm_tensor **out, lm_tensor *qkv, int heads, lm_te
     int64_t N = qkv->shape[0], L = qkv->shape[1], E = qkv->shape[2] / 3;
     int64_t out_shape[3] = {N, L, E}, probs_shape[4] = {N, heads, L, L};
     lm_device device = qkv->storage->device;
-    lm_tensor *qc = NULL, *probs = NULL, *mview = NULL, *y = NULL;
+    lm_tensor *qc = NULL, *probs = NULL, *mview = NULL, *drop = NULL, *y = NULL;
+    lm_attention_params p = {.heads = heads, .scale = scale, .keep = keep};
     lm_status s = lm_contiguous(&qc, qkv);
     if (s == LM_OK) s = lm_tensor_new(&y, LM_FLOAT32, device, 3, out_shape);
     if (s == LM_OK) s = lm_tensor_new(&probs, LM_FLOAT32, device, 4, probs_shape);
     if (s == LM_OK && mask) s = lm_tensor_expand(&mview, mask, 4, probs_shape);
-    if (s == LM_OK && N * L * E > 0) s = be->self_attention(y, probs, qc, mview, heads, scale);
+    if (s == LM_OK && keep < 1) {
+        s = lm_tensor_new(&drop, LM_FLOAT32, device, 4, probs_shape);
+        /* the stream position F.dropout of the probabilities would take */
+        p.seed = lm_rng_seed();
+        p.offset = lm_rng_reserve(((uint64_t)lm_tensor_numel(probs) + 3) / 4);
+        p.dropout_mask = drop;
+    }
+    if (s == LM_OK && N * L * E > 0) s = be->self_attention(y, probs, qc, mview, &p);
     if (s == LM_OK && lm_any_requires_grad(1, &qkv)) {
         lm_node *node;
         s = lm_node_record(&node, &y, "self_attention", rule_self_attention, 1, &qkv);
         if (s == LM_OK) {
             node->iparams[0] = heads;
             node->p[0] = scale;
+            node->p[1] = keep;
             lm_node_save(node, 0, qc);
             lm_node_save(node, 1, probs);
+            if (drop) lm_node_save(node, 2, drop);
         }
     }
     lm_tensor_release(qc);
     lm_tensor_release(probs);
     lm_tensor_release(mview);
+    lm_tensor_release(drop);
     if (s != LM_OK) {
         lm_tensor_release(y);
         return s;

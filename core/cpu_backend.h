@@ -117,6 +117,9 @@ lm_status lm_cpu_dropout(lm_tensor *out, lm_tensor *mask, const lm_tensor *x, ui
  * values lm_cpu_dropout draws for them, and out = x * mask. */
 void lm_cpu_dropout_span(float *out, float *mask, const float *x, uint64_t seed, uint64_t offset,
                          double keep, int64_t begin, int64_t end);
+/* Elements [begin, end) of the mask alone (0 or 1 / keep), as above. */
+void lm_cpu_dropout_mask_span(float *mask, uint64_t seed, uint64_t offset, double keep,
+                              int64_t begin, int64_t end);
 /* A unary op over n contiguous floats (out may be x): lm_cpu_unary's values. */
 void lm_cpu_unary_span(lm_unary_op op, int64_t n, float *out, const float *x, float p0, float p1);
 lm_status lm_cpu_linear_act(lm_tensor *y, lm_tensor *a, lm_tensor *mask, const lm_tensor *x,
@@ -140,9 +143,9 @@ lm_status lm_cpu_layer_norm_backward(lm_tensor *gx, lm_tensor *gw, lm_tensor *gb
                                      const lm_tensor *g, const lm_tensor *x, const lm_tensor *stats,
                                      const lm_tensor *w);
 lm_status lm_cpu_self_attention(lm_tensor *out, lm_tensor *probs, const lm_tensor *qkv,
-                                const lm_tensor *mask, int heads, double scale);
+                                const lm_tensor *mask, const lm_attention_params *p);
 lm_status lm_cpu_self_attention_backward(lm_tensor *gqkv, const lm_tensor *g, const lm_tensor *qkv,
-                                         const lm_tensor *probs, int heads, double scale);
+                                         const lm_tensor *probs, const lm_attention_params *p);
 lm_status lm_cpu_im2col(lm_tensor *cols, const lm_tensor *x, const lm_conv_geometry *geo);
 lm_status lm_cpu_col2im(lm_tensor *gx, const lm_tensor *cols, const lm_conv_geometry *geo);
 lm_status lm_cpu_pool2d(lm_tensor *out, lm_tensor *argmax, const lm_tensor *x,

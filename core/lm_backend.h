@@ -93,6 +93,15 @@ typedef struct lm_optim_params {
     int64_t step; /* 1-based step count, for Adam's bias correction */
 } lm_optim_params;
 
+/* The settings of a fused self-attention (self_attention below). */
+typedef struct lm_attention_params {
+    int heads;
+    double scale;            /* of the scores q k^T */
+    double keep;             /* 1 - the attention dropout's p; 1: no dropout */
+    lm_tensor *dropout_mask; /* [N, heads, L, L] when keep < 1, else NULL */
+    uint64_t seed, offset;   /* the mask's position in the random stream */
+} lm_attention_params;
+
 /* What follows a Linear layer's product in lm_ag_linear_act: an activation
  * (LM_ELU with alpha > 0, LM_RELU, or LM_UNARY_COUNT for none) and an
  * inverted dropout (keep < 1) drawn at Philox block `offset` under `seed`. */
@@ -266,17 +275,20 @@ typedef struct lm_backend {
                                  const lm_conv_geometry *geo);
 
     /* ---- optional: multi-head self-attention in one op (NULL: the caller
-     * composes products, softmax and transposes) ---- */
+     * composes products, softmax, dropout and transposes) ---- */
     /* qkv [N, L, 3E] contiguous holds the queries, keys and values side by
      * side, each E = heads x D wide; probs [N, heads, L, L] = softmax(scale
-     * q k^T + mask), out [N, L, E] = probs v with the heads side by side.
-     * mask: NULL, or a 4-D view readable as [N, heads, L, L] (strides 0
-     * where it broadcasts). */
+     * q k^T + mask), out [N, L, E] = (probs * dropout mask) v with the heads
+     * side by side. mask: NULL, or a 4-D view readable as [N, heads, L, L]
+     * (strides 0 where it broadcasts). p->dropout_mask (NULL when keep is
+     * 1): [N, heads, L, L], drawn as lm_ag_dropout draws a mask of probs'
+     * shape at p->seed, p->offset. */
     lm_status (*self_attention)(lm_tensor *out, lm_tensor *probs, const lm_tensor *qkv,
-                                const lm_tensor *mask, int heads, double scale);
-    /* gqkv [N, L, 3E] from g = dL/dout [N, L, E] (contiguous), qkv and probs */
+                                const lm_tensor *mask, const lm_attention_params *p);
+    /* gqkv [N, L, 3E] from g = dL/dout [N, L, E] (contiguous), qkv, probs
+     * and p->dropout_mask */
     lm_status (*self_attention_backward)(lm_tensor *gqkv, const lm_tensor *g, const lm_tensor *qkv,
-                                         const lm_tensor *probs, int heads, double scale);
+                                         const lm_tensor *probs, const lm_attention_params *p);
 
     /* ---- optional: layer normalisation in one op (NULL: composed) ---- */
     /* y = (x - mean) / sqrt(var + eps) * w + b over each of stats' rows of

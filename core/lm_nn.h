@@ -68,13 +68,15 @@ lm_status lm_ag_batch_norm_then(lm_tensor **out, lm_tensor **mean, lm_tensor **v
 /* Multi-head self-attention in one op: qkv [N, L, 3E] holds the queries,
  * keys and values side by side (a packed input projection's output), each
  * split into `heads` heads of E / heads; out [N, L, E] = softmax(scale q k^T
- * + mask) v per head, the heads side by side. mask: NULL, or a float32
- * additive mask (no gradient) broadcasting to [N, heads, L, L]. Needs the
+ * + mask) v per head, the heads side by side, with dropout on the
+ * probabilities when keep < 1 (the mask F.dropout would draw, from the same
+ * position of the random stream). mask: NULL, or a float32 additive mask
+ * (no gradient) broadcasting to [N, heads, L, L]. Needs the
  * backend's self_attention (lm_self_attention_available; the CPU has it):
  * elsewhere compose it from products and softmax. */
 bool lm_self_attention_available(const lm_tensor *qkv);
 lm_status lm_ag_self_attention(lm_tensor **out, lm_tensor *qkv, int heads, lm_tensor *mask,
-                               double scale);
+                               double scale, double keep);
 
 /* Layer normalisation over x's last normalized_dims dimensions: (x - mean)
  * / sqrt(var + eps) (biased variance) * weight + bias, weight and bias NULL

@@ -1,6 +1,6 @@
 -- Self-attention as one op (F._self_attention, the CPU's fused kernel):
 -- nn.MultiheadAttention takes it when no weights are asked for, and it must
--- give the composed form's values and gradients (the composed form is
+-- give the composed form's values and gradients (its dropout's mask too) (the composed form is
 -- itself compared with PyTorch in torch_transformer_spec.lua), with every
 -- mask, layout and edge the composed form accepts; its own gradient is
 -- checked by finite differences, and its misuse gives clear errors.
@@ -37,9 +37,10 @@ local function compare(mha, x, opts, what)
   local fused_opts = {need_weights = false, attn_mask = opts.attn_mask, key_padding_mask = opts.key_padding_mask}
   local composed_opts = {need_weights = true, attn_mask = opts.attn_mask, key_padding_mask = opts.key_padding_mask}
   local out_f, g_f, out_c, g_c
-  local calls = fused_calls(function() out_f, g_f = run(mha, x, fused_opts, w) end)
+  -- the same seed before each: an attention dropout draws the same mask on both paths
+  local calls = fused_calls(function() lm.manual_seed(99); out_f, g_f = run(mha, x, fused_opts, w) end)
   eq(calls, 1, what .. ": fused op used")
-  calls = fused_calls(function() out_c, g_c = run(mha, x, composed_opts, w) end)
+  calls = fused_calls(function() lm.manual_seed(99); out_c, g_c = run(mha, x, composed_opts, w) end)
   eq(calls, 0, what .. ": composed form used")
   truthy(rel_error(out_f, out_c) < 1e-6, what .. ": output " .. rel_error(out_f, out_c))
   for name, g in pairs(g_c) do
@@ -57,6 +58,29 @@ describe("fused self-attention against the composed form", function()
     -- the ViT's shape: 65 tokens (more than a 16-lane block, not a multiple of it)
     lm.manual_seed(7)
     compare(nn.MultiheadAttention(12, 3), lm.randn(2, 65, 12), {}, "65 tokens")
+  end)
+
+  it("draws the attention dropout's mask the composed form draws", function()
+    lm.manual_seed(20)
+    local mha = nn.MultiheadAttention(12, 3, {dropout = 0.3})
+    compare(mha, lm.randn(4, 9, 12), {}, "dropout 0.3")
+    local padding = lm.tensor({{0, 0, 0, 0, 0, 0, 0, 0, 1}, {0, 0, 0, 0, 0, 0, 0, 1, 1}, {0, 0, 0, 0, 0, 0, 0, 0, 0},
+      {0, 0, 0, 0, 0, 0, 0, 0, 1}}, 'int32')
+    compare(mha, lm.randn(4, 9, 12), {key_padding_mask = padding}, "dropout 0.3 with key padding")
+    -- the stream moves on by the same count: the next draw agrees too
+    local x = lm.randn(2, 5, 12)
+    lm.manual_seed(5)
+    mha(x, x, x, {need_weights = false})
+    local after_fused = lm.rand(3)
+    lm.manual_seed(5)
+    mha(x, x, x)
+    local after_composed = lm.rand(3)
+    same(after_fused:totable(), after_composed:totable())
+    -- and about 30 % of the probabilities are dropped: outputs differ from evaluation's
+    mha:eval()
+    local eval_out = mha(x, x, x, {need_weights = false})
+    mha:train()
+    truthy(rel_error(mha(x, x, x, {need_weights = false}), eval_out) > 1e-2, "dropout changed the output")
   end)
 
   it("applies attention and key padding masks as the composed form does", function()
@@ -103,13 +127,13 @@ describe("fused self-attention against the composed form", function()
     eq(nans(fused), 12, "every output")
   end)
 
-  it("runs inside an encoder layer in training without dropout, and is left out with it", function()
+  it("runs inside an encoder layer in training and evaluation, and is left out under autocast", function()
     lm.manual_seed(5)
     local layer = nn.TransformerEncoderLayer(8, 2, {dim_feedforward = 16, dropout = 0})
     local x = lm.randn(2, 5, 8)
     eq(fused_calls(function() layer(x) end), 1, "dropout 0 in training")
     local dropping = nn.TransformerEncoderLayer(8, 2, {dim_feedforward = 16, dropout = 0.1})
-    eq(fused_calls(function() dropping(x) end), 0, "dropout 0.1 in training")
+    eq(fused_calls(function() dropping(x) end), 1, "dropout 0.1 in training")
     dropping:eval()
     eq(fused_calls(function() dropping(x) end), 1, "dropout 0.1 in evaluation")
     eq(fused_calls(function() lm.autocast('bfloat16', function() layer(x) end) end), 0, "under autocast")
@@ -124,6 +148,10 @@ describe("F._self_attention", function()
     truthy(ok, msg)
     local mask = lm.randn(2, 1, 4, 4)
     ok, msg = lm.autograd.gradcheck(function(t) return F._self_attention(t, 4, mask, 0.7) end, {qkv})
+    truthy(ok, msg)
+    -- with dropout, reseeded at each call so that every evaluation drops the same probabilities
+    ok, msg = lm.autograd.gradcheck(function(t) lm.manual_seed(3); return F._self_attention(t, 2, nil, 0.5, 0.6) end,
+      {qkv})
     truthy(ok, msg)
   end)
 
@@ -209,5 +237,7 @@ describe("F._self_attention", function()
       "self_attention: the mask is a constant here")
     raises(function() F._self_attention(lm.zeros(2, 3, 12), 2, nil, math.huge) end,
       "self_attention: scale must be finite, got inf")
+    raises(function() F._self_attention(lm.zeros(2, 3, 12), 2, nil, 1, 0) end,
+      "self_attention: the dropout's keep probability must be in (0, 1], got 0")
   end)
 end)

@@ -173,15 +173,15 @@ return function(nn)
   end
 
   -- Whether self-attention may run as one op (F._self_attention): the
-  -- device has the kernel, no attention dropout is drawn, autocast is off
-  -- (its products round their operands), and the ops it stands for are
-  -- Lumen's own (not replaced by other code). Values and gradients are those
-  -- of the composed form below to rounding (tests/lua/attention_spec.lua).
+  -- device has the kernel, autocast is off (its products round their
+  -- operands), and the ops it stands for are Lumen's own (not replaced by
+  -- other code). Values and gradients are those of the composed form below
+  -- to rounding, its attention dropout's mask included
+  -- (tests/lua/attention_spec.lua).
   local plain_softmax, plain_matmul, plain_dropout = F.softmax, lm.matmul, F.dropout
-  function fused_attention_fits(self, qkv)
-    return (self.dropout == 0 or not self.training) and lm.get_autocast() == nil
-      and F.softmax == plain_softmax and lm.matmul == plain_matmul and F.dropout == plain_dropout
-      and qkv:dtype() == "float32" and F._self_attention_available(qkv)
+  function fused_attention_fits(qkv)
+    return lm.get_autocast() == nil and F.softmax == plain_softmax and lm.matmul == plain_matmul
+      and F.dropout == plain_dropout and qkv:dtype() == "float32" and F._self_attention_available(qkv)
   end
 
   function MHA:forward(query, key, value, opts)
@@ -216,10 +216,12 @@ return function(nn)
     local q, k, v
     if self_attention then -- one product with the packed weight
       local qkv = F.linear(query, self.in_proj_weight, self.in_proj_bias)
-      if opts.need_weights == false and fused_attention_fits(self, qkv) then
+      if opts.need_weights == false and fused_attention_fits(qkv) then
         local mask = merged_mask(self, opts, N, L, S, query:device())
         if mask == nil or not mask:requires_grad() then
-          local out = self.out_proj(F._self_attention(qkv, self.num_heads, mask, 1 / math.sqrt(self.head_dim)))
+          local keep = self.training and 1 - self.dropout or 1 -- F.dropout's rule
+          local out = self.out_proj(F._self_attention(qkv, self.num_heads, mask, 1 / math.sqrt(self.head_dim),
+            keep))
           if unbatched then return out:squeeze(1) end
           return self.batch_first and out or out:transpose(1, 2)
         end
