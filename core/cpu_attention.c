@@ -3,8 +3,10 @@
  * the packed projection qkv [N, L, 3E] (row stride 3E, no split or
  * transpose copies), forms its scores with one product, adds the mask,
  * takes the softmax in place, and writes its output into [N, L, E] with
- * the heads side by side, the layout the output projection reads. The
- * backward pass writes the three gradients straight into [N, L, 3E]. */
+ * the heads side by side, the layout the output projection reads. An
+ * attention dropout weights the values with a copy of the probabilities
+ * times the mask lm_ag_dropout would draw for them. The backward pass
+ * writes the three gradients straight into [N, L, 3E]. */
 #include <cblas.h>
 
 #include "cpu_backend.h"
