@@ -277,7 +277,7 @@ typedef struct {
 static int call_rule(lua_State *L) {
     rule_call *c = lua_touserdata(L, 1);
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->ref);
-    l_push_tensor(L, lm_tensor_retain(c->grad));
+    l_push_retained(L, c->grad);
     lua_call(L, 1, c->nresults);
     return c->nresults;
 }

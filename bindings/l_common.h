@@ -27,7 +27,12 @@ lm_tensor *l_test_tensor(lua_State *L, int arg); /* NULL if not a tensor; errors
  * userdata first, then let the core fill the slot, so nothing can leak if
  * pushing fails. */
 lm_tensor **l_push_slot(lua_State *L);
-/* Pushes a tensor userdata that takes over one reference of t. */
+/* Pushes a tensor userdata holding a new reference to t, taken only once
+ * the userdata exists (nothing leaks if pushing fails). */
+void l_push_retained(lua_State *L, lm_tensor *t);
+/* Pushes a tensor userdata that takes over one reference of t; if pushing
+ * fails for want of memory, that reference is released before the error
+ * propagates. */
 void l_push_tensor(lua_State *L, lm_tensor *t);
 /* Raises lm_last_error() as a Lua error unless s is LM_OK; on success lets
  * the collector know about tensor memory. */

@@ -35,10 +35,25 @@ lm_tensor **l_push_slot(lua_State *L) {
     return &ud->t;
 }
 
+void l_push_retained(lua_State *L, lm_tensor *t) {
+    lm_tensor **slot = l_push_slot(L);
+    *slot = lm_tensor_retain(t);
+}
+
+static int push_empty_slot(lua_State *L) {
+    l_push_slot(L);
+    return 1;
+}
+
 void l_push_tensor(lua_State *L, lm_tensor *t) {
-    l_tensor_ud *ud = lua_newuserdatauv(L, sizeof *ud, 1);
-    ud->t = t;
-    luaL_setmetatable(L, L_TENSOR_MT);
+    /* the userdata is made under protection: a memory error there would
+     * otherwise unwind past the reference this call owns */
+    lua_pushcfunction(L, push_empty_slot);
+    if (lua_pcall(L, 0, 1, 0) != LUA_OK) {
+        lm_tensor_release(t);
+        lua_error(L);
+    }
+    ((l_tensor_ud *)lua_touserdata(L, -1))->t = t;
 }
 
 /* Bytes held by tensors on every device: Lua's collector sees only the small
@@ -300,7 +315,7 @@ static int l_push_grad(lua_State *L, int idx) {
         if (cached && cached->t == g) return 1;
     }
     lua_pop(L, 1);
-    l_push_tensor(L, lm_tensor_retain(g));
+    l_push_retained(L, g);
     lua_pushvalue(L, -1);
     lua_setiuservalue(L, idx, 1);
     return 1;
