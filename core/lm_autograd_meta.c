@@ -1,5 +1,6 @@
 #include "lm_autograd_meta.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,6 +32,21 @@ static _Thread_local lm_autograd_meta **waiting;
 static _Thread_local int nwaiting, capwaiting;
 static _Thread_local bool freeing;
 
+/* A thread's list is also kept under a key whose destructor frees it when
+ * the thread exits (thread-local storage alone would leak it). */
+static pthread_key_t waiting_key;
+static pthread_once_t waiting_key_once = PTHREAD_ONCE_INIT;
+static bool waiting_key_made;
+
+static void make_waiting_key(void) {
+    waiting_key_made = pthread_key_create(&waiting_key, free) == 0;
+}
+
+static void keep_list(lm_autograd_meta **list) {
+    pthread_once(&waiting_key_once, make_waiting_key);
+    if (waiting_key_made) pthread_setspecific(waiting_key, list);
+}
+
 static void free_state(lm_autograd_meta *meta) {
     lm_tensor_release(meta->grad);
     lm_tensor_release(meta->pending);
@@ -45,6 +61,7 @@ static bool wait_to_free(lm_autograd_meta *meta) {
         if (!p) return false;
         waiting = p;
         capwaiting = cap;
+        keep_list(waiting);
     }
     waiting[nwaiting++] = meta;
     return true;
@@ -64,6 +81,7 @@ void lm_autograd_meta_release(lm_autograd_meta *meta) {
         free(waiting);
         waiting = NULL;
         capwaiting = 0;
+        keep_list(NULL);
     }
 }
 
