@@ -82,7 +82,8 @@ lm_status lm_cpu_layer_norm(lm_tensor *y, lm_tensor *stats, const lm_tensor *x, 
 
 /* Row r's gx: with xhat = (x - mean) / sd and h = g w,
  * gx = (h - mean(h) - xhat mean(h xhat)) / sd; adds g xhat and g to the
- * block's partial sums pw and pb (when the layer has a weight). */
+ * block's partial sums pw and pb (when the weight's or the bias's gradient
+ * is wanted). */
 static void backward_row(const ln_job *j, int64_t r, float *h, float *pw, float *pb) {
     int64_t n = j->cols;
     const float *x = j->x + r * n, *g = j->g + r * n;
