@@ -172,20 +172,6 @@ lm_status lm_cpu_dropout(lm_tensor *out, lm_tensor *mask, const lm_tensor *x, ui
     return LM_OK;
 }
 
-void lm_cpu_dropout_span(float *out, float *mask, const float *x, uint64_t seed, uint64_t offset,
-                         double keep, int64_t begin, int64_t end) {
-    dropout_job d = {.r = {.kind = LM_RANDOM_BERNOULLI,
-                           .seed = seed,
-                           .offset = offset,
-                           .p0 = keep,
-                           .p1 = 1.0 / keep,
-                           .contiguous = true},
-                     .out = out,
-                     .x = x};
-    fill_span(&d.r, mask, (uint64_t)begin, (uint64_t)end); /* as random_range draws it */
-    for (int64_t i = begin; i < end; i++) out[i] = x[i] * mask[i];
-}
-
 void lm_cpu_dropout_mask_span(float *mask, uint64_t seed, uint64_t offset, double keep,
                               int64_t begin, int64_t end) {
     random_job r = {.kind = LM_RANDOM_BERNOULLI,
@@ -195,6 +181,12 @@ void lm_cpu_dropout_mask_span(float *mask, uint64_t seed, uint64_t offset, doubl
                     .p1 = 1.0 / keep,
                     .contiguous = true};
     fill_span(&r, mask, (uint64_t)begin, (uint64_t)end); /* as random_range draws it */
+}
+
+void lm_cpu_dropout_span(float *out, float *mask, const float *x, uint64_t seed, uint64_t offset,
+                         double keep, int64_t begin, int64_t end) {
+    lm_cpu_dropout_mask_span(mask, seed, offset, keep, begin, end);
+    for (int64_t i = begin; i < end; i++) out[i] = x[i] * mask[i];
 }
 
 lm_status lm_cpu_random(lm_random_kind kind, lm_tensor *out, uint64_t seed, uint64_t offset,
