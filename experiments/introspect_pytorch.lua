@@ -5,28 +5,34 @@
 --   lumen experiments/introspect_pytorch.lua --weights FILE [--arch resnet18]
 --        [--stem cifar|imagenet] [--num-classes 10] [--width 64] [--data cifar10|DIR]
 --        [--size H] [--mean M1,M2,M3] [--std S1,S2,S3]
---        [--blocks layer1,layer2,layer3,layer4] [--subset N] [--test-subset N]
+--        [--blocks layer1,layer2,layer3,layer4] [--subset N] [--val N] [--test-subset N]
 --        [--out DIR] [--device cpu|cuda] [--ae-epochs N] [--est-epochs N] [--seed S]
 --
 -- The network is wrapped as normalise -> network -> softmax, so images stay
 -- in [0, 1] for the figures and the per-sample error is 1/2 ||y - p||^2 of
 -- the softmax probabilities (the paper's error on the outputs it reads).
 -- --data DIR is an image folder (one subfolder per class) or a folder with
--- train/ and test/ image folders. The chunk returns the metrics.
+-- train/ and test/ image folders. --val N images are set apart from the
+-- training images (default: CIFAR-10's last 5,000, the validation set of
+-- experiments/pytorch/train_resnet18_cifar10.py; a tenth of a folder's
+-- training images; 0 for none): the models choose their epochs on them and
+-- the report gives every measure on them too, so that settings (--blocks,
+-- epochs) are compared without reading the test images. The chunk returns
+-- the metrics.
 local lm = require 'lumen'
 local cli = require 'lumen.cli'
 local study = require 'lumen.introspect.study'
 local nn = lm.nn
 
-local opts = cli.parse(arg, {weights = "", arch = "resnet18", stem = "cifar", num_classes = 10, width = 64,
+local opts, given = cli.parse(arg, {weights = "", arch = "resnet18", stem = "cifar", num_classes = 10, width = 64,
   data = "cifar10",
   size = 32, mean = "0.4914,0.4822,0.4465", std = "0.2470,0.2435,0.2616", blocks = "layer1,layer2,layer3,layer4",
-  subset = 5000, test_subset = 0, out = "results/introspect_pytorch", device = "cpu", ae_epochs = 20,
+  subset = 5000, val = 5000, test_subset = 0, out = "results/introspect_pytorch", device = "cpu", ae_epochs = 20,
   est_epochs = 20, mmd_weight = 500, bandwidths = "0.1,1,10,100,1000", seed = 1, fresh = false},
   "Self-introspection of a PyTorch-trained network: lumen experiments/introspect_pytorch.lua --weights FILE [options]")
 
 cli.check(opts, {arch = {"resnet18", "resnet34"}, stem = {"cifar", "imagenet"}, num_classes = "count",
-  width = "count", size = "count", subset = "count0", test_subset = "count0", ae_epochs = "count",
+  width = "count", size = "count", subset = "count0", val = "count0", test_subset = "count0", ae_epochs = "count",
   est_epochs = "count", mmd_weight = "nonnegative", seed = "count0"})
 local channel_mean, channel_std = cli.numbers(opts, "mean"), cli.numbers(opts, "std")
 local bandwidths = cli.numbers(opts, "bandwidths")
@@ -67,10 +73,26 @@ else
     d = {name = opts.data, classes = all.classes}
   end
 end
+-- the validation images, never among the mapped ones
+local val_set
+do
+  local n = train_set.x:size(1)
+  local n_val = opts.val
+  if opts.data ~= "cifar10" and not given.val then n_val = n >= 20 and n // 10 or 0 end
+  if n_val >= n then
+    cli.usage_error("--val %d: the %d training images must leave some to map (--val 0 for no validation set)",
+      n_val, n)
+  end
+  if n_val > 0 and opts.data == "cifar10" then -- the trainer's split: the last images of the training batches
+    val_set, train_set = lm.data.tail(train_set, n_val), lm.data.head(train_set, n - n_val)
+  elseif n_val > 0 then
+    train_set, val_set = lm.data.split(train_set, {fraction = n_val / n, seed = opts.seed})
+  end
+end
 if opts.subset > 0 then train_set = lm.data.head(train_set, opts.subset) end
 if opts.test_subset > 0 then test_set = lm.data.head(test_set, opts.test_subset) end
-print(string.format("%s: mapping %d training and %d %s images", d.name, train_set.x:size(1), test_set.x:size(1),
-  test_name))
+print(string.format("%s: mapping %d training images, %d validation and %d %s images", d.name,
+  train_set.x:size(1), val_set and val_set.x:size(1) or 0, test_set.x:size(1), test_name))
 
 -- ---- the network ------------------------------------------------------------------------------------------
 local Normalize = nn.Module:extend("Normalize")
@@ -90,19 +112,22 @@ print(string.format("%s from %s: %s accuracy %.2f %%", opts.arch, opts.weights, 
 -- the cached maps are reused only for the same network, data and options
 study.check_run_options(opts.out, {weights = opts.weights, fingerprint = study.weights_fingerprint(body),
   arch = opts.arch, data = opts.data, size = opts.size, blocks = opts.blocks, subset = opts.subset,
-  test_subset = opts.test_subset, seed = opts.seed, mean = opts.mean, std = opts.std, ae_epochs = opts.ae_epochs,
-  est_epochs = opts.est_epochs, mmd_weight = opts.mmd_weight, bandwidths = opts.bandwidths}, "introspect_pytorch")
+  val = val_set and val_set.x:size(1) or 0, test_subset = opts.test_subset, seed = opts.seed, mean = opts.mean,
+  std = opts.std, ae_epochs = opts.ae_epochs, est_epochs = opts.est_epochs, mmd_weight = opts.mmd_weight,
+  bandwidths = opts.bandwidths}, "introspect_pytorch")
 local blocks = {}
 for name in opts.blocks:gmatch("[^,]+") do blocks[#blocks + 1] = "1." .. name end -- inside the wrapper
 local recorder = lm.introspect.Recorder(net, {select = blocks, pool = "mean"})
 
 local metrics = study.run{
-  name = opts.arch, data = d, train = train_set, test = test_set, test_name = test_name, net = net,
+  name = opts.arch, data = d, train = train_set, val = val_set, test = test_set, test_name = test_name, net = net,
   recorder = recorder, out = opts.out, ae_epochs = opts.ae_epochs, est_epochs = opts.est_epochs,
   mmd_weight = opts.mmd_weight, bw = bandwidths, seed = opts.seed, device = opts.device,
   image_range = {0, 1},
 }
 metrics.weights = opts.weights
+metrics.images = {train = train_set.x:size(1), validation = val_set and val_set.x:size(1) or 0,
+  test = test_set.x:size(1)}
 metrics.classifier_accuracy_checked = acc
 lm.json.write(opts.out .. "/metrics.json", metrics)
 return metrics

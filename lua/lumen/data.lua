@@ -231,6 +231,13 @@ function data.head(set, n)
   return set_of(set.x:narrow(1, 1, n), set.y:narrow(1, 1, n))
 end
 
+--- The last n samples of a set (views, no copy).
+function data.tail(set, n)
+  local total = set.x:size(1)
+  n = math.min(n, total)
+  return set_of(set.x:narrow(1, total - n + 1, n), set.y:narrow(1, total - n + 1, n))
+end
+
 -- ---- minibatches -------------------------------------------------------------------------------
 
 local Loader = {}

@@ -184,6 +184,17 @@ describe("splits and loaders", function()
     eq(tr.y:sum():item() + va.y:sum():item(), 5050)
   end)
 
+  it("takes the first and the last samples as views, pairs kept", function()
+    local first, last = lm.data.head(set, 3), lm.data.tail(set, 4)
+    same(first.y:totable(), {1, 2, 3})
+    same(last.y:totable(), {97, 98, 99, 100})
+    same(last.x:view(-1):totable(), {97, 98, 99, 100})
+    eq(lm.data.tail(set, 500).x:size(1), 100)
+    last.x[1]:fill_(-1) -- a view: the set sees the write
+    eq(set.x[97]:item(), -1)
+    set.x[97]:fill_(97)
+  end)
+
   it("refuses a set that is not {x, y} with a message that says what a set is", function()
     raises(function() lm.data.loader({x}) end, "the set must be {x = inputs [N, ...], y = labels [N]}")
     raises(function() lm.data.loader({x = x}) end, "got no tensor y")

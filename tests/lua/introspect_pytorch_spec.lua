@@ -47,11 +47,26 @@ describe("experiments/introspect_pytorch.lua", function()
     for _, k in ipairs{"latent_knn10_accuracy", "auroc_correct", "auroc_correct_baseline"} do
       truthy(type(metrics[k]) == "number", k .. " reported")
     end
+    -- a tenth of the folder's 72 training images set apart as the validation set, measured on their own
+    same(metrics.images, {train = 65, validation = 7, test = 24})
+    truthy(metrics.validation, "validation measures reported")
+    for _, k in ipairs{"latent_knn10_accuracy", "auroc_correct_estimator", "auroc_correct_baseline"} do
+      truthy(type(metrics.validation[k]) == "number", "validation " .. k .. " reported")
+    end
     for _, f in ipairs{"index.html", "atlas.html", "metrics.json", "map_test.png", "map_error.png"} do
       local fh = io.open(dir .. "/out/" .. f)
       truthy(fh, f .. " written")
       if fh then fh:close() end
     end
+    -- a validation set that would take every training image is refused before any work
+    local build = os.getenv("LUMEN_BUILD_DIR") or "build"
+    local p = io.popen(string.format("'%s/lumen' experiments/introspect_pytorch.lua --weights '%s' --data '%s' "
+      .. "--val 72 --out '%s/out2' 2>&1; echo \"status $?\"", build, dir .. "/resnet18_f16.safetensors",
+      dir .. "/images", dir))
+    local refused = p:read("a")
+    p:close()
+    eq(refused, "--val 72: the 72 training images must leave some to map (--val 0 for no validation set) "
+      .. "(see --help)\nstatus 2\n")
     os.execute("rm -rf '" .. dir .. "'")
   end)
 
