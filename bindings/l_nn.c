@@ -30,18 +30,20 @@ static int f_linear_act(lua_State *L) {
     return 1;
 }
 
-/* F._self_attention(qkv, heads, mask|nil, scale [, keep = 1]): multi-head self-attention
- * in one op, where lm_self_attention_available(qkv) (nn.MultiheadAttention
- * checks F._self_attention_available first) */
+/* F._self_attention(qkv, heads, mask|nil, scale [, keep = 1 [, with_probs = false]]):
+ * multi-head self-attention in one op, where lm_self_attention_available(qkv)
+ * (nn.MultiheadAttention checks F._self_attention_available first); with
+ * with_probs also the probabilities before dropout (no gradient) */
 static int f_self_attention(lua_State *L) {
     lm_tensor *qkv = l_check_tensor(L, 1);
     lua_Integer heads = luaL_checkinteger(L, 2);
     luaL_argcheck(L, heads >= 1 && heads <= INT_MAX, 2, "heads must be a positive int");
     lm_tensor *mask = lua_isnoneornil(L, 3) ? NULL : l_check_tensor(L, 3);
-    double keep = luaL_optnumber(L, 5, 1.0);
-    l_check(L, lm_ag_self_attention(l_push_slot(L), qkv, (int)heads, mask, luaL_checknumber(L, 4),
-                                    keep));
-    return 1;
+    double scale = luaL_checknumber(L, 4), keep = luaL_optnumber(L, 5, 1.0);
+    bool with_probs = lua_toboolean(L, 6);
+    lm_tensor **out = l_push_slot(L), **probs = with_probs ? l_push_slot(L) : NULL;
+    l_check(L, lm_ag_self_attention(out, qkv, (int)heads, mask, scale, keep, probs));
+    return with_probs ? 2 : 1;
 }
 
 static int f_self_attention_available(lua_State *L) {

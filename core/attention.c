@@ -80,8 +80,9 @@ bool lm_self_attention_available(const lm_tensor *qkv) {
 }
 
 lm_status lm_ag_self_attention(lm_tensor **out, lm_tensor *qkv, int heads, lm_tensor *mask,
-                               double scale, double keep) {
+                               double scale, double keep, lm_tensor **probs_out) {
     *out = NULL;
+    if (probs_out) *probs_out = NULL;
     LM_TRY(check_attention(qkv, heads, mask, scale, keep));
     const lm_backend *be = lm_backend_of(qkv);
     if (!be) return LM_ERR_DEVICE;
@@ -121,13 +122,17 @@ lm_status lm_ag_self_attention(lm_tensor **out, lm_tensor *qkv, int heads, lm_te
         }
     }
     lm_tensor_release(qc);
-    lm_tensor_release(probs);
     lm_tensor_release(mview);
     lm_tensor_release(drop);
     if (s != LM_OK) {
+        lm_tensor_release(probs);
         lm_tensor_release(y);
         return s;
     }
     *out = y;
+    if (probs_out)
+        *probs_out = probs; /* the caller's reference; the node holds its own */
+    else
+        lm_tensor_release(probs);
     return LM_OK;
 }

@@ -73,10 +73,12 @@ lm_status lm_ag_batch_norm_then(lm_tensor **out, lm_tensor **mean, lm_tensor **v
  * position of the random stream). mask: NULL, or a float32 additive mask
  * (no gradient) broadcasting to [N, heads, L, L]. Needs the
  * backend's self_attention (lm_self_attention_available; the CPU has it):
- * elsewhere compose it from products and softmax. */
+ * elsewhere compose it from products and softmax. probs: NULL, or it
+ * receives the probabilities [N, heads, L, L] before dropout (no gradient
+ * flows back through them). */
 bool lm_self_attention_available(const lm_tensor *qkv);
 lm_status lm_ag_self_attention(lm_tensor **out, lm_tensor *qkv, int heads, lm_tensor *mask,
-                               double scale, double keep);
+                               double scale, double keep, lm_tensor **probs);
 
 /* Layer normalisation over x's last normalized_dims dimensions: (x - mean)
  * / sqrt(var + eps) (biased variance) * weight + bias, weight and bias NULL

@@ -127,6 +127,46 @@ describe("fused self-attention against the composed form", function()
     eq(nans(fused), 12, "every output")
   end)
 
+  it("returns the composed form's attention weights where no gradient is recorded", function()
+    lm.manual_seed(8)
+    local padding = lm.tensor({{0, 0, 0, 0, 1}, {0, 0, 0, 0, 0}, {0, 0, 0, 1, 1}}, 'int32')
+    -- the composed form, forced by a softmax that is not Lumen's own
+    local function composed(fn)
+      local real = F.softmax
+      F.softmax = function(...) return real(...) end
+      local ok, a, b = pcall(fn)
+      F.softmax = real
+      if not ok then error(a, 0) end
+      return a, b
+    end
+    for _, c in ipairs{{batch_first = true, x = lm.randn(3, 5, 8)}, {batch_first = false, x = lm.randn(5, 3, 8)},
+        {batch_first = true, x = lm.randn(5, 8), unbatched = true}} do
+      local mha = nn.MultiheadAttention(8, 2, {batch_first = c.batch_first, dropout = 0.2}):eval()
+      for _, opts in ipairs{{}, {average_attn_weights = false},
+          {key_padding_mask = not c.unbatched and padding or nil, average_attn_weights = false}} do
+        local what = string.format("batch_first %s, unbatched %s, averaged %s, padding %s", c.batch_first,
+          c.unbatched, opts.average_attn_weights ~= false, opts.key_padding_mask ~= nil)
+        local out, weights
+        eq(fused_calls(function() out, weights = lm.no_grad(function() return mha(c.x, c.x, c.x, opts) end) end), 1,
+          what .. ": fused op used")
+        local want_out, want_weights = composed(function()
+          return lm.no_grad(function() return mha(c.x, c.x, c.x, opts) end)
+        end)
+        eq(weights:shape_string(), want_weights:shape_string(), what .. ": weights' shape")
+        truthy(rel_error(weights, want_weights) < 1e-6, what .. ": weights " .. rel_error(weights, want_weights))
+        truthy(rel_error(out, want_out) < 1e-6, what .. ": output " .. rel_error(out, want_out))
+      end
+    end
+    -- where the weights could be differentiated, or dropout changes them, the composed form gives them
+    local mha = nn.MultiheadAttention(8, 2, {dropout = 0.2})
+    local x = lm.randn(2, 4, 8)
+    eq(fused_calls(function() mha(x, x, x) end), 0, "weights under gradient recording")
+    eq(fused_calls(function() lm.no_grad(function() return mha(x, x, x) end) end), 0, "weights under dropout")
+    mha:eval()
+    local _, weights = mha(x, x, x)
+    truthy(weights:requires_grad(), "differentiable weights")
+  end)
+
   it("runs inside an encoder layer in training and evaluation, and is left out under autocast", function()
     lm.manual_seed(5)
     local layer = nn.TransformerEncoderLayer(8, 2, {dim_feedforward = 16, dropout = 0})

@@ -216,15 +216,20 @@ return function(nn)
     local q, k, v
     if self_attention then -- one product with the packed weight
       local qkv = F.linear(query, self.in_proj_weight, self.in_proj_bias)
-      if opts.need_weights == false and fused_attention_fits(qkv) then
-        local mask = merged_mask(self, opts, N, L, S, query:device())
-        if mask == nil or not mask:requires_grad() then
-          local keep = self.training and 1 - self.dropout or 1 -- F.dropout's rule
-          local out = self.out_proj(F._self_attention(qkv, self.num_heads, mask, 1 / math.sqrt(self.head_dim),
-            keep))
-          if unbatched then return out:squeeze(1) end
-          return self.batch_first and out or out:transpose(1, 2)
-        end
+      local keep = self.training and 1 - self.dropout or 1 -- F.dropout's rule
+      -- the weights come from the fused op where nothing would differentiate
+      -- them and no dropout changes them (the probabilities it returns)
+      local with_weights = opts.need_weights ~= false
+      local fits = fused_attention_fits(qkv) and (not with_weights
+        or (keep == 1 and not (lm.is_grad_enabled() and qkv:requires_grad())))
+      local mask = fits and merged_mask(self, opts, N, L, S, query:device())
+      if fits and not (mask and mask:requires_grad()) then
+        local out, probs = F._self_attention(qkv, self.num_heads, mask or nil, 1 / math.sqrt(self.head_dim),
+          keep, with_weights)
+        out = self.out_proj(out)
+        local weights = probs and (opts.average_attn_weights == false and probs or probs:mean(2))
+        if unbatched then return out:squeeze(1), weights and weights:squeeze(1) end
+        return self.batch_first and out or out:transpose(1, 2), weights
       end
       q, k, v = qkv:narrow(3, 1, E), qkv:narrow(3, E + 1, E), qkv:narrow(3, 2 * E + 1, E)
     else
