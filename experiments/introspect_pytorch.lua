@@ -1,12 +1,17 @@
 -- Self-introspection of a network trained in PyTorch: load its state_dict
 -- (safetensors, F32/F16/BF16, PyTorch's names), check its accuracy, record
--- the outputs of its blocks (conv maps averaged over space), and map them
--- with the study's stages (InfoVAE, estimator, figures, report, atlas).
---   lumen experiments/introspect_pytorch.lua --weights FILE [--arch resnet18]
+-- the outputs of its blocks (conv maps averaged over space, a transformer's
+-- class token), and map them with the study's stages (InfoVAE, estimator,
+-- figures, report, atlas).
+--   lumen experiments/introspect_pytorch.lua --weights FILE [--arch resnet18|resnet34|vit]
 --        [--stem cifar|imagenet] [--num-classes 10] [--width 64] [--data cifar10|DIR]
 --        [--size H] [--mean M1,M2,M3] [--std S1,S2,S3]
 --        [--blocks layer1,layer2,layer3,layer4] [--subset N] [--val N] [--test-subset N]
 --        [--out DIR] [--device cpu|cuda] [--ae-epochs N] [--est-epochs N] [--seed S]
+--   --arch vit: torchvision's VisionTransformer (its names or lm.models.vit's), of
+--        --size images and [--patch-size 16] [--dim 768] [--depth 12] [--heads 12]
+--        [--mlp-dim 3072] (vit_b_16's); --blocks defaults to every encoder layer
+--        (layers.0, ...), each recorded at its class token
 --
 -- The network is wrapped as normalise -> network -> softmax, so images stay
 -- in [0, 1] for the figures and the per-sample error is 1/2 ||y - p||^2 of
@@ -28,12 +33,18 @@ local opts, given = cli.parse(arg, {weights = "", arch = "resnet18", stem = "cif
   data = "cifar10",
   size = 32, mean = "0.4914,0.4822,0.4465", std = "0.2470,0.2435,0.2616", blocks = "layer1,layer2,layer3,layer4",
   subset = 5000, val = 5000, test_subset = 0, out = "results/introspect_pytorch", device = "cpu", ae_epochs = 20,
-  est_epochs = 20, mmd_weight = 500, bandwidths = "0.1,1,10,100,1000", seed = 1, fresh = false},
+  est_epochs = 20, patch_size = 16, dim = 768, depth = 12, heads = 12, mlp_dim = 3072, mmd_weight = 500,
+  bandwidths = "0.1,1,10,100,1000", seed = 1, fresh = false},
   "Self-introspection of a PyTorch-trained network: lumen experiments/introspect_pytorch.lua --weights FILE [options]")
 
-cli.check(opts, {arch = {"resnet18", "resnet34"}, stem = {"cifar", "imagenet"}, num_classes = "count",
+cli.check(opts, {arch = {"resnet18", "resnet34", "vit"}, stem = {"cifar", "imagenet"}, num_classes = "count",
   width = "count", size = "count", subset = "count0", val = "count0", test_subset = "count0", ae_epochs = "count",
-  est_epochs = "count", mmd_weight = "nonnegative", seed = "count0"})
+  est_epochs = "count", mmd_weight = "nonnegative", seed = "count0", patch_size = "count", dim = "count",
+  depth = "count", heads = "count", mlp_dim = "count"})
+-- the sizes of the other kind of network would be ignored: refused instead
+for _, key in ipairs(opts.arch == "vit" and {"width", "stem"} or {"patch_size", "dim", "depth", "heads", "mlp_dim"}) do
+  if given[key] then cli.usage_error("--%s is not an option of --arch %s", (key:gsub("_", "-")), opts.arch) end
+end
 local channel_mean, channel_std = cli.numbers(opts, "mean"), cli.numbers(opts, "std")
 local bandwidths = cli.numbers(opts, "bandwidths")
 if #channel_mean ~= #channel_std then
@@ -102,8 +113,23 @@ function Normalize:init(mean, std)
 end
 function Normalize:forward(x) return (x - self.mean) / self.std end
 
-local body = lm.models[opts.arch]{num_classes = opts.num_classes, stem = opts.stem, width = opts.width}
-body:load(opts.weights) -- strict: every missing, unexpected or mis-shaped name is reported
+local body, pool
+if opts.arch == "vit" then
+  body = lm.models.vit{image_size = opts.size, patch_size = opts.patch_size, num_classes = opts.num_classes,
+    dim = opts.dim, depth = opts.depth, heads = opts.heads, mlp_dim = opts.mlp_dim}
+  -- strict: every missing, unexpected or mis-shaped name is reported
+  body:load(opts.weights, {rename = lm.models.torchvision_vit_rename})
+  pool = "cls" -- the token the head reads
+  if not given.blocks then
+    local names = {}
+    for i = 0, opts.depth - 1 do names[#names + 1] = "layers." .. i end
+    opts.blocks = table.concat(names, ",")
+  end
+else
+  body = lm.models[opts.arch]{num_classes = opts.num_classes, stem = opts.stem, width = opts.width}
+  body:load(opts.weights)
+  pool = "mean" -- over space
+end
 local net = nn.Sequential(Normalize(channel_mean, channel_std), body, nn.Softmax(2))
 net:to(opts.device):eval()
 local acc = lm.train.evaluate(net, test_set, {loss = "mse"}).accuracy
@@ -117,7 +143,7 @@ study.check_run_options(opts.out, {weights = opts.weights, fingerprint = study.w
   bandwidths = opts.bandwidths}, "introspect_pytorch")
 local blocks = {}
 for name in opts.blocks:gmatch("[^,]+") do blocks[#blocks + 1] = "1." .. name end -- inside the wrapper
-local recorder = lm.introspect.Recorder(net, {select = blocks, pool = "mean"})
+local recorder = lm.introspect.Recorder(net, {select = blocks, pool = pool})
 
 local metrics = study.run{
   name = opts.arch, data = d, train = train_set, val = val_set, test = test_set, test_name = test_name, net = net,

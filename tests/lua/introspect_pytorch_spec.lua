@@ -32,8 +32,8 @@ describe("experiments/introspect_pytorch.lua", function()
     end
     local ran, out = py.run("tests/torch/pytorch_experiment_reference.py", "'" .. dir .. "'")
     truthy(ran, "the PyTorch side failed:\n" .. out)
-    local right, total = out:match("(%d+) (%d+)")
-    truthy(right, "PyTorch's accuracy: " .. out)
+    local right, total, vit_right, vit_total = out:match("(%d+) (%d+)\n(%d+) (%d+)")
+    truthy(right, "PyTorch's accuracies: " .. out)
 
     local chunk = assert(loadfile("experiments/introspect_pytorch.lua"))
     local saved_arg, saved_print = _G.arg, _G.print
@@ -58,15 +58,34 @@ describe("experiments/introspect_pytorch.lua", function()
       truthy(fh, f .. " written")
       if fh then fh:close() end
     end
-    -- a validation set that would take every training image is refused before any work
+    -- a torchvision ViT in bfloat16, each encoder layer recorded at its class token
+    _G.arg = {"--weights", dir .. "/vit_bf16.safetensors", "--arch", "vit", "--patch-size", "8", "--dim", "16",
+      "--depth", "2", "--heads", "2", "--mlp-dim", "32", "--num-classes", "3", "--data", dir .. "/images",
+      "--out", dir .. "/out_vit", "--ae-epochs", "2", "--est-epochs", "2", "--subset", "0"}
+    _G.print = function() end
+    local vit_ok, vit_metrics = pcall(chunk, table.unpack(_G.arg))
+    _G.arg, _G.print = saved_arg, saved_print
+    truthy(vit_ok, tostring(vit_metrics))
+    near(vit_metrics.classifier_accuracy_checked, tonumber(vit_right) / tonumber(vit_total), 1e-9,
+      "PyTorch's ViT accuracy")
+    truthy(type(vit_metrics.latent_knn10_accuracy) == "number", "the ViT's map measured")
+    local vit_opts = lm.json.decode(assert(io.open(dir .. "/out_vit/options.json")):read("a"))
+    eq(vit_opts.blocks, "layers.0,layers.1")
+    -- mistakes are refused before any work: a validation set that would take every training image, and
+    -- the sizes of the other kind of network
     local build = os.getenv("LUMEN_BUILD_DIR") or "build"
-    local p = io.popen(string.format("'%s/lumen' experiments/introspect_pytorch.lua --weights '%s' --data '%s' "
-      .. "--val 72 --out '%s/out2' 2>&1; echo \"status $?\"", build, dir .. "/resnet18_f16.safetensors",
-      dir .. "/images", dir))
-    local refused = p:read("a")
-    p:close()
-    eq(refused, "--val 72: the 72 training images must leave some to map (--val 0 for no validation set) "
-      .. "(see --help)\nstatus 2\n")
+    local function refused(args)
+      local p = io.popen(string.format("'%s/lumen' experiments/introspect_pytorch.lua --weights '%s' --data '%s' "
+        .. "%s --out '%s/out2' 2>&1; echo \"status $?\"", build, dir .. "/resnet18_f16.safetensors",
+        dir .. "/images", args, dir))
+      local said = p:read("a")
+      p:close()
+      return said
+    end
+    eq(refused("--val 72"), "--val 72: the 72 training images must leave some to map (--val 0 for no validation "
+      .. "set) (see --help)\nstatus 2\n")
+    eq(refused("--arch vit --width 16"), "--width is not an option of --arch vit (see --help)\nstatus 2\n")
+    eq(refused("--mlp-dim 32"), "--mlp-dim is not an option of --arch resnet18 (see --help)\nstatus 2\n")
     os.execute("rm -rf '" .. dir .. "'")
   end)
 

@@ -7,6 +7,9 @@
       half-rounded weights, in evaluation mode, CIFAR-10's normalisation) on
       the PNG files of DIR/images/test/<class>/, read with PIL: the number
       experiments/introspect_pytorch.lua must report for the same files.
+      Then the same for a torchvision VisionTransformer (32x32 images, 8x8
+      patches, 2 layers of 2 heads, hidden 16, MLP 32) saved in bfloat16 as
+      DIR/vit_bf16.safetensors: a second line with its accuracy.
 """
 import os
 import sys
@@ -15,6 +18,7 @@ import numpy as np
 import torch
 import torchvision
 from PIL import Image
+from torchvision.models.vision_transformer import VisionTransformer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from dtype_reference import save  # noqa: E402
@@ -30,9 +34,16 @@ def model():
     return m
 
 
-def main(folder):
+def vit():
+    return VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=16, mlp_dim=32,
+                             num_classes=3)
+
+
+def trained(make, dtype, path):
+    """make() trained 3 seeded SGD steps on random images, saved in dtype at
+    path, and returned as loaded back from the rounded values"""
     torch.manual_seed(5)
-    net = model()
+    net = make()
     opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
     for _ in range(3):
         x, y = torch.rand(8, 3, 32, 32), torch.randint(0, 3, (8,))
@@ -40,12 +51,14 @@ def main(folder):
         opt.zero_grad()
         loss.backward()
         opt.step()
-    half = {k: (v.half() if v.is_floating_point() else v) for k, v in net.state_dict().items()}
-    save(os.path.join(folder, "resnet18_f16.safetensors"), half)
-    net = model()
-    net.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in half.items()}, strict=True)
-    net.eval()
-    root = os.path.join(folder, "images", "test")
+    rounded = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in net.state_dict().items()}
+    save(path, rounded)
+    net = make()
+    net.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in rounded.items()}, strict=True)
+    return net.eval()
+
+
+def accuracy(net, root):
     right = total = 0
     for label, name in enumerate(sorted(os.listdir(root))):
         for f in sorted(os.listdir(os.path.join(root, name))):
@@ -55,7 +68,14 @@ def main(folder):
                 pred = int(net((x - MEAN) / STD).argmax(1))
             right += pred == label
             total += 1
-    print(f"{right} {total}")
+    return right, total
+
+
+def main(folder):
+    root = os.path.join(folder, "images", "test")
+    for make, dtype, name in ((model, torch.float16, "resnet18_f16"), (vit, torch.bfloat16, "vit_bf16")):
+        net = trained(make, dtype, os.path.join(folder, name + ".safetensors"))
+        print("%d %d" % accuracy(net, root))
 
 
 if __name__ == "__main__":
