@@ -64,11 +64,11 @@ if opts.fresh then
 end
 
 -- ---- data -----------------------------------------------------------------------------------------------
-local d, train_set, test_set, test_name
+local d, train_set, test_set, test_name, test_note
 if opts.data == "cifar10" then
   d = lm.data.cifar10()
   train_set = d.train
-  test_set, test_name = d.test, d.test_note or "test set"
+  test_set, test_name, test_note = d.test, "test set", d.test_note -- the note: which test images there are
 else
   local function exists(p) local ok = pcall(lm.list_dir, p) return ok end
   local size = {opts.size, opts.size}
@@ -102,8 +102,8 @@ do
 end
 if opts.subset > 0 then train_set = lm.data.head(train_set, opts.subset) end
 if opts.test_subset > 0 then test_set = lm.data.head(test_set, opts.test_subset) end
-print(string.format("%s: mapping %d training images, %d validation and %d %s images", d.name,
-  train_set.x:size(1), val_set and val_set.x:size(1) or 0, test_set.x:size(1), test_name))
+print(string.format("%s: mapping %d training images, %d validation images and %d test images (%s)", d.name,
+  train_set.x:size(1), val_set and val_set.x:size(1) or 0, test_set.x:size(1), test_note or test_name))
 
 -- ---- the network ------------------------------------------------------------------------------------------
 local Normalize = nn.Module:extend("Normalize")
@@ -133,7 +133,8 @@ end
 local net = nn.Sequential(Normalize(channel_mean, channel_std), body, nn.Softmax(2))
 net:to(opts.device):eval()
 local acc = lm.train.evaluate(net, test_set, {loss = "mse"}).accuracy
-print(string.format("%s from %s: %s accuracy %.2f %%", opts.arch, opts.weights, test_name, 100 * acc))
+print(string.format("%s from %s: accuracy %.2f %% on the test images (%s)", opts.arch, opts.weights, 100 * acc,
+  test_note or test_name))
 
 -- the cached maps are reused only for the same network, data and options
 study.check_run_options(opts.out, {weights = opts.weights, fingerprint = study.weights_fingerprint(body),

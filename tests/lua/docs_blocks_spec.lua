@@ -74,5 +74,17 @@ describe("docs code blocks", function()
         end
       end
     end)
+    it(page .. " links only to files that exist", function()
+      local folder = page:match("^(.*)/") or "."
+      local prose = text:gsub("```.-```", "") -- code blocks may hold brackets that are not links
+      for target in prose:gmatch("%]%(([^)%s]+)%)") do
+        local path = target:gsub("#.*$", "")
+        if path ~= "" and not path:match("^%a+:") then -- a page's own anchor, a web address
+          local fh = io.open(folder .. "/" .. path)
+          truthy(fh, page .. " links to " .. target .. ", which does not exist")
+          if fh then fh:close() end
+        end
+      end
+    end)
   end
 end)
