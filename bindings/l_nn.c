@@ -135,6 +135,11 @@ static int f_batch_norm(lua_State *L) {
     return 3;
 }
 
+static int f_batch_norm_available(lua_State *L) {
+    lua_pushboolean(L, lm_batch_norm_available(l_check_tensor(L, 1)));
+    return 1;
+}
+
 /* F._mmd(z, p, {bandwidths}) -> the fused MMD (F.mmd decides where it runs) */
 static int f_mmd(lua_State *L) {
     lm_tensor *z = l_check_tensor(L, 1), *p = l_check_tensor(L, 2);
@@ -442,6 +447,7 @@ static const luaL_Reg functional[] = {{"linear", f_linear},
                                       {"mse", f_mse},
                                       {"_mmd", f_mmd},
                                       {"_batch_norm", f_batch_norm},
+                                      {"_batch_norm_available", f_batch_norm_available},
                                       {"_channel_affine", f_channel_affine},
                                       {"conv2d", f_conv2d},
                                       {"_conv2d_affine", f_conv2d_affine},

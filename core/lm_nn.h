@@ -59,6 +59,8 @@ lm_status lm_ag_dropout(lm_tensor **out, lm_tensor *x, double keep);
  * on and an input requires them. */
 lm_status lm_channel_affine(lm_tensor **out, lm_tensor *x, lm_tensor *scale, lm_tensor *shift,
                             lm_tensor *residual, bool relu);
+/* Whether x's device has the fused batch norm (the CPU and CUDA do). */
+bool lm_batch_norm_available(const lm_tensor *x);
 lm_status lm_ag_batch_norm(lm_tensor **out, lm_tensor **mean, lm_tensor **var, lm_tensor *x,
                            lm_tensor *weight, lm_tensor *bias, double eps);
 lm_status lm_ag_batch_norm_then(lm_tensor **out, lm_tensor **mean, lm_tensor **var, lm_tensor *x,

@@ -579,6 +579,11 @@ lm_status lm_channel_affine(lm_tensor **out, lm_tensor *x, lm_tensor *scale, lm_
     return s;
 }
 
+bool lm_batch_norm_available(const lm_tensor *x) {
+    const lm_backend *be = lm_backend_get(x->storage->device);
+    return be && be->batch_norm && be->batch_norm_backward;
+}
+
 lm_status lm_ag_batch_norm(lm_tensor **out, lm_tensor **mean, lm_tensor **var, lm_tensor *x,
                            lm_tensor *weight, lm_tensor *bias, double eps) {
     return lm_ag_batch_norm_then(out, mean, var, x, weight, bias, eps, NULL, false);

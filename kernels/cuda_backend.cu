@@ -124,6 +124,11 @@ extern "C" const lm_backend *lm_cuda_make_backend(void) {
     table.one_hot = lm_cuda_one_hot;
     table.optim_step = lm_cuda_optim_step;
     table.optim_step_many = lm_cuda_optim_step_many;
+    table.batch_norm = lm_cuda_batch_norm;
+    table.batch_norm_backward = lm_cuda_batch_norm_backward;
+    table.channel_affine = lm_cuda_channel_affine;
+    table.layer_norm = lm_cuda_layer_norm;
+    table.layer_norm_backward = lm_cuda_layer_norm_backward;
 #ifdef LUMEN_HAVE_CUDNN
     table.conv2d = lm_cuda_conv2d;
     table.conv2d_backward = lm_cuda_conv2d_backward;

@@ -53,3 +53,16 @@ lm_status lm_cuda_conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
 lm_status lm_cuda_conv2d_backward(lm_tensor *gx, lm_tensor *gw, const lm_tensor *g,
                                   const lm_tensor *x, const lm_tensor *w,
                                   const lm_conv_geometry *geo);
+lm_status lm_cuda_batch_norm(lm_tensor *y, lm_tensor *mean, lm_tensor *var, const lm_tensor *x,
+                             const lm_tensor *w, const lm_tensor *b, double eps,
+                             const lm_tensor *residual, bool relu);
+lm_status lm_cuda_batch_norm_backward(lm_tensor *gx, lm_tensor *gw, lm_tensor *gb,
+                                      const lm_tensor *g, const lm_tensor *x, const lm_tensor *mean,
+                                      const lm_tensor *var, const lm_tensor *w, double eps);
+lm_status lm_cuda_channel_affine(lm_tensor *y, const lm_tensor *x, const lm_tensor *scale,
+                                 const lm_tensor *shift, const lm_tensor *residual, bool relu);
+lm_status lm_cuda_layer_norm(lm_tensor *y, lm_tensor *stats, const lm_tensor *x, const lm_tensor *w,
+                             const lm_tensor *b, double eps);
+lm_status lm_cuda_layer_norm_backward(lm_tensor *gx, lm_tensor *gw, lm_tensor *gb,
+                                      const lm_tensor *g, const lm_tensor *x,
+                                      const lm_tensor *stats, const lm_tensor *w);

@@ -3,7 +3,11 @@
 // message naming the call; nothing here exits or prints.
 #pragma once
 
+#ifdef LM_CUDA_EMULATED /* the kernels as C++ on the CPU, for tests (tests/c/cuda_emulator.h) */
+#include "cuda_emulator.h"
+#else
 #include <cuda_runtime.h>
+#endif
 #include <stdint.h>
 
 extern "C" {
@@ -36,6 +40,12 @@ static inline unsigned cu_blocks(int64_t n, int threads = CU_THREADS) {
 #define CU_GRID_LOOP(i, n)                                                                         \
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);                      \
          i += (int64_t)gridDim.x * blockDim.x)
+
+// The sum over a warp's 32 lanes, in every lane (a fixed butterfly order).
+__device__ __forceinline__ double cu_warp_sum(double v) {
+    for (int d = 16; d > 0; d >>= 1) v += __shfl_xor_sync(0xffffffffu, v, d);
+    return v;
+}
 
 // Element offsets of flat index i for every operand of a merged iterator.
 template <int NOPS>
@@ -99,6 +109,18 @@ __device__ __forceinline__ void cu_store(cu_ref r, int64_t off, double v) {
     }
 }
 
+// kernel<<<grid, block>>>(args...), or in the tests' CPU emulation each
+// block of the grid in turn, its threads as fibers (cuda_emulator.h).
+template <typename... P, typename... A>
+static inline void cu_launch(dim3 grid, dim3 block, void (*kernel)(P...), A... args) {
+#ifdef LM_CUDA_EMULATED
+    cu_emulate(grid, block, [=] { kernel(args...); });
+#else
+    kernel<<<grid, block>>>(args...);
+#endif
+}
+
+#ifndef LM_CUDA_EMULATED
 // The cuBLAS handle and the functions loaded from it live in cuda_backend.cu.
 #include <cublas_v2.h>
 struct cu_blas_api {
@@ -126,3 +148,4 @@ struct cu_blas_api {
 };
 cublasContext *lm_cuda_blas(void);
 const cu_blas_api *lm_cuda_blas_fns(void);
+#endif

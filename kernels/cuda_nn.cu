@@ -11,10 +11,6 @@ extern "C" {
 
 namespace {
 
-__device__ __forceinline__ double warp_sum(double v) {
-    for (int d = 16; d > 0; d >>= 1) v += __shfl_xor_sync(0xffffffffu, v, d);
-    return v;
-}
 __device__ __forceinline__ float warp_max(float v) {
     for (int d = 16; d > 0; d >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, d));
     return v;
@@ -38,7 +34,7 @@ __global__ void softmax_rows(float *out, const float *x, int64_t rows, int64_t c
             sum += e;
             if (!log) o[c] = e;
         }
-        sum = warp_sum(sum);
+        sum = cu_warp_sum(sum);
         if (log) {
             float ls = (float)::log(sum); /* (x - m) - log(sum), as the CPU's */
             for (int64_t c = lane; c < cols; c += 32) o[c] = (xr[c] - m) - ls;
@@ -60,7 +56,7 @@ __global__ void softmax_backward_rows(float *gx, const float *g, const float *y,
         double dot = 0;
         for (int64_t c = lane; c < cols; c += 32)
             dot += log ? (double)gr[c] : (double)gr[c] * yr[c];
-        float d = (float)warp_sum(dot);
+        float d = (float)cu_warp_sum(dot);
         for (int64_t c = lane; c < cols; c += 32)
             o[c] = log ? gr[c] - expf(yr[c]) * d : yr[c] * (gr[c] - d);
     }

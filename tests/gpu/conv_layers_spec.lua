@@ -78,6 +78,14 @@ describe("gpu conv layers", function()
     twin_check("BatchNorm2d cumulative", function() return nn.BatchNorm2d(3, {momentum = false}) end,
       lm.randn(2, 3, 4, 4), TRANS)
   end)
+  it("BatchNorm in the fused kernels: a channel in several parts, a large mean, many channels", function()
+    truthy(lm.nn.functional._batch_norm_available(lm.zeros(2, 3):to(DEV)), "the device has the fused batch norm")
+    twin_check("BatchNorm2d wide channels", function() return nn.BatchNorm2d(3) end,
+      lm.randn(16, 3, 24, 24) * 0.5 + 20, TRANS)
+    twin_check("BatchNorm1d 300 channels", function() return nn.BatchNorm1d(300) end, lm.randn(64, 300), TRANS)
+    twin_check("BatchNorm2d without affine", function() return nn.BatchNorm2d(5, {affine = false}) end,
+      lm.randn(8, 5, 7, 9), TRANS)
+  end)
   it("GroupNorm, SiLU, AdaptiveAvgPool2d", function()
     twin_check("GroupNorm", function() return nn.GroupNorm(3, 6) end, lm.randn(4, 6, 5, 5), TRANS)
     twin_check("SiLU", function() return nn.SiLU() end, lm.randn(3, 4, 5), TRANS)

@@ -120,7 +120,7 @@ return function(nn)
   -- other code): bn_then may run them, with a residual sum between, as one
   -- op. fusable: in evaluation with running statistics (any device);
   -- batch_fusable: normalised by the batch's statistics (training), which
-  -- the CPU fuses.
+  -- the CPU and CUDA fuse.
   local plain_batch_norm = F.batch_norm
   local function plain(bn, relu)
     return F.batch_norm == plain_batch_norm
@@ -138,14 +138,14 @@ return function(nn)
   -- sum would broadcast, the device has no such kernel, or the batch is
   -- empty, which F.batch_norm returns as it is)
   local function fits_batch_kernel(x, residual)
-    return lm.is_tensor(x) and x:device() == "cpu" and x:dtype() == "float32" and x:numel() > 0 and (residual == nil
-      or (lm.is_tensor(residual) and residual:device() == "cpu" and residual:dtype() == "float32"
-        and residual:shape_string() == x:shape_string()))
+    return lm.is_tensor(x) and x:dtype() == "float32" and x:numel() > 0 and F._batch_norm_available(x)
+      and (residual == nil or (lm.is_tensor(residual) and residual:device() == x:device()
+        and residual:dtype() == "float32" and residual:shape_string() == x:shape_string()))
   end
 
   -- relu(bn(x) + residual), residual and relu optional: in one pass over x
   -- in evaluation (F._batch_norm_eval_then), in the batch norm's own passes
-  -- in training on the CPU (F._batch_norm_train_then), each when fusable and
+  -- in training (F._batch_norm_train_then), each when fusable and
   -- the calling module's `fuse` is not false (the same values), else module
   -- by module.
   local function bn_then(bn, x, residual, relu, fuse)
@@ -331,7 +331,7 @@ return function(nn)
   nn.BasicBlock.expansion = 1
 
   -- In evaluation the batch norms, the sum and the ReLUs take one pass each
-  -- (bn_then) where they took five, and in training on the CPU the sum and
+  -- (bn_then) where they took five, and in training (CPU and CUDA) the sum and
   -- the ReLUs ride in the batch norms' passes; the modules' order is
   -- torchvision's whenever one of them could tell (a hook, a replaced
   -- forward).

@@ -110,7 +110,7 @@ function F.batch_norm(x, running_mean, running_var, weight, bias, training, mome
   if x:numel() == 0 then return x * 1 end
   local N, channels = x:size(1), x:size(2)
   local y
-  if (training or running_mean == nil) and x:device() == "cpu" then
+  if (training or running_mean == nil) and F._batch_norm_available(x) then
     return F._batch_norm_train_then(x, running_mean, running_var, weight, bias, momentum, eps)
   elseif training or running_mean == nil then
     local flat = x:reshape(N, channels, -1)
@@ -137,8 +137,8 @@ function F.batch_norm(x, running_mean, running_var, weight, bias, training, mome
   return y
 end
 
---- (internal) A batch norm with the batch's statistics on the CPU (the fused
---- kernel: two passes forward and two backward, core/cpu_norm.c), then +
+--- (internal) A batch norm with the batch's statistics in the fused kernel
+--- (two passes forward and two backward: core/cpu_norm.c, kernels/cuda_norm.cu), then +
 --- residual (a tensor of x's shape, or nil) and a ReLU when relu, in the
 --- same passes: the values of F.batch_norm, the sum and the ReLU op by op.
 --- running_mean / running_var (or nil) move as F.batch_norm moves them.

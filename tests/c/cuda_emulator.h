@@ -1,0 +1,341 @@
+/* CUDA's execution model on the CPU, for testing kernels where no GPU is
+ * lent. A kernel source compiled as C++ with LM_CUDA_EMULATED (see
+ * kernels/cuda_common.cuh) launches through cu_launch, which runs every
+ * block of the grid in turn and every thread of a block as a fiber
+ * (ucontext): __syncthreads() waits for the block's threads, and a warp
+ * shuffle for the 32 lanes of its warp, exchanging values as the hardware
+ * does. Memory is the host's, so kernels read and write CPU tensors.
+ *
+ * What it catches: wrong indices, parts of a reduction lost or counted
+ * twice, a barrier or a shuffle that not all threads reach (reported as an
+ * error of the launch, as the GPU would hang or compute garbage). What it
+ * cannot: races between threads (fibers switch only at barriers), timing,
+ * and the device's own arithmetic (the host's IEEE float and double stand
+ * in; with -ffp-contract=off and nvcc -fmad=false both round each op). */
+#ifndef LM_CUDA_EMULATOR_H
+#define LM_CUDA_EMULATOR_H
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <ucontext.h>
+
+#include <functional>
+#include <vector>
+
+extern "C" {
+#include "lm_error.h"
+}
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __shared__ static /* one block at a time: each block's threads share it */
+
+struct dim3 {
+    unsigned x, y, z;
+    dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+struct uint3 {
+    unsigned x, y, z;
+};
+struct double2 {
+    double x, y;
+};
+static inline double2 make_double2(double x, double y) {
+    return double2{x, y};
+}
+
+/* ---- the runtime calls the kernels' host code makes ---- */
+typedef int cudaError_t;
+enum { cudaSuccess = 0, cudaErrorLaunchFailure = 719 };
+enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount = 16 };
+
+namespace cu_emu {
+
+/* Fibers: start(c, stack, size, entry) readies c to run entry() on the
+ * stack; jump(from, to) saves the running fiber in `from` and resumes `to`. */
+#if defined(__x86_64__) && defined(__linux__)
+/* On x86-64 a switch saves only what the ABI asks a callee to keep (rbx,
+ * rbp, r12-r15, the SSE and x87 control words) and the stack pointer:
+ * ucontext's switch also makes a system call for the signal mask, which
+ * made the emulator twenty times slower. */
+struct Context {
+    void *sp;
+};
+extern "C" void cu_emu_switch(void **save_sp, void *load_sp);
+asm(R"(
+    .pushsection .text
+    .globl cu_emu_switch
+    .type cu_emu_switch, @function
+cu_emu_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    subq $8, %rsp
+    stmxcsr (%rsp)
+    fnstcw 4(%rsp)
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    ldmxcsr (%rsp)
+    fldcw 4(%rsp)
+    addq $8, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size cu_emu_switch, .-cu_emu_switch
+    .popsection
+)");
+/* The new stack as cu_emu_switch leaves a saved one: control words, six
+ * registers, then entry as the return address, placed so that entry starts
+ * with the stack aligned as a called function's (8 past 16). */
+inline void start(Context &c, char *stack, size_t size, void (*entry)(void)) {
+    uintptr_t top = (uintptr_t)(stack + size) & ~(uintptr_t)15;
+    uint64_t *sp = (uint64_t *)(top - 72);
+    uint32_t mxcsr;
+    uint16_t fpu_cw;
+    asm volatile("stmxcsr %0" : "=m"(mxcsr));
+    asm volatile("fnstcw %0" : "=m"(fpu_cw));
+    sp[0] = (uint64_t)mxcsr | (uint64_t)fpu_cw << 32;
+    for (int k = 1; k <= 6; k++) sp[k] = 0;
+    sp[7] = (uint64_t)(uintptr_t)entry;
+    sp[8] = 0;
+    c.sp = sp;
+}
+inline void jump(Context &from, Context &to) {
+    cu_emu_switch(&from.sp, to.sp);
+}
+#else
+struct Context {
+    ucontext_t uc;
+};
+inline void start(Context &c, char *stack, size_t size, void (*entry)(void)) {
+    getcontext(&c.uc);
+    c.uc.uc_stack.ss_sp = stack;
+    c.uc.uc_stack.ss_size = size;
+    c.uc.uc_link = NULL;
+    makecontext(&c.uc, entry, 0);
+}
+inline void jump(Context &from, Context &to) {
+    swapcontext(&from.uc, &to.uc);
+}
+#endif
+
+enum State { READY, AT_BLOCK_BARRIER, AT_WARP_BARRIER, DONE };
+struct Fiber {
+    Context ctx;
+    State state;
+    uint3 index;
+};
+const size_t STACK = 64 * 1024;
+inline std::vector<Fiber> fibers;
+inline std::vector<char> stacks;
+inline Context scheduler;
+inline int current;
+inline std::function<void()> body;
+inline uint64_t exchange[1024]; /* a shuffle's values, by thread */
+inline char error[256];         /* the first launch failure, until read */
+inline char reported[256];      /* the one cudaGetLastError returned last */
+inline int sms = 4; /* what the emulated device reports: few, so that work splits show */
+} // namespace cu_emu
+
+inline uint3 threadIdx, blockIdx;
+inline dim3 blockDim, gridDim;
+
+/* the error of the launches since the last call, which it clears (as CUDA) */
+static inline cudaError_t cudaGetLastError(void) {
+    if (!cu_emu::error[0]) return cudaSuccess;
+    memcpy(cu_emu::reported, cu_emu::error, sizeof cu_emu::error);
+    cu_emu::error[0] = 0;
+    return cudaErrorLaunchFailure;
+}
+static inline const char *cudaGetErrorString(cudaError_t) {
+    return cu_emu::reported;
+}
+static inline const char *cudaGetErrorName(cudaError_t) {
+    return "cudaErrorLaunchFailure (emulated)";
+}
+static inline cudaError_t cudaGetDevice(int *device) {
+    *device = 0;
+    return cudaSuccess;
+}
+static inline cudaError_t cudaDeviceGetAttribute(int *value, cudaDeviceAttr, int) {
+    *value = cu_emu::sms;
+    return cudaSuccess;
+}
+
+/* Device memory is host memory here, and errors say they were emulated:
+ * the kernels' files call these under the backend's names (renamed, so a
+ * test linked beside the real CUDA backend does not clash with it). */
+#define lm_cuda_alloc cu_emu_alloc
+#define lm_cuda_free cu_emu_free
+#define lm_cuda_fail cu_emu_fail
+extern "C" inline void *cu_emu_alloc(size_t bytes) {
+    return malloc(bytes ? bytes : 1);
+}
+extern "C" inline void cu_emu_free(void *p, size_t) {
+    free(p);
+}
+inline lm_status cu_emu_fail(cudaError_t, const char *what) {
+    return lm_fail(LM_ERR_DEVICE, "emulated CUDA error in %s: %s", what, cu_emu::reported);
+}
+
+namespace cu_emu {
+
+inline int thread_rank(void) {
+    return (int)(threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z));
+}
+
+inline void fail(const char *what) {
+    if (!error[0])
+        snprintf(error, sizeof error, "%s (block %u,%u,%u)", what, blockIdx.x, blockIdx.y,
+                 blockIdx.z);
+}
+
+/* Whether a thread of this launch has waited at a barrier or a shuffle;
+ * when none of the first block's did, the other blocks' threads run as
+ * plain calls (no fibers, no context switches: elementwise kernels). */
+inline bool waited, plain;
+
+inline void wait(State s) {
+    if (plain) {
+        fail("a barrier or shuffle that the first block's threads never reached (not emulated)");
+        return;
+    }
+    waited = true;
+    fibers[current].state = s;
+    jump(fibers[current].ctx, scheduler);
+}
+
+inline void trampoline(void) {
+    body();
+    fibers[current].state = DONE;
+    jump(fibers[current].ctx, scheduler);
+}
+
+/* Releases the barriers every waiting thread has reached; false when
+ * none can be (the launch would hang, or a warp's lanes diverged). */
+inline bool release(int n) {
+    bool released = false, any_block = false, all_block = true;
+    for (int w = 0; w < n; w += 32) {
+        int at_warp = 0, lanes = n - w < 32 ? n - w : 32;
+        for (int t = w; t < w + lanes; t++) at_warp += fibers[t].state == AT_WARP_BARRIER;
+        if (at_warp == lanes) {
+            for (int t = w; t < w + lanes; t++) fibers[t].state = READY;
+            released = true;
+        } else if (at_warp) {
+            fail("a warp shuffle that not every lane of the warp reached");
+            return false;
+        }
+    }
+    if (released) return true;
+    /* every thread, exited ones included, must reach it: CUDA leaves a
+     * barrier in code that not all of the block runs undefined */
+    for (int t = 0; t < n; t++) {
+        any_block |= fibers[t].state == AT_BLOCK_BARRIER;
+        all_block &= fibers[t].state == AT_BLOCK_BARRIER;
+    }
+    if (all_block) {
+        for (int t = 0; t < n; t++) fibers[t].state = READY;
+        return true;
+    }
+    if (any_block) fail("__syncthreads() that not every thread of the block reached");
+    return false;
+}
+
+inline void run_block(void) {
+    int n = (int)(blockDim.x * blockDim.y * blockDim.z);
+    fibers.assign(n, Fiber{});
+    if (stacks.size() < (size_t)n * STACK) stacks.resize((size_t)n * STACK);
+    for (int t = 0; t < n; t++) {
+        Fiber &f = fibers[t];
+        f.index =
+            uint3{t % blockDim.x, (t / blockDim.x) % blockDim.y, t / (blockDim.x * blockDim.y)};
+        f.state = READY;
+        start(f.ctx, stacks.data() + (size_t)t * STACK, STACK, trampoline);
+    }
+    for (;;) {
+        bool ran = false, done = true;
+        for (int t = 0; t < n; t++) {
+            if (fibers[t].state != READY) continue;
+            current = t;
+            threadIdx = fibers[t].index;
+            jump(scheduler, fibers[t].ctx);
+            ran = true;
+        }
+        for (int t = 0; t < n; t++) done &= fibers[t].state == DONE;
+        if (done || error[0]) return;
+        if (!release(n) && !ran) {
+            fail("__syncthreads() that not every thread of the block reached");
+            return;
+        }
+    }
+}
+
+} // namespace cu_emu
+
+static inline void __syncthreads(void) {
+    cu_emu::wait(cu_emu::AT_BLOCK_BARRIER);
+}
+
+/* The lanes exchange through memory between two warp barriers, each
+ * reading the lane it names. Only whole warps are modelled: a partial mask
+ * is an error. */
+template <typename T> static inline T cu_emu_shuffle(unsigned mask, T v, int source_lane) {
+    static_assert(sizeof(T) <= sizeof(uint64_t), "shuffled values are at most 8 bytes");
+    if (mask != 0xffffffffu) cu_emu::fail("a warp shuffle with a partial mask (not emulated)");
+    int t = cu_emu::thread_rank();
+    memcpy(&cu_emu::exchange[t], &v, sizeof(T));
+    cu_emu::wait(cu_emu::AT_WARP_BARRIER);
+    T r;
+    memcpy(&r, &cu_emu::exchange[(t & ~31) | (source_lane & 31)], sizeof(T));
+    cu_emu::wait(cu_emu::AT_WARP_BARRIER);
+    return r;
+}
+template <typename T> static inline T __shfl_xor_sync(unsigned mask, T v, int d) {
+    return cu_emu_shuffle(mask, v, (cu_emu::thread_rank() & 31) ^ d);
+}
+template <typename T> static inline T __shfl_sync(unsigned mask, T v, int src) {
+    return cu_emu_shuffle(mask, v, src);
+}
+
+/* kernel<<<grid, block>>>(args) as cu_launch calls it here */
+template <typename F> static inline void cu_emulate(dim3 grid, dim3 block, F kernel) {
+    if (block.x * block.y * block.z > 1024) {
+        cu_emu::fail("more than 1024 threads a block");
+        return;
+    }
+    cu_emu::body = kernel;
+    gridDim = grid;
+    blockDim = block;
+    cu_emu::waited = cu_emu::plain = false;
+    unsigned n = block.x * block.y * block.z;
+    for (unsigned z = 0; z < grid.z; z++)
+        for (unsigned y = 0; y < grid.y; y++)
+            for (unsigned x = 0; x < grid.x && !cu_emu::error[0]; x++) {
+                blockIdx = uint3{x, y, z};
+                if (!cu_emu::plain) {
+                    cu_emu::run_block();
+                    cu_emu::plain = !cu_emu::waited;
+                    continue;
+                }
+                for (unsigned t = 0; t < n; t++) {
+                    threadIdx =
+                        uint3{t % block.x, (t / block.x) % block.y, t / (block.x * block.y)};
+                    kernel();
+                }
+            }
+    cu_emu::plain = false;
+}
+
+#endif
