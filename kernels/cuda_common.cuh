@@ -110,9 +110,13 @@ __device__ __forceinline__ void cu_store(cu_ref r, int64_t off, double v) {
 }
 
 // kernel<<<grid, block>>>(args...), or in the tests' CPU emulation each
-// block of the grid in turn, its threads as fibers (cuda_emulator.h).
-template <typename... P, typename... A>
-static inline void cu_launch(dim3 grid, dim3 block, void (*kernel)(P...), A... args) {
+// block of the grid in turn, its threads as fibers (cuda_emulator.h). The
+// arguments convert to the kernel's parameter types, as in a launch (a
+// NULL becomes the parameter's pointer type).
+template <typename T> struct cu_as { typedef T type; };
+template <typename... P>
+static inline void cu_launch(dim3 grid, dim3 block, void (*kernel)(P...),
+                             typename cu_as<P>::type... args) {
 #ifdef LM_CUDA_EMULATED
     cu_emulate(grid, block, [=] { kernel(args...); });
 #else

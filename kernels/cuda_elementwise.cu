@@ -33,7 +33,8 @@ lm_status ew_launch(const lm_tensor *const *ops, const F &f, const char *what) {
     lm_iter it;
     lm_iter_init(&it, NOPS, ops);
     if (it.numel == 0) return LM_OK;
-    ew_kernel<NOPS><<<cu_blocks(it.numel), CU_THREADS>>>(it, it.numel, cu_iter_flat(it), f);
+    cu_launch(cu_blocks(it.numel), CU_THREADS, ew_kernel<NOPS, F>, it, it.numel, cu_iter_flat(it),
+              f);
     CU_LAUNCHED(what);
     return LM_OK;
 }

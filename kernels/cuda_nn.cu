@@ -263,7 +263,8 @@ lm_status lm_cuda_softmax(lm_tensor *out, const lm_tensor *x, bool log) {
     int64_t cols = x->ndim ? x->shape[x->ndim - 1] : 1;
     int64_t rows = cols ? lm_tensor_numel(x) / cols : 0;
     if (!rows) return LM_OK;
-    softmax_rows<<<cu_blocks(rows * 32), CU_THREADS>>>(cu_f32(out), cu_f32(x), rows, cols, log);
+    cu_launch(cu_blocks(rows * 32), CU_THREADS, softmax_rows, cu_f32(out), cu_f32(x), rows, cols,
+              log);
     CU_LAUNCHED("softmax");
     return LM_OK;
 }
@@ -273,8 +274,8 @@ lm_status lm_cuda_softmax_backward(lm_tensor *gx, const lm_tensor *g, const lm_t
     int64_t cols = y->ndim ? y->shape[y->ndim - 1] : 1;
     int64_t rows = cols ? lm_tensor_numel(y) / cols : 0;
     if (!rows) return LM_OK;
-    softmax_backward_rows<<<cu_blocks(rows * 32), CU_THREADS>>>(cu_f32(gx), cu_f32(g), cu_f32(y),
-                                                                rows, cols, log);
+    cu_launch(cu_blocks(rows * 32), CU_THREADS, softmax_backward_rows, cu_f32(gx), cu_f32(g),
+              cu_f32(y), rows, cols, log);
     CU_LAUNCHED("softmax backward");
     return LM_OK;
 }
@@ -282,7 +283,7 @@ lm_status lm_cuda_softmax_backward(lm_tensor *gx, const lm_tensor *g, const lm_t
 lm_status lm_cuda_im2col(lm_tensor *cols, const lm_tensor *x, const lm_conv_geometry *geo) {
     int64_t n = lm_tensor_numel(cols);
     if (!n) return LM_OK;
-    im2col_kernel<<<cu_blocks(n), CU_THREADS>>>(cu_f32(cols), cu_f32(x), *geo, n);
+    cu_launch(cu_blocks(n), CU_THREADS, im2col_kernel, cu_f32(cols), cu_f32(x), *geo, n);
     CU_LAUNCHED("im2col");
     return LM_OK;
 }
@@ -290,7 +291,7 @@ lm_status lm_cuda_im2col(lm_tensor *cols, const lm_tensor *x, const lm_conv_geom
 lm_status lm_cuda_col2im(lm_tensor *gx, const lm_tensor *cols, const lm_conv_geometry *geo) {
     int64_t n = lm_tensor_numel(gx);
     if (!n) return LM_OK;
-    col2im_kernel<<<cu_blocks(n), CU_THREADS>>>(cu_f32(gx), cu_f32(cols), *geo, n);
+    cu_launch(cu_blocks(n), CU_THREADS, col2im_kernel, cu_f32(gx), cu_f32(cols), *geo, n);
     CU_LAUNCHED("col2im");
     return LM_OK;
 }
@@ -299,8 +300,8 @@ lm_status lm_cuda_pool2d(lm_tensor *out, lm_tensor *argmax, const lm_tensor *x,
                          const lm_conv_geometry *geo) {
     int64_t n = lm_tensor_numel(out);
     if (!n) return LM_OK;
-    pool_kernel<<<cu_blocks(n), CU_THREADS>>>(cu_f32(out), argmax ? cu_i32(argmax) : NULL,
-                                              cu_f32(x), *geo, n);
+    cu_launch(cu_blocks(n), CU_THREADS, pool_kernel, cu_f32(out), argmax ? cu_i32(argmax) : NULL,
+              cu_f32(x), *geo, n);
     CU_LAUNCHED("pool2d");
     return LM_OK;
 }
@@ -309,8 +310,8 @@ lm_status lm_cuda_pool2d_backward(lm_tensor *gx, const lm_tensor *g, const lm_te
                                   const lm_conv_geometry *geo) {
     int64_t n = lm_tensor_numel(gx);
     if (!n) return LM_OK;
-    pool_backward_kernel<<<cu_blocks(n), CU_THREADS>>>(cu_f32(gx), cu_f32(g),
-                                                       argmax ? cu_i32(argmax) : NULL, *geo, n);
+    cu_launch(cu_blocks(n), CU_THREADS, pool_backward_kernel, cu_f32(gx), cu_f32(g),
+              argmax ? cu_i32(argmax) : NULL, *geo, n);
     CU_LAUNCHED("pool2d backward");
     return LM_OK;
 }
@@ -318,8 +319,8 @@ lm_status lm_cuda_pool2d_backward(lm_tensor *gx, const lm_tensor *g, const lm_te
 lm_status lm_cuda_index_select(lm_tensor *out, const lm_tensor *x, const lm_tensor *idx) {
     int64_t n = lm_tensor_numel(out), row = x->shape[0] ? lm_tensor_numel(x) / x->shape[0] : 0;
     if (!n || !row) return LM_OK;
-    gather_kernel<<<cu_blocks(n), CU_THREADS>>>(cu_f32(out), cu_f32(x), cu_i32(idx),
-                                                idx->strides[0], row, n);
+    cu_launch(cu_blocks(n), CU_THREADS, gather_kernel, cu_f32(out), cu_f32(x), cu_i32(idx),
+              idx->strides[0], row, n);
     CU_LAUNCHED("index_select");
     return LM_OK;
 }
@@ -328,8 +329,8 @@ lm_status lm_cuda_topk(lm_tensor *values, lm_tensor *indices, const lm_tensor *x
                        bool largest) {
     int64_t rows = x->shape[0];
     if (!rows || !k) return LM_OK;
-    topk_kernel<<<cu_blocks(rows, 64), 64>>>(cu_f32(values), cu_i32(indices), cu_f32(x), rows,
-                                             x->shape[1], k, largest);
+    cu_launch(cu_blocks(rows, 64), 64, topk_kernel, cu_f32(values), cu_i32(indices), cu_f32(x),
+              rows, x->shape[1], k, largest);
     CU_LAUNCHED("topk");
     return LM_OK;
 }
@@ -337,8 +338,8 @@ lm_status lm_cuda_topk(lm_tensor *values, lm_tensor *indices, const lm_tensor *x
 lm_status lm_cuda_one_hot(lm_tensor *out, const lm_tensor *labels) {
     int64_t n = lm_tensor_numel(out);
     if (!n) return LM_OK;
-    one_hot_kernel<<<cu_blocks(n), CU_THREADS>>>(cu_f32(out), cu_i32(labels), labels->strides[0],
-                                                 out->shape[1], n);
+    cu_launch(cu_blocks(n), CU_THREADS, one_hot_kernel, cu_f32(out), cu_i32(labels),
+              labels->strides[0], out->shape[1], n);
     CU_LAUNCHED("one_hot");
     return LM_OK;
 }
@@ -365,8 +366,8 @@ lm_status lm_cuda_optim_step(const lm_optim_params *p, lm_tensor *param, const l
     OptimArgs a = optim_args(p);
     int64_t n = lm_tensor_numel(param);
     if (!n) return LM_OK;
-    optim_kernel<<<cu_blocks(n), CU_THREADS>>>(a, cu_f32(param), cu_f32(grad),
-                                               s1 ? cu_f32(s1) : NULL, s2 ? cu_f32(s2) : NULL, n);
+    cu_launch(cu_blocks(n), CU_THREADS, optim_kernel, a, cu_f32(param), cu_f32(grad),
+              s1 ? cu_f32(s1) : NULL, s2 ? cu_f32(s2) : NULL, n);
     CU_LAUNCHED("optimizer step");
     return LM_OK;
 }
@@ -396,7 +397,7 @@ lm_status lm_cuda_optim_step_many(const lm_optim_params *p, int n, lm_tensor *co
         }
         if (!m.count) continue;
         m.first_block[m.count] = blocks;
-        optim_many_kernel<<<blocks, CU_THREADS>>>(a, m);
+        cu_launch(blocks, CU_THREADS, optim_many_kernel, a, m);
         CU_LAUNCHED("optimizer step");
     }
     return LM_OK;

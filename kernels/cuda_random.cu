@@ -82,7 +82,7 @@ static lm_status random_launch(lm_random_kind kind, lm_tensor *out, uint64_t see
     j.flat = lm_tensor_is_contiguous(out);
     int64_t n = j.it.numel;
     if (n == 0) return LM_OK;
-    random_kernel<<<cu_blocks((n + 1) / 2), CU_THREADS>>>(j, n);
+    cu_launch(cu_blocks((n + 1) / 2), CU_THREADS, random_kernel, j, n);
     CU_LAUNCHED(prod ? "dropout" : "random fill");
     return LM_OK;
 }

@@ -176,13 +176,13 @@ lm_status reduce_all(lm_reduce_op op, lm_tensor *out, lm_tensor *indices, const 
     int32_t *idx = indices ? cu_i32(indices) : NULL;
     lm_status s = LM_OK;
     if (op == LM_VAR) {
-        all_partials<<<blocks, CU_THREADS>>>(it, cu_ref_of(x), LM_SUM, NULL, n, parts);
-        all_finish<<<1, 32>>>(parts, blocks, LM_SUM, cu_ref_of(out), NULL, n, false);
+        cu_launch(blocks, CU_THREADS, all_partials, it, cu_ref_of(x), LM_SUM, NULL, n, parts);
+        cu_launch(1, 32, all_finish, parts, blocks, LM_SUM, cu_ref_of(out), NULL, n, false);
         cudaMemcpyAsync(mean, parts, sizeof(Partial), cudaMemcpyDeviceToDevice);
     }
-    all_partials<<<blocks, CU_THREADS>>>(it, cu_ref_of(x), op, op == LM_VAR ? mean : NULL, n,
-                                         parts);
-    all_finish<<<1, 32>>>(parts, blocks, op, cu_ref_of(out), idx, n, true);
+    cu_launch(blocks, CU_THREADS, all_partials, it, cu_ref_of(x), op, op == LM_VAR ? mean : NULL, n,
+              parts);
+    cu_launch(1, 32, all_finish, parts, blocks, op, cu_ref_of(out), idx, n, true);
     cudaError_t err = cudaGetLastError();
     if (err != cudaSuccess) s = lm_cuda_fail(err, "reduction");
     lm_cuda_free(parts, bytes);
@@ -214,9 +214,9 @@ lm_status lm_cuda_reduce(lm_reduce_op op, lm_tensor *out, lm_tensor *indices, co
     // Unit-stride lines: a warp reads each one coalesced. Strided lines with
     // many outputs: neighbouring threads read neighbouring outputs.
     if (L.stride != 1 && (n_out >= 256 || L.len < 32))
-        lines_by_thread<<<cu_blocks(n_out), CU_THREADS>>>(L, n_out);
+        cu_launch(cu_blocks(n_out), CU_THREADS, lines_by_thread, L, n_out);
     else
-        lines_by_warp<<<cu_blocks(n_out * 32), CU_THREADS>>>(L, n_out);
+        cu_launch(cu_blocks(n_out * 32), CU_THREADS, lines_by_warp, L, n_out);
     CU_LAUNCHED("reduction");
     return LM_OK;
 }

@@ -52,6 +52,7 @@ static inline double2 make_double2(double x, double y) {
 /* ---- the runtime calls the kernels' host code makes ---- */
 typedef int cudaError_t;
 enum { cudaSuccess = 0, cudaErrorLaunchFailure = 719 };
+enum cudaMemcpyKind { cudaMemcpyDeviceToDevice = 3 };
 enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount = 16 };
 
 namespace cu_emu {
@@ -164,6 +165,12 @@ static inline const char *cudaGetErrorString(cudaError_t) {
 }
 static inline const char *cudaGetErrorName(cudaError_t) {
     return "cudaErrorLaunchFailure (emulated)";
+}
+static inline cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind,
+                                          int stream = 0) {
+    (void)stream;
+    memmove(dst, src, bytes);
+    return cudaSuccess;
 }
 static inline cudaError_t cudaGetDevice(int *device) {
     *device = 0;
@@ -307,6 +314,25 @@ template <typename T> static inline T __shfl_xor_sync(unsigned mask, T v, int d)
 }
 template <typename T> static inline T __shfl_sync(unsigned mask, T v, int src) {
     return cu_emu_shuffle(mask, v, src);
+}
+template <typename T> static inline T __shfl_down_sync(unsigned mask, T v, unsigned delta) {
+    int lane = cu_emu::thread_rank() & 31;
+    return cu_emu_shuffle(mask, v, lane + (int)delta < 32 ? lane + (int)delta : lane);
+}
+
+/* the device's correctly rounded operations: the host's IEEE ones (the
+ * emulated files are built with -ffp-contract=off) */
+static inline float __fadd_rn(float a, float b) {
+    return a + b;
+}
+static inline float __fmul_rn(float a, float b) {
+    return a * b;
+}
+static inline double __dadd_rn(double a, double b) {
+    return a + b;
+}
+static inline double __dmul_rn(double a, double b) {
+    return a * b;
 }
 
 /* kernel<<<grid, block>>>(args) as cu_launch calls it here */
