@@ -1,10 +1,11 @@
 /* Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2,
  * 3", SC'11): a counter-based generator, so the n-th number of a stream is a
- * pure function of (key, n). Header-only and free of library calls so the
- * CUDA backend compiles the very same code (LM_HOST_DEVICE). */
+ * pure function of (key, n). Header-only, and calling nothing the GPU lacks,
+ * so the CUDA backend compiles the very same code (LM_HOST_DEVICE). */
 #ifndef LM_PHILOX_H
 #define LM_PHILOX_H
 
+#include <math.h>
 #include <stdint.h>
 
 #include "lm_host_device.h"
@@ -29,6 +30,12 @@ LM_HOST_DEVICE static inline lm_philox_block lm_philox4x32(uint64_t counter, uin
     }
     lm_philox_block b = {{c0, c1, c2, c3}};
     return b;
+}
+
+/* The Bernoulli draw's rule on every device (random fills, dropout): a word
+ * gives 1 with probability p when its top 24 bits are below this. */
+LM_HOST_DEVICE static inline uint32_t lm_bernoulli_threshold(double p) {
+    return (uint32_t)ceil(p * 16777216.0);
 }
 
 /* Sixteen consecutive blocks (counters first .. first+15) at once: the same

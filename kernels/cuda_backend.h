@@ -66,3 +66,7 @@ lm_status lm_cuda_layer_norm(lm_tensor *y, lm_tensor *stats, const lm_tensor *x,
 lm_status lm_cuda_layer_norm_backward(lm_tensor *gx, lm_tensor *gw, lm_tensor *gb,
                                       const lm_tensor *g, const lm_tensor *x,
                                       const lm_tensor *stats, const lm_tensor *w);
+lm_status lm_cuda_linear_act(lm_tensor *y, lm_tensor *a, lm_tensor *mask, const lm_tensor *x,
+                             const lm_tensor *w, const lm_tensor *bias, const lm_act_params *act);
+lm_status lm_cuda_linear_act_backward(lm_tensor *gz, const lm_tensor *g, const lm_tensor *a,
+                                      const lm_tensor *mask, lm_unary_op op, double alpha);
