@@ -59,7 +59,7 @@ describe("autocast on the GPU", function()
     local b = lm.randn(200)
     check("linear", function(x, w) return F.linear(x, w, b:to(x:device())) end, lm.randn(128, 300),
       lm.randn(200, 300) * 0.1, {128, 200})
-    check("linear + ELU + dropout (fused on the CPU)", function(x, w)
+    check("linear + ELU + dropout (one op)", function(x, w)
       lm.manual_seed(5) -- the same mask on both devices
       return F._linear_act(x, w, b:to(x:device()), "elu", 1.0, 0.9)
     end, lm.randn(128, 300), lm.randn(200, 300) * 0.1, {128, 200})
