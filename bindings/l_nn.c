@@ -140,6 +140,11 @@ static int f_batch_norm_available(lua_State *L) {
     return 1;
 }
 
+static int f_mmd_available(lua_State *L) {
+    lua_pushboolean(L, lm_mmd_available(l_check_tensor(L, 1)));
+    return 1;
+}
+
 /* F._mmd(z, p, {bandwidths}) -> the fused MMD (F.mmd decides where it runs) */
 static int f_mmd(lua_State *L) {
     lm_tensor *z = l_check_tensor(L, 1), *p = l_check_tensor(L, 2);
@@ -446,6 +451,7 @@ static const luaL_Reg functional[] = {{"linear", f_linear},
                                       {"cross_entropy", f_cross_entropy},
                                       {"mse", f_mse},
                                       {"_mmd", f_mmd},
+                                      {"_mmd_available", f_mmd_available},
                                       {"_batch_norm", f_batch_norm},
                                       {"_batch_norm_available", f_batch_norm_available},
                                       {"_channel_affine", f_channel_affine},

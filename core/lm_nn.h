@@ -34,6 +34,8 @@ lm_status lm_ag_mse(lm_tensor **out, lm_tensor *y_hat, lm_tensor *y, bool per_sa
  * A scalar; fused on backends that have it (LM_ERR_DEVICE elsewhere), with
  * 1 to LM_MMD_MAX_BANDWIDTHS bandwidths. */
 #define LM_MMD_MAX_BANDWIDTHS 32
+/* Whether x's device has the fused MMD (the CPU and CUDA do). */
+bool lm_mmd_available(const lm_tensor *x);
 lm_status lm_ag_mmd(lm_tensor **out, lm_tensor *z, lm_tensor *p, const double *bandwidths,
                     int nbandwidths);
 

@@ -422,6 +422,11 @@ lm_status lm_ag_mse(lm_tensor **out, lm_tensor *y_hat, lm_tensor *y, bool per_sa
 /* ---- MMD --------------------------------------------------------------------------------------
  */
 
+bool lm_mmd_available(const lm_tensor *x) {
+    const lm_backend *be = lm_backend_get(x->storage->device);
+    return be && be->mmd;
+}
+
 /* saved[0] = d/dz, saved[1] = d/dp, each when that input requires gradients:
  * the kernel forms them with the value, from the same kernel matrices. */
 lm_status lm_ag_mmd(lm_tensor **out, lm_tensor *z, lm_tensor *p, const double *bandwidths,

@@ -131,6 +131,8 @@ extern "C" const lm_backend *lm_cuda_make_backend(void) {
     table.layer_norm_backward = lm_cuda_layer_norm_backward;
     table.linear_act = lm_cuda_linear_act;
     table.linear_act_backward = lm_cuda_linear_act_backward;
+    table.mmd = lm_cuda_mmd;
+    table.sq_diff_rows = lm_cuda_sq_diff_rows;
 #ifdef LUMEN_HAVE_CUDNN
     table.conv2d = lm_cuda_conv2d;
     table.conv2d_backward = lm_cuda_conv2d_backward;

@@ -47,6 +47,22 @@ __device__ __forceinline__ double cu_warp_sum(double v) {
     return v;
 }
 
+// The sums of a and of b over the block, in thread 0 (blockDim.x a multiple
+// of 32, at most 1024; once a kernel: the shared slots are not reused).
+__device__ __forceinline__ void cu_block_sums(double &a, double &b) {
+    __shared__ double sa[32], sb[32];
+    a = cu_warp_sum(a);
+    b = cu_warp_sum(b);
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) sa[warp] = a, sb[warp] = b;
+    __syncthreads();
+    if (warp == 0) {
+        int warps = blockDim.x >> 5;
+        a = cu_warp_sum(lane < warps ? sa[lane] : 0.0);
+        b = cu_warp_sum(lane < warps ? sb[lane] : 0.0);
+    }
+}
+
 // Element offsets of flat index i for every operand of a merged iterator.
 template <int NOPS>
 __device__ __forceinline__ void cu_offsets(const lm_iter &it, int64_t i, int64_t *off) {

@@ -51,22 +51,6 @@ BnShape bn_shape(const lm_tensor *x) {
     return sh;
 }
 
-// The block's two sums, in thread 0 (blockDim.x a multiple of 32, at most
-// 1024; called once a kernel: the shared slots are not reused).
-__device__ void block_sums(double &a, double &b) {
-    __shared__ double sa[32], sb[32];
-    a = cu_warp_sum(a);
-    b = cu_warp_sum(b);
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    if (lane == 0) sa[warp] = a, sb[warp] = b;
-    __syncthreads();
-    if (warp == 0) {
-        int warps = blockDim.x >> 5;
-        a = cu_warp_sum(lane < warps ? sa[lane] : 0.0);
-        b = cu_warp_sum(lane < warps ? sb[lane] : 0.0);
-    }
-}
-
 // Part blockIdx.y of channel blockIdx.x. Forward (g NULL): the sums of
 // x - shift and of its square, shift the channel's first value as on the CPU
 // (no cancellation when the mean is large against the spread). Backward:
@@ -93,7 +77,7 @@ __global__ void bn_partials(double2 *parts, const float *x, const float *g, cons
             b += d * d;
         }
     }
-    block_sums(a, b);
+    cu_block_sums(a, b);
     if (threadIdx.x == 0) parts[ch * sh.parts + p] = make_double2(a, b);
 }
 

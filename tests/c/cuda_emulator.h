@@ -52,7 +52,7 @@ static inline double2 make_double2(double x, double y) {
 /* ---- the runtime calls the kernels' host code makes ---- */
 typedef int cudaError_t;
 enum { cudaSuccess = 0, cudaErrorLaunchFailure = 719 };
-enum cudaMemcpyKind { cudaMemcpyDeviceToDevice = 3 };
+enum cudaMemcpyKind { cudaMemcpyDeviceToHost = 2, cudaMemcpyDeviceToDevice = 3 };
 enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount = 16 };
 
 namespace cu_emu {
@@ -169,6 +169,10 @@ static inline const char *cudaGetErrorName(cudaError_t) {
 static inline cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind,
                                           int stream = 0) {
     (void)stream;
+    memmove(dst, src, bytes);
+    return cudaSuccess;
+}
+static inline cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind) {
     memmove(dst, src, bytes);
     return cudaSuccess;
 }

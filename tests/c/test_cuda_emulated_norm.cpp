@@ -69,7 +69,7 @@ __global__ void write_index(int *seen, int n) {
 
 __global__ void block_sum_kernel(double *out, const double *v) {
     double a = v[blockIdx.x * blockDim.x + threadIdx.x], b = 0;
-    block_sums(a, b);
+    cu_block_sums(a, b);
     if (threadIdx.x == 0) out[blockIdx.x] = a;
 }
 

@@ -199,6 +199,10 @@ describe("gpu layers and losses", function()
       TRANS)
     check("one_hot", {y = lm.tensor({3, 1, 2}, 'int32')}, nil, function(t) return lm.data.one_hot(t.y, 4) end, EXACT)
     check("mmd", {z = lm.randn(40, 2), p = lm.randn(50, 2)}, {"z", "p"}, function(t) return F.mmd(t.z, t.p) end, GEMM)
+    check("mmd, five bandwidths and a weight (the main experiment's)", {z = lm.randn(130, 2) * 2, p = lm.randn(128, 2)},
+      {"z", "p"}, function(t) return F.mmd(t.z, t.p, {bw = {0.2, 2, 20, 200, 2000}, weight = 500}) end, GEMM)
+    check("mse over wide rows", {a = lm.randn(9, 300), b = lm.randn(9, 300)}, {"a", "b"},
+      function(t) return F.mse(t.a, t.b) end, TRANS)
   end)
   it("conv2d (cuDNN when built with it), pooling", function()
     local x, w, b = lm.randn(4, 3, 11, 11), lm.randn(8, 3, 3, 3), lm.randn(8)

@@ -69,7 +69,7 @@ function F.mmd(z, p, opts)
       error(string.format("mmd: bandwidths must be positive and finite numbers, got %s at %d", tostring(bw), i), 2)
     end
   end
-  if z:device() == "cpu" then -- one fused op over all pairs, its gradient formed with the value
+  if C._mmd_available(z) then -- one fused op over all pairs, its gradient formed with the value
     local value = C._mmd(z, p, bws)
     if opts.weight then value = value * opts.weight end
     return value
