@@ -12,6 +12,7 @@
 --     classes = {...}, quiet = false,
 --     on_validate = function(record, run) end,   -- after each validation (recorders hook in here)
 --     distributed = true,           -- data parallel over lm.dist (mpirun -n K): batch_size per process
+--     read_every = 32,              -- steps between reads of the loss from a GPU (default: 1 on the CPU, 32 on a GPU)
 --   }
 --
 -- Validation runs at the end of every epoch, or of every schedule cycle when
@@ -259,6 +260,12 @@ function train.run(opts)
   end
   model:train()
   local device = train.device_of(model)
+  local read_every = opts.read_every or (device == "cpu" and 1 or 32)
+  if math.type(read_every) ~= "integer" or read_every < 1 then
+    error("train: read_every must be a positive integer (steps between reads of the loss), got "
+      .. tostring(opts.read_every), 2)
+  end
+  local read_pending -- (defined in the loop's scope, beside the running sums)
   lm._catch_interrupt(true)
   local ok, err = pcall(function()
     local running_loss, running_correct, running_n, carried_seconds, carried_steps = 0, 0, 0, 0, 0
@@ -267,6 +274,34 @@ function train.run(opts)
         running_loss, running_correct, running_n = run.running.loss, run.running.correct, run.running.n
       end
       carried_seconds, carried_steps, run.running = run.running.seconds or 0, run.running.steps or 0, nil
+    end
+    -- Steps whose loss and correct count are still on the device: reading a
+    -- number back waits for the device, so a GPU run reads every
+    -- read_every steps (the host queues the next steps meanwhile) and the
+    -- CPU every step. A NaN or infinite loss is reported at its own
+    -- iteration either way, and always before a checkpoint could hold it.
+    local pending = {}
+    read_pending = function()
+      if #pending == 0 then return end
+      local losses, hits = {}, {}
+      for i, step in ipairs(pending) do losses[i], hits[i] = step.loss, step.hits end
+      if #pending == 1 then
+        losses, hits = {losses[1]:item()}, {hits[1]:item()}
+      else -- two reads for the lot
+        losses, hits = lm.stack(losses):totable(), lm.stack(hits):totable()
+      end
+      for i, step in ipairs(pending) do
+        local lv = losses[i]
+        if lv ~= lv or lv == math.huge or lv == -math.huge then
+          pending = {}
+          error(string.format("train: the loss became %s at iteration %d; stopping (the last checkpoint is kept)",
+            lv ~= lv and "nan" or tostring(lv), step.iteration), 0)
+        end
+        running_loss = running_loss + lv * step.n
+        running_n = running_n + step.n
+        running_correct = running_correct + hits[i]
+      end
+      pending = {}
     end
     local progress = Progress.new(stretch_label(#run.history + 1), period, progress_opts)
     local t_phase = lm.clock()
@@ -293,29 +328,23 @@ function train.run(opts)
         output = forward(x)
       end
       local l = loss(output, y)
-      local lv = l:item()
-      if lv ~= lv or lv == math.huge or lv == -math.huge then
-        error(string.format("train: the loss became %s at iteration %d; stopping (the last checkpoint is kept)",
-          lv ~= lv and "nan" or tostring(lv), run.iteration + 1), 0)
-      end
+      pending[#pending + 1] = {loss = l:detach(), n = x:size(1), iteration = run.iteration + 1,
+        hits = lm.no_grad(function() return output:argmax(2):eq(y):sum() end)}
+      if #pending >= read_every then read_pending() end -- every step on the CPU: before the step applies it
       l:backward()
       if dist then dist.average_gradients(model) end
       optimizer:step()
       run.iteration = run.iteration + 1
       if schedule then schedule:step() end
-      running_loss = running_loss + lv * x:size(1)
-      running_n = running_n + x:size(1)
-      running_correct = running_correct + lm.no_grad(function()
-        return output:argmax(2):eq(y):sum():item()
-      end)
       collectgarbage("step") -- hand this step's temporaries back to the allocator
-      progress:update(1, string.format("loss %.4g acc %s lr %.2e", running_loss / running_n,
-        fmt_pct(running_correct / running_n), optimizer:lr()))
+      progress:update(1, running_n > 0 and string.format("loss %.4g acc %s lr %.2e", running_loss / running_n,
+        fmt_pct(running_correct / running_n), optimizer:lr()) or nil)
       local interrupted = lm._interrupted()
       if dist and world > 1 then -- Ctrl-C reaches the ranks at different steps: stop together
         interrupted = dist.allreduce_(lm.tensor({interrupted and 1 or 0}, 'int32'), 'max')[1] > 0
       end
       local stretch_done = run.iteration % period == 0 or run.iteration == total
+      if interrupted or stretch_done then read_pending() end -- the sums below are whole
       if interrupted and not stretch_done then
         -- a stretch cut short is no validation: the resumed run finishes it,
         -- from these sums, and records it as an uninterrupted run would

@@ -105,6 +105,48 @@ describe("lm.train", function()
     os.execute("rm -rf " .. dir)
   end)
 
+  it("reads the loss back every read_every steps, and still names the iteration of a NaN", function()
+    local dir = fresh_dir()
+    -- the same run read every step and every 5 steps: the same history
+    local net_a, opt_a = setup(1)
+    local ha = lm.train{model = net_a, optimizer = opt_a, train = train_set, val = val_set, epochs = 2,
+      batch_size = 32, quiet = true}
+    local net_b, opt_b = setup(1)
+    local hb = lm.train{model = net_b, optimizer = opt_b, train = train_set, val = val_set, epochs = 2,
+      batch_size = 32, quiet = true, read_every = 5}
+    same(losses(hb), losses(ha))
+    eq(hb[2].train_accuracy, ha[2].train_accuracy)
+    -- a NaN at call 13, read at step 15: the error names 13, and the
+    -- checkpoint of the first epoch stays as it was
+    local calls = 0
+    local function loss(out, y)
+      calls = calls + 1
+      local l = lm.nn.functional.mse(out, lm.data.one_hot(y, 2):float())
+      if calls == 13 then return l * (0 / 0) end
+      return l
+    end
+    local net_c, opt_c = setup(1)
+    local per_epoch = #lm.data.loader(train_set, {batch_size = 64})
+    truthy(per_epoch < 13 and per_epoch >= 5, "the NaN falls in the second epoch")
+    raises(function()
+      lm.train{model = net_c, optimizer = opt_c, train = train_set, epochs = 3, batch_size = 64, loss = loss,
+        out = dir, quiet = true, read_every = 5}
+    end, "train: the loss became nan at iteration 13; stopping (the last checkpoint is kept)")
+    local saved = lm.load(dir .. "/checkpoint.safetensors")
+    local weights = 0
+    for name, t in pairs(saved) do
+      if t:dtype() == "float32" and t:numel() > 0 then
+        weights = weights + 1
+        local m = t:abs():max():item()
+        truthy(m == m and m < math.huge, name .. " is finite in the checkpoint")
+      end
+    end
+    truthy(weights > 0, "the checkpoint holds weights")
+    raises(function() lm.train{model = net_c, optimizer = opt_c, train = train_set, read_every = 0} end,
+      "train: read_every must be a positive integer (steps between reads of the loss), got 0")
+    os.execute("rm -rf " .. dir)
+  end)
+
   it("stops at a loss of -inf before the step that would apply it", function()
     local net, opt = setup(1)
     local calls, before = 0, nil
