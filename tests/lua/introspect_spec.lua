@@ -120,8 +120,14 @@ describe("introspection", function()
     local Z = lm.randn(1024, 2)
     local T = Z:select(2, 1) * 2 - 1
     local est = I.Estimator{hidden = 32, depth = 2}
+    local est2 = I.Estimator{hidden = 32, depth = 2}
+    est2:load_state_dict(est:state_dict())
     local h = I.fit_estimator(est, Z, T, {epochs = 30, batch_size = 64, lr = 3e-3, tty = false})
     truthy(h[30].loss < 0.05, "final loss " .. h[30].loss)
+    -- the losses summed where they are (a GPU's way) and read every 5 steps:
+    -- the same epochs' losses, to float32's sums
+    local h2 = I.fit_estimator(est2, Z, T, {epochs = 30, batch_size = 64, lr = 3e-3, tty = false, read_every = 5})
+    for e = 1, 30 do same(h2[e].loss, h[e].loss, 1e-6 * h[e].loss, "epoch " .. e) end
   end)
 
   it("trains in the paper's regime: a cyclic rate, a validation per cycle, early stopping", function()

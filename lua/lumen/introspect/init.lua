@@ -481,6 +481,9 @@ local function epochs_over(tensors, opts, step)
   local progress_opts = {tty = opts.tty}
   if not lm.dist.is_main() then progress_opts = {tty = false, interval = math.huge} end
   opts._buffers = opts._buffers or {}
+  -- reading a loss back waits for the device: a GPU's are summed where they
+  -- are and read every 32 steps (opts.read_every), the CPU's every step
+  local read_every = opts.read_every or (opts.device and opts.device ~= "cpu" and 32 or 1)
   local stop = false
   for epoch = 1, opts.epochs or 10 do
     if stop then break end
@@ -490,7 +493,7 @@ local function epochs_over(tensors, opts, step)
     lm.set_rng_state(seed, offset)
     local progress = Progress.new(string.format("%s epoch %d", opts.title or "training", epoch), n // bs,
       progress_opts)
-    local total, count = 0, 0
+    local total, count, unread = 0, 0, nil
     for b = 0, n // bs - 1 do
       local idx = perm:narrow(1, b * bs + 1, bs)
       local ctx, len = nil, bs
@@ -512,11 +515,18 @@ local function epochs_over(tensors, opts, step)
         for k = 1, #batch do batch[k] = batch[k]:to(opts.device) end
       end
       local l = step(ctx, table.unpack(batch))
-      total, count = total + l, count + 1
+      count = count + 1
+      if lm.is_tensor(l) then -- a loss on the device: summed there, read every read_every steps
+        unread = unread and unread:add_(l) or l:clone()
+        if count % read_every == 0 then total, unread = total + unread:item(), nil end
+      else
+        total = total + l
+      end
       collectgarbage("step")
-      progress:update(1, string.format("loss %.4f", total / count))
+      progress:update(1, unread and count % read_every ~= 0 and nil or string.format("loss %.4f", total / count))
       if opts.after_step and opts.after_step() then stop = true; break end
     end
+    if unread then total = total + unread:item() end
     local seconds = progress:finish()
     if plan then total = lm.dist.allreduce_(lm.tensor{total}, 'sum'):item() end
     history[epoch] = {loss = total / count, seconds = seconds}
@@ -583,7 +593,7 @@ local function fit(model, tensors, opts, title, loss_of)
     if loss then loss:backward() end
     if sharded then lm.dist.average_gradients(model) end
     opt:step()
-    return part or loss:item()
+    return part or loss:detach() -- epochs_over reads it when it needs the number
   end)
   if finish then finish(); history.cycles = cycles end
   model:evaluate()
