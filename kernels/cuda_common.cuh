@@ -140,9 +140,13 @@ static inline void cu_launch(dim3 grid, dim3 block, void (*kernel)(P...),
 #endif
 }
 
-#ifndef LM_CUDA_EMULATED
-// The cuBLAS handle and the functions loaded from it live in cuda_backend.cu.
+// The cuBLAS handle and the functions loaded from it live in cuda_backend.cu
+// (in the tests' emulation, cuda_emulator_blas.h: OpenBLAS stands in).
+#ifdef LM_CUDA_EMULATED
+#include "cuda_emulator_blas.h"
+#else
 #include <cublas_v2.h>
+#endif
 struct cu_blas_api {
     cublasStatus_t (*create)(cublasHandle_t *);
     cublasStatus_t (*set_math_mode)(cublasHandle_t, cublasMath_t);
@@ -166,6 +170,21 @@ struct cu_blas_api {
                                               cudaDataType, int, long long, int,
                                               cublasComputeType_t, cublasGemmAlgo_t);
 };
+#ifndef LM_CUDA_EMULATED
 cublasContext *lm_cuda_blas(void);
 const cu_blas_api *lm_cuda_blas_fns(void);
+#else
+inline cublasContext *lm_cuda_blas(void) {
+    return cu_emu_blas_handle();
+}
+inline const cu_blas_api *lm_cuda_blas_fns(void) {
+    static const cu_blas_api api = {cu_emu_blas_create,
+                                    cu_emu_blas_set_math_mode,
+                                    cu_emu_sgemm,
+                                    cu_emu_sgemm_strided_batched,
+                                    cu_emu_blas_status,
+                                    cu_emu_gemm_ex,
+                                    cu_emu_gemm_strided_batched_ex};
+    return &api;
+}
 #endif
