@@ -189,7 +189,7 @@ __global__ void one_hot_kernel(float *out, const int32_t *labels, int64_t stride
 
 struct OptimArgs {
     int kind;
-    float lr, wd, eps, mu, b1, b2, step, root_c2, alpha;
+    float lr, wd, eps, mu, b1, b2, step, inv_root_c2, alpha;
     float ob1, ob2, oalpha; /* 1 - beta1, 1 - beta2, 1 - alpha, from the doubles (as the CPU) */
     bool nesterov;
 };
@@ -217,7 +217,7 @@ __device__ __forceinline__ void optim_update(const OptimArgs &p, float *w, const
             float v = p.b2 * s2[i] + p.ob2 * gi * gi;
             s1[i] = m;
             s2[i] = v;
-            w[i] -= p.step * m / (sqrtf(v) / p.root_c2 + p.eps);
+            w[i] -= p.step * m / (sqrtf(v) * p.inv_root_c2 + p.eps);
             break;
         }
         default: { /* RMSprop */
@@ -351,12 +351,13 @@ static OptimArgs optim_args(const lm_optim_params *p) {
     a.mu = (float)p->momentum, a.nesterov = p->nesterov;
     a.b1 = (float)p->beta1, a.b2 = (float)p->beta2, a.alpha = (float)p->alpha;
     a.ob1 = (float)(1 - p->beta1), a.ob2 = (float)(1 - p->beta2), a.oalpha = (float)(1 - p->alpha);
-    a.step = a.root_c2 = 1;
+    a.step = a.inv_root_c2 = 1;
     if (p->kind == LM_OPT_ADAM || p->kind == LM_OPT_ADAMW) {
-        /* bias corrections folded into the step size and epsilon, as on the CPU */
+        /* bias corrections folded into the step size and epsilon, as on the CPU:
+         * sqrt(v) / sqrt(c2) as a product with the inverse */
         double c1 = 1 - pow(p->beta1, (double)p->step), c2 = 1 - pow(p->beta2, (double)p->step);
         a.step = (float)(p->lr / c1);
-        a.root_c2 = (float)sqrt(c2);
+        a.inv_root_c2 = (float)(1 / sqrt(c2));
     }
     return a;
 }
