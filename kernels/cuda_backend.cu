@@ -133,6 +133,8 @@ extern "C" const lm_backend *lm_cuda_make_backend(void) {
     table.linear_act_backward = lm_cuda_linear_act_backward;
     table.mmd = lm_cuda_mmd;
     table.sq_diff_rows = lm_cuda_sq_diff_rows;
+    table.self_attention = lm_cuda_self_attention;
+    table.self_attention_backward = lm_cuda_self_attention_backward;
 #ifdef LUMEN_HAVE_CUDNN
     table.conv2d = lm_cuda_conv2d;
     table.conv2d_backward = lm_cuda_conv2d_backward;

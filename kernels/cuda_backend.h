@@ -74,3 +74,7 @@ lm_status lm_cuda_mmd(double *value, lm_tensor *gz, lm_tensor *gp, const lm_tens
                       const lm_tensor *p, const float *scales, int nscales);
 lm_status lm_cuda_sq_diff_rows(lm_tensor *diff, lm_tensor *rows, const lm_tensor *a,
                                const lm_tensor *b);
+lm_status lm_cuda_self_attention(lm_tensor *out, lm_tensor *probs, const lm_tensor *qkv,
+                                 const lm_tensor *mask, const lm_attention_params *p);
+lm_status lm_cuda_self_attention_backward(lm_tensor *gqkv, const lm_tensor *g, const lm_tensor *qkv,
+                                          const lm_tensor *probs, const lm_attention_params *p);
