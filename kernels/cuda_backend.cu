@@ -8,6 +8,8 @@ extern "C" {
 }
 
 #include <dlfcn.h>
+#include <stdlib.h>
+#include <string.h>
 
 namespace {
 
@@ -124,17 +126,23 @@ extern "C" const lm_backend *lm_cuda_make_backend(void) {
     table.one_hot = lm_cuda_one_hot;
     table.optim_step = lm_cuda_optim_step;
     table.optim_step_many = lm_cuda_optim_step_many;
-    table.batch_norm = lm_cuda_batch_norm;
-    table.batch_norm_backward = lm_cuda_batch_norm_backward;
-    table.channel_affine = lm_cuda_channel_affine;
-    table.layer_norm = lm_cuda_layer_norm;
-    table.layer_norm_backward = lm_cuda_layer_norm_backward;
-    table.linear_act = lm_cuda_linear_act;
-    table.linear_act_backward = lm_cuda_linear_act_backward;
-    table.mmd = lm_cuda_mmd;
-    table.sq_diff_rows = lm_cuda_sq_diff_rows;
-    table.self_attention = lm_cuda_self_attention;
-    table.self_attention_backward = lm_cuda_self_attention_backward;
+    // LUMEN_CUDA_UNFUSED=1 leaves the fused layers out (the core composes
+    // them of the entries above): a way around a fused kernel that fails on
+    // some device, without a rebuild
+    const char *unfused = getenv("LUMEN_CUDA_UNFUSED");
+    if (!unfused || strcmp(unfused, "1") != 0) {
+        table.batch_norm = lm_cuda_batch_norm;
+        table.batch_norm_backward = lm_cuda_batch_norm_backward;
+        table.channel_affine = lm_cuda_channel_affine;
+        table.layer_norm = lm_cuda_layer_norm;
+        table.layer_norm_backward = lm_cuda_layer_norm_backward;
+        table.linear_act = lm_cuda_linear_act;
+        table.linear_act_backward = lm_cuda_linear_act_backward;
+        table.mmd = lm_cuda_mmd;
+        table.sq_diff_rows = lm_cuda_sq_diff_rows;
+        table.self_attention = lm_cuda_self_attention;
+        table.self_attention_backward = lm_cuda_self_attention_backward;
+    }
 #ifdef LUMEN_HAVE_CUDNN
     table.conv2d = lm_cuda_conv2d;
     table.conv2d_backward = lm_cuda_conv2d_backward;
