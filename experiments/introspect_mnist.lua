@@ -5,7 +5,11 @@
 --        [--bandwidths B1,B2,..] [--subset N]
 --        [--data-dir DIR] [--noise-max S] [--record-to auto|memory|file]
 --        [--paper [--paper-period T] [--paper-cycles N] [--paper-models-lr LR]]
+--        [--device cpu|cuda]
 --
+-- --device cuda: the classifier, the recording, the autoencoders and the
+-- estimators train and run on the GPU (docs/gpu.md); the figures are drawn
+-- on the CPU as always.
 -- --paper: the paper's regime as written (docs/method.md, output in
 -- results/introspect_<data>_paper): Net1 under a triangular cyclic rate
 -- over [0, 1e-5] with cycles of T = 3000 iterations, at most N = 30, early

@@ -1,35 +1,44 @@
 #!/usr/bin/env bash
-# Takes CIFAR-10 to a lent GPU machine, whose calls carry at most 64 MiB
-# with the working tree: the five gzipped training batches (28 MB each) and
-# the test images travel a few files a call, into ./data/cifar10 (ignored by
-# git, and kept there between the calls of a warm machine), where Lumen's
-# data search finds them.
-#   here:        scripts/gpu-data.sh stage [FROM]
-#                copies FROM (default ../shared/data/cifar10) into
-#                data/cifar10 and prints the calls: one `carry` list each
-#   the device:  scripts/gpu-data.sh check
-#                gunzips each batch in a pipe and compares its md5 with
-#                MD5SUMS; exits non-zero when a file is missing or differs
-# The last call can run the check and the training in one command:
+# Takes a data set to a lent GPU machine, whose calls carry at most 64 MiB
+# with the working tree: CIFAR-10's five gzipped training batches (28 MB
+# each) and its test images travel a few files a call, MNIST's four gzipped
+# files (12 MB) in one, into ./data/<set> (ignored by git, and kept there
+# between the calls of a warm machine), where Lumen's data search finds them.
+#   here:        scripts/gpu-data.sh stage [cifar10|mnist] [FROM]
+#                copies FROM (default ../shared/data/<set>) into
+#                data/<set> and prints the calls: one `carry` list each
+#   the device:  scripts/gpu-data.sh check [cifar10|mnist]
+#                compares each file with MD5SUMS (CIFAR-10's batches
+#                gunzipped in a pipe); exits non-zero when a file is missing
+#                or differs
+# The last call can run the check and the run in one command:
 #   scripts/gpu-data.sh check && scripts/gpu-lumen.sh experiments/train_cifar10.lua --device cuda
+#   scripts/gpu-data.sh check mnist && scripts/gpu-lumen.sh experiments/introspect_mnist.lua --device cuda --data-dir data/mnist
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DEST=data/cifar10
+SET=cifar10
+case "${2:-}" in cifar10 | mnist) SET=$2 ;; esac
+DEST=data/$SET
 
 stage() {
-    local from=${1:-../shared/data/cifar10}
-    [ -f "$from/MD5SUMS" ] || { echo "gpu-data: no CIFAR-10 with MD5SUMS in $from"; exit 1; }
+    local from=${1:-../shared/data/$SET}
+    [ -f "$from/MD5SUMS" ] || { echo "gpu-data: no $SET with MD5SUMS in $from"; exit 1; }
     mkdir -p "$DEST"
-    cp "$from"/MD5SUMS "$from"/batches.meta.txt "$from"/*.bin.gz "$DEST"/
-    [ -f "$from/README.txt" ] && cp "$from/README.txt" "$DEST"/
+    if [ "$SET" = mnist ]; then
+        cp "$from"/MD5SUMS "$from"/*-ubyte.gz "$DEST"/
+    else
+        cp "$from"/MD5SUMS "$from"/batches.meta.txt "$from"/*.bin.gz "$DEST"/
+        [ -f "$from/README.txt" ] && cp "$from/README.txt" "$DEST"/
+    fi
     # what a call may carry beside the tracked tree, with 2 MB to spare
     local tree budget
     tree=$(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
     budget=$((64 * 1024 * 1024 - tree - 2000000))
     echo "gpu-data: $(du -sh "$DEST" | cut -f1) in $DEST; a call carries up to $((budget / 1000000)) MB besides the tree"
-    echo "calls (carry lists; the bundle, 47 MB, travels in a call of its own):"
+    echo "calls (carry lists; the bundle, 44 MB, travels beside MNIST, or in a call of its own beside CIFAR-10):"
     local call=() size=0 n=1 f s
-    for f in "$DEST"/MD5SUMS "$DEST"/batches.meta.txt "$DEST"/*.bin.gz; do
+    shopt -s nullglob
+    for f in "$DEST"/MD5SUMS "$DEST"/*.txt "$DEST"/*.gz; do
         s=$(stat -c %s "$f")
         if [ ${#call[@]} -gt 0 ] && { [ $((size + s)) -gt "$budget" ] || [ ${#call[@]} -ge 8 ]; }; then
             printf 'call %d: [%s]\n' "$n" "$(printf '"%s",' "${call[@]}" | sed 's/,$//')"
@@ -43,6 +52,10 @@ stage() {
 
 check() {
     [ -f "$DEST/MD5SUMS" ] || { echo "gpu-data: no $DEST/MD5SUMS: not staged yet"; exit 1; }
+    if [ "$SET" = mnist ]; then # MNIST's MD5SUMS lists the gzipped files themselves
+        (cd "$DEST" && grep -v '^#' MD5SUMS | md5sum -c --quiet) && echo "gpu-data: MNIST in $DEST matches MD5SUMS"
+        return
+    fi
     local bad=0 sum name got
     while read -r sum name; do
         case "$sum" in '#'* | '') continue ;; esac
@@ -62,7 +75,7 @@ check() {
 }
 
 case "${1:-}" in
-    stage) stage "${2:-}" ;;
+    stage) if [ "$SET" = "${2:-}" ]; then stage "${3:-}"; else stage "${2:-}"; fi ;;
     check) check ;;
-    *) sed -n '2,14p' "$0"; exit 2 ;;
+    *) sed -n '2,16p' "$0"; exit 2 ;;
 esac

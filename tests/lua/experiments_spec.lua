@@ -248,7 +248,14 @@ describe("experiments", function()
       {"--data-dir", dir, "--cycles", "2", "--ae-epochs", "1", "--est-epochs", "1", "--est-period", "20",
        "--est-cycles", "1", "--trajectory-samples", "50", "--out", dir .. "/out", "--fresh"})
     local traj = fok and lm.load(dir .. "/out/trajectories.safetensors")
+    -- --device cuda without a GPU: refused before any stage, saying why
+    local cok, cerr = run_experiment("experiments/introspect_mnist.lua",
+      {"--data-dir", dir, "--out", dir .. "/out", "--device", "cuda"})
     os.execute("rm -rf " .. dir)
+    if not lm.cuda.available() then
+      eq(cok, false)
+      eq(cerr, "study.mnist: --device cuda, but " .. lm.cuda.status())
+    end
     eq(sok, false)
     eq(serr, "study.mnist: " .. dir .. "/out holds models made with --mmd-weight 500 (this run: 7), --seed 1 "
       .. "(this run: 2); replace them with --fresh, or use another --out")

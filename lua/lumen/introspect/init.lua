@@ -516,7 +516,9 @@ local function epochs_over(tensors, opts, step)
       end
       local l = step(ctx, table.unpack(batch))
       count = count + 1
-      if lm.is_tensor(l) then -- a loss on the device: summed there, read every read_every steps
+      if lm.is_tensor(l) and read_every == 1 then
+        total = total + l:item()
+      elseif lm.is_tensor(l) then -- a loss on the device: summed there, read every read_every steps
         unread = unread and unread:add_(l) or l:clone()
         if count % read_every == 0 then total, unread = total + unread:item(), nil end
       else

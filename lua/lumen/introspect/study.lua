@@ -829,7 +829,7 @@ end
 function study.mnist_defaults()
   return {data = "mnist", seed = 1, threads = 0, out = "", fresh = false, cycles = 25, ae_epochs = 20,
     est_epochs = 20, mmd_weight = 500, subset = 0, trajectory_samples = 500, bandwidths = "0.1,1,10,100,1000",
-    data_dir = "", noise_max = 0, record_to = "auto",
+    data_dir = "", noise_max = 0, record_to = "auto", device = "cpu",
     -- the 2-D estimator: cycles of est_period iterations of a cyclic rate
     -- over [0, 1e-3], at most est_cycles, the best on the validation loss
     -- (the paper's regime); est_epochs is the recording estimator's length
@@ -937,7 +937,11 @@ function study.mnist(o)
   cli.check(o, {seed = "count0", threads = "count0", cycles = "count", ae_epochs = "count", est_epochs = "count",
     subset = "count0", trajectory_samples = "count", est_period = "count", est_cycles = "count",
     mmd_weight = "nonnegative", noise_max = "nonnegative", paper_period = "count", paper_cycles = "count",
-    paper_models_lr = "positive", data = {"mnist", "fashion"}, record_to = {"auto", "memory", "file"}})
+    paper_models_lr = "positive", data = {"mnist", "fashion"}, record_to = {"auto", "memory", "file"},
+    device = {"cpu", "cuda"}})
+  if o.device == "cuda" and not lm.cuda.available() then
+    error("study.mnist: --device cuda, but " .. lm.cuda.status(), 0)
+  end
   if type(o.bandwidths) == "string" and o.bandwidths ~= "" then cli.numbers(o, "bandwidths") end
   if o.threads > 0 then lm.set_num_threads(o.threads) end
   if o.out == "" then o.out = "results/introspect_" .. o.data .. (o.paper and "_paper" or "") end
@@ -979,7 +983,7 @@ function study.mnist(o)
   o.trajectory_samples = math.min(o.trajectory_samples, train_set.x:size(1))
   say(string.format("   %s: %d training, %d validation, %d test images", d.name, train_set.x:size(1),
     val_set.x:size(1), d.test.x:size(1)))
-  local net = lm.models.net1()
+  local net = lm.models.net1():to(o.device) -- the classifier, the recording and the map on that device
   local recorder = I.Recorder(net)
   local snapshots, traj_index = stage("classifier", function()
     return train_net1(o, net, recorder, d, train_set, val_set)
@@ -994,7 +998,7 @@ function study.mnist(o)
     name = "Net1", data = d, train = train_set, test = d.test, net = net, recorder = recorder,
     val = val_set, snapshots = snapshots, trajectory_index = traj_index, out = o.out, stage = stage, timings = timings,
     ae_epochs = o.ae_epochs, est_epochs = o.est_epochs, mmd_weight = o.mmd_weight, bw = bw,
-    seed = o.seed, record_to = o.record_to,
+    seed = o.seed, record_to = o.record_to, device = o.device,
     paper = o.paper and {lr_max = o.paper_models_lr, period = o.paper_period, cycles = o.paper_cycles, patience = 5}
       or nil,
     est_regime = {lr_max = 1e-3, period = o.est_period, cycles = o.est_cycles, patience = 5},
