@@ -78,7 +78,9 @@ static lm_status random_launch(lm_random_kind kind, lm_tensor *out, uint64_t see
     j.offset = offset;
     j.p0 = p0;
     j.p1 = p1;
-    j.threshold = (uint32_t)ceil(p0 * 16777216.0);
+    /* (only a Bernoulli draw has one: p0 is a mean or a bound otherwise, and
+     * a negative one does not convert to unsigned) */
+    j.threshold = kind == LM_RANDOM_BERNOULLI ? lm_bernoulli_threshold(p0) : 0;
     j.flat = lm_tensor_is_contiguous(out);
     int64_t n = j.it.numel;
     if (n == 0) return LM_OK;

@@ -24,6 +24,9 @@
 
 #include <functional>
 #include <vector>
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+#endif
 
 extern "C" {
 #include "lm_error.h"
@@ -339,8 +342,24 @@ static inline double __dmul_rn(double a, double b) {
     return a * b;
 }
 
+/* A GPU keeps subnormal floats (nvcc's default), where Lumen's CPU threads
+ * flush them (lm_set_flush_denormal): an emulated launch runs with the
+ * caller's flush-to-zero and denormals-are-zero bits cleared. */
+struct cu_emu_keep_subnormals {
+#if defined(__x86_64__)
+    unsigned saved;
+    cu_emu_keep_subnormals() : saved(_mm_getcsr()) {
+        _mm_setcsr(saved & ~0x8040u);
+    }
+    ~cu_emu_keep_subnormals() {
+        _mm_setcsr(saved);
+    }
+#endif
+};
+
 /* kernel<<<grid, block>>>(args) as cu_launch calls it here */
 template <typename F> static inline void cu_emulate(dim3 grid, dim3 block, F kernel) {
+    cu_emu_keep_subnormals subnormals;
     if (block.x * block.y * block.z > 1024) {
         cu_emu::fail("more than 1024 threads a block");
         return;
