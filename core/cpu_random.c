@@ -33,7 +33,7 @@ static inline float normal_from(uint32_t w1, uint32_t w2, double mean, double st
  * a uniform's lower bound, may be negative: no conversion to unsigned). */
 static uint32_t bernoulli_threshold(const random_job *j) {
     if (j->kind != LM_RANDOM_BERNOULLI) return 0;
-    return (uint32_t)ceil(j->p0 * 16777216.0);
+    return lm_bernoulli_threshold(j->p0);
 }
 
 /* Contiguous uniform/Bernoulli fill of elements [e0, e1): whole Philox blocks
