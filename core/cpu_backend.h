@@ -154,7 +154,7 @@ lm_status lm_cpu_pool2d_backward(lm_tensor *gx, const lm_tensor *g, const lm_ten
                                  const lm_conv_geometry *geo);
 lm_status lm_cpu_sq_diff_rows(lm_tensor *diff, lm_tensor *rows, const lm_tensor *a,
                               const lm_tensor *b);
-lm_status lm_cpu_mmd(double *value, lm_tensor *gz, lm_tensor *gp, const lm_tensor *z,
+lm_status lm_cpu_mmd(lm_tensor *value, lm_tensor *gz, lm_tensor *gp, const lm_tensor *z,
                      const lm_tensor *p, const float *scales, int nscales);
 lm_status lm_cpu_index_select(lm_tensor *out, const lm_tensor *x, const lm_tensor *idx);
 lm_status lm_cpu_topk(lm_tensor *values, lm_tensor *indices, const lm_tensor *x, int64_t k,

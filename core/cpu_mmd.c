@@ -106,7 +106,7 @@ static void transpose(float *dst, const float *src, int64_t rows, int64_t cols) 
         for (int64_t q = 0; q < cols; q++) dst[q * rows + i] = src[i * cols + q];
 }
 
-lm_status lm_cpu_mmd(double *value, lm_tensor *gz, lm_tensor *gp, const lm_tensor *z,
+lm_status lm_cpu_mmd(lm_tensor *value, lm_tensor *gz, lm_tensor *gp, const lm_tensor *z,
                      const lm_tensor *p, const float *scales, int nscales) {
     int64_t n = z->shape[0], m = p->shape[0], d = z->shape[1];
     float *zt = malloc(sizeof(float) * (size_t)((n + m) * d));
@@ -137,7 +137,8 @@ lm_status lm_cpu_mmd(double *value, lm_tensor *gz, lm_tensor *gp, const lm_tenso
     double zz = 0, pp = 0, zp = 0;
     for (int64_t r = 0; r < n; r++) zz += j.same[r], zp += j.cross[r];
     for (int64_t r = n; r < n + m; r++) pp += j.same[r];
-    *value = zz / ((double)n * n) + pp / ((double)m * m) - 2 * zp / ((double)n * m);
+    lm_tensor_f32(value)[0] =
+        (float)(zz / ((double)n * n) + pp / ((double)m * m) - 2 * zp / ((double)n * m));
     free(zt);
     free(sums);
     return LM_OK;

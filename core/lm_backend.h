@@ -209,9 +209,11 @@ typedef struct lm_backend {
     /* ---- optional: the multi-scale MMD of sample sets z [N, D] and p [M, D],
      * both contiguous, over all pairs (NULL: the caller composes it of
      * elementwise ops). *value = mean k(z, z') + mean k(p, p') - 2 mean
-     * k(z, p) with k = sum_b exp(scales[b] * ||a - c||^2); gz [N, D] and gp
-     * [M, D], each may be NULL, get its gradients with respect to z and p. */
-    lm_status (*mmd)(double *value, lm_tensor *gz, lm_tensor *gp, const lm_tensor *z,
+     * k(z, p) with k = sum_b exp(scales[b] * ||a - c||^2), summed in double,
+     * written into the one-element float32 `value` on the device (no read
+     * back: a GPU step need not wait for it); gz [N, D] and gp [M, D], each
+     * may be NULL, get its gradients with respect to z and p. */
+    lm_status (*mmd)(lm_tensor *value, lm_tensor *gz, lm_tensor *gp, const lm_tensor *z,
                      const lm_tensor *p, const float *scales, int nscales);
 
     /* ---- optional: batch normalisation in training mode (NULL: the caller

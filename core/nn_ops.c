@@ -458,14 +458,12 @@ lm_status lm_ag_mmd(lm_tensor **out, lm_tensor *z, lm_tensor *p, const double *b
     lm_tensor *zc = NULL, *pc = NULL, *gz = NULL, *gp = NULL;
     bool want_z = lm_any_requires_grad(1, &z), want_p = lm_any_requires_grad(1, &p);
     lm_device device = z->storage->device;
-    double value = 0;
     lm_status s = lm_contiguous(&zc, z);
     if (s == LM_OK) s = lm_contiguous(&pc, p);
     if (s == LM_OK && want_z) s = lm_tensor_new(&gz, LM_FLOAT32, device, 2, z->shape);
     if (s == LM_OK && want_p) s = lm_tensor_new(&gp, LM_FLOAT32, device, 2, p->shape);
-    if (s == LM_OK) s = be->mmd(&value, gz, gp, zc, pc, scales, nbandwidths);
     if (s == LM_OK) s = lm_tensor_new(out, LM_FLOAT32, device, 0, NULL);
-    if (s == LM_OK) s = be->fill(*out, value);
+    if (s == LM_OK) s = be->mmd(*out, gz, gp, zc, pc, scales, nbandwidths);
     if (s == LM_OK && (want_z || want_p)) {
         lm_tensor *in[2] = {z, p};
         lm_node *node;

@@ -48,6 +48,14 @@ struct Scratch {
     }
 };
 
+// Float32 products for the op's duration whatever the autocast mode (the
+// CPU's self-attention rounds no operands either; the products' inputs are
+// the op's own, not the autocast operands a layer's would be).
+struct Float32Products {
+    lm_autocast_mode before = lm_set_autocast(LM_AUTOCAST_OFF);
+    ~Float32Products() { lm_set_autocast(before); }
+};
+
 struct Heads {
     int64_t N, L, E, H, D;
 };
@@ -81,6 +89,7 @@ lm_tensor columns(const lm_tensor *t, const Heads &s, int64_t h) {
 
 lm_status lm_cuda_self_attention(lm_tensor *out, lm_tensor *probs, const lm_tensor *qkv,
                                  const lm_tensor *mask, const lm_attention_params *p) {
+    Float32Products float32;
     Heads s = heads_of(qkv, p->heads);
     /* scores = scale q k^T, head by head (each product batched over the images) */
     for (int64_t h = 0; h < s.H; h++) {
@@ -108,6 +117,7 @@ lm_status lm_cuda_self_attention(lm_tensor *out, lm_tensor *probs, const lm_tens
 
 lm_status lm_cuda_self_attention_backward(lm_tensor *gqkv, const lm_tensor *g, const lm_tensor *qkv,
                                           const lm_tensor *probs, const lm_attention_params *p) {
+    Float32Products float32;
     Heads s = heads_of(qkv, p->heads);
     Scratch dropped(probs, p->keep < 1), grad_scores(probs, true);
     if (!dropped.ok() || !grad_scores.ok()) return LM_ERR_MEMORY;

@@ -70,7 +70,7 @@ lm_status lm_cuda_linear_act(lm_tensor *y, lm_tensor *a, lm_tensor *mask, const 
                              const lm_tensor *w, const lm_tensor *bias, const lm_act_params *act);
 lm_status lm_cuda_linear_act_backward(lm_tensor *gz, const lm_tensor *g, const lm_tensor *a,
                                       const lm_tensor *mask, lm_unary_op op, double alpha);
-lm_status lm_cuda_mmd(double *value, lm_tensor *gz, lm_tensor *gp, const lm_tensor *z,
+lm_status lm_cuda_mmd(lm_tensor *value, lm_tensor *gz, lm_tensor *gp, const lm_tensor *z,
                       const lm_tensor *p, const float *scales, int nscales);
 lm_status lm_cuda_sq_diff_rows(lm_tensor *diff, lm_tensor *rows, const lm_tensor *a,
                                const lm_tensor *b);

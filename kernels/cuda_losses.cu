@@ -87,7 +87,7 @@ __global__ void mmd_grads(MmdSets s, const float *dk, float *gz, float *gp) {
 
 // One warp: the value, mean k(z, z') + mean k(p, p') - 2 mean k(z, p), the
 // cross sums taken from z's rows.
-__global__ void mmd_value(const MmdSets s, const double *same, const double *cross, double *value) {
+__global__ void mmd_value(const MmdSets s, const double *same, const double *cross, float *value) {
     double zz = 0, zp = 0, pp = 0;
     for (int64_t r = threadIdx.x; r < s.n + s.m; r += 32) {
         if (r < s.n)
@@ -97,7 +97,7 @@ __global__ void mmd_value(const MmdSets s, const double *same, const double *cro
     }
     zz = cu_warp_sum(zz), zp = cu_warp_sum(zp), pp = cu_warp_sum(pp);
     double n = (double)s.n, m = (double)s.m;
-    if (threadIdx.x == 0) *value = zz / (n * n) + pp / (m * m) - 2 * zp / (n * m);
+    if (threadIdx.x == 0) *value = (float)(zz / (n * n) + pp / (m * m) - 2 * zp / (n * m));
 }
 
 // ---- the squared error by row -----------------------------------------------
@@ -122,7 +122,7 @@ __global__ void sq_diff_rows_kernel(float *diff, float *rows, const float *a, co
 
 } // namespace
 
-lm_status lm_cuda_mmd(double *value, lm_tensor *gz, lm_tensor *gp, const lm_tensor *z,
+lm_status lm_cuda_mmd(lm_tensor *value, lm_tensor *gz, lm_tensor *gp, const lm_tensor *z,
                       const lm_tensor *p, const float *scales, int nscales) {
     MmdSets s;
     s.z = cu_f32(z), s.p = cu_f32(p);
@@ -130,22 +130,19 @@ lm_status lm_cuda_mmd(double *value, lm_tensor *gz, lm_tensor *gp, const lm_tens
     s.nscales = nscales;
     for (int b = 0; b < nscales; b++) s.scales[b] = scales[b];
     int64_t R = s.n + s.m;
-    /* same [R], cross [R], the value, then dk [R, R] */
-    size_t sums = sizeof(double) * (size_t)(2 * R + 1),
-           bytes = sums + sizeof(float) * (size_t)(R * R);
+    /* same [R], cross [R], then dk [R, R] */
+    size_t sums = sizeof(double) * (size_t)(2 * R), bytes = sums + sizeof(float) * (size_t)(R * R);
     void *ws = lm_cuda_alloc(bytes);
     if (!ws) return LM_ERR_MEMORY;
-    double *same = (double *)ws, *cross = same + R, *dev_value = cross + R;
+    double *same = (double *)ws, *cross = same + R;
     float *dk = (float *)((char *)ws + sums);
     cu_launch((unsigned)R, 128, mmd_pairs, s, same, cross, dk);
     if (gz || gp)
         cu_launch(cu_blocks(R * s.d), CU_THREADS, mmd_grads, s, (const float *)dk,
                   gz ? cu_f32(gz) : NULL, gp ? cu_f32(gp) : NULL);
-    cu_launch(1, 32, mmd_value, s, (const double *)same, (const double *)cross, dev_value);
+    cu_launch(1, 32, mmd_value, s, (const double *)same, (const double *)cross, cu_f32(value));
     cudaError_t err = cudaGetLastError();
-    if (err == cudaSuccess)
-        err = cudaMemcpy(value, dev_value, sizeof(double), cudaMemcpyDeviceToHost);
-    lm_cuda_free(ws, bytes);
+    lm_cuda_free(ws, bytes); /* the stream orders its reuse after these kernels */
     return err == cudaSuccess ? LM_OK : lm_cuda_fail(err, "mmd");
 }
 

@@ -1,8 +1,8 @@
 // Batch and layer normalisation on the GPU with the arithmetic of the CPU's
 // kernels (core/cpu_norm.c, core/cpu_layer_norm.c): the statistics summed in
 // double (in another order, so a mean may differ in its last bit), then the
-// same float operations, each rounded on its own (this file is built with
-// -fmad=false, as the CPU's C11 build contracts nothing). Layer norm's
+// same float operations, each rounded on its own (the kernels are built
+// with -fmad=false, as the CPU's C11 build contracts nothing). Layer norm's
 // weight and bias gradients are summed exactly as on the CPU.
 // Without these entries the caller composes a batch norm of a dozen
 // elementwise ops and reductions forward and as many backward, each a pass

@@ -30,6 +30,8 @@ done
 # than the tree would run yesterday's code on the device
 echo "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!gpu-bundle' || echo ' + uncommitted changes')" \
   "built $(date -u '+%Y-%m-%d %H:%M UTC')" > gpu-bundle/STAMP
+# ... and which Lua library: the device's scripts compare it with their tree
+scripts/lua-md5.sh > gpu-bundle/LUA_MD5
 du -sh gpu-bundle
 ls gpu-bundle/lib
 cat gpu-bundle/STAMP

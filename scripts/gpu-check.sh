@@ -25,6 +25,7 @@ failed=""
 stage_failed() { failed="$failed $1"; echo "!! $1 failed (status $2)"; }
 
 . scripts/gpu-libs.sh
+lumen_bundle_matches_tree || exit 1
 lumen() { LD_LIBRARY_PATH="$LUMEN_LIBS" timeout "$1" $B/bin/lumen "${@:2}"; }
 {
   echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"

@@ -27,3 +27,16 @@ CUBLAS_DIR=$(_lumen_torch_lib 'libcublas.so.13')
 _lumen_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LUMEN_LIBS="$_lumen_root/gpu-bundle/lib:${CUDNN_DIR}:${CUBLAS_DIR}:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export CUDNN_DIR CUBLAS_DIR LUMEN_LIBS
+
+# The bundle's binary embeds the Lua library: gpu-bundle.sh records its
+# fingerprint (scripts/lua-md5.sh) in gpu-bundle/LUA_MD5, and the device's
+# scripts refuse a bundle built from another tree (a stale bundle would run
+# yesterday's Lua on a lent machine's few minutes).
+lumen_bundle_matches_tree() {
+  local built here
+  built=$(cat "$_lumen_root/gpu-bundle/LUA_MD5" 2>/dev/null)
+  here=$("$_lumen_root/scripts/lua-md5.sh")
+  [ -n "$built" ] && [ "$built" = "$here" ] && return 0
+  echo "gpu-bundle was built from another lua/ than this tree's (${built:-no LUA_MD5} vs $here): rerun scripts/gpu-bundle.sh"
+  return 1
+}

@@ -14,11 +14,15 @@ OUT=${OUT:-/tmp/lumen-gpu-study}
 mkdir -p "$OUT"
 [ -x gpu-bundle/bin/lumen ] || { echo "no gpu-bundle/bin/lumen: run scripts/gpu-bundle.sh first and carry gpu-bundle"; exit 1; }
 [ -f gpu-bundle/STAMP ] && echo "bundle: $(cat gpu-bundle/STAMP)"
+. scripts/gpu-libs.sh
+lumen_bundle_matches_tree || exit 1
 scripts/gpu-data.sh check mnist || exit 1
 run=/tmp/lumen-study-run
 rm -rf "$run"
 start=$SECONDS
-timeout "${STUDY_LIMIT:-540}" scripts/gpu-lumen.sh experiments/introspect_mnist.lua --device cuda \
+# 420 s: a run that has not finished leaves each finished stage's time in
+# the log, and the call time to read it (the device lends 600 s a call)
+timeout "${STUDY_LIMIT:-420}" scripts/gpu-lumen.sh experiments/introspect_mnist.lua --device cuda \
   --data-dir data/mnist --out "$run" "$@" > "$OUT/study.log" 2>&1
 rc=$?
 echo "introspect_mnist --device cuda: status $rc, $((SECONDS - start)) s wall (log: $OUT/study.log)"

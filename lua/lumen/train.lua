@@ -287,15 +287,18 @@ function train.run(opts)
       for i, step in ipairs(pending) do losses[i], hits[i] = step.loss, step.hits end
       if #pending == 1 then
         losses, hits = {losses[1]:item()}, {hits[1]:item()}
-      else -- two reads for the lot
-        losses, hits = lm.stack(losses):totable(), lm.stack(hits):totable()
+      else -- two reads for the lot (a loss of one element may have any shape)
+        losses, hits = lm.stack(losses):reshape(-1):totable(), lm.stack(hits):reshape(-1):totable()
       end
       for i, step in ipairs(pending) do
         local lv = losses[i]
         if lv ~= lv or lv == math.huge or lv == -math.huge then
+          local after = pending[#pending].iteration - step.iteration -- steps applied since (read_every > 1)
           pending = {}
-          error(string.format("train: the loss became %s at iteration %d; stopping (the last checkpoint is kept)",
-            lv ~= lv and "nan" or tostring(lv), step.iteration), 0)
+          error(string.format("train: the loss became %s at iteration %d; stopping (the last checkpoint is kept%s)",
+            lv ~= lv and "nan" or tostring(lv), step.iteration,
+            after > 0 and string.format("; the model in memory took %d more step%s", after, after > 1 and "s" or "")
+              or ""), 0)
         end
         running_loss = running_loss + lv * step.n
         running_n = running_n + step.n

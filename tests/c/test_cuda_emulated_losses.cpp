@@ -54,14 +54,17 @@ void check_mmd(int64_t n, int64_t m, int64_t d, int nscales, bool want_z, bool w
     for (int b = 0; b < nscales; b++) scales[b] = (float)(-1.0 / (0.1 * pow(10.0, b) * d));
     lm_tensor *gz_cpu = want_z ? like(z) : NULL, *gz_gpu = want_z ? like(z) : NULL;
     lm_tensor *gp_cpu = want_p ? like(p) : NULL, *gp_gpu = want_p ? like(p) : NULL;
-    double v_cpu = 0, v_gpu = -1;
-    CHECK_OK(cpu()->mmd(&v_cpu, gz_cpu, gp_cpu, z, p, scales, nscales));
-    CHECK_OK(lm_cuda_mmd(&v_gpu, gz_gpu, gp_gpu, z, p, scales, nscales));
+    lm_tensor *value_cpu = NULL, *value_gpu = NULL;
+    lm_tensor_new(&value_cpu, LM_FLOAT32, LM_CPU, 0, NULL);
+    lm_tensor_new(&value_gpu, LM_FLOAT32, LM_CPU, 0, NULL);
+    CHECK_OK(cpu()->mmd(value_cpu, gz_cpu, gp_cpu, z, p, scales, nscales));
+    CHECK_OK(lm_cuda_mmd(value_gpu, gz_gpu, gp_gpu, z, p, scales, nscales));
+    double v_cpu = lm_tensor_f32(value_cpu)[0], v_gpu = lm_tensor_f32(value_gpu)[0];
     CHECK(v_cpu > 1e-4); /* sets apart: a value worth comparing */
     CHECK_NEAR(v_gpu, v_cpu, 1e-5 * fabs(v_cpu));
     if (want_z) CHECK(rel_err(gz_gpu, gz_cpu) <= 1e-5);
     if (want_p) CHECK(rel_err(gp_gpu, gp_cpu) <= 1e-5);
-    lm_tensor *all[] = {z, p, gz_cpu, gz_gpu, gp_cpu, gp_gpu};
+    lm_tensor *all[] = {z, p, gz_cpu, gz_gpu, gp_cpu, gp_gpu, value_cpu, value_gpu};
     for (lm_tensor *t : all) lm_tensor_release(t);
 }
 

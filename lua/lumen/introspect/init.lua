@@ -525,7 +525,7 @@ local function epochs_over(tensors, opts, step)
         total = total + l
       end
       collectgarbage("step")
-      progress:update(1, unread and count % read_every ~= 0 and nil or string.format("loss %.4f", total / count))
+      progress:update(1, not unread and string.format("loss %.4f", total / count) or nil) -- nil: not read yet
       if opts.after_step and opts.after_step() then stop = true; break end
     end
     if unread then total = total + unread:item() end
