@@ -11,6 +11,7 @@
 #include "../../kernels/cuda_matmul.cu"
 #include "../../kernels/cuda_nn.cu"
 #include "../../kernels/cuda_random.cu"
+#include "emulated_tensors.h"
 
 extern "C" {
 #include "lm_backend.h"
@@ -19,39 +20,6 @@ extern "C" {
 }
 
 namespace {
-
-lm_tensor *filled(int ndim, const int64_t *shape, uint32_t seed, float scale) {
-    lm_tensor *t = NULL;
-    lm_tensor_new(&t, LM_FLOAT32, LM_CPU, ndim, shape);
-    float *v = lm_tensor_f32(t);
-    for (int64_t i = 0; i < lm_tensor_numel(t); i++) {
-        seed = seed * 1664525u + 1013904223u;
-        v[i] = ((float)(seed >> 8) / 8388608.0f - 1.0f) * scale;
-    }
-    return t;
-}
-
-lm_tensor *empty(int ndim, const int64_t *shape) {
-    lm_tensor *t = NULL;
-    lm_tensor_new(&t, LM_FLOAT32, LM_CPU, ndim, shape);
-    return t;
-}
-
-double rel_err(const lm_tensor *a, const lm_tensor *b) {
-    const float *pa = lm_tensor_f32((lm_tensor *)a), *pb = lm_tensor_f32((lm_tensor *)b);
-    double worst = 0, scale = 1e-3;
-    for (int64_t i = 0; i < lm_tensor_numel(a); i++) {
-        double d = fabs((double)pa[i] - pb[i]);
-        if (!(d <= worst)) worst = d;
-        if (fabs(pb[i]) > scale) scale = fabs(pb[i]);
-    }
-    return worst / scale;
-}
-
-bool same_bits(const lm_tensor *a, const lm_tensor *b) {
-    return !memcmp(lm_tensor_f32((lm_tensor *)a), lm_tensor_f32((lm_tensor *)b),
-                   sizeof(float) * (size_t)lm_tensor_numel(a));
-}
 
 enum MaskKind { NO_MASK, SHARED_MASK, PADDING_MASK };
 
@@ -62,12 +30,12 @@ lm_tensor *make_mask(MaskKind kind, int64_t N, int64_t H, int64_t L) {
     lm_tensor *base = NULL, *view = NULL;
     if (kind == SHARED_MASK) { /* causal: -inf above the diagonal, for every image and head */
         int64_t shape[4] = {1, 1, L, L};
-        base = empty(4, shape);
+        base = tensor(4, shape);
         for (int64_t l = 0; l < L; l++)
             for (int64_t s = 0; s < L; s++) lm_tensor_f32(base)[l * L + s] = s > l ? -INFINITY : 0;
     } else { /* each image's last n % 3 keys padded out */
         int64_t shape[4] = {N, 1, 1, L};
-        base = empty(4, shape);
+        base = tensor(4, shape);
         for (int64_t n = 0; n < N; n++)
             for (int64_t s = 0; s < L; s++)
                 lm_tensor_f32(base)[n * L + s] = s >= L - n % 3 ? -INFINITY : 0;
@@ -80,10 +48,10 @@ lm_tensor *make_mask(MaskKind kind, int64_t N, int64_t H, int64_t L) {
 void check(int64_t N, int64_t L, int64_t E, int heads, MaskKind mk, double keep) {
     int64_t qs[3] = {N, L, 3 * E}, os[3] = {N, L, E}, ps[4] = {N, heads, L, L};
     lm_tensor *qkv = filled(3, qs, 3, 1.0f), *mask = make_mask(mk, N, heads, L);
-    lm_tensor *out_cpu = empty(3, os), *out_gpu = empty(3, os);
-    lm_tensor *p_cpu = empty(4, ps), *p_gpu = empty(4, ps);
-    lm_tensor *drop_cpu = keep < 1 ? empty(4, ps) : NULL,
-              *drop_gpu = keep < 1 ? empty(4, ps) : NULL;
+    lm_tensor *out_cpu = tensor(3, os), *out_gpu = tensor(3, os);
+    lm_tensor *p_cpu = tensor(4, ps), *p_gpu = tensor(4, ps);
+    lm_tensor *drop_cpu = keep < 1 ? tensor(4, ps) : NULL,
+              *drop_gpu = keep < 1 ? tensor(4, ps) : NULL;
     lm_attention_params pc = {heads, 1 / sqrt((double)(E / heads)), keep, drop_cpu, 77, 5};
     lm_attention_params pg = pc;
     pg.dropout_mask = drop_gpu;
@@ -93,7 +61,7 @@ void check(int64_t N, int64_t L, int64_t E, int heads, MaskKind mk, double keep)
     CHECK(rel_err(out_gpu, out_cpu) <= 1e-5);
     if (keep < 1) CHECK(same_bits(drop_gpu, drop_cpu));
     /* the backward pass from the CPU's probabilities and mask on both sides */
-    lm_tensor *g = filled(3, os, 7, 1.0f), *gq_cpu = empty(3, qs), *gq_gpu = empty(3, qs);
+    lm_tensor *g = filled(3, os, 7, 1.0f), *gq_cpu = tensor(3, qs), *gq_gpu = tensor(3, qs);
     pg.dropout_mask = drop_cpu;
     CHECK_OK(lm_backend_get(LM_CPU)->self_attention_backward(gq_cpu, g, qkv, p_cpu, &pc));
     CHECK_OK(lm_cuda_self_attention_backward(gq_gpu, g, qkv, p_cpu, &pg));

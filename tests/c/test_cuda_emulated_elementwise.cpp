@@ -20,6 +20,7 @@
  * runs in IEEE mode here (test_ieee_mode), as the GPU does. */
 #define LM_CUDA_EMULATED 1
 #include "../../kernels/cuda_elementwise.cu"
+#include "emulated_tensors.h"
 
 #include <float.h>
 
@@ -37,22 +38,6 @@ extern "C" {
 
 namespace {
 
-const lm_backend *cpu(void) {
-    return lm_backend_get(LM_CPU);
-}
-
-/* Every tensor a test makes, released when the test returns. */
-struct Pool {
-    std::vector<lm_tensor *> ts;
-    ~Pool() {
-        for (lm_tensor *t : ts) lm_tensor_release(t);
-    }
-    lm_tensor *operator()(lm_tensor *t) {
-        ts.push_back(t);
-        return t;
-    }
-};
-
 lm_tensor *make(Pool &pool, lm_dtype dt, std::vector<int64_t> shape) {
     lm_tensor *t = NULL;
     CHECK_OK(lm_tensor_new(&t, dt, LM_CPU, (int)shape.size(), shape.data()));
@@ -69,19 +54,6 @@ float f32_of(uint32_t u) {
     float f;
     memcpy(&f, &u, 4);
     return f;
-}
-
-/* Element offsets of t in row-major order of its (logical) shape. */
-std::vector<int64_t> offsets(const lm_tensor *t) {
-    std::vector<int64_t> out;
-    int64_t n = lm_tensor_numel(t), idx[LM_MAX_DIMS] = {0};
-    for (int64_t i = 0; i < n; i++) {
-        int64_t off = 0;
-        for (int d = 0; d < t->ndim; d++) off += idx[d] * t->strides[d];
-        out.push_back(off);
-        for (int d = t->ndim - 1; d >= 0 && ++idx[d] == t->shape[d]; d--) idx[d] = 0;
-    }
-    return out;
 }
 
 /* The distinct element offsets of t in row-major order: an expanded

@@ -7,6 +7,7 @@
 #define LM_CUDA_EMULATED 1
 #define lm_cuda_matmul emulated_matmul
 #include "../../kernels/cuda_linear_act.cu"
+#include "emulated_tensors.h"
 
 extern "C" {
 #include "lm_backend.h"
@@ -20,42 +21,6 @@ lm_status emulated_matmul(lm_tensor *out, const lm_tensor *a, const lm_tensor *b
 }
 
 namespace {
-
-const lm_backend *cpu(void) {
-    return lm_backend_get(LM_CPU);
-}
-
-lm_tensor *tensor(int ndim, const int64_t *shape) {
-    lm_tensor *t = NULL;
-    lm_tensor_new(&t, LM_FLOAT32, LM_CPU, ndim, shape);
-    return t;
-}
-
-lm_tensor *filled(int ndim, const int64_t *shape, uint32_t seed, float scale) {
-    lm_tensor *t = tensor(ndim, shape);
-    float *p = lm_tensor_f32(t);
-    for (int64_t i = 0; i < lm_tensor_numel(t); i++) {
-        seed = seed * 1664525u + 1013904223u;
-        p[i] = ((float)(seed >> 8) / 8388608.0f - 1.0f) * scale;
-    }
-    return t;
-}
-
-double rel_err(const lm_tensor *a, const lm_tensor *b) {
-    const float *pa = lm_tensor_f32((lm_tensor *)a), *pb = lm_tensor_f32((lm_tensor *)b);
-    double worst = 0, scale = 1e-3;
-    for (int64_t i = 0; i < lm_tensor_numel(a); i++) {
-        double d = fabs((double)pa[i] - pb[i]);
-        if (!(d <= worst)) worst = d;
-        if (fabs(pb[i]) > scale) scale = fabs(pb[i]);
-    }
-    return worst / scale;
-}
-
-bool same_bits(const lm_tensor *a, const lm_tensor *b) {
-    return !memcmp(lm_tensor_f32((lm_tensor *)a), lm_tensor_f32((lm_tensor *)b),
-                   sizeof(float) * (size_t)lm_tensor_numel(a));
-}
 
 void check(lm_unary_op op, double alpha, double keep, int64_t M, int64_t K, int64_t N) {
     int64_t xs[2] = {M, K}, ws[2] = {N, K}, bs[1] = {N}, os[2] = {M, N};

@@ -6,6 +6,7 @@
  * expf, so the two agree to float rounding, not bit for bit. */
 #define LM_CUDA_EMULATED 1
 #include "../../kernels/cuda_losses.cu"
+#include "emulated_tensors.h"
 
 extern "C" {
 #include "lm_backend.h"
@@ -15,20 +16,9 @@ extern "C" {
 
 namespace {
 
-const lm_backend *cpu(void) {
-    return lm_backend_get(LM_CPU);
-}
-
-lm_tensor *filled(int64_t rows, int64_t cols, uint32_t seed, float scale, float shift) {
+lm_tensor *matrix(int64_t rows, int64_t cols, uint32_t seed, float scale, float shift) {
     int64_t shape[2] = {rows, cols};
-    lm_tensor *t = NULL;
-    lm_tensor_new(&t, LM_FLOAT32, LM_CPU, 2, shape);
-    float *v = lm_tensor_f32(t);
-    for (int64_t i = 0; i < rows * cols; i++) {
-        seed = seed * 1664525u + 1013904223u;
-        v[i] = ((float)(seed >> 8) / 8388608.0f - 1.0f) * scale + shift;
-    }
-    return t;
+    return filled(2, shape, seed, scale, shift);
 }
 
 lm_tensor *like(const lm_tensor *t) {
@@ -37,19 +27,8 @@ lm_tensor *like(const lm_tensor *t) {
     return o;
 }
 
-double rel_err(const lm_tensor *a, const lm_tensor *b) {
-    const float *pa = lm_tensor_f32((lm_tensor *)a), *pb = lm_tensor_f32((lm_tensor *)b);
-    double worst = 0, scale = 1e-3;
-    for (int64_t i = 0; i < lm_tensor_numel(a); i++) {
-        double d = fabs((double)pa[i] - pb[i]);
-        if (!(d <= worst)) worst = d;
-        if (fabs(pb[i]) > scale) scale = fabs(pb[i]);
-    }
-    return worst / scale;
-}
-
 void check_mmd(int64_t n, int64_t m, int64_t d, int nscales, bool want_z, bool want_p) {
-    lm_tensor *z = filled(n, d, 3, 1.5f, 0.3f), *p = filled(m, d, 5, 1.0f, 0.0f);
+    lm_tensor *z = matrix(n, d, 3, 1.5f, 0.3f), *p = matrix(m, d, 5, 1.0f, 0.0f);
     float scales[LM_MMD_MAX_BANDWIDTHS];
     for (int b = 0; b < nscales; b++) scales[b] = (float)(-1.0 / (0.1 * pow(10.0, b) * d));
     lm_tensor *gz_cpu = want_z ? like(z) : NULL, *gz_gpu = want_z ? like(z) : NULL;
@@ -77,7 +56,7 @@ void test_mmd(void) {
 
 void test_sq_diff_rows(void) {
     for (int64_t cols : {100, 5, 1}) {
-        lm_tensor *a = filled(37, cols, 7, 2.0f, 0.0f), *b = filled(37, cols, 11, 1.0f, 0.5f);
+        lm_tensor *a = matrix(37, cols, 7, 2.0f, 0.0f), *b = matrix(37, cols, 11, 1.0f, 0.5f);
         int64_t rshape[1] = {37};
         lm_tensor *d_cpu = like(a), *d_gpu = like(a), *r_cpu = NULL, *r_gpu = NULL;
         lm_tensor_new(&r_cpu, LM_FLOAT32, LM_CPU, 1, rshape);

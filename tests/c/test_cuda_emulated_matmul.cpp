@@ -9,6 +9,7 @@
 #define LM_CUDA_EMULATED 1
 #include "../../kernels/cuda_elementwise.cu" /* the bias's copy, K = 0 */
 #include "../../kernels/cuda_matmul.cu"
+#include "emulated_tensors.h"
 
 extern "C" {
 #include "lm_autocast.h"
@@ -19,40 +20,18 @@ extern "C" {
 
 namespace {
 
-lm_tensor *filled(int ndim, const int64_t *shape, uint32_t seed) {
-    lm_tensor *t = NULL;
-    lm_tensor_new(&t, LM_FLOAT32, LM_CPU, ndim, shape);
-    float *v = lm_tensor_f32(t);
-    for (int64_t i = 0; i < lm_tensor_numel(t); i++) {
-        seed = seed * 1664525u + 1013904223u;
-        v[i] = (float)(seed >> 8) / 8388608.0f - 1.0f;
-    }
-    return t;
-}
-
 /* [batch, rows, cols], or its transpose's view when transposed (the same
  * values, stored [batch, cols, rows]) */
 lm_tensor *operand(int64_t batch, int64_t rows, int64_t cols, bool transposed, uint32_t seed) {
     if (!transposed) {
         int64_t shape[3] = {batch, rows, cols};
-        return filled(3, shape, seed);
+        return filled(3, shape, seed, 1.0f);
     }
     int64_t shape[3] = {batch, cols, rows};
-    lm_tensor *stored = filled(3, shape, seed), *view = NULL;
+    lm_tensor *stored = filled(3, shape, seed, 1.0f), *view = NULL;
     lm_tensor_transpose(&view, stored, 1, 2);
     lm_tensor_release(stored);
     return view;
-}
-
-double rel_err(const lm_tensor *a, const lm_tensor *b) {
-    const float *pa = lm_tensor_f32((lm_tensor *)a), *pb = lm_tensor_f32((lm_tensor *)b);
-    double worst = 0, scale = 1e-3;
-    for (int64_t i = 0; i < lm_tensor_numel(a); i++) {
-        double d = fabs((double)pa[i] - pb[i]);
-        if (!(d <= worst)) worst = d;
-        if (fabs(pb[i]) > scale) scale = fabs(pb[i]);
-    }
-    return worst / scale;
 }
 
 struct Case {
@@ -64,9 +43,9 @@ struct Case {
 void check(const Case &c) {
     lm_tensor *a = operand(c.ba, c.M, c.K, c.ta, 3), *b = operand(c.bb, c.K, c.N, c.tb, 5);
     int64_t batch = c.ba > c.bb ? c.ba : c.bb, oshape[3] = {batch, c.M, c.N}, bshape[1] = {c.N};
-    lm_tensor *bias = c.bias ? filled(1, bshape, 7) : NULL;
-    lm_tensor *out_cpu = filled(3, oshape, 11),
-              *out_gpu = filled(3, oshape, 11); /* beta reads them */
+    lm_tensor *bias = c.bias ? filled(1, bshape, 7, 1.0f) : NULL;
+    lm_tensor *out_cpu = filled(3, oshape, 11, 1.0f),
+              *out_gpu = filled(3, oshape, 11, 1.0f); /* beta reads them */
     CHECK_OK(lm_backend_get(LM_CPU)->matmul(out_cpu, a, b, c.alpha, c.beta, bias));
     CHECK_OK(lm_cuda_matmul(out_gpu, a, b, c.alpha, c.beta, bias));
     double e = rel_err(out_gpu, out_cpu);

@@ -13,6 +13,7 @@
  * CPU multiplies by 1 / sqrt(c2): an ulp or two a step apart, compounding.) */
 #define LM_CUDA_EMULATED 1
 #include "../../kernels/cuda_nn.cu"
+#include "emulated_tensors.h"
 
 #include <initializer_list>
 
@@ -24,30 +25,6 @@ extern "C" {
 
 namespace {
 
-const lm_backend *cpu(void) {
-    return lm_backend_get(LM_CPU);
-}
-
-lm_tensor *tensor(int ndim, const int64_t *shape, lm_dtype dtype = LM_FLOAT32) {
-    lm_tensor *t = NULL;
-    lm_tensor_new(&t, dtype, LM_CPU, ndim, shape);
-    return t;
-}
-
-uint32_t next(uint32_t &seed) {
-    seed = seed * 1664525u + 1013904223u;
-    return seed >> 8;
-}
-
-/* values of a fixed linear congruential sequence, in [-1, 1) * scale + shift */
-lm_tensor *filled(int ndim, const int64_t *shape, uint32_t seed, float scale, float shift = 0) {
-    lm_tensor *t = tensor(ndim, shape);
-    float *p = lm_tensor_f32(t);
-    for (int64_t i = 0; i < lm_tensor_numel(t); i++)
-        p[i] = ((float)next(seed) / 8388608.0f - 1.0f) * scale + shift;
-    return t;
-}
-
 /* multiples of 1/8 in [-2, 2): ties for max and top-k, and sums that are
  * exact in any order (so that the order of a gradient's terms cannot show) */
 lm_tensor *coarse(int ndim, const int64_t *shape, uint32_t seed) {
@@ -55,59 +32,6 @@ lm_tensor *coarse(int ndim, const int64_t *shape, uint32_t seed) {
     float *p = lm_tensor_f32(t);
     for (int64_t i = 0; i < lm_tensor_numel(t); i++) p[i] = (float)(next(seed) % 32) / 8 - 2;
     return t;
-}
-
-lm_tensor *copy_of(const lm_tensor *t) {
-    lm_tensor *c = tensor(t->ndim, t->shape, t->dtype);
-    memcpy(lm_tensor_data(c), lm_tensor_data(t), 4 * (size_t)lm_tensor_numel(t));
-    return c;
-}
-
-bool same_bits(const lm_tensor *a, const lm_tensor *b) {
-    return a && b && lm_tensor_numel(a) == lm_tensor_numel(b) &&
-           !memcmp(lm_tensor_data(a), lm_tensor_data(b), 4 * (size_t)lm_tensor_numel(a));
-}
-
-/* max |a - b| over max(|b|, 1e-3), as the GPU specs measure; NaN where the
- * other has none counts as infinitely far, NaN against NaN as equal */
-double rel_err(const lm_tensor *a, const lm_tensor *b) {
-    const float *pa = lm_tensor_f32(a), *pb = lm_tensor_f32(b);
-    double worst = 0, scale = 1e-3;
-    for (int64_t i = 0; i < lm_tensor_numel(a); i++) {
-        if (isnan(pa[i]) || isnan(pb[i])) {
-            if (isnan(pa[i]) != isnan(pb[i])) worst = INFINITY;
-            continue;
-        }
-        double d = pa[i] == pb[i] ? 0 : fabs((double)pa[i] - pb[i]); /* inf == inf */
-        if (!(d <= worst)) worst = d;
-        if (fabs(pb[i]) > scale) scale = fabs(pb[i]);
-    }
-    return worst / scale;
-}
-
-/* the largest distance in units in the last place between a[i] and b[i]
- * (NaN against NaN: 0; NaN against a number: huge) */
-int64_t max_ulps(const lm_tensor *a, const lm_tensor *b) {
-    const float *pa = lm_tensor_f32(a), *pb = lm_tensor_f32(b);
-    int64_t worst = 0;
-    for (int64_t i = 0; i < lm_tensor_numel(a); i++) {
-        if (isnan(pa[i]) || isnan(pb[i])) {
-            if (isnan(pa[i]) != isnan(pb[i])) worst = INT64_MAX;
-            continue;
-        }
-        int32_t ia, ib;
-        memcpy(&ia, &pa[i], 4);
-        memcpy(&ib, &pb[i], 4);
-        int64_t oa = ia < 0 ? (int64_t)INT32_MIN - ia : ia; /* ordered like the floats */
-        int64_t ob = ib < 0 ? (int64_t)INT32_MIN - ib : ib;
-        int64_t d = oa > ob ? oa - ob : ob - oa;
-        if (d > worst) worst = d;
-    }
-    return worst;
-}
-
-void release(std::initializer_list<lm_tensor *> ts) {
-    for (lm_tensor *t : ts) lm_tensor_release(t);
 }
 
 /* ---- softmax ---- */

@@ -8,6 +8,7 @@
  * exactly once and report a barrier or shuffle that threads miss. */
 #define LM_CUDA_EMULATED 1
 #include "../../kernels/cuda_norm.cu"
+#include "emulated_tensors.h"
 
 extern "C" {
 #include "lm_backend.h"
@@ -16,49 +17,6 @@ extern "C" {
 }
 
 namespace {
-
-const lm_backend *cpu(void) {
-    return lm_backend_get(LM_CPU);
-}
-
-lm_tensor *tensor(int ndim, const int64_t *shape) {
-    lm_tensor *t = NULL;
-    lm_tensor_new(&t, LM_FLOAT32, LM_CPU, ndim, shape);
-    return t;
-}
-
-/* n values from a fixed linear congruential sequence, in [-1, 1) * scale + shift */
-lm_tensor *filled(int ndim, const int64_t *shape, uint32_t seed, float scale, float shift) {
-    lm_tensor *t = tensor(ndim, shape);
-    float *p = lm_tensor_f32(t);
-    for (int64_t i = 0; i < lm_tensor_numel(t); i++) {
-        seed = seed * 1664525u + 1013904223u;
-        p[i] = ((float)(seed >> 8) / 8388608.0f - 1.0f) * scale + shift;
-    }
-    return t;
-}
-
-/* max |a - b| over max(|b|, 1e-3): the GPU specs' measure */
-double rel_err(const lm_tensor *a, const lm_tensor *b) {
-    const float *pa = lm_tensor_f32((lm_tensor *)a), *pb = lm_tensor_f32((lm_tensor *)b);
-    double worst = 0, scale = 1e-3;
-    for (int64_t i = 0; i < lm_tensor_numel(a); i++) {
-        double d = fabs((double)pa[i] - pb[i]);
-        if (!(d <= worst)) worst = d; /* NaN counts */
-        if (fabs(pb[i]) > scale) scale = fabs(pb[i]);
-    }
-    return worst / scale;
-}
-
-bool same_bits(const lm_tensor *a, const lm_tensor *b) {
-    return lm_tensor_numel(a) == lm_tensor_numel(b) &&
-           !memcmp(lm_tensor_f32((lm_tensor *)a), lm_tensor_f32((lm_tensor *)b),
-                   sizeof(float) * (size_t)lm_tensor_numel(a));
-}
-
-void release(std::initializer_list<lm_tensor *> ts) {
-    for (lm_tensor *t : ts) lm_tensor_release(t);
-}
 
 /* ---- the emulator ---- */
 

@@ -14,6 +14,7 @@
  * apart; on int32 inputs they are exact. */
 #define LM_CUDA_EMULATED 1
 #include "../../kernels/cuda_reduce.cu"
+#include "emulated_tensors.h"
 
 #include <initializer_list>
 
@@ -25,25 +26,10 @@ extern "C" {
 
 namespace {
 
-const lm_backend *cpu(void) {
-    return lm_backend_get(LM_CPU);
-}
-
 const char *const NAMES[LM_REDUCE_COUNT] = {"sum", "mean", "max", "min", "argmax", "argmin", "var"};
 
 bool extreme(int op) {
     return op == LM_MAX || op == LM_MIN || op == LM_ARGMAX || op == LM_ARGMIN;
-}
-
-lm_tensor *tensor(int ndim, const int64_t *shape, lm_dtype dtype) {
-    lm_tensor *t = NULL;
-    lm_tensor_new(&t, dtype, LM_CPU, ndim, shape);
-    return t;
-}
-
-uint32_t next(uint32_t &seed) {
-    seed = seed * 1664525u + 1013904223u;
-    return seed >> 8;
 }
 
 /* Contents: fine values in [-1, 1) for sums, where every rounding shows; or
@@ -106,31 +92,6 @@ lm_dtype out_dtype(int op, lm_dtype in) {
     return op == LM_ARGMAX || op == LM_ARGMIN ? LM_INT32
            : op == LM_MEAN || op == LM_VAR    ? LM_FLOAT32
                                               : in;
-}
-
-/* the largest distance in units in the last place between two float
- * tensors (NaN against NaN: 0, NaN against a number: huge) */
-int64_t max_ulps(const lm_tensor *a, const lm_tensor *b) {
-    const float *pa = lm_tensor_f32(a), *pb = lm_tensor_f32(b);
-    int64_t worst = 0;
-    for (int64_t i = 0; i < lm_tensor_numel(a); i++) {
-        if (isnan(pa[i]) || isnan(pb[i])) {
-            if (isnan(pa[i]) != isnan(pb[i])) worst = INT64_MAX;
-            continue;
-        }
-        int32_t ia, ib;
-        memcpy(&ia, &pa[i], 4);
-        memcpy(&ib, &pb[i], 4);
-        int64_t oa = ia < 0 ? (int64_t)INT32_MIN - ia : ia; /* ordered like the floats */
-        int64_t ob = ib < 0 ? (int64_t)INT32_MIN - ib : ib;
-        int64_t d = oa > ob ? oa - ob : ob - oa;
-        if (d > worst) worst = d;
-    }
-    return worst;
-}
-
-bool same_bits(const lm_tensor *a, const lm_tensor *b) {
-    return !memcmp(lm_tensor_data(a), lm_tensor_data(b), 4 * (size_t)lm_tensor_numel(a));
 }
 
 /* Reduces x with op over dim (< 0: everything) on both sides, with indices
