@@ -81,19 +81,25 @@ __global__ void bn_partials(double2 *parts, const float *x, const float *g, cons
     if (threadIdx.x == 0) parts[ch * sh.parts + p] = make_double2(a, b);
 }
 
+// Channel ch's two sums, its parts added in order.
+__device__ double2 channel_total(const double2 *parts, int64_t ch, const BnShape &sh) {
+    double2 t = make_double2(0, 0);
+    for (int64_t p = 0; p < sh.parts; p++) {
+        double2 q = parts[ch * sh.parts + p];
+        t.x += q.x;
+        t.y += q.y;
+    }
+    return t;
+}
+
 // One thread a channel: the batch's mean and biased variance, and the
 // channel's affine map y = x * coef[ch] + coef[C + ch], as the CPU forms them.
 __global__ void bn_finish_forward(float *mean, float *var, float *coef, const double2 *parts,
                                   const float *x, const float *w, const float *b, double eps,
                                   BnShape sh) {
     CU_GRID_LOOP(ch, sh.c) {
-        double sum = 0, sumsq = 0;
-        for (int64_t p = 0; p < sh.parts; p++) {
-            double2 q = parts[ch * sh.parts + p];
-            sum += q.x;
-            sumsq += q.y;
-        }
-        double count = (double)sh.count, shift = x[ch * sh.s];
+        double2 t = channel_total(parts, ch, sh);
+        double sum = t.x, sumsq = t.y, count = (double)sh.count, shift = x[ch * sh.s];
         double m = shift + sum / count, v = sumsq / count - (sum / count) * (sum / count);
         if (v < 0) v = 0;
         mean[ch] = (float)m;
@@ -110,13 +116,9 @@ __global__ void bn_finish_backward(float *gw, float *gb, float *coef, const doub
                                    const float *mean, const float *var, const float *w, double eps,
                                    BnShape sh) {
     CU_GRID_LOOP(ch, sh.c) {
-        double sum_g = 0, sum_gx = 0;
-        for (int64_t p = 0; p < sh.parts; p++) {
-            double2 q = parts[ch * sh.parts + p];
-            sum_g += q.x;
-            sum_gx += q.y;
-        }
-        double count = (double)sh.count, m = mean[ch], invstd = 1 / sqrt((double)var[ch] + eps);
+        double2 t = channel_total(parts, ch, sh);
+        double sum_g = t.x, sum_gx = t.y, count = (double)sh.count, m = mean[ch],
+               invstd = 1 / sqrt((double)var[ch] + eps);
         if (gw) gw[ch] = (float)(sum_gx * invstd);
         if (gb) gb[ch] = (float)sum_g;
         double wv = w ? w[ch] : 1, k1 = wv * invstd, k2 = -k1 * invstd * invstd * sum_gx / count;
