@@ -41,6 +41,12 @@ static inline unsigned cu_blocks(int64_t n, int threads = CU_THREADS) {
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);                      \
          i += (int64_t)gridDim.x * blockDim.x)
 
+// The same a warp at a time: each warp takes items r, r + warps, ... (its
+// lanes share the item; launch cu_blocks(n * 32) blocks).
+#define CU_WARP_LOOP(r, n)                                                                         \
+    for (int64_t r = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5; r < (n);               \
+         r += ((int64_t)gridDim.x * blockDim.x) >> 5)
+
 // The sum over a warp's 32 lanes, in every lane (a fixed butterfly order).
 __device__ __forceinline__ double cu_warp_sum(double v) {
     for (int d = 16; d > 0; d >>= 1) v += __shfl_xor_sync(0xffffffffu, v, d);

@@ -106,9 +106,7 @@ __global__ void mmd_value(const MmdSets s, const double *same, const double *cro
 __global__ void sq_diff_rows_kernel(float *diff, float *rows, const float *a, const float *b,
                                     int64_t nrows, int64_t cols) {
     int lane = threadIdx.x & 31;
-    int64_t warp = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-    int64_t warps = ((int64_t)gridDim.x * blockDim.x) >> 5;
-    for (int64_t r = warp; r < nrows; r += warps) {
+    CU_WARP_LOOP(r, nrows) {
         double acc = 0;
         for (int64_t c = lane; c < cols; c += 32) {
             float v = a[r * cols + c] - b[r * cols + c];

@@ -20,9 +20,7 @@ __device__ __forceinline__ float warp_max(float v) {
 
 __global__ void softmax_rows(float *out, const float *x, int64_t rows, int64_t cols, bool log) {
     int lane = threadIdx.x & 31;
-    int64_t warp = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-    int64_t warps = ((int64_t)gridDim.x * blockDim.x) >> 5;
-    for (int64_t r = warp; r < rows; r += warps) {
+    CU_WARP_LOOP(r, rows) {
         const float *xr = x + r * cols;
         float *o = out + r * cols;
         float m = -INFINITY;
@@ -48,9 +46,7 @@ __global__ void softmax_rows(float *out, const float *x, int64_t rows, int64_t c
 __global__ void softmax_backward_rows(float *gx, const float *g, const float *y, int64_t rows,
                                       int64_t cols, bool log) {
     int lane = threadIdx.x & 31;
-    int64_t warp = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-    int64_t warps = ((int64_t)gridDim.x * blockDim.x) >> 5;
-    for (int64_t r = warp; r < rows; r += warps) {
+    CU_WARP_LOOP(r, rows) {
         const float *gr = g + r * cols, *yr = y + r * cols;
         float *o = gx + r * cols;
         double dot = 0;

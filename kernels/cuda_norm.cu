@@ -236,9 +236,7 @@ lm_status check_channels(const lm_tensor *x) {
 __global__ void ln_rows(float *y, float *stats, const float *x, const float *w, const float *b,
                         int64_t rows, int64_t cols, float eps) {
     int lane = threadIdx.x & 31;
-    int64_t warp = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-    int64_t warps = ((int64_t)gridDim.x * blockDim.x) >> 5;
-    for (int64_t r = warp; r < rows; r += warps) {
+    CU_WARP_LOOP(r, rows) {
         const float *xr = x + r * cols;
         float *yr = y + r * cols;
         double sum = 0;
@@ -266,9 +264,7 @@ __global__ void ln_rows(float *y, float *stats, const float *x, const float *w, 
 __global__ void ln_rows_backward(float *gx, const float *g, const float *x, const float *stats,
                                  const float *w, int64_t rows, int64_t cols) {
     int lane = threadIdx.x & 31;
-    int64_t warp = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-    int64_t warps = ((int64_t)gridDim.x * blockDim.x) >> 5;
-    for (int64_t r = warp; r < rows; r += warps) {
+    CU_WARP_LOOP(r, rows) {
         const float *xr = x + r * cols, *gr = g + r * cols;
         float *o = gx + r * cols;
         float mean = stats[2 * r], sd = stats[2 * r + 1];
@@ -322,10 +318,6 @@ __global__ void ln_grad_finish(float *gw, float *gb, const float *partials, int6
         if (gw) gw[c] = (float)sw;
         if (gb) gb[c] = (float)sb;
     }
-}
-
-unsigned row_blocks(int64_t rows) { /* a warp a row */
-    return cu_blocks(rows * 32);
 }
 
 } // namespace
@@ -386,7 +378,7 @@ lm_status lm_cuda_layer_norm(lm_tensor *y, lm_tensor *stats, const lm_tensor *x,
                              const lm_tensor *b, double eps) {
     int64_t rows = stats->shape[0], cols = rows ? lm_tensor_numel(x) / rows : 0;
     if (rows == 0 || cols == 0) return LM_OK;
-    cu_launch(row_blocks(rows), CU_THREADS, ln_rows, cu_f32(y), cu_f32(stats), cu_f32(x),
+    cu_launch(cu_blocks(rows * 32), CU_THREADS, ln_rows, cu_f32(y), cu_f32(stats), cu_f32(x),
               w ? cu_f32(w) : NULL, b ? cu_f32(b) : NULL, rows, cols, (float)eps);
     CU_LAUNCHED("layer_norm");
     return LM_OK;
@@ -398,7 +390,7 @@ lm_status lm_cuda_layer_norm_backward(lm_tensor *gx, lm_tensor *gw, lm_tensor *g
     int64_t rows = stats->shape[0], cols = rows ? lm_tensor_numel(x) / rows : 0;
     if (rows == 0 || cols == 0) return LM_OK; /* the caller zeroed gw and gb */
     const float *gp = cu_f32(g), *xp = cu_f32(x), *sp = cu_f32(stats);
-    cu_launch(row_blocks(rows), CU_THREADS, ln_rows_backward, cu_f32(gx), gp, xp, sp,
+    cu_launch(cu_blocks(rows * 32), CU_THREADS, ln_rows_backward, cu_f32(gx), gp, xp, sp,
               w ? cu_f32(w) : NULL, rows, cols);
     CU_LAUNCHED("layer_norm backward");
     if (!gw && !gb) return LM_OK;

@@ -111,9 +111,7 @@ __global__ void lines_by_thread(Lines L, int64_t n_out) {
 
 __global__ void lines_by_warp(Lines L, int64_t n_out) {
     int lane = threadIdx.x & 31;
-    int64_t warp = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-    int64_t warps = ((int64_t)gridDim.x * blockDim.x) >> 5;
-    for (int64_t j = warp; j < n_out; j += warps) {
+    CU_WARP_LOOP(j, n_out) {
         int64_t off[3];
         cu_offsets<3>(L.it, j, off);
         double center = 0;
