@@ -20,13 +20,17 @@ PY
 _lumen_newest_lib() { # the directory of the newest file named $1 (version order)
   find /usr/local /opt /usr/lib -name "$1" 2>/dev/null | sort -V | tail -1 | xargs -r dirname
 }
-CUDNN_DIR=$(_lumen_torch_lib 'libcudnn.so.9')
-[ -n "$CUDNN_DIR" ] || CUDNN_DIR=$(_lumen_newest_lib 'libcudnn.so.9')
-CUBLAS_DIR=$(_lumen_torch_lib 'libcublas.so.13')
-[ -n "$CUBLAS_DIR" ] || CUBLAS_DIR=$(_lumen_newest_lib 'libcublas.so.13')
 _lumen_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-LUMEN_LIBS="$_lumen_root/gpu-bundle/lib:${CUDNN_DIR}:${CUBLAS_DIR}:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-export CUDNN_DIR CUBLAS_DIR LUMEN_LIBS
+# once per call: a script that sourced this already (gpu-study.sh before
+# its gpu-lumen.sh runs) passes LUMEN_LIBS on, and each probe starts PyTorch
+if [ -z "${LUMEN_LIBS:-}" ]; then
+  CUDNN_DIR=$(_lumen_torch_lib 'libcudnn.so.9')
+  [ -n "$CUDNN_DIR" ] || CUDNN_DIR=$(_lumen_newest_lib 'libcudnn.so.9')
+  CUBLAS_DIR=$(_lumen_torch_lib 'libcublas.so.13')
+  [ -n "$CUBLAS_DIR" ] || CUBLAS_DIR=$(_lumen_newest_lib 'libcublas.so.13')
+  LUMEN_LIBS="$_lumen_root/gpu-bundle/lib:${CUDNN_DIR}:${CUBLAS_DIR}:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  export CUDNN_DIR CUBLAS_DIR LUMEN_LIBS
+fi
 
 # The bundle's binary embeds the Lua library: gpu-bundle.sh records its
 # fingerprint (scripts/lua-md5.sh) in gpu-bundle/LUA_MD5, and the device's
