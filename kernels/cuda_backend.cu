@@ -1,7 +1,5 @@
 // The CUDA backend table, the cuBLAS handle and the device-wide switches.
-#include <cublas_v2.h>
-
-#include "cuda_backend.h"
+#include "cuda_backend.h" /* (cuda_common.cuh includes cuBLAS's header) */
 
 extern "C" {
 #include "lm_cuda.h"
@@ -31,6 +29,10 @@ const cu_blas_api *lm_cuda_blas_fns(void) {
 // cuBLAS is opened at the first CUDA use, not linked: loading it maps and
 // relocates ~200 MB, which every CPU-only run would otherwise pay.
 static lm_status load_cublas(void) {
+#ifdef LM_CUDA_EMULATED /* the whole backend on the CPU: OpenBLAS stands in */
+    api = *cu_emu_blas_fns();
+    return LM_OK;
+#endif
     // the toolkit's major version: 13 here, 12 where Lumen was built with CUDA 12
     const char *names[] = {"libcublas.so.13", "libcublas.so.12", "libcublas.so"};
     void *lib = NULL;

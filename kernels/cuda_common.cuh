@@ -176,14 +176,12 @@ struct cu_blas_api {
                                               cudaDataType, int, long long, int,
                                               cublasComputeType_t, cublasGemmAlgo_t);
 };
-#ifndef LM_CUDA_EMULATED
+#if !defined(LM_CUDA_EMULATED) || defined(LM_CUDA_EMULATED_BACKEND)
 cublasContext *lm_cuda_blas(void);
 const cu_blas_api *lm_cuda_blas_fns(void);
-#else
-inline cublasContext *lm_cuda_blas(void) {
-    return cu_emu_blas_handle();
-}
-inline const cu_blas_api *lm_cuda_blas_fns(void) {
+#endif
+#ifdef LM_CUDA_EMULATED /* cuBLAS's functions as the emulator has them */
+inline const cu_blas_api *cu_emu_blas_fns(void) {
     static const cu_blas_api api = {cu_emu_blas_create,
                                     cu_emu_blas_set_math_mode,
                                     cu_emu_sgemm,
@@ -192,5 +190,13 @@ inline const cu_blas_api *lm_cuda_blas_fns(void) {
                                     cu_emu_gemm_ex,
                                     cu_emu_gemm_strided_batched_ex};
     return &api;
+}
+#endif
+#if defined(LM_CUDA_EMULATED) && !defined(LM_CUDA_EMULATED_BACKEND) /* a kernel file's test */
+inline cublasContext *lm_cuda_blas(void) {
+    return cu_emu_blas_handle();
+}
+inline const cu_blas_api *lm_cuda_blas_fns(void) {
+    return cu_emu_blas_fns();
 }
 #endif

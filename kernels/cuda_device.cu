@@ -1,7 +1,8 @@
 // Device discovery for the CUDA backend. Every CUDA status is checked and
 // turned into a message; nothing here exits or prints.
-#include <cuda_runtime.h>
 #include <stdio.h>
+
+#include "cuda_common.cuh"
 
 extern "C" int lm_cuda_probe(char *message, int size) {
     int count = 0;

@@ -1,8 +1,8 @@
 /* CUDA's execution model on the CPU, for testing kernels where no GPU is
  * lent. A kernel source compiled as C++ with LM_CUDA_EMULATED (see
  * kernels/cuda_common.cuh) launches through cu_launch, which runs every
- * block of the grid in turn and every thread of a block as a fiber
- * (ucontext): __syncthreads() waits for the block's threads, and a warp
+ * block of the grid in turn and every thread of a block as a fiber:
+ * __syncthreads() waits for the block's threads, and a warp
  * shuffle for the 32 lanes of its warp, exchanging values as the hardware
  * does. Memory is the host's, so kernels read and write CPU tensors.
  *
@@ -11,7 +11,9 @@
  * error of the launch, as the GPU would hang or compute garbage). What it
  * cannot: races between threads (fibers switch only at barriers), timing,
  * and the device's own arithmetic (the host's IEEE float and double stand
- * in; with -ffp-contract=off and nvcc -fmad=false both round each op). */
+ * in; with -ffp-contract=off and nvcc -fmad=false both round each op).
+ * Built with LM_CUDA_EMULATED_BACKEND (cmake -DLUMEN_CUDA=EMULATED), it is
+ * the runtime of the whole CUDA backend on the CPU, for the GPU specs. */
 #ifndef LM_CUDA_EMULATOR_H
 #define LM_CUDA_EMULATOR_H
 
@@ -54,8 +56,12 @@ static inline double2 make_double2(double x, double y) {
 
 /* ---- the runtime calls the kernels' host code makes ---- */
 typedef int cudaError_t;
-enum { cudaSuccess = 0, cudaErrorLaunchFailure = 719 };
-enum cudaMemcpyKind { cudaMemcpyDeviceToHost = 2, cudaMemcpyDeviceToDevice = 3 };
+enum { cudaSuccess = 0, cudaErrorMemoryAllocation = 2, cudaErrorLaunchFailure = 719 };
+enum cudaMemcpyKind {
+    cudaMemcpyHostToDevice = 1,
+    cudaMemcpyDeviceToHost = 2,
+    cudaMemcpyDeviceToDevice = 3
+};
 enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount = 16 };
 
 namespace cu_emu {
@@ -71,9 +77,10 @@ struct Context {
     void *sp;
 };
 extern "C" void cu_emu_switch(void **save_sp, void *load_sp);
+/* (weak: every file of the backend built on the CPU includes it) */
 asm(R"(
     .pushsection .text
-    .globl cu_emu_switch
+    .weak cu_emu_switch
     .type cu_emu_switch, @function
 cu_emu_switch:
     pushq %rbp
@@ -163,11 +170,12 @@ static inline cudaError_t cudaGetLastError(void) {
     cu_emu::error[0] = 0;
     return cudaErrorLaunchFailure;
 }
-static inline const char *cudaGetErrorString(cudaError_t) {
-    return cu_emu::reported;
+static inline const char *cudaGetErrorString(cudaError_t err) {
+    return err == cudaErrorMemoryAllocation ? "out of memory (emulated)" : cu_emu::reported;
 }
-static inline const char *cudaGetErrorName(cudaError_t) {
-    return "cudaErrorLaunchFailure (emulated)";
+static inline const char *cudaGetErrorName(cudaError_t err) {
+    return err == cudaErrorMemoryAllocation ? "cudaErrorMemoryAllocation (emulated)"
+                                            : "cudaErrorLaunchFailure (emulated)";
 }
 static inline cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind,
                                           int stream = 0) {
@@ -188,9 +196,64 @@ static inline cudaError_t cudaDeviceGetAttribute(int *value, cudaDeviceAttr, int
     return cudaSuccess;
 }
 
+/* The rest of the runtime, for the whole backend built on the CPU
+ * (cmake -DLUMEN_CUDA=EMULATED): one device of host memory, work done when
+ * it is queued, so events and synchronisation have nothing to wait for. */
+struct cudaDeviceProp {
+    char name[256];
+};
+typedef struct cu_emu_event *cudaEvent_t;
+enum { cudaHostAllocDefault = 0, cudaEventDisableTiming = 2 };
+static inline cudaError_t cudaGetDeviceCount(int *count) {
+    *count = 1;
+    return cudaSuccess;
+}
+static inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp *prop, int) {
+    snprintf(prop->name, sizeof prop->name, "CUDA emulator on the CPU (tests only)");
+    return cudaSuccess;
+}
+static inline cudaError_t cudaSetDevice(int) {
+    return cudaSuccess;
+}
+static inline cudaError_t cudaDeviceSynchronize(void) {
+    return cudaSuccess;
+}
+static inline cudaError_t cudaMalloc(void **p, size_t bytes) {
+    *p = malloc(bytes ? bytes : 1);
+    return *p ? cudaSuccess : cudaErrorMemoryAllocation;
+}
+static inline cudaError_t cudaFree(void *p) {
+    free(p);
+    return cudaSuccess;
+}
+static inline cudaError_t cudaHostAlloc(void **p, size_t bytes, unsigned) {
+    return cudaMalloc(p, bytes);
+}
+static inline cudaError_t cudaFreeHost(void *p) {
+    return cudaFree(p);
+}
+static inline cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total) {
+    *free_bytes = *total = (size_t)1 << 34;
+    return cudaSuccess;
+}
+static inline cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned) {
+    static char one_event;
+    *e = (cudaEvent_t)&one_event;
+    return cudaSuccess;
+}
+static inline cudaError_t cudaEventRecord(cudaEvent_t, int stream = 0) {
+    (void)stream;
+    return cudaSuccess;
+}
+static inline cudaError_t cudaEventSynchronize(cudaEvent_t) {
+    return cudaSuccess;
+}
+
 /* Device memory is host memory here, and errors say they were emulated:
  * the kernels' files call these under the backend's names (renamed, so a
- * test linked beside the real CUDA backend does not clash with it). */
+ * test linked beside the real CUDA backend does not clash with it). The
+ * whole backend built on the CPU has its own, over cudaMalloc above. */
+#ifndef LM_CUDA_EMULATED_BACKEND
 #define lm_cuda_alloc cu_emu_alloc
 #define lm_cuda_free cu_emu_free
 #define lm_cuda_fail cu_emu_fail
@@ -203,6 +266,7 @@ extern "C" inline void cu_emu_free(void *p, size_t) {
 inline lm_status cu_emu_fail(cudaError_t, const char *what) {
     return lm_fail(LM_ERR_DEVICE, "emulated CUDA error in %s: %s", what, cu_emu::reported);
 }
+#endif
 
 namespace cu_emu {
 

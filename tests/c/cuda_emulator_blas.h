@@ -22,7 +22,9 @@ struct cublasContext {
 };
 typedef cublasContext *cublasHandle_t;
 
+#ifndef LM_CUDA_EMULATED_BACKEND /* (the whole backend has its own) */
 #define lm_cuda_blas_fail cu_emu_blas_fail
+#endif
 
 inline cublasContext *cu_emu_blas_handle(void) {
     static cublasContext handle;

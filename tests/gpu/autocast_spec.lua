@@ -76,21 +76,65 @@ describe("autocast on the GPU", function()
     end
   end)
 
+  -- Across a whole network the two devices part further: each layer rounds
+  -- its inputs to bfloat16 again (a step of 2^-8), so a last-bit
+  -- difference in one sum (another block order) can move a value by a
+  -- whole step, and batch normalisation's backward pass, which subtracts
+  -- most of its gradient, amplifies it. Measured on this net at its
+  -- initial weights (the CUDA emulator against the CPU): the forward losses
+  -- agree to 2e-4, but the parameters' gradients differ by 3-23 % (norm-
+  -- relative) between the devices and by 5-58 % between bfloat16 and
+  -- float32 on the CPU alone. So the gradients are checked against that
+  -- yardstick (each parameter's device gradient nearer the CPU's bfloat16
+  -- one than the CPU's float32 gradient is: a wrong gradient, at about
+  -- 100 %, fails), and three training steps' losses to 2e-2.
+  local function resnet(device, cast)
+    lm.manual_seed(23)
+    local net = lm.models.resnet18{num_classes = 10, stem = "cifar", width = 16}
+    return net:to(device), cast and "bfloat16" or false
+  end
+  local function batch(i, device)
+    lm.manual_seed(100 + i)
+    local x = lm.randn(16, 3, 32, 32)
+    local labels = {}
+    for k = 1, 16 do labels[k] = (k * 7 + i) % 10 + 1 end
+    return x:to(device), lm.tensor(labels, 'int32'):to(device)
+  end
+  local function norm(t) return (t * t):sum():sqrt():item() end
+
+  it("ResNet-18 under autocast: the CPU's forward loss and gradients, at bfloat16's precision", function()
+    local function gradients(device, cast)
+      local net, mode = resnet(device, cast)
+      local x, y = batch(1, device)
+      local l = F.cross_entropy(lm.autocast(mode, net, x), y)
+      l:backward()
+      local g = {}
+      for i, p in ipairs(net:parameters()) do g[i] = p.grad:to('cpu') end
+      return l:item(), g
+    end
+    local lc, gc = gradients('cpu', true)
+    local _, g32 = gradients('cpu', false)
+    local lg, gg = gradients(DEV, true)
+    truthy(math.abs(lg - lc) <= 1e-3 * math.abs(lc),
+      string.format("forward loss %.6f on the device, %.6f on the CPU", lg, lc))
+    eq(#gg, #gc, "parameter count")
+    for i = 1, #gc do
+      local scale = math.max(norm(gc[i]), 1e-12)
+      local e, e32 = norm(gg[i] - gc[i]) / scale, norm(g32[i] - gc[i]) / scale
+      truthy(e <= math.max(e32, 1e-4), string.format(
+        "parameter %d: the device's bfloat16 gradient differs from the CPU's by %.3g, float32's by %.3g", i, e, e32))
+    end
+  end)
+
   it("ResNet-18 training steps under autocast: the CPU's losses", function()
     local function losses(device)
-      lm.manual_seed(23)
-      local net = lm.models.resnet18{num_classes = 10, stem = "cifar", width = 16}
-      net:to(device)
+      local net, mode = resnet(device, true)
       local opt = lm.optim.SGD(net:parameters(), {lr = 0.05, momentum = 0.9})
       local out = {}
       for i = 1, 3 do
-        lm.manual_seed(100 + i)
-        local x = lm.randn(16, 3, 32, 32)
-        local labels = {}
-        for k = 1, 16 do labels[k] = (k * 7 + i) % 10 + 1 end
-        local y = lm.tensor(labels, 'int32')
+        local x, y = batch(i, device)
         opt:zero_grad()
-        local l = F.cross_entropy(lm.autocast("bfloat16", net, x:to(device)), y:to(device))
+        local l = F.cross_entropy(lm.autocast(mode, net, x), y)
         l:backward()
         opt:step()
         out[i] = l:item()
@@ -98,11 +142,10 @@ describe("autocast on the GPU", function()
       return out
     end
     local cpu, gpu = losses('cpu'), losses(DEV)
-    -- each layer's inputs are rounded again, so a last-bit difference in one
-    -- sum can move a value by a bfloat16 step: the steps agree to 1e-3
     for i = 1, 3 do
-      truthy(math.abs(gpu[i] - cpu[i]) <= 1e-3 * math.abs(cpu[i]),
+      truthy(math.abs(gpu[i] - cpu[i]) <= 2e-2 * math.abs(cpu[i]),
         string.format("step %d: loss %.6f on the device, %.6f on the CPU", i, gpu[i], cpu[i]))
     end
   end)
+
 end)

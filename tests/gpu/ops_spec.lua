@@ -239,7 +239,9 @@ describe("gpu layers and losses", function()
     for _, act in ipairs({"elu", "relu", "none"}) do
       local out, grads = {}, {}
       for _, dev in ipairs({"cpu", DEV}) do
-        local xd, wd, bd = x:to(dev):requires_grad(true), w:to(dev):requires_grad(true), b:to(dev):requires_grad(true)
+        -- (copies: x:to('cpu') is x itself, whose gradient would add up over the activations)
+        local xd, wd, bd = x:clone():to(dev):requires_grad(true), w:clone():to(dev):requires_grad(true),
+          b:clone():to(dev):requires_grad(true)
         lm.manual_seed(5)
         out[dev] = F._linear_act(xd, wd, bd, act, 1, 0.8)
         out[dev]:backward(grad:to(dev))
