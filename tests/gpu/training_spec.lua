@@ -76,13 +76,13 @@ describe("gpu training", function()
     local x = lm.rand(128, 784):to(DEV)
     local y = lm.data.one_hot(lm.tensor((function()
       local t = {} for k = 1, 128 do t[k] = k % 10 + 1 end return t end)(), 'int32'), 10):float():to(DEV)
-    local losses = {}
+    local seen = {}
     local function step(i)
       opt:zero_grad()
       local l = F.mse(net(x), y)
       l:backward()
       opt:step()
-      losses[i] = l:detach() -- read at the end, as lm.train does between reads
+      seen[i] = l:detach() -- read at the end, as lm.train does between reads
       collectgarbage()
     end
     for i = 1, 3 do step(i) end
@@ -93,7 +93,7 @@ describe("gpu training", function()
       (after.allocations - before.allocations) .. " blocks)")
     eq(after.allocations - after.cache_hits, before.allocations - before.cache_hits,
       "blocks not found in the cache during warm steps")
-    truthy(losses[8]:item() < losses[1]:item(), "the loss falls")
+    truthy(seen[8]:item() < seen[1]:item(), "the loss falls")
   end)
   it("lm.train moves batches to the model's device", function()
     lm.manual_seed(3)
