@@ -71,10 +71,11 @@ void l_register_plot(lua_State *L);
 void l_register_encode(lua_State *L);
 void l_register_reference(lua_State *L); /* lm._reference (l_reference.c) */
 void l_register_files(lua_State *L);
-void l_register_blas(lua_State *L);    /* lm.blas_info (l_blas.c) */
-void l_register_image(lua_State *L);   /* lm.image, lm._image_loader (l_image.c) */
-void l_register_install(lua_State *L); /* lm._share_dir, lm._build (l_api.c) */
-void l_register_dist(lua_State *L);    /* lm._dist, the C half of lm.dist (l_dist.c) */
+void l_register_blas(lua_State *L);       /* lm.blas_info (l_blas.c) */
+void l_register_image(lua_State *L);      /* lm.image, lm._image_loader (l_image.c) */
+void l_register_install(lua_State *L);    /* lm._share_dir, lm._build (l_api.c) */
+void l_register_dist(lua_State *L);       /* lm._dist, the C half of lm.dist (l_dist.c) */
+void l_register_cuda_graph(lua_State *L); /* lm.cuda._graph_* (l_cuda_graph.c; after lm.cuda) */
 
 int lm_lua_open(lua_State *L); /* the body of luaopen_lumen */
 

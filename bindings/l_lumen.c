@@ -540,6 +540,7 @@ int lm_lua_open(lua_State *L) {
     l_register_blas(L);
     l_register_install(L);
     l_register_dist(L);
+    l_register_cuda_graph(L);
     lua_pushliteral(L, LUMEN_VERSION);
     lua_setfield(L, -2, "version");
     luaL_getmetatable(L, L_TENSOR_MT);

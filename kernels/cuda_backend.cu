@@ -46,6 +46,7 @@ static lm_status load_cublas(void) {
     } fns[] = {
         {(void **)&api.create, "cublasCreate_v2"},
         {(void **)&api.set_math_mode, "cublasSetMathMode"},
+        {(void **)&api.set_stream, "cublasSetStream_v2"},
         {(void **)&api.sgemm, "cublasSgemm_v2"},
         {(void **)&api.sgemm_strided_batched, "cublasSgemmStridedBatched"},
         {(void **)&api.status_string, "cublasGetStatusString"},

@@ -9,7 +9,19 @@ extern "C" {
 #include "lm_cuda.h"     /* lm_cuda_tf32 */
 void *lm_cuda_alloc(size_t bytes);
 void lm_cuda_free(void *ptr, size_t bytes);
+/* a CUDA graph's pool (cuda_memory.cu): allocations and frees between begin
+ * and end belong to it until it is released */
+int lm_cuda_pool_begin(void);
+void lm_cuda_pool_end(void);
+void lm_cuda_pool_release(int pool);
 }
+lm_status lm_cuda_blas_fail(int status, const char *what); /* cuda_backend.cu */
+/* Device memory for settings that change between a CUDA graph's replays
+ * (cuda_graph.cu): while capturing, a new slot the graph keeps (its kernels
+ * read it); while a replay is prepared, the slot of the next launch in
+ * capture order, *refreshed set (write this step's settings there, launch
+ * nothing); otherwise NULL. */
+lm_status lm_cuda_graph_slot(size_t bytes, void **slot, bool *refreshed);
 
 lm_status lm_cuda_upload(lm_tensor *dst, const void *host);
 lm_status lm_cuda_download(void *host, const lm_tensor *src);

@@ -14,6 +14,7 @@ extern "C" {
 #include "lm_backend.h"
 #include "lm_error.h"
 #include "lm_iter.h" /* the host-side dimension merging is device independent */
+#include "lm_philox.h"
 }
 
 lm_status lm_cuda_fail(cudaError_t err, const char *what);
@@ -131,7 +132,39 @@ __device__ __forceinline__ void cu_store(cu_ref r, int64_t off, double v) {
     }
 }
 
-// kernel<<<grid, block>>>(args...), or in the tests' CPU emulation each
+// The stream all work goes to: the legacy default stream (0), or while a
+// CUDA graph is captured (cuda_graph.cu) the stream being captured.
+inline cudaStream_t cu_stream = 0;
+
+// A place in the random stream as a kernel reads it: Philox blocks from
+// `offset` under `seed`, or inside a captured graph from `offset` past the
+// {seed, base} that each replay writes to device memory first
+// (cuda_graph.cu), so that every replay draws on as an uncaptured step would.
+struct cu_rng {
+    uint64_t seed, offset;
+    const uint64_t *live; /* {seed, base} on the device while captured, else NULL */
+};
+__device__ __forceinline__ lm_philox_block cu_philox(const cu_rng &r, uint64_t block) {
+    if (r.live) return lm_philox4x32(r.live[1] + r.offset + block, r.live[0]);
+    return lm_philox4x32(r.offset + block, r.seed);
+}
+// The random state at the start of the capture under way (live NULL: none).
+struct cu_capture_rng {
+    const uint64_t *live;
+    uint64_t seed, offset;
+};
+inline cu_capture_rng cu_capture = {NULL, 0, 0};
+static inline lm_status cu_rng_at(uint64_t seed, uint64_t offset, cu_rng *r) {
+    *r = cu_rng{seed, offset, NULL};
+    if (!cu_capture.live) return LM_OK;
+    if (seed != cu_capture.seed || offset < cu_capture.offset)
+        return lm_fail(LM_ERR_STATE, "random numbers inside a CUDA graph capture from a stream "
+                                     "reseeded during it (lm.manual_seed): seed before capturing");
+    *r = cu_rng{seed, offset - cu_capture.offset, cu_capture.live};
+    return LM_OK;
+}
+
+// kernel<<<grid, block, 0, cu_stream>>>(args...), or in the tests' CPU emulation each
 // block of the grid in turn, its threads as fibers (cuda_emulator.h). The
 // arguments convert to the kernel's parameter types, as in a launch (a
 // NULL becomes the parameter's pointer type).
@@ -140,9 +173,9 @@ template <typename... P>
 static inline void cu_launch(dim3 grid, dim3 block, void (*kernel)(P...),
                              typename cu_as<P>::type... args) {
 #ifdef LM_CUDA_EMULATED
-    cu_emulate(grid, block, [=] { kernel(args...); });
+    cu_emulate(grid, block, cu_stream, [=] { kernel(args...); });
 #else
-    kernel<<<grid, block>>>(args...);
+    kernel<<<grid, block, 0, cu_stream>>>(args...);
 #endif
 }
 
@@ -156,6 +189,7 @@ static inline void cu_launch(dim3 grid, dim3 block, void (*kernel)(P...),
 struct cu_blas_api {
     cublasStatus_t (*create)(cublasHandle_t *);
     cublasStatus_t (*set_math_mode)(cublasHandle_t, cublasMath_t);
+    cublasStatus_t (*set_stream)(cublasHandle_t, cudaStream_t);
     cublasStatus_t (*sgemm)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int,
                             const float *, const float *, int, const float *, int, const float *,
                             float *, int);
@@ -182,13 +216,10 @@ const cu_blas_api *lm_cuda_blas_fns(void);
 #endif
 #ifdef LM_CUDA_EMULATED /* cuBLAS's functions as the emulator has them */
 inline const cu_blas_api *cu_emu_blas_fns(void) {
-    static const cu_blas_api api = {cu_emu_blas_create,
-                                    cu_emu_blas_set_math_mode,
-                                    cu_emu_sgemm,
-                                    cu_emu_sgemm_strided_batched,
-                                    cu_emu_blas_status,
-                                    cu_emu_gemm_ex,
-                                    cu_emu_gemm_strided_batched_ex};
+    static const cu_blas_api api = {
+        cu_emu_blas_create, cu_emu_blas_set_math_mode,     cu_emu_blas_set_stream,
+        cu_emu_sgemm,       cu_emu_sgemm_strided_batched,  cu_emu_blas_status,
+        cu_emu_gemm_ex,     cu_emu_gemm_strided_batched_ex};
     return &api;
 }
 #endif

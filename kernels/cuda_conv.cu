@@ -63,6 +63,7 @@ lm_status plan_for(const lm_tensor *x, const lm_tensor *w, const lm_conv_geometr
         DNN_TRY(cudnnCreate(&handle), "cudnnCreate");
         handle_ready = true;
     }
+    DNN_TRY(cudnnSetStream(handle, cu_stream), "cudnnSetStream"); /* (a graph's, while captured) */
     int64_t N = x->shape[0], O = w->shape[0];
     ShapeKey key(N, g->channels, g->height, g->width, O, g->kernel_h, g->kernel_w, g->stride_h,
                  g->stride_w, g->pad_h, g->pad_w, lm_autocast(), lm_cuda_tf32());
@@ -144,6 +145,15 @@ template <class Perf> int pick(const Perf *perf, int count) {
     return -1;
 }
 
+// cudnnFind* times the algorithms by running them and waiting: not within
+// a graph capture, where nothing runs
+lm_status not_capturing(void) {
+    if (!cu_stream) return LM_OK;
+    return lm_fail(LM_ERR_DEVICE, "a convolution shape first met inside a CUDA graph capture: "
+                                  "run the captured function once before capturing it (cuDNN "
+                                  "chooses its algorithms by timing them)");
+}
+
 lm_status workspace(size_t bytes, void **ws) {
     *ws = NULL;
     if (!bytes) return LM_OK;
@@ -158,6 +168,7 @@ lm_status lm_cuda_conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
     Plan *p;
     LM_TRY(plan_for(x, w, geo, &p));
     if (!p->found_fwd) {
+        LM_TRY(not_capturing());
         cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
         int count = 0;
         DNN_TRY(cudnnFindConvolutionForwardAlgorithm(handle, p->x, p->w, p->conv, p->y,
@@ -198,6 +209,7 @@ lm_status lm_cuda_conv2d_backward(lm_tensor *gx, lm_tensor *gw, const lm_tensor 
     float one = 1, zero = 0;
     if (gx) {
         if (!p->found_data) {
+            LM_TRY(not_capturing());
             cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
             int count = 0;
             DNN_TRY(cudnnFindConvolutionBackwardDataAlgorithm(handle, p->w, p->y, p->conv, p->x,
@@ -220,6 +232,7 @@ lm_status lm_cuda_conv2d_backward(lm_tensor *gx, lm_tensor *gw, const lm_tensor 
     }
     if (gw) {
         if (!p->found_filter) {
+            LM_TRY(not_capturing());
             cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
             int count = 0;
             DNN_TRY(cudnnFindConvolutionBackwardFilterAlgorithm(

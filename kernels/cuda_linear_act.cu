@@ -22,7 +22,7 @@ struct ActArgs {
     float alpha;
     float kept;         /* a kept element's mask value, 1 / keep */
     uint32_t threshold; /* a word whose top 24 bits are below it keeps */
-    uint64_t seed, offset;
+    cu_rng rng;
 };
 
 // One thread a Philox block: four elements of a, activated in place, then
@@ -31,7 +31,7 @@ __global__ void act_dropout_kernel(ActArgs j) {
     int64_t blocks = (j.n + 3) / 4;
     CU_GRID_LOOP(b, blocks) {
         lm_philox_block w = {{0, 0, 0, 0}};
-        if (j.mask) w = lm_philox4x32(j.offset + (uint64_t)b, j.seed);
+        if (j.mask) w = cu_philox(j.rng, (uint64_t)b);
         for (int k = 0; k < 4; k++) {
             int64_t e = 4 * b + k;
             if (e >= j.n) break;
@@ -91,8 +91,8 @@ lm_status lm_cuda_linear_act(lm_tensor *y, lm_tensor *a, lm_tensor *mask, const 
     j.alpha = (float)act->alpha;
     j.kept = (float)(1.0 / act->keep);
     j.threshold = lm_bernoulli_threshold(act->keep);
-    j.seed = act->seed;
-    j.offset = act->offset;
+    j.rng = cu_rng{act->seed, act->offset, NULL};
+    if (mask) LM_TRY(cu_rng_at(act->seed, act->offset, &j.rng));
     cu_launch(cu_blocks((j.n + 3) / 4), CU_THREADS, act_dropout_kernel, j);
     CU_LAUNCHED("linear_act");
     return LM_OK;

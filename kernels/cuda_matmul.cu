@@ -4,8 +4,6 @@
 // out = a @ b is computed as out^T = b^T a^T without copies.
 #include "cuda_backend.h"
 
-lm_status lm_cuda_blas_fail(int status, const char *what); /* cuda_backend.cu */
-
 // cuBLAS operation and leading dimension for a (rows x cols) row-major
 // matrix with the given strides, seen as a column-major one.
 static void blas_layout(int64_t cols, int64_t s_row, int64_t s_col, cublasOperation_t *op,

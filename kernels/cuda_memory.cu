@@ -3,8 +3,15 @@
 // Why: cudaMalloc and cudaFree synchronise the device and cost tens of
 // microseconds; a training step allocates the same temporaries every time.
 // Freed blocks are kept per rounded size and handed out again. All work runs
-// on the legacy default stream, so a block freed by the host can be reused by
-// the next launch without an event: the stream orders them.
+// on one stream at a time (the legacy default stream, or a graph's while it
+// is captured, which the legacy stream waits for), so a block freed by the
+// host can be reused by the next launch without an event: the stream orders
+// them.
+//
+// A captured CUDA graph (cuda_graph.cu) writes at replay into the blocks it
+// was captured with, long after the host freed them: those blocks belong to
+// the graph's pool, which hands them out only within its captures and gives
+// them back to the cache when the graph is destroyed.
 #include <stdio.h>
 #include <string.h>
 
@@ -20,8 +27,23 @@ extern "C" {
 
 namespace {
 
-std::unordered_map<size_t, std::vector<void *>> cached_blocks;
+typedef std::unordered_map<size_t, std::vector<void *>> FreeLists;
+FreeLists cached_blocks;
 lm_memory_stats stats;
+
+// Graph pools: the free blocks of each live pool, the pool of every block
+// allocated or freed during a capture, and the pool being captured into.
+std::unordered_map<int, FreeLists> pools;
+std::unordered_map<void *, int> pool_of;
+int capture_pool, last_pool;
+
+void *take(FreeLists &lists, size_t size) {
+    auto found = lists.find(size);
+    if (found == lists.end() || found->second.empty()) return NULL;
+    void *p = found->second.back();
+    found->second.pop_back();
+    return p;
+}
 
 // 512-byte granules below 1 MiB, whole MiB above: small waste, many hits.
 size_t round_size(size_t bytes) {
@@ -48,11 +70,9 @@ extern "C" void *lm_cuda_alloc(size_t bytes) {
     size_t size = round_size(bytes);
     stats.allocations++;
     stats.allocated_total += size;
-    auto found = cached_blocks.find(size);
-    void *p = NULL;
-    if (found != cached_blocks.end() && !found->second.empty()) {
-        p = found->second.back();
-        found->second.pop_back();
+    /* while a graph is captured, only its pool's blocks (or new ones) */
+    void *p = take(capture_pool ? pools[capture_pool] : cached_blocks, size);
+    if (p) {
         stats.cached_bytes -= size;
         stats.cache_hits++;
     } else {
@@ -78,15 +98,51 @@ extern "C" void *lm_cuda_alloc(size_t bytes) {
     }
     stats.live_bytes += size;
     if (stats.live_bytes > stats.peak_bytes) stats.peak_bytes = stats.live_bytes;
+    if (capture_pool) pool_of[p] = capture_pool;
     return p;
 }
 
 extern "C" void lm_cuda_free(void *ptr, size_t bytes) {
     if (!ptr) return;
     size_t size = round_size(bytes);
-    cached_blocks[size].push_back(ptr);
     stats.live_bytes -= size;
     stats.cached_bytes += size;
+    /* a block freed during a capture joins its pool, wherever it came from:
+     * the graph may read it at replay */
+    if (capture_pool) pool_of[ptr] = capture_pool;
+    auto owner = pool_of.find(ptr);
+    if (owner != pool_of.end()) {
+        auto pool = pools.find(owner->second);
+        if (pool != pools.end()) {
+            pool->second[size].push_back(ptr);
+            return;
+        }
+        pool_of.erase(owner); /* its graph is gone */
+    }
+    cached_blocks[size].push_back(ptr);
+}
+
+extern "C" int lm_cuda_pool_begin(void) {
+    capture_pool = ++last_pool;
+    pools[capture_pool];
+    return capture_pool;
+}
+
+extern "C" void lm_cuda_pool_end(void) {
+    capture_pool = 0;
+}
+
+// The graph is gone: its free blocks go to the cache, and its blocks still
+// held go there when freed.
+extern "C" void lm_cuda_pool_release(int pool) {
+    auto found = pools.find(pool);
+    if (found == pools.end()) return;
+    for (auto &list : found->second)
+        for (void *p : list.second) {
+            pool_of.erase(p);
+            cached_blocks[list.first].push_back(p);
+        }
+    pools.erase(found);
 }
 
 extern "C" void lm_cuda_empty_cache(void) {
@@ -118,6 +174,11 @@ int next_staging;
 lm_status lm_cuda_upload(lm_tensor *dst, const void *host) {
     size_t bytes = (size_t)lm_tensor_numel(dst) * 4;
     if (!bytes) return LM_OK;
+    if (cu_stream)
+        return lm_fail(LM_ERR_STATE,
+                       "host data sent to the GPU inside a CUDA graph capture (a replay would "
+                       "send the same bytes again): make the tensor on the device before "
+                       "capturing, and copy_ new values into it before each replay");
     Staging &st = staging[next_staging];
     next_staging ^= 1;
     if (!st.done)
@@ -132,15 +193,20 @@ lm_status lm_cuda_upload(lm_tensor *dst, const void *host) {
         st.bytes = bytes;
     }
     memcpy(st.host, host, bytes);
-    CU_TRY(cudaMemcpyAsync(cu_f32(dst), st.host, bytes, cudaMemcpyHostToDevice, 0),
+    CU_TRY(cudaMemcpyAsync(cu_f32(dst), st.host, bytes, cudaMemcpyHostToDevice, cu_stream),
            "upload to the GPU");
-    CU_TRY(cudaEventRecord(st.done, 0), "upload event");
+    CU_TRY(cudaEventRecord(st.done, cu_stream), "upload event");
     st.pending = true;
     return LM_OK;
 }
 
 lm_status lm_cuda_download(void *host, const lm_tensor *src) {
     size_t bytes = (size_t)lm_tensor_numel(src) * 4;
+    if (cu_stream)
+        return lm_fail(LM_ERR_STATE,
+                       "a GPU tensor read by the host inside a CUDA graph capture (item, "
+                       "totable, to('cpu'), printing): nothing has run yet while capturing; "
+                       "read it after a replay");
     CU_TRY(cudaMemcpy(host, cu_f32(src), bytes, cudaMemcpyDeviceToHost), "download from the GPU");
     return LM_OK;
 }

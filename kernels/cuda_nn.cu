@@ -226,9 +226,12 @@ __device__ __forceinline__ void optim_update(const OptimArgs &p, float *w, const
     }
 }
 
-__global__ void optim_kernel(OptimArgs p, float *w, const float *g, float *s1, float *s2,
-                             int64_t n) {
-    CU_GRID_LOOP(i, n) optim_update(p, w, g, s1, s2, i);
+// `live`: inside a CUDA graph, the settings in device memory that each
+// replay writes first (the rate and the step's bias corrections change)
+__global__ void optim_kernel(OptimArgs p, const OptimArgs *live, float *w, const float *g,
+                             float *s1, float *s2, int64_t n) {
+    const OptimArgs &q = live ? *live : p;
+    CU_GRID_LOOP(i, n) optim_update(q, w, g, s1, s2, i);
 }
 
 // Many parameters in one launch: block b works on the tensor whose range of
@@ -244,13 +247,18 @@ struct ManyArgs {
     int first_block[MANY_PER_LAUNCH + 1];
 };
 
-__global__ void optim_many_kernel(OptimArgs p, ManyArgs m) {
+__global__ void optim_many_kernel(OptimArgs p, const OptimArgs *live, ManyArgs m) {
+    const OptimArgs &q = live ? *live : p;
     int t = 0;
     while (t + 1 < m.count && (int)blockIdx.x >= m.first_block[t + 1]) t++;
     int64_t begin = (int64_t)(blockIdx.x - m.first_block[t]) * MANY_BLOCK_ELEMS;
     int64_t end = begin + MANY_BLOCK_ELEMS < m.n[t] ? begin + MANY_BLOCK_ELEMS : m.n[t];
     for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x)
-        optim_update(p, m.w[t], m.g[t], m.s1[t], m.s2[t], i);
+        optim_update(q, m.w[t], m.g[t], m.s1[t], m.s2[t], i);
+}
+
+__global__ void set_optim_args(OptimArgs *slot, OptimArgs a) {
+    *slot = a;
 }
 
 } // namespace
@@ -358,12 +366,31 @@ static OptimArgs optim_args(const lm_optim_params *p) {
     return a;
 }
 
+// The device copy of a launch's settings inside a CUDA graph (NULL outside
+// one), or while a replay is prepared (*refreshed) the slot of the next
+// captured launch, given this step's settings instead of launching.
+static lm_status graph_slot(const OptimArgs &a, OptimArgs **slot, bool *refreshed) {
+    void *p = NULL;
+    *slot = NULL;
+    LM_TRY(lm_cuda_graph_slot(sizeof(OptimArgs), &p, refreshed));
+    *slot = (OptimArgs *)p;
+    if (*refreshed) {
+        cu_launch(1, 1, set_optim_args, *slot, a);
+        CU_LAUNCHED("optimizer step (a CUDA graph's settings)");
+    }
+    return LM_OK;
+}
+
 lm_status lm_cuda_optim_step(const lm_optim_params *p, lm_tensor *param, const lm_tensor *grad,
                              lm_tensor *s1, lm_tensor *s2) {
     OptimArgs a = optim_args(p);
     int64_t n = lm_tensor_numel(param);
     if (!n) return LM_OK;
-    cu_launch(cu_blocks(n), CU_THREADS, optim_kernel, a, cu_f32(param), cu_f32(grad),
+    OptimArgs *live;
+    bool refreshed;
+    LM_TRY(graph_slot(a, &live, &refreshed));
+    if (refreshed) return LM_OK;
+    cu_launch(cu_blocks(n), CU_THREADS, optim_kernel, a, live, cu_f32(param), cu_f32(grad),
               s1 ? cu_f32(s1) : NULL, s2 ? cu_f32(s2) : NULL, n);
     CU_LAUNCHED("optimizer step");
     return LM_OK;
@@ -394,7 +421,11 @@ lm_status lm_cuda_optim_step_many(const lm_optim_params *p, int n, lm_tensor *co
         }
         if (!m.count) continue;
         m.first_block[m.count] = blocks;
-        cu_launch(blocks, CU_THREADS, optim_many_kernel, a, m);
+        OptimArgs *live;
+        bool refreshed;
+        LM_TRY(graph_slot(a, &live, &refreshed));
+        if (refreshed) continue;
+        cu_launch(blocks, CU_THREADS, optim_many_kernel, a, live, m);
         CU_LAUNCHED("optimizer step");
     }
     return LM_OK;

@@ -16,7 +16,7 @@ struct RandomJob {
     lm_iter it; /* over out, in its own row-major order */
     float *out;
     int kind;
-    uint64_t seed, offset;
+    cu_rng rng;
     double p0, p1;
     uint32_t threshold;
     bool flat;
@@ -40,7 +40,7 @@ __global__ void random_kernel(RandomJob j, int64_t n) {
     int64_t blocks = (n + per_block - 1) / per_block;
     float value = (float)j.p1, lo = (float)j.p0, span = (float)(j.p1 - j.p0);
     CU_GRID_LOOP(b, blocks) {
-        lm_philox_block w = lm_philox4x32(j.offset + (uint64_t)b, j.seed);
+        lm_philox_block w = cu_philox(j.rng, (uint64_t)b);
         for (int k = 0; k < per_block; k++) {
             int64_t e = b * per_block + k;
             if (e >= n) break;
@@ -74,8 +74,7 @@ static lm_status random_launch(lm_random_kind kind, lm_tensor *out, uint64_t see
     lm_iter_init_ordered(&j.it, out); /* element i is always counter i */
     j.out = cu_f32(out);
     j.kind = kind;
-    j.seed = seed;
-    j.offset = offset;
+    LM_TRY(cu_rng_at(seed, offset, &j.rng));
     j.p0 = p0;
     j.p1 = p1;
     /* (only a Bernoulli draw has one: p0 is a mean or a bound otherwise, and

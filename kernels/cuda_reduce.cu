@@ -176,7 +176,7 @@ lm_status reduce_all(lm_reduce_op op, lm_tensor *out, lm_tensor *indices, const 
     if (op == LM_VAR) {
         cu_launch(blocks, CU_THREADS, all_partials, it, cu_ref_of(x), LM_SUM, NULL, n, parts);
         cu_launch(1, 32, all_finish, parts, blocks, LM_SUM, cu_ref_of(out), NULL, n, false);
-        cudaMemcpyAsync(mean, parts, sizeof(Partial), cudaMemcpyDeviceToDevice);
+        cudaMemcpyAsync(mean, parts, sizeof(Partial), cudaMemcpyDeviceToDevice, cu_stream);
     }
     cu_launch(blocks, CU_THREADS, all_partials, it, cu_ref_of(x), op, op == LM_VAR ? mean : NULL, n,
               parts);

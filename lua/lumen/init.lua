@@ -74,6 +74,7 @@ lm.train = require 'lumen.train'
 lm.introspect = require 'lumen.introspect'
 lm.explain = require 'lumen.explain'
 lm.dist = require 'lumen.dist'
+lm.cuda.graph = require('lumen.cuda_graph').graph
 lm.evaluate = lm.train.evaluate
 
 --- Prints the reference entry of a function, method or module (lumen.help).

@@ -56,7 +56,17 @@ static inline double2 make_double2(double x, double y) {
 
 /* ---- the runtime calls the kernels' host code makes ---- */
 typedef int cudaError_t;
-enum { cudaSuccess = 0, cudaErrorMemoryAllocation = 2, cudaErrorLaunchFailure = 719 };
+enum {
+    cudaSuccess = 0,
+    cudaErrorMemoryAllocation = 2,
+    cudaErrorInvalidValue = 1,
+    cudaErrorLaunchFailure = 719,
+    cudaErrorStreamCaptureUnsupported = 900,
+    cudaErrorStreamCaptureInvalidated = 901,
+    cudaErrorStreamCaptureImplicit = 906
+};
+typedef struct cu_emu_stream *cudaStream_t;
+enum cudaStreamCaptureMode { cudaStreamCaptureModeGlobal = 0, cudaStreamCaptureModeRelaxed = 2 };
 enum cudaMemcpyKind {
     cudaMemcpyHostToDevice = 1,
     cudaMemcpyDeviceToHost = 2,
@@ -158,6 +168,27 @@ inline uint64_t exchange[1024]; /* a shuffle's values, by thread */
 inline char error[256];         /* the first launch failure, until read */
 inline char reported[256];      /* the one cudaGetLastError returned last */
 inline int sms = 4; /* what the emulated device reports: few, so that work splits show */
+
+/* Stream capture: while `capturing` names a stream, work queued on it is
+ * recorded, not run (as CUDA records a graph's nodes); work on any other
+ * stream, or a call that waits for the device, breaks the capture, as
+ * CUDA's does, and the first such call is kept to say why. */
+inline cudaStream_t capturing;
+inline std::vector<std::function<void()>> recorded;
+inline char broken[256];
+inline cudaStream_t blas_stream; /* the stream cuBLAS's handle was given */
+inline void break_capture(const char *why) {
+    if (capturing && !broken[0]) snprintf(broken, sizeof broken, "%s", why);
+}
+/* True when f was recorded for the capture instead of being run now. */
+template <typename F> inline bool deferred(cudaStream_t stream, F f) {
+    if (!capturing) return false;
+    if (stream != capturing)
+        break_capture("work queued on another stream than the one being captured");
+    else
+        recorded.push_back(f);
+    return true;
+}
 } // namespace cu_emu
 
 inline uint3 threadIdx, blockIdx;
@@ -171,19 +202,51 @@ static inline cudaError_t cudaGetLastError(void) {
     return cudaErrorLaunchFailure;
 }
 static inline const char *cudaGetErrorString(cudaError_t err) {
-    return err == cudaErrorMemoryAllocation ? "out of memory (emulated)" : cu_emu::reported;
+    switch (err) {
+    case cudaErrorMemoryAllocation:
+        return "out of memory (emulated)";
+    case cudaErrorInvalidValue:
+        return "invalid argument (emulated)";
+    case cudaErrorStreamCaptureUnsupported:
+        return "operation not permitted when stream is capturing (emulated)";
+    case cudaErrorStreamCaptureInvalidated:
+        return "operation failed due to a previous error during capture (emulated)";
+    case cudaErrorStreamCaptureImplicit:
+        return "operation would make the legacy stream depend on a capturing blocking stream "
+               "(emulated)";
+    default:
+        return cu_emu::reported;
+    }
 }
 static inline const char *cudaGetErrorName(cudaError_t err) {
-    return err == cudaErrorMemoryAllocation ? "cudaErrorMemoryAllocation (emulated)"
-                                            : "cudaErrorLaunchFailure (emulated)";
+    switch (err) {
+    case cudaErrorMemoryAllocation:
+        return "cudaErrorMemoryAllocation (emulated)";
+    case cudaErrorInvalidValue:
+        return "cudaErrorInvalidValue (emulated)";
+    case cudaErrorStreamCaptureUnsupported:
+        return "cudaErrorStreamCaptureUnsupported (emulated)";
+    case cudaErrorStreamCaptureInvalidated:
+        return "cudaErrorStreamCaptureInvalidated (emulated)";
+    case cudaErrorStreamCaptureImplicit:
+        return "cudaErrorStreamCaptureImplicit (emulated)";
+    default:
+        return "cudaErrorLaunchFailure (emulated)";
+    }
 }
 static inline cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind,
-                                          int stream = 0) {
-    (void)stream;
+                                          cudaStream_t stream = 0) {
+    if (cu_emu::deferred(stream, [=] { memmove(dst, src, bytes); })) return cudaSuccess;
     memmove(dst, src, bytes);
     return cudaSuccess;
 }
+/* (on the legacy stream, which waits for every blocking stream: during a
+ * capture that is the implicit dependency CUDA refuses) */
 static inline cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind) {
+    if (cu_emu::capturing) {
+        cu_emu::break_capture("a synchronous cudaMemcpy (it waits for the capturing stream)");
+        return cudaErrorStreamCaptureImplicit;
+    }
     memmove(dst, src, bytes);
     return cudaSuccess;
 }
@@ -216,6 +279,10 @@ static inline cudaError_t cudaSetDevice(int) {
     return cudaSuccess;
 }
 static inline cudaError_t cudaDeviceSynchronize(void) {
+    if (cu_emu::capturing) {
+        cu_emu::break_capture("cudaDeviceSynchronize");
+        return cudaErrorStreamCaptureUnsupported;
+    }
     return cudaSuccess;
 }
 static inline cudaError_t cudaMalloc(void **p, size_t bytes) {
@@ -241,11 +308,69 @@ static inline cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned) {
     *e = (cudaEvent_t)&one_event;
     return cudaSuccess;
 }
-static inline cudaError_t cudaEventRecord(cudaEvent_t, int stream = 0) {
-    (void)stream;
+static inline cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t stream = 0) {
+    if (cu_emu::capturing && stream != cu_emu::capturing) {
+        cu_emu::break_capture("cudaEventRecord on the legacy stream");
+        return cudaErrorStreamCaptureImplicit;
+    }
     return cudaSuccess;
 }
 static inline cudaError_t cudaEventSynchronize(cudaEvent_t) {
+    return cudaSuccess;
+}
+
+/* Streams and graphs: a graph is the list of recorded work, run in order. */
+struct cu_emu_stream {
+    int unused;
+};
+struct cu_emu_graph {
+    std::vector<std::function<void()>> nodes;
+};
+typedef cu_emu_graph *cudaGraph_t;
+typedef cu_emu_graph *cudaGraphExec_t;
+static inline cudaError_t cudaStreamCreate(cudaStream_t *stream) {
+    *stream = new cu_emu_stream();
+    return cudaSuccess;
+}
+static inline cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode) {
+    if (!stream || cu_emu::capturing) return cudaErrorStreamCaptureUnsupported;
+    cu_emu::capturing = stream;
+    cu_emu::recorded.clear();
+    cu_emu::broken[0] = 0;
+    return cudaSuccess;
+}
+static inline cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *graph) {
+    *graph = NULL;
+    if (stream != cu_emu::capturing) return cudaErrorInvalidValue;
+    cu_emu::capturing = NULL;
+    if (cu_emu::broken[0]) {
+        snprintf(cu_emu::reported, sizeof cu_emu::reported, "%s", cu_emu::broken);
+        cu_emu::recorded.clear();
+        return cudaErrorStreamCaptureInvalidated;
+    }
+    *graph = new cu_emu_graph{std::move(cu_emu::recorded)};
+    cu_emu::recorded.clear();
+    return cudaSuccess;
+}
+static inline cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph,
+                                               unsigned long long) {
+    *exec = new cu_emu_graph(*graph);
+    return cudaSuccess;
+}
+static inline cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
+    if (cu_emu::deferred(stream, [=] {
+            for (auto &node : exec->nodes) node();
+        }))
+        return cudaSuccess;
+    for (auto &node : exec->nodes) node();
+    return cudaSuccess;
+}
+static inline cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+    delete graph;
+    return cudaSuccess;
+}
+static inline cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+    delete exec;
     return cudaSuccess;
 }
 
@@ -265,6 +390,12 @@ extern "C" inline void cu_emu_free(void *p, size_t) {
 }
 inline lm_status cu_emu_fail(cudaError_t, const char *what) {
     return lm_fail(LM_ERR_DEVICE, "emulated CUDA error in %s: %s", what, cu_emu::reported);
+}
+/* a kernel file's test captures no graphs (cuda_graph.cu is not in it) */
+inline lm_status lm_cuda_graph_slot(size_t, void **slot, bool *refreshed) {
+    *slot = NULL;
+    *refreshed = false;
+    return LM_OK;
 }
 #endif
 
@@ -421,8 +552,15 @@ struct cu_emu_keep_subnormals {
 #endif
 };
 
-/* kernel<<<grid, block>>>(args) as cu_launch calls it here */
-template <typename F> static inline void cu_emulate(dim3 grid, dim3 block, F kernel) {
+/* kernel<<<grid, block, 0, stream>>>(args) as cu_launch calls it here:
+ * run now, or recorded while the stream is captured */
+template <typename F> static inline void cu_emulate_now(dim3 grid, dim3 block, F kernel);
+template <typename F>
+static inline void cu_emulate(dim3 grid, dim3 block, cudaStream_t stream, F kernel) {
+    if (cu_emu::deferred(stream, [=] { cu_emulate_now(grid, block, kernel); })) return;
+    cu_emulate_now(grid, block, kernel);
+}
+template <typename F> static inline void cu_emulate_now(dim3 grid, dim3 block, F kernel) {
     cu_emu_keep_subnormals subnormals;
     if (block.x * block.y * block.z > 1024) {
         cu_emu::fail("more than 1024 threads a block");

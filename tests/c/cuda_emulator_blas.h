@@ -37,6 +37,10 @@ inline cublasStatus_t cu_emu_blas_create(cublasHandle_t *h) {
 inline cublasStatus_t cu_emu_blas_set_math_mode(cublasHandle_t, cublasMath_t) {
     return CUBLAS_STATUS_SUCCESS;
 }
+inline cublasStatus_t cu_emu_blas_set_stream(cublasHandle_t, cudaStream_t stream) {
+    cu_emu::blas_stream = stream;
+    return CUBLAS_STATUS_SUCCESS;
+}
 inline const char *cu_emu_blas_status(cublasStatus_t s) {
     return s == CUBLAS_STATUS_SUCCESS ? "success (emulated)" : "invalid value (emulated)";
 }
@@ -60,6 +64,15 @@ inline cublasStatus_t cu_emu_sgemm(cublasHandle_t, cublasOperation_t ta, cublasO
                                    const float *b, int ldb, const float *beta, float *c, int ldc) {
     if (!cu_emu_gemm_args_ok(ta, tb, m, n, k, lda, ldb, ldc)) return CUBLAS_STATUS_INVALID_VALUE;
     if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
+    /* under capture, recorded with alpha and beta as they are now (cuBLAS
+     * reads host scalars when called) */
+    float al = *alpha, be = *beta;
+    if (cu_emu::deferred(cu_emu::blas_stream, [=] {
+            cblas_sgemm(CblasColMajor, ta == CUBLAS_OP_N ? CblasNoTrans : CblasTrans,
+                        tb == CUBLAS_OP_N ? CblasNoTrans : CblasTrans, m, n, k, al, a, lda, b, ldb,
+                        be, c, ldc);
+        }))
+        return CUBLAS_STATUS_SUCCESS;
     cblas_sgemm(CblasColMajor, ta == CUBLAS_OP_N ? CblasNoTrans : CblasTrans,
                 tb == CUBLAS_OP_N ? CblasNoTrans : CblasTrans, m, n, k, *alpha, a, lda, b, ldb,
                 *beta, c, ldc);

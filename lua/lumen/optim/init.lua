@@ -75,6 +75,7 @@ function Optimizer:step()
   -- gradient (a Lua read of p.grad would keep it alive after zero_grad),
   -- skips the parameters without one, and counts each parameter's updates
   -- in s.param_steps. A refused step changes nothing.
+  if lm.cuda.capturing() then require('lumen.cuda_graph').captured_step(self) end
   local ok, err = pcall(lm._optim_step_all, s, self.params, self.state, s.param_steps)
   if not ok then error(err, 2) end
   s.step = s.step + 1
