@@ -52,7 +52,6 @@ static int g_replay(lua_State *L) {
     return 0;
 }
 
-
 /* g:free() gives its device memory back now; the collector does it too */
 static int g_free(lua_State *L) {
     graph_ud *u = luaL_checkudata(L, 1, GRAPH_MT);

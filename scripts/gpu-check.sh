@@ -82,6 +82,11 @@ for m in $models; do
   rc=$?
   tail -3 "$OUT/lumen_$m.log" | tee -a "$OUT/bench.txt"
   [ $rc -eq 0 ] || stage_failed "lumen $m" $rc
+  # the same epochs as replays of one captured CUDA graph (lm.cuda.graph)
+  lumen "$(limit 90)" bench/gpu_epoch.lua $m cuda 2 float32 graph > "$OUT/lumen_graph_$m.log" 2>&1
+  rc=$?
+  tail -3 "$OUT/lumen_graph_$m.log" | tee -a "$OUT/bench.txt"
+  [ $rc -eq 0 ] || stage_failed "lumen $m graph" $rc
   # one line per variant (eager, pinned, resident, graph), then "torch" (eager) and "torch-best"
   timeout "$(limit 150)" python3 bench/gpu_epoch_torch.py $m 2 > "$OUT/torch_$m.log" 2>&1
   rc=$?
@@ -102,6 +107,10 @@ for m in $models; do
   ratio=$(awk -v l="$l" -v t="$t" 'BEGIN { if (l > 0 && t > 0) printf "%.2f", l / t; else print "n/a" }')
   ratio_b=$(awk -v l="$l" -v t="$b" 'BEGIN { if (l > 0 && t > 0) printf "%.2f", l / t; else print "n/a" }')
   echo "$m epoch (batch 128): lumen ${l:-?} s, torch eager ${t:-?} s, lumen/torch-eager $ratio; torch best ${b:-?} s (${bv:-?}), lumen/torch-best $ratio_b"
+  lg=$(awk -v m=$m '$1=="lumen-graph" && $2==m {print $5}' "$OUT/bench.txt")
+  [ -n "$lg" ] || stage_failed "lumen $m graph: no result line" 0
+  ratio_g=$(awk -v l="$lg" -v t="$b" 'BEGIN { if (l > 0 && t > 0) printf "%.2f", l / t; else print "n/a" }')
+  echo "$m epoch as CUDA graph replays: lumen ${lg:-?} s, lumen-graph/torch-best $ratio_g"
 done
 if [ "${1:-}" = autocast ]; then
   l32=$(awk '$1=="lumen" && $2=="resnet18" && $NF!="bfloat16" {print $5}' "$OUT/bench.txt")

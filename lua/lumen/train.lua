@@ -13,6 +13,7 @@
 --     on_validate = function(record, run) end,   -- after each validation (recorders hook in here)
 --     distributed = true,           -- data parallel over lm.dist (mpirun -n K): batch_size per process
 --     read_every = 32,              -- steps between reads of the loss from a GPU (default: 1 on the CPU, 32 on a GPU)
+--     graph = false,                -- GPU: each step a replay of one captured CUDA graph (lm.cuda.graph)
 --   }
 --
 -- Validation runs at the end of every epoch, or of every schedule cycle when
@@ -32,6 +33,14 @@
 -- Dropout masks and input noise are drawn as one process draws them for the
 -- global batch, so the run takes that process's steps (up to the order of
 -- floating-point sums).
+--
+-- With graph = true (one process, the model on a GPU) the first step runs
+-- as usual and the second is captured as a CUDA graph (forward, loss,
+-- backward, optimiser step); every later step of the same batch shape copies
+-- its batch into the graph's inputs and replays it, one launch instead of
+-- one per kernel, with the numbers of the uncaptured steps (dropout, the
+-- schedule's rate and Adam's bias corrections go on as they would). A batch
+-- of another shape (an epoch's last) takes the ordinary step.
 local lm = require 'lumen'
 local json = require 'lumen.json'
 local Progress = require 'lumen.progress'
@@ -265,6 +274,15 @@ function train.run(opts)
     error("train: read_every must be a positive integer (steps between reads of the loss), got "
       .. tostring(opts.read_every), 2)
   end
+  if opts.graph ~= nil and type(opts.graph) ~= "boolean" then
+    error("train: graph must be true or false, got " .. tostring(opts.graph), 2)
+  end
+  if opts.graph and device ~= "cuda" then
+    error("train: graph = true captures CUDA graphs: it needs the model on a GPU, not on " .. device, 2)
+  end
+  if opts.graph and dist and world > 1 then
+    error("train: graph = true is for one process (the gradients' averaging over ranks is not captured)", 2)
+  end
   local read_pending -- (defined in the loop's scope, beside the running sums)
   lm._catch_interrupt(true)
   local ok, err = pcall(function()
@@ -293,7 +311,8 @@ function train.run(opts)
       for i, step in ipairs(pending) do
         local lv = losses[i]
         if lv ~= lv or lv == math.huge or lv == -math.huge then
-          local after = pending[#pending].iteration - step.iteration -- steps applied since (read_every > 1)
+          -- steps applied since (read_every > 1), and the step itself when a graph applied it at once
+          local after = pending[#pending].iteration - step.iteration + (step.applied and 1 or 0)
           pending = {}
           error(string.format("train: the loss became %s at iteration %d; stopping (the last checkpoint is kept%s)",
             lv ~= lv and "nan" or tostring(lv), step.iteration,
@@ -305,6 +324,45 @@ function train.run(opts)
         running_correct = running_correct + hits[i]
       end
       pending = {}
+    end
+    -- graph = true: the step as a replay of a CUDA graph captured at the
+    -- second step of the first batch shape (the first ran uncaptured, for
+    -- the optimiser's state and cuDNN's plans); true when it took the step
+    local graph_step
+    local function same_shape(a, b)
+      local sa, sb = a:shape(), b:shape()
+      if #sa ~= #sb then return false end
+      for i = 1, #sa do if sa[i] ~= sb[i] then return false end end
+      return true
+    end
+    if opts.graph then
+      local g, gx, gy, gloss, ghits, warm
+      graph_step = function(x, y)
+        if not warm then warm = true return false end
+        if not g then
+          gx, gy = x:to(device), y:to(device)
+          g, gloss, ghits = lm.cuda.graph(function()
+            optimizer:zero_grad()
+            local output = lm.autocast(autocast or false, model, gx)
+            local l = loss(output, gy)
+            local hits = lm.no_grad(function() return output:argmax(2):eq(gy):sum() end)
+            l:backward()
+            optimizer:step()
+            return l:detach(), hits
+          end)
+        elseif not same_shape(x, gx) or not same_shape(y, gy) then
+          return false
+        else
+          gx:copy_(x)
+          gy:copy_(y)
+        end
+        g:replay()
+        -- copies: the next replay overwrites the graph's own
+        pending[#pending + 1] = {loss = gloss:clone(), hits = ghits:clone(), n = x:size(1),
+          iteration = run.iteration + 1, applied = true}
+        if #pending >= read_every then read_pending() end
+        return true
+      end
     end
     local progress = Progress.new(stretch_label(#run.history + 1), period, progress_opts)
     local t_phase = lm.clock()
@@ -318,25 +376,27 @@ function train.run(opts)
         epoch_iter = loader:epoch_iter(run.batch + 1) -- resumes mid-epoch without redrawing
       end
       local x, y = epoch_iter()
-      if device ~= "cpu" then x, y = x:to(device), y:to(device) end
       run.batch = run.batch + 1
-      optimizer:zero_grad()
       -- in the recorded precision whatever the state's mode is now
       local forward = function(input) return lm.autocast(autocast or false, model, input) end
-      local output
-      if dist and world > 1 then -- dropout masks as one process draws them for the global batch
-        output = dist.global_batch_random(loader.batch_first, loader.batch_total, function() return forward(x) end,
-          x:size(1))
-      else
-        output = forward(x)
+      if not (graph_step and graph_step(x, y)) then -- the ordinary step
+        if device ~= "cpu" then x, y = x:to(device), y:to(device) end
+        optimizer:zero_grad()
+        local output
+        if dist and world > 1 then -- dropout masks as one process draws them for the global batch
+          output = dist.global_batch_random(loader.batch_first, loader.batch_total, function() return forward(x) end,
+            x:size(1))
+        else
+          output = forward(x)
+        end
+        local l = loss(output, y)
+        pending[#pending + 1] = {loss = l:detach(), n = x:size(1), iteration = run.iteration + 1,
+          hits = lm.no_grad(function() return output:argmax(2):eq(y):sum() end)}
+        if #pending >= read_every then read_pending() end -- every step on the CPU: before the step applies it
+        l:backward()
+        if dist then dist.average_gradients(model) end
+        optimizer:step()
       end
-      local l = loss(output, y)
-      pending[#pending + 1] = {loss = l:detach(), n = x:size(1), iteration = run.iteration + 1,
-        hits = lm.no_grad(function() return output:argmax(2):eq(y):sum() end)}
-      if #pending >= read_every then read_pending() end -- every step on the CPU: before the step applies it
-      l:backward()
-      if dist then dist.average_gradients(model) end
-      optimizer:step()
       run.iteration = run.iteration + 1
       if schedule then schedule:step() end
       collectgarbage("step") -- hand this step's temporaries back to the allocator

@@ -105,6 +105,50 @@ describe("lm.cuda.graph", function()
     eq((x * 2):to('cpu'):totable()[1], x:to('cpu'):totable()[1] * 2, "eager work goes on")
   end)
 
+  it("lm.train{graph = true} trains as without: a schedule, validation, an epoch's short last batch", function()
+    local function run(graph)
+      lm.manual_seed(3)
+      local x = lm.rand(300, 20)
+      local y = (x:narrow(2, 1, 1):gt(0.5):int() + 1):view(300)
+      local net = lm.models.net1{inputs = 20, hidden = 16, layers = 2, classes = 2}:to('cuda')
+      local opt = lm.optim.Adam(net:parameters(), {lr = 1e-2})
+      local clr = lm.optim.CyclicLR(opt, {min = 1e-3, max = 1e-2, period = 10})
+      local history = lm.train{model = net, optimizer = opt, schedule = clr, train = {x = x, y = y},
+        val = {x = x, y = y}, epochs = 3, batch_size = 32, quiet = true, graph = graph, read_every = 4}
+      return history, net
+    end
+    local plain, plain_net = run(false)
+    local replayed, net = run(true)
+    for i = 1, 3 do
+      for _, k in ipairs{"train_loss", "val_loss", "train_accuracy", "val_accuracy"} do
+        truthy(math.abs(replayed[i][k] - plain[i][k]) <= 1e-5 * math.abs(plain[i][k]),
+          string.format("epoch %d %s: %.7g with the graph, %.7g without", i, k, replayed[i][k], plain[i][k]))
+      end
+    end
+    local w, ref = net[1].weight:to('cpu'), plain_net[1].weight:to('cpu')
+    truthy((w - ref):abs():max():item() <= 1e-5 * ref:abs():max():item(), "the first layer's weights")
+  end)
+
+  it("lm.train{graph = true} stops at a NaN naming its iteration, counting the step it applied", function()
+    local function run(graph)
+      lm.manual_seed(5)
+      local x = lm.rand(320, 20)
+      x[200][3] = 0 / 0 -- one bad sample: the batch that holds it gives a NaN loss
+      local y = (x:narrow(2, 1, 1):gt(0.5):int() + 1):view(320)
+      local net = lm.models.net1{inputs = 20, hidden = 16, layers = 2, classes = 2}:to('cuda')
+      local ok, err = pcall(lm.train, {model = net, optimizer = lm.optim.Adam(net:parameters(), {lr = 1e-2}),
+        train = {x = x, y = y}, epochs = 2, batch_size = 32, quiet = true, graph = graph, read_every = 4})
+      eq(ok, false, "stopped")
+      local at, more = tostring(err):match("the loss became nan at iteration (%d+).-took (%d+) more step")
+      truthy(at, "the error names the iteration: " .. tostring(err))
+      return tonumber(at), tonumber(more)
+    end
+    local at, more = run(false)
+    local g_at, g_more = run(true)
+    eq(g_at, at, "the same iteration")
+    eq(g_more, more + 1, "a replay applies the step whose loss it read afterwards")
+  end)
+
   it("says so when a replay's optimiser steps differ from the captured ones", function()
     lm.manual_seed(4)
     local lin = lm.nn.Linear(4, 2):to('cuda')

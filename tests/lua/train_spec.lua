@@ -152,6 +152,10 @@ describe("lm.train", function()
     truthy(weights > 0, "the checkpoint holds weights")
     raises(function() lm.train{model = net_c, optimizer = opt_c, train = train_set, read_every = 0} end,
       "train: read_every must be a positive integer (steps between reads of the loss), got 0")
+    raises(function() lm.train{model = net_c, optimizer = opt_c, train = train_set, graph = true} end,
+      "train: graph = true captures CUDA graphs: it needs the model on a GPU, not on cpu")
+    raises(function() lm.train{model = net_c, optimizer = opt_c, train = train_set, graph = 1} end,
+      "train: graph must be true or false, got 1")
     os.execute("rm -rf " .. dir)
   end)
 
