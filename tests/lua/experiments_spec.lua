@@ -251,7 +251,13 @@ describe("experiments", function()
     -- --device cuda without a GPU: refused before any stage, saying why
     local cok, cerr = run_experiment("experiments/introspect_mnist.lua",
       {"--data-dir", dir, "--out", dir .. "/out", "--device", "cuda"})
+    -- --graph on the CPU: refused the same way
+    local gok, gerr = run_experiment("experiments/introspect_mnist.lua",
+      {"--data-dir", dir, "--out", dir .. "/out", "--graph"})
     os.execute("rm -rf " .. dir)
+    eq(gok, false)
+    eq(gerr, "study.mnist: --graph captures the classifier's step as a CUDA graph: it needs --device cuda "
+      .. "and one process")
     if not lm.cuda.available() then
       eq(cok, false)
       eq(cerr, "study.mnist: --device cuda, but " .. lm.cuda.status())

@@ -830,6 +830,9 @@ function study.mnist_defaults()
   return {data = "mnist", seed = 1, threads = 0, out = "", fresh = false, cycles = 25, ae_epochs = 20,
     est_epochs = 20, mmd_weight = 500, subset = 0, trajectory_samples = 500, bandwidths = "0.1,1,10,100,1000",
     data_dir = "", noise_max = 0, record_to = "auto", device = "cpu",
+    -- --graph (with --device cuda): the classifier's steps as replays of a
+    -- CUDA graph (lm.train's graph option; the same numbers)
+    graph = false,
     -- the 2-D estimator: cycles of est_period iterations of a cyclic rate
     -- over [0, 1e-3], at most est_cycles, the best on the validation loss
     -- (the paper's regime); est_epochs is the recording estimator's length
@@ -902,7 +905,7 @@ local function train_net1(o, net, recorder, d, train_set, val_set)
     noise = noise, clip = noise and {0, 1} or nil,
     val = val_set, loss = "mse", early_stopping = {patience = 5}, seed = o.seed,
     batch_size = 128 // ranks, distributed = ranks > 1,
-    out = o.out .. "/classifier_run", resume = true, classes = d.classes,
+    out = o.out .. "/classifier_run", resume = true, classes = d.classes, graph = o.graph,
     on_validate = function()
       snapshots[#snapshots + 1] = (recorder:record(subset_x))
     end}
@@ -941,6 +944,10 @@ function study.mnist(o)
     device = {"cpu", "cuda"}})
   if o.device == "cuda" and not lm.cuda.available() then
     error("study.mnist: --device cuda, but " .. lm.cuda.status(), 0)
+  end
+  if o.graph and (o.device ~= "cuda" or lm.dist.size() > 1) then
+    error("study.mnist: --graph captures the classifier's step as a CUDA graph: it needs --device cuda "
+      .. "and one process", 0)
   end
   if type(o.bandwidths) == "string" and o.bandwidths ~= "" then cli.numbers(o, "bandwidths") end
   if o.threads > 0 then lm.set_num_threads(o.threads) end
