@@ -51,6 +51,8 @@ lm_status lm_cuda_graph_begin(void) {
     if (!lm_cuda_available())
         return lm_fail(LM_ERR_DEVICE, "CUDA graphs need CUDA, which is not available: %s",
                        lm_cuda_status());
+    /* (before the offset is taken: the capture under way owns it) */
+    if (lm_cuda_capturing()) return lm_fail(LM_ERR_STATE, "a CUDA graph is already being captured");
     capture_offset = lm_rng_offset();
     return lm_cuda_capture_begin(lm_rng_seed(), capture_offset);
 }

@@ -47,8 +47,22 @@ void leave_capture(void) {
     capturing = NULL;
 }
 
+// Graphs freed during a capture (the collector runs at any time), destroyed
+// after it: cudaFree and cudaGraphExecDestroy would wait for the device.
+std::vector<lm_cuda_graph *> doomed;
+
+void destroy_now(lm_cuda_graph *g);
+
 void destroy(lm_cuda_graph *g) {
     if (!g) return;
+    if (capturing && g != capturing) {
+        doomed.push_back(g);
+        return;
+    }
+    destroy_now(g);
+}
+
+void destroy_now(lm_cuda_graph *g) {
     if (g->exec) cudaGraphExecDestroy(g->exec);
     if (g->rng) cudaFree(g->rng);
     for (auto &slot : g->slots) cudaFree(slot.first);
@@ -155,6 +169,8 @@ extern "C" lm_status lm_cuda_capture_end(lm_cuda_graph **out, bool abandon) {
     cudaGraph_t graph = NULL;
     cudaError_t err = cudaStreamEndCapture(capture_stream, &graph);
     leave_capture();
+    for (lm_cuda_graph *d : doomed) destroy_now(d);
+    doomed.clear();
     if (err == cudaSuccess && !abandon) err = cudaGraphInstantiate(&g->exec, graph, 0);
     if (graph) cudaGraphDestroy(graph);
     if (abandon || err != cudaSuccess) {

@@ -54,9 +54,11 @@ size_t round_size(size_t bytes) {
 
 void release_cache(void) {
     for (auto &entry : cached_blocks)
-        for (void *p : entry.second) cudaFree(p);
+        for (void *p : entry.second) {
+            cudaFree(p);
+            stats.cached_bytes -= entry.first; /* (a graph's free blocks stay counted) */
+        }
     cached_blocks.clear();
-    stats.cached_bytes = 0;
 }
 
 } // namespace
@@ -77,7 +79,7 @@ extern "C" void *lm_cuda_alloc(size_t bytes) {
         stats.cache_hits++;
     } else {
         cudaError_t err = cudaMalloc(&p, size);
-        if (err != cudaSuccess) {
+        if (err != cudaSuccess && !capture_pool) { /* (no waiting or freeing inside a capture) */
             cudaGetLastError();   /* clear it: out of memory is not sticky */
             lm_run_oom_handler(); /* Lua's collector may free tensors into the cache */
             cudaDeviceSynchronize();
@@ -107,9 +109,9 @@ extern "C" void lm_cuda_free(void *ptr, size_t bytes) {
     size_t size = round_size(bytes);
     stats.live_bytes -= size;
     stats.cached_bytes += size;
-    /* a block freed during a capture joins its pool, wherever it came from:
-     * the graph may read it at replay */
-    if (capture_pool) pool_of[ptr] = capture_pool;
+    /* a live graph's block goes back to its pool; a block freed during a
+     * capture joins the capture's pool, wherever it came from (the graph
+     * may read it at replay) */
     auto owner = pool_of.find(ptr);
     if (owner != pool_of.end()) {
         auto pool = pools.find(owner->second);
@@ -118,6 +120,11 @@ extern "C" void lm_cuda_free(void *ptr, size_t bytes) {
             return;
         }
         pool_of.erase(owner); /* its graph is gone */
+    }
+    if (capture_pool) {
+        pool_of[ptr] = capture_pool;
+        pools[capture_pool][size].push_back(ptr);
+        return;
     }
     cached_blocks[size].push_back(ptr);
 }
@@ -146,6 +153,7 @@ extern "C" void lm_cuda_pool_release(int pool) {
 }
 
 extern "C" void lm_cuda_empty_cache(void) {
+    if (capture_pool) return; /* it would wait for the device: not inside a capture */
     cudaDeviceSynchronize();
     release_cache();
 }

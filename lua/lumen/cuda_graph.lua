@@ -76,11 +76,21 @@ end
 --- Runs the captured work again (after the captured optimisers' host steps).
 function Graph:replay()
   if #self.steps > 0 then
+    -- a failed preparation leaves the step counts as they were
+    local before = {}
+    for _, opt in ipairs(self.steps) do
+      local s = opt.settings
+      before[opt] = before[opt] or {step = s.step, param_steps = table.move(s.param_steps, 1, #opt.params, 1, {})}
+    end
     lm.cuda._graph_refresh_begin(self.handle)
     local ok, err = pcall(function() for _, opt in ipairs(self.steps) do opt:step() end end)
     local ended, end_err = pcall(lm.cuda._graph_refresh_end)
-    if not ok then error(err, 2) end
-    if not ended then error(end_err, 2) end
+    if not (ok and ended) then
+      for opt, b in pairs(before) do
+        opt.settings.step, opt.settings.param_steps = b.step, b.param_steps
+      end
+      error(ok and end_err or err, 2)
+    end
   end
   self.handle:replay()
 end

@@ -39,8 +39,7 @@
 -- backward, optimiser step); every later step of the same batch shape copies
 -- its batch into the graph's inputs and replays it, one launch instead of
 -- one per kernel, with the numbers of the uncaptured steps (dropout, the
--- schedule's rate and Adam's bias corrections go on as they would). A batch
--- of another shape (an epoch's last) takes the ordinary step.
+-- schedule's rate and Adam's bias corrections go on as they would).
 local lm = require 'lumen'
 local json = require 'lumen.json'
 local Progress = require 'lumen.progress'
@@ -284,6 +283,7 @@ function train.run(opts)
     error("train: graph = true is for one process (the gradients' averaging over ranks is not captured)", 2)
   end
   local read_pending -- (defined in the loop's scope, beside the running sums)
+  local release_graph -- graph = true: frees the graph now, not at a collection during someone's capture
   lm._catch_interrupt(true)
   local ok, err = pcall(function()
     local running_loss, running_correct, running_n, carried_seconds, carried_steps = 0, 0, 0, 0, 0
@@ -299,7 +299,9 @@ function train.run(opts)
     -- CPU every step. A NaN or infinite loss is reported at its own
     -- iteration either way, and always before a checkpoint could hold it.
     local pending = {}
-    read_pending = function()
+    -- applied: whether the last pending step's update is in the model already
+    -- (a read after its step, or after a replay), or not yet (a read before it)
+    read_pending = function(applied)
       if #pending == 0 then return end
       local losses, hits = {}, {}
       for i, step in ipairs(pending) do losses[i], hits[i] = step.loss, step.hits end
@@ -311,8 +313,8 @@ function train.run(opts)
       for i, step in ipairs(pending) do
         local lv = losses[i]
         if lv ~= lv or lv == math.huge or lv == -math.huge then
-          -- steps applied since (read_every > 1), and the step itself when a graph applied it at once
-          local after = pending[#pending].iteration - step.iteration + (step.applied and 1 or 0)
+          -- the updates the model took from this step on (read_every > 1)
+          local after = pending[#pending].iteration - step.iteration + (applied and 1 or 0)
           pending = {}
           error(string.format("train: the loss became %s at iteration %d; stopping (the last checkpoint is kept%s)",
             lv ~= lv and "nan" or tostring(lv), step.iteration,
@@ -326,17 +328,12 @@ function train.run(opts)
       pending = {}
     end
     -- graph = true: the step as a replay of a CUDA graph captured at the
-    -- second step of the first batch shape (the first ran uncaptured, for
-    -- the optimiser's state and cuDNN's plans); true when it took the step
+    -- second step (the first ran uncaptured, for the optimiser's state and
+    -- cuDNN's plans); true when it took the step
     local graph_step
-    local function same_shape(a, b)
-      local sa, sb = a:shape(), b:shape()
-      if #sa ~= #sb then return false end
-      for i = 1, #sa do if sa[i] ~= sb[i] then return false end end
-      return true
-    end
     if opts.graph then
       local g, gx, gy, gloss, ghits, warm
+      release_graph = function() if g then g:free() end end
       graph_step = function(x, y)
         if not warm then warm = true return false end
         if not g then
@@ -350,17 +347,15 @@ function train.run(opts)
             optimizer:step()
             return l:detach(), hits
           end)
-        elseif not same_shape(x, gx) or not same_shape(y, gy) then
-          return false
-        else
+        else -- (every batch has the first's shape: the shuffled loader drops a short last one)
           gx:copy_(x)
           gy:copy_(y)
         end
         g:replay()
         -- copies: the next replay overwrites the graph's own
         pending[#pending + 1] = {loss = gloss:clone(), hits = ghits:clone(), n = x:size(1),
-          iteration = run.iteration + 1, applied = true}
-        if #pending >= read_every then read_pending() end
+          iteration = run.iteration + 1}
+        if #pending >= read_every then read_pending(true) end
         return true
       end
     end
@@ -407,7 +402,7 @@ function train.run(opts)
         interrupted = dist.allreduce_(lm.tensor({interrupted and 1 or 0}, 'int32'), 'max')[1] > 0
       end
       local stretch_done = run.iteration % period == 0 or run.iteration == total
-      if interrupted or stretch_done then read_pending() end -- the sums below are whole
+      if interrupted or stretch_done then read_pending(true) end -- the sums below are whole
       if interrupted and not stretch_done then
         -- a stretch cut short is no validation: the resumed run finishes it,
         -- from these sums, and records it as an uninterrupted run would
@@ -474,6 +469,7 @@ function train.run(opts)
     end
   end)
   lm._catch_interrupt(false)
+  if release_graph then release_graph() end
   if not ok then error(err, 0) end
   if run.stopper and run.stopper.best_state then
     run.stopper:restore(model)

@@ -289,7 +289,12 @@ static inline cudaError_t cudaMalloc(void **p, size_t bytes) {
     *p = malloc(bytes ? bytes : 1);
     return *p ? cudaSuccess : cudaErrorMemoryAllocation;
 }
+/* (cudaFree waits for the device: during a capture it breaks it) */
 static inline cudaError_t cudaFree(void *p) {
+    if (cu_emu::capturing && p) {
+        cu_emu::break_capture("cudaFree (it waits for the device)");
+        return cudaErrorStreamCaptureUnsupported;
+    }
     free(p);
     return cudaSuccess;
 }

@@ -105,7 +105,7 @@ describe("lm.cuda.graph", function()
     eq((x * 2):to('cpu'):totable()[1], x:to('cpu'):totable()[1] * 2, "eager work goes on")
   end)
 
-  it("lm.train{graph = true} trains as without: a schedule, validation, an epoch's short last batch", function()
+  it("lm.train{graph = true} trains as without: a schedule, validation between epochs", function()
     local function run(graph)
       lm.manual_seed(3)
       local x = lm.rand(300, 20)
@@ -147,6 +147,75 @@ describe("lm.cuda.graph", function()
     local g_at, g_more = run(true)
     eq(g_at, at, "the same iteration")
     eq(g_more, more + 1, "a replay applies the step whose loss it read afterwards")
+  end)
+
+  it("keeps a live graph's blocks when they are freed during another's capture", function()
+    local x = lm.randn(64, 16):to('cuda')
+    -- a's output, dropped: its block goes back while b is captured, and a's
+    -- replays still write it
+    local a = lm.cuda.graph(function() return x * 3 end)
+    local spare = lm.cuda.graph(function() return x - 1 end)
+    local b = lm.cuda.graph(function()
+      collectgarbage()
+      collectgarbage()
+      spare:free() -- destroyed after the capture: cudaFree would break it
+      return x + 1
+    end)
+    eq(tostring(spare.handle), "[CUDA graph, freed]")
+    b:free()
+    collectgarbage() -- b's output too: b's blocks all go back to the cache
+    local others = {}
+    for i = 1, 8 do others[i] = lm.full({64, 16}, i, 'float32', 'cuda') end
+    a:replay()
+    for i = 1, 8 do eq(others[i]:to('cpu'):min():item(), i, "tensor " .. i .. " untouched by a's replay") end
+    a:free()
+    -- emptying the cache leaves a live graph's free blocks, and their count
+    local c = lm.cuda.graph(function() return ((x * 2 + 1) * 3):exp() end) -- temporaries: free in its pool
+    collectgarbage()
+    lm.cuda.empty_cache()
+    c:free()
+    local again = {}
+    for i = 1, 6 do again[i] = x * i end
+    eq(#again, 6)
+    truthy(lm.cuda.memory_stats().cached_bytes >= 0,
+      "cached bytes after the graph's blocks were reused: " .. lm.cuda.memory_stats().cached_bytes)
+  end)
+
+  it("refuses a capture inside a capture without moving the random stream", function()
+    local x = lm.ones(16, 'cuda')
+    lm.manual_seed(2)
+    local _, before = lm.rng_state()
+    local inner
+    local g, y = lm.cuda.graph(function()
+      inner = select(2, pcall(lm.cuda.graph, function() end))
+      return F.dropout(x, 0.5, true)
+    end)
+    truthy(tostring(inner):find("already being captured", 1, true), "the inner capture refused: " .. tostring(inner))
+    eq(select(2, lm.rng_state()), before, "capture draws nothing")
+    g:replay()
+    lm.manual_seed(2)
+    eq((y:to('cpu') - F.dropout(x, 0.5, true):to('cpu')):abs():max():item(), 0, "the replay drew the stream's first")
+  end)
+
+  it("an optimiser's loaded state reaches a live graph", function()
+    lm.manual_seed(4)
+    local lin = lm.nn.Linear(4, 2):to('cuda')
+    local opt = lm.optim.Adam(lin:parameters(), {lr = 0.1})
+    local x = lm.randn(3, 4):to('cuda')
+    local function step()
+      opt:zero_grad()
+      lin(x):sum():backward()
+      opt:step()
+    end
+    step()
+    local saved = opt:state_dict()
+    local g = lm.cuda.graph(step)
+    g:replay()
+    g:replay()
+    local moment = opt.state[1][1]
+    opt:load_state_dict(saved)
+    eq(opt.state[1][1], moment, "the same state tensor, its values replaced")
+    eq((moment:to('cpu') - saved.tensors["state.1.1"]:to('cpu')):abs():max():item(), 0, "the loaded values")
   end)
 
   it("says so when a replay's optimiser steps differ from the captured ones", function()

@@ -91,8 +91,12 @@ describe("gpu training", function()
     local after = stats()
     truthy(after.allocations - before.allocations > 50, "the steps allocate (" ..
       (after.allocations - before.allocations) .. " blocks)")
-    eq(after.allocations - after.cache_hits, before.allocations - before.cache_hits,
-      "blocks not found in the cache during warm steps")
+    -- (a sanitizer build's CPU allocator caches nothing, so that ASan sees
+    -- every free: its smoke run has no cache to count)
+    if not (DRY and os.getenv("LUMEN_SANITIZED") == "1") then
+      eq(after.allocations - after.cache_hits, before.allocations - before.cache_hits,
+        "blocks not found in the cache during warm steps")
+    end
     truthy(seen[8]:item() < seen[1]:item(), "the loss falls")
   end)
   it("lm.train moves batches to the model's device", function()

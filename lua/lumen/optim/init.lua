@@ -117,7 +117,9 @@ function Optimizer:load_state_dict(sd)
   for name, t in pairs(sd.tensors) do
     local i, k = name:match("^state%.(%d+)%.(%d+)$")
     i, k = tonumber(i), tonumber(k)
-    if not i or not self.params[i] then error("load_state_dict: unexpected state '" .. name .. "'", 2) end
+    if not i or not self.params[i] or not (self.state[i] and self.state[i][k]) then
+      error("load_state_dict: unexpected state '" .. name .. "'", 2)
+    end
     if t:shape_string() ~= self.params[i]:shape_string() then
       error(string.format("load_state_dict: state '%s' has shape %s, parameter %d has %s", name,
         t:shape_string(), i, self.params[i]:shape_string()), 2)
@@ -130,7 +132,9 @@ function Optimizer:load_state_dict(sd)
   for k, v in pairs(sd.settings) do self.settings[k] = v end
   self.settings.param_steps = {} -- a copy; a state from before per-parameter counts: all at step
   for i = 1, #self.params do self.settings.param_steps[i] = steps and steps[i] or self.settings.step end
-  for _, e in ipairs(taken) do self.state[e[1]][e[2]] = e[3]:clone() end
+  -- into the existing tensors (on the parameters' device): a captured CUDA
+  -- graph keeps updating the ones it was captured with
+  for _, e in ipairs(taken) do self.state[e[1]][e[2]]:copy_(e[3]) end
 end
 
 --- SGD with momentum, Nesterov momentum and (L2) weight decay, as in PyTorch.
