@@ -201,38 +201,37 @@ static inline cudaError_t cudaGetLastError(void) {
     cu_emu::error[0] = 0;
     return cudaErrorLaunchFailure;
 }
+/* the errors the runtime here returns besides a launch's, by name and text */
+struct cu_emu_error_info {
+    cudaError_t code;
+    const char *name, *text;
+};
+static inline const cu_emu_error_info *cu_emu_error_of(cudaError_t err) {
+    static const cu_emu_error_info known[] = {
+        {cudaErrorMemoryAllocation, "cudaErrorMemoryAllocation", "out of memory"},
+        {cudaErrorInvalidValue, "cudaErrorInvalidValue", "invalid argument"},
+        {cudaErrorStreamCaptureUnsupported, "cudaErrorStreamCaptureUnsupported",
+         "operation not permitted when stream is capturing"},
+        {cudaErrorStreamCaptureInvalidated, "cudaErrorStreamCaptureInvalidated",
+         "operation failed due to a previous error during capture"},
+        {cudaErrorStreamCaptureImplicit, "cudaErrorStreamCaptureImplicit",
+         "operation would make the legacy stream depend on a capturing blocking stream"}};
+    for (const cu_emu_error_info &e : known)
+        if (e.code == err) return &e;
+    return NULL;
+}
 static inline const char *cudaGetErrorString(cudaError_t err) {
-    switch (err) {
-    case cudaErrorMemoryAllocation:
-        return "out of memory (emulated)";
-    case cudaErrorInvalidValue:
-        return "invalid argument (emulated)";
-    case cudaErrorStreamCaptureUnsupported:
-        return "operation not permitted when stream is capturing (emulated)";
-    case cudaErrorStreamCaptureInvalidated:
-        return "operation failed due to a previous error during capture (emulated)";
-    case cudaErrorStreamCaptureImplicit:
-        return "operation would make the legacy stream depend on a capturing blocking stream "
-               "(emulated)";
-    default:
-        return cu_emu::reported;
-    }
+    static char text[160];
+    const cu_emu_error_info *e = cu_emu_error_of(err);
+    if (!e) return cu_emu::reported;
+    snprintf(text, sizeof text, "%s (emulated)", e->text);
+    return text;
 }
 static inline const char *cudaGetErrorName(cudaError_t err) {
-    switch (err) {
-    case cudaErrorMemoryAllocation:
-        return "cudaErrorMemoryAllocation (emulated)";
-    case cudaErrorInvalidValue:
-        return "cudaErrorInvalidValue (emulated)";
-    case cudaErrorStreamCaptureUnsupported:
-        return "cudaErrorStreamCaptureUnsupported (emulated)";
-    case cudaErrorStreamCaptureInvalidated:
-        return "cudaErrorStreamCaptureInvalidated (emulated)";
-    case cudaErrorStreamCaptureImplicit:
-        return "cudaErrorStreamCaptureImplicit (emulated)";
-    default:
-        return "cudaErrorLaunchFailure (emulated)";
-    }
+    static char name[96];
+    const cu_emu_error_info *e = cu_emu_error_of(err);
+    snprintf(name, sizeof name, "%s (emulated)", e ? e->name : "cudaErrorLaunchFailure");
+    return name;
 }
 static inline cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind,
                                           cudaStream_t stream = 0) {
