@@ -80,7 +80,7 @@ extern "C" void *lm_cuda_alloc(size_t bytes) {
     } else {
         cudaError_t err = cudaMalloc(&p, size);
         if (err != cudaSuccess && !capture_pool) { /* (no waiting or freeing inside a capture) */
-            cudaGetLastError();   /* clear it: out of memory is not sticky */
+            cudaGetLastError();                    /* clear it: out of memory is not sticky */
             lm_run_oom_handler(); /* Lua's collector may free tensors into the cache */
             cudaDeviceSynchronize();
             release_cache();
