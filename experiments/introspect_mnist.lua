@@ -9,9 +9,9 @@
 --
 -- --device cuda: the classifier, the recording, the autoencoders and the
 -- estimators train and run on the GPU (docs/gpu.md); the figures are drawn
--- on the CPU as always. --graph: the classifier's training steps as
--- replays of one CUDA graph (docs/gpu.md, "CUDA graphs"), with the same
--- numbers.
+-- on the CPU as always. --graph: the training steps of the classifier,
+-- the autoencoders and the estimators as replays of CUDA graphs
+-- (docs/gpu.md, "CUDA graphs"), with the same numbers.
 -- --paper: the paper's regime as written (docs/method.md, output in
 -- results/introspect_<data>_paper): Net1 under a triangular cyclic rate
 -- over [0, 1e-5] with cycles of T = 3000 iterations, at most N = 30, early

@@ -6,6 +6,7 @@
 -- stand in (LUMEN_GPU_DRY_RUN=1 skips it).
 local lm = require 'lumen'
 local F = lm.nn.functional
+local I = lm.introspect
 
 if os.getenv("LUMEN_GPU_DRY_RUN") == "1" then skip("CUDA graphs need a GPU or the CUDA emulator") end
 if not lm.cuda.available() then skip("no GPU: " .. lm.cuda.status()) end
@@ -127,6 +128,31 @@ describe("lm.cuda.graph", function()
     end
     local w, ref = net[1].weight:to('cpu'), plain_net[1].weight:to('cpu')
     truthy((w - ref):abs():max():item() <= 1e-5 * ref:abs():max():item(), "the first layer's weights")
+  end)
+
+  it("the map's fits with graph = true: the autoencoder (prior draws) and the cyclic estimator as without", function()
+    local function run(graph)
+      lm.manual_seed(3)
+      local H = lm.randn(300, 24)
+      local vae = I.InfoVAE{inputs = 24, hidden = 16, depth = 2, latent = 2, mmd_weight = 10}:to('cuda')
+      local ae = I.fit_autoencoder(vae, H, {epochs = 3, batch_size = 32, seed = 1, graph = graph})
+      local Z, T = vae:encode_all(H:to('cuda')), lm.randn(300)
+      local est = I.Estimator{hidden = 16, depth = 2}:to('cuda')
+      local fit = I.fit_estimator(est, Z, T, {batch_size = 32, seed = 1, graph = graph,
+        cyclic = {max = 1e-2, period = 5, cycles = 3, validate = function()
+          return F.mse(I.estimate(est, Z):view(-1, 1), T:view(-1, 1):to('cuda')):item()
+        end}})
+      return ae, fit, est[1].weight:to('cpu')
+    end
+    local ae, fit, w = run(false)
+    local g_ae, g_fit, g_w = run(true)
+    local function close(a, b, what)
+      truthy(math.abs(a - b) <= 1e-5 * math.abs(b), string.format("%s: %.7g with graphs, %.7g without", what, a, b))
+    end
+    for i = 1, 3 do close(g_ae[i].loss, ae[i].loss, "autoencoder epoch " .. i) end
+    eq(#g_fit.cycles, #fit.cycles, "estimator cycles")
+    for i = 1, #fit.cycles do close(g_fit.cycles[i].val_loss, fit.cycles[i].val_loss, "estimator cycle " .. i) end
+    truthy((g_w - w):abs():max():item() <= 1e-5 * w:abs():max():item(), "the estimator's first layer")
   end)
 
   it("lm.train{graph = true} stops at a NaN naming its iteration, counting the step it applied", function()

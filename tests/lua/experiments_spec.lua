@@ -256,7 +256,7 @@ describe("experiments", function()
       {"--data-dir", dir, "--out", dir .. "/out", "--graph"})
     os.execute("rm -rf " .. dir)
     eq(gok, false)
-    eq(gerr, "study.mnist: --graph captures the classifier's step as a CUDA graph: it needs --device cuda "
+    eq(gerr, "study.mnist: --graph captures the training steps as CUDA graphs: it needs --device cuda "
       .. "and one process")
     if not lm.cuda.available() then
       eq(cok, false)

@@ -128,6 +128,8 @@ describe("introspection", function()
     -- the same epochs' losses, to float32's sums
     local h2 = I.fit_estimator(est2, Z, T, {epochs = 30, batch_size = 64, lr = 3e-3, tty = false, read_every = 5})
     for e = 1, 30 do same(h2[e].loss, h[e].loss, 1e-6 * h[e].loss, "epoch " .. e) end
+    raises(function() I.fit_estimator(est, Z, T, {epochs = 1, graph = true}) end,
+      "fit: graph = true captures CUDA graphs: it needs the model on a GPU and one process")
   end)
 
   it("trains in the paper's regime: a cyclic rate, a validation per cycle, early stopping", function()

@@ -589,14 +589,34 @@ local function fit(model, tensors, opts, title, loss_of)
   if opts.cyclic then cycles, finish = cyclic_regime(model, opt, opts.cyclic, opts) end
   model:train()
   opts.title = opts.title or title
-  local history = epochs_over(tensors, opts, function(ctx, ...)
+  local function step(ctx, ...)
     opt:zero_grad()
     local loss, part = loss_of(ctx, ...)
     if loss then loss:backward() end
     if sharded then lm.dist.average_gradients(model) end
     opt:step()
     return part or loss:detach() -- epochs_over reads it when it needs the number
+  end
+  -- opts.graph (a GPU, one process): the second step captured as a CUDA
+  -- graph, every later one a replay of it on the batch copied into its
+  -- inputs (every batch of epochs_over has one shape), with the same numbers
+  local graph, inputs, graph_loss, steps = nil, nil, nil, 0
+  if opts.graph and (opts.device == "cpu" or sharded) then
+    error("fit: graph = true captures CUDA graphs: it needs the model on a GPU and one process", 3)
+  end
+  local history = epochs_over(tensors, opts, function(ctx, ...)
+    steps = steps + 1
+    if not opts.graph or steps == 1 then return step(ctx, ...) end
+    if not graph then
+      inputs = table.pack(...)
+      graph, graph_loss = lm.cuda.graph(step, ctx, table.unpack(inputs, 1, inputs.n))
+    else
+      for k = 1, inputs.n do inputs[k]:copy_((select(k, ...))) end
+    end
+    graph:replay()
+    return graph_loss -- (epochs_over adds it up or clones it before the next replay)
   end)
+  if graph then graph:free() end
   if finish then finish(); history.cycles = cycles end
   model:evaluate()
   return history

@@ -17,6 +17,7 @@
 --     out = "results/run", stage = stage_fn,      -- stage(name, fn) times a stage
 --     ae_epochs = 20, est_epochs = 20, mmd_weight = 500, bw = {0.1, 1, ...},
 --     seed = 1, device = "cpu" | "cuda",          -- where the map is trained
+--     graph = false,                              -- cuda: the map's fits as CUDA graph replays
 --     image_range = {0, 1}, overlays = {...},     -- for atlas.html (see atlas.lua)
 --     record_to = "auto" | "memory" | "file",     -- file: streamed, then mapped
 --   }
@@ -330,6 +331,8 @@ function study.run(c)
   local timings = c.timings or {}
   local stage = c.stage or study.stage_timer(timings)
   local device = c.device or "cpu"
+  -- c.graph: the map's fits as CUDA graph replays (a GPU, one process)
+  local fit_graph = c.graph or nil
   local test_name = c.test_name or "test set"
   local bw = c.bw
   -- the paper's regime for the autoencoders and the 2-D estimator
@@ -459,9 +462,9 @@ function study.run(c)
     if agree(exists(path)) then vae:load(path); vae:evaluate(); return end
     if paper then -- §3.1: the map's autoencoder learns the final recording alone
       note_cycles("autoencoder", I.fit_autoencoder(vae, H_train, {seed = opts.seed, log = log, log_cycle = log_cycle,
-        rows = my_rows, cyclic = regime(function() return vae:validation_loss(H_val) end)}))
+        rows = my_rows, graph = fit_graph, cyclic = regime(function() return vae:validation_loss(H_val) end)}))
     else
-      I.fit_autoencoder(vae, H_ae, {epochs = opts.ae_epochs, seed = opts.seed, log = log,
+      I.fit_autoencoder(vae, H_ae, {epochs = opts.ae_epochs, seed = opts.seed, log = log, graph = fit_graph,
         rows = ae_rows and lm.tensor(ae_rows, "int32")})
     end
     if main then vae:save(path) end
@@ -491,7 +494,7 @@ function study.run(c)
       local R_fit = record:index_select(lm.tensor(fit_rows, "int32"))
       local R_val = record:index_select(lm.tensor(val_rows, "int32"))
       note_cycles("record autoencoder", I.fit_autoencoder(vae_record, R_fit, {seed = opts.seed, log = log,
-        log_cycle = log_cycle, title = "record autoencoder",
+        log_cycle = log_cycle, title = "record autoencoder", graph = fit_graph,
         cyclic = regime(function() return vae_record:validation_loss(R_val) end)}))
       vae_record:save(path)
     end)
@@ -509,7 +512,8 @@ function study.run(c)
   -- docs/method.md). The recording's estimator keeps the epoch of the best
   -- validation AUROC + AUPR.
   local function fit_estimator(name, model, X, X_val, settings)
-    local fit_opts = {epochs = opts.est_epochs, seed = opts.seed, log = log, title = name, rows = my_rows}
+    local fit_opts = {epochs = opts.est_epochs, seed = opts.seed, log = log, title = name, rows = my_rows,
+      graph = fit_graph}
     if settings and X_val then
       fit_opts.log_cycle = log_cycle
       fit_opts.cyclic = regime(function()
@@ -830,8 +834,9 @@ function study.mnist_defaults()
   return {data = "mnist", seed = 1, threads = 0, out = "", fresh = false, cycles = 25, ae_epochs = 20,
     est_epochs = 20, mmd_weight = 500, subset = 0, trajectory_samples = 500, bandwidths = "0.1,1,10,100,1000",
     data_dir = "", noise_max = 0, record_to = "auto", device = "cpu",
-    -- --graph (with --device cuda): the classifier's steps as replays of a
-    -- CUDA graph (lm.train's graph option; the same numbers)
+    -- --graph (with --device cuda): the classifier's steps and the map's
+    -- fits as replays of CUDA graphs (lm.train's graph option; the same
+    -- numbers)
     graph = false,
     -- the 2-D estimator: cycles of est_period iterations of a cyclic rate
     -- over [0, 1e-3], at most est_cycles, the best on the validation loss
@@ -946,7 +951,7 @@ function study.mnist(o)
     error("study.mnist: --device cuda, but " .. lm.cuda.status(), 0)
   end
   if o.graph and (o.device ~= "cuda" or lm.dist.size() > 1) then
-    error("study.mnist: --graph captures the classifier's step as a CUDA graph: it needs --device cuda "
+    error("study.mnist: --graph captures the training steps as CUDA graphs: it needs --device cuda "
       .. "and one process", 0)
   end
   if type(o.bandwidths) == "string" and o.bandwidths ~= "" then cli.numbers(o, "bandwidths") end
@@ -1005,7 +1010,7 @@ function study.mnist(o)
     name = "Net1", data = d, train = train_set, test = d.test, net = net, recorder = recorder,
     val = val_set, snapshots = snapshots, trajectory_index = traj_index, out = o.out, stage = stage, timings = timings,
     ae_epochs = o.ae_epochs, est_epochs = o.est_epochs, mmd_weight = o.mmd_weight, bw = bw,
-    seed = o.seed, record_to = o.record_to, device = o.device,
+    seed = o.seed, record_to = o.record_to, device = o.device, graph = o.graph,
     paper = o.paper and {lr_max = o.paper_models_lr, period = o.paper_period, cycles = o.paper_cycles, patience = 5}
       or nil,
     est_regime = {lr_max = 1e-3, period = o.est_period, cycles = o.est_cycles, patience = 5},
