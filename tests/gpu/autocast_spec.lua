@@ -13,12 +13,7 @@
 local lm = require 'lumen'
 local F = lm.nn.functional
 
-local DRY = os.getenv("LUMEN_GPU_DRY_RUN") == "1"
-local DEV = DRY and 'cpu' or 'cuda'
-if DRY then
-  print("gpu autocast_spec: smoke run, the CPU stands in for the GPU (checks the spec's code, not the GPU)")
-end
-if not DRY and not lm.cuda.available() then skip("no GPU: " .. lm.cuda.status()) end
+local DEV = dofile("tests/helpers/gpu_device.lua")("autocast_spec", skip)
 
 local GEMM = 1e-4
 

@@ -9,12 +9,7 @@ local lm = require 'lumen'
 local nn = lm.nn
 
 -- LUMEN_GPU_DRY_RUN=1: the CPU stands in for the GPU (checks the spec's code only)
-local DRY = os.getenv("LUMEN_GPU_DRY_RUN") == "1"
-local DEV = DRY and 'cpu' or 'cuda'
-if DRY then
-  print("gpu conv_layers_spec: smoke run, the CPU stands in for the GPU (checks the spec's code, not the GPU)")
-end
-if not DRY and not lm.cuda.available() then skip("no GPU: " .. lm.cuda.status()) end
+local DEV = dofile("tests/helpers/gpu_device.lua")("conv_layers_spec", skip)
 
 local TRANS, GEMM = 1e-5, 1e-4
 

@@ -16,10 +16,7 @@ local F = lm.nn.functional
 -- for the GPU. Every comparison is then CPU against CPU and cannot fail on
 -- numbers; it only shows that the spec's code runs before device time is
 -- spent on it. It is not a GPU check, and ctest names it gpu_specs_smoke.
-local DRY = os.getenv("LUMEN_GPU_DRY_RUN") == "1"
-local DEV = DRY and 'cpu' or 'cuda'
-if DRY then print("gpu ops_spec: smoke run, the CPU stands in for the GPU (checks the spec's code, not the GPU)") end
-if not DRY and not lm.cuda.available() then skip("no GPU: " .. lm.cuda.status()) end
+local DEV, DRY = dofile("tests/helpers/gpu_device.lua")("ops_spec", skip)
 
 local EXACT, ARITH, TRANS, GEMM = 0, 1e-6, 1e-5, 1e-4
 

@@ -11,12 +11,7 @@
 local lm = require 'lumen'
 local I = lm.introspect
 
-local DRY = os.getenv("LUMEN_GPU_DRY_RUN") == "1"
-local DEV = DRY and 'cpu' or 'cuda'
-if DRY then
-  print("gpu study_spec: smoke run, the CPU stands in for the GPU (checks the spec's code, not the GPU)")
-end
-if not DRY and not lm.cuda.available() then skip("no GPU: " .. lm.cuda.status()) end
+local DEV = dofile("tests/helpers/gpu_device.lua")("study_spec", skip)
 
 describe("gpu study", function()
   it("maps a network on the device as on the CPU", function()

@@ -6,12 +6,7 @@
 local lm = require 'lumen'
 local F = lm.nn.functional
 
-local DRY = os.getenv("LUMEN_GPU_DRY_RUN") == "1"
-local DEV = DRY and 'cpu' or 'cuda'
-if DRY then
-  print("gpu training_spec: smoke run, the CPU stands in for the GPU (checks the spec's code, not the GPU)")
-end
-if not DRY and not lm.cuda.available() then skip("no GPU: " .. lm.cuda.status()) end
+local DEV, DRY = dofile("tests/helpers/gpu_device.lua")("training_spec", skip)
 
 local function losses(make_model, make_batch, loss, device, steps)
   lm.manual_seed(11)
