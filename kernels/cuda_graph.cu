@@ -126,8 +126,10 @@ extern "C" lm_status lm_cuda_capture_begin(uint64_t seed, uint64_t offset) {
     if (capturing) return lm_fail(LM_ERR_STATE, "a CUDA graph is already being captured");
     if (!lm_cuda_make_backend()) return LM_ERR_DEVICE; /* the context and cuBLAS, not mid-capture */
     if (!capture_stream) CU_TRY(cudaStreamCreate(&capture_stream), "creating the capture stream");
-    /* all queued eager work done first: the capture stream does not wait for
-     * the legacy stream's past work by itself */
+    /* all queued eager work finished first, so that what is captured
+     * depends on nothing outside the capture (the capture stream is a
+     * blocking one: a stray legacy-stream call inside breaks the capture
+     * with an error instead of running uncaptured) */
     CU_TRY(cudaDeviceSynchronize(), "synchronize before capture");
     lm_cuda_graph *g = new lm_cuda_graph();
     g->pool = lm_cuda_pool_begin();
