@@ -68,18 +68,16 @@ static int g_tostring(lua_State *L) {
 
 static const luaL_Reg graph_methods[] = {{"replay", g_replay}, {"free", g_free}, {NULL, NULL}};
 
+static const luaL_Reg cuda_graph_functions[] = {{"_graph_begin", l_graph_begin},
+                                                {"_graph_end", l_graph_end},
+                                                {"capturing", l_capturing},
+                                                {"_graph_refresh_begin", l_refresh_begin},
+                                                {"_graph_refresh_end", l_refresh_end},
+                                                {NULL, NULL}};
+
 void l_register_cuda_graph(lua_State *L) {
     lua_getfield(L, -1, "cuda");
-    lua_pushcfunction(L, l_graph_begin);
-    lua_setfield(L, -2, "_graph_begin");
-    lua_pushcfunction(L, l_graph_end);
-    lua_setfield(L, -2, "_graph_end");
-    lua_pushcfunction(L, l_capturing);
-    lua_setfield(L, -2, "capturing");
-    lua_pushcfunction(L, l_refresh_begin);
-    lua_setfield(L, -2, "_graph_refresh_begin");
-    lua_pushcfunction(L, l_refresh_end);
-    lua_setfield(L, -2, "_graph_refresh_end");
+    luaL_setfuncs(L, cuda_graph_functions, 0);
     lua_pop(L, 1);
     if (luaL_newmetatable(L, GRAPH_MT)) {
         luaL_newlib(L, graph_methods);
