@@ -1,16 +1,19 @@
 #include "lm_raster.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <stb_image_write.h>
 #include <stb_truetype.h>
 
 #include "lm_atomic_file.h"
+#include "lm_font_check.h"
 
 lm_status lm_canvas_new(lm_canvas **out, int width, int height, uint32_t background) {
     *out = NULL;
@@ -182,22 +185,57 @@ struct lm_font {
     unsigned char *data;
 };
 
+/* The whole file at `path` in memory. Only a regular file is read: a folder
+ * or a FIFO has no size to trust (and opening a FIFO for reading would wait
+ * for a writer, hence O_NONBLOCK, which regular files ignore). */
+static lm_status read_font_file(const char *path, unsigned char **data, size_t *size) {
+    *data = NULL;
+    *size = 0;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return lm_fail(LM_ERR_IO, "cannot open font '%s': %s", path, strerror(errno));
+    struct stat st;
+    lm_status s = LM_OK;
+    if (fstat(fd, &st) != 0)
+        s = lm_fail(LM_ERR_IO, "cannot read font '%s': %s", path, strerror(errno));
+    else if (!S_ISREG(st.st_mode))
+        s = lm_fail(LM_ERR_IO, "font '%s' is not a regular file", path);
+    else if ((uint64_t)st.st_size > LM_FONT_MAX_BYTES)
+        s = lm_fail(LM_ERR_FORMAT, "'%s' has %lld bytes, more than a font may have (%zu)", path,
+                    (long long)st.st_size, LM_FONT_MAX_BYTES);
+    else if (!(*data = malloc(st.st_size > 0 ? (size_t)st.st_size : 1)))
+        s = lm_fail(LM_ERR_MEMORY, "out of memory reading font '%s'", path);
+    while (s == LM_OK && *size < (size_t)st.st_size) { /* read may return less than asked */
+        ssize_t got = read(fd, *data + *size, (size_t)st.st_size - *size);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0)
+            s = lm_fail(LM_ERR_IO, "cannot read font '%s': %s", path,
+                        got < 0 ? strerror(errno) : "the file shrank while it was read");
+        else
+            *size += (size_t)got;
+    }
+    close(fd);
+    if (s != LM_OK) {
+        free(*data);
+        *data = NULL;
+    }
+    return s;
+}
+
 lm_status lm_font_load(lm_font **out, const char *path) {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return lm_fail(LM_ERR_IO, "cannot open font '%s': %s", path, strerror(errno));
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
     lm_font *font = calloc(1, sizeof *font);
-    if (font) font->data = malloc(size > 0 ? (size_t)size : 1);
-    bool ok =
-        font && font->data && size > 0 && fread(font->data, 1, (size_t)size, f) == (size_t)size;
-    fclose(f);
-    if (!ok ||
-        !stbtt_InitFont(&font->info, font->data, stbtt_GetFontOffsetForIndex(font->data, 0))) {
+    if (!font) return lm_fail(LM_ERR_MEMORY, "out of memory loading font '%s'", path);
+    size_t size;
+    lm_status s = read_font_file(path, &font->data, &size);
+    /* stb_truetype reads fonts without bounds checks: the whole file is
+     * checked first (lm_font_check.h) */
+    if (s == LM_OK) s = lm_font_check(font->data, size, path);
+    if (s == LM_OK &&
+        !stbtt_InitFont(&font->info, font->data, stbtt_GetFontOffsetForIndex(font->data, 0)))
+        s = lm_fail(LM_ERR_FORMAT, "'%s' is not a TrueType font", path);
+    if (s != LM_OK) {
         lm_font_free(font);
-        return lm_fail(LM_ERR_FORMAT, "'%s' is not a TrueType font", path);
+        return s;
     }
     *out = font;
     return LM_OK;
