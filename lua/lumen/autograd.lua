@@ -10,6 +10,7 @@
 -- receives the gradient of the output and returns one gradient (or nil) per
 -- tensor argument of forward, in order.
 local lm = require 'lumen'
+local checks = require 'lumen.nn.checks'
 
 local autograd = {}
 
@@ -115,7 +116,9 @@ end
 --- (tests/lua/gradcheck_spec.lua's negative tests); opts.eps, opts.atol and
 --- opts.rtol override them.
 function autograd.gradcheck(fn, inputs, opts)
-  opts = opts or {}
+  checks.callable(fn, "fn", "gradcheck")
+  checks.table(inputs, "inputs (a list of fn's arguments)", "gradcheck")
+  opts = checks.options(opts, "gradcheck")
   local eps, atol, rtol = opts.eps or 1e-2, opts.atol or 1e-3, opts.rtol or 2e-3
   local out = fn(table.unpack(inputs))
   local weights = lm.no_grad(function() return lm.randn(out:shape(), out:device()) end)

@@ -7,6 +7,7 @@
 local lm = require 'lumen'
 local image_folder = require 'lumen.image_folder'
 local transforms = require 'lumen.transforms'
+local checks = require 'lumen.nn.checks'
 
 local data = {}
 
@@ -25,8 +26,23 @@ end
 --- The fixed folders searched after `dir` and $LUMEN_DATA.
 data.default_roots = {"./data", "../shared/data", "/usr/share/datasets"}
 
+-- opts.dir, when given, must be a folder path (level: as error's, from the caller of this check)
+local function check_dir(dir, fname)
+  if dir ~= nil and type(dir) ~= "string" then
+    error(string.format("%s: dir must be a folder path (a string), got %s", fname, checks.shown(dir)), 3)
+  end
+end
+
+-- n: a count of samples, an integer >= 0
+local function check_count(n, what, fname)
+  if type(n) ~= "number" or not math.tointeger(n) or n < 0 then
+    error(string.format("%s: %s must be an integer >= 0, got %s", fname, what, checks.shown(n)), 3)
+  end
+end
+
 --- The folders searched for data, in order.
 function data.search_path(dir)
+  check_dir(dir, "lm.data.search_path")
   if dir then return {dir} end -- a folder named by the caller is the only place to look
   local roots = {}
   if os.getenv("LUMEN_DATA") then roots[#roots + 1] = os.getenv("LUMEN_DATA") end
@@ -74,6 +90,7 @@ end
 local BYTE_SCALE = 1 / 255 -- a byte's value in [0, 1], here, in the loader and in the float readers
 
 function data.to_float(x)
+  checks.tensor(x, "x", "lm.data.to_float")
   local dtype = x:dtype()
   if dtype == "float32" then return x end
   if dtype ~= "uint8" then
@@ -110,7 +127,8 @@ end
 --- with x [N, 784] in [0, 1] and y int32 classes 1..10. opts.dir, opts.kind
 --- ('mnist' or 'fashion'), opts.dtype ('uint8': x holds the bytes 0..255).
 function data.mnist(opts)
-  opts = opts or {}
+  opts = checks.options(opts, "lm.data.mnist")
+  check_dir(opts.dir, "lm.data.mnist")
   local dtype = image_dtype(opts, "mnist")
   local kind = opts.kind or "mnist"
   if kind ~= "mnist" and kind ~= "fashion" then
@@ -135,7 +153,8 @@ end
 --- set is test_batch.bin, or test_batch_first1000.bin when only that exists
 --- (test_note says so).
 function data.cifar10(opts)
-  opts = opts or {}
+  opts = checks.options(opts, "lm.data.cifar10")
+  check_dir(opts.dir, "lm.data.cifar10")
   local dtype = image_dtype(opts, "cifar10")
   local names = {}
   for i = 1, 5 do names[i] = "data_batch_" .. i .. ".bin" end
@@ -184,6 +203,10 @@ end
 local class_rows = {} -- "device:classes" -> the row 1..classes, made once per device
 
 function data.one_hot(labels, classes)
+  checks.tensor(labels, "labels", "lm.data.one_hot")
+  if classes ~= nil and (type(classes) ~= "number" or not math.tointeger(classes) or classes < 1) then
+    error("lm.data.one_hot: classes must be a positive integer, got " .. checks.shown(classes), 2)
+  end
   if labels:dtype() == "uint8" then labels = labels:int() end -- labels stored as bytes (a U8 file)
   local n = labels:size(1)
   classes = classes or labels:max():item()
@@ -211,8 +234,12 @@ end
 --- global random stream is left untouched. opts.fraction (default 0.1),
 --- opts.seed (default 0).
 function data.split(set, opts)
-  opts = opts or {}
+  checks.set(set, "set", "lm.data.split")
+  opts = checks.options(opts, "lm.data.split")
   local fraction = opts.fraction or 0.1
+  if type(fraction) ~= "number" or not (fraction > 0 and fraction < 1) then
+    error("lm.data.split: fraction must be a number in (0, 1), got " .. checks.shown(fraction), 2)
+  end
   local n = set.x:size(1)
   local n_val = math.floor(n * fraction + 0.5)
   if n_val < 1 or n_val >= n then error("split: the fraction leaves an empty part", 2) end
@@ -227,12 +254,16 @@ end
 
 --- The first n samples of a set (views, no copy).
 function data.head(set, n)
+  checks.set(set, "set", "lm.data.head")
+  check_count(n, "n", "lm.data.head")
   n = math.min(n, set.x:size(1))
   return set_of(set.x:narrow(1, 1, n), set.y:narrow(1, 1, n))
 end
 
 --- The last n samples of a set (views, no copy).
 function data.tail(set, n)
+  checks.set(set, "set", "lm.data.tail")
+  check_count(n, "n", "lm.data.tail")
   local total = set.x:size(1)
   n = math.min(n, total)
   return set_of(set.x:narrow(1, total - n + 1, n), set.y:narrow(1, total - n + 1, n))
@@ -269,7 +300,7 @@ Loader.__index = Loader
 --- Batches are written into buffers allocated once. An image folder
 --- (data.image_folder) is decoded by worker threads one batch ahead.
 function data.loader(set, opts)
-  opts = opts or {}
+  opts = checks.options(opts, "lm.data.loader")
   local batch_size = opts.batch_size or 128
   if math.type(batch_size) ~= "integer" or batch_size < 1 then
     error("loader: batch_size must be an integer >= 1, got " .. tostring(batch_size), 2)
@@ -278,6 +309,26 @@ function data.loader(set, opts)
       or type(opts.normalize[2]) ~= "number" or opts.normalize[2] <= 0 or opts.normalize[2] ~= opts.normalize[2]) then
     error("loader: normalize must be {mean, std} numbers with std > 0 (per channel: a transform, "
       .. "lm.data.transforms.normalize)", 2)
+  end
+  local noise = opts.noise
+  if noise ~= nil and (type(noise) ~= "table"
+      or noise.sigma ~= nil and not (type(noise.sigma) == "number" and noise.sigma >= 0)
+      or noise.sigma_max ~= nil and not (type(noise.sigma_max) == "number" and noise.sigma_max >= 0)
+      or noise.sigma == nil and noise.sigma_max == nil) then
+    error("lm.data.loader: noise must be {sigma = s} or {sigma_max = m} (a number >= 0), got "
+      .. checks.shown(noise), 2)
+  end
+  local clip = opts.clip
+  if clip ~= nil and (type(clip) ~= "table" or type(clip[1]) ~= "number" or type(clip[2]) ~= "number") then
+    error("lm.data.loader: clip must be {lo, hi} (numbers), got " .. checks.shown(clip), 2)
+  end
+  if opts.transform ~= nil then checks.callable(opts.transform, "transform", "lm.data.loader") end
+  if opts.seed ~= nil and (type(opts.seed) ~= "number" or not math.tointeger(opts.seed)) then
+    error("lm.data.loader: seed must be an integer, got " .. checks.shown(opts.seed), 2)
+  end
+  if opts.shard ~= nil and type(opts.shard) ~= "table" then
+    error("lm.data.loader: shard must be {index = 0..count-1, count = k >= 1} (lm.dist.shard()), got "
+      .. checks.shown(opts.shard), 2)
   end
   if type(set) == "table" and set.kind == "image_folder" then
     if opts.shard then error("loader: shard is not supported for image folders yet", 2) end
@@ -297,6 +348,10 @@ function data.loader(set, opts)
   if type(set) ~= "table" or not lm.is_tensor(set.x) or not lm.is_tensor(set.y) then
     error("loader: the set must be {x = inputs [N, ...], y = labels [N]} (tensors) or an image folder, got "
       .. (type(set) ~= "table" and type(set) or not lm.is_tensor(set.x) and "no tensor x" or "no tensor y"), 2)
+  end
+  if set.x:dim() == 0 or set.y:dim() ~= 1 then
+    error(string.format("lm.data.loader: the set must be {x = inputs [N, ...], y = labels [N]}, got x [%s] and y [%s]",
+      set.x:shape_string(), set.y:shape_string()), 2)
   end
   if set.y:size(1) ~= set.x:size(1) then
     error(string.format("loader: the set has %d inputs but %d labels", set.x:size(1), set.y:size(1)), 2)
@@ -369,6 +424,7 @@ function Loader:batches_per_epoch() return self:__len() end
 --- The tensors are the loader's buffers (valid until the next batch).
 --- `first` (default 1) starts at a later batch, as a resumed run needs.
 function Loader:epoch_iter(first)
+  image_folder.check_first(first)
   self.epoch = self.epoch + 1
   local order = image_folder.epoch_order(self) - 1 -- 0-based for the gather
   local nb, i = #self, (first or 1) - 1

@@ -9,6 +9,7 @@
 -- modules.
 local lm = require 'lumen'
 local C = lm._dist
+local checks = require 'lumen.nn.checks'
 
 local dist = {}
 
@@ -60,10 +61,33 @@ end
 
 local function module_tensors(net, what)
   if not (type(net) == "table" and net.named_parameters) then
-    if type(net) == "table" then return net end
+    if type(net) == "table" then
+      for i, t in ipairs(net) do
+        if not lm.is_tensor(t) then
+          error(string.format("lm.dist.%s: entry %d of the list is %s, expected a tensor", what, i, checks.shown(t)), 3)
+        end
+      end
+      return net
+    end
     error("lm.dist." .. what .. ": expected a module or a list of tensors, got " .. type(net), 3)
   end
   return nil
+end
+
+-- a root rank (nil: 0) and the options {bucket_bytes = n} of a collective
+local function check_root(root, fname)
+  if root ~= nil and (type(root) ~= "number" or not math.tointeger(root) or root < 0 or root >= C.size()) then
+    error(string.format("%s: root must be a rank, an integer in [0, %d), got %s", fname, C.size(),
+      checks.shown(root)), 3)
+  end
+end
+local function bucket_bytes(opts, fname)
+  opts = checks.options(opts, fname, 4)
+  local b = opts.bucket_bytes
+  if b ~= nil and (type(b) ~= "number" or not math.tointeger(b) or b < 1) then
+    error(string.format("%s: bucket_bytes must be a positive integer, got %s", fname, checks.shown(b)), 3)
+  end
+  return b
 end
 
 --- Copies root's parameters and buffers (running statistics) into every
@@ -71,13 +95,15 @@ end
 --- Call it once after building the model, before training.
 function dist.broadcast_parameters(net, root, opts)
   local list = module_tensors(net, "broadcast_parameters")
+  check_root(root, "lm.dist.broadcast_parameters")
+  local bucket = bucket_bytes(opts, "lm.dist.broadcast_parameters")
   if not list then
     list = {}
     for _, pair in ipairs(net:named_parameters()) do list[#list + 1] = pair[2]:detach() end
     for _, pair in ipairs(net:named_buffers()) do list[#list + 1] = pair[2] end
   end
   local groups, order = by_dtype(list)
-  for _, d in ipairs(order) do C.broadcast_list_(groups[d], root or 0, opts and opts.bucket_bytes) end
+  for _, d in ipairs(order) do C.broadcast_list_(groups[d], root or 0, bucket) end
   return net
 end
 
@@ -86,16 +112,22 @@ end
 --- the data; lm.train calls it before each validation and checkpoint, as
 --- torch's DDP broadcasts buffers, so that every rank evaluates one model.
 function dist.broadcast_buffers(net, root, opts)
+  if type(net) ~= "table" or type(net.named_buffers) ~= "function" then
+    error("lm.dist.broadcast_buffers: net must be a module (an lm.nn layer or model), got " .. checks.shown(net), 2)
+  end
+  check_root(root, "lm.dist.broadcast_buffers")
+  local bucket = bucket_bytes(opts, "lm.dist.broadcast_buffers")
   local list = {}
   for _, pair in ipairs(net:named_buffers()) do list[#list + 1] = pair[2] end
   local groups, order = by_dtype(list)
-  for _, d in ipairs(order) do C.broadcast_list_(groups[d], root or 0, opts and opts.bucket_bytes) end
+  for _, d in ipairs(order) do C.broadcast_list_(groups[d], root or 0, bucket) end
   return net
 end
 
 --- Sets every rank's random stream (lm.rng_state) to root's (0 by default),
 --- sent as 16-bit pieces of the seed and offset in one int32 exchange.
 function dist.broadcast_rng_state(root)
+  check_root(root, "lm.dist.broadcast_rng_state")
   local pieces = {}
   local seed, offset = lm.rng_state()
   for _, v in ipairs{seed, offset} do
@@ -119,6 +151,7 @@ end
 --- Call it between backward() and the optimiser's step().
 function dist.average_gradients(net, opts)
   local params = module_tensors(net, "average_gradients") or net:parameters()
+  local bucket = bucket_bytes(opts, "lm.dist.average_gradients")
   if C.size() == 1 then return net end
   local grads, missing = {}, {}
   local present = lm.zeros(#params)
@@ -135,7 +168,7 @@ function dist.average_gradients(net, opts)
   grads[#grads + 1] = present -- which ranks have each gradient, in the same exchange
   local groups, order = by_dtype(grads)
   for _, d in ipairs(order) do
-    C.allreduce_list_(groups[d], d == "float32" and "mean" or "sum", opts and opts.bucket_bytes)
+    C.allreduce_list_(groups[d], d == "float32" and "mean" or "sum", bucket)
   end
   local has = present:totable()
   for _, m in ipairs(missing) do
@@ -148,6 +181,13 @@ end
 --- possible: its 0-based rows [lo, hi) (all of them in a world of one).
 function dist.part(n, rank, size)
   rank, size = rank or C.rank(), size or C.size()
+  for _, a in ipairs{{n, "n", 0}, {size, "size", 1}, {rank, "rank", 0}} do
+    local v = a[1]
+    if type(v) ~= "number" or not math.tointeger(v) or v < a[3] then
+      error(string.format("lm.dist.part: %s must be an integer >= %d, got %s", a[2], a[3], checks.shown(v)), 2)
+    end
+  end
+  if rank >= size then error(string.format("lm.dist.part: rank %d of %d ranks (ranks are 0-based)", rank, size), 2) end
   return rank * n // size, (rank + 1) * n // size
 end
 
@@ -162,6 +202,10 @@ RowOwners.__index = RowOwners
 --- their 1-based positions in the batch, so that every rank takes its part
 --- of the batch one process takes from the whole set.
 function dist.row_owners(rows)
+  checks.tensor(rows, "rows", "lm.dist.row_owners")
+  if rows:dim() ~= 1 then
+    error("lm.dist.row_owners: rows must be a list of row numbers [n], got a tensor [" .. rows:shape_string() .. "]", 2)
+  end
   local counts = C.all_gather(lm.tensor({rows:size(1)}, "int32")):totable()
   local all = C.all_gather(rows:int()):totable()
   local owner, local_of, me, k = {}, {}, C.rank(), 0
@@ -179,6 +223,7 @@ function dist.row_owners(rows)
 end
 
 function RowOwners:part(idx)
+  checks.tensor(idx, "idx", "owners:part")
   local rows, positions, by_rank = {}, {}, {}
   for r = 1, self.size do by_rank[r] = {} end
   for p, g in ipairs(idx:totable()) do
@@ -228,6 +273,11 @@ local GatherRows = lm.autograd.Function{
 --- is 1/size of the whole, so scale it by size() first. In a world of one:
 --- t itself.
 function dist.all_gather_rows(t, layout)
+  checks.tensor(t, "t", "lm.dist.all_gather_rows")
+  if layout ~= nil and (type(layout) ~= "table" or not lm.is_tensor(layout.positions)) then
+    error("lm.dist.all_gather_rows: layout must be {positions = tensor, order = tensor} (RowOwners:part gives it), got "
+      .. checks.shown(layout), 2)
+  end
   if C.size() == 1 then return t end
   local o = {rows = t:size(1)}
   if layout then
@@ -299,6 +349,16 @@ end
 --- dimension 1 (a sequence-first layout, flattened tokens) is an error
 --- rather than masks one process would not draw. Returns fn's results.
 function dist.global_batch_random(first, total, fn, rows)
+  for _, a in ipairs{{first, "first", 0}, {total, "total", 1}} do
+    if type(a[1]) ~= "number" or not math.tointeger(a[1]) or a[1] < a[3] then
+      error(string.format("lm.dist.global_batch_random: %s must be an integer >= %d, got %s", a[2], a[3],
+        checks.shown(a[1])), 2)
+    end
+  end
+  checks.callable(fn, "fn", "lm.dist.global_batch_random")
+  if rows ~= nil and (type(rows) ~= "number" or not math.tointeger(rows) or rows < 0) then
+    error("lm.dist.global_batch_random: rows must be an integer >= 0, got " .. checks.shown(rows), 2)
+  end
   if C.size() == 1 then return fn() end
   local F = lm.nn.functional
   local dropout, dropout2d = F.dropout, F.dropout2d

@@ -43,6 +43,26 @@ local function device_of(model)
   return lm.train.device_of(model)
 end
 
+-- A recorder (lm.introspect.Recorder) for the map's methods.
+local function check_recorder(v, fname)
+  if type(v) ~= "table" or type(v.capture) ~= "function" or type(v.model) ~= "table" then
+    error(string.format("%s: recorder must be a recorder (lm.introspect.Recorder), got %s", fname, checks.shown(v)), 3)
+  end
+end
+
+-- An autoencoder whose encode maps a recording to the map (lm.introspect.InfoVAE).
+local function check_vae(v, fname)
+  if type(v) ~= "table" or type(v.forward) ~= "function" or type(v.encode) ~= "function" then
+    local got = type(v) == "table" and type(v.__name) == "string" and "an " .. v.__name or checks.shown(v)
+    error(string.format("%s: vae must be an autoencoder (lm.introspect.InfoVAE), got %s", fname, got), 3)
+  end
+end
+
+-- x as prepare_input takes it, checked before anything else reads it.
+local function check_input(x, who)
+  if not lm.is_tensor(x) then error(who .. ": x must be a tensor (a batch), got " .. type(x), 3) end
+end
+
 local function to_device(t, device)
   if t:device() == device then return t end
   return t:to(device)
@@ -372,6 +392,8 @@ local METHODS = {
 --- parameters' gradients off for the call). Returns the attributions (and
 --- the completeness gap for integrated gradients).
 function explain.attribute(fn, x, opts)
+  checks.callable(fn, "fn", "lm.explain.attribute")
+  check_input(x, "attribute")
   opts = checks.opts(opts, "attribute", known({"method", "models"}, ALL_METHOD_OPTIONS))
   local method = METHODS[opts.method or "gradient"]
   if not method then
@@ -379,6 +401,8 @@ function explain.attribute(fn, x, opts)
       .. tostring(opts.method), 2)
   end
   local models = opts.models or {}
+  checks.table(models, "opts.models", "lm.explain.attribute")
+  for i, m in ipairs(models) do checks.module(m, "opts.models[" .. i .. "]", "lm.explain.attribute") end
   local device = models[1] and device_of(models[1]) or x:device()
   local xd = prepare_input(x, device, "attribute")
   return run_explaining(models, function()
@@ -391,7 +415,9 @@ end
 
 local function class_method(name, method)
   local options = known({"target"}, METHOD_OPTIONS[name])
+  local fname = "lm.explain." .. name
   return function(model, x, opts)
+    checks.module(model, "model", fname)
     opts = checks.opts(opts, name, options)
     local xd = prepare_input(x, device_of(model), name)
     return run_explaining({model}, function()
@@ -443,6 +469,7 @@ end
 --- none does). opts.shape views flat samples as an image ({1, 28, 28} for
 --- MNIST rows of 784). opts.target, opts.batch_size as for saliency.
 function explain.occlusion(model, x, opts)
+  checks.module(model, "model", "lm.explain.occlusion")
   opts = checks.opts(opts, "occlusion", known{"target", "window", "stride", "baseline", "shape", "batch_size"})
   local who = "occlusion"
   local xd = prepare_input(x, device_of(model), who)
@@ -559,7 +586,9 @@ local function upsample_to(cam, x, opts, who)
 end
 
 local function cam_method(name, weights_of)
+  local fname = "lm.explain." .. name
   return function(model, layer, x, opts)
+    checks.module(model, "model", fname)
     opts = checks.opts(opts, name, known{"target", "upsample", "shape", "size"})
     local xd = prepare_input(x, device_of(model), name)
     local module = resolve_layer(model, layer, name)
@@ -650,6 +679,8 @@ end
 --- returns that axis's attributions (and the completeness gap for
 --- integrated gradients); without it both axes': a1, a2 (, gap1, gap2).
 function explain.map_position(recorder, vae, x, opts)
+  check_recorder(recorder, "lm.explain.map_position")
+  check_vae(vae, "lm.explain.map_position")
   opts = checks.opts(opts, "map_position", known({"method", "axis"}, ALL_METHOD_OPTIONS))
   local method = map_method_of(opts, "map_position")
   local axes = opts.axis and {opts.axis} or {1, 2}
@@ -675,6 +706,9 @@ end
 --- and classifier. Returns the attributions (and the gap for integrated
 --- gradients).
 function explain.log_error(recorder, vae, est, x, opts)
+  check_recorder(recorder, "lm.explain.log_error")
+  check_vae(vae, "lm.explain.log_error")
+  checks.module(est, "est", "lm.explain.log_error")
   opts = checks.opts(opts, "log_error", known({"method"}, ALL_METHOD_OPTIONS))
   local method = map_method_of(opts, "log_error")
   local xd = prepare_input(x, device_of(recorder.model), "log_error")

@@ -3,6 +3,7 @@
 -- grey input or alone, in grids of samples with captions.
 local lm = require 'lumen'
 local plot = require 'lumen.plot'
+local checks = require 'lumen.nn.checks'
 
 local M = {}
 
@@ -13,6 +14,7 @@ M.NEGATIVE = {0.020, 0.443, 0.690}
 --- The diverging colour (0xRRGGBBAA) of t in [0, 1], white at 0.5, blue at 0
 --- and red at 1: a `cmap` for ax:heatmap.
 function M.diverging(t)
+  if type(t) ~= "number" then checks.number(t, "t", "lm.explain.diverging") end -- (a cmap: called per cell)
   if t ~= t then t = 0.5 end
   t = math.max(0, math.min(1, t)) * 2 - 1
   local e = t >= 0 and M.POSITIVE or M.NEGATIVE
@@ -32,7 +34,10 @@ end
 --- diverging map's red (positive) or blue (negative) end. o.vmax defaults
 --- to the largest |attr| (1 when all are 0).
 function M.colorize(attr, image, o)
-  o = o or {}
+  checks.tensor(attr, "attr", "lm.explain.colorize")
+  checks.optional_tensor(image, "image", "lm.explain.colorize")
+  o = checks.options(o, "lm.explain.colorize")
+  if o.vmax ~= nil then checks.number(o.vmax, "o.vmax", "lm.explain.colorize") end
   attr = attr:to("cpu"):float()
   if attr:dim() == 3 then attr = attr:sum(1) end
   if attr:dim() ~= 2 then
@@ -108,7 +113,8 @@ end
 --- (samples per row), title. Returns path, the plot figure and the panels
 --- ({x, y, w, h, sample, column}; column 0 is the input).
 function M.figure(path, images, attributions, opts)
-  opts = opts or {}
+  checks.string(path, "path", "lm.explain.figure")
+  opts = checks.options(opts, "lm.explain.figure")
   if not lm.is_tensor(images) then error("figure: images must be a tensor [N, ...]", 2) end
   local list = lm.is_tensor(attributions) and {attributions} or attributions
   if type(list) ~= "table" or #list == 0 then error("figure: attributions must be a tensor or a list of tensors", 2) end

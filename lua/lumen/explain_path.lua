@@ -2,6 +2,7 @@
 -- adversarial attack or a sequence of noisy copies, so one sees which pixels
 -- carried a sample across the map. Added to lm.explain by explain.lua.
 local lm = require 'lumen'
+local checks = require 'lumen.nn.checks'
 
 return function(explain)
   -- `count` step numbers spread evenly over 1..n, first and last included
@@ -31,11 +32,13 @@ return function(explain)
   --- steps (inputs, class and error attributions; opts.shape for flat
   --- inputs). Returns {at, inputs, class, error, target}.
   function explain.path(model, xs, opts)
-    opts = opts or {}
+    checks.module(model, "model", "lm.explain.path")
+    opts = checks.options(opts, "lm.explain.path")
     if getmetatable(xs) ~= lm._tensor_metatable or xs:dim() < 2 then
       error("path: xs must be a tensor of inputs [T, ...]", 2)
     end
     local T = xs:size(1)
+    if opts.at ~= nil then checks.table(opts.at, "opts.at", "lm.explain.path") end
     local at = opts.at or spread(T, opts.count or 8)
     for _, s in ipairs(at) do
       if math.type(s) ~= "integer" or s < 1 or s > T then

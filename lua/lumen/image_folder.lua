@@ -2,6 +2,7 @@
 -- subfolder, decoded by worker threads ahead of the training loop.
 local lm = require 'lumen'
 local transforms = require 'lumen.transforms'
+local checks = require 'lumen.nn.checks'
 
 local M = {}
 
@@ -26,8 +27,9 @@ end
 --- lm.data.loader takes like an in-memory one; lm.data.load_all reads it
 --- into {x, y}.
 function M.image_folder(root, opts)
-  opts = opts or {}
+  opts = checks.options(opts, "lm.data.image_folder")
   if type(root) ~= "string" then error("image_folder: root must be a folder path, got a " .. type(root), 2) end
+  if opts.transform ~= nil then checks.callable(opts.transform, "transform", "lm.data.image_folder") end
   local ok, entries = pcall(lm.list_dir, root)
   if not ok then error("image_folder: " .. tostring(entries), 2) end
   local classes, paths, labels, skipped = {}, {}, {}, {}
@@ -55,7 +57,7 @@ function M.image_folder(root, opts)
   if #paths == 0 then error("image_folder: no images (png, jpg, jpeg, bmp, tga, gif) under '" .. root .. "'", 2) end
   local h, w
   if opts.size then
-    h, w = opts.size[1], opts.size[2]
+    h, w = type(opts.size) == "table" and opts.size[1], type(opts.size) == "table" and opts.size[2]
     if type(h) ~= "number" or type(w) ~= "number" then error("image_folder: size must be {h, w}", 2) end
   else
     w, h = lm.image.info(paths[1])
@@ -65,6 +67,13 @@ function M.image_folder(root, opts)
     classes = classes, size = {h, w}, channels = opts.channels or 3, transform = opts.transform,
     workers = opts.workers or default_workers(), skip_bad = opts.skip_bad or false, skipped = skipped,
   }
+end
+
+-- loader:epoch_iter's first batch: nil or an integer >= 1 (both loaders check it)
+function M.check_first(first)
+  if first ~= nil and (type(first) ~= "number" or not math.tointeger(first) or first < 1) then
+    error("loader:epoch_iter: first (the batch to start at) must be an integer >= 1, got " .. checks.shown(first), 3)
+  end
 end
 
 --- The 1-based sample order of a loader's current epoch: a permutation
@@ -135,6 +144,7 @@ end
 --- Iterator over one epoch: for x, y, i in loader:epoch_iter() do ... end.
 --- While the caller works on batch i, the workers decode batch i + 1.
 function FolderLoader:epoch_iter(first)
+  M.check_first(first)
   self.epoch = self.epoch + 1
   -- an epoch left early (a break, an error) left its next batch decoding:
   -- wait for it and drop it
@@ -168,7 +178,13 @@ end
 --- Reads a whole image folder into memory: {x [N, C, h, w], y}, decoded in
 --- batches of opts.batch_size (256) by the set's workers; no transform.
 function M.load_all(set, opts)
-  local batch = (opts or {}).batch_size or 256
+  if type(set) ~= "table" or set.kind ~= "image_folder" then
+    error("lm.data.load_all: set must be an image folder (lm.data.image_folder), got " .. checks.shown(set), 2)
+  end
+  local batch = checks.options(opts, "lm.data.load_all").batch_size or 256
+  if math.type(batch) ~= "integer" or batch < 1 then
+    error("lm.data.load_all: batch_size must be a positive integer, got " .. checks.shown(batch), 2)
+  end
   local decoder = lm._image_loader(set.paths, set.channels, set.size[1], set.size[2], set.workers)
   local xs, ys = {}, {}
   for start = 1, set.n, batch do

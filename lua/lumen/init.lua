@@ -31,6 +31,10 @@ lm.Tensor = methods
 --- coroutine that yields inside fn leaves recording off until it is resumed
 --- and fn returns.
 function lm.no_grad(fn, ...)
+  if type(fn) ~= "function" then
+    local mt = getmetatable(fn)
+    if not (mt and mt.__call) then error("no_grad: the argument must be a function to run, got " .. type(fn), 2) end
+  end
   local previous = lm.set_grad_enabled(false)
   local results = table.pack(pcall(fn, ...))
   lm.set_grad_enabled(previous)

@@ -25,10 +25,31 @@ local function is_array(t)
   return true
 end
 
+-- A value as an argument error shows it (checks.shown, loaded when needed:
+-- json has no other tie to the rest of Lumen).
+local function shown(v)
+  return require('lumen.nn.checks').shown(v)
+end
+
+-- Where the table at depth `depth` sits in the document: "value.a[2]".
+local function path_of(keys, depth)
+  local parts = {"value"}
+  for d = 1, depth do
+    local k = keys[d]
+    if math.type(k) == "integer" then parts[#parts + 1] = "[" .. k .. "]"
+    elseif type(k) == "string" and k:match("^[%a_][%w_]*$") then parts[#parts + 1] = "." .. k
+    else parts[#parts + 1] = string.format("[%q]", tostring(k)) end
+  end
+  return table.concat(parts)
+end
+
 -- Appends the JSON text of v to `out` as a flat list of pieces: nothing is
 -- joined level by level, so a large document (the atlas' 30 MB of packed
--- data) is copied once, when the pieces are written or joined.
-local function encode(v, indent, depth, out)
+-- data) is copied once, when the pieces are written or joined. `open` holds
+-- the tables being written (those from the root to v, each at its depth + 1)
+-- and path[d] the key at depth d: a table inside itself is an error, not an
+-- endless text.
+local function encode(v, indent, depth, out, open, path)
   local t = type(v)
   if t == "nil" then out[#out + 1] = "null"; return end
   if t == "boolean" then out[#out + 1] = tostring(v); return end
@@ -43,18 +64,25 @@ local function encode(v, indent, depth, out)
     return
   end
   if t == "string" then out[#out + 1] = encode_string(v); return end
-  if t ~= "table" then error("json: cannot encode a " .. t) end
+  if t ~= "table" then error("json: cannot encode a " .. t, 0) end
+  if open[v] then
+    error(string.format("json: the table at %s contains itself (at %s): JSON has no references, a cycle "
+      .. "cannot be written", path_of(path, open[v] - 1), path_of(path, depth)), 0)
+  end
+  open[v] = depth + 1
   local pad = indent and ("\n" .. string.rep(indent, depth + 1)) or ""
   local close = indent and ("\n" .. string.rep(indent, depth)) or ""
   local sep = indent and ": " or ":"
-  if next(v) == nil then out[#out + 1] = is_array(v) and "[]" or "{}"; return end
+  if next(v) == nil then out[#out + 1] = is_array(v) and "[]" or "{}"; open[v] = nil; return end
   if is_array(v) then
     out[#out + 1] = "[" .. pad
     for i = 1, #v do
       if i > 1 then out[#out + 1] = "," .. pad end
-      encode(v[i], indent, depth + 1, out)
+      path[depth + 1] = i
+      encode(v[i], indent, depth + 1, out, open, path)
     end
     out[#out + 1] = close .. "]"
+    open[v] = nil
     return
   end
   local keys, seen = {}, {}
@@ -70,22 +98,40 @@ local function encode(v, indent, depth, out)
     local val = v[k]
     if val == nil then val = v[tonumber(k)] end
     out[#out + 1] = (i > 1 and "," or "") .. pad .. encode_string(k) .. sep
-    encode(val, indent, depth + 1, out)
+    path[depth + 1] = k
+    encode(val, indent, depth + 1, out, open, path)
   end
   out[#out + 1] = close .. "}"
+  open[v] = nil
+end
+
+-- The pieces of v's text for the public function fname; an error (a bad
+-- option, a value JSON cannot hold) points at the line that called fname.
+local function parts_of(v, opts, fname)
+  if opts ~= nil and type(opts) ~= "table" then
+    error(string.format("%s: options must be a table, got %s", fname, shown(opts)), 3)
+  end
+  local indent = opts and opts.indent
+  if indent ~= nil and type(indent) ~= "string" then
+    error(string.format("%s: indent must be a string (such as \"  \"), got %s", fname, shown(indent)), 3)
+  end
+  local out = {}
+  local ok, err = pcall(encode, v, indent, 0, out, {}, {})
+  if not ok then error(err, 3) end
+  return out
 end
 
 --- JSON text of v; opts.indent (e.g. "  ") pretty-prints.
 function json.encode(v, opts)
-  return table.concat(json.encode_parts(v, opts))
+  local out = parts_of(v, opts, "lm.json.encode")
+  return table.concat(out)
 end
 
 --- The JSON text of v as a list of strings whose concatenation is
 --- json.encode(v, opts): for large documents written piece by piece
 --- (lm.write_file takes the list).
 function json.encode_parts(v, opts)
-  local out = {}
-  encode(v, opts and opts.indent, 0, out)
+  local out = parts_of(v, opts, "lm.json.encode_parts")
   return out
 end
 
@@ -188,6 +234,7 @@ function decode_value(s, pos)
 end
 
 function json.decode(s)
+  if type(s) ~= "string" then error("lm.json.decode: text must be a string, got " .. shown(s), 2) end
   local ok, bad = utf8.len(s) -- JSON text is UTF-8
   if not ok then decode_error(s, bad, "a byte that is not UTF-8 text") end
   local v, pos = decode_value(s, 1)
@@ -198,7 +245,8 @@ end
 
 --- Writes v as JSON to path atomically (temporary file + rename).
 function json.write(path, v)
-  local parts = json.encode_parts(v, {indent = "  "})
+  if type(path) ~= "string" then error("lm.json.write: path must be a string, got " .. shown(path), 2) end
+  local parts = parts_of(v, {indent = "  "}, "lm.json.write")
   parts[#parts + 1] = "\n"
   require('lumen').write_file(path, parts)
 end

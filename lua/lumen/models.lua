@@ -64,6 +64,10 @@ end
 
 --- Number of parameters of a module.
 function models.count_parameters(model)
+  if type(model) ~= "table" or type(model.parameters) ~= "function" then -- any table with parameters()
+    error("lm.models.count_parameters: model must be a module (an lm.nn layer or model), got "
+      .. checks.shown(model), 2)
+  end
   local n = 0
   for _, p in ipairs(model:parameters()) do n = n + p:numel() end
   return n

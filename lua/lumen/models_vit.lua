@@ -106,6 +106,7 @@ return function(models)
   --- outputs. Names with no counterpart (a `heads.pre_logits` layer) are
   --- returned unchanged, so strict loading reports them.
   function models.torchvision_vit_rename(name)
+    checks.string(name, "name", "lm.models.torchvision_vit_rename")
     for _, rule in ipairs(TORCHVISION_NAMES) do name = name:gsub(rule[1], rule[2]) end
     return name
   end

@@ -10,13 +10,66 @@
 --   ax:legend()
 --   fig:save("loss.png")
 local lm = require 'lumen'
+local checks = require 'lumen.nn.checks'
 
 local plot = {}
+
+-- ---- argument checks (errors point at the line that called the public function) -----------------
+
+local shown = checks.shown
+
+local function whole(v) return type(v) == "number" and math.tointeger(v) ~= nil end
+local function finite(v) return type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge end
+
+-- level 4 (the default): called by a check that the public function called;
+-- 3: called by the public function itself
+local function bad(fname, what, wanted, v, level)
+  error(string.format("%s: %s must be %s, got %s", fname, what, wanted, shown(v)), level or 4)
+end
+
+-- v must be a colour 0xRRGGBBAA (plot.rgba gives one), or nil
+local function check_color(v, what, fname, level)
+  if v ~= nil and not whole(v) then bad(fname, what, "a colour 0xRRGGBBAA (an integer, lm.plot.rgba)", v, level) end
+end
+
+-- a label: nil, a string or a number
+local function check_label(v, what, fname, level)
+  if v ~= nil and type(v) ~= "string" and type(v) ~= "number" then bad(fname, what, "a string", v, level) end
+end
+
+-- v must be nil or a number > 0
+local function check_positive(v, what, fname, level)
+  if v ~= nil and not (type(v) == "number" and v > 0) then bad(fname, what, "a number > 0", v, level) end
+end
+
+-- {lo, hi}: two finite numbers (with lo <= hi when `ordered`), or nil
+local function check_range(v, what, fname, ordered)
+  if v ~= nil and (type(v) ~= "table" or not finite(v[1]) or not finite(v[2]) or ordered and v[1] > v[2]) then
+    bad(fname, what, ordered and "{lo, hi} (finite numbers, lo <= hi)" or "{lo, hi} (finite numbers)", v)
+  end
+end
+
+-- The values of a list or tensor argument as a Lua list of numbers; `depth`:
+-- the functions between this one and the public function (0: it calls this).
+local function number_list(v, what, fname, depth)
+  if lm.is_tensor(v) then return v:contiguous():view(-1):totable() end
+  if type(v) ~= "table" then bad(fname, what, "a list of numbers or a tensor", v, 4 + depth) end
+  for i = 1, #v do
+    if type(v[i]) ~= "number" then
+      error(string.format("%s: %s[%d] must be a number, got %s", fname, what, i, shown(v[i])), 3 + depth)
+    end
+  end
+  return v
+end
 
 -- ---- colours ------------------------------------------------------------------------------------------
 
 --- 0xRRGGBBAA from r, g, b in [0, 1] and alpha (default 1).
 function plot.rgba(r, g, b, a)
+  checks.number(r, "r", "lm.plot.rgba")
+  checks.number(g, "g", "lm.plot.rgba")
+  checks.number(b, "b", "lm.plot.rgba")
+  if a ~= nil then checks.number(a, "a", "lm.plot.rgba") end
   local function c(v) return math.max(0, math.min(255, math.floor(v * 255 + 0.5))) end
   return (c(r) << 24) | (c(g) << 16) | (c(b) << 8) | c(a or 1)
 end
@@ -32,6 +85,9 @@ plot.CLASS_COLORS = {hex "#1f77b4", hex "#ff7f0e", hex "#2ca02c", hex "#d62728",
 
 --- The colour of a color with another alpha in [0, 1].
 function plot.with_alpha(color, a)
+  check_color(color, "color", "lm.plot.with_alpha")
+  if color == nil then bad("lm.plot.with_alpha", "color", "a colour 0xRRGGBBAA (an integer, lm.plot.rgba)", nil, 3) end
+  checks.number(a, "a", "lm.plot.with_alpha")
   return (color & 0xFFFFFF00) | math.floor(a * 255 + 0.5)
 end
 
@@ -42,6 +98,8 @@ local VIRIDIS = {{0.267, 0.005, 0.329}, {0.283, 0.141, 0.458}, {0.254, 0.265, 0.
 
 --- Viridis colour of t in [0, 1].
 function plot.viridis(t, alpha)
+  checks.number(t, "t", "lm.plot.viridis")
+  if alpha ~= nil then checks.number(alpha, "alpha", "lm.plot.viridis") end
   if t ~= t then t = 0 end
   t = math.max(0, math.min(1, t)) * (#VIRIDIS - 1)
   local i = math.min(math.floor(t), #VIRIDIS - 2)
@@ -79,7 +137,10 @@ end
 
 --- About n "nice" tick values covering [lo, hi].
 function plot.ticks(lo, hi, n)
+  if not finite(lo) then bad("lm.plot.ticks", "lo", "a finite number", lo, 3) end
+  if not finite(hi) then bad("lm.plot.ticks", "hi", "a finite number", hi, 3) end
   n = n or 5
+  if not finite(n) or n < 1 then bad("lm.plot.ticks", "n", "a number >= 1 (about how many ticks)", n, 3) end
   if hi <= lo then return {lo} end
   local raw = (hi - lo) / n
   local mag = 10 ^ math.floor(math.log(raw, 10))
@@ -102,6 +163,8 @@ end
 --- A tick's label with as many digits as the step between ticks tells
 --- apart (150000 beside 100000 and 200000 is 1.5e+05, not 2e+05).
 function plot.tick_label(v, step)
+  checks.number(v, "v", "lm.plot.tick_label")
+  if not (finite(step) and step > 0) then bad("lm.plot.tick_label", "step", "a finite number > 0", step, 3) end
   -- the power of ten of the step's last significant digit (2.5e-4: -5)
   local step_digit = math.floor(math.log(step, 10) + 1e-9)
   while step_digit > -300 do
@@ -128,14 +191,27 @@ local function extend(lim, v)
   end
 end
 
-local function as_list(v)
-  if lm.is_tensor(v) then return v:contiguous():view(-1):totable() end
-  return v
+-- the options every drawing method shares
+local function check_style(o, fname)
+  check_color(o.color, "color", fname, 5)
+  check_color(o.outline, "outline", fname, 5)
+  check_label(o.label, "label", fname, 5)
+  for _, k in ipairs{"width", "radius", "head", "size"} do check_positive(o[k], k, fname, 5) end
+end
+
+-- xs and ys of a line or scatter plot, as lists of numbers
+local function points(xs, ys, fname)
+  xs, ys = number_list(xs, "xs", fname, 1), number_list(ys, "ys", fname, 1)
+  if #ys < #xs then
+    error(string.format("%s: %d xs but only %d ys (one y for each x)", fname, #xs, #ys), 3)
+  end
+  return xs, ys
 end
 
 function Axes:line(xs, ys, o)
-  o = o or {}
-  xs, ys = as_list(xs), as_list(ys)
+  o = checks.options(o, "ax:line")
+  check_style(o, "ax:line")
+  xs, ys = points(xs, ys, "ax:line")
   for i = 1, #xs do extend(self.data_x, xs[i]); extend(self.data_y, ys[i]) end
   self.items[#self.items + 1] = {kind = "line", xs = xs, ys = ys,
     color = o.color or plot.CLASS_COLORS[(#self.items % 10) + 1],
@@ -145,8 +221,13 @@ end
 
 --- Points with one colour (o.color) or one per point (o.colors); o.radius, o.label.
 function Axes:scatter(xs, ys, o)
-  o = o or {}
-  xs, ys = as_list(xs), as_list(ys)
+  o = checks.options(o, "ax:scatter")
+  check_style(o, "ax:scatter")
+  xs, ys = points(xs, ys, "ax:scatter")
+  if o.colors ~= nil then
+    if type(o.colors) ~= "table" then bad("ax:scatter", "colors", "a list of colours (one a point)", o.colors, 3) end
+    for i = 1, #xs do check_color(o.colors[i], "colors[" .. i .. "]", "ax:scatter") end
+  end
   for i = 1, #xs do extend(self.data_x, xs[i]); extend(self.data_y, ys[i]) end
   self.items[#self.items + 1] = {kind = "scatter", xs = xs, ys = ys, color = o.color or plot.CLASS_COLORS[1],
     colors = o.colors, radius = o.radius or 2, label = o.label, outline = o.outline}
@@ -154,7 +235,12 @@ function Axes:scatter(xs, ys, o)
 end
 
 function Axes:arrow(x0, y0, x1, y1, o)
-  o = o or {}
+  checks.number(x0, "x0", "ax:arrow")
+  checks.number(y0, "y0", "ax:arrow")
+  checks.number(x1, "x1", "ax:arrow")
+  checks.number(y1, "y1", "ax:arrow")
+  o = checks.options(o, "ax:arrow")
+  check_style(o, "ax:arrow")
   extend(self.data_x, x0); extend(self.data_x, x1); extend(self.data_y, y0); extend(self.data_y, y1)
   self.items[#self.items + 1] = {kind = "arrow", x0 = x0, y0 = y0, x1 = x1, y1 = y1,
     color = o.color or BLACK, width = o.width or 1.5, head = o.head or 7}
@@ -164,14 +250,41 @@ end
 --- A heat map of values[row][col] over the rectangle xlim x ylim (row 1 at
 --- the bottom); o.vmin, o.vmax, o.colorbar (a label), o.cmap (function t -> colour).
 function Axes:heatmap(values, o)
-  o = o or {}
-  if lm.is_tensor(values) then values = values:totable() end
-  local vmin, vmax = o.vmin, o.vmax
+  o = checks.options(o, "ax:heatmap")
+  if lm.is_tensor(values) then
+    if values:dim() ~= 2 then
+      error("ax:heatmap: values must be a matrix [rows, cols], got a tensor [" .. values:shape_string() .. "]", 2)
+    end
+    values = values:totable()
+  end
+  local cols = type(values) == "table" and type(values[1]) == "table" and #values[1] or 0
+  if cols == 0 then bad("ax:heatmap", "values", "a matrix: rows of numbers, or a 2-d tensor", values, 3) end
+  for i, row in ipairs(values) do
+    if type(row) ~= "table" or #row ~= cols then
+      error(string.format("ax:heatmap: row %d of values has %s values, row 1 has %d", i,
+        type(row) == "table" and #row or shown(row), cols), 2)
+    end
+  end
+  local given = {}
+  for _, k in ipairs{"vmin", "vmax"} do
+    local v = o[k]
+    if lm.is_tensor(v) and v:numel() == 1 then v = v:item() end -- a tensor's max(), say
+    if v ~= nil and not finite(v) then bad("ax:heatmap", k, "a finite number", v, 3) end
+    given[k] = v
+  end
+  check_range(o.xlim, "xlim", "ax:heatmap")
+  check_range(o.ylim, "ylim", "ax:heatmap")
+  if o.cmap ~= nil then checks.callable(o.cmap, "cmap", "ax:heatmap") end
+  if o.colorbar ~= false then check_label(o.colorbar, "colorbar", "ax:heatmap") end
+  local vmin, vmax = given.vmin, given.vmax
   for _, row in ipairs(values) do
-    for _, v in ipairs(row) do
+    for j, v in ipairs(row) do
+      if type(v) ~= "number" then
+        error(string.format("ax:heatmap: values must be numbers, got %s in column %d", shown(v), j), 2)
+      end
       if v == v and v ~= math.huge and v ~= -math.huge then -- the colour range of the finite values
-        if not o.vmin then vmin = vmin and math.min(vmin, v) or v end
-        if not o.vmax then vmax = vmax and math.max(vmax, v) or v end
+        if not given.vmin then vmin = vmin and math.min(vmin, v) or v end
+        if not given.vmax then vmax = vmax and math.max(vmax, v) or v end
       end
     end
   end
@@ -190,8 +303,11 @@ end
 --- reaches past the smallest and largest value (0: it ends at the data, so
 --- a few spread samples draw no values that never occurred).
 function Axes:violin(position, values, o)
-  o = o or {}
-  values = as_list(values)
+  checks.number(position, "position", "ax:violin")
+  o = checks.options(o, "ax:violin")
+  check_style(o, "ax:violin")
+  if o.cut ~= nil and not (finite(o.cut) and o.cut >= 0) then bad("ax:violin", "cut", "a number >= 0", o.cut, 3) end
+  values = number_list(values, "values", "ax:violin", 0)
   local n = #values
   if n == 0 then return self end
   local sorted = {}
@@ -224,12 +340,17 @@ end
 
 --- Category labels under integer x positions (1, 2, ...), instead of numbers.
 function Axes:categories(names)
+  checks.table(names, "names", "ax:categories")
   self.category_names = names
   return self
 end
 
 function Axes:text(x, y, s, o)
-  o = o or {}
+  checks.number(x, "x", "ax:text")
+  checks.number(y, "y", "ax:text")
+  if type(s) ~= "string" and type(s) ~= "number" then bad("ax:text", "the text", "a string", s, 3) end
+  o = checks.options(o, "ax:text")
+  check_style(o, "ax:text")
   self.items[#self.items + 1] = {kind = "text", x = x, y = y, s = s, color = o.color or BLACK, size = o.size or 12}
   return self
 end
@@ -238,7 +359,22 @@ end
 --- A legend of {label, colour} entries (plus labelled items): where is
 --- "upper right" (default), "upper left", "lower left", "lower right",
 --- "outside" (right of the axes) or "below" (under the x label).
+local LEGEND_PLACES = {["upper right"] = true, ["upper left"] = true, ["lower left"] = true,
+  ["lower right"] = true, outside = true, below = true}
+
 function Axes:legend(entries, where)
+  if entries ~= nil then
+    if type(entries) ~= "table" then bad("ax:legend", "entries", "a list of {label, colour} entries", entries, 3) end
+    for i, e in ipairs(entries) do
+      if type(e) ~= "table" or (type(e[1]) ~= "string" and type(e[1]) ~= "number") or not whole(e[2]) then
+        bad("ax:legend", "entry " .. i, "{label, colour}", e, 3)
+      end
+    end
+  end
+  if where ~= nil and not LEGEND_PLACES[where] then
+    bad("ax:legend", "where", "'upper right', 'upper left', 'lower left', 'lower right', 'outside' or 'below'",
+      where, 3)
+  end
   self.show_legend = {entries = entries, where = where or "upper right"}
   return self
 end
@@ -253,11 +389,18 @@ function Axes:limits()
   return xl, yl
 end
 
+-- (the unchecked one render calls for every point)
+local function pixel(ax, x, y)
+  local xl, yl = ax:limits()
+  local r = ax.rect
+  return r.x + (x - xl[1]) / (xl[2] - xl[1]) * r.w, r.y + r.h - (y - yl[1]) / (yl[2] - yl[1]) * r.h
+end
+
 --- Pixel position of data (x, y).
 function Axes:to_pixel(x, y)
-  local xl, yl = self:limits()
-  local r = self.rect
-  return r.x + (x - xl[1]) / (xl[2] - xl[1]) * r.w, r.y + r.h - (y - yl[1]) / (yl[2] - yl[1]) * r.h
+  checks.number(x, "x", "ax:to_pixel")
+  checks.number(y, "y", "ax:to_pixel")
+  return pixel(self, x, y)
 end
 
 -- Liang-Barsky: the part of segment (x0, y0)-(x1, y1) inside rect r, or nil.
@@ -287,6 +430,13 @@ local function inside(r, px, py)
 end
 
 function Axes:render(canvas, font)
+  local registry = debug.getregistry()
+  if getmetatable(canvas) ~= registry["lumen.Canvas"] then
+    bad("ax:render", "canvas", "a canvas (fig:render draws the axes on its own)", canvas, 3)
+  end
+  if getmetatable(font) ~= registry["lumen.Font"] then
+    bad("ax:render", "font", "a font (lm.plot.font())", font, 3)
+  end
   local r = self.rect
   local xl, yl = self:limits()
   -- frame, grid and ticks
@@ -298,14 +448,14 @@ function Axes:render(canvas, font)
     for i in ipairs(self.category_names) do xt[i] = i end
   end
   for _, t in ipairs(xt) do
-    local px = self:to_pixel(t, yl[1])
+    local px = pixel(self, t, yl[1])
     if self.grid ~= false then canvas:line(px, r.y, px, r.y + r.h, 1, LIGHT) end
     canvas:line(px, r.y + r.h, px, r.y + r.h + 4, 1, BLACK)
     local s = self.category_names and tostring(self.category_names[t]) or plot.tick_label(t, xstep)
     canvas:text(font, px - font:width(11, s) / 2, r.y + r.h + 17, 11, BLACK, s)
   end
   for _, t in ipairs(yt) do
-    local _, py = self:to_pixel(xl[1], t)
+    local _, py = pixel(self, xl[1], t)
     if self.grid ~= false then canvas:line(r.x, py, r.x + r.w, py, 1, LIGHT) end
     canvas:line(r.x - 4, py, r.x, py, 1, BLACK)
     local s = plot.tick_label(t, ystep)
@@ -318,9 +468,9 @@ function Axes:render(canvas, font)
       local span = (it.vmax - it.vmin) ~= 0 and (it.vmax - it.vmin) or 1
       for i = 1, rows do
         for j = 1, cols do
-          local x0, y0 = self:to_pixel(it.xlim[1] + (j - 1) / cols * (it.xlim[2] - it.xlim[1]),
+          local x0, y0 = pixel(self, it.xlim[1] + (j - 1) / cols * (it.xlim[2] - it.xlim[1]),
             it.ylim[1] + (i - 1) / rows * (it.ylim[2] - it.ylim[1]))
-          local x1, y1 = self:to_pixel(it.xlim[1] + j / cols * (it.xlim[2] - it.xlim[1]),
+          local x1, y1 = pixel(self, it.xlim[1] + j / cols * (it.xlim[2] - it.xlim[1]),
             it.ylim[1] + i / rows * (it.ylim[2] - it.ylim[1]))
           -- whole pixels (partly covered edges would leave light seams between
           -- cells), clipped to the axes when the limits cut the map
@@ -336,28 +486,28 @@ function Axes:render(canvas, font)
       end
     elseif it.kind == "line" then
       for i = 2, #it.xs do
-        local ax, ay = self:to_pixel(it.xs[i - 1], it.ys[i - 1])
-        local bx, by = self:to_pixel(it.xs[i], it.ys[i])
+        local ax, ay = pixel(self, it.xs[i - 1], it.ys[i - 1])
+        local bx, by = pixel(self, it.xs[i], it.ys[i])
         local x0, y0, x1, y1 = clip_segment(r, ax, ay, bx, by)
         if x0 and (not it.dashed or i % 2 == 0) then canvas:line(x0, y0, x1, y1, it.width, it.color) end
       end
       if it.marker then
         for i = 1, #it.xs do
-          local px, py = self:to_pixel(it.xs[i], it.ys[i])
+          local px, py = pixel(self, it.xs[i], it.ys[i])
           if inside(r, px, py) then canvas:disc(px, py, it.width + 1.5, it.color) end
         end
       end
     elseif it.kind == "scatter" then
       for i = 1, #it.xs do
-        local px, py = self:to_pixel(it.xs[i], it.ys[i])
+        local px, py = pixel(self, it.xs[i], it.ys[i])
         if inside(r, px, py) then -- points outside the limits are not drawn
           if it.outline then canvas:disc(px, py, it.radius + 1.2, it.outline) end
           canvas:disc(px, py, it.radius, it.colors and it.colors[i] or it.color)
         end
       end
     elseif it.kind == "arrow" then
-      local x0, y0 = self:to_pixel(it.x0, it.y0)
-      local x1, y1 = self:to_pixel(it.x1, it.y1)
+      local x0, y0 = pixel(self, it.x0, it.y0)
+      local x1, y1 = pixel(self, it.x1, it.y1)
       local ang, h = math.atan(y1 - y0, x1 - x0), it.head
       local visible = inside(r, x0, y0) and inside(r, x1, y1)
       if visible then canvas:line(x0, y0, x1, y1, it.width, it.color) end
@@ -368,19 +518,19 @@ function Axes:render(canvas, font)
     elseif it.kind == "violin" then
       local pts = {}
       for k = 1, #it.ys do
-        local px, py = self:to_pixel(it.x + it.half * it.dens[k] / it.peak, it.ys[k])
+        local px, py = pixel(self, it.x + it.half * it.dens[k] / it.peak, it.ys[k])
         pts[#pts + 1] = px; pts[#pts + 1] = py
       end
       for k = #it.ys, 1, -1 do
-        local px, py = self:to_pixel(it.x - it.half * it.dens[k] / it.peak, it.ys[k])
+        local px, py = pixel(self, it.x - it.half * it.dens[k] / it.peak, it.ys[k])
         pts[#pts + 1] = px; pts[#pts + 1] = py
       end
       canvas:polygon(pts, plot.with_alpha(it.color, 0.6))
-      local mx0, my = self:to_pixel(it.x - it.half * 0.5, it.median)
-      local mx1 = self:to_pixel(it.x + it.half * 0.5, it.median)
+      local mx0, my = pixel(self, it.x - it.half * 0.5, it.median)
+      local mx1 = pixel(self, it.x + it.half * 0.5, it.median)
       canvas:line(mx0, my, mx1, my, 2, BLACK)
     elseif it.kind == "text" then
-      local px, py = self:to_pixel(it.x, it.y)
+      local px, py = pixel(self, it.x, it.y)
       canvas:text(font, px, py, it.size, it.color, it.s)
     end
   end
@@ -446,7 +596,13 @@ Figure.__index = Figure
 
 --- A figure of width x height pixels with an optional title.
 function plot.figure(o)
-  o = o or {}
+  o = checks.options(o, "lm.plot.figure")
+  for _, k in ipairs{"width", "height"} do
+    if o[k] ~= nil and not (whole(o[k]) and o[k] >= 1) then
+      bad("lm.plot.figure", k, "a positive integer (pixels)", o[k], 3)
+    end
+  end
+  check_label(o.title, "title", "lm.plot.figure")
   return setmetatable({width = o.width or 800, height = o.height or 560, title = o.title, axes_list = {},
     images = {}, texts = {}}, Figure)
 end
@@ -454,7 +610,28 @@ end
 --- New axes. Placement o.rect = {x, y, w, h} in pixels, or the default
 --- margins; options xlabel, ylabel, title, xlim, ylim, grid.
 function Figure:axes(o)
-  o = o or {}
+  o = checks.options(o, "fig:axes")
+  local rc = o.rect
+  if rc ~= nil then
+    local ok = type(rc) == "table"
+    if ok and rc[1] ~= nil then
+      for k = 1, 4 do ok = ok and finite(rc[k]) end
+    elseif ok then
+      ok = finite(rc.x) and finite(rc.y) and finite(rc.w) and finite(rc.h)
+    end
+    if not ok then bad("fig:axes", "rect", "{x, y, w, h} (numbers, pixels)", rc, 3) end
+  end
+  check_range(o.xlim, "xlim", "fig:axes", true)
+  check_range(o.ylim, "ylim", "fig:axes", true)
+  for _, k in ipairs{"xlabel", "ylabel", "title"} do check_label(o[k], k, "fig:axes") end
+  for _, k in ipairs{"xticks", "yticks"} do
+    if o[k] ~= nil and not (finite(o[k]) and o[k] >= 1) then
+      bad("fig:axes", k, "a number >= 1 (about how many ticks)", o[k], 3)
+    end
+  end
+  if o.right_margin ~= nil and not finite(o.right_margin) then
+    bad("fig:axes", "right_margin", "a number", o.right_margin, 3)
+  end
   local top = self.title and 50 or 30
   local rect = o.rect or {x = 75, y = top, w = self.width - 75 - (o.right_margin or 30), h = self.height - top - 60}
   if rect[1] then rect = {x = rect[1], y = rect[2], w = rect[3], h = rect[4]} end
@@ -467,7 +644,12 @@ end
 
 --- rows x cols axes filling the figure (returned in reading order).
 function Figure:grid(rows, cols, o)
-  o = o or {}
+  if not (whole(rows) and rows >= 1) then bad("fig:grid", "rows", "a positive integer", rows, 3) end
+  if not (whole(cols) and cols >= 1) then bad("fig:grid", "cols", "a positive integer", cols, 3) end
+  o = checks.options(o, "fig:grid")
+  for _, k in ipairs{"left", "right", "bottom", "hgap", "vgap"} do
+    if o[k] ~= nil and not finite(o[k]) then bad("fig:grid", k, "a number (pixels)", o[k], 3) end
+  end
   local top = self.title and 50 or 20
   local left, right, bottom = o.left or 70, o.right or 20, o.bottom or 10
   local cw = (self.width - left - right) / cols
@@ -486,6 +668,10 @@ end
 
 --- An image tensor ([H, W] or [3, H, W] in [0, 1]) at pixel (x, y), scaled.
 function Figure:image(x, y, t, scale)
+  checks.number(x, "x", "fig:image")
+  checks.number(y, "y", "fig:image")
+  checks.tensor(t, "the image", "fig:image")
+  check_positive(scale, "scale", "fig:image")
   self.images[#self.images + 1] = {x = x, y = y, t = t, scale = scale or 1}
 end
 
@@ -494,7 +680,21 @@ end
 --- o.labels (one caption per image, drawn under it), o.label_colors.
 --- Returns the pixel width and height it takes.
 function Figure:image_grid(x, y, images, o)
-  o = o or {}
+  checks.number(x, "x", "fig:image_grid")
+  checks.number(y, "y", "fig:image_grid")
+  checks.tensor(images, "images", "fig:image_grid")
+  if images:dim() ~= 3 and images:dim() ~= 4 then
+    error("fig:image_grid: images must be [N, H, W] or [N, 3, H, W], got a tensor [" .. images:shape_string() .. "]", 2)
+  end
+  o = checks.options(o, "fig:image_grid")
+  if o.cols ~= nil and not (whole(o.cols) and o.cols >= 1) then
+    bad("fig:image_grid", "cols", "a positive integer", o.cols, 3)
+  end
+  check_positive(o.scale, "scale", "fig:image_grid")
+  if o.gap ~= nil and not finite(o.gap) then bad("fig:image_grid", "gap", "a number (pixels)", o.gap, 3) end
+  for _, k in ipairs{"labels", "label_colors"} do
+    if o[k] ~= nil and type(o[k]) ~= "table" then bad("fig:image_grid", k, "a list (one entry an image)", o[k], 3) end
+  end
   local n = images:size(1)
   local cols, scale, gap = o.cols or 10, o.scale or 2, o.gap or 4
   local h, w = images:size(images:dim() - 1), images:size(images:dim())
@@ -514,7 +714,11 @@ end
 
 --- Text at pixel (x, y) (baseline), o.size, o.color, o.angle.
 function Figure:text(x, y, s, o)
-  o = o or {}
+  checks.number(x, "x", "fig:text")
+  checks.number(y, "y", "fig:text")
+  if type(s) ~= "string" and type(s) ~= "number" then bad("fig:text", "the text", "a string", s, 3) end
+  o = checks.options(o, "fig:text")
+  check_color(o.color, "color", "fig:text")
   if o.angle ~= nil and o.angle ~= 0 and o.angle ~= 90 then -- checked here, not when the figure renders
     error("fig:text: angle must be 0 or 90 (degrees), got " .. tostring(o.angle), 2)
   end
@@ -540,6 +744,7 @@ end
 
 --- Writes the figure as PNG (atomically).
 function Figure:save(path)
+  checks.string(path, "path", "fig:save")
   local canvas = self:render()
   canvas:write_png(path)
   canvas:free()
@@ -551,6 +756,15 @@ end
 --- Train and validation loss and accuracy over the validation points of an
 --- lm.train history.
 function plot.learning_curve(history, path)
+  checks.table(history, "history", "lm.plot.learning_curve")
+  checks.string(path, "path", "lm.plot.learning_curve")
+  for i, h in ipairs(history) do
+    if type(h) ~= "table" or type(h.iteration) ~= "number" or type(h.train_loss) ~= "number"
+        or type(h.train_accuracy) ~= "number" then
+      error(string.format("lm.plot.learning_curve: history[%d] must be a record of lm.train's history "
+        .. "{iteration = n, train_loss = x, train_accuracy = a, ...}, got %s", i, shown(h)), 2)
+    end
+  end
   if #history == 0 then return end
   local fig = plot.figure{width = 1000, height = 420, title = "Learning curve"}
   local left = fig:axes{rect = {75, 60, 370, 290}, xlabel = "iteration", ylabel = "loss", title = "loss"}

@@ -44,6 +44,7 @@ local lm = require 'lumen'
 local json = require 'lumen.json'
 local Progress = require 'lumen.progress'
 local F = require 'lumen.nn.functional'
+local checks = require 'lumen.nn.checks'
 
 local train = {}
 
@@ -62,6 +63,9 @@ end
 --- The device of a model's parameters ('cpu' for a model without any):
 --- batches go there before the forward pass.
 function train.device_of(model)
+  if type(model) ~= "table" or type(model.parameters) ~= "function" then -- any table with parameters()
+    error("lm.train.device_of: model must be a module (an lm.nn layer or model), got " .. checks.shown(model), 2)
+  end
   local p = model:parameters()[1]
   return p and p:device() or "cpu"
 end
@@ -81,9 +85,18 @@ end
 --- opts.batch_size (1000), opts.autocast (the model's products in that
 --- precision, lm.autocast; by default the state's mode).
 function train.evaluate(model, set, opts)
-  opts = opts or {}
+  checks.module(model, "model", "lm.evaluate")
+  checks.set(set, "set", "lm.evaluate")
+  opts = checks.options(opts, "lm.evaluate")
   local loss = loss_fn(opts.loss)
   if set.x:size(1) == 0 then error("evaluate: the set is empty", 2) end
+  if set.x:dim() == 0 or set.y:dim() == 0 or set.y:size(1) ~= set.x:size(1) then
+    error(string.format("lm.evaluate: the set has inputs [%s] and labels [%s]: one label a row of inputs",
+      set.x:shape_string(), set.y:shape_string()), 2)
+  end
+  if opts.batch_size ~= nil and (math.type(opts.batch_size) ~= "integer" or opts.batch_size < 1) then
+    error("lm.evaluate: batch_size must be a positive integer, got " .. checks.shown(opts.batch_size), 2)
+  end
   local autocast, bad = autocast_option(opts.autocast)
   if bad then error("evaluate: " .. bad, 2) end
   local was_training = model.training
@@ -188,9 +201,56 @@ end
 
 local function fmt_pct(v) return string.format("%.2f%%", 100 * v) end
 
+-- The options of lm.train whose kinds are checked before the run starts
+-- (the loader checks its own: noise, clip, transform).
+local function check_run_options(opts)
+  local function fail(what, wanted, v)
+    error(string.format("lm.train: %s must be %s, got %s", what, wanted, checks.shown(v)), 4)
+  end
+  if not (opts.model and opts.optimizer and opts.train) then
+    error("train: needs model, optimizer and train", 3)
+  end
+  checks.module(opts.model, "model", "lm.train", 4)
+  local o = opts.optimizer
+  if type(o) ~= "table" or type(o.step) ~= "function" or type(o.zero_grad) ~= "function" then
+    fail("optimizer", "an optimiser (lm.optim.SGD, Adam, ...)", o)
+  end
+  local t = opts.train
+  if not (type(t) == "table" and t.kind == "image_folder") then checks.set(t, "train", "lm.train", 4) end
+  if opts.val ~= nil then checks.set(opts.val, "val", "lm.train", 4) end
+  local s = opts.schedule
+  if s ~= nil and (type(s) ~= "table" or type(s.step) ~= "function" or type(s.lr_at) ~= "function") then
+    fail("schedule", "a schedule (lm.optim.CyclicLR)", s)
+  end
+  for _, k in ipairs{"epochs", "cycles"} do
+    local v = opts[k]
+    if v ~= nil and (type(v) ~= "number" or not math.tointeger(v) or v < 0) then fail(k, "an integer >= 0", v) end
+  end
+  local bs = opts.batch_size
+  if bs ~= nil and (math.type(bs) ~= "integer" or bs < 1) then fail("batch_size", "a positive integer", bs) end
+  if opts.seed ~= nil and (type(opts.seed) ~= "number" or not math.tointeger(opts.seed)) then
+    fail("seed", "an integer", opts.seed)
+  end
+  if opts.out ~= nil and type(opts.out) ~= "string" then fail("out", "a folder path (a string)", opts.out) end
+  for _, k in ipairs{"on_validate", "log"} do
+    if opts[k] ~= nil then checks.callable(opts[k], k, "lm.train", 4) end
+  end
+  local es = opts.early_stopping
+  if es ~= nil and type(es) ~= "boolean" and type(es) ~= "table" then
+    fail("early_stopping", "true or the options of lm.optim.EarlyStopping (a table)", es)
+  end
+  if opts.classes ~= nil and type(opts.classes) ~= "table" then
+    fail("classes", "a list of class names", opts.classes)
+  end
+end
+
 function train.run(opts)
+  if type(opts) ~= "table" then
+    error("lm.train: options must be a table {model = ..., optimizer = ..., train = ...}, got "
+      .. checks.shown(opts), 2)
+  end
+  check_run_options(opts)
   local model, optimizer = opts.model, opts.optimizer
-  assert(model and optimizer and opts.train, "train: needs model, optimizer and train")
   local loss = loss_fn(opts.loss)
   local schedule = opts.schedule
   local dist = opts.distributed and lm.dist or nil
@@ -481,6 +541,16 @@ end
 
 --- metrics.json (and learning_curve.png when plotting is available).
 function train.write_metrics(out, history, opts)
+  checks.string(out, "out", "lm.train.write_metrics")
+  checks.table(history, "history", "lm.train.write_metrics")
+  opts = checks.options(opts, "lm.train.write_metrics")
+  for i, h in ipairs(history) do
+    if type(h) ~= "table" or type(h.iteration) ~= "number" or type(h.train_loss) ~= "number"
+        or type(h.train_accuracy) ~= "number" then
+      error(string.format("lm.train.write_metrics: history[%d] must be a record of lm.train's history "
+        .. "{iteration = n, train_loss = x, train_accuracy = a, ...}, got %s", i, checks.shown(h)), 2)
+    end
+  end
   json.write(out .. "/metrics.json", {history = history, classes = opts.classes})
   local ok, plot = pcall(require, 'lumen.plot')
   if ok and plot.learning_curve then plot.learning_curve(history, out .. "/learning_curve.png") end

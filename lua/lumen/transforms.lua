@@ -4,6 +4,10 @@
 -- epoch and the batch number, so an epoch's augmentation is the same on
 -- every run and does not depend on other random draws.
 local lm = require 'lumen'
+local checks = require 'lumen.nn.checks'
+
+-- a whole number (an integer, or a float with an integer's value)
+local function whole(v) return type(v) == "number" and math.tointeger(v) ~= nil end
 
 local T = {}
 
@@ -16,9 +20,18 @@ local function check_batch(x, what)
 end
 
 local function pair(size, what)
-  if type(size) == "number" then return size, size end
-  if type(size) == "table" and #size == 2 then return size[1], size[2] end
-  error(what .. ": size must be a number or {h, w}", 3)
+  local h, w
+  if type(size) == "number" then h, w = size, size
+  elseif type(size) == "table" and #size == 2 then h, w = size[1], size[2]
+  else error(what .. ": size must be a number or {h, w}", 3) end
+  local hw = {h, w}
+  for k = 1, 2 do
+    local v = hw[k]
+    if not whole(v) or v < 1 then
+      error(string.format("lm.data.transforms.%s: size must be positive integers, got %s", what, checks.shown(v)), 3)
+    end
+  end
+  return h, w
 end
 
 --- A random window of `size` (a number or {h, w}) from each image padded by
@@ -26,7 +39,10 @@ end
 --- augmentation is random_crop(32, {padding = 4}).
 function T.random_crop(size, opts)
   local oh, ow = pair(size, "random_crop")
-  local pad = (opts or {}).padding or 0
+  local pad = checks.options(opts, "lm.data.transforms.random_crop").padding or 0
+  if not whole(pad) or pad < 0 then
+    error("lm.data.transforms.random_crop: padding must be an integer >= 0, got " .. checks.shown(pad), 2)
+  end
   return function(x)
     check_batch(x, "random_crop")
     local n, h, w = x:size(1), x:size(3), x:size(4)
@@ -48,6 +64,9 @@ end
 --- Mirrors each image left-right with probability p (default 0.5).
 function T.horizontal_flip(p)
   p = p or 0.5
+  if type(p) ~= "number" or not (p >= 0 and p <= 1) then
+    error("lm.data.transforms.horizontal_flip: p must be a probability in [0, 1], got " .. checks.shown(p), 2)
+  end
   return function(x)
     check_batch(x, "horizontal_flip")
     local n = x:size(1)
@@ -60,6 +79,17 @@ end
 
 --- (x - mean) / std per channel: mean and std are numbers or one value per channel.
 function T.normalize(mean, std)
+  for _, arg in ipairs{{mean, "mean"}, {std, "std"}} do
+    local v, ok = arg[1], type(arg[1]) == "number"
+    if type(v) == "table" then
+      ok = #v > 0
+      for _, e in ipairs(v) do ok = ok and type(e) == "number" end
+    end
+    if not ok then
+      error(string.format("lm.data.transforms.normalize: %s must be a number or a list of numbers (one a "
+        .. "channel), got %s", arg[2], checks.shown(v)), 2)
+    end
+  end
   local m = type(mean) == "table" and lm.tensor(mean) or lm.tensor{mean}
   local s = type(std) == "table" and lm.tensor(std) or lm.tensor{std}
   if m:numel() ~= s:numel() then error("normalize: mean and std need as many values", 2) end
@@ -77,6 +107,7 @@ end
 
 --- The transforms of a list applied in order.
 function T.compose(list)
+  checks.table(list, "list", "lm.data.transforms.compose")
   for i, t in ipairs(list) do
     if type(t) ~= "function" then
       error("compose: entry " .. i .. " is a " .. type(t) .. ", expected a transform", 2)
@@ -92,6 +123,14 @@ end
 --- shard `shard`, 0 for one process): the four numbers mixed (splitmix64's
 --- finaliser), so no two batches of any epochs or shards share a seed.
 function T.batch_seed(seed, epoch, i, shard)
+  local args = {seed, epoch, i, shard or 0}
+  for k = 1, 4 do
+    local v = args[k]
+    if not whole(v) then
+      error(string.format("lm.data.transforms.batch_seed: %s must be an integer, got %s",
+        ({"seed", "epoch", "i", "shard"})[k], checks.shown(v)), 2)
+    end
+  end
   local h = 0
   for _, v in ipairs{seed, epoch, i, shard or 0} do
     h = (h ~ v) * -7046029254386353131 -- 0x9E3779B97F4A7C15: wraps, as the mixing wants
@@ -105,6 +144,10 @@ end
 --- Runs transform(x) with the global stream seeded by `seed`, restoring the
 --- stream afterwards (the loaders' reproducible augmentation).
 function T.apply_seeded(transform, x, seed)
+  checks.callable(transform, "transform", "lm.data.transforms.apply_seeded")
+  if not whole(seed) then
+    error("lm.data.transforms.apply_seeded: seed must be an integer, got " .. checks.shown(seed), 2)
+  end
   local state, offset = lm.rng_state()
   lm.manual_seed(seed)
   local ok, y = pcall(transform, x)

@@ -13,8 +13,36 @@
 local lm = require 'lumen'
 local nn, F = lm.nn, lm.nn.functional
 local Progress = require 'lumen.progress'
+local checks = require 'lumen.nn.checks'
 
 local I = {}
+
+-- A recorder (lm.introspect.Recorder), for the functions that take one.
+local function check_recorder(v, what, fname, level)
+  if type(v) ~= "table" or type(v.capture) ~= "function" or type(v.record) ~= "function" then
+    error(string.format("%s: %s must be a recorder (lm.introspect.Recorder), got %s", fname, what, checks.shown(v)),
+      (level or 2) + 1)
+  end
+end
+
+-- An autoencoder (lm.introspect.InfoVAE, or a module with its encode and
+-- loss methods), for the functions that take one.
+local function check_vae(v, what, fname, level)
+  if type(v) ~= "table" or type(v.forward) ~= "function" or type(v.encode) ~= "function"
+      or type(v.loss) ~= "function" then
+    local got = type(v) == "table" and type(v.__name) == "string" and "an " .. v.__name or checks.shown(v)
+    error(string.format("%s: %s must be an autoencoder (lm.introspect.InfoVAE), got %s", fname, what, got),
+      (level or 2) + 1)
+  end
+end
+
+-- nil or a positive integer (a batch size, a count).
+local function check_optional_size(v, what, fname, level)
+  if v ~= nil and (math.type(v) ~= "integer" or v < 1) then
+    error(string.format("%s: %s must be a positive integer (or nil), got %s", fname, what, checks.shown(v)),
+      (level or 2) + 1)
+  end
+end
 
 -- Inputs go to the device of the model that takes them (recordings and
 -- results stay in host memory: a recording can be larger than a GPU), and
@@ -32,6 +60,7 @@ I.ERROR_FLOOR = 1e-8
 --- about a million input values (4 MB) a block, at most 2000 rows, so a wide
 --- input (a 2400-unit recording) makes temporaries of a few MB, not 20.
 function I.block_rows(width)
+  checks.number(width, "width", "lm.introspect.block_rows")
   return math.max(64, math.min(2000, (1 << 20) // math.max(1, width)))
 end
 
@@ -69,6 +98,8 @@ end
 --- I.elus_after(net, "nn.Linear"), its convolutions' I.elus_after(net,
 --- "nn.Conv2d").
 function I.elus_after(model, kind)
+  checks.module(model, "model", "lm.introspect.elus_after")
+  checks.string(kind, "kind", "lm.introspect.elus_after")
   local modules = model:modules() -- the order of named_modules, which the Recorder walks
   return function(m, i) return m.__name == "nn.ELU" and i > 1 and modules[i - 1].__name == kind end
 end
@@ -84,7 +115,8 @@ end
 --- sample; 'none' flattens them. After a recording, rec.layer_sizes lists
 --- the units of each recorded layer and rec.layer_names their names.
 function I.Recorder(model, opts)
-  opts = opts or {}
+  checks.module(model, "model", "lm.introspect.Recorder")
+  opts = checks.options(opts, "lm.introspect.Recorder")
   local pool = opts.pool or "mean"
   if not POOLS[pool] then error("Recorder: pool must be 'mean', 'max', 'cls' or 'none', got " .. tostring(pool), 2) end
   local select = opts.select or function(m)
@@ -94,7 +126,12 @@ function I.Recorder(model, opts)
   local wanted
   if type(select) == "table" then
     wanted = {}
-    for _, name in ipairs(select) do wanted[name] = false end
+    for i, name in ipairs(select) do
+      if type(name) ~= "string" then
+        error(string.format("Recorder: select[%d] must be a module name (a string), got %s", i, checks.shown(name)), 2)
+      end
+      wanted[name] = false
+    end
     select = function(_, _, name) return wanted[name] ~= nil end
   elseif type(select) ~= "function" then
     error("Recorder: select must be a function(module, index, name) or a list of module names", 2)
@@ -168,6 +205,7 @@ end
 --- Runs the model in evaluation mode without recording gradients and returns
 --- (activations [N, Nh], model output).
 function Recorder:record(x)
+  checks.tensor(x, "x", "recorder:record")
   x = on_device_of(self.model, x)
   local out = nn.evaluating(self.model, function()
     return run_hooked(self, lm.no_grad, function() return self.model(x) end)
@@ -181,6 +219,7 @@ end
 --- gradients as they are) and returns fn's result and the concatenated
 --- activations [N, Nh] of that call.
 function Recorder:capture(fn)
+  checks.callable(fn, "fn", "recorder:capture")
   local result = run_hooked(self, fn)
   local parts = collect(self)
   return result, lm.cat(parts, 2)
@@ -188,6 +227,7 @@ end
 
 --- The size of one recorded vector (runs one sample).
 function Recorder:width(sample)
+  checks.tensor(sample, "sample", "recorder:width")
   local h = self:record(sample)
   return h:size(2)
 end
@@ -204,7 +244,11 @@ end
 --- activations have N + sum(m) rows in one tensor and whoever trains on all
 --- of them needs no second copy; the outputs keep N rows.
 function Recorder:record_set(x, opts)
-  opts = opts or {}
+  checks.tensor(x, "x", "recorder:record_set")
+  opts = checks.options(opts, "recorder:record_set")
+  check_optional_size(opts.batch_size, "opts.batch_size", "recorder:record_set")
+  if opts.append_rows ~= nil then checks.table(opts.append_rows, "opts.append_rows", "recorder:record_set") end
+  if opts.path ~= nil then checks.string(opts.path, "opts.path", "recorder:record_set") end
   local n, bs = x:size(1), opts.batch_size or 1000
   local extra = 0
   for i, t in ipairs(opts.append_rows or {}) do
@@ -303,6 +347,8 @@ function I.peak_memory() return proc_kb("/proc/self/status", "VmHWM") end
 --- Per-sample error e = 1/2 sum_k (y_k - y_hat_k)^2 for outputs [N, C] and
 --- 1-based labels.
 function I.sample_errors(outputs, labels)
+  checks.tensor(outputs, "outputs", "lm.introspect.sample_errors")
+  checks.tensor(labels, "labels", "lm.introspect.sample_errors")
   return lm.no_grad(function()
     return F.mse(outputs, lm.data.one_hot(labels, outputs:size(2)):float(), {reduction = "none"})
   end)
@@ -310,6 +356,8 @@ end
 
 --- log10(max(e, 1e-8)) of the per-sample errors, the estimator's target.
 function I.log_errors(outputs, labels)
+  checks.tensor(outputs, "outputs", "lm.introspect.log_errors")
+  checks.tensor(labels, "labels", "lm.introspect.log_errors")
   local e = I.sample_errors(outputs, labels)
   return lm.no_grad(function() return e:clamp(I.ERROR_FLOOR):log() / math.log(10) end)
 end
@@ -329,6 +377,7 @@ end
 --- column of H [N, k], without gradients. With `distributed` under several
 --- ranks, H is this rank's rows and both come from sums over all ranks.
 function I.standardization(H, distributed)
+  checks.tensor(H, "H", "lm.introspect.standardization")
   return lm.no_grad(function()
     if not (distributed and lm.dist.size() > 1) then
       return H:mean(1), H:std(1):clamp(1e-3)
@@ -350,6 +399,9 @@ end
 --- (x - mean) / std per column; divided in place when no gradient flows
 --- (x - mean is fresh then), one [N, k] block less per batch.
 function I.standardize(x, mean, std)
+  checks.tensor(x, "x", "lm.introspect.standardize")
+  checks.tensor(mean, "mean", "lm.introspect.standardize")
+  checks.tensor(std, "std", "lm.introspect.standardize")
   local centred = x - mean
   if centred:requires_grad() then return centred / std end
   return centred:div_(std)
@@ -364,8 +416,12 @@ local InfoVAE = nn.Module:extend("InfoVAE")
 --- (true: inputs are standardised per unit with the training recording's
 --- mean and standard deviation, kept as buffers).
 function InfoVAE:init(opts)
-  opts = opts or {}
+  opts = checks.options(opts, "lm.introspect.InfoVAE")
   assert(opts.inputs, "InfoVAE: needs inputs (the recorded vector size)")
+  checks.size(opts.inputs, "opts.inputs", "lm.introspect.InfoVAE")
+  for _, k in ipairs({"hidden", "depth", "latent"}) do
+    check_optional_size(opts[k], "opts." .. k, "lm.introspect.InfoVAE")
+  end
   local hidden, depth, latent = opts.hidden or 200, opts.depth or 3, opts.latent or 2
   self.latent, self.mmd_weight, self.bw = latent, opts.mmd_weight or 1, opts.bw
   self.standardize = opts.standardize ~= false
@@ -383,6 +439,7 @@ end
 --- = true, H is this rank's part of the recording and the statistics are
 --- those of every rank's parts together (sums over ranks, two passes).
 function InfoVAE:fit_standardization(H, distributed)
+  checks.tensor(H, "H", "vae:fit_standardization")
   local mean, std = I.standardization(H, distributed)
   self.mean:copy_(mean)
   self.std:copy_(std)
@@ -393,7 +450,10 @@ function InfoVAE:prepare(h)
   return I.standardize(h, self.mean, self.std)
 end
 
-function InfoVAE:encode(h) return self.encoder(self:prepare(on_device_of(self, h))) end
+function InfoVAE:encode(h)
+  checks.tensor(h, "h", "vae:encode")
+  return self.encoder(self:prepare(on_device_of(self, h)))
+end
 
 --- Decoded activations in the original (unstandardised) units.
 function InfoVAE:decode(z)
@@ -402,7 +462,10 @@ function InfoVAE:decode(z)
   return out * self.std + self.mean
 end
 
-function InfoVAE:forward(h) return self:encode(h) end
+function InfoVAE:forward(h)
+  checks.tensor(h, "h", "vae:forward")
+  return self:encode(h)
+end
 
 --- Loss of a batch: reconstruction 1/2 ||h_hat - h||^2 (mean over the batch,
 --- in standardised units) + mmd_weight * MMD(z, fresh N(0, I) samples).
@@ -411,6 +474,8 @@ function InfoVAE:forward(h) return self:encode(h) end
 --- (lm.dist.all_gather_rows): the MMD is not a mean over samples, so the
 --- ranks' MMDs of their parts do not add up to the batch's.
 function InfoVAE:loss(h, gather)
+  checks.tensor(h, "h", "vae:loss")
+  if gather ~= nil then checks.callable(gather, "gather", "vae:loss") end
   local x = self:prepare(h)
   local z = self.encoder(x)
   local recon = F.mse(self.decoder(z), x)
@@ -426,6 +491,8 @@ end
 --- every call compares the model on the same draw (the caller's random
 --- stream is left as it was).
 function InfoVAE:validation_loss(H, batch_size)
+  checks.tensor(H, "H", "vae:validation_loss")
+  check_optional_size(batch_size, "batch_size", "vae:validation_loss")
   batch_size = math.min(batch_size or 128, H:size(1))
   local seed, offset = lm.rng_state()
   lm.manual_seed(0x5EED)
@@ -441,6 +508,8 @@ end
 
 --- Latents of a whole recording, in batches, without gradients.
 function InfoVAE:encode_all(H, batch_size)
+  checks.tensor(H, "H", "vae:encode_all")
+  check_optional_size(batch_size, "batch_size", "vae:encode_all")
   batch_size = batch_size or I.block_rows(H:size(2))
   local n = H:size(1)
   local Z = lm.zeros(n, self.latent)
@@ -457,7 +526,10 @@ I.InfoVAE = InfoVAE
 
 --- The estimator of log10(e): latent -> hidden x depth -> 1 (ELU, linear out).
 function I.Estimator(opts)
-  opts = opts or {}
+  opts = checks.options(opts, "lm.introspect.Estimator")
+  for _, k in ipairs({"hidden", "depth", "latent"}) do
+    check_optional_size(opts[k], "opts." .. k, "lm.introspect.Estimator")
+  end
   local sizes = {opts.latent or 2}
   for _ = 1, opts.depth or 3 do sizes[#sizes + 1] = opts.hidden or 200 end
   sizes[#sizes + 1] = 1
@@ -637,7 +709,9 @@ end
 --- one process on the whole recording. The MMD of each global batch is
 --- computed on every rank from the batch's gathered codes.
 function I.fit_autoencoder(vae, H, opts)
-  opts = opts or {}
+  check_vae(vae, "vae", "lm.introspect.fit_autoencoder")
+  checks.tensor(H, "H", "lm.introspect.fit_autoencoder")
+  opts = checks.options(opts, "lm.introspect.fit_autoencoder")
   local sharded = opts.rows and lm.dist.size() > 1
   if vae.standardize and opts.fit_standardization ~= false then vae:fit_standardization(H, sharded) end
   if not sharded then
@@ -661,7 +735,10 @@ end
 --- with the mean squared error; opts as fit_autoencoder's (opts.rows: the
 --- rows of the whole set this rank holds, for data-parallel training).
 function I.fit_estimator(est, Z, T, opts)
-  opts = opts or {}
+  checks.module(est, "est", "lm.introspect.fit_estimator")
+  checks.tensor(Z, "Z", "lm.introspect.fit_estimator")
+  checks.tensor(T, "T", "lm.introspect.fit_estimator")
+  opts = checks.options(opts, "lm.introspect.fit_estimator")
   if not (opts.rows and lm.dist.size() > 1) then
     return fit(est, {Z, T:view(-1, 1)}, opts, "estimator", function(_, z, t) return F.mse(est(z), t) end)
   end
@@ -683,7 +760,13 @@ end
 --- three mean losses. The autoencoder's standardisation is fixed from the
 --- first batch.
 function I.fit_jointly(model, recorder, vae, est, set, opts)
-  opts = opts or {}
+  local fname = "lm.introspect.fit_jointly"
+  checks.module(model, "model", fname)
+  check_recorder(recorder, "recorder", fname)
+  check_vae(vae, "vae", fname)
+  checks.module(est, "est", fname)
+  checks.set(set, "set", fname)
+  opts = checks.options(opts, fname)
   local lr = opts.lr or 1e-3
   local opt_c = lm.optim.Adam(model:parameters(), {lr = lr})
   local opt_a = lm.optim.Adam(vae:parameters(), {lr = lr})
@@ -723,6 +806,11 @@ end
 --- encoder -> estimator. Returns z [N, 2], log10 e_hat [N] and the
 --- classifier's outputs [N, C], without gradients.
 function I.interrogate(recorder, vae, est, x)
+  local fname = "lm.introspect.interrogate"
+  check_recorder(recorder, "recorder", fname)
+  check_vae(vae, "vae", fname)
+  checks.module(est, "est", fname)
+  checks.tensor(x, "x", fname)
   local h, out = recorder:record(x)
   local z = lm.no_grad(function() return vae:encode(h) end)
   return z, I.estimate(est, z), out
@@ -731,6 +819,9 @@ end
 --- Estimated log10 error for latents Z [N, 2] (no gradients): [N], in
 --- blocks of `batch` rows (I.block_rows), for an estimator of any input width.
 function I.estimate(est, Z, batch)
+  checks.module(est, "est", "lm.introspect.estimate")
+  checks.tensor(Z, "Z", "lm.introspect.estimate")
+  check_optional_size(batch, "batch", "lm.introspect.estimate")
   batch = batch or I.block_rows(Z:size(2))
   local n = Z:size(1)
   if n <= batch then return lm.no_grad(function() return est(on_device_of(est, Z)):view(-1) end) end
@@ -756,7 +847,10 @@ end
 --- in evaluation mode, without gradients. Returns a list of numbers and the
 --- name of the score.
 function I.baseline_scores(net, x, o)
-  o = o or {}
+  checks.module(net, "net", "lm.introspect.baseline_scores")
+  checks.tensor(x, "x", "lm.introspect.baseline_scores")
+  o = checks.options(o, "lm.introspect.baseline_scores")
+  check_optional_size(o.batch, "o.batch", "lm.introspect.baseline_scores")
   local last = net.__name == "nn.Sequential" and net:size() > 0 and net[net:size()] or nil
   local kind = last and ({["nn.Sigmoid"] = "max_logit", ["nn.Softmax"] = "max_softmax"})[last.__name] or "max_output"
   if kind ~= "max_output" then
@@ -787,6 +881,20 @@ end
 --- still among all of Z (a rank's part of the work). o.chunk: queries per
 --- block (default: about 8 MB of distances a block).
 function I.knn_accuracy(Z, labels, k, o)
+  local fname = "lm.introspect.knn_accuracy"
+  checks.tensor(Z, "Z", fname)
+  checks.tensor(labels, "labels", fname)
+  check_optional_size(k, "k", fname)
+  o = checks.options(o, fname)
+  check_optional_size(o.first, "o.first", fname)
+  check_optional_size(o.chunk, "o.chunk", fname)
+  if o.count ~= nil and (math.type(o.count) ~= "integer" or o.count < 0) then
+    error(fname .. ": o.count must be an integer >= 0 (or nil), got " .. checks.shown(o.count), 2)
+  end
+  if Z:dim() ~= 2 or labels:numel() ~= Z:size(1) then
+    error(string.format("%s: Z must be [N, d] with one label per row, got Z %s and %d labels", fname,
+      Z:shape_string(), labels:numel()), 2)
+  end
   -- a set of N points has N - 1 others: k is at most that
   k = math.min(k or 10, Z:size(1) - 1)
   if k < 1 then return 0 / 0 end
@@ -854,6 +962,14 @@ end
 --- Equal scores are one threshold in every ranking measure, so no measure
 --- depends on the order of ties (or the sort's).
 function I.tie_groups(scores, flags, descending)
+  checks.table(scores, "scores", "lm.introspect.tie_groups")
+  checks.table(flags, "flags", "lm.introspect.tie_groups")
+  for i = 1, #scores do
+    if type(scores[i]) ~= "number" then
+      error(string.format("lm.introspect.tie_groups: scores[%d] must be a number, got %s", i, checks.shown(scores[i])),
+        2)
+    end
+  end
   local n, order = #scores, {}
   for i = 1, n do order[i] = i end
   table.sort(order, descending and function(a, b) return scores[a] > scores[b] end

@@ -1,17 +1,86 @@
--- The argument checks every lm.nn layer shares: sizes, option tables and
--- drop probabilities. Errors name the layer and point at the code that built
--- it (level 3: the caller of the layer's init).
+-- The argument checks Lumen's Lua functions share: sizes, option tables,
+-- drop probabilities, and the kinds of value a public function takes
+-- (tensors, modules, data sets, functions). Errors name the function and
+-- point at the code that called it (level 3: the caller of the function
+-- that runs the check), so a wrong argument reads as what it is instead of
+-- Lua's "attempt to index a nil value" from inside Lumen.
+local lm = require 'lumen'
+
 local checks = {}
 
 -- a value as a message shows it: numbers, strings, booleans and nil as
--- they are, anything else by its type
+-- they are, anything else by its kind
 local function shown(v)
   local kind = type(v)
   if kind == "number" or kind == "boolean" or kind == "nil" then return tostring(v) end
-  if kind == "string" then return string.format("%q", v) end
+  if kind == "string" then
+    return #v > 40 and string.format("a string of %d bytes", #v) or string.format("%q", v)
+  end
+  if lm.is_tensor(v) then return "a tensor" end
   return "a " .. kind
 end
 checks.shown = shown
+
+local function fail(fname, what, wanted, v, level)
+  error(string.format("%s: %s must be %s, got %s", fname, what, wanted, shown(v)), (level or 3) + 1)
+end
+
+--- v must be a tensor.
+function checks.tensor(v, what, fname, level)
+  if not lm.is_tensor(v) then fail(fname, what, "a tensor", v, level) end
+end
+
+--- v must be nil or a tensor.
+function checks.optional_tensor(v, what, fname, level)
+  if v ~= nil and not lm.is_tensor(v) then fail(fname, what, "a tensor (or nil)", v, level) end
+end
+
+--- v must be a table (a list or a record).
+function checks.table(v, what, fname, level)
+  if type(v) ~= "table" then fail(fname, what, "a table", v, level) end
+end
+
+--- v must be nil or a table: an options argument. Returns v or {}.
+function checks.options(v, fname, level)
+  if v == nil then return {} end
+  if type(v) ~= "table" then fail(fname, "options", "a table", v, level) end
+  return v
+end
+
+--- v must be a module: an lm.nn layer, container or model (a table with a
+--- forward method).
+function checks.module(v, what, fname, level)
+  if type(v) ~= "table" or type(v.forward) ~= "function" then
+    fail(fname, what, "a module (an lm.nn layer or model)", v, level)
+  end
+end
+
+--- v must be a data set: a table {x = tensor, y = tensor}.
+function checks.set(v, what, fname, level)
+  if type(v) ~= "table" or not lm.is_tensor(v.x) or not lm.is_tensor(v.y) then
+    local got = type(v) ~= "table" and shown(v) or not lm.is_tensor(v.x) and "a table without a tensor x"
+      or "a table without a tensor y"
+    error(string.format("%s: %s must be a data set {x = tensor, y = tensor}, got %s", fname, what, got),
+      (level or 3))
+  end
+end
+
+--- v must be callable: a function, or a table or userdata with __call.
+function checks.callable(v, what, fname, level)
+  if type(v) == "function" then return end
+  local mt = getmetatable(v)
+  if not (type(mt) == "table" and mt.__call) then fail(fname, what, "a function", v, level) end
+end
+
+--- v must be a number (NaN included: callers that refuse it say so).
+function checks.number(v, what, fname, level)
+  if type(v) ~= "number" then fail(fname, what, "a number", v, level) end
+end
+
+--- v must be a string.
+function checks.string(v, what, fname, level)
+  if type(v) ~= "string" then fail(fname, what, "a string", v, level) end
+end
 
 --- v must be a positive integer.
 function checks.size(v, what, layer)

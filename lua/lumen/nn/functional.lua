@@ -1,26 +1,46 @@
 -- lm.nn.functional: stateless, differentiable layer functions.
 local lm = require 'lumen'
+local checks = require 'lumen.nn.checks'
 local C = lm._functional
 
 local F = {}
 for name, fn in pairs(C) do F[name] = fn end
 
-function F.elu(x, alpha) return x:elu(alpha) end
-function F.relu(x) return x:relu() end
-function F.sigmoid(x) return x:sigmoid() end
-function F.tanh(x) return x:tanh() end
+local is_tensor = lm.is_tensor
+
+-- the elementwise activations check their input here: a method call on a
+-- number or a table would otherwise fail inside this file
+function F.elu(x, alpha)
+  if not is_tensor(x) then checks.tensor(x, "input", "elu") end
+  return x:elu(alpha)
+end
+function F.relu(x)
+  if not is_tensor(x) then checks.tensor(x, "input", "relu") end
+  return x:relu()
+end
+function F.sigmoid(x)
+  if not is_tensor(x) then checks.tensor(x, "input", "sigmoid") end
+  return x:sigmoid()
+end
+function F.tanh(x)
+  if not is_tensor(x) then checks.tensor(x, "input", "tanh") end
+  return x:tanh()
+end
 
 --- Inverted dropout: zeroes each element with probability p (the *drop*
 --- probability, as in Torch and PyTorch) and scales the rest by 1/(1-p), so
 --- evaluation needs no rescaling. The mask comes from the seeded RNG.
 function F.dropout(x, p, training)
+  if not is_tensor(x) then checks.tensor(x, "input", "dropout") end
+  if type(p) ~= "number" and (p ~= nil or training) then checks.number(p, "p", "dropout") end
   if not training or p == 0 then return x end
-  if p < 0 or p >= 1 then error(string.format("dropout: p must be in [0, 1), got %g", p), 2) end
+  if not (p >= 0 and p < 1) then error(string.format("dropout: p must be in [0, 1), got %g", p), 2) end
   return C._dropout(x, 1 - p) -- 1/(1-p) kept, 0 dropped: x times the mask in one pass
 end
 
 --- Mean over the spatial dimensions of [N, C, H, W]: [N, C].
 function F.global_avg_pool2d(x)
+  checks.tensor(x, "input", "global_avg_pool2d")
   if x:dim() ~= 4 then error("global_avg_pool2d: input must be [N, C, H, W], got " .. x:shape_string(), 2) end
   return x:mean(4):mean(3)
 end
@@ -29,6 +49,8 @@ end
 --- (default: a itself): [N, M], ||a_i||^2 + ||b_j||^2 - 2 a_i . b_j in one
 --- matrix product (kernels, densities, nearest neighbours).
 function F.squared_distances(a, b)
+  checks.tensor(a, "a", "squared_distances")
+  checks.optional_tensor(b, "b", "squared_distances")
   b = b or a
   if a:dim() ~= 2 or b:dim() ~= 2 or a:size(2) ~= b:size(2) then
     error(string.format("squared_distances: needs a [N, D] and b [M, D], got %s and %s",
@@ -54,7 +76,9 @@ end
 --- multi-scale kernel keeps a gradient for points far from the prior, where
 --- a single narrow kernel vanishes); opts.weight (default 1) scales the result.
 function F.mmd(z, p, opts)
-  opts = opts or {}
+  checks.tensor(z, "z", "mmd")
+  checks.tensor(p, "p (the prior samples)", "mmd")
+  opts = checks.options(opts, "mmd")
   if z:dim() ~= 2 or p:dim() ~= 2 or z:size(2) ~= p:size(2) then
     error(string.format("mmd: needs z [N, D] and prior samples [M, D], got %s and %s",
       z:shape_string(), p:shape_string()), 2)
@@ -103,6 +127,16 @@ end
 --- `momentum` (default 0.1), outside the tape; otherwise the running
 --- statistics are used. weight and bias (per channel) are optional; eps 1e-5.
 function F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
+  checks.tensor(x, "input", "batch_norm")
+  checks.optional_tensor(running_mean, "running_mean", "batch_norm")
+  checks.optional_tensor(running_var, "running_var", "batch_norm")
+  checks.optional_tensor(weight, "weight", "batch_norm")
+  checks.optional_tensor(bias, "bias", "batch_norm")
+  if (running_mean == nil) ~= (running_var == nil) then
+    error("batch_norm: running_mean and running_var go together (both tensors or both nil)", 2)
+  end
+  if momentum ~= nil then checks.number(momentum, "momentum", "batch_norm") end
+  if eps ~= nil then checks.number(eps, "eps", "batch_norm") end
   if x:dim() < 2 then error("batch_norm: input must be [N, C, ...], got " .. x:shape_string(), 2) end
   momentum, eps = momentum or 0.1, eps or 1e-5
   -- an empty batch (a last batch of nothing) comes back empty, as in torch,
@@ -212,6 +246,11 @@ end
 --- x [N, C, ...] fall into num_groups groups, each normalised per sample
 --- with its mean and biased variance; optional per-channel weight and bias.
 function F.group_norm(x, num_groups, weight, bias, eps)
+  checks.tensor(x, "input", "group_norm")
+  checks.size(num_groups, "num_groups", "group_norm")
+  checks.optional_tensor(weight, "weight", "group_norm")
+  checks.optional_tensor(bias, "bias", "group_norm")
+  if eps ~= nil then checks.number(eps, "eps", "group_norm") end
   eps = eps or 1e-5
   if x:dim() < 2 or x:size(2) % num_groups ~= 0 then
     error(string.format("group_norm: input must be [N, C, ...] with C divisible by %d groups, got %s",
@@ -227,7 +266,10 @@ function F.group_norm(x, num_groups, weight, bias, eps)
 end
 
 --- x * sigmoid(x) (also called swish).
-function F.silu(x) return x * x:sigmoid() end
+function F.silu(x)
+  if not is_tensor(x) then checks.tensor(x, "input", "silu") end
+  return x * x:sigmoid()
+end
 
 -- torch's adaptive pooling windows along one dimension of size n into m
 -- cells: cell i (0-based) covers [floor(i n / m), ceil((i + 1) n / m))
@@ -254,6 +296,7 @@ end
 --- of a dimension of size n into m averages inputs floor(i n / m) to
 --- ceil((i + 1) n / m) - 1 (0-based).
 function F.adaptive_avg_pool2d(x, output_size)
+  checks.tensor(x, "input", "adaptive_avg_pool2d")
   local oh, ow
   if type(output_size) == "table" then oh, ow = output_size[1], output_size[2]
   else oh, ow = output_size, output_size end
@@ -272,6 +315,7 @@ end
 --- by 1/(1-p); the identity when not training. The mask comes from the
 --- seeded RNG.
 function F.dropout2d(x, p, training)
+  checks.tensor(x, "input", "dropout2d")
   if type(p) ~= "number" or p < 0 or p > 1 then
     error(string.format("dropout2d: p must be in [0, 1], got %s", tostring(p)), 2)
   end
@@ -323,6 +367,11 @@ function F.embedding(idx, weight, padding_idx)
     error("embedding: indices must be an int32 tensor (1-based), got " ..
       (lm.is_tensor(idx) and idx:dtype() or type(idx)), 2)
   end
+  checks.tensor(weight, "weight", "embedding")
+  if weight:dim() ~= 2 then error("embedding: weight must be [num, dim], got " .. weight:shape_string(), 2) end
+  if padding_idx ~= nil and math.type(padding_idx) ~= "integer" then
+    error("embedding: padding_idx must be an integer row number (or nil), got " .. checks.shown(padding_idx), 2)
+  end
   local shape = idx:shape()
   shape[#shape + 1] = weight:size(2)
   local flat = idx:reshape(-1)
@@ -348,7 +397,11 @@ end
 --- or 'tanh' (0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))), PyTorch's two
 --- forms; F.gelu(x, 'tanh') also works.
 function F.gelu(x, opts)
+  if not is_tensor(x) then checks.tensor(x, "input", "gelu") end
   if type(opts) == "table" then opts = opts.approximate end
+  if opts ~= nil and type(opts) ~= "string" then
+    error("gelu: approximate must be 'none' or 'tanh', got " .. checks.shown(opts), 2)
+  end
   return x:gelu(opts or "none")
 end
 
@@ -359,6 +412,11 @@ end
 function F.layer_norm(x, normalized_shape, weight, bias, eps)
   if not lm.is_tensor(x) then error("layer_norm: input must be a tensor, got a " .. type(x), 2) end
   local dims = type(normalized_shape) == "table" and normalized_shape or {normalized_shape}
+  for i = 1, #dims do
+    if math.type(dims[i]) ~= "integer" then
+      error("layer_norm: normalized_shape must be a size or a list of sizes, got " .. checks.shown(normalized_shape), 2)
+    end
+  end
   local k, n = #dims, 1
   local ok = x:dim() >= k
   for i = 1, k do

@@ -306,7 +306,11 @@ for _, class in ipairs({nn.Linear, nn.ELU, nn.ReLU, nn.Dropout}) do lm_forward[c
 --- gradients meanwhile (an input's gradient, as FGSM and attributions take
 --- it, then leaves none in them).
 function nn.evaluating(models, fn, opts)
+  checks.table(models, "models", "lm.nn.evaluating")
   if models.modules then models = {models} end
+  for i, model in ipairs(models) do checks.module(model, "models[" .. i .. "]", "lm.nn.evaluating") end
+  checks.callable(fn, "fn", "lm.nn.evaluating")
+  opts = checks.options(opts, "lm.nn.evaluating")
   local frozen = opts and opts.frozen
   local modes, flags = {}, {}
   for _, model in ipairs(models) do

@@ -11,6 +11,7 @@
 --   function Scale:init(n) self:param('gain', lm.ones(n)) end
 --   function Scale:forward(x) return x * self.gain end
 local lm = require 'lumen'
+local checks = require 'lumen.nn.checks'
 
 local Module = {__name = "nn.Module", version = 1}
 Module.__index = Module
@@ -97,6 +98,7 @@ end
 
 --- Registers a parameter (a float tensor that will require gradients).
 function Module:param(name, tensor)
+  checks.string(name, "name", "param")
   if not lm.is_tensor(tensor) then error("param: '" .. name .. "' must be a tensor", 2) end
   if rawget(self, name) == nil then self._param_names[#self._param_names + 1] = name end
   tensor:requires_grad(true)
@@ -106,6 +108,8 @@ end
 
 --- Registers a buffer: state saved with the module but never trained.
 function Module:buffer(name, tensor)
+  checks.string(name, "name", "buffer")
+  if not lm.is_tensor(tensor) then error("buffer: '" .. name .. "' must be a tensor", 2) end
   if rawget(self, name) == nil then self._buffer_names[#self._buffer_names + 1] = name end
   rawset(self, name, tensor)
   return tensor
@@ -141,6 +145,7 @@ end
 --- Adds fn(module, input, output) to run after every forward; returns a
 --- handle with :remove().
 function Module:register_forward_hook(fn)
+  checks.callable(fn, "the hook", "register_forward_hook")
   local hooks = self._hooks
   hooks[#hooks + 1] = fn
   return {remove = function()
@@ -155,6 +160,19 @@ function Module:children()
   return out
 end
 
+-- The optional arguments of the walks over the tree (a name prefix, the
+-- list the pairs go into), checked at the caller's line: a user may pass a
+-- prefix; a wrong one should not fail inside the walk.
+local function walk_arguments(prefix, out, method)
+  if prefix ~= nil and type(prefix) ~= "string" then
+    error(string.format("%s: the prefix must be a string, got %s", method, checks.shown(prefix)), 3)
+  end
+  if out ~= nil and type(out) ~= "table" then
+    error(string.format("%s: the list to append to must be a table, got %s", method, checks.shown(out)), 3)
+  end
+  return out or {}, prefix or ""
+end
+
 -- A child's name in state dicts: numbered children count from 0, as in torch.nn.
 local function state_name(child_name)
   if math.type(child_name) == "integer" then return tostring(child_name - 1) end
@@ -163,8 +181,7 @@ end
 
 --- {name, tensor} pairs of every parameter, depth first, in order.
 function Module:named_parameters(prefix, out)
-  out = out or {}
-  prefix = prefix or ""
+  out, prefix = walk_arguments(prefix, out, "named_parameters")
   for _, name in ipairs(self._param_names) do
     out[#out + 1] = {prefix .. name, self[name]}
   end
@@ -175,8 +192,7 @@ function Module:named_parameters(prefix, out)
 end
 
 function Module:named_buffers(prefix, out)
-  out = out or {}
-  prefix = prefix or ""
+  out, prefix = walk_arguments(prefix, out, "named_buffers")
   for _, name in ipairs(self._buffer_names) do out[#out + 1] = {prefix .. name, self[name]} end
   for _, name in ipairs(self._child_names) do self[name]:named_buffers(prefix .. state_name(name) .. ".", out) end
   return out
@@ -185,8 +201,7 @@ end
 --- {name, module} pairs of this module ("") and every descendant, depth
 --- first, with PyTorch's names ("layer1.0.conv1", "0").
 function Module:named_modules(prefix, out)
-  out = out or {}
-  prefix = prefix or ""
+  out, prefix = walk_arguments(prefix, out, "named_modules")
   out[#out + 1] = {prefix, self}
   for _, name in ipairs(self._child_names) do
     local child = state_name(name)
@@ -204,7 +219,7 @@ end
 
 --- Every module below (and including) this one, depth first.
 function Module:modules(out)
-  out = out or {}
+  out = walk_arguments(nil, out, "modules")
   out[#out + 1] = self
   for _, name in ipairs(self._child_names) do self[name]:modules(out) end
   return out
@@ -212,6 +227,7 @@ end
 
 function Module:train(mode)
   if mode == nil then mode = true end
+  if type(mode) ~= "boolean" then error("train: mode must be true or false, got " .. checks.shown(mode), 2) end
   for _, m in ipairs(self:modules()) do m.training = mode end
   return self
 end
@@ -226,6 +242,9 @@ end
 
 --- Moves parameters and buffers to a device ('cpu' or 'cuda'), in place.
 function Module:to(device)
+  if device ~= "cpu" and device ~= "cuda" then
+    error("to: the device must be 'cpu' or 'cuda', got " .. checks.shown(device), 2)
+  end
   for _, m in ipairs(self:modules()) do
     for _, name in ipairs(m._param_names) do
       local t = m[name]
@@ -314,8 +333,16 @@ end
 -- (level 3: this function, the public method, the user's line)
 function load_state(self, state, opts)
   if type(opts) == "string" then opts = {source = opts} end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("load_state_dict: options must be a table, got " .. checks.shown(opts), 3)
+  end
   opts = opts or {}
   if type(state) ~= "table" then error("load_state_dict: expected a table name -> tensor, got a " .. type(state), 3) end
+  for name in pairs(state) do
+    if type(name) ~= "string" then
+      error("load_state_dict: the state's names must be strings, got " .. checks.shown(name), 3)
+    end
+  end
   local source = opts.source or "the state"
   state = renamed(state, opts.rename)
   local expected, known = {}, {}
@@ -381,18 +408,22 @@ end
 --- PyTorch's names: torch's load_state_dict reads the file's tensors.
 --- opts.dtype = 'float16' | 'bfloat16' stores floats in half precision.
 function Module:save(path, opts)
+  checks.string(path, "path", "save")
+  opts = checks.options(opts, "save")
   local meta = {format = "lumen.nn", module = self.__name, version = tostring(self.version), names = "torch"}
-  lm.save(path, self:state_dict(), {dtype = (opts or {}).dtype, metadata = meta})
+  lm.save(path, self:state_dict(), {dtype = opts.dtype, metadata = meta})
 end
 
 --- Loads parameters saved by :save, by earlier Lumen versions (recognised
 --- by their metadata) or by PyTorch (safetensors of a state_dict); opts as
 --- in load_state_dict (strict, rename).
 function Module:load(path, opts)
+  checks.string(path, "path", "load")
+  opts = checks.options(opts, "load")
   local state, meta = lm.load(path)
   if meta.format == "lumen.nn" and meta.names ~= "torch" then state = Module._from_legacy_names(state) end
   local o = {source = "'" .. path .. "'"}
-  for k, v in pairs(opts or {}) do o[k] = v end
+  for k, v in pairs(opts) do o[k] = v end
   load_state(self, state, o)
   return self
 end
@@ -401,6 +432,8 @@ end
 function Module:extra_repr() return "" end
 
 function Module:describe(indent)
+  indent = indent or ""
+  if type(indent) ~= "string" then error("describe: indent must be a string, got " .. checks.shown(indent), 2) end
   local line = self.__name .. (self:extra_repr() ~= "" and "(" .. self:extra_repr() .. ")" or "")
   if #self._child_names == 0 then return line end
   local parts = {line .. " {"}

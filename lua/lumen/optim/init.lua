@@ -2,6 +2,7 @@
 -- learning rates and early stopping. An optimiser's state is plain tensors
 -- and numbers: state_dict() / load_state_dict() checkpoint it.
 local lm = require 'lumen'
+local checks = require 'lumen.nn.checks'
 
 local optim = {}
 
@@ -113,12 +114,19 @@ function Optimizer:load_state_dict(sd)
   if steps ~= nil and (type(steps) ~= "table" or #steps ~= #self.params) then
     error(string.format("load_state_dict: param_steps must list %d counts, one a parameter", #self.params), 2)
   end
+  if sd.settings.step ~= nil and math.type(sd.settings.step) ~= "integer" then
+    error("load_state_dict: settings.step must be an integer (the count of steps), got "
+      .. checks.shown(sd.settings.step), 2)
+  end
   local taken = {}
   for name, t in pairs(sd.tensors) do
-    local i, k = name:match("^state%.(%d+)%.(%d+)$")
+    local i, k = tostring(name):match("^state%.(%d+)%.(%d+)$")
     i, k = tonumber(i), tonumber(k)
     if not i or not self.params[i] or not (self.state[i] and self.state[i][k]) then
-      error("load_state_dict: unexpected state '" .. name .. "'", 2)
+      error("load_state_dict: unexpected state '" .. tostring(name) .. "'", 2)
+    end
+    if not lm.is_tensor(t) then
+      error(string.format("load_state_dict: state '%s' must be a tensor, got %s", name, checks.shown(t)), 2)
     end
     if t:shape_string() ~= self.params[i]:shape_string() then
       error(string.format("load_state_dict: state '%s' has shape %s, parameter %d has %s", name,
@@ -179,7 +187,15 @@ CyclicLR.__index = CyclicLR
 --- as torch's CyclicLR with scale_fn(c) = decay^(c - 1), scale_mode 'cycle'.
 --- The optimiser's lr is set at construction and by every step().
 function optim.CyclicLR(opt, s)
-  s = s or {}
+  if type(opt) ~= "table" or type(opt.set_lr) ~= "function" then
+    error("lm.optim.CyclicLR: optimizer must be an optimiser (lm.optim.SGD, Adam, ...), got " .. checks.shown(opt), 2)
+  end
+  s = checks.options(s, "lm.optim.CyclicLR")
+  for _, k in ipairs{"min", "decay"} do
+    if s[k] ~= nil and type(s[k]) ~= "number" then
+      error(string.format("lm.optim.CyclicLR: %s must be a number, got %s", k, checks.shown(s[k])), 2)
+    end
+  end
   local self = setmetatable({
     opt = opt, min = s.min or 0, max = s.max, period = s.period,
     decay = s.decay or 1, mode = s.mode or "triangular", iteration = 0,
@@ -199,6 +215,9 @@ end
 
 --- The learning rate at a 0-based iteration (a pure function of it).
 function CyclicLR:lr_at(iteration)
+  if type(iteration) ~= "number" or not math.tointeger(iteration) or iteration < 0 then
+    error("schedule:lr_at: iteration must be an integer >= 0, got " .. checks.shown(iteration), 2)
+  end
   local cycle = iteration // self.period
   local x = (iteration % self.period) / self.period -- position in the cycle, [0, 1)
   local peak = self.min + (self.max - self.min) * self.decay ^ cycle
@@ -225,7 +244,7 @@ EarlyStopping.__index = EarlyStopping
 --- Stops after `patience` checks without improvement of the monitored value
 --- (mode 'min' or 'max'), keeping a copy of the best weights.
 function optim.EarlyStopping(s)
-  s = s or {}
+  s = checks.options(s, "lm.optim.EarlyStopping")
   local self = setmetatable({patience = s.patience or 5, mode = s.mode or "min",
     min_delta = s.min_delta or 0, bad = 0, best = nil, best_state = nil}, EarlyStopping)
   if math.type(self.patience) ~= "integer" or self.patience < 1 then
@@ -243,6 +262,9 @@ end
 --- value is never an improvement (it counts against the patience).
 function EarlyStopping:step(value, model)
   if type(value) ~= "number" then error("EarlyStopping: step needs a number, got a " .. type(value), 2) end
+  if model ~= nil and (type(model) ~= "table" or type(model.state_dict) ~= "function") then
+    error("stopper:step: model must be a module (an lm.nn layer or model), got " .. checks.shown(model), 2)
+  end
   local better = value == value and (self.best == nil or
     (self.mode == "min" and value < self.best - self.min_delta) or
     (self.mode == "max" and value > self.best + self.min_delta))
@@ -260,6 +282,9 @@ end
 
 --- Puts the best weights back into the model.
 function EarlyStopping:restore(model)
+  if type(model) ~= "table" or type(model.load_state_dict) ~= "function" then
+    error("stopper:restore: model must be a module (an lm.nn layer or model), got " .. checks.shown(model), 2)
+  end
   if not self.best_state then error("EarlyStopping: no best weights recorded", 2) end
   model:load_state_dict(self.best_state, "the best checkpoint")
 end

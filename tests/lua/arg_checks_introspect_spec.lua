@@ -1,0 +1,187 @@
+-- Wrong kinds of argument to lm.introspect's and lm.explain's public
+-- functions are reported at their entry points: the message names the
+-- function and the argument and points at the caller's line, instead of
+-- Lua's "attempt to index a nil value" from inside Lumen.
+local lm = require 'lumen'
+local I, E = lm.introspect, lm.explain
+
+-- fn must raise `needle`, positioned at a line of this file
+local function at_caller(fn, needle)
+  local err = raises(fn, needle)
+  truthy(err:find("arg_checks_introspect_spec.lua:%d+: "), err)
+end
+
+local function net()
+  return lm.nn.Sequential(lm.nn.Linear(4, 3), lm.nn.ELU(), lm.nn.Linear(3, 2))
+end
+
+describe("lm.introspect argument checks", function()
+  local model = net()
+  local rec = I.Recorder(model)
+  local vae = I.InfoVAE{inputs = 3, latent = 2, hidden = 4, depth = 1}
+  local est = I.Estimator{latent = 2, hidden = 4, depth = 1}
+  local x = lm.randn(5, 4)
+  local H = lm.randn(6, 3)
+
+  it("checks the helpers' arguments", function()
+    at_caller(function() I.block_rows("wide") end, 'lm.introspect.block_rows: width must be a number, got "wide"')
+    at_caller(function() I.elus_after(nil, "nn.Linear") end,
+      "lm.introspect.elus_after: model must be a module (an lm.nn layer or model), got nil")
+    at_caller(function() I.elus_after(model, 3) end, "lm.introspect.elus_after: kind must be a string, got 3")
+    at_caller(function() I.tie_groups(nil, {}) end, "lm.introspect.tie_groups: scores must be a table, got nil")
+    at_caller(function() I.tie_groups({1, {}}, {true, false}) end,
+      "lm.introspect.tie_groups: scores[2] must be a number, got a table")
+    at_caller(function() I.standardization(4) end, "lm.introspect.standardization: H must be a tensor, got 4")
+    at_caller(function() I.standardize(H, nil, lm.ones(3)) end,
+      "lm.introspect.standardize: mean must be a tensor, got nil")
+  end)
+
+  it("checks the recorder and its methods", function()
+    at_caller(function() I.Recorder(3) end,
+      "lm.introspect.Recorder: model must be a module (an lm.nn layer or model), got 3")
+    at_caller(function() I.Recorder(model, 5) end, "lm.introspect.Recorder: options must be a table, got 5")
+    at_caller(function() I.Recorder(model, {select = {"1", 7}}) end,
+      "Recorder: select[2] must be a module name (a string), got 7")
+    at_caller(function() rec:record(nil) end, "recorder:record: x must be a tensor, got nil")
+    at_caller(function() rec:capture(3) end, "recorder:capture: fn must be a function, got 3")
+    at_caller(function() rec:width({}) end, "recorder:width: sample must be a tensor, got a table")
+    at_caller(function() rec:record_set("x") end, 'recorder:record_set: x must be a tensor, got "x"')
+    at_caller(function() rec:record_set(x, {batch_size = 0}) end,
+      "recorder:record_set: opts.batch_size must be a positive integer (or nil), got 0")
+    at_caller(function() rec:record_set(x, {append_rows = 2}) end,
+      "recorder:record_set: opts.append_rows must be a table, got 2")
+  end)
+
+  it("checks the errors' inputs", function()
+    at_caller(function() I.sample_errors(nil, lm.tensor({1}, 'int32')) end,
+      "lm.introspect.sample_errors: outputs must be a tensor, got nil")
+    at_caller(function() I.log_errors(lm.randn(2, 3), {1, 2}) end,
+      "lm.introspect.log_errors: labels must be a tensor, got a table")
+  end)
+
+  it("checks the autoencoder and the estimator", function()
+    at_caller(function() I.InfoVAE(3) end, "lm.introspect.InfoVAE: options must be a table, got 3")
+    at_caller(function() I.InfoVAE{inputs = "many"} end,
+      'lm.introspect.InfoVAE: opts.inputs must be a positive integer, got "many"')
+    at_caller(function() I.InfoVAE{inputs = 4, depth = -1} end,
+      "lm.introspect.InfoVAE: opts.depth must be a positive integer (or nil), got -1")
+    raises(function() I.InfoVAE{} end, "InfoVAE: needs inputs (the recorded vector size)")
+    at_caller(function() vae:init(false) end, "lm.introspect.InfoVAE: options must be a table, got false")
+    at_caller(function() vae:encode(nil) end, "vae:encode: h must be a tensor, got nil")
+    at_caller(function() vae:forward(2) end, "vae:forward: h must be a tensor, got 2")
+    at_caller(function() vae(nil) end, "vae:forward: h must be a tensor, got nil")
+    raises(function() vae:call("h") end, 'vae:forward: h must be a tensor, got "h"') -- (nn.Module:call's line)
+    at_caller(function() vae:encode_all(nil) end, "vae:encode_all: H must be a tensor, got nil")
+    at_caller(function() vae:encode_all(H, 0.5) end,
+      "vae:encode_all: batch_size must be a positive integer (or nil), got 0.5")
+    at_caller(function() vae:fit_standardization(nil) end, "vae:fit_standardization: H must be a tensor, got nil")
+    at_caller(function() vae:validation_loss({}) end, "vae:validation_loss: H must be a tensor, got a table")
+    at_caller(function() vae:loss(H, 3) end, "vae:loss: gather must be a function, got 3")
+    at_caller(function() I.Estimator(7) end, "lm.introspect.Estimator: options must be a table, got 7")
+    at_caller(function() I.Estimator{hidden = "wide"} end,
+      'lm.introspect.Estimator: opts.hidden must be a positive integer (or nil), got "wide"')
+  end)
+
+  it("checks the training and mapping functions", function()
+    at_caller(function() I.fit_autoencoder(nil, H) end,
+      "lm.introspect.fit_autoencoder: vae must be an autoencoder (lm.introspect.InfoVAE), got nil")
+    at_caller(function() I.fit_autoencoder(lm.nn.Linear(3, 2), H) end,
+      "fit_autoencoder: vae must be an autoencoder (lm.introspect.InfoVAE), got an nn.Linear")
+    at_caller(function() I.fit_autoencoder(vae, 3) end, "lm.introspect.fit_autoencoder: H must be a tensor, got 3")
+    at_caller(function() I.fit_autoencoder(vae, H, 1) end,
+      "lm.introspect.fit_autoencoder: options must be a table, got 1")
+    at_caller(function() I.fit_estimator(est, lm.randn(6, 2), nil) end,
+      "lm.introspect.fit_estimator: T must be a tensor, got nil")
+    at_caller(function() I.fit_estimator(true, lm.randn(6, 2), lm.randn(6)) end,
+      "lm.introspect.fit_estimator: est must be a module (an lm.nn layer or model), got true")
+    local set = {x = x, y = lm.tensor({1, 2, 1, 2, 1}, 'int32')}
+    at_caller(function() I.fit_jointly(model, model, vae, est, set) end,
+      "lm.introspect.fit_jointly: recorder must be a recorder (lm.introspect.Recorder), got a table")
+    at_caller(function() I.fit_jointly(model, rec, vae, est, {x = x}) end,
+      "lm.introspect.fit_jointly: set must be a data set {x = tensor, y = tensor}, got a table without a tensor y")
+    at_caller(function() I.interrogate(nil, vae, est, x) end,
+      "lm.introspect.interrogate: recorder must be a recorder (lm.introspect.Recorder), got nil")
+    at_caller(function() I.interrogate(rec, vae, est, "x") end,
+      'lm.introspect.interrogate: x must be a tensor, got "x"')
+    at_caller(function() I.estimate(est, nil) end, "lm.introspect.estimate: Z must be a tensor, got nil")
+    at_caller(function() I.estimate(nil, lm.randn(3, 2)) end,
+      "lm.introspect.estimate: est must be a module (an lm.nn layer or model), got nil")
+    at_caller(function() I.baseline_scores(nil, x) end,
+      "lm.introspect.baseline_scores: net must be a module (an lm.nn layer or model), got nil")
+    at_caller(function() I.baseline_scores(model, x, "fast") end,
+      "lm.introspect.baseline_scores: options must be a table, got \"fast\"")
+  end)
+
+  it("checks knn_accuracy's arguments", function()
+    local Z, y = lm.randn(6, 2), lm.tensor({1, 2, 1, 2, 1, 2}, 'int32')
+    at_caller(function() I.knn_accuracy(nil, y) end, "lm.introspect.knn_accuracy: Z must be a tensor, got nil")
+    at_caller(function() I.knn_accuracy(Z, {1, 2}) end,
+      "lm.introspect.knn_accuracy: labels must be a tensor, got a table")
+    at_caller(function() I.knn_accuracy(Z, y, "ten") end,
+      'lm.introspect.knn_accuracy: k must be a positive integer (or nil), got "ten"')
+    at_caller(function() I.knn_accuracy(Z, y, 2, 3) end, "lm.introspect.knn_accuracy: options must be a table, got 3")
+    at_caller(function() I.knn_accuracy(Z, y:narrow(1, 1, 4), 2) end,
+      "lm.introspect.knn_accuracy: Z must be [N, d] with one label per row, got Z 6x2 and 4 labels")
+    eq(I.knn_accuracy(Z, y, 2, {first = 2, count = 0}) ~= I.knn_accuracy(Z, y, 2, {first = 2, count = 0}), true,
+      "no queries: NaN")
+  end)
+end)
+
+describe("lm.explain argument checks", function()
+  local model = net()
+  local rec = I.Recorder(model)
+  local vae = I.InfoVAE{inputs = 3, latent = 2, hidden = 4, depth = 1}
+  local est = I.Estimator{latent = 2, hidden = 4, depth = 1}
+  local x = lm.randn(2, 4)
+
+  it("checks the model of the class methods", function()
+    at_caller(function() E.saliency(nil, x) end,
+      "lm.explain.saliency: model must be a module (an lm.nn layer or model), got nil")
+    at_caller(function() E.input_x_gradient(3, x) end,
+      "lm.explain.input_x_gradient: model must be a module (an lm.nn layer or model), got 3")
+    at_caller(function() E.smoothgrad({}, x) end,
+      "lm.explain.smoothgrad: model must be a module (an lm.nn layer or model), got a table")
+    at_caller(function() E.integrated_gradients("net", x) end,
+      'lm.explain.integrated_gradients: model must be a module (an lm.nn layer or model), got "net"')
+    at_caller(function() E.occlusion(nil, x, {window = 2}) end,
+      "lm.explain.occlusion: model must be a module (an lm.nn layer or model), got nil")
+    at_caller(function() E.grad_cam(nil, "1", x) end,
+      "lm.explain.grad_cam: model must be a module (an lm.nn layer or model), got nil")
+    at_caller(function() E.grad_cam_pp(false, "1", x) end,
+      "lm.explain.grad_cam_pp: model must be a module (an lm.nn layer or model), got false")
+    at_caller(function() E.saliency(model, nil) end, "saliency: x must be a tensor (a batch), got nil")
+  end)
+
+  it("checks attribute's function, input and models", function()
+    at_caller(function() E.attribute(nil, x) end, "lm.explain.attribute: fn must be a function, got nil")
+    at_caller(function() E.attribute(function(X) return X:sum(2) end, nil) end,
+      "attribute: x must be a tensor (a batch), got nil")
+    at_caller(function() E.attribute(function(X) return X:sum(2) end, x, {models = {3}}) end,
+      "lm.explain.attribute: opts.models[1] must be a module (an lm.nn layer or model), got 3")
+  end)
+
+  it("checks the map methods' recorder and models", function()
+    at_caller(function() E.map_position(nil, vae, x) end,
+      "lm.explain.map_position: recorder must be a recorder (lm.introspect.Recorder), got nil")
+    at_caller(function() E.map_position(rec, model, x) end,
+      "lm.explain.map_position: vae must be an autoencoder (lm.introspect.InfoVAE), got an nn.Sequential")
+    at_caller(function() E.log_error(rec, vae, nil, x) end,
+      "lm.explain.log_error: est must be a module (an lm.nn layer or model), got nil")
+    at_caller(function() E.log_error(5, vae, est, x) end,
+      "lm.explain.log_error: recorder must be a recorder (lm.introspect.Recorder), got 5")
+  end)
+
+  it("checks the figures' and the path's arguments", function()
+    at_caller(function() E.colorize(nil) end, "lm.explain.colorize: attr must be a tensor, got nil")
+    at_caller(function() E.colorize(lm.zeros(4, 4), print) end,
+      "lm.explain.colorize: image must be a tensor (or nil), got a function")
+    at_caller(function() E.colorize(lm.zeros(4, 4), nil, {vmax = "1"}) end,
+      'lm.explain.colorize: o.vmax must be a number, got "1"')
+    at_caller(function() E.diverging(nil) end, "lm.explain.diverging: t must be a number, got nil")
+    at_caller(function() E.figure(nil, x, x) end, "lm.explain.figure: path must be a string, got nil")
+    at_caller(function() E.path(true, lm.rand(4, 4)) end,
+      "lm.explain.path: model must be a module (an lm.nn layer or model), got true")
+    at_caller(function() E.path(model, lm.rand(4, 4), 2) end, "lm.explain.path: options must be a table, got 2")
+    at_caller(function() E.path(model, lm.rand(4, 4), {at = 2}) end, "lm.explain.path: opts.at must be a table, got 2")
+  end)
+end)
