@@ -50,6 +50,20 @@ static int l_image_info(lua_State *L) {
     return 3;
 }
 
+/* lm.image.max_pixels() -> the decoders' limit, in pixels */
+static int l_image_max_pixels(lua_State *L) {
+    lua_pushinteger(L, (lua_Integer)lm_image_max_pixels());
+    return 1;
+}
+
+/* lm.image.set_max_pixels(n) -> the previous limit */
+static int l_image_set_max_pixels(lua_State *L) {
+    lua_Integer n = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, n >= 1, 1, "the limit must be a positive number of pixels");
+    lua_pushinteger(L, (lua_Integer)lm_image_set_max_pixels((int64_t)n));
+    return 1;
+}
+
 /* lm.image.save(path, t) */
 static int l_image_save(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
@@ -201,6 +215,8 @@ static const luaL_Reg loader_methods[] = {{"start", l_loader_start},
 static const luaL_Reg image_functions[] = {{"load", l_image_load},
                                            {"decode", l_image_decode},
                                            {"info", l_image_info},
+                                           {"max_pixels", l_image_max_pixels},
+                                           {"set_max_pixels", l_image_set_max_pixels},
                                            {"save", l_image_save},
                                            {"resize", l_image_resize},
                                            {"_crop_flip", l_image_crop_flip},

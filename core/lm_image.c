@@ -1,6 +1,7 @@
 #include "lm_image.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -12,10 +13,30 @@
 #include "lm_atomic_file.h"
 #include "lm_ops.h"
 
+/* The largest image decoded, in pixels. A header is a few bytes and can
+ * claim any size: stb_image allocates what it claims before it reads the
+ * pixels (a 64-byte GIF asked for 2 GB), and a float tensor takes 4 bytes a
+ * channel more. The default is PIL's decompression-bomb limit (twice its
+ * warning threshold, 89,478,485 pixels). */
+static _Atomic int64_t max_pixels = 178956970;
+
+int64_t lm_image_max_pixels(void) {
+    return atomic_load(&max_pixels);
+}
+
+int64_t lm_image_set_max_pixels(int64_t pixels) {
+    return atomic_exchange(&max_pixels, pixels);
+}
+
+/* Why the last read of this thread refused an image before stb saw it
+ * (empty when it did not). */
+static _Thread_local char refusal[160];
+
 /* stb_image's failure reason is a static string, but set per thread only
  * when built thread-safe; the loader's workers read it right after the
  * failing call, which is as good as stb offers. */
 const char *lm_image_decode_reason(void) {
+    if (refusal[0]) return refusal;
     const char *r = stbi_failure_reason();
     if (!r) return "unknown reason";
     /* a file cut short reads as a critical chunk of unknown type */
@@ -38,8 +59,26 @@ void lm_image_planes(float *dst, const void *px, bool wide, int w, int h, int c)
                 wide ? p16[i * c + k] * (1.0f / 65535.0f) : p8[i * c + k] * (1.0f / 255.0f);
 }
 
+/* True when the header declares more pixels than the limit; the reason
+ * is kept for lm_image_decode_reason. A header stb cannot read is left to
+ * the decoder, whose error says why. */
+static bool too_large(FILE *fp, const void *bytes, size_t len) {
+    int w = 0, h = 0, c = 0;
+    int ok = fp ? stbi_info_from_file(fp, &w, &h, &c) /* seeks back */
+                : stbi_info_from_memory(bytes, (int)len, &w, &h, &c);
+    int64_t limit = lm_image_max_pixels();
+    if (!ok || (int64_t)w * h <= limit) return false;
+    snprintf(refusal, sizeof refusal,
+             "its header declares %d x %d pixels, more than the limit of %lld "
+             "(lm.image.set_max_pixels raises it)",
+             w, h, (long long)limit);
+    return true;
+}
+
 void *lm_image_read_pixels(FILE *fp, const void *bytes, size_t len, int *w, int *h, int *stored,
                            int channels, bool *wide) {
+    refusal[0] = '\0';
+    if (too_large(fp, bytes, len)) return NULL;
     if (fp) {
         long at = ftell(fp);
         *wide = stbi_is_16_bit_from_file(fp); /* reads the header, then seeks back to `at` */

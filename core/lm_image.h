@@ -52,6 +52,12 @@ void *lm_image_read_pixels(FILE *fp, const void *bytes, size_t len, int *w, int 
                            int channels, bool *wide);
 /* Why the last lm_image_read_pixels of this thread failed, in words. */
 const char *lm_image_decode_reason(void);
+/* The largest image the readers decode, in pixels (width x height, as the
+ * header declares them; default 178,956,970, PIL's decompression-bomb
+ * limit): a larger one is refused before anything is allocated. The setter
+ * returns the previous limit. */
+int64_t lm_image_max_pixels(void);
+int64_t lm_image_set_max_pixels(int64_t pixels);
 /* Those pixels as planes of floats in [0, 1], [c, h, w] at dst. */
 void lm_image_planes(float *dst, const void *px, bool wide, int w, int h, int c);
 

@@ -100,6 +100,27 @@ describe("lm.image", function()
     raises(function() lm.image.resize(lm.rand(2, 2), 3, 3) end, "expected a float32 CPU image")
   end)
 
+  it("refuses an image whose header claims more pixels than the limit, before allocating", function()
+    -- a 40-byte GIF claiming 65535 x 65535 pixels (4.3 G): stb would allocate
+    -- 17 GB for its frame before reading a pixel
+    local gif = "GIF89a" .. string.pack("<I2<I2BBB", 65535, 65535, 0x80, 0, 0) .. "\0\0\0\255\255\255"
+      .. "\44" .. string.pack("<I2<I2<I2<I2B", 0, 0, 65535, 65535, 0) .. "\2\2\68\1\0\59"
+    lm.write_file(dir .. "/bomb.gif", gif)
+    eq(lm.image.max_pixels(), 178956970)
+    local why = "its header declares 65535 x 65535 pixels, more than the limit of 178956970 "
+      .. "(lm.image.set_max_pixels raises it)"
+    raises(function() lm.image.load(dir .. "/bomb.gif") end, "cannot decode the image '" .. dir .. "/bomb.gif': " .. why)
+    raises(function() lm.image.decode(gif) end, why)
+    -- the limit is the user's: lowered, a 16 x 16 image is refused; back, it loads
+    lm.image.save(dir .. "/small.png", lm.rand(3, 16, 16))
+    eq(lm.image.set_max_pixels(255), 178956970)
+    raises(function() lm.image.load(dir .. "/small.png") end, "declares 16 x 16 pixels, more than the limit of 255")
+    eq(lm.image.set_max_pixels(256), 255)
+    eq(lm.image.load(dir .. "/small.png"):shape_string(), "3x16x16")
+    lm.image.set_max_pixels(178956970)
+    raises(function() lm.image.set_max_pixels(0) end, "the limit must be a positive number of pixels")
+  end)
+
   it("reads a 16-bit PNG at 16 bits (stb's 8-bit path keeps the high byte)", function()
     -- a 4 x 3 grey PNG of 16-bit values 123 + 5000 k (written by PIL, mode I;16)
     local hex = "89504e470d0a1a0a0000000d4948445200000004000000031000000000c10f2d590000001b49444154"
