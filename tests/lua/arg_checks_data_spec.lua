@@ -6,13 +6,7 @@ local lm = require 'lumen'
 local json = lm.json
 local T = lm.data.transforms
 
--- fn must raise an error containing `needle`, positioned at a line of this file
-local function refused(fn, needle)
-  local err = raises(fn, needle)
-  truthy(err:find("arg_checks_data_spec.lua:%d+: "), "the error points at the caller's line: " .. err)
-  truthy(not err:find("attempt to", 1, true), "a message of Lumen's, not Lua's: " .. err)
-  return err
-end
+local refused = dofile("tests/helpers/refused.lua")("arg_checks_data_spec.lua", raises, truthy)
 
 local function set_of(n)
   return {x = lm.randn(n, 4), y = lm.tensor({1, 2, 1, 2, 1, 2, 1, 2, 1, 2}, 'int32'):narrow(1, 1, n)}

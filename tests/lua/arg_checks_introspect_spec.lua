@@ -5,11 +5,7 @@
 local lm = require 'lumen'
 local I, E = lm.introspect, lm.explain
 
--- fn must raise `needle`, positioned at a line of this file
-local function at_caller(fn, needle)
-  local err = raises(fn, needle)
-  truthy(err:find("arg_checks_introspect_spec.lua:%d+: "), err)
-end
+local at_caller = dofile("tests/helpers/refused.lua")("arg_checks_introspect_spec.lua", raises, truthy)
 
 local function net()
   return lm.nn.Sequential(lm.nn.Linear(4, 3), lm.nn.ELU(), lm.nn.Linear(3, 2))

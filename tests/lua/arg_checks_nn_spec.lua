@@ -5,12 +5,7 @@
 local lm = require 'lumen'
 local F = lm.nn.functional
 
-local function refused(fn, needle)
-  local err = raises(fn, needle)
-  truthy(err:find("arg_checks_nn_spec.lua:%d+: "), "the error points at the caller's line: " .. err)
-  truthy(not err:find("attempt to", 1, true), "a message of Lumen's, not Lua's: " .. err)
-  return err
-end
+local refused = dofile("tests/helpers/refused.lua")("arg_checks_nn_spec.lua", raises, truthy)
 
 describe("lm.nn.functional argument checks", function()
   it("refuses what is not a tensor", function()

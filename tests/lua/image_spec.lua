@@ -109,7 +109,8 @@ describe("lm.image", function()
     eq(lm.image.max_pixels(), 178956970)
     local why = "its header declares 65535 x 65535 pixels, more than the limit of 178956970 "
       .. "(lm.image.set_max_pixels raises it)"
-    raises(function() lm.image.load(dir .. "/bomb.gif") end, "cannot decode the image '" .. dir .. "/bomb.gif': " .. why)
+    raises(function() lm.image.load(dir .. "/bomb.gif") end,
+      "cannot decode the image '" .. dir .. "/bomb.gif': " .. why)
     raises(function() lm.image.decode(gif) end, why)
     -- the limit is the user's: lowered, a 16 x 16 image is refused; back, it loads
     lm.image.save(dir .. "/small.png", lm.rand(3, 16, 16))
