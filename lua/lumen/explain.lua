@@ -43,21 +43,6 @@ local function device_of(model)
   return lm.train.device_of(model)
 end
 
--- A recorder (lm.introspect.Recorder) for the map's methods.
-local function check_recorder(v, fname)
-  if type(v) ~= "table" or type(v.capture) ~= "function" or type(v.model) ~= "table" then
-    error(string.format("%s: recorder must be a recorder (lm.introspect.Recorder), got %s", fname, checks.shown(v)), 3)
-  end
-end
-
--- An autoencoder whose encode maps a recording to the map (lm.introspect.InfoVAE).
-local function check_vae(v, fname)
-  if type(v) ~= "table" or type(v.forward) ~= "function" or type(v.encode) ~= "function" then
-    local got = type(v) == "table" and type(v.__name) == "string" and "an " .. v.__name or checks.shown(v)
-    error(string.format("%s: vae must be an autoencoder (lm.introspect.InfoVAE), got %s", fname, got), 3)
-  end
-end
-
 -- x as prepare_input takes it, checked before anything else reads it.
 local function check_input(x, who)
   if not lm.is_tensor(x) then error(who .. ": x must be a tensor (a batch), got " .. type(x), 3) end
@@ -679,8 +664,8 @@ end
 --- returns that axis's attributions (and the completeness gap for
 --- integrated gradients); without it both axes': a1, a2 (, gap1, gap2).
 function explain.map_position(recorder, vae, x, opts)
-  check_recorder(recorder, "lm.explain.map_position")
-  check_vae(vae, "lm.explain.map_position")
+  checks.recorder(recorder, "recorder", "lm.explain.map_position")
+  checks.autoencoder(vae, "vae", "lm.explain.map_position")
   opts = checks.opts(opts, "map_position", known({"method", "axis"}, ALL_METHOD_OPTIONS))
   local method = map_method_of(opts, "map_position")
   local axes = opts.axis and {opts.axis} or {1, 2}
@@ -706,8 +691,8 @@ end
 --- and classifier. Returns the attributions (and the gap for integrated
 --- gradients).
 function explain.log_error(recorder, vae, est, x, opts)
-  check_recorder(recorder, "lm.explain.log_error")
-  check_vae(vae, "lm.explain.log_error")
+  checks.recorder(recorder, "recorder", "lm.explain.log_error")
+  checks.autoencoder(vae, "vae", "lm.explain.log_error")
   checks.module(est, "est", "lm.explain.log_error")
   opts = checks.opts(opts, "log_error", known({"method"}, ALL_METHOD_OPTIONS))
   local method = map_method_of(opts, "log_error")

@@ -18,7 +18,7 @@ local plot = {}
 
 local shown = checks.shown
 
-local function whole(v) return type(v) == "number" and math.tointeger(v) ~= nil end
+local whole = checks.is_whole
 local function finite(v) return type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge end
 
 -- level 4 (the default): called by a check that the public function called;

@@ -7,7 +7,7 @@ local lm = require 'lumen'
 local checks = require 'lumen.nn.checks'
 
 -- a whole number (an integer, or a float with an integer's value)
-local function whole(v) return type(v) == "number" and math.tointeger(v) ~= nil end
+local whole = checks.is_whole
 
 local T = {}
 

@@ -17,33 +17,6 @@ local checks = require 'lumen.nn.checks'
 
 local I = {}
 
--- A recorder (lm.introspect.Recorder), for the functions that take one.
-local function check_recorder(v, what, fname, level)
-  if type(v) ~= "table" or type(v.capture) ~= "function" or type(v.record) ~= "function" then
-    error(string.format("%s: %s must be a recorder (lm.introspect.Recorder), got %s", fname, what, checks.shown(v)),
-      (level or 2) + 1)
-  end
-end
-
--- An autoencoder (lm.introspect.InfoVAE, or a module with its encode and
--- loss methods), for the functions that take one.
-local function check_vae(v, what, fname, level)
-  if type(v) ~= "table" or type(v.forward) ~= "function" or type(v.encode) ~= "function"
-      or type(v.loss) ~= "function" then
-    local got = type(v) == "table" and type(v.__name) == "string" and "an " .. v.__name or checks.shown(v)
-    error(string.format("%s: %s must be an autoencoder (lm.introspect.InfoVAE), got %s", fname, what, got),
-      (level or 2) + 1)
-  end
-end
-
--- nil or a positive integer (a batch size, a count).
-local function check_optional_size(v, what, fname, level)
-  if v ~= nil and (math.type(v) ~= "integer" or v < 1) then
-    error(string.format("%s: %s must be a positive integer (or nil), got %s", fname, what, checks.shown(v)),
-      (level or 2) + 1)
-  end
-end
-
 -- Inputs go to the device of the model that takes them (recordings and
 -- results stay in host memory: a recording can be larger than a GPU), and
 -- images kept as bytes become float32 there, a block at a time.
@@ -246,7 +219,7 @@ end
 function Recorder:record_set(x, opts)
   checks.tensor(x, "x", "recorder:record_set")
   opts = checks.options(opts, "recorder:record_set")
-  check_optional_size(opts.batch_size, "opts.batch_size", "recorder:record_set")
+  checks.optional_size(opts.batch_size, "opts.batch_size", "recorder:record_set")
   if opts.append_rows ~= nil then checks.table(opts.append_rows, "opts.append_rows", "recorder:record_set") end
   if opts.path ~= nil then checks.string(opts.path, "opts.path", "recorder:record_set") end
   local n, bs = x:size(1), opts.batch_size or 1000
@@ -420,7 +393,7 @@ function InfoVAE:init(opts)
   assert(opts.inputs, "InfoVAE: needs inputs (the recorded vector size)")
   checks.size(opts.inputs, "opts.inputs", "lm.introspect.InfoVAE")
   for _, k in ipairs({"hidden", "depth", "latent"}) do
-    check_optional_size(opts[k], "opts." .. k, "lm.introspect.InfoVAE")
+    checks.optional_size(opts[k], "opts." .. k, "lm.introspect.InfoVAE")
   end
   local hidden, depth, latent = opts.hidden or 200, opts.depth or 3, opts.latent or 2
   self.latent, self.mmd_weight, self.bw = latent, opts.mmd_weight or 1, opts.bw
@@ -492,7 +465,7 @@ end
 --- stream is left as it was).
 function InfoVAE:validation_loss(H, batch_size)
   checks.tensor(H, "H", "vae:validation_loss")
-  check_optional_size(batch_size, "batch_size", "vae:validation_loss")
+  checks.optional_size(batch_size, "batch_size", "vae:validation_loss")
   batch_size = math.min(batch_size or 128, H:size(1))
   local seed, offset = lm.rng_state()
   lm.manual_seed(0x5EED)
@@ -509,7 +482,7 @@ end
 --- Latents of a whole recording, in batches, without gradients.
 function InfoVAE:encode_all(H, batch_size)
   checks.tensor(H, "H", "vae:encode_all")
-  check_optional_size(batch_size, "batch_size", "vae:encode_all")
+  checks.optional_size(batch_size, "batch_size", "vae:encode_all")
   batch_size = batch_size or I.block_rows(H:size(2))
   local n = H:size(1)
   local Z = lm.zeros(n, self.latent)
@@ -528,7 +501,7 @@ I.InfoVAE = InfoVAE
 function I.Estimator(opts)
   opts = checks.options(opts, "lm.introspect.Estimator")
   for _, k in ipairs({"hidden", "depth", "latent"}) do
-    check_optional_size(opts[k], "opts." .. k, "lm.introspect.Estimator")
+    checks.optional_size(opts[k], "opts." .. k, "lm.introspect.Estimator")
   end
   local sizes = {opts.latent or 2}
   for _ = 1, opts.depth or 3 do sizes[#sizes + 1] = opts.hidden or 200 end
@@ -709,7 +682,7 @@ end
 --- one process on the whole recording. The MMD of each global batch is
 --- computed on every rank from the batch's gathered codes.
 function I.fit_autoencoder(vae, H, opts)
-  check_vae(vae, "vae", "lm.introspect.fit_autoencoder")
+  checks.autoencoder(vae, "vae", "lm.introspect.fit_autoencoder", nil, true)
   checks.tensor(H, "H", "lm.introspect.fit_autoencoder")
   opts = checks.options(opts, "lm.introspect.fit_autoencoder")
   local sharded = opts.rows and lm.dist.size() > 1
@@ -762,8 +735,8 @@ end
 function I.fit_jointly(model, recorder, vae, est, set, opts)
   local fname = "lm.introspect.fit_jointly"
   checks.module(model, "model", fname)
-  check_recorder(recorder, "recorder", fname)
-  check_vae(vae, "vae", fname)
+  checks.recorder(recorder, "recorder", fname)
+  checks.autoencoder(vae, "vae", fname, nil, true)
   checks.module(est, "est", fname)
   checks.set(set, "set", fname)
   opts = checks.options(opts, fname)
@@ -807,8 +780,8 @@ end
 --- classifier's outputs [N, C], without gradients.
 function I.interrogate(recorder, vae, est, x)
   local fname = "lm.introspect.interrogate"
-  check_recorder(recorder, "recorder", fname)
-  check_vae(vae, "vae", fname)
+  checks.recorder(recorder, "recorder", fname)
+  checks.autoencoder(vae, "vae", fname, nil, true)
   checks.module(est, "est", fname)
   checks.tensor(x, "x", fname)
   local h, out = recorder:record(x)
@@ -821,7 +794,7 @@ end
 function I.estimate(est, Z, batch)
   checks.module(est, "est", "lm.introspect.estimate")
   checks.tensor(Z, "Z", "lm.introspect.estimate")
-  check_optional_size(batch, "batch", "lm.introspect.estimate")
+  checks.optional_size(batch, "batch", "lm.introspect.estimate")
   batch = batch or I.block_rows(Z:size(2))
   local n = Z:size(1)
   if n <= batch then return lm.no_grad(function() return est(on_device_of(est, Z)):view(-1) end) end
@@ -850,7 +823,7 @@ function I.baseline_scores(net, x, o)
   checks.module(net, "net", "lm.introspect.baseline_scores")
   checks.tensor(x, "x", "lm.introspect.baseline_scores")
   o = checks.options(o, "lm.introspect.baseline_scores")
-  check_optional_size(o.batch, "o.batch", "lm.introspect.baseline_scores")
+  checks.optional_size(o.batch, "o.batch", "lm.introspect.baseline_scores")
   local last = net.__name == "nn.Sequential" and net:size() > 0 and net[net:size()] or nil
   local kind = last and ({["nn.Sigmoid"] = "max_logit", ["nn.Softmax"] = "max_softmax"})[last.__name] or "max_output"
   if kind ~= "max_output" then
@@ -884,10 +857,10 @@ function I.knn_accuracy(Z, labels, k, o)
   local fname = "lm.introspect.knn_accuracy"
   checks.tensor(Z, "Z", fname)
   checks.tensor(labels, "labels", fname)
-  check_optional_size(k, "k", fname)
+  checks.optional_size(k, "k", fname)
   o = checks.options(o, fname)
-  check_optional_size(o.first, "o.first", fname)
-  check_optional_size(o.chunk, "o.chunk", fname)
+  checks.optional_size(o.first, "o.first", fname)
+  checks.optional_size(o.chunk, "o.chunk", fname)
   if o.count ~= nil and (math.type(o.count) ~= "integer" or o.count < 0) then
     error(fname .. ": o.count must be an integer >= 0 (or nil), got " .. checks.shown(o.count), 2)
   end

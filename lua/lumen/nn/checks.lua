@@ -72,6 +72,35 @@ function checks.callable(v, what, fname, level)
   if not (type(mt) == "table" and mt.__call) then fail(fname, what, "a function", v, level) end
 end
 
+--- v must be nil or a positive integer (a batch size, a count).
+function checks.optional_size(v, what, fname, level)
+  if v ~= nil and (math.type(v) ~= "integer" or v < 1) then
+    fail(fname, what, "a positive integer (or nil)", v, level)
+  end
+end
+
+--- v must be a recorder (lm.introspect.Recorder: capture, record, model).
+function checks.recorder(v, what, fname, level)
+  if type(v) ~= "table" or type(v.capture) ~= "function" or type(v.record) ~= "function"
+      or type(v.model) ~= "table" then
+    fail(fname, what, "a recorder (lm.introspect.Recorder)", v, level)
+  end
+end
+
+--- v must be an autoencoder whose encode maps a recording to the map
+--- (lm.introspect.InfoVAE), with a loss to train on where `trains`.
+function checks.autoencoder(v, what, fname, level, trains)
+  if type(v) ~= "table" or type(v.forward) ~= "function" or type(v.encode) ~= "function"
+      or trains and type(v.loss) ~= "function" then
+    local got = type(v) == "table" and type(v.__name) == "string" and "an " .. v.__name or shown(v)
+    error(string.format("%s: %s must be an autoencoder (lm.introspect.InfoVAE), got %s", fname, what, got),
+      level or 3)
+  end
+end
+
+--- True for a number with an integer's value (3 and 3.0).
+function checks.is_whole(v) return type(v) == "number" and math.tointeger(v) ~= nil end
+
 --- v must be a number (NaN included: callers that refuse it say so).
 function checks.number(v, what, fname, level)
   if type(v) ~= "number" then fail(fname, what, "a number", v, level) end
