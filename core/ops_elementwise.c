@@ -132,7 +132,8 @@ lm_status lm_binary(lm_tensor **out, lm_binary_op op, lm_tensor *a, lm_tensor *b
 }
 
 static lm_dtype scalar_result_dtype(lm_binary_op op, lm_dtype a, double s) {
-    bool integral = s == (double)(int32_t)s;
+    /* in range first: converting a double int32 cannot hold is undefined */
+    bool integral = s >= INT32_MIN && s <= INT32_MAX && s == (double)(int32_t)s;
     return binary_result_dtype(op, a, integral ? LM_INT32 : LM_FLOAT32);
 }
 

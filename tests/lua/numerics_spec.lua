@@ -66,6 +66,21 @@ describe("numerics at the edges", function()
     eq(s[3], 1)
   end)
 
+  it("takes scalars beyond int32's range as floats (the fuzzer found the conversion undefined)", function()
+    -- an int32 tensor plus an integral scalar stays int32; one int32 cannot
+    -- hold is a float scalar, and the result float32 (UBSan checks the
+    -- conversion in the sanitizer build)
+    local i = lm.tensor({1, 2}, 'int32')
+    eq((i + 3):dtype(), "int32")
+    for _, s in ipairs{1e300, -1e300, 2 ^ 31, -(2 ^ 31) - 1, 0 / 0} do
+      local r = i + s
+      eq(r:dtype(), "float32", tostring(s))
+      local got, want = r:totable()[1], lm.tensor(1 + s):item()
+      truthy(got == want or (got ~= got and want ~= want), tostring(s) .. ": " .. got .. " against " .. want)
+    end
+    eq((lm.tensor({1, 2}) + -1e300):totable()[2], -math.huge)
+  end)
+
   it("lets NaN through ReLU, as torch does", function()
     local y = lm.tensor{0 / 0, -1, 2}:relu():totable()
     truthy(y[1] ~= y[1], "NaN stays NaN")
