@@ -17,7 +17,7 @@ else
     status=1
 fi
 if command -v luacheck >/dev/null; then
-    luacheck --no-color -q lua experiments tests bench || status=1
+    luacheck --no-color -q lua experiments tests bench fuzz || status=1
 else
     echo "lint: luacheck is not installed (apt-get install lua-check)"
     status=1
