@@ -67,11 +67,14 @@ static bool too_large(FILE *fp, const void *bytes, size_t len) {
     int ok = fp ? stbi_info_from_file(fp, &w, &h, &c) /* seeks back */
                 : stbi_info_from_memory(bytes, (int)len, &w, &h, &c);
     int64_t limit = lm_image_max_pixels();
-    if (!ok || (int64_t)w * h <= limit) return false;
+    /* a top-down BMP stores its height negative (stb's info reports it so,
+     * and its loader takes the magnitude) */
+    int64_t aw = llabs((long long)w), ah = llabs((long long)h);
+    if (!ok || aw * ah <= limit) return false;
     snprintf(refusal, sizeof refusal,
-             "its header declares %d x %d pixels, more than the limit of %lld "
+             "its header declares %lld x %lld pixels, more than the limit of %lld "
              "(lm.image.set_max_pixels raises it)",
-             w, h, (long long)limit);
+             (long long)aw, (long long)ah, (long long)limit);
     return true;
 }
 
@@ -144,11 +147,15 @@ lm_status lm_image_load(lm_tensor **out, const char *path, int channels) {
 lm_status lm_image_info(const char *path, int *width, int *height, int *channels) {
     FILE *fp = fopen(path, "rb");
     if (!fp) return lm_fail(LM_ERR_IO, "cannot open the image '%s': %s", path, strerror(errno));
+    refusal[0] = '\0'; /* the reason below is stb's, not an earlier refusal's */
     int ok = stbi_info_from_file(fp, width, height, channels);
     fclose(fp);
     if (!ok)
         return lm_fail(LM_ERR_FORMAT, "'%s' is not an image Lumen can read: %s", path,
                        lm_image_decode_reason());
+    /* a top-down BMP's height is stored negative; the image is as tall */
+    *height = abs(*height);
+    *width = abs(*width);
     return LM_OK;
 }
 

@@ -12,6 +12,8 @@
 local lm = require 'lumen'
 local checks = require 'lumen.nn.checks'
 
+local number_or_nil = checks.is_optional_number
+
 local plot = {}
 
 -- ---- argument checks (errors point at the line that called the public function) -----------------
@@ -759,7 +761,8 @@ function plot.learning_curve(history, path)
   checks.table(history, "history", "lm.plot.learning_curve")
   checks.string(path, "path", "lm.plot.learning_curve")
   for i, h in ipairs(history) do
-    if type(h) ~= "table" or type(h.iteration) ~= "number" or type(h.train_loss) ~= "number"
+    -- a NaN loss comes back from metrics.json (or a checkpoint's history) as nil
+    if type(h) ~= "table" or type(h.iteration) ~= "number" or not number_or_nil(h.train_loss)
         or type(h.train_accuracy) ~= "number" then
       error(string.format("lm.plot.learning_curve: history[%d] must be a record of lm.train's history "
         .. "{iteration = n, train_loss = x, train_accuracy = a, ...}, got %s", i, shown(h)), 2)
@@ -771,7 +774,7 @@ function plot.learning_curve(history, path)
   local right = fig:axes{rect = {575, 60, 370, 290}, xlabel = "iteration", ylabel = "accuracy (%)", title = "accuracy"}
   local it, tl, vl, ta, va = {}, {}, {}, {}, {}
   for i, h in ipairs(history) do
-    it[i], tl[i], ta[i] = h.iteration, h.train_loss, 100 * h.train_accuracy
+    it[i], tl[i], ta[i] = h.iteration, h.train_loss or 0 / 0, 100 * h.train_accuracy
     if h.val_loss then vl[#vl + 1], va[#va + 1] = h.val_loss, 100 * h.val_accuracy end
   end
   left:line(it, tl, {label = "train", color = plot.CLASS_COLORS[1], marker = #it < 40})

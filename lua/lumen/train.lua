@@ -46,6 +46,8 @@ local Progress = require 'lumen.progress'
 local F = require 'lumen.nn.functional'
 local checks = require 'lumen.nn.checks'
 
+local number_or_nil = checks.is_optional_number
+
 local train = {}
 
 -- ---- evaluation ------------------------------------------------------------------------------------
@@ -94,7 +96,7 @@ function train.evaluate(model, set, opts)
     error(string.format("lm.evaluate: the set has inputs [%s] and labels [%s]: one label a row of inputs",
       set.x:shape_string(), set.y:shape_string()), 2)
   end
-  if opts.batch_size ~= nil and (math.type(opts.batch_size) ~= "integer" or opts.batch_size < 1) then
+  if opts.batch_size ~= nil and not (checks.is_whole(opts.batch_size) and opts.batch_size >= 1) then
     error("lm.evaluate: batch_size must be a positive integer, got " .. checks.shown(opts.batch_size), 2)
   end
   local autocast, bad = autocast_option(opts.autocast)
@@ -269,9 +271,11 @@ function train.run(opts)
   local period, total
   if opts.cycles then
     if not schedule then error("train: cycles needs a schedule (lm.optim.CyclicLR)", 2) end
-    period, total = schedule.period, schedule.period * opts.cycles
+    period, total = schedule.period, schedule.period * math.tointeger(opts.cycles)
   else
-    period, total = per_epoch, per_epoch * (opts.epochs or 10)
+    -- a whole float (10.0, from a division) counts as its integer: the
+    -- progress bar and the loop's bounds take integers
+    period, total = per_epoch, per_epoch * math.tointeger(opts.epochs or 10)
   end
   local run = {model = model, optimizer = optimizer, schedule = schedule, iteration = 0, epoch = 0,
     batch = 0, history = {}, global_batch = (opts.batch_size or 128) * world, autocast = autocast}
@@ -545,7 +549,8 @@ function train.write_metrics(out, history, opts)
   checks.table(history, "history", "lm.train.write_metrics")
   opts = checks.options(opts, "lm.train.write_metrics")
   for i, h in ipairs(history) do
-    if type(h) ~= "table" or type(h.iteration) ~= "number" or type(h.train_loss) ~= "number"
+    -- a NaN loss comes back from metrics.json (or a checkpoint's history) as nil
+    if type(h) ~= "table" or type(h.iteration) ~= "number" or not number_or_nil(h.train_loss)
         or type(h.train_accuracy) ~= "number" then
       error(string.format("lm.train.write_metrics: history[%d] must be a record of lm.train's history "
         .. "{iteration = n, train_loss = x, train_accuracy = a, ...}, got %s", i, checks.shown(h)), 2)

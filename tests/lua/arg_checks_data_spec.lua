@@ -332,3 +332,24 @@ describe("json argument checks", function()
     refused(function() json.write(3, {}) end, "lm.json.write: path must be a string, got 3")
   end)
 end)
+
+describe("values that used to work keep working", function()
+  it("takes whole floats as counts and a NaN history read back from JSON", function()
+    local net = lm.nn.Sequential(lm.nn.Linear(4, 2))
+    local set = set_of(8)
+    -- batch sizes and epochs from a division are floats with an integer's value
+    eq(lm.evaluate(net, set, {batch_size = 4.0}).accuracy >= 0, true)
+    local history = lm.train{model = net, optimizer = sgd(net), train = set, epochs = 1.0, batch_size = 4,
+      quiet = true}
+    eq(#history >= 1, true)
+    eq(lm.nn.functional.group_norm(lm.randn(2, 4, 3), 2.0):shape_string(), "2x4x3")
+    -- a diverged run's NaN loss is null in metrics.json and nil when read back
+    local back = json.decode(json.encode{history = {{iteration = 1, train_loss = 0 / 0, train_accuracy = 0.1}}})
+    local out = os.tmpname()
+    os.remove(out)
+    lm.mkdir(out)
+    lm.train.write_metrics(out, back.history)
+    truthy(io.open(out .. "/metrics.json") ~= nil, "metrics.json written")
+    os.execute("rm -rf '" .. out .. "'")
+  end)
+end)

@@ -118,7 +118,27 @@ describe("lm.image", function()
     raises(function() lm.image.load(dir .. "/small.png") end, "declares 16 x 16 pixels, more than the limit of 255")
     eq(lm.image.set_max_pixels(256), 255)
     eq(lm.image.load(dir .. "/small.png"):shape_string(), "3x16x16")
+    -- a top-down BMP stores its height negative: the limit counts its size all the same
+    local rows = {}
+    for y = 1, 16 do
+      rows[y] = {}
+      for x = 1, 16 do rows[y][x] = {x * 15, y * 15, 0} end
+    end
+    write_bmp(dir .. "/up.bmp", rows)
+    local f = assert(io.open(dir .. "/up.bmp", "rb"))
+    local up = f:read("a")
+    f:close()
+    local down = up:sub(1, 22) .. string.pack("<i4", -16) .. up:sub(27)
+    lm.write_file(dir .. "/down.bmp", down)
+    eq(select(2, lm.image.info(dir .. "/down.bmp")), 16, "lm.image.info reports the height, not its sign")
+    lm.image.set_max_pixels(255)
+    raises(function() lm.image.load(dir .. "/down.bmp") end, "declares 16 x 16 pixels, more than the limit of 255")
+    -- a later header error is reported as itself, not as the refusal before it
+    lm.write_file(dir .. "/text.png", "plain text")
+    local ok, err = pcall(lm.image.info, dir .. "/text.png")
+    truthy(not ok and not err:find("declares", 1, true), err)
     lm.image.set_max_pixels(178956970)
+    eq(lm.image.load(dir .. "/down.bmp"):shape_string(), "3x16x16")
     raises(function() lm.image.set_max_pixels(0) end, "the limit must be a positive number of pixels")
   end)
 

@@ -72,9 +72,10 @@ function checks.callable(v, what, fname, level)
   if not (type(mt) == "table" and mt.__call) then fail(fname, what, "a function", v, level) end
 end
 
---- v must be nil or a positive integer (a batch size, a count).
+--- v must be nil or a positive integer (a batch size, a count); a whole
+--- float (32.0, from a division) is one.
 function checks.optional_size(v, what, fname, level)
-  if v ~= nil and (math.type(v) ~= "integer" or v < 1) then
+  if v ~= nil and not (checks.is_whole(v) and v >= 1) then
     fail(fname, what, "a positive integer (or nil)", v, level)
   end
 end
@@ -97,6 +98,9 @@ function checks.autoencoder(v, what, fname, level, trains)
       level or 3)
   end
 end
+
+--- True for nil or a number (a JSON null reads back as nil where NaN was).
+function checks.is_optional_number(v) return v == nil or type(v) == "number" end
 
 --- True for a number with an integer's value (3 and 3.0).
 function checks.is_whole(v) return type(v) == "number" and math.tointeger(v) ~= nil end

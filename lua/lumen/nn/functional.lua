@@ -247,7 +247,9 @@ end
 --- with its mean and biased variance; optional per-channel weight and bias.
 function F.group_norm(x, num_groups, weight, bias, eps)
   checks.tensor(x, "input", "group_norm")
-  checks.size(num_groups, "num_groups", "group_norm")
+  if not (checks.is_whole(num_groups) and num_groups >= 1) then
+    error("group_norm: num_groups must be a positive integer, got " .. checks.shown(num_groups), 2)
+  end
   checks.optional_tensor(weight, "weight", "group_norm")
   checks.optional_tensor(bias, "bias", "group_norm")
   if eps ~= nil then checks.number(eps, "eps", "group_norm") end
@@ -369,7 +371,7 @@ function F.embedding(idx, weight, padding_idx)
   end
   checks.tensor(weight, "weight", "embedding")
   if weight:dim() ~= 2 then error("embedding: weight must be [num, dim], got " .. weight:shape_string(), 2) end
-  if padding_idx ~= nil and math.type(padding_idx) ~= "integer" then
+  if padding_idx ~= nil and not checks.is_whole(padding_idx) then
     error("embedding: padding_idx must be an integer row number (or nil), got " .. checks.shown(padding_idx), 2)
   end
   local shape = idx:shape()
@@ -413,7 +415,7 @@ function F.layer_norm(x, normalized_shape, weight, bias, eps)
   if not lm.is_tensor(x) then error("layer_norm: input must be a tensor, got a " .. type(x), 2) end
   local dims = type(normalized_shape) == "table" and normalized_shape or {normalized_shape}
   for i = 1, #dims do
-    if math.type(dims[i]) ~= "integer" then
+    if not checks.is_whole(dims[i]) then
       error("layer_norm: normalized_shape must be a size or a list of sizes, got " .. checks.shown(normalized_shape), 2)
     end
   end
