@@ -6,6 +6,7 @@
  * wrap. */
 #include "lm_font_check.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -17,13 +18,18 @@
  * expansion takes under 1000 steps, its GPOS has 2 pair-adjustment subtables
  * covering about 100 glyphs). */
 enum {
-    MAX_NESTING = 16,             /* composite glyphs inside composite glyphs */
-    MAX_VERTICES = 1 << 18,       /* vertices of one expanded glyph */
+    MAX_NESTING = 16, /* composite glyphs inside composite glyphs */
+    /* vertices of one expanded glyph: rasterising costs about 16 us and
+     * 1.2 KB a vertex at the largest box Lumen draws (a composite of 245k
+     * took 4 s and 300 MB), and the largest CJK glyphs have a few thousand */
+    MAX_VERTICES = 1 << 14,
     MAX_EXPAND_WORK = 1 << 22,    /* recursive calls and vertex copies for one glyph */
     MAX_PAIR_SUBTABLES = 1 << 14, /* pair-adjustment subtables stbtt walks per kerning pair */
     MAX_GPOS_WORK = 1 << 22,      /* coverage entries and pair sets checked */
     MAX_CODE_POINT = 0x10FFFF,    /* the last code point text can hold */
     MAX_POINTS = 65536,           /* points of a simple glyph (16-bit end points) */
+    MAX_COORDINATE = 32767,       /* what stbtt stores a moved vertex in: a short */
+    BOX_SLACK = 16,               /* units past its box, beyond the box's size (check_extent) */
 };
 
 /* ---- bounds-checked reads */
@@ -85,6 +91,16 @@ static bool u32_at(reader r, uint64_t off, uint32_t *v) {
 
 /* ---- the checker */
 
+/* Where the vertices stbtt makes for a glyph can lie: lo and hi bound the x
+ * and y of the points it draws (lo > hi: it has none); abs bounds |x| and
+ * |y| of every vertex field, the unused control point (0, 0) of a line
+ * included. */
+typedef struct extent {
+    double lo[2], hi[2], abs[2];
+} extent;
+
+static const extent no_vertices = {{INFINITY, INFINITY}, {-INFINITY, -INFINITY}, {0, 0}};
+
 typedef struct checker {
     reader file;
     reader cmap, head, hhea, hmtx, maxp, loca, glyf, kern, gpos;
@@ -94,6 +110,7 @@ typedef struct checker {
     unsigned char *state;
     uint32_t *vertices;
     uint64_t *work;
+    extent *extents;
     unsigned char *flags; /* the point flags of one simple glyph */
     uint64_t gpos_work, pair_subtables;
     char why[256];
@@ -605,6 +622,38 @@ static bool starts_contour(reader d, uint32_t contours, uint32_t p) {
     return false;
 }
 
+/* The value stbtt stores when it converts an int to stbtt_int16. */
+static int32_t as_short(int64_t v) {
+    uint32_t u = (uint32_t)((uint64_t)v & 0xFFFF);
+    return u >= 0x8000 ? (int32_t)u - 0x10000 : (int32_t)u;
+}
+
+/* One axis of a simple glyph's coordinates from *pos (x: short_bit 2,
+ * same_bit 16; y: 4 and 32), decoded as stbtt__GetGlyphShapeTT does: deltas
+ * summed in an int, each point stored as a short. Every vertex it makes is a
+ * point or the midpoint of two, so their smallest and largest bound it. */
+static void decode_axis(checker *c, reader d, uint64_t *pos, uint32_t n, unsigned short_bit,
+                        unsigned same_bit, int axis, extent *e) {
+    int64_t v = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        unsigned f = c->flags[i];
+        uint32_t byte;
+        int32_t word;
+        if (f & short_bit) {
+            u8_at(d, (*pos)++, &byte);
+            v += (f & same_bit) ? (int64_t)byte : -(int64_t)byte;
+        } else if (!(f & same_bit)) {
+            s16_at(d, *pos, &word);
+            *pos += 2;
+            v += word;
+        }
+        double p = as_short(v);
+        e->lo[axis] = fmin(e->lo[axis], p);
+        e->hi[axis] = fmax(e->hi[axis], p);
+    }
+    e->abs[axis] = fmax(fabs(e->lo[axis]), fabs(e->hi[axis]));
+}
+
 /* A simple glyph as stbtt__GetGlyphShapeTT reads it: the contours' end
  * points, the instructions' length and the instructions, then a flag per
  * point (a flag with bit 3 is followed by a repeat count), x and y
@@ -638,25 +687,68 @@ static bool check_simple_glyph(checker *c, uint32_t g, reader d, uint32_t contou
     if (!(c->flags[n - 1] & 1) && starts_contour(d, contours, n - 1))
         return bad(c, "glyph %u: its last contour is a single off-curve point", g);
     c->vertices[g] = n + 2 * contours; /* the vertices stbtt allocates for it */
+    extent *e = &c->extents[g];
+    decode_axis(c, d, &pos, n, 2, 16, 0, e);
+    decode_axis(c, d, &pos, n, 4, 32, 1, e);
     return true;
+}
+
+/* A component of a composite glyph: its flags, its glyph, and the matrix
+ * stbtt moves it by, {a, b, c, d, e, f} as stbtt's mtx: x' = a x + c y + e,
+ * y' = b x + d y + f. */
+typedef struct component {
+    uint32_t flags, glyph;
+    float mtx[6];
+} component;
+
+/* A 2.14 number from the file, as stbtt converts it. */
+static float f2dot14_at(reader d, uint64_t off) {
+    int32_t v;
+    s16_at(d, off, &v);
+    return (float)v / 16384.0f;
 }
 
 /* One component record of a composite glyph, advancing *pos past it: flags,
  * glyph index, the offsets (words when bit 0 is set, else bytes; stbtt reads
  * none unless bit 1 says they are offsets), then a scale, x and y scales or
  * a 2 by 2 matrix (bits 3, 6, 7). */
-static bool read_component(reader d, uint64_t *pos, uint32_t *flags, uint32_t *glyph) {
-    if (!u16_at(d, *pos, flags) || !u16_at(d, *pos + 2, glyph)) return false;
-    uint64_t len = 4;
-    if (*flags & 2) len += (*flags & 1) ? 4 : 2;
-    if (*flags & 8)
+static bool read_component(reader d, uint64_t *pos, component *k) {
+    uint32_t flags;
+    if (!u16_at(d, *pos, &flags) || !u16_at(d, *pos + 2, &k->glyph)) return false;
+    uint64_t len = 4, at = *pos + 4;
+    if (flags & 2) len += (flags & 1) ? 4 : 2;
+    if (flags & 8)
         len += 2;
-    else if (*flags & 0x40)
+    else if (flags & 0x40)
         len += 4;
-    else if (*flags & 0x80)
+    else if (flags & 0x80)
         len += 8;
     if (!has(d, *pos, len)) return false;
     *pos += len;
+    k->flags = flags;
+    float *t = k->mtx;
+    t[0] = t[3] = 1, t[1] = t[2] = t[4] = t[5] = 0;
+    if (flags & 2) {
+        int32_t e, f;
+        uint32_t ue, uf;
+        if (flags & 1) {
+            s16_at(d, at, &e), s16_at(d, at + 2, &f);
+            at += 4;
+        } else { /* signed bytes */
+            u8_at(d, at, &ue), u8_at(d, at + 1, &uf);
+            e = ue >= 0x80 ? (int32_t)ue - 0x100 : (int32_t)ue;
+            f = uf >= 0x80 ? (int32_t)uf - 0x100 : (int32_t)uf;
+            at += 2;
+        }
+        t[4] = (float)e, t[5] = (float)f;
+    }
+    if (flags & 8) {
+        t[0] = t[3] = f2dot14_at(d, at);
+    } else if (flags & 0x40) {
+        t[0] = f2dot14_at(d, at), t[3] = f2dot14_at(d, at + 2);
+    } else if (flags & 0x80) {
+        for (int i = 0; i < 4; i++) t[i] = f2dot14_at(d, at + 2 * (uint64_t)i);
+    }
     return true;
 }
 
@@ -664,21 +756,89 @@ static bool read_component(reader d, uint64_t *pos, uint32_t *flags, uint32_t *g
  * (more components). */
 static bool check_composite_glyph(checker *c, uint32_t g, reader d) {
     uint64_t pos = 10;
-    uint32_t flags, component;
+    component k;
     do {
-        if (!read_component(d, &pos, &flags, &component))
+        if (!read_component(d, &pos, &k))
             return bad(c, "glyph %u: its component records run past its %llu bytes", g,
                        ull(d.size));
-        if (!(flags & 2)) /* stbtt asserts on this */
+        if (!(k.flags & 2)) /* stbtt asserts on this */
             return bad(c, "glyph %u: a component is placed by matching points", g);
-        if (component >= c->num_glyphs)
+        if (k.glyph >= c->num_glyphs)
             return bad(c, "glyph %u: its component glyph %u is out of range (%u glyphs)", g,
-                       component, c->num_glyphs);
-    } while (flags & 0x20);
+                       k.glyph, c->num_glyphs);
+    } while (k.flags & 0x20);
     return true;
 }
 
 enum { UNSEEN, EXPANDING, EXPANDED };
+
+/* The range of s * (p x + q y + r) over x in [xlo, xhi] and y in [ylo, yhi]
+ * (s >= 0), widened by 1 for stbtt's rounding to a short. */
+static void moved_range(const extent *from, double s, double p, double q, double r, double *lo,
+                        double *hi) {
+    double px0 = p * from->lo[0], px1 = p * from->hi[0];
+    double qy0 = q * from->lo[1], qy1 = q * from->hi[1];
+    *lo = floor(s * (fmin(px0, px1) + fmin(qy0, qy1) + r)) - 1;
+    *hi = ceil(s * (fmax(px0, px1) + fmax(qy0, qy1) + r)) + 1;
+}
+
+/* stbtt__GetGlyphShapeTT moves each vertex field of a component by its
+ * matrix, in float, x' = m (a x + c y + e) and y' = n (b x + d y + f) with
+ * m = |(a, b)| and n = |(c, d)|, and converts the result to a short: a value
+ * a short cannot hold is undefined behaviour. So |x'| and |y'| are bounded
+ * from the component's extent, and refused above MAX_COORDINATE (float's
+ * rounding, far under 1, cannot carry them to 32768). Adds the moved
+ * component to *into. */
+static bool place_component(checker *c, uint32_t g, const component *k, extent *into) {
+    const extent *from = &c->extents[k->glyph];
+    if (from->lo[0] > from->hi[0]) return true; /* no vertices */
+    const float *t = k->mtx;
+    float m = (float)sqrt(t[0] * t[0] + t[1] * t[1]), n = (float)sqrt(t[2] * t[2] + t[3] * t[3]);
+    double ax = m * (fabs(t[0]) * from->abs[0] + fabs(t[2]) * from->abs[1] + fabs(t[4]));
+    double ay = n * (fabs(t[1]) * from->abs[0] + fabs(t[3]) * from->abs[1] + fabs(t[5]));
+    if (ax > MAX_COORDINATE || ay > MAX_COORDINATE)
+        return bad(c,
+                   "glyph %u: its component glyph %u, scaled and moved, reaches %.0f, past the "
+                   "16-bit coordinates stb_truetype stores",
+                   g, k->glyph, fmax(ax, ay));
+    double lo[2], hi[2];
+    moved_range(from, m, t[0], t[2], t[4], &lo[0], &hi[0]);
+    moved_range(from, n, t[1], t[3], t[5], &lo[1], &hi[1]);
+    for (int axis = 0; axis < 2; axis++) {
+        into->lo[axis] = fmin(into->lo[axis], lo[axis]);
+        into->hi[axis] = fmax(into->hi[axis], hi[axis]);
+    }
+    into->abs[0] = fmax(into->abs[0], ax);
+    into->abs[1] = fmax(into->abs[1], ay);
+    return true;
+}
+
+/* stbtt sizes a glyph's bitmap by the box in its header (which lm_raster
+ * limits to 256 by 256 pixels), but flattens every curve of its vertices,
+ * wherever they lie, in steps of a fraction of a pixel: vertices far outside
+ * the box make a small font take minutes and gigabytes to draw one glyph.
+ * Real fonts' vertices pass the box by little (the 22 DejaVu fonts: by at
+ * most 34 units, 2.6% of the box's size, where stbtt scales a component
+ * twice); the vertices must lie within the box widened by its own
+ * size and BOX_SLACK units on each side, so what stbtt flattens spans at most
+ * three times the bitmap. */
+static bool check_extent(checker *c, uint32_t g) {
+    const extent *e = &c->extents[g];
+    if (e->lo[0] > e->hi[0]) return true;
+    reader d = glyph_data(c, g);
+    int32_t box[4];
+    for (int i = 0; i < 4; i++) s16_at(d, 2 + 2 * (uint64_t)i, &box[i]);
+    for (int axis = 0; axis < 2; axis++) {
+        int32_t lo = box[axis], hi = box[axis + 2];
+        double slack = (hi > lo ? hi - lo : 0) + BOX_SLACK;
+        if (e->lo[axis] < lo - slack || e->hi[axis] > hi + slack)
+            return bad(c,
+                       "glyph %u: its outline reaches %s %.0f to %.0f, far outside its bounding "
+                       "box (%d to %d)",
+                       g, axis ? "y" : "x", e->lo[axis], e->hi[axis], lo, hi);
+    }
+    return true;
+}
 
 /* stbtt__GetGlyphShapeTT expands a composite glyph by recursion into each
  * component, without a limit, and copies the vertices gathered so far into
@@ -696,16 +856,20 @@ static bool expand_glyph(checker *c, uint32_t g, int depth) {
     uint64_t vertices = c->vertices[g], work = 1 + vertices, pos = 10;
     c->state[g] = EXPANDING;
     if (contours < 0) {
-        uint32_t flags = 0, component = 0;
+        component k;
+        extent e = no_vertices;
         do {
-            read_component(d, &pos, &flags, &component);
-            if (!expand_glyph(c, component, depth + 1)) return false;
-            vertices += c->vertices[component];
-            work += c->work[component] + vertices;
+            read_component(d, &pos, &k);
+            if (!expand_glyph(c, k.glyph, depth + 1)) return false;
+            vertices += c->vertices[k.glyph];
+            work += c->work[k.glyph] + vertices;
             if (vertices > MAX_VERTICES || work > MAX_EXPAND_WORK)
                 return bad(c, "glyph %u: its components expand to too many vertices", g);
-        } while (flags & 0x20);
+            if (!place_component(c, g, &k, &e)) return false;
+        } while (k.flags & 0x20);
+        c->extents[g] = e;
     }
+    if (!check_extent(c, g)) return false;
     c->vertices[g] = (uint32_t)vertices;
     c->work[g] = work;
     c->state[g] = EXPANDED;
@@ -719,6 +883,7 @@ static bool check_glyphs(checker *c) {
     for (uint32_t g = 0; g < c->num_glyphs; g++) {
         reader d = glyph_data(c, g);
         int32_t contours;
+        c->extents[g] = no_vertices;
         if (d.size == 0) continue;
         if (d.size < 10)
             return bad(c, "glyph %u has %llu bytes, too few for its header", g, ull(d.size));
@@ -737,13 +902,15 @@ static bool check_glyphs_with_memory(checker *c, bool *out_of_memory) {
     c->vertices = calloc(n, sizeof *c->vertices);
     c->work = calloc(n, sizeof *c->work);
     c->flags = malloc(MAX_POINTS);
-    bool ok = c->state && c->vertices && c->work && c->flags;
+    c->extents = malloc(n * sizeof *c->extents);
+    bool ok = c->state && c->vertices && c->work && c->flags && c->extents;
     *out_of_memory = !ok;
     if (ok) ok = check_glyphs(c);
     free(c->state);
     free(c->vertices);
     free(c->work);
     free(c->flags);
+    free(c->extents);
     return ok;
 }
 

@@ -282,6 +282,9 @@ void lm_canvas_text(lm_canvas *c, const lm_font *f, double x, double y, double s
     /* a position far outside any canvas (or NaN) draws nothing: the pixel
      * arithmetic below stays in int */
     if (!(fabs(x) < 1e7 && fabs(y) < 1e7)) return;
+    /* nor does a size past any glyph box drawn below (256 pixels), or NaN:
+     * stbtt's box arithmetic converts size-scaled coordinates to int */
+    if (!(size > 0 && size <= 1024)) return;
     float scale = stbtt_ScaleForPixelHeight(&f->info, (float)size);
     double pen = 0;
     int prev = 0;

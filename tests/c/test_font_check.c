@@ -3,6 +3,7 @@
  * The corrupt fonts are DejaVu Sans with parts overwritten: each case names
  * the table it breaks and the message expected. Under the ASan build an
  * out-of-bounds read in stb_truetype fails the test. */
+#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,7 +153,45 @@ static void test_dejavu_loads(void) {
     CHECK(lm_text_width(f, 20, "Hello") > 40);
     CHECK(lm_text_width(f, 20, "AV") < lm_text_width(f, 20, "A") + lm_text_width(f, 20, "V"));
     CHECK(render(f) > 1000);
+    /* sizes no glyph box fits (or NaN) draw nothing, and stbtt's int box
+     * arithmetic never sees them (UBSan checks the conversions) */
+    lm_canvas *c;
+    if (lm_canvas_new(&c, 16, 16, 0xFFFFFFFF) == LM_OK) {
+        const double sizes[] = {1e300, -5, 0.0 / 0.0, 2048};
+        for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
+            lm_canvas_text(c, f, 2, 8, sizes[i], 0x000000FF, "Hg", 0);
+        long inked = 0;
+        for (long p = 0; p < 16L * 16; p++) inked += c->rgba[4 * p] != 255;
+        CHECK(inked == 0);
+        lm_canvas_free(c);
+    }
     lm_font_free(f);
+}
+
+/* Every DejaVu font (22 in Debian's fonts-dejavu-core and -extra) loads and
+ * draws: the checks on outlines leave real fonts alone. */
+static void test_all_dejavu(void) {
+    DIR *dj = opendir("/usr/share/fonts/truetype/dejavu");
+    if (!dj) return;
+    int fonts = 0;
+    for (struct dirent *e; (e = readdir(dj));) {
+        size_t n = strlen(e->d_name);
+        if (n < 4 || strcmp(e->d_name + n - 4, ".ttf")) continue;
+        char path[512];
+        snprintf(path, sizeof path, "/usr/share/fonts/truetype/dejavu/%s", e->d_name);
+        lm_font *f;
+        lm_status s = lm_font_load(&f, path);
+        CHECK(s == LM_OK);
+        if (s != LM_OK) {
+            fprintf(stderr, "%s refused: %s\n", e->d_name, lm_last_error());
+            continue;
+        }
+        fonts++;
+        CHECK(render(f) > 0);
+        lm_font_free(f);
+    }
+    closedir(dj);
+    printf("DejaVu fonts: %d loaded and rendered\n", fonts);
 }
 
 static void test_not_fonts(void) {
@@ -351,10 +390,14 @@ static void test_broken_glyphs(void) {
     REFUSED("run past");
     FRESH();
     /* one contour of one off-curve point: stbtt would read past its vertices */
-    unsigned char lone[] = {0, 1, 0, 0, 0, 0, 0, 9, 0, 9, 0, 0, 0, 0, 0x36};
-    memcpy(m + at, lone, sizeof lone);
+    /* (its box kept and its point at the box's corner, so that the composites
+     * taking it as a component stay inside theirs) */
+    unsigned char lone[] = {0, 0, 0, 0, 0x36}; /* end point 0, no instructions, a flag */
+    put16(m, at, 1);
+    memcpy(m + at + 10, lone, sizeof lone);
+    memcpy(m + at + 15, d + at + 2, 4); /* (xMin, yMin), as words */
     REFUSED("single off-curve point");
-    m[at + sizeof lone - 1] = 0x37; /* on the curve: fine */
+    m[at + 14] = 0x01; /* on the curve, x and y words: fine */
     LOADS();
 
     FRESH();
@@ -381,6 +424,58 @@ static void test_broken_glyphs(void) {
     write_file("bad.ttf", m, dejavu_size);
     CHECK(lm_font_load(&f, path_of("bad.ttf")) == LM_ERR_FORMAT);
     CHECK(strstr(lm_last_error(), "nest more than") || strstr(lm_last_error(), "own components"));
+    free(m);
+}
+
+/* Writes a simple glyph at `at`: one contour of two points on the curve,
+ * at (p, p) and (-p, -p), with the box [lo, hi] on both axes in its header. */
+static void put_segment(unsigned char *f, size_t at, int p, int lo, int hi) {
+    int16_t v[12] = {1, lo, lo, hi, hi, 1, 0, 0x0101, p, -2 * p, p, -2 * p};
+    for (int k = 0; k < 12; k++) put16(f, at + 2 * k, (uint16_t)v[k]);
+    f[at + 14] = f[at + 15] = 1; /* the flags of its 2 points: on the curve, word deltas */
+}
+
+/* Writes a composite glyph at `at` with the box [lo, hi]: one component,
+ * glyph `of`, at (0, 0), scaled by scale / 16384. */
+static void put_scaled(unsigned char *f, size_t at, uint32_t of, int scale, int lo, int hi) {
+    int16_t v[10] = {-1, lo, lo, hi, hi, 0x000B, (int16_t)of, 0, 0, (int16_t)scale};
+    for (int k = 0; k < 10; k++) put16(f, at + 2 * k, (uint16_t)v[k]);
+}
+
+/* Outlines stbtt would move past its 16-bit coordinates (undefined
+ * behaviour in its float-to-short conversion), or that lie far outside the
+ * glyph's box (which is all lm_raster limits), so that flattening them
+ * takes minutes and gigabytes. */
+static void test_outlines(void) {
+    unsigned char *m = malloc(dejavu_size);
+    const unsigned char *d = dejavu;
+    size_t len;
+    /* .notdef, which no composite takes as a component, becomes the outline */
+    uint32_t simple = 0, composite = find_glyph(d, 3, -1, 20);
+    size_t at = glyph_of(d, simple, &len), comp = glyph_of(d, composite, &len);
+    CHECK(composite && (int16_t)get16(d, at) > 0 && len >= 24);
+
+    FRESH(); /* points at +-16383 in a box that says so: fine */
+    put_segment(m, at, 16383, -16383, 16383);
+    LOADS();
+    /* stbtt scales a component twice (by the matrix, then by the length of
+     * its columns): sqrt(2) takes 16383 to 32764, just within a short */
+    put_scaled(m, comp, simple, 0x5A82, -32767, 32767);
+    LOADS();
+    put_scaled(m, comp, simple, 0x7FFF, -32767, 32767); /* about 2: 65528 */
+    REFUSED("16-bit coordinates");
+    put_scaled(m, comp, simple, -0x8000, -32767, 32767); /* -2: 65532 */
+    REFUSED("16-bit coordinates");
+    put_scaled(m, comp, simple, 0x4000, 0, 10); /* scale 1, in a box of 10 units */
+    REFUSED("far outside its bounding box");
+
+    FRESH(); /* the reviewer's: a box of 10 units, points at +-16383 */
+    put_segment(m, at, 16383, 0, 10);
+    REFUSED("far outside its bounding box");
+    put_segment(m, at, 30, -10, 10); /* outside by 20 units of 20: fine */
+    LOADS();
+    put_segment(m, at, 30, 0, 5);
+    REFUSED("reaches x -30 to 30");
     free(m);
 }
 
@@ -496,11 +591,13 @@ int main(void) {
     snprintf(dir, sizeof dir, "/tmp/lumen-test-font-XXXXXX");
     if (!mkdtemp(dir)) return 1;
     test_dejavu_loads();
+    test_all_dejavu();
     test_not_fonts();
     test_truncated();
     test_broken_tables();
     test_broken_cmap();
     test_broken_glyphs();
+    test_outlines();
     test_broken_kerning();
     test_mutants();
     char cmd[300];
