@@ -121,6 +121,7 @@ function autograd.gradcheck(fn, inputs, opts)
   opts = checks.options(opts, "gradcheck")
   local eps, atol, rtol = opts.eps or 1e-2, opts.atol or 1e-3, opts.rtol or 2e-3
   local out = fn(table.unpack(inputs))
+  if not lm.is_tensor(out) then error("gradcheck: fn must return a tensor, got " .. checks.shown(out), 2) end
   local weights = lm.no_grad(function() return lm.randn(out:shape(), out:device()) end)
   local function objective()
     return lm.no_grad(function() return (fn(table.unpack(inputs)) * weights):sum():item() end)

@@ -116,6 +116,9 @@ function M.figure(path, images, attributions, opts)
   checks.string(path, "path", "lm.explain.figure")
   opts = checks.options(opts, "lm.explain.figure")
   if not lm.is_tensor(images) then error("figure: images must be a tensor [N, ...]", 2) end
+  if images:dim() < 2 then
+    error("figure: images must be a tensor [N, ...] of samples, got one of shape [" .. images:shape_string() .. "]", 2)
+  end
   local list = lm.is_tensor(attributions) and {attributions} or attributions
   if type(list) ~= "table" or #list == 0 then error("figure: attributions must be a tensor or a list of tensors", 2) end
   local n = images:size(1)

@@ -175,6 +175,8 @@ describe("lm.explain argument checks", function()
       'lm.explain.colorize: o.vmax must be a number, got "1"')
     at_caller(function() E.diverging(nil) end, "lm.explain.diverging: t must be a number, got nil")
     at_caller(function() E.figure(nil, x, x) end, "lm.explain.figure: path must be a string, got nil")
+    at_caller(function() E.figure("f.png", lm.randn(3), lm.randn(3)) end,
+      "figure: images must be a tensor [N, ...] of samples, got one of shape [3]")
     at_caller(function() E.path(true, lm.rand(4, 4)) end,
       "lm.explain.path: model must be a module (an lm.nn layer or model), got true")
     at_caller(function() E.path(model, lm.rand(4, 4), 2) end, "lm.explain.path: options must be a table, got 2")

@@ -81,6 +81,8 @@ describe("lm.no_grad and lm.autograd.gradcheck", function()
     refused(function() lm.autograd.gradcheck("f", {}) end, 'gradcheck: fn must be a function, got "f"')
     refused(function() lm.autograd.gradcheck(function(x) return x end, 3) end,
       "gradcheck: inputs (a list of fn's arguments) must be a table, got 3")
+    refused(function() lm.autograd.gradcheck(function() return 2 end, {}) end,
+      "gradcheck: fn must return a tensor, got 2")
   end)
 
   it("lm.nn.evaluating checks its arguments", function()
