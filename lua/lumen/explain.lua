@@ -44,10 +44,6 @@ local function device_of(model)
 end
 
 -- x as prepare_input takes it, checked before anything else reads it.
-local function check_input(x, who)
-  if not lm.is_tensor(x) then error(who .. ": x must be a tensor (a batch), got " .. type(x), 3) end
-end
-
 local function to_device(t, device)
   if t:device() == device then return t end
   return t:to(device)
@@ -174,8 +170,8 @@ end
 -- The device and shape bookkeeping of the public functions: x on the
 -- models' device, the result back on x's.
 local function prepare_input(x, device, who)
-  if not lm.is_tensor(x) then error(who .. ": x must be a tensor (a batch), got " .. type(x), 3) end
-  if x:dim() < 2 then error(who .. ": x must be a batch [N, ...], got shape " .. x:shape_string(), 3) end
+  checks.tensor(x, "x (a batch)", "lm.explain." .. who, 4)
+  if x:dim() < 2 then error("lm.explain." .. who .. ": x must be a batch [N, ...], got shape " .. x:shape_string(), 3) end
   -- detached: attributions are results, not part of the caller's graph when x requires grad
   return to_device(x:float(), device):detach()
 end
@@ -378,7 +374,7 @@ local METHODS = {
 --- the completeness gap for integrated gradients).
 function explain.attribute(fn, x, opts)
   checks.callable(fn, "fn", "lm.explain.attribute")
-  check_input(x, "attribute")
+  checks.tensor(x, "x (a batch)", "lm.explain.attribute")
   opts = checks.opts(opts, "attribute", known({"method", "models"}, ALL_METHOD_OPTIONS))
   local method = METHODS[opts.method or "gradient"]
   if not method then

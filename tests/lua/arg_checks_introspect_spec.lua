@@ -145,13 +145,13 @@ describe("lm.explain argument checks", function()
       "lm.explain.grad_cam: model must be a module (an lm.nn layer or model), got nil")
     at_caller(function() E.grad_cam_pp(false, "1", x) end,
       "lm.explain.grad_cam_pp: model must be a module (an lm.nn layer or model), got false")
-    at_caller(function() E.saliency(model, nil) end, "saliency: x must be a tensor (a batch), got nil")
+    at_caller(function() E.saliency(model, nil) end, "lm.explain.saliency: x (a batch) must be a tensor, got nil")
   end)
 
   it("checks attribute's function, input and models", function()
     at_caller(function() E.attribute(nil, x) end, "lm.explain.attribute: fn must be a function, got nil")
     at_caller(function() E.attribute(function(X) return X:sum(2) end, nil) end,
-      "attribute: x must be a tensor (a batch), got nil")
+      "lm.explain.attribute: x (a batch) must be a tensor, got nil")
     at_caller(function() E.attribute(function(X) return X:sum(2) end, x, {models = {3}}) end,
       "lm.explain.attribute: opts.models[1] must be a module (an lm.nn layer or model), got 3")
   end)
