@@ -748,8 +748,10 @@ end
 function Figure:save(path)
   checks.string(path, "path", "fig:save")
   local canvas = self:render()
-  canvas:write_png(path)
+  local ok, err = pcall(canvas.write_png, canvas, path)
   canvas:free()
+  -- a file that cannot be written is the caller's error, reported at its line
+  if not ok then error("fig:save: " .. tostring(err):gsub("^[^\n]-:%d+: ", ""), 2) end
   return path
 end
 

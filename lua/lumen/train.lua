@@ -263,9 +263,14 @@ function train.run(opts)
   -- 'bfloat16' or nil, recorded in the checkpoint; a bad one fails here, at the caller's line
   local autocast, bad = autocast_option(opts.autocast)
   if bad then error("train: " .. bad, 2) end
-  local loader = lm.data.loader(opts.train, {batch_size = opts.batch_size or 128, seed = opts.seed or 0,
-    noise = opts.noise, clip = opts.clip, transform = opts.transform,
+  -- the loader checks noise, clip and transform; its refusal is reported as lm.train's, at the caller's line
+  local made, loader = pcall(lm.data.loader, opts.train, {batch_size = opts.batch_size or 128,
+    seed = opts.seed or 0, noise = opts.noise, clip = opts.clip, transform = opts.transform,
     shard = dist and {index = rank, count = world} or nil})
+  if not made then
+    local why = tostring(loader):gsub("^[^\n]-:%d+: ", ""):gsub("^lm%.data%.loader: ", ""):gsub("^loader: ", "")
+    error("lm.train: " .. why, 2)
+  end
   local per_epoch = #loader
   -- how many iterations between validations, and how many in total
   local period, total

@@ -167,6 +167,13 @@ describe("lm.train argument checks", function()
       "lm.train: on_validate must be a function, got 1")
     refused(function() lm.train{model = net, optimizer = sgd(net), train = set, out = true} end,
       "lm.train: out must be a folder path (a string), got true")
+    -- the options lm.train hands to its loader are refused as lm.train's, at the caller's line
+    refused(function() lm.train{model = net, optimizer = sgd(net), train = set, noise = "x"} end,
+      'lm.train: noise must be {sigma = s} or {sigma_max = m} (a number >= 0), got "x"')
+    refused(function() lm.train{model = net, optimizer = sgd(net), train = set, clip = 1} end,
+      "lm.train: clip must be {lo, hi} (numbers), got 1")
+    refused(function() lm.train{model = net, optimizer = sgd(net), train = set, transform = 3} end,
+      "lm.train: transform must be a function, got 3")
   end)
 
   it("checks device_of and write_metrics", function()
@@ -272,6 +279,13 @@ describe("lm.plot argument checks", function()
     refused(function() fig:text(0, 0, {}) end, "fig:text: the text must be a string, got a table")
     refused(function() fig:text(0, 0, "a", 12) end, "fig:text: options must be a table, got 12")
     refused(function() fig:save(3) end, "fig:save: path must be a string, got 3")
+    -- a path that cannot be written: the caller's error, at its line, and the folder is left as it was
+    local dir = os.tmpname()
+    os.remove(dir)
+    lm.mkdir(dir)
+    refused(function() fig:save(dir) end, "fig:save: cannot move the new file into '" .. dir .. "'")
+    eq(#lm.list_dir(dir), 0)
+    os.remove(dir)
   end)
 
   it("checks an axes' methods", function()

@@ -66,7 +66,12 @@ describe("lm.introspect argument checks", function()
     at_caller(function() vae:encode(nil) end, "vae:encode: h must be a tensor, got nil")
     at_caller(function() vae:forward(2) end, "vae:forward: h must be a tensor, got 2")
     at_caller(function() vae(nil) end, "vae:forward: h must be a tensor, got nil")
-    raises(function() vae:call("h") end, 'vae:forward: h must be a tensor, got "h"') -- (nn.Module:call's line)
+    at_caller(function() vae:call("h") end, 'vae:forward: h must be a tensor, got "h"')
+    -- a recording of another width is named as such, not as a broadcast inside the standardisation
+    at_caller(function() vae(lm.randn(4, 5)) end, "vae:forward: h must be a recording [N, 3], got shape 4x5")
+    at_caller(function() vae:loss(lm.randn(4)) end, "vae:loss: h must be a recording [N, 3], got shape 4")
+    at_caller(function() vae:fit_standardization(lm.randn(6, 2)) end,
+      "vae:fit_standardization: H must be a recording [N, 3], got shape 6x2")
     at_caller(function() vae:encode_all(nil) end, "vae:encode_all: H must be a tensor, got nil")
     at_caller(function() vae:encode_all(H, 0.5) end,
       "vae:encode_all: batch_size must be a positive integer (or nil), got 0.5")

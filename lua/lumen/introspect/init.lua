@@ -408,11 +408,21 @@ function InfoVAE:init(opts)
   self:buffer("std", lm.ones(opts.inputs))
 end
 
+-- h must be a recording of the width the autoencoder was made for: [N, inputs]
+local function check_recording(self, h, what, fname)
+  checks.tensor(h, what, fname, 4)
+  local inputs = self.mean:numel()
+  if h:dim() ~= 2 or h:size(2) ~= inputs then
+    error(string.format("%s: %s must be a recording [N, %d], got shape %s", fname, what, inputs, h:shape_string()),
+      3)
+  end
+end
+
 --- Sets the standardisation from a recording H [N, Nh]. With distributed
 --- = true, H is this rank's part of the recording and the statistics are
 --- those of every rank's parts together (sums over ranks, two passes).
 function InfoVAE:fit_standardization(H, distributed)
-  checks.tensor(H, "H", "vae:fit_standardization")
+  check_recording(self, H, "H", "vae:fit_standardization")
   local mean, std = I.standardization(H, distributed)
   self.mean:copy_(mean)
   self.std:copy_(std)
@@ -424,7 +434,7 @@ function InfoVAE:prepare(h)
 end
 
 function InfoVAE:encode(h)
-  checks.tensor(h, "h", "vae:encode")
+  check_recording(self, h, "h", "vae:encode")
   return self.encoder(self:prepare(on_device_of(self, h)))
 end
 
@@ -436,7 +446,7 @@ function InfoVAE:decode(z)
 end
 
 function InfoVAE:forward(h)
-  checks.tensor(h, "h", "vae:forward")
+  check_recording(self, h, "h", "vae:forward")
   return self:encode(h)
 end
 
@@ -447,7 +457,7 @@ end
 --- (lm.dist.all_gather_rows): the MMD is not a mean over samples, so the
 --- ranks' MMDs of their parts do not add up to the batch's.
 function InfoVAE:loss(h, gather)
-  checks.tensor(h, "h", "vae:loss")
+  check_recording(self, h, "h", "vae:loss")
   if gather ~= nil then checks.callable(gather, "gather", "vae:loss") end
   local x = self:prepare(h)
   local z = self.encoder(x)
@@ -464,7 +474,7 @@ end
 --- every call compares the model on the same draw (the caller's random
 --- stream is left as it was).
 function InfoVAE:validation_loss(H, batch_size)
-  checks.tensor(H, "H", "vae:validation_loss")
+  check_recording(self, H, "H", "vae:validation_loss")
   checks.optional_size(batch_size, "batch_size", "vae:validation_loss")
   batch_size = math.min(batch_size or 128, H:size(1))
   local seed, offset = lm.rng_state()

@@ -80,8 +80,12 @@ local function construct(class, ...)
   return self
 end
 
+local run_call -- Module:call's work, defined with it below
+
 local function call_module(m, ...)
-  local res = table.pack(xpcall(m.call, relocate, m, ...))
+  local call = m.call
+  if call == Module.call then call = run_call end -- Module.call would relocate a second time
+  local res = table.pack(xpcall(call, relocate, m, ...))
   if not res[1] then error(res[2], 0) end
   return table.unpack(res, 2, res.n) -- every result (attention returns two)
 end
@@ -129,8 +133,7 @@ function Module:forward()
   error(self.__name .. ": forward is not implemented", 2)
 end
 
---- Calls forward, then the forward hooks fn(module, input, output).
-function Module:call(input, ...)
+run_call = function(self, input, ...)
   local outputs = table.pack(self:forward(input, ...))
   local hooks = self._hooks
   -- over a copy: a hook that removes itself (or adds one) leaves this call's list as it was
@@ -140,6 +143,14 @@ function Module:call(input, ...)
     if replaced ~= nil then outputs[1] = replaced end
   end
   return table.unpack(outputs, 1, outputs.n)
+end
+
+--- Calls forward, then the forward hooks fn(module, input, output); an
+--- error inside Lumen is reported at the line that called the module.
+function Module:call(...)
+  local res = table.pack(xpcall(run_call, relocate, self, ...))
+  if not res[1] then error(res[2], 0) end
+  return table.unpack(res, 2, res.n)
 end
 
 --- Adds fn(module, input, output) to run after every forward; returns a
