@@ -171,7 +171,9 @@ end
 -- models' device, the result back on x's.
 local function prepare_input(x, device, who)
   checks.tensor(x, "x (a batch)", "lm.explain." .. who, 4)
-  if x:dim() < 2 then error("lm.explain." .. who .. ": x must be a batch [N, ...], got shape " .. x:shape_string(), 3) end
+  if x:dim() < 2 then
+    error("lm.explain." .. who .. ": x must be a batch [N, ...], got shape " .. x:shape_string(), 3)
+  end
   -- detached: attributions are results, not part of the caller's graph when x requires grad
   return to_device(x:float(), device):detach()
 end
