@@ -156,7 +156,9 @@ static lm_status plan_matmul(matmul_plan *p, lm_tensor **out, lm_tensor *a_in, l
     if (!squeeze_col) oshape[ond++] = N;
     s = lm_tensor_new(out, LM_FLOAT32, a->storage->device, ond, oshape);
     if (s != LM_OK) goto done;
-    int64_t shape3[3] = {a3->shape[0] > b3->shape[0] ? a3->shape[0] : b3->shape[0], M, N};
+    /* the batch count, not the larger operand's: an operand without a batch
+     * counts 1 there, and an empty batch (0) must stay empty */
+    int64_t shape3[3] = {numbatch, M, N};
     /* one GEMM for a batch against a shared right matrix: fold batch into rows */
     if (shape3[0] > 1 && b3->shape[0] == 1 && a3->strides[2] == 1 &&
         a3->strides[0] == M * a3->strides[1]) {
