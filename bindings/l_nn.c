@@ -415,6 +415,9 @@ static int l_optim_step_all(lua_State *L) {
         lua_pop(L, 3); /* the states stay referenced by the table */
         check_states(L, &p, it->s1, it->s2);
     }
+    /* every update checked before the first group runs: a refused step changes nothing */
+    for (int k = 0; k < n; k++)
+        l_check(L, lm_optim_check(items[k].param, items[k].grad, items[k].s1, items[k].s2));
     qsort(items, (size_t)n, sizeof *items, compare_step_items);
     for (int first = 0; first < n;) {
         int len = 0;

@@ -111,6 +111,10 @@ lm_status lm_conv2d_affine(lm_tensor **out, lm_tensor *x, lm_tensor *w, lm_tenso
 lm_status lm_ag_pool2d(lm_tensor **out, lm_tensor *x, int64_t kh, int64_t kw,
                        const lm_conv_options *opt, bool max);
 
+/* The checks of one update (shapes, dtypes, devices, contiguity), without
+ * updating anything: a caller with many parameters checks them all first. */
+lm_status lm_optim_check(const lm_tensor *param, const lm_tensor *grad, const lm_tensor *s1,
+                         const lm_tensor *s2);
 /* One fused optimiser update (no gradient recorded). */
 lm_status lm_optim_step(const lm_optim_params *p, lm_tensor *param, lm_tensor *grad, lm_tensor *s1,
                         lm_tensor *s2);

@@ -882,17 +882,15 @@ lm_status lm_ag_pool2d(lm_tensor **out, lm_tensor *x, int64_t kh, int64_t kw,
 /* ---- optimisers
  * ------------------------------------------------------------------------------------- */
 
-/* The checks of one update; on success *gc is the contiguous gradient. */
-static lm_status check_update(lm_tensor *param, lm_tensor *grad, lm_tensor *s1, lm_tensor *s2,
-                              lm_tensor **gc) {
+lm_status lm_optim_check(const lm_tensor *param, const lm_tensor *grad, const lm_tensor *s1,
+                         const lm_tensor *s2) {
     char a[LM_SHAPE_STR_MAX], b[LM_SHAPE_STR_MAX];
-    *gc = NULL;
     if (!lm_tensor_same_shape(param, grad))
         return lm_fail(LM_ERR_SHAPE, "optimizer: gradient %s for a parameter %s",
                        lm_shape_str(grad, b, sizeof b), lm_shape_str(param, a, sizeof a));
     /* every operand is read (the states written) as float32 */
     LM_TRY(check_float("optimizer", "the gradient", grad));
-    lm_tensor *states[2] = {s1, s2};
+    const lm_tensor *states[2] = {s1, s2};
     for (int k = 0; k < 2; k++)
         if (states[k] && states[k]->dtype != LM_FLOAT32)
             return lm_fail(LM_ERR_ARG, "optimizer: state tensor %d must be float32, got %s", k + 1,
@@ -905,7 +903,14 @@ static lm_status check_update(lm_tensor *param, lm_tensor *grad, lm_tensor *s1, 
                            k + 1);
     if (!lm_tensor_is_contiguous(param) || param->dtype != LM_FLOAT32)
         return lm_fail(LM_ERR_ARG, "optimizer: parameters must be contiguous float32 tensors");
-    LM_TRY(same_device("optimizer", param, grad));
+    return same_device("optimizer", param, grad);
+}
+
+/* The checks of one update; on success *gc is the contiguous gradient. */
+static lm_status check_update(lm_tensor *param, lm_tensor *grad, lm_tensor *s1, lm_tensor *s2,
+                              lm_tensor **gc) {
+    *gc = NULL;
+    LM_TRY(lm_optim_check(param, grad, s1, s2));
     return lm_contiguous(gc, grad);
 }
 
@@ -932,6 +937,9 @@ lm_status lm_optim_step_many(const lm_optim_params *p, int n, lm_tensor **params
     for (int i = 1; i < n; i++)
         one_device &= params[i]->storage->device == params[0]->storage->device;
     if (!be->optim_step_many || !one_device || n > MANY_MAX) {
+        /* one by one, after checking all: a refused step updates nothing */
+        for (int i = 0; i < n; i++)
+            LM_TRY(lm_optim_check(params[i], grads[i], s1 ? s1[i] : NULL, s2 ? s2[i] : NULL));
         for (int i = 0; i < n; i++)
             LM_TRY(lm_optim_step(p, params[i], grads[i], s1 ? s1[i] : NULL, s2 ? s2[i] : NULL));
         return LM_OK;

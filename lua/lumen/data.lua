@@ -280,7 +280,8 @@ Loader.__index = Loader
 ---   the order does not depend on other random draws), opts.noise =
 ---   {sigma = s} (additive Gaussian noise) or {sigma_max = m} (sigma drawn
 ---   uniformly in [0, m] per batch: the paper's domain randomisation),
----   opts.clip = {lo, hi} clips noisy inputs, opts.normalize = {mean, std}.
+---   opts.clip = {lo, hi} clips the inputs (after the noise, if any),
+---   opts.normalize = {mean, std}.
 ---   opts.transform: a function of the batch (lm.data.transforms), run
 ---   with the random stream seeded per batch so augmentation is reproducible
 ---   (seeded by loader seed, epoch, batch and shard: each shard draws its own).
@@ -321,6 +322,13 @@ function data.loader(set, opts)
   local clip = opts.clip
   if clip ~= nil and (type(clip) ~= "table" or type(clip[1]) ~= "number" or type(clip[2]) ~= "number") then
     error("lm.data.loader: clip must be {lo, hi} (numbers), got " .. checks.shown(clip), 2)
+  end
+  if opts.drop_last ~= nil and type(opts.drop_last) ~= "boolean" then
+    error("lm.data.loader: drop_last must be true or false, got " .. checks.shown(opts.drop_last), 2)
+  end
+  -- (NaN bounds fail too)
+  if clip ~= nil and (clip[1] > clip[2] or clip[1] ~= clip[1] or clip[2] ~= clip[2]) then
+    error(string.format("lm.data.loader: clip must be {lo, hi} with lo <= hi, got {%s, %s}", clip[1], clip[2]), 2)
   end
   if opts.transform ~= nil then checks.callable(opts.transform, "transform", "lm.data.loader") end
   if opts.seed ~= nil and (type(opts.seed) ~= "number" or not math.tointeger(opts.seed)) then
@@ -469,8 +477,8 @@ function Loader:epoch_iter(first)
         end
         xb:add_(nbuf)
       end
-      if self.clip then xb:clamp_(self.clip[1], self.clip[2]) end
     end
+    if self.clip then xb:clamp_(self.clip[1], self.clip[2]) end -- with or without noise
     if self.normalize then xb:sub_(self.normalize[1]):div_(self.normalize[2]) end
     if self.transform then
       xb = transforms.apply_seeded(self.transform, xb,

@@ -6,6 +6,7 @@
 --     schedule = clr,               -- stepped every iteration
 --     loss = 'mse' | 'cross_entropy' | function(output, y) ... end,
 --     batch_size = 128, seed = 1, noise = {sigma_max = 1}, clip = {0, 1},
+--     drop_last = true,             -- false: an epoch ends with the partial batch
 --     early_stopping = {patience = 5},   -- on the validation loss
 --     out = 'results/net1',         -- checkpoint.safetensors, best.safetensors, metrics.json, learning_curve.png
 --     resume = true,                -- continue from out/checkpoint.safetensors when present
@@ -205,9 +206,22 @@ local function fmt_pct(v) return string.format("%.2f%%", 100 * v) end
 
 -- The options of lm.train whose kinds are checked before the run starts
 -- (the loader checks its own: noise, clip, transform).
+local RUN_OPTIONS = {"model", "optimizer", "train", "val", "epochs", "cycles", "schedule", "loss", "batch_size",
+  "seed", "noise", "clip", "transform", "drop_last", "early_stopping", "out", "resume", "classes", "quiet", "tty",
+  "log", "on_validate", "distributed", "read_every", "graph", "autocast"}
+local KNOWN_RUN_OPTION = {}
+for _, k in ipairs(RUN_OPTIONS) do KNOWN_RUN_OPTION[k] = true end
+
 local function check_run_options(opts)
   local function fail(what, wanted, v)
     error(string.format("lm.train: %s must be %s, got %s", what, wanted, checks.shown(v)), 4)
+  end
+  -- a misspelt option (epoch = 3) would otherwise train with the default silently
+  for k in pairs(opts) do
+    if not KNOWN_RUN_OPTION[k] then
+      error(require('lumen.help').unknown_message("lm.train", tostring(k), RUN_OPTIONS,
+        "its options are listed in docs/training.md"), 3)
+    end
   end
   if not (opts.model and opts.optimizer and opts.train) then
     error("train: needs model, optimizer and train", 3)
@@ -219,7 +233,12 @@ local function check_run_options(opts)
   end
   local t = opts.train
   if not (type(t) == "table" and t.kind == "image_folder") then checks.set(t, "train", "lm.train", 4) end
-  if opts.val ~= nil then checks.set(opts.val, "val", "lm.train", 4) end
+  if opts.val ~= nil then
+    checks.set(opts.val, "val", "lm.train", 4)
+    if opts.val.x:dim() == 0 or opts.val.x:size(1) == 0 then
+      error("lm.train: val has no samples (validate on a non-empty set, or leave val out)", 3)
+    end
+  end
   local s = opts.schedule
   if s ~= nil and (type(s) ~= "table" or type(s.step) ~= "function" or type(s.lr_at) ~= "function") then
     fail("schedule", "a schedule (lm.optim.CyclicLR)", s)
@@ -240,6 +259,9 @@ local function check_run_options(opts)
   local es = opts.early_stopping
   if es ~= nil and type(es) ~= "boolean" and type(es) ~= "table" then
     fail("early_stopping", "true or the options of lm.optim.EarlyStopping (a table)", es)
+  end
+  if es and opts.val == nil then
+    error("lm.train: early_stopping watches the validation loss: it needs val (a data set)", 3)
   end
   if opts.classes ~= nil and type(opts.classes) ~= "table" then
     fail("classes", "a list of class names", opts.classes)
@@ -265,7 +287,7 @@ function train.run(opts)
   if bad then error("train: " .. bad, 2) end
   -- the loader checks noise, clip and transform; its refusal is reported as lm.train's, at the caller's line
   local made, loader = pcall(lm.data.loader, opts.train, {batch_size = opts.batch_size or 128,
-    seed = opts.seed or 0, noise = opts.noise, clip = opts.clip, transform = opts.transform,
+    seed = opts.seed or 0, noise = opts.noise, clip = opts.clip, transform = opts.transform, drop_last = opts.drop_last,
     shard = dist and {index = rank, count = world} or nil})
   if not made then
     local why = tostring(loader):gsub("^[^\n]-:%d+: ", ""):gsub("^lm%.data%.loader: ", ""):gsub("^loader: ", "")
@@ -347,6 +369,9 @@ function train.run(opts)
   end
   if opts.graph and device ~= "cuda" then
     error("train: graph = true captures CUDA graphs: it needs the model on a GPU, not on " .. device, 2)
+  end
+  if opts.graph and opts.drop_last == false then
+    error("train: graph = true replays one batch shape: it needs drop_last (a short last batch has another)", 2)
   end
   if opts.graph and dist and world > 1 then
     error("train: graph = true is for one process (the gradients' averaging over ranks is not captured)", 2)
@@ -503,6 +528,20 @@ function train.run(opts)
           local v = train.evaluate(model, opts.val, {loss = opts.loss, autocast = autocast or false})
           record.val_loss, record.val_accuracy, record.val_per_class, record.val_confusion =
             v.loss, v.accuracy, v.per_class, v.confusion
+          -- finite training losses can come with non-finite weights (a NaN gradient):
+          -- the checkpoint below must not take them
+          local vl = v.loss
+          if vl ~= vl or vl == math.huge or vl == -math.huge then
+            local broken = 0 -- parameters holding a NaN or an infinity
+            for _, p in ipairs(model:parameters()) do
+              local m = p:abs():max():item()
+              if m ~= m or m == math.huge then broken = broken + 1 end
+            end
+            error(string.format("train: the validation loss became %s at iteration %d; stopping (the last "
+              .. "checkpoint is kept%s)", vl ~= vl and "nan" or tostring(vl), run.iteration,
+              broken > 0 and string.format("; %d parameter tensor%s of the model in memory hold NaN or "
+                .. "infinite values: a gradient was not finite", broken, broken > 1 and "s" or "") or ""), 0)
+          end
         end
         run.history[#run.history + 1] = record
         if opts.on_validate then opts.on_validate(record, run) end

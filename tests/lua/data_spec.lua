@@ -293,6 +293,16 @@ describe("splits and loaders", function()
     truthy(stds[1] ~= stds[2], "sigma differs between batches")
   end)
 
+  it("clips the inputs with or without noise, and refuses a range upside down", function()
+    local two = {x = lm.tensor{{-2, 0.5}, {3, 0.25}}, y = lm.ones(2, 'int32')}
+    local xb = lm.data.loader(two, {batch_size = 2, shuffle = false, clip = {0, 1}}):epoch_iter()()
+    same(xb:totable(), {{0, 0.5}, {1, 0.25}})
+    raises(function() lm.data.loader(two, {clip = {1, 0}}) end,
+      "lm.data.loader: clip must be {lo, hi} with lo <= hi, got {1, 0}")
+    raises(function() lm.data.loader(two, {drop_last = "no"}) end,
+      'lm.data.loader: drop_last must be true or false, got "no"')
+  end)
+
   it("one-hot encodes 1-based labels", function()
     same(lm.data.one_hot(lm.tensor({2, 1}, 'int32'), 3):totable(), {{0, 1, 0}, {1, 0, 0}})
   end)

@@ -338,14 +338,17 @@ function M.cases(scratch)
   end)
   -- optimisers and modules
   case("optimizer without params", "SGD: needs a non-empty list of parameters (net:parameters())", function() return function() return lm.optim.SGD({}, {lr = 0.1}) end end)
-  case("optimizer on non-grad tensor", "Adam: parameter 1 does not require gradients", function()
-    local p = lm.ones(3); local before = snap(p)
-    return function() return lm.optim.Adam({p}) end, function(ck)
-      ck.tensor("the parameter", p, before); ck("it still does not require grad", p:requires_grad() == false)
+  case("optimizer with a parameter listed twice",
+    "Adam: parameter 3 is parameter 1 again (list a shared tensor once: net:parameters() does)", function()
+    local net = lm.nn.Linear(3, 2); local ps, before = params_of(net)
+    return function() return lm.optim.Adam({ps[1], ps[2], ps[1]}) end, function(ck)
+      ck.params("the parameters", ps, before)
     end
   end)
   for _, c in ipairs{
-    {"optimizer lr negative", "SGD: lr must be a number >= 0", function(ps) return lm.optim.SGD(ps, {lr = -1}) end},
+    {"optimizer lr negative", "SGD: lr must be a number >= 0 (finite), got -1", function(ps) return lm.optim.SGD(ps, {lr = -1}) end},
+    {"optimizer lr NaN", "Adam: lr must be a number >= 0 (finite), got " .. tostring(0/0), function(ps) return lm.optim.Adam(ps, {lr = 0/0}) end},
+    {"optimizer beta NaN", "AdamW: beta2 must be a number in [0, 1), got " .. tostring(0/0), function(ps) return lm.optim.AdamW(ps, {beta2 = 0/0}) end},
     {"optimizer unknown option", "SGD: unknown option 'foo'", function(ps) return lm.optim.SGD(ps, {lr = 0.1, foo = 1}) end},
     {"optimizer nesterov without momentum", "SGD: nesterov needs momentum > 0", function(ps) return lm.optim.SGD(ps, {nesterov = true}) end},
   } do
@@ -366,7 +369,7 @@ function M.cases(scratch)
       ck("the step count", opt.settings.step == 0, tostring(opt.settings.step))
     end
   end)
-  case("optimizer step with a bad lr", "step: lr must be a number >= 0, got fast", function()
+  case("optimizer step with a bad lr", 'step: lr must be a number >= 0 (finite), got "fast"', function()
     local net = lm.nn.Linear(3, 2); local ps, before = params_of(net)
     local opt = lm.optim.SGD(ps, {lr = 0.1, momentum = 0.9})
     for _, p in ipairs(ps) do p.grad = lm.ones(p:shape()) end

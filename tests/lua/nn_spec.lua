@@ -408,8 +408,78 @@ describe("optimisers", function()
   it("refuses bad settings", function()
     local p = lm.ones(2):requires_grad(true)
     raises(function() optim.Adam({p}, {learning_rate = 1}) end, "unknown option 'learning_rate'")
-    raises(function() optim.SGD({lm.ones(2)}) end, "does not require gradients")
     raises(function() optim.SGD({}) end, "non-empty list")
+    raises(function() optim.SGD({p}, {lr = 1 / 0}) end, "SGD: lr must be a number >= 0 (finite), got inf")
+    raises(function() optim.RMSprop({p}, {eps = 0 / 0}) end, "RMSprop: eps must be a number >= 0")
+    raises(function() optim.SGD({p}, {momentum = 0.9, nesterov = "yes"}) end,
+      'SGD: nesterov must be true or false, got "yes"')
+    raises(function() optim.SGD({p}, 0.1) end, "SGD: options must be a table, got 0.1")
+    local opt = optim.Adam({p}, {lr = 0.1})
+    opt:set_lr(0 / 0)
+    p.grad = lm.ones(2)
+    raises(function() opt:step() end, "step: lr must be a number >= 0 (finite)")
+    same(p:totable(), {1, 1})
+  end)
+
+  it("keeps frozen parameters and skips them, as torch's optimisers do", function()
+    local net = lm.nn.Sequential(lm.nn.Linear(3, 4), lm.nn.ELU(), lm.nn.Linear(4, 2))
+    local frozen = net:parameters()[1]
+    frozen:requires_grad(false)
+    local before = frozen:clone()
+    local opt = optim.Adam(net:parameters(), {lr = 0.1})
+    net(lm.randn(5, 3)):sum():backward()
+    opt:step()
+    same(frozen:totable(), before:totable())
+    same(opt.settings.param_steps, {0, 1, 1, 1})
+    -- moving the model keeps it frozen
+    net:to("cpu")
+    eq(net:parameters()[1]:requires_grad(), false)
+  end)
+
+  it("updates a parameter that two layers share once a step", function()
+    local shared = lm.nn.Linear(3, 3)
+    local net = lm.nn.Sequential(shared, lm.nn.ELU(), shared)
+    -- listed once (torch's named_parameters), named twice in the state dict (as torch's)
+    eq(#net:parameters(), 2)
+    eq(net:named_parameters()[1][1], "0.weight")
+    local names = {}
+    for name in pairs(net:state_dict()) do names[#names + 1] = name end
+    table.sort(names)
+    same(names, {"0.bias", "0.weight", "2.bias", "2.weight"})
+    net:load_state_dict(net:state_dict())
+    -- Adam's first step moves each weight by lr (its normalised step), not 2 lr
+    local w0 = shared.weight:clone()
+    local opt = optim.Adam(net:parameters(), {lr = 0.1})
+    net(lm.randn(4, 3)):pow(2):sum():backward()
+    opt:step()
+    truthy(math.abs((shared.weight - w0):abs():max():item() - 0.1) < 1e-5)
+    raises(function() optim.SGD({shared.weight, shared.weight}) end, "SGD: parameter 2 is parameter 1 again")
+  end)
+
+  it("checks every update before it makes any: a refused step changes nothing", function()
+    local a, b = lm.tensor{1, 2}:requires_grad(true), lm.tensor{3, 4}:requires_grad(true)
+    local opt = optim.Adam({a, b}, {lr = 0.1})
+    a.grad = lm.ones(2)
+    opt:step() -- a at 1 update, b at 0: two groups of one count in the next step
+    a.grad, b.grad = lm.ones(2), lm.ones(2)
+    local a1 = a:clone()
+    opt.state[1][1] = lm.zeros(3) -- a's state no longer fits; b's group runs first
+    raises(function() opt:step() end, "optimizer: state tensor 1 does not match the parameter")
+    same(b:totable(), {3, 4})
+    same(a:totable(), a1:totable())
+  end)
+
+  it("refuses a checkpoint's settings outside the ranges it refuses at construction", function()
+    local p = lm.tensor{1, 2}:requires_grad(true)
+    local opt = optim.Adam({p}, {lr = 0.1})
+    local sd = opt:state_dict()
+    sd.settings.beta1 = 2
+    raises(function() opt:load_state_dict(sd) end, "load_state_dict: beta1 must be a number in [0, 1), got 2")
+    sd.settings.beta1 = 0.9
+    sd.settings.param_steps = {0.5}
+    raises(function() opt:load_state_dict(sd) end, "load_state_dict: param_steps[1] must be an integer >= 0, got 0.5")
+    eq(opt.settings.beta1, 0.9)
+    eq(opt.settings.lr, 0.1)
   end)
 
   it("checkpoints its state", function()

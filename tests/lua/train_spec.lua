@@ -105,6 +105,55 @@ describe("lm.train", function()
     os.execute("rm -rf " .. dir)
   end)
 
+  it("stops when a NaN gradient under a finite loss leaves the validation loss NaN, before the checkpoint", function()
+    local dir = fresh_dir()
+    local net, opt = setup(1)
+    lm.train{model = net, optimizer = opt, train = train_set, val = val_set, epochs = 1, batch_size = 32,
+      out = dir, quiet = true}
+    local ckpt = io.open(dir .. "/checkpoint.safetensors", "rb"):read("a")
+    -- the last step of epoch 2 adds sqrt(0) (finite) whose gradient is NaN: the weights become NaN
+    local calls = 0
+    local function loss(out, y)
+      calls = calls + 1
+      local l = lm.nn.functional.mse(out, lm.data.one_hot(y, 2):float())
+      if calls == 16 then l = l + (out * 0):pow(2):sum():sqrt() end
+      return l
+    end
+    local err = raises(function()
+      lm.train{model = net, optimizer = opt, train = train_set, val = val_set, epochs = 3, batch_size = 32,
+        loss = loss, out = dir, resume = true, quiet = true}
+    end, "the validation loss became nan at iteration 32; stopping (the last checkpoint is kept; 4 parameter tensors")
+    truthy(err:find("a gradient was not finite", 1, true), err)
+    eq(io.open(dir .. "/checkpoint.safetensors", "rb"):read("a"), ckpt, "checkpoint untouched")
+    os.execute("rm -rf " .. dir)
+  end)
+
+  it("refuses options it does not know, early stopping without val and an empty val, before training", function()
+    local net, opt = setup(1)
+    raises(function() lm.train{model = net, optimizer = opt, train = train_set, epoch = 2, quiet = true} end,
+      "lm.train has no 'epoch'; did you mean epochs?")
+    raises(function() lm.train{model = net, optimizer = opt, train = train_set, shuffle = false, quiet = true} end,
+      "lm.train has no 'shuffle'; its options are listed in docs/training.md")
+    raises(function() lm.train{model = net, optimizer = opt, train = train_set, early_stopping = true} end,
+      "lm.train: early_stopping watches the validation loss: it needs val (a data set)")
+    raises(function()
+      lm.train{model = net, optimizer = opt, train = train_set, val = lm.data.head(val_set, 0), quiet = true}
+    end, "lm.train: val has no samples")
+    eq(opt.settings.step, 0, "nothing trained")
+  end)
+
+  it("ends each epoch with the partial batch when drop_last = false", function()
+    local net, opt = setup(1)
+    local set = lm.data.head(train_set, 100)
+    local h = lm.train{model = net, optimizer = opt, train = set, epochs = 2, batch_size = 32, quiet = true}
+    eq(h[2].iteration, 6)
+    net, opt = setup(1)
+    h = lm.train{model = net, optimizer = opt, train = set, epochs = 2, batch_size = 32, drop_last = false,
+      quiet = true}
+    eq(h[2].iteration, 8)
+    eq(opt.settings.step, 8)
+  end)
+
   it("reads the loss back every read_every steps, and still names the iteration of a NaN", function()
     local dir = fresh_dir()
     -- the same run read every step and every 5 steps: the same history

@@ -190,14 +190,28 @@ local function state_name(child_name)
   return tostring(child_name)
 end
 
---- {name, tensor} pairs of every parameter, depth first, in order.
+-- {name, tensor} pairs of every parameter under every name it has: a
+-- tensor two layers share comes once for each (state dicts name both, as
+-- torch's do)
+local function every_named_parameter(m, prefix, out)
+  for _, name in ipairs(m._param_names) do out[#out + 1] = {prefix .. name, m[name]} end
+  for _, name in ipairs(m._child_names) do
+    every_named_parameter(m[name], prefix .. state_name(name) .. ".", out)
+  end
+  return out
+end
+
+--- {name, tensor} pairs of every parameter, depth first, in order. A tensor
+--- that several layers share is listed once, under its first name (as
+--- torch's named_parameters does): an optimiser must update it once a step.
 function Module:named_parameters(prefix, out)
   out, prefix = walk_arguments(prefix, out, "named_parameters")
-  for _, name in ipairs(self._param_names) do
-    out[#out + 1] = {prefix .. name, self[name]}
-  end
-  for _, name in ipairs(self._child_names) do
-    self[name]:named_parameters(prefix .. state_name(name) .. ".", out)
+  local seen = {}
+  for _, pair in ipairs(every_named_parameter(self, prefix, {})) do
+    if not seen[pair[2]] then
+      seen[pair[2]] = true
+      out[#out + 1] = pair
+    end
   end
   return out
 end
@@ -256,13 +270,16 @@ function Module:to(device)
   if device ~= "cpu" and device ~= "cuda" then
     error("to: the device must be 'cpu' or 'cuda', got " .. checks.shown(device), 2)
   end
+  local moved = {} -- tensor -> its copy: a parameter layers share stays shared
   for _, m in ipairs(self:modules()) do
     for _, name in ipairs(m._param_names) do
       local t = m[name]
       if t:device() ~= device then
-        local moved = t:detach():to(device)
-        moved:requires_grad(true)
-        rawset(m, name, moved)
+        if not moved[t] then
+          moved[t] = t:detach():to(device)
+          moved[t]:requires_grad(t:requires_grad()) -- a frozen parameter stays frozen
+        end
+        rawset(m, name, moved[t])
       end
     end
     for _, name in ipairs(m._buffer_names) do rawset(m, name, m[name]:to(device)) end
@@ -273,7 +290,7 @@ end
 --- name -> tensor of parameters and buffers, with PyTorch's names.
 function Module:state_dict()
   local state = {}
-  for _, pair in ipairs(self:named_parameters()) do state[pair[1]] = pair[2]:detach() end
+  for _, pair in ipairs(every_named_parameter(self, "", {})) do state[pair[1]] = pair[2]:detach() end
   for _, pair in ipairs(self:named_buffers()) do state[pair[1]] = pair[2] end
   return state
 end
@@ -357,7 +374,7 @@ function load_state(self, state, opts)
   local source = opts.source or "the state"
   state = renamed(state, opts.rename)
   local expected, known = {}, {}
-  for _, pair in ipairs(self:named_parameters()) do expected[#expected + 1] = pair end
+  every_named_parameter(self, "", expected)
   for _, pair in ipairs(self:named_buffers()) do expected[#expected + 1] = pair end
   -- buffers a state may lack (a class's optional_state: name -> fill(t),
   -- which sets the buffer as a state without it means; BatchNorm's

@@ -9,36 +9,50 @@ local optim = {}
 local Optimizer = {}
 Optimizer.__index = Optimizer
 
-local function new_optimizer(kind, params, settings, defaults, nstates)
-  if type(params) ~= "table" or #params == 0 then
-    error(kind .. ": needs a non-empty list of parameters (net:parameters())", 3)
-  end
-  for i, p in ipairs(params) do
-    if not lm.is_tensor(p) then error(string.format("%s: parameter %d is not a tensor", kind, i), 3) end
-    if not p:requires_grad() then
-      error(string.format("%s: parameter %d does not require gradients", kind, i), 3)
-    end
-  end
-  local s = {kind = kind:lower(), step = 0}
-  for k, v in pairs(defaults) do s[k] = v end
-  for k, v in pairs(settings or {}) do
-    if defaults[k] == nil then error(string.format("%s: unknown option '%s'", kind, k), 3) end
-    s[k] = v
-  end
-  if type(s.lr) ~= "number" or s.lr < 0 then error(kind .. ": lr must be a number >= 0", 3) end
-  -- torch's ranges: a value outside them gives NaN weights or an ignored setting, never an error later
+-- The settings' ranges (torch's; the learning rate also finite): a value
+-- outside them gives NaN weights or an ignored setting, never an error
+-- later. Raised at `level`, counted from this function (1).
+local function check_settings(kind, s, level)
   local function check(key, ok, range)
     local v = s[key]
     if v ~= nil and not (type(v) == "number" and ok(v)) then
-      error(string.format("%s: %s must be a number %s, got %s", kind, key, range, tostring(v)), 4)
+      error(string.format("%s: %s must be a number %s, got %s", kind, key, range, checks.shown(v)), level + 1)
     end
   end
+  check("lr", function(v) return v >= 0 and v < math.huge end, ">= 0 (finite)")
   for _, key in ipairs{"eps", "weight_decay", "momentum", "alpha"} do
     check(key, function(v) return v >= 0 end, ">= 0")
   end
   for _, key in ipairs{"beta1", "beta2"} do
     check(key, function(v) return v >= 0 and v < 1 end, "in [0, 1)")
   end
+  if s.nesterov ~= nil and type(s.nesterov) ~= "boolean" then
+    error(string.format("%s: nesterov must be true or false, got %s", kind, checks.shown(s.nesterov)), level)
+  end
+end
+
+local function new_optimizer(kind, params, settings, defaults, nstates)
+  if type(params) ~= "table" or #params == 0 then
+    error(kind .. ": needs a non-empty list of parameters (net:parameters())", 3)
+  end
+  -- parameters that do not require gradients (frozen) are kept and skipped
+  -- at each step, as torch's optimisers do: they never have a gradient
+  local first = {}
+  for i, p in ipairs(params) do
+    if not lm.is_tensor(p) then error(string.format("%s: parameter %d is not a tensor", kind, i), 3) end
+    if first[p] then
+      error(string.format("%s: parameter %d is parameter %d again (list a shared tensor once: "
+        .. "net:parameters() does)", kind, i, first[p]), 3)
+    end
+    first[p] = i
+  end
+  local s = {kind = kind:lower(), step = 0}
+  for k, v in pairs(defaults) do s[k] = v end
+  for k, v in pairs(checks.options(settings, kind, 4)) do
+    if defaults[k] == nil then error(string.format("%s: unknown option '%s'", kind, k), 3) end
+    s[k] = v
+  end
+  check_settings(kind, s, 4)
   -- each parameter's own count of updates: Adam's bias correction starts at
   -- a parameter's first gradient, as torch's per-parameter state does
   s.param_steps = {}
@@ -69,8 +83,8 @@ end
 --- One update of every parameter that has a gradient.
 function Optimizer:step()
   local s = self.settings
-  if type(s.lr) ~= "number" or s.lr < 0 then
-    error(string.format("step: lr must be a number >= 0, got %s", tostring(s.lr)), 2)
+  if type(s.lr) ~= "number" or not (s.lr >= 0 and s.lr < math.huge) then
+    error(string.format("step: lr must be a number >= 0 (finite), got %s", checks.shown(s.lr)), 2)
   end
   -- one call for all parameters (one launch on a GPU): it reads each
   -- gradient (a Lua read of p.grad would keep it alive after zero_grad),
@@ -110,9 +124,19 @@ function Optimizer:load_state_dict(sd)
       end
     end
   end
+  local merged = {}
+  for k, v in pairs(self.settings) do merged[k] = v end
+  for k, v in pairs(sd.settings) do merged[k] = v end
+  check_settings("load_state_dict", merged, 3)
   local steps = sd.settings.param_steps
   if steps ~= nil and (type(steps) ~= "table" or #steps ~= #self.params) then
     error(string.format("load_state_dict: param_steps must list %d counts, one a parameter", #self.params), 2)
+  end
+  for i = 1, steps and #steps or 0 do
+    if math.type(steps[i]) ~= "integer" or steps[i] < 0 then
+      error(string.format("load_state_dict: param_steps[%d] must be an integer >= 0, got %s", i,
+        checks.shown(steps[i])), 2)
+    end
   end
   if sd.settings.step ~= nil and math.type(sd.settings.step) ~= "integer" then
     error("load_state_dict: settings.step must be an integer (the count of steps), got "
