@@ -108,8 +108,16 @@ end
 function help.entry(name)
   local text = doc()
   local at
-  for _, after in ipairs{"(", "{", "`", " ", "[", "."} do
-    at = text:find("`" .. name .. after, 1, true)
+  -- a bullet that starts with the name is its entry; any other mention
+  -- (lm.train named inside autocast's entry) only where there is none
+  for _, lead in ipairs{"\n- `", "`"} do
+    for _, after in ipairs{"(", "{", "`", " ", "[", "."} do
+      at = text:find(lead .. name .. after, 1, true)
+      if at then
+        at = at + #lead - 1 -- the backtick
+        break
+      end
+    end
     if at then break end
   end
   if not at then return nil end

@@ -14,6 +14,23 @@ describe("docs/api.md", function()
     truthy(n > 300, "names found: " .. n)
     eq(#missing, 0, "undocumented: " .. table.concat(missing, ", "))
   end)
+  it("gives a name's own entry where a bullet starts with it, not an earlier mention", function()
+    -- lm.train is named inside lm.autocast's entry first; its own bullet comes later
+    local entry, heading = help.entry("lm.train")
+    truthy(entry:find("^%- `lm%.train{"), entry)
+    eq(heading, "### Training (`lm.train`)")
+    local api_text = require 'lumen.docs.api'
+    local with_bullet, wrong = 0, {}
+    for _, e in ipairs(help.names()) do
+      local name = e[1]
+      if api_text:find("\n%- `" .. name:gsub("%p", "%%%0") .. "[%({`%s%[%.]") then
+        with_bullet = with_bullet + 1
+        if help.entry(name):sub(1, #name + 3) ~= "- `" .. name then wrong[#wrong + 1] = name end
+      end
+    end
+    truthy(with_bullet > 200, "names with a bullet of their own: " .. with_bullet)
+    eq(#wrong, 0, "entries that are not the name's own: " .. table.concat(wrong, ", "))
+  end)
   it("covers tensors, modules, optimisers, figures, loaders, recorders and library modules", function()
     local kinds = {}
     for _, e in ipairs(help.names()) do kinds[e[1]:match("^[%a_]+[.:]")] = true end
