@@ -50,5 +50,5 @@ local study = require 'lumen.introspect.study'
 local opts = cli.parse(arg, study.mnist_defaults(),
   "Self-introspection of Net1: lumen experiments/introspect_mnist.lua [options]\n"
     .. "(--out defaults to results/introspect_<data>, with _paper for --paper; a rerun reuses its models\n"
-    .. "only for the same options, recorded in DIR/options.json: --fresh replaces them)")
+    .. "only for the same options, recorded in DIR/options.json: --fresh replaces them)", study.mnist_option_help())
 return study.mnist(opts)

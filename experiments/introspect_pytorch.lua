@@ -84,6 +84,15 @@ else
     d = {name = opts.data, classes = all.classes}
   end
 end
+-- the network's outputs are the data's classes: a mismatch would run every
+-- stage and fail at the atlas (or map labels the network cannot predict)
+if #d.classes ~= opts.num_classes then
+  cli.usage_error("%s has %d classes (%s) but the network has %d outputs (--num-classes %d): pass --num-classes "
+    .. "with the number of classes the network was trained on, and data with one class (subfolder) for each",
+    d.name, #d.classes, table.concat(d.classes, ", ", 1, math.min(#d.classes, 10))
+      .. (#d.classes > 10 and ", ..." or ""), opts.num_classes, opts.num_classes)
+end
+
 -- the validation images, never among the mapped ones
 local val_set
 do

@@ -1,5 +1,6 @@
 -- Command-line options for experiment scripts:
---   local opts = cli.parse(arg, {epochs = 30, data = 'mnist', paper = false}, usage)
+--   local opts = cli.parse(arg, {epochs = 30, data = 'mnist', paper = false}, usage, about)
+-- (about, optional: option -> a line saying what it does, printed by --help)
 -- accepts --name value, --name=value, --flag, --no-flag and --flag false
 -- (booleans); --help prints the usage text and the defaults, then exits. A
 -- mistake (an unknown option, a value of the wrong kind) is a message on
@@ -20,7 +21,7 @@ local function usage_error(fmt, ...)
   os.exit(2)
 end
 
-function cli.parse(args, defaults, usage)
+function cli.parse(args, defaults, usage, about)
   local opts, given = {}, {}
   for k, v in pairs(defaults) do opts[k] = v end
   local i = 1
@@ -39,7 +40,9 @@ function cli.parse(args, defaults, usage)
       for _, k in ipairs(keys) do
         local flag = type(defaults[k]) == "boolean" and " (--" .. dashed(k) .. " or --no-" .. dashed(k) .. ")" or ""
         local shown = defaults[k] == "" and "none given" or tostring(defaults[k]) -- "" lets the script choose
-        print(string.format("  --%-12s (default %s)%s", dashed(k), shown, flag))
+        local line = string.format("  --%-12s (default %s)%s", dashed(k), shown, flag)
+        if about and about[k] then line = string.format("%-40s %s", line, about[k]) end
+        print(line)
       end
       os.exit(0)
     end

@@ -72,6 +72,9 @@ local function locate(dir, subdirs, names, what, how)
     end
   end
   local incomplete = #partial > 0 and (" Incomplete: " .. table.concat(partial, "; ") .. ".") or ""
+  if dir and not pcall(lm.list_dir, dir) then -- a folder named by the caller that is not there: say so first
+    error(string.format("%s not found: the folder '%s' does not exist (or cannot be read).\n%s", what, dir, how), 3)
+  end
   error(string.format("%s not found. Looked in: %s.%s\n%s", what, table.concat(looked, ", "), incomplete, how), 3)
 end
 
@@ -236,6 +239,7 @@ end
 function data.split(set, opts)
   checks.set(set, "set", "lm.data.split")
   opts = checks.options(opts, "lm.data.split")
+  checks.opts(opts, "lm.data.split", {"fraction", "seed"})
   local fraction = opts.fraction or 0.1
   if type(fraction) ~= "number" or not (fraction > 0 and fraction < 1) then
     error("lm.data.split: fraction must be a number in (0, 1), got " .. checks.shown(fraction), 2)

@@ -599,6 +599,7 @@ Figure.__index = Figure
 --- A figure of width x height pixels with an optional title.
 function plot.figure(o)
   o = checks.options(o, "lm.plot.figure")
+  checks.opts(o, "lm.plot.figure", {"width", "height", "title"})
   for _, k in ipairs{"width", "height"} do
     if o[k] ~= nil and not (whole(o[k]) and o[k] >= 1) then
       bad("lm.plot.figure", k, "a positive integer (pixels)", o[k], 3)

@@ -209,20 +209,13 @@ local function fmt_pct(v) return string.format("%.2f%%", 100 * v) end
 local RUN_OPTIONS = {"model", "optimizer", "train", "val", "epochs", "cycles", "schedule", "loss", "batch_size",
   "seed", "noise", "clip", "transform", "drop_last", "early_stopping", "out", "resume", "classes", "quiet", "tty",
   "log", "on_validate", "distributed", "read_every", "graph", "autocast"}
-local KNOWN_RUN_OPTION = {}
-for _, k in ipairs(RUN_OPTIONS) do KNOWN_RUN_OPTION[k] = true end
 
 local function check_run_options(opts)
   local function fail(what, wanted, v)
     error(string.format("lm.train: %s must be %s, got %s", what, wanted, checks.shown(v)), 4)
   end
   -- a misspelt option (epoch = 3) would otherwise train with the default silently
-  for k in pairs(opts) do
-    if not KNOWN_RUN_OPTION[k] then
-      error(require('lumen.help').unknown_message("lm.train", tostring(k), RUN_OPTIONS,
-        "its options are listed in docs/training.md"), 3)
-    end
-  end
+  checks.opts(opts, "lm.train", RUN_OPTIONS, nil, 4)
   if not (opts.model and opts.optimizer and opts.train) then
     error("train: needs model, optimizer and train", 3)
   end

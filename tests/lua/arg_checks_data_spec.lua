@@ -28,6 +28,8 @@ describe("lm.data argument checks", function()
     refused(function() lm.data.split(nil) end,
       "lm.data.split: set must be a data set {x = tensor, y = tensor}, got nil")
     refused(function() lm.data.split(set, 0.5) end, "lm.data.split: options must be a table, got 0.5")
+    refused(function() lm.data.split(set, {fractoin = 0.25}) end,
+      "lm.data.split: unknown option 'fractoin'; did you mean fraction? (known: fraction, seed)")
     refused(function() lm.data.split(set, {fraction = "half"}) end,
       'lm.data.split: fraction must be a number in (0, 1), got "half"')
     eq(lm.data.head(set, 3).x:size(1), 3)
@@ -279,6 +281,7 @@ describe("lm.plot argument checks", function()
     refused(function() fig:text(0, 0, {}) end, "fig:text: the text must be a string, got a table")
     refused(function() fig:text(0, 0, "a", 12) end, "fig:text: options must be a table, got 12")
     refused(function() fig:save(3) end, "fig:save: path must be a string, got 3")
+    refused(function() lm.plot.figure{widht = 100} end, "lm.plot.figure: unknown option 'widht'; did you mean width?")
     -- a path that cannot be written: the caller's error, at its line, and the folder is left as it was
     local dir = os.tmpname()
     os.remove(dir)

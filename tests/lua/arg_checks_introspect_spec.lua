@@ -67,6 +67,19 @@ describe("lm.introspect argument checks", function()
     at_caller(function() vae:forward(2) end, "vae:forward: h must be a tensor, got 2")
     at_caller(function() vae(nil) end, "vae:forward: h must be a tensor, got nil")
     at_caller(function() vae:call("h") end, 'vae:forward: h must be a tensor, got "h"')
+    -- misspelt options and inputs of another width, named before anything trains
+    at_caller(function() I.InfoVAE{inputs = 3, mmd_wieght = 3} end,
+      "lm.introspect.InfoVAE: unknown option 'mmd_wieght'; did you mean mmd_weight?")
+    at_caller(function() I.fit_autoencoder(vae, H, {epoch = 1}) end,
+      "lm.introspect.fit_autoencoder: unknown option 'epoch'; did you mean epochs?")
+    at_caller(function() I.fit_autoencoder(vae, lm.randn(6, 9), {epochs = 1}) end,
+      "lm.introspect.fit_autoencoder: H must be a recording [N, 3] (the autoencoder's inputs), got shape 6x9")
+    at_caller(function() I.fit_estimator(est, lm.randn(6, 2), lm.randn(5), {epochs = 1}) end,
+      "lm.introspect.fit_estimator: Z has 6 rows but T 5 targets (one a row)")
+    at_caller(function() I.Recorder(model, {selct = {"1"}}) end,
+      "lm.introspect.Recorder: unknown option 'selct'; did you mean select?")
+    at_caller(function() I.Recorder(lm.nn.Sequential(lm.nn.Linear(2, 2))) end,
+      "Recorder: the model has no layer to record (by default it records every nn.ELU")
     -- a recording of another width is named as such, not as a broadcast inside the standardisation
     at_caller(function() vae(lm.randn(4, 5)) end, "vae:forward: h must be a recording [N, 3], got shape 4x5")
     at_caller(function() vae:loss(lm.randn(4)) end, "vae:loss: h must be a recording [N, 3], got shape 4")

@@ -37,6 +37,19 @@ describe("cli.parse", function()
       args))
   end
 
+  it("prints each option's default and what it does with --help", function()
+    local out = lumen_e("require('lumen.cli').parse({'--help'}, {epochs = 30, paper = false}, 'usage: x', "
+      .. "{epochs = 'passes over the data'})")
+    eq(out, "usage: x\n"
+      .. string.format("%-40s %s\n", "  --epochs       (default 30)", "passes over the data")
+      .. "  --paper        (default false) (--paper or --no-paper)\nstatus 0\n")
+    -- the main experiment says what every one of its options does
+    local study = require 'lumen.introspect.study'
+    local about = study.mnist_option_help()
+    for k in pairs(study.mnist_defaults()) do truthy(about[k], "--" .. k .. " is described") end
+    truthy(about.est_epochs:find("recording estimator", 1, true), about.est_epochs)
+  end)
+
   it("refuses a mistake with a message and status 2, without a traceback", function()
     eq(run("'--paper=maybe'"), "option --paper is true or false (also yes/no, on/off, 1/0), got 'maybe' "
       .. "(see --help)\nstatus 2\n")

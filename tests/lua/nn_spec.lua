@@ -276,6 +276,37 @@ describe("modules", function()
   end)
 end)
 
+describe("a module assigned to a field", function()
+  it("is registered as a child, as torch.nn's attribute assignment does; other values stay plain fields", function()
+    local Net = nn.Module:extend("FieldNet")
+    function Net:init()
+      self.fc = nn.Linear(3, 4)
+      self.act = nn.ELU()
+      self.out = nn.Linear(4, 2)
+      self.scale = 2
+      self.table_of_layers = {nn.Linear(2, 2)} -- a plain table: not a module, not registered
+    end
+    function Net:forward(x) return self.out(self.act(self.fc(x))) * self.scale end
+    local net = Net()
+    eq(#net:parameters(), 4)
+    local names = {}
+    for _, pair in ipairs(net:named_parameters()) do names[#names + 1] = pair[1] end
+    same(names, {"fc.weight", "fc.bias", "out.weight", "out.bias"})
+    same(net:children(), {net.fc, net.act, net.out})
+    eq(net(lm.ones(5, 3)):shape_string(), "5x2")
+    -- replacing a registered child keeps its place
+    local fc2 = nn.Linear(3, 4)
+    net.fc = fc2
+    eq(net:named_parameters()[1][2], fc2.weight)
+    eq(#net:parameters(), 4)
+    -- a module cannot hold itself: every walk over the tree would be endless
+    local err = raises(function() net.me = net end, "child: 'me' contains this module itself")
+    truthy(err:find("nn_spec.lua:%d+:"), "at the assignment's line: " .. err)
+    local seq = nn.Sequential(nn.Linear(2, 2))
+    raises(function() seq[1]:child("up", seq) end, "child: 'up' contains this module itself")
+  end)
+end)
+
 describe("batch norm in evaluation", function()
   it("takes one pass without gradients and gives the bits of the product and sum it replaces", function()
     lm.manual_seed(31)
@@ -419,6 +450,12 @@ describe("optimisers", function()
     p.grad = lm.ones(2)
     raises(function() opt:step() end, "step: lr must be a number >= 0 (finite)")
     same(p:totable(), {1, 1})
+  end)
+
+  it("names the options it knows when given one it does not", function()
+    local p = lm.ones(2):requires_grad(true)
+    raises(function() optim.SGD({p}, {momentun = 0.9}) end,
+      "SGD: unknown option 'momentun'; did you mean momentum? (known: lr, momentum, nesterov, weight_decay)")
   end)
 
   it("keeps frozen parameters and skips them, as torch's optimisers do", function()

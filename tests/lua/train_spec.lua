@@ -131,9 +131,9 @@ describe("lm.train", function()
   it("refuses options it does not know, early stopping without val and an empty val, before training", function()
     local net, opt = setup(1)
     raises(function() lm.train{model = net, optimizer = opt, train = train_set, epoch = 2, quiet = true} end,
-      "lm.train has no 'epoch'; did you mean epochs?")
+      "lm.train: unknown option 'epoch'; did you mean epochs? (known: ")
     raises(function() lm.train{model = net, optimizer = opt, train = train_set, shuffle = false, quiet = true} end,
-      "lm.train has no 'shuffle'; its options are listed in docs/training.md")
+      "lm.train: unknown option 'shuffle' (known: autocast, batch_size, classes, clip, cycles")
     raises(function() lm.train{model = net, optimizer = opt, train = train_set, early_stopping = true} end,
       "lm.train: early_stopping watches the validation loss: it needs val (a data set)")
     raises(function()

@@ -90,6 +90,7 @@ end
 function I.Recorder(model, opts)
   checks.module(model, "model", "lm.introspect.Recorder")
   opts = checks.options(opts, "lm.introspect.Recorder")
+  checks.opts(opts, "lm.introspect.Recorder", {"select", "pool"})
   local pool = opts.pool or "mean"
   if not POOLS[pool] then error("Recorder: pool must be 'mean', 'max', 'cls' or 'none', got " .. tostring(pool), 2) end
   local select = opts.select or function(m)
@@ -135,7 +136,11 @@ function I.Recorder(model, opts)
         .. " (names as net:named_modules() gives them)", 2)
     end
   end
-  if #self.layers == 0 then error("Recorder: the model has no layer to record", 2) end
+  if #self.layers == 0 then
+    error("Recorder: the model has no layer to record" .. (opts.select and "" or
+      " (by default it records every nn.ELU, nn.ReLU, nn.Tanh, nn.GELU and nn.SiLU; opts.select picks others: "
+      .. "a list of module names, or a function(module, index, name))"), 2)
+  end
   return self
 end
 
@@ -390,6 +395,7 @@ local InfoVAE = nn.Module:extend("InfoVAE")
 --- mean and standard deviation, kept as buffers).
 function InfoVAE:init(opts)
   opts = checks.options(opts, "lm.introspect.InfoVAE")
+  checks.opts(opts, "lm.introspect.InfoVAE", {"inputs", "hidden", "depth", "latent", "mmd_weight", "bw", "standardize"})
   assert(opts.inputs, "InfoVAE: needs inputs (the recorded vector size)")
   checks.size(opts.inputs, "opts.inputs", "lm.introspect.InfoVAE")
   for _, k in ipairs({"hidden", "depth", "latent"}) do
@@ -534,7 +540,8 @@ local function epochs_over(tensors, opts, step)
   local history = {}
   local loader_seed = opts.seed or 0
   local progress_opts = {tty = opts.tty}
-  if not lm.dist.is_main() then progress_opts = {tty = false, interval = math.huge} end
+  -- progress = false (as record_set takes it), or a rank other than the first: no bar, no lines
+  if opts.progress == false or not lm.dist.is_main() then progress_opts = {tty = false, interval = math.huge} end
   opts._buffers = opts._buffers or {}
   -- reading a loss back waits for the device: a GPU's are summed where they
   -- are and read every 32 steps (opts.read_every), the CPU's every step
@@ -630,6 +637,12 @@ local function cyclic_regime(model, opt, c, opts)
   end
 end
 
+-- The options fit_autoencoder and fit_estimator take (a misspelt one would
+-- train with the default silently); after_step and _buffers are Lumen's own.
+local FIT_OPTIONS = {estimator = {"epochs", "batch_size", "lr", "seed", "log", "log_cycle", "cyclic", "rows", "graph",
+  "device", "title", "tty", "progress", "read_every", "after_step", "_buffers"}}
+FIT_OPTIONS.autoencoder = {"fit_standardization", table.unpack(FIT_OPTIONS.estimator)}
+
 local function fit(model, tensors, opts, title, loss_of)
   -- the working state (device, title, buffers, the cyclic regime's) goes
   -- into a copy, not into the caller's table
@@ -695,6 +708,12 @@ function I.fit_autoencoder(vae, H, opts)
   checks.autoencoder(vae, "vae", "lm.introspect.fit_autoencoder", nil, true)
   checks.tensor(H, "H", "lm.introspect.fit_autoencoder")
   opts = checks.options(opts, "lm.introspect.fit_autoencoder")
+  checks.opts(opts, "lm.introspect.fit_autoencoder", FIT_OPTIONS.autoencoder)
+  local mean = rawget(vae, "mean") -- an InfoVAE's: its width is the recording's
+  if lm.is_tensor(mean) and (H:dim() ~= 2 or H:size(2) ~= mean:numel()) then
+    error(string.format("lm.introspect.fit_autoencoder: H must be a recording [N, %d] (the autoencoder's inputs), "
+      .. "got shape %s", mean:numel(), H:shape_string()), 2)
+  end
   local sharded = opts.rows and lm.dist.size() > 1
   if vae.standardize and opts.fit_standardization ~= false then vae:fit_standardization(H, sharded) end
   if not sharded then
@@ -722,6 +741,11 @@ function I.fit_estimator(est, Z, T, opts)
   checks.tensor(Z, "Z", "lm.introspect.fit_estimator")
   checks.tensor(T, "T", "lm.introspect.fit_estimator")
   opts = checks.options(opts, "lm.introspect.fit_estimator")
+  checks.opts(opts, "lm.introspect.fit_estimator", FIT_OPTIONS.estimator)
+  if Z:dim() < 1 or Z:size(1) ~= T:numel() then
+    error(string.format("lm.introspect.fit_estimator: Z has %d rows but T %d targets (one a row)",
+      Z:dim() > 0 and Z:size(1) or 0, T:numel()), 2)
+  end
   if not (opts.rows and lm.dist.size() > 1) then
     return fit(est, {Z, T:view(-1, 1)}, opts, "estimator", function(_, z, t) return F.mse(est(z), t) end)
   end

@@ -849,6 +849,35 @@ function study.mnist_defaults()
     paper = false, paper_period = 3000, paper_cycles = 30, paper_models_lr = 1e-3}
 end
 
+--- What each option of the main experiment does, for --help.
+function study.mnist_option_help()
+  return {
+    data = "mnist or fashion (Fashion-MNIST; also the fallback when MNIST is missing)",
+    seed = "the seed of every random draw",
+    threads = "CPU threads (0: one per core this process may use)",
+    out = "the results folder (default results/introspect_<data>, _paper with --paper)",
+    fresh = "retrain every stage instead of reusing the models cached in --out",
+    cycles = "the classifier's cycles of its cyclic learning rate (early stopping may end it sooner)",
+    ae_epochs = "the autoencoder's epochs",
+    est_epochs = "the recording estimator's epochs (the 2-D estimator trains in cycles: --est-cycles, --est-period)",
+    est_period = "the 2-D estimator's iterations a cycle",
+    est_cycles = "the 2-D estimator's cycles at most (the best on the validation loss is kept)",
+    mmd_weight = "the weight of the MMD term in the autoencoder's loss",
+    bandwidths = "the MMD kernel's bandwidths, times the latent size",
+    subset = "train on the first N training images only (0: all)",
+    trajectory_samples = "training samples whose path over the cycles is recorded and drawn",
+    data_dir = "the only folder searched for the data set (default: $LUMEN_DATA, ./data, ...)",
+    noise_max = "train the classifier on inputs with Gaussian noise of sigma drawn in [0, S] a batch",
+    record_to = "where recordings go: memory, file (streamed to --out) or auto (by the memory available)",
+    device = "cpu or cuda",
+    graph = "with --device cuda: training steps as replays of CUDA graphs",
+    paper = "the paper's regime as written (docs/method.md)",
+    paper_period = "with --paper: the classifier's iterations a cycle",
+    paper_cycles = "with --paper: the classifier's cycles at most",
+    paper_models_lr = "with --paper: the autoencoders' and estimator's peak learning rate",
+  }
+end
+
 -- MNIST (o.data: 'mnist' or 'fashion'), Fashion-MNIST when MNIST is missing;
 -- the images stay bytes (a quarter of float32's memory): loaders, recorders
 -- and analyses turn each block into floats as they read it.

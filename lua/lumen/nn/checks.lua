@@ -127,21 +127,31 @@ end
 --- torch option Lumen lacks would load a checkpoint that computes something
 --- else. `unsupported` maps torch's option names to a check of the value
 --- (true when the value is the one Lumen computes) and a reason.
-function checks.opts(opts, layer, known, unsupported)
+--- `known` may also be a list of names. level: as error's, from the caller
+--- of the function that runs the check (3, the default).
+function checks.opts(opts, layer, known, unsupported, level)
+  level = level or 3
   if opts == nil then return {} end
-  if type(opts) ~= "table" then error(layer .. ": options must be a table, got a " .. type(opts), 3) end
+  if type(opts) ~= "table" then error(layer .. ": options must be a table, got a " .. type(opts), level) end
+  if known[1] ~= nil then
+    local set = {}
+    for _, name in ipairs(known) do set[name] = true end
+    known = set
+  end
   for k, v in pairs(opts) do
     local u = unsupported and unsupported[k]
     if u then
       if not u.accepts(v) then
         error(string.format("%s: option %s = %s is not supported (%s)", layer, tostring(k), shown(v),
-          u.reason), 3)
+          u.reason), level)
       end
     elseif not known[k] then
       local names = {}
       for name in pairs(known) do names[#names + 1] = name end
       table.sort(names)
-      error(string.format("%s: unknown option '%s' (known: %s)", layer, tostring(k), table.concat(names, ", ")), 3)
+      local near = type(k) == "string" and require('lumen.help').closest(k, names) or {}
+      error(string.format("%s: unknown option '%s'%s (known: %s)", layer, tostring(k),
+        #near > 0 and "; did you mean " .. table.concat(near, " or ") .. "?" or "", table.concat(names, ", ")), level)
     end
   end
   return opts

@@ -142,7 +142,9 @@ function nn.Sequential:forward(x)
       last = i + 1
       ok, out = xpcall(nn._bn_then, h.fn, child, x, nil, self[names[i + 1]])
     else
-      ok, out = xpcall(child.call, h.fn, child, x)
+      local call = child.call
+      if call == Module.call then call = Module._call_in_place end -- (h.fn keeps the failing frame)
+      ok, out = xpcall(call, h.fn, child, x)
     end
     if not ok then error(out, 0) end
     x = out

@@ -81,6 +81,7 @@ local function construct(class, ...)
 end
 
 local run_call -- Module:call's work, defined with it below
+local register_child -- Module:child's work, defined with the assignment that uses it
 
 local function call_module(m, ...)
   local call = m.call
@@ -90,10 +91,48 @@ local function call_module(m, ...)
   return table.unpack(res, 2, res.n) -- every result (attention returns two)
 end
 
+-- A module instance (not a class: classes have no lists of their own).
+local function is_instance(v)
+  return type(v) == "table" and rawget(v, "_child_names") ~= nil
+end
+
+-- Module:child's work; errors at level 3 from here (the caller of child,
+-- or the line of an assignment self.fc = ...)
+function register_child(self, name, module)
+  if type(module) ~= "table" or not module.forward then
+    error("child: '" .. tostring(name) .. "' must be a module", 3)
+  end
+  -- a module inside itself would make every walk over the tree endless
+  if is_instance(module) then
+    for _, m in ipairs(module:modules()) do
+      if rawequal(m, self) then
+        error("child: '" .. tostring(name) .. "' contains this module itself (a module cannot be its own child)", 3)
+      end
+    end
+  end
+  if rawget(self, name) == nil then self._child_names[#self._child_names + 1] = name end
+  rawset(self, name, module)
+  return module
+end
+
+-- self.fc = nn.Linear(...) registers the layer as self:child('fc', ...)
+-- does, as torch.nn's attribute assignment does (else its parameters would
+-- be missed by the optimiser, the checkpoint and net:to); any other value
+-- is a plain field. (Only new fields reach this: a registered child
+-- assigned again is replaced in place by rawset.)
+local function assign_field(self, k, v)
+  if type(k) == "string" and not k:match("^_") and is_instance(v) and is_instance(self) then
+    register_child(self, k, v)
+  else
+    rawset(self, k, v)
+  end
+end
+
 --- A subclass named `name`; call it to make instances: Class(args...).
 function Module:extend(name)
   local class = setmetatable({}, {__index = self, __call = construct})
   class.__index = class
+  class.__newindex = assign_field
   class.__name = name
   class.__call = call_module
   class.__tostring = function(m) return m:describe("") end
@@ -121,12 +160,8 @@ end
 
 --- Registers a child module.
 function Module:child(name, module)
-  if type(module) ~= "table" or not module.forward then
-    error("child: '" .. tostring(name) .. "' must be a module", 2)
-  end
-  if rawget(self, name) == nil then self._child_names[#self._child_names + 1] = name end
-  rawset(self, name, module)
-  return module
+  local m = register_child(self, name, module) -- (not a tail call: its errors count this frame)
+  return m
 end
 
 function Module:forward()
@@ -152,6 +187,10 @@ function Module:call(...)
   if not res[1] then error(res[2], 0) end
   return table.unpack(res, 2, res.n)
 end
+
+-- Module:call without its own xpcall: for containers that catch a child's
+-- error themselves (its traceback must be the failing frame's, not a rethrow's)
+Module._call_in_place = run_call
 
 --- Adds fn(module, input, output) to run after every forward; returns a
 --- handle with :remove().

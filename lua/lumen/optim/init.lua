@@ -48,10 +48,10 @@ local function new_optimizer(kind, params, settings, defaults, nstates)
   end
   local s = {kind = kind:lower(), step = 0}
   for k, v in pairs(defaults) do s[k] = v end
-  for k, v in pairs(checks.options(settings, kind, 4)) do
-    if defaults[k] == nil then error(string.format("%s: unknown option '%s'", kind, k), 3) end
-    s[k] = v
-  end
+  local names = {}
+  for k in pairs(defaults) do names[#names + 1] = k end
+  checks.opts(checks.options(settings, kind, 4), kind, names, nil, 4)
+  for k, v in pairs(settings or {}) do s[k] = v end
   check_settings(kind, s, 4)
   -- each parameter's own count of updates: Adam's bias correction starts at
   -- a parameter's first gradient, as torch's per-parameter state does
