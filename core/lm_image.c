@@ -9,6 +9,7 @@
 #include <stb_image.h>
 #include <stb_image_resize.h>
 #include <stb_image_write.h>
+#include <zlib.h>
 
 #include "lm_atomic_file.h"
 #include "lm_ops.h"
@@ -62,10 +63,9 @@ void lm_image_planes(float *dst, const void *px, bool wide, int w, int h, int c)
 /* True when the header declares more pixels than the limit; the reason
  * is kept for lm_image_decode_reason. A header stb cannot read is left to
  * the decoder, whose error says why. */
-static bool too_large(FILE *fp, const void *bytes, size_t len) {
+static bool too_large(const void *bytes, size_t len) {
     int w = 0, h = 0, c = 0;
-    int ok = fp ? stbi_info_from_file(fp, &w, &h, &c) /* seeks back */
-                : stbi_info_from_memory(bytes, (int)len, &w, &h, &c);
+    int ok = stbi_info_from_memory(bytes, (int)len, &w, &h, &c);
     int64_t limit = lm_image_max_pixels();
     /* a top-down BMP stores its height negative (stb's info reports it so,
      * and its loader takes the magnitude) */
@@ -78,20 +78,129 @@ static bool too_large(FILE *fp, const void *bytes, size_t len) {
     return true;
 }
 
+/* stb_image reads through these callbacks. Where a file ends before its
+ * image does, stb decodes the bytes it lacks as zeros (a BMP, TGA or GIF
+ * cut in half loads, half black): a read the bytes cannot fill marks the
+ * file cut short. (stb's format probes look at the first 92 bytes at most,
+ * which every image it can decode has.) */
+typedef struct {
+    const unsigned char *p;
+    size_t len, at;
+    bool short_read;
+} byte_reader;
+
+static int reader_read(void *user, char *data, int size) {
+    byte_reader *r = user;
+    size_t n = r->len - r->at;
+    if (n > (size_t)size) n = (size_t)size;
+    if (n == 0) r->short_read = true;
+    memcpy(data, r->p + r->at, n);
+    r->at += n;
+    return (int)n;
+}
+
+static void reader_skip(void *user, int n) {
+    byte_reader *r = user;
+    if (n < 0) { /* stb's "unget" */
+        r->at = (size_t)-n > r->at ? 0 : r->at - (size_t)-n;
+    } else if ((size_t)n > r->len - r->at) {
+        r->short_read = true;
+        r->at = r->len;
+    } else {
+        r->at += (size_t)n;
+    }
+}
+
+static int reader_eof(void *user) {
+    const byte_reader *r = user;
+    return r->at >= r->len;
+}
+
+static uint32_t be32(const unsigned char *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* stb does not check a PNG's chunk checksums, so a flipped bit in the pixel
+ * data decodes into wrong pixels without a word (PIL refuses the file). */
+static bool png_checksums_fail(const unsigned char *p, size_t len) {
+    static const unsigned char signature[8] = {137, 80, 78, 71, 13, 10, 26, 10};
+    if (len < 8 || memcmp(p, signature, 8) != 0) return false;
+    for (size_t at = 8; len - at >= 12;) {
+        uint32_t size = be32(p + at);
+        if (size > len - at - 12) return false; /* cut short: stb's own error says so */
+        const unsigned char *type = p + at + 4;
+        if (be32(type + 4 + size) != (uint32_t)crc32(0, type, 4 + size)) {
+            snprintf(refusal, sizeof refusal,
+                     "Corrupt PNG (damaged: the checksum of its '%.4s' chunk does not match)",
+                     (const char *)type);
+            return true;
+        }
+        if (memcmp(type, "IEND", 4) == 0) break;
+        at += 12 + (size_t)size;
+    }
+    return false;
+}
+
+/* A file's bytes, read whole (NULL with errno set when it cannot be). */
+static unsigned char *read_whole(FILE *fp, size_t *len) {
+    unsigned char *buf = NULL;
+    size_t cap = 0, n = 0;
+    for (;;) {
+        if (n == cap) {
+            size_t grown = cap ? cap * 2 : 1 << 16;
+            unsigned char *b = realloc(buf, grown);
+            if (!b) {
+                free(buf);
+                errno = ENOMEM;
+                return NULL;
+            }
+            buf = b, cap = grown;
+        }
+        size_t got = fread(buf + n, 1, cap - n, fp);
+        n += got;
+        if (got == 0) break;
+    }
+    if (ferror(fp)) {
+        free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+static void *decode_bytes(const unsigned char *bytes, size_t len, int *w, int *h, int *stored,
+                          int channels, bool *wide) {
+    if (len > (size_t)INT32_MAX) {
+        snprintf(refusal, sizeof refusal, "the file is larger than 2 GiB");
+        return NULL;
+    }
+    if (too_large(bytes, len) || png_checksums_fail(bytes, len)) return NULL;
+    *wide = stbi_is_16_bit_from_memory(bytes, (int)len);
+    byte_reader r = {bytes, len, 0, false};
+    const stbi_io_callbacks io = {reader_read, reader_skip, reader_eof};
+    void *px = *wide ? (void *)stbi_load_16_from_callbacks(&io, &r, w, h, stored, channels)
+                     : (void *)stbi_load_from_callbacks(&io, &r, w, h, stored, channels);
+    if (px && r.short_read) {
+        stbi_image_free(px);
+        snprintf(refusal, sizeof refusal,
+                 "the file is cut short (it ends before the image its header declares)");
+        return NULL;
+    }
+    return px;
+}
+
 void *lm_image_read_pixels(FILE *fp, const void *bytes, size_t len, int *w, int *h, int *stored,
                            int channels, bool *wide) {
     refusal[0] = '\0';
-    if (too_large(fp, bytes, len)) return NULL;
-    if (fp) {
-        long at = ftell(fp);
-        *wide = stbi_is_16_bit_from_file(fp); /* reads the header, then seeks back to `at` */
-        fseek(fp, at, SEEK_SET);
-        return *wide ? (void *)stbi_load_from_file_16(fp, w, h, stored, channels)
-                     : (void *)stbi_load_from_file(fp, w, h, stored, channels);
+    if (!fp) return decode_bytes(bytes, len, w, h, stored, channels, wide);
+    unsigned char *whole = read_whole(fp, &len);
+    if (!whole) {
+        snprintf(refusal, sizeof refusal, "cannot read it: %s", strerror(errno));
+        return NULL;
     }
-    *wide = stbi_is_16_bit_from_memory(bytes, (int)len);
-    return *wide ? (void *)stbi_load_16_from_memory(bytes, (int)len, w, h, stored, channels)
-                 : (void *)stbi_load_from_memory(bytes, (int)len, w, h, stored, channels);
+    void *px = decode_bytes(whole, len, w, h, stored, channels, wide);
+    free(whole);
+    return px;
 }
 
 /* Interleaved pixels [h, w, c] -> a new planar float tensor [c, h, w]. */

@@ -156,6 +156,7 @@ local function save_checkpoint(path, run)
     early_stopping = run.stopper and {best = run.stopper.best, bad = run.stopper.bad} or nil,
     running = run.running, -- a stretch cut short by Ctrl-C: its sums so far
     autocast = run.autocast or "float32",
+    data = run.data, -- the loader's seed, samples and drop_last: what decides each batch
   }
   -- version 2: the model's names are PyTorch's (version 1: Lumen's first names)
   lm.save(path, tensors, {format = "lumen.train", version = "2", state = json.encode(meta)})
@@ -176,6 +177,18 @@ local function load_checkpoint(path, run)
   if was ~= now then
     error(string.format("resume: '%s' was trained with %s products, this run asks for %s (autocast): resume "
       .. "with the same setting, or start over (--fresh)", path, was, now), 3)
+  end
+  -- another seed, data set size or last-batch rule draws other batches: the resumed run would not be this one
+  local was_data, now_data = state.data, run.data
+  if was_data and now_data then
+    local said = {seed = "the loader's seed", samples = "the training set's samples", drop_last = "drop_last"}
+    for _, k in ipairs{"seed", "samples", "drop_last"} do
+      if was_data[k] ~= now_data[k] then
+        error(string.format("resume: '%s' was trained with %s %s, this run has %s: resume with the same "
+          .. "training set and options, or start over (--fresh)", path, said[k], tostring(was_data[k]),
+          tostring(now_data[k])), 3)
+      end
+    end
   end
   local model_state, optim_tensors = {}, {}
   for name, t in pairs(tensors) do
@@ -298,7 +311,8 @@ function train.run(opts)
     period, total = per_epoch, per_epoch * math.tointeger(opts.epochs or 10)
   end
   local run = {model = model, optimizer = optimizer, schedule = schedule, iteration = 0, epoch = 0,
-    batch = 0, history = {}, global_batch = (opts.batch_size or 128) * world, autocast = autocast}
+    batch = 0, history = {}, global_batch = (opts.batch_size or 128) * world, autocast = autocast,
+    data = {seed = opts.seed or 0, samples = loader.n, drop_last = loader.drop_last}}
   if opts.early_stopping then
     run.stopper = lm.optim.EarlyStopping(opts.early_stopping == true and {} or opts.early_stopping)
   end

@@ -92,6 +92,34 @@ describe("lm.image", function()
       raises(function() lm.image.load(dir .. "/cut.png") end,
         "cannot decode the image '" .. dir .. "/cut.png': Corrupt PNG (damaged or cut short)")
     end
+    -- stb decodes the bytes a BMP, TGA (plain or run-length) or GIF lacks as zeros: cut short is refused
+    local function cut(path, fraction)
+      local g = assert(io.open(path, "rb"))
+      local whole = g:read("a")
+      g:close()
+      lm.write_file(path, whole:sub(1, math.floor(#whole * fraction)))
+    end
+    for _, ext in ipairs{"bmp", "tga"} do
+      lm.image.save(dir .. "/cut." .. ext, lm.rand(3, 16, 16))
+      same(lm.image.load(dir .. "/cut." .. ext):shape(), {3, 16, 16})
+      cut(dir .. "/cut." .. ext, 0.6)
+      raises(function() lm.image.load(dir .. "/cut." .. ext) end, "cannot decode the image '" .. dir .. "/cut."
+        .. ext .. "': the file is cut short (it ends before the image its header declares)")
+    end
+    -- an 8 x 8 GIF (PIL wrote it), whole and cut short within its pixel data
+    local gif_hex = "4749463837610800080083000000000033000000333333333333666666666699666699669966999999999999cc99cccc"
+      .. "cc0000000000000000000000002c000000000800080000082a0001081c282000800108132a5c38a040430205224a9c18"
+      .. "11810104071268dcc871e382040b142c581010003b"
+    local gif = gif_hex:gsub("%x%x", function(h) return string.char(tonumber(h, 16)) end)
+    lm.write_file(dir .. "/g.gif", gif)
+    same(lm.image.load(dir .. "/g.gif"):shape(), {4, 8, 8})
+    lm.write_file(dir .. "/g.gif", gif:sub(1, #gif - 12))
+    raises(function() lm.image.load(dir .. "/g.gif") end, "the file is cut short")
+    -- a flipped bit in a PNG's pixel data (stb does not check the chunks' checksums)
+    local at = bytes:find("IDAT", 1, true) + 10
+    lm.write_file(dir .. "/flip.png", bytes:sub(1, at - 1) .. string.char(bytes:byte(at) ~ 1) .. bytes:sub(at + 1))
+    raises(function() lm.image.load(dir .. "/flip.png") end,
+      "Corrupt PNG (damaged: the checksum of its 'IDAT' chunk does not match)")
     raises(function() lm.image.load(dir .. "/missing.png") end, "cannot open the image")
     raises(function() lm.image.save(dir .. "/x.gifx", lm.rand(3, 2, 2)) end, "has no image extension")
     raises(function() lm.image.save(dir .. "/x.png", lm.rand(5, 2, 2)) end,

@@ -300,6 +300,26 @@ describe("lm.train", function()
     raises(function() run("float32", 4) end, "was trained with bfloat16 products, this run asks for float32")
     os.execute("rm -rf '" .. dir .. "'")
   end)
+
+  it("resumes only the run its checkpoint holds: the same loader seed, set size and last-batch rule", function()
+    local dir = fresh_dir()
+    local function run(epochs, opts)
+      local net, opt = setup(3)
+      local o = {model = net, optimizer = opt, train = train_set, epochs = epochs, batch_size = 64, seed = 3,
+        quiet = true, out = dir, resume = true}
+      for k, v in pairs(opts or {}) do o[k] = v end
+      return lm.train(o)
+    end
+    eq(#run(1), 1)
+    local before = io.open(dir .. "/checkpoint.safetensors", "rb"):read("a")
+    raises(function() run(2, {seed = 4}) end, "was trained with the loader's seed 3, this run has 4")
+    raises(function() run(2, {train = lm.data.head(train_set, 500)}) end,
+      "was trained with the training set's samples 512, this run has 500")
+    raises(function() run(2, {drop_last = false}) end, "was trained with drop_last true, this run has false")
+    eq(io.open(dir .. "/checkpoint.safetensors", "rb"):read("a"), before, "the checkpoint untouched")
+    eq(#run(2), 2, "the same run resumes")
+    os.execute("rm -rf '" .. dir .. "'")
+  end)
 end)
 
 -- Early stopping as the experiments use it (cycles of a CyclicLR, patience,
