@@ -27,9 +27,27 @@ end
 --- lm.data.loader takes like an in-memory one; lm.data.load_all reads it
 --- into {x, y}.
 function M.image_folder(root, opts)
-  opts = checks.options(opts, "lm.data.image_folder")
+  local fname = "lm.data.image_folder"
+  opts = checks.options(opts, fname)
+  checks.opts(opts, fname, {"size", "channels", "transform", "workers", "skip_bad"})
   if type(root) ~= "string" then error("image_folder: root must be a folder path, got a " .. type(root), 2) end
-  if opts.transform ~= nil then checks.callable(opts.transform, "transform", "lm.data.image_folder") end
+  if opts.transform ~= nil then checks.callable(opts.transform, "transform", fname) end
+  -- checked here, not where the workers first decode: a bad one fails before any work
+  local size = opts.size
+  if size ~= nil and not (type(size) == "table" and checks.is_whole(size[1]) and checks.is_whole(size[2])
+      and size[1] >= 1 and size[2] >= 1 and size[1] <= 65535 and size[2] <= 65535) then
+    error(fname .. ": size must be {h, w} (whole numbers of pixels, 1 to 65535), got " .. checks.shown(size)
+      .. (type(size) == "table" and string.format(" {%s, %s}", tostring(size[1]), tostring(size[2])) or ""), 2)
+  end
+  if opts.channels ~= nil and not (checks.is_whole(opts.channels) and opts.channels >= 1 and opts.channels <= 4) then
+    error(fname .. ": channels must be 1, 2, 3 or 4, got " .. checks.shown(opts.channels), 2)
+  end
+  if opts.workers ~= nil and not (checks.is_whole(opts.workers) and opts.workers >= 1) then
+    error(fname .. ": workers must be a positive integer, got " .. checks.shown(opts.workers), 2)
+  end
+  if opts.skip_bad ~= nil and type(opts.skip_bad) ~= "boolean" then
+    error(fname .. ": skip_bad must be true or false, got " .. checks.shown(opts.skip_bad), 2)
+  end
   local ok, entries = pcall(lm.list_dir, root)
   if not ok then error("image_folder: " .. tostring(entries), 2) end
   local classes, paths, labels, skipped = {}, {}, {}, {}
@@ -57,15 +75,14 @@ function M.image_folder(root, opts)
   if #paths == 0 then error("image_folder: no images (png, jpg, jpeg, bmp, tga, gif) under '" .. root .. "'", 2) end
   local h, w
   if opts.size then
-    h, w = type(opts.size) == "table" and opts.size[1], type(opts.size) == "table" and opts.size[2]
-    if type(h) ~= "number" or type(w) ~= "number" then error("image_folder: size must be {h, w}", 2) end
+    h, w = math.tointeger(opts.size[1]), math.tointeger(opts.size[2])
   else
     w, h = lm.image.info(paths[1])
   end
   return {
     kind = "image_folder", root = root, paths = paths, y = lm.tensor(labels, 'int32'), n = #paths,
-    classes = classes, size = {h, w}, channels = opts.channels or 3, transform = opts.transform,
-    workers = opts.workers or default_workers(), skip_bad = opts.skip_bad or false, skipped = skipped,
+    classes = classes, size = {h, w}, channels = math.tointeger(opts.channels or 3), transform = opts.transform,
+    workers = math.tointeger(opts.workers or default_workers()), skip_bad = opts.skip_bad or false, skipped = skipped,
   }
 end
 
@@ -122,7 +139,8 @@ local function batch_indices(self, order, i)
 end
 
 -- waits for the batch in flight; a failed file is an error or, with
--- skip_bad, a dropped row (warned about once)
+-- skip_bad, a dropped row (warned about once): a batch whose every file
+-- failed is nil, nil (the caller moves on to the next)
 local function finish(self, idx)
   if not self.set.skip_bad then return self.decoder:finish(), idx end
   local x, failed = self.decoder:finish(true)
@@ -136,7 +154,7 @@ local function finish(self, idx)
       keep[#keep + 1] = p
     end
   end
-  if #keep == 0 then error("loader: every image of a batch failed to decode", 3) end
+  if #keep == 0 then return nil, nil end
   local k = lm.tensor(keep, 'int32')
   return x:index_select(k), idx:index_select(k)
 end
@@ -162,11 +180,14 @@ function FolderLoader:epoch_iter(first)
   end
   if i + 1 <= nb then start(i + 1) end
   return function()
-    i = i + 1
-    if i > nb then return nil end
-    self.in_flight = false -- finish takes it, also when it raises
-    local x, idx = finish(self, pending)
-    if i + 1 <= nb then start(i + 1) end
+    local x, idx
+    repeat -- (with skip_bad, past batches of which no file decoded)
+      i = i + 1
+      if i > nb then return nil end
+      self.in_flight = false -- finish takes it, also when it raises
+      x, idx = finish(self, pending)
+      if i + 1 <= nb then start(i + 1) end
+    until x
     local y = self.y:index_select(idx)
     if self.transform then
       x = transforms.apply_seeded(self.transform, x, transforms.batch_seed(self.seed, self.epoch, i))
@@ -192,9 +213,10 @@ function M.load_all(set, opts)
     decoder:start(idx)
     local self = {decoder = decoder, set = set}
     local x, kept = finish(self, idx)
-    xs[#xs + 1], ys[#ys + 1] = x, set.y:index_select(kept)
+    if x then xs[#xs + 1], ys[#ys + 1] = x, set.y:index_select(kept) end
   end
   decoder:close()
+  if #xs == 0 then error("lm.data.load_all: no image of the folder could be decoded (each is named above)", 2) end
   local x, y = lm.cat(xs, 1), lm.cat(ys, 1)
   return {x = x, y = y, x, y}
 end

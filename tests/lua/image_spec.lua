@@ -358,7 +358,32 @@ describe("image folders", function()
     set2.skip_bad = true
     local all = lm.data.load_all(set2)
     eq(all.x:size(1), 1)
+    -- a batch of which no file decodes is passed over, by load_all and by a loader
+    eq(lm.data.load_all(set2, {batch_size = 1}).x:size(1), 1)
+    local seen = 0
+    for x in lm.data.loader(set2, {batch_size = 1, shuffle = false}):epoch_iter() do seen = seen + x:size(1) end
+    eq(seen, 1)
+    os.remove(bad .. "/a/good.png")
+    raises(function() lm.data.load_all(lm.data.image_folder(bad, {size = {4, 4}, skip_bad = true})) end,
+      "lm.data.load_all: no image of the folder could be decoded")
     raises(function() lm.data.image_folder(dir .. "/nowhere") end, "cannot list the folder")
+  end)
+
+  it("refuses options it would fail on later, before reading a file", function()
+    local good = dir .. "/opts"
+    lm.mkdir(good .. "/a")
+    lm.image.save(good .. "/a/x.png", lm.rand(3, 4, 4))
+    raises(function() lm.data.image_folder(good, {size = {0, 5}}) end,
+      "lm.data.image_folder: size must be {h, w} (whole numbers of pixels, 1 to 65535), got a table {0, 5}")
+    raises(function() lm.data.image_folder(good, {size = {7.5, 5}}) end, "size must be {h, w}")
+    raises(function() lm.data.image_folder(good, {channels = 5}) end,
+      "lm.data.image_folder: channels must be 1, 2, 3 or 4, got 5")
+    raises(function() lm.data.image_folder(good, {channels = "rgb"}) end, "channels must be 1, 2, 3 or 4")
+    raises(function() lm.data.image_folder(good, {workers = 0}) end, "workers must be a positive integer, got 0")
+    raises(function() lm.data.image_folder(good, {skip_bad = "yes"}) end, 'skip_bad must be true or false, got "yes"')
+    raises(function() lm.data.image_folder(good, {chanels = 1}) end,
+      "lm.data.image_folder: unknown option 'chanels'; did you mean channels?")
+    eq(lm.data.load_all(lm.data.image_folder(good, {size = {2.0, 3}, channels = 1.0})).x:shape_string(), "1x1x2x3")
   end)
 end)
 
