@@ -68,8 +68,19 @@ static int t_grad_fn(lua_State *L) {
     return 1;
 }
 
+/* x:retains_grad(): whether x:retain_grad() was called (and not undone) */
+static int t_retains_grad(lua_State *L) {
+    lua_pushboolean(L, lm_retains_grad(l_check_tensor(L, 1)));
+    return 1;
+}
+
+/* x:retain_grad([keep]): keep = false undoes it */
 static int t_retain_grad(lua_State *L) {
-    l_check(L, lm_set_retain_grad(l_check_tensor(L, 1)));
+    lm_tensor *t = l_check_tensor(L, 1);
+    if (!lua_isnoneornil(L, 2) && !lua_toboolean(L, 2))
+        lm_unset_retain_grad(t);
+    else
+        l_check(L, lm_set_retain_grad(t));
     lua_settop(L, 1);
     return 1;
 }
@@ -333,6 +344,8 @@ static int l_attach_function(lua_State *L) {
     luaL_checktype(L, 3, LUA_TFUNCTION);
     const char *name = luaL_optstring(L, 4, "custom function");
     if (!lm_any_requires_grad(n, ins)) return 0;
+    /* an integer result (indices, counts) has no gradient, as in torch */
+    if (out->dtype != LM_FLOAT32) return 0;
     if (lm_grad_fn(out)) return luaL_error(L, "autograd.Function: forward must not record a graph");
     lua_rule *r = malloc(sizeof *r);
     if (!r) return luaL_error(L, "out of memory");
@@ -346,6 +359,8 @@ static int l_attach_function(lua_State *L) {
     r->ref = luaL_ref(L, LUA_REGISTRYINDEX);
     node->ctx = r;
     node->free_ctx = free_lua_rule;
+    /* anomaly mode checks its output as every recorded op's */
+    if (lm_check_output(out) != LM_OK) return luaL_error(L, "%s", lm_last_error());
     return 0;
 }
 
@@ -355,6 +370,7 @@ static const luaL_Reg tensor_methods[] = {{"requires_grad", t_requires_grad},
                                           {"is_leaf", t_is_leaf},
                                           {"grad_fn", t_grad_fn},
                                           {"retain_grad", t_retain_grad},
+                                          {"retains_grad", t_retains_grad},
                                           {NULL, NULL}};
 
 /* lm._storage_version(t): how many in-place writes t's storage has had (a

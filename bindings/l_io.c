@@ -76,6 +76,11 @@ static int l_save(lua_State *L) {
         while (lua_next(L, 3)) {
             if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
                 return luaL_error(L, "save: metadata must map strings to strings");
+            /* the format's strings end at a NUL: "k\0x" would be written as "k" */
+            size_t klen, vlen;
+            const char *key = lua_tolstring(L, -2, &klen), *value = lua_tolstring(L, -1, &vlen);
+            if (strlen(key) != klen || strlen(value) != vlen)
+                return luaL_error(L, "save: a metadata key or value contains a NUL byte");
             nmeta++;
             lua_pop(L, 1);
         }

@@ -90,6 +90,14 @@ lm_status lm_set_retain_grad(lm_tensor *t) {
     return LM_OK;
 }
 
+void lm_unset_retain_grad(lm_tensor *t) {
+    if (t->autograd) t->autograd->retain_grad = false;
+}
+
+bool lm_retains_grad(const lm_tensor *t) {
+    return t->autograd && t->autograd->retain_grad;
+}
+
 lm_tensor *lm_grad(const lm_tensor *t) {
     return t->autograd ? t->autograd->grad : NULL;
 }

@@ -78,6 +78,10 @@ bool lm_requires_grad(const lm_tensor *t);
 /* Only leaves (and float tensors) can be switched. */
 lm_status lm_set_requires_grad(lm_tensor *t, bool requires_grad);
 lm_status lm_set_retain_grad(lm_tensor *t);
+/* Undoes lm_set_retain_grad: a non-leaf's .grad is no longer kept (the one
+ * it holds stays until cleared). */
+void lm_unset_retain_grad(lm_tensor *t);
+bool lm_retains_grad(const lm_tensor *t);             /* set by lm_set_retain_grad */
 lm_tensor *lm_grad(const lm_tensor *t);               /* borrowed, may be NULL */
 lm_status lm_set_grad(lm_tensor *t, lm_tensor *grad); /* grad may be NULL */
 lm_node *lm_grad_fn(const lm_tensor *t);              /* borrowed, may be NULL */

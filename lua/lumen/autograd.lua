@@ -105,7 +105,9 @@ end
 --- finite differences, element by element. fn's output is reduced to a scalar
 --- with fixed random weights, so non-scalar outputs are checked in every
 --- component. Returns true, or false and a message naming the input, the
---- element and both values. The inputs' .grad are left as they were.
+--- element and both values. The inputs' .grad, and the graph a non-leaf
+--- input belongs to, are left as they were (other tensors fn reaches, such
+--- as a model's parameters, gain their gradients as after a backward).
 ---
 --- Tolerances (float32): a difference quotient with step eps carries rounding
 --- noise of about 1e-7 * |f| / eps and truncation error of order eps^2; with
@@ -126,26 +128,40 @@ function autograd.gradcheck(fn, inputs, opts)
   local function objective()
     return lm.no_grad(function() return (fn(table.unpack(inputs)) * weights):sum():item() end)
   end
-  local kept = {} -- the caller's gradients, given back at the end
+  -- by tensor, not by place: a tensor passed twice has one gradient (both
+  -- uses add up in it) and is perturbed for both at once. A non-leaf input
+  -- (a view made from a leaf) goes in as a leaf view of the same memory:
+  -- the backward pass stops there, leaving the caller's graph and its leaf
+  -- as they were.
+  local checked, kept, analytic_of, stand_in = {}, {}, {}, {}
+  local args = {}
   for k, x in ipairs(inputs) do
+    args[k] = x
     if lm.is_tensor(x) and x:requires_grad() then
-      if not x:is_leaf() then x:retain_grad() end -- a view made from a leaf
-      kept[k] = x.grad
-      x.grad = nil
+      if not checked[x] then
+        checked[x] = true
+        if x:is_leaf() then
+          kept[x] = x.grad -- the caller's gradient, given back below
+          x.grad = nil
+        else
+          stand_in[x] = x:detach():requires_grad(true)
+        end
+      end
+      args[k] = stand_in[x] or x
     end
   end
-  local loss = (fn(table.unpack(inputs)) * weights):sum()
+  local loss = (fn(table.unpack(args)) * weights):sum()
   loss:backward()
-  local analytic_of = {}
-  for k, x in ipairs(inputs) do
-    if lm.is_tensor(x) and x:requires_grad() then
-      analytic_of[k] = x.grad
-      x.grad = kept[k] -- the caller's own (nil when it had none)
-    end
+  for x in pairs(checked) do
+    local leaf = stand_in[x] or x
+    analytic_of[x] = leaf.grad
+    if leaf == x then x.grad = kept[x] end -- the caller's own (nil when it had none)
   end
+  local done = {}
   for k, x in ipairs(inputs) do
-    if lm.is_tensor(x) and x:requires_grad() then
-      local analytic = analytic_of[k] and analytic_of[k]:contiguous():view(-1):totable() or {}
+    if lm.is_tensor(x) and x:requires_grad() and not done[x] then
+      done[x] = true
+      local analytic = analytic_of[x] and analytic_of[x]:contiguous():view(-1):totable() or {}
       -- perturb through a flat view of the same storage when x is contiguous,
       -- else through a contiguous base the caller made x a view of
       local n = x:numel()

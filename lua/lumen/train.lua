@@ -102,14 +102,14 @@ function train.evaluate(model, set, opts)
   end
   local autocast, bad = autocast_option(opts.autocast)
   if bad then error("evaluate: " .. bad, 2) end
-  local was_training = model.training
-  model:evaluate()
   local n, bs = set.x:size(1), opts.batch_size or 1000
   local total_loss, correct = 0, 0
   local classes
   local confusion
   local device = train.device_of(model)
-  lm.no_grad(function()
+  -- in evaluation mode, each module's own mode put back after (a frozen
+  -- batch norm stays in evaluation mode), also when the model fails
+  lm.nn.evaluating(model, function() lm.no_grad(function()
     for start = 1, n, bs do
       local len = math.min(bs, n - start + 1)
       local x, y = lm.data.to_float(set.x:narrow(1, start, len)), set.y:narrow(1, start, len)
@@ -128,8 +128,7 @@ function train.evaluate(model, set, opts)
         if p[i] == t[i] then correct = correct + 1 end
       end
     end
-  end)
-  model:train(was_training)
+  end) end)
   local per_class = {}
   for i = 1, classes do
     local row = 0

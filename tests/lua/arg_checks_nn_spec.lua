@@ -60,6 +60,17 @@ describe("module methods", function()
     refused(function() net:to("gpu") end, "to: the device must be 'cpu' or 'cuda', got \"gpu\"")
     refused(function() net:save(3) end, "save: path must be a string, got 3")
     refused(function() net:load(nil) end, "load: path must be a string, got nil")
+    -- a misspelt option would save in float32 or load strictly without a word
+    local path = os.tmpname()
+    refused(function() net:save(path, {dtpye = "float16"}) end, "save: unknown option 'dtpye'; did you mean dtype?")
+    net:save(path)
+    refused(function() net:load(path, {stirct = false}) end, "load: unknown option 'stirct'; did you mean strict?")
+    refused(function() net:load_state_dict(net:state_dict(), {strikt = false}) end,
+      "load_state_dict: unknown option 'strikt'; did you mean strict?")
+    -- the file format's strings end at a NUL: such metadata is refused, not cut
+    refused(function() lm.save(path, {a = lm.ones(1)}, {metadata = {["k\0x"] = "v"}}) end,
+      "save: a metadata key or value contains a NUL byte")
+    os.remove(path)
     refused(function() net:register_forward_hook("h") end,
       'register_forward_hook: the hook must be a function, got "h"')
     refused(function() net[1]:param(1, lm.zeros(1)) end, "param: name must be a string, got 1")

@@ -2,6 +2,23 @@
 local lm = require 'lumen'
 
 describe("autograd", function()
+  it("keeps a non-leaf's gradient when asked, until told not to", function()
+    local x = lm.tensor{1, 2, 3}:requires_grad(true)
+    local h = x * 2
+    eq(h:retains_grad(), false)
+    eq(h:retain_grad(), h)
+    eq(h:retains_grad(), true)
+    local y = h * h
+    y:sum():backward(nil, true)
+    same(h.grad:totable(), {4, 8, 12}) -- d(h^2)/dh = 2h
+    h.grad = nil
+    h:retain_grad(false)
+    eq(h:retains_grad(), false)
+    y:sum():backward()
+    eq(h.grad, nil)
+    same(x.grad:totable(), {16, 32, 48}, 0, "two backward passes through h into x")
+  end)
+
   it("accumulates gradients over uses and backward calls", function()
     local x = lm.tensor{1, 2, 3}:requires_grad(true)
     local y = (x * x):sum() + x:sum()   -- d/dx = 2x + 1
@@ -314,5 +331,28 @@ describe("anomaly mode", function()
     eq(lm.autograd.detect_anomaly(), false)
     truthy(x:log():totable()[2] ~= x:log():totable()[2], "off: NaN passes silently")
     lm.autograd.detect_anomaly(was)
+  end)
+
+  it("checks a custom function's output as a built-in op's", function()
+    local Log = lm.autograd.Function{name = "my_log",
+      forward = function(ctx, x) ctx:save_for_backward(x); return x:log() end,
+      backward = function(ctx, g) return g / ctx.saved[1] end}
+    local was = lm.autograd.detect_anomaly()
+    lm.autograd.detect_anomaly(true)
+    local ok, err = pcall(Log, lm.tensor({-1, 1}):requires_grad(true))
+    lm.autograd.detect_anomaly(was)
+    eq(ok, false)
+    truthy(tostring(err):find("anomaly: my_log: the output of shape [2] has 1 NaN or infinite value", 1, true), err)
+  end)
+end)
+
+describe("a custom function with an integer result", function()
+  it("gives it no gradient, as torch marks integer outputs", function()
+    local ArgMax = lm.autograd.Function{forward = function(_, x) return x:argmax(2) end,
+      backward = function() return nil end}
+    local y = ArgMax(lm.randn(3, 4):requires_grad(true))
+    eq(y:dtype(), "int32")
+    eq(y:requires_grad(), false)
+    eq(y:grad_fn(), nil)
   end)
 end)

@@ -150,6 +150,30 @@ describe("gradcheck itself", function()
     same(x.grad:totable(), {7, 7, 7})
     eq(y.grad, nil)
   end)
+
+  it("takes a tensor passed twice as one input, whose gradient adds both uses", function()
+    local x = lm.tensor({1, 2, 3}):requires_grad(true)
+    x.grad = lm.full({3}, 7)
+    local ok, why = lm.autograd.gradcheck(function(a, b) return a * b end, {x, x})
+    truthy(ok, why)
+    same(x.grad:totable(), {7, 7, 7}, 0, "the caller's gradient, untouched")
+    -- and a wrong one is still found: d(a * b)/dx is 2x, not x
+    local Half = lm.autograd.Function{
+      forward = function(ctx, a, b) ctx:save_for_backward(a, b); return a * b end,
+      backward = function(ctx, g) return g * ctx.saved[2] * 0.5, g * ctx.saved[1] * 0.5 end,
+    }
+    truthy(not lm.autograd.gradcheck(function(a, b) return Half(a, b) end, {x, x}), "a halved backward")
+  end)
+
+  it("leaves a non-leaf input's graph and its leaf as they were", function()
+    local base = lm.randn(2, 3):requires_grad(true)
+    local v = base:narrow(2, 1, 2)
+    truthy(lm.autograd.gradcheck(function(a) return a:exp() end, {v}))
+    eq(v:retains_grad(), false)
+    eq(base.grad, nil)
+    ;(v * 2):sum():backward() -- the caller's graph through narrow is still there
+    same(base.grad:totable(), {{2, 2, 0}, {2, 2, 0}})
+  end)
 end)
 
 describe("custom functions", function()

@@ -47,6 +47,15 @@ describe("modules", function()
     net(lm.ones(5, 2))
     net(lm.ones(5, 2))
     same(ran, {"A", "B", "B"})
+    -- one function registered twice is two registrations: a handle removes its own, once
+    local n = 0
+    local function f() n = n + 1 end
+    net[3]:register_forward_hook(f)
+    local second = net[3]:register_forward_hook(f)
+    second.remove()
+    second.remove()
+    net(lm.ones(5, 2))
+    eq(n, 1)
   end)
 
   it("prints its architecture", function()

@@ -227,6 +227,23 @@ describe("lm.train", function()
     for i, p in ipairs(net:parameters()) do same(p:totable(), before[i]:totable(), 0, "parameter " .. i) end
   end)
 
+  it("evaluates in evaluation mode and gives each module its own mode back, also after an error", function()
+    local net = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ELU(), nn.Linear(8, 2), nn.Sigmoid())
+    net:train()
+    net[2]:evaluate() -- a frozen batch norm while fine-tuning
+    local modes = {}
+    local probe = net[4]:register_forward_hook(function(m) modes[#modes + 1] = m.training end)
+    lm.evaluate(net, val_set)
+    probe.remove()
+    truthy(#modes > 0 and not modes[1], "the model ran in evaluation mode")
+    eq(net.training, true)
+    eq(net[2].training, false, "the frozen batch norm stays in evaluation mode")
+    eq(net[4].training, true)
+    raises(function() lm.evaluate(net, {x = lm.randn(6, 3), y = lm.ones(6, "int32")}) end, "input has 3 features")
+    eq(net[4].training, true, "modes put back after a failure")
+    eq(net[2].training, false)
+  end)
+
   it("evaluates accuracy, per-class accuracy and the confusion matrix", function()
     local Fixed = nn.Module:extend("Fixed")
     function Fixed:forward(x) return x end

@@ -197,9 +197,12 @@ Module._call_in_place = run_call
 function Module:register_forward_hook(fn)
   checks.callable(fn, "the hook", "register_forward_hook")
   local hooks = self._hooks
-  hooks[#hooks + 1] = fn
+  -- a closure of its own per registration: the handle removes this
+  -- registration only (the same fn registered twice is two), and once
+  local registered = function(...) return fn(...) end
+  hooks[#hooks + 1] = registered
   return {remove = function()
-    for i, h in ipairs(hooks) do if h == fn then table.remove(hooks, i) return end end
+    for i, h in ipairs(hooks) do if h == registered then table.remove(hooks, i) return end end
   end}
 end
 
@@ -404,6 +407,7 @@ function load_state(self, state, opts)
     error("load_state_dict: options must be a table, got " .. checks.shown(opts), 3)
   end
   opts = opts or {}
+  checks.opts(opts, "load_state_dict", {"strict", "rename", "source"}, nil, 4)
   if type(state) ~= "table" then error("load_state_dict: expected a table name -> tensor, got a " .. type(state), 3) end
   for name in pairs(state) do
     if type(name) ~= "string" then
@@ -477,6 +481,7 @@ end
 function Module:save(path, opts)
   checks.string(path, "path", "save")
   opts = checks.options(opts, "save")
+  checks.opts(opts, "save", {"dtype"})
   local meta = {format = "lumen.nn", module = self.__name, version = tostring(self.version), names = "torch"}
   lm.save(path, self:state_dict(), {dtype = opts.dtype, metadata = meta})
 end
@@ -487,6 +492,7 @@ end
 function Module:load(path, opts)
   checks.string(path, "path", "load")
   opts = checks.options(opts, "load")
+  checks.opts(opts, "load", {"strict", "rename", "source"})
   local state, meta = lm.load(path)
   if meta.format == "lumen.nn" and meta.names ~= "torch" then state = Module._from_legacy_names(state) end
   local o = {source = "'" .. path .. "'"}
