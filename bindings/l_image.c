@@ -10,19 +10,44 @@
 
 #define LOADER_MT "lumen.ImageLoader"
 
-static int check_channels_opt(lua_State *L, int arg) {
+/* The functions' own names in their errors: Lua cannot name a function
+ * reached through a table field ("bad argument #2 to '?'"). */
+
+/* A path argument: a string without NUL bytes (a C string would end there). */
+static const char *image_path(lua_State *L, int arg, const char *fname) {
+    size_t n;
+    const char *path = lua_type(L, arg) == LUA_TSTRING ? lua_tolstring(L, arg, &n) : NULL;
+    if (!path)
+        luaL_error(L, "%s: the path must be a string, got a %s", fname, luaL_typename(L, arg));
+    if (strlen(path) != n) luaL_error(L, "%s: the path contains a NUL byte", fname);
+    return path;
+}
+
+/* A whole number in [lo, hi] at stack index idx; `what` says so in the error. */
+static lua_Integer whole_in(lua_State *L, int idx, lua_Integer lo, lua_Integer hi,
+                            const char *fname, const char *what) {
+    int exact = 0;
+    lua_Integer v = lua_tointegerx(L, idx, &exact);
+    if (!exact || v < lo || v > hi)
+        luaL_error(L, "%s: %s, got %s", fname, what, luaL_tolstring(L, idx, NULL));
+    return v;
+}
+
+static int check_channels_opt(lua_State *L, int arg, const char *fname) {
     if (lua_isnoneornil(L, arg)) return 0;
-    luaL_checktype(L, arg, LUA_TTABLE);
-    lua_getfield(L, arg, "channels");
-    int c = (int)luaL_optinteger(L, -1, 0);
+    if (!lua_istable(L, arg))
+        luaL_error(L, "%s: options must be a table, got a %s", fname, luaL_typename(L, arg));
+    int c = 0;
+    if (lua_getfield(L, arg, "channels") != LUA_TNIL)
+        c = (int)whole_in(L, -1, 0, 4, fname, "channels must be 0 (as stored) or 1-4");
     lua_pop(L, 1);
     return c;
 }
 
 /* lm.image.load(path [, {channels = 0 | 1 | 2 | 3 | 4}]) -> [C, H, W] in [0, 1] */
 static int l_image_load(lua_State *L) {
-    const char *path = luaL_checkstring(L, 1);
-    int channels = check_channels_opt(L, 2);
+    const char *path = image_path(L, 1, "lm.image.load");
+    int channels = check_channels_opt(L, 2, "lm.image.load");
     lm_tensor **slot = l_push_slot(L);
     l_check(L, lm_image_load(slot, path, channels));
     return 1;
@@ -31,8 +56,11 @@ static int l_image_load(lua_State *L) {
 /* lm.image.decode(bytes [, {channels, name}]) */
 static int l_image_decode(lua_State *L) {
     size_t len;
-    const char *bytes = luaL_checklstring(L, 1, &len);
-    int channels = check_channels_opt(L, 2);
+    if (lua_type(L, 1) != LUA_TSTRING)
+        return luaL_error(L, "lm.image.decode: the bytes must be a string, got a %s",
+                          luaL_typename(L, 1));
+    const char *bytes = lua_tolstring(L, 1, &len);
+    int channels = check_channels_opt(L, 2, "lm.image.decode");
     const char *name = "bytes";
     if (lua_istable(L, 2) && lua_getfield(L, 2, "name") == LUA_TSTRING) name = lua_tostring(L, -1);
     lm_tensor **slot = l_push_slot(L);
@@ -43,7 +71,7 @@ static int l_image_decode(lua_State *L) {
 /* lm.image.info(path) -> width, height, channels */
 static int l_image_info(lua_State *L) {
     int w = 0, h = 0, c = 0;
-    l_check(L, lm_image_info(luaL_checkstring(L, 1), &w, &h, &c));
+    l_check(L, lm_image_info(image_path(L, 1, "lm.image.info"), &w, &h, &c));
     lua_pushinteger(L, w);
     lua_pushinteger(L, h);
     lua_pushinteger(L, c);
@@ -66,7 +94,7 @@ static int l_image_set_max_pixels(lua_State *L) {
 
 /* lm.image.save(path, t) */
 static int l_image_save(lua_State *L) {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = image_path(L, 1, "lm.image.save");
     l_check(L, lm_image_save(path, l_check_tensor(L, 2)));
     return 0;
 }
@@ -74,7 +102,8 @@ static int l_image_save(lua_State *L) {
 /* lm.image.resize(t, h, w) */
 static int l_image_resize(lua_State *L) {
     lm_tensor *t = l_check_tensor(L, 1);
-    int64_t h = luaL_checkinteger(L, 2), w = luaL_checkinteger(L, 3);
+    int64_t h = whole_in(L, 2, 1, 65535, "lm.image.resize", "h must be a whole number in 1..65535");
+    int64_t w = whole_in(L, 3, 1, 65535, "lm.image.resize", "w must be a whole number in 1..65535");
     lm_tensor **slot = l_push_slot(L);
     l_check(L, lm_image_resize(slot, t, h, w));
     return 1;

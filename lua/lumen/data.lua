@@ -191,6 +191,11 @@ function data.cifar10(opts)
       end
     end
   end
+  if not test then -- a partial copy is not loaded as if it were the whole set
+    error(string.format("CIFAR-10 in %s has the five training batches but no test_batch.bin (nor "
+      .. "test_batch_first1000.bin): copy it from the binary version "
+      .. "(https://www.cs.toronto.edu/~kriz/cifar.html)", folder), 2)
+  end
   local classes = data.CIFAR10_CLASSES
   local meta = io.open(folder .. "/batches.meta.txt")
   if meta then
@@ -211,7 +216,13 @@ function data.one_hot(labels, classes)
     error("lm.data.one_hot: classes must be a positive integer, got " .. checks.shown(classes), 2)
   end
   if labels:dtype() == "uint8" then labels = labels:int() end -- labels stored as bytes (a U8 file)
+  if labels:dim() ~= 1 then
+    error("lm.data.one_hot: labels must be a list [N] of class numbers, got shape " .. labels:shape_string(), 2)
+  end
   local n = labels:size(1)
+  if n == 0 and classes == nil then
+    error("lm.data.one_hot: no labels to take the class count from: pass classes", 2)
+  end
   classes = classes or labels:max():item()
   if labels:dtype() ~= "int32" then
     error("one_hot: labels must be int32 (or uint8) class numbers, got " .. labels:dtype()
@@ -240,6 +251,9 @@ function data.split(set, opts)
   checks.set(set, "set", "lm.data.split")
   opts = checks.options(opts, "lm.data.split")
   checks.opts(opts, "lm.data.split", {"fraction", "seed"})
+  if opts.seed ~= nil and not checks.is_whole(opts.seed) then
+    error("lm.data.split: seed must be an integer, got " .. checks.shown(opts.seed), 2)
+  end
   local fraction = opts.fraction or 0.1
   if type(fraction) ~= "number" or not (fraction > 0 and fraction < 1) then
     error("lm.data.split: fraction must be a number in (0, 1), got " .. checks.shown(fraction), 2)

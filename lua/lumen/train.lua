@@ -93,10 +93,6 @@ function train.evaluate(model, set, opts)
   opts = checks.options(opts, "lm.evaluate")
   local loss = loss_fn(opts.loss)
   if set.x:size(1) == 0 then error("evaluate: the set is empty", 2) end
-  if set.x:dim() == 0 or set.y:dim() == 0 or set.y:size(1) ~= set.x:size(1) then
-    error(string.format("lm.evaluate: the set has inputs [%s] and labels [%s]: one label a row of inputs",
-      set.x:shape_string(), set.y:shape_string()), 2)
-  end
   if opts.batch_size ~= nil and not (checks.is_whole(opts.batch_size) and opts.batch_size >= 1) then
     error("lm.evaluate: batch_size must be a positive integer, got " .. checks.shown(opts.batch_size), 2)
   end

@@ -11,11 +11,20 @@ local whole = checks.is_whole
 
 local T = {}
 
-local function check_batch(x, what)
+-- cpu_only: the transform's kernel is the CPU's (crops and flips)
+local function check_batch(x, what, cpu_only)
   local tensor = getmetatable(x) == lm._tensor_metatable
   if not tensor or x:dim() ~= 4 then
     error(string.format("%s: expected a batch [N, C, H, W], got %s", what,
       tensor and "a tensor " .. x:shape_string() or "a " .. type(x)), 3)
+  end
+  if x:dtype() ~= "float32" then
+    error(string.format("%s: expected a float32 batch, got %s (lm.data.to_float turns bytes into floats)", what,
+      x:dtype()), 3)
+  end
+  if cpu_only and x:device() ~= "cpu" then
+    error(string.format("%s: runs on the CPU, the batch is on %s (transform before moving it)", what, x:device()),
+      3)
   end
 end
 
@@ -44,7 +53,7 @@ function T.random_crop(size, opts)
     error("lm.data.transforms.random_crop: padding must be an integer >= 0, got " .. checks.shown(pad), 2)
   end
   return function(x)
-    check_batch(x, "random_crop")
+    check_batch(x, "random_crop", true)
     local n, h, w = x:size(1), x:size(3), x:size(4)
     local span_h, span_w = h + 2 * pad - oh, w + 2 * pad - ow
     if span_h < 0 or span_w < 0 then
@@ -68,7 +77,7 @@ function T.horizontal_flip(p)
     error("lm.data.transforms.horizontal_flip: p must be a probability in [0, 1], got " .. checks.shown(p), 2)
   end
   return function(x)
-    check_batch(x, "horizontal_flip")
+    check_batch(x, "horizontal_flip", true)
     local n = x:size(1)
     local r = lm.rand(n):totable()
     local zeros, flips = {}, {}
@@ -93,6 +102,11 @@ function T.normalize(mean, std)
   local m = type(mean) == "table" and lm.tensor(mean) or lm.tensor{mean}
   local s = type(std) == "table" and lm.tensor(std) or lm.tensor{std}
   if m:numel() ~= s:numel() then error("normalize: mean and std need as many values", 2) end
+  for _, v in ipairs(type(std) == "table" and std or {std}) do
+    if v <= 0 or v ~= v then -- a zero or negative std makes infinities or flips the images; NaN neither
+      error("lm.data.transforms.normalize: std must be > 0 in every channel, got " .. tostring(v), 2)
+    end
+  end
   local c = m:numel()
   m, s = m:view(1, c, 1, 1), s:view(1, c, 1, 1)
   return function(x)

@@ -146,7 +146,7 @@ describe("lm.train argument checks", function()
     refused(function() lm.evaluate(net, set, {batch_size = 0}) end,
       "lm.evaluate: batch_size must be a positive integer, got 0")
     refused(function() lm.evaluate(net, {x = lm.zeros(3, 4), y = lm.zeros(2):int()}) end,
-      "lm.evaluate: the set has inputs [3x4] and labels [2]")
+      "lm.evaluate: set has inputs 3x4 and labels 2: a data set holds one label a sample")
     eq(lm.evaluate(net, set).n, 10)
   end)
 

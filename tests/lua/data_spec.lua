@@ -167,6 +167,10 @@ describe("CIFAR-10 reader", function()
       os.rename(dir .. "/cifar10/aside.bin", dir .. "/cifar10/data_batch_" .. gone .. ".bin")
     end
     same(lm.data.cifar10{dir = dir}.train.x:shape(), {10, 3, 32, 32})
+    -- nor a folder without its test batch (it gave test = nil)
+    os.rename(dir .. "/cifar10/test_batch_first1000.bin", dir .. "/cifar10/aside.bin")
+    raises(function() lm.data.cifar10{dir = dir} end, "has the five training batches but no test_batch.bin")
+    os.rename(dir .. "/cifar10/aside.bin", dir .. "/cifar10/test_batch_first1000.bin")
   end)
 end)
 
@@ -310,6 +314,28 @@ describe("splits and loaders", function()
 
   it("one-hot encodes 1-based labels", function()
     same(lm.data.one_hot(lm.tensor({2, 1}, 'int32'), 3):totable(), {{0, 1, 0}, {1, 0, 0}})
+    eq(lm.data.one_hot(lm.zeros(0, 'int32'), 4):shape_string(), "0x4")
+    raises(function() lm.data.one_hot(lm.zeros(0, 'int32')) end, "no labels to take the class count from")
+    raises(function() lm.data.one_hot(lm.ones({2, 2}, 'int32')) end,
+      "lm.data.one_hot: labels must be a list [N] of class numbers, got shape 2x2")
+  end)
+
+  it("refuses a set whose inputs and labels differ in count, and a seed that is not whole", function()
+    local bad = {x = lm.zeros(5, 2), y = lm.ones(4, 'int32')}
+    for _, f in ipairs{function() return lm.data.split(bad) end, function() return lm.data.head(bad, 2) end} do
+      raises(f, "has inputs 5x2 and labels 4: a data set holds one label a sample")
+    end
+    raises(function() lm.data.split({x = lm.zeros(10, 2), y = lm.ones(10, 'int32')}, {seed = 1.5}) end,
+      "lm.data.split: seed must be an integer, got 1.5")
+  end)
+
+  it("refuses transforms that would make infinities or read bytes", function()
+    raises(function() lm.data.transforms.normalize(0, 0) end, "std must be > 0 in every channel, got 0")
+    raises(function() lm.data.transforms.normalize({0, 0}, {1, -1}) end, "std must be > 0 in every channel, got -1")
+    raises(function() lm.data.transforms.horizontal_flip()(lm.zeros({2, 3, 4, 4}, "uint8")) end,
+      "horizontal_flip: expected a float32 batch, got uint8 (lm.data.to_float turns bytes into floats)")
+    raises(function() lm.data.transforms.random_crop(2)(lm.zeros({2, 3, 4, 4}, "uint8")) end,
+      "random_crop: expected a float32 batch, got uint8")
   end)
 end)
 

@@ -126,6 +126,14 @@ describe("lm.image", function()
       "expected a float32 image [C, H, W] with C in 1-4")
     raises(function() lm.image.load(dir .. "/rt.png", {channels = 7}) end, "channels must be 0 (as stored) or 1-4")
     raises(function() lm.image.resize(lm.rand(2, 2), 3, 3) end, "expected a float32 CPU image")
+    -- the functions name themselves (Lua's own message said "bad argument #2 to '?'")
+    raises(function() lm.image.resize(lm.rand(3, 4, 4), 2.5, 6) end,
+      "lm.image.resize: h must be a whole number in 1..65535, got 2.5")
+    raises(function() lm.image.load(dir .. "/rt.png", {channels = 3.5}) end,
+      "lm.image.load: channels must be 0 (as stored) or 1-4, got 3.5")
+    raises(function() lm.image.load(dir .. "/rt.png", {channels = 4294967299}) end, "got 4294967299")
+    raises(function() lm.image.load(dir .. "/rt.png\0.jpg") end, "lm.image.load: the path contains a NUL byte")
+    raises(function() lm.image.info(3) end, "lm.image.info: the path must be a string, got a number")
   end)
 
   it("refuses an image whose header claims more pixels than the limit, before allocating", function()

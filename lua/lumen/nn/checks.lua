@@ -63,6 +63,12 @@ function checks.set(v, what, fname, level)
     error(string.format("%s: %s must be a data set {x = tensor, y = tensor}, got %s", fname, what, got),
       (level or 3))
   end
+  -- one label a sample: a mismatch would fail deep inside an index_select or a narrow
+  local nx, ny = v.x:dim() > 0 and v.x:size(1) or nil, v.y:dim() > 0 and v.y:size(1) or nil
+  if nx == nil or nx ~= ny then
+    error(string.format("%s: %s has inputs %s and labels %s: a data set holds one label a sample (first "
+      .. "dimensions equal)", fname, what, v.x:shape_string(), v.y:shape_string()), (level or 3))
+  end
 end
 
 --- v must be callable: a function, or a table or userdata with __call.
