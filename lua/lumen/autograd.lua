@@ -53,12 +53,22 @@ function autograd.Function(def)
     if returned_input then out = lm.no_grad(function() return out:detach() end) end
     -- the node's backward holds ctx: a saved output would hold the node in
     -- turn (a cycle nothing frees); a detached view of it reads the same memory
-    for i = 1, ctx.saved.n or #ctx.saved do
-      if rawequal(ctx.saved[i], out) then ctx.saved[i] = lm.no_grad(function() return out:detach() end) end
+    -- (in ctx.saved, a field, ctx.y = y, or a plain table inside it,
+    -- ctx.list = {y}, at any depth; tables with a metatable, modules and
+    -- other objects, are the caller's and left alone)
+    local detached
+    local function unhook(t, seen)
+      seen[t] = true
+      for k, v in pairs(t) do
+        if rawequal(v, out) then
+          detached = detached or lm.no_grad(function() return out:detach() end)
+          rawset(t, k, detached)
+        elseif type(v) == "table" and not seen[v] and getmetatable(v) == nil then
+          unhook(v, seen)
+        end
+      end
     end
-    for k, v in pairs(ctx) do -- the output kept in a field of ctx (ctx.y = y): the same
-      if rawequal(v, out) then rawset(ctx, k, lm.no_grad(function() return out:detach() end)) end
-    end
+    unhook(ctx, {})
     if #inputs > 0 and lm.is_grad_enabled() then
       -- the saved tensors' versions: backward refuses any changed in place since, as the built-in ops do
       local versions = {}

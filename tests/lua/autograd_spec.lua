@@ -295,6 +295,16 @@ describe("autograd", function()
     end
     local field_growth = growth(ExpField)
     truthy(field_growth <= 2 * 4096, "ctx.y: live bytes grew by " .. field_growth)
+    -- or in plain tables inside ctx, at any depth (ctx.list = {y}); backward reads it as before
+    local ExpNested = lm.autograd.Function{
+      forward = function(ctx, v) local y = v:exp(); ctx.list = {y}; ctx.deep = {a = {b = y}}; return y end,
+      backward = function(ctx, g) return g * ctx.deep.a.b end,
+    }
+    local nested_growth = growth(ExpNested)
+    truthy(nested_growth <= 2 * 4096, "ctx.list = {y}: live bytes grew by " .. nested_growth)
+    local z = lm.tensor({0, 1}):requires_grad(true)
+    ExpNested(z):sum():backward()
+    same(z.grad:totable(), {1, math.exp(1)}, 1e-6)
     -- a saved tensor changed in place before backward is refused, as the built-in ops refuse theirs
     local Square = lm.autograd.Function{name = "square",
       forward = function(ctx, v) ctx:save_for_backward(v); return v * v end,
