@@ -32,9 +32,15 @@ local METHOD_OPTIONS = {
   smoothgrad = {"samples", "sigma", "seed", "square", "input", "batch_size"},
   integrated_gradients = {"baseline", "rule", "steps", "batch_size"},
 }
-local ALL_METHOD_OPTIONS = {}
-for _, list in pairs(METHOD_OPTIONS) do
-  for _, k in ipairs(list) do ALL_METHOD_OPTIONS[#ALL_METHOD_OPTIONS + 1] = k end
+-- The options of a call that picks its method with opts.method: those of
+-- that method only (an option it would not read is refused, as the class
+-- methods refuse theirs: steps without method = 'integrated_gradients'
+-- would give plain gradients without a word). Raised at the caller of the
+-- public function.
+local function method_options(opts, fname, own)
+  local name = type(opts) == "table" and opts.method or "gradient"
+  local list = METHOD_OPTIONS[name] or {}
+  return checks.opts(opts, fname, known(own, list), nil, 4)
 end
 
 -- ---- running a model for an explanation ------------------------------------------------------------
@@ -163,7 +169,11 @@ local function stacked(x, reps, coef, shift)
 end
 
 local function rows_per_pass(opts, n, total)
-  local per = math.max(1, (opts.batch_size or 1024) // n)
+  local bs = opts.batch_size
+  if bs ~= nil and not (checks.is_whole(bs) and bs >= 1) then
+    error("explain: batch_size must be a positive integer (rows a pass), got " .. checks.shown(bs), 0)
+  end
+  local per = math.max(1, (bs or 1024) // n)
   return math.min(per, total)
 end
 
@@ -200,6 +210,9 @@ local function smoothgrad_of(fn, x, opts)
     error("smoothgrad: samples must be an integer >= 1, got " .. tostring(samples), 0)
   end
   local sigma = opts.sigma
+  if sigma ~= nil and not (type(sigma) == "number" and sigma >= 0 and sigma < math.huge) then
+    error("smoothgrad: sigma must be a number >= 0 (the noise's standard deviation), got " .. checks.shown(sigma), 0)
+  end
   if sigma == nil then
     sigma = 0.15 * (x:max():item() - x:min():item())
   end
@@ -312,7 +325,8 @@ local function baseline_of(baseline, x, who)
   if baseline == nil then return lm.zeros(x:shape(), x:device()) end
   if type(baseline) == "number" then return lm.full(x:shape(), baseline, "float32", x:device()) end
   if not lm.is_tensor(baseline) then error(who .. ": baseline must be a number or a tensor", 0) end
-  baseline = to_device(baseline:float(), x:device())
+  -- detached: attributions never require gradients, whatever the baseline does
+  baseline = to_device(baseline:float(), x:device()):detach()
   -- x's shape, or one sample's (with or without a leading 1): a shape that only has as many elements would
   -- pair the wrong pixels
   local one, sample = x:shape(), x:shape()
@@ -377,7 +391,7 @@ local METHODS = {
 function explain.attribute(fn, x, opts)
   checks.callable(fn, "fn", "lm.explain.attribute")
   checks.tensor(x, "x (a batch)", "lm.explain.attribute")
-  opts = checks.opts(opts, "attribute", known({"method", "models"}, ALL_METHOD_OPTIONS))
+  opts = method_options(opts, "attribute", {"method", "models"})
   local method = METHODS[opts.method or "gradient"]
   if not method then
     error("attribute: method must be 'gradient', 'input_x_gradient', 'smoothgrad' or 'integrated_gradients', got "
@@ -438,10 +452,20 @@ explain.integrated_gradients = class_method("integrated_gradients", integrated_g
 
 -- ---- occlusion ---------------------------------------------------------------------------------------------
 
+-- a window's or a stride's size: a positive whole number, or {h, w} of them
 local function pair(v, who, what)
-  if type(v) == "number" then return v, v end
-  if type(v) == "table" and #v == 2 then return v[1], v[2] end
-  error(string.format("%s: %s must be a number or {h, w}, got %s", who, what, tostring(v)), 0)
+  local h, w
+  if type(v) == "number" then h, w = v, v elseif type(v) == "table" and #v == 2 then h, w = v[1], v[2] end
+  if not (checks.is_whole(h) and checks.is_whole(w) and h >= 1 and w >= 1) then
+    local shown = checks.shown(v)
+    if type(v) == "table" then
+      local parts = {}
+      for i, e in ipairs(v) do parts[i] = tostring(e) end
+      shown = "{" .. table.concat(parts, ", ") .. "}"
+    end
+    error(string.format("%s: %s must be a positive whole number or {h, w} of them, got %s", who, what, shown), 0)
+  end
+  return math.tointeger(h), math.tointeger(w)
 end
 
 --- Occlusion (Zeiler and Fergus 2014): every opts.window ({h, w} or a
@@ -472,14 +496,25 @@ function explain.occlusion(model, x, opts)
   local H, W = 1, sample_shape[dims]
   if dims >= 2 then H = sample_shape[dims - 1] end
   local wh, ww
-  if dims == 1 then
-    ww = opts.window or error("occlusion: needs opts.window", 2)
-    wh = 1
-  else
-    wh, ww = pair(opts.window or error("occlusion: needs opts.window", 2), who, "window")
-  end
+  if opts.window == nil then error("occlusion: needs opts.window", 2) end
   local sh, sw
-  if dims == 1 then sh, sw = 1, opts.stride or ww else sh, sw = pair(opts.stride or {wh, ww}, who, "stride") end
+  if dims == 1 then -- flat samples: lengths
+    for _, k in ipairs{"window", "stride"} do
+      local v = opts[k]
+      if v ~= nil and not (checks.is_whole(v) and v >= 1) then
+        error(string.format("occlusion: %s must be a positive whole number (a length: the samples are flat; "
+          .. "opts.shape views them as images), got %s", k, checks.shown(v)), 2)
+      end
+    end
+    wh, ww = 1, math.tointeger(opts.window)
+    sh, sw = 1, math.tointeger(opts.stride or ww)
+  else
+    wh, ww = pair(opts.window, who, "window")
+    sh, sw = pair(opts.stride or {wh, ww}, who, "stride")
+  end
+  if opts.baseline ~= nil and type(opts.baseline) ~= "number" and not lm.is_tensor(opts.baseline) then
+    error("occlusion: baseline must be a number or a tensor, got " .. checks.shown(opts.baseline), 2)
+  end
   if wh > H or ww > W or wh < 1 or ww < 1 then
     error(string.format("occlusion: window %dx%d does not fit samples of %dx%d", wh, ww, H, W), 2)
   end
@@ -664,7 +699,7 @@ end
 function explain.map_position(recorder, vae, x, opts)
   checks.recorder(recorder, "recorder", "lm.explain.map_position")
   checks.autoencoder(vae, "vae", "lm.explain.map_position")
-  opts = checks.opts(opts, "map_position", known({"method", "axis"}, ALL_METHOD_OPTIONS))
+  opts = method_options(opts, "map_position", {"method", "axis"})
   local method = map_method_of(opts, "map_position")
   local axes = opts.axis and {opts.axis} or {1, 2}
   for _, axis in ipairs(axes) do
@@ -692,7 +727,7 @@ function explain.log_error(recorder, vae, est, x, opts)
   checks.recorder(recorder, "recorder", "lm.explain.log_error")
   checks.autoencoder(vae, "vae", "lm.explain.log_error")
   checks.module(est, "est", "lm.explain.log_error")
-  opts = checks.opts(opts, "log_error", known({"method"}, ALL_METHOD_OPTIONS))
+  opts = method_options(opts, "log_error", {"method"})
   local method = map_method_of(opts, "log_error")
   local xd = prepare_input(x, device_of(recorder.model), "log_error")
   return run_explaining({recorder.model, vae, est}, function()

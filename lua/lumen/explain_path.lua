@@ -60,7 +60,7 @@ return function(explain)
     local o = {}
     for k, v in pairs(opts) do o[k] = v end
     o.target, o.at, o.count, o.figure, o.recorder, o.vae, o.est = target, nil, nil, nil, nil, nil, nil
-    o.method, o.shape = nil, nil -- path's own: the method is called by name, the shape is the figure's
+    o.method, o.shape, o.title = nil, nil, nil -- path's own: the method is called by name, the rest is the figure's
     local class = explain[method](model, inputs, o)
     local err
     if opts.recorder and opts.vae and opts.est then
@@ -72,10 +72,18 @@ return function(explain)
       err = explain.log_error(opts.recorder, opts.vae, opts.est, inputs, eo)
     end
     if opts.figure then
+      -- the class row's label: one class, or the classes of the steps
+      local shown = target
+      if type(target) == "table" then shown = table.concat(target, ", ", 1, math.min(#target, 6))
+        .. (#target > 6 and ", ..." or "")
+      elseif lm.is_tensor(target) then
+        local list = target:view(-1):totable()
+        shown = table.concat(list, ", ", 1, math.min(#list, 6)) .. (#list > 6 and ", ..." or "")
+      end
       local titles = {}
       for i, s in ipairs(at) do titles[i] = "step " .. s end
       explain.figure(opts.figure, inputs, err and {class, err} or {class}, {titles = titles, shape = opts.shape,
-        labels = err and {"class " .. target, "log10 e_hat"} or {"class " .. target},
+        labels = err and {"class " .. shown, "log10 e_hat"} or {"class " .. shown},
         title = opts.title or "Attributions along the path"})
     end
     return {at = at, inputs = inputs, class = class, error = err, target = target}

@@ -44,6 +44,10 @@ describe("lm.explain.path", function()
     eq(max_abs(r.error, want), 0)
     local w, h = lm.image.info(path)
     truthy(w > 100 and h > 50, "the figure was written: " .. w .. "x" .. h)
+    -- a title of its own, and a class for each step (a list or a tensor) in the figure's label
+    E.path(net, xs, {count = 3, steps = 4, title = "my path", target = {1, 2, 1}, figure = path, shape = {1, 4, 4}})
+    E.path(net, xs, {count = 3, steps = 4, target = lm.tensor({2, 2, 1}, "int32"), figure = path, shape = {1, 4, 4}})
+    truthy(lm.image.info(path) > 100)
     os.remove(path)
   end)
 

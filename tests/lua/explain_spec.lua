@@ -184,10 +184,38 @@ describe("gradient methods", function()
     local xr = x:clone():requires_grad(true)
     eq(E.integrated_gradients(net, xr, {steps = 4}):requires_grad(), false)
     eq(E.input_x_gradient(net, xr):requires_grad(), false)
+    eq(E.integrated_gradients(net, x, {steps = 4, baseline = lm.zeros(20):requires_grad(true)}):requires_grad(), false,
+      "a baseline that requires gradients")
+    -- options the chosen method would not read (method = 'integrated_gradients' forgotten: plain gradients)
+    local score = function(X) return X:sum(2) end
+    raises(function() E.attribute(score, x, {steps = 5}) end, "attribute: unknown option 'steps' (known: abs, method")
+    raises(function() E.attribute(score, x, {method = "integrated_gradients", abs = true}) end,
+      "attribute: unknown option 'abs'")
+    -- sizes and noise that are not what they must be
+    raises(function() E.integrated_gradients(net, x, {batch_size = 0}) end,
+      "batch_size must be a positive integer (rows a pass), got 0")
+    raises(function() E.smoothgrad(net, x, {sigma = -1}) end, "smoothgrad: sigma must be a number >= 0")
     -- Grad-CAM names its target range too
     local conv = convnet():evaluate()
     raises(function() E.grad_cam(conv, "3", lm.rand(2, 2, 8, 8), {target = 7}) end,
       "grad_cam: target classes must be in 1..4, got 7..7")
+  end)
+end)
+
+describe("occlusion's arguments", function()
+  it("refuses windows, strides and baselines it cannot slide", function()
+    local conv = convnet():evaluate()
+    local img = lm.rand(2, 2, 8, 8)
+    for _, bad in ipairs{
+      {{window = 2, stride = -1}, "stride must be a positive whole number or {h, w} of them, got -1"},
+      {{window = 2, stride = 0}, "got 0"},
+      {{window = 1.5}, "window must be a positive whole number"},
+      {{window = {2, 0}}, "got {2, 0}"},
+      {{window = 2, baseline = "a"}, 'baseline must be a number or a tensor, got "a"'}} do
+      raises(function() E.occlusion(conv, img, bad[1]) end, bad[2])
+    end
+    raises(function() E.occlusion(mlp():evaluate(), lm.rand(2, 20), {window = {1, 2}}) end,
+      "occlusion: window must be a positive whole number (a length: the samples are flat")
   end)
 end)
 
