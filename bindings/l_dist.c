@@ -1,4 +1,5 @@
 /* lm._dist: the C half of lm.dist (lua/lumen/dist.lua), over core/lm_dist.h. */
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -88,16 +89,25 @@ static lm_tensor *dist_tensor(lua_State *L, int arg, const char *fn) {
     return l_check_tensor(L, arg);
 }
 
-static lua_Integer dist_integer(lua_State *L, int arg, const char *fn) {
-    if (!lua_isnoneornil(L, arg) && !lua_isinteger(L, arg)) lm_dist_refuse(fn);
-    return luaL_optinteger(L, arg, 0);
+/* A rank number at arg (0 when absent): a whole number in int's range
+ * (0.0 is 0, as everywhere in Lumen); anything else is refused on this rank
+ * and the others are told, so the ranks stay in step. */
+static int dist_integer(lua_State *L, int arg, const char *fn) {
+    if (lua_isnoneornil(L, arg)) return 0;
+    int exact = 0;
+    lua_Integer v = lua_tointegerx(L, arg, &exact);
+    if (!exact || v < INT_MIN || v > INT_MAX) {
+        lm_dist_refuse(fn);
+        luaL_error(L, "%s: root must be a rank number, got %s", fn, luaL_tolstring(L, arg, NULL));
+    }
+    return (int)v;
 }
 
 static int l_broadcast(lua_State *L) {
     lm_tensor *t = dist_tensor(L, 1, "broadcast_");
-    lua_Integer root = dist_integer(L, 2, "broadcast_");
+    int root = dist_integer(L, 2, "broadcast_");
     start(L);
-    dist_check(L, lm_dist_broadcast_(t, (int)root));
+    dist_check(L, lm_dist_broadcast_(t, root));
     lua_settop(L, 1);
     return 1;
 }
@@ -132,10 +142,10 @@ static int l_all_gather(lua_State *L) {
 /* lm._dist.gather(t, root): the rows of every rank on root, 0 rows elsewhere */
 static int l_gather(lua_State *L) {
     lm_tensor *t = dist_tensor(L, 1, "gather");
-    lua_Integer root = dist_integer(L, 2, "gather");
+    int root = dist_integer(L, 2, "gather");
     start(L);
     lm_tensor **slot = l_push_slot(L);
-    dist_check(L, lm_dist_gather(slot, t, (int)root));
+    dist_check(L, lm_dist_gather(slot, t, root));
     l_gc_account(L);
     return 1;
 }
@@ -168,12 +178,20 @@ static int l_allreduce_list(lua_State *L) {
 
 /* lm._dist.broadcast_list_(tensors, root, bucket_bytes) */
 static int l_broadcast_list(lua_State *L) {
-    lua_Integer root = luaL_optinteger(L, 2, 0);
+    int root = dist_integer(L, 2, "broadcast list");
     lua_Integer bucket = luaL_optinteger(L, 3, 0);
     lm_tensor **ts;
     int n = list_tensors(L, 1, &ts); /* pushes the array: arguments first */
     start(L);
-    dist_check(L, lm_dist_broadcast_many_(ts, n, (int)root, (size_t)(bucket > 0 ? bucket : 0)));
+    dist_check(L, lm_dist_broadcast_many_(ts, n, root, (size_t)(bucket > 0 ? bucket : 0)));
+    return 0;
+}
+
+/* lm._dist.refuse(fn): this rank refuses its arguments to the collective fn;
+ * the others, in theirs, hear of it and fail too, so that none waits and the
+ * ranks stay in step (the caller raises its own error next) */
+static int l_refuse(lua_State *L) {
+    lm_dist_refuse(luaL_checkstring(L, 1));
     return 0;
 }
 
@@ -196,6 +214,7 @@ static const luaL_Reg dist_functions[] = {{"rank", l_rank},
                                           {"allreduce_list_", l_allreduce_list},
                                           {"broadcast_list_", l_broadcast_list},
                                           {"comm_stats", l_comm_stats},
+                                          {"refuse", l_refuse},
                                           {NULL, NULL}};
 
 void l_register_dist(lua_State *L) {

@@ -289,10 +289,11 @@ static lm_status check_same(const char *fn, const int64_t *sig, lm_status local)
                        "make the same collective calls in the same order",
                        fn, world_rank, kind_names[sig[0]],
                        kind_names[sig[0] == buf[0] ? -buf[SIG_LEN] : buf[0]]);
-    return lm_fail(LM_ERR_SHAPE,
-                   "%s: the ranks passed different tensors or arguments (dtype, shape, root or "
-                   "reduction); every rank must pass the same kind of tensor (this is rank %d)",
-                   fn, world_rank);
+    return lm_fail(
+        LM_ERR_SHAPE,
+        "%s: the ranks passed different tensors or arguments (dtype, shape, root, "
+        "reduction or bucket size); every rank must pass the same kind of tensor (this is rank %d)",
+        fn, world_rank);
 }
 
 static void tensor_sig(int64_t *sig, int kind, const lm_tensor *t, int64_t extra) {
@@ -411,20 +412,23 @@ lm_status lm_dist_allreduce_(lm_tensor *t, lm_dist_op op) {
 #endif
 }
 
-/* all_gather (root < 0) or gather to root: every rank's rows in rank order,
- * on every rank or on root only (the others get 0 rows). */
-static lm_status gather_rows(const char *fn, lm_tensor **out, lm_tensor *t, int root) {
+/* all_gather (to_root false) or gather to root: every rank's rows in rank
+ * order, on every rank or on root only (the others get 0 rows). A root
+ * that is not a rank is refused on the rank that passed it, and the others
+ * hear of it (the ranks stay in step). */
+static lm_status gather_rows(const char *fn, lm_tensor **out, lm_tensor *t, int root,
+                             bool to_root) {
     *out = NULL;
     LM_TRY(lm_dist_init());
     lm_status local = check_tensor(fn, t);
     if (local == LM_OK && t->ndim < 1)
         local = lm_fail(LM_ERR_ARG, "%s: needs a tensor of at least 1 dimension", fn);
-    if (local == LM_OK && root >= 0) local = check_root(fn, root);
+    if (local == LM_OK && to_root) local = check_root(fn, root);
     if (!many_ranks()) return local == LM_OK ? lm_clone(out, t) : local;
 #ifdef LUMEN_HAVE_MPI
     double t0 = now();
     int64_t sig[SIG_LEN];
-    tensor_sig(sig, root < 0 ? K_GATHER : K_GATHER_ROOT, t, root);
+    tensor_sig(sig, to_root ? K_GATHER_ROOT : K_GATHER, t, to_root ? root : -1);
     sig[4] = 0; /* the first dimension may differ */
     LM_TRY(check_same(fn, sig, local));
     int64_t rows = t->shape[0], row_elems = lm_tensor_numel(t) / (rows ? rows : 1);
@@ -458,10 +462,10 @@ static lm_status gather_rows(const char *fn, lm_tensor **out, lm_tensor *t, int 
     }
     int64_t shape[LM_MAX_DIMS];
     memcpy(shape, t->shape, sizeof shape);
-    shape[0] = root < 0 || root == world_rank ? total : 0;
+    shape[0] = !to_root || root == world_rank ? total : 0;
     if ((s = to_host_tensor(&h, t)) != LM_OK) goto done;
     if ((s = lm_tensor_new(&res, t->dtype, LM_CPU, t->ndim, shape)) != LM_OK) goto done;
-    if (root < 0)
+    if (!to_root)
         rc = MPI_Allgatherv(lm_tensor_f32(h), counts[world_rank], mpi_type(t->dtype),
                             lm_tensor_f32(res), counts, displs, mpi_type(t->dtype), MPI_COMM_WORLD);
     else
@@ -472,7 +476,7 @@ static lm_status gather_rows(const char *fn, lm_tensor **out, lm_tensor *t, int 
         s = mpi_fail(rc, fn);
         goto done;
     }
-    comm_bytes += (double)(root < 0 ? lm_tensor_numel(res) : counts[world_rank]) * 4;
+    comm_bytes += (double)(!to_root ? lm_tensor_numel(res) : counts[world_rank]) * 4;
     if (t->storage->device != LM_CPU) {
         s = lm_to_device(out, res, t->storage->device);
     } else {
@@ -491,15 +495,11 @@ done:
 }
 
 lm_status lm_dist_all_gather(lm_tensor **out, lm_tensor *t) {
-    return gather_rows("all_gather", out, t, -1);
+    return gather_rows("all_gather", out, t, -1, false);
 }
 
 lm_status lm_dist_gather(lm_tensor **out, lm_tensor *t, int root) {
-    if (root < 0) {
-        *out = NULL;
-        return lm_fail(LM_ERR_ARG, "gather: root %d is not a rank", root);
-    }
-    return gather_rows("gather", out, t, root);
+    return gather_rows("gather", out, t, root, true);
 }
 
 /* ---- lists through one flat, bucketed buffer --------------------------------------------------
@@ -600,7 +600,10 @@ static lm_status many(const char *fn, lm_tensor *const *ts, int n, size_t bucket
     return s;
 }
 
-static void list_sig(int64_t *sig, int kind, lm_tensor *const *ts, int n, int64_t extra) {
+/* (bucket: the elements a bucket holds, which decides each MPI call's count:
+ * ranks that differ there would run collectives of different sizes) */
+static void list_sig(int64_t *sig, int kind, lm_tensor *const *ts, int n, int64_t extra,
+                     int64_t bucket) {
     memset(sig, 0, SIG_LEN * sizeof *sig);
     uint64_t h = 1469598103934665603ull; /* FNV-1a over the shapes */
     int64_t total = 0;
@@ -611,7 +614,7 @@ static void list_sig(int64_t *sig, int kind, lm_tensor *const *ts, int n, int64_
         total += lm_tensor_numel(ts[i]);
     }
     sig[0] = kind, sig[1] = n ? ts[0]->dtype : 0, sig[2] = n, sig[3] = extra;
-    sig[4] = total, sig[5] = (int64_t)(h >> 1);
+    sig[4] = total, sig[5] = (int64_t)(h >> 1), sig[6] = bucket;
 }
 #endif
 
@@ -625,7 +628,7 @@ lm_status lm_dist_allreduce_many_(lm_tensor *const *ts, int n, lm_dist_op op, si
         local = reserve_bucket("allreduce list", bucket_elements(ts, n, bucket_bytes));
     double t0 = now();
     int64_t sig[SIG_LEN];
-    list_sig(sig, K_ALLREDUCE_MANY, ts, n, op);
+    list_sig(sig, K_ALLREDUCE_MANY, ts, n, op, bucket_elements(ts, n, bucket_bytes));
     LM_TRY(check_same(kind_names[K_ALLREDUCE_MANY], sig, local));
     lm_status s = n ? many("average_gradients", ts, n, bucket_bytes, 0, op, true) : LM_OK;
     comm_seconds += now() - t0;
@@ -646,7 +649,7 @@ lm_status lm_dist_broadcast_many_(lm_tensor *const *ts, int n, int root, size_t 
         local = reserve_bucket("broadcast list", bucket_elements(ts, n, bucket_bytes));
     double t0 = now();
     int64_t sig[SIG_LEN];
-    list_sig(sig, K_BROADCAST_MANY, ts, n, root);
+    list_sig(sig, K_BROADCAST_MANY, ts, n, root, bucket_elements(ts, n, bucket_bytes));
     LM_TRY(check_same(kind_names[K_BROADCAST_MANY], sig, local));
     lm_status s =
         n ? many("broadcast_parameters", ts, n, bucket_bytes, root, LM_DIST_SUM, false) : LM_OK;

@@ -59,17 +59,27 @@ local function by_dtype(tensors)
   return groups, order
 end
 
+-- A wrong argument of a collective, refused on this rank: the other ranks
+-- are told first (in their own call they fail too), so that none waits
+-- for this one and the ranks stay in step for a pcall around the call.
+-- level: as error's, from the function that checks.
+local function refused(fname, message, level)
+  if C.size() > 1 then C.refuse(fname) end
+  error(message, level + 1)
+end
+
 local function module_tensors(net, what)
   if not (type(net) == "table" and net.named_parameters) then
     if type(net) == "table" then
       for i, t in ipairs(net) do
         if not lm.is_tensor(t) then
-          error(string.format("lm.dist.%s: entry %d of the list is %s, expected a tensor", what, i, checks.shown(t)), 3)
+          refused(what, string.format("lm.dist.%s: entry %d of the list is %s, expected a tensor", what, i,
+            checks.shown(t)), 3)
         end
       end
       return net
     end
-    error("lm.dist." .. what .. ": expected a module or a list of tensors, got " .. type(net), 3)
+    refused(what, "lm.dist." .. what .. ": expected a module or a list of tensors, got " .. type(net), 3)
   end
   return nil
 end
@@ -77,15 +87,17 @@ end
 -- a root rank (nil: 0) and the options {bucket_bytes = n} of a collective
 local function check_root(root, fname)
   if root ~= nil and (type(root) ~= "number" or not math.tointeger(root) or root < 0 or root >= C.size()) then
-    error(string.format("%s: root must be a rank, an integer in [0, %d), got %s", fname, C.size(),
+    refused(fname, string.format("%s: root must be a rank, an integer in [0, %d), got %s", fname, C.size(),
       checks.shown(root)), 3)
   end
 end
 local function bucket_bytes(opts, fname)
-  opts = checks.options(opts, fname, 4)
-  local b = opts.bucket_bytes
+  if opts ~= nil and type(opts) ~= "table" then
+    refused(fname, string.format("%s: options must be a table, got %s", fname, checks.shown(opts)), 3)
+  end
+  local b = opts and opts.bucket_bytes
   if b ~= nil and (type(b) ~= "number" or not math.tointeger(b) or b < 1) then
-    error(string.format("%s: bucket_bytes must be a positive integer, got %s", fname, checks.shown(b)), 3)
+    refused(fname, string.format("%s: bucket_bytes must be a positive integer, got %s", fname, checks.shown(b)), 3)
   end
   return b
 end
@@ -113,7 +125,8 @@ end
 --- torch's DDP broadcasts buffers, so that every rank evaluates one model.
 function dist.broadcast_buffers(net, root, opts)
   if type(net) ~= "table" or type(net.named_buffers) ~= "function" then
-    error("lm.dist.broadcast_buffers: net must be a module (an lm.nn layer or model), got " .. checks.shown(net), 2)
+    refused("broadcast_buffers",
+      "lm.dist.broadcast_buffers: net must be a module (an lm.nn layer or model), got " .. checks.shown(net), 2)
   end
   check_root(root, "lm.dist.broadcast_buffers")
   local bucket = bucket_bytes(opts, "lm.dist.broadcast_buffers")

@@ -150,5 +150,29 @@ refused("op", function() d.allreduce_(lm.zeros({4}, "int32"), last and "mean" or
   "'mean' of an int32 tensor")
 refused("op name", function() d.allreduce_(lm.zeros(4), last and "avg" or "sum") end, "invalid option 'avg'")
 refused("not a tensor", function() d.all_gather(last and {} or lm.zeros(2, 1)) end, "expected a tensor")
+-- refusals in the Lua functions and the gather's own root (each left the others waiting)
+refused("gather root", function() d.gather(lm.ones(2, 2), last and -1 or 0) end,
+  string.format("gather: root -1 is not a rank (0..%d)", k - 1))
+refused("a fractional root", function() d.broadcast_(lm.zeros(2), last and 0.5 or 0) end,
+  "broadcast_: root must be a rank number, got 0.5")
+refused("a root past int", function() d.broadcast_(lm.zeros(2), last and (1 << 32) + 1 or 0) end,
+  "root must be a rank number, got 4294967297")
+refused("broadcast_parameters root", function() d.broadcast_parameters(lm.nn.Linear(2, 2), last and 7 or 0) end,
+  string.format("lm.dist.broadcast_parameters: root must be a rank, an integer in [0, %d), got 7", k))
+refused("bucket_bytes", function() d.average_gradients(net, {bucket_bytes = last and 0 or nil}) end,
+  "lm.dist.average_gradients: bucket_bytes must be a positive integer, got 0")
+refused("a list entry", function() d.broadcast_parameters(last and {lm.ones(1), 3} or {lm.ones(1), lm.ones(1)}) end,
+  "entry 2 of the list is 3, expected a tensor")
+-- buckets of different sizes would run collectives of different counts (a double free, then a hang)
+local wide = lm.nn.Linear(100, 30) -- 3,030 gradients: more than a 4096-byte bucket holds
+wide(lm.ones(2, 100)):sum():backward()
+if k > 1 then -- (one process has nothing to differ from)
+  local mismatch_ok, mismatch = pcall(d.average_gradients, wide, {bucket_bytes = r == 0 and 4096 or nil})
+  check(not mismatch_ok and tostring(mismatch):find("reduction or bucket size", 1, true),
+    "bucket sizes that differ: " .. tostring(mismatch))
+end
+d.barrier()
+-- a root of 0.0 is rank 0 on every rank (one rank refused it, then broadcast alone)
+check(d.broadcast_(lm.tensor{r + 1}, last and 0.0 or 0)[1] == 1, "root 0.0")
 d.barrier()
 print(string.format("collectives ok %d/%d", r, k))

@@ -48,6 +48,8 @@ local H_here, T_here = H, T
 if rows then H_here, T_here = H:index_select(rows + 1), T:index_select(rows + 1) end
 lm.manual_seed(5)
 local vae = I.InfoVAE{inputs = W, hidden = 32, depth = 2, mmd_weight = 50, bw = {0.1, 1, 10}}
+-- ranks seeded apart: the fit takes rank 0's stream (the MMD's prior draws), as one process draws them
+lm.manual_seed(50 + rank)
 local vh = I.fit_autoencoder(vae, H_here, {epochs = 3, batch_size = 64, seed = 6, rows = rows, tty = false})
 keep("vae.", vae)
 state.vae_loss = lm.tensor{vh[1].loss, vh[2].loss, vh[3].loss}

@@ -651,7 +651,13 @@ local function fit(model, tensors, opts, title, loss_of)
   opts = own
   opts.device = lm.train.device_of(model)
   local sharded = opts.rows and lm.dist.size() > 1
-  if sharded then lm.dist.broadcast_parameters(model, 0) end -- every rank starts from rank 0's weights
+  if sharded then
+    lm.dist.broadcast_parameters(model, 0) -- every rank starts from rank 0's weights
+    -- and rank 0's random stream: the MMD's prior samples are drawn on every
+    -- rank and must be one draw (ranks seeded apart trained something no
+    -- single process would)
+    lm.dist.broadcast_rng_state(0)
+  end
   local opt = lm.optim.Adam(model:parameters(), {lr = opts.lr or 1e-3})
   local cycles, finish
   if opts.cyclic then cycles, finish = cyclic_regime(model, opt, opts.cyclic, opts) end
