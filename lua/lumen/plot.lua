@@ -85,6 +85,12 @@ end
 plot.CLASS_COLORS = {hex "#1f77b4", hex "#ff7f0e", hex "#2ca02c", hex "#d62728", hex "#9467bd",
   hex "#8c564b", hex "#e377c2", hex "#7f7f7f", hex "#bcbd22", hex "#17becf"}
 
+--- Class k's colour (k from 1): the ten colours again from the eleventh class on.
+function plot.class_color(k)
+  if not whole(k) or k < 1 then bad("lm.plot.class_color", "k", "a class number >= 1", k, 3) end
+  return plot.CLASS_COLORS[(math.tointeger(k) - 1) % #plot.CLASS_COLORS + 1]
+end
+
 --- The colour of a color with another alpha in [0, 1].
 function plot.with_alpha(color, a)
   check_color(color, "color", "lm.plot.with_alpha")
@@ -143,8 +149,10 @@ function plot.ticks(lo, hi, n)
   if not finite(hi) then bad("lm.plot.ticks", "hi", "a finite number", hi, 3) end
   n = n or 5
   if not finite(n) or n < 1 then bad("lm.plot.ticks", "n", "a number >= 1 (about how many ticks)", n, 3) end
-  if hi <= lo then return {lo} end
-  local raw = (hi - lo) / n
+  if hi <= lo then -- one tick, with the step a label of it needs
+    return {lo}, lo == 0 and 1 or 10 ^ math.floor(math.log(math.abs(lo), 10))
+  end
+  local raw = hi / n - lo / n -- (hi - lo would overflow for -1e308..1e308)
   local mag = 10 ^ math.floor(math.log(raw, 10))
   local step = mag
   for _, m in ipairs{1, 2, 2.5, 5, 10} do
@@ -310,10 +318,12 @@ function Axes:violin(position, values, o)
   check_style(o, "ax:violin")
   if o.cut ~= nil and not (finite(o.cut) and o.cut >= 0) then bad("ax:violin", "cut", "a number >= 0", o.cut, 3) end
   values = number_list(values, "values", "ax:violin", 0)
-  local n = #values
-  if n == 0 then return self end
+  -- the finite values only: one NaN or infinity made the density NaN (nothing drawn) and the sort's order,
+  -- hence the median, undefined
   local sorted = {}
-  for i, v in ipairs(values) do sorted[i] = v end
+  for _, v in ipairs(values) do if finite(v) then sorted[#sorted + 1] = v end end
+  local n = #sorted
+  if n == 0 then return self end
   table.sort(sorted)
   local mean, var = 0, 0
   for _, v in ipairs(sorted) do mean = mean + v end
@@ -353,6 +363,9 @@ function Axes:text(x, y, s, o)
   if type(s) ~= "string" and type(s) ~= "number" then bad("ax:text", "the text", "a string", s, 3) end
   o = checks.options(o, "ax:text")
   check_style(o, "ax:text")
+  if o.size ~= nil and not (finite(o.size) and o.size > 0 and o.size <= 200) then
+    bad("ax:text", "size", "a number in (0, 200] (pixels)", o.size, 3) -- (not at save, where it failed)
+  end
   self.items[#self.items + 1] = {kind = "text", x = x, y = y, s = s, color = o.color or BLACK, size = o.size or 12}
   return self
 end
@@ -381,21 +394,56 @@ function Axes:legend(entries, where)
   return self
 end
 
+local DBL_MAX = 1.7976931348623157e308
+
+-- A range of one value widened around it, by 0.5 or by 5 % of the value
+-- where 0.5 would be lost to rounding (1e16 +- 0.5 is 1e16); a range that
+-- is all of float64's padded without overflowing.
+local function widened(l, fraction, padded)
+  local lo, hi = l[1], l[2]
+  if lo == hi then
+    local half = math.max(0.5, math.abs(lo) * 0.05)
+    lo, hi = lo - half, hi + half
+  end
+  if padded then
+    local pad = hi * fraction - lo * fraction
+    lo, hi = math.max(lo - pad, -DBL_MAX), math.min(hi + pad, DBL_MAX)
+  end
+  return {lo, hi}
+end
+
 function Axes:limits()
   local xl = self.xlim or {self.data_x[1] or 0, self.data_x[2] or 1}
   local yl = self.ylim or {self.data_y[1] or 0, self.data_y[2] or 1}
-  if xl[1] == xl[2] then xl = {xl[1] - 0.5, xl[2] + 0.5} end
-  if yl[1] == yl[2] then yl = {yl[1] - 0.5, yl[2] + 0.5} end
-  if not self.xlim then local pad = (xl[2] - xl[1]) * 0.03; xl = {xl[1] - pad, xl[2] + pad} end
-  if not self.ylim then local pad = (yl[2] - yl[1]) * 0.05; yl = {yl[1] - pad, yl[2] + pad} end
-  return xl, yl
+  return widened(xl, 0.03, not self.xlim), widened(yl, 0.05, not self.ylim)
 end
 
 -- (the unchecked one render calls for every point)
 local function pixel(ax, x, y)
   local xl, yl = ax:limits()
   local r = ax.rect
-  return r.x + (x - xl[1]) / (xl[2] - xl[1]) * r.w, r.y + r.h - (y - yl[1]) / (yl[2] - yl[1]) * r.h
+  -- (halves: exact, and a range as wide as float64's does not overflow)
+  return r.x + (x / 2 - xl[1] / 2) / (xl[2] / 2 - xl[1] / 2) * r.w,
+    r.y + r.h - (y / 2 - yl[1] / 2) / (yl[2] / 2 - yl[1] / 2) * r.h
+end
+
+-- A dashed segment: DASH_ON pixels drawn, DASH_OFF left out, starting
+-- `phase` pixels into the pattern; returns the phase at its end.
+local DASH_ON, DASH_OFF = 6, 4
+local function dashes(canvas, x0, y0, x1, y1, width, color, phase)
+  local len = math.sqrt((x1 - x0) ^ 2 + (y1 - y0) ^ 2)
+  if len == 0 then return phase end
+  local period, s = DASH_ON + DASH_OFF, 0
+  while s < len do
+    local p = (phase + s) % period
+    local stop = math.min(len, s + (p < DASH_ON and DASH_ON - p or period - p))
+    if p < DASH_ON then
+      local a, b = s / len, stop / len
+      canvas:line(x0 + (x1 - x0) * a, y0 + (y1 - y0) * a, x0 + (x1 - x0) * b, y0 + (y1 - y0) * b, width, color)
+    end
+    s = stop
+  end
+  return phase + len
 end
 
 --- Pixel position of data (x, y).
@@ -445,9 +493,11 @@ function Axes:render(canvas, font)
   local xt, xstep = plot.ticks(xl[1], xl[2], self.xticks or 6)
   local yt, ystep = plot.ticks(yl[1], yl[2], self.yticks or 5)
   canvas:fill_rect(r.x, r.y, r.x + r.w, r.y + r.h, 0xFFFFFFFF)
-  if self.category_names then -- named positions 1..n instead of numeric ticks
+  if self.category_names then -- named positions 1..n instead of numeric ticks, those inside the limits
     xt = {}
-    for i in ipairs(self.category_names) do xt[i] = i end
+    for i in ipairs(self.category_names) do
+      if i >= xl[1] and i <= xl[2] then xt[#xt + 1] = i end
+    end
   end
   for _, t in ipairs(xt) do
     local px = pixel(self, t, yl[1])
@@ -487,11 +537,16 @@ function Axes:render(canvas, font)
         end
       end
     elseif it.kind == "line" then
+      local phase = 0 -- along the line, in pixels: dashes run on across its segments
       for i = 2, #it.xs do
         local ax, ay = pixel(self, it.xs[i - 1], it.ys[i - 1])
         local bx, by = pixel(self, it.xs[i], it.ys[i])
         local x0, y0, x1, y1 = clip_segment(r, ax, ay, bx, by)
-        if x0 and (not it.dashed or i % 2 == 0) then canvas:line(x0, y0, x1, y1, it.width, it.color) end
+        if x0 and it.dashed then
+          phase = dashes(canvas, x0, y0, x1, y1, it.width, it.color, phase)
+        elseif x0 then
+          canvas:line(x0, y0, x1, y1, it.width, it.color)
+        end
       end
       if it.marker then
         for i = 1, #it.xs do
@@ -674,8 +729,13 @@ function Figure:image(x, y, t, scale)
   checks.number(x, "x", "fig:image")
   checks.number(y, "y", "fig:image")
   checks.tensor(t, "the image", "fig:image")
-  check_positive(scale, "scale", "fig:image")
-  self.images[#self.images + 1] = {x = x, y = y, t = t, scale = scale or 1}
+  -- checked here, not where the canvas draws it at save: pixels are whole
+  if not (finite(x) and finite(y)) then bad("fig:image", "the position", "finite numbers (pixels)", x, 3) end
+  if scale ~= nil and not (whole(scale) and scale >= 1 and scale <= 64) then
+    bad("fig:image", "scale", "a whole number in 1..64", scale, 3)
+  end
+  self.images[#self.images + 1] = {x = math.floor(x + 0.5), y = math.floor(y + 0.5), t = t,
+    scale = math.tointeger(scale or 1)}
 end
 
 --- A grid of images (tensor [N, H, W] or [N, 3, H, W] in [0, 1]) with its
@@ -693,7 +753,9 @@ function Figure:image_grid(x, y, images, o)
   if o.cols ~= nil and not (whole(o.cols) and o.cols >= 1) then
     bad("fig:image_grid", "cols", "a positive integer", o.cols, 3)
   end
-  check_positive(o.scale, "scale", "fig:image_grid")
+  if o.scale ~= nil and not (whole(o.scale) and o.scale >= 1 and o.scale <= 64) then
+    bad("fig:image_grid", "scale", "a whole number in 1..64", o.scale, 3)
+  end
   if o.gap ~= nil and not finite(o.gap) then bad("fig:image_grid", "gap", "a number (pixels)", o.gap, 3) end
   for _, k in ipairs{"labels", "label_colors"} do
     if o[k] ~= nil and type(o[k]) ~= "table" then bad("fig:image_grid", k, "a list (one entry an image)", o[k], 3) end

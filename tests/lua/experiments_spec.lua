@@ -132,6 +132,9 @@ describe("experiments", function()
       have[#have + 1] = out_file and f or nil
       if out_file then out_file:close() end
     end
+    local report = io.open(dir .. "/out/index.html", "rb")
+    local report_text = report and report:read("a") or ""
+    if report then report:close() end
     -- the saved network's accuracy on the 8 test images, computed here independently
     local net = lm.models.net2{width = 0.1}
     net:load(dir .. "/net2.safetensors")
@@ -143,6 +146,8 @@ describe("experiments", function()
     os.execute("rm -rf " .. dir)
     truthy(ok, metrics)
     eq(#have, 5, "files written: " .. table.concat(have, ", "))
+    -- counts in the report read as counts (they read "1.0000")
+    truthy(report_text:find("<td>test_images</td><td>%d+</td>"), "the report's counts")
     eq(metrics.model, "Net2")
     truthy(metrics.note:find("the map metrics are on", 1, true), metrics.note)
     eq(metrics.cycles.estimator.cycles, 2, "the 2-D estimator in the cyclic regime, its cycle chosen on validation")

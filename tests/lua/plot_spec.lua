@@ -162,5 +162,97 @@ describe("plot edge cases", function()
     raises(function() fig:text(10, 10, "W", {size = 400}) end, "fig:text: size must be a number in (0, 200], got 400")
     fig:text(0 / 0, 1e12, "W") -- far outside: nothing drawn, no error
     fig:render()
+    -- the axes' text is checked when it is added, as the figure's (it failed only at save)
+    raises(function() fig:axes{}:text(1, 1, "W", {size = 400}) end, "ax:text: size must be a number in (0, 200]")
+  end)
+
+  it("draws degenerate and huge ranges: one value, all-equal maps, limits upside down, all of float64", function()
+    local cases = {
+      function(ax) ax:heatmap({{2, 2}, {2, 2}}, {colorbar = "v"}) end,
+      function(ax) ax:heatmap({{1, 2}, {3, 4}}, {colorbar = "v", vmin = 5, vmax = 1}) end,
+      function(ax) ax:scatter({1e16}, {1}) end,
+      function(ax) ax:violin(1, {1e17, 1e17}) end,
+      function(ax) ax:line({-1e308, 1e308}, {0, 1}) end,
+    }
+    for i, draw in ipairs(cases) do
+      local fig = plot.figure{width = 320, height = 240}
+      draw(fig:axes{})
+      local ok, err = pcall(fig.render, fig)
+      truthy(ok, "case " .. i .. ": " .. tostring(err))
+    end
+    local ticks, step = plot.ticks(1e16, 1e16, 5)
+    same(ticks, {1e16})
+    eq(step, 1e16)
+    -- a training run whose first loss is huge still gets its learning curve
+    local path = os.tmpname() .. ".png"
+    plot.learning_curve({{iteration = 10, train_loss = 3e16, train_accuracy = 0.1}}, path)
+    truthy(lm.image.info(path) > 0)
+    os.remove(path)
+  end)
+
+  it("draws a violin of the finite values when some are NaN or infinite", function()
+    local function drawn(values)
+      local fig = plot.figure{width = 200, height = 200}
+      local ax = fig:axes{rect = {20, 20, 160, 160}, xlim = {0, 2}, ylim = {0, 4}, grid = false}
+      ax:violin(1, values, {color = 0xFF0000FF})
+      local canvas, row = fig:render(), {}
+      for y = 20, 179, 4 do for x = 20, 179, 4 do row[#row + 1] = rgb(canvas, x, y)[1] end end
+      return row
+    end
+    local clean = drawn({1, 2, 3})
+    local ink = 0
+    for _, v in ipairs(clean) do if v < 255 then ink = ink + 1 end end
+    truthy(ink > 20, "the clean violin is drawn")
+    same(drawn({1, 2, 0 / 0, 3, math.huge, -math.huge}), clean, 0, "the same violin: the finite values'")
+  end)
+
+  it("dashes a dashed line along its length, and keeps category labels inside their axes", function()
+    local fig = plot.figure{width = 220, height = 120}
+    local ax = fig:axes{rect = {10, 10, 200, 100}, xlim = {0, 2}, ylim = {0, 2}, grid = false}
+    ax:line({0, 1, 2}, {1, 1, 1}, {dashed = true, color = 0xFF0000FF, width = 2})
+    local canvas = fig:render()
+    local _, py = ax:to_pixel(0, 1)
+    local drawn = {0, 0} -- red pixels on each half of the line (one segment each)
+    for x = 11, 209 do
+      local c = rgb(canvas, x, py)
+      if c[1] > 200 and c[2] < 80 then drawn[x < 110 and 1 or 2] = drawn[x < 110 and 1 or 2] + 1 end
+    end
+    truthy(drawn[1] > 40 and drawn[1] < 80 and drawn[2] > 40 and drawn[2] < 80,
+      "about 6 of every 10 pixels on both halves: " .. drawn[1] .. ", " .. drawn[2])
+    -- five category names for axes showing positions 1 and 2: the other three are not drawn beside them
+    local fig2 = plot.figure{width = 400, height = 150}
+    local left = fig2:axes{rect = {30, 10, 150, 100}}
+    left:violin(1, {1, 2, 3})
+    left:violin(2, {1, 2, 3})
+    left:categories{"one", "two", "three", "four", "five"}
+    local canvas2 = fig2:render()
+    local ink = 0
+    for x = 190, 399 do for y = 111, 140 do if rgb(canvas2, x, y)[1] < 128 then ink = ink + 1 end end end
+    eq(ink, 0, "nothing drawn right of the axes")
+  end)
+
+  it("draws the violins of twelve classes (the eleventh and twelfth had no colour)", function()
+    local Fig = require 'lumen.introspect.figures'
+    local n, names = 240, {}
+    for k = 1, 12 do names[k] = "class " .. k end
+    local labels, preds = {}, {}
+    for i = 1, n do labels[i] = (i - 1) % 12 + 1; preds[i] = i % 5 == 0 and labels[i] % 12 + 1 or labels[i] end
+    local path = os.tmpname() .. ".png"
+    Fig.violins(path, {log_e_hat = lm.randn(n), labels = lm.tensor(labels, "int32"),
+      predictions = lm.tensor(preds, "int32"), classes = names})
+    truthy(lm.image.info(path) == 1100)
+    os.remove(path)
+  end)
+
+  it("repeats the ten class colours past the tenth class, and takes whole pixels for images", function()
+    eq(plot.class_color(1), plot.CLASS_COLORS[1])
+    eq(plot.class_color(12), plot.CLASS_COLORS[2])
+    raises(function() plot.class_color(0) end, "lm.plot.class_color: k must be a class number >= 1, got 0")
+    local fig = plot.figure{width = 100, height = 100}
+    fig:image(10.4, 3, lm.rand(4, 4)) -- rounded to pixels
+    fig:render()
+    raises(function() fig:image(0, 0, lm.rand(4, 4), 2.5) end, "fig:image: scale must be a whole number in 1..64")
+    raises(function() fig:image_grid(0, 0, lm.rand(2, 4, 4), {scale = 100}) end,
+      "fig:image_grid: scale must be a whole number in 1..64")
   end)
 end)

@@ -60,18 +60,20 @@ end
 -- Rows of a 2-D (or more) tensor in chunks, each packed on its own; `scale`
 -- (a function of a chunk and its first row) maps the chunk's values first,
 -- so that a whole set (a recording, 54,000 images) is never copied at once.
--- With `budget` (characters of packed text), chunks stop once it is spent:
--- the second result is the number of rows packed.
+-- With `budget` (characters of packed text), chunks stop before the one
+-- that would pass it (a ceiling: the last chunk packed is dropped when it
+-- does not fit): the second result is the number of rows packed.
 local function chunks(t, rows, fmt, scale, budget)
   local out, n, used, stored = {}, t:size(1), 0, 0
   for start = 1, n, rows do
-    if budget and used >= budget then break end
     local len = math.min(rows, n - start + 1)
     local part = t:narrow(1, start, len)
     part = scale and scale(part, start) or part:contiguous()
-    out[#out + 1] = packed(part, fmt)
-    used, stored = used + #out[#out], stored + len
+    local text = packed(part, fmt)
     part:free() -- the chunk's copy, now packed, goes back before the next one is made
+    if budget and used + #text > budget then break end
+    out[#out + 1] = text
+    used, stored = used + #text, stored + len
   end
   return out, stored, used
 end
@@ -241,8 +243,9 @@ local function encode_set(set, o, network, image_budget)
     if H:size(2) ~= network.units then
       fail("set '%s': activations have %d units, the network's layers %d", set.name, H:size(2), network.units)
     end
-    local lo = H:min(1)
-    local range = (H:max(1) - lo):clamp(1e-12)
+    -- (an empty set has no minimum: its range is any, its chunks none)
+    local lo = n > 0 and H:min(1) or lm.zeros(H:size(2))
+    local range = (n > 0 and H:max(1) - lo or lm.ones(H:size(2))):clamp(1e-12)
     out.activations = {chunks = chunks(H, rows, "uint8", function(part) return (part - lo):div_(range):mul_(255) end)}
   end
   return out, image_used
@@ -354,7 +357,7 @@ function atlas.write(path, spec)
     end
     for k = 1, #classes do colors[k] = color_hex(spec.colors[k]) end
   else
-    for k = 1, #classes do colors[k] = color_hex(plot.CLASS_COLORS[(k - 1) % #plot.CLASS_COLORS + 1]) end
+    for k = 1, #classes do colors[k] = color_hex(plot.class_color(k)) end
   end
   local data = {title = tostring(title), classes = classes, colors = colors,
     chunk_rows = o.chunk_rows, sets = {}, network = network, overlays = {}}

@@ -31,6 +31,7 @@ local BODY = [[
 local function escape_html(s)
   return (s:gsub("[&<>\"]", {["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;"}))
 end
+M.escape_html = escape_html -- (the study's report page too)
 
 --- The whole page for a title and the atlas data as JSON text in pieces
 --- (lumen.json's encode_parts), as a list of pieces for lm.write_file.

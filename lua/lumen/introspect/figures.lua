@@ -170,7 +170,7 @@ function Fig.sample_grid(path, o)
     max_:heatmap(heat, {xlim = {-4, 4}, ylim = {-4, 4}})
     if #bx > 0 then max_:scatter(bx, by, {color = 0xFFFFFF40, radius = 0.6}) end
     -- misclassified: black (no class has it), the label above in red
-    max_:scatter({zt[k][1]}, {zt[k][2]}, {color = wrong and 0x000000FF or plot.CLASS_COLORS[labels[i]],
+    max_:scatter({zt[k][1]}, {zt[k][2]}, {color = wrong and 0x000000FF or plot.class_color(labels[i]),
       radius = 4, outline = 0xFFFFFFFF})
     result[k] = {index = i, label = o.classes[labels[i]], prediction = o.classes[pred[k]], z = zt[k],
       log10_e_hat = e[k]}
@@ -227,7 +227,7 @@ function Fig.draw_fgsm(ax, est, run, classes, o)
   A.error_heatmap(ax, est, {xlim = run.xlim, ylim = run.ylim, cells = o.cells or 80, colorbar = o.colorbar})
   local legend = {}
   for _, p in ipairs(run.paths) do
-    local colour = plot.CLASS_COLORS[p.target]
+    local colour = plot.class_color(p.target)
     ax:line(p.xs, p.ys, {color = colour, width = 2})
     if p.flip then
       ax:scatter({p.xs[p.flip + 1]}, {p.ys[p.flip + 1]}, {color = colour, radius = 5, outline = 0x000000FF})
@@ -297,7 +297,7 @@ function Fig.violins(path, o)
   for k = 1, K do
     local b = by_class[k]
     if #b.correct > 0 then
-      ax:violin(k - 0.18, b.correct, {width = 0.34, color = plot.with_alpha(plot.CLASS_COLORS[k], 0.8)})
+      ax:violin(k - 0.18, b.correct, {width = 0.34, color = plot.with_alpha(plot.class_color(k), 0.8)})
     end
     if #b.wrong > 0 then ax:violin(k + 0.18, b.wrong, {width = 0.34, color = Fig.WRONG_COLOR}) end
     -- sensitivity above each pair (the axes span 980 px over K + 0.2 units)

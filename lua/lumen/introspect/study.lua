@@ -729,11 +729,11 @@ function study.run(c)
   stage("figures", function()
     local function class_colors(labels)
       local colors = {}
-      for i, l in ipairs(labels:totable()) do colors[i] = plot.with_alpha(plot.CLASS_COLORS[l], 0.55) end
+      for i, l in ipairs(labels:totable()) do colors[i] = plot.with_alpha(plot.class_color(l), 0.55) end
       return colors
     end
     local legend = {}
-    for k, name in ipairs(d.classes) do legend[k] = {name, plot.CLASS_COLORS[k]} end
+    for k, name in ipairs(d.classes) do legend[k] = {name, plot.class_color(k)} end
     local function map(Z, labels, title, path, n)
       n = math.min(n or Z:size(1), Z:size(1))
       local fig = plot.figure{width = 760, height = 640, title = title}
@@ -766,7 +766,7 @@ function study.run(c)
       for k, z in ipairs(Z_snapshots) do tz[k] = z:totable() end
       local labels = train_set.y:index_select(traj_index):totable()
       for i = 1, #labels do
-        local col = plot.CLASS_COLORS[labels[i]]
+        local col = plot.class_color(labels[i])
         local r, g, b = (col >> 24) / 255, ((col >> 16) & 255) / 255, ((col >> 8) & 255) / 255
         for k = 2, #tz do
           local t = (k - 1) / (#tz - 1) -- fades from grey to the class colour
@@ -798,17 +798,22 @@ function study.run(c)
   lm.json.write(opts.out .. "/metrics.json", metrics)
 
   -- ---- 8. report ---------------------------------------------------------------------------------------
-  local html = {[[<!doctype html><html><head><meta charset="utf-8"><title>Lumen: introspection of ]] .. c.name .. [[</title>
+  -- names are the caller's text: escaped (the atlas escapes the same names)
+  local esc = require('lumen.introspect.atlas_page').escape_html
+  local html = {[[<!doctype html><html><head><meta charset="utf-8"><title>Lumen: introspection of ]] .. esc(c.name)
+    .. [[</title>
   <style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}img{max-width:49%;border:1px solid #ddd}
   table{border-collapse:collapse}td{padding:2px 12px;border-bottom:1px solid #eee}</style></head><body>]],
-    "<h1>Self-introspection of " .. c.name .. " on " .. d.name .. "</h1><table>"}
+    "<h1>Self-introspection of " .. esc(c.name) .. " on " .. esc(d.name) .. "</h1><table>"}
   local keys = {}
   for k, v in pairs(metrics) do if type(v) ~= "table" then keys[#keys + 1] = k end end
   table.sort(keys)
   for _, k in ipairs(keys) do
     local v = metrics[k]
-    html[#html + 1] = string.format("<tr><td>%s</td><td>%s</td></tr>", k,
-      type(v) == "number" and string.format("%.4f", v) or tostring(v))
+    -- counts as counts (seed 1, not 1.0000), measures to 4 decimals
+    local shown = type(v) == "number" and (math.tointeger(v) and string.format("%d", math.tointeger(v))
+      or string.format("%.4f", v)) or esc(tostring(v))
+    html[#html + 1] = string.format("<tr><td>%s</td><td>%s</td></tr>", esc(k), shown)
   end
   html[#html + 1] = string.format("<tr><td>latent mean / std</td><td>(%.3f, %.3f) / (%.3f, %.3f)</td></tr></table>",
     metrics.latent_mean[1], metrics.latent_mean[2], metrics.latent_std[1], metrics.latent_std[2])
