@@ -508,3 +508,27 @@ describe("figures: the paper's Fig. 3, 4, 6 and 7", function()
     os.execute("rm -rf " .. tmp)
   end)
 end)
+
+describe("analyses: arguments they would otherwise get wrong", function()
+  it("refuses rates, steps, bandwidths, labels and colours out of range, before computing", function()
+    local s, p = {0.9, 0.2, 0.4, 0.7}, {true, false, true, false}
+    raises(function() A.fpr_at_tpr(s, p, 1.5) end, "fpr_at_tpr: tpr must be a rate in (0, 1], got 1.5")
+    raises(function() A.fpr_at_tpr(s, p, 0 / 0) end, "fpr_at_tpr: tpr must be a rate in (0, 1]")
+    for _, bad in ipairs{0, -3, 2.5} do
+      raises(function() A.risk_coverage(s, p, bad) end, "risk_coverage: steps must be a positive integer, got " .. bad)
+    end
+    local Z, ref = lm.randn(5, 2), lm.randn(8, 2)
+    raises(function() A.log_kernel_density(Z, ref, 0) end, "the bandwidth h must be a number > 0, got 0")
+    raises(function() A.log_kernel_density(Z, lm.zeros(0, 2)) end, "ref must be reference points [M, d] with M >= 1")
+    raises(function() A.kernel_density(Z, ref, {chunk = 0}) end, "chunk must be a positive integer")
+    -- the bandwidth left out, as api.md writes the signature
+    local by_default = A.kernel_density(Z, ref, {chunk = 2})
+    local want = A.kernel_density(Z, ref, A.bandwidth(ref))
+    same(by_default:totable(), want:totable(), 1e-6)
+    local labels, preds = lm.tensor({1, 4, 2}, "int32"), lm.tensor({1, 1, 2}, "int32")
+    raises(function() A.reliability_by_class(lm.randn(3), labels, preds, 3) end,
+      "reliability_by_class: label 4 of sample 2 is not a class in 1..3")
+    raises(function() A.brainbow(lm.rand(3, 5), {0xFF0000FF}) end,
+      "brainbow: class_colors must list a colour for each of the 3 classes, got 1")
+  end)
+end)

@@ -24,7 +24,11 @@ describe("error scores: the classifier's confidence", function()
     same(c.max_logit, {3, 0}, 1e-12)
     same(c.margin, {1, 0}, 1e-12)
     local e = math.exp(1)
-    same(c.max_softmax, {e ^ 3 / (e + e ^ 3 + e ^ 2), 1 / (2 + math.exp(-1))}, 1e-7)
+    same(c.max_softmax, {math.log(e ^ 3 / (e + e ^ 3 + e ^ 2)), math.log(1 / (2 + math.exp(-1)))}, 1e-7)
+    -- saturated rows stay apart (the probabilities are both 1.0 in double)
+    local far = S.confidences(lm.tensor{{40, 0, 0}, {50, 0, 0}}).max_softmax
+    truthy(far[1] < far[2] and far[2] < 0, "log p of the top class: " .. far[1] .. ", " .. far[2])
+    near(far[1], -2 * math.exp(-40), 1e-25)
     raises(function() S.confidences(lm.tensor{1, 2}) end,
       "scores.confidences: logits must be a tensor [N, C] with C >= 2")
   end)
@@ -392,5 +396,24 @@ describe("error scores: the experiment", function()
     near(by.max_logit.test.aupr_error, metrics.aupr_error_baseline, 1e-12, "baseline AUPR")
     near(by.e_hat.test.auroc_correct, metrics.auroc_correct, 1e-12, "e_hat AUROC")
     near(by.e_hat.test.aupr_error, metrics.aupr_error, 1e-12, "e_hat AUPR")
+  end)
+end)
+
+describe("error scores: arguments they would otherwise get wrong", function()
+  it("refuses fractional folds, keeps w = 1 on every grid, and takes whole floats as seeds", function()
+    raises(function() S.cross_fit(5, function() end, function() end, {folds = 2.5}) end,
+      "cross_fit: folds must be a whole number, got 2.5")
+    -- a grid of step 0.3 reaches w = 1: a feature that alone is perfect gets all the weight
+    local f1, pos = {}, {}
+    lm.manual_seed(3)
+    local f2 = lm.rand(200):totable() -- noise: any weight on it mixes up the samples near the threshold
+    for i = 1, 200 do f1[i], pos[i] = i, i > 100 end
+    eq(S.fit_rank_average({f1, f2}, pos, {step = 0.3}).weight, 1)
+    local a, b, w = {}, {}, {}
+    for i = 1, 30 do a[i], b[i], w[i] = i % 7, i % 5, i % 3 == 0 end
+    local r1 = S.paired_bootstrap(a, b, w, {seed = 4.0, resamples = 20})
+    local r2 = S.paired_bootstrap(a, b, w, {seed = 4, resamples = 20})
+    same(r1, r2)
+    raises(function() S.paired_bootstrap(a, b, w, {seed = 4.5, resamples = 20}) end, "seed must be an integer, got 4.5")
   end)
 end)

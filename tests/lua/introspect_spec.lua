@@ -429,9 +429,13 @@ describe("baseline scores", function()
       for _, v in ipairs(row) do z = z + math.exp(v - top) end
       return 1 / z
     end
-    near(scores[1], p({20, 30, 5}, 30), 1e-12)
-    near(scores[2], p({25, 10, 0}, 25), 1e-12)
-    truthy(scores[1] < scores[2] and scores[2] < 1, "no ties at 1 (a margin of 15 beats one of 10)")
+    -- the log of the top probability (p rounds to 1 when the others are far below)
+    near(scores[1], math.log(p({20, 30, 5}, 30)), 1e-12)
+    near(scores[2], math.log(p({25, 10, 0}, 25)), 1e-12)
+    truthy(scores[1] < scores[2] and scores[2] < 0, "no ties at log 1 (a margin of 15 beats one of 10)")
+    -- margins of 40 and 50: both probabilities are 1.0 in double, their logs differ
+    local far = I.baseline_scores(net, lm.tensor{{40, 0, 0}, {50, 0, 0}})
+    truthy(far[1] < far[2], "margins of 40 and 50 do not tie: " .. far[1] .. ", " .. far[2])
     local plain, k2 = I.baseline_scores(identity_linear(3), x)
     eq(k2, "max_output")
     same(plain, {30, 25, 1}, 1e-6)

@@ -50,6 +50,9 @@ function A.density(Z, grid, o)
   o = o or {}
   if Z:size(1) == 0 then error("density: no points", 2) end
   local h = o.bandwidth or A.bandwidth(Z)
+  if type(h) ~= "number" or not (h > 0 and h < math.huge) then
+    error("density: bandwidth must be a number > 0, got " .. tostring(h), 2)
+  end
   return lm.no_grad(function()
     local d2 = F.squared_distances(grid.points, Z)
     -- shifted by the smallest distance, which the normalisation cancels: a
@@ -64,16 +67,27 @@ end
 --- normalised over the plane, o.chunk (1000) rows of Z at a time, without
 --- gradients: exp(A.log_kernel_density), 0 where it underflows.
 function A.kernel_density(Z, ref, h, o)
-  return A.log_kernel_density(Z, ref, h, o):exp()
+  local p = A.log_kernel_density(Z, ref, h, o):exp() -- (not a tail call: its errors name this caller's line)
+  return p
 end
 
 --- log p(z) of A.kernel_density, by a log-sum-exp over the reference
 --- points: finite far from all of them, where p itself underflows to 0 in
 --- float32 (beyond about 14 bandwidths) and every such point would tie. [N].
 function A.log_kernel_density(Z, ref, h, o)
+  if type(h) == "table" and o == nil then h, o = nil, h end -- (Z, ref, {chunk}): the bandwidth left out
   o = o or {}
+  if not lm.is_tensor(ref) or ref:dim() ~= 2 or ref:size(1) == 0 then
+    error("kernel_density: ref must be reference points [M, d] with M >= 1", 2)
+  end
   h = h or A.bandwidth(ref)
+  if type(h) ~= "number" or not (h > 0 and h < math.huge) then
+    error("kernel_density: the bandwidth h must be a number > 0, got " .. tostring(h), 2)
+  end
   local chunk = o.chunk or 1000
+  if math.type(chunk) ~= "integer" or chunk < 1 then
+    error("kernel_density: chunk must be a positive integer (rows a pass), got " .. tostring(chunk), 2)
+  end
   local two_h2 = 2 * h * h
   local out = lm.zeros(Z:size(1))
   local shift = math.log(ref:size(1)) + math.log(math.pi * two_h2)
@@ -250,6 +264,11 @@ end
 --- however small, shows pure). Returns a list of 0xRRGGBBAA colours.
 function A.brainbow(Eh, class_colors, o)
   o = o or {}
+  if type(class_colors) ~= "table" or lm.is_tensor(Eh) and Eh:dim() == 2 and #class_colors < Eh:size(1) then
+    error(string.format("brainbow: class_colors must list a colour for each of the %s classes, got %s",
+      lm.is_tensor(Eh) and Eh:dim() == 2 and tostring(Eh:size(1)) or "?", type(class_colors) == "table"
+      and #class_colors or type(class_colors)), 2)
+  end
   local mode = o.mode or "eq11"
   if mode == "eq11" then return brainbow_eq11(Eh, class_colors, o.layer_sizes) end
   if mode == "contrast" then return brainbow_contrast(Eh, class_colors) end
@@ -492,6 +511,10 @@ function A.reliability_by_class(log_e_hat, labels, predictions, classes)
   local out = {}
   for k = 1, classes do out[k] = {correct = {}, wrong = {}} end
   for i, l in ipairs(lab) do
+    if not out[l] then
+      error(string.format("reliability_by_class: label %s of sample %d is not a class in 1..%d", tostring(l), i,
+        classes), 2)
+    end
     local bucket = pred[i] == l and out[l].correct or out[l].wrong
     bucket[#bucket + 1] = e[i]
   end

@@ -24,6 +24,9 @@ local function analyses() return require 'lumen.introspect.analyses' end
 function D.fpr_at_tpr(scores, positives, tpr)
   I.check_scored("fpr_at_tpr", scores, positives)
   tpr = tpr or 0.95
+  if type(tpr) ~= "number" or not (tpr > 0 and tpr <= 1) then
+    error("fpr_at_tpr: tpr must be a rate in (0, 1], got " .. tostring(tpr), 2)
+  end
   local pos, neg = {}, {}
   for i, s in ipairs(scores) do
     if positives[i] then pos[#pos + 1] = s else neg[#neg + 1] = s end
@@ -44,6 +47,9 @@ end
 --- Returns lists coverage, accuracy.
 function D.risk_coverage(confidence, correct, steps)
   steps = steps or 50
+  if math.type(steps) ~= "integer" or steps < 1 then -- (0 or -3 gave empty lists, 2.5 odd points)
+    error("risk_coverage: steps must be a positive integer, got " .. tostring(steps), 2)
+  end
   I.check_scored("risk_coverage", confidence, correct)
   local n = #confidence
   local cov, acc = {}, {}
@@ -76,7 +82,7 @@ end
 --- o.steps (10), o.eps (0.02), o.classes (10). Returns the last iterate, in
 --- evaluation mode.
 function D.fgsm_untargeted(net, x, labels, o)
-  o = o or {}
+  o = require('lumen.nn.checks').opts(o, "fgsm_untargeted", {"steps", "eps", "classes"})
   local steps, eps = o.steps or 10, o.eps or 0.02
   local device = lm.train.device_of(net)
   local goal = lm.data.one_hot(labels, o.classes or 10):float():to(device)

@@ -855,14 +855,16 @@ end
 --- is exactly 1.0 in float32, so a quarter of a trained Net1's test set
 --- would share the top max-sigmoid score. For a network ending in
 --- nn.Sigmoid: the largest logit (the same order as the largest sigmoid);
---- ending in nn.Softmax: the largest probability, computed in double from
---- the logits; otherwise the largest output. o.batch (1000) rows at a time,
+--- ending in nn.Softmax: the log of the largest probability, computed in
+--- double from the logits (the probability rounds to 1.0 when the others
+--- are 37 below); otherwise the largest output. o.batch (1000) rows at a time,
 --- in evaluation mode, without gradients. Returns a list of numbers and the
 --- name of the score.
 function I.baseline_scores(net, x, o)
   checks.module(net, "net", "lm.introspect.baseline_scores")
   checks.tensor(x, "x", "lm.introspect.baseline_scores")
   o = checks.options(o, "lm.introspect.baseline_scores")
+  checks.opts(o, "lm.introspect.baseline_scores", {"batch"})
   checks.optional_size(o.batch, "o.batch", "lm.introspect.baseline_scores")
   local last = net.__name == "nn.Sequential" and net:size() > 0 and net[net:size()] or nil
   local kind = last and ({["nn.Sigmoid"] = "max_logit", ["nn.Softmax"] = "max_softmax"})[last.__name] or "max_output"
@@ -871,7 +873,7 @@ function I.baseline_scores(net, x, o)
     local logits = S.logits(net, x, o)
     if logits:size(2) >= 2 then return S.confidences(logits)[kind], kind end
     local one = logits:view(-1):totable() -- one output: its logit, or a softmax of 1
-    if kind == "max_softmax" then for i in ipairs(one) do one[i] = 1 end end
+    if kind == "max_softmax" then for i in ipairs(one) do one[i] = 0 end end -- log 1
     return one, kind
   end
   local batch = o.batch or 1000

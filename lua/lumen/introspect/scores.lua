@@ -78,20 +78,25 @@ end
 --- lists computed in double: max_logit (the largest logit: the order of the
 --- largest sigmoid, I.baseline_scores' score for Net1), margin (largest
 --- minus second largest logit) and max_softmax (the largest softmax
---- probability of the logits).
+--- probability of the logits, as its logarithm: log p = -log1p(the sum of
+--- exp(l_j - l_top) over the other classes). The probability itself rounds
+--- to 1.0 in double once the others are 37 below the top, and such rows
+--- would tie; its logarithm keeps them apart, in the same order.
 function S.confidences(logits)
   if not lm.is_tensor(logits) or logits:dim() ~= 2 or logits:size(2) < 2 then
     error("scores.confidences: logits must be a tensor [N, C] with C >= 2", 2)
   end
   local max_logit, margin, max_softmax = {}, {}, {}
   for i, row in ipairs(logits:totable()) do
-    local top, second = -math.huge, -math.huge
-    for _, v in ipairs(row) do
-      if v > top then top, second = v, top elseif v > second then second = v end
+    local top, second, at = -math.huge, -math.huge, 0
+    for j, v in ipairs(row) do
+      if v > top then top, second, at = v, top, j elseif v > second then second = v end
     end
-    local z = 0
-    for _, v in ipairs(row) do z = z + math.exp(v - top) end
-    max_logit[i], margin[i], max_softmax[i] = top, top - second, 1 / z
+    local rest = 0 -- the other classes' exp(l_j - l_top): 1 / (1 + rest) is the top probability
+    for j, v in ipairs(row) do if j ~= at then rest = rest + math.exp(v - top) end end
+    -- log1p for small rest (1 + 1e-17 is 1): Lua has none, so its series where it matters
+    local log1p = rest < 1e-5 and rest - rest * rest / 2 + rest ^ 3 / 3 or math.log(1 + rest)
+    max_logit[i], margin[i], max_softmax[i] = top, top - second, -log1p
   end
   return {max_logit = max_logit, margin = margin, max_softmax = max_softmax}
 end
@@ -123,7 +128,9 @@ end
 -- A small seeded generator (a 64-bit LCG) so that folds and resamples are
 -- reproducible without touching lm's or math.random's streams.
 local function generator(seed)
-  local x = (seed or 0) * 2654435761 + 12345
+  local whole = math.tointeger(seed or 0)
+  if not whole then error("scores: seed must be an integer, got " .. tostring(seed), 3) end
+  local x = whole * 2654435761 + 12345
   return function(n) -- an integer in 1..n
     x = x * 6364136223846793005 + 1442695040888963407
     return (x >> 33) % n + 1
@@ -224,8 +231,13 @@ function S.fit_rank_average(features, positives, o)
   local measure, step = objective(o.measure or "sum"), o.step or 0.05
   local m = {kind = "rank_average", reference = {features[1], features[2]}}
   local q1, q2 = S.ecdf(features[1], features[1]), S.ecdf(features[2], features[2])
+  if type(step) ~= "number" or not (step > 0 and step <= 1) then
+    error("fit_rank_average: step must be a number in (0, 1], got " .. tostring(step), 2)
+  end
   local best, best_w = -math.huge, nil
-  for k = 0, math.floor(1 / step + 0.5) do
+  -- 0, step, 2 step, ... and 1 itself (a step that does not divide 1 would miss it)
+  local count = math.ceil(1 / step - 1e-9)
+  for k = 0, count do
     local w = math.min(1, k * step)
     local s = {}
     for i = 1, #q1 do s[i] = w * q1[i] + (1 - w) * q2[i] end
@@ -354,6 +366,10 @@ end
 function S.cross_fit(n, fit, predict, o)
   o = o or {}
   local folds = o.folds or 5
+  if math.type(folds) ~= "integer" and not (type(folds) == "number" and folds == math.floor(folds)) then
+    error("cross_fit: folds must be a whole number, got " .. tostring(folds), 2) -- (2.5 left rows unpredicted)
+  end
+  folds = math.tointeger(folds)
   if folds < 2 or folds > n then error(string.format("cross_fit: %d folds for %d rows", folds, n), 2) end
   local rand, order = generator(o.seed or 1), {}
   for i = 1, n do order[i] = i end
