@@ -7,6 +7,8 @@
 -- Both are trained on a small regression problem.
 local lm = require 'lumen'
 local nn, F = lm.nn, lm.nn.functional
+-- no options: --help says so, anything else is refused (it was ignored)
+require('lumen.cli').parse(arg, {}, "Custom layers in Lua: lumen experiments/custom_layer.lua (no options)")
 lm.manual_seed(0)
 
 -- 1. A gated linear unit: y = (x W1^T + b1) * sigmoid(x W2^T + b2).

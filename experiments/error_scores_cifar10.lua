@@ -30,7 +30,8 @@ local opts, given = cli.parse(arg, {out = "results/introspect_cifar10",
   wide_epochs = 20, heldout_epochs = 100, folds = 5, resamples = 200, conv = true, name = "error_scores"},
   "Error scores of the mapped Net2: lumen experiments/error_scores_cifar10.lua [options]\n"
     .. "(--width defaults to the one the run in --out recorded)")
-cli.check(opts, {width = "positive", seed = "count0", threads = "count0", est_epochs = "count", long_epochs = "count",
+cli.check(opts, {device = {"cpu", "cuda"},
+  width = "positive", seed = "count0", threads = "count0", est_epochs = "count", long_epochs = "count",
   wide_epochs = "count", heldout_epochs = "count", folds = "count", resamples = "count"})
 if opts.threads > 0 then lm.set_num_threads(opts.threads) end
 local check_network

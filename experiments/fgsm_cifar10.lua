@@ -16,7 +16,8 @@ local opts, given = cli.parse(arg, {model = "results/net2_cifar10/model.safetens
   out = "results/fgsm_cifar10", sample = 0, steps = 100, eps = 0.01, data_dir = "", device = "cpu", seed = 1,
   width = 1.0},
   "Targeted FGSM on Net2's map: lumen experiments/fgsm_cifar10.lua [options]")
-cli.check(opts, {sample = "count0", steps = "count", eps = "positive", seed = "count0", width = "positive"})
+cli.check(opts, {device = {"cpu", "cuda"},
+  sample = "count0", steps = "count", eps = "positive", seed = "count0", width = "positive"})
 local check_network
 opts.width, check_network = study.mapped_network(opts.from, "fgsm_cifar10", opts.width, given.width)
 if opts.device ~= "cpu" and not lm.cuda.available() then

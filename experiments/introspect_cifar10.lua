@@ -40,7 +40,8 @@ local opts = cli.parse(arg, {model = "results/net2_cifar10/model.safetensors", d
   est_epochs = 20, est_period = 3000, est_cycles = 30, mmd_weight = 500, bandwidths = "0.1,1,10,100,1000",
   width = 1.0, trajectories = ""},
   "Self-introspection of Net2: lumen experiments/introspect_cifar10.lua [options]")
-cli.check(opts, {subset = "count0", seed = "count0", threads = "count0", ae_epochs = "count", est_epochs = "count",
+cli.check(opts, {device = {"cpu", "cuda"},
+  subset = "count0", seed = "count0", threads = "count0", ae_epochs = "count", est_epochs = "count",
   est_period = "count", est_cycles = "count", mmd_weight = "nonnegative", width = "positive"})
 local bw = cli.numbers(opts, "bandwidths")
 if opts.threads > 0 then lm.set_num_threads(opts.threads) end

@@ -47,8 +47,15 @@
 local cli = require 'lumen.cli'
 local study = require 'lumen.introspect.study'
 
-local opts = cli.parse(arg, study.mnist_defaults(),
+local opts, given = cli.parse(arg, study.mnist_defaults(),
   "Self-introspection of Net1: lumen experiments/introspect_mnist.lua [options]\n"
     .. "(--out defaults to results/introspect_<data>, with _paper for --paper; a rerun reuses its models\n"
     .. "only for the same options, recorded in DIR/options.json: --fresh replaces them)", study.mnist_option_help())
+-- --paper sets the classifier's, the autoencoder's and the estimator's schedules: these would be ignored
+for _, k in ipairs{"cycles", "ae_epochs", "est_period", "est_cycles"} do
+  if opts.paper and given[k] then
+    cli.usage_error("--paper sets the schedules (--paper-period, --paper-cycles, --paper-models-lr): leave out --%s",
+      (k:gsub("_", "-")))
+  end
+end
 return study.mnist(opts)

@@ -37,7 +37,8 @@ local opts, given = cli.parse(arg, {weights = "", arch = "resnet18", stem = "cif
   bandwidths = "0.1,1,10,100,1000", seed = 1, fresh = false},
   "Self-introspection of a PyTorch-trained network: lumen experiments/introspect_pytorch.lua --weights FILE [options]")
 
-cli.check(opts, {arch = {"resnet18", "resnet34", "vit"}, stem = {"cifar", "imagenet"}, num_classes = "count",
+cli.check(opts, {device = {"cpu", "cuda"},
+  arch = {"resnet18", "resnet34", "vit"}, stem = {"cifar", "imagenet"}, num_classes = "count",
   width = "count", size = "count", subset = "count0", val = "count0", test_subset = "count0", ae_epochs = "count",
   est_epochs = "count", mmd_weight = "nonnegative", seed = "count0", patch_size = "count", dim = "count",
   depth = "count", heads = "count", mlp_dim = "count"})

@@ -39,7 +39,8 @@ local opts, given = cli.parse(arg, {cycles = 30, period_epochs = 2, lr_min = 1e-
   batch = 128, seed = 1, threads = 0, out = "results/net2_cifar10", subset = 0, width = 1.0,
   device = "cpu", steps = 0, patience = 5, fresh = false, data_dir = "", trajectory_samples = 500, paper = false},
   "Train the paper's Net2: lumen experiments/net2_cifar10.lua [options]")
-cli.check(opts, {cycles = "count", period_epochs = "count", lr_min = "nonnegative", lr_max = "positive",
+cli.check(opts, {device = {"cpu", "cuda"},
+  cycles = "count", period_epochs = "count", lr_min = "nonnegative", lr_max = "positive",
   decay = "positive", batch = "count", seed = "count0", threads = "count0", subset = "count0", width = "positive",
   steps = "count0", patience = "count", trajectory_samples = "count0"})
 if opts.paper then

@@ -7,6 +7,7 @@ local cli = require 'lumen.cli'
 local opts = cli.parse(arg, {threads = 0, out = "results/tour"},
   "A short tour of Lumen's tensors: lumen experiments/tour.lua [options] (--threads 0: all cores)")
 cli.check(opts, {threads = "count0"})
+if opts.out == "" then cli.usage_error("option --out needs a folder, got ''") end -- (it failed at the end)
 local threads = opts.threads > 0 and opts.threads or lm.get_num_threads()
 lm.set_num_threads(threads)
 lm.manual_seed(42)

@@ -40,7 +40,8 @@ local opts, given = cli.parse(arg, {arch = "resnet18", epochs = 30, batch = 128,
   device = "cpu", autocast = "float32", seed = 1, threads = 0, out = "", data_dir = "", steps = 0, fresh = false},
   "Train a classifier on CIFAR-10: lumen experiments/train_cifar10.lua [options]\n" ..
   "(the defaults shown are ResNet-18's; --arch vit: --lr 1e-3, --lr-min 1e-5, --weight-decay 0.05)")
-cli.check(opts, {arch = {"resnet18", "vit"}, epochs = "count", batch = "count", lr = "positive",
+cli.check(opts, {device = {"cpu", "cuda"},
+  arch = {"resnet18", "vit"}, epochs = "count", batch = "count", lr = "positive",
   lr_min = "nonnegative", momentum = "nonnegative", weight_decay = "nonnegative", width = "count", dim = "count",
   depth = "count", heads = "count", mlp_dim = "count", subset = "count0", seed = "count0", threads = "count0",
   steps = "count0", autocast = {"float32", "bfloat16"}})

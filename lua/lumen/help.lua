@@ -56,11 +56,26 @@ function help.names()
     if not seen[name] then seen[name] = true; out[#out + 1] = {name, v} end
   end
   local function public(k) return type(k) == "string" and not k:match("^_") end
+  -- a plain library table one level down (lm.data.transforms): its
+  -- functions are names too; classes (an __index), lists and lm.nn.functional
+  -- (whose functions are F.*) are not walked
+  local function library(t)
+    return type(t) == "table" and getmetatable(t) == nil and rawget(t, "__index") == nil and t ~= lm.nn.functional
+  end
   for k, v in pairs(lm) do
     if public(k) and k ~= "Tensor" then
       add("lm." .. k, v)
       if type(v) == "table" then
-        for k2, v2 in pairs(v) do if public(k2) then add("lm." .. k .. "." .. k2, v2) end end
+        for k2, v2 in pairs(v) do
+          if public(k2) then
+            add("lm." .. k .. "." .. k2, v2)
+            if library(v2) then
+              for k3, v3 in pairs(v2) do
+                if public(k3) and type(v3) == "function" then add("lm." .. k .. "." .. k2 .. "." .. k3, v3) end
+              end
+            end
+          end
+        end
       end
     end
   end
@@ -102,10 +117,26 @@ local function heading_above(text, at)
   return best
 end
 
+local find_entry
+
 --- The reference entry of a public name: the bullet (or paragraph) of
 --- docs/api.md that documents it, and the heading of its section; nil when
---- the name has no entry.
+--- the name has no entry. A function of a library table documented in its
+--- table's bullet (lm.data.transforms.normalize: `normalize(` in the
+--- bullet of lm.data.transforms) has that bullet.
 function help.entry(name)
+  local entry, heading = find_entry(name)
+  if entry then return entry, heading end
+  local parent, last = name:match("^(.+)%.([%w_]+)$")
+  if not parent then return nil end
+  local pentry, pheading = find_entry(parent)
+  if pentry and (pentry:find("`" .. last .. "(", 1, true) or pentry:find("`" .. last .. "{", 1, true)) then
+    return pentry, pheading
+  end
+  return nil
+end
+
+find_entry = function(name)
   local text = doc()
   local at
   -- a bullet that starts with the name is its entry; any other mention
@@ -163,6 +194,7 @@ The whole reference is docs/api.md; the user guide starts at docs/getting-starte
     return
   end
   local name = type(x) == "string" and x or help.name_of(x)
+  if name then name = name:gsub("^lm%.nn%.functional%.", "F.") end -- (F.relu is the name the reference uses)
   if not name and lm.is_tensor(x) then
     print(tostring(x))
     print('A tensor: its methods are listed by help("x:") and documented as x:name, e.g. help("x:view").')
@@ -178,12 +210,20 @@ The whole reference is docs/api.md; the user guide starts at docs/getting-starte
   local listing = name:match("[.:]$") or (type(v) == "table" and (not mt or mt.__lumen_library))
   if listing then
     local prefix = name:match("[.:]$") and name or name .. "."
+    if prefix == "lm.nn.functional." then prefix = "F." end -- its functions' names
     local found = {}
     for _, e in ipairs(help.names()) do
       if e[1]:sub(1, #prefix) == prefix then found[#found + 1] = e[1] end
     end
-    local _, h = help.entry(name:gsub("[.:]$", ""))
-    if h then print(h) end
+    -- the table's own entry (a bullet of its own), else its section's heading
+    local own, h = help.entry((name:gsub("[.:]$", "")))
+    local own_bullet = own and own:find("^%- `" .. name:gsub("%p", "%%%0") .. "[^%.%w_]")
+    if own and (own_bullet or #found == 0) then
+      print((h and h .. "\n" or "") .. own)
+      if #found == 0 then return end -- (a list of names, a table of constants: the entry says it)
+    elseif h then
+      print(h)
+    end
     if #found == 0 then print("help: nothing is named " .. prefix .. "*") return end
     local line = ""
     for _, f in ipairs(found) do -- wrapped at 96 columns

@@ -50,6 +50,24 @@ describe("cli.parse", function()
     truthy(about.est_epochs:find("recording estimator", 1, true), about.est_epochs)
   end)
 
+  it("refuses the experiments' wrong devices, option clashes and empty folders before any work", function()
+    local root = io.popen("pwd"):read("l") -- (PWD need not be the working folder under ctest)
+    local function experiment(args)
+      local script, rest = args:match("^(%S+)%s*(.*)$")
+      local p = io.popen(string.format("cd /tmp && '%s/lumen' '%s/experiments/%s' %s 2>&1; echo \"status $?\"",
+        (build:sub(1, 1) == "/" and build or root .. "/" .. build), root, script, rest))
+      local out = p:read("a")
+      p:close()
+      return out
+    end
+    eq(experiment("fgsm_cifar10.lua --device quantum"),
+      "option --device is one of cpu, cuda, got 'quantum' (see --help)\nstatus 2\n")
+    eq(experiment("introspect_mnist.lua --paper --cycles 3"), "--paper sets the schedules (--paper-period, "
+      .. "--paper-cycles, --paper-models-lr): leave out --cycles (see --help)\nstatus 2\n")
+    eq(experiment("custom_layer.lua --bogus 1"), "unknown option --bogus (see --help)\nstatus 2\n")
+    eq(experiment("tour.lua --out ''"), "option --out needs a folder, got '' (see --help)\nstatus 2\n")
+  end)
+
   it("refuses a mistake with a message and status 2, without a traceback", function()
     eq(run("'--paper=maybe'"), "option --paper is true or false (also yes/no, on/off, 1/0), got 'maybe' "
       .. "(see --help)\nstatus 2\n")
