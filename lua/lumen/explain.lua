@@ -139,6 +139,9 @@ end
 local function gradient(fn, X, reps, weights)
   X = X:detach():contiguous():requires_grad(true)
   local s = fn(X, reps)
+  if not lm.is_tensor(s) then
+    error("explain: the score function must return a tensor (one number per row), got " .. checks.shown(s), 0)
+  end
   if s:numel() ~= X:size(1) then
     error(string.format("explain: the score function must give one number per row (%d), got %s", X:size(1),
       s:shape_string()), 0)

@@ -188,6 +188,8 @@ describe("gradient methods", function()
       "a baseline that requires gradients")
     -- options the chosen method would not read (method = 'integrated_gradients' forgotten: plain gradients)
     local score = function(X) return X:sum(2) end
+    raises(function() E.attribute(function() return 3 end, x) end,
+      "explain: the score function must return a tensor (one number per row), got 3")
     raises(function() E.attribute(score, x, {steps = 5}) end, "attribute: unknown option 'steps' (known: abs, method")
     raises(function() E.attribute(score, x, {method = "integrated_gradients", abs = true}) end,
       "attribute: unknown option 'abs'")
