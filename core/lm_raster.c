@@ -55,8 +55,9 @@ static inline void blend(lm_canvas *c, int x, int y, uint32_t color, double cove
     p[3] = (unsigned char)(out_a * 255 + 0.5);
 }
 
+/* (NaN is 0: a NaN pixel cast to an integer would be undefined behaviour) */
 static inline double clamp01(double v) {
-    return v < 0 ? 0 : v > 1 ? 1 : v;
+    return v > 0 ? (v < 1 ? v : 1) : 0;
 }
 
 /* A pixel bound from a coordinate, clipped to [lo, hi] before it becomes an

@@ -768,7 +768,7 @@ function Figure:image_grid(x, y, images, o)
     local c, r = (i - 1) % cols, (i - 1) // cols
     local px, py = x + c * (w * scale + gap), y + r * (h * scale + gap + caption)
     self:image(px, py, images[i], scale)
-    if o.labels then
+    if o.labels and o.labels[i] ~= nil then -- (a shorter list captions the first images only, not "nil")
       local color = o.label_colors and o.label_colors[i] or BLACK
       self:text(px, py + h * scale + 11, tostring(o.labels[i]), {size = 10, color = color})
     end
@@ -828,7 +828,8 @@ function plot.learning_curve(history, path)
   for i, h in ipairs(history) do
     -- a NaN loss comes back from metrics.json (or a checkpoint's history) as nil
     if type(h) ~= "table" or type(h.iteration) ~= "number" or not number_or_nil(h.train_loss)
-        or type(h.train_accuracy) ~= "number" then
+        or type(h.train_accuracy) ~= "number" or not number_or_nil(h.val_loss)
+        or not number_or_nil(h.val_accuracy) then
       error(string.format("lm.plot.learning_curve: history[%d] must be a record of lm.train's history "
         .. "{iteration = n, train_loss = x, train_accuracy = a, ...}, got %s", i, shown(h)), 2)
     end
@@ -837,16 +838,20 @@ function plot.learning_curve(history, path)
   local fig = plot.figure{width = 1000, height = 420, title = "Learning curve"}
   local left = fig:axes{rect = {75, 60, 370, 290}, xlabel = "iteration", ylabel = "loss", title = "loss"}
   local right = fig:axes{rect = {575, 60, 370, 290}, xlabel = "iteration", ylabel = "accuracy (%)", title = "accuracy"}
-  local it, tl, vl, ta, va = {}, {}, {}, {}, {}
+  local it, tl, ta = {}, {}, {}
+  local vit, vl, va = {}, {}, {} -- the validated records only (a run may validate some and not others)
   for i, h in ipairs(history) do
     it[i], tl[i], ta[i] = h.iteration, h.train_loss or 0 / 0, 100 * h.train_accuracy
-    if h.val_loss then vl[#vl + 1], va[#va + 1] = h.val_loss, 100 * h.val_accuracy end
+    if h.val_loss ~= nil or h.val_accuracy ~= nil then
+      vit[#vit + 1], vl[#vl + 1] = h.iteration, h.val_loss or 0 / 0
+      va[#va + 1] = h.val_accuracy and 100 * h.val_accuracy or 0 / 0
+    end
   end
   left:line(it, tl, {label = "train", color = plot.CLASS_COLORS[1], marker = #it < 40})
   right:line(it, ta, {label = "train", color = plot.CLASS_COLORS[1], marker = #it < 40})
-  if #vl == #it then
-    left:line(it, vl, {label = "validation", color = plot.CLASS_COLORS[2], marker = #it < 40})
-    right:line(it, va, {label = "validation", color = plot.CLASS_COLORS[2], marker = #it < 40})
+  if #vit > 0 then
+    left:line(vit, vl, {label = "validation", color = plot.CLASS_COLORS[2], marker = #vit < 40})
+    right:line(vit, va, {label = "validation", color = plot.CLASS_COLORS[2], marker = #vit < 40})
   end
   left:legend(nil, "upper right")
   right:legend(nil, "lower right")

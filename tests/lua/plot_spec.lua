@@ -187,6 +187,15 @@ describe("plot edge cases", function()
     local path = os.tmpname() .. ".png"
     plot.learning_curve({{iteration = 10, train_loss = 3e16, train_accuracy = 0.1}}, path)
     truthy(lm.image.info(path) > 0)
+    -- validation on some records only, one without its accuracy: drawn where it was measured
+    plot.learning_curve({{iteration = 10, train_loss = 1, train_accuracy = 0.5},
+      {iteration = 20, train_loss = 0.8, train_accuracy = 0.6, val_loss = 0.9, val_accuracy = 0.55},
+      {iteration = 30, train_loss = 0.7, train_accuracy = 0.7, val_loss = 0.85}}, path)
+    local img = lm.image.load(path)
+    local c = unpack_color(plot.CLASS_COLORS[2])
+    local near_validation = (img:select(1, 1) - c[1] / 255):abs():lt(0.02)
+      * (img:select(1, 2) - c[2] / 255):abs():lt(0.02) * (img:select(1, 3) - c[3] / 255):abs():lt(0.02)
+    truthy(near_validation:sum():item() > 20, "the validation line is drawn")
     os.remove(path)
   end)
 
@@ -250,9 +259,18 @@ describe("plot edge cases", function()
     raises(function() plot.class_color(0) end, "lm.plot.class_color: k must be a class number >= 1, got 0")
     local fig = plot.figure{width = 100, height = 100}
     fig:image(10.4, 3, lm.rand(4, 4)) -- rounded to pixels
-    fig:render()
+    local img = lm.ones(2, 2)
+    img[1][1] = 0 / 0 -- a NaN pixel is drawn black (its conversion to a byte was undefined)
+    fig:image(50, 50, img)
+    local canvas = fig:render()
+    same(rgb(canvas, 50, 50), {0, 0, 0})
+    same(rgb(canvas, 51, 50), {255, 255, 255})
     raises(function() fig:image(0, 0, lm.rand(4, 4), 2.5) end, "fig:image: scale must be a whole number in 1..64")
     raises(function() fig:image_grid(0, 0, lm.rand(2, 4, 4), {scale = 100}) end,
       "fig:image_grid: scale must be a whole number in 1..64")
+    -- captions for the first of three images only: no "nil" under the others
+    local before = #fig.texts
+    fig:image_grid(0, 0, lm.rand(3, 4, 4), {labels = {"a"}})
+    eq(#fig.texts - before, 1)
   end)
 end)
