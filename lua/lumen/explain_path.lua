@@ -73,11 +73,8 @@ return function(explain)
     end
     if opts.figure then
       -- the class row's label: one class, or the classes of the steps
-      local shown = target
-      if type(target) == "table" then shown = table.concat(target, ", ", 1, math.min(#target, 6))
-        .. (#target > 6 and ", ..." or "")
-      elseif lm.is_tensor(target) then
-        local list = target:view(-1):totable()
+      local shown, list = target, lm.is_tensor(target) and target:view(-1):totable() or target
+      if type(list) == "table" then
         shown = table.concat(list, ", ", 1, math.min(#list, 6)) .. (#list > 6 and ", ..." or "")
       end
       local titles = {}

@@ -21,7 +21,7 @@ local plot = {}
 local shown = checks.shown
 
 local whole = checks.is_whole
-local function finite(v) return type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge end
+local finite = checks.is_finite
 
 -- level 4 (the default): called by a check that the public function called;
 -- 3: called by the public function itself
@@ -195,7 +195,7 @@ local Axes = {}
 Axes.__index = Axes
 
 local function extend(lim, v)
-  if v == v and v ~= math.huge and v ~= -math.huge then
+  if finite(v) then
     lim[1] = lim[1] and math.min(lim[1], v) or v
     lim[2] = lim[2] and math.max(lim[2], v) or v
   end
@@ -292,7 +292,7 @@ function Axes:heatmap(values, o)
       if type(v) ~= "number" then
         error(string.format("ax:heatmap: values must be numbers, got %s in column %d", shown(v), j), 2)
       end
-      if v == v and v ~= math.huge and v ~= -math.huge then -- the colour range of the finite values
+      if finite(v) then -- the colour range of the finite values
         if not given.vmin then vmin = vmin and math.min(vmin, v) or v end
         if not given.vmax then vmax = vmax and math.max(vmax, v) or v end
       end

@@ -408,7 +408,7 @@ function train.run(opts)
       end
       for i, step in ipairs(pending) do
         local lv = losses[i]
-        if lv ~= lv or lv == math.huge or lv == -math.huge then
+        if not checks.is_finite(lv) then
           -- the updates the model took from this step on (read_every > 1)
           local after = pending[#pending].iteration - step.iteration + (applied and 1 or 0)
           pending = {}
@@ -533,11 +533,10 @@ function train.run(opts)
           -- finite training losses can come with non-finite weights (a NaN gradient):
           -- the checkpoint below must not take them
           local vl = v.loss
-          if vl ~= vl or vl == math.huge or vl == -math.huge then
+          if not checks.is_finite(vl) then
             local broken = 0 -- parameters holding a NaN or an infinity
             for _, p in ipairs(model:parameters()) do
-              local m = p:abs():max():item()
-              if m ~= m or m == math.huge then broken = broken + 1 end
+              if not checks.is_finite(p:abs():max():item()) then broken = broken + 1 end
             end
             error(string.format("train: the validation loss became %s at iteration %d; stopping (the last "
               .. "checkpoint is kept%s)", vl ~= vl and "nan" or tostring(vl), run.iteration,

@@ -108,6 +108,9 @@ end
 --- True for nil or a number (a JSON null reads back as nil where NaN was).
 function checks.is_optional_number(v) return v == nil or type(v) == "number" end
 
+--- True for a number that is neither NaN nor infinite.
+function checks.is_finite(v) return type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge end
+
 --- True for a number with an integer's value (3 and 3.0).
 function checks.is_whole(v) return type(v) == "number" and math.tointeger(v) ~= nil end
 
