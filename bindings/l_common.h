@@ -48,8 +48,9 @@ int l_check_dim(lua_State *L, int arg, int ndim, const char *fn);
  * `known`, a NULL-terminated list: a misspelt option is an error, never
  * ignored. */
 void l_check_option_keys(lua_State *L, int arg, const char *fn, const char *const *known);
-/* A path argument: a string without NUL bytes (the system would cut it). */
-const char *l_check_path(lua_State *L, int arg);
+/* A path argument: a string (not a number) without NUL bytes (the system
+ * would cut it); errors begin with fname. */
+const char *l_check_path(lua_State *L, int arg, const char *fname);
 /* A shape given as varargs of integers from `first`, or as one table. */
 int l_check_shape(lua_State *L, int first, int64_t *shape, const char *fn);
 /* "float32"/"float" or "int32"/"int"; `def` when absent. */

@@ -5,7 +5,7 @@
 
 /* lm._idx_load(path, dtype, scale, max_value) */
 static int l_idx_load(lua_State *L) {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = l_check_path(L, 1, "lm.data");
     lm_dtype dtype = l_check_dtype(L, 2, LM_FLOAT32);
     double scale = luaL_optnumber(L, 3, 1.0);
     int max_value = (int)luaL_optinteger(L, 4, -1);
@@ -16,7 +16,7 @@ static int l_idx_load(lua_State *L) {
 
 /* lm._cifar_load(path [, dtype]) -> images [N, 3, 32, 32], labels [N] (1-based) */
 static int l_cifar_load(lua_State *L) {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = l_check_path(L, 1, "lm.data.cifar10");
     lm_dtype dtype = l_check_dtype(L, 2, LM_FLOAT32);
     lm_tensor **x = l_push_slot(L), **y0 = l_push_slot(L);
     lm_tensor *raw_y = NULL;

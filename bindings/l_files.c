@@ -7,17 +7,26 @@
 #include "lm_atomic_file.h"
 #include "lm_fs.h"
 
-const char *l_check_path(lua_State *L, int arg) {
+/* A path argument: a string (a number is refused, not turned into a file
+ * name) without NUL bytes (a C string would end there); fname names the
+ * function in the error, as Lua cannot name one reached through a table. */
+const char *l_check_path(lua_State *L, int arg, const char *fname) {
     size_t n;
-    const char *path = luaL_checklstring(L, arg, &n);
-    if (strlen(path) != n) luaL_argerror(L, arg, "path contains a NUL byte");
+    const char *path = lua_type(L, arg) == LUA_TSTRING ? lua_tolstring(L, arg, &n) : NULL;
+    if (!path) {
+        int t = lua_type(L, arg);
+        luaL_error(L, "%s: the path must be a string, got %s%s", fname,
+                   t == LUA_TNONE || t == LUA_TNIL ? "" : "a ",
+                   t == LUA_TNONE ? "nothing" : luaL_typename(L, arg));
+    }
+    if (strlen(path) != n) luaL_error(L, "%s: the path contains a NUL byte", fname);
     return path;
 }
 
 /* lm.write_file(path, contents): temporary file beside path, fsync, rename;
  * contents is a string or a list of strings written one after another */
 static int l_write_file(lua_State *L) {
-    const char *path = l_check_path(L, 1);
+    const char *path = l_check_path(L, 1, "lm.write_file");
     if (!lua_istable(L, 2)) {
         size_t len;
         const char *contents = luaL_checklstring(L, 2, &len);
@@ -55,14 +64,14 @@ static int l_write_file(lua_State *L) {
 
 /* lm.mkdir(path): the folder and its parents; an existing folder is fine */
 static int l_mkdir(lua_State *L) {
-    const char *path = l_check_path(L, 1);
+    const char *path = l_check_path(L, 1, "lm.mkdir");
     if (lm_fs_mkdir(path) != LM_OK) return luaL_error(L, "%s", lm_last_error());
     return 0;
 }
 
 /* lm.list_dir(path) -> {{name = ..., dir = true | false}, ...} sorted by name */
 static int l_list_dir(lua_State *L) {
-    const char *path = l_check_path(L, 1);
+    const char *path = l_check_path(L, 1, "lm.list_dir");
     lm_dir_entry *entries = NULL;
     int n = 0;
     if (lm_fs_list(path, &entries, &n) != LM_OK) return luaL_error(L, "%s", lm_last_error());

@@ -13,16 +13,6 @@
 /* The functions' own names in their errors: Lua cannot name a function
  * reached through a table field ("bad argument #2 to '?'"). */
 
-/* A path argument: a string without NUL bytes (a C string would end there). */
-static const char *image_path(lua_State *L, int arg, const char *fname) {
-    size_t n;
-    const char *path = lua_type(L, arg) == LUA_TSTRING ? lua_tolstring(L, arg, &n) : NULL;
-    if (!path)
-        luaL_error(L, "%s: the path must be a string, got a %s", fname, luaL_typename(L, arg));
-    if (strlen(path) != n) luaL_error(L, "%s: the path contains a NUL byte", fname);
-    return path;
-}
-
 /* A whole number in [lo, hi] at stack index idx; `what` says so in the error. */
 static lua_Integer whole_in(lua_State *L, int idx, lua_Integer lo, lua_Integer hi,
                             const char *fname, const char *what) {
@@ -46,7 +36,7 @@ static int check_channels_opt(lua_State *L, int arg, const char *fname) {
 
 /* lm.image.load(path [, {channels = 0 | 1 | 2 | 3 | 4}]) -> [C, H, W] in [0, 1] */
 static int l_image_load(lua_State *L) {
-    const char *path = image_path(L, 1, "lm.image.load");
+    const char *path = l_check_path(L, 1, "lm.image.load");
     int channels = check_channels_opt(L, 2, "lm.image.load");
     lm_tensor **slot = l_push_slot(L);
     l_check(L, lm_image_load(slot, path, channels));
@@ -71,7 +61,7 @@ static int l_image_decode(lua_State *L) {
 /* lm.image.info(path) -> width, height, channels */
 static int l_image_info(lua_State *L) {
     int w = 0, h = 0, c = 0;
-    l_check(L, lm_image_info(image_path(L, 1, "lm.image.info"), &w, &h, &c));
+    l_check(L, lm_image_info(l_check_path(L, 1, "lm.image.info"), &w, &h, &c));
     lua_pushinteger(L, w);
     lua_pushinteger(L, h);
     lua_pushinteger(L, c);
@@ -94,7 +84,7 @@ static int l_image_set_max_pixels(lua_State *L) {
 
 /* lm.image.save(path, t) */
 static int l_image_save(lua_State *L) {
-    const char *path = image_path(L, 1, "lm.image.save");
+    const char *path = l_check_path(L, 1, "lm.image.save");
     l_check(L, lm_image_save(path, l_check_tensor(L, 2)));
     return 0;
 }

@@ -34,7 +34,7 @@ static lm_float_format check_float_format(lua_State *L, int options) {
  * lm.save(path, tensors, {dtype = 'float16' | 'bfloat16', metadata = {...}}):
  * a third table with a `dtype` or `metadata` key holds options. */
 static int l_save(lua_State *L) {
-    const char *path = l_check_path(L, 1);
+    const char *path = l_check_path(L, 1, "lm.save");
     luaL_checktype(L, 2, LUA_TTABLE);
     if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
     lm_float_format format = LM_STORE_FLOAT32;
@@ -120,7 +120,7 @@ static int st_gc(lua_State *L) {
 
 /* lm.load(path [, {map = true}]) -> {name = tensor, ...}, {key = "value", ...} */
 static int l_load(lua_State *L) {
-    const char *path = l_check_path(L, 1);
+    const char *path = l_check_path(L, 1, "lm.load");
     bool map = false;
     if (!lua_isnoneornil(L, 2)) {
         luaL_checktype(L, 2, LUA_TTABLE);
@@ -166,7 +166,7 @@ static writer_ud *check_writer(lua_State *L) {
 
 /* lm.safetensors_writer(path, {{name = "h", shape = {N, D}, dtype = 'float32'}, ...}) */
 static int l_safetensors_writer(lua_State *L) {
-    const char *path = l_check_path(L, 1);
+    const char *path = l_check_path(L, 1, "lm.safetensors_writer");
     luaL_checktype(L, 2, LUA_TTABLE);
     int count = (int)luaL_len(L, 2);
     lm_tensor_spec *specs =

@@ -132,7 +132,7 @@ static int c_text(lua_State *L) {
 
 static int c_write_png(lua_State *L) {
     lm_canvas *c = check_canvas(L, 1);
-    l_check(L, lm_canvas_write_png(c, luaL_checkstring(L, 2)));
+    l_check(L, lm_canvas_write_png(c, l_check_path(L, 2, "canvas:write_png")));
     return 0;
 }
 
@@ -148,7 +148,7 @@ static int c_pixel(lua_State *L) {
 }
 
 static int l_font(lua_State *L) {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = l_check_path(L, 1, "lm.plot.font");
     font_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
     u->f = NULL;
     luaL_setmetatable(L, FONT_MT);

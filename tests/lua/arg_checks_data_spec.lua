@@ -281,6 +281,7 @@ describe("lm.plot argument checks", function()
     refused(function() fig:text(0, 0, {}) end, "fig:text: the text must be a string, got a table")
     refused(function() fig:text(0, 0, "a", 12) end, "fig:text: options must be a table, got 12")
     refused(function() fig:save(3) end, "fig:save: path must be a string, got 3")
+    refused(function() fig:save("a\0b.png") end, "fig:save: the path contains a NUL byte")
     refused(function() lm.plot.figure{widht = 100} end, "lm.plot.figure: unknown option 'widht'; did you mean width?")
     -- a path that cannot be written: the caller's error, at its line, and the folder is left as it was
     local dir = os.tmpname()

@@ -84,9 +84,13 @@ describe("safetensors headers", function()
   end)
 
   it("refuse a NUL in a path or a tensor name (the system would cut it there)", function()
-    raises(function() lm.save("/tmp/w_p\0ath.safetensors", {a = lm.ones(1)}) end, "path contains a NUL byte")
+    raises(function() lm.save("/tmp/w_p\0ath.safetensors", {a = lm.ones(1)}) end, "the path contains a NUL byte")
     raises(function() lm.save(os.tmpname(), {["a\0x"] = lm.ones(1)}) end, "save: a tensor name contains a NUL byte")
-    raises(function() lm.load("/tmp/w_p\0ath.safetensors") end, "path contains a NUL byte")
+    raises(function() lm.load("/tmp/w_p\0ath.safetensors") end, "the path contains a NUL byte")
+    raises(function() lm.save(3, {a = lm.ones(1)}) end, "lm.save: the path must be a string, got a number")
+    raises(function() lm.load(nil) end, "lm.load: the path must be a string, got nil")
+    raises(function() lm.safetensors_writer(3, {}) end,
+      "lm.safetensors_writer: the path must be a string, got a number")
   end)
 
   it("widen a signalling F16 NaN to a quiet one, as torch does", function()
