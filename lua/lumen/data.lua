@@ -318,11 +318,11 @@ function data.loader(set, opts)
   opts = checks.options(opts, "lm.data.loader")
   local batch_size = opts.batch_size or 128
   if math.type(batch_size) ~= "integer" or batch_size < 1 then
-    error("loader: batch_size must be an integer >= 1, got " .. tostring(batch_size), 2)
+    error("lm.data.loader: batch_size must be an integer >= 1, got " .. tostring(batch_size), 2)
   end
   if opts.normalize ~= nil and (type(opts.normalize) ~= "table" or type(opts.normalize[1]) ~= "number"
       or type(opts.normalize[2]) ~= "number" or opts.normalize[2] <= 0 or opts.normalize[2] ~= opts.normalize[2]) then
-    error("loader: normalize must be {mean, std} numbers with std > 0 (per channel: a transform, "
+    error("lm.data.loader: normalize must be {mean, std} numbers with std > 0 (per channel: a transform, "
       .. "lm.data.transforms.normalize)", 2)
   end
   local noise = opts.noise
@@ -353,22 +353,22 @@ function data.loader(set, opts)
       .. checks.shown(opts.shard), 2)
   end
   if type(set) == "table" and set.kind == "image_folder" then
-    if opts.shard then error("loader: shard is not supported for image folders yet", 2) end
+    if opts.shard then error("lm.data.loader: shard is not supported for image folders yet", 2) end
     for _, k in ipairs{"normalize", "clip"} do
       if opts[k] then
-        error("loader: " .. k .. " is not supported for image folders (use a transform: lm.data.transforms)", 2)
+        error("lm.data.loader: " .. k .. " is not supported for image folders (use a transform: lm.data.transforms)", 2)
       end
     end
     local drop = opts.drop_last
     if drop == nil then drop = opts.shuffle ~= false end
     if drop and set.n < batch_size then
-      error(string.format("loader: %d images make no whole batch of %d, and a shuffling loader drops the partial "
-        .. "one: pass a smaller batch_size (or drop_last = false)", set.n, batch_size), 2)
+      error(string.format("lm.data.loader: %d images make no whole batch of %d, and a shuffling loader drops "
+        .. "the partial one: pass a smaller batch_size (or drop_last = false)", set.n, batch_size), 2)
     end
     return image_folder.loader(set, opts)
   end
   if type(set) ~= "table" or not lm.is_tensor(set.x) or not lm.is_tensor(set.y) then
-    error("loader: the set must be {x = inputs [N, ...], y = labels [N]} (tensors) or an image folder, got "
+    error("lm.data.loader: the set must be {x = inputs [N, ...], y = labels [N]} (tensors) or an image folder, got "
       .. (type(set) ~= "table" and type(set) or not lm.is_tensor(set.x) and "no tensor x" or "no tensor y"), 2)
   end
   if set.x:dim() == 0 or set.y:dim() ~= 1 then
@@ -376,10 +376,10 @@ function data.loader(set, opts)
       set.x:shape_string(), set.y:shape_string()), 2)
   end
   if set.y:size(1) ~= set.x:size(1) then
-    error(string.format("loader: the set has %d inputs but %d labels", set.x:size(1), set.y:size(1)), 2)
+    error(string.format("lm.data.loader: the set has %d inputs but %d labels", set.x:size(1), set.y:size(1)), 2)
   end
   if set.x:dtype() ~= "float32" and set.x:dtype() ~= "uint8" then
-    error("loader: inputs must be float32 or uint8 (images as bytes), got " .. set.x:dtype(), 2)
+    error("lm.data.loader: inputs must be float32 or uint8 (images as bytes), got " .. set.x:dtype(), 2)
   end
   local self = setmetatable({
     x = set.x, y = set.y, n = set.x:size(1), batch_size = opts.batch_size or 128,
@@ -387,18 +387,18 @@ function data.loader(set, opts)
     normalize = opts.normalize, seed = opts.seed or 0, epoch = 0, transform = opts.transform,
   }, Loader)
   if opts.drop_last == nil then self.drop_last = self.shuffle else self.drop_last = opts.drop_last end
-  if self.n == 0 then error("loader: the set is empty", 2) end
+  if self.n == 0 then error("lm.data.loader: the set is empty", 2) end
   self.shard_index, self.shard_count = 0, 1
   if opts.shard then
     local index, count = opts.shard.index, opts.shard.count
     if math.type(count) ~= "integer" or count < 1 or math.type(index) ~= "integer" or index < 0 or index >= count then
-      error(string.format("loader: shard must be {index = 0..count-1, count = k >= 1}, got {index = %s, count = %s}",
-        tostring(index), tostring(count)), 2)
+      error(string.format("lm.data.loader: shard must be {index = 0..count-1, count = k >= 1}, "
+        .. "got {index = %s, count = %s}", tostring(index), tostring(count)), 2)
     end
     self.shard_index, self.shard_count = index, count
   end
   if self.drop_last and self.n < self.batch_size * self.shard_count then
-    error(string.format("loader: %d samples make no whole batch of %d%s, and a shuffling loader drops "
+    error(string.format("lm.data.loader: %d samples make no whole batch of %d%s, and a shuffling loader drops "
       .. "the partial one: pass a smaller batch_size (or drop_last = false)", self.n,
       self.batch_size * self.shard_count, self.shard_count > 1 and " over the shards" or ""), 2)
   end

@@ -119,7 +119,7 @@ function M.loader(set, opts)
     shuffle = opts.shuffle ~= false, seed = opts.seed or 0, epoch = 0,
     transform = opts.transform or set.transform,
   }, FolderLoader)
-  if opts.noise then error("loader: noise options are not supported for image folders (use a transform)", 3) end
+  if opts.noise then error("lm.data.loader: noise options are not supported for image folders (use a transform)", 3) end
   if opts.drop_last == nil then self.drop_last = self.shuffle else self.drop_last = opts.drop_last end
   self.decoder = lm._image_loader(set.paths, set.channels, set.size[1], set.size[2], set.workers)
   return self

@@ -291,7 +291,7 @@ function train.run(opts)
     seed = opts.seed or 0, noise = opts.noise, clip = opts.clip, transform = opts.transform, drop_last = opts.drop_last,
     shard = dist and {index = rank, count = world} or nil})
   if not made then
-    local why = tostring(loader):gsub("^[^\n]-:%d+: ", ""):gsub("^lm%.data%.loader: ", ""):gsub("^loader: ", "")
+    local why = tostring(loader):gsub("^[^\n]-:%d+: ", ""):gsub("^lm%.data%.loader: ", "")
     error("lm.train: " .. why, 2)
   end
   local per_epoch = #loader
