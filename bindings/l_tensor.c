@@ -248,7 +248,9 @@ static int t_is_contiguous(lua_State *L) {
 
 static int t_len(lua_State *L) {
     lm_tensor *t = l_check_tensor(L, 1);
-    lua_pushinteger(L, t->ndim ? t->shape[0] : 1);
+    /* as torch's len(): a 0-d tensor has no first dimension, and x[1] fails on it too */
+    if (!t->ndim) return luaL_error(L, "#x: a 0-d tensor has no dimension 1 (x:item() reads its value)");
+    lua_pushinteger(L, t->shape[0]);
     return 1;
 }
 

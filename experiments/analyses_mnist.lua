@@ -49,9 +49,9 @@ opts.data = study.run_data(opts.from, given.data and opts.data)
 if opts.out:gsub("/+$", "") == opts.from:gsub("/+$", "") then
   cli.usage_error("--out %s is the run in --from: its index.html and atlas.html would be overwritten", opts.out)
 end
+study.require_mnist_run(opts.from, "analyses_mnist") -- before the output folder is made
 lm.mkdir(opts.out)
 lm.manual_seed(opts.seed)
-study.require_mnist_run(opts.from, "analyses_mnist")
 
 local t_start = lm.clock()
 local d = lm.data.mnist{kind = opts.data, dir = opts.data_dir ~= "" and opts.data_dir or nil}

@@ -45,14 +45,6 @@ cli.check(opts, {device = {"cpu", "cuda"},
   est_period = "count", est_cycles = "count", mmd_weight = "nonnegative", width = "positive"})
 local bw = cli.numbers(opts, "bandwidths")
 if opts.threads > 0 then lm.set_num_threads(opts.threads) end
-lm.mkdir(opts.out)
-if opts.fresh then -- the checkpoints and recordings study.run would reuse or rewrite
-  for _, name in ipairs{"autoencoder", "estimator", "estimator_recording", "recording_train", "recording_test"} do
-    os.remove(opts.out .. "/" .. name .. ".safetensors")
-  end
-  os.remove(opts.out .. "/options.json")
-end
-lm.manual_seed(opts.seed)
 if opts.device ~= "cpu" and not lm.cuda.available() then
   error("--device " .. opts.device .. ": " .. lm.cuda.status(), 0)
 end
@@ -62,6 +54,15 @@ if not f then
     "  lumen experiments/net2_cifar10.lua --device cuda\n(or pass --model PATH)", opts.model), 0)
 end
 f:close()
+-- the output folder is made once the prerequisites are there
+lm.mkdir(opts.out)
+if opts.fresh then -- the checkpoints and recordings study.run would reuse or rewrite
+  for _, name in ipairs{"autoencoder", "estimator", "estimator_recording", "recording_train", "recording_test"} do
+    os.remove(opts.out .. "/" .. name .. ".safetensors")
+  end
+  os.remove(opts.out .. "/options.json")
+end
+lm.manual_seed(opts.seed)
 
 -- the images stay bytes (154 MB, not 614): the recorder reads them a block at a time
 local d = lm.data.cifar10{dir = opts.data_dir ~= "" and opts.data_dir or nil, dtype = "uint8"}

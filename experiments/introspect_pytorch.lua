@@ -55,8 +55,14 @@ if opts.weights == "" then cli.usage_error("--weights FILE (a safetensors state_
 if opts.device ~= "cpu" and not lm.cuda.available() then
   error("--device " .. opts.device .. ": " .. lm.cuda.status(), 0)
 end
+local weights_file = io.open(opts.weights, "rb")
+if not weights_file then
+  error(string.format("introspect_pytorch: cannot read the weights %s (a safetensors state_dict; "
+    .. "docs/import-pytorch.md says how to write one)", opts.weights), 0)
+end
+weights_file:close()
 lm.manual_seed(opts.seed)
-lm.mkdir(opts.out)
+lm.mkdir(opts.out) -- once the prerequisites are there
 if opts.fresh then
   for _, name in ipairs{"autoencoder", "estimator", "estimator_recording"} do
     os.remove(opts.out .. "/" .. name .. ".safetensors")

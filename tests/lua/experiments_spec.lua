@@ -97,6 +97,19 @@ describe("experiments", function()
     near(result.lr, 1e-3 * 3 / 2500, 1e-12)
   end)
 
+  it("makes no output folder when a prerequisite is missing", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    local ok, err = run_experiment("experiments/analyses_mnist.lua", {"--from", dir .. "/none", "--out", dir .. "/a"})
+    eq(ok, false)
+    truthy(tostring(err):find(dir .. "/none/classifier.safetensors is missing", 1, true), err)
+    ok, err = run_experiment("experiments/introspect_pytorch.lua", {"--weights", dir .. "/w.safetensors",
+      "--out", dir .. "/p"})
+    eq(ok, false)
+    truthy(tostring(err):find("cannot read the weights " .. dir .. "/w.safetensors", 1, true), err)
+    eq(pcall(lm.list_dir, dir), false, "nothing written")
+  end)
+
   it("introspect_cifar10.lua maps a saved Net2's dense layers, and says how to get one", function()
     local dir = cifar_folder(40)
     local ok, err = run_experiment("experiments/introspect_cifar10.lua",
@@ -104,6 +117,7 @@ describe("experiments", function()
     eq(ok, false)
     truthy(tostring(err):find("no trained Net2 at " .. dir .. "/none.safetensors", 1, true), err)
     truthy(tostring(err):find("net2_cifar10.lua --device cuda", 1, true), err)
+    eq(pcall(lm.list_dir, dir .. "/out"), false, "no output folder is made when the network is missing")
     lm.manual_seed(3)
     lm.models.net2{width = 0.1}:save(dir .. "/net2.safetensors")
     local metrics
