@@ -180,23 +180,37 @@ static int f_mse(lua_State *L) {
     return 1;
 }
 
-static int opt_int(lua_State *L, int t, const char *key, int def) {
+/* An integer option of fn at least lo; the error shows what was given (a
+ * pair such as {2, 2} is refused: one value serves both dimensions). */
+static int opt_int(lua_State *L, int t, const char *fn, const char *key, int def, int lo) {
     if (!lua_istable(L, t)) return def;
     lua_getfield(L, t, key);
     int isnum;
     lua_Integer v = lua_tointegerx(L, -1, &isnum);
+    if (lua_type(L, -1) != LUA_TNUMBER) isnum = 0; /* not the string "2" */
     bool absent = lua_isnil(L, -1);
+    if (absent) {
+        lua_pop(L, 1);
+        return def;
+    }
+    if (!isnum || v < lo || v > INT_MAX) {
+        int kind = lua_type(L, -1);
+        const char *given = kind == LUA_TNUMBER || kind == LUA_TSTRING ? luaL_tolstring(L, -1, NULL)
+                                                                       : luaL_typename(L, -1);
+        const char *quote = kind == LUA_TSTRING ? "'" : "";
+        luaL_error(
+            L,
+            "%s: %s must be an integer from %d to %d (one value for both dimensions), got %s%s%s",
+            fn, key, lo, INT_MAX, quote, given, quote);
+    }
     lua_pop(L, 1);
-    if (absent) return def;
-    if (!isnum || v < 0 || v > INT_MAX)
-        luaL_error(L, "option '%s' must be an integer from 0 to %d", key, INT_MAX);
     return (int)v;
 }
 
 /* torch's options that Lumen computes at their default only: the default
  * passes, anything else is refused, never ignored. */
 static void check_default_int(lua_State *L, int t, const char *fn, const char *key, int def) {
-    int v = opt_int(L, t, key, def);
+    int v = opt_int(L, t, fn, key, def, INT_MIN);
     if (v != def) luaL_error(L, "%s: %s = %d is not supported (only %d)", fn, key, v, def);
 }
 static void check_default_bool(lua_State *L, int t, const char *fn, const char *key, bool def) {
@@ -216,7 +230,8 @@ static lm_conv_options conv_options(lua_State *L, int t) {
                         (const char *const[]){"stride", "padding", "dilation", "groups", NULL});
     check_default_int(L, t, "conv2d", "dilation", 1);
     check_default_int(L, t, "conv2d", "groups", 1);
-    int stride = opt_int(L, t, "stride", 1), pad = opt_int(L, t, "padding", 0);
+    int stride = opt_int(L, t, "conv2d", "stride", 1, 1),
+        pad = opt_int(L, t, "conv2d", "padding", 0, 0);
     return (lm_conv_options){stride, stride, pad, pad};
 }
 
@@ -271,7 +286,7 @@ static int pool(lua_State *L, bool max) {
         check_default_bool(L, 3, fn, "count_include_pad", true);
     }
     check_default_bool(L, 3, fn, "ceil_mode", false);
-    int stride = opt_int(L, 3, "stride", (int)k), pad = opt_int(L, 3, "padding", 0);
+    int stride = opt_int(L, 3, fn, "stride", (int)k, 1), pad = opt_int(L, 3, fn, "padding", 0, 0);
     lm_conv_options o = {stride, stride, pad, pad};
     l_check(L, lm_ag_pool2d(l_push_slot(L), x, k, k, &o, max));
     return 1;

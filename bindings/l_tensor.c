@@ -249,7 +249,8 @@ static int t_is_contiguous(lua_State *L) {
 static int t_len(lua_State *L) {
     lm_tensor *t = l_check_tensor(L, 1);
     /* as torch's len(): a 0-d tensor has no first dimension, and x[1] fails on it too */
-    if (!t->ndim) return luaL_error(L, "#x: a 0-d tensor has no dimension 1 (x:item() reads its value)");
+    if (!t->ndim)
+        return luaL_error(L, "#x: a 0-d tensor has no dimension 1 (x:item() reads its value)");
     lua_pushinteger(L, t->shape[0]);
     return 1;
 }
@@ -413,6 +414,35 @@ static int t_reshape(lua_State *L) {
     lm_tensor *t = l_check_tensor(L, 1);
     int64_t shape[LM_MAX_DIMS];
     int n = l_check_shape(L, 2, shape, "reshape");
+    l_check(L, lm_ag_reshape(l_push_slot(L), t, n, shape));
+    return 1;
+}
+
+/* x:flatten([first [, last]]): dimensions first..last (1-based, negative from
+ * the end; all by default) merged into one, as torch.flatten. The size is
+ * the product, not reshape's inferred -1, so an empty batch stays [0, n]. */
+static int t_flatten(lua_State *L) {
+    lm_tensor *t = l_check_tensor(L, 1);
+    int64_t shape[LM_MAX_DIMS];
+    int n = 0;
+    if (t->ndim == 0) { /* torch: a 0-d tensor flattens to one element */
+        shape[n++] = 1;
+    } else {
+        int first = lua_isnoneornil(L, 2) ? 0 : l_check_dim(L, 2, t->ndim, "flatten");
+        int last = lua_isnoneornil(L, 3) ? t->ndim - 1 : l_check_dim(L, 3, t->ndim, "flatten");
+        if (first > last)
+            return luaL_error(L, "flatten: the first dimension (%d) comes after the last (%d)",
+                              first + 1, last + 1);
+        for (int d = 0; d < first; d++) shape[n++] = t->shape[d];
+        int64_t merged = 1;
+        for (int d = first; d <= last; d++) {
+            if (t->shape[d] && merged > INT64_MAX / t->shape[d])
+                return luaL_error(L, "flatten: the merged size is too large");
+            merged *= t->shape[d];
+        }
+        shape[n++] = merged;
+        for (int d = last + 1; d < t->ndim; d++) shape[n++] = t->shape[d];
+    }
     l_check(L, lm_ag_reshape(l_push_slot(L), t, n, shape));
     return 1;
 }
@@ -707,6 +737,7 @@ static const luaL_Reg methods[] = {{"shape", t_shape},
                                    {"totable", t_totable},
                                    {"view", t_view},
                                    {"reshape", t_reshape},
+                                   {"flatten", t_flatten},
                                    {"transpose", t_transpose},
                                    {"t", t_transpose},
                                    {"permute", t_permute},

@@ -3,6 +3,7 @@
 -- torchvision checkpoint loads strictly and Lumen's file loads into
 -- torchvision.models.resnet18 with strict=True.
 local lm = require 'lumen'
+local checks = require 'lumen.nn.checks'
 
 return function(models)
   local nn = lm.nn
@@ -13,13 +14,7 @@ return function(models)
 
   -- torchvision's ResNet with BasicBlocks, `blocks` per stage
   function ResNet:init(blocks, opts, name)
-    opts = opts or {}
-    if type(opts) ~= "table" then error(name .. ": options must be a table, got a " .. type(opts), 3) end
-    for k in pairs(opts) do
-      if not KNOWN[k] then
-        error(string.format("%s: unknown option '%s' (num_classes, stem, width, in_channels)", name, tostring(k)), 3)
-      end
-    end
+    opts = checks.opts(opts, name, KNOWN, nil, 4) -- (level 4: the caller of the constructor)
     if opts.num_classes ~= nil and opts.classes ~= nil and opts.num_classes ~= opts.classes then
       error(string.format("%s: num_classes (%s) and classes (%s) are two spellings of one option; give one",
         name, tostring(opts.num_classes), tostring(opts.classes)), 3)
@@ -30,12 +25,12 @@ return function(models)
     local in_channels = opts.in_channels or 3
     for what, v in pairs{num_classes = classes, width = width, in_channels = in_channels} do
       if math.type(v) ~= "integer" or v < 1 then
-        error(string.format("%s: %s must be a positive integer, got %s", name, what, tostring(v)), 3)
+        error(string.format("%s: %s must be a positive integer, got %s", name, what, checks.shown(v)), 3)
       end
     end
     if stem ~= "imagenet" and stem ~= "cifar" then
       error(name .. ": stem must be 'imagenet' (7x7 stride-2 convolution and max pooling) or 'cifar' " ..
-        "(3x3 stride-1 convolution, no pooling), got " .. tostring(stem), 3)
+        "(3x3 stride-1 convolution, no pooling), got " .. checks.shown(stem), 3)
     end
     self.stem, self.num_classes = stem, classes
 
@@ -78,7 +73,7 @@ return function(models)
     x = self.maxpool(nn._conv_bn_then(self.conv1, self.bn1, x, nil, self.relu, self.fuse)) -- one op in evaluation
     x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
     x = self.avgpool(x)
-    return self.fc(x:reshape(x:size(1), -1))
+    return self.fc(x:flatten(2)) -- (an empty batch stays empty)
   end
 
   --- net.fuse = false keeps the stem's batch norm and ReLU apart; each

@@ -6,7 +6,7 @@ local checks = require 'lumen.nn.checks'
 
 local function check_size(v, what)
   if math.type(v) ~= "integer" or v < 1 then
-    error(string.format("models.vit: %s must be a positive integer, got %s", what, tostring(v)), 3)
+    error(string.format("models.vit: %s must be a positive integer, got %s", what, checks.shown(v)), 3)
   end
 end
 
@@ -52,13 +52,14 @@ end
 
 --- x [N, channels, image_size, image_size] -> logits [N, num_classes]
 function ViT:forward(x)
+  if not lm.is_tensor(x) then error("models.vit: input must be a tensor, got " .. checks.shown(x), 2) end
   if x:dim() ~= 4 or x:size(3) ~= self.image_size or x:size(4) ~= self.image_size then
     error(string.format("models.vit: input must be [N, C, %d, %d], got %s", self.image_size,
       self.image_size, x:shape_string()), 2)
   end
   local N = x:size(1)
   local tokens = self.conv_proj(x)                                    -- [N, dim, h, w]
-  tokens = tokens:reshape(N, self.dim, -1):transpose(2, 3)            -- [N, h w, dim]
+  tokens = tokens:flatten(3):transpose(2, 3)                          -- [N, h w, dim]
   local cls = self.class_token:expand(N, 1, self.dim)
   tokens = lm.cat({cls, tokens}, 2) + self.pos_embedding              -- [N, h w + 1, dim]
   tokens = self.norm(self.layers(self.dropout(tokens)))

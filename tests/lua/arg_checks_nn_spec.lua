@@ -39,7 +39,107 @@ describe("lm.nn.functional argument checks", function()
     refused(function() F.embedding(lm.tensor({1, 2}, 'int32'), lm.zeros(4)) end,
       "embedding: weight must be [num, dim], got 4")
     refused(function() F.embedding(lm.tensor({1, 2}, 'int32'), lm.zeros(4, 2), 1.5) end,
-      "embedding: padding_idx must be an integer row number (or nil), got 1.5")
+      "embedding: padding_idx must be a 1-based row in 1..4 (or -4..-1 from the end), got 1.5")
+  end)
+end)
+
+describe("layer options", function()
+  local nn = lm.nn
+  it("take on/off options as true or false only (a ported 0 or 1 is not read as either)", function()
+    refused(function() nn.TransformerEncoderLayer(8, 2, {norm_first = 1}) end,
+      "nn.TransformerEncoderLayer: norm_first must be true or false, got 1")
+    refused(function() nn.BatchNorm1d(3, {affine = 0}) end, "nn.BatchNorm1d: affine must be true or false, got 0")
+    refused(function() nn.BatchNorm2d(3, {track_running_stats = "false"}) end,
+      'nn.BatchNorm2d: track_running_stats must be true or false, got "false"')
+    refused(function() nn.GroupNorm(1, 3, {affine = 1}) end, "nn.GroupNorm: affine must be true or false, got 1")
+    refused(function() nn.LayerNorm(3, {elementwise_affine = 0}) end,
+      "nn.LayerNorm: elementwise_affine must be true or false, got 0")
+    refused(function() nn.MultiheadAttention(8, 2, {batch_first = 0}) end,
+      "nn.MultiheadAttention: batch_first must be true or false, got 0")
+    refused(function() nn.MultiheadAttention(8, 2, {bias = 0}) end,
+      "nn.MultiheadAttention: bias must be true or false, got 0")
+    refused(function() nn.Linear(3, 4, {bias = 0}) end, "nn.Linear: bias must be true or false, got 0")
+    refused(function() nn.Conv2d(3, 4, 3, {bias = "no"}) end, 'nn.Conv2d: bias must be true or false, got "no"')
+    local mha, q = nn.MultiheadAttention(8, 2), lm.randn(2, 3, 8)
+    refused(function() mha(q, q, q, {need_weights = 0}) end,
+      "nn.MultiheadAttention: need_weights must be true or false, got 0")
+    refused(function() mha(q, q, q, {average_attn_weights = 0}) end,
+      "nn.MultiheadAttention: average_attn_weights must be true or false, got 0")
+    eq(nn.TransformerEncoderLayer(8, 2, {norm_first = true}).norm_first, true)
+    eq(#nn.BatchNorm1d(3, {affine = false}):parameters(), 0)
+    local _, w = mha(q, q, q, {need_weights = false})
+    eq(w, nil, "need_weights = false: no weights")
+    eq(select(2, mha(q, q, q, {average_attn_weights = false})):shape_string(), "2x2x3x3", "per head")
+  end)
+
+  it("check eps and momentum when the layer is made, not at its first call", function()
+    refused(function() nn.BatchNorm1d(3, {eps = "a"}) end, 'nn.BatchNorm1d: eps must be a finite number >= 0, got "a"')
+    refused(function() nn.BatchNorm2d(3, {eps = -1}) end, "nn.BatchNorm2d: eps must be a finite number >= 0, got -1")
+    refused(function() nn.BatchNorm1d(3, {momentum = "x"}) end,
+      'nn.BatchNorm1d: momentum must be a finite number (or false: a cumulative average), got "x"')
+    refused(function() nn.GroupNorm(1, 3, {eps = -1e-5}) end,
+      "nn.GroupNorm: eps must be a finite number >= 0, got -1e-05")
+    refused(function() nn.LayerNorm(4, {eps = "0.1"}) end, 'nn.LayerNorm: eps must be a finite number >= 0, got "0.1"')
+    refused(function() nn.TransformerEncoderLayer(8, 2, {layer_norm_eps = 0 / 0}) end,
+      "nn.TransformerEncoderLayer: layer_norm_eps must be a finite number >= 0, got nan")
+    refused(function() nn.Dropout(0 / 0) end, "nn.Dropout: p (the drop probability) must be in [0, 1), got nan")
+    eq(nn.BatchNorm1d(3, {momentum = false}).momentum, false, "a cumulative average")
+  end)
+
+  it("refuse a padding row outside the table in F.embedding too, and count a negative one from the end", function()
+    local w = lm.randn(5, 2):requires_grad(true)
+    F.embedding(lm.tensor({1, 5, 5, 2}, "int32"), w, -1):sum():backward()
+    same(w.grad:totable(), {{1, 1}, {1, 1}, {0, 0}, {0, 0}, {0, 0}}, 0, "row 5 (-1) gets no gradient")
+    refused(function() F.embedding(lm.tensor({1}, "int32"), w, 9) end,
+      "embedding: padding_idx must be a 1-based row in 1..5 (or -5..-1 from the end), got 9")
+    refused(function() F.embedding(lm.tensor({1}, "int32"), w, 0) end,
+      "embedding: padding_idx must be a 1-based row in 1..5 (or -5..-1 from the end), got 0")
+    refused(function() nn.Embedding(5, 2, {padding_idx = 6}) end,
+      "nn.Embedding: padding_idx must be a 1-based row in 1..5 (or -5..-1 from the end), got 6")
+    eq(nn.Embedding(5, 2, {padding_idx = -2}).padding_idx, 4)
+  end)
+
+  it("refuse a misspelt gelu option, a third pooled size, an empty plane and pairs of strides", function()
+    refused(function() F.gelu(lm.zeros(2), {aprox = "tanh"}) end, "gelu: unknown option 'aprox'")
+    refused(function() nn.AdaptiveAvgPool2d({2, 3, 4}) end,
+      "nn.AdaptiveAvgPool2d: output_size must be a size or {h, w}, got 3 sizes")
+    refused(function() F.adaptive_avg_pool2d(lm.zeros(1, 1, 4, 4), {3}) end,
+      "adaptive_avg_pool2d: output_size must be a positive integer or {h, w}, got {3}")
+    refused(function() F.adaptive_avg_pool2d(lm.zeros(1, 1, 0, 4), 2) end,
+      "adaptive_avg_pool2d: the input's channels and planes must not be empty, got 1x1x0x4")
+    eq(F.adaptive_avg_pool2d(lm.zeros(0, 1, 4, 4), 2):shape_string(), "0x1x2x2", "an empty batch is fine")
+    local x, w = lm.zeros(1, 3, 8, 8), lm.zeros(4, 3, 3, 3)
+    raises(function() F.conv2d(x, w, nil, {stride = {2, 2}}) end,
+      "conv2d: stride must be an integer from 1 to 2147483647 (one value for both dimensions), got table")
+    raises(function() F.conv2d(x, w, nil, {stride = "2"}) end, "conv2d: stride must be an integer from 1 to")
+    raises(function() F.conv2d(x, w, nil, {stride = 0}) end, "got 0")
+    raises(function() F.max_pool2d(x, 2, {padding = -1}) end,
+      "max_pool2d: padding must be an integer from 0 to 2147483647 (one value for both dimensions), got -1")
+    refused(function() nn.Conv2d(3, 4, 3, {stride = {2, 2}}) end,
+      "nn.Conv2d: stride (one for both dimensions) must be a positive integer, got a table")
+  end)
+
+  it("flatten an empty batch, as torch.flatten", function()
+    eq(lm.zeros(0, 4, 4, 4):flatten(2):shape_string(), "0x64")
+    eq(lm.zeros(2, 3, 4):flatten():shape_string(), "24")
+    eq(lm.zeros(2, 3, 4):flatten(1, 2):shape_string(), "6x4")
+    eq(lm.zeros(2, 3, 4):flatten(-2):shape_string(), "2x12")
+    eq(lm.tensor(3):flatten():shape_string(), "1")
+    raises(function() return lm.zeros(2, 3):flatten(2, 1) end,
+      "flatten: the first dimension (2) comes after the last (1)")
+    eq(nn.Flatten()(lm.zeros(0, 3, 2)):shape_string(), "0x6")
+    refused(function() nn.Flatten()(3) end, "nn.Flatten: the input must be a tensor, got 3")
+    raises(function() nn.Flatten()(lm.zeros(5)) end, "flatten: dimension 2 out of range for a 1-D tensor")
+    local net = lm.models.resnet18{stem = "cifar", num_classes = 4, width = 4}
+    net:eval()
+    eq(net(lm.randn(0, 3, 8, 8)):shape_string(), "0x4", "a ResNet on an empty batch")
+    local vit = lm.models.vit{image_size = 8, patch_size = 4, num_classes = 3, dim = 8, depth = 1, heads = 2,
+      mlp_dim = 16}
+    vit:eval()
+    eq(vit(lm.randn(0, 3, 8, 8)):shape_string(), "0x3", "a ViT on an empty batch")
+    refused(function() vit(nil) end, "models.vit: input must be a tensor, got nil")
+    refused(function() lm.models.resnet18{num_classes = "10"} end,
+      'lm.models.resnet18: num_classes must be a positive integer, got "10"')
   end)
 end)
 

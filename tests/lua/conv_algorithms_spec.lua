@@ -176,6 +176,27 @@ describe("convolution algorithms", function()
     end
   end)
 
+  it("keep huge finite values finite: operands beyond 2^120 go to im2col (Winograd's sums would overflow)", function()
+    -- 1e38 * 9 taps * 16 channels * 1e-3 = 1.44e37, finite; Winograd's input
+    -- transform adds four inputs (4e38 > FLT_MAX) before any product
+    local results = {}
+    for _, algorithm in ipairs{"winograd", "gemm"} do
+      with_algorithm(algorithm, function()
+        local x = (lm.ones(1, 16, 4, 4) * 1e38):requires_grad(true)
+        local k = (lm.ones(16, 16, 3, 3) * 1e-3):requires_grad(true)
+        local y = F.conv2d(x, k, nil, {padding = 1})
+        ;(y * 1e38):sum():backward()
+        results[algorithm] = {y, x.grad}
+      end)
+    end
+    near(results.winograd[1][1][1][2][2], 1.44e37, 1e31, "an inner output")
+    for i = 1, 2 do
+      local w = results.winograd[i]:view(-1):totable()
+      for j, v in ipairs(w) do truthy(v > -math.huge and v < math.huge, "finite at " .. j .. ": " .. v) end
+      same(w, results.gemm[i]:view(-1):totable(), 0)
+    end
+  end)
+
   it("give an empty batch an empty output and zero weight and bias gradients", function()
     for _, algorithm in ipairs{"winograd", "gemm"} do
       with_algorithm(algorithm, function()

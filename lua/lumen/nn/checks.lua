@@ -12,6 +12,7 @@ local checks = {}
 -- they are, anything else by its kind
 local function shown(v)
   local kind = type(v)
+  if v ~= v then return "nan" end -- (tostring gives "-nan" or "nan" by platform)
   if kind == "number" or kind == "boolean" or kind == "nil" then return tostring(v) end
   if kind == "string" then
     return #v > 40 and string.format("a string of %d bytes", #v) or string.format("%q", v)
@@ -124,6 +125,33 @@ function checks.string(v, what, fname, level)
   if type(v) ~= "string" then fail(fname, what, "a string", v, level) end
 end
 
+--- An on/off option: nil gives `default`, true and false are themselves;
+--- anything else (a 0 or 1 from a ported config, "false") is an error, not
+--- read as one of them.
+function checks.flag(v, default, what, fname, level)
+  if v == nil then return default end
+  if type(v) ~= "boolean" then fail(fname, what, "true or false", v, level) end
+  return v
+end
+
+--- A small positive constant such as a norm's eps: nil gives `default`;
+--- otherwise a finite number >= 0.
+function checks.eps(v, default, what, fname, level)
+  if v == nil then return default end
+  if not checks.is_finite(v) or v < 0 then fail(fname, what, "a finite number >= 0", v, level) end
+  return v
+end
+
+--- A 1-based row of a table of `rows` (negative counts from the end: -1 is
+--- the last, as torch's negative indices), returned as its row number.
+function checks.row(v, rows, what, fname, level)
+  local i = checks.is_whole(v) and math.tointeger(v)
+  if not i or i == 0 or i > rows or i < -rows then
+    fail(fname, what, string.format("a 1-based row in 1..%d (or -%d..-1 from the end)", rows, rows), v, level)
+  end
+  return i < 0 and rows + 1 + i or i
+end
+
 --- v must be a positive integer.
 function checks.size(v, what, layer)
   if math.type(v) ~= "integer" or v < 1 then
@@ -168,7 +196,7 @@ end
 
 --- p must be a drop probability in [0, 1) (or [0, 1] with `one_allowed`).
 function checks.p(p, what, layer, one_allowed)
-  if type(p) ~= "number" or p < 0 or p > 1 or (p == 1 and not one_allowed) then
+  if type(p) ~= "number" or p ~= p or p < 0 or p > 1 or (p == 1 and not one_allowed) then
     error(string.format("%s: %s (the drop probability) must be in [0, 1%s, got %s", layer, what,
       one_allowed and "]" or ")", shown(p)), 3)
   end

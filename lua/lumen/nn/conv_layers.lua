@@ -41,10 +41,14 @@ return function(nn)
       check_size(num_features, "num_features", name)
       opts = check_opts(opts, name, BN_OPTS)
       self.num_features = num_features
-      self.eps = opts.eps or 1e-5
+      self.eps = checks.eps(opts.eps, 1e-5, "eps", name)
       if opts.momentum == nil then self.momentum = 0.1 else self.momentum = opts.momentum end
-      self.affine = opts.affine ~= false
-      self.track_running_stats = opts.track_running_stats ~= false
+      if self.momentum ~= false and not checks.is_finite(self.momentum) then
+        error(string.format("%s: momentum must be a finite number (or false: a cumulative average), got %s", name,
+          checks.shown(self.momentum)), 3)
+      end
+      self.affine = checks.flag(opts.affine, true, "affine", name)
+      self.track_running_stats = checks.flag(opts.track_running_stats, true, "track_running_stats", name)
       if self.affine then
         self:param("weight", lm.ones(num_features))
         self:param("bias", lm.zeros(num_features))
@@ -205,7 +209,8 @@ return function(nn)
     end
     opts = check_opts(opts, "nn.GroupNorm", {eps = true, affine = true})
     self.num_groups, self.num_channels = num_groups, num_channels
-    self.eps, self.affine = opts.eps or 1e-5, opts.affine ~= false
+    self.eps = checks.eps(opts.eps, 1e-5, "eps", "nn.GroupNorm")
+    self.affine = checks.flag(opts.affine, true, "affine", "nn.GroupNorm")
     if self.affine then
       self:param("weight", lm.ones(num_channels))
       self:param("bias", lm.zeros(num_channels))
@@ -236,7 +241,12 @@ return function(nn)
   --- the input's size, with PyTorch's windows.
   function nn.AdaptiveAvgPool2d:init(output_size)
     local h, w = output_size, output_size
-    if type(output_size) == "table" then h, w = output_size[1], output_size[2] end
+    if type(output_size) == "table" then
+      if #output_size ~= 2 then
+        error("nn.AdaptiveAvgPool2d: output_size must be a size or {h, w}, got " .. #output_size .. " sizes", 2)
+      end
+      h, w = output_size[1], output_size[2]
+    end
     check_size(h, "output height", "nn.AdaptiveAvgPool2d")
     check_size(w, "output width", "nn.AdaptiveAvgPool2d")
     self.output_size = {h, w}
@@ -274,11 +284,7 @@ return function(nn)
     self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
     local pad = opts.padding_idx
     if pad ~= nil then
-      if math.type(pad) ~= "integer" or pad == 0 or pad > num_embeddings or pad < -num_embeddings then
-        error(string.format("nn.Embedding: padding_idx must be a 1-based row in 1..%d (or -1..-%d), got %s",
-          num_embeddings, num_embeddings, tostring(pad)), 2)
-      end
-      if pad < 0 then pad = num_embeddings + 1 + pad end
+      pad = checks.row(pad, num_embeddings, "padding_idx", "nn.Embedding")
       self.padding_idx = pad
     end
     local weight = lm.randn(num_embeddings, embedding_dim)

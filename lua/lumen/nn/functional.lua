@@ -302,11 +302,22 @@ function F.adaptive_avg_pool2d(x, output_size)
   local oh, ow
   if type(output_size) == "table" then oh, ow = output_size[1], output_size[2]
   else oh, ow = output_size, output_size end
-  if math.type(oh) ~= "integer" or math.type(ow) ~= "integer" or oh < 1 or ow < 1 then
-    error("adaptive_avg_pool2d: output_size must be a positive integer or {h, w}, got " .. tostring(output_size), 2)
+  if math.type(oh) ~= "integer" or math.type(ow) ~= "integer" or oh < 1 or ow < 1
+      or type(output_size) == "table" and #output_size ~= 2 then
+    local given = checks.shown(output_size)
+    if type(output_size) == "table" then
+      local parts = {}
+      for i, v in ipairs(output_size) do parts[i] = checks.shown(v) end
+      given = "{" .. table.concat(parts, ", ") .. "}"
+    end
+    error("adaptive_avg_pool2d: output_size must be a positive integer or {h, w}, got " .. given, 2)
   end
   if x:dim() ~= 4 and x:dim() ~= 3 then
     error("adaptive_avg_pool2d: input must be [N, C, H, W] or [C, H, W], got " .. x:shape_string(), 2)
+  end
+  -- an empty plane has nothing to average (torch refuses it too); an empty batch is fine
+  if x:size(-1) == 0 or x:size(-2) == 0 or x:dim() == 4 and x:size(2) == 0 then
+    error("adaptive_avg_pool2d: the input's channels and planes must not be empty, got " .. x:shape_string(), 2)
   end
   local d = x:dim() - 1
   return adaptive_mean(adaptive_mean(x, d, oh), d + 1, ow)
@@ -363,7 +374,7 @@ local Embedding = lm.autograd.Function{
 
 --- Rows of weight [num, dim] picked by the 1-based int32 indices idx (any
 --- shape): [idx..., dim], differentiable in weight. The row padding_idx
---- (1-based, optional) gets no gradient.
+--- (1-based, negative from the end; optional) gets no gradient.
 function F.embedding(idx, weight, padding_idx)
   if not lm.is_tensor(idx) or idx:dtype() ~= "int32" then
     error("embedding: indices must be an int32 tensor (1-based), got " ..
@@ -371,9 +382,7 @@ function F.embedding(idx, weight, padding_idx)
   end
   checks.tensor(weight, "weight", "embedding")
   if weight:dim() ~= 2 then error("embedding: weight must be [num, dim], got " .. weight:shape_string(), 2) end
-  if padding_idx ~= nil and not checks.is_whole(padding_idx) then
-    error("embedding: padding_idx must be an integer row number (or nil), got " .. checks.shown(padding_idx), 2)
-  end
+  if padding_idx ~= nil then padding_idx = checks.row(padding_idx, weight:size(1), "padding_idx", "embedding") end
   local shape = idx:shape()
   shape[#shape + 1] = weight:size(2)
   local flat = idx:reshape(-1)
@@ -400,7 +409,7 @@ end
 --- forms; F.gelu(x, 'tanh') also works.
 function F.gelu(x, opts)
   if not is_tensor(x) then checks.tensor(x, "input", "gelu") end
-  if type(opts) == "table" then opts = opts.approximate end
+  if type(opts) == "table" then opts = checks.opts(opts, "gelu", {"approximate"}).approximate end
   if opts ~= nil and type(opts) ~= "string" then
     error("gelu: approximate must be 'none' or 'tanh', got " .. checks.shown(opts), 2)
   end

@@ -167,7 +167,7 @@ function nn.Linear:init(inputs, outputs, opts)
   self.inputs, self.outputs = inputs, outputs
   local scheme = opts.init or "glorot"
   self:param("weight", init_weight({outputs, inputs}, inputs, outputs, scheme))
-  if opts.bias ~= false then
+  if checks.flag(opts.bias, true, "bias", "nn.Linear") then
     self:param("bias", scheme == "pytorch" and uniform({outputs}, 1 / math.sqrt(inputs))
       or lm.zeros(outputs))
   end
@@ -211,12 +211,13 @@ function nn.Conv2d:init(inputs, outputs, kernel, opts)
   check_size(kernel, "kernel size", "nn.Conv2d")
   opts = checks.opts(opts, "nn.Conv2d", {stride = true, padding = true, init = true, bias = true}, CONV_UNSUPPORTED)
   self.inputs, self.outputs, self.kernel = inputs, outputs, kernel
+  check_size(opts.stride or 1, "stride (one for both dimensions)", "nn.Conv2d")
   self.stride, self.padding = opts.stride or 1, conv_padding(opts.padding, kernel, opts.stride or 1)
   local fan_in = inputs * kernel * kernel
   local scheme = opts.init or "he"
   self:param("weight", init_weight({outputs, inputs, kernel, kernel}, fan_in,
     outputs * kernel * kernel, scheme))
-  if opts.bias ~= false then
+  if checks.flag(opts.bias, true, "bias", "nn.Conv2d") then
     self:param("bias", scheme == "pytorch" and uniform({outputs}, 1 / math.sqrt(fan_in))
       or lm.zeros(outputs))
   end
@@ -263,8 +264,11 @@ function nn.Dropout:init(p)
   self.p = p
 end
 
---- Flattens every dimension after the first (the batch).
-nn.Flatten = simple("nn.Flatten", function(_, x) return x:reshape(x:size(1), -1) end)
+--- Flattens every dimension after the first (the batch); an empty batch stays empty.
+nn.Flatten = simple("nn.Flatten", function(_, x)
+  checks.tensor(x, "the input", "nn.Flatten")
+  return x:flatten(2)
+end)
 
 --- Reshapes every sample: nn.Reshape(1, 28, 28) turns [N, 784] into [N, 1, 28, 28].
 nn.Reshape = simple("nn.Reshape", function(self, x)

@@ -45,8 +45,8 @@ return function(nn)
     if #shape == 0 then error("nn.LayerNorm: normalized_shape is empty", 2) end
     for _, s in ipairs(shape) do check_size(s, "normalized_shape", "nn.LayerNorm") end
     self.normalized_shape = shape
-    self.eps = opts.eps or 1e-5
-    self.elementwise_affine = opts.elementwise_affine ~= false
+    self.eps = checks.eps(opts.eps, 1e-5, "eps", "nn.LayerNorm")
+    self.elementwise_affine = checks.flag(opts.elementwise_affine, true, "elementwise_affine", "nn.LayerNorm")
     if self.elementwise_affine then
       self:param("weight", lm.ones(shape))
       self:param("bias", lm.zeros(shape))
@@ -104,12 +104,12 @@ return function(nn)
       vdim = {accepts = function(v) return v == nil or v == embed_dim end, reason = "values have embed_dim features"},
     })
     self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, embed_dim // num_heads
-    self.batch_first = opts.batch_first ~= false
+    self.batch_first = checks.flag(opts.batch_first, true, "batch_first", "nn.MultiheadAttention")
     self.dropout = opts.dropout or 0
     check_p(self.dropout, "nn.MultiheadAttention")
     local a = math.sqrt(6 / (embed_dim + 3 * embed_dim))
     self:param("in_proj_weight", lm.rand(3 * embed_dim, embed_dim) * (2 * a) - a)
-    local bias = opts.bias ~= false
+    local bias = checks.flag(opts.bias, true, "bias", "nn.MultiheadAttention")
     if bias then self:param("in_proj_bias", lm.zeros(3 * embed_dim)) end
     local out_proj = self:child("out_proj", nn.Linear(embed_dim, embed_dim, {init = "pytorch", bias = bias}))
     if bias then out_proj:param("bias", lm.zeros(embed_dim)) end
@@ -193,6 +193,9 @@ return function(nn)
     mha_tensor("value", value)
     mha_tensor("attn_mask", opts.attn_mask, true)
     mha_tensor("key_padding_mask", opts.key_padding_mask, true)
+    local need_weights = checks.flag(opts.need_weights, true, "need_weights", "nn.MultiheadAttention")
+    local average_weights = checks.flag(opts.average_attn_weights, true, "average_attn_weights",
+      "nn.MultiheadAttention")
     local E = self.embed_dim
     local self_attention = query == key and key == value -- before the layout changes below copy them
     local unbatched = query:dim() == 2
@@ -219,7 +222,7 @@ return function(nn)
       local keep = self.training and 1 - self.dropout or 1 -- F.dropout's rule
       -- the weights come from the fused op where nothing would differentiate
       -- them and no dropout changes them (the probabilities it returns)
-      local with_weights = opts.need_weights ~= false
+      local with_weights = need_weights
       local fits = fused_attention_fits(qkv) and (not with_weights
         or (keep == 1 and not (lm.is_grad_enabled() and qkv:requires_grad())))
       local mask = fits and merged_mask(self, opts, N, L, S, query:device())
@@ -227,7 +230,7 @@ return function(nn)
         local out, probs = F._self_attention(qkv, self.num_heads, mask or nil, 1 / math.sqrt(self.head_dim),
           keep, with_weights)
         out = self.out_proj(out)
-        local weights = probs and (opts.average_attn_weights == false and probs or probs:mean(2))
+        local weights = probs and (average_weights and probs:mean(2) or probs)
         if unbatched then return out:squeeze(1), weights and weights:squeeze(1) end
         return self.batch_first and out or out:transpose(1, 2), weights
       end
@@ -244,8 +247,8 @@ return function(nn)
     local out = lm.matmul(attn, v):transpose(2, 3):reshape(N, L, E)
     out = self.out_proj(out)
     local weights
-    if opts.need_weights ~= false then
-      weights = opts.average_attn_weights == false and attn or attn:mean(2)
+    if need_weights then
+      weights = average_weights and attn:mean(2) or attn
       if unbatched then weights = weights:squeeze(1) end
     end
     if unbatched then
@@ -286,9 +289,9 @@ return function(nn)
       error("nn.TransformerEncoderLayer: activation must be 'relu', 'gelu', a module or a function, got " ..
         tostring(act), 2)
     end
-    self.norm_first = opts.norm_first == true
-    self.batch_first = opts.batch_first ~= false
-    local eps = opts.layer_norm_eps or 1e-5
+    self.norm_first = checks.flag(opts.norm_first, false, "norm_first", "nn.TransformerEncoderLayer")
+    self.batch_first = checks.flag(opts.batch_first, true, "batch_first", "nn.TransformerEncoderLayer")
+    local eps = checks.eps(opts.layer_norm_eps, 1e-5, "layer_norm_eps", "nn.TransformerEncoderLayer")
     self:child("self_attn", nn.MultiheadAttention(d_model, nhead, {dropout = p, batch_first = self.batch_first}))
     self:child("linear1", nn.Linear(d_model, ff, {init = "pytorch"}))
     self:child("dropout", nn.Dropout(p))
