@@ -165,6 +165,9 @@ describe("module methods", function()
     refused(function() net:save(path, {dtpye = "float16"}) end, "save: unknown option 'dtpye'; did you mean dtype?")
     net:save(path)
     refused(function() net:load(path, {stirct = false}) end, "load: unknown option 'stirct'; did you mean strict?")
+    -- a file that cannot be read or written is reported at the caller's line too
+    refused(function() net:load(path .. ".none") end, path .. ".none")
+    refused(function() net:save("/proc/none/x.safetensors") end, "/proc/none/x.safetensors")
     refused(function() net:load_state_dict(net:state_dict(), {strikt = false}) end,
       "load_state_dict: unknown option 'strikt'; did you mean strict?")
     -- the file format's strings end at a NUL: such metadata is refused, not cut

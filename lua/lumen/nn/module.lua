@@ -483,7 +483,8 @@ function Module:save(path, opts)
   opts = checks.options(opts, "save")
   checks.opts(opts, "save", {"dtype"})
   local meta = {format = "lumen.nn", module = self.__name, version = tostring(self.version), names = "torch"}
-  lm.save(path, self:state_dict(), {dtype = opts.dtype, metadata = meta})
+  local ok, err = pcall(lm.save, path, self:state_dict(), {dtype = opts.dtype, metadata = meta})
+  if not ok then error((tostring(err):gsub("^[^\n]-:%d+: ", "")), 2) end
 end
 
 --- Loads parameters saved by :save, by earlier Lumen versions (recognised
@@ -493,7 +494,9 @@ function Module:load(path, opts)
   checks.string(path, "path", "load")
   opts = checks.options(opts, "load")
   checks.opts(opts, "load", {"strict", "rename", "source"})
-  local state, meta = lm.load(path)
+  -- a file lm.load refuses is the caller's error, reported at its line
+  local ok, state, meta = pcall(lm.load, path)
+  if not ok then error((tostring(state):gsub("^[^\n]-:%d+: ", "")), 2) end
   if meta.format == "lumen.nn" and meta.names ~= "torch" then state = Module._from_legacy_names(state) end
   local o = {source = "'" .. path .. "'"}
   for k, v in pairs(opts) do o[k] = v end
