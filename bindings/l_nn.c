@@ -92,6 +92,13 @@ static int f_log_softmax(lua_State *L) {
 /* F.cross_entropy(logits, labels): labels are 1-based class indices */
 static int f_cross_entropy(lua_State *L) {
     lm_tensor *logits = l_check_tensor(L, 1), *labels = l_check_tensor(L, 2);
+    if (!lua_isnoneornil(L, 3)) /* torch's options would otherwise be ignored without a word */
+        return luaL_error(
+            L,
+            "cross_entropy: takes (logits, labels) only, got a %s after them (the mean "
+            "over the batch: reduction, weight, ignore_index and label_smoothing are "
+            "not supported)",
+            luaL_typename(L, 3));
     if (labels->dtype != LM_INT32)
         return luaL_error(L,
                           "cross_entropy: labels must be an int32 tensor of 1-based classes, "
@@ -167,6 +174,10 @@ static int f_mmd(lua_State *L) {
 static int f_mse(lua_State *L) {
     lm_tensor *yh = l_check_tensor(L, 1), *y = l_check_tensor(L, 2);
     bool per_sample = false;
+    if (!lua_isnoneornil(L, 3) && !lua_istable(L, 3))
+        return luaL_error(L, "mse: options must be a table {reduction = 'mean' | 'none'}, got a %s",
+                          luaL_typename(L, 3));
+    l_check_option_keys(L, 3, "mse", (const char *const[]){"reduction", NULL});
     if (lua_istable(L, 3)) {
         lua_getfield(L, 3, "reduction");
         const char *r = luaL_optstring(L, -1, "mean");

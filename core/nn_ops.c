@@ -364,6 +364,9 @@ static lm_status mse_forward(lm_tensor **out, lm_tensor **diff_out, lm_tensor *y
         return lm_fail(LM_ERR_SHAPE, "mse: prediction %s and target %s must have the same shape",
                        lm_shape_str(y_hat, s1, sizeof s1), lm_shape_str(y, s2, sizeof s2));
     int64_t n = y_hat->shape[0];
+    if (n == 0 && !per_sample) /* as cross_entropy: torch's mean of nothing is NaN */
+        return lm_fail(LM_ERR_ARG,
+                       "mse: empty batch (no samples to average; reduction 'none' gives [0])");
     lm_tensor *diff = NULL, *sq = NULL, *flat = NULL, *rows = NULL;
     const lm_backend *be = lm_backend_of(y_hat);
     if (!be) return LM_ERR_DEVICE;
@@ -386,8 +389,7 @@ static lm_status mse_forward(lm_tensor **out, lm_tensor **diff_out, lm_tensor *y
         } else {
             lm_tensor *total = NULL;
             s = lm_reduce(&total, NULL, LM_SUM, rows, -1, false);
-            if (s == LM_OK)
-                s = lm_binary_scalar(out, LM_MUL, total, 0.5 / (double)(n ? n : 1), false);
+            if (s == LM_OK) s = lm_binary_scalar(out, LM_MUL, total, 0.5 / (double)n, false);
             lm_tensor_release(total);
         }
     }

@@ -120,6 +120,10 @@ function train.evaluate(model, set, opts)
       end
       local p, t = pred:totable(), y:totable()
       for i = 1, len do
+        if t[i] < 1 or t[i] > classes then -- (the built-in losses say so too; a custom one need not)
+          error(string.format("lm.evaluate: label %d (sample %d) out of range for the model's %d classes",
+            t[i], start + i - 1, classes), 0)
+        end
         confusion[t[i]][p[i]] = confusion[t[i]][p[i]] + 1
         if p[i] == t[i] then correct = correct + 1 end
       end

@@ -119,6 +119,19 @@ describe("layer options", function()
       "nn.Conv2d: stride (one for both dimensions) must be a positive integer, got a table")
   end)
 
+  it("refuse loss options that would be ignored, and the mean of an empty batch", function()
+    local a, y = lm.tensor{{1, 2}, {3, 4}}, lm.tensor({1, 2}, "int32")
+    raises(function() F.cross_entropy(a, y, {reduction = "sum"}) end,
+      "cross_entropy: takes (logits, labels) only, got a table after them (the mean over the batch: "
+      .. "reduction, weight, ignore_index and label_smoothing are not supported)")
+    raises(function() F.mse(a, a, "none") end,
+      "mse: options must be a table {reduction = 'mean' | 'none'}, got a string")
+    raises(function() F.mse(a, a, {reduce = "none"}) end, "mse: unknown option 'reduce'")
+    raises(function() F.mse(lm.zeros(0, 3), lm.zeros(0, 3)) end,
+      "mse: empty batch (no samples to average; reduction 'none' gives [0])")
+    eq(F.mse(lm.zeros(0, 3), lm.zeros(0, 3), {reduction = "none"}):shape_string(), "0")
+  end)
+
   it("flatten an empty batch, as torch.flatten", function()
     eq(lm.zeros(0, 4, 4, 4):flatten(2):shape_string(), "0x64")
     eq(lm.zeros(2, 3, 4):flatten():shape_string(), "24")

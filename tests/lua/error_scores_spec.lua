@@ -31,6 +31,16 @@ describe("error scores: the classifier's confidence", function()
     near(far[1], -2 * math.exp(-40), 1e-25)
     raises(function() S.confidences(lm.tensor{1, 2}) end,
       "scores.confidences: logits must be a tensor [N, C] with C >= 2")
+    -- a NaN logit anywhere in a row makes its confidences NaN (as torch's max), not the other logits'
+    local nan = S.confidences(lm.tensor{{0 / 0, 1, 2}, {2, 0 / 0, 1}, {0, 5, 1}})
+    for i = 1, 2 do
+      for _, k in ipairs{"max_logit", "margin", "max_softmax"} do
+        truthy(nan[k][i] ~= nan[k][i], k .. " of row " .. i)
+      end
+    end
+    eq(nan.max_logit[3], 5)
+    raises(function() S.paired_bootstrap({1, 2}, {2, 1}, {true, false}, {resamples = 0}) end,
+      "scores.paired_bootstrap: resamples must be an integer >= 1, got 0")
   end)
 
   it("computes the logits of a sigmoid network, whose max is the baseline's score", function()

@@ -254,6 +254,12 @@ describe("lm.train", function()
     same(r.confusion, {{1, 0}, {1, 1}})
     local model = Fixed()
     raises(function() lm.evaluate(model, {x = lm.zeros(0, 2), y = lm.zeros(0):int()}) end, "evaluate: the set is empty")
+    -- a label the model has no output for, with a loss that does not check it
+    local sum_loss = {loss = function(o) return o:sum() end}
+    raises(function() lm.evaluate(model, {x = set.x, y = lm.tensor({1, 3, 2}, 'int32')}, sum_loss) end,
+      "lm.evaluate: label 3 (sample 2) out of range for the model's 2 classes")
+    raises(function() lm.evaluate(model, {x = set.x, y = lm.tensor({0, 1, 2}, 'int32')}, sum_loss) end,
+      "lm.evaluate: label 0 (sample 1) out of range")
     eq(model.training, true, "left in training mode")
   end)
 

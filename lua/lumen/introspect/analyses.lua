@@ -34,13 +34,13 @@ function A.grid(o)
   return {points = lm.tensor(pts), size = size, lim = lim, cell = step * step}
 end
 
---- Scott's bandwidth for a Gaussian kernel density of points Z [N, 2]: the
---- mean standard deviation of the two coordinates times N^(-1/6) (Scott's
---- rule in two dimensions), at least 1e-3 times that factor.
+--- Scott's bandwidth for a Gaussian kernel density of points Z [N, d] (the
+--- maps: d = 2): the mean standard deviation of the coordinates times
+--- N^(-1/(d + 4)) (N^(-1/6) on the plane), at least 1e-3 times that factor.
 function A.bandwidth(Z)
   local n = Z:size(1)
   local sd = n > 1 and Z:std(1):mean():item() or 1
-  return math.max(sd, 1e-3) * n ^ (-1 / 6)
+  return math.max(sd, 1e-3) * n ^ (-1 / (Z:size(2) + 4))
 end
 
 --- Kernel density of latents Z [N, 2] at the grid's points: [size^2],
@@ -62,9 +62,9 @@ function A.density(Z, grid, o)
   end), h
 end
 
---- The Gaussian kernel density p(z) of the reference points ref [M, 2]
---- (bandwidth h, default Scott's) at each of the points Z [N, 2]: [N],
---- normalised over the plane, o.chunk (1000) rows of Z at a time, without
+--- The Gaussian kernel density p(z) of the reference points ref [M, d]
+--- (the maps: d = 2; bandwidth h, default Scott's) at each of the points
+--- Z [N, d]: [N], normalised over the space (the plane), o.chunk (1000) rows of Z at a time, without
 --- gradients: exp(A.log_kernel_density), 0 where it underflows.
 function A.kernel_density(Z, ref, h, o)
   local p = A.log_kernel_density(Z, ref, h, o):exp() -- (not a tail call: its errors name this caller's line)
@@ -90,7 +90,8 @@ function A.log_kernel_density(Z, ref, h, o)
   end
   local two_h2 = 2 * h * h
   local out = lm.zeros(Z:size(1))
-  local shift = math.log(ref:size(1)) + math.log(math.pi * two_h2)
+  -- log M + log of the Gaussian's normaliser (2 pi h^2)^(d/2)
+  local shift = math.log(ref:size(1)) + ref:size(2) / 2 * math.log(math.pi * two_h2)
   lm.no_grad(function()
     for s = 1, Z:size(1), chunk do
       local len = math.min(chunk, Z:size(1) - s + 1)

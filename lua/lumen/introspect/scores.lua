@@ -91,6 +91,9 @@ function S.confidences(logits)
     local top, second, at = -math.huge, -math.huge, 0
     for j, v in ipairs(row) do
       if v > top then top, second, at = v, top, j elseif v > second then second = v end
+      -- a NaN logit makes the row's confidences NaN (as torch's max), so the
+      -- ranking measures refuse it instead of scoring the other logits
+      if v ~= v then top, second, at = v, v, j break end
     end
     local rest = 0 -- the other classes' exp(l_j - l_top): 1 / (1 + rest) is the top probability
     for j, v in ipairs(row) do if j ~= at then rest = rest + math.exp(v - top) end end
@@ -146,6 +149,10 @@ end
 --- hi}, redrawn = n}.
 function S.paired_bootstrap(a, b, wrong, o)
   o = o or {}
+  local resamples = o.resamples or 1000
+  if math.type(resamples) ~= "integer" or resamples < 1 then
+    error("scores.paired_bootstrap: resamples must be an integer >= 1, got " .. tostring(resamples), 2)
+  end
   if #a ~= #wrong or #b ~= #wrong then
     error(string.format("scores.paired_bootstrap: %d and %d scores for %d samples", #a, #b, #wrong), 2)
   end
@@ -157,7 +164,7 @@ function S.paired_bootstrap(a, b, wrong, o)
   end
   local diffs = {auroc_correct = {}, aupr_error = {}}
   local redrawn, r = 0, 1
-  while r <= (o.resamples or 1000) do
+  while r <= resamples do
     local sa, sb, sw, drawn_errors = {}, {}, {}, 0
     for i = 1, n do
       local j = rand(n)
@@ -166,7 +173,7 @@ function S.paired_bootstrap(a, b, wrong, o)
     end
     if drawn_errors == 0 or drawn_errors == n then
       redrawn = redrawn + 1
-      if redrawn > 100 * (o.resamples or 1000) then
+      if redrawn > 100 * resamples then
         error("scores.paired_bootstrap: almost every resample has no error or no correct sample", 2)
       end
     else
