@@ -493,11 +493,46 @@ void l_register_module_functions(lua_State *L) {
 /* ---- opening ------------------------------------------------------------------------------------
  */
 
-static lua_State *gc_state; /* the state whose collector may free tensors on OOM */
+/* the main thread of the state whose collector may free tensors on OOM
+ * (the last one opened); cleared when that state closes, so that a host
+ * that goes on after lua_close never collects a freed state */
+static lua_State *gc_state;
 
 static void collect_on_oom(void *ud) {
     (void)ud;
     if (gc_state) lua_gc(gc_state, LUA_GCCOLLECT);
+}
+
+static int forget_gc_state(lua_State *L) {
+    if (gc_state == lua_touserdata(L, lua_upvalueindex(1))) gc_state = NULL;
+    return 0;
+}
+
+/* gc_state = this state's main thread, until the state closes: a registry
+ * value's finaliser runs in lua_close */
+static void watch_gc_state(lua_State *L) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+    lua_State *main = lua_tothread(L, -1);
+    lua_pop(L, 1);
+    lua_newuserdatauv(L, 1, 0);
+    lua_newtable(L);
+    lua_pushlightuserdata(L, main);
+    lua_pushcclosure(L, forget_gc_state, 1);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, LUA_REGISTRYINDEX, "lumen.gc_state_watch");
+    gc_state = main;
+}
+
+/* After a failed load: no half-built lumen (or lumen.x) stays in
+ * package.loaded for the next require to return. */
+static void forget_loaded_modules(lua_State *L) {
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    for (const lm_embedded_module *m = lm_embedded_modules; m->name; m++) {
+        lua_pushnil(L);
+        lua_setfield(L, -2, m->name);
+    }
+    lua_pop(L, 1);
 }
 
 /* package.preload["lumen.x"] for each embedded module except "lumen" itself. */
@@ -546,13 +581,16 @@ int lm_lua_open(lua_State *L) {
     luaL_getmetatable(L, L_TENSOR_MT);
     lua_setfield(L, -2, "_tensor_metatable");
 
-    gc_state = L;
+    watch_gc_state(L);
     lm_set_oom_handler(collect_on_oom, NULL);
 
     if (!init) return luaL_error(L, "lumen: the embedded Lua library is missing");
     if (luaL_loadbuffer(L, init->source, init->size, init->chunkname) != LUA_OK)
         return lua_error(L);
     lua_pushvalue(L, -2);
-    lua_call(L, 1, 1); /* init.lua returns the finished module */
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) { /* init.lua returns the finished module */
+        forget_loaded_modules(L);
+        return lua_error(L);
+    }
     return 1;
 }

@@ -61,6 +61,8 @@ if(LUMEN_INSTALL_DEV)
     $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
   set_target_properties(lumen_shared PROPERTIES OUTPUT_NAME lumen EXPORT_NAME lumen
     VERSION ${PROJECT_VERSION} SOVERSION ${LUMEN_SOVERSION})
+  # never unmapped while the thread pool's workers run its code (lumen.so's reason too)
+  target_link_options(lumen_shared PRIVATE "LINKER:-z,nodelete")
 
   # The installed program and module: the in-tree ones, linked to liblumen.so.
   add_executable(lumen_installed bindings/lumen_host.c)
@@ -78,6 +80,7 @@ if(LUMEN_INSTALL_DEV)
 
   add_library(lumen_module_installed MODULE bindings/lumen_module.c)
   target_link_libraries(lumen_module_installed PRIVATE lumen_shared)
+  target_link_options(lumen_module_installed PRIVATE "LINKER:-z,nodelete")
   target_include_directories(lumen_module_installed PRIVATE bindings core)
   lumen_rpath_to_libdir(cmod_rpath "${LUMEN_INSTALL_LUA_CMOD_DIR}")
   set_target_properties(lumen_module_installed PROPERTIES OUTPUT_NAME lumen PREFIX ""
@@ -118,7 +121,7 @@ if(LUMEN_INSTALL_DEV)
   install(FILES ${CMAKE_CURRENT_BINARY_DIR}/LumenConfig.cmake
     ${CMAKE_CURRENT_BINARY_DIR}/LumenConfigVersion.cmake DESTINATION ${LUMEN_CMAKE_DIR})
 
-  # What the installed `lumen` finds beside itself (lm.share_dir): the experiments,
+  # What the installed `lumen` finds beside itself (lm._share_dir): the experiments,
   # the examples and the docs.
   install(DIRECTORY experiments docs examples DESTINATION ${CMAKE_INSTALL_DATADIR}/lumen)
   install(FILES README.md LICENSE DESTINATION ${CMAKE_INSTALL_DOCDIR})

@@ -149,5 +149,9 @@ void lm_blas_restart_failed(const char *plan) {
 }
 
 const char *lm_blas_choice(void) {
+    /* no start-up plan ran (lumen.so in a stock interpreter): the user's
+     * variable still decides what OpenBLAS runs */
+    const char *user = getenv("OPENBLAS_CORETYPE");
+    if (!strcmp(choice, "detected by OpenBLAS") && user && *user) return "set by OPENBLAS_CORETYPE";
     return strncmp(choice, "fallback:", 9) ? choice : "fell back";
 }

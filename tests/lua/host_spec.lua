@@ -120,6 +120,69 @@ describe("lumen host", function()
     eq(out, "3\n")
   end)
 
+  it("as lumen.so, outlives lua_close with its workers running; a failed require leaves nothing", function()
+    if os.getenv("LUMEN_SANITIZED") then
+      skip("an ASan-instrumented lumen.so cannot load into a stock lua5.4 (runtime order)")
+    end
+    if run("command -v lua5.4") == "" or run("pkg-config --exists lua5.4 && echo yes") ~= "yes\n" then
+      skip("lua5.4 and its development files are not installed", true)
+    end
+    -- a host that closes a state and opens another: lua_close unloaded the
+    -- module (dlclose) under its thread pool's workers, and the next state
+    -- hung or crashed in the pool; then two states, one closed
+    local dir = os.tmpname()
+    os.remove(dir)
+    lm.mkdir(dir)
+    lm.write_file(dir .. "/reopen.c", [[
+#include <lauxlib.h>
+#include <lualib.h>
+#include <stdio.h>
+int main(void) {
+    for (int i = 0; i < 3; i++) {
+        lua_State *L = luaL_newstate();
+        luaL_openlibs(L);
+        if (luaL_dostring(L, "local lm = require 'lumen'; lm.set_num_threads(4); local x = lm.randn(256, 256); "
+                             "for i = 1, 3 do x = lm.matmul(x, x) * 0.01 end")) {
+            printf("%s\n", lua_tostring(L, -1));
+            return 1;
+        }
+        lua_close(L);
+    }
+    /* two states, the second closed: an allocation that fails in the first
+     * collected the closed one (the out-of-memory handler kept it) */
+    lua_State *a = luaL_newstate(), *b = luaL_newstate();
+    luaL_openlibs(a);
+    luaL_openlibs(b);
+    if (luaL_dostring(a, "lm = require 'lumen'") || luaL_dostring(b, "require 'lumen'")) return 1;
+    lua_close(b);
+    if (luaL_dostring(a, "assert(not pcall(lm.zeros, 2^40))")) {
+        printf("%s\n", lua_tostring(a, -1));
+        return 1;
+    }
+    lua_close(a);
+    printf("ok\n");
+    return 0;
+}
+]])
+    local out, code = run(string.format("cd %s && cc reopen.c $(pkg-config --cflags --libs lua5.4) -o reopen", dir))
+    eq(code, 0, out)
+    out, code = run(string.format("LUA_CPATH='%s/?.so' timeout 60 %s/reopen", build, dir))
+    eq(out, "ok\n")
+    eq(code, 0)
+    -- the first require fails half-way (math is gone); the second loads it whole
+    out, code = run("LUA_CPATH='" .. build .. "/?.so' lua5.4 -e \"local m = math; math = nil; "
+      .. "print(pcall(require, 'lumen')); math = m; local lm = require 'lumen'; "
+      .. "print(type(lm.plot), type(lm.train), type(lm.help))\"")
+    eq(code, 0, out)
+    truthy(out:find("^false\t"), out)
+    truthy(out:find("\ntable\ttable\tfunction\n$"), out)
+    -- the kernel set a user chose is reported as theirs outside the host too
+    out = run("OPENBLAS_CORETYPE=Haswell LUA_CPATH='" .. build .. "/?.so' lua5.4 -e "
+      .. "\"print(require('lumen').blas_info().choice)\"")
+    eq(out, "set by OPENBLAS_CORETYPE\n")
+    os.execute("rm -rf '" .. dir .. "'")
+  end)
+
   it("stops lm.train after the current step on Ctrl-C and leaves a loadable checkpoint", function()
     local dir = os.tmpname()
     os.remove(dir)
