@@ -222,8 +222,7 @@ static int w_append(lua_State *L) {
 /* w:close(): the file appears when every tensor is complete */
 static int w_close(lua_State *L) {
     writer_ud *u = check_writer(L);
-    l_check(L, lm_safetensors_writer_close(u->w));
-    u->w = NULL;
+    l_check(L, lm_safetensors_writer_close(&u->w)); /* u->w is NULL unless rows are missing */
     return 0;
 }
 

@@ -386,7 +386,8 @@ lm_status lm_safetensors_writer_append(lm_safetensors_writer *w, int index, cons
     return LM_OK;
 }
 
-lm_status lm_safetensors_writer_close(lm_safetensors_writer *w) {
+lm_status lm_safetensors_writer_close(lm_safetensors_writer **wp) {
+    lm_safetensors_writer *w = *wp;
     for (int i = 0; i < w->count; i++)
         if (w->rows_written[i] != w->specs[i].shape[0])
             return lm_fail(
@@ -400,13 +401,18 @@ lm_status lm_safetensors_writer_close(lm_safetensors_writer *w) {
         end += w->offsets[w->count - 1] +
                (uint64_t)w->specs[w->count - 1].shape[0] * w->row_bytes[w->count - 1];
     FILE *fp = w->file.fp;
-    if (fflush(fp) != 0 || ftruncate(fileno(fp), (off_t)end) != 0)
-        return lm_fail(LM_ERR_IO, "safetensors writer: finishing '%s' failed: %s",
-                       w->file.final_path, strerror(errno));
-    lm_status s = lm_atomic_commit(&w->file);
-    if (s != LM_OK) return s;
+    lm_status s = LM_OK;
+    if (fflush(fp) != 0 || ftruncate(fileno(fp), (off_t)end) != 0) {
+        s = lm_fail(LM_ERR_IO, "safetensors writer: finishing '%s' failed: %s", w->file.final_path,
+                    strerror(errno));
+        lm_atomic_abort(&w->file);
+    } else {
+        s = lm_atomic_commit(&w->file); /* removes the temporary file when it fails */
+    }
+    /* an I/O failure leaves no file to finish: the writer ends either way */
     writer_free(w);
-    return LM_OK;
+    *wp = NULL;
+    return s;
 }
 
 void lm_safetensors_writer_abort(lm_safetensors_writer *w) {

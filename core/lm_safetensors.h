@@ -78,9 +78,11 @@ lm_status lm_safetensors_writer_open(lm_safetensors_writer **out, const char *pa
 /* Appends rows to tensor `index` (0-based): `rows` (any device, any strides)
  * has the declared dtype and shape except for its first dimension. */
 lm_status lm_safetensors_writer_append(lm_safetensors_writer *w, int index, const lm_tensor *rows);
-/* Commits the file if every tensor has all its rows (else an error, and the
- * writer stays open); frees the writer on success. */
-lm_status lm_safetensors_writer_close(lm_safetensors_writer *w);
+/* Commits the file if every tensor has all its rows. A missing row is an
+ * error that leaves the writer open (rows may still be appended); otherwise
+ * the writer is freed and *w set to NULL, whether the commit worked or failed
+ * (an I/O error removes the temporary file: nothing is left to finish). */
+lm_status lm_safetensors_writer_close(lm_safetensors_writer **w);
 /* Removes the temporary file and frees the writer (NULL is ignored). */
 void lm_safetensors_writer_abort(lm_safetensors_writer *w);
 void lm_safetensors_free(lm_safetensors *st);
