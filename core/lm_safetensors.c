@@ -11,6 +11,7 @@
 
 #include "lm_atomic_file.h"
 #include "lm_half.h"
+#include "lm_names.h"
 #include "lm_ops.h"
 #include "lm_utf8.h"
 
@@ -68,10 +69,10 @@ static lm_status check_names(const char *what, const char *const *names, int cou
             return lm_fail(LM_ERR_ARG, "%s: tensor %d has an invalid name", what, i + 1);
         if (!lm_utf8_valid(names[i]))
             return lm_fail(LM_ERR_ARG, "%s: the name of tensor %d is not UTF-8 text", what, i + 1);
-        for (int j = 0; j < i; j++)
-            if (strcmp(names[i], names[j]) == 0)
-                return lm_fail(LM_ERR_ARG, "%s: the name '%s' is used twice", what, names[i]);
     }
+    const char *dup;
+    LM_TRY(lm_names_duplicate(names, (size_t)count, &dup));
+    if (dup) return lm_fail(LM_ERR_ARG, "%s: the name '%s' is used twice", what, dup);
     return LM_OK;
 }
 

@@ -40,6 +40,31 @@ describe("safetensors", function()
     f:close()
     raises(function() lm.load(dir .. "/bad.safetensors") end, "header length")
   end)
+
+  it("reads a header of 80,000 tensors quickly and still finds a name given twice", function()
+    -- comparing every pair of names took 55 s on this file
+    local entry = '"t%d":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}'
+    local function write(path, names)
+      local parts = {}
+      for i, name in ipairs(names) do parts[i] = entry:format(name) end
+      local header = "{" .. table.concat(parts, ",") .. "}"
+      local f = assert(io.open(path, "wb"))
+      f:write(string.pack("<I8", #header), header)
+      f:close()
+    end
+    local names = {}
+    for i = 1, 80000 do names[i] = i end
+    local path = dir .. "/many.safetensors"
+    write(path, names)
+    local t0 = lm.clock()
+    local t = lm.load(path)
+    local seconds = lm.clock() - t0
+    eq(#t.t80000:shape(), 1)
+    truthy(seconds < 8, "80,000 names in " .. seconds .. " s")
+    names[#names + 1] = 40000
+    write(path, names)
+    raises(function() lm.load(path) end, "'" .. path .. "': tensor 't40000' appears twice")
+  end)
 end)
 
 os.execute("rm -rf " .. dir)
