@@ -102,7 +102,7 @@ static const char *stored_dtype(lm_dtype dtype, lm_float_format format, int *siz
     return *size = 4, "F32";
 }
 
-static lm_status build_header(strbuf *h, const lm_tensor_spec *specs, int count,
+static lm_status build_header(const char *what, strbuf *h, const lm_tensor_spec *specs, int count,
                               const lm_string_pair *metadata, int metadata_count,
                               lm_float_format format, uint64_t *offsets) {
     char num[64];
@@ -141,12 +141,19 @@ static lm_status build_header(strbuf *h, const lm_tensor_spec *specs, int count,
     }
     sb_str(h, "}");
     while (!h->failed && h->len % 8) sb_str(h, " "); /* data starts 8-byte aligned */
-    if (h->failed) {
+    lm_status s = LM_OK;
+    if (h->failed)
+        s = lm_fail(LM_ERR_MEMORY, "%s: out of memory building the header", what);
+    else if (h->len > LM_SAFETENSORS_MAX_HEADER) /* readers would refuse the file */
+        s = lm_fail(LM_ERR_ARG,
+                    "%s: the header (names, shapes and metadata) would take %zu bytes, over the "
+                    "format's limit of %u; nothing was written",
+                    what, h->len, LM_SAFETENSORS_MAX_HEADER);
+    if (s != LM_OK) {
         free(h->s);
         h->s = NULL;
-        return lm_fail(LM_ERR_MEMORY, "safetensors: out of memory building the header");
     }
-    return LM_OK;
+    return s;
 }
 
 static bool write_header(FILE *fp, const strbuf *h) {
@@ -218,7 +225,8 @@ lm_status lm_safetensors_save_as(const char *path, const lm_named_tensor *tensor
     strbuf h = {0};
     lm_status s = check_names("save", names, count);
     if (s == LM_OK) s = check_metadata(metadata, metadata_count);
-    if (s == LM_OK) s = build_header(&h, specs, count, metadata, metadata_count, format, NULL);
+    if (s == LM_OK)
+        s = build_header("save", &h, specs, count, metadata, metadata_count, format, NULL);
     free(specs);
     free(names);
     if (s != LM_OK) return s;
@@ -323,7 +331,9 @@ lm_status lm_safetensors_writer_open(lm_safetensors_writer **out, const char *pa
     }
     if (s == LM_OK) s = check_names("safetensors writer", (const char *const *)w->names, count);
     strbuf h = {0};
-    if (s == LM_OK) s = build_header(&h, w->specs, count, NULL, 0, LM_STORE_FLOAT32, w->offsets);
+    if (s == LM_OK)
+        s = build_header("safetensors writer", &h, w->specs, count, NULL, 0, LM_STORE_FLOAT32,
+                         w->offsets);
     if (s == LM_OK) {
         s = lm_atomic_open(&w->file, path);
         if (s == LM_OK && !write_header(w->file.fp, &h)) {

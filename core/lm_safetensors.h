@@ -11,13 +11,16 @@
  * the halves exactly), I64, I16, U16, I8, U8 and BOOL to int32 (BOOL as 0/1;
  * an I64 value outside int32's range is an error naming the tensor).
  * Writing is atomic (lm_atomic_file.h): a temporary file in the same folder,
- * fsync, rename. */
+ * fsync, rename; a header over LM_SAFETENSORS_MAX_HEADER (long metadata) is
+ * refused before anything is written. */
 #ifndef LM_SAFETENSORS_H
 #define LM_SAFETENSORS_H
 
 #include "lm_tensor.h"
 
-#define LM_SAFETENSORS_MAX_HEADER (100u << 20)
+/* The largest header readers accept, in bytes (the reference reader's
+ * MAX_HEADER_SIZE): the writers refuse to write a longer one. */
+#define LM_SAFETENSORS_MAX_HEADER 100000000u
 
 typedef struct lm_named_tensor {
     char *name;

@@ -288,12 +288,18 @@ static lm_status load(const char *path, lm_safetensors *out, bool map) {
         goto done;
     }
     for (int k = 7; k >= 0; k--) hlen = (hlen << 8) | len8[k];
-    if (hlen < 2 || hlen > file_size - 8 || hlen > LM_SAFETENSORS_MAX_HEADER) {
+    if (hlen < 2 || hlen > file_size - 8) {
         s = lm_fail(LM_ERR_FORMAT,
-                    "'%s': header length %llu is impossible for a file of %llu bytes (limit %u);"
+                    "'%s': header length %llu is impossible for a file of %llu bytes;"
                     " not a safetensors file, or truncated",
-                    path, (unsigned long long)hlen, (unsigned long long)file_size,
-                    LM_SAFETENSORS_MAX_HEADER);
+                    path, (unsigned long long)hlen, (unsigned long long)file_size);
+        goto done;
+    }
+    if (hlen > LM_SAFETENSORS_MAX_HEADER) {
+        s = lm_fail(LM_ERR_FORMAT,
+                    "'%s': the header takes %llu bytes, over the format's limit of %u (safetensors"
+                    " readers refuse it)",
+                    path, (unsigned long long)hlen, LM_SAFETENSORS_MAX_HEADER);
         goto done;
     }
     header = malloc((size_t)hlen);

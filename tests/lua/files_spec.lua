@@ -41,6 +41,32 @@ describe("safetensors", function()
     raises(function() lm.load(dir .. "/bad.safetensors") end, "header length")
   end)
 
+  it("writes no header readers would refuse, and says when a header is over the limit", function()
+    -- a header over 100,000,000 bytes (the reference reader's limit) used to
+    -- save, then fail to load as 'impossible ... or truncated'
+    local path = dir .. "/long.safetensors"
+    lm.save(path, {a = lm.ones(2)})
+    local long = string.rep("v", 100000000)
+    raises(function() lm.save(path, {a = lm.ones(3)}, {metadata = {m = long}}) end,
+      "save: the header (names, shapes and metadata) would take 100000080 bytes, over the format's limit of "
+      .. "100000000; nothing was written")
+    raises(function() lm.safetensors_writer(path, {{name = long, shape = {1}}}) end,
+      "safetensors writer: the header (names, shapes and metadata) would take 100000056 bytes")
+    eq(lm.load(path).a:numel(), 2, "the old file is kept")
+    for _, e in ipairs(lm.list_dir(dir)) do truthy(not e.name:find("%.tmp%."), "no temporary file: " .. e.name) end
+    long = nil -- luacheck: ignore 311
+    collectgarbage()
+    -- a complete file with such a header (sparse: nothing is read past the length)
+    local f = assert(io.open(path, "wb"))
+    f:write(string.pack("<I8", 100000008))
+    f:seek("set", 8 + 100000008 - 1)
+    f:write("}")
+    f:close()
+    raises(function() lm.load(path) end, "'" .. path .. "': the header takes 100000008 bytes, over the format's "
+      .. "limit of 100000000 (safetensors readers refuse it)")
+    os.remove(path)
+  end)
+
   it("reads a header of 80,000 tensors quickly and still finds a name given twice", function()
     -- comparing every pair of names took 55 s on this file
     local entry = '"t%d":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}'

@@ -441,7 +441,7 @@ function M.cases(scratch)
     function(dir)
       lm.save(dir .. "/a.safetensors", {weight = lm.full({2, 4}, 9), bias = lm.ones(5)}); return dir .. "/a.safetensors"
     end)
-  load_case("load a corrupt file", "'" .. M.case_dir(scratch, "load a corrupt file") .. "/a.safetensors': header length 7450474826515505511 is impossible for a file of 14 bytes (limit 104857600); not a safetensors file, or truncated",
+  load_case("load a corrupt file", "'" .. M.case_dir(scratch, "load a corrupt file") .. "/a.safetensors': header length 7450474826515505511 is impossible for a file of 14 bytes; not a safetensors file, or truncated",
     function(dir) write(dir .. "/a.safetensors", "garbagegarbage"); return dir .. "/a.safetensors" end)
   load_case("load missing file", "cannot open '/nonexistent/x.safetensors': No such file or directory",
     function() return "/nonexistent/x.safetensors" end)
@@ -454,7 +454,7 @@ function M.cases(scratch)
     return function() return lm.zeros(2, 'cuda') end
   end, {cuda = true})
   -- files
-  case("safetensors huge header", "'" .. tmp .. "': header length 1099511627776 is impossible for a file of 10 bytes (limit 104857600); not a safetensors file, or truncated",
+  case("safetensors huge header", "'" .. tmp .. "': header length 1099511627776 is impossible for a file of 10 bytes; not a safetensors file, or truncated",
     function() write(tmp, string.pack("<I8", 1 << 40) .. "{}"); return function() return lm.load(tmp) end end)
   case("safetensors offsets past end", "'" .. tmp .. "': tensor 'a' ends at byte 16 of the data, past its end (8 bytes; the file may be truncated)", function()
     write(tmp, st_file('{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}', "12345678")); return function() return lm.load(tmp) end end)
