@@ -197,8 +197,18 @@ local function load_checkpoint(path, run)
     if o then optim_tensors[o] = t end
   end
   if meta.version == "1" then model_state = lm.nn.Module._from_legacy_names(model_state) end
-  run.model:load_state_dict(model_state, "'" .. path .. "'")
-  run.optimizer:load_state_dict({settings = state.optimizer, tensors = optim_tensors})
+  -- everything is checked before anything changes: the optimiser's state
+  -- first, then the model's (its load checks all before it copies any), and
+  -- a refusal is resume's, naming the checkpoint, at the caller's line
+  local optim_state = {settings = state.optimizer, tensors = optim_tensors}
+  local ok, err = pcall(run.optimizer._check_state_dict, run.optimizer, optim_state)
+  if not ok then
+    error(string.format("resume: the optimiser's state in '%s' does not fit this optimiser: %s", path,
+      tostring(err):gsub("^[^\n]-:%d+: ", ""):gsub("^load_state_dict: ", "")), 3)
+  end
+  ok, err = pcall(run.model.load_state_dict, run.model, model_state, "'" .. path .. "'")
+  if not ok then error("resume: " .. tostring(err):gsub("^[^\n]-:%d+: ", ""):gsub("^load_state_dict: ", ""), 3) end
+  run.optimizer:load_state_dict(optim_state)
   lm.set_rng_state(state.rng_seed, state.rng_offset)
   run.iteration, run.epoch, run.batch = state.iteration, state.epoch, state.batch
   if run.schedule then

@@ -324,6 +324,50 @@ describe("lm.train", function()
     os.execute("rm -rf '" .. dir .. "'")
   end)
 
+  it("refuses a checkpoint whose optimiser state does not fit before changing the model or the optimiser", function()
+    -- the model's weights were loaded first, then the optimiser's state refused
+    local dir = fresh_dir()
+    local at -- where run calls lm.train: its errors are reported there
+    local function run(net, opt)
+      at = "train_spec.lua:" .. debug.getinfo(1, "l").currentline + 1 .. ": "
+      local history = lm.train{model = net, optimizer = opt, train = train_set, epochs = 2, batch_size = 64,
+        seed = 3, quiet = true, out = dir, resume = true}
+      return history
+    end
+    local net0, opt0 = setup(3)
+    eq(#lm.train{model = net0, optimizer = opt0, train = train_set, epochs = 1, batch_size = 64, seed = 3,
+      quiet = true, out = dir}, 1)
+    local path = dir .. "/checkpoint.safetensors"
+    local net = setup(4)
+    local before = net[1].weight:clone()
+    local sgd = lm.optim.SGD(net:parameters(), {lr = 0.1, momentum = 0.9})
+    local err = raises(function() run(net, sgd) end, "resume: the optimiser's state in '" .. path .. "' does not "
+      .. "fit this optimiser: the state is of an adam optimiser, this one is sgd")
+    truthy(err:find(at, 1, true), err)
+    same(net[1].weight:totable(), before:totable(), 0, "the model keeps its weights")
+    eq(sgd.state[1][1]:abs():sum():item(), 0, "the optimiser keeps its state")
+    -- a checkpoint missing one of Adam's tensors
+    local t, meta = lm.load(path)
+    t["optim.state.1.2"] = nil
+    lm.save(path, t, {metadata = meta})
+    local adam = lm.optim.Adam(net:parameters(), {lr = 0.01})
+    err = raises(function() run(net, adam) end, "resume: the optimiser's state in '" .. path .. "' does not fit "
+      .. "this optimiser: state 'state.1.2' (parameter 1) is missing")
+    truthy(err:find(at, 1, true), err)
+    same(net[1].weight:totable(), before:totable(), 0, "the model keeps its weights")
+    eq(adam.state[1][1]:abs():sum():item(), 0, "the optimiser keeps its state")
+    -- a model state that does not fit: reported at the caller's line too, the optimiser untouched
+    t["optim.state.1.2"] = lm.zeros(16, 4)
+    local name = next(t)
+    while not name:match("^model%.") do name = next(t, name) end
+    t[name] = nil
+    lm.save(path, t, {metadata = meta})
+    err = raises(function() run(net, adam) end, "resume: '" .. path .. "' does not fit this nn.Sequential:")
+    truthy(err:find(at, 1, true), err)
+    eq(adam.state[1][1]:abs():sum():item(), 0, "the optimiser keeps its state")
+    os.execute("rm -rf '" .. dir .. "'")
+  end)
+
   it("resumes only the run its checkpoint holds: the same loader seed, set size and last-batch rule", function()
     local dir = fresh_dir()
     local function run(epochs, opts)

@@ -107,66 +107,82 @@ function Optimizer:state_dict()
   return {settings = settings, tensors = tensors}
 end
 
-function Optimizer:load_state_dict(sd)
-  -- every state is checked before any is taken: a refused load changes nothing
-  local kind = self.settings.kind
+-- Checks a state_dict() result against optimiser o without changing it;
+-- errors are raised at `level`, counted from here (3: the caller of the
+-- method calling this). Returns what to copy ({param, state index, tensor}
+-- each) and the per-parameter counts.
+local function check_state(o, sd, level)
+  local kind = o.settings.kind
   if type(sd) ~= "table" or type(sd.settings) ~= "table" or type(sd.tensors) ~= "table" then
-    error("load_state_dict: expected {settings = {...}, tensors = {...}} as state_dict() gives", 2)
+    error("load_state_dict: expected {settings = {...}, tensors = {...}} as state_dict() gives", level)
   end
   if sd.settings.kind ~= kind then
     error(string.format("load_state_dict: the state is of a%s %s optimiser, this one is %s",
-      tostring(sd.settings.kind):match("^[aeiou]") and "n" or "", tostring(sd.settings.kind), kind), 2)
+      tostring(sd.settings.kind):match("^[aeiou]") and "n" or "", tostring(sd.settings.kind), kind), level)
   end
-  for i, st in ipairs(self.state) do
+  for i, st in ipairs(o.state) do
     for k = 1, #st do
       if sd.tensors[string.format("state.%d.%d", i, k)] == nil then
-        error(string.format("load_state_dict: state 'state.%d.%d' (parameter %d) is missing", i, k, i), 2)
+        error(string.format("load_state_dict: state 'state.%d.%d' (parameter %d) is missing", i, k, i), level)
       end
     end
   end
   local merged = {}
-  for k, v in pairs(self.settings) do merged[k] = v end
+  for k, v in pairs(o.settings) do merged[k] = v end
   for k, v in pairs(sd.settings) do merged[k] = v end
-  check_settings("load_state_dict", merged, 3)
+  check_settings("load_state_dict", merged, level + 1)
   local steps = sd.settings.param_steps
-  if steps ~= nil and (type(steps) ~= "table" or #steps ~= #self.params) then
-    error(string.format("load_state_dict: param_steps must list %d counts, one a parameter", #self.params), 2)
+  if steps ~= nil and (type(steps) ~= "table" or #steps ~= #o.params) then
+    error(string.format("load_state_dict: param_steps must list %d counts, one a parameter", #o.params), level)
   end
   for i = 1, steps and #steps or 0 do
     if math.type(steps[i]) ~= "integer" or steps[i] < 0 then
       error(string.format("load_state_dict: param_steps[%d] must be an integer >= 0, got %s", i,
-        checks.shown(steps[i])), 2)
+        checks.shown(steps[i])), level)
     end
   end
   if sd.settings.step ~= nil and math.type(sd.settings.step) ~= "integer" then
     error("load_state_dict: settings.step must be an integer (the count of steps), got "
-      .. checks.shown(sd.settings.step), 2)
+      .. checks.shown(sd.settings.step), level)
   end
   local taken = {}
   for name, t in pairs(sd.tensors) do
     local i, k = tostring(name):match("^state%.(%d+)%.(%d+)$")
     i, k = tonumber(i), tonumber(k)
-    if not i or not self.params[i] or not (self.state[i] and self.state[i][k]) then
-      error("load_state_dict: unexpected state '" .. tostring(name) .. "'", 2)
+    if not i or not o.params[i] or not (o.state[i] and o.state[i][k]) then
+      error("load_state_dict: unexpected state '" .. tostring(name) .. "'", level)
     end
     if not lm.is_tensor(t) then
-      error(string.format("load_state_dict: state '%s' must be a tensor, got %s", name, checks.shown(t)), 2)
+      error(string.format("load_state_dict: state '%s' must be a tensor, got %s", name, checks.shown(t)), level)
     end
-    if t:shape_string() ~= self.params[i]:shape_string() then
+    if t:shape_string() ~= o.params[i]:shape_string() then
       error(string.format("load_state_dict: state '%s' has shape %s, parameter %d has %s", name,
-        t:shape_string(), i, self.params[i]:shape_string()), 2)
+        t:shape_string(), i, o.params[i]:shape_string()), level)
     end
     if t:dtype() ~= "float32" then
-      error(string.format("load_state_dict: state '%s' is %s, an optimiser's states are float32", name, t:dtype()), 2)
+      error(string.format("load_state_dict: state '%s' is %s, an optimiser's states are float32", name,
+        t:dtype()), level)
     end
     taken[#taken + 1] = {i, k, t}
   end
+  return taken, steps
+end
+
+function Optimizer:load_state_dict(sd)
+  -- every state is checked before any is taken: a refused load changes nothing
+  local taken, steps = check_state(self, sd, 3)
   for k, v in pairs(sd.settings) do self.settings[k] = v end
   self.settings.param_steps = {} -- a copy; a state from before per-parameter counts: all at step
   for i = 1, #self.params do self.settings.param_steps[i] = steps and steps[i] or self.settings.step end
   -- into the existing tensors (on the parameters' device): a captured CUDA
   -- graph keeps updating the ones it was captured with
   for _, e in ipairs(taken) do self.state[e[1]][e[2]]:copy_(e[3]) end
+end
+
+-- The check alone, raised at the caller's line: lm.train's resume checks the
+-- optimiser's state before it loads the model's, so a refusal changes neither.
+function Optimizer:_check_state_dict(sd)
+  check_state(self, sd, 3)
 end
 
 --- SGD with momentum, Nesterov momentum and (L2) weight decay, as in PyTorch.
