@@ -210,6 +210,19 @@ function Recorder:width(sample)
   return h:size(2)
 end
 
+-- The widths of a recording and of the model's outputs, from one sample of
+-- zeros shaped as x's samples: an empty set has no sample to record.
+local function probe_widths(self, x)
+  local shape = x:shape()
+  shape[1] = 1
+  local ok, h, out = pcall(self.record, self, lm.zeros(shape, x:dtype()))
+  if not ok then
+    error("record_set: x has no samples, and the sample of zeros run to size the recording failed: "
+      .. tostring(h):gsub("^[^\n]-:%d+: ", ""), 0)
+  end
+  return h:size(2), out:size(2)
+end
+
 --- Activations of a whole data set [N, Nh] in one preallocated tensor, in
 --- batches (opts.batch_size, 1000). Also returns the model outputs [N, C].
 --- With opts.path the recording streams to that safetensors file instead
@@ -220,7 +233,8 @@ end
 --- opts.append_rows: a list of [m, Nh] tensors (recordings made before, such
 --- as training-history snapshots) copied after the set's rows, so the
 --- activations have N + sum(m) rows in one tensor and whoever trains on all
---- of them needs no second copy; the outputs keep N rows.
+--- of them needs no second copy; the outputs keep N rows. An empty set
+--- (N = 0) gives [0, Nh] and [0, C], the widths from a sample of zeros.
 function Recorder:record_set(x, opts)
   checks.tensor(x, "x", "recorder:record_set")
   opts = checks.options(opts, "recorder:record_set")
@@ -251,20 +265,22 @@ function Recorder:record_set(x, opts)
   end
   if opts.path then
     local writer
+    local function open(width, classes)
+      check_width(width)
+      writer = lm.safetensors_writer(opts.path, {{name = "activations", shape = {n + extra, width}},
+        {name = "outputs", shape = {n, classes}}})
+    end
     local ok, err = pcall(function()
       for start = 1, n, bs do
         local len = math.min(bs, n - start + 1)
         local h, out = record(start, len)
-        if not writer then
-          check_width(h:size(2))
-          writer = lm.safetensors_writer(opts.path, {{name = "activations", shape = {n + extra, h:size(2)}},
-            {name = "outputs", shape = {n, out:size(2)}}})
-        end
+        if not writer then open(h:size(2), out:size(2)) end
         writer:append("activations", h)
         writer:append("outputs", out)
         h:free() -- the batch's rows (made here by record's cat) go back for the next batch
         collectgarbage("step")
       end
+      if not writer then open(probe_widths(self, x)) end
       for _, t in ipairs(opts.append_rows or {}) do writer:append("activations", t) end
       writer:close()
     end)
@@ -277,19 +293,20 @@ function Recorder:record_set(x, opts)
     return t.activations, t.outputs
   end
   local H, Y
+  local function allocate(width, classes)
+    check_width(width)
+    H, Y = lm.zeros(n + extra, width), lm.zeros(n, classes)
+  end
   for start = 1, n, bs do
     local len = math.min(bs, n - start + 1)
     local h, out = record(start, len)
-    if not H then
-      check_width(h:size(2))
-      H = lm.zeros(n + extra, h:size(2))
-      Y = lm.zeros(n, out:size(2))
-    end
+    if not H then allocate(h:size(2), out:size(2)) end
     H:narrow(1, start, len):copy_(h)
     Y:narrow(1, start, len):copy_(out)
     h:free() -- the batch's rows (made here by record's cat) go back for the next batch
     collectgarbage("step")
   end
+  if not H then allocate(probe_widths(self, x)) end
   local row = n + 1
   for _, t in ipairs(opts.append_rows or {}) do
     if t:size(1) > 0 then H:narrow(1, row, t:size(1)):copy_(t) end
