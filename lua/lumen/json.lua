@@ -87,6 +87,12 @@ local function encode(v, indent, depth, out, open, path)
   end
   local keys, seen = {}, {}
   for k in pairs(v) do
+    if type(k) ~= "string" and math.type(k) ~= "integer" then -- tostring would make a key of it, and lose its value
+      local what = type(k) == "number" and "the float " .. string.format("%.17g", k)
+        or type(k) == "boolean" and "the boolean " .. tostring(k) or "a " .. type(k)
+      error(string.format("json: the table at %s has %s as a key; JSON's keys are strings (or integers, "
+        .. "written as their digits)", path_of(path, depth), what), 0)
+    end
     local name = tostring(k)
     if seen[name] then error("json: the keys " .. name .. " and \"" .. name .. "\" would be one", 0) end
     seen[name] = true

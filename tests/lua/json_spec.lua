@@ -58,6 +58,18 @@ describe("json edge cases", function()
   it("refuses keys that would be one in the text", function()
     raises(function() json.encode({[1] = "a", ["1"] = "b"}) end, 'json: the keys 1 and "1" would be one')
   end)
+
+  it("refuses keys that are neither strings nor integers (they were written as a key with a null)", function()
+    local at = "json_spec.lua:" .. debug.getinfo(1, "l").currentline + 1 .. ": "
+    local err = raises(function() json.encode({[true] = 1}) end,
+      "json: the table at value has the boolean true as a key; JSON's keys are strings (or integers, written "
+      .. "as their digits)")
+    truthy(err:find(at, 1, true), err)
+    raises(function() json.encode({a = {[math.huge] = 2}}) end, "the table at value.a has the float inf as a key")
+    raises(function() json.encode({[0.1 + 0.2] = 4}) end, "has the float 0.30000000000000004 as a key")
+    raises(function() json.encode({[{}] = 3}) end, "has a table as a key")
+    eq(json.encode({[2.0] = "x", [1] = "y"}), '["y","x"]', "a float of integer value is an integer key in Lua")
+  end)
 end)
 
 describe("safetensors headers", function()
