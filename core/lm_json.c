@@ -1,5 +1,6 @@
 #include "lm_json.h"
 
+#include "lm_names.h"
 #include "lm_utf8.h"
 
 #include <errno.h>
@@ -170,8 +171,21 @@ static lm_status push(lm_json *v, int *cap) {
     return LM_OK;
 }
 
+/* A key twice in one object is an error (Python's reader would keep the last
+ * value, others the first): a header read two ways is no header. */
+static lm_status check_keys(reader *r, const lm_json *v, size_t at) {
+    const char *dup;
+    LM_TRY(lm_names_duplicate((const char *const *)v->keys, (size_t)v->count, &dup));
+    if (dup)
+        return lm_fail(LM_ERR_FORMAT,
+                       "%s: invalid JSON: the key '%s' appears twice in the object at byte %zu",
+                       r->what, dup, at);
+    return LM_OK;
+}
+
 static lm_status parse_container(reader *r, lm_json *v, int depth, bool object) {
     v->type = object ? LM_JSON_OBJECT : LM_JSON_ARRAY;
+    size_t at = r->pos;
     r->pos++;
     int cap = 0;
     if (peek(r, object ? '}' : ']')) {
@@ -200,30 +214,43 @@ static lm_status parse_container(reader *r, lm_json *v, int depth, bool object) 
         }
         if (peek(r, object ? '}' : ']')) {
             r->pos++;
-            return LM_OK;
+            return object ? check_keys(r, v, at) : LM_OK;
         }
         return fail_at(r, object ? "',' or '}'" : "',' or ']'");
     }
+}
+
+/* Skips the digits at r->pos; how many there were. */
+static size_t digits(reader *r) {
+    size_t start = r->pos;
+    while (r->pos < r->len && r->s[r->pos] >= '0' && r->s[r->pos] <= '9') r->pos++;
+    return r->pos - start;
 }
 
 static lm_status parse_number(reader *r, lm_json *v) {
     size_t start = r->pos;
     const char *s = r->s;
     if (r->pos < r->len && s[r->pos] == '-') r->pos++;
-    size_t digits = r->pos;
-    while (r->pos < r->len && s[r->pos] >= '0' && s[r->pos] <= '9') r->pos++;
-    if (r->pos == digits) return fail_at(r, "a number");
+    /* JSON's grammar: no leading zero (016), a digit after '.' and after the
+     * exponent's letter (1., 1e) */
+    if (r->pos < r->len && s[r->pos] == '0') {
+        r->pos++;
+        if (r->pos < r->len && s[r->pos] >= '0' && s[r->pos] <= '9')
+            return fail_at(r, "no digit after a leading 0");
+    } else if (digits(r) == 0) {
+        return fail_at(r, "a number");
+    }
     bool integral = true;
     if (r->pos < r->len && s[r->pos] == '.') {
         integral = false;
         r->pos++;
-        while (r->pos < r->len && s[r->pos] >= '0' && s[r->pos] <= '9') r->pos++;
+        if (digits(r) == 0) return fail_at(r, "a digit after '.'");
     }
     if (r->pos < r->len && (s[r->pos] == 'e' || s[r->pos] == 'E')) {
         integral = false;
         r->pos++;
         if (r->pos < r->len && (s[r->pos] == '+' || s[r->pos] == '-')) r->pos++;
-        while (r->pos < r->len && s[r->pos] >= '0' && s[r->pos] <= '9') r->pos++;
+        if (digits(r) == 0) return fail_at(r, "a digit in the exponent");
     }
     char buf[64];
     size_t n = r->pos - start;

@@ -1,5 +1,7 @@
 /* A small strict JSON reader for file headers (safetensors). Depth and size
- * are bounded; errors say where (byte offset) and what was expected. */
+ * are bounded; numbers follow JSON's grammar (no 016, 1. or 1e), and a key
+ * given twice in one object is an error. Errors say where (byte offset) and
+ * what was expected. */
 #ifndef LM_JSON_H
 #define LM_JSON_H
 

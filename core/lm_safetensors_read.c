@@ -13,7 +13,6 @@
 
 #include "lm_half.h"
 #include "lm_json.h"
-#include "lm_names.h"
 #include "lm_ops.h"
 
 /* The dtypes a file may hold, each read into float32 or int32. */
@@ -329,16 +328,7 @@ static lm_status load(const char *path, lm_safetensors *out, bool map) {
         s = lm_fail(LM_ERR_MEMORY, "out of memory");
         goto done;
     }
-    const char *dup;
-    s = lm_names_duplicate((const char *const *)json->keys, (size_t)json->count, &dup);
-    if (s != LM_OK) goto done;
-    if (dup) {
-        s = strcmp(dup, "__metadata__") == 0
-                ? lm_fail(LM_ERR_FORMAT, "'%s': __metadata__ appears twice", path)
-                : lm_fail(LM_ERR_FORMAT, "'%s': tensor '%s' appears twice", path, dup);
-        goto done;
-    }
-    int n = 0;
+    int n = 0; /* the parser refuses a name twice (a tensor, __metadata__) */
     const lm_json *meta = NULL;
     for (int i = 0; i < json->count; i++) {
         if (strcmp(json->keys[i], "__metadata__") == 0) {

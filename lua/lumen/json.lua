@@ -181,6 +181,8 @@ local function decode_string(s, pos)
       else
         decode_error(s, i, "bad escape")
       end
+    elseif c < " " then -- JSON escapes them: a raw newline or tab is no string
+      decode_error(s, i, string.format("an unescaped control character (byte %d) in a string", c:byte()))
     else
       out[#out + 1] = c
       i = i + 1
@@ -230,6 +232,7 @@ function decode_value(s, pos)
     -- JSON's number grammar: an integer part, then an optional fraction and exponent
     local int = s:match("^-?%d+", pos)
     if not int then decode_error(s, pos, "unexpected character") end
+    if int:match("^-?0%d") then decode_error(s, pos, "malformed number (a leading zero)") end
     local num = int .. (s:match("^%.%d+", pos + #int) or "")
     num = num .. (s:match("^[eE][-+]?%d+", pos + #num) or "")
     local v = tonumber(num)

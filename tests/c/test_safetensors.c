@@ -132,6 +132,36 @@ static void test_malformed(void) {
     CHECK_FAILS(lm_safetensors_load(path_of("missing"), &st), LM_ERR_IO, "cannot open");
 }
 
+/* Numbers as JSON writes them, and one value for each key: a leading zero,
+ * a bare '.' or exponent, or a second "dtype" in an entry was accepted. */
+static void test_strict_json(void) {
+    expect_format_error("zero4",
+                        "{\"a\":{\"dtype\":\"F32\",\"shape\":[04],\"data_offsets\":[0,16]}}", 16,
+                        "invalid JSON at byte 30: expected no digit after a leading 0");
+    expect_format_error("zero16", "{\"__metadata__\":{},\"n\":016}", 0,
+                        "expected no digit after a leading 0");
+    expect_format_error("point",
+                        "{\"a\":{\"dtype\":\"F32\",\"shape\":[1.],\"data_offsets\":[0,4]}}", 4,
+                        "invalid JSON at byte 31: expected a digit after '.'");
+    expect_format_error("exp", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1e],\"data_offsets\":[0,4]}}",
+                        4, "expected a digit in the exponent");
+    expect_format_error("minus", "{\"a\":{\"dtype\":\"F32\",\"shape\":[-],\"data_offsets\":[0,4]}}",
+                        4, "expected a number");
+    expect_format_error(
+        "twodtype",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"dtype\":\"I32\",\"data_offsets\":[0,4]}}", 4,
+        "invalid JSON: the key 'dtype' appears twice in the object at byte 5");
+    /* 0, -0, 0.5 and 10 are numbers */
+    const char *ok =
+        "{\"__metadata__\":{},\"a\":{\"dtype\":\"F32\",\"shape\":[0,10],"
+        "\"data_offsets\":[0,0]},\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[-0,4]}}";
+    write_raw("okzero", ok, strlen(ok), 4);
+    lm_safetensors st;
+    CHECK_OK(lm_safetensors_load(path_of("okzero"), &st));
+    CHECK(st.count == 2);
+    lm_safetensors_free(&st);
+}
+
 /* The tensors must fill the data exactly, as the format's reference reader
  * requires; the header is UTF-8 JSON with one __metadata__. */
 static void test_layout_and_text(void) {
@@ -152,7 +182,7 @@ static void test_layout_and_text(void) {
     CHECK(st.count == 2);
     lm_safetensors_free(&st);
     expect_format_error("twometa", "{\"__metadata__\":{\"a\":\"1\"},\"__metadata__\":{}}", 0,
-                        "__metadata__ appears twice");
+                        "the key '__metadata__' appears twice in the object at byte 0");
     /* raw bytes that are not UTF-8: a lone continuation byte, an overlong
      * '/', a surrogate, a code point past U+10FFFF, a cut-off character */
     const char *bad[] = {"{\"__metadata__\":{\"a\":\"\x80\"}}",
@@ -230,6 +260,7 @@ int main(void) {
     test_round_trip();
     test_conversions();
     test_malformed();
+    test_strict_json();
     test_layout_and_text();
     test_allocator_reuses_blocks();
     test_allocator_trims_idle_sizes();
