@@ -4,47 +4,35 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <zlib.h>
 
 #include "lm_alloc.h"
+#include "lm_gz.h"
 #include "lm_ops.h"
 
 /* Reads exactly n bytes; a short read is a truncated file. */
-static lm_status read_exact(gzFile f, const char *path, void *buf, size_t n, const char *what) {
+static lm_status read_exact(lm_gz *f, const char *path, void *buf, size_t n, const char *what) {
     size_t done = 0;
     while (done < n) {
-        unsigned chunk = n - done > (1u << 30) ? (1u << 30) : (unsigned)(n - done);
-        int got = gzread(f, (char *)buf + done, chunk);
-        if (got < 0) {
-            int err;
-            const char *msg = gzerror(f, &err);
-            return lm_fail(LM_ERR_IO, "'%s': read error in the %s: %s", path, what, msg);
-        }
+        size_t got;
+        LM_TRY(lm_gz_read(f, (char *)buf + done, n - done, &got));
         if (got == 0)
             return lm_fail(LM_ERR_FORMAT,
                            "'%s' is truncated: the %s needs %zu bytes, the file has %zu", path,
                            what, n, done);
-        done += (size_t)got;
+        done += got;
     }
     return LM_OK;
 }
 
-static lm_status expect_end(gzFile f, const char *path) {
+/* Nothing may follow the data; reading on also checks a gzip file's
+ * trailer (its check sum and length) and what comes after it. */
+static lm_status expect_end(lm_gz *f, const char *path) {
     char extra;
-    int got = gzread(f, &extra, 1);
+    size_t got;
+    LM_TRY(lm_gz_read(f, &extra, 1, &got));
     if (got > 0)
         return lm_fail(LM_ERR_FORMAT, "'%s' has more data than its header describes", path);
     return LM_OK;
-}
-
-static gzFile open_gz(const char *path, lm_status *s) {
-    gzFile f = gzopen(path, "rb");
-    if (!f)
-        *s = lm_fail(LM_ERR_IO, "cannot open '%s': %s", path,
-                     errno ? strerror(errno) : "zlib error");
-    else
-        gzbuffer(f, 1 << 17);
-    return f;
 }
 
 lm_status lm_data_set_new(lm_tensor **out, lm_dtype dtype, int ndim, const int64_t *shape) {
@@ -57,9 +45,9 @@ lm_status lm_data_set_new(lm_tensor **out, lm_dtype dtype, int ndim, const int64
 lm_status lm_idx_load(const char *path, lm_dtype dtype, double scale, int max_value,
                       lm_tensor **out) {
     *out = NULL;
+    lm_gz *f;
+    LM_TRY(lm_gz_open(&f, path));
     lm_status s = LM_OK;
-    gzFile f = open_gz(path, &s);
-    if (!f) return s;
     unsigned char magic[4];
     unsigned char *bytes = NULL;
     s = read_exact(f, path, magic, 4, "IDX header");
@@ -96,7 +84,7 @@ lm_status lm_idx_load(const char *path, lm_dtype dtype, double scale, int max_va
         uint64_t header = 4 + 4 * (uint64_t)ndim, limit = UINT64_MAX;
         if (stat(path, &st) == 0) {
             uint64_t size = (uint64_t)st.st_size;
-            limit = gzdirect(f) ? (size > header ? size - header : 0) : size * 1032;
+            limit = lm_gz_compressed(f) ? size * 1032 : (size > header ? size - header : 0);
         }
         if (total > limit)
             s = lm_fail(LM_ERR_FORMAT,
@@ -132,7 +120,7 @@ lm_status lm_idx_load(const char *path, lm_dtype dtype, double scale, int max_va
         }
     }
     free(bytes);
-    gzclose(f);
+    lm_gz_close(f);
     return s;
 }
 
@@ -144,9 +132,9 @@ lm_status lm_cifar_load(const char *path, lm_dtype image_dtype, lm_tensor **imag
     if (image_dtype != LM_FLOAT32 && image_dtype != LM_UINT8)
         return lm_fail(LM_ERR_ARG, "CIFAR-10 images load as float32 or uint8, not %s",
                        lm_dtype_name(image_dtype));
+    lm_gz *f;
+    LM_TRY(lm_gz_open(&f, path));
     lm_status s = LM_OK;
-    gzFile f = open_gz(path, &s);
-    if (!f) return s;
     /* the record count is not in the file: read everything, then check */
     size_t cap = (size_t)10000 * CIFAR_RECORD + 1, len = 0;
     unsigned char *buf = malloc(cap);
@@ -164,20 +152,12 @@ lm_status lm_cifar_load(const char *path, lm_dtype image_dtype, lm_tensor **imag
             }
             buf = p, cap *= 2;
         }
-        unsigned chunk = cap - len > (1u << 30) ? (1u << 30) : (unsigned)(cap - len);
-        int got = gzread(f, buf + len, chunk);
-        if (got < 0) {
-            int err;
-            s = lm_fail(LM_ERR_IO, "'%s': read error: %s", path, gzerror(f, &err));
-        }
-        if (got <= 0) break;
-        len += (size_t)got;
+        size_t got;
+        s = lm_gz_read(f, buf + len, cap - len, &got); /* a cut or corrupt gzip stream fails */
+        if (s != LM_OK || got == 0) break;
+        len += got;
     }
-    int zerr = Z_OK;
-    gzerror(f, &zerr);
-    if (s == LM_OK && zerr == Z_BUF_ERROR) /* a gzip stream that ends before its end marker */
-        s = lm_fail(LM_ERR_FORMAT, "'%s': the compressed file ends early (truncated)", path);
-    gzclose(f);
+    lm_gz_close(f);
     if (s == LM_OK && (len == 0 || len % CIFAR_RECORD != 0))
         s = lm_fail(LM_ERR_FORMAT,
                     "'%s' has %zu bytes, not a whole number of CIFAR-10 records (%d bytes each);"

@@ -1,8 +1,9 @@
 /* Readers for the image data sets of the method: IDX (MNIST, Fashion-MNIST)
- * and the CIFAR-10 binary version. Files may be gzip-compressed or raw (zlib
- * reads both). Everything is validated against what the header promises: a
- * wrong magic number, a truncated or over-long file, a label out of range
- * is an error naming the file and the problem. */
+ * and the CIFAR-10 binary version. Files may be gzip-compressed or raw
+ * (lm_gz.h reads both). Everything is validated against what the header
+ * promises: a wrong magic number, a truncated or over-long file (a cut gzip
+ * trailer, bytes after the gzip data), a label out of range is an error
+ * naming the file and the problem. */
 #ifndef LM_DATASETS_H
 #define LM_DATASETS_H
 

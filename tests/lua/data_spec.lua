@@ -51,6 +51,36 @@ describe("IDX reader", function()
     eq(d.classes[1], "0")
   end)
 
+  it("checks a gzip file to its end: a cut trailer and bytes after the data are errors", function()
+    -- zlib's gzread returned every byte of both and no error
+    local src = write("gz_labels", idx_labels{1, 2, 3})
+    os.execute("gzip -kf " .. src)
+    local f = assert(io.open(src .. ".gz", "rb"))
+    local gz = f:read("a")
+    f:close()
+    same(lm._idx_load(src .. ".gz", "int32"):totable(), {1, 2, 3})
+    raises(function() lm._idx_load(write("gz_cut", gz:sub(1, #gz - 3)), "int32") end,
+      "gz_cut': the compressed file ends early (truncated)")
+    raises(function() lm._idx_load(write("gz_junk", gz .. "junk"), "int32") end,
+      "gz_junk' has bytes after its compressed data that are not another gzip member")
+    raises(function() lm._cifar_load(write("junk.bin.gz", gz .. "junk")) end,
+      "junk.bin.gz' has bytes after its compressed data that are not another gzip member")
+    local bad = gz:sub(1, #gz - 8) .. string.char((gz:byte(#gz - 7) + 1) % 256) .. gz:sub(#gz - 6)
+    raises(function() lm._idx_load(write("gz_crc", bad), "int32") end,
+      "gz_crc': the compressed data are corrupt (incorrect data check)")
+    -- as gzip and Python read them: zero padding after the data, and two
+    -- members (cat a.gz b.gz) whose data follow each other
+    same(lm._idx_load(write("gz_padded", gz .. "\0\0\0"), "int32"):totable(), {1, 2, 3})
+    local whole = idx_labels{1, 2, 3}
+    local a, b = write("part_a", whole:sub(1, 6)), write("part_b", whole:sub(7))
+    os.execute("gzip -kf " .. a .. " " .. b)
+    local fa, fb = assert(io.open(a .. ".gz", "rb")), assert(io.open(b .. ".gz", "rb"))
+    local two = fa:read("a") .. fb:read("a")
+    fa:close()
+    fb:close()
+    same(lm._idx_load(write("gz_two", two), "int32"):totable(), {1, 2, 3})
+  end)
+
   it("names the file and the problem for malformed files", function()
     raises(function() lm._idx_load(write("bad_magic", "\1\2\8\1" .. be32(1) .. "\0"), "int32") end, "not an IDX file")
     raises(function() lm._idx_load(write("bad_type", "\0\0\13\1" .. be32(1) .. "\0\0\0\0"), "int32") end,
