@@ -123,6 +123,11 @@ local function load_idx_pair(images, labels, dtype)
     error(string.format("'%s' has %d images but '%s' has %d labels", images, x:size(1), labels, y:size(1)), 3)
   end
   if x:size(1) == 0 then error(string.format("'%s' holds no images", images), 3) end
+  -- the generic reader (lm._idx_load) takes any shape; these sets are 28 x 28 (a model sized for 784 inputs)
+  if x:size(2) ~= 28 or x:size(3) ~= 28 then
+    error(string.format("'%s' holds %s images (N x rows x columns); MNIST and Fashion-MNIST images are 28x28",
+      images, x:shape_string()), 3)
+  end
   return set_of(x:view(x:size(1), x:size(2) * x:size(3)), y)
 end
 

@@ -81,6 +81,18 @@ describe("IDX reader", function()
     same(lm._idx_load(write("gz_two", two), "int32"):totable(), {1, 2, 3})
   end)
 
+  it("refuses MNIST images that are not 28x28, naming the file and its dimensions", function()
+    -- they loaded as [N, 756] before; the generic IDX reader still takes any shape
+    os.execute("mkdir -p " .. dir .. "/odd/mnist")
+    write("odd/mnist/train-images-idx3-ubyte", idx_images(3, 28, 27))
+    write("odd/mnist/train-labels-idx1-ubyte", idx_labels{0, 9, 4})
+    write("odd/mnist/t10k-images-idx3-ubyte", idx_images(2, 28, 28))
+    write("odd/mnist/t10k-labels-idx1-ubyte", idx_labels{1, 2})
+    raises(function() lm.data.mnist{dir = dir .. "/odd"} end, "'" .. dir .. "/odd/mnist/train-images-idx3-ubyte' holds "
+      .. "3x28x27 images (N x rows x columns); MNIST and Fashion-MNIST images are 28x28")
+    same(lm._idx_load(dir .. "/odd/mnist/train-images-idx3-ubyte", "uint8"):shape(), {3, 28, 27})
+  end)
+
   it("names the file and the problem for malformed files", function()
     raises(function() lm._idx_load(write("bad_magic", "\1\2\8\1" .. be32(1) .. "\0"), "int32") end, "not an IDX file")
     raises(function() lm._idx_load(write("bad_type", "\0\0\13\1" .. be32(1) .. "\0\0\0\0"), "int32") end,
