@@ -123,7 +123,7 @@ static lm_status parse_entry(const char *path, const char *name, const lm_json *
         if (sh->items[k].type == LM_JSON_NUMBER && sh->items[k].is_integer &&
             sh->items[k].integer == 0 && bound < ((int64_t)1 << 40))
             bound = (int64_t)1 << 40;
-    uint64_t numel = 1;
+    uint64_t numel = 1, span = 1; /* span: the product of the non-zero sizes */
     for (int k = 0; k < sh->count; k++) {
         const lm_json *x = &sh->items[k];
         if (x->type != LM_JSON_NUMBER || !x->is_integer || x->integer < 0 || x->integer > bound)
@@ -132,6 +132,13 @@ static lm_status parse_entry(const char *path, const char *name, const lm_json *
         e->shape[k] = x->integer;
         numel *= (uint64_t)x->integer;
         if (numel > data_len) numel = data_len + 1; /* saturate: caught below */
+        /* an empty tensor's other sizes still make its strides: bounded here, where the
+         * message can name the file, not in tensor creation */
+        if (x->integer && span > ((uint64_t)1 << 40) / (uint64_t)x->integer)
+            return lm_fail(LM_ERR_FORMAT,
+                           "'%s': tensor '%s' has a shape whose non-zero sizes multiply past 2^40",
+                           path, name);
+        if (x->integer) span *= (uint64_t)x->integer;
     }
     if (off->count != 2 || off->items[0].type != LM_JSON_NUMBER || !off->items[0].is_integer ||
         off->items[1].type != LM_JSON_NUMBER || !off->items[1].is_integer ||
@@ -278,6 +285,10 @@ static lm_status load(const char *path, lm_safetensors *out, bool map) {
     uint64_t hlen = 0, file_size = 0;
     if (fstat(fileno(fp), &st) != 0) {
         s = lm_fail(LM_ERR_IO, "cannot stat '%s'", path);
+        goto done;
+    }
+    if (S_ISDIR(st.st_mode)) { /* fopen opens a folder for reading: its "size" would be read */
+        s = lm_fail(LM_ERR_IO, "'%s' is a directory, not a safetensors file", path);
         goto done;
     }
     file_size = (uint64_t)st.st_size;

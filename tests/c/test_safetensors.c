@@ -130,6 +130,14 @@ static void test_malformed(void) {
                         "\"data_offsets\":[0,4]}}",
                         4, "invalid size");
     CHECK_FAILS(lm_safetensors_load(path_of("missing"), &st), LM_ERR_IO, "cannot open");
+    /* an empty tensor whose other sizes multiply past any tensor, and a folder: each named */
+    expect_format_error(
+        "emptyhuge",
+        "{\"e\":{\"dtype\":\"F32\",\"shape\":[1099511627776,1099511627776,0],"
+        "\"data_offsets\":[0,0]}}",
+        0, "emptyhuge': tensor 'e' has a shape whose non-zero sizes multiply past 2^40");
+    CHECK_FAILS(lm_safetensors_load(dir, &st), LM_ERR_IO,
+                "' is a directory, not a safetensors file");
 }
 
 /* Numbers as JSON writes them, and one value for each key: a leading zero,
