@@ -13,6 +13,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct lm_memory_stats {
     size_t live_bytes;        /* handed out and not yet freed (rounded to class) */
     size_t cached_bytes;      /* freed, kept for reuse */
@@ -45,5 +49,9 @@ typedef void (*lm_oom_handler)(void *ud);
 void lm_set_oom_handler(lm_oom_handler fn, void *ud);
 /* Runs the handler (the CUDA allocator calls it before its own retry). */
 void lm_run_oom_handler(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

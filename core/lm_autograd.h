@@ -20,6 +20,10 @@
 #include "lm_backend.h"
 #include "lm_tensor.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define LM_NODE_MAX_INPUTS 16
 #define LM_NODE_MAX_SAVED 4
 
@@ -146,5 +150,9 @@ lm_status lm_sum_to_shape(lm_tensor **out, lm_tensor *grad, int ndim, const int6
 /* In-place writes bump the storage version; a rule whose saved tensor changed
  * refuses to run. Also refuses in-place writes to leaves that require grad. */
 lm_status lm_check_inplace(const char *op, lm_tensor *t);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -12,6 +12,10 @@
 
 #include "lm_tensor.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 struct lm_node;
 
 typedef struct lm_autograd_meta {
@@ -35,5 +39,9 @@ lm_autograd_meta *lm_autograd_meta_retain(lm_autograd_meta *meta);
 void lm_autograd_meta_release(lm_autograd_meta *meta);
 /* True when t has the shape of the tensor meta describes. */
 bool lm_autograd_meta_same_shape(const lm_autograd_meta *meta, const lm_tensor *t);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -12,6 +12,10 @@
 
 #include "lm_tensor.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum lm_unary_op {
     LM_NEG,
     LM_EXP,
@@ -315,5 +319,9 @@ const lm_backend *lm_backend_get(lm_device device);
 const lm_backend *lm_backend_of(const lm_tensor *t);
 /* The CPU table (cpu_backend.c): always present. */
 const lm_backend *lm_cpu_backend(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

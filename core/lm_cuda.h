@@ -11,6 +11,10 @@
 #include "lm_alloc.h"
 #include "lm_backend.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* True when this build has the CUDA backend and a device answers. */
 bool lm_cuda_available(void);
 /* Why lm_cuda_available() is false, or the device name when it is true. */
@@ -58,6 +62,10 @@ lm_status lm_cuda_graph_launch(lm_cuda_graph *g, uint64_t seed, uint64_t base);
 /* Philox blocks a replay draws (what the capture asked for). */
 void lm_cuda_graph_set_draws(lm_cuda_graph *g, uint64_t draws);
 uint64_t lm_cuda_graph_draws(const lm_cuda_graph *g);
+#endif
+
+#ifdef __cplusplus
+}
 #endif
 
 #endif

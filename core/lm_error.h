@@ -29,6 +29,10 @@ const char *lm_last_error(void);
 /* Formats a shape as "[2, 3]" into buf (always terminated); returns buf. */
 struct lm_tensor;
 #include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 const char *lm_dims_str(int ndim, const int64_t *shape, char *buf, int size);
 const char *lm_shape_str(const struct lm_tensor *t, char *buf, int size);
 
@@ -40,5 +44,9 @@ const char *lm_shape_str(const struct lm_tensor *t, char *buf, int size);
         lm_status lm_try_status_ = (expr);                                                         \
         if (lm_try_status_ != LM_OK) return lm_try_status_;                                        \
     } while (0)
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -8,6 +8,10 @@
 
 #include "lm_autograd.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* y = x W^T + b over the last dimension of x; bias may be NULL. */
 lm_status lm_ag_linear(lm_tensor **out, lm_tensor *x, lm_tensor *weight, lm_tensor *bias);
 /* A Linear layer followed by its activation and dropout as one op, bit for
@@ -122,5 +126,9 @@ lm_status lm_optim_step(const lm_optim_params *p, lm_tensor *param, lm_tensor *g
  * be NULL, or hold NULL entries, where the optimiser has no such state. */
 lm_status lm_optim_step_many(const lm_optim_params *p, int n, lm_tensor **params, lm_tensor **grads,
                              lm_tensor **s1, lm_tensor **s2);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -12,6 +12,10 @@
 #include "lm_backend.h"
 #include "lm_tensor.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* ---- creation and copies ------------------------------------------------------- */
 lm_status lm_full(lm_tensor **out, lm_dtype dtype, lm_device device, int ndim, const int64_t *shape,
                   double value);
@@ -88,5 +92,9 @@ lm_status lm_matmul_bias(lm_tensor **out, lm_tensor *a, lm_tensor *b, const lm_t
  * and weight gradients). On failure both outputs are NULL. */
 lm_status lm_matmul_pair(lm_tensor **out1, lm_tensor *a1, lm_tensor *b1, lm_tensor **out2,
                          lm_tensor *a2, lm_tensor *b2);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -12,6 +12,10 @@
 
 #include "lm_tensor.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define LM_DEFAULT_SEED 0x4C756D656EULL /* "Lumen": runs are reproducible by default */
 
 void lm_manual_seed(uint64_t seed);
@@ -29,5 +33,9 @@ lm_status lm_rand_bernoulli_(lm_tensor *t, double p);
 lm_status lm_rand_dropout_mask_(lm_tensor *t, double keep);
 /* A random permutation of 0..n-1 as a CPU int32 tensor. */
 lm_status lm_randperm(lm_tensor **out, int64_t n);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -18,6 +18,10 @@
 
 #include "lm_tensor.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* The largest header readers accept, in bytes (the reference reader's
  * MAX_HEADER_SIZE): the writers refuse to write a longer one. */
 #define LM_SAFETENSORS_MAX_HEADER 100000000u
@@ -89,5 +93,9 @@ lm_status lm_safetensors_writer_close(lm_safetensors_writer **w);
 /* Removes the temporary file and frees the writer (NULL is ignored). */
 void lm_safetensors_writer_abort(lm_safetensors_writer *w);
 void lm_safetensors_free(lm_safetensors *st);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

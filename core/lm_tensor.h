@@ -14,6 +14,10 @@
 
 #include "lm_error.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define LM_MAX_DIMS 8
 
 /* uint8 holds data only (images as bytes, masks): it is created, viewed,
@@ -141,5 +145,9 @@ lm_status lm_tensor_squeeze(lm_tensor **out, lm_tensor *t, int dim);
 /* The shape `a` and `b` broadcast to (NumPy rules), or LM_ERR_SHAPE naming `op`. */
 lm_status lm_broadcast_shape(const char *op, const lm_tensor *a, const lm_tensor *b, int *ndim,
                              int64_t *shape);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -11,6 +11,10 @@
 
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Sets the threads of both this pool and OpenBLAS. n < 1 means "all cores". */
 void lm_set_num_threads(int n);
 int lm_get_num_threads(void);
@@ -45,5 +49,9 @@ typedef void (*lm_slot_range_fn)(void *ctx, int64_t begin, int64_t end, int slot
 void lm_parallel_for_slots(int64_t n, int slots, lm_slot_range_fn fn, void *ctx);
 
 #define LM_GRAIN_ELEMENTWISE 8192
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

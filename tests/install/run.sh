@@ -51,7 +51,7 @@ cd "$tmp" # nothing below may rely on the source tree being the working folder
 
 case "$mode" in
 prefix)
-    need cmake cc pkg-config lua5.4
+    need cmake cc c++ pkg-config lua5.4
     P="$tmp/prefix"
     step "cmake --install $build --prefix P"
     cmake --install "$build" --prefix "$P" >/dev/null
@@ -91,6 +91,23 @@ prefix)
     expect "core: c = [[6, 6], [6, 6]]" "$out"
     expect "core: a a fails: " "$out"
     expect "lua: c:sum() = 24" "$out"
+
+    step "each public header serves C++ alone (C linkage without lumen.h around it)"
+    cat >headers.cpp <<'CPP'
+#include <lumen/lm_ops.h>
+#include <lumen/lm_safetensors.h>
+int main() {
+    lm_tensor *t = nullptr;
+    int64_t shape[1] = {3};
+    if (lm_full(&t, LM_FLOAT32, LM_CPU, 1, shape, 2.0) != LM_OK) return 1;
+    lm_tensor_release(t);
+    return 0;
+}
+CPP
+    # shellcheck disable=SC2046
+    c++ -std=c++11 -Wall -Werror -o headers headers.cpp $(pkg-config --cflags --libs lumen) -Wl,-rpath,"$P/lib" ||
+        fail "a C++ program including lm_ops.h alone does not build"
+    ./headers || fail "the C++ program including lm_ops.h failed"
 
     step "examples/c_module builds with find_package(Lumen); its op works with gradients"
     cmake -S "$src/examples/c_module" -B c_module -DCMAKE_PREFIX_PATH="$P" \
