@@ -138,6 +138,8 @@ describe("lm.introspect argument checks", function()
       "lm.introspect.knn_accuracy: Z must be [N, d] with one label per row, got Z 6x2 and 4 labels")
     eq(I.knn_accuracy(Z, y, 2, {first = 2, count = 0}) ~= I.knn_accuracy(Z, y, 2, {first = 2, count = 0}), true,
       "no queries: NaN")
+    at_caller(function() I.knn_accuracy(Z, y, 2, {first = 4, count = 5}) end,
+      "lm.introspect.knn_accuracy: the queries 4..8 (o.first, o.count) run past the 6 points")
   end)
 end)
 

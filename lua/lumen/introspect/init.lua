@@ -933,6 +933,10 @@ function I.knn_accuracy(Z, labels, k, o)
   local first = o and o.first or 1
   local n = o and o.count or Z:size(1) - first + 1
   local last = first + n - 1
+  if last > Z:size(1) then
+    error(string.format("%s: the queries %d..%d (o.first, o.count) run past the %d points", fname, first, last,
+      Z:size(1)), 2)
+  end
   local lab = labels:totable()
   -- queries in blocks whose [chunk, N] distances stay near 8 MB, each
   -- freed before the next: the whole set's would be N^2 floats
