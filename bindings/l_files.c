@@ -93,8 +93,27 @@ static int l_list_dir(lua_State *L) {
     return 1;
 }
 
-static const luaL_Reg file_functions[] = {
-    {"write_file", l_write_file}, {"mkdir", l_mkdir}, {"list_dir", l_list_dir}, {NULL, NULL}};
+/* lm.real_path(path) -> the absolute path with links, "." and ".." resolved,
+ * or nil and the reason where it does not exist (so that two spellings of
+ * one folder compare equal) */
+static int l_real_path(lua_State *L) {
+    const char *path = l_check_path(L, 1, "lm.real_path");
+    char *real = NULL;
+    if (lm_fs_real_path(path, &real) != LM_OK) {
+        lua_pushnil(L);
+        lua_pushstring(L, lm_last_error());
+        return 2;
+    }
+    lua_pushstring(L, real);
+    free(real);
+    return 1;
+}
+
+static const luaL_Reg file_functions[] = {{"write_file", l_write_file},
+                                          {"mkdir", l_mkdir},
+                                          {"list_dir", l_list_dir},
+                                          {"real_path", l_real_path},
+                                          {NULL, NULL}};
 
 void l_register_files(lua_State *L) {
     luaL_setfuncs(L, file_functions, 0);

@@ -1,3 +1,4 @@
+#define _DEFAULT_SOURCE /* realpath */
 #include "lm_fs.h"
 
 #include <dirent.h>
@@ -109,4 +110,11 @@ lm_status lm_fs_list(const char *path, lm_dir_entry **entries, int *count) {
 void lm_fs_list_free(lm_dir_entry *entries, int count) {
     for (int i = 0; i < count; i++) free(entries[i].name);
     free(entries);
+}
+
+lm_status lm_fs_real_path(const char *path, char **out) {
+    *out = realpath(path, NULL);
+    if (!*out)
+        return lm_fail(LM_ERR_IO, "real_path: cannot resolve '%s': %s", path, strerror(errno));
+    return LM_OK;
 }

@@ -26,4 +26,9 @@ typedef struct lm_dir_entry {
 lm_status lm_fs_list(const char *path, lm_dir_entry **entries, int *count);
 void lm_fs_list_free(lm_dir_entry *entries, int count);
 
+/* The absolute path of an existing file or folder, with "." and "..",
+ * repeated slashes and symbolic links resolved (realpath(3)), in *out (free
+ * it); one that does not exist or cannot be reached is LM_ERR_IO naming it. */
+lm_status lm_fs_real_path(const char *path, char **out);
+
 #endif

@@ -153,6 +153,7 @@ function data.mnist(opts)
     classes = kind == "mnist" and data.MNIST_CLASSES or data.FASHION_CLASSES,
     name = kind == "mnist" and "MNIST" or "Fashion-MNIST",
     folder = folder,
+    files = files, -- the four files read, so that a cached result can tell whether they changed
   }
 end
 

@@ -301,14 +301,7 @@ end)
 
 describe("error scores: the experiment", function()
   -- an experiment file run with arguments, its printing silenced
-  local function run_experiment(path, args)
-    local chunk = assert(loadfile(path))
-    local saved_arg, print_ = _G.arg, _G.print
-    _G.arg, _G.print = args, function() end
-    local ok, result = pcall(chunk, table.unpack(args))
-    _G.print, _G.arg = print_, saved_arg
-    return ok, result
-  end
+  local run_experiment = dofile("tests/helpers/run_experiment.lua")
 
   it("runs over a small main run and agrees with its metrics", function()
     local dir = os.tmpname()

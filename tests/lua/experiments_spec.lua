@@ -1,20 +1,8 @@
 -- The small bundled experiments run and reach their goal.
 local lm = require 'lumen'
 
--- Runs an experiment file with the given command-line arguments, its
--- printing silenced, and the global `arg` restored after; returns true and
--- the summary the chunk returns, or false and the error.
-local function run_experiment(path, args)
-  local chunk, load_err = loadfile(path)
-  if not chunk then return false, load_err end
-  local saved_arg, print_ = _G.arg, _G.print
-  _G.arg = args or {}
-  _G.print = function() end
-  local ok, result = pcall(chunk, table.unpack(_G.arg))
-  _G.print = print_
-  _G.arg = saved_arg
-  return ok, result
-end
+-- runs an experiment in this process, its printing silenced
+local run_experiment = dofile("tests/helpers/run_experiment.lua")
 
 describe("experiments", function()
   it("custom_layer.lua trains a Lua-defined layer and a custom backward", function()

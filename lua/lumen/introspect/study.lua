@@ -93,10 +93,11 @@ end
 --- dir/options.json, so that a rerun reuses them only when it asks for the
 --- same: a run whose `options` (name -> number, string or boolean) differ
 --- from the recorded ones is an error naming each difference and `who`
---- (replace the run with --fresh, or use another --out). The first run, or
---- one after --fresh (which removes the file), records them; under several
---- processes rank 0 writes. Returns `options`.
-function study.check_run_options(dir, options, who)
+--- (replace the run with --fresh, or use another --out). `labels` (name ->
+--- words) names the entries that are no command-line option (default
+--- --name). The first run, or one after --fresh (which removes the file),
+--- records them; under several processes rank 0 writes. Returns `options`.
+function study.check_run_options(dir, options, who, labels)
   local ran = run_record(dir, "options.json")
   if ran then
     local keys, changed = {}, {}
@@ -104,8 +105,9 @@ function study.check_run_options(dir, options, who)
     table.sort(keys)
     for _, k in ipairs(keys) do
       if ran[k] ~= options[k] then
-        changed[#changed + 1] = string.format("--%s %s (this run: %s)", k:gsub("_", "-"), tostring(ran[k]),
-          tostring(options[k]))
+        local label = labels and labels[k] or "--" .. k:gsub("_", "-")
+        changed[#changed + 1] = string.format("%s %s (this run: %s)", label,
+          ran[k] == nil and "unrecorded" or tostring(ran[k]), tostring(options[k]))
       end
     end
     if #changed > 0 then
@@ -118,10 +120,44 @@ function study.check_run_options(dir, options, who)
   return options
 end
 
---- A fingerprint of a network's weights for study.check_run_options: a
---- 64-bit hash of every parameter's float32 bytes, in order, as hex (the
---- same on every device and thread count; a model retrained into the same
---- file differs).
+local FNV_PRIME = 1099511628211
+
+-- Folds `bytes` (zero-padded to 8) into the 64-bit hash h, eight bytes at a
+-- time (the wrapping products make it a hash), and then their count.
+local function hash_bytes(h, bytes)
+  bytes = bytes .. string.rep("\0", -#bytes % 8)
+  local n, unpack, P = #bytes, string.unpack, FNV_PRIME
+  local i = 1
+  while i + 63 <= n do -- 64 bytes an unpack: a MiB in a few milliseconds
+    local a, b, c, e, f, g, k, l = unpack("<i8i8i8i8i8i8i8i8", bytes, i)
+    h = (((((((h * P + a) * P + b) * P + c) * P + e) * P + f) * P + g) * P + k) * P + l
+    i = i + 64
+  end
+  for j = i, n, 8 do h = h * P + unpack("<i8", bytes, j) end
+  return h * P + n
+end
+
+--- A cheap fingerprint of the files at `paths` (a data set's), as hex: a
+--- hash of each one's size and of its first and last MiB (the whole file
+--- when smaller), so that another or a changed data set in the same place
+--- tells itself apart in milliseconds (MNIST's 55 MB whole would take 0.4 s).
+function study.files_fingerprint(paths)
+  local h, MiB = 0, 2 ^ 20
+  for _, path in ipairs(paths) do
+    local f = assert(io.open(path, "rb"))
+    local size = f:seek("end")
+    f:seek("set")
+    local bytes = f:read(math.min(size, 2 * MiB)) or ""
+    if size > 2 * MiB then
+      f:seek("set", size - MiB)
+      bytes = bytes:sub(1, MiB) .. f:read(MiB)
+    end
+    f:close()
+    h = hash_bytes(h, bytes) * FNV_PRIME + size
+  end
+  return string.format("%016x", h)
+end
+
 --- CIFAR-10 for the training experiments (net2_cifar10.lua,
 --- train_cifar10.lua): the images kept as bytes (154 MB, not 614: the
 --- loaders give float batches), a seeded 10 % validation split of the
@@ -174,14 +210,13 @@ function study.fixed_steps(c)
   return first, last
 end
 
+--- A fingerprint of a network's weights for study.check_run_options: a
+--- 64-bit hash of every parameter's float32 bytes, in order, as hex (the
+--- same on every device and thread count; a model retrained into the same
+--- file differs).
 function study.weights_fingerprint(net)
   local h = 0
-  for _, p in ipairs(net:parameters()) do
-    local bytes = lm.encode(p:detach():to("cpu"):contiguous(), "float32")
-    bytes = bytes .. string.rep("\0", -#bytes % 8)
-    for i = 1, #bytes, 8 do h = h * 1099511628211 + string.unpack("<i8", bytes, i) end -- wraps: a hash
-    h = h * 1099511628211 + #bytes
-  end
+  for _, p in ipairs(net:parameters()) do h = hash_bytes(h, lm.encode(p:detach():to("cpu"):contiguous(), "float32")) end
   return string.format("%016x", h)
 end
 
@@ -883,7 +918,8 @@ function study.mnist_option_help()
   }
 end
 
--- MNIST (o.data: 'mnist' or 'fashion'), Fashion-MNIST when MNIST is missing;
+-- MNIST (o.data: 'mnist' or 'fashion'), Fashion-MNIST when MNIST is missing
+-- (the second result: the kind loaded);
 -- the images stay bytes (a quarter of float32's memory): loaders, recorders
 -- and analyses turn each block into floats as they read it.
 local function mnist_data(o)
@@ -894,11 +930,11 @@ local function mnist_data(o)
     local fok, fashion = pcall(lm.data.mnist, {kind = "fashion", dir = dir, dtype = "uint8"})
     if not fok then error(tostring(data) .. "\nNor its fallback: " .. tostring(fashion), 0) end
     say("notice: MNIST not found, using Fashion-MNIST instead")
-    return fashion
+    return fashion, "fashion"
   elseif not ok then
     error(data, 0)
   end
-  return data
+  return data, o.data
 end
 
 -- Stage 1: Net1 trained with the cyclic schedule and early stopping (with
@@ -1014,15 +1050,20 @@ function study.mnist(o)
       lm.dist.barrier() -- nobody looks for a cached file before rank 0 removed it
     end
   end
-  local recorded = {}
-  for _, k in ipairs(MODEL_OPTIONS) do recorded[k] = o[k] end
-  if type(recorded.bandwidths) == "table" then recorded.bandwidths = table.concat(recorded.bandwidths, ",") end
-  study.check_run_options(o.out, recorded, "study.mnist")
-  lm.dist.barrier() -- rank 0 has recorded them
   lm.manual_seed(o.seed)
   local timings = {}
   local stage = study.stage_timer(timings)
-  local d = stage("data", function() return mnist_data(o) end)
+  local d, kind = stage("data", function() return mnist_data(o) end)
+  local recorded = {}
+  for _, k in ipairs(MODEL_OPTIONS) do recorded[k] = o[k] end
+  if type(recorded.bandwidths) == "table" then recorded.bandwidths = table.concat(recorded.bandwidths, ",") end
+  -- the data the models learned, not its name alone: what was loaded (the
+  -- fallback's Fashion-MNIST), from where, and what the files held
+  recorded.data, recorded.data_folder = kind, lm.real_path(d.folder) or d.folder
+  recorded.data_files = study.files_fingerprint(d.files)
+  study.check_run_options(o.out, recorded, "study.mnist",
+    {data_folder = "the data in", data_files = "data files of fingerprint"})
+  lm.dist.barrier() -- rank 0 has recorded them
   local train_set, val_set = lm.data.split(d.train, {fraction = 0.1, seed = o.seed})
   d.train = nil -- the split copied its rows: the whole set need not stay in memory beside them
   if o.subset > 0 then train_set = lm.data.head(train_set, o.subset) end

@@ -1,0 +1,75 @@
+-- study.mnist's cache in --out (experiments/introspect_mnist.lua on tiny
+-- generated data, about a second a run): a rerun reuses a model only when
+-- the options, the data and the models it was made from are the same.
+local lm = require 'lumen'
+local study = require 'lumen.introspect.study'
+local run_experiment = dofile("tests/helpers/run_experiment.lua")
+local fake_mnist = dofile("tests/helpers/fake_mnist.lua")
+
+-- A new temporary folder holding a generated MNIST (600 training, 200 test images).
+local function data_folder()
+  local dir = os.tmpname()
+  os.remove(dir)
+  return fake_mnist.write(dir, 600, 200)
+end
+
+-- introspect_mnist.lua's smallest run on the data in `data` into `out`, with `extra` arguments.
+local function introspect(data, out, extra)
+  local args = {"--data-dir", data, "--out", out, "--cycles", "2", "--ae-epochs", "2", "--est-epochs", "2",
+    "--est-period", "20", "--est-cycles", "3", "--trajectory-samples", "50", "--threads", "1"}
+  for _, a in ipairs(extra or {}) do args[#args + 1] = a end
+  return run_experiment("experiments/introspect_mnist.lua", args)
+end
+
+describe("study.mnist's cached models", function()
+  it("are refused for other data: another folder, changed files, the fallback's Fashion-MNIST", function()
+    local dir, other = data_folder(), data_folder()
+    local out = dir .. "/out"
+    local ok, err = introspect(dir, out)
+    truthy(ok, err)
+    local recorded = study.run_options(out)
+    eq(recorded.data_folder, lm.real_path(dir .. "/mnist"))
+    -- the same files in another folder
+    local rok, rerr = introspect(other, out)
+    -- the files changed in place (ten more test images)
+    fake_mnist.write(dir, 600, 210)
+    local cok, cerr = introspect(dir, out)
+    local changed = study.files_fingerprint(lm.data.mnist{dir = dir}.files)
+    -- no MNIST: Fashion-MNIST is loaded, and recorded as what the models learned
+    os.rename(other .. "/mnist", other .. "/fashion-mnist")
+    local fok, ferr = introspect(other, other .. "/out")
+    local fashion = study.run_options(other .. "/out")
+    os.rename(other .. "/fashion-mnist", other .. "/mnist")
+    local mok, merr = introspect(other, other .. "/out")
+    local other_mnist = lm.real_path(other .. "/mnist")
+    os.execute("rm -rf '" .. dir .. "' '" .. other .. "'")
+    eq(rok, false)
+    eq(rerr, string.format("study.mnist: %s holds models made with the data in %s (this run: %s); replace them "
+      .. "with --fresh, or use another --out", out, recorded.data_folder, other_mnist))
+    eq(cok, false)
+    eq(cerr, string.format("study.mnist: %s holds models made with data files of fingerprint %s (this run: %s); "
+      .. "replace them with --fresh, or use another --out", out, recorded.data_files, changed))
+    truthy(fok, ferr)
+    eq(fashion.data, "fashion")
+    eq(mok, false)
+    truthy(merr:find("holds models made with --data fashion (this run: mnist), the data in " .. fashion.data_folder,
+      1, true), merr)
+  end)
+
+  it("fingerprint a data set's files by their sizes and ends", function()
+    local path = os.tmpname()
+    local function write(bytes) local f = assert(io.open(path, "wb")); f:write(bytes); f:close() end
+    local MiB = 2 ^ 20
+    write(string.rep("a", 3 * MiB))
+    local before = study.files_fingerprint{path}
+    write(string.rep("a", 3 * MiB - 1) .. "b")
+    local last_byte = study.files_fingerprint{path}
+    write(string.rep("a", 3 * MiB + 8))
+    local longer = study.files_fingerprint{path}
+    write(string.rep("a", 3 * MiB))
+    local again = study.files_fingerprint{path}
+    os.remove(path)
+    eq(again, before)
+    truthy(last_byte ~= before and longer ~= before and longer ~= last_byte, "each change tells")
+  end)
+end)
