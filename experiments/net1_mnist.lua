@@ -40,12 +40,14 @@ lm.mkdir(opts.out)
 if opts.fresh then
   os.remove(opts.out .. "/checkpoint.safetensors")
   os.remove(opts.out .. "/best.safetensors")
+  os.remove(opts.out .. "/model.safetensors")
   os.remove(opts.out .. "/options.json")
 end
 -- a rerun resumes the checkpoint only for the options that wrote it
 study.check_run_options(opts.out, {data = opts.data, cycles = opts.cycles, period_epochs = opts.period_epochs,
   lr_min = opts.lr_min, lr_max = opts.lr_max, batch = opts.batch, seed = opts.seed, paper = opts.paper,
-  patience = opts.patience, noise = opts.noise, noise_max = opts.noise_max}, "net1_mnist")
+  patience = opts.patience, noise = opts.noise, noise_max = opts.noise_max}, "net1_mnist",
+  {models = {"checkpoint.safetensors", "best.safetensors", "model.safetensors"}})
 lm.manual_seed(opts.seed)
 
 

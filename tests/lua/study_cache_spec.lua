@@ -56,6 +56,31 @@ describe("study.mnist's cached models", function()
       1, true), merr)
   end)
 
+  it("follow options.json only beside a model, and are refused without one", function()
+    local dir = data_folder()
+    local out = dir .. "/out"
+    lm.mkdir(out)
+    -- a run that failed before its first model recorded other options: replaced, not a refusal
+    lm.json.write(out .. "/options.json", {seed = 9, cycles = 99})
+    local ok, err = introspect(dir, out)
+    local recorded = ok and study.run_options(out)
+    -- models beside no record (removed, or JSON null): nothing says what made them
+    os.remove(out .. "/options.json")
+    local mok, merr = introspect(dir, out)
+    lm.write_file(out .. "/options.json", "null")
+    local nok, nerr = introspect(dir, out)
+    os.execute("rm -rf '" .. dir .. "'")
+    truthy(ok, err)
+    eq(recorded.seed, 1)
+    eq(recorded.cycles, 2)
+    local refusal = "study.mnist: " .. out .. " holds models (classifier.safetensors) but no options.json saying "
+      .. "what made them; replace them with --fresh, or use another --out"
+    eq(mok, false)
+    eq(merr, refusal)
+    eq(nok, false)
+    eq(nerr, refusal)
+  end)
+
   it("fingerprint a data set's files by their sizes and ends", function()
     local path = os.tmpname()
     local function write(bytes) local f = assert(io.open(path, "wb")); f:write(bytes); f:close() end

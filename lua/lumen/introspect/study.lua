@@ -93,19 +93,32 @@ end
 --- dir/options.json, so that a rerun reuses them only when it asks for the
 --- same: a run whose `options` (name -> number, string or boolean) differ
 --- from the recorded ones is an error naming each difference and `who`
---- (replace the run with --fresh, or use another --out). `labels` (name ->
---- words) names the entries that are no command-line option (default
---- --name). The first run, or one after --fresh (which removes the file),
---- records them; under several processes rank 0 writes. Returns `options`.
-function study.check_run_options(dir, options, who, labels)
+--- (replace the run with --fresh, or use another --out). `how.labels`
+--- (name -> words) names the entries that are no command-line option
+--- (default --name); `how.models` lists the files in `dir` the options
+--- made: a record beside none of them is left by a run that failed first
+--- and is replaced, and models without a record are refused (nothing says
+--- what made them). The first run, or one after --fresh (which removes the
+--- file), records them; under several processes rank 0 writes. Returns `options`.
+function study.check_run_options(dir, options, who, how)
+  how = how or {}
   local ran = run_record(dir, "options.json")
+  local held -- the first of how.models in dir
+  for _, name in ipairs(how.models or {}) do
+    if not held and exists(dir .. "/" .. name) then held = name end
+  end
+  if how.models and not held then ran = nil end -- left by a run that failed before its first model
+  if held and not ran then
+    error(string.format("%s: %s holds models (%s) but no options.json saying what made them; replace them "
+      .. "with --fresh, or use another --out", who, dir, held), 0)
+  end
   if ran then
     local keys, changed = {}, {}
     for k in pairs(options) do keys[#keys + 1] = k end
     table.sort(keys)
     for _, k in ipairs(keys) do
       if ran[k] ~= options[k] then
-        local label = labels and labels[k] or "--" .. k:gsub("_", "-")
+        local label = how.labels and how.labels[k] or "--" .. k:gsub("_", "-")
         changed[#changed + 1] = string.format("%s %s (this run: %s)", label,
           ran[k] == nil and "unrecorded" or tostring(ran[k]), tostring(options[k]))
       end
@@ -993,6 +1006,12 @@ local function train_net1(o, net, recorder, d, train_set, val_set)
   return snapshots, lm.load(traj_path).subset_index
 end
 
+-- The files of study.mnist's models in its --out, checkpoint included:
+-- what its options.json speaks for.
+local MODEL_FILES = {"classifier.safetensors", "trajectories.safetensors", "autoencoder.safetensors",
+  "autoencoder_record.safetensors", "estimator.safetensors", "estimator_recording.safetensors",
+  "classifier_run/checkpoint.safetensors"}
+
 -- The options of study.mnist that define its models: a cached run is
 -- reused only for the same (study.check_run_options).
 local MODEL_OPTIONS = {"data", "seed", "subset", "noise_max", "cycles", "trajectory_samples", "mmd_weight",
@@ -1061,8 +1080,8 @@ function study.mnist(o)
   -- fallback's Fashion-MNIST), from where, and what the files held
   recorded.data, recorded.data_folder = kind, lm.real_path(d.folder) or d.folder
   recorded.data_files = study.files_fingerprint(d.files)
-  study.check_run_options(o.out, recorded, "study.mnist",
-    {data_folder = "the data in", data_files = "data files of fingerprint"})
+  study.check_run_options(o.out, recorded, "study.mnist", {models = MODEL_FILES,
+    labels = {data_folder = "the data in", data_files = "data files of fingerprint"}})
   lm.dist.barrier() -- rank 0 has recorded them
   local train_set, val_set = lm.data.split(d.train, {fraction = 0.1, seed = o.seed})
   d.train = nil -- the split copied its rows: the whole set need not stay in memory beside them
