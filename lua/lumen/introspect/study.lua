@@ -18,6 +18,7 @@
 --     ae_epochs = 20, est_epochs = 20, mmd_weight = 500, bw = {0.1, 1, ...},
 --     seed = 1, device = "cpu" | "cuda",          -- where the map is trained
 --     graph = false,                              -- cuda: the map's fits as CUDA graph replays
+--     retrain = false,                            -- true: the network is new, no cached map is reused
 --     image_range = {0, 1}, overlays = {...},     -- for atlas.html (see atlas.lua)
 --     record_to = "auto" | "memory" | "file",     -- file: streamed, then mapped
 --   }
@@ -368,6 +369,23 @@ local function gather_numbers(list)
   return a
 end
 
+-- The models study.run caches in its out folder (name.safetensors) and
+-- the stages each is made from: the classifier (the network given) or
+-- another of them.
+local MAP_STAGES = {autoencoder = {"classifier"}, autoencoder_record = {"classifier"},
+  estimator = {"classifier", "autoencoder"}, estimator_recording = {"classifier"}}
+
+--- Removes the models study.run cached in `dir` that were made from the
+--- stage `name` ('classifier' or one of the map's: 'autoencoder', ...),
+--- when that stage is trained again: they would not be made from it.
+function study.remove_made_from(dir, name)
+  for model, from in pairs(MAP_STAGES) do
+    for _, f in ipairs(from) do
+      if f == name then os.remove(dir .. "/" .. model .. ".safetensors") end
+    end
+  end
+end
+
 --- Runs stages 2-8 and returns the metrics table (also in out/metrics.json).
 --- Under several processes (mpirun) the stages run data parallel and give
 --- the metrics of one process (docs/distributed.md); only rank 0 prints
@@ -503,11 +521,26 @@ function study.run(c)
   -- standard deviation of 68, far outside where that narrow kernel has any
   -- gradient; summing kernels from 0.1 to 1000 keeps a pull at every distance
   -- and gave a latent with mean 0.0 and std 0.99 at the same kNN accuracy.
+  -- A cached model is reused only when the models it was made from are:
+  -- once a stage trains, what was made from it trains too (c.retrain: the
+  -- network is new, every map stale), and its files go before the fit, so
+  -- that an interruption leaves no model made from the old one.
+  local trained = {classifier = c.retrain or false}
+  local function cached(name, rank0_only) -- rank0_only: a stage rank 0 runs alone
+    for _, from in ipairs(MAP_STAGES[name]) do if trained[from] then return false end end
+    local there = exists(opts.out .. "/" .. name .. ".safetensors")
+    return rank0_only and there or agree(there)
+  end
+  local function training(name)
+    trained[name] = true
+    if main then study.remove_made_from(opts.out, name) end
+  end
   local vae = I.InfoVAE{inputs = H_train:size(2), mmd_weight = opts.mmd_weight, bw = bw}
   vae:to(device)
   stage("autoencoder", function()
     local path = opts.out .. "/autoencoder.safetensors"
-    if agree(exists(path)) then vae:load(path); vae:evaluate(); return end
+    if cached("autoencoder") then vae:load(path); vae:evaluate(); return end
+    training("autoencoder")
     if paper then -- §3.1: the map's autoencoder learns the final recording alone
       note_cycles("autoencoder", I.fit_autoencoder(vae, H_train, {seed = opts.seed, log = log, log_cycle = log_cycle,
         rows = my_rows, graph = fit_graph, cyclic = regime(function() return vae:validation_loss(H_val) end)}))
@@ -530,7 +563,8 @@ function study.run(c)
     vae_record:to(device)
     stage("record autoencoder", function()
       local path = opts.out .. "/autoencoder_record.safetensors"
-      if exists(path) then vae_record:load(path); vae_record:evaluate(); return end
+      if cached("autoencoder_record", true) then vae_record:load(path); vae_record:evaluate(); return end
+      training("autoencoder_record")
       local record = sharded and lm.cat(snapshots) or H_ae:narrow(1, x_train:size(1) + 1, n_snapshot_rows)
       local m, fit_rows, val_rows = snapshots[1]:size(1), {}, {}
       for k = 1, #snapshots do
@@ -583,7 +617,8 @@ function study.run(c)
   est:to(device)
   stage("estimator", function()
     local path = opts.out .. "/estimator.safetensors"
-    if agree(exists(path)) then est:load(path); est:evaluate(); return end
+    if cached("estimator") then est:load(path); est:evaluate(); return end
+    training("estimator")
     fit_estimator("estimator", est, Z_train, Z_val, paper or c.est_regime)
     if main then est:save(path) end
   end)
@@ -597,7 +632,8 @@ function study.run(c)
   est_rec:to(device)
   stage("recording estimator", function()
     local path = opts.out .. "/estimator_recording.safetensors"
-    if agree(exists(path)) then est_rec:load(path); est_rec:evaluate(); return end
+    if cached("estimator_recording") then est_rec:load(path); est_rec:evaluate(); return end
+    training("estimator_recording")
     est_rec:fit_standardization(H_train, sharded)
     fit_estimator("recording estimator", est_rec, H_train, H_val)
     if main then est_rec:save(path) end
@@ -954,7 +990,7 @@ end
 -- o.noise_max > 0: on inputs with Gaussian noise of a sigma drawn in [0,
 -- noise_max] per minibatch, clipped to [0, 1]), recording a fixed seeded
 -- subset of training samples at the end of every cycle; both cached in
--- o.out. Returns the snapshots and the subset's indices.
+-- o.out. Returns the snapshots, the subset's indices and whether it trained.
 local function train_net1(o, net, recorder, d, train_set, val_set)
   local path, traj_path = o.out .. "/classifier.safetensors", o.out .. "/trajectories.safetensors"
   local snapshots = {}
@@ -966,8 +1002,10 @@ local function train_net1(o, net, recorder, d, train_set, val_set)
       snapshots[i] = t["cycle" .. i]
     end
     say(string.format("   loaded %s and %d trajectory snapshots", path, #snapshots))
-    return snapshots, t.subset_index
+    return snapshots, t.subset_index, false
   end
+  -- the map's models were made from the classifier trained before
+  if lm.dist.is_main() then study.remove_made_from(o.out, "classifier") end
   -- a fixed, seeded subset of training samples, recorded after every cycle
   local seed, offset = lm.rng_state()
   lm.manual_seed(o.seed + 100)
@@ -1003,7 +1041,7 @@ local function train_net1(o, net, recorder, d, train_set, val_set)
   for i, s in ipairs(snapshots) do t["cycle" .. i] = s end
   if main then lm.save(traj_path, t) end
   lm.dist.barrier() -- rank 0 has written them
-  return snapshots, lm.load(traj_path).subset_index
+  return snapshots, lm.load(traj_path).subset_index, true
 end
 
 -- The files of study.mnist's models in its --out, checkpoint included:
@@ -1091,7 +1129,7 @@ function study.mnist(o)
     val_set.x:size(1), d.test.x:size(1)))
   local net = lm.models.net1():to(o.device) -- the classifier, the recording and the map on that device
   local recorder = I.Recorder(net)
-  local snapshots, traj_index = stage("classifier", function()
+  local snapshots, traj_index, retrain = stage("classifier", function()
     return train_net1(o, net, recorder, d, train_set, val_set)
   end)
   local bw = o.bandwidths
@@ -1104,7 +1142,7 @@ function study.mnist(o)
     name = "Net1", data = d, train = train_set, test = d.test, net = net, recorder = recorder,
     val = val_set, snapshots = snapshots, trajectory_index = traj_index, out = o.out, stage = stage, timings = timings,
     ae_epochs = o.ae_epochs, est_epochs = o.est_epochs, mmd_weight = o.mmd_weight, bw = bw,
-    seed = o.seed, record_to = o.record_to, device = o.device, graph = o.graph,
+    seed = o.seed, record_to = o.record_to, device = o.device, graph = o.graph, retrain = retrain,
     paper = o.paper and {lr_max = o.paper_models_lr, period = o.paper_period, cycles = o.paper_cycles, patience = 5}
       or nil,
     est_regime = {lr_max = 1e-3, period = o.est_period, cycles = o.est_cycles, patience = 5},
