@@ -81,11 +81,11 @@ describe("study.mnist's cached models", function()
     eq(nerr, refusal)
   end)
 
-  it("are trained again when a model they were made from is", function()
+  it("are trained again when a model they were made from is, as in a fresh run", function()
     local dir = data_folder()
     local out = dir .. "/out"
-    local ok, err = introspect(dir, out)
-    truthy(ok, err)
+    local ok, fresh = introspect(dir, out)
+    truthy(ok, fresh)
     -- an estimator that no run trained, in place of the one made from the models removed below
     local function planted()
       lm.manual_seed(77)
@@ -100,7 +100,7 @@ describe("study.mnist's cached models", function()
     end
     os.remove(out .. "/autoencoder.safetensors")
     local bogus = planted()
-    local aok, aerr = introspect(dir, out)
+    local aok, again = introspect(dir, out)
     local after_autoencoder = estimator()
     os.remove(out .. "/classifier.safetensors")
     os.remove(out .. "/classifier_run/checkpoint.safetensors")
@@ -108,8 +108,14 @@ describe("study.mnist's cached models", function()
     local cok, cerr = introspect(dir, out)
     local after_classifier = estimator()
     os.execute("rm -rf '" .. dir .. "'")
-    truthy(aok, aerr)
+    truthy(aok, again)
     truthy(after_autoencoder ~= bogus, "the estimator was trained on the new autoencoder")
+    -- the autoencoder and the estimator retrained beside the cached classifier: the same
+    -- numbers as the fresh run, whose classifier's training moved the random stream
+    for k, v in pairs(fresh) do
+      -- (the cached recording estimator's epoch is not known to the rerun)
+      if type(v) == "number" and k ~= "peak_rss_bytes" and k ~= "recording_estimator_epoch" then eq(again[k], v, k) end
+    end
     truthy(cok, cerr)
     truthy(after_classifier ~= bogus, "the estimator was trained on the new classifier's map")
   end)

@@ -535,6 +535,12 @@ function study.run(c)
     trained[name] = true
     if main then study.remove_made_from(opts.out, name) end
   end
+  -- each model's initialisation and fit from a stream of its own, seeded
+  -- from the run's seed: the global stream's position depended on which
+  -- earlier stages trained, so a model retrained beside cached ones came
+  -- out other than in a fresh run
+  local function seed_stage(k) lm.manual_seed((opts.seed or 1) + 1000 * k) end
+  seed_stage(1)
   local vae = I.InfoVAE{inputs = H_train:size(2), mmd_weight = opts.mmd_weight, bw = bw}
   vae:to(device)
   stage("autoencoder", function()
@@ -559,6 +565,7 @@ function study.run(c)
   -- loss. Only rank 0 draws the trajectories, so only rank 0 trains it.
   local vae_record
   if paper and #snapshots > 1 and main then
+    seed_stage(2)
     vae_record = I.InfoVAE{inputs = H_train:size(2), mmd_weight = opts.mmd_weight, bw = bw}
     vae_record:to(device)
     stage("record autoencoder", function()
@@ -613,6 +620,7 @@ function study.run(c)
       chosen[name] = epoch
     end
   end
+  seed_stage(3)
   local est = I.Estimator()
   est:to(device)
   stage("estimator", function()
@@ -628,6 +636,7 @@ function study.run(c)
   -- the 2-D map cannot carry enough to match the classifier's own
   -- confidence at finding its errors, this can (docs/analyses/error-scores.md).
   -- The map, its figures and the atlas keep the 2-D estimator.
+  seed_stage(4)
   local est_rec = S.StandardizedEstimator{inputs = H_train:size(2)}
   est_rec:to(device)
   stage("recording estimator", function()
