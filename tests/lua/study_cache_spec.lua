@@ -120,6 +120,41 @@ describe("study.mnist's cached models", function()
     truthy(after_classifier ~= bogus, "the estimator was trained on the new classifier's map")
   end)
 
+  it("keep the trajectory snapshots with the classifier's checkpoint, and the report this run's figures", function()
+    local dir = data_folder()
+    local out = dir .. "/out"
+    local ok, err = introspect(dir, out)
+    truthy(ok, err)
+    local first = lm.load(out .. "/trajectories.safetensors")
+    -- the classifier gone: its finished checkpoint resumes, training nothing; the snapshots come from their files
+    os.remove(out .. "/classifier.safetensors")
+    local rok, rerr = introspect(dir, out)
+    local resumed = lm.load(out .. "/trajectories.safetensors")
+    -- a checkpoint without its snapshots (as before they were kept) trains from the start
+    os.remove(out .. "/classifier.safetensors")
+    os.remove(out .. "/classifier_run/snapshot_cycle2.safetensors")
+    local sok, serr = introspect(dir, out)
+    local restarted = lm.load(out .. "/trajectories.safetensors")
+    -- --fresh with one cycle draws no trajectories: the last run's figure goes, and one put there is not linked
+    local fok, ferr = introspect(dir, out, {"--fresh", "--cycles", "1"})
+    local gone = not io.open(out .. "/trajectories.png")
+    lm.write_file(out .. "/trajectories.png", "stale")
+    local cok, cerr = introspect(dir, out, {"--cycles", "1"})
+    local f = assert(io.open(out .. "/index.html"))
+    local index = f:read("a")
+    f:close()
+    os.execute("rm -rf '" .. dir .. "'")
+    for _, run in ipairs{{rok, rerr, resumed}, {sok, serr, restarted}} do
+      truthy(run[1], run[2])
+      eq(run[3].cycle3, nil)
+      for _, k in ipairs{"cycle1", "cycle2"} do eq((run[3][k] - first[k]):abs():max():item(), 0, k) end
+    end
+    truthy(fok, ferr)
+    truthy(gone, "--fresh removed trajectories.png")
+    truthy(cok, cerr)
+    truthy(index:find("map_error.png", 1, true) and not index:find("trajectories.png", 1, true), index)
+  end)
+
   it("fingerprint a data set's files by their sizes and ends", function()
     local path = os.tmpname()
     local function write(bytes) local f = assert(io.open(path, "wb")); f:write(bytes); f:close() end

@@ -819,6 +819,12 @@ function study.run(c)
   if not main then return metrics end
 
   -- ---- 6. figures --------------------------------------------------------------------------------------
+  -- the report links the figures drawn now: a file left by an earlier run may show other models
+  local drawn = {}
+  local function save(fig, name)
+    fig:save(opts.out .. "/" .. name)
+    drawn[#drawn + 1] = name
+  end
   stage("figures", function()
     local function class_colors(labels)
       local colors = {}
@@ -827,17 +833,17 @@ function study.run(c)
     end
     local legend = {}
     for k, name in ipairs(d.classes) do legend[k] = {name, plot.class_color(k)} end
-    local function map(Z, labels, title, path, n)
+    local function map(Z, labels, title, name, n)
       n = math.min(n or Z:size(1), Z:size(1))
       local fig = plot.figure{width = 760, height = 640, title = title}
       local ax = fig:axes{rect = {70, 50, 520, 520}, xlabel = "z1", ylabel = "z2", xlim = {-4, 4}, ylim = {-4, 4}}
       local zs = Z:narrow(1, 1, n)
       ax:scatter(zs:select(2, 1), zs:select(2, 2), {colors = class_colors(labels:narrow(1, 1, n)), radius = 1.6})
       ax:legend(legend, "outside")
-      fig:save(path)
+      save(fig, name)
     end
-    map(Z_train, train_set.y, "Activation map: training set by class", opts.out .. "/map_train.png", 20000)
-    map(Z_test, test_set.y, "Activation map: " .. test_name .. " by class", opts.out .. "/map_test.png")
+    map(Z_train, train_set.y, "Activation map: training set by class", "map_train.png", 20000)
+    map(Z_test, test_set.y, "Activation map: " .. test_name .. " by class", "map_test.png")
     -- estimator heat map over [-4, 4]^2 with the test points, misclassified marked
     local fig = plot.figure{width = 760, height = 640, title = "Estimated log10 error over the map"}
     local ax = fig:axes{rect = {70, 50, 520, 520}, xlabel = "z1", ylabel = "z2", xlim = {-4, 4}, ylim = {-4, 4}}
@@ -850,7 +856,7 @@ function study.run(c)
     for i = 1, #lab do if pred[i] ~= lab[i] then wx[#wx + 1], wy[#wy + 1] = zt[i][1], zt[i][2] end end
     ax:scatter(wx, wy, {color = 0xFF2020FF, radius = 2.2, outline = 0x000000FF})
     ax:legend({{test_name .. " sample", 0xDDDDDDFF}, {"misclassified", 0xFF2020FF}}, "lower left")
-    fig:save(opts.out .. "/map_error.png")
+    save(fig, "map_error.png")
     -- learning trajectories: each recorded sample across cycles, grey to its class colour
     if #Z_snapshots > 1 then
       local tfig = plot.figure{width = 760, height = 640, title = "Learning trajectories over training cycles"}
@@ -868,7 +874,7 @@ function study.run(c)
         end
       end
       tax:legend(legend, "outside")
-      tfig:save(opts.out .. "/trajectories.png")
+      save(tfig, "trajectories.png")
     end
   end)
 
@@ -910,10 +916,10 @@ function study.run(c)
   end
   html[#html + 1] = string.format("<tr><td>latent mean / std</td><td>(%.3f, %.3f) / (%.3f, %.3f)</td></tr></table>",
     metrics.latent_mean[1], metrics.latent_mean[2], metrics.latent_std[1], metrics.latent_std[2])
-  for _, f in ipairs{"map_train.png", "map_test.png", "map_error.png", "trajectories.png",
-    "classifier_run/learning_curve.png"} do
-    if exists(opts.out .. "/" .. f) then html[#html + 1] = string.format('<img src="%s" alt="%s">', f, f) end
-  end
+  -- and the classifier's learning curve, which its training (this run's or the cached one's) drew
+  local curve = "classifier_run/learning_curve.png"
+  if exists(opts.out .. "/" .. curve) then drawn[#drawn + 1] = curve end
+  for _, f in ipairs(drawn) do html[#html + 1] = string.format('<img src="%s" alt="%s">', f, f) end
   if exists(opts.out .. "/atlas.html") then
     html[#html + 1] = '<p><a href="atlas.html">Open the interactive activation atlas</a> '
       .. '(pan, zoom, hover a point for its input).</p>'
@@ -995,6 +1001,11 @@ local function mnist_data(o)
   return data, o.data
 end
 
+-- The trajectory snapshot of cycle k that train_net1 keeps beside the classifier's checkpoint in `out`.
+local function snapshot_path(out, k)
+  return string.format("%s/classifier_run/snapshot_cycle%d.safetensors", out, k)
+end
+
 -- Stage 1: Net1 trained with the cyclic schedule and early stopping (with
 -- o.noise_max > 0: on inputs with Gaussian noise of a sigma drawn in [0,
 -- noise_max] per minibatch, clipped to [0, 1]), recording a fixed seeded
@@ -1013,8 +1024,29 @@ local function train_net1(o, net, recorder, d, train_set, val_set)
     say(string.format("   loaded %s and %d trajectory snapshots", path, #snapshots))
     return snapshots, t.subset_index, false
   end
+  local main = lm.dist.is_main()
   -- the map's models were made from the classifier trained before
-  if lm.dist.is_main() then study.remove_made_from(o.out, "classifier") end
+  if main then study.remove_made_from(o.out, "classifier") end
+  -- Each cycle's snapshot is saved beside the checkpoint as it is taken, so
+  -- that a resumed run (interrupted, or finished with classifier.safetensors
+  -- gone) has those of the cycles before; a checkpoint without them starts over.
+  local run_dir = o.out .. "/classifier_run"
+  local ckpt = run_dir .. "/checkpoint.safetensors"
+  if agree(exists(ckpt)) then
+    local _, meta = lm.load(ckpt)
+    local ok, state = pcall(lm.json.decode, meta.state or "")
+    for k = 1, ok and state and state.history and #state.history or 0 do
+      if not agree(exists(snapshot_path(o.out, k))) then
+        say(string.format("   notice: %s holds no trajectory snapshot of cycle %d: the classifier trains "
+          .. "from the start", run_dir, k))
+        if main then os.remove(ckpt) end
+        lm.dist.barrier() -- before any rank looks for the checkpoint
+        snapshots = {}
+        break
+      end
+      snapshots[k] = lm.load(snapshot_path(o.out, k)).snapshot
+    end
+  end
   -- a fixed, seeded subset of training samples, recorded after every cycle
   local seed, offset = lm.rng_state()
   lm.manual_seed(o.seed + 100)
@@ -1040,11 +1072,12 @@ local function train_net1(o, net, recorder, d, train_set, val_set)
     noise = noise, clip = noise and {0, 1} or nil,
     val = val_set, loss = "mse", early_stopping = {patience = 5}, seed = o.seed,
     batch_size = 128 // ranks, distributed = ranks > 1,
-    out = o.out .. "/classifier_run", resume = true, classes = d.classes, graph = o.graph,
-    on_validate = function()
-      snapshots[#snapshots + 1] = (recorder:record(subset_x))
+    out = run_dir, resume = true, classes = d.classes, graph = o.graph,
+    on_validate = function(_, run)
+      local k = #run.history -- the cycle: after a resume, those before came from their files
+      snapshots[k] = (recorder:record(subset_x))
+      if main then lm.save(snapshot_path(o.out, k), {snapshot = snapshots[k]}) end
     end}
-  local main = lm.dist.is_main()
   if main then net:save(path) end
   local t = {subset_index = pick}
   for i, s in ipairs(snapshots) do t["cycle" .. i] = s end
@@ -1104,9 +1137,17 @@ function study.mnist(o)
         os.remove(o.out .. "/" .. name .. ".safetensors")
       end
       -- and the classifier's run: resuming a finished one would train
-      -- nothing and record no trajectory snapshots
+      -- nothing, with its snapshots
       for _, name in ipairs{"checkpoint", "best"} do
         os.remove(o.out .. "/classifier_run/" .. name .. ".safetensors")
+      end
+      for k = 1, math.huge do
+        if not os.remove(snapshot_path(o.out, k)) then break end
+      end
+      -- the figures and pages: a stage that draws nothing this time must not leave the last run's
+      for _, name in ipairs{"map_train.png", "map_test.png", "map_error.png", "trajectories.png", "atlas.html",
+          "index.html", "classifier_run/learning_curve.png"} do
+        os.remove(o.out .. "/" .. name)
       end
     end
     if ranks > 1 then -- each rank's own recordings
