@@ -139,13 +139,17 @@ function cli.check(opts, kinds)
   return opts
 end
 
---- A list of numbers written with commas ("0.1,1,10"), or a usage error
---- naming the option.
-function cli.numbers(opts, key)
+--- A list of numbers written with commas ("0.1,1,10"), each of `kind` (as
+--- cli.check's, optional), or a usage error naming the option.
+function cli.numbers(opts, key, kind)
+  local rule = kind and assert(KINDS[kind], "cli.numbers: unknown kind " .. tostring(kind))
   local list = {}
   for piece in (opts[key] .. ","):gmatch("([^,]*),") do
     local v = tonumber(piece)
-    if not v then usage_error("option --%s is numbers separated by commas, got '%s'", dashed(key), opts[key]) end
+    if not v or rule and not rule[2](v) then
+      usage_error("option --%s is numbers separated by commas%s, got '%s'", dashed(key),
+        rule and ", each " .. rule[1] or "", opts[key])
+    end
     list[#list + 1] = v
   end
   return list

@@ -65,6 +65,11 @@ describe("cli.parse", function()
     eq(experiment("introspect_mnist.lua --paper --cycles 3"), "--paper sets the schedules (--paper-period, "
       .. "--paper-cycles, --paper-models-lr): leave out --cycles (see --help)\nstatus 2\n")
     eq(experiment("custom_layer.lua --bogus 1"), "unknown option --bogus (see --help)\nstatus 2\n")
+    -- refused before the classifier trains, not by the autoencoder or the schedule after
+    eq(experiment("introspect_mnist.lua --bandwidths 1,-1"), "option --bandwidths is numbers separated by commas, "
+      .. "each a number > 0, got '1,-1' (see --help)\nstatus 2\n")
+    eq(experiment("introspect_mnist.lua --subset 100"), "option --subset needs 0 (all the images) or at least 128 "
+      .. "(one batch), got 100 (see --help)\nstatus 2\n")
     eq(experiment("tour.lua --out ''"), "option --out needs a folder, got '' (see --help)\nstatus 2\n")
   end)
 

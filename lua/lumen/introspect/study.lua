@@ -1123,7 +1123,12 @@ function study.mnist(o)
     error("study.mnist: --graph captures the training steps as CUDA graphs: it needs --device cuda "
       .. "and one process", 0)
   end
-  if type(o.bandwidths) == "string" and o.bandwidths ~= "" then cli.numbers(o, "bandwidths") end
+  -- before the classifier trains: the autoencoder would find them only after it
+  if type(o.bandwidths) == "string" and o.bandwidths ~= "" then cli.numbers(o, "bandwidths", "positive") end
+  -- a step is a batch of 128: fewer images make no cycle (CyclicLR's period is two epochs)
+  if o.subset > 0 and o.subset < 128 then
+    cli.usage_error("option --subset needs 0 (all the images) or at least 128 (one batch), got %d", o.subset)
+  end
   if o.threads > 0 then lm.set_num_threads(o.threads) end
   if o.out == "" then o.out = "results/introspect_" .. o.data .. (o.paper and "_paper" or "") end
   lm.mkdir(o.out)
@@ -1186,7 +1191,7 @@ function study.mnist(o)
   if bw == "" then
     bw = nil -- study.run's default
   elseif type(bw) == "string" then
-    bw = cli.numbers(o, "bandwidths")
+    bw = cli.numbers(o, "bandwidths", "positive")
   end
   return study.run{
     name = "Net1", data = d, train = train_set, test = d.test, net = net, recorder = recorder,
