@@ -55,7 +55,7 @@ lm.manual_seed(opts.seed)
 
 local t_start = lm.clock()
 local d = lm.data.mnist{kind = opts.data, dir = opts.data_dir ~= "" and opts.data_dir or nil}
--- the run's own split (its seed, from its metrics.json): the training
+-- the run's own split (its seed, from its options.json): the training
 -- latents must not take in the run's validation images
 local train_set = lm.data.split(d.train, {fraction = 0.1, seed = study.run_seed(opts.from, "analyses_mnist", d.name)})
 local test = d.test

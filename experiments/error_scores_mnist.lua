@@ -9,7 +9,7 @@
 --
 -- The variants, how each is fitted and how one is chosen on validation
 -- (the test set is measured once, at the end): lumen.introspect.error_scores.
--- The split is the run's (its metrics.json's seed); --seed seeds the
+-- The split is the run's (its options.json's seed); --seed seeds the
 -- estimators, folds and bootstrap. Writes DIR/error_scores.json (also the
 -- chunk's return value) and DIR/error_scores.md (--name: another stem), and
 -- prints the table.
@@ -34,7 +34,7 @@ local t_start = lm.clock()
 
 -- ---- the cached run and the three splits -------------------------------------------------------------
 local d = lm.data.mnist{kind = opts.data, dir = opts.data_dir ~= "" and opts.data_dir or nil}
--- study.mnist splits with the run's seed, which its metrics.json records (the same data set, checked)
+-- study.mnist splits with the run's seed, which its options.json records (the same data set, checked)
 local split_seed = study.run_seed(opts.out, "error_scores_mnist", d.name)
 local train, val = lm.data.split(d.train, {fraction = 0.1, seed = split_seed}) -- the run's split
 local sets = {train = train, val = val, test = d.test}

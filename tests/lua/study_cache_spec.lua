@@ -155,6 +155,19 @@ describe("study.mnist's cached models", function()
     truthy(index:find("map_error.png", 1, true) and not index:find("trajectories.png", 1, true), index)
   end)
 
+  it("are all gone after --fresh, metrics.json too, even when the run then fails", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    local out = dir .. "/out"
+    lm.mkdir(out)
+    lm.json.write(out .. "/metrics.json", {seed = 5})
+    local ok = introspect(dir .. "/no-data", out, {"--fresh"})
+    local left = io.open(out .. "/metrics.json")
+    os.execute("rm -rf '" .. dir .. "'")
+    eq(ok, false)
+    truthy(not left, "metrics.json removed")
+  end)
+
   it("fingerprint a data set's files by their sizes and ends", function()
     local path = os.tmpname()
     local function write(bytes) local f = assert(io.open(path, "wb")); f:write(bytes); f:close() end

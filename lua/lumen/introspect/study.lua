@@ -66,26 +66,29 @@ local function run_record(dir, name)
 end
 
 --- The seed a run cached in `dir` split its training set with (its
---- metrics.json's `seed`; 1, the runs' default, where there is no file), so
---- that a later script splits the same images off for validation. With
---- `data` (a data set's name), a run on another data set is an error
---- naming `who`.
+--- options.json's `seed`, which made its models, else its metrics.json's,
+--- which a run that failed after --fresh may have left stale; 1, the runs'
+--- default, where neither says), so that a later script splits the same
+--- images off for validation. With `data` (a data set's name), a run on
+--- another data set is an error naming `who`.
 function study.run_seed(dir, who, data)
   local ran = run_record(dir, "metrics.json")
-  if not ran then return 1 end
-  if data and ran.data and ran.data ~= data then
+  if ran and data and ran.data and ran.data ~= data then
     error(string.format("%s: %s was a run on %s, not %s (give the --data of that run, or a run of this data set)",
       who, dir, ran.data, data), 0)
   end
-  return ran.seed or 1
+  local options = run_record(dir, "options.json")
+  return options and options.seed or ran and ran.seed or 1
 end
 
 --- The data set (lm.data.mnist's kind) a script working on the run in `dir`
 --- reads: `given` (its --data, when the command line gave one), else the
---- one the run recorded in its metrics.json (Fashion-MNIST where the run
---- fell back to it), else 'mnist'.
+--- one the run recorded in its options.json or metrics.json (Fashion-MNIST
+--- where the run fell back to it), else 'mnist'.
 function study.run_data(dir, given)
   if given then return given end
+  local options = run_record(dir, "options.json")
+  if options and (options.data == "mnist" or options.data == "fashion") then return options.data end
   local ran = run_record(dir, "metrics.json")
   return ran and ran.data == "Fashion-MNIST" and "fashion" or "mnist"
 end
@@ -1136,6 +1139,7 @@ function study.mnist(o)
     local rank, ranks = lm.dist.rank(), lm.dist.size()
     if rank == 0 then
       os.remove(o.out .. "/options.json")
+      os.remove(o.out .. "/metrics.json") -- the follow-up scripts read it
       for _, name in ipairs{"classifier", "trajectories", "autoencoder", "autoencoder_record", "estimator",
           "estimator_recording",
           "recording_train", "recording_test"} do
