@@ -46,7 +46,7 @@ local opts, given = cli.parse(arg, {from = "results/introspect_mnist", out = "re
 cli.check(opts, {data = {"mnist", "fashion"}, noisy = {"train", "skip"}, grid = "count", fgsm_sample = "count",
   fgsm_steps = "count", fgsm_eps = "positive", seed = "count0", detection_samples = "count", noise_sample = "count"})
 opts.data = study.run_data(opts.from, given.data and opts.data)
-if opts.out:gsub("/+$", "") == opts.from:gsub("/+$", "") then
+if study.same_folder(opts.out, opts.from) then
   cli.usage_error("--out %s is the run in --from: its index.html and atlas.html would be overwritten", opts.out)
 end
 study.require_mnist_run(opts.from, "analyses_mnist") -- before the output folder is made

@@ -42,6 +42,9 @@ cli.check(opts, {data = {"mnist", "fashion"}, subset = "count0", per_class = "co
   error_zone = "count", steps = "count", seed = "count0", threads = "count0",
   rule = {"gauss_legendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle"}})
 opts.data = study.run_data(opts.from, given.data and opts.data)
+if study.same_folder(opts.out, opts.from) then
+  cli.usage_error("--out %s is the run in --from: its atlas.html would be overwritten", opts.out)
+end
 if opts.threads > 0 then lm.set_num_threads(opts.threads) end
 lm.manual_seed(opts.seed)
 study.require_mnist_run(opts.from, "explain_mnist")

@@ -68,6 +68,19 @@ describe("cli.parse", function()
     -- refused before the classifier trains, not by the autoencoder or the schedule after
     eq(experiment("introspect_mnist.lua --bandwidths 1,-1"), "option --bandwidths is numbers separated by commas, "
       .. "each a number > 0, got '1,-1' (see --help)\nstatus 2\n")
+    -- --out is the run in --from however spelt (relative to /tmp, where they run; with ./, .. or a slash)
+    local from = os.tmpname()
+    os.remove(from)
+    lm.mkdir(from)
+    local rel = ".." .. from -- from /tmp, whatever the folder holding it
+    for _, script in ipairs{"analyses_mnist.lua", "explain_mnist.lua"} do
+      for _, out in ipairs{from .. "/.", from .. "/", rel, "./" .. rel .. "/../" .. rel} do
+        local said = experiment(string.format("%s --from %s --out %s", script, from, out))
+        truthy(said:find("^%-%-out " .. out:gsub("%p", "%%%0") .. " is the run in %-%-from: its ")
+          and said:find("status 2\n$"), script .. " --out " .. out .. ": " .. said)
+      end
+    end
+    os.execute("rm -rf '" .. from .. "'")
     eq(experiment("introspect_mnist.lua --subset 100"), "option --subset needs 0 (all the images) or at least 128 "
       .. "(one batch), got 100 (see --help)\nstatus 2\n")
     eq(experiment("tour.lua --out ''"), "option --out needs a folder, got '' (see --help)\nstatus 2\n")

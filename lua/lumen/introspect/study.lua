@@ -44,6 +44,15 @@ function study.missing(paths)
   return nil
 end
 
+--- Whether the paths `a` and `b` name one folder, however spelt (relative
+--- or absolute, with ./, .. or a trailing slash, through a link); a path
+--- that does not exist yet names none that does.
+function study.same_folder(a, b)
+  local ra, rb = lm.real_path(a), lm.real_path(b)
+  if ra and rb then return ra == rb end
+  return a:gsub("/+$", "") == b:gsub("/+$", "") -- neither made yet: as written
+end
+
 --- Raises an error, saying how to make one, unless `dir` holds a run of the
 --- main experiment (classifier, autoencoder and estimator); `who` names the
 --- script that needs it.
