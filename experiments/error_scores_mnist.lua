@@ -30,6 +30,31 @@ cli.check(opts, {data = {"mnist", "fashion"}, seed = "count0", threads = "count0
 opts.data = study.run_data(opts.out, given.data and opts.data)
 if opts.threads > 0 then lm.set_num_threads(opts.threads) end
 study.require_mnist_run(opts.out, "error_scores_mnist")
+-- the report goes into the run's own folder: a --name that is the stem of a
+-- file of the run (options.json, metrics.json, index.html, ...) would
+-- overwrite it or stand beside it as if it were the run's; a report of this
+-- script's under that name is replaced
+if opts.name == "" or opts.name:find("/", 1, true) or opts.name:sub(1, 1) == "." then
+  cli.usage_error("--name is a file name stem in --out, got '%s'", opts.name)
+end
+for _, entry in ipairs(lm.list_dir(opts.out)) do
+  local stem, ext = entry.name:match("^(.*)%.([^.]+)$")
+  if stem == opts.name then
+    local ours = false
+    if ext == "md" or ext == "json" then
+      local f = assert(io.open(opts.out .. "/" .. entry.name, "rb"))
+      local text = f:read("a")
+      f:close()
+      local ok, report = pcall(lm.json.decode, text)
+      ours = ext == "md" and text:find("^# Error scores\n") or ext == "json" and ok and type(report) == "table"
+        and report.variants ~= nil
+    end
+    if not ours then
+      cli.usage_error("--name %s would write beside %s/%s, a file of the run: choose another name", opts.name,
+        opts.out, entry.name)
+    end
+  end
+end
 local t_start = lm.clock()
 
 -- ---- the cached run and the three splits -------------------------------------------------------------

@@ -80,6 +80,19 @@ describe("cli.parse", function()
           and said:find("status 2\n$"), script .. " --out " .. out .. ": " .. said)
       end
     end
+    -- error_scores_mnist writes into the run: not over or beside its own files
+    for _, name in ipairs{"classifier", "autoencoder", "estimator"} do
+      lm.write_file(from .. "/" .. name .. ".safetensors", "")
+    end
+    lm.write_file(from .. "/options.json", "{}")
+    lm.write_file(from .. "/index.html", "")
+    for name, file in pairs{options = "options.json", index = "index.html"} do
+      eq(experiment(string.format("error_scores_mnist.lua --out %s --name %s", from, name)), string.format(
+        "--name %s would write beside %s/%s, a file of the run: choose another name (see --help)\nstatus 2\n",
+        name, from, file))
+    end
+    eq(experiment(string.format("error_scores_mnist.lua --out %s --name classifier_run/metrics", from)),
+      "--name is a file name stem in --out, got 'classifier_run/metrics' (see --help)\nstatus 2\n")
     os.execute("rm -rf '" .. from .. "'")
     eq(experiment("introspect_mnist.lua --subset 100"), "option --subset needs 0 (all the images) or at least 128 "
       .. "(one batch), got 100 (see --help)\nstatus 2\n")
