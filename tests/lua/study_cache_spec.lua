@@ -155,6 +155,23 @@ describe("study.mnist's cached models", function()
     truthy(index:find("map_error.png", 1, true) and not index:find("trajectories.png", 1, true), index)
   end)
 
+  it("are recorded with the options in effect, bandwidths as numbers", function()
+    local dir = data_folder()
+    local out = dir .. "/out"
+    -- --paper-period without --paper does nothing; 1000.0 is the default's 1000
+    local ok, err = introspect(dir, out, {"--paper-period", "50", "--bandwidths", "0.1,1,10,100,1000.0"})
+    local recorded = study.run_options(out)
+    local pok, perr = introspect(dir, out)
+    local bok, berr = introspect(dir, out, {"--bandwidths", "0.1,1,10,100"})
+    os.execute("rm -rf '" .. dir .. "'")
+    truthy(ok, err)
+    eq(recorded.paper_period, nil)
+    same(recorded.bandwidths, {0.1, 1, 10, 100, 1000})
+    truthy(pok, perr)
+    eq(bok, false)
+    truthy(berr:find("holds models made with --bandwidths 0.1,1,10,100,1000.0 (this run: 0.1,1,10,100)", 1, true), berr)
+  end)
+
   it("are all gone after --fresh, metrics.json too, even when the run then fails", function()
     local dir = os.tmpname()
     os.remove(dir)

@@ -104,7 +104,7 @@ end
 
 --- Keeps the options that define the models cached in `dir` in
 --- dir/options.json, so that a rerun reuses them only when it asks for the
---- same: a run whose `options` (name -> number, string or boolean) differ
+--- same: a run whose `options` (name -> number, string, boolean or list of numbers) differ
 --- from the recorded ones is an error naming each difference and `who`
 --- (replace the run with --fresh, or use another --out). `how.labels`
 --- (name -> words) names the entries that are no command-line option
@@ -129,11 +129,19 @@ function study.check_run_options(dir, options, who, how)
     local keys, changed = {}, {}
     for k in pairs(options) do keys[#keys + 1] = k end
     table.sort(keys)
+    -- a list of numbers (e.g. bandwidths) as on the command line
+    local function shown(v) return type(v) == "table" and table.concat(v, ",") or tostring(v) end
     for _, k in ipairs(keys) do
-      if ran[k] ~= options[k] then
+      local was, now = ran[k], options[k]
+      local same = was == now
+      if type(was) == "table" and type(now) == "table" and #was == #now then
+        same = true
+        for i = 1, #now do same = same and was[i] == now[i] end
+      end
+      if not same then
         local label = how.labels and how.labels[k] or "--" .. k:gsub("_", "-")
-        changed[#changed + 1] = string.format("%s %s (this run: %s)", label,
-          ran[k] == nil and "unrecorded" or tostring(ran[k]), tostring(options[k]))
+        changed[#changed + 1] = string.format("%s %s (this run: %s)", label, was == nil and "unrecorded" or shown(was),
+          shown(now))
       end
     end
     if #changed > 0 then
@@ -1179,9 +1187,18 @@ function study.mnist(o)
   local timings = {}
   local stage = study.stage_timer(timings)
   local d, kind = stage("data", function() return mnist_data(o) end)
+  -- the options in effect: --paper's settings only with --paper, which sets
+  -- the schedules of the others (a plain rerun was refused over an unused
+  -- --paper-period); the bandwidths as numbers (1000.0 is 1000)
   local recorded = {}
   for _, k in ipairs(MODEL_OPTIONS) do recorded[k] = o[k] end
-  if type(recorded.bandwidths) == "table" then recorded.bandwidths = table.concat(recorded.bandwidths, ",") end
+  for _, k in ipairs(o.paper and {"cycles", "ae_epochs", "est_period", "est_cycles"}
+      or {"paper_period", "paper_cycles", "paper_models_lr"}) do
+    recorded[k] = nil
+  end
+  if type(o.bandwidths) == "string" and o.bandwidths ~= "" then
+    recorded.bandwidths = cli.numbers(o, "bandwidths", "positive")
+  end
   -- the data the models learned, not its name alone: what was loaded (the
   -- fallback's Fashion-MNIST), from where, and what the files held
   recorded.data, recorded.data_folder = kind, lm.real_path(d.folder) or d.folder
