@@ -258,6 +258,12 @@ describe("modules", function()
     net:save(path)
     local _, meta = lm.load(path)
     eq(meta.names, "torch")
+    -- a caller's own metadata goes beside Lumen's, never in its place
+    net:save(path, {metadata = {fit = "epoch 3"}})
+    _, meta = lm.load(path)
+    eq(meta.fit, "epoch 3")
+    eq(meta.names, "torch")
+    raises(function() net:save(path, {metadata = {names = "mine"}}) end, "save: metadata must map names to strings")
     os.remove(path)
   end)
 

@@ -113,9 +113,11 @@ describe("study.mnist's cached models", function()
     -- the autoencoder and the estimator retrained beside the cached classifier: the same
     -- numbers as the fresh run, whose classifier's training moved the random stream
     for k, v in pairs(fresh) do
-      -- (the cached recording estimator's epoch is not known to the rerun)
-      if type(v) == "number" and k ~= "peak_rss_bytes" and k ~= "recording_estimator_epoch" then eq(again[k], v, k) end
+      if type(v) == "number" and k ~= "peak_rss_bytes" then eq(again[k], v, k) end
     end
+    -- what the cached recording estimator's fit chose, and the cycles of the estimator's, as the fresh run
+    eq(again.recording_estimator_epoch, fresh.recording_estimator_epoch)
+    same(again.cycles, fresh.cycles)
     truthy(cok, cerr)
     truthy(after_classifier ~= bogus, "the estimator was trained on the new classifier's map")
   end)
@@ -170,6 +172,28 @@ describe("study.mnist's cached models", function()
     truthy(pok, perr)
     eq(bok, false)
     truthy(berr:find("holds models made with --bandwidths 0.1,1,10,100,1000.0 (this run: 0.1,1,10,100)", 1, true), berr)
+  end)
+
+  it("report counts as integers and the accuracy exactly; a damaged options.json by its name", function()
+    local dir = data_folder()
+    local out = dir .. "/out"
+    local ok, err = introspect(dir, out)
+    truthy(ok, err)
+    local function read(name)
+      local f = assert(io.open(out .. "/" .. name))
+      local text = f:read("a")
+      f:close()
+      return text
+    end
+    local metrics = lm.json.decode(read("metrics.json"))
+    local text = read("options.json")
+    lm.write_file(out .. "/options.json", text:sub(1, 40))
+    local dok, derr = introspect(dir, out)
+    os.execute("rm -rf '" .. dir .. "'")
+    eq(math.type(metrics.misclassified), "integer")
+    eq(metrics.classifier_test_accuracy, (200 - metrics.misclassified) / 200)
+    eq(dok, false)
+    truthy(derr:find("^" .. (out .. "/options.json is damaged (json: "):gsub("%p", "%%%0")), derr)
   end)
 
   it("are all gone after --fresh, metrics.json too, even when the run then fails", function()

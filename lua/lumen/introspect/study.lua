@@ -67,10 +67,16 @@ end
 
 -- A run's JSON record (metrics.json, options.json) in `dir`, or nil where there is none.
 local function run_record(dir, name)
-  local f = io.open(dir .. "/" .. name)
+  local path = dir .. "/" .. name
+  local f = io.open(path)
   if not f then return nil end
-  local record = lm.json.decode(f:read("a"))
+  local text = f:read("a")
   f:close()
+  local ok, record = pcall(lm.json.decode, text)
+  if not ok then
+    error(string.format("%s is damaged (%s); start the run over with --fresh, or use another --out", path,
+      tostring(record):gsub("^.-json:", "json:")), 0)
+  end
   return record
 end
 
@@ -529,7 +535,19 @@ function study.run(c)
     return {max = settings.lr_max, min = 0, period = settings.period, cycles = settings.cycles,
       patience = settings.patience or 5, validate = validate}
   end
-  local cycles_run = {}
+  local cycles_run, chosen = {}, {}
+  -- what a fit chose (its epoch, its cycles) is kept in the model's file,
+  -- so that a rerun loading the model reports it as the run that fit it
+  local function save_model(model, path, name)
+    model:save(path, {metadata = {lumen_study_fit = lm.json.encode({epoch = chosen[name], cycles = cycles_run[name]})}})
+  end
+  local function load_model(model, path, name)
+    model:load(path)
+    model:evaluate()
+    local _, meta = lm.load(path)
+    local ok, fit = pcall(lm.json.decode, meta.lumen_study_fit or "")
+    if ok and type(fit) == "table" then chosen[name], cycles_run[name] = fit.epoch, fit.cycles end
+  end
   local function note_cycles(name, history)
     local best = 0
     for _, r in ipairs(history.cycles) do if r.best then best = r.cycle end end
@@ -565,7 +583,7 @@ function study.run(c)
   vae:to(device)
   stage("autoencoder", function()
     local path = opts.out .. "/autoencoder.safetensors"
-    if cached("autoencoder") then vae:load(path); vae:evaluate(); return end
+    if cached("autoencoder") then load_model(vae, path, "autoencoder"); return end
     training("autoencoder")
     if paper then -- §3.1: the map's autoencoder learns the final recording alone
       note_cycles("autoencoder", I.fit_autoencoder(vae, H_train, {seed = opts.seed, log = log, log_cycle = log_cycle,
@@ -574,7 +592,7 @@ function study.run(c)
       I.fit_autoencoder(vae, H_ae, {epochs = opts.ae_epochs, seed = opts.seed, log = log, graph = fit_graph,
         rows = ae_rows and lm.tensor(ae_rows, "int32")})
     end
-    if main then vae:save(path) end
+    if main then save_model(vae, path, "autoencoder") end
   end)
   local Z_train = vae:encode_all(H_train)
   local Z_val = H_val and vae:encode_all(H_val)
@@ -590,7 +608,7 @@ function study.run(c)
     vae_record:to(device)
     stage("record autoencoder", function()
       local path = opts.out .. "/autoencoder_record.safetensors"
-      if cached("autoencoder_record", true) then vae_record:load(path); vae_record:evaluate(); return end
+      if cached("autoencoder_record", true) then load_model(vae_record, path, "record autoencoder"); return end
       training("autoencoder_record")
       local record = sharded and lm.cat(snapshots) or H_ae:narrow(1, x_train:size(1) + 1, n_snapshot_rows)
       local m, fit_rows, val_rows = snapshots[1]:size(1), {}, {}
@@ -605,14 +623,13 @@ function study.run(c)
       note_cycles("record autoencoder", I.fit_autoencoder(vae_record, R_fit, {seed = opts.seed, log = log,
         log_cycle = log_cycle, title = "record autoencoder", graph = fit_graph,
         cyclic = regime(function() return vae_record:validation_loss(R_val) end)}))
-      vae_record:save(path)
+      save_model(vae_record, path, "record autoencoder")
     end)
   end
 
   -- ---- 4. estimator ------------------------------------------------------------------------------------
   local T_train = I.log_errors(Y_train, y_train)
   local T_val = Y_val and I.log_errors(Y_val, c.val.y)
-  local chosen = {}
   -- the 2-D estimator in the paper's regime (c.paper's settings, or else
   -- c.est_regime's) when there is a validation set: its validation loss
   -- decides the cycle kept. Measured on the validation split with the same
@@ -645,10 +662,10 @@ function study.run(c)
   est:to(device)
   stage("estimator", function()
     local path = opts.out .. "/estimator.safetensors"
-    if cached("estimator") then est:load(path); est:evaluate(); return end
+    if cached("estimator") then load_model(est, path, "estimator"); return end
     training("estimator")
     fit_estimator("estimator", est, Z_train, Z_val, paper or c.est_regime)
-    if main then est:save(path) end
+    if main then save_model(est, path, "estimator") end
   end)
 
   -- ---- 4b. the estimator on the recording (beyond the paper) ------------------------------------------
@@ -661,11 +678,11 @@ function study.run(c)
   est_rec:to(device)
   stage("recording estimator", function()
     local path = opts.out .. "/estimator_recording.safetensors"
-    if cached("estimator_recording") then est_rec:load(path); est_rec:evaluate(); return end
+    if cached("estimator_recording") then load_model(est_rec, path, "recording estimator"); return end
     training("estimator_recording")
     est_rec:fit_standardization(H_train, sharded)
     fit_estimator("recording estimator", est_rec, H_train, H_val)
-    if main then est_rec:save(path) end
+    if main then save_model(est_rec, path, "recording estimator") end
   end)
 
   -- The training recording's last reader is done. What the figures and the
@@ -761,9 +778,11 @@ function study.run(c)
       knn = I.knn_accuracy(Z_test, test_set.y, 10)
     end
     local pred = Y_test:argmax(2)
-    local correct_t = pred:eq(test_set.y)
-    local correct = {}
-    for i, v in ipairs(correct_t:totable()) do correct[i] = v == 1 end
+    local correct, n_right = {}, 0 -- counted here: a float32 mean is not the fraction (0.699999988 for 0.7)
+    for i, v in ipairs(pred:eq(test_set.y):totable()) do
+      correct[i] = v == 1
+      if v == 1 then n_right = n_right + 1 end
+    end
     local confidence = (-E_test):totable()           -- c = -log10(e_hat): high = likely right
     local confidence_rec = (-E_rec_test):totable()
     -- max-sigmoid's order, from the logits: saturated outputs would tie in float32
@@ -776,8 +795,8 @@ function study.run(c)
     local combined = combination and S.evaluate(S.apply(combination, {neg_rec, neg_base}), wrong)
     return {
       data = d.name, model = c.name,
-      classifier_test_accuracy = correct_t:mean():item(),
-      misclassified = #correct - correct_t:sum():item(),
+      classifier_test_accuracy = n_right / #correct,
+      misclassified = #correct - n_right,
       autoencoder_reconstruction_per_unit = recon_sum / n_test / H_test:size(2),
       latent_mean = Z_test:mean(1):totable(), latent_std = Z_test:std(1):totable(),
       latent_knn10_accuracy = knn,

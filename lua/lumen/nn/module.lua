@@ -481,8 +481,16 @@ end
 function Module:save(path, opts)
   checks.string(path, "path", "save")
   opts = checks.options(opts, "save")
-  checks.opts(opts, "save", {"dtype"})
+  checks.opts(opts, "save", {"dtype", "metadata"})
   local meta = {format = "lumen.nn", module = self.__name, version = tostring(self.version), names = "torch"}
+  -- the caller's own strings beside them (what a fit chose, say), never in their place
+  for k, v in pairs(opts.metadata or {}) do
+    if type(k) ~= "string" or type(v) ~= "string" or meta[k] then
+      error(string.format("save: metadata must map names to strings, none of format, module, version, names; "
+        .. "got %s = %s", checks.shown(k), checks.shown(v)), 2)
+    end
+    meta[k] = v
+  end
   local ok, err = pcall(lm.save, path, self:state_dict(), {dtype = opts.dtype, metadata = meta})
   if not ok then error((tostring(err):gsub("^[^\n]-:%d+: ", "")), 2) end
 end
