@@ -51,6 +51,8 @@ void l_check_option_keys(lua_State *L, int arg, const char *fn, const char *cons
 /* A path argument: a string (not a number) without NUL bytes (the system
  * would cut it); errors begin with fname. */
 const char *l_check_path(lua_State *L, int arg, const char *fname);
+/* lm._moves(): how many times x:_take_ gave a tensor new values (l_tensor.c). */
+int l_moves(lua_State *L);
 /* A shape given as varargs of integers from `first`, or as one table. */
 int l_check_shape(lua_State *L, int first, int64_t *shape, const char *fn);
 /* "float32"/"float" or "int32"/"int"; `def` when absent. */

@@ -667,6 +667,45 @@ static int t_to(lua_State *L) {
     return 1;
 }
 
+/* Counts x:_take_ calls: an optimiser compares it with the count it last
+ * saw to notice that its parameters moved (lm._moves()). */
+static lua_Integer moves;
+
+/* x:_take_(y [, grad]): the Lua tensor x now holds y's values (y's tensor,
+ * typically x's copy on another device), keeping x's requires_grad, with
+ * gradient `grad` (or none). net:to moves parameters so, in two phases (all
+ * copies first, then every take, which cannot fail), so that an optimiser
+ * or a list made before the move holds the moved parameter, and a refused
+ * move changes nothing. Only a leaf of the same shape and dtype. */
+static int t_take_(lua_State *L) {
+    l_tensor_ud *ud = luaL_checkudata(L, 1, L_TENSOR_MT);
+    lm_tensor *t = l_check_tensor(L, 1), *y = l_check_tensor(L, 2);
+    lm_tensor *g = lua_isnoneornil(L, 3) ? NULL : l_check_tensor(L, 3);
+    if (lm_grad_fn(t) || lm_grad_fn(y))
+        return luaL_error(L,
+                          "_take_: only a leaf tensor (a parameter or a buffer) takes new values");
+    if (!lm_tensor_same_shape(t, y) || t->dtype != y->dtype)
+        return luaL_error(L, "_take_: the new values must have the tensor's shape and dtype");
+    bool requires = lm_requires_grad(t);
+    if (y != t) {
+        l_check(L, lm_set_requires_grad(y, requires));
+        lm_tensor *old = ud->t;
+        ud->t = lm_tensor_retain(y);
+        lm_tensor_release(old);
+    }
+    l_check(L, lm_set_grad(ud->t, g));
+    lua_pushnil(L); /* the cached x.grad userdata belonged to the old tensor */
+    lua_setiuservalue(L, 1, 1);
+    moves++;
+    lua_settop(L, 1);
+    return 1;
+}
+
+int l_moves(lua_State *L) {
+    lua_pushinteger(L, moves);
+    return 1;
+}
+
 /* ---- in place (x:op_(...) returns x) -------------------------------------------------------- */
 
 static int inplace_binary(lua_State *L, lm_binary_op op, const char *name) {
@@ -737,6 +776,7 @@ static const luaL_Reg methods[] = {{"shape", t_shape},
                                    {"totable", t_totable},
                                    {"view", t_view},
                                    {"reshape", t_reshape},
+                                   {"_take_", t_take_},
                                    {"flatten", t_flatten},
                                    {"transpose", t_transpose},
                                    {"t", t_transpose},

@@ -110,6 +110,13 @@ describe("lm.cuda.graph", function()
       "reseeded during it")
     raises(function() lm.cuda.graph(function() error("mine") end) end, "mine")
     raises(function() lm.cuda.graph(42) end, "expected the function to capture, got number")
+    -- a schedule stepped inside would stay at its first rate in every replay
+    local w = lm.randn(4):to('cuda'):requires_grad(true)
+    local opt = lm.optim.SGD({w}, {lr = 0.1})
+    local clr = lm.optim.CyclicLR(opt, {min = 0, max = 0.1, period = 4})
+    raises(function() lm.cuda.graph(function() (w * x):sum():backward() opt:step() clr:step() end) end,
+      "CyclicLR: step the schedule outside the function a CUDA graph captures")
+    eq(lm.cuda.capturing(), false)
     eq((x * 2):to('cpu'):totable()[1], x:to('cpu'):totable()[1] * 2, "eager work goes on")
   end)
 

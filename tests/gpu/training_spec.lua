@@ -127,4 +127,43 @@ describe("gpu checkpoints", function()
     d:copy_(lm.tensor({1, 2, 3}))
     eq(d:to('cpu'):totable()[3], 3)
   end)
+
+  it("net:to keeps each parameter the same tensor: an optimiser made before the move trains it", function()
+    -- one step on the CPU, the move, then steps on the device: as a model
+    -- moved before the optimiser was made (torch's module.to keeps them too)
+    local function run(move_first)
+      lm.manual_seed(5)
+      local net = lm.nn.Sequential(lm.nn.Linear(4, 8), lm.nn.ELU(), lm.nn.Linear(8, 2))
+      local x, y = lm.randn(16, 4), lm.randn(16, 2)
+      if move_first then net:to(DEV) end
+      local p1 = net:parameters()[1]
+      local opt = lm.optim.Adam(net:parameters(), {lr = 0.05})
+      for i = 1, 4 do
+        if i == 2 and not move_first then
+          F.mse(net(x), y):backward() -- a gradient to carry over
+          net:to(DEV)
+          eq(net:parameters()[1], p1, "the same Lua tensor")
+          eq(p1:device(), DEV)
+          eq(p1.grad:device(), DEV, "its gradient moved along")
+          opt:zero_grad()
+        end
+        local dev = p1:device()
+        opt:zero_grad()
+        F.mse(net(x:to(dev)), y:to(dev)):backward()
+        opt:step()
+      end
+      return net:parameters()[3]:to('cpu'):totable()
+    end
+    local moved, first = run(false), run(true)
+    same(moved, first, 1e-5, "Adam's state followed its parameters")
+    -- a refused move (a uint8 buffer cannot live on a GPU) changes nothing
+    local M = lm.nn.Module:extend("WithMask")
+    function M:init() self:buffer("mask", lm.zeros({4}, "uint8")) end
+    function M:forward(x) return x end
+    local net = lm.nn.Sequential(lm.nn.Linear(3, 4), M())
+    if DEV ~= "cpu" then
+      raises(function() net:to(DEV) end, "to: ")
+      eq(net:parameters()[1]:device(), "cpu", "nothing moved")
+    end
+  end)
 end)

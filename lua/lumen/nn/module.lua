@@ -307,25 +307,30 @@ function Module:zero_grad()
   for _, p in ipairs(self:parameters()) do p.grad = nil end
 end
 
---- Moves parameters and buffers to a device ('cpu' or 'cuda'), in place.
+--- Moves parameters and buffers to a device ('cpu' or 'cuda'), in place:
+--- each stays the same Lua tensor (an optimiser made before the move goes
+--- on updating it, its gradient moves along, a shared tensor stays shared),
+--- as torch's module.to. Every copy is made before any tensor changes, so a
+--- refused move (a uint8 buffer on a GPU, memory) leaves the module whole.
 function Module:to(device)
   if device ~= "cpu" and device ~= "cuda" then
     error("to: the device must be 'cpu' or 'cuda', got " .. checks.shown(device), 2)
   end
-  local moved = {} -- tensor -> its copy: a parameter layers share stays shared
-  for _, m in ipairs(self:modules()) do
-    for _, name in ipairs(m._param_names) do
-      local t = m[name]
-      if t:device() ~= device then
-        if not moved[t] then
-          moved[t] = t:detach():to(device)
-          moved[t]:requires_grad(t:requires_grad()) -- a frozen parameter stays frozen
-        end
-        rawset(m, name, moved[t])
-      end
+  local moving, copies = {}, {}
+  local function plan(t)
+    if t:device() ~= device and not copies[t] then
+      local grad = t.grad
+      local ok, copy = pcall(function() return {t:detach():to(device), grad and grad:to(device)} end)
+      if not ok then error("to: " .. tostring(copy):gsub("^[^\n]-:%d+: ", ""), 3) end
+      copies[t] = copy
+      moving[#moving + 1] = t
     end
-    for _, name in ipairs(m._buffer_names) do rawset(m, name, m[name]:to(device)) end
   end
+  for _, m in ipairs(self:modules()) do
+    for _, name in ipairs(m._param_names) do plan(m[name]) end
+    for _, name in ipairs(m._buffer_names) do plan(m[name]) end
+  end
+  for _, t in ipairs(moving) do t:_take_(copies[t][1], copies[t][2]) end
   return self
 end
 

@@ -57,7 +57,8 @@ local function new_optimizer(kind, params, settings, defaults, nstates)
   -- a parameter's first gradient, as torch's per-parameter state does
   s.param_steps = {}
   for i = 1, #params do s.param_steps[i] = 0 end
-  return setmetatable({params = params, settings = s, state = {}, nstates = nstates}, Optimizer)
+  return setmetatable({params = params, settings = s, state = {}, nstates = nstates, moves = lm._moves()},
+    Optimizer)
 end
 
 -- State tensors are made up front (not at the first step) so a training
@@ -90,6 +91,15 @@ function Optimizer:step()
   -- gradient (a Lua read of p.grad would keep it alive after zero_grad),
   -- skips the parameters without one, and counts each parameter's updates
   -- in s.param_steps. A refused step changes nothing.
+  -- parameters moved since the last step (net:to): their states follow them
+  if self.moves ~= lm._moves() then
+    for i, p in ipairs(self.params) do
+      for _, st in ipairs(self.state[i] or {}) do
+        if st:device() ~= p:device() then st:_take_(st:to(p:device())) end
+      end
+    end
+    self.moves = lm._moves()
+  end
   if lm.cuda.capturing() then require('lumen.cuda_graph').captured_step(self) end
   local ok, err = pcall(lm._optim_step_all, s, self.params, self.state, s.param_steps)
   if not ok then error(err, 2) end
@@ -269,6 +279,12 @@ end
 --- Advances one iteration and sets the optimiser's lr; returns true at the
 --- end of a cycle (when validation should run).
 function CyclicLR:step()
+  -- a replay runs only the graph's kernels and the optimisers' host steps:
+  -- a schedule stepped inside the captured function would stay at one rate
+  if lm.cuda.capturing() then
+    error("CyclicLR: step the schedule outside the function a CUDA graph captures (before each replay, "
+      .. "as lm.train does): a replay does not run it", 2)
+  end
   self.iteration = self.iteration + 1
   self.opt:set_lr(self:lr_at(self.iteration))
   return self.iteration % self.period == 0
