@@ -68,6 +68,35 @@ function lm.autocast(dtype, ...)
 end
 
 lm.autograd = require 'lumen.autograd'
+
+-- x:to(device) records the move when x requires gradients, as torch's .to
+-- does: the gradient goes back to x's device (a move between devices was a
+-- cut in the graph, and x.grad stayed nil). Conversions of dtype and moves
+-- that need no gradient take the C method directly.
+do
+  local move = methods.to
+  local ToDevice = lm.autograd.Function{
+    name = "to",
+    forward = function(ctx, x, device)
+      ctx.from = x:device()
+      return move(x, device)
+    end,
+    backward = function(ctx, grad) return move(grad, ctx.from) end,
+  }
+  local function moved(x, what)
+    if (what == "cpu" or what == "cuda") and lm.is_tensor(x) and x:requires_grad() and lm.is_grad_enabled()
+        and x:device() ~= what then
+      return ToDevice(x, what)
+    end
+    return move(x, what)
+  end
+  function methods.to(x, what)
+    local ok, out = pcall(moved, x, what)
+    if not ok then error((tostring(out):gsub("^[^\n]-:%d+: ", "")), 2) end -- at the caller's line
+    return out
+  end
+end
+
 lm.nn = require 'lumen.nn'
 lm.optim = require 'lumen.optim'
 lm.data = require 'lumen.data'

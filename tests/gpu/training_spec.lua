@@ -128,6 +128,16 @@ describe("gpu checkpoints", function()
     eq(d:to('cpu'):totable()[3], 3)
   end)
 
+  it("x:to(device) passes the gradient back to x's device, as torch's .to", function()
+    local x = lm.tensor({1, 2, 3}):requires_grad(true)
+    local y = x:to(DEV)
+    eq(y:requires_grad(), true)
+    ;(y * y):sum():backward()
+    same(x.grad:totable(), {2, 4, 6}, 0)
+    eq(x.grad:device(), "cpu")
+    lm.no_grad(function() eq(x:to(DEV):requires_grad(), DEV == "cpu", "no record under no_grad") end)
+  end)
+
   it("net:to keeps each parameter the same tensor: an optimiser made before the move trains it", function()
     -- one step on the CPU, the move, then steps on the device: as a model
     -- moved before the optimiser was made (torch's module.to keeps them too)
