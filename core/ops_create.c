@@ -197,9 +197,13 @@ lm_status lm_cat(lm_tensor **out, int n, lm_tensor *const *ts, int dim) {
         if (!ok)
             return lm_fail(LM_ERR_SHAPE, "cat: tensor %d has shape %s, tensor 1 has %s", k + 1,
                            lm_shape_str(t, a, sizeof a), lm_shape_str(first, b, sizeof b));
-        if (t->dtype != first->dtype || t->storage->device != first->storage->device)
-            return lm_fail(LM_ERR_ARG, "cat: tensor %d differs in dtype or device from tensor 1",
-                           k + 1);
+        if (t->storage->device != first->storage->device)
+            return lm_fail(LM_ERR_DEVICE, "cat: tensor %d is on %s, tensor 1 on %s", k + 1,
+                           lm_device_name(t->storage->device),
+                           lm_device_name(first->storage->device));
+        if (t->dtype != first->dtype)
+            return lm_fail(LM_ERR_ARG, "cat: tensor %d is %s, tensor 1 %s", k + 1,
+                           lm_dtype_name(t->dtype), lm_dtype_name(first->dtype));
         shape[dim] += t->shape[dim];
     }
     const lm_backend *be = lm_backend_of(first);

@@ -136,6 +136,9 @@ describe("gpu checkpoints", function()
     same(x.grad:totable(), {2, 4, 6}, 0)
     eq(x.grad:device(), "cpu")
     lm.no_grad(function() eq(x:to(DEV):requires_grad(), DEV == "cpu", "no record under no_grad") end)
+    if DEV ~= "cpu" then
+      raises(function() lm.cat({x:detach(), x:to(DEV)}, 1) end, "cat: tensor 2 is on cuda, tensor 1 on cpu")
+    end
   end)
 
   it("net:to keeps each parameter the same tensor: an optimiser made before the move trains it", function()
