@@ -440,4 +440,14 @@ describe("baseline scores", function()
     eq(k2, "max_output")
     same(plain, {30, 25, 1}, 1e-6)
   end)
+
+  it("give an empty list for an empty set", function()
+    for _, last in ipairs({nn.Sigmoid(), nn.Softmax(2)}) do
+      local scores, kind = I.baseline_scores(nn.Sequential(nn.Linear(3, 4), last), lm.zeros(0, 3))
+      same(scores, {}, 0, kind)
+    end
+    same((I.baseline_scores(nn.Linear(3, 4), lm.zeros(0, 3))), {}, 0, "max_output")
+    local S = require 'lumen.introspect.scores'
+    eq(S.logits(nn.Sequential(nn.Linear(3, 4), nn.Sigmoid()), lm.zeros(0, 3)):shape_string(), "0x4")
+  end)
 end)

@@ -54,7 +54,7 @@ end
 --- The logits [N, C] of a network that is an nn.Sequential ending in
 --- nn.Sigmoid or nn.Softmax (every module but the last), o.batch (1000)
 --- rows at a time (float32 images, or bytes read as x / 255), in evaluation
---- mode, without gradients, on the host.
+--- mode, without gradients, on the host. No rows give [0, C].
 function S.logits(net, x, o)
   o = o or {}
   S.final_activation(net, "scores.logits", 3)
@@ -71,6 +71,15 @@ function S.logits(net, x, o)
       out:narrow(1, s, len):copy_(h:to("cpu"))
     end
   end) end)
+  if not out then -- no rows: the width from one sample of zeros, for [0, C]
+    local shape = x:shape()
+    shape[1] = 1
+    local h = lm.data.to_float(lm.zeros(shape, x:dtype())):to(device)
+    lm.nn.evaluating(net, function() return lm.no_grad(function()
+      for i = 1, net:size() - 1 do h = net[i](h) end
+    end) end)
+    out = lm.zeros(0, h:size(2))
+  end
   return out
 end
 
