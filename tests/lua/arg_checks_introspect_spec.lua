@@ -126,6 +126,46 @@ describe("lm.introspect argument checks", function()
       "lm.introspect.baseline_scores: options must be a table, got \"fast\"")
   end)
 
+  it("checks the fits' option values and data before anything trains", function()
+    local FA, FE = "lm.introspect.fit_autoencoder: ", "lm.introspect.fit_estimator: "
+    local Z, T = lm.randn(6, 2), lm.randn(6)
+    local cyc = function(c)
+      local t = {max = 1e-3, period = 2, cycles = 1, validate = function() return 1 end}
+      for k, v in pairs(c) do t[k] = v end
+      return t
+    end
+    for _, case in ipairs({
+      {{batch_size = 0}, "opts.batch_size must be a positive integer (or nil), got 0"},
+      {{batch_size = 1.5}, "opts.batch_size must be a positive integer (or nil), got 1.5"},
+      {{epochs = -1}, "opts.epochs must be a positive integer (or nil), got -1"},
+      {{epochs = 1.5}, "opts.epochs must be a positive integer (or nil), got 1.5"},
+      {{seed = "a"}, 'opts.seed must be an integer, got "a"'},
+      {{log = 3}, "opts.log must be a function, got 3"},
+      {{lr = -1}, "opts.lr must be a finite number >= 0, got -1"},
+      {{progress = 0}, "opts.progress must be true or false, got 0"},
+      {{cyclic = cyc{patiense = 1}}, "opts.cyclic: unknown option 'patiense'; did you mean patience?"},
+      {{cyclic = cyc{period = 1}}, "opts.cyclic.period must be an integer >= 2 (iterations a cycle), got 1"},
+      {{cyclic = cyc{cycles = 0}}, "opts.cyclic.cycles must be a positive integer (or nil), got 0"},
+      {{cyclic = cyc{max = -1}}, "opts.cyclic.max must be a finite number >= 0, got -1"},
+      {{cyclic = {max = 1e-3, period = 6}},
+        "opts.cyclic needs {max = number, period = iterations, cycles = number, validate = function}"},
+      {{epochs = 2, cyclic = cyc{}}, "opts.cyclic replaces opts.epochs (the cycles end the run): give one of them"},
+    }) do
+      at_caller(function() I.fit_autoencoder(vae, H, case[1]) end, FA .. case[2])
+      at_caller(function() I.fit_estimator(est, Z, T, case[1]) end, FE .. case[2])
+    end
+    at_caller(function() I.fit_autoencoder(vae, lm.zeros(0, 3)) end, FA .. "H has no rows to train on")
+    at_caller(function() I.fit_estimator(est, lm.zeros(0, 2), lm.zeros(0)) end, FE .. "Z has no rows to train on")
+    local bad = H:clone()
+    bad[2][2] = 0 / 0
+    at_caller(function() I.fit_autoencoder(vae, bad) end,
+      FA .. "H holds a NaN or an infinity (every loss would be NaN)")
+    local inf = T:clone()
+    inf[3] = math.huge
+    at_caller(function() I.fit_estimator(est, Z, inf) end,
+      FE .. "T holds a NaN or an infinity (every loss would be NaN)")
+  end)
+
   it("checks knn_accuracy's arguments", function()
     local Z, y = lm.randn(6, 2), lm.tensor({1, 2, 1, 2, 1, 2}, 'int32')
     at_caller(function() I.knn_accuracy(nil, y) end, "lm.introspect.knn_accuracy: Z must be a tensor, got nil")

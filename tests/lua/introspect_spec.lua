@@ -129,7 +129,7 @@ describe("introspection", function()
     local h2 = I.fit_estimator(est2, Z, T, {epochs = 30, batch_size = 64, lr = 3e-3, tty = false, read_every = 5})
     for e = 1, 30 do same(h2[e].loss, h[e].loss, 1e-6 * h[e].loss, "epoch " .. e) end
     raises(function() I.fit_estimator(est, Z, T, {epochs = 1, graph = true}) end,
-      "fit: graph = true captures CUDA graphs: it needs the model on a GPU and one process")
+      "lm.introspect.fit_estimator: graph = true captures CUDA graphs: it needs the model on a GPU and one process")
   end)
 
   it("trains in the paper's regime: a cyclic rate, a validation per cycle, early stopping", function()
@@ -167,7 +167,33 @@ describe("introspection", function()
     end
     truthy(moved > 1e-4, "training went on after the best cycle")
     raises(function() I.fit_estimator(est, Z, T, {cyclic = {max = 1e-3, period = 6}}) end,
-      "fit: cyclic needs {max = number, period = iterations, cycles = number, validate = function}")
+      "lm.introspect.fit_estimator: opts.cyclic needs {max = number, period = iterations, cycles = number, validate = "
+        .. "function}")
+  end)
+
+  it("leaves the model as it was when a fit is refused, and in evaluation mode when one fails", function()
+    local vae = I.InfoVAE{inputs = 3, hidden = 4, depth = 1}
+    local H = lm.randn(40, 3) * 5 + 10
+    vae:fit_standardization(H)
+    local mean = vae.mean:clone()
+    raises(function() I.fit_autoencoder(vae, lm.randn(40, 3), {epochs = 1, lr = -1}) end, "opts.lr")
+    eq((vae.mean - mean):abs():max():item(), 0, "a refused fit keeps the standardisation")
+    vae:train()
+    raises(function() I.fit_autoencoder(vae, H, {epochs = 2, progress = false, log = function() error("stop") end}) end,
+      "stop")
+    eq(vae.training, false, "a failed fit ends in evaluation mode, as a finished one")
+    -- a loss that becomes NaN stops the fit at its epoch, as lm.train does
+    raises(function() I.fit_autoencoder(vae, H, {epochs = 3, lr = 1e30, progress = false}) end,
+      "lm.introspect.fit_autoencoder: the loss became")
+    eq(vae.training, false)
+    -- so does a NaN validation loss in the cyclic regime (it would keep the last weights)
+    local est = I.Estimator{hidden = 4, depth = 1}
+    raises(function()
+      I.fit_estimator(est, lm.randn(20, 2), lm.randn(20), {batch_size = 4, progress = false,
+        cyclic = {max = 1e-3, period = 2, cycles = 3, validate = function() return 0 / 0 end}})
+    end, "lm.introspect.fit_estimator: opts.cyclic.validate must return a finite number (the validation loss), "
+      .. "got nan after cycle 1")
+    eq(est.training, false)
   end)
 
   it("gives an InfoVAE's validation loss on the same prior draw at every call", function()

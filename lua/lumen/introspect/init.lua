@@ -610,6 +610,10 @@ local function epochs_over(tensors, opts, step)
     if unread then total = total + unread:item() end
     local seconds = progress:finish()
     if plan then total = lm.dist.allreduce_(lm.tensor{total}, 'sum'):item() end
+    if not checks.is_finite(total) then -- every later step would be NaN too, and the call return as if trained
+      error(string.format("%s: the loss became %s in epoch %d; stopping (the model's weights are no longer finite: "
+        .. "a learning rate too large?)", opts.fname, total ~= total and "nan" or tostring(total), epoch), 0)
+    end
     history[epoch] = {loss = total / count, seconds = seconds}
     if opts.log then opts.log(epoch, history[epoch]) end
   end
@@ -629,10 +633,6 @@ end
 -- opts that epochs_over calls; returns the cycles' records and the function
 -- that ends the regime.
 local function cyclic_regime(model, opt, c, opts)
-  if type(c) ~= "table" or type(c.max) ~= "number" or type(c.period) ~= "number" or type(c.cycles) ~= "number"
-      or type(c.validate) ~= "function" then
-    error("fit: cyclic needs {max = number, period = iterations, cycles = number, validate = function}", 3)
-  end
   local clr = lm.optim.CyclicLR(opt, {min = c.min or 0, max = c.max, period = c.period})
   local stopper = lm.optim.EarlyStopping{patience = c.patience or 5}
   local records, steps = {}, 0
@@ -644,6 +644,10 @@ local function cyclic_regime(model, opt, c, opts)
     model:evaluate()
     local val = c.validate()
     model:train()
+    if not checks.is_finite(val) then -- a NaN is never better: the run would keep its last weights
+      error(string.format("%s: opts.cyclic.validate must return a finite number (the validation loss), got %s "
+        .. "after cycle %d", opts.fname, checks.shown(val), #records + 1), 0)
+    end
     local stop = stopper:step(val, model)
     records[#records + 1] = {cycle = #records + 1, val_loss = val, steps = steps, best = stopper.bad == 0}
     if opts.log_cycle then opts.log_cycle(#records, records[#records]) end
@@ -660,12 +664,77 @@ local FIT_OPTIONS = {estimator = {"epochs", "batch_size", "lr", "seed", "log", "
   "device", "title", "tty", "progress", "read_every", "after_step", "_buffers"}}
 FIT_OPTIONS.autoencoder = {"fit_standardization", table.unpack(FIT_OPTIONS.estimator)}
 
+-- The option values of fit_autoencoder and fit_estimator, and their data,
+-- checked before anything changes (a bad batch size divided by zero, a bad
+-- log failed after an epoch, a bad lr was Adam's error); errors point at
+-- the caller of `fname`. tensors: the data as {name, tensor} pairs, none empty (unless this rank's
+-- part of a sharded set) nor holding a NaN or an infinity (every loss NaN).
+local function check_fit(model, tensors, opts, fname)
+  local L = 4 -- the checks' level: the caller of fname
+  checks.opts(opts, fname, FIT_OPTIONS[fname:match("fit_(%w+)$")], nil, L)
+  for _, k in ipairs({"epochs", "batch_size", "read_every"}) do
+    checks.optional_size(opts[k], "opts." .. k, fname, L)
+  end
+  checks.eps(opts.lr, nil, "opts.lr", fname, L)
+  if opts.seed ~= nil and not checks.is_whole(opts.seed) then
+    error(string.format("%s: opts.seed must be an integer, got %s", fname, checks.shown(opts.seed)), L - 1)
+  end
+  for _, k in ipairs({"log", "log_cycle", "after_step"}) do
+    if opts[k] ~= nil then checks.callable(opts[k], "opts." .. k, fname, L) end
+  end
+  for _, k in ipairs({"graph", "progress", "tty", "fit_standardization"}) do
+    checks.flag(opts[k], nil, "opts." .. k, fname, L)
+  end
+  if opts.title ~= nil then checks.string(opts.title, "opts.title", fname, L) end
+  checks.optional_tensor(opts.rows, "opts.rows", fname, L)
+  local sharded = opts.rows and lm.dist.size() > 1
+  if opts.graph and (lm.train.device_of(model) == "cpu" or sharded) then
+    error(fname .. ": graph = true captures CUDA graphs: it needs the model on a GPU and one process", L - 1)
+  end
+  local c = opts.cyclic
+  if c ~= nil then
+    local what = fname .. ": opts.cyclic"
+    checks.table(c, "opts.cyclic", fname, L)
+    checks.opts(c, what, {"max", "min", "period", "cycles", "patience", "validate"}, nil, L)
+    if c.max == nil or c.period == nil or c.cycles == nil or c.validate == nil then
+      error(fname .. ": opts.cyclic needs {max = number, period = iterations, cycles = number, validate = function}",
+        L - 1)
+    end
+    checks.eps(c.max, nil, "opts.cyclic.max", fname, L)
+    checks.eps(c.min, nil, "opts.cyclic.min", fname, L)
+    if (c.min or 0) > c.max then
+      error(string.format("%s: opts.cyclic.min (%s) is above opts.cyclic.max (%s)", fname, c.min, c.max), L - 1)
+    end
+    if not (checks.is_whole(c.period) and c.period >= 2) then
+      error(string.format("%s: opts.cyclic.period must be an integer >= 2 (iterations a cycle), got %s", fname,
+        checks.shown(c.period)), L - 1)
+    end
+    checks.optional_size(c.cycles, "opts.cyclic.cycles", fname, L)
+    checks.optional_size(c.patience, "opts.cyclic.patience", fname, L)
+    checks.callable(c.validate, "opts.cyclic.validate", fname, L)
+    if opts.epochs ~= nil then -- the cycles end the run: epochs would be ignored
+      error(fname .. ": opts.cyclic replaces opts.epochs (the cycles end the run): give one of them", L - 1)
+    end
+  end
+  for _, named in ipairs(tensors) do
+    local name, t = named[1], named[2]
+    if not sharded and t:size(1) == 0 then
+      error(string.format("%s: %s has no rows to train on", fname, name), L - 1)
+    end
+    -- one pass, no copy: a sum is finite unless a value is not
+    if t:numel() > 0 and not checks.is_finite(t:sum():item()) then
+      error(string.format("%s: %s holds a NaN or an infinity (every loss would be NaN)", fname, name), L - 1)
+    end
+  end
+end
+
 local function fit(model, tensors, opts, title, loss_of)
   -- the working state (device, title, buffers, the cyclic regime's) goes
   -- into a copy, not into the caller's table
   local own = {}
   for k, v in pairs(opts) do own[k] = v end
   opts = own
+  opts.fname = "lm.introspect.fit_" .. title
   opts.device = lm.train.device_of(model)
   local sharded = opts.rows and lm.dist.size() > 1
   if sharded then
@@ -692,10 +761,8 @@ local function fit(model, tensors, opts, title, loss_of)
   -- graph, every later one a replay of it on the batch copied into its
   -- inputs (every batch of epochs_over has one shape), with the same numbers
   local graph, inputs, graph_loss, steps = nil, nil, nil, 0
-  if opts.graph and (opts.device == "cpu" or sharded) then
-    error("fit: graph = true captures CUDA graphs: it needs the model on a GPU and one process", 3)
-  end
-  local history = epochs_over(tensors, opts, function(ctx, ...)
+  -- (pcall: a failed step or log leaves the model in evaluation mode, as a finished fit)
+  local ok, history = pcall(epochs_over, tensors, opts, function(ctx, ...)
     steps = steps + 1
     if not opts.graph or steps == 1 then return step(ctx, ...) end
     if not graph then
@@ -708,6 +775,10 @@ local function fit(model, tensors, opts, title, loss_of)
     return graph_loss -- (epochs_over adds it up or clones it before the next replay)
   end)
   if graph then graph:free() end
+  if not ok then
+    model:evaluate()
+    error(history, 0)
+  end
   if finish then finish(); history.cycles = cycles end
   model:evaluate()
   return history
@@ -722,6 +793,10 @@ end
 --- history.cycles (opts.log_cycle(cycle, record) after each);
 --- the input standardisation is fitted to H first unless
 --- opts.fit_standardization is false (keeps the one already set).
+--- Every option and H (rows, all finite) are checked before anything
+--- changes; cyclic with epochs is an error (the cycles end the run). A loss
+--- or validation loss that is not finite stops the fit with an error naming
+--- its epoch or cycle. The model ends in evaluation mode, also when the fit fails.
 --- Data parallel under several ranks (docs/distributed.md): opts.rows (an
 --- int32 tensor) gives the 0-based rows of the whole recording that this
 --- rank's H holds, every row on one rank; the ranks then take the steps of
@@ -731,12 +806,12 @@ function I.fit_autoencoder(vae, H, opts)
   checks.autoencoder(vae, "vae", "lm.introspect.fit_autoencoder", nil, true)
   checks.tensor(H, "H", "lm.introspect.fit_autoencoder")
   opts = checks.options(opts, "lm.introspect.fit_autoencoder")
-  checks.opts(opts, "lm.introspect.fit_autoencoder", FIT_OPTIONS.autoencoder)
   local mean = rawget(vae, "mean") -- an InfoVAE's: its width is the recording's
   if lm.is_tensor(mean) and (H:dim() ~= 2 or H:size(2) ~= mean:numel()) then
     error(string.format("lm.introspect.fit_autoencoder: H must be a recording [N, %d] (the autoencoder's inputs), "
       .. "got shape %s", mean:numel(), H:shape_string()), 2)
   end
+  check_fit(vae, {{"H", H}}, opts, "lm.introspect.fit_autoencoder") -- before the standardisation changes
   local sharded = opts.rows and lm.dist.size() > 1
   if vae.standardize and opts.fit_standardization ~= false then vae:fit_standardization(H, sharded) end
   if not sharded then
@@ -764,11 +839,11 @@ function I.fit_estimator(est, Z, T, opts)
   checks.tensor(Z, "Z", "lm.introspect.fit_estimator")
   checks.tensor(T, "T", "lm.introspect.fit_estimator")
   opts = checks.options(opts, "lm.introspect.fit_estimator")
-  checks.opts(opts, "lm.introspect.fit_estimator", FIT_OPTIONS.estimator)
   if Z:dim() < 1 or Z:size(1) ~= T:numel() then
     error(string.format("lm.introspect.fit_estimator: Z has %d rows but T %d targets (one a row)",
       Z:dim() > 0 and Z:size(1) or 0, T:numel()), 2)
   end
+  check_fit(est, {{"Z", Z}, {"T", T}}, opts, "lm.introspect.fit_estimator")
   if not (opts.rows and lm.dist.size() > 1) then
     return fit(est, {Z, T:view(-1, 1)}, opts, "estimator", function(_, z, t) return F.mse(est(z), t) end)
   end

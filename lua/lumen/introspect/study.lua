@@ -641,7 +641,7 @@ function study.run(c)
     local fit_opts = {epochs = opts.est_epochs, seed = opts.seed, log = log, title = name, rows = my_rows,
       graph = fit_graph}
     if settings and X_val then
-      fit_opts.log_cycle = log_cycle
+      fit_opts.log_cycle, fit_opts.epochs = log_cycle, nil -- the cycles end the run
       fit_opts.cyclic = regime(function()
         return lm.nn.functional.mse(I.estimate(model, X_val):view(-1, 1), T_val:view(-1, 1):to(device)):item()
       end, settings)
