@@ -196,6 +196,18 @@ describe("introspection", function()
     eq(est.training, false)
   end)
 
+  it("standardises one row with standard deviations 1, and refuses no rows", function()
+    local mean, std = I.standardization(lm.tensor{{1, 2, 3, 4, 5}})
+    same(mean:totable(), {1, 2, 3, 4, 5})
+    same(std:totable(), {1, 1, 1, 1, 1}, 0, "not NaN (the unbiased std of one row is 0 / 0)")
+    local _, two = I.standardization(lm.tensor{{1, 2}, {1, 4}})
+    near(two:totable()[1], 1e-3, 1e-9, "a constant column: clamped at 1e-3")
+    raises(function() I.standardization(lm.zeros(0, 5)) end,
+      "lm.introspect.standardization: H has no rows (no mean or standard deviation to take)")
+    raises(function() I.standardization(lm.zeros(5)) end,
+      "lm.introspect.standardization: H must be a recording [N, k], got shape 5")
+  end)
+
   it("gives an InfoVAE's validation loss on the same prior draw at every call", function()
     lm.manual_seed(4)
     local H = lm.randn(300, 12)

@@ -369,16 +369,22 @@ local function mlp(sizes, final_activation)
 end
 
 --- The mean and standard deviation (unbiased, clamped at 1e-3) of every
---- column of H [N, k], without gradients. With `distributed` under several
---- ranks, H is this rank's rows and both come from sums over all ranks.
+--- column of H [N, k], without gradients; one row has standard deviations 1
+--- (the unbiased one is 0 / 0), no rows are an error. With `distributed`
+--- under several ranks, H is this rank's rows and both come from sums over all ranks.
 function I.standardization(H, distributed)
-  checks.tensor(H, "H", "lm.introspect.standardization")
+  local fname = "lm.introspect.standardization"
+  checks.tensor(H, "H", fname)
+  if H:dim() ~= 2 then error(fname .. ": H must be a recording [N, k], got shape " .. H:shape_string(), 2) end
+  local sharded = distributed and lm.dist.size() > 1
+  local n = sharded and lm.dist.allreduce_(lm.tensor{H:size(1)}, 'sum'):item() or H:size(1)
+  if n == 0 then error(fname .. ": H has no rows (no mean or standard deviation to take)", 2) end
   return lm.no_grad(function()
-    if not (distributed and lm.dist.size() > 1) then
+    if n == 1 and not sharded then return H:mean(1), lm.ones(H:size(2)) end
+    if not sharded then
       return H:mean(1), H:std(1):clamp(1e-3)
     end
     local d = lm.dist
-    local n = d.allreduce_(lm.tensor{H:size(1)}, 'sum'):item()
     local mean = d.allreduce_(H:sum(1):view(-1), 'sum') / n
     -- squared deviations a block of rows at a time: no copy of the recording
     local sq = lm.zeros(H:size(2))
@@ -386,6 +392,7 @@ function I.standardization(H, distributed)
       local dev = H:narrow(1, r, math.min(4096, H:size(1) - r + 1)) - mean
       sq:add_((dev * dev):sum(1):view(-1))
     end
+    if n == 1 then return mean, lm.ones(H:size(2)) end -- (n is every rank's: all return here)
     local var = d.allreduce_(sq, 'sum') / (n - 1) -- unbiased, as H:std(1)
     return mean, var:sqrt():clamp(1e-3)
   end)
