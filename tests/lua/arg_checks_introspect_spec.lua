@@ -48,6 +48,21 @@ describe("lm.introspect argument checks", function()
       "recorder:record_set: opts.append_rows must be a table, got 2")
   end)
 
+  it("refuses a layer that runs twice in one recording", function()
+    local Twice = lm.nn.Module:extend("TwiceAppliedForTest")
+    function Twice:init() self:child("fc", lm.nn.Linear(3, 3)); self:child("act", lm.nn.ELU()) end
+    function Twice:forward(h) return self.act(self.fc(self.act(self.fc(h)))) end
+    local r = I.Recorder(Twice())
+    local twice = "Recorder: layer 'act' ran more than once in one forward pass"
+    at_caller(function() r:record(lm.randn(2, 3)) end, twice)
+    local seq = lm.nn.Sequential(lm.nn.Linear(3, 3), lm.nn.ELU())
+    local rs = I.Recorder(seq)
+    at_caller(function() rs:capture(function() seq(lm.randn(2, 3)); return seq(lm.randn(4, 3)) end) end,
+      "Recorder: layer '1' ran more than once in one forward pass")
+    local _, h = rs:capture(function() return seq(lm.randn(4, 3)) end)
+    same(h:shape(), {4, 3}, 0, "a later capture records")
+  end)
+
   it("checks the errors' inputs", function()
     at_caller(function() I.sample_errors(nil, lm.tensor({1}, 'int32')) end,
       "lm.introspect.sample_errors: outputs must be a tensor, got nil")

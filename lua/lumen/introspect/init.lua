@@ -86,7 +86,8 @@ end
 --- feature maps [N, C, H, W] over space and token sequences [N, T, D] over
 --- tokens ('cls': the first token) so each layer gives one vector per
 --- sample; 'none' flattens them. After a recording, rec.layer_sizes lists
---- the units of each recorded layer and rec.layer_names their names.
+--- the units of each recorded layer and rec.layer_names their names. A
+--- recorded layer that runs twice in one forward pass (or capture's fn) is an error.
 function I.Recorder(model, opts)
   checks.module(model, "model", "lm.introspect.Recorder")
   opts = checks.options(opts, "lm.introspect.Recorder")
@@ -124,7 +125,11 @@ function I.Recorder(model, opts)
       local k = #self.layers + 1
       self.layers[k], self.layer_names[k] = m, name
       if wanted then wanted[name] = true end
-      self.hooks[k] = function(_, _, output) self.outputs[k] = output end
+      self.hooks[k] = function(_, _, output)
+        -- a second output would overwrite the first: collect names the layer instead
+        if self.outputs[k] ~= nil then self.ran_twice = self.ran_twice or k end
+        self.outputs[k] = output
+      end
       self.hook_places[k] = #m._hooks + 1 -- after the hooks the layer has now, before later ones
     end
   end
@@ -151,7 +156,7 @@ local function run_hooked(self, fn, ...)
   for k, m in ipairs(self.layers) do
     table.insert(m._hooks, math.min(self.hook_places[k], #m._hooks + 1), self.hooks[k])
   end
-  self.outputs = {}
+  self.outputs, self.ran_twice = {}, nil
   local results = table.pack(pcall(fn, ...))
   for k, m in ipairs(self.layers) do
     for i, h in ipairs(m._hooks) do
@@ -168,6 +173,13 @@ end
 -- The recorded outputs of the last call as rows, and their sizes.
 local function collect(self)
   local parts, sizes = {}, {}
+  if self.ran_twice then
+    local k = self.ran_twice
+    self.outputs, self.ran_twice = {}, nil
+    error(string.format("Recorder: layer '%s' ran more than once in one forward pass (a module applied twice, or "
+      .. "the model run twice in capture's fn): one recording holds one output a layer; give each place a module "
+      .. "of its own", self.layer_names[k]), 3)
+  end
   for k = 1, #self.layers do
     local o = self.outputs[k]
     if not o then
