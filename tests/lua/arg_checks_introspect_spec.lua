@@ -105,6 +105,8 @@ describe("lm.introspect argument checks", function()
       "vae:encode_all: batch_size must be a positive integer (or nil), got 0.5")
     at_caller(function() vae:fit_standardization(nil) end, "vae:fit_standardization: H must be a tensor, got nil")
     at_caller(function() vae:validation_loss({}) end, "vae:validation_loss: H must be a tensor, got a table")
+    at_caller(function() vae:validation_loss(lm.zeros(0, 3)) end,
+      "vae:validation_loss: H has no rows (no loss to take)")
     at_caller(function() vae:loss(H, 3) end, "vae:loss: gather must be a function, got 3")
     at_caller(function() I.Estimator(7) end, "lm.introspect.Estimator: options must be a table, got 7")
     at_caller(function() I.Estimator{hidden = "wide"} end,

@@ -222,6 +222,10 @@ describe("introspection", function()
       return (vae:loss(H:narrow(1, 1, 128)):item() + vae:loss(H:narrow(1, 129, 128)):item()) / 2
     end)
     near(a, expect, 1e-6)
+    -- fewer rows than a batch: one batch of them all
+    lm.manual_seed(0x5EED)
+    local small = lm.no_grad(function() return vae:loss(H:narrow(1, 1, 50)):item() end)
+    near(vae:validation_loss(H:narrow(1, 1, 50)), small, 1e-6)
   end)
 
   it("measures kNN accuracy, AUROC and AUPR", function()

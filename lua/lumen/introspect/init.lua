@@ -511,13 +511,15 @@ function InfoVAE:loss(h, gather)
 end
 
 --- The mean loss over the batches of a held-out recording H (batch_size
---- rows each, 128; a last partial batch is left out: the MMD is a batch's),
---- without gradients and with the prior samples of a fixed seed, so that
---- every call compares the model on the same draw (the caller's random
+--- rows each, 128; a last partial batch is left out: the MMD is a batch's;
+--- fewer rows than a batch are one batch of them all), without gradients
+--- and with the prior samples of a fixed seed, so that every call compares
+--- the model on the same draw (the caller's random
 --- stream is left as it was).
 function InfoVAE:validation_loss(H, batch_size)
   check_recording(self, H, "H", "vae:validation_loss")
   checks.optional_size(batch_size, "batch_size", "vae:validation_loss")
+  if H:size(1) == 0 then error("vae:validation_loss: H has no rows (no loss to take)", 2) end
   batch_size = math.min(batch_size or 128, H:size(1))
   local seed, offset = lm.rng_state()
   lm.manual_seed(0x5EED)
