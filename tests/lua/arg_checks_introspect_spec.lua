@@ -183,6 +183,23 @@ describe("lm.introspect argument checks", function()
       FE .. "T holds a NaN or an infinity (every loss would be NaN)")
   end)
 
+  it("checks the shapes of the data, naming the function", function()
+    local A = require 'lumen.introspect.analyses'
+    at_caller(function() vae:encode_all(lm.zeros(5)) end, "vae:encode_all: H must be a recording [N, 3], got shape 5")
+    at_caller(function() I.estimate(est, lm.randn(4)) end,
+      "lm.introspect.estimate: Z must be latents [N, d] (one row a sample), got shape 4")
+    at_caller(function() A.error_grid(est, {cells = 0}) end,
+      "analyses.error_grid: o.cells must be a positive integer (or nil), got 0")
+    at_caller(function() I.baseline_scores(model, lm.randn(4)) end,
+      "lm.introspect.baseline_scores: x must be a batch [N, ...] (one row a sample), got shape 4")
+    at_caller(function() I.sample_errors(lm.tensor{0.5, 0.5}, lm.tensor({1, 2}, 'int32')) end,
+      "lm.introspect.sample_errors: outputs must be [N, C] with one label a row, got outputs 2 and 2 labels")
+    at_caller(function() I.sample_errors(lm.randn(3, 2), lm.tensor({1, 2}, 'int32')) end,
+      "lm.introspect.sample_errors: outputs must be [N, C] with one label a row, got outputs 3x2 and 2 labels")
+    at_caller(function() I.standardize(H, lm.zeros(4), lm.ones(3)) end,
+      "lm.introspect.standardize: mean and std must have one value a column of x (3), got 4 and 3")
+  end)
+
   it("checks knn_accuracy's arguments", function()
     local Z, y = lm.randn(6, 2), lm.tensor({1, 2, 1, 2, 1, 2}, 'int32')
     at_caller(function() I.knn_accuracy(nil, y) end, "lm.introspect.knn_accuracy: Z must be a tensor, got nil")

@@ -16,6 +16,7 @@
 local lm = require 'lumen'
 local Adv = require 'lumen.introspect.adversarial'
 local F = lm.nn.functional
+local checks = require 'lumen.nn.checks'
 
 local A = {}
 
@@ -468,7 +469,8 @@ end
 --- centres over [-lim, lim]^2 (o.lim, 4) or o.xlim x o.ylim: rows of values
 --- (row 1 at the bottom), and the x and y limits.
 function A.error_grid(est, o)
-  o = o or {}
+  o = checks.options(o, "analyses.error_grid")
+  checks.optional_size(o.cells, "o.cells", "analyses.error_grid")
   local lim, G = o.lim or 4, o.cells or 80
   local xl, yl = o.xlim or {-lim, lim}, o.ylim or {-lim, lim}
   local pts = {}

@@ -356,6 +356,10 @@ function I.peak_memory() return proc_kb("/proc/self/status", "VmHWM") end
 function I.sample_errors(outputs, labels)
   checks.tensor(outputs, "outputs", "lm.introspect.sample_errors")
   checks.tensor(labels, "labels", "lm.introspect.sample_errors")
+  if outputs:dim() ~= 2 or labels:numel() ~= outputs:size(1) then
+    error(string.format("lm.introspect.sample_errors: outputs must be [N, C] with one label a row, got outputs %s "
+      .. "and %d labels", outputs:shape_string(), labels:numel()), 2)
+  end
   return lm.no_grad(function()
     return F.mse(outputs, lm.data.one_hot(labels, outputs:size(2)):float(), {reduction = "none"})
   end)
@@ -416,6 +420,11 @@ function I.standardize(x, mean, std)
   checks.tensor(x, "x", "lm.introspect.standardize")
   checks.tensor(mean, "mean", "lm.introspect.standardize")
   checks.tensor(std, "std", "lm.introspect.standardize")
+  local k = x:dim() > 0 and x:size(x:dim()) or 1
+  if mean:numel() ~= k or std:numel() ~= k then -- (a broadcast would fail inside, or make [k, k])
+    error(string.format("lm.introspect.standardize: mean and std must have one value a column of x (%d), got %d "
+      .. "and %d", k, mean:numel(), std:numel()), 2)
+  end
   local centred = x - mean
   if centred:requires_grad() then return centred / std end
   return centred:div_(std)
@@ -535,7 +544,7 @@ end
 
 --- Latents of a whole recording, in batches, without gradients.
 function InfoVAE:encode_all(H, batch_size)
-  checks.tensor(H, "H", "vae:encode_all")
+  check_recording(self, H, "H", "vae:encode_all")
   checks.optional_size(batch_size, "batch_size", "vae:encode_all")
   batch_size = batch_size or I.block_rows(H:size(2))
   local n = H:size(1)
@@ -948,6 +957,9 @@ function I.estimate(est, Z, batch)
   checks.module(est, "est", "lm.introspect.estimate")
   checks.tensor(Z, "Z", "lm.introspect.estimate")
   checks.optional_size(batch, "batch", "lm.introspect.estimate")
+  if Z:dim() ~= 2 then
+    error("lm.introspect.estimate: Z must be latents [N, d] (one row a sample), got shape " .. Z:shape_string(), 2)
+  end
   batch = batch or I.block_rows(Z:size(2))
   local n = Z:size(1)
   if n <= batch then return lm.no_grad(function() return est(on_device_of(est, Z)):view(-1) end) end
@@ -979,6 +991,10 @@ function I.baseline_scores(net, x, o)
   o = checks.options(o, "lm.introspect.baseline_scores")
   checks.opts(o, "lm.introspect.baseline_scores", {"batch"})
   checks.optional_size(o.batch, "o.batch", "lm.introspect.baseline_scores")
+  if x:dim() < 2 then
+    error("lm.introspect.baseline_scores: x must be a batch [N, ...] (one row a sample), got shape "
+      .. x:shape_string(), 2)
+  end
   local last = net.__name == "nn.Sequential" and net:size() > 0 and net[net:size()] or nil
   local kind = last and ({["nn.Sigmoid"] = "max_logit", ["nn.Softmax"] = "max_softmax"})[last.__name] or "max_output"
   if kind ~= "max_output" then
