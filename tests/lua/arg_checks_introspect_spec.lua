@@ -40,6 +40,10 @@ describe("lm.introspect argument checks", function()
       "Recorder: select[2] must be a module name (a string), got 7")
     at_caller(function() rec:record(nil) end, "recorder:record: x must be a tensor, got nil")
     at_caller(function() rec:capture(3) end, "recorder:capture: fn must be a function, got 3")
+    local one = I.Recorder(lm.nn.Sequential(lm.nn.Linear(3, 4), lm.nn.ELU(), lm.nn.Linear(4, 2)))
+    at_caller(function() one:record(lm.randn(3)) end, "recorder:record: layer '1' gave an output of shape [4] for x of "
+      .. "shape [3]: x must be a batch [N, ...] of samples (one sample as x:view(1, ...))")
+    same(one:record(lm.randn(1, 3)):shape(), {1, 4}, 0, "one sample as a batch")
     at_caller(function() rec:width({}) end, "recorder:width: sample must be a tensor, got a table")
     at_caller(function() rec:record_set("x") end, 'recorder:record_set: x must be a tensor, got "x"')
     at_caller(function() rec:record_set(x, {batch_size = 0}) end,

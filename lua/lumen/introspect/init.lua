@@ -200,6 +200,16 @@ function Recorder:record(x)
   local out = nn.evaluating(self.model, function()
     return run_hooked(self, lm.no_grad, function() return self.model(x) end)
   end)
+  -- a layer output of one dimension has no batch dimension: its values would become rows
+  for k = 1, #self.layers do
+    local o = self.outputs[k]
+    if o and (o:dim() < 1 or o:dim() == 1 and (x:dim() < 2 or o:size(1) ~= x:size(1))) then
+      self.outputs = {}
+      error(string.format("recorder:record: layer '%s' gave an output of shape [%s] for x of shape [%s]: x must be "
+        .. "a batch [N, ...] of samples (one sample as x:view(1, ...))", self.layer_names[k], o:shape_string(),
+        x:shape_string()), 2)
+    end
+  end
   local parts, sizes = collect(self)
   self.layer_sizes = sizes -- the units of each recorded layer, in order
   return lm.cat(parts, 2), out
