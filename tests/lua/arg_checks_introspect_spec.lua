@@ -204,6 +204,20 @@ describe("lm.introspect argument checks", function()
       "lm.introspect.standardize: mean and std must have one value a column of x (3), got 4 and 3")
   end)
 
+  it("names a misspelt option instead of ignoring it", function()
+    local A = require 'lumen.introspect.analyses'
+    local set = {x = x, y = lm.tensor({1, 2, 1, 2, 1}, 'int32')}
+    at_caller(function() I.Estimator{inputs = 5} end, "lm.introspect.Estimator: unknown option 'inputs'")
+    at_caller(function() rec:record_set(x, {batchsize = 2}) end,
+      "recorder:record_set: unknown option 'batchsize'; did you mean batch_size?")
+    at_caller(function() I.fit_jointly(model, rec, vae, est, set, {epoch = 1}) end,
+      "lm.introspect.fit_jointly: unknown option 'epoch'; did you mean epochs?")
+    at_caller(function() I.knn_accuracy(lm.randn(6, 2), lm.tensor({1, 2, 1, 2, 1, 2}, 'int32'), 2, {frist = 2}) end,
+      "lm.introspect.knn_accuracy: unknown option 'frist'; did you mean first?")
+    at_caller(function() A.grid{lmi = 2} end, "analyses.grid: unknown option 'lmi'; did you mean lim?")
+    at_caller(function() A.error_grid(est, {cell = 2}) end, "analyses.error_grid: unknown option 'cell'")
+  end)
+
   it("checks knn_accuracy's arguments", function()
     local Z, y = lm.randn(6, 2), lm.tensor({1, 2, 1, 2, 1, 2}, 'int32')
     at_caller(function() I.knn_accuracy(nil, y) end, "lm.introspect.knn_accuracy: Z must be a tensor, got nil")

@@ -25,7 +25,8 @@ local A = {}
 --- A square grid over [-lim, lim]^2 with size x size cell centres:
 --- {points [size^2, 2] (row-major, y outer), size, lim, cell (area of a cell)}.
 function A.grid(o)
-  o = o or {}
+  o = checks.options(o, "analyses.grid")
+  checks.opts(o, "analyses.grid", {"lim", "size"})
   local lim, size = o.lim or 4, o.size or 100
   local step = 2 * lim / size
   local pts = {}
@@ -470,6 +471,7 @@ end
 --- (row 1 at the bottom), and the x and y limits.
 function A.error_grid(est, o)
   o = checks.options(o, "analyses.error_grid")
+  checks.opts(o, "analyses.error_grid", {"lim", "cells", "xlim", "ylim", "colorbar"}) -- (error_heatmap's o)
   checks.optional_size(o.cells, "o.cells", "analyses.error_grid")
   local lim, G = o.lim or 4, o.cells or 80
   local xl, yl = o.xlim or {-lim, lim}, o.ylim or {-lim, lim}

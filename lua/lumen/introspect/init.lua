@@ -260,6 +260,7 @@ end
 function Recorder:record_set(x, opts)
   checks.tensor(x, "x", "recorder:record_set")
   opts = checks.options(opts, "recorder:record_set")
+  checks.opts(opts, "recorder:record_set", {"batch_size", "append_rows", "path", "progress", "tty"})
   checks.optional_size(opts.batch_size, "opts.batch_size", "recorder:record_set")
   if opts.append_rows ~= nil then checks.table(opts.append_rows, "opts.append_rows", "recorder:record_set") end
   if opts.path ~= nil then checks.string(opts.path, "opts.path", "recorder:record_set") end
@@ -573,6 +574,7 @@ I.InfoVAE = InfoVAE
 --- The estimator of log10(e): latent -> hidden x depth -> 1 (ELU, linear out).
 function I.Estimator(opts)
   opts = checks.options(opts, "lm.introspect.Estimator")
+  checks.opts(opts, "lm.introspect.Estimator", {"hidden", "depth", "latent"})
   for _, k in ipairs({"hidden", "depth", "latent"}) do
     checks.optional_size(opts[k], "opts." .. k, "lm.introspect.Estimator")
   end
@@ -912,6 +914,7 @@ function I.fit_jointly(model, recorder, vae, est, set, opts)
   checks.module(est, "est", fname)
   checks.set(set, "set", fname)
   opts = checks.options(opts, fname)
+  checks.opts(opts, fname, {"epochs", "batch_size", "lr", "seed", "log"})
   local lr = opts.lr or 1e-3
   local opt_c = lm.optim.Adam(model:parameters(), {lr = lr})
   local opt_a = lm.optim.Adam(vae:parameters(), {lr = lr})
@@ -1040,6 +1043,7 @@ function I.knn_accuracy(Z, labels, k, o)
   checks.tensor(labels, "labels", fname)
   checks.optional_size(k, "k", fname)
   o = checks.options(o, fname)
+  checks.opts(o, fname, {"first", "count", "chunk"})
   checks.optional_size(o.first, "o.first", fname)
   checks.optional_size(o.chunk, "o.chunk", fname)
   if o.count ~= nil and (math.type(o.count) ~= "integer" or o.count < 0) then
