@@ -218,6 +218,20 @@ describe("lm.introspect argument checks", function()
     at_caller(function() A.error_grid(est, {cell = 2}) end, "analyses.error_grid: unknown option 'cell'")
   end)
 
+  it("checks the InfoVAE's loss settings and the grid's values when they are given", function()
+    local A = require 'lumen.introspect.analyses'
+    at_caller(function() I.InfoVAE{inputs = 3, mmd_weight = "x"} end,
+      'lm.introspect.InfoVAE: opts.mmd_weight must be a finite number >= 0, got "x"')
+    for _, bw in ipairs({-1, 0 / 0, {1, 0}, {}}) do
+      at_caller(function() I.InfoVAE{inputs = 3, bw = bw} end,
+        "lm.introspect.InfoVAE: opts.bw must be a number > 0 or a list of them (the kernel bandwidths)")
+    end
+    eq(I.InfoVAE{inputs = 3, bw = {0.1, 1}}.mmd_weight, 1)
+    at_caller(function() A.grid{size = 0} end, "analyses.grid: o.size must be a positive integer (or nil), got 0")
+    at_caller(function() A.grid{size = 1.5} end, "analyses.grid: o.size must be a positive integer (or nil), got 1.5")
+    at_caller(function() A.grid{lim = -1} end, "analyses.grid: o.lim must be a finite number > 0, got -1")
+  end)
+
   it("checks knn_accuracy's arguments", function()
     local Z, y = lm.randn(6, 2), lm.tensor({1, 2, 1, 2, 1, 2}, 'int32')
     at_caller(function() I.knn_accuracy(nil, y) end, "lm.introspect.knn_accuracy: Z must be a tensor, got nil")

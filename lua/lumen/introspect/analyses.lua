@@ -27,6 +27,10 @@ local A = {}
 function A.grid(o)
   o = checks.options(o, "analyses.grid")
   checks.opts(o, "analyses.grid", {"lim", "size"})
+  checks.optional_size(o.size, "o.size", "analyses.grid")
+  if o.lim ~= nil and not (checks.is_finite(o.lim) and o.lim > 0) then
+    error("analyses.grid: o.lim must be a finite number > 0, got " .. checks.shown(o.lim), 2)
+  end
   local lim, size = o.lim or 4, o.size or 100
   local step = 2 * lim / size
   local pts = {}

@@ -457,8 +457,18 @@ function InfoVAE:init(opts)
   for _, k in ipairs({"hidden", "depth", "latent"}) do
     checks.optional_size(opts[k], "opts." .. k, "lm.introspect.InfoVAE")
   end
+  -- the loss's settings, checked here: a bad one failed at the first loss
+  local mmd_weight = checks.eps(opts.mmd_weight, 1, "opts.mmd_weight", "lm.introspect.InfoVAE")
+  local bws = type(opts.bw) == "table" and opts.bw or {opts.bw}
+  if opts.bw ~= nil and #bws == 0 then bws = {false} end
+  for _, bw in ipairs(bws) do
+    if not (checks.is_finite(bw) and bw > 0) then
+      error("lm.introspect.InfoVAE: opts.bw must be a number > 0 or a list of them (the kernel bandwidths), got "
+        .. checks.shown(opts.bw), 2)
+    end
+  end
   local hidden, depth, latent = opts.hidden or 200, opts.depth or 3, opts.latent or 2
-  self.latent, self.mmd_weight, self.bw = latent, opts.mmd_weight or 1, opts.bw
+  self.latent, self.mmd_weight, self.bw = latent, mmd_weight, opts.bw
   self.standardize = opts.standardize ~= false
   local enc, dec = {opts.inputs}, {latent}
   for _ = 1, depth do enc[#enc + 1] = hidden; dec[#dec + 1] = hidden end
