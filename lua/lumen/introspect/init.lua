@@ -4,12 +4,12 @@
 --
 --   local I = lm.introspect
 --   local rec = I.Recorder(net)                  -- every hidden ELU output
---   local H = rec:record_set(train.x)            -- [N, 2400] for Net1
+--   local H, outputs = rec:record_set(train.x)   -- [N, 2400] for Net1, and the outputs [N, C]
 --   local vae = I.InfoVAE{inputs = H:size(2)}
 --   I.fit_autoencoder(vae, H, {epochs = 20})
 --   local Z = vae:encode_all(H)                  -- [N, 2]
 --   local est = I.Estimator()
---   I.fit_estimator(est, Z, I.log_error(net, train), {epochs = 20})
+--   I.fit_estimator(est, Z, I.log_errors(outputs, train.y), {epochs = 20})
 local lm = require 'lumen'
 local nn, F = lm.nn, lm.nn.functional
 local Progress = require 'lumen.progress'
@@ -836,7 +836,7 @@ local function fit(model, tensors, opts, title, loss_of)
   return history
 end
 
---- Trains an InfoVAE on a recording H [N, Nh] with Adam. opts.epochs (20),
+--- Trains an InfoVAE on a recording H [N, Nh] with Adam. opts.epochs (10),
 --- opts.batch_size (128), opts.lr (1e-3), opts.seed, opts.log(epoch, record);
 --- or, instead of epochs at a constant rate, the paper's regime: opts.cyclic
 --- = {max, min (0), period (iterations a cycle), cycles, patience (5),
