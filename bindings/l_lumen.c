@@ -496,8 +496,12 @@ void l_register_module_functions(lua_State *L) {
 
 /* the main thread of the state whose collector may free tensors on OOM
  * (the last one opened); cleared when that state closes, so that a host
- * that goes on after lua_close never collects a freed state */
+ * that goes on after lua_close never collects a freed state. gc_watch is
+ * the registry value whose finaliser clears it: the latest one, so that a
+ * second load in one state (a require after a failed one) replacing the
+ * first does not clear it when the first is collected. */
 static lua_State *gc_state;
+static void *gc_watch;
 
 static void collect_on_oom(void *ud) {
     (void)ud;
@@ -505,7 +509,10 @@ static void collect_on_oom(void *ud) {
 }
 
 static int forget_gc_state(lua_State *L) {
-    if (gc_state == lua_touserdata(L, lua_upvalueindex(1))) gc_state = NULL;
+    if (lua_touserdata(L, 1) == gc_watch) {
+        gc_state = NULL;
+        gc_watch = NULL;
+    }
     return 0;
 }
 
@@ -515,14 +522,14 @@ static void watch_gc_state(lua_State *L) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
     lua_State *main = lua_tothread(L, -1);
     lua_pop(L, 1);
-    lua_newuserdatauv(L, 1, 0);
+    void *watch = lua_newuserdatauv(L, 1, 0);
     lua_newtable(L);
-    lua_pushlightuserdata(L, main);
-    lua_pushcclosure(L, forget_gc_state, 1);
+    lua_pushcfunction(L, forget_gc_state);
     lua_setfield(L, -2, "__gc");
     lua_setmetatable(L, -2);
     lua_setfield(L, LUA_REGISTRYINDEX, "lumen.gc_state_watch");
     gc_state = main;
+    gc_watch = watch;
 }
 
 /* After a failed load: no half-built lumen (or lumen.x) stays in

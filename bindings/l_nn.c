@@ -209,6 +209,8 @@ static int opt_int(lua_State *L, int t, const char *fn, const char *key, int def
         const char *given = kind == LUA_TNUMBER || kind == LUA_TSTRING ? luaL_tolstring(L, -1, NULL)
                                                                        : luaL_typename(L, -1);
         const char *quote = kind == LUA_TSTRING ? "'" : "";
+        if (lo == INT_MIN) /* an option Lumen takes at its default only (check_default_int) */
+            luaL_error(L, "%s: %s must be an integer, got %s%s%s", fn, key, quote, given, quote);
         luaL_error(
             L,
             "%s: %s must be an integer from %d to %d (one value for both dimensions), got %s%s%s",

@@ -240,31 +240,42 @@ lm_conv_algorithm lm_cpu_conv_choice(int64_t out_channels, const lm_conv_geometr
                : LM_CONV_GEMM;
 }
 
-/* Whether every value of a contiguous float tensor is finite and below
- * 2^120 in magnitude, checked by the threads side by side (an exponent of
- * all ones is an infinity or a NaN). Winograd's transforms add and subtract
- * neighbouring inputs, so one infinity becomes +inf and -inf in a tile and
- * the products then give inf - inf = NaN where a direct sum gives inf, and
- * finite values above FLT_MAX / 4 overflow in the sums where the direct
- * products do not: such operands go the im2col way. */
-#define MODERATE_EXPONENT_BITS ((127u + 120u) << 23)
+/* The largest exponent field of a contiguous float tensor (0..255; 255: an
+ * infinity or a NaN), the threads side by side. */
 typedef struct {
     const uint32_t *bits;
-    atomic_bool found;
-} finite_job;
+    atomic_uint top;
+} exponent_job;
 
-static void finite_range(void *ctx, int64_t b, int64_t e) {
-    finite_job *j = ctx;
-    uint32_t all_ones = 0;
-    for (int64_t i = b; i < e; i++) /* no early exit: the loop vectorises */
-        all_ones |= (uint32_t)((j->bits[i] & 0x7f800000u) >= MODERATE_EXPONENT_BITS);
-    if (all_ones) atomic_store_explicit(&j->found, true, memory_order_relaxed);
+static void exponent_range(void *ctx, int64_t b, int64_t e) {
+    exponent_job *j = ctx;
+    uint32_t top = 0;
+    for (int64_t i = b; i < e; i++) { /* no early exit: the loop vectorises */
+        uint32_t x = j->bits[i] & 0x7f800000u;
+        top = x > top ? x : top;
+    }
+    unsigned seen = atomic_load_explicit(&j->top, memory_order_relaxed);
+    while (top > seen && !atomic_compare_exchange_weak_explicit(
+                             &j->top, &seen, top, memory_order_relaxed, memory_order_relaxed)) {
+    }
 }
 
-static bool all_moderate(const lm_tensor *t) {
-    finite_job j = {(const uint32_t *)(const void *)lm_tensor_f32((lm_tensor *)t), false};
-    lm_parallel_for(lm_tensor_numel(t), LM_GRAIN_ELEMENTWISE, finite_range, &j);
-    return !atomic_load(&j.found);
+static int max_exponent(const lm_tensor *t) {
+    exponent_job j = {(const uint32_t *)(const void *)lm_tensor_f32((lm_tensor *)t), 0};
+    lm_parallel_for(lm_tensor_numel(t), LM_GRAIN_ELEMENTWISE, exponent_range, &j);
+    return (int)(atomic_load(&j.top) >> 23);
+}
+
+/* Whether Winograd may multiply operands whose largest exponents are ea and
+ * eb. Its transforms add and subtract neighbouring values, so one infinity
+ * becomes +inf and -inf in a tile and the products then give inf - inf =
+ * NaN where a direct sum gives inf; and the transformed values and their
+ * products are up to about 100 times the direct products, so those near
+ * FLT_MAX overflow where the direct sums do not. Finite operands whose
+ * products stay below 2^100 leave a margin of 2^27 for that factor and the
+ * channel sums; others go the im2col way. */
+static bool winograd_safe(int ea, int eb) {
+    return ea < 255 && eb < 255 && (ea - 127) + (eb - 127) < 100;
 }
 
 /* Adds bias[o] to the planes of a chunk's output while they are in cache
@@ -467,8 +478,8 @@ void lm_cpu_sum_chunks(float *dst, const float *partials, int64_t chunks, int64_
 static lm_status conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
                         const lm_tensor *bias, const lm_conv_epilogue *ep,
                         const lm_conv_geometry *g) {
-    if (lm_cpu_conv_choice(w->shape[0], g) == LM_CONV_WINOGRAD && all_moderate(x) &&
-        all_moderate(w))
+    if (lm_cpu_conv_choice(w->shape[0], g) == LM_CONV_WINOGRAD &&
+        winograd_safe(max_exponent(x), max_exponent(w)))
         return lm_cpu_conv2d_winograd(out, x, w, bias, ep, g);
     if (conv_algorithm != LM_CONV_GEMM &&
         lm_cpu_conv_direct_forward_applies(x->shape[0], w->shape[0], g))
@@ -559,13 +570,15 @@ lm_status lm_cpu_conv2d_backward(lm_tensor *gx, lm_tensor *gw, const lm_tensor *
      * 0): an infinite weight would give inf * 0 = NaN where im2col adds no
      * term, so such weights go the im2col way */
     if (gx && conv_algorithm != LM_CONV_GEMM &&
-        lm_cpu_conv_direct_grad_input_applies(w->shape[0], g) && all_moderate(w)) {
+        lm_cpu_conv_direct_grad_input_applies(w->shape[0], g) && max_exponent(w) < 255) {
         st = lm_cpu_conv2d_direct_grad_input(gx, g_t, w, g);
         gx = NULL;
         if (st != LM_OK || !gw) return st;
     }
-    if (lm_cpu_conv_choice(w->shape[0], g) != LM_CONV_WINOGRAD || !all_moderate(g_t) ||
-        !all_moderate(x) || !all_moderate(w))
+    if (lm_cpu_conv_choice(w->shape[0], g) != LM_CONV_WINOGRAD)
+        return backward_im2col(gx, gw, g_t, x, w, g);
+    int ex = max_exponent(x), ew = max_exponent(w), eg = max_exponent(g_t);
+    if (!winograd_safe(eg, ew) || !winograd_safe(eg, ex) || !winograd_safe(ex, ew))
         return backward_im2col(gx, gw, g_t, x, w, g);
     if (gw)
         st = lm_cpu_winograd_grad_weight_gains(g)

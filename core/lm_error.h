@@ -8,6 +8,12 @@
 #ifndef LM_ERROR_H
 #define LM_ERROR_H
 
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum lm_status {
     LM_OK = 0,
     LM_ERR_ARG,    /* bad argument: type, range, dimension */
@@ -28,11 +34,6 @@ const char *lm_last_error(void);
 
 /* Formats a shape as "[2, 3]" into buf (always terminated); returns buf. */
 struct lm_tensor;
-#include <stdint.h>
-
-#ifdef __cplusplus
-extern "C" {
-#endif
 const char *lm_dims_str(int ndim, const int64_t *shape, char *buf, int size);
 const char *lm_shape_str(const struct lm_tensor *t, char *buf, int size);
 

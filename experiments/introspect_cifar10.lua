@@ -43,7 +43,7 @@ local opts = cli.parse(arg, {model = "results/net2_cifar10/model.safetensors", d
 cli.check(opts, {device = {"cpu", "cuda"},
   subset = "count0", seed = "count0", threads = "count0", ae_epochs = "count", est_epochs = "count",
   est_period = "count", est_cycles = "count", mmd_weight = "nonnegative", width = "positive"})
-local bw = cli.numbers(opts, "bandwidths")
+local bw = cli.numbers(opts, "bandwidths", "positive")
 if opts.threads > 0 then lm.set_num_threads(opts.threads) end
 if opts.device ~= "cpu" and not lm.cuda.available() then
   error("--device " .. opts.device .. ": " .. lm.cuda.status(), 0)
@@ -79,7 +79,7 @@ net:to(opts.device)
 study.check_run_options(opts.out, {model = opts.model, weights = study.weights_fingerprint(net), width = opts.width,
   subset = opts.subset, seed = opts.seed, ae_epochs = opts.ae_epochs, est_epochs = opts.est_epochs,
   est_period = opts.est_period, est_cycles = opts.est_cycles, mmd_weight = opts.mmd_weight,
-  bandwidths = opts.bandwidths}, "introspect_cifar10")
+  bandwidths = bw}, "introspect_cifar10") -- (as numbers: 1000.0 is 1000)
 local recorder = I.Recorder(net, {select = I.elus_after(net, "nn.Linear")}) -- the dense layers
 local test_accuracy = d.test and lm.evaluate(net, d.test).accuracy
 print(string.format("Net2 from %s: %s accuracy %.2f %%", opts.model, d.test_note or "test",

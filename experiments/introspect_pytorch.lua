@@ -47,7 +47,7 @@ for _, key in ipairs(opts.arch == "vit" and {"width", "stem"} or {"patch_size", 
   if given[key] then cli.usage_error("--%s is not an option of --arch %s", (key:gsub("_", "-")), opts.arch) end
 end
 local channel_mean, channel_std = cli.numbers(opts, "mean"), cli.numbers(opts, "std")
-local bandwidths = cli.numbers(opts, "bandwidths")
+local bandwidths = cli.numbers(opts, "bandwidths", "positive")
 if #channel_mean ~= #channel_std then
   cli.usage_error("--mean and --std need one number a channel each, got %d and %d", #channel_mean, #channel_std)
 end
@@ -157,7 +157,7 @@ study.check_run_options(opts.out, {weights = opts.weights, fingerprint = study.w
   arch = opts.arch, data = opts.data, size = opts.size, blocks = opts.blocks, subset = opts.subset,
   val = val_set and val_set.x:size(1) or 0, test_subset = opts.test_subset, seed = opts.seed, mean = opts.mean,
   std = opts.std, ae_epochs = opts.ae_epochs, est_epochs = opts.est_epochs, mmd_weight = opts.mmd_weight,
-  bandwidths = opts.bandwidths}, "introspect_pytorch")
+  bandwidths = bandwidths}, "introspect_pytorch") -- (as numbers: 1000.0 is 1000)
 local blocks = {}
 for name in opts.blocks:gmatch("[^,]+") do blocks[#blocks + 1] = "1." .. name end -- inside the wrapper
 local recorder = lm.introspect.Recorder(net, {select = blocks, pool = pool})

@@ -91,8 +91,12 @@ do
     return move(x, what)
   end
   function methods.to(x, what)
+    if type(what) ~= "string" then
+      error("to: expected a device ('cpu', 'cuda') or a dtype ('float32', 'int32', 'uint8'), got "
+        .. (what == nil and "nothing" or "a " .. type(what)), 2)
+    end
     local ok, out = pcall(moved, x, what)
-    if not ok then error((tostring(out):gsub("^[^\n]-:%d+: ", "")), 2) end -- at the caller's line
+    if not ok then require('lumen.nn.checks').reraise(out, 2) end -- at the caller's line
     return out
   end
 end

@@ -814,7 +814,7 @@ function Figure:save(path)
   local ok, err = pcall(canvas.write_png, canvas, path)
   canvas:free()
   -- a file that cannot be written is the caller's error, reported at its line
-  if not ok then error("fig:save: " .. tostring(err):gsub("^[^\n]-:%d+: ", ""):gsub("^canvas:write_png: ", ""), 2) end
+  if not ok then error("fig:save: " .. checks.message(err):gsub("^canvas:write_png: ", ""), 2) end
   return path
 end
 

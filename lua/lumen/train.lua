@@ -204,10 +204,10 @@ local function load_checkpoint(path, run)
   local ok, err = pcall(run.optimizer._check_state_dict, run.optimizer, optim_state)
   if not ok then
     error(string.format("resume: the optimiser's state in '%s' does not fit this optimiser: %s", path,
-      tostring(err):gsub("^[^\n]-:%d+: ", ""):gsub("^load_state_dict: ", "")), 3)
+      (checks.message(err):gsub("^load_state_dict: ", ""))), 3)
   end
   ok, err = pcall(run.model.load_state_dict, run.model, model_state, "'" .. path .. "'")
-  if not ok then error("resume: " .. tostring(err):gsub("^[^\n]-:%d+: ", ""):gsub("^load_state_dict: ", ""), 3) end
+  if not ok then error("resume: " .. checks.message(err):gsub("^load_state_dict: ", ""), 3) end
   run.optimizer:load_state_dict(optim_state)
   lm.set_rng_state(state.rng_seed, state.rng_offset)
   run.iteration, run.epoch, run.batch = state.iteration, state.epoch, state.batch
@@ -305,7 +305,7 @@ function train.run(opts)
     seed = opts.seed or 0, noise = opts.noise, clip = opts.clip, transform = opts.transform, drop_last = opts.drop_last,
     shard = dist and {index = rank, count = world} or nil})
   if not made then
-    local why = tostring(loader):gsub("^[^\n]-:%d+: ", ""):gsub("^lm%.data%.loader: ", "")
+    local why = checks.message(loader):gsub("^lm%.data%.loader: ", "")
     error("lm.train: " .. why, 2)
   end
   local per_epoch = #loader

@@ -100,6 +100,8 @@ int main() {
     lm_tensor *t = nullptr;
     int64_t shape[1] = {3};
     if (lm_full(&t, LM_FLOAT32, LM_CPU, 1, shape, 2.0) != LM_OK) return 1;
+    lm_tensor *bad = nullptr; /* a refused call: its message through lm_last_error */
+    if (lm_full(&bad, LM_FLOAT32, LM_CPU, -1, shape, 2.0) == LM_OK || !*lm_last_error()) return 2;
     lm_tensor_release(t);
     return 0;
 }

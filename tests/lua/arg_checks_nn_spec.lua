@@ -115,6 +115,9 @@ describe("layer options", function()
     raises(function() F.conv2d(x, w, nil, {stride = 0}) end, "got 0")
     raises(function() F.max_pool2d(x, 2, {padding = -1}) end,
       "max_pool2d: padding must be an integer from 0 to 2147483647 (one value for both dimensions), got -1")
+    raises(function() F.conv2d(x, w, nil, {groups = 1.5}) end, "conv2d: groups must be an integer, got 1.5")
+    refused(function() lm.zeros(2):to() end,
+      "to: expected a device ('cpu', 'cuda') or a dtype ('float32', 'int32', 'uint8'), got nothing")
     refused(function() nn.Conv2d(3, 4, 3, {stride = {2, 2}}) end,
       "nn.Conv2d: stride (one for both dimensions) must be a positive integer, got a table")
   end)

@@ -189,6 +189,19 @@ describe("convolution algorithms", function()
         results[algorithm] = {y, x.grad}
       end)
     end
+    -- operands each well below FLT_MAX whose products are not: +-2^116 and +-2^10 (Winograd's
+    -- transformed products overflowed to inf and NaN where im2col's sums were finite)
+    lm.manual_seed(3)
+    local sx = (lm.rand(1, 16, 8, 8):gt(0.5):float() * 2 - 1) * 2 ^ 116
+    local sw = (lm.rand(16, 16, 3, 3):gt(0.5):float() * 2 - 1) * 2 ^ 10
+    local outs = {}
+    for _, algorithm in ipairs{"winograd", "gemm"} do
+      with_algorithm(algorithm, function() outs[algorithm] = F.conv2d(sx, sw, nil, {padding = 1}) end)
+    end
+    local a, b = outs.winograd:view(-1):totable(), outs.gemm:view(-1):totable()
+    for j = 1, #b do
+      truthy(a[j] == b[j] or a[j] ~= a[j] and b[j] ~= b[j], "output " .. j .. ": " .. a[j] .. ", im2col " .. b[j])
+    end
     near(results.winograd[1][1][1][2][2], 1.44e37, 1e31, "an inner output")
     for i = 1, 2 do
       local w = results.winograd[i]:view(-1):totable()

@@ -176,6 +176,21 @@ int main(void) {
     eq(code, 0, out)
     truthy(out:find("^false\t"), out)
     truthy(out:find("\ntable\ttable\tfunction\n$"), out)
+    -- a second load in one state keeps the out-of-memory collector (the first
+    -- load's finaliser turned it off when collected): under a 2.2 GB address
+    -- limit a second 1.2 GB tensor fits only once the dropped first is collected
+    lm.write_file(dir .. "/reload.lua", [[
+local lm = require 'lumen'
+local x = lm.zeros(300 * 2^20)
+package.loaded.lumen = nil
+lm = require 'lumen'
+collectgarbage()
+collectgarbage("stop")
+x = nil
+print(pcall(lm.zeros, 300 * 2^20))
+]])
+    out = run("ulimit -v 2200000; LUA_CPATH='" .. build .. "/?.so' lua5.4 " .. dir .. "/reload.lua")
+    truthy(out:find("^true"), out)
     -- the kernel set a user chose is reported as theirs outside the host too
     out = run("OPENBLAS_CORETYPE=Haswell LUA_CPATH='" .. build .. "/?.so' lua5.4 -e "
       .. "\"print(require('lumen').blas_info().choice)\"")

@@ -240,7 +240,7 @@ local function probe_widths(self, x)
   local ok, h, out = pcall(self.record, self, lm.zeros(shape, x:dtype()))
   if not ok then
     error("record_set: x has no samples, and the sample of zeros run to size the recording failed: "
-      .. tostring(h):gsub("^[^\n]-:%d+: ", ""), 0)
+      .. checks.message(h), 0)
   end
   return h:size(2), out:size(2)
 end

@@ -74,8 +74,8 @@ local function run_record(dir, name)
   f:close()
   local ok, record = pcall(lm.json.decode, text)
   if not ok then
-    error(string.format("%s is damaged (%s); start the run over with --fresh, or use another --out", path,
-      tostring(record):gsub("^.-json:", "json:")), 0)
+    error(string.format("%s is damaged (%s); make the run again (its experiment's --fresh) or use another run",
+      path, (tostring(record):gsub("^.-json:", "json:"))), 0)
   end
   return record
 end
@@ -139,6 +139,12 @@ function study.check_run_options(dir, options, who, how)
     local function shown(v) return type(v) == "table" and table.concat(v, ",") or tostring(v) end
     for _, k in ipairs(keys) do
       local was, now = ran[k], options[k]
+      -- an older Lumen recorded a list of numbers as its command-line text
+      if type(was) == "string" and type(now) == "table" then
+        local list = {}
+        for item in was:gmatch("[^,]+") do list[#list + 1] = tonumber(item) or item end
+        was = list
+      end
       local same = was == now
       if type(was) == "table" and type(now) == "table" and #was == #now then
         same = true
@@ -146,8 +152,8 @@ function study.check_run_options(dir, options, who, how)
       end
       if not same then
         local label = how.labels and how.labels[k] or "--" .. k:gsub("_", "-")
-        changed[#changed + 1] = string.format("%s %s (this run: %s)", label, was == nil and "unrecorded" or shown(was),
-          shown(now))
+        changed[#changed + 1] = string.format("%s %s (this run: %s)", label,
+          was == nil and "not recorded (a run of an older Lumen, or made without it)" or shown(was), shown(now))
       end
     end
     if #changed > 0 then
@@ -567,7 +573,8 @@ function study.run(c)
   local function cached(name, rank0_only) -- rank0_only: a stage rank 0 runs alone
     for _, from in ipairs(MAP_STAGES[name]) do if trained[from] then return false end end
     local there = exists(opts.out .. "/" .. name .. ".safetensors")
-    return rank0_only and there or agree(there)
+    if rank0_only then return there end -- (agree is a collective: every rank must call it)
+    return agree(there)
   end
   local function training(name)
     trained[name] = true
@@ -610,7 +617,7 @@ function study.run(c)
       local path = opts.out .. "/autoencoder_record.safetensors"
       if cached("autoencoder_record", true) then load_model(vae_record, path, "record autoencoder"); return end
       training("autoencoder_record")
-      local record = sharded and lm.cat(snapshots) or H_ae:narrow(1, x_train:size(1) + 1, n_snapshot_rows)
+      local record = sharded and lm.cat(snapshots, 1) or H_ae:narrow(1, x_train:size(1) + 1, n_snapshot_rows)
       local m, fit_rows, val_rows = snapshots[1]:size(1), {}, {}
       for k = 1, #snapshots do
         for i = 1, m do

@@ -26,6 +26,19 @@ local function fail(fname, what, wanted, v, level)
   error(string.format("%s: %s must be %s, got %s", fname, what, wanted, shown(v)), (level or 3) + 1)
 end
 
+--- Raises err (from a pcall that failed inside Lumen) again at `level`
+--- (as error's, counted from the function calling reraise), without the
+--- location it carried, so it reads as the caller's error; `prefix`, if
+--- given, goes before it.
+function checks.reraise(err, level, prefix)
+  error((prefix or "") .. checks.message(err), level + 1)
+end
+
+--- The message of an error without the "file:line: " Lua put before it.
+function checks.message(err)
+  return (tostring(err):gsub("^[^\n]-:%d+: ", ""))
+end
+
 --- v must be a tensor.
 function checks.tensor(v, what, fname, level)
   if not lm.is_tensor(v) then fail(fname, what, "a tensor", v, level) end

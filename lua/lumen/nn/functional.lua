@@ -441,7 +441,7 @@ function F.layer_norm(x, normalized_shape, weight, bias, eps)
   -- one op where the device has it (the same values to rounding), else composed
   if x:dtype() == "float32" and F._layer_norm_available(x) then
     local done, y = pcall(F._layer_norm, x, k, weight, bias, eps or 1e-5)
-    if not done then error((tostring(y):gsub("^[^\n]-:%d+: ", "")), 2) end -- at the caller's line
+    if not done then checks.reraise(y, 2) end -- at the caller's line
     return y
   end
   return F._layer_norm_composed(x, k, weight, bias, eps)

@@ -321,7 +321,7 @@ function Module:to(device)
     if t:device() ~= device and not copies[t] then
       local grad = t.grad
       local ok, copy = pcall(function() return {t:detach():to(device), grad and grad:to(device)} end)
-      if not ok then error("to: " .. tostring(copy):gsub("^[^\n]-:%d+: ", ""), 3) end
+      if not ok then checks.reraise(copy, 3, "to: ") end
       copies[t] = copy
       moving[#moving + 1] = t
     end
@@ -497,7 +497,7 @@ function Module:save(path, opts)
     meta[k] = v
   end
   local ok, err = pcall(lm.save, path, self:state_dict(), {dtype = opts.dtype, metadata = meta})
-  if not ok then error((tostring(err):gsub("^[^\n]-:%d+: ", "")), 2) end
+  if not ok then checks.reraise(err, 2) end
 end
 
 --- Loads parameters saved by :save, by earlier Lumen versions (recognised
@@ -509,7 +509,7 @@ function Module:load(path, opts)
   checks.opts(opts, "load", {"strict", "rename", "source"})
   -- a file lm.load refuses is the caller's error, reported at its line
   local ok, state, meta = pcall(lm.load, path)
-  if not ok then error((tostring(state):gsub("^[^\n]-:%d+: ", "")), 2) end
+  if not ok then checks.reraise(state, 2) end
   if meta.format == "lumen.nn" and meta.names ~= "torch" then state = Module._from_legacy_names(state) end
   local o = {source = "'" .. path .. "'"}
   for k, v in pairs(opts) do o[k] = v end
