@@ -44,6 +44,7 @@ describe("lm.introspect argument checks", function()
     at_caller(function() one:record(lm.randn(3)) end, "recorder:record: layer '1' gave an output of shape [4] for x of "
       .. "shape [3]: x must be a batch [N, ...] of samples (one sample as x:view(1, ...))")
     same(one:record(lm.randn(1, 3)):shape(), {1, 4}, 0, "one sample as a batch")
+    at_caller(function() one:width(lm.randn(3)) end, "x must be a batch [N, ...] of samples")
     at_caller(function() rec:width({}) end, "recorder:width: sample must be a tensor, got a table")
     at_caller(function() rec:record_set("x") end, 'recorder:record_set: x must be a tensor, got "x"')
     at_caller(function() rec:record_set(x, {batch_size = 0}) end,
@@ -52,19 +53,27 @@ describe("lm.introspect argument checks", function()
       "recorder:record_set: opts.append_rows must be a table, got 2")
   end)
 
-  it("refuses a layer that runs twice in one recording", function()
+  it("records a module's last call in a forward pass, and refuses a capture that runs the model twice", function()
     local Twice = lm.nn.Module:extend("TwiceAppliedForTest")
     function Twice:init() self:child("fc", lm.nn.Linear(3, 3)); self:child("act", lm.nn.ELU()) end
     function Twice:forward(h) return self.act(self.fc(self.act(self.fc(h)))) end
-    local r = I.Recorder(Twice())
-    local twice = "Recorder: layer 'act' ran more than once in one forward pass"
-    at_caller(function() r:record(lm.randn(2, 3)) end, twice)
+    local m, xt = Twice(), lm.randn(2, 3)
+    local h, out = I.Recorder(m):record(xt)
+    same(h:totable(), out:totable(), 0, "the second application: the model's output")
+    -- a ResNet block applies its one ReLU twice, as torchvision's: the block's output is recorded
+    local resnet = lm.models.resnet18{stem = "cifar", num_classes = 3, width = 4}
+    resnet:eval()
+    local xr = lm.randn(2, 3, 8, 8)
+    local hr = I.Recorder(resnet, {select = {"layer1.0.relu"}}):record(xr)
+    local hb = I.Recorder(resnet, {select = {"layer1.0"}}):record(xr)
+    same(hr:totable(), hb:totable(), 1e-6, "layer1.0.relu's last call is layer1.0's output")
+    eq(#I.Recorder(resnet).layer_names, 9, "the default selection: the stem's ReLU and each block's")
     local seq = lm.nn.Sequential(lm.nn.Linear(3, 3), lm.nn.ELU())
     local rs = I.Recorder(seq)
     at_caller(function() rs:capture(function() seq(lm.randn(2, 3)); return seq(lm.randn(4, 3)) end) end,
-      "Recorder: layer '1' ran more than once in one forward pass")
-    local _, h = rs:capture(function() return seq(lm.randn(4, 3)) end)
-    same(h:shape(), {4, 3}, 0, "a later capture records")
+      "Recorder: the model ran 2 times in one recording")
+    local _, hs = rs:capture(function() return seq(lm.randn(4, 3)) end)
+    same(hs:shape(), {4, 3}, 0, "a later capture records")
   end)
 
   it("checks the errors' inputs", function()
@@ -200,6 +209,8 @@ describe("lm.introspect argument checks", function()
       "lm.introspect.sample_errors: outputs must be [N, C] with one label a row, got outputs 2 and 2 labels")
     at_caller(function() I.sample_errors(lm.randn(3, 2), lm.tensor({1, 2}, 'int32')) end,
       "lm.introspect.sample_errors: outputs must be [N, C] with one label a row, got outputs 3x2 and 2 labels")
+    at_caller(function() I.log_errors(lm.randn(4, 3), lm.tensor({1, 2, 3}, 'int32')) end,
+      "lm.introspect.log_errors: outputs must be [N, C] with one label a row, got outputs 4x3 and 3 labels")
     at_caller(function() I.standardize(H, lm.zeros(4), lm.ones(3)) end,
       "lm.introspect.standardize: mean and std must have one value a column of x (3), got 4 and 3")
   end)
@@ -227,6 +238,10 @@ describe("lm.introspect argument checks", function()
         "lm.introspect.InfoVAE: opts.bw must be a number > 0 or a list of them (the kernel bandwidths)")
     end
     eq(I.InfoVAE{inputs = 3, bw = {0.1, 1}}.mmd_weight, 1)
+    local many = {}
+    for i = 1, 33 do many[i] = i end
+    at_caller(function() I.InfoVAE{inputs = 3, bw = many} end,
+      "lm.introspect.InfoVAE: opts.bw lists 33 bandwidths; the kernel takes at most 32")
     at_caller(function() A.grid{size = 0} end, "analyses.grid: o.size must be a positive integer (or nil), got 0")
     at_caller(function() A.grid{size = 1.5} end, "analyses.grid: o.size must be a positive integer (or nil), got 1.5")
     at_caller(function() A.grid{lim = -1} end, "analyses.grid: o.lim must be a finite number > 0, got -1")

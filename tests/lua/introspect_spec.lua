@@ -194,6 +194,17 @@ describe("introspection", function()
     end, "lm.introspect.fit_estimator: opts.cyclic.validate must return a finite number (the validation loss), "
       .. "got nan after cycle 1")
     eq(est.training, false)
+    -- once a cycle was best, a NaN is a cycle no better: patience ends the run, the best weights come back
+    local vals, k, best, logged = {1, 0.5, 0 / 0, 0 / 0}, 0, nil, 0
+    I.fit_estimator(est, lm.randn(20, 2), lm.randn(20), {batch_size = 4, progress = false,
+      log_cycle = function() logged = logged + 1 end,
+      cyclic = {max = 1e-3, period = 2, cycles = 10, patience = 2, validate = function()
+        k = k + 1
+        if k == 2 then best = est:state_dict()["0.weight"]:clone() end
+        return vals[k]
+      end}})
+    eq(logged, 4, "two cycles past the best")
+    same(est:state_dict()["0.weight"]:totable(), best:totable(), 0, "cycle 2's weights")
   end)
 
   it("trains 10 epochs by default, as documented", function()

@@ -125,11 +125,9 @@ function I.Recorder(model, opts)
       local k = #self.layers + 1
       self.layers[k], self.layer_names[k] = m, name
       if wanted then wanted[name] = true end
-      self.hooks[k] = function(_, _, output)
-        -- a second output would overwrite the first: collect names the layer instead
-        if self.outputs[k] ~= nil then self.ran_twice = self.ran_twice or k end
-        self.outputs[k] = output
-      end
+      -- a module applied more than once in one forward pass (a ResNet block's
+      -- one ReLU, as torchvision's) records its last output: the block's
+      self.hooks[k] = function(_, _, output) self.outputs[k] = output end
       self.hook_places[k] = #m._hooks + 1 -- after the hooks the layer has now, before later ones
     end
   end
@@ -156,7 +154,13 @@ local function run_hooked(self, fn, ...)
   for k, m in ipairs(self.layers) do
     table.insert(m._hooks, math.min(self.hook_places[k], #m._hooks + 1), self.hooks[k])
   end
-  self.outputs, self.ran_twice = {}, nil
+  -- the model's own calls are counted: a capture whose fn runs it twice would
+  -- hold the last run's outputs only (collect refuses it)
+  local model_runs = 0
+  local function count() model_runs = model_runs + 1 end
+  local model_hooks = self.model._hooks
+  model_hooks[#model_hooks + 1] = count
+  self.outputs, self.model_runs = {}, nil
   local results = table.pack(pcall(fn, ...))
   for k, m in ipairs(self.layers) do
     for i, h in ipairs(m._hooks) do
@@ -166,6 +170,13 @@ local function run_hooked(self, fn, ...)
       end
     end
   end
+  for i, h in ipairs(model_hooks) do
+    if h == count then
+      table.remove(model_hooks, i)
+      break
+    end
+  end
+  self.model_runs = model_runs
   if not results[1] then error(results[2], 0) end
   return table.unpack(results, 2, results.n)
 end
@@ -173,12 +184,10 @@ end
 -- The recorded outputs of the last call as rows, and their sizes.
 local function collect(self)
   local parts, sizes = {}, {}
-  if self.ran_twice then
-    local k = self.ran_twice
-    self.outputs, self.ran_twice = {}, nil
-    error(string.format("Recorder: layer '%s' ran more than once in one forward pass (a module applied twice, or "
-      .. "the model run twice in capture's fn): one recording holds one output a layer; give each place a module "
-      .. "of its own", self.layer_names[k]), 3)
+  if self.model_runs and self.model_runs > 1 then
+    self.outputs = {}
+    error(string.format("Recorder: the model ran %d times in one recording (capture's fn runs it once: one "
+      .. "recording holds one output a layer)", self.model_runs), 3)
   end
   for k = 1, #self.layers do
     local o = self.outputs[k]
@@ -228,7 +237,8 @@ end
 --- The size of one recorded vector (runs one sample).
 function Recorder:width(sample)
   checks.tensor(sample, "sample", "recorder:width")
-  local h = self:record(sample)
+  local ok, h = pcall(self.record, self, sample)
+  if not ok then checks.reraise(h, 2) end -- at the caller's line
   return h:size(2)
 end
 
@@ -282,7 +292,8 @@ function Recorder:record_set(x, opts)
   local batches = (n + bs - 1) // bs
   local progress = opts.progress ~= false and batches > 1 and Progress.new("recording", batches, {tty = opts.tty})
   local record = function(start, len)
-    local h, out = self:record(x:narrow(1, start, len))
+    local ok, h, out = pcall(self.record, self, x:narrow(1, start, len))
+    if not ok then error(checks.message(h), 0) end -- (not a line inside Lumen)
     if progress then progress:update(1, string.format("%d samples", start + len - 1)) end
     return h, out
   end
@@ -364,13 +375,18 @@ function I.peak_memory() return proc_kb("/proc/self/status", "VmHWM") end
 
 --- Per-sample error e = 1/2 sum_k (y_k - y_hat_k)^2 for outputs [N, C] and
 --- 1-based labels.
-function I.sample_errors(outputs, labels)
-  checks.tensor(outputs, "outputs", "lm.introspect.sample_errors")
-  checks.tensor(labels, "labels", "lm.introspect.sample_errors")
+-- outputs [N, C] and N labels, or an error naming fname at its caller's line
+local function check_errors_args(outputs, labels, fname)
+  checks.tensor(outputs, "outputs", fname, 4)
+  checks.tensor(labels, "labels", fname, 4)
   if outputs:dim() ~= 2 or labels:numel() ~= outputs:size(1) then
-    error(string.format("lm.introspect.sample_errors: outputs must be [N, C] with one label a row, got outputs %s "
-      .. "and %d labels", outputs:shape_string(), labels:numel()), 2)
+    error(string.format("%s: outputs must be [N, C] with one label a row, got outputs %s and %d labels", fname,
+      outputs:shape_string(), labels:numel()), 3)
   end
+end
+
+function I.sample_errors(outputs, labels)
+  check_errors_args(outputs, labels, "lm.introspect.sample_errors")
   return lm.no_grad(function()
     return F.mse(outputs, lm.data.one_hot(labels, outputs:size(2)):float(), {reduction = "none"})
   end)
@@ -378,8 +394,7 @@ end
 
 --- log10(max(e, 1e-8)) of the per-sample errors, the estimator's target.
 function I.log_errors(outputs, labels)
-  checks.tensor(outputs, "outputs", "lm.introspect.log_errors")
-  checks.tensor(labels, "labels", "lm.introspect.log_errors")
+  check_errors_args(outputs, labels, "lm.introspect.log_errors")
   local e = I.sample_errors(outputs, labels)
   return lm.no_grad(function() return e:clamp(I.ERROR_FLOOR):log() / math.log(10) end)
 end
@@ -466,6 +481,11 @@ function InfoVAE:init(opts)
       error("lm.introspect.InfoVAE: opts.bw must be a number > 0 or a list of them (the kernel bandwidths), got "
         .. checks.shown(opts.bw), 2)
     end
+  end
+  local most = lm._functional._mmd_max_bandwidths
+  if #bws > most then
+    error(string.format("lm.introspect.InfoVAE: opts.bw lists %d bandwidths; the kernel takes at most %d", #bws,
+      most), 2)
   end
   local hidden, depth, latent = opts.hidden or 200, opts.depth or 3, opts.latent or 2
   self.latent, self.mmd_weight, self.bw = latent, mmd_weight, opts.bw
@@ -662,7 +682,10 @@ local function epochs_over(tensors, opts, step)
     if unread then total = total + unread:item() end
     local seconds = progress:finish()
     if plan then total = lm.dist.allreduce_(lm.tensor{total}, 'sum'):item() end
-    if not checks.is_finite(total) then -- every later step would be NaN too, and the call return as if trained
+    -- every later step would be NaN too, and the call return as if trained; the
+    -- cyclic regime with a best cycle kept stops instead and puts it back
+    if not checks.is_finite(total) and opts.keeps_best and opts.keeps_best() then break end
+    if not checks.is_finite(total) then
       error(string.format("%s: the loss became %s in epoch %d; stopping (the model's weights are no longer finite: "
         .. "a learning rate too large?)", opts.fname, total ~= total and "nan" or tostring(total), epoch), 0)
     end
@@ -696,7 +719,9 @@ local function cyclic_regime(model, opt, c, opts)
     model:evaluate()
     local val = c.validate()
     model:train()
-    if not checks.is_finite(val) then -- a NaN is never better: the run would keep its last weights
+    -- a NaN is never better (EarlyStopping): once a cycle was, patience ends
+    -- the run and its weights come back; before any, the run has nothing to keep
+    if type(val) ~= "number" or not checks.is_finite(val) and not stopper.best_state then
       error(string.format("%s: opts.cyclic.validate must return a finite number (the validation loss), got %s "
         .. "after cycle %d", opts.fname, checks.shown(val), #records + 1), 0)
     end
@@ -705,6 +730,7 @@ local function cyclic_regime(model, opt, c, opts)
     if opts.log_cycle then opts.log_cycle(#records, records[#records]) end
     return stop or #records >= c.cycles
   end
+  opts.keeps_best = function() return stopper.best_state ~= nil end
   return records, function()
     if stopper.best_state then stopper:restore(model) end
   end
