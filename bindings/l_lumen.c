@@ -115,16 +115,24 @@ static int l_tensor(lua_State *L) {
 /* ---- creation ------------------------------------------------------------------------------ */
 
 /* Trailing creation options from arg on: a dtype ('float32', 'int32') and/or
- * a device ('cpu', 'cuda') string, in either order. */
-static void creation_options(lua_State *L, int arg, lm_dtype *dtype, lm_device *device) {
+ * a device ('cpu', 'cuda') string, in either order; fn names the function in
+ * an error (a name that is neither, 'gpu' say, is no "unknown dtype"). */
+static void creation_options(lua_State *L, int arg, lm_dtype *dtype, lm_device *device,
+                             const char *fn) {
     for (int i = arg; i <= lua_gettop(L) && !lua_isnil(L, i); i++) {
         const char *s = luaL_checkstring(L, i);
         if (!strcmp(s, "cpu"))
             *device = LM_CPU;
         else if (!strcmp(s, "cuda"))
             *device = LM_CUDA;
-        else
+        else if (!strcmp(s, "float32") || !strcmp(s, "float") || !strcmp(s, "int32") ||
+                 !strcmp(s, "int") || !strcmp(s, "uint8") || !strcmp(s, "byte"))
             *dtype = l_check_dtype(L, i, *dtype);
+        else
+            luaL_error(L,
+                       "%s: unknown dtype or device '%s' (dtypes 'float32', 'int32', 'uint8'; "
+                       "devices 'cpu', 'cuda')",
+                       fn, s);
     }
 }
 
@@ -136,7 +144,7 @@ static int create_full(lua_State *L, double value, const char *fn) {
         if (shape[i] < 0) return luaL_error(L, "%s: sizes must be >= 0", fn);
     lm_dtype dtype = LM_FLOAT32;
     lm_device device = LM_CPU;
-    creation_options(L, lua_istable(L, 1) ? 2 : n + 1, &dtype, &device);
+    creation_options(L, lua_istable(L, 1) ? 2 : n + 1, &dtype, &device, fn);
     l_check(L, lm_full(l_push_slot(L), dtype, device, n, shape, value));
     return 1;
 }
@@ -157,7 +165,7 @@ static lm_tensor **new_from_shape_args(lua_State *L, const char *fn) {
         if (shape[i] < 0) luaL_error(L, "%s: sizes must be >= 0", fn);
     lm_dtype dtype = LM_FLOAT32;
     lm_device device = LM_CPU;
-    creation_options(L, lua_istable(L, 1) ? 2 : n + 1, &dtype, &device);
+    creation_options(L, lua_istable(L, 1) ? 2 : n + 1, &dtype, &device, fn);
     if (dtype != LM_FLOAT32) luaL_error(L, "%s: makes float32 tensors only", fn);
     lm_tensor **slot = l_push_slot(L);
     l_check(L, lm_tensor_new(slot, LM_FLOAT32, device, n, shape));
@@ -184,7 +192,7 @@ static int l_full(lua_State *L) {
     int n = l_check_shape(L, 1, shape, "full");
     lm_dtype dtype = LM_FLOAT32;
     lm_device device = LM_CPU;
-    creation_options(L, 3, &dtype, &device);
+    creation_options(L, 3, &dtype, &device, "full");
     l_check(L, lm_full(l_push_slot(L), dtype, device, n, shape, v));
     return 1;
 }
@@ -242,7 +250,7 @@ static int l_dropout_mask(lua_State *L) {
     int n = l_check_shape(L, 2, shape, "dropout");
     lm_dtype dtype = LM_FLOAT32;
     lm_device device = LM_CPU;
-    creation_options(L, 3, &dtype, &device);
+    creation_options(L, 3, &dtype, &device, "dropout");
     lm_tensor **slot = l_push_slot(L);
     l_check(L, lm_tensor_new(slot, LM_FLOAT32, device, n, shape));
     l_check(L, lm_rand_dropout_mask_(*slot, keep));

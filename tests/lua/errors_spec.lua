@@ -8,7 +8,11 @@ describe("argument errors", function()
     raises(function() lm.matmul(x, 3) end, "expected a tensor, got number")
     raises(function() x:view("a") end, nil)
     raises(function() lm.tensor(nil) end, "table expected")
-    raises(function() lm.zeros(2, 'float64') end, "unknown dtype 'float64'")
+    raises(function() lm.zeros(2, 'float64') end, "zeros: unknown dtype or device 'float64'")
+    -- a device Lumen does not know is no "unknown dtype"
+    raises(function() lm.zeros(3, 'float32', 'gpu') end,
+      "zeros: unknown dtype or device 'gpu' (dtypes 'float32', 'int32', 'uint8'; devices 'cpu', 'cuda')")
+    raises(function() lm.rand(3, 'gpu') end, "rand: unknown dtype or device 'gpu'")
   end)
 
   it("reports shapes", function()

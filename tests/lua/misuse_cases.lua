@@ -152,7 +152,7 @@ function M.cases(scratch)
   case("int tensor from fractions", "tensor: element 1 at depth 1 (1.5) is not an int32", function() return function() return lm.tensor({1.5}, 'int32') end end)
   -- found by fuzz/fuzz_tensor_table.c: the int32 check itself converted out-of-range doubles
   case("int tensor from a huge number", "tensor: element 1 at depth 1 (1e+300) is not an int32", function() return function() return lm.tensor({1e300}, 'int32') end end)
-  case("unknown dtype", "unknown dtype 'float16' (expected 'float32', 'int32' or 'uint8')", function() return function() return lm.zeros(2, 'float16') end end)
+  case("unknown dtype", "zeros: unknown dtype or device 'float16' (dtypes 'float32', 'int32', 'uint8'; devices 'cpu', 'cuda')", function() return function() return lm.zeros(2, 'float16') end end)
   on_x("unknown device", "to: unknown device or dtype 'tpu' (expected 'cpu', 'cuda', 'float32', 'int32' or 'uint8')", function(x) return x:to('tpu') end)
   on_x("view with no size", "view: shape of 1 elements asked for a tensor of 6 ([2, 3])", function(x) return x:view() end)
   case("method on a non-tensor", "bad argument #1: expected a tensor, got number", function() return function() return lm.Tensor.sum(42) end end)
