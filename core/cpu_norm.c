@@ -11,6 +11,7 @@
 #include <stdbool.h>
 
 #include "cpu_backend.h"
+#include "lm_scalar_ops.h"
 #include "lm_threads.h"
 
 typedef struct {
@@ -82,7 +83,8 @@ static void forward_channels(void *ctx, int64_t c0, int64_t c1) {
         if (var < 0) var = 0;
         j->mean[ch] = (float)mean;
         j->var[ch] = (float)var;
-        double invstd = 1 / sqrt(var + j->eps), w = j->w ? j->w[ch] : 1, b = j->b ? j->b[ch] : 0;
+        double invstd = lm_batch_invstd(var, j->eps), w = j->w ? j->w[ch] : 1,
+               b = j->b ? j->b[ch] : 0;
         float scale = (float)(invstd * w), offset = (float)(b - mean * invstd * w);
         for (int64_t n = 0; n < j->n; n++) {
             int64_t at = (n * j->c + ch) * j->s;
@@ -103,7 +105,7 @@ static void backward_channels(void *ctx, int64_t c0, int64_t c1) {
     const norm_job *j = ctx;
     double count = (double)(j->n * j->s);
     for (int64_t ch = c0; ch < c1; ch++) {
-        double mean = j->mean[ch], invstd = 1 / sqrt((double)j->var[ch] + j->eps);
+        double mean = j->mean[ch], invstd = lm_batch_invstd(j->var[ch], j->eps);
         double ag[LANES] = {0}, agx[LANES] = {0}; /* sum g, sum g (x - mean) */
         for (int64_t n = 0; n < j->n; n++) {
             int64_t at = (n * j->c + ch) * j->s;

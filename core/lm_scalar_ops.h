@@ -107,6 +107,14 @@ LM_HOST_DEVICE static inline float lm_gelu_tanh_grad_f32(float x) {
     return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du;
 }
 
+/* A batch norm's 1 / sqrt(var + eps) from the batch's own variance. A
+ * channel with one value throughout and eps = 0 gets 0, as torch's batch
+ * statistics give it (its output is the bias and its gradients 0), not
+ * 0 * inf = NaN. */
+LM_HOST_DEVICE static inline double lm_batch_invstd(double var, double eps) {
+    return var == 0 && eps == 0 ? 0 : 1 / sqrt(var + eps);
+}
+
 /* x rounded to the nearest bfloat16, ties to even, and kept in float32 (the
  * low 16 bits cleared): the operands of products under lm.autocast. Past
  * bfloat16's largest value it gives an infinity, a NaN stays a (quiet) NaN,

@@ -10,6 +10,7 @@
 #include <math.h>
 
 #include "cuda_backend.h"
+#include "lm_scalar_ops.h"
 
 namespace {
 
@@ -104,7 +105,7 @@ __global__ void bn_finish_forward(float *mean, float *var, float *coef, const do
         if (v < 0) v = 0;
         mean[ch] = (float)m;
         var[ch] = (float)v;
-        double invstd = 1 / sqrt(v + eps), wv = w ? w[ch] : 1, bv = b ? b[ch] : 0;
+        double invstd = lm_batch_invstd(v, eps), wv = w ? w[ch] : 1, bv = b ? b[ch] : 0;
         coef[ch] = (float)(invstd * wv);
         coef[sh.c + ch] = (float)(bv - m * invstd * wv);
     }
@@ -118,7 +119,7 @@ __global__ void bn_finish_backward(float *gw, float *gb, float *coef, const doub
     CU_GRID_LOOP(ch, sh.c) {
         double2 t = channel_total(parts, ch, sh);
         double sum_g = t.x, sum_gx = t.y, count = (double)sh.count, m = mean[ch],
-               invstd = 1 / sqrt((double)var[ch] + eps);
+               invstd = lm_batch_invstd(var[ch], eps);
         if (gw) gw[ch] = (float)(sum_gx * invstd);
         if (gb) gb[ch] = (float)sum_g;
         double wv = w ? w[ch] : 1, k1 = wv * invstd, k2 = -k1 * invstd * invstd * sum_gx / count;

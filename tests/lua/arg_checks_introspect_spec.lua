@@ -229,6 +229,41 @@ describe("lm.introspect argument checks", function()
     at_caller(function() A.error_grid(est, {cell = 2}) end, "analyses.error_grid: unknown option 'cell'")
   end)
 
+  it("checks fit_jointly's option values and data before anything changes, and ends in evaluation mode", function()
+    local FJ = "lm.introspect.fit_jointly: "
+    local set = {x = x, y = lm.tensor({1, 2, 1, 2, 1}, 'int32')}
+    local before = model:state_dict()
+    at_caller(function() I.fit_jointly(model, rec, vae, est, set, {batch_size = 0}) end,
+      FJ .. "opts.batch_size must be a positive integer (or nil), got 0")
+    at_caller(function() I.fit_jointly(model, rec, vae, est, set, {epochs = 1.5}) end,
+      FJ .. "opts.epochs must be a positive integer (or nil), got 1.5")
+    at_caller(function() I.fit_jointly(model, rec, vae, est, set, {lr = -1}) end,
+      FJ .. "opts.lr must be a finite number >= 0, got -1")
+    at_caller(function() I.fit_jointly(model, rec, vae, est, set, {seed = 0.5}) end,
+      FJ .. "opts.seed must be an integer, got 0.5")
+    at_caller(function() I.fit_jointly(model, rec, vae, est, set, {log = 3}) end,
+      FJ .. "opts.log must be a function, got 3")
+    local nan_x = x:clone()
+    nan_x:narrow(1, 2, 1):fill_(0 / 0)
+    at_caller(function() I.fit_jointly(model, rec, vae, est, {x = nan_x, y = set.y}) end,
+      FJ .. "set.x holds a NaN or an infinity (every loss would be NaN)")
+    for name, t in pairs(before) do same(model:state_dict()[name]:totable(), t:totable(), 0, name) end
+    at_caller(function() I.fit_jointly(model, rec, vae, est, set) end, FJ .. "lm.data.loader: 5 samples make "
+      .. "no whole batch of 128, and a shuffling loader drops the partial one: pass a smaller batch_size")
+    for name, t in pairs(before) do same(model:state_dict()[name]:totable(), t:totable(), 0, name) end
+    raises(function()
+      I.fit_jointly(model, rec, vae, est, set, {epochs = 1, batch_size = 2, log = function() error("stop here", 0) end})
+    end, "stop here")
+    eq(model.training, false, "the classifier back in evaluation mode")
+    eq(vae.training, false, "the autoencoder too")
+    local broken = net()
+    lm.no_grad(function() broken[1].weight:fill_(0 / 0) end)
+    raises(function()
+      I.fit_jointly(broken, I.Recorder(broken), vae, est, set, {epochs = 1, batch_size = 2})
+    end, FJ .. "the classifier's loss is not finite in epoch 1")
+    eq(broken.training, false)
+  end)
+
   it("checks the InfoVAE's loss settings and the grid's values when they are given", function()
     local A = require 'lumen.introspect.analyses'
     at_caller(function() I.InfoVAE{inputs = 3, mmd_weight = "x"} end,

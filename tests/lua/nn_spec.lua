@@ -164,6 +164,29 @@ describe("modules", function()
       "batch_norm: expected more than 1 value per channel when training, got input [1, 3]")
   end)
 
+  it("gives a constant channel its bias and zero gradients with eps = 0 in training, as torch (not NaN)", function()
+    -- torch 1.13: BatchNorm1d(2, eps=0) on [[1,2],[1,3],[1,4]] gives
+    -- [[0,-1.2247],[0,0],[0,1.2247]]; in evaluation, with a zero running
+    -- variance, NaN (1/sqrt(0)), which Lumen keeps too
+    local bn = nn.BatchNorm1d(2, {eps = 0})
+    lm.no_grad(function() bn.bias:fill_(0.5) end)
+    local x = lm.tensor({{1, 2}, {1, 3}, {1, 4}}):requires_grad(true)
+    local y = bn(x)
+    local t = y:totable()
+    for r = 1, 3 do eq(t[r][1], 0.5, "row " .. r) end
+    near(t[3][2], 0.5 + 1.2247449, 1e-5)
+    local g = lm.tensor({{1, 2}, {3, 4}, {5, 7}})
+    local loss = (y * g):sum()
+    loss:backward()
+    same({x.grad:totable()[1][1], x.grad:totable()[2][1], x.grad:totable()[3][1]}, {0, 0, 0})
+    eq(bn.weight.grad:totable()[1], 0)
+    eq(bn.bias.grad:totable()[1], 9)
+    bn:eval()
+    bn.running_var:zero_()
+    local e = bn(lm.tensor({{1, 2}})):totable()
+    assert(e[1][1] ~= e[1][1], "evaluation with a zero running variance is NaN, as torch's")
+  end)
+
   it("gives an embedding's gradient to its rows past 2^24, where a float32 row number is not exact", function()
     local w = lm.zeros(16777219, 1):requires_grad(true)
     lm.nn.functional.embedding(lm.tensor({16777217, 16777219}, 'int32'), w):sum():backward()

@@ -741,6 +741,7 @@ end
 local FIT_OPTIONS = {estimator = {"epochs", "batch_size", "lr", "seed", "log", "log_cycle", "cyclic", "rows", "graph",
   "device", "title", "tty", "progress", "read_every", "after_step", "_buffers"}}
 FIT_OPTIONS.autoencoder = {"fit_standardization", table.unpack(FIT_OPTIONS.estimator)}
+FIT_OPTIONS.jointly = {"epochs", "batch_size", "lr", "seed", "log"}
 
 -- The option values of fit_autoencoder and fit_estimator, and their data,
 -- checked before anything changes (a bad batch size divided by zero, a bad
@@ -941,7 +942,9 @@ end
 --- updates all three (each with its own Adam). opts.epochs, opts.batch_size,
 --- opts.lr (1e-3 for all three), opts.seed, opts.log(epoch, record) with the
 --- three mean losses. The autoencoder's standardisation is fixed from the
---- first batch.
+--- first batch. Every option and set.x (all finite) are checked before
+--- anything changes; a loss that is not finite stops the fit with an error
+--- naming its epoch; the three end in evaluation mode, also when it fails.
 function I.fit_jointly(model, recorder, vae, est, set, opts)
   local fname = "lm.introspect.fit_jointly"
   checks.module(model, "model", fname)
@@ -950,39 +953,51 @@ function I.fit_jointly(model, recorder, vae, est, set, opts)
   checks.module(est, "est", fname)
   checks.set(set, "set", fname)
   opts = checks.options(opts, fname)
-  checks.opts(opts, fname, {"epochs", "batch_size", "lr", "seed", "log"})
+  check_fit(model, {{"set.x", set.x}}, opts, fname)
   local lr = opts.lr or 1e-3
   local opt_c = lm.optim.Adam(model:parameters(), {lr = lr})
   local opt_a = lm.optim.Adam(vae:parameters(), {lr = lr})
   local opt_e = lm.optim.Adam(est:parameters(), {lr = lr})
-  local loader = lm.data.loader(set, {batch_size = opts.batch_size or 128, seed = opts.seed or 0})
+  local made, loader = pcall(lm.data.loader, set, {batch_size = opts.batch_size or 128, seed = opts.seed or 0})
+  if not made then checks.reraise(loader, 2, fname .. ": ") end -- (a batch larger than the set)
   local classes
   local history = {}
-  model:train(); vae:train(); est:train()
-  for epoch = 1, opts.epochs or 5 do
-    local sums, batches = {0, 0, 0}, 0
-    for x, y in loader:epoch_iter() do
-      local out, h = recorder:capture(function() return model(x) end)
-      classes = classes or out:size(2)
-      h = h:detach()                                        -- stop-gradient 1
-      if epoch == 1 and batches == 0 and vae.standardize then vae:fit_standardization(h) end
-      local loss_c = F.mse(out, lm.data.one_hot(y, classes):float())
-      local loss_a = vae:loss(h)
-      local z = vae:encode(h):detach()                      -- stop-gradient 2
-      local target = I.log_errors(out:detach(), y)          -- stop-gradient 3
-      local loss_e = F.mse(est(z), target:view(-1, 1))
-      opt_c:zero_grad(); opt_a:zero_grad(); opt_e:zero_grad()
-      ;(loss_c + loss_a + loss_e):backward()
-      opt_c:step(); opt_a:step(); opt_e:step()
-      sums[1], sums[2], sums[3] = sums[1] + loss_c:item(), sums[2] + loss_a:item(), sums[3] + loss_e:item()
-      batches = batches + 1
-      collectgarbage("step")
+  local function train_all()
+    for epoch = 1, opts.epochs or 5 do
+      local sums, batches = {0, 0, 0}, 0
+      for x, y in loader:epoch_iter() do
+        local out, h = recorder:capture(function() return model(x) end)
+        classes = classes or out:size(2)
+        h = h:detach()                                        -- stop-gradient 1
+        if epoch == 1 and batches == 0 and vae.standardize then vae:fit_standardization(h) end
+        local loss_c = F.mse(out, lm.data.one_hot(y, classes):float())
+        local loss_a = vae:loss(h)
+        local z = vae:encode(h):detach()                      -- stop-gradient 2
+        local target = I.log_errors(out:detach(), y)          -- stop-gradient 3
+        local loss_e = F.mse(est(z), target:view(-1, 1))
+        opt_c:zero_grad(); opt_a:zero_grad(); opt_e:zero_grad()
+        ;(loss_c + loss_a + loss_e):backward()
+        opt_c:step(); opt_a:step(); opt_e:step()
+        sums[1], sums[2], sums[3] = sums[1] + loss_c:item(), sums[2] + loss_a:item(), sums[3] + loss_e:item()
+        batches = batches + 1
+        collectgarbage("step")
+      end
+      history[epoch] = {classifier = sums[1] / batches, autoencoder = sums[2] / batches,
+        estimator = sums[3] / batches}
+      for _, part in ipairs({"classifier", "autoencoder", "estimator"}) do
+        if not checks.is_finite(history[epoch][part]) then
+          error(string.format("%s: the %s's loss is not finite in epoch %d (%s)", fname, part, epoch,
+            history[epoch][part]), 0)
+        end
+      end
+      if opts.log then opts.log(epoch, history[epoch]) end
     end
-    history[epoch] = {classifier = sums[1] / batches, autoencoder = sums[2] / batches,
-      estimator = sums[3] / batches}
-    if opts.log then opts.log(epoch, history[epoch]) end
   end
+  model:train(); vae:train(); est:train()
+  -- (pcall: a failed step or log leaves the three in evaluation mode, as a finished fit)
+  local ok, err = pcall(train_all)
   model:evaluate(); vae:evaluate(); est:evaluate()
+  if not ok then error(err, 0) end
   return history
 end
 
