@@ -245,6 +245,16 @@ describe("lm.dist under mpirun", function()
     end
   end)
 
+  it("refuses a NaN in one rank's part of the data on every rank", function()
+    need_mpi()
+    local ok, out = mpirun(2, "nan_part.lua")
+    truthy(ok, out)
+    local what = "lm.introspect.fit_autoencoder: H holds a NaN or an infinity in the part of 1 of the 2 ranks "
+      .. "(every loss would be NaN)"
+    truthy(out:find("rank 0: " .. what .. "\n", 1, true), out)
+    truthy(out:find("rank 1: " .. what .. ", this rank's among them", 1, true), out)
+  end)
+
   for _, how in ipairs{"error", "exit", "kill"} do
     it("ends the whole job when rank 1 fails (" .. how .. ")", function()
       need_mpi()

@@ -801,7 +801,15 @@ local function check_fit(model, tensors, opts, fname)
       error(string.format("%s: %s has no rows to train on", fname, name), L - 1)
     end
     -- one pass, no copy: a sum is finite unless a value is not
-    if t:numel() > 0 and not checks.is_finite(t:sum():item()) then
+    local bad = t:numel() > 0 and not checks.is_finite(t:sum():item())
+    if sharded then -- every rank raises, not the one holding the NaN alone
+      local ranks = lm.dist.allreduce_(lm.tensor({bad and 1 or 0}, 'int32'), 'sum')[1]
+      if ranks > 0 then
+        error(string.format("%s: %s holds a NaN or an infinity in the part of %d of the %d ranks (every loss would "
+          .. "be NaN)%s", fname, name, ranks, lm.dist.size(), bad and ", this rank's among them" or ""), L - 1)
+      end
+    end
+    if bad then
       error(string.format("%s: %s holds a NaN or an infinity (every loss would be NaN)", fname, name), L - 1)
     end
   end
