@@ -28,6 +28,16 @@ local function idx_labels(labels)
   return "\0\0\8\1" .. be32(#labels) .. table.concat(b)
 end
 
+-- An MNIST folder dir/<sub>mnist: the train images (an IDX file's bytes)
+-- and labels given, two 28x28 test images labelled 1 and 2.
+local function mnist_folder(sub, train_images, train_labels)
+  os.execute("mkdir -p " .. dir .. "/" .. sub .. "mnist")
+  write(sub .. "mnist/train-images-idx3-ubyte", train_images)
+  write(sub .. "mnist/train-labels-idx1-ubyte", idx_labels(train_labels))
+  write(sub .. "mnist/t10k-images-idx3-ubyte", idx_images(2, 28, 28))
+  write(sub .. "mnist/t10k-labels-idx1-ubyte", idx_labels{1, 2})
+end
+
 local function cifar_records(labels)
   local out = {}
   for _, l in ipairs(labels) do out[#out + 1] = string.char(l) .. string.rep(string.char(l * 20), 3072) end
@@ -36,11 +46,7 @@ end
 
 describe("IDX reader", function()
   it("reads images scaled to [0, 1] and labels as 1-based classes, gzipped or raw", function()
-    os.execute("mkdir -p " .. dir .. "/mnist")
-    write("mnist/train-images-idx3-ubyte", idx_images(3, 28, 28))
-    write("mnist/train-labels-idx1-ubyte", idx_labels{0, 9, 4})
-    write("mnist/t10k-images-idx3-ubyte", idx_images(2, 28, 28))
-    write("mnist/t10k-labels-idx1-ubyte", idx_labels{1, 2})
+    mnist_folder("", idx_images(3, 28, 28), {0, 9, 4})
     os.execute("gzip " .. dir .. "/mnist/train-images-idx3-ubyte")
     local d = lm.data.mnist{dir = dir}
     same(d.train.x:shape(), {3, 784})
@@ -83,11 +89,7 @@ describe("IDX reader", function()
 
   it("refuses MNIST images that are not 28x28, naming the file and its dimensions", function()
     -- they loaded as [N, 756] before; the generic IDX reader still takes any shape
-    os.execute("mkdir -p " .. dir .. "/odd/mnist")
-    write("odd/mnist/train-images-idx3-ubyte", idx_images(3, 28, 27))
-    write("odd/mnist/train-labels-idx1-ubyte", idx_labels{0, 9, 4})
-    write("odd/mnist/t10k-images-idx3-ubyte", idx_images(2, 28, 28))
-    write("odd/mnist/t10k-labels-idx1-ubyte", idx_labels{1, 2})
+    mnist_folder("odd/", idx_images(3, 28, 27), {0, 9, 4})
     raises(function() lm.data.mnist{dir = dir .. "/odd"} end, "'" .. dir .. "/odd/mnist/train-images-idx3-ubyte' holds "
       .. "3x28x27 images (N x rows x columns); MNIST and Fashion-MNIST images are 28x28")
     same(lm._idx_load(dir .. "/odd/mnist/train-images-idx3-ubyte", "uint8"):shape(), {3, 28, 27})
@@ -133,11 +135,7 @@ describe("IDX reader", function()
   end)
 
   it("refuses an image and label count mismatch", function()
-    os.execute("mkdir -p " .. dir .. "/mismatch/mnist")
-    write("mismatch/mnist/train-images-idx3-ubyte", idx_images(3, 28, 28))
-    write("mismatch/mnist/train-labels-idx1-ubyte", idx_labels{0, 1})
-    write("mismatch/mnist/t10k-images-idx3-ubyte", idx_images(2, 28, 28))
-    write("mismatch/mnist/t10k-labels-idx1-ubyte", idx_labels{1, 2})
+    mnist_folder("mismatch/", idx_images(3, 28, 28), {0, 1})
     raises(function() lm.data.mnist{dir = dir .. "/mismatch"} end, "has 3 images but")
     write("mismatch/mnist/train-images-idx3-ubyte", idx_images(0, 28, 28))
     write("mismatch/mnist/train-labels-idx1-ubyte", idx_labels{})
