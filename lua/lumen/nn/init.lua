@@ -342,5 +342,8 @@ end
 
 require('lumen.nn.conv_layers')(nn)
 require('lumen.nn.transformer_layers')(nn)
+require('lumen.nn.containers')(nn)
+require('lumen.nn.losses')(nn)
+nn.utils = require('lumen.nn.utils')
 
 return nn
