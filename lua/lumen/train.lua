@@ -3,7 +3,8 @@
 --   local history = lm.train{
 --     model = net, optimizer = opt, train = train_set, val = val_set,
 --     epochs = 20,                  -- or cycles = 30 with a CyclicLR schedule
---     schedule = clr,               -- stepped every iteration
+--     schedule = clr,               -- stepped every iteration (any lm.optim schedule: StepLR's
+--                                   -- step_size, milestones, T_max count iterations, #loader an epoch)
 --     loss = 'mse' | 'cross_entropy' | function(output, y) ... end,
 --     batch_size = 128, seed = 1, noise = {sigma_max = 1}, clip = {0, 1},
 --     drop_last = true,             -- false: an epoch ends with the partial batch
@@ -256,11 +257,19 @@ local function check_run_options(opts)
   end
   local s = opts.schedule
   if s ~= nil and (type(s) ~= "table" or type(s.step) ~= "function" or type(s.lr_at) ~= "function") then
-    fail("schedule", "a schedule (lm.optim.CyclicLR)", s)
+    fail("schedule", "a schedule (lm.optim.CyclicLR, StepLR, CosineAnnealingLR, ...)", s)
   end
   for _, k in ipairs{"epochs", "cycles"} do
     local v = opts[k]
     if v ~= nil and (type(v) ~= "number" or not math.tointeger(v) or v < 0) then fail(k, "an integer >= 0", v) end
+  end
+  if opts.cycles then
+    if not s then error("train: cycles needs a schedule (lm.optim.CyclicLR)", 3) end
+    -- torch's schedules (StepLR, ...) have no cycles: validation counts epochs there
+    if math.type(s.period) ~= "integer" then
+      error(string.format("lm.train: cycles counts the cycles of a CyclicLR schedule; %s has none (give epochs "
+        .. "instead)", s.kind and "a " .. s.kind or "this schedule"), 3)
+    end
   end
   local bs = opts.batch_size
   if bs ~= nil and (math.type(bs) ~= "integer" or bs < 1) then fail("batch_size", "a positive integer", bs) end
@@ -312,7 +321,6 @@ function train.run(opts)
   -- how many iterations between validations, and how many in total
   local period, total
   if opts.cycles then
-    if not schedule then error("train: cycles needs a schedule (lm.optim.CyclicLR)", 2) end
     period, total = schedule.period, schedule.period * math.tointeger(opts.cycles)
   else
     -- a whole float (10.0, from a division) counts as its integer: the

@@ -176,6 +176,15 @@ describe("lm.train argument checks", function()
       "lm.train: clip must be {lo, hi} (numbers), got 1")
     refused(function() lm.train{model = net, optimizer = sgd(net), train = set, transform = 3} end,
       "lm.train: transform must be a function, got 3")
+    refused(function() lm.train{model = net, optimizer = sgd(net), train = set, schedule = 0.1} end,
+      "lm.train: schedule must be a schedule (lm.optim.CyclicLR, StepLR, CosineAnnealingLR, ...), got 0.1")
+    refused(function() lm.train{model = net, optimizer = sgd(net), train = set, cycles = 2} end,
+      "train: cycles needs a schedule (lm.optim.CyclicLR)")
+    -- cycles are CyclicLR's: torch's schedules count epochs
+    local opt = sgd(net)
+    refused(function()
+      lm.train{model = net, optimizer = opt, train = set, schedule = lm.optim.StepLR(opt, {step_size = 4}), cycles = 2}
+    end, "lm.train: cycles counts the cycles of a CyclicLR schedule; a StepLR has none (give epochs instead)")
   end)
 
   it("checks device_of and write_metrics", function()
@@ -243,6 +252,112 @@ describe("lm.models and lm.optim argument checks", function()
     refused(function() momentum:load_state_dict({settings = settings, tensors = msd.tensors}) end,
       'load_state_dict: settings.step must be an integer (the count of steps), got "7"')
     momentum:load_state_dict(msd)
+  end)
+
+  -- torch's closed-form schedules: the whole message, at the caller's line
+  local function exactly(fn, msg)
+    local err = refused(fn, msg)
+    eq((err:gsub("^[^\n]-:%d+: ", "")), msg)
+  end
+
+  it("checks the options of torch's schedules, naming the function and the option", function()
+    local net = lm.nn.Linear(3, 2)
+    local opt = sgd(net)
+    local O = lm.optim
+    for _, name in ipairs{"StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LinearLR", "LambdaLR"} do
+      exactly(function() O[name](3, {}) end,
+        "lm.optim." .. name .. ": optimizer must be an optimiser (lm.optim.SGD, Adam, ...), got 3")
+      exactly(function() O[name](opt, 5) end, "lm.optim." .. name .. ": options must be a table, got 5")
+    end
+    exactly(function() O.StepLR(opt, {step = 3}) end,
+      "lm.optim.StepLR: unknown option 'step'; did you mean step_size? (known: gamma, step_size)")
+    exactly(function() O.StepLR(opt) end, "lm.optim.StepLR: step_size must be a positive integer, got nil")
+    exactly(function() O.StepLR(opt, {step_size = 0}) end,
+      "lm.optim.StepLR: step_size must be a positive integer, got 0")
+    exactly(function() O.StepLR(opt, {step_size = 2.5}) end,
+      "lm.optim.StepLR: step_size must be a positive integer, got 2.5")
+    exactly(function() O.StepLR(opt, {step_size = 3, gamma = 0 / 0}) end,
+      "lm.optim.StepLR: gamma must be a finite number >= 0, got nan")
+    exactly(function() O.StepLR(opt, {step_size = 3, gamma = -0.5}) end,
+      "lm.optim.StepLR: gamma must be a finite number >= 0, got -0.5")
+    exactly(function() O.MultiStepLR(opt, {milestone = {3}}) end,
+      "lm.optim.MultiStepLR: unknown option 'milestone'; did you mean milestones? (known: gamma, milestones)")
+    exactly(function() O.MultiStepLR(opt, {milestones = {}}) end, "lm.optim.MultiStepLR: milestones must be "
+      .. "a non-empty list of increasing positive integers (iterations), got a table")
+    exactly(function() O.MultiStepLR(opt, {milestones = {10, 5}}) end, "lm.optim.MultiStepLR: milestones must "
+      .. "be a non-empty list of increasing positive integers (iterations), got milestones[2] = 5 after 10")
+    exactly(function() O.MultiStepLR(opt, {milestones = {10, 10}}) end, "lm.optim.MultiStepLR: milestones must "
+      .. "be a non-empty list of increasing positive integers (iterations), got milestones[2] = 10 after 10")
+    exactly(function() O.MultiStepLR(opt, {milestones = {0, 3}}) end, "lm.optim.MultiStepLR: milestones must "
+      .. "be a non-empty list of increasing positive integers (iterations), got milestones[1] = 0")
+    exactly(function() O.MultiStepLR(opt, {milestones = {2, "5"}}) end, "lm.optim.MultiStepLR: milestones must "
+      .. 'be a non-empty list of increasing positive integers (iterations), got milestones[2] = "5"')
+    exactly(function() O.ExponentialLR(opt) end, "lm.optim.ExponentialLR: gamma must be a finite number >= 0, got nil")
+    exactly(function() O.ExponentialLR(opt, {gamma = math.huge}) end,
+      "lm.optim.ExponentialLR: gamma must be a finite number >= 0, got inf")
+    exactly(function() O.CosineAnnealingLR(opt, {T_max = 10, eta = 0}) end,
+      "lm.optim.CosineAnnealingLR: unknown option 'eta'; did you mean eta_min? (known: T_max, eta_min)")
+    exactly(function() O.CosineAnnealingLR(opt, {T_max = -1}) end,
+      "lm.optim.CosineAnnealingLR: T_max must be a positive integer, got -1")
+    exactly(function() O.CosineAnnealingLR(opt, {T_max = 10, eta_min = "0"}) end,
+      'lm.optim.CosineAnnealingLR: eta_min must be a finite number >= 0, got "0"')
+    exactly(function() O.LinearLR(opt, {start_factor = 0}) end,
+      "lm.optim.LinearLR: start_factor must be a number in (0, 1], got 0")
+    exactly(function() O.LinearLR(opt, {end_factor = 1.5}) end,
+      "lm.optim.LinearLR: end_factor must be a number in [0, 1], got 1.5")
+    exactly(function() O.LinearLR(opt, {total_iters = 0}) end,
+      "lm.optim.LinearLR: total_iters must be a positive integer, got 0")
+    exactly(function() O.LambdaLR(opt) end, "lm.optim.LambdaLR: lr_lambda must be a function of the iteration, got nil")
+    exactly(function() O.LambdaLR(opt, {lr_lambda = 0.5}) end,
+      "lm.optim.LambdaLR: lr_lambda must be a function of the iteration, got 0.5")
+    eq(opt:lr(), 0.1, "a refused schedule leaves the optimiser's rate")
+    -- a whole float counts as its integer (30 * #loader / 2)
+    eq(O.StepLR(opt, {step_size = 4.0}).step_size, 4)
+  end)
+
+  it("reports a bad rate of LambdaLR at the iteration that gives it, and a bad iteration", function()
+    local opt = sgd(lm.nn.Linear(3, 2))
+    exactly(function() lm.optim.LambdaLR(opt, {lr_lambda = function() return "1" end}) end,
+      'lm.optim.LambdaLR: lr_lambda(0) must return a finite number (the factor of the base rate at iteration 0), '
+      .. 'got "1"')
+    local s = lm.optim.LambdaLR(opt, {lr_lambda = function(t) return t < 3 and 1 / (t + 1) or 0 / 0 end})
+    s:step()
+    s:step()
+    near(opt:lr(), 0.1 / 3)
+    exactly(function() s:step() end, "lm.optim.LambdaLR: lr_lambda(3) must return a finite number (the factor "
+      .. "of the base rate at iteration 3), got nan")
+    eq(s.iteration, 2, "a refused step does not advance")
+    near(opt:lr(), 0.1 / 3)
+    exactly(function() s:lr_at(7) end, "lm.optim.LambdaLR: lr_lambda(7) must return a finite number (the factor "
+      .. "of the base rate at iteration 7), got nan")
+    -- the base rate is the optimiser's when the schedule is made: 0.1 / 3 here
+    local neg = lm.optim.LambdaLR(opt, {lr_lambda = function(t) return 1 - t end})
+    exactly(function() neg:lr_at(2) end, "lm.optim.LambdaLR: the learning rate at iteration 2 would be "
+      .. "-0.033333333333333 (a rate must be a finite number >= 0)")
+    exactly(function() s:lr_at(-1) end, "schedule:lr_at: iteration must be an integer >= 0, got -1")
+    exactly(function() s:lr_at(1.5) end, "schedule:lr_at: iteration must be an integer >= 0, got 1.5")
+    local e = lm.optim.ExponentialLR(opt, {gamma = 1e10})
+    exactly(function() e:lr_at(40) end, "lm.optim.ExponentialLR: the learning rate at iteration 40 would be inf "
+      .. "(a rate must be a finite number >= 0)")
+  end)
+
+  it("refuses a schedule's step inside a CUDA graph capture", function()
+    local opt = sgd(lm.nn.Linear(3, 2))
+    local s = lm.optim.StepLR(opt, {step_size = 2})
+    local clr = lm.optim.CyclicLR(opt, {max = 0.1, period = 4})
+    local capturing = lm.cuda.capturing
+    lm.cuda.capturing = function() return true end -- as inside lm.cuda.graph's captured function
+    local ok, err = pcall(function()
+      exactly(function() s:step() end, "lm.optim.StepLR: step the schedule outside the function a CUDA graph "
+        .. "captures (before each replay, as lm.train does): a replay does not run it")
+      exactly(function() clr:step() end, "CyclicLR: step the schedule outside the function a CUDA graph "
+        .. "captures (before each replay, as lm.train does): a replay does not run it")
+    end)
+    lm.cuda.capturing = capturing
+    if not ok then error(err, 0) end
+    eq(s.iteration, 0)
+    s:step()
+    eq(s.iteration, 1)
   end)
 end)
 

@@ -1,10 +1,12 @@
--- Optimisers and the cyclic learning rate against PyTorch (Debian's
--- python3-torch): tests/torch/optim_reference.py applies a fixed sequence of
--- gradients with torch.optim (and torch's CyclicLR) and records the
--- parameters after every step; here each manifest case is replayed with
--- Lumen's own implementation of it and compared at every step, to 1e-5
+-- Optimisers, the cyclic learning rate and torch's closed-form schedules
+-- against PyTorch (Debian's python3-torch): tests/torch/optim_reference.py
+-- applies a fixed sequence of gradients with torch.optim (and torch's
+-- schedulers) and records the parameters after every step, and each
+-- scheduler's rate at every iteration; here each manifest case is replayed
+-- with Lumen's own implementation of it and compared at every step, to 1e-5
 -- relative error (max |lumen - torch| / max |torch|). Learning rates are
--- compared to 1e-12 relative.
+-- compared to 1e-12 of the case's largest rate (torch's recursive get_lr
+-- against Lumen's closed forms: well inside the 1e-6 asked).
 local lm = require 'lumen'
 local json = require 'lumen.json'
 
@@ -64,6 +66,22 @@ local optimizers = {
     local o = optim.RMSprop(p)
     return o, optim.CyclicLR(o, {min = 1e-3, max = 1e-2, period = 5, mode = "sawtooth"})
   end,
+  adam_step_lr = function(p)
+    local o = optim.Adam(p, {lr = 0.05})
+    return o, optim.StepLR(o, {step_size = 6, gamma = 0.5})
+  end,
+  sgd_momentum_cosine = function(p)
+    local o = optim.SGD(p, {lr = 0.1, momentum = 0.9})
+    return o, optim.CosineAnnealingLR(o, {T_max = 12, eta_min = 0.005})
+  end,
+  adamw_linear_warmup = function(p)
+    local o = optim.AdamW(p, {lr = 0.02})
+    return o, optim.LinearLR(o, {start_factor = 0.25, total_iters = 8})
+  end,
+  sgd_multistep = function(p)
+    local o = optim.SGD(p, {lr = 0.2})
+    return o, optim.MultiStepLR(o, {milestones = {4, 9, 10, 20}, gamma = 0.5})
+  end,
 }
 
 -- a parameter without a gradient at the first steps: the same optimisers
@@ -78,6 +96,28 @@ local schedules = {
   clr_triangular_odd_period = {min = 0, max = 0.5, period = 7, mode = "triangular"},
   clr_triangular_decay = {min = 2e-3, max = 1e-2, period = 8, decay = 0.7},
   clr_sawtooth = {min = 1e-4, max = 3e-3, period = 6, mode = "sawtooth"},
+}
+
+-- torch.optim.lr_scheduler's schedules: the optimiser's rate when the
+-- schedule is made, and the schedule (the twins of the reference's calls)
+local lambdas = {
+  warmup_decay = function(t) return math.min(1.0, (t + 1) / 8) * 0.97 ^ t end,
+  inverse = function(t) return 1 / (1 + 0.1 * t) end,
+}
+local lr_schedules = {
+  step_lr = {0.1, function(o) return optim.StepLR(o, {step_size = 7, gamma = 0.5}) end},
+  step_lr_default_gamma = {1.0, function(o) return optim.StepLR(o, {step_size = 10}) end},
+  multistep_lr = {0.2, function(o) return optim.MultiStepLR(o, {milestones = {5, 12, 13, 30}, gamma = 0.5}) end},
+  multistep_lr_default_gamma = {0.05, function(o) return optim.MultiStepLR(o, {milestones = {10, 20}}) end},
+  exponential_lr = {0.1, function(o) return optim.ExponentialLR(o, {gamma = 0.9}) end},
+  cosine_lr = {0.1, function(o) return optim.CosineAnnealingLR(o, {T_max = 10}) end},
+  cosine_lr_eta_min = {0.05, function(o) return optim.CosineAnnealingLR(o, {T_max = 7, eta_min = 1e-3}) end},
+  linear_lr_defaults = {0.1, function(o) return optim.LinearLR(o) end},
+  linear_lr_decay = {0.3, function(o)
+    return optim.LinearLR(o, {start_factor = 1.0, end_factor = 0.1, total_iters = 12})
+  end},
+  lambda_lr_warmup_decay = {0.1, function(o) return optim.LambdaLR(o, {lr_lambda = lambdas.warmup_decay}) end},
+  lambda_lr_inverse = {0.5, function(o) return optim.LambdaLR(o, {lr_lambda = lambdas.inverse}) end},
 }
 
 local function check_lr(got, want, max_lr, what)
@@ -136,16 +176,37 @@ local function run_schedule_case(case)
   end
 end
 
+-- A schedule of torch.optim.lr_scheduler: the rate at every iteration,
+-- from step() and from lr_at(), and the iteration count.
+local function run_lr_schedule_case(case)
+  local s = lr_schedules[case.name]
+  if not s then error("no Lumen implementation of case '" .. case.name .. "'", 0) end
+  eq(s[1], case.lr, "the optimiser's rate when the schedule is made")
+  local opt = optim.SGD({lm.zeros(1):requires_grad(true)}, {lr = s[1]})
+  local sched = s[2](opt)
+  local max_lr = max_of(case.lrs)
+  truthy(case.steps >= 30, "at least 30 iterations")
+  for i = 0, case.steps - 1 do
+    eq(sched.iteration, i)
+    check_lr(opt:lr(), case.lrs[i + 1], max_lr, string.format("%s iteration %d", case.name, i))
+    check_lr(sched:lr_at(i), case.lrs[i + 1], max_lr, string.format("%s lr_at(%d)", case.name, i))
+    sched:step()
+  end
+end
+
 describe("optimisers against PyTorch", function()
   local checked = 0
   for _, case in ipairs(manifest) do
-    local label = case.kind == "schedule" and
-      string.format("%s (torch CyclicLR, %d iterations)", case.name, case.steps) or
+    local schedule = case.schedule and (case.schedule.torch or "CyclicLR")
+    local label = (case.kind == "schedule" or case.kind == "lr_schedule") and
+      string.format("%s (torch %s, %d iterations)", case.name, schedule, case.steps) or
       string.format("%s (torch.optim.%s%s, %d steps)", case.name, case.optimizer,
-        case.schedule and " + CyclicLR" or "", case.steps)
+        schedule and " + " .. schedule or "", case.steps)
     it(label, function()
       if case.kind == "schedule" then
         run_schedule_case(case)
+      elseif case.kind == "lr_schedule" then
+        run_lr_schedule_case(case)
       else
         truthy(case.steps >= 20, "at least 20 steps")
         local worst = run_optimizer_case(case)
@@ -158,7 +219,14 @@ describe("optimisers against PyTorch", function()
   end
 
   it("checked every case of the manifest", function()
-    truthy(#manifest >= 24, "the manifest lists the cases")
+    truthy(#manifest >= 39, "the manifest lists the cases")
+    local kinds = {}
+    for _, case in ipairs(manifest) do
+      if case.schedule and case.schedule.torch then kinds[case.schedule.torch] = true end
+    end
+    for _, name in ipairs{"StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LinearLR", "LambdaLR"} do
+      truthy(kinds[name], "a case of torch's " .. name)
+    end
     eq(checked, #manifest, "cases checked")
   end)
 end)

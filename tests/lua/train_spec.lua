@@ -83,6 +83,37 @@ describe("lm.train", function()
     os.execute("rm -rf " .. dir_a .. " " .. dir_b)
   end)
 
+  it("resumes a StepLR schedule at the rate of every iteration of an uninterrupted run", function()
+    local dir_a, dir_b = fresh_dir(), fresh_dir()
+    -- the rate of every training step (the loss is computed before the step that uses the rate)
+    local function run(seed, epochs, dir, resume)
+      local net, opt = setup(seed)
+      -- 16 iterations an epoch: the rate halves every 5 iterations, across epochs and the resume
+      local sched = lm.optim.StepLR(opt, {step_size = 5, gamma = 0.5})
+      local lrs = {}
+      local function loss(out, y)
+        lrs[#lrs + 1] = opt:lr()
+        return lm.nn.functional.mse(out, lm.data.one_hot(y, 2):float())
+      end
+      local h = lm.train{model = net, optimizer = opt, schedule = sched, epochs = epochs, train = train_set,
+        batch_size = 32, seed = 3, loss = loss, out = dir, resume = resume, quiet = true}
+      return lrs, h, net, sched
+    end
+    local lrs_a, ha, net_a, sched_a = run(3, 4, dir_a)
+    eq(#lrs_a, 64)
+    for i, lr in ipairs(lrs_a) do eq(lr, 0.01 * 0.5 ^ ((i - 1) // 5), "iteration " .. (i - 1)) end
+    local lrs_b = run(3, 2, dir_b)
+    local lrs_c, hc, net_c, sched_c = run(99, 4, dir_b, true) -- other weights: all from the checkpoint
+    eq(#lrs_b, 32)
+    eq(#lrs_c, 32)
+    table.move(lrs_c, 1, #lrs_c, #lrs_b + 1, lrs_b)
+    same(lrs_b, lrs_a)
+    eq(sched_c.iteration, sched_a.iteration)
+    same(losses(hc), losses(ha))
+    same(net_c[4].weight:totable(), net_a[4].weight:totable())
+    os.execute("rm -rf " .. dir_a .. " " .. dir_b)
+  end)
+
   it("stops on a NaN loss with a clear error and keeps the last checkpoint", function()
     local dir = fresh_dir()
     local net, opt = setup(1)

@@ -1,11 +1,14 @@
-"""PyTorch reference for tests/lua/torch_optim_spec.lua: optimisers and the
-cyclic learning rate.
+"""PyTorch reference for tests/lua/torch_optim_spec.lua: optimisers, the
+cyclic learning rate and torch.optim.lr_scheduler's closed-form schedules
+(StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR, LinearLR, LambdaLR).
 
 Every case starts from seeded float32 parameters (tensors of different
 shapes) and applies a fixed, pre-generated sequence of gradients (no loss:
 both sides see exactly the same gradients), with torch.optim. Schedule cases
-record torch.optim.lr_scheduler.CyclicLR's learning rate at every iteration;
-the combined cases drive an optimiser with the schedule.
+record torch.optim.lr_scheduler.CyclicLR's learning rate at every iteration,
+lr_schedule cases another scheduler's (torch's own recursive get_lr, stepped
+as a training loop steps it); the combined cases drive an optimiser with a
+schedule.
 
 Writes one safetensors file:
   <case>.init.<k>          parameter k before the first step
@@ -13,7 +16,10 @@ Writes one safetensors file:
   <case>.param.<s>.<k>     parameter k after step s
 and in __metadata__ "manifest": JSON {"cases": [{name, kind, optimizer,
 options, schedule, steps, nparams, lrs}, ...]}, where "lrs" is the
-learning rate used at each step (schedule cases: at iterations 0..steps-1).
+learning rate used at each step (schedule and lr_schedule cases: at
+iterations 0..steps-1). A schedule is CyclicLR's settings in Lumen's terms,
+or {"torch": scheduler name, "options": its options} (lr_schedule cases have
+"lr", the optimiser's rate when the scheduler is made, too).
 Usage: optim_reference.py OUT
 """
 import json
@@ -55,6 +61,14 @@ OPTIM_CASES = {
                             {"min": 0.01, "max": 0.1, "period": 6, "decay": 1, "mode": "triangular"}, 24),
     "rmsprop_cyclic_sawtooth": ("RMSprop", {"lr": 1.0},
                                 {"min": 1e-3, "max": 1e-2, "period": 5, "decay": 1, "mode": "sawtooth"}, 20),
+    # optimisers driven by torch's closed-form schedules (the lr is the base rate)
+    "adam_step_lr": ("Adam", {"lr": 0.05}, {"torch": "StepLR", "options": {"step_size": 6, "gamma": 0.5}}, 30),
+    "sgd_momentum_cosine": ("SGD", {"lr": 0.1, "momentum": 0.9},
+                            {"torch": "CosineAnnealingLR", "options": {"T_max": 12, "eta_min": 0.005}}, 32),
+    "adamw_linear_warmup": ("AdamW", {"lr": 0.02},
+                            {"torch": "LinearLR", "options": {"start_factor": 0.25, "total_iters": 8}}, 30),
+    "sgd_multistep": ("SGD", {"lr": 0.2},
+                      {"torch": "MultiStepLR", "options": {"milestones": [4, 9, 10, 20], "gamma": 0.5}}, 30),
 }
 
 # a parameter without a gradient at the first steps (a frozen layer unfrozen
@@ -79,6 +93,30 @@ SCHEDULE_CASES = {
 }
 CYCLES = 4
 
+# lr_lambda functions by name (the Lua spec has their twins)
+LAMBDAS = {
+    "warmup_decay": lambda t: min(1.0, (t + 1) / 8) * 0.97 ** t,
+    "inverse": lambda t: 1 / (1 + 0.1 * t),
+}
+
+# lr_schedule cases: name -> (the optimiser's lr, torch scheduler, its options, iterations)
+LR_SCHEDULE_CASES = {
+    "step_lr": (0.1, "StepLR", {"step_size": 7, "gamma": 0.5}, 40),
+    "step_lr_default_gamma": (1.0, "StepLR", {"step_size": 10}, 35),
+    # repeated decays, two at consecutive iterations, one past the others
+    "multistep_lr": (0.2, "MultiStepLR", {"milestones": [5, 12, 13, 30], "gamma": 0.5}, 40),
+    "multistep_lr_default_gamma": (0.05, "MultiStepLR", {"milestones": [10, 20]}, 30),
+    "exponential_lr": (0.1, "ExponentialLR", {"gamma": 0.9}, 40),
+    # past T_max: torch's recursive form goes back up along the cosine (three half periods and more)
+    "cosine_lr": (0.1, "CosineAnnealingLR", {"T_max": 10}, 45),
+    "cosine_lr_eta_min": (0.05, "CosineAnnealingLR", {"T_max": 7, "eta_min": 1e-3}, 40),
+    # past total_iters: the end factor
+    "linear_lr_defaults": (0.1, "LinearLR", {}, 30),
+    "linear_lr_decay": (0.3, "LinearLR", {"start_factor": 1.0, "end_factor": 0.1, "total_iters": 12}, 35),
+    "lambda_lr_warmup_decay": (0.1, "LambdaLR", {"lr_lambda": "warmup_decay"}, 40),
+    "lambda_lr_inverse": (0.5, "LambdaLR", {"lr_lambda": "inverse"}, 30),
+}
+
 
 def cyclic(opt, s):
     """torch's CyclicLR set up as Lumen's CyclicLR with these settings."""
@@ -96,6 +134,16 @@ def cyclic(opt, s):
     return torch.optim.lr_scheduler.CyclicLR(
         opt, base_lr=s["max"], max_lr=s["min"], step_size_up=period, step_size_down=0,
         mode="triangular", cycle_momentum=False)
+
+
+def make_schedule(opt, s):
+    """The scheduler of a case: CyclicLR's settings, or {torch, options}."""
+    if "torch" not in s:
+        return cyclic(opt, s)
+    options = dict(s["options"])
+    if "lr_lambda" in options:
+        options["lr_lambda"] = LAMBDAS[options["lr_lambda"]]
+    return getattr(torch.optim.lr_scheduler, s["torch"])(opt, **options)
 
 
 def main():
@@ -117,7 +165,7 @@ def main():
         for k, p in enumerate(params):
             tensors[f"{name}.init.{k + 1}"] = p.detach().clone()
         opt = getattr(torch.optim, kind)(params, **options)
-        sched = cyclic(opt, schedule) if schedule else None
+        sched = make_schedule(opt, schedule) if schedule else None
         lrs = []
         late, first_step = LATE_CASES.get(name, (None, None, None))[1:]
         for step in range(steps):
@@ -150,6 +198,18 @@ def main():
             opt.step()
             sched.step()
         manifest.append({"name": name, "kind": "schedule", "schedule": s, "steps": steps, "lrs": lrs})
+    for name, (lr, scheduler, options, steps) in LR_SCHEDULE_CASES.items():
+        p = torch.zeros(1, requires_grad=True)
+        opt = torch.optim.SGD([p], lr=lr)
+        schedule = {"torch": scheduler, "options": options}
+        sched = make_schedule(opt, schedule)
+        lrs = []
+        for _ in range(steps):
+            lrs.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        manifest.append({"name": name, "kind": "lr_schedule", "lr": lr, "schedule": schedule, "steps": steps,
+                         "lrs": lrs})
     save(sys.argv[1], tensors, {"manifest": json.dumps({"torch": torch.__version__, "cases": manifest})})
 
 

@@ -1,8 +1,10 @@
 -- lm.optim: optimisers (each update one fused C loop per parameter), cyclic
--- learning rates and early stopping. An optimiser's state is plain tensors
+-- learning rates, torch's closed-form schedules (lumen.optim.schedules) and
+-- early stopping. An optimiser's state is plain tensors
 -- and numbers: state_dict() / load_state_dict() checkpoint it.
 local lm = require 'lumen'
 local checks = require 'lumen.nn.checks'
+local schedules = require 'lumen.optim.schedules'
 
 local optim = {}
 
@@ -72,7 +74,7 @@ local function init_state(o)
   return o
 end
 
---- The learning rate in use (CyclicLR sets it).
+--- The learning rate in use (a schedule sets it).
 function Optimizer:lr() return self.settings.lr end
 function Optimizer:set_lr(lr) self.settings.lr = lr end
 
@@ -265,9 +267,7 @@ end
 
 --- The learning rate at a 0-based iteration (a pure function of it).
 function CyclicLR:lr_at(iteration)
-  if type(iteration) ~= "number" or not math.tointeger(iteration) or iteration < 0 then
-    error("schedule:lr_at: iteration must be an integer >= 0, got " .. checks.shown(iteration), 2)
-  end
+  iteration = schedules.iteration(iteration, 2)
   local cycle = iteration // self.period
   local x = (iteration % self.period) / self.period -- position in the cycle, [0, 1)
   local peak = self.min + (self.max - self.min) * self.decay ^ cycle
@@ -279,18 +279,65 @@ end
 --- Advances one iteration and sets the optimiser's lr; returns true at the
 --- end of a cycle (when validation should run).
 function CyclicLR:step()
-  -- a replay runs only the graph's kernels and the optimisers' host steps:
-  -- a schedule stepped inside the captured function would stay at one rate
-  if lm.cuda.capturing() then
-    error("CyclicLR: step the schedule outside the function a CUDA graph captures (before each replay, "
-      .. "as lm.train does): a replay does not run it", 2)
-  end
+  schedules.refuse_in_capture("CyclicLR", 2)
   self.iteration = self.iteration + 1
   self.opt:set_lr(self:lr_at(self.iteration))
   return self.iteration % self.period == 0
 end
 
 function CyclicLR:cycle() return self.iteration // self.period end
+
+-- ---- torch's schedules (lumen.optim.schedules) ----------------------------------------------------
+-- Each is a closed form of the iteration with torch.optim.lr_scheduler's
+-- semantics; the base rate is the optimiser's rate when the schedule is made
+-- (torch's initial_lr). The optimiser's rate is set at construction and by
+-- every s:step(); s:lr_at(i) is the rate at iteration i; s.iteration counts
+-- the steps. lm.train steps a schedule every iteration (every batch), so
+-- step_size, milestones, T_max and total_iters count iterations there: an
+-- epoch is #loader iterations (step_size = 30 * #loader for torch's 30
+-- epochs).
+
+--- torch's StepLR: lr = base * gamma^(iteration // step_size).
+function optim.StepLR(opt, options)
+  local s = schedules.new("StepLR", opt, options)
+  return s
+end
+
+--- torch's MultiStepLR: lr = base * gamma^(the number of milestones <= iteration);
+--- milestones a list of increasing positive integers.
+function optim.MultiStepLR(opt, options)
+  local s = schedules.new("MultiStepLR", opt, options)
+  return s
+end
+
+--- torch's ExponentialLR: lr = base * gamma^iteration.
+function optim.ExponentialLR(opt, options)
+  local s = schedules.new("ExponentialLR", opt, options)
+  return s
+end
+
+--- torch's CosineAnnealingLR: lr = eta_min + (base - eta_min) (1 + cos(pi t / T_max)) / 2
+--- at iteration t; past T_max it goes on along the cosine (back up to base at
+--- 2 T_max), as torch's recursive form does.
+function optim.CosineAnnealingLR(opt, options)
+  local s = schedules.new("CosineAnnealingLR", opt, options)
+  return s
+end
+
+--- torch's LinearLR: the factor of the base rate goes linearly from
+--- start_factor (in (0, 1]) to end_factor (in [0, 1]) over total_iters
+--- iterations and stays at end_factor after.
+function optim.LinearLR(opt, options)
+  local s = schedules.new("LinearLR", opt, options)
+  return s
+end
+
+--- torch's LambdaLR: lr = base * lr_lambda(iteration); lr_lambda must return
+--- a finite number (an error names the iteration where it does not).
+function optim.LambdaLR(opt, options)
+  local s = schedules.new("LambdaLR", opt, options)
+  return s
+end
 
 -- ---- early stopping -----------------------------------------------------------------------------------
 
