@@ -12,18 +12,26 @@ local lm = require 'lumen'
 local F = require 'lumen.nn.functional'
 local Module = require 'lumen.nn.module'
 local checks = require 'lumen.nn.checks'
+local initializers = require 'lumen.nn.initializers'
 
 local nn = {Module = Module, functional = F}
 
-local function uniform(shape, bound)
-  return lm.rand(shape) * (2 * bound) - bound
+-- the weight of a layer with torch.nn.init's initialisers (lm.nn.init: one
+-- definition of the fans and bounds): glorot is xavier_uniform_, he is
+-- kaiming_uniform_ for ReLU (sqrt(6 / fan_in)), pytorch is torch's own
+-- kaiming_uniform_ with a = sqrt(5) (1 / sqrt(fan_in))
+local function init_weight(shape, scheme)
+  local w = lm.zeros(shape)
+  if scheme == "glorot" then return initializers.xavier_uniform_(w) end
+  if scheme == "he" then return initializers.kaiming_uniform_(w, {nonlinearity = "relu"}) end
+  if scheme == "pytorch" then return initializers.kaiming_uniform_(w, math.sqrt(5)) end
+  error("unknown init '" .. tostring(scheme) .. "' (glorot, he or pytorch)", 3)
 end
 
-local function init_weight(shape, fan_in, fan_out, scheme)
-  if scheme == "glorot" then return uniform(shape, math.sqrt(6 / (fan_in + fan_out))) end
-  if scheme == "he" then return uniform(shape, math.sqrt(6 / fan_in)) end
-  if scheme == "pytorch" then return uniform(shape, 1 / math.sqrt(fan_in)) end
-  error("unknown init '" .. tostring(scheme) .. "' (glorot, he or pytorch)", 3)
+-- torch's bias for its default init: U(-1 / sqrt(fan_in), 1 / sqrt(fan_in))
+local function pytorch_bias(weight)
+  local bound = 1 / math.sqrt((initializers._fans(weight)))
+  return initializers.uniform_(lm.zeros(weight:size(1)), -bound, bound)
 end
 
 local check_size = checks.size
@@ -166,10 +174,9 @@ function nn.Linear:init(inputs, outputs, opts)
   opts = checks.opts(opts, "nn.Linear", {init = true, bias = true})
   self.inputs, self.outputs = inputs, outputs
   local scheme = opts.init or "glorot"
-  self:param("weight", init_weight({outputs, inputs}, inputs, outputs, scheme))
+  self:param("weight", init_weight({outputs, inputs}, scheme))
   if checks.flag(opts.bias, true, "bias", "nn.Linear") then
-    self:param("bias", scheme == "pytorch" and uniform({outputs}, 1 / math.sqrt(inputs))
-      or lm.zeros(outputs))
+    self:param("bias", scheme == "pytorch" and pytorch_bias(self.weight) or lm.zeros(outputs))
   end
 end
 
@@ -213,13 +220,10 @@ function nn.Conv2d:init(inputs, outputs, kernel, opts)
   self.inputs, self.outputs, self.kernel = inputs, outputs, kernel
   check_size(opts.stride or 1, "stride (one for both dimensions)", "nn.Conv2d")
   self.stride, self.padding = opts.stride or 1, conv_padding(opts.padding, kernel, opts.stride or 1)
-  local fan_in = inputs * kernel * kernel
   local scheme = opts.init or "he"
-  self:param("weight", init_weight({outputs, inputs, kernel, kernel}, fan_in,
-    outputs * kernel * kernel, scheme))
+  self:param("weight", init_weight({outputs, inputs, kernel, kernel}, scheme))
   if checks.flag(opts.bias, true, "bias", "nn.Conv2d") then
-    self:param("bias", scheme == "pytorch" and uniform({outputs}, 1 / math.sqrt(fan_in))
-      or lm.zeros(outputs))
+    self:param("bias", scheme == "pytorch" and pytorch_bias(self.weight) or lm.zeros(outputs))
   end
 end
 
@@ -345,5 +349,6 @@ require('lumen.nn.transformer_layers')(nn)
 require('lumen.nn.containers')(nn)
 require('lumen.nn.losses')(nn)
 nn.utils = require('lumen.nn.utils')
+nn.init = initializers
 
 return nn
