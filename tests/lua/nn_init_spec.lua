@@ -1,7 +1,8 @@
 -- lm.nn.init without torch: the fills, eye_, in-place writes to parameters,
 -- seeded reproducibility, the layers' initialisation through it, and
 -- argument errors (exact messages, at the caller's line). The draws against
--- torch's bounds and gains are tests/lua/torch_init_spec.lua's.
+-- torch's bounds and gains are tests/lua/torch_init_spec.lua's, the GPU's
+-- tests/gpu/init_spec.lua's.
 local lm = require 'lumen'
 
 local I = lm.nn.init
@@ -174,21 +175,5 @@ describe("lm.nn.init", function()
       local entry = help.entry("lm.nn.init." .. name)
       truthy(entry and entry:find("lm.nn.init." .. name, 1, true), name .. " has an entry")
     end
-  end)
-end)
-
-describe("lm.nn.init on the GPU", function()
-  it("initialises a CUDA tensor on the device", function()
-    if not lm.cuda.available() then skip("no GPU: " .. lm.cuda.status()) end
-    for _, f in ipairs{I.uniform_, I.normal_, I.xavier_uniform_, I.kaiming_normal_, I.trunc_normal_, I.eye_,
-      I.ones_} do
-      local t = lm.zeros(64, 32, "cuda")
-      eq(f(t), t)
-      eq(t:device(), "cuda")
-    end
-    local e = I.eye_(lm.full({5, 3}, 2, "cuda")):to("cpu")
-    same(e:totable(), {{1, 0, 0}, {0, 1, 0}, {0, 0, 1}, {0, 0, 0}, {0, 0, 0}})
-    local tn = I.trunc_normal_(lm.zeros(200, 100, "cuda"), {a = -1, b = 1}):to("cpu")
-    truthy(tn:min():item() >= -1 and tn:max():item() <= 1, "inside [-1, 1]")
   end)
 end)

@@ -121,6 +121,16 @@ describe("lm.nn.init against torch.nn.init " .. ref.torch, function()
     truthy(#ref.cases >= 20, "the reference's cases")
   end)
 
+  -- (beyond 0.999, 3.3 std out, the float32 log of 1 - x^2 costs a few 1e-6)
+  it("trunc_normal_'s erfinv is torch.erfinv's to 1e-6 in [-0.999, 0.999], 1e-5 beyond", function()
+    local x, want = lm.tensor(ref.erfinv.x), lm.tensor(ref.erfinv.y)
+    truthy(x:numel() > 2000, "points")
+    local rel = (I._erfinv(x) - want):abs() / want:abs():clamp(1e-3)
+    local inner = rel:narrow(1, 1, 2001):max():item()
+    truthy(inner < 1e-6, "largest relative difference in [-0.999, 0.999] " .. inner)
+    truthy(rel:max():item() < 1e-5, "largest relative difference " .. rel:max():item())
+  end)
+
   it("calculate_gain gives torch's values exactly", function()
     truthy(#ref.gains >= 15, "the reference's gains")
     for _, g in ipairs(ref.gains) do

@@ -9,10 +9,11 @@ re-derived here. Also recorded: fan_in and fan_out
 (_calculate_fan_in_and_fan_out) and the gain (calculate_gain) where the
 function uses them; for trunc_normal_ the standard deviation of the
 truncated distribution (closed form, checked against torch's own draws).
-GAINS: calculate_gain for each (nonlinearity, param).
+GAINS: calculate_gain for each (nonlinearity, param). ERFINV: torch.erfinv
+(trunc_normal_'s inverse CDF) at float32 points of (-1, 1).
 Writes JSON {"torch": version, "cases": [{name, fn, shape, draw ("uniform" |
 "normal" | "trunc_normal"), lo, hi, mean, std, fan_in, fan_out, gain, a,
-b}], "gains": [{nonlinearity, param, gain}]}.
+b}], "gains": [{nonlinearity, param, gain}], "erfinv": {x, y}}.
 Usage: init_reference.py OUT
 """
 import json
@@ -124,8 +125,10 @@ def main():
     torch.manual_seed(0)
     cases = [run_case(*c) for c in CASES]
     gains = [{"nonlinearity": n, "param": p, "gain": init.calculate_gain(n, p)} for n, p in GAINS]
+    x = torch.cat([torch.linspace(-0.999, 0.999, 2001), torch.tensor([-0.9999999, 0.9999, 0.99999, 0.999999])])
+    erfinv = {"x": x.tolist(), "y": torch.erfinv(x).tolist()}
     with open(sys.argv[1], "w") as f:
-        json.dump({"torch": torch.__version__, "cases": cases, "gains": gains}, f)
+        json.dump({"torch": torch.__version__, "cases": cases, "gains": gains, "erfinv": erfinv}, f)
 
 
 if __name__ == "__main__":

@@ -323,5 +323,6 @@ function init.trunc_normal_(t, mean, ...)
 end
 
 init._fans = fans
+init._erfinv = erfinv
 
 return init
