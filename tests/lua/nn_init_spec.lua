@@ -96,6 +96,14 @@ describe("lm.nn.init", function()
       local b = I.uniform_(lm.zeros(30), -1 / math.sqrt(50), 1 / math.sqrt(50))
       eq((torch_like.weight:detach() - w):abs():max():item(), 0)
       eq((torch_like.bias:detach() - b):abs():max():item(), 0)
+      -- nn.MultiheadAttention's in_proj_weight: torch's xavier_uniform_ of [3 E, E], as before it
+      for _, e in ipairs{8, 64, 96} do
+        lm.manual_seed(5)
+        local attention = lm.nn.MultiheadAttention(e, 4)
+        lm.manual_seed(5)
+        local bound = math.sqrt(6 / (4 * e))
+        eq((attention.in_proj_weight:detach() - (lm.rand(3 * e, e) * (2 * bound) - bound)):abs():max():item(), 0)
+      end
     end)
 
   it("trunc_normal_ keeps every value in [a, b], also where a bound is many std away", function()

@@ -107,8 +107,7 @@ return function(nn)
     self.batch_first = checks.flag(opts.batch_first, true, "batch_first", "nn.MultiheadAttention")
     self.dropout = opts.dropout or 0
     check_p(self.dropout, "nn.MultiheadAttention")
-    local a = math.sqrt(6 / (embed_dim + 3 * embed_dim))
-    self:param("in_proj_weight", lm.rand(3 * embed_dim, embed_dim) * (2 * a) - a)
+    self:param("in_proj_weight", nn.init.xavier_uniform_(lm.zeros(3 * embed_dim, embed_dim)))
     local bias = checks.flag(opts.bias, true, "bias", "nn.MultiheadAttention")
     if bias then self:param("in_proj_bias", lm.zeros(3 * embed_dim)) end
     local out_proj = self:child("out_proj", nn.Linear(embed_dim, embed_dim, {init = "pytorch", bias = bias}))
