@@ -73,14 +73,16 @@ static inline float lm_fast_expf(float x) {
 }
 
 /* expm1(x) = 2^n (1 + q) - 1 = (2^n - 1) + 2^n q, exact for n = 0; where 2^n
- * itself would overflow (n = 128), 2^n (1 + q) - 1 as exp forms it */
+ * itself would overflow (n = 128), 2^n (1 + q) - 1 as exp forms it. The
+ * result takes x's sign, which expm1's always has: -0 gives -0 (the sum
+ * would give +0), as glibc and torch. */
 static inline float lm_fast_expm1f(float x) {
     float n, r, first, second;
     lm_exp_reduce(x, &n, &r);
     lm_pow2_halves(n, &first, &second);
     float q = lm_expm1_reduced(r), scale = first * second;
     float near = (scale - 1.0f) + scale * q, far = (first + first * q) * second - 1.0f;
-    return n > 127.0f ? far : near;
+    return copysignf(n > 127.0f ? far : near, x);
 }
 
 /* erf(x), branch-free: for |x| < 1 the odd series x P(x^2), for 1 <= |x|

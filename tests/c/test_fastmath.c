@@ -43,7 +43,8 @@ static void test_expm1_accuracy(void) {
     CHECK(worst < 5e-7);
     /* tiny arguments keep their relative precision (no cancellation) */
     CHECK_NEAR(lm_fast_expm1f(1e-6f) / 1e-6, 1.0000005, 1e-6);
-    CHECK(lm_fast_expm1f(0) == 0);
+    CHECK(lm_fast_expm1f(0) == 0 && !signbit(lm_fast_expm1f(0)));
+    CHECK(lm_fast_expm1f(-0.0f) == 0 && signbit(lm_fast_expm1f(-0.0f))); /* -0 stays -0, as glibc */
     CHECK(lm_fast_expm1f(-200) == -1.0f && lm_fast_expm1f(-INFINITY) == -1.0f);
     CHECK(isinf(lm_fast_expm1f(200)));
 }
