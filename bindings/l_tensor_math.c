@@ -49,9 +49,20 @@ BINARY_METHOD(t_gt, LM_GT)
 BINARY_METHOD(t_ge, LM_GE)
 
 static int unary(lua_State *L, lm_unary_op op, double p0, double p1) {
+    if (!l_test_tensor(L, 1)) /* the method's name, then l_check_tensor's words */
+        return luaL_error(L, "%s: bad argument #1: expected a tensor, got %s", lm_unary_name(op),
+                          luaL_typename(L, 1));
     lm_tensor *t = l_check_tensor(L, 1);
     l_check(L, lm_ag_unary(l_push_slot(L), op, t, p0, p1));
     return 1;
+}
+
+/* An optional number argument of a method, named in the error. */
+static double opt_number(lua_State *L, int arg, const char *fn, const char *what, double def) {
+    if (lua_isnoneornil(L, arg)) return def;
+    if (lua_type(L, arg) != LUA_TNUMBER)
+        luaL_error(L, "%s: %s must be a number, got %s", fn, what, luaL_typename(L, arg));
+    return lua_tonumber(L, arg);
 }
 
 #define UNARY_METHOD(fn, op)                                                                       \
@@ -68,9 +79,29 @@ UNARY_METHOD(t_tanh, LM_TANH)
 UNARY_METHOD(t_sigmoid, LM_SIGMOID)
 UNARY_METHOD(t_relu, LM_RELU)
 UNARY_METHOD(t_round_bfloat16, LM_ROUND_BF16)
+UNARY_METHOD(t_floor, LM_FLOOR)
+UNARY_METHOD(t_ceil, LM_CEIL)
+UNARY_METHOD(t_round, LM_ROUND)
+UNARY_METHOD(t_trunc, LM_TRUNC)
+UNARY_METHOD(t_log1p, LM_LOG1P)
+UNARY_METHOD(t_expm1, LM_EXPM1)
+UNARY_METHOD(t_log2, LM_LOG2)
+UNARY_METHOD(t_log10, LM_LOG10)
+UNARY_METHOD(t_reciprocal, LM_RECIPROCAL)
+UNARY_METHOD(t_rsqrt, LM_RSQRT)
+UNARY_METHOD(t_square, LM_SQUARE)
+UNARY_METHOD(t_erf, LM_ERF)
+UNARY_METHOD(t_isnan, LM_ISNAN)
+UNARY_METHOD(t_isinf, LM_ISINF)
+UNARY_METHOD(t_isfinite, LM_ISFINITE)
 
 static int t_elu(lua_State *L) {
     return unary(L, LM_ELU, luaL_optnumber(L, 2, 1.0), 0);
+}
+
+/* x:leaky_relu([negative_slope]): torch's default slope 0.01. */
+static int t_leaky_relu(lua_State *L) {
+    return unary(L, LM_LEAKY_RELU, opt_number(L, 2, "leaky_relu", "negative_slope", 0.01), 0);
 }
 
 /* x:gelu([approximate]): 'none' (exact, erf) or 'tanh', PyTorch's names. */
@@ -197,8 +228,24 @@ static const luaL_Reg math_methods[] = {{"add", t_add},
                                         {"sigmoid", t_sigmoid},
                                         {"relu", t_relu},
                                         {"elu", t_elu},
+                                        {"leaky_relu", t_leaky_relu},
                                         {"gelu", t_gelu},
                                         {"clamp", t_clamp},
+                                        {"floor", t_floor},
+                                        {"ceil", t_ceil},
+                                        {"round", t_round},
+                                        {"trunc", t_trunc},
+                                        {"log1p", t_log1p},
+                                        {"expm1", t_expm1},
+                                        {"log2", t_log2},
+                                        {"log10", t_log10},
+                                        {"reciprocal", t_reciprocal},
+                                        {"rsqrt", t_rsqrt},
+                                        {"square", t_square},
+                                        {"erf", t_erf},
+                                        {"isnan", t_isnan},
+                                        {"isinf", t_isinf},
+                                        {"isfinite", t_isfinite},
                                         {"sum", t_sum},
                                         {"mean", t_mean},
                                         {"max", t_max},

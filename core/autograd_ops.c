@@ -5,6 +5,7 @@
 
 #include "autograd_rules.h"
 #include "lm_ops.h"
+#include "lm_scalar_ops.h"
 
 static void save_shape(lm_node *n, const lm_tensor *t) {
     n->ndim = t->ndim;
@@ -39,7 +40,7 @@ lm_status lm_sum_to_shape(lm_tensor **out, lm_tensor *grad, int ndim, const int6
 
 lm_status lm_ag_unary(lm_tensor **out, lm_unary_op op, lm_tensor *x, double p0, double p1) {
     LM_TRY(lm_unary(out, op, x, p0, p1));
-    if (!lm_any_requires_grad(1, &x)) return LM_OK;
+    if (lm_unary_is_predicate(op) || !lm_any_requires_grad(1, &x)) return LM_OK;
     lm_node *node;
     LM_TRY(lm_node_record(&node, out, lm_unary_name(op), lm_rule_unary, 1, &x));
     node->iparams[0] = op;

@@ -25,6 +25,13 @@ int lm_unary_grad_saves(lm_unary_op op, double p0) {
     case LM_NEG:
     case LM_SIGN:
     case LM_ROUND_BF16:
+    case LM_FLOOR:
+    case LM_CEIL:
+    case LM_ROUND:
+    case LM_TRUNC:
+    case LM_ISNAN:
+    case LM_ISINF:
+    case LM_ISFINITE:
         return 0;
     case LM_POW_SCALAR: /* x^0 has gradient 0: nothing to keep */
         return p0 == 0 ? 0 : LM_UNARY_SAVES_X;
@@ -33,6 +40,8 @@ int lm_unary_grad_saves(lm_unary_op op, double p0) {
     case LM_TANH:
     case LM_SIGMOID:
     case LM_RECIPROCAL:
+    case LM_EXPM1:
+    case LM_RSQRT:
         return LM_UNARY_SAVES_Y;
     case LM_LOG:
     case LM_ABS:
@@ -41,6 +50,11 @@ int lm_unary_grad_saves(lm_unary_op op, double p0) {
     case LM_SQUARE:
     case LM_GELU:
     case LM_GELU_TANH:
+    case LM_LEAKY_RELU:
+    case LM_LOG1P:
+    case LM_LOG2:
+    case LM_LOG10:
+    case LM_ERF:
         return LM_UNARY_SAVES_X;
     case LM_RPOW_SCALAR: /* x only for the zero gradient of 0^x at x >= 0 */
         return p0 == 0 ? LM_UNARY_SAVES_X | LM_UNARY_SAVES_Y : LM_UNARY_SAVES_Y;
@@ -179,6 +193,43 @@ lm_status lm_rule_unary_composite(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     }
     case LM_ROUND_BF16: /* passes the gradient through, as torch's casts do */
         d = sc_binary_scalar(&sc, LM_MUL, g, 1);
+        break;
+    case LM_LEAKY_RELU: { /* 1 where x > 0, else negative_slope (also at 0, as torch) */
+        lm_tensor *pos = sc_binary_scalar(&sc, LM_GT, x, 0);
+        lm_tensor *neg = sc_scalar_binary(&sc, LM_SUB, 1, pos);
+        lm_tensor *slope = sc_binary(&sc, LM_ADD, pos, sc_binary_scalar(&sc, LM_MUL, neg, p0));
+        d = sc_binary(&sc, LM_MUL, g, slope);
+        break;
+    }
+    case LM_FLOOR: /* piecewise constant: zero, as torch */
+    case LM_CEIL:
+    case LM_ROUND:
+    case LM_TRUNC:
+    case LM_ISNAN: /* never recorded (lm_unary_is_predicate) */
+    case LM_ISINF:
+    case LM_ISFINITE:
+        d = sc_zeros_like(&sc, g);
+        break;
+    case LM_LOG1P: /* 1 / (1 + x) */
+        d = sc_binary(&sc, LM_DIV, g, sc_binary_scalar(&sc, LM_ADD, x, 1));
+        break;
+    case LM_EXPM1: /* e^x = y + 1 */
+        d = sc_binary(&sc, LM_MUL, g, sc_binary_scalar(&sc, LM_ADD, y, 1));
+        break;
+    case LM_LOG2: /* 1 / (x ln 2) */
+        d = sc_binary(&sc, LM_DIV, g, sc_binary_scalar(&sc, LM_MUL, x, log(2.0)));
+        break;
+    case LM_LOG10: /* 1 / (x ln 10) */
+        d = sc_binary(&sc, LM_DIV, g, sc_binary_scalar(&sc, LM_MUL, x, log(10.0)));
+        break;
+    case LM_RSQRT: /* -1/2 x^(-3/2) = -y^3 / 2 */
+        d = sc_binary(&sc, LM_MUL, y, sc_unary(&sc, LM_SQUARE, y, 0, 0));
+        d = sc_binary(&sc, LM_MUL, g, sc_binary_scalar(&sc, LM_MUL, d, -0.5));
+        break;
+    case LM_ERF: /* 2 / sqrt(pi) e^(-x^2) */
+        d = sc_unary(&sc, LM_EXP, sc_unary(&sc, LM_NEG, sc_unary(&sc, LM_SQUARE, x, 0, 0), 0, 0), 0,
+                     0);
+        d = sc_binary(&sc, LM_MUL, g, sc_binary_scalar(&sc, LM_MUL, d, LM_ERF_SLOPE0));
         break;
     case LM_UNARY_COUNT:
         break; /* no default: -Wswitch lists an op added without its rule */

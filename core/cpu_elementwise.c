@@ -136,6 +136,20 @@ static void unary_row_f32(lm_unary_op op, int64_t n, float *o, int64_t so, const
         UNARY_CASE(LM_GELU);
         UNARY_CASE(LM_GELU_TANH);
         UNARY_CASE(LM_ROUND_BF16);
+        UNARY_CASE(LM_LEAKY_RELU);
+        UNARY_CASE(LM_FLOOR);
+        UNARY_CASE(LM_CEIL);
+        UNARY_CASE(LM_ROUND);
+        UNARY_CASE(LM_TRUNC);
+        UNARY_CASE(LM_LOG1P);
+        UNARY_CASE(LM_EXPM1);
+        UNARY_CASE(LM_LOG2);
+        UNARY_CASE(LM_LOG10);
+        UNARY_CASE(LM_RSQRT);
+        UNARY_CASE(LM_ERF);
+        UNARY_CASE(LM_ISNAN);
+        UNARY_CASE(LM_ISINF);
+        UNARY_CASE(LM_ISFINITE);
     case LM_UNARY_COUNT:
         break; /* refused by lm_cpu_unary */
     }
@@ -326,6 +340,7 @@ static void unary_backward_range(void *ctx, int64_t begin, int64_t end) {
             GRAD_CASE(LM_EXP);
             GRAD_CASE(LM_GELU);
             GRAD_CASE(LM_GELU_TANH);
+            GRAD_CASE(LM_LEAKY_RELU);
         /* no fused gradient: refused by lm_cpu_unary_backward. Named one by
          * one, so -Wswitch reports a fused op added without its loop here */
         case LM_NEG:
@@ -339,6 +354,19 @@ static void unary_backward_range(void *ctx, int64_t begin, int64_t end) {
         case LM_SQUARE:
         case LM_RECIPROCAL:
         case LM_ROUND_BF16:
+        case LM_FLOOR:
+        case LM_CEIL:
+        case LM_ROUND:
+        case LM_TRUNC:
+        case LM_LOG1P:
+        case LM_EXPM1:
+        case LM_LOG2:
+        case LM_LOG10:
+        case LM_RSQRT:
+        case LM_ERF:
+        case LM_ISNAN:
+        case LM_ISINF:
+        case LM_ISFINITE:
         case LM_UNARY_COUNT:
             break;
         }

@@ -35,6 +35,20 @@ typedef enum lm_unary_op {
     LM_GELU,       /* x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), exact */
     LM_GELU_TANH,  /* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), PyTorch's 'tanh' form */
     LM_ROUND_BF16, /* the nearest bfloat16, kept in float32 (ties to even): autocast's operands */
+    LM_LEAKY_RELU, /* p0 = negative_slope */
+    LM_FLOOR,
+    LM_CEIL,
+    LM_ROUND, /* half to even, as torch.round */
+    LM_TRUNC,
+    LM_LOG1P,
+    LM_EXPM1,
+    LM_LOG2,
+    LM_LOG10,
+    LM_RSQRT,
+    LM_ERF,
+    LM_ISNAN,    /* 1 where true, 0 where false (float32), as the comparisons */
+    LM_ISINF,    /* +-inf */
+    LM_ISFINITE, /* neither inf nor NaN */
     LM_UNARY_COUNT
 } lm_unary_op;
 
@@ -135,7 +149,8 @@ typedef struct lm_backend {
                                bool scalar_first);
     /* The gradient of a unary op in one pass: gx = g * f'(x), with the
      * derivative written from x and y = f(x) (the ops lm_unary_has_fused_grad
-     * names in lm_scalar_ops.h: ELU, SIGMOID, TANH, RELU, EXP, GELU, GELU_TANH);
+     * names in lm_scalar_ops.h: ELU, SIGMOID, TANH, RELU, EXP, GELU, GELU_TANH,
+     * LEAKY_RELU);
      * all four tensors have the same shape. */
     lm_status (*unary_backward)(lm_unary_op op, lm_tensor *gx, const lm_tensor *g,
                                 const lm_tensor *x, const lm_tensor *y, double p0);

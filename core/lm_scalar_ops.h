@@ -82,6 +82,9 @@ LM_HOST_DEVICE static inline float lm_tanhf(float x) {
 #define LM_GELU_TANH_BETA 0.79788456080286535588
 #define LM_GELU_TANH_KAPPA 0.044715
 
+/* erf's derivative at 0, 2 / sqrt(pi) */
+#define LM_ERF_SLOPE0 1.12837916709551257390
+
 /* GELU's two forms and their derivatives, written from x alone:
  *   exact: y = x Phi(x),  dy/dx = Phi(x) + x phi(x)
  *   tanh:  y = 0.5 x (1 + t), t = tanh(u), u = beta (x + kappa x^3),
@@ -174,10 +177,44 @@ LM_HOST_DEVICE static inline float lm_unary_f32(lm_unary_op op, float x, float p
         return lm_gelu_tanh_f32(x);
     case LM_ROUND_BF16:
         return lm_round_bf16_f32(x);
+    case LM_LEAKY_RELU: /* NaN * slope stays NaN, -0 stays -0, as torch */
+        return x > 0 ? x : x * p0;
+    case LM_FLOOR:
+        return floorf(x);
+    case LM_CEIL:
+        return ceilf(x);
+    case LM_ROUND: /* to nearest, ties to even (the default rounding mode) */
+        return rintf(x);
+    case LM_TRUNC:
+        return truncf(x);
+    case LM_LOG1P:
+        return log1pf(x);
+    case LM_EXPM1:
+        return lm_expm1f(x);
+    case LM_LOG2:
+        return log2f(x);
+    case LM_LOG10:
+        return log10f(x);
+    case LM_RSQRT: /* correctly rounded sqrt, then the division: not CUDA's approximate rsqrtf */
+        return 1.0f / sqrtf(x);
+    case LM_ERF:
+        return lm_erff(x);
+    case LM_ISNAN:
+        return (float)(x != x);
+    case LM_ISINF:
+        return (float)(fabsf(x) == INFINITY);
+    case LM_ISFINITE:
+        return (float)(fabsf(x) < INFINITY);
     case LM_UNARY_COUNT:
         break;
     }
     return NAN;
+}
+
+/* Ops whose result is a predicate (1 or 0, as the comparisons): not
+ * differentiable, so recorded on no tape. */
+LM_HOST_DEVICE static inline bool lm_unary_is_predicate(lm_unary_op op) {
+    return op == LM_ISNAN || op == LM_ISINF || op == LM_ISFINITE;
 }
 
 /* Ops whose gradient has a fused kernel on every backend (one pass over g,
@@ -193,6 +230,7 @@ LM_HOST_DEVICE static inline bool lm_unary_has_fused_grad(lm_unary_op op) {
     case LM_ELU:
     case LM_GELU:
     case LM_GELU_TANH:
+    case LM_LEAKY_RELU:
         return true;
     case LM_NEG:
     case LM_LOG:
@@ -205,6 +243,19 @@ LM_HOST_DEVICE static inline bool lm_unary_has_fused_grad(lm_unary_op op) {
     case LM_SQUARE:
     case LM_RECIPROCAL:
     case LM_ROUND_BF16:
+    case LM_FLOOR:
+    case LM_CEIL:
+    case LM_ROUND:
+    case LM_TRUNC:
+    case LM_LOG1P:
+    case LM_EXPM1:
+    case LM_LOG2:
+    case LM_LOG10:
+    case LM_RSQRT:
+    case LM_ERF:
+    case LM_ISNAN:
+    case LM_ISINF:
+    case LM_ISFINITE:
     case LM_UNARY_COUNT:
         return false;
     }
@@ -231,6 +282,8 @@ LM_HOST_DEVICE static inline float lm_unary_grad_f32(lm_unary_op op, float g, fl
         return g * lm_gelu_grad_f32(x);
     case LM_GELU_TANH:
         return g * lm_gelu_tanh_grad_f32(x);
+    case LM_LEAKY_RELU: /* the slope at 0, as torch */
+        return x > 0 ? g : g * p0;
     case LM_NEG:
     case LM_LOG:
     case LM_SQRT:
@@ -242,6 +295,19 @@ LM_HOST_DEVICE static inline float lm_unary_grad_f32(lm_unary_op op, float g, fl
     case LM_SQUARE:
     case LM_RECIPROCAL:
     case LM_ROUND_BF16:
+    case LM_FLOOR:
+    case LM_CEIL:
+    case LM_ROUND:
+    case LM_TRUNC:
+    case LM_LOG1P:
+    case LM_EXPM1:
+    case LM_LOG2:
+    case LM_LOG10:
+    case LM_RSQRT:
+    case LM_ERF:
+    case LM_ISNAN:
+    case LM_ISINF:
+    case LM_ISFINITE:
     case LM_UNARY_COUNT:
         break;
     }
@@ -324,6 +390,34 @@ LM_HOST_DEVICE static inline double lm_scalar_unary(lm_unary_op op, double x, do
         return 0.5 * x * (1.0 + tanh(LM_GELU_TANH_BETA * (x + LM_GELU_TANH_KAPPA * x * x * x)));
     case LM_ROUND_BF16:
         return lm_round_bf16_f32((float)x);
+    case LM_LEAKY_RELU:
+        return x > 0 ? x : x * p0;
+    case LM_FLOOR:
+        return floor(x);
+    case LM_CEIL:
+        return ceil(x);
+    case LM_ROUND:
+        return rint(x);
+    case LM_TRUNC:
+        return trunc(x);
+    case LM_LOG1P:
+        return log1p(x);
+    case LM_EXPM1:
+        return expm1(x);
+    case LM_LOG2:
+        return log2(x);
+    case LM_LOG10:
+        return log10(x);
+    case LM_RSQRT:
+        return 1.0 / sqrt(x);
+    case LM_ERF:
+        return erf(x);
+    case LM_ISNAN:
+        return x != x;
+    case LM_ISINF:
+        return fabs(x) == INFINITY;
+    case LM_ISFINITE:
+        return fabs(x) < INFINITY;
     case LM_UNARY_COUNT:
         break;
     }

@@ -4,8 +4,11 @@
 
 /* Unsized, so that the assertions catch an op added to lm_backend.h without a name. */
 static const char *const unary_names[] = {
-    "neg", "exp",   "log", "sqrt", "abs",    "sign",       "tanh", "sigmoid",   "relu",
-    "elu", "clamp", "pow", "pow",  "square", "reciprocal", "gelu", "gelu_tanh", "round_bfloat16"};
+    "neg",        "exp",   "log",       "sqrt",           "abs",        "sign",  "tanh",
+    "sigmoid",    "relu",  "elu",       "clamp",          "pow",        "pow",   "square",
+    "reciprocal", "gelu",  "gelu_tanh", "round_bfloat16", "leaky_relu", "floor", "ceil",
+    "round",      "trunc", "log1p",     "expm1",          "log2",       "log10", "rsqrt",
+    "erf",        "isnan", "isinf",     "isfinite"};
 static const char *const binary_names[] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum",
                                            "eq",  "ne",  "lt",  "le",  "gt",  "ge"};
 _Static_assert(sizeof unary_names / sizeof *unary_names == LM_UNARY_COUNT, "a name per unary op");
@@ -21,10 +24,12 @@ const char *lm_binary_name(lm_binary_op op) {
 
 static bool unary_needs_float(lm_unary_op op) {
     return !(op == LM_NEG || op == LM_ABS || op == LM_SIGN || op == LM_RELU || op == LM_CLAMP ||
-             op == LM_SQUARE);
+             op == LM_SQUARE || op == LM_FLOOR || op == LM_CEIL || op == LM_ROUND ||
+             op == LM_TRUNC);
 }
 
-/* int32 stays int32 where the op allows it, but a clamp to a bound that is
+/* int32 stays int32 where the op allows it (a rounding op returns an
+ * int32 tensor's values unchanged, as torch), but a clamp to a bound that is
  * not a whole number gives float32 (as torch promotes): an int32 result
  * could not lie within such bounds. */
 static lm_dtype unary_result_dtype(lm_unary_op op, lm_dtype x, double p0, double p1) {

@@ -344,7 +344,7 @@ void test_fill(void) {
  * multiply-adds are fused or not as the compiler targets FMA. */
 bool uses_fastmath(lm_unary_op op) {
     return op == LM_EXP || op == LM_TANH || op == LM_SIGMOID || op == LM_ELU || op == LM_GELU ||
-           op == LM_GELU_TANH;
+           op == LM_GELU_TANH || op == LM_EXPM1 || op == LM_ERF;
 }
 
 /* The tolerance against the CPU for such ops when this file is built
@@ -366,6 +366,8 @@ std::vector<std::pair<double, double>> unary_params(lm_unary_op op) {
     switch (op) {
     case LM_ELU:
         return {{1.0, 0}, {0.3, 0}};
+    case LM_LEAKY_RELU:
+        return {{0.01, 0}, {-0.5, 0}};
     case LM_CLAMP:
         return {{-0.5, 2.0}, {-INFINITY, 0.0}, {3.0, 1.0} /* min > max: max wins */};
     case LM_POW_SCALAR:
@@ -380,7 +382,8 @@ std::vector<std::pair<double, double>> unary_params(lm_unary_op op) {
 /* The dtype of op's result on int32 input, as lm_ops.h's unary gives it. */
 lm_dtype int_result(lm_unary_op op, double p0, double p1) {
     bool stays = op == LM_NEG || op == LM_ABS || op == LM_SIGN || op == LM_RELU ||
-                 op == LM_SQUARE || (op == LM_CLAMP && p0 == floor(p0) && p1 == floor(p1));
+                 op == LM_SQUARE || op == LM_FLOOR || op == LM_CEIL || op == LM_ROUND ||
+                 op == LM_TRUNC || (op == LM_CLAMP && p0 == floor(p0) && p1 == floor(p1));
     return stays ? LM_INT32 : LM_FLOAT32;
 }
 

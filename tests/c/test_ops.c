@@ -87,6 +87,60 @@ static void test_unary(void) {
     lm_tensor_release(x);
 }
 
+/* leaky_relu and the rounding ops, values by hand: the slope below 0 (and
+ * at 0, where -0 stays -0), NaN passing; round half to even (torch.round),
+ * int32 values unchanged and still int32. */
+static void test_leaky_relu_and_round(void) {
+    int64_t s8[1] = {8};
+    float v[8] = {-2, -0.5f, -0.0f, 0, 1.5f, 0.5f, -2.5f, NAN};
+    lm_tensor *x = from(1, s8, v), *r;
+    CHECK_OK(lm_unary(&r, LM_LEAKY_RELU, x, 0.01, 0));
+    CHECK(at(r, 0) == -2 * 0.01f && at(r, 1) == -0.5f * 0.01f && at(r, 4) == 1.5f &&
+          at(r, 5) == 0.5f);
+    CHECK(at(r, 2) == 0 && signbit(at(r, 2)) && at(r, 3) == 0 && !signbit(at(r, 3)));
+    CHECK(isnan(at(r, 7)));
+    lm_tensor_release(r);
+    CHECK_OK(lm_unary(&r, LM_LEAKY_RELU, x, -3, 0)); /* any slope, as torch */
+    CHECK(at(r, 0) == 6 && at(r, 1) == 1.5f && at(r, 4) == 1.5f);
+    lm_tensor_release(r);
+    CHECK_OK(lm_unary(&r, LM_ROUND, x, 0, 0));
+    CHECK(at(r, 0) == -2 && at(r, 1) == 0 && signbit(at(r, 1)) && at(r, 4) == 2);
+    CHECK(at(r, 5) == 0 && !signbit(at(r, 5)) && at(r, 6) == -2 && isnan(at(r, 7)));
+    lm_tensor_release(r);
+    float halves[6] = {0.5f, 1.5f, 2.5f, -2.5f, 3.5f, 2.4999998f};
+    int64_t s6[1] = {6};
+    lm_tensor *h = from(1, s6, halves);
+    CHECK_OK(lm_unary(&r, LM_ROUND, h, 0, 0));
+    CHECK(at(r, 0) == 0 && at(r, 1) == 2 && at(r, 2) == 2 && at(r, 3) == -2 && at(r, 4) == 4 &&
+          at(r, 5) == 2);
+    lm_tensor_release(r);
+    CHECK_OK(lm_unary(&r, LM_FLOOR, h, 0, 0));
+    CHECK(at(r, 3) == -3 && at(r, 5) == 2);
+    lm_tensor_release(r);
+    CHECK_OK(lm_unary(&r, LM_CEIL, h, 0, 0));
+    CHECK(at(r, 3) == -2 && at(r, 5) == 3);
+    lm_tensor_release(r);
+    CHECK_OK(lm_unary(&r, LM_TRUNC, h, 0, 0));
+    CHECK(at(r, 3) == -2 && at(r, 4) == 3);
+    lm_tensor_release(r);
+    int32_t iv[3] = {7, -3, 2};
+    int64_t s3[1] = {3};
+    lm_tensor *n;
+    lm_from_host(&n, LM_INT32, 1, s3, iv);
+    lm_unary_op rounding[4] = {LM_FLOOR, LM_CEIL, LM_ROUND, LM_TRUNC};
+    for (int k = 0; k < 4; k++) {
+        CHECK_OK(lm_unary(&r, rounding[k], n, 0, 0));
+        CHECK(r->dtype == LM_INT32 && at(r, 0) == 7 && at(r, 1) == -3 && at(r, 2) == 2);
+        lm_tensor_release(r);
+    }
+    CHECK_OK(lm_unary(&r, LM_LEAKY_RELU, n, 0.5, 0)); /* a slope makes fractions: float32 */
+    CHECK(r->dtype == LM_FLOAT32 && at(r, 1) == -1.5f);
+    lm_tensor_release(r);
+    lm_tensor_release(n);
+    lm_tensor_release(h);
+    lm_tensor_release(x);
+}
+
 static void test_int32(void) {
     int64_t s3[1] = {3};
     int32_t v[3] = {7, -3, 2};
@@ -266,7 +320,8 @@ static void test_matmul(void) {
 
 /* The fused unary gradients agree with their composite reference formulas. */
 static void test_fused_unary_gradients(void) {
-    lm_unary_op ops[7] = {LM_ELU, LM_SIGMOID, LM_TANH, LM_RELU, LM_EXP, LM_GELU, LM_GELU_TANH};
+    lm_unary_op ops[8] = {LM_ELU, LM_SIGMOID, LM_TANH,      LM_RELU,
+                          LM_EXP, LM_GELU,    LM_GELU_TANH, LM_LEAKY_RELU};
     int64_t shape[2] = {37, 41};
     lm_tensor *x, *g;
     lm_tensor_new(&x, LM_FLOAT32, LM_CPU, 2, shape);
@@ -274,8 +329,8 @@ static void test_fused_unary_gradients(void) {
     lm_manual_seed(5);
     lm_rand_normal_(x, 0, 2);
     lm_rand_normal_(g, 0, 1);
-    for (int k = 0; k < 7; k++) {
-        double alpha = ops[k] == LM_ELU ? 0.7 : 0;
+    for (int k = 0; k < 8; k++) {
+        double alpha = ops[k] == LM_ELU ? 0.7 : ops[k] == LM_LEAKY_RELU ? 0.2 : 0;
         lm_tensor *y;
         lm_unary(&y, ops[k], x, alpha, 0);
         lm_node node = {0};
@@ -362,5 +417,5 @@ static void test_no_backend(void) {
     if (!lm_cuda_available()) check_no_backend(LM_CUDA, "CUDA is not available");
 }
 
-TEST_MAIN(test_fused_unary_gradients, test_binary_broadcast, test_unary, test_int32, test_where,
-          test_reductions, test_threads_large, test_matmul, test_no_backend)
+TEST_MAIN(test_fused_unary_gradients, test_binary_broadcast, test_unary, test_leaky_relu_and_round,
+          test_int32, test_where, test_reductions, test_threads_large, test_matmul, test_no_backend)

@@ -365,3 +365,46 @@ describe("gpu errors and memory", function()
     truthy(#lm.cuda.device_name() > 0)
   end)
 end)
+
+-- the elementwise ops added after the others (drawn last: the cases above keep their inputs)
+describe("gpu elementwise, the later ops", function()
+  local x = lm.randn(6, 9) * 2
+  local xt = (lm.randn(9, 6) * 2):t()    -- non-contiguous
+  local pos = lm.rand(6, 9) + 0.1
+  local more = {
+    leaky_relu = {function(t) return t.x:leaky_relu() end, ARITH, x},
+    leaky_relu_slope = {function(t) return t.x:leaky_relu(-0.3) end, ARITH, x},
+    floor = {function(t) return t.x:floor() end, EXACT, x}, ceil = {function(t) return t.x:ceil() end, EXACT, x},
+    round = {function(t) return t.x:round() end, EXACT, x}, trunc = {function(t) return t.x:trunc() end, EXACT, x},
+    log1p = {function(t) return t.x:log1p() end, TRANS, pos}, expm1 = {function(t) return t.x:expm1() end, TRANS, x},
+    log2 = {function(t) return t.x:log2() end, TRANS, pos}, log10 = {function(t) return t.x:log10() end, TRANS, pos},
+    reciprocal = {function(t) return t.x:reciprocal() end, ARITH, pos},
+    rsqrt = {function(t) return t.x:rsqrt() end, TRANS, pos},
+    square = {function(t) return t.x:square() end, ARITH, x}, erf = {function(t) return t.x:erf() end, TRANS, x},
+  }
+  local names = {}
+  for name in pairs(more) do names[#names + 1] = name end
+  table.sort(names) -- a fixed order: the same draws of r every run
+  for _, name in ipairs(names) do
+    local case = more[name]
+    it(name .. " and its gradient, contiguous and transposed", function()
+      check(name, {x = case[3]}, {"x"}, case[1], case[2])
+      check(name .. " (transposed)", {x = case[3] == pos and pos:t():contiguous():t() or xt}, {"x"}, case[1], case[2])
+    end)
+  end
+  it("the rounding ops on ties, signed zeros and int32; the predicates on NaN and infinities", function()
+    local ties = lm.tensor({0.5, 1.5, 2.5, -0.5, -2.5, -0.0, 0.0, 3.7, -3.7, 1e30})
+    for _, op in ipairs({"floor", "ceil", "round", "trunc"}) do
+      local out = check(op .. " of ties", {x = ties}, nil, function(t) return t.x[op](t.x) end, EXACT)
+      local signs_cpu, signs_gpu = {}, {}
+      for i, v in ipairs(ties[op](ties):totable()) do signs_cpu[i] = 1 / v end
+      for i, v in ipairs(out:to('cpu'):totable()) do signs_gpu[i] = 1 / v end
+      eq(table.concat(signs_gpu, " "), table.concat(signs_cpu, " "), op .. ": the signs of zeros")
+      check(op .. " of int32", {x = lm.tensor({7, -3, 0}, 'int32')}, nil, function(t) return t.x[op](t.x) end, EXACT)
+    end
+    local odd = lm.tensor({0 / 0, 1 / 0, -1 / 0, 0, -0.0, 1, -2.5, 3e38})
+    for _, op in ipairs({"isnan", "isinf", "isfinite"}) do
+      check(op, {x = odd}, nil, function(t) return t.x[op](t.x) end, EXACT)
+    end
+  end)
+end)

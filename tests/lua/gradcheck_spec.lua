@@ -275,3 +275,30 @@ describe("GELU and transformer layers", function()
     return nn.TransformerEncoderLayer(4, 2, {dim_feedforward = 6, dropout = 0, activation = 'gelu'})
   end, randn(2, 3, 4))
 end)
+
+-- the elementwise ops added after the others (drawn last: the checks above keep their inputs)
+describe("more elementwise", function()
+  -- kinks at 0: inputs at least 0.1 away from it, farther than the finite differences reach
+  local function off_zero(...)
+    local t = lm.randn(...)
+    return leaf(t + t:sign() * 0.1)
+  end
+  check("leaky_relu", function(a) return a:leaky_relu() end, {off_zero(2, 5)})
+  check("leaky_relu slope 0.3, non-contiguous", function(a) return a:leaky_relu(0.3) end, {off_zero(4, 3):t()})
+  check("F.leaky_relu negative slope", function(a) return F.leaky_relu(a, -0.5) end, {off_zero(6)})
+  check("nn.LeakyReLU", function(a) return nn.LeakyReLU(0.2)(a) end, {off_zero(6)})
+  -- piecewise constant: the tape's gradient is zero, and so are the finite
+  -- differences away from the steps (each input 0.1 to 0.4 above a whole number)
+  for _, op in ipairs({"floor", "ceil", "round", "trunc"}) do
+    check(op, function(a) return a[op](a) * 3 end,
+      {leaf((lm.rand(6) * 0.3 + 0.1 + lm.tensor({-3, -2, -1, 0, 1, 2})):detach())})
+  end
+  check("log1p", function(a) return a:log1p() end, {leaf(lm.rand(2, 3) - 0.5)})
+  check("expm1", function(a) return a:expm1() end, {randn_t(2, 3)})
+  check("log2", function(a) return a:log2() end, {positive(2, 3)})
+  check("log10", function(a) return a:log10() end, {positive(2, 3)})
+  check("reciprocal", function(a) return a:reciprocal() end, {positive(5)})
+  check("rsqrt", function(a) return a:rsqrt() end, {positive(2, 3)})
+  check("square", function(a) return a:square() end, {randn(5)})
+  check("erf", function(a) return a:erf() end, {randn_t(2, 3)})
+end)

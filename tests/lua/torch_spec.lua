@@ -32,13 +32,19 @@
 --     CPU only (the GPU tests compare CUDA ops with the CPU ones).
 --   - x:float() / x:to('float32') of a float32 tensor: returns x itself
 --     (nothing to differentiate); int32 tensors cannot require gradients.
---   - the internal unary ops LM_SQUARE, LM_RECIPROCAL and LM_POW_SCALAR: used
---     only inside derivative rules, not reachable from Lua.
+--   - the internal unary op LM_POW_SCALAR: x ^ number reaches it, compared
+--     as pow_scalar_*.
 --   - lm.nn modules (Linear, Conv2d, ELU, pools, ...): thin wrappers over
 --     lm.nn.functional, which is compared.
 -- Not differentiable in Lumen (no gradient recorded), so nothing to compare:
--- comparisons (eq, ne, lt, le, gt, ge), argmax/argmin (their integer outputs
--- are compared, forward only), topk, index_select, and in-place ops.
+-- comparisons (eq, ne, lt, le, gt, ge), isnan/isinf/isfinite (their outputs
+-- are compared, forward only), argmax/argmin (their integer outputs are
+-- compared, forward only), topk, index_select, and in-place ops.
+--
+-- Cases with the option `special` have NaN, infinities and signed zeros
+-- among their inputs: each element is compared on its own (NaN where the
+-- reference has NaN, infinities and zeros exactly, the sign of an output's
+-- zero included, the others to the relative tolerance).
 local lm = require 'lumen'
 local F = lm.nn.functional
 
@@ -257,6 +263,20 @@ for _, name in ipairs({"default", "bw_0.1", "bw_1", "bw_10", "multiscale", "mult
   end
 end
 
+-- elementwise ops added later, each also on NaN, infinities and signed zeros (x_special)
+for _, name in ipairs({"leaky_relu", "floor", "ceil", "round", "trunc", "log1p", "expm1", "log2", "log10",
+    "reciprocal", "rsqrt", "square", "erf"}) do
+  I[name] = function(t) return t.x[name](t.x) end
+  I[name .. "_special"] = I[name]
+end
+I.leaky_relu = function(t) return F.leaky_relu(t.x) end
+I["leaky_relu_slope_0.2_transposed"] = function(t, o) return t.x:t():leaky_relu(o.negative_slope) end
+I["leaky_relu_slope_-0.5_transposed"] = function(t, o) return F.leaky_relu(t.x:t(), o.negative_slope) end
+I.leaky_relu_module = function(t) return lm.nn.LeakyReLU()(t.x) end
+I.isnan_special = function(t) return t.x:isnan() end
+I.isinf_special = function(t) return t.x:isinf() end
+I.isfinite_special = function(t) return t.x:isfinite() end
+
 -- large inputs: the threaded and chunked kernel paths
 I.exp_large = function(t) return t.x:exp() end
 I.add_broadcast_large = function(t) return t.a + t.b end
@@ -298,6 +318,26 @@ local function compare(mine, ref, what)
   end
 end
 
+-- Element by element, for the `special` cases (1-D): NaN where ref has NaN,
+-- infinities exactly, zeros exactly (with their sign when signed_zero), the
+-- others to TOLERANCE relative to the element.
+local function compare_special(mine, ref, what, signed_zero)
+  truthy(lm.is_tensor(mine), what .. " is a tensor")
+  eq(mine:shape_string(), ref:shape_string(), what .. " shape")
+  eq(mine:dtype(), "float32", what .. " dtype")
+  local got, want = mine:detach():totable(), ref:totable()
+  for i, r in ipairs(want) do
+    local m, at = got[i], string.format("%s element %d: %.9g where torch gives %.9g", what, i, got[i], r)
+    if r ~= r then
+      truthy(m ~= m, at)
+    elseif r == 0 or r == math.huge or r == -math.huge then
+      truthy(m == r and (not signed_zero or 1 / m == 1 / r), at)
+    else
+      truthy(math.abs(m - r) <= TOLERANCE * math.abs(r), at)
+    end
+  end
+end
+
 -- Runs one case: returns what Lumen produced, by expected name ("out",
 -- "indices", "grad/x"), or raises.
 local function run_case(c, impl)
@@ -336,7 +376,11 @@ describe("against PyTorch", function()
       it(c.name .. " " .. what, function()
         truthy(got, "the case ran (" .. (failure or "no implementation") .. ")")
         local ref = assert(tensors["expected/" .. c.name .. "/" .. what], what .. " missing from the file")
-        compare(got[what], ref, c.name .. " " .. what)
+        if c.options.special then
+          compare_special(got[what], ref, c.name .. " " .. what, what == "out")
+        else
+          compare(got[what], ref, c.name .. " " .. what)
+        end
       end)
     end
     if got then checked = checked + 1 end

@@ -18,6 +18,11 @@ function F.relu(x)
   if not is_tensor(x) then checks.tensor(x, "input", "relu") end
   return x:relu()
 end
+--- x where x > 0, else negative_slope * x (torch's default slope 0.01).
+function F.leaky_relu(x, negative_slope)
+  if not is_tensor(x) then checks.tensor(x, "input", "leaky_relu") end
+  return x:leaky_relu(negative_slope)
+end
 function F.sigmoid(x)
   if not is_tensor(x) then checks.tensor(x, "input", "sigmoid") end
   return x:sigmoid()

@@ -251,6 +251,13 @@ nn.ELU = simple("nn.ELU", function(self, x) return x:elu(self.alpha) end,
   function(self) return self.alpha ~= 1 and tostring(self.alpha) or "" end)
 function nn.ELU:init(alpha) self.alpha = alpha or 1 end
 nn.ReLU = simple("nn.ReLU", function(_, x) return x:relu() end)
+--- nn.LeakyReLU([negative_slope]): torch's default slope 0.01 and repr (the slope always shown).
+nn.LeakyReLU = simple("nn.LeakyReLU", function(self, x) return x:leaky_relu(self.negative_slope) end,
+  function(self) return "negative_slope = " .. tostring(self.negative_slope) end)
+function nn.LeakyReLU:init(negative_slope)
+  if negative_slope ~= nil then checks.number(negative_slope, "negative_slope", "nn.LeakyReLU") end
+  self.negative_slope = negative_slope or 0.01
+end
 nn.Sigmoid = simple("nn.Sigmoid", function(_, x) return x:sigmoid() end)
 nn.Tanh = simple("nn.Tanh", function(_, x) return x:tanh() end)
 nn.Identity = simple("nn.Identity", function(_, x) return x end)
