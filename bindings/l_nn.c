@@ -170,6 +170,14 @@ static int f_mmd(lua_State *L) {
     return 1;
 }
 
+/* F._softplus(x, beta, threshold): F.softplus checks the numbers */
+static int f_softplus(lua_State *L) {
+    lm_tensor *x = l_check_tensor(L, 1);
+    double beta = luaL_checknumber(L, 2), threshold = luaL_checknumber(L, 3);
+    l_check(L, lm_ag_unary(l_push_slot(L), LM_SOFTPLUS, x, beta, threshold));
+    return 1;
+}
+
 /* F.mse(y_hat, y [, {reduction = 'mean' | 'none'}]) */
 static int f_mse(lua_State *L) {
     lm_tensor *yh = l_check_tensor(L, 1), *y = l_check_tensor(L, 2);
@@ -481,6 +489,7 @@ static const luaL_Reg functional[] = {{"linear", f_linear},
                                       {"log_softmax", f_log_softmax},
                                       {"cross_entropy", f_cross_entropy},
                                       {"mse", f_mse},
+                                      {"_softplus", f_softplus},
                                       {"_mmd", f_mmd},
                                       {"_mmd_available", f_mmd_available},
                                       {"_batch_norm", f_batch_norm},

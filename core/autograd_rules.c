@@ -55,6 +55,7 @@ int lm_unary_grad_saves(lm_unary_op op, double p0) {
     case LM_LOG2:
     case LM_LOG10:
     case LM_ERF:
+    case LM_SOFTPLUS:
         return LM_UNARY_SAVES_X;
     case LM_RPOW_SCALAR: /* x only for the zero gradient of 0^x at x >= 0 */
         return p0 == 0 ? LM_UNARY_SAVES_X | LM_UNARY_SAVES_Y : LM_UNARY_SAVES_Y;
@@ -231,6 +232,12 @@ lm_status lm_rule_unary_composite(lm_node *n, lm_tensor *g, lm_tensor **gi) {
                      0);
         d = sc_binary(&sc, LM_MUL, g, sc_binary_scalar(&sc, LM_MUL, d, LM_ERF_SLOPE0));
         break;
+    case LM_SOFTPLUS: { /* sigmoid(beta x), 1 past the threshold, as torch */
+        lm_tensor *bx = sc_binary_scalar(&sc, LM_MUL, x, p0);
+        d = sc_binary(&sc, LM_MUL, g, sc_unary(&sc, LM_SIGMOID, bx, 0, 0));
+        d = sc_where(&sc, sc_binary_scalar(&sc, LM_GT, bx, p1), g, d);
+        break;
+    }
     case LM_UNARY_COUNT:
         break; /* no default: -Wswitch lists an op added without its rule */
     }

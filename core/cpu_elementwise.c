@@ -150,6 +150,7 @@ static void unary_row_f32(lm_unary_op op, int64_t n, float *o, int64_t so, const
         UNARY_CASE(LM_ISNAN);
         UNARY_CASE(LM_ISINF);
         UNARY_CASE(LM_ISFINITE);
+        UNARY_CASE(LM_SOFTPLUS);
     case LM_UNARY_COUNT:
         break; /* refused by lm_cpu_unary */
     }
@@ -367,6 +368,7 @@ static void unary_backward_range(void *ctx, int64_t begin, int64_t end) {
         case LM_ISNAN:
         case LM_ISINF:
         case LM_ISFINITE:
+        case LM_SOFTPLUS:
         case LM_UNARY_COUNT:
             break;
         }

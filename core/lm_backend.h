@@ -49,6 +49,7 @@ typedef enum lm_unary_op {
     LM_ISNAN,    /* 1 where true, 0 where false (float32), as the comparisons */
     LM_ISINF,    /* +-inf */
     LM_ISFINITE, /* neither inf nor NaN */
+    LM_SOFTPLUS, /* log(1 + e^(p0 x)) / p0, x where p0 x > p1: p0 = beta, p1 = threshold */
     LM_UNARY_COUNT
 } lm_unary_op;
 

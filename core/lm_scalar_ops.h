@@ -205,6 +205,10 @@ LM_HOST_DEVICE static inline float lm_unary_f32(lm_unary_op op, float x, float p
         return (float)(fabsf(x) == INFINITY);
     case LM_ISFINITE:
         return (float)(fabsf(x) < INFINITY);
+    case LM_SOFTPLUS: { /* linear past the threshold, as torch */
+        float bx = x * p0;
+        return bx > p1 ? x : log1pf(lm_expf(bx)) / p0;
+    }
     case LM_UNARY_COUNT:
         break;
     }
@@ -256,6 +260,7 @@ LM_HOST_DEVICE static inline bool lm_unary_has_fused_grad(lm_unary_op op) {
     case LM_ISNAN:
     case LM_ISINF:
     case LM_ISFINITE:
+    case LM_SOFTPLUS:
     case LM_UNARY_COUNT:
         return false;
     }
@@ -308,6 +313,7 @@ LM_HOST_DEVICE static inline float lm_unary_grad_f32(lm_unary_op op, float g, fl
     case LM_ISNAN:
     case LM_ISINF:
     case LM_ISFINITE:
+    case LM_SOFTPLUS:
     case LM_UNARY_COUNT:
         break;
     }
@@ -418,6 +424,8 @@ LM_HOST_DEVICE static inline double lm_scalar_unary(lm_unary_op op, double x, do
         return fabs(x) == INFINITY;
     case LM_ISFINITE:
         return fabs(x) < INFINITY;
+    case LM_SOFTPLUS:
+        return x * p0 > p1 ? x : log1p(exp(x * p0)) / p0;
     case LM_UNARY_COUNT:
         break;
     }

@@ -344,7 +344,7 @@ void test_fill(void) {
  * multiply-adds are fused or not as the compiler targets FMA. */
 bool uses_fastmath(lm_unary_op op) {
     return op == LM_EXP || op == LM_TANH || op == LM_SIGMOID || op == LM_ELU || op == LM_GELU ||
-           op == LM_GELU_TANH || op == LM_EXPM1 || op == LM_ERF;
+           op == LM_GELU_TANH || op == LM_EXPM1 || op == LM_ERF || op == LM_SOFTPLUS;
 }
 
 /* The tolerance against the CPU for such ops when this file is built
@@ -368,6 +368,8 @@ std::vector<std::pair<double, double>> unary_params(lm_unary_op op) {
         return {{1.0, 0}, {0.3, 0}};
     case LM_LEAKY_RELU:
         return {{0.01, 0}, {-0.5, 0}};
+    case LM_SOFTPLUS:
+        return {{1.0, 20.0}, {2.0, 5.0}};
     case LM_CLAMP:
         return {{-0.5, 2.0}, {-INFINITY, 0.0}, {3.0, 1.0} /* min > max: max wins */};
     case LM_POW_SCALAR:

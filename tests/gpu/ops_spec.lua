@@ -381,6 +381,8 @@ describe("gpu elementwise, the later ops", function()
     reciprocal = {function(t) return t.x:reciprocal() end, ARITH, pos},
     rsqrt = {function(t) return t.x:rsqrt() end, TRANS, pos},
     square = {function(t) return t.x:square() end, ARITH, x}, erf = {function(t) return t.x:erf() end, TRANS, x},
+    softplus = {function(t) return F.softplus(t.x) end, TRANS, x},
+    softplus_beta = {function(t) return F.softplus(t.x * 3, 2, 5) end, TRANS, x},
   }
   local names = {}
   for name in pairs(more) do names[#names + 1] = name end

@@ -301,4 +301,8 @@ describe("more elementwise", function()
   check("rsqrt", function(a) return a:rsqrt() end, {positive(2, 3)})
   check("square", function(a) return a:square() end, {randn(5)})
   check("erf", function(a) return a:erf() end, {randn_t(2, 3)})
+  check("F.softplus", function(a) return F.softplus(a) end, {randn_t(2, 3)})
+  -- beta 2, threshold 1: beta x on both sides of it, 0.1 or more away
+  check("F.softplus beta and threshold", function(a) return F.softplus(a, 2, 1) end,
+    {leaf(lm.tensor({-1.5, -0.2, 0.2, 0.35, 0.65, 1.4}))})
 end)

@@ -453,6 +453,12 @@ SPECIAL = torch.tensor([float("nan"), float("inf"), -float("inf"), -0.0, 0.0, 0.
 for name, fn, _ in UNARY_MORE:
     case(f"{name}_special", {"x": SPECIAL.clone()}, ["x"], lambda t, o, fn=fn: fn(t["x"]), {"special": True},
          check_distinct=False)
+# softplus: torch's defaults, and beta 2 with threshold 5 crossed by the inputs (linear past it)
+case("softplus", {"x": randn(37, 29, scale=4.0)}, ["x"], lambda t, o: F.softplus(t["x"]))
+case("softplus_beta_2_threshold_5", {"x": randn(6, 7, scale=3.0)}, ["x"],
+     lambda t, o: F.softplus(t["x"], beta=o["beta"], threshold=o["threshold"]), {"beta": 2.0, "threshold": 5.0})
+case("softplus_special", {"x": torch.cat([SPECIAL, torch.tensor([-30.0, 19.5, 20.5])])}, ["x"],
+     lambda t, o: F.softplus(t["x"]), {"special": True}, check_distinct=False)
 for name in ["isnan", "isinf", "isfinite"]:  # 1 or 0 in float32, as Lumen's comparisons; no gradient
     case(f"{name}_special", {"x": SPECIAL.clone()}, [], lambda t, o, name=name: getattr(torch, name)(t["x"]),
          {"special": True}, check_distinct=False)

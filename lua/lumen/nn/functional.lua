@@ -18,6 +18,14 @@ function F.relu(x)
   if not is_tensor(x) then checks.tensor(x, "input", "relu") end
   return x:relu()
 end
+--- log(1 + exp(beta x)) / beta, and x itself where beta x > threshold (torch's
+--- defaults: beta 1, threshold 20).
+function F.softplus(x, beta, threshold)
+  if not is_tensor(x) then checks.tensor(x, "input", "softplus") end
+  if beta ~= nil then checks.number(beta, "beta", "softplus") end
+  if threshold ~= nil then checks.number(threshold, "threshold", "softplus") end
+  return C._softplus(x, beta or 1, threshold or 20)
+end
 --- x where x > 0, else negative_slope * x (torch's default slope 0.01).
 function F.leaky_relu(x, negative_slope)
   if not is_tensor(x) then checks.tensor(x, "input", "leaky_relu") end
