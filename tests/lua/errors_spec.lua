@@ -15,6 +15,20 @@ describe("argument errors", function()
     raises(function() lm.rand(3, 'gpu') end, "rand: unknown dtype or device 'gpu'")
   end)
 
+  it("names the method of an elementwise op and its parameters", function()
+    local F, nn = lm.nn.functional, lm.nn
+    raises(function() x:leaky_relu("a") end, "leaky_relu: negative_slope must be a number, got string")
+    raises(function() F.leaky_relu(x, {}) end, "leaky_relu: negative_slope must be a number, got table")
+    raises(function() F.leaky_relu(3) end, "leaky_relu: input must be a tensor, got 3")
+    raises(function() nn.LeakyReLU("a") end, 'nn.LeakyReLU: negative_slope must be a number, got "a"')
+    raises(function() F.softplus(x, "a") end, 'softplus: beta must be a number, got "a"')
+    raises(function() F.softplus(x, 1, {}) end, "softplus: threshold must be a number, got a table")
+    for _, op in ipairs({"floor", "ceil", "round", "trunc", "log1p", "expm1", "log2", "log10", "reciprocal",
+        "rsqrt", "square", "erf", "isnan", "isinf", "isfinite"}) do
+      raises(function() lm.Tensor[op](3) end, op .. ": bad argument #1: expected a tensor, got number")
+    end
+  end)
+
   it("reports shapes", function()
     raises(function() return x + lm.ones(4) end, "shapes [2, 3] and [4] cannot be broadcast")
     raises(function() x:view(4) end, "shape of 4 elements asked for a tensor of 6")
