@@ -65,8 +65,13 @@ static double opt_number(lua_State *L, int arg, const char *fn, const char *what
     return lua_tonumber(L, arg);
 }
 
+/* x:exp() and its siblings take no options: one given (torch's x.round(decimals=2)) would
+ * otherwise be ignored without a word */
 #define UNARY_METHOD(fn, op)                                                                       \
     static int fn(lua_State *L) {                                                                  \
+        if (!lua_isnone(L, 2))                                                                     \
+            return luaL_error(L, "%s: takes no arguments, got a %s after the tensor",              \
+                              lm_unary_name(op), luaL_typename(L, 2));                             \
         return unary(L, op, 0, 0);                                                                 \
     }
 UNARY_METHOD(t_neg, LM_NEG)

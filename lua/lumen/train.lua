@@ -268,7 +268,7 @@ local function check_run_options(opts)
     -- torch's schedules (StepLR, ...) have no cycles: validation counts epochs there
     if math.type(s.period) ~= "integer" then
       error(string.format("lm.train: cycles counts the cycles of a CyclicLR schedule; %s has none (give epochs "
-        .. "instead)", s.kind and "a " .. s.kind or "this schedule"), 3)
+        .. "instead)", s.kind and "the " .. s.kind .. " schedule" or "this schedule"), 3)
     end
   end
   local bs = opts.batch_size

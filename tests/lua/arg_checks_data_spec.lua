@@ -184,7 +184,8 @@ describe("lm.train argument checks", function()
     local opt = sgd(net)
     refused(function()
       lm.train{model = net, optimizer = opt, train = set, schedule = lm.optim.StepLR(opt, {step_size = 4}), cycles = 2}
-    end, "lm.train: cycles counts the cycles of a CyclicLR schedule; a StepLR has none (give epochs instead)")
+    end, "lm.train: cycles counts the cycles of a CyclicLR schedule; the StepLR schedule has none (give epochs "
+      .. "instead)")
   end)
 
   it("checks device_of and write_metrics", function()

@@ -89,6 +89,10 @@ describe("lm.nn.init", function()
       lm.manual_seed(5)
       eq((conv.weight:detach() - I.kaiming_uniform_(lm.zeros(8, 3, 3, 3), {nonlinearity = "relu"})):abs():max()
         :item(), 0)
+      -- and He's bound sqrt(6 / fan_in) of before it, bit for bit
+      lm.manual_seed(5)
+      local he = math.sqrt(6 / 27)
+      eq((conv.weight:detach() - (lm.rand(8, 3, 3, 3) * (2 * he) - he)):abs():max():item(), 0)
       lm.manual_seed(5)
       local torch_like = lm.nn.Linear(50, 30, {init = "pytorch"})
       lm.manual_seed(5)
@@ -96,6 +100,11 @@ describe("lm.nn.init", function()
       local b = I.uniform_(lm.zeros(30), -1 / math.sqrt(50), 1 / math.sqrt(50))
       eq((torch_like.weight:detach() - w):abs():max():item(), 0)
       eq((torch_like.bias:detach() - b):abs():max():item(), 0)
+      -- and torch's Linear bound 1 / sqrt(fan_in) for both, as before it
+      lm.manual_seed(5)
+      local k = 1 / math.sqrt(50)
+      eq((torch_like.weight:detach() - (lm.rand(30, 50) * (2 * k) - k)):abs():max():item(), 0)
+      eq((torch_like.bias:detach() - (lm.rand(30) * (2 * k) - k)):abs():max():item(), 0)
       -- nn.MultiheadAttention's in_proj_weight: torch's xavier_uniform_ of [3 E, E], as before it
       for _, e in ipairs{8, 64, 96} do
         lm.manual_seed(5)
@@ -127,12 +136,12 @@ describe("lm.nn.init", function()
 
   it("refuses wrong arguments, naming the function, at the caller's line", function()
     local t = lm.zeros(4, 3)
-    refused(function() I.uniform_("x") end, "lm.nn.init.uniform_: tensor must be a tensor, got 'x'")
+    refused(function() I.uniform_("x") end, "lm.nn.init.uniform_: tensor must be a tensor, got \"x\"")
     refused(function() I.normal_(nil) end, "lm.nn.init.normal_: tensor must be a tensor, got nil")
     refused(function() I.xavier_uniform_(lm.tensor({{1, 2}}, "int32")) end,
       "lm.nn.init.xavier_uniform_: tensor must be float32 (a random draw), got int32")
     refused(function() I.uniform_(t, 1, 0) end, "lm.nn.init.uniform_: a (1) must not be above b (0)")
-    refused(function() I.uniform_(t, "0") end, "lm.nn.init.uniform_: a must be a finite number, got '0'")
+    refused(function() I.uniform_(t, "0") end, "lm.nn.init.uniform_: a must be a finite number, got \"0\"")
     refused(function() I.normal_(t, 0, -1) end, "lm.nn.init.normal_: std must be >= 0, got -1")
     refused(function() I.normal_(t, 0 / 0) end, "lm.nn.init.normal_: mean must be a finite number, got nan")
     refused(function() I.constant_(t) end, "lm.nn.init.constant_: val must be a number, got nil")
@@ -147,9 +156,9 @@ describe("lm.nn.init", function()
     refused(function() I.xavier_normal_(t, -1) end,
       "lm.nn.init.xavier_normal_: gain must be a finite number >= 0, got -1")
     refused(function() I.kaiming_uniform_(t, {mode = "fan"}) end,
-      "lm.nn.init.kaiming_uniform_: mode must be 'fan_in' or 'fan_out', got 'fan'")
+      "lm.nn.init.kaiming_uniform_: mode must be 'fan_in' or 'fan_out', got \"fan\"")
     refused(function() I.kaiming_uniform_(t, 0, "fan") end,
-      "lm.nn.init.kaiming_uniform_: mode must be 'fan_in' or 'fan_out', got 'fan'")
+      "lm.nn.init.kaiming_uniform_: mode must be 'fan_in' or 'fan_out', got \"fan\"")
     refused(function() I.kaiming_uniform_(t, {mdoe = "fan_in"}) end,
       "lm.nn.init.kaiming_uniform_: unknown option 'mdoe'; did you mean mode? (known: a, mode, nonlinearity)")
     refused(function() I.kaiming_normal_(t, {nonlinearity = "rleu"}) end,
@@ -157,9 +166,9 @@ describe("lm.nn.init", function()
       .. "relu, leaky_relu, selu, linear, conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d, "
       .. "conv_transpose3d)")
     refused(function() I.kaiming_normal_(t, {a = "0.1"}) end,
-      "lm.nn.init.kaiming_normal_: a must be a finite number, got '0.1'")
+      "lm.nn.init.kaiming_normal_: a must be a finite number, got \"0.1\"")
     refused(function() I.kaiming_normal_(t, "relu") end, "lm.nn.init.kaiming_normal_: the second argument must "
-      .. "be an options table {a, mode, nonlinearity} or torch's a (a number), got 'relu'")
+      .. "be an options table {a, mode, nonlinearity} or torch's a (a number), got \"relu\"")
     refused(function() I.kaiming_uniform_(t, {}, "fan_in") end,
       "lm.nn.init.kaiming_uniform_: takes (tensor [, {a, mode, nonlinearity}]) or torch's positional")
     refused(function() I.calculate_gain("softmax") end, "lm.nn.init.calculate_gain: unknown nonlinearity 'softmax'")

@@ -59,6 +59,15 @@ describe("lm.nn.utils.clip_grad_norm_", function()
     local total = utils.clip_grad_norm_({a}, 1)
     truthy(math.abs(total - 5e20) < 5e20 * 1e-6, "total " .. total)
     same(a.grad:totable(), {0.6, 0.8}, 1e-6)
+    -- gradients near float32's largest: 1 / 1e38 and max_norm / total are
+    -- below its normal range, which Lumen flushes to 0 (total 0 and no
+    -- clipping, then every gradient 0, before)
+    for _, big in ipairs({1e38, 8e37}) do
+      a = param({0, 0}, {big, big})
+      total = utils.clip_grad_norm_(a, 1)
+      truthy(math.abs(total - big * math.sqrt(2)) < big * 1e-6, "total " .. total)
+      same(a.grad:totable(), {math.sqrt(0.5), math.sqrt(0.5)}, 1e-6)
+    end
   end)
 
   it("lets a NaN or infinite total through, as torch 1.13 (error_if_nonfinite = false)", function()
@@ -123,6 +132,21 @@ describe("lm.nn.utils.clip_grad_value_", function()
 end)
 
 describe("nn.ModuleList", function()
+  it("says which child slot was assigned over, in the walks and in a Sequential's forward", function()
+    -- a plain write over an existing slot bypasses __newindex (l[1] = 5 was
+    -- accepted, then parameters() failed with "attempt to index a number")
+    local l = nn.ModuleList({nn.Linear(2, 2)})
+    l[1] = 5
+    refused(function() l:parameters() end, "nn.ModuleList: its child [1] holds 5, not a module: a child's slot "
+      .. "was assigned over (assign a module there, or build the model again)")
+    local s = nn.Sequential(nn.Linear(2, 2), nn.ELU())
+    s[2] = nil
+    refused(function() s(lm.randn(3, 2)) end, "nn.Sequential: its child [2] holds nil, not a module")
+    refused(function() s:train() end, "nn.Sequential: its child [2] holds nil, not a module")
+    s[2] = nn.ReLU()
+    eq(s(lm.ones(1, 2)):shape_string(), "1x2", "a module put back runs")
+  end)
+
   local Net = nn.Module:extend("NetWithList")
   function Net:init()
     self.layers = nn.ModuleList({nn.Linear(3, 4), nn.Dropout(0.5)})

@@ -994,8 +994,8 @@ function I.fit_jointly(model, recorder, vae, est, set, opts)
         estimator = sums[3] / batches}
       for _, part in ipairs({"classifier", "autoencoder", "estimator"}) do
         if not checks.is_finite(history[epoch][part]) then
-          error(string.format("%s: the %s's loss is not finite in epoch %d (%s)", fname, part, epoch,
-            history[epoch][part]), 0)
+          error({caller = string.format("%s: the %s's loss is not finite in epoch %d (%s)", fname, part, epoch,
+            checks.shown(history[epoch][part]))}) -- raised below at the caller's line
         end
       end
       if opts.log then opts.log(epoch, history[epoch]) end
@@ -1005,7 +1005,10 @@ function I.fit_jointly(model, recorder, vae, est, set, opts)
   -- (pcall: a failed step or log leaves the three in evaluation mode, as a finished fit)
   local ok, err = pcall(train_all)
   model:evaluate(); vae:evaluate(); est:evaluate()
-  if not ok then error(err, 0) end
+  if not ok then
+    if type(err) == "table" and err.caller then error(err.caller, 2) end
+    error(err, 0)
+  end
   return history
 end
 

@@ -87,9 +87,14 @@ end
 
 --- v must be callable: a function, or a table or userdata with __call.
 function checks.callable(v, what, fname, level)
-  if type(v) == "function" then return end
+  if not checks.is_callable(v) then fail(fname, what, "a function", v, level) end
+end
+
+--- Whether v can be called: a function, or a value whose metatable has __call.
+function checks.is_callable(v)
+  if type(v) == "function" then return true end
   local mt = getmetatable(v)
-  if not (type(mt) == "table" and mt.__call) then fail(fname, what, "a function", v, level) end
+  return type(mt) == "table" and mt.__call ~= nil
 end
 
 --- v must be nil or a positive integer (a batch size, a count); a whole

@@ -127,6 +127,7 @@ function nn.Sequential:forward(x)
     local child = self[names[i]]
     local h = handlers[i]
     if not h or h.child ~= child then -- made once per place, not per call
+      nn.Module._child_of(self, names[i]) -- a slot assigned over (net[2] = nil): a clear error
       h = {child = child, fn = child_failed(i, child)}
       handlers[i] = h
     end

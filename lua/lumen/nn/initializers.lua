@@ -14,10 +14,7 @@ local init = {}
 
 -- a value as these messages show it: strings in single quotes, as torch's
 -- names are written in the reference
-local function shown(v)
-  if type(v) == "string" and #v <= 40 then return "'" .. v .. "'" end
-  return checks.shown(v)
-end
+local shown = checks.shown
 
 -- raises "lm.nn.init.fname: msg"; level as error's, counted from the
 -- function calling fail
@@ -163,11 +160,7 @@ end
 
 -- the gain argument of xavier_*: a finite number >= 0, default 1
 local function xavier_gain(g, fname, level)
-  if g == nil then return 1 end
-  if not checks.is_finite(g) or g < 0 then
-    fail(fname, "gain must be a finite number >= 0, got " .. shown(g), level + 1)
-  end
-  return g
+  return checks.eps(g, 1, "gain", "lm.nn.init." .. fname, level + 1)
 end
 
 --- The standard deviation xavier_* uses: gain * sqrt(2 / (fan_in + fan_out)).
@@ -280,7 +273,6 @@ local function erf(x)
   end
   return x < 0 and -value or value
 end
-init._erf = erf
 
 local function draw_trunc_normal(t, mean, std, a, b)
   -- torch's method: U(2 l - 1, 2 u - 1) for the normal CDF's l and u at a

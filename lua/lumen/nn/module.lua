@@ -206,10 +206,25 @@ function Module:register_forward_hook(fn)
   end}
 end
 
+-- m's child `name` for the walks over the tree. Assigning over a child's
+-- slot (net[1] = 5, net.fc = nil) is a plain table write Lua does not pass
+-- through __newindex: say so here, not as "attempt to index a number" inside
+-- a walk.
+local function child_of(m, name)
+  local c = m[name]
+  if not is_instance(c) then
+    local slot = math.type(name) == "integer" and "[" .. name .. "]" or "'" .. tostring(name) .. "'"
+    error((user_position() or "") .. string.format("%s: its child %s holds %s, not a module: a child's slot was "
+      .. "assigned over (assign a module there, or build the model again)", m.__name, slot, checks.shown(c)), 0)
+  end
+  return c
+end
+Module._child_of = child_of -- (nn.Sequential's forward checks a slot it has not run before)
+
 --- The child modules in order, as a list.
 function Module:children()
   local out = {}
-  for _, name in ipairs(self._child_names) do out[#out + 1] = self[name] end
+  for _, name in ipairs(self._child_names) do out[#out + 1] = child_of(self, name) end
   return out
 end
 
@@ -238,7 +253,7 @@ end
 local function every_named_parameter(m, prefix, out)
   for _, name in ipairs(m._param_names) do out[#out + 1] = {prefix .. name, m[name]} end
   for _, name in ipairs(m._child_names) do
-    every_named_parameter(m[name], prefix .. state_name(name) .. ".", out)
+    every_named_parameter(child_of(m, name), prefix .. state_name(name) .. ".", out)
   end
   return out
 end
@@ -261,7 +276,9 @@ end
 function Module:named_buffers(prefix, out)
   out, prefix = walk_arguments(prefix, out, "named_buffers")
   for _, name in ipairs(self._buffer_names) do out[#out + 1] = {prefix .. name, self[name]} end
-  for _, name in ipairs(self._child_names) do self[name]:named_buffers(prefix .. state_name(name) .. ".", out) end
+  for _, name in ipairs(self._child_names) do
+    child_of(self, name):named_buffers(prefix .. state_name(name) .. ".", out)
+  end
   return out
 end
 
@@ -272,7 +289,7 @@ function Module:named_modules(prefix, out)
   out[#out + 1] = {prefix, self}
   for _, name in ipairs(self._child_names) do
     local child = state_name(name)
-    self[name]:named_modules(prefix == "" and child or prefix .. "." .. child, out)
+    child_of(self, name):named_modules(prefix == "" and child or prefix .. "." .. child, out)
   end
   return out
 end
@@ -288,7 +305,7 @@ end
 function Module:modules(out)
   out = walk_arguments(nil, out, "modules")
   out[#out + 1] = self
-  for _, name in ipairs(self._child_names) do self[name]:modules(out) end
+  for _, name in ipairs(self._child_names) do child_of(self, name):modules(out) end
   return out
 end
 
@@ -527,7 +544,7 @@ function Module:describe(indent)
   if #self._child_names == 0 then return line end
   local parts = {line .. " {"}
   for _, name in ipairs(self._child_names) do
-    parts[#parts + 1] = indent .. "  (" .. name .. "): " .. self[name]:describe(indent .. "  ")
+    parts[#parts + 1] = indent .. "  (" .. name .. "): " .. child_of(self, name):describe(indent .. "  ")
   end
   parts[#parts + 1] = indent .. "}"
   return table.concat(parts, "\n")

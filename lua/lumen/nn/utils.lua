@@ -49,7 +49,7 @@ local function power_sum(grads, p, scale)
   local acc
   for _, g in ipairs(grads) do
     local a = g:abs()
-    if scale ~= 1 then a = a * (1 / scale) end
+    if scale ~= 1 then a = a / scale end -- (1 / scale is subnormal past 8.5e37, flushed to 0)
     acc = combine(acc, (p == 1 and a or p == 2 and a * a or a ^ p):sum(), add)
   end
   return acc:item()
@@ -96,8 +96,13 @@ function utils.clip_grad_norm_(parameters, max_norm, norm_type, error_if_nonfini
   local coef = max_norm / (total + 1e-6)
   if coef > 1 then coef = 1 end -- (a NaN stays NaN, as torch.clamp keeps it)
   if coef ~= 1 then
+    -- a coefficient below float32's normal range (a total past 8.5e37) would
+    -- be flushed to 0: divide by the total first, then multiply by the rest
+    local split = coef < 1e-30 and checks.is_finite(total) and total > 1
     lm.no_grad(function()
-      for _, g in ipairs(grads) do g:mul_(coef) end
+      for _, g in ipairs(grads) do
+        if split then g:div_(total):mul_(coef * total) else g:mul_(coef) end
+      end
     end)
   end
   return total

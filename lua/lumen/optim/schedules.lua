@@ -58,9 +58,7 @@ local function factor_in(lo_open)
 end
 
 local function callable(v)
-  if type(v) == "function" then return v end
-  local mt = getmetatable(v)
-  if type(mt) == "table" and mt.__call then return v end
+  if checks.is_callable(v) then return v end
   return nil, "a function of the iteration"
 end
 
@@ -212,6 +210,5 @@ KINDS.LambdaLR = {
   end,
 }
 
-schedules.Schedule = Schedule
 
 return schedules
