@@ -102,6 +102,7 @@ do
 end
 
 lm.nn = require 'lumen.nn'
+require 'lumen.conveniences' -- tensor methods and creation functions composed in Lua
 lm.optim = require 'lumen.optim'
 lm.data = require 'lumen.data'
 lm.json = require 'lumen.json'

@@ -31,6 +31,28 @@ function F.leaky_relu(x, negative_slope)
   if not is_tensor(x) then checks.tensor(x, "input", "leaky_relu") end
   return x:leaky_relu(negative_slope)
 end
+--- x clamped to [min_val, max_val] (torch's defaults -1 and 1), with torch's
+--- gradient: 1 strictly inside the interval and 0 at and beyond the bounds
+--- (x:clamp passes it at the bounds too, as torch.clamp does).
+function F.hardtanh(x, min_val, max_val)
+  if not is_tensor(x) then checks.tensor(x, "input", "hardtanh") end
+  if min_val ~= nil then checks.number(min_val, "min_val", "hardtanh") end
+  if max_val ~= nil then checks.number(max_val, "max_val", "hardtanh") end
+  min_val, max_val = min_val or -1, max_val or 1
+  if min_val ~= min_val or max_val ~= max_val or min_val >= max_val then
+    error(string.format("hardtanh: min_val (%s) must be less than max_val (%s)", tostring(min_val),
+      tostring(max_val)), 2)
+  end
+  local clamped = x:clamp(min_val, max_val)
+  if not (lm.is_grad_enabled() and x:requires_grad()) then return clamped end
+  -- x where min < x < max (its gradient passes), else the clamped value as a constant
+  return lm.where(x:gt(min_val) * x:lt(max_val), x, clamped:detach())
+end
+--- min(max(x, 0), 6): F.hardtanh(x, 0, 6), torch's gradient (0 at 0 and at 6).
+function F.relu6(x)
+  if not is_tensor(x) then checks.tensor(x, "input", "relu6") end
+  return F.hardtanh(x, 0, 6)
+end
 function F.sigmoid(x)
   if not is_tensor(x) then checks.tensor(x, "input", "sigmoid") end
   return x:sigmoid()

@@ -259,6 +259,29 @@ function nn.LeakyReLU:init(negative_slope)
   if negative_slope ~= nil then checks.number(negative_slope, "negative_slope", "nn.LeakyReLU") end
   self.negative_slope = negative_slope or 0.01
 end
+--- nn.Softplus([beta [, threshold]]): F.softplus, torch's defaults (1, 20) and repr.
+nn.Softplus = simple("nn.Softplus", function(self, x) return F.softplus(x, self.beta, self.threshold) end,
+  function(self) return string.format("beta = %s, threshold = %s", tostring(self.beta), tostring(self.threshold)) end)
+function nn.Softplus:init(beta, threshold)
+  if beta ~= nil then checks.number(beta, "beta", "nn.Softplus") end
+  if threshold ~= nil then checks.number(threshold, "threshold", "nn.Softplus") end
+  self.beta, self.threshold = beta or 1, threshold or 20
+end
+--- nn.Hardtanh([min_val [, max_val]]): F.hardtanh, torch's defaults (-1, 1) and gradient.
+nn.Hardtanh = simple("nn.Hardtanh", function(self, x) return F.hardtanh(x, self.min_val, self.max_val) end,
+  function(self) return string.format("min_val = %s, max_val = %s", tostring(self.min_val), tostring(self.max_val)) end)
+function nn.Hardtanh:init(min_val, max_val)
+  if min_val ~= nil then checks.number(min_val, "min_val", "nn.Hardtanh") end
+  if max_val ~= nil then checks.number(max_val, "max_val", "nn.Hardtanh") end
+  self.min_val, self.max_val = min_val or -1, max_val or 1
+  local lo, hi = self.min_val, self.max_val
+  if lo ~= lo or hi ~= hi or lo >= hi then
+    error(string.format("nn.Hardtanh: min_val (%s) must be less than max_val (%s)", tostring(self.min_val),
+      tostring(self.max_val)), 3)
+  end
+end
+--- nn.ReLU6(): F.relu6, min(max(x, 0), 6) with torch's gradient.
+nn.ReLU6 = simple("nn.ReLU6", function(_, x) return F.relu6(x) end)
 nn.Sigmoid = simple("nn.Sigmoid", function(_, x) return x:sigmoid() end)
 nn.Tanh = simple("nn.Tanh", function(_, x) return x:tanh() end)
 nn.Identity = simple("nn.Identity", function(_, x) return x end)
@@ -289,6 +312,46 @@ nn.Reshape = simple("nn.Reshape", function(self, x)
   return x:reshape(shape)
 end, function(self) return table.concat(self.shape, "x") end)
 function nn.Reshape:init(...) self.shape = {...} end
+
+--- nn.Unflatten(dim, sizes): dimension `dim` (1-based, negative from the end) of the input becomes
+--- `sizes` (a table; one entry may be -1), as torch.nn.Unflatten: nn.Unflatten(2, {1, 28, 28}) turns
+--- [N, 784] into [N, 1, 28, 28].
+nn.Unflatten = simple("nn.Unflatten", function(self, x)
+  checks.tensor(x, "the input", "nn.Unflatten")
+  local n = x:dim()
+  local d = self.dim < 0 and n + 1 + self.dim or self.dim
+  if d < 1 or d > n then
+    error(string.format("nn.Unflatten: dimension %d out of range for a %d-D input", self.dim, n), 3)
+  end
+  local shape, old = {}, x:shape()
+  for i = 1, d - 1 do shape[#shape + 1] = old[i] end
+  for _, s in ipairs(self.sizes) do shape[#shape + 1] = s end
+  for i = d + 1, n do shape[#shape + 1] = old[i] end
+  local ok, out = pcall(x.reshape, x, shape)
+  if not ok then
+    error(string.format("nn.Unflatten: size %d of dimension %d cannot become %s", old[d], d,
+      table.concat(self.sizes, "x")), 3)
+  end
+  return out
+end, function(self) return string.format("%d, {%s}", self.dim, table.concat(self.sizes, ", ")) end)
+function nn.Unflatten:init(dim, sizes)
+  if math.type(dim) ~= "integer" or dim == 0 then
+    error("nn.Unflatten: dim must be a nonzero integer (1-based, negative from the end), got "
+      .. checks.shown(dim), 3)
+  end
+  checks.table(sizes, "sizes", "nn.Unflatten")
+  if #sizes == 0 then error("nn.Unflatten: sizes must list at least one size", 3) end
+  local inferred = 0
+  for i, s in ipairs(sizes) do
+    if s == -1 then inferred = inferred + 1
+    elseif math.type(s) ~= "integer" or s < 0 then
+      error(string.format("nn.Unflatten: sizes[%d] must be a non-negative integer or -1, got %s", i,
+        checks.shown(s)), 3)
+    end
+  end
+  if inferred > 1 then error("nn.Unflatten: at most one size may be -1", 3) end
+  self.dim, self.sizes = dim, {table.unpack(sizes)}
+end
 
 local function pool(name, max)
   local class = simple(name, function(self, x)
