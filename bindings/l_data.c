@@ -1,5 +1,6 @@
 /* Data set readers and row gathering from Lua. */
 #include "l_common.h"
+#include "lm_autograd.h"
 #include "lm_datasets.h"
 #include "lm_ops.h"
 
@@ -47,6 +48,34 @@ static int t_index_select(lua_State *L) {
     return 1;
 }
 
+/* idx (1-based int32) as the core's 0-based index, kept on the stack; any
+ * other dtype as it is, for the core's check to name */
+static lm_tensor *zero_based(lua_State *L, lm_tensor *idx) {
+    if (idx->dtype != LM_INT32) return idx;
+    lm_tensor **slot = l_push_slot(L);
+    l_check(L, lm_binary_scalar(slot, LM_SUB, idx, 1, false));
+    return *slot;
+}
+
+/* x:gather(dim, idx): torch.gather with 1-based dims and index values */
+static int t_gather(lua_State *L) {
+    lm_tensor *x = l_check_tensor(L, 1);
+    int dim = l_check_dim(L, 2, x->ndim, "gather");
+    lm_tensor *idx = zero_based(L, l_check_tensor(L, 3));
+    l_check(L, lm_ag_gather(l_push_slot(L), x, dim, idx));
+    return 1;
+}
+
+/* x:scatter_add(dim, idx, src): a copy of x with src added where idx points */
+static int t_scatter_add(lua_State *L) {
+    lm_tensor *x = l_check_tensor(L, 1);
+    int dim = l_check_dim(L, 2, x->ndim, "scatter_add");
+    lm_tensor *raw = l_check_tensor(L, 3), *src = l_check_tensor(L, 4);
+    lm_tensor *idx = zero_based(L, raw);
+    l_check(L, lm_ag_scatter_add(l_push_slot(L), x, dim, idx, src));
+    return 1;
+}
+
 /* lm._index_select_into(out, x, idx0): 0-based indices, for loaders' reused buffers */
 static int l_index_select_into(lua_State *L) {
     lm_tensor *out = l_check_tensor(L, 1), *x = l_check_tensor(L, 2), *idx = l_check_tensor(L, 3);
@@ -81,6 +110,10 @@ void l_register_data(lua_State *L) {
     lua_getfield(L, -1, "methods");
     lua_pushcfunction(L, t_index_select);
     lua_setfield(L, -2, "index_select");
+    lua_pushcfunction(L, t_gather);
+    lua_setfield(L, -2, "gather");
+    lua_pushcfunction(L, t_scatter_add);
+    lua_setfield(L, -2, "scatter_add");
     lua_pushcfunction(L, t_topk);
     lua_setfield(L, -2, "topk");
     lua_pop(L, 2);

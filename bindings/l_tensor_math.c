@@ -201,6 +201,14 @@ static int t_std(lua_State *L) {
     return 1;
 }
 
+/* x:cumsum(dim): prefix sums along dim (1-based, negative from the end) */
+static int t_cumsum(lua_State *L) {
+    lm_tensor *t = l_check_tensor(L, 1);
+    int dim = l_check_dim(L, 2, t->ndim, "cumsum");
+    l_check(L, lm_ag_cumsum(l_push_slot(L), t, dim));
+    return 1;
+}
+
 static int t_matmul(lua_State *L) {
     lm_tensor *a = l_check_tensor(L, 1), *b = l_check_tensor(L, 2);
     l_check(L, lm_ag_matmul(l_push_slot(L), a, b));
@@ -259,6 +267,7 @@ static const luaL_Reg math_methods[] = {{"add", t_add},
                                         {"argmin", t_argmin},
                                         {"var", t_var},
                                         {"std", t_std},
+                                        {"cumsum", t_cumsum},
                                         {"matmul", t_matmul},
                                         {NULL, NULL}};
 

@@ -532,6 +532,40 @@ lm_status lm_rule_cat(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     return LM_OK;
 }
 
+/* iparams[0] = dim; saved[0] = the 0-based index; shape = the input's. The
+ * gradient is g scatter-added into zeros of the input's shape: positions that
+ * the index names twice get both gradients. The index was checked forward. */
+lm_status lm_rule_gather(lm_node *n, lm_tensor *g, lm_tensor **gi) {
+    scope sc = {0};
+    lm_tensor *idx = sc_contiguous(&sc, sc_saved(&sc, n, 0));
+    lm_tensor *gc = sc_contiguous(&sc, g);
+    lm_tensor *gx = sc_zeros(&sc, g->storage->device, n->ndim, n->shape);
+    const lm_backend *be = sc_backend(&sc, g);
+    if (be) sc.status = be->scatter_add(gx, idx, gc, (int)n->iparams[0]);
+    gi[0] = sc_give(&sc, gx);
+    return sc_end(&sc);
+}
+
+/* inputs x, src; iparams[0] = dim; saved[0] = the 0-based index: x's
+ * gradient is g, src's the gather of g at the index */
+lm_status lm_rule_scatter_add(lm_node *n, lm_tensor *g, lm_tensor **gi) {
+    scope sc = {0};
+    if (needs_grad(n, 0)) gi[0] = lm_tensor_retain(g);
+    if (needs_grad(n, 1)) {
+        lm_tensor *idx = sc_contiguous(&sc, sc_saved(&sc, n, 0));
+        lm_tensor *gs = idx ? sc_empty(&sc, g->storage->device, idx->ndim, idx->shape) : NULL;
+        const lm_backend *be = sc_backend(&sc, g);
+        if (be) sc.status = be->gather(gs, g, idx, (int)n->iparams[0]);
+        gi[1] = sc_give(&sc, gs);
+    }
+    return sc_end(&sc);
+}
+
+/* iparams[0] = dim: the gradient is g's cumulative sum from the end back */
+lm_status lm_rule_cumsum(lm_node *n, lm_tensor *g, lm_tensor **gi) {
+    return lm_cumsum(&gi[0], g, (int)n->iparams[0], true);
+}
+
 /* ---- layers and losses
  * ------------------------------------------------------------------------------ */
 

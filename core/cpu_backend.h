@@ -157,6 +157,9 @@ lm_status lm_cpu_sq_diff_rows(lm_tensor *diff, lm_tensor *rows, const lm_tensor 
 lm_status lm_cpu_mmd(lm_tensor *value, lm_tensor *gz, lm_tensor *gp, const lm_tensor *z,
                      const lm_tensor *p, const float *scales, int nscales);
 lm_status lm_cpu_index_select(lm_tensor *out, const lm_tensor *x, const lm_tensor *idx);
+lm_status lm_cpu_gather(lm_tensor *out, const lm_tensor *x, const lm_tensor *idx, int dim);
+lm_status lm_cpu_scatter_add(lm_tensor *out, const lm_tensor *idx, const lm_tensor *src, int dim);
+lm_status lm_cpu_cumsum(lm_tensor *out, const lm_tensor *x, int dim, bool reverse);
 lm_status lm_cpu_topk(lm_tensor *values, lm_tensor *indices, const lm_tensor *x, int64_t k,
                       bool largest);
 lm_status lm_cpu_one_hot(lm_tensor *out, const lm_tensor *labels);

@@ -141,6 +141,10 @@ lm_status lm_ag_unsqueeze(lm_tensor **out, lm_tensor *t, int dim);
 lm_status lm_ag_squeeze(lm_tensor **out, lm_tensor *t, int dim);
 lm_status lm_ag_contiguous(lm_tensor **out, lm_tensor *t);
 lm_status lm_ag_clone(lm_tensor **out, lm_tensor *t);
+/* lm_gather (differentiable in x), lm_scatter_add (in x and src), lm_cumsum. */
+lm_status lm_ag_gather(lm_tensor **out, lm_tensor *x, int dim, lm_tensor *idx);
+lm_status lm_ag_scatter_add(lm_tensor **out, lm_tensor *x, int dim, lm_tensor *idx, lm_tensor *src);
+lm_status lm_ag_cumsum(lm_tensor **out, lm_tensor *x, int dim);
 /* Concatenation along dim of n tensors (stack = unsqueeze + cat). */
 lm_status lm_ag_cat(lm_tensor **out, int n, lm_tensor *const *ts, int dim);
 

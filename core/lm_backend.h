@@ -203,6 +203,17 @@ typedef struct lm_backend {
     /* out[i] = x[idx[i]] along dimension 0; x and out contiguous, idx int32
      * 0-based and checked by the caller. */
     lm_status (*index_select)(lm_tensor *out, const lm_tensor *x, const lm_tensor *idx);
+    /* Along dimension `dim`: out[.., i, ..] = x[.., idx[.., i, ..], ..] (torch.gather). out and
+     * idx contiguous with the same shape, which is x's or smaller in the other dimensions; x
+     * float32 or int32, any strides; idx int32 0-based, checked by the caller. */
+    lm_status (*gather)(lm_tensor *out, const lm_tensor *x, const lm_tensor *idx, int dim);
+    /* The reverse: out[.., idx[.., i, ..], ..] += src[.., i, ..], duplicates accumulating
+     * (gather's gradient). out float32 contiguous; idx and src contiguous, the same shape
+     * (out's or smaller in the other dimensions); idx 0-based, checked by the caller. */
+    lm_status (*scatter_add)(lm_tensor *out, const lm_tensor *idx, const lm_tensor *src, int dim);
+    /* Inclusive prefix sums of x along `dim` into out (contiguous, the same shape and dtype,
+     * float32 summed in double or int32), from the last element back when `reverse`. */
+    lm_status (*cumsum)(lm_tensor *out, const lm_tensor *x, int dim, bool reverse);
     /* The k smallest (or largest) of each row of x [rows, cols] (contiguous),
      * sorted: values [rows, k] and 0-based int32 indices [rows, k]. */
     lm_status (*topk)(lm_tensor *values, lm_tensor *indices, const lm_tensor *x, int64_t k,

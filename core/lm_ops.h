@@ -53,6 +53,19 @@ lm_status lm_check_index_range(const char *op, const char *what, const char *uni
 lm_status lm_index_select(lm_tensor **out, lm_tensor *x, lm_tensor *idx);
 lm_status lm_index_select_into(lm_tensor *out, lm_tensor *x, lm_tensor *idx);
 
+/* Along dimension dim (0-based), as torch.gather: out has idx's shape and
+ * out[.., i, ..] = x[.., idx[.., i, ..], ..]. idx is int32, 0-based (checked,
+ * the message naming the value 1-based and the dimension's size), with x's
+ * dimensions and no larger than x outside dim; x float32 or int32, any strides. */
+lm_status lm_gather(lm_tensor **out, lm_tensor *x, int dim, lm_tensor *idx);
+/* A copy of x (float32) with src (float32, idx's shape) added at the places
+ * idx names along dim, as torch.scatter_add: out[.., idx[.., i, ..], ..] +=
+ * src[.., i, ..]; duplicates accumulate. idx as in lm_gather. */
+lm_status lm_scatter_add(lm_tensor **out, lm_tensor *x, int dim, lm_tensor *idx, lm_tensor *src);
+/* Inclusive prefix sums along dim (float32, summed in double; int32 stays
+ * int32), from the end back when `reverse` (cumsum's gradient). */
+lm_status lm_cumsum(lm_tensor **out, lm_tensor *x, int dim, bool reverse);
+
 /* The k smallest (largest) values of each row of a 2-D float tensor,
  * sorted, with their 0-based int32 column indices. Not differentiable. */
 lm_status lm_topk(lm_tensor **values, lm_tensor **indices, lm_tensor *x, int64_t k, bool largest);

@@ -125,6 +125,9 @@ extern "C" const lm_backend *lm_cuda_make_backend(void) {
     table.pool2d = lm_cuda_pool2d;
     table.pool2d_backward = lm_cuda_pool2d_backward;
     table.index_select = lm_cuda_index_select;
+    table.gather = lm_cuda_gather;
+    table.scatter_add = lm_cuda_scatter_add;
+    table.cumsum = lm_cuda_cumsum;
     table.topk = lm_cuda_topk;
     table.one_hot = lm_cuda_one_hot;
     table.optim_step = lm_cuda_optim_step;

@@ -52,6 +52,9 @@ lm_status lm_cuda_pool2d(lm_tensor *out, lm_tensor *argmax, const lm_tensor *x,
 lm_status lm_cuda_pool2d_backward(lm_tensor *gx, const lm_tensor *g, const lm_tensor *argmax,
                                   const lm_conv_geometry *geo);
 lm_status lm_cuda_index_select(lm_tensor *out, const lm_tensor *x, const lm_tensor *idx);
+lm_status lm_cuda_gather(lm_tensor *out, const lm_tensor *x, const lm_tensor *idx, int dim);
+lm_status lm_cuda_scatter_add(lm_tensor *out, const lm_tensor *idx, const lm_tensor *src, int dim);
+lm_status lm_cuda_cumsum(lm_tensor *out, const lm_tensor *x, int dim, bool reverse);
 lm_status lm_cuda_topk(lm_tensor *values, lm_tensor *indices, const lm_tensor *x, int64_t k,
                        bool largest);
 lm_status lm_cuda_one_hot(lm_tensor *out, const lm_tensor *labels);

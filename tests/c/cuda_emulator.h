@@ -526,6 +526,14 @@ template <typename T> static inline T __shfl_down_sync(unsigned mask, T v, unsig
     return cu_emu_shuffle(mask, v, lane + (int)delta < 32 ? lane + (int)delta : lane);
 }
 
+/* The emulated threads are fibers of one host thread that switch only at
+ * barriers and shuffles, so a read-modify-write is already atomic. */
+static inline float atomicAdd(float *address, float v) {
+    float old = *address;
+    *address = old + v;
+    return old;
+}
+
 /* the device's correctly rounded operations: the host's IEEE ones (the
  * emulated files are built with -ffp-contract=off) */
 static inline float __fadd_rn(float a, float b) {

@@ -47,6 +47,28 @@ describe("argument errors", function()
     same(lm.tensor{{1}, {2}, {3}}:index_select(lm.tensor({3, 1}, 'int32')):totable(), {{3}, {1}})
   end)
 
+  it("checks gather, scatter_add and cumsum arguments, naming the value and the dimension's size", function()
+    local m = lm.tensor{{1, 2, 3}, {4, 5, 6}}
+    local function idx(t) return lm.tensor(t, 'int32') end
+    raises(function() m:gather(2, idx{{1, 4}}) end, "gather: index 4 out of range for 3 elements along dimension 2")
+    raises(function() m:gather(-2, idx{{0, 1}}) end, "gather: index 0 out of range for 2 elements along dimension 1")
+    raises(function() m:gather(2, lm.tensor{{1}}) end, "gather: index must be int32, got float32")
+    raises(function() m:gather(3, idx{{1}}) end, "gather: dimension 3 out of range for a 2-D tensor")
+    raises(function() m:gather(1, idx{1, 2}) end, "gather: index [2] has 1 dimensions, input [2, 3] has 2")
+    raises(function() m:gather(2, idx{{1}, {1}, {1}}) end,
+      "gather: index [3, 1] is larger than input [2, 3] in dimension 1")
+    raises(function() m:gather(1, idx{{1, 2, 1, 2}}) end,
+      "gather: index [1, 4] is larger than input [2, 3] in dimension 2")
+    raises(function() m:scatter_add(2, idx{{1, 9}}, lm.ones(1, 2)) end,
+      "scatter_add: index 9 out of range for 3 elements along dimension 2")
+    raises(function() m:scatter_add(2, idx{{1, 2}}, lm.ones(1, 3)) end,
+      "scatter_add: src [1, 3] must have the index's shape [1, 2]")
+    raises(function() m:int():scatter_add(2, idx{{1}}, lm.ones(1, 1)) end,
+      "scatter_add: needs float32 input and src, got int32 and float32")
+    raises(function() m:cumsum(3) end, "cumsum: dimension 3 out of range for a 2-D tensor")
+    raises(function() m:cumsum() end, "bad argument #1 to 'cumsum' (number expected, got no value)")
+  end)
+
   it("refuses freed tensors", function()
     local y = lm.ones(2)
     y:free()

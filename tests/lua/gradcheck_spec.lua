@@ -306,3 +306,15 @@ describe("more elementwise", function()
   check("F.softplus beta and threshold", function(a) return F.softplus(a, 2, 1) end,
     {leaf(lm.tensor({-1.5, -0.2, 0.2, 0.35, 0.65, 1.4}))})
 end)
+
+-- gather, scatter_add and cumsum (drawn last: the checks above keep their inputs)
+describe("indexing and scans", function()
+  -- duplicates in the index: gather's gradient adds up where a position is read twice
+  local idx = lm.tensor({{3, 1, 3}, {2, 2, 4}}, 'int32')
+  check("gather along dim 2, duplicates", function(a) return a:gather(2, idx) end, {randn(3, 4)})
+  check("gather along dim 1, non-contiguous", function(a) return a:gather(1, lm.tensor({{3, 1, 3, 2}}, 'int32')) end,
+    {randn_t(3, 4)})
+  check("scatter_add, duplicates", function(a, s) return a:scatter_add(-1, idx, s) end, {randn(2, 4), randn(2, 3)})
+  check("cumsum", function(a) return a:cumsum(2) end, {randn(3, 4)})
+  check("cumsum along dim 1, non-contiguous", function(a) return a:cumsum(-2) end, {randn_t(3, 4)})
+end)

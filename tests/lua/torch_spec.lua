@@ -39,7 +39,8 @@
 -- Not differentiable in Lumen (no gradient recorded), so nothing to compare:
 -- comparisons (eq, ne, lt, le, gt, ge), isnan/isinf/isfinite (their outputs
 -- are compared, forward only), argmax/argmin (their integer outputs are
--- compared, forward only), topk, index_select, and in-place ops.
+-- compared, forward only), topk, index_select, and in-place ops. gather and
+-- scatter_add are differentiable in the input and src, not in the index.
 --
 -- Cases with the option `special` have NaN, infinities and signed zeros
 -- among their inputs: each element is compared on its own (NaN where the
@@ -296,6 +297,24 @@ I.matmul_2d_large = function(t) return lm.matmul(t.a, t.b) end
 I.conv2d_large = function(t, o) return F.conv2d(t.x, t.w, t.b, {stride = o.stride, padding = o.padding}) end
 I.max_pool2d_large = function(t, o) return F.max_pool2d(t.x, o.kernel, {stride = o.stride, padding = o.padding}) end
 I.avg_pool2d_large = function(t, o) return F.avg_pool2d(t.x, o.kernel, {stride = o.stride, padding = o.padding}) end
+
+-- gather, scatter_add and cumsum (index values 1-based in the file, as Lumen takes them)
+for _, d in ipairs({"0", "1", "-1", "-2"}) do
+  I["gather_dim" .. d] = function(t, o) return t.x:gather(dim(o.dim), t.index) end
+end
+I.gather_3d = I.gather_dim0
+I.gather_transposed = function(t, o) return t.x:t():gather(dim(o.dim), t.index) end
+I.gather_large = I.gather_dim0
+for _, d in ipairs({"0", "1", "-1"}) do
+  I["scatter_add_dim" .. d] = function(t, o) return t.x:scatter_add(dim(o.dim), t.index, t.src) end
+end
+I.scatter_add_transposed = function(t, o) return t.x:t():scatter_add(dim(o.dim), t.index, t.src:t()) end
+I.scatter_add_src_only = I.scatter_add_dim0
+for _, d in ipairs({"0", "1", "2", "-1"}) do
+  I["cumsum_dim" .. d] = function(t, o) return t.x:cumsum(dim(o.dim)) end
+end
+I.cumsum_transposed = function(t, o) return t.x:t():cumsum(dim(o.dim)) end
+I.cumsum_large = I.cumsum_dim0
 
 -- ---- the comparison --------------------------------------------------------------------------------
 

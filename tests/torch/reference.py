@@ -464,6 +464,35 @@ for name in ["isnan", "isinf", "isfinite"]:  # 1 or 0 in float32, as Lumen's com
          {"special": True}, check_distinct=False)
 
 
+# gather, scatter_add and cumsum (after every other case: those keep their random inputs). Index values are
+# saved 1-based, as Lumen takes them; the index may be smaller than the input outside `dim`, and may repeat.
+def index(shape, size):
+    return torch.randint(1, size + 1, tuple(shape), generator=GEN, dtype=torch.int32)
+
+
+for d, ishape in [(0, (5, 3)), (1, (2, 7)), (-1, (3, 2)), (-2, (6, 4))]:
+    case(f"gather_dim{d}", {"x": randn(3, 4), "index": index(ishape, 4 if d in (1, -1) else 3)}, ["x"],
+         lambda t, o: torch.gather(t["x"], o["dim"], t["index"].long() - 1), {"dim": d})
+case("gather_3d", {"x": randn(3, 4, 5), "index": index((2, 6, 3), 4)}, ["x"],
+     lambda t, o: torch.gather(t["x"], o["dim"], t["index"].long() - 1), {"dim": 1})
+# x is stored [5, 4] and used transposed: a non-contiguous [4, 5] view
+case("gather_transposed", {"x": randn(5, 4), "index": index((4, 7), 5)}, ["x"],
+     lambda t, o: torch.gather(t["x"].t(), o["dim"], t["index"].long() - 1), {"dim": 1})
+case("gather_large", {"x": spread(64, 300), "index": index((64, 500), 300)}, ["x"],
+     lambda t, o: torch.gather(t["x"], o["dim"], t["index"].long() - 1), {"dim": 1})
+for d in [0, 1, -1]:
+    case(f"scatter_add_dim{d}", {"x": randn(3, 4), "index": index((5, 3) if d == 0 else (3, 6), 3 if d == 0 else 4),
+                                 "src": randn(*((5, 3) if d == 0 else (3, 6)))}, ["x", "src"],
+         lambda t, o: torch.scatter_add(t["x"], o["dim"], t["index"].long() - 1, t["src"]), {"dim": d})
+case("scatter_add_transposed", {"x": randn(5, 4), "index": index((4, 8), 5), "src": randn(8, 4)}, ["x", "src"],
+     lambda t, o: torch.scatter_add(t["x"].t(), o["dim"], t["index"].long() - 1, t["src"].t()), {"dim": 1})
+case("scatter_add_src_only", {"x": randn(2, 3, 4), "index": index((2, 5, 4), 3), "src": randn(2, 5, 4)}, ["src"],
+     lambda t, o: torch.scatter_add(t["x"], o["dim"], t["index"].long() - 1, t["src"]), {"dim": 1})
+for d in [0, 1, 2, -1]:
+    case(f"cumsum_dim{d}", {"x": randn(3, 4, 5)}, ["x"], lambda t, o: torch.cumsum(t["x"], o["dim"]), {"dim": d})
+case("cumsum_transposed", {"x": randn(6, 4)}, ["x"], lambda t, o: torch.cumsum(t["x"].t(), o["dim"]), {"dim": 1})
+case("cumsum_large", {"x": spread(70, 400)}, ["x"], lambda t, o: torch.cumsum(t["x"], o["dim"]), {"dim": 1})
+
 # ---- run -------------------------------------------------------------------------------------
 
 def run(c):
