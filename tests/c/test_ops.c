@@ -364,6 +364,68 @@ static void test_fused_unary_gradients(void) {
 /* Every op family on a tensor whose device has no backend fails with
  * LM_ERR_DEVICE and the registry's message (never a NULL table): device 7,
  * which nobody registers, and CUDA where this build or machine has none. */
+/* gather, scatter_add and cumsum on hand-computed values */
+static void test_gather_scatter_cumsum(void) {
+    int64_t s23[2] = {2, 3}, s22[2] = {2, 2};
+    lm_tensor *x = from(2, s23, (float[]){1, 2, 3, 4, 5, 6}), *idx, *xt, *r;
+    lm_from_host(&idx, LM_INT32, 2, s22, (int32_t[]){2, 0, 1, 1}); /* 0-based */
+    CHECK_OK(lm_gather(&r, x, 1, idx)); /* [[x00 x02] ...]: [[3, 1], [5, 5]] */
+    CHECK(at(r, 0) == 3 && at(r, 1) == 1 && at(r, 2) == 5 && at(r, 3) == 5);
+    lm_tensor_release(r);
+    /* x^T [3, 2] = [[1, 4], [2, 5], [3, 6]], a strided view: rows idx along dim 0 */
+    CHECK_OK(lm_tensor_transpose(&xt, x, 0, 1));
+    CHECK_OK(lm_gather(&r, xt, 0, idx)); /* [[xt20 xt01] [xt10 xt11]] = [[3, 4], [2, 5]] */
+    CHECK(at(r, 0) == 3 && at(r, 1) == 4 && at(r, 2) == 2 && at(r, 3) == 5);
+    lm_tensor_release(r);
+    CHECK_FAILS(lm_gather(&r, xt, 0, x), LM_ERR_ARG, "gather: index must be int32, got float32");
+    lm_tensor_release(idx);
+    lm_from_host(&idx, LM_INT32, 2, s22, (int32_t[]){0, 3, 1, 1});
+    CHECK_FAILS(lm_gather(&r, x, 1, idx), LM_ERR_ARG,
+                "gather: index 4 out of range for 3 elements along dimension 2");
+    CHECK(r == NULL);
+
+    /* duplicates accumulate: along dim 0, x[dup[i][j]][j] += src[i][j]; dup names row 0 twice in
+     * column 0 (1 + 10 + 30) and row 1 twice in column 1 (5 + 20 + 40) */
+    lm_tensor *src = from(2, s22, (float[]){10, 20, 30, 40}), *dup;
+    lm_from_host(&dup, LM_INT32, 2, s22, (int32_t[]){0, 1, 0, 1});
+    CHECK_OK(lm_scatter_add(&r, x, 0, dup, src));
+    CHECK(at(r, 0) == 41 && at(r, 1) == 2 && at(r, 2) == 3 && at(r, 3) == 4 && at(r, 4) == 65 &&
+          at(r, 5) == 6);
+    lm_tensor_release(r);
+    /* gather's gradient: g = 1 scattered back, twice where read twice */
+    lm_tensor *leaf = from(2, s23, (float[]){1, 2, 3, 4, 5, 6}), *g;
+    lm_from_host(&g, LM_INT32, 2, s22, (int32_t[]){2, 2, 0, 0});
+    CHECK_OK(lm_set_requires_grad(leaf, true));
+    CHECK_OK(lm_ag_gather(&r, leaf, 1, g));
+    lm_tensor *ones;
+    CHECK_OK(lm_full(&ones, LM_FLOAT32, LM_CPU, 2, s22, 1));
+    CHECK_OK(lm_backward(r, ones, false));
+    lm_tensor *gx = lm_grad(leaf);
+    CHECK(gx && at(gx, 0) == 0 && at(gx, 2) == 2 && at(gx, 3) == 2 && at(gx, 5) == 0);
+    lm_tensor_release(ones);
+    lm_tensor_release(r);
+    lm_tensor_release(g);
+    lm_tensor_release(leaf);
+
+    CHECK_OK(lm_cumsum(&r, x, 1, false)); /* [[1, 3, 6], [4, 9, 15]] */
+    CHECK(at(r, 2) == 6 && at(r, 4) == 9 && at(r, 5) == 15);
+    lm_tensor_release(r);
+    CHECK_OK(lm_cumsum(&r, xt, 1, true)); /* x^T summed from the end: [[5, 4], [7, 5], [9, 6]] */
+    CHECK(at(r, 0) == 5 && at(r, 1) == 4 && at(r, 4) == 9 && at(r, 5) == 6);
+    lm_tensor_release(r);
+    lm_tensor *xi;
+    lm_from_host(&xi, LM_INT32, 2, s22, (int32_t[]){7, -3, 2, 1});
+    CHECK_OK(lm_cumsum(&r, xi, 0, false)); /* int32 stays int32: [[7, -3], [9, -2]] */
+    CHECK(r->dtype == LM_INT32 && at(r, 2) == 9 && at(r, 3) == -2);
+    lm_tensor_release(r);
+    lm_tensor_release(xi);
+    lm_tensor_release(dup);
+    lm_tensor_release(src);
+    lm_tensor_release(idx);
+    lm_tensor_release(xt);
+    lm_tensor_release(x);
+}
+
 static void check_no_backend(lm_device device, const char *needle) {
     int64_t shape[2] = {2, 2};
     lm_tensor *x, *r = NULL, *idx = NULL;
@@ -418,4 +480,5 @@ static void test_no_backend(void) {
 }
 
 TEST_MAIN(test_fused_unary_gradients, test_binary_broadcast, test_unary, test_leaky_relu_and_round,
-          test_int32, test_where, test_reductions, test_threads_large, test_matmul, test_no_backend)
+          test_int32, test_where, test_reductions, test_threads_large, test_matmul, test_no_backend,
+          test_gather_scatter_cumsum)
