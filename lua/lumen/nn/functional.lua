@@ -12,6 +12,7 @@ local is_tensor = lm.is_tensor
 -- number or a table would otherwise fail inside this file
 function F.elu(x, alpha)
   if not is_tensor(x) then checks.tensor(x, "input", "elu") end
+  if alpha ~= nil and type(alpha) ~= "number" then checks.number(alpha, "alpha", "elu") end -- (at the caller)
   return x:elu(alpha)
 end
 function F.relu(x)
@@ -29,6 +30,9 @@ end
 --- x where x > 0, else negative_slope * x (torch's default slope 0.01).
 function F.leaky_relu(x, negative_slope)
   if not is_tensor(x) then checks.tensor(x, "input", "leaky_relu") end
+  if negative_slope ~= nil and type(negative_slope) ~= "number" then
+    checks.number(negative_slope, "negative_slope", "leaky_relu") -- (at the caller, not at the method call below)
+  end
   return x:leaky_relu(negative_slope)
 end
 --- x clamped to [min_val, max_val] (torch's defaults -1 and 1), with torch's
