@@ -205,8 +205,13 @@ function lm.eye(n, m)
   end
   n = math.tointeger(n)
   m = m and math.tointeger(m) or n
-  if n == 0 or m == 0 then return lm.zeros(n, m) end
-  return lm.arange(1, n):view(n, 1):eq(lm.arange(1, m):view(1, m))
+  -- the n x m result first: a size that cannot be had fails here, at once,
+  -- before the two ranges are made
+  local out = at_caller(lm.zeros, n, m)
+  if n == 0 or m == 0 then return out end
+  local function diagonal() return out:copy_(lm.arange(1, n):view(n, 1):eq(lm.arange(1, m):view(1, m))) end
+  local y = at_caller(diagonal)
+  return y
 end
 
 --- lm.randint(low, high, shape...): int32 numbers uniform over [low, high)
