@@ -238,9 +238,13 @@ lm_status lm_check_index_range(const char *op, const char *what, const char *uni
     }
     lm_tensor_release(lo);
     LM_TRY(s);
-    if (vlo < 0 || vhi >= limit)
-        return lm_fail(LM_ERR_ARG, "%s: %s %d out of range for %lld %s", op, what,
-                       (int)(vlo < 0 ? vlo : vhi) + 1, (long long)limit, unit);
+    /* the values are shown as the user gave them, 1-based; a 0 is most likely a 0-based index */
+    if (vlo < 0 || vhi >= limit) {
+        int shown = (int)(vlo < 0 ? vlo : vhi) + 1;
+        return lm_fail(LM_ERR_ARG, "%s: %s %d out of range for %lld %s%s", op, what, shown,
+                       (long long)limit, unit,
+                       shown == 0 ? " (Lumen's indices are 1-based: add 1 to 0-based ones)" : "");
+    }
     return LM_OK;
 }
 

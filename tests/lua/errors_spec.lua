@@ -18,7 +18,7 @@ describe("argument errors", function()
   it("names the method of an elementwise op and its parameters", function()
     local F, nn = lm.nn.functional, lm.nn
     raises(function() x:leaky_relu("a") end, "leaky_relu: negative_slope must be a number, got string")
-    raises(function() F.leaky_relu(x, {}) end, "leaky_relu: negative_slope must be a number, got table")
+    raises(function() F.leaky_relu(x, {}) end, "leaky_relu: negative_slope must be a number, got a table")
     raises(function() F.leaky_relu(3) end, "leaky_relu: input must be a tensor, got 3")
     raises(function() nn.LeakyReLU("a") end, 'nn.LeakyReLU: negative_slope must be a number, got "a"')
     raises(function() F.softplus(x, "a") end, 'softplus: beta must be a number, got "a"')
@@ -41,7 +41,9 @@ describe("argument errors", function()
     raises(function() lm.nn.functional.cross_entropy(lm.zeros(2, 3), lm.tensor({1, 4}, 'int32')) end,
       "cross_entropy: label 4 out of range for 3 classes")
     raises(function() lm.nn.functional.cross_entropy(lm.zeros(2, 3), lm.tensor({0, 1}, 'int32')) end,
-      "cross_entropy: label 0 out of range for 3 classes")
+      "cross_entropy: label 0 out of range for 3 classes (Lumen's indices are 1-based: add 1 to 0-based ones)")
+    raises(function() lm.ones(3, 2):index_select(lm.tensor({0}, 'int32')) end,
+      "index_select: index 0 out of range for 3 rows (Lumen's indices are 1-based: add 1 to 0-based ones)")
     raises(function() lm.ones(3, 2):index_select(lm.tensor({2, 4}, 'int32')) end,
       "index_select: index 4 out of range for 3 rows")
     same(lm.tensor{{1}, {2}, {3}}:index_select(lm.tensor({3, 1}, 'int32')):totable(), {{3}, {1}})
