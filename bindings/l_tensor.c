@@ -112,8 +112,9 @@ static int t_free(lua_State *L) {
 
 int l_check_dim(lua_State *L, int arg, int ndim, const char *fn) {
     lua_Integer d = luaL_checkinteger(L, arg);
-    lua_Integer d0 = d < 0 ? ndim + d : d - 1;
-    if (d == 0 || d0 < 0 || d0 >= (ndim ? ndim : 1))
+    lua_Integer n = ndim ? ndim : 1; /* a 0-D tensor takes 1 and -1, as torch's dim 0 and -1 */
+    lua_Integer d0 = d < 0 ? n + d : d - 1;
+    if (d == 0 || d0 < 0 || d0 >= n)
         luaL_error(L, "%s: dimension %d out of range for a %d-D tensor", fn, (int)d, ndim);
     return (int)d0;
 }

@@ -92,7 +92,7 @@ static void cumsum_range(void *ctx, int64_t l0, int64_t l1) {
         int64_t first = (l / j->inner) * j->n * j->inner + l % j->inner;
         int64_t step = j->reverse ? -j->inner : j->inner;
         if (j->reverse) first += (j->n - 1) * j->inner;
-        if (j->is_int) { /* int32 wraps as torch's int32 sums */
+        if (j->is_int) { /* int32 wraps (torch returns int64 here; Lumen has none) */
             const int32_t *x = j->x;
             int32_t *o = j->out;
             uint32_t acc = 0;

@@ -58,7 +58,7 @@ lm_status lm_cuda_cumsum(lm_tensor *out, const lm_tensor *x, int dim, bool rever
     if (!numel) return LM_OK;
     for (int d = dim + 1; d < x->ndim; d++) inner *= x->shape[d];
     int64_t lines = numel / n;
-    if (x->dtype == LM_INT32) // wraps as the CPU's int32 sums
+    if (x->dtype == LM_INT32) // wraps, as the CPU's int32 cumsum (torch returns int64)
         cu_launch(cu_blocks(lines), CU_THREADS, cumsum_kernel<uint32_t, uint32_t>,
                   (uint32_t *)cu_i32(out), (const uint32_t *)cu_i32(x), lines, n, inner, reverse);
     else

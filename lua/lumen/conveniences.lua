@@ -18,26 +18,56 @@ local function at_caller(fn, ...)
   return table.unpack(results, 2, results.n)
 end
 
+-- at_caller's, the error named as `fname`'s (an inner "rand: ..." becomes
+-- "randint: ...")
+local function named_at_caller(fname, fn, ...)
+  local results = table.pack(pcall(fn, ...))
+  if not results[1] then
+    checks.reraise((checks.message(results[2]):gsub("^[%w_.]+: ", "")), 3, fname .. ": ")
+  end
+  return table.unpack(results, 2, results.n)
+end
+
+-- the softmax methods' dim, checked here: F's own message counts the
+-- arguments of the function, one off for a method
+local function softmax_dim(dim, fname)
+  if dim ~= nil and math.type(dim) ~= "integer" then
+    error(string.format("%s: dim must be an integer, got %s", fname, checks.shown(dim)), 3)
+  end
+end
+
 --- x:softmax([dim]): F.softmax(x, dim) (default: the last dimension).
-function methods.softmax(x, dim) local y = at_caller(F.softmax, x, dim) return y end
+function methods.softmax(x, dim)
+  softmax_dim(dim, "softmax")
+  local y = at_caller(F.softmax, x, dim)
+  return y
+end
 
 --- x:log_softmax([dim]): F.log_softmax(x, dim) (default: the last dimension).
-function methods.log_softmax(x, dim) local y = at_caller(F.log_softmax, x, dim) return y end
+function methods.log_softmax(x, dim)
+  softmax_dim(dim, "log_softmax")
+  local y = at_caller(F.log_softmax, x, dim)
+  return y
+end
 
 --- x:softplus([beta [, threshold]]): F.softplus(x, beta, threshold).
 function methods.softplus(x, beta, threshold) local y = at_caller(F.softplus, x, beta, threshold) return y end
 
---- x:masked_fill(mask, value): x with `value` where mask (broadcast to x's
---- shape) is nonzero, as torch's; differentiable in x (no gradient where filled).
+--- x:masked_fill(mask, value): x with `value` where mask is nonzero, x and
+--- mask broadcast together as torch's out-of-place masked_fill does;
+--- differentiable in x (no gradient where filled).
 function methods.masked_fill(x, mask, value)
   checks.tensor(mask, "mask", "masked_fill")
   checks.number(value, "value", "masked_fill")
-  if not pcall(mask.expand, mask, x:shape()) then
-    error(string.format("masked_fill: mask of shape %s does not broadcast to the input's shape %s",
-      mask:shape_string(), x:shape_string()), 2)
-  end
   if mask:dtype() == "uint8" then mask = mask:int() end
-  local y = at_caller(lm.where, mask, lm.full({}, value, x:dtype(), x:device()), x)
+  local ok, y = pcall(lm.where, mask, lm.full({}, value, x:dtype(), x:device()), x)
+  if not ok then
+    if y:find("broadcast", 1, true) then
+      error(string.format("masked_fill: the mask's shape %s and the input's shape %s do not broadcast",
+        mask:shape_string(), x:shape_string()), 2)
+    end
+    checks.reraise(y, 2)
+  end
   return y
 end
 
@@ -80,16 +110,29 @@ function methods.argsort(x, dim, descending)
   return indices
 end
 
-local function nonzeros(x)
+-- whether some element of x is (`zero`: equal to 0; else: not 0), for
+-- any/all; a maximum of the 0/1 mask, exact at any size (a float32 sum of
+-- it stops counting at 2^24)
+local function some(x, zero, fname, extra)
+  if extra ~= nil then
+    error(fname .. ": takes no arguments (a whole-tensor test: no dim), got " .. checks.shown(extra), 3)
+  end
+  if x:numel() == 0 then return false end
   if x:dtype() == "uint8" then x = x:int() end
-  return lm.no_grad(function() return x:ne(0):sum():item() end)
+  return lm.no_grad(function() return (zero and x:eq(0) or x:ne(0)):max():item() > 0 end)
 end
 
 --- x:any(): true when some element is nonzero (NaN counts), false for an empty tensor.
-function methods.any(x) return nonzeros(x) > 0 end
+function methods.any(x, extra)
+  local found = some(x, false, "any", extra) -- (not a tail call: its errors count this frame)
+  return found
+end
 
 --- x:all(): true when every element is nonzero (NaN counts), true for an empty tensor.
-function methods.all(x) return nonzeros(x) == x:numel() end
+function methods.all(x, extra)
+  local found = some(x, true, "all", extra)
+  return not found
+end
 
 -- ---- creation functions ----
 
@@ -207,10 +250,10 @@ function lm.eye(n, m)
   m = m and math.tointeger(m) or n
   -- the n x m result first: a size that cannot be had fails here, at once,
   -- before the two ranges are made
-  local out = at_caller(lm.zeros, n, m)
+  local out = named_at_caller("eye", lm.zeros, n, m)
   if n == 0 or m == 0 then return out end
   local function diagonal() return out:copy_(lm.arange(1, n):view(n, 1):eq(lm.arange(1, m):view(1, m))) end
-  local y = at_caller(diagonal)
+  local y = named_at_caller("eye", diagonal)
   return y
 end
 
@@ -227,6 +270,6 @@ function lm.randint(low, high, ...)
   local shape = ...
   if type(shape) ~= "table" then shape = {...} end
   if #shape == 0 then error("randint: give a shape (sizes or a table)", 2) end
-  local u = at_caller(lm.rand, shape)
+  local u = named_at_caller("randint", lm.rand, shape)
   return (u * (high - low)):floor():clamp(0, high - low - 1):int() + math.tointeger(low)
 end

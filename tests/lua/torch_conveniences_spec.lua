@@ -36,7 +36,7 @@ describe("conveniences without torch", function()
     same_t(x:masked_fill(lm.tensor{{0 / 0}, {0}}, -1):totable(), {{-1, -1}, {3, 4}}, 0, "NaN is nonzero")
     eq(lm.tensor({1, 2}, 'int32'):masked_fill(lm.tensor{1, 0}, 7):dtype(), "int32")
     refused(function() local _ = x:masked_fill(lm.ones(3), 0) end,
-      "masked_fill: mask of shape 3 does not broadcast to the input's shape 2x2")
+      "masked_fill: the mask's shape 3 and the input's shape 2x2 do not broadcast")
     refused(function() local _ = x:masked_fill(lm.ones(2, 2, 2), 0) end, "masked_fill: mask of shape 2x2x2")
     refused(function() local _ = x:masked_fill({1, 0}, 0) end, "masked_fill: mask must be a tensor, got a table")
     refused(function() local _ = x:masked_fill(lm.ones(2), "0") end, 'masked_fill: value must be a number, got "0"')
@@ -143,6 +143,45 @@ describe("conveniences without torch", function()
   end)
 end)
 
+describe("conveniences at their edges (found by review)", function()
+  it("any and all count past 2^24 elements and refuse a dim they would ignore", function()
+    -- a float32 sum of the mask stopped at 2^24: ones(2^24 + 1):all() was false
+    eq(lm.ones(16777217):all(), true)
+    eq(lm.zeros(16777217):any(), false)
+    eq(lm.tensor({0, 0 / 0}):any(), true, "NaN is nonzero")
+    eq(lm.tensor({}):all(), true)
+    eq(lm.tensor({}):any(), false)
+    refused(function() lm.tensor({{0, 1}, {0, 0}}):any(1) end,
+      "any: takes no arguments (a whole-tensor test: no dim), got 1")
+  end)
+
+  it("masked_fill broadcasts the input with the mask, as torch's out-of-place masked_fill", function()
+    local y = lm.zeros(3):masked_fill(lm.tensor({{1, 0, 0}, {0, 0, 1}}), 5)
+    same(y:totable(), {{5, 0, 0}, {0, 0, 5}})
+    refused(function() lm.zeros(3):masked_fill(lm.ones(2, 4), 5) end,
+      "masked_fill: the mask's shape 2x4 and the input's shape 3 do not broadcast")
+  end)
+
+  it("Unflatten works out -1 from its dimension alone, an empty batch too", function()
+    eq(lm.nn.Unflatten(2, {-1, 3})(lm.zeros(0, 6)):shape_string(), "0x2x3")
+    eq(lm.nn.Unflatten(2, {-1, 3})(lm.zeros(2, 6)):shape_string(), "2x2x3")
+    refused(function() lm.nn.Unflatten(2, {-1, 4})(lm.zeros(2, 6)) end,
+      "nn.Unflatten: size 6 of dimension 2 cannot become -1x4")
+  end)
+
+  it("names the method or function in its errors", function()
+    refused(function() lm.zeros(3):softmax("a") end, 'softmax: dim must be an integer, got "a"')
+    refused(function() lm.zeros(3):log_softmax(1.5) end, "log_softmax: dim must be an integer, got 1.5")
+    refused(function() lm.eye(2 ^ 31) end, "eye: shape is too large")
+    refused(function() lm.randint(0, 2, -1) end, "randint: sizes must be >= 0")
+  end)
+
+  it("takes dimension -1 of a 0-D tensor as torch does", function()
+    eq(lm.tensor(3):cumsum(-1):item(), 3)
+    eq(lm.tensor(3):cumsum(1):item(), 3)
+  end)
+end)
+
 describe("gradients of the conveniences (lm.autograd.gradcheck)", function()
   local function check(name, fn, inputs)
     it(name, function()
@@ -211,7 +250,7 @@ local function check_bits(got, want, what)
   end
 end
 
-local linspace_cases, exact_linspace = 0, 0
+local linspace_cases = 0
 
 describe("conveniences against PyTorch", function()
   local checked = 0
@@ -228,8 +267,7 @@ describe("conveniences against PyTorch", function()
       elseif case.kind == "linspace" then
         local y = lm.linspace(a.start, a.stop, a.steps)
         linspace_cases = linspace_cases + 1
-        check_bits(y, ref[name .. ".y"], name)
-        exact_linspace = exact_linspace + 1
+        check_bits(y, ref[name .. ".y"], name) -- (bit for bit: a case that differs fails here)
       elseif case.kind == "eye" then
         same_t(lm.eye(a.n, a.m), ref[name .. ".y"], 0)
       elseif case.kind == "sort" then
@@ -249,7 +287,6 @@ describe("conveniences against PyTorch", function()
   it("checked every case of the manifest", function()
     truthy(#manifest >= 60, "the manifest lists the cases")
     eq(checked, #manifest, "cases checked")
-    eq(exact_linspace, linspace_cases, "linspace cases equal to torch's bit for bit")
     truthy(linspace_cases >= 25, "linspace cases")
   end)
 end)

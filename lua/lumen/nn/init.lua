@@ -324,10 +324,16 @@ nn.Unflatten = simple("nn.Unflatten", function(self, x)
     error(string.format("nn.Unflatten: dimension %d out of range for a %d-D input", self.dim, n), 3)
   end
   local shape, old = {}, x:shape()
+  -- the -1 worked out from dimension d alone (reshape's own would divide the
+  -- whole tensor's size, 0 in an empty batch, and fail)
+  local known = 1
+  for _, s in ipairs(self.sizes) do if s ~= -1 then known = known * s end end
+  local fits = known > 0 and old[d] % known == 0 or known == 0 and old[d] == 0
   for i = 1, d - 1 do shape[#shape + 1] = old[i] end
-  for _, s in ipairs(self.sizes) do shape[#shape + 1] = s end
+  for _, s in ipairs(self.sizes) do shape[#shape + 1] = s == -1 and fits and known > 0 and old[d] // known or s end
   for i = d + 1, n do shape[#shape + 1] = old[i] end
-  local ok, out = pcall(x.reshape, x, shape)
+  local ok, out = fits, nil
+  if ok then ok, out = pcall(x.reshape, x, shape) end
   if not ok then
     error(string.format("nn.Unflatten: size %d of dimension %d cannot become %s", old[d], d,
       table.concat(self.sizes, "x")), 3)

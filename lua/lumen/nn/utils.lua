@@ -79,15 +79,15 @@ function utils.clip_grad_norm_(parameters, max_norm, norm_type, error_if_nonfini
   end
   error_if_nonfinite = checks.flag(error_if_nonfinite, false, "error_if_nonfinite", fname)
   if #grads == 0 then return 0 end
-  local total = lm.no_grad(function()
-    local largest
-    for _, g in ipairs(grads) do largest = combine(largest, g:abs():max(), maximum) end
-    largest = largest:item()
-    if norm_type == math.huge or largest == 0 then return largest end
+  local total, largest = lm.no_grad(function()
+    local big
+    for _, g in ipairs(grads) do big = combine(big, g:abs():max(), maximum) end
+    big = big:item()
+    if norm_type == math.huge or big == 0 then return big, big end
     -- the sum of powers over the largest value to the power: float32 would
     -- overflow at |g|^p past 3e38 where the norm itself is far from it
-    local scale = checks.is_finite(largest) and largest or 1
-    return scale * power_sum(grads, norm_type, scale) ^ (1 / norm_type)
+    local scale = checks.is_finite(big) and big or 1
+    return scale * power_sum(grads, norm_type, scale) ^ (1 / norm_type), big
   end)
   if error_if_nonfinite and not checks.is_finite(total) then
     error(string.format("%s: the total norm of order %s of the gradients is %s (error_if_nonfinite); "
@@ -97,11 +97,12 @@ function utils.clip_grad_norm_(parameters, max_norm, norm_type, error_if_nonfini
   if coef > 1 then coef = 1 end -- (a NaN stays NaN, as torch.clamp keeps it)
   if coef ~= 1 then
     -- a coefficient below float32's normal range (a total past 8.5e37) would
-    -- be flushed to 0: divide by the total first, then multiply by the rest
-    local split = coef < 1e-30 and checks.is_finite(total) and total > 1
+    -- be flushed to 0, and the total itself may be past float32's largest:
+    -- divide by the largest gradient (a float32) first, then multiply by the rest
+    local split = coef < 1e-30 and checks.is_finite(total) and largest > 1
     lm.no_grad(function()
       for _, g in ipairs(grads) do
-        if split then g:div_(total):mul_(coef * total) else g:mul_(coef) end
+        if split then g:div_(largest):mul_(coef * largest) else g:mul_(coef) end
       end
     end)
   end
