@@ -39,4 +39,23 @@ function M.write_reference(script)
   return dir
 end
 
+--- Runs `script OUT` with OUT a safetensors file in a new scratch folder
+--- and returns what lm.load reads from it (tensors, metadata); the folder is
+--- removed; a failing script is an error carrying its output.
+function M.safetensors_reference(script, name)
+  local lm = require 'lumen'
+  local dir = os.tmpname()
+  os.remove(dir)
+  lm.mkdir(dir)
+  local out_path = dir .. "/" .. name
+  local ran, msg = M.run(script, "'" .. out_path .. "'")
+  if not ran then
+    os.execute("rm -rf '" .. dir .. "'")
+    error(script .. " failed:\n" .. msg, 0)
+  end
+  local ref, meta = lm.load(out_path)
+  os.execute("rm -rf '" .. dir .. "'")
+  return ref, meta
+end
+
 return M

@@ -14,17 +14,8 @@ if not py.can_import("torch") then
   skip("/usr/bin/python3 cannot import torch: Debian's python3-torch is not installed", true)
 end
 
-local dir = os.tmpname()
-os.remove(dir)
-lm.mkdir(dir)
-local out_path = dir .. "/nn_utils.safetensors"
-local ran, msg = py.run("tests/torch/nn_utils_reference.py", "'" .. out_path .. "'")
-if not ran then
-  os.execute("rm -rf '" .. dir .. "'")
-  error("tests/torch/nn_utils_reference.py failed:\n" .. msg, 0)
-end
-local ref, meta = lm.load(out_path)
-os.execute("rm -rf '" .. dir .. "'")
+-- the reference's failure is this file's failure, with its output
+local ref, meta = py.safetensors_reference("tests/torch/nn_utils_reference.py", "nn_utils.safetensors")
 local manifest = json.decode(meta.manifest)
 
 local TOL = 1e-5

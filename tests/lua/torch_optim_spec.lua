@@ -16,18 +16,8 @@ if not py.can_import("torch") then
   skip("/usr/bin/python3 cannot import torch: Debian's python3-torch is not installed", true)
 end
 
--- run the reference; its failure is this file's failure, with its stderr
-local dir = os.tmpname()
-os.remove(dir)
-lm.mkdir(dir)
-local out_path = dir .. "/optim.safetensors"
-local ran, msg = py.run("tests/torch/optim_reference.py", "'" .. out_path .. "'")
-if not ran then
-  os.execute("rm -rf '" .. dir .. "'")
-  error("tests/torch/optim_reference.py failed:\n" .. msg, 0)
-end
-local ref, meta = lm.load(out_path)
-os.execute("rm -rf '" .. dir .. "'")
+-- the reference's failure is this file's failure, with its output
+local ref, meta = py.safetensors_reference("tests/torch/optim_reference.py", "optim.safetensors")
 local manifest = json.decode(meta.manifest).cases
 
 local optim = lm.optim
