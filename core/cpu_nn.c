@@ -2,6 +2,7 @@
  * the fused optimiser updates. Readable loops with shape comments; the
  * heavy part of convolution is the GEMM that follows im2col. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cpu_backend.h"
@@ -463,11 +464,64 @@ typedef struct {
     bool largest;
 } topk_job;
 
+/* Above this k a row is merge sorted (cols log cols) instead of inserted into
+ * the k best (cols k at worst): x:sort asks for every column. */
+#define TOPK_SORT_FROM_K 64
+
+/* One merge pass of a stable bottom-up merge sort: runs of `width` from
+ * (key, idx) into (key2, idx2), the left run first among equal keys. */
+static void merge_runs(const float *key, const int32_t *idx, float *key2, int32_t *idx2, int64_t n,
+                       int64_t width) {
+    for (int64_t lo = 0; lo < n; lo += 2 * width) {
+        int64_t mid = lo + width < n ? lo + width : n, hi = lo + 2 * width < n ? lo + 2 * width : n;
+        int64_t a = lo, b = mid, out = lo;
+        while (a < mid && b < hi) {
+            bool right = key[b] < key[a];
+            key2[out] = right ? key[b] : key[a];
+            idx2[out++] = right ? idx[b++] : idx[a++];
+        }
+        while (a < mid) key2[out] = key[a], idx2[out++] = idx[a++];
+        while (b < hi) key2[out] = key[b], idx2[out++] = idx[b++];
+    }
+}
+
+/* lm_topk_row's result (the same values, indices and order: ties in column
+ * order, NaN after every number in column order) by a stable merge sort of
+ * the row; `scratch` holds 4 cols floats. */
+static void topk_row_sorted(const float *row, int64_t cols, int64_t k, bool largest, float *bv,
+                            int32_t *bi, float *scratch) {
+    float *key = scratch, *key2 = scratch + cols;
+    int32_t *idx = (int32_t *)(scratch + 2 * cols), *idx2 = (int32_t *)(scratch + 3 * cols);
+    int64_t n = 0;
+    for (int64_t c = 0; c < cols; c++)
+        if (row[c] == row[c]) key[n] = largest ? -row[c] : row[c], idx[n++] = (int32_t)c;
+    for (int64_t width = 1; width < n; width *= 2) {
+        merge_runs(key, idx, key2, idx2, n, width);
+        float *tk = key;
+        key = key2, key2 = tk;
+        int32_t *ti = idx;
+        idx = idx2, idx2 = ti;
+    }
+    int64_t have = n < k ? n : k;
+    for (int64_t t = 0; t < have; t++) bv[t] = largest ? -key[t] : key[t], bi[t] = idx[t];
+    for (int64_t c = 0; c < cols && have < k; c++)
+        if (row[c] != row[c]) bv[have] = row[c], bi[have++] = (int32_t)c;
+}
+
 static void topk_rows(void *ctx, int64_t r0, int64_t r1) {
     topk_job *j = ctx;
-    for (int64_t r = r0; r < r1; r++)
-        lm_topk_row(j->x + r * j->cols, j->cols, j->k, j->largest, j->values + r * j->k,
-                    j->indices + r * j->k);
+    /* a large k sorts; without its scratch (out of memory) the insertion gives the same */
+    float *scratch = j->k > TOPK_SORT_FROM_K ? malloc((size_t)j->cols * 4 * sizeof(float)) : NULL;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *row = j->x + r * j->cols;
+        if (scratch)
+            topk_row_sorted(row, j->cols, j->k, j->largest, j->values + r * j->k,
+                            j->indices + r * j->k, scratch);
+        else
+            lm_topk_row(row, j->cols, j->k, j->largest, j->values + r * j->k,
+                        j->indices + r * j->k);
+    }
+    free(scratch);
 }
 
 lm_status lm_cpu_topk(lm_tensor *values, lm_tensor *indices, const lm_tensor *x, int64_t k,

@@ -84,7 +84,8 @@ end
 --- (default -1), ascending unless descending; float32 only; through x:topk.
 --- Ties keep their order (stable); NaN come last in both directions
 --- (torch's puts them first when descending). The values carry no gradient.
---- topk's insertion makes a row of n cost up to n^2 steps.
+--- The CPU's topk merge sorts a row for a k above 64 (n log n); the GPU's
+--- inserts (up to n^2 steps a row).
 local function sort(x, dim, descending, fname)
   if x:dtype() ~= "float32" then error(fname .. ": needs a float32 tensor, got " .. x:dtype(), 2) end
   if x:dim() == 0 then error(fname .. ": needs at least one dimension, got a 0-D tensor", 2) end

@@ -2,6 +2,7 @@
  * values and the core's reference loops (lm_reference.h, themselves checked
  * in test_reference.c), on contiguous and non-contiguous inputs. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "autograd_rules.h"
 #include "lm_cuda.h"
@@ -9,6 +10,7 @@
 #include "lm_ops.h"
 #include "lm_reference.h"
 #include "lm_rng.h"
+#include "lm_scalar_ops.h" /* lm_topk_row: the insertion, as reference */
 #include "lm_threads.h"
 #include "test.h"
 #include "test_tensor.h"
@@ -474,6 +476,43 @@ static void check_no_backend(lm_device device, const char *needle) {
     lm_tensor_release(idx);
 }
 
+/* A large k merge sorts each row on the CPU (x:sort asks for every column);
+ * it must give the insertion's result bit for bit: ties in column order,
+ * -0 and +0 as equals, NaN after the numbers in column order, both
+ * directions, k below and at the row's length. */
+static void test_topk_sorted_as_inserted(void) {
+    enum { ROWS = 7, COLS = 300 };
+    static float x[ROWS * COLS], want_v[COLS], got_v[ROWS * COLS];
+    static int32_t want_i[COLS], got_i[ROWS * COLS];
+    uint32_t state = 12345;
+    for (int i = 0; i < ROWS * COLS; i++) {
+        state = state * 1664525u + 1013904223u;
+        int r = (int)(state >> 24) % 16; /* 13 values, many ties, two zeros and a NaN */
+        x[i] = r == 13 ? NAN : r == 14 ? -0.0f : r == 15 ? 0.0f : (float)(r - 6) * 0.5f;
+    }
+    int64_t shape[2] = {ROWS, COLS};
+    lm_tensor *t = from(2, shape, x);
+    int64_t ks[3] = {65, 200, COLS};
+    for (int largest = 0; largest < 2; largest++)
+        for (int q = 0; q < 3; q++) {
+            int64_t k = ks[q];
+            lm_tensor *v, *ix;
+            CHECK_OK(lm_topk(&v, &ix, t, k, largest));
+            CHECK_OK(lm_to_host(v, got_v));
+            CHECK_OK(lm_to_host(ix, got_i));
+            bool same = true;
+            for (int r = 0; r < ROWS; r++) {
+                lm_topk_row(x + r * COLS, COLS, k, largest, want_v, want_i);
+                same = same && !memcmp(want_v, got_v + r * k, (size_t)k * sizeof(float)) &&
+                       !memcmp(want_i, got_i + r * k, (size_t)k * sizeof(int32_t));
+            }
+            CHECK(same);
+            lm_tensor_release(v);
+            lm_tensor_release(ix);
+        }
+    lm_tensor_release(t);
+}
+
 static void test_no_backend(void) {
     check_no_backend((lm_device)7, "no backend is registered for device 7");
     if (!lm_cuda_available()) check_no_backend(LM_CUDA, "CUDA is not available");
@@ -481,4 +520,4 @@ static void test_no_backend(void) {
 
 TEST_MAIN(test_fused_unary_gradients, test_binary_broadcast, test_unary, test_leaky_relu_and_round,
           test_int32, test_where, test_reductions, test_threads_large, test_matmul, test_no_backend,
-          test_gather_scatter_cumsum)
+          test_gather_scatter_cumsum, test_topk_sorted_as_inserted)
