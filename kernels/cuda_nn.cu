@@ -1,5 +1,5 @@
 // CUDA kernels of the layers: softmax, im2col/col2im, pooling, row gathers,
-// top-k, one-hot and the fused optimiser updates, with the CPU's semantics
+// one-hot and the fused optimiser updates, with the CPU's semantics
 // (core/cpu_nn.c). Operands are contiguous, as the backend contract says.
 #include <math.h>
 
@@ -160,17 +160,11 @@ __global__ void pool_backward_kernel(float *gx, const float *g, const int32_t *a
     }
 }
 
-// ---- gathers, top-k, one-hot ----
+// ---- gathers, one-hot ----
 
 __global__ void gather_kernel(float *out, const float *x, const int32_t *idx, int64_t idx_stride,
                               int64_t row, int64_t n) {
     CU_GRID_LOOP(e, n) out[e] = x[(int64_t)idx[(e / row) * idx_stride] * row + e % row];
-}
-
-__global__ void topk_kernel(float *values, int32_t *indices, const float *x, int64_t rows,
-                            int64_t cols, int64_t k, bool largest) {
-    CU_GRID_LOOP(r, rows)
-    lm_topk_row(x + r * cols, cols, k, largest, values + r * k, indices + r * k);
 }
 
 __global__ void one_hot_kernel(float *out, const int32_t *labels, int64_t stride, int64_t classes,
@@ -326,16 +320,6 @@ lm_status lm_cuda_index_select(lm_tensor *out, const lm_tensor *x, const lm_tens
     cu_launch(cu_blocks(n), CU_THREADS, gather_kernel, cu_f32(out), cu_f32(x), cu_i32(idx),
               idx->strides[0], row, n);
     CU_LAUNCHED("index_select");
-    return LM_OK;
-}
-
-lm_status lm_cuda_topk(lm_tensor *values, lm_tensor *indices, const lm_tensor *x, int64_t k,
-                       bool largest) {
-    int64_t rows = x->shape[0];
-    if (!rows || !k) return LM_OK;
-    cu_launch(cu_blocks(rows, 64), 64, topk_kernel, cu_f32(values), cu_i32(indices), cu_f32(x),
-              rows, x->shape[1], k, largest);
-    CU_LAUNCHED("topk");
     return LM_OK;
 }
 

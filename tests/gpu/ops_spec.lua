@@ -264,6 +264,35 @@ describe("gpu layers and losses", function()
     close(vg2, vc2, EXACT, "topk largest")
     close(ig2, ic2, EXACT, "topk largest indices")
   end)
+  it("topk by sorting (a large k, a few long rows): ties, signed zeros, NaN as the CPU", function()
+    local pool = {-1, 0, -0.0, 1, 0 / 0, math.huge, -math.huge, 2.5}
+    local function rows_of(r, c) -- a fixed draw from the pool
+      local t, seed = {}, 7
+      for i = 1, r do
+        t[i] = {}
+        for j = 1, c do
+          seed = (seed * 1103515245 + 12345) % 2147483648
+          t[i][j] = pool[seed % #pool + 1]
+        end
+      end
+      return lm.tensor(t)
+    end
+    for _, case in ipairs({{3, 300, 300}, {3, 300, 100}, {2, 5000, 5}, {5, 65, 65}}) do
+      local d = rows_of(case[1], case[2])
+      for _, largest in ipairs({false, true}) do
+        local what = string.format("topk(%d) of %dx%d%s", case[3], case[1], case[2],
+                                   largest and ", largest" or "")
+        local vc, ic = d:topk(case[3], largest)
+        local vg, ig = d:to(DEV):topk(case[3], largest)
+        close(ig, ic, EXACT, what .. ": indices")
+        close(vg:isnan(), vc:isnan(), EXACT, what .. ": NaN places")
+        -- comparable numbers: NaN as 0, infinities clamped, a zero's sign through 1/v
+        local function plain(v) return v:masked_fill(v:isnan(), 0):clamp(-10, 10) end
+        close(plain(vg), plain(vc), EXACT, what .. ": values")
+        close(plain(plain(vg):reciprocal()), plain(plain(vc):reciprocal()), EXACT, what .. ": zeros' signs")
+      end
+    end
+  end)
 end)
 
 describe("gpu random numbers", function()
