@@ -1,7 +1,8 @@
 // CUDA kernels of gather, scatter_add and cumsum along one dimension, with
 // the CPU's semantics (core/cpu_index.c): one thread per index element for
 // gather and scatter_add (atomic adds: duplicates accumulate in any order),
-// one thread per line for cumsum (summed in order, in double as the CPU).
+// cumsum in double as the CPU: one thread per line summing in order for short
+// lines, one block per line scanning its chunks' totals for long ones.
 #include "cuda_backend.h"
 
 extern "C" {
@@ -33,6 +34,48 @@ __global__ void cumsum_kernel(T *out, const T *x, int64_t lines, int64_t n, int6
     }
 }
 
+// A long line by one block: each thread sums a chunk in order, the block
+// scans the chunks' totals, then each thread writes its chunk's prefixes.
+// Every thread reaches every barrier (lines loop per block, not per thread).
+static const int SCAN_THREADS = 256;
+
+template <typename T, typename Acc>
+__global__ void cumsum_block_kernel(T *out, const T *x, int64_t lines, int64_t n, int64_t inner,
+                                    bool reverse) {
+    __shared__ Acc totals[SCAN_THREADS];
+    int tid = threadIdx.x;
+    int64_t chunk = (n + SCAN_THREADS - 1) / SCAN_THREADS;
+    int64_t k0 = tid * chunk < n ? tid * chunk : n, k1 = k0 + chunk < n ? k0 + chunk : n;
+    for (int64_t l = blockIdx.x; l < lines; l += gridDim.x) {
+        int64_t first = (l / inner) * n * inner + l % inner, step = reverse ? -inner : inner;
+        if (reverse) first += (n - 1) * inner;
+        Acc acc = 0;
+        for (int64_t k = k0; k < k1; k++) acc += (Acc)x[first + k * step];
+        totals[tid] = acc;
+        __syncthreads();
+        for (int d = 1; d < SCAN_THREADS; d *= 2) { // inclusive scan of the totals
+            Acc before = tid >= d ? totals[tid - d] : (Acc)0;
+            __syncthreads();
+            totals[tid] += before;
+            __syncthreads();
+        }
+        acc = tid ? totals[tid - 1] : (Acc)0;
+        for (int64_t k = k0; k < k1; k++)
+            out[first + k * step] = (T)(acc += (Acc)x[first + k * step]);
+        __syncthreads(); // totals are rewritten by the next line
+    }
+}
+
+template <typename T, typename Acc>
+void launch_cumsum(T *out, const T *x, int64_t lines, int64_t n, int64_t inner, bool reverse) {
+    if (n >= SCAN_THREADS)
+        cu_launch(cu_blocks(lines * SCAN_THREADS, SCAN_THREADS), SCAN_THREADS,
+                  cumsum_block_kernel<T, Acc>, out, x, lines, n, inner, reverse);
+    else
+        cu_launch(cu_blocks(lines), CU_THREADS, cumsum_kernel<T, Acc>, out, x, lines, n, inner,
+                  reverse);
+}
+
 } // namespace
 
 lm_status lm_cuda_gather(lm_tensor *out, const lm_tensor *x, const lm_tensor *idx, int dim) {
@@ -59,11 +102,10 @@ lm_status lm_cuda_cumsum(lm_tensor *out, const lm_tensor *x, int dim, bool rever
     for (int d = dim + 1; d < x->ndim; d++) inner *= x->shape[d];
     int64_t lines = numel / n;
     if (x->dtype == LM_INT32) // wraps, as the CPU's int32 cumsum (torch returns int64)
-        cu_launch(cu_blocks(lines), CU_THREADS, cumsum_kernel<uint32_t, uint32_t>,
-                  (uint32_t *)cu_i32(out), (const uint32_t *)cu_i32(x), lines, n, inner, reverse);
+        launch_cumsum<uint32_t, uint32_t>((uint32_t *)cu_i32(out), (const uint32_t *)cu_i32(x),
+                                          lines, n, inner, reverse);
     else
-        cu_launch(cu_blocks(lines), CU_THREADS, cumsum_kernel<float, double>, cu_f32(out),
-                  cu_f32(x), lines, n, inner, reverse);
+        launch_cumsum<float, double>(cu_f32(out), cu_f32(x), lines, n, inner, reverse);
     CU_LAUNCHED("cumsum");
     return LM_OK;
 }

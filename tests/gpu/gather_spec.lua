@@ -1,13 +1,15 @@
 -- gather, scatter_add and cumsum on the GPU against the CPU reference, with
 -- transposed inputs, negative dims, duplicates in the index and empty
 -- tensors. Tolerances (max |gpu - cpu| / max(|cpu|, 1e-3)): gather and
--- cumsum exact (copies; the same sequential double sum per line), scatter_add
--- and gather's gradient 1e-6 (atomic adds: duplicates summed in any order).
+-- short cumsum lines exact (copies; the same sequential double sum per line),
+-- scatter_add, gather's gradient and long cumsum lines 1e-6 (atomic adds:
+-- duplicates summed in any order; a long line's chunk totals are scanned in
+-- double, then rounded once to float as the CPU's in-order sum).
 -- Skips, saying why, when no GPU answers.
 local lm = require 'lumen'
 
 local DEV = dofile("tests/helpers/gpu_device.lua")("gather_spec", skip)
-local EXACT, ATOMIC = 0, 1e-6
+local EXACT, ATOMIC, SCANNED = 0, 1e-6, 1e-6
 
 local function close(gpu, cpu, tol, what)
   eq(gpu:device(), DEV, what .. " lives on the GPU")
@@ -71,5 +73,14 @@ describe("gpu gather, scatter_add and cumsum", function()
     check("cumsum transposed", {x = lm.randn(9, 20)}, {"x"}, function(t) return t.x:t():cumsum(2) end, EXACT, EXACT)
     check("cumsum int32", {x = (lm.randn(6, 7) * 100):int()}, {}, function(t) return t.x:cumsum(1) end, EXACT)
     check("cumsum empty", {x = lm.zeros(3, 0)}, {"x"}, function(t) return t.x:cumsum(2) end, EXACT, EXACT)
+    -- lines of 256 and more are scanned by a block: lengths around the chunking
+    for _, n in ipairs({256, 257, 1000, 4099}) do
+      check("cumsum long lines of " .. n, {x = lm.randn(3, n)}, {"x"}, function(t) return t.x:cumsum(2) end,
+        SCANNED, SCANNED)
+    end
+    check("cumsum long strided lines", {x = lm.randn(2, 700, 3)}, {"x"}, function(t) return t.x:cumsum(2) end,
+      SCANNED, SCANNED)
+    check("cumsum long int32, wrapping", {x = (lm.rand(2, 3000) * 2 ^ 30):int()}, {},
+      function(t) return t.x:cumsum(2) end, EXACT)
   end)
 end)
