@@ -127,16 +127,49 @@ lm_status lm_ag_gather(lm_tensor **out, lm_tensor *x, int dim, lm_tensor *idx) {
     return LM_OK;
 }
 
+/* torch's src may be larger than the index in any dimension: only its
+ * leading part of the index's shape is added. That part is a recorded view,
+ * so src's gradient is zero outside it (where torch 1.13's backward fails). */
+static lm_status src_part(lm_tensor **part, lm_tensor *src, const lm_tensor *idx) {
+    char a[LM_SHAPE_STR_MAX], b[LM_SHAPE_STR_MAX];
+    *part = NULL;
+    bool fits = src->ndim == idx->ndim;
+    for (int d = 0; fits && d < idx->ndim; d++) fits = src->shape[d] >= idx->shape[d];
+    if (!fits)
+        return lm_fail(LM_ERR_SHAPE,
+                       "scatter_add: src %s is smaller than the index %s (src needs the index's "
+                       "dimensions, each at least as long)",
+                       lm_shape_str(src, a, sizeof a), lm_shape_str(idx, b, sizeof b));
+    lm_tensor *cur = lm_tensor_retain(src);
+    for (int d = 0; d < idx->ndim; d++) {
+        if (cur->shape[d] == idx->shape[d]) continue;
+        lm_tensor *next;
+        lm_status s = lm_ag_narrow(&next, cur, d, 0, idx->shape[d]);
+        lm_tensor_release(cur);
+        if (s != LM_OK) return s;
+        cur = next;
+    }
+    *part = cur;
+    return LM_OK;
+}
+
 lm_status lm_ag_scatter_add(lm_tensor **out, lm_tensor *x, int dim, lm_tensor *idx,
                             lm_tensor *src) {
-    LM_TRY(lm_scatter_add(out, x, dim, idx, src));
-    lm_tensor *in[2] = {x, src};
-    if (!lm_any_requires_grad(2, in)) return LM_OK;
-    lm_node *node;
-    LM_TRY(lm_node_record(&node, out, "scatter_add", lm_rule_scatter_add, 2, in));
-    node->iparams[0] = dim;
-    lm_node_save(node, 0, idx);
-    return LM_OK;
+    *out = NULL;
+    lm_tensor *part;
+    LM_TRY(src_part(&part, src, idx));
+    lm_status s = lm_scatter_add(out, x, dim, idx, part);
+    lm_tensor *in[2] = {x, part};
+    if (s == LM_OK && lm_any_requires_grad(2, in)) {
+        lm_node *node;
+        s = lm_node_record(&node, out, "scatter_add", lm_rule_scatter_add, 2, in);
+        if (s == LM_OK) {
+            node->iparams[0] = dim;
+            lm_node_save(node, 0, idx);
+        }
+    }
+    lm_tensor_release(part);
+    return s;
 }
 
 lm_status lm_ag_cumsum(lm_tensor **out, lm_tensor *x, int dim) {
