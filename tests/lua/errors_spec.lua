@@ -64,7 +64,8 @@ describe("argument errors", function()
     raises(function() m:scatter_add(2, idx{{1, 9}}, lm.ones(1, 2)) end,
       "scatter_add: index 9 out of range for 3 elements along dimension 2")
     raises(function() m:scatter_add(2, idx{{1, 2}}, lm.ones(1, 1)) end,
-      "scatter_add: src [1, 1] is smaller than the index [1, 2] (src needs the index's dimensions, each at least as long)")
+      "scatter_add: src [1, 1] is smaller than the index [1, 2] "
+        .. "(src needs the index's dimensions, each at least as long)")
     raises(function() m:int():scatter_add(2, idx{{1}}, lm.ones(1, 1)) end,
       "scatter_add: needs float32 input and src, got int32 and float32")
     raises(function() m:cumsum(3) end, "cumsum: dimension 3 out of range for a 2-D tensor")

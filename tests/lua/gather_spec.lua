@@ -50,7 +50,8 @@ describe("scatter_add", function()
     loss:backward()
     same(src.grad:totable(), {{4, 2, 0}, {1, 2, 0}, {0, 0, 0}})
     raises(function() lm.zeros(2, 3):scatter_add(1, idx{{2, 1}, {1, 1}}, lm.ones(1, 3)) end,
-      "scatter_add: src [1, 3] is smaller than the index [2, 2] (src needs the index's dimensions, each at least as long)")
+      "scatter_add: src [1, 3] is smaller than the index [2, 2] "
+        .. "(src needs the index's dimensions, each at least as long)")
   end)
   it("leaves x as it is for an empty index", function()
     same(lm.ones(2, 2):scatter_add(1, lm.zeros(0, 2):int(), lm.zeros(0, 2)):totable(), {{1, 1}, {1, 1}})
