@@ -105,8 +105,9 @@ static int c_image(lua_State *L) {
     if (t->dtype != LM_FLOAT32 || (t->ndim != 2 && !(t->ndim == 3 && t->shape[0] == 3)))
         return luaL_error(L, "image: needs a float32 [H, W] or [3, H, W] tensor");
     if (scale < 1 || scale > 64) return luaL_error(L, "image: scale must be in 1..64");
-    lm_tensor **cont = l_push_slot(L);
-    l_check(L, lm_contiguous(cont, t));
+    lm_tensor **host = l_push_slot(L), **cont = l_push_slot(L); /* the canvas reads host memory */
+    l_check(L, lm_to_device(host, t, LM_CPU));
+    l_check(L, lm_contiguous(cont, *host));
     int channels = t->ndim == 3 ? 3 : 1;
     lm_canvas_image(c, x, y, lm_tensor_f32(*cont), (int)t->shape[t->ndim - 1],
                     (int)t->shape[t->ndim - 2], channels, scale);

@@ -260,15 +260,25 @@ lm_status lm_index_select_into(lm_tensor *out, lm_tensor *x, lm_tensor *idx) {
         return lm_fail(LM_ERR_SHAPE, "index_select: output %s does not fit %lld rows of %s",
                        lm_shape_str(out, a, sizeof a), (long long)idx->shape[0],
                        lm_shape_str(x, b, sizeof b));
-    if (idx->shape[0] > 0)
-        LM_TRY(lm_check_index_range("index_select", "index", "rows", idx, x->shape[0]));
+    if (out->storage->device != x->storage->device)
+        return lm_fail(LM_ERR_DEVICE, "index_select: output is on %s, input on %s",
+                       lm_device_name(out->storage->device), lm_device_name(x->storage->device));
     const lm_backend *be = lm_backend_of(x);
     if (!be) return LM_ERR_DEVICE;
-    lm_tensor *xc;
-    LM_TRY(lm_contiguous(&xc, x));
-    out->storage->version++;
-    lm_status s = be->index_select(out, xc, idx);
+    /* rows are often chosen on the host: an index elsewhere is copied to x's device */
+    lm_tensor *ix;
+    LM_TRY(lm_to_device(&ix, idx, x->storage->device));
+    lm_status s = LM_OK;
+    if (ix->shape[0] > 0)
+        s = lm_check_index_range("index_select", "index", "rows", ix, x->shape[0]);
+    lm_tensor *xc = NULL;
+    if (s == LM_OK) s = lm_contiguous(&xc, x);
+    if (s == LM_OK) {
+        out->storage->version++;
+        s = be->index_select(out, xc, ix);
+    }
     lm_tensor_release(xc);
+    lm_tensor_release(ix);
     return s;
 }
 

@@ -254,6 +254,12 @@ describe("gpu layers and losses", function()
     local x = lm.randn(50, 8)
     local idx = lm.tensor({5, 1, 50, 5}, 'int32')
     close(x:to(DEV):index_select(idx:to(DEV)), x:index_select(idx), EXACT, "index_select")
+    -- an index on the host is copied over; an output elsewhere is refused
+    close(x:to(DEV):index_select(idx), x:index_select(idx), EXACT, "index_select, host index")
+    if not DRY then
+      raises(function() lm._index_select_into(lm.zeros(4, 8), x:to(DEV), idx) end,
+        "index_select: output is on cpu, input on " .. DEV)
+    end
     local d = lm.randn(6, 40)
     local vc, ic = d:topk(5)
     local vg, ig = d:to(DEV):topk(5)
@@ -263,6 +269,20 @@ describe("gpu layers and losses", function()
     local vg2, ig2 = d:to(DEV):topk(3, true)
     close(vg2, vc2, EXACT, "topk largest")
     close(ig2, ic2, EXACT, "topk largest indices")
+  end)
+  it("a figure draws a GPU tensor as the same pixels as its CPU copy", function()
+    local img = lm.rand(3, 6, 5)
+    local function pixels(t)
+      local fig = lm.plot.figure{width = 20, height = 20}
+      fig:image(2, 3, t, 2)
+      local canvas, out = fig:render(), {}
+      for y = 0, 19 do
+        for x = 0, 19 do out[#out + 1] = table.concat({canvas:pixel(x, y)}, ",") end
+      end
+      return table.concat(out, ";")
+    end
+    truthy(pixels(img) ~= pixels(lm.zeros(3, 6, 5)), "the image is drawn")
+    eq(pixels(img:to(DEV)), pixels(img), "pixels")
   end)
   it("topk by sorting (a large k, a few long rows): ties, signed zeros, NaN as the CPU", function()
     local pool = {-1, 0, -0.0, 1, 0 / 0, math.huge, -math.huge, 2.5}
