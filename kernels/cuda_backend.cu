@@ -33,10 +33,12 @@ static lm_status load_cublas(void) {
     api = *cu_emu_blas_fns();
     return LM_OK;
 #endif
-    // the toolkit's major version: 13 here, 12 where Lumen was built with CUDA 12
-    const char *names[] = {"libcublas.so.13", "libcublas.so.12", "libcublas.so"};
+    // the major version the headers were (cuBLAS 12 and 13 can sit side by side)
+#define LM_STR_(x) #x
+#define LM_STR(x) LM_STR_(x)
+    const char *names[] = {"libcublas.so." LM_STR(CUBLAS_VER_MAJOR), "libcublas.so"};
     void *lib = NULL;
-    for (int i = 0; i < 3 && !lib; i++) lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+    for (int i = 0; i < 2 && !lib; i++) lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
     if (!lib)
         return lm_fail(LM_ERR_DEVICE, "the CUDA backend needs cuBLAS, which did not load: %s",
                        dlerror());

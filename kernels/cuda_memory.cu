@@ -179,6 +179,42 @@ Staging staging[2];
 int next_staging;
 } // namespace
 
+// Pinned buffers stay at most this large: a bigger upload streams through both
+// in turn (the copy into one overlapping the other's transfer), so moving a
+// large data set pins 64 MiB, not its size.
+static const size_t STAGING_CHUNK = (size_t)32 << 20;
+
+// The next staging buffer, free and at least `bytes` large; NULL when pinned
+// memory cannot be had (a sandbox's limit), which the caller survives.
+static Staging *free_staging(size_t bytes, lm_status *status) {
+    Staging &st = staging[next_staging];
+    next_staging ^= 1;
+    *status = LM_OK;
+    cudaError_t err =
+        st.done ? cudaSuccess : cudaEventCreateWithFlags(&st.done, cudaEventDisableTiming);
+    if (err != cudaSuccess) {
+        *status = lm_cuda_fail(err, "upload event");
+        return NULL;
+    }
+    if (st.pending && (err = cudaEventSynchronize(st.done)) != cudaSuccess) {
+        *status = lm_cuda_fail(err, "upload (waiting for staging)");
+        return NULL;
+    }
+    st.pending = false;
+    if (st.bytes < bytes) {
+        if (st.host) cudaFreeHost(st.host);
+        st.host = NULL;
+        st.bytes = 0;
+        if (cudaHostAlloc(&st.host, bytes, cudaHostAllocDefault) != cudaSuccess) {
+            cudaGetLastError(); /* not sticky: the pageable copy below stands in */
+            st.host = NULL;
+            return NULL;
+        }
+        st.bytes = bytes;
+    }
+    return &st;
+}
+
 lm_status lm_cuda_upload(lm_tensor *dst, const void *host) {
     size_t bytes = (size_t)lm_tensor_numel(dst) * 4;
     if (!bytes) return LM_OK;
@@ -187,24 +223,25 @@ lm_status lm_cuda_upload(lm_tensor *dst, const void *host) {
                        "host data sent to the GPU inside a CUDA graph capture (a replay would "
                        "send the same bytes again): make the tensor on the device before "
                        "capturing, and copy_ new values into it before each replay");
-    Staging &st = staging[next_staging];
-    next_staging ^= 1;
-    if (!st.done)
-        CU_TRY(cudaEventCreateWithFlags(&st.done, cudaEventDisableTiming), "upload event");
-    if (st.pending) CU_TRY(cudaEventSynchronize(st.done), "upload (waiting for staging)");
-    st.pending = false;
-    if (st.bytes < bytes) {
-        if (st.host) cudaFreeHost(st.host);
-        st.host = NULL;
-        st.bytes = 0;
-        CU_TRY(cudaHostAlloc(&st.host, bytes, cudaHostAllocDefault), "pinned staging buffer");
-        st.bytes = bytes;
+    char *to = (char *)cu_f32(dst);
+    const char *from = (const char *)host;
+    for (size_t done = 0; done < bytes;) {
+        size_t part = bytes - done < STAGING_CHUNK ? bytes - done : STAGING_CHUNK;
+        lm_status status;
+        Staging *st = free_staging(part, &status);
+        LM_TRY(status);
+        if (!st) { /* no pinned memory: a synchronous copy from the caller's memory */
+            CU_TRY(cudaMemcpy(to + done, from + done, bytes - done, cudaMemcpyHostToDevice),
+                   "upload to the GPU");
+            return LM_OK;
+        }
+        memcpy(st->host, from + done, part);
+        CU_TRY(cudaMemcpyAsync(to + done, st->host, part, cudaMemcpyHostToDevice, cu_stream),
+               "upload to the GPU");
+        CU_TRY(cudaEventRecord(st->done, cu_stream), "upload event");
+        st->pending = true;
+        done += part;
     }
-    memcpy(st.host, host, bytes);
-    CU_TRY(cudaMemcpyAsync(cu_f32(dst), st.host, bytes, cudaMemcpyHostToDevice, cu_stream),
-           "upload to the GPU");
-    CU_TRY(cudaEventRecord(st.done, cu_stream), "upload event");
-    st.pending = true;
     return LM_OK;
 }
 

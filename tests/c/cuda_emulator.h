@@ -297,7 +297,10 @@ static inline cudaError_t cudaFree(void *p) {
     free(p);
     return cudaSuccess;
 }
+/* LUMEN_EMU_NO_PINNED=1 refuses pinned memory, as a sandbox's limit can */
 static inline cudaError_t cudaHostAlloc(void **p, size_t bytes, unsigned) {
+    const char *refuse = getenv("LUMEN_EMU_NO_PINNED");
+    if (refuse && *refuse == '1') return cudaErrorMemoryAllocation;
     return cudaMalloc(p, bytes);
 }
 static inline cudaError_t cudaFreeHost(void *p) {

@@ -270,6 +270,20 @@ describe("gpu layers and losses", function()
     close(vg2, vc2, EXACT, "topk largest")
     close(ig2, ic2, EXACT, "topk largest indices")
   end)
+  it("uploads past the staging buffers' size, and without pinned memory", function()
+    local n = 10 * 2 ^ 20 + 3 -- 40 MiB and a little: two pinned chunks and a part
+    local x = lm.arange(1, n + 1)
+    eq((x:to(DEV):to('cpu') - x):abs():max():item(), 0, "round trip")
+    if DRY then return end
+    -- a sandbox may refuse pinned memory (the emulator's LUMEN_EMU_NO_PINNED stands in):
+    -- the upload then copies from pageable memory
+    local lumen = (os.getenv("LUMEN_BUILD_DIR") or "build") .. "/lumen"
+    local p = io.popen("LUMEN_EMU_NO_PINNED=1 " .. lumen .. " -e \"local lm = require 'lumen'; " ..
+      "local x = lm.arange(1, 3 * 2 ^ 20); print((x:to('cuda'):to('cpu') - x):abs():max():item())\" 2>&1")
+    local out = p:read("a")
+    p:close()
+    eq(out, "0.0\n", "round trip without pinned memory")
+  end)
   it("a figure draws a GPU tensor as the same pixels as its CPU copy", function()
     local img = lm.rand(3, 6, 5)
     local function pixels(t)
