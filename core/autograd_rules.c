@@ -751,11 +751,14 @@ lm_status lm_rule_conv2d(lm_node *n, lm_tensor *g, lm_tensor **gi) {
         lm_autocast() == LM_AUTOCAST_OFF ? g3 : sc_reshape(&sc, sc_contiguous(&sc, g), 3, g3s);
     lm_tensor *w2t = sc_transpose(&sc, w2, 0, 1);
     if (be->conv2d_backward) { /* whole batch in the backend */
-        if (needs_grad(n, 0)) gx = sc_empty(&sc, device, 4, x->shape);
-        /* an empty batch: nothing to compute (the kernels would leave gw unwritten) */
+        /* an empty batch or no output channels: nothing to compute (the
+         * kernels would leave the gradients unwritten; cuDNN refuses them) */
+        bool work = N > 0 && O > 0;
+        if (needs_grad(n, 0))
+            gx = work ? sc_empty(&sc, device, 4, x->shape) : sc_zeros_like(&sc, x);
         if (needs_grad(n, 1))
-            gw = N > 0 ? sc_empty(&sc, device, 2, w2s) : sc_zeros(&sc, device, 2, w2s);
-        if (sc.status == LM_OK && N > 0) sc.status = be->conv2d_backward(gx, gw, gc, xc, wc, &geo);
+            gw = work ? sc_empty(&sc, device, 2, w2s) : sc_zeros(&sc, device, 2, w2s);
+        if (sc.status == LM_OK && work) sc.status = be->conv2d_backward(gx, gw, gc, xc, wc, &geo);
         N = 0; /* skips the per-image loop below */
     } else {
         cols = sc_empty(&sc, device, 2, cs);

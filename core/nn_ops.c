@@ -749,8 +749,9 @@ static lm_status conv2d_forward(lm_tensor **out, lm_conv_geometry *g, lm_tensor 
     if (s == LM_OK) s = lm_tensor_new(out, LM_FLOAT32, x->storage->device, 4, oshape);
     lm_tensor *bc = NULL; /* the backend adds a contiguous bias as it writes */
     if (s == LM_OK && be->conv2d && b) s = lm_contiguous(&bc, b);
-    if (s == LM_OK && be->conv2d && N > 0)   /* an empty batch has nothing to compute (cuDNN */
-        s = be->conv2d(*out, xc, wc, bc, g); /* refuses it): whole batch at once */
+    /* an empty batch or no output channels: nothing to compute (cuDNN refuses them) */
+    if (s == LM_OK && be->conv2d && N > 0 && O > 0)
+        s = be->conv2d(*out, xc, wc, bc, g); /* whole batch at once */
     else if (s == LM_OK)
         s = lm_tensor_new(&cols, LM_FLOAT32, x->storage->device, 2, cshape);
     for (int64_t n = 0; n < N && s == LM_OK && !be->conv2d; n++) {

@@ -36,6 +36,9 @@ struct Plan {
     cudnnConvolutionFwdAlgo_t fwd;
     cudnnConvolutionBwdDataAlgo_t bwd_data;
     cudnnConvolutionBwdFilterAlgo_t bwd_filter;
+    // each algorithm was timed under its own math type (cudnnFind reports it),
+    // and the kernel cuDNN runs depends on both: set before each call
+    cudnnMathType_t fwd_math, bwd_data_math, bwd_filter_math;
     size_t fwd_ws, bwd_data_ws, bwd_filter_ws;
     bool found_fwd, found_data, found_filter;
 };
@@ -49,17 +52,22 @@ bool tensor_math() {
     return lm_cuda_tf32() || lm_autocast() == LM_AUTOCAST_BF16;
 }
 
+// Without tensor math only FMA (CUDNN_DEFAULT_MATH lets TF32 in on Ampere
+// and later); never ALLOW_CONVERSION, which may convert float32 to half.
 bool math_ok(cudnnMathType_t m) {
-    if (m == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) return lm_cuda_tf32();
-    return tensor_math() || m != CUDNN_TENSOR_OP_MATH;
+    if (m == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) return false;
+    return tensor_math() || m == CUDNN_FMA_MATH;
 }
 
 const size_t WORKSPACE_LIMIT = (size_t)1 << 30;
 
 lm_status describe(Plan *pp, int64_t N, int64_t O, const lm_conv_geometry *g);
 
+lm_status not_capturing(void);
+
 lm_status plan_for(const lm_tensor *x, const lm_tensor *w, const lm_conv_geometry *g, Plan **out) {
     if (!handle_ready) {
+        LM_TRY(not_capturing()); /* cuDNN's set-up would break a capture */
         DNN_TRY(cudnnCreate(&handle), "cudnnCreate");
         handle_ready = true;
     }
@@ -154,6 +162,29 @@ lm_status not_capturing(void) {
                                   "chooses its algorithms by timing them)");
 }
 
+// cudnnFind* allocates its own trial buffers, which Lumen's cache of freed
+// blocks may leave no room for: a failed search empties the cache and tries
+// once more. The chosen result, or an error naming the pass.
+template <class Perf, int MAX, class Find>
+lm_status choose(Find find, const char *pass, Perf *chosen) {
+    Perf perf[MAX];
+    cudnnStatus_t st = CUDNN_STATUS_SUCCESS;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int count = 0;
+        st = find(MAX, &count, perf);
+        int k = st == CUDNN_STATUS_SUCCESS ? pick(perf, count) : -1;
+        if (k >= 0) {
+            *chosen = perf[k];
+            return LM_OK;
+        }
+        if (!attempt) lm_cuda_empty_cache();
+    }
+    if (st != CUDNN_STATUS_SUCCESS)
+        return lm_fail(LM_ERR_DEVICE, "cuDNN error in choosing the %s algorithm: %s", pass,
+                       cudnnGetErrorString(st));
+    return lm_fail(LM_ERR_DEVICE, "cuDNN offers no %s algorithm", pass);
+}
+
 lm_status workspace(size_t bytes, void **ws) {
     *ws = NULL;
     if (!bytes) return LM_OK;
@@ -169,18 +200,19 @@ lm_status lm_cuda_conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
     LM_TRY(plan_for(x, w, geo, &p));
     if (!p->found_fwd) {
         LM_TRY(not_capturing());
-        cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-        int count = 0;
-        DNN_TRY(cudnnFindConvolutionForwardAlgorithm(handle, p->x, p->w, p->conv, p->y,
-                                                     CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count,
-                                                     perf),
-                "choosing the forward algorithm");
-        int k = pick(perf, count);
-        if (k < 0) return lm_fail(LM_ERR_DEVICE, "cuDNN offers no forward convolution algorithm");
-        p->fwd = perf[k].algo;
-        p->fwd_ws = perf[k].memory;
+        cudnnConvolutionFwdAlgoPerf_t best = {};
+        LM_TRY((choose<cudnnConvolutionFwdAlgoPerf_t, CUDNN_CONVOLUTION_FWD_ALGO_COUNT>(
+            [&](int max, int *count, cudnnConvolutionFwdAlgoPerf_t *perf) {
+                return cudnnFindConvolutionForwardAlgorithm(handle, p->x, p->w, p->conv, p->y, max,
+                                                            count, perf);
+            },
+            "forward convolution", &best)));
+        p->fwd = best.algo;
+        p->fwd_math = best.mathType;
+        p->fwd_ws = best.memory;
         p->found_fwd = true;
     }
+    DNN_TRY(cudnnSetConvolutionMathType(p->conv, p->fwd_math), "convolution math type");
     void *ws;
     LM_TRY(workspace(p->fwd_ws, &ws));
     float one = 1, zero = 0;
@@ -210,18 +242,20 @@ lm_status lm_cuda_conv2d_backward(lm_tensor *gx, lm_tensor *gw, const lm_tensor 
     if (gx) {
         if (!p->found_data) {
             LM_TRY(not_capturing());
-            cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-            int count = 0;
-            DNN_TRY(cudnnFindConvolutionBackwardDataAlgorithm(handle, p->w, p->y, p->conv, p->x,
-                                                              CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
-                                                              &count, perf),
-                    "choosing the backward-data algorithm");
-            int k = pick(perf, count);
-            if (k < 0) return lm_fail(LM_ERR_DEVICE, "cuDNN offers no backward-data algorithm");
-            p->bwd_data = perf[k].algo;
-            p->bwd_data_ws = perf[k].memory;
+            cudnnConvolutionBwdDataAlgoPerf_t best = {};
+            LM_TRY(
+                (choose<cudnnConvolutionBwdDataAlgoPerf_t, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT>(
+                    [&](int max, int *count, cudnnConvolutionBwdDataAlgoPerf_t *perf) {
+                        return cudnnFindConvolutionBackwardDataAlgorithm(
+                            handle, p->w, p->y, p->conv, p->x, max, count, perf);
+                    },
+                    "backward-data", &best)));
+            p->bwd_data = best.algo;
+            p->bwd_data_math = best.mathType;
+            p->bwd_data_ws = best.memory;
             p->found_data = true;
         }
+        DNN_TRY(cudnnSetConvolutionMathType(p->conv, p->bwd_data_math), "convolution math type");
         void *ws;
         LM_TRY(workspace(p->bwd_data_ws, &ws));
         cudnnStatus_t st =
@@ -233,18 +267,20 @@ lm_status lm_cuda_conv2d_backward(lm_tensor *gx, lm_tensor *gw, const lm_tensor 
     if (gw) {
         if (!p->found_filter) {
             LM_TRY(not_capturing());
-            cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
-            int count = 0;
-            DNN_TRY(cudnnFindConvolutionBackwardFilterAlgorithm(
-                        handle, p->x, p->y, p->conv, p->w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
-                        &count, perf),
-                    "choosing the backward-filter algorithm");
-            int k = pick(perf, count);
-            if (k < 0) return lm_fail(LM_ERR_DEVICE, "cuDNN offers no backward-filter algorithm");
-            p->bwd_filter = perf[k].algo;
-            p->bwd_filter_ws = perf[k].memory;
+            cudnnConvolutionBwdFilterAlgoPerf_t best = {};
+            LM_TRY((choose<cudnnConvolutionBwdFilterAlgoPerf_t,
+                           CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT>(
+                [&](int max, int *count, cudnnConvolutionBwdFilterAlgoPerf_t *perf) {
+                    return cudnnFindConvolutionBackwardFilterAlgorithm(handle, p->x, p->y, p->conv,
+                                                                       p->w, max, count, perf);
+                },
+                "backward-filter", &best)));
+            p->bwd_filter = best.algo;
+            p->bwd_filter_math = best.mathType;
+            p->bwd_filter_ws = best.memory;
             p->found_filter = true;
         }
+        DNN_TRY(cudnnSetConvolutionMathType(p->conv, p->bwd_filter_math), "convolution math type");
         void *ws;
         LM_TRY(workspace(p->bwd_filter_ws, &ws));
         cudnnStatus_t st = cudnnConvolutionBackwardFilter(

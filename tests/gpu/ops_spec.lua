@@ -216,6 +216,9 @@ describe("gpu layers and losses", function()
     -- an empty batch: an empty output and a zero weight gradient (cuDNN refuses zero sizes)
     check("conv2d empty batch", {x = lm.randn(0, 16, 8, 8), w = lm.randn(16, 16, 3, 3), b = lm.randn(16)},
       {"x", "w", "b"}, function(t) return F.conv2d(t.x, t.w, t.b, {padding = 1}) end, EXACT)
+    -- no output channels: an empty output, the input's gradient zero
+    check("conv2d no output channels", {x = lm.randn(2, 3, 6, 6), w = lm.randn(0, 3, 3, 3)},
+      {"x", "w"}, function(t) return F.conv2d(t.x, t.w, nil, {padding = 1}) end, EXACT)
     check("max_pool2d", {x = lm.randn(2, 3, 8, 8)}, {"x"}, function(t) return F.max_pool2d(t.x, 2) end, EXACT, ARITH)
     check("max_pool2d overlapping", {x = lm.randn(2, 3, 9, 9)}, {"x"},
       function(t) return F.max_pool2d(t.x, 3, {stride = 2, padding = 1}) end, EXACT, ARITH)
