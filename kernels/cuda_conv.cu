@@ -52,11 +52,18 @@ bool tensor_math() {
     return lm_cuda_tf32() || lm_autocast() == LM_AUTOCAST_BF16;
 }
 
-// Without tensor math only FMA (CUDNN_DEFAULT_MATH lets TF32 in on Ampere
-// and later); never ALLOW_CONVERSION, which may convert float32 to half.
+// Never ALLOW_CONVERSION, which may convert float32 to half; tensor-core
+// math only when allowed.
 bool math_ok(cudnnMathType_t m) {
     if (m == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) return false;
-    return tensor_math() || m == CUDNN_FMA_MATH;
+    return tensor_math() || m != CUDNN_TENSOR_OP_MATH;
+}
+
+// The math type a chosen algorithm runs under: the one it was timed with,
+// but FMA without tensor math (CUDNN_DEFAULT_MATH would let TF32 in on
+// Ampere and later; the search ran on an FMA descriptor then anyway).
+cudnnMathType_t run_math(cudnnMathType_t timed) {
+    return tensor_math() ? timed : CUDNN_FMA_MATH;
 }
 
 const size_t WORKSPACE_LIMIT = (size_t)1 << 30;
@@ -208,7 +215,7 @@ lm_status lm_cuda_conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
             },
             "forward convolution", &best)));
         p->fwd = best.algo;
-        p->fwd_math = best.mathType;
+        p->fwd_math = run_math(best.mathType);
         p->fwd_ws = best.memory;
         p->found_fwd = true;
     }
@@ -251,7 +258,7 @@ lm_status lm_cuda_conv2d_backward(lm_tensor *gx, lm_tensor *gw, const lm_tensor 
                     },
                     "backward-data", &best)));
             p->bwd_data = best.algo;
-            p->bwd_data_math = best.mathType;
+            p->bwd_data_math = run_math(best.mathType);
             p->bwd_data_ws = best.memory;
             p->found_data = true;
         }
@@ -276,7 +283,7 @@ lm_status lm_cuda_conv2d_backward(lm_tensor *gx, lm_tensor *gw, const lm_tensor 
                 },
                 "backward-filter", &best)));
             p->bwd_filter = best.algo;
-            p->bwd_filter_math = best.mathType;
+            p->bwd_filter_math = run_math(best.mathType);
             p->bwd_filter_ws = best.memory;
             p->found_filter = true;
         }
