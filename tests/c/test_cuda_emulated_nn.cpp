@@ -13,6 +13,7 @@
  * CPU multiplies by 1 / sqrt(c2): an ulp or two a step apart, compounding.) */
 #define LM_CUDA_EMULATED 1
 #include "../../kernels/cuda_nn.cu"
+#include "../../kernels/cuda_topk.cu" /* lm_cuda_topk, moved out of cuda_nn.cu */
 #include "emulated_tensors.h"
 
 #include <initializer_list>
