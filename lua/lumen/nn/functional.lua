@@ -503,4 +503,7 @@ function F._layer_norm_composed(x, k, weight, bias, eps)
   return y
 end
 
+-- torch's losses (binary cross entropy, L1, smooth L1, Huber, NLL, KL divergence)
+require('lumen.nn.loss_functions')(F)
+
 return F

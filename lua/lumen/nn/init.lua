@@ -425,6 +425,7 @@ require('lumen.nn.conv_layers')(nn)
 require('lumen.nn.transformer_layers')(nn)
 require('lumen.nn.containers')(nn)
 require('lumen.nn.losses')(nn)
+require('lumen.nn.losses_torch')(nn)
 nn.utils = require('lumen.nn.utils')
 nn.init = initializers
 
