@@ -47,8 +47,9 @@ local function probabilities(v, what, fname, hint)
   if v:numel() == 0 then return end
   local lo, hi = v:min():item(), v:max():item()
   if not (lo >= 0 and hi <= 1) then
-    error(string.format("%s: %s must hold values in [0, 1], got values in [%.4g, %.4g]%s", fname, what, lo, hi,
-      hint or ""), 3)
+    local function shown(n) return n ~= n and "nan" or string.format("%.4g", n) end -- (not "-nan")
+    error(string.format("%s: %s must hold values in [0, 1], got values in [%s, %s]%s", fname, what, shown(lo),
+      shown(hi), hint or ""), 3)
   end
 end
 
@@ -151,10 +152,11 @@ return function(F)
       error(string.format("nll_loss: labels must be an int32 tensor of 1-based classes, got %s (use "
         .. "lm.tensor(t, 'int32') or :int())", labels:dtype()), 2)
     end
+    if log_probs:dim() == 0 then error("nll_loss: log_probs must be [N, C, ...] or [C], got a 0-D tensor", 2) end
     local cdim = log_probs:dim() == 1 and 1 or 2 -- the classes' dimension
     local want = log_probs:shape()
     table.remove(want, cdim)
-    if log_probs:dim() == 0 or table.concat(want, "x") ~= table.concat(labels:shape(), "x") then
+    if table.concat(want, "x") ~= table.concat(labels:shape(), "x") then
       error(string.format("nll_loss: labels of shape %s do not fit log_probs of shape %s (labels [N, ...] for "
         .. "log_probs [N, C, ...], or 0-D for [C])", labels:shape_string(), log_probs:shape_string()), 2)
     end
