@@ -165,6 +165,7 @@ return function(F)
       error(string.format("nll_loss: weight must hold one value per class (%d), got shape %s", classes,
         o.weight:shape_string()), 2)
     end
+    if labels:device() ~= log_probs:device() then labels = labels:to(log_probs:device()) end -- (as F.embedding)
     local ignored = labels:eq(o.ignore_index)
     local safe = labels:masked_fill(ignored, 1) -- an ignored label picks class 1, weighed 0
     local index = cdim == 1 and safe:view(1) or safe:unsqueeze(cdim)

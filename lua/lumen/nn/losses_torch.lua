@@ -37,12 +37,13 @@ return function(nn)
       if not ok then error(name .. ": " .. checks.message(loss):gsub("^" .. fname .. ": ", ""), 2) end
       return loss
     end
+    local defaults = lc.options(nil, name, known, reductions)
+    -- the options that differ from torch's defaults (the weights show as buffers)
     function M:extra_repr()
       local parts = {}
-      if self.reduction ~= (reductions or lc.REDUCTIONS)[1] then parts[1] = "reduction = " .. self.reduction end
-      for _, key in ipairs(known) do
+      for _, key in ipairs{"reduction", table.unpack(known)} do
         local v = self[key]
-        if type(v) == "number" or type(v) == "boolean" then parts[#parts + 1] = key .. " = " .. tostring(v) end
+        if not lm.is_tensor(v) and v ~= defaults[key] then parts[#parts + 1] = key .. " = " .. tostring(v) end
       end
       return table.concat(parts, ", ")
     end
