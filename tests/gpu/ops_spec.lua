@@ -301,6 +301,19 @@ describe("gpu layers and losses", function()
     truthy(pixels(img) ~= pixels(lm.zeros(3, 6, 5)), "the image is drawn")
     eq(pixels(img:to(DEV)), pixels(img), "pixels")
   end)
+  it("torch's losses run on the device and refuse a target or weight elsewhere", function()
+    local p, t, w = lm.rand(3, 4), lm.rand(3, 4), lm.rand(4)
+    close(F.binary_cross_entropy(p:to(DEV), t:to(DEV), {weight = w:to(DEV)}),
+      F.binary_cross_entropy(p, t, {weight = w}), TRANS, "binary_cross_entropy")
+    local logp, y = lm.randn(3, 4):log_softmax(2), lm.tensor({1, 4, 2}, 'int32')
+    close(F.nll_loss(logp:to(DEV), y:to(DEV), {weight = w:to(DEV)}), F.nll_loss(logp, y, {weight = w}), TRANS,
+      "nll_loss")
+    if DRY then return end
+    raises(function() F.l1_loss(p:to(DEV), t) end, "l1_loss: the target is on cpu, the input on " .. DEV)
+    raises(function() F.binary_cross_entropy(p:to(DEV), t:to(DEV), {weight = w}) end,
+      "binary_cross_entropy: weight is on cpu, the input on " .. DEV)
+    raises(function() F.nll_loss(logp:to(DEV), y, {weight = w}) end, "nll_loss: weight is on cpu, the input on " .. DEV)
+  end)
   it("topk by sorting (a large k, a few long rows): ties, signed zeros, NaN as the CPU", function()
     local pool = {-1, 0, -0.0, 1, 0 / 0, math.huge, -math.huge, 2.5}
     local function rows_of(r, c) -- a fixed draw from the pool

@@ -109,15 +109,29 @@ describe("loss arguments", function()
     exactly(function() nn.HuberLoss()(nil, x) end, "nn.HuberLoss: the input must be a tensor, got nil")
   end)
 
-  it("check binary cross entropy's probabilities, as torch does", function()
+  it("check binary cross entropy's probabilities, as torch does (the input's, not the target's)", function()
+    -- torch 1.13 takes a target outside [0, 1]: -(1.5 log 0.5 - 0.5 log 0.5) = log 2 for the second element
+    near(nn.BCELoss()(lm.tensor{0.5, 0.5}, lm.tensor{0, 1.5}):item(), math.log(2), 1e-6, "a target of 1.5")
     exactly(function() F.binary_cross_entropy(lm.tensor{-0.5, 2}, lm.tensor{0, 1}) end,
       "binary_cross_entropy: the input must hold values in [0, 1], got values in [-0.5, 2] (for logits, use "
       .. "binary_cross_entropy_with_logits)")
-    exactly(function() nn.BCELoss()(lm.tensor{0.5, 0.5}, lm.tensor{0, 1.5}) end,
-      "nn.BCELoss: the target must hold values in [0, 1], got values in [0, 1.5]")
     exactly(function() F.binary_cross_entropy(lm.tensor{0 / 0, 0.5}, lm.tensor{0, 1}) end,
       "binary_cross_entropy: the input must hold values in [0, 1], got values in [nan, nan] (for logits, use "
       .. "binary_cross_entropy_with_logits)")
+  end)
+
+  it("take options after torch's positional weight, and refuse a further argument", function()
+    local w = lm.tensor{1, 2, 3}
+    local p, y = lm.rand(2, 3), lm.rand(2, 3)
+    near(nn.BCELoss(w, {reduction = "sum"})(p, y):item(), F.binary_cross_entropy(p, y, {weight = w,
+      reduction = "sum"}):item(), 1e-6, "the weight and a reduction")
+    eq(nn.NLLLoss(w, {ignore_index = 2}).ignore_index, 2, "ignore_index after the weight")
+    exactly(function() nn.BCELoss(w, {weight = w}) end,
+      "nn.BCELoss: after the weight, options must be a table without another weight, got a table")
+    exactly(function() nn.L1Loss({}, {reduction = "sum"}) end,
+      "nn.L1Loss: takes one options table, got a second argument (a table)")
+    exactly(function() nn.L1Loss()(x, t, {reduction = "sum"}) end,
+      "nn.L1Loss: called as loss_fn(input, target); options belong to the constructor, got a third argument (a table)")
   end)
 
   it("check nll_loss's labels: int32, 1-based, of the fitting shape", function()

@@ -126,6 +126,16 @@ case("smooth_l1_beta", "smooth_l1_loss", "SmoothL1Loss", lambda: (randn(4, 5), r
 case("smooth_l1_at_beta", "smooth_l1_loss", "SmoothL1Loss", lambda: at_threshold(0.5), {"beta": 0.5})
 case("smooth_l1_at_default_beta", "smooth_l1_loss", "SmoothL1Loss", lambda: at_threshold(1.0))
 case("smooth_l1_beta0", "smooth_l1_loss", "SmoothL1Loss", lambda: at_threshold(0.5), {"beta": 0.0})
+
+
+def infinite_differences():
+    """Differences of +-inf and beyond float32's square: torch's gradients stay +-1 there."""
+    return torch.tensor([[float("inf"), float("-inf"), 1e30, 2.0, 2e38]]), torch.tensor([[0.0, 0.0, 0.0, float("inf"), 0.0]])
+
+
+case("smooth_l1_infinite", "smooth_l1_loss", "SmoothL1Loss", infinite_differences)
+case("smooth_l1_beta0_infinite", "smooth_l1_loss", "SmoothL1Loss", infinite_differences, {"beta": 0.0})
+case("huber_infinite", "huber_loss", "HuberLoss", infinite_differences, {"delta": 2.0})
 case("huber", "huber_loss", "HuberLoss", lambda: (randn(4, 5) * 2, randn(4, 5)))
 case("huber_delta", "huber_loss", "HuberLoss", lambda: (randn(4, 5) * 3, randn(4, 5)), {"delta": 2.5})
 case("huber_at_delta", "huber_loss", "HuberLoss", lambda: at_threshold(0.5), {"delta": 0.5})
@@ -155,6 +165,18 @@ case("nll_ignore_default", "nll_loss", "NLLLoss", nll_ignoring(some_ignored))
 case("nll_ignore_class", "nll_loss", "NLLLoss", nll_ignoring(class2_twice), {"ignore_index": 2})
 case("nll_weight_ignore", "nll_loss", "NLLLoss", nll_ignoring(class2_twice), {"ignore_index": 2},
      weight=lambda: rand(4) * 2 + 0.1)
+
+
+def ignored_rows_masked():
+    """Ignored rows whose first class is -inf, or all NaN (a fully masked row): torch never reads them."""
+    logp, labels = nll_inputs(6, 4)
+    logp[1, 0] = float("-inf")
+    logp[4, :] = float("nan")
+    labels[1], labels[4] = -100, -100
+    return logp, labels
+
+
+case("nll_ignored_masked", "nll_loss", "NLLLoss", ignored_rows_masked, weight=lambda: rand(4) + 0.5)
 case("nll_all_ignored", "nll_loss", "NLLLoss", nll_ignoring(lambda y: torch.full_like(y, -100)))
 case("nll_all_ignored_weight", "nll_loss", "NLLLoss", nll_ignoring(lambda y: torch.full_like(y, -100)),
      weight=lambda: rand(4) + 0.5)

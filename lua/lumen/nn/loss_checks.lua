@@ -86,11 +86,21 @@ function M.same_shape(input, target, fname, level)
     error(string.format("%s: the input and the target differ in shape, %s and %s (torch would broadcast them, "
       .. "with a warning; Lumen refuses)", fname, input:shape_string(), target:shape_string()), level)
   end
+  M.same_device(target, input, "the target", fname, level)
 end
 
---- w (a weight, or nil) must broadcast to x's shape without changing it.
+--- t must be on the input x's device (named `what` in the error).
+function M.same_device(t, x, what, fname, level)
+  if t ~= nil and t:device() ~= x:device() then
+    error(string.format("%s: %s is on %s, the input on %s", fname, what, t:device(), x:device()), (level or 1) + 1)
+  end
+end
+
+--- w (a weight, or nil) must broadcast to x's shape without changing it,
+--- on x's device.
 function M.broadcasts(w, x, what, fname, level)
   if w == nil then return end
+  M.same_device(w, x, what, fname, (level or 1) + 1)
   local ok = w:dim() <= x:dim()
   for i = 1, w:dim() do
     local n = w:size(-i)

@@ -41,11 +41,13 @@ local BinaryCrossEntropy = lm.autograd.Function{
   end,
 }
 
--- the probabilities' range, checked as torch checks it (a common slip is
--- to pass logits: name the function that takes them)
+-- the input's range, checked as torch checks it (a common slip is to pass
+-- logits: name the function that takes them); one read from the device,
+-- none inside a CUDA graph capture (nothing has run yet there)
 local function probabilities(v, what, fname, hint)
-  if v:numel() == 0 then return end
-  local lo, hi = v:min():item(), v:max():item()
+  if v:numel() == 0 or lm.cuda.capturing() then return end
+  local range = lm.stack({v:min(), v:max()}):totable()
+  local lo, hi = range[1], range[2]
   if not (lo >= 0 and hi <= 1) then
     local function shown(n) return n ~= n and "nan" or string.format("%.4g", n) end -- (not "-nan")
     error(string.format("%s: %s must hold values in [0, 1], got values in [%s, %s]%s", fname, what, shown(lo),
@@ -65,7 +67,6 @@ return function(F)
     local o = lc.options(opts, fname, {"weight"}, nil, 2)
     lc.broadcasts(o.weight, input, "weight", fname, 2)
     probabilities(input, "the input", fname, " (for logits, use binary_cross_entropy_with_logits)")
-    probabilities(target, "the target", fname)
     local loss = BinaryCrossEntropy(input, target, o.weight)
     return lc.reduce(loss, o.reduction)
   end
@@ -105,17 +106,27 @@ return function(F)
   local function piecewise(d, beta, scale, quadratic)
     local half = 0.5 * beta
     local outside = lm.where(d:le(-beta), (-d - half) * scale, (d - half) * scale)
-    return lm.where(d:le(-beta) + d:ge(beta), outside, d * d * quadratic)
+    local inner = d:clamp(-beta, beta) -- (the unselected square stays finite: no 0 * inf in its gradient)
+    return lm.where(d:le(-beta) + d:ge(beta), outside, inner * inner * quadratic)
   end
 
   -- |input - target| with torch's smooth L1 gradients at beta = 0: it takes the input's at d and the
   -- target's at -d, each -1 where d <= 0, so both are -1 at d = 0; each side here sees the other detached
   -- (the value is |d| + |d| - |d|, exactly |d|)
-  local function smooth_l1_beta0(input, target)
-    local function l1(a) return lm.where(a:le(0), -a, a) end
-    local d = input - target:detach()
-    return l1(d) + l1(target - input:detach()) - l1(d:detach())
-  end
+  local L1 = lm.autograd.Function{
+    name = "smooth_l1_beta0",
+    forward = function(ctx, input, target)
+      local d = input - target
+      ctx:save_for_backward(d)
+      return d:abs()
+    end,
+    backward = function(ctx, grad)
+      local d = ctx.saved[1]
+      local one, minus = scalar(1, d), scalar(-1, d)
+      return grad * lm.where(d:gt(0), one, minus), grad * lm.where(d:lt(0), one, minus)
+    end,
+  }
+  local function smooth_l1_beta0(input, target) return L1(input, target) end
 
   --- torch.nn.functional.smooth_l1_loss(input, target [, {beta = 1,
   --- reduction = 'mean'}]): 0.5 d^2 / beta where |d| < beta, else |d| -
@@ -165,6 +176,7 @@ return function(F)
       error(string.format("nll_loss: weight must hold one value per class (%d), got shape %s", classes,
         o.weight:shape_string()), 2)
     end
+    lc.same_device(o.weight, log_probs, "weight", fname, 2)
     if labels:device() ~= log_probs:device() then labels = labels:to(log_probs:device()) end -- (as F.embedding)
     local ignored = labels:eq(o.ignore_index)
     local safe = labels:masked_fill(ignored, 1) -- an ignored label picks class 1, weighed 0
@@ -180,7 +192,7 @@ return function(F)
       local keep = 1 - ignored
       return o.weight and o.weight:index_select(safe:reshape(-1)):view(labels:shape()) * keep or keep
     end)
-    local loss = picked * coef
+    local loss = lm.where(ignored, scalar(0, picked), picked * coef) -- (an ignored row's class 1 may be -inf or NaN)
     if o.reduction == "none" then return -loss end
     if o.reduction == "sum" then return -loss:sum() end
     -- the mean over the weights; with nothing left torch's is 0/0 = NaN and its gradient 0: the

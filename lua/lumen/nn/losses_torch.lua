@@ -18,8 +18,20 @@ return function(nn)
   local function loss_module(class, fname, known, reductions)
     local name = "nn." .. class
     local M = Module:extend(name)
-    function M:init(opts)
-      if lm.is_tensor(opts) and known[1] == "weight" then opts = {weight = opts} end
+    -- torch's nn.BCELoss(w, reduction = 'sum') is nn.BCELoss(w, {reduction = 'sum'})
+    function M:init(opts, more)
+      if lm.is_tensor(opts) and known[1] == "weight" then
+        local merged = {weight = opts}
+        if type(more) == "table" and more.weight == nil then
+          for k, v in pairs(more) do merged[k] = v end
+        elseif more ~= nil then
+          error(string.format("%s: after the weight, options must be a table without another weight, got %s",
+            name, checks.shown(more)), 3)
+        end
+        opts = merged
+      elseif more ~= nil then
+        error(string.format("%s: takes one options table, got a second argument (%s)", name, checks.shown(more)), 3)
+      end
       local o = lc.options(opts, name, known, reductions, 3)
       self.reduction = o.reduction
       for _, key in ipairs(known) do
@@ -30,7 +42,11 @@ return function(nn)
         end
       end
     end
-    function M:forward(input, target)
+    function M:forward(input, target, extra)
+      if extra ~= nil then
+        error(string.format("%s: called as loss_fn(input, target); options belong to the constructor, got a "
+          .. "third argument (%s)", name, checks.shown(extra)), 2)
+      end
       local o = {reduction = self.reduction}
       for _, key in ipairs(known) do o[key] = self[key] end
       local ok, loss = pcall(F[fname], input, target, o)
