@@ -246,17 +246,59 @@ static void check_default_bool(lua_State *L, int t, const char *fn, const char *
                    def ? "true" : "false");
 }
 
+/* An integer >= 1, or (pair) a table {h, w} of two, at option `key` of the
+ * table at t (absent: 1 for both); h and w get the values. */
+static void opt_positive(lua_State *L, int t, const char *fn, const char *key, bool pair,
+                         int64_t *h, int64_t *w) {
+    *h = *w = 1;
+    if (!lua_istable(L, t)) return;
+    lua_getfield(L, t, key);
+    int v = lua_gettop(L);
+    if (lua_isnil(L, v)) {
+        lua_pop(L, 1);
+        return;
+    }
+    bool ok = true;
+    int64_t got[2] = {1, 1};
+    if (pair && lua_istable(L, v)) {
+        ok = luaL_len(L, v) == 2;
+        for (int k = 0; k < 2 && ok; k++) {
+            lua_geti(L, v, k + 1);
+            int isnum;
+            got[k] = lua_tointegerx(L, -1, &isnum);
+            ok = isnum && lua_type(L, -1) == LUA_TNUMBER && got[k] >= 1 && got[k] <= INT_MAX;
+            lua_pop(L, 1);
+        }
+    } else {
+        int isnum;
+        got[0] = got[1] = lua_tointegerx(L, v, &isnum);
+        ok = isnum && lua_type(L, v) == LUA_TNUMBER && got[0] >= 1 && got[0] <= INT_MAX;
+    }
+    if (!ok) {
+        int kind = lua_type(L, v);
+        const char *given = kind == LUA_TNUMBER || kind == LUA_TSTRING ? luaL_tolstring(L, v, NULL)
+                            : kind == LUA_TTABLE ? "a table that is not such a pair"
+                                                 : luaL_typename(L, v);
+        const char *quote = kind == LUA_TSTRING ? "'" : "";
+        luaL_error(L, "%s: %s must be an integer from 1 to %d%s, got %s%s%s", fn, key, INT_MAX,
+                   pair ? " or a pair {h, w} of them" : "", quote, given, quote);
+    }
+    lua_pop(L, 1);
+    *h = got[0], *w = got[1];
+}
+
 static lm_conv_options conv_options(lua_State *L, int t) {
     l_check_option_keys(L, t, "conv2d",
                         (const char *const[]){"stride", "padding", "dilation", "groups", NULL});
-    check_default_int(L, t, "conv2d", "dilation", 1);
-    check_default_int(L, t, "conv2d", "groups", 1);
     int stride = opt_int(L, t, "conv2d", "stride", 1, 1),
         pad = opt_int(L, t, "conv2d", "padding", 0, 0);
-    return (lm_conv_options){stride, stride, pad, pad};
+    int64_t dh, dw, groups, unused;
+    opt_positive(L, t, "conv2d", "dilation", true, &dh, &dw);
+    opt_positive(L, t, "conv2d", "groups", false, &groups, &unused);
+    return (lm_conv_options){stride, stride, pad, pad, dh, dw, groups};
 }
 
-/* F.conv2d(x, w [, b] [, {stride = 1, padding = 0}]) */
+/* F.conv2d(x, w [, b] [, {stride = 1, padding = 0, dilation = 1 or {dh, dw}, groups = 1}]) */
 static int f_conv2d(lua_State *L) {
     lm_tensor *x = l_check_tensor(L, 1), *w = l_check_tensor(L, 2);
     lm_tensor *b = l_test_tensor(L, 3);
@@ -308,7 +350,7 @@ static int pool(lua_State *L, bool max) {
     }
     check_default_bool(L, 3, fn, "ceil_mode", false);
     int stride = opt_int(L, 3, fn, "stride", (int)k, 1), pad = opt_int(L, 3, fn, "padding", 0, 0);
-    lm_conv_options o = {stride, stride, pad, pad};
+    lm_conv_options o = {stride, stride, pad, pad, 1, 1, 1};
     l_check(L, lm_ag_pool2d(l_push_slot(L), x, k, k, &o, max));
     return 1;
 }

@@ -22,12 +22,14 @@ static int64_t l_option(lua_State *L, int t, const char *key, int64_t def) {
     return v;
 }
 
-/* lm._reference.conv2d(x, w [, b] [, {stride = 1, padding = 0}]): b may be nil */
+/* lm._reference.conv2d(x, w [, b] [, {stride = 1, padding = 0, dilation = 1,
+ * groups = 1}]): b may be nil; one dilation for both dimensions */
 static int l_reference_conv2d(lua_State *L) {
     lm_tensor *x = l_check_tensor(L, 1), *w = l_check_tensor(L, 2);
     lm_tensor *b = lua_isnoneornil(L, 3) ? NULL : l_check_tensor(L, 3);
     int64_t stride = l_option(L, 4, "stride", 1), pad = l_option(L, 4, "padding", 0);
-    lm_conv_options o = {stride, stride, pad, pad};
+    int64_t dilation = l_option(L, 4, "dilation", 1), groups = l_option(L, 4, "groups", 1);
+    lm_conv_options o = {stride, stride, pad, pad, dilation, dilation, groups};
     l_check(L, lm_reference_conv2d(l_push_slot(L), x, w, b, &o));
     return 1;
 }

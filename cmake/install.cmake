@@ -39,7 +39,7 @@ endif()
 set(LUMEN_PUBLIC_HEADERS
   core/lm_error.h core/lm_tensor.h core/lm_backend.h core/lm_autograd_meta.h core/lm_autograd.h
   core/lm_ops.h core/lm_nn.h core/lm_rng.h core/lm_alloc.h core/lm_cuda.h core/lm_safetensors.h
-  core/lm_threads.h)
+  core/lm_threads.h core/lm_host_device.h)
 
 # Relative path from a (possibly relative) install folder to the library folder, for rpaths.
 function(lumen_rpath_to_libdir out dir)

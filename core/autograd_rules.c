@@ -730,6 +730,53 @@ lm_status lm_rule_batch_norm(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     return sc_end(&sc);
 }
 
+/* A backend without a whole-batch convolution's backward: per image and
+ * group, gw[group's rows] += g[n, group's rows] @ im2col(x[n, group's
+ * channels])^T and gx[n, group's channels] += col2im(W_group^T @ g[n,
+ * group's rows]). g3 [N, O, P], w2 [O, K] with K = C / groups * kh * kw;
+ * gx and gw (either may be NULL) start at zero. */
+static lm_status conv2d_backward_by_images(lm_tensor *gx, lm_tensor *gw, const lm_backend *be,
+                                           lm_tensor *g3, lm_tensor *xc, lm_tensor *w2,
+                                           const lm_conv_geometry *geo) {
+    int64_t N = xc->shape[0], groups = lm_conv_groups(geo), O = w2->shape[0], og = O / groups;
+    lm_conv_geometry cg = *geo;
+    cg.channels = geo->channels / groups;
+    cg.groups = 1;
+    int64_t cs[2] = {w2->shape[1], geo->out_h * geo->out_w};
+    lm_tensor *cols = NULL;
+    lm_status s = lm_tensor_new(&cols, LM_FLOAT32, xc->storage->device, 2, cs);
+    for (int64_t i = 0; i < N && s == LM_OK; i++)
+        for (int64_t k = 0; k < groups && s == LM_OK; k++) {
+            lm_tensor *gi_ = NULL, *gg = NULL, *xi = NULL, *xg = NULL, *colst = NULL, *prod = NULL;
+            lm_tensor *gwg = NULL, *wg = NULL, *wgt = NULL, *gcols = NULL, *gxi = NULL, *gxg = NULL;
+            s = lm_tensor_select(&gi_, g3, 0, i); /* [O, P] */
+            if (s == LM_OK) s = lm_tensor_narrow(&gg, gi_, 0, k * og, og);
+            if (s == LM_OK && gw) {
+                s = lm_tensor_select(&xi, xc, 0, i);
+                if (s == LM_OK) s = lm_tensor_narrow(&xg, xi, 0, k * cg.channels, cg.channels);
+                if (s == LM_OK) s = be->im2col(cols, xg, &cg);
+                if (s == LM_OK) s = lm_tensor_transpose(&colst, cols, 0, 1);
+                if (s == LM_OK) s = lm_matmul(&prod, gg, colst); /* [O / groups, K] */
+                if (s == LM_OK) s = lm_tensor_narrow(&gwg, gw, 0, k * og, og);
+                if (s == LM_OK) s = lm_binary_into(gwg, LM_ADD, gwg, prod);
+            }
+            if (s == LM_OK && gx) {
+                s = lm_tensor_narrow(&wg, w2, 0, k * og, og);
+                if (s == LM_OK) s = lm_tensor_transpose(&wgt, wg, 0, 1);
+                if (s == LM_OK) s = lm_matmul(&gcols, wgt, gg); /* [K, P] */
+                if (s == LM_OK) s = lm_tensor_select(&gxi, gx, 0, i);
+                if (s == LM_OK) s = lm_tensor_narrow(&gxg, gxi, 0, k * cg.channels, cg.channels);
+                if (s == LM_OK) s = be->col2im(gxg, gcols, &cg);
+            }
+            lm_tensor_release(gi_), lm_tensor_release(gg), lm_tensor_release(xi);
+            lm_tensor_release(xg), lm_tensor_release(colst), lm_tensor_release(prod);
+            lm_tensor_release(gwg), lm_tensor_release(wg), lm_tensor_release(wgt);
+            lm_tensor_release(gcols), lm_tensor_release(gxi), lm_tensor_release(gxg);
+        }
+    lm_tensor_release(cols);
+    return s;
+}
+
 /* inputs x, w, b; saved[0] = x, saved[1] = w; geometry in iparams/shape */
 lm_status lm_rule_conv2d(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     scope sc = {0};
@@ -738,18 +785,17 @@ lm_status lm_rule_conv2d(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     const lm_backend *be = sc_backend(&sc, x);
     if (sc.status) return sc_end(&sc);
     lm_conv_geometry geo = lm_node_geometry(n);
-    int64_t N = x->shape[0], O = w->shape[0], K = geo.channels * geo.kernel_h * geo.kernel_w,
+    int64_t N = x->shape[0], O = w->shape[0], K = w->shape[1] * geo.kernel_h * geo.kernel_w,
             P = geo.out_h * geo.out_w;
-    int64_t w2s[2] = {O, K}, cs[2] = {K, P}, g3s[3] = {N, O, P};
+    int64_t w2s[2] = {O, K}, g3s[3] = {N, O, P};
     lm_device device = x->storage->device;
-    lm_tensor *cols = NULL, *gx = NULL, *gw = NULL;
+    lm_tensor *gx = NULL, *gw = NULL;
     /* under autocast (the forward's mode) the products' three operands
      * rounded; the bias's sum takes the gradient as it is */
     lm_tensor *xc = sc_cast(&sc, x), *wc = sc_cast(&sc, w), *gc = sc_cast(&sc, g);
     lm_tensor *w2 = sc_reshape(&sc, wc, 2, w2s), *g3 = sc_reshape(&sc, gc, 3, g3s);
     lm_tensor *gb3 =
         lm_autocast() == LM_AUTOCAST_OFF ? g3 : sc_reshape(&sc, sc_contiguous(&sc, g), 3, g3s);
-    lm_tensor *w2t = sc_transpose(&sc, w2, 0, 1);
     if (be->conv2d_backward) { /* whole batch in the backend */
         /* an empty batch or no output channels: nothing to compute (the
          * kernels would leave the gradients unwritten; cuDNN refuses them) */
@@ -759,32 +805,11 @@ lm_status lm_rule_conv2d(lm_node *n, lm_tensor *g, lm_tensor **gi) {
         if (needs_grad(n, 1))
             gw = work ? sc_empty(&sc, device, 2, w2s) : sc_zeros(&sc, device, 2, w2s);
         if (sc.status == LM_OK && work) sc.status = be->conv2d_backward(gx, gw, gc, xc, wc, &geo);
-        N = 0; /* skips the per-image loop below */
     } else {
-        cols = sc_empty(&sc, device, 2, cs);
         if (needs_grad(n, 0)) gx = sc_zeros_like(&sc, x);
         if (needs_grad(n, 1)) gw = sc_zeros(&sc, device, 2, w2s);
-    }
-    for (int64_t i = 0; i < N && sc.status == LM_OK && (gx || gw); i++) {
-        lm_tensor *xi = NULL, *gi_ = NULL, *prod = NULL, *gxi = NULL, *gcols = NULL;
-        lm_status s = lm_tensor_select(&gi_, g3, 0, i); /* [O, P] */
-        if (s == LM_OK && gw) {
-            s = lm_tensor_select(&xi, xc, 0, i);
-            if (s == LM_OK) s = be->im2col(cols, xi, &geo);
-            lm_tensor *colst = NULL;
-            if (s == LM_OK) s = lm_tensor_transpose(&colst, cols, 0, 1);
-            if (s == LM_OK) s = lm_matmul(&prod, gi_, colst); /* [O, K] */
-            if (s == LM_OK) s = lm_binary_into(gw, LM_ADD, gw, prod);
-            lm_tensor_release(colst);
-        }
-        if (s == LM_OK && gx) {
-            s = lm_matmul(&gcols, w2t, gi_); /* [K, P] */
-            if (s == LM_OK) s = lm_tensor_select(&gxi, gx, 0, i);
-            if (s == LM_OK) s = be->col2im(gxi, gcols, &geo);
-        }
-        lm_tensor_release(xi), lm_tensor_release(gi_), lm_tensor_release(prod);
-        lm_tensor_release(gxi), lm_tensor_release(gcols);
-        if (s != LM_OK) sc.status = s;
+        if (sc.status == LM_OK && (gx || gw))
+            sc.status = conv2d_backward_by_images(gx, gw, be, g3, xc, w2, &geo);
     }
     if (needs_grad(n, 0)) gi[0] = sc_give(&sc, gx);
     if (needs_grad(n, 1)) gi[1] = sc_give(&sc, sc_reshape(&sc, gw, w->ndim, w->shape));

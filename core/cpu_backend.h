@@ -40,7 +40,9 @@ void lm_cpu_linear_gemm(float *c, const float *x, const float *w, const float *b
  * stride-2 padding-1 layers, the direct forward pass and input gradient
  * for narrow strided layers; bench/conv_algorithms.lua,
  * bench/conv_weight_grad.lua, bench/conv_strided.lua,
- * bench/conv_grad_input.lua). LM_CONV_GEMM takes
+ * bench/conv_grad_input.lua), and the direct depthwise kernel for
+ * depthwise layers (bench/conv_depthwise.lua). Dilated or grouped layers
+ * take only im2col (a product a group) or the depthwise kernel. LM_CONV_GEMM takes
  * im2col + GEMM for everything; LM_CONV_WINOGRAD takes Winograd wherever it
  * applies and the rest as LM_CONV_AUTO; LM_CONV_DIRECT takes the direct
  * weight gradient wherever it applies and the rest as LM_CONV_AUTO. */
@@ -91,6 +93,15 @@ bool lm_cpu_conv_direct_forward_applies(int64_t images, int64_t out_channels,
 lm_status lm_cpu_conv2d_direct(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
                                const lm_tensor *bias, const lm_conv_epilogue *ep,
                                const lm_conv_geometry *geo);
+/* Depthwise layers (groups == input channels, each with out / in filters;
+ * any stride, padding and dilation) without columns (cpu_conv_depthwise.c). */
+bool lm_cpu_conv_depthwise_applies(int64_t out_channels, const lm_conv_geometry *geo);
+lm_status lm_cpu_conv2d_depthwise(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
+                                  const lm_tensor *bias, const lm_conv_epilogue *ep,
+                                  const lm_conv_geometry *geo);
+lm_status lm_cpu_conv2d_depthwise_backward(lm_tensor *gx, lm_tensor *gw, const lm_tensor *g,
+                                           const lm_tensor *x, const lm_tensor *w,
+                                           const lm_conv_geometry *geo);
 lm_status lm_cpu_conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
                         const lm_tensor *bias, const lm_conv_geometry *geo);
 lm_status lm_cpu_conv2d_affine(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,

@@ -51,17 +51,19 @@ static void add_even(float *restrict dst, const float *restrict src, int64_t n) 
 
 /* The kh*kw rows of channel plane x [H, W] in a column matrix with row stride ld. */
 static void unfold_plane(const float *x, float *rows, int64_t ld, const lm_conv_geometry *g) {
+    int64_t dh = lm_conv_dilation_h(g), dw = lm_conv_dilation_w(g);
     for (int64_t ki = 0; ki < g->kernel_h; ki++)
         for (int64_t kj = 0; kj < g->kernel_w; kj++) {
             float *row = rows + (ki * g->kernel_w + kj) * ld;
+            int64_t at = kj * dw; /* the tap's column in the window */
             /* the output columns whose input column lies inside the image */
-            int64_t lo = g->pad_w - kj > 0 ? (g->pad_w - kj + g->stride_w - 1) / g->stride_w : 0;
-            int64_t hi = (g->width - 1 + g->pad_w - kj) / g->stride_w + 1;
-            if (g->width - 1 + g->pad_w - kj < 0) hi = 0;
+            int64_t lo = g->pad_w - at > 0 ? (g->pad_w - at + g->stride_w - 1) / g->stride_w : 0;
+            int64_t hi = (g->width - 1 + g->pad_w - at) / g->stride_w + 1;
+            if (g->width - 1 + g->pad_w - at < 0) hi = 0;
             if (hi > g->out_w) hi = g->out_w;
             if (lo > hi) lo = hi;
             for (int64_t oi = 0; oi < g->out_h; oi++) {
-                int64_t i = oi * g->stride_h - g->pad_h + ki;
+                int64_t i = oi * g->stride_h - g->pad_h + ki * dh;
                 float *dst = row + oi * g->out_w;
                 if (i < 0 || i >= g->height) {
                     memset(dst, 0, sizeof(float) * (size_t)g->out_w);
@@ -69,7 +71,7 @@ static void unfold_plane(const float *x, float *rows, int64_t ld, const lm_conv_
                 }
                 for (int64_t oj = 0; oj < lo; oj++) dst[oj] = 0.0f;
                 if (hi > lo) {
-                    const float *src = x + i * g->width + lo * g->stride_w - g->pad_w + kj;
+                    const float *src = x + i * g->width + lo * g->stride_w - g->pad_w + at;
                     if (g->stride_w == 1)
                         memcpy(dst + lo, src, sizeof(float) * (size_t)(hi - lo));
                     else if (g->stride_w == 2)
@@ -96,12 +98,13 @@ static int32_t *unfold_table(const lm_conv_geometry *g) {
     int64_t p = g->out_h * g->out_w, kk = g->kernel_h * g->kernel_w;
     int32_t *t = lm_cpu_alloc((size_t)(kk * p) * sizeof(int32_t));
     if (!t) return NULL;
+    int64_t dh = lm_conv_dilation_h(g), dw = lm_conv_dilation_w(g);
     for (int64_t ki = 0; ki < g->kernel_h; ki++)
         for (int64_t kj = 0; kj < g->kernel_w; kj++)
             for (int64_t oi = 0; oi < g->out_h; oi++)
                 for (int64_t oj = 0; oj < g->out_w; oj++) {
-                    int64_t i = oi * g->stride_h - g->pad_h + ki,
-                            j = oj * g->stride_w - g->pad_w + kj;
+                    int64_t i = oi * g->stride_h - g->pad_h + ki * dh,
+                            j = oj * g->stride_w - g->pad_w + kj * dw;
                     bool inside = i >= 0 && i < g->height && j >= 0 && j < g->width;
                     t[((ki * g->kernel_w + kj) * g->out_h + oi) * g->out_w + oj] =
                         inside ? (int32_t)(i * g->width + j) : -1;
@@ -129,18 +132,20 @@ static void unfold_plane_table(const float *restrict x, float *rows, int64_t ld,
 
 /* Adds the kh*kw rows of one channel back onto its plane gx [H, W] (col2im). */
 static void fold_plane(float *gx, const float *rows, int64_t ld, const lm_conv_geometry *g) {
+    int64_t dh = lm_conv_dilation_h(g), dw = lm_conv_dilation_w(g);
     for (int64_t ki = 0; ki < g->kernel_h; ki++)
         for (int64_t kj = 0; kj < g->kernel_w; kj++) {
             const float *row = rows + (ki * g->kernel_w + kj) * ld;
+            int64_t at = kj * dw; /* the tap's column in the window */
             /* the output columns whose input column lies inside the image */
-            int64_t lo = g->pad_w - kj > 0 ? (g->pad_w - kj + g->stride_w - 1) / g->stride_w : 0;
-            int64_t hi = (g->width - 1 + g->pad_w - kj) / g->stride_w + 1;
-            if (g->width - 1 + g->pad_w - kj < 0) hi = 0;
+            int64_t lo = g->pad_w - at > 0 ? (g->pad_w - at + g->stride_w - 1) / g->stride_w : 0;
+            int64_t hi = (g->width - 1 + g->pad_w - at) / g->stride_w + 1;
+            if (g->width - 1 + g->pad_w - at < 0) hi = 0;
             if (hi > g->out_w) hi = g->out_w;
             for (int64_t oi = 0; oi < g->out_h && hi > lo; oi++) {
-                int64_t i = oi * g->stride_h - g->pad_h + ki;
+                int64_t i = oi * g->stride_h - g->pad_h + ki * dh;
                 if (i < 0 || i >= g->height) continue;
-                float *dst = gx + i * g->width + lo * g->stride_w - g->pad_w + kj;
+                float *dst = gx + i * g->width + lo * g->stride_w - g->pad_w + at;
                 const float *src = row + oi * g->out_w + lo;
                 if (g->stride_w == 2) {
                     add_even(dst, src, hi - lo);
@@ -308,14 +313,17 @@ static void epilogue_range(void *ctx, int64_t b, int64_t e) {
 
 /* One im2col convolution, forward or backward: its operands, its chunks of
  * nb images, and the buffers of `slots` chunks side by side. Per slot: the
- * columns [K, nb * P], and the output (or its gradient) chunk in [O, nb * P]
- * order when nb > 1 images share a product. The unfold table is shared. */
+ * columns [groups * K, nb * P], and the output (or its gradient) chunk in
+ * [O, nb * P] order when nb > 1 images share a product. The unfold table is
+ * shared. Group k's channels are rows [k K, (k + 1) K) of the columns, its
+ * filters rows [k O / groups, (k + 1) O / groups) of w [O, K] and of the
+ * output: one product a group, on pointer offsets. */
 typedef struct {
     const lm_conv_geometry *g;
     const float *x, *w, *gy, *bias;
     const lm_conv_epilogue *epilogue; /* forward: NULL, or applied to each output plane */
     float *out, *gx, *gw;
-    int64_t n, nb, chunks, o, k, p, slots;
+    int64_t n, nb, chunks, o, k, p, slots, groups;
     float *cols, *side, *partials; /* partials: each chunk's gw [O, K], NULL: one chunk */
     int32_t *table;
     size_t cols_bytes, side_bytes, table_bytes, partial_bytes; /* cols, side: one slot's */
@@ -346,9 +354,10 @@ static void im2col_conv_free(im2col_conv *c) {
  * kernels round a cut product's blocks differently. */
 static bool im2col_conv_init(im2col_conv *c, int64_t n, int64_t o, const lm_conv_geometry *g,
                              bool with_table, bool gw) {
-    int64_t p = g->out_h * g->out_w, k = g->channels * g->kernel_h * g->kernel_w;
-    int64_t nb = chunk_images(g, n, k), chunks = n ? (n + nb - 1) / nb : 0;
-    size_t cols_bytes = (size_t)(k * nb * p) * sizeof(float);
+    int64_t groups = lm_conv_groups(g), p = g->out_h * g->out_w;
+    int64_t k = g->channels / groups * g->kernel_h * g->kernel_w; /* a group's taps */
+    int64_t nb = chunk_images(g, n, groups * k), chunks = n ? (n + nb - 1) / nb : 0;
+    size_t cols_bytes = (size_t)(groups * k * nb * p) * sizeof(float);
     size_t side_bytes = nb > 1 ? (size_t)(o * nb * p) * sizeof(float) : 0;
     int64_t calls = lm_parallel_chunks(chunks, 1);
     bool side_by_side = chunks >= lm_get_num_threads() && chunks > 1 &&
@@ -366,6 +375,7 @@ static bool im2col_conv_init(im2col_conv *c, int64_t n, int64_t o, const lm_conv
         .k = k,
         .p = p,
         .slots = side_by_side ? calls : 1,
+        .groups = groups,
         .cols_bytes = cols_bytes,
         .side_bytes = side_bytes,
         .table_bytes = with_table ? (size_t)(g->kernel_h * g->kernel_w * p) * sizeof(int32_t) : 0,
@@ -389,7 +399,10 @@ static void forward_chunk(const im2col_conv *c, int64_t first, int64_t count, fl
     plane_job j = {c->g, c->x, NULL, cols, first, ld, c->table};
     lm_parallel_for(count * c->g->channels, plane_grain(c->g), unfold_range, &j);
     float *dst = count > 1 ? side : c->out + first * o * p;
-    lm_cpu_sgemm(false, false, o, ld, c->k, 1.0f, c->w, c->k, cols, ld, 0.0f, dst, ld);
+    int64_t og = o / c->groups, k = c->k;
+    for (int64_t q = 0; q < c->groups; q++)
+        lm_cpu_sgemm(false, false, og, ld, k, 1.0f, c->w + q * og * k, k, cols + q * k * ld, ld,
+                     0.0f, dst + q * og * ld, ld);
     if (count > 1) relayout(c->out + first * o * p, side, o, p, count, false);
     if (c->bias) {
         bias_job bj = {c->out + first * o * p, c->bias, o, p};
@@ -412,14 +425,19 @@ static void backward_chunk(const im2col_conv *c, int64_t chunk, float *cols, flo
         gc = side;
     }
     plane_job j = {c->g, c->x, c->gx, cols, first, ld, c->table};
-    if (c->gw) { /* gw (+)= gc @ cols^T */
+    int64_t og = o / c->groups, k = c->k;
+    if (c->gw) { /* gw (+)= gc @ cols^T, a group at a time */
         lm_parallel_for(count * c->g->channels, plane_grain(c->g), unfold_range, &j);
-        float *dst = c->partials ? c->partials + chunk * o * c->k : c->gw;
+        float *dst = c->partials ? c->partials + chunk * o * k : c->gw;
         float beta = c->partials || chunk == 0 ? 0.0f : 1.0f;
-        lm_cpu_sgemm(false, true, o, c->k, ld, 1.0f, gc, ld, cols, ld, beta, dst, c->k);
+        for (int64_t q = 0; q < c->groups; q++)
+            lm_cpu_sgemm(false, true, og, k, ld, 1.0f, gc + q * og * ld, ld, cols + q * k * ld, ld,
+                         beta, dst + q * og * k, k);
     }
     if (c->gx) { /* the columns' gradient w^T @ gc, folded back onto the images */
-        lm_cpu_sgemm(true, false, c->k, ld, o, 1.0f, c->w, c->k, gc, ld, 0.0f, cols, ld);
+        for (int64_t q = 0; q < c->groups; q++)
+            lm_cpu_sgemm(true, false, k, ld, og, 1.0f, c->w + q * og * k, k, gc + q * og * ld, ld,
+                         0.0f, cols + q * k * ld, ld);
         lm_parallel_for(count * c->g->channels, plane_grain(c->g), fold_range, &j);
     }
 }
@@ -478,6 +496,8 @@ void lm_cpu_sum_chunks(float *dst, const float *partials, int64_t chunks, int64_
 static lm_status conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
                         const lm_tensor *bias, const lm_conv_epilogue *ep,
                         const lm_conv_geometry *g) {
+    if (conv_algorithm != LM_CONV_GEMM && lm_cpu_conv_depthwise_applies(w->shape[0], g))
+        return lm_cpu_conv2d_depthwise(out, x, w, bias, ep, g);
     if (lm_cpu_conv_choice(w->shape[0], g) == LM_CONV_WINOGRAD &&
         winograd_safe(max_exponent(x), max_exponent(w)))
         return lm_cpu_conv2d_winograd(out, x, w, bias, ep, g);
@@ -560,6 +580,8 @@ static bool direct_grad_weight(int64_t out_channels, const lm_conv_geometry *g) 
 lm_status lm_cpu_conv2d_backward(lm_tensor *gx, lm_tensor *gw, const lm_tensor *g_t,
                                  const lm_tensor *x, const lm_tensor *w,
                                  const lm_conv_geometry *g) {
+    if (conv_algorithm != LM_CONV_GEMM && lm_cpu_conv_depthwise_applies(w->shape[0], g))
+        return lm_cpu_conv2d_depthwise_backward(gx, gw, g_t, x, w, g);
     lm_status st = LM_OK;
     if (gw && direct_grad_weight(w->shape[0], g)) {
         st = lm_cpu_conv2d_direct_grad_weight(gw, g_t, x, g);

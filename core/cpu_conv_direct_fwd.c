@@ -87,9 +87,9 @@ static void units_range(void *ctx, int64_t b, int64_t e, int slot) {
 bool lm_cpu_conv_direct_forward_applies(int64_t images, int64_t out_channels,
                                         const lm_conv_geometry *g) {
     int64_t padded = (g->height + 2 * g->pad_h) * (g->width + 2 * g->pad_w);
-    return (g->stride_h > 1 || g->stride_w > 1) && g->kernel_h * g->kernel_w > 1 &&
-           g->out_h * g->out_w >= MIN_POSITIONS && out_channels > 0 &&
-           g->channels * out_channels <= MAX_CHANNEL_PRODUCT &&
+    return lm_conv_is_plain(g) && (g->stride_h > 1 || g->stride_w > 1) &&
+           g->kernel_h * g->kernel_w > 1 && g->out_h * g->out_w >= MIN_POSITIONS &&
+           out_channels > 0 && g->channels * out_channels <= MAX_CHANNEL_PRODUCT &&
            (images >= MIN_IMAGES_WIDE || g->channels * out_channels <= NARROW_CHANNEL_PRODUCT) &&
            g->channels * padded <= INT32_MAX; /* the taps' offsets are int32 */
 }

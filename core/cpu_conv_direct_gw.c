@@ -219,9 +219,9 @@ bool lm_cpu_conv_direct_available(void) {
 bool lm_cpu_conv_direct_grad_weight_applies(const lm_conv_geometry *g) {
     bool stride_1 = g->stride_h == 1 && g->stride_w == 1;
     bool stride_2 = g->stride_h == 2 && g->stride_w == 2;
-    return g->channels >= 1 && g->kernel_h == 3 && g->kernel_w == 3 && (stride_1 || stride_2) &&
-           g->pad_h == 1 && g->pad_w == 1 && g->height >= 1 && g->width >= 1 &&
-           g->out_h == (g->height - 1) / g->stride_h + 1 &&
+    return lm_conv_is_plain(g) && g->channels >= 1 && g->kernel_h == 3 && g->kernel_w == 3 &&
+           (stride_1 || stride_2) && g->pad_h == 1 && g->pad_w == 1 && g->height >= 1 &&
+           g->width >= 1 && g->out_h == (g->height - 1) / g->stride_h + 1 &&
            g->out_w == (g->width - 1) / g->stride_w + 1;
 }
 

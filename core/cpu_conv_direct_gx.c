@@ -153,9 +153,9 @@ static bool plan_phase(direct_gx_job *j, phase_plan *ph, int64_t a, int64_t b, c
 bool lm_cpu_conv_direct_grad_input_applies(int64_t out_channels, const lm_conv_geometry *g) {
     int64_t hp = g->out_h + (g->kernel_h - 1) / g->stride_h + g->kernel_h;
     int64_t wp = g->out_w + (g->kernel_w - 1) / g->stride_w + g->kernel_w;
-    return (g->stride_h > 1 || g->stride_w > 1) && g->stride_h <= MAX_STRIDE &&
-           g->stride_w <= MAX_STRIDE && g->kernel_h >= g->stride_h && g->kernel_w >= g->stride_w &&
-           out_channels > 0 && g->channels >= MIN_CHANNELS &&
+    return lm_conv_is_plain(g) && (g->stride_h > 1 || g->stride_w > 1) &&
+           g->stride_h <= MAX_STRIDE && g->stride_w <= MAX_STRIDE && g->kernel_h >= g->stride_h &&
+           g->kernel_w >= g->stride_w && out_channels > 0 && g->channels >= MIN_CHANNELS &&
            g->channels * out_channels <= MAX_CHANNEL_PRODUCT &&
            out_channels * hp * wp <= INT32_MAX && g->height * g->width <= INT32_MAX;
 }

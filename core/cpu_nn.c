@@ -122,17 +122,18 @@ lm_status lm_cpu_softmax_backward(lm_tensor *gx, const lm_tensor *g, const lm_te
  * ------------------------------------------------------------------------------ */
 
 /* cols row (c, ki, kj) holds, for every output pixel, the input pixel the
- * kernel tap (ki, kj) of channel c sees there (0 in the padding). */
+ * kernel tap (ki, kj) of channel c sees there (0 in the padding); the tap
+ * sits ki * dilation_h rows and kj * dilation_w columns into the window. */
 lm_status lm_cpu_im2col(lm_tensor *cols_t, const lm_tensor *x_t, const lm_conv_geometry *g) {
     const float *x = lm_tensor_f32(x_t); /* [C, H, W] */
     float *cols = lm_tensor_f32(cols_t); /* [C*kh*kw, oh*ow] */
-    int64_t plane = g->out_h * g->out_w;
+    int64_t plane = g->out_h * g->out_w, dh = lm_conv_dilation_h(g), dw = lm_conv_dilation_w(g);
     for (int64_t c = 0; c < g->channels; c++)
         for (int64_t ki = 0; ki < g->kernel_h; ki++)
             for (int64_t kj = 0; kj < g->kernel_w; kj++) {
                 float *row = cols + ((c * g->kernel_h + ki) * g->kernel_w + kj) * plane;
                 for (int64_t oi = 0; oi < g->out_h; oi++) {
-                    int64_t i = oi * g->stride_h - g->pad_h + ki;
+                    int64_t i = oi * g->stride_h - g->pad_h + ki * dh;
                     float *dst = row + oi * g->out_w;
                     if (i < 0 || i >= g->height) {
                         memset(dst, 0, sizeof(float) * g->out_w);
@@ -140,7 +141,7 @@ lm_status lm_cpu_im2col(lm_tensor *cols_t, const lm_tensor *x_t, const lm_conv_g
                     }
                     const float *src = x + (c * g->height + i) * g->width;
                     for (int64_t oj = 0; oj < g->out_w; oj++) {
-                        int64_t jj = oj * g->stride_w - g->pad_w + kj;
+                        int64_t jj = oj * g->stride_w - g->pad_w + kj * dw;
                         dst[oj] = jj >= 0 && jj < g->width ? src[jj] : 0.0f;
                     }
                 }
@@ -151,18 +152,18 @@ lm_status lm_cpu_im2col(lm_tensor *cols_t, const lm_tensor *x_t, const lm_conv_g
 lm_status lm_cpu_col2im(lm_tensor *gx_t, const lm_tensor *cols_t, const lm_conv_geometry *g) {
     float *gx = lm_tensor_f32(gx_t); /* [C, H, W], accumulated into */
     const float *cols = lm_tensor_f32(cols_t);
-    int64_t plane = g->out_h * g->out_w;
+    int64_t plane = g->out_h * g->out_w, dh = lm_conv_dilation_h(g), dw = lm_conv_dilation_w(g);
     for (int64_t c = 0; c < g->channels; c++)
         for (int64_t ki = 0; ki < g->kernel_h; ki++)
             for (int64_t kj = 0; kj < g->kernel_w; kj++) {
                 const float *row = cols + ((c * g->kernel_h + ki) * g->kernel_w + kj) * plane;
                 for (int64_t oi = 0; oi < g->out_h; oi++) {
-                    int64_t i = oi * g->stride_h - g->pad_h + ki;
+                    int64_t i = oi * g->stride_h - g->pad_h + ki * dh;
                     if (i < 0 || i >= g->height) continue;
                     float *dst = gx + (c * g->height + i) * g->width;
                     const float *src = row + oi * g->out_w;
                     for (int64_t oj = 0; oj < g->out_w; oj++) {
-                        int64_t jj = oj * g->stride_w - g->pad_w + kj;
+                        int64_t jj = oj * g->stride_w - g->pad_w + kj * dw;
                         if (jj >= 0 && jj < g->width) dst[jj] += src[oj];
                     }
                 }

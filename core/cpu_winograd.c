@@ -28,7 +28,7 @@
 
 bool lm_cpu_winograd_applies(const lm_conv_geometry *g) {
     return g->kernel_h == 3 && g->kernel_w == 3 && g->stride_h == 1 && g->stride_w == 1 &&
-           g->out_h >= 1 && g->out_w >= 1;
+           g->out_h >= 1 && g->out_w >= 1 && lm_conv_is_plain(g);
 }
 
 /* Images a chunk of n images of layer g takes for about chunk_tiles tiles. */
@@ -628,7 +628,10 @@ lm_status lm_cpu_conv2d_winograd_grad_input(lm_tensor *gx, const lm_tensor *g_ou
                              .pad_h = 2 - g->pad_h,
                              .pad_w = 2 - g->pad_w,
                              .out_h = g->height,
-                             .out_w = g->width};
+                             .out_w = g->width,
+                             .dilation_h = 1,
+                             .dilation_w = 1,
+                             .groups = 1};
     lm_status st = winograd(lm_tensor_f32(gx), lm_tensor_f32(g_out), turned, NULL, NULL,
                             gx->shape[0], c, &back);
     lm_cpu_free(turned, bytes);

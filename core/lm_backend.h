@@ -10,6 +10,9 @@
 #ifndef LM_BACKEND_H
 #define LM_BACKEND_H
 
+#include <stdbool.h>
+
+#include "lm_host_device.h"
 #include "lm_tensor.h"
 
 #ifdef __cplusplus
@@ -87,12 +90,34 @@ typedef enum lm_random_kind {
     LM_RANDOM_BERNOULLI /* p1 with probability p0, else 0 */
 } lm_random_kind;
 
-/* 2-D convolution / pooling geometry (one image: C x H x W). */
+/* 2-D convolution / pooling geometry (one image: C x H x W). Kernel tap
+ * (ki, kj) of output (oi, oj) reads input (oi * stride_h - pad_h + ki *
+ * dilation_h, likewise across). The channels fall into `groups` groups of
+ * channels / groups, each convolved with its own out_channels / groups
+ * filters (torch's weight [O, C / groups, kh, kw]). Dilation and groups of
+ * 0, from a caller that zero-initialises, read as 1 (lm_conv_dilation_h,
+ * lm_conv_dilation_w, lm_conv_groups); pooling has neither. */
 typedef struct lm_conv_geometry {
     int64_t channels, height, width; /* input */
     int64_t kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w;
     int64_t out_h, out_w;
+    int64_t dilation_h, dilation_w, groups;
 } lm_conv_geometry;
+
+static inline LM_HOST_DEVICE int64_t lm_conv_dilation_h(const lm_conv_geometry *g) {
+    return g->dilation_h > 1 ? g->dilation_h : 1;
+}
+static inline LM_HOST_DEVICE int64_t lm_conv_dilation_w(const lm_conv_geometry *g) {
+    return g->dilation_w > 1 ? g->dilation_w : 1;
+}
+static inline LM_HOST_DEVICE int64_t lm_conv_groups(const lm_conv_geometry *g) {
+    return g->groups > 1 ? g->groups : 1;
+}
+/* Whether the layer is a plain convolution: no dilation, one group (the
+ * kernels written for those alone check this). */
+static inline LM_HOST_DEVICE bool lm_conv_is_plain(const lm_conv_geometry *g) {
+    return lm_conv_dilation_h(g) == 1 && lm_conv_dilation_w(g) == 1 && lm_conv_groups(g) == 1;
+}
 
 typedef enum lm_optimizer_kind {
     LM_OPT_SGD,

@@ -98,9 +98,14 @@ lm_status lm_ag_layer_norm(lm_tensor **out, lm_tensor *x, int normalized_dims, l
 
 typedef struct lm_conv_options {
     int64_t stride_h, stride_w, pad_h, pad_w;
+    /* conv2d only (pooling has neither): 0, from a caller that
+     * zero-initialises, reads as 1 */
+    int64_t dilation_h, dilation_w, groups;
 } lm_conv_options;
 
-/* x [N, C, H, W], weight [O, C, kh, kw], bias [O] or NULL -> [N, O, oh, ow]. */
+/* x [N, C, H, W], weight [O, C / groups, kh, kw], bias [O] or NULL ->
+ * [N, O, oh, ow], oh = (H + 2 pad_h - dilation_h (kh - 1) - 1) / stride_h + 1
+ * (likewise ow), as torch.nn.functional.conv2d. */
 lm_status lm_ag_conv2d(lm_tensor **out, lm_tensor *x, lm_tensor *weight, lm_tensor *bias,
                        const lm_conv_options *opt);
 /* conv2d without bias, then per output channel * scale + shift [+ residual]

@@ -67,23 +67,30 @@ lm_status lm_reference_conv2d(lm_tensor **out, const lm_tensor *x, const lm_tens
     LM_TRY(check_input(op, "input", x));
     LM_TRY(check_input(op, "weight", weight));
     if (bias) LM_TRY(check_input(op, "bias", bias));
-    if (x->ndim != 4 || weight->ndim != 4 || x->shape[1] != weight->shape[1])
+    int64_t G = opt->groups ? opt->groups : 1; /* (0 reads as 1, as in lm_conv_options) */
+    int64_t DH = opt->dilation_h ? opt->dilation_h : 1, DW = opt->dilation_w ? opt->dilation_w : 1;
+    if (G < 1 || DH < 1 || DW < 1)
+        return lm_fail(LM_ERR_ARG, "%s: groups and dilation must be >= 1", op);
+    if (x->ndim != 4 || weight->ndim != 4 || x->shape[1] % G || weight->shape[0] % G ||
+        x->shape[1] / G != weight->shape[1])
         return lm_fail(LM_ERR_SHAPE,
-                       "%s: needs input [N, C, H, W] and weight [O, C, kh, kw], "
-                       "got %s and %s",
-                       op, lm_shape_str(x, sx, sizeof sx), lm_shape_str(weight, sw, sizeof sw));
-    int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
-    int64_t O = weight->shape[0], KH = weight->shape[2], KW = weight->shape[3];
+                       "%s: needs input [N, C, H, W] and weight [O, C / groups, kh, kw] with C "
+                       "and O divisible by groups = %lld, got %s and %s",
+                       op, (long long)G, lm_shape_str(x, sx, sizeof sx),
+                       lm_shape_str(weight, sw, sizeof sw));
+    int64_t N = x->shape[0], H = x->shape[2], W = x->shape[3], CG = weight->shape[1];
+    int64_t O = weight->shape[0], KH = weight->shape[2], KW = weight->shape[3], OG = O / G;
     int64_t SH = opt->stride_h, SW = opt->stride_w, PH = opt->pad_h, PW = opt->pad_w;
     if (bias && (bias->ndim != 1 || bias->shape[0] != O))
         return lm_fail(LM_ERR_SHAPE, "%s: bias must be [%lld], got %s", op, (long long)O,
                        lm_shape_str(bias, sx, sizeof sx));
     if (SH < 1 || SW < 1 || PH < 0 || PW < 0)
         return lm_fail(LM_ERR_ARG, "%s: stride must be >= 1 and padding >= 0", op);
-    if (H + 2 * PH < KH || W + 2 * PW < KW)
+    if (H + 2 * PH < DH * (KH - 1) + 1 || W + 2 * PW < DW * (KW - 1) + 1)
         return lm_fail(LM_ERR_SHAPE, "%s: kernel %lldx%lld is larger than the padded input %s", op,
                        (long long)KH, (long long)KW, lm_shape_str(x, sx, sizeof sx));
-    int64_t OH = (H + 2 * PH - KH) / SH + 1, OW = (W + 2 * PW - KW) / SW + 1;
+    int64_t OH = (H + 2 * PH - DH * (KH - 1) - 1) / SH + 1;
+    int64_t OW = (W + 2 * PW - DW * (KW - 1) - 1) / SW + 1;
     int64_t oshape[4] = {N, O, OH, OW};
     LM_TRY(lm_tensor_new(out, LM_FLOAT32, LM_CPU, 4, oshape));
 
@@ -93,13 +100,14 @@ lm_status lm_reference_conv2d(lm_tensor **out, const lm_tensor *x, const lm_tens
             for (int64_t oy = 0; oy < OH; oy++)
                 for (int64_t ox = 0; ox < OW; ox++) {
                     double sum = bias ? lm_tensor_f32(bias)[o * bias->strides[0]] : 0.0;
-                    for (int64_t c = 0; c < C; c++)
+                    int64_t c0 = o / OG * CG; /* output o sees its group's channels */
+                    for (int64_t c = 0; c < CG; c++)
                         for (int64_t ky = 0; ky < KH; ky++)
                             for (int64_t kx = 0; kx < KW; kx++) {
                                 /* the input pixel under kernel tap (ky, kx) */
-                                int64_t iy = oy * SH - PH + ky, ix = ox * SW - PW + kx;
+                                int64_t iy = oy * SH - PH + ky * DH, ix = ox * SW - PW + kx * DW;
                                 if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue; /* pad: 0 */
-                                sum += at4(x, n, c, iy, ix) * at4(weight, o, c, ky, kx);
+                                sum += at4(x, n, c0 + c, iy, ix) * at4(weight, o, c, ky, kx);
                             }
                     po[((n * O + o) * OH + oy) * OW + ox] = (float)sum;
                 }

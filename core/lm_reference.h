@@ -18,9 +18,10 @@
  * batch entry, as lm_matmul broadcasts it. (1-D operands: reshape first.) */
 lm_status lm_reference_matmul(lm_tensor **out, const lm_tensor *a, const lm_tensor *b);
 
-/* x is (N, C, H, W), weight is (O, C, kh, kw), bias is (O) or NULL: out is
- * (N, O, oh, ow) with oh = (H + 2 pad_h - kh) / stride_h + 1 (likewise ow),
- * the input zero-padded, as lm_conv2d. */
+/* x is (N, C, H, W), weight is (O, C / groups, kh, kw), bias is (O) or
+ * NULL: out is (N, O, oh, ow) with oh = (H + 2 pad_h - dilation_h (kh - 1)
+ * - 1) / stride_h + 1 (likewise ow), the input zero-padded, output o
+ * reading its group's channels, as lm_conv2d. */
 lm_status lm_reference_conv2d(lm_tensor **out, const lm_tensor *x, const lm_tensor *weight,
                               const lm_tensor *bias, const lm_conv_options *opt);
 

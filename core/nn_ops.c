@@ -661,54 +661,93 @@ lm_status lm_ag_batch_norm_then(lm_tensor **out, lm_tensor **mean, lm_tensor **v
 /* ---- convolution and pooling
  * ------------------------------------------------------------------------ */
 
+/* The output size along one dimension: floor((in + 2 pad - dilation (k - 1) - 1) / stride) + 1. */
+static int64_t conv_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad, int64_t dilation) {
+    return (in + 2 * pad - dilation * (k - 1) - 1) / stride + 1;
+}
+
+/* A conv's or a pool's geometry (pooling: no dilation, one group, whatever
+ * opt holds). */
 static lm_status geometry(const char *op, const lm_tensor *x, int64_t kh, int64_t kw,
-                          const lm_conv_options *o, lm_conv_geometry *g) {
+                          const lm_conv_options *o, bool conv, lm_conv_geometry *g) {
     char sx[LM_SHAPE_STR_MAX];
     if (x->ndim != 4)
         return lm_fail(LM_ERR_SHAPE, "%s: input must be [N, C, H, W], got %s", op,
                        lm_shape_str(x, sx, sizeof sx));
     if (o->stride_h < 1 || o->stride_w < 1 || o->pad_h < 0 || o->pad_w < 0 || kh < 1 || kw < 1)
         return lm_fail(LM_ERR_ARG, "%s: kernel and stride must be >= 1 and padding >= 0", op);
+    int64_t dh = conv && o->dilation_h ? o->dilation_h : 1,
+            dw = conv && o->dilation_w ? o->dilation_w : 1;
+    int64_t groups = conv && o->groups ? o->groups : 1;
+    if (dh < 1 || dw < 1)
+        return lm_fail(LM_ERR_ARG, "%s: dilation must be >= 1, got %lldx%lld", op, (long long)dh,
+                       (long long)dw);
+    if (groups < 1)
+        return lm_fail(LM_ERR_ARG, "%s: groups must be >= 1, got %lld", op, (long long)groups);
     if (x->shape[1] < 1) /* the kernels divide by the channels' share of the work */
         return lm_fail(LM_ERR_SHAPE, "%s: input %s has no channels", op,
                        lm_shape_str(x, sx, sizeof sx));
     if (x->shape[2] < 1 || x->shape[3] < 1) /* padding would make windows of nothing but zeros */
         return lm_fail(LM_ERR_SHAPE, "%s: input %s has no height or width", op,
                        lm_shape_str(x, sx, sizeof sx));
-    *g = (lm_conv_geometry){x->shape[1], x->shape[2], x->shape[3], kh, kw, o->stride_h,
-                            o->stride_w, o->pad_h,    o->pad_w,    0,  0};
-    g->out_h = (g->height + 2 * g->pad_h - kh) / g->stride_h + 1;
-    g->out_w = (g->width + 2 * g->pad_w - kw) / g->stride_w + 1;
-    if (g->height + 2 * g->pad_h < kh || g->width + 2 * g->pad_w < kw)
-        return lm_fail(LM_ERR_SHAPE, "%s: kernel %lldx%lld is larger than the padded input %s", op,
-                       (long long)kh, (long long)kw, lm_shape_str(x, sx, sizeof sx));
+    *g = (lm_conv_geometry){.channels = x->shape[1],
+                            .height = x->shape[2],
+                            .width = x->shape[3],
+                            .kernel_h = kh,
+                            .kernel_w = kw,
+                            .stride_h = o->stride_h,
+                            .stride_w = o->stride_w,
+                            .pad_h = o->pad_h,
+                            .pad_w = o->pad_w,
+                            .dilation_h = dh,
+                            .dilation_w = dw,
+                            .groups = groups};
+    /* the extent of the dilated kernel, (k - 1) d + 1 */
+    int64_t span_h = (kh - 1) * dh + 1, span_w = (kw - 1) * dw + 1;
+    if (g->height + 2 * g->pad_h < span_h || g->width + 2 * g->pad_w < span_w) {
+        if (dh == 1 && dw == 1)
+            return lm_fail(LM_ERR_SHAPE, "%s: kernel %lldx%lld is larger than the padded input %s",
+                           op, (long long)kh, (long long)kw, lm_shape_str(x, sx, sizeof sx));
+        return lm_fail(
+            LM_ERR_SHAPE,
+            "%s: kernel %lldx%lld with dilation %lldx%lld spans %lldx%lld, more than the "
+            "padded input %s (padding %lldx%lld): the output would be empty",
+            op, (long long)kh, (long long)kw, (long long)dh, (long long)dw, (long long)span_h,
+            (long long)span_w, lm_shape_str(x, sx, sizeof sx), (long long)g->pad_h,
+            (long long)g->pad_w);
+    }
+    g->out_h = conv_out_size(g->height, kh, g->stride_h, g->pad_h, dh);
+    g->out_w = conv_out_size(g->width, kw, g->stride_w, g->pad_w, dw);
     return LM_OK;
 }
 
 /* A conv/pool node keeps x's shape in node->shape and the geometry in
- * iparams[0..5]; lm_node_geometry rebuilds it for the rule. */
+ * iparams[0..8]; lm_node_geometry rebuilds it for the rule. */
 static void save_geometry(lm_node *node, const lm_tensor *x, const lm_conv_geometry *g) {
     node->ndim = 4;
     memcpy(node->shape, x->shape, sizeof(int64_t) * 4);
     node->iparams[0] = g->kernel_h, node->iparams[1] = g->kernel_w;
     node->iparams[2] = g->stride_h, node->iparams[3] = g->stride_w;
     node->iparams[4] = g->pad_h, node->iparams[5] = g->pad_w;
+    node->iparams[6] = g->dilation_h, node->iparams[7] = g->dilation_w;
+    node->iparams[8] = g->groups;
 }
 
 lm_conv_geometry lm_node_geometry(const lm_node *n) {
-    lm_conv_geometry g = {n->shape[1],
-                          n->shape[2],
-                          n->shape[3],
-                          n->iparams[0],
-                          n->iparams[1],
-                          n->iparams[2],
-                          n->iparams[3],
-                          n->iparams[4],
-                          n->iparams[5],
-                          0,
-                          0};
-    g.out_h = (g.height + 2 * g.pad_h - g.kernel_h) / g.stride_h + 1;
-    g.out_w = (g.width + 2 * g.pad_w - g.kernel_w) / g.stride_w + 1;
+    lm_conv_geometry g = {.channels = n->shape[1],
+                          .height = n->shape[2],
+                          .width = n->shape[3],
+                          .kernel_h = n->iparams[0],
+                          .kernel_w = n->iparams[1],
+                          .stride_h = n->iparams[2],
+                          .stride_w = n->iparams[3],
+                          .pad_h = n->iparams[4],
+                          .pad_w = n->iparams[5],
+                          .dilation_h = n->iparams[6],
+                          .dilation_w = n->iparams[7],
+                          .groups = n->iparams[8]};
+    g.out_h = conv_out_size(g.height, g.kernel_h, g.stride_h, g.pad_h, g.dilation_h);
+    g.out_w = conv_out_size(g.width, g.kernel_w, g.stride_w, g.pad_w, g.dilation_w);
     return g;
 }
 
@@ -716,33 +755,81 @@ lm_conv_geometry lm_node_geometry(const lm_node *n) {
 static lm_status conv2d_check(lm_conv_geometry *g, lm_tensor *x, lm_tensor *w, lm_tensor *b,
                               const lm_conv_options *opt) {
     char sx[LM_SHAPE_STR_MAX], sw[LM_SHAPE_STR_MAX];
-    LM_TRY(check_layer("conv2d", x, w, b, 4, "[out, in, kh, kw]"));
-    LM_TRY(geometry("conv2d", x, w->shape[2], w->shape[3], opt, g));
-    if (w->shape[1] != g->channels)
+    LM_TRY(check_layer("conv2d", x, w, b, 4, "[out, in / groups, kh, kw]"));
+    LM_TRY(geometry("conv2d", x, w->shape[2], w->shape[3], opt, true, g));
+    int64_t groups = g->groups;
+    if (groups > 1 && g->channels % groups)
+        return lm_fail(LM_ERR_SHAPE,
+                       "conv2d: input has %lld channels, which groups = %lld does not divide "
+                       "(input %s)",
+                       (long long)g->channels, (long long)groups, lm_shape_str(x, sx, sizeof sx));
+    if (groups > 1 && w->shape[0] % groups)
+        return lm_fail(LM_ERR_SHAPE,
+                       "conv2d: weight has %lld output channels, which groups = %lld does not "
+                       "divide (weight %s)",
+                       (long long)w->shape[0], (long long)groups, lm_shape_str(w, sw, sizeof sw));
+    if (groups == 1 && w->shape[1] != g->channels)
         return lm_fail(LM_ERR_SHAPE,
                        "conv2d: input has %lld channels, weight expects %lld "
                        "(input %s, weight %s)",
                        (long long)g->channels, (long long)w->shape[1],
                        lm_shape_str(x, sx, sizeof sx), lm_shape_str(w, sw, sizeof sw));
+    if (groups > 1 && w->shape[1] != g->channels / groups)
+        return lm_fail(LM_ERR_SHAPE,
+                       "conv2d: input has %lld channels, %lld a group with groups = %lld, but the "
+                       "weight expects %lld a group (input %s, weight %s; weights are [out, in / "
+                       "groups, kh, kw])",
+                       (long long)g->channels, (long long)(g->channels / groups), (long long)groups,
+                       (long long)w->shape[1], lm_shape_str(x, sx, sizeof sx),
+                       lm_shape_str(w, sw, sizeof sw));
     if (b && (b->ndim != 1 || b->shape[0] != w->shape[0]))
         return lm_fail(LM_ERR_SHAPE, "conv2d: bias must be [%lld]", (long long)w->shape[0]);
     return LM_OK;
 }
 
-/* The forward and both backward passes share this loop over images:
- * out[n] = W [O, C*kh*kw] @ im2col(x[n]) [C*kh*kw, oh*ow]. */
+/* A backend without a whole-batch convolution: per image and group,
+ * out[n, group's rows] = W_group [O / groups, K] @ im2col(x[n, group's
+ * channels]) [K, oh*ow], K = C / groups * kh * kw (the geometry of one
+ * group's channels in *cg). */
+static lm_status conv2d_by_images(lm_tensor *out, const lm_backend *be, lm_tensor *xc,
+                                  lm_tensor *w2, const lm_conv_geometry *g) {
+    int64_t N = xc->shape[0], groups = lm_conv_groups(g), O = w2->shape[0], og = O / groups;
+    lm_conv_geometry cg = *g;
+    cg.channels = g->channels / groups;
+    cg.groups = 1;
+    int64_t cshape[2] = {w2->shape[1], g->out_h * g->out_w}, o2[2] = {O, cshape[1]};
+    lm_tensor *cols = NULL;
+    lm_status s = lm_tensor_new(&cols, LM_FLOAT32, xc->storage->device, 2, cshape);
+    for (int64_t n = 0; n < N && s == LM_OK; n++)
+        for (int64_t k = 0; k < groups && s == LM_OK; k++) {
+            lm_tensor *xi = NULL, *xg = NULL, *wg = NULL, *oi = NULL, *oi2 = NULL, *og2 = NULL,
+                      *prod = NULL;
+            s = lm_tensor_select(&xi, xc, 0, n);
+            if (s == LM_OK) s = lm_tensor_narrow(&xg, xi, 0, k * cg.channels, cg.channels);
+            if (s == LM_OK) s = be->im2col(cols, xg, &cg);
+            if (s == LM_OK) s = lm_tensor_narrow(&wg, w2, 0, k * og, og);
+            if (s == LM_OK) s = lm_matmul(&prod, wg, cols);
+            if (s == LM_OK) s = lm_tensor_select(&oi, out, 0, n);
+            if (s == LM_OK) s = lm_tensor_view(&oi2, oi, 2, o2);
+            if (s == LM_OK) s = lm_tensor_narrow(&og2, oi2, 0, k * og, og);
+            if (s == LM_OK) s = lm_copy_(og2, prod);
+            lm_tensor_release(xi), lm_tensor_release(xg), lm_tensor_release(wg);
+            lm_tensor_release(oi), lm_tensor_release(oi2), lm_tensor_release(og2);
+            lm_tensor_release(prod);
+        }
+    lm_tensor_release(cols);
+    return s;
+}
+
 static lm_status conv2d_forward(lm_tensor **out, lm_conv_geometry *g, lm_tensor *x, lm_tensor *w,
                                 lm_tensor *b, const lm_conv_options *opt) {
     *out = NULL;
     LM_TRY(conv2d_check(g, x, w, b, opt));
     const lm_backend *be = lm_backend_of(x);
     if (!be) return LM_ERR_DEVICE;
-    int64_t N = x->shape[0], O = w->shape[0], K = g->channels * g->kernel_h * g->kernel_w;
-    int64_t P = g->out_h * g->out_w;
-    lm_tensor *xc = NULL, *wc = NULL, *w2 = NULL, *cols = NULL, *xi = NULL, *oi = NULL, *oi2 = NULL,
-              *prod = NULL;
-    int64_t oshape[4] = {N, O, g->out_h, g->out_w}, cshape[2] = {K, P}, wshape[2] = {O, K},
-            o2[2] = {O, P};
+    int64_t N = x->shape[0], O = w->shape[0], K = w->shape[1] * g->kernel_h * g->kernel_w;
+    lm_tensor *xc = NULL, *wc = NULL, *w2 = NULL;
+    int64_t oshape[4] = {N, O, g->out_h, g->out_w}, wshape[2] = {O, K};
     lm_status s = lm_autocast_operand(&xc, x);
     if (s == LM_OK) s = lm_autocast_operand(&wc, w);
     if (s == LM_OK) s = lm_tensor_view(&w2, wc, 2, wshape);
@@ -752,26 +839,15 @@ static lm_status conv2d_forward(lm_tensor **out, lm_conv_geometry *g, lm_tensor 
     /* an empty batch or no output channels: nothing to compute (cuDNN refuses them) */
     if (s == LM_OK && be->conv2d && N > 0 && O > 0)
         s = be->conv2d(*out, xc, wc, bc, g); /* whole batch at once */
-    else if (s == LM_OK)
-        s = lm_tensor_new(&cols, LM_FLOAT32, x->storage->device, 2, cshape);
-    for (int64_t n = 0; n < N && s == LM_OK && !be->conv2d; n++) {
-        s = lm_tensor_select(&xi, xc, 0, n);
-        if (s == LM_OK) s = be->im2col(cols, xi, g);
-        if (s == LM_OK) s = lm_matmul(&prod, w2, cols);
-        if (s == LM_OK) s = lm_tensor_select(&oi, *out, 0, n);
-        if (s == LM_OK) s = lm_tensor_view(&oi2, oi, 2, o2);
-        if (s == LM_OK) s = lm_copy_(oi2, prod);
-        lm_tensor_release(xi), lm_tensor_release(oi), lm_tensor_release(oi2);
-        lm_tensor_release(prod);
-        xi = oi = oi2 = prod = NULL;
-    }
+    else if (s == LM_OK && !be->conv2d)
+        s = conv2d_by_images(*out, be, xc, w2, g);
     if (s == LM_OK && b && !be->conv2d) {
         int64_t bshape[3] = {O, 1, 1};
         lm_tensor *bv;
         s = lm_tensor_view(&bv, b, 3, bshape);
         if (s == LM_OK) s = lm_binary_into(*out, LM_ADD, *out, bv), lm_tensor_release(bv);
     }
-    lm_tensor_release(xc), lm_tensor_release(wc), lm_tensor_release(w2), lm_tensor_release(cols);
+    lm_tensor_release(xc), lm_tensor_release(wc), lm_tensor_release(w2);
     lm_tensor_release(bc);
     if (s != LM_OK) {
         lm_tensor_release(*out);
@@ -835,7 +911,7 @@ static lm_status pool2d_forward(lm_tensor **out, lm_tensor **argmax_out, lm_conv
     *out = *argmax_out = NULL;
     const char *name = max ? "max_pool2d" : "avg_pool2d";
     LM_TRY(check_float(name, "input", x));
-    LM_TRY(geometry(name, x, kh, kw, opt, g));
+    LM_TRY(geometry(name, x, kh, kw, opt, false, g));
     /* as torch: a window over padding alone would have no value to take */
     if (g->pad_h > kh / 2 || g->pad_w > kw / 2)
         return lm_fail(LM_ERR_ARG, "%s: padding %lldx%lld is more than half the kernel %lldx%lld",

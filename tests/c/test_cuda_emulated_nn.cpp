@@ -90,7 +90,7 @@ void test_softmax(void) {
 /* a geometry with its output size; pooling reads only the plane's part */
 lm_conv_geometry geometry(int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh,
                           int64_t sw, int64_t ph, int64_t pw) {
-    lm_conv_geometry g = {c, h, w, kh, kw, sh, sw, ph, pw, 0, 0};
+    lm_conv_geometry g = {c, h, w, kh, kw, sh, sw, ph, pw, 0, 0, 1, 1, 1};
     g.out_h = (h + 2 * ph - kh) / sh + 1;
     g.out_w = (w + 2 * pw - kw) / sw + 1;
     return g;

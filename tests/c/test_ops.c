@@ -445,7 +445,7 @@ static void check_no_backend(lm_device device, const char *needle) {
     double v;
     float host[4];
     lm_optim_params sgd = {.kind = LM_OPT_SGD, .lr = 0.1};
-    lm_conv_options conv = {1, 1, 0, 0};
+    lm_conv_options conv = {1, 1, 0, 0, 1, 1, 1};
     CHECK_FAILS(lm_unary_into(&ghost, LM_EXP, &ghost, 0, 0), LM_ERR_DEVICE, needle);
     CHECK_FAILS(lm_binary_into(&ghost, LM_ADD, &ghost, &ghost), LM_ERR_DEVICE, needle);
     CHECK_FAILS(lm_binary_scalar_into(&ghost, LM_MUL, &ghost, 3, false), LM_ERR_DEVICE, needle);

@@ -62,7 +62,7 @@ static void test_conv2d_by_hand(void) {
     float xv[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9}, wv[4] = {1, 2, 3, 4}, bv[1] = {0.5f};
     lm_tensor *x = from(4, sx, xv), *w = from(4, sw, wv), *b = from(1, s1, bv), *r;
     /* no padding, stride 1: out[i][j] = x[i][j] + 2 x[i][j+1] + 3 x[i+1][j] + 4 x[i+1][j+1] */
-    lm_conv_options plain = {1, 1, 0, 0};
+    lm_conv_options plain = {1, 1, 0, 0, 1, 1, 1};
     CHECK_OK(lm_reference_conv2d(&r, x, w, NULL, &plain));
     CHECK(r->ndim == 4 && r->shape[2] == 2 && r->shape[3] == 2);
     CHECK(at(r, 0) == 37 && at(r, 1) == 47 && at(r, 2) == 67 && at(r, 3) == 77);
@@ -70,7 +70,7 @@ static void test_conv2d_by_hand(void) {
     /* padding 1, stride 2, bias 0.5: the padded input is 5x5, the output 2x2;
      * out[0][0] sees only x[0][0] (under w[1][1]): 4; out[0][1] = 3*2 + 4*3 = 18;
      * out[1][0] = 2*4 + 4*7 = 36; out[1][1] = 1*5 + 2*6 + 3*8 + 4*9 = 77 */
-    lm_conv_options padded = {2, 2, 1, 1};
+    lm_conv_options padded = {2, 2, 1, 1, 1, 1, 1};
     CHECK_OK(lm_reference_conv2d(&r, x, w, b, &padded));
     CHECK(r->shape[2] == 2 && r->shape[3] == 2);
     CHECK(at(r, 0) == 4.5 && at(r, 1) == 18.5 && at(r, 2) == 36.5 && at(r, 3) == 77.5);
@@ -78,7 +78,7 @@ static void test_conv2d_by_hand(void) {
     int64_t sw3[4] = {1, 2, 2, 2};
     lm_tensor *w3 = randn(4, sw3);
     CHECK_FAILS(lm_reference_conv2d(&r, x, w3, NULL, &plain), LM_ERR_SHAPE, "[1, 2, 2, 2]");
-    lm_conv_options bad = {0, 0, 0, 0};
+    lm_conv_options bad = {0, 0, 0, 0, 1, 1, 1};
     CHECK_FAILS(lm_reference_conv2d(&r, x, w, NULL, &bad), LM_ERR_ARG, "stride");
     lm_tensor_release(x), lm_tensor_release(w), lm_tensor_release(b), lm_tensor_release(w3);
 }
@@ -109,7 +109,7 @@ static void test_backend_conv2d(void) {
     int64_t sx[4] = {2, 3, 9, 8}, sw[4] = {4, 3, 3, 3}, sb[1] = {4};
     lm_tensor *x = randn(4, sx), *w = randn(4, sw), *b = randn(1, sb), *xt, *got, *want;
     lm_tensor_transpose(&xt, x, 2, 3); /* [2, 3, 8, 9], strided */
-    lm_conv_options opts[3] = {{1, 1, 0, 0}, {2, 2, 1, 1}, {1, 1, 2, 2}};
+    lm_conv_options opts[3] = {{1, 1, 0, 0, 1, 1, 1}, {2, 2, 1, 1, 1, 1, 1}, {1, 1, 2, 2, 1, 1, 1}};
     for (int k = 0; k < 3; k++)
         for (int t = 0; t < 2; t++) {
             lm_tensor *in = t ? xt : x, *bias = k == 1 ? NULL : b;

@@ -118,7 +118,19 @@ describe("layer options", function()
     raises(function() F.conv2d(x, w, nil, {stride = 0}) end, "got 0")
     raises(function() F.max_pool2d(x, 2, {padding = -1}) end,
       "max_pool2d: padding must be an integer from 0 to 2147483647 (one value for both dimensions), got -1")
-    raises(function() F.conv2d(x, w, nil, {groups = 1.5}) end, "conv2d: groups must be an integer, got 1.5")
+    refused(function() F.conv2d(x, w, nil, {groups = 1.5}) end,
+      "conv2d: groups must be an integer from 1 to 2147483647, got 1.5")
+    refused(function() F.conv2d(x, w, nil, {dilation = "2"}) end,
+      "conv2d: dilation must be an integer from 1 to 2147483647 or a pair {h, w} of them, got '2'")
+    refused(function() F.conv2d(x, lm.zeros(3, 2, 3, 3), nil, {groups = 3}) end,
+      "conv2d: input has 3 channels, 1 a group with groups = 3, but the weight expects 2 a group")
+    refused(function() F.conv2d(lm.zeros(1, 4, 8, 8), lm.zeros(6, 1, 3, 3), nil, {groups = 4}) end,
+      "conv2d: weight has 6 output channels, which groups = 4 does not divide (weight [6, 1, 3, 3])")
+    refused(function() F.conv2d(lm.zeros(1, 4, 8, 8), lm.zeros(6, 1, 3, 3), nil, {dilation = {2, 1}, groups = 4}) end,
+      "conv2d: weight has 6 output channels")
+    refused(function() F.conv2d(lm.zeros(1, 1, 8, 8), lm.zeros(1, 1, 3, 3), nil, {dilation = {1, 4}}) end,
+      "conv2d: kernel 3x3 with dilation 1x4 spans 3x9, more than the padded input [1, 1, 8, 8] (padding 0x0): "
+        .. "the output would be empty")
     refused(function() lm.zeros(2):to() end,
       "to: expected a device ('cpu', 'cuda') or a dtype ('float32', 'int32', 'uint8'), got nothing")
     refused(function() nn.Conv2d(3, 4, 3, {stride = {2, 2}}) end,

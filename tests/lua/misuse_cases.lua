@@ -217,8 +217,25 @@ function M.cases(scratch)
   case("conv2d stride 0", "conv2d: stride must be an integer from 1 to 2147483647 (one value for both dimensions), got 0", function() return function() return F.conv2d(lm.ones(1, 3, 5, 5), lm.ones(2, 3, 3, 3), {stride = 0}) end end)
   case("max_pool2d kernel 0", "max_pool2d: kernel size must be from 1 to 2147483647", function() return function() return F.max_pool2d(lm.ones(1, 1, 4, 4), 0) end end)
   case("matmul past BLAS's int sizes", "matmul: [4294967301, 1] @ [1, 1] has a size past BLAS's limit of 2147483647", function() local a = lm.zeros(1, 1):expand(4294967301, 1); return function() return lm.matmul(a, lm.ones(1, 1)) end end)
-  case("conv2d dilation", "conv2d: dilation = 2 is not supported (only 1)", function() return function() return F.conv2d(lm.ones(1, 1, 7, 7), lm.ones(1, 1, 3, 3), nil, {dilation = 2}) end end)
-  case("conv2d groups", "conv2d: groups = 2 is not supported (only 1)", function() return function() return F.conv2d(lm.ones(1, 4, 5, 5), lm.ones(4, 4, 3, 3), nil, {groups = 2}) end end)
+  case("conv2d dilation 0", "conv2d: dilation must be an integer from 1 to 2147483647 or a pair {h, w} of them, got 0",
+    function() return function() return F.conv2d(lm.ones(1, 1, 7, 7), lm.ones(1, 1, 3, 3), nil, {dilation = 0}) end end)
+  case("conv2d dilation pair with 0",
+    "conv2d: dilation must be an integer from 1 to 2147483647 or a pair {h, w} of them, got a table that is not such a pair",
+    function() return function() return F.conv2d(lm.ones(1, 1, 7, 7), lm.ones(1, 1, 3, 3), nil, {dilation = {2, 0}}) end end)
+  case("conv2d dilated output empty",
+    "conv2d: kernel 3x3 with dilation 2x2 spans 5x5, more than the padded input [1, 1, 4, 4] (padding 0x0): "
+      .. "the output would be empty",
+    function() return function() return F.conv2d(lm.ones(1, 1, 4, 4), lm.ones(1, 1, 3, 3), nil, {dilation = 2}) end end)
+  case("conv2d groups 0", "conv2d: groups must be an integer from 1 to 2147483647, got 0",
+    function() return function() return F.conv2d(lm.ones(1, 4, 5, 5), lm.ones(4, 4, 3, 3), nil, {groups = 0}) end end)
+  case("conv2d groups do not divide the input", "conv2d: input has 5 channels, which groups = 2 does not divide (input [1, 5, 5, 5])",
+    function() return function() return F.conv2d(lm.ones(1, 5, 5, 5), lm.ones(4, 2, 3, 3), nil, {groups = 2}) end end)
+  case("conv2d groups do not divide the output",
+    "conv2d: weight has 3 output channels, which groups = 2 does not divide (weight [3, 2, 3, 3])",
+    function() return function() return F.conv2d(lm.ones(1, 4, 5, 5), lm.ones(3, 2, 3, 3), nil, {groups = 2}) end end)
+  case("conv2d grouped weight mismatch", "conv2d: input has 4 channels, 2 a group with groups = 2, but the weight "
+      .. "expects 4 a group (input [1, 4, 5, 5], weight [4, 4, 3, 3]; weights are [out, in / groups, kh, kw])",
+    function() return function() return F.conv2d(lm.ones(1, 4, 5, 5), lm.ones(4, 4, 3, 3), nil, {groups = 2}) end end)
   case("conv2d padding_mode", "conv2d: unknown option 'padding_mode' (known: stride, padding, dilation, groups)", function() return function() return F.conv2d(lm.ones(1, 1, 5, 5), lm.ones(1, 1, 3, 3), nil, {padding_mode = "reflect"}) end end)
   case("conv2d stride past int", "conv2d: stride must be an integer from 1 to 2147483647 (one value for both dimensions), got 4294967298", function() return function() return F.conv2d(lm.ones(1, 1, 7, 7), lm.ones(1, 1, 3, 3), nil, {stride = 4294967298}) end end)
   case("conv2d empty plane padded", "conv2d: input [1, 1, 0, 4] has no height or width", function() return function() return F.conv2d(lm.zeros(1, 1, 0, 4), lm.ones(1, 1, 2, 2), nil, {padding = 1}) end end)
