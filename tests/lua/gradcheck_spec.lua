@@ -93,6 +93,28 @@ describe("layers and losses", function()
     {randn(5, 2), randn(4, 2)})
   check("conv2d stride 2 padding 1", function(x, w, b) return F.conv2d(x, w, b, {stride = 2, padding = 1}) end,
     {randn(2, 2, 5, 5), randn(3, 2, 3, 3), randn(3)})
+  -- grouped and dilated, under each CPU path (the depthwise kernel and
+  -- im2col with a product a group)
+  for _, algorithm in ipairs{"auto", "gemm"} do
+    local function conv(opts)
+      return function(x, w, b)
+        local before = lm.get_conv_algorithm()
+        lm.set_conv_algorithm(algorithm)
+        local ok, y = pcall(F.conv2d, x, w, b, opts)
+        lm.set_conv_algorithm(before)
+        if not ok then error(y, 0) end
+        return y
+      end
+    end
+    check("conv2d groups 2, stride 2 (" .. algorithm .. ")", conv{stride = 2, padding = 1, groups = 2},
+      {randn(2, 4, 5, 6), randn(4, 2, 3, 3), randn(4)})
+    check("conv2d depthwise, 2 filters a channel (" .. algorithm .. ")", conv{padding = 1, groups = 3},
+      {randn(2, 3, 5, 4), randn(6, 1, 3, 3), randn(6)})
+    check("conv2d depthwise stride 2 dilation {2, 1} (" .. algorithm .. ")",
+      conv{stride = 2, padding = 2, dilation = {2, 1}, groups = 2}, {randn(1, 2, 7, 6), randn(2, 1, 3, 3), randn(2)})
+    check("conv2d dilation 2 (" .. algorithm .. ")", conv{padding = 1, dilation = 2},
+      {randn(2, 2, 6, 5), randn(3, 2, 3, 3), randn(3)})
+  end
   check("max_pool2d", function(x) return F.max_pool2d(x, 2) end, {randn(1, 2, 4, 4)})
   check("avg_pool2d with padding", function(x) return F.avg_pool2d(x, 3, {stride = 2, padding = 1}) end,
     {randn(1, 2, 5, 5)})

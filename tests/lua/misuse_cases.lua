@@ -556,11 +556,20 @@ function M.cases(scratch)
 
   -- layer options: a torch option Lumen does not compute, or a misspelt one, is an error
   local nn = lm.nn
-  case("Conv2d dilated", "nn.Conv2d: option dilation = 2 is not supported (Lumen's convolutions are not dilated)",
-    function() return function() return nn.Conv2d(2, 3, 3, {dilation = 2}) end end)
-  case("Conv2d grouped", "nn.Conv2d: option groups = 2 is not supported (Lumen's convolutions are not grouped)",
-    function() return function() return nn.Conv2d(2, 4, 3, {groups = 2}) end end)
-  case("Conv2d misspelt option", "nn.Conv2d: unknown option 'paddin'; did you mean padding? (known: bias, init, padding, stride)",
+  case("Conv2d dilation 0", "nn.Conv2d: dilation must be a positive integer or a pair {dh, dw} of them, got 0",
+    function() return function() return nn.Conv2d(2, 3, 3, {dilation = 0}) end end)
+  case("Conv2d groups not dividing the outputs",
+    "nn.Conv2d: groups (2) must divide the input channels (2) and the output channels (3)",
+    function() return function() return nn.Conv2d(2, 3, 3, {groups = 2}) end end)
+  case("Conv2d groups not dividing the inputs",
+    "nn.Conv2d: groups (2) must divide the input channels (3) and the output channels (4)",
+    function() return function() return nn.Conv2d(3, 4, 3, {groups = 2}) end end)
+  case("Conv2d same with an uneven dilation",
+    "nn.Conv2d: padding 'same' with kernel 3 and dilation {1, 2} would pad the two dimensions differently, "
+      .. "which Lumen's convolutions do not",
+    function() return function() return nn.Conv2d(2, 3, 3, {padding = "same", dilation = {1, 2}}) end end)
+  case("Conv2d misspelt option", "nn.Conv2d: unknown option 'paddin'; did you mean padding? "
+      .. "(known: bias, dilation, groups, init, padding, stride)",
     function() return function() return nn.Conv2d(2, 3, 3, {paddin = 1}) end end)
   case("Conv2d same padding, even kernel", "nn.Conv2d: padding 'same' with an even kernel (4) would pad unevenly, "
     .. "which Lumen's convolutions do not", function() return function() return nn.Conv2d(2, 3, 4, {padding = "same"}) end end)

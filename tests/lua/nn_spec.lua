@@ -268,6 +268,23 @@ describe("modules", function()
     eq(valid(x):shape_string(), "2x3x3x3")
   end)
 
+  it("builds grouped and dilated Conv2d as torch: weight [out, in / groups, k, k], fan_in (in / groups) k k", function()
+    lm.manual_seed(4)
+    local c = nn.Conv2d(8, 16, 3, {groups = 4, dilation = 2, padding = "same", init = "pytorch"})
+    eq(c.weight:shape_string(), "16x2x3x3")
+    eq(c.padding, 2, "'same' pads d (k - 1) / 2")
+    local bound = 1 / math.sqrt(2 * 9) -- torch's kaiming_uniform_(a = sqrt(5)) over fan_in = 8 / 4 * 3 * 3
+    truthy(c.weight:abs():max():item() <= bound and c.weight:abs():max():item() > 0.9 * bound,
+      "weights within torch's bound " .. bound)
+    truthy(c.bias:abs():max():item() <= bound, "bias within torch's bound")
+    eq(c(lm.randn(2, 8, 9, 9)):shape_string(), "2x16x9x9")
+    eq(tostring(c), "nn.Conv2d(8 -> 16, 3x3, stride 1, padding 2, dilation 2, groups 4)")
+    local he = nn.Conv2d(6, 6, 7, {groups = 6})
+    local a = math.sqrt(6 / 49) -- He uniform over fan_in = 1 * 7 * 7
+    truthy(he.weight:abs():max():item() <= a and he.weight:abs():max():item() > 0.9 * a, "depthwise He bound")
+    eq(nn.Conv2d(2, 2, 3, {dilation = {2, 3}})(lm.randn(1, 2, 9, 9)):shape_string(), "1x2x5x3")
+  end)
+
   it("still loads files saved with the first names (1-based, buffers under 'buffers.')", function()
     local path = os.tmpname()
     local old = {["1.weight"] = lm.full({4, 3}, 0.5), ["1.bias"] = lm.full({4}, 0.25),

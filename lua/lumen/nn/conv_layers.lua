@@ -186,7 +186,7 @@ return function(nn)
   -- (F._conv_batch_norm_eval_then: the same values), else bn_then(bn, conv(x), ...).
   local function conv_bn_then(conv, bn, x, residual, relu, fuse)
     if fuse ~= false and conv_fusable(conv, bn, relu) and lm.is_tensor(x) then
-      return F._conv_batch_norm_eval_then(x, conv.weight, {stride = conv.stride, padding = conv.padding},
+      return F._conv_batch_norm_eval_then(x, conv.weight, conv:_conv_opts(),
         bn.running_mean, bn.running_var, bn.weight, bn.bias, bn.eps, residual, relu ~= nil)
     end
     return bn_then(bn, conv(x), residual, relu, fuse)

@@ -269,10 +269,11 @@ function F._conv_batch_norm_eval_then(x, conv_weight, conv_opts, running_mean, r
   local fits = residual == nil
   if not fits and lm.is_tensor(residual) and residual:dtype() == "float32" and residual:device() == x:device()
     and x:dim() == 4 and conv_weight:dim() == 4 and residual:dim() == 4 then
-    local stride, pad = conv_opts.stride or 1, conv_opts.padding or 0
+    local stride, pad, d = conv_opts.stride or 1, conv_opts.padding or 0, conv_opts.dilation or 1
+    local dh, dw = type(d) == "table" and d[1] or d, type(d) == "table" and d[2] or d
     fits = residual:size(1) == x:size(1) and residual:size(2) == conv_weight:size(1)
-      and residual:size(3) == (x:size(3) + 2 * pad - conv_weight:size(3)) // stride + 1
-      and residual:size(4) == (x:size(4) + 2 * pad - conv_weight:size(4)) // stride + 1
+      and residual:size(3) == (x:size(3) + 2 * pad - dh * (conv_weight:size(3) - 1) - 1) // stride + 1
+      and residual:size(4) == (x:size(4) + 2 * pad - dw * (conv_weight:size(4) - 1) - 1) // stride + 1
   end
   if not records and fits then
     return C._conv2d_affine(x, conv_weight, conv_opts, scale, shift, residual, relu == true)

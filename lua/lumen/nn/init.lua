@@ -5,7 +5,7 @@
 --     a = sqrt(6 / (in + out)), zero biases. docs/design.md: the paper's 12-layer
 --     ELU/sigmoid/MSE Net1 does not train with He or PyTorch's default.
 --   Conv2d: He (Kaiming) uniform for ELU/ReLU stacks, a = sqrt(6 / fan_in)
---     with fan_in = in * kh * kw, zero biases.
+--     with fan_in = in / groups * kh * kw (as torch), zero biases.
 --   Both accept {init = 'glorot' | 'he' | 'pytorch'} ('pytorch':
 --   U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases).
 local lm = require 'lumen'
@@ -188,24 +188,41 @@ nn.Conv2d = Module:extend("nn.Conv2d")
 
 -- torch.nn.Conv2d's options Lumen computes only at their defaults
 local CONV_UNSUPPORTED = {
-  dilation = {accepts = function(v) return v == 1 end, reason = "Lumen's convolutions are not dilated"},
-  groups = {accepts = function(v) return v == 1 end, reason = "Lumen's convolutions are not grouped"},
   padding_mode = {accepts = function(v) return v == "zeros" end, reason = "Lumen pads with zeros"},
 }
 
+-- opts.dilation as {dh, dw}: a positive integer for both, or a pair
+local function conv_dilation(d)
+  if d == nil then return {1, 1} end
+  if math.type(d) == "integer" and d >= 1 then return {d, d} end
+  if type(d) == "table" and #d == 2 and math.type(d[1]) == "integer" and d[1] >= 1
+    and math.type(d[2]) == "integer" and d[2] >= 1 then
+    return {d[1], d[2]}
+  end
+  error("nn.Conv2d: dilation must be a positive integer or a pair {dh, dw} of them, got "
+    .. checks.shown(d), 4)
+end
+
 -- torch's padding strings as sizes: 'valid' is 0; 'same' keeps the size at
--- stride 1, (k - 1) / 2 on each side (symmetric: odd kernels only)
-local function conv_padding(padding, kernel, stride)
+-- stride 1, d (k - 1) / 2 on each side (symmetric: even spans only, and
+-- one value for both dimensions)
+local function conv_padding(padding, kernel, stride, dilation)
   if padding == nil or padding == "valid" then return 0 end
   if padding == "same" then
     if stride ~= 1 then
       error("nn.Conv2d: padding 'same' needs stride 1, as in torch, got stride " .. tostring(stride), 4)
     end
-    if kernel % 2 == 0 then
-      error(string.format("nn.Conv2d: padding 'same' with an even kernel (%d) would pad unevenly, "
-        .. "which Lumen's convolutions do not", kernel), 4)
+    local span_h, span_w = dilation[1] * (kernel - 1), dilation[2] * (kernel - 1)
+    if span_h % 2 ~= 0 or span_w % 2 ~= 0 or span_h ~= span_w then
+      if dilation[1] == 1 and dilation[2] == 1 then
+        error(string.format("nn.Conv2d: padding 'same' with an even kernel (%d) would pad unevenly, "
+          .. "which Lumen's convolutions do not", kernel), 4)
+      end
+      error(string.format("nn.Conv2d: padding 'same' with kernel %d and dilation {%d, %d} would pad %s, "
+        .. "which Lumen's convolutions do not", kernel, dilation[1], dilation[2],
+        span_h ~= span_w and "the two dimensions differently" or "unevenly"), 4)
     end
-    return (kernel - 1) // 2
+    return span_h // 2
   end
   if math.type(padding) ~= "integer" or padding < 0 then
     error("nn.Conv2d: padding must be a non-negative integer, 'same' or 'valid', got " .. tostring(padding), 4)
@@ -213,30 +230,55 @@ local function conv_padding(padding, kernel, stride)
   return padding
 end
 
+--- nn.Conv2d(in, out, kernel [, opts]): opts.stride (1), opts.padding (0,
+--- 'same' or 'valid'), opts.dilation (1, or {dh, dw}), opts.groups (1: in
+--- and out divisible by it; the weight is [out, in / groups, kernel,
+--- kernel], as torch's), opts.bias (true), opts.init.
 function nn.Conv2d:init(inputs, outputs, kernel, opts)
   check_size(inputs, "input channels", "nn.Conv2d")
   check_size(outputs, "output channels", "nn.Conv2d")
   check_size(kernel, "kernel size", "nn.Conv2d")
-  opts = checks.opts(opts, "nn.Conv2d", {stride = true, padding = true, init = true, bias = true}, CONV_UNSUPPORTED)
+  opts = checks.opts(opts, "nn.Conv2d", {stride = true, padding = true, dilation = true, groups = true, init = true,
+    bias = true}, CONV_UNSUPPORTED)
   self.inputs, self.outputs, self.kernel = inputs, outputs, kernel
   check_size(opts.stride or 1, "stride (one for both dimensions)", "nn.Conv2d")
-  self.stride, self.padding = opts.stride or 1, conv_padding(opts.padding, kernel, opts.stride or 1)
+  check_size(opts.groups or 1, "groups", "nn.Conv2d")
+  local groups = opts.groups or 1
+  if inputs % groups ~= 0 or outputs % groups ~= 0 then
+    error(string.format("nn.Conv2d: groups (%d) must divide the input channels (%d) and the output channels (%d)",
+      groups, inputs, outputs), 3)
+  end
+  local dilation = conv_dilation(opts.dilation)
+  self.stride, self.groups = opts.stride or 1, groups
+  -- one number where both dimensions agree (what torch's repr and F.conv2d take)
+  self.dilation = dilation[1] == dilation[2] and dilation[1] or dilation
+  self.padding = conv_padding(opts.padding, kernel, opts.stride or 1, dilation)
   local scheme = opts.init or "he"
-  self:param("weight", init_weight({outputs, inputs, kernel, kernel}, scheme))
+  self:param("weight", init_weight({outputs, inputs // groups, kernel, kernel}, scheme))
   if checks.flag(opts.bias, true, "bias", "nn.Conv2d") then
     self:param("bias", scheme == "pytorch" and pytorch_bias(self.weight) or lm.zeros(outputs))
   end
 end
 
+--- The options F.conv2d takes for this layer.
+function nn.Conv2d:_conv_opts()
+  return {stride = self.stride, padding = self.padding, dilation = self.dilation, groups = self.groups}
+end
+
 function nn.Conv2d:forward(x)
-  return F.conv2d(x, self.weight, self.bias, {stride = self.stride, padding = self.padding})
+  return F.conv2d(x, self.weight, self.bias, self:_conv_opts())
 end
 
 nn._fusable_class(nn.Conv2d)
 
 function nn.Conv2d:extra_repr()
-  return string.format("%d -> %d, %dx%d, stride %d, padding %d", self.inputs, self.outputs,
+  local s = string.format("%d -> %d, %dx%d, stride %d, padding %d", self.inputs, self.outputs,
     self.kernel, self.kernel, self.stride, self.padding)
+  local d = self.dilation
+  if type(d) == "table" then s = s .. string.format(", dilation {%d, %d}", d[1], d[2])
+  elseif d ~= 1 then s = s .. ", dilation " .. d end
+  if self.groups ~= 1 then s = s .. ", groups " .. self.groups end
+  return s
 end
 
 -- ---- parameter-free layers ------------------------------------------------------------------------
