@@ -25,7 +25,7 @@ lm_status dnn_fail(cudnnStatus_t st, const char *what) {
     } while (0)
 
 typedef std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
-                   int64_t, int64_t, int64_t, bool>
+                   int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool>
     ShapeKey;
 
 // Descriptors and chosen algorithms of one convolution shape.
@@ -81,7 +81,8 @@ lm_status plan_for(const lm_tensor *x, const lm_tensor *w, const lm_conv_geometr
     DNN_TRY(cudnnSetStream(handle, cu_stream), "cudnnSetStream"); /* (a graph's, while captured) */
     int64_t N = x->shape[0], O = w->shape[0];
     ShapeKey key(N, g->channels, g->height, g->width, O, g->kernel_h, g->kernel_w, g->stride_h,
-                 g->stride_w, g->pad_h, g->pad_w, lm_autocast(), lm_cuda_tf32());
+                 g->stride_w, g->pad_h, g->pad_w, lm_conv_dilation_h(g), lm_conv_dilation_w(g),
+                 lm_conv_groups(g), lm_autocast(), lm_cuda_tf32());
     auto found = plans.find(key);
     if (found != plans.end()) {
         *out = &found->second;
@@ -114,13 +115,18 @@ lm_status describe(Plan *pp, int64_t N, int64_t O, const lm_conv_geometry *g) {
     DNN_TRY(cudnnSetTensor4dDescriptor(p.y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, (int)N, (int)O,
                                        (int)g->out_h, (int)g->out_w),
             "output descriptor");
+    /* a grouped filter holds C / groups input channels, torch's layout */
+    int64_t groups = lm_conv_groups(g);
     DNN_TRY(cudnnSetFilter4dDescriptor(p.w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, (int)O,
-                                       (int)g->channels, (int)g->kernel_h, (int)g->kernel_w),
+                                       (int)(g->channels / groups), (int)g->kernel_h,
+                                       (int)g->kernel_w),
             "filter descriptor");
     DNN_TRY(cudnnSetConvolution2dDescriptor(p.conv, (int)g->pad_h, (int)g->pad_w, (int)g->stride_h,
-                                            (int)g->stride_w, 1, 1, CUDNN_CROSS_CORRELATION,
+                                            (int)g->stride_w, (int)lm_conv_dilation_h(g),
+                                            (int)lm_conv_dilation_w(g), CUDNN_CROSS_CORRELATION,
                                             CUDNN_DATA_FLOAT),
             "convolution descriptor");
+    DNN_TRY(cudnnSetConvolutionGroupCount(p.conv, (int)groups), "convolution group count");
     DNN_TRY(
         cudnnSetConvolutionMathType(p.conv, tensor_math() ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH),
         "convolution math type");

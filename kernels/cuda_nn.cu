@@ -58,16 +58,16 @@ __global__ void softmax_backward_rows(float *gx, const float *g, const float *y,
     }
 }
 
-// ---- im2col / col2im for one image ----
+// ---- im2col / col2im for one image (one group's channels), with dilation ----
 
 __global__ void im2col_kernel(float *cols, const float *x, lm_conv_geometry g, int64_t n) {
-    int64_t plane = g.out_h * g.out_w;
+    int64_t plane = g.out_h * g.out_w, dh = lm_conv_dilation_h(&g), dw = lm_conv_dilation_w(&g);
     CU_GRID_LOOP(e, n) { /* e = ((c * kh + ki) * kw + kj) * plane + oi * ow + oj */
         int64_t p = e % plane, row = e / plane;
         int64_t oi = p / g.out_w, oj = p % g.out_w;
         int64_t kj = row % g.kernel_w, ki = (row / g.kernel_w) % g.kernel_h;
         int64_t c = row / (g.kernel_w * g.kernel_h);
-        int64_t i = oi * g.stride_h - g.pad_h + ki, j = oj * g.stride_w - g.pad_w + kj;
+        int64_t i = oi * g.stride_h - g.pad_h + ki * dh, j = oj * g.stride_w - g.pad_w + kj * dw;
         cols[e] = i >= 0 && i < g.height && j >= 0 && j < g.width
                       ? x[(c * g.height + i) * g.width + j]
                       : 0.0f;
@@ -76,17 +76,17 @@ __global__ void im2col_kernel(float *cols, const float *x, lm_conv_geometry g, i
 
 // One thread per input pixel gathers every tap that saw it: no atomics.
 __global__ void col2im_kernel(float *gx, const float *cols, lm_conv_geometry g, int64_t n) {
-    int64_t plane = g.out_h * g.out_w;
+    int64_t plane = g.out_h * g.out_w, dh = lm_conv_dilation_h(&g), dw = lm_conv_dilation_w(&g);
     CU_GRID_LOOP(e, n) { /* e = (c * H + i) * W + j */
         int64_t j = e % g.width, i = (e / g.width) % g.height, c = e / (g.width * g.height);
         float acc = 0;
         for (int64_t ki = 0; ki < g.kernel_h; ki++) {
-            int64_t t = i + g.pad_h - ki;
+            int64_t t = i + g.pad_h - ki * dh;
             if (t < 0 || t % g.stride_h) continue;
             int64_t oi = t / g.stride_h;
             if (oi >= g.out_h) continue;
             for (int64_t kj = 0; kj < g.kernel_w; kj++) {
-                int64_t u = j + g.pad_w - kj;
+                int64_t u = j + g.pad_w - kj * dw;
                 if (u < 0 || u % g.stride_w) continue;
                 int64_t oj = u / g.stride_w;
                 if (oj >= g.out_w) continue;

@@ -96,6 +96,14 @@ lm_conv_geometry geometry(int64_t c, int64_t h, int64_t w, int64_t kh, int64_t k
     return g;
 }
 
+/* the same with dilated taps (dh, dw) */
+lm_conv_geometry dilated(lm_conv_geometry g, int64_t dh, int64_t dw) {
+    g.dilation_h = dh, g.dilation_w = dw;
+    g.out_h = (g.height + 2 * g.pad_h - dh * (g.kernel_h - 1) - 1) / g.stride_h + 1;
+    g.out_w = (g.width + 2 * g.pad_w - dw * (g.kernel_w - 1) - 1) / g.stride_w + 1;
+    return g;
+}
+
 void check_im2col(const lm_conv_geometry &g) {
     int64_t xs[3] = {g.channels, g.height, g.width};
     int64_t cs[2] = {g.channels * g.kernel_h * g.kernel_w, g.out_h * g.out_w};
@@ -139,6 +147,9 @@ void test_im2col(void) {
     check_im2col(geometry(3, 10, 11, 3, 3, 2, 1, 2, 0)); /* padding 2 down */
     check_im2col(geometry(1, 4, 4, 1, 1, 1, 1, 2, 2));   /* taps on padding alone */
     check_im2col(geometry(5, 20, 20, 3, 3, 1, 1, 1, 1)); /* several blocks of threads */
+    check_im2col(dilated(geometry(2, 9, 9, 3, 3, 1, 1, 2, 2), 2, 2));   /* dilated 'same' */
+    check_im2col(dilated(geometry(3, 13, 11, 3, 3, 2, 2, 3, 1), 2, 3)); /* strided, {2, 3} */
+    check_im2col(dilated(geometry(1, 7, 8, 2, 3, 1, 2, 0, 2), 3, 2));   /* taps skip rows */
 }
 
 /* ---- pooling ---- */

@@ -102,4 +102,36 @@ describe("gpu conv layers", function()
     twin_check("resnet18", function() return lm.models.resnet18{num_classes = 10, stem = "cifar", width = 8} end,
       lm.randn(2, 3, 16, 16), GEMM)
   end)
+  -- (cuDNN's group count and dilation; without cuDNN, im2col a group at a
+  -- time with dilated taps) against the CPU's depthwise kernel and grouped
+  -- im2col, and the reference loops for the forward pass
+  it("grouped, depthwise and dilated Conv2d, as MobileNet's, ConvNeXt's and dilated layers", function()
+    local layers = {
+      {"groups 2 stride 2", function() return nn.Conv2d(4, 6, 3, {stride = 2, padding = 1, groups = 2}) end,
+        {2, 4, 9, 7}},
+      {"depthwise 3x3 stride 2", function() return nn.Conv2d(8, 8, 3, {stride = 2, padding = 1, groups = 8}) end,
+        {2, 8, 11, 10}},
+      {"depthwise 7x7", function() return nn.Conv2d(6, 6, 7, {padding = 3, groups = 6, bias = false}) end,
+        {2, 6, 9, 9}},
+      {"depthwise, 2 filters a channel", function() return nn.Conv2d(3, 6, 3, {padding = 1, groups = 3}) end,
+        {3, 3, 8, 9}},
+      {"dilation 2", function() return nn.Conv2d(3, 4, 3, {padding = 2, dilation = 2}) end, {2, 3, 10, 9}},
+      {"dilation {2, 3} stride 2 groups 2",
+        function() return nn.Conv2d(4, 4, 3, {stride = 2, padding = 3, dilation = {2, 3}, groups = 2}) end,
+        {2, 4, 13, 12}},
+    }
+    for _, l in ipairs(layers) do
+      local x = lm.randn(l[3])
+      twin_check(l[1], l[2], x, GEMM)
+      lm.manual_seed(1)
+      local m = l[2]()
+      local d = m.dilation
+      local want = lm._reference.conv2d(x, m.weight, m.bias, {stride = m.stride, padding = m.padding,
+        groups = m.groups, dilation = type(d) == "table" and 1 or d})
+      if type(d) ~= "table" then
+        m:to(DEV)
+        close(m(x:to(DEV)), want, GEMM, l[1] .. " against the reference")
+      end
+    end
+  end)
 end)
