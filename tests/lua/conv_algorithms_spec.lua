@@ -486,6 +486,43 @@ describe("convolution algorithms", function()
     truthy(rel_error(k.grad, want) < 1e-5, "padding 0 under 'direct'")
   end)
 
+  -- (core/cpu_conv_depthwise.c: each output, input-gradient value and
+  -- weight-gradient sum is one thread's, in a fixed order)
+  it("compute depthwise layers directly: im2col's values a group at a time, the same at any thread count", function()
+    lm.manual_seed(19)
+    local saved = lm.get_num_threads()
+    -- {N, C, multiplier, H, W, kernel, stride, padding, dilation}: blocks of
+    -- 4 rows and 32 columns with partial ones, 7x7, stride 2 and 3 phases,
+    -- dilation {2, 3}, 12 taps a block of the weight gradient (5x5 = 9 + 8 + 8)
+    for _, s in ipairs{{3, 4, 1, 13, 37, 3, 1, 1, {1, 1}}, {2, 6, 2, 14, 14, 7, 1, 3, {1, 1}},
+        {2, 5, 1, 15, 19, 3, 2, 1, {1, 1}}, {2, 3, 2, 16, 17, 5, 3, 2, {2, 3}}, {1, 2, 1, 1, 1, 3, 2, 1, {1, 1}}} do
+      local n, c, m, h, w, k, stride, pad, d = table.unpack(s)
+      local opts = {stride = stride, padding = pad, dilation = d, groups = c}
+      local x0, w0, b0 = lm.randn(n, c, h, w), lm.randn(c * m, 1, k, k), lm.randn(c * m)
+      local label = string.format("%dx%dx%dx%d, %d filters a channel, %dx%d stride %d padding %d dilation {%d, %d}",
+        n, c, h, w, m, k, k, stride, pad, d[1], d[2])
+      local runs = {}
+      for i, case in ipairs{{"gemm", 1}, {"auto", 1}, {"auto", 2}, {"auto", 3}} do
+        lm.set_num_threads(case[2])
+        with_algorithm(case[1], function()
+          local x, wt = x0:clone():requires_grad(true), w0:clone():requires_grad(true)
+          local b = b0:clone():requires_grad(true)
+          local y = F.conv2d(x, wt, b, opts)
+          local loss = (y * y):sum()
+          loss:backward()
+          runs[i] = {y:detach(), x.grad, wt.grad, b.grad}
+        end)
+      end
+      lm.set_num_threads(saved)
+      for part, name in ipairs{"output", "input gradient", "weight gradient", "bias gradient"} do
+        local err = rel_error(runs[2][part], runs[1][part])
+        truthy(err < 1e-5, label .. ": " .. name .. " against im2col " .. err)
+        eq(rel_error(runs[3][part], runs[2][part]), 0, label .. ": " .. name .. " at 2 threads")
+        eq(rel_error(runs[4][part], runs[2][part]), 0, label .. ": " .. name .. " at 3 threads")
+      end
+    end
+  end)
+
   it("are chosen by name, and a wrong name is refused", function()
     eq(lm.get_conv_algorithm(), "auto")
     with_algorithm("gemm", function() eq(lm.get_conv_algorithm(), "gemm") end)
