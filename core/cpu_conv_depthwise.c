@@ -6,12 +6,16 @@
  * with its padding and split by column phase (column j of the padded plane
  * goes to phase j % stride_w, place j / stride_w), so that every kernel tap
  * reads a contiguous run of a phase row for a row of outputs, whatever the
- * stride and dilation: the loops are multiply-adds along rows, which the
- * compiler vectorises, with no test for the border.
+ * stride and dilation, with no test for the border. The forward pass
+ * correlates that plane with the taps (a block of outputs held in registers
+ * over all taps), the weight gradient sums each tap's products with the
+ * output gradient over the plane, and the input gradient is gathered, one
+ * correlation of the padded output gradient per stride phase of the input.
  *
- * Work is split by planes: forward and input gradient by (image, channel),
- * the weight gradient by channel (all images in order), so each value is
- * one thread's, summed in a fixed order: the same at any thread count. */
+ * Work is split by planes: the forward pass by (image, channel), the
+ * gradients by channel (all images in order; by (image, channel) when only
+ * the input's is wanted), so each value is one thread's, summed in a fixed
+ * order: the same at any thread count. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
