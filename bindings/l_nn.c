@@ -277,8 +277,9 @@ static void opt_positive(lua_State *L, int t, const char *fn, const char *key, b
     if (!ok) {
         int kind = lua_type(L, v);
         const char *given = kind == LUA_TNUMBER || kind == LUA_TSTRING ? luaL_tolstring(L, v, NULL)
-                            : kind == LUA_TTABLE ? "a table that is not such a pair"
-                                                 : luaL_typename(L, v);
+                            : kind == LUA_TTABLE
+                                ? (pair ? "a table that is not a pair of them" : "a table")
+                                : luaL_typename(L, v);
         const char *quote = kind == LUA_TSTRING ? "'" : "";
         luaL_error(L, "%s: %s must be an integer from 1 to %d%s, got %s%s%s", fn, key, INT_MAX,
                    pair ? " or a pair {h, w} of them" : "", quote, given, quote);

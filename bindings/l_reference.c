@@ -22,14 +22,32 @@ static int64_t l_option(lua_State *L, int t, const char *key, int64_t def) {
     return v;
 }
 
-/* lm._reference.conv2d(x, w [, b] [, {stride = 1, padding = 0, dilation = 1,
- * groups = 1}]): b may be nil; one dilation for both dimensions */
+/* The option `key` of the table at t as a pair {h, w} or one value for both
+ * (absent: def for both). */
+static void l_option_pair(lua_State *L, int t, const char *key, int64_t def, int64_t *h,
+                          int64_t *w) {
+    *h = *w = def;
+    if (lua_isnoneornil(L, t)) return;
+    lua_getfield(L, t, key);
+    if (lua_istable(L, -1)) {
+        lua_geti(L, -1, 1), lua_geti(L, -2, 2);
+        *h = luaL_checkinteger(L, -2), *w = luaL_checkinteger(L, -1);
+        lua_pop(L, 2);
+    } else {
+        *h = *w = luaL_optinteger(L, -1, def);
+    }
+    lua_pop(L, 1);
+}
+
+/* lm._reference.conv2d(x, w [, b] [, {stride = 1, padding = 0, dilation = 1
+ * or {dh, dw}, groups = 1}]): b may be nil */
 static int l_reference_conv2d(lua_State *L) {
     lm_tensor *x = l_check_tensor(L, 1), *w = l_check_tensor(L, 2);
     lm_tensor *b = lua_isnoneornil(L, 3) ? NULL : l_check_tensor(L, 3);
     int64_t stride = l_option(L, 4, "stride", 1), pad = l_option(L, 4, "padding", 0);
-    int64_t dilation = l_option(L, 4, "dilation", 1), groups = l_option(L, 4, "groups", 1);
-    lm_conv_options o = {stride, stride, pad, pad, dilation, dilation, groups};
+    int64_t groups = l_option(L, 4, "groups", 1), dil_h, dil_w;
+    l_option_pair(L, 4, "dilation", 1, &dil_h, &dil_w);
+    lm_conv_options o = {stride, stride, pad, pad, dil_h, dil_w, groups};
     l_check(L, lm_reference_conv2d(l_push_slot(L), x, w, b, &o));
     return 1;
 }

@@ -580,9 +580,15 @@ static bool direct_grad_weight(int64_t out_channels, const lm_conv_geometry *g) 
 lm_status lm_cpu_conv2d_backward(lm_tensor *gx, lm_tensor *gw, const lm_tensor *g_t,
                                  const lm_tensor *x, const lm_tensor *w,
                                  const lm_conv_geometry *g) {
-    if (conv_algorithm != LM_CONV_GEMM && lm_cpu_conv_depthwise_applies(w->shape[0], g))
-        return lm_cpu_conv2d_depthwise_backward(gx, gw, g_t, x, w, g);
     lm_status st = LM_OK;
+    if (conv_algorithm != LM_CONV_GEMM && lm_cpu_conv_depthwise_applies(w->shape[0], g)) {
+        if (!gx || max_exponent(w) < 255)
+            return lm_cpu_conv2d_depthwise_backward(gx, gw, g_t, x, w, g);
+        /* the kernel's input gradient sums taps under the border too (times
+         * 0), NaN with an infinite weight where im2col adds no term */
+        if (gw) st = lm_cpu_conv2d_depthwise_backward(NULL, gw, g_t, x, w, g);
+        return st == LM_OK ? backward_im2col(gx, NULL, g_t, x, w, g) : st;
+    }
     if (gw && direct_grad_weight(w->shape[0], g)) {
         st = lm_cpu_conv2d_direct_grad_weight(gw, g_t, x, g);
         gw = NULL;

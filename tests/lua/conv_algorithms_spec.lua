@@ -521,6 +521,20 @@ describe("convolution algorithms", function()
         eq(rel_error(runs[4][part], runs[2][part]), 0, label .. ": " .. name .. " at 3 threads")
       end
     end
+    -- an infinite weight: im2col's input gradient (no inf * 0 from the border's taps), the same weight gradient
+    local x_inf, w_inf, g_inf = lm.randn(1, 2, 5, 5), lm.ones(2, 1, 3, 3), lm.randn(1, 2, 5, 5)
+    w_inf[1][1][1][1] = 1 / 0 -- a corner tap: under the border for the first row and column
+    local grads = {}
+    for _, algorithm in ipairs{"auto", "gemm"} do
+      with_algorithm(algorithm, function()
+        local xg, wg = x_inf:clone():requires_grad(true), w_inf:clone():requires_grad(true)
+        ;(F.conv2d(xg, wg, nil, {padding = 1, groups = 2}) * g_inf):sum():backward()
+        grads[algorithm] = {xg.grad, wg.grad}
+      end)
+    end
+    eq(grads.auto[1]:isnan():sum():item(), 0, "no NaN in the input gradient with an infinite weight")
+    eq(grads.gemm[1]:isnan():sum():item(), 0, "nor in im2col's")
+    truthy(rel_error(grads.auto[2], grads.gemm[2]) < 1e-5, "the weight gradient")
   end)
 
   it("are chosen by name, and a wrong name is refused", function()

@@ -220,8 +220,10 @@ function M.cases(scratch)
   case("conv2d dilation 0", "conv2d: dilation must be an integer from 1 to 2147483647 or a pair {h, w} of them, got 0",
     function() return function() return F.conv2d(lm.ones(1, 1, 7, 7), lm.ones(1, 1, 3, 3), nil, {dilation = 0}) end end)
   case("conv2d dilation pair with 0",
-    "conv2d: dilation must be an integer from 1 to 2147483647 or a pair {h, w} of them, got a table that is not such a pair",
+    "conv2d: dilation must be an integer from 1 to 2147483647 or a pair {h, w} of them, got a table that is not a pair of them",
     function() return function() return F.conv2d(lm.ones(1, 1, 7, 7), lm.ones(1, 1, 3, 3), nil, {dilation = {2, 0}}) end end)
+  case("conv2d groups pair", "conv2d: groups must be an integer from 1 to 2147483647, got a table",
+    function() return function() return F.conv2d(lm.ones(1, 2, 7, 7), lm.ones(2, 1, 3, 3), nil, {groups = {2, 2}}) end end)
   case("conv2d dilated output empty",
     "conv2d: kernel 3x3 with dilation 2x2 spans 5x5, more than the padded input [1, 1, 4, 4] (padding 0x0): "
       .. "the output would be empty",
