@@ -376,7 +376,11 @@ describe("convolution algorithms", function()
       end
       lm.set_num_threads(saved)
       truthy(rel_error(runs[1], want) < 1e-5, label .. ": " .. rel_error(runs[1], want))
-      eq(rel_error(runs[2], runs[1]), 0, label .. " at 3 threads")
+      if has_direct then
+        eq(rel_error(runs[2], runs[1]), 0, label .. " at 3 threads")
+      else -- (without AVX-512 im2col runs, whose products split by thread count)
+        truthy(rel_error(runs[2], runs[1]) < 1e-5, label .. " at 3 threads")
+      end
     end
   end)
 
