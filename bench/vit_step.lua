@@ -10,20 +10,10 @@ local lm = require 'lumen'
 local F = lm.nn.functional
 local threads = tonumber(arg[1]) or lm.get_num_threads()
 local batch = tonumber(arg[2]) or 128
-local reps = tonumber(os.getenv("BENCH_REPS") or "") or 5
 lm.set_num_threads(threads)
 lm.manual_seed(1)
 
-local function best_ms(fn)
-  fn(); fn()
-  local best = math.huge
-  for _ = 1, reps do
-    local t = lm.clock()
-    fn()
-    best = math.min(best, lm.clock() - t)
-  end
-  return best * 1e3
-end
+local best_ms = dofile((arg[0]:match("^(.*)/") or ".") .. "/best_ms.lua") -- (BENCH_REPS)
 
 local x = lm.rand(batch, 3, 32, 32)
 local labels = {}
