@@ -139,9 +139,9 @@ describe("layer options", function()
 
   it("refuse loss options that would be ignored, and the mean of an empty batch", function()
     local a, y = lm.tensor{{1, 2}, {3, 4}}, lm.tensor({1, 2}, "int32")
-    raises(function() F.cross_entropy(a, y, {reduction = "sum"}) end,
-      "cross_entropy: takes (logits, labels) only, got a table after them (the mean over the batch: "
-      .. "reduction, weight, ignore_index and label_smoothing are not supported)")
+    raises(function() F.cross_entropy(a, y, {reduce = "sum"}) end, "cross_entropy: unknown option 'reduce'")
+    raises(function() F.cross_entropy(a, y, {label_smoothing = 1.5}) end,
+      "cross_entropy: label_smoothing must be a number in [0, 1], got 1.5")
     raises(function() F.mse(a, a, "none") end,
       "mse: options must be a table {reduction = 'mean' | 'none'}, got a string")
     raises(function() F.mse(a, a, {reduce = "none"}) end, "mse: unknown option 'reduce'")

@@ -120,6 +120,23 @@ describe("loss arguments", function()
       .. "binary_cross_entropy_with_logits)")
   end)
 
+  it("name cross_entropy and its logits in errors of its composed path", function()
+    local z, y = lm.randn(3, 4), lm.tensor({1, 9, 2}, "int32")
+    exactly(function() F.cross_entropy(z, y, {weight = lm.ones(4)}) end,
+      "cross_entropy: label 9 out of range for 4 classes")
+    exactly(function() F.cross_entropy(z, y, {}) end, "cross_entropy: label 9 out of range for 4 classes")
+    exactly(function() F.cross_entropy(z, lm.tensor({1, 2}, "int32"), {label_smoothing = 0.1}) end,
+      "cross_entropy: labels of shape 2 do not fit logits of shape 3x4 (labels [N, ...] for logits [N, C, ...], "
+      .. "or 0-D for [C])")
+    exactly(function() F.cross_entropy(lm.tensor(1), lm.tensor(1, "int32"), {}) end,
+      "cross_entropy: logits must be [N, C, ...] or [C], got a 0-D tensor")
+    exactly(function() nn.CrossEntropyLoss({label_smoothing = 0.1})(z, y) end,
+      "nn.CrossEntropyLoss: label 9 out of range for 4 classes")
+    -- torch's default ignore_index: such labels count nothing, through the composed path
+    near(F.cross_entropy(z, lm.tensor({-100, 1, 2}, "int32"), {}):item(),
+      F.cross_entropy(z:narrow(1, 2, 2), lm.tensor({1, 2}, "int32")):item(), 1e-6, "a -100 label ignored")
+  end)
+
   it("take options after torch's positional weight, and refuse a further argument", function()
     local w = lm.tensor{1, 2, 3}
     local p, y = lm.rand(2, 3), lm.rand(2, 3)

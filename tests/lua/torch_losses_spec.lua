@@ -87,7 +87,8 @@ describe("torch.nn.functional's losses", function()
         "bcel_extremes_pos_weight_none", "bcel_both_mean", "smooth_l1_at_beta_none", "smooth_l1_beta0_none",
         "huber_at_delta_none", "nll_all_ignored_mean", "nll_all_ignored_weight_mean", "nll_weight_ignore_mean",
         "nll_ignore_class_none", "kl_none", "kl_batchmean", "kl_log_target_mean", "l1_sum", "nll_ignored_masked_mean",
-        "smooth_l1_infinite_sum", "smooth_l1_beta0_infinite_none", "huber_infinite_mean"} do
+        "smooth_l1_infinite_sum", "smooth_l1_beta0_infinite_none", "huber_infinite_mean", "ce_mean",
+        "ce_smooth_weight_ignore_mean", "ce_smooth_ignore_mean", "ce_spatial_none", "ce_one_sum"} do
       truthy(names[name], "the manifest has " .. name)
     end
     -- the edges are there: torch's clamped logs, its NaN mean with every label ignored, a NaN

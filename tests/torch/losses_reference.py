@@ -183,6 +183,32 @@ case("nll_all_ignored_weight", "nll_loss", "NLLLoss", nll_ignoring(lambda y: tor
 case("nll_spatial", "nll_loss", "NLLLoss", lambda: nll_inputs(2, 3, 4, 2), weight=lambda: rand(3) + 0.5)
 case("nll_one", "nll_loss", "NLLLoss", lambda: (F.log_softmax(randn(5), 0), torch.tensor(3)))
 
+
+
+def ce_inputs(n, c, *rest):
+    return randn(n, c, *rest) * 2, torch.randint(0, c, (n, *rest), generator=GEN)
+
+
+def ce_ignoring(labels_of, *shape):
+    def make():
+        logits, labels = ce_inputs(*shape)
+        return logits, labels_of(labels)
+    return make
+
+
+case("ce", "cross_entropy", "CrossEntropyLoss", lambda: ce_inputs(6, 4))
+case("ce_weight", "cross_entropy", "CrossEntropyLoss", lambda: ce_inputs(6, 4), weight=lambda: rand(4) * 2 + 0.1)
+case("ce_ignore_default", "cross_entropy", "CrossEntropyLoss", ce_ignoring(some_ignored, 6, 4))
+case("ce_ignore_class", "cross_entropy", "CrossEntropyLoss", ce_ignoring(class2_twice, 6, 4), {"ignore_index": 2})
+case("ce_smooth", "cross_entropy", "CrossEntropyLoss", lambda: ce_inputs(6, 4), {"label_smoothing": 0.1})
+case("ce_smooth_weight_ignore", "cross_entropy", "CrossEntropyLoss", ce_ignoring(some_ignored, 6, 4),
+     {"label_smoothing": 0.2}, weight=lambda: rand(4) * 2 + 0.1)
+case("ce_smooth_ignore", "cross_entropy", "CrossEntropyLoss", ce_ignoring(some_ignored, 6, 4),
+     {"label_smoothing": 0.3})
+case("ce_spatial", "cross_entropy", "CrossEntropyLoss", lambda: ce_inputs(2, 3, 4, 2), {"label_smoothing": 0.1},
+     weight=lambda: rand(3) + 0.5)
+case("ce_one", "cross_entropy", "CrossEntropyLoss", lambda: (randn(5), torch.tensor(3)), {"label_smoothing": 0.1})
+
 case("kl", "kl_div", "KLDivLoss", lambda: kl_inputs(False), reductions=("mean", "batchmean", "sum", "none"))
 case("kl_log_target", "kl_div", "KLDivLoss", lambda: kl_inputs(True), {"log_target": True},
      reductions=("mean", "batchmean", "sum", "none"))
@@ -200,6 +226,8 @@ MODULES = {
     "nll": ("NLLLoss", {}),
     "nll_weight": ("NLLLoss", {"weight": True}),
     "kl": ("KLDivLoss", {}),
+    "ce": ("CrossEntropyLoss", {}),
+    "ce_weight": ("CrossEntropyLoss", {"weight": True}),
 }
 
 
@@ -207,7 +235,8 @@ def run_case(name, tensors):
     fn, module, inputs, options, weight, pos_weight, reduction = CASES[name]
     x, t = inputs()
     x = x.clone().requires_grad_()
-    target_grad = fn != "nll_loss"
+    labels = fn in ("nll_loss", "cross_entropy")
+    target_grad = not labels
     if target_grad:
         t = t.clone().requires_grad_()
     kwargs = dict(options)
@@ -226,7 +255,7 @@ def run_case(name, tensors):
         loss.backward()
     tensors[f"{name}.input"] = x.detach()
     # classes from 1; the ignored -100 is no class and stays
-    tensors[f"{name}.target"] = torch.where(t < 0, t, t + 1).to(torch.int32) if fn == "nll_loss" else t.detach()
+    tensors[f"{name}.target"] = torch.where(t < 0, t, t + 1).to(torch.int32) if labels else t.detach()
     tensors[f"{name}.loss"] = loss.detach()
     tensors[f"{name}.grad_input"] = x.grad
     if target_grad:

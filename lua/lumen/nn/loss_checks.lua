@@ -71,6 +71,11 @@ function M.options(opts, fname, known, reductions, level)
       out[name] = v or 1.0
     elseif name == "log_target" then
       out[name] = checks.flag(v, false, "log_target", fname, level + 1)
+    elseif name == "label_smoothing" then
+      if v ~= nil and not (type(v) == "number" and v >= 0 and v <= 1) then
+        error(string.format("%s: label_smoothing must be a number in [0, 1], got %s", fname, checks.shown(v)), level)
+      end
+      out[name] = v or 0.0
     end
   end
   return out

@@ -1,7 +1,9 @@
 -- torch.nn.functional's losses, with torch 1.13's values, gradients and
 -- defaults, composed from differentiable tensor ops: binary_cross_entropy
--- (and _with_logits), l1_loss, smooth_l1_loss, huber_loss, nll_loss and
--- kl_div. Options come in a table ({weight = w, reduction = 'sum'}).
+-- (and _with_logits), l1_loss, smooth_l1_loss, huber_loss, nll_loss,
+-- kl_div, and cross_entropy's options (without them, or with torch's
+-- defaults, its fused kernel). Options come in a table ({weight = w,
+-- reduction = 'sum'}).
 --
 -- Decided here:
 --   * The target must have the input's shape: torch broadcasts some losses'
@@ -201,6 +203,61 @@ return function(F)
     local none_left = den:eq(0)
     local scale = lm.where(none_left, scalar(0, den), 1 / den)
     return -loss:sum() * scale + lm.where(none_left, scalar(0 / 0, den), scalar(0, den))
+  end
+
+  local fused_cross_entropy = F.cross_entropy
+
+  --- torch.nn.functional.cross_entropy(logits, labels [, {weight,
+  --- ignore_index = -100, label_smoothing = 0, reduction = 'mean'}]):
+  --- nll_loss of log_softmax over the classes' dimension (logits [N, C, ...]
+  --- or [C], labels 1-based int32), and with label smoothing eps torch's
+  --- (1 - eps) nll + eps / C times the sum over classes of -w_c log p_c
+  --- (0 where ignored; 'mean' divides it by nll's denominator). Without
+  --- options, or with torch's defaults on [N, C], the fused kernel.
+  function F.cross_entropy(logits, labels, opts)
+    if opts == nil then return fused_cross_entropy(logits, labels) end
+    local fname = "cross_entropy"
+    checks.tensor(logits, "the logits", fname)
+    checks.tensor(labels, "the labels", fname)
+    local o = lc.options(opts, fname, {"weight", "ignore_index", "label_smoothing"}, nil, 2)
+    local eps = o.label_smoothing
+    -- the fused kernel where no class is ignored: an ignore_index outside the classes (torch's -100) can
+    -- only match labels the kernel refuses as out of range, and those go the composed way
+    local ignores_a_class = o.ignore_index >= 1 and logits:dim() == 2 and o.ignore_index <= logits:size(2)
+    if not o.weight and eps == 0 and o.reduction == "mean" and logits:dim() == 2 and not ignores_a_class then
+      local ok, loss = pcall(fused_cross_entropy, logits, labels)
+      if ok then return loss end
+      if not tostring(loss):find("out of range") then checks.reraise(loss, 2) end
+    end
+    if logits:dim() == 0 then error("cross_entropy: logits must be [N, C, ...] or [C], got a 0-D tensor", 2) end
+    local cdim = logits:dim() == 1 and 1 or 2
+    local logp = logits:log_softmax(cdim)
+    local ok, nll = pcall(F.nll_loss, logp, labels, {weight = o.weight, ignore_index = o.ignore_index,
+      reduction = o.reduction})
+    if not ok then
+      error(fname .. checks.message(nll):gsub("^nll_loss", ""):gsub("log_probs", "logits"), 2)
+    end
+    if eps == 0 then return nll end
+    local classes = logp:size(cdim)
+    local weighted = logp
+    if o.weight then
+      local shape = {}
+      for d = 1, logp:dim() do shape[d] = d == cdim and classes or 1 end
+      weighted = logp * o.weight:view(shape)
+    end
+    local ignored = labels:to(logp:device()):eq(o.ignore_index)
+    local smooth = (-weighted:sum(cdim)):masked_fill(ignored, 0)
+    if o.reduction == "sum" then
+      smooth = smooth:sum()
+    elseif o.reduction == "mean" then
+      local den = lm.no_grad(function()
+        if not o.weight then return (1 - ignored):sum() end
+        local safe = labels:to(logp:device()):masked_fill(ignored, 1)
+        return (o.weight:index_select(safe:reshape(-1)):view(labels:shape()) * (1 - ignored)):sum()
+      end)
+      smooth = smooth:sum() / den
+    end
+    return nll * (1 - eps) + smooth * (eps / classes)
   end
 
   --- torch.nn.functional.kl_div(input, target [, {reduction = 'mean',

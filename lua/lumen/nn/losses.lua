@@ -1,23 +1,20 @@
--- Loss modules with torch.nn's names and defaults: nn.MSELoss and
--- nn.CrossEntropyLoss, called as loss_fn(output, target).
+-- nn.MSELoss, with torch.nn's name and defaults, called as
+-- loss_fn(output, target) (nn.CrossEntropyLoss is with torch's
+-- other losses, in losses_torch.lua).
 --
 -- Decided here:
 --   * nn.MSELoss computes torch's value, the mean of the squared
 --     differences over every element, not F.mse's (1/2 the sum over
 --     features, mean over the batch: the paper's classifier error): a port
 --     of torch code gets torch's loss and so torch's gradient scale.
---   * nn.CrossEntropyLoss is F.cross_entropy (labels 1-based int32): the
---     mean over the batch only; torch's weight, ignore_index,
---     label_smoothing and other reductions are refused, never ignored.
 local lm = require 'lumen'
-local F = require 'lumen.nn.functional'
 local checks = require 'lumen.nn.checks'
 
 return function(nn)
   local Module = nn.Module
 
-  -- torch's options as a constructor's first argument: a tensor would be
-  -- CrossEntropyLoss's class weights
+  -- torch's options as a constructor's first argument (no tensor: MSELoss
+  -- takes no weights)
   local function options(opts, name, known, unsupported)
     if lm.is_tensor(opts) then
       error(name .. ": class weights (torch's weight argument) are not supported: Lumen weighs every class "
@@ -59,30 +56,4 @@ return function(nn)
 
   function nn.MSELoss:extra_repr() return self.reduction ~= "mean" and "reduction = " .. self.reduction or "" end
 
-  --- torch.nn.CrossEntropyLoss: loss_fn(logits [N, C], labels) is
-  --- F.cross_entropy, the mean over the batch of -log softmax(logits) at the
-  --- label; labels are 1-based int32 classes (torch's class k is k + 1).
-  --- Only reduction 'mean'; torch's weight, ignore_index and
-  --- label_smoothing are refused.
-  nn.CrossEntropyLoss = Module:extend("nn.CrossEntropyLoss")
-
-  local why = "F.cross_entropy takes the mean over the batch with every class weighed alike"
-  local CE_UNSUPPORTED = {
-    reduction = {accepts = function(v) return v == "mean" end, reason = "only 'mean': " .. why},
-    weight = {accepts = function() return false end, reason = why},
-    ignore_index = {accepts = function() return false end, reason = "every label counts: " .. why},
-    label_smoothing = {accepts = function(v) return v == 0 end, reason = "labels are not smoothed: " .. why},
-  }
-
-  function nn.CrossEntropyLoss:init(opts)
-    options(opts, "nn.CrossEntropyLoss", {"reduction"}, CE_UNSUPPORTED)
-  end
-
-  function nn.CrossEntropyLoss:forward(logits, labels)
-    checks.tensor(logits, "the logits", "nn.CrossEntropyLoss")
-    checks.tensor(labels, "the labels", "nn.CrossEntropyLoss")
-    local ok, loss = pcall(F.cross_entropy, logits, labels)
-    if not ok then error("nn.CrossEntropyLoss: " .. checks.message(loss):gsub("^cross_entropy: ", ""), 2) end
-    return loss
-  end
 end

@@ -80,6 +80,10 @@ return function(nn)
   --- torch.nn.NLLLoss([{weight, ignore_index = -100, reduction = 'mean'}]):
   --- F.nll_loss (labels 1-based int32).
   loss_module("NLLLoss", "nll_loss", {"weight", "ignore_index"})
+  --- torch.nn.CrossEntropyLoss([{weight, ignore_index = -100,
+  --- label_smoothing = 0, reduction = 'mean'}]): F.cross_entropy (labels
+  --- 1-based int32; the fused kernel with torch's defaults).
+  loss_module("CrossEntropyLoss", "cross_entropy", {"weight", "ignore_index", "label_smoothing"})
   --- torch.nn.KLDivLoss([{reduction = 'mean', log_target = false}]): F.kl_div.
   loss_module("KLDivLoss", "kl_div", {"log_target"}, {"mean", "batchmean", "sum", "none"})
 end
