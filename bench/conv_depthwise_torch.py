@@ -5,25 +5,16 @@ BENCH_REPS (default 5) after two untimed.
 Threads: torch.set_num_threads; the caller sets OMP/OpenBLAS variables."""
 import os
 import sys
-import time
 
 import torch
 
+sys.path.insert(0, os.path.dirname(__file__))
+from best_ms import best_ms  # noqa: E402
+
 threads = int(sys.argv[1]) if len(sys.argv) > 1 else torch.get_num_threads()
-reps = int(os.environ.get("BENCH_REPS", "5"))
 torch.set_num_threads(threads)
 torch.manual_seed(1)
 
-
-def best_ms(fn):
-    fn()
-    fn()
-    best = float("inf")
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best * 1e3
 
 
 LAYERS = (

@@ -8,31 +8,20 @@ BENCH_WIDTH: ResNet-18's first-stage channels (default 64, torchvision's).
 Threads: torch.set_num_threads; the caller sets OMP/OpenBLAS variables."""
 import os
 import sys
-import time
 
 import torch
 import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(__file__))
+from best_ms import best_ms  # noqa: E402
 from torch_models import net2, resnet18_cifar  # noqa: E402
 
 threads = int(sys.argv[1]) if len(sys.argv) > 1 else torch.get_num_threads()
 batch = int(sys.argv[2]) if len(sys.argv) > 2 else 64
-reps = int(os.environ.get("BENCH_REPS", "5"))
 width = int(os.environ.get("BENCH_WIDTH", "64"))
 torch.set_num_threads(threads)
 torch.manual_seed(1)
 
-
-def best_ms(fn):
-    fn()
-    fn()
-    best = float("inf")
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best * 1e3
 
 
 x = torch.rand(batch, 3, 32, 32)

@@ -11,14 +11,15 @@ A forward pass with gradients runs first (see below).
 Threads: torch.set_num_threads; the caller sets OMP/OpenBLAS variables."""
 import os
 import sys
-import time
 
 import torch
 import torch.nn as nn
 
+sys.path.insert(0, os.path.dirname(__file__))
+from best_ms import best_ms  # noqa: E402
+
 threads = int(sys.argv[1]) if len(sys.argv) > 1 else torch.get_num_threads()
 batch = int(sys.argv[2]) if len(sys.argv) > 2 else 128
-reps = int(os.environ.get("BENCH_REPS", "5"))
 torch.set_num_threads(threads)
 torch.manual_seed(1)
 
@@ -40,16 +41,6 @@ class ViT(nn.Module):
         t = torch.cat([self.class_token.expand(x.shape[0], -1, -1), t], 1) + self.pos_embedding
         return self.head(self.norm(self.layers(t))[:, 0])
 
-
-def best_ms(fn):
-    fn()
-    fn()
-    best = float("inf")
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best * 1e3
 
 
 x = torch.rand(batch, 3, 32, 32)

@@ -28,13 +28,6 @@ lm_status lm_cpu_conv2d_depthwise_backward(lm_tensor *gx, lm_tensor *gw, const l
 #include "test.h"
 #include "test_tensor.h"
 
-static lm_tensor *randn(int ndim, const int64_t *shape) {
-    lm_tensor *t;
-    lm_tensor_new(&t, LM_FLOAT32, LM_CPU, ndim, shape);
-    lm_rand_normal_(t, 0, 1);
-    return t;
-}
-
 /* max |got - want| / max(max |want|, 1) */
 static double rel_diff(const lm_tensor *got, const lm_tensor *want) {
     double worst = 0, scale = 1;

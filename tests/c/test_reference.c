@@ -9,13 +9,6 @@
 #include "test.h"
 #include "test_tensor.h"
 
-static lm_tensor *randn(int ndim, const int64_t *shape) {
-    lm_tensor *t;
-    lm_tensor_new(&t, LM_FLOAT32, LM_CPU, ndim, shape);
-    lm_rand_normal_(t, 0, 1);
-    return t;
-}
-
 /* Largest |got - want| over all elements (any layout); inf if shapes differ. */
 static double max_diff(const lm_tensor *got, const lm_tensor *want) {
     if (!lm_tensor_same_shape(got, want)) return INFINITY;
