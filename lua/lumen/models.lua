@@ -75,5 +75,6 @@ end
 
 require('lumen.models_resnet')(models)
 require('lumen.models_vit')(models)
+require('lumen.models_mobilenet')(models)
 
 return models

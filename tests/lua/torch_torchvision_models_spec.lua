@@ -1,0 +1,167 @@
+-- torchvision's mobile networks against lm.models
+-- (tests/torch/torchvision_models_reference.py): state_dict names and shapes
+-- exactly torchvision's; a torch model (batch norms randomised) loads strictly
+-- and gives torch's evaluation output and parameter gradients, its
+-- training-mode output and running statistics; Lumen's file loads into
+-- torchvision's with strict=True.
+-- LUMEN_SPEC_VERBOSE=1 prints the worst error of each comparison.
+local lm = require 'lumen'
+
+local py = dofile("tests/helpers/python.lua")
+if not py.can_import("torch, torchvision") then
+  skip("/usr/bin/python3 cannot import torch and torchvision: Debian's python3-torchvision is not installed", true)
+end
+
+local SCRIPT = "tests/torch/torchvision_models_reference.py"
+local dir = py.write_reference(SCRIPT)
+local verbose = os.getenv("LUMEN_SPEC_VERBOSE")
+local TOL = 1e-5
+
+-- the Lumen twin of each reference case
+local CASES = {
+  {name = "mobilenet_v2", size = 32,
+    make = function() return lm.models.mobilenet_v2{num_classes = 10, width_mult = 0.5} end,
+    default = function() return lm.models.mobilenet_v2() end},
+  {name = "mobilenet_v2_w075_cifar", size = 16,
+    make = function() return lm.models.mobilenet_v2{num_classes = 7, width_mult = 0.75, stem = "cifar"} end},
+}
+
+local function key_list(net)
+  local lines = {}
+  for _, list in ipairs{net:named_parameters(), net:named_buffers()} do
+    for _, pair in ipairs(list) do lines[#lines + 1] = pair[1] .. " " .. pair[2]:shape_string() end
+  end
+  table.sort(lines)
+  return lines
+end
+
+local function torch_keys(name)
+  local lines = {}
+  for line in io.lines(string.format("%s/%s_keys.txt", dir, name)) do lines[#lines + 1] = line end
+  table.sort(lines)
+  return lines
+end
+
+describe("lm.models against torchvision", function()
+  for _, case in ipairs(CASES) do
+    if case.default then
+      it(case.name .. ": torchvision's state_dict names and shapes at the default width, buffers included", function()
+        local ours, theirs = key_list(case.default()), torch_keys(case.name)
+        eq(#ours, #theirs, "number of entries")
+        for i = 1, #ours do eq(ours[i], theirs[i]) end
+      end)
+    end
+
+    it(case.name .. ": a torch model loads strictly and gives torch's outputs, gradients and "
+        .. "running statistics", function()
+      local net = case.make()
+      net:load(string.format("%s/%s.safetensors", dir, case.name))
+      local ref = lm.load(string.format("%s/%s_io.safetensors", dir, case.name))
+      truthy(ref.margin:item() >= 2e-6, "the input keeps every activation 2e-6 from its kinks")
+      local function close(a, b, what)
+        eq(a:shape_string(), b:shape_string(), what .. " shape")
+        local err = rel_error(a, b)
+        truthy(err <= TOL, string.format("%s: %s relative error %.3g", case.name, what, err))
+        return err
+      end
+      -- within 1e-5 of torch's float32 value, or about as close to the
+      -- float64 value as torch's float32 one (within 4x: training-mode batch
+      -- norms over a few values per channel amplify rounding; Lumen rounds
+      -- in another order, batch statistics in double; a wrong rule is off by
+      -- orders of magnitude)
+      local function near(a, name, want32, want64, torch_err)
+        local vs32, vs64 = rel_error(a, want32), rel_error(a, want64)
+        truthy(vs32 <= TOL or vs64 <= 4 * torch_err, string.format(
+          "%s: relative error %.3g from torch's float32, %.3g from float64 (torch's float32: %.3g)",
+          name, vs32, vs64, torch_err))
+        return vs32
+      end
+      -- evaluation: output and parameter gradients (see the reference for why
+      -- gradients are compared here and not in training mode)
+      net:eval()
+      net:zero_grad()
+      local y_eval = net(ref.x)
+      close(y_eval, ref.y_eval, "evaluation output")
+      ;(y_eval * ref.gy):sum():backward()
+      local worst = 0
+      for _, pair in ipairs(net:named_parameters()) do
+        local name = pair[1]
+        worst = math.max(worst, near(pair[2].grad, "grad." .. name, ref["grad." .. name], ref["grad64." .. name],
+          ref["err32." .. name]:item()))
+      end
+      -- training: the output (batch statistics) and the running statistics
+      net:train()
+      for _, m in ipairs(net:modules()) do
+        if lm.nn._is_plain(m, lm.nn.Dropout) then m.p = 0 end -- torch's reference ran with dropout 0
+      end
+      local y = lm.no_grad(function() return net(ref.x_train) end)
+      near(y, "training output", ref.y_train, ref.y_train64, ref["err32.y_train"]:item())
+      -- running statistics: as the outputs; a running mean after a
+      -- convolution of normalised inputs is ~1e-9, rounding noise alone, so
+      -- means are judged against their channels' spread
+      for _, pair in ipairs(net:named_buffers()) do
+        local name, want = pair[1], ref["after." .. pair[1]]
+        local stem = name:match("^(.*)%.running_mean$")
+        if stem then
+          local spread = math.sqrt(ref["after." .. stem .. ".running_var"]:max():item())
+          local err = (pair[2] - want):abs():max():item() / spread
+          truthy(err <= TOL, string.format("%s: %s off by %.3g of its channels' spread", case.name, name, err))
+        elseif ref["after64." .. name] then
+          near(pair[2], name, want, ref["after64." .. name], ref["err32.after." .. name]:item())
+        else
+          eq(pair[2]:item(), want:item(), name)
+        end
+      end
+      if verbose then io.stderr:write(string.format("    %s: worst gradient error %.2g\n", case.name, worst)) end
+    end)
+
+    it(case.name .. ": Lumen's file loads into torchvision's with strict=True and gives Lumen's outputs", function()
+      lm.manual_seed(9)
+      local net = case.make()
+      net:train()
+      lm.no_grad(function() net(lm.randn(4, 3, case.size, case.size)) end) -- running statistics of Lumen's own
+      net:save(string.format("%s/%s_lumen.safetensors", dir, case.name))
+      net:eval()
+      local x = lm.randn(2, 3, case.size, case.size)
+      lm.save(string.format("%s/%s_lumen_io.safetensors", dir, case.name), {x = x, y = net(x)})
+      local ok, msg = py.run(SCRIPT, string.format("check '%s' %s", dir, case.name))
+      truthy(ok, "torch: " .. msg)
+    end)
+  end
+end)
+
+describe("lm.models.mobilenet_v2 without torch", function()
+  it("torchvision's channel rounding, blocks, residuals and initialisation", function()
+    local d = lm.models._make_divisible
+    same({d(32 * 0.5), d(16 * 0.5), d(24 * 0.75), d(1280), d(32 * 0.35), d(320 * 1.4)}, {16, 8, 24, 1280, 16, 448})
+    local net = lm.models.mobilenet_v2{num_classes = 3, width_mult = 0.25, stem = "cifar"}
+    eq(#net.features, 19, "stem, 17 inverted residual blocks, last 1x1 convolution")
+    eq(net.features[1][1].stride, 1, "the cifar stem's first convolution has stride 1")
+    eq(lm.models.mobilenet_v2().features[1][1].stride, 2, "the imagenet stem's has stride 2")
+    local residual = 0
+    for i = 2, 18 do if net.features[i].residual then residual = residual + 1 end end
+    -- 10 at full width; at 0.25 the first block too (8 channels in and out)
+    eq(residual, 11, "blocks with the input added: stride 1 and equal channels")
+    eq(net.classifier[2].bias:abs():max():item(), 0, "classifier bias 0")
+    local std = net.classifier[2].weight:std():item()
+    truthy(std > 0.007 and std < 0.013, "classifier weight N(0, 0.01): std " .. std)
+    eq(net(lm.randn(2, 3, 32, 32)):shape_string(), "2x3")
+  end)
+
+  it("bad options are named", function()
+    local cases = {
+      {{width_mult = 0}, "width_mult must be a positive number, got 0"},
+      {{num_classes = 2.5}, "num_classes must be a positive integer, got 2.5"},
+      {{dropout = 1}, "dropout must be a number in [0, 1), got 1"},
+      {{stem = "tiny"}, "stem must be 'imagenet'"},
+      {{num_clases = 3}, "num_clases"},
+    }
+    for _, c in ipairs(cases) do
+      local ok, msg = pcall(lm.models.mobilenet_v2, c[1])
+      truthy(not ok and msg:find(c[2], 1, true), tostring(msg))
+      truthy(msg:find("lm.models.mobilenet_v2", 1, true), tostring(msg))
+    end
+  end)
+end)
+
+os.execute("rm -rf '" .. dir .. "'")

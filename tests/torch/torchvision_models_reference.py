@@ -1,0 +1,161 @@
+"""torchvision's mobile networks against lm.models (run by
+tests/lua/torch_torchvision_models_spec.lua).
+
+  torchvision_models_reference.py write DIR
+      For each case of CASES (a torchvision constructor with its options),
+      DIR/<case>.safetensors holds the model's state_dict, its batch norms
+      randomised (see randomise), and DIR/<case>_io.safetensors an input
+      "x", the evaluation output "y_eval", the upstream gradient "gy", the
+      parameter gradients "grad.<name>" of sum(y_eval * gy) in evaluation
+      mode, the same in float64 ("grad64.<name>") with float32 torch's
+      relative error from them ("err32.<name>"); then one training-mode
+      pass (dropout 0) on "x_train" (8 images twice as wide): its output "y_train", in float64 "y_train64" with
+      torch's float32 error "err32.y_train", and the buffers after it
+      ("after.<name>"; in float64 "after64.<name>", torch's float32 error
+      "err32.after.<name>"). The input is the first of a seeded sequence whose
+      evaluation pass keeps every activation's input at least MARGIN from
+      its kinks (0 and 6 for ReLU6) in float64, stored as "margin": a
+      gradient at a kink is a coin toss in float32, and one flipped mask
+      moves every gradient below it. Gradients are compared in evaluation
+      mode because training-mode batch norms over a few values per channel
+      amplify rounding (torch's own float32 gradients then land up to 20 %
+      from float64's through flipped masks); the batch norm's training
+      backward is compared layer by layer in conv_layers_reference.py.
+      DIR/<case>_keys.txt: "name shape" per line of the state_dict at the
+      default width.
+  torchvision_models_reference.py check DIR CASE
+      loads Lumen's DIR/<case>_lumen.safetensors into the torchvision model
+      with strict=True, runs it in evaluation mode on
+      DIR/<case>_lumen_io.safetensors's "x" and compares with Lumen's "y".
+      Prints the relative error; exits 1 above 1e-5.
+"""
+import copy
+import sys
+
+import torch
+import torchvision
+from torch import nn
+
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+from dtype_reference import load, save  # noqa: E402
+
+# name: (constructor, options for the compared model, input size, stem: 'cifar' is a stride-1 first conv)
+CASES = {
+    "mobilenet_v2": (torchvision.models.mobilenet_v2, {"num_classes": 10, "width_mult": 0.5}, 32, "imagenet"),
+    "mobilenet_v2_w075_cifar": (torchvision.models.mobilenet_v2, {"num_classes": 7, "width_mult": 0.75}, 16,
+                                "cifar"),
+}
+MARGIN = 2e-6
+# the points where each activation's derivative jumps
+KINKS = {nn.ReLU6: (0.0, 6.0), nn.ReLU: (0.0,)}
+
+
+def kink_margin(model64, x64):
+    """The closest any activation input comes to a kink in an evaluation
+    pass of a copy of the float64 model."""
+    probe = copy.deepcopy(model64).eval()
+    closest = [float("inf")]
+
+    def hook(module, inputs, _):
+        v = inputs[0].detach()
+        for k in KINKS[type(module)]:
+            closest[0] = min(closest[0], float((v - k).abs().min()))
+
+    for m in probe.modules():
+        if type(m) in KINKS:
+            m.inplace = False  # (the hook must see the input, not the output written over it)
+            m.register_forward_hook(hook)
+    with torch.no_grad():
+        probe(x64)
+    return closest[0]
+
+
+def pick_input(exact, size):
+    generator = torch.Generator().manual_seed(5)
+    for _ in range(100):
+        x = torch.randn(2, 3, size, size, generator=generator)
+        margin = kink_margin(exact, x.double())
+        if margin >= MARGIN:
+            return x, margin
+    raise RuntimeError("no input in 100 keeps its activations MARGIN from their kinks")
+
+
+def build(name, **extra):
+    make, options = CASES[name][:2]
+    return make(**{**options, **extra})
+
+
+def randomise(model):
+    """Batch norms away from the identity (torch's init would make evaluation
+    a plain convolution stack): weights U(0.5, 1.5), biases N(0, 0.1),
+    running means N(0, 0.1), running variances U(0.5, 1.5)."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(0, 0.1)
+                m.running_mean.normal_(0, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+
+
+def write_case(folder, name):
+    size, stem = CASES[name][2], CASES[name][3]
+    torch.manual_seed(11)
+    model = build(name, dropout=0.0)
+    if stem == "cifar":
+        model.features[0][0].stride = (1, 1)
+    randomise(model)
+    save(f"{folder}/{name}.safetensors", {k: v.contiguous() for k, v in model.state_dict().items()})
+    model.eval()
+    exact = copy.deepcopy(model).double()
+    x, margin = pick_input(exact, size)
+    io = {"x": x, "margin": torch.tensor(margin)}
+    y = model(x)
+    gy = torch.randn_like(y)
+    (y * gy).sum().backward()
+    io["y_eval"], io["gy"] = y.detach(), gy
+    (exact(x.double()) * gy.double()).sum().backward()
+    for (k, p), (_, p64) in zip(model.named_parameters(), exact.named_parameters()):
+        io["grad." + k] = p.grad.clone()
+        io["grad64." + k] = p64.grad.clone()
+        io["err32." + k] = (p.grad.double() - p64.grad).abs().max() / p64.grad.abs().max()
+    model.train()
+    exact.train()
+    # batch statistics want many values per channel: 8 inputs twice as wide
+    io["x_train"] = x_train = torch.randn(8, 3, 2 * size, 2 * size, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        io["y_train"] = model(x_train)
+        y64 = exact(x_train.double())
+    io["err32.y_train"] = (io["y_train"].double() - y64).abs().max() / y64.abs().max()
+    io["y_train64"] = y64.float()
+    for (k, b), (_, b64) in zip(model.named_buffers(), exact.named_buffers()):
+        io["after." + k] = b.clone()
+        if b.is_floating_point():
+            io["after64." + k] = b64.float()
+            io["err32.after." + k] = (b.double() - b64).abs().max() / b64.abs().max()
+    save(f"{folder}/{name}_io.safetensors", io)
+    with open(f"{folder}/{name}_keys.txt", "w") as f:
+        for k, v in CASES[name][0]().state_dict().items():
+            f.write(f"{k} {'x'.join(map(str, v.shape)) or 'scalar'}\n")
+
+
+def check(folder, name):
+    state = {k: v for k, (_, v) in load(f"{folder}/{name}_lumen.safetensors").items()}
+    model = build(name).eval()
+    if CASES[name][3] == "cifar":
+        model.features[0][0].stride = (1, 1)
+    model.load_state_dict(state, strict=True)
+    io = {k: v for k, (_, v) in load(f"{folder}/{name}_lumen_io.safetensors").items()}
+    with torch.no_grad():
+        got = model(io["x"])
+    err = float((got - io["y"]).abs().max() / io["y"].abs().max())
+    print(f"relative error {err:.3g}")
+    sys.exit(0 if err <= 1e-5 else 1)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "write":
+        for case in CASES:
+            write_case(sys.argv[2], case)
+    else:
+        check(sys.argv[2], sys.argv[3])
