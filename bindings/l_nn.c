@@ -332,6 +332,31 @@ static int f_conv2d_affine(lua_State *L) {
     return 1;
 }
 
+/* F.conv_transpose2d(x, w [, b] [, {stride = 1, padding = 0, output_padding = 0,
+ * dilation = 1 or {dh, dw}, groups = 1}]): w is [in, out / groups, kh, kw] */
+static int f_conv_transpose2d(lua_State *L) {
+    const char *fn = "conv_transpose2d";
+    lm_tensor *x = l_check_tensor(L, 1), *w = l_check_tensor(L, 2);
+    lm_tensor *b = l_test_tensor(L, 3);
+    int t = (!b && lua_istable(L, 3)) ? 3 : 4; /* as F.conv2d: the options after a nil bias too */
+    if (!b && !lua_isnoneornil(L, 3) && !lua_istable(L, 3))
+        return luaL_error(L, "%s: bias must be a tensor or nil, got %s", fn, luaL_typename(L, 3));
+    if (!lua_isnoneornil(L, t) && !lua_istable(L, t))
+        return luaL_error(L, "%s: options must be a table, got %s", fn, luaL_typename(L, t));
+    l_check_option_keys(
+        L, t, fn,
+        (const char *const[]){"stride", "padding", "output_padding", "dilation", "groups", NULL});
+    int stride = opt_int(L, t, fn, "stride", 1, 1), pad = opt_int(L, t, fn, "padding", 0, 0),
+        output_pad = opt_int(L, t, fn, "output_padding", 0, 0);
+    int64_t dh, dw, groups, unused;
+    opt_positive(L, t, fn, "dilation", true, &dh, &dw);
+    opt_positive(L, t, fn, "groups", false, &groups, &unused);
+    lm_conv_transpose_options o = {
+        {stride, stride, pad, pad, dh, dw, groups}, output_pad, output_pad};
+    l_check(L, lm_ag_conv_transpose2d(l_push_slot(L), x, w, b, &o));
+    return 1;
+}
+
 /* F.max_pool2d(x, kernel [, {stride = kernel, padding = 0}]) */
 static int pool(lua_State *L, bool max) {
     lm_tensor *x = l_check_tensor(L, 1);
@@ -540,6 +565,7 @@ static const luaL_Reg functional[] = {{"linear", f_linear},
                                       {"_channel_affine", f_channel_affine},
                                       {"conv2d", f_conv2d},
                                       {"_conv2d_affine", f_conv2d_affine},
+                                      {"conv_transpose2d", f_conv_transpose2d},
                                       {"max_pool2d", f_max_pool2d},
                                       {"avg_pool2d", f_avg_pool2d},
                                       {NULL, NULL}};

@@ -108,6 +108,20 @@ typedef struct lm_conv_options {
  * (likewise ow), as torch.nn.functional.conv2d. */
 lm_status lm_ag_conv2d(lm_tensor **out, lm_tensor *x, lm_tensor *weight, lm_tensor *bias,
                        const lm_conv_options *opt);
+/* Transposed convolution's options: the convolution's (padding is that
+ * conv's, removed from each side of the output) and output_padding, rows and
+ * columns added at the bottom and right (below the stride or the dilation). */
+typedef struct lm_conv_transpose_options {
+    lm_conv_options conv;
+    int64_t output_pad_h, output_pad_w;
+} lm_conv_transpose_options;
+
+/* x [N, C, H, W], weight [C, O / groups, kh, kw], bias [O] or NULL ->
+ * [N, O, oh, ow], oh = (H - 1) stride_h - 2 pad_h + dilation_h (kh - 1) +
+ * output_pad_h + 1 (likewise ow), as torch.nn.functional.conv_transpose2d:
+ * the gradient of conv2d's input (core/conv_transpose.c). */
+lm_status lm_ag_conv_transpose2d(lm_tensor **out, lm_tensor *x, lm_tensor *weight, lm_tensor *bias,
+                                 const lm_conv_transpose_options *opt);
 /* conv2d without bias, then per output channel * scale + shift [+ residual]
  * [then ReLU] (a convolution and the batch norm after it in evaluation),
  * each plane mapped as it is written where the backend can (else conv2d,
