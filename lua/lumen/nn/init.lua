@@ -463,7 +463,10 @@ function nn.evaluating(models, fn, opts)
   return table.unpack(results, 2, results.n)
 end
 
+-- the weight initialisers by scheme name, for the layer files
+nn._init_weight = init_weight
 require('lumen.nn.conv_layers')(nn)
+require('lumen.nn.conv_transpose')(nn)
 require('lumen.nn.transformer_layers')(nn)
 require('lumen.nn.containers')(nn)
 require('lumen.nn.losses')(nn)
