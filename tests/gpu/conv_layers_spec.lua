@@ -102,6 +102,25 @@ describe("gpu conv layers", function()
     twin_check("resnet18", function() return lm.models.resnet18{num_classes = 10, stem = "cifar", width = 8} end,
       lm.randn(2, 3, 16, 16), GEMM)
   end)
+  -- (the conv slots' backward-data, forward and backward-filter, with the
+  -- transposed roles; output_padding 1 at stride 1 makes the convolution it
+  -- transposes larger than its input)
+  it("ConvTranspose2d: U-Net's 2x2 stride 2, DCGAN's 4x4, output_padding, groups and dilation", function()
+    local layers = {
+      {"2x2 stride 2", function() return nn.ConvTranspose2d(6, 4, 2, {stride = 2}) end, {2, 6, 5, 4}},
+      {"4x4 stride 2 padding 1", function() return nn.ConvTranspose2d(4, 3, 4, {stride = 2, padding = 1}) end,
+        {2, 4, 5, 5}},
+      {"3x3 stride 2 output_padding 1 no bias",
+        function() return nn.ConvTranspose2d(3, 5, 3, {stride = 2, padding = 1, output_padding = 1, bias = false}) end,
+        {3, 3, 4, 6}},
+      {"groups 2 dilation {2, 3}",
+        function() return nn.ConvTranspose2d(4, 6, 3, {padding = 1, groups = 2, dilation = {2, 3}}) end, {2, 4, 5, 5}},
+      {"depthwise stride 2", function() return nn.ConvTranspose2d(4, 4, 3, {stride = 2, groups = 4}) end, {1, 4, 4, 4}},
+      {"output_padding past the stride", function() return nn.ConvTranspose2d(3, 2, 3, {output_padding = 1,
+        dilation = 2}) end, {2, 3, 5, 5}},
+    }
+    for _, l in ipairs(layers) do twin_check("ConvTranspose2d " .. l[1], l[2], lm.randn(l[3]), GEMM) end
+  end)
   -- (cuDNN's group count and dilation; without cuDNN, im2col a group at a
   -- time with dilated taps) against the CPU's depthwise kernel and grouped
   -- im2col, and the reference loops for the forward pass
