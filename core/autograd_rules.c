@@ -735,9 +735,9 @@ lm_status lm_rule_batch_norm(lm_node *n, lm_tensor *g, lm_tensor **gi) {
  * channels])^T and gx[n, group's channels] += col2im(W_group^T @ g[n,
  * group's rows]). g3 [N, O, P], w2 [O, K] with K = C / groups * kh * kw;
  * gx and gw (either may be NULL) start at zero. */
-static lm_status conv2d_backward_by_images(lm_tensor *gx, lm_tensor *gw, const lm_backend *be,
-                                           lm_tensor *g3, lm_tensor *xc, lm_tensor *w2,
-                                           const lm_conv_geometry *geo) {
+lm_status lm_conv2d_backward_by_images(lm_tensor *gx, lm_tensor *gw, const lm_backend *be,
+                                       lm_tensor *g3, lm_tensor *xc, lm_tensor *w2,
+                                       const lm_conv_geometry *geo) {
     int64_t N = xc->shape[0], groups = lm_conv_groups(geo), O = w2->shape[0], og = O / groups;
     lm_conv_geometry cg = *geo;
     cg.channels = geo->channels / groups;
@@ -809,7 +809,7 @@ lm_status lm_rule_conv2d(lm_node *n, lm_tensor *g, lm_tensor **gi) {
         if (needs_grad(n, 0)) gx = sc_zeros_like(&sc, x);
         if (needs_grad(n, 1)) gw = sc_zeros(&sc, device, 2, w2s);
         if (sc.status == LM_OK && (gx || gw))
-            sc.status = conv2d_backward_by_images(gx, gw, be, g3, xc, w2, &geo);
+            sc.status = lm_conv2d_backward_by_images(gx, gw, be, g3, xc, w2, &geo);
     }
     if (needs_grad(n, 0)) gi[0] = sc_give(&sc, gx);
     if (needs_grad(n, 1)) gi[1] = sc_give(&sc, sc_reshape(&sc, gw, w->ndim, w->shape));

@@ -45,4 +45,15 @@ lm_status lm_rule_avg_pool2d(lm_node *n, lm_tensor *g, lm_tensor **gi);
 /* The geometry a conv2d or pool2d node stored (nn_ops.c). */
 lm_conv_geometry lm_node_geometry(const lm_node *n);
 
+/* A backend without whole-batch convolution slots (conv2d, conv2d_backward):
+ * conv2d's forward into out [N, O, oh, ow] (nn_ops.c) and its gradients gx
+ * [N, C, H, W] and gw [O, K] (either may be NULL; both start at zero and
+ * are added to) from g3 [N, O, oh * ow] (autograd_rules.c), per image and
+ * group with im2col / col2im; xc [N, C, H, W], w2 the weight as [O, K]. */
+lm_status lm_conv2d_by_images(lm_tensor *out, const lm_backend *be, lm_tensor *xc, lm_tensor *w2,
+                              const lm_conv_geometry *g);
+lm_status lm_conv2d_backward_by_images(lm_tensor *gx, lm_tensor *gw, const lm_backend *be,
+                                       lm_tensor *g3, lm_tensor *xc, lm_tensor *w2,
+                                       const lm_conv_geometry *geo);
+
 #endif

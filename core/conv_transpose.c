@@ -160,15 +160,20 @@ static lm_status rule_conv_transpose2d(lm_node *n, lm_tensor *g, lm_tensor **gi)
     const lm_backend *be = sc_backend(&sc, x);
     if (sc.status) return sc_end(&sc);
     lm_conv_geometry geo = lm_node_geometry(n);
-    int64_t N = x->shape[0], O = geo.channels, P = geo.height * geo.width;
-    int64_t g3s[3] = {N, O, P}, full[4] = {N, x->shape[1], geo.out_h, geo.out_w};
+    int64_t N = x->shape[0], C = x->shape[1], O = geo.channels, P = geo.height * geo.width;
+    int64_t g3s[3] = {N, O, P}, full[4] = {N, C, geo.out_h, geo.out_w};
+    int64_t x3s[3] = {N, C, geo.out_h * geo.out_w},
+            w2s[2] = {C, w->shape[1] * geo.kernel_h * geo.kernel_w};
     lm_device device = x->storage->device;
     /* under autocast (the forward's mode) the products' operands round as
      * the forward's did; the bias's sum takes the gradient as it is */
     lm_tensor *xc = sc_cast(&sc, x), *wc = sc_cast(&sc, w), *gc = sc_cast(&sc, g);
+    lm_tensor *w2 = sc_reshape(&sc, wc, 2, w2s);
     if (n->inputs[0]) { /* the conv of gy, cut back to x's size */
         lm_tensor *gx = N > 0 ? sc_empty(&sc, device, 4, full) : sc_zeros(&sc, device, 4, full);
-        if (sc.status == LM_OK && N > 0) sc.status = be->conv2d(gx, gc, wc, NULL, &geo);
+        if (sc.status == LM_OK && N > 0)
+            sc.status = be->conv2d ? be->conv2d(gx, gc, wc, NULL, &geo)
+                                   : lm_conv2d_by_images(gx, be, gc, w2, &geo);
         if (geo.out_h != x->shape[2] || geo.out_w != x->shape[3]) {
             lm_tensor *rows = NULL, *part = NULL;
             if (sc.status == LM_OK)
@@ -180,10 +185,17 @@ static lm_status rule_conv_transpose2d(lm_node *n, lm_tensor *g, lm_tensor **gi)
         gi[0] = sc_give(&sc, gx);
     }
     if (n->inputs[1]) { /* the conv's weight gradient: input gy, output gradient x */
-        lm_tensor *gw = N > 0 ? sc_empty(&sc, device, 4, w->shape) : sc_zeros_like(&sc, w);
-        lm_tensor *xe = conv_output_of(&sc, xc, &geo);
-        if (sc.status == LM_OK && N > 0)
-            sc.status = be->conv2d_backward(NULL, gw, xe, gc, wc, &geo);
+        lm_tensor *xe = conv_output_of(&sc, xc, &geo), *gw;
+        if (be->conv2d_backward) {
+            gw = N > 0 ? sc_empty(&sc, device, 4, w->shape) : sc_zeros_like(&sc, w);
+            if (sc.status == LM_OK && N > 0)
+                sc.status = be->conv2d_backward(NULL, gw, xe, gc, wc, &geo);
+        } else { /* added to image by image, from zero */
+            lm_tensor *gw2 = sc_zeros(&sc, device, 2, w2s), *xe3 = sc_reshape(&sc, xe, 3, x3s);
+            if (sc.status == LM_OK)
+                sc.status = lm_conv2d_backward_by_images(NULL, gw2, be, xe3, gc, w2, &geo);
+            gw = sc_reshape(&sc, gw2, 4, w->shape);
+        }
         gi[1] = sc_give(&sc, gw);
     }
     if (n->inputs[2]) { /* sum over N and the pixels */
@@ -200,18 +212,24 @@ static lm_status forward(lm_tensor **out, const lm_conv_geometry *geo, lm_tensor
     scope sc = {0};
     const lm_backend *be = sc_backend(&sc, x);
     if (sc.status) return sc_end(&sc);
-    if (!be->conv2d || !be->conv2d_backward)
-        return lm_fail(LM_ERR_DEVICE, OP ": %s has no whole-batch convolution",
-                       lm_device_name(x->storage->device));
-    int64_t N = x->shape[0], O = geo->channels;
+    int64_t N = x->shape[0], O = geo->channels, C = x->shape[1];
     int64_t oshape[4] = {N, O, geo->height, geo->width}, bshape[3] = {O, 1, 1};
+    int64_t x3s[3] = {N, C, geo->out_h * geo->out_w},
+            w2s[2] = {C, w->shape[1] * geo->kernel_h * geo->kernel_w};
     lm_tensor *xc = sc_cast(&sc, x), *wc = sc_cast(&sc, w);
     lm_tensor *xe = conv_output_of(&sc, xc, geo);
     /* With no weight gradient asked for, the backend reads the conv's input
      * only for its shape (and, on the CPU, its largest exponent, to choose a
-     * safe algorithm): the zeroed output serves, and is then overwritten. */
+     * safe algorithm): the zeroed output serves, and is then overwritten
+     * (added to, image by image, without the whole-batch slot). */
     lm_tensor *y = sc_zeros(&sc, x->storage->device, 4, oshape);
-    if (sc.status == LM_OK && N > 0) sc.status = be->conv2d_backward(y, NULL, xe, y, wc, geo);
+    if (sc.status == LM_OK && N > 0 && be->conv2d_backward)
+        sc.status = be->conv2d_backward(y, NULL, xe, y, wc, geo);
+    else if (N > 0) {
+        lm_tensor *xe3 = sc_reshape(&sc, xe, 3, x3s), *w2 = sc_reshape(&sc, wc, 2, w2s);
+        if (sc.status == LM_OK)
+            sc.status = lm_conv2d_backward_by_images(y, NULL, be, xe3, y, w2, geo);
+    }
     if (b) {
         lm_tensor *bv = sc_reshape(&sc, b, 3, bshape);
         if (sc.status == LM_OK) sc.status = lm_binary_into(y, LM_ADD, y, bv);

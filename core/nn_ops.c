@@ -791,8 +791,8 @@ static lm_status conv2d_check(lm_conv_geometry *g, lm_tensor *x, lm_tensor *w, l
  * out[n, group's rows] = W_group [O / groups, K] @ im2col(x[n, group's
  * channels]) [K, oh*ow], K = C / groups * kh * kw (the geometry of one
  * group's channels in *cg). */
-static lm_status conv2d_by_images(lm_tensor *out, const lm_backend *be, lm_tensor *xc,
-                                  lm_tensor *w2, const lm_conv_geometry *g) {
+lm_status lm_conv2d_by_images(lm_tensor *out, const lm_backend *be, lm_tensor *xc, lm_tensor *w2,
+                              const lm_conv_geometry *g) {
     int64_t N = xc->shape[0], groups = lm_conv_groups(g), O = w2->shape[0], og = O / groups;
     lm_conv_geometry cg = *g;
     cg.channels = g->channels / groups;
@@ -840,7 +840,7 @@ static lm_status conv2d_forward(lm_tensor **out, lm_conv_geometry *g, lm_tensor 
     if (s == LM_OK && be->conv2d && N > 0 && O > 0)
         s = be->conv2d(*out, xc, wc, bc, g); /* whole batch at once */
     else if (s == LM_OK && !be->conv2d)
-        s = conv2d_by_images(*out, be, xc, w2, g);
+        s = lm_conv2d_by_images(*out, be, xc, w2, g);
     if (s == LM_OK && b && !be->conv2d) {
         int64_t bshape[3] = {O, 1, 1};
         lm_tensor *bv;
