@@ -3,7 +3,7 @@
 -- the outputs of its blocks (conv maps averaged over space, a transformer's
 -- class token), and map them with the study's stages (InfoVAE, estimator,
 -- figures, report, atlas).
---   lumen experiments/introspect_pytorch.lua --weights FILE [--arch resnet18|resnet34|vit]
+--   lumen experiments/introspect_pytorch.lua --weights FILE [--arch resnet18|resnet34|mobilenet_v2|vit]
 --        [--stem cifar|imagenet] [--num-classes 10] [--width 64] [--data cifar10|DIR]
 --        [--size H] [--mean M1,M2,M3] [--std S1,S2,S3]
 --        [--blocks layer1,layer2,layer3,layer4] [--subset N] [--val N] [--test-subset N]
@@ -12,6 +12,10 @@
 --        --size images and [--patch-size 16] [--dim 768] [--depth 12] [--heads 12]
 --        [--mlp-dim 3072] (vit_b_16's); --blocks defaults to every encoder layer
 --        (layers.0, ...), each recorded at its class token
+--   --arch mobilenet_v2: torchvision's MobileNetV2 of [--width-mult 1.0]; --blocks
+--        defaults to its 17 inverted residual blocks and last convolution
+--        (features.1, ..., features.18), --stem cifar (the default) is its
+--        first convolution at stride 1
 --
 -- The network is wrapped as normalise -> network -> softmax, so images stay
 -- in [0, 1] for the figures and the per-sample error is 1/2 ||y - p||^2 of
@@ -30,7 +34,7 @@ local study = require 'lumen.introspect.study'
 local nn = lm.nn
 
 local opts, given = cli.parse(arg, {weights = "", arch = "resnet18", stem = "cifar", num_classes = 10, width = 64,
-  data = "cifar10",
+  width_mult = 1.0, data = "cifar10",
   size = 32, mean = "0.4914,0.4822,0.4465", std = "0.2470,0.2435,0.2616", blocks = "layer1,layer2,layer3,layer4",
   subset = 5000, val = 5000, test_subset = 0, out = "results/introspect_pytorch", device = "cpu", ae_epochs = 20,
   est_epochs = 20, patch_size = 16, dim = 768, depth = 12, heads = 12, mlp_dim = 3072, mmd_weight = 500,
@@ -38,12 +42,14 @@ local opts, given = cli.parse(arg, {weights = "", arch = "resnet18", stem = "cif
   "Self-introspection of a PyTorch-trained network: lumen experiments/introspect_pytorch.lua --weights FILE [options]")
 
 cli.check(opts, {device = {"cpu", "cuda"},
-  arch = {"resnet18", "resnet34", "vit"}, stem = {"cifar", "imagenet"}, num_classes = "count",
-  width = "count", size = "count", subset = "count0", val = "count0", test_subset = "count0", ae_epochs = "count",
-  est_epochs = "count", mmd_weight = "nonnegative", seed = "count0", patch_size = "count", dim = "count",
+  arch = {"resnet18", "resnet34", "mobilenet_v2", "vit"}, stem = {"cifar", "imagenet"}, num_classes = "count",
+  width = "count", width_mult = "positive", size = "count", subset = "count0", val = "count0",
+  test_subset = "count0", ae_epochs = "count", est_epochs = "count", mmd_weight = "nonnegative", seed = "count0", patch_size = "count", dim = "count",
   depth = "count", heads = "count", mlp_dim = "count"})
 -- the sizes of the other kind of network would be ignored: refused instead
-for _, key in ipairs(opts.arch == "vit" and {"width", "stem"} or {"patch_size", "dim", "depth", "heads", "mlp_dim"}) do
+local foreign = {vit = {"width", "width_mult", "stem"}, mobilenet_v2 = {"width", "patch_size", "dim", "depth", "heads",
+  "mlp_dim"}}
+for _, key in ipairs(foreign[opts.arch] or {"width_mult", "patch_size", "dim", "depth", "heads", "mlp_dim"}) do
   if given[key] then cli.usage_error("--%s is not an option of --arch %s", (key:gsub("_", "-")), opts.arch) end
 end
 local channel_mean, channel_std = cli.numbers(opts, "mean"), cli.numbers(opts, "std")
@@ -139,6 +145,15 @@ if opts.arch == "vit" then
   if not given.blocks then
     local names = {}
     for i = 0, opts.depth - 1 do names[#names + 1] = "layers." .. i end
+    opts.blocks = table.concat(names, ",")
+  end
+elseif opts.arch == "mobilenet_v2" then
+  body = lm.models.mobilenet_v2{num_classes = opts.num_classes, stem = opts.stem, width_mult = opts.width_mult}
+  body:load(opts.weights)
+  pool = "mean" -- over space
+  if not given.blocks then
+    local names = {}
+    for i = 1, 18 do names[#names + 1] = "features." .. i end
     opts.blocks = table.concat(names, ",")
   end
 else

@@ -32,7 +32,7 @@ describe("experiments/introspect_pytorch.lua", function()
     end
     local ran, out = py.run("tests/torch/pytorch_experiment_reference.py", "'" .. dir .. "'")
     truthy(ran, "the PyTorch side failed:\n" .. out)
-    local right, total, vit_right, vit_total = out:match("(%d+) (%d+)\n(%d+) (%d+)")
+    local right, total, vit_right, vit_total, mb_right, mb_total = out:match("(%d+) (%d+)\n(%d+) (%d+)\n(%d+) (%d+)")
     truthy(right, "PyTorch's accuracies: " .. out)
 
     local chunk = assert(loadfile("experiments/introspect_pytorch.lua"))
@@ -71,6 +71,19 @@ describe("experiments/introspect_pytorch.lua", function()
     truthy(type(vit_metrics.latent_knn10_accuracy) == "number", "the ViT's map measured")
     local vit_opts = lm.json.decode(assert(io.open(dir .. "/out_vit/options.json")):read("a"))
     eq(vit_opts.blocks, "layers.0,layers.1")
+    -- a torchvision MobileNetV2, its 17 blocks and last convolution recorded, averaged over space
+    _G.arg = {"--weights", dir .. "/mobilenet_v2.safetensors", "--arch", "mobilenet_v2", "--width-mult", "0.25",
+      "--num-classes", "3", "--data", dir .. "/images", "--out", dir .. "/out_mobilenet", "--ae-epochs", "2",
+      "--est-epochs", "2", "--subset", "0"}
+    _G.print = function() end
+    local mb_ok, mb_metrics = pcall(chunk, table.unpack(_G.arg))
+    _G.arg, _G.print = saved_arg, saved_print
+    truthy(mb_ok, tostring(mb_metrics))
+    near(mb_metrics.classifier_accuracy_checked, tonumber(mb_right) / tonumber(mb_total), 1e-9,
+      "PyTorch's MobileNetV2 accuracy")
+    truthy(type(mb_metrics.latent_knn10_accuracy) == "number", "the MobileNetV2's map measured")
+    local mb_opts = lm.json.decode(assert(io.open(dir .. "/out_mobilenet/options.json")):read("a"))
+    eq(select(2, mb_opts.blocks:gsub("features%.", "")), 18, "18 blocks recorded: " .. mb_opts.blocks)
     -- mistakes are refused before any work: a validation set that would take every training image, and
     -- the sizes of the other kind of network
     local build = os.getenv("LUMEN_BUILD_DIR") or "build"
@@ -86,6 +99,9 @@ describe("experiments/introspect_pytorch.lua", function()
       .. "set) (see --help)\nstatus 2\n")
     eq(refused("--arch vit --width 16"), "--width is not an option of --arch vit (see --help)\nstatus 2\n")
     eq(refused("--mlp-dim 32"), "--mlp-dim is not an option of --arch resnet18 (see --help)\nstatus 2\n")
+    eq(refused("--width-mult 0.5"), "--width-mult is not an option of --arch resnet18 (see --help)\nstatus 2\n")
+    eq(refused("--arch mobilenet_v2 --width 16"), "--width is not an option of --arch mobilenet_v2 (see --help)\n"
+      .. "status 2\n")
     -- a folder of 3 classes for a network of 10 outputs (it ran every stage, then failed at the atlas)
     local said = refused("", 10)
     truthy(said:find("has 3 classes (", 1, true) and said:find("but the network has 10 outputs (--num-classes 10)",

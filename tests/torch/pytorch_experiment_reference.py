@@ -9,7 +9,10 @@
       experiments/introspect_pytorch.lua must report for the same files.
       Then the same for a torchvision VisionTransformer (32x32 images, 8x8
       patches, 2 layers of 2 heads, hidden 16, MLP 32) saved in bfloat16 as
-      DIR/vit_bf16.safetensors: a second line with its accuracy.
+      DIR/vit_bf16.safetensors: a second line with its accuracy; then a
+      torchvision MobileNetV2 (width_mult 0.25, its first convolution at
+      stride 1: Lumen's 'cifar' stem) in float32 as
+      DIR/mobilenet_v2.safetensors: a third line.
 """
 import os
 import sys
@@ -37,6 +40,12 @@ def model():
 def vit():
     return VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=16, mlp_dim=32,
                              num_classes=3)
+
+
+def mobilenet():
+    m = torchvision.models.mobilenet_v2(num_classes=3, width_mult=0.25)
+    m.features[0][0].stride = (1, 1)
+    return m
 
 
 def trained(make, dtype, path):
@@ -73,7 +82,8 @@ def accuracy(net, root):
 
 def main(folder):
     root = os.path.join(folder, "images", "test")
-    for make, dtype, name in ((model, torch.float16, "resnet18_f16"), (vit, torch.bfloat16, "vit_bf16")):
+    for make, dtype, name in ((model, torch.float16, "resnet18_f16"), (vit, torch.bfloat16, "vit_bf16"),
+                              (mobilenet, torch.float32, "mobilenet_v2")):
         net = trained(make, dtype, os.path.join(folder, name + ".safetensors"))
         print("%d %d" % accuracy(net, root))
 
