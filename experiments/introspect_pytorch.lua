@@ -44,8 +44,8 @@ local opts, given = cli.parse(arg, {weights = "", arch = "resnet18", stem = "cif
 cli.check(opts, {device = {"cpu", "cuda"},
   arch = {"resnet18", "resnet34", "mobilenet_v2", "vit"}, stem = {"cifar", "imagenet"}, num_classes = "count",
   width = "count", width_mult = "positive", size = "count", subset = "count0", val = "count0",
-  test_subset = "count0", ae_epochs = "count", est_epochs = "count", mmd_weight = "nonnegative", seed = "count0", patch_size = "count", dim = "count",
-  depth = "count", heads = "count", mlp_dim = "count"})
+  test_subset = "count0", ae_epochs = "count", est_epochs = "count", mmd_weight = "nonnegative", seed = "count0",
+  patch_size = "count", dim = "count", depth = "count", heads = "count", mlp_dim = "count"})
 -- the sizes of the other kind of network would be ignored: refused instead
 local foreign = {vit = {"width", "width_mult", "stem"}, mobilenet_v2 = {"width", "patch_size", "dim", "depth", "heads",
   "mlp_dim"}}
