@@ -17,6 +17,7 @@
 #include "lm_autocast.h"
 #include "lm_nn.h"
 #include "lm_ops.h"
+#include <stdint.h>
 
 #define OP "conv_transpose2d"
 
@@ -122,6 +123,14 @@ static lm_status check(lm_conv_geometry *g, const lm_tensor *x, const lm_tensor 
                           "large for kernel %lldx%lld)",
                        (long long)oh, (long long)ow, lm_shape_str(x, sx, sizeof sx),
                        (long long)c->pad_h, (long long)c->pad_w, (long long)kh, (long long)kw);
+    /* cuDNN and the index arithmetic of the kernels take int sides */
+    if (oh > INT32_MAX || ow > INT32_MAX)
+        return lm_fail(LM_ERR_SHAPE,
+                       OP
+                       ": the output would be %lldx%lld from input %s (stride %lldx%lld), larger "
+                       "than %d a side",
+                       (long long)oh, (long long)ow, lm_shape_str(x, sx, sizeof sx),
+                       (long long)c->stride_h, (long long)c->stride_w, INT32_MAX);
     *g = (lm_conv_geometry){.channels = O,
                             .height = oh,
                             .width = ow,

@@ -327,7 +327,10 @@ typedef struct lm_backend {
     lm_status (*conv2d_affine)(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
                                const lm_tensor *scale, const lm_tensor *shift,
                                const lm_tensor *residual, bool relu, const lm_conv_geometry *geo);
-    /* gx = dL/dx and gw = dL/dw from g = dL/dout (either output may be NULL). */
+    /* gx = dL/dx and gw = dL/dw from g = dL/dout (either output may be NULL).
+     * With gw NULL, x is read for its shape (and, on the CPU, its largest
+     * exponent), never for its values, and may share gx's memory:
+     * conv_transpose2d passes its own zeroed output as x. */
     lm_status (*conv2d_backward)(lm_tensor *gx, lm_tensor *gw, const lm_tensor *g,
                                  const lm_tensor *x, const lm_tensor *w,
                                  const lm_conv_geometry *geo);

@@ -118,6 +118,9 @@ describe("gpu conv layers", function()
       {"depthwise stride 2", function() return nn.ConvTranspose2d(4, 4, 3, {stride = 2, groups = 4}) end, {1, 4, 4, 4}},
       {"output_padding past the stride", function() return nn.ConvTranspose2d(3, 2, 3, {output_padding = 1,
         dilation = 2}) end, {2, 3, 5, 5}},
+      {"1x1 stride 3", function() return nn.ConvTranspose2d(5, 3, 1, {stride = 3}) end, {2, 5, 4, 3}},
+      {"padding past the kernel's reach, stride above the kernel",
+        function() return nn.ConvTranspose2d(3, 4, 2, {stride = 3, padding = 2}) end, {2, 3, 5, 6}},
     }
     for _, l in ipairs(layers) do twin_check("ConvTranspose2d " .. l[1], l[2], lm.randn(l[3]), GEMM) end
   end)
