@@ -199,30 +199,24 @@ static int f_mse(lua_State *L) {
     return 1;
 }
 
-/* An integer option of fn at least lo; the error shows what was given (a
- * pair such as {2, 2} is refused: one value serves both dimensions). */
-static int opt_int(lua_State *L, int t, const char *fn, const char *key, int def, int lo) {
+/* An integer option of fn (absent: def); only check_default_int reads one
+ * this way, so any integer passes here. */
+static int opt_int(lua_State *L, int t, const char *fn, const char *key, int def) {
     if (!lua_istable(L, t)) return def;
     lua_getfield(L, t, key);
     int isnum;
     lua_Integer v = lua_tointegerx(L, -1, &isnum);
     if (lua_type(L, -1) != LUA_TNUMBER) isnum = 0; /* not the string "2" */
-    bool absent = lua_isnil(L, -1);
-    if (absent) {
+    if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
         return def;
     }
-    if (!isnum || v < lo || v > INT_MAX) {
+    if (!isnum || v < INT_MIN || v > INT_MAX) {
         int kind = lua_type(L, -1);
         const char *given = kind == LUA_TNUMBER || kind == LUA_TSTRING ? luaL_tolstring(L, -1, NULL)
                                                                        : luaL_typename(L, -1);
         const char *quote = kind == LUA_TSTRING ? "'" : "";
-        if (lo == INT_MIN) /* an option Lumen takes at its default only (check_default_int) */
-            luaL_error(L, "%s: %s must be an integer, got %s%s%s", fn, key, quote, given, quote);
-        luaL_error(
-            L,
-            "%s: %s must be an integer from %d to %d (one value for both dimensions), got %s%s%s",
-            fn, key, lo, INT_MAX, quote, given, quote);
+        luaL_error(L, "%s: %s must be an integer, got %s%s%s", fn, key, quote, given, quote);
     }
     lua_pop(L, 1);
     return (int)v;
@@ -231,7 +225,7 @@ static int opt_int(lua_State *L, int t, const char *fn, const char *key, int def
 /* torch's options that Lumen computes at their default only: the default
  * passes, anything else is refused, never ignored. */
 static void check_default_int(lua_State *L, int t, const char *fn, const char *key, int def) {
-    int v = opt_int(L, t, fn, key, def, INT_MIN);
+    int v = opt_int(L, t, fn, key, def);
     if (v != def) luaL_error(L, "%s: %s = %d is not supported (only %d)", fn, key, v, def);
 }
 static void check_default_bool(lua_State *L, int t, const char *fn, const char *key, bool def) {
@@ -246,60 +240,88 @@ static void check_default_bool(lua_State *L, int t, const char *fn, const char *
                    def ? "true" : "false");
 }
 
-/* An integer >= 1, or (pair) a table {h, w} of two, at option `key` of the
- * table at t (absent: 1 for both); h and w get the values. */
-static void opt_positive(lua_State *L, int t, const char *fn, const char *key, bool pair,
-                         int64_t *h, int64_t *w) {
-    *h = *w = 1;
-    if (!lua_istable(L, t)) return;
-    lua_getfield(L, t, key);
-    int v = lua_gettop(L);
-    if (lua_isnil(L, v)) {
-        lua_pop(L, 1);
-        return;
-    }
-    bool ok = true;
-    int64_t got[2] = {1, 1};
-    if (pair && lua_istable(L, v)) {
-        ok = luaL_len(L, v) == 2;
-        for (int k = 0; k < 2 && ok; k++) {
-            lua_geti(L, v, k + 1);
-            int isnum;
-            got[k] = lua_tointegerx(L, -1, &isnum);
-            ok = isnum && lua_type(L, -1) == LUA_TNUMBER && got[k] >= 1 && got[k] <= INT_MAX;
-            lua_pop(L, 1);
-        }
-    } else {
-        int isnum;
-        got[0] = got[1] = lua_tointegerx(L, v, &isnum);
-        ok = isnum && lua_type(L, v) == LUA_TNUMBER && got[0] >= 1 && got[0] <= INT_MAX;
-    }
-    if (!ok) {
-        int kind = lua_type(L, v);
-        const char *given = kind == LUA_TNUMBER || kind == LUA_TSTRING ? luaL_tolstring(L, v, NULL)
-                            : kind == LUA_TTABLE
-                                ? (pair ? "a table that is not a pair of them" : "a table")
-                                : luaL_typename(L, v);
-        const char *quote = kind == LUA_TSTRING ? "'" : "";
-        luaL_error(L, "%s: %s must be an integer from 1 to %d%s, got %s%s%s", fn, key, INT_MAX,
-                   pair ? " or a pair {h, w} of them" : "", quote, given, quote);
-    }
-    lua_pop(L, 1);
-    *h = got[0], *w = got[1];
+/* Whether the value at v is an integer from lo to INT_MAX (the string "2" is not). */
+static bool size_at(lua_State *L, int v, int64_t lo, int64_t *got) {
+    int isnum;
+    lua_Integer n = lua_tointegerx(L, v, &isnum);
+    *got = n;
+    return isnum && lua_type(L, v) == LUA_TNUMBER && n >= lo && n <= INT_MAX;
 }
 
+/* The value at v as fn's `what`: an integer from lo to INT_MAX for both
+ * dimensions, or (pair) a table {h, w} of two such; h and w get them. The
+ * error names fn and what, and shows what was given (`also`: the other
+ * values the caller takes, for the message). */
+static void check_sizes(lua_State *L, int v, const char *fn, const char *what, int64_t lo,
+                        bool pair, const char *also, int64_t *h, int64_t *w) {
+    int64_t got[2];
+    if (pair && lua_istable(L, v)) {
+        lua_Integer len = luaL_len(L, v);
+        bool ok = len == 2;
+        for (int k = 0; k < 2 && ok; k++) {
+            lua_geti(L, v, k + 1);
+            ok = size_at(L, -1, lo, &got[k]);
+            lua_pop(L, 1);
+        }
+        if (ok) {
+            *h = got[0], *w = got[1];
+            return;
+        }
+        if (len == 0) /* (an options table where a size belongs, say) */
+            luaL_error(
+                L,
+                "%s: %s must be an integer from %d to %d or a pair {h, w} of them%s, got a table",
+                fn, what, (int)lo, INT_MAX, also);
+        if (len != 2)
+            luaL_error(L,
+                       "%s: %s must be an integer from %d to %d or a pair {h, w} of them%s, got a "
+                       "table of length %d",
+                       fn, what, (int)lo, INT_MAX, also, (int)len);
+        lua_geti(L, v, 1), lua_geti(L, v, 2);
+        const char *a = luaL_tolstring(L, -2, NULL), *b = luaL_tolstring(L, -2, NULL);
+        luaL_error(
+            L, "%s: %s must be an integer from %d to %d or a pair {h, w} of them%s, got {%s, %s}",
+            fn, what, (int)lo, INT_MAX, also, a, b);
+    }
+    if (size_at(L, v, lo, &got[0])) {
+        *h = *w = got[0];
+        return;
+    }
+    int kind = lua_type(L, v);
+    bool shown = kind == LUA_TNUMBER || kind == LUA_TSTRING;
+    const char *given = shown ? luaL_tolstring(L, v, NULL) : luaL_typename(L, v);
+    const char *quote = kind == LUA_TSTRING ? "'" : "";
+    luaL_error(L, "%s: %s must be an integer from %d to %d%s%s, got %s%s%s%s", fn, what, (int)lo,
+               INT_MAX, pair ? " or a pair {h, w} of them" : "", also, shown ? "" : "a ", quote,
+               given, quote);
+}
+
+/* Option `key` of the table at t (absent, or no table: def for both) through check_sizes. */
+static void opt_sizes(lua_State *L, int t, const char *fn, const char *key, int64_t lo, bool pair,
+                      const char *also, int64_t def, int64_t *h, int64_t *w) {
+    *h = *w = def;
+    if (!lua_istable(L, t)) return;
+    lua_getfield(L, t, key);
+    if (!lua_isnil(L, -1)) check_sizes(L, lua_gettop(L), fn, key, lo, pair, also, h, w);
+    lua_pop(L, 1);
+}
+
+/* conv2d's options: stride, padding and dilation a size or a pair {h, w}
+ * (padding's strings 'same' and 'valid' F.conv2d turns into sizes first). */
 static lm_conv_options conv_options(lua_State *L, int t) {
     l_check_option_keys(L, t, "conv2d",
                         (const char *const[]){"stride", "padding", "dilation", "groups", NULL});
-    int stride = opt_int(L, t, "conv2d", "stride", 1, 1),
-        pad = opt_int(L, t, "conv2d", "padding", 0, 0);
-    int64_t dh, dw, groups, unused;
-    opt_positive(L, t, "conv2d", "dilation", true, &dh, &dw);
-    opt_positive(L, t, "conv2d", "groups", false, &groups, &unused);
-    return (lm_conv_options){stride, stride, pad, pad, dh, dw, groups};
+    lm_conv_options o;
+    int64_t unused;
+    opt_sizes(L, t, "conv2d", "stride", 1, true, "", 1, &o.stride_h, &o.stride_w);
+    opt_sizes(L, t, "conv2d", "padding", 0, true, ", 'same' or 'valid'", 0, &o.pad_h, &o.pad_w);
+    opt_sizes(L, t, "conv2d", "dilation", 1, true, "", 1, &o.dilation_h, &o.dilation_w);
+    opt_sizes(L, t, "conv2d", "groups", 1, false, "", 1, &o.groups, &unused);
+    return o;
 }
 
-/* F.conv2d(x, w [, b] [, {stride = 1, padding = 0, dilation = 1 or {dh, dw}, groups = 1}]) */
+/* F.conv2d(x, w [, b] [, {stride = 1, padding = 0, dilation = 1, groups = 1}]): stride,
+ * padding and dilation one value or a pair {h, w} */
 static int f_conv2d(lua_State *L) {
     lm_tensor *x = l_check_tensor(L, 1), *w = l_check_tensor(L, 2);
     lm_tensor *b = l_test_tensor(L, 3);
@@ -313,7 +335,8 @@ static int f_conv2d(lua_State *L) {
     return 1;
 }
 
-/* F._conv2d_affine(x, w, {stride, padding}, scale, shift [, residual|nil [, relu]])
+/* F._conv2d_affine(x, w, {stride, padding, dilation, groups}, scale, shift [, residual|nil [,
+ * relu]])
  * -> conv2d without bias, then x * scale + shift per channel [+ residual]
  * [then ReLU], without gradients (a convolution and the batch norm after it
  * in evaluation decide) */
@@ -333,7 +356,8 @@ static int f_conv2d_affine(lua_State *L) {
 }
 
 /* F.conv_transpose2d(x, w [, b] [, {stride = 1, padding = 0, output_padding = 0,
- * dilation = 1 or {dh, dw}, groups = 1}]): w is [in, out / groups, kh, kw] */
+ * dilation = 1, groups = 1}]): w is [in, out / groups, kh, kw]; stride,
+ * padding, output_padding and dilation one value or a pair {h, w} */
 static int f_conv_transpose2d(lua_State *L) {
     const char *fn = "conv_transpose2d";
     lm_tensor *x = l_check_tensor(L, 1), *w = l_check_tensor(L, 2);
@@ -346,24 +370,25 @@ static int f_conv_transpose2d(lua_State *L) {
     l_check_option_keys(
         L, t, fn,
         (const char *const[]){"stride", "padding", "output_padding", "dilation", "groups", NULL});
-    int stride = opt_int(L, t, fn, "stride", 1, 1), pad = opt_int(L, t, fn, "padding", 0, 0),
-        output_pad = opt_int(L, t, fn, "output_padding", 0, 0);
-    int64_t dh, dw, groups, unused;
-    opt_positive(L, t, fn, "dilation", true, &dh, &dw);
-    opt_positive(L, t, fn, "groups", false, &groups, &unused);
-    lm_conv_transpose_options o = {
-        {stride, stride, pad, pad, dh, dw, groups}, output_pad, output_pad};
+    lm_conv_transpose_options o;
+    lm_conv_options *c = &o.conv;
+    int64_t unused;
+    opt_sizes(L, t, fn, "stride", 1, true, "", 1, &c->stride_h, &c->stride_w);
+    opt_sizes(L, t, fn, "padding", 0, true, "", 0, &c->pad_h, &c->pad_w);
+    opt_sizes(L, t, fn, "output_padding", 0, true, "", 0, &o.output_pad_h, &o.output_pad_w);
+    opt_sizes(L, t, fn, "dilation", 1, true, "", 1, &c->dilation_h, &c->dilation_w);
+    opt_sizes(L, t, fn, "groups", 1, false, "", 1, &c->groups, &unused);
     l_check(L, lm_ag_conv_transpose2d(l_push_slot(L), x, w, b, &o));
     return 1;
 }
 
-/* F.max_pool2d(x, kernel [, {stride = kernel, padding = 0}]) */
+/* F.max_pool2d(x, kernel [, {stride = kernel, padding = 0}]): kernel, stride
+ * and padding one value or a pair {h, w} */
 static int pool(lua_State *L, bool max) {
     lm_tensor *x = l_check_tensor(L, 1);
-    lua_Integer k = luaL_checkinteger(L, 2);
     const char *fn = max ? "max_pool2d" : "avg_pool2d";
-    if (k < 1 || k > INT_MAX)
-        return luaL_error(L, "%s: kernel size must be from 1 to %d", fn, INT_MAX);
+    int64_t kh, kw;
+    check_sizes(L, 2, fn, "kernel size", 1, true, "", &kh, &kw);
     if (max) {
         l_check_option_keys(
             L, 3, fn, (const char *const[]){"stride", "padding", "dilation", "ceil_mode", NULL});
@@ -375,9 +400,11 @@ static int pool(lua_State *L, bool max) {
         check_default_bool(L, 3, fn, "count_include_pad", true);
     }
     check_default_bool(L, 3, fn, "ceil_mode", false);
-    int stride = opt_int(L, 3, fn, "stride", (int)k, 1), pad = opt_int(L, 3, fn, "padding", 0, 0);
-    lm_conv_options o = {stride, stride, pad, pad, 1, 1, 1};
-    l_check(L, lm_ag_pool2d(l_push_slot(L), x, k, k, &o, max));
+    lm_conv_options o = {.dilation_h = 1, .dilation_w = 1, .groups = 1};
+    opt_sizes(L, 3, fn, "stride", 1, true, "", 0, &o.stride_h, &o.stride_w);
+    if (o.stride_h == 0) o.stride_h = kh, o.stride_w = kw; /* absent: the kernel's, as torch */
+    opt_sizes(L, 3, fn, "padding", 0, true, "", 0, &o.pad_h, &o.pad_w);
+    l_check(L, lm_ag_pool2d(l_push_slot(L), x, kh, kw, &o, max));
     return 1;
 }
 static int f_max_pool2d(lua_State *L) {

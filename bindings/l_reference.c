@@ -39,15 +39,16 @@ static void l_option_pair(lua_State *L, int t, const char *key, int64_t def, int
     lua_pop(L, 1);
 }
 
-/* lm._reference.conv2d(x, w [, b] [, {stride = 1, padding = 0, dilation = 1
- * or {dh, dw}, groups = 1}]): b may be nil */
+/* lm._reference.conv2d(x, w [, b] [, {stride = 1, padding = 0, dilation = 1,
+ * groups = 1}]): b may be nil; stride, padding and dilation one value or {h, w} */
 static int l_reference_conv2d(lua_State *L) {
     lm_tensor *x = l_check_tensor(L, 1), *w = l_check_tensor(L, 2);
     lm_tensor *b = lua_isnoneornil(L, 3) ? NULL : l_check_tensor(L, 3);
-    int64_t stride = l_option(L, 4, "stride", 1), pad = l_option(L, 4, "padding", 0);
-    int64_t groups = l_option(L, 4, "groups", 1), dil_h, dil_w;
-    l_option_pair(L, 4, "dilation", 1, &dil_h, &dil_w);
-    lm_conv_options o = {stride, stride, pad, pad, dil_h, dil_w, groups};
+    lm_conv_options o;
+    l_option_pair(L, 4, "stride", 1, &o.stride_h, &o.stride_w);
+    l_option_pair(L, 4, "padding", 0, &o.pad_h, &o.pad_w);
+    l_option_pair(L, 4, "dilation", 1, &o.dilation_h, &o.dilation_w);
+    o.groups = l_option(L, 4, "groups", 1);
     l_check(L, lm_reference_conv2d(l_push_slot(L), x, w, b, &o));
     return 1;
 }

@@ -102,7 +102,7 @@ describe("layer options", function()
     eq(nn.Embedding(5, 2, {padding_idx = -2}).padding_idx, 4)
   end)
 
-  it("refuse a misspelt gelu option, a third pooled size, an empty plane and pairs of strides", function()
+  it("refuse a misspelt gelu option, a third pooled size, an empty plane and strides of three", function()
     refused(function() F.gelu(lm.zeros(2), {aprox = "tanh"}) end, "gelu: unknown option 'aprox'")
     refused(function() nn.AdaptiveAvgPool2d({2, 3, 4}) end,
       "nn.AdaptiveAvgPool2d: output_size must be a size or {h, w}, got 3 sizes")
@@ -112,12 +112,12 @@ describe("layer options", function()
       "adaptive_avg_pool2d: the input's channels and planes must not be empty, got 1x1x0x4")
     eq(F.adaptive_avg_pool2d(lm.zeros(0, 1, 4, 4), 2):shape_string(), "0x1x2x2", "an empty batch is fine")
     local x, w = lm.zeros(1, 3, 8, 8), lm.zeros(4, 3, 3, 3)
-    raises(function() F.conv2d(x, w, nil, {stride = {2, 2}}) end,
-      "conv2d: stride must be an integer from 1 to 2147483647 (one value for both dimensions), got table")
+    raises(function() F.conv2d(x, w, nil, {stride = {2, 2, 2}}) end,
+      "conv2d: stride must be an integer from 1 to 2147483647 or a pair {h, w} of them, got a table of length 3")
     raises(function() F.conv2d(x, w, nil, {stride = "2"}) end, "conv2d: stride must be an integer from 1 to")
     raises(function() F.conv2d(x, w, nil, {stride = 0}) end, "got 0")
     raises(function() F.max_pool2d(x, 2, {padding = -1}) end,
-      "max_pool2d: padding must be an integer from 0 to 2147483647 (one value for both dimensions), got -1")
+      "max_pool2d: padding must be an integer from 0 to 2147483647 or a pair {h, w} of them, got -1")
     refused(function() F.conv2d(x, w, nil, {groups = 1.5}) end,
       "conv2d: groups must be an integer from 1 to 2147483647, got 1.5")
     refused(function() F.conv2d(x, w, nil, {dilation = "2"}) end,
@@ -133,8 +133,15 @@ describe("layer options", function()
         .. "the output would be empty")
     refused(function() lm.zeros(2):to() end,
       "to: expected a device ('cpu', 'cuda') or a dtype ('float32', 'int32', 'uint8'), got nothing")
-    refused(function() nn.Conv2d(3, 4, 3, {stride = {2, 2}}) end,
-      "nn.Conv2d: stride (one for both dimensions) must be a positive integer, got a table")
+    refused(function() nn.Conv2d(3, 4, 3, {stride = {2, 0}}) end,
+      "nn.Conv2d: stride must be a positive integer or a pair {h, w} of them, got {2, 0}")
+    refused(function() nn.Conv2d(3, 4, {3}) end,
+      "nn.Conv2d: kernel size must be a positive integer or a pair {h, w} of them, got a table of length 1")
+    refused(function() nn.MaxPool2d({2, 2}, {1, "1"}) end,
+      'nn.MaxPool2d: stride must be a positive integer or a pair {h, w} of them, got {1, "1"}')
+    refused(function() F.conv2d(x, w, nil, {padding = "same", stride = 2}) end,
+      "conv2d: padding 'same' needs stride 1, as in torch, got stride 2")
+    refused(function() F.conv2d(x, w, nil, {padding = "full"}) end, "got 'full'")
   end)
 
   it("refuse loss options that would be ignored, and the mean of an empty batch", function()

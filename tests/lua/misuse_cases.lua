@@ -214,13 +214,13 @@ function M.cases(scratch)
   case("conv2d 3-d input", "conv2d: input must be [N, C, H, W], got [3, 5, 5]", function() return function() return F.conv2d(lm.ones(3, 5, 5), lm.ones(2, 3, 3, 3)) end end)
   case("conv2d channel mismatch", "conv2d: input has 2 channels, weight expects 3 (input [1, 2, 5, 5], weight [2, 3, 3, 3])", function() return function() return F.conv2d(lm.ones(1, 2, 5, 5), lm.ones(2, 3, 3, 3)) end end)
   case("conv2d kernel larger", "conv2d: kernel 3x3 is larger than the padded input [1, 3, 2, 2]", function() return function() return F.conv2d(lm.ones(1, 3, 2, 2), lm.ones(2, 3, 3, 3)) end end)
-  case("conv2d stride 0", "conv2d: stride must be an integer from 1 to 2147483647 (one value for both dimensions), got 0", function() return function() return F.conv2d(lm.ones(1, 3, 5, 5), lm.ones(2, 3, 3, 3), {stride = 0}) end end)
-  case("max_pool2d kernel 0", "max_pool2d: kernel size must be from 1 to 2147483647", function() return function() return F.max_pool2d(lm.ones(1, 1, 4, 4), 0) end end)
+  case("conv2d stride 0", "conv2d: stride must be an integer from 1 to 2147483647 or a pair {h, w} of them, got 0", function() return function() return F.conv2d(lm.ones(1, 3, 5, 5), lm.ones(2, 3, 3, 3), {stride = 0}) end end)
+  case("max_pool2d kernel 0", "max_pool2d: kernel size must be an integer from 1 to 2147483647 or a pair {h, w} of them, got 0", function() return function() return F.max_pool2d(lm.ones(1, 1, 4, 4), 0) end end)
   case("matmul past BLAS's int sizes", "matmul: [4294967301, 1] @ [1, 1] has a size past BLAS's limit of 2147483647", function() local a = lm.zeros(1, 1):expand(4294967301, 1); return function() return lm.matmul(a, lm.ones(1, 1)) end end)
   case("conv2d dilation 0", "conv2d: dilation must be an integer from 1 to 2147483647 or a pair {h, w} of them, got 0",
     function() return function() return F.conv2d(lm.ones(1, 1, 7, 7), lm.ones(1, 1, 3, 3), nil, {dilation = 0}) end end)
   case("conv2d dilation pair with 0",
-    "conv2d: dilation must be an integer from 1 to 2147483647 or a pair {h, w} of them, got a table that is not a pair of them",
+    "conv2d: dilation must be an integer from 1 to 2147483647 or a pair {h, w} of them, got {2, 0}",
     function() return function() return F.conv2d(lm.ones(1, 1, 7, 7), lm.ones(1, 1, 3, 3), nil, {dilation = {2, 0}}) end end)
   case("conv2d groups pair", "conv2d: groups must be an integer from 1 to 2147483647, got a table",
     function() return function() return F.conv2d(lm.ones(1, 2, 7, 7), lm.ones(2, 1, 3, 3), nil, {groups = {2, 2}}) end end)
@@ -239,7 +239,27 @@ function M.cases(scratch)
       .. "expects 4 a group (input [1, 4, 5, 5], weight [4, 4, 3, 3]; weights are [out, in / groups, kh, kw])",
     function() return function() return F.conv2d(lm.ones(1, 4, 5, 5), lm.ones(4, 4, 3, 3), nil, {groups = 2}) end end)
   case("conv2d padding_mode", "conv2d: unknown option 'padding_mode' (known: stride, padding, dilation, groups)", function() return function() return F.conv2d(lm.ones(1, 1, 5, 5), lm.ones(1, 1, 3, 3), nil, {padding_mode = "reflect"}) end end)
-  case("conv2d stride past int", "conv2d: stride must be an integer from 1 to 2147483647 (one value for both dimensions), got 4294967298", function() return function() return F.conv2d(lm.ones(1, 1, 7, 7), lm.ones(1, 1, 3, 3), nil, {stride = 4294967298}) end end)
+  case("conv2d stride past int", "conv2d: stride must be an integer from 1 to 2147483647 or a pair {h, w} of them, got 4294967298", function() return function() return F.conv2d(lm.ones(1, 1, 7, 7), lm.ones(1, 1, 3, 3), nil, {stride = 4294967298}) end end)
+  case("conv2d stride pair with 0", "conv2d: stride must be an integer from 1 to 2147483647 or a pair {h, w} of them, got {1, 0}",
+    function() return function() return F.conv2d(lm.ones(1, 1, 7, 7), lm.ones(1, 1, 3, 3), nil, {stride = {1, 0}}) end end)
+  case("conv2d padding of three", "conv2d: padding must be an integer from 0 to 2147483647 or a pair {h, w} of them, 'same' or 'valid', got a table of length 3",
+    function() return function() return F.conv2d(lm.ones(1, 1, 7, 7), lm.ones(1, 1, 3, 3), nil, {padding = {1, 1, 1}}) end end)
+  case("conv2d padding pair negative", "conv2d: padding must be an integer from 0 to 2147483647 or a pair {h, w} of them, 'same' or 'valid', got {-1, 1}",
+    function() return function() return F.conv2d(lm.ones(1, 1, 7, 7), lm.ones(1, 1, 3, 3), nil, {padding = {-1, 1}}) end end)
+  case("conv2d padding 'full'", "conv2d: padding must be an integer from 0 to 2147483647 or a pair {h, w} of them, 'same' or 'valid', got 'full'",
+    function() return function() return F.conv2d(lm.ones(1, 1, 7, 7), lm.ones(1, 1, 3, 3), nil, {padding = "full"}) end end)
+  case("conv2d same strided", "conv2d: padding 'same' needs stride 1, as in torch, got stride {2, 1}",
+    function() return function() return F.conv2d(lm.ones(1, 1, 7, 7), lm.ones(1, 1, 3, 3), {padding = "same", stride = {2, 1}}) end end)
+  case("max_pool2d kernel pair with a fraction", "max_pool2d: kernel size must be an integer from 1 to 2147483647 or a pair {h, w} of them, got {2, 1.5}",
+    function() return function() return F.max_pool2d(lm.ones(1, 1, 5, 5), {2, 1.5}) end end)
+  case("avg_pool2d stride pair with 0", "avg_pool2d: stride must be an integer from 1 to 2147483647 or a pair {h, w} of them, got {0, 1}",
+    function() return function() return F.avg_pool2d(lm.ones(1, 1, 5, 5), 2, {stride = {0, 1}}) end end)
+  case("max_pool2d padding pair past half", "max_pool2d: padding 1x2 is more than half the kernel 2x3",
+    function() return function() return F.max_pool2d(lm.ones(1, 1, 5, 5), {2, 3}, {padding = {1, 2}}) end end)
+  case("MaxPool2d padding pair past half", "nn.MaxPool2d: padding {1, 2} must be at most half the kernel {2, 3}",
+    function() return function() return lm.nn.MaxPool2d({2, 3}, 1, {1, 2}) end end)
+  case("AvgPool2d padding negative", "nn.AvgPool2d: padding must be a non-negative integer or a pair {h, w} of them, got -1",
+    function() return function() return lm.nn.AvgPool2d(3, 1, -1) end end)
   case("conv2d empty plane padded", "conv2d: input [1, 1, 0, 4] has no height or width", function() return function() return F.conv2d(lm.zeros(1, 1, 0, 4), lm.ones(1, 1, 2, 2), nil, {padding = 1}) end end)
   case("max_pool2d ceil_mode", "max_pool2d: ceil_mode = true is not supported (only false)", function() return function() return F.max_pool2d(lm.ones(1, 1, 5, 5), 2, {ceil_mode = true}) end end)
   case("max_pool2d dilation", "max_pool2d: dilation = 2 is not supported (only 1)", function() return function() return F.max_pool2d(lm.ones(1, 1, 5, 5), 2, {dilation = 2}) end end)
@@ -558,7 +578,7 @@ function M.cases(scratch)
 
   -- layer options: a torch option Lumen does not compute, or a misspelt one, is an error
   local nn = lm.nn
-  case("Conv2d dilation 0", "nn.Conv2d: dilation must be a positive integer or a pair {dh, dw} of them, got 0",
+  case("Conv2d dilation 0", "nn.Conv2d: dilation must be a positive integer or a pair {h, w} of them, got 0",
     function() return function() return nn.Conv2d(2, 3, 3, {dilation = 0}) end end)
   case("Conv2d groups not dividing the outputs",
     "nn.Conv2d: groups (2) must divide the input channels (2) and the output channels (3)",
@@ -566,18 +586,22 @@ function M.cases(scratch)
   case("Conv2d groups not dividing the inputs",
     "nn.Conv2d: groups (2) must divide the input channels (3) and the output channels (4)",
     function() return function() return nn.Conv2d(3, 4, 3, {groups = 2}) end end)
-  case("Conv2d same with an uneven dilation",
-    "nn.Conv2d: padding 'same' with kernel 3 and dilation {1, 2} would pad the two dimensions differently, "
-      .. "which Lumen's convolutions do not",
-    function() return function() return nn.Conv2d(2, 3, 3, {padding = "same", dilation = {1, 2}}) end end)
+  case("Conv2d kernel of three sizes",
+    "nn.Conv2d: kernel size must be a positive integer or a pair {h, w} of them, got a table of length 3",
+    function() return function() return nn.Conv2d(2, 3, {3, 3, 3}) end end)
+  case("Conv2d padding pair with a negative",
+    "nn.Conv2d: padding must be a non-negative integer or a pair {h, w} of them, 'same' or 'valid', got {1, -1}",
+    function() return function() return nn.Conv2d(2, 3, 3, {padding = {1, -1}}) end end)
+  case("Conv2d stride pair with a fraction", "nn.Conv2d: stride must be a positive integer or a pair {h, w} of them, "
+    .. "got {2, 1.5}", function() return function() return nn.Conv2d(2, 3, 3, {stride = {2, 1.5}}) end end)
   case("Conv2d misspelt option", "nn.Conv2d: unknown option 'paddin'; did you mean padding? "
       .. "(known: bias, dilation, groups, init, padding, stride)",
     function() return function() return nn.Conv2d(2, 3, 3, {paddin = 1}) end end)
-  case("Conv2d same padding, even kernel", "nn.Conv2d: padding 'same' with an even kernel (4) would pad unevenly, "
-    .. "which Lumen's convolutions do not", function() return function() return nn.Conv2d(2, 3, 4, {padding = "same"}) end end)
+  case("Conv2d same padding, stride pair", "nn.Conv2d: padding 'same' needs stride 1, as in torch, got stride {1, 2}",
+    function() return function() return nn.Conv2d(2, 3, 4, {padding = "same", stride = {1, 2}}) end end)
   case("Conv2d same padding, stride 2", "nn.Conv2d: padding 'same' needs stride 1, as in torch, got stride 2",
     function() return function() return nn.Conv2d(2, 3, 3, {padding = "same", stride = 2}) end end)
-  case("MaxPool2d stride as options", "nn.MaxPool2d: stride must be a positive integer, got a table",
+  case("MaxPool2d stride as options", "nn.MaxPool2d: stride must be a positive integer or a pair {h, w} of them, got a table",
     function() return function() return nn.MaxPool2d(2, {stride = 2}) end end)
   case("resnet18 two class counts", "lm.models.resnet18: num_classes (10) and classes (100) are two spellings of one "
     .. "option; give one", function() return function() return lm.models.resnet18{num_classes = 10, classes = 100} end end)

@@ -1,12 +1,59 @@
 -- lm.nn.functional: stateless, differentiable layer functions.
 local lm = require 'lumen'
 local checks = require 'lumen.nn.checks'
+local conv_args = require 'lumen.nn.conv_args'
 local C = lm._functional
 
 local F = {}
 for name, fn in pairs(C) do F[name] = fn end
 
 local is_tensor = lm.is_tensor
+
+-- F.conv2d(x, w [, b] [, opts]): C's convolution (stride, padding and dilation
+-- a size or a pair {h, w}), with torch's padding strings: 'valid' is none,
+-- 'same' (stride 1) pads d (k - 1) along each dimension, its odd row or column
+-- at the bottom or right as torch: the op pads that side's amount on both
+-- sides and the first output row or column (over the extra one) is dropped.
+local conv2d = C.conv2d
+-- C's conv2d, its errors raised at the line that called F.conv2d
+local function conv2d_at_caller(x, w, b, opts)
+  local ok, y = pcall(conv2d, x, w, b, opts)
+  if not ok then checks.reraise(y, 3) end
+  return y
+end
+function F.conv2d(x, w, b, opts)
+  local o = opts
+  if o == nil and type(b) == "table" then o = b end -- F.conv2d(x, w, opts)
+  local padding = type(o) == "table" and o.padding
+  if type(padding) ~= "string" then
+    local y = conv2d_at_caller(x, w, b, opts) -- (not a tail call: the level counts this frame)
+    return y
+  end
+  local resolved = {}
+  for k, v in pairs(o) do resolved[k] = v end
+  if o == b then b = resolved else opts = resolved end
+  if padding == "valid" or not (is_tensor(w) and w:dim() == 4) then -- (else the op's own error about w)
+    resolved.padding = 0
+    local y = conv2d_at_caller(x, w, b, opts)
+    return y
+  end
+  if padding ~= "same" then
+    error(string.format("conv2d: padding must be an integer from 0 to 2147483647 or a pair {h, w} of them, "
+      .. "'same' or 'valid', got '%s'", padding), 2)
+  end
+  local stride = conv_args.pair(o.stride or 1, 1, "stride", "conv2d", 2)
+  if stride[1] ~= 1 or stride[2] ~= 1 then
+    error("conv2d: padding 'same' needs stride 1, as in torch, got stride " .. conv_args.shown(o.stride), 2)
+  end
+  local dilation = conv_args.pair(o.dilation or 1, 1, "dilation", "conv2d", 2)
+  local before, after = conv_args.same_padding({w:size(3), w:size(4)}, dilation)
+  resolved.padding = after
+  local y = conv2d_at_caller(x, w, b, opts)
+  for i = 1, 2 do
+    if before[i] ~= after[i] then y = y:narrow(2 + i, 2, y:size(2 + i) - 1) end
+  end
+  return y:contiguous() -- (as torch's: a view would refuse x:view where torch's output takes it)
+end
 
 -- the elementwise activations check their input here: a method call on a
 -- number or a table would otherwise fail inside this file
@@ -269,13 +316,16 @@ function F._conv_batch_norm_eval_then(x, conv_weight, conv_opts, running_mean, r
   local fits = residual == nil
   if not fits and lm.is_tensor(residual) and residual:dtype() == "float32" and residual:device() == x:device()
     and x:dim() == 4 and conv_weight:dim() == 4 and residual:dim() == 4 then
-    local stride, pad, d = conv_opts.stride or 1, conv_opts.padding or 0, conv_opts.dilation or 1
-    local dh, dw = type(d) == "table" and d[1] or d, type(d) == "table" and d[2] or d
-    fits = residual:size(1) == x:size(1) and residual:size(2) == conv_weight:size(1)
-      and residual:size(3) == (x:size(3) + 2 * pad - dh * (conv_weight:size(3) - 1) - 1) // stride + 1
-      and residual:size(4) == (x:size(4) + 2 * pad - dw * (conv_weight:size(4) - 1) - 1) // stride + 1
+    local s, p, d = conv_opts.stride or 1, conv_opts.padding or 0, conv_opts.dilation or 1
+    local function at(v, i) return type(v) == "table" and v[i] or v end
+    fits = type(p) ~= "string" and residual:size(1) == x:size(1) and residual:size(2) == conv_weight:size(1)
+    for i = 1, 2 do
+      fits = fits and residual:size(2 + i)
+        == (x:size(2 + i) + 2 * at(p, i) - at(d, i) * (conv_weight:size(2 + i) - 1) - 1) // at(s, i) + 1
+    end
   end
-  if not records and fits then
+  -- (padding 'same' that pads unevenly is F.conv2d's, not the fused op's)
+  if not records and fits and type(conv_opts.padding) ~= "string" then
     return C._conv2d_affine(x, conv_weight, conv_opts, scale, shift, residual, relu == true)
   end
   return F._batch_norm_eval_then(F.conv2d(x, conv_weight, nil, conv_opts), running_mean, running_var, weight, bias,

@@ -35,6 +35,7 @@ local function pytorch_bias(weight)
 end
 
 local check_size = checks.size
+local conv_args = require 'lumen.nn.conv_args'
 
 -- ---- containers -------------------------------------------------------------------------------
 
@@ -191,70 +192,49 @@ local CONV_UNSUPPORTED = {
   padding_mode = {accepts = function(v) return v == "zeros" end, reason = "Lumen pads with zeros"},
 }
 
--- opts.dilation as {dh, dw}: a positive integer for both, or a pair
-local function conv_dilation(d)
-  if d == nil then return {1, 1} end
-  if math.type(d) == "integer" and d >= 1 then return {d, d} end
-  if type(d) == "table" and #d == 2 and math.type(d[1]) == "integer" and d[1] >= 1
-    and math.type(d[2]) == "integer" and d[2] >= 1 then
-    return {d[1], d[2]}
-  end
-  error("nn.Conv2d: dilation must be a positive integer or a pair {dh, dw} of them, got "
-    .. checks.shown(d), 4)
-end
-
--- torch's padding strings as sizes: 'valid' is 0; 'same' keeps the size at
--- stride 1, d (k - 1) / 2 on each side (symmetric: even spans only, and
--- one value for both dimensions)
+-- torch's padding as F.conv2d takes it: a size or a pair, 'valid' is 0, and
+-- 'same' (stride 1) the sizes that keep the output's where both sides get
+-- the same, else 'same' itself (F.conv2d pads the odd row or column at the
+-- bottom or right, as torch)
 local function conv_padding(padding, kernel, stride, dilation)
   if padding == nil or padding == "valid" then return 0 end
   if padding == "same" then
-    if stride ~= 1 then
-      error("nn.Conv2d: padding 'same' needs stride 1, as in torch, got stride " .. tostring(stride), 4)
+    if stride[1] ~= 1 or stride[2] ~= 1 then
+      error("nn.Conv2d: padding 'same' needs stride 1, as in torch, got stride " .. conv_args.shown(
+        conv_args.compact(stride)), 4)
     end
-    local span_h, span_w = dilation[1] * (kernel - 1), dilation[2] * (kernel - 1)
-    if span_h % 2 ~= 0 or span_w % 2 ~= 0 or span_h ~= span_w then
-      if dilation[1] == 1 and dilation[2] == 1 then
-        error(string.format("nn.Conv2d: padding 'same' with an even kernel (%d) would pad unevenly, "
-          .. "which Lumen's convolutions do not", kernel), 4)
-      end
-      error(string.format("nn.Conv2d: padding 'same' with kernel %d and dilation {%d, %d} would pad %s, "
-        .. "which Lumen's convolutions do not", kernel, dilation[1], dilation[2],
-        span_h ~= span_w and "the two dimensions differently" or "unevenly"), 4)
-    end
-    return span_h // 2
+    local before, after = conv_args.same_padding(kernel, dilation)
+    if before[1] ~= after[1] or before[2] ~= after[2] then return "same" end
+    return conv_args.compact(before)
   end
-  if math.type(padding) ~= "integer" or padding < 0 then
-    error("nn.Conv2d: padding must be a non-negative integer, 'same' or 'valid', got " .. tostring(padding), 4)
-  end
-  return padding
+  return conv_args.compact(conv_args.pair(padding, 0, "padding", "nn.Conv2d", 4, ", 'same' or 'valid'"))
 end
 
---- nn.Conv2d(in, out, kernel [, opts]): opts.stride (1), opts.padding (0,
---- 'same' or 'valid'), opts.dilation (1, or {dh, dw}), opts.groups (1: in
---- and out divisible by it; the weight is [out, in / groups, kernel,
---- kernel], as torch's), opts.bias (true), opts.init.
+--- nn.Conv2d(in, out, kernel [, opts]): kernel a size or {kh, kw};
+--- opts.stride (1), opts.padding (0, 'same' or 'valid') and opts.dilation
+--- (1) a size or {h, w}; opts.groups (1: in and out divisible by it; the
+--- weight is [out, in / groups, kh, kw], as torch's), opts.bias (true),
+--- opts.init.
 function nn.Conv2d:init(inputs, outputs, kernel, opts)
   check_size(inputs, "input channels", "nn.Conv2d")
   check_size(outputs, "output channels", "nn.Conv2d")
-  check_size(kernel, "kernel size", "nn.Conv2d")
+  local k = conv_args.pair(kernel, 1, "kernel size", "nn.Conv2d", 3)
   opts = checks.opts(opts, "nn.Conv2d", {stride = true, padding = true, dilation = true, groups = true, init = true,
     bias = true}, CONV_UNSUPPORTED)
-  self.inputs, self.outputs, self.kernel = inputs, outputs, kernel
-  check_size(opts.stride or 1, "stride (one for both dimensions)", "nn.Conv2d")
+  local stride = conv_args.pair(opts.stride or 1, 1, "stride", "nn.Conv2d", 3)
   check_size(opts.groups or 1, "groups", "nn.Conv2d")
   local groups = opts.groups or 1
   if inputs % groups ~= 0 or outputs % groups ~= 0 then
     error(string.format("nn.Conv2d: groups (%d) must divide the input channels (%d) and the output channels (%d)",
       groups, inputs, outputs), 3)
   end
-  local dilation = conv_dilation(opts.dilation)
-  self.stride, self.groups = opts.stride or 1, groups
+  local dilation = conv_args.pair(opts.dilation or 1, 1, "dilation", "nn.Conv2d", 3)
   -- one number where both dimensions agree (what torch's repr and F.conv2d take)
-  self.dilation = dilation[1] == dilation[2] and dilation[1] or dilation
-  self.padding = conv_padding(opts.padding, kernel, opts.stride or 1, dilation)
+  self.inputs, self.outputs, self.kernel = inputs, outputs, conv_args.compact(k)
+  self.stride, self.dilation, self.groups = conv_args.compact(stride), conv_args.compact(dilation), groups
+  self.padding = conv_padding(opts.padding, k, stride, dilation)
   local scheme = opts.init or "he"
-  self:param("weight", init_weight({outputs, inputs // groups, kernel, kernel}, scheme))
+  self:param("weight", init_weight({outputs, inputs // groups, k[1], k[2]}, scheme))
   if checks.flag(opts.bias, true, "bias", "nn.Conv2d") then
     self:param("bias", scheme == "pytorch" and pytorch_bias(self.weight) or lm.zeros(outputs))
   end
@@ -272,11 +252,11 @@ end
 nn._fusable_class(nn.Conv2d)
 
 function nn.Conv2d:extra_repr()
-  local s = string.format("%d -> %d, %dx%d, stride %d, padding %d", self.inputs, self.outputs,
-    self.kernel, self.kernel, self.stride, self.padding)
-  local d = self.dilation
-  if type(d) == "table" then s = s .. string.format(", dilation {%d, %d}", d[1], d[2])
-  elseif d ~= 1 then s = s .. ", dilation " .. d end
+  local k = self.kernel
+  local s = string.format("%d -> %d, %s, stride %s, padding %s", self.inputs, self.outputs,
+    type(k) == "table" and k[1] .. "x" .. k[2] or k .. "x" .. k, conv_args.shown(self.stride),
+    conv_args.shown(self.padding))
+  if self.dilation ~= 1 then s = s .. ", dilation " .. conv_args.shown(self.dilation) end
   if self.groups ~= 1 then s = s .. ", groups " .. self.groups end
   return s
 end
@@ -401,22 +381,30 @@ function nn.Unflatten:init(dim, sizes)
   self.dim, self.sizes = dim, {table.unpack(sizes)}
 end
 
+local function kernel_shown(k) return type(k) == "table" and k[1] .. "x" .. k[2] or k .. "x" .. k end
+
 local function pool(name, max)
   local class = simple(name, function(self, x)
     local f = max and F.max_pool2d or F.avg_pool2d
     return f(x, self.kernel, {stride = self.stride, padding = self.padding})
-  end, function(self) return string.format("%dx%d, stride %d", self.kernel, self.kernel, self.stride) end)
+  end, function(self)
+    local s = string.format("%s, stride %s", kernel_shown(self.kernel), conv_args.shown(self.stride))
+    return self.padding ~= 0 and s .. ", padding " .. conv_args.shown(self.padding) or s
+  end)
+  --- (kernel [, stride [, padding]]): each a size or a pair {h, w}; stride the kernel's by default.
   function class:init(kernel, stride, padding, ...)
     if select("#", ...) > 0 then -- torch's later arguments (dilation, ceil_mode, ...) would be ignored
       error(name .. " takes (kernel [, stride [, padding]]): torch's dilation, ceil_mode, return_indices "
         .. "and count_include_pad are computed at their defaults only", 3)
     end
-    check_size(kernel, "kernel size", name)
-    if stride ~= nil then check_size(stride, "stride", name) end
-    if padding ~= nil and (math.type(padding) ~= "integer" or padding < 0) then
-      error(string.format("%s: padding must be a non-negative integer, got %s", name, tostring(padding)), 3)
+    local k = conv_args.pair(kernel, 1, "kernel size", name, 3)
+    local s = stride == nil and k or conv_args.pair(stride, 1, "stride", name, 3)
+    local p = conv_args.pair(padding or 0, 0, "padding", name, 3)
+    if p[1] > k[1] // 2 or p[2] > k[2] // 2 then -- as torch, per dimension
+      error(string.format("%s: padding %s must be at most half the kernel %s", name,
+        conv_args.shown(conv_args.compact(p)), conv_args.shown(conv_args.compact(k))), 3)
     end
-    self.kernel, self.stride, self.padding = kernel, stride or kernel, padding or 0
+    self.kernel, self.stride, self.padding = conv_args.compact(k), conv_args.compact(s), conv_args.compact(p)
   end
   return class
 end
