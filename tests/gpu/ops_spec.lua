@@ -223,6 +223,15 @@ describe("gpu layers and losses", function()
     check("max_pool2d overlapping", {x = lm.randn(2, 3, 9, 9)}, {"x"},
       function(t) return F.max_pool2d(t.x, 3, {stride = 2, padding = 1}) end, EXACT, ARITH)
     check("avg_pool2d", {x = lm.randn(2, 3, 8, 8)}, {"x"}, function(t) return F.avg_pool2d(t.x, 2) end, ARITH)
+    check("max_pool2d, (h, w) pairs", {x = lm.randn(2, 3, 9, 10)}, {"x"},
+      function(t) return F.max_pool2d(t.x, {2, 3}, {stride = {2, 1}, padding = {1, 1}}) end, EXACT, ARITH)
+    check("avg_pool2d, (h, w) pairs", {x = lm.randn(2, 3, 9, 10)}, {"x"},
+      function(t) return F.avg_pool2d(t.x, {3, 1}, {stride = {1, 2}, padding = {1, 0}}) end, ARITH)
+    x, w, b = lm.randn(2, 3, 11, 10), lm.randn(4, 3, 3, 5), lm.randn(4)
+    out = check("conv2d 3x5 stride {2, 1} padding {1, 2}", {x = x, w = w, b = b}, {"x", "w", "b"},
+      function(t) return F.conv2d(t.x, t.w, t.b, {stride = {2, 1}, padding = {1, 2}}) end, GEMM)
+    against_reference("conv2d 3x5 stride {2, 1} padding {1, 2}", out,
+      R.conv2d(x, w, b, {stride = {2, 1}, padding = {1, 2}}))
     check("global_avg_pool2d", {x = lm.randn(2, 3, 5, 5)}, {"x"}, function(t) return F.global_avg_pool2d(t.x) end,
       TRANS)
   end)
