@@ -5,7 +5,8 @@
 -- 'valid', grouped and depthwise layers with pair kernels: F.conv2d's output
 -- and its input, weight and bias gradients at 1e-5 relative error (max |a -
 -- b| / max |b|) under every CPU algorithm choice; F.max_pool2d and
--- F.avg_pool2d with pair kernels, strides and paddings; and a torch
+-- F.avg_pool2d with pair kernels, strides and paddings, torch's ceil_mode and
+-- count_include_pad = false; and a torch
 -- Sequential of such layers (with batch norms, so evaluation fuses them)
 -- loads strictly into its Lumen twin and gives torch's output.
 -- LUMEN_SPEC_VERBOSE=1 prints the worst error of each case.
@@ -95,12 +96,16 @@ describe("conv2d with (h, w) pairs and padding 'same' against torch " .. ref.tor
       local t = lm.load(string.format("%s/%s.safetensors", dir, case.name))
       local x = t.x:clone():requires_grad(true)
       local fn = case.max and F.max_pool2d or F.avg_pool2d
-      local y = fn(x, arg(case.kernel), {stride = arg(case.stride), padding = arg(case.padding)})
+      local modes = {ceil_mode = case.ceil_mode or nil}
+      if not case.max and case.count_include_pad == false then modes.count_include_pad = false end
+      local opts = {stride = arg(case.stride), padding = arg(case.padding), ceil_mode = modes.ceil_mode,
+        count_include_pad = modes.count_include_pad}
+      local y = fn(x, arg(case.kernel), opts)
       local worst = close(y, t.y, case.name .. " output")
       ;(y * t.gy):sum():backward()
       worst = math.max(worst, close(x.grad, t.gx, case.name .. " input gradient"))
       local class = case.max and nn.MaxPool2d or nn.AvgPool2d
-      close(class(arg(case.kernel), arg(case.stride), arg(case.padding))(t.x), t.y, case.name .. " module")
+      close(class(arg(case.kernel), arg(case.stride), arg(case.padding), modes)(t.x), t.y, case.name .. " module")
       if verbose then io.stderr:write(string.format("    %-32s worst %.2g\n", case.name, worst)) end
       ran[case.name] = true
     end)
@@ -117,7 +122,7 @@ describe("conv2d with (h, w) pairs and padding 'same' against torch " .. ref.tor
       if not ran[case.name] then missing[#missing + 1] = case.name end
     end
     eq(table.concat(missing, ", "), "", "reference cases that did not pass")
-    truthy(#ref.convs >= 29 and #ref.pools >= 6, "the reference's cases: " .. #ref.convs .. ", " .. #ref.pools)
+    truthy(#ref.convs >= 29 and #ref.pools >= 14, "the reference's cases: " .. #ref.convs .. ", " .. #ref.pools)
     local kinds = {}
     for _, case in ipairs(ref.convs) do
       local k, p = case.kernel, case.padding
@@ -147,7 +152,9 @@ describe("conv2d with (h, w) pairs and padding 'same' against torch " .. ref.tor
       nn.Conv2d(6, 6, 4, {padding = "same", bias = false}),
       nn.BatchNorm2d(6),
       nn.Conv2d(6, 6, {3, 4}, {padding = "same", dilation = 2}),
-      nn.AvgPool2d({3, 1}, {1, 2}, {1, 0}))
+      nn.AvgPool2d({3, 1}, {1, 2}, {1, 0}),
+      nn.MaxPool2d(3, 2, 0, {ceil_mode = true}),
+      nn.AvgPool2d({2, 3}, {1, 2}, 1, {ceil_mode = true, count_include_pad = false}))
     m:load_state_dict(lm.load(dir .. "/module.safetensors"), {strict = true})
     m:eval()
     local io_ = lm.load(dir .. "/module_io.safetensors")

@@ -63,7 +63,7 @@ CONVS = [
     ("depthwise_same_k2_d2x1", (2, 6, 9, 10), 12, (2, 2), (1, 1), "same", (2, 1), 6, True),
 ]
 
-# name, input, max, kernel, stride, padding
+# name, input, max, kernel, stride, padding[, ceil_mode, count_include_pad]
 POOLS = [
     ("max_k2x3_s2x1_pad1", (2, 3, 9, 10), True, (2, 3), (2, 1), (1, 1)),
     ("avg_k2x3_s2x1_pad1", (2, 3, 9, 10), False, (2, 3), (2, 1), (1, 1)),
@@ -71,6 +71,15 @@ POOLS = [
     ("avg_k1x3_s1x2_pad0x1", (2, 3, 8, 11), False, (1, 3), (1, 2), (0, 1)),
     ("max_k3_s2x1_pad1x0", (2, 4, 11, 10), True, (3, 3), (2, 1), (1, 0)),
     ("avg_k4x2_s3x2_pad2x1", (2, 4, 13, 10), False, (4, 2), (3, 2), (2, 1)),
+    # torch's ceil_mode (windows past the padding) and count_include_pad=False
+    ("max_ceil_k3_s2", (2, 3, 10, 11), True, (3, 3), (2, 2), (0, 0), True, True),
+    ("max_ceil_k2x3_s2_pad1", (2, 3, 9, 10), True, (2, 3), (2, 2), (1, 1), True, True),
+    ("max_ceil_last_window_dropped", (2, 2, 5, 5), True, (2, 2), (2, 2), (1, 1), True, True),
+    ("avg_ceil_k3_s2_pad1", (2, 3, 10, 11), False, (3, 3), (2, 2), (1, 1), True, True),
+    ("avg_ceil_k3_s3", (2, 3, 8, 10), False, (3, 3), (3, 3), (0, 0), True, True),
+    ("avg_ceil_exclude_k3x2_s2x3_pad1", (2, 3, 10, 11), False, (3, 2), (2, 3), (1, 1), True, False),
+    ("avg_exclude_k3_s1_pad1", (2, 3, 7, 8), False, (3, 3), (1, 1), (1, 1), False, False),
+    ("avg_exclude_k2x4_s2x1_pad1x2", (2, 3, 9, 10), False, (2, 4), (2, 1), (1, 2), False, False),
 ]
 
 
@@ -97,16 +106,20 @@ def write_conv(folder, case):
 
 
 def write_pool(folder, case):
-    name, shape, is_max, k, stride, pad = case
+    name, shape, is_max, k, stride, pad = case[:6]
+    ceil, include = case[6:] if len(case) > 6 else (False, True)
     seed(name)
     x = torch.randn(*shape).requires_grad_(True)
-    f = nn.functional.max_pool2d if is_max else nn.functional.avg_pool2d
-    y = f(x, k, stride, pad)
+    if is_max:
+        y = nn.functional.max_pool2d(x, k, stride, pad, ceil_mode=ceil)
+    else:
+        y = nn.functional.avg_pool2d(x, k, stride, pad, ceil_mode=ceil, count_include_pad=include)
     gy = torch.randn_like(y)
     (y * gy).sum().backward()
     save(f"{folder}/{name}.safetensors", {"x": x.detach(), "gy": gy, "y": y.detach(), "gx": x.grad})
     return {"name": name, "shape": list(shape), "max": is_max, "kernel": list(k),
-            "stride": list(stride) if stride else None, "padding": list(pad)}
+            "stride": list(stride) if stride else None, "padding": list(pad), "ceil_mode": ceil,
+            "count_include_pad": include}
 
 
 def module():
@@ -124,6 +137,8 @@ def module():
         nn.BatchNorm2d(6),
         nn.Conv2d(6, 6, (3, 4), padding="same", dilation=2),
         nn.AvgPool2d((3, 1), stride=(1, 2), padding=(1, 0)),
+        nn.MaxPool2d(3, stride=2, ceil_mode=True),
+        nn.AvgPool2d((2, 3), stride=(1, 2), padding=(1, 1), ceil_mode=True, count_include_pad=False),
     )
 
 

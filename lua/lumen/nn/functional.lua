@@ -554,6 +554,9 @@ function F._layer_norm_composed(x, k, weight, bias, eps)
   return y
 end
 
+-- torch's pooling ceil_mode and count_include_pad = false around the core's pooling
+require('lumen.nn.pool_modes')(F)
+
 -- torch's losses (binary cross entropy, L1, smooth L1, Huber, NLL, KL divergence)
 require('lumen.nn.loss_functions')(F)
 

@@ -385,18 +385,30 @@ local function kernel_shown(k) return type(k) == "table" and k[1] .. "x" .. k[2]
 
 local function pool(name, max)
   local class = simple(name, function(self, x)
-    local f = max and F.max_pool2d or F.avg_pool2d
-    return f(x, self.kernel, {stride = self.stride, padding = self.padding})
+    local opts = {stride = self.stride, padding = self.padding}
+    if self.ceil_mode then opts.ceil_mode = true end
+    if self.count_include_pad == false then opts.count_include_pad = false end
+    return (max and F.max_pool2d or F.avg_pool2d)(x, self.kernel, opts)
   end, function(self)
     local s = string.format("%s, stride %s", kernel_shown(self.kernel), conv_args.shown(self.stride))
-    return self.padding ~= 0 and s .. ", padding " .. conv_args.shown(self.padding) or s
+    if self.padding ~= 0 then s = s .. ", padding " .. conv_args.shown(self.padding) end
+    if self.ceil_mode then s = s .. ", ceil_mode" end
+    if self.count_include_pad == false then s = s .. ", count_include_pad = false" end
+    return s
   end)
-  --- (kernel [, stride [, padding]]): each a size or a pair {h, w}; stride the kernel's by default.
-  function class:init(kernel, stride, padding, ...)
-    if select("#", ...) > 0 then -- torch's later arguments (dilation, ceil_mode, ...) would be ignored
-      error(name .. " takes (kernel [, stride [, padding]]): torch's dilation, ceil_mode, return_indices "
-        .. "and count_include_pad are computed at their defaults only", 3)
+  local known = max and {ceil_mode = true} or {ceil_mode = true, count_include_pad = true}
+  local usage = string.format("%s takes (kernel [, stride [, padding [, {%s}]]])", name,
+    max and "ceil_mode" or "ceil_mode, count_include_pad")
+  --- (kernel [, stride [, padding [, opts]]]): kernel, stride and padding
+  --- each a size or a pair {h, w}, stride the kernel's by default; opts
+  --- torch's ceil_mode (false) and, averaging, count_include_pad (true).
+  function class:init(kernel, stride, padding, opts, ...)
+    -- torch's positional dilation, return_indices, ceil_mode, ... would be misread
+    if select("#", ...) > 0 or (opts ~= nil and type(opts) ~= "table") then
+      error(usage .. ": torch's dilation and return_indices are computed at their defaults only, "
+        .. "and its other options go in the table", 3)
     end
+    opts = checks.opts(opts, name, known)
     local k = conv_args.pair(kernel, 1, "kernel size", name, 3)
     local s = stride == nil and k or conv_args.pair(stride, 1, "stride", name, 3)
     local p = conv_args.pair(padding or 0, 0, "padding", name, 3)
@@ -405,6 +417,8 @@ local function pool(name, max)
         conv_args.shown(conv_args.compact(p)), conv_args.shown(conv_args.compact(k))), 3)
     end
     self.kernel, self.stride, self.padding = conv_args.compact(k), conv_args.compact(s), conv_args.compact(p)
+    self.ceil_mode = checks.flag(opts.ceil_mode, false, "ceil_mode", name)
+    if not max then self.count_include_pad = checks.flag(opts.count_include_pad, true, "count_include_pad", name) end
   end
   return class
 end
