@@ -227,6 +227,11 @@ describe("gpu layers and losses", function()
       function(t) return F.max_pool2d(t.x, {2, 3}, {stride = {2, 1}, padding = {1, 1}}) end, EXACT, ARITH)
     check("avg_pool2d, (h, w) pairs", {x = lm.randn(2, 3, 9, 10)}, {"x"},
       function(t) return F.avg_pool2d(t.x, {3, 1}, {stride = {1, 2}, padding = {1, 0}}) end, ARITH)
+    check("max_pool2d, ceil_mode", {x = lm.randn(2, 3, 10, 9)}, {"x"},
+      function(t) return F.max_pool2d(t.x, 3, {stride = 2, ceil_mode = true}) end, EXACT, ARITH)
+    check("avg_pool2d, ceil_mode and count_include_pad = false", {x = lm.randn(2, 3, 10, 9)}, {"x"},
+      function(t) return F.avg_pool2d(t.x, {3, 2}, {stride = 2, padding = 1, ceil_mode = true,
+        count_include_pad = false}) end, ARITH)
     x, w, b = lm.randn(2, 3, 11, 10), lm.randn(4, 3, 3, 5), lm.randn(4)
     out = check("conv2d 3x5 stride {2, 1} padding {1, 2}", {x = x, w = w, b = b}, {"x", "w", "b"},
       function(t) return F.conv2d(t.x, t.w, t.b, {stride = {2, 1}, padding = {1, 2}}) end, GEMM)
