@@ -248,6 +248,15 @@ static bool size_at(lua_State *L, int v, int64_t lo, int64_t *got) {
     return isnum && lua_type(L, v) == LUA_TNUMBER && n >= lo && n <= INT_MAX;
 }
 
+/* The value at v as an error message shows it (pushed): a number as it is,
+ * a string quoted, anything else by its kind. */
+static const char *push_shown(lua_State *L, int v) {
+    int kind = lua_type(L, v);
+    if (kind == LUA_TNUMBER) return luaL_tolstring(L, v, NULL);
+    if (kind == LUA_TSTRING) return lua_pushfstring(L, "'%s'", lua_tostring(L, v));
+    return lua_pushfstring(L, "a %s", luaL_typename(L, v));
+}
+
 /* The value at v as fn's `what`: an integer from lo to INT_MAX for both
  * dimensions, or (pair) a table {h, w} of two such; h and w get them. The
  * error names fn and what, and shows what was given (`also`: the other
@@ -278,7 +287,7 @@ static void check_sizes(lua_State *L, int v, const char *fn, const char *what, i
                        "table of length %d",
                        fn, what, (int)lo, INT_MAX, also, (int)len);
         lua_geti(L, v, 1), lua_geti(L, v, 2);
-        const char *a = luaL_tolstring(L, -2, NULL), *b = luaL_tolstring(L, -2, NULL);
+        const char *a = push_shown(L, -2), *b = push_shown(L, -2);
         luaL_error(
             L, "%s: %s must be an integer from %d to %d or a pair {h, w} of them%s, got {%s, %s}",
             fn, what, (int)lo, INT_MAX, also, a, b);
@@ -287,13 +296,8 @@ static void check_sizes(lua_State *L, int v, const char *fn, const char *what, i
         *h = *w = got[0];
         return;
     }
-    int kind = lua_type(L, v);
-    bool shown = kind == LUA_TNUMBER || kind == LUA_TSTRING;
-    const char *given = shown ? luaL_tolstring(L, v, NULL) : luaL_typename(L, v);
-    const char *quote = kind == LUA_TSTRING ? "'" : "";
-    luaL_error(L, "%s: %s must be an integer from %d to %d%s%s, got %s%s%s%s", fn, what, (int)lo,
-               INT_MAX, pair ? " or a pair {h, w} of them" : "", also, shown ? "" : "a ", quote,
-               given, quote);
+    luaL_error(L, "%s: %s must be an integer from %d to %d%s%s, got %s", fn, what, (int)lo, INT_MAX,
+               pair ? " or a pair {h, w} of them" : "", also, push_shown(L, v));
 }
 
 /* Option `key` of the table at t (absent, or no table: def for both) through check_sizes. */
