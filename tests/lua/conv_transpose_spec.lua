@@ -87,11 +87,10 @@ describe("misuse of F.conv_transpose2d", function()
     "conv_transpose2d: output_padding 1x1 must be smaller than either the stride 1x1 or the dilation 2x1",
     function() return F.conv_transpose2d(x, w, {output_padding = 1, dilation = {2, 1}}) end)
   case("negative padding",
-    "conv_transpose2d: padding must be an integer from 0 to 2147483647 (one value for both dimensions), got -1",
+    "conv_transpose2d: padding must be an integer from 0 to 2147483647 or a pair {h, w} of them, got -1",
     function() return F.conv_transpose2d(x, w, {padding = -1}) end)
   case("negative output_padding",
-    "conv_transpose2d: output_padding must be an integer from 0 to 2147483647 (one value for both dimensions), "
-      .. "got -1",
+    "conv_transpose2d: output_padding must be an integer from 0 to 2147483647 or a pair {h, w} of them, got -1",
     function() return F.conv_transpose2d(x, w, {output_padding = -1}) end)
   case("groups not dividing the input channels",
     "conv_transpose2d: input has 3 channels, which groups = 2 does not divide (input [1, 3, 4, 4])",
@@ -107,7 +106,7 @@ describe("misuse of F.conv_transpose2d", function()
   case("options not a table", "conv_transpose2d: options must be a table, got number",
     function() return F.conv_transpose2d(x, w, nil, 3) end)
   case("stride 0",
-    "conv_transpose2d: stride must be an integer from 1 to 2147483647 (one value for both dimensions), got 0",
+    "conv_transpose2d: stride must be an integer from 1 to 2147483647 or a pair {h, w} of them, got 0",
     function() return F.conv_transpose2d(x, w, {stride = 0}) end)
   case("groups 0", "conv_transpose2d: groups must be an integer from 1 to 2147483647, got 0",
     function() return F.conv_transpose2d(x, w, {groups = 0}) end)
@@ -127,10 +126,17 @@ describe("nn.ConvTranspose2d", function()
       .. "as in torch",
     function() return nn.ConvTranspose2d(2, 4, 3, {stride = 2, output_padding = 2}) end)
   case("negative padding",
-    "nn.ConvTranspose2d: padding must be a non-negative integer (one value for both dimensions), got -1",
+    "nn.ConvTranspose2d: padding must be a non-negative integer or a pair {h, w} of them, got -1",
     function() return nn.ConvTranspose2d(2, 4, 3, {padding = -1}) end)
-  case("dilation 0", "nn.ConvTranspose2d: dilation must be a positive integer or a pair {dh, dw} of them, got 0",
+  case("dilation 0", "nn.ConvTranspose2d: dilation must be a positive integer or a pair {h, w} of them, got 0",
     function() return nn.ConvTranspose2d(2, 4, 3, {dilation = 0}) end)
+  case("a stride pair of three", "nn.ConvTranspose2d: stride must be a positive integer or a pair {h, w} of them, "
+      .. "got a table of length 3",
+    function() return nn.ConvTranspose2d(2, 4, 3, {stride = {1, 2, 3}}) end)
+  case("output_padding too large in one dimension of a pair",
+    "nn.ConvTranspose2d: output_padding ({0, 2}) must be smaller than either the stride ({1, 2}) or the dilation "
+      .. "(1), as in torch",
+    function() return nn.ConvTranspose2d(2, 4, 3, {stride = {1, 2}, output_padding = {0, 2}}) end)
   case("padding_mode other than zeros",
     'nn.ConvTranspose2d: option padding_mode = "reflect" is not supported (torch\'s ConvTranspose2d pads with '
       .. "zeros only)",

@@ -86,18 +86,25 @@ describe("F.conv_transpose2d against torch " .. ref.torch, function()
     truthy(#ref.cases >= 21, "the reference's cases: " .. #ref.cases)
     local kinds, kernels = {}, {}
     for _, case in ipairs(ref.cases) do
-      kernels[case.kernel] = true
+      if type(case.kernel) == "table" then
+        kinds.pairs = true -- kernel, stride, padding and output_padding (h, w)
+      else
+        kernels[case.kernel] = true
+      end
       if case.groups > 1 and case.groups == case.shape[2] then kinds.depthwise = true end
       if case.groups > 1 and case.groups < case.shape[2] then kinds.grouped = true end
       if case.dilation[1] ~= case.dilation[2] then kinds.dilation_pair = true end
-      if case.output_padding >= case.stride then kinds.output_padding_by_dilation = true end
-      if case.output_padding > 0 and case.output_padding < case.stride then kinds.output_padding = true end
+      local op, st = case.output_padding, case.stride
+      if type(op) == "number" and type(st) == "number" then
+        if op >= st then kinds.output_padding_by_dilation = true end
+        if op > 0 and op < st then kinds.output_padding = true end
+      end
       if not case.bias then kinds.no_bias = true end
       if case.shape[1] == 1 then kinds.batch1 = true end
       if case.shape[3] ~= case.shape[4] then kinds.non_square = true end
     end
     for _, kind in ipairs{"depthwise", "grouped", "dilation_pair", "output_padding_by_dilation", "output_padding",
-      "no_bias", "batch1", "non_square"} do
+      "no_bias", "batch1", "non_square", "pairs"} do
       truthy(kinds[kind], kind)
     end
     for _, k in ipairs{1, 2, 3, 4, 5} do truthy(kernels[k], "kernel " .. k) end
@@ -122,7 +129,8 @@ describe("nn.ConvTranspose2d against torch " .. ref.torch, function()
       nn.ReLU(),
       nn.ConvTranspose2d(6, 6, 3, {padding = 1, groups = 3, bias = false}),
       nn.ConvTranspose2d(6, 4, 2, {stride = 2}),
-      nn.ConvTranspose2d(4, 3, 3, {stride = 2, padding = 2, output_padding = 1, dilation = {2, 3}}))
+      nn.ConvTranspose2d(4, 3, 3, {stride = 2, padding = 2, output_padding = 1, dilation = {2, 3}}),
+      nn.ConvTranspose2d(3, 2, {1, 3}, {stride = {1, 2}, padding = {0, 1}, output_padding = {0, 1}}))
   end
 
   it("a torch Sequential of nn.ConvTranspose2d loads strictly, gives torch's output", function()
@@ -139,7 +147,7 @@ describe("nn.ConvTranspose2d against torch " .. ref.torch, function()
     for name, t in pairs(decoder():state_dict()) do names[#names + 1] = name .. " " .. t:shape_string() end
     table.sort(names)
     eq(table.concat(names, "; "), "0.bias 6; 0.weight 8x6x4x4; 2.weight 6x2x3x3; 3.bias 4; 3.weight 6x4x2x2; "
-      .. "4.bias 3; 4.weight 4x3x3x3")
+      .. "4.bias 3; 4.weight 4x3x3x3; 5.bias 2; 5.weight 3x2x1x3")
   end)
 
   it("init = 'pytorch' draws within torch's bounds, fan-in out / groups * k * k", function()

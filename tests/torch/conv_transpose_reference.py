@@ -49,6 +49,10 @@ CASES = [
     ("no_bias_stride2", (2, 5, 4, 6), 3, 3, 2, 1, 1, (1, 1), 1, False),
     ("batch1", (1, 3, 4, 4), 2, 3, 2, 1, 0, (1, 1), 1, True),
     ("non_square", (2, 3, 4, 9), 5, 3, 2, 1, 1, (1, 1), 1, True),
+    # kernel, stride, padding and output_padding as (h, w) pairs
+    ("pairs_k2x3_s21_p10_op10", (2, 3, 5, 6), 4, (2, 3), (2, 1), (1, 0), (1, 0), (1, 1), 1, True),
+    ("pairs_k1x5_s12_p02_op01_groups2", (2, 4, 4, 5), 6, (1, 5), (1, 2), (0, 2), (0, 1), (1, 1), 2, True),
+    ("pairs_k3x1_s3_p1_dil21", (2, 3, 4, 4), 2, (3, 1), 3, (1, 0), (2, 0), (2, 1), 1, False),
 ]
 
 
@@ -56,7 +60,8 @@ def write_case(folder, case):
     name, shape, out, k, stride, pad, out_pad, dil, groups, bias = case
     torch.manual_seed(sum(map(ord, name)))
     x = (torch.randn(*shape) * 1.5 + 0.3).requires_grad_(True)
-    w = (torch.randn(shape[1], out // groups, k, k) * 0.5).requires_grad_(True)
+    kh, kw = (k, k) if isinstance(k, int) else k
+    w = (torch.randn(shape[1], out // groups, kh, kw) * 0.5).requires_grad_(True)
     b = torch.randn(out).requires_grad_(True) if bias else None
     y = nn.functional.conv_transpose2d(x, w, b, stride, pad, out_pad, groups, dil)
     gy = torch.randn_like(y)
@@ -78,6 +83,7 @@ def module():
         nn.ConvTranspose2d(6, 6, 3, padding=1, groups=3, bias=False),
         nn.ConvTranspose2d(6, 4, 2, stride=2),
         nn.ConvTranspose2d(4, 3, 3, stride=2, padding=2, output_padding=1, dilation=(2, 3)),
+        nn.ConvTranspose2d(3, 2, (1, 3), stride=(1, 2), padding=(0, 1), output_padding=(0, 1)),
     )
 
 

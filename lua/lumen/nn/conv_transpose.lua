@@ -4,12 +4,11 @@
 -- bias [out]), so its state dict goes both ways. Its forward is
 -- F.conv_transpose2d, one op that runs on the CPU and on CUDA.
 --
--- Decided here: one value for kernel, stride, padding and output_padding
--- serves both dimensions (dilation may be a pair {dh, dw}); forward takes
--- no output_size (give output_padding instead).
+-- Decided here: forward takes no output_size (give output_padding instead).
 local lm = require 'lumen'
 local F = require 'lumen.nn.functional'
 local checks = require 'lumen.nn.checks'
+local conv_args = require 'lumen.nn.conv_args'
 local initializers = require 'lumen.nn.initializers'
 
 local NAME = "nn.ConvTranspose2d"
@@ -23,63 +22,45 @@ local UNSUPPORTED = {
 local OPTS = {stride = true, padding = true, output_padding = true, dilation = true, groups = true, bias = true,
   init = true}
 
--- opts.dilation as {dh, dw}: a positive integer for both, or a pair
-local function dilation_of(d)
-  if d == nil then return {1, 1} end
-  if math.type(d) == "integer" and d >= 1 then return {d, d} end
-  if type(d) == "table" and #d == 2 and math.type(d[1]) == "integer" and d[1] >= 1
-    and math.type(d[2]) == "integer" and d[2] >= 1 then
-    return {d[1], d[2]}
-  end
-  error(NAME .. ": dilation must be a positive integer or a pair {dh, dw} of them, got " .. checks.shown(d), 4)
-end
-
--- a non-negative integer option (one value for both dimensions)
-local function non_negative(v, what)
-  if v == nil then return 0 end
-  if math.type(v) ~= "integer" or v < 0 then
-    error(string.format("%s: %s must be a non-negative integer (one value for both dimensions), got %s", NAME,
-      what, checks.shown(v)), 4)
-  end
-  return v
-end
-
 return function(nn)
   local ConvTranspose2d = nn.Module:extend(NAME)
   nn.ConvTranspose2d = ConvTranspose2d
 
   --- nn.ConvTranspose2d(in, out, kernel [, opts]): opts.stride (1),
   --- opts.padding (0), opts.output_padding (0: smaller than the stride or
-  --- the dilation), opts.dilation (1, or {dh, dw}), opts.groups (1: in and
-  --- out divisible by it), opts.bias (true), opts.init ('he', 'glorot' or
-  --- 'pytorch', as nn.Conv2d's; the fan-in is out / groups * kernel^2).
+  --- the dilation), opts.dilation (1), each, as the kernel, one value or a
+  --- pair {h, w}; opts.groups (1: in and out divisible by it), opts.bias
+  --- (true), opts.init ('he', 'glorot' or 'pytorch', as nn.Conv2d's; the
+  --- fan-in is out / groups * kh * kw).
   function ConvTranspose2d:init(inputs, outputs, kernel, opts)
     checks.size(inputs, "input channels", NAME)
     checks.size(outputs, "output channels", NAME)
-    checks.size(kernel, "kernel size", NAME)
+    local k = conv_args.pair(kernel, 1, "kernel size", NAME, 3)
     opts = checks.opts(opts, NAME, OPTS, UNSUPPORTED)
-    checks.size(opts.stride or 1, "stride (one for both dimensions)", NAME)
+    local stride = conv_args.pair(opts.stride or 1, 1, "stride", NAME, 3)
     checks.size(opts.groups or 1, "groups", NAME)
-    local stride, groups = opts.stride or 1, opts.groups or 1
+    local groups = opts.groups or 1
     if inputs % groups ~= 0 or outputs % groups ~= 0 then
       error(string.format("%s: groups (%d) must divide the input channels (%d) and the output channels (%d)",
         NAME, groups, inputs, outputs), 3)
     end
-    local dilation = dilation_of(opts.dilation)
-    local padding, output_padding = non_negative(opts.padding, "padding"),
-      non_negative(opts.output_padding, "output_padding")
+    local dilation = conv_args.pair(opts.dilation or 1, 1, "dilation", NAME, 3)
+    local padding = conv_args.pair(opts.padding or 0, 0, "padding", NAME, 3)
+    local output_padding = conv_args.pair(opts.output_padding or 0, 0, "output_padding", NAME, 3)
     for d = 1, 2 do
-      if output_padding >= stride and output_padding >= dilation[d] then
-        error(string.format("%s: output_padding (%d) must be smaller than either the stride (%d) or the dilation "
-          .. "(%d), as in torch", NAME, output_padding, stride, dilation[d]), 3)
+      if output_padding[d] >= stride[d] and output_padding[d] >= dilation[d] then
+        error(string.format("%s: output_padding (%s) must be smaller than either the stride (%s) or the dilation "
+          .. "(%s), as in torch", NAME, conv_args.shown(conv_args.compact(output_padding)),
+          conv_args.shown(conv_args.compact(stride)), conv_args.shown(conv_args.compact(dilation))), 3)
       end
     end
-    self.inputs, self.outputs, self.kernel = inputs, outputs, kernel
-    self.stride, self.padding, self.output_padding, self.groups = stride, padding, output_padding, groups
     -- one number where both dimensions agree (what torch's repr and F take)
-    self.dilation = dilation[1] == dilation[2] and dilation[1] or dilation
+    self.inputs, self.outputs, self.kernel = inputs, outputs, conv_args.compact(k)
+    self.stride, self.padding = conv_args.compact(stride), conv_args.compact(padding)
+    self.output_padding, self.dilation, self.groups = conv_args.compact(output_padding), conv_args.compact(dilation),
+      groups
     local scheme = opts.init or "he"
-    local weight = nn._init_weight({inputs, outputs // groups, kernel, kernel}, scheme)
+    local weight = nn._init_weight({inputs, outputs // groups, k[1], k[2]}, scheme)
     self:param("weight", weight)
     if checks.flag(opts.bias, true, "bias", NAME) then
       local bias = lm.zeros(outputs)
@@ -102,12 +83,12 @@ return function(nn)
   end
 
   function ConvTranspose2d:extra_repr()
-    local s = string.format("%d -> %d, %dx%d, stride %d, padding %d", self.inputs, self.outputs,
-      self.kernel, self.kernel, self.stride, self.padding)
-    if self.output_padding ~= 0 then s = s .. ", output_padding " .. self.output_padding end
-    local d = self.dilation
-    if type(d) == "table" then s = s .. string.format(", dilation {%d, %d}", d[1], d[2])
-    elseif d ~= 1 then s = s .. ", dilation " .. d end
+    local k = self.kernel
+    local s = string.format("%d -> %d, %s, stride %s, padding %s", self.inputs, self.outputs,
+      type(k) == "table" and k[1] .. "x" .. k[2] or k .. "x" .. k, conv_args.shown(self.stride),
+      conv_args.shown(self.padding))
+    if self.output_padding ~= 0 then s = s .. ", output_padding " .. conv_args.shown(self.output_padding) end
+    if self.dilation ~= 1 then s = s .. ", dilation " .. conv_args.shown(self.dilation) end
     if self.groups ~= 1 then s = s .. ", groups " .. self.groups end
     return s
   end
