@@ -178,6 +178,22 @@ static int f_softplus(lua_State *L) {
     return 1;
 }
 
+/* F._activation(x, name, p0, p1): the activations without a tensor method,
+ * by their op's name; lua/lumen/nn/activations.lua checks the numbers */
+static int f_activation(lua_State *L) {
+    static const char *const names[] = {"hardswish",  "hardsigmoid", "mish",      "selu",
+                                        "celu",       "logsigmoid",  "softsign",  "tanhshrink",
+                                        "hardshrink", "softshrink",  "threshold", NULL};
+    static const lm_unary_op ops[] = {LM_HARDSWISH,  LM_HARDSIGMOID, LM_MISH,     LM_SELU,
+                                      LM_CELU,       LM_LOGSIGMOID,  LM_SOFTSIGN, LM_TANHSHRINK,
+                                      LM_HARDSHRINK, LM_SOFTSHRINK,  LM_THRESHOLD};
+    lm_tensor *x = l_check_tensor(L, 1);
+    lm_unary_op op = ops[luaL_checkoption(L, 2, NULL, names)];
+    double p0 = luaL_optnumber(L, 3, 0), p1 = luaL_optnumber(L, 4, 0);
+    l_check(L, lm_ag_unary(l_push_slot(L), op, x, p0, p1));
+    return 1;
+}
+
 /* F.mse(y_hat, y [, {reduction = 'mean' | 'none'}]) */
 static int f_mse(lua_State *L) {
     lm_tensor *yh = l_check_tensor(L, 1), *y = l_check_tensor(L, 2);
@@ -589,6 +605,7 @@ static const luaL_Reg functional[] = {{"linear", f_linear},
                                       {"cross_entropy", f_cross_entropy},
                                       {"mse", f_mse},
                                       {"_softplus", f_softplus},
+                                      {"_activation", f_activation},
                                       {"_mmd", f_mmd},
                                       {"_mmd_available", f_mmd_available},
                                       {"_batch_norm", f_batch_norm},

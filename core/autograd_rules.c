@@ -56,6 +56,17 @@ int lm_unary_grad_saves(lm_unary_op op, double p0) {
     case LM_LOG10:
     case LM_ERF:
     case LM_SOFTPLUS:
+    case LM_HARDSWISH:
+    case LM_HARDSIGMOID:
+    case LM_MISH:
+    case LM_SELU:
+    case LM_CELU:
+    case LM_LOGSIGMOID:
+    case LM_SOFTSIGN:
+    case LM_TANHSHRINK:
+    case LM_HARDSHRINK:
+    case LM_SOFTSHRINK:
+    case LM_THRESHOLD:
         return LM_UNARY_SAVES_X;
     case LM_RPOW_SCALAR: /* x only for the zero gradient of 0^x at x >= 0 */
         return p0 == 0 ? LM_UNARY_SAVES_X | LM_UNARY_SAVES_Y : LM_UNARY_SAVES_Y;
@@ -238,6 +249,60 @@ lm_status lm_rule_unary_composite(lm_node *n, lm_tensor *g, lm_tensor **gi) {
         d = sc_where(&sc, sc_binary_scalar(&sc, LM_GT, bx, p1), g, d);
         break;
     }
+    case LM_HARDSWISH: /* 0 below -3, x / 3 + 1/2 on [-3, 3), 1 from 3 (and for NaN), as torch */
+        d = sc_binary(&sc, LM_MUL, g,
+                      sc_binary_scalar(&sc, LM_ADD, sc_binary_scalar(&sc, LM_DIV, x, 3), 0.5));
+        d = sc_where(&sc, sc_binary_scalar(&sc, LM_LT, x, 3), d, g);
+        d = sc_where(&sc, sc_binary_scalar(&sc, LM_LT, x, -3), sc_zeros_like(&sc, g), d);
+        break;
+    case LM_HARDSIGMOID: { /* 1/6 strictly inside (-3, 3) */
+        lm_tensor *inside = sc_binary(&sc, LM_MUL, sc_binary_scalar(&sc, LM_GT, x, -3),
+                                      sc_binary_scalar(&sc, LM_LT, x, 3));
+        d = sc_binary(&sc, LM_MUL, g, sc_binary_scalar(&sc, LM_MUL, inside, 1.0 / 6));
+        break;
+    }
+    case LM_MISH: { /* t + x sigmoid(x) (1 - t^2), t = tanh(softplus(x)) */
+        lm_tensor *t = sc_unary(&sc, LM_TANH, sc_unary(&sc, LM_SOFTPLUS, x, 1, 20), 0, 0);
+        lm_tensor *sech2 = sc_scalar_binary(&sc, LM_SUB, 1, sc_unary(&sc, LM_SQUARE, t, 0, 0));
+        lm_tensor *xs = sc_binary(&sc, LM_MUL, x, sc_unary(&sc, LM_SIGMOID, x, 0, 0));
+        d = sc_binary(&sc, LM_MUL, g, sc_binary(&sc, LM_ADD, t, sc_binary(&sc, LM_MUL, xs, sech2)));
+        break;
+    }
+    case LM_SELU: { /* scale alpha e^x where x <= 0, else scale */
+        lm_tensor *e = sc_unary(&sc, LM_EXP, x, 0, 0);
+        lm_tensor *neg = sc_binary(&sc, LM_MUL, g,
+                                   sc_binary_scalar(&sc, LM_MUL, e, LM_SELU_SCALE * LM_SELU_ALPHA));
+        d = sc_where(&sc, sc_binary_scalar(&sc, LM_LE, x, 0), neg,
+                     sc_binary_scalar(&sc, LM_MUL, g, LM_SELU_SCALE));
+        break;
+    }
+    case LM_CELU: { /* e^(x / alpha) where x <= 0, else 1 */
+        lm_tensor *e = sc_unary(&sc, LM_EXP, sc_binary_scalar(&sc, LM_DIV, x, p0), 0, 0);
+        d = sc_where(&sc, sc_binary_scalar(&sc, LM_LE, x, 0), sc_binary(&sc, LM_MUL, g, e), g);
+        break;
+    }
+    case LM_LOGSIGMOID: /* 1 - sigmoid(x) = sigmoid(-x) */
+        d = sc_binary(&sc, LM_MUL, g,
+                      sc_unary(&sc, LM_SIGMOID, sc_unary(&sc, LM_NEG, x, 0, 0), 0, 0));
+        break;
+    case LM_SOFTSIGN: /* 1 / (1 + |x|)^2 */
+        d = sc_binary_scalar(&sc, LM_ADD, sc_unary(&sc, LM_ABS, x, 0, 0), 1);
+        d = sc_binary(&sc, LM_DIV, g, sc_unary(&sc, LM_SQUARE, d, 0, 0));
+        break;
+    case LM_TANHSHRINK: /* tanh(x)^2 */
+        d = sc_binary(&sc, LM_MUL, g,
+                      sc_unary(&sc, LM_SQUARE, sc_unary(&sc, LM_TANH, x, 0, 0), 0, 0));
+        break;
+    case LM_HARDSHRINK: /* 1 outside [-lambd, lambd] only: 0 at its ends and for NaN */
+    case LM_SOFTSHRINK: {
+        lm_tensor *outside = sc_binary(&sc, LM_MAXIMUM, sc_binary_scalar(&sc, LM_LT, x, -p0),
+                                       sc_binary_scalar(&sc, LM_GT, x, p0));
+        d = sc_binary(&sc, LM_MUL, g, outside);
+        break;
+    }
+    case LM_THRESHOLD: /* 0 up to the threshold, included */
+        d = sc_where(&sc, sc_binary_scalar(&sc, LM_LE, x, p0), sc_zeros_like(&sc, g), g);
+        break;
     case LM_UNARY_COUNT:
         break; /* no default: -Wswitch lists an op added without its rule */
     }

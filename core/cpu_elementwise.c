@@ -151,6 +151,17 @@ static void unary_row_f32(lm_unary_op op, int64_t n, float *o, int64_t so, const
         UNARY_CASE(LM_ISINF);
         UNARY_CASE(LM_ISFINITE);
         UNARY_CASE(LM_SOFTPLUS);
+        UNARY_CASE(LM_HARDSWISH);
+        UNARY_CASE(LM_HARDSIGMOID);
+        UNARY_CASE(LM_MISH);
+        UNARY_CASE(LM_SELU);
+        UNARY_CASE(LM_CELU);
+        UNARY_CASE(LM_LOGSIGMOID);
+        UNARY_CASE(LM_SOFTSIGN);
+        UNARY_CASE(LM_TANHSHRINK);
+        UNARY_CASE(LM_HARDSHRINK);
+        UNARY_CASE(LM_SOFTSHRINK);
+        UNARY_CASE(LM_THRESHOLD);
     case LM_UNARY_COUNT:
         break; /* refused by lm_cpu_unary */
     }
@@ -342,6 +353,17 @@ static void unary_backward_range(void *ctx, int64_t begin, int64_t end) {
             GRAD_CASE(LM_GELU);
             GRAD_CASE(LM_GELU_TANH);
             GRAD_CASE(LM_LEAKY_RELU);
+            GRAD_CASE(LM_HARDSWISH);
+            GRAD_CASE(LM_HARDSIGMOID);
+            GRAD_CASE(LM_MISH);
+            GRAD_CASE(LM_SELU);
+            GRAD_CASE(LM_CELU);
+            GRAD_CASE(LM_LOGSIGMOID);
+            GRAD_CASE(LM_SOFTSIGN);
+            GRAD_CASE(LM_TANHSHRINK);
+            GRAD_CASE(LM_HARDSHRINK);
+            GRAD_CASE(LM_SOFTSHRINK);
+            GRAD_CASE(LM_THRESHOLD);
         /* no fused gradient: refused by lm_cpu_unary_backward. Named one by
          * one, so -Wswitch reports a fused op added without its loop here */
         case LM_NEG:

@@ -49,10 +49,21 @@ typedef enum lm_unary_op {
     LM_LOG10,
     LM_RSQRT,
     LM_ERF,
-    LM_ISNAN,    /* 1 where true, 0 where false (float32), as the comparisons */
-    LM_ISINF,    /* +-inf */
-    LM_ISFINITE, /* neither inf nor NaN */
-    LM_SOFTPLUS, /* log(1 + e^(p0 x)) / p0, x where p0 x > p1: p0 = beta, p1 = threshold */
+    LM_ISNAN,       /* 1 where true, 0 where false (float32), as the comparisons */
+    LM_ISINF,       /* +-inf */
+    LM_ISFINITE,    /* neither inf nor NaN */
+    LM_SOFTPLUS,    /* log(1 + e^(p0 x)) / p0, x where p0 x > p1: p0 = beta, p1 = threshold */
+    LM_HARDSWISH,   /* x relu6(x + 3) / 6 */
+    LM_HARDSIGMOID, /* relu6(x + 3) / 6 */
+    LM_MISH,        /* x tanh(softplus(x)) */
+    LM_SELU,        /* scale elu(x, alpha), Klambauer et al.'s constants */
+    LM_CELU,        /* x where x > 0, else p0 (e^(x / p0) - 1): p0 = alpha */
+    LM_LOGSIGMOID,  /* log(sigmoid(x)) = -softplus(-x), without overflow */
+    LM_SOFTSIGN,    /* x / (1 + |x|) */
+    LM_TANHSHRINK,  /* x - tanh(x) */
+    LM_HARDSHRINK,  /* 0 where -p0 <= x <= p0, else x: p0 = lambd */
+    LM_SOFTSHRINK,  /* x - p0 above p0, x + p0 below -p0, else 0: p0 = lambd */
+    LM_THRESHOLD,   /* p1 where x <= p0, else x: p0 = threshold, p1 = value */
     LM_UNARY_COUNT
 } lm_unary_op;
 

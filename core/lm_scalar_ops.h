@@ -110,6 +110,48 @@ LM_HOST_DEVICE static inline float lm_gelu_tanh_grad_f32(float x) {
     return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du;
 }
 
+/* SELU's constants (Klambauer et al. 2017; torch's values) */
+#define LM_SELU_ALPHA 1.6732632423543772848170429916717
+#define LM_SELU_SCALE 1.0507009873554804934193349852946
+
+/* Past this input, mish and its gradient are x and 1 in float32 (tanh of
+ * softplus rounds to 1); e^x is taken of at most it, so no inf / inf. */
+#define LM_MISH_LINEAR 20.0f
+
+/* relu6(x + 3), NaN passing: the shared part of hardsigmoid and hardswish */
+LM_HOST_DEVICE static inline float lm_relu6_shift3_f32(float x) {
+    float c = x + 3.0f;
+    c = c < 0.0f ? 0.0f : c;
+    return c > 6.0f ? 6.0f : c;
+}
+
+/* mish from n = e^x (x held at LM_MISH_LINEAR): tanh(log(1 + n)) is
+ * m / (m + 2) with m = n (n + 2), and 1 - tanh^2 is 4 (m + 1) / (m + 2)^2:
+ * one exp, no cancellation for negative x. */
+LM_HOST_DEVICE static inline float lm_mish_f32(float x) {
+    float n = lm_expf(x > LM_MISH_LINEAR ? LM_MISH_LINEAR : x), m = n * (n + 2.0f);
+    return x * (m / (m + 2.0f));
+}
+
+LM_HOST_DEVICE static inline float lm_mish_grad_f32(float x) {
+    float n = lm_expf(x > LM_MISH_LINEAR ? LM_MISH_LINEAR : x), m = n * (n + 2.0f);
+    float t = m / (m + 2.0f), sech2 = 4.0f * (m + 1.0f) / ((m + 2.0f) * (m + 2.0f));
+    float sig = n / (1.0f + n);
+    return x > LM_MISH_LINEAR ? 1.0f : t + x * sig * sech2;
+}
+
+/* log(sigmoid(x)) = min(x, 0) - log(1 + e^-|x|): no overflow either way;
+ * its derivative 1 - sigmoid(x) from the same z = e^-|x| */
+LM_HOST_DEVICE static inline float lm_logsigmoid_f32(float x) {
+    float z = lm_expf(-fabsf(x));
+    return (x < 0.0f ? x : 0.0f) - log1pf(z);
+}
+
+LM_HOST_DEVICE static inline float lm_logsigmoid_grad_f32(float x) {
+    float z = lm_expf(-fabsf(x));
+    return (x < 0.0f ? 1.0f : z) / (1.0f + z);
+}
+
 /* A batch norm's 1 / sqrt(var + eps) from the batch's own variance. A
  * channel with one value throughout and eps = 0 gets 0, as torch's batch
  * statistics give it (its output is the bias and its gradients 0), not
@@ -209,6 +251,32 @@ LM_HOST_DEVICE static inline float lm_unary_f32(lm_unary_op op, float x, float p
         float bx = x * p0;
         return bx > p1 ? x : log1pf(lm_expf(bx)) / p0;
     }
+    case LM_HARDSWISH: /* in torch's order: x times the clamp, then / 6 */
+        return x * lm_relu6_shift3_f32(x) / 6.0f;
+    case LM_HARDSIGMOID:
+        return lm_relu6_shift3_f32(x) / 6.0f;
+    case LM_MISH:
+        return lm_mish_f32(x);
+    case LM_SELU: { /* expm1 in every lane, as LM_ELU */
+        float e = (float)(LM_SELU_SCALE * LM_SELU_ALPHA) * lm_expm1f(x > 0 ? 0.0f : x);
+        return x > 0 ? (float)LM_SELU_SCALE * x : e;
+    }
+    case LM_CELU: {
+        float e = p0 * lm_expm1f(x > 0 ? 0.0f : x / p0);
+        return x > 0 ? x : e;
+    }
+    case LM_LOGSIGMOID:
+        return lm_logsigmoid_f32(x);
+    case LM_SOFTSIGN:
+        return x / (1.0f + fabsf(x));
+    case LM_TANHSHRINK:
+        return x - lm_tanhf(x);
+    case LM_HARDSHRINK: /* torch's comparisons: NaN passes */
+        return x >= -p0 && x <= p0 ? 0.0f : x;
+    case LM_SOFTSHRINK: /* NaN gives 0, as torch 1.13 */
+        return x > p0 ? x - p0 : x < -p0 ? x + p0 : 0.0f;
+    case LM_THRESHOLD:
+        return x <= p0 ? p1 : x;
     case LM_UNARY_COUNT:
         break;
     }
@@ -235,6 +303,17 @@ LM_HOST_DEVICE static inline bool lm_unary_has_fused_grad(lm_unary_op op) {
     case LM_GELU:
     case LM_GELU_TANH:
     case LM_LEAKY_RELU:
+    case LM_HARDSWISH:
+    case LM_HARDSIGMOID:
+    case LM_MISH:
+    case LM_SELU:
+    case LM_CELU:
+    case LM_LOGSIGMOID:
+    case LM_SOFTSIGN:
+    case LM_TANHSHRINK:
+    case LM_HARDSHRINK:
+    case LM_SOFTSHRINK:
+    case LM_THRESHOLD:
         return true;
     case LM_NEG:
     case LM_LOG:
@@ -289,6 +368,32 @@ LM_HOST_DEVICE static inline float lm_unary_grad_f32(lm_unary_op op, float g, fl
         return g * lm_gelu_tanh_grad_f32(x);
     case LM_LEAKY_RELU: /* the slope at 0, as torch */
         return x > 0 ? g : g * p0;
+    case LM_HARDSWISH: /* torch's values at the kinks: -1/2 at -3, 1 at 3 */
+        return x < -3.0f ? 0.0f : x < 3.0f ? g * (x / 3.0f + 0.5f) : g;
+    case LM_HARDSIGMOID: /* 0 at -3 and 3, and for NaN, as torch */
+        return x > -3.0f && x < 3.0f ? g * (1.0f / 6.0f) : 0.0f;
+    case LM_MISH:
+        return g * lm_mish_grad_f32(x);
+    case LM_SELU: /* scale alpha e^x up to 0 included; scale above and for NaN, as torch */
+        return x <= 0 ? g * (float)(LM_SELU_SCALE * LM_SELU_ALPHA) * lm_expf(x <= 0 ? x : 0.0f)
+                      : g * (float)LM_SELU_SCALE;
+    case LM_CELU: /* e^(x / alpha) up to 0 included; 1 above and for NaN, as torch */
+        return x <= 0 ? g * lm_expf(x <= 0 ? x / p0 : 0.0f) : g;
+    case LM_LOGSIGMOID:
+        return g * lm_logsigmoid_grad_f32(x);
+    case LM_SOFTSIGN: {
+        float d = 1.0f + fabsf(x);
+        return g / (d * d);
+    }
+    case LM_TANHSHRINK: { /* tanh^2, from x: 1 - (1 - tanh^2) would cancel */
+        float t = lm_tanhf(x);
+        return g * t * t;
+    }
+    case LM_HARDSHRINK: /* g outside [-lambd, lambd] only: 0 at its ends and for NaN, as torch */
+    case LM_SOFTSHRINK:
+        return x < -p0 || x > p0 ? g : 0.0f;
+    case LM_THRESHOLD: /* 0 at the threshold, as torch */
+        return x <= p0 ? 0.0f : g;
     case LM_NEG:
     case LM_LOG:
     case LM_SQRT:
@@ -426,6 +531,32 @@ LM_HOST_DEVICE static inline double lm_scalar_unary(lm_unary_op op, double x, do
         return fabs(x) < INFINITY;
     case LM_SOFTPLUS:
         return x * p0 > p1 ? x : log1p(exp(x * p0)) / p0;
+    case LM_HARDSWISH: {
+        double c = x + 3 < 0 ? 0 : x + 3;
+        return x * (c > 6 ? 6 : c) / 6;
+    }
+    case LM_HARDSIGMOID: {
+        double c = x + 3 < 0 ? 0 : x + 3;
+        return (c > 6 ? 6 : c) / 6;
+    }
+    case LM_MISH:
+        return x * tanh(x > 40 ? x : log1p(exp(x)));
+    case LM_SELU:
+        return x > 0 ? LM_SELU_SCALE * x : LM_SELU_SCALE * LM_SELU_ALPHA * expm1(x);
+    case LM_CELU:
+        return x > 0 ? x : p0 * expm1(x / p0);
+    case LM_LOGSIGMOID:
+        return (x < 0 ? x : 0) - log1p(exp(-fabs(x)));
+    case LM_SOFTSIGN:
+        return x / (1 + fabs(x));
+    case LM_TANHSHRINK:
+        return x - tanh(x);
+    case LM_HARDSHRINK:
+        return x >= -p0 && x <= p0 ? 0 : x;
+    case LM_SOFTSHRINK:
+        return x > p0 ? x - p0 : x < -p0 ? x + p0 : 0;
+    case LM_THRESHOLD:
+        return x <= p0 ? p1 : x;
     case LM_UNARY_COUNT:
         break;
     }

@@ -344,7 +344,9 @@ void test_fill(void) {
  * multiply-adds are fused or not as the compiler targets FMA. */
 bool uses_fastmath(lm_unary_op op) {
     return op == LM_EXP || op == LM_TANH || op == LM_SIGMOID || op == LM_ELU || op == LM_GELU ||
-           op == LM_GELU_TANH || op == LM_EXPM1 || op == LM_ERF || op == LM_SOFTPLUS;
+           op == LM_GELU_TANH || op == LM_EXPM1 || op == LM_ERF || op == LM_SOFTPLUS ||
+           op == LM_MISH || op == LM_SELU || op == LM_CELU || op == LM_LOGSIGMOID ||
+           op == LM_TANHSHRINK;
 }
 
 /* The tolerance against the CPU for such ops when this file is built
@@ -370,6 +372,13 @@ std::vector<std::pair<double, double>> unary_params(lm_unary_op op) {
         return {{0.01, 0}, {-0.5, 0}};
     case LM_SOFTPLUS:
         return {{1.0, 20.0}, {2.0, 5.0}};
+    case LM_CELU:
+        return {{1.0, 0}, {0.5, 0}};
+    case LM_HARDSHRINK:
+    case LM_SOFTSHRINK:
+        return {{0.5, 0}, {0.0, 0}};
+    case LM_THRESHOLD:
+        return {{0.5, -2.0}, {-1.0, 3.0}};
     case LM_CLAMP:
         return {{-0.5, 2.0}, {-INFINITY, 0.0}, {3.0, 1.0} /* min > max: max wins */};
     case LM_POW_SCALAR:
@@ -591,7 +600,9 @@ void test_unary_backward(void) {
         }
         Tol tol = unary_tol(op, true);
         for (double alpha : {1.0, 0.5}) {
-            if (alpha != 1.0 && op != LM_ELU) continue;
+            if (alpha != 1.0 && op != LM_ELU && op != LM_CELU && op != LM_SOFTSHRINK &&
+                op != LM_THRESHOLD)
+                continue; /* the ops whose gradient reads alpha (p0) */
             /* layouts of g, x, y and gx */
             const Layout sets[][4] = {{CONTIG, CONTIG, CONTIG, CONTIG},
                                       {EXPAND_ROW, TRANSPOSED, CONTIG, GAPPED},

@@ -322,8 +322,6 @@ static void test_matmul(void) {
 
 /* The fused unary gradients agree with their composite reference formulas. */
 static void test_fused_unary_gradients(void) {
-    lm_unary_op ops[8] = {LM_ELU, LM_SIGMOID, LM_TANH,      LM_RELU,
-                          LM_EXP, LM_GELU,    LM_GELU_TANH, LM_LEAKY_RELU};
     int64_t shape[2] = {37, 41};
     lm_tensor *x, *g;
     lm_tensor_new(&x, LM_FLOAT32, LM_CPU, 2, shape);
@@ -331,17 +329,27 @@ static void test_fused_unary_gradients(void) {
     lm_manual_seed(5);
     lm_rand_normal_(x, 0, 2);
     lm_rand_normal_(g, 0, 1);
-    for (int k = 0; k < 8; k++) {
-        double alpha = ops[k] == LM_ELU ? 0.7 : ops[k] == LM_LEAKY_RELU ? 0.2 : 0;
+    /* every op with a fused gradient, each with a parameter that matters
+     * (the shrinks' lambd and the threshold within the values drawn) */
+    for (int k = 0; k < LM_UNARY_COUNT; k++) {
+        lm_unary_op op = (lm_unary_op)k;
+        if (!lm_unary_has_fused_grad(op)) continue;
+        double alpha = op == LM_ELU          ? 0.7
+                       : op == LM_LEAKY_RELU ? 0.2
+                       : op == LM_CELU       ? 1.3
+                       : op == LM_HARDSHRINK ? 0.8
+                       : op == LM_SOFTSHRINK ? 0.4
+                       : op == LM_THRESHOLD  ? -0.3
+                                             : 0;
         lm_tensor *y;
-        lm_unary(&y, ops[k], x, alpha, 0);
+        lm_unary(&y, op, x, alpha, 0);
         lm_node node = {0};
         node.refcount = 1;
-        node.iparams[0] = ops[k];
+        node.iparams[0] = op;
         node.p[0] = alpha;
         /* what the tape keeps of this op (the fused path then lets the one
          * it kept stand in for the other); the composite reference reads both */
-        int saves = lm_unary_grad_saves(ops[k], alpha);
+        int saves = lm_unary_grad_saves(op, alpha);
         lm_node_save(&node, 0, (saves & LM_UNARY_SAVES_X) ? x : NULL);
         lm_node_save(&node, 1, (saves & LM_UNARY_SAVES_Y) ? y : NULL);
         lm_tensor *fused[LM_NODE_MAX_INPUTS] = {0}, *ref[LM_NODE_MAX_INPUTS] = {0};
