@@ -556,6 +556,8 @@ end
 
 -- torch's pooling ceil_mode and count_include_pad = false around the core's pooling
 require('lumen.nn.pool_modes')(F)
+-- torch's other activations (hardswish, mish, selu, ..., prelu, glu, softmin)
+require('lumen.nn.activation_functions')(F)
 
 -- torch's losses (binary cross entropy, L1, smooth L1, Huber, NLL, KL divergence)
 require('lumen.nn.loss_functions')(F)

@@ -470,6 +470,7 @@ nn._init_weight = init_weight
 require('lumen.nn.conv_layers')(nn)
 require('lumen.nn.conv_transpose')(nn)
 require('lumen.nn.transformer_layers')(nn)
+require('lumen.nn.activation_layers')(nn)
 require('lumen.nn.containers')(nn)
 require('lumen.nn.losses')(nn)
 require('lumen.nn.losses_torch')(nn)
