@@ -476,6 +476,17 @@ describe("gpu elementwise, the later ops", function()
     square = {function(t) return t.x:square() end, ARITH, x}, erf = {function(t) return t.x:erf() end, TRANS, x},
     softplus = {function(t) return F.softplus(t.x) end, TRANS, x},
     softplus_beta = {function(t) return F.softplus(t.x * 3, 2, 5) end, TRANS, x},
+    -- torch's other activations (x * 2 crosses hardswish's -3 and 3)
+    hardswish = {function(t) return F.hardswish(t.x * 2) end, ARITH, x},
+    hardsigmoid = {function(t) return F.hardsigmoid(t.x * 2) end, ARITH, x},
+    mish = {function(t) return F.mish(t.x) end, TRANS, x}, selu = {function(t) return F.selu(t.x) end, TRANS, x},
+    celu = {function(t) return F.celu(t.x, 0.7) end, TRANS, x},
+    logsigmoid = {function(t) return F.logsigmoid(t.x) end, TRANS, x},
+    softsign = {function(t) return F.softsign(t.x) end, ARITH, x},
+    tanhshrink = {function(t) return F.tanhshrink(t.x) end, TRANS, x},
+    hardshrink = {function(t) return F.hardshrink(t.x, 0.7) end, ARITH, x},
+    softshrink = {function(t) return F.softshrink(t.x, 0.7) end, ARITH, x},
+    threshold = {function(t) return F.threshold(t.x, 0.3, -2) end, ARITH, x},
   }
   local names = {}
   for name in pairs(more) do names[#names + 1] = name end

@@ -46,6 +46,53 @@ describe("lm.nn.functional argument checks", function()
   end)
 end)
 
+describe("the activations' arguments, as torch checks them", function()
+  local nn = lm.nn
+  local x = lm.randn(4, 3)
+  it("refuses a wrong input or number", function()
+    for _, fn in ipairs{"hardswish", "hardsigmoid", "mish", "selu", "celu", "logsigmoid", "softsign", "tanhshrink",
+      "hardshrink", "softshrink", "threshold", "prelu", "glu", "softmin"} do
+      refused(function() F[fn]("x") end, fn .. ': input must be a tensor, got "x"')
+    end
+    refused(function() F.celu(x, "a") end, 'celu: alpha must be a number, got "a"')
+    refused(function() F.hardshrink(x, {}) end, "hardshrink: lambd must be a number, got a table")
+    refused(function() F.softshrink(x, "a") end, 'softshrink: lambd must be a number, got "a"')
+    refused(function() F.threshold(x, 0.5) end, "threshold: value must be a number, got nil")
+    refused(function() F.threshold(x, nil, 1) end, "threshold: threshold must be a number, got nil")
+  end)
+
+  it("refuses what torch refuses: celu's alpha 0, softshrink's negative lambd, odd glu halves", function()
+    refused(function() F.celu(x, 0) end, "celu: alpha cannot be 0")
+    refused(function() nn.CELU(0) end, "nn.CELU: alpha cannot be 0")
+    refused(function() F.softshrink(x, -1) end, "softshrink: lambd must be greater or equal to 0, got -1")
+    refused(function() F.softshrink(x, 0 / 0) end, "softshrink: lambd must be greater or equal to 0, got nan")
+    refused(function() nn.Softshrink(-0.5) end, "nn.Softshrink: lambd must be greater or equal to 0, got -0.5")
+    eq(F.hardshrink(x, -1):totable()[1][1], x:totable()[1][1], "a negative lambd is torch's identity")
+    refused(function() F.glu(x) end, "glu: halving dimension must be even, but dimension 2 of 4x3 is size 3")
+    refused(function() F.glu(x, 3) end, "glu: dimension 3 out of range for a 2-D tensor")
+    refused(function() F.glu(x, 1.5) end, "glu: dim must be an integer, got 1.5")
+    refused(function() F.glu(lm.tensor(1)) end, "glu: a 0-D input has no dimension to halve")
+    refused(function() F.softmin(x, 0) end, "softmin: dimension 0 out of range for a 2-D tensor")
+    refused(function() nn.GLU("a") end, 'nn.GLU: dim must be an integer, got "a"')
+    refused(function() nn.Softmin(1.5) end, "nn.Softmin: dim must be an integer, got 1.5")
+    refused(function() nn.Threshold(0.5) end, "nn.Threshold: value must be a number, got nil")
+    refused(function() nn.Hardshrink("a") end, 'nn.Hardshrink: lambd must be a number, got "a"')
+  end)
+
+  it("refuses a prelu weight that fits neither one slope nor one a channel", function()
+    refused(function() F.prelu(x, lm.randn(2)) end,
+      "prelu: weight has 2 parameters, the input 4x3 has 3 channels (its dimension 2): one parameter, or one a channel")
+    refused(function() F.prelu(lm.randn(5), lm.randn(5)) end,
+      "prelu: weight has 5 parameters, the input 5 has 1 channel (its dimension 2): one parameter, or one a channel")
+    refused(function() F.prelu(x, lm.randn(1, 3)) end, "prelu: weight must be 0-D or 1-D ([num_parameters]), got 1x3")
+    refused(function() F.prelu(x, 0.25) end, "prelu: weight must be a tensor, got 0.25")
+    refused(function() nn.PReLU(0) end, "nn.PReLU: num_parameters must be a positive integer, got 0")
+    refused(function() nn.PReLU(2, "a") end, 'nn.PReLU: init must be a number, got "a"')
+    refused(function() nn.PReLU(3)(x:view(2, 6)) end, "prelu: weight has 3 parameters, the input 2x6 has 6 channels")
+    eq(F.prelu(x, lm.tensor(0.5)):shape_string(), "4x3", "a 0-D weight is one slope")
+  end)
+end)
+
 describe("layer options", function()
   local nn = lm.nn
   it("take on/off options as true or false only (a ported 0 or 1 is not read as either)", function()

@@ -327,6 +327,21 @@ describe("more elementwise", function()
   -- beta 2, threshold 1: beta x on both sides of it, 0.1 or more away
   check("F.softplus beta and threshold", function(a) return F.softplus(a, 2, 1) end,
     {leaf(lm.tensor({-1.5, -0.2, 0.2, 0.35, 0.65, 1.4}))})
+  -- torch's other activations, on values away from their kinks (-3, 0, 3, +-lambd, the threshold)
+  local function away() return leaf(lm.tensor({{-4.2, -2.5, -1.1, -0.3}, {0.4, 1.2, 2.2, 4.5}})) end
+  for _, fn in ipairs{"hardswish", "hardsigmoid", "mish", "selu", "logsigmoid", "softsign", "tanhshrink"} do
+    check("F." .. fn, function(a) return F[fn](a) end, {away()})
+  end
+  check("F.celu alpha 0.7", function(a) return F.celu(a, 0.7) end, {away()})
+  check("F.hardshrink lambd 0.2", function(a) return F.hardshrink(a, 0.2) end, {away()})
+  check("F.softshrink lambd 1", function(a) return F.softshrink(a, 1) end, {away()})
+  check("F.threshold 0.1, -2", function(a) return F.threshold(a, 0.1, -2) end, {away()})
+  check("F.prelu, one slope a channel", function(a, w) return F.prelu(a, w) end,
+    {leaf(lm.tensor({{{-1.5, 0.7}, {0.3, -0.4}, {2, -2}}, {{0.5, -0.9}, {-1.2, 1.1}, {-0.6, 0.8}}})),
+      leaf(lm.tensor({0.25, -0.5, 1.5}))})
+  check("F.prelu, one slope", function(a, w) return F.prelu(a, w) end, {away(), leaf(lm.tensor({0.3}))})
+  check("F.glu along dimension 1", function(a) return F.glu(a, 1) end, {randn_t(4, 3)})
+  check("F.softmin", function(a) return F.softmin(a, 2) end, {randn(3, 4)})
 end)
 
 -- gather, scatter_add and cumsum (drawn last: the checks above keep their inputs)

@@ -54,7 +54,7 @@ return function(F)
   function F.softshrink(x, lambd)
     if not is_tensor(x) then checks.tensor(x, "input", "softshrink") end
     if lambd ~= nil then checks.number(lambd, "lambd", "softshrink") end
-    if lambd ~= nil and not (lambd >= 0) then
+    if lambd ~= nil and (lambd ~= lambd or lambd < 0) then -- NaN too
       error("softshrink: lambd must be greater or equal to 0, got " .. checks.shown(lambd), 2)
     end
     return activation(x, "softshrink", lambd or 0.5)

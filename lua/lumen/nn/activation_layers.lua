@@ -32,7 +32,7 @@ return function(nn)
     nn[class] = Module:extend(layer)
     nn[class].init = function(self, lambd)
       if lambd ~= nil then checks.number(lambd, "lambd", layer) end
-      if class == "Softshrink" and lambd ~= nil and not (lambd >= 0) then
+      if class == "Softshrink" and lambd ~= nil and (lambd ~= lambd or lambd < 0) then
         error(layer .. ": lambd must be greater or equal to 0, got " .. checks.shown(lambd), 3)
       end
       self.lambd = lambd or 0.5
