@@ -248,6 +248,7 @@ local OBJECTS = {
   encoder_layer = function() return lm.nn.TransformerEncoderLayer(4, 2, {dim_feedforward = 8}) end,
   embedding = function() return lm.nn.Embedding(10, 4) end,
   pool = function() return lm.nn.MaxPool2d(2) end,
+  prelu = function() return lm.nn.PReLU(3) end, -- a parameter applied along dimension 2
   net1 = function() return lm.models.net1() end,
   tensor = function() return lm.randn(3, 4) end,
   vae = function() return lm.introspect.InfoVAE{inputs = 6, latent = 2, hidden = 8, depth = 2} end,

@@ -143,6 +143,51 @@ static void test_leaky_relu_and_round(void) {
     lm_tensor_release(x);
 }
 
+/* torch's activations at their kinks, values by hand: the forward and the
+ * fused gradient (g = 1) at hardswish's -3 and 3, the shrinks' +-lambd, the
+ * threshold, and the infinities where the result is finite. */
+static void test_activation_kinks(void) {
+    int64_t s6[1] = {6};
+    float v[6] = {-3, 3, -0.5f, 0.5f, -INFINITY, INFINITY};
+    lm_tensor *x = from(1, s6, v), *ones = from(1, s6, (float[]){1, 1, 1, 1, 1, 1}), *r, *d;
+    const lm_backend *be = lm_backend_of(x);
+    struct {
+        lm_unary_op op;
+        double p0, p1;
+        float y[6], dy[6];
+    } want[] = {
+        {LM_HARDSWISH,
+         0,
+         0,
+         {0, 3, -0.5f * 2.5f / 6, 0.5f * 3.5f / 6, NAN, INFINITY},
+         {-0.5f, 1, -0.5f / 3 + 0.5f, 0.5f / 3 + 0.5f, 0, 1}},
+        {LM_HARDSIGMOID, 0, 0, {0, 1, 2.5f / 6, 3.5f / 6, 0, 1}, {0, 0, 1 / 6.f, 1 / 6.f, 0, 0}},
+        {LM_HARDSHRINK, 0.5, 0, {-3, 3, 0, 0, -INFINITY, INFINITY}, {1, 1, 0, 0, 1, 1}},
+        {LM_SOFTSHRINK, 0.5, 0, {-2.5f, 2.5f, 0, 0, -INFINITY, INFINITY}, {1, 1, 0, 0, 1, 1}},
+        {LM_THRESHOLD, 0.5, -2, {-2, 3, -2, -2, -2, INFINITY}, {0, 1, 0, 0, 0, 1}},
+        {LM_LOGSIGMOID,
+         0,
+         0,
+         {-3.0485873f, -0.0485873f, -0.9740770f, -0.4740770f, -INFINITY, 0},
+         {0.9525741f, 0.0474259f, 0.6224593f, 0.3775407f, 1, 0}},
+    };
+    for (size_t k = 0; k < sizeof want / sizeof *want; k++) {
+        CHECK_OK(lm_unary(&r, want[k].op, x, want[k].p0, want[k].p1));
+        CHECK_OK(lm_tensor_new_like(&d, x));
+        CHECK_OK(be->unary_backward(want[k].op, d, ones, x, r, want[k].p0));
+        for (int i = 0; i < 6; i++) {
+            float y = want[k].y[i];
+            CHECK(isnan(y) ? isnan(at(r, i))
+                           : fabs(at(r, i) - y) <= 1e-6 * fmax(1, fabs(y)) || at(r, i) == y);
+            CHECK(fabs(at(d, i) - want[k].dy[i]) <= 1e-6);
+        }
+        lm_tensor_release(r);
+        lm_tensor_release(d);
+    }
+    lm_tensor_release(ones);
+    lm_tensor_release(x);
+}
+
 static void test_int32(void) {
     int64_t s3[1] = {3};
     int32_t v[3] = {7, -3, 2};
@@ -527,5 +572,5 @@ static void test_no_backend(void) {
 }
 
 TEST_MAIN(test_fused_unary_gradients, test_binary_broadcast, test_unary, test_leaky_relu_and_round,
-          test_int32, test_where, test_reductions, test_threads_large, test_matmul, test_no_backend,
-          test_gather_scatter_cumsum, test_topk_sorted_as_inserted)
+          test_activation_kinks, test_int32, test_where, test_reductions, test_threads_large,
+          test_matmul, test_no_backend, test_gather_scatter_cumsum, test_topk_sorted_as_inserted)
