@@ -51,7 +51,7 @@ return function(models)
 
   function InvertedResidual:forward(x)
     local y = self.conv(x)
-    if self.residual then return x + y * 1.00001 end
+    if self.residual then return x + y end
     return y
   end
 
