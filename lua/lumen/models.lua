@@ -76,5 +76,6 @@ end
 require('lumen.models_resnet')(models)
 require('lumen.models_vit')(models)
 require('lumen.models_mobilenet')(models)
+require('lumen.models_mobilenet_v3')(models)
 
 return models

@@ -1,4 +1,4 @@
--- torchvision's mobile networks against lm.models
+-- torchvision's mobile networks (MobileNetV2, MobileNetV3 small and large) against lm.models
 -- (tests/torch/torchvision_models_reference.py): state_dict names and shapes
 -- exactly torchvision's; a torch model (batch norms randomised) loads strictly
 -- and gives torch's evaluation output and parameter gradients, its
@@ -24,6 +24,12 @@ local CASES = {
     default = function() return lm.models.mobilenet_v2() end},
   {name = "mobilenet_v2_w075_cifar", size = 16,
     make = function() return lm.models.mobilenet_v2{num_classes = 7, width_mult = 0.75, stem = "cifar"} end},
+  {name = "mobilenet_v3_small", size = 32,
+    make = function() return lm.models.mobilenet_v3_small{num_classes = 10, width_mult = 0.75} end,
+    default = function() return lm.models.mobilenet_v3_small() end},
+  {name = "mobilenet_v3_large_cifar", size = 16,
+    make = function() return lm.models.mobilenet_v3_large{num_classes = 5, width_mult = 0.5, stem = "cifar"} end,
+    default = function() return lm.models.mobilenet_v3_large() end},
 }
 
 local function key_list(net)
@@ -146,6 +152,28 @@ describe("lm.models.mobilenet_v2 without torch", function()
     local std = net.classifier[2].weight:std():item()
     truthy(std > 0.007 and std < 0.013, "classifier weight N(0, 0.01): std " .. std)
     eq(net(lm.randn(2, 3, 32, 32)):shape_string(), "2x3")
+  end)
+
+  it("mobilenet_v3: torchvision's blocks, squeeze-and-excitation, batch norm settings and classifier", function()
+    local small = lm.models.mobilenet_v3_small{num_classes = 4, width_mult = 0.5}
+    eq(#small.features, 13, "stem, 11 blocks, last 1x1 convolution")
+    local se, residual = 0, 0
+    for i = 2, 12 do
+      local b = small.features[i]
+      if b.residual then residual = residual + 1 end
+      for _, m in ipairs(b.block) do if rawget(m, "fc1") then se = se + 1 end end -- (SqueezeExcitation's children)
+    end
+    eq(se, 9, "blocks with squeeze and excitation")
+    eq(residual, 7, "blocks with the input added (6 at full width; at 0.5 the 40 -> 48 block keeps 24 channels)")
+    local bn = small.features[1][2]
+    eq(bn.eps, 1e-3, "torchvision's batch norm eps")
+    eq(bn.momentum, 0.01, "torchvision's batch norm momentum")
+    eq(small.classifier[1].weight:shape_string(), "512x288", "6 x the last block's 48 channels -> 1024 x 0.5")
+    eq(small(lm.randn(2, 3, 32, 32)):shape_string(), "2x4")
+    eq(#lm.models.mobilenet_v3_large().features, 17, "large: stem, 15 blocks, last convolution")
+    local ok, msg = pcall(lm.models.mobilenet_v3_large, {width_mult = -1})
+    truthy(not ok and msg:find("lm.models.mobilenet_v3_large: width_mult must be a positive number, got -1", 1, true),
+      tostring(msg))
   end)
 
   it("bad options are named", function()

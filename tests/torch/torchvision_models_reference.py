@@ -14,7 +14,7 @@ tests/lua/torch_torchvision_models_spec.lua).
       ("after.<name>"; in float64 "after64.<name>", torch's float32 error
       "err32.after.<name>"). The input is the first of a seeded sequence whose
       evaluation pass keeps every activation's input at least MARGIN from
-      its kinks (0 and 6 for ReLU6) in float64, stored as "margin": a
+      its kinks (0 and 6 for ReLU6, -3 and 3 for Hardswish) in float64, stored as "margin": a
       gradient at a kink is a coin toss in float32, and one flipped mask
       moves every gradient below it. Gradients are compared in evaluation
       mode because training-mode batch norms over a few values per channel
@@ -44,10 +44,14 @@ CASES = {
     "mobilenet_v2": (torchvision.models.mobilenet_v2, {"num_classes": 10, "width_mult": 0.5}, 32, "imagenet"),
     "mobilenet_v2_w075_cifar": (torchvision.models.mobilenet_v2, {"num_classes": 7, "width_mult": 0.75}, 16,
                                 "cifar"),
+    "mobilenet_v3_small": (torchvision.models.mobilenet_v3_small, {"num_classes": 10, "width_mult": 0.75}, 32,
+                           "imagenet"),
+    "mobilenet_v3_large_cifar": (torchvision.models.mobilenet_v3_large, {"num_classes": 5, "width_mult": 0.5}, 16,
+                                 "cifar"),
 }
 MARGIN = 2e-6
 # the points where each activation's derivative jumps
-KINKS = {nn.ReLU6: (0.0, 6.0), nn.ReLU: (0.0,)}
+KINKS = {nn.ReLU6: (0.0, 6.0), nn.ReLU: (0.0,), nn.Hardswish: (-3.0, 3.0), nn.Hardsigmoid: (-3.0, 3.0)}
 
 
 def kink_margin(model64, x64):
