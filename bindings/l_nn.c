@@ -126,6 +126,17 @@ static int f_channel_affine(lua_State *L) {
     return 1;
 }
 
+/* F._resample(x, dim, idx, w): x resampled along dim (1-based) with the
+ * 0-based int32 index and float32 weights [m, taps] that lua/lumen/nn/resample.lua
+ * builds (interpolation, reflect / replicate / circular padding) */
+static int f_resample(lua_State *L) {
+    lm_tensor *x = l_check_tensor(L, 1);
+    int dim = l_check_dim(L, 2, x->ndim, "resample");
+    lm_tensor *idx = l_check_tensor(L, 3), *w = l_check_tensor(L, 4);
+    l_check(L, lm_ag_resample(l_push_slot(L), x, dim, idx, w));
+    return 1;
+}
+
 /* F._batch_norm(x, weight|nil, bias|nil, eps [, residual|nil, relu]) -> y,
  * batch mean, batch variance (biased): the fused training-mode kernel, and
  * the residual sum and ReLU after it (F.batch_norm and the residual blocks
@@ -616,6 +627,7 @@ static const luaL_Reg functional[] = {{"linear", f_linear},
                                       {"conv_transpose2d", f_conv_transpose2d},
                                       {"max_pool2d", f_max_pool2d},
                                       {"avg_pool2d", f_avg_pool2d},
+                                      {"_resample", f_resample},
                                       {NULL, NULL}};
 
 /* Adds lm._functional (completed by lua/lumen/nn/functional.lua) and lm._optim_step. */

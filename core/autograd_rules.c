@@ -631,6 +631,21 @@ lm_status lm_rule_cumsum(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     return lm_cumsum(&gi[0], g, (int)n->iparams[0], true);
 }
 
+/* iparams[0] = dim; saved[0] = the 0-based index [m, taps], saved[1] the
+ * weights; shape = the input's. Each tap's weighted gradient goes back to the
+ * position it read, so positions read twice (padding, upsampling) add up. */
+lm_status lm_rule_resample(lm_node *n, lm_tensor *g, lm_tensor **gi) {
+    scope sc = {0};
+    lm_tensor *idx = sc_saved(&sc, n, 0), *w = sc_saved(&sc, n, 1);
+    lm_tensor *gc = sc_contiguous(&sc, g);
+    lm_tensor *gx = sc_empty(&sc, g->storage->device, n->ndim, n->shape);
+    const lm_backend *be = sc_backend(&sc, g);
+    if (be && lm_tensor_numel(gx) > 0)
+        sc.status = be->resample_backward(gx, gc, idx, w, (int)n->iparams[0]);
+    gi[0] = sc_give(&sc, gx);
+    return sc_end(&sc);
+}
+
 /* ---- layers and losses
  * ------------------------------------------------------------------------------ */
 

@@ -145,6 +145,7 @@ lm_status lm_ag_clone(lm_tensor **out, lm_tensor *t);
 lm_status lm_ag_gather(lm_tensor **out, lm_tensor *x, int dim, lm_tensor *idx);
 lm_status lm_ag_scatter_add(lm_tensor **out, lm_tensor *x, int dim, lm_tensor *idx, lm_tensor *src);
 lm_status lm_ag_cumsum(lm_tensor **out, lm_tensor *x, int dim);
+lm_status lm_ag_resample(lm_tensor **out, lm_tensor *x, int dim, lm_tensor *idx, lm_tensor *w);
 /* Concatenation along dim of n tensors (stack = unsqueeze + cat). */
 lm_status lm_ag_cat(lm_tensor **out, int n, lm_tensor *const *ts, int dim);
 

@@ -250,6 +250,15 @@ typedef struct lm_backend {
     /* Inclusive prefix sums of x along `dim` into out (contiguous, the same shape and dtype,
      * float32 summed in double or int32), from the last element back when `reverse`. */
     lm_status (*cumsum)(lm_tensor *out, const lm_tensor *x, int dim, bool reverse);
+    /* out[.., k, ..] = sum_t w[k, t] x[.., idx[k, t], ..] along `dim` (lm_resample): x and
+     * out float32 contiguous, idx int32 0-based [m, taps] and w float32 [m, taps] contiguous,
+     * checked by the caller. */
+    lm_status (*resample)(lm_tensor *out, const lm_tensor *x, const lm_tensor *idx,
+                          const lm_tensor *w, int dim);
+    /* Its gradient: gx (contiguous, the input's shape, written whole) gets w[k, t] g[.., k, ..]
+     * at idx[k, t], the taps of each line added in order (the same sums on every device). */
+    lm_status (*resample_backward)(lm_tensor *gx, const lm_tensor *g, const lm_tensor *idx,
+                                   const lm_tensor *w, int dim);
     /* The k smallest (or largest) of each row of x [rows, cols] (contiguous),
      * sorted: values [rows, k] and 0-based int32 indices [rows, k]. */
     lm_status (*topk)(lm_tensor *values, lm_tensor *indices, const lm_tensor *x, int64_t k,

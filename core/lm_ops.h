@@ -65,6 +65,14 @@ lm_status lm_scatter_add(lm_tensor **out, lm_tensor *x, int dim, lm_tensor *idx,
 /* Inclusive prefix sums along dim (float32, summed in double; int32 stays
  * int32), from the end back when `reverse` (cumsum's gradient). */
 lm_status lm_cumsum(lm_tensor **out, lm_tensor *x, int dim, bool reverse);
+/* Resampling along dimension dim (0-based) of x (float32, any strides) to m
+ * positions: out[.., k, ..] = sum_t w[k, t] x[.., idx[k, t], ..] for t < taps
+ * (at most LM_RESAMPLE_MAX_TAPS): nearest (1 tap), linear (2) and cubic (4)
+ * interpolation, and the index maps of reflect, replicate and circular
+ * padding. idx [m, taps] int32 0-based (checked against x's size along dim),
+ * w [m, taps] float32, both on x's device. */
+#define LM_RESAMPLE_MAX_TAPS 4
+lm_status lm_resample(lm_tensor **out, lm_tensor *x, int dim, lm_tensor *idx, lm_tensor *w);
 
 /* The k smallest (largest) values of each row of a 2-D float tensor,
  * sorted, with their 0-based int32 column indices. Not differentiable. */

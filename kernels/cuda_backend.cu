@@ -130,6 +130,8 @@ extern "C" const lm_backend *lm_cuda_make_backend(void) {
     table.gather = lm_cuda_gather;
     table.scatter_add = lm_cuda_scatter_add;
     table.cumsum = lm_cuda_cumsum;
+    table.resample = lm_cuda_resample;
+    table.resample_backward = lm_cuda_resample_backward;
     table.topk = lm_cuda_topk;
     table.one_hot = lm_cuda_one_hot;
     table.optim_step = lm_cuda_optim_step;

@@ -55,6 +55,10 @@ lm_status lm_cuda_index_select(lm_tensor *out, const lm_tensor *x, const lm_tens
 lm_status lm_cuda_gather(lm_tensor *out, const lm_tensor *x, const lm_tensor *idx, int dim);
 lm_status lm_cuda_scatter_add(lm_tensor *out, const lm_tensor *idx, const lm_tensor *src, int dim);
 lm_status lm_cuda_cumsum(lm_tensor *out, const lm_tensor *x, int dim, bool reverse);
+lm_status lm_cuda_resample(lm_tensor *out, const lm_tensor *x, const lm_tensor *idx,
+                           const lm_tensor *w, int dim);
+lm_status lm_cuda_resample_backward(lm_tensor *gx, const lm_tensor *g, const lm_tensor *idx,
+                                    const lm_tensor *w, int dim);
 lm_status lm_cuda_topk(lm_tensor *values, lm_tensor *indices, const lm_tensor *x, int64_t k,
                        bool largest);
 lm_status lm_cuda_one_hot(lm_tensor *out, const lm_tensor *labels);

@@ -561,5 +561,7 @@ require('lumen.nn.activation_functions')(F)
 
 -- torch's losses (binary cross entropy, L1, smooth L1, Huber, NLL, KL divergence)
 require('lumen.nn.loss_functions')(F)
+-- torch's padding and resampling (F.pad, F.interpolate)
+require('lumen.nn.resample')(F)
 
 return F
