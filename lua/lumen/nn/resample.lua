@@ -178,8 +178,11 @@ end
 
 local PAD_MODES = {constant = true, reflect = true, replicate = true, circular = true}
 
--- the padding of dimension d of x given by the pair (left, right), as torch prints it
+-- the padding of one dimension, (left, right), as torch prints it
 local function pair(left, right) return string.format("(%d, %d)", left, right) end
+
+-- a shape as the core's messages write it: [2, 3, 5]
+local function shape_of(x) return "[" .. table.concat(x:shape(), ", ") .. "]" end
 
 return function(F)
   F_resample = F._resample
@@ -221,7 +224,7 @@ return function(F)
     local k = count // 2
     if k > x:dim() then
       error(string.format("pad: padding %s pads %d dimensions, more than input %s has", list_shown(pad), k,
-        x:shape_string()), 2)
+        shape_of(x)), 2)
     end
     if mode ~= "constant" then
       if value ~= nil and value ~= 0 then
@@ -231,7 +234,7 @@ return function(F)
       if k < 1 or k > 3 or x:dim() < k + 1 or x:dim() > k + 2 then
         error(string.format("pad: mode '%s' pads the last 1, 2 or 3 dimensions of an input with 1 or 2 more "
           .. "(padding of 2 entries: a 2-D or 3-D input; 4: 3-D or 4-D; 6: 4-D or 5-D), got padding %s for input %s",
-          mode, list_shown(pad), x:shape_string()), 2)
+          mode, list_shown(pad), shape_of(x)), 2)
       end
     end
     -- shape checks for every dimension before any work
@@ -241,17 +244,17 @@ return function(F)
       local m = n + left + right
       if m < 0 or mode ~= "constant" and m < 1 then
         error(string.format("pad: padding %s leaves dimension %d of input %s with %d elements", pair(left, right),
-          d, x:shape_string(), m), 2)
+          d, shape_of(x), m), 2)
       end
       if mode == "reflect" and (left >= n or right >= n) then
         error(string.format("pad: reflect padding %s must be less than the size %d of dimension %d of input %s",
-          pair(left, right), n, d, x:shape_string()), 2)
+          pair(left, right), n, d, shape_of(x)), 2)
       end
       if mode == "circular" then
         local kept = n - math.max(-left, 0) - math.max(-right, 0)
         if left > kept or right > kept then
           error(string.format("pad: circular padding %s wraps around dimension %d of input %s more than once "
-            .. "(each pad at most the %d elements kept)", pair(left, right), d, x:shape_string(), kept), 2)
+            .. "(each pad at most the %d elements kept)", pair(left, right), d, shape_of(x), kept), 2)
         end
       end
     end
@@ -334,12 +337,12 @@ return function(F)
     local align_corners = checks.flag(opts.align_corners, false, "align_corners", "interpolate")
     local recompute = checks.flag(opts.recompute_scale_factor, false, "recompute_scale_factor", "interpolate")
     if x:dim() ~= 3 and x:dim() ~= 4 then
-      error("interpolate: input must be [N, C, L] or [N, C, H, W], got " .. x:shape_string(), 2)
+      error("interpolate: input must be [N, C, L] or [N, C, H, W], got " .. shape_of(x), 2)
     end
     local spatial = x:dim() - 2
     if spec.dims and spec.dims ~= spatial then
       error(string.format("interpolate: mode '%s' needs a %s input, got %s", mode,
-        spec.dims == 1 and "3-D [N, C, L]" or "4-D [N, C, H, W]", x:shape_string()), 2)
+        spec.dims == 1 and "3-D [N, C, L]" or "4-D [N, C, H, W]", shape_of(x)), 2)
     end
     if (opts.size == nil) == (opts.scale_factor == nil) then
       error("interpolate: give exactly one of size and scale_factor, got "
@@ -359,14 +362,14 @@ return function(F)
         sizes[i] = math.floor(x:size(i + 2) * scales[i])
         if sizes[i] < 1 then
           error(string.format("interpolate: scale_factor %s gives an empty output for input %s", list_shown(
-            opts.scale_factor), x:shape_string()), 2)
+            opts.scale_factor), shape_of(x)), 2)
         end
       end
       if recompute then scales = {} end
     end
     for i = 1, spatial do
       if x:size(i + 2) < 1 then
-        error("interpolate: the input's spatial dimensions must not be empty, got " .. x:shape_string(), 2)
+        error("interpolate: the input's spatial dimensions must not be empty, got " .. shape_of(x), 2)
       end
     end
     local y = x
