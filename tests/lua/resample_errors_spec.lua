@@ -33,7 +33,8 @@ local CASES = {
   {"pad: replicate of 4 entries on a 5-D input", function()
     local _ = F.pad(lm.zeros(1, 1, 2, 3, 4), {1, 1, 1, 1}, {mode = "replicate"}) end,
     "pad: mode 'replicate' pads the last 1, 2 or 3 dimensions of an input with 1 or 2 more (padding of 2 "
-    .. "entries: a 2-D or 3-D input; 4: 3-D or 4-D; 6: 4-D or 5-D), got padding {1, 1, 1, 1} for input [1, 1, 2, 3, 4]"},
+    .. "entries: a 2-D or 3-D input; 4: 3-D or 4-D; 6: 4-D or 5-D), got padding {1, 1, 1, 1} for input "
+    .. "[1, 1, 2, 3, 4]"},
   {"pad: circular wrapping twice", function() local _ = F.pad(x, {7, 0}, {mode = "circular"}) end,
     "pad: circular padding (7, 0) wraps around dimension 3 of input [1, 2, 6] more than once (each pad at most "
     .. "the 6 elements kept)"},
@@ -74,7 +75,8 @@ local CASES = {
     local _ = F.interpolate(x, {size = 3, recompute_scale_factor = true}) end,
     "interpolate: recompute_scale_factor is only for scale_factor, not with a size"},
   {"interpolate: a misspelt option", function() local _ = F.interpolate(x, {scale = 2}) end,
-    "interpolate: unknown option 'scale'; did you mean scale_factor? (known: align_corners, mode, recompute_scale_factor, "
+    "interpolate: unknown option 'scale'; did you mean scale_factor? (known: align_corners, mode, "
+    .. "recompute_scale_factor, "
     .. "scale_factor, size)"},
   {"nn.ReflectionPad2d: two sizes", function() local _ = nn.ReflectionPad2d({1, 2}) end,
     "nn.ReflectionPad2d: padding must be an integer or a list of 4 integers, got a list of 2"},
@@ -82,7 +84,8 @@ local CASES = {
     "nn.ConstantPad2d: value must be a number, got nil"},
   {"nn.Upsample: no size or scale", function() local _ = nn.Upsample{mode = "bilinear"} end,
     "nn.Upsample: give exactly one of size and scale_factor"},
-  {"nn.UpsamplingBilinear2d: a mode", function() local _ = nn.UpsamplingBilinear2d{scale_factor = 2, mode = "nearest"} end,
+  {"nn.UpsamplingBilinear2d: a mode",
+    function() local _ = nn.UpsamplingBilinear2d{scale_factor = 2, mode = "nearest"} end,
     "nn.UpsamplingBilinear2d: unknown option 'mode' (known: scale_factor, size)"},
 }
 
