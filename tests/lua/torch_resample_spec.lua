@@ -84,6 +84,9 @@ describe("padding and upsampling layers", function()
     eq(rel_error(nn.ReplicationPad2d{0, 4, 1, 2}(x), F.pad(x, {0, 4, 1, 2}, {mode = "replicate"})), 0)
     eq(rel_error(nn.ReflectionPad1d{1, 2}(x[1]), F.pad(x[1], {1, 2}, {mode = "reflect"})), 0)
     eq(nn.ReflectionPad2d(3):extra_repr(), "(3, 3, 3, 3)")
+    -- whole numbers from a division count as sizes
+    eq(rel_error(F.pad(x, {2, 4 / 2}), F.pad(x, {2, 2})), 0)
+    eq(F.interpolate(x, {size = {10 / 2, 12 / 2}}):shape_string(), "2x3x5x6")
     eq(#nn.ReflectionPad2d(3):parameters(), 0)
   end)
 

@@ -213,10 +213,13 @@ return function(F)
     if type(pad) ~= "table" then error("pad: padding must be a list of sizes, got " .. shown(pad), 2) end
     local count = #pad
     for i = 1, count do
-      if math.type(pad[i]) ~= "integer" then
+      if not checks.is_whole(pad[i]) then
         error(string.format("pad: padding entries must be integers, got %s in %s", shown(pad[i]), list_shown(pad)), 2)
       end
     end
+    local whole = {} -- whole floats (from a division) as integers
+    for i = 1, count do whole[i] = math.tointeger(pad[i]) end
+    pad = whole
     if count % 2 ~= 0 then
       error(string.format("pad: padding %s has %d entries: it must have pairs (left, right) from the last "
         .. "dimension back", list_shown(pad), count), 2)
@@ -227,6 +230,9 @@ return function(F)
         shape_of(x)), 2)
     end
     if mode ~= "constant" then
+      if x:dtype() ~= "float32" then
+        error(string.format("pad: mode '%s' needs a float32 input, got %s", mode, x:dtype()), 2)
+      end
       if value ~= nil and value ~= 0 then
         error(string.format("pad: value is only for mode 'constant', got mode '%s' with value %s", mode,
           shown(value)), 2)
@@ -339,6 +345,7 @@ return function(F)
     if x:dim() ~= 3 and x:dim() ~= 4 then
       error("interpolate: input must be [N, C, L] or [N, C, H, W], got " .. shape_of(x), 2)
     end
+    if x:dtype() ~= "float32" then error("interpolate: input must be float32, got " .. x:dtype(), 2) end
     local spatial = x:dim() - 2
     if spec.dims and spec.dims ~= spatial then
       error(string.format("interpolate: mode '%s' needs a %s input, got %s", mode,
@@ -353,8 +360,9 @@ return function(F)
     end
     local sizes, scales = {}, {}
     if opts.size ~= nil then
-      sizes = per_dim(opts.size, spatial, "size", function(v) return math.type(v) == "integer" and v >= 1 end,
+      sizes = per_dim(opts.size, spatial, "size", function(v) return checks.is_whole(v) and v >= 1 end,
         "a positive integer")
+      for i = 1, spatial do sizes[i] = math.tointeger(sizes[i]) end
     else
       scales = per_dim(opts.scale_factor, spatial, "scale_factor",
         function(v) return checks.is_finite(v) and v > 0 end, "a positive number")

@@ -10,14 +10,14 @@ return function(nn)
   -- every side, or 2 * dims sizes {left, right, top, bottom, front, back}
   local function padding_of(name, padding, dims)
     local list = {}
-    if math.type(padding) == "integer" then
-      for i = 1, 2 * dims do list[i] = padding end
+    if checks.is_whole(padding) then
+      for i = 1, 2 * dims do list[i] = math.tointeger(padding) end
       return list
     end
     local ok = type(padding) == "table" and #padding == 2 * dims
     for i = 1, ok and 2 * dims or 0 do
-      ok = ok and math.type(padding[i]) == "integer"
-      list[i] = padding[i]
+      ok = ok and checks.is_whole(padding[i])
+      list[i] = ok and math.tointeger(padding[i])
     end
     if not ok then
       error(string.format("%s: padding must be an integer or a list of %d integers, got %s", name, 2 * dims,
