@@ -137,6 +137,15 @@ static int f_resample(lua_State *L) {
     return 1;
 }
 
+/* F._resample2d(x, idx_h, w_h, idx_w, w_w): both of x's last two dimensions at once */
+static int f_resample2d(lua_State *L) {
+    lm_tensor *x = l_check_tensor(L, 1);
+    lm_tensor *ih = l_check_tensor(L, 2), *wh = l_check_tensor(L, 3);
+    lm_tensor *iw = l_check_tensor(L, 4), *ww = l_check_tensor(L, 5);
+    l_check(L, lm_ag_resample2d(l_push_slot(L), x, ih, wh, iw, ww));
+    return 1;
+}
+
 /* F._batch_norm(x, weight|nil, bias|nil, eps [, residual|nil, relu]) -> y,
  * batch mean, batch variance (biased): the fused training-mode kernel, and
  * the residual sum and ReLU after it (F.batch_norm and the residual blocks
@@ -628,6 +637,7 @@ static const luaL_Reg functional[] = {{"linear", f_linear},
                                       {"max_pool2d", f_max_pool2d},
                                       {"avg_pool2d", f_avg_pool2d},
                                       {"_resample", f_resample},
+                                      {"_resample2d", f_resample2d},
                                       {NULL, NULL}};
 
 /* Adds lm._functional (completed by lua/lumen/nn/functional.lua) and lm._optim_step. */

@@ -631,6 +631,20 @@ lm_status lm_rule_cumsum(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     return lm_cumsum(&gi[0], g, (int)n->iparams[0], true);
 }
 
+/* saved: the index and weights of the second-last dimension, then the last's;
+ * shape = the input's (lm_resample2d) */
+lm_status lm_rule_resample2d(lm_node *n, lm_tensor *g, lm_tensor **gi) {
+    scope sc = {0};
+    lm_tensor *ih = sc_saved(&sc, n, 0), *wh = sc_saved(&sc, n, 1);
+    lm_tensor *iw = sc_saved(&sc, n, 2), *ww = sc_saved(&sc, n, 3);
+    lm_tensor *gc = sc_contiguous(&sc, g);
+    lm_tensor *gx = sc_empty(&sc, g->storage->device, n->ndim, n->shape);
+    const lm_backend *be = sc_backend(&sc, g);
+    if (be && lm_tensor_numel(gx) > 0) sc.status = be->resample2d_backward(gx, gc, ih, wh, iw, ww);
+    gi[0] = sc_give(&sc, gx);
+    return sc_end(&sc);
+}
+
 /* iparams[0] = dim; saved[0] = the 0-based index [m, taps], saved[1] the
  * weights; shape = the input's. Each tap's weighted gradient goes back to the
  * position it read, so positions read twice (padding, upsampling) add up. */

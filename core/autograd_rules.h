@@ -30,6 +30,7 @@ lm_status lm_rule_gather(lm_node *n, lm_tensor *g, lm_tensor **gi);
 lm_status lm_rule_scatter_add(lm_node *n, lm_tensor *g, lm_tensor **gi);
 lm_status lm_rule_cumsum(lm_node *n, lm_tensor *g, lm_tensor **gi);
 lm_status lm_rule_resample(lm_node *n, lm_tensor *g, lm_tensor **gi);
+lm_status lm_rule_resample2d(lm_node *n, lm_tensor *g, lm_tensor **gi);
 lm_status lm_rule_linear(lm_node *n, lm_tensor *g, lm_tensor **gi);
 lm_status lm_rule_linear_act(lm_node *n, lm_tensor *g, lm_tensor **gi);
 lm_status lm_rule_softmax(lm_node *n, lm_tensor *g, lm_tensor **gi);

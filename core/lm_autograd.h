@@ -146,6 +146,8 @@ lm_status lm_ag_gather(lm_tensor **out, lm_tensor *x, int dim, lm_tensor *idx);
 lm_status lm_ag_scatter_add(lm_tensor **out, lm_tensor *x, int dim, lm_tensor *idx, lm_tensor *src);
 lm_status lm_ag_cumsum(lm_tensor **out, lm_tensor *x, int dim);
 lm_status lm_ag_resample(lm_tensor **out, lm_tensor *x, int dim, lm_tensor *idx, lm_tensor *w);
+lm_status lm_ag_resample2d(lm_tensor **out, lm_tensor *x, lm_tensor *idx_h, lm_tensor *w_h,
+                           lm_tensor *idx_w, lm_tensor *w_w);
 /* Concatenation along dim of n tensors (stack = unsqueeze + cat). */
 lm_status lm_ag_cat(lm_tensor **out, int n, lm_tensor *const *ts, int dim);
 

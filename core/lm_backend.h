@@ -259,6 +259,13 @@ typedef struct lm_backend {
      * at idx[k, t], the taps of each line added in order (the same sums on every device). */
     lm_status (*resample_backward)(lm_tensor *gx, const lm_tensor *g, const lm_tensor *idx,
                                    const lm_tensor *w, int dim);
+    /* Both of the last two dimensions at once (lm_resample2d): x and out float32 contiguous,
+     * the tables as in resample. The backward writes gx (the input's shape) whole. */
+    lm_status (*resample2d)(lm_tensor *out, const lm_tensor *x, const lm_tensor *idx_h,
+                            const lm_tensor *w_h, const lm_tensor *idx_w, const lm_tensor *w_w);
+    lm_status (*resample2d_backward)(lm_tensor *gx, const lm_tensor *g, const lm_tensor *idx_h,
+                                     const lm_tensor *w_h, const lm_tensor *idx_w,
+                                     const lm_tensor *w_w);
     /* The k smallest (or largest) of each row of x [rows, cols] (contiguous),
      * sorted: values [rows, k] and 0-based int32 indices [rows, k]. */
     lm_status (*topk)(lm_tensor *values, lm_tensor *indices, const lm_tensor *x, int64_t k,

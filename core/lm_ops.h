@@ -73,6 +73,11 @@ lm_status lm_cumsum(lm_tensor **out, lm_tensor *x, int dim, bool reverse);
  * w [m, taps] float32, both on x's device. */
 #define LM_RESAMPLE_MAX_TAPS 4
 lm_status lm_resample(lm_tensor **out, lm_tensor *x, int dim, lm_tensor *idx, lm_tensor *w);
+/* Both of x's last two dimensions at once (bilinear, nearest and bicubic
+ * images): (idx_h, w_h) along the second-last, (idx_w, w_w) along the last,
+ * each as in lm_resample; one pass instead of two and no intermediate. */
+lm_status lm_resample2d(lm_tensor **out, lm_tensor *x, lm_tensor *idx_h, lm_tensor *w_h,
+                        lm_tensor *idx_w, lm_tensor *w_w);
 
 /* The k smallest (largest) values of each row of a 2-D float tensor,
  * sorted, with their 0-based int32 column indices. Not differentiable. */

@@ -60,6 +60,34 @@ lm_status lm_resample(lm_tensor **out, lm_tensor *x, int dim, lm_tensor *idx, lm
     return s;
 }
 
+/* torch's channels of planes: x [outer, H, W] around its last two dimensions */
+lm_status lm_resample2d(lm_tensor **out, lm_tensor *x, lm_tensor *idx_h, lm_tensor *w_h,
+                        lm_tensor *idx_w, lm_tensor *w_w) {
+    *out = NULL;
+    if (x->ndim < 2)
+        return lm_fail(LM_ERR_ARG, "resample2d: needs at least 2 dimensions, got %d", x->ndim);
+    LM_TRY(check_taps(x, x->ndim - 2, idx_h, w_h));
+    LM_TRY(check_taps(x, x->ndim - 1, idx_w, w_w));
+    const lm_backend *be = lm_backend_of(x);
+    if (!be) return LM_ERR_DEVICE;
+    int64_t shape[LM_MAX_DIMS];
+    for (int d = 0; d < x->ndim; d++) shape[d] = x->shape[d];
+    shape[x->ndim - 2] = idx_h->shape[0];
+    shape[x->ndim - 1] = idx_w->shape[0];
+    lm_tensor *t[5] = {x, idx_h, w_h, idx_w, w_w}, *c[5] = {NULL};
+    lm_status s = LM_OK;
+    for (int k = 0; k < 5 && s == LM_OK; k++) s = lm_contiguous(&c[k], t[k]);
+    if (s == LM_OK) s = lm_tensor_new(out, LM_FLOAT32, x->storage->device, x->ndim, shape);
+    if (s == LM_OK && lm_tensor_numel(*out) > 0)
+        s = be->resample2d(*out, c[0], c[1], c[2], c[3], c[4]);
+    for (int k = 0; k < 5; k++) lm_tensor_release(c[k]);
+    if (s != LM_OK) {
+        lm_tensor_release(*out);
+        *out = NULL;
+    }
+    return s;
+}
+
 lm_status lm_ag_resample(lm_tensor **out, lm_tensor *x, int dim, lm_tensor *idx, lm_tensor *w) {
     LM_TRY(lm_resample(out, x, dim, idx, w));
     if (!lm_any_requires_grad(1, &x)) return LM_OK;
@@ -70,5 +98,20 @@ lm_status lm_ag_resample(lm_tensor **out, lm_tensor *x, int dim, lm_tensor *idx,
     for (int d = 0; d < x->ndim; d++) node->shape[d] = x->shape[d];
     lm_node_save(node, 0, idx);
     lm_node_save(node, 1, w);
+    return LM_OK;
+}
+
+lm_status lm_ag_resample2d(lm_tensor **out, lm_tensor *x, lm_tensor *idx_h, lm_tensor *w_h,
+                           lm_tensor *idx_w, lm_tensor *w_w) {
+    LM_TRY(lm_resample2d(out, x, idx_h, w_h, idx_w, w_w));
+    if (!lm_any_requires_grad(1, &x)) return LM_OK;
+    lm_node *node;
+    LM_TRY(lm_node_record(&node, out, "resample2d", lm_rule_resample2d, 1, &x));
+    node->ndim = x->ndim;
+    for (int d = 0; d < x->ndim; d++) node->shape[d] = x->shape[d];
+    lm_node_save(node, 0, idx_h);
+    lm_node_save(node, 1, w_h);
+    lm_node_save(node, 2, idx_w);
+    lm_node_save(node, 3, w_w);
     return LM_OK;
 }

@@ -132,6 +132,8 @@ extern "C" const lm_backend *lm_cuda_make_backend(void) {
     table.cumsum = lm_cuda_cumsum;
     table.resample = lm_cuda_resample;
     table.resample_backward = lm_cuda_resample_backward;
+    table.resample2d = lm_cuda_resample2d;
+    table.resample2d_backward = lm_cuda_resample2d_backward;
     table.topk = lm_cuda_topk;
     table.one_hot = lm_cuda_one_hot;
     table.optim_step = lm_cuda_optim_step;

@@ -59,6 +59,11 @@ lm_status lm_cuda_resample(lm_tensor *out, const lm_tensor *x, const lm_tensor *
                            const lm_tensor *w, int dim);
 lm_status lm_cuda_resample_backward(lm_tensor *gx, const lm_tensor *g, const lm_tensor *idx,
                                     const lm_tensor *w, int dim);
+lm_status lm_cuda_resample2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *idx_h,
+                             const lm_tensor *w_h, const lm_tensor *idx_w, const lm_tensor *w_w);
+lm_status lm_cuda_resample2d_backward(lm_tensor *gx, const lm_tensor *g, const lm_tensor *idx_h,
+                                      const lm_tensor *w_h, const lm_tensor *idx_w,
+                                      const lm_tensor *w_w);
 lm_status lm_cuda_topk(lm_tensor *values, lm_tensor *indices, const lm_tensor *x, int64_t k,
                        bool largest);
 lm_status lm_cuda_one_hot(lm_tensor *out, const lm_tensor *labels);

@@ -11,7 +11,7 @@ local lm = require 'lumen'
 local checks = require 'lumen.nn.checks'
 
 local shown = checks.shown
-local F_resample -- F._resample, set when installed
+local F_resample, F_resample2d -- F._resample and F._resample2d, set when installed
 
 -- v rounded to float32, as torch's float arithmetic rounds each step
 local function f32(v) return (string.unpack("f", string.pack("f", v))) end
@@ -36,11 +36,6 @@ local function tables(key, device, m, taps, build)
   return ti, tw
 end
 
--- x resampled along dim (1-based) by a table of `taps` taps per output position
-local function along(x, dim, key, m, taps, build)
-  local idx, w = tables(key, x:device(), m, taps, build)
-  return F_resample(x, dim, idx, w)
-end
 
 -- ---- padding maps ----------------------------------------------------------------------------
 
@@ -63,11 +58,12 @@ local PAD_MAPS = {
   end,
 }
 
-local function pad_along(x, dim, mode, left, right)
+-- the index and weights that pad dimension dim of x by (left, right)
+local function pad_table(x, dim, mode, left, right)
   local n = x:size(dim)
   local m = n + left + right
   local map = PAD_MAPS[mode]
-  return along(x, dim, string.format("pad|%s|%d|%d|%d", mode, n, left, right), m, 1, function()
+  return tables(string.format("pad|%s|%d|%d|%d", mode, n, left, right), x:device(), m, 1, function()
     local idx, w = {}, {}
     for j = 0, m - 1 do idx[j + 1], w[j + 1] = map(j, n, left, right), 1 end
     return idx, w
@@ -159,12 +155,26 @@ local MODE_MAPS = {
   end,
 }
 
-local function interpolate_along(x, dim, kind, m, scale, align_corners)
+-- the index and weights that resample dimension dim of x to m positions
+local function interpolate_table(x, dim, kind, m, scale, align_corners)
   local n = x:size(dim)
   local taps, build = MODE_MAPS[kind](n, m, scale, align_corners)
   local key = string.format("%s|%d|%d|%s|%s", kind, n, m, scale and string.format("%.17g", scale) or "-",
     tostring(align_corners))
-  return along(x, dim, key, m, taps, build)
+  return tables(key, x:device(), m, taps, build)
+end
+
+-- x resampled by one table per dimension, tables[d] = {idx, w} or nil (kept): the
+-- last two at once where both change (one pass, no intermediate), the rest one by one
+local function resample(x, tabs)
+  local last = x:dim()
+  local y = x
+  local fused = last >= 2 and tabs[last] and tabs[last - 1]
+  for d = 1, fused and last - 2 or last do
+    if tabs[d] then y = F_resample(y, d, tabs[d][1], tabs[d][2]) end
+  end
+  if fused then y = F_resample2d(y, tabs[last - 1][1], tabs[last - 1][2], tabs[last][1], tabs[last][2]) end
+  return y
 end
 
 -- ---- argument checks -------------------------------------------------------------------------
@@ -185,7 +195,7 @@ local function pair(left, right) return string.format("(%d, %d)", left, right) e
 local function shape_of(x) return "[" .. table.concat(x:shape(), ", ") .. "]" end
 
 return function(F)
-  F_resample = F._resample
+  F_resample, F_resample2d = F._resample, F._resample2d
 
   --- torch.nn.functional.pad: pad is a list of sizes in pairs from the last
   --- dimension back ({left, right} pads the last, {left, right, top,
@@ -264,31 +274,37 @@ return function(F)
         end
       end
     end
+    if mode ~= "constant" then
+      local tabs = {}
+      for i = 1, k do
+        local d, left, right = x:dim() - i + 1, pad[2 * i - 1], pad[2 * i]
+        if left ~= 0 or right ~= 0 then tabs[d] = {pad_table(x, d, mode, left, right)} end
+      end
+      local y = resample(x, tabs)
+      if rawequal(y, x) then return x * 1 end -- a new tensor, as torch's pad returns
+      return y
+    end
     local y = x
     for i = 1, k do
       local d, left, right = x:dim() - i + 1, pad[2 * i - 1], pad[2 * i]
       if left ~= 0 or right ~= 0 then
-        if mode == "constant" then
-          -- crop (negative entries), then the filled blocks beside what is left
-          local start, len = math.max(-left, 0), y:size(d) - math.max(-left, 0) - math.max(-right, 0)
-          if start > 0 or len < y:size(d) then y = y:narrow(d, start + 1, len) end
-          local parts = {}
-          for side, size in ipairs({left, right}) do
-            if size > 0 then
-              local shape = y:shape()
-              shape[d] = size
-              parts[side] = lm.full(shape, value or 0, y:dtype(), y:device())
-            end
+        -- crop (negative entries), then the filled blocks beside what is left
+        local start, len = math.max(-left, 0), y:size(d) - math.max(-left, 0) - math.max(-right, 0)
+        if start > 0 or len < y:size(d) then y = y:narrow(d, start + 1, len) end
+        local parts = {}
+        for side, size in ipairs({left, right}) do
+          if size > 0 then
+            local shape = y:shape()
+            shape[d] = size
+            parts[side] = lm.full(shape, value or 0, y:dtype(), y:device())
           end
-          if parts[1] or parts[2] then
-            local list = {}
-            if parts[1] then list[#list + 1] = parts[1] end
-            list[#list + 1] = y
-            if parts[2] then list[#list + 1] = parts[2] end
-            y = lm.cat(list, d)
-          end
-        else
-          y = pad_along(y, d, mode, left, right)
+        end
+        if parts[1] or parts[2] then
+          local list = {}
+          if parts[1] then list[#list + 1] = parts[1] end
+          list[#list + 1] = y
+          if parts[2] then list[#list + 1] = parts[2] end
+          y = lm.cat(list, d)
         end
       end
     end
@@ -380,11 +396,11 @@ return function(F)
         error("interpolate: the input's spatial dimensions must not be empty, got " .. shape_of(x), 2)
       end
     end
-    local y = x
+    local tabs = {}
     for i = 1, spatial do
-      y = interpolate_along(y, i + 2, spec.map == "nearest" and mode or spec.map, sizes[i], scales[i],
-        align_corners)
+      tabs[i + 2] = {interpolate_table(x, i + 2, spec.map == "nearest" and mode or spec.map, sizes[i], scales[i],
+        align_corners)}
     end
-    return y
+    return resample(x, tabs)
   end
 end
