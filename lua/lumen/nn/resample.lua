@@ -3,10 +3,11 @@
 -- output position k is sum_t w[k, t] x[idx[k, t]] (core/ops_resample.c), with
 -- the index and weights built here from torch 1.13's formulas, in float32 as
 -- torch computes them so the same source positions and weights come out.
--- Two-dimensional modes run one dimension after the other (bilinear and
--- bicubic are separable); the backward adds each tap's gradient back to the
--- position it read. Index tables are cached by their parameters, so a
--- network that resamples the same shapes builds them once.
+-- Where the last two dimensions both change (images), F._resample2d applies
+-- both tables in one pass (bilinear and bicubic are separable); the backward
+-- adds each tap's gradient back to the position it read. Index tables are
+-- cached by their parameters, so a network that resamples the same shapes
+-- builds them once.
 local lm = require 'lumen'
 local checks = require 'lumen.nn.checks'
 
