@@ -249,10 +249,10 @@ lm_status lm_rule_unary_composite(lm_node *n, lm_tensor *g, lm_tensor **gi) {
         d = sc_where(&sc, sc_binary_scalar(&sc, LM_GT, bx, p1), g, d);
         break;
     }
-    case LM_HARDSWISH: /* 0 below -3, x / 3 + 1/2 on [-3, 3), 1 from 3 (and for NaN), as torch */
+    case LM_HARDSWISH: /* 0 below -3, x / 3 + 1/2 on [-3, 3), 1 from 3, NaN for NaN, as torch */
         d = sc_binary(&sc, LM_MUL, g,
                       sc_binary_scalar(&sc, LM_ADD, sc_binary_scalar(&sc, LM_DIV, x, 3), 0.5));
-        d = sc_where(&sc, sc_binary_scalar(&sc, LM_LT, x, 3), d, g);
+        d = sc_where(&sc, sc_binary_scalar(&sc, LM_GE, x, 3), g, d);
         d = sc_where(&sc, sc_binary_scalar(&sc, LM_LT, x, -3), sc_zeros_like(&sc, g), d);
         break;
     case LM_HARDSIGMOID: { /* 1/6 strictly inside (-3, 3) */
@@ -272,13 +272,13 @@ lm_status lm_rule_unary_composite(lm_node *n, lm_tensor *g, lm_tensor **gi) {
         lm_tensor *e = sc_unary(&sc, LM_EXP, x, 0, 0);
         lm_tensor *neg = sc_binary(&sc, LM_MUL, g,
                                    sc_binary_scalar(&sc, LM_MUL, e, LM_SELU_SCALE * LM_SELU_ALPHA));
-        d = sc_where(&sc, sc_binary_scalar(&sc, LM_LE, x, 0), neg,
-                     sc_binary_scalar(&sc, LM_MUL, g, LM_SELU_SCALE));
+        d = sc_where(&sc, sc_binary_scalar(&sc, LM_GT, x, 0),
+                     sc_binary_scalar(&sc, LM_MUL, g, LM_SELU_SCALE), neg);
         break;
     }
     case LM_CELU: { /* e^(x / alpha) where x <= 0, else 1 */
         lm_tensor *e = sc_unary(&sc, LM_EXP, sc_binary_scalar(&sc, LM_DIV, x, p0), 0, 0);
-        d = sc_where(&sc, sc_binary_scalar(&sc, LM_LE, x, 0), sc_binary(&sc, LM_MUL, g, e), g);
+        d = sc_where(&sc, sc_binary_scalar(&sc, LM_GT, x, 0), g, sc_binary(&sc, LM_MUL, g, e));
         break;
     }
     case LM_LOGSIGMOID: /* 1 - sigmoid(x) = sigmoid(-x) */

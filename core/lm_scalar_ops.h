@@ -368,17 +368,18 @@ LM_HOST_DEVICE static inline float lm_unary_grad_f32(lm_unary_op op, float g, fl
         return g * lm_gelu_tanh_grad_f32(x);
     case LM_LEAKY_RELU: /* the slope at 0, as torch */
         return x > 0 ? g : g * p0;
-    case LM_HARDSWISH: /* torch's values at the kinks: -1/2 at -3, 1 at 3 (its vectorised loop's) */
-        return x < -3.0f ? 0.0f : x < 3.0f ? g * (x / 3.0f + 0.5f) : g;
+    case LM_HARDSWISH: /* torch's values at the kinks: -1/2 at -3, 1 at 3, and NaN for NaN
+                        * (its vectorised loop's) */
+        return x < -3.0f ? 0.0f : x < 3.0f ? g * (x / 3.0f + 0.5f) : x == x ? g : x;
     case LM_HARDSIGMOID: /* 0 at -3 and 3, and for NaN, as torch */
         return x > -3.0f && x < 3.0f ? g * (1.0f / 6.0f) : 0.0f;
     case LM_MISH:
         return g * lm_mish_grad_f32(x);
-    case LM_SELU: /* scale alpha e^x up to 0 included (as torch), scale above */
-        return x <= 0 ? g * (float)(LM_SELU_SCALE * LM_SELU_ALPHA) * lm_expf(x <= 0 ? x : 0.0f)
-                      : g * (float)LM_SELU_SCALE;
-    case LM_CELU: /* e^(x / alpha) up to 0 included (as torch), 1 above */
-        return x <= 0 ? g * lm_expf(x <= 0 ? x / p0 : 0.0f) : g;
+    case LM_SELU: /* scale alpha e^x up to 0 included (as torch), scale above; NaN for NaN */
+        return x > 0 ? g * (float)LM_SELU_SCALE
+                     : g * (float)(LM_SELU_SCALE * LM_SELU_ALPHA) * lm_expf(x > 0 ? 0.0f : x);
+    case LM_CELU: /* e^(x / alpha) up to 0 included (as torch), 1 above; NaN for NaN */
+        return x > 0 ? g : g * lm_expf(x > 0 ? 0.0f : x / p0);
     case LM_LOGSIGMOID:
         return g * lm_logsigmoid_grad_f32(x);
     case LM_SOFTSIGN: {
