@@ -13,6 +13,7 @@
       DIR/module_io.safetensors its input "x" and its output "y" in eval mode.
 """
 import json
+import math
 import sys
 import warnings
 
@@ -63,7 +64,8 @@ CONVS = [
     ("depthwise_same_k2_d2x1", (2, 6, 9, 10), 12, (2, 2), (1, 1), "same", (2, 1), 6, True),
 ]
 
-# name, input, max, kernel, stride, padding[, ceil_mode, count_include_pad]
+# name, input, max, kernel, stride, padding[, ceil_mode, count_include_pad[, values]]: values "ties" are
+# -1, 0 and 1 with -inf scattered and in whole windows (see pool_input), else normal draws
 POOLS = [
     ("max_k2x3_s2x1_pad1", (2, 3, 9, 10), True, (2, 3), (2, 1), (1, 1)),
     ("avg_k2x3_s2x1_pad1", (2, 3, 9, 10), False, (2, 3), (2, 1), (1, 1)),
@@ -80,6 +82,27 @@ POOLS = [
     ("avg_ceil_exclude_k3x2_s2x3_pad1", (2, 3, 10, 11), False, (3, 2), (2, 3), (1, 1), True, False),
     ("avg_exclude_k3_s1_pad1", (2, 3, 7, 8), False, (3, 3), (1, 1), (1, 1), False, False),
     ("avg_exclude_k2x4_s2x1_pad1x2", (2, 3, 9, 10), False, (2, 4), (2, 1), (1, 2), False, False),
+    # inputs smaller than the kernel, which ceil_mode pools (the padded input too, with padding)
+    ("max_ceil_small", (1, 2, 2, 2), True, (3, 3), (2, 2), (0, 0), True, True),
+    ("max_ceil_small_1x1", (1, 2, 1, 1), True, (2, 2), (2, 2), (0, 0), True, True),
+    ("max_ceil_small_pad1", (1, 2, 1, 2), True, (4, 4), (3, 3), (1, 1), True, True),
+    ("avg_ceil_small", (1, 2, 3, 3), False, (4, 4), (4, 4), (0, 0), True, True),
+    ("avg_ceil_small_exclude", (1, 2, 3, 3), False, (4, 4), (4, 4), (0, 0), True, False),
+    ("avg_ceil_small_pad1", (1, 2, 1, 2), False, (4, 4), (2, 2), (1, 1), True, True),
+    ("avg_ceil_small_pad1_exclude", (1, 2, 1, 2), False, (4, 4), (2, 2), (1, 1), True, False),
+    # ties and -inf (whole windows of it, in the padding's and the ceil windows' corners): torch's
+    # gradient goes to each window's first maximum
+    ("max_ties_inf_k3_s2_pad1", (2, 3, 9, 9), True, (3, 3), (2, 2), (1, 1), False, True, "ties"),
+    ("max_ties_inf_k2x3_s1_pad1", (2, 3, 6, 7), True, (2, 3), (1, 1), (1, 1), False, True, "ties"),
+    ("max_ceil_ties_inf_k3_s2", (2, 3, 8, 8), True, (3, 3), (2, 2), (0, 0), True, True, "ties"),
+    ("max_ceil_ties_inf_k3_s2_pad1", (2, 3, 8, 9), True, (3, 3), (2, 2), (1, 1), True, True, "ties"),
+    # average pools whose last window would start in the bottom or right padding (dropped, as torch)
+    ("avg_ceil_last_window_dropped", (2, 2, 5, 5), False, (2, 2), (2, 2), (1, 1), True, True),
+    ("avg_ceil_exclude_last_window_dropped", (2, 2, 5, 7), False, (2, 2), (2, 2), (1, 1), True, False),
+    # count_include_pad=False at every border: top and left padding, bottom and right padding and ceil windows
+    ("avg_ceil_exclude_every_border", (2, 3, 6, 8), False, (3, 3), (2, 2), (1, 1), True, False),
+    ("avg_exclude_every_border_k3x2_s1", (2, 3, 5, 6), False, (3, 2), (1, 1), (1, 1), False, False),
+    ("avg_exclude_every_border_k5_s2", (2, 3, 9, 8), False, (5, 5), (2, 2), (2, 2), False, False),
 ]
 
 
@@ -105,11 +128,22 @@ def write_conv(folder, case):
             "bias": bias}
 
 
+def pool_input(shape, values):
+    if values != "ties":
+        return torch.randn(*shape)
+    x = torch.randint(-1, 2, shape).float()  # many equal maxima in a window
+    x[:, :, ::3, 1::4] = -math.inf
+    x[:, 0, :2, :2] = -math.inf  # the top-left windows (padding and input) all -inf
+    x[:, 1, -2:, -2:] = -math.inf  # the bottom-right ones, ceil windows included
+    return x
+
+
 def write_pool(folder, case):
     name, shape, is_max, k, stride, pad = case[:6]
-    ceil, include = case[6:] if len(case) > 6 else (False, True)
+    ceil, include = case[6:8] if len(case) > 6 else (False, True)
+    values = case[8] if len(case) > 8 else "normal"
     seed(name)
-    x = torch.randn(*shape).requires_grad_(True)
+    x = pool_input(shape, values).requires_grad_(True)
     if is_max:
         y = nn.functional.max_pool2d(x, k, stride, pad, ceil_mode=ceil)
     else:
@@ -119,7 +153,7 @@ def write_pool(folder, case):
     save(f"{folder}/{name}.safetensors", {"x": x.detach(), "gy": gy, "y": y.detach(), "gx": x.grad})
     return {"name": name, "shape": list(shape), "max": is_max, "kernel": list(k),
             "stride": list(stride) if stride else None, "padding": list(pad), "ceil_mode": ceil,
-            "count_include_pad": include}
+            "count_include_pad": include, "values": values}
 
 
 def module():
