@@ -191,6 +191,36 @@ describe("layer options", function()
     refused(function() F.conv2d(x, w, nil, {padding = "full"}) end, "got 'full'")
   end)
 
+  it("check the pools' ceil_mode and count_include_pad paths as the plain one, at the caller's line", function()
+    local x = lm.zeros(1, 1, 5, 5)
+    for _, opts in ipairs{{}, {ceil_mode = true}} do
+      eq(F.max_pool2d(x, 2.0, opts):shape_string(), F.max_pool2d(x, 2, opts):shape_string(), "a whole float size")
+      opts.stride, opts.padding = {2.0, 1}, 1.0
+      eq(F.avg_pool2d(x, {3, 2.0}, opts):shape_string(), F.avg_pool2d(x, {3, 2}, {stride = {2, 1}, padding = 1,
+        ceil_mode = opts.ceil_mode}):shape_string(), "whole float pairs")
+      opts.stride, opts.padding = nil, nil
+      refused(function() F.max_pool2d(x, 2.5, opts) end,
+        "max_pool2d: kernel size must be an integer from 1 to 2147483647 or a pair {h, w} of them, got 2.5")
+      opts.count_include_pad = false
+      refused(function() F.max_pool2d(x, 2, opts) end,
+        "max_pool2d: unknown option 'count_include_pad' (known: stride, padding, dilation, ceil_mode)")
+      refused(function() F.avg_pool2d(x, 2, {ceil_mode = opts.ceil_mode, count_include_pad = 0}) end,
+        "avg_pool2d: option 'count_include_pad' must be a boolean")
+      refused(function() F.avg_pool2d(x:view(1, 5, 5), 2, opts) end, "avg_pool2d: input must be [N, C, H, W]")
+      refused(function() F.avg_pool2d(x, 3, {padding = 2, ceil_mode = opts.ceil_mode, count_include_pad = false}) end,
+        "avg_pool2d: padding 2x2 is more than half the kernel 3x3")
+    end
+    -- torch's ceil_mode pools an input smaller than the kernel, unless no window starts in it
+    eq(F.max_pool2d(lm.zeros(1, 1, 1, 1), 2, {ceil_mode = true}):shape_string(), "1x1x1x1")
+    refused(function() F.max_pool2d(lm.zeros(1, 1, 1, 1), 3, {stride = 2, ceil_mode = true}) end,
+      "max_pool2d: the input [1, 1, 1, 1] is too small for kernel 3x3 with stride 2x2 and padding 0x0, even "
+        .. "with ceil_mode (output size 0x0), as in torch")
+    refused(function() F.max_pool2d(lm.zeros(1, 1, 0, 4), 2, {ceil_mode = true}) end,
+      "max_pool2d: input [1, 1, 0, 4] has no height or width")
+    eq(F.avg_pool2d(lm.zeros(0, 2, 5, 5), 2, {ceil_mode = true, count_include_pad = false}):shape_string(),
+      "0x2x3x3", "an empty batch")
+  end)
+
   it("refuse loss options that would be ignored, and the mean of an empty batch", function()
     local a, y = lm.tensor{{1, 2}, {3, 4}}, lm.tensor({1, 2}, "int32")
     raises(function() F.cross_entropy(a, y, {reduce = "sum"}) end, "cross_entropy: unknown option 'reduce'")

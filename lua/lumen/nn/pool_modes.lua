@@ -101,7 +101,7 @@ return function(F)
     if not max then o.count_include_pad = nil end
     local k, s, p = sizes(kernel, 1), sizes(o.stride or kernel, 1), sizes(o.padding or 0, 0)
     if not (k and s and p and lm.is_tensor(x) and x:dim() == 4 and x:dtype() == "float32")
-        or p[1] > k[1] // 2 or p[2] > k[2] // 2 then
+        or x:size(3) == 0 or x:size(4) == 0 or p[1] > k[1] // 2 or p[2] > k[2] // 2 then
       local y = pooled(fn, x, kernel, o) -- the core refuses what is wrong, in its words
       return y
     end
