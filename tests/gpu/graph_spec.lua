@@ -288,6 +288,45 @@ describe("lm.cuda.graph", function()
     end
   end)
 
+  it("keeps the index tables a captured interpolation reads while the cache drops the others", function()
+    local before = F._resample_cache_limit(4096) -- a few tables' worth: the flood below overflows it
+    local ok, err = pcall(function()
+      local x = lm.zeros(2, 3, 7, 6, 'cuda'):requires_grad(true)
+      local function step()
+        x.grad = nil
+        local y = F.interpolate(x, {size = {13, 11}, mode = 'bilinear'})
+        local z = F.pad(x, {2, 1, 1, 3}, {mode = 'reflect'})
+        local l = (y * y):sum() + (z * z):sum()
+        l:backward()
+        return l
+      end
+      lm.no_grad(function() x:copy_(lm.randn(2, 3, 7, 6)) end)
+      step() -- the warm-up run builds the tables
+      local g, loss = lm.cuda.graph(step)
+      local captured_grad = x.grad
+      -- tables of other sizes, more than the budget: the cache drops what it may, the
+      -- collector frees it, and later tables would take its memory
+      for round = 1, 2 do
+        for n = 4, 40 do
+          F.interpolate(lm.zeros(1, 1, n, n, 'cuda'), {size = {n + round, n + 3}, mode = 'bilinear'})
+          F.pad(lm.zeros(1, 1, n, n, 'cuda'), {n - 1, 1, 2, n - 2}, {mode = 'reflect'})
+        end
+        collectgarbage()
+        collectgarbage()
+      end
+      for i = 1, 2 do
+        lm.manual_seed(i)
+        lm.no_grad(function() x:copy_(lm.randn(2, 3, 7, 6)) end)
+        g:replay()
+        local want = step()
+        near(loss:item(), want:item(), "replay " .. i .. "'s loss")
+        near_tensor(captured_grad, x.grad, "replay " .. i .. "'s input gradient")
+      end
+    end)
+    F._resample_cache_limit(before)
+    if not ok then error(err, 0) end
+  end)
+
   it("says so when a replay's optimiser steps differ from the captured ones", function()
     local opt, step = linear_step(function(p) return lm.optim.SGD(p, {lr = 0.1}) end)
     local g = lm.cuda.graph(step)

@@ -1,8 +1,9 @@
 -- F.pad and F.interpolate on the GPU against the CPU reference (one core op,
 -- core/cpu_resample.c and kernels/cuda_resample.cu): every mode, on
 -- transposed inputs, forward and input gradient. Tolerance (max |gpu - cpu| /
--- max(|cpu|, 1e-3)): 1e-6 (the same taps in the same order; the GPU may fuse
--- a multiply-add). Skips, saying why, when no GPU answers.
+-- max(|cpu|, 1e-3)): 1e-6 (the same taps; the GPU may fuse a multiply-add,
+-- and its 2-D backward adds with atomics in no fixed order). Skips, saying
+-- why, when no GPU answers.
 local lm = require 'lumen'
 local F = lm.nn.functional
 

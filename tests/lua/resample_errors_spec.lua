@@ -27,6 +27,9 @@ local CASES = {
     "pad: padding entries must be integers, got 1.5 in {1, 1.5}"},
   {"pad: reflect as large as the size", function() local _ = F.pad(x, {6, 0}, {mode = "reflect"}) end,
     "pad: reflect padding (6, 0) must be less than the size 6 of dimension 3 of input [1, 2, 6]"},
+  {"pad: replicate from an empty dimension",
+    function() local _ = F.pad(lm.zeros(1, 1, 0), {2, 2}, {mode = "replicate"}) end,
+    "pad: mode 'replicate' takes its values from dimension 3 of input [1, 1, 0], which is empty"},
   {"pad: reflect on a 1-D input", function() local _ = F.pad(lm.zeros(6), {1, 1}, {mode = "reflect"}) end,
     "pad: mode 'reflect' pads the last 1, 2 or 3 dimensions of an input with 1 or 2 more (padding of 2 entries: "
     .. "a 2-D or 3-D input; 4: 3-D or 4-D; 6: 4-D or 5-D), got padding {1, 1} for input [6]"},

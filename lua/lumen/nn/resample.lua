@@ -19,24 +19,37 @@ local function f32(v) return (string.unpack("f", string.pack("f", v))) end
 
 -- ---- index tables ----------------------------------------------------------------------------
 
-local CACHE_MAX = 256
-local cache, cached = {}, 0
+-- The cache holds at most CACHE_BYTES of tables (a long signal's pad table
+-- has an entry per output position): past it, every entry is dropped but
+-- those a CUDA graph capture used, which stay for the process's life (a
+-- replay reads them by address, and the graph holds no reference).
+local CACHE_BYTES = 64 * 1024 * 1024
+local cache, cached_bytes = {}, 0
 
 -- the [m, taps] index (0-based) and weights for `key`, built by build(m)
 -- (which returns flat Lua lists) on first use for each device
 local function tables(key, device, m, taps, build)
   key = key .. "|" .. device
   local hit = cache[key]
-  if hit then return hit[1], hit[2] end
-  local idx, w = build()
-  local ti = lm.tensor(idx, 'int32'):view(m, taps)
-  local tw = lm.tensor(w):view(m, taps)
-  if device ~= "cpu" then ti, tw = ti:to(device), tw:to(device) end
-  if cached >= CACHE_MAX then cache, cached = {}, 0 end
-  cache[key], cached = {ti, tw}, cached + 1
-  return ti, tw
+  if not hit then
+    local idx, w = build()
+    local ti = lm.tensor(idx, 'int32'):view(m, taps)
+    local tw = lm.tensor(w):view(m, taps)
+    if device ~= "cpu" then ti, tw = ti:to(device), tw:to(device) end
+    local bytes = 8 * m * taps
+    if cached_bytes + bytes > CACHE_BYTES then
+      for k, entry in pairs(cache) do
+        if not entry.pinned then cache[k], cached_bytes = nil, cached_bytes - entry.bytes end
+      end
+    end
+    hit = {ti, tw, bytes = bytes}
+    cache[key], cached_bytes = hit, cached_bytes + bytes
+  end
+  if not hit.pinned and device ~= "cpu" and lm.cuda.capturing() then
+    hit.pinned, cached_bytes = true, cached_bytes - hit.bytes
+  end
+  return hit[1], hit[2]
 end
-
 
 -- ---- padding maps ----------------------------------------------------------------------------
 
@@ -198,6 +211,14 @@ local function shape_of(x) return "[" .. table.concat(x:shape(), ", ") .. "]" en
 return function(F)
   F_resample, F_resample2d = F._resample, F._resample2d
 
+  --- F._resample_cache_limit(bytes): the index-table cache's budget (for
+  --- tests); returns the one it replaces.
+  function F._resample_cache_limit(bytes)
+    local before = CACHE_BYTES
+    CACHE_BYTES = bytes
+    return before
+  end
+
   --- torch.nn.functional.pad: pad is a list of sizes in pairs from the last
   --- dimension back ({left, right} pads the last, {left, right, top,
   --- bottom} the last two, six entries the last three); negative entries
@@ -259,6 +280,10 @@ return function(F)
       local d, left, right = x:dim() - i + 1, pad[2 * i - 1], pad[2 * i]
       local n = x:size(d)
       local m = n + left + right
+      if mode ~= "constant" and n == 0 and (left > 0 or right > 0) then
+        error(string.format("pad: mode '%s' takes its values from dimension %d of input %s, which is empty", mode,
+          d, shape_of(x)), 2)
+      end
       if m < 0 or mode ~= "constant" and m < 1 then
         error(string.format("pad: padding %s leaves dimension %d of input %s with %d elements", pair(left, right),
           d, shape_of(x), m), 2)
