@@ -39,6 +39,20 @@ function M.write_reference(script)
   return dir
 end
 
+--- The spec needs torch: skips the spec file (a failure under CI) when
+--- /usr/bin/python3 cannot import it, else runs `script write DIR` (see
+--- write_reference) and returns DIR and its cases.json decoded.
+function M.torch_cases(script)
+  if not M.can_import("torch") then
+    skip("/usr/bin/python3 cannot import torch: Debian's python3-torch is not installed", true)
+  end
+  local dir = M.write_reference(script)
+  local f = assert(io.open(dir .. "/cases.json"))
+  local cases = require('lumen.json').decode(f:read("a"))
+  f:close()
+  return dir, cases
+end
+
 --- Runs `script OUT` with OUT a safetensors file in a new scratch folder
 --- and returns what lm.load reads from it (tensors, metadata); the folder is
 --- removed; a failing script is an error carrying its output.

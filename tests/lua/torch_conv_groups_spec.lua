@@ -9,17 +9,9 @@
 local lm = require 'lumen'
 local nn = lm.nn
 local F = nn.functional
-local json = require 'lumen.json'
 
 local py = dofile("tests/helpers/python.lua")
-if not py.can_import("torch") then
-  skip("/usr/bin/python3 cannot import torch: Debian's python3-torch is not installed", true)
-end
-
-local dir = py.write_reference("tests/torch/conv_groups_reference.py")
-local f = assert(io.open(dir .. "/cases.json"))
-local ref = json.decode(f:read("a"))
-f:close()
+local dir, ref = py.torch_cases("tests/torch/conv_groups_reference.py")
 
 local TOL = 1e-5
 local verbose = os.getenv("LUMEN_SPEC_VERBOSE")
