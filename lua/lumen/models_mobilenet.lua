@@ -65,36 +65,45 @@ return function(models)
   -- expansion t, channels c, blocks n, first stride s per stage (the paper's table 2)
   local STAGES = {{1, 16, 1, 1}, {6, 24, 2, 2}, {6, 32, 3, 2}, {6, 64, 4, 2}, {6, 96, 3, 1}, {6, 160, 3, 2},
     {6, 320, 1, 1}}
-  local KNOWN = {num_classes = true, classes = true, width_mult = true, stem = true, dropout = true,
-    in_channels = true}
   local NAME = "lm.models.mobilenet_v2"
 
-  function MobileNetV2:init(opts)
-    opts = checks.opts(opts, NAME, KNOWN, nil, 4) -- (level 4: the caller of the constructor)
+  local KNOWN = {num_classes = true, classes = true, width_mult = true, stem = true, dropout = true,
+    in_channels = true}
+
+  -- the options of the mobile networks' constructors, checked (errors at
+  -- the constructor's caller): classes, in_channels, width, dropout, stem
+  local function mobile_options(opts, name)
+    opts = checks.opts(opts, name, KNOWN, nil, 5)
     if opts.num_classes ~= nil and opts.classes ~= nil and opts.num_classes ~= opts.classes then
       error(string.format("%s: num_classes (%s) and classes (%s) are two spellings of one option; give one",
-        NAME, tostring(opts.num_classes), tostring(opts.classes)), 3)
+        name, tostring(opts.num_classes), tostring(opts.classes)), 4)
     end
     local classes = opts.num_classes or opts.classes or 1000
     local in_channels = opts.in_channels or 3
     for what, v in pairs{num_classes = classes, in_channels = in_channels} do
       if math.type(v) ~= "integer" or v < 1 then
-        error(string.format("%s: %s must be a positive integer, got %s", NAME, what, checks.shown(v)), 3)
+        error(string.format("%s: %s must be a positive integer, got %s", name, what, checks.shown(v)), 4)
       end
     end
     local width = opts.width_mult or 1.0
     if type(width) ~= "number" or not (width > 0 and width < math.huge) then
-      error(string.format("%s: width_mult must be a positive number, got %s", NAME, checks.shown(width)), 3)
+      error(string.format("%s: width_mult must be a positive number, got %s", name, checks.shown(width)), 4)
     end
     local dropout = opts.dropout or 0.2
     if type(dropout) ~= "number" or not (dropout >= 0 and dropout < 1) then
-      error(string.format("%s: dropout must be a number in [0, 1), got %s", NAME, checks.shown(dropout)), 3)
+      error(string.format("%s: dropout must be a number in [0, 1), got %s", name, checks.shown(dropout)), 4)
     end
     local stem = opts.stem or "imagenet"
     if stem ~= "imagenet" and stem ~= "cifar" then
-      error(NAME .. ": stem must be 'imagenet' (a stride-2 first convolution) or 'cifar' " ..
-        "(stride 1, for 32x32 images), got " .. checks.shown(stem), 3)
+      error(name .. ": stem must be 'imagenet' (a stride-2 first convolution) or 'cifar' " ..
+        "(stride 1, for 32x32 images), got " .. checks.shown(stem), 4)
     end
+    return classes, in_channels, width, dropout, stem
+  end
+  models._mobile_options = mobile_options
+
+  function MobileNetV2:init(opts)
+    local classes, in_channels, width, dropout, stem = mobile_options(opts, NAME)
     self.stem, self.num_classes, self.width_mult = stem, classes, width
 
     local channels = make_divisible(32 * width)

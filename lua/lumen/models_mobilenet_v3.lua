@@ -3,7 +3,6 @@
 -- features.1.block.1.fc1, ..., classifier.3), so a torchvision checkpoint
 -- loads strictly and Lumen's file loads into torchvision's with strict=True.
 local lm = require 'lumen'
-local checks = require 'lumen.nn.checks'
 
 return function(models)
   local nn = lm.nn
@@ -90,36 +89,9 @@ return function(models)
   }
 
   local MobileNetV3 = nn.Module:extend("models.MobileNetV3")
-  local KNOWN = {num_classes = true, classes = true, width_mult = true, stem = true, dropout = true,
-    in_channels = true}
 
   function MobileNetV3:init(arch, opts)
-    local name = "lm.models." .. arch
-    opts = checks.opts(opts, name, KNOWN, nil, 4) -- (level 4: the caller of the constructor)
-    if opts.num_classes ~= nil and opts.classes ~= nil and opts.num_classes ~= opts.classes then
-      error(string.format("%s: num_classes (%s) and classes (%s) are two spellings of one option; give one",
-        name, tostring(opts.num_classes), tostring(opts.classes)), 3)
-    end
-    local classes = opts.num_classes or opts.classes or 1000
-    local in_channels = opts.in_channels or 3
-    for what, v in pairs{num_classes = classes, in_channels = in_channels} do
-      if math.type(v) ~= "integer" or v < 1 then
-        error(string.format("%s: %s must be a positive integer, got %s", name, what, checks.shown(v)), 3)
-      end
-    end
-    local width = opts.width_mult or 1.0
-    if type(width) ~= "number" or not (width > 0 and width < math.huge) then
-      error(string.format("%s: width_mult must be a positive number, got %s", name, checks.shown(width)), 3)
-    end
-    local dropout = opts.dropout or 0.2
-    if type(dropout) ~= "number" or not (dropout >= 0 and dropout < 1) then
-      error(string.format("%s: dropout must be a number in [0, 1), got %s", name, checks.shown(dropout)), 3)
-    end
-    local stem = opts.stem or "imagenet"
-    if stem ~= "imagenet" and stem ~= "cifar" then
-      error(name .. ": stem must be 'imagenet' (a stride-2 first convolution) or 'cifar' " ..
-        "(stride 1, for 32x32 images), got " .. checks.shown(stem), 3)
-    end
+    local classes, in_channels, width, dropout, stem = models._mobile_options(opts, "lm.models." .. arch)
     self.arch, self.stem, self.num_classes, self.width_mult = arch, stem, classes, width
 
     local function adjust(c) return make_divisible(c * width) end
