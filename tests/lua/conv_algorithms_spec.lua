@@ -60,13 +60,7 @@ local function direct(x, w, g, stride, pad)
   return lm.tensor(out), lm.tensor(gx), lm.tensor(gw)
 end
 
-local function with_algorithm(name, fn)
-  local before = lm.get_conv_algorithm()
-  lm.set_conv_algorithm(name)
-  local ok, err = pcall(fn)
-  lm.set_conv_algorithm(before)
-  if not ok then error(err, 0) end
-end
+local with_algorithm = dofile("tests/helpers/conv_algorithms.lua").with
 
 -- the direct weight gradient is compiled in AVX-512 builds only
 local has_direct = pcall(lm.set_conv_algorithm, "direct")

@@ -13,14 +13,11 @@ lm.manual_seed(17)
 local function randn(...) return lm.randn(...):requires_grad(true) end
 
 -- fn under CPU algorithm `algorithm`, the choice put back afterwards
+local with_algorithm = dofile("tests/helpers/conv_algorithms.lua").with
 local function under(algorithm, fn)
   return function(...)
-    local before = lm.get_conv_algorithm()
-    lm.set_conv_algorithm(algorithm)
-    local ok, y = pcall(fn, ...)
-    lm.set_conv_algorithm(before)
-    if not ok then error(y, 0) end
-    return y
+    local args = table.pack(...)
+    return with_algorithm(algorithm, function() return fn(table.unpack(args, 1, args.n)) end)
   end
 end
 

@@ -12,6 +12,7 @@ local F = nn.functional
 
 local py = dofile("tests/helpers/python.lua")
 local dir, ref = py.torch_cases("tests/torch/conv_groups_reference.py")
+local conv_algorithms = dofile("tests/helpers/conv_algorithms.lua")
 
 local TOL = 1e-5
 local verbose = os.getenv("LUMEN_SPEC_VERBOSE")
@@ -35,9 +36,7 @@ describe("grouped and dilated conv2d against torch " .. ref.torch, function()
     for _, algorithm in ipairs{"auto", "gemm"} do
       it(string.format("%s (%s): forward, input, weight and bias gradients", case.name, algorithm), function()
         local t = lm.load(string.format("%s/%s.safetensors", dir, case.name))
-        local before = lm.get_conv_algorithm()
-        lm.set_conv_algorithm(algorithm)
-        local ok, err = pcall(function()
+        conv_algorithms.with(algorithm, function()
           local x, w = t.x:clone():requires_grad(true), t.w:clone():requires_grad(true)
           local b = case.bias and t.b:clone():requires_grad(true) or nil
           local y = F.conv2d(x, w, b, opts_of(case))
@@ -49,8 +48,6 @@ describe("grouped and dilated conv2d against torch " .. ref.torch, function()
           if case.bias then worst = math.max(worst, close(b.grad, t.gb, case.name .. " bias gradient")) end
           if verbose then io.stderr:write(string.format("    %-28s %-4s worst %.2g\n", case.name, algorithm, worst)) end
         end)
-        lm.set_conv_algorithm(before)
-        if not ok then error(err, 0) end
         ran[case.name .. " " .. algorithm] = true
       end)
     end

@@ -23,9 +23,8 @@ local TOL = 1e-5
 local verbose = os.getenv("LUMEN_SPEC_VERBOSE")
 
 -- every choice lm.set_conv_algorithm offers in this build ('direct' needs AVX-512)
-local ALGORITHMS = {"auto", "gemm", "winograd"}
-if pcall(lm.set_conv_algorithm, "direct") then ALGORITHMS[#ALGORITHMS + 1] = "direct" end
-lm.set_conv_algorithm("auto")
+local conv_algorithms = dofile("tests/helpers/conv_algorithms.lua")
+local ALGORITHMS = conv_algorithms.available()
 
 local function close(a, b, what)
   eq(a:shape_string(), b:shape_string(), what .. " shape")
@@ -44,13 +43,7 @@ local function conv_opts(case)
   return {stride = arg(case.stride), padding = arg(case.padding), dilation = arg(case.dilation), groups = case.groups}
 end
 
-local function with_algorithm(algorithm, fn)
-  local before = lm.get_conv_algorithm()
-  lm.set_conv_algorithm(algorithm)
-  local ok, err = pcall(fn)
-  lm.set_conv_algorithm(before)
-  if not ok then error(err, 0) end
-end
+local with_algorithm = conv_algorithms.with
 
 describe("conv2d with (h, w) pairs and padding 'same' against torch " .. ref.torch, function()
   local ran = {}

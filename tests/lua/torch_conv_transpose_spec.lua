@@ -18,12 +18,8 @@ local TOL = 1e-5
 local verbose = os.getenv("LUMEN_SPEC_VERBOSE")
 
 -- every CPU algorithm this build offers ('direct' needs AVX-512)
-local ALGORITHMS = {"auto", "gemm", "winograd"}
-do
-  local before = lm.get_conv_algorithm()
-  if pcall(lm.set_conv_algorithm, "direct") then ALGORITHMS[#ALGORITHMS + 1] = "direct" end
-  lm.set_conv_algorithm(before)
-end
+local conv_algorithms = dofile("tests/helpers/conv_algorithms.lua")
+local ALGORITHMS = conv_algorithms.available()
 
 local function close(a, b, what)
   eq(a:shape_string(), b:shape_string(), what .. " shape")
@@ -44,9 +40,7 @@ describe("F.conv_transpose2d against torch " .. ref.torch, function()
     for _, algorithm in ipairs(ALGORITHMS) do
       it(string.format("%s (%s): forward, input, weight and bias gradients", case.name, algorithm), function()
         local t = lm.load(string.format("%s/%s.safetensors", dir, case.name))
-        local before = lm.get_conv_algorithm()
-        lm.set_conv_algorithm(algorithm)
-        local ok, err = pcall(function()
+        conv_algorithms.with(algorithm, function()
           local x, w = t.x:clone():requires_grad(true), t.w:clone():requires_grad(true)
           local b = case.bias and t.b:clone():requires_grad(true) or nil
           local y = F.conv_transpose2d(x, w, b, opts_of(case))
@@ -60,8 +54,6 @@ describe("F.conv_transpose2d against torch " .. ref.torch, function()
           lm.no_grad(function() close(F.conv_transpose2d(t.x, t.w, t.b, opts_of(case)), t.y, case.name) end)
           if verbose then io.stderr:write(string.format("    %-28s %-8s worst %.2g\n", case.name, algorithm, worst)) end
         end)
-        lm.set_conv_algorithm(before)
-        if not ok then error(err, 0) end
         ran[case.name .. " " .. algorithm] = true
       end)
     end
