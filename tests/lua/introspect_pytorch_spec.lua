@@ -36,12 +36,16 @@ describe("experiments/introspect_pytorch.lua", function()
     truthy(right, "PyTorch's accuracies: " .. out)
 
     local chunk = assert(loadfile("experiments/introspect_pytorch.lua"))
-    local saved_arg, saved_print = _G.arg, _G.print
-    _G.arg = {"--weights", dir .. "/resnet18_f16.safetensors", "--num-classes", "3", "--data", dir .. "/images",
-      "--out", dir .. "/out", "--ae-epochs", "2", "--est-epochs", "2", "--subset", "0"}
-    _G.print = function() end
-    local ok, metrics = pcall(chunk, table.unpack(_G.arg))
-    _G.arg, _G.print = saved_arg, saved_print
+    -- the experiment on args (as its command line), quietly: whether it ran, and its metrics or error
+    local function run(args)
+      local saved_arg, saved_print = _G.arg, _G.print
+      _G.arg, _G.print = args, function() end
+      local finished, result = pcall(chunk, table.unpack(args))
+      _G.arg, _G.print = saved_arg, saved_print
+      return finished, result
+    end
+    local ok, metrics = run{"--weights", dir .. "/resnet18_f16.safetensors", "--num-classes", "3", "--data",
+      dir .. "/images", "--out", dir .. "/out", "--ae-epochs", "2", "--est-epochs", "2", "--subset", "0"}
     truthy(ok, tostring(metrics))
     near(metrics.classifier_accuracy_checked, tonumber(right) / tonumber(total), 1e-9, "PyTorch's accuracy")
     for _, k in ipairs{"latent_knn10_accuracy", "auroc_correct", "auroc_correct_baseline"} do
@@ -59,12 +63,9 @@ describe("experiments/introspect_pytorch.lua", function()
       if fh then fh:close() end
     end
     -- a torchvision ViT in bfloat16, each encoder layer recorded at its class token
-    _G.arg = {"--weights", dir .. "/vit_bf16.safetensors", "--arch", "vit", "--patch-size", "8", "--dim", "16",
-      "--depth", "2", "--heads", "2", "--mlp-dim", "32", "--num-classes", "3", "--data", dir .. "/images",
-      "--out", dir .. "/out_vit", "--ae-epochs", "2", "--est-epochs", "2", "--subset", "0"}
-    _G.print = function() end
-    local vit_ok, vit_metrics = pcall(chunk, table.unpack(_G.arg))
-    _G.arg, _G.print = saved_arg, saved_print
+    local vit_ok, vit_metrics = run{"--weights", dir .. "/vit_bf16.safetensors", "--arch", "vit", "--patch-size",
+      "8", "--dim", "16", "--depth", "2", "--heads", "2", "--mlp-dim", "32", "--num-classes", "3", "--data",
+      dir .. "/images", "--out", dir .. "/out_vit", "--ae-epochs", "2", "--est-epochs", "2", "--subset", "0"}
     truthy(vit_ok, tostring(vit_metrics))
     near(vit_metrics.classifier_accuracy_checked, tonumber(vit_right) / tonumber(vit_total), 1e-9,
       "PyTorch's ViT accuracy")
@@ -72,12 +73,9 @@ describe("experiments/introspect_pytorch.lua", function()
     local vit_opts = lm.json.decode(assert(io.open(dir .. "/out_vit/options.json")):read("a"))
     eq(vit_opts.blocks, "layers.0,layers.1")
     -- a torchvision MobileNetV2, its 17 blocks and last convolution recorded, averaged over space
-    _G.arg = {"--weights", dir .. "/mobilenet_v2.safetensors", "--arch", "mobilenet_v2", "--width-mult", "0.25",
-      "--num-classes", "3", "--data", dir .. "/images", "--out", dir .. "/out_mobilenet", "--ae-epochs", "2",
-      "--est-epochs", "2", "--subset", "0"}
-    _G.print = function() end
-    local mb_ok, mb_metrics = pcall(chunk, table.unpack(_G.arg))
-    _G.arg, _G.print = saved_arg, saved_print
+    local mb_ok, mb_metrics = run{"--weights", dir .. "/mobilenet_v2.safetensors", "--arch", "mobilenet_v2",
+      "--width-mult", "0.25", "--num-classes", "3", "--data", dir .. "/images", "--out", dir .. "/out_mobilenet",
+      "--ae-epochs", "2", "--est-epochs", "2", "--subset", "0"}
     truthy(mb_ok, tostring(mb_metrics))
     near(mb_metrics.classifier_accuracy_checked, tonumber(mb_right) / tonumber(mb_total), 1e-9,
       "PyTorch's MobileNetV2 accuracy")
