@@ -133,6 +133,15 @@ describe("layer options", function()
     refused(function() nn.TransformerEncoderLayer(8, 2, {layer_norm_eps = 0 / 0}) end,
       "nn.TransformerEncoderLayer: layer_norm_eps must be a finite number >= 0, got nan")
     refused(function() nn.Dropout(0 / 0) end, "nn.Dropout: p (the drop probability) must be in [0, 1), got nan")
+    refused(function() nn.StochasticDepth(1.5, "row") end,
+      "nn.StochasticDepth: p (the drop probability) must be in [0, 1], got 1.5")
+    refused(function() nn.StochasticDepth(0.2) end, "nn.StochasticDepth: mode must be 'row' or 'batch', got nil")
+    refused(function() F.stochastic_depth(lm.ones(2), 0.2, "rows", true) end,
+      "stochastic_depth: mode must be 'row' or 'batch', got \"rows\"")
+    refused(function() F.stochastic_depth(lm.ones(2), -1, "row", true) end,
+      "stochastic_depth: p must be a number in [0, 1], got -1")
+    refused(function() F.stochastic_depth(lm.tensor(2), 0.5, "row", true) end,
+      "stochastic_depth: input must have at least one dimension, got a scalar")
     eq(nn.BatchNorm1d(3, {momentum = false}).momentum, false, "a cumulative average")
   end)
 

@@ -31,6 +31,34 @@ describe("conv layers without torch", function()
     eq(nn.Dropout2d(1)(lm.ones(2, 2, 1, 1)):abs():sum():item(), 0, "p = 1 drops everything")
   end)
 
+  it("StochasticDepth drops whole samples ('row') or the whole batch ('batch') with probability p", function()
+    lm.manual_seed(6)
+    local d = nn.StochasticDepth(0.25, "row")
+    local x = lm.ones(2000, 3, 2, 2):requires_grad(true)
+    local y = d(x)
+    local per_sample = y:reshape(2000, 12)
+    eq((per_sample:max(2) - per_sample:min(2)):abs():max():item(), 0, "one value per sample")
+    local dropped = y:eq(0):mean():item()
+    truthy(math.abs(dropped - 0.25) < 0.03, "dropped fraction " .. dropped)
+    truthy(math.abs(y:max():item() - 1 / 0.75) < 1e-6, "kept samples scaled by 1/(1-p)")
+    y:sum():backward()
+    eq((x.grad - y:detach()):abs():max():item(), 0, "the gradient is the mask")
+    local kept = 0
+    for _ = 1, 200 do
+      local yb = lm.nn.functional.stochastic_depth(lm.ones(4, 5), 0.5, "batch", true)
+      local s = yb:sum():item()
+      truthy(s == 0 or s == 40, "the batch is kept or dropped as one: sum " .. s)
+      if s > 0 then kept = kept + 1 end
+    end
+    truthy(kept > 70 and kept < 130, "batch mode keeps about half of 200 calls: " .. kept)
+    d:eval()
+    eq(d(x), x, "evaluation: the input itself")
+    eq(nn.StochasticDepth(0, "row")(x), x, "p = 0: the input itself")
+    eq(nn.StochasticDepth(1, "row")(lm.ones(3, 2)):abs():sum():item(), 0, "p = 1 drops everything")
+    eq(#nn.StochasticDepth(0.1, "row"):named_parameters() + #nn.StochasticDepth(0.1, "row"):named_buffers(), 0,
+      "nothing in the state dict")
+  end)
+
   it("Embedding: 1-based indices, padding row zero and without gradient, misuse named", function()
     lm.manual_seed(2)
     local e = nn.Embedding(6, 3, {padding_idx = -1})

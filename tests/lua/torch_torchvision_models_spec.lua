@@ -1,4 +1,4 @@
--- torchvision's mobile networks (MobileNetV2, MobileNetV3 small and large) against lm.models
+-- torchvision's networks (MobileNetV2, MobileNetV3 small and large, ...) against lm.models
 -- (tests/torch/torchvision_models_reference.py): state_dict names and shapes
 -- exactly torchvision's; a torch model (batch norms randomised) loads strictly
 -- and gives torch's evaluation output and parameter gradients, its
@@ -98,7 +98,8 @@ describe("lm.models against torchvision", function()
       -- training: the output (batch statistics) and the running statistics
       net:train()
       for _, m in ipairs(net:modules()) do
-        if lm.nn._is_plain(m, lm.nn.Dropout) then m.p = 0 end -- torch's reference ran with dropout 0
+        -- torch's reference ran without dropout and stochastic depth
+        if lm.nn._is_plain(m, lm.nn.Dropout) or lm.nn._is_plain(m, lm.nn.StochasticDepth) then m.p = 0 end
       end
       local y = lm.no_grad(function() return net(ref.x_train) end)
       near(y, "training output", ref.y_train, ref.y_train64, ref["err32.y_train"]:item())

@@ -1,4 +1,4 @@
-"""torchvision's mobile networks against lm.models (run by
+"""torchvision's networks against lm.models (run by
 tests/lua/torch_torchvision_models_spec.lua).
 
   torchvision_models_reference.py write DIR
@@ -39,15 +39,36 @@ from torch import nn
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from dtype_reference import load, save  # noqa: E402
 
-# name: (constructor, options for the compared model, input size, stem: 'cifar' is a stride-1 first conv)
+
+
+def first_conv_stride_1(path):
+    """The 'cifar' stem of a family: the first convolution (at `path`, a
+    function of the model) at stride 1, the rest of the model torchvision's."""
+    def adapt(model):
+        path(model).stride = (1, 1)
+    return adapt
+
+
+MOBILE_STEM = first_conv_stride_1(lambda m: m.features[0][0])
+
+
+def case(make, options, size, adapt=None, quiet=None):
+    """make(**options) is the compared model on [2, 3, size, size] inputs;
+    adapt(model) changes torchvision's model to Lumen's variant (a stem);
+    quiet: the options that turn its random layers off for the training
+    pass (dropout, stochastic depth)."""
+    return {"make": make, "options": options, "size": size, "adapt": adapt,
+            "quiet": {"dropout": 0.0} if quiet is None else quiet}
+
+
+# name: the case (see `case`); the state_dict keys are listed at make()'s defaults
 CASES = {
-    "mobilenet_v2": (torchvision.models.mobilenet_v2, {"num_classes": 10, "width_mult": 0.5}, 32, "imagenet"),
-    "mobilenet_v2_w075_cifar": (torchvision.models.mobilenet_v2, {"num_classes": 7, "width_mult": 0.75}, 16,
-                                "cifar"),
-    "mobilenet_v3_small": (torchvision.models.mobilenet_v3_small, {"num_classes": 10, "width_mult": 0.75}, 32,
-                           "imagenet"),
-    "mobilenet_v3_large_cifar": (torchvision.models.mobilenet_v3_large, {"num_classes": 5, "width_mult": 0.5}, 16,
-                                 "cifar"),
+    "mobilenet_v2": case(torchvision.models.mobilenet_v2, {"num_classes": 10, "width_mult": 0.5}, 32),
+    "mobilenet_v2_w075_cifar": case(torchvision.models.mobilenet_v2, {"num_classes": 7, "width_mult": 0.75}, 16,
+                                    MOBILE_STEM),
+    "mobilenet_v3_small": case(torchvision.models.mobilenet_v3_small, {"num_classes": 10, "width_mult": 0.75}, 32),
+    "mobilenet_v3_large_cifar": case(torchvision.models.mobilenet_v3_large, {"num_classes": 5, "width_mult": 0.5},
+                                     16, MOBILE_STEM),
 }
 MARGIN = 2e-6
 # the points where each activation's derivative jumps
@@ -84,9 +105,12 @@ def pick_input(exact, size):
     raise RuntimeError("no input in 100 keeps its activations MARGIN from their kinks")
 
 
-def build(name, **extra):
-    make, options = CASES[name][:2]
-    return make(**{**options, **extra})
+def build(name, quiet=False):
+    c = CASES[name]
+    model = c["make"](**{**c["options"], **(c["quiet"] if quiet else {})})
+    if c["adapt"]:
+        c["adapt"](model)
+    return model
 
 
 def randomise(model):
@@ -103,11 +127,9 @@ def randomise(model):
 
 
 def write_case(folder, name):
-    size, stem = CASES[name][2], CASES[name][3]
+    size = CASES[name]["size"]
     torch.manual_seed(11)
-    model = build(name, dropout=0.0)
-    if stem == "cifar":
-        model.features[0][0].stride = (1, 1)
+    model = build(name, quiet=True)
     randomise(model)
     save(f"{folder}/{name}.safetensors", {k: v.contiguous() for k, v in model.state_dict().items()})
     model.eval()
@@ -139,15 +161,13 @@ def write_case(folder, name):
             io["err32.after." + k] = (b.double() - b64).abs().max() / b64.abs().max()
     save(f"{folder}/{name}_io.safetensors", io)
     with open(f"{folder}/{name}_keys.txt", "w") as f:
-        for k, v in CASES[name][0]().state_dict().items():
+        for k, v in CASES[name]["make"]().state_dict().items():
             f.write(f"{k} {'x'.join(map(str, v.shape)) or 'scalar'}\n")
 
 
 def check(folder, name):
     state = {k: v for k, (_, v) in load(f"{folder}/{name}_lumen.safetensors").items()}
     model = build(name).eval()
-    if CASES[name][3] == "cifar":
-        model.features[0][0].stride = (1, 1)
     model.load_state_dict(state, strict=True)
     io = {k: v for k, (_, v) in load(f"{folder}/{name}_lumen_io.safetensors").items()}
     with torch.no_grad():

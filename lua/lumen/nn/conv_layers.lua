@@ -268,6 +268,23 @@ return function(nn)
   function nn.Dropout2d:forward(x) return F.dropout2d(x, self.p, self.training) end
   function nn.Dropout2d:extra_repr() return "p = " .. self.p end
 
+  nn.StochasticDepth = Module:extend("nn.StochasticDepth")
+
+  --- torchvision.ops.StochasticDepth(p, mode): in training, drops a residual
+  --- branch per sample (mode 'row') or for the whole batch ('batch') with
+  --- probability p and scales what it keeps by 1/(1-p); the identity in
+  --- evaluation mode. No parameters, nothing in the state dict.
+  function nn.StochasticDepth:init(p, mode)
+    checks.p(p, "p", "nn.StochasticDepth", true)
+    if mode ~= "row" and mode ~= "batch" then
+      error("nn.StochasticDepth: mode must be 'row' or 'batch', got " .. checks.shown(mode), 3)
+    end
+    self.p, self.mode = p, mode
+  end
+
+  function nn.StochasticDepth:forward(x) return F.stochastic_depth(x, self.p, self.mode, self.training) end
+  function nn.StochasticDepth:extra_repr() return "p = " .. self.p .. ", mode = " .. self.mode end
+
   -- ---- embedding --------------------------------------------------------------------------------
 
   nn.Embedding = Module:extend("nn.Embedding")

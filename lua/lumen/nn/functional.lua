@@ -431,6 +431,31 @@ function F.dropout2d(x, p, training)
   return x * keep
 end
 
+--- Stochastic depth, as torchvision.ops.stochastic_depth: in training,
+--- mode 'row' zeroes each sample of x (its first dimension) with
+--- probability p and scales the rest by 1/(1-p); mode 'batch' does so to
+--- the whole batch at once. The identity when not training or p = 0. The
+--- mask comes from the seeded RNG.
+function F.stochastic_depth(x, p, mode, training)
+  checks.tensor(x, "input", "stochastic_depth")
+  if type(p) ~= "number" or p ~= p or p < 0 or p > 1 then
+    error("stochastic_depth: p must be a number in [0, 1], got " .. checks.shown(p), 2)
+  end
+  if mode ~= "row" and mode ~= "batch" then
+    error("stochastic_depth: mode must be 'row' or 'batch', got " .. checks.shown(mode), 2)
+  end
+  if not training or p == 0 then return x end
+  if x:dim() == 0 then error("stochastic_depth: input must have at least one dimension, got a scalar", 2) end
+  local shape = {}
+  for d = 1, x:dim() do shape[d] = 1 end
+  if mode == "row" then shape[1] = x:size(1) end
+  local keep = lm.no_grad(function()
+    local mask = lm.rand(shape, x:device()):lt(1 - p)
+    return p < 1 and mask * (1 / (1 - p)) or mask
+  end)
+  return x * keep
+end
+
 -- rows of a one-hot matrix handled at once in the embedding's backward
 local ONE_HOT_ELEMENTS = 1 << 22
 
