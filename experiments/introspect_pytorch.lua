@@ -3,11 +3,15 @@
 -- the outputs of its blocks (conv maps averaged over space, a transformer's
 -- class token), and map them with the study's stages (InfoVAE, estimator,
 -- figures, report, atlas).
---   lumen experiments/introspect_pytorch.lua --weights FILE [--arch resnet18|resnet34|mobilenet_v2|vit]
+--   lumen experiments/introspect_pytorch.lua --weights FILE [--arch resnet18|...|mobilenet_v2|vit]
 --        [--stem cifar|imagenet] [--num-classes 10] [--width 64] [--data cifar10|DIR]
 --        [--size H] [--mean M1,M2,M3] [--std S1,S2,S3]
 --        [--blocks layer1,layer2,layer3,layer4] [--subset N] [--val N] [--test-subset N]
 --        [--out DIR] [--device cpu|cuda] [--ae-epochs N] [--est-epochs N] [--seed S]
+--   --arch resnet18 (default), resnet34, resnet50, resnet101, resnet152,
+--        resnext50_32x4d, resnext101_32x8d, resnext101_64x4d, wide_resnet50_2,
+--        wide_resnet101_2: torchvision's ResNets, --stem cifar (the default)
+--        a 3x3 stride-1 first convolution without max pooling
 --   --arch vit: torchvision's VisionTransformer (its names or lm.models.vit's), of
 --        --size images and [--patch-size 16] [--dim 768] [--depth 12] [--heads 12]
 --        [--mlp-dim 3072] (vit_b_16's); --blocks defaults to every encoder layer
@@ -41,8 +45,13 @@ local opts, given = cli.parse(arg, {weights = "", arch = "resnet18", stem = "cif
   bandwidths = "0.1,1,10,100,1000", seed = 1, fresh = false},
   "Self-introspection of a PyTorch-trained network: lumen experiments/introspect_pytorch.lua --weights FILE [options]")
 
+-- torchvision's ResNets (lm.models' constructors of the same names): --width,
+-- --stem and layer1..layer4 as blocks apply to each
+local RESNETS = {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d",
+  "resnext101_32x8d", "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2"}
+local ARCHS = {"mobilenet_v2", "vit", table.unpack(RESNETS)}
 cli.check(opts, {device = {"cpu", "cuda"},
-  arch = {"resnet18", "resnet34", "mobilenet_v2", "vit"}, stem = {"cifar", "imagenet"}, num_classes = "count",
+  arch = ARCHS, stem = {"cifar", "imagenet"}, num_classes = "count",
   width = "count", width_mult = "positive", size = "count", subset = "count0", val = "count0",
   test_subset = "count0", ae_epochs = "count", est_epochs = "count", mmd_weight = "nonnegative", seed = "count0",
   patch_size = "count", dim = "count", depth = "count", heads = "count", mlp_dim = "count"})

@@ -82,6 +82,16 @@ describe("experiments/introspect_pytorch.lua", function()
     truthy(type(mb_metrics.latent_knn10_accuracy) == "number", "the MobileNetV2's map measured")
     local mb_opts = lm.json.decode(assert(io.open(dir .. "/out_mobilenet/options.json")):read("a"))
     eq(select(2, mb_opts.blocks:gsub("features%.", "")), 18, "18 blocks recorded: " .. mb_opts.blocks)
+    -- a Bottleneck ResNet (Lumen's own file, torchvision's names), its four stages recorded
+    lm.manual_seed(4)
+    lm.models.resnet50{num_classes = 3, width = 8, stem = "cifar"}:save(dir .. "/resnet50.safetensors")
+    local r50_ok, r50_metrics = run{"--weights", dir .. "/resnet50.safetensors", "--arch", "resnet50", "--width", "8",
+      "--num-classes", "3", "--data", dir .. "/images", "--out", dir .. "/out_resnet50", "--ae-epochs", "2",
+      "--est-epochs", "2", "--subset", "0"}
+    truthy(r50_ok, tostring(r50_metrics))
+    truthy(type(r50_metrics.latent_knn10_accuracy) == "number", "the ResNet-50's map measured")
+    eq(lm.json.decode(assert(io.open(dir .. "/out_resnet50/options.json")):read("a")).blocks,
+      "layer1,layer2,layer3,layer4")
     -- mistakes are refused before any work: a validation set that would take every training image, and
     -- the sizes of the other kind of network
     local build = os.getenv("LUMEN_BUILD_DIR") or "build"

@@ -175,10 +175,14 @@ local twins = {
   embedding = function() return nn.Embedding(10, 4, {padding_idx = 3}) end,
   block = function() return nn.BasicBlock(4, 4) end,
   block_down = function() return nn.BasicBlock(4, 8, {stride = 2, downsample = true}) end,
+  bottleneck_down = function()
+    return nn.Bottleneck(8, 4, {stride = 2, groups = 2, base_width = 32, downsample = true})
+  end,
+  bottleneck_dilated = function() return nn.Bottleneck(16, 4, {dilation = 2}) end,
 }
 local order = {"bn1d_2d", "bn1d_3d", "bn2d", "bn2d_no_affine", "bn2d_no_stats", "bn2d_cumulative",
   "groupnorm", "groupnorm_1d", "groupnorm_one", "silu", "adaptive_3x2", "adaptive_1", "adaptive_4",
-  "adaptive_up", "dropout2d_p0", "embedding", "block", "block_down"}
+  "adaptive_up", "dropout2d_p0", "embedding", "block", "block_down", "bottleneck_down", "bottleneck_dilated"}
 
 local TOL = 1e-5
 

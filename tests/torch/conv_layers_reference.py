@@ -44,6 +44,13 @@ def basic_block(inplanes, planes, stride):
     return torchvision.models.resnet.BasicBlock(inplanes, planes, stride, down)
 
 
+def bottleneck(inplanes, planes, stride, groups=1, base_width=64, dilation=1):
+    down = None
+    if stride != 1 or inplanes != planes * 4:
+        down = nn.Sequential(nn.Conv2d(inplanes, planes * 4, 1, stride, bias=False), nn.BatchNorm2d(planes * 4))
+    return torchvision.models.resnet.Bottleneck(inplanes, planes, stride, down, groups, base_width, dilation)
+
+
 # name -> (constructor, input shape); the Lua spec builds the same layers
 CASES = {
     "bn1d_2d": (lambda: nn.BatchNorm1d(5), (8, 5)),
@@ -64,6 +71,8 @@ CASES = {
     "embedding": (lambda: nn.Embedding(10, 4, padding_idx=2), (3, 5)),
     "block": (lambda: basic_block(4, 4, 1), (2, 4, 5, 5)),
     "block_down": (lambda: basic_block(4, 8, 2), (2, 4, 6, 6)),
+    "bottleneck_down": (lambda: bottleneck(8, 4, 2, groups=2, base_width=32), (2, 8, 6, 6)),
+    "bottleneck_dilated": (lambda: bottleneck(16, 4, 1, dilation=2), (2, 16, 5, 5)),
 }
 
 

@@ -52,13 +52,47 @@ def first_conv_stride_1(path):
 MOBILE_STEM = first_conv_stride_1(lambda m: m.features[0][0])
 
 
-def case(make, options, size, adapt=None, quiet=None):
+def case(make, options, size, adapt=None, quiet=None, keys=None):
     """make(**options) is the compared model on [2, 3, size, size] inputs;
     adapt(model) changes torchvision's model to Lumen's variant (a stem);
     quiet: the options that turn its random layers off for the training
-    pass (dropout, stochastic depth)."""
+    pass (dropout, stochastic depth); keys: the constructor whose default
+    model's state_dict keys are listed (make)."""
     return {"make": make, "options": options, "size": size, "adapt": adapt,
-            "quiet": {"dropout": 0.0} if quiet is None else quiet}
+            "quiet": {"dropout": 0.0} if quiet is None else quiet, "keys": keys or make}
+
+
+class NarrowResNet(torchvision.models.resnet.ResNet):
+    """torchvision's ResNet with `width` channels in its first stage (64 in
+    torchvision's), built by torchvision's own _make_layer and initialised
+    as its constructor does: lm.models.resnet50{width = ...}'s twin, small
+    enough to compare in the test suite."""
+
+    def __init__(self, layers, width, num_classes, groups=1, width_per_group=64,
+                 replace_stride_with_dilation=(False, False, False)):
+        nn.Module.__init__(self)
+        block = torchvision.models.resnet.Bottleneck
+        self._norm_layer = nn.BatchNorm2d
+        self.inplanes, self.dilation, self.groups, self.base_width = width, 1, groups, width_per_group
+        self.conv1 = nn.Conv2d(3, width, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        self.layer1 = self._make_layer(block, width, layers[0])
+        for i in range(1, 4):
+            setattr(self, f"layer{i + 1}", self._make_layer(block, width << i, layers[i], stride=2,
+                                                            dilate=replace_stride_with_dilation[i - 1]))
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(8 * width * block.expansion, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+
+def resnet_cifar_stem(model):
+    """Lumen's 'cifar' stem: a 3x3 stride-1 first convolution, no max pooling."""
+    model.conv1 = nn.Conv2d(3, model.conv1.out_channels, 3, 1, 1, bias=False)
+    model.maxpool = nn.Identity()
 
 
 # name: the case (see `case`); the state_dict keys are listed at make()'s defaults
@@ -69,6 +103,15 @@ CASES = {
     "mobilenet_v3_small": case(torchvision.models.mobilenet_v3_small, {"num_classes": 10, "width_mult": 0.75}, 32),
     "mobilenet_v3_large_cifar": case(torchvision.models.mobilenet_v3_large, {"num_classes": 5, "width_mult": 0.5},
                                      16, MOBILE_STEM),
+    "resnet50": case(NarrowResNet, {"layers": [2, 1, 1, 1], "width": 8, "num_classes": 10}, 32, quiet={},
+                     keys=torchvision.models.resnet50),
+    "resnext50_32x4d_dilated_cifar": case(NarrowResNet, {"layers": [1, 1, 2, 1], "width": 8, "num_classes": 6,
+                                                         "groups": 4, "width_per_group": 16,
+                                                         "replace_stride_with_dilation": [False, True, True]},
+                                          16, resnet_cifar_stem, quiet={}, keys=torchvision.models.resnext50_32x4d),
+    "wide_resnet50_2": case(NarrowResNet, {"layers": [1, 1, 1, 1], "width": 8, "num_classes": 10,
+                                           "width_per_group": 128}, 32, quiet={},
+                            keys=torchvision.models.wide_resnet50_2),
 }
 MARGIN = 2e-6
 # the points where each activation's derivative jumps
@@ -161,7 +204,7 @@ def write_case(folder, name):
             io["err32.after." + k] = (b.double() - b64).abs().max() / b64.abs().max()
     save(f"{folder}/{name}_io.safetensors", io)
     with open(f"{folder}/{name}_keys.txt", "w") as f:
-        for k, v in CASES[name]["make"]().state_dict().items():
+        for k, v in CASES[name]["keys"]().state_dict().items():
             f.write(f"{k} {'x'.join(map(str, v.shape)) or 'scalar'}\n")
 
 

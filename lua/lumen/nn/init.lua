@@ -468,6 +468,7 @@ end
 -- the weight initialisers by scheme name, for the layer files
 nn._init_weight = init_weight
 require('lumen.nn.conv_layers')(nn)
+require('lumen.nn.residual_blocks')(nn)
 require('lumen.nn.conv_transpose')(nn)
 require('lumen.nn.transformer_layers')(nn)
 require('lumen.nn.activation_layers')(nn)
