@@ -71,9 +71,20 @@ return function(models)
     in_channels = true}
 
   -- the options of the mobile networks' constructors, checked (errors at
-  -- the constructor's caller): classes, in_channels, width, dropout, stem
-  local function mobile_options(opts, name)
-    opts = checks.opts(opts, name, KNOWN, nil, 5)
+  -- the constructor's caller): classes, in_channels, width, dropout, stem,
+  -- then the options table. `family` (optional) changes the defaults and
+  -- admits more options for the caller to check: {width_mult = 1.0,
+  -- dropout = 0.2, known = {depth_mult = true, ...}}
+  local function mobile_options(opts, name, family)
+    family = family or {}
+    local known = KNOWN
+    if family.known then
+      known = {}
+      for _, set in ipairs{KNOWN, family.known} do
+        for k in pairs(set) do known[k] = true end
+      end
+    end
+    opts = checks.opts(opts, name, known, nil, 5)
     if opts.num_classes ~= nil and opts.classes ~= nil and opts.num_classes ~= opts.classes then
       error(string.format("%s: num_classes (%s) and classes (%s) are two spellings of one option; give one",
         name, tostring(opts.num_classes), tostring(opts.classes)), 4)
@@ -85,11 +96,11 @@ return function(models)
         error(string.format("%s: %s must be a positive integer, got %s", name, what, checks.shown(v)), 4)
       end
     end
-    local width = opts.width_mult or 1.0
+    local width = opts.width_mult or family.width_mult or 1.0
     if type(width) ~= "number" or not (width > 0 and width < math.huge) then
       error(string.format("%s: width_mult must be a positive number, got %s", name, checks.shown(width)), 4)
     end
-    local dropout = opts.dropout or 0.2
+    local dropout = opts.dropout or family.dropout or 0.2
     if type(dropout) ~= "number" or not (dropout >= 0 and dropout < 1) then
       error(string.format("%s: dropout must be a number in [0, 1), got %s", name, checks.shown(dropout)), 4)
     end
@@ -98,7 +109,7 @@ return function(models)
       error(name .. ": stem must be 'imagenet' (a stride-2 first convolution) or 'cifar' " ..
         "(stride 1, for 32x32 images), got " .. checks.shown(stem), 4)
     end
-    return classes, in_channels, width, dropout, stem
+    return classes, in_channels, width, dropout, stem, opts
   end
   models._mobile_options = mobile_options
 

@@ -30,15 +30,18 @@ return function(models)
   local SqueezeExcitation = nn.Module:extend("models.SqueezeExcitation")
   models.SqueezeExcitation = SqueezeExcitation
 
-  --- torchvision's squeeze-and-excitation: x * hardsigmoid(fc2(relu(fc1(mean
-  --- of x over space)))), fc1 and fc2 1x1 convolutions with bias; children
-  --- avgpool, fc1, fc2, activation, scale_activation.
-  function SqueezeExcitation:init(channels, squeeze)
+  --- torchvision's squeeze-and-excitation, SqueezeExcitation(channels,
+  --- squeeze [, activation = nn.ReLU [, scale_activation = nn.Sigmoid]]):
+  --- x * scale_activation(fc2(activation(fc1(mean of x over space)))), fc1
+  --- and fc2 1x1 convolutions with bias; the activations are given as layer
+  --- classes (MobileNetV3: ReLU, Hardsigmoid; EfficientNet: SiLU, Sigmoid).
+  --- Children avgpool, fc1, fc2, activation, scale_activation.
+  function SqueezeExcitation:init(channels, squeeze, activation, scale_activation)
     self:child("avgpool", nn.AdaptiveAvgPool2d(1))
     self:child("fc1", conv(channels, squeeze, 1, 1, 1, true))
     self:child("fc2", conv(squeeze, channels, 1, 1, 1, true))
-    self:child("activation", nn.ReLU())
-    self:child("scale_activation", nn.Hardsigmoid())
+    self:child("activation", (activation or nn.ReLU)())
+    self:child("scale_activation", (scale_activation or nn.Sigmoid)())
   end
 
   function SqueezeExcitation:forward(x)
@@ -59,7 +62,9 @@ return function(models)
     local layers = {}
     if expanded ~= inp then layers[#layers + 1] = conv_bn(inp, expanded, 1, 1, 1, act) end
     layers[#layers + 1] = conv_bn(expanded, expanded, k, stride, expanded, act)
-    if se then layers[#layers + 1] = SqueezeExcitation(expanded, make_divisible(expanded // 4)) end
+    if se then
+      layers[#layers + 1] = SqueezeExcitation(expanded, make_divisible(expanded // 4), nn.ReLU, nn.Hardsigmoid)
+    end
     layers[#layers + 1] = conv_bn(expanded, out, 1, 1, 1, nil)
     self:child("block", nn.Sequential(table.unpack(layers)))
     self.residual = stride == 1 and inp == out
