@@ -104,7 +104,7 @@ describe("lm.models against torchvision", function()
       net:eval()
       net:zero_grad()
       local y_eval = net(ref.x)
-      close(y_eval, ref.y_eval, "evaluation output")
+      local eval_err = close(y_eval, ref.y_eval, "evaluation output")
       ;(y_eval * ref.gy):sum():backward()
       local worst = 0
       for _, pair in ipairs(net:named_parameters()) do
@@ -115,12 +115,13 @@ describe("lm.models against torchvision", function()
       -- training: the output (batch statistics) and the running statistics
       net:train()
       for _, m in ipairs(net:modules()) do
-        -- torch's reference ran without dropout and stochastic depth
+        -- torch's reference ran without dropout and stochastic depth (by class:
+        -- _is_plain knows only the classes a fusion covers, not StochasticDepth)
         local class = getmetatable(m)
         if class == lm.nn.Dropout or class == lm.nn.StochasticDepth then m.p = 0 end
       end
       local y = lm.no_grad(function() return net(ref.x_train) end)
-      near(y, "training output", ref.y_train, ref.y_train64, ref["err32.y_train"]:item())
+      local train_err = near(y, "training output", ref.y_train, ref.y_train64, ref["err32.y_train"]:item())
       -- running statistics: as the outputs; a running mean after a
       -- convolution of normalised inputs is ~1e-9, rounding noise alone, so
       -- means are judged against their channels' spread
@@ -137,7 +138,10 @@ describe("lm.models against torchvision", function()
           eq(pair[2]:item(), want:item(), name)
         end
       end
-      if verbose then io.stderr:write(string.format("    %s: worst gradient error %.2g\n", case.name, worst)) end
+      if verbose then
+        io.stderr:write(string.format("    %s: evaluation output error %.2g, worst gradient error %.2g, training "
+          .. "output error %.2g\n", case.name, eval_err, worst, train_err))
+      end
     end)
 
     it(case.name .. ": Lumen's file loads into torchvision's with strict=True and gives Lumen's outputs", function()
