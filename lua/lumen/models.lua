@@ -77,5 +77,6 @@ require('lumen.models_resnet')(models)
 require('lumen.models_vit')(models)
 require('lumen.models_mobilenet')(models)
 require('lumen.models_mobilenet_v3')(models)
+require('lumen.models_efficientnet')(models)
 
 return models

@@ -1,4 +1,4 @@
--- torchvision's networks (MobileNetV2, MobileNetV3 small and large, ...) against lm.models
+-- torchvision's networks (MobileNetV2, MobileNetV3 small and large, EfficientNet B and V2) against lm.models
 -- (tests/torch/torchvision_models_reference.py): state_dict names and shapes
 -- exactly torchvision's; a torch model (batch norms randomised) loads strictly
 -- and gives torch's evaluation output and parameter gradients, its
@@ -44,6 +44,17 @@ local CASES = {
       return lm.models.resnet50{num_classes = 10, width = 8, blocks = {1, 1, 1, 1}, width_per_group = 128}
     end,
     default = function() return lm.models.wide_resnet50_2() end},
+  -- the reference builds torchvision's EfficientNet at Lumen's width_mult and depth_mult
+  {name = "efficientnet_b0", size = 32,
+    make = function() return lm.models.efficientnet_b0{num_classes = 10, width_mult = 0.25, depth_mult = 0.5} end,
+    default = function() return lm.models.efficientnet_b0() end},
+  {name = "efficientnet_b5_cifar", size = 16,
+    make = function()
+      return lm.models.efficientnet_b5{num_classes = 5, width_mult = 0.25, depth_mult = 0.3, stem = "cifar"}
+    end},
+  {name = "efficientnet_v2_s", size = 32,
+    make = function() return lm.models.efficientnet_v2_s{num_classes = 10, width_mult = 0.25, depth_mult = 0.25} end,
+    default = function() return lm.models.efficientnet_v2_s() end},
 }
 
 local function key_list(net)
@@ -211,6 +222,149 @@ describe("lm.models.mobilenet_v2 without torch", function()
       local ok, msg = pcall(lm.models.mobilenet_v2, c[1])
       truthy(not ok and msg:find(c[2], 1, true), tostring(msg))
       truthy(msg:find("lm.models.mobilenet_v2", 1, true), tostring(msg))
+    end
+  end)
+end)
+
+describe("lm.models.efficientnet without torch", function()
+  local function stage_blocks(net) -- features: stem, the stages, the last 1x1 convolution
+    local counts = {}
+    for i = 2, #net.features - 1 do counts[#counts + 1] = #net.features[i] end
+    return counts
+  end
+  local SMALL = {width_mult = 0.25, depth_mult = 0.25, num_classes = 10}
+
+  it("torchvision's depths, widths, batch norms, dropout and last convolution per variant", function()
+    -- blocks per stage: ceil(blocks x depth_mult); width_mult 0.25 keeps these cheap
+    same(stage_blocks(lm.models.efficientnet_b0{width_mult = 0.25}), {1, 2, 2, 3, 3, 4, 1})
+    same(stage_blocks(lm.models.efficientnet_b7{width_mult = 0.25}), {4, 7, 7, 10, 10, 13, 4})
+    same(stage_blocks(lm.models.efficientnet_v2_s{width_mult = 0.25}), {2, 4, 4, 6, 9, 15})
+    -- B2's width 1.1: the stem's 32 x 1.1 rounds to 32, the last stage's 320 x 1.1 to 352, the last conv is 4x
+    local b2 = lm.models.efficientnet_b2{depth_mult = 0.25}
+    eq(b2.features[1][1].weight:shape_string(), "32x3x3x3")
+    eq(b2.classifier[2].weight:shape_string(), "1000x1408")
+    eq(lm.models.efficientnet_v2_l(SMALL).classifier[2].weight:shape_string(), "10x1280", "V2: 1280 at any width")
+    local dropout = {efficientnet_b0 = 0.2, efficientnet_b1 = 0.2, efficientnet_b2 = 0.3, efficientnet_b3 = 0.3,
+      efficientnet_b4 = 0.4, efficientnet_b5 = 0.4, efficientnet_b6 = 0.5, efficientnet_b7 = 0.5,
+      efficientnet_v2_s = 0.2, efficientnet_v2_m = 0.3, efficientnet_v2_l = 0.4}
+    -- batch norms: B0-B4 torch's defaults, B5-B7 eps 1e-3 and momentum 0.01, V2 eps 1e-3
+    local eps = {efficientnet_b4 = 1e-5, efficientnet_b5 = 1e-3, efficientnet_b7 = 1e-3, efficientnet_v2_m = 1e-3}
+    local momentum = {efficientnet_b4 = 0.1, efficientnet_b5 = 0.01, efficientnet_b7 = 0.01, efficientnet_v2_m = 0.1}
+    for arch, p in pairs(dropout) do
+      local net = lm.models[arch](SMALL)
+      eq(net.classifier[1].p, p, arch .. " dropout")
+      if eps[arch] then
+        local bn = net.features[3][1].block[1][2]
+        eq(bn.eps, eps[arch], arch .. " batch norm eps")
+        eq(bn.momentum, momentum[arch], arch .. " batch norm momentum")
+      end
+    end
+    eq(lm.models.efficientnet_b0{dropout = 0.1, stochastic_depth_prob = 0}.classifier[1].p, 0.1)
+    local cifar = lm.models.efficientnet_b1{width_mult = 0.25, depth_mult = 0.25, stem = "cifar", num_classes = 4}
+    eq(cifar.features[1][1].stride, 1, "the cifar stem's first convolution has stride 1")
+    eq(lm.models.efficientnet_b1(SMALL).features[1][1].stride, 2, "the imagenet stem's has stride 2")
+    eq(cifar(lm.randn(2, 3, 16, 16)):shape_string(), "2x4")
+  end)
+
+  it("MBConv and FusedMBConv: expansion, squeeze and excitation, residuals and stochastic depth", function()
+    -- stages of 1, 1, 1, 2, 3, 4 blocks; channels 8, 16, 16, 32, 40, 64
+    local net = lm.models.efficientnet_v2_s{width_mult = 0.25, depth_mult = 0.25, num_classes = 3}
+    local fused1, fused4, mb = net.features[2][1], net.features[3][1], net.features[5]
+    eq(getmetatable(fused1), lm.models.FusedMBConv)
+    eq(#fused1.block, 1, "expansion 1: a single 3x3 convolution")
+    eq(fused1.block[1][1].weight:shape_string(), "8x8x3x3")
+    truthy(fused1.residual, "8 -> 8 at stride 1 adds its input")
+    eq(#fused4.block, 2, "expansion 4: a 3x3 convolution, then a 1x1 projection")
+    eq(fused4.block[1][1].weight:shape_string(), "32x8x3x3")
+    eq(fused4.block[2][1].weight:shape_string(), "16x32x1x1")
+    eq(#fused4.block[2], 2, "the projection has no activation")
+    truthy(not fused4.residual, "stride 2")
+    eq(getmetatable(mb[1]), lm.models.MBConv)
+    local shapes = {}
+    for i, m in ipairs(mb[2].block) do shapes[i] = (m[1] or m.fc1).weight:shape_string() end
+    -- 32 in: expanded 4x to 128, depthwise, squeeze to 32 // 4 = 8, project
+    same(shapes, {"128x32x1x1", "128x1x3x3", "8x128x1x1", "32x128x1x1"})
+    local se = mb[2].block[3]
+    eq(getmetatable(se), lm.models.SqueezeExcitation)
+    eq(getmetatable(se.activation), lm.nn.SiLU)
+    eq(getmetatable(se.scale_activation), lm.nn.Sigmoid)
+    eq(getmetatable(mb[2].block[1][3]), lm.nn.SiLU)
+    truthy(mb[2].residual and not mb[1].residual, "the second block of a stage adds its input")
+    local v3_se = lm.models.mobilenet_v3_small{width_mult = 0.25}.features[2].block[2]
+    eq(getmetatable(v3_se.activation), lm.nn.ReLU, "MobileNetV3 keeps its ReLU")
+    eq(getmetatable(v3_se.scale_activation), lm.nn.Hardsigmoid, "and its Hardsigmoid")
+    -- stochastic depth grows linearly with the block's index: 0.2 x i / 12
+    local i = 0
+    for s = 2, #net.features - 1 do
+      for _, block in ipairs(net.features[s]) do
+        eq(block.stochastic_depth.mode, "row")
+        truthy(math.abs(block.stochastic_depth.p - 0.2 * i / 12) < 1e-15, "block " .. i .. " p " ..
+          block.stochastic_depth.p)
+        i = i + 1
+      end
+    end
+    eq(i, 12)
+    -- dropping every row in training drops the branch, not the input: a residual
+    -- block returns its input, a block without residual is untouched by it
+    net:train()
+    local x = lm.randn(2, 32, 4, 4)
+    mb[2].stochastic_depth.p = 1
+    eq((mb[2](x) - x):abs():max():item(), 0, "residual block with its branch dropped")
+    mb[2].stochastic_depth.p = 0
+    truthy((mb[2](x) - x):abs():max():item() > 0.1, "residual block with its branch kept")
+    mb[1].stochastic_depth.p = 1
+    truthy(mb[1](lm.randn(2, 16, 8, 8)):abs():max():item() > 0.1, "no residual: no stochastic depth")
+  end)
+
+  it("torchvision's initialisation: convolutions Kaiming normal fan-out, the Linear U(+-1/sqrt(out))", function()
+    lm.manual_seed(4)
+    local net = lm.models.efficientnet_b0{width_mult = 0.25, depth_mult = 0.5, num_classes = 100}
+    -- mean square over the expected variance 2 / (out x k x k), groups ignored as torch's fan-out does;
+    -- apart for depthwise convolutions (groups > 1), whose fan-out would be wrong by the groups
+    local sums = {depthwise = {0, 0}, dense = {0, 0}}
+    for _, m in ipairs(net:modules()) do
+      if getmetatable(m) == lm.nn.Conv2d then
+        local w = m.weight
+        local kind = m.groups > 1 and "depthwise" or "dense"
+        local var = 2 / (w:size(1) * w:size(3) * w:size(4))
+        sums[kind][1] = sums[kind][1] + (w * w):sum():item() / var
+        sums[kind][2] = sums[kind][2] + w:numel()
+        if m.bias then eq(m.bias:abs():max():item(), 0, "conv bias 0") end
+      elseif getmetatable(m) == lm.nn.BatchNorm2d then
+        eq((m.weight - 1):abs():max():item() + m.bias:abs():max():item(), 0, "batch norm 1, 0")
+      end
+    end
+    for kind, s in pairs(sums) do
+      local ratio = s[1] / s[2]
+      truthy(s[2] > 10000 and ratio > 0.95 and ratio < 1.05, kind .. ": variance / 2 / fan_out " .. ratio
+        .. " over " .. s[2])
+    end
+    local w, bound = net.classifier[2].weight, 1 / math.sqrt(100)
+    eq(w:shape_string(), "100x320")
+    truthy(w:abs():max():item() <= bound and w:abs():max():item() > 0.99 * bound, "U(-0.1, 0.1): max |w| "
+      .. w:abs():max():item())
+    local std = w:std():item()
+    truthy(math.abs(std - bound / math.sqrt(3)) < 0.02 * bound, "U(-0.1, 0.1): std " .. std)
+    eq(net.classifier[2].bias:abs():max():item(), 0, "classifier bias 0")
+  end)
+
+  it("bad options are named", function()
+    local cases = {
+      {{depth_mult = 0}, "depth_mult must be a positive number, got 0"},
+      {{stochastic_depth_prob = 1.5}, "stochastic_depth_prob must be a number in [0, 1], got 1.5"},
+      {{stochastic_depth_prob = "0.2"}, "stochastic_depth_prob must be a number in [0, 1], got \"0.2\""},
+      {{width_mult = -1}, "width_mult must be a positive number, got -1"},
+      {{dropout = 1}, "dropout must be a number in [0, 1), got 1"},
+      {{num_classes = 0}, "num_classes must be a positive integer, got 0"},
+      {{stem = "tiny"}, "stem must be 'imagenet'"},
+      {{depht_mult = 2}, "unknown option 'depht_mult'; did you mean depth_mult?"},
+    }
+    for _, arch in ipairs{"efficientnet_b3", "efficientnet_v2_m"} do
+      for _, c in ipairs(cases) do
+        local ok, msg = pcall(lm.models[arch], c[1])
+        truthy(not ok and msg:find("lm.models." .. arch .. ": " .. c[2], 1, true), tostring(msg))
+        truthy(msg:find("^tests/lua/torch_torchvision_models_spec.lua:%d+:"), "at the caller's line: " .. msg)
+      end
     end
   end)
 end)

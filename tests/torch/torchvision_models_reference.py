@@ -22,7 +22,7 @@ tests/lua/torch_torchvision_models_spec.lua).
       from float64's through flipped masks); the batch norm's training
       backward is compared layer by layer in conv_layers_reference.py.
       DIR/<case>_keys.txt: "name shape" per line of the state_dict at the
-      default width.
+      default size (torchvision's own constructor where the case names one).
   torchvision_models_reference.py check DIR CASE
       loads Lumen's DIR/<case>_lumen.safetensors into the torchvision model
       with strict=True, runs it in evaluation mode on
@@ -31,10 +31,12 @@ tests/lua/torch_torchvision_models_spec.lua).
 """
 import copy
 import sys
+from functools import partial
 
 import torch
 import torchvision
 from torch import nn
+from torchvision.models import efficientnet as tv_efficientnet
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from dtype_reference import load, save  # noqa: E402
@@ -56,10 +58,11 @@ def case(make, options, size, adapt=None, quiet=None, keys=None):
     """make(**options) is the compared model on [2, 3, size, size] inputs;
     adapt(model) changes torchvision's model to Lumen's variant (a stem);
     quiet: the options that turn its random layers off for the training
-    pass (dropout, stochastic depth); keys: the constructor whose default
-    model's state_dict keys are listed (make)."""
+    pass (dropout, stochastic depth); keys() the model whose state_dict
+    names are listed (make() when not given; False: none, the Lua twin
+    compares no names)."""
     return {"make": make, "options": options, "size": size, "adapt": adapt,
-            "quiet": {"dropout": 0.0} if quiet is None else quiet, "keys": keys or make}
+            "quiet": {"dropout": 0.0} if quiet is None else quiet, "keys": make if keys is None else keys}
 
 
 class NarrowResNet(torchvision.models.resnet.ResNet):
@@ -95,7 +98,32 @@ def resnet_cifar_stem(model):
     model.maxpool = nn.Identity()
 
 
-# name: the case (see `case`); the state_dict keys are listed at make()'s defaults
+def efficientnet(arch, dropout, norm_layer=None):
+    """torchvision's EfficientNet `arch` (its dropout and batch norm given)
+    with Lumen's width_mult and depth_mult options, which replace the
+    variant's (torchvision's constructors fix them): B0-B7 through
+    torchvision's own configuration at that width and depth, V2 (whose
+    stages torchvision never scales) with each stage's channels rounded and
+    blocks counted by torchvision's rules for B0-B7."""
+    def make(width_mult, depth_mult, dropout=dropout, **options):
+        if arch.startswith("efficientnet_b"):
+            setting, last = tv_efficientnet._efficientnet_conf(arch, width_mult=width_mult, depth_mult=depth_mult)
+        else:
+            setting, last = tv_efficientnet._efficientnet_conf(arch)
+            for stage in setting:
+                stage.input_channels = stage.adjust_channels(stage.input_channels, width_mult)
+                stage.out_channels = stage.adjust_channels(stage.out_channels, width_mult)
+                stage.num_layers = tv_efficientnet.MBConvConfig.adjust_depth(stage.num_layers, depth_mult)
+        return tv_efficientnet.EfficientNet(setting, dropout, last_channel=last, norm_layer=norm_layer, **options)
+    return make
+
+
+EFFICIENTNET_QUIET = {"dropout": 0.0, "stochastic_depth_prob": 0.0}
+BN_B5 = partial(nn.BatchNorm2d, eps=1e-3, momentum=0.01)  # torchvision's B5-B7
+BN_V2 = partial(nn.BatchNorm2d, eps=1e-3)
+
+
+# name: the case (see `case`); the state_dict keys are listed at keys()'s defaults
 CASES = {
     "mobilenet_v2": case(torchvision.models.mobilenet_v2, {"num_classes": 10, "width_mult": 0.5}, 32),
     "mobilenet_v2_w075_cifar": case(torchvision.models.mobilenet_v2, {"num_classes": 7, "width_mult": 0.75}, 16,
@@ -112,6 +140,16 @@ CASES = {
     "wide_resnet50_2": case(NarrowResNet, {"layers": [1, 1, 1, 1], "width": 8, "num_classes": 10,
                                            "width_per_group": 128}, 32, quiet={},
                             keys=torchvision.models.wide_resnet50_2),
+    "efficientnet_b0": case(efficientnet("efficientnet_b0", 0.2),
+                            {"num_classes": 10, "width_mult": 0.25, "depth_mult": 0.5}, 32,
+                            quiet=EFFICIENTNET_QUIET, keys=torchvision.models.efficientnet_b0),
+    # B5's batch norms (eps 1e-3, momentum 0.01) and dropout 0.4
+    "efficientnet_b5_cifar": case(efficientnet("efficientnet_b5", 0.4, BN_B5),
+                                  {"num_classes": 5, "width_mult": 0.25, "depth_mult": 0.3}, 16, MOBILE_STEM,
+                                  quiet=EFFICIENTNET_QUIET, keys=False),
+    "efficientnet_v2_s": case(efficientnet("efficientnet_v2_s", 0.2, BN_V2),
+                              {"num_classes": 10, "width_mult": 0.25, "depth_mult": 0.25}, 32,
+                              quiet=EFFICIENTNET_QUIET, keys=torchvision.models.efficientnet_v2_s),
 }
 MARGIN = 2e-6
 # the points where each activation's derivative jumps
@@ -203,9 +241,10 @@ def write_case(folder, name):
             io["after64." + k] = b64.float()
             io["err32.after." + k] = (b.double() - b64).abs().max() / b64.abs().max()
     save(f"{folder}/{name}_io.safetensors", io)
-    with open(f"{folder}/{name}_keys.txt", "w") as f:
-        for k, v in CASES[name]["keys"]().state_dict().items():
-            f.write(f"{k} {'x'.join(map(str, v.shape)) or 'scalar'}\n")
+    if CASES[name]["keys"]:
+        with open(f"{folder}/{name}_keys.txt", "w") as f:
+            for k, v in CASES[name]["keys"]().state_dict().items():
+                f.write(f"{k} {'x'.join(map(str, v.shape)) or 'scalar'}\n")
 
 
 def check(folder, name):
