@@ -199,7 +199,8 @@ local SKIP = {
 -- million parameters (seconds, and minutes under ASan); their options are
 -- checked by the code of a smaller sibling, fuzzed (resnet50's, ...).
 for _, name in ipairs{"resnet101", "resnet152", "resnext101_32x8d", "resnext101_64x4d", "wide_resnet50_2",
-    "wide_resnet101_2"} do
+    "wide_resnet101_2", "efficientnet_b5", "efficientnet_b6", "efficientnet_b7", "efficientnet_v2_m",
+    "efficientnet_v2_l"} do
   SKIP["lm.models." .. name] = true
 end
 
