@@ -78,5 +78,7 @@ require('lumen.models_vit')(models)
 require('lumen.models_mobilenet')(models)
 require('lumen.models_mobilenet_v3')(models)
 require('lumen.models_efficientnet')(models)
+require('lumen.models_vgg')(models)
+require('lumen.models_densenet')(models)
 
 return models
