@@ -1,4 +1,5 @@
--- torchvision's networks (MobileNetV2, MobileNetV3 small and large, EfficientNet B and V2) against lm.models
+-- torchvision's networks (MobileNetV2, MobileNetV3 small and large, EfficientNet B and V2, VGG,
+-- DenseNet) against lm.models
 -- (tests/torch/torchvision_models_reference.py): state_dict names and shapes
 -- exactly torchvision's; a torch model (batch norms randomised) loads strictly
 -- and gives torch's evaluation output and parameter gradients, its
@@ -55,7 +56,35 @@ local CASES = {
   {name = "efficientnet_v2_s", size = 32,
     make = function() return lm.models.efficientnet_v2_s{num_classes = 10, width_mult = 0.25, depth_mult = 0.25} end,
     default = function() return lm.models.efficientnet_v2_s() end},
+  -- VGG needs 32 px (five poolings); at 32 the adaptive pooling spreads 1x1 to 7x7, in training (twice as
+  -- wide) 2x2; at 48, 1x1 and 3x3. VGG's key lists: see "every VGG" below
+  {name = "vgg11", size = 32, make = function() return lm.models.vgg11{num_classes = 10, width = 4} end},
+  {name = "vgg16_bn", size = 48, make = function() return lm.models.vgg16_bn{num_classes = 7, width = 4} end},
+  {name = "densenet", size = 32,
+    make = function()
+      return lm.models.densenet{growth_rate = 8, block_config = {2, 2}, num_init_features = 16, num_classes = 10}
+    end,
+    default = function() return lm.models.densenet() end},
+  {name = "densenet_cifar", size = 16,
+    make = function()
+      return lm.models.densenet{growth_rate = 6, block_config = {1, 2, 1}, num_init_features = 8, bn_size = 2,
+        drop_rate = 0.2, num_classes = 5, stem = "cifar"}
+    end},
 }
+
+-- make() without drawing its weights (lm.nn.init's fills skipped): the key
+-- lists need names and shapes only, and drawing VGG's 120M classifier
+-- weights takes seconds
+local function undrawn(make)
+  local init, saved = lm.nn.init, {}
+  for _, name in ipairs{"normal_", "uniform_", "kaiming_normal_", "kaiming_uniform_", "xavier_uniform_", "zeros_"} do
+    saved[name], init[name] = init[name], function(t) return t end
+  end
+  local ok, net = pcall(make)
+  for name, f in pairs(saved) do init[name] = f end
+  if not ok then error(net, 0) end
+  return net
+end
 
 local function key_list(net)
   local lines = {}
@@ -80,7 +109,7 @@ describe("lm.models against torchvision", function()
         -- names and shapes only (the compared cases run the same code on the sanitizers): the
         -- full-size models would take minutes to initialise under ASan
         if os.getenv("LUMEN_SANITIZED") then skip("full-size models: the release build lists their keys") end
-        local ours, theirs = key_list(case.default()), torch_keys(case.name)
+        local ours, theirs = key_list(undrawn(case.default)), torch_keys(case.name)
         eq(#ours, #theirs, "number of entries")
         for i = 1, #ours do eq(ours[i], theirs[i]) end
       end)
@@ -130,6 +159,7 @@ describe("lm.models against torchvision", function()
         -- _is_plain knows only the classes a fusion covers, not StochasticDepth)
         local class = getmetatable(m)
         if class == lm.nn.Dropout or class == lm.nn.StochasticDepth then m.p = 0 end
+        if class == lm.models.DenseLayer then m.drop_rate = 0 end
       end
       local y = lm.no_grad(function() return net(ref.x_train) end)
       local train_err = near(y, "training output", ref.y_train, ref.y_train64, ref["err32.y_train"]:item())
@@ -168,6 +198,25 @@ describe("lm.models against torchvision", function()
       truthy(ok, "torch: " .. msg)
     end)
   end
+
+  it("every VGG: torchvision's state_dict names (which do not depend on the width)", function()
+    local function names(lines)
+      local out = {}
+      for i, line in ipairs(lines) do out[i] = line:match("^%S+") end
+      return out
+    end
+    for _, arch in ipairs{"vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn"} do
+      same(names(key_list(lm.models[arch]{width = 2})), names(torch_keys(arch)), 0, arch)
+    end
+  end)
+
+  it("vgg16_bn and every DenseNet at the default size: torchvision's state_dict names and shapes", function()
+    -- (a VGG at the default size is 0.5 GB to allocate: one of them)
+    if os.getenv("LUMEN_SANITIZED") then skip("full-size models: the release build lists their keys") end
+    for _, arch in ipairs{"vgg16_bn", "densenet121", "densenet161", "densenet169", "densenet201"} do
+      same(key_list(undrawn(lm.models[arch])), torch_keys(arch), 0, arch)
+    end
+  end)
 end)
 
 describe("lm.models.mobilenet_v2 without torch", function()

@@ -23,6 +23,12 @@ tests/lua/torch_torchvision_models_spec.lua).
       backward is compared layer by layer in conv_layers_reference.py.
       DIR/<case>_keys.txt: "name shape" per line of the state_dict at the
       default size (torchvision's own constructor where the case names one).
+      DIR/<name>_keys.txt: the same for each constructor of KEY_LISTS.
+      Key lists come from models built without drawing their weights (names
+      and shapes are all they need, and VGG's classifier alone is 120M
+      draws). A case's `relu_after(model)` lists modules whose outputs go
+      through a functional ReLU (DenseNet's last features): their margin
+      counts too.
   torchvision_models_reference.py check DIR CASE
       loads Lumen's DIR/<case>_lumen.safetensors into the torchvision model
       with strict=True, runs it in evaluation mode on
@@ -32,6 +38,7 @@ tests/lua/torch_torchvision_models_spec.lua).
 import copy
 import sys
 from functools import partial
+from unittest import mock
 
 import torch
 import torchvision
@@ -54,15 +61,70 @@ def first_conv_stride_1(path):
 MOBILE_STEM = first_conv_stride_1(lambda m: m.features[0][0])
 
 
-def case(make, options, size, adapt=None, quiet=None, keys=None):
+def dense_cifar_stem(model):
+    """lm.models.densenet's 'cifar' stem: a 3x3 stride-1 first convolution
+    and no max pooling."""
+    conv0 = model.features.conv0
+    model.features.conv0 = nn.Conv2d(3, conv0.out_channels, 3, 1, 1, bias=False)
+    nn.init.kaiming_normal_(model.features.conv0.weight)
+    model.features.pool0 = nn.Identity()
+
+
+def undrawn(make, *args, **kwargs):
+    """make(*args, **kwargs) with torch.nn.init's draws and fills skipped
+    (the tensors keep whatever memory they got): for names and shapes."""
+    skip = [mock.patch.object(torch.nn.init, f, lambda t, *_, **__: t)
+            for f in ("normal_", "uniform_", "kaiming_normal_", "kaiming_uniform_", "constant_", "trunc_normal_")]
+    for p in skip:
+        p.start()
+    try:
+        return make(*args, **kwargs)
+    finally:
+        for p in skip:
+            p.stop()
+
+
+VGG_CONFIGS = {"vgg11": "A", "vgg13": "B", "vgg16": "D", "vgg19": "E"}
+
+
+def vgg(arch, width=64, **options):
+    """torchvision.models.<arch>(**options) with lm.models.vgg*'s `width`
+    (64: torchvision's): every convolution's channels times width / 64 and
+    the classifier's hidden units 64 x width instead of 4096, in
+    torchvision's own modules (torchvision.models.vgg.VGG and make_layers),
+    initialised as torchvision initialises a VGG."""
+    if width == 64:
+        return getattr(torchvision.models, arch)(**options)
+    config = torchvision.models.vgg.cfgs[VGG_CONFIGS[arch.replace("_bn", "")]]
+    features = torchvision.models.vgg.make_layers([v if v == "M" else v // 64 * width for v in config],
+                                                  batch_norm=arch.endswith("_bn"))
+    # (VGG's own classifier is 512 * 7 * 7 -> 4096 -> 4096 whatever the features: replaced)
+    model = undrawn(torchvision.models.vgg.VGG, features, **options)
+    hidden, dropout = 64 * width, options.get("dropout", 0.5)
+    model.classifier = nn.Sequential(nn.Linear(8 * width * 7 * 7, hidden), nn.ReLU(True), nn.Dropout(dropout),
+                                     nn.Linear(hidden, hidden), nn.ReLU(True), nn.Dropout(dropout),
+                                     nn.Linear(hidden, options.get("num_classes", 1000)))
+    for m in model.modules():  # torchvision's VGG initialisation
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.constant_(m.bias, 0)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0, 0.01)
+            nn.init.constant_(m.bias, 0)
+    return model
+
+
+def case(make, options, size, adapt=None, quiet=None, keys=None, relu_after=None):
     """make(**options) is the compared model on [2, 3, size, size] inputs;
     adapt(model) changes torchvision's model to Lumen's variant (a stem);
     quiet: the options that turn its random layers off for the training
     pass (dropout, stochastic depth); keys() the model whose state_dict
     names are listed (make() when not given; False: none, the Lua twin
-    compares no names)."""
+    compares no names); relu_after(model): the modules whose outputs go
+    through a functional ReLU (which no module hook sees)."""
     return {"make": make, "options": options, "size": size, "adapt": adapt,
-            "quiet": {"dropout": 0.0} if quiet is None else quiet, "keys": make if keys is None else keys}
+            "quiet": {"dropout": 0.0} if quiet is None else quiet, "keys": make if keys is None else keys,
+            "relu_after": relu_after}
 
 
 class NarrowResNet(torchvision.models.resnet.ResNet):
@@ -123,6 +185,11 @@ BN_B5 = partial(nn.BatchNorm2d, eps=1e-3, momentum=0.01)  # torchvision's B5-B7
 BN_V2 = partial(nn.BatchNorm2d, eps=1e-3)
 
 
+def dense_relu(model):
+    """DenseNet's forward ends in F.relu(features(x))."""
+    return [model.features]
+
+
 # name: the case (see `case`); the state_dict keys are listed at keys()'s defaults
 CASES = {
     "mobilenet_v2": case(torchvision.models.mobilenet_v2, {"num_classes": 10, "width_mult": 0.5}, 32),
@@ -150,37 +217,54 @@ CASES = {
     "efficientnet_v2_s": case(efficientnet("efficientnet_v2_s", 0.2, BN_V2),
                               {"num_classes": 10, "width_mult": 0.25, "depth_mult": 0.25}, 32,
                               quiet=EFFICIENTNET_QUIET, keys=torchvision.models.efficientnet_v2_s),
+    "vgg11": case(lambda **o: vgg("vgg11", **o), {"num_classes": 10, "width": 4}, 32),
+    "vgg16_bn": case(lambda **o: vgg("vgg16_bn", **o), {"num_classes": 7, "width": 4}, 48),
+    "densenet": case(torchvision.models.DenseNet,
+                     {"growth_rate": 8, "block_config": (2, 2), "num_init_features": 16, "num_classes": 10}, 32,
+                     quiet={}, relu_after=dense_relu),
+    "densenet_cifar": case(torchvision.models.DenseNet,
+                           {"growth_rate": 6, "block_config": (1, 2, 1), "num_init_features": 8, "bn_size": 2,
+                            "drop_rate": 0.2, "num_classes": 5}, 16, dense_cifar_stem, {"drop_rate": 0.0},
+                           relu_after=dense_relu),
 }
+# more state_dict key lists at torchvision's defaults (name: constructor)
+KEY_LISTS = {**{a + bn: getattr(torchvision.models, a + bn) for a in VGG_CONFIGS for bn in ("", "_bn")},
+             **{a: getattr(torchvision.models, a) for a in ("densenet121", "densenet161", "densenet169",
+                                                            "densenet201")}}
 MARGIN = 2e-6
 # the points where each activation's derivative jumps
 KINKS = {nn.ReLU6: (0.0, 6.0), nn.ReLU: (0.0,), nn.Hardswish: (-3.0, 3.0), nn.Hardsigmoid: (-3.0, 3.0)}
 
 
-def kink_margin(model64, x64):
+def kink_margin(model64, x64, relu_after=None):
     """The closest any activation input comes to a kink in an evaluation
-    pass of a copy of the float64 model."""
+    pass of a copy of the float64 model (relu_after: see case)."""
     probe = copy.deepcopy(model64).eval()
     closest = [float("inf")]
 
+    def near(v, kinks):
+        for k in kinks:
+            closest[0] = min(closest[0], float((v.detach() - k).abs().min()))
+
     def hook(module, inputs, _):
-        v = inputs[0].detach()
-        for k in KINKS[type(module)]:
-            closest[0] = min(closest[0], float((v - k).abs().min()))
+        near(inputs[0], KINKS[type(module)])
 
     for m in probe.modules():
         if type(m) in KINKS:
             m.inplace = False  # (the hook must see the input, not the output written over it)
             m.register_forward_hook(hook)
+    for m in relu_after(probe) if relu_after else []:
+        m.register_forward_hook(lambda _, __, out: near(out, (0.0,)))
     with torch.no_grad():
         probe(x64)
     return closest[0]
 
 
-def pick_input(exact, size):
+def pick_input(exact, size, relu_after):
     generator = torch.Generator().manual_seed(5)
     for _ in range(100):
         x = torch.randn(2, 3, size, size, generator=generator)
-        margin = kink_margin(exact, x.double())
+        margin = kink_margin(exact, x.double(), relu_after)
         if margin >= MARGIN:
             return x, margin
     raise RuntimeError("no input in 100 keeps its activations MARGIN from their kinks")
@@ -215,7 +299,7 @@ def write_case(folder, name):
     save(f"{folder}/{name}.safetensors", {k: v.contiguous() for k, v in model.state_dict().items()})
     model.eval()
     exact = copy.deepcopy(model).double()
-    x, margin = pick_input(exact, size)
+    x, margin = pick_input(exact, size, CASES[name]["relu_after"])
     io = {"x": x, "margin": torch.tensor(margin)}
     y = model(x)
     gy = torch.randn_like(y)
@@ -242,9 +326,13 @@ def write_case(folder, name):
             io["err32.after." + k] = (b.double() - b64).abs().max() / b64.abs().max()
     save(f"{folder}/{name}_io.safetensors", io)
     if CASES[name]["keys"]:
-        with open(f"{folder}/{name}_keys.txt", "w") as f:
-            for k, v in CASES[name]["keys"]().state_dict().items():
-                f.write(f"{k} {'x'.join(map(str, v.shape)) or 'scalar'}\n")
+        write_keys(folder, name, CASES[name]["keys"])
+
+
+def write_keys(folder, name, make):
+    with open(f"{folder}/{name}_keys.txt", "w") as f:
+        for k, v in undrawn(make).state_dict().items():
+            f.write(f"{k} {'x'.join(map(str, v.shape)) or 'scalar'}\n")
 
 
 def check(folder, name):
@@ -263,5 +351,7 @@ if __name__ == "__main__":
     if sys.argv[1] == "write":
         for case in CASES:
             write_case(sys.argv[2], case)
+        for name, make in KEY_LISTS.items():
+            write_keys(sys.argv[2], name, make)
     else:
         check(sys.argv[2], sys.argv[3])
