@@ -29,11 +29,13 @@ tests/lua/torch_torchvision_models_spec.lua).
       draws). A case's `relu_after(model)` lists modules whose outputs go
       through a functional ReLU (DenseNet's last features): their margin
       counts too.
-  torchvision_models_reference.py check DIR CASE
-      loads Lumen's DIR/<case>_lumen.safetensors into the torchvision model
-      with strict=True, runs it in evaluation mode on
+  torchvision_models_reference.py check DIR CASE...
+      for each CASE, loads Lumen's DIR/<case>_lumen.safetensors into the
+      torchvision model with strict=True, runs it in evaluation mode on
       DIR/<case>_lumen_io.safetensors's "x" and compares with Lumen's "y".
-      Prints the relative error; exits 1 above 1e-5.
+      Prints "<case>: relative error E" per case (" above 1e-5" after it, or
+      the error that stopped the case, "<case>: Error: ..."); exits 1 if any
+      case failed. (One run for every case: each start imports torch.)
 """
 import copy
 import sys
@@ -336,15 +338,28 @@ def write_keys(folder, name, make):
 
 
 def check(folder, name):
+    """The relative error of the torchvision model holding Lumen's file of
+    case `name` from Lumen's output."""
     state = {k: v for k, (_, v) in load(f"{folder}/{name}_lumen.safetensors").items()}
     model = build(name).eval()
     model.load_state_dict(state, strict=True)
     io = {k: v for k, (_, v) in load(f"{folder}/{name}_lumen_io.safetensors").items()}
     with torch.no_grad():
         got = model(io["x"])
-    err = float((got - io["y"]).abs().max() / io["y"].abs().max())
-    print(f"relative error {err:.3g}")
-    sys.exit(0 if err <= 1e-5 else 1)
+    return float((got - io["y"]).abs().max() / io["y"].abs().max())
+
+
+def check_all(folder, names):
+    failed = False
+    for name in names:
+        try:
+            err = check(folder, name)
+            print(f"{name}: relative error {err:.3g}{'' if err <= 1e-5 else ' above 1e-5'}")
+            failed = failed or err > 1e-5
+        except Exception as e:  # (reported, and the other cases still checked)
+            print(f"{name}: {type(e).__name__}: {' '.join(str(e).split())}")
+            failed = True
+    sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":
@@ -354,4 +369,4 @@ if __name__ == "__main__":
         for name, make in KEY_LISTS.items():
             write_keys(sys.argv[2], name, make)
     else:
-        check(sys.argv[2], sys.argv[3])
+        check_all(sys.argv[2], sys.argv[3:])
