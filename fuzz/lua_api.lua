@@ -203,6 +203,16 @@ for _, name in ipairs{"resnet101", "resnet152", "resnext101_32x8d", "resnext101_
     "efficientnet_v2_l"} do
   SKIP["lm.models." .. name] = true
 end
+-- The DenseNet presets are lm.models.densenet's code (fuzzed) with fixed
+-- sizes, 8 to 29 million parameters each call without options. Every VGG
+-- is 130 to 145 million (its classifier alone 120 million) and none is
+-- small: their options are checked by tests/lua/models_vgg_densenet_spec.lua.
+for _, name in ipairs{"densenet121", "densenet161", "densenet169", "densenet201"} do
+  SKIP["lm.models." .. name] = true
+end
+for _, arch in ipairs{"vgg11", "vgg13", "vgg16", "vgg19"} do
+  SKIP["lm.models." .. arch], SKIP["lm.models." .. arch .. "_bn"] = true, true
+end
 
 for name in opts.skip:gmatch("[^,]+") do SKIP[name] = true end
 
