@@ -29,12 +29,18 @@ return function(models)
   local DenseLayer = nn.Module:extend("models.DenseLayer")
   models.DenseLayer = DenseLayer
 
+  --- lm.models.DenseLayer(inputs, growth, bn_size [, drop_rate = 0]):
   --- DenseNet's layer on the block's features so far ([N, inputs, H, W]):
   --- batch norm, ReLU, 1x1 convolution to bn_size x growth channels, batch
   --- norm, ReLU, 3x3 convolution to `growth` new channels, then dropout
   --- with drop_rate (self.drop_rate) when training. Children norm1, relu1,
   --- conv1, norm2, relu2, conv2, as torchvision's _DenseLayer.
   function DenseLayer:init(inputs, growth, bn_size, drop_rate)
+    checks.size(inputs, "inputs", "lm.models.DenseLayer")
+    checks.size(growth, "growth", "lm.models.DenseLayer")
+    checks.size(bn_size, "bn_size", "lm.models.DenseLayer")
+    drop_rate = drop_rate or 0
+    checks.p(drop_rate, "drop_rate", "lm.models.DenseLayer")
     self:child("norm1", nn.BatchNorm2d(inputs))
     self:child("relu1", nn.ReLU())
     self:child("conv1", conv(inputs, bn_size * growth, 1, 1, 0))
@@ -58,11 +64,15 @@ return function(models)
   local DenseBlock = nn.Module:extend("models.DenseBlock")
   models.DenseBlock = DenseBlock
 
+  --- lm.models.DenseBlock(layers, inputs, growth, bn_size [, drop_rate]):
   --- `layers` DenseLayers (children denselayer1, denselayer2, ...), each
   --- given every channel before it: the block's input and the `growth`
   --- channels of each layer before; the output has inputs + layers x
   --- growth channels.
   function DenseBlock:init(layers, inputs, growth, bn_size, drop_rate)
+    checks.size(layers, "layers", "lm.models.DenseBlock")
+    checks.size(inputs, "inputs", "lm.models.DenseBlock")
+    checks.size(growth, "growth", "lm.models.DenseBlock")
     for i = 1, layers do
       self:child("denselayer" .. i, DenseLayer(inputs + (i - 1) * growth, growth, bn_size, drop_rate))
     end
@@ -148,10 +158,12 @@ return function(models)
       positive_integer(v, what, name)
     end
     if type(blocks) ~= "table" or #blocks == 0 then
+      local got = type(blocks) ~= "table" and checks.shown(blocks)
+        or next(blocks) == nil and "an empty table" or "a table that is not a list"
       error(string.format("%s: block_config must be a list of layer counts, one per dense block, got %s", name,
-        type(blocks) == "table" and "an empty table" or checks.shown(blocks)), 3)
+        got), 3)
     end
-    for i, v in ipairs(blocks) do positive_integer(v, "block_config[" .. i .. "]", name) end
+    for i = 1, #blocks do positive_integer(blocks[i], "block_config[" .. i .. "]", name) end
     local drop_rate = opts.drop_rate or 0
     if type(drop_rate) ~= "number" or not (drop_rate >= 0 and drop_rate < 1) then
       error(string.format("%s: drop_rate must be a number in [0, 1), got %s", name, checks.shown(drop_rate)), 3)

@@ -167,6 +167,8 @@ describe("lm.models.densenet* without torch", function()
       {{block_config = {2, 0}}, "block_config[2] must be a positive integer, got 0"},
       {{block_config = {}}, "block_config must be a list of layer counts, one per dense block, got an empty table"},
       {{block_config = 4}, "block_config must be a list of layer counts, one per dense block, got 4"},
+      {{block_config = {a = 2}}, "block_config must be a list of layer counts, one per dense block, got a table that"},
+      {{block_config = {2, 2.5}}, "block_config[2] must be a positive integer, got 2.5"},
       {{drop_rate = 1}, "drop_rate must be a number in [0, 1), got 1"},
       {{stem = "tiny"}, "stem must be 'imagenet'"},
       {{memory_efficient = true}, "option memory_efficient = true is not supported (torchvision's gradient"},
@@ -184,5 +186,11 @@ describe("lm.models.densenet* without torch", function()
     truthy(not ok and msg:find("densenet121's block_config is {6, 12, 24, 16}", 1, true), tostring(msg))
     local net = lm.models.densenet{growth_rate = 4, block_config = {1}, num_init_features = 8, memory_efficient = false}
     eq(net.growth_rate, 4, "memory_efficient = false (torchvision's default) is accepted")
+    ok, msg = pcall(lm.models.DenseLayer, 8, 4)
+    truthy(not ok and msg:find("lm.models.DenseLayer: bn_size must be a positive integer, got nil", 1, true),
+      tostring(msg))
+    ok, msg = pcall(lm.models.DenseBlock, 2, 8, 4, 2, 1)
+    truthy(not ok and msg:find("lm.models.DenseLayer: drop_rate (the drop probability) must be in [0, 1), got 1",
+      1, true), tostring(msg))
   end)
 end)
