@@ -113,6 +113,7 @@ local function torch_check(name)
     end
     local _
     _, check_output = py.run(SCRIPT, string.format("check '%s' %s", dir, table.concat(names, " ")))
+    if verbose then io.stderr:write("    Lumen's files in torch:\n", (check_output:gsub("[^\n]+", "      %0"))) end
     for line in check_output:gmatch("[^\n]+") do
       local case_name, result = line:match("^(%S+): (.*)$")
       if case_name and not checked[case_name] then checked[case_name] = result end
