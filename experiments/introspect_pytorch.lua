@@ -6,7 +6,7 @@
 --   lumen experiments/introspect_pytorch.lua --weights FILE [--arch resnet18|...|mobilenet_v2|vit]
 --        [--stem cifar|imagenet] [--num-classes 10] [--width 64] [--data cifar10|DIR]
 --        [--size H] [--mean M1,M2,M3] [--std S1,S2,S3]
---        [--blocks layer1,layer2,layer3,layer4] [--subset N] [--val N] [--test-subset N]
+--        [--blocks NAME,NAME (ResNets: layer1,layer2,layer3,layer4)] [--subset N] [--val N] [--test-subset N]
 --        [--out DIR] [--device cpu|cuda] [--ae-epochs N] [--est-epochs N] [--seed S]
 --   --arch resnet18 (default), resnet34, resnet50, resnet101, resnet152,
 --        resnext50_32x4d, resnext101_32x8d, resnext101_64x4d, wide_resnet50_2,
@@ -20,6 +20,11 @@
 --        defaults to its 17 inverted residual blocks and last convolution
 --        (features.1, ..., features.18), --stem cifar (the default) is its
 --        first convolution at stride 1
+--   --arch efficientnet_b0 ... efficientnet_b7, efficientnet_v2_s/m/l: its
+--        stages and last convolution (features.1, ...) with [--stem]
+--   --arch vgg11, vgg13, vgg16, vgg19 (and _bn): each stage at its max pooling
+--   --arch densenet121, densenet161, densenet169, densenet201: its dense
+--        blocks (features.denseblock1, ...) with [--stem]
 --
 -- The network is wrapped as normalise -> network -> softmax, so images stay
 -- in [0, 1] for the figures and the per-sample error is 1/2 ||y - p||^2 of
@@ -45,21 +50,40 @@ local opts, given = cli.parse(arg, {weights = "", arch = "resnet18", stem = "cif
   bandwidths = "0.1,1,10,100,1000", seed = 1, fresh = false},
   "Self-introspection of a PyTorch-trained network: lumen experiments/introspect_pytorch.lua --weights FILE [options]")
 
--- torchvision's ResNets (lm.models' constructors of the same names): --width,
--- --stem and layer1..layer4 as blocks apply to each
-local RESNETS = {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d",
-  "resnext101_32x8d", "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2"}
-local ARCHS = {"mobilenet_v2", "vit", table.unpack(RESNETS)}
+-- The torchvision families this maps: their constructors (lm.models' of the
+-- same names) and the size options that apply (any other given is refused,
+-- not ignored); unless --blocks says otherwise, each records the layers its
+-- block_names() gives.
+local FAMILIES = {
+  {archs = {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "resnext101_32x8d",
+    "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2"}, options = {"width", "stem"}},
+  {archs = {"mobilenet_v2"}, options = {"width_mult", "stem"}},
+  {archs = {"efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3", "efficientnet_b4",
+    "efficientnet_b5", "efficientnet_b6", "efficientnet_b7", "efficientnet_v2_s", "efficientnet_v2_m",
+    "efficientnet_v2_l"}, options = {"stem"}},
+  {archs = {"vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn"}, options = {}},
+  {archs = {"densenet121", "densenet161", "densenet169", "densenet201"}, options = {"stem"}},
+  {archs = {"vit"}, options = {"patch_size", "dim", "depth", "heads", "mlp_dim"}},
+}
+local ARCHS, family = {}, nil
+for _, f in ipairs(FAMILIES) do
+  for _, a in ipairs(f.archs) do
+    ARCHS[#ARCHS + 1] = a
+    if a == opts.arch then family = f end
+  end
+end
 cli.check(opts, {device = {"cpu", "cuda"},
   arch = ARCHS, stem = {"cifar", "imagenet"}, num_classes = "count",
   width = "count", width_mult = "positive", size = "count", subset = "count0", val = "count0",
   test_subset = "count0", ae_epochs = "count", est_epochs = "count", mmd_weight = "nonnegative", seed = "count0",
   patch_size = "count", dim = "count", depth = "count", heads = "count", mlp_dim = "count"})
--- the sizes of the other kind of network would be ignored: refused instead
-local foreign = {vit = {"width", "width_mult", "stem"}, mobilenet_v2 = {"width", "patch_size", "dim", "depth", "heads",
-  "mlp_dim"}}
-for _, key in ipairs(foreign[opts.arch] or {"width_mult", "patch_size", "dim", "depth", "heads", "mlp_dim"}) do
-  if given[key] then cli.usage_error("--%s is not an option of --arch %s", (key:gsub("_", "-")), opts.arch) end
+-- the sizes of another kind of network would be ignored: refused instead
+for _, key in ipairs{"width", "width_mult", "stem", "patch_size", "dim", "depth", "heads", "mlp_dim"} do
+  local applies = false
+  for _, k in ipairs(family.options) do applies = applies or k == key end
+  if given[key] and not applies then
+    cli.usage_error("--%s is not an option of --arch %s", (key:gsub("_", "-")), opts.arch)
+  end
 end
 local channel_mean, channel_std = cli.numbers(opts, "mean"), cli.numbers(opts, "std")
 local bandwidths = cli.numbers(opts, "bandwidths", "positive")
@@ -151,25 +175,14 @@ if opts.arch == "vit" then
   -- strict: every missing, unexpected or mis-shaped name is reported
   body:load(opts.weights, {rename = lm.models.torchvision_vit_rename})
   pool = "cls" -- the token the head reads
-  if not given.blocks then
-    local names = {}
-    for i = 0, opts.depth - 1 do names[#names + 1] = "layers." .. i end
-    opts.blocks = table.concat(names, ",")
-  end
-elseif opts.arch == "mobilenet_v2" then
-  body = lm.models.mobilenet_v2{num_classes = opts.num_classes, stem = opts.stem, width_mult = opts.width_mult}
-  body:load(opts.weights)
-  pool = "mean" -- over space
-  if not given.blocks then
-    local names = {}
-    for i = 1, 18 do names[#names + 1] = "features." .. i end
-    opts.blocks = table.concat(names, ",")
-  end
 else
-  body = lm.models[opts.arch]{num_classes = opts.num_classes, stem = opts.stem, width = opts.width}
+  local options = {num_classes = opts.num_classes}
+  for _, k in ipairs(family.options) do options[k] = opts[k] end
+  body = lm.models[opts.arch](options)
   body:load(opts.weights)
   pool = "mean" -- over space
 end
+if not given.blocks then opts.blocks = table.concat(body:block_names(), ",") end
 local net = nn.Sequential(Normalize(channel_mean, channel_std), body, nn.Softmax(2))
 net:to(opts.device):eval()
 local acc = lm.train.evaluate(net, test_set, {loss = "mse"}).accuracy

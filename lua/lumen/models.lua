@@ -73,6 +73,16 @@ function models.count_parameters(model)
   return n
 end
 
+-- The layers a network's map records by default (lm.introspect.Recorder's
+-- select; experiments/introspect_pytorch.lua's --blocks): each network of
+-- lm.models has block_names(). For the networks whose `features` is a
+-- Sequential of a stem and then stages or blocks: every child but the stem.
+function models._feature_blocks(net)
+  local names = {}
+  for i = 1, #net.features - 1 do names[#names + 1] = "features." .. i end
+  return names
+end
+
 require('lumen.models_resnet')(models)
 require('lumen.models_vit')(models)
 require('lumen.models_mobilenet')(models)

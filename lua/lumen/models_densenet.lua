@@ -199,6 +199,15 @@ return function(models)
     nn.init.zeros_(self.classifier.bias)
   end
 
+  --- net:block_names(): its dense blocks (features.denseblock1, ...).
+  function DenseNet:block_names()
+    local names = {}
+    while rawget(self.features, "denseblock" .. (#names + 1)) do
+      names[#names + 1] = "features.denseblock" .. (#names + 1)
+    end
+    return names
+  end
+
   function DenseNet:forward(x)
     local y = F.relu(self.features(x))
     return self.classifier(F.global_avg_pool2d(y))

@@ -170,6 +170,9 @@ return function(models)
     end)
   end
 
+  --- net:block_names(): its stages and last convolution (features.1, ...).
+  EfficientNet.block_names = models._feature_blocks
+
   function EfficientNet:forward(x)
     x = self.avgpool(self.features(x))
     return self.classifier(x:flatten(2))

@@ -61,6 +61,9 @@ return function(models)
   end
 
   local MobileNetV2 = nn.Module:extend("models.MobileNetV2")
+  --- net:block_names(): its inverted residual blocks and last convolution
+  --- (features.1, ..., features.18; what a map records).
+  MobileNetV2.block_names = models._feature_blocks
 
   -- expansion t, channels c, blocks n, first stride s per stage (the paper's table 2)
   local STAGES = {{1, 16, 1, 1}, {6, 24, 2, 2}, {6, 32, 3, 2}, {6, 64, 4, 2}, {6, 96, 3, 1}, {6, 160, 3, 2},

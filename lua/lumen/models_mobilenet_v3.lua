@@ -94,6 +94,8 @@ return function(models)
   }
 
   local MobileNetV3 = nn.Module:extend("models.MobileNetV3")
+  --- net:block_names(): its blocks and last convolution (features.1, ...).
+  MobileNetV3.block_names = models._feature_blocks
 
   function MobileNetV3:init(arch, opts)
     local classes, in_channels, width, dropout, stem = models._mobile_options(opts, "lm.models." .. arch)

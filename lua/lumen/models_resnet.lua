@@ -112,6 +112,9 @@ return function(models)
     end
   end
 
+  --- net:block_names(): its four stages, layer1 to layer4 (what a map records).
+  function ResNet:block_names() return {"layer1", "layer2", "layer3", "layer4"} end
+
   function ResNet:forward(x)
     x = self.maxpool(nn._conv_bn_then(self.conv1, self.bn1, x, nil, self.relu, self.fuse)) -- one op in evaluation
     x = self.layer4(self.layer3(self.layer2(self.layer1(x))))

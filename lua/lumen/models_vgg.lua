@@ -77,6 +77,15 @@ return function(models)
     self:child("classifier", classifier)
   end
 
+  --- net:block_names(): each stage at its max pooling (features.2, ... in vgg11).
+  function VGG:block_names()
+    local names = {}
+    for i = 1, #self.features do
+      if getmetatable(self.features[i]) == nn.MaxPool2d then names[#names + 1] = "features." .. (i - 1) end
+    end
+    return names
+  end
+
   function VGG:forward(x)
     x = self.avgpool(self.features(x))
     return self.classifier(x:flatten(2))

@@ -51,6 +51,14 @@ function ViT:init(opts)
 end
 
 --- x [N, channels, image_size, image_size] -> logits [N, num_classes]
+--- net:block_names(): its encoder layers (layers.0, ...), each best recorded
+--- at its class token (the Recorder's pool = 'cls').
+function ViT:block_names()
+  local names = {}
+  for i = 1, #self.layers do names[i] = "layers." .. (i - 1) end
+  return names
+end
+
 function ViT:forward(x)
   if not lm.is_tensor(x) then error("models.vit: input must be a tensor, got " .. checks.shown(x), 2) end
   if x:dim() ~= 4 or x:size(3) ~= self.image_size or x:size(4) ~= self.image_size then

@@ -108,6 +108,7 @@ describe("experiments/introspect_pytorch.lua", function()
     eq(refused("--arch vit --width 16"), "--width is not an option of --arch vit (see --help)\nstatus 2\n")
     eq(refused("--mlp-dim 32"), "--mlp-dim is not an option of --arch resnet18 (see --help)\nstatus 2\n")
     eq(refused("--width-mult 0.5"), "--width-mult is not an option of --arch resnet18 (see --help)\nstatus 2\n")
+    eq(refused("--arch vgg11 --stem imagenet"), "--stem is not an option of --arch vgg11 (see --help)\nstatus 2\n")
     eq(refused("--arch mobilenet_v2 --width 16"), "--width is not an option of --arch mobilenet_v2 (see --help)\n"
       .. "status 2\n")
     -- a folder of 3 classes for a network of 10 outputs (it ran every stage, then failed at the atlas)

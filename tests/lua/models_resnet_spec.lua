@@ -64,7 +64,7 @@ describe("lm.models ResNets", function()
       net["layer" .. stage]:register_forward_hook(function(_, _, out) shapes[#shapes + 1] = out:shape_string() end)
     end
     lm.no_grad(function() net:eval()(lm.randn(1, 3, 64, 64)) end)
-    same(shapes, {"1x64x8x8", "1x128x8x8", "1x256x8x8"}, "layers 2 to 4")
+    same(shapes, {"1x64x8x8", "1x128x8x8", "1x256x8x8"}, 0, "layers 2 to 4")
   end)
 
   it("zero_init_residual starts each block's last batch norm at weight 0", function()
