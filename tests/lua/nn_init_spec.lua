@@ -123,6 +123,31 @@ describe("lm.nn.init", function()
     truthy(s:min():item() >= 4.5 and s:max():item() <= 4.75, "inside [4.5, 4.75]")
   end)
 
+  it("trunc_normal_ where [a, b] holds nearly all the mass: a normal's statistics, and a fresh draw when one "
+      .. "value lands outside", function()
+    lm.manual_seed(8)
+    local t = I.trunc_normal_(lm.zeros(1000, 1000), {std = 0.02}) -- (100 std inside: a plain normal draw)
+    local n = t:numel()
+    truthy(math.abs(t:mean():item()) < 4 * 0.02 / math.sqrt(n), "mean 0 within 4 standard errors")
+    truthy(math.abs(t:std():item() / 0.02 - 1) < 0.005, "std 0.02: " .. t:std():item())
+    local beyond = (t:abs() - 2 * 0.02):gt(0):float():mean():item() -- a normal's mass beyond 2 std: 0.0455
+    truthy(math.abs(beyond - 0.0455) < 4 * math.sqrt(0.0455 * 0.9545 / n), "beyond 2 std: " .. beyond)
+    -- three values in [-3, 3] (std 1): 0.008 expected outside, so a plain draw
+    -- comes first; a seed where it lands outside must give a fresh draw inside
+    for seed = 1, 5000 do
+      lm.manual_seed(seed)
+      local plain = lm.zeros(3):normal_(0, 1)
+      if plain:abs():max():item() > 3 then
+        lm.manual_seed(seed)
+        local drawn = I.trunc_normal_(lm.zeros(3), 0, 1, -3, 3)
+        truthy(drawn:abs():max():item() <= 3, "inside [-3, 3]")
+        truthy((drawn - plain):abs():max():item() > 0, "not the plain draw")
+        return
+      end
+    end
+    error("no seed in 5000 puts one of three normal draws beyond 3 std")
+  end)
+
   it("calculate_gain: torch's values", function()
     eq(I.calculate_gain("linear"), 1)
     eq(I.calculate_gain("conv2d"), 1)
