@@ -59,6 +59,40 @@ describe("conv layers without torch", function()
       "nothing in the state dict")
   end)
 
+  it("LayerNorm2d normalises each pixel's channels; Permute reorders dimensions; misuse named", function()
+    lm.manual_seed(12)
+    local ln = nn.LayerNorm2d(3, {eps = 1e-6})
+    lm.no_grad(function()
+      ln.weight:copy_(lm.rand(3) + 0.5)
+      ln.bias:copy_(lm.randn(3))
+    end)
+    local x = lm.randn(2, 3, 4, 5) * 2 + 1
+    local mean = x:mean(2, true)
+    local var = ((x - mean) * (x - mean)):mean(2, true)
+    local want = (x - mean) / (var + 1e-6):sqrt() * ln.weight:view(3, 1, 1) + ln.bias:view(3, 1, 1)
+    truthy(rel_error(ln(x), want) < 1e-6, "per pixel over the channels, then weight and bias")
+    eq(ln(x):shape_string(), "2x3x4x5")
+    local small = lm.randn(2, 3, 2, 3):requires_grad(true)
+    truthy(lm.autograd.gradcheck(function(a) return ln(a) end, {small}), "finite differences (input)")
+    eq(#nn.LayerNorm2d(4, {elementwise_affine = false}):named_parameters(), 0, "no affine: no parameters")
+    eq(nn.LayerNorm2d(4).eps, 1e-5, "torch's default eps")
+    local ok, msg = pcall(ln, lm.randn(2, 4, 5, 5))
+    truthy(not ok and msg:find("nn.LayerNorm2d: input must be [N, 3, H, W], got 2x4x5x5", 1, true), tostring(msg))
+    ok, msg = pcall(nn.LayerNorm2d, 0)
+    truthy(not ok and msg:find("nn.LayerNorm2d: num_channels must be a positive integer, got 0", 1, true),
+      tostring(msg))
+    ok, msg = pcall(nn.LayerNorm2d, 3, {epsilon = 1})
+    truthy(not ok and msg:find("nn.LayerNorm2d: unknown option 'epsilon'", 1, true), tostring(msg))
+
+    local p = nn.Permute{1, 3, 4, 2}
+    eq(p(x):shape_string(), "2x4x5x3")
+    eq(rel_error(p(x), x:permute(1, 3, 4, 2)), 0)
+    ok, msg = pcall(nn.Permute, {1, 1, 2})
+    truthy(not ok and msg:find("nn.Permute: dims must reorder 1..3 (each once), got {1, 1, 2}", 1, true), tostring(msg))
+    ok, msg = pcall(p, lm.randn(2, 3))
+    truthy(not ok and msg:find("nn.Permute: dims {1, 3, 4, 2} reorder a 4-D input, got 2x3", 1, true), tostring(msg))
+  end)
+
   it("Embedding: 1-based indices, padding row zero and without gradient, misuse named", function()
     lm.manual_seed(2)
     local e = nn.Embedding(6, 3, {padding_idx = -1})
@@ -179,10 +213,14 @@ local twins = {
     return nn.Bottleneck(8, 4, {stride = 2, groups = 2, base_width = 32, downsample = true})
   end,
   bottleneck_dilated = function() return nn.Bottleneck(16, 4, {dilation = 2}) end,
+  layernorm2d = function() return nn.LayerNorm2d(6, {eps = 1e-6}) end,
+  layernorm2d_default = function() return nn.LayerNorm2d(5) end,
+  layernorm2d_no_affine = function() return nn.LayerNorm2d(4, {elementwise_affine = false}) end,
 }
 local order = {"bn1d_2d", "bn1d_3d", "bn2d", "bn2d_no_affine", "bn2d_no_stats", "bn2d_cumulative",
   "groupnorm", "groupnorm_1d", "groupnorm_one", "silu", "adaptive_3x2", "adaptive_1", "adaptive_4",
-  "adaptive_up", "dropout2d_p0", "embedding", "block", "block_down", "bottleneck_down", "bottleneck_dilated"}
+  "adaptive_up", "dropout2d_p0", "embedding", "block", "block_down", "bottleneck_down", "bottleneck_dilated",
+  "layernorm2d", "layernorm2d_default", "layernorm2d_no_affine"}
 
 local TOL = 1e-5
 

