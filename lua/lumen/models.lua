@@ -90,5 +90,6 @@ require('lumen.models_mobilenet_v3')(models)
 require('lumen.models_efficientnet')(models)
 require('lumen.models_vgg')(models)
 require('lumen.models_densenet')(models)
+require('lumen.models_convnext')(models)
 
 return models

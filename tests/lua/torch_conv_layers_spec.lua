@@ -216,11 +216,12 @@ local twins = {
   layernorm2d = function() return nn.LayerNorm2d(6, {eps = 1e-6}) end,
   layernorm2d_default = function() return nn.LayerNorm2d(5) end,
   layernorm2d_no_affine = function() return nn.LayerNorm2d(4, {elementwise_affine = false}) end,
+  cnblock = function() return lm.models.CNBlock(8, 1e-6, 0) end,
 }
 local order = {"bn1d_2d", "bn1d_3d", "bn2d", "bn2d_no_affine", "bn2d_no_stats", "bn2d_cumulative",
   "groupnorm", "groupnorm_1d", "groupnorm_one", "silu", "adaptive_3x2", "adaptive_1", "adaptive_4",
   "adaptive_up", "dropout2d_p0", "embedding", "block", "block_down", "bottleneck_down", "bottleneck_dilated",
-  "layernorm2d", "layernorm2d_default", "layernorm2d_no_affine"}
+  "layernorm2d", "layernorm2d_default", "layernorm2d_no_affine", "cnblock"}
 
 local TOL = 1e-5
 

@@ -1,5 +1,5 @@
 -- torchvision's networks (MobileNetV2, MobileNetV3 small and large, EfficientNet B and V2, VGG,
--- DenseNet) against lm.models
+-- DenseNet, ConvNeXt) against lm.models
 -- (tests/torch/torchvision_models_reference.py): state_dict names and shapes
 -- exactly torchvision's; a torch model (batch norms randomised) loads strictly
 -- and gives torch's evaluation output and parameter gradients, its
@@ -70,6 +70,14 @@ local CASES = {
       return lm.models.densenet{growth_rate = 6, block_config = {1, 2, 1}, num_init_features = 8, bn_size = 2,
         drop_rate = 0.2, num_classes = 5, stem = "cifar"}
     end},
+  {name = "convnext", size = 32,
+    make = function()
+      return lm.models.convnext{block_setting = {{8, 1}, {16, 1}}, num_classes = 10, stochastic_depth_prob = 0.1}
+    end,
+    default = function() return lm.models.convnext_tiny() end},
+  {name = "convnext_cifar", size = 16,
+    make = function() return lm.models.convnext{block_setting = {{8, 1}, {16, 1}, {24, 1}}, num_classes = 7,
+      stem = "cifar"} end},
 }
 
 -- make() without drawing its weights (lm.nn.init's fills skipped): the key
@@ -86,11 +94,28 @@ local function undrawn(make)
   return net
 end
 
--- Lumen's files of a case for the torch check: its state (running
--- statistics of its own) and an evaluation input and output
+-- norms and layer scales away from their initialisation, as the
+-- reference's randomise (ConvNeXt's layer scale 1e-6 would hide each block)
+local function randomise(net)
+  lm.no_grad(function()
+    for _, m in ipairs(net:modules()) do
+      local class = getmetatable(m)
+      if class == lm.nn.BatchNorm2d or class == lm.nn.LayerNorm or class == lm.nn.LayerNorm2d then
+        m.weight:uniform_(0.5, 1.5)
+        m.bias:normal_(0, 0.1)
+      elseif class == lm.models.CNBlock then
+        m.layer_scale:uniform_(0.5, 1.5)
+      end
+    end
+  end)
+end
+
+-- Lumen's files of a case for the torch check: its state (norms
+-- randomised, running statistics of its own) and an evaluation input and output
 local function write_lumen(case)
   lm.manual_seed(9)
   local net = case.make()
+  randomise(net)
   net:train()
   lm.no_grad(function() net(lm.randn(4, 3, case.size, case.size)) end)
   net:save(string.format("%s/%s_lumen.safetensors", dir, case.name))
@@ -244,6 +269,25 @@ describe("lm.models against torchvision", function()
     for _, arch in ipairs{"vgg16_bn", "densenet121", "densenet161", "densenet169", "densenet201"} do
       same(key_list(undrawn(lm.models[arch])), torch_keys(arch), 0, arch)
     end
+  end)
+
+  it("convnext_tiny, _small, _base, _large: torchvision's block settings and stochastic depth", function()
+    local f = assert(io.open(dir .. "/convnext_configs.json"))
+    local theirs = require('lumen.json').decode(f:read("a"))
+    f:close()
+    local n = 0
+    for arch, want in pairs(theirs) do
+      local ours = lm.models._convnext_configs[arch]
+      truthy(ours ~= nil and lm.models[arch] ~= nil, "lm.models." .. arch)
+      eq(ours.stochastic_depth_prob, want.stochastic_depth_prob, arch .. " stochastic_depth_prob")
+      local stages = ours.block_setting
+      eq(#stages, #want.block_setting, arch .. " stages")
+      for i, s in ipairs(stages) do -- torchvision's CNBlockConfig(channels, next stage's or None, layers)
+        same({s[1], stages[i + 1] and stages[i + 1][1] or 0, s[2]}, want.block_setting[i], 0, arch .. " stage " .. i)
+      end
+      n = n + 1
+    end
+    eq(n, 4, "constructors")
   end)
 end)
 
@@ -443,6 +487,103 @@ describe("lm.models.efficientnet without torch", function()
         truthy(msg:find("^[^:]*torch_torchvision_models_spec%.lua:%d+:"), "at the caller's line: " .. msg)
       end
     end
+  end)
+end)
+
+describe("lm.models.convnext without torch", function()
+  local function blocks(net)
+    local list = {}
+    for _, m in ipairs(net:modules()) do if getmetatable(m) == lm.models.CNBlock then list[#list + 1] = m end end
+    return list
+  end
+
+  it("torchvision's stages, downsampling, norms, stems and stochastic depth", function()
+    local net = lm.models.convnext{block_setting = {{8, 2}, {16, 3}}, num_classes = 5, stochastic_depth_prob = 0.5}
+    eq(#net.features, 4, "stem, stage, downsampling, stage")
+    local stem, down = net.features[1], net.features[3]
+    eq(stem[1].weight:shape_string(), "8x3x4x4", "imagenet stem: a 4x4 patchify convolution")
+    eq(stem[1].stride, 4)
+    eq(getmetatable(stem[2]), lm.nn.LayerNorm2d)
+    eq(getmetatable(down[1]), lm.nn.LayerNorm2d)
+    eq(down[2].weight:shape_string(), "16x8x2x2", "downsampling: 2x2 stride 2")
+    eq(down[2].stride, 2)
+    eq(getmetatable(net.classifier[1]), lm.nn.LayerNorm2d)
+    eq(net.classifier[3].weight:shape_string(), "5x16")
+    local p, eps = {}, {stem[2].eps, down[1].eps, net.classifier[1].eps}
+    for _, b in ipairs(blocks(net)) do
+      p[#p + 1] = b.stochastic_depth.p
+      eq(b.stochastic_depth.mode, "row")
+      eps[#eps + 1] = b.block[3].eps
+      eq(b.block[1].groups, b.dim, "a depthwise 7x7 convolution")
+      eq(b.block[4].weight:shape_string(), (4 * b.dim) .. "x" .. b.dim, "MLP 4x wide")
+    end
+    same(p, {0, 0.125, 0.25, 0.375, 0.5}, 1e-12, "stochastic depth rising linearly over all blocks")
+    same(eps, {1e-6, 1e-6, 1e-6, 1e-6, 1e-6, 1e-6, 1e-6, 1e-6}, 0, "every layer norm's eps 1e-6")
+    eq(net(lm.randn(2, 3, 32, 32)):shape_string(), "2x5")
+    net:train()
+    eq(net(lm.randn(2, 3, 32, 32)):shape_string(), "2x5", "training, with stochastic depth")
+    local cifar = lm.models.convnext{block_setting = {{8, 1}, {16, 1}}, stem = "cifar", in_channels = 1}
+    eq(cifar.features[1][1].weight:shape_string(), "8x1x2x2", "cifar stem: a 2x2 stride-2 patchify convolution")
+    eq(cifar.features[1][1].stride, 2)
+    eq(cifar.features(lm.randn(1, 1, 32, 32)):shape_string(), "1x16x8x8", "32x32 -> 16x16 -> 8x8")
+    eq(lm.models.convnext{block_setting = {{8, 1}}}.features[2][1].stochastic_depth.p, 0,
+      "one block: stochastic depth 0 (torchvision divides by zero)")
+  end)
+
+  it("torchvision's initialisation: truncated normal std 0.02, zero biases, layer scale, unit norms", function()
+    lm.manual_seed(7)
+    local net = lm.models.convnext{block_setting = {{64, 1}, {128, 1}}, layer_scale = 0.25}
+    local weights = {}
+    for _, m in ipairs(net:modules()) do
+      local class = getmetatable(m)
+      if class == lm.nn.Conv2d or class == lm.nn.Linear then
+        weights[#weights + 1] = m.weight:detach():flatten()
+        eq(m.bias:abs():max():item(), 0, "bias 0")
+      elseif class == lm.nn.LayerNorm or class == lm.nn.LayerNorm2d then
+        eq((m.weight - 1):abs():max():item() + m.bias:abs():max():item(), 0, "norm weight 1, bias 0")
+      end
+    end
+    local w = lm.cat(weights, 1)
+    local n = w:numel()
+    truthy(n > 300000, "weights: " .. n)
+    truthy(math.abs(w:mean():item()) < 4 * 0.02 / math.sqrt(n), "mean 0 within 4 standard errors")
+    truthy(math.abs(w:std():item() / 0.02 - 1) < 0.01, "std 0.02: " .. w:std():item())
+    local beyond = (w:abs() - 0.04):gt(0):float():mean():item() -- a normal's mass beyond 2 std: 0.0455
+    truthy(math.abs(beyond - 0.0455) < 4 * math.sqrt(0.0455 * 0.9545 / n), "beyond 2 std: " .. beyond)
+    for _, b in ipairs(blocks(net)) do
+      eq(b.layer_scale:shape_string(), b.dim .. "x1x1")
+      eq((b.layer_scale - 0.25):abs():max():item(), 0, "layer_scale option")
+    end
+    local default = blocks(lm.models.convnext{block_setting = {{8, 1}, {16, 1}}})[1].layer_scale
+    eq(default:max():item(), lm.tensor{1e-6}:item(), "layer scale 1e-6 by default")
+    -- layer scale 0: each block is its residual alone
+    local zero = lm.models.convnext{block_setting = {{8, 1}, {16, 1}}, layer_scale = 0}
+    local x = lm.randn(2, 8, 5, 5)
+    eq((blocks(zero)[1](x) - x):abs():max():item(), 0, "the input added to the scaled block")
+  end)
+
+  it("bad options are named, at the caller's line", function()
+    local cases = {
+      {lm.models.convnext_tiny, {num_classes = 0}, "num_classes must be a positive integer, got 0"},
+      {lm.models.convnext_tiny, {stochastic_depth_prob = 1.5}, "stochastic_depth_prob must be a number in [0, 1]"},
+      {lm.models.convnext_small, {layer_scale = 0 / 0}, "layer_scale must be a finite number, got nan"},
+      {lm.models.convnext_base, {stem = "tiny"}, "stem must be 'imagenet'"},
+      {lm.models.convnext_large, {in_channels = 0}, "in_channels must be a positive integer"},
+      {lm.models.convnext_tiny, {num_classes = 3, classes = 4}, "two spellings of one option"},
+      {lm.models.convnext_tiny, {block_setting = {{8, 1}}}, "unknown option 'block_setting'"},
+      {lm.models.convnext_tiny, {stocastic_depth_prob = 0}, "did you mean stochastic_depth_prob?"},
+      {lm.models.convnext, nil, "block_setting must be a non-empty list of {channels, num_layers} pairs"},
+      {lm.models.convnext, {block_setting = {{8, 1}, {16}}}, "block_setting must be a non-empty list"},
+      {lm.models.convnext, {block_setting = {{8, 0}}}, "block_setting must be a non-empty list"},
+    }
+    for _, c in ipairs(cases) do
+      local ok, msg = pcall(c[1], c[2])
+      truthy(not ok and msg:find(c[3], 1, true), tostring(msg))
+      truthy(msg:find("^tests/lua/torch_torchvision_models_spec.lua:%d+: lm%.models%.convnext"), tostring(msg))
+    end
+    local ok, msg = pcall(lm.models.CNBlock, 8, 1e-6, 1.5)
+    truthy(not ok and msg:find("lm.models.CNBlock: stochastic depth (the drop probability) must be in [0, 1], got 1.5",
+      1, true), tostring(msg))
   end)
 end)
 

@@ -77,6 +77,7 @@ CASES = {
     "layernorm2d_default": (lambda: torchvision.models.convnext.LayerNorm2d(5), (2, 5, 3, 4)),
     "layernorm2d_no_affine": (lambda: torchvision.models.convnext.LayerNorm2d(4, elementwise_affine=False),
                               (3, 4, 2, 2)),
+    "cnblock": (lambda: torchvision.models.convnext.CNBlock(8, 1e-6, 0.0), (2, 8, 9, 9)),
 }
 
 

@@ -29,6 +29,7 @@ tests/lua/torch_torchvision_models_spec.lua).
       draws). A case's `relu_after(model)` lists modules whose outputs go
       through a functional ReLU (DenseNet's last features): their margin
       counts too.
+      DIR/convnext_configs.json: see write_convnext_configs.
   torchvision_models_reference.py check DIR CASE...
       for each CASE, loads Lumen's DIR/<case>_lumen.safetensors into the
       torchvision model with strict=True, runs it in evaluation mode on
@@ -38,6 +39,7 @@ tests/lua/torch_torchvision_models_spec.lua).
       case failed. (One run for every case: each start imports torch.)
 """
 import copy
+import json
 import sys
 from functools import partial
 from unittest import mock
@@ -116,6 +118,26 @@ def vgg(arch, width=64, **options):
     return model
 
 
+def convnext_cifar_stem(model):
+    """Lumen's 'cifar' ConvNeXt stem: a 2x2 stride-2 patchify convolution in
+    place of the 4x4 stride-4 one, initialised as torchvision's."""
+    old = model.features[0][0]
+    stem = nn.Conv2d(old.in_channels, old.out_channels, 2, stride=2)
+    nn.init.trunc_normal_(stem.weight, std=0.02)
+    nn.init.zeros_(stem.bias)
+    model.features[0][0] = stem
+
+
+def convnext(*stages):
+    """torchvision's ConvNeXt class on Lumen's block_setting, a list of
+    (channels, num_layers): each stage downsamples to the next's channels."""
+    def make(**options):
+        configs = [torchvision.models.convnext.CNBlockConfig(c, stages[i + 1][0] if i + 1 < len(stages) else None, n)
+                   for i, (c, n) in enumerate(stages)]
+        return torchvision.models.convnext.ConvNeXt(configs, **options)
+    return make
+
+
 def case(make, options, size, adapt=None, quiet=None, keys=None, relu_after=None):
     """make(**options) is the compared model on [2, 3, size, size] inputs;
     adapt(model) changes torchvision's model to Lumen's variant (a stem);
@@ -127,6 +149,9 @@ def case(make, options, size, adapt=None, quiet=None, keys=None, relu_after=None
     return {"make": make, "options": options, "size": size, "adapt": adapt,
             "quiet": {"dropout": 0.0} if quiet is None else quiet, "keys": make if keys is None else keys,
             "relu_after": relu_after}
+
+
+CONVNEXT_QUIET = {"stochastic_depth_prob": 0.0}
 
 
 class NarrowResNet(torchvision.models.resnet.ResNet):
@@ -228,6 +253,11 @@ CASES = {
                            {"growth_rate": 6, "block_config": (1, 2, 1), "num_init_features": 8, "bn_size": 2,
                             "drop_rate": 0.2, "num_classes": 5}, 16, dense_cifar_stem, {"drop_rate": 0.0},
                            relu_after=dense_relu),
+    # convnext_tiny's design at 8 and 16 channels, one block a stage; keys: convnext_tiny's
+    "convnext": case(convnext((8, 1), (16, 1)), {"num_classes": 10, "stochastic_depth_prob": 0.1}, 32,
+                     quiet=CONVNEXT_QUIET, keys=torchvision.models.convnext_tiny),
+    "convnext_cifar": case(convnext((8, 1), (16, 1), (24, 1)), {"num_classes": 7}, 16, convnext_cifar_stem,
+                           quiet=CONVNEXT_QUIET),
 }
 # more state_dict key lists at torchvision's defaults (name: constructor)
 KEY_LISTS = {**{a + bn: getattr(torchvision.models, a + bn) for a in VGG_CONFIGS for bn in ("", "_bn")},
@@ -281,16 +311,21 @@ def build(name, quiet=False):
 
 
 def randomise(model):
-    """Batch norms away from the identity (torch's init would make evaluation
-    a plain convolution stack): weights U(0.5, 1.5), biases N(0, 0.1),
-    running means N(0, 0.1), running variances U(0.5, 1.5)."""
+    """Norms away from the identity (torch's init would make evaluation a
+    plain convolution stack): weights U(0.5, 1.5), biases N(0, 0.1), batch
+    norms' running means N(0, 0.1) and running variances U(0.5, 1.5);
+    ConvNeXt's layer scales U(0.5, 1.5) (their 1e-6 would hide each block
+    behind its residual)."""
     with torch.no_grad():
         for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
+            if isinstance(m, (nn.BatchNorm2d, nn.LayerNorm)):  # (ConvNeXt's LayerNorm2d is a LayerNorm)
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.normal_(0, 0.1)
+            if isinstance(m, nn.BatchNorm2d):
                 m.running_mean.normal_(0, 0.1)
                 m.running_var.uniform_(0.5, 1.5)
+            if isinstance(m, torchvision.models.convnext.CNBlock):
+                m.layer_scale.uniform_(0.5, 1.5)
 
 
 def write_case(folder, name):
@@ -362,10 +397,29 @@ def check_all(folder, names):
     sys.exit(1 if failed else 0)
 
 
+def write_convnext_configs(folder):
+    """DIR/convnext_configs.json: each ConvNeXt constructor's block_setting
+    (input_channels, out_channels (0 for None), num_layers) and stochastic
+    depth, caught on their way to the model, which is never built."""
+    configs = {}
+    build_model = torchvision.models.convnext._convnext
+    torchvision.models.convnext._convnext = lambda setting, p, weights, progress, **_: (setting, p)
+    try:
+        for arch in ("convnext_tiny", "convnext_small", "convnext_base", "convnext_large"):
+            setting, p = getattr(torchvision.models.convnext, arch)()
+            configs[arch] = {"stochastic_depth_prob": p, "block_setting": [
+                [c.input_channels, c.out_channels or 0, c.num_layers] for c in setting]}
+    finally:
+        torchvision.models.convnext._convnext = build_model
+    with open(f"{folder}/convnext_configs.json", "w") as f:
+        json.dump(configs, f)
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "write":
         for case in CASES:
             write_case(sys.argv[2], case)
+        write_convnext_configs(sys.argv[2])
         for name, make in KEY_LISTS.items():
             write_keys(sys.argv[2], name, make)
     else:
