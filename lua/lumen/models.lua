@@ -91,5 +91,6 @@ require('lumen.models_efficientnet')(models)
 require('lumen.models_vgg')(models)
 require('lumen.models_densenet')(models)
 require('lumen.models_convnext')(models)
+require('lumen.models_regnet')(models)
 
 return models

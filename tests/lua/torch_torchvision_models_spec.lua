@@ -1,5 +1,5 @@
 -- torchvision's networks (MobileNetV2, MobileNetV3 small and large, EfficientNet B and V2, VGG,
--- DenseNet, ConvNeXt) against lm.models
+-- DenseNet, ConvNeXt, RegNet) against lm.models
 -- (tests/torch/torchvision_models_reference.py): state_dict names and shapes
 -- exactly torchvision's; a torch model (batch norms randomised) loads strictly
 -- and gives torch's evaluation output and parameter gradients, its
@@ -78,6 +78,14 @@ local CASES = {
   {name = "convnext_cifar", size = 16,
     make = function() return lm.models.convnext{block_setting = {{8, 1}, {16, 1}, {24, 1}}, num_classes = 7,
       stem = "cifar"} end},
+  {name = "regnet_y", size = 32,
+    make = function() return lm.models.regnet{depth = 3, w_0 = 8, w_a = 8.0, w_m = 2.0, group_width = 8,
+      se_ratio = 0.25, stem_width = 8, num_classes = 10} end,
+    default = function() return lm.models.regnet_y_400mf() end},
+  {name = "regnet_x_cifar", size = 16,
+    make = function() return lm.models.regnet{depth = 4, w_0 = 8, w_a = 4.0, w_m = 2.0, group_width = 4,
+      bottleneck_multiplier = 0.5, stem_width = 8, num_classes = 5, stem = "cifar"} end,
+    default = function() return lm.models.regnet_x_400mf() end},
 }
 
 -- make() without drawing its weights (lm.nn.init's fills skipped): the key
@@ -288,6 +296,32 @@ describe("lm.models against torchvision", function()
       n = n + 1
     end
     eq(n, 4, "constructors")
+  end)
+
+  it("regnet_y_* and regnet_x_*: torchvision's stages, group widths and squeeze and excitation", function()
+    local f = assert(io.open(dir .. "/regnet_configs.json"))
+    local configs = require('lumen.json').decode(f:read("a"))
+    f:close()
+    local n = 0
+    for arch, want in pairs(configs.presets) do
+      local preset = lm.models._regnet_presets[arch]
+      truthy(preset ~= nil and lm.models[arch] ~= nil, "lm.models." .. arch)
+      local depths, widths, groups, multipliers, strides = {}, {}, {}, {}, {}
+      for i, s in ipairs(lm.models._regnet_stages(preset)) do
+        depths[i], widths[i], groups[i] = s.depth, s.width, s.group_width
+        multipliers[i], strides[i] = preset.bottleneck_multiplier, 2
+      end
+      same({depths, widths, groups, multipliers, strides, preset.se_ratio or 0}, {want.depths, want.widths,
+        want.group_widths, want.bottleneck_multipliers, want.strides, want.se_ratio}, 0, arch)
+      n = n + 1
+    end
+    eq(n, 15, "constructors")
+    -- widths torch rounds in float32 (float64 would give 456, not 464)
+    local want, depths, widths, groups = configs.float32, {}, {}, {}
+    for i, s in ipairs(lm.models._regnet_stages(want.params)) do
+      depths[i], widths[i], groups[i] = s.depth, s.width, s.group_width
+    end
+    same({depths, widths, groups}, {want.depths, want.widths, want.group_widths}, 0, "float32 widths")
   end)
 end)
 
@@ -584,6 +618,96 @@ describe("lm.models.convnext without torch", function()
     local ok, msg = pcall(lm.models.CNBlock, 8, 1e-6, 1.5)
     truthy(not ok and msg:find("lm.models.CNBlock: stochastic depth (the drop probability) must be in [0, 1], got 1.5",
       1, true), tostring(msg))
+  end)
+end)
+
+describe("lm.models.regnet without torch", function()
+  local function blocks(net)
+    local list = {}
+    for _, m in ipairs(net:modules()) do
+      if getmetatable(m) == lm.models.ResBottleneckBlock then list[#list + 1] = m end
+    end
+    return list
+  end
+
+  it("torchvision's stem, stages, projections, groups and squeeze and excitation", function()
+    local net = lm.models.regnet{depth = 4, w_0 = 8, w_a = 4.0, w_m = 2.0, group_width = 4, bottleneck_multiplier = 0.5,
+      se_ratio = 0.25, stem_width = 8, num_classes = 3}
+    eq(net.stem[1].stride, 2, "imagenet stem: a 3x3 stride-2 convolution")
+    eq(#net.stem, 3, "convolution, batch norm, ReLU")
+    local b = blocks(net)
+    eq(#b, 4, "blocks")
+    eq(net.trunk_output:size(), 2, "stages: widths 8, 16, 16, 16 make two")
+    truthy(net.trunk_output["block2"]["block2-2"] == b[4], "names block<stage>-<i>")
+    local proj, strides = {}, {}
+    for i, block in ipairs(b) do proj[i], strides[i] = rawget(block, "proj") ~= nil, block.stride end
+    same(proj, {true, true, false, false}, 0, "projections where the shape changes")
+    same(strides, {2, 2, 1, 1}, 0, "each stage strides 2 in its first block")
+    local f = b[4].f
+    eq(f.b[1].groups, 2, "16 x 0.5 = 8 bottleneck channels in groups of 4")
+    eq(f.se.fc1.weight:shape_string(), "4x8x1x1", "squeeze to round(0.25 x 16) channels")
+    eq(getmetatable(f.se.scale_activation), lm.nn.Sigmoid, "torchvision's SE: sigmoid")
+    eq(net(lm.randn(2, 3, 32, 32)):shape_string(), "2x3")
+    local x = lm.models.regnet{depth = 2, w_0 = 8, w_a = 0, w_m = 2, group_width = 8, stem = "cifar", in_channels = 1}
+    eq(x.stem[1].stride, 1, "cifar stem: stride 1")
+    eq(x.stem[1].weight:shape_string(), "32x1x3x3", "stem_width 32 by default; in_channels")
+    eq(rawget(blocks(x)[1].f, "se"), nil, "no se_ratio: no squeeze and excitation")
+  end)
+
+  it("torchvision's initialisation: N(0, 2 / fan out) convolutions, fc N(0, 0.01), SE biases torch's default",
+      function()
+    lm.manual_seed(3)
+    local net = lm.models.regnet_y_400mf()
+    local scaled, biases = {}, {}
+    for _, m in ipairs(net:modules()) do
+      local class = getmetatable(m)
+      if class == lm.nn.Conv2d then
+        local k = m.weight:size(3)
+        scaled[#scaled + 1] = m.weight:detach():flatten() / math.sqrt(2 / (k * k * m.outputs))
+        if m.bias then biases[#biases + 1] = m.bias:detach() * math.sqrt(m.inputs) end
+      elseif class == lm.nn.BatchNorm2d then
+        eq((m.weight - 1):abs():max():item() + m.bias:abs():max():item(), 0, "batch norm 1 and 0")
+      end
+    end
+    local w = lm.cat(scaled, 1)
+    truthy(math.abs(w:std():item() - 1) < 0.01, "convolution weights / sqrt(2 / fan out): std " .. w:std():item())
+    truthy(math.abs(w:mean():item()) < 4 / math.sqrt(w:numel()), "mean 0")
+    local u = lm.cat(biases, 1) -- U(-1, 1) once scaled by sqrt(fan in)
+    truthy(u:numel() > 2000 and u:abs():max():item() <= 1, "inside torch's default bound")
+    truthy(math.abs(u:std():item() - 1 / math.sqrt(3)) < 0.03, "U(-1, 1): std " .. u:std():item())
+    local fc = net.fc.weight:std():item()
+    truthy(math.abs(fc / 0.01 - 1) < 0.02, "fc N(0, 0.01): std " .. fc)
+    eq(net.fc.bias:abs():max():item(), 0, "fc bias 0")
+  end)
+
+  it("bad options are named, at the caller's line", function()
+    local general = {depth = 3, w_0 = 8, w_a = 8, w_m = 2, group_width = 8}
+    local function with(changes)
+      local o = {}
+      for k, v in pairs(general) do o[k] = v end
+      for k, v in pairs(changes) do o[k] = v end
+      return o
+    end
+    local cases = {
+      {lm.models.regnet_y_400mf, {num_classes = 0}, "num_classes must be a positive integer, got 0"},
+      {lm.models.regnet_x_400mf, {stem = "tiny"}, "stem must be 'imagenet'"},
+      {lm.models.regnet_y_8gf, {depth = 3}, "unknown option 'depth'"},
+      {lm.models.regnet_x_32gf, {num_clases = 3}, "did you mean num_classes?"},
+      {lm.models.regnet, {}, "depth must be a positive integer, got nil"},
+      {lm.models.regnet, with{w_0 = 12}, "w_0 must be a multiple of 8, got 12"},
+      {lm.models.regnet, with{w_a = -1}, "w_a must be a finite number >= 0, got -1"},
+      {lm.models.regnet, with{w_m = 1}, "w_m must be a finite number > 1, got 1"},
+      {lm.models.regnet, with{group_width = 0}, "group_width must be a positive integer, got 0"},
+      {lm.models.regnet, with{bottleneck_multiplier = 0}, "bottleneck_multiplier must be a positive number"},
+      {lm.models.regnet, with{bottleneck_multiplier = 0.01}, "stage 1's bottleneck width (8 x 0.01) is below 1"},
+      {lm.models.regnet, with{se_ratio = -0.5}, "se_ratio must be a number >= 0"},
+      {lm.models.regnet, with{stem_width = 0}, "stem_width must be a positive integer, got 0"},
+    }
+    for _, c in ipairs(cases) do
+      local ok, msg = pcall(c[1], c[2])
+      truthy(not ok and msg:find(c[3], 1, true), tostring(msg))
+      truthy(msg:find("^tests/lua/torch_torchvision_models_spec.lua:%d+: lm%.models%.regnet"), tostring(msg))
+    end
   end)
 end)
 

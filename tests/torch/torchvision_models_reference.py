@@ -29,7 +29,8 @@ tests/lua/torch_torchvision_models_spec.lua).
       draws). A case's `relu_after(model)` lists modules whose outputs go
       through a functional ReLU (DenseNet's last features): their margin
       counts too.
-      DIR/convnext_configs.json: see write_convnext_configs.
+      DIR/convnext_configs.json, DIR/regnet_configs.json: see
+      write_convnext_configs and write_regnet_configs.
   torchvision_models_reference.py check DIR CASE...
       for each CASE, loads Lumen's DIR/<case>_lumen.safetensors into the
       torchvision model with strict=True, runs it in evaluation mode on
@@ -135,6 +136,15 @@ def convnext(*stages):
         configs = [torchvision.models.convnext.CNBlockConfig(c, stages[i + 1][0] if i + 1 < len(stages) else None, n)
                    for i, (c, n) in enumerate(stages)]
         return torchvision.models.convnext.ConvNeXt(configs, **options)
+    return make
+
+
+def regnet(stem_width, **params):
+    """torchvision's RegNet class on BlockParams.from_init_params(**params)
+    with a stem of stem_width channels."""
+    def make(**options):
+        block_params = torchvision.models.regnet.BlockParams.from_init_params(**params)
+        return torchvision.models.regnet.RegNet(block_params, stem_width=stem_width, **options)
     return make
 
 
@@ -258,6 +268,13 @@ CASES = {
                      quiet=CONVNEXT_QUIET, keys=torchvision.models.convnext_tiny),
     "convnext_cifar": case(convnext((8, 1), (16, 1), (24, 1)), {"num_classes": 7}, 16, convnext_cifar_stem,
                            quiet=CONVNEXT_QUIET),
+    # RegNetY: three stages of one block (8, 16, 32 channels) with squeeze and excitation; keys: regnet_y_400mf's
+    "regnet_y": case(regnet(8, depth=3, w_0=8, w_a=8.0, w_m=2.0, group_width=8, se_ratio=0.25), {"num_classes": 10},
+                     32, quiet={}, keys=torchvision.models.regnet_y_400mf),
+    # RegNetX: stages of 1 and 3 blocks (8, 16 channels), half-width bottlenecks in groups of 4 channels
+    "regnet_x_cifar": case(regnet(8, depth=4, w_0=8, w_a=4.0, w_m=2.0, group_width=4, bottleneck_multiplier=0.5),
+                           {"num_classes": 5}, 16, first_conv_stride_1(lambda m: m.stem[0]), quiet={},
+                           keys=torchvision.models.regnet_x_400mf),
 }
 # more state_dict key lists at torchvision's defaults (name: constructor)
 KEY_LISTS = {**{a + bn: getattr(torchvision.models, a + bn) for a in VGG_CONFIGS for bn in ("", "_bn")},
@@ -415,11 +432,37 @@ def write_convnext_configs(folder):
         json.dump(configs, f)
 
 
+def write_regnet_configs(folder):
+    """DIR/regnet_configs.json: each named RegNet's stages (depths, widths,
+    group widths, bottleneck multipliers) and se_ratio, caught on their way
+    to the model, which is never built."""
+    configs = {}
+    build_model = torchvision.models.regnet._regnet
+    torchvision.models.regnet._regnet = lambda params, weights, progress, **_: params
+    try:
+        for arch in torchvision.models.regnet.__all__:
+            if arch.startswith("regnet_"):
+                p = getattr(torchvision.models.regnet, arch)()
+                configs[arch] = {"depths": p.depths, "widths": p.widths, "group_widths": p.group_widths,
+                                 "bottleneck_multipliers": p.bottleneck_multipliers, "strides": p.strides,
+                                 "se_ratio": p.se_ratio or 0}
+    finally:
+        torchvision.models.regnet._regnet = build_model
+    # where torch's float32 widths differ from float64's (200 x 2.3 rounds to
+    # 464 in float32, 456 in float64)
+    params = {"depth": 19, "w_0": 200, "w_a": 27.98, "w_m": 2.3, "group_width": 8, "bottleneck_multiplier": 1.0}
+    p = torchvision.models.regnet.BlockParams.from_init_params(**params)
+    float32 = {"params": params, "depths": p.depths, "widths": p.widths, "group_widths": p.group_widths}
+    with open(f"{folder}/regnet_configs.json", "w") as f:
+        json.dump({"presets": configs, "float32": float32}, f)
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "write":
         for case in CASES:
             write_case(sys.argv[2], case)
         write_convnext_configs(sys.argv[2])
+        write_regnet_configs(sys.argv[2])
         for name, make in KEY_LISTS.items():
             write_keys(sys.argv[2], name, make)
     else:
