@@ -3,6 +3,7 @@
 -- features.1.block.1.fc1, ..., classifier.3), so a torchvision checkpoint
 -- loads strictly and Lumen's file loads into torchvision's with strict=True.
 local lm = require 'lumen'
+local checks = require 'lumen.nn.checks'
 
 return function(models)
   local nn = lm.nn
@@ -37,6 +38,10 @@ return function(models)
   --- classes (MobileNetV3: ReLU, Hardsigmoid; EfficientNet: SiLU, Sigmoid).
   --- Children avgpool, fc1, fc2, activation, scale_activation.
   function SqueezeExcitation:init(channels, squeeze, activation, scale_activation)
+    if activation ~= nil then checks.callable(activation, "activation", "lm.models.SqueezeExcitation") end
+    if scale_activation ~= nil then
+      checks.callable(scale_activation, "scale_activation", "lm.models.SqueezeExcitation")
+    end
     self:child("avgpool", nn.AdaptiveAvgPool2d(1))
     self:child("fc1", conv(channels, squeeze, 1, 1, 1, true))
     self:child("fc2", conv(squeeze, channels, 1, 1, 1, true))

@@ -46,6 +46,21 @@ return function(models)
   --- the shape changes, else relu(x + f(x)). Children `proj` (or none), `f`
   --- (a Sequential with children a, b, se, c) and `activation`.
   function Block:init(width_in, width_out, stride, group_width, bottleneck_multiplier, se_ratio)
+    local name = "lm.models.ResBottleneckBlock"
+    for what, v in pairs{width_in = width_in, width_out = width_out, stride = stride, group_width = group_width} do
+      checks.size(v, what, name)
+    end
+    if not (checks.is_finite(bottleneck_multiplier) and bottleneck_multiplier > 0) then
+      error(name .. ": bottleneck_multiplier must be a positive number, got " .. checks.shown(bottleneck_multiplier), 3)
+    end
+    if se_ratio ~= nil and not (checks.is_finite(se_ratio) and se_ratio >= 0) then
+      error(name .. ": se_ratio must be a number >= 0 (or nil), got " .. checks.shown(se_ratio), 3)
+    end
+    local bottleneck = round_half_even(width_out * bottleneck_multiplier)
+    if bottleneck < group_width or bottleneck % group_width ~= 0 then
+      error(string.format("%s: the bottleneck width (%s) must be a multiple of group_width (%d)", name,
+        checks.shown(bottleneck), group_width), 3)
+    end
     if width_in ~= width_out or stride ~= 1 then
       self:child("proj", conv_bn(width_in, width_out, 1, stride, 1, false))
     end

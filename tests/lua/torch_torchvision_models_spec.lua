@@ -708,6 +708,12 @@ describe("lm.models.regnet without torch", function()
       truthy(not ok and msg:find(c[3], 1, true), tostring(msg))
       truthy(msg:find("^tests/lua/torch_torchvision_models_spec.lua:%d+: lm%.models%.regnet"), tostring(msg))
     end
+    local ok, msg = pcall(lm.models.ResBottleneckBlock, 8, 16, 2, 3, 1.0)
+    truthy(not ok and msg:find("lm.models.ResBottleneckBlock: the bottleneck width (16) must be a multiple of "
+      .. "group_width (3)", 1, true), tostring(msg))
+    ok, msg = pcall(lm.models.SqueezeExcitation, 8, 2, 5)
+    truthy(not ok and msg:find("lm.models.SqueezeExcitation: scale_activation must be a function, got 5", 1, true),
+      tostring(msg))
   end)
 end)
 
