@@ -284,7 +284,7 @@ local function draw_trunc_normal(t, mean, std, a, b)
   -- Where [a, b] leaves out almost no mass (ConvNeXt's std 0.02 in [-2, 2]:
   -- 100 std), a plain normal draw whose values all land inside is a draw
   -- of the truncated normal (the normal conditioned on [a, b], each value
-  -- on its own), five times faster on ConvNeXt-Tiny's weights; when one
+  -- on its own), three times faster on ConvNeXt-Tiny's weights; when one
   -- lands outside, a fresh draw by the inverse CDF is one from the same
   -- distribution, so the result's distribution is exactly the truncated one.
   if (1 - (hi - lo) / 2) * t:numel() < FEW_OUTSIDE then
