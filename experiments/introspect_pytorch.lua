@@ -25,6 +25,10 @@
 --   --arch vgg11, vgg13, vgg16, vgg19 (and _bn): each stage at its max pooling
 --   --arch densenet121, densenet161, densenet169, densenet201: its dense
 --        blocks (features.denseblock1, ...) with [--stem]
+--   --arch convnext_tiny, _small, _base, _large: its four stages (features.1,
+--        features.3, ...) with [--stem] (cifar: 2x2 stride-2 patches)
+--   --arch regnet_y_400mf ... regnet_y_128gf, regnet_x_400mf ... regnet_x_32gf:
+--        its four stages (trunk_output.block1, ...) with [--stem]
 --
 -- The network is wrapped as normalise -> network -> softmax, so images stay
 -- in [0, 1] for the figures and the per-sample error is 1/2 ||y - p||^2 of
@@ -63,6 +67,10 @@ local FAMILIES = {
     "efficientnet_v2_l"}, options = {"stem"}},
   {archs = {"vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn"}, options = {}},
   {archs = {"densenet121", "densenet161", "densenet169", "densenet201"}, options = {"stem"}},
+  {archs = {"convnext_tiny", "convnext_small", "convnext_base", "convnext_large"}, options = {"stem"}},
+  {archs = {"regnet_y_400mf", "regnet_y_800mf", "regnet_y_1_6gf", "regnet_y_3_2gf", "regnet_y_8gf", "regnet_y_16gf",
+    "regnet_y_32gf", "regnet_y_128gf", "regnet_x_400mf", "regnet_x_800mf", "regnet_x_1_6gf", "regnet_x_3_2gf",
+    "regnet_x_8gf", "regnet_x_16gf", "regnet_x_32gf"}, options = {"stem"}},
   {archs = {"vit"}, options = {"patch_size", "dim", "depth", "heads", "mlp_dim"}},
 }
 local ARCHS, family = {}, nil

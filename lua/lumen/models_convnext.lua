@@ -144,6 +144,14 @@ return function(models)
     end
   end
 
+  --- net:block_names(): its stages (features.1, features.3, ...; the
+  --- downsamplings between them are left out).
+  function ConvNeXt:block_names()
+    local names = {}
+    for i = 1, #self.features - 1, 2 do names[#names + 1] = "features." .. i end
+    return names
+  end
+
   function ConvNeXt:forward(x)
     return self.classifier(self.avgpool(self.features(x)))
   end

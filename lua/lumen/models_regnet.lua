@@ -69,7 +69,8 @@ return function(models)
     f:child("a", conv_bn(width_in, w_b, 1, 1, 1, true))
     f:child("b", conv_bn(w_b, w_b, 3, stride, w_b // group_width, true))
     if se_ratio and se_ratio > 0 then
-      local se = models.SqueezeExcitation(w_b, math.tointeger(round_half_even(se_ratio * width_in)), nn.ReLU, nn.Sigmoid)
+      local se = models.SqueezeExcitation(w_b, math.tointeger(round_half_even(se_ratio * width_in)), nn.ReLU,
+        nn.Sigmoid)
       -- its weights are drawn as RegNet's; its biases keep torch's default
       -- (MobileNetV3 zeroes them)
       lm.no_grad(function()
@@ -223,6 +224,15 @@ return function(models)
       self.fc.weight:normal_(0, 0.01)
       self.fc.bias:zero_()
     end)
+  end
+
+  --- net:block_names(): its stages (trunk_output.block1, ...).
+  function RegNet:block_names()
+    local names = {}
+    while rawget(self.trunk_output, "block" .. (#names + 1)) do
+      names[#names + 1] = "trunk_output.block" .. (#names + 1)
+    end
+    return names
   end
 
   function RegNet:forward(x)

@@ -20,6 +20,12 @@ local CASES = {
   {"densenet", function()
     return lm.models.densenet{growth_rate = 4, block_config = {1, 2, 1}, num_init_features = 8, num_classes = 3}
   end, {"features.denseblock1", "features.denseblock2", "features.denseblock3"}, {12, 14, 11}},
+  {"convnext", function()
+    return lm.models.convnext{block_setting = {{4, 1}, {8, 1}, {12, 1}}, num_classes = 3}
+  end, {"features.1", "features.3", "features.5"}, {4, 8, 12}},
+  {"regnet", function()
+    return lm.models.regnet{depth = 3, w_0 = 8, w_a = 8.0, w_m = 2.0, group_width = 8, stem_width = 8, num_classes = 3}
+  end, {"trunk_output.block1", "trunk_output.block2", "trunk_output.block3"}, {8, 16, 32}},
   {"vit", function()
     return lm.models.vit{image_size = 32, patch_size = 16, num_classes = 3, dim = 8, depth = 3, heads = 2, mlp_dim = 8}
   end, {"layers.0", "layers.1", "layers.2"}, {8, 8, 8}},
