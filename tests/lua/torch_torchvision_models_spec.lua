@@ -712,8 +712,11 @@ describe("lm.models.regnet without torch", function()
     truthy(not ok and msg:find("lm.models.ResBottleneckBlock: the bottleneck width (16) must be a multiple of "
       .. "group_width (3)", 1, true), tostring(msg))
     ok, msg = pcall(lm.models.SqueezeExcitation, 8, 2, 5)
-    truthy(not ok and msg:find("lm.models.SqueezeExcitation: scale_activation must be a function, got 5", 1, true),
+    truthy(not ok and msg:find("lm.models.SqueezeExcitation: activation must be a function, got 5", 1, true),
       tostring(msg))
+    ok, msg = pcall(lm.models.SqueezeExcitation, 8, 2, nil, "sigmoid")
+    truthy(not ok and msg:find('lm.models.SqueezeExcitation: scale_activation must be a function, got "sigmoid"', 1,
+      true), tostring(msg))
   end)
 end)
 
