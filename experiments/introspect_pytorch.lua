@@ -29,6 +29,10 @@
 --        features.3, ...) with [--stem] (cifar: 2x2 stride-2 patches)
 --   --arch regnet_y_400mf ... regnet_y_128gf, regnet_x_400mf ... regnet_x_32gf:
 --        its four stages (trunk_output.block1, ...) with [--stem]
+--   --stem cifar is the default. An EfficientNet's, MobileNet's or RegNet's
+--        stems differ only in the stride, so weights trained with
+--        torchvision's own stem load either way: give --stem imagenet for them
+--        (a ResNet's, DenseNet's or ConvNeXt's stem differs in shape too)
 --
 -- The network is wrapped as normalise -> network -> softmax, so images stay
 -- in [0, 1] for the figures and the per-sample error is 1/2 ||y - p||^2 of

@@ -73,6 +73,8 @@ return function(models)
     checks.size(layers, "layers", "lm.models.DenseBlock")
     checks.size(inputs, "inputs", "lm.models.DenseBlock")
     checks.size(growth, "growth", "lm.models.DenseBlock")
+    checks.size(bn_size, "bn_size", "lm.models.DenseBlock")
+    checks.p(drop_rate or 0, "drop_rate", "lm.models.DenseBlock")
     for i = 1, layers do
       self:child("denselayer" .. i, DenseLayer(inputs + (i - 1) * growth, growth, bn_size, drop_rate))
     end

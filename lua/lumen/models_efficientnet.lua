@@ -122,6 +122,10 @@ return function(models)
     if type(depth) ~= "number" or not (depth > 0 and depth < math.huge) then
       error(string.format("%s: depth_mult must be a positive number, got %s", name, checks.shown(depth)), 3)
     end
+    -- (a huge multiplier would build blocks until memory runs out)
+    if depth > 100 then
+      error(string.format("%s: depth_mult must be at most 100 (B7's is 3.1), got %s", name, checks.shown(depth)), 3)
+    end
     local drop = opts.stochastic_depth_prob or 0.2
     if type(drop) ~= "number" or not (drop >= 0 and drop <= 1) then
       error(string.format("%s: stochastic_depth_prob must be a number in [0, 1], got %s", name,

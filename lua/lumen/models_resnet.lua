@@ -52,18 +52,29 @@ return function(models)
     blocks = opts.blocks or blocks
     if type(blocks) ~= "table" or #blocks ~= 4 then
       error(name .. ": blocks must be a list of 4 positive integers (blocks per stage), got "
-        .. checks.shown(blocks), 3)
+        .. (type(blocks) == "table" and "a list of " .. #blocks or checks.shown(blocks)), 3)
     end
     for _, n in ipairs(blocks) do positive_integer(name, "every entry of blocks", n) end
     local dilate = opts.replace_stride_with_dilation or {false, false, false}
-    if type(dilate) ~= "table" or #dilate ~= 3 or type(dilate[1]) ~= "boolean" or type(dilate[2]) ~= "boolean"
-        or type(dilate[3]) ~= "boolean" then
-      error(name .. ": replace_stride_with_dilation must be a list of 3 booleans (stages 2 to 4), got "
-        .. checks.shown(dilate), 3)
+    local function list_of_3_booleans(v)
+      if type(v) ~= "table" then return false, checks.shown(v) end
+      if #v ~= 3 then return false, "a list of " .. #v end
+      for i = 1, 3 do
+        if type(v[i]) ~= "boolean" then return false, "entry " .. i .. " " .. checks.shown(v[i]) end
+      end
+      return true
+    end
+    local fine, got = list_of_3_booleans(dilate)
+    if not fine then
+      error(name .. ": replace_stride_with_dilation must be a list of 3 booleans (stages 2 to 4), got " .. got, 3)
     end
     if block == nn.BasicBlock and (groups ~= 1 or width_per_group ~= 64 or dilate[1] or dilate[2] or dilate[3]) then
       error(name .. ": BasicBlock networks take only groups = 1, width_per_group = 64 and no dilation "
         .. "(as torchvision's)", 3)
+    end
+    if block == nn.Bottleneck and width * width_per_group // 64 < 1 then
+      error(string.format("%s: width (%d) x width_per_group (%d) / 64 must be at least 1 (a Bottleneck's inner "
+        .. "channels per group), got %d x %d / 64", name, width, width_per_group, width, width_per_group), 3)
     end
     local zero_init = opts.zero_init_residual or false
     if type(zero_init) ~= "boolean" then

@@ -50,7 +50,6 @@ function ViT:init(opts)
   self:child("head", nn.Linear(dim, opts.num_classes, {init = "pytorch"}))
 end
 
---- x [N, channels, image_size, image_size] -> logits [N, num_classes]
 --- net:block_names(): its encoder layers (layers.0, ...), each best recorded
 --- at its class token (the Recorder's pool = 'cls').
 function ViT:block_names()
@@ -59,6 +58,7 @@ function ViT:block_names()
   return names
 end
 
+--- x [N, channels, image_size, image_size] -> logits [N, num_classes]
 function ViT:forward(x)
   if not lm.is_tensor(x) then error("models.vit: input must be a tensor, got " .. checks.shown(x), 2) end
   if x:dim() ~= 4 or x:size(3) ~= self.image_size or x:size(4) ~= self.image_size then

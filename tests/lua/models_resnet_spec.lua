@@ -86,8 +86,10 @@ describe("lm.models ResNets", function()
   it("torchvision's Kaiming normal (fan-out) for every convolution", function()
     lm.manual_seed(3)
     local net = lm.models.wide_resnet50_2{width = 32}
-    local w = net.layer3[1].conv2.weight -- 3x3, 256 outputs
-    local want = math.sqrt(2 / (256 * 9))
+    -- layer3's conv3, 1x1 from 256 to 512 (planes 128 x 4): fan-out 512 (fan-in would be 256)
+    local w = net.layer3[1].conv3.weight
+    eq(w:shape_string(), "512x256x1x1")
+    local want = math.sqrt(2 / 512)
     truthy(math.abs(w:std():item() / want - 1) < 0.02, "std " .. w:std():item() .. " against " .. want)
   end)
 
@@ -99,11 +101,15 @@ describe("lm.models ResNets", function()
     refused(function() lm.models.resnext50_32x4d{groups = 8} end,
       "lm.models.resnext50_32x4d: groups is 32 in this model, got 8")
     refused(function() lm.models.resnet50{blocks = {3, 4, 6}} end,
-      "lm.models.resnet50: blocks must be a list of 4 positive integers (blocks per stage), got")
+      "lm.models.resnet50: blocks must be a list of 4 positive integers (blocks per stage), got a list of 3")
+    refused(function() lm.models.resnext50_32x4d{width = 8} end,
+      "lm.models.resnext50_32x4d: width (8) x width_per_group (4) / 64 must be at least 1")
+    refused(function() lm.models.resnet50{replace_stride_with_dilation = {false, 1, true}} end,
+      "lm.models.resnet50: replace_stride_with_dilation must be a list of 3 booleans (stages 2 to 4), got entry 2 1")
     refused(function() lm.models.resnet50{blocks = {3, 4, 0, 3}} end,
       "lm.models.resnet50: every entry of blocks must be a positive integer, got 0")
     refused(function() lm.models.resnet50{replace_stride_with_dilation = {true}} end,
-      "lm.models.resnet50: replace_stride_with_dilation must be a list of 3 booleans (stages 2 to 4)")
+      "lm.models.resnet50: replace_stride_with_dilation must be a list of 3 booleans (stages 2 to 4), got a list of 1")
     refused(function() lm.models.resnet101{zero_init_residual = 1} end,
       "lm.models.resnet101: zero_init_residual must be a boolean, got 1")
     refused(function() lm.models.resnet50{width_per_group = 0} end,

@@ -190,7 +190,7 @@ describe("lm.models.densenet* without torch", function()
     truthy(not ok and msg:find("lm.models.DenseLayer: bn_size must be a positive integer, got nil", 1, true),
       tostring(msg))
     ok, msg = pcall(lm.models.DenseBlock, 2, 8, 4, 2, 1)
-    truthy(not ok and msg:find("lm.models.DenseLayer: drop_rate (the drop probability) must be in [0, 1), got 1",
+    truthy(not ok and msg:find("lm.models.DenseBlock: drop_rate (the drop probability) must be in [0, 1), got 1",
       1, true), tostring(msg))
   end)
 end)

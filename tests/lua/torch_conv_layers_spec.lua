@@ -149,7 +149,8 @@ describe("conv layers without torch", function()
   it("resnet18 initialises as torchvision: Kaiming normal fan-out convolutions, BN 1 and 0", function()
     lm.manual_seed(1)
     local net = lm.models.resnet18{num_classes = 10, stem = "cifar"}
-    local w = net.layer3[1].conv2.weight
+    -- layer3's first conv1, 128 -> 256: fan-out 256 x 9 (fan-in would be 128 x 9)
+    local w = net.layer3[1].conv1.weight
     local want = math.sqrt(2 / (256 * 9))
     truthy(math.abs(w:std():item() / want - 1) < 0.02, "std " .. w:std():item() .. " want " .. want)
     eq(net.layer2[1].bn1.weight:min():item(), 1)

@@ -506,6 +506,7 @@ describe("lm.models.efficientnet without torch", function()
   it("bad options are named", function()
     local cases = {
       {{depth_mult = 0}, "depth_mult must be a positive number, got 0"},
+      {{depth_mult = 1e300}, "depth_mult must be at most 100 (B7's is 3.1), got 1e+300"},
       {{stochastic_depth_prob = 1.5}, "stochastic_depth_prob must be a number in [0, 1], got 1.5"},
       {{stochastic_depth_prob = "0.2"}, "stochastic_depth_prob must be a number in [0, 1], got \"0.2\""},
       {{width_mult = -1}, "width_mult must be a positive number, got -1"},
