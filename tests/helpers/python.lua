@@ -41,8 +41,9 @@ end
 
 --- The spec needs torch: skips the spec file (a failure under CI) when
 --- /usr/bin/python3 cannot import it, else runs `script write DIR` (see
---- write_reference) and returns DIR and its cases.json decoded.
-function M.torch_cases(script)
+--- write_reference) and returns DIR and its cases.json decoded. `skip` is
+--- the spec's own (the runner gives it to spec files, not to helpers).
+function M.torch_cases(script, skip)
   if not M.can_import("torch") then
     skip("/usr/bin/python3 cannot import torch: Debian's python3-torch is not installed", true)
   end

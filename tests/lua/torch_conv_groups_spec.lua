@@ -11,7 +11,7 @@ local nn = lm.nn
 local F = nn.functional
 
 local py = dofile("tests/helpers/python.lua")
-local dir, ref = py.torch_cases("tests/torch/conv_groups_reference.py")
+local dir, ref = py.torch_cases("tests/torch/conv_groups_reference.py", skip)
 local conv_algorithms = dofile("tests/helpers/conv_algorithms.lua")
 
 local TOL = 1e-5
