@@ -73,6 +73,18 @@ function models.count_parameters(model)
   return n
 end
 
+-- The number of classes of a torchvision-style constructor's options:
+-- num_classes, or classes (its other spelling), 1000 by default (ImageNet's,
+-- as torchvision's); giving both, different, is an error at `level` (the
+-- constructor's caller, counted from this function).
+function models._classes(opts, name, level)
+  if opts.num_classes ~= nil and opts.classes ~= nil and opts.num_classes ~= opts.classes then
+    error(string.format("%s: num_classes (%s) and classes (%s) are two spellings of one option; give one",
+      name, tostring(opts.num_classes), tostring(opts.classes)), level)
+  end
+  return opts.num_classes or opts.classes or 1000
+end
+
 -- The layers a network's map records by default (lm.introspect.Recorder's
 -- select; experiments/introspect_pytorch.lua's --blocks): each network of
 -- lm.models has block_names(). For the networks whose `features` is a

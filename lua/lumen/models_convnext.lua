@@ -77,11 +77,7 @@ return function(models)
   -- ConvNeXt:init, the class's construct, the caller)
   local function convnext_options(opts, name, known, default_p)
     opts = checks.opts(opts, name, known, nil, 5)
-    if opts.num_classes ~= nil and opts.classes ~= nil and opts.num_classes ~= opts.classes then
-      error(string.format("%s: num_classes (%s) and classes (%s) are two spellings of one option; give one",
-        name, tostring(opts.num_classes), tostring(opts.classes)), 4)
-    end
-    local o = {classes = opts.num_classes or opts.classes or 1000, in_channels = opts.in_channels or 3,
+    local o = {classes = models._classes(opts, name, 5), in_channels = opts.in_channels or 3,
       p = opts.stochastic_depth_prob or default_p, layer_scale = opts.layer_scale or 1e-6,
       stem = opts.stem or "imagenet"}
     for what, v in pairs{num_classes = o.classes, in_channels = o.in_channels} do

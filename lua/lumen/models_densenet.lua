@@ -146,11 +146,7 @@ return function(models)
   -- checks.opts refuses at values other than Lumen's (see preset_sizes)
   function DenseNet:init(name, preset, unsupported, opts)
     opts = checks.opts(opts, name, KNOWN, unsupported, 4) -- (level 4: the caller of the constructor)
-    if opts.num_classes ~= nil and opts.classes ~= nil and opts.num_classes ~= opts.classes then
-      error(string.format("%s: num_classes (%s) and classes (%s) are two spellings of one option; give one",
-        name, tostring(opts.num_classes), tostring(opts.classes)), 3)
-    end
-    local classes = opts.num_classes or opts.classes or 1000
+    local classes = models._classes(opts, name, 4)
     local growth = opts.growth_rate or preset.growth_rate
     local blocks = opts.block_config or preset.block_config
     local init_features = opts.num_init_features or preset.num_init_features

@@ -88,11 +88,7 @@ return function(models)
       end
     end
     opts = checks.opts(opts, name, known, nil, 5)
-    if opts.num_classes ~= nil and opts.classes ~= nil and opts.num_classes ~= opts.classes then
-      error(string.format("%s: num_classes (%s) and classes (%s) are two spellings of one option; give one",
-        name, tostring(opts.num_classes), tostring(opts.classes)), 4)
-    end
-    local classes = opts.num_classes or opts.classes or 1000
+    local classes = models._classes(opts, name, 5)
     local in_channels = opts.in_channels or 3
     for what, v in pairs{num_classes = classes, in_channels = in_channels} do
       if math.type(v) ~= "integer" or v < 1 then

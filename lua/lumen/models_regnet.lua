@@ -157,11 +157,7 @@ return function(models)
   local function regnet_options(opts, name, preset)
     opts = checks.opts(opts, name, preset and KNOWN or GENERAL, nil, 5)
     local function fail(msg) error(name .. ": " .. msg, 5) end
-    if opts.num_classes ~= nil and opts.classes ~= nil and opts.num_classes ~= opts.classes then
-      fail(string.format("num_classes (%s) and classes (%s) are two spellings of one option; give one",
-        tostring(opts.num_classes), tostring(opts.classes)))
-    end
-    local o = {classes = opts.num_classes or opts.classes or 1000, in_channels = opts.in_channels or 3,
+    local o = {classes = models._classes(opts, name, 5), in_channels = opts.in_channels or 3,
       stem = opts.stem or "imagenet", stem_width = opts.stem_width or 32}
     for what, v in pairs{num_classes = o.classes, in_channels = o.in_channels, stem_width = o.stem_width} do
       if not positive_integer(v) then

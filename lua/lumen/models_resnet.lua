@@ -30,11 +30,7 @@ return function(models)
         error(string.format("%s: %s is %s in this model, got %s", name, k, tostring(v), checks.shown(opts[k])), 3)
       end
     end
-    if opts.num_classes ~= nil and opts.classes ~= nil and opts.num_classes ~= opts.classes then
-      error(string.format("%s: num_classes (%s) and classes (%s) are two spellings of one option; give one",
-        name, tostring(opts.num_classes), tostring(opts.classes)), 3)
-    end
-    local classes = opts.num_classes or opts.classes or 1000
+    local classes = models._classes(opts, name, 4)
     local stem = opts.stem or "imagenet"
     local width = opts.width or 64
     local in_channels = opts.in_channels or 3

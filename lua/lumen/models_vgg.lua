@@ -31,11 +31,7 @@ return function(models)
 
   function VGG:init(arch, batch_norm, opts, name)
     opts = checks.opts(opts, name, KNOWN, UNSUPPORTED, 4) -- (level 4: the caller of the constructor)
-    if opts.num_classes ~= nil and opts.classes ~= nil and opts.num_classes ~= opts.classes then
-      error(string.format("%s: num_classes (%s) and classes (%s) are two spellings of one option; give one",
-        name, tostring(opts.num_classes), tostring(opts.classes)), 3)
-    end
-    local classes = opts.num_classes or opts.classes or 1000
+    local classes = models._classes(opts, name, 4)
     local width, in_channels = opts.width or 64, opts.in_channels or 3
     for what, v in pairs{num_classes = classes, width = width, in_channels = in_channels} do
       if math.type(v) ~= "integer" or v < 1 then
