@@ -73,6 +73,17 @@ function models.count_parameters(model)
   return n
 end
 
+-- torchvision's convolution of its mobile networks and EfficientNets:
+-- padding (k - 1) / 2, Kaiming normal fan-out for ReLU (torchvision's
+-- kaiming_normal_(mode="fan_out")), the bias (when asked for) 0.
+function models._conv(cin, cout, k, stride, groups, bias)
+  local c = lm.nn.Conv2d(cin, cout, k, {stride = stride or 1, padding = (k - 1) // 2, groups = groups or 1,
+    bias = bias or false})
+  lm.nn.init.kaiming_normal_(c.weight, {mode = "fan_out", nonlinearity = "relu"})
+  if bias then lm.nn.init.zeros_(c.bias) end
+  return c
+end
+
 -- The number of classes of a torchvision-style constructor's options:
 -- num_classes, or classes (its other spelling), 1000 by default (ImageNet's,
 -- as torchvision's); giving both, different, is an error at `level` (the

@@ -9,12 +9,7 @@ return function(models)
   local nn = lm.nn
   local make_divisible = models._make_divisible
 
-  -- Kaiming normal, fan-out (torchvision's init of every EfficientNet conv)
-  local function conv(cin, cout, k, stride, groups)
-    local c = nn.Conv2d(cin, cout, k, {stride = stride, padding = (k - 1) // 2, groups = groups, bias = false})
-    lm.no_grad(function() c.weight:normal_(0, math.sqrt(2 / (cout * k * k))) end)
-    return c
-  end
+  local conv = models._conv
 
   -- torchvision's Conv2dNormActivation: conv, batch norm with the variant's
   -- settings `bn`, then SiLU when `act`: children 0, 1 [, 2]

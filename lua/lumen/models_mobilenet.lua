@@ -17,12 +17,7 @@ return function(models)
   end
   models._make_divisible = make_divisible
 
-  -- Kaiming normal, fan-out (torchvision's init of every MobileNet conv)
-  local function conv(cin, cout, k, stride, groups)
-    local c = nn.Conv2d(cin, cout, k, {stride = stride, padding = (k - 1) // 2, groups = groups, bias = false})
-    lm.no_grad(function() c.weight:normal_(0, math.sqrt(2 / (cout * k * k))) end)
-    return c
-  end
+  local conv = models._conv
 
   -- torchvision's Conv2dNormActivation with ReLU6: children 0, 1, 2
   local function conv_bn_relu6(cin, cout, k, stride, groups)

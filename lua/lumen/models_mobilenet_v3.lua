@@ -9,16 +9,7 @@ return function(models)
   local nn = lm.nn
   local make_divisible = models._make_divisible
 
-  -- Kaiming normal, fan-out; bias 0 (torchvision's init of every conv)
-  local function conv(cin, cout, k, stride, groups, bias)
-    local c = nn.Conv2d(cin, cout, k, {stride = stride or 1, padding = (k - 1) // 2, groups = groups or 1,
-      bias = bias or false})
-    lm.no_grad(function()
-      c.weight:normal_(0, math.sqrt(2 / (cout * k * k)))
-      if bias then c.bias:zero_() end
-    end)
-    return c
-  end
+  local conv = models._conv
 
   -- torchvision's Conv2dNormActivation: conv, batch norm (eps 1e-3,
   -- momentum 0.01), then the activation when given: children 0, 1 [, 2]

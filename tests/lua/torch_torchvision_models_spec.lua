@@ -279,6 +279,19 @@ describe("lm.models against torchvision", function()
     end
   end)
 
+  it("the larger ResNets and EfficientNets at the default size: torchvision's state_dict names and shapes",
+    function()
+      -- (their blocks per stage, groups and multipliers, which no compared case reaches; 0.8 G parameters
+      -- in all, allocated one network at a time without drawing)
+      if os.getenv("LUMEN_SANITIZED") then skip("full-size models: the release build lists their keys") end
+      for _, arch in ipairs{"resnet101", "resnet152", "resnext101_32x8d", "resnext101_64x4d", "wide_resnet101_2",
+          "efficientnet_b1", "efficientnet_b2", "efficientnet_b3", "efficientnet_b4", "efficientnet_b5",
+          "efficientnet_b6", "efficientnet_b7", "efficientnet_v2_m", "efficientnet_v2_l"} do
+        same(key_list(undrawn(lm.models[arch])), torch_keys(arch), 0, arch)
+        collectgarbage()
+      end
+    end)
+
   it("convnext_tiny, _small, _base, _large: torchvision's block settings and stochastic depth", function()
     local f = assert(io.open(dir .. "/convnext_configs.json"))
     local theirs = require('lumen.json').decode(f:read("a"))

@@ -276,10 +276,16 @@ CASES = {
                            {"num_classes": 5}, 16, first_conv_stride_1(lambda m: m.stem[0]), quiet={},
                            keys=torchvision.models.regnet_x_400mf),
 }
+# the constructors whose sizes no compared case reaches (their blocks per
+# stage, groups, widths, depth and width multipliers), listed by name
+MORE_KEY_LISTS = ("resnet101", "resnet152", "resnext101_32x8d", "resnext101_64x4d", "wide_resnet101_2",
+                  "efficientnet_b1", "efficientnet_b2", "efficientnet_b3", "efficientnet_b4", "efficientnet_b5",
+                  "efficientnet_b6", "efficientnet_b7", "efficientnet_v2_m", "efficientnet_v2_l")
 # more state_dict key lists at torchvision's defaults (name: constructor)
 KEY_LISTS = {**{a + bn: getattr(torchvision.models, a + bn) for a in VGG_CONFIGS for bn in ("", "_bn")},
              **{a: getattr(torchvision.models, a) for a in ("densenet121", "densenet161", "densenet169",
-                                                            "densenet201")}}
+                                                            "densenet201")},
+             **{a: getattr(torchvision.models, a) for a in MORE_KEY_LISTS}}
 MARGIN = 2e-6
 # the points where each activation's derivative jumps
 KINKS = {nn.ReLU6: (0.0, 6.0), nn.ReLU: (0.0,), nn.Hardswish: (-3.0, 3.0), nn.Hardsigmoid: (-3.0, 3.0)}

@@ -4,7 +4,6 @@
 -- ways. Each batch norm runs fused with what follows it (the ReLU; the sum
 -- with the skip branch and the ReLU) where nothing could tell (conv_layers.lua's
 -- bn_then and conv_bn_then): the same values in fewer passes.
-local lm = require 'lumen'
 local checks = require 'lumen.nn.checks'
 
 return function(nn)
@@ -17,7 +16,7 @@ return function(nn)
   local function conv(cin, cout, k, stride, groups, dilation)
     local c = nn.Conv2d(cin, cout, k, {stride = stride, padding = dilation * (k // 2), dilation = dilation,
       groups = groups, bias = false})
-    lm.no_grad(function() c.weight:normal_(0, math.sqrt(2 / (cout * k * k))) end)
+    nn.init.kaiming_normal_(c.weight, {mode = "fan_out", nonlinearity = "relu"})
     return c
   end
   nn._resnet_conv = conv
