@@ -96,6 +96,14 @@ function models._classes(opts, name, level)
   return opts.num_classes or opts.classes or 1000
 end
 
+-- The names of a container's children `child1`, `child2`, ... while they
+-- last, under `path` (its name in the network): "features.denseblock1", ...
+function models._numbered_children(container, child, path)
+  local names = {}
+  while rawget(container, child .. (#names + 1)) do names[#names + 1] = path .. "." .. child .. (#names + 1) end
+  return names
+end
+
 -- The layers a network's map records by default (lm.introspect.Recorder's
 -- select; experiments/introspect_pytorch.lua's --blocks): each network of
 -- lm.models has block_names(). For the networks whose `features` is a

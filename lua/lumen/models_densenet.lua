@@ -198,13 +198,7 @@ return function(models)
   end
 
   --- net:block_names(): its dense blocks (features.denseblock1, ...).
-  function DenseNet:block_names()
-    local names = {}
-    while rawget(self.features, "denseblock" .. (#names + 1)) do
-      names[#names + 1] = "features.denseblock" .. (#names + 1)
-    end
-    return names
-  end
+  function DenseNet:block_names() return models._numbered_children(self.features, "denseblock", "features") end
 
   function DenseNet:forward(x)
     local y = F.relu(self.features(x))

@@ -223,13 +223,7 @@ return function(models)
   end
 
   --- net:block_names(): its stages (trunk_output.block1, ...).
-  function RegNet:block_names()
-    local names = {}
-    while rawget(self.trunk_output, "block" .. (#names + 1)) do
-      names[#names + 1] = "trunk_output.block" .. (#names + 1)
-    end
-    return names
-  end
+  function RegNet:block_names() return models._numbered_children(self.trunk_output, "block", "trunk_output") end
 
   function RegNet:forward(x)
     x = self.avgpool(self.trunk_output(self.stem(x)))
