@@ -25,7 +25,7 @@ self-introspection method (Pardo et al., arXiv:1910.04903).]],
 dependencies = {
   "lua >= 5.4, < 5.5",
 }
--- Debian: liblua5.4-dev libopenblas-dev libstb-dev zlib1g-dev libreadline-dev
+-- Debian: liblua5.4-dev libopenblas-dev libstb-dev zlib1g-dev libjpeg62-turbo-dev libreadline-dev
 -- cmake pkg-config (scripts/install-deps.sh), found by CMake.
 build = {
   type = "cmake",

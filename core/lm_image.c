@@ -12,6 +12,7 @@
 #include <zlib.h>
 
 #include "lm_atomic_file.h"
+#include "lm_image_jpeg.h"
 #include "lm_ops.h"
 
 /* The largest image decoded, in pixels. A header is a few bytes and can
@@ -61,11 +62,13 @@ void lm_image_planes(float *dst, const void *px, bool wide, int w, int h, int c)
 }
 
 /* True when the header declares more pixels than the limit; the reason
- * is kept for lm_image_decode_reason. A header stb cannot read is left to
- * the decoder, whose error says why. */
+ * is kept for lm_image_decode_reason. A header that cannot be read is left
+ * to the decoder, whose error says why. */
 static bool too_large(const void *bytes, size_t len) {
     int w = 0, h = 0, c = 0;
-    int ok = stbi_info_from_memory(bytes, (int)len, &w, &h, &c);
+    char ignored[8];
+    int ok = lm_jpeg_is(bytes, len) ? lm_jpeg_info(bytes, len, &w, &h, &c, ignored, sizeof ignored)
+                                    : stbi_info_from_memory(bytes, (int)len, &w, &h, &c);
     int64_t limit = lm_image_max_pixels();
     /* a top-down BMP stores its height negative (stb's info reports it so,
      * and its loader takes the magnitude) */
@@ -175,13 +178,17 @@ static void *decode_bytes(const unsigned char *bytes, size_t len, int *w, int *h
         return NULL;
     }
     if (too_large(bytes, len) || png_checksums_fail(bytes, len)) return NULL;
+    if (lm_jpeg_is(bytes, len)) {
+        *wide = false;
+        return lm_jpeg_decode(bytes, len, w, h, stored, channels, refusal, sizeof refusal);
+    }
     *wide = stbi_is_16_bit_from_memory(bytes, (int)len);
     byte_reader r = {bytes, len, 0, false};
     const stbi_io_callbacks io = {reader_read, reader_skip, reader_eof};
     void *px = *wide ? (void *)stbi_load_16_from_callbacks(&io, &r, w, h, stored, channels)
                      : (void *)stbi_load_from_callbacks(&io, &r, w, h, stored, channels);
     if (px && r.short_read) {
-        stbi_image_free(px);
+        free(px);
         snprintf(refusal, sizeof refusal,
                  "the file is cut short (it ends before the image its header declares)");
         return NULL;
@@ -232,7 +239,7 @@ lm_status lm_image_decode(lm_tensor **out, const void *bytes, size_t len, int ch
         return lm_fail(LM_ERR_FORMAT, "cannot decode the image '%s': %s", name,
                        lm_image_decode_reason());
     lm_status s = planar_from_pixels(out, px, wide, w, h, channels ? channels : stored);
-    stbi_image_free(px);
+    free(px);
     return s;
 }
 
@@ -249,15 +256,20 @@ lm_status lm_image_load(lm_tensor **out, const char *path, int channels) {
         return lm_fail(LM_ERR_FORMAT, "cannot decode the image '%s': %s", path,
                        lm_image_decode_reason());
     lm_status s = planar_from_pixels(out, px, wide, w, h, channels ? channels : stored);
-    stbi_image_free(px);
+    free(px);
     return s;
 }
 
 lm_status lm_image_info(const char *path, int *width, int *height, int *channels) {
     FILE *fp = fopen(path, "rb");
     if (!fp) return lm_fail(LM_ERR_IO, "cannot open the image '%s': %s", path, strerror(errno));
-    refusal[0] = '\0'; /* the reason below is stb's, not an earlier refusal's */
-    int ok = stbi_info_from_file(fp, width, height, channels);
+    refusal[0] = '\0'; /* the reason below is this call's, not an earlier refusal's */
+    unsigned char start[2] = {0};
+    size_t got = fread(start, 1, sizeof start, fp);
+    rewind(fp);
+    int ok = lm_jpeg_is(start, got)
+                 ? lm_jpeg_info_file(fp, width, height, channels, refusal, sizeof refusal)
+                 : stbi_info_from_file(fp, width, height, channels);
     fclose(fp);
     if (!ok)
         return lm_fail(LM_ERR_FORMAT, "'%s' is not an image Lumen can read: %s", path,

@@ -44,10 +44,11 @@ lm_status lm_image_crop_flip(lm_tensor **out, const lm_tensor *x, int64_t oh, in
                              int64_t pad);
 
 /* The pixels of an image, from an open file (fp) or from memory (bytes,
- * len), interleaved [h, w, c] as stb gives them: 16 bits a value where the
- * file has 16 (*wide; stb's 8-bit path would keep only the high byte), 8
- * otherwise. NULL when stb cannot decode it (lm_image_decode_reason says why).
- * Free with stbi_image_free (free). */
+ * len), interleaved [h, w, c]: 16 bits a value where the file has 16
+ * (*wide; stb's 8-bit path would keep only the high byte), 8 otherwise.
+ * JPEG decodes through libjpeg-turbo, the other formats through stb_image.
+ * NULL when it cannot be decoded (lm_image_decode_reason says why). Free
+ * with free(). */
 void *lm_image_read_pixels(FILE *fp, const void *bytes, size_t len, int *w, int *h, int *stored,
                            int channels, bool *wide);
 /* Why the last lm_image_read_pixels of this thread failed, in words. */

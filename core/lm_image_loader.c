@@ -54,7 +54,7 @@ static bool decode_into(const lm_image_loader *l, const char *path, float *row, 
     if (ok && !same) ok = lm_image_resize_planes(planar, c, h, w, row, (int)l->h, (int)l->w);
     if (!ok) snprintf(reason, REASON_MAX, "out of memory decoding it");
     if (!same) free(planar);
-    stbi_image_free(px);
+    free(px);
     return ok;
 }
 

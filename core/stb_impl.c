@@ -20,13 +20,14 @@
 #define STB_TRUETYPE_IMPLEMENTATION
 #include <stb_truetype.h>
 
-/* Image decoding: the formats stb reads well and people train on. Its
- * failure reason is thread-local (C11), so the folder loader's workers can
- * report why a file failed. */
+/* Image decoding: the formats stb reads well and people train on. JPEG
+ * is not among them: its decoder crashes on some damaged files, so
+ * lm_image_jpeg.c reads JPEG through libjpeg-turbo. stb's failure reason is
+ * thread-local (C11), so the folder loader's workers can report why a file
+ * failed. */
 #define STB_IMAGE_IMPLEMENTATION
 #define STBI_FAILURE_USERMSG /* "Corrupt PNG" rather than a chunk name cut short */
 #define STBI_ONLY_PNG
-#define STBI_ONLY_JPEG
 #define STBI_ONLY_BMP
 #define STBI_ONLY_TGA
 #define STBI_ONLY_GIF

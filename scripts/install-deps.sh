@@ -7,6 +7,6 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
     build-essential cmake pkg-config git ca-certificates curl \
-    liblua5.4-dev lua5.4 libopenblas-dev libstb-dev zlib1g-dev libreadline-dev \
+    liblua5.4-dev lua5.4 libopenblas-dev libstb-dev zlib1g-dev libjpeg62-turbo-dev libreadline-dev \
     fonts-dejavu-core luarocks lua-check clang-format openmpi-bin libopenmpi-dev "$@" >/dev/null
 echo "dependencies installed"
