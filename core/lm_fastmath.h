@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "lm_host_device.h" /* LM_FOLDED: inlined into every vectorised loop */
+
 /* a * b + c, fused where the target has FMA (one rounding, half the
  * instructions of the polynomial); plain otherwise, where fmaf would be a
  * library call */
@@ -65,7 +67,7 @@ static inline void lm_exp_reduce(float x, float *n, float *r) {
  * that neither an intermediate 2^128 (results just below FLT_MAX, where
  * q < 0: inf + inf q would be NaN) nor a subnormal 2^n breaks it; for
  * normal results the product is exact: the same bits as one scale */
-static inline float lm_fast_expf(float x) {
+LM_FOLDED static inline float lm_fast_expf(float x) {
     float n, r, first, second;
     lm_exp_reduce(x, &n, &r);
     lm_pow2_halves(n, &first, &second);
@@ -76,7 +78,7 @@ static inline float lm_fast_expf(float x) {
  * itself would overflow (n = 128), 2^n (1 + q) - 1 as exp forms it. The
  * result takes x's sign, which expm1's always has: -0 gives -0 (the sum
  * would give +0), as glibc and torch. */
-static inline float lm_fast_expm1f(float x) {
+LM_FOLDED static inline float lm_fast_expm1f(float x) {
     float n, r, first, second;
     lm_exp_reduce(x, &n, &r);
     lm_pow2_halves(n, &first, &second);
@@ -93,7 +95,7 @@ static inline float lm_fast_expm1f(float x) {
  * approximate); within 1.2 ulp of the true value with FMA, 1.6 without
  * (tests/c/test_fastmath.c bounds it against double precision over [0, 4.5]). NaN stays NaN, +-inf
  * gives +-1. */
-static inline float lm_fast_erff(float x) {
+LM_FOLDED static inline float lm_fast_erff(float x) {
     float a = fabsf(x), y = x * x;
     float p = 7.889092261e-05f;
     p = lm_madd(p, y, -8.020833118e-04f);
@@ -123,7 +125,7 @@ static inline float lm_fast_erff(float x) {
  * tanh rounds to 1 in float, the argument is held at 10 (no inf / inf).
  * tests/c/test_fastmath.c bounds it against double precision. NaN stays
  * NaN, +-inf gives +-1, -0 stays -0. */
-static inline float lm_fast_tanhf(float x) {
+LM_FOLDED static inline float lm_fast_tanhf(float x) {
     float a = fabsf(x);
     a = a > 10.0f ? 10.0f : a; /* NaN passes */
     float e = lm_fast_expm1f(2.0f * a);

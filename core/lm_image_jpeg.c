@@ -73,8 +73,8 @@ static void on_progress(j_common_ptr c) {
     j_decompress_ptr d = (j_decompress_ptr)c;
     if (d->is_decompressor && d->input_scan_number > MAX_SCANS) {
         context *f = (context *)c->err;
-        snprintf(f->why, f->why_len,
-                 "Corrupt JPEG (it holds more than %d progressive scans)", MAX_SCANS);
+        snprintf(f->why, f->why_len, "Corrupt JPEG (it holds more than %d progressive scans)",
+                 MAX_SCANS);
         longjmp(f->escape, 1);
     }
 }

@@ -28,11 +28,11 @@
 #include "lm_fastmath.h"
 #endif
 
-LM_HOST_DEVICE static inline bool lm_unary_op_valid(lm_unary_op op) {
+LM_HOST_DEVICE LM_FOLDED static inline bool lm_unary_op_valid(lm_unary_op op) {
     return (int)op >= 0 && op < LM_UNARY_COUNT;
 }
 
-LM_HOST_DEVICE static inline bool lm_binary_op_valid(lm_binary_op op) {
+LM_HOST_DEVICE LM_FOLDED static inline bool lm_binary_op_valid(lm_binary_op op) {
     return (int)op >= 0 && op < LM_BINARY_COUNT;
 }
 
@@ -41,7 +41,7 @@ LM_HOST_DEVICE static inline bool lm_binary_op_valid(lm_binary_op op) {
 /* exp and expm1 in float32: on the CPU the branch-free polynomials of
  * lm_fastmath.h, which vectorise (glibc's are scalar calls); on the GPU the
  * CUDA math library's. Both are within a few ulp of the true value. */
-LM_HOST_DEVICE static inline float lm_expf(float x) {
+LM_HOST_DEVICE LM_FOLDED static inline float lm_expf(float x) {
 #ifdef __CUDACC__
     return expf(x);
 #else
@@ -49,7 +49,7 @@ LM_HOST_DEVICE static inline float lm_expf(float x) {
 #endif
 }
 
-LM_HOST_DEVICE static inline float lm_expm1f(float x) {
+LM_HOST_DEVICE LM_FOLDED static inline float lm_expm1f(float x) {
 #ifdef __CUDACC__
     return expm1f(x);
 #else
@@ -58,7 +58,7 @@ LM_HOST_DEVICE static inline float lm_expm1f(float x) {
 }
 
 /* erf likewise (glibc's erff is a scalar call; on the CPU, within 1.6 ulp) */
-LM_HOST_DEVICE static inline float lm_erff(float x) {
+LM_HOST_DEVICE LM_FOLDED static inline float lm_erff(float x) {
 #ifdef __CUDACC__
     return erff(x);
 #else
@@ -67,7 +67,7 @@ LM_HOST_DEVICE static inline float lm_erff(float x) {
 }
 
 /* and tanh (glibc's tanhf is a scalar call; on the CPU within 3.5 ulp) */
-LM_HOST_DEVICE static inline float lm_tanhf(float x) {
+LM_HOST_DEVICE LM_FOLDED static inline float lm_tanhf(float x) {
 #ifdef __CUDACC__
     return tanhf(x);
 #else
@@ -89,21 +89,21 @@ LM_HOST_DEVICE static inline float lm_tanhf(float x) {
  *   exact: y = x Phi(x),  dy/dx = Phi(x) + x phi(x)
  *   tanh:  y = 0.5 x (1 + t), t = tanh(u), u = beta (x + kappa x^3),
  *          dy/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) beta (1 + 3 kappa x^2) */
-LM_HOST_DEVICE static inline float lm_gelu_f32(float x) {
+LM_HOST_DEVICE LM_FOLDED static inline float lm_gelu_f32(float x) {
     return 0.5f * x * (1.0f + lm_erff(x * (float)LM_GELU_RSQRT2));
 }
 
-LM_HOST_DEVICE static inline float lm_gelu_grad_f32(float x) {
+LM_HOST_DEVICE LM_FOLDED static inline float lm_gelu_grad_f32(float x) {
     float cdf = 0.5f * (1.0f + lm_erff(x * (float)LM_GELU_RSQRT2));
     return cdf + x * (float)LM_GELU_RSQRT2PI * lm_expf(-0.5f * x * x);
 }
 
-LM_HOST_DEVICE static inline float lm_gelu_tanh_f32(float x) {
+LM_HOST_DEVICE LM_FOLDED static inline float lm_gelu_tanh_f32(float x) {
     float u = (float)LM_GELU_TANH_BETA * (x + (float)LM_GELU_TANH_KAPPA * x * x * x);
     return 0.5f * x * (1.0f + lm_tanhf(u));
 }
 
-LM_HOST_DEVICE static inline float lm_gelu_tanh_grad_f32(float x) {
+LM_HOST_DEVICE LM_FOLDED static inline float lm_gelu_tanh_grad_f32(float x) {
     float x2 = x * x;
     float t = lm_tanhf((float)LM_GELU_TANH_BETA * x * (1.0f + (float)LM_GELU_TANH_KAPPA * x2));
     float du = (float)LM_GELU_TANH_BETA * (1.0f + 3.0f * (float)LM_GELU_TANH_KAPPA * x2);
@@ -119,7 +119,7 @@ LM_HOST_DEVICE static inline float lm_gelu_tanh_grad_f32(float x) {
 #define LM_MISH_LINEAR 20.0f
 
 /* relu6(x + 3), NaN passing: the shared part of hardsigmoid and hardswish */
-LM_HOST_DEVICE static inline float lm_relu6_shift3_f32(float x) {
+LM_HOST_DEVICE LM_FOLDED static inline float lm_relu6_shift3_f32(float x) {
     float c = x + 3.0f;
     c = c < 0.0f ? 0.0f : c;
     return c > 6.0f ? 6.0f : c;
@@ -128,12 +128,12 @@ LM_HOST_DEVICE static inline float lm_relu6_shift3_f32(float x) {
 /* mish from n = e^x (x held at LM_MISH_LINEAR): tanh(log(1 + n)) is
  * m / (m + 2) with m = n (n + 2), and 1 - tanh^2 is 4 (m + 1) / (m + 2)^2:
  * one exp, no cancellation for negative x. */
-LM_HOST_DEVICE static inline float lm_mish_f32(float x) {
+LM_HOST_DEVICE LM_FOLDED static inline float lm_mish_f32(float x) {
     float n = lm_expf(x > LM_MISH_LINEAR ? LM_MISH_LINEAR : x), m = n * (n + 2.0f);
     return x * (m / (m + 2.0f));
 }
 
-LM_HOST_DEVICE static inline float lm_mish_grad_f32(float x) {
+LM_HOST_DEVICE LM_FOLDED static inline float lm_mish_grad_f32(float x) {
     float n = lm_expf(x > LM_MISH_LINEAR ? LM_MISH_LINEAR : x), m = n * (n + 2.0f);
     float t = m / (m + 2.0f), sech2 = 4.0f * (m + 1.0f) / ((m + 2.0f) * (m + 2.0f));
     float sig = n / (1.0f + n);
@@ -142,12 +142,12 @@ LM_HOST_DEVICE static inline float lm_mish_grad_f32(float x) {
 
 /* log(sigmoid(x)) = min(x, 0) - log(1 + e^-|x|): no overflow either way;
  * its derivative 1 - sigmoid(x) from the same z = e^-|x| */
-LM_HOST_DEVICE static inline float lm_logsigmoid_f32(float x) {
+LM_HOST_DEVICE LM_FOLDED static inline float lm_logsigmoid_f32(float x) {
     float z = lm_expf(-fabsf(x));
     return (x < 0.0f ? x : 0.0f) - log1pf(z);
 }
 
-LM_HOST_DEVICE static inline float lm_logsigmoid_grad_f32(float x) {
+LM_HOST_DEVICE LM_FOLDED static inline float lm_logsigmoid_grad_f32(float x) {
     float z = lm_expf(-fabsf(x));
     return (x < 0.0f ? 1.0f : z) / (1.0f + z);
 }
@@ -156,7 +156,7 @@ LM_HOST_DEVICE static inline float lm_logsigmoid_grad_f32(float x) {
  * channel with one value throughout and eps = 0 gets 0, as torch's batch
  * statistics give it (its output is the bias and its gradients 0), not
  * 0 * inf = NaN. */
-LM_HOST_DEVICE static inline double lm_batch_invstd(double var, double eps) {
+LM_HOST_DEVICE LM_FOLDED static inline double lm_batch_invstd(double var, double eps) {
     return var == 0 && eps == 0 ? 0 : 1 / sqrt(var + eps);
 }
 
@@ -165,7 +165,7 @@ LM_HOST_DEVICE static inline double lm_batch_invstd(double var, double eps) {
  * bfloat16's largest value it gives an infinity, a NaN stays a (quiet) NaN,
  * as torch's x.bfloat16().float() does. Integer arithmetic on the bits, so
  * flush-to-zero does not touch it. */
-LM_HOST_DEVICE static inline float lm_round_bf16_f32(float x) {
+LM_HOST_DEVICE LM_FOLDED static inline float lm_round_bf16_f32(float x) {
     uint32_t u; /* memcpy: a register move on either compiler */
     memcpy(&u, &x, sizeof u);
     if ((u & 0x7fffffffu) > 0x7f800000u)
@@ -178,7 +178,8 @@ LM_HOST_DEVICE static inline float lm_round_bf16_f32(float x) {
 }
 
 /* y = op(x); p0, p1 are the op's parameters (lm_backend.h). */
-LM_HOST_DEVICE static inline float lm_unary_f32(lm_unary_op op, float x, float p0, float p1) {
+LM_HOST_DEVICE LM_FOLDED static inline float lm_unary_f32(lm_unary_op op, float x, float p0,
+                                                          float p1) {
     switch (op) {
     case LM_NEG:
         return -x;
@@ -285,7 +286,7 @@ LM_HOST_DEVICE static inline float lm_unary_f32(lm_unary_op op, float x, float p
 
 /* Ops whose result is a predicate (1 or 0, as the comparisons): not
  * differentiable, so recorded on no tape. */
-LM_HOST_DEVICE static inline bool lm_unary_is_predicate(lm_unary_op op) {
+LM_HOST_DEVICE LM_FOLDED static inline bool lm_unary_is_predicate(lm_unary_op op) {
     return op == LM_ISNAN || op == LM_ISINF || op == LM_ISFINITE;
 }
 
@@ -293,7 +294,7 @@ LM_HOST_DEVICE static inline bool lm_unary_is_predicate(lm_unary_op op) {
  * x and y instead of a chain of elementwise ops). The others are composed
  * from ordinary ops in core/autograd_rules.c, which also keeps these as
  * composite formulas; tests/c/test_ops.c checks that the two agree. */
-LM_HOST_DEVICE static inline bool lm_unary_has_fused_grad(lm_unary_op op) {
+LM_HOST_DEVICE LM_FOLDED static inline bool lm_unary_has_fused_grad(lm_unary_op op) {
     switch (op) {
     case LM_EXP:
     case LM_TANH:
@@ -349,8 +350,8 @@ LM_HOST_DEVICE static inline bool lm_unary_has_fused_grad(lm_unary_op op) {
 /* The gradient g * dy/dx of a fused op, from the output gradient g, the
  * input x and the output y = op(x) (what the tape saved); p0 as in the
  * forward op. NaN for the ops lm_unary_has_fused_grad refuses. */
-LM_HOST_DEVICE static inline float lm_unary_grad_f32(lm_unary_op op, float g, float x, float y,
-                                                     float p0) {
+LM_HOST_DEVICE LM_FOLDED static inline float lm_unary_grad_f32(lm_unary_op op, float g, float x,
+                                                               float y, float p0) {
     switch (op) {
     case LM_EXP:
         return g * y;
@@ -428,7 +429,7 @@ LM_HOST_DEVICE static inline float lm_unary_grad_f32(lm_unary_op op, float g, fl
 }
 
 /* NaN wins maximum and minimum, as IEEE's maximum does. */
-LM_HOST_DEVICE static inline float lm_binary_f32(lm_binary_op op, float a, float b) {
+LM_HOST_DEVICE LM_FOLDED static inline float lm_binary_f32(lm_binary_op op, float a, float b) {
     switch (op) {
     case LM_ADD:
         return a + b;
@@ -464,8 +465,8 @@ LM_HOST_DEVICE static inline float lm_binary_f32(lm_binary_op op, float a, float
 
 /* ---- double ------------------------------------------------------------------------------- */
 
-LM_HOST_DEVICE static inline double lm_scalar_unary(lm_unary_op op, double x, double p0,
-                                                    double p1) {
+LM_HOST_DEVICE LM_FOLDED static inline double lm_scalar_unary(lm_unary_op op, double x, double p0,
+                                                              double p1) {
     switch (op) {
     case LM_NEG:
         return -x;
@@ -566,7 +567,8 @@ LM_HOST_DEVICE static inline double lm_scalar_unary(lm_unary_op op, double x, do
 }
 
 /* NaN wins maximum and minimum, as IEEE's maximum does. */
-LM_HOST_DEVICE static inline double lm_scalar_binary(lm_binary_op op, double a, double b) {
+LM_HOST_DEVICE LM_FOLDED static inline double lm_scalar_binary(lm_binary_op op, double a,
+                                                               double b) {
     switch (op) {
     case LM_ADD:
         return a + b;
@@ -604,8 +606,8 @@ LM_HOST_DEVICE static inline double lm_scalar_binary(lm_binary_op op, double a, 
  * k) at worst, fast for the small k of nearest-neighbour queries. NaN ranks
  * after every number: slots the numbers do not fill take the row's NaN in
  * column order. */
-LM_HOST_DEVICE static inline void lm_topk_row(const float *row, int64_t cols, int64_t k,
-                                              int largest, float *bv, int32_t *bi) {
+LM_HOST_DEVICE LM_FOLDED static inline void lm_topk_row(const float *row, int64_t cols, int64_t k,
+                                                        int largest, float *bv, int32_t *bi) {
     int64_t have = 0;
     for (int64_t c = 0; c < cols; c++) {
         float v = largest ? -row[c] : row[c];
