@@ -181,38 +181,104 @@ typedef struct {
     const lm_conv_geometry *geo;
 } pool_job;
 
+/* The outputs [*lo, *hi) along one dimension whose windows lie wholly
+ * inside the input: no bounds checks there. */
+static void pool_interior(int64_t out, int64_t stride, int64_t pad, int64_t k, int64_t size,
+                          int64_t *lo, int64_t *hi) {
+    *lo = (pad + stride - 1) / stride;
+    *hi = size - k + pad < 0 ? 0 : (size - k + pad) / stride + 1;
+    if (*hi > out) *hi = out;
+    if (*lo > *hi) *lo = *hi;
+}
+
+/* One output at an edge, its window over rows [i0, i1) and the columns
+ * from j0 that lie in the row. Max keeps the first largest value, and the
+ * last NaN wins over any number, as torch; average divides by the whole
+ * window (torch's count_include_pad). */
+static void pool_edge(const float *x, const lm_conv_geometry *g, int64_t i0, int64_t i1,
+                      int64_t j0, bool max, float *out, int32_t *argmax) {
+    float best = -INFINITY, sum = 0;
+    int32_t best_at = -1;
+    for (int64_t i = i0; i < i1; i++)
+        for (int64_t jj = j0 < 0 ? 0 : j0; jj < j0 + g->kernel_w && jj < g->width; jj++) {
+            float v = x[i * g->width + jj];
+            sum += v;
+            if (v > best || best_at < 0 || v != v) {
+                best = v;
+                best_at = (int32_t)(i * g->width + jj);
+            }
+        }
+    if (max) {
+        *out = best;
+        *argmax = best_at;
+    } else {
+        *out = sum / (float)(g->kernel_h * g->kernel_w);
+    }
+}
+
+/* The outputs [lo, hi) of one output row whose windows lie inside the
+ * row, the same rules as pool_edge: each window visits its rows, then its
+ * columns, in the same order, but the loop runs across the outputs, which
+ * vectorises (a comparison per element was a coin toss the branch predictor
+ * lost: 25 ns an output for a 3x3 max). */
+static void pool_row_max(const float *x, const lm_conv_geometry *g, int64_t i0, int64_t i1,
+                         int64_t lo, int64_t hi, float *o, int32_t *am) {
+    int64_t sw = g->stride_w, w = g->width, base = -g->pad_w;
+    for (int64_t oj = lo; oj < hi; oj++) {
+        o[oj] = -INFINITY;
+        am[oj] = (int32_t)(i0 * w + base + oj * sw); /* the first element, if none is larger */
+    }
+    for (int64_t i = i0; i < i1; i++)
+        for (int64_t kj = 0; kj < g->kernel_w; kj++) {
+            const float *r = x + i * w + base + kj;
+            int32_t at = (int32_t)(i * w + base + kj);
+            for (int64_t oj = lo; oj < hi; oj++) {
+                float v = r[oj * sw];
+                bool take = (v > o[oj]) | (v != v);
+                o[oj] = take ? v : o[oj];
+                am[oj] = take ? at + (int32_t)(oj * sw) : am[oj];
+            }
+        }
+}
+
+static void pool_row_avg(const float *x, const lm_conv_geometry *g, int64_t i0, int64_t i1,
+                         int64_t lo, int64_t hi, float *o) {
+    int64_t sw = g->stride_w, w = g->width, base = -g->pad_w;
+    for (int64_t oj = lo; oj < hi; oj++) o[oj] = 0;
+    for (int64_t i = i0; i < i1; i++)
+        for (int64_t kj = 0; kj < g->kernel_w; kj++) {
+            const float *r = x + i * w + base + kj;
+            for (int64_t oj = lo; oj < hi; oj++) o[oj] += r[oj * sw];
+        }
+    float window = (float)(g->kernel_h * g->kernel_w);
+    for (int64_t oj = lo; oj < hi; oj++) o[oj] /= window;
+}
+
 static void pool_planes(void *ctx, int64_t p0, int64_t p1) {
     pool_job *j = ctx;
     const lm_conv_geometry *g = j->geo;
-    int64_t in_plane = g->height * g->width, out_plane = g->out_h * g->out_w;
+    bool max = j->argmax != NULL;
+    int64_t in_plane = g->height * g->width, out_plane = g->out_h * g->out_w, lo, hi;
+    pool_interior(g->out_w, g->stride_w, g->pad_w, g->kernel_w, g->width, &lo, &hi);
     for (int64_t p = p0; p < p1; p++) {
         const float *x = j->x + p * in_plane;
-        for (int64_t oi = 0; oi < g->out_h; oi++)
+        for (int64_t oi = 0; oi < g->out_h; oi++) {
+            int64_t i0 = oi * g->stride_h - g->pad_h, i1 = i0 + g->kernel_h;
+            if (i0 < 0) i0 = 0;
+            if (i1 > g->height) i1 = g->height;
+            float *o = j->out + p * out_plane + oi * g->out_w;
+            int32_t *am = max ? j->argmax + p * out_plane + oi * g->out_w : NULL;
             for (int64_t oj = 0; oj < g->out_w; oj++) {
-                float best = -INFINITY, sum = 0;
-                int32_t best_at = -1;
-                for (int64_t ki = 0; ki < g->kernel_h; ki++) {
-                    int64_t i = oi * g->stride_h - g->pad_h + ki;
-                    if (i < 0 || i >= g->height) continue;
-                    for (int64_t kj = 0; kj < g->kernel_w; kj++) {
-                        int64_t jj = oj * g->stride_w - g->pad_w + kj;
-                        if (jj < 0 || jj >= g->width) continue;
-                        float v = x[i * g->width + jj];
-                        sum += v;
-                        if (v > best || best_at < 0 || v != v) {
-                            best = v;
-                            best_at = (int32_t)(i * g->width + jj);
-                        }
-                    }
-                }
-                int64_t o = p * out_plane + oi * g->out_w + oj;
-                if (j->argmax) {
-                    j->out[o] = best;
-                    j->argmax[o] = best_at;
-                } else {
-                    j->out[o] = sum / (float)(g->kernel_h * g->kernel_w);
-                }
+                if (oj == lo && hi > lo) oj = hi; /* the interior, below */
+                if (oj >= g->out_w) break;
+                pool_edge(x, g, i0, i1, oj * g->stride_w - g->pad_w, max, o + oj,
+                          max ? am + oj : NULL);
             }
+            if (max)
+                pool_row_max(x, g, i0, i1, lo, hi, o, am);
+            else
+                pool_row_avg(x, g, i0, i1, lo, hi, o);
+        }
     }
 }
 
