@@ -38,7 +38,9 @@ static int64_t chunk_images(int64_t n, int64_t o, const lm_conv_geometry *g, int
     int64_t cap = CHUNK_BYTES / (POINTS * (g->channels + o) * per_image * (int64_t)sizeof(float));
     if (nb > cap) nb = cap;
     if (nb > n) nb = n;
-    return nb < 1 ? 1 : nb;
+    if (nb < 1) return 1;
+    int64_t chunks = (n + nb - 1) / nb; /* as many chunks, but even (cpu_conv.c's reason) */
+    return (n + chunks - 1) / chunks;
 }
 
 bool lm_winograd_side_by_side(int64_t n, int64_t o, const lm_conv_geometry *g, int64_t *slots,
