@@ -62,7 +62,8 @@ describe("pooling windows against a plain reference", function()
               same(y:shape(), {1, 1, oh, ow}, 0, what)
               local got = y:view(-1):totable()
               for k = 1, #want do
-                truthy(same_value(got[k], want[k]), string.format("%s output %d: %s, want %s", what, k, got[k], want[k]))
+                truthy(same_value(got[k], want[k]),
+                  string.format("%s output %d: %s, want %s", what, k, got[k], want[k]))
               end
               if max then
                 -- a distinct weight per output: the gradient shows which element each took
