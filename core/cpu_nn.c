@@ -195,8 +195,8 @@ static void pool_interior(int64_t out, int64_t stride, int64_t pad, int64_t k, i
  * from j0 that lie in the row. Max keeps the first largest value, and the
  * last NaN wins over any number, as torch; average divides by the whole
  * window (torch's count_include_pad). */
-static void pool_edge(const float *x, const lm_conv_geometry *g, int64_t i0, int64_t i1,
-                      int64_t j0, bool max, float *out, int32_t *argmax) {
+static void pool_edge(const float *x, const lm_conv_geometry *g, int64_t i0, int64_t i1, int64_t j0,
+                      bool max, float *out, int32_t *argmax) {
     float best = -INFINITY, sum = 0;
     int32_t best_at = -1;
     for (int64_t i = i0; i < i1; i++)
