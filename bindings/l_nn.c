@@ -201,12 +201,12 @@ static int f_softplus(lua_State *L) {
 /* F._activation(x, name, p0, p1): the activations without a tensor method,
  * by their op's name; lua/lumen/nn/activations.lua checks the numbers */
 static int f_activation(lua_State *L) {
-    static const char *const names[] = {"hardswish",  "hardsigmoid", "mish",      "selu",
-                                        "celu",       "logsigmoid",  "softsign",  "tanhshrink",
-                                        "hardshrink", "softshrink",  "threshold", NULL};
-    static const lm_unary_op ops[] = {LM_HARDSWISH,  LM_HARDSIGMOID, LM_MISH,     LM_SELU,
-                                      LM_CELU,       LM_LOGSIGMOID,  LM_SOFTSIGN, LM_TANHSHRINK,
-                                      LM_HARDSHRINK, LM_SOFTSHRINK,  LM_THRESHOLD};
+    static const char *const names[] = {
+        "hardswish",  "hardsigmoid", "mish",       "selu",      "celu", "logsigmoid", "softsign",
+        "tanhshrink", "hardshrink",  "softshrink", "threshold", "silu", NULL};
+    static const lm_unary_op ops[] = {LM_HARDSWISH,  LM_HARDSIGMOID, LM_MISH,      LM_SELU,
+                                      LM_CELU,       LM_LOGSIGMOID,  LM_SOFTSIGN,  LM_TANHSHRINK,
+                                      LM_HARDSHRINK, LM_SOFTSHRINK,  LM_THRESHOLD, LM_SILU};
     lm_tensor *x = l_check_tensor(L, 1);
     lm_unary_op op = ops[luaL_checkoption(L, 2, NULL, names)];
     double p0 = luaL_optnumber(L, 3, 0), p1 = luaL_optnumber(L, 4, 0);

@@ -67,6 +67,7 @@ int lm_unary_grad_saves(lm_unary_op op, double p0) {
     case LM_HARDSHRINK:
     case LM_SOFTSHRINK:
     case LM_THRESHOLD:
+    case LM_SILU:
         return LM_UNARY_SAVES_X;
     case LM_RPOW_SCALAR: /* x only for the zero gradient of 0^x at x >= 0 */
         return p0 == 0 ? LM_UNARY_SAVES_X | LM_UNARY_SAVES_Y : LM_UNARY_SAVES_Y;
@@ -303,6 +304,13 @@ lm_status lm_rule_unary_composite(lm_node *n, lm_tensor *g, lm_tensor **gi) {
     case LM_THRESHOLD: /* 0 up to the threshold, included */
         d = sc_where(&sc, sc_binary_scalar(&sc, LM_LE, x, p0), sc_zeros_like(&sc, g), g);
         break;
+    case LM_SILU: { /* s (1 + x (1 - s)), s = sigmoid(x) */
+        lm_tensor *s = sc_unary(&sc, LM_SIGMOID, x, 0, 0);
+        lm_tensor *inner = sc_binary_scalar(
+            &sc, LM_ADD, sc_binary(&sc, LM_MUL, x, sc_scalar_binary(&sc, LM_SUB, 1, s)), 1);
+        d = sc_binary(&sc, LM_MUL, sc_binary(&sc, LM_MUL, g, s), inner);
+        break;
+    }
     case LM_UNARY_COUNT:
         break; /* no default: -Wswitch lists an op added without its rule */
     }

@@ -162,6 +162,7 @@ static void unary_row_f32(lm_unary_op op, int64_t n, float *o, int64_t so, const
         UNARY_CASE(LM_HARDSHRINK);
         UNARY_CASE(LM_SOFTSHRINK);
         UNARY_CASE(LM_THRESHOLD);
+        UNARY_CASE(LM_SILU);
     case LM_UNARY_COUNT:
         break; /* refused by lm_cpu_unary */
     }
@@ -364,6 +365,7 @@ static void unary_backward_range(void *ctx, int64_t begin, int64_t end) {
             GRAD_CASE(LM_HARDSHRINK);
             GRAD_CASE(LM_SOFTSHRINK);
             GRAD_CASE(LM_THRESHOLD);
+            GRAD_CASE(LM_SILU);
         /* no fused gradient: refused by lm_cpu_unary_backward. Named one by
          * one, so -Wswitch reports a fused op added without its loop here */
         case LM_NEG:

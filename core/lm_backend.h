@@ -64,6 +64,7 @@ typedef enum lm_unary_op {
     LM_HARDSHRINK,  /* 0 where -p0 <= x <= p0, else x: p0 = lambd */
     LM_SOFTSHRINK,  /* x - p0 above p0, x + p0 below -p0, else 0: p0 = lambd */
     LM_THRESHOLD,   /* p1 where x <= p0, else x: p0 = threshold, p1 = value */
+    LM_SILU,        /* x sigmoid(x) (swish): one pass instead of a sigmoid and a product */
     LM_UNARY_COUNT
 } lm_unary_op;
 

@@ -278,6 +278,8 @@ LM_HOST_DEVICE LM_FOLDED static inline float lm_unary_f32(lm_unary_op op, float 
         return x > p0 ? x - p0 : x < -p0 ? x + p0 : 0.0f;
     case LM_THRESHOLD:
         return x <= p0 ? p1 : x;
+    case LM_SILU: /* torch's x / (1 + e^-x): -0 far below 0, NaN at -inf, as torch */
+        return x / (1.0f + lm_expf(-x));
     case LM_UNARY_COUNT:
         break;
     }
@@ -315,6 +317,7 @@ LM_HOST_DEVICE LM_FOLDED static inline bool lm_unary_has_fused_grad(lm_unary_op 
     case LM_HARDSHRINK:
     case LM_SOFTSHRINK:
     case LM_THRESHOLD:
+    case LM_SILU:
         return true;
     case LM_NEG:
     case LM_LOG:
@@ -397,6 +400,10 @@ LM_HOST_DEVICE LM_FOLDED static inline float lm_unary_grad_f32(lm_unary_op op, f
         return x < -p0 || x > p0 ? g : 0.0f;
     case LM_THRESHOLD: /* 0 at the threshold, as torch */
         return x <= p0 ? 0.0f : g;
+    case LM_SILU: { /* s (1 + x (1 - s)), s = sigmoid(x), in torch's order: NaN at +-inf */
+        float s = 1.0f / (1.0f + lm_expf(-x));
+        return g * s * (1.0f + x * (1.0f - s));
+    }
     case LM_NEG:
     case LM_LOG:
     case LM_SQRT:
@@ -560,6 +567,8 @@ LM_HOST_DEVICE LM_FOLDED static inline double lm_scalar_unary(lm_unary_op op, do
         return x > p0 ? x - p0 : x < -p0 ? x + p0 : 0;
     case LM_THRESHOLD:
         return x <= p0 ? p1 : x;
+    case LM_SILU:
+        return x / (1 + exp(-x));
     case LM_UNARY_COUNT:
         break;
     }

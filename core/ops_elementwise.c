@@ -4,14 +4,14 @@
 
 /* Unsized, so that the assertions catch an op added to lm_backend.h without a name. */
 static const char *const unary_names[] = {
-    "neg",        "exp",      "log",        "sqrt",      "abs",         "sign",
-    "tanh",       "sigmoid",  "relu",       "elu",       "clamp",       "pow",
-    "pow",        "square",   "reciprocal", "gelu",      "gelu_tanh",   "round_bfloat16",
-    "leaky_relu", "floor",    "ceil",       "round",     "trunc",       "log1p",
-    "expm1",      "log2",     "log10",      "rsqrt",     "erf",         "isnan",
-    "isinf",      "isfinite", "softplus",   "hardswish", "hardsigmoid", "mish",
-    "selu",       "celu",     "logsigmoid", "softsign",  "tanhshrink",  "hardshrink",
-    "softshrink", "threshold"};
+    "neg",        "exp",       "log",        "sqrt",      "abs",         "sign",
+    "tanh",       "sigmoid",   "relu",       "elu",       "clamp",       "pow",
+    "pow",        "square",    "reciprocal", "gelu",      "gelu_tanh",   "round_bfloat16",
+    "leaky_relu", "floor",     "ceil",       "round",     "trunc",       "log1p",
+    "expm1",      "log2",      "log10",      "rsqrt",     "erf",         "isnan",
+    "isinf",      "isfinite",  "softplus",   "hardswish", "hardsigmoid", "mish",
+    "selu",       "celu",      "logsigmoid", "softsign",  "tanhshrink",  "hardshrink",
+    "softshrink", "threshold", "silu"};
 static const char *const binary_names[] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum",
                                            "eq",  "ne",  "lt",  "le",  "gt",  "ge"};
 _Static_assert(sizeof unary_names / sizeof *unary_names == LM_UNARY_COUNT, "a name per unary op");

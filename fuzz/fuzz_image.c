@@ -1,5 +1,5 @@
-/* libFuzzer harness: image decoding (PNG, JPEG, BMP, TGA, GIF through
- * stb_image), from memory as lm.image.decode reads it and from a file as
+/* libFuzzer harness: image decoding (PNG, BMP, TGA, GIF through stb_image,
+ * JPEG through libjpeg-turbo), from memory as lm.image.decode reads it and from a file as
  * lm.image.load and the image folders' loader read it, each as stored and
  * converted to 1 and 3 channels. */
 #include "fuzz_file.h"

@@ -346,7 +346,7 @@ bool uses_fastmath(lm_unary_op op) {
     return op == LM_EXP || op == LM_TANH || op == LM_SIGMOID || op == LM_ELU || op == LM_GELU ||
            op == LM_GELU_TANH || op == LM_EXPM1 || op == LM_ERF || op == LM_SOFTPLUS ||
            op == LM_MISH || op == LM_SELU || op == LM_CELU || op == LM_LOGSIGMOID ||
-           op == LM_TANHSHRINK;
+           op == LM_TANHSHRINK || op == LM_SILU;
 }
 
 /* The tolerance against the CPU for such ops when this file is built

@@ -143,9 +143,9 @@ static void test_leaky_relu_and_round(void) {
     lm_tensor_release(x);
 }
 
-/* torch's activations at their kinks, values by hand: the forward and the
- * fused gradient (g = 1) at hardswish's -3 and 3, the shrinks' +-lambd, the
- * threshold, and the infinities where the result is finite. */
+/* torch's activations at their kinks, values by hand (SiLU's from torch
+ * 1.13): the forward and the fused gradient (g = 1) at hardswish's -3 and 3,
+ * the shrinks' +-lambd, the threshold, and the infinities. */
 static void test_activation_kinks(void) {
     /* the kinks, either side of 0, the infinities and NaN (torch 1.13's
      * vectorised loop's values at each) */
@@ -176,6 +176,11 @@ static void test_activation_kinks(void) {
          0,
          {-3.0485873f, -0.0485873f, -0.9740770f, -0.4740770f, -INFINITY, 0, NAN},
          {0.9525741f, 0.0474259f, 0.6224593f, 0.3775407f, 1, 0, NAN}},
+        {LM_SILU, /* torch 1.13: NaN at -inf, and NaN gradients at both infinities */
+         0,
+         0,
+         {-0.142277613f, 2.85772252f, -0.188770339f, 0.311229676f, NAN, INFINITY, NAN},
+         {-0.0881041065f, 1.08810413f, 0.260038823f, 0.739961207f, NAN, NAN, NAN}},
     };
     for (size_t k = 0; k < sizeof want / sizeof *want; k++) {
         CHECK_OK(lm_unary(&r, want[k].op, x, want[k].p0, want[k].p1));

@@ -329,7 +329,7 @@ describe("more elementwise", function()
     {leaf(lm.tensor({-1.5, -0.2, 0.2, 0.35, 0.65, 1.4}))})
   -- torch's other activations, on values away from their kinks (-3, 0, 3, +-lambd, the threshold)
   local function away() return leaf(lm.tensor({{-4.2, -2.5, -1.1, -0.3}, {0.4, 1.2, 2.2, 4.5}})) end
-  for _, fn in ipairs{"hardswish", "hardsigmoid", "mish", "selu", "logsigmoid", "softsign", "tanhshrink"} do
+  for _, fn in ipairs{"hardswish", "hardsigmoid", "mish", "selu", "logsigmoid", "softsign", "tanhshrink", "silu"} do
     check("F." .. fn, function(a) return F[fn](a) end, {away()})
   end
   check("F.celu alpha 0.7", function(a) return F.celu(a, 0.7) end, {away()})

@@ -78,6 +78,7 @@ local MODULES = {
   logsigmoid = function() return nn.LogSigmoid() end,
   softsign = function() return nn.Softsign() end,
   tanhshrink = function() return nn.Tanhshrink() end,
+  silu = function() return nn.SiLU() end,
   celu = function(c) return nn.CELU(table.unpack(c.args)) end,
   hardshrink = function(c) return nn.Hardshrink(table.unpack(c.args)) end,
   softshrink = function(c) return nn.Softshrink(table.unpack(c.args)) end,

@@ -1,6 +1,6 @@
 """torch.nn.functional's activations against Lumen's (run by
 tests/lua/torch_activations_spec.lua): hardswish, hardsigmoid, mish, selu,
-celu, logsigmoid, softsign, tanhshrink, hardshrink, softshrink, threshold,
+celu, logsigmoid, softsign, tanhshrink, silu, hardshrink, softshrink, threshold,
 prelu, glu and softmin.
 
   activations_reference.py write DIR
@@ -47,6 +47,7 @@ KINKS = {
     "logsigmoid": [0.0, -30.0, 30.0, -90.0, 90.0],
     "softsign": [0.0, -1.0, 1.0],
     "tanhshrink": [0.0, -1e-3, 1e-3, 9.0, -9.0],
+    "silu": [0.0, -1e-7, 1e-7, -88.0, -90.0, 88.0, -1.278],
     "softmin": [0.0],
     "glu": [0.0],
 }
@@ -60,7 +61,7 @@ def lambd_kinks(lambd):
 def elementwise_cases():
     """(name, fn, args, kinks) of every elementwise case"""
     out = []
-    for fn in ["hardswish", "hardsigmoid", "mish", "selu", "logsigmoid", "softsign", "tanhshrink"]:
+    for fn in ["hardswish", "hardsigmoid", "mish", "selu", "logsigmoid", "softsign", "tanhshrink", "silu"]:
         out.append((fn, fn, [], KINKS[fn]))
     for alpha in [1.0, 2.0, 0.5]:
         out.append((f"celu_alpha{alpha}", "celu", [alpha], KINKS["celu"] + [-alpha, alpha]))

@@ -357,10 +357,10 @@ function F.group_norm(x, num_groups, weight, bias, eps)
   return y
 end
 
---- x * sigmoid(x) (also called swish).
+--- x * sigmoid(x) (also called swish), one fused op.
 function F.silu(x)
   if not is_tensor(x) then checks.tensor(x, "input", "silu") end
-  return x * x:sigmoid()
+  return lm._functional._activation(x, "silu")
 end
 
 -- torch's adaptive pooling windows along one dimension of size n into m
