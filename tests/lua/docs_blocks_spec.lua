@@ -14,12 +14,7 @@ local function pages()
   return list
 end
 
-local function read(path)
-  local f = assert(io.open(path))
-  local t = f:read("a")
-  f:close()
-  return t
-end
+local read = dofile("tests/helpers/files.lua").read
 
 local scratch = os.tmpname()
 os.remove(scratch)

@@ -10,12 +10,7 @@ if not py.can_import("torch, torchvision") then
   skip("/usr/bin/python3 cannot import torch and torchvision (python3-torch, python3-torchvision)", true)
 end
 
-local function read(path)
-  local f = assert(io.open(path))
-  local t = f:read("a")
-  f:close()
-  return t
-end
+local read = dofile("tests/helpers/files.lua").read
 
 describe("docs/import-pytorch.md's Python", function()
   it("saves a torchvision ResNet-18 that Lumen loads strictly, in float32 and float16", function()

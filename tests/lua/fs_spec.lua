@@ -19,12 +19,7 @@ local function is_dir(path) -- a folder can be opened but not read
   return ok == nil and code == 21 -- EISDIR
 end
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = dofile("tests/helpers/files.lua").read
 
 local function listing(dir) -- the names in dir, sorted
   local p = assert(io.popen("ls -A '" .. dir .. "'"))

@@ -13,12 +13,7 @@ os.execute("mkdir -p '" .. dir .. "'")
 
 local function max_abs(a, b) return (a - b):abs():max():item() end
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = dofile("tests/helpers/files.lua").read
 
 -- where the first scan's entropy-coded data begin (after the SOS header)
 local function scan_data_start(bytes)
