@@ -141,10 +141,28 @@ static int t_unm(lua_State *L) {
 /* ---- reductions
  * ----------------------------------------------------------------------------------- */
 
-/* x:op() over everything, x:op(dim [, keepdim]) over one dimension. */
-static int reduce(lua_State *L, lm_reduce_op op) {
+/* x:op() over everything, x:op(dim [, keepdim]) over one dimension; sum,
+ * mean, var and std also over a list of dimensions, which
+ * lua/lumen/conveniences.lua composes (a permute, a reshape, one
+ * reduction). `name`: the method's (std reduces with LM_VAR). */
+static int reduce_named(lua_State *L, lm_reduce_op op, const char *name) {
     lm_tensor *t = l_check_tensor(L, 1);
-    const char *name = lm_reduce_name(op);
+    if (lua_istable(L, 2)) {
+        if (op == LM_MAX || op == LM_MIN)
+            return luaL_error(L,
+                              "%s: takes one dimension, got a list (as torch's %s; reduce one "
+                              "at a time)",
+                              name, name);
+        int keepdim = lua_toboolean(L, 3); /* read before the pushes below take index 3 */
+        if (lua_getfield(L, LUA_REGISTRYINDEX, "lumen.reduce_dims") != LUA_TFUNCTION)
+            return luaL_error(L, "%s: a list of dimensions needs the lumen Lua module", name);
+        lua_pushstring(L, name);
+        lua_pushvalue(L, 1);
+        lua_pushvalue(L, 2);
+        lua_pushboolean(L, keepdim);
+        lua_call(L, 4, 1);
+        return 1;
+    }
     int dim = lua_isnoneornil(L, 2) ? -1 : l_check_dim(L, 2, t->ndim, name);
     bool keepdim = lua_toboolean(L, 3);
     bool with_indices = (op == LM_MAX || op == LM_MIN) && dim >= 0;
@@ -159,6 +177,10 @@ static int reduce(lua_State *L, lm_reduce_op op) {
     l_check(L, lm_binary_scalar(one_based, LM_ADD, idx, 1, false));
     lua_remove(L, -2);
     return 2;
+}
+
+static int reduce(lua_State *L, lm_reduce_op op) {
+    return reduce_named(L, op, lm_reduce_name(op));
 }
 
 static int t_argreduce(lua_State *L, lm_reduce_op op) {
@@ -194,7 +216,7 @@ static int t_argmin(lua_State *L) {
 }
 
 static int t_std(lua_State *L) {
-    reduce(L, LM_VAR);
+    reduce_named(L, LM_VAR, "std");
     lm_tensor *var = l_check_tensor(L, -1);
     /* p0 = 1: the rule gives no gradient where the spread is 0 (as torch's std) */
     l_check(L, lm_ag_unary(l_push_slot(L), LM_SQRT, var, 1, 0));

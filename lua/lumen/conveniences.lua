@@ -1,6 +1,7 @@
 -- What a PyTorch user reaches for, composed in Lua from Lumen's ops (no new
 -- kernels): tensor methods (softmax, log_softmax, softplus, masked_fill,
--- sort, argsort, any, all) and creation functions (zeros_like, ones_like,
+-- sort, argsort, any, all; sum, mean, var and std over a list of
+-- dimensions) and creation functions (zeros_like, ones_like,
 -- full_like, rand_like, randn_like, linspace, eye, randint). Each checks its
 -- arguments and raises its errors at the caller's line, naming itself.
 local lm = require 'lumen'
@@ -109,6 +110,45 @@ end
 function methods.argsort(x, dim, descending)
   local _, indices = at_caller(sort, x, dim, descending, "argsort")
   return indices
+end
+
+-- ---- reductions over a list of dimensions ----
+
+-- x:sum(dims [, keepdim]), and mean, var and std the same way, where dims
+-- lists dimensions (torch's x.sum((2, 3))): the C methods call this with
+-- their name (std: the variance; its square root is theirs). The listed
+-- dimensions move last and merge into one, reduced once, so var sees their
+-- elements together; an empty list reduces all, as torch 1.13. Errors name
+-- the line calling the method (level 3: this, the method, its caller).
+debug.getregistry()["lumen.reduce_dims"] = function(fname, x, dims, keepdim)
+  local n, shape = x:dim(), x:shape()
+  local listed, size = {}, 1
+  for i = 1, #dims do
+    local d = dims[i]
+    if math.type(d) ~= "integer" then
+      error(string.format("%s: dims must hold whole numbers, got %s at position %d", fname, checks.shown(d), i), 3)
+    end
+    if d == 0 or d > n or d < -n then
+      error(string.format("%s: dimension %d out of range for a %d-D tensor", fname, d, n), 3)
+    end
+    if d < 0 then d = n + 1 + d end
+    if listed[d] then error(string.format("%s: dimension %d is listed twice", fname, d), 3) end
+    listed[d] = true
+  end
+  if #dims == 0 then for d = 1, n do listed[d] = true end end
+  local perm, kept, kept_dims = {}, {}, {}
+  for d = 1, n do
+    if not listed[d] then perm[#perm + 1] = d; kept[#kept + 1] = shape[d] end
+  end
+  for d = 1, n do
+    if listed[d] then perm[#perm + 1] = d; size = size * shape[d] end
+    kept_dims[d] = listed[d] and 1 or shape[d]
+  end
+  kept[#kept + 1] = size
+  local y = (n > 0 and x:permute(table.unpack(perm)) or x):reshape(table.unpack(kept))
+  if fname == "sum" then y = y:sum(#kept) elseif fname == "mean" then y = y:mean(#kept) else y = y:var(#kept) end
+  if keepdim and n > 0 then y = y:view(table.unpack(kept_dims)) end
+  return y
 end
 
 -- whether some element of x is (`zero`: equal to 0; else: not 0), for
