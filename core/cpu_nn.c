@@ -230,13 +230,12 @@ static void pool_row_max(const float *x, const lm_conv_geometry *g, int64_t i0, 
     }
     for (int64_t i = i0; i < i1; i++)
         for (int64_t kj = 0; kj < g->kernel_w; kj++) {
-            const float *r = x + i * w + base + kj;
-            int32_t at = (int32_t)(i * w + base + kj);
+            int64_t at = i * w + base + kj; /* of output 0, which may lie in the padding */
             for (int64_t oj = lo; oj < hi; oj++) {
-                float v = r[oj * sw];
+                float v = x[at + oj * sw];
                 bool take = (v > o[oj]) | (v != v);
                 o[oj] = take ? v : o[oj];
-                am[oj] = take ? at + (int32_t)(oj * sw) : am[oj];
+                am[oj] = take ? (int32_t)(at + oj * sw) : am[oj];
             }
         }
 }
@@ -247,8 +246,8 @@ static void pool_row_avg(const float *x, const lm_conv_geometry *g, int64_t i0, 
     for (int64_t oj = lo; oj < hi; oj++) o[oj] = 0;
     for (int64_t i = i0; i < i1; i++)
         for (int64_t kj = 0; kj < g->kernel_w; kj++) {
-            const float *r = x + i * w + base + kj;
-            for (int64_t oj = lo; oj < hi; oj++) o[oj] += r[oj * sw];
+            int64_t at = i * w + base + kj; /* of output 0, which may lie in the padding */
+            for (int64_t oj = lo; oj < hi; oj++) o[oj] += x[at + oj * sw];
         }
     float window = (float)(g->kernel_h * g->kernel_w);
     for (int64_t oj = lo; oj < hi; oj++) o[oj] /= window;

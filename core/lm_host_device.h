@@ -14,8 +14,8 @@
  * loop must fold away (one loop per op, vectorised): they are always
  * inlined. GCC's size limits stopped inlining lm_unary_f32 once its switch
  * grew past 40 ops, and every element then paid a call and a switch (a
- * ReLU ran at 2.5 ns an element instead of 0.3). tests/check_inlined.sh
- * keeps it so. */
+ * ReLU ran at 2.5 ns an element instead of 0.3). The Release build's test
+ * tests/build/check_inlined.sh keeps it so. */
 #ifdef __CUDACC__
 #define LM_FOLDED /* nvcc inlines device functions that small already */
 #else

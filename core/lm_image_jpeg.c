@@ -48,8 +48,9 @@ static void on_error(j_common_ptr c) {
 /* Warnings (level -1) that mean the pixels would be wrong end the decode:
  * libjpeg would go on and fill the damage with grey (where the bytes ran
  * out first, the file is cut short). Those about metadata only (an unknown
- * JFIF revision, padding before a marker, a bad ICC profile) let it
- * continue, as PIL and torchvision do. Trace messages (level >= 0) are
+ * JFIF revision, padding before a marker, a bad ICC profile), a baseline
+ * scan header of zeros and a progressive scan out of the usual order let
+ * it continue, as PIL and torchvision do. Trace messages (level >= 0) are
  * ignored. (A flipped bit in the Huffman data is no warning: libjpeg-turbo,
  * like every decoder, cannot tell it from an image.) */
 static void on_message(j_common_ptr c, int level) {
@@ -59,6 +60,8 @@ static void on_message(j_common_ptr c, int level) {
     case JWRN_JFIF_MAJOR:
     case JWRN_ADOBE_XFORM:
     case JWRN_BOGUS_ICC:
+    case JWRN_NOT_SEQUENTIAL:    /* baseline files with zeros in a scan's header decode fine */
+    case JWRN_BOGUS_PROGRESSION: /* a scan out of the usual order: the data are all there */
         return;
     case JWRN_JPEG_EOF: /* from jpeg_stdio_src (lm_jpeg_info_file) */
         ((context *)c->err)->ran_out = true;
@@ -132,6 +135,8 @@ static bool scans_complete(j_decompress_ptr d) {
     return true;
 }
 
+/* The error manager, before setjmp: jpeg_create_decompress may fail too
+ * (out of memory), so it runs after (create(), below). */
 static void prepare(j_decompress_ptr d, context *f, char *why, size_t why_len) {
     d->err = jpeg_std_error(&f->base);
     f->base.error_exit = on_error;
@@ -139,6 +144,9 @@ static void prepare(j_decompress_ptr d, context *f, char *why, size_t why_len) {
     f->why = why;
     f->why_len = why_len;
     f->ran_out = false;
+}
+
+static void create(j_decompress_ptr d, context *f) {
     jpeg_create_decompress(d);
     f->progress.progress_monitor = on_progress;
     d->progress = &f->progress;
@@ -148,6 +156,10 @@ bool lm_jpeg_is(const unsigned char *bytes, size_t len) {
     return len >= 2 && bytes[0] == 0xFF && bytes[1] == 0xD8;
 }
 
+static bool is_cmyk(j_decompress_ptr d) {
+    return d->jpeg_color_space == JCS_CMYK || d->jpeg_color_space == JCS_YCCK;
+}
+
 /* One channel for greyscale; anything else decodes to RGB. */
 static int stored_channels(j_decompress_ptr d) {
     return d->num_components == 1 ? 1 : 3;
@@ -155,18 +167,25 @@ static int stored_channels(j_decompress_ptr d) {
 
 static bool header(FILE *fp, const unsigned char *bytes, size_t len, int *w, int *h, int *stored,
                    char *why, size_t why_len) {
-    struct jpeg_decompress_struct d;
+    struct jpeg_decompress_struct d = {0}; /* zero: destroying it is safe at any point */
     context f;
     prepare(&d, &f, why, why_len);
     if (setjmp(f.escape)) {
         jpeg_destroy_decompress(&d);
         return false;
     }
+    create(&d, &f);
     if (fp)
         jpeg_stdio_src(&d, fp);
     else
         memory_source(&d, &f, bytes, len);
     jpeg_read_header(&d, TRUE);
+    if (!(d.num_components == 1 || d.num_components == 3 || is_cmyk(&d))) {
+        /* what the decoder would refuse ("Bogus color conversion"), said here */
+        snprintf(why, why_len, "Corrupt or unsupported JPEG (%d colour components)",
+                 d.num_components);
+        longjmp(f.escape, 1);
+    }
     *w = (int)d.image_width;
     *h = (int)d.image_height;
     *stored = stored_channels(&d);
@@ -218,10 +237,6 @@ static unsigned char *convert(const unsigned char *src, size_t pixels, int from,
     return dst;
 }
 
-static bool is_cmyk(j_decompress_ptr d) {
-    return d->jpeg_color_space == JCS_CMYK || d->jpeg_color_space == JCS_YCCK;
-}
-
 /* The colour space libjpeg delivers for a wanted channel count; *got is its
  * channels. What libjpeg cannot deliver directly (CMYK to RGB, colour to
  * stb's grey, an alpha beside grey), convert() makes. */
@@ -245,9 +260,9 @@ static J_COLOR_SPACE output_space(j_decompress_ptr d, int want, int *got) {
 
 unsigned char *lm_jpeg_decode(const unsigned char *bytes, size_t len, int *w, int *h, int *stored,
                               int channels, char *why, size_t why_len) {
-    struct jpeg_decompress_struct d;
+    struct jpeg_decompress_struct d = {0}; /* zero: destroying it is safe at any point */
     context f;
-    /* set between setjmp and a possible longjmp: volatile keeps them exact */
+    /* set between setjmp and a possible longjmp: volatile keeps it exact */
     unsigned char *volatile raw = NULL;
     prepare(&d, &f, why, why_len);
     if (setjmp(f.escape)) {
@@ -255,6 +270,7 @@ unsigned char *lm_jpeg_decode(const unsigned char *bytes, size_t len, int *w, in
         free(raw);
         return NULL;
     }
+    create(&d, &f);
     memory_source(&d, &f, bytes, len);
     jpeg_read_header(&d, TRUE);
     *stored = stored_channels(&d);

@@ -45,6 +45,15 @@ describe("damaged JPEG files", function()
     eq(max_abs(lm.image.load(dir .. "/no_eoi.jpg"), lm.image.load(path)), 0, "same pixels without EOI")
   end)
 
+  it("loads a baseline file whose scan header holds zeros (libjpeg's warning, PIL's image)", function()
+    local sos = assert(whole:find("\xFF\xDA", 3, true))
+    local ns = whole:byte(sos + 4)
+    local se = sos + 5 + 2 * ns + 1 -- Ss, Se, Ah/Al follow the components
+    eq(whole:byte(se), 63, "a sequential scan ends at coefficient 63")
+    local zeros = whole:sub(1, se - 1) .. "\0" .. whole:sub(se + 1)
+    eq(max_abs(lm.image.decode(zeros), lm.image.load(path)), 0, "the same pixels")
+  end)
+
   it("refuses a file whose pixel data hold a marker (libjpeg would fill the rest grey)", function()
     local at = data + 40
     local bad = whole:sub(1, at - 1) .. "\xFF\xD5" .. whole:sub(at + 2)
