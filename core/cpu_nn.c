@@ -292,7 +292,8 @@ lm_status lm_cpu_pool2d(lm_tensor *out, lm_tensor *argmax, const lm_tensor *x,
 static void pool_backward_planes(void *ctx, int64_t p0, int64_t p1) {
     pool_job *j = ctx;
     const lm_conv_geometry *g = j->geo;
-    int64_t in_plane = g->height * g->width, out_plane = g->out_h * g->out_w;
+    int64_t in_plane = g->height * g->width, out_plane = g->out_h * g->out_w, lo, hi;
+    pool_interior(g->out_w, g->stride_w, g->pad_w, g->kernel_w, g->width, &lo, &hi);
     float scale = 1.0f / (float)(g->kernel_h * g->kernel_w);
     for (int64_t p = p0; p < p1; p++) {
         float *gx = j->out + p * in_plane;
@@ -304,18 +305,29 @@ static void pool_backward_planes(void *ctx, int64_t p0, int64_t p1) {
                 if (am[o] >= 0) gx[am[o]] += gp[o];
             continue;
         }
-        for (int64_t oi = 0; oi < g->out_h; oi++)
+        for (int64_t oi = 0; oi < g->out_h; oi++) {
+            int64_t i0 = oi * g->stride_h - g->pad_h, i1 = i0 + g->kernel_h;
+            if (i0 < 0) i0 = 0;
+            if (i1 > g->height) i1 = g->height;
+            const float *go = gp + oi * g->out_w;
+            /* the edges' windows, bounds-checked; then the interior's (as
+             * the forward pass), each row of a window across the outputs */
             for (int64_t oj = 0; oj < g->out_w; oj++) {
-                float v = gp[oi * g->out_w + oj] * scale;
-                for (int64_t ki = 0; ki < g->kernel_h; ki++) {
-                    int64_t i = oi * g->stride_h - g->pad_h + ki;
-                    if (i < 0 || i >= g->height) continue;
-                    for (int64_t kj = 0; kj < g->kernel_w; kj++) {
-                        int64_t jj = oj * g->stride_w - g->pad_w + kj;
-                        if (jj >= 0 && jj < g->width) gx[i * g->width + jj] += v;
-                    }
-                }
+                if (oj == lo && hi > lo) oj = hi;
+                if (oj >= g->out_w) break;
+                int64_t j0 = oj * g->stride_w - g->pad_w;
+                float v = go[oj] * scale;
+                for (int64_t i = i0; i < i1; i++)
+                    for (int64_t jj = j0 < 0 ? 0 : j0; jj < j0 + g->kernel_w && jj < g->width; jj++)
+                        gx[i * g->width + jj] += v;
             }
+            for (int64_t i = i0; i < i1; i++)
+                for (int64_t kj = 0; kj < g->kernel_w; kj++) {
+                    int64_t at = i * g->width - g->pad_w + kj; /* of output 0 */
+                    for (int64_t oj = lo; oj < hi; oj++)
+                        gx[at + oj * g->stride_w] += go[oj] * scale;
+                }
+        }
     }
 }
 

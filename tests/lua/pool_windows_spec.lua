@@ -2,10 +2,11 @@
 -- over every small geometry: kernels 1-3 by 1-3, strides 1-3, padding up to
 -- half the kernel, planes 1-7 wide and tall, so each output's window is
 -- wholly inside, at an edge, or both (the CPU kernel takes a vectorised path
--- inside and a checked one at the edges). Max keeps the first largest value
--- (its gradient goes there), the last NaN wins over any number, a window of
--- -inf gives -inf with the gradient on its first element (torch's rules);
--- average counts padding in the divisor. Inputs hold ties on purpose.
+-- inside and a checked one at the edges, both ways). Max keeps the first
+-- largest value (its gradient goes there), the last NaN wins over any
+-- number, a window of -inf gives -inf with the gradient on its first element
+-- (torch's rules); average counts padding in the divisor and spreads its
+-- gradient over the window. Inputs hold ties on purpose.
 local lm = require 'lumen'
 local F = lm.nn.functional
 
@@ -42,7 +43,7 @@ end
 
 describe("pooling windows against a plain reference", function()
   lm.manual_seed(5)
-  it("every small geometry: values, and max pooling's gradient on the chosen element", function()
+  it("every small geometry: values and gradients (max: on the chosen element)", function()
     local checked = 0
     for kh = 1, 3 do for kw = 1, 3 do for sh = 1, 3 do for sw = 1, 3 do
       for ph = 0, kh // 2 do for pw = 0, kw // 2 do
@@ -65,15 +66,26 @@ describe("pooling windows against a plain reference", function()
                 truthy(same_value(got[k], want[k]),
                   string.format("%s output %d: %s, want %s", what, k, got[k], want[k]))
               end
+              -- a distinct weight per output: the gradient shows which element each
+              -- took (max), or spreads each weight over its window (average)
+              local weights = lm.arange(1, oh * ow):view(1, 1, oh, ow)
+              local loss = (y * weights):sum()
+              loss:backward()
+              local g, expect = leaf.grad:view(-1):totable(), {}
+              for k = 1, h * w do expect[k] = 0 end
               if max then
-                -- a distinct weight per output: the gradient shows which element each took
-                local weights = lm.arange(1, oh * ow):view(1, 1, oh, ow)
-                local loss = (y * weights):sum()
-                loss:backward()
-                local g, expect = leaf.grad:view(-1):totable(), {}
-                for k = 1, h * w do expect[k] = 0 end
                 for k = 1, #at do expect[at[k]] = expect[at[k]] + k end
                 same(g, expect, 0, what .. " gradient")
+              else
+                for oi = 0, oh - 1 do for oj = 0, ow - 1 do
+                  for ki = 0, kh - 1 do for kj = 0, kw - 1 do
+                    local i, j = oi * sh - ph + ki, oj * sw - pw + kj
+                    if i >= 0 and i < h and j >= 0 and j < w then
+                      expect[i * w + j + 1] = expect[i * w + j + 1] + (oi * ow + oj + 1) / (kh * kw)
+                    end
+                  end end
+                end end
+                same(g, expect, 1e-5, what .. " gradient")
               end
               checked = checked + 1
             end
