@@ -15,7 +15,7 @@ enum { MAX_SCANS = 500 };
 
 /* What one decode gives libjpeg besides its own struct: an error manager
  * (its default error_exit calls exit()) extended with where to jump on
- * context and where to say why; the progress monitor; the byte source. */
+ * failure and where to say why; the progress monitor; the byte source. */
 typedef struct {
     struct jpeg_error_mgr base;
     struct jpeg_progress_mgr progress;
