@@ -502,12 +502,15 @@ static lm_status conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
                         const lm_conv_geometry *g) {
     if (conv_algorithm != LM_CONV_GEMM && lm_cpu_conv_depthwise_applies(w->shape[0], g))
         return lm_cpu_conv2d_depthwise(out, x, w, bias, ep, g);
+    /* the direct kernel first: on the stride-1 layers it shares with
+     * Winograd it is the faster (narrow outputs), unless Winograd is asked for */
+    bool winograd_forced = conv_algorithm == LM_CONV_WINOGRAD && lm_cpu_winograd_applies(g);
+    if (conv_algorithm != LM_CONV_GEMM && !winograd_forced &&
+        lm_cpu_conv_direct_forward_applies(x->shape[0], w->shape[0], g))
+        return lm_cpu_conv2d_direct(out, x, w, bias, ep, g);
     if (lm_cpu_conv_choice(w->shape[0], g) == LM_CONV_WINOGRAD &&
         winograd_safe(max_exponent(x), max_exponent(w)))
         return lm_cpu_conv2d_winograd(out, x, w, bias, ep, g);
-    if (conv_algorithm != LM_CONV_GEMM &&
-        lm_cpu_conv_direct_forward_applies(x->shape[0], w->shape[0], g))
-        return lm_cpu_conv2d_direct(out, x, w, bias, ep, g);
     im2col_conv c;
     if (!im2col_conv_init(&c, x->shape[0], w->shape[0], g, unfold_by_table(g), false))
         return LM_ERR_MEMORY;

@@ -1,13 +1,15 @@
 /* A convolution's forward pass computed directly, for the strided layers
- * im2col served badly: a stride-2 layer's columns are gathered a short row
- * at a time, and its product has few output channels. Here the output
+ * im2col served badly (a stride-2 layer's columns are gathered a short row
+ * at a time, and its product has few output channels) and the stride-1
+ * layers with few output channels Winograd serves badly. Here the output
  * channels are the vector lanes: for a block of output positions and 32
- * output channels, each (input channel, kernel row, kernel column) loads
- * two vectors of weights and broadcasts the input under each position, 24
- * multiply-adds held in registers. The input of one image is first copied
- * with its padding, so that every position's input is a fixed offset and
- * no test is needed for the border. Each output is one thread's, summed
- * in a fixed order, so the values are the same at any thread count. */
+ * output channels (16 where there are no more), each (input channel, kernel
+ * row, kernel column) loads two vectors of weights (one) and broadcasts the
+ * input under each position, 24 multiply-adds held in registers. The input
+ * of one image is first copied with its padding, so that every position's
+ * input is a fixed offset and no test is needed for the border. Each output
+ * is one thread's, summed in a fixed order, so the values are the same at
+ * any thread count. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,35 +23,36 @@
 #ifdef __AVX512F__
 #include <immintrin.h>
 
-#define POSITIONS LM_DIRECT_POSITIONS_32 /* a block's output positions, x 32 output channels */
-
 typedef struct {
     const lm_conv_geometry *g;
     const float *x, *bias;
-    const float *wt; /* [C * kh * kw][O rounded up to 32]: each tap's weights along the outputs */
+    const float *wt;     /* [C * kh * kw][o_pad]: each tap's weights along the outputs */
     const int32_t *taps; /* [C * kh * kw]: each tap's offset in the padded image */
     const int32_t
         *offsets; /* [positions rounded up to a block]: each output's input in the padded plane */
     const lm_conv_epilogue *ep;
     float *out;
     int64_t o, o_pad, p, hp, wp, taps_count;
-    float *xp; /* slots of a padded image, one a pool call (lm_cpu_alloc) */
+    int64_t lanes, positions; /* a block: 32 output channels x 12 positions, or 16 x 24 */
+    float *xp;                /* slots of a padded image, one a pool call (lm_cpu_alloc) */
 } direct_fwd_job;
 
-/* Units [b, e): unit = image * blocks + block of 32 output channels (so
+/* Units [b, e): unit = image * blocks + block of lanes output channels (so
  * that a small batch still gives every thread work), each image's padded
  * copy made once per run of its units in this pool call's slot. */
 static void units_range(void *ctx, int64_t b, int64_t e, int slot) {
     direct_fwd_job *j = ctx;
     const lm_conv_geometry *g = j->g;
-    int64_t plane = g->height * g->width, padded = j->hp * j->wp, blocks = j->o_pad / 32;
+    int64_t plane = g->height * g->width, padded = j->hp * j->wp, blocks = j->o_pad / j->lanes;
+    int64_t lanes = j->lanes, positions = j->positions;
     size_t floats = (size_t)(g->channels * padded);
     float *xp = j->xp + (size_t)slot * floats;
     memset(xp, 0, floats * sizeof *xp); /* the border stays 0 */
-    float tile[POSITIONS * 32];
+    /* a block's sums: LM_DIRECT_POSITIONS_32 * 32 = LM_DIRECT_POSITIONS_16 * 16 */
+    float tile[LM_DIRECT_POSITIONS_32 * 32];
     int64_t copied = -1; /* the image in xp */
     for (int64_t u = b; u < e; u++) {
-        int64_t n = u / blocks, o0 = (u % blocks) * 32;
+        int64_t n = u / blocks, o0 = (u % blocks) * lanes;
         if (n != copied) {
             const float *x = j->x + n * g->channels * plane;
             for (int64_t c = 0; c < g->channels; c++)
@@ -59,15 +62,19 @@ static void units_range(void *ctx, int64_t b, int64_t e, int slot) {
             copied = n;
         }
         float *y = j->out + n * j->o * j->p;
-        int64_t outs = j->o - o0 < 32 ? j->o - o0 : 32;
-        for (int64_t p0 = 0; p0 < j->p; p0 += POSITIONS) {
-            lm_direct_sums32(xp, j->taps, j->taps_count, j->offsets + p0, j->wt + o0, j->o_pad,
-                             tile);
-            int64_t count = j->p - p0 < POSITIONS ? j->p - p0 : POSITIONS;
+        int64_t outs = j->o - o0 < lanes ? j->o - o0 : lanes;
+        for (int64_t p0 = 0; p0 < j->p; p0 += positions) {
+            if (lanes == 32)
+                lm_direct_sums32(xp, j->taps, j->taps_count, j->offsets + p0, j->wt + o0, j->o_pad,
+                                 tile);
+            else
+                lm_direct_sums16(xp, j->taps, j->taps_count, j->offsets + p0, j->wt + o0, j->o_pad,
+                                 tile);
+            int64_t count = j->p - p0 < positions ? j->p - p0 : positions;
             for (int64_t k = 0; k < outs; k++) {
                 float *dst = y + (o0 + k) * j->p + p0;
                 float bo = j->bias ? j->bias[o0 + k] : -0.0f; /* x + -0 is x, bit for bit */
-                for (int64_t q = 0; q < count; q++) dst[q] = tile[q * 32 + k] + bo;
+                for (int64_t q = 0; q < count; q++) dst[q] = tile[q * lanes + k] + bo;
             }
         }
         if (j->ep) lm_cpu_conv_epilogue(j->ep, j->out, n * j->o + o0, n * j->o + o0 + outs, j->p);
@@ -83,13 +90,20 @@ static void units_range(void *ctx, int64_t b, int64_t e, int slot) {
 #define NARROW_CHANNEL_PRODUCT (32 * 64)
 #define MIN_IMAGES_WIDE 8
 #define MAX_CHANNEL_PRODUCT (64 * 128)
+/* Stride-1 layers with one block of output channels or fewer beat Winograd
+ * here (its products per tile are too thin for its transforms: DenseNet's
+ * 128 -> 32 layers 1.3-2.5x, bench/conv_narrow.lua); there a unit is an
+ * image, so a small batch would leave threads idle. */
+#define STRIDE1_MAX_OUTPUTS 32
 
 bool lm_cpu_conv_direct_forward_applies(int64_t images, int64_t out_channels,
                                         const lm_conv_geometry *g) {
     int64_t padded = (g->height + 2 * g->pad_h) * (g->width + 2 * g->pad_w);
-    return lm_conv_is_plain(g) && (g->stride_h > 1 || g->stride_w > 1) &&
-           g->kernel_h * g->kernel_w > 1 && g->out_h * g->out_w >= MIN_POSITIONS &&
-           out_channels > 0 && g->channels * out_channels <= MAX_CHANNEL_PRODUCT &&
+    bool strided = g->stride_h > 1 || g->stride_w > 1;
+    if (!strided && (out_channels > STRIDE1_MAX_OUTPUTS || images < MIN_IMAGES_WIDE)) return false;
+    return lm_conv_is_plain(g) && g->kernel_h * g->kernel_w > 1 &&
+           g->out_h * g->out_w >= MIN_POSITIONS && out_channels > 0 &&
+           g->channels * out_channels <= MAX_CHANNEL_PRODUCT &&
            (images >= MIN_IMAGES_WIDE || g->channels * out_channels <= NARROW_CHANNEL_PRODUCT) &&
            g->channels * padded <= INT32_MAX; /* the taps' offsets are int32 */
 }
@@ -97,9 +111,11 @@ bool lm_cpu_conv_direct_forward_applies(int64_t images, int64_t out_channels,
 lm_status lm_cpu_conv2d_direct(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
                                const lm_tensor *bias, const lm_conv_epilogue *ep,
                                const lm_conv_geometry *g) {
-    int64_t o = w->shape[0], o_pad = (o + 31) / 32 * 32, p = g->out_h * g->out_w;
-    int64_t taps = g->channels * g->kernel_h * g->kernel_w;
-    int64_t p_pad = (p + POSITIONS - 1) / POSITIONS * POSITIONS;
+    /* 16 lanes for 16 outputs or fewer: 32 would compute half of them for nothing */
+    int64_t o = w->shape[0], lanes = o <= 16 ? 16 : 32, o_pad = (o + lanes - 1) / lanes * lanes;
+    int64_t positions = lanes == 32 ? LM_DIRECT_POSITIONS_32 : LM_DIRECT_POSITIONS_16;
+    int64_t p = g->out_h * g->out_w, taps = g->channels * g->kernel_h * g->kernel_w;
+    int64_t p_pad = (p + positions - 1) / positions * positions;
     float *wt = calloc((size_t)(taps * o_pad), sizeof *wt);
     int32_t *offsets = calloc((size_t)p_pad, sizeof *offsets); /* past the end: position 0 */
     int32_t *tap_offsets = malloc(sizeof *tap_offsets * (size_t)taps);
@@ -131,8 +147,10 @@ lm_status lm_cpu_conv2d_direct(lm_tensor *out, const lm_tensor *x, const lm_tens
                         .p = p,
                         .hp = hp,
                         .wp = wp,
-                        .taps_count = taps};
-    int64_t units = x->shape[0] * (o_pad / 32);
+                        .taps_count = taps,
+                        .lanes = lanes,
+                        .positions = positions};
+    int64_t units = x->shape[0] * (o_pad / lanes);
     int slots = lm_parallel_chunks(units, 1);
     size_t bytes = (size_t)(g->channels * j.hp * j.wp) * sizeof(float) * (size_t)slots;
     j.xp = lm_cpu_alloc(bytes);

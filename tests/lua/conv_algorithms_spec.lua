@@ -378,6 +378,54 @@ describe("convolution algorithms", function()
     end
   end)
 
+  it("compute stride-1 layers of few output channels directly in batches of 8: the loop's values, any thread count",
+    function()
+    lm.manual_seed(18)
+    local saved = lm.get_num_threads()
+    -- {N, C, O, H, W, kernel, padding}: a plane not a multiple of a block of
+    -- 12 positions, outputs fewer than a block of 32, a 5x5 kernel, no padding
+    -- (8x8 = 64 outputs, the fewest the kernel takes), a wide plane, 9 images
+    for _, s in ipairs{{8, 4, 6, 9, 9, 3, 1}, {8, 2, 32, 7, 11, 3, 1}, {8, 3, 5, 9, 9, 5, 2}, {8, 3, 4, 10, 10, 3, 0},
+        {9, 2, 3, 6, 20, 3, 1}} do
+      local n, c, o, h, w, k, pad = table.unpack(s)
+      local x0, w0 = lm.randn(n, c, h, w), lm.randn(o, c, k, k)
+      local want = direct(x0, w0, lm.zeros(n, o, h + 2 * pad - k + 1, w + 2 * pad - k + 1), 1, pad)
+      local bias = lm.randn(o)
+      local label = table.concat(s, ",")
+      local runs = {}
+      for i, threads in ipairs{1, 3} do
+        lm.set_num_threads(threads)
+        runs[i] = F.conv2d(x0, w0, nil, {padding = pad})
+        if i == 1 then
+          eq(rel_error(F.conv2d(x0, w0, bias, {padding = pad}), runs[1] + bias:view(1, o, 1, 1)), 0,
+            label .. ": the bias as a separate add")
+        end
+      end
+      lm.set_num_threads(saved)
+      truthy(rel_error(runs[1], want) < 1e-5, label .. ": " .. rel_error(runs[1], want))
+      if has_direct then eq(rel_error(runs[2], runs[1]), 0, label .. " at 3 threads") end
+    end
+    if not has_direct then return end
+    -- auto takes the kernel (its bits, not Winograd's) only for 32 outputs or
+    -- fewer and 8 images or more
+    local function out_with(algorithm, x, k)
+      return with_algorithm(algorithm, function() return F.conv2d(x, k, nil, {padding = 1}) end)
+    end
+    for _, s in ipairs{{8, 32, true}, {16, 24, true}, {7, 32, false}, {8, 33, false}} do
+      local n, o, takes = table.unpack(s)
+      local x, k = lm.randn(n, 16, 10, 10), lm.randn(o, 16, 3, 3)
+      local auto, winograd = out_with("auto", x, k), out_with("winograd", x, k)
+      local label = string.format("%d images, %d outputs", n, o)
+      if takes then
+        local kernel = out_with("direct", x, k)
+        truthy(rel_error(winograd, kernel) > 0, label .. ": Winograd's bits differ from the kernel's")
+        eq(rel_error(auto, kernel), 0, label .. ": the direct kernel")
+      else
+        eq(rel_error(auto, winograd), 0, label .. ": Winograd")
+      end
+    end
+  end)
+
   it("compute strided layers' input gradient directly: the direct loop's values, any thread count", function()
     lm.manual_seed(18)
     local saved = lm.get_num_threads()
@@ -443,7 +491,7 @@ describe("convolution algorithms", function()
   end)
 
   it("take the direct weight gradient in auto mode except on Winograd's small planes", function()
-    if not has_direct then return end
+    if not has_direct then skip("the direct kernels are compiled in AVX-512 builds only") end
     lm.manual_seed(16)
     local function gw_with(algorithm, x, k0, g)
       local k

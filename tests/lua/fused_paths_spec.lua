@@ -305,23 +305,18 @@ end)
 
 describe("a convolution, its batch norm, residual sum and ReLU as one op (evaluation)", function()
   local C = lm._functional
-  local function with_algorithm(name, fn)
-    local before = lm.get_conv_algorithm()
-    lm.set_conv_algorithm(name)
-    local ok, err = pcall(fn)
-    lm.set_conv_algorithm(before)
-    if not ok then error(err, 0) end
-  end
+  local algorithms = dofile("tests/helpers/conv_algorithms.lua")
 
   it("gives conv2d then the affine map bit for bit, on every path of the convolution", function()
     lm.manual_seed(8)
     -- {N, C, O, H, W, kernel, stride, padding}: Winograd on a large plane and
     -- on a small one (tiles along the images), im2col for few channels, many
-    -- images a chunk (side by side), stride 2, a 1x1 stride-2 layer; then
+    -- images a chunk (side by side), stride 2, a 1x1 stride-2 layer, a
+    -- stride-1 layer with few outputs in a batch of 8 (the direct kernel); then
     -- {.., groups, dilation}: depthwise (the direct kernel), a depthwise 7x7
     -- with 2 filters a channel, a dilated grouped stride-2 layer
     local cases = {{2, 16, 16, 12, 12, 3, 1, 1}, {5, 16, 24, 6, 6, 3, 1, 1}, {3, 3, 8, 9, 9, 3, 1, 1},
-      {40, 4, 6, 6, 6, 3, 1, 1}, {2, 16, 16, 9, 9, 3, 2, 1}, {2, 8, 16, 8, 8, 1, 2, 0},
+      {40, 4, 6, 6, 6, 3, 1, 1}, {2, 16, 16, 9, 9, 3, 2, 1}, {2, 8, 16, 8, 8, 1, 2, 0}, {8, 16, 20, 9, 9, 3, 1, 1},
       {2, 8, 8, 9, 9, 3, 1, 1, 8, 1}, {2, 6, 12, 10, 10, 7, 1, 3, 6, 1}, {2, 8, 8, 11, 11, 3, 2, 2, 4, 2}}
     for _, case in ipairs(cases) do
       local n, c, o, h, w, k, stride, pad, groups, dilation = table.unpack(case)
@@ -331,8 +326,8 @@ describe("a convolution, its batch norm, residual sum and ReLU as one op (evalua
       local opts = {stride = stride, padding = pad, groups = groups, dilation = dilation}
       local out = F.conv2d(x, weight, nil, opts)
       local residual = lm.randn(table.unpack(out:shape()))
-      for _, algorithm in ipairs{"auto", "gemm", "winograd"} do
-        with_algorithm(algorithm, function()
+      for _, algorithm in ipairs(algorithms.available()) do
+        algorithms.with(algorithm, function()
           for _, r in ipairs{false, true} do
             for _, relu in ipairs{false, true} do
               local res = r and residual or nil
