@@ -96,6 +96,13 @@ bool lm_cpu_conv_direct_forward_applies(int64_t images, int64_t out_channels,
 lm_status lm_cpu_conv2d_direct(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
                                const lm_tensor *bias, const lm_conv_epilogue *ep,
                                const lm_conv_geometry *geo);
+/* The forward pass of 1x1 stride-1 unpadded layers as a product per image
+ * in AVX-512 registers (cpu_conv_pointwise.c; AVX-512 builds only,
+ * elsewhere applies is false). */
+bool lm_cpu_conv_pointwise_applies(const lm_conv_geometry *geo);
+lm_status lm_cpu_conv2d_pointwise(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
+                                  const lm_tensor *bias, const lm_conv_epilogue *ep,
+                                  const lm_conv_geometry *geo);
 /* Depthwise layers (groups == input channels, each with out / in filters;
  * any stride, padding and dilation) without columns (cpu_conv_depthwise.c). */
 bool lm_cpu_conv_depthwise_applies(int64_t out_channels, const lm_conv_geometry *geo);

@@ -502,6 +502,8 @@ static lm_status conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
                         const lm_conv_geometry *g) {
     if (conv_algorithm != LM_CONV_GEMM && lm_cpu_conv_depthwise_applies(w->shape[0], g))
         return lm_cpu_conv2d_depthwise(out, x, w, bias, ep, g);
+    if (conv_algorithm != LM_CONV_GEMM && lm_cpu_conv_pointwise_applies(g))
+        return lm_cpu_conv2d_pointwise(out, x, w, bias, ep, g);
     /* the direct kernel first: on the stride-1 layers it shares with
      * Winograd it is the faster (narrow outputs), unless Winograd is asked for */
     bool winograd_forced = conv_algorithm == LM_CONV_WINOGRAD && lm_cpu_winograd_applies(g);

@@ -32,6 +32,12 @@ lm_cpu_features lm_cpu_detect(void) {
     return f;
 }
 
+bool lm_blas_runs_avx512(void) {
+    const char *core = lm_blas_corename();
+    return !strcasecmp(core, "SkylakeX") || !strcasecmp(core, "Cooperlake") ||
+           !strcasecmp(core, "SapphireRapids");
+}
+
 /* OpenBLAS's x86 kernel sets without AVX2: on a processor with AVX2 any of
  * them leaves most of its speed unused. */
 static bool without_avx2(const char *core) {

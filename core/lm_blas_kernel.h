@@ -17,6 +17,11 @@
 /* The kernel set OpenBLAS runs ("Haswell", "SkylakeX", "Prescott", ...). */
 const char *lm_blas_corename(void);
 
+/* Whether the running kernel set uses AVX-512 (SkylakeX, Cooperlake,
+ * SapphireRapids): the CPU's own AVX-512 kernels choose by it where
+ * OpenBLAS's products then win (cpu_conv_pointwise.c). */
+bool lm_blas_runs_avx512(void);
+
 /* The instruction sets that decide the kernel choice (cpuid, with the
  * operating system's support for the wider registers). */
 typedef struct lm_cpu_features {

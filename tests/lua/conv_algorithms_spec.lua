@@ -196,7 +196,10 @@ describe("convolution algorithms", function()
     for j = 1, #b do
       truthy(a[j] == b[j] or a[j] ~= a[j] and b[j] ~= b[j], "output " .. j .. ": " .. a[j] .. ", im2col " .. b[j])
     end
-    near(results.winograd[1][1][1][2][2], 1.44e37, 1e31, "an inner output")
+    -- the float32 operands' product times 144 terms, each sum rounded in
+    -- an order the BLAS kernel set chooses: within 144 roundings
+    local want = lm.tensor{1e38}:item() * lm.tensor{1e-3}:item() * 144
+    near(results.winograd[1][1][1][2][2], want, want * 144 * 2 ^ -24, "an inner output")
     for i = 1, 2 do
       local w = results.winograd[i]:view(-1):totable()
       for j, v in ipairs(w) do truthy(v > -math.huge and v < math.huge, "finite at " .. j .. ": " .. v) end
@@ -424,6 +427,45 @@ describe("convolution algorithms", function()
         eq(rel_error(auto, winograd), 0, label .. ": Winograd")
       end
     end
+  end)
+
+  it("compute 1x1 stride-1 layers as a product per image: the loop's values, any thread count, bias", function()
+    lm.manual_seed(19)
+    local saved = lm.get_num_threads()
+    -- the kernel (AVX-512 builds) takes planes under 64 positions only where
+    -- OpenBLAS runs kernels without AVX-512 (its own are faster there)
+    local blas512 = ({SkylakeX = true, Cooperlake = true, SapphireRapids = true})[lm.blas_info().kernel]
+    -- {N, C, O, H, W}: outputs not a multiple of a block of 8 (and fewer),
+    -- planes not a multiple of a block of 32 positions (and fewer: 3x5), one
+    -- image (its outputs split between the threads), one input channel
+    for _, s in ipairs{{2, 5, 13, 7, 10}, {3, 17, 4, 3, 5}, {1, 9, 40, 6, 11}, {2, 1, 25, 8, 8}, {4, 33, 12, 4, 8},
+        {2, 6, 7, 7, 7}} do
+      local n, c, o, h, w = table.unpack(s)
+      local x0, w0 = lm.randn(n, c, h, w), lm.randn(o, c, 1, 1)
+      local want = direct(x0, w0, lm.zeros(n, o, h, w), 1, 0)
+      local bias = lm.randn(o)
+      local label = table.concat(s, ",")
+      local runs = {}
+      for i, threads in ipairs{1, 3} do
+        lm.set_num_threads(threads)
+        runs[i] = F.conv2d(x0, w0)
+        if i == 1 then
+          eq(rel_error(F.conv2d(x0, w0, bias), runs[1] + bias:view(1, o, 1, 1)), 0,
+            label .. ": the bias as a separate add")
+        end
+      end
+      lm.set_num_threads(saved)
+      truthy(rel_error(runs[1], want) < 1e-5, label .. ": " .. rel_error(runs[1], want))
+      local gemm = with_algorithm("gemm", function() return F.conv2d(x0, w0) end)
+      truthy(rel_error(gemm, want) < 1e-5, label .. ": im2col " .. rel_error(gemm, want))
+      if has_direct and (h * w >= 64 or not blas512) then
+        eq(rel_error(runs[2], runs[1]), 0, label .. " at 3 threads")
+      elseif has_direct then -- (im2col's product, split by thread count)
+        eq(rel_error(runs[1], gemm), 0, label .. ": im2col under OpenBLAS's AVX-512 kernels")
+      end
+    end
+    -- an empty batch
+    eq(F.conv2d(lm.randn(0, 3, 4, 4), lm.randn(5, 3, 1, 1)):shape_string(), "0x5x4x4")
   end)
 
   it("compute strided layers' input gradient directly: the direct loop's values, any thread count", function()
