@@ -193,6 +193,26 @@ lm_status lm_matmul(lm_tensor **out, lm_tensor *a_in, lm_tensor *b_in) {
     return lm_matmul_bias(out, a_in, b_in, NULL);
 }
 
+/* An operand's bfloat16 rounding in its own layout: a transposed matrix
+ * (a Linear layer's weight) stays transposed, so that the product runs as
+ * it would on the rounded float32 operands (a copy would turn NT into NN,
+ * which some OpenBLAS kernel sets, SkylakeX's, round differently). */
+static lm_status cast_operand(lm_tensor **out, lm_tensor *t) {
+    lm_tensor *base = NULL, *rounded = NULL;
+    if (t->ndim < 2) return lm_autocast_operand(out, t);
+    lm_status s = lm_tensor_transpose(&base, t, t->ndim - 2, t->ndim - 1);
+    if (s != LM_OK) return s;
+    if (lm_tensor_is_contiguous(t) || !lm_tensor_is_contiguous(base)) {
+        lm_tensor_release(base);
+        return lm_autocast_operand(out, t);
+    }
+    s = lm_autocast_operand(&rounded, base);
+    if (s == LM_OK) s = lm_tensor_transpose(out, rounded, t->ndim - 2, t->ndim - 1);
+    lm_tensor_release(base);
+    lm_tensor_release(rounded);
+    return s;
+}
+
 /* Under autocast the operands' bfloat16 roundings (lm_autocast.h); else
  * the operands themselves, retained. */
 static lm_status cast_operands(lm_tensor **a, lm_tensor **b, lm_tensor *a_in, lm_tensor *b_in) {
@@ -201,8 +221,8 @@ static lm_status cast_operands(lm_tensor **a, lm_tensor **b, lm_tensor *a_in, lm
         *a = lm_tensor_retain(a_in), *b = lm_tensor_retain(b_in);
         return LM_OK;
     }
-    lm_status s = lm_autocast_operand(a, a_in);
-    if (s == LM_OK) s = lm_autocast_operand(b, b_in);
+    lm_status s = cast_operand(a, a_in);
+    if (s == LM_OK) s = cast_operand(b, b_in);
     if (s != LM_OK) lm_tensor_release(*a), lm_tensor_release(*b), *a = *b = NULL;
     return s;
 }

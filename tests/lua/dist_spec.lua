@@ -179,9 +179,12 @@ describe("lm.dist under mpirun", function()
 
   -- The whole experiment on generated data, as one process and under
   -- `mpirun -n 2` (unchanged command line). Measured differences: the
-  -- classifier's parameters 1e-7, the InfoVAE's 3e-6, the metrics below 2e-4
-  -- (latent means); a pipeline that diverges (dropout masks, MMD per rank,
-  -- per-rank standardisation) moves these metrics by 0.01 to 1.6.
+  -- classifier's parameters 1e-7, the InfoVAE's and the estimator's up to
+  -- 4e-5 with OpenBLAS's Haswell kernels and 5e-4 with its Cooperlake ones
+  -- (their products round otherwise on half batches, and training carries
+  -- it on), the metrics below 2e-4 (latent means); a pipeline that diverges
+  -- (dropout masks, MMD per rank, per-rank standardisation) moves these
+  -- metrics by 0.01 to 1.6, and the steps' parameters (above) by 0.15 to 0.97.
   it("gives the MNIST introspection experiment's metrics on 2 ranks as one process", function()
     need_mpi()
     local dir = os.tmpname()
@@ -226,7 +229,7 @@ describe("lm.dist under mpirun", function()
     for name, params in pairs(p1) do
       for key, t in pairs(params) do
         local diff = (t - p2[name][key]):abs():max():item()
-        truthy(diff <= (name == "classifier" and 1e-5 or 1e-4), string.format("%s %s: %.3g", name, key, diff))
+        truthy(diff <= (name == "classifier" and 1e-5 or 2e-3), string.format("%s %s: %.3g", name, key, diff))
       end
     end
     truthy(math.abs(a.classifier_test_accuracy - b.classifier_test_accuracy) <= 1 / 200 + 1e-9, "accuracy")
