@@ -191,6 +191,20 @@ static void pool_interior(int64_t out, int64_t stride, int64_t pad, int64_t k, i
     if (*lo > *hi) *lo = *hi;
 }
 
+/* The input rows [*i0, *i1) under output row oi's windows. */
+static void pool_window_rows(const lm_conv_geometry *g, int64_t oi, int64_t *i0, int64_t *i1) {
+    *i0 = oi * g->stride_h - g->pad_h;
+    *i1 = *i0 + g->kernel_h;
+    if (*i0 < 0) *i0 = 0;
+    if (*i1 > g->height) *i1 = g->height;
+}
+
+/* The first output column from oj on that lies at an edge, outside the
+ * interior [lo, hi) (out_w and beyond: none is left). */
+static int64_t pool_next_edge(int64_t oj, int64_t lo, int64_t hi) {
+    return oj == lo && hi > lo ? hi : oj;
+}
+
 /* One output at an edge, its window over rows [i0, i1) and the columns
  * from j0 that lie in the row. Max keeps the first largest value, and the
  * last NaN wins over any number, as torch; average divides by the whole
@@ -262,17 +276,14 @@ static void pool_planes(void *ctx, int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; p++) {
         const float *x = j->x + p * in_plane;
         for (int64_t oi = 0; oi < g->out_h; oi++) {
-            int64_t i0 = oi * g->stride_h - g->pad_h, i1 = i0 + g->kernel_h;
-            if (i0 < 0) i0 = 0;
-            if (i1 > g->height) i1 = g->height;
+            int64_t i0, i1;
+            pool_window_rows(g, oi, &i0, &i1);
             float *o = j->out + p * out_plane + oi * g->out_w;
             int32_t *am = max ? j->argmax + p * out_plane + oi * g->out_w : NULL;
-            for (int64_t oj = 0; oj < g->out_w; oj++) {
-                if (oj == lo && hi > lo) oj = hi; /* the interior, below */
-                if (oj >= g->out_w) break;
+            for (int64_t oj = pool_next_edge(0, lo, hi); oj < g->out_w; /* the interior below */
+                 oj = pool_next_edge(oj + 1, lo, hi))
                 pool_edge(x, g, i0, i1, oj * g->stride_w - g->pad_w, max, o + oj,
                           max ? am + oj : NULL);
-            }
             if (max)
                 pool_row_max(x, g, i0, i1, lo, hi, o, am);
             else
@@ -306,15 +317,13 @@ static void pool_backward_planes(void *ctx, int64_t p0, int64_t p1) {
             continue;
         }
         for (int64_t oi = 0; oi < g->out_h; oi++) {
-            int64_t i0 = oi * g->stride_h - g->pad_h, i1 = i0 + g->kernel_h;
-            if (i0 < 0) i0 = 0;
-            if (i1 > g->height) i1 = g->height;
+            int64_t i0, i1;
+            pool_window_rows(g, oi, &i0, &i1);
             const float *go = gp + oi * g->out_w;
             /* the edges' windows, bounds-checked; then the interior's (as
              * the forward pass), each row of a window across the outputs */
-            for (int64_t oj = 0; oj < g->out_w; oj++) {
-                if (oj == lo && hi > lo) oj = hi;
-                if (oj >= g->out_w) break;
+            for (int64_t oj = pool_next_edge(0, lo, hi); oj < g->out_w;
+                 oj = pool_next_edge(oj + 1, lo, hi)) {
                 int64_t j0 = oj * g->stride_w - g->pad_w;
                 float v = go[oj] * scale;
                 for (int64_t i = i0; i < i1; i++)
