@@ -39,12 +39,14 @@ void lm_cpu_linear_gemm(float *c, const float *x, const float *w, const float *b
  * 128 channels except on Winograd's small planes and for narrow 3x3
  * stride-2 padding-1 layers, the direct forward pass and input gradient
  * for narrow strided layers, the direct forward pass for stride-1 layers of
- * at most 32 output channels in batches of 8 images or more;
- * bench/conv_algorithms.lua, bench/conv_weight_grad.lua,
- * bench/conv_strided.lua, bench/conv_grad_input.lua,
- * bench/conv_narrow.lua), and the direct depthwise kernel for depthwise
- * layers (bench/conv_depthwise.lua). Dilated or grouped layers take only
- * im2col (a product a group) or the depthwise kernel. LM_CONV_GEMM takes
+ * at most 32 output channels in batches of 8 images or more and for
+ * grouped layers of at most 32 outputs a group, the pointwise kernel for
+ * 1x1 stride-1 layers; bench/conv_algorithms.lua, bench/conv_weight_grad.lua,
+ * bench/conv_strided.lua, bench/conv_grad_input.lua, bench/conv_narrow.lua,
+ * bench/conv_grouped.lua, bench/conv_pointwise.lua), and the direct
+ * depthwise kernel for depthwise layers (bench/conv_depthwise.lua).
+ * Dilated layers, and the gradients of grouped ones, take only im2col (a
+ * product a group) or the depthwise kernel. LM_CONV_GEMM takes
  * im2col + GEMM for everything; LM_CONV_WINOGRAD takes Winograd wherever it
  * applies and the rest as LM_CONV_AUTO; LM_CONV_DIRECT takes the direct
  * weight gradient wherever it applies and the rest as LM_CONV_AUTO. */
@@ -88,9 +90,10 @@ lm_status lm_cpu_conv2d_direct_grad_weight(lm_tensor *gw, const lm_tensor *g, co
 bool lm_cpu_conv_direct_grad_input_applies(int64_t out_channels, const lm_conv_geometry *geo);
 lm_status lm_cpu_conv2d_direct_grad_input(lm_tensor *gx, const lm_tensor *g, const lm_tensor *w,
                                           const lm_conv_geometry *geo);
-/* The forward pass of strided layers, and of stride-1 layers with at most 32
- * output channels, without columns (cpu_conv_direct_fwd.c; AVX-512 builds
- * only, elsewhere applies is false). */
+/* The forward pass of strided layers, of stride-1 layers with at most 32
+ * output channels and of grouped layers with at most 32 a group, without
+ * columns (cpu_conv_direct_fwd.c; AVX-512 builds only, elsewhere applies is
+ * false). */
 bool lm_cpu_conv_direct_forward_applies(int64_t images, int64_t out_channels,
                                         const lm_conv_geometry *geo);
 lm_status lm_cpu_conv2d_direct(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,

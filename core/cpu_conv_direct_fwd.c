@@ -1,7 +1,8 @@
 /* A convolution's forward pass computed directly, for the strided layers
  * im2col served badly (a stride-2 layer's columns are gathered a short row
- * at a time, and its product has few output channels) and the stride-1
- * layers with few output channels Winograd serves badly. Here the output
+ * at a time, and its product has few output channels), the stride-1
+ * layers with few output channels Winograd serves badly and grouped layers
+ * (im2col's products a group are small). Here the output
  * channels are the vector lanes: for a block of output positions and 32
  * output channels (16 where there are no more), each (input channel, kernel
  * row, kernel column) loads two vectors of weights (one) and broadcasts the
@@ -34,17 +35,20 @@ typedef struct {
     float *out;
     int64_t o, o_pad, p, hp, wp, taps_count;
     int64_t lanes, positions; /* a block: 32 output channels x 12 positions, or 16 x 24 */
-    float *xp;                /* slots of a padded image, one a pool call (lm_cpu_alloc) */
+    int64_t groups, group_outputs, group_channels; /* o_pad: a group's outputs, padded */
+    float *xp; /* slots of a padded image, one a pool call (lm_cpu_alloc) */
 } direct_fwd_job;
 
-/* Units [b, e): unit = image * blocks + block of lanes output channels (so
- * that a small batch still gives every thread work), each image's padded
- * copy made once per run of its units in this pool call's slot. */
+/* Units [b, e): unit = (image * groups + group) * blocks + block of lanes
+ * output channels of the group (so that a small batch still gives every
+ * thread work), each image's padded copy made once per run of its units in
+ * this pool call's slot. A group reads its own input channels, and its
+ * weights are [taps][o_pad] of their own. */
 static void units_range(void *ctx, int64_t b, int64_t e, int slot) {
     direct_fwd_job *j = ctx;
     const lm_conv_geometry *g = j->g;
     int64_t plane = g->height * g->width, padded = j->hp * j->wp, blocks = j->o_pad / j->lanes;
-    int64_t lanes = j->lanes, positions = j->positions;
+    int64_t lanes = j->lanes, positions = j->positions, per_image = j->groups * blocks;
     size_t floats = (size_t)(g->channels * padded);
     float *xp = j->xp + (size_t)slot * floats;
     memset(xp, 0, floats * sizeof *xp); /* the border stays 0 */
@@ -52,7 +56,10 @@ static void units_range(void *ctx, int64_t b, int64_t e, int slot) {
     float tile[LM_DIRECT_POSITIONS_32 * 32];
     int64_t copied = -1; /* the image in xp */
     for (int64_t u = b; u < e; u++) {
-        int64_t n = u / blocks, o0 = (u % blocks) * lanes;
+        int64_t n = u / per_image, group = u % per_image / blocks, b0 = (u % blocks) * lanes;
+        int64_t o0 = group * j->group_outputs + b0; /* the block's first output channel */
+        const float *group_plane = xp + group * j->group_channels * padded;
+        const float *weights = j->wt + group * j->taps_count * j->o_pad + b0;
         if (n != copied) {
             const float *x = j->x + n * g->channels * plane;
             for (int64_t c = 0; c < g->channels; c++)
@@ -62,14 +69,14 @@ static void units_range(void *ctx, int64_t b, int64_t e, int slot) {
             copied = n;
         }
         float *y = j->out + n * j->o * j->p;
-        int64_t outs = j->o - o0 < lanes ? j->o - o0 : lanes;
+        int64_t outs = j->group_outputs - b0 < lanes ? j->group_outputs - b0 : lanes;
         for (int64_t p0 = 0; p0 < j->p; p0 += positions) {
             if (lanes == 32)
-                lm_direct_sums32(xp, j->taps, j->taps_count, j->offsets + p0, j->wt + o0, j->o_pad,
-                                 tile);
+                lm_direct_sums32(group_plane, j->taps, j->taps_count, j->offsets + p0, weights,
+                                 j->o_pad, tile);
             else
-                lm_direct_sums16(xp, j->taps, j->taps_count, j->offsets + p0, j->wt + o0, j->o_pad,
-                                 tile);
+                lm_direct_sums16(group_plane, j->taps, j->taps_count, j->offsets + p0, weights,
+                                 j->o_pad, tile);
             int64_t count = j->p - p0 < positions ? j->p - p0 : positions;
             for (int64_t k = 0; k < outs; k++) {
                 float *dst = y + (o0 + k) * j->p + p0;
@@ -95,15 +102,23 @@ static void units_range(void *ctx, int64_t b, int64_t e, int slot) {
  * 128 -> 32 layers 1.3-2.5x, bench/conv_narrow.lua); there a unit is an
  * image, so a small batch would leave threads idle. */
 #define STRIDE1_MAX_OUTPUTS 32
+/* Grouped layers of at most 32 outputs a group (RegNet's 16-channel groups,
+ * ResNeXt's): im2col makes a small product a group, the kernel a block a
+ * group (bench/conv_grouped.lua). */
+#define GROUP_MAX_OUTPUTS 32
 
 bool lm_cpu_conv_direct_forward_applies(int64_t images, int64_t out_channels,
                                         const lm_conv_geometry *g) {
     int64_t padded = (g->height + 2 * g->pad_h) * (g->width + 2 * g->pad_w);
+    int64_t groups = lm_conv_groups(g);
+    if (lm_conv_dilation_h(g) > 1 || lm_conv_dilation_w(g) > 1 || out_channels <= 0) return false;
+    if (groups > 1) /* (depthwise layers have their own kernel) */
+        return out_channels / groups <= GROUP_MAX_OUTPUTS && g->kernel_h * g->kernel_w > 1 &&
+               g->out_h * g->out_w >= MIN_POSITIONS && g->channels * padded <= INT32_MAX;
     bool strided = g->stride_h > 1 || g->stride_w > 1;
     if (!strided && (out_channels > STRIDE1_MAX_OUTPUTS || images < MIN_IMAGES_WIDE)) return false;
-    return lm_conv_is_plain(g) && g->kernel_h * g->kernel_w > 1 &&
-           g->out_h * g->out_w >= MIN_POSITIONS && out_channels > 0 &&
-           g->channels * out_channels <= MAX_CHANNEL_PRODUCT &&
+    return g->kernel_h * g->kernel_w > 1 && g->out_h * g->out_w >= MIN_POSITIONS &&
+           out_channels > 0 && g->channels * out_channels <= MAX_CHANNEL_PRODUCT &&
            (images >= MIN_IMAGES_WIDE || g->channels * out_channels <= NARROW_CHANNEL_PRODUCT) &&
            g->channels * padded <= INT32_MAX; /* the taps' offsets are int32 */
 }
@@ -111,12 +126,14 @@ bool lm_cpu_conv_direct_forward_applies(int64_t images, int64_t out_channels,
 lm_status lm_cpu_conv2d_direct(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
                                const lm_tensor *bias, const lm_conv_epilogue *ep,
                                const lm_conv_geometry *g) {
-    /* 16 lanes for 16 outputs or fewer: 32 would compute half of them for nothing */
-    int64_t o = w->shape[0], lanes = o <= 16 ? 16 : 32, o_pad = (o + lanes - 1) / lanes * lanes;
+    /* 16 lanes for 16 outputs a group or fewer: 32 would compute half of them
+     * for nothing */
+    int64_t o = w->shape[0], groups = lm_conv_groups(g), og = o / groups, cg = g->channels / groups;
+    int64_t lanes = og <= 16 ? 16 : 32, o_pad = (og + lanes - 1) / lanes * lanes;
     int64_t positions = lanes == 32 ? LM_DIRECT_POSITIONS_32 : LM_DIRECT_POSITIONS_16;
-    int64_t p = g->out_h * g->out_w, taps = g->channels * g->kernel_h * g->kernel_w;
+    int64_t p = g->out_h * g->out_w, taps = cg * g->kernel_h * g->kernel_w;
     int64_t p_pad = (p + positions - 1) / positions * positions;
-    float *wt = calloc((size_t)(taps * o_pad), sizeof *wt);
+    float *wt = calloc((size_t)(groups * taps * o_pad), sizeof *wt);
     int32_t *offsets = calloc((size_t)p_pad, sizeof *offsets); /* past the end: position 0 */
     int32_t *tap_offsets = malloc(sizeof *tap_offsets * (size_t)taps);
     if (!wt || !offsets || !tap_offsets) {
@@ -124,10 +141,11 @@ lm_status lm_cpu_conv2d_direct(lm_tensor *out, const lm_tensor *x, const lm_tens
         return LM_ERR_MEMORY;
     }
     const float *wf = lm_tensor_f32(w);
-    for (int64_t k = 0; k < o; k++)
-        for (int64_t t = 0; t < taps; t++) wt[t * o_pad + k] = wf[k * taps + t];
+    for (int64_t k = 0; k < o; k++) /* output k: group k / og, its (k % og)-th */
+        for (int64_t t = 0; t < taps; t++)
+            wt[((k / og) * taps + t) * o_pad + k % og] = wf[k * taps + t];
     int64_t wp = g->width + 2 * g->pad_w, hp = g->height + 2 * g->pad_h;
-    for (int64_t c = 0, t = 0; c < g->channels; c++)
+    for (int64_t c = 0, t = 0; c < cg; c++) /* from the group's first channel */
         for (int64_t i = 0; i < g->kernel_h; i++)
             for (int64_t k = 0; k < g->kernel_w; k++)
                 tap_offsets[t++] = (int32_t)((c * hp + i) * wp + k);
@@ -149,8 +167,11 @@ lm_status lm_cpu_conv2d_direct(lm_tensor *out, const lm_tensor *x, const lm_tens
                         .wp = wp,
                         .taps_count = taps,
                         .lanes = lanes,
-                        .positions = positions};
-    int64_t units = x->shape[0] * (o_pad / lanes);
+                        .positions = positions,
+                        .groups = groups,
+                        .group_outputs = og,
+                        .group_channels = cg};
+    int64_t units = x->shape[0] * groups * (o_pad / lanes);
     int slots = lm_parallel_chunks(units, 1);
     size_t bytes = (size_t)(g->channels * j.hp * j.wp) * sizeof(float) * (size_t)slots;
     j.xp = lm_cpu_alloc(bytes);

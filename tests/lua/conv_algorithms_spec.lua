@@ -429,6 +429,43 @@ describe("convolution algorithms", function()
     end
   end)
 
+  it("compute grouped layers a block a group: the loop's values group by group, any thread count, bias", function()
+    lm.manual_seed(20)
+    local saved = lm.get_num_threads()
+    -- {N, C, O, groups, H, W, kernel, stride, padding}: 16 lanes for a few
+    -- outputs a group, 32 for 22 of them with stride 2, 5x5 windows
+    for _, s in ipairs{{2, 4, 6, 2, 9, 9, 3, 1, 1}, {1, 6, 66, 3, 16, 16, 3, 2, 1}, {3, 8, 8, 4, 8, 8, 3, 1, 1},
+        {2, 6, 9, 3, 10, 12, 5, 1, 2}} do
+      local n, c, o, groups, h, w, k, stride, pad = table.unpack(s)
+      local x0, w0 = lm.randn(n, c, h, w), lm.randn(o, c // groups, k, k)
+      local oh, ow = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+      local parts = {}
+      for q = 1, groups do -- the reference: each group a plain layer on its own channels
+        local cg, og = c // groups, o // groups
+        parts[q] = direct(x0:narrow(2, (q - 1) * cg + 1, cg):contiguous(),
+          w0:narrow(1, (q - 1) * og + 1, og):contiguous(), lm.zeros(n, og, oh, ow), stride, pad)
+      end
+      local want = lm.cat(parts, 2)
+      local opts = {stride = stride, padding = pad, groups = groups}
+      local bias = lm.randn(o)
+      local label = table.concat(s, ",")
+      local runs = {}
+      for i, threads in ipairs{1, 3} do
+        lm.set_num_threads(threads)
+        runs[i] = F.conv2d(x0, w0, nil, opts)
+        if i == 1 then
+          eq(rel_error(F.conv2d(x0, w0, bias, opts), runs[1] + bias:view(1, o, 1, 1)), 0,
+            label .. ": the bias as a separate add")
+        end
+      end
+      lm.set_num_threads(saved)
+      truthy(rel_error(runs[1], want) < 1e-5, label .. ": " .. rel_error(runs[1], want))
+      if has_direct then eq(rel_error(runs[2], runs[1]), 0, label .. " at 3 threads") end
+      local gemm = with_algorithm("gemm", function() return F.conv2d(x0, w0, nil, opts) end)
+      truthy(rel_error(gemm, want) < 1e-5, label .. ": im2col " .. rel_error(gemm, want))
+    end
+  end)
+
   it("compute 1x1 stride-1 layers as a product per image: the loop's values, any thread count, bias", function()
     lm.manual_seed(19)
     local saved = lm.get_num_threads()

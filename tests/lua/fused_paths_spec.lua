@@ -315,11 +315,13 @@ describe("a convolution, its batch norm, residual sum and ReLU as one op (evalua
     -- stride-1 layer with few outputs in a batch of 8 (the direct kernel), a
     -- 1x1 stride-1 layer (the pointwise kernel); then
     -- {.., groups, dilation}: depthwise (the direct kernel), a depthwise 7x7
-    -- with 2 filters a channel, a dilated grouped stride-2 layer
+    -- with 2 filters a channel, a dilated grouped stride-2 layer, a grouped
+    -- layer (the direct kernel, a block a group)
     local cases = {{2, 16, 16, 12, 12, 3, 1, 1}, {5, 16, 24, 6, 6, 3, 1, 1}, {3, 3, 8, 9, 9, 3, 1, 1},
       {40, 4, 6, 6, 6, 3, 1, 1}, {2, 16, 16, 9, 9, 3, 2, 1}, {2, 8, 16, 8, 8, 1, 2, 0}, {8, 16, 20, 9, 9, 3, 1, 1},
       {3, 20, 14, 6, 7, 1, 1, 0},
-      {2, 8, 8, 9, 9, 3, 1, 1, 8, 1}, {2, 6, 12, 10, 10, 7, 1, 3, 6, 1}, {2, 8, 8, 11, 11, 3, 2, 2, 4, 2}}
+      {2, 8, 8, 9, 9, 3, 1, 1, 8, 1}, {2, 6, 12, 10, 10, 7, 1, 3, 6, 1}, {2, 8, 8, 11, 11, 3, 2, 2, 4, 2},
+      {2, 8, 16, 10, 10, 3, 1, 1, 4, 1}}
     for _, case in ipairs(cases) do
       local n, c, o, h, w, k, stride, pad, groups, dilation = table.unpack(case)
       groups, dilation = groups or 1, dilation or 1
