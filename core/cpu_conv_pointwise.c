@@ -124,6 +124,7 @@ lm_status lm_cpu_conv2d_pointwise(lm_tensor *out, const lm_tensor *x, const lm_t
                                   const lm_tensor *bias, const lm_conv_epilogue *ep,
                                   const lm_conv_geometry *g) {
     int64_t o = w->shape[0], c = g->channels, blocks = (o + ROWS - 1) / ROWS;
+    if (x->shape[0] == 0 || o == 0) return LM_OK; /* nothing to write */
     /* the weights of each block of 8 outputs as [C][8], rows past O zero */
     float *packed = malloc(sizeof *packed * (size_t)(blocks * ROWS * c));
     if (!packed) return LM_ERR_MEMORY;

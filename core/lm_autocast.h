@@ -30,7 +30,8 @@ lm_autocast_mode lm_set_autocast(lm_autocast_mode mode);
 
 /* A product's operand: under LM_AUTOCAST_BF16 a new contiguous float32
  * tensor holding t rounded to bfloat16; otherwise (or for a tensor that is
- * not float32) lm_contiguous(t). */
+ * not float32) lm_contiguous(t). (lm_matmul rounds a transposed matrix as
+ * its contiguous leaf and keeps it transposed: ops_matmul.c, cast_operand.) */
 lm_status lm_autocast_operand(lm_tensor **out, lm_tensor *t);
 
 #endif

@@ -387,9 +387,10 @@ describe("convolution algorithms", function()
     local saved = lm.get_num_threads()
     -- {N, C, O, H, W, kernel, padding}: a plane not a multiple of a block of
     -- 12 positions, outputs fewer than a block of 32, a 5x5 kernel, no padding
-    -- (8x8 = 64 outputs, the fewest the kernel takes), a wide plane, 9 images
+    -- (8x8 = 64 outputs, the fewest the kernel takes), a wide plane, 9 images,
+    -- 20 outputs (32 lanes, partly used) and 16 (16 lanes, all used)
     for _, s in ipairs{{8, 4, 6, 9, 9, 3, 1}, {8, 2, 32, 7, 11, 3, 1}, {8, 3, 5, 9, 9, 5, 2}, {8, 3, 4, 10, 10, 3, 0},
-        {9, 2, 3, 6, 20, 3, 1}} do
+        {9, 2, 3, 6, 20, 3, 1}, {8, 3, 20, 8, 8, 3, 1}, {8, 2, 16, 8, 9, 3, 1}} do
       local n, c, o, h, w, k, pad = table.unpack(s)
       local x0, w0 = lm.randn(n, c, h, w), lm.randn(o, c, k, k)
       local want = direct(x0, w0, lm.zeros(n, o, h + 2 * pad - k + 1, w + 2 * pad - k + 1), 1, pad)
@@ -471,12 +472,13 @@ describe("convolution algorithms", function()
     local saved = lm.get_num_threads()
     -- the kernel (AVX-512 builds) takes planes under 64 positions only where
     -- OpenBLAS runs kernels without AVX-512 (its own are faster there)
-    local blas512 = ({SkylakeX = true, Cooperlake = true, SapphireRapids = true})[lm.blas_info().kernel]
+    local blas512 = ({skylakex = true, cooperlake = true, sapphirerapids = true})[(lm.blas_info().kernel or ""):lower()]
     -- {N, C, O, H, W}: outputs not a multiple of a block of 8 (and fewer),
-    -- planes not a multiple of a block of 32 positions (and fewer: 3x5), one
-    -- image (its outputs split between the threads), one input channel
+    -- planes not a multiple of a block of 32 positions (and fewer: 3x5; a
+    -- last block of 17 and 26: both vectors, the second partly), one image
+    -- (its outputs split between the threads), one input channel
     for _, s in ipairs{{2, 5, 13, 7, 10}, {3, 17, 4, 3, 5}, {1, 9, 40, 6, 11}, {2, 1, 25, 8, 8}, {4, 33, 12, 4, 8},
-        {2, 6, 7, 7, 7}} do
+        {2, 6, 7, 7, 7}, {2, 5, 13, 9, 9}, {1, 7, 9, 9, 10}} do
       local n, c, o, h, w = table.unpack(s)
       local x0, w0 = lm.randn(n, c, h, w), lm.randn(o, c, 1, 1)
       local want = direct(x0, w0, lm.zeros(n, o, h, w), 1, 0)
