@@ -2,11 +2,13 @@
 -- channels, ResNeXt's of 4 and 8... channels per group as given): im2col +
 -- GEMM (a product a group) against the direct kernel
 -- (core/cpu_conv_direct_fwd.c, a block a group) that 'auto' takes, best of
--- 5 rounds with the two alternated in each. The results set
+-- 5 rounds with the two alternated in each (bench/algorithm_rounds.lua).
+-- The results set
 -- lm_cpu_conv_direct_forward_applies's rule for groups.
 --   lumen bench/conv_grouped.lua [threads] [batch]
 local lm = require 'lumen'
 local F = lm.nn.functional
+local rounds = dofile((arg[0]:match("^(.*)/") or ".") .. "/algorithm_rounds.lua")
 lm.set_num_threads(tonumber(arg[1]) or lm.get_num_threads())
 local batch = tonumber(arg[2]) or 8
 lm.manual_seed(1)
@@ -23,19 +25,8 @@ lm.no_grad(function()
   for _, s in ipairs(shapes) do
     local c, groups, size, stride = table.unpack(s)
     local x, w = lm.randn(batch, c, size, size), lm.randn(c, c // groups, 3, 3) * (1 / math.sqrt(9 * c / groups))
-    local times, out = {}, {}
-    for round = 1, 7 do
-      for _, algo in ipairs{"gemm", "auto"} do
-        lm.set_conv_algorithm(algo)
-        out[algo] = nil
-        collectgarbage() -- the output's block comes from the cache, not fresh pages (10 us each here)
-        local t0 = lm.clock()
-        out[algo] = F.conv2d(x, w, nil, {padding = 1, stride = stride, groups = groups})
-        local t = lm.clock() - t0
-        if round > 2 then times[algo] = math.min(times[algo] or math.huge, t) end
-      end
-    end
-    lm.set_conv_algorithm("auto")
+    local opts = {padding = 1, stride = stride, groups = groups}
+    local times, out = rounds({"gemm", "auto"}, function() return F.conv2d(x, w, nil, opts) end)
     local o = out.auto:shape()[3]
     print(string.format("%-26s %9.3f %9.3f %7.2f %8.0f %10.2e", string.format("%d (%d) @ %d / %d", c, groups, size,
       stride), 1e3 * times.gemm, 1e3 * times.auto, times.auto / times.gemm,

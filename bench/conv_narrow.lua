@@ -3,11 +3,13 @@
 -- kernel (core/cpu_conv_direct_fwd.c) that 'auto' takes for them, per layer
 -- shape (DenseNet-121's 128 -> 32 growth layers at each block's size, the
 -- narrow layers of small CIFAR networks, and wider ones where 'auto' keeps
--- the others), best of 5 rounds with the three alternated in each. The
--- results set lm_cpu_conv_direct_forward_applies's stride-1 rule.
+-- the others), best of 5 rounds with the three alternated in each
+-- (bench/algorithm_rounds.lua). The results set
+-- lm_cpu_conv_direct_forward_applies's stride-1 rule.
 --   lumen bench/conv_narrow.lua [threads] [batch]
 local lm = require 'lumen'
 local F = lm.nn.functional
+local rounds = dofile((arg[0]:match("^(.*)/") or ".") .. "/algorithm_rounds.lua")
 lm.set_num_threads(tonumber(arg[1]) or lm.get_num_threads())
 local batch = tonumber(arg[2]) or 8
 lm.manual_seed(1)
@@ -26,19 +28,7 @@ lm.no_grad(function()
   for _, s in ipairs(shapes) do
     local c, o, size = table.unpack(s)
     local x, w = lm.randn(batch, c, size, size), lm.randn(o, c, 3, 3) * (1 / math.sqrt(9 * c))
-    local times, out = {}, {}
-    for round = 1, 7 do
-      for _, algo in ipairs(algorithms) do
-        lm.set_conv_algorithm(algo)
-        out[algo] = nil
-        collectgarbage() -- the output's block comes from the cache, not fresh pages (10 us each here)
-        local t0 = lm.clock()
-        out[algo] = F.conv2d(x, w, nil, {padding = 1})
-        local t = lm.clock() - t0
-        if round > 2 then times[algo] = math.min(times[algo] or math.huge, t) end
-      end
-    end
-    lm.set_conv_algorithm("auto")
+    local times, out = rounds(algorithms, function() return F.conv2d(x, w, nil, {padding = 1}) end)
     print(string.format("%-16s %9.3f %12.3f %9.3f %16.2f %8.0f %10.2e", string.format("%d -> %d @ %d", c, o, size),
       1e3 * times.gemm, 1e3 * times.winograd, 1e3 * times.auto, times.auto / math.min(times.gemm, times.winograd),
       2 * batch * o * c * 9 * size * size / times.auto / 1e9, (out.gemm - out.auto):abs():max():item()))

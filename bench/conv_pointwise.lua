@@ -3,11 +3,12 @@
 -- kernel (core/cpu_conv_pointwise.c) that 'auto' takes for them, per layer
 -- shape (DenseNet-121's bottlenecks, ResNet-50's, MobileNet's and
 -- EfficientNet's expansions and projections), best of 5 rounds with the two
--- alternated in each. Run it with OPENBLAS_CORETYPE set to each kernel set
+-- alternated in each (bench/algorithm_rounds.lua). Run it with OPENBLAS_CORETYPE set to each kernel set
 -- to compare (the header says which one ran).
 --   lumen bench/conv_pointwise.lua [threads] [batch]
 local lm = require 'lumen'
 local F = lm.nn.functional
+local rounds = dofile((arg[0]:match("^(.*)/") or ".") .. "/algorithm_rounds.lua")
 lm.set_num_threads(tonumber(arg[1]) or lm.get_num_threads())
 local batch = tonumber(arg[2]) or 8
 lm.manual_seed(1)
@@ -25,19 +26,7 @@ lm.no_grad(function()
   for _, s in ipairs(shapes) do
     local c, o, size = table.unpack(s)
     local x, w = lm.randn(batch, c, size, size), lm.randn(o, c, 1, 1) * (1 / math.sqrt(c))
-    local times, out = {}, {}
-    for round = 1, 7 do
-      for _, algo in ipairs(algorithms) do
-        lm.set_conv_algorithm(algo)
-        out[algo] = nil
-        collectgarbage() -- the output's block comes from the cache, not fresh pages (10 us each here)
-        local t0 = lm.clock()
-        out[algo] = F.conv2d(x, w)
-        local t = lm.clock() - t0
-        if round > 2 then times[algo] = math.min(times[algo] or math.huge, t) end
-      end
-    end
-    lm.set_conv_algorithm("auto")
+    local times, out = rounds(algorithms, function() return F.conv2d(x, w) end)
     print(string.format("%-18s %9.3f %9.3f %7.2f %8.0f %10.2e", string.format("%d -> %d @ %d", c, o, size),
       1e3 * times.gemm, 1e3 * times.auto, times.auto / times.gemm,
       2 * batch * o * c * size * size / times.auto / 1e9, (out.gemm - out.auto):abs():max():item()))

@@ -62,6 +62,21 @@ end
 
 local with_algorithm = dofile("tests/helpers/conv_algorithms.lua").with
 
+-- F.conv2d(x, w, nil, opts) at 1 and at 3 threads (both returned), and with
+-- `bias` at 1 thread, which must equal the bias added afterwards, bit for bit
+local function at_two_thread_counts(x, w, opts, bias, label)
+  local saved, runs = lm.get_num_threads(), {}
+  for i, threads in ipairs{1, 3} do
+    lm.set_num_threads(threads)
+    runs[i] = F.conv2d(x, w, nil, opts)
+  end
+  lm.set_num_threads(1)
+  local with_bias = F.conv2d(x, w, bias, opts)
+  lm.set_num_threads(saved)
+  eq(rel_error(with_bias, runs[1] + bias:view(1, -1, 1, 1)), 0, label .. ": the bias as a separate add")
+  return runs[1], runs[2]
+end
+
 -- the direct weight gradient is compiled in AVX-512 builds only
 local has_direct = pcall(lm.set_conv_algorithm, "direct")
 lm.set_conv_algorithm("auto")
@@ -349,7 +364,6 @@ describe("convolution algorithms", function()
 
   it("compute strided layers' outputs directly: the direct loop's values, any thread count, bias", function()
     lm.manual_seed(17)
-    local saved = lm.get_num_threads()
     -- {N, C, O, H, W, kernel, stride, padding}: outputs fewer than a block of
     -- 32 channels and more than one, planes not a multiple of a block of 12
     -- positions, stride 3 with a 5x5 kernel, a plane wider than tall (all
@@ -363,15 +377,7 @@ describe("convolution algorithms", function()
       local bias = lm.randn(o)
       local label = table.concat(s, ",")
       local runs = {}
-      for i, threads in ipairs{1, 3} do
-        lm.set_num_threads(threads)
-        runs[i] = F.conv2d(x0, w0, nil, {stride = stride, padding = pad})
-        if i == 1 then
-          eq(rel_error(F.conv2d(x0, w0, bias, {stride = stride, padding = pad}),
-            runs[1] + bias:view(1, o, 1, 1)), 0, label .. ": the bias as a separate add")
-        end
-      end
-      lm.set_num_threads(saved)
+      runs[1], runs[2] = at_two_thread_counts(x0, w0, {stride = stride, padding = pad}, bias, label)
       truthy(rel_error(runs[1], want) < 1e-5, label .. ": " .. rel_error(runs[1], want))
       if has_direct then
         eq(rel_error(runs[2], runs[1]), 0, label .. " at 3 threads")
@@ -384,7 +390,6 @@ describe("convolution algorithms", function()
   it("compute stride-1 layers of few output channels directly in batches of 8: the loop's values, any thread count",
     function()
     lm.manual_seed(18)
-    local saved = lm.get_num_threads()
     -- {N, C, O, H, W, kernel, padding}: a plane not a multiple of a block of
     -- 12 positions, outputs fewer than a block of 32, a 5x5 kernel, no padding
     -- (8x8 = 64 outputs, the fewest the kernel takes), a wide plane, 9 images,
@@ -397,15 +402,7 @@ describe("convolution algorithms", function()
       local bias = lm.randn(o)
       local label = table.concat(s, ",")
       local runs = {}
-      for i, threads in ipairs{1, 3} do
-        lm.set_num_threads(threads)
-        runs[i] = F.conv2d(x0, w0, nil, {padding = pad})
-        if i == 1 then
-          eq(rel_error(F.conv2d(x0, w0, bias, {padding = pad}), runs[1] + bias:view(1, o, 1, 1)), 0,
-            label .. ": the bias as a separate add")
-        end
-      end
-      lm.set_num_threads(saved)
+      runs[1], runs[2] = at_two_thread_counts(x0, w0, {padding = pad}, bias, label)
       truthy(rel_error(runs[1], want) < 1e-5, label .. ": " .. rel_error(runs[1], want))
       if has_direct then eq(rel_error(runs[2], runs[1]), 0, label .. " at 3 threads") end
     end
@@ -432,7 +429,6 @@ describe("convolution algorithms", function()
 
   it("compute grouped layers a block a group: the loop's values group by group, any thread count, bias", function()
     lm.manual_seed(20)
-    local saved = lm.get_num_threads()
     -- {N, C, O, groups, H, W, kernel, stride, padding}: 16 lanes for a few
     -- outputs a group, 32 for 22 of them with stride 2, 5x5 windows
     for _, s in ipairs{{2, 4, 6, 2, 9, 9, 3, 1, 1}, {1, 6, 66, 3, 16, 16, 3, 2, 1}, {3, 8, 8, 4, 8, 8, 3, 1, 1},
@@ -451,15 +447,7 @@ describe("convolution algorithms", function()
       local bias = lm.randn(o)
       local label = table.concat(s, ",")
       local runs = {}
-      for i, threads in ipairs{1, 3} do
-        lm.set_num_threads(threads)
-        runs[i] = F.conv2d(x0, w0, nil, opts)
-        if i == 1 then
-          eq(rel_error(F.conv2d(x0, w0, bias, opts), runs[1] + bias:view(1, o, 1, 1)), 0,
-            label .. ": the bias as a separate add")
-        end
-      end
-      lm.set_num_threads(saved)
+      runs[1], runs[2] = at_two_thread_counts(x0, w0, opts, bias, label)
       truthy(rel_error(runs[1], want) < 1e-5, label .. ": " .. rel_error(runs[1], want))
       if has_direct then eq(rel_error(runs[2], runs[1]), 0, label .. " at 3 threads") end
       local gemm = with_algorithm("gemm", function() return F.conv2d(x0, w0, nil, opts) end)
@@ -469,7 +457,6 @@ describe("convolution algorithms", function()
 
   it("compute 1x1 stride-1 layers as a product per image: the loop's values, any thread count, bias", function()
     lm.manual_seed(19)
-    local saved = lm.get_num_threads()
     -- the kernel (AVX-512 builds) takes planes under 64 positions only where
     -- OpenBLAS runs kernels without AVX-512 (its own are faster there)
     local blas512 = ({skylakex = true, cooperlake = true, sapphirerapids = true})[(lm.blas_info().kernel or ""):lower()]
@@ -485,15 +472,7 @@ describe("convolution algorithms", function()
       local bias = lm.randn(o)
       local label = table.concat(s, ",")
       local runs = {}
-      for i, threads in ipairs{1, 3} do
-        lm.set_num_threads(threads)
-        runs[i] = F.conv2d(x0, w0)
-        if i == 1 then
-          eq(rel_error(F.conv2d(x0, w0, bias), runs[1] + bias:view(1, o, 1, 1)), 0,
-            label .. ": the bias as a separate add")
-        end
-      end
-      lm.set_num_threads(saved)
+      runs[1], runs[2] = at_two_thread_counts(x0, w0, {}, bias, label)
       truthy(rel_error(runs[1], want) < 1e-5, label .. ": " .. rel_error(runs[1], want))
       local gemm = with_algorithm("gemm", function() return F.conv2d(x0, w0) end)
       truthy(rel_error(gemm, want) < 1e-5, label .. ": im2col " .. rel_error(gemm, want))
