@@ -185,7 +185,7 @@ lm_status lm_cpu_conv2d_direct(lm_tensor *out, const lm_tensor *x, const lm_tens
     return LM_OK;
 }
 
-#else /* without AVX-512 im2col computes every strided layer */
+#else /* without AVX-512 the layers above go to im2col (or Winograd) */
 
 bool lm_cpu_conv_direct_forward_applies(int64_t images, int64_t out_channels,
                                         const lm_conv_geometry *g) {
