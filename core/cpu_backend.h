@@ -70,6 +70,15 @@ void lm_cpu_conv_epilogue(const lm_conv_epilogue *ep, float *out, int64_t p0, in
 lm_status lm_cpu_conv2d_winograd(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
                                  const lm_tensor *bias, const lm_conv_epilogue *ep,
                                  const lm_conv_geometry *geo);
+/* A stride-1 layer's input gradient is the stride-1 convolution of its
+ * output gradient with the weights turned: each group's input and output
+ * channels swapped and each kernel rotated by 180 degrees, padding kernel -
+ * 1 - padding. That convolution's geometry (channels: the layer's
+ * out_channels; its output: the layer's input), and the turned weights
+ * [C, O / groups, kh, kw] written to `turned` from w [O, C / groups, kh, kw]. */
+lm_conv_geometry lm_cpu_conv_gradient_geometry(int64_t out_channels, const lm_conv_geometry *geo);
+void lm_cpu_conv_turn_weights(float *turned, const float *w, int64_t out_channels,
+                              const lm_conv_geometry *geo);
 bool lm_cpu_winograd_grad_input_applies(const lm_conv_geometry *geo);
 lm_status lm_cpu_conv2d_winograd_grad_input(lm_tensor *gx, const lm_tensor *g, const lm_tensor *w,
                                             const lm_conv_geometry *geo);

@@ -586,6 +586,66 @@ static bool direct_grad_weight(int64_t out_channels, const lm_conv_geometry *g) 
            !lm_cpu_winograd_grad_weight_gains(g);
 }
 
+/* The input gradient of a stride-1 layer is itself a stride-1 convolution:
+ * of the output gradient, with each group's weights turned (see
+ * cpu_backend.h). Where the 1x1 or the direct forward kernel takes that
+ * convolution, it beats im2col's product and fold
+ * (bench/conv_grad_input_stride1.lua: grouped 3x3 layers 0.3-0.6 of its
+ * time, 1x1 layers 0.8-1.0), and grouped layers gain on small planes even
+ * where the forward pass is im2col's (its product a group and no fold:
+ * 0.4-0.6 on 7x7 planes). Elsewhere it may lose (a 3 -> 16 layer's 16 -> 3
+ * forward pass: 3x im2col's time; a 1x7 kernel padded to 1x13: 1.4x). */
+lm_conv_geometry lm_cpu_conv_gradient_geometry(int64_t out_channels, const lm_conv_geometry *g) {
+    lm_conv_geometry t = *g;
+    t.channels = out_channels;
+    t.height = g->out_h;
+    t.width = g->out_w;
+    t.pad_h = g->kernel_h - 1 - g->pad_h;
+    t.pad_w = g->kernel_w - 1 - g->pad_w;
+    t.out_h = g->height;
+    t.out_w = g->width;
+    return t;
+}
+
+void lm_cpu_conv_turn_weights(float *turned, const float *w, int64_t out_channels,
+                              const lm_conv_geometry *g) {
+    int64_t groups = lm_conv_groups(g), og = out_channels / groups, cg = g->channels / groups,
+            taps = g->kernel_h * g->kernel_w;
+    for (int64_t grp = 0; grp < groups; grp++)
+        for (int64_t c = 0; c < cg; c++)
+            for (int64_t k = 0; k < og; k++) {
+                const float *from = w + ((grp * og + k) * cg + c) * taps;
+                float *to = turned + ((grp * cg + c) * og + k) * taps;
+                for (int64_t t = 0; t < taps; t++) to[taps - 1 - t] = from[t];
+            }
+}
+
+static bool grad_input_as_forward(int64_t images, int64_t out_channels, const lm_conv_geometry *g) {
+    if (conv_algorithm == LM_CONV_GEMM || g->stride_h != 1 || g->stride_w != 1 ||
+        lm_conv_dilation_h(g) != 1 || lm_conv_dilation_w(g) != 1 || g->pad_h >= g->kernel_h ||
+        g->pad_w >= g->kernel_w || g->out_h != g->height + 2 * g->pad_h - g->kernel_h + 1 ||
+        g->out_w != g->width + 2 * g->pad_w - g->kernel_w + 1)
+        return false;
+    lm_conv_geometry t = lm_cpu_conv_gradient_geometry(out_channels, g);
+    if (lm_cpu_conv_pointwise_applies(&t) || lm_conv_groups(g) > 1) return true;
+    bool winograd_forced = conv_algorithm == LM_CONV_WINOGRAD && lm_cpu_winograd_applies(&t);
+    return !winograd_forced && lm_cpu_conv_direct_forward_applies(images, g->channels, &t);
+}
+
+static lm_status grad_input_by_forward(lm_tensor *gx, const lm_tensor *g_t, const lm_tensor *w,
+                                       const lm_conv_geometry *g) {
+    lm_tensor *turned;
+    int64_t o = w->shape[0];
+    int64_t shape[4] = {g->channels, o / lm_conv_groups(g), g->kernel_h, g->kernel_w};
+    lm_status st = lm_tensor_new(&turned, LM_FLOAT32, LM_CPU, 4, shape);
+    if (st != LM_OK) return st;
+    lm_cpu_conv_turn_weights(lm_tensor_f32(turned), lm_tensor_f32(w), o, g);
+    lm_conv_geometry t = lm_cpu_conv_gradient_geometry(o, g);
+    st = conv2d(gx, g_t, turned, NULL, NULL, &t);
+    lm_tensor_release(turned);
+    return st;
+}
+
 lm_status lm_cpu_conv2d_backward(lm_tensor *gx, lm_tensor *gw, const lm_tensor *g_t,
                                  const lm_tensor *x, const lm_tensor *w,
                                  const lm_conv_geometry *g) {
@@ -603,9 +663,14 @@ lm_status lm_cpu_conv2d_backward(lm_tensor *gx, lm_tensor *gw, const lm_tensor *
         gw = NULL;
         if (st != LM_OK || !gx) return st;
     }
-    /* every phase sums all of its taps, those under the border too (times
+    /* the two ways below sum every tap, those under the border too (times
      * 0): an infinite weight would give inf * 0 = NaN where im2col adds no
      * term, so such weights go the im2col way */
+    if (gx && grad_input_as_forward(x->shape[0], w->shape[0], g) && max_exponent(w) < 255) {
+        st = grad_input_by_forward(gx, g_t, w, g);
+        gx = NULL;
+        if (st != LM_OK || !gw) return st;
+    }
     if (gx && conv_algorithm != LM_CONV_GEMM &&
         lm_cpu_conv_direct_grad_input_applies(w->shape[0], g) && max_exponent(w) < 255) {
         st = lm_cpu_conv2d_direct_grad_input(gx, g_t, w, g);

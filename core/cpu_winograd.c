@@ -607,33 +607,16 @@ bool lm_cpu_winograd_grad_input_applies(const lm_conv_geometry *g) {
 }
 
 /* The input's gradient of a 3x3 stride-1 layer is itself such a layer: the
- * output gradient g [n, O, oh, ow], padded by 2 - pad, correlated with the
- * kernels turned by 180 degrees and with in and out channels swapped. */
+ * output gradient g [n, O, oh, ow], padded by 2 - pad, with the weights
+ * turned (lm_cpu_conv_gradient_geometry, lm_cpu_conv_turn_weights). */
 lm_status lm_cpu_conv2d_winograd_grad_input(lm_tensor *gx, const lm_tensor *g_out,
                                             const lm_tensor *w, const lm_conv_geometry *g) {
     int64_t o = w->shape[0], c = g->channels;
     size_t bytes = (size_t)(c * o * 9) * sizeof(float);
     float *turned = lm_cpu_alloc(bytes);
     if (!turned) return LM_ERR_MEMORY;
-    const float *wp = lm_tensor_f32(w);
-    for (int64_t oi = 0; oi < o; oi++)
-        for (int64_t ci = 0; ci < c; ci++)
-            for (int q = 0; q < 9; q++)
-                turned[(ci * o + oi) * 9 + q] = wp[(oi * c + ci) * 9 + 8 - q];
-    lm_conv_geometry back = {.channels = o,
-                             .height = g->out_h,
-                             .width = g->out_w,
-                             .kernel_h = 3,
-                             .kernel_w = 3,
-                             .stride_h = 1,
-                             .stride_w = 1,
-                             .pad_h = 2 - g->pad_h,
-                             .pad_w = 2 - g->pad_w,
-                             .out_h = g->height,
-                             .out_w = g->width,
-                             .dilation_h = 1,
-                             .dilation_w = 1,
-                             .groups = 1};
+    lm_cpu_conv_turn_weights(turned, lm_tensor_f32(w), o, g);
+    lm_conv_geometry back = lm_cpu_conv_gradient_geometry(o, g);
     lm_status st = winograd(lm_tensor_f32(gx), lm_tensor_f32(g_out), turned, NULL, NULL,
                             gx->shape[0], c, &back);
     lm_cpu_free(turned, bytes);

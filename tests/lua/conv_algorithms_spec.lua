@@ -393,9 +393,10 @@ describe("convolution algorithms", function()
     -- {N, C, O, H, W, kernel, padding}: a plane not a multiple of a block of
     -- 12 positions, outputs fewer than a block of 32, a 5x5 kernel, no padding
     -- (8x8 = 64 outputs, the fewest the kernel takes), a wide plane, 9 images,
-    -- 20 outputs (32 lanes, partly used) and 16 (16 lanes, all used)
-    for _, s in ipairs{{8, 4, 6, 9, 9, 3, 1}, {8, 2, 32, 7, 11, 3, 1}, {8, 3, 5, 9, 9, 5, 2}, {8, 3, 4, 10, 10, 3, 0},
-        {9, 2, 3, 6, 20, 3, 1}, {8, 3, 20, 8, 8, 3, 1}, {8, 2, 16, 8, 9, 3, 1}} do
+    -- 20 outputs (32 lanes, partly used) and 16 (16 lanes, all used); sums
+    -- of 64 x 9 terms or more (24 x 25 for the 5x5 kernel), as it takes
+    for _, s in ipairs{{8, 64, 6, 9, 9, 3, 1}, {8, 64, 32, 7, 11, 3, 1}, {8, 24, 5, 9, 9, 5, 2},
+        {8, 64, 4, 10, 10, 3, 0}, {9, 66, 3, 6, 20, 3, 1}, {8, 64, 20, 8, 8, 3, 1}, {8, 70, 16, 8, 9, 3, 1}} do
       local n, c, o, h, w, k, pad = table.unpack(s)
       local x0, w0 = lm.randn(n, c, h, w), lm.randn(o, c, k, k)
       local want = direct(x0, w0, lm.zeros(n, o, h + 2 * pad - k + 1, w + 2 * pad - k + 1), 1, pad)
@@ -408,15 +409,16 @@ describe("convolution algorithms", function()
     end
     if not has_direct then return end
     -- auto takes the kernel (its bits, not Winograd's) only for 32 outputs or
-    -- fewer and 8 images or more
+    -- fewer, 8 images or more and 64 input channels or more
     local function out_with(algorithm, x, k)
       return with_algorithm(algorithm, function() return F.conv2d(x, k, nil, {padding = 1}) end)
     end
-    for _, s in ipairs{{8, 32, true}, {16, 24, true}, {7, 32, false}, {8, 33, false}} do
-      local n, o, takes = table.unpack(s)
-      local x, k = lm.randn(n, 16, 10, 10), lm.randn(o, 16, 3, 3)
+    for _, s in ipairs{{8, 64, 32, true}, {16, 64, 24, true}, {7, 64, 32, false}, {8, 64, 33, false},
+        {8, 63, 32, false}} do
+      local n, c, o, takes = table.unpack(s)
+      local x, k = lm.randn(n, c, 10, 10), lm.randn(o, c, 3, 3)
       local auto, winograd = out_with("auto", x, k), out_with("winograd", x, k)
-      local label = string.format("%d images, %d outputs", n, o)
+      local label = string.format("%d images, %d channels, %d outputs", n, c, o)
       if takes then
         local kernel = out_with("direct", x, k)
         truthy(rel_error(winograd, kernel) > 0, label .. ": Winograd's bits differ from the kernel's")
@@ -548,6 +550,68 @@ describe("convolution algorithms", function()
       end
       eq(rel_error(grads.auto, grads.gemm), 0, table.concat(s, ",") .. ": im2col")
     end
+  end)
+
+  it("compute stride-1 layers' input gradient as a forward pass over the output gradient: the loop's values",
+    function()
+    lm.manual_seed(21)
+    local saved = lm.get_num_threads()
+    -- {N, C, O, groups, H, W, kernel, padding}: a 1x1 layer (the pointwise
+    -- kernel's), grouped 3x3 layers (the direct kernel's, and a 7x7 plane
+    -- that its forward pass leaves to im2col), a grouped 5x5 kernel padded
+    -- by 1 (the gradient's padding 3), narrow layers in batches of 8 (the
+    -- direct kernel's: 6 and 20 outputs of the turned layer, 64 inputs), one
+    -- unpadded
+    for _, s in ipairs{{2, 13, 40, 1, 9, 9, 1, 0}, {2, 8, 6, 2, 9, 9, 3, 1}, {1, 6, 9, 3, 7, 7, 3, 1},
+        {2, 6, 6, 3, 10, 12, 5, 1}, {8, 6, 64, 1, 9, 9, 3, 1}, {8, 20, 64, 1, 10, 10, 3, 0}} do
+      local n, c, o, groups, h, w, k, pad = table.unpack(s)
+      local x0, w0 = lm.randn(n, c, h, w), lm.randn(o, c // groups, k, k)
+      local g = lm.randn(n, o, h + 2 * pad - k + 1, w + 2 * pad - k + 1)
+      local parts = {}
+      for q = 1, groups do -- the reference: each group a plain layer on its own channels
+        local cg, og = c // groups, o // groups
+        local _, gx = direct(x0:narrow(2, (q - 1) * cg + 1, cg):contiguous(),
+          w0:narrow(1, (q - 1) * og + 1, og):contiguous(), g:narrow(2, (q - 1) * og + 1, og):contiguous(), 1, pad)
+        parts[q] = gx
+      end
+      local want = lm.cat(parts, 2)
+      local opts = {padding = pad, groups = groups}
+      local label = table.concat(s, ",")
+      local function grad_input()
+        local xg = x0:clone():requires_grad(true)
+        ;(F.conv2d(xg, w0, nil, opts) * g):sum():backward()
+        return xg.grad
+      end
+      local runs = {}
+      for i, threads in ipairs{1, 3} do
+        lm.set_num_threads(threads)
+        runs[i] = grad_input()
+      end
+      lm.set_num_threads(saved)
+      truthy(rel_error(runs[1], want) < 1e-5, label .. ": " .. rel_error(runs[1], want))
+      local gemm = with_algorithm("gemm", grad_input)
+      truthy(rel_error(gemm, want) < 1e-5, label .. ": im2col " .. rel_error(gemm, want))
+      if has_direct then
+        eq(rel_error(runs[2], runs[1]), 0, label .. " at 3 threads")
+        if k > 1 and h * w >= 64 then -- (the kernels sum the taps in another order)
+          truthy(rel_error(runs[1], gemm) > 0, label .. ": not im2col's bits")
+        end
+      end
+    end
+    -- an infinite weight: im2col's values (no inf * 0 from the border's taps)
+    local x_inf, w_inf, g_inf = lm.randn(2, 8, 9, 9), lm.randn(6, 4, 3, 3), lm.randn(2, 6, 9, 9)
+    w_inf[1][1][1][1] = 1 / 0
+    local inf_grads = {}
+    for _, algorithm in ipairs{"auto", "gemm"} do
+      with_algorithm(algorithm, function()
+        local xg = x_inf:clone():requires_grad(true)
+        ;(F.conv2d(xg, w_inf, nil, {padding = 1, groups = 2}) * g_inf):sum():backward()
+        inf_grads[algorithm] = xg.grad
+      end)
+    end
+    eq(inf_grads.auto:ne(inf_grads.auto):sum():item(), inf_grads.gemm:ne(inf_grads.gemm):sum():item(),
+      "as many NaN as im2col with an infinite weight")
+    truthy(inf_grads.gemm:ne(inf_grads.gemm):sum():item() == 0, "im2col's gradient has no NaN")
   end)
 
   it("take the direct weight gradient in auto mode except on Winograd's small planes", function()
