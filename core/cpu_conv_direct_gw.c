@@ -13,7 +13,8 @@
  * whole input first cost 1.3 ms of 3.9 for 16 -> 32 channels on 32x32). Narrow layers (16-64
  * channels) spent most of their backward pass writing nine copies of the input into columns and
  * packing them for a product with a tiny output; here each input vector is loaded from cache and
- * feeds 8 outputs x 3 taps.
+ * feeds 8 outputs x 3 taps. A grouped layer's units each lie in one group
+ * (its channels and outputs), the same sums as a plain layer's.
  *
  * Each gw value is summed in a fixed order: within a chunk of images (fixed
  * by the batch and plane sizes) by one thread, images then positions, 16
@@ -40,7 +41,8 @@ typedef struct {
     const float *x, *gy;
     float *gw;
     const lm_conv_geometry *g;
-    int64_t n, c, o, plane, vectors, block_images;
+    int64_t n, c, o, plane, vectors, block_images; /* c, o: a group's channels and outputs */
+    int64_t groups, c_all, o_all; /* the layer's groups, input channels and outputs */
     int64_t x_channel; /* floats from one input channel's plane to the next (H W) */
     bool split;        /* stride 2: each block's inputs split into phase planes first */
     float *phases;     /* then: slots of phase_floats, the block's [image][channel][4][plane] */
@@ -48,7 +50,7 @@ typedef struct {
     int64_t tap_offset[3][3]; /* where tap (kh, kw) reads, from an output position */
     int64_t unit_outs, unit_channels, out_blocks, channel_blocks; /* a unit's outputs x channels */
     int64_t chunk_images, chunks;                                 /* ... over a chunk of images */
-    float *partials;              /* [chunks][O][C][3][3] when chunks > 1, else NULL */
+    float *partials;              /* [chunks][O][C / groups][3][3] when chunks > 1, else NULL */
     const __mmask16 *shift_masks; /* [vector][kh][kw]: lanes whose tap's input is inside */
     float *acc;        /* slots of acc_floats, one a pool call (lm_cpu_alloc: no fresh pages) */
     size_t acc_floats; /* [out block][channel][kh][ACC_FLOATS] */
@@ -74,8 +76,9 @@ static void split_plane(const float *x, float *ph, const lm_conv_geometry *g) {
 
 /* acc[k][kw] += gy[o0 + k] (.) x under tap (kh, kw), over images [n0, n1)
  * of one input channel (first: image n0's plane or phase planes, x_image
- * floats apart), for the block's first ob outputs (the others' lanes load as zeros
- * and their sums are never read). */
+ * floats apart), for the block's first ob outputs (o0 counts all the
+ * layer's outputs; the others' lanes load as zeros and their sums are
+ * never read). */
 static void accumulate(const direct_gw_job *j, const float *first, int64_t x_image, int64_t o0,
                        int ob, int kh, int64_t n0, int64_t n1, float *acc) {
     __m512 a[OUT_BLOCK][3];
@@ -88,7 +91,7 @@ static void accumulate(const direct_gw_job *j, const float *first, int64_t x_ima
     for (int64_t n = n0; n < n1; n++) {
         const float *xs = first + (n - n0) * x_image;
         const float *x0s = xs + tap[0], *x1s = xs + tap[1], *x2s = xs + tap[2];
-        const float *gs = j->gy + (n * j->o + o0) * p;
+        const float *gs = j->gy + (n * j->o_all + o0) * p;
         for (int64_t v = 0; v < j->vectors; v++) {
             const __mmask16 *m = j->shift_masks + (v * 3 + kh) * 3;
             __m512 x0 = _mm512_maskz_loadu_ps(m[0], x0s + v * 16);
@@ -111,7 +114,8 @@ static void accumulate(const direct_gw_job *j, const float *first, int64_t x_ima
 }
 
 /* Work units [b, e): a unit is a block of up to UNIT_BLOCK outputs by up
- * to UNIT_BLOCK input channels over one chunk of images, a block of images
+ * to UNIT_BLOCK input channels of one group over one chunk of images, a
+ * block of images
  * at a time, so that the block's inputs and output gradients are read from
  * memory once and then from cache; the lanes' partial sums wait in acc
  * between blocks. A chunk's sums go to its own partial gradient (or to gw
@@ -124,23 +128,26 @@ static void units_range(void *ctx, int64_t b, int64_t e, int slot) {
     float *phases = j->split ? j->phases + (size_t)slot * j->phase_floats : NULL;
     int64_t blocks = j->out_blocks * j->channel_blocks;
     for (int64_t u = b; u < e; u++) {
-        int64_t chunk = u / blocks, block = u % blocks;
+        int64_t chunk = u / (j->groups * blocks), group = u / blocks % j->groups,
+                block = u % blocks;
         int64_t o0 = (block / j->channel_blocks) * j->unit_outs;
         int64_t c0 = (block % j->channel_blocks) * j->unit_channels;
         int64_t outs = j->o - o0 < j->unit_outs ? j->o - o0 : j->unit_outs;
         int64_t chans = j->c - c0 < j->unit_channels ? j->c - c0 : j->unit_channels;
         int64_t first = chunk * j->chunk_images;
         int64_t last = first + j->chunk_images < j->n ? first + j->chunk_images : j->n;
-        float *gw = j->partials ? j->partials + chunk * j->o * j->c * 9 : j->gw;
+        float *gw = j->partials ? j->partials + chunk * j->o_all * j->c * 9 : j->gw;
+        o0 += group * j->o; /* from here on the layer's output index */
+        int64_t xc0 = group * j->c + c0; /* and the image's input channel */
         for (size_t i = 0; i < acc_floats; i++) acc[i] = 0.0f;
         for (int64_t n0 = first; n0 < last; n0 += j->block_images) {
             int64_t n1 = n0 + j->block_images < last ? n0 + j->block_images : last;
-            const float *x0 = j->x + (n0 * j->c + c0) * j->x_channel;
-            int64_t x_image = j->c * j->x_channel;
+            const float *x0 = j->x + (n0 * j->c_all + xc0) * j->x_channel;
+            int64_t x_image = j->c_all * j->x_channel;
             if (phases) { /* the block's planes split while they are read anyway */
                 for (int64_t n = n0; n < n1; n++)
                     for (int64_t ci = 0; ci < chans; ci++)
-                        split_plane(j->x + (n * j->c + c0 + ci) * j->x_channel,
+                        split_plane(j->x + (n * j->c_all + xc0 + ci) * j->x_channel,
                                     phases + ((n - n0) * chans + ci) * 4 * j->plane, j->g);
                 x0 = phases, x_image = chans * 4 * j->plane;
             }
@@ -189,7 +196,8 @@ static void plan_units(direct_gw_job *j) {
     if (outs > UNIT_BLOCK) outs = UNIT_BLOCK;
     if (chans > UNIT_BLOCK) chans = UNIT_BLOCK;
     int64_t want = 2 * lm_get_num_threads();
-    while (j->chunks * ((j->o + outs - 1) / outs) * ((j->c + chans - 1) / chans) < want) {
+    while (j->chunks * j->groups * ((j->o + outs - 1) / outs) * ((j->c + chans - 1) / chans) <
+           want) {
         if (outs > OUT_BLOCK && (outs >= chans || chans <= 4))
             outs = (outs / 2 + OUT_BLOCK - 1) / OUT_BLOCK * OUT_BLOCK;
         else if (chans > 4)
@@ -219,7 +227,8 @@ bool lm_cpu_conv_direct_available(void) {
 bool lm_cpu_conv_direct_grad_weight_applies(const lm_conv_geometry *g) {
     bool stride_1 = g->stride_h == 1 && g->stride_w == 1;
     bool stride_2 = g->stride_h == 2 && g->stride_w == 2;
-    return lm_conv_is_plain(g) && g->channels >= 1 && g->kernel_h == 3 && g->kernel_w == 3 &&
+    return lm_conv_dilation_h(g) == 1 && lm_conv_dilation_w(g) == 1 && g->channels >= 1 &&
+           g->kernel_h == 3 && g->kernel_w == 3 &&
            (stride_1 || stride_2) && g->pad_h == 1 && g->pad_w == 1 && g->height >= 1 &&
            g->width >= 1 && g->out_h == (g->height - 1) / g->stride_h + 1 &&
            g->out_w == (g->width - 1) / g->stride_w + 1;
@@ -230,7 +239,7 @@ lm_status lm_cpu_conv2d_direct_grad_weight(lm_tensor *gw, const lm_tensor *gy, c
     if (gw->shape[0] == 0) return LM_OK; /* no outputs: nothing to sum */
     bool split = g->stride_h == 2;
     int64_t oh = g->out_h, ow = g->out_w, plane = oh * ow, vectors = (plane + 15) / 16;
-    int64_t n = x->shape[0], o = gw->shape[0];
+    int64_t n = x->shape[0], o = gw->shape[0], groups = lm_conv_groups(g);
     __mmask16 *masks = malloc(sizeof *masks * (size_t)vectors * 9);
     if (!masks) return LM_ERR_MEMORY;
     direct_gw_job j = {.x = lm_tensor_f32(x),
@@ -238,8 +247,11 @@ lm_status lm_cpu_conv2d_direct_grad_weight(lm_tensor *gw, const lm_tensor *gy, c
                        .gw = lm_tensor_f32(gw),
                        .g = g,
                        .n = n,
-                       .c = g->channels,
-                       .o = o,
+                       .c = g->channels / groups,
+                       .o = o / groups,
+                       .groups = groups,
+                       .c_all = g->channels,
+                       .o_all = o,
                        .plane = plane,
                        .vectors = vectors,
                        .x_channel = g->height * g->width,
@@ -256,10 +268,10 @@ lm_status lm_cpu_conv2d_direct_grad_weight(lm_tensor *gw, const lm_tensor *gy, c
     int64_t block_images = BLOCK_POSITIONS / plane;
     j.block_images = block_images < 1 ? 1 : block_images;
     plan_units(&j);
-    int64_t units = j.chunks * j.out_blocks * j.channel_blocks;
+    int64_t units = j.chunks * groups * j.out_blocks * j.channel_blocks;
     int slots = lm_parallel_chunks(units, 1);
     size_t partial_bytes =
-        j.chunks > 1 ? (size_t)(j.chunks * o * g->channels * 9) * sizeof(float) : 0;
+        j.chunks > 1 ? (size_t)(j.chunks * o * j.c * 9) * sizeof(float) : 0;
     j.acc_floats =
         (size_t)(((j.unit_outs + OUT_BLOCK - 1) / OUT_BLOCK) * j.unit_channels * 3) * ACC_FLOATS;
     size_t bytes = j.acc_floats * sizeof(float) * (size_t)slots;
@@ -277,7 +289,7 @@ lm_status lm_cpu_conv2d_direct_grad_weight(lm_tensor *gw, const lm_tensor *gy, c
         return LM_ERR_MEMORY;
     }
     lm_parallel_for_slots(units, slots, units_range, &j);
-    if (j.partials) lm_cpu_sum_chunks(j.gw, j.partials, j.chunks, o * g->channels * 9);
+    if (j.partials) lm_cpu_sum_chunks(j.gw, j.partials, j.chunks, o * j.c * 9);
     lm_cpu_free(j.partials, partial_bytes);
     lm_cpu_free(j.acc, bytes);
     lm_cpu_free(phases, split_bytes);

@@ -362,6 +362,48 @@ describe("convolution algorithms", function()
     end
   end)
 
+  it("compute grouped layers' weight gradient directly in auto mode: the loop's values group by group", function()
+    lm.manual_seed(22)
+    -- {N, C, O, groups, H, W, stride}: a group's outputs not a multiple of
+    -- the 8 a pass keeps, more than a unit's 64 channels a group, stride 2 on
+    -- odd sizes, batches of several chunks (20 images of 16x16)
+    local saved = lm.get_num_threads()
+    for _, s in ipairs{{2, 8, 6, 2, 9, 9, 1}, {3, 6, 9, 3, 8, 7, 2}, {1, 140, 140, 2, 5, 6, 1},
+        {20, 4, 12, 2, 16, 16, 1}, {2, 12, 10, 2, 11, 9, 2}} do
+      local n, c, o, groups, h, w, stride = table.unpack(s)
+      local x0, w0 = lm.randn(n, c, h, w), lm.randn(o, c // groups, 3, 3)
+      local g = lm.randn(n, o, (h - 1) // stride + 1, (w - 1) // stride + 1)
+      local parts = {}
+      for q = 1, groups do -- the reference: each group a plain layer on its own channels
+        local cg, og = c // groups, o // groups
+        local _, _, gw = direct(x0:narrow(2, (q - 1) * cg + 1, cg):contiguous(),
+          w0:narrow(1, (q - 1) * og + 1, og):contiguous(), g:narrow(2, (q - 1) * og + 1, og):contiguous(), stride, 1)
+        parts[q] = gw
+      end
+      local want = lm.cat(parts, 1)
+      local function grad_weight()
+        local k = w0:clone():requires_grad(true)
+        ;(F.conv2d(x0, k, nil, {padding = 1, stride = stride, groups = groups}) * g):sum():backward()
+        return k.grad
+      end
+      local got = {}
+      for i, threads in ipairs{1, 3} do
+        lm.set_num_threads(threads)
+        got[i] = grad_weight()
+      end
+      lm.set_num_threads(saved)
+      local label = table.concat(s, ",")
+      truthy(rel_error(got[1], want) < 1e-5, label .. ": " .. rel_error(got[1], want))
+      local gemm = with_algorithm("gemm", grad_weight)
+      truthy(rel_error(gemm, want) < 1e-5, label .. ": im2col " .. rel_error(gemm, want))
+      if has_direct then
+        eq(rel_error(got[2], got[1]), 0, label .. " at 3 threads")
+        eq(rel_error(with_algorithm("direct", grad_weight), got[1]), 0, label .. ": the direct kernel's bits")
+        truthy(rel_error(gemm, got[1]) > 0, label .. ": not im2col's bits")
+      end
+    end
+  end)
+
   it("compute strided layers' outputs directly: the direct loop's values, any thread count, bias", function()
     lm.manual_seed(17)
     -- {N, C, O, H, W, kernel, stride, padding}: outputs fewer than a block of
