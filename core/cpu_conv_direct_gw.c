@@ -43,9 +43,9 @@ typedef struct {
     const lm_conv_geometry *g;
     int64_t n, c, o, plane, vectors, block_images; /* c, o: a group's channels and outputs */
     int64_t groups, c_all, o_all; /* the layer's groups, input channels and outputs */
-    int64_t x_channel; /* floats from one input channel's plane to the next (H W) */
-    bool split;        /* stride 2: each block's inputs split into phase planes first */
-    float *phases;     /* then: slots of phase_floats, the block's [image][channel][4][plane] */
+    int64_t x_channel;            /* floats from one input channel's plane to the next (H W) */
+    bool split;                   /* stride 2: each block's inputs split into phase planes first */
+    float *phases; /* then: slots of phase_floats, the block's [image][channel][4][plane] */
     size_t phase_floats;
     int64_t tap_offset[3][3]; /* where tap (kh, kw) reads, from an output position */
     int64_t unit_outs, unit_channels, out_blocks, channel_blocks; /* a unit's outputs x channels */
@@ -137,7 +137,7 @@ static void units_range(void *ctx, int64_t b, int64_t e, int slot) {
         int64_t first = chunk * j->chunk_images;
         int64_t last = first + j->chunk_images < j->n ? first + j->chunk_images : j->n;
         float *gw = j->partials ? j->partials + chunk * j->o_all * j->c * 9 : j->gw;
-        o0 += group * j->o; /* from here on the layer's output index */
+        o0 += group * j->o;              /* from here on the layer's output index */
         int64_t xc0 = group * j->c + c0; /* and the image's input channel */
         for (size_t i = 0; i < acc_floats; i++) acc[i] = 0.0f;
         for (int64_t n0 = first; n0 < last; n0 += j->block_images) {
@@ -228,9 +228,9 @@ bool lm_cpu_conv_direct_grad_weight_applies(const lm_conv_geometry *g) {
     bool stride_1 = g->stride_h == 1 && g->stride_w == 1;
     bool stride_2 = g->stride_h == 2 && g->stride_w == 2;
     return lm_conv_dilation_h(g) == 1 && lm_conv_dilation_w(g) == 1 && g->channels >= 1 &&
-           g->kernel_h == 3 && g->kernel_w == 3 &&
-           (stride_1 || stride_2) && g->pad_h == 1 && g->pad_w == 1 && g->height >= 1 &&
-           g->width >= 1 && g->out_h == (g->height - 1) / g->stride_h + 1 &&
+           g->kernel_h == 3 && g->kernel_w == 3 && (stride_1 || stride_2) && g->pad_h == 1 &&
+           g->pad_w == 1 && g->height >= 1 && g->width >= 1 &&
+           g->out_h == (g->height - 1) / g->stride_h + 1 &&
            g->out_w == (g->width - 1) / g->stride_w + 1;
 }
 
@@ -270,8 +270,7 @@ lm_status lm_cpu_conv2d_direct_grad_weight(lm_tensor *gw, const lm_tensor *gy, c
     plan_units(&j);
     int64_t units = j.chunks * groups * j.out_blocks * j.channel_blocks;
     int slots = lm_parallel_chunks(units, 1);
-    size_t partial_bytes =
-        j.chunks > 1 ? (size_t)(j.chunks * o * j.c * 9) * sizeof(float) : 0;
+    size_t partial_bytes = j.chunks > 1 ? (size_t)(j.chunks * o * j.c * 9) * sizeof(float) : 0;
     j.acc_floats =
         (size_t)(((j.unit_outs + OUT_BLOCK - 1) / OUT_BLOCK) * j.unit_channels * 3) * ACC_FLOATS;
     size_t bytes = j.acc_floats * sizeof(float) * (size_t)slots;
