@@ -320,13 +320,24 @@ lm_status lm_cpu_binary_scalar(lm_binary_op op, lm_tensor *out, const lm_tensor 
 
 /* ---- fused unary gradients ---------------------------------------------------------------- */
 
-/* Runs EXPR (of floats gv, x, y) over a row; the derivatives are
- * lm_unary_grad_f32's (lm_scalar_ops.h), one loop per op as for the forward. */
+/* Runs EXPR (of floats gv, x, y) over a row, with a unit-stride fast path
+ * (GCC vectorises it with plain loads, the strided loop it does not: SiLU's
+ * gradient 1.14 -> 0.53 ns an element, GELU's 2.20 -> 1.41); the
+ * derivatives are lm_unary_grad_f32's (lm_scalar_ops.h), one loop per op
+ * as for the forward. */
 #define GRAD_LOOP(EXPR)                                                                            \
-    for (int64_t i = 0; i < n; i++) {                                                              \
-        float gv = gp[i * sg], x = xp[i * sx], y = yp[i * sy];                                     \
-        (void)x, (void)y;                                                                          \
-        o[i * so] = (EXPR);                                                                        \
+    if (so == 1 && sg == 1 && sx == 1 && sy == 1) {                                                \
+        for (int64_t i = 0; i < n; i++) {                                                          \
+            float gv = gp[i], x = xp[i], y = yp[i];                                                \
+            (void)x, (void)y;                                                                      \
+            o[i] = (EXPR);                                                                         \
+        }                                                                                          \
+    } else {                                                                                       \
+        for (int64_t i = 0; i < n; i++) {                                                          \
+            float gv = gp[i * sg], x = xp[i * sx], y = yp[i * sy];                                 \
+            (void)x, (void)y;                                                                      \
+            o[i * so] = (EXPR);                                                                    \
+        }                                                                                          \
     }                                                                                              \
     break
 
