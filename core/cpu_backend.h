@@ -4,6 +4,12 @@
 
 #include "lm_backend.h"
 
+/* GELU (exact) and g * GELU'(x) over a unit-stride row of n in AVX-512
+ * registers, the scalar loop's bits (cpu_gelu_rows.c); false, and nothing
+ * written, in builds without AVX-512. */
+bool lm_cpu_gelu_row(float *out, const float *x, int64_t n);
+bool lm_cpu_gelu_grad_row(float *out, const float *g, const float *x, int64_t n);
+
 lm_status lm_cpu_copy(lm_tensor *dst, const lm_tensor *src);
 lm_status lm_cpu_fill(lm_tensor *dst, double value);
 lm_status lm_cpu_unary(lm_unary_op op, lm_tensor *out, const lm_tensor *x, double p0, double p1);
