@@ -342,7 +342,7 @@ static int l_get_num_threads(lua_State *L) {
 }
 
 static int push_memory_stats(lua_State *L, lm_memory_stats s) {
-    lua_createtable(L, 0, 5);
+    lua_createtable(L, 0, 6);
     lua_pushinteger(L, (lua_Integer)s.live_bytes);
     lua_setfield(L, -2, "live_bytes");
     lua_pushinteger(L, (lua_Integer)s.cached_bytes);
@@ -353,6 +353,8 @@ static int push_memory_stats(lua_State *L, lm_memory_stats s) {
     lua_setfield(L, -2, "allocations");
     lua_pushinteger(L, (lua_Integer)s.cache_hits);
     lua_setfield(L, -2, "cache_hits");
+    lua_pushinteger(L, (lua_Integer)s.allocated_total);
+    lua_setfield(L, -2, "allocated_bytes");
     return 1;
 }
 

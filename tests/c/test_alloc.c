@@ -1,7 +1,9 @@
 /* The CPU allocator: a block given lm_cpu_advise_huge_pages (a data set's) is
  * eligible for transparent huge pages, the kernel's smaps says, and other
- * blocks are not. Meaningful where the system's setting is "madvise"
- * (Debian's default): under "always" every block is eligible. */
+ * blocks are not (meaningful where the system's setting is "madvise",
+ * Debian's default: under "always" every block is eligible); and a step
+ * that allocates several 512 MiB periods keeps every size it uses once a
+ * step. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,4 +80,38 @@ static void test_huge_pages_on_request(void) {
     CHECK(lm_cpu_memory_stats().cached_bytes > after.cached_bytes); /* an ordinary block is kept */
 }
 
-TEST_MAIN(test_huge_pages_on_request)
+/* A step like a large network's training step: one small block used and
+ * freed, then four rounds of 20 blocks of 48 MiB live together and freed
+ * (3.8 GiB in all, seven 512 MiB trim periods, about three times the
+ * step's peak of live bytes; mapped and never written, so nothing is
+ * resident). From the third step on every block comes from the cache: the
+ * small one too, used once a step. */
+static void test_large_steps_keep_their_sizes(void) {
+    if (LUMEN_ALLOCATOR_MAPS == 0) {
+        printf("skipped: the caching allocator is off in this build\n");
+        return;
+    }
+    lm_cpu_empty_cache();
+    lm_cpu_reset_peak();
+    enum { BIG = 20, ROUNDS = 4 };
+    size_t small_bytes = (size_t)3 << 20, big_bytes = (size_t)48 << 20;
+    uint64_t misses = 0;
+    for (int step = 0; step < 5; step++) {
+        lm_memory_stats before = lm_cpu_memory_stats();
+        void *small = lm_cpu_alloc(small_bytes), *big[BIG];
+        CHECK(small != NULL);
+        lm_cpu_free(small, small_bytes); /* cached while the rounds run */
+        for (int round = 0; round < ROUNDS; round++) {
+            for (int i = 0; i < BIG; i++) big[i] = lm_cpu_alloc(big_bytes);
+            for (int i = 0; i < BIG; i++) lm_cpu_free(big[i], big_bytes);
+        }
+        lm_memory_stats after = lm_cpu_memory_stats();
+        if (step >= 2)
+            misses +=
+                (after.allocations - before.allocations) - (after.cache_hits - before.cache_hits);
+    }
+    CHECK(misses == 0);
+    lm_cpu_empty_cache();
+}
+
+TEST_MAIN(test_huge_pages_on_request, test_large_steps_keep_their_sizes)
