@@ -81,6 +81,35 @@ local function dimension(x, d, fname)
   return d < 0 and n + 1 + d or d
 end
 
+local c_topk = methods.topk -- the C method: per row of a 2-D tensor
+
+-- x:topk(k [, largest [, dim]]) on any float32 tensor of one dimension or
+-- more: dim moves last, the rows go through the C method, and back
+local function topk(x, k, largest, dim, fname)
+  if x:dim() == 2 and (dim == nil or dim == -1 or dim == 2) then return c_topk(x, k, largest) end
+  if x:dtype() ~= "float32" then error(fname .. ": needs a float32 tensor, got " .. x:dtype(), 2) end
+  if x:dim() == 0 then error(fname .. ": needs at least one dimension, got a 0-D tensor", 2) end
+  local d = dimension(x, dim or -1, fname)
+  local n = x:dim()
+  local moved = d == n and x or x:transpose(d, n)
+  local shape = moved:shape()
+  local rows = moved:contiguous():reshape(x:numel() // math.max(shape[n], 1), shape[n])
+  local values, indices = c_topk(rows, k, largest)
+  shape[n] = values:shape()[2]
+  values, indices = values:reshape(shape), indices:reshape(shape)
+  if d ~= n then values, indices = values:transpose(d, n):contiguous(), indices:transpose(d, n):contiguous() end
+  return values, indices
+end
+
+--- x:topk(k [, largest [, dim]]): the k smallest (largest) values along dim
+--- (default -1), sorted, and their 1-based int32 indices, for a float32
+--- tensor of any number of dimensions (the C method's rows of a 2-D tensor
+--- otherwise: NaN never ranks, ties keep their order).
+function methods.topk(x, k, largest, dim)
+  local values, indices = at_caller(topk, x, k, largest, dim, "topk")
+  return values, indices
+end
+
 --- x:sort([dim [, descending]]): values and 1-based int32 indices along dim
 --- (default -1), ascending unless descending; float32 only; through x:topk.
 --- Ties keep their order (stable); NaN come last in both directions
@@ -96,7 +125,7 @@ local function sort(x, dim, descending, fname)
   if x:numel() == 0 then return x:detach():clone(), lm.zeros(x:shape(), "int32", x:device()) end
   local moved = d == n and x or x:transpose(d, n)
   local shape = moved:shape()
-  local values, indices = moved:contiguous():reshape(-1, shape[n]):topk(shape[n], descending)
+  local values, indices = c_topk(moved:contiguous():reshape(-1, shape[n]), shape[n], descending)
   values, indices = values:reshape(shape), indices:reshape(shape)
   if d ~= n then values, indices = values:transpose(d, n):contiguous(), indices:transpose(d, n):contiguous() end
   return values, indices

@@ -400,6 +400,59 @@ describe("edge cases", function()
     same(nan_i:totable(), {{1, 2}})
   end)
 
+  it("takes topk along any dimension of any float32 tensor: each line's k best, sorted, by a loop", function()
+    lm.manual_seed(23)
+    local x = lm.randn(3, 4, 5)
+    local X = x:totable()
+    local size = {3, 4, 5}
+    for dim = 1, 3 do
+      for _, largest in ipairs{false, true} do
+        local k = size[dim] - 1
+        local v, i = x:topk(k, largest, dim)
+        local want_shape = {3, 4, 5}
+        want_shape[dim] = k
+        same(v:shape(), want_shape)
+        same(i:shape(), want_shape)
+        eq(i:dtype(), "int32")
+        local V, I = v:totable(), i:totable()
+        -- every line along dim: the loop's ranking of its values
+        local a_dims = {}
+        for d = 1, 3 do if d ~= dim then a_dims[#a_dims + 1] = d end end
+        for p = 1, size[a_dims[1]] do
+          for q = 1, size[a_dims[2]] do
+            local line = {}
+            local at = {}
+            for j = 1, size[dim] do
+              at[a_dims[1]], at[a_dims[2]], at[dim] = p, q, j
+              line[j] = {value = X[at[1]][at[2]][at[3]], index = j}
+            end
+            table.sort(line, function(a, b)
+              if largest then return a.value > b.value end
+              return a.value < b.value
+            end)
+            for r = 1, k do
+              at[a_dims[1]], at[a_dims[2]], at[dim] = p, q, r
+              eq(V[at[1]][at[2]][at[3]], line[r].value, "value")
+              eq(I[at[1]][at[2]][at[3]], line[r].index, "index")
+            end
+          end
+        end
+      end
+    end
+    -- a vector; the default dimension is the last; the errors name the call
+    local v, i = lm.tensor{5, 1, 3}:topk(2, true)
+    same(v:totable(), {5, 3})
+    same(i:totable(), {1, 3})
+    same(select(2, x:topk(2)):shape(), {3, 4, 2})
+    eq(select(2, pcall(function() return x:topk(2, true, 4) end)):match("topk: .*"),
+      "topk: dimension 4 out of range for a 3-D tensor")
+    eq(select(2, pcall(function() return lm.tensor(3):topk(1) end)):match("topk: .*"),
+      "topk: needs at least one dimension, got a 0-D tensor")
+    eq(select(2, pcall(function() return x:topk(6, false, 3) end)):match("topk: .*"),
+      "topk: k = 6 out of range for rows of 5")
+    same(select(2, lm.zeros(0, 3, 4):topk(2, true, 3)):shape(), {0, 3, 2})
+  end)
+
   it("clamps int32 to whole bounds as int32, to others as float32, and refuses a NaN bound", function()
     local x = lm.tensor({-2, 0, 3}, "int32")
     local a = x:clamp(-1, 1)
