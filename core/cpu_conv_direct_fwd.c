@@ -102,12 +102,15 @@ static void units_range(void *ctx, int64_t b, int64_t e, int slot) {
  * 128 -> 32 layers 1.3-2.5x, bench/conv_narrow.lua); there a unit is an
  * image, so a small batch would leave threads idle. */
 #define STRIDE1_MAX_OUTPUTS 32
-/* ... and sums of at least 64 x 9 terms: over fewer input channels Winograd
- * is the faster on Intel's AVX-512 cores (a Sapphire Rapids-class VM, 1
- * thread: 16 -> 16 at 32x32 1.3x its time, 8 -> 8 1.6x, 32 -> 32 at 56x56
- * 1.2x; 64 -> 32 at 28x28 still 0.8-1.0x), though the kernel gained 6-20 %
- * there on an AMD EPYC VM's. */
+/* ... and sums of at least 64 x 9 terms or planes of at most 16x16: over
+ * fewer input channels on larger planes Winograd is the faster on Intel's
+ * AVX-512 cores (a Sapphire Rapids-class VM, 1 thread: 16 -> 16 at 32x32
+ * 1.3x its time, 8 -> 8 1.6x, 32 -> 32 at 56x56 1.2x; 64 -> 32 at 28x28
+ * still 0.8-1.0x; on 16x16 and smaller planes 0.7-0.95x, 32 -> 32 at 24x24
+ * 0.97x), though the kernel gained 6-20 % on all of them on an AMD EPYC
+ * VM's. */
 #define STRIDE1_MIN_TERMS (64 * 9)
+#define STRIDE1_SMALL_PLANE (16 * 16)
 /* Grouped layers of at most 32 outputs a group (RegNet's 16-channel groups,
  * ResNeXt's): im2col makes a small product a group, the kernel a block a
  * group (bench/conv_grouped.lua). */
@@ -123,7 +126,8 @@ bool lm_cpu_conv_direct_forward_applies(int64_t images, int64_t out_channels,
                g->out_h * g->out_w >= MIN_POSITIONS && g->channels * padded <= INT32_MAX;
     bool strided = g->stride_h > 1 || g->stride_w > 1;
     if (!strided && (out_channels > STRIDE1_MAX_OUTPUTS || images < MIN_IMAGES_WIDE ||
-                     g->channels * g->kernel_h * g->kernel_w < STRIDE1_MIN_TERMS))
+                     (g->channels * g->kernel_h * g->kernel_w < STRIDE1_MIN_TERMS &&
+                      g->out_h * g->out_w > STRIDE1_SMALL_PLANE)))
         return false;
     return g->kernel_h * g->kernel_w > 1 && g->out_h * g->out_w >= MIN_POSITIONS &&
            out_channels > 0 && g->channels * out_channels <= MAX_CHANNEL_PRODUCT &&

@@ -451,16 +451,17 @@ describe("convolution algorithms", function()
     end
     if not has_direct then return end
     -- auto takes the kernel (its bits, not Winograd's) only for 32 outputs or
-    -- fewer, 8 images or more and 64 input channels or more
+    -- fewer, 8 images or more, and 64 input channels or more or planes of
+    -- at most 16x16
     local function out_with(algorithm, x, k)
       return with_algorithm(algorithm, function() return F.conv2d(x, k, nil, {padding = 1}) end)
     end
-    for _, s in ipairs{{8, 64, 32, true}, {16, 64, 24, true}, {7, 64, 32, false}, {8, 64, 33, false},
-        {8, 63, 32, false}} do
-      local n, c, o, takes = table.unpack(s)
-      local x, k = lm.randn(n, c, 10, 10), lm.randn(o, c, 3, 3)
+    for _, s in ipairs{{8, 64, 32, 10, true}, {16, 64, 24, 10, true}, {7, 64, 32, 10, false},
+        {8, 64, 33, 10, false}, {8, 63, 32, 17, false}, {8, 16, 32, 16, true}, {8, 16, 16, 17, false}} do
+      local n, c, o, size, takes = table.unpack(s)
+      local x, k = lm.randn(n, c, size, size), lm.randn(o, c, 3, 3)
       local auto, winograd = out_with("auto", x, k), out_with("winograd", x, k)
-      local label = string.format("%d images, %d channels, %d outputs", n, c, o)
+      local label = string.format("%d images, %d channels, %d outputs, %dx%d", n, c, o, size, size)
       if takes then
         local kernel = out_with("direct", x, k)
         truthy(rel_error(winograd, kernel) > 0, label .. ": Winograd's bits differ from the kernel's")
