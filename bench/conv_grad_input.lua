@@ -10,6 +10,7 @@ local F = lm.nn.functional
 lm.set_num_threads(tonumber(arg[1]) or lm.get_num_threads())
 local batch = tonumber(arg[2]) or 128
 lm.manual_seed(1)
+local backward_rounds = dofile((arg[0]:match("^(.*)/") or ".") .. "/backward_rounds.lua")
 local shapes = { -- {channels in, out, input size, kernel, padding}, stride 2
   {16, 32, 32, 3, 1}, {32, 64, 16, 3, 1}, {64, 128, 8, 3, 1},      -- ResNet-18 width 16
   {32, 64, 32, 3, 1}, {64, 128, 16, 3, 1},                          -- width 32
@@ -27,20 +28,8 @@ for _, s in ipairs(shapes) do
   local w = lm.randn(o, c, k, k) * (1 / math.sqrt(c * k * k))
   local out = (size + 2 * pad - k) // 2 + 1
   local gy = lm.randn(batch, o, out, out)
-  local times, grads = {}, {}
-  for round = 1, 7 do
-    for _, algo in ipairs{"gemm", "auto"} do
-      lm.set_conv_algorithm(algo)
-      x.grad = nil
-      local y = F.conv2d(x, w, nil, {stride = 2, padding = pad})
-      local t0 = lm.clock()
-      y:backward(gy)
-      local t = lm.clock() - t0
-      grads[algo] = x.grad
-      if round > 2 then times[algo] = math.min(times[algo] or math.huge, t) end
-    end
-  end
-  lm.set_conv_algorithm("auto")
+  local times, grads = backward_rounds({"gemm", "auto"},
+    function() return F.conv2d(x, w, nil, {stride = 2, padding = pad}) end, gy, x)
   local rel = (grads.auto - grads.gemm):abs():max():item() / grads.gemm:abs():max():item()
   print(string.format("%-22s %9.2f %9.2f %7.2f %8.0f %10.2e", string.format("%d -> %d @ %d, %dx%d", c, o, size, k, k),
     1e3 * times.gemm, 1e3 * times.auto, times.auto / times.gemm,

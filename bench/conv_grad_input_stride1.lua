@@ -13,6 +13,7 @@ local F = lm.nn.functional
 lm.set_num_threads(tonumber(arg[1]) or lm.get_num_threads())
 local batch = tonumber(arg[2]) or 8
 lm.manual_seed(1)
+local backward_rounds = dofile((arg[0]:match("^(.*)/") or ".") .. "/backward_rounds.lua")
 local shapes = { -- {channels in, out, groups, size, kernel}, padding (kernel - 1) / 2
   {64, 64, 4, 56, 3}, {144, 144, 9, 28, 3}, {320, 320, 20, 14, 3}, {784, 784, 49, 7, 3},  -- RegNet-Y-800MF
   {128, 128, 32, 56, 3}, {256, 256, 32, 28, 3}, {1024, 1024, 32, 7, 3},                 -- ResNeXt-50 32x4d
@@ -31,21 +32,8 @@ for _, s in ipairs(shapes) do
   local w = lm.randn(o, c // groups, k, k) * (1 / math.sqrt(c // groups * k * k))
   local gy = lm.randn(batch, o, size, size)
   local algorithms = (k == 3 and groups == 1) and {"gemm", "winograd", "auto"} or {"gemm", "auto"}
-  local times, grads = {}, {}
-  for round = 1, 7 do
-    for _, algo in ipairs(algorithms) do
-      lm.set_conv_algorithm(algo)
-      x.grad = nil
-      local y = F.conv2d(x, w, nil, {padding = pad, groups = groups})
-      collectgarbage()
-      local t0 = lm.clock()
-      y:backward(gy)
-      local t = lm.clock() - t0
-      grads[algo] = x.grad
-      if round > 2 then times[algo] = math.min(times[algo] or math.huge, t) end
-    end
-  end
-  lm.set_conv_algorithm("auto")
+  local times, grads = backward_rounds(algorithms,
+    function() return F.conv2d(x, w, nil, {padding = pad, groups = groups}) end, gy, x)
   local best_other = math.min(times.gemm, times.winograd or math.huge)
   local rel = (grads.auto - grads.gemm):abs():max():item() / grads.gemm:abs():max():item()
   print(string.format("%-28s %9.3f %9s %9.3f %7.2f %10.2e", string.format("%d -> %d (%d) @ %d, %dx%d", c, o, groups,

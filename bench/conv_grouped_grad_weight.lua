@@ -11,6 +11,7 @@ local F = lm.nn.functional
 lm.set_num_threads(tonumber(arg[1]) or lm.get_num_threads())
 local batch = tonumber(arg[2]) or 8
 lm.manual_seed(1)
+local backward_rounds = dofile((arg[0]:match("^(.*)/") or ".") .. "/backward_rounds.lua")
 local shapes = { -- {channels, groups, input size, stride}: channels in = out, padding 1
   {64, 4, 56, 1}, {144, 9, 28, 1}, {320, 20, 14, 1}, {784, 49, 7, 1},      -- RegNet-Y-800MF
   {144, 9, 56, 2}, {320, 20, 28, 2}, {784, 49, 14, 2},
@@ -27,21 +28,7 @@ for _, s in ipairs(shapes) do
   local opts = {padding = 1, stride = stride, groups = groups}
   local out = (size - 1) // stride + 1
   local gy = lm.randn(batch, c, out, out)
-  local times, grads = {}, {}
-  for round = 1, 7 do
-    for _, algo in ipairs{"gemm", "auto"} do
-      lm.set_conv_algorithm(algo)
-      w.grad = nil
-      local y = F.conv2d(x, w, nil, opts)
-      collectgarbage()
-      local t0 = lm.clock()
-      y:backward(gy)
-      local t = lm.clock() - t0
-      grads[algo] = w.grad
-      if round > 2 then times[algo] = math.min(times[algo] or math.huge, t) end
-    end
-  end
-  lm.set_conv_algorithm("auto")
+  local times, grads = backward_rounds({"gemm", "auto"}, function() return F.conv2d(x, w, nil, opts) end, gy, w)
   local rel = (grads.auto - grads.gemm):abs():max():item() / grads.gemm:abs():max():item()
   print(string.format("%-26s %9.3f %9.3f %7.2f %8.0f %10.2e", string.format("%d (%d) @ %d / %d", c, groups, size,
     stride), 1e3 * times.gemm, 1e3 * times.auto, times.auto / times.gemm,
