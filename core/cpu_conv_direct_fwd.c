@@ -108,7 +108,8 @@ static void units_range(void *ctx, int64_t b, int64_t e, int slot) {
  * 1.3x its time, 8 -> 8 1.6x, 32 -> 32 at 56x56 1.2x; 64 -> 32 at 28x28
  * still 0.8-1.0x; on 16x16 and smaller planes 0.7-0.95x, 32 -> 32 at 24x24
  * 0.97x), though the kernel gained 6-20 % on all of them on an AMD EPYC
- * VM's. */
+ * VM's. Kernels Winograd does not take go on to im2col, which loses on
+ * them everywhere (5x5 and 7x7 of 3-32 channels: 0.3-0.6 of its time). */
 #define STRIDE1_MIN_TERMS (64 * 9)
 #define STRIDE1_SMALL_PLANE (16 * 16)
 /* Grouped layers of at most 32 outputs a group (RegNet's 16-channel groups,
@@ -127,7 +128,7 @@ bool lm_cpu_conv_direct_forward_applies(int64_t images, int64_t out_channels,
     bool strided = g->stride_h > 1 || g->stride_w > 1;
     if (!strided && (out_channels > STRIDE1_MAX_OUTPUTS || images < MIN_IMAGES_WIDE ||
                      (g->channels * g->kernel_h * g->kernel_w < STRIDE1_MIN_TERMS &&
-                      g->out_h * g->out_w > STRIDE1_SMALL_PLANE)))
+                      g->out_h * g->out_w > STRIDE1_SMALL_PLANE && lm_cpu_winograd_applies(g))))
         return false;
     return g->kernel_h * g->kernel_w > 1 && g->out_h * g->out_w >= MIN_POSITIONS &&
            out_channels > 0 && g->channels * out_channels <= MAX_CHANNEL_PRODUCT &&

@@ -8,7 +8,7 @@
 #include "lm_fastmath_avx512.h"
 #include "lm_scalar_ops.h"
 
-#ifdef __AVX512F__
+#ifdef LM_HAVE_FASTMATH_AVX512
 
 /* x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), in the scalar form's order */
 static inline __m512 gelu16(__m512 x) {
@@ -69,7 +69,7 @@ bool lm_cpu_gelu_grad_row(float *out, const float *g, const float *x, int64_t n)
     return true;
 }
 
-#else /* elsewhere the scalar loops run */
+#else /* elsewhere (no AVX-512, or no FMA) the scalar loops run */
 
 bool lm_cpu_gelu_row(float *out, const float *x, int64_t n) {
     (void)out, (void)x, (void)n;

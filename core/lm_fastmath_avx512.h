@@ -1,15 +1,17 @@
 /* lm_fastmath.h's exp and erf on 16 lanes, written out in AVX-512
  * intrinsics operation for operation: the same roundings in the same order
  * (the core is built as ISO C, so GCC fuses no multiply-add of its own), so
- * every lane gives the scalar function's bits (tests/c/test_fastmath.c
+ * every lane gives the scalar function's bits (tests/c/test_gelu_rows.c
  * compares them over a sweep of inputs and the special values). GCC's own
  * vectorisation of erf spent half its instructions on mask bookkeeping and
  * spills: on the two vector ports an AVX-512 core has, the instruction
- * count is the time. AVX-512 builds only. */
+ * count is the time. Builds with AVX-512 and FMA only: the scalar
+ * lm_madd fuses only where __FMA__ is defined, and these always fuse. */
 #ifndef LM_FASTMATH_AVX512_H
 #define LM_FASTMATH_AVX512_H
 
-#ifdef __AVX512F__
+#if defined(__AVX512F__) && defined(__FMA__)
+#define LM_HAVE_FASTMATH_AVX512 1
 #include <immintrin.h>
 
 #include "lm_fastmath.h"
