@@ -116,6 +116,10 @@ static void units_range(void *ctx, int64_t b, int64_t e, int slot) {
  * ResNeXt's): im2col makes a small product a group, the kernel a block a
  * group (bench/conv_grouped.lua). */
 #define GROUP_MAX_OUTPUTS 32
+/* ... on planes of 16 positions and more: im2col's products a group are
+ * small even on 7x7 planes (RegNet's last stage, ResNeXt's: the kernel
+ * 0.5-0.75 of their time at 1 thread, 0.35-0.6 at 2) */
+#define GROUP_MIN_POSITIONS 16
 
 bool lm_cpu_conv_direct_forward_applies(int64_t images, int64_t out_channels,
                                         const lm_conv_geometry *g) {
@@ -124,7 +128,7 @@ bool lm_cpu_conv_direct_forward_applies(int64_t images, int64_t out_channels,
     if (lm_conv_dilation_h(g) > 1 || lm_conv_dilation_w(g) > 1 || out_channels <= 0) return false;
     if (groups > 1) /* (depthwise layers have their own kernel) */
         return out_channels / groups <= GROUP_MAX_OUTPUTS && g->kernel_h * g->kernel_w > 1 &&
-               g->out_h * g->out_w >= MIN_POSITIONS && g->channels * padded <= INT32_MAX;
+               g->out_h * g->out_w >= GROUP_MIN_POSITIONS && g->channels * padded <= INT32_MAX;
     bool strided = g->stride_h > 1 || g->stride_w > 1;
     if (!strided && (out_channels > STRIDE1_MAX_OUTPUTS || images < MIN_IMAGES_WIDE ||
                      (g->channels * g->kernel_h * g->kernel_w < STRIDE1_MIN_TERMS &&

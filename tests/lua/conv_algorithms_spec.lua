@@ -475,9 +475,10 @@ describe("convolution algorithms", function()
   it("compute grouped layers a block a group: the loop's values group by group, any thread count, bias", function()
     lm.manual_seed(20)
     -- {N, C, O, groups, H, W, kernel, stride, padding}: 16 lanes for a few
-    -- outputs a group, 32 for 22 of them with stride 2, 5x5 windows
+    -- outputs a group, 32 for 22 of them with stride 2, 5x5 windows, planes
+    -- of 25 and of 16 outputs (the fewest the kernel takes for groups)
     for _, s in ipairs{{2, 4, 6, 2, 9, 9, 3, 1, 1}, {1, 6, 66, 3, 16, 16, 3, 2, 1}, {3, 8, 8, 4, 8, 8, 3, 1, 1},
-        {2, 6, 9, 3, 10, 12, 5, 1, 2}} do
+        {2, 6, 9, 3, 10, 12, 5, 1, 2}, {3, 32, 32, 2, 5, 5, 3, 1, 1}, {2, 48, 48, 3, 7, 8, 3, 2, 1}} do
       local n, c, o, groups, h, w, k, stride, pad = table.unpack(s)
       local x0, w0 = lm.randn(n, c, h, w), lm.randn(o, c // groups, k, k)
       local oh, ow = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
