@@ -16,6 +16,7 @@ local shapes = { -- {channels, groups, size, stride}: channels in = out
   {64, 4, 56, 1}, {144, 9, 28, 1}, {320, 20, 14, 1}, {144, 9, 56, 2}, {320, 20, 28, 2}, -- RegNet-Y-800MF
   {128, 32, 56, 1}, {256, 32, 28, 1}, {512, 32, 14, 1},                                -- ResNeXt-50 32x4d
   {64, 2, 32, 1}, {96, 3, 16, 1},                                                       -- 32 outputs a group
+  {784, 49, 7, 1}, {784, 49, 14, 2}, {1024, 32, 7, 1}, {512, 32, 4, 1},                 -- 7x7 and 4x4 planes
 }
 print(string.format("# %s, %d thread(s), batch %d, grouped 3x3 padding 1, forward, best of 5, OpenBLAS %s",
   os.date("!%Y-%m-%d %H:%M UTC"), lm.get_num_threads(), batch, lm.blas_info().kernel or "?"))
