@@ -497,6 +497,15 @@ void lm_cpu_sum_chunks(float *dst, const float *partials, int64_t chunks, int64_
     lm_parallel_for(size, LM_GRAIN_ELEMENTWISE / (chunks + 1) + 1, sum_chunks_range, &s);
 }
 
+/* Whether conv2d below takes the direct kernel for n images into out_channels:
+ * first on the stride-1 layers it shares with Winograd (narrow outputs),
+ * unless Winograd is asked for */
+static bool forward_takes_direct(int64_t n, int64_t out_channels, const lm_conv_geometry *g) {
+    bool winograd_forced = conv_algorithm == LM_CONV_WINOGRAD && lm_cpu_winograd_applies(g);
+    return conv_algorithm != LM_CONV_GEMM && !winograd_forced &&
+           lm_cpu_conv_direct_forward_applies(n, out_channels, g);
+}
+
 static lm_status conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
                         const lm_tensor *bias, const lm_conv_epilogue *ep,
                         const lm_conv_geometry *g) {
@@ -504,11 +513,7 @@ static lm_status conv2d(lm_tensor *out, const lm_tensor *x, const lm_tensor *w,
         return lm_cpu_conv2d_depthwise(out, x, w, bias, ep, g);
     if (conv_algorithm != LM_CONV_GEMM && lm_cpu_conv_pointwise_applies(g))
         return lm_cpu_conv2d_pointwise(out, x, w, bias, ep, g);
-    /* the direct kernel first: on the stride-1 layers it shares with
-     * Winograd it is the faster (narrow outputs), unless Winograd is asked for */
-    bool winograd_forced = conv_algorithm == LM_CONV_WINOGRAD && lm_cpu_winograd_applies(g);
-    if (conv_algorithm != LM_CONV_GEMM && !winograd_forced &&
-        lm_cpu_conv_direct_forward_applies(x->shape[0], w->shape[0], g))
+    if (forward_takes_direct(x->shape[0], w->shape[0], g))
         return lm_cpu_conv2d_direct(out, x, w, bias, ep, g);
     if (lm_cpu_conv_choice(w->shape[0], g) == LM_CONV_WINOGRAD &&
         winograd_safe(max_exponent(x), max_exponent(w)))
@@ -593,8 +598,8 @@ static bool direct_grad_weight(int64_t out_channels, const lm_conv_geometry *g) 
  * of the output gradient, with each group's weights turned (see
  * cpu_backend.h). Where the 1x1 or the direct forward kernel takes that
  * convolution, it beats im2col's product and fold
- * (bench/conv_grad_input_stride1.lua: grouped 3x3 layers 0.3-0.6 of its
- * time, 1x1 layers 0.8-1.0), and grouped layers gain on small planes even
+ * (bench/conv_grad_input_stride1.lua: grouped 3x3 layers 0.3-0.9 of its
+ * time, 1x1 layers 0.7-1.0), and grouped layers gain on small planes even
  * where the forward pass is im2col's (its product a group and no fold:
  * 0.4-0.6 on 7x7 planes). Elsewhere it may lose (a 3 -> 16 layer's 16 -> 3
  * forward pass: 3x im2col's time; a 1x7 kernel padded to 1x13: 1.4x). */
@@ -630,9 +635,8 @@ static bool grad_input_as_forward(int64_t images, int64_t out_channels, const lm
         g->out_w != g->width + 2 * g->pad_w - g->kernel_w + 1)
         return false;
     lm_conv_geometry t = lm_cpu_conv_gradient_geometry(out_channels, g);
-    if (lm_cpu_conv_pointwise_applies(&t) || lm_conv_groups(g) > 1) return true;
-    bool winograd_forced = conv_algorithm == LM_CONV_WINOGRAD && lm_cpu_winograd_applies(&t);
-    return !winograd_forced && lm_cpu_conv_direct_forward_applies(images, g->channels, &t);
+    return lm_cpu_conv_pointwise_applies(&t) || lm_conv_groups(g) > 1 ||
+           forward_takes_direct(images, g->channels, &t);
 }
 
 static lm_status grad_input_by_forward(lm_tensor *gx, const lm_tensor *g_t, const lm_tensor *w,
